@@ -1,0 +1,234 @@
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "leaseq/detail/posix.hpp"
+#include "leaseq/error.hpp"
+
+namespace leaseq {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Largest JSON file a reader accepts; a bigger one is reported, never loaded.
+inline constexpr std::size_t max_json_bytes = 16u << 20;
+// Deepest nesting a reader accepts (no protocol file nests more than 3).
+inline constexpr int max_json_depth = 64;
+
+// mkdir -p with the given mode for the directories it creates.
+inline void ensure_dir(const fs::path& dir, mode_t mode = 0700) {
+  if (dir.empty()) return;
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return;
+    throw io_error("not a directory", dir.string(), ENOTDIR);
+  }
+  if (dir.has_parent_path() && dir.parent_path() != dir) ensure_dir(dir.parent_path(), mode);
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
+    throw io_error("cannot create directory", dir.string(), errno);
+}
+
+namespace detail {
+
+inline std::string temp_suffix() {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{}.{}.{:x}", ::getpid(), counter++, rng() & 0xffffffu);
+}
+
+inline void fsync_dir(const fs::path& dir) {
+  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd) ::fsync(fd.get());  // best effort: some filesystems refuse fsync on directories
+}
+
+}  // namespace detail
+
+// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
+// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
+// The temp file is opened O_EXCL|O_NOFOLLOW, so a planted symlink is never written through.
+inline void write_file_atomic(const fs::path& path, std::string_view content,
+                              mode_t mode = 0600) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
+  detail::unique_fd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  auto fail = [&](const char* what) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error(what, tmp.string(), e);
+  };
+  if (!detail::write_all(fd.get(), content.data(), content.size())) fail("cannot write");
+  if (::fsync(fd.get()) != 0) fail("cannot fsync");
+  if (::close(fd.release()) != 0) fail("cannot close");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name");
+  detail::fsync_dir(dir);
+}
+
+inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600) {
+  write_file_atomic(path, value.dump(2) + "\n", mode);
+}
+
+// Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
+// under a temp name first and then link()ed, so it is never seen half-written.
+// Returns false when the path already existed.
+inline bool create_file_exclusive(const fs::path& path, std::string_view content,
+                                  mode_t mode = 0600) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
+  detail::unique_fd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  bool ok = detail::write_all(fd.get(), content.data(), content.size()) && ::fsync(fd.get()) == 0;
+  int e = errno;
+  fd.reset();
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    throw io_error("cannot write", tmp.string(), e);
+  }
+  int rc = ::link(tmp.c_str(), path.c_str());
+  e = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0) {
+    if (e == EEXIST) return false;
+    throw io_error("cannot create", path.string(), e);
+  }
+  detail::fsync_dir(dir);
+  return true;
+}
+
+// What a tolerant read saw. `ok` false means "not visible yet": the reason says why
+// (missing, permission, too large, truncated or invalid JSON), the caller keeps its last view.
+struct read_outcome {
+  bool ok = false;
+  int err = 0;  // errno when the OS refused, 0 otherwise
+  std::string reason;
+  std::string content;
+};
+
+struct json_outcome {
+  std::optional<json> value;
+  int err = 0;
+  std::string reason;
+  bool ok() const noexcept { return value.has_value(); }
+};
+
+// Reads a whole regular file of at most max_bytes. Never throws for I/O problems; refuses
+// FIFOs and devices (a reader must never block on or stream from one).
+inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
+  read_outcome out;
+  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    out.err = errno;
+    out.reason = errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
+    return out;
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    out.err = errno;
+    out.reason = std::string("cannot stat: ") + std::strerror(errno);
+    return out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    out.reason = "not a regular file";
+    return out;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    out.reason = fmt::format("too large ({} bytes, limit {})", st.st_size, max_bytes);
+    return out;
+  }
+  out.content.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  for (;;) {
+    if (got == out.content.size()) out.content.resize(got + 4096);  // the file may have grown
+    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, out.content.size() - got);
+    if (n < 0) {
+      out.err = errno;
+      out.reason = std::string("cannot read: ") + std::strerror(errno);
+      out.content.clear();
+      return out;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+    if (got > max_bytes) {
+      out.reason = fmt::format("too large (over {} bytes)", max_bytes);
+      out.content.clear();
+      return out;
+    }
+  }
+  out.content.resize(got);
+  out.ok = true;
+  return out;
+}
+
+namespace detail {
+
+// Deepest bracket nesting outside strings; stops counting past limit.
+inline int json_depth(std::string_view text, int limit) noexcept {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') {
+      if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
+    } else if (c == ']' || c == '}') --depth;
+  }
+  return max_depth;
+}
+
+}  // namespace detail
+
+// Parses JSON text with the reader's limits; never throws.
+inline json_outcome parse_json_tolerant(std::string_view text) {
+  json_outcome out;
+  if (text.empty()) {
+    out.reason = "empty file (being written?)";
+    return out;
+  }
+  if (detail::json_depth(text, max_json_depth) > max_json_depth) {
+    out.reason = fmt::format("nested deeper than {} levels", max_json_depth);
+    return out;
+  }
+  json v = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded()) {
+    out.reason = "invalid or truncated JSON";
+    return out;
+  }
+  out.value = std::move(v);
+  return out;
+}
+
+inline json_outcome read_json_tolerant(const fs::path& path, std::size_t max_bytes = max_json_bytes) {
+  read_outcome raw = read_file_tolerant(path, max_bytes);
+  if (!raw.ok) {
+    json_outcome out;
+    out.err = raw.err;
+    out.reason = raw.reason;
+    return out;
+  }
+  return parse_json_tolerant(raw.content);
+}
+
+}  // namespace leaseq

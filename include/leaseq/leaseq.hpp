@@ -1,0 +1,16 @@
+#pragma once
+
+// leaseq: a file-based task queue over leases. This umbrella header includes the whole
+// library; each header below can also be included on its own.
+
+#include "leaseq/version.hpp"
+#include "leaseq/error.hpp"
+#include "leaseq/clock.hpp"
+#include "leaseq/names.hpp"
+#include "leaseq/file_io.hpp"
+#include "leaseq/lock.hpp"
+#include "leaseq/paths.hpp"
+#include "leaseq/model.hpp"
+#include "leaseq/config.hpp"
+#include "leaseq/index.hpp"
+#include "leaseq/seq.hpp"

@@ -1,0 +1,317 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "leaseq/detail/json_fields.hpp"
+#include "leaseq/names.hpp"
+
+namespace leaseq {
+
+using json = nlohmann::json;
+
+// Task state as a reader derives it (protocol: "Task state as a reader derives it").
+enum class task_state { pending, running, finished, failed, cancelled, lost_maybe, lost };
+
+inline constexpr std::string_view to_string(task_state s) noexcept {
+  switch (s) {
+    case task_state::pending: return "PENDING";
+    case task_state::running: return "RUNNING";
+    case task_state::finished: return "FINISHED";
+    case task_state::failed: return "FAILED";
+    case task_state::cancelled: return "CANCELLED";
+    case task_state::lost_maybe: return "LOST?";
+    case task_state::lost: return "LOST";
+  }
+  return "?";
+}
+
+inline std::optional<task_state> parse_task_state(std::string_view s) noexcept {
+  for (task_state t : {task_state::pending, task_state::running, task_state::finished,
+                       task_state::failed, task_state::cancelled, task_state::lost_maybe,
+                       task_state::lost})
+    if (to_string(t) == s) return t;
+  return std::nullopt;
+}
+
+inline bool is_done(task_state s) noexcept {
+  return s == task_state::finished || s == task_state::failed || s == task_state::cancelled;
+}
+
+enum class node_health { ok, stale, down, unknown };
+
+inline constexpr std::string_view to_string(node_health h) noexcept {
+  switch (h) {
+    case node_health::ok: return "OK";
+    case node_health::stale: return "STALE";
+    case node_health::down: return "DOWN";
+    case node_health::unknown: return "UNKNOWN";
+  }
+  return "?";
+}
+
+// A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
+struct task_spec {
+  std::string id;
+  std::int64_t seq = 0;
+  std::string lease;
+  std::optional<std::string> node;  // nullopt: the shared lane _any
+  std::vector<std::string> argv;
+  std::string cmd;  // for display only; argv is what runs
+  std::string cwd;
+  std::map<std::string, std::string> env;
+  int gpus = 0;
+  std::optional<std::string> key;
+  double created = 0;
+  std::optional<std::string> retry_of;
+  std::optional<double> claimed;  // written by the runner when it claims
+  std::optional<std::int64_t> pid;
+  json extra = json::object();  // fields other tools wrote; kept on rewrite
+};
+
+inline constexpr std::initializer_list<const char*> task_spec_fields = {
+    "id", "seq", "lease", "node", "argv", "cmd", "cwd", "env", "gpus", "key", "created",
+    "retry_of", "claimed", "pid"};
+
+inline void to_json(json& j, const task_spec& t) {
+  j = t.extra.is_object() ? t.extra : json::object();
+  j["id"] = t.id;
+  j["seq"] = t.seq;
+  j["lease"] = t.lease;
+  j["node"] = detail::or_null(t.node);
+  j["argv"] = t.argv;
+  j["cmd"] = t.cmd;
+  j["cwd"] = t.cwd;
+  j["env"] = t.env;
+  j["gpus"] = t.gpus;
+  j["key"] = detail::or_null(t.key);
+  j["created"] = t.created;
+  if (t.retry_of) j["retry_of"] = *t.retry_of;
+  if (t.claimed) j["claimed"] = *t.claimed;
+  if (t.pid) j["pid"] = *t.pid;
+}
+
+// Throws format_error (or name_error) naming the bad field.
+inline void from_json(const json& j, task_spec& t) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  t.id = check_task_id(detail::req_string(j, "id"));
+  t.seq = detail::opt_int(j, "seq").value_or(task_seq(t.id).value_or(0));
+  t.lease = detail::opt_string(j, "lease").value_or("");
+  t.node = detail::opt_string(j, "node");
+  if (t.node && *t.node == any_lane) t.node.reset();
+  if (t.node) check_node(*t.node);
+  t.argv = detail::string_list(j, "argv");
+  if (t.argv.empty()) throw format_error("field 'argv': must hold at least one string");
+  t.cmd = detail::opt_string(j, "cmd").value_or("");
+  t.cwd = detail::opt_string(j, "cwd").value_or("");
+  t.env = detail::string_map(j, "env");
+  std::int64_t gpus = detail::int_or(j, "gpus", 0);
+  if (gpus < 0 || gpus > 4096) throw format_error("field 'gpus': out of range");
+  t.gpus = static_cast<int>(gpus);
+  t.key = detail::opt_string(j, "key");
+  t.created = detail::opt_number(j, "created").value_or(0);
+  t.retry_of = detail::opt_string(j, "retry_of");
+  t.claimed = detail::opt_number(j, "claimed");
+  t.pid = detail::opt_int(j, "pid");
+  t.extra = detail::unknown_fields(j, task_spec_fields);
+}
+
+// A result file: done/<node>/<id>.result.json. All task fields plus the outcome.
+struct task_result {
+  task_spec task;
+  task_state state = task_state::finished;  // FINISHED, FAILED or CANCELLED
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::optional<std::string> reason;
+  std::optional<double> claimed;
+  std::optional<double> started;
+  std::optional<double> finished;
+  std::string stdout_path;  // relative to the lease root
+  std::string stderr_path;
+  std::optional<std::string> attempt;  // one id per execution (docs/protocol.md)
+};
+
+inline constexpr std::initializer_list<const char*> task_result_fields = {
+    "state", "exit_code", "signal", "reason", "claimed", "started", "finished", "stdout",
+    "stderr", "attempt"};
+
+inline void to_json(json& j, const task_result& r) {
+  to_json(j, r.task);
+  j["state"] = std::string(to_string(r.state));
+  j["exit_code"] = detail::or_null(r.exit_code);
+  j["signal"] = detail::or_null(r.signal);
+  j["reason"] = detail::or_null(r.reason);
+  j["claimed"] = detail::or_null(r.claimed);
+  j["started"] = detail::or_null(r.started);
+  j["finished"] = detail::or_null(r.finished);
+  j["stdout"] = r.stdout_path;
+  j["stderr"] = r.stderr_path;
+  if (r.attempt) j["attempt"] = *r.attempt;
+}
+
+inline void from_json(const json& j, task_result& r) {
+  from_json(j, r.task);
+  for (const char* f : task_result_fields) r.task.extra.erase(f);
+  std::string state = detail::req_string(j, "state");
+  auto s = parse_task_state(state);
+  if (!s || !is_done(*s))
+    throw format_error("field 'state': expected FINISHED, FAILED or CANCELLED, got " +
+                       detail::quote_for_message(state));
+  r.state = *s;
+  auto narrow = [](std::optional<std::int64_t> v) -> std::optional<int> {
+    if (!v) return std::nullopt;
+    if (*v < INT32_MIN || *v > INT32_MAX) throw format_error("exit code or signal out of range");
+    return static_cast<int>(*v);
+  };
+  r.exit_code = narrow(detail::opt_int(j, "exit_code"));
+  r.signal = narrow(detail::opt_int(j, "signal"));
+  r.reason = detail::opt_string(j, "reason");
+  r.claimed = detail::opt_number(j, "claimed");
+  r.started = detail::opt_number(j, "started");
+  r.finished = detail::opt_number(j, "finished");
+  r.stdout_path = detail::opt_string(j, "stdout").value_or("");
+  r.stderr_path = detail::opt_string(j, "stderr").value_or("");
+  r.attempt = detail::opt_string(j, "attempt");
+}
+
+// A heartbeat file: hb/<node>.json.
+struct heartbeat {
+  std::string node;
+  std::string host;
+  std::int64_t pid = 0;
+  double ts = 0;
+  double started = 0;
+  std::vector<std::string> running;
+  std::optional<std::string> running_task_id;
+  std::int64_t pending = 0;
+  bool paused = false;
+  std::int64_t slots = 1;
+  std::int64_t gpus = 0;
+  std::vector<std::string> gpu_ids;   // extension: the devices the runner hands out
+  std::int64_t gpus_free = 0;         // extension
+  std::string version;
+  bool stopped = false;
+  json extra = json::object();
+};
+
+inline constexpr std::initializer_list<const char*> heartbeat_fields = {
+    "node", "host", "pid", "ts", "started", "running", "running_task_id", "pending", "paused",
+    "slots", "gpus", "gpu_ids", "gpus_free", "version", "stopped"};
+
+inline void to_json(json& j, const heartbeat& h) {
+  j = h.extra.is_object() ? h.extra : json::object();
+  j["node"] = h.node;
+  j["host"] = h.host;
+  j["pid"] = h.pid;
+  j["ts"] = h.ts;
+  j["started"] = h.started;
+  j["running"] = h.running;
+  j["running_task_id"] = detail::or_null(h.running_task_id);
+  j["pending"] = h.pending;
+  j["paused"] = h.paused;
+  j["slots"] = h.slots;
+  j["gpus"] = h.gpus;
+  j["gpu_ids"] = h.gpu_ids;
+  j["gpus_free"] = h.gpus_free;
+  j["version"] = h.version;
+  if (h.stopped) j["stopped"] = true;
+}
+
+inline void from_json(const json& j, heartbeat& h) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  h.node = check_node(detail::req_string(j, "node"));
+  h.host = detail::opt_string(j, "host").value_or("");
+  h.pid = detail::int_or(j, "pid", 0);
+  h.ts = detail::req_number(j, "ts");
+  h.started = detail::opt_number(j, "started").value_or(0);
+  h.running = detail::string_list(j, "running");
+  h.running_task_id = detail::opt_string(j, "running_task_id");
+  h.pending = detail::int_or(j, "pending", 0);
+  h.paused = detail::bool_or(j, "paused", false);
+  h.slots = detail::int_or(j, "slots", 1);
+  {
+    const json* g = detail::find_field(j, "gpus");
+    if (g && g->is_array()) h.gpus = static_cast<std::int64_t>(g->size());  // tolerate a list
+    else h.gpus = detail::int_or(j, "gpus", 0);
+  }
+  const json* ids = detail::find_field(j, "gpu_ids");
+  h.gpu_ids.clear();
+  if (ids && ids->is_array())
+    for (const json& e : *ids)
+      h.gpu_ids.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+  h.gpus_free = detail::int_or(j, "gpus_free", 0);
+  h.version = detail::opt_string(j, "version").value_or("");
+  h.stopped = detail::bool_or(j, "stopped", false);
+  h.extra = detail::unknown_fields(j, heartbeat_fields);
+}
+
+// runs/<id>/lease.json. For Slurm leases it also records how the job was submitted.
+struct lease_record {
+  std::string id;
+  std::string kind = "local";  // "local" or "slurm"
+  std::optional<std::string> name;
+  double created = 0;
+  std::optional<std::int64_t> nodes;
+  std::optional<std::int64_t> gpus_per_node;
+  std::optional<std::string> partition, qos, account, constraint, reservation, time;
+  std::vector<std::string> extra_args;
+  std::vector<std::string> sbatch;
+  std::optional<std::string> keeper;
+  json extra = json::object();
+};
+
+inline constexpr std::initializer_list<const char*> lease_record_fields = {
+    "id", "kind", "name", "created", "nodes", "gpus_per_node", "partition", "qos", "account",
+    "constraint", "reservation", "time", "extra_args", "sbatch", "keeper"};
+
+inline void to_json(json& j, const lease_record& l) {
+  j = l.extra.is_object() ? l.extra : json::object();
+  j["id"] = l.id;
+  j["kind"] = l.kind;
+  j["name"] = detail::or_null(l.name);
+  j["created"] = l.created;
+  if (l.kind == "slurm") {
+    j["nodes"] = detail::or_null(l.nodes);
+    j["gpus_per_node"] = detail::or_null(l.gpus_per_node);
+    j["partition"] = detail::or_null(l.partition);
+    j["qos"] = detail::or_null(l.qos);
+    j["account"] = detail::or_null(l.account);
+    j["constraint"] = detail::or_null(l.constraint);
+    j["reservation"] = detail::or_null(l.reservation);
+    j["time"] = detail::or_null(l.time);
+    j["extra_args"] = l.extra_args;
+    j["sbatch"] = l.sbatch;
+    j["keeper"] = detail::or_null(l.keeper);
+  }
+}
+
+inline void from_json(const json& j, lease_record& l) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  l.id = check_lease_id(detail::req_string(j, "id"));
+  l.kind = detail::opt_string(j, "kind").value_or(is_local_lease(l.id) ? "local" : "slurm");
+  if (l.kind != "local" && l.kind != "slurm")
+    throw format_error("field 'kind': expected \"local\" or \"slurm\", got " +
+                       detail::quote_for_message(l.kind));
+  l.name = detail::opt_string(j, "name");
+  l.created = detail::opt_number(j, "created").value_or(0);
+  l.nodes = detail::opt_int(j, "nodes");
+  l.gpus_per_node = detail::opt_int(j, "gpus_per_node");
+  l.partition = detail::opt_string(j, "partition");
+  l.qos = detail::opt_string(j, "qos");
+  l.account = detail::opt_string(j, "account");
+  l.constraint = detail::opt_string(j, "constraint");
+  l.reservation = detail::opt_string(j, "reservation");
+  l.time = detail::opt_string(j, "time");
+  l.extra_args = detail::string_list(j, "extra_args");
+  l.sbatch = detail::string_list(j, "sbatch");
+  l.keeper = detail::opt_string(j, "keeper");
+  l.extra = detail::unknown_fields(j, lease_record_fields);
+}
+
+}  // namespace leaseq

@@ -1,0 +1,13 @@
+#pragma once
+
+#define LEASEQ_VERSION_MAJOR 0
+#define LEASEQ_VERSION_MINOR 1
+#define LEASEQ_VERSION_PATCH 0
+
+namespace leaseq {
+
+inline constexpr const char* version = "0.1.0";
+// The on-disk protocol version written into index.json (docs/protocol.md).
+inline constexpr int protocol_version = 1;
+
+}  // namespace leaseq

@@ -1,0 +1,149 @@
+#include <leaseq/leaseq.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace leaseq;
+
+namespace {
+task_spec sample_task() {
+  task_spec t;
+  t.id = "T014";
+  t.seq = 14;
+  t.lease = "99887766";
+  t.node = "nodeA";
+  t.argv = {"python", "train.py", "--cfg", "a.yaml"};
+  t.cmd = "python train.py --cfg a.yaml";
+  t.cwd = "/home/u/proj";
+  t.env = {{"OMP_NUM_THREADS", "8"}};
+  t.gpus = 1;
+  t.key = "6f1c";
+  t.created = 1764365000.123;
+  t.retry_of = "T012";
+  return t;
+}
+}  // namespace
+
+TEST_CASE("task state names match the protocol", "[model]") {
+  CHECK(to_string(task_state::lost_maybe) == "LOST?");
+  CHECK(parse_task_state("CANCELLED") == task_state::cancelled);
+  CHECK_FALSE(parse_task_state("DONE"));
+  CHECK(to_string(node_health::stale) == "STALE");
+  CHECK(is_done(task_state::failed));
+  CHECK_FALSE(is_done(task_state::lost));
+}
+
+TEST_CASE("task spec round-trips through JSON and keeps unknown fields", "[model]") {
+  task_spec t = sample_task();
+  t.extra = json{{"other_tool", {{"x", 1}}}};
+  json j = t;
+  CHECK(j["node"] == "nodeA");
+  CHECK(j["retry_of"] == "T012");
+  CHECK_FALSE(j.contains("claimed"));
+  task_spec back = j.get<task_spec>();
+  CHECK(back.id == t.id);
+  CHECK(back.argv == t.argv);
+  CHECK(back.env == t.env);
+  CHECK(back.created == Approx(t.created));
+  CHECK(back.extra["other_tool"]["x"] == 1);
+  CHECK(json(back) == j);
+}
+
+TEST_CASE("the protocol's own example task parses", "[model]") {
+  auto j = json::parse(R"({ "id": "T014", "seq": 14, "lease": "99887766", "node": null,
+    "argv": ["python", "train.py"], "cmd": "python train.py", "cwd": "/home/u/proj",
+    "env": {"OMP_NUM_THREADS": "8"}, "gpus": 0, "key": "6f1c", "created": 1764365000.123 })");
+  task_spec t = j.get<task_spec>();
+  CHECK_FALSE(t.node);
+  CHECK_FALSE(t.retry_of);
+  CHECK(t.seq == 14);
+}
+
+TEST_CASE("task spec refuses wrong types and hostile names, naming the field", "[model]") {
+  auto bad = [](const char* text) {
+    try {
+      json::parse(text).get<task_spec>();
+    } catch (const error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(bad(R"({"id": 14, "argv": ["x"]})").find("'id'") != std::string::npos);
+  CHECK(bad(R"({"id": "T001", "argv": "x"})").find("'argv'") != std::string::npos);
+  CHECK(bad(R"({"id": "T001", "argv": []})").find("'argv'") != std::string::npos);
+  CHECK(bad(R"({"id": "../T001", "argv": ["x"]})").find("task id") != std::string::npos);
+  CHECK(bad(R"({"id": "T001", "node": "../a", "argv": ["x"]})").find("node") != std::string::npos);
+  CHECK(bad(R"({"id": "T001", "argv": ["x"], "env": {"A": 1}})").find("env.A") != std::string::npos);
+  CHECK(bad(R"({"id": "T001", "argv": ["x"], "gpus": 1e300})").size() > 0);
+  CHECK(bad(R"([1,2])").find("object") != std::string::npos);
+}
+
+TEST_CASE("task result round-trips with all task fields", "[model]") {
+  task_result r;
+  r.task = sample_task();
+  r.state = task_state::failed;
+  r.exit_code = 3;
+  r.reason = "spawn_failed: No such file or directory";
+  r.claimed = 1.0;
+  r.started = 1.1;
+  r.finished = 2.0;
+  r.stdout_path = "logs/nodeA/T014.out";
+  r.stderr_path = "logs/nodeA/T014.err";
+  r.attempt = "a1";
+  json j = r;
+  CHECK(j["state"] == "FAILED");
+  CHECK(j["signal"].is_null());
+  CHECK(j["cmd"] == "python train.py --cfg a.yaml");
+  task_result back = j.get<task_result>();
+  CHECK(back.state == task_state::failed);
+  CHECK(back.exit_code == 3);
+  CHECK(back.task.argv == r.task.argv);
+  CHECK(back.attempt == "a1");
+  CHECK(json(back) == j);
+  json wrong = j;
+  wrong["state"] = "RUNNING";
+  CHECK_THROWS_AS(wrong.get<task_result>(), format_error);
+}
+
+TEST_CASE("heartbeat round-trips; stopped only when set", "[model]") {
+  heartbeat h;
+  h.node = "nodeA";
+  h.host = "nodeA";
+  h.pid = 4242;
+  h.ts = 1764365102.5;
+  h.running = {"T014"};
+  h.running_task_id = "T014";
+  h.pending = 1;
+  h.slots = 2;
+  h.gpus = 8;
+  h.version = "0.1.0";
+  json j = h;
+  CHECK_FALSE(j.contains("stopped"));
+  CHECK(j.get<heartbeat>().running == h.running);
+  h.stopped = true;
+  CHECK(json(h)["stopped"] == true);
+  CHECK(json(h).get<heartbeat>().stopped);
+  CHECK_THROWS_AS(json::parse(R"({"node": "a"})").get<heartbeat>(), format_error);
+  CHECK_THROWS_AS(json::parse(R"({"node": "a/b", "ts": 1})").get<heartbeat>(), name_error);
+}
+
+TEST_CASE("lease record round-trips for local and slurm", "[model]") {
+  lease_record l;
+  l.id = "99887766";
+  l.kind = "slurm";
+  l.name = "train";
+  l.nodes = 4;
+  l.gpus_per_node = 8;
+  l.time = "2:00:00";
+  l.extra_args = {"--exclusive"};
+  l.sbatch = {"sbatch", "--parsable", "keeper.sh"};
+  l.keeper = "/h/runs/keeper.sh";
+  json j = l;
+  lease_record back = j.get<lease_record>();
+  CHECK(back.nodes == 4);
+  CHECK(back.sbatch == l.sbatch);
+  CHECK(json(back) == j);
+  lease_record local;
+  local.id = "local:myhost";
+  CHECK_FALSE(json(local).contains("nodes"));
+  CHECK_THROWS_AS(json::parse(R"({"id": "x/y"})").get<lease_record>(), name_error);
+}
