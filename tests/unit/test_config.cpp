@@ -1,4 +1,4 @@
-#include <leaseq/leaseq.hpp>
+#include <leaseq/config.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,5 @@
-#include <leaseq/leaseq.hpp>
+#include <leaseq/file_io.hpp>
+#include <leaseq/detail/dir.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
-#include <leaseq/leaseq.hpp>
+#include <leaseq/index.hpp>
+#include <leaseq/seq.hpp>
 
 #include <algorithm>
 #include <set>

@@ -1,4 +1,4 @@
-#include <leaseq/leaseq.hpp>
+#include <leaseq/model.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,5 @@
-#include <leaseq/leaseq.hpp>
+#include <leaseq/names.hpp>
+#include <leaseq/paths.hpp>
 
 #include <catch2/catch.hpp>
 
