@@ -14,3 +14,4 @@
 #include "leaseq/config.hpp"
 #include "leaseq/index.hpp"
 #include "leaseq/seq.hpp"
+#include "leaseq/command.hpp"
