@@ -15,3 +15,4 @@
 #include "leaseq/index.hpp"
 #include "leaseq/seq.hpp"
 #include "leaseq/command.hpp"
+#include "leaseq/health.hpp"
