@@ -19,5 +19,7 @@ void add_read_commands(CLI::App& app);
 void add_slurm_commands(CLI::App& app, CLI::App& lease);
 // tui
 void add_tui_command(CLI::App& app);
+// __complete (hidden): candidates for the bash completion script
+void add_complete_command(CLI::App& app);
 
 }  // namespace leaseq_cli

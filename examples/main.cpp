@@ -7,7 +7,7 @@
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"leaseq: a file-based task queue over leases (local host or Slurm jobs)"};
+  CLI::App app{"leaseq: a file-based task queue over leases (local host or Slurm jobs)", "leaseq"};
   app.set_version_flag("--version", std::string("leaseq ") + leaseq::version);
   app.require_subcommand(1);
   app.fallthrough(false);
@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   leaseq_cli::add_read_commands(app);
   leaseq_cli::add_slurm_commands(app, lease);
   leaseq_cli::add_tui_command(app);
+  leaseq_cli::add_complete_command(app);
 
   try {
     app.parse(argc, argv);

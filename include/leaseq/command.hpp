@@ -18,12 +18,12 @@ namespace leaseq {
 
 // What an external command (squeue, sbatch, nvidia-smi, ...) did.
 struct command_output {
-  int exit_code = -1;       // -1 when it did not exit normally
-  int signal = 0;           // the signal that ended it, 0 if none
-  bool timed_out = false;   // killed by us after the timeout
+  int exit_code = -1;      // -1 when it did not exit normally
+  int signal = 0;          // the signal that ended it, 0 if none
+  bool timed_out = false;  // killed by us after the timeout
   bool spawn_failed = false;
-  std::string out, err;     // captured, each capped at max_output bytes
-  std::string error;        // why it failed to run or finish, for display
+  std::string out, err;  // captured, each capped at max_output bytes
+  std::string error;     // why it failed to run or finish, for display
   bool ok() const noexcept { return exit_code == 0 && !timed_out && !spawn_failed; }
 };
 
@@ -95,7 +95,8 @@ inline command_output run_command(const std::vector<std::string>& argv,
   char buf[65536];
   while (out_fd || err_fd) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       r.timed_out = true;
       break;
@@ -103,9 +104,18 @@ inline command_output run_command(const std::vector<std::string>& argv,
     pollfd fds[3];
     int n = 0;
     int out_i = -1, err_i = -1, in_i = -1;
-    if (out_fd) { out_i = n; fds[n++] = {out_fd.get(), POLLIN, 0}; }
-    if (err_fd) { err_i = n; fds[n++] = {err_fd.get(), POLLIN, 0}; }
-    if (in_fd) { in_i = n; fds[n++] = {in_fd.get(), POLLOUT, 0}; }
+    if (out_fd) {
+      out_i = n;
+      fds[n++] = {out_fd.get(), POLLIN, 0};
+    }
+    if (err_fd) {
+      err_i = n;
+      fds[n++] = {err_fd.get(), POLLIN, 0};
+    }
+    if (in_fd) {
+      in_i = n;
+      fds[n++] = {in_fd.get(), POLLOUT, 0};
+    }
     int rc = ::poll(fds, n, static_cast<int>(left));
     if (rc < 0 && errno != EINTR) break;
     if (rc <= 0) continue;
@@ -122,8 +132,8 @@ inline command_output run_command(const std::vector<std::string>& argv,
     drain(out_i, out_fd, r.out);
     drain(err_i, err_fd, r.err);
     if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w = ::write(in_fd.get(), opt.stdin_data.data() + in_off,
-                          opt.stdin_data.size() - in_off);
+      ssize_t w =
+          ::write(in_fd.get(), opt.stdin_data.data() + in_off, opt.stdin_data.size() - in_off);
       if (w > 0) in_off += static_cast<std::size_t>(w);
       if (w < 0 && errno != EAGAIN && errno != EINTR) in_fd.reset();
       if (in_off >= opt.stdin_data.size()) in_fd.reset();

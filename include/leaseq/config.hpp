@@ -50,12 +50,14 @@ void config_number(const json& ui, const char* key, T& target, double min, confi
   }
   double v = it->template get<double>();
   if (!(v >= min) || v > 1e9) {
-    out.warnings.push_back(fmt::format("config: ui.{}: {} is out of range (at least {}); using "
-                                       "the default {}",
-                                       key, it->dump(), min, target));
+    out.warnings.push_back(
+        fmt::format("config: ui.{}: {} is out of range (at least {}); using "
+                    "the default {}",
+                    key, it->dump(), min, target));
     return;
   }
-  target = static_cast<T>(std::is_integral_v<T> ? static_cast<double>(it->template get<std::int64_t>()) : v);
+  target = static_cast<T>(
+      std::is_integral_v<T> ? static_cast<double>(it->template get<std::int64_t>()) : v);
 }
 
 }  // namespace detail
@@ -65,8 +67,8 @@ void config_number(const json& ui, const char* key, T& target, double min, confi
 inline config parse_config(const json& doc) {
   config out;
   if (!doc.is_object()) {
-    out.warnings.push_back(fmt::format("config: expected an object, got {}; using defaults",
-                                       doc.type_name()));
+    out.warnings.push_back(
+        fmt::format("config: expected an object, got {}; using defaults", doc.type_name()));
     return out;
   }
   out.raw = doc;
@@ -93,10 +95,10 @@ inline config parse_config(const json& doc) {
           f->type_name()));
   }
   if (out.ui.slurm_refresh_s < min_slurm_refresh_s) {
-    out.warnings.push_back(fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
-                                       "using {}",
-                                       out.ui.slurm_refresh_s, min_slurm_refresh_s,
-                                       min_slurm_refresh_s));
+    out.warnings.push_back(
+        fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
+                    "using {}",
+                    out.ui.slurm_refresh_s, min_slurm_refresh_s, min_slurm_refresh_s));
     out.ui.slurm_refresh_s = min_slurm_refresh_s;
   }
   return out;
@@ -109,7 +111,8 @@ inline config load_config(const fs::path& path) {
   if (!r.ok()) {
     config out;
     if (r.err != ENOENT)
-      out.warnings.push_back(fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
+      out.warnings.push_back(
+          fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
     return out;
   }
   return parse_config(*r.value);

@@ -17,7 +17,9 @@ class error : public std::runtime_error {
 class io_error : public error {
  public:
   io_error(const std::string& what, std::string path, int err)
-      : error(what + " '" + path + "': " + std::strerror(err)), path_(std::move(path)), errno_(err) {}
+      : error(what + " '" + path + "': " + std::strerror(err)),
+        path_(std::move(path)),
+        errno_(err) {}
   const std::string& path() const noexcept { return path_; }
   int code() const noexcept { return errno_; }
 

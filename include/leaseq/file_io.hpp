@@ -60,8 +60,7 @@ inline void fsync_dir(const fs::path& dir) {
 // Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
 // it onto path and fsyncs the directory: readers see the old file or the new one, never half.
 // The temp file is opened O_EXCL|O_NOFOLLOW, so a planted symlink is never written through.
-inline void write_file_atomic(const fs::path& path, std::string_view content,
-                              mode_t mode = 0600) {
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
@@ -185,15 +184,20 @@ inline int json_depth(std::string_view text, int limit) noexcept {
   bool in_string = false, escaped = false;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '[' || c == '{') {
       if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
-    } else if (c == ']' || c == '}') --depth;
+    } else if (c == ']' || c == '}')
+      --depth;
   }
   return max_depth;
 }
@@ -220,7 +224,8 @@ inline json_outcome parse_json_tolerant(std::string_view text) {
   return out;
 }
 
-inline json_outcome read_json_tolerant(const fs::path& path, std::size_t max_bytes = max_json_bytes) {
+inline json_outcome read_json_tolerant(const fs::path& path,
+                                       std::size_t max_bytes = max_json_bytes) {
   read_outcome raw = read_file_tolerant(path, max_bytes);
   if (!raw.ok) {
     json_outcome out;

@@ -73,8 +73,8 @@ inline void from_json(const json& j, lease_index& idx) {
       if (!e.is_object()) detail::bad_field("leases[]", "an object", e);
       index_entry entry;
       entry.id = check_lease_id(detail::req_string(e, "id"));
-      entry.kind = detail::opt_string(e, "kind").value_or(is_local_lease(entry.id) ? "local"
-                                                                                   : "slurm");
+      entry.kind =
+          detail::opt_string(e, "kind").value_or(is_local_lease(entry.id) ? "local" : "slurm");
       entry.name = detail::opt_string(e, "name");
       entry.created = detail::opt_number(e, "created").value_or(0);
       entry.extra = detail::unknown_fields(e, {"id", "kind", "name", "created"});

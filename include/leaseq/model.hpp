@@ -21,21 +21,28 @@ enum class task_state { pending, running, finished, failed, cancelled, lost_mayb
 
 inline constexpr std::string_view to_string(task_state s) noexcept {
   switch (s) {
-    case task_state::pending: return "PENDING";
-    case task_state::running: return "RUNNING";
-    case task_state::finished: return "FINISHED";
-    case task_state::failed: return "FAILED";
-    case task_state::cancelled: return "CANCELLED";
-    case task_state::lost_maybe: return "LOST?";
-    case task_state::lost: return "LOST";
+    case task_state::pending:
+      return "PENDING";
+    case task_state::running:
+      return "RUNNING";
+    case task_state::finished:
+      return "FINISHED";
+    case task_state::failed:
+      return "FAILED";
+    case task_state::cancelled:
+      return "CANCELLED";
+    case task_state::lost_maybe:
+      return "LOST?";
+    case task_state::lost:
+      return "LOST";
   }
   return "?";
 }
 
 inline std::optional<task_state> parse_task_state(std::string_view s) noexcept {
-  for (task_state t : {task_state::pending, task_state::running, task_state::finished,
-                       task_state::failed, task_state::cancelled, task_state::lost_maybe,
-                       task_state::lost})
+  for (task_state t :
+       {task_state::pending, task_state::running, task_state::finished, task_state::failed,
+        task_state::cancelled, task_state::lost_maybe, task_state::lost})
     if (to_string(t) == s) return t;
   return std::nullopt;
 }
@@ -48,10 +55,14 @@ enum class node_health { ok, stale, down, unknown };
 
 inline constexpr std::string_view to_string(node_health h) noexcept {
   switch (h) {
-    case node_health::ok: return "OK";
-    case node_health::stale: return "STALE";
-    case node_health::down: return "DOWN";
-    case node_health::unknown: return "UNKNOWN";
+    case node_health::ok:
+      return "OK";
+    case node_health::stale:
+      return "STALE";
+    case node_health::down:
+      return "DOWN";
+    case node_health::unknown:
+      return "UNKNOWN";
   }
   return "?";
 }
@@ -76,8 +87,8 @@ struct task_spec {
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id", "seq", "lease", "node", "argv", "cmd", "cwd", "env", "gpus", "key", "created",
-    "retry_of", "claimed", "pid"};
+    "id",  "seq",  "lease", "node",    "argv",     "cmd",     "cwd",
+    "env", "gpus", "key",   "created", "retry_of", "claimed", "pid"};
 
 inline void to_json(json& j, const task_spec& t) {
   j = t.extra.is_object() ? t.extra : json::object();
@@ -138,8 +149,8 @@ struct task_result {
 };
 
 inline constexpr std::initializer_list<const char*> task_result_fields = {
-    "state", "exit_code", "signal", "reason", "claimed", "started", "finished", "stdout",
-    "stderr", "attempt"};
+    "state",   "exit_code", "signal", "reason", "claimed",
+    "started", "finished",  "stdout", "stderr", "attempt"};
 
 inline void to_json(json& j, const task_result& r) {
   to_json(j, r.task);
@@ -193,16 +204,16 @@ struct heartbeat {
   bool paused = false;
   std::int64_t slots = 1;
   std::int64_t gpus = 0;
-  std::vector<std::string> gpu_ids;   // extension: the devices the runner hands out
-  std::int64_t gpus_free = 0;         // extension
+  std::vector<std::string> gpu_ids;  // extension: the devices the runner hands out
+  std::int64_t gpus_free = 0;        // extension
   std::string version;
   bool stopped = false;
   json extra = json::object();
 };
 
 inline constexpr std::initializer_list<const char*> heartbeat_fields = {
-    "node", "host", "pid", "ts", "started", "running", "running_task_id", "pending", "paused",
-    "slots", "gpus", "gpu_ids", "gpus_free", "version", "stopped"};
+    "node",   "host",  "pid",  "ts",      "started",   "running", "running_task_id", "pending",
+    "paused", "slots", "gpus", "gpu_ids", "gpus_free", "version", "stopped"};
 
 inline void to_json(json& j, const heartbeat& h) {
   j = h.extra.is_object() ? h.extra : json::object();
@@ -237,14 +248,15 @@ inline void from_json(const json& j, heartbeat& h) {
   h.slots = detail::int_or(j, "slots", 1);
   {
     const json* g = detail::find_field(j, "gpus");
-    if (g && g->is_array()) h.gpus = static_cast<std::int64_t>(g->size());  // tolerate a list
-    else h.gpus = detail::int_or(j, "gpus", 0);
+    if (g && g->is_array())
+      h.gpus = static_cast<std::int64_t>(g->size());  // tolerate a list
+    else
+      h.gpus = detail::int_or(j, "gpus", 0);
   }
   const json* ids = detail::find_field(j, "gpu_ids");
   h.gpu_ids.clear();
   if (ids && ids->is_array())
-    for (const json& e : *ids)
-      h.gpu_ids.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+    for (const json& e : *ids) h.gpu_ids.push_back(e.is_string() ? e.get<std::string>() : e.dump());
   h.gpus_free = detail::int_or(j, "gpus_free", 0);
   h.version = detail::opt_string(j, "version").value_or("");
   h.stopped = detail::bool_or(j, "stopped", false);
@@ -267,8 +279,9 @@ struct lease_record {
 };
 
 inline constexpr std::initializer_list<const char*> lease_record_fields = {
-    "id", "kind", "name", "created", "nodes", "gpus_per_node", "partition", "qos", "account",
-    "constraint", "reservation", "time", "extra_args", "sbatch", "keeper"};
+    "id",         "kind",   "name",    "created",    "nodes",       "gpus_per_node",
+    "partition",  "qos",    "account", "constraint", "reservation", "time",
+    "extra_args", "sbatch", "keeper"};
 
 inline void to_json(json& j, const lease_record& l) {
   j = l.extra.is_object() ? l.extra : json::object();

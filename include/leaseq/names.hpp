@@ -26,7 +26,9 @@ namespace detail {
 inline bool is_alnum(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
-inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+inline bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
 inline bool all_digits(std::string_view s) noexcept {
   for (char c : s)
     if (!is_digit(c)) return false;
@@ -53,7 +55,9 @@ inline bool is_valid_node(std::string_view s) noexcept {
 }
 
 // A node name or the shared lane `_any`.
-inline bool is_valid_lane(std::string_view s) noexcept { return s == any_lane || is_valid_node(s); }
+inline bool is_valid_lane(std::string_view s) noexcept {
+  return s == any_lane || is_valid_node(s);
+}
 
 // Canonical form only: "T" + digits, at least 3, no extra leading zeros beyond the padding.
 inline bool is_valid_task_id(std::string_view s) noexcept {

@@ -5,50 +5,6 @@
 // leaseq: a file-based task queue over leases. This umbrella header includes the whole
 // library; each header below can also be included on its own.
 
-// begin leaseq/version.hpp
-
-#define LEASEQ_VERSION_MAJOR 0
-#define LEASEQ_VERSION_MINOR 1
-#define LEASEQ_VERSION_PATCH 0
-
-namespace leaseq {
-
-inline constexpr const char* version = "0.1.0";
-// The on-disk protocol version written into index.json (docs/protocol.md).
-inline constexpr int protocol_version = 1;
-
-}  // namespace leaseq
-// end leaseq/version.hpp
-// begin leaseq/error.hpp
-
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
-#include <string>
-
-namespace leaseq {
-
-// Every error leaseq raises derives from this, so a caller can catch one type.
-class error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// An OS call failed: carries the path and errno so the message can name both.
-class io_error : public error {
- public:
-  io_error(const std::string& what, std::string path, int err)
-      : error(what + " '" + path + "': " + std::strerror(err)), path_(std::move(path)), errno_(err) {}
-  const std::string& path() const noexcept { return path_; }
-  int code() const noexcept { return errno_; }
-
- private:
-  std::string path_;
-  int errno_;
-};
-
-}  // namespace leaseq
-// end leaseq/error.hpp
 // begin leaseq/clock.hpp
 
 #include <chrono>
@@ -75,189 +31,19 @@ struct manual_clock {
 
 }  // namespace leaseq
 // end leaseq/clock.hpp
-// begin leaseq/names.hpp
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-// begin leaseq/detail/quote.hpp
-
-#include <cstdio>
-#include <string>
-#include <string_view>
-
-namespace leaseq::detail {
-
-// Renders an untrusted value for an error message: quoted, control bytes and non-ASCII shown
-// as escapes, cut at max_len, so a hostile name can never drive the terminal.
-inline std::string quote_for_message(std::string_view s, std::size_t max_len = 80) {
-  std::string out = "\"";
-  std::size_t n = 0;
-  for (unsigned char c : s) {
-    if (n++ == max_len) {
-      out += "...";
-      break;
-    }
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  return out;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/quote.hpp
-
-namespace leaseq {
-
-// A name from disk, argv or the keyboard that breaks its rule. The message names the value
-// (escaped) and the rule, so the user sees exactly what was refused and why.
-class name_error : public error {
- public:
-  name_error(std::string_view kind, std::string_view value, std::string_view rule)
-      : error("invalid " + std::string(kind) + " " + detail::quote_for_message(value) + ": " +
-              std::string(rule)) {}
-};
-
-// The lane every runner of a lease may claim from.
-inline constexpr std::string_view any_lane = "_any";
-
-namespace detail {
-inline bool is_alnum(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-inline bool all_digits(std::string_view s) noexcept {
-  for (char c : s)
-    if (!is_digit(c)) return false;
-  return !s.empty();
-}
-}  // namespace detail
-
-inline constexpr std::string_view node_rule =
-    "a node name is 1-63 characters of [A-Za-z0-9._-] starting with a letter or digit";
-inline constexpr std::string_view task_id_rule =
-    "a task id is T followed by its sequence number, zero-padded to at least 3 digits (T001, "
-    "T1000)";
-inline constexpr std::string_view lease_id_rule =
-    "a lease id is a Slurm job id (digits) or local:<hostname>";
-inline constexpr std::string_view key_rule =
-    "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
-
-// [A-Za-z0-9][A-Za-z0-9._-]{0,62}. `_any` does not match (it starts with '_').
-inline bool is_valid_node(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 63 || !detail::is_alnum(s[0])) return false;
-  for (char c : s)
-    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-') return false;
-  return true;
-}
-
-// A node name or the shared lane `_any`.
-inline bool is_valid_lane(std::string_view s) noexcept { return s == any_lane || is_valid_node(s); }
-
-// Canonical form only: "T" + digits, at least 3, no extra leading zeros beyond the padding.
-inline bool is_valid_task_id(std::string_view s) noexcept {
-  if (s.size() < 4 || s.size() > 19 || s[0] != 'T') return false;
-  std::string_view digits = s.substr(1);
-  if (!detail::all_digits(digits)) return false;
-  return digits.size() == 3 || digits[0] != '0';
-}
-
-inline bool is_valid_lease_id(std::string_view s) noexcept {
-  constexpr std::string_view local_prefix = "local:";
-  if (s.substr(0, local_prefix.size()) == local_prefix)
-    return is_valid_node(s.substr(local_prefix.size()));
-  return s.size() <= 20 && detail::all_digits(s) && s[0] != '0';
-}
-
-inline bool is_valid_key(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
-  for (char c : s) {
-    bool ok = detail::is_alnum(c) || c == '.' || c == '_' || c == ':' || c == '@' || c == '+' ||
-              c == '=' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-inline const std::string& check_node(const std::string& s) {
-  if (!is_valid_node(s)) throw name_error("node name", s, node_rule);
-  return s;
-}
-inline const std::string& check_lane(const std::string& s) {
-  if (!is_valid_lane(s)) throw name_error("lane", s, std::string(node_rule) + ", or _any");
-  return s;
-}
-inline const std::string& check_task_id(const std::string& s) {
-  if (!is_valid_task_id(s)) throw name_error("task id", s, task_id_rule);
-  return s;
-}
-inline const std::string& check_lease_id(const std::string& s) {
-  if (!is_valid_lease_id(s)) throw name_error("lease id", s, lease_id_rule);
-  return s;
-}
-inline const std::string& check_key(const std::string& s) {
-  if (!is_valid_key(s)) throw name_error("idempotency key", s, key_rule);
-  return s;
-}
-
-inline std::string format_task_id(std::int64_t seq) {
-  std::string digits = std::to_string(seq);
-  if (digits.size() < 3) digits.insert(0, 3 - digits.size(), '0');
-  return "T" + digits;
-}
-
-// The seq of a valid task id, or nullopt.
-inline std::optional<std::int64_t> task_seq(std::string_view id) noexcept {
-  if (!is_valid_task_id(id)) return std::nullopt;
-  std::int64_t v = 0;
-  for (char c : id.substr(1)) {
-    if (v > (INT64_MAX - 9) / 10) return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-inline std::string local_lease_id(std::string_view hostname) {
-  return "local:" + std::string(hostname);
-}
-inline bool is_local_lease(std::string_view lease_id) noexcept {
-  return lease_id.substr(0, 6) == "local:";
-}
-
-}  // namespace leaseq
-// end leaseq/names.hpp
-// begin leaseq/file_io.hpp
+// begin leaseq/command.hpp
 
 #include <fcntl.h>
-#include <sys/stat.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
-#include <cstdint>
-#include <filesystem>
-#include <optional>
-#include <random>
+#include <chrono>
+#include <cstring>
 #include <string>
-#include <string_view>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <vector>
 
 // begin leaseq/detail/posix.hpp
 
@@ -325,6 +111,225 @@ inline ssize_t read_retry(int fd, void* buf, std::size_t size) noexcept {
 
 namespace leaseq {
 
+// What an external command (squeue, sbatch, nvidia-smi, ...) did.
+struct command_output {
+  int exit_code = -1;      // -1 when it did not exit normally
+  int signal = 0;          // the signal that ended it, 0 if none
+  bool timed_out = false;  // killed by us after the timeout
+  bool spawn_failed = false;
+  std::string out, err;  // captured, each capped at max_output bytes
+  std::string error;     // why it failed to run or finish, for display
+  bool ok() const noexcept { return exit_code == 0 && !timed_out && !spawn_failed; }
+};
+
+struct command_options {
+  std::chrono::milliseconds timeout{10000};
+  std::size_t max_output = 4u << 20;
+  std::string stdin_data;  // written to the command's stdin, then closed
+};
+
+// Runs argv (PATH lookup, never a shell) with stdin from stdin_data (else /dev/null), captures
+// stdout and stderr, and kills its whole process group once the timeout passes, so a hanging
+// squeue can never freeze the caller.
+inline command_output run_command(const std::vector<std::string>& argv,
+                                  const command_options& opt = {}) {
+  command_output r;
+  if (argv.empty()) {
+    r.spawn_failed = true;
+    r.error = "empty command";
+    return r;
+  }
+  int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC) ||
+      ::pipe2(exec_pipe, O_CLOEXEC)) {
+    r.spawn_failed = true;
+    r.error = std::string("pipe: ") + std::strerror(errno);
+    return r;
+  }
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(in_pipe[0], 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execvp(cargv[0], cargv.data());
+    int e = errno;
+    (void)!::write(exec_pipe[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  ::close(in_pipe[0]);
+  ::close(exec_pipe[1]);
+  detail::unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]), in_fd(in_pipe[1]),
+      exec_fd(exec_pipe[0]);
+  if (pid < 0) {
+    r.spawn_failed = true;
+    r.error = std::string("fork: ") + std::strerror(errno);
+    return r;
+  }
+  ::setpgid(pid, pid);  // also from the parent, so the group exists before we may kill it
+  int exec_errno = 0;
+  if (detail::read_retry(exec_fd.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
+    int status;
+    ::waitpid(pid, &status, 0);
+    r.spawn_failed = true;
+    r.exit_code = 127;
+    r.error = argv[0] + ": " + std::strerror(exec_errno);
+    return r;
+  }
+  ::fcntl(in_fd.get(), F_SETFL, O_NONBLOCK);
+  std::size_t in_off = 0;
+  if (opt.stdin_data.empty()) in_fd.reset();
+
+  auto deadline = std::chrono::steady_clock::now() + opt.timeout;
+  char buf[65536];
+  while (out_fd || err_fd) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) {
+      r.timed_out = true;
+      break;
+    }
+    pollfd fds[3];
+    int n = 0;
+    int out_i = -1, err_i = -1, in_i = -1;
+    if (out_fd) {
+      out_i = n;
+      fds[n++] = {out_fd.get(), POLLIN, 0};
+    }
+    if (err_fd) {
+      err_i = n;
+      fds[n++] = {err_fd.get(), POLLIN, 0};
+    }
+    if (in_fd) {
+      in_i = n;
+      fds[n++] = {in_fd.get(), POLLOUT, 0};
+    }
+    int rc = ::poll(fds, n, static_cast<int>(left));
+    if (rc < 0 && errno != EINTR) break;
+    if (rc <= 0) continue;
+    auto drain = [&](int idx, detail::unique_fd& fd, std::string& sink) {
+      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
+      ssize_t got = detail::read_retry(fd.get(), buf, sizeof buf);
+      if (got <= 0) {
+        fd.reset();
+        return;
+      }
+      std::size_t room = opt.max_output > sink.size() ? opt.max_output - sink.size() : 0;
+      sink.append(buf, std::min(room, static_cast<std::size_t>(got)));
+    };
+    drain(out_i, out_fd, r.out);
+    drain(err_i, err_fd, r.err);
+    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w =
+          ::write(in_fd.get(), opt.stdin_data.data() + in_off, opt.stdin_data.size() - in_off);
+      if (w > 0) in_off += static_cast<std::size_t>(w);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) in_fd.reset();
+      if (in_off >= opt.stdin_data.size()) in_fd.reset();
+    }
+  }
+  int status = 0;
+  if (r.timed_out) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
+    return r;
+  }
+  // Output closed; the command may still be running (a daemon child kept no pipe): wait for it
+  // within what is left of the timeout.
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      r.timed_out = true;
+      r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
+      return r;
+    }
+    ::usleep(2000);
+  }
+  if (WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+    if (r.exit_code != 0) r.error = argv[0] + ": exit code " + std::to_string(r.exit_code);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+    r.error = argv[0] + ": killed by signal " + std::to_string(r.signal);
+  }
+  return r;
+}
+
+}  // namespace leaseq
+// end leaseq/command.hpp
+// begin leaseq/config.hpp
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+// begin leaseq/file_io.hpp
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+// begin leaseq/error.hpp
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace leaseq {
+
+// Every error leaseq raises derives from this, so a caller can catch one type.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An OS call failed: carries the path and errno so the message can name both.
+class io_error : public error {
+ public:
+  io_error(const std::string& what, std::string path, int err)
+      : error(what + " '" + path + "': " + std::strerror(err)),
+        path_(std::move(path)),
+        errno_(err) {}
+  const std::string& path() const noexcept { return path_; }
+  int code() const noexcept { return errno_; }
+
+ private:
+  std::string path_;
+  int errno_;
+};
+
+}  // namespace leaseq
+// end leaseq/error.hpp
+
+namespace leaseq {
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -364,8 +369,7 @@ inline void fsync_dir(const fs::path& dir) {
 // Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
 // it onto path and fsyncs the directory: readers see the old file or the new one, never half.
 // The temp file is opened O_EXCL|O_NOFOLLOW, so a planted symlink is never written through.
-inline void write_file_atomic(const fs::path& path, std::string_view content,
-                              mode_t mode = 0600) {
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
@@ -489,15 +493,20 @@ inline int json_depth(std::string_view text, int limit) noexcept {
   bool in_string = false, escaped = false;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '[' || c == '{') {
       if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
-    } else if (c == ']' || c == '}') --depth;
+    } else if (c == ']' || c == '}')
+      --depth;
   }
   return max_depth;
 }
@@ -524,7 +533,8 @@ inline json_outcome parse_json_tolerant(std::string_view text) {
   return out;
 }
 
-inline json_outcome read_json_tolerant(const fs::path& path, std::size_t max_bytes = max_json_bytes) {
+inline json_outcome read_json_tolerant(const fs::path& path,
+                                       std::size_t max_bytes = max_json_bytes) {
   read_outcome raw = read_file_tolerant(path, max_bytes);
   if (!raw.ok) {
     json_outcome out;
@@ -537,6 +547,791 @@ inline json_outcome read_json_tolerant(const fs::path& path, std::size_t max_byt
 
 }  // namespace leaseq
 // end leaseq/file_io.hpp
+
+namespace leaseq {
+
+// The ui.* settings of config.json, with the spec's defaults.
+struct ui_config {
+  double refresh_s = 2;
+  double slurm_refresh_s = 20;
+  double hb_stale_s = 60;
+  double lost_confirm_s = 30;
+  bool follow_auto_latest = false;
+  std::int64_t max_tasks_display = 5000;
+  std::int64_t log_tail_lines = 200;
+};
+
+// Squeue is never asked more often than this, whatever the config says.
+inline constexpr double min_slurm_refresh_s = 10;
+
+struct config {
+  ui_config ui;
+  json raw = json::object();          // the whole file, unknown keys included
+  std::vector<std::string> warnings;  // one per key that was ignored, naming its path
+};
+
+namespace detail {
+
+template <typename T>
+void config_number(const json& ui, const char* key, T& target, double min, config& out) {
+  auto it = ui.find(key);
+  if (it == ui.end()) return;
+  bool ok = std::is_integral_v<T> ? it->is_number_integer() ||
+                                        (it->is_number_float() &&
+                                         it->template get<double>() ==
+                                             static_cast<double>(it->template get<std::int64_t>()))
+                                  : it->is_number();
+  if (!ok) {
+    out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
+                                       key, std::is_integral_v<T> ? "an integer" : "a number",
+                                       it->type_name(), target));
+    return;
+  }
+  double v = it->template get<double>();
+  if (!(v >= min) || v > 1e9) {
+    out.warnings.push_back(
+        fmt::format("config: ui.{}: {} is out of range (at least {}); using "
+                    "the default {}",
+                    key, it->dump(), min, target));
+    return;
+  }
+  target = static_cast<T>(
+      std::is_integral_v<T> ? static_cast<double>(it->template get<std::int64_t>()) : v);
+}
+
+}  // namespace detail
+
+// Reads the config object; never throws. Wrong types and out-of-range values are reported
+// in warnings (with their key path) and replaced by the default.
+inline config parse_config(const json& doc) {
+  config out;
+  if (!doc.is_object()) {
+    out.warnings.push_back(
+        fmt::format("config: expected an object, got {}; using defaults", doc.type_name()));
+    return out;
+  }
+  out.raw = doc;
+  auto it = doc.find("ui");
+  if (it == doc.end()) return out;
+  if (!it->is_object()) {
+    out.warnings.push_back(
+        fmt::format("config: ui: expected an object, got {}; using defaults", it->type_name()));
+    return out;
+  }
+  const json& ui = *it;
+  detail::config_number(ui, "refresh_s", out.ui.refresh_s, 0.1, out);
+  detail::config_number(ui, "slurm_refresh_s", out.ui.slurm_refresh_s, 0, out);
+  detail::config_number(ui, "hb_stale_s", out.ui.hb_stale_s, 0.1, out);
+  detail::config_number(ui, "lost_confirm_s", out.ui.lost_confirm_s, 0, out);
+  detail::config_number(ui, "max_tasks_display", out.ui.max_tasks_display, 1, out);
+  detail::config_number(ui, "log_tail_lines", out.ui.log_tail_lines, 1, out);
+  if (auto f = ui.find("follow_auto_latest"); f != ui.end()) {
+    if (f->is_boolean())
+      out.ui.follow_auto_latest = f->get<bool>();
+    else
+      out.warnings.push_back(fmt::format(
+          "config: ui.follow_auto_latest: expected a boolean, got {}; using the default false",
+          f->type_name()));
+  }
+  if (out.ui.slurm_refresh_s < min_slurm_refresh_s) {
+    out.warnings.push_back(
+        fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
+                    "using {}",
+                    out.ui.slurm_refresh_s, min_slurm_refresh_s, min_slurm_refresh_s));
+    out.ui.slurm_refresh_s = min_slurm_refresh_s;
+  }
+  return out;
+}
+
+// A missing file gives the defaults silently; an unreadable or corrupt one gives the defaults
+// and a warning. The file is never rewritten by reading it.
+inline config load_config(const fs::path& path) {
+  json_outcome r = read_json_tolerant(path);
+  if (!r.ok()) {
+    config out;
+    if (r.err != ENOENT)
+      out.warnings.push_back(
+          fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
+    return out;
+  }
+  return parse_config(*r.value);
+}
+
+inline json to_json(const ui_config& ui) {
+  return json{{"refresh_s", ui.refresh_s},
+              {"slurm_refresh_s", ui.slurm_refresh_s},
+              {"hb_stale_s", ui.hb_stale_s},
+              {"lost_confirm_s", ui.lost_confirm_s},
+              {"follow_auto_latest", ui.follow_auto_latest},
+              {"max_tasks_display", ui.max_tasks_display},
+              {"log_tail_lines", ui.log_tail_lines}};
+}
+
+}  // namespace leaseq
+// end leaseq/config.hpp
+// begin leaseq/health.hpp
+
+#include <algorithm>
+#include <optional>
+
+// begin leaseq/model.hpp
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// begin leaseq/detail/json_fields.hpp
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq {
+
+// A JSON document whose fields have the wrong type or are missing.
+class format_error : public error {
+ public:
+  using error::error;
+};
+
+namespace detail {
+
+using json = nlohmann::json;
+
+inline const char* json_type_name(const json& v) noexcept {
+  return v.type_name();
+}
+
+[[noreturn]] inline void bad_field(const std::string& field, const char* expected, const json& v) {
+  throw format_error("field '" + field + "': expected " + expected + ", got " + json_type_name(v));
+}
+
+inline const json* find_field(const json& obj, const char* name) {
+  auto it = obj.find(name);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+inline std::string req_string(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v) throw format_error(std::string("missing field '") + name + "'");
+  if (!v->is_string()) bad_field(name, "a string", *v);
+  return v->get<std::string>();
+}
+
+inline std::optional<std::string> opt_string(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return std::nullopt;
+  if (!v->is_string()) bad_field(name, "a string or null", *v);
+  return v->get<std::string>();
+}
+
+inline std::optional<double> opt_number(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return std::nullopt;
+  if (!v->is_number()) bad_field(name, "a number or null", *v);
+  return v->get<double>();
+}
+
+inline double req_number(const json& obj, const char* name) {
+  auto v = opt_number(obj, name);
+  if (!v) throw format_error(std::string("missing field '") + name + "'");
+  return *v;
+}
+
+inline std::optional<std::int64_t> opt_int(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return std::nullopt;
+  if (v->is_number_integer()) return v->get<std::int64_t>();
+  if (v->is_number_float()) {
+    double d = v->get<double>();
+    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<std::int64_t>(d)))
+      return static_cast<std::int64_t>(d);
+  }
+  bad_field(name, "an integer or null", *v);
+}
+
+inline std::int64_t int_or(const json& obj, const char* name, std::int64_t fallback) {
+  return opt_int(obj, name).value_or(fallback);
+}
+
+inline bool bool_or(const json& obj, const char* name, bool fallback) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return fallback;
+  if (!v->is_boolean()) bad_field(name, "a boolean", *v);
+  return v->get<bool>();
+}
+
+inline std::vector<std::string> string_list(const json& obj, const char* name) {
+  std::vector<std::string> out;
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return out;
+  if (!v->is_array()) bad_field(name, "an array of strings", *v);
+  for (const json& e : *v) {
+    if (!e.is_string()) bad_field(name, "an array of strings", e);
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+inline std::map<std::string, std::string> string_map(const json& obj, const char* name) {
+  std::map<std::string, std::string> out;
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return out;
+  if (!v->is_object()) bad_field(name, "an object of strings", *v);
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    if (!it.value().is_string())
+      bad_field(std::string(name) + "." + it.key(), "a string", it.value());
+    out.emplace(it.key(), it.value().get<std::string>());
+  }
+  return out;
+}
+
+template <typename T>
+json or_null(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+// Fields of obj that are not in known: kept so a rewrite never drops what another tool wrote.
+inline json unknown_fields(const json& obj, std::initializer_list<const char*> known) {
+  json extra = json::object();
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool is_known = false;
+    for (const char* k : known)
+      if (it.key() == k) is_known = true;
+    if (!is_known) extra[it.key()] = it.value();
+  }
+  return extra;
+}
+
+}  // namespace detail
+}  // namespace leaseq
+// end leaseq/detail/json_fields.hpp
+// begin leaseq/names.hpp
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+// begin leaseq/detail/quote.hpp
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace leaseq::detail {
+
+// Renders an untrusted value for an error message: quoted, control bytes and non-ASCII shown
+// as escapes, cut at max_len, so a hostile name can never drive the terminal.
+inline std::string quote_for_message(std::string_view s, std::size_t max_len = 80) {
+  std::string out = "\"";
+  std::size_t n = 0;
+  for (unsigned char c : s) {
+    if (n++ == max_len) {
+      out += "...";
+      break;
+    }
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/quote.hpp
+
+namespace leaseq {
+
+// A name from disk, argv or the keyboard that breaks its rule. The message names the value
+// (escaped) and the rule, so the user sees exactly what was refused and why.
+class name_error : public error {
+ public:
+  name_error(std::string_view kind, std::string_view value, std::string_view rule)
+      : error("invalid " + std::string(kind) + " " + detail::quote_for_message(value) + ": " +
+              std::string(rule)) {}
+};
+
+// The lane every runner of a lease may claim from.
+inline constexpr std::string_view any_lane = "_any";
+
+namespace detail {
+inline bool is_alnum(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+inline bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+inline bool all_digits(std::string_view s) noexcept {
+  for (char c : s)
+    if (!is_digit(c)) return false;
+  return !s.empty();
+}
+}  // namespace detail
+
+inline constexpr std::string_view node_rule =
+    "a node name is 1-63 characters of [A-Za-z0-9._-] starting with a letter or digit";
+inline constexpr std::string_view task_id_rule =
+    "a task id is T followed by its sequence number, zero-padded to at least 3 digits (T001, "
+    "T1000)";
+inline constexpr std::string_view lease_id_rule =
+    "a lease id is a Slurm job id (digits) or local:<hostname>";
+inline constexpr std::string_view key_rule =
+    "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
+
+// [A-Za-z0-9][A-Za-z0-9._-]{0,62}. `_any` does not match (it starts with '_').
+inline bool is_valid_node(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 63 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-') return false;
+  return true;
+}
+
+// A node name or the shared lane `_any`.
+inline bool is_valid_lane(std::string_view s) noexcept {
+  return s == any_lane || is_valid_node(s);
+}
+
+// Canonical form only: "T" + digits, at least 3, no extra leading zeros beyond the padding.
+inline bool is_valid_task_id(std::string_view s) noexcept {
+  if (s.size() < 4 || s.size() > 19 || s[0] != 'T') return false;
+  std::string_view digits = s.substr(1);
+  if (!detail::all_digits(digits)) return false;
+  return digits.size() == 3 || digits[0] != '0';
+}
+
+inline bool is_valid_lease_id(std::string_view s) noexcept {
+  constexpr std::string_view local_prefix = "local:";
+  if (s.substr(0, local_prefix.size()) == local_prefix)
+    return is_valid_node(s.substr(local_prefix.size()));
+  return s.size() <= 20 && detail::all_digits(s) && s[0] != '0';
+}
+
+inline bool is_valid_key(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
+  for (char c : s) {
+    bool ok = detail::is_alnum(c) || c == '.' || c == '_' || c == ':' || c == '@' || c == '+' ||
+              c == '=' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+inline const std::string& check_node(const std::string& s) {
+  if (!is_valid_node(s)) throw name_error("node name", s, node_rule);
+  return s;
+}
+inline const std::string& check_lane(const std::string& s) {
+  if (!is_valid_lane(s)) throw name_error("lane", s, std::string(node_rule) + ", or _any");
+  return s;
+}
+inline const std::string& check_task_id(const std::string& s) {
+  if (!is_valid_task_id(s)) throw name_error("task id", s, task_id_rule);
+  return s;
+}
+inline const std::string& check_lease_id(const std::string& s) {
+  if (!is_valid_lease_id(s)) throw name_error("lease id", s, lease_id_rule);
+  return s;
+}
+inline const std::string& check_key(const std::string& s) {
+  if (!is_valid_key(s)) throw name_error("idempotency key", s, key_rule);
+  return s;
+}
+
+inline std::string format_task_id(std::int64_t seq) {
+  std::string digits = std::to_string(seq);
+  if (digits.size() < 3) digits.insert(0, 3 - digits.size(), '0');
+  return "T" + digits;
+}
+
+// The seq of a valid task id, or nullopt.
+inline std::optional<std::int64_t> task_seq(std::string_view id) noexcept {
+  if (!is_valid_task_id(id)) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : id.substr(1)) {
+    if (v > (INT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+inline std::string local_lease_id(std::string_view hostname) {
+  return "local:" + std::string(hostname);
+}
+inline bool is_local_lease(std::string_view lease_id) noexcept {
+  return lease_id.substr(0, 6) == "local:";
+}
+
+}  // namespace leaseq
+// end leaseq/names.hpp
+
+namespace leaseq {
+
+using json = nlohmann::json;
+
+// Task state as a reader derives it (protocol: "Task state as a reader derives it").
+enum class task_state { pending, running, finished, failed, cancelled, lost_maybe, lost };
+
+inline constexpr std::string_view to_string(task_state s) noexcept {
+  switch (s) {
+    case task_state::pending:
+      return "PENDING";
+    case task_state::running:
+      return "RUNNING";
+    case task_state::finished:
+      return "FINISHED";
+    case task_state::failed:
+      return "FAILED";
+    case task_state::cancelled:
+      return "CANCELLED";
+    case task_state::lost_maybe:
+      return "LOST?";
+    case task_state::lost:
+      return "LOST";
+  }
+  return "?";
+}
+
+inline std::optional<task_state> parse_task_state(std::string_view s) noexcept {
+  for (task_state t :
+       {task_state::pending, task_state::running, task_state::finished, task_state::failed,
+        task_state::cancelled, task_state::lost_maybe, task_state::lost})
+    if (to_string(t) == s) return t;
+  return std::nullopt;
+}
+
+inline bool is_done(task_state s) noexcept {
+  return s == task_state::finished || s == task_state::failed || s == task_state::cancelled;
+}
+
+enum class node_health { ok, stale, down, unknown };
+
+inline constexpr std::string_view to_string(node_health h) noexcept {
+  switch (h) {
+    case node_health::ok:
+      return "OK";
+    case node_health::stale:
+      return "STALE";
+    case node_health::down:
+      return "DOWN";
+    case node_health::unknown:
+      return "UNKNOWN";
+  }
+  return "?";
+}
+
+// A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
+struct task_spec {
+  std::string id;
+  std::int64_t seq = 0;
+  std::string lease;
+  std::optional<std::string> node;  // nullopt: the shared lane _any
+  std::vector<std::string> argv;
+  std::string cmd;  // for display only; argv is what runs
+  std::string cwd;
+  std::map<std::string, std::string> env;
+  int gpus = 0;
+  std::optional<std::string> key;
+  double created = 0;
+  std::optional<std::string> retry_of;
+  std::optional<double> claimed;  // written by the runner when it claims
+  std::optional<std::int64_t> pid;
+  json extra = json::object();  // fields other tools wrote; kept on rewrite
+};
+
+inline constexpr std::initializer_list<const char*> task_spec_fields = {
+    "id",  "seq",  "lease", "node",    "argv",     "cmd",     "cwd",
+    "env", "gpus", "key",   "created", "retry_of", "claimed", "pid"};
+
+inline void to_json(json& j, const task_spec& t) {
+  j = t.extra.is_object() ? t.extra : json::object();
+  j["id"] = t.id;
+  j["seq"] = t.seq;
+  j["lease"] = t.lease;
+  j["node"] = detail::or_null(t.node);
+  j["argv"] = t.argv;
+  j["cmd"] = t.cmd;
+  j["cwd"] = t.cwd;
+  j["env"] = t.env;
+  j["gpus"] = t.gpus;
+  j["key"] = detail::or_null(t.key);
+  j["created"] = t.created;
+  if (t.retry_of) j["retry_of"] = *t.retry_of;
+  if (t.claimed) j["claimed"] = *t.claimed;
+  if (t.pid) j["pid"] = *t.pid;
+}
+
+// Throws format_error (or name_error) naming the bad field.
+inline void from_json(const json& j, task_spec& t) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  t.id = check_task_id(detail::req_string(j, "id"));
+  t.seq = detail::opt_int(j, "seq").value_or(task_seq(t.id).value_or(0));
+  t.lease = detail::opt_string(j, "lease").value_or("");
+  t.node = detail::opt_string(j, "node");
+  if (t.node && *t.node == any_lane) t.node.reset();
+  if (t.node) check_node(*t.node);
+  t.argv = detail::string_list(j, "argv");
+  if (t.argv.empty()) throw format_error("field 'argv': must hold at least one string");
+  t.cmd = detail::opt_string(j, "cmd").value_or("");
+  t.cwd = detail::opt_string(j, "cwd").value_or("");
+  t.env = detail::string_map(j, "env");
+  std::int64_t gpus = detail::int_or(j, "gpus", 0);
+  if (gpus < 0 || gpus > 4096) throw format_error("field 'gpus': out of range");
+  t.gpus = static_cast<int>(gpus);
+  t.key = detail::opt_string(j, "key");
+  t.created = detail::opt_number(j, "created").value_or(0);
+  t.retry_of = detail::opt_string(j, "retry_of");
+  t.claimed = detail::opt_number(j, "claimed");
+  t.pid = detail::opt_int(j, "pid");
+  t.extra = detail::unknown_fields(j, task_spec_fields);
+}
+
+// A result file: done/<node>/<id>.result.json. All task fields plus the outcome.
+struct task_result {
+  task_spec task;
+  task_state state = task_state::finished;  // FINISHED, FAILED or CANCELLED
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::optional<std::string> reason;
+  std::optional<double> claimed;
+  std::optional<double> started;
+  std::optional<double> finished;
+  std::string stdout_path;  // relative to the lease root
+  std::string stderr_path;
+  std::optional<std::string> attempt;  // one id per execution (docs/protocol.md)
+};
+
+inline constexpr std::initializer_list<const char*> task_result_fields = {
+    "state",   "exit_code", "signal", "reason", "claimed",
+    "started", "finished",  "stdout", "stderr", "attempt"};
+
+inline void to_json(json& j, const task_result& r) {
+  to_json(j, r.task);
+  j["state"] = std::string(to_string(r.state));
+  j["exit_code"] = detail::or_null(r.exit_code);
+  j["signal"] = detail::or_null(r.signal);
+  j["reason"] = detail::or_null(r.reason);
+  j["claimed"] = detail::or_null(r.claimed);
+  j["started"] = detail::or_null(r.started);
+  j["finished"] = detail::or_null(r.finished);
+  j["stdout"] = r.stdout_path;
+  j["stderr"] = r.stderr_path;
+  if (r.attempt) j["attempt"] = *r.attempt;
+}
+
+inline void from_json(const json& j, task_result& r) {
+  from_json(j, r.task);
+  for (const char* f : task_result_fields) r.task.extra.erase(f);
+  std::string state = detail::req_string(j, "state");
+  auto s = parse_task_state(state);
+  if (!s || !is_done(*s))
+    throw format_error("field 'state': expected FINISHED, FAILED or CANCELLED, got " +
+                       detail::quote_for_message(state));
+  r.state = *s;
+  auto narrow = [](std::optional<std::int64_t> v) -> std::optional<int> {
+    if (!v) return std::nullopt;
+    if (*v < INT32_MIN || *v > INT32_MAX) throw format_error("exit code or signal out of range");
+    return static_cast<int>(*v);
+  };
+  r.exit_code = narrow(detail::opt_int(j, "exit_code"));
+  r.signal = narrow(detail::opt_int(j, "signal"));
+  r.reason = detail::opt_string(j, "reason");
+  r.claimed = detail::opt_number(j, "claimed");
+  r.started = detail::opt_number(j, "started");
+  r.finished = detail::opt_number(j, "finished");
+  r.stdout_path = detail::opt_string(j, "stdout").value_or("");
+  r.stderr_path = detail::opt_string(j, "stderr").value_or("");
+  r.attempt = detail::opt_string(j, "attempt");
+}
+
+// A heartbeat file: hb/<node>.json.
+struct heartbeat {
+  std::string node;
+  std::string host;
+  std::int64_t pid = 0;
+  double ts = 0;
+  double started = 0;
+  std::vector<std::string> running;
+  std::optional<std::string> running_task_id;
+  std::int64_t pending = 0;
+  bool paused = false;
+  std::int64_t slots = 1;
+  std::int64_t gpus = 0;
+  std::vector<std::string> gpu_ids;  // extension: the devices the runner hands out
+  std::int64_t gpus_free = 0;        // extension
+  std::string version;
+  bool stopped = false;
+  json extra = json::object();
+};
+
+inline constexpr std::initializer_list<const char*> heartbeat_fields = {
+    "node",   "host",  "pid",  "ts",      "started",   "running", "running_task_id", "pending",
+    "paused", "slots", "gpus", "gpu_ids", "gpus_free", "version", "stopped"};
+
+inline void to_json(json& j, const heartbeat& h) {
+  j = h.extra.is_object() ? h.extra : json::object();
+  j["node"] = h.node;
+  j["host"] = h.host;
+  j["pid"] = h.pid;
+  j["ts"] = h.ts;
+  j["started"] = h.started;
+  j["running"] = h.running;
+  j["running_task_id"] = detail::or_null(h.running_task_id);
+  j["pending"] = h.pending;
+  j["paused"] = h.paused;
+  j["slots"] = h.slots;
+  j["gpus"] = h.gpus;
+  j["gpu_ids"] = h.gpu_ids;
+  j["gpus_free"] = h.gpus_free;
+  j["version"] = h.version;
+  if (h.stopped) j["stopped"] = true;
+}
+
+inline void from_json(const json& j, heartbeat& h) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  h.node = check_node(detail::req_string(j, "node"));
+  h.host = detail::opt_string(j, "host").value_or("");
+  h.pid = detail::int_or(j, "pid", 0);
+  h.ts = detail::req_number(j, "ts");
+  h.started = detail::opt_number(j, "started").value_or(0);
+  h.running = detail::string_list(j, "running");
+  h.running_task_id = detail::opt_string(j, "running_task_id");
+  h.pending = detail::int_or(j, "pending", 0);
+  h.paused = detail::bool_or(j, "paused", false);
+  h.slots = detail::int_or(j, "slots", 1);
+  {
+    const json* g = detail::find_field(j, "gpus");
+    if (g && g->is_array())
+      h.gpus = static_cast<std::int64_t>(g->size());  // tolerate a list
+    else
+      h.gpus = detail::int_or(j, "gpus", 0);
+  }
+  const json* ids = detail::find_field(j, "gpu_ids");
+  h.gpu_ids.clear();
+  if (ids && ids->is_array())
+    for (const json& e : *ids) h.gpu_ids.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+  h.gpus_free = detail::int_or(j, "gpus_free", 0);
+  h.version = detail::opt_string(j, "version").value_or("");
+  h.stopped = detail::bool_or(j, "stopped", false);
+  h.extra = detail::unknown_fields(j, heartbeat_fields);
+}
+
+// runs/<id>/lease.json. For Slurm leases it also records how the job was submitted.
+struct lease_record {
+  std::string id;
+  std::string kind = "local";  // "local" or "slurm"
+  std::optional<std::string> name;
+  double created = 0;
+  std::optional<std::int64_t> nodes;
+  std::optional<std::int64_t> gpus_per_node;
+  std::optional<std::string> partition, qos, account, constraint, reservation, time;
+  std::vector<std::string> extra_args;
+  std::vector<std::string> sbatch;
+  std::optional<std::string> keeper;
+  json extra = json::object();
+};
+
+inline constexpr std::initializer_list<const char*> lease_record_fields = {
+    "id",         "kind",   "name",    "created",    "nodes",       "gpus_per_node",
+    "partition",  "qos",    "account", "constraint", "reservation", "time",
+    "extra_args", "sbatch", "keeper"};
+
+inline void to_json(json& j, const lease_record& l) {
+  j = l.extra.is_object() ? l.extra : json::object();
+  j["id"] = l.id;
+  j["kind"] = l.kind;
+  j["name"] = detail::or_null(l.name);
+  j["created"] = l.created;
+  if (l.kind == "slurm") {
+    j["nodes"] = detail::or_null(l.nodes);
+    j["gpus_per_node"] = detail::or_null(l.gpus_per_node);
+    j["partition"] = detail::or_null(l.partition);
+    j["qos"] = detail::or_null(l.qos);
+    j["account"] = detail::or_null(l.account);
+    j["constraint"] = detail::or_null(l.constraint);
+    j["reservation"] = detail::or_null(l.reservation);
+    j["time"] = detail::or_null(l.time);
+    j["extra_args"] = l.extra_args;
+    j["sbatch"] = l.sbatch;
+    j["keeper"] = detail::or_null(l.keeper);
+  }
+}
+
+inline void from_json(const json& j, lease_record& l) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  l.id = check_lease_id(detail::req_string(j, "id"));
+  l.kind = detail::opt_string(j, "kind").value_or(is_local_lease(l.id) ? "local" : "slurm");
+  if (l.kind != "local" && l.kind != "slurm")
+    throw format_error("field 'kind': expected \"local\" or \"slurm\", got " +
+                       detail::quote_for_message(l.kind));
+  l.name = detail::opt_string(j, "name");
+  l.created = detail::opt_number(j, "created").value_or(0);
+  l.nodes = detail::opt_int(j, "nodes");
+  l.gpus_per_node = detail::opt_int(j, "gpus_per_node");
+  l.partition = detail::opt_string(j, "partition");
+  l.qos = detail::opt_string(j, "qos");
+  l.account = detail::opt_string(j, "account");
+  l.constraint = detail::opt_string(j, "constraint");
+  l.reservation = detail::opt_string(j, "reservation");
+  l.time = detail::opt_string(j, "time");
+  l.extra_args = detail::string_list(j, "extra_args");
+  l.sbatch = detail::string_list(j, "sbatch");
+  l.keeper = detail::opt_string(j, "keeper");
+  l.extra = detail::unknown_fields(j, lease_record_fields);
+}
+
+}  // namespace leaseq
+// end leaseq/model.hpp
+
+namespace leaseq {
+
+// Age of a heartbeat at `now`. A heartbeat stamped in the future (clock skew between nodes)
+// counts as written just now: it never looks fresher than "now".
+inline double heartbeat_age(const heartbeat& hb, double now) noexcept {
+  return std::max(0.0, now - hb.ts);
+}
+
+// OK if the heartbeat is at most hb_stale_s old, STALE otherwise, DOWN after a clean stop,
+// UNKNOWN when there is no heartbeat yet.
+inline node_health compute_health(const std::optional<heartbeat>& hb, double now,
+                                  double hb_stale_s) noexcept {
+  if (!hb) return node_health::unknown;
+  if (hb->stopped) return node_health::down;
+  return heartbeat_age(*hb, now) <= hb_stale_s ? node_health::ok : node_health::stale;
+}
+
+}  // namespace leaseq
+// end leaseq/health.hpp
+// begin leaseq/index.hpp
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
 // begin leaseq/lock.hpp
 
 #include <fcntl.h>
@@ -681,586 +1476,20 @@ inline std::string short_hostname() {
 
 }  // namespace leaseq
 // end leaseq/paths.hpp
-// begin leaseq/model.hpp
+// begin leaseq/version.hpp
 
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-// begin leaseq/detail/json_fields.hpp
-
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
+#define LEASEQ_VERSION_MAJOR 0
+#define LEASEQ_VERSION_MINOR 1
+#define LEASEQ_VERSION_PATCH 0
 
 namespace leaseq {
 
-// A JSON document whose fields have the wrong type or are missing.
-class format_error : public error {
- public:
-  using error::error;
-};
-
-namespace detail {
-
-using json = nlohmann::json;
-
-inline const char* json_type_name(const json& v) noexcept { return v.type_name(); }
-
-[[noreturn]] inline void bad_field(const std::string& field, const char* expected, const json& v) {
-  throw format_error("field '" + field + "': expected " + expected + ", got " + json_type_name(v));
-}
-
-inline const json* find_field(const json& obj, const char* name) {
-  auto it = obj.find(name);
-  return it == obj.end() ? nullptr : &*it;
-}
-
-inline std::string req_string(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v) throw format_error(std::string("missing field '") + name + "'");
-  if (!v->is_string()) bad_field(name, "a string", *v);
-  return v->get<std::string>();
-}
-
-inline std::optional<std::string> opt_string(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return std::nullopt;
-  if (!v->is_string()) bad_field(name, "a string or null", *v);
-  return v->get<std::string>();
-}
-
-inline std::optional<double> opt_number(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return std::nullopt;
-  if (!v->is_number()) bad_field(name, "a number or null", *v);
-  return v->get<double>();
-}
-
-inline double req_number(const json& obj, const char* name) {
-  auto v = opt_number(obj, name);
-  if (!v) throw format_error(std::string("missing field '") + name + "'");
-  return *v;
-}
-
-inline std::optional<std::int64_t> opt_int(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return std::nullopt;
-  if (v->is_number_integer()) return v->get<std::int64_t>();
-  if (v->is_number_float()) {
-    double d = v->get<double>();
-    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<std::int64_t>(d)))
-      return static_cast<std::int64_t>(d);
-  }
-  bad_field(name, "an integer or null", *v);
-}
-
-inline std::int64_t int_or(const json& obj, const char* name, std::int64_t fallback) {
-  return opt_int(obj, name).value_or(fallback);
-}
-
-inline bool bool_or(const json& obj, const char* name, bool fallback) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return fallback;
-  if (!v->is_boolean()) bad_field(name, "a boolean", *v);
-  return v->get<bool>();
-}
-
-inline std::vector<std::string> string_list(const json& obj, const char* name) {
-  std::vector<std::string> out;
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return out;
-  if (!v->is_array()) bad_field(name, "an array of strings", *v);
-  for (const json& e : *v) {
-    if (!e.is_string()) bad_field(name, "an array of strings", e);
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
-
-inline std::map<std::string, std::string> string_map(const json& obj, const char* name) {
-  std::map<std::string, std::string> out;
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return out;
-  if (!v->is_object()) bad_field(name, "an object of strings", *v);
-  for (auto it = v->begin(); it != v->end(); ++it) {
-    if (!it.value().is_string()) bad_field(std::string(name) + "." + it.key(), "a string", it.value());
-    out.emplace(it.key(), it.value().get<std::string>());
-  }
-  return out;
-}
-
-template <typename T>
-json or_null(const std::optional<T>& v) {
-  return v ? json(*v) : json(nullptr);
-}
-
-// Fields of obj that are not in known: kept so a rewrite never drops what another tool wrote.
-inline json unknown_fields(const json& obj, std::initializer_list<const char*> known) {
-  json extra = json::object();
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    bool is_known = false;
-    for (const char* k : known)
-      if (it.key() == k) is_known = true;
-    if (!is_known) extra[it.key()] = it.value();
-  }
-  return extra;
-}
-
-}  // namespace detail
-}  // namespace leaseq
-// end leaseq/detail/json_fields.hpp
-
-namespace leaseq {
-
-using json = nlohmann::json;
-
-// Task state as a reader derives it (protocol: "Task state as a reader derives it").
-enum class task_state { pending, running, finished, failed, cancelled, lost_maybe, lost };
-
-inline constexpr std::string_view to_string(task_state s) noexcept {
-  switch (s) {
-    case task_state::pending: return "PENDING";
-    case task_state::running: return "RUNNING";
-    case task_state::finished: return "FINISHED";
-    case task_state::failed: return "FAILED";
-    case task_state::cancelled: return "CANCELLED";
-    case task_state::lost_maybe: return "LOST?";
-    case task_state::lost: return "LOST";
-  }
-  return "?";
-}
-
-inline std::optional<task_state> parse_task_state(std::string_view s) noexcept {
-  for (task_state t : {task_state::pending, task_state::running, task_state::finished,
-                       task_state::failed, task_state::cancelled, task_state::lost_maybe,
-                       task_state::lost})
-    if (to_string(t) == s) return t;
-  return std::nullopt;
-}
-
-inline bool is_done(task_state s) noexcept {
-  return s == task_state::finished || s == task_state::failed || s == task_state::cancelled;
-}
-
-enum class node_health { ok, stale, down, unknown };
-
-inline constexpr std::string_view to_string(node_health h) noexcept {
-  switch (h) {
-    case node_health::ok: return "OK";
-    case node_health::stale: return "STALE";
-    case node_health::down: return "DOWN";
-    case node_health::unknown: return "UNKNOWN";
-  }
-  return "?";
-}
-
-// A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
-struct task_spec {
-  std::string id;
-  std::int64_t seq = 0;
-  std::string lease;
-  std::optional<std::string> node;  // nullopt: the shared lane _any
-  std::vector<std::string> argv;
-  std::string cmd;  // for display only; argv is what runs
-  std::string cwd;
-  std::map<std::string, std::string> env;
-  int gpus = 0;
-  std::optional<std::string> key;
-  double created = 0;
-  std::optional<std::string> retry_of;
-  std::optional<double> claimed;  // written by the runner when it claims
-  std::optional<std::int64_t> pid;
-  json extra = json::object();  // fields other tools wrote; kept on rewrite
-};
-
-inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id", "seq", "lease", "node", "argv", "cmd", "cwd", "env", "gpus", "key", "created",
-    "retry_of", "claimed", "pid"};
-
-inline void to_json(json& j, const task_spec& t) {
-  j = t.extra.is_object() ? t.extra : json::object();
-  j["id"] = t.id;
-  j["seq"] = t.seq;
-  j["lease"] = t.lease;
-  j["node"] = detail::or_null(t.node);
-  j["argv"] = t.argv;
-  j["cmd"] = t.cmd;
-  j["cwd"] = t.cwd;
-  j["env"] = t.env;
-  j["gpus"] = t.gpus;
-  j["key"] = detail::or_null(t.key);
-  j["created"] = t.created;
-  if (t.retry_of) j["retry_of"] = *t.retry_of;
-  if (t.claimed) j["claimed"] = *t.claimed;
-  if (t.pid) j["pid"] = *t.pid;
-}
-
-// Throws format_error (or name_error) naming the bad field.
-inline void from_json(const json& j, task_spec& t) {
-  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
-  t.id = check_task_id(detail::req_string(j, "id"));
-  t.seq = detail::opt_int(j, "seq").value_or(task_seq(t.id).value_or(0));
-  t.lease = detail::opt_string(j, "lease").value_or("");
-  t.node = detail::opt_string(j, "node");
-  if (t.node && *t.node == any_lane) t.node.reset();
-  if (t.node) check_node(*t.node);
-  t.argv = detail::string_list(j, "argv");
-  if (t.argv.empty()) throw format_error("field 'argv': must hold at least one string");
-  t.cmd = detail::opt_string(j, "cmd").value_or("");
-  t.cwd = detail::opt_string(j, "cwd").value_or("");
-  t.env = detail::string_map(j, "env");
-  std::int64_t gpus = detail::int_or(j, "gpus", 0);
-  if (gpus < 0 || gpus > 4096) throw format_error("field 'gpus': out of range");
-  t.gpus = static_cast<int>(gpus);
-  t.key = detail::opt_string(j, "key");
-  t.created = detail::opt_number(j, "created").value_or(0);
-  t.retry_of = detail::opt_string(j, "retry_of");
-  t.claimed = detail::opt_number(j, "claimed");
-  t.pid = detail::opt_int(j, "pid");
-  t.extra = detail::unknown_fields(j, task_spec_fields);
-}
-
-// A result file: done/<node>/<id>.result.json. All task fields plus the outcome.
-struct task_result {
-  task_spec task;
-  task_state state = task_state::finished;  // FINISHED, FAILED or CANCELLED
-  std::optional<int> exit_code;
-  std::optional<int> signal;
-  std::optional<std::string> reason;
-  std::optional<double> claimed;
-  std::optional<double> started;
-  std::optional<double> finished;
-  std::string stdout_path;  // relative to the lease root
-  std::string stderr_path;
-  std::optional<std::string> attempt;  // one id per execution (docs/protocol.md)
-};
-
-inline constexpr std::initializer_list<const char*> task_result_fields = {
-    "state", "exit_code", "signal", "reason", "claimed", "started", "finished", "stdout",
-    "stderr", "attempt"};
-
-inline void to_json(json& j, const task_result& r) {
-  to_json(j, r.task);
-  j["state"] = std::string(to_string(r.state));
-  j["exit_code"] = detail::or_null(r.exit_code);
-  j["signal"] = detail::or_null(r.signal);
-  j["reason"] = detail::or_null(r.reason);
-  j["claimed"] = detail::or_null(r.claimed);
-  j["started"] = detail::or_null(r.started);
-  j["finished"] = detail::or_null(r.finished);
-  j["stdout"] = r.stdout_path;
-  j["stderr"] = r.stderr_path;
-  if (r.attempt) j["attempt"] = *r.attempt;
-}
-
-inline void from_json(const json& j, task_result& r) {
-  from_json(j, r.task);
-  for (const char* f : task_result_fields) r.task.extra.erase(f);
-  std::string state = detail::req_string(j, "state");
-  auto s = parse_task_state(state);
-  if (!s || !is_done(*s))
-    throw format_error("field 'state': expected FINISHED, FAILED or CANCELLED, got " +
-                       detail::quote_for_message(state));
-  r.state = *s;
-  auto narrow = [](std::optional<std::int64_t> v) -> std::optional<int> {
-    if (!v) return std::nullopt;
-    if (*v < INT32_MIN || *v > INT32_MAX) throw format_error("exit code or signal out of range");
-    return static_cast<int>(*v);
-  };
-  r.exit_code = narrow(detail::opt_int(j, "exit_code"));
-  r.signal = narrow(detail::opt_int(j, "signal"));
-  r.reason = detail::opt_string(j, "reason");
-  r.claimed = detail::opt_number(j, "claimed");
-  r.started = detail::opt_number(j, "started");
-  r.finished = detail::opt_number(j, "finished");
-  r.stdout_path = detail::opt_string(j, "stdout").value_or("");
-  r.stderr_path = detail::opt_string(j, "stderr").value_or("");
-  r.attempt = detail::opt_string(j, "attempt");
-}
-
-// A heartbeat file: hb/<node>.json.
-struct heartbeat {
-  std::string node;
-  std::string host;
-  std::int64_t pid = 0;
-  double ts = 0;
-  double started = 0;
-  std::vector<std::string> running;
-  std::optional<std::string> running_task_id;
-  std::int64_t pending = 0;
-  bool paused = false;
-  std::int64_t slots = 1;
-  std::int64_t gpus = 0;
-  std::vector<std::string> gpu_ids;   // extension: the devices the runner hands out
-  std::int64_t gpus_free = 0;         // extension
-  std::string version;
-  bool stopped = false;
-  json extra = json::object();
-};
-
-inline constexpr std::initializer_list<const char*> heartbeat_fields = {
-    "node", "host", "pid", "ts", "started", "running", "running_task_id", "pending", "paused",
-    "slots", "gpus", "gpu_ids", "gpus_free", "version", "stopped"};
-
-inline void to_json(json& j, const heartbeat& h) {
-  j = h.extra.is_object() ? h.extra : json::object();
-  j["node"] = h.node;
-  j["host"] = h.host;
-  j["pid"] = h.pid;
-  j["ts"] = h.ts;
-  j["started"] = h.started;
-  j["running"] = h.running;
-  j["running_task_id"] = detail::or_null(h.running_task_id);
-  j["pending"] = h.pending;
-  j["paused"] = h.paused;
-  j["slots"] = h.slots;
-  j["gpus"] = h.gpus;
-  j["gpu_ids"] = h.gpu_ids;
-  j["gpus_free"] = h.gpus_free;
-  j["version"] = h.version;
-  if (h.stopped) j["stopped"] = true;
-}
-
-inline void from_json(const json& j, heartbeat& h) {
-  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
-  h.node = check_node(detail::req_string(j, "node"));
-  h.host = detail::opt_string(j, "host").value_or("");
-  h.pid = detail::int_or(j, "pid", 0);
-  h.ts = detail::req_number(j, "ts");
-  h.started = detail::opt_number(j, "started").value_or(0);
-  h.running = detail::string_list(j, "running");
-  h.running_task_id = detail::opt_string(j, "running_task_id");
-  h.pending = detail::int_or(j, "pending", 0);
-  h.paused = detail::bool_or(j, "paused", false);
-  h.slots = detail::int_or(j, "slots", 1);
-  {
-    const json* g = detail::find_field(j, "gpus");
-    if (g && g->is_array()) h.gpus = static_cast<std::int64_t>(g->size());  // tolerate a list
-    else h.gpus = detail::int_or(j, "gpus", 0);
-  }
-  const json* ids = detail::find_field(j, "gpu_ids");
-  h.gpu_ids.clear();
-  if (ids && ids->is_array())
-    for (const json& e : *ids)
-      h.gpu_ids.push_back(e.is_string() ? e.get<std::string>() : e.dump());
-  h.gpus_free = detail::int_or(j, "gpus_free", 0);
-  h.version = detail::opt_string(j, "version").value_or("");
-  h.stopped = detail::bool_or(j, "stopped", false);
-  h.extra = detail::unknown_fields(j, heartbeat_fields);
-}
-
-// runs/<id>/lease.json. For Slurm leases it also records how the job was submitted.
-struct lease_record {
-  std::string id;
-  std::string kind = "local";  // "local" or "slurm"
-  std::optional<std::string> name;
-  double created = 0;
-  std::optional<std::int64_t> nodes;
-  std::optional<std::int64_t> gpus_per_node;
-  std::optional<std::string> partition, qos, account, constraint, reservation, time;
-  std::vector<std::string> extra_args;
-  std::vector<std::string> sbatch;
-  std::optional<std::string> keeper;
-  json extra = json::object();
-};
-
-inline constexpr std::initializer_list<const char*> lease_record_fields = {
-    "id", "kind", "name", "created", "nodes", "gpus_per_node", "partition", "qos", "account",
-    "constraint", "reservation", "time", "extra_args", "sbatch", "keeper"};
-
-inline void to_json(json& j, const lease_record& l) {
-  j = l.extra.is_object() ? l.extra : json::object();
-  j["id"] = l.id;
-  j["kind"] = l.kind;
-  j["name"] = detail::or_null(l.name);
-  j["created"] = l.created;
-  if (l.kind == "slurm") {
-    j["nodes"] = detail::or_null(l.nodes);
-    j["gpus_per_node"] = detail::or_null(l.gpus_per_node);
-    j["partition"] = detail::or_null(l.partition);
-    j["qos"] = detail::or_null(l.qos);
-    j["account"] = detail::or_null(l.account);
-    j["constraint"] = detail::or_null(l.constraint);
-    j["reservation"] = detail::or_null(l.reservation);
-    j["time"] = detail::or_null(l.time);
-    j["extra_args"] = l.extra_args;
-    j["sbatch"] = l.sbatch;
-    j["keeper"] = detail::or_null(l.keeper);
-  }
-}
-
-inline void from_json(const json& j, lease_record& l) {
-  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
-  l.id = check_lease_id(detail::req_string(j, "id"));
-  l.kind = detail::opt_string(j, "kind").value_or(is_local_lease(l.id) ? "local" : "slurm");
-  if (l.kind != "local" && l.kind != "slurm")
-    throw format_error("field 'kind': expected \"local\" or \"slurm\", got " +
-                       detail::quote_for_message(l.kind));
-  l.name = detail::opt_string(j, "name");
-  l.created = detail::opt_number(j, "created").value_or(0);
-  l.nodes = detail::opt_int(j, "nodes");
-  l.gpus_per_node = detail::opt_int(j, "gpus_per_node");
-  l.partition = detail::opt_string(j, "partition");
-  l.qos = detail::opt_string(j, "qos");
-  l.account = detail::opt_string(j, "account");
-  l.constraint = detail::opt_string(j, "constraint");
-  l.reservation = detail::opt_string(j, "reservation");
-  l.time = detail::opt_string(j, "time");
-  l.extra_args = detail::string_list(j, "extra_args");
-  l.sbatch = detail::string_list(j, "sbatch");
-  l.keeper = detail::opt_string(j, "keeper");
-  l.extra = detail::unknown_fields(j, lease_record_fields);
-}
+inline constexpr const char* version = "0.1.0";
+// The on-disk protocol version written into index.json (docs/protocol.md).
+inline constexpr int protocol_version = 1;
 
 }  // namespace leaseq
-// end leaseq/model.hpp
-// begin leaseq/config.hpp
-
-#include <cstdint>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-
-namespace leaseq {
-
-// The ui.* settings of config.json, with the spec's defaults.
-struct ui_config {
-  double refresh_s = 2;
-  double slurm_refresh_s = 20;
-  double hb_stale_s = 60;
-  double lost_confirm_s = 30;
-  bool follow_auto_latest = false;
-  std::int64_t max_tasks_display = 5000;
-  std::int64_t log_tail_lines = 200;
-};
-
-// Squeue is never asked more often than this, whatever the config says.
-inline constexpr double min_slurm_refresh_s = 10;
-
-struct config {
-  ui_config ui;
-  json raw = json::object();          // the whole file, unknown keys included
-  std::vector<std::string> warnings;  // one per key that was ignored, naming its path
-};
-
-namespace detail {
-
-template <typename T>
-void config_number(const json& ui, const char* key, T& target, double min, config& out) {
-  auto it = ui.find(key);
-  if (it == ui.end()) return;
-  bool ok = std::is_integral_v<T> ? it->is_number_integer() ||
-                                        (it->is_number_float() &&
-                                         it->template get<double>() ==
-                                             static_cast<double>(it->template get<std::int64_t>()))
-                                  : it->is_number();
-  if (!ok) {
-    out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
-                                       key, std::is_integral_v<T> ? "an integer" : "a number",
-                                       it->type_name(), target));
-    return;
-  }
-  double v = it->template get<double>();
-  if (!(v >= min) || v > 1e9) {
-    out.warnings.push_back(fmt::format("config: ui.{}: {} is out of range (at least {}); using "
-                                       "the default {}",
-                                       key, it->dump(), min, target));
-    return;
-  }
-  target = static_cast<T>(std::is_integral_v<T> ? static_cast<double>(it->template get<std::int64_t>()) : v);
-}
-
-}  // namespace detail
-
-// Reads the config object; never throws. Wrong types and out-of-range values are reported
-// in warnings (with their key path) and replaced by the default.
-inline config parse_config(const json& doc) {
-  config out;
-  if (!doc.is_object()) {
-    out.warnings.push_back(fmt::format("config: expected an object, got {}; using defaults",
-                                       doc.type_name()));
-    return out;
-  }
-  out.raw = doc;
-  auto it = doc.find("ui");
-  if (it == doc.end()) return out;
-  if (!it->is_object()) {
-    out.warnings.push_back(
-        fmt::format("config: ui: expected an object, got {}; using defaults", it->type_name()));
-    return out;
-  }
-  const json& ui = *it;
-  detail::config_number(ui, "refresh_s", out.ui.refresh_s, 0.1, out);
-  detail::config_number(ui, "slurm_refresh_s", out.ui.slurm_refresh_s, 0, out);
-  detail::config_number(ui, "hb_stale_s", out.ui.hb_stale_s, 0.1, out);
-  detail::config_number(ui, "lost_confirm_s", out.ui.lost_confirm_s, 0, out);
-  detail::config_number(ui, "max_tasks_display", out.ui.max_tasks_display, 1, out);
-  detail::config_number(ui, "log_tail_lines", out.ui.log_tail_lines, 1, out);
-  if (auto f = ui.find("follow_auto_latest"); f != ui.end()) {
-    if (f->is_boolean())
-      out.ui.follow_auto_latest = f->get<bool>();
-    else
-      out.warnings.push_back(fmt::format(
-          "config: ui.follow_auto_latest: expected a boolean, got {}; using the default false",
-          f->type_name()));
-  }
-  if (out.ui.slurm_refresh_s < min_slurm_refresh_s) {
-    out.warnings.push_back(fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
-                                       "using {}",
-                                       out.ui.slurm_refresh_s, min_slurm_refresh_s,
-                                       min_slurm_refresh_s));
-    out.ui.slurm_refresh_s = min_slurm_refresh_s;
-  }
-  return out;
-}
-
-// A missing file gives the defaults silently; an unreadable or corrupt one gives the defaults
-// and a warning. The file is never rewritten by reading it.
-inline config load_config(const fs::path& path) {
-  json_outcome r = read_json_tolerant(path);
-  if (!r.ok()) {
-    config out;
-    if (r.err != ENOENT)
-      out.warnings.push_back(fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
-    return out;
-  }
-  return parse_config(*r.value);
-}
-
-inline json to_json(const ui_config& ui) {
-  return json{{"refresh_s", ui.refresh_s},
-              {"slurm_refresh_s", ui.slurm_refresh_s},
-              {"hb_stale_s", ui.hb_stale_s},
-              {"lost_confirm_s", ui.lost_confirm_s},
-              {"follow_auto_latest", ui.follow_auto_latest},
-              {"max_tasks_display", ui.max_tasks_display},
-              {"log_tail_lines", ui.log_tail_lines}};
-}
-
-}  // namespace leaseq
-// end leaseq/config.hpp
-// begin leaseq/index.hpp
-
-#include <algorithm>
-#include <functional>
-#include <optional>
-#include <string>
-#include <vector>
-
+// end leaseq/version.hpp
 
 namespace leaseq {
 
@@ -1321,8 +1550,8 @@ inline void from_json(const json& j, lease_index& idx) {
       if (!e.is_object()) detail::bad_field("leases[]", "an object", e);
       index_entry entry;
       entry.id = check_lease_id(detail::req_string(e, "id"));
-      entry.kind = detail::opt_string(e, "kind").value_or(is_local_lease(entry.id) ? "local"
-                                                                                   : "slurm");
+      entry.kind =
+          detail::opt_string(e, "kind").value_or(is_local_lease(entry.id) ? "local" : "slurm");
       entry.name = detail::opt_string(e, "name");
       entry.created = detail::opt_number(e, "created").value_or(0);
       entry.extra = detail::unknown_fields(e, {"id", "kind", "name", "created"});
@@ -1482,193 +1711,4 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 
 }  // namespace leaseq
 // end leaseq/seq.hpp
-// begin leaseq/command.hpp
-
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <string>
-#include <vector>
-
-
-namespace leaseq {
-
-// What an external command (squeue, sbatch, nvidia-smi, ...) did.
-struct command_output {
-  int exit_code = -1;       // -1 when it did not exit normally
-  int signal = 0;           // the signal that ended it, 0 if none
-  bool timed_out = false;   // killed by us after the timeout
-  bool spawn_failed = false;
-  std::string out, err;     // captured, each capped at max_output bytes
-  std::string error;        // why it failed to run or finish, for display
-  bool ok() const noexcept { return exit_code == 0 && !timed_out && !spawn_failed; }
-};
-
-struct command_options {
-  std::chrono::milliseconds timeout{10000};
-  std::size_t max_output = 4u << 20;
-  std::string stdin_data;  // written to the command's stdin, then closed
-};
-
-// Runs argv (PATH lookup, never a shell) with stdin from stdin_data (else /dev/null), captures
-// stdout and stderr, and kills its whole process group once the timeout passes, so a hanging
-// squeue can never freeze the caller.
-inline command_output run_command(const std::vector<std::string>& argv,
-                                  const command_options& opt = {}) {
-  command_output r;
-  if (argv.empty()) {
-    r.spawn_failed = true;
-    r.error = "empty command";
-    return r;
-  }
-  int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC) ||
-      ::pipe2(exec_pipe, O_CLOEXEC)) {
-    r.spawn_failed = true;
-    r.error = std::string("pipe: ") + std::strerror(errno);
-    return r;
-  }
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::execvp(cargv[0], cargv.data());
-    int e = errno;
-    (void)!::write(exec_pipe[1], &e, sizeof e);
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  ::close(in_pipe[0]);
-  ::close(exec_pipe[1]);
-  detail::unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]), in_fd(in_pipe[1]),
-      exec_fd(exec_pipe[0]);
-  if (pid < 0) {
-    r.spawn_failed = true;
-    r.error = std::string("fork: ") + std::strerror(errno);
-    return r;
-  }
-  ::setpgid(pid, pid);  // also from the parent, so the group exists before we may kill it
-  int exec_errno = 0;
-  if (detail::read_retry(exec_fd.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
-    int status;
-    ::waitpid(pid, &status, 0);
-    r.spawn_failed = true;
-    r.exit_code = 127;
-    r.error = argv[0] + ": " + std::strerror(exec_errno);
-    return r;
-  }
-  ::fcntl(in_fd.get(), F_SETFL, O_NONBLOCK);
-  std::size_t in_off = 0;
-  if (opt.stdin_data.empty()) in_fd.reset();
-
-  auto deadline = std::chrono::steady_clock::now() + opt.timeout;
-  char buf[65536];
-  while (out_fd || err_fd) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) {
-      r.timed_out = true;
-      break;
-    }
-    pollfd fds[3];
-    int n = 0;
-    int out_i = -1, err_i = -1, in_i = -1;
-    if (out_fd) { out_i = n; fds[n++] = {out_fd.get(), POLLIN, 0}; }
-    if (err_fd) { err_i = n; fds[n++] = {err_fd.get(), POLLIN, 0}; }
-    if (in_fd) { in_i = n; fds[n++] = {in_fd.get(), POLLOUT, 0}; }
-    int rc = ::poll(fds, n, static_cast<int>(left));
-    if (rc < 0 && errno != EINTR) break;
-    if (rc <= 0) continue;
-    auto drain = [&](int idx, detail::unique_fd& fd, std::string& sink) {
-      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
-      ssize_t got = detail::read_retry(fd.get(), buf, sizeof buf);
-      if (got <= 0) {
-        fd.reset();
-        return;
-      }
-      std::size_t room = opt.max_output > sink.size() ? opt.max_output - sink.size() : 0;
-      sink.append(buf, std::min(room, static_cast<std::size_t>(got)));
-    };
-    drain(out_i, out_fd, r.out);
-    drain(err_i, err_fd, r.err);
-    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w = ::write(in_fd.get(), opt.stdin_data.data() + in_off,
-                          opt.stdin_data.size() - in_off);
-      if (w > 0) in_off += static_cast<std::size_t>(w);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) in_fd.reset();
-      if (in_off >= opt.stdin_data.size()) in_fd.reset();
-    }
-  }
-  int status = 0;
-  if (r.timed_out) {
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
-    return r;
-  }
-  // Output closed; the command may still be running (a daemon child kept no pipe): wait for it
-  // within what is left of the timeout.
-  for (;;) {
-    pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      r.timed_out = true;
-      r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
-      return r;
-    }
-    ::usleep(2000);
-  }
-  if (WIFEXITED(status)) {
-    r.exit_code = WEXITSTATUS(status);
-    if (r.exit_code != 0) r.error = argv[0] + ": exit code " + std::to_string(r.exit_code);
-  } else if (WIFSIGNALED(status)) {
-    r.signal = WTERMSIG(status);
-    r.error = argv[0] + ": killed by signal " + std::to_string(r.signal);
-  }
-  return r;
-}
-
-}  // namespace leaseq
-// end leaseq/command.hpp
-// begin leaseq/health.hpp
-
-#include <algorithm>
-#include <optional>
-
-
-namespace leaseq {
-
-// Age of a heartbeat at `now`. A heartbeat stamped in the future (clock skew between nodes)
-// counts as written just now: it never looks fresher than "now".
-inline double heartbeat_age(const heartbeat& hb, double now) noexcept {
-  return std::max(0.0, now - hb.ts);
-}
-
-// OK if the heartbeat is at most hb_stale_s old, STALE otherwise, DOWN after a clean stop,
-// UNKNOWN when there is no heartbeat yet.
-inline node_health compute_health(const std::optional<heartbeat>& hb, double now,
-                                  double hb_stale_s) noexcept {
-  if (!hb) return node_health::unknown;
-  if (hb->stopped) return node_health::down;
-  return heartbeat_age(*hb, now) <= hb_stale_s ? node_health::ok : node_health::stale;
-}
-
-}  // namespace leaseq
-// end leaseq/health.hpp
 // end leaseq/leaseq.hpp

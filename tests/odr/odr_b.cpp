@@ -2,4 +2,6 @@
 
 #include <string>
 
-std::string odr_b_task_id() { return leaseq::format_task_id(15); }
+std::string odr_b_task_id() {
+  return leaseq::format_task_id(15);
+}

@@ -1,5 +1,5 @@
-#include <leaseq/file_io.hpp>
 #include <leaseq/detail/dir.hpp>
+#include <leaseq/file_io.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>

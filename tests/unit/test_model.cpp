@@ -72,7 +72,8 @@ TEST_CASE("task spec refuses wrong types and hostile names, naming the field", "
   CHECK(bad(R"({"id": "T001", "argv": []})").find("'argv'") != std::string::npos);
   CHECK(bad(R"({"id": "../T001", "argv": ["x"]})").find("task id") != std::string::npos);
   CHECK(bad(R"({"id": "T001", "node": "../a", "argv": ["x"]})").find("node") != std::string::npos);
-  CHECK(bad(R"({"id": "T001", "argv": ["x"], "env": {"A": 1}})").find("env.A") != std::string::npos);
+  CHECK(bad(R"({"id": "T001", "argv": ["x"], "env": {"A": 1}})").find("env.A") !=
+        std::string::npos);
   CHECK(bad(R"({"id": "T001", "argv": ["x"], "gpus": 1e300})").size() > 0);
   CHECK(bad(R"([1,2])").find("object") != std::string::npos);
 }

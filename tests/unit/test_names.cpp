@@ -9,8 +9,8 @@ TEST_CASE("node names follow [A-Za-z0-9][A-Za-z0-9._-]{0,62}", "[names]") {
   for (const char* ok : {"nodeA", "gpu-017", "n1", "a.b_c-d", "0"}) CHECK(is_valid_node(ok));
   CHECK(is_valid_node(std::string(63, 'a')));
   CHECK_FALSE(is_valid_node(std::string(64, 'a')));
-  for (const char* bad : {"", "_any", "../x", "a/b", ".hidden", "-x", "a b", "a\nb", "a\x1b[2J",
-                          "..", "caf\xc3\xa9"})
+  for (const char* bad :
+       {"", "_any", "../x", "a/b", ".hidden", "-x", "a b", "a\nb", "a\x1b[2J", "..", "caf\xc3\xa9"})
     CHECK_FALSE(is_valid_node(bad));
   CHECK(is_valid_lane("_any"));
   CHECK_FALSE(is_valid_lane("_other"));
@@ -18,8 +18,8 @@ TEST_CASE("node names follow [A-Za-z0-9][A-Za-z0-9._-]{0,62}", "[names]") {
 
 TEST_CASE("task ids are T plus a zero-padded seq", "[names]") {
   for (const char* ok : {"T001", "T014", "T999", "T1000", "T123456"}) CHECK(is_valid_task_id(ok));
-  for (const char* bad : {"T01", "T", "t001", "T0001", "T01000", "T00a", "T001/", "../T001", "",
-                          "T001\n"})
+  for (const char* bad :
+       {"T01", "T", "t001", "T0001", "T01000", "T00a", "T001/", "../T001", "", "T001\n"})
     CHECK_FALSE(is_valid_task_id(bad));
   CHECK(format_task_id(1) == "T001");
   CHECK(format_task_id(14) == "T014");

@@ -22,7 +22,9 @@ namespace detail {
 
 using json = nlohmann::json;
 
-inline const char* json_type_name(const json& v) noexcept { return v.type_name(); }
+inline const char* json_type_name(const json& v) noexcept {
+  return v.type_name();
+}
 
 [[noreturn]] inline void bad_field(const std::string& field, const char* expected, const json& v) {
   throw format_error("field '" + field + "': expected " + expected + ", got " + json_type_name(v));
@@ -101,7 +103,8 @@ inline std::map<std::string, std::string> string_map(const json& obj, const char
   if (!v || v->is_null()) return out;
   if (!v->is_object()) bad_field(name, "an object of strings", *v);
   for (auto it = v->begin(); it != v->end(); ++it) {
-    if (!it.value().is_string()) bad_field(std::string(name) + "." + it.key(), "a string", it.value());
+    if (!it.value().is_string())
+      bad_field(std::string(name) + "." + it.key(), "a string", it.value());
     out.emplace(it.key(), it.value().get<std::string>());
   }
   return out;

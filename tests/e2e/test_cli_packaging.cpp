@@ -1,0 +1,122 @@
+// The program's packaging: --version, --help everywhere, the man page and bash completion.
+#include <leaseq/file_io.hpp>
+#include <leaseq/index.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+using namespace test_support;
+
+namespace {
+
+const std::string bin = LEASEQ_BIN;
+
+std::vector<std::string> subcommands_of(const std::string& help) {
+  std::vector<std::string> out;
+  std::istringstream in(help);
+  std::string line;
+  bool in_section = false;
+  while (std::getline(in, line)) {
+    if (line == "Subcommands:") {
+      in_section = true;
+      continue;
+    }
+    if (!in_section) continue;
+    if (line.size() > 2 && line[0] == ' ' && line[2] != ' ')
+      out.push_back(line.substr(2, line.find(' ', 2) - 2));
+    else
+      in_section = false;
+  }
+  return out;
+}
+
+std::string complete(const fs::path& home, const std::string& words) {
+  std::string script =
+      "source " + shell_quote(std::string(LEASEQ_SOURCE_DIR) + "/share/bash-completion/leaseq") +
+      "; leaseq() { " + shell_quote(bin) + " \"$@\"; }; COMP_WORDS=(" + words +
+      "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _leaseq; "
+      "printf '%s\\n' \"${COMPREPLY[@]}\" | sort";
+  auto r = run_command("LEASEQ_HOME=" + shell_quote(home.string()) + " bash -c " +
+                       shell_quote(script) + " 2>&1");
+  return r.out;
+}
+
+}  // namespace
+
+TEST_CASE("leaseq --version and --help", "[cli][packaging]") {
+  auto v = run_command(shell_quote(bin) + " --version");
+  CHECK(v.exit_code == 0);
+  CHECK(v.out.find("leaseq 0.1.0") != std::string::npos);
+  auto h = run_command(shell_quote(bin) + " --help");
+  CHECK(h.exit_code == 0);
+  CHECK(h.out.find("Usage: leaseq") != std::string::npos);
+  CHECK(h.out.find("__complete") == std::string::npos);  // hidden
+  auto bad = run_command(shell_quote(bin) + " no-such-command 2>&1");
+  CHECK(bad.exit_code != 0);
+}
+
+TEST_CASE("every subcommand answers --help", "[cli][packaging]") {
+  std::vector<std::vector<std::string>> queue;
+  for (auto& s : subcommands_of(run_command(shell_quote(bin) + " --help").out))
+    queue.push_back({s});
+  REQUIRE_FALSE(queue.empty());
+  while (!queue.empty()) {
+    auto path = queue.back();
+    queue.pop_back();
+    std::string cmd = shell_quote(bin);
+    for (auto& p : path) cmd += " " + p;
+    auto r = run_command(cmd + " --help");
+    INFO(cmd);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("Usage: leaseq") != std::string::npos);
+    for (auto& s : subcommands_of(r.out)) {
+      auto next = path;
+      next.push_back(s);
+      queue.push_back(next);
+    }
+  }
+}
+
+TEST_CASE("the man page is generated from --help and covers every subcommand", "[cli][packaging]") {
+  temp_dir t;
+  auto r = run_command("python3 " + shell_quote(std::string(LEASEQ_SOURCE_DIR) + "/tools/gen-man") +
+                       " " + shell_quote(bin) + " " + shell_quote((t / "leaseq.1").string()));
+  REQUIRE(r.exit_code == 0);
+  std::string page = read_text(t / "leaseq.1");
+  CHECK(page.rfind(".TH LEASEQ 1", 0) == 0);
+  for (auto& s : subcommands_of(run_command(shell_quote(bin) + " --help").out))
+    CHECK(page.find(".SS leaseq " + s) != std::string::npos);
+  // The page renders without warnings where man is installed.
+  if (run_command("command -v man").exit_code == 0) {
+    auto rendered = run_command("MANWIDTH=80 man -l " + shell_quote((t / "leaseq.1").string()) +
+                                " 2>&1 >/dev/null");
+    CHECK(rendered.out.empty());
+  }
+}
+
+TEST_CASE("bash completion offers subcommands, leases, tasks and nodes", "[cli][packaging]") {
+  if (run_command("command -v bash").exit_code != 0) return;
+  temp_dir t;
+  fs::path home = t / "home";
+  leaseq::home_paths hp(home);
+  leaseq::register_lease(hp, {"local:box", "local", std::nullopt, 1.0, leaseq::json::object()});
+  leaseq::register_lease(hp, {"4242", "slurm", std::nullopt, 2.0, leaseq::json::object()});
+  leaseq::lease_paths lease(hp, "local:box");
+  write_text(lease.inbox_task("_any", "T001"), "{}");
+  write_text(lease.claimed_task("nodeA", "T002"), "{}");
+  write_text(lease.result("nodeB", "T003"), "{}");
+  write_text(lease.heartbeat("nodeC"), "{}");
+  write_text(lease.inbox_root() / "bad name" / "T009.json", "{}");  // never offered
+
+  CHECK(complete(home, "leaseq le").find("lease") != std::string::npos);
+  CHECK(complete(home, "leaseq --lease ''") == "4242\nlocal:box\n");
+  std::string tasks = run_command("LEASEQ_HOME=" + shell_quote(home.string()) + " " +
+                                  shell_quote(bin) + " __complete tasks")
+                          .out;
+  CHECK(tasks == "T001\nT002\nT003\n");
+  std::string nodes = run_command("LEASEQ_HOME=" + shell_quote(home.string()) + " " +
+                                  shell_quote(bin) + " __complete nodes --lease local:box")
+                          .out;
+  CHECK(nodes == "nodeA\nnodeB\nnodeC\n");
+}
