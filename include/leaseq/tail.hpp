@@ -320,7 +320,8 @@ class line_ring {
         break;
       }
       add({e.stream, e.text, e.complete, e.cut, false});
-    } else if (e.what != tail_event::kind::waiting || lines_.empty()) {
+    } else if (e.what != tail_event::kind::appeared &&
+               (e.what != tail_event::kind::waiting || lines_.empty())) {
       add({e.stream, "-- " + std::string(to_string(e.stream)) + ": " + e.text + " --", true, false,
            true});
     }
