@@ -83,7 +83,7 @@ class tail_follower {
         (static_cast<std::uint64_t>(by_name.st_ino) != ino_ ||
          static_cast<std::uint64_t>(by_name.st_dev) != dev_)) {
       read_available(out, SIZE_MAX);  // the old file's last words first
-      end_content(out);
+      end_content(out, true);
       fd_.reset();
       open_file(out, tail_event::kind::rotated);
     } else if (!fd_) {
@@ -101,7 +101,7 @@ class tail_follower {
     if (!fd_) return;
     struct stat st;
     if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
-      end_content(out);
+      end_content(out, true);
       offset_ = 0;
       notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
     }
@@ -116,11 +116,12 @@ class tail_follower {
     return out;
   }
 
-  // Reads to the end and emits a held partial line: call once the writer is known to be done.
+  // Reads to the end and emits a held partial line (complete = false: the file has no newline
+  // there): call once the writer is known to be done.
   void drain(std::vector<tail_event>& out) {
     poll(out);
     if (fd_) read_available(out, SIZE_MAX);
-    end_content(out);
+    end_content(out, false);
   }
 
   const fs::path& path() const noexcept { return path_; }
@@ -232,15 +233,16 @@ class tail_follower {
   }
 
   // The content read so far has ended (end of input, truncation, rotation): whatever the
-  // sanitizer and the line buffer hold comes out, and both start afresh.
-  void end_content(std::vector<tail_event>& out) {
+  // sanitizer and the line buffer hold comes out, and both start afresh. `complete` says
+  // whether a held partial line counts as ended (true when the file moved on).
+  void end_content(std::vector<tail_event>& out, bool complete) {
     if (opts_.sanitize) {
       std::string rest;
       sanitizer_.finish(rest);
       append_text(rest, out);
       sanitizer_ = stream_sanitizer{};
     }
-    flush_partial(out, true);
+    flush_partial(out, complete);
     cutting_ = false;
   }
 
