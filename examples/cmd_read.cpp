@@ -1,8 +1,495 @@
-// status, tasks, follow, logs.
+// status, tasks, follow, logs: the read-only commands. They read the lease tree through the
+// snapshot store (one scan, no history: a heartbeat's `running` list is the evidence of "was
+// RUNNING") and never write anything.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <leaseq/leaseq.hpp>
+
 #include "commands.hpp"
 
 namespace leaseq_cli {
 
-void add_read_commands(CLI::App&) {}
+namespace {
+
+using namespace leaseq;
+
+struct lease_context {
+  home_paths home;
+  std::string lease_id;
+  lease_paths paths;
+  config cfg;
+};
+
+void print_warnings(const config& cfg) {
+  for (const auto& w : cfg.warnings)
+    std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(w).c_str());
+}
+
+// --lease, else the index's default lease, else this host's local lease if it has a tree.
+lease_context open_lease(const std::string& lease_opt) {
+  home_paths home = home_paths::from_env();
+  std::string id = lease_opt;
+  if (id.empty()) {
+    index_read idx = read_index(home);
+    if (!idx.error.empty()) throw error(idx.error);
+    if (idx.index.default_lease) {
+      id = *idx.index.default_lease;
+    } else {
+      std::string local = local_lease_id(short_hostname());
+      if (is_valid_lease_id(local) && fs::exists(home.lease_dir(local))) id = local;
+    }
+    if (id.empty())
+      throw error("no lease given and no default lease: pass --lease ID (see `leaseq lease ls`)");
+  }
+  check_lease_id(id);
+  lease_paths paths(home, id);
+  if (!fs::is_directory(paths.root()))
+    throw error("no lease " + id + " under " + home.runs().string() + " (see `leaseq lease ls`)");
+  config cfg = load_config(home.config());
+  print_warnings(cfg);
+  return {home, id, paths, cfg};
+}
+
+std::shared_ptr<const snapshot> scan_once(const lease_context& ctx) {
+  store_options o;
+  o.ui = ctx.cfg.ui;
+  snapshot_store<> store(ctx.paths, ctx.lease_id, o);
+  return store.refresh();
+}
+
+void print_scan_problems(const snapshot& s) {
+  for (const auto& e : s.errors)
+    std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.message).c_str());
+}
+
+json opt_json(const std::optional<double>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+json opt_json(const std::optional<int>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+void print_json(const json& j) {
+  std::string text = j.dump(2, ' ', true, json::error_handler_t::replace);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+std::string age_text(std::optional<double> age) {
+  if (!age) return "-";
+  double a = *age;
+  if (a < 120) return fmt::format("{:.0f}s", a);
+  if (a < 7200) return fmt::format("{:.0f}m", a / 60);
+  return fmt::format("{:.1f}h", a / 3600);
+}
+
+// Lease kind and state. Slurm state comes from squeue, else scontrol (10 s each at most).
+std::pair<std::string, std::string> lease_kind_state(const lease_context& ctx, const snapshot& s) {
+  std::string kind = is_local_lease(ctx.lease_id) ? "local" : "slurm";
+  json_outcome rec = read_json_tolerant(ctx.paths.lease_json());
+  if (rec.ok()) {
+    try {
+      lease_record r;
+      from_json(*rec.value, r);
+      kind = r.kind;
+    } catch (const std::exception&) {
+    }
+  }
+  if (kind == "local") {
+    for (const auto& n : s.nodes)
+      if (n.health == node_health::ok) return {kind, "RUNNING"};
+    return {kind, "STOPPED"};
+  }
+  command_options opt;
+  opt.timeout = std::chrono::seconds(10);
+  auto q = run_command({"squeue", "-h", "-j", ctx.lease_id, "-o", "%T"}, opt);
+  std::string state = q.ok() ? q.out.substr(0, q.out.find('\n')) : "";
+  if (state.empty()) {
+    auto c = run_command({"scontrol", "show", "job", ctx.lease_id}, opt);
+    auto pos = c.ok() ? c.out.find("JobState=") : std::string::npos;
+    if (pos != std::string::npos) {
+      pos += 9;
+      state = c.out.substr(pos, c.out.find_first_of(" \n", pos) - pos);
+    }
+  }
+  state = sanitize_inline(state);
+  return {kind, state.empty() ? "UNKNOWN" : state};
+}
+
+std::vector<task_state> all_states() {
+  return {task_state::pending,   task_state::running,    task_state::finished, task_state::failed,
+          task_state::cancelled, task_state::lost_maybe, task_state::lost};
+}
+
+void cmd_status(const std::string& lease_opt, bool as_json) {
+  lease_context ctx = open_lease(lease_opt);
+  auto s = scan_once(ctx);
+  print_scan_problems(*s);
+  auto [kind, state] = lease_kind_state(ctx, *s);
+  if (as_json) {
+    json j;
+    j["lease"] = ctx.lease_id;
+    j["kind"] = kind;
+    j["state"] = state;
+    j["nodes"] = json::array();
+    for (const auto& n : s->nodes) {
+      j["nodes"].push_back({{"node", n.name},
+                            {"health", std::string(to_string(n.health))},
+                            {"hb_age_s", opt_json(n.hb_age_s)},
+                            {"running", n.running},
+                            {"pending", n.pending},
+                            {"paused", n.paused}});
+    }
+    j["counts"] = json::object();
+    for (auto st : all_states()) j["counts"][std::string(to_string(st))] = s->count(st);
+    j["fs_lag"] = s->fs_lag;
+    print_json(j);
+    return;
+  }
+  std::printf("lease %s  %s  %s%s\n", ctx.lease_id.c_str(), kind.c_str(), state.c_str(),
+              s->fs_lag ? "  (fs lag: some files not visible yet)" : "");
+  if (s->nodes.empty()) {
+    std::printf("no nodes yet (no runner has written a heartbeat)\n");
+  } else {
+    std::printf("%-20s %-8s %6s  %-7s %-24s %s\n", "NODE", "HEALTH", "HB", "PENDING", "RUNNING",
+                "PAUSED");
+    for (const auto& n : s->nodes) {
+      std::string running;
+      for (const auto& r : n.running) running += (running.empty() ? "" : ",") + r;
+      std::printf("%-20s %-8s %6s  %-7zu %-24s %s\n", n.name.c_str(),
+                  std::string(to_string(n.health)).c_str(), age_text(n.hb_age_s).c_str(), n.pending,
+                  running.empty() ? "-" : running.c_str(), n.paused ? "yes" : "no");
+    }
+  }
+  std::string counts;
+  for (auto st : all_states())
+    if (s->count(st) > 0 || st == task_state::pending || st == task_state::running)
+      counts += fmt::format("{}{}={}", counts.empty() ? "" : "  ", to_string(st), s->count(st));
+  std::printf("tasks: %s\n", counts.c_str());
+}
+
+std::optional<task_state> parse_state_arg(std::string s) {
+  for (auto& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  if (s == "RUN") s = "RUNNING";
+  if (s == "PEND") s = "PENDING";
+  if (s == "FAIL") s = "FAILED";
+  if (s == "DONE") s = "FINISHED";
+  return parse_task_state(s);
+}
+
+struct tasks_args {
+  std::string lease;
+  std::vector<std::string> states;
+  std::string node, grep, sort = "state";
+  bool as_json = false, has_stderr = false;
+  std::int64_t limit = 0;
+};
+
+void cmd_tasks(const tasks_args& a) {
+  lease_context ctx = open_lease(a.lease);
+  task_filter f;
+  for (const auto& st : a.states) {
+    auto parsed = parse_state_arg(st);
+    if (!parsed) {
+      std::fprintf(stderr,
+                   "leaseq: error: unknown state %s (PENDING, RUNNING, FINISHED, FAILED, "
+                   "CANCELLED, LOST?, LOST)\n",
+                   detail::quote_for_message(st).c_str());
+      throw CLI::RuntimeError(exit_usage);
+    }
+    f.states.push_back(*parsed);
+  }
+  if (!a.node.empty()) f.node = check_node(a.node);
+  f.command = a.grep;
+  f.has_stderr_output = a.has_stderr;
+  auto s = scan_once(ctx);
+  print_scan_problems(*s);
+  posix_fs pfs;
+  auto probe = stderr_probe(pfs, ctx.paths);
+  std::size_t cap = static_cast<std::size_t>(a.limit > 0 ? a.limit : ctx.cfg.ui.max_tasks_display);
+  auto sel = select_tasks(
+      *s, f, a.sort == "seq" ? task_sort::seq_in_lane : task_sort::state_priority, cap, probe);
+  if (a.as_json) {
+    json j;
+    j["lease"] = ctx.lease_id;
+    j["total"] = sel.total;
+    j["tasks"] = json::array();
+    for (const task_view* t : sel.tasks) {
+      j["tasks"].push_back({{"id", t->id},
+                            {"seq", t->seq},
+                            {"node", t->node.empty() ? json(nullptr) : json(t->node)},
+                            {"state", std::string(to_string(t->state))},
+                            {"exit_code", opt_json(t->exit_code())},
+                            {"cmd", t->command()},
+                            {"created", opt_json(t->created())},
+                            {"claimed", opt_json(t->claimed())},
+                            {"finished", opt_json(t->finished())}});
+    }
+    print_json(j);
+    return;
+  }
+  if (sel.tasks.empty()) {
+    std::printf("no tasks%s\n", sel.total == 0 && s->tasks().empty() ? " in this lease" : " match");
+    return;
+  }
+  std::printf("%-8s %-9s %-16s %4s  %s\n", "ID", "STATE", "NODE", "EXIT", "COMMAND");
+  for (const task_view* t : sel.tasks) {
+    auto code = t->exit_code();
+    std::string node = t->node.empty() ? (t->lane.empty() ? "-" : t->lane) : t->node;
+    std::printf("%-8s %-9s %-16s %4s  %s\n", t->id.c_str(),
+                std::string(to_string(t->state)).c_str(), node.c_str(),
+                code ? std::to_string(*code).c_str() : "-", sanitize_inline(t->command()).c_str());
+  }
+  if (sel.tasks.size() < sel.total)
+    std::printf("showing %zu of %zu tasks (--limit N to see more)\n", sel.tasks.size(), sel.total);
+}
+
+// The exit code `follow` ends with: the task's own, 128 + signal, 1 for LOST or no code.
+int task_exit_status(const task_view& t) {
+  if (t.result) {
+    if (t.result->exit_code) return *t.result->exit_code & 0xff;
+    if (t.result->signal) return 128 + *t.result->signal;
+    return t.state == task_state::finished ? 0 : 1;
+  }
+  return 1;
+}
+
+const task_view* find_task_or_throw(const snapshot& s, const std::string& id,
+                                    const std::string& lease) {
+  check_task_id(id);
+  const task_view* t = s.find_task(id);
+  if (!t) throw error("no task " + id + " in lease " + lease);
+  return t;
+}
+
+std::string choose_running(const snapshot& s) {
+  auto running = s.running_tasks();
+  if (running.empty()) throw error("no RUNNING task to follow; name one: leaseq follow TASK");
+  if (running.size() == 1) return running[0]->id;
+  bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+  std::FILE* out = interactive ? stdout : stderr;
+  std::fprintf(out, "%zu tasks are RUNNING:\n", running.size());
+  for (std::size_t i = 0; i < running.size(); ++i)
+    std::fprintf(out, "  %zu) %s  %s  %s\n", i + 1, running[i]->id.c_str(),
+                 running[i]->node.c_str(), sanitize_inline(running[i]->command()).c_str());
+  if (!interactive) {
+    std::fprintf(stderr, "leaseq: name one: leaseq follow TASK\n");
+    throw CLI::RuntimeError(exit_usage);
+  }
+  std::fprintf(stdout, "follow which one? [1-%zu] ", running.size());
+  std::fflush(stdout);
+  char buf[64] = {};
+  if (!std::fgets(buf, sizeof buf, stdin)) throw CLI::RuntimeError(exit_usage);
+  std::string answer(buf);
+  while (!answer.empty() && (answer.back() == '\n' || answer.back() == ' ')) answer.pop_back();
+  for (std::size_t i = 0; i < running.size(); ++i)
+    if (answer == std::to_string(i + 1) || answer == running[i]->id) return running[i]->id;
+  std::fprintf(stderr, "leaseq: no such choice: %s\n", sanitize_inline(answer).c_str());
+  throw CLI::RuntimeError(exit_usage);
+}
+
+void write_out(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+}
+
+void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, bool both) {
+  lease_context ctx = open_lease(lease_opt);
+  store_options o;
+  o.ui = ctx.cfg.ui;
+  snapshot_store<> store(ctx.paths, ctx.lease_id, o);
+  auto s = store.refresh();
+  if (task.empty()) task = choose_running(*s);
+  const task_view* t = find_task_or_throw(*s, task, ctx.lease_id);
+  // A task that is not claimed yet has no node and no logs: wait for its claim.
+  bool said_waiting = false;
+  while (t->node.empty() && !is_done(t->state) && t->state != task_state::lost) {
+    if (!said_waiting)
+      std::fprintf(stderr, "leaseq: %s is %s; waiting for a runner to claim it\n", task.c_str(),
+                   std::string(to_string(t->state)).c_str());
+    said_waiting = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    s = store.refresh_all();
+    t = find_task_or_throw(*s, task, ctx.lease_id);
+  }
+  std::string node = t->node.empty() ? t->last_running_node : t->node;
+  if (node.empty()) throw error("task " + task + " never ran on a node: no logs to follow");
+  bool tty = ::isatty(STDOUT_FILENO);
+  tail_options topt;
+  topt.sanitize = tty;
+  std::vector<std::unique_ptr<tail_follower<>>> followers;
+  if (!err_only || both)
+    followers.push_back(
+        std::make_unique<tail_follower<>>(ctx.paths.stdout_log(node, task), log_stream::out, topt));
+  if (err_only || both)
+    followers.push_back(
+        std::make_unique<tail_follower<>>(ctx.paths.stderr_log(node, task), log_stream::err, topt));
+  bool mid_line[2] = {false, false};
+  auto print = [&](const std::vector<tail_event>& events) {
+    for (const auto& e : events) {
+      int si = e.stream == log_stream::out ? 0 : 1;
+      if (e.what != tail_event::kind::line) {
+        if (e.what == tail_event::kind::appeared || e.what == tail_event::kind::waiting) continue;
+        std::fflush(stdout);
+        std::fprintf(stderr, "leaseq: %s %s: %s\n", task.c_str(),
+                     std::string(to_string(e.stream)).c_str(), sanitize_inline(e.text).c_str());
+        continue;
+      }
+      if (both && !mid_line[si]) write_out(si == 0 ? "[stdout] " : "[stderr] ");
+      write_out(e.text);
+      if (e.complete) write_out("\n");
+      mid_line[si] = !e.complete;
+    }
+    std::fflush(stdout);
+  };
+  std::vector<tail_event> events;
+  auto last_scan = std::chrono::steady_clock::now();
+  for (;;) {
+    events.clear();
+    for (auto& f : followers) f->poll(events);
+    print(events);
+    if (std::chrono::steady_clock::now() - last_scan >= std::chrono::seconds(1)) {
+      last_scan = std::chrono::steady_clock::now();
+      s = store.refresh_all();
+      t = s->find_task(task);
+      if (!t) throw error("task " + task + " is gone from lease " + ctx.lease_id);
+      if (is_done(t->state) || t->state == task_state::lost) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  events.clear();
+  for (auto& f : followers) f->drain(events);
+  print(events);
+  if (tty && (mid_line[0] || mid_line[1])) write_out("\n");  // raw output stays byte-exact
+  std::fflush(stdout);
+  if (t->state == task_state::lost)
+    std::fprintf(stderr, "leaseq: %s is LOST: its claimed file vanished without a result\n",
+                 task.c_str());
+  else if (t->state != task_state::finished)
+    std::fprintf(stderr, "leaseq: %s %s%s\n", task.c_str(),
+                 std::string(to_string(t->state)).c_str(),
+                 t->exit_code() ? fmt::format(" (exit code {})", *t->exit_code()).c_str() : "");
+  int code = task_exit_status(*t);
+  if (code != 0) throw CLI::RuntimeError(code);
+}
+
+void cmd_logs(const std::string& lease_opt, const std::string& task, bool err) {
+  lease_context ctx = open_lease(lease_opt);
+  check_task_id(task);
+  auto s = scan_once(ctx);
+  std::string node;
+  if (const task_view* t = s->find_task(task))
+    node = t->node.empty() ? t->last_running_node : t->node;
+  if (node.empty()) {
+    // Not in the tree any more (or not visible): look for its log under every node.
+    posix_fs pfs;
+    auto r = pfs.list_dir(ctx.paths.logs_root());
+    for (const auto& e : r.entries)
+      if (is_valid_node(e.name) && fs::exists(ctx.paths.stdout_log(e.name, task))) node = e.name;
+  }
+  if (node.empty()) throw error("no logs for " + task + " in lease " + ctx.lease_id + " yet");
+  fs::path path = err ? ctx.paths.stderr_log(node, task) : ctx.paths.stdout_log(node, task);
+  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) throw io_error("cannot open log", path.string(), errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw error(path.string() + " is not a regular file");
+  bool tty = ::isatty(STDOUT_FILENO);
+  stream_sanitizer san;
+  std::string clean;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = detail::read_retry(fd.get(), buf, sizeof buf);
+    if (n < 0) throw io_error("cannot read log", path.string(), errno);
+    if (n == 0) break;
+    if (tty) {
+      clean.clear();
+      san.feed(std::string_view(buf, static_cast<std::size_t>(n)), clean);
+      write_out(clean);
+    } else {
+      std::fwrite(buf, 1, static_cast<std::size_t>(n), stdout);
+    }
+  }
+  if (tty) {
+    clean.clear();
+    san.finish(clean);
+    write_out(clean);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void add_read_commands(CLI::App& app) {
+  {
+    auto json_flag = std::make_shared<bool>(false);
+    auto lease = std::make_shared<std::string>();
+    CLI::App* c = app.add_subcommand(
+        "status",
+        "Show a lease: its nodes with health and heartbeat age, and task counts by state");
+    c->add_option("--lease", *lease, "Lease id (default: the default lease, see `lease use`)");
+    c->add_flag("--json", *json_flag,
+                "Print JSON: {lease, kind, state, nodes: [{node, health, hb_age_s, running, "
+                "pending, paused}], counts}");
+    c->callback([=] { cmd_status(*lease, *json_flag); });
+  }
+  {
+    auto a = std::make_shared<tasks_args>();
+    CLI::App* c = app.add_subcommand(
+        "tasks", "List a lease's tasks: RUNNING first, then PENDING, FAILED, FINISHED");
+    c->add_option("--lease", a->lease, "Lease id (default: the default lease)");
+    c->add_option("--state", a->states,
+                  "Only tasks in this state (PENDING, RUNNING, FINISHED, FAILED, CANCELLED, "
+                  "LOST?, LOST); repeatable");
+    c->add_option("--node", a->node, "Only tasks that run or ran on this node");
+    c->add_option("--grep", a->grep, "Only tasks whose command contains TEXT (case-insensitive)");
+    c->add_flag("--has-stderr", a->has_stderr,
+                "Only tasks with stderr output (a non-empty .err log) or a non-zero exit");
+    c->add_option("--sort", a->sort, "state (default: state priority, newest first) or seq")
+        ->check(CLI::IsMember({"state", "seq"}));
+    c->add_option("--limit", a->limit, "Show at most N tasks (default: ui.max_tasks_display)");
+    c->add_flag("--json", a->as_json,
+                "Print JSON: {lease, total, tasks: [{id, seq, node, state, exit_code, cmd, "
+                "created, claimed, finished}]}");
+    c->callback([=] { cmd_tasks(*a); });
+  }
+  {
+    auto lease = std::make_shared<std::string>();
+    auto task = std::make_shared<std::string>();
+    auto err = std::make_shared<bool>(false);
+    auto both = std::make_shared<bool>(false);
+    CLI::App* c = app.add_subcommand(
+        "follow",
+        "Follow a task's output until it ends, then exit with its exit code. Without TASK: the "
+        "only RUNNING task; with several, choose one (exit 2 without a terminal)");
+    c->add_option("task", *task, "Task id (T014)");
+    c->add_option("--lease", *lease, "Lease id (default: the default lease)");
+    auto* e = c->add_flag("--stderr", *err, "Follow stderr instead of stdout");
+    c->add_flag("--both", *both, "Follow stdout and stderr merged, each line tagged")->excludes(e);
+    c->callback([=] { cmd_follow(*lease, *task, *err, *both); });
+  }
+  {
+    auto lease = std::make_shared<std::string>();
+    auto task = std::make_shared<std::string>();
+    auto err = std::make_shared<bool>(false);
+    CLI::App* c = app.add_subcommand(
+        "logs", "Print a task's whole stdout (or stderr) log; sanitized when stdout is a terminal");
+    c->add_option("task", *task, "Task id (T014)")->required();
+    c->add_option("--lease", *lease, "Lease id (default: the default lease)");
+    c->add_flag("--stderr", *err, "Print the stderr log");
+    c->callback([=] { cmd_logs(*lease, *task, *err); });
+  }
+}
 
 }  // namespace leaseq_cli

@@ -1687,6 +1687,422 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
 
 }  // namespace leaseq
 // end leaseq/control.hpp
+// begin leaseq/diff.hpp
+
+// A pure diff of two snapshots into events, for the dashboard's notifications and for tools that
+// react to changes (a finished task, a node going STALE) without comparing tables themselves.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+// begin leaseq/snapshot.hpp
+
+// What a reader knows about one lease at one moment: immutable values the store publishes and
+// the dashboard, the CLI and diff() read. A snapshot is shared as shared_ptr<const snapshot>;
+// copying one is cheap (the task table is shared between snapshots that did not rescan tasks).
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+inline constexpr std::size_t task_state_count = 7;
+
+inline constexpr std::size_t state_index(task_state s) noexcept {
+  return static_cast<std::size_t>(s);
+}
+
+// One task as the reader derives it (protocol: "Task state as a reader derives it").
+struct task_view {
+  std::string id;
+  std::int64_t seq = 0;
+  // Where the task file is or was last seen: the inbox lane (a node or "_any") while PENDING,
+  // the node's name once claimed or done.
+  std::string lane;
+  // The node it runs or ran on; empty while it waits in the shared lane.
+  std::string node;
+  task_state state = task_state::pending;
+  std::shared_ptr<const task_spec> spec;      // null when no task file was ever parsed
+  std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
+  double last_seen = 0;                       // last scan that saw its file
+  // The file is there but stopped parsing (or the task went out of sight): the view above is
+  // the last good one.
+  bool unknown = false;
+  std::string unknown_reason;
+  // LOST? evidence: the last time the task was seen RUNNING (claimed file, or a heartbeat's
+  // running list) and on which node.
+  std::optional<double> last_running_seen;
+  std::string last_running_node;
+  // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
+  std::optional<double> missing_since;
+
+  // The command for display: cmd, else argv joined with spaces, else "".
+  std::string command() const {
+    if (!spec) return {};
+    if (!spec->cmd.empty()) return spec->cmd;
+    std::string out;
+    for (const auto& a : spec->argv) {
+      if (!out.empty()) out += ' ';
+      out += a;
+    }
+    return out;
+  }
+  std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
+  std::optional<double> created() const {
+    return spec && spec->created > 0 ? std::optional<double>(spec->created) : std::nullopt;
+  }
+  std::optional<double> claimed() const {
+    if (result && result->claimed) return result->claimed;
+    return spec ? spec->claimed : std::nullopt;
+  }
+  std::optional<double> started() const {
+    if (result && result->started) return result->started;
+    return claimed();
+  }
+  std::optional<double> finished() const {
+    return result ? result->finished : std::optional<double>{};
+  }
+};
+
+// One node (runner) of the lease.
+struct node_view {
+  std::string name;
+  std::optional<heartbeat> hb;  // last good heartbeat
+  node_health health = node_health::unknown;
+  std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
+  bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
+  std::string hb_reason;
+  bool paused = false;
+  std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
+  std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
+};
+
+// A directory or file the scan could not use, or a name it refused (never joined into a path).
+struct scan_error {
+  std::string path;  // as far as it is safe to show: the parent and the (unsanitized) name
+  int err = 0;       // errno, 0 when not an OS error
+  std::string message;
+};
+
+struct snapshot {
+  std::string lease_id;
+  double taken_at = 0;           // clock time of the scan that produced it
+  std::uint64_t generation = 0;  // grows with each published snapshot
+  bool complete = false;         // false until the first full scan (tasks + heartbeats) ran
+
+  std::shared_ptr<const std::vector<task_view>> task_table =
+      std::make_shared<const std::vector<task_view>>();  // sorted by seq
+  std::vector<node_view> nodes;                          // sorted by name
+  std::array<std::size_t, task_state_count> counts{};    // per task_state
+  std::vector<scan_error> errors;
+  // True while some task is LOST? or unknown: what the disk shows lags what happened.
+  bool fs_lag = false;
+
+  const std::vector<task_view>& tasks() const noexcept { return *task_table; }
+  std::size_t count(task_state s) const noexcept { return counts[state_index(s)]; }
+
+  const task_view* find_task(const std::string& id) const {
+    auto seq = task_seq(id);
+    if (!seq) return nullptr;
+    const auto& t = tasks();
+    auto it = std::lower_bound(t.begin(), t.end(), *seq,
+                               [](const task_view& v, std::int64_t s) { return v.seq < s; });
+    return it != t.end() && it->id == id ? &*it : nullptr;
+  }
+  const node_view* find_node(const std::string& name) const {
+    auto it = std::lower_bound(nodes.begin(), nodes.end(), name,
+                               [](const node_view& n, const std::string& s) { return n.name < s; });
+    return it != nodes.end() && it->name == name ? &*it : nullptr;
+  }
+  // Tasks whose state is RUNNING, in seq order.
+  std::vector<const task_view*> running_tasks() const {
+    std::vector<const task_view*> out;
+    for (const auto& t : tasks())
+      if (t.state == task_state::running) out.push_back(&t);
+    return out;
+  }
+};
+
+}  // namespace leaseq
+// end leaseq/snapshot.hpp
+
+namespace leaseq {
+
+enum class event_kind {
+  task_added,          // a task the older snapshot did not have
+  task_state_changed,  // from -> to
+  task_removed,        // gone from the newer snapshot
+  node_added,
+  node_health_changed,  // from_health -> to_health
+  node_removed,
+};
+
+inline constexpr std::string_view to_string(event_kind k) noexcept {
+  switch (k) {
+    case event_kind::task_added:
+      return "task_added";
+    case event_kind::task_state_changed:
+      return "task_state_changed";
+    case event_kind::task_removed:
+      return "task_removed";
+    case event_kind::node_added:
+      return "node_added";
+    case event_kind::node_health_changed:
+      return "node_health_changed";
+    case event_kind::node_removed:
+      return "node_removed";
+  }
+  return "?";
+}
+
+struct snapshot_event {
+  event_kind kind;
+  std::string name;  // task id or node name
+  std::optional<task_state> from_state, to_state;
+  std::optional<node_health> from_health, to_health;
+};
+
+// Events that turn `before` into `after`: tasks in seq order, then nodes in name order.
+inline std::vector<snapshot_event> diff(const snapshot& before, const snapshot& after) {
+  std::vector<snapshot_event> out;
+  const auto& a = before.tasks();
+  const auto& b = after.tasks();
+  std::size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].seq < b[j].seq)) {
+      out.push_back({event_kind::task_removed, a[i].id, a[i].state, std::nullopt, {}, {}});
+      ++i;
+    } else if (i == a.size() || b[j].seq < a[i].seq) {
+      out.push_back({event_kind::task_added, b[j].id, std::nullopt, b[j].state, {}, {}});
+      ++j;
+    } else {
+      if (a[i].state != b[j].state)
+        out.push_back({event_kind::task_state_changed, b[j].id, a[i].state, b[j].state, {}, {}});
+      ++i;
+      ++j;
+    }
+  }
+  const auto& na = before.nodes;
+  const auto& nb = after.nodes;
+  i = j = 0;
+  while (i < na.size() || j < nb.size()) {
+    if (j == nb.size() || (i < na.size() && na[i].name < nb[j].name)) {
+      out.push_back({event_kind::node_removed, na[i].name, {}, {}, na[i].health, std::nullopt});
+      ++i;
+    } else if (i == na.size() || nb[j].name < na[i].name) {
+      out.push_back({event_kind::node_added, nb[j].name, {}, {}, std::nullopt, nb[j].health});
+      ++j;
+    } else {
+      if (na[i].health != nb[j].health)
+        out.push_back(
+            {event_kind::node_health_changed, nb[j].name, {}, {}, na[i].health, nb[j].health});
+      ++i;
+      ++j;
+    }
+  }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/diff.hpp
+// begin leaseq/fs.hpp
+
+// The filesystem as the snapshot store sees it. The store is a template over this interface so
+// tests can play NFS lag (a file that is not visible yet, a rename seen late) and exact time.
+//
+// An Fs type provides:
+//   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
+//   file_info          stat(const fs::path& path) const;
+//   file_read          read(const fs::path& path, std::size_t max_bytes) const;
+// posix_fs below is the real one.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// A directory's own mtime and size: when both are unchanged, its entries are unchanged too
+// (every protocol writer adds, renames or unlinks entries, which bumps the directory's mtime).
+struct dir_stamp {
+  double mtime = 0;
+  std::uint64_t size = 0;
+  std::uint64_t ino = 0;
+  bool operator==(const dir_stamp& o) const noexcept {
+    return mtime == o.mtime && size == o.size && ino == o.ino;
+  }
+  bool operator!=(const dir_stamp& o) const noexcept { return !(*this == o); }
+};
+
+struct dir_entry {
+  std::string name;
+  std::uint64_t ino = 0;  // readdir's d_ino: an atomic rewrite (temp + rename) changes it
+};
+
+struct dir_listing_result {
+  int err = 0;                     // errno of open/fstat/readdir; ENOENT is "no such directory yet"
+  dir_stamp stamp;                 // fstat of the opened directory (valid when err == 0)
+  bool unchanged = false;          // skip_if matched: entries were not read and are empty
+  std::vector<dir_entry> entries;  // names starting with '.' are never listed
+};
+
+struct file_info {
+  int err = 0;  // errno of stat; ENOENT when missing
+  bool is_regular = false;
+  bool is_dir = false;
+  std::uint64_t size = 0;
+  double mtime = 0;
+  std::uint64_t ino = 0;
+  std::uint64_t dev = 0;
+};
+
+struct file_read {
+  bool ok = false;
+  int err = 0;
+  std::string reason;  // why not ok: "missing", "permission denied", "too large", ...
+  std::string content;
+  file_info info;  // fstat of the opened file
+};
+
+namespace detail {
+inline double stat_mtime(const struct stat& st) noexcept {
+  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) * 1e-9;
+}
+inline file_info to_file_info(const struct stat& st) noexcept {
+  file_info f;
+  f.is_regular = S_ISREG(st.st_mode);
+  f.is_dir = S_ISDIR(st.st_mode);
+  f.size = static_cast<std::uint64_t>(st.st_size);
+  f.mtime = stat_mtime(st);
+  f.ino = static_cast<std::uint64_t>(st.st_ino);
+  f.dev = static_cast<std::uint64_t>(st.st_dev);
+  return f;
+}
+}  // namespace detail
+
+// The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
+// cache, which is what makes new entries and new contents visible).
+struct posix_fs {
+  // Opens the directory, fstats the open descriptor and, unless skip_if equals that stamp,
+  // reads its entries with one readdir pass (no stat per entry).
+  dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
+    dir_listing_result out;
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      out.err = errno;
+      return out;
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      out.err = errno;
+      ::close(fd);
+      return out;
+    }
+    out.stamp = {detail::stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
+                 static_cast<std::uint64_t>(st.st_ino)};
+    if (skip_if && *skip_if == out.stamp) {
+      out.unchanged = true;
+      ::close(fd);
+      return out;
+    }
+    DIR* d = ::fdopendir(fd);  // takes ownership of fd
+    if (!d) {
+      out.err = errno;
+      ::close(fd);
+      return out;
+    }
+    errno = 0;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.')
+        out.entries.push_back({e->d_name, static_cast<std::uint64_t>(e->d_ino)});
+      errno = 0;
+    }
+    if (errno != 0) out.err = errno;
+    ::closedir(d);
+    return out;
+  }
+
+  file_info stat(const fs::path& path) const {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      file_info f;
+      f.err = errno;
+      return f;
+    }
+    return detail::to_file_info(st);
+  }
+
+  // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never
+  // blocks on a FIFO or device.
+  file_read read(const fs::path& path, std::size_t max_bytes) const {
+    file_read out;
+    detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
+      out.err = errno;
+      out.reason =
+          errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
+      return out;
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) {
+      out.err = errno;
+      out.reason = std::string("cannot stat: ") + std::strerror(errno);
+      return out;
+    }
+    out.info = detail::to_file_info(st);
+    if (!out.info.is_regular) {
+      out.reason = "not a regular file";
+      return out;
+    }
+    if (out.info.size > max_bytes) {
+      out.reason = fmt::format("too large ({} bytes, limit {})", out.info.size, max_bytes);
+      return out;
+    }
+    out.content.resize(static_cast<std::size_t>(out.info.size) + 1);
+    std::size_t got = 0;
+    for (;;) {
+      if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
+      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, out.content.size() - got);
+      if (n < 0) {
+        out.err = errno;
+        out.reason = std::string("cannot read: ") + std::strerror(errno);
+        out.content.clear();
+        return out;
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+      if (got > max_bytes) {
+        out.reason = fmt::format("too large (over {} bytes)", max_bytes);
+        out.content.clear();
+        return out;
+      }
+    }
+    out.content.resize(got);
+    out.ok = true;
+    return out;
+  }
+};
+
+}  // namespace leaseq
+// end leaseq/fs.hpp
 // begin leaseq/gpu.hpp
 
 // GPU detection and the runner's --gpus option.
@@ -2830,6 +3246,287 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
 
 }  // namespace leaseq
 // end leaseq/runner.hpp
+// begin leaseq/sanitize.hpp
+
+// The one text sanitizer: every path from file content (logs, commands, env, names read from
+// disk) to the terminal goes through it.
+//
+// What comes out holds no ESC, no C0 control other than \t and \n, no DEL, no C1 control
+// (U+0080..U+009F), no stray 0x9B byte, and is valid UTF-8:
+//   - escape sequences are removed whole: CSI (ESC [ or U+009B), OSC (ESC ] or U+009D, ended by
+//     BEL or ST, so OSC 52 and OSC 8 too), DCS, SOS, PM, APC (ESC P X ^ _ or their C1 forms,
+//     ended by ST), and two-byte / charset escapes (ESC ( B ...). An unterminated string
+//     sequence ends at the next newline (or after 4096 bytes), so a stray ESC ] cannot swallow
+//     the rest of a log; CAN and SUB cancel a sequence as terminals do;
+//   - other C0 controls and DEL become caret notation (^G, ^H, ^?), so the reader sees them;
+//   - other C1 controls are dropped;
+//   - invalid UTF-8 (stray continuation bytes such as a raw 0x9B, overlong forms, surrogates,
+//     code points past U+10FFFF, truncated sequences) becomes U+FFFD, one per maximal subpart;
+//   - \r never overwrites: \r\n becomes \n, and a lone \r is a line break (\n), so progress
+//     bars show as successive lines instead of repainting one.
+// stream_sanitizer keeps its state across chunks, so a sequence split anywhere gives exactly
+// what sanitize() gives for the whole text.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace leaseq {
+
+class stream_sanitizer {
+ public:
+  // Appends the safe form of chunk to out.
+  void feed(std::string_view chunk, std::string& out) {
+    for (char ch : chunk) byte(static_cast<unsigned char>(ch), out);
+  }
+
+  // End of input: an incomplete UTF-8 sequence becomes U+FFFD, a pending \r a line break, and
+  // an unterminated escape sequence is dropped.
+  void finish(std::string& out) {
+    if (need_ > 0) replacement(out);
+    need_ = 0;
+    flush_cr(out);
+    state_ = st::ground;
+    seq_len_ = 0;
+    str_c2_ = false;
+  }
+
+  // True while a \r, a partial UTF-8 character or an escape sequence is held back.
+  bool holding() const noexcept { return cr_ || need_ > 0 || state_ != st::ground; }
+
+ private:
+  enum class st : std::uint8_t { ground, esc, esc_inter, csi, str, str_esc };
+  static constexpr std::size_t max_csi = 256;
+  static constexpr std::size_t max_str = 4096;
+
+  static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
+
+  void flush_cr(std::string& out) {
+    if (cr_) out += '\n';
+    cr_ = false;
+  }
+
+  void to_ground() {
+    state_ = st::ground;
+    seq_len_ = 0;
+    str_c2_ = false;
+  }
+
+  void byte(unsigned char c, std::string& out) {
+    switch (state_) {
+      case st::ground:
+        return ground(c, out);
+      case st::esc:
+        return esc(c, out);
+      case st::esc_inter:
+        if (c >= 0x20 && c <= 0x2F) return;
+        to_ground();
+        if (c >= 0x30 && c <= 0x7E) return;
+        return ground(c, out);
+      case st::csi:
+        if (c >= 0x20 && c <= 0x3F && ++seq_len_ <= max_csi) return;
+        if (c >= 0x40 && c <= 0x7E) return to_ground();
+        to_ground();
+        if (c == 0x1B) {
+          state_ = st::esc;
+          return;
+        }
+        return ground(c, out);
+      case st::str:
+        return in_string(c, out);
+      case st::str_esc:
+        if (c == '\\') return to_ground();  // ST
+        to_ground();
+        state_ = st::esc;  // ESC inside a string ends it and starts a new sequence
+        return esc(c, out);
+    }
+  }
+
+  void esc(unsigned char c, std::string& out) {
+    seq_len_ = 0;
+    if (c == '[') {
+      state_ = st::csi;
+    } else if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
+      state_ = st::str;
+    } else if (c >= 0x20 && c <= 0x2F) {
+      state_ = st::esc_inter;
+    } else if (c >= 0x30 && c <= 0x7E) {
+      to_ground();
+    } else if (c == 0x1B) {
+      state_ = st::esc;
+    } else {
+      to_ground();
+      ground(c, out);
+    }
+  }
+
+  void in_string(unsigned char c, std::string& out) {
+    if (str_c2_) {
+      str_c2_ = false;
+      if (c == 0x9C) return to_ground();  // C1 ST
+    }
+    if (c == 0x07 || c == 0x18 || c == 0x1A) return to_ground();  // BEL ends OSC; CAN, SUB
+    if (c == 0x1B) {
+      state_ = st::str_esc;
+      return;
+    }
+    if (c == '\n' || ++seq_len_ > max_str) {  // unterminated: give the line back
+      to_ground();
+      return ground(c, out);
+    }
+    if (c == 0xC2) str_c2_ = true;
+  }
+
+  // A decoded C1 control U+0080..U+009F: the sequence introducers start a sequence, the rest
+  // are dropped.
+  void c1(unsigned char code) {
+    seq_len_ = 0;
+    switch (code) {
+      case 0x9B:
+        state_ = st::csi;
+        break;
+      case 0x9D:
+      case 0x90:
+      case 0x98:
+      case 0x9E:
+      case 0x9F:
+        state_ = st::str;
+        break;
+      default:
+        break;
+    }
+  }
+
+  void ground(unsigned char c, std::string& out) {
+    if (need_ > 0) {
+      if (c >= lo_ && c <= hi_) {
+        buf_[len_++] = static_cast<char>(c);
+        lo_ = 0x80;
+        hi_ = 0xBF;
+        if (--need_ == 0) {
+          if (len_ == 2 && static_cast<unsigned char>(buf_[0]) == 0xC2 &&
+              static_cast<unsigned char>(buf_[1]) <= 0x9F)
+            return c1(static_cast<unsigned char>(buf_[1]));
+          out.append(buf_, len_);
+        }
+        return;
+      }
+      need_ = 0;
+      replacement(out);  // the maximal subpart so far; c starts afresh
+    }
+    if (cr_) {
+      out += '\n';
+      cr_ = false;
+      if (c == '\n') return;  // \r\n is one line break
+    }
+    if (c < 0x80) {
+      if (c == 0x1B) {
+        state_ = st::esc;
+      } else if (c == '\r') {
+        cr_ = true;
+      } else if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7F)) {
+        out += static_cast<char>(c);
+      } else {
+        out += '^';
+        out += c == 0x7F ? '?' : static_cast<char>(c + 0x40);
+      }
+      return;
+    }
+    len_ = 0;
+    lo_ = 0x80;
+    hi_ = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need_ = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need_ = 2;
+      if (c == 0xE0) lo_ = 0xA0;  // no overlong forms
+      if (c == 0xED) hi_ = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need_ = 3;
+      if (c == 0xF0) lo_ = 0x90;
+      if (c == 0xF4) hi_ = 0x8F;  // nothing past U+10FFFF
+    } else {
+      return replacement(out);  // stray continuation byte (0x9B too), C0/C1 leads, F5..FF
+    }
+    buf_[len_++] = static_cast<char>(c);
+  }
+
+  st state_ = st::ground;
+  std::size_t seq_len_ = 0;
+  bool str_c2_ = false;
+  bool cr_ = false;
+  char buf_[4] = {};
+  int len_ = 0;
+  int need_ = 0;
+  unsigned char lo_ = 0x80, hi_ = 0xBF;
+};
+
+// The safe form of a whole text.
+inline std::string sanitize(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  stream_sanitizer s;
+  s.feed(text, out);
+  s.finish(out);
+  return out;
+}
+
+// For one-line places (a table cell, a status line): sanitize(), then a newline shows as the
+// two characters \n and a tab as a space.
+inline std::string sanitize_inline(std::string_view text) {
+  std::string safe = sanitize(text);
+  std::string out;
+  out.reserve(safe.size());
+  for (char c : safe) {
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += ' ';
+    else
+      out += c;
+  }
+  return out;
+}
+
+// True when text is valid UTF-8 holding no ESC, no C0 control but \t and \n, no DEL and no C1
+// control: the property every sanitize() output has.
+inline bool is_terminal_safe(std::string_view text) noexcept {
+  std::size_t i = 0, n = text.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) return false;
+      ++i;
+      continue;
+    }
+    int need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+      need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else
+      return false;
+    if (i + static_cast<std::size_t>(need) >= n) return false;  // truncated
+    for (int k = 1; k <= need; ++k) {
+      auto d = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
+      if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return false;
+    }
+    if (c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) return false;  // C1
+    i += static_cast<std::size_t>(need) + 1;
+  }
+  return true;
+}
+
+}  // namespace leaseq
+// end leaseq/sanitize.hpp
 // begin leaseq/seq.hpp
 
 #include <algorithm>
@@ -2893,6 +3590,677 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 
 }  // namespace leaseq
 // end leaseq/seq.hpp
+// begin leaseq/store.hpp
+
+// The snapshot store: scans one lease tree and publishes immutable snapshots.
+//
+// Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
+// refresh(); any thread may call latest(), due(), next_due() and request_refresh(). refresh()
+// does all the I/O and then swaps in a new shared_ptr<const snapshot>; readers keep the one
+// they hold for as long as they like.
+//
+// Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
+// every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
+// request_refresh() ("refresh now"), brings it back to 2 s. The first refresh() scans all.
+//
+// Scanning (issue 4): one readdir per directory, no recursive walk, no stat per task file,
+// dot-names skipped, each directory re-opened every scan. A directory whose own mtime and size
+// are unchanged since the last scan is not re-read, unless its mtime was within
+// dir_settle_s (2 s) of that scan, so a change inside the timestamp's granularity is never
+// missed. Task and result files are parsed once and cached by name + inode (every protocol
+// writer replaces a file by rename, which gives it a new inode; results never change);
+// heartbeats are cached by name + inode + size + mtime (they are rewritten every 2 s, and a
+// freed inode can come back). A file that stops parsing keeps its last good view, is marked
+// unknown and is retried on every scan; nothing is ever deleted by reading.
+//
+// Derived state: done/ wins over claimed/, claimed/ over inbox/ (a task in both inbox and
+// claimed counts once, as RUNNING). A task seen RUNNING (claimed file, or listed in a
+// heartbeat's `running`) that is now in neither claimed/ nor done/ is LOST? until its result
+// shows up or ui.lost_confirm_s passes, then LOST. Heartbeats are read before the task
+// directories, so a heartbeat never names a task the listing could not have seen yet.
+// A task that was PENDING or done and drops out of sight keeps its last view (marked unknown)
+// for ui.lost_confirm_s, then it is removed.
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+struct store_options {
+  ui_config ui;
+  // A directory modified less than this long before a scan is always re-read next time.
+  double dir_settle_s = 2;
+  std::size_t max_file_bytes = max_json_bytes;
+};
+
+namespace detail {
+
+enum class task_place : std::uint8_t { inbox = 0, claimed = 1, done = 2 };
+
+// One task or result file as last read.
+struct cached_file {
+  std::string name;
+  std::uint64_t ino = 0;
+  std::string id;
+  std::int64_t seq = 0;
+  std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
+  std::shared_ptr<const task_result> result;  // done: last good parse
+  bool bad = false;                           // the current file does not parse
+  std::string reason;
+};
+
+// One directory as last listed.
+struct cached_dir {
+  dir_stamp stamp;
+  bool listed = false;                // entries below reflect a successful listing
+  bool skippable = false;             // stamp is old enough to trust an unchanged stamp
+  std::vector<std::string> subdirs;   // for roots: valid lane/node names, sorted
+  std::vector<cached_file> files;     // for lanes: task files, any order
+  std::vector<scan_error> odd_names;  // for lanes: entries that are not task files
+  std::uint64_t visited = 0;          // scan number that last used it
+};
+
+struct cached_hb {
+  file_info info;
+  std::optional<heartbeat> hb;
+  bool bad = false;
+  std::string reason;
+};
+
+inline bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
+}
+
+// Priority among sightings of the same task: done > claimed > inbox.
+struct sighting {
+  std::int64_t seq;
+  task_place place;
+  const std::string* lane;
+  const cached_file* file;
+};
+
+}  // namespace detail
+
+template <class Fs = posix_fs, class Clock = system_clock>
+class snapshot_store {
+ public:
+  snapshot_store(lease_paths paths, std::string lease_id, store_options opts = {}, Fs fs = Fs{},
+                 Clock clock = Clock{})
+      : paths_(std::move(paths)),
+        lease_id_(std::move(lease_id)),
+        opts_(opts),
+        fs_(std::move(fs)),
+        clock_(std::move(clock)) {
+    auto s = std::make_shared<snapshot>();
+    s->lease_id = lease_id_;
+    latest_ = std::move(s);
+    task_interval_ = base_interval();
+  }
+
+  // Runs the scans that are due (all of them on the first call or after request_refresh())
+  // and publishes the resulting snapshot. Returns the latest snapshot either way.
+  std::shared_ptr<const snapshot> refresh() {
+    std::lock_guard<std::mutex> scan_lock(scan_mu_);
+    double now = clock_.now();
+    bool forced = refresh_requested_.exchange(false) || scans_ == 0;
+    bool do_hb = forced || now >= next_hb_;
+    bool do_tasks = forced || now >= next_tasks_;
+    if (!do_hb && !do_tasks) return latest();
+    ++scans_;
+    std::shared_ptr<const snapshot> prev = latest();
+    auto next = std::make_shared<snapshot>(*prev);
+    next->taken_at = now;
+    next->generation = prev->generation + 1;
+    if (do_hb) {
+      scan_heartbeats();
+      next_hb_ = now + opts_.ui.refresh_s;
+    }
+    if (do_tasks) {
+      bool changed = scan_tasks(now, *prev, *next);
+      if (forced || changed)
+        task_interval_ = base_interval();
+      else
+        task_interval_ = std::min(task_interval_ + 1.0, max_interval());
+      next_tasks_ = now + task_interval_;
+    }
+    build_nodes(now, *next);
+    next->errors = dir_errors_;
+    next->errors.insert(next->errors.end(), hb_errors_.begin(), hb_errors_.end());
+    next->complete = true;
+    std::shared_ptr<const snapshot> published = std::move(next);
+    {
+      std::lock_guard<std::mutex> lock(pub_mu_);
+      latest_ = published;
+      next_due_ = std::min(next_hb_, next_tasks_);
+    }
+    return published;
+  }
+
+  // request_refresh() + refresh(): a full scan now.
+  std::shared_ptr<const snapshot> refresh_all() {
+    request_refresh();
+    return refresh();
+  }
+
+  // The last published snapshot (never null; empty and !complete before the first refresh).
+  std::shared_ptr<const snapshot> latest() const {
+    std::lock_guard<std::mutex> lock(pub_mu_);
+    return latest_;
+  }
+
+  // "Refresh now": the next refresh() scans everything and the task cadence restarts at 2 s.
+  void request_refresh() noexcept { refresh_requested_ = true; }
+
+  // Clock time at which refresh() has work to do.
+  double next_due() const {
+    if (refresh_requested_) return 0;
+    std::lock_guard<std::mutex> lock(pub_mu_);
+    return next_due_;
+  }
+  bool due(double now) const { return now >= next_due(); }
+  // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
+  double task_interval() const {
+    std::lock_guard<std::mutex> lock(scan_mu_);
+    return task_interval_;
+  }
+
+  const lease_paths& paths() const noexcept { return paths_; }
+  const std::string& lease_id() const noexcept { return lease_id_; }
+  const store_options& options() const noexcept { return opts_; }
+  Fs& filesystem() noexcept { return fs_; }
+  Clock& clock() noexcept { return clock_; }
+
+ private:
+  using cached_file = detail::cached_file;
+  using cached_dir = detail::cached_dir;
+  using task_place = detail::task_place;
+
+  double base_interval() const { return opts_.ui.refresh_s; }
+  double max_interval() const { return std::max(5.0, opts_.ui.refresh_s); }
+
+  void add_error(std::vector<scan_error>& errs, const fs::path& path, int err, std::string msg) {
+    errs.push_back({path.string(), err, std::move(msg)});
+  }
+
+  // Lists a directory through the cache. Returns nullptr when it does not exist (a reader
+  // treats a missing directory as empty). On an OS error the last good listing is kept.
+  cached_dir* list_cached(const std::string& key, const fs::path& path, double now, bool& changed,
+                          bool is_root) {
+    cached_dir& d = dirs_[key];
+    d.visited = scans_;
+    const dir_stamp* skip = d.listed && d.skippable ? &d.stamp : nullptr;
+    dir_listing_result r = fs_.list_dir(path, skip);
+    if (r.err == ENOENT) {
+      if (d.listed) changed = true;
+      dirs_.erase(key);
+      return nullptr;
+    }
+    if (r.err != 0) {
+      add_error(dir_errors_, path, r.err,
+                fmt::format("cannot list {}: {} (showing its last good listing)", path.string(),
+                            std::strerror(r.err)));
+      d.skippable = false;
+      return &d;
+    }
+    if (r.unchanged) return &d;
+    d.stamp = r.stamp;
+    d.listed = true;
+    d.skippable = r.stamp.mtime < now - opts_.dir_settle_s;
+    if (is_root) {
+      std::vector<std::string> names;
+      for (auto& e : r.entries) names.push_back(std::move(e.name));
+      std::sort(names.begin(), names.end());
+      if (names != d.subdirs) changed = true;
+      d.subdirs = std::move(names);
+    } else if (relist_files(d, key, path, std::move(r.entries))) {
+      changed = true;
+    }
+    return &d;
+  }
+
+  // Re-reads the entries of a lane directory; true when its set of files or a parse changed.
+  bool relist_files(cached_dir& d, const std::string& key, const fs::path& dir,
+                    std::vector<dir_entry> entries) {
+    bool is_done = key.compare(0, 5, "done/") == 0;
+    std::string_view suffix = is_done ? ".result.json" : ".json";
+    std::unordered_map<std::string, std::size_t> old;
+    old.reserve(d.files.size());
+    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].name, i);
+    std::vector<cached_file> files;
+    files.reserve(entries.size());
+    d.odd_names.clear();
+    bool changed = entries.size() != d.files.size();
+    for (auto& e : entries) {
+      std::string id;
+      if (detail::ends_with(e.name, suffix)) id = e.name.substr(0, e.name.size() - suffix.size());
+      if (!is_valid_task_id(id)) {
+        d.odd_names.push_back({dir.string(), 0,
+                               fmt::format("ignoring {} in {}: not a task file name",
+                                           detail::quote_for_message(e.name), dir.string())});
+        continue;
+      }
+      cached_file f;
+      if (auto it = old.find(e.name); it != old.end())
+        f = std::move(d.files[it->second]);
+      else
+        changed = true;
+      f.name = std::move(e.name);
+      f.id = std::move(id);
+      f.seq = *task_seq(f.id);
+      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
+      f.ino = e.ino;
+      if (fresh) {
+        files.push_back(std::move(f));
+        continue;
+      }
+      // The name was checked above, so joining it is safe.
+      bool was_bad = f.bad;
+      if (load_file(f, dir / f.name, is_done)) {
+        if (!(was_bad && f.bad)) changed = true;
+        files.push_back(std::move(f));
+      } else {
+        changed = true;
+      }
+    }
+    d.files = std::move(files);
+    return changed;
+  }
+
+  // Reads and parses one task or result file into f. False when the file vanished between
+  // the listing and the read (it moved on: claimed, or finished): not a sighting.
+  bool load_file(cached_file& f, const fs::path& path, bool is_result) {
+    file_read r = fs_.read(path, opts_.max_file_bytes);
+    if (!r.ok && r.err == ENOENT) return false;
+    auto fail = [&](std::string reason) {
+      f.bad = true;
+      f.reason = std::move(reason);
+      return true;
+    };
+    if (!r.ok) return fail(r.reason);
+    if (r.info.ino != 0) f.ino = r.info.ino;
+    json_outcome j = parse_json_tolerant(r.content);
+    if (!j.ok()) return fail(j.reason);
+    try {
+      if (is_result) {
+        auto res = std::make_shared<task_result>();
+        from_json(*j.value, *res);
+        if (res->task.id != f.id)
+          return fail("its id field says " + detail::quote_for_message(res->task.id));
+        f.result = std::move(res);
+      } else {
+        auto spec = std::make_shared<task_spec>();
+        from_json(*j.value, *spec);
+        if (spec->id != f.id)
+          return fail("its id field says " + detail::quote_for_message(spec->id));
+        f.spec = std::move(spec);
+      }
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+    f.bad = false;
+    f.reason.clear();
+    return true;
+  }
+
+  void scan_heartbeats() {
+    hb_errors_.clear();
+    dir_listing_result r = fs_.list_dir(paths_.hb_dir(), nullptr);
+    if (r.err != 0 && r.err != ENOENT) {
+      add_error(hb_errors_, paths_.hb_dir(), r.err,
+                fmt::format("cannot list {}: {} (showing the last heartbeats)",
+                            paths_.hb_dir().string(), std::strerror(r.err)));
+      return;
+    }
+    std::map<std::string, detail::cached_hb> next;
+    for (const auto& e : r.entries) {
+      std::string node;
+      if (detail::ends_with(e.name, ".json")) node = e.name.substr(0, e.name.size() - 5);
+      if (!is_valid_node(node)) {
+        add_error(hb_errors_, paths_.hb_dir(), 0,
+                  fmt::format("ignoring {} in {}: not <node>.json with a valid node name",
+                              detail::quote_for_message(e.name), paths_.hb_dir().string()));
+        continue;
+      }
+      fs::path path = paths_.heartbeat(node);
+      detail::cached_hb h;
+      if (auto it = hbs_.find(node); it != hbs_.end()) h = std::move(it->second);
+      file_info info = fs_.stat(path);
+      if (info.err == ENOENT) continue;
+      bool same = !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
+                  info.size == h.info.size && info.mtime == h.info.mtime;
+      if (!same) {
+        file_read fr = fs_.read(path, opts_.max_file_bytes);
+        if (!fr.ok && fr.err == ENOENT) continue;
+        std::string reason;
+        if (!fr.ok) {
+          reason = fr.reason;
+        } else if (json_outcome j = parse_json_tolerant(fr.content); !j.ok()) {
+          reason = j.reason;
+        } else {
+          try {
+            heartbeat hb;
+            from_json(*j.value, hb);
+            if (hb.node != node)
+              add_error(hb_errors_, path, 0,
+                        fmt::format("heartbeat {} says node {}", path.string(),
+                                    detail::quote_for_message(hb.node)));
+            h.hb = std::move(hb);
+            h.info = fr.info;
+          } catch (const std::exception& ex) {
+            reason = ex.what();
+          }
+        }
+        h.bad = !reason.empty();
+        h.reason = std::move(reason);
+      }
+      next.emplace(node, std::move(h));
+    }
+    hbs_ = std::move(next);
+  }
+
+  // Lists the lane directories under one root, appending sightings. Roots and lanes are
+  // visited in a fixed order: inbox, then claimed, then done (a rename inbox -> claimed or a
+  // finish claimed -> done seen mid-scan still shows the task in one of them).
+  void scan_root(task_place place, const char* root_name, const fs::path& root, double now,
+                 bool& changed, std::vector<detail::sighting>& out) {
+    cached_dir* r = list_cached(root_name, root, now, changed, true);
+    if (!r) return;
+    for (const std::string& lane : r->subdirs) {
+      bool ok = place == task_place::inbox ? is_valid_lane(lane) : is_valid_node(lane);
+      if (!ok) {
+        add_error(dir_errors_, root, 0,
+                  fmt::format("ignoring directory {} in {}: not a valid {} name",
+                              detail::quote_for_message(lane), root.string(),
+                              place == task_place::inbox ? "lane" : "node"));
+        continue;
+      }
+      node_names_.insert(lane);
+      std::string key = std::string(root_name) + "/" + lane;
+      cached_dir* d = list_cached(key, root / lane, now, changed, false);
+      if (!d) continue;
+      dir_errors_.insert(dir_errors_.end(), d->odd_names.begin(), d->odd_names.end());
+      for (const cached_file& f : d->files) {
+        if (f.bad) d->skippable = false;  // retry it next scan
+        out.push_back({f.seq, place, &lane, &f});
+      }
+    }
+  }
+
+  // Names of nodes that only show up under logs/ or control/.
+  void scan_node_root(const char* root_name, const fs::path& root, double now, bool& changed) {
+    cached_dir* r = list_cached(root_name, root, now, changed, true);
+    if (!r) return;
+    for (const std::string& n : r->subdirs) {
+      if (is_valid_node(n))
+        node_names_.insert(n);
+      else
+        add_error(dir_errors_, root, 0,
+                  fmt::format("ignoring directory {} in {}: not a valid node name",
+                              detail::quote_for_message(n), root.string()));
+    }
+  }
+
+  // Heartbeat evidence: task id -> (node, hb ts) for every task a heartbeat lists as running.
+  std::unordered_map<std::string, std::pair<std::string, double>> hb_running() const {
+    std::unordered_map<std::string, std::pair<std::string, double>> out;
+    for (const auto& [node, h] : hbs_) {
+      if (!h.hb || h.hb->stopped) continue;
+      for (const auto& id : h.hb->running)
+        if (is_valid_task_id(id)) out[id] = {node, h.hb->ts};
+      if (h.hb->running_task_id && is_valid_task_id(*h.hb->running_task_id))
+        out.emplace(*h.hb->running_task_id, std::make_pair(node, h.hb->ts));
+    }
+    return out;
+  }
+
+  // Returns true when anything visible changed.
+  bool scan_tasks(double now, const snapshot& prev, snapshot& next) {
+    dir_errors_.clear();
+    node_names_.clear();
+    bool changed = false;
+    std::vector<detail::sighting> seen;
+    seen.reserve(prev.tasks().size() + 16);
+    scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, seen);
+    scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, seen);
+    scan_root(task_place::done, "done", paths_.done_root(), now, changed, seen);
+    scan_node_root("logs", paths_.logs_root(), now, changed);
+    scan_node_root("control", paths_.control_root(), now, changed);
+    for (auto it = dirs_.begin(); it != dirs_.end();) {
+      if (it->second.visited != scans_) {
+        it = dirs_.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    auto evidence = hb_running();
+    bool evidence_changed = evidence_keys(evidence) != last_evidence_;
+    bool time_dependent = false;
+    for (const auto& t : prev.tasks())
+      if (t.missing_since && t.state != task_state::lost) time_dependent = true;
+    if (!changed && !evidence_changed && !time_dependent && prev.complete) return false;
+    last_evidence_ = evidence_keys(evidence);
+
+    std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
+      return a.seq != b.seq ? a.seq < b.seq : a.place > b.place;  // best sighting first
+    });
+    auto table = std::make_shared<std::vector<task_view>>();
+    table->reserve(seen.size() + 8);
+    const auto& old = prev.tasks();
+    std::size_t oi = 0;
+    auto flush_old_before = [&](std::int64_t seq) {
+      for (; oi < old.size() && old[oi].seq < seq; ++oi)
+        carry_unseen(old[oi], now, evidence, *table);
+    };
+    for (std::size_t i = 0; i < seen.size();) {
+      std::size_t j = i;
+      while (j < seen.size() && seen[j].seq == seen[i].seq) ++j;
+      flush_old_before(seen[i].seq);
+      const task_view* before = oi < old.size() && old[oi].seq == seen[i].seq ? &old[oi] : nullptr;
+      if (before) ++oi;
+      table->push_back(make_view(seen[i], before, now, evidence));
+      i = j;
+    }
+    flush_old_before(INT64_MAX);
+    // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
+    for (const auto& [id, ev] : evidence) {
+      auto seq = *task_seq(id);
+      auto it = std::lower_bound(table->begin(), table->end(), seq,
+                                 [](const task_view& v, std::int64_t s) { return v.seq < s; });
+      if (it != table->end() && it->seq == seq) continue;
+      task_view v;
+      v.id = id;
+      v.seq = seq;
+      v.lane = v.node = ev.first;
+      v.state = task_state::lost_maybe;
+      v.last_running_seen = ev.second;
+      v.last_running_node = ev.first;
+      v.missing_since = now;
+      v.unknown = true;
+      v.unknown_reason = "listed as running by the heartbeat of " + ev.first +
+                         ", but in neither claimed/ nor done/";
+      table->insert(it, std::move(v));
+    }
+    next.task_table = std::move(table);
+    next.counts = {};
+    for (const auto& t : next.tasks()) ++next.counts[state_index(t.state)];
+    return true;
+  }
+
+  static std::vector<std::string> evidence_keys(
+      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
+    std::vector<std::string> keys;
+    keys.reserve(ev.size());
+    for (const auto& [id, e] : ev) keys.push_back(id + "@" + e.first);
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
+  task_view make_view(const detail::sighting& s, const task_view* before, double now,
+                      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
+    const cached_file& f = *s.file;
+    task_view v;
+    if (before) v = *before;
+    v.id = f.id;
+    v.seq = f.seq;
+    v.lane = *s.lane;
+    v.last_seen = now;
+    v.missing_since.reset();
+    v.unknown = f.bad;
+    v.unknown_reason = f.bad ? fmt::format("{} does not parse: {}", f.name, f.reason) : "";
+    switch (s.place) {
+      case task_place::done:
+        v.node = *s.lane;
+        if (f.result) {
+          v.result = f.result;
+          v.spec = std::shared_ptr<const task_spec>(f.result, &f.result->task);
+          v.state = f.result->state;
+        } else if (!before) {
+          v.state = task_state::running;  // a result is there, its outcome not readable yet
+        }
+        break;
+      case task_place::claimed:
+        v.node = *s.lane;
+        if (f.spec) v.spec = f.spec;
+        v.result.reset();
+        v.state = task_state::running;
+        break;
+      case task_place::inbox: {
+        if (f.spec) v.spec = f.spec;
+        v.result.reset();
+        v.node = *s.lane == any_lane ? std::string() : *s.lane;
+        v.state = task_state::pending;
+        auto it = ev.find(f.id);
+        if (it != ev.end()) {  // claimed, the rename not visible yet
+          v.state = task_state::running;
+          v.node = it->second.first;
+        }
+        break;
+      }
+    }
+    if (v.state == task_state::running) {
+      v.last_running_seen = now;
+      v.last_running_node = v.node;
+    }
+    return v;
+  }
+
+  // A task of the previous snapshot that this scan did not see.
+  void carry_unseen(const task_view& before, double now,
+                    const std::unordered_map<std::string, std::pair<std::string, double>>& ev,
+                    std::vector<task_view>& out) {
+    task_view v = before;
+    bool was_running = before.state == task_state::running ||
+                       before.state == task_state::lost_maybe || before.state == task_state::lost ||
+                       ev.count(before.id) > 0;
+    if (!v.missing_since) v.missing_since = now;
+    double missing_for = now - *v.missing_since;
+    if (was_running) {
+      if (auto it = ev.find(before.id); it != ev.end()) {
+        v.last_running_node = it->second.first;
+        v.last_running_seen = std::max(v.last_running_seen.value_or(0), it->second.second);
+      }
+      v.state = before.state == task_state::lost || missing_for >= opts_.ui.lost_confirm_s
+                    ? task_state::lost
+                    : task_state::lost_maybe;
+      v.unknown = v.state == task_state::lost_maybe;
+      v.unknown_reason = v.state == task_state::lost
+                             ? "not in claimed/ or done/ for longer than ui.lost_confirm_s"
+                             : "was RUNNING, now in neither claimed/ nor done/";
+      out.push_back(std::move(v));
+      return;
+    }
+    if (missing_for >= opts_.ui.lost_confirm_s) return;  // gone for good: removed
+    v.unknown = true;
+    v.unknown_reason = "its file is no longer visible";
+    out.push_back(std::move(v));
+  }
+
+  void build_nodes(double now, snapshot& s) {
+    std::set<std::string> names(node_names_.begin(), node_names_.end());
+    for (const auto& [n, h] : hbs_) names.insert(n);
+    names.erase(std::string(any_lane));
+    std::unordered_map<std::string, node_view*> by_name;
+    s.nodes.clear();
+    s.nodes.reserve(names.size());
+    for (const auto& n : names) {
+      node_view v;
+      v.name = n;
+      if (auto it = hbs_.find(n); it != hbs_.end()) {
+        v.hb = it->second.hb;
+        v.hb_unknown = it->second.bad;
+        v.hb_reason = it->second.reason;
+      }
+      v.health = compute_health(v.hb, now, opts_.ui.hb_stale_s);
+      if (v.hb) {
+        v.hb_age_s = heartbeat_age(*v.hb, now);
+        v.paused = v.hb->paused;
+      }
+      s.nodes.push_back(std::move(v));
+    }
+    for (auto& v : s.nodes) by_name[v.name] = &v;
+    for (const auto& t : s.tasks()) {
+      if (t.state == task_state::running || t.state == task_state::lost_maybe) {
+        if (auto it = by_name.find(t.node); it != by_name.end())
+          it->second->running.push_back(t.id);
+      } else if (t.state == task_state::pending) {
+        if (auto it = by_name.find(t.lane); it != by_name.end()) ++it->second->pending;
+      }
+    }
+    s.fs_lag = false;
+    for (const auto& t : s.tasks())
+      if (t.unknown || t.state == task_state::lost_maybe) s.fs_lag = true;
+    for (const auto& n : s.nodes)
+      if (n.hb_unknown) s.fs_lag = true;
+  }
+
+  lease_paths paths_;
+  std::string lease_id_;
+  store_options opts_;
+  Fs fs_;
+  Clock clock_;
+
+  mutable std::mutex scan_mu_;  // one refresh() at a time
+  mutable std::mutex pub_mu_;   // guards latest_ and next_due_
+  std::shared_ptr<const snapshot> latest_;
+  double next_due_ = 0;
+  std::atomic<bool> refresh_requested_{false};
+
+  std::uint64_t scans_ = 0;
+  double next_hb_ = 0, next_tasks_ = 0, task_interval_ = 2;
+  std::unordered_map<std::string, cached_dir> dirs_;
+  std::map<std::string, detail::cached_hb> hbs_;
+  std::set<std::string> node_names_;
+  std::vector<std::string> last_evidence_;
+  std::vector<scan_error> dir_errors_, hb_errors_;
+};
+
+// For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,
+// the filesystem and the paths must outlive the returned function.
+template <class Fs>
+std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_paths& paths) {
+  return [&fs, &paths](const task_view& t) {
+    if (!is_valid_node(t.node) || !is_valid_task_id(t.id)) return false;
+    file_info info = fs.stat(paths.stderr_log(t.node, t.id));
+    return info.err == 0 && info.size > 0;
+  };
+}
+
+}  // namespace leaseq
+// end leaseq/store.hpp
 // begin leaseq/submit.hpp
 
 // Enqueueing tasks: one, a batch under one seq allocation, idempotency keys, retries.
@@ -3110,4 +4478,578 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
 
 }  // namespace leaseq
 // end leaseq/submit.hpp
+// begin leaseq/tail.hpp
+
+// Following and paging log files by polling (no inotify: it must work on NFS).
+//
+//   tail_follower   one file: polls by offset, re-opens by name, waits for a file that does not
+//                   exist yet, restarts from 0 on truncation (and says so), follows a rotation
+//                   (inode change) to the new file, holds a partial last line until its newline
+//                   or until it is partial_after_s (1 s) old, cuts a line longer than
+//                   max_line_bytes and drops the rest of it, so memory stays bounded.
+//   merged_follower stdout + stderr of one task, in the order the polls saw them, each line
+//                   tagged with its stream.
+//   line_ring       the last N lines (ui.log_tail_lines) for a log pane; a partial line is
+//                   completed in place when the rest arrives.
+//   paged_reader    random access to the lines of a file of any size: line starts are indexed
+//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file.
+//
+// The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
+// through unchanged (for a pipe or a file, not a terminal).
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+enum class log_stream { out, err };
+
+inline constexpr std::string_view to_string(log_stream s) noexcept {
+  return s == log_stream::out ? "stdout" : "stderr";
+}
+
+struct tail_event {
+  enum class kind {
+    line,       // text holds one line, without its newline
+    waiting,    // the file does not exist (yet); said once until it appears
+    appeared,   // the file was opened
+    truncated,  // it shrank below what was read: reading restarts from offset 0
+    rotated,    // the name now points at another file (new inode): following the new one
+    error,      // it cannot be read (text says why); retried on the next poll
+  };
+  kind what = kind::line;
+  log_stream stream = log_stream::out;
+  std::string text;
+  bool complete = true;  // false: a partial line shown early; more of it may follow
+  bool cut = false;      // the line was longer than max_line_bytes; the rest was dropped
+};
+
+struct tail_options {
+  std::size_t max_line_bytes = 64 * 1024;
+  std::size_t max_read_per_poll = 8u << 20;  // bounds one poll's work and memory
+  double partial_after_s = 1.0;
+  bool sanitize = true;
+  bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
+};
+
+template <class Clock = system_clock>
+class tail_follower {
+ public:
+  explicit tail_follower(fs::path path, log_stream stream = log_stream::out, tail_options opts = {},
+                         Clock clock = Clock{})
+      : path_(std::move(path)), stream_(stream), opts_(opts), clock_(std::move(clock)) {}
+
+  // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
+  void poll(std::vector<tail_event>& out) {
+    struct stat by_name;
+    bool named = ::stat(path_.c_str(), &by_name) == 0;
+    int name_err = named ? 0 : errno;
+    if (fd_ && named &&
+        (static_cast<std::uint64_t>(by_name.st_ino) != ino_ ||
+         static_cast<std::uint64_t>(by_name.st_dev) != dev_)) {
+      read_available(out, SIZE_MAX);  // the old file's last words first
+      end_content(out, true);
+      fd_.reset();
+      open_file(out, tail_event::kind::rotated);
+    } else if (!fd_) {
+      if (!named) {
+        if (name_err == ENOENT) {
+          if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
+          said_waiting_ = true;
+        } else {
+          report(out, std::string("cannot stat: ") + std::strerror(name_err));
+        }
+        return;
+      }
+      open_file(out, tail_event::kind::appeared);
+    }
+    if (!fd_) return;
+    struct stat st;
+    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
+      end_content(out, true);
+      offset_ = 0;
+      notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
+    }
+    read_available(out, opts_.max_read_per_poll);
+    if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
+      flush_partial(out, false);
+  }
+
+  std::vector<tail_event> poll() {
+    std::vector<tail_event> out;
+    poll(out);
+    return out;
+  }
+
+  // Reads to the end and emits a held partial line (complete = false: the file has no newline
+  // there): call once the writer is known to be done.
+  void drain(std::vector<tail_event>& out) {
+    poll(out);
+    if (fd_) read_available(out, SIZE_MAX);
+    end_content(out, false);
+  }
+
+  const fs::path& path() const noexcept { return path_; }
+  log_stream stream() const noexcept { return stream_; }
+  std::uint64_t offset() const noexcept { return offset_; }
+  bool is_open() const noexcept { return static_cast<bool>(fd_); }
+  // Bytes of over-long lines that were dropped.
+  std::uint64_t bytes_dropped() const noexcept { return dropped_; }
+  // Bytes currently held back (a partial line); never more than max_line_bytes.
+  std::size_t bytes_held() const noexcept { return pending_.size(); }
+
+ private:
+  void notice(std::vector<tail_event>& out, tail_event::kind k, std::string text) {
+    tail_event e;
+    e.what = k;
+    e.stream = stream_;
+    e.text = std::move(text);
+    out.push_back(std::move(e));
+  }
+  void report(std::vector<tail_event>& out, std::string why) {
+    if (why == last_error_) return;  // once per distinct problem
+    last_error_ = why;
+    notice(out, tail_event::kind::error, path_.string() + ": " + why);
+  }
+
+  void open_file(std::vector<tail_event>& out, tail_event::kind k) {
+    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
+      if (errno != ENOENT) report(out, std::string("cannot open: ") + std::strerror(errno));
+      return;
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      report(out, "not a regular file");
+      return;
+    }
+    bool first = !opened_once_;
+    fd_ = std::move(fd);
+    ino_ = static_cast<std::uint64_t>(st.st_ino);
+    dev_ = static_cast<std::uint64_t>(st.st_dev);
+    offset_ = first && !opts_.from_start ? static_cast<std::uint64_t>(st.st_size) : 0;
+    opened_once_ = true;
+    said_waiting_ = false;
+    last_error_.clear();
+    sanitizer_ = stream_sanitizer{};
+    notice(out, k,
+           k == tail_event::kind::rotated ? "file rotated: following the new file" : "file opened");
+  }
+
+  void read_available(std::vector<tail_event>& out, std::size_t budget) {
+    char buf[64 * 1024];
+    std::string clean;
+    while (budget > 0) {
+      std::size_t want = std::min(sizeof buf, budget);
+      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(offset_));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        report(out, std::string("cannot read: ") + std::strerror(errno));
+        return;
+      }
+      if (n == 0) return;
+      offset_ += static_cast<std::uint64_t>(n);
+      budget -= static_cast<std::size_t>(n);
+      if (opts_.sanitize) {
+        clean.clear();
+        sanitizer_.feed(std::string_view(buf, static_cast<std::size_t>(n)), clean);
+        append_text(clean, out);
+      } else {
+        append_text(std::string_view(buf, static_cast<std::size_t>(n)), out);
+      }
+    }
+  }
+
+  void append_text(std::string_view data, std::vector<tail_event>& out) {
+    while (!data.empty()) {
+      std::size_t nl = data.find('\n');
+      std::string_view piece = data.substr(0, nl);
+      if (cutting_) {
+        dropped_ += piece.size();
+      } else {
+        if (pending_.empty() && !piece.empty()) pending_since_ = clock_.now();
+        std::size_t room = opts_.max_line_bytes - pending_.size();
+        if (piece.size() < room) {
+          pending_.append(piece);
+        } else {
+          pending_.append(piece.substr(0, room));
+          dropped_ += piece.size() - room;
+          emit(out, true, true);
+          cutting_ = true;
+        }
+      }
+      if (nl == std::string_view::npos) return;
+      if (cutting_)
+        cutting_ = false;
+      else
+        emit(out, true, false);
+      data.remove_prefix(nl + 1);
+    }
+  }
+
+  void emit(std::vector<tail_event>& out, bool complete, bool cut) {
+    tail_event e;
+    e.stream = stream_;
+    e.text = std::move(pending_);
+    e.complete = complete;
+    e.cut = cut;
+    out.push_back(std::move(e));
+    pending_.clear();
+  }
+
+  // The content read so far has ended (end of input, truncation, rotation): whatever the
+  // sanitizer and the line buffer hold comes out, and both start afresh. `complete` says
+  // whether a held partial line counts as ended (true when the file moved on).
+  void end_content(std::vector<tail_event>& out, bool complete) {
+    if (opts_.sanitize) {
+      std::string rest;
+      sanitizer_.finish(rest);
+      append_text(rest, out);
+      sanitizer_ = stream_sanitizer{};
+    }
+    flush_partial(out, complete);
+    cutting_ = false;
+  }
+
+  // A held partial line: shown as the newest data (complete = false), or ended for good.
+  void flush_partial(std::vector<tail_event>& out, bool complete) {
+    if (!pending_.empty()) emit(out, complete, false);
+  }
+
+  fs::path path_;
+  log_stream stream_;
+  tail_options opts_;
+  Clock clock_;
+  detail::unique_fd fd_;
+  std::uint64_t ino_ = 0, dev_ = 0, offset_ = 0, dropped_ = 0;
+  std::string pending_;
+  double pending_since_ = 0;
+  bool cutting_ = false, said_waiting_ = false, opened_once_ = false;
+  std::string last_error_;
+  stream_sanitizer sanitizer_;
+};
+
+// stdout and stderr of one task, merged in the order the polls saw their lines.
+template <class Clock = system_clock>
+class merged_follower {
+ public:
+  merged_follower(fs::path out_path, fs::path err_path, tail_options opts = {},
+                  Clock clock = Clock{})
+      : out_(std::move(out_path), log_stream::out, opts, clock),
+        err_(std::move(err_path), log_stream::err, opts, clock) {}
+
+  void poll(std::vector<tail_event>& out) {
+    out_.poll(out);
+    err_.poll(out);
+  }
+  std::vector<tail_event> poll() {
+    std::vector<tail_event> out;
+    poll(out);
+    return out;
+  }
+  void drain(std::vector<tail_event>& out) {
+    out_.drain(out);
+    err_.drain(out);
+  }
+  tail_follower<Clock>& stdout_follower() noexcept { return out_; }
+  tail_follower<Clock>& stderr_follower() noexcept { return err_; }
+
+ private:
+  tail_follower<Clock> out_, err_;
+};
+
+// One line of a log pane.
+struct log_line {
+  log_stream stream = log_stream::out;
+  std::string text;
+  bool complete = true;
+  bool cut = false;
+  bool notice = false;  // a follower's notice (truncated, rotated, ...), not file content
+};
+
+// The last `capacity` lines. A partial line is completed in place when the rest of it arrives.
+class line_ring {
+ public:
+  explicit line_ring(std::size_t capacity = 200) : capacity_(std::max<std::size_t>(1, capacity)) {}
+
+  void push(const tail_event& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line) {
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        if (!it->complete) {
+          std::size_t room =
+              max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
+          it->text.append(e.text, 0, std::min(room, e.text.size()));
+          it->complete = e.complete;
+          it->cut = it->cut || e.cut || e.text.size() > room;
+          return;
+        }
+        break;
+      }
+      add({e.stream, e.text, e.complete, e.cut, false});
+    } else if (e.what != tail_event::kind::appeared &&
+               (e.what != tail_event::kind::waiting || lines_.empty())) {
+      add({e.stream, "-- " + std::string(to_string(e.stream)) + ": " + e.text + " --", true, false,
+           true});
+    }
+  }
+  void push_all(const std::vector<tail_event>& events) {
+    for (const auto& e : events) push(e);
+  }
+
+  std::size_t size() const noexcept { return lines_.size(); }
+  std::size_t capacity() const noexcept { return capacity_; }
+  const log_line& operator[](std::size_t i) const { return lines_[i]; }
+  // Lines pushed out of the ring so far.
+  std::uint64_t evicted() const noexcept { return evicted_; }
+  auto begin() const { return lines_.begin(); }
+  auto end() const { return lines_.end(); }
+  void clear() { lines_.clear(); }
+
+ private:
+  void add(log_line l) {
+    lines_.push_back(std::move(l));
+    while (lines_.size() > capacity_) {
+      lines_.pop_front();
+      ++evicted_;
+    }
+  }
+  std::size_t capacity_;
+  std::deque<log_line> lines_;
+  std::uint64_t evicted_ = 0;
+};
+
+// Lines of a file of any size by number, without loading it: line starts are found by reading
+// forward in chunks, keeping one checkpoint offset every `every` lines (8 bytes per 1024 lines).
+// Lines come back raw (run them through sanitize() for a terminal), cut at max_line_bytes.
+class paged_reader {
+ public:
+  explicit paged_reader(fs::path path, std::size_t max_line_bytes = 64 * 1024,
+                        std::size_t every = 1024)
+      : path_(std::move(path)), max_line_(max_line_bytes), every_(std::max<std::size_t>(1, every)) {
+    reload();
+  }
+
+  // Re-opens the file by name: a file that grew is indexed further on demand, one that shrank
+  // or was replaced is indexed again from the start. False when it cannot be opened.
+  bool reload() {
+    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      error_ = fd ? "not a regular file" : std::strerror(errno);
+      fd_.reset();
+      size_ = 0;
+      reset_index();
+      return false;
+    }
+    error_.clear();
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    if (static_cast<std::uint64_t>(st.st_ino) != ino_ || size < scanned_) reset_index();
+    ino_ = static_cast<std::uint64_t>(st.st_ino);
+    size_ = size;
+    fd_ = std::move(fd);
+    return true;
+  }
+
+  const std::string& error() const noexcept { return error_; }
+  std::uint64_t size_bytes() const noexcept { return size_; }
+
+  // Number of lines (a last line without newline counts). Indexes the rest of the file.
+  std::uint64_t line_count() {
+    index_until(UINT64_MAX);
+    return newlines_ + (size_ > 0 && !last_is_newline_ ? 1 : 0);
+  }
+
+  // Lines [first, first + count); fewer at the end of the file.
+  std::vector<std::string> lines(std::uint64_t first, std::size_t count) {
+    std::vector<std::string> out;
+    if (!fd_ || count == 0) return out;
+    index_until(first);
+    std::uint64_t k = std::min<std::uint64_t>(first / every_, checkpoints_.size() - 1);
+    std::uint64_t line = k * every_, off = checkpoints_[k];
+    char buf[64 * 1024];
+    std::string cur;
+    while (off < size_ && out.size() < count) {
+      ssize_t n = ::pread(fd_.get(), buf, sizeof buf, static_cast<off_t>(off));
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n && out.size() < count; ++i) {
+        if (buf[i] == '\n') {
+          if (line >= first) out.push_back(std::move(cur));
+          cur.clear();
+          ++line;
+        } else if (line >= first) {
+          if (cur.size() < max_line_) cur += buf[i];
+        }
+      }
+      off += static_cast<std::uint64_t>(n);
+    }
+    if (off >= size_ && !cur.empty() && line >= first && out.size() < count)
+      out.push_back(std::move(cur));
+    return out;
+  }
+
+ private:
+  void reset_index() {
+    checkpoints_.assign(1, 0);
+    scanned_ = 0;
+    newlines_ = 0;
+    last_is_newline_ = false;
+  }
+
+  // Scans forward until the checkpoint at or before `line` is known (or the end of file).
+  void index_until(std::uint64_t line) {
+    if (!fd_) return;
+    char buf[256 * 1024];
+    while (scanned_ < size_ && (line == UINT64_MAX || newlines_ < line)) {
+      std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(sizeof buf, size_ - scanned_));
+      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(scanned_));
+      if (n <= 0) {
+        size_ = scanned_;  // it shrank under us; reload() notices
+        break;
+      }
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] != '\n') continue;
+        ++newlines_;
+        if (newlines_ % every_ == 0)
+          checkpoints_.push_back(scanned_ + static_cast<std::uint64_t>(i) + 1);
+      }
+      last_is_newline_ = buf[n - 1] == '\n';
+      scanned_ += static_cast<std::uint64_t>(n);
+    }
+  }
+
+  fs::path path_;
+  std::size_t max_line_, every_;
+  detail::unique_fd fd_;
+  std::uint64_t ino_ = 0, size_ = 0;
+  std::string error_;
+  std::vector<std::uint64_t> checkpoints_{0};  // offset of line k * every_
+  std::uint64_t scanned_ = 0, newlines_ = 0;
+  bool last_is_newline_ = false;
+};
+
+}  // namespace leaseq
+// end leaseq/tail.hpp
+// begin leaseq/task_filter.hpp
+
+// Filters and sorts of a snapshot's tasks (tui-spec "filtering and sorting"), capped at
+// ui.max_tasks_display with the total count kept. Pure: the only input that needs I/O (is the
+// stderr log empty?) comes in as a callable.
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+struct task_filter {
+  std::vector<task_state> states;  // empty: any state
+  std::string node;                // empty: any node; matches where it runs/ran or its lane
+  std::string command;             // substring of the command, ASCII case-insensitive
+  bool has_stderr_output = false;  // non-empty .err, or exit code != 0
+};
+
+enum class task_sort {
+  state_priority,  // RUNNING > LOST? > PENDING > FAILED > LOST > CANCELLED > FINISHED, then
+                   // start time (started, else claimed, else created) descending
+  seq_in_lane,     // by lane (node, or _any), then seq ascending
+};
+
+struct task_selection {
+  std::vector<const task_view*> tasks;  // at most the cap; point into the snapshot
+  std::size_t total = 0;                // how many matched before the cap
+};
+
+// Sort rank of a state; lower comes first.
+inline int state_priority(task_state s) noexcept {
+  switch (s) {
+    case task_state::running:
+      return 0;
+    case task_state::lost_maybe:
+      return 1;
+    case task_state::pending:
+      return 2;
+    case task_state::failed:
+      return 3;
+    case task_state::lost:
+      return 4;
+    case task_state::cancelled:
+      return 5;
+    case task_state::finished:
+      return 6;
+  }
+  return 7;
+}
+
+namespace detail {
+inline bool contains_ci(const std::string& hay, const std::string& needle) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                        [&](char a, char b) { return lower(a) == lower(b); });
+  return it != hay.end();
+}
+}  // namespace detail
+
+// stderr_nonempty answers "does this task's .err log hold anything?"; without it the
+// has_stderr_output filter looks at the exit code only.
+inline bool matches(const task_view& t, const task_filter& f,
+                    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
+    return false;
+  if (!f.node.empty() && t.node != f.node && t.lane != f.node) return false;
+  if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
+  if (f.has_stderr_output) {
+    auto code = t.exit_code();
+    bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);
+    if (!bad_exit && !(stderr_nonempty && stderr_nonempty(t))) return false;
+  }
+  return true;
+}
+
+inline task_selection select_tasks(
+    const snapshot& snap, const task_filter& filter, task_sort order, std::size_t cap,
+    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  task_selection out;
+  for (const auto& t : snap.tasks())
+    if (matches(t, filter, stderr_nonempty)) out.tasks.push_back(&t);
+  out.total = out.tasks.size();
+  auto by_priority = [](const task_view* a, const task_view* b) {
+    int pa = state_priority(a->state), pb = state_priority(b->state);
+    if (pa != pb) return pa < pb;
+    double sa = a->started().value_or(a->created().value_or(0));
+    double sb = b->started().value_or(b->created().value_or(0));
+    if (sa != sb) return sa > sb;
+    return a->seq > b->seq;
+  };
+  auto by_lane = [](const task_view* a, const task_view* b) {
+    if (a->lane != b->lane) return a->lane < b->lane;
+    return a->seq < b->seq;
+  };
+  std::size_t keep = std::min(cap, out.tasks.size());
+  if (order == task_sort::state_priority)
+    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_priority);
+  else
+    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_lane);
+  out.tasks.resize(keep);
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/task_filter.hpp
 // end leaseq/leaseq.hpp

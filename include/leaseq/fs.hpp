@@ -1,0 +1,191 @@
+#pragma once
+
+// The filesystem as the snapshot store sees it. The store is a template over this interface so
+// tests can play NFS lag (a file that is not visible yet, a rename seen late) and exact time.
+//
+// An Fs type provides:
+//   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
+//   file_info          stat(const fs::path& path) const;
+//   file_read          read(const fs::path& path, std::size_t max_bytes) const;
+// posix_fs below is the real one.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "leaseq/detail/posix.hpp"
+#include "leaseq/file_io.hpp"
+
+namespace leaseq {
+
+// A directory's own mtime and size: when both are unchanged, its entries are unchanged too
+// (every protocol writer adds, renames or unlinks entries, which bumps the directory's mtime).
+struct dir_stamp {
+  double mtime = 0;
+  std::uint64_t size = 0;
+  std::uint64_t ino = 0;
+  bool operator==(const dir_stamp& o) const noexcept {
+    return mtime == o.mtime && size == o.size && ino == o.ino;
+  }
+  bool operator!=(const dir_stamp& o) const noexcept { return !(*this == o); }
+};
+
+struct dir_entry {
+  std::string name;
+  std::uint64_t ino = 0;  // readdir's d_ino: an atomic rewrite (temp + rename) changes it
+};
+
+struct dir_listing_result {
+  int err = 0;                     // errno of open/fstat/readdir; ENOENT is "no such directory yet"
+  dir_stamp stamp;                 // fstat of the opened directory (valid when err == 0)
+  bool unchanged = false;          // skip_if matched: entries were not read and are empty
+  std::vector<dir_entry> entries;  // names starting with '.' are never listed
+};
+
+struct file_info {
+  int err = 0;  // errno of stat; ENOENT when missing
+  bool is_regular = false;
+  bool is_dir = false;
+  std::uint64_t size = 0;
+  double mtime = 0;
+  std::uint64_t ino = 0;
+  std::uint64_t dev = 0;
+};
+
+struct file_read {
+  bool ok = false;
+  int err = 0;
+  std::string reason;  // why not ok: "missing", "permission denied", "too large", ...
+  std::string content;
+  file_info info;  // fstat of the opened file
+};
+
+namespace detail {
+inline double stat_mtime(const struct stat& st) noexcept {
+  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) * 1e-9;
+}
+inline file_info to_file_info(const struct stat& st) noexcept {
+  file_info f;
+  f.is_regular = S_ISREG(st.st_mode);
+  f.is_dir = S_ISDIR(st.st_mode);
+  f.size = static_cast<std::uint64_t>(st.st_size);
+  f.mtime = stat_mtime(st);
+  f.ino = static_cast<std::uint64_t>(st.st_ino);
+  f.dev = static_cast<std::uint64_t>(st.st_dev);
+  return f;
+}
+}  // namespace detail
+
+// The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
+// cache, which is what makes new entries and new contents visible).
+struct posix_fs {
+  // Opens the directory, fstats the open descriptor and, unless skip_if equals that stamp,
+  // reads its entries with one readdir pass (no stat per entry).
+  dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
+    dir_listing_result out;
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      out.err = errno;
+      return out;
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      out.err = errno;
+      ::close(fd);
+      return out;
+    }
+    out.stamp = {detail::stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
+                 static_cast<std::uint64_t>(st.st_ino)};
+    if (skip_if && *skip_if == out.stamp) {
+      out.unchanged = true;
+      ::close(fd);
+      return out;
+    }
+    DIR* d = ::fdopendir(fd);  // takes ownership of fd
+    if (!d) {
+      out.err = errno;
+      ::close(fd);
+      return out;
+    }
+    errno = 0;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.')
+        out.entries.push_back({e->d_name, static_cast<std::uint64_t>(e->d_ino)});
+      errno = 0;
+    }
+    if (errno != 0) out.err = errno;
+    ::closedir(d);
+    return out;
+  }
+
+  file_info stat(const fs::path& path) const {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      file_info f;
+      f.err = errno;
+      return f;
+    }
+    return detail::to_file_info(st);
+  }
+
+  // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never
+  // blocks on a FIFO or device.
+  file_read read(const fs::path& path, std::size_t max_bytes) const {
+    file_read out;
+    detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
+      out.err = errno;
+      out.reason =
+          errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
+      return out;
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) {
+      out.err = errno;
+      out.reason = std::string("cannot stat: ") + std::strerror(errno);
+      return out;
+    }
+    out.info = detail::to_file_info(st);
+    if (!out.info.is_regular) {
+      out.reason = "not a regular file";
+      return out;
+    }
+    if (out.info.size > max_bytes) {
+      out.reason = fmt::format("too large ({} bytes, limit {})", out.info.size, max_bytes);
+      return out;
+    }
+    out.content.resize(static_cast<std::size_t>(out.info.size) + 1);
+    std::size_t got = 0;
+    for (;;) {
+      if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
+      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, out.content.size() - got);
+      if (n < 0) {
+        out.err = errno;
+        out.reason = std::string("cannot read: ") + std::strerror(errno);
+        out.content.clear();
+        return out;
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+      if (got > max_bytes) {
+        out.reason = fmt::format("too large (over {} bytes)", max_bytes);
+        out.content.clear();
+        return out;
+      }
+    }
+    out.content.resize(got);
+    out.ok = true;
+    return out;
+  }
+};
+
+}  // namespace leaseq

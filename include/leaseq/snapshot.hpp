@@ -1,0 +1,138 @@
+#pragma once
+
+// What a reader knows about one lease at one moment: immutable values the store publishes and
+// the dashboard, the CLI and diff() read. A snapshot is shared as shared_ptr<const snapshot>;
+// copying one is cheap (the task table is shared between snapshots that did not rescan tasks).
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "leaseq/model.hpp"
+#include "leaseq/names.hpp"
+
+namespace leaseq {
+
+inline constexpr std::size_t task_state_count = 7;
+
+inline constexpr std::size_t state_index(task_state s) noexcept {
+  return static_cast<std::size_t>(s);
+}
+
+// One task as the reader derives it (protocol: "Task state as a reader derives it").
+struct task_view {
+  std::string id;
+  std::int64_t seq = 0;
+  // Where the task file is or was last seen: the inbox lane (a node or "_any") while PENDING,
+  // the node's name once claimed or done.
+  std::string lane;
+  // The node it runs or ran on; empty while it waits in the shared lane.
+  std::string node;
+  task_state state = task_state::pending;
+  std::shared_ptr<const task_spec> spec;      // null when no task file was ever parsed
+  std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
+  double last_seen = 0;                       // last scan that saw its file
+  // The file is there but stopped parsing (or the task went out of sight): the view above is
+  // the last good one.
+  bool unknown = false;
+  std::string unknown_reason;
+  // LOST? evidence: the last time the task was seen RUNNING (claimed file, or a heartbeat's
+  // running list) and on which node.
+  std::optional<double> last_running_seen;
+  std::string last_running_node;
+  // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
+  std::optional<double> missing_since;
+
+  // The command for display: cmd, else argv joined with spaces, else "".
+  std::string command() const {
+    if (!spec) return {};
+    if (!spec->cmd.empty()) return spec->cmd;
+    std::string out;
+    for (const auto& a : spec->argv) {
+      if (!out.empty()) out += ' ';
+      out += a;
+    }
+    return out;
+  }
+  std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
+  std::optional<double> created() const {
+    return spec && spec->created > 0 ? std::optional<double>(spec->created) : std::nullopt;
+  }
+  std::optional<double> claimed() const {
+    if (result && result->claimed) return result->claimed;
+    return spec ? spec->claimed : std::nullopt;
+  }
+  std::optional<double> started() const {
+    if (result && result->started) return result->started;
+    return claimed();
+  }
+  std::optional<double> finished() const {
+    return result ? result->finished : std::optional<double>{};
+  }
+};
+
+// One node (runner) of the lease.
+struct node_view {
+  std::string name;
+  std::optional<heartbeat> hb;  // last good heartbeat
+  node_health health = node_health::unknown;
+  std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
+  bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
+  std::string hb_reason;
+  bool paused = false;
+  std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
+  std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
+};
+
+// A directory or file the scan could not use, or a name it refused (never joined into a path).
+struct scan_error {
+  std::string path;  // as far as it is safe to show: the parent and the (unsanitized) name
+  int err = 0;       // errno, 0 when not an OS error
+  std::string message;
+};
+
+struct snapshot {
+  std::string lease_id;
+  double taken_at = 0;           // clock time of the scan that produced it
+  std::uint64_t generation = 0;  // grows with each published snapshot
+  bool complete = false;         // false until the first full scan (tasks + heartbeats) ran
+
+  std::shared_ptr<const std::vector<task_view>> task_table =
+      std::make_shared<const std::vector<task_view>>();  // sorted by seq
+  std::vector<node_view> nodes;                          // sorted by name
+  std::array<std::size_t, task_state_count> counts{};    // per task_state
+  std::vector<scan_error> errors;
+  // True while some task is LOST? or unknown: what the disk shows lags what happened.
+  bool fs_lag = false;
+
+  const std::vector<task_view>& tasks() const noexcept { return *task_table; }
+  std::size_t count(task_state s) const noexcept { return counts[state_index(s)]; }
+
+  const task_view* find_task(const std::string& id) const {
+    auto seq = task_seq(id);
+    if (!seq) return nullptr;
+    const auto& t = tasks();
+    auto it = std::lower_bound(t.begin(), t.end(), *seq,
+                               [](const task_view& v, std::int64_t s) { return v.seq < s; });
+    return it != t.end() && it->id == id ? &*it : nullptr;
+  }
+  const node_view* find_node(const std::string& name) const {
+    auto it = std::lower_bound(nodes.begin(), nodes.end(), name,
+                               [](const node_view& n, const std::string& s) { return n.name < s; });
+    return it != nodes.end() && it->name == name ? &*it : nullptr;
+  }
+  // Tasks whose state is RUNNING, in seq order.
+  std::vector<const task_view*> running_tasks() const {
+    std::vector<const task_view*> out;
+    for (const auto& t : tasks())
+      if (t.state == task_state::running) out.push_back(&t);
+    return out;
+  }
+};
+
+}  // namespace leaseq

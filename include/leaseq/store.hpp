@@ -1,0 +1,680 @@
+#pragma once
+
+// The snapshot store: scans one lease tree and publishes immutable snapshots.
+//
+// Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
+// refresh(); any thread may call latest(), due(), next_due() and request_refresh(). refresh()
+// does all the I/O and then swaps in a new shared_ptr<const snapshot>; readers keep the one
+// they hold for as long as they like.
+//
+// Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
+// every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
+// request_refresh() ("refresh now"), brings it back to 2 s. The first refresh() scans all.
+//
+// Scanning (issue 4): one readdir per directory, no recursive walk, no stat per task file,
+// dot-names skipped, each directory re-opened every scan. A directory whose own mtime and size
+// are unchanged since the last scan is not re-read, unless its mtime was within
+// dir_settle_s (2 s) of that scan, so a change inside the timestamp's granularity is never
+// missed. Task and result files are parsed once and cached by name + inode (every protocol
+// writer replaces a file by rename, which gives it a new inode; results never change);
+// heartbeats are cached by name + inode + size + mtime (they are rewritten every 2 s, and a
+// freed inode can come back). A file that stops parsing keeps its last good view, is marked
+// unknown and is retried on every scan; nothing is ever deleted by reading.
+//
+// Derived state: done/ wins over claimed/, claimed/ over inbox/ (a task in both inbox and
+// claimed counts once, as RUNNING). A task seen RUNNING (claimed file, or listed in a
+// heartbeat's `running`) that is now in neither claimed/ nor done/ is LOST? until its result
+// shows up or ui.lost_confirm_s passes, then LOST. Heartbeats are read before the task
+// directories, so a heartbeat never names a task the listing could not have seen yet.
+// A task that was PENDING or done and drops out of sight keeps its last view (marked unknown)
+// for ui.lost_confirm_s, then it is removed.
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "leaseq/clock.hpp"
+#include "leaseq/config.hpp"
+#include "leaseq/detail/quote.hpp"
+#include "leaseq/file_io.hpp"
+#include "leaseq/fs.hpp"
+#include "leaseq/health.hpp"
+#include "leaseq/model.hpp"
+#include "leaseq/names.hpp"
+#include "leaseq/paths.hpp"
+#include "leaseq/snapshot.hpp"
+
+namespace leaseq {
+
+struct store_options {
+  ui_config ui;
+  // A directory modified less than this long before a scan is always re-read next time.
+  double dir_settle_s = 2;
+  std::size_t max_file_bytes = max_json_bytes;
+};
+
+namespace detail {
+
+enum class task_place : std::uint8_t { inbox = 0, claimed = 1, done = 2 };
+
+// One task or result file as last read.
+struct cached_file {
+  std::string name;
+  std::uint64_t ino = 0;
+  std::string id;
+  std::int64_t seq = 0;
+  std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
+  std::shared_ptr<const task_result> result;  // done: last good parse
+  bool bad = false;                           // the current file does not parse
+  std::string reason;
+};
+
+// One directory as last listed.
+struct cached_dir {
+  dir_stamp stamp;
+  bool listed = false;                // entries below reflect a successful listing
+  bool skippable = false;             // stamp is old enough to trust an unchanged stamp
+  std::vector<std::string> subdirs;   // for roots: valid lane/node names, sorted
+  std::vector<cached_file> files;     // for lanes: task files, any order
+  std::vector<scan_error> odd_names;  // for lanes: entries that are not task files
+  std::uint64_t visited = 0;          // scan number that last used it
+};
+
+struct cached_hb {
+  file_info info;
+  std::optional<heartbeat> hb;
+  bool bad = false;
+  std::string reason;
+};
+
+inline bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
+}
+
+// Priority among sightings of the same task: done > claimed > inbox.
+struct sighting {
+  std::int64_t seq;
+  task_place place;
+  const std::string* lane;
+  const cached_file* file;
+};
+
+}  // namespace detail
+
+template <class Fs = posix_fs, class Clock = system_clock>
+class snapshot_store {
+ public:
+  snapshot_store(lease_paths paths, std::string lease_id, store_options opts = {}, Fs fs = Fs{},
+                 Clock clock = Clock{})
+      : paths_(std::move(paths)),
+        lease_id_(std::move(lease_id)),
+        opts_(opts),
+        fs_(std::move(fs)),
+        clock_(std::move(clock)) {
+    auto s = std::make_shared<snapshot>();
+    s->lease_id = lease_id_;
+    latest_ = std::move(s);
+    task_interval_ = base_interval();
+  }
+
+  // Runs the scans that are due (all of them on the first call or after request_refresh())
+  // and publishes the resulting snapshot. Returns the latest snapshot either way.
+  std::shared_ptr<const snapshot> refresh() {
+    std::lock_guard<std::mutex> scan_lock(scan_mu_);
+    double now = clock_.now();
+    bool forced = refresh_requested_.exchange(false) || scans_ == 0;
+    bool do_hb = forced || now >= next_hb_;
+    bool do_tasks = forced || now >= next_tasks_;
+    if (!do_hb && !do_tasks) return latest();
+    ++scans_;
+    std::shared_ptr<const snapshot> prev = latest();
+    auto next = std::make_shared<snapshot>(*prev);
+    next->taken_at = now;
+    next->generation = prev->generation + 1;
+    if (do_hb) {
+      scan_heartbeats();
+      next_hb_ = now + opts_.ui.refresh_s;
+    }
+    if (do_tasks) {
+      bool changed = scan_tasks(now, *prev, *next);
+      if (forced || changed)
+        task_interval_ = base_interval();
+      else
+        task_interval_ = std::min(task_interval_ + 1.0, max_interval());
+      next_tasks_ = now + task_interval_;
+    }
+    build_nodes(now, *next);
+    next->errors = dir_errors_;
+    next->errors.insert(next->errors.end(), hb_errors_.begin(), hb_errors_.end());
+    next->complete = true;
+    std::shared_ptr<const snapshot> published = std::move(next);
+    {
+      std::lock_guard<std::mutex> lock(pub_mu_);
+      latest_ = published;
+      next_due_ = std::min(next_hb_, next_tasks_);
+    }
+    return published;
+  }
+
+  // request_refresh() + refresh(): a full scan now.
+  std::shared_ptr<const snapshot> refresh_all() {
+    request_refresh();
+    return refresh();
+  }
+
+  // The last published snapshot (never null; empty and !complete before the first refresh).
+  std::shared_ptr<const snapshot> latest() const {
+    std::lock_guard<std::mutex> lock(pub_mu_);
+    return latest_;
+  }
+
+  // "Refresh now": the next refresh() scans everything and the task cadence restarts at 2 s.
+  void request_refresh() noexcept { refresh_requested_ = true; }
+
+  // Clock time at which refresh() has work to do.
+  double next_due() const {
+    if (refresh_requested_) return 0;
+    std::lock_guard<std::mutex> lock(pub_mu_);
+    return next_due_;
+  }
+  bool due(double now) const { return now >= next_due(); }
+  // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
+  double task_interval() const {
+    std::lock_guard<std::mutex> lock(scan_mu_);
+    return task_interval_;
+  }
+
+  const lease_paths& paths() const noexcept { return paths_; }
+  const std::string& lease_id() const noexcept { return lease_id_; }
+  const store_options& options() const noexcept { return opts_; }
+  Fs& filesystem() noexcept { return fs_; }
+  Clock& clock() noexcept { return clock_; }
+
+ private:
+  using cached_file = detail::cached_file;
+  using cached_dir = detail::cached_dir;
+  using task_place = detail::task_place;
+
+  double base_interval() const { return opts_.ui.refresh_s; }
+  double max_interval() const { return std::max(5.0, opts_.ui.refresh_s); }
+
+  void add_error(std::vector<scan_error>& errs, const fs::path& path, int err, std::string msg) {
+    errs.push_back({path.string(), err, std::move(msg)});
+  }
+
+  // Lists a directory through the cache. Returns nullptr when it does not exist (a reader
+  // treats a missing directory as empty). On an OS error the last good listing is kept.
+  cached_dir* list_cached(const std::string& key, const fs::path& path, double now, bool& changed,
+                          bool is_root) {
+    cached_dir& d = dirs_[key];
+    d.visited = scans_;
+    const dir_stamp* skip = d.listed && d.skippable ? &d.stamp : nullptr;
+    dir_listing_result r = fs_.list_dir(path, skip);
+    if (r.err == ENOENT) {
+      if (d.listed) changed = true;
+      dirs_.erase(key);
+      return nullptr;
+    }
+    if (r.err != 0) {
+      add_error(dir_errors_, path, r.err,
+                fmt::format("cannot list {}: {} (showing its last good listing)", path.string(),
+                            std::strerror(r.err)));
+      d.skippable = false;
+      return &d;
+    }
+    if (r.unchanged) return &d;
+    d.stamp = r.stamp;
+    d.listed = true;
+    d.skippable = r.stamp.mtime < now - opts_.dir_settle_s;
+    if (is_root) {
+      std::vector<std::string> names;
+      for (auto& e : r.entries) names.push_back(std::move(e.name));
+      std::sort(names.begin(), names.end());
+      if (names != d.subdirs) changed = true;
+      d.subdirs = std::move(names);
+    } else if (relist_files(d, key, path, std::move(r.entries))) {
+      changed = true;
+    }
+    return &d;
+  }
+
+  // Re-reads the entries of a lane directory; true when its set of files or a parse changed.
+  bool relist_files(cached_dir& d, const std::string& key, const fs::path& dir,
+                    std::vector<dir_entry> entries) {
+    bool is_done = key.compare(0, 5, "done/") == 0;
+    std::string_view suffix = is_done ? ".result.json" : ".json";
+    std::unordered_map<std::string, std::size_t> old;
+    old.reserve(d.files.size());
+    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].name, i);
+    std::vector<cached_file> files;
+    files.reserve(entries.size());
+    d.odd_names.clear();
+    bool changed = entries.size() != d.files.size();
+    for (auto& e : entries) {
+      std::string id;
+      if (detail::ends_with(e.name, suffix)) id = e.name.substr(0, e.name.size() - suffix.size());
+      if (!is_valid_task_id(id)) {
+        d.odd_names.push_back({dir.string(), 0,
+                               fmt::format("ignoring {} in {}: not a task file name",
+                                           detail::quote_for_message(e.name), dir.string())});
+        continue;
+      }
+      cached_file f;
+      if (auto it = old.find(e.name); it != old.end())
+        f = std::move(d.files[it->second]);
+      else
+        changed = true;
+      f.name = std::move(e.name);
+      f.id = std::move(id);
+      f.seq = *task_seq(f.id);
+      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
+      f.ino = e.ino;
+      if (fresh) {
+        files.push_back(std::move(f));
+        continue;
+      }
+      // The name was checked above, so joining it is safe.
+      bool was_bad = f.bad;
+      if (load_file(f, dir / f.name, is_done)) {
+        if (!(was_bad && f.bad)) changed = true;
+        files.push_back(std::move(f));
+      } else {
+        changed = true;
+      }
+    }
+    d.files = std::move(files);
+    return changed;
+  }
+
+  // Reads and parses one task or result file into f. False when the file vanished between
+  // the listing and the read (it moved on: claimed, or finished): not a sighting.
+  bool load_file(cached_file& f, const fs::path& path, bool is_result) {
+    file_read r = fs_.read(path, opts_.max_file_bytes);
+    if (!r.ok && r.err == ENOENT) return false;
+    auto fail = [&](std::string reason) {
+      f.bad = true;
+      f.reason = std::move(reason);
+      return true;
+    };
+    if (!r.ok) return fail(r.reason);
+    if (r.info.ino != 0) f.ino = r.info.ino;
+    json_outcome j = parse_json_tolerant(r.content);
+    if (!j.ok()) return fail(j.reason);
+    try {
+      if (is_result) {
+        auto res = std::make_shared<task_result>();
+        from_json(*j.value, *res);
+        if (res->task.id != f.id)
+          return fail("its id field says " + detail::quote_for_message(res->task.id));
+        f.result = std::move(res);
+      } else {
+        auto spec = std::make_shared<task_spec>();
+        from_json(*j.value, *spec);
+        if (spec->id != f.id)
+          return fail("its id field says " + detail::quote_for_message(spec->id));
+        f.spec = std::move(spec);
+      }
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+    f.bad = false;
+    f.reason.clear();
+    return true;
+  }
+
+  void scan_heartbeats() {
+    hb_errors_.clear();
+    dir_listing_result r = fs_.list_dir(paths_.hb_dir(), nullptr);
+    if (r.err != 0 && r.err != ENOENT) {
+      add_error(hb_errors_, paths_.hb_dir(), r.err,
+                fmt::format("cannot list {}: {} (showing the last heartbeats)",
+                            paths_.hb_dir().string(), std::strerror(r.err)));
+      return;
+    }
+    std::map<std::string, detail::cached_hb> next;
+    for (const auto& e : r.entries) {
+      std::string node;
+      if (detail::ends_with(e.name, ".json")) node = e.name.substr(0, e.name.size() - 5);
+      if (!is_valid_node(node)) {
+        add_error(hb_errors_, paths_.hb_dir(), 0,
+                  fmt::format("ignoring {} in {}: not <node>.json with a valid node name",
+                              detail::quote_for_message(e.name), paths_.hb_dir().string()));
+        continue;
+      }
+      fs::path path = paths_.heartbeat(node);
+      detail::cached_hb h;
+      if (auto it = hbs_.find(node); it != hbs_.end()) h = std::move(it->second);
+      file_info info = fs_.stat(path);
+      if (info.err == ENOENT) continue;
+      bool same = !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
+                  info.size == h.info.size && info.mtime == h.info.mtime;
+      if (!same) {
+        file_read fr = fs_.read(path, opts_.max_file_bytes);
+        if (!fr.ok && fr.err == ENOENT) continue;
+        std::string reason;
+        if (!fr.ok) {
+          reason = fr.reason;
+        } else if (json_outcome j = parse_json_tolerant(fr.content); !j.ok()) {
+          reason = j.reason;
+        } else {
+          try {
+            heartbeat hb;
+            from_json(*j.value, hb);
+            if (hb.node != node)
+              add_error(hb_errors_, path, 0,
+                        fmt::format("heartbeat {} says node {}", path.string(),
+                                    detail::quote_for_message(hb.node)));
+            h.hb = std::move(hb);
+            h.info = fr.info;
+          } catch (const std::exception& ex) {
+            reason = ex.what();
+          }
+        }
+        h.bad = !reason.empty();
+        h.reason = std::move(reason);
+      }
+      next.emplace(node, std::move(h));
+    }
+    hbs_ = std::move(next);
+  }
+
+  // Lists the lane directories under one root, appending sightings. Roots and lanes are
+  // visited in a fixed order: inbox, then claimed, then done (a rename inbox -> claimed or a
+  // finish claimed -> done seen mid-scan still shows the task in one of them).
+  void scan_root(task_place place, const char* root_name, const fs::path& root, double now,
+                 bool& changed, std::vector<detail::sighting>& out) {
+    cached_dir* r = list_cached(root_name, root, now, changed, true);
+    if (!r) return;
+    for (const std::string& lane : r->subdirs) {
+      bool ok = place == task_place::inbox ? is_valid_lane(lane) : is_valid_node(lane);
+      if (!ok) {
+        add_error(dir_errors_, root, 0,
+                  fmt::format("ignoring directory {} in {}: not a valid {} name",
+                              detail::quote_for_message(lane), root.string(),
+                              place == task_place::inbox ? "lane" : "node"));
+        continue;
+      }
+      node_names_.insert(lane);
+      std::string key = std::string(root_name) + "/" + lane;
+      cached_dir* d = list_cached(key, root / lane, now, changed, false);
+      if (!d) continue;
+      dir_errors_.insert(dir_errors_.end(), d->odd_names.begin(), d->odd_names.end());
+      for (const cached_file& f : d->files) {
+        if (f.bad) d->skippable = false;  // retry it next scan
+        out.push_back({f.seq, place, &lane, &f});
+      }
+    }
+  }
+
+  // Names of nodes that only show up under logs/ or control/.
+  void scan_node_root(const char* root_name, const fs::path& root, double now, bool& changed) {
+    cached_dir* r = list_cached(root_name, root, now, changed, true);
+    if (!r) return;
+    for (const std::string& n : r->subdirs) {
+      if (is_valid_node(n))
+        node_names_.insert(n);
+      else
+        add_error(dir_errors_, root, 0,
+                  fmt::format("ignoring directory {} in {}: not a valid node name",
+                              detail::quote_for_message(n), root.string()));
+    }
+  }
+
+  // Heartbeat evidence: task id -> (node, hb ts) for every task a heartbeat lists as running.
+  std::unordered_map<std::string, std::pair<std::string, double>> hb_running() const {
+    std::unordered_map<std::string, std::pair<std::string, double>> out;
+    for (const auto& [node, h] : hbs_) {
+      if (!h.hb || h.hb->stopped) continue;
+      for (const auto& id : h.hb->running)
+        if (is_valid_task_id(id)) out[id] = {node, h.hb->ts};
+      if (h.hb->running_task_id && is_valid_task_id(*h.hb->running_task_id))
+        out.emplace(*h.hb->running_task_id, std::make_pair(node, h.hb->ts));
+    }
+    return out;
+  }
+
+  // Returns true when anything visible changed.
+  bool scan_tasks(double now, const snapshot& prev, snapshot& next) {
+    dir_errors_.clear();
+    node_names_.clear();
+    bool changed = false;
+    std::vector<detail::sighting> seen;
+    seen.reserve(prev.tasks().size() + 16);
+    scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, seen);
+    scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, seen);
+    scan_root(task_place::done, "done", paths_.done_root(), now, changed, seen);
+    scan_node_root("logs", paths_.logs_root(), now, changed);
+    scan_node_root("control", paths_.control_root(), now, changed);
+    for (auto it = dirs_.begin(); it != dirs_.end();) {
+      if (it->second.visited != scans_) {
+        it = dirs_.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    auto evidence = hb_running();
+    bool evidence_changed = evidence_keys(evidence) != last_evidence_;
+    bool time_dependent = false;
+    for (const auto& t : prev.tasks())
+      if (t.missing_since && t.state != task_state::lost) time_dependent = true;
+    if (!changed && !evidence_changed && !time_dependent && prev.complete) return false;
+    last_evidence_ = evidence_keys(evidence);
+
+    std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
+      return a.seq != b.seq ? a.seq < b.seq : a.place > b.place;  // best sighting first
+    });
+    auto table = std::make_shared<std::vector<task_view>>();
+    table->reserve(seen.size() + 8);
+    const auto& old = prev.tasks();
+    std::size_t oi = 0;
+    auto flush_old_before = [&](std::int64_t seq) {
+      for (; oi < old.size() && old[oi].seq < seq; ++oi)
+        carry_unseen(old[oi], now, evidence, *table);
+    };
+    for (std::size_t i = 0; i < seen.size();) {
+      std::size_t j = i;
+      while (j < seen.size() && seen[j].seq == seen[i].seq) ++j;
+      flush_old_before(seen[i].seq);
+      const task_view* before = oi < old.size() && old[oi].seq == seen[i].seq ? &old[oi] : nullptr;
+      if (before) ++oi;
+      table->push_back(make_view(seen[i], before, now, evidence));
+      i = j;
+    }
+    flush_old_before(INT64_MAX);
+    // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
+    for (const auto& [id, ev] : evidence) {
+      auto seq = *task_seq(id);
+      auto it = std::lower_bound(table->begin(), table->end(), seq,
+                                 [](const task_view& v, std::int64_t s) { return v.seq < s; });
+      if (it != table->end() && it->seq == seq) continue;
+      task_view v;
+      v.id = id;
+      v.seq = seq;
+      v.lane = v.node = ev.first;
+      v.state = task_state::lost_maybe;
+      v.last_running_seen = ev.second;
+      v.last_running_node = ev.first;
+      v.missing_since = now;
+      v.unknown = true;
+      v.unknown_reason = "listed as running by the heartbeat of " + ev.first +
+                         ", but in neither claimed/ nor done/";
+      table->insert(it, std::move(v));
+    }
+    next.task_table = std::move(table);
+    next.counts = {};
+    for (const auto& t : next.tasks()) ++next.counts[state_index(t.state)];
+    return true;
+  }
+
+  static std::vector<std::string> evidence_keys(
+      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
+    std::vector<std::string> keys;
+    keys.reserve(ev.size());
+    for (const auto& [id, e] : ev) keys.push_back(id + "@" + e.first);
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
+  task_view make_view(const detail::sighting& s, const task_view* before, double now,
+                      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
+    const cached_file& f = *s.file;
+    task_view v;
+    if (before) v = *before;
+    v.id = f.id;
+    v.seq = f.seq;
+    v.lane = *s.lane;
+    v.last_seen = now;
+    v.missing_since.reset();
+    v.unknown = f.bad;
+    v.unknown_reason = f.bad ? fmt::format("{} does not parse: {}", f.name, f.reason) : "";
+    switch (s.place) {
+      case task_place::done:
+        v.node = *s.lane;
+        if (f.result) {
+          v.result = f.result;
+          v.spec = std::shared_ptr<const task_spec>(f.result, &f.result->task);
+          v.state = f.result->state;
+        } else if (!before) {
+          v.state = task_state::running;  // a result is there, its outcome not readable yet
+        }
+        break;
+      case task_place::claimed:
+        v.node = *s.lane;
+        if (f.spec) v.spec = f.spec;
+        v.result.reset();
+        v.state = task_state::running;
+        break;
+      case task_place::inbox: {
+        if (f.spec) v.spec = f.spec;
+        v.result.reset();
+        v.node = *s.lane == any_lane ? std::string() : *s.lane;
+        v.state = task_state::pending;
+        auto it = ev.find(f.id);
+        if (it != ev.end()) {  // claimed, the rename not visible yet
+          v.state = task_state::running;
+          v.node = it->second.first;
+        }
+        break;
+      }
+    }
+    if (v.state == task_state::running) {
+      v.last_running_seen = now;
+      v.last_running_node = v.node;
+    }
+    return v;
+  }
+
+  // A task of the previous snapshot that this scan did not see.
+  void carry_unseen(const task_view& before, double now,
+                    const std::unordered_map<std::string, std::pair<std::string, double>>& ev,
+                    std::vector<task_view>& out) {
+    task_view v = before;
+    bool was_running = before.state == task_state::running ||
+                       before.state == task_state::lost_maybe || before.state == task_state::lost ||
+                       ev.count(before.id) > 0;
+    if (!v.missing_since) v.missing_since = now;
+    double missing_for = now - *v.missing_since;
+    if (was_running) {
+      if (auto it = ev.find(before.id); it != ev.end()) {
+        v.last_running_node = it->second.first;
+        v.last_running_seen = std::max(v.last_running_seen.value_or(0), it->second.second);
+      }
+      v.state = before.state == task_state::lost || missing_for >= opts_.ui.lost_confirm_s
+                    ? task_state::lost
+                    : task_state::lost_maybe;
+      v.unknown = v.state == task_state::lost_maybe;
+      v.unknown_reason = v.state == task_state::lost
+                             ? "not in claimed/ or done/ for longer than ui.lost_confirm_s"
+                             : "was RUNNING, now in neither claimed/ nor done/";
+      out.push_back(std::move(v));
+      return;
+    }
+    if (missing_for >= opts_.ui.lost_confirm_s) return;  // gone for good: removed
+    v.unknown = true;
+    v.unknown_reason = "its file is no longer visible";
+    out.push_back(std::move(v));
+  }
+
+  void build_nodes(double now, snapshot& s) {
+    std::set<std::string> names(node_names_.begin(), node_names_.end());
+    for (const auto& [n, h] : hbs_) names.insert(n);
+    names.erase(std::string(any_lane));
+    std::unordered_map<std::string, node_view*> by_name;
+    s.nodes.clear();
+    s.nodes.reserve(names.size());
+    for (const auto& n : names) {
+      node_view v;
+      v.name = n;
+      if (auto it = hbs_.find(n); it != hbs_.end()) {
+        v.hb = it->second.hb;
+        v.hb_unknown = it->second.bad;
+        v.hb_reason = it->second.reason;
+      }
+      v.health = compute_health(v.hb, now, opts_.ui.hb_stale_s);
+      if (v.hb) {
+        v.hb_age_s = heartbeat_age(*v.hb, now);
+        v.paused = v.hb->paused;
+      }
+      s.nodes.push_back(std::move(v));
+    }
+    for (auto& v : s.nodes) by_name[v.name] = &v;
+    for (const auto& t : s.tasks()) {
+      if (t.state == task_state::running || t.state == task_state::lost_maybe) {
+        if (auto it = by_name.find(t.node); it != by_name.end())
+          it->second->running.push_back(t.id);
+      } else if (t.state == task_state::pending) {
+        if (auto it = by_name.find(t.lane); it != by_name.end()) ++it->second->pending;
+      }
+    }
+    s.fs_lag = false;
+    for (const auto& t : s.tasks())
+      if (t.unknown || t.state == task_state::lost_maybe) s.fs_lag = true;
+    for (const auto& n : s.nodes)
+      if (n.hb_unknown) s.fs_lag = true;
+  }
+
+  lease_paths paths_;
+  std::string lease_id_;
+  store_options opts_;
+  Fs fs_;
+  Clock clock_;
+
+  mutable std::mutex scan_mu_;  // one refresh() at a time
+  mutable std::mutex pub_mu_;   // guards latest_ and next_due_
+  std::shared_ptr<const snapshot> latest_;
+  double next_due_ = 0;
+  std::atomic<bool> refresh_requested_{false};
+
+  std::uint64_t scans_ = 0;
+  double next_hb_ = 0, next_tasks_ = 0, task_interval_ = 2;
+  std::unordered_map<std::string, cached_dir> dirs_;
+  std::map<std::string, detail::cached_hb> hbs_;
+  std::set<std::string> node_names_;
+  std::vector<std::string> last_evidence_;
+  std::vector<scan_error> dir_errors_, hb_errors_;
+};
+
+// For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,
+// the filesystem and the paths must outlive the returned function.
+template <class Fs>
+std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_paths& paths) {
+  return [&fs, &paths](const task_view& t) {
+    if (!is_valid_node(t.node) || !is_valid_task_id(t.id)) return false;
+    file_info info = fs.stat(paths.stderr_log(t.node, t.id));
+    return info.err == 0 && info.size > 0;
+  };
+}
+
+}  // namespace leaseq

@@ -1,0 +1,467 @@
+#pragma once
+
+// Following and paging log files by polling (no inotify: it must work on NFS).
+//
+//   tail_follower   one file: polls by offset, re-opens by name, waits for a file that does not
+//                   exist yet, restarts from 0 on truncation (and says so), follows a rotation
+//                   (inode change) to the new file, holds a partial last line until its newline
+//                   or until it is partial_after_s (1 s) old, cuts a line longer than
+//                   max_line_bytes and drops the rest of it, so memory stays bounded.
+//   merged_follower stdout + stderr of one task, in the order the polls saw them, each line
+//                   tagged with its stream.
+//   line_ring       the last N lines (ui.log_tail_lines) for a log pane; a partial line is
+//                   completed in place when the rest arrives.
+//   paged_reader    random access to the lines of a file of any size: line starts are indexed
+//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file.
+//
+// The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
+// through unchanged (for a pipe or a file, not a terminal).
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "leaseq/clock.hpp"
+#include "leaseq/detail/posix.hpp"
+#include "leaseq/file_io.hpp"
+#include "leaseq/sanitize.hpp"
+
+namespace leaseq {
+
+enum class log_stream { out, err };
+
+inline constexpr std::string_view to_string(log_stream s) noexcept {
+  return s == log_stream::out ? "stdout" : "stderr";
+}
+
+struct tail_event {
+  enum class kind {
+    line,       // text holds one line, without its newline
+    waiting,    // the file does not exist (yet); said once until it appears
+    appeared,   // the file was opened
+    truncated,  // it shrank below what was read: reading restarts from offset 0
+    rotated,    // the name now points at another file (new inode): following the new one
+    error,      // it cannot be read (text says why); retried on the next poll
+  };
+  kind what = kind::line;
+  log_stream stream = log_stream::out;
+  std::string text;
+  bool complete = true;  // false: a partial line shown early; more of it may follow
+  bool cut = false;      // the line was longer than max_line_bytes; the rest was dropped
+};
+
+struct tail_options {
+  std::size_t max_line_bytes = 64 * 1024;
+  std::size_t max_read_per_poll = 8u << 20;  // bounds one poll's work and memory
+  double partial_after_s = 1.0;
+  bool sanitize = true;
+  bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
+};
+
+template <class Clock = system_clock>
+class tail_follower {
+ public:
+  explicit tail_follower(fs::path path, log_stream stream = log_stream::out, tail_options opts = {},
+                         Clock clock = Clock{})
+      : path_(std::move(path)), stream_(stream), opts_(opts), clock_(std::move(clock)) {}
+
+  // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
+  void poll(std::vector<tail_event>& out) {
+    struct stat by_name;
+    bool named = ::stat(path_.c_str(), &by_name) == 0;
+    int name_err = named ? 0 : errno;
+    if (fd_ && named &&
+        (static_cast<std::uint64_t>(by_name.st_ino) != ino_ ||
+         static_cast<std::uint64_t>(by_name.st_dev) != dev_)) {
+      read_available(out, SIZE_MAX);  // the old file's last words first
+      end_content(out, true);
+      fd_.reset();
+      open_file(out, tail_event::kind::rotated);
+    } else if (!fd_) {
+      if (!named) {
+        if (name_err == ENOENT) {
+          if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
+          said_waiting_ = true;
+        } else {
+          report(out, std::string("cannot stat: ") + std::strerror(name_err));
+        }
+        return;
+      }
+      open_file(out, tail_event::kind::appeared);
+    }
+    if (!fd_) return;
+    struct stat st;
+    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
+      end_content(out, true);
+      offset_ = 0;
+      notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
+    }
+    read_available(out, opts_.max_read_per_poll);
+    if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
+      flush_partial(out, false);
+  }
+
+  std::vector<tail_event> poll() {
+    std::vector<tail_event> out;
+    poll(out);
+    return out;
+  }
+
+  // Reads to the end and emits a held partial line (complete = false: the file has no newline
+  // there): call once the writer is known to be done.
+  void drain(std::vector<tail_event>& out) {
+    poll(out);
+    if (fd_) read_available(out, SIZE_MAX);
+    end_content(out, false);
+  }
+
+  const fs::path& path() const noexcept { return path_; }
+  log_stream stream() const noexcept { return stream_; }
+  std::uint64_t offset() const noexcept { return offset_; }
+  bool is_open() const noexcept { return static_cast<bool>(fd_); }
+  // Bytes of over-long lines that were dropped.
+  std::uint64_t bytes_dropped() const noexcept { return dropped_; }
+  // Bytes currently held back (a partial line); never more than max_line_bytes.
+  std::size_t bytes_held() const noexcept { return pending_.size(); }
+
+ private:
+  void notice(std::vector<tail_event>& out, tail_event::kind k, std::string text) {
+    tail_event e;
+    e.what = k;
+    e.stream = stream_;
+    e.text = std::move(text);
+    out.push_back(std::move(e));
+  }
+  void report(std::vector<tail_event>& out, std::string why) {
+    if (why == last_error_) return;  // once per distinct problem
+    last_error_ = why;
+    notice(out, tail_event::kind::error, path_.string() + ": " + why);
+  }
+
+  void open_file(std::vector<tail_event>& out, tail_event::kind k) {
+    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
+      if (errno != ENOENT) report(out, std::string("cannot open: ") + std::strerror(errno));
+      return;
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      report(out, "not a regular file");
+      return;
+    }
+    bool first = !opened_once_;
+    fd_ = std::move(fd);
+    ino_ = static_cast<std::uint64_t>(st.st_ino);
+    dev_ = static_cast<std::uint64_t>(st.st_dev);
+    offset_ = first && !opts_.from_start ? static_cast<std::uint64_t>(st.st_size) : 0;
+    opened_once_ = true;
+    said_waiting_ = false;
+    last_error_.clear();
+    sanitizer_ = stream_sanitizer{};
+    notice(out, k,
+           k == tail_event::kind::rotated ? "file rotated: following the new file" : "file opened");
+  }
+
+  void read_available(std::vector<tail_event>& out, std::size_t budget) {
+    char buf[64 * 1024];
+    std::string clean;
+    while (budget > 0) {
+      std::size_t want = std::min(sizeof buf, budget);
+      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(offset_));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        report(out, std::string("cannot read: ") + std::strerror(errno));
+        return;
+      }
+      if (n == 0) return;
+      offset_ += static_cast<std::uint64_t>(n);
+      budget -= static_cast<std::size_t>(n);
+      if (opts_.sanitize) {
+        clean.clear();
+        sanitizer_.feed(std::string_view(buf, static_cast<std::size_t>(n)), clean);
+        append_text(clean, out);
+      } else {
+        append_text(std::string_view(buf, static_cast<std::size_t>(n)), out);
+      }
+    }
+  }
+
+  void append_text(std::string_view data, std::vector<tail_event>& out) {
+    while (!data.empty()) {
+      std::size_t nl = data.find('\n');
+      std::string_view piece = data.substr(0, nl);
+      if (cutting_) {
+        dropped_ += piece.size();
+      } else {
+        if (pending_.empty() && !piece.empty()) pending_since_ = clock_.now();
+        std::size_t room = opts_.max_line_bytes - pending_.size();
+        if (piece.size() < room) {
+          pending_.append(piece);
+        } else {
+          pending_.append(piece.substr(0, room));
+          dropped_ += piece.size() - room;
+          emit(out, true, true);
+          cutting_ = true;
+        }
+      }
+      if (nl == std::string_view::npos) return;
+      if (cutting_)
+        cutting_ = false;
+      else
+        emit(out, true, false);
+      data.remove_prefix(nl + 1);
+    }
+  }
+
+  void emit(std::vector<tail_event>& out, bool complete, bool cut) {
+    tail_event e;
+    e.stream = stream_;
+    e.text = std::move(pending_);
+    e.complete = complete;
+    e.cut = cut;
+    out.push_back(std::move(e));
+    pending_.clear();
+  }
+
+  // The content read so far has ended (end of input, truncation, rotation): whatever the
+  // sanitizer and the line buffer hold comes out, and both start afresh. `complete` says
+  // whether a held partial line counts as ended (true when the file moved on).
+  void end_content(std::vector<tail_event>& out, bool complete) {
+    if (opts_.sanitize) {
+      std::string rest;
+      sanitizer_.finish(rest);
+      append_text(rest, out);
+      sanitizer_ = stream_sanitizer{};
+    }
+    flush_partial(out, complete);
+    cutting_ = false;
+  }
+
+  // A held partial line: shown as the newest data (complete = false), or ended for good.
+  void flush_partial(std::vector<tail_event>& out, bool complete) {
+    if (!pending_.empty()) emit(out, complete, false);
+  }
+
+  fs::path path_;
+  log_stream stream_;
+  tail_options opts_;
+  Clock clock_;
+  detail::unique_fd fd_;
+  std::uint64_t ino_ = 0, dev_ = 0, offset_ = 0, dropped_ = 0;
+  std::string pending_;
+  double pending_since_ = 0;
+  bool cutting_ = false, said_waiting_ = false, opened_once_ = false;
+  std::string last_error_;
+  stream_sanitizer sanitizer_;
+};
+
+// stdout and stderr of one task, merged in the order the polls saw their lines.
+template <class Clock = system_clock>
+class merged_follower {
+ public:
+  merged_follower(fs::path out_path, fs::path err_path, tail_options opts = {},
+                  Clock clock = Clock{})
+      : out_(std::move(out_path), log_stream::out, opts, clock),
+        err_(std::move(err_path), log_stream::err, opts, clock) {}
+
+  void poll(std::vector<tail_event>& out) {
+    out_.poll(out);
+    err_.poll(out);
+  }
+  std::vector<tail_event> poll() {
+    std::vector<tail_event> out;
+    poll(out);
+    return out;
+  }
+  void drain(std::vector<tail_event>& out) {
+    out_.drain(out);
+    err_.drain(out);
+  }
+  tail_follower<Clock>& stdout_follower() noexcept { return out_; }
+  tail_follower<Clock>& stderr_follower() noexcept { return err_; }
+
+ private:
+  tail_follower<Clock> out_, err_;
+};
+
+// One line of a log pane.
+struct log_line {
+  log_stream stream = log_stream::out;
+  std::string text;
+  bool complete = true;
+  bool cut = false;
+  bool notice = false;  // a follower's notice (truncated, rotated, ...), not file content
+};
+
+// The last `capacity` lines. A partial line is completed in place when the rest of it arrives.
+class line_ring {
+ public:
+  explicit line_ring(std::size_t capacity = 200) : capacity_(std::max<std::size_t>(1, capacity)) {}
+
+  void push(const tail_event& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line) {
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        if (!it->complete) {
+          std::size_t room =
+              max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
+          it->text.append(e.text, 0, std::min(room, e.text.size()));
+          it->complete = e.complete;
+          it->cut = it->cut || e.cut || e.text.size() > room;
+          return;
+        }
+        break;
+      }
+      add({e.stream, e.text, e.complete, e.cut, false});
+    } else if (e.what != tail_event::kind::appeared &&
+               (e.what != tail_event::kind::waiting || lines_.empty())) {
+      add({e.stream, "-- " + std::string(to_string(e.stream)) + ": " + e.text + " --", true, false,
+           true});
+    }
+  }
+  void push_all(const std::vector<tail_event>& events) {
+    for (const auto& e : events) push(e);
+  }
+
+  std::size_t size() const noexcept { return lines_.size(); }
+  std::size_t capacity() const noexcept { return capacity_; }
+  const log_line& operator[](std::size_t i) const { return lines_[i]; }
+  // Lines pushed out of the ring so far.
+  std::uint64_t evicted() const noexcept { return evicted_; }
+  auto begin() const { return lines_.begin(); }
+  auto end() const { return lines_.end(); }
+  void clear() { lines_.clear(); }
+
+ private:
+  void add(log_line l) {
+    lines_.push_back(std::move(l));
+    while (lines_.size() > capacity_) {
+      lines_.pop_front();
+      ++evicted_;
+    }
+  }
+  std::size_t capacity_;
+  std::deque<log_line> lines_;
+  std::uint64_t evicted_ = 0;
+};
+
+// Lines of a file of any size by number, without loading it: line starts are found by reading
+// forward in chunks, keeping one checkpoint offset every `every` lines (8 bytes per 1024 lines).
+// Lines come back raw (run them through sanitize() for a terminal), cut at max_line_bytes.
+class paged_reader {
+ public:
+  explicit paged_reader(fs::path path, std::size_t max_line_bytes = 64 * 1024,
+                        std::size_t every = 1024)
+      : path_(std::move(path)), max_line_(max_line_bytes), every_(std::max<std::size_t>(1, every)) {
+    reload();
+  }
+
+  // Re-opens the file by name: a file that grew is indexed further on demand, one that shrank
+  // or was replaced is indexed again from the start. False when it cannot be opened.
+  bool reload() {
+    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      error_ = fd ? "not a regular file" : std::strerror(errno);
+      fd_.reset();
+      size_ = 0;
+      reset_index();
+      return false;
+    }
+    error_.clear();
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    if (static_cast<std::uint64_t>(st.st_ino) != ino_ || size < scanned_) reset_index();
+    ino_ = static_cast<std::uint64_t>(st.st_ino);
+    size_ = size;
+    fd_ = std::move(fd);
+    return true;
+  }
+
+  const std::string& error() const noexcept { return error_; }
+  std::uint64_t size_bytes() const noexcept { return size_; }
+
+  // Number of lines (a last line without newline counts). Indexes the rest of the file.
+  std::uint64_t line_count() {
+    index_until(UINT64_MAX);
+    return newlines_ + (size_ > 0 && !last_is_newline_ ? 1 : 0);
+  }
+
+  // Lines [first, first + count); fewer at the end of the file.
+  std::vector<std::string> lines(std::uint64_t first, std::size_t count) {
+    std::vector<std::string> out;
+    if (!fd_ || count == 0) return out;
+    index_until(first);
+    std::uint64_t k = std::min<std::uint64_t>(first / every_, checkpoints_.size() - 1);
+    std::uint64_t line = k * every_, off = checkpoints_[k];
+    char buf[64 * 1024];
+    std::string cur;
+    while (off < size_ && out.size() < count) {
+      ssize_t n = ::pread(fd_.get(), buf, sizeof buf, static_cast<off_t>(off));
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n && out.size() < count; ++i) {
+        if (buf[i] == '\n') {
+          if (line >= first) out.push_back(std::move(cur));
+          cur.clear();
+          ++line;
+        } else if (line >= first) {
+          if (cur.size() < max_line_) cur += buf[i];
+        }
+      }
+      off += static_cast<std::uint64_t>(n);
+    }
+    if (off >= size_ && !cur.empty() && line >= first && out.size() < count)
+      out.push_back(std::move(cur));
+    return out;
+  }
+
+ private:
+  void reset_index() {
+    checkpoints_.assign(1, 0);
+    scanned_ = 0;
+    newlines_ = 0;
+    last_is_newline_ = false;
+  }
+
+  // Scans forward until the checkpoint at or before `line` is known (or the end of file).
+  void index_until(std::uint64_t line) {
+    if (!fd_) return;
+    char buf[256 * 1024];
+    while (scanned_ < size_ && (line == UINT64_MAX || newlines_ < line)) {
+      std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(sizeof buf, size_ - scanned_));
+      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(scanned_));
+      if (n <= 0) {
+        size_ = scanned_;  // it shrank under us; reload() notices
+        break;
+      }
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] != '\n') continue;
+        ++newlines_;
+        if (newlines_ % every_ == 0)
+          checkpoints_.push_back(scanned_ + static_cast<std::uint64_t>(i) + 1);
+      }
+      last_is_newline_ = buf[n - 1] == '\n';
+      scanned_ += static_cast<std::uint64_t>(n);
+    }
+  }
+
+  fs::path path_;
+  std::size_t max_line_, every_;
+  detail::unique_fd fd_;
+  std::uint64_t ino_ = 0, size_ = 0;
+  std::string error_;
+  std::vector<std::uint64_t> checkpoints_{0};  // offset of line k * every_
+  std::uint64_t scanned_ = 0, newlines_ = 0;
+  bool last_is_newline_ = false;
+};
+
+}  // namespace leaseq

@@ -1,0 +1,111 @@
+#pragma once
+
+// Filters and sorts of a snapshot's tasks (tui-spec "filtering and sorting"), capped at
+// ui.max_tasks_display with the total count kept. Pure: the only input that needs I/O (is the
+// stderr log empty?) comes in as a callable.
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "leaseq/model.hpp"
+#include "leaseq/snapshot.hpp"
+
+namespace leaseq {
+
+struct task_filter {
+  std::vector<task_state> states;  // empty: any state
+  std::string node;                // empty: any node; matches where it runs/ran or its lane
+  std::string command;             // substring of the command, ASCII case-insensitive
+  bool has_stderr_output = false;  // non-empty .err, or exit code != 0
+};
+
+enum class task_sort {
+  state_priority,  // RUNNING > LOST? > PENDING > FAILED > LOST > CANCELLED > FINISHED, then
+                   // start time (started, else claimed, else created) descending
+  seq_in_lane,     // by lane (node, or _any), then seq ascending
+};
+
+struct task_selection {
+  std::vector<const task_view*> tasks;  // at most the cap; point into the snapshot
+  std::size_t total = 0;                // how many matched before the cap
+};
+
+// Sort rank of a state; lower comes first.
+inline int state_priority(task_state s) noexcept {
+  switch (s) {
+    case task_state::running:
+      return 0;
+    case task_state::lost_maybe:
+      return 1;
+    case task_state::pending:
+      return 2;
+    case task_state::failed:
+      return 3;
+    case task_state::lost:
+      return 4;
+    case task_state::cancelled:
+      return 5;
+    case task_state::finished:
+      return 6;
+  }
+  return 7;
+}
+
+namespace detail {
+inline bool contains_ci(const std::string& hay, const std::string& needle) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                        [&](char a, char b) { return lower(a) == lower(b); });
+  return it != hay.end();
+}
+}  // namespace detail
+
+// stderr_nonempty answers "does this task's .err log hold anything?"; without it the
+// has_stderr_output filter looks at the exit code only.
+inline bool matches(const task_view& t, const task_filter& f,
+                    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
+    return false;
+  if (!f.node.empty() && t.node != f.node && t.lane != f.node) return false;
+  if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
+  if (f.has_stderr_output) {
+    auto code = t.exit_code();
+    bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);
+    if (!bad_exit && !(stderr_nonempty && stderr_nonempty(t))) return false;
+  }
+  return true;
+}
+
+inline task_selection select_tasks(
+    const snapshot& snap, const task_filter& filter, task_sort order, std::size_t cap,
+    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  task_selection out;
+  for (const auto& t : snap.tasks())
+    if (matches(t, filter, stderr_nonempty)) out.tasks.push_back(&t);
+  out.total = out.tasks.size();
+  auto by_priority = [](const task_view* a, const task_view* b) {
+    int pa = state_priority(a->state), pb = state_priority(b->state);
+    if (pa != pb) return pa < pb;
+    double sa = a->started().value_or(a->created().value_or(0));
+    double sb = b->started().value_or(b->created().value_or(0));
+    if (sa != sb) return sa > sb;
+    return a->seq > b->seq;
+  };
+  auto by_lane = [](const task_view* a, const task_view* b) {
+    if (a->lane != b->lane) return a->lane < b->lane;
+    return a->seq < b->seq;
+  };
+  std::size_t keep = std::min(cap, out.tasks.size());
+  if (order == task_sort::state_priority)
+    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_priority);
+  else
+    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_lane);
+  out.tasks.resize(keep);
+  return out;
+}
+
+}  // namespace leaseq

@@ -1,0 +1,237 @@
+// The read-only CLI (status, tasks, follow, logs) against lease trees built by hand.
+#include <leaseq/clock.hpp>
+#include <leaseq/file_io.hpp>
+#include <leaseq/paths.hpp>
+
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "lease_tree.hpp"
+#include "test_support.hpp"
+
+using namespace leaseq;
+using test_support::read_text;
+using test_support::shell_quote;
+using test_support::wait_until;
+using test_support::write_text;
+
+namespace {
+
+struct cli_tree : test_support::lease_tree {
+  cli_tree() { register_default(); }
+
+  test_support::command_result run(const std::string& args, bool merge_stderr = false) const {
+    std::string cmd = "LEASEQ_HOME=" + shell_quote(home.string()) + " " + shell_quote(LEASEQ_BIN) +
+                      " " + args + " </dev/null" + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+    return test_support::run_command(cmd);
+  }
+
+  void standard() {
+    double now = unix_now();
+    pending(1, "_any");
+    pending(2, "nodeA");
+    claimed(3, "nodeA");
+    done(4, "nodeA");
+    done(5, "nodeB", "FAILED", 3);
+    hb("nodeA", now - 1, {"T003"});
+    hb("nodeB", now - 500);
+  }
+};
+
+json parse(const std::string& text) {
+  INFO(text);
+  json j = json::parse(text, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("leaseq status --json: nodes with health and hb age, counts by state", "[read_cli]") {
+  cli_tree t;
+  t.standard();
+  auto r = t.run("status --json");
+  REQUIRE(r.exit_code == 0);
+  json j = parse(r.out);
+  CHECK(j["lease"] == "99887766");
+  CHECK(j["kind"] == "slurm");
+  CHECK(j["state"].is_string());
+  REQUIRE(j["nodes"].size() == 2);
+  CHECK(j["nodes"][0]["node"] == "nodeA");
+  CHECK(j["nodes"][0]["health"] == "OK");
+  CHECK(j["nodes"][0]["hb_age_s"].get<double>() < 60);
+  CHECK(j["nodes"][0]["running"] == json::array({"T003"}));
+  CHECK(j["nodes"][0]["pending"] == 1);
+  CHECK(j["nodes"][0]["paused"] == false);
+  CHECK(j["nodes"][1]["health"] == "STALE");
+  CHECK(j["counts"]["PENDING"] == 2);
+  CHECK(j["counts"]["RUNNING"] == 1);
+  CHECK(j["counts"]["FINISHED"] == 1);
+  CHECK(j["counts"]["FAILED"] == 1);
+  CHECK(j["counts"]["LOST?"] == 0);
+}
+
+TEST_CASE("leaseq status prints a table", "[read_cli]") {
+  cli_tree t;
+  t.standard();
+  auto r = t.run("status");
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("lease 99887766") != std::string::npos);
+  CHECK(r.out.find("nodeA") != std::string::npos);
+  CHECK(r.out.find("STALE") != std::string::npos);
+  CHECK(r.out.find("PENDING=2") != std::string::npos);
+  CHECK(r.out.find("T003") != std::string::npos);
+}
+
+TEST_CASE("leaseq tasks --json with filters", "[read_cli]") {
+  cli_tree t;
+  t.standard();
+  auto r = t.run("tasks --json");
+  REQUIRE(r.exit_code == 0);
+  json j = parse(r.out);
+  CHECK(j["lease"] == "99887766");
+  CHECK(j["total"] == 5);
+  REQUIRE(j["tasks"].size() == 5);
+  CHECK(j["tasks"][0]["id"] == "T003");  // RUNNING first
+  CHECK(j["tasks"][0]["state"] == "RUNNING");
+  CHECK(j["tasks"][0]["node"] == "nodeA");
+  CHECK(j["tasks"][0]["claimed"].is_number());
+  CHECK(j["tasks"][0]["exit_code"].is_null());
+  for (const char* key :
+       {"id", "seq", "node", "state", "exit_code", "cmd", "created", "claimed", "finished"})
+    CHECK(j["tasks"][0].contains(key));
+
+  j = parse(t.run("tasks --json --state failed").out);
+  REQUIRE(j["tasks"].size() == 1);
+  CHECK(j["tasks"][0]["id"] == "T005");
+  CHECK(j["tasks"][0]["exit_code"] == 3);
+  CHECK(j["tasks"][0]["finished"].is_number());
+
+  j = parse(t.run("tasks --json --node nodeA --state PENDING --state RUNNING").out);
+  CHECK(j["total"] == 2);
+
+  j = parse(t.run("tasks --json --grep T004").out);
+  REQUIRE(j["total"] == 1);
+  CHECK(j["tasks"][0]["cmd"] == "echo T004");
+
+  j = parse(t.run("tasks --json --limit 2").out);
+  CHECK(j["total"] == 5);
+  CHECK(j["tasks"].size() == 2);
+
+  j = parse(t.run("tasks --json --state PENDING").out);
+  CHECK(j["tasks"][0]["node"].is_null() != j["tasks"][1]["node"].is_null());  // _any has none
+
+  CHECK(t.run("tasks --state BOGUS").exit_code == 2);
+  CHECK(t.run("tasks --node ../x").exit_code == 1);
+}
+
+TEST_CASE("leaseq tasks never prints escape sequences from task files", "[read_cli]") {
+  cli_tree t;
+  t.cmds[1] = "printf '\x1b]52;c;SGk=\x07\x1b[2J' # \xc2\x9b" "31m";  // U+009B: C1 CSI
+  t.pending(1, "_any");
+  auto r = t.run("tasks");
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("T001") != std::string::npos);
+  CHECK(r.out.find('\x1b') == std::string::npos);
+  CHECK(r.out.find('\x07') == std::string::npos);
+  CHECK(r.out.find("\xc2\x9b") == std::string::npos);
+  auto j = t.run("tasks --json");
+  REQUIRE(j.exit_code == 0);
+  CHECK(j.out.find('\x1b') == std::string::npos);  // JSON escapes control characters
+  CHECK(j.out.find("\xc2\x9b") == std::string::npos);  // and everything past ASCII
+  CHECK(parse(j.out)["tasks"][0]["cmd"].get<std::string>().find("\xc2\x9b") != std::string::npos);
+}
+
+TEST_CASE("leaseq refuses bad and unknown leases clearly", "[read_cli]") {
+  cli_tree t;
+  auto r = t.run("status --lease ../etc", true);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("invalid lease id") != std::string::npos);
+  r = t.run("status --lease 12345", true);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("no lease 12345") != std::string::npos);
+}
+
+TEST_CASE("leaseq follow without a task: none, one, or several RUNNING", "[read_cli]") {
+  cli_tree t;
+  t.pending(1, "_any");
+  auto r = t.run("follow", true);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("no RUNNING task") != std::string::npos);
+  t.claimed(2, "nodeA");
+  t.claimed(3, "nodeB");
+  r = t.run("follow", true);
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.find("T002") != std::string::npos);
+  CHECK(r.out.find("T003") != std::string::npos);
+}
+
+TEST_CASE("leaseq follow streams the log and ends with the task's exit code", "[read_cli]") {
+  cli_tree t;
+  t.claimed(7, "nodeA");
+  fs::path log = t.paths.stdout_log("nodeA", "T007");
+  ensure_dir(log.parent_path());
+  write_text(log, "first line\n");
+  fs::path out = t.home / "follow.out", rc = t.home / "follow.rc";
+  std::string cmd = "(LEASEQ_HOME=" + shell_quote(t.home.string()) + " " + shell_quote(LEASEQ_BIN) +
+                    " follow </dev/null > " + shell_quote(out.string()) +
+                    " 2>/dev/null; echo $? > " + shell_quote(rc.string()) + ") &";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  REQUIRE(wait_until([&] { return read_text(out).find("first line") != std::string::npos; }));
+  test_support::run_command("printf 'second\\npartial' >> " + shell_quote(log.string()));
+  REQUIRE(wait_until([&] { return read_text(out).find("second") != std::string::npos; }));
+  CHECK_FALSE(fs::exists(rc));
+  t.finish(7, "nodeA", "FAILED", 3);
+  REQUIRE(wait_until([&] { return read_text(rc).find('\n') != std::string::npos; }));
+  CHECK(read_text(rc) == "3\n");
+  CHECK(read_text(out) == "first line\nsecond\npartial");  // byte-exact when not a terminal
+}
+
+TEST_CASE("leaseq follow --both tags stdout and stderr", "[read_cli]") {
+  cli_tree t;
+  t.done(8, "nodeA");
+  write_text(t.paths.stdout_log("nodeA", "T008"), "to-out\n");
+  write_text(t.paths.stderr_log("nodeA", "T008"), "to-err\n");
+  auto r = t.run("follow T008 --both");
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("[stdout] to-out\n") != std::string::npos);
+  CHECK(r.out.find("[stderr] to-err\n") != std::string::npos);
+  r = t.run("follow T008 --stderr");
+  CHECK(r.out == "to-err\n");
+  CHECK(t.run("follow T999").exit_code == 1);
+}
+
+TEST_CASE("leaseq logs prints the whole log, raw when not a terminal", "[read_cli]") {
+  cli_tree t;
+  t.done(9, "nodeA", "FAILED", 1);
+  std::string raw = "plain\n\x1b[31mred\x1b[0m\r\nbytes\xff\n";
+  write_text(t.paths.stdout_log("nodeA", "T009"), raw);
+  write_text(t.paths.stderr_log("nodeA", "T009"), "oops\n");
+  auto r = t.run("logs T009");
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == raw);
+  r = t.run("logs T009 --stderr");
+  CHECK(r.out == "oops\n");
+  r = t.run("logs T010", true);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("no logs for T010") != std::string::npos);
+  CHECK(t.run("logs ../../etc/passwd").exit_code == 1);
+}
+
+TEST_CASE("leaseq logs sanitizes when stdout is a terminal", "[read_cli]") {
+  cli_tree t;
+  t.done(9, "nodeA");
+  write_text(t.paths.stdout_log("nodeA", "T009"),
+             "a\x1b]0;title\x07"
+             "b\r\n");
+  if (test_support::run_command("command -v script >/dev/null").exit_code != 0) {
+    WARN("script(1) not installed: terminal case not run");
+    return;
+  }
+  std::string inner =
+      "LEASEQ_HOME=" + shell_quote(t.home.string()) + " " + shell_quote(LEASEQ_BIN) + " logs T009";
+  auto r = test_support::run_command("script -qec " + shell_quote(inner) + " /dev/null");
+  CHECK(r.out.find("ab") != std::string::npos);
+  CHECK(r.out.find("title") == std::string::npos);
+}

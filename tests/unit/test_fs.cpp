@@ -1,0 +1,61 @@
+#include <leaseq/file_io.hpp>
+#include <leaseq/fs.hpp>
+
+#include <algorithm>
+
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+using namespace leaseq;
+using test_support::temp_dir;
+using test_support::write_text;
+
+TEST_CASE("posix_fs lists names with inodes, skips dot-names, stamps the directory", "[fs]") {
+  temp_dir tmp;
+  write_text(tmp / "d/T001.json", "{}");
+  write_text(tmp / "d/.T002.json.tmp.1", "{}");
+  write_text(tmp / "d/.nfs0001", "");
+  posix_fs pfs;
+  auto r = pfs.list_dir(tmp / "d");
+  REQUIRE(r.err == 0);
+  REQUIRE(r.entries.size() == 1);
+  CHECK(r.entries[0].name == "T001.json");
+  CHECK(r.entries[0].ino == pfs.stat(tmp / "d/T001.json").ino);
+  CHECK(r.stamp.mtime > 0);
+  CHECK_FALSE(r.unchanged);
+
+  auto same = pfs.list_dir(tmp / "d", &r.stamp);
+  CHECK(same.unchanged);
+  CHECK(same.entries.empty());
+
+  write_json_atomic(tmp / "d/T003.json", json::object());
+  auto after = pfs.list_dir(tmp / "d", &r.stamp);
+  CHECK_FALSE(after.unchanged);
+  CHECK(after.entries.size() == 2);
+
+  CHECK(pfs.list_dir(tmp / "missing").err == ENOENT);
+  CHECK(pfs.list_dir(tmp / "d/T001.json").err == ENOTDIR);
+}
+
+TEST_CASE("posix_fs reads with limits and never follows FIFOs", "[fs]") {
+  temp_dir tmp;
+  write_text(tmp / "a.json", "{\"x\": 1}");
+  posix_fs pfs;
+  auto r = pfs.read(tmp / "a.json", 1024);
+  REQUIRE(r.ok);
+  CHECK(r.content == "{\"x\": 1}");
+  CHECK(r.info.size == 8);
+  CHECK(r.info.is_regular);
+  auto big = pfs.read(tmp / "a.json", 4);
+  CHECK_FALSE(big.ok);
+  CHECK(big.reason.find("too large") != std::string::npos);
+  auto missing = pfs.read(tmp / "nope", 1024);
+  CHECK(missing.err == ENOENT);
+  REQUIRE(::mkfifo((tmp / "fifo").c_str(), 0600) == 0);
+  auto fifo = pfs.read(tmp / "fifo", 1024);
+  CHECK_FALSE(fifo.ok);
+  CHECK(fifo.reason == "not a regular file");
+  auto st = pfs.stat(tmp / "nope");
+  CHECK(st.err == ENOENT);
+}

@@ -1,0 +1,543 @@
+#include <leaseq/clock.hpp>
+#include <leaseq/file_io.hpp>
+#include <leaseq/fs.hpp>
+#include <leaseq/paths.hpp>
+#include <leaseq/store.hpp>
+#include <leaseq/task_filter.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "lease_tree.hpp"
+#include "test_support.hpp"
+
+using namespace leaseq;
+using test_support::temp_dir;
+
+namespace {
+
+// A filesystem that lags like an NFS client: a hidden path is left out of its directory's
+// listings (and reads as missing) for the next N listings of that directory, and while it hides
+// something a directory reports a stale stamp. It can also fail a directory with an errno.
+struct fake_state {
+  std::map<std::string, int> hidden;     // path -> listings left
+  std::map<std::string, int> failing;    // directory -> errno
+  int reads = 0, lists = 0, offers = 0;  // offers: list_dir calls with a stamp to skip on
+  std::set<std::string> read_paths;
+};
+
+struct lagging_fs {
+  std::shared_ptr<fake_state> st = std::make_shared<fake_state>();
+  posix_fs real;
+
+  void hide(const fs::path& p, int scans) const { st->hidden[p.string()] = scans; }
+
+  dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const {
+    ++st->lists;
+    if (skip_if) ++st->offers;
+    if (auto f = st->failing.find(dir.string()); f != st->failing.end()) {
+      dir_listing_result r;
+      r.err = f->second;
+      return r;
+    }
+    dir_listing_result r = real.list_dir(dir, nullptr);
+    bool hid = false;
+    std::vector<dir_entry> kept;
+    for (auto& e : r.entries) {
+      auto it = st->hidden.find((dir / e.name).string());
+      if (it != st->hidden.end() && it->second > 0) {
+        --it->second;
+        hid = true;
+        continue;
+      }
+      kept.push_back(std::move(e));
+    }
+    r.entries = std::move(kept);
+    if (hid) r.stamp.mtime -= 12345;  // the stale attributes of a lagging client
+    if (skip_if && r.err == 0 && *skip_if == r.stamp) {
+      r.unchanged = true;
+      r.entries.clear();
+    }
+    return r;
+  }
+  bool hidden_now(const fs::path& p) const {
+    auto it = st->hidden.find(p.string());
+    return it != st->hidden.end() && it->second > 0;
+  }
+  file_info stat(const fs::path& p) const {
+    if (hidden_now(p)) {
+      file_info f;
+      f.err = ENOENT;
+      return f;
+    }
+    return real.stat(p);
+  }
+  file_read read(const fs::path& p, std::size_t max) const {
+    ++st->reads;
+    st->read_paths.insert(p.string());
+    if (hidden_now(p)) {
+      file_read r;
+      r.err = ENOENT;
+      r.reason = "missing";
+      return r;
+    }
+    return real.read(p, max);
+  }
+};
+
+using tree = test_support::lease_tree;
+
+template <class Fs = posix_fs>
+snapshot_store<Fs, manual_clock> make_store(const tree& t, Fs fs = Fs{}, double now = 5000) {
+  store_options o;
+  o.ui.lost_confirm_s = 30;
+  o.ui.hb_stale_s = 60;
+  manual_clock c;
+  c.t = now;
+  return snapshot_store<Fs, manual_clock>(t.paths, t.lease, o, fs, c);
+}
+
+bool has_error(const snapshot& s, const std::string& needle) {
+  for (const auto& e : s.errors)
+    if (e.message.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("store derives task states and node views from a lease tree", "[store]") {
+  tree t;
+  t.pending(1, "_any");
+  t.pending(2, "nodeA");
+  t.claimed(3, "nodeA");
+  t.done(4, "nodeA");
+  t.done(5, "nodeB", "FAILED", 3);
+  t.hb("nodeA", 4990, {"T003"});
+  t.hb("nodeB", 4000);
+  ensure_dir(t.paths.logs("nodeC"));
+  auto store = make_store(t);
+  auto s = store.refresh();
+  REQUIRE(s->complete);
+  REQUIRE(s->tasks().size() == 5);
+  CHECK(s->find_task("T001")->state == task_state::pending);
+  CHECK(s->find_task("T001")->lane == "_any");
+  CHECK(s->find_task("T001")->node.empty());
+  CHECK(s->find_task("T002")->state == task_state::pending);
+  CHECK(s->find_task("T002")->node == "nodeA");
+  const task_view* t3 = s->find_task("T003");
+  CHECK(t3->state == task_state::running);
+  CHECK(t3->claimed() == Approx(1103));
+  CHECK(t3->last_running_node == "nodeA");
+  CHECK(s->find_task("T004")->state == task_state::finished);
+  CHECK(s->find_task("T004")->exit_code() == 0);
+  CHECK(s->find_task("T005")->state == task_state::failed);
+  CHECK(s->find_task("T005")->node == "nodeB");
+  CHECK(s->find_task("T005")->command() == "echo T005");
+  CHECK(s->count(task_state::pending) == 2);
+  CHECK(s->count(task_state::running) == 1);
+  CHECK(s->count(task_state::finished) == 1);
+  CHECK(s->count(task_state::failed) == 1);
+  CHECK_FALSE(s->fs_lag);
+  CHECK(s->errors.empty());
+
+  REQUIRE(s->nodes.size() == 3);  // nodeA, nodeB, and nodeC known only from logs/
+  const node_view* a = s->find_node("nodeA");
+  CHECK(a->health == node_health::ok);
+  CHECK(a->hb_age_s == Approx(10));
+  CHECK(a->running == std::vector<std::string>{"T003"});
+  CHECK(a->pending == 1);
+  CHECK(s->find_node("nodeB")->health == node_health::stale);
+  CHECK(s->find_node("nodeC")->health == node_health::unknown);
+  CHECK_FALSE(s->find_node("nodeC")->hb_age_s);
+}
+
+TEST_CASE("store: a task in both inbox and claimed counts once, as RUNNING", "[store]") {
+  tree t;
+  t.pending(7, "_any");
+  t.claimed(7, "nodeA");  // the rename's old name still visible
+  auto store = make_store(t);
+  auto s = store.refresh();
+  REQUIRE(s->tasks().size() == 1);
+  CHECK(s->tasks()[0].state == task_state::running);
+  CHECK(s->tasks()[0].node == "nodeA");
+  CHECK(s->count(task_state::running) == 1);
+  CHECK(s->count(task_state::pending) == 0);
+}
+
+TEST_CASE("store: done wins over claimed", "[store]") {
+  tree t;
+  t.claimed(8, "nodeA");
+  t.done(8, "nodeA");  // result written, claimed not unlinked yet
+  auto s = make_store(t).refresh();
+  CHECK(s->find_task("T008")->state == task_state::finished);
+}
+
+TEST_CASE("store: LOST? while the result is not visible, then recovery", "[store]") {
+  tree t;
+  t.claimed(3, "nodeA");
+  lagging_fs lag;
+  auto store = make_store(t, lag);
+  auto s = store.refresh();
+  REQUIRE(s->find_task("T003")->state == task_state::running);
+
+  // The runner finishes: result written, claimed unlinked; this client sees the result late.
+  t.finish(3, "nodeA");
+  lag.hide(t.paths.result("nodeA", "T003"), 2);
+  store.clock().advance(3);
+  s = store.refresh_all();
+  const task_view* v = s->find_task("T003");
+  REQUIRE(v);
+  CHECK(v->state == task_state::lost_maybe);
+  CHECK(v->last_running_node == "nodeA");
+  CHECK(v->last_running_seen == Approx(5000));
+  CHECK(v->missing_since == Approx(5003));
+  CHECK(s->fs_lag);
+  CHECK(s->count(task_state::lost_maybe) == 1);
+  CHECK(s->find_node("nodeA")->running == std::vector<std::string>{"T003"});
+
+  store.clock().advance(3);
+  s = store.refresh_all();
+  CHECK(s->find_task("T003")->state == task_state::lost_maybe);
+
+  store.clock().advance(3);
+  s = store.refresh_all();
+  v = s->find_task("T003");
+  CHECK(v->state == task_state::finished);
+  CHECK_FALSE(v->missing_since);
+  CHECK_FALSE(v->unknown);
+  CHECK_FALSE(s->fs_lag);
+}
+
+TEST_CASE("store: LOST? becomes LOST after ui.lost_confirm_s", "[store]") {
+  tree t;
+  t.claimed(3, "nodeA");
+  auto store = make_store(t);
+  store.refresh();
+  fs::remove(t.paths.claimed_task("nodeA", "T003"));  // vanished without a result
+  store.clock().advance(2);
+  auto s = store.refresh_all();
+  CHECK(s->find_task("T003")->state == task_state::lost_maybe);
+  store.clock().advance(29);
+  s = store.refresh_all();
+  CHECK(s->find_task("T003")->state == task_state::lost_maybe);
+  store.clock().advance(2);
+  s = store.refresh_all();
+  CHECK(s->find_task("T003")->state == task_state::lost);
+  CHECK(s->count(task_state::lost) == 1);
+  CHECK_FALSE(s->fs_lag);
+  // A result showing up late still wins.
+  t.done(3, "nodeA", "FAILED", 1);
+  store.clock().advance(2);
+  s = store.refresh_all();
+  CHECK(s->find_task("T003")->state == task_state::failed);
+}
+
+TEST_CASE("store: one-shot read uses the heartbeat's running list as evidence", "[store]") {
+  tree t;
+  t.hb("nodeA", 4999, {"T010"});  // claimed/nodeA/T010.json not visible
+  t.pending(11, "_any");
+  t.hb("nodeB", 4999, {"T011"});  // claimed, but this client still sees the inbox name
+  t.claimed(12, "nodeA");
+  t.done(13, "nodeA");
+  t.hb("nodeC", 4999, {"T013"});  // an older heartbeat; the result is there: DONE, not LOST?
+  auto s = make_store(t).refresh();
+  const task_view* v = s->find_task("T010");
+  REQUIRE(v);
+  CHECK(v->state == task_state::lost_maybe);
+  CHECK(v->last_running_node == "nodeA");
+  CHECK(v->last_running_seen == Approx(4999));
+  CHECK_FALSE(v->spec);
+  CHECK(v->unknown);
+  CHECK(s->find_task("T011")->state == task_state::running);
+  CHECK(s->find_task("T011")->node == "nodeB");
+  CHECK(s->find_task("T012")->state == task_state::running);
+  CHECK(s->find_task("T013")->state == task_state::finished);
+  CHECK(s->fs_lag);
+}
+
+TEST_CASE("store: a file that stops parsing keeps its last good view, marked unknown", "[store]") {
+  tree t;
+  t.claimed(3, "nodeA");
+  auto store = make_store(t);
+  auto s = store.refresh();
+  REQUIRE(s->find_task("T003")->spec);
+  write_file_atomic(t.paths.claimed_task("nodeA", "T003"), "{\"id\": \"T003\", \"ar");
+  store.clock().advance(2);
+  s = store.refresh_all();
+  const task_view* v = s->find_task("T003");
+  CHECK(v->state == task_state::running);
+  CHECK(v->unknown);
+  CHECK(v->unknown_reason.find("does not parse") != std::string::npos);
+  REQUIRE(v->spec);
+  CHECK(v->spec->cmd == "echo T003");
+  CHECK(s->fs_lag);
+  CHECK(fs::exists(t.paths.claimed_task("nodeA", "T003")));  // never deleted by reading
+  t.claimed(3, "nodeA");
+  store.clock().advance(2);
+  s = store.refresh_all();
+  CHECK_FALSE(s->find_task("T003")->unknown);
+  CHECK_FALSE(s->fs_lag);
+}
+
+TEST_CASE("store: a file with no good view yet shows by its name, unknown", "[store]") {
+  tree t;
+  ensure_dir(t.paths.inbox("_any"));
+  write_file_atomic(t.paths.inbox_task("_any", "T004"), "not json");
+  auto s = make_store(t).refresh();
+  const task_view* v = s->find_task("T004");
+  REQUIRE(v);
+  CHECK(v->state == task_state::pending);
+  CHECK(v->unknown);
+  CHECK_FALSE(v->spec);
+}
+
+TEST_CASE("store: invalid names are skipped and reported, never joined into a path", "[store]") {
+  tree t;
+  t.pending(1, "nodeA");
+  ensure_dir(t.paths.inbox_root() / "bad name");
+  test_support::write_text(t.paths.inbox_root() / "bad name" / "T002.json", "{}");
+  ensure_dir(t.paths.claimed_root() / "_any");  // _any is an inbox lane only
+  ensure_dir(t.paths.logs_root() / "x\x1b[31m");
+  test_support::write_text(t.paths.hb_dir() / "evil$.json", "{}");
+  test_support::write_text(t.paths.inbox("nodeA") / "notes.txt", "hi");
+  test_support::write_text(t.paths.inbox("nodeA") / "T01.json", "{}");
+  test_support::write_text(t.paths.inbox("nodeA") / ".T003.json.tmp.1", "{}");
+  lagging_fs lag;
+  auto store = make_store(t, lag);
+  auto s = store.refresh();
+  CHECK(s->tasks().size() == 1);
+  CHECK(has_error(*s, "\"bad name\""));
+  CHECK(has_error(*s, "\"_any\""));
+  CHECK(has_error(*s, "\"x\\x1b[31m\""));
+  CHECK(has_error(*s, "\"evil$.json\""));
+  CHECK(has_error(*s, "\"notes.txt\""));
+  CHECK(has_error(*s, "\"T01.json\""));
+  CHECK_FALSE(has_error(*s, ".T003"));
+  for (const auto& p : lag.st->read_paths) CHECK(p.find("bad name") == std::string::npos);
+  CHECK(s->find_node("bad name") == nullptr);
+  // Errors from directories the next scan skips are still reported.
+  store.clock().advance(3);
+  s = store.refresh_all();
+  CHECK(has_error(*s, "\"notes.txt\""));
+}
+
+TEST_CASE("store: a directory that cannot be listed is reported and keeps its last view",
+          "[store]") {
+  tree t;
+  t.claimed(3, "nodeA");
+  lagging_fs lag;
+  auto store = make_store(t, lag);
+  store.refresh();
+  lag.st->failing[t.paths.claimed("nodeA").string()] = EACCES;
+  store.clock().advance(3);
+  auto s = store.refresh_all();
+  REQUIRE(s->errors.size() == 1);
+  CHECK(s->errors[0].err == EACCES);
+  CHECK(s->errors[0].path == t.paths.claimed("nodeA").string());
+  CHECK(s->find_task("T003")->state == task_state::running);  // not LOST?
+  lag.st->failing.clear();
+  store.clock().advance(3);
+  s = store.refresh_all();
+  CHECK(s->errors.empty());
+}
+
+TEST_CASE("store: a new file hidden for N scans appears after them", "[store]") {
+  tree t;
+  lagging_fs lag;
+  auto store = make_store(t, lag);
+  CHECK(store.refresh()->tasks().empty());
+  t.pending(5, "_any");
+  lag.hide(t.paths.inbox_task("_any", "T005"), 2);
+  store.clock().advance(3);
+  CHECK(store.refresh_all()->tasks().empty());
+  store.clock().advance(3);
+  CHECK(store.refresh_all()->tasks().empty());
+  store.clock().advance(3);
+  auto s = store.refresh_all();
+  REQUIRE(s->tasks().size() == 1);
+  CHECK(s->tasks()[0].state == task_state::pending);
+}
+
+TEST_CASE("store: a claim seen late (rename hidden) never loses the task", "[store]") {
+  tree t;
+  t.pending(6, "_any");
+  lagging_fs lag;
+  auto store = make_store(t, lag);
+  store.refresh();
+  t.claim(6, "_any", "nodeA");
+  lag.hide(t.paths.claimed_task("nodeA", "T006"), 1);
+  store.clock().advance(3);
+  auto s = store.refresh_all();
+  REQUIRE(s->find_task("T006"));  // out of sight for one scan: kept, marked unknown
+  CHECK(s->find_task("T006")->state == task_state::pending);
+  CHECK(s->find_task("T006")->unknown);
+  store.clock().advance(3);
+  s = store.refresh_all();
+  CHECK(s->find_task("T006")->state == task_state::running);
+  CHECK_FALSE(s->find_task("T006")->unknown);
+}
+
+TEST_CASE("store: a PENDING task out of sight longer than lost_confirm_s is removed", "[store]") {
+  tree t;
+  t.pending(6, "_any");
+  auto store = make_store(t);
+  store.refresh();
+  fs::remove(t.paths.inbox_task("_any", "T006"));
+  store.clock().advance(3);
+  CHECK(store.refresh_all()->find_task("T006"));
+  store.clock().advance(31);
+  CHECK_FALSE(store.refresh_all()->find_task("T006"));
+}
+
+TEST_CASE("store: a warm rescan opens no file and skips unchanged directories", "[store]") {
+  tree t;
+  for (int i = 1; i <= 20; ++i) t.done(i, i % 2 ? "nodeA" : "nodeB");
+  t.pending(21, "nodeA");
+  t.hb("nodeA", unix_now());
+  lagging_fs lag;
+  // The clock runs well past every mtime, so the stamps are old enough to trust.
+  auto store = make_store(t, lag, unix_now() + 10);
+  auto s1 = store.refresh();
+  REQUIRE(s1->tasks().size() == 21);
+  int reads = lag.st->reads;
+  store.clock().advance(3);
+  auto s2 = store.refresh_all();
+  CHECK(lag.st->reads == reads);  // nothing re-read, the heartbeat's stat matched too
+  CHECK(lag.st->offers > 0);
+  CHECK(s2->task_table == s1->task_table);  // the same table, shared
+  CHECK(s2->generation == s1->generation + 1);
+
+  // A new result in one lane: that lane is re-read, its one new file parsed.
+  t.done(22, "nodeB");
+  store.clock().advance(3);
+  reads = lag.st->reads;
+  auto s3 = store.refresh_all();
+  CHECK(s3->tasks().size() == 22);
+  CHECK(lag.st->reads == reads + 1);  // T022 only
+}
+
+TEST_CASE("store: a directory modified within 2 s of the scan is always re-read", "[store]") {
+  tree t;
+  t.pending(1, "_any");
+  lagging_fs lag;
+  auto store = make_store(t, lag, unix_now());  // mtimes are "now": not yet trusted
+  store.refresh();
+  store.clock().advance(1);
+  store.refresh_all();
+  CHECK(lag.st->offers == 0);  // no stamp was trusted: every directory was read again
+  store.clock().advance(10);
+  store.refresh_all();  // listed again now that their mtimes are old
+  store.clock().advance(3);
+  store.refresh_all();
+  CHECK(lag.st->offers > 0);
+}
+
+TEST_CASE("store cadence: hb every 2 s, tasks 2-5 s with backoff, refresh now", "[store]") {
+  tree t;
+  t.pending(1, "_any");
+  auto store = make_store(t);
+  double t0 = store.clock().now();
+  CHECK(store.due(t0));
+  store.refresh();
+  CHECK(store.task_interval() == 2);
+  CHECK(store.next_due() == Approx(t0 + 2));
+  CHECK_FALSE(store.due(t0 + 1));
+  std::vector<double> intervals;
+  for (int i = 0; i < 6; ++i) {
+    store.clock().t = store.next_due();
+    store.refresh();
+    intervals.push_back(store.task_interval());
+  }
+  // Nothing changes: the task interval backs off 3, 4, 5 and stays there.
+  CHECK(intervals.back() == 5);
+  CHECK(std::is_sorted(intervals.begin(), intervals.end()));
+  CHECK(store.next_due() - store.clock().now() <= 2.0 + 1e-9);  // heartbeats keep 2 s
+
+  t.pending(2, "_any");
+  while (store.latest()->tasks().size() < 2) {
+    store.clock().t = store.next_due();
+    store.refresh();
+  }
+  CHECK(store.task_interval() == 2);  // a change resets the backoff
+
+  for (int i = 0; i < 4; ++i) {
+    store.clock().t = store.next_due();
+    store.refresh();
+  }
+  CHECK(store.task_interval() > 2);
+  store.request_refresh();
+  CHECK(store.due(store.clock().now()));
+  auto before = store.latest()->generation;
+  store.refresh();
+  CHECK(store.latest()->generation == before + 1);
+  CHECK(store.task_interval() == 2);
+}
+
+TEST_CASE("store: heartbeats from the future, paused, stopped, and unparseable", "[store]") {
+  tree t;
+  t.hb("nodeA", 9000);  // clock skew: ahead of us
+  t.hb("nodeB", 4990, {}, true);
+  t.hb("nodeC", 4990, {}, false, true);
+  auto store = make_store(t);
+  auto s = store.refresh();
+  CHECK(s->find_node("nodeA")->health == node_health::ok);
+  CHECK(s->find_node("nodeA")->hb_age_s == 0);
+  CHECK(s->find_node("nodeB")->paused);
+  CHECK(s->find_node("nodeC")->health == node_health::down);
+  write_file_atomic(t.paths.heartbeat("nodeB"), "{");
+  store.clock().advance(2);
+  s = store.refresh();
+  const node_view* b = s->find_node("nodeB");
+  CHECK(b->hb_unknown);
+  REQUIRE(b->hb);  // last good one
+  CHECK(b->hb->ts == 4990);
+  CHECK(s->fs_lag);
+}
+
+TEST_CASE("store: refresh on a background thread while readers take snapshots", "[store]") {
+  tree t;
+  for (int i = 1; i <= 50; ++i) t.pending(i, "_any");
+  snapshot_store<> store(t.paths, t.lease);
+  std::atomic<bool> stop{false};
+  std::thread scanner([&] {
+    while (!stop) {
+      store.request_refresh();
+      store.refresh();
+    }
+  });
+  std::size_t seen_max = 0;
+  for (int i = 51; i <= 80; ++i) {
+    t.pending(i, "_any");
+    auto s = store.latest();
+    seen_max = std::max(seen_max, s->tasks().size());
+    for (const auto& v : s->tasks()) REQUIRE(v.id == format_task_id(v.seq));
+  }
+  CHECK(test_support::wait_until([&] { return store.latest()->tasks().size() == 80; }));
+  stop = true;
+  scanner.join();
+  CHECK(seen_max <= 80);
+}
+
+TEST_CASE("stderr_probe looks at the .err log's size", "[store]") {
+  tree t;
+  t.done(1, "nodeA", "FINISHED", 0);
+  t.done(2, "nodeA", "FINISHED", 0);
+  test_support::write_text(t.paths.stderr_log("nodeA", "T001"), "warning\n");
+  test_support::write_text(t.paths.stderr_log("nodeA", "T002"), "");
+  auto store = make_store(t);
+  auto s = store.refresh();
+  posix_fs pfs;
+  auto probe = stderr_probe(pfs, t.paths);
+  CHECK(probe(*s->find_task("T001")));
+  CHECK_FALSE(probe(*s->find_task("T002")));
+  task_filter f;
+  f.has_stderr_output = true;
+  auto sel = select_tasks(*s, f, task_sort::state_priority, 10, probe);
+  REQUIRE(sel.total == 1);
+  CHECK(sel.tasks[0]->id == "T001");
+}
