@@ -251,7 +251,9 @@ class terminal {
     }, old{};
     dfl.sa_handler = SIG_DFL;
     ::sigaction(SIGTSTP, &dfl, &old);
-    ::raise(SIGTSTP);  // stops here until SIGCONT
+    // The whole process group stops, as when the tty driver sends it, so a wrapping shell
+    // or script is stopped too and the job shows up as stopped. We stop here until SIGCONT.
+    ::kill(0, SIGTSTP);
     ::sigaction(SIGTSTP, &old, nullptr);
     if (was) enter();
   }
