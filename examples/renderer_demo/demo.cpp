@@ -1,6 +1,7 @@
 // A small program that exercises the terminal renderer end to end (the tmux test drives it).
 //   leaseq_renderer_demo [--pid-file PATH]
 // Keys: q / Ctrl+C quit, ? help, c confirm, f form, s selector, y copy (OSC 52),
+// X throws an exception out of main (to test that the terminal is restored),
 // arrows/PgUp/PgDn move in the table, Ctrl+Z suspends.
 
 #include <leaseq/tui/clipboard.hpp>
@@ -12,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
@@ -123,6 +125,8 @@ void update(model& m, const tui::event& ev) {
   }
   if (k.is('q'))
     m.quit = true;
+  else if (k.is('X'))
+    throw std::runtime_error("deliberate uncaught exception (demo key X)");
   else if (k.is('?'))
     m.ov = overlay::help;
   else if (k.is('c')) {

@@ -133,6 +133,10 @@ TEST_CASE("terminal modes are restored after SIGSEGV", "[tui][e2e]") {
   check_restored_after([](demo_run& r) { ::kill(r.pid, SIGSEGV); }, 128 + SIGSEGV);
 }
 
+TEST_CASE("terminal modes are restored after an exception escapes main", "[tui][e2e]") {
+  check_restored_after([](demo_run& r) { r.tmux.keys("X"); }, 128 + SIGABRT);
+}
+
 TEST_CASE("terminal modes are restored across Ctrl-Z, fg, q", "[tui][e2e]") {
   check_restored_after(
       [](demo_run& r) {
