@@ -4,6 +4,7 @@
 // X throws an exception out of main (to test that the terminal is restored),
 // arrows/PgUp/PgDn move in the table, Ctrl+Z suspends.
 
+#include <leaseq/tui/app.hpp>
 #include <leaseq/tui/clipboard.hpp>
 #include <leaseq/tui/layout.hpp>
 #include <leaseq/tui/term.hpp>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -25,7 +27,6 @@ namespace {
 enum class overlay { none, help, confirm, form, selector };
 
 struct model {
-  int width = 80, height = 24;
   std::string last_key = "-";
   std::string message = "ready";
   int ticks = 0;
@@ -65,11 +66,7 @@ void reset_form(model& m) {
 }
 
 void update(model& m, const tui::event& ev) {
-  if (auto* r = std::get_if<tui::resize_event>(&ev)) {
-    m.width = r->width;
-    m.height = r->height;
-    return;
-  }
+  if (std::get_if<tui::resize_event>(&ev)) return;  // the loop resizes the buffers
   if (auto* s = std::get_if<tui::signal_event>(&ev)) {
     m.quit = true;
     m.quit_signal = s->signo;
@@ -150,8 +147,8 @@ void view(model& m, tui::buffer& buf) {
   tui::rect area = buf.area();
   auto rows = tui::split_rows(area, {tui::fixed(1), tui::fill(), tui::fixed(6), tui::fixed(1)});
   tui::draw_line(buf, rows[0], 0,
-                 "leaseq renderer demo  size=" + std::to_string(m.width) + "x" +
-                     std::to_string(m.height) + "  key=" + m.last_key,
+                 "leaseq renderer demo  size=" + std::to_string(buf.width()) + "x" +
+                     std::to_string(buf.height()) + "  key=" + m.last_key,
                  tui::theme{}.title);
   tui::rect tin = tui::draw_pane(buf, rows[1], "Tasks", true);
   std::vector<std::string> cells(3);
@@ -201,36 +198,23 @@ int main(int argc, char** argv) {
   std::string pid_file;
   for (int i = 1; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--pid-file") pid_file = argv[i + 1];
-  int quit_signal = 0;
-  try {
-    tui::terminal term;
-    term.enter();
-    if (!pid_file.empty()) std::ofstream(pid_file) << ::getpid() << "\n";
-    model m;
-    tui::term_size ts = term.size();
-    m.width = ts.width;
-    m.height = ts.height;
-    tui::screen scr(ts);
-    while (!m.quit) {
-      if (scr.back().width() != m.width || scr.back().height() != m.height)
-        scr.resize(m.width, m.height);
-      view(m, scr.back());
-      term.write_frame(scr.render(term.take_full_redraw()));
-      if (!m.to_copy.empty()) {
-        term.write_frame(tui::osc52_copy(m.to_copy));
-        m.to_copy.clear();
-      }
-      for (auto& ev : term.poll(1000)) update(m, ev);
-    }
-    quit_signal = m.quit_signal;
-  } catch (const tui::not_a_terminal& e) {
-    std::fprintf(stderr, "leaseq_renderer_demo: error: %s\n", e.what());
-    return tui::not_a_terminal_exit_code;
+  if (!pid_file.empty() && ::isatty(0) && ::isatty(1))
+    std::ofstream(pid_file) << ::getpid() << "\n";
+  model m;
+  tui::app_options opt;
+  opt.program_name = "leaseq_renderer_demo";
+  auto r = tui::run_app(
+      m,
+      [](model& mm, const tui::event& ev, tui::app_io& io) {
+        update(mm, ev);
+        if (!mm.to_copy.empty()) io.write_raw(tui::osc52_copy(std::exchange(mm.to_copy, {})));
+        return !mm.quit;
+      },
+      view, opt);
+  // The terminal is restored by now; die by the signal that asked us to stop.
+  if (r.signo != 0) {
+    std::signal(r.signo, SIG_DFL);
+    std::raise(r.signo);
   }
-  // The terminal is restored (destructor above); die by the signal that asked us to stop.
-  if (quit_signal != 0) {
-    std::signal(quit_signal, SIG_DFL);
-    std::raise(quit_signal);
-  }
-  return 0;
+  return r.exit_code;
 }

@@ -23,3 +23,4 @@
 #include "leaseq/tui/layout.hpp"
 #include "leaseq/tui/widgets.hpp"
 #include "leaseq/tui/clipboard.hpp"
+#include "leaseq/tui/app.hpp"

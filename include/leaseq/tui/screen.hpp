@@ -262,7 +262,8 @@ struct present_options {
   bool full_redraw = false;  // write every cell (after a resize, Ctrl-Z, or on request)
   bool synchronized = true;  // wrap the frame in DEC mode 2026
 
-  // NO_COLOR (any value) or TERM=dumb drop colours; attributes stay, so it stays usable.
+  // NO_COLOR (set and non-empty, per no-color.org) or TERM=dumb drop colours; attributes stay, so
+  // it stays usable.
   static present_options from_env() {
     present_options o;
     const char* no_color = std::getenv("NO_COLOR");
