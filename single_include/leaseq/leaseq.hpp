@@ -1687,6 +1687,182 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
 
 }  // namespace leaseq
 // end leaseq/control.hpp
+// begin leaseq/detail/text_width.hpp
+
+// UTF-8 decoding and terminal display width, without locale or wcwidth(): the renderer must
+// agree with itself on every machine. Wide (East Asian Wide/Fullwidth, emoji) = 2 cells,
+// combining marks and zero-width joiners = 0 (they attach to the previous cell), controls = -1.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace leaseq::detail {
+
+struct utf8_char {
+  char32_t cp = 0;      // U+FFFD when the bytes are not valid UTF-8
+  std::size_t len = 0;  // bytes consumed (at least 1 unless at end)
+};
+
+inline constexpr char32_t replacement_char = 0xFFFD;
+
+// Decodes one code point at `pos`. Invalid, overlong, surrogate or truncated sequences give
+// U+FFFD and consume one byte, so decoding always makes progress.
+inline utf8_char decode_utf8(std::string_view s, std::size_t pos) noexcept {
+  if (pos >= s.size()) return {0, 0};
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[pos + i]); };
+  unsigned char c = b(0);
+  if (c < 0x80) return {c, 1};
+  std::size_t n;
+  char32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return {replacement_char, 1};
+  }
+  if (pos + n > s.size()) return {replacement_char, 1};
+  for (std::size_t i = 1; i < n; ++i) {
+    if ((b(i) & 0xC0) != 0x80) return {replacement_char, 1};
+    cp = (cp << 6) | (b(i) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return {replacement_char, 1};
+  return {cp, n};
+}
+
+inline void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+struct codepoint_range {
+  char32_t first, last;
+};
+
+template <std::size_t N>
+constexpr bool in_ranges(const codepoint_range (&table)[N], char32_t cp) noexcept {
+  std::size_t lo = 0, hi = N;
+  while (lo < hi) {
+    std::size_t mid = (lo + hi) / 2;
+    if (cp < table[mid].first)
+      hi = mid;
+    else if (cp > table[mid].last)
+      lo = mid + 1;
+    else
+      return true;
+  }
+  return false;
+}
+
+// Combining marks and other zero-width code points (compact: the blocks that matter in
+// practice, not every Mn code point of the UCD). Sorted, non-overlapping.
+inline constexpr codepoint_range zero_width_ranges[] = {
+    {0x0300, 0x036F},   {0x0483, 0x0489},   {0x0591, 0x05BD},   {0x05BF, 0x05BF},
+    {0x05C1, 0x05C2},   {0x05C4, 0x05C5},   {0x05C7, 0x05C7},   {0x0610, 0x061A},
+    {0x064B, 0x065F},   {0x0670, 0x0670},   {0x06D6, 0x06DC},   {0x06DF, 0x06E4},
+    {0x06E7, 0x06E8},   {0x06EA, 0x06ED},   {0x0711, 0x0711},   {0x0730, 0x074A},
+    {0x07A6, 0x07B0},   {0x07EB, 0x07F3},   {0x0816, 0x082D},   {0x0859, 0x085B},
+    {0x08D3, 0x0902},   {0x093A, 0x093A},   {0x093C, 0x093C},   {0x0941, 0x0948},
+    {0x094D, 0x094D},   {0x0951, 0x0957},   {0x0962, 0x0963},   {0x0981, 0x0981},
+    {0x09BC, 0x09BC},   {0x09C1, 0x09C4},   {0x09CD, 0x09CD},   {0x09E2, 0x09E3},
+    {0x0A01, 0x0A02},   {0x0A3C, 0x0A3C},   {0x0A41, 0x0A51},   {0x0A70, 0x0A71},
+    {0x0A75, 0x0A75},   {0x0A81, 0x0A82},   {0x0ABC, 0x0ABC},   {0x0AC1, 0x0AC8},
+    {0x0ACD, 0x0ACD},   {0x0B01, 0x0B01},   {0x0B3C, 0x0B3C},   {0x0B3F, 0x0B3F},
+    {0x0B41, 0x0B44},   {0x0B4D, 0x0B4D},   {0x0BC0, 0x0BC0},   {0x0BCD, 0x0BCD},
+    {0x0C3E, 0x0C40},   {0x0C46, 0x0C56},   {0x0CBC, 0x0CBC},   {0x0CCC, 0x0CCD},
+    {0x0D41, 0x0D44},   {0x0D4D, 0x0D4D},   {0x0DCA, 0x0DCA},   {0x0DD2, 0x0DD6},
+    {0x0E31, 0x0E31},   {0x0E34, 0x0E3A},   {0x0E47, 0x0E4E},   {0x0EB1, 0x0EB1},
+    {0x0EB4, 0x0EBC},   {0x0EC8, 0x0ECD},   {0x0F18, 0x0F19},   {0x0F35, 0x0F35},
+    {0x0F37, 0x0F37},   {0x0F39, 0x0F39},   {0x0F71, 0x0F7E},   {0x0F80, 0x0F84},
+    {0x0F86, 0x0F87},   {0x0F8D, 0x0FBC},   {0x102D, 0x1030},   {0x1032, 0x1037},
+    {0x1039, 0x103A},   {0x1160, 0x11FF},   {0x135D, 0x135F},   {0x1712, 0x1714},
+    {0x17B4, 0x17B5},   {0x17B7, 0x17BD},   {0x17C6, 0x17C6},   {0x17C9, 0x17D3},
+    {0x180B, 0x180F},   {0x1AB0, 0x1AFF},   {0x1DC0, 0x1DFF},   {0x200B, 0x200F},
+    {0x202A, 0x202E},   {0x2060, 0x2064},   {0x20D0, 0x20F0},   {0x2CEF, 0x2CF1},
+    {0x2DE0, 0x2DFF},   {0x302A, 0x302D},   {0x3099, 0x309A},   {0xA66F, 0xA672},
+    {0xA674, 0xA67D},   {0xA69E, 0xA69F},   {0xA6F0, 0xA6F1},   {0xA8E0, 0xA8F1},
+    {0xFE00, 0xFE0F},   {0xFE20, 0xFE2F},   {0xFEFF, 0xFEFF},   {0x1D167, 0x1D169},
+    {0x1D17B, 0x1D182}, {0x1F3FB, 0x1F3FF}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F},
+    {0xE0100, 0xE01EF},
+};
+
+// East Asian Wide and Fullwidth, plus emoji presentation blocks. Sorted, non-overlapping.
+inline constexpr codepoint_range wide_ranges[] = {
+    {0x1100, 0x115F},   {0x231A, 0x231B},   {0x2329, 0x232A},   {0x23E9, 0x23EC},
+    {0x23F0, 0x23F0},   {0x23F3, 0x23F3},   {0x25FD, 0x25FE},   {0x2614, 0x2615},
+    {0x2648, 0x2653},   {0x267F, 0x267F},   {0x2693, 0x2693},   {0x26A1, 0x26A1},
+    {0x26AA, 0x26AB},   {0x26BD, 0x26BE},   {0x26C4, 0x26C5},   {0x26CE, 0x26CE},
+    {0x26D4, 0x26D4},   {0x26EA, 0x26EA},   {0x26F2, 0x26F3},   {0x26F5, 0x26F5},
+    {0x26FA, 0x26FA},   {0x26FD, 0x26FD},   {0x2705, 0x2705},   {0x270A, 0x270B},
+    {0x2728, 0x2728},   {0x274C, 0x274C},   {0x274E, 0x274E},   {0x2753, 0x2755},
+    {0x2757, 0x2757},   {0x2795, 0x2797},   {0x27B0, 0x27B0},   {0x27BF, 0x27BF},
+    {0x2B1B, 0x2B1C},   {0x2B50, 0x2B50},   {0x2B55, 0x2B55},   {0x2E80, 0x303E},
+    {0x3041, 0x33FF},   {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},
+    {0xA960, 0xA97F},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},   {0xFE10, 0xFE19},
+    {0xFE30, 0xFE6F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x16FE0, 0x16FE4},
+    {0x17000, 0x18CFF}, {0x1B000, 0x1B2FF}, {0x1F004, 0x1F004}, {0x1F0CF, 0x1F0CF},
+    {0x1F18E, 0x1F18E}, {0x1F191, 0x1F19A}, {0x1F200, 0x1F202}, {0x1F210, 0x1F23B},
+    {0x1F240, 0x1F248}, {0x1F250, 0x1F251}, {0x1F260, 0x1F265}, {0x1F300, 0x1F320},
+    {0x1F32D, 0x1F335}, {0x1F337, 0x1F37C}, {0x1F37E, 0x1F393}, {0x1F3A0, 0x1F3CA},
+    {0x1F3CF, 0x1F3D3}, {0x1F3E0, 0x1F3F0}, {0x1F3F4, 0x1F3F4}, {0x1F3F8, 0x1F3FA},
+    {0x1F400, 0x1F43E}, {0x1F440, 0x1F440}, {0x1F442, 0x1F4FC}, {0x1F4FF, 0x1F53D},
+    {0x1F54B, 0x1F54E}, {0x1F550, 0x1F567}, {0x1F57A, 0x1F57A}, {0x1F595, 0x1F596},
+    {0x1F5A4, 0x1F5A4}, {0x1F5FB, 0x1F64F}, {0x1F680, 0x1F6C5}, {0x1F6CC, 0x1F6CC},
+    {0x1F6D0, 0x1F6D2}, {0x1F6D5, 0x1F6D7}, {0x1F6EB, 0x1F6EC}, {0x1F6F4, 0x1F6FC},
+    {0x1F7E0, 0x1F7EB}, {0x1F90C, 0x1F93A}, {0x1F93C, 0x1F945}, {0x1F947, 0x1F9FF},
+    {0x1FA70, 0x1FAFF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD},
+};
+
+inline constexpr bool is_control(char32_t cp) noexcept {
+  return cp < 0x20 || (cp >= 0x7F && cp < 0xA0);
+}
+
+// Cells a code point occupies: -1 control, 0 zero-width (attaches), 1 or 2.
+inline int codepoint_width(char32_t cp) noexcept {
+  if (cp >= 0x20 && cp < 0x7F) return 1;
+  if (is_control(cp)) return -1;
+  if (cp == 0x00AD) return 1;
+  if (in_ranges(zero_width_ranges, cp)) return 0;
+  if (cp >= 0x1100 && in_ranges(wide_ranges, cp)) return 2;
+  return 1;
+}
+
+// Display width of a UTF-8 string; controls count as one cell (they are drawn as U+FFFD).
+inline int display_width(std::string_view s) noexcept {
+  int w = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    utf8_char c = decode_utf8(s, i);
+    i += c.len;
+    int cw = codepoint_width(c.cp);
+    w += cw < 0 ? 1 : cw;
+  }
+  return w;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/text_width.hpp
 // begin leaseq/diff.hpp
 
 // A pure diff of two snapshots into events, for the dashboard's notifications and for tools that
@@ -5052,4 +5228,1963 @@ inline task_selection select_tasks(
 
 }  // namespace leaseq
 // end leaseq/task_filter.hpp
+// begin leaseq/tui/app.hpp
+
+// The Elm-style loop (the Bubble Tea model) over a terminal: view(model) into the back
+// buffer, render the diff with one write(), wait for events, update(model, event). The loop is
+// the only place that does terminal I/O; update and view stay pure apart from `app_io`.
+//
+//   struct model { ... };
+//   bool update(model& m, const tui::event& ev, tui::app_io& io);  // false = quit
+//   void view(model& m, tui::buffer& buf);                          // widgets only
+//   auto r = tui::run_app(m, update, view);
+//   return r.exit_code;   // 0, 2 (not a terminal, message printed), or 128+signal
+//
+// Data arrivals (file scans, Slurm polls) are done by the caller on tick_event, or by an
+// `on_tick` in update; their results are just more model state.
+
+// begin leaseq/tui/input.hpp
+
+// Bytes from the terminal -> keys. A `key_decoder` is fed whatever read() returned (split at
+// any byte) and hands back complete events; a lone Esc is ambiguous with the start of a
+// sequence, so the loop calls `flush_timeout()` after a short quiet period (about 25 ms) to
+// turn a pending Esc into an Esc key. Unknown escape sequences are swallowed whole.
+//
+// Also here: the closed set of messages the app loop hands to `update()` (`event`).
+
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace leaseq::tui {
+
+enum class key_code : std::uint8_t {
+  rune,  // a printable character in key::rune (also Ctrl+letter: rune = 'a'..'z', ctrl)
+  enter,
+  tab,
+  backtab,  // Shift+Tab
+  escape,
+  backspace,
+  insert,
+  del,
+  up,
+  down,
+  left,
+  right,
+  home,
+  end,
+  page_up,
+  page_down,
+  f1,
+  f2,
+  f3,
+  f4,
+  f5,
+  f6,
+  f7,
+  f8,
+  f9,
+  f10,
+  f11,
+  f12,
+};
+
+struct key {
+  key_code code = key_code::rune;
+  char32_t rune = 0;
+  bool alt = false, ctrl = false, shift = false;
+
+  static key of(key_code c) { return key{c, 0, false, false, false}; }
+  static key ch(char32_t r) { return key{key_code::rune, r, false, false, false}; }
+  static key ctrl_of(char r) {
+    return key{key_code::rune, static_cast<char32_t>(r), false, true, false};
+  }
+  static key alt_of(char32_t r) { return key{key_code::rune, r, true, false, false}; }
+
+  // True for the plain printable character c (no Ctrl/Alt).
+  bool is(char32_t c) const { return code == key_code::rune && rune == c && !alt && !ctrl; }
+  bool is(key_code c) const { return code == c && !alt && !ctrl; }
+
+  friend bool operator==(const key& a, const key& b) {
+    return a.code == b.code && a.rune == b.rune && a.alt == b.alt && a.ctrl == b.ctrl &&
+           a.shift == b.shift;
+  }
+  friend bool operator!=(const key& a, const key& b) { return !(a == b); }
+};
+
+// Human-readable name, e.g. "Ctrl+C", "Alt+x", "PgDn", "a"; for help screens and tests.
+inline std::string key_name(const key& k) {
+  static const char* const names[] = {
+      "",     "Enter", "Tab",  "Shift+Tab", "Esc",  "Backspace", "Ins", "Del", "Up", "Down",
+      "Left", "Right", "Home", "End",       "PgUp", "PgDn",      "F1",  "F2",  "F3", "F4",
+      "F5",   "F6",    "F7",   "F8",        "F9",   "F10",       "F11", "F12"};
+  std::string s;
+  if (k.ctrl) s += "Ctrl+";
+  if (k.alt) s += "Alt+";
+  if (k.shift && k.code != key_code::backtab) s += "Shift+";
+  if (k.code == key_code::rune) {
+    if (k.ctrl && k.rune >= 'a' && k.rune <= 'z')
+      s += static_cast<char>(k.rune - 'a' + 'A');
+    else
+      leaseq::detail::append_utf8(s, k.rune);
+  } else {
+    s += names[static_cast<int>(k.code)];
+  }
+  return s;
+}
+
+struct key_event {
+  tui::key k;
+};
+struct paste_event {
+  std::string text;  // raw pasted bytes; sanitize before displaying
+};
+struct resize_event {
+  int width = 0, height = 0;
+};
+struct signal_event {
+  int signo = 0;  // SIGINT, SIGTERM, SIGHUP or SIGQUIT: the app should quit
+};
+struct tick_event {};
+
+// Everything the loop can hand to update(). Data arrivals are the app's own messages.
+using event = std::variant<key_event, paste_event, resize_event, signal_event, tick_event>;
+
+class key_decoder {
+ public:
+  // Largest paste kept; the rest is dropped (a runaway paste must not eat memory).
+  static constexpr std::size_t max_paste = 1 << 20;
+
+  // Feeds bytes; returns the events that are complete.
+  std::vector<event> feed(std::string_view bytes) {
+    pending_.append(bytes.data(), bytes.size());
+    std::vector<event> out;
+    parse(out, false);
+    return out;
+  }
+
+  // Call when no byte arrived for a short while: a pending lone Esc becomes the Esc key, an
+  // unfinished sequence is dropped. A bracketed paste in progress keeps waiting.
+  std::vector<event> flush_timeout() {
+    std::vector<event> out;
+    parse(out, true);
+    return out;
+  }
+
+  bool has_pending() const noexcept { return !pending_.empty() && !in_paste_; }
+
+ private:
+  enum class step { done, need_more };
+
+  void parse(std::vector<event>& out, bool timed_out) {
+    std::size_t pos = 0;
+    while (pos < pending_.size()) {
+      if (in_paste_) {
+        static constexpr std::string_view end_marker = "\x1b[201~";
+        std::size_t e = pending_.find(end_marker, pos);
+        if (e == std::string::npos) {
+          // Keep a possible partial end marker at the tail for the next read.
+          std::size_t keep = std::min(pending_.size() - pos, end_marker.size() - 1);
+          std::size_t take = pending_.size() - pos - keep;
+          append_paste(std::string_view(pending_).substr(pos, take));
+          pos += take;
+          break;
+        }
+        append_paste(std::string_view(pending_).substr(pos, e - pos));
+        out.push_back(paste_event{std::move(paste_)});
+        paste_.clear();
+        in_paste_ = false;
+        pos = e + end_marker.size();
+        continue;
+      }
+      std::size_t used = 0;
+      if (one(std::string_view(pending_).substr(pos), timed_out, out, used) == step::need_more)
+        break;
+      pos += used;
+    }
+    pending_.erase(0, pos);
+  }
+
+  void append_paste(std::string_view s) {
+    if (paste_.size() < max_paste) paste_.append(s.substr(0, max_paste - paste_.size()));
+  }
+
+  static bool is_csi_param(unsigned char c) { return c >= 0x30 && c <= 0x3F; }
+  static bool is_csi_inter(unsigned char c) { return c >= 0x20 && c <= 0x2F; }
+  static bool is_csi_final(unsigned char c) { return c >= 0x40 && c <= 0x7E; }
+
+  static key control_key(unsigned char c) {
+    switch (c) {
+      case '\r':
+      case '\n':
+        return key::of(key_code::enter);
+      case '\t':
+        return key::of(key_code::tab);
+      case 0x7F:
+      case 0x08:
+        return key::of(key_code::backspace);
+      case 0x00:
+        return key::ctrl_of(' ');
+      default:
+        if (c >= 1 && c <= 26) return key::ctrl_of(static_cast<char>('a' + c - 1));
+        return key::ctrl_of(static_cast<char>(c + 0x40));  // 0x1c-0x1f: Ctrl+\ ] ^ _
+    }
+  }
+
+  // Decodes one item at the start of s. need_more = wait for more bytes.
+  step one(std::string_view s, bool timed_out, std::vector<event>& out, std::size_t& used) {
+    unsigned char c = static_cast<unsigned char>(s[0]);
+    if (c == 0x1b) return escape(s, timed_out, out, used);
+    if (c < 0x20 || c == 0x7F) {
+      out.push_back(key_event{control_key(c)});
+      used = 1;
+      return step::done;
+    }
+    return rune(s, 0, timed_out, false, out, used);
+  }
+
+  step rune(std::string_view s, std::size_t at, bool timed_out, bool alt, std::vector<event>& out,
+            std::size_t& used) {
+    unsigned char c = static_cast<unsigned char>(s[at]);
+    std::size_t need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (s.size() - at < need && !timed_out) {
+      // Only wait if the bytes so far are a valid prefix.
+      bool ok = true;
+      for (std::size_t i = at + 1; i < s.size(); ++i)
+        if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) ok = false;
+      if (ok) return step::need_more;
+    }
+    leaseq::detail::utf8_char ch = leaseq::detail::decode_utf8(s, at);
+    key k = key::ch(ch.cp);
+    k.alt = alt;
+    out.push_back(key_event{k});
+    used = at + ch.len;
+    return step::done;
+  }
+
+  step escape(std::string_view s, bool timed_out, std::vector<event>& out, std::size_t& used) {
+    if (s.size() == 1) {
+      if (!timed_out) return step::need_more;
+      out.push_back(key_event{key::of(key_code::escape)});
+      used = 1;
+      return step::done;
+    }
+    unsigned char c = static_cast<unsigned char>(s[1]);
+    if (c == '[') return csi(s, timed_out, out, used);
+    if (c == 'O') {
+      if (s.size() < 3) {
+        if (!timed_out) return step::need_more;
+        out.push_back(key_event{key::alt_of('O')});
+        used = 2;
+        return step::done;
+      }
+      used = 3;
+      switch (s[2]) {
+        case 'P':
+          out.push_back(key_event{key::of(key_code::f1)});
+          break;
+        case 'Q':
+          out.push_back(key_event{key::of(key_code::f2)});
+          break;
+        case 'R':
+          out.push_back(key_event{key::of(key_code::f3)});
+          break;
+        case 'S':
+          out.push_back(key_event{key::of(key_code::f4)});
+          break;
+        case 'A':
+          out.push_back(key_event{key::of(key_code::up)});
+          break;
+        case 'B':
+          out.push_back(key_event{key::of(key_code::down)});
+          break;
+        case 'C':
+          out.push_back(key_event{key::of(key_code::right)});
+          break;
+        case 'D':
+          out.push_back(key_event{key::of(key_code::left)});
+          break;
+        case 'H':
+          out.push_back(key_event{key::of(key_code::home)});
+          break;
+        case 'F':
+          out.push_back(key_event{key::of(key_code::end)});
+          break;
+        case 'M':
+          out.push_back(key_event{key::of(key_code::enter)});
+          break;
+        default:
+          break;  // unknown SS3: swallowed
+      }
+      return step::done;
+    }
+    if (c == 0x1b) {
+      // Esc Esc: the first is a plain Esc; the second starts over.
+      out.push_back(key_event{key::of(key_code::escape)});
+      used = 1;
+      return step::done;
+    }
+    if (c < 0x20 || c == 0x7F) {
+      key k = control_key(c);
+      k.alt = true;
+      out.push_back(key_event{k});
+      used = 2;
+      return step::done;
+    }
+    return rune(s, 1, timed_out, true, out, used);
+  }
+
+  step csi(std::string_view s, bool timed_out, std::vector<event>& out, std::size_t& used) {
+    std::size_t i = 2;
+    while (i < s.size() && is_csi_param(static_cast<unsigned char>(s[i]))) ++i;
+    while (i < s.size() && is_csi_inter(static_cast<unsigned char>(s[i]))) ++i;
+    if (i >= s.size()) {
+      if (!timed_out) return step::need_more;
+      if (s.size() == 2) {
+        out.push_back(key_event{key::alt_of('[')});
+        used = 2;
+      } else {
+        used = s.size();  // unfinished sequence: dropped whole
+      }
+      return step::done;
+    }
+    unsigned char fin = static_cast<unsigned char>(s[i]);
+    if (!is_csi_final(fin)) {
+      used = i;  // malformed: drop what belonged to it, resume at the odd byte
+      return step::done;
+    }
+    used = i + 1;
+    std::string_view params = s.substr(2, i - 2);
+    int p[4] = {0, 0, 0, 0};
+    int np = 0;
+    bool priv = !params.empty() && (params[0] < '0' || params[0] > ';');
+    for (char ch : params) {
+      if (ch >= '0' && ch <= '9') {
+        if (np == 0) np = 1;
+        if (np <= 4 && p[np - 1] < 100000) p[np - 1] = p[np - 1] * 10 + (ch - '0');
+      } else if (ch == ';') {
+        np = np == 0 ? 2 : np + 1;
+      }
+    }
+    if (priv) return step::done;  // private replies (e.g. "?...") are not keys
+    key k;
+    bool known = true;
+    switch (fin) {
+      case 'A':
+        k = key::of(key_code::up);
+        break;
+      case 'B':
+        k = key::of(key_code::down);
+        break;
+      case 'C':
+        k = key::of(key_code::right);
+        break;
+      case 'D':
+        k = key::of(key_code::left);
+        break;
+      case 'H':
+        k = key::of(key_code::home);
+        break;
+      case 'F':
+        k = key::of(key_code::end);
+        break;
+      case 'Z':
+        k = key::of(key_code::backtab);
+        k.shift = true;
+        break;
+      case 'P':
+        k = key::of(key_code::f1);
+        break;
+      case 'Q':
+        k = key::of(key_code::f2);
+        break;
+      case 'S':
+        k = key::of(key_code::f4);
+        break;
+      case '~':
+        switch (p[0]) {
+          case 1:
+          case 7:
+            k = key::of(key_code::home);
+            break;
+          case 4:
+          case 8:
+            k = key::of(key_code::end);
+            break;
+          case 2:
+            k = key::of(key_code::insert);
+            break;
+          case 3:
+            k = key::of(key_code::del);
+            break;
+          case 5:
+            k = key::of(key_code::page_up);
+            break;
+          case 6:
+            k = key::of(key_code::page_down);
+            break;
+          case 11:
+            k = key::of(key_code::f1);
+            break;
+          case 12:
+            k = key::of(key_code::f2);
+            break;
+          case 13:
+            k = key::of(key_code::f3);
+            break;
+          case 14:
+            k = key::of(key_code::f4);
+            break;
+          case 15:
+            k = key::of(key_code::f5);
+            break;
+          case 17:
+            k = key::of(key_code::f6);
+            break;
+          case 18:
+            k = key::of(key_code::f7);
+            break;
+          case 19:
+            k = key::of(key_code::f8);
+            break;
+          case 20:
+            k = key::of(key_code::f9);
+            break;
+          case 21:
+            k = key::of(key_code::f10);
+            break;
+          case 23:
+            k = key::of(key_code::f11);
+            break;
+          case 24:
+            k = key::of(key_code::f12);
+            break;
+          case 200:
+            in_paste_ = true;
+            paste_.clear();
+            return step::done;
+          default:
+            known = false;
+        }
+        break;
+      default:
+        known = false;
+    }
+    if (!known) return step::done;  // swallowed whole
+    if (np >= 2 && p[1] >= 2) {
+      int m = p[1] - 1;
+      if (m & 1) k.shift = true;
+      if (m & 2) k.alt = true;
+      if (m & 4) k.ctrl = true;
+    }
+    out.push_back(key_event{k});
+    return step::done;
+  }
+
+  std::string pending_;
+  std::string paste_;
+  bool in_paste_ = false;
+};
+
+}  // namespace leaseq::tui
+// end leaseq/tui/input.hpp
+// begin leaseq/tui/screen.hpp
+
+// Cell buffers and the frame diff (the termbox2 / ratatui model).
+//
+// A `buffer` is a grid of `cell`s. Widgets write cells into a buffer; nothing here touches
+// the terminal. `present(front, back, options)` compares what the terminal shows (front) with
+// what we want (back) and returns the exact bytes that turn one into the other: only changed
+// cells, a cursor move only where the next changed cell is not adjacent, an SGR only where
+// the style changes, wrapped in synchronized output (DEC mode 2026). Nothing changed -> "".
+// A size mismatch (resize) or `options.full_redraw` redraws every cell.
+//
+//   leaseq::tui::buffer back(80, 24);
+//   back.print(0, 0, "hello", {color::named(2)});
+//   std::string bytes = present(front, back, present_options::from_env());
+//   write(1, bytes) ; front = back;
+//
+// Text is UTF-8; wide characters take two cells (the second is a continuation cell with
+// width 0), zero-width code points attach to the previous cell, control bytes never reach a
+// cell (they become U+FFFD).
+
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace leaseq::tui {
+
+struct rect {
+  int x = 0, y = 0, w = 0, h = 0;
+
+  bool empty() const noexcept { return w <= 0 || h <= 0; }
+  int right() const noexcept { return x + w; }   // one past the last column
+  int bottom() const noexcept { return y + h; }  // one past the last row
+  bool contains(int px, int py) const noexcept {
+    return px >= x && py >= y && px < right() && py < bottom();
+  }
+  rect intersect(const rect& o) const noexcept {
+    int nx = std::max(x, o.x), ny = std::max(y, o.y);
+    int nr = std::min(right(), o.right()), nb = std::min(bottom(), o.bottom());
+    if (nr <= nx || nb <= ny) return {nx, ny, 0, 0};
+    return {nx, ny, nr - nx, nb - ny};
+  }
+  friend bool operator==(const rect& a, const rect& b) noexcept {
+    return a.x == b.x && a.y == b.y && a.w == b.w && a.h == b.h;
+  }
+  friend bool operator!=(const rect& a, const rect& b) noexcept { return !(a == b); }
+};
+
+// A colour: the terminal default, one of the 16 named (0-7 normal, 8-15 bright), one of the
+// 256 palette entries, or 24-bit RGB.
+struct color {
+  enum class kind : std::uint8_t { none, named, indexed, rgb };
+  kind k = kind::none;
+  std::uint8_t r = 0, g = 0, b = 0;  // named/indexed use r as the index
+
+  static constexpr color none() noexcept { return {}; }
+  static constexpr color named(int i) noexcept {
+    return {kind::named, static_cast<std::uint8_t>(i & 15), 0, 0};
+  }
+  static constexpr color indexed(int i) noexcept {
+    return {kind::indexed, static_cast<std::uint8_t>(i & 255), 0, 0};
+  }
+  static constexpr color from_rgb(int rr, int gg, int bb) noexcept {
+    return {kind::rgb, static_cast<std::uint8_t>(rr), static_cast<std::uint8_t>(gg),
+            static_cast<std::uint8_t>(bb)};
+  }
+  friend constexpr bool operator==(const color& a, const color& c) noexcept {
+    return a.k == c.k && a.r == c.r && a.g == c.g && a.b == c.b;
+  }
+  friend constexpr bool operator!=(const color& a, const color& c) noexcept { return !(a == c); }
+};
+
+namespace colors {
+inline constexpr color black = color::named(0), red = color::named(1), green = color::named(2),
+                       yellow = color::named(3), blue = color::named(4), magenta = color::named(5),
+                       cyan = color::named(6), white = color::named(7), gray = color::named(8);
+}  // namespace colors
+
+struct style {
+  color fg{}, bg{};
+  bool bold = false, dim = false, underline = false, reverse = false;
+
+  friend bool operator==(const style& a, const style& b) noexcept {
+    return a.fg == b.fg && a.bg == b.bg && a.bold == b.bold && a.dim == b.dim &&
+           a.underline == b.underline && a.reverse == b.reverse;
+  }
+  friend bool operator!=(const style& a, const style& b) noexcept { return !(a == b); }
+};
+
+// One screen cell. `text` is one grapheme (a base character plus any zero-width ones);
+// width 2 = wide head, width 0 = continuation of the wide head on its left.
+struct cell {
+  std::string text = " ";
+  style st{};
+  std::uint8_t width = 1;
+
+  friend bool operator==(const cell& a, const cell& b) noexcept {
+    return a.width == b.width && a.st == b.st && a.text == b.text;
+  }
+  friend bool operator!=(const cell& a, const cell& b) noexcept { return !(a == b); }
+};
+
+class buffer {
+ public:
+  buffer() = default;
+  buffer(int w, int h) { resize(w, h); }
+
+  int width() const noexcept { return w_; }
+  int height() const noexcept { return h_; }
+  rect area() const noexcept { return {0, 0, w_, h_}; }
+
+  // Resizing clears the buffer and resets the clip to the whole area.
+  void resize(int w, int h) {
+    w_ = std::max(0, w);
+    h_ = std::max(0, h);
+    cells_.assign(static_cast<std::size_t>(w_) * static_cast<std::size_t>(h_), cell{});
+    clip_ = area();
+  }
+  void clear(const style& st = {}) {
+    cell blank;
+    blank.st = st;
+    std::fill(cells_.begin(), cells_.end(), blank);
+  }
+
+  // Writes outside the clip rect are dropped. Use clip_scope to narrow it temporarily.
+  rect clip() const noexcept { return clip_; }
+  rect set_clip(const rect& r) noexcept {
+    rect old = clip_;
+    clip_ = r.intersect(area());
+    return old;
+  }
+
+  const cell& at(int x, int y) const noexcept {
+    return cells_[static_cast<std::size_t>(y) * static_cast<std::size_t>(w_) +
+                  static_cast<std::size_t>(x)];
+  }
+
+  // Sets one cell (no-op outside the clip). Overwriting half of a wide character blanks the
+  // other half, so the buffer never holds an orphaned head or continuation.
+  void set(int x, int y, const cell& c) {
+    if (!clip_.contains(x, y)) return;
+    if (c.width == 2 && !clip_.contains(x + 1, y)) {
+      cell sp;
+      sp.st = c.st;
+      put(x, y, sp);
+      return;
+    }
+    put(x, y, c);
+    if (c.width == 2) {
+      cell cont;
+      cont.text.clear();
+      cont.st = c.st;
+      cont.width = 0;
+      put(x + 1, y, cont);
+    }
+  }
+
+  // Prints UTF-8 text from (x, y) on one row, at most max_width cells (-1 = up to the clip's
+  // right edge). Returns the cells used (counted even where clipped). Controls become U+FFFD;
+  // a wide character that does not fit is not drawn.
+  int print(int x, int y, std::string_view text, const style& st = {}, int max_width = -1) {
+    int limit = max_width < 0 ? std::max(0, clip_.right() - x) : max_width;
+    int used = 0;
+    int last_x = -1;  // where the previous visible character went, for zero-width marks
+    for (std::size_t i = 0; i < text.size();) {
+      leaseq::detail::utf8_char ch = leaseq::detail::decode_utf8(text, i);
+      i += ch.len;
+      char32_t cp = ch.cp;
+      int w = leaseq::detail::codepoint_width(cp);
+      if (w < 0) {
+        cp = leaseq::detail::replacement_char;
+        w = 1;
+      }
+      if (w == 0) {
+        if (last_x >= 0 && clip_.contains(last_x, y) && at(last_x, y).text.size() < 32)
+          leaseq::detail::append_utf8(mut(last_x, y).text, cp);
+        continue;
+      }
+      if (used + w > limit) break;
+      cell c;
+      c.text.clear();
+      leaseq::detail::append_utf8(c.text, cp);
+      c.st = st;
+      c.width = static_cast<std::uint8_t>(w);
+      set(x + used, y, c);
+      last_x = x + used;
+      used += w;
+    }
+    return used;
+  }
+
+  // Fills a rect (clipped) with one character.
+  void fill(const rect& r, const style& st = {}, std::string_view ch = " ") {
+    rect c = r.intersect(clip_);
+    for (int y = c.y; y < c.bottom(); ++y)
+      for (int x = c.x; x < c.right(); ++x) print(x, y, ch, st, 1);
+  }
+
+  // The buffer as plain text, one line per row, for tests and debugging.
+  std::string to_text() const {
+    std::string out;
+    for (int y = 0; y < h_; ++y) {
+      for (int x = 0; x < w_; ++x) out += at(x, y).text;
+      out += '\n';
+    }
+    return out;
+  }
+  std::string row_text(int y) const {
+    std::string out;
+    if (y < 0 || y >= h_) return out;
+    for (int x = 0; x < w_; ++x) out += at(x, y).text;
+    return out;
+  }
+
+ private:
+  cell& mut(int x, int y) noexcept {
+    return cells_[static_cast<std::size_t>(y) * static_cast<std::size_t>(w_) +
+                  static_cast<std::size_t>(x)];
+  }
+  void put(int x, int y, const cell& c) {
+    cell& old = mut(x, y);
+    if (old.width == 2 && c.width != 2 && x + 1 < w_ && at(x + 1, y).width == 0) {
+      cell sp;
+      sp.st = at(x + 1, y).st;
+      mut(x + 1, y) = sp;
+    }
+    if (old.width == 0 && x > 0 && at(x - 1, y).width == 2) {
+      cell sp;
+      sp.st = at(x - 1, y).st;
+      mut(x - 1, y) = sp;
+    }
+    old = c;
+  }
+
+  int w_ = 0, h_ = 0;
+  std::vector<cell> cells_;
+  rect clip_{};
+};
+
+// Narrows a buffer's clip for a scope; restores it on exit.
+class clip_scope {
+ public:
+  clip_scope(buffer& b, const rect& r) : b_(b), old_(b.clip()) { b_.set_clip(r.intersect(old_)); }
+  clip_scope(const clip_scope&) = delete;
+  clip_scope& operator=(const clip_scope&) = delete;
+  ~clip_scope() { b_.set_clip(old_); }
+
+ private:
+  buffer& b_;
+  rect old_;
+};
+
+enum class color_mode { none, basic16, palette256, truecolor };
+
+struct present_options {
+  color_mode colors = color_mode::truecolor;
+  bool full_redraw = false;  // write every cell (after a resize, Ctrl-Z, or on request)
+  bool synchronized = true;  // wrap the frame in DEC mode 2026
+
+  // NO_COLOR (set and non-empty, per no-color.org) or TERM=dumb drop colours; attributes stay, so
+  // it stays usable.
+  static present_options from_env() {
+    present_options o;
+    const char* no_color = std::getenv("NO_COLOR");
+    const char* term = std::getenv("TERM");
+    const char* colorterm = std::getenv("COLORTERM");
+    if ((no_color && *no_color) || (term && std::strcmp(term, "dumb") == 0)) {
+      o.colors = color_mode::none;
+    } else if (colorterm &&
+               (std::strcmp(colorterm, "truecolor") == 0 || std::strcmp(colorterm, "24bit") == 0)) {
+      o.colors = color_mode::truecolor;
+    } else if (term && std::strstr(term, "256color")) {
+      o.colors = color_mode::palette256;
+    } else {
+      o.colors = color_mode::basic16;
+    }
+    return o;
+  }
+};
+
+namespace detail {
+
+inline void append_int(std::string& out, int v) {
+  char buf[16];
+  int n = 0;
+  if (v == 0) buf[n++] = '0';
+  while (v > 0) {
+    buf[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  while (n > 0) out += buf[--n];
+}
+
+inline int rgb_to_256(int r, int g, int b) {
+  auto q = [](int v) { return v < 48 ? 0 : v < 115 ? 1 : (v - 35) / 40; };
+  return 16 + 36 * q(r) + 6 * q(g) + q(b);
+}
+
+inline int rgb_to_16(int r, int g, int b) {
+  int idx = (r > 127 ? 1 : 0) | (g > 127 ? 2 : 0) | (b > 127 ? 4 : 0);
+  bool bright = std::max({r, g, b}) > 191;
+  return idx + (bright ? 8 : 0);
+}
+
+inline int indexed_to_16(int i) {
+  if (i < 16) return i;
+  if (i >= 232) return i < 244 ? 8 : 7;
+  int c = i - 16;
+  return rgb_to_16((c / 36) * 51, ((c / 6) % 6) * 51, (c % 6) * 51);
+}
+
+// Appends ";<sgr>" for one colour; base is 30 (fg) or 40 (bg).
+inline void append_color(std::string& out, const color& c, int base, color_mode mode) {
+  if (c.k == color::kind::none || mode == color_mode::none) return;
+  color col = c;
+  if (col.k == color::kind::rgb && mode != color_mode::truecolor) {
+    col = mode == color_mode::palette256 ? color::indexed(rgb_to_256(c.r, c.g, c.b))
+                                         : color::named(rgb_to_16(c.r, c.g, c.b));
+  }
+  if (col.k == color::kind::indexed && mode == color_mode::basic16)
+    col = color::named(indexed_to_16(col.r));
+  out += ';';
+  switch (col.k) {
+    case color::kind::named:
+      append_int(out, col.r < 8 ? base + col.r : base + 60 + (col.r - 8));
+      break;
+    case color::kind::indexed:
+      append_int(out, base + 8);
+      out += ";5;";
+      append_int(out, col.r);
+      break;
+    case color::kind::rgb:
+      append_int(out, base + 8);
+      out += ";2;";
+      append_int(out, col.r);
+      out += ';';
+      append_int(out, col.g);
+      out += ';';
+      append_int(out, col.b);
+      break;
+    case color::kind::none:
+      break;
+  }
+}
+
+// One SGR that resets and then sets the whole style, so no state leaks between cells.
+inline void append_sgr(std::string& out, const style& st, color_mode mode) {
+  out += "\x1b[0";
+  if (st.bold) out += ";1";
+  if (st.dim) out += ";2";
+  if (st.underline) out += ";4";
+  if (st.reverse) out += ";7";
+  append_color(out, st.fg, 30, mode);
+  append_color(out, st.bg, 40, mode);
+  out += 'm';
+}
+
+inline void append_move(std::string& out, int x, int y) {
+  out += "\x1b[";
+  append_int(out, y + 1);
+  out += ';';
+  append_int(out, x + 1);
+  out += 'H';
+}
+
+}  // namespace detail
+
+// The bytes that turn `front` (what the terminal shows) into `back`. Pure.
+// The cursor position and style are assumed unknown at the start of each frame; the frame
+// ends with the style reset, so whatever the terminal prints next starts clean.
+inline std::string present(const buffer& front, const buffer& back,
+                           const present_options& opt = {}) {
+  std::string out;
+  const bool full =
+      opt.full_redraw || front.width() != back.width() || front.height() != back.height();
+  int cx = -1, cy = -1;  // where the terminal cursor is, -1 = unknown
+  bool have_style = false;
+  style cur;
+  for (int y = 0; y < back.height(); ++y) {
+    for (int x = 0; x < back.width(); ++x) {
+      const cell& c = back.at(x, y);
+      if (c.width == 0) continue;  // drawn with its wide head
+      bool changed = full || c != front.at(x, y);
+      // A wide head also owns the next cell; redraw it when that one changed underneath.
+      if (!changed && c.width == 2 && x + 1 < back.width())
+        changed = back.at(x + 1, y) != front.at(x + 1, y);
+      if (!changed) continue;
+      if (out.empty() && opt.synchronized) out += "\x1b[?2026h";
+      if (cx != x || cy != y) detail::append_move(out, x, y);
+      if (!have_style || c.st != cur) {
+        detail::append_sgr(out, c.st, opt.colors);
+        cur = c.st;
+        have_style = true;
+      }
+      out += c.text.empty() ? std::string_view(" ") : std::string_view(c.text);
+      cx = x + c.width;
+      cy = y;
+      // Writing into the last column may leave the cursor pending-wrap; don't trust it.
+      if (cx >= back.width()) cx = -1;
+    }
+  }
+  if (!out.empty()) {
+    out += "\x1b[0m";
+    if (opt.synchronized) out += "\x1b[?2026l";
+  }
+  return out;
+}
+
+}  // namespace leaseq::tui
+// end leaseq/tui/screen.hpp
+// begin leaseq/tui/term.hpp
+
+// The terminal edge: raw mode, alternate screen, signals, and one write() per frame.
+//
+// Every mode change registers its undo when it is made, on a fixed-size LIFO stack that is
+// async-signal-safe to replay, so the terminal comes back exactly as it was on a normal exit,
+// on SIGINT/SIGTERM/SIGHUP/SIGQUIT (recorded by the handler through a self-pipe, acted on by
+// the loop), on a fatal signal (SEGV, ABRT, BUS, FPE, ILL: restore then re-raise), and on an
+// exception that escapes main (std::terminate handler). SIGWINCH becomes a resize_event;
+// Ctrl-Z suspends (restore, stop, then raw mode again and a full redraw on SIGCONT).
+//
+// One `terminal` at a time per process (signal state is global).
+//
+//   leaseq::tui::terminal term;             // throws not_a_terminal if stdin/stdout aren't ttys
+//   term.enter();                           // raw mode, alt screen, hidden cursor, paste mode
+//   leaseq::tui::screen scr(term.size());   // front/back buffers
+//   for (;;) {
+//     view(model, scr.back());
+//     term.write_frame(scr.render(term.take_full_redraw()));
+//     for (auto& ev : term.poll(250)) update(model, ev);   // returns tick_event on timeout
+//   }
+
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace leaseq::tui {
+
+// stdin or stdout is not a terminal: the program should print what() and exit 2.
+class not_a_terminal : public std::runtime_error {
+ public:
+  not_a_terminal()
+      : std::runtime_error("the dashboard needs a terminal (stdin and stdout must be a tty)") {}
+};
+
+inline constexpr int not_a_terminal_exit_code = 2;
+
+namespace detail {
+
+struct undo_entry {
+  bool is_termios = false;
+  struct termios tio {};
+  char bytes[32] = {};
+  std::size_t len = 0;
+};
+
+// Global because signal handlers must reach it; replaying is async-signal-safe.
+struct term_state {
+  static constexpr int max_undo = 16;
+  undo_entry undo[max_undo];
+  volatile std::sig_atomic_t undo_count = 0;
+  int out_fd = 1;
+  int in_fd = 0;
+  int pipe_r = -1, pipe_w = -1;
+  std::terminate_handler prev_terminate = nullptr;
+  struct sigaction prev[32];
+  bool installed = false;
+};
+
+inline term_state& tstate() {
+  static term_state s;
+  return s;
+}
+
+// Replays the undo stack in reverse and empties it. Async-signal-safe.
+inline void replay_undo() noexcept {
+  term_state& s = tstate();
+  int saved_errno = errno;
+  while (s.undo_count > 0) {
+    int i = s.undo_count - 1;
+    undo_entry& e = s.undo[i];
+    if (e.is_termios) {
+      ::tcsetattr(s.in_fd, TCSAFLUSH, &e.tio);
+    } else {
+      leaseq::detail::write_all(s.out_fd, e.bytes, e.len);
+    }
+    s.undo_count = i;
+  }
+  errno = saved_errno;
+}
+
+inline void record_signal(int signo) noexcept {
+  int saved_errno = errno;
+  int fd = tstate().pipe_w;
+  if (fd >= 0) {
+    unsigned char b = static_cast<unsigned char>(signo);
+    ssize_t r = ::write(fd, &b, 1);  // a full pipe drops the byte; the loop is already awake
+    (void)r;
+  }
+  errno = saved_errno;
+}
+
+inline void fatal_signal(int signo) noexcept {
+  replay_undo();
+  ::signal(signo, SIG_DFL);
+  ::raise(signo);
+}
+
+inline constexpr int recorded_signals[] = {SIGINT,   SIGTERM, SIGHUP, SIGQUIT,
+                                           SIGWINCH, SIGTSTP, SIGCONT};
+inline constexpr int fatal_signals[] = {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL};
+
+}  // namespace detail
+
+struct term_size {
+  int width = 80, height = 24;
+};
+
+struct terminal_options {
+  bool alt_screen = true;
+  bool hide_cursor = true;
+  bool bracketed_paste = true;
+  bool suspend_on_ctrl_z = true;  // Ctrl-Z is a byte in raw mode; act like the shell would
+  int esc_timeout_ms = 25;        // how long a lone Esc waits before it is the Esc key
+};
+
+class terminal {
+ public:
+  explicit terminal(terminal_options opt = {}, int in_fd = 0, int out_fd = 1) : opt_(opt) {
+    if (!::isatty(in_fd) || !::isatty(out_fd)) throw not_a_terminal();
+    detail::term_state& s = detail::tstate();
+    if (s.installed) throw std::logic_error("only one leaseq::tui::terminal at a time");
+    s.in_fd = in_fd;
+    s.out_fd = out_fd;
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe() failed for the signal self-pipe");
+    for (int fd : fds) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    pipe_r_.reset(fds[0]);
+    pipe_w_.reset(fds[1]);
+    s.pipe_r = fds[0];
+    s.pipe_w = fds[1];
+    install_handlers();
+    s.installed = true;
+  }
+  terminal(const terminal&) = delete;
+  terminal& operator=(const terminal&) = delete;
+
+  ~terminal() {
+    restore();
+    uninstall_handlers();
+    detail::term_state& s = detail::tstate();
+    s.pipe_r = s.pipe_w = -1;
+    s.installed = false;
+  }
+
+  // Raw mode, alternate screen, hidden cursor, bracketed paste; each undo registered first.
+  void enter() {
+    detail::term_state& s = detail::tstate();
+    struct termios orig;
+    if (::tcgetattr(s.in_fd, &orig) != 0) throw not_a_terminal();
+    push_termios(orig);
+    struct termios raw = orig;
+    raw.c_iflag &=
+        ~static_cast<tcflag_t>(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+    raw.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+    raw.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+    raw.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB);
+    raw.c_cflag |= CS8;
+    raw.c_cc[VMIN] = 1;
+    raw.c_cc[VTIME] = 0;
+    ::tcsetattr(s.in_fd, TCSAFLUSH, &raw);
+    raw_ = raw;
+    if (opt_.alt_screen) mode("\x1b[?1049h", "\x1b[?1049l");
+    if (opt_.hide_cursor) mode("\x1b[?25l", "\x1b[?25h");
+    if (opt_.bracketed_paste) mode("\x1b[?2004h", "\x1b[?2004l");
+    entered_ = true;
+    full_redraw_ = true;
+  }
+
+  // Undoes every change, newest first. Safe to call twice.
+  void restore() noexcept {
+    detail::replay_undo();
+    entered_ = false;
+  }
+
+  bool entered() const noexcept { return entered_; }
+
+  term_size size() const noexcept {
+    struct winsize ws {};
+    term_size ts;
+    if (::ioctl(detail::tstate().out_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0) {
+      ts.width = ws.ws_col;
+      ts.height = ws.ws_row;
+    }
+    return ts;
+  }
+
+  // One write() per frame (looping only on a short write). Empty frames write nothing.
+  bool write_frame(std::string_view bytes) noexcept {
+    if (bytes.empty()) return true;
+    return leaseq::detail::write_all(detail::tstate().out_fd, bytes.data(), bytes.size());
+  }
+
+  // True once after enter(), a resize or a resume: the next frame must be a full redraw.
+  bool take_full_redraw() noexcept { return std::exchange(full_redraw_, false); }
+
+  // Waits up to timeout_ms for input or a signal. Returns the events; a timeout with nothing
+  // else returns one tick_event. Ctrl-Z (when enabled) suspends here and returns a resize.
+  std::vector<event> poll(int timeout_ms) {
+    detail::term_state& s = detail::tstate();
+    std::vector<event> out;
+    int wait = decoder_.has_pending() ? opt_.esc_timeout_ms : timeout_ms;
+    struct pollfd fds[2] = {{s.in_fd, POLLIN, 0}, {pipe_r_.get(), POLLIN, 0}};
+    int n = ::poll(fds, 2, wait);
+    if (n < 0 && errno != EINTR) throw std::runtime_error("poll() on the terminal failed");
+    if (n <= 0) {
+      if (decoder_.has_pending()) out = decoder_.flush_timeout();
+      if (out.empty() && wait == timeout_ms) out.push_back(tick_event{});
+      return handle_suspend(out);
+    }
+    if (fds[1].revents & POLLIN) read_signals(out);
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char buf[4096];
+      ssize_t r = ::read(s.in_fd, buf, sizeof buf);
+      if (r > 0) {
+        auto evs = decoder_.feed(std::string_view(buf, static_cast<std::size_t>(r)));
+        out.insert(out.end(), evs.begin(), evs.end());
+      } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+        out.push_back(signal_event{SIGHUP});  // the terminal went away
+      }
+    }
+    return handle_suspend(out);
+  }
+
+  // Restores the terminal, stops the process (as Ctrl-Z would), and on continue re-enters
+  // raw mode and asks for a full redraw.
+  void suspend() {
+    bool was = entered_;
+    restore();
+    struct sigaction dfl {
+    }, old{};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGTSTP, &dfl, &old);
+    // The whole process group stops, as when the tty driver sends it, so a wrapping shell
+    // or script is stopped too and the job shows up as stopped. We stop here until SIGCONT.
+    ::kill(0, SIGTSTP);
+    ::sigaction(SIGTSTP, &old, nullptr);
+    if (was) enter();
+  }
+
+ private:
+  std::vector<event> handle_suspend(std::vector<event>& evs) {
+    std::vector<event> out;
+    for (auto& ev : evs) {
+      if (opt_.suspend_on_ctrl_z) {
+        if (auto* k = std::get_if<key_event>(&ev); k && k->k == key::ctrl_of('z')) {
+          suspend();
+          term_size ts = size();
+          out.push_back(resize_event{ts.width, ts.height});
+          continue;
+        }
+      }
+      out.push_back(std::move(ev));
+    }
+    return out;
+  }
+
+  void read_signals(std::vector<event>& out) {
+    unsigned char sigs[64];
+    ssize_t n;
+    while ((n = ::read(pipe_r_.get(), sigs, sizeof sigs)) > 0) {
+      for (ssize_t i = 0; i < n; ++i) {
+        int sig = sigs[i];
+        if (sig == SIGWINCH) {
+          full_redraw_ = true;
+          term_size ts = size();
+          out.push_back(resize_event{ts.width, ts.height});
+        } else if (sig == SIGTSTP) {
+          suspend();
+          term_size ts = size();
+          out.push_back(resize_event{ts.width, ts.height});
+        } else if (sig == SIGCONT) {
+          // Continued after an outside SIGSTOP: the shell may have changed the modes.
+          if (entered_) ::tcsetattr(detail::tstate().in_fd, TCSAFLUSH, &raw_);
+          full_redraw_ = true;
+          term_size ts = size();
+          out.push_back(resize_event{ts.width, ts.height});
+        } else {
+          out.push_back(signal_event{sig});
+        }
+      }
+    }
+  }
+
+  void push_termios(const struct termios& t) {
+    detail::term_state& s = detail::tstate();
+    if (s.undo_count >= detail::term_state::max_undo) return;
+    detail::undo_entry& e = s.undo[s.undo_count];
+    e.is_termios = true;
+    e.tio = t;
+    e.len = 0;
+    s.undo_count = s.undo_count + 1;
+  }
+
+  void mode(std::string_view on, std::string_view off) {
+    detail::term_state& s = detail::tstate();
+    if (s.undo_count >= detail::term_state::max_undo) return;
+    detail::undo_entry& e = s.undo[s.undo_count];
+    e.is_termios = false;
+    e.len = std::min(off.size(), sizeof e.bytes);
+    std::memcpy(e.bytes, off.data(), e.len);
+    s.undo_count = s.undo_count + 1;  // registered before the change is made
+    leaseq::detail::write_all(s.out_fd, on.data(), on.size());
+  }
+
+  void install_handlers() {
+    detail::term_state& s = detail::tstate();
+    struct sigaction sa {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = detail::record_signal;
+    sa.sa_flags = SA_RESTART;
+    for (int sig : detail::recorded_signals) ::sigaction(sig, &sa, &s.prev[sig]);
+    sa.sa_handler = detail::fatal_signal;
+    sa.sa_flags = SA_RESETHAND;
+    for (int sig : detail::fatal_signals) ::sigaction(sig, &sa, &s.prev[sig]);
+    s.prev_terminate = std::set_terminate([] {
+      detail::replay_undo();
+      std::terminate_handler prev = detail::tstate().prev_terminate;
+      if (prev) prev();
+      std::abort();
+    });
+  }
+
+  void uninstall_handlers() noexcept {
+    detail::term_state& s = detail::tstate();
+    for (int sig : detail::recorded_signals) ::sigaction(sig, &s.prev[sig], nullptr);
+    for (int sig : detail::fatal_signals) ::sigaction(sig, &s.prev[sig], nullptr);
+    std::set_terminate(s.prev_terminate);
+  }
+
+  terminal_options opt_;
+  leaseq::detail::unique_fd pipe_r_, pipe_w_;
+  key_decoder decoder_;
+  struct termios raw_ {};
+  bool entered_ = false;
+  bool full_redraw_ = true;
+};
+
+// Front and back buffers plus the present options: draw into back(), render() returns the
+// bytes for the frame and makes back the new front.
+class screen {
+ public:
+  explicit screen(term_size ts = {}, present_options opt = present_options::from_env())
+      : opt_(opt) {
+    resize(ts.width, ts.height);
+  }
+
+  void resize(int w, int h) {
+    back_.resize(w, h);
+    front_ = buffer();  // size mismatch -> next render is a full redraw
+  }
+  buffer& back() noexcept { return back_; }
+  const buffer& front() const noexcept { return front_; }
+  present_options& options() noexcept { return opt_; }
+
+  std::string render(bool full_redraw = false) {
+    present_options o = opt_;
+    o.full_redraw = full_redraw;
+    std::string bytes = present(front_, back_, o);
+    front_ = back_;
+    return bytes;
+  }
+
+ private:
+  present_options opt_;
+  buffer front_, back_;
+};
+
+}  // namespace leaseq::tui
+// end leaseq/tui/term.hpp
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace leaseq::tui {
+
+struct app_options {
+  int tick_ms = 1000;  // a tick_event at least this often when nothing else happens
+  terminal_options term{};
+  present_options present = present_options::from_env();
+  const char* program_name = "leaseq";  // prefix of the not-a-terminal message
+};
+
+// What update() may ask of the terminal, applied by the loop after the next frame.
+class app_io {
+ public:
+  // Raw bytes written after the frame (e.g. osc52_copy(text)).
+  void write_raw(std::string bytes) { raw_ += std::move(bytes); }
+  // Redraw every cell on the next frame (e.g. after the user asks for a refresh).
+  void redraw() { redraw_ = true; }
+
+ private:
+  template <class M, class U, class V>
+  friend struct app_runner;
+  std::string raw_;
+  bool redraw_ = false;
+};
+
+struct app_result {
+  int exit_code = 0;  // 0 on a normal quit, 2 when not a terminal, 128+signo on a signal
+  int signo = 0;      // the signal that ended the loop, if any
+};
+
+template <class Model, class Update, class View>
+struct app_runner {
+  static app_result run(Model& model, Update& update, View& view, const app_options& opt) {
+    app_result result;
+    try {
+      terminal term(opt.term);
+      term.enter();
+      term_size ts = term.size();
+      screen scr(ts, opt.present);
+      app_io io;
+      for (;;) {
+        if (scr.back().width() != ts.width || scr.back().height() != ts.height)
+          scr.resize(ts.width, ts.height);
+        view(model, scr.back());
+        bool full = term.take_full_redraw() || std::exchange(io.redraw_, false);
+        term.write_frame(scr.render(full));
+        if (!io.raw_.empty()) term.write_frame(std::exchange(io.raw_, std::string()));
+        bool quit = false;
+        for (const event& ev : term.poll(opt.tick_ms)) {
+          if (auto* r = std::get_if<resize_event>(&ev)) ts = {r->width, r->height};
+          if (auto* s = std::get_if<signal_event>(&ev)) {
+            result.signo = s->signo;
+            result.exit_code = 128 + s->signo;
+          }
+          if (!update(model, ev, io) || result.signo != 0) {
+            quit = true;
+            break;
+          }
+        }
+        if (quit) break;
+      }
+    } catch (const not_a_terminal& e) {
+      std::fprintf(stderr, "%s: error: %s\n", opt.program_name, e.what());
+      result.exit_code = not_a_terminal_exit_code;
+    }
+    return result;  // the terminal is restored by now
+  }
+};
+
+// Runs the loop until update() returns false or a quit signal arrives. A quit signal ends
+// the loop whatever update() returns (update still sees it first, to save state).
+template <class Model, class Update, class View>
+app_result run_app(Model& model, Update&& update, View&& view, const app_options& opt = {}) {
+  return app_runner<Model, std::remove_reference_t<Update>, std::remove_reference_t<View>>::run(
+      model, update, view, opt);
+}
+
+}  // namespace leaseq::tui
+// end leaseq/tui/app.hpp
+// begin leaseq/tui/clipboard.hpp
+
+// Copy to the system clipboard with OSC 52: the terminal emulator does the copy, so it works
+// over SSH and inside tmux (with `set -g set-clipboard on`). Write the returned bytes to the
+// terminal like a frame.
+
+#include <string>
+#include <string_view>
+
+namespace leaseq::tui {
+
+inline std::string base64_encode(std::string_view in) {
+  static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += tbl[(v >> 18) & 63];
+    out += tbl[(v >> 12) & 63];
+    out += tbl[(v >> 6) & 63];
+    out += tbl[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += tbl[(v >> 18) & 63];
+    out += tbl[(v >> 12) & 63];
+    out += i + 1 < in.size() ? tbl[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Terminals cap OSC 52 payloads (xterm ~100 KB); longer text is refused (empty result).
+inline constexpr std::size_t osc52_max_bytes = 74994;
+
+inline std::string osc52_copy(std::string_view text) {
+  if (text.size() > osc52_max_bytes) return {};
+  return "\x1b]52;c;" + base64_encode(text) + "\x07";
+}
+
+}  // namespace leaseq::tui
+// end leaseq/tui/clipboard.hpp
+// begin leaseq/tui/layout.hpp
+
+// Rect splitting: a row or column of constraints (fixed cells, a percentage, or a share of
+// what is left) becomes rects that tile the area exactly, never overlapping, never negative.
+//
+//   auto rows = split_rows(area, {fixed(1), fill(), fixed(1)});  // title, body, status bar
+
+
+#include <algorithm>
+#include <vector>
+
+namespace leaseq::tui {
+
+struct constraint {
+  enum class kind { fixed, percent, fill };
+  kind k = kind::fill;
+  int value = 1;  // cells, percent, or fill weight
+};
+
+inline constraint fixed(int cells) {
+  return {constraint::kind::fixed, std::max(0, cells)};
+}
+inline constraint percent(int p) {
+  return {constraint::kind::percent, std::clamp(p, 0, 100)};
+}
+inline constraint fill(int weight = 1) {
+  return {constraint::kind::fill, std::max(1, weight)};
+}
+
+namespace detail {
+// Sizes along one axis; fixed and percent first (shrunk in order when they overflow), then
+// fill shares split what remains, the remainder going to the last fill.
+inline std::vector<int> split_sizes(int total, const std::vector<constraint>& cs) {
+  total = std::max(0, total);
+  std::vector<int> sizes(cs.size(), 0);
+  int left = total;
+  int weights = 0;
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    if (cs[i].k == constraint::kind::fill) {
+      weights += cs[i].value;
+      continue;
+    }
+    int want = cs[i].k == constraint::kind::fixed ? cs[i].value : total * cs[i].value / 100;
+    sizes[i] = std::min(want, left);
+    left -= sizes[i];
+  }
+  if (weights > 0) {
+    int share_left = left;
+    int last = -1;
+    for (std::size_t i = 0; i < cs.size(); ++i) {
+      if (cs[i].k != constraint::kind::fill) continue;
+      sizes[i] = left * cs[i].value / weights;
+      share_left -= sizes[i];
+      last = static_cast<int>(i);
+    }
+    sizes[static_cast<std::size_t>(last)] += share_left;
+  }
+  return sizes;
+}
+}  // namespace detail
+
+// Top to bottom.
+inline std::vector<rect> split_rows(const rect& area, const std::vector<constraint>& cs) {
+  std::vector<rect> out;
+  int y = area.y;
+  for (int h : detail::split_sizes(area.h, cs)) {
+    out.push_back({area.x, y, std::max(0, area.w), h});
+    y += h;
+  }
+  return out;
+}
+
+// Left to right.
+inline std::vector<rect> split_cols(const rect& area, const std::vector<constraint>& cs) {
+  std::vector<rect> out;
+  int x = area.x;
+  for (int w : detail::split_sizes(area.w, cs)) {
+    out.push_back({x, area.y, w, std::max(0, area.h)});
+    x += w;
+  }
+  return out;
+}
+
+// The rect shrunk by n on every side (never negative).
+inline rect inset(const rect& r, int n = 1) {
+  return {r.x + n, r.y + n, std::max(0, r.w - 2 * n), std::max(0, r.h - 2 * n)};
+}
+
+// A w x h rect centred in area, clamped to fit.
+inline rect centered(const rect& area, int w, int h) {
+  w = std::clamp(w, 0, std::max(0, area.w));
+  h = std::clamp(h, 0, std::max(0, area.h));
+  return {area.x + (std::max(0, area.w) - w) / 2, area.y + (std::max(0, area.h) - h) / 2, w, h};
+}
+
+}  // namespace leaseq::tui
+// end leaseq/tui/layout.hpp
+// begin leaseq/tui/widgets.hpp
+
+// Widgets: functions that write cells into a buffer inside a rect, and nothing else. Every
+// widget clips to its rect (0x0, 1x1, 2x2 are safe: they draw what fits, or nothing). State
+// that outlives a frame (selection, scroll, form input) lives in small structs the app owns;
+// the key handlers on them are pure.
+//
+// Text is expected to be sanitized by the caller already; buffer::print still turns any
+// control byte into U+FFFD, so nothing can reach the terminal raw.
+
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace leaseq::tui {
+
+struct theme {
+  style normal{};
+  style border{colors::gray, {}, false, false, false, false};
+  style border_focused{colors::cyan, {}, true, false, false, false};
+  style title{{}, {}, true, false, false, false};
+  style header{{}, {}, true, false, true, false};
+  style selected{{}, {}, false, false, false, true};
+  style dim{{}, {}, false, true, false, false};
+  style error{colors::red, {}, true, false, false, false};
+  style status{{}, {}, false, false, false, true};
+};
+
+inline const theme& default_theme() {
+  static const theme t;
+  return t;
+}
+
+// Box-drawing sets (UTF-8). `ascii` for terminals without line drawing.
+struct box_chars {
+  const char *h, *v, *tl, *tr, *bl, *br;
+};
+inline constexpr box_chars box_light{"─", "│", "┌", "┐", "└", "┘"};
+inline constexpr box_chars box_heavy{"━", "┃", "┏", "┓", "┗", "┛"};
+inline constexpr box_chars box_ascii{"-", "|", "+", "+", "+", "+"};
+
+// Truncates to max_width cells, ending with "…" when something was cut.
+inline std::string truncate_text(std::string_view s, int max_width) {
+  if (max_width <= 0) return {};
+  if (leaseq::detail::display_width(s) <= max_width) return std::string(s);
+  std::string out;
+  int w = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    leaseq::detail::utf8_char c = leaseq::detail::decode_utf8(s, i);
+    int cw = leaseq::detail::codepoint_width(c.cp);
+    if (cw < 0) cw = 1;
+    if (w + cw > max_width - 1) break;
+    out.append(s.substr(i, c.len));
+    w += cw;
+    i += c.len;
+  }
+  return out + "…";
+}
+
+// Clears r and draws a border in it. Needs at least 2x2 to draw anything.
+inline void draw_box(buffer& buf, const rect& r, const style& st, const box_chars& bc = box_light) {
+  clip_scope cs(buf, r);
+  if (r.w < 2 || r.h < 2) return;
+  for (int x = r.x + 1; x < r.right() - 1; ++x) {
+    buf.print(x, r.y, bc.h, st, 1);
+    buf.print(x, r.bottom() - 1, bc.h, st, 1);
+  }
+  for (int y = r.y + 1; y < r.bottom() - 1; ++y) {
+    buf.print(r.x, y, bc.v, st, 1);
+    buf.print(r.right() - 1, y, bc.v, st, 1);
+  }
+  buf.print(r.x, r.y, bc.tl, st, 1);
+  buf.print(r.right() - 1, r.y, bc.tr, st, 1);
+  buf.print(r.x, r.bottom() - 1, bc.bl, st, 1);
+  buf.print(r.right() - 1, r.bottom() - 1, bc.br, st, 1);
+}
+
+// A bordered pane with a title in the top border; focus uses the heavy border and colour.
+// Returns the inner rect for the content.
+inline rect draw_pane(buffer& buf, const rect& r, std::string_view title, bool focused,
+                      const theme& th = default_theme()) {
+  clip_scope cs(buf, r);
+  buf.fill(r, th.normal);
+  draw_box(buf, r, focused ? th.border_focused : th.border, focused ? box_heavy : box_light);
+  if (r.w > 4 && !title.empty()) {
+    std::string t = " " + truncate_text(title, r.w - 4) + " ";
+    buf.print(r.x + 1, r.y, t, focused ? th.border_focused : th.title, r.w - 2);
+  }
+  return inset(r, 1);
+}
+
+// One line of text, clipped, padded with spaces to the rect width.
+inline void draw_line(buffer& buf, const rect& r, int row, std::string_view text, const style& st) {
+  if (row < 0 || row >= r.h) return;
+  clip_scope cs(buf, r);
+  int used = buf.print(r.x, r.y + row, text, st, r.w);
+  for (int x = r.x + used; x < r.right(); ++x) buf.print(x, r.y + row, " ", st, 1);
+}
+
+// ---- status bar ------------------------------------------------------------------------
+
+// Left text, right text (right-aligned, dropped first when space is short).
+inline void draw_status_bar(buffer& buf, const rect& r, std::string_view left,
+                            std::string_view right, const theme& th = default_theme()) {
+  if (r.empty()) return;
+  clip_scope cs(buf, r);
+  rect line{r.x, r.y, r.w, 1};
+  draw_line(buf, line, 0, truncate_text(left, r.w), th.status);
+  int lw = leaseq::detail::display_width(left), rw = leaseq::detail::display_width(right);
+  if (rw > 0 && lw + 1 + rw <= r.w) buf.print(r.right() - rw, r.y, right, th.status, rw);
+}
+
+// ---- table -----------------------------------------------------------------------------
+
+struct table_column {
+  std::string title;
+  int width = 0;  // cells; 0 = share what is left
+  bool align_right = false;
+};
+
+struct table_state {
+  int selected = 0;  // row index, clamped to the row count
+  int offset = 0;    // first visible row
+
+  // Moves the selection; keeps it on a row.
+  void move(int delta, int rows) {
+    selected = std::clamp(selected + delta, 0, std::max(0, rows - 1));
+  }
+
+  // Arrow keys, j/k, PgUp/PgDn, Home/End (g/G). Returns true if handled.
+  bool handle_key(const key& k, int rows, int page) {
+    page = std::max(1, page);
+    if (k.is(key_code::up) || k.is('k'))
+      move(-1, rows);
+    else if (k.is(key_code::down) || k.is('j'))
+      move(1, rows);
+    else if (k.is(key_code::page_up))
+      move(-page, rows);
+    else if (k.is(key_code::page_down))
+      move(page, rows);
+    else if (k.is(key_code::home) || k.is('g'))
+      selected = 0;
+    else if (k.is(key_code::end) || k.is('G'))
+      selected = std::max(0, rows - 1);
+    else
+      return false;
+    return true;
+  }
+};
+
+// Cell text for (row, column); only called for visible rows, so a 5000-row table is cheap.
+using table_cell_fn = std::function<std::string_view(int row, int col)>;
+
+// Column widths for a given total: fixed widths first, the rest shared by width-0 columns,
+// one space between columns.
+inline std::vector<int> table_widths(const std::vector<table_column>& cols, int total) {
+  std::vector<constraint> cs;
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    if (i > 0) cs.push_back(fixed(1));
+    cs.push_back(cols[i].width > 0 ? fixed(cols[i].width) : fill());
+  }
+  auto sizes = detail::split_sizes(total, cs);
+  std::vector<int> out;
+  for (std::size_t i = 0; i < sizes.size(); i += 2) out.push_back(sizes[i]);
+  return out;
+}
+
+// Header row, then rows from state.offset; scrolls so the selection stays visible; the
+// selected row is drawn reversed. `row_style` may colour rows (e.g. by task state).
+inline void draw_table(buffer& buf, const rect& r, const std::vector<table_column>& cols, int rows,
+                       const table_cell_fn& cell_text, table_state& state,
+                       const std::function<style(int row)>& row_style = {},
+                       const theme& th = default_theme()) {
+  if (r.empty()) return;
+  clip_scope cs(buf, r);
+  state.selected = std::clamp(state.selected, 0, std::max(0, rows - 1));
+  int body = std::max(0, r.h - 1);
+  if (state.selected < state.offset) state.offset = state.selected;
+  if (body > 0 && state.selected >= state.offset + body) state.offset = state.selected - body + 1;
+  state.offset = std::clamp(state.offset, 0, std::max(0, rows - body));
+  std::vector<int> widths = table_widths(cols, r.w);
+  auto draw_row = [&](int y, const std::function<std::string_view(int)>& text, const style& st) {
+    draw_line(buf, {r.x, y, r.w, 1}, 0, "", st);
+    int x = r.x;
+    for (std::size_t c = 0; c < cols.size(); ++c) {
+      int w = widths[c];
+      if (w > 0) {
+        std::string t = truncate_text(text(static_cast<int>(c)), w);
+        int tw = leaseq::detail::display_width(t);
+        buf.print(cols[c].align_right ? x + w - tw : x, y, t, st, w);
+      }
+      x += w + 1;
+    }
+  };
+  draw_row(
+      r.y, [&](int c) { return std::string_view(cols[static_cast<std::size_t>(c)].title); },
+      th.header);
+  for (int i = 0; i < body; ++i) {
+    int row = state.offset + i;
+    int y = r.y + 1 + i;
+    if (row >= rows) {
+      draw_line(buf, {r.x, y, r.w, 1}, 0, "", th.normal);
+      continue;
+    }
+    style st = row_style ? row_style(row) : th.normal;
+    if (row == state.selected) st.reverse = !st.reverse;
+    draw_row(
+        y, [&](int c) { return cell_text(row, c); }, st);
+  }
+}
+
+// ---- log view --------------------------------------------------------------------------
+
+struct log_view_state {
+  int offset = 0;      // first visible line when not following
+  bool follow = true;  // stick to the end as lines arrive
+
+  bool handle_key(const key& k, int lines, int page) {
+    page = std::max(1, page);
+    int max_off = std::max(0, lines - page);
+    if (follow) offset = max_off;
+    if (k.is(key_code::up) || k.is('k'))
+      offset -= 1;
+    else if (k.is(key_code::down) || k.is('j'))
+      offset += 1;
+    else if (k.is(key_code::page_up))
+      offset -= page;
+    else if (k.is(key_code::page_down))
+      offset += page;
+    else if (k.is(key_code::home) || k.is('g'))
+      offset = 0;
+    else if (k.is(key_code::end) || k.is('G'))
+      offset = max_off;
+    else if (k.is('f')) {
+      follow = !follow;
+      return true;
+    } else
+      return false;
+    offset = std::clamp(offset, 0, max_off);
+    follow = offset >= max_off;
+    return true;
+  }
+};
+
+// Lines top to bottom; the bottom-right corner shows "[follow]" or the position.
+inline void draw_log_view(buffer& buf, const rect& r, const std::vector<std::string>& lines,
+                          log_view_state& state, const theme& th = default_theme()) {
+  if (r.empty()) return;
+  clip_scope cs(buf, r);
+  int n = static_cast<int>(lines.size());
+  int max_off = std::max(0, n - r.h);
+  if (state.follow) state.offset = max_off;
+  state.offset = std::clamp(state.offset, 0, max_off);
+  for (int i = 0; i < r.h; ++i) {
+    int li = state.offset + i;
+    draw_line(buf, r, i, li < n ? std::string_view(lines[static_cast<std::size_t>(li)]) : "",
+              th.normal);
+  }
+  std::string marker = state.follow ? "[follow]"
+                                    : "[" + std::to_string(std::min(n, state.offset + r.h)) + "/" +
+                                          std::to_string(n) + "]";
+  int mw = leaseq::detail::display_width(marker);
+  if (mw <= r.w) buf.print(r.right() - mw, r.bottom() - 1, marker, th.dim, mw);
+}
+
+// ---- modal, confirm, selector, help ----------------------------------------------------
+
+// A centred box of w x h (clamped to area) with a title; clears beneath it. Returns the inner
+// rect.
+inline rect draw_modal(buffer& buf, const rect& area, int w, int h, std::string_view title,
+                       const theme& th = default_theme()) {
+  rect box = centered(area, w, h);
+  return draw_pane(buf, box, title, true, th);
+}
+
+struct confirm_state {
+  bool yes = false;  // which button is highlighted; default is the safe "No"
+  enum class result { pending, accepted, cancelled };
+
+  // y/n, Left/Right/Tab to move, Enter to choose, Esc cancels.
+  result handle_key(const key& k) {
+    if (k.is('y') || k.is('Y')) return result::accepted;
+    if (k.is('n') || k.is('N') || k.is(key_code::escape)) return result::cancelled;
+    if (k.is(key_code::left) || k.is(key_code::right) || k.is(key_code::tab) ||
+        k.is(key_code::backtab) || k.code == key_code::backtab)
+      yes = !yes;
+    else if (k.is(key_code::enter))
+      return yes ? result::accepted : result::cancelled;
+    return result::pending;
+  }
+};
+
+inline void draw_confirm(buffer& buf, const rect& area, std::string_view title,
+                         std::string_view question, const confirm_state& st,
+                         const theme& th = default_theme()) {
+  int w = std::max(24, leaseq::detail::display_width(question) + 4);
+  rect in = draw_modal(buf, area, w, 6, title, th);
+  if (in.empty()) return;
+  clip_scope cs(buf, in);
+  draw_line(buf, in, 0, truncate_text(question, in.w), th.normal);
+  if (in.h >= 3) {
+    style yes_st = st.yes ? th.selected : th.normal, no_st = st.yes ? th.normal : th.selected;
+    int x = in.x;
+    x += buf.print(x, in.y + 2, "[ Yes ]", yes_st);
+    x += buf.print(x, in.y + 2, "  ", th.normal);
+    buf.print(x, in.y + 2, "[ No ]", no_st);
+  }
+}
+
+struct selector_state {
+  int selected = 0;
+  table_state scroll{};
+  enum class result { pending, chosen, cancelled };
+
+  result handle_key(const key& k, int items) {
+    if (k.is(key_code::enter)) return items > 0 ? result::chosen : result::pending;
+    if (k.is(key_code::escape) || k.is('q')) return result::cancelled;
+    scroll.selected = selected;
+    scroll.handle_key(k, items, 10);
+    selected = scroll.selected;
+    return result::pending;
+  }
+};
+
+// A list in a modal; the selected item is reversed and kept visible.
+inline void draw_selector(buffer& buf, const rect& area, std::string_view title,
+                          const std::vector<std::string>& items, selector_state& st,
+                          const theme& th = default_theme()) {
+  int w = leaseq::detail::display_width(title) + 6;
+  for (auto& it : items) w = std::max(w, leaseq::detail::display_width(it) + 4);
+  rect in = draw_modal(buf, area, w, static_cast<int>(items.size()) + 2, title, th);
+  if (in.empty()) return;
+  int n = static_cast<int>(items.size());
+  st.selected = std::clamp(st.selected, 0, std::max(0, n - 1));
+  int& off = st.scroll.offset;
+  if (st.selected < off) off = st.selected;
+  if (st.selected >= off + in.h) off = st.selected - in.h + 1;
+  off = std::clamp(off, 0, std::max(0, n - in.h));
+  for (int i = 0; i < in.h; ++i) {
+    int idx = off + i;
+    if (idx >= n) break;
+    draw_line(buf, in, i, items[static_cast<std::size_t>(idx)],
+              idx == st.selected ? th.selected : th.normal);
+  }
+}
+
+// Key bindings in two columns in a modal.
+inline void draw_help(buffer& buf, const rect& area,
+                      const std::vector<std::pair<std::string, std::string>>& bindings,
+                      const theme& th = default_theme()) {
+  int kw = 0, dw = 0;
+  for (auto& b : bindings) {
+    kw = std::max(kw, leaseq::detail::display_width(b.first));
+    dw = std::max(dw, leaseq::detail::display_width(b.second));
+  }
+  static constexpr std::string_view title = "Help (any key closes)";
+  int w = std::max(kw + dw + 4, static_cast<int>(title.size()) + 4);
+  rect in = draw_modal(buf, area, w, static_cast<int>(bindings.size()) + 2, title, th);
+  for (int i = 0; i < in.h && i < static_cast<int>(bindings.size()); ++i) {
+    auto& b = bindings[static_cast<std::size_t>(i)];
+    draw_line(buf, in, i, "", th.normal);
+    clip_scope cs(buf, in);
+    buf.print(in.x, in.y + i, b.first, th.title, kw);
+    buf.print(in.x + kw + 2, in.y + i, b.second, th.normal, std::max(0, in.w - kw - 2));
+  }
+}
+
+// ---- form ------------------------------------------------------------------------------
+
+struct form_field {
+  std::string label;
+  std::string value;
+  // Returns an error message, or "" when the value is acceptable.
+  std::function<std::string(const std::string&)> validate;
+  std::string error;  // set by form_state::validate()
+};
+
+struct form_state {
+  std::vector<form_field> fields;
+  int focused = 0;
+  enum class result { pending, submitted, cancelled };
+
+  // Runs every validator; true when all pass.
+  bool validate() {
+    bool ok = true;
+    for (auto& f : fields) {
+      f.error = f.validate ? f.validate(f.value) : std::string();
+      if (!f.error.empty()) ok = false;
+    }
+    return ok;
+  }
+
+  // Tab/Shift+Tab/Up/Down move between fields, printable keys and paste type, Backspace
+  // deletes a character, Ctrl+U clears, Enter submits (if valid), Esc cancels.
+  result handle_key(const key& k) {
+    int n = static_cast<int>(fields.size());
+    if (n == 0) return k.is(key_code::escape) ? result::cancelled : result::pending;
+    focused = std::clamp(focused, 0, n - 1);
+    std::string& v = fields[static_cast<std::size_t>(focused)].value;
+    if (k.is(key_code::escape)) return result::cancelled;
+    if (k.is(key_code::enter)) return validate() ? result::submitted : result::pending;
+    if (k.is(key_code::tab) || k.is(key_code::down))
+      focused = (focused + 1) % n;
+    else if (k.code == key_code::backtab || k.is(key_code::up))
+      focused = (focused + n - 1) % n;
+    else if (k.is(key_code::backspace)) {
+      while (!v.empty() && (static_cast<unsigned char>(v.back()) & 0xC0) == 0x80) v.pop_back();
+      if (!v.empty()) v.pop_back();
+    } else if (k.ctrl && k.rune == 'u')
+      v.clear();
+    else if (k.code == key_code::rune && !k.ctrl && !k.alt && !leaseq::detail::is_control(k.rune))
+      leaseq::detail::append_utf8(v, k.rune);
+    return result::pending;
+  }
+
+  // Pasted text goes into the focused field with control bytes dropped.
+  void paste(std::string_view text) {
+    if (fields.empty()) return;
+    std::string& v = fields[static_cast<std::size_t>(
+                                std::clamp(focused, 0, static_cast<int>(fields.size()) - 1))]
+                         .value;
+    for (std::size_t i = 0; i < text.size();) {
+      leaseq::detail::utf8_char c = leaseq::detail::decode_utf8(text, i);
+      if (!leaseq::detail::is_control(c.cp)) leaseq::detail::append_utf8(v, c.cp);
+      i += c.len;
+    }
+  }
+};
+
+// Label, input box (focused one reversed, with a trailing cursor block), error under it.
+inline void draw_form(buffer& buf, const rect& area, std::string_view title, const form_state& form,
+                      const theme& th = default_theme()) {
+  int lw = 0;
+  for (auto& f : form.fields) lw = std::max(lw, leaseq::detail::display_width(f.label));
+  rect in = draw_modal(buf, area, std::max(40, lw + 30),
+                       static_cast<int>(form.fields.size()) * 2 + 3, title, th);
+  if (in.empty()) return;
+  clip_scope cs(buf, in);
+  for (std::size_t i = 0; i < form.fields.size(); ++i) {
+    const form_field& f = form.fields[i];
+    int y = in.y + static_cast<int>(i) * 2;
+    bool foc = static_cast<int>(i) == form.focused;
+    buf.print(in.x, y, f.label, th.title, lw);
+    int fx = in.x + lw + 1;
+    int fw = std::max(0, in.right() - fx);
+    style fs = th.normal;
+    fs.underline = true;
+    if (foc) fs.reverse = true;
+    draw_line(buf, {fx, y, fw, 1}, 0, "", fs);
+    // Show the tail of a long value so the cursor end stays visible.
+    std::string shown = f.value;
+    while (leaseq::detail::display_width(shown) > fw - 1 && !shown.empty()) {
+      std::size_t len = leaseq::detail::decode_utf8(shown, 0).len;
+      shown.erase(0, len ? len : 1);
+    }
+    buf.print(fx, y, shown, fs, fw);
+    if (!f.error.empty()) buf.print(fx, y + 1, f.error, th.error, fw);
+  }
+  draw_line(buf, in, in.h - 1, "Enter: submit  Tab: next field  Esc: cancel", th.dim);
+}
+
+}  // namespace leaseq::tui
+// end leaseq/tui/widgets.hpp
 // end leaseq/leaseq.hpp
