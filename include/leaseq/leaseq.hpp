@@ -16,3 +16,7 @@
 #include "leaseq/seq.hpp"
 #include "leaseq/command.hpp"
 #include "leaseq/health.hpp"
+#include "leaseq/slurm_parse.hpp"
+#include "leaseq/slurm.hpp"
+#include "leaseq/keeper.hpp"
+#include "leaseq/leases.hpp"

@@ -1671,4 +1671,1028 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 
 }  // namespace leaseq
 // end leaseq/health.hpp
+// begin leaseq/slurm_parse.hpp
+
+// Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show
+// job` records, and time strings. No I/O here; the adapter (slurm.hpp) runs the commands.
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace leaseq {
+
+// The squeue format leaseq asks for: id, state, reason, time left, time limit, node count,
+// node list, start time, then the job name last, because only the name may contain '|'.
+inline constexpr std::string_view squeue_format = "%i|%T|%r|%L|%l|%D|%N|%S|%j";
+
+// What Slurm prints when it has forgotten a job (after MinJobAge) or never knew it.
+inline constexpr std::string_view slurm_invalid_job_id = "Invalid job id specified";
+
+// A duration as Slurm prints it: UNLIMITED, NOT_SET, INVALID, or a number of seconds.
+struct slurm_duration {
+  enum class kind { seconds, unlimited, not_set, invalid };
+  kind k = kind::invalid;
+  std::int64_t seconds = 0;
+  bool has_seconds() const noexcept { return k == kind::seconds; }
+  friend bool operator==(const slurm_duration& a, const slurm_duration& b) noexcept {
+    return a.k == b.k && (a.k != kind::seconds || a.seconds == b.seconds);
+  }
+};
+
+namespace detail {
+
+inline std::optional<std::int64_t> parse_uint(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 12) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+inline std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+inline std::vector<std::string_view> split(std::string_view s, char sep, std::size_t max_parts) {
+  std::vector<std::string_view> parts;
+  while (parts.size() + 1 < max_parts) {
+    auto p = s.find(sep);
+    if (p == std::string_view::npos) break;
+    parts.push_back(s.substr(0, p));
+    s.remove_prefix(p + 1);
+  }
+  parts.push_back(s);
+  return parts;
+}
+
+}  // namespace detail
+
+// Parses Slurm's time forms: "UNLIMITED", "NOT_SET", "INVALID", "MM:SS", "H:MM:SS",
+// "D-HH:MM:SS", and the input forms "D-HH", "D-HH:MM" and plain minutes. Anything else is
+// INVALID.
+inline slurm_duration parse_slurm_duration(std::string_view text) noexcept {
+  using k = slurm_duration::kind;
+  std::string_view s = detail::trim(text);
+  if (s == "UNLIMITED" || s == "Partition_Limit") return {k::unlimited, 0};
+  if (s == "NOT_SET" || s == "N/A" || s == "NONE") return {k::not_set, 0};
+  if (s.empty() || s == "INVALID") return {k::invalid, 0};
+  std::int64_t days = 0;
+  bool has_days = false;
+  if (auto dash = s.find('-'); dash != std::string_view::npos) {
+    auto d = detail::parse_uint(s.substr(0, dash));
+    if (!d) return {k::invalid, 0};
+    days = *d;
+    has_days = true;
+    s.remove_prefix(dash + 1);
+  }
+  auto parts = detail::split(s, ':', 4);
+  if (parts.size() > 3) return {k::invalid, 0};
+  std::int64_t v[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    auto n = detail::parse_uint(parts[i]);
+    if (!n) return {k::invalid, 0};
+    v[i] = *n;
+  }
+  std::int64_t secs = 0;
+  if (has_days) {  // D-HH, D-HH:MM, D-HH:MM:SS
+    secs = days * 86400 + v[0] * 3600 + v[1] * 60 + v[2];
+  } else if (parts.size() == 3) {  // H:MM:SS
+    secs = v[0] * 3600 + v[1] * 60 + v[2];
+  } else if (parts.size() == 2) {  // MM:SS
+    secs = v[0] * 60 + v[1];
+  } else {  // minutes
+    secs = v[0] * 60;
+  }
+  return {k::seconds, secs};
+}
+
+// Seconds as squeue prints them: M:SS, H:MM:SS or D-HH:MM:SS. Negative counts as 0.
+inline std::string format_slurm_duration(std::int64_t secs) {
+  if (secs < 0) secs = 0;
+  std::int64_t d = secs / 86400, h = secs / 3600 % 24, m = secs / 60 % 60, s = secs % 60;
+  if (d > 0) return fmt::format("{}-{:02}:{:02}:{:02}", d, h, m, s);
+  if (h > 0) return fmt::format("{}:{:02}:{:02}", h, m, s);
+  return fmt::format("{}:{:02}", m, s);
+}
+
+inline std::string format_slurm_duration(const slurm_duration& d) {
+  switch (d.k) {
+    case slurm_duration::kind::seconds:
+      return format_slurm_duration(d.seconds);
+    case slurm_duration::kind::unlimited:
+      return "UNLIMITED";
+    case slurm_duration::kind::not_set:
+      return "NOT_SET";
+    case slurm_duration::kind::invalid:
+      return "INVALID";
+  }
+  return "INVALID";
+}
+
+// One job as squeue or scontrol describes it.
+struct slurm_job {
+  std::string id;
+  std::string state;   // Slurm's word: RUNNING, PENDING, COMPLETED, ... kept verbatim
+  std::string reason;  // "None" when Slurm gives none
+  slurm_duration time_left;
+  slurm_duration time_limit;
+  std::optional<std::int64_t> nodes;
+  std::string nodelist;
+  std::string start_time;  // as Slurm prints it; "N/A" or "Unknown" when not known
+  std::string name;
+  std::string exit_code;  // scontrol only, "3:0"
+};
+
+// Slurm's job states that end a job. Anything else (PENDING, RUNNING, COMPLETING,
+// CONFIGURING, SUSPENDED, REQUEUED, RESIZING, ...) may still change.
+inline bool slurm_state_is_final(std::string_view state) noexcept {
+  for (std::string_view s :
+       {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+        "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
+    if (state == s) return true;
+  return false;
+}
+
+inline bool is_slurm_state_word(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 32) return false;
+  for (char c : s)
+    if (!((c >= 'A' && c <= 'Z') || c == '_')) return false;
+  return true;
+}
+
+struct squeue_parse {
+  std::vector<slurm_job> jobs;
+  std::vector<std::string> bad_lines;  // lines that are not in squeue_format
+};
+
+// Parses `squeue -h -o <squeue_format>` output.
+inline squeue_parse parse_squeue(std::string_view text) {
+  squeue_parse out;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (detail::trim(line).empty()) continue;
+    auto f = detail::split(line, '|', 9);
+    slurm_job j;
+    if (f.size() != 9 || !detail::parse_uint(detail::trim(f[0])) ||
+        !is_slurm_state_word(detail::trim(f[1]))) {
+      out.bad_lines.emplace_back(line);
+      continue;
+    }
+    j.id = std::string(detail::trim(f[0]));
+    j.state = std::string(detail::trim(f[1]));
+    j.reason = std::string(detail::trim(f[2]));
+    j.time_left = parse_slurm_duration(f[3]);
+    j.time_limit = parse_slurm_duration(f[4]);
+    j.nodes = detail::parse_uint(detail::trim(f[5]));
+    j.nodelist = std::string(detail::trim(f[6]));
+    j.start_time = std::string(detail::trim(f[7]));
+    j.name = std::string(f[8]);
+    out.jobs.push_back(std::move(j));
+  }
+  return out;
+}
+
+// `scontrol show job` prints Key=Value pairs separated by blanks, several per line; a value may
+// itself contain blanks (JobName, WorkDir), so a word without '=' continues the value before it.
+inline std::map<std::string, std::string> parse_scontrol_pairs(std::string_view text) {
+  std::map<std::string, std::string> kv;
+  std::string* last = nullptr;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+      ++i;
+    std::size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\t' && text[i] != '\n' &&
+           text[i] != '\r')
+      ++i;
+    if (start == i) break;
+    std::string_view word = text.substr(start, i - start);
+    auto eq = word.find('=');
+    bool is_key = eq != std::string_view::npos && eq > 0 &&
+                  ((word[0] >= 'A' && word[0] <= 'Z') || (word[0] >= 'a' && word[0] <= 'z'));
+    for (std::size_t c = 0; is_key && c < eq; ++c) {
+      char ch = word[c];
+      if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '_' || ch == ':' || ch == '/'))
+        is_key = false;
+    }
+    if (is_key) {
+      std::string key(word.substr(0, eq));
+      if (kv.count(key)) {  // a repeated key (heterogeneous job records): keep the first
+        last = nullptr;
+        continue;
+      }
+      last = &(kv[key] = std::string(word.substr(eq + 1)));
+    } else if (last) {
+      // Blanks inside a value are single spaces in every field we read.
+      *last += ' ';
+      *last += word;
+    }
+  }
+  return kv;
+}
+
+// Parses one `scontrol show job ID` record. nullopt when it holds no JobId or JobState.
+inline std::optional<slurm_job> parse_scontrol_job(std::string_view text) {
+  auto kv = parse_scontrol_pairs(text);
+  auto get = [&](const char* k) -> std::string {
+    auto it = kv.find(k);
+    return it == kv.end() ? std::string() : it->second;
+  };
+  slurm_job j;
+  j.id = get("JobId");
+  j.state = get("JobState");
+  if (!detail::parse_uint(j.id) || !is_slurm_state_word(j.state)) return std::nullopt;
+  j.reason = get("Reason");
+  if (j.reason.empty()) j.reason = "None";
+  j.time_limit = parse_slurm_duration(get("TimeLimit"));
+  // Time left is only meaningful while it runs: the limit minus the run time so far.
+  auto run = parse_slurm_duration(get("RunTime"));
+  if (j.state == "RUNNING" && j.time_limit.has_seconds() && run.has_seconds())
+    j.time_left = {slurm_duration::kind::seconds,
+                   std::max<std::int64_t>(0, j.time_limit.seconds - run.seconds)};
+  else if (j.state == "RUNNING" || j.state == "PENDING")
+    j.time_left = j.time_limit;
+  else
+    j.time_left = {slurm_duration::kind::not_set, 0};
+  j.nodes = detail::parse_uint(get("NumNodes"));
+  j.nodelist = get("NodeList");
+  if (j.nodelist == "(null)") j.nodelist.clear();
+  j.start_time = get("StartTime");
+  j.name = get("JobName");
+  j.exit_code = get("ExitCode");
+  return j;
+}
+
+// True when a command's stderr (or stdout) says the job id is unknown to Slurm.
+inline bool says_invalid_job_id(std::string_view text) noexcept {
+  return text.find(slurm_invalid_job_id) != std::string_view::npos;
+}
+
+// The job id from `sbatch --parsable` output: "123" or "123;cluster".
+inline std::optional<std::string> parse_sbatch_parsable(std::string_view out) {
+  std::string_view s = detail::trim(out);
+  // sbatch may print warnings before the id; the id is on the last line.
+  if (auto nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
+  s = s.substr(0, s.find(';'));
+  s = detail::trim(s);
+  if (!detail::parse_uint(s)) return std::nullopt;
+  return std::string(s);
+}
+
+}  // namespace leaseq
+// end leaseq/slurm_parse.hpp
+// begin leaseq/slurm.hpp
+
+// The Slurm adapter: lease state from squeue/scontrol, shared by every leaseq process of the
+// user through a rate-limited cache file, so a dozen dashboards cost one squeue per interval.
+//
+//   <LEASEQ_HOME>/slurm_state.json   the cache (format below), written atomically
+//   <LEASEQ_HOME>/slurm_state.lock   flock(2): held by the one process that refreshes
+//
+// One refresh = one batched `squeue -h -t all -j ID1,ID2,... -o <squeue_format>`, then
+// `scontrol show job ID` for each id squeue no longer lists, then, for a job Slurm has
+// forgotten (MinJobAge), the last state we saw, marked stale. Every command runs through
+// run_command with a timeout, so a hanging Slurm never freezes the caller; its error and
+// stderr are kept for display and the state is UNKNOWN.
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq {
+
+// Which Slurm commands to run and how long to wait for each.
+struct slurm_options {
+  std::string squeue = "squeue";
+  std::string scontrol = "scontrol";
+  std::string sbatch = "sbatch";
+  std::string scancel = "scancel";
+  std::chrono::milliseconds timeout{10000};
+
+  // Defaults, with LEASEQ_SLURM_TIMEOUT_S (seconds) overriding the timeout.
+  static slurm_options from_env() {
+    slurm_options o;
+    if (const char* t = std::getenv("LEASEQ_SLURM_TIMEOUT_S"); t && *t) {
+      char* end = nullptr;
+      double s = std::strtod(t, &end);
+      if (end && *end == '\0' && s > 0 && s <= 3600)
+        o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+    }
+    return o;
+  }
+};
+
+// The state of one Slurm lease as leaseq shows it.
+struct slurm_lease_state {
+  std::string id;
+  std::string state = "UNKNOWN";  // Slurm's word, or UNKNOWN
+  std::string reason;             // Slurm's reason ("Resources", "TimeLimit"); "" for None
+  slurm_duration time_left;       // as of `seen`
+  std::optional<std::int64_t> nodes;
+  std::string nodelist;
+  std::string source;      // "squeue", "scontrol", "last_seen", or "" when never seen
+  double seen = 0;         // when Slurm last described the job
+  bool stale = false;      // Slurm has forgotten the job: this is the last state seen
+  std::string error;       // why the state is UNKNOWN: the command's error and its stderr
+  std::string last_state;  // with an error: the last state seen before it, if any
+
+  // Time left at `now`, counting down from what Slurm said at `seen` (the cache may be up to
+  // slurm_refresh_s old). nullopt unless the job runs with a time limit.
+  std::optional<std::int64_t> time_left_at(double now) const {
+    if (state != "RUNNING" || stale || !time_left.has_seconds()) return std::nullopt;
+    double left = static_cast<double>(time_left.seconds) - std::max(0.0, now - seen);
+    return static_cast<std::int64_t>(std::max(0.0, left));
+  }
+  // The time-left column: "10:42", "UNLIMITED", or "-" when it does not apply.
+  std::string time_left_text(double now) const {
+    if (auto s = time_left_at(now)) return format_slurm_duration(*s);
+    if (state == "RUNNING" && !stale && time_left.k == slurm_duration::kind::unlimited)
+      return "UNLIMITED";
+    return "-";
+  }
+};
+
+inline json to_json(const slurm_duration& d) {
+  if (d.has_seconds()) return d.seconds;
+  return format_slurm_duration(d);
+}
+
+inline slurm_duration slurm_duration_from_json(const json& j) {
+  if (j.is_number_integer()) return {slurm_duration::kind::seconds, j.get<std::int64_t>()};
+  if (j.is_string()) return parse_slurm_duration(j.get<std::string>());
+  return {};
+}
+
+inline void to_json(json& j, const slurm_lease_state& s) {
+  j = json{{"id", s.id},
+           {"state", s.state},
+           {"reason", s.reason},
+           {"time_left", to_json(s.time_left)},
+           {"nodes", detail::or_null(s.nodes)},
+           {"nodelist", s.nodelist},
+           {"source", s.source},
+           {"seen", s.seen},
+           {"stale", s.stale}};
+  if (!s.error.empty()) j["error"] = s.error;
+  if (!s.last_state.empty()) j["last_state"] = s.last_state;
+}
+
+inline void from_json(const json& j, slurm_lease_state& s) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  s.id = check_lease_id(detail::req_string(j, "id"));
+  s.state = detail::opt_string(j, "state").value_or("UNKNOWN");
+  if (!is_slurm_state_word(s.state)) throw format_error("field 'state': not a Slurm state");
+  s.reason = detail::opt_string(j, "reason").value_or("");
+  if (auto it = j.find("time_left"); it != j.end()) s.time_left = slurm_duration_from_json(*it);
+  s.nodes = detail::opt_int(j, "nodes");
+  s.nodelist = detail::opt_string(j, "nodelist").value_or("");
+  s.source = detail::opt_string(j, "source").value_or("");
+  s.seen = detail::opt_number(j, "seen").value_or(0);
+  s.stale = detail::bool_or(j, "stale", false);
+  s.error = detail::opt_string(j, "error").value_or("");
+  s.last_state = detail::opt_string(j, "last_state").value_or("");
+}
+
+// The cache file. `jobs` holds the last good observation of each job (kept across failed
+// refreshes, so the last seen state survives); `error` is the last refresh's batch failure
+// and `errors` the per-job ones.
+struct slurm_cache {
+  double refreshed = 0;            // when the last refresh finished; 0 forces the next one
+  std::vector<std::string> asked;  // the ids that refresh covered
+  std::string error;
+  std::map<std::string, std::string> errors;
+  std::map<std::string, slurm_lease_state> jobs;
+};
+
+inline void to_json(json& j, const slurm_cache& c) {
+  j = json{{"version", 1}, {"refreshed", c.refreshed}, {"asked", c.asked}};
+  j["error"] = c.error.empty() ? json(nullptr) : json(c.error);
+  j["errors"] = c.errors;
+  j["jobs"] = json::object();
+  for (const auto& [id, s] : c.jobs) j["jobs"][id] = s;
+}
+
+// Never throws: entries that do not parse are dropped from the in-memory view (the file is
+// rewritten only by a refresh, which then has fresher data for them anyway).
+inline slurm_cache slurm_cache_from_json(const json& j) {
+  slurm_cache c;
+  if (!j.is_object()) return c;
+  if (auto it = j.find("refreshed"); it != j.end() && it->is_number())
+    c.refreshed = it->get<double>();
+  if (auto it = j.find("asked"); it != j.end() && it->is_array())
+    for (const auto& e : *it)
+      if (e.is_string() && is_valid_lease_id(e.get<std::string>()))
+        c.asked.push_back(e.get<std::string>());
+  if (auto it = j.find("error"); it != j.end() && it->is_string()) c.error = it->get<std::string>();
+  if (auto it = j.find("errors"); it != j.end() && it->is_object())
+    for (const auto& [k, v] : it->items())
+      if (v.is_string() && is_valid_lease_id(k)) c.errors[k] = v.get<std::string>();
+  if (auto it = j.find("jobs"); it != j.end() && it->is_object())
+    for (const auto& [k, v] : it->items()) {
+      try {
+        slurm_lease_state s;
+        from_json(v, s);
+        if (s.id == k) c.jobs[k] = std::move(s);
+      } catch (const error&) {
+      }
+    }
+  return c;
+}
+
+inline fs::path slurm_cache_path(const home_paths& home) {
+  return home.root() / "slurm_state.json";
+}
+inline fs::path slurm_cache_lock_path(const home_paths& home) {
+  return home.root() / "slurm_state.lock";
+}
+
+inline slurm_cache read_slurm_cache(const home_paths& home) {
+  json_outcome r = read_json_tolerant(slurm_cache_path(home));
+  if (!r.ok()) return {};
+  return slurm_cache_from_json(*r.value);
+}
+
+namespace detail {
+
+// A non-blocking flock(2): the refresher holds it; everyone else reads the cache.
+class try_file_lock {
+ public:
+  explicit try_file_lock(const fs::path& path)
+      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
+    if (!fd_) throw io_error("cannot open lock file", path.string(), errno);
+  }
+  bool try_lock() {
+    if (locked_) return true;
+    for (;;) {
+      if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
+      if (errno != EINTR) return false;
+    }
+  }
+  bool locked() const noexcept { return locked_; }
+
+ private:
+  unique_fd fd_;
+  bool locked_ = false;
+};
+
+inline std::string join_ids(const std::vector<std::string>& ids) {
+  std::string s;
+  for (const auto& id : ids) {
+    if (!s.empty()) s += ',';
+    s += id;
+  }
+  return s;
+}
+
+// "squeue: exit code 1: <first lines of stderr>", for display.
+inline std::string command_failure(const command_output& r) {
+  std::string msg = r.error.empty() ? std::string("failed") : r.error;
+  std::string err(trim(r.err));
+  if (err.size() > 400) err = err.substr(0, 400) + "...";
+  if (!err.empty()) msg += ": " + err;
+  return msg;
+}
+
+inline slurm_lease_state from_job(const slurm_job& j, const char* source, double now) {
+  slurm_lease_state s;
+  s.id = j.id;
+  s.state = j.state;
+  s.reason = j.reason == "None" ? "" : j.reason;
+  s.time_left = j.time_left;
+  s.nodes = j.nodes;
+  s.nodelist = j.nodelist;
+  s.source = source;
+  s.seen = now;
+  return s;
+}
+
+}  // namespace detail
+
+// The production command runner; tests pass their own callable with the same signature.
+struct default_command_runner {
+  command_output operator()(const std::vector<std::string>& argv,
+                            const command_options& opt) const {
+    return run_command(argv, opt);
+  }
+};
+
+// One refresh against Slurm, applied to `cache` (pure apart from `run`). Ids squeue does not
+// list are asked of scontrol, except those already known to be forgotten.
+template <typename Runner>
+void refresh_slurm_cache(slurm_cache& cache, const std::vector<std::string>& ids, double now,
+                         const slurm_options& opt, Runner&& run) {
+  command_options copt;
+  copt.timeout = opt.timeout;
+  cache.asked = ids;
+  cache.error.clear();
+  cache.errors.clear();
+  cache.refreshed = now;
+  if (ids.empty()) return;
+
+  command_output q = run({opt.squeue, "-h", "-t", "all", "-o", std::string(squeue_format), "-j",
+                          detail::join_ids(ids)},
+                         copt);
+  // One unknown id alone makes squeue exit 1 with "Invalid job id specified"; that is an
+  // answer (the job is gone), not a failure.
+  bool answered = q.ok() || (!q.timed_out && !q.spawn_failed && says_invalid_job_id(q.err));
+  if (!answered) {
+    cache.error = detail::command_failure(q);
+    return;
+  }
+  squeue_parse parsed = parse_squeue(q.out);
+  std::vector<std::string> listed;
+  for (const slurm_job& j : parsed.jobs) {
+    if (std::find(ids.begin(), ids.end(), j.id) == ids.end()) continue;
+    cache.jobs[j.id] = detail::from_job(j, "squeue", now);
+    listed.push_back(j.id);
+  }
+  for (const std::string& id : ids) {
+    if (std::find(listed.begin(), listed.end(), id) != listed.end()) continue;
+    auto known = cache.jobs.find(id);
+    if (known != cache.jobs.end() && known->second.stale) continue;  // Slurm will not remember
+    command_output sc = run({opt.scontrol, "show", "job", id}, copt);
+    if (sc.ok()) {
+      if (auto j = parse_scontrol_job(sc.out); j && j->id == id) {
+        cache.jobs[id] = detail::from_job(*j, "scontrol", now);
+        continue;
+      }
+      cache.errors[id] = "scontrol show job " + id +
+                         ": unexpected output: " + std::string(detail::trim(sc.out)).substr(0, 200);
+      continue;
+    }
+    if (!sc.timed_out && !sc.spawn_failed && says_invalid_job_id(sc.err + sc.out)) {
+      if (known != cache.jobs.end()) {
+        known->second.stale = true;
+        known->second.source = "last_seen";
+      } else {
+        cache.errors[id] = "Slurm does not know job " + id + " (" +
+                           std::string(slurm_invalid_job_id) + ") and leaseq never saw it";
+      }
+      continue;
+    }
+    cache.errors[id] = detail::command_failure(sc);
+  }
+}
+
+// What the cache says about each id (UNKNOWN with the error where it has none).
+inline std::map<std::string, slurm_lease_state> slurm_states_from_cache(
+    const slurm_cache& cache, const std::vector<std::string>& ids) {
+  std::map<std::string, slurm_lease_state> out;
+  for (const std::string& id : ids) {
+    slurm_lease_state s;
+    s.id = id;
+    auto job = cache.jobs.find(id);
+    bool asked = std::find(cache.asked.begin(), cache.asked.end(), id) != cache.asked.end();
+    if (!cache.error.empty() && asked) {
+      s.error = cache.error;
+    } else if (auto e = cache.errors.find(id); e != cache.errors.end()) {
+      s.error = e->second;
+    } else if (job != cache.jobs.end()) {
+      out[id] = job->second;
+      continue;
+    } else {
+      s.error = "not queried yet";
+    }
+    if (job != cache.jobs.end()) {
+      s.last_state = job->second.state;
+      s.seen = job->second.seen;
+    }
+    out[id] = std::move(s);
+  }
+  return out;
+}
+
+// Lease states for these Slurm job ids, at most one Slurm refresh per `refresh_s` (floored at
+// min_slurm_refresh_s) across every process sharing LEASEQ_HOME. Never throws for Slurm
+// problems; waits at most about one command timeout for another process's refresh.
+template <typename Clock = system_clock, typename Runner = default_command_runner>
+std::map<std::string, slurm_lease_state> slurm_lease_states(
+    const home_paths& home, std::vector<std::string> ids, double refresh_s,
+    const slurm_options& opt = {}, const Clock& clock = {}, Runner&& run = {}) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  ids.erase(std::remove_if(
+                ids.begin(), ids.end(),
+                [](const std::string& id) { return !is_valid_lease_id(id) || is_local_lease(id); }),
+            ids.end());
+  if (ids.empty()) return {};
+  refresh_s = std::max(refresh_s, min_slurm_refresh_s);
+  home.ensure_root();
+
+  auto covers = [&](const slurm_cache& c) {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      return std::find(c.asked.begin(), c.asked.end(), id) != c.asked.end();
+    });
+  };
+  auto fresh = [&](const slurm_cache& c, double now) {
+    return c.refreshed > 0 && c.refreshed <= now + 1 && now - c.refreshed < refresh_s && covers(c);
+  };
+
+  slurm_cache cache = read_slurm_cache(home);
+  if (fresh(cache, clock.now())) return slurm_states_from_cache(cache, ids);
+
+  detail::try_file_lock lock(slurm_cache_lock_path(home));
+  if (!lock.try_lock()) {
+    // Another process is asking Slurm right now. If the cache already knows these leases,
+    // show that at once; otherwise wait (bounded) for its answer.
+    if (covers(cache)) return slurm_states_from_cache(cache, ids);
+    auto deadline = std::chrono::steady_clock::now() + opt.timeout * 2 + std::chrono::seconds(1);
+    while (!lock.try_lock() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!lock.locked()) {
+      auto out = slurm_states_from_cache(cache, ids);
+      for (auto& [id, s] : out)
+        if (s.error == "not queried yet") s.error = "another leaseq process is querying Slurm";
+      return out;
+    }
+  }
+  // Re-read under the lock: the previous holder may have just refreshed.
+  cache = read_slurm_cache(home);
+  if (fresh(cache, clock.now())) return slurm_states_from_cache(cache, ids);
+
+  // Ask about every id the cache tracks, not only ours, so processes that list different
+  // leases share one batched squeue instead of evicting each other's answers.
+  // Only live jobs: a forgotten or never-seen id costs nothing once we stop asking.
+  std::vector<std::string> all = ids;
+  for (const auto& id : cache.asked) {
+    auto job = cache.jobs.find(id);
+    if (job != cache.jobs.end() && !job->second.stale &&
+        std::find(all.begin(), all.end(), id) == all.end())
+      all.push_back(id);
+  }
+  std::sort(all.begin(), all.end());
+  refresh_slurm_cache(cache, all, clock.now(), opt, run);
+  try {
+    write_json_atomic(slurm_cache_path(home), json(cache));
+  } catch (const error&) {
+    // A read-only or full home: the answer is still good for this caller.
+  }
+  return slurm_states_from_cache(cache, ids);
+}
+
+// Forces the next slurm_lease_states call to ask Slurm (after sbatch or scancel), keeping the
+// last seen states.
+inline void invalidate_slurm_cache(const home_paths& home) {
+  home.ensure_root();
+  file_lock lock(slurm_cache_lock_path(home));
+  json_outcome r = read_json_tolerant(slurm_cache_path(home));
+  if (!r.ok()) return;
+  slurm_cache c = slurm_cache_from_json(*r.value);
+  c.refreshed = 0;
+  write_json_atomic(slurm_cache_path(home), json(c));
+}
+
+}  // namespace leaseq
+// end leaseq/slurm.hpp
+// begin leaseq/keeper.hpp
+
+// A Slurm lease's keeper: the batch script that starts one `leaseq runner` per node with srun
+// and holds the allocation until the job ends, and the sbatch argv that submits it.
+// Pure: builds text and argv; the CLI writes the script and runs sbatch.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// What `leaseq lease create` asks Slurm for.
+struct lease_request {
+  std::optional<std::string> name;
+  std::int64_t nodes = 1;
+  std::string time;  // Slurm's --time, passed as given ("30", "2:00:00", "1-00:00:00")
+  std::optional<std::string> partition, qos, account, constraint, reservation;
+  std::int64_t gpus_per_node = 0;
+  std::vector<std::string> extra_args;  // more sbatch arguments, each one argv element
+};
+
+// Single-quotes a word for a POSIX shell, only when needed; for scripts and for display.
+inline std::string shell_quote(std::string_view s) {
+  bool plain = !s.empty();
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == '/' || c == ':' || c == '=' || c == ',' ||
+              c == '+' || c == '%' || c == '@';
+    if (!ok) plain = false;
+  }
+  if (plain) return std::string(s);
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+inline std::string shell_join(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += shell_quote(a);
+  }
+  return out;
+}
+
+namespace detail {
+
+inline void check_request_text(const char* what, const std::string& v) {
+  if (v.empty()) throw error(fmt::format("--{}: must not be empty", what));
+  if (v.size() > 256) throw error(fmt::format("--{}: longer than 256 characters", what));
+  for (unsigned char c : v)
+    if (c < 0x20 || c == 0x7f)
+      throw error(fmt::format("--{}: control characters are not allowed", what));
+}
+
+}  // namespace detail
+
+// Refuses requests sbatch would misread; the rest (a bad partition, a bad time) is Slurm's to
+// judge and its error reaches the user verbatim.
+inline void validate(const lease_request& r) {
+  if (r.nodes < 1 || r.nodes > 100000) throw error("--nodes: must be between 1 and 100000");
+  if (r.gpus_per_node < 0 || r.gpus_per_node > 4096)
+    throw error("--gpus-per-node: must be between 0 and 4096");
+  detail::check_request_text("time", r.time);
+  if (r.name) {
+    detail::check_request_text("name", *r.name);
+    if (r.name->size() > 64) throw error("--name: longer than 64 characters");
+  }
+  const std::pair<const char*, const std::optional<std::string>*> opts[] = {
+      {"partition", &r.partition},
+      {"qos", &r.qos},
+      {"account", &r.account},
+      {"constraint", &r.constraint},
+      {"reservation", &r.reservation}};
+  for (const auto& [what, v] : opts)
+    if (*v) detail::check_request_text(what, **v);
+  for (const auto& a : r.extra_args) {
+    detail::check_request_text("sbatch-arg", a);
+    if (a.empty() || a[0] != '-')
+      throw error("--sbatch-arg " + shell_quote(a) +
+                  ": must be an option (start with '-'); a stray word would become the script");
+  }
+}
+
+// The keeper script. LEASEQ_HOME and the leaseq binary are absolute paths fixed at creation,
+// so the lease works whatever the job's environment. The runner's node name comes from
+// SLURMD_NODENAME on each node, which is why srun runs a tiny sh: the variable must be read
+// there, not in the keeper.
+inline std::string keeper_script(const fs::path& leaseq_bin, const fs::path& leaseq_home) {
+  std::string bin = shell_quote(leaseq_bin.string());
+  std::string home = shell_quote(leaseq_home.string());
+  return fmt::format(
+      R"keeper(#!/bin/bash
+# leaseq keeper (leaseq {version}): holds this Slurm allocation and runs one leaseq runner per
+# node until the job ends (scancel, time limit). Generated by `leaseq lease create`.
+umask 077
+export LEASEQ_HOME={home}
+lease_dir="$LEASEQ_HOME/runs/$SLURM_JOB_ID"
+mkdir -p "$lease_dir" || exit 1
+exec >>"$lease_dir/keeper.log" 2>&1
+echo "keeper: job $SLURM_JOB_ID on ${{SLURM_JOB_NODELIST:-?}} started $(date -u +%FT%TZ)"
+srun --ntasks-per-node=1 --kill-on-bad-exit=0 \
+  /bin/sh -c 'exec "$0" runner --lease "$SLURM_JOB_ID" --node "$SLURMD_NODENAME"' {bin}
+rc=$?
+echo "keeper: srun exited with $rc at $(date -u +%FT%TZ)"
+exit $rc
+)keeper",
+      fmt::arg("version", version), fmt::arg("home", home), fmt::arg("bin", bin));
+}
+
+// The sbatch argv for a lease (never a shell string). `test_only` swaps --parsable for
+// --test-only: Slurm then says whether and when the job would start, and submits nothing.
+inline std::vector<std::string> sbatch_argv(const lease_request& r, const fs::path& script,
+                                            const fs::path& leaseq_home, bool test_only = false,
+                                            const std::string& sbatch = "sbatch") {
+  std::vector<std::string> a{sbatch, test_only ? "--test-only" : "--parsable"};
+  a.push_back("--job-name=" + (r.name ? "leaseq-" + *r.name : std::string("leaseq")));
+  a.push_back("--nodes=" + std::to_string(r.nodes));
+  a.push_back("--ntasks-per-node=1");
+  a.push_back("--time=" + r.time);
+  if (r.partition) a.push_back("--partition=" + *r.partition);
+  if (r.qos) a.push_back("--qos=" + *r.qos);
+  if (r.account) a.push_back("--account=" + *r.account);
+  if (r.constraint) a.push_back("--constraint=" + *r.constraint);
+  if (r.reservation) a.push_back("--reservation=" + *r.reservation);
+  if (r.gpus_per_node > 0) a.push_back("--gpus-per-node=" + std::to_string(r.gpus_per_node));
+  // Slurm's own messages (before the keeper redirects, and "CANCELLED ... DUE TO TIME LIMIT")
+  // go next to the keeper scripts; the keeper's output goes to runs/<jobid>/keeper.log.
+  a.push_back("--output=" + (leaseq_home / "keepers" / "slurm-%j.out").string());
+  a.push_back("--open-mode=append");
+  for (const auto& x : r.extra_args) a.push_back(x);
+  a.push_back(script.string());
+  return a;
+}
+
+}  // namespace leaseq
+// end leaseq/keeper.hpp
+// begin leaseq/leases.hpp
+
+// The lease list: index.json + each runs/<id>/lease.json + the lease's state (Slurm through
+// the shared cache in slurm.hpp; the local lease from its runner's heartbeat).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq {
+
+// One line of `leaseq lease ls`.
+struct lease_row {
+  std::string id;
+  std::string kind;  // "local" or "slurm"
+  std::optional<std::string> name;
+  std::string state = "UNKNOWN";
+  std::string reason;     // Slurm's pending/end reason, or why the state is what it is
+  std::string time_left;  // "10:42", "UNLIMITED", "-"
+  std::optional<std::int64_t> nodes;
+  std::optional<std::int64_t> gpus_per_node;
+  bool is_default = false;
+  bool stale = false;  // Slurm forgot the job: state is the last one seen
+  double seen = 0;     // when the state was observed (Slurm leases)
+  std::string error;   // why the state is UNKNOWN, or why lease.json could not be read
+  double created = 0;
+};
+
+inline void to_json(json& j, const lease_row& r) {
+  j = json{{"id", r.id},
+           {"kind", r.kind},
+           {"name", detail::or_null(r.name)},
+           {"state", r.state},
+           {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
+           {"time_left", r.time_left},
+           {"nodes", detail::or_null(r.nodes)},
+           {"gpus_per_node", detail::or_null(r.gpus_per_node)},
+           {"default", r.is_default},
+           {"stale", r.stale},
+           {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
+           {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+           {"created", r.created}};
+}
+
+// Every heartbeat of a lease, parsed; unreadable ones are skipped (not visible yet).
+inline std::vector<heartbeat> read_heartbeats(const lease_paths& lease) {
+  std::vector<heartbeat> out;
+  auto listing = detail::list_dir(lease.hb_dir().string());
+  for (const auto& name : listing.names) {
+    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+    json_outcome r = read_json_tolerant(lease.hb_dir() / name);
+    if (!r.ok()) continue;
+    try {
+      heartbeat hb;
+      from_json(*r.value, hb);
+      out.push_back(std::move(hb));
+    } catch (const error&) {
+    }
+  }
+  return out;
+}
+
+// The local lease is RUNNING while a runner's heartbeat is OK.
+inline void local_lease_state(lease_row& row, const lease_paths& lease, double now,
+                              double hb_stale_s) {
+  auto hbs = read_heartbeats(lease);
+  row.nodes = static_cast<std::int64_t>(hbs.size());
+  if (hbs.empty()) {
+    row.state = "STOPPED";
+    row.reason = "no runner heartbeat";
+    return;
+  }
+  std::optional<heartbeat> best;
+  for (const auto& hb : hbs)
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) best = hb;
+  if (best) {
+    row.state = "RUNNING";
+    row.gpus_per_node = best->gpus;
+    return;
+  }
+  const heartbeat& any = hbs.front();
+  node_health h = compute_health(any, now, hb_stale_s);
+  row.state = h == node_health::down ? "STOPPED" : "STALE";
+  row.reason = h == node_health::down
+                   ? "runner stopped"
+                   : fmt::format("runner heartbeat {:.0f}s old", heartbeat_age(any, now));
+}
+
+// Copies a Slurm state into a row.
+inline void apply_slurm_state(lease_row& row, const slurm_lease_state& s, double now) {
+  row.state = s.state;
+  row.reason = s.reason;
+  row.time_left = s.time_left_text(now);
+  row.stale = s.stale;
+  row.seen = s.seen;
+  if (!s.error.empty()) row.error = s.error;
+  if (s.stale) {
+    double ago = std::max(0.0, now - s.seen);
+    std::string seen = ago < 120      ? fmt::format("{:.0f}s", ago)
+                       : ago < 7200   ? fmt::format("{:.0f}m", ago / 60)
+                       : ago < 172800 ? fmt::format("{:.0f}h", ago / 3600)
+                                      : fmt::format("{:.0f}d", ago / 86400);
+    row.reason = (row.reason.empty() ? "" : row.reason + ", ") + "last seen " + seen + " ago";
+  }
+  if (!row.nodes && s.nodes) row.nodes = s.nodes;
+}
+
+struct lease_listing {
+  std::vector<lease_row> rows;
+  std::optional<std::string> default_lease;
+  std::string index_error;  // index.json exists but is unusable
+};
+
+// Lists the leases in the index (in index order) with their state. Slurm is asked through
+// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`.
+template <typename Clock = system_clock, typename Runner = default_command_runner>
+lease_listing list_leases(const home_paths& home, const ui_config& cfg,
+                          const slurm_options& opt = {}, const Clock& clock = {},
+                          Runner&& run = {}) {
+  lease_listing out;
+  index_read idx = read_index(home);
+  out.index_error = idx.error;
+  out.default_lease = idx.index.default_lease;
+  std::vector<std::string> slurm_ids;
+  for (const auto& e : idx.index.leases) {
+    lease_row row;
+    row.id = e.id;
+    row.kind = e.kind;
+    row.name = e.name;
+    row.created = e.created;
+    row.time_left = "-";
+    row.is_default = idx.index.default_lease && *idx.index.default_lease == e.id;
+    json_outcome lr = read_json_tolerant(home.lease_dir(e.id) / "lease.json");
+    if (lr.ok()) {
+      try {
+        lease_record rec;
+        from_json(*lr.value, rec);
+        if (!row.name) row.name = rec.name;
+        row.nodes = rec.nodes;
+        row.gpus_per_node = rec.gpus_per_node;
+      } catch (const error& ex) {
+        row.error = "lease.json: " + std::string(ex.what());
+      }
+    }
+    if (e.kind == "slurm") slurm_ids.push_back(e.id);
+    out.rows.push_back(std::move(row));
+  }
+  double now = clock.now();
+  std::map<std::string, slurm_lease_state> states;
+  if (!slurm_ids.empty())
+    states = slurm_lease_states(home, slurm_ids, cfg.slurm_refresh_s, opt, clock,
+                                std::forward<Runner>(run));
+  for (auto& row : out.rows) {
+    if (row.kind == "slurm") {
+      if (auto it = states.find(row.id); it != states.end())
+        apply_slurm_state(row, it->second, now);
+    } else {
+      local_lease_state(row, lease_paths(home, row.id), now, cfg.hb_stale_s);
+    }
+  }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/leases.hpp
 // end leaseq/leaseq.hpp
