@@ -33,6 +33,7 @@
 #include "leaseq/detail/json_fields.hpp"
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/file_io.hpp"
+#include "leaseq/lock.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
 #include "leaseq/slurm_parse.hpp"
