@@ -1,8 +1,386 @@
 // runner, submit, cancel, retry, pause, resume, lease local.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <leaseq/leaseq.hpp>
+
 #include "commands.hpp"
 
 namespace leaseq_cli {
 
-void add_engine_commands(CLI::App&, CLI::App&) {}
+namespace {
+
+using namespace leaseq;
+
+// The lease a command acts on: --lease, else the index's default, else the local lease.
+// `local_only_default`: the runner defaults to the local lease whatever the index says.
+std::string resolve_lease(const home_paths& home, const std::string& given,
+                          bool local_only_default = false) {
+  std::string id = given;
+  if (id.empty() && !local_only_default) {
+    index_read idx = read_index(home);
+    if (idx.error.empty() && idx.index.default_lease) id = *idx.index.default_lease;
+  }
+  if (id.empty()) id = local_lease_id(short_hostname());
+  check_lease_id(id);
+  if (is_local_lease(id)) {
+    // First use of the local lease: register it and write its lease.json.
+    lease_paths lease(home, id);
+    if (!fs::exists(lease.lease_json())) {
+      double now = unix_now();
+      ensure_dir(lease.root());
+      lease_record rec;
+      rec.id = id;
+      rec.kind = "local";
+      rec.created = now;
+      write_json_atomic(lease.lease_json(), json(rec));
+      register_lease(home, index_entry{id, "local", std::nullopt, now, json::object()});
+    }
+  }
+  return id;
+}
+
+void stamp_log(const std::string& node, const std::string& msg) {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::fprintf(stderr, "%s leaseq runner %s: %s\n", buf, node.c_str(), msg.c_str());
+  std::fflush(stderr);
+}
+
+struct runner_options {
+  std::string lease, node, gpus = "auto";
+  int slots = 1;
+  bool detach = false;
+  double grace = 10, heartbeat = 2;
+};
+
+// A heartbeat whose runner still lives (fresh, not stopped, pid alive on this host).
+std::optional<heartbeat> live_local_runner(const lease_paths& lease, const std::string& node) {
+  json_outcome r = read_json_tolerant(lease.heartbeat(node));
+  if (!r.ok()) return std::nullopt;
+  heartbeat hb;
+  try {
+    from_json(*r.value, hb);
+  } catch (const error&) {
+    return std::nullopt;
+  }
+  if (hb.stopped || hb.pid <= 1 || unix_now() - hb.ts > 60) return std::nullopt;
+  if (::kill(static_cast<pid_t>(hb.pid), 0) != 0 && errno == ESRCH) return std::nullopt;
+  return hb;
+}
+
+// Starts the runner; with detach the parent prints the runner's pid and returns at once.
+void start_runner(const runner_options& o) {
+  home_paths home = home_paths::from_env();
+  std::string lease_id = resolve_lease(home, o.lease, true);
+  lease_paths lease(home, lease_id);
+  runner_config cfg;
+  cfg.lease_id = lease_id;
+  cfg.host = short_hostname();
+  cfg.node = o.node.empty() ? cfg.host : o.node;
+  check_node(cfg.node);
+  if (o.slots < 1 || o.slots > 4096) throw error("--slots must be between 1 and 4096");
+  if (o.grace < 0) throw error("--grace must not be negative");
+  if (o.heartbeat <= 0) throw error("--heartbeat must be positive");
+  cfg.slots = o.slots;
+  cfg.grace_s = o.grace;
+  cfg.heartbeat_s = o.heartbeat;
+  gpu_spec gspec = parse_gpu_spec(o.gpus);
+  ensure_dir(lease.root());
+
+  if (o.detach) {
+    fs::path log_path = lease.runner_log(cfg.node);
+    int log_fd =
+        ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (log_fd < 0) throw io_error("cannot open runner log", log_path.string(), errno);
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) throw io_error("cannot fork", "runner", errno);
+    if (pid > 0) {
+      ::close(log_fd);
+      std::printf("%d\n", pid);
+      std::fprintf(stderr, "leaseq: runner for %s node %s started (pid %d, log %s)\n",
+                   lease_id.c_str(), cfg.node.c_str(), pid, log_path.c_str());
+      return;
+    }
+    ::setsid();  // outlives the SSH session that started it
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+  }
+  cfg.gpu_ids = resolve_gpus(gspec);
+  stamp_log(cfg.node, fmt::format("starting: lease {}, pid {}, {} slot(s), gpus [{}]", lease_id,
+                                  ::getpid(), cfg.slots, fmt::join(cfg.gpu_ids, ",")));
+  run_runner(cfg, lease, [node = cfg.node](const std::string& m) { stamp_log(node, m); });
+  stamp_log(cfg.node, "stopped");
+}
+
+std::map<std::string, std::string> parse_env(const std::vector<std::string>& items) {
+  std::map<std::string, std::string> env;
+  for (const auto& kv : items) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw error("--env expects K=V, got " + detail::quote_for_message(kv));
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) s += (s.empty() ? "" : " ") + w;
+  return s;
+}
+
+struct submit_options {
+  std::string lease, node, key, cwd, each_line;
+  std::vector<std::string> env, command;
+  int gpus = 0;
+  bool shell = false;
+};
+
+void do_submit(const submit_options& o) {
+  home_paths home = home_paths::from_env();
+  std::string lease_id = resolve_lease(home, o.lease);
+  lease_paths lease(home, lease_id);
+  submit_request base;
+  base.cwd = o.cwd.empty() ? fs::current_path().string() : fs::absolute(o.cwd).string();
+  base.env = parse_env(o.env);
+  base.gpus = o.gpus;
+  if (!o.node.empty()) base.node = check_node(o.node);
+  if (!o.key.empty()) check_key(o.key);
+
+  if (!o.each_line.empty()) {
+    if (!o.command.empty()) throw error("--each-line takes no command");
+    std::ifstream file;
+    std::istream* in = &std::cin;
+    if (o.each_line != "-") {
+      file.open(o.each_line);
+      if (!file) throw io_error("cannot read", o.each_line, errno ? errno : ENOENT);
+      in = &file;
+    }
+    std::vector<submit_request> batch;
+    std::string line;
+    while (std::getline(*in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      submit_request r = base;
+      r.argv = shell_argv(line);
+      r.cmd = line;
+      if (!o.key.empty()) r.key = o.key + "." + std::to_string(batch.size() + 1);
+      batch.push_back(std::move(r));
+    }
+    std::string out;
+    for (const auto& s : submit_batch(lease, lease_id, batch)) out += s.id + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return;
+  }
+  if (o.command.empty()) throw error("submit: no command given (leaseq submit -- CMD ARGS...)");
+  submit_request r = base;
+  if (o.shell) {
+    r.argv = shell_argv(join_words(o.command));
+    r.cmd = join_words(o.command);
+  } else {
+    r.argv = o.command;
+  }
+  if (!o.key.empty()) r.key = o.key;
+  submit_outcome s = submit_task(lease, lease_id, r);
+  std::printf("%s\n", s.id.c_str());
+  if (s.existing)
+    std::fprintf(stderr, "leaseq: key %s was already used: nothing enqueued\n", o.key.c_str());
+}
+
+void lease_local_status(const std::string& node_opt) {
+  home_paths home = home_paths::from_env();
+  std::string id = resolve_lease(home, "", true);
+  lease_paths lease(home, id);
+  std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
+  json_outcome r = read_json_tolerant(lease.heartbeat(node));
+  std::optional<heartbeat> hb;
+  if (r.ok()) {
+    try {
+      heartbeat h;
+      from_json(*r.value, h);
+      hb = h;
+    } catch (const error&) {
+    }
+  }
+  double stale = load_config(home.config()).ui.hb_stale_s;
+  node_health h = compute_health(hb, unix_now(), stale);
+  std::printf("%s node %s: %s", id.c_str(), node.c_str(), std::string(to_string(h)).c_str());
+  if (hb)
+    std::printf(" (pid %lld, %zu running, %lld pending, %s, %lld slot(s), %lld GPU(s))",
+                static_cast<long long>(hb->pid), hb->running.size(),
+                static_cast<long long>(hb->pending), hb->paused ? "paused" : "active",
+                static_cast<long long>(hb->slots), static_cast<long long>(hb->gpus));
+  std::printf("\n");
+  if (h != node_health::ok) throw CLI::RuntimeError(3);
+}
+
+void lease_local_stop(const std::string& node_opt, double wait_s) {
+  home_paths home = home_paths::from_env();
+  std::string id = resolve_lease(home, "", true);
+  lease_paths lease(home, id);
+  std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
+  auto hb = live_local_runner(lease, node);
+  if (!hb) {
+    std::printf("no runner running for %s node %s\n", id.c_str(), node.c_str());
+    return;
+  }
+  pid_t pid = static_cast<pid_t>(hb->pid);
+  if (::kill(pid, SIGTERM) != 0) throw io_error("cannot signal runner", std::to_string(pid), errno);
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
+  while (std::chrono::steady_clock::now() < end) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (::kill(pid, 0) == 0)
+    throw error(fmt::format("runner pid {} still running after {:.0f} s", pid, wait_s));
+  std::printf("stopped runner pid %d for %s node %s\n", pid, id.c_str(), node.c_str());
+}
+
+}  // namespace
+
+void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
+  // ---- runner ----
+  auto ro = std::make_shared<runner_options>();
+  CLI::App* run = app.add_subcommand(
+      "runner", "Run tasks of a lease on this node (claims from its lane, then from _any)");
+  run->add_option("--lease", ro->lease, "Lease id (default: the local lease local:<host>)");
+  run->add_option("--node", ro->node, "Node name (default: the short host name)");
+  run->add_option("--slots", ro->slots, "Tasks run at once")->capture_default_str();
+  run->add_option("--gpus", ro->gpus, "GPUs to hand out: auto, none, or indices 0,1,...")
+      ->capture_default_str();
+  run->add_option("--grace", ro->grace, "Seconds between SIGTERM and SIGKILL on cancel/stop")
+      ->capture_default_str();
+  run->add_option("--heartbeat", ro->heartbeat, "Seconds between heartbeat rewrites")
+      ->capture_default_str();
+  run->add_flag(
+      "--detach", ro->detach,
+      "Daemonize (new session, output to runs/<lease>/runner-<node>.log); prints the pid");
+  run->callback([ro] { start_runner(*ro); });
+
+  // ---- submit ----
+  auto so = std::make_shared<submit_options>();
+  CLI::App* sub = app.add_subcommand(
+      "submit", "Enqueue a task and print its id (leaseq submit [options] -- CMD ARGS...)");
+  sub->add_option("--lease", so->lease, "Lease id (default: the default lease)");
+  sub->add_option("--node", so->node, "Run on this node only (default: any runner, lane _any)");
+  sub->add_option("--key", so->key,
+                  "Idempotency key: submitting the same key again prints the earlier id");
+  sub->add_option("--cwd", so->cwd, "Working directory (default: the current directory)");
+  sub->add_option("--env", so->env, "Environment variable K=V for the task (repeatable)");
+  sub->add_option("--gpus", so->gpus, "GPUs the task needs")->capture_default_str();
+  sub->add_flag("--shell", so->shell, "Run the command words as one /bin/sh -c line");
+  sub->add_option("--each-line", so->each_line,
+                  "Submit one shell-command task per line of FILE (- for stdin), in one batch");
+  sub->add_option("command", so->command, "The command and its arguments (after --)");
+  sub->callback([so] { do_submit(*so); });
+
+  // ---- cancel / retry / pause / resume ----
+  auto lease_opt = std::make_shared<std::string>();
+  auto task_arg = std::make_shared<std::string>();
+  CLI::App* can = app.add_subcommand(
+      "cancel", "Cancel a task: a pending one never starts, a running one gets SIGTERM");
+  can->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
+  can->add_option("task", *task_arg, "Task id (T014)")->required();
+  can->callback([lease_opt, task_arg] {
+    home_paths home = home_paths::from_env();
+    std::string id = resolve_lease(home, *lease_opt);
+    lease_paths lease(home, id);
+    std::optional<std::string> fallback;
+    if (is_local_lease(id)) fallback = id.substr(6);
+    cancel_outcome c = cancel_task(lease, check_task_id(*task_arg), fallback);
+    std::printf("cancel of %s sent to %s\n", task_arg->c_str(), join_words(c.nodes).c_str());
+  });
+
+  auto retry_key = std::make_shared<std::string>();
+  CLI::App* ret = app.add_subcommand(
+      "retry", "Enqueue a task again as a new task (new id, retry_of names the old one)");
+  ret->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
+  ret->add_option("--key", *retry_key, "Idempotency key for the new task");
+  ret->add_option("task", *task_arg, "Task id to retry")->required();
+  ret->callback([lease_opt, task_arg, retry_key] {
+    home_paths home = home_paths::from_env();
+    std::string id = resolve_lease(home, *lease_opt);
+    lease_paths lease(home, id);
+    std::optional<std::string> key;
+    if (!retry_key->empty()) key = check_key(*retry_key);
+    submit_outcome s = retry_task(lease, id, check_task_id(*task_arg), key);
+    std::printf("%s\n", s.id.c_str());
+  });
+
+  auto node_arg = std::make_shared<std::string>();
+  for (bool pause : {true, false}) {
+    CLI::App* c = app.add_subcommand(
+        pause ? "pause" : "resume",
+        pause ? "Pause a node's runner: it claims nothing new, running tasks finish"
+              : "Resume a paused node's runner");
+    c->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
+    c->add_option("node", *node_arg, "Node name")->required();
+    c->callback([lease_opt, node_arg, pause] {
+      home_paths home = home_paths::from_env();
+      std::string id = resolve_lease(home, *lease_opt);
+      lease_paths lease(home, id);
+      if (pause)
+        write_pause(lease, check_node(*node_arg));
+      else
+        write_resume(lease, check_node(*node_arg));
+      std::printf("%s sent to %s\n", pause ? "pause" : "resume", node_arg->c_str());
+    });
+  }
+
+  // ---- lease local start|stop|status ----
+  CLI::App* local =
+      lease_cmd.add_subcommand("local", "Start, stop or inspect the local lease's runner");
+  local->require_subcommand(1);
+  auto lo = std::make_shared<runner_options>();
+  lo->detach = true;
+  CLI::App* start = local->add_subcommand("start", "Start a detached runner for local:<host>");
+  start->add_option("--node", lo->node, "Node name (default: the short host name)");
+  start->add_option("--slots", lo->slots, "Tasks run at once")->capture_default_str();
+  start->add_option("--gpus", lo->gpus, "GPUs: auto, none, or 0,1,...")->capture_default_str();
+  start->add_option("--grace", lo->grace, "Seconds between SIGTERM and SIGKILL")
+      ->capture_default_str();
+  start->callback([lo] {
+    home_paths home = home_paths::from_env();
+    std::string id = resolve_lease(home, "", true);
+    std::string node = lo->node.empty() ? short_hostname() : check_node(lo->node);
+    if (auto hb = live_local_runner(lease_paths(home, id), node)) {
+      std::printf("runner already running for %s node %s (pid %lld)\n", id.c_str(), node.c_str(),
+                  static_cast<long long>(hb->pid));
+      return;
+    }
+    start_runner(*lo);
+  });
+  auto stop_node = std::make_shared<std::string>();
+  auto stop_wait = std::make_shared<double>(30);
+  CLI::App* stop = local->add_subcommand("stop", "Stop the local runner (SIGTERM; waits for it)");
+  stop->add_option("--node", *stop_node, "Node name (default: the short host name)");
+  stop->add_option("--wait", *stop_wait, "Seconds to wait for it to exit")->capture_default_str();
+  stop->callback([stop_node, stop_wait] { lease_local_stop(*stop_node, *stop_wait); });
+  CLI::App* st =
+      local->add_subcommand("status", "Show the local runner's health (exit 3 if not OK)");
+  st->add_option("--node", *stop_node, "Node name (default: the short host name)");
+  st->callback([stop_node] { lease_local_status(*stop_node); });
+}
 
 }  // namespace leaseq_cli

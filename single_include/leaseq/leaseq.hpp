@@ -1671,6 +1671,1405 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 
 }  // namespace leaseq
 // end leaseq/health.hpp
+// begin leaseq/gpu.hpp
+
+// GPU detection and the runner's --gpus option.
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace leaseq {
+
+// --gpus auto | none | 0,1,... (explicit device indices).
+struct gpu_spec {
+  enum class kind { automatic, none, list } mode = kind::automatic;
+  std::vector<std::string> ids;  // for kind::list
+};
+
+inline gpu_spec parse_gpu_spec(std::string_view text) {
+  gpu_spec s;
+  if (text == "auto") return s;
+  if (text == "none" || text.empty()) {
+    s.mode = gpu_spec::kind::none;
+    return s;
+  }
+  s.mode = gpu_spec::kind::list;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t comma = text.find(',', start);
+    std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    bool digits =
+        !item.empty() && item.size() <= 4 &&
+        std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits)
+      throw error("invalid --gpus value '" + std::string(text) +
+                  "': expected auto, none, or a comma-separated list of device indices (0,1,3)");
+    std::string id(item);
+    if (std::find(s.ids.begin(), s.ids.end(), id) != s.ids.end())
+      throw error("invalid --gpus value '" + std::string(text) + "': device " + id + " twice");
+    s.ids.push_back(id);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return s;
+}
+
+// Device indices from `nvidia-smi -L` output ("GPU 0: NVIDIA H200 (UUID: GPU-...)").
+inline std::vector<std::string> parse_nvidia_smi_list(std::string_view out) {
+  std::vector<std::string> ids;
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    std::size_t eol = out.find('\n', pos);
+    std::string_view line =
+        out.substr(pos, eol == std::string_view::npos ? out.size() - pos : eol - pos);
+    pos = eol == std::string_view::npos ? out.size() : eol + 1;
+    if (line.substr(0, 4) != "GPU ") continue;
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 4) continue;
+    std::string_view idx = line.substr(4, colon - 4);
+    if (std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      ids.emplace_back(idx);
+  }
+  return ids;
+}
+
+struct gpu_detection {
+  std::vector<std::string> ids;
+  std::string source;  // "nvidia-smi", "/proc/driver/nvidia/gpus", "none"
+};
+
+// nvidia-smi -L (with a timeout, so a wedged driver cannot hang the runner), else one device
+// per entry of /proc/driver/nvidia/gpus, else none.
+inline gpu_detection detect_gpus(const std::string& proc_dir = "/proc/driver/nvidia/gpus",
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  gpu_detection d;
+  command_options opt;
+  opt.timeout = timeout;
+  opt.max_output = 1 << 20;
+  command_output r = run_command({"nvidia-smi", "-L"}, opt);
+  if (r.ok()) {
+    d.ids = parse_nvidia_smi_list(r.out);
+    if (!d.ids.empty()) {
+      d.source = "nvidia-smi";
+      return d;
+    }
+  }
+  auto listing = detail::list_dir(proc_dir);
+  if (listing.err == 0 && !listing.names.empty()) {
+    for (std::size_t i = 0; i < listing.names.size(); ++i) d.ids.push_back(std::to_string(i));
+    d.source = proc_dir;
+    return d;
+  }
+  d.source = "none";
+  return d;
+}
+
+// The devices a runner hands out for a --gpus value.
+inline std::vector<std::string> resolve_gpus(const gpu_spec& spec) {
+  switch (spec.mode) {
+    case gpu_spec::kind::none:
+      return {};
+    case gpu_spec::kind::list:
+      return spec.ids;
+    case gpu_spec::kind::automatic:
+      return detect_gpus().ids;
+  }
+  return {};
+}
+
+}  // namespace leaseq
+// end leaseq/gpu.hpp
+// begin leaseq/spawn.hpp
+
+// The OS side of the runner: start a task in its own session, reap it, signal its group.
+// The runner talks to these operations through `process_ops`, so its loop can be driven by a
+// fake in tests and by `posix_process_ops` for real.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+extern char** environ;  // NOLINT: POSIX
+
+namespace leaseq {
+
+// One task execution to start. stdout/stderr go to the two log files, opened (created,
+// truncated) before the program is exec'd; stdin is /dev/null.
+struct spawn_request {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::string cwd;                // empty: the runner's own directory
+  std::vector<std::string> env;   // the complete environment, "K=V" each
+  std::string stdout_path;
+  std::string stderr_path;
+};
+
+// pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
+struct spawn_outcome {
+  pid_t pid = -1;
+  std::string error;
+};
+
+// A child that ended: exit code or the signal that killed it.
+struct child_exit {
+  pid_t pid = -1;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+};
+
+class process_ops {
+ public:
+  virtual ~process_ops() = default;
+  virtual spawn_outcome spawn(const spawn_request& req) = 0;
+  // One child of ours that has ended, without blocking; nullopt when none.
+  virtual std::optional<child_exit> reap() = 0;
+  // Sends sig to the process group led by pgid (each task leads its own session).
+  virtual void signal_group(pid_t pgid, int sig) = 0;
+  // Whether a process that is not our child (a task left by a crashed runner) still runs.
+  virtual bool alive(pid_t pid) = 0;
+};
+
+// The environment of this process, with `overrides` applied ("K=V" entries replace K).
+inline std::vector<std::string> merged_environment(
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::vector<std::string> out;
+  auto overridden = [&](const char* entry) {
+    const char* eq = std::strchr(entry, '=');
+    std::size_t n = eq ? static_cast<std::size_t>(eq - entry) : std::strlen(entry);
+    for (const auto& [k, v] : overrides)
+      if (k.size() == n && std::strncmp(entry, k.c_str(), n) == 0) return true;
+    return false;
+  };
+  for (char** e = environ; e && *e; ++e)
+    if (!overridden(*e)) out.emplace_back(*e);
+  for (const auto& [k, v] : overrides) out.push_back(k + "=" + v);
+  return out;
+}
+
+class posix_process_ops : public process_ops {
+ public:
+  spawn_outcome spawn(const spawn_request& req) override {
+    spawn_outcome out;
+    if (req.argv.empty()) {
+      out.error = "empty argv";
+      return out;
+    }
+    if (!req.cwd.empty()) {
+      struct stat st;
+      if (::stat(req.cwd.c_str(), &st) != 0) {
+        out.error = "cwd " + req.cwd + ": " + std::strerror(errno);
+        return out;
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        out.error = "cwd " + req.cwd + ": not a directory";
+        return out;
+      }
+    }
+    auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
+      fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
+      return static_cast<bool>(fd);
+    };
+    detail::unique_fd out_fd, err_fd;
+    if (!open_log(req.stdout_path, out_fd) || !open_log(req.stderr_path, err_fd)) return out;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    ::posix_spawn_file_actions_init(&fa);
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    ::posix_spawn_file_actions_adddup2(&fa, out_fd.get(), 1);
+    ::posix_spawn_file_actions_adddup2(&fa, err_fd.get(), 2);
+    if (!req.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+      sigaddset(&defaults, s);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &defaults);
+    // Its own session (and so its own process group): cancel signals the whole tree, and a
+    // terminal hangup of the runner's session does not reach the task.
+    ::posix_spawnattr_setflags(&attr,
+                               POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    std::vector<char*> argv, envp;
+    for (const auto& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    ::posix_spawn_file_actions_destroy(&fa);
+    ::posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      out.error = req.argv[0] + ": " + std::strerror(rc);
+      return out;
+    }
+    out.pid = pid;
+    return out;
+  }
+
+  std::optional<child_exit> reap() override {
+    int status = 0;
+    pid_t pid;
+    do pid = ::waitpid(-1, &status, WNOHANG);
+    while (pid < 0 && errno == EINTR);
+    if (pid <= 0) return std::nullopt;
+    child_exit e;
+    e.pid = pid;
+    if (WIFEXITED(status))
+      e.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+      e.signal = WTERMSIG(status);
+    return e;
+  }
+
+  void signal_group(pid_t pgid, int sig) override {
+    if (pgid > 1) ::kill(-pgid, sig);
+  }
+
+  bool alive(pid_t pid) override {
+    if (pid <= 1) return false;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+    // A zombie nobody reaps (no init in a container) has ended too.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return ::kill(pid, 0) == 0 || errno == EPERM;
+    auto close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size())
+      return line[close + 2] != 'Z' && line[close + 2] != 'X';
+    return true;
+  }
+};
+
+}  // namespace leaseq
+// end leaseq/spawn.hpp
+// begin leaseq/locate.hpp
+
+// Where one task is in a lease tree right now: done, claimed (running) or pending. Used by
+// cancel and retry, which act on a single task id.
+
+#include <optional>
+#include <string>
+
+
+namespace leaseq {
+
+enum class task_place { pending, running, done };
+
+struct task_location {
+  task_place place = task_place::pending;
+  std::string dir;  // the lane (pending) or node (running, done) directory name
+  fs::path path;    // the file found
+  task_spec spec;   // the task fields (from the result for a done task)
+  std::optional<task_result> result;
+};
+
+// Looks in done/ first, then claimed/, then inbox/ (the order a task moves backwards through,
+// so a task caught mid-move is seen in its later place). Files that do not parse are skipped.
+inline std::optional<task_location> locate_task(const lease_paths& lease, const std::string& id) {
+  check_task_id(id);
+  auto scan = [&](const fs::path& root, task_place place,
+                  const std::string& suffix) -> std::optional<task_location> {
+    for (const std::string& d : detail::list_dir(root.string()).names) {
+      if (!is_valid_lane(d)) continue;
+      fs::path p = root / d / (id + suffix);
+      json_outcome r = read_json_tolerant(p);
+      if (!r.ok()) continue;
+      task_location loc;
+      loc.place = place;
+      loc.dir = d;
+      loc.path = p;
+      try {
+        if (place == task_place::done) {
+          task_result res;
+          from_json(*r.value, res);
+          loc.spec = res.task;
+          loc.result = std::move(res);
+        } else {
+          from_json(*r.value, loc.spec);
+        }
+      } catch (const error&) {
+        continue;
+      }
+      return loc;
+    }
+    return std::nullopt;
+  };
+  if (auto l = scan(lease.done_root(), task_place::done, ".result.json")) return l;
+  if (auto l = scan(lease.claimed_root(), task_place::running, ".json")) return l;
+  return scan(lease.inbox_root(), task_place::pending, ".json");
+}
+
+}  // namespace leaseq
+// end leaseq/locate.hpp
+// begin leaseq/submit.hpp
+
+// Enqueueing tasks: one, a batch under one seq allocation, idempotency keys, retries.
+//
+// Idempotency: keys/<key> is created exclusively (link(2) of a complete temp file) holding the
+// task id, BEFORE the task file is written. Whoever creates the key owns the id; a second
+// submit with the same key reads the id back and enqueues nothing. A crash between the two
+// writes leaves a key naming a task that never appears (reported as such on the next submit
+// with that key), never a duplicate task.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+// What to run; the id, seq, lease and created time are filled in by submit.
+struct submit_request {
+  std::vector<std::string> argv;
+  std::string cmd;  // display form; derived from argv when empty
+  std::string cwd;
+  std::map<std::string, std::string> env;
+  int gpus = 0;
+  std::optional<std::string> node;  // nullopt: the shared lane _any
+  std::optional<std::string> key;
+  std::optional<std::string> retry_of;
+};
+
+struct submit_outcome {
+  std::string id;
+  bool existing = false;  // the key was already used: id is the earlier task's
+};
+
+// argv joined for display, each word quoted for sh only when it needs it.
+inline std::string display_command(const std::vector<std::string>& argv) {
+  if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    bool plain = !a.empty();
+    for (char c : a)
+      if (!(detail::is_alnum(c) ||
+            std::string_view("-_./=:,+@%").find(c) != std::string_view::npos))
+        plain = false;
+    if (plain) {
+      out += a;
+      continue;
+    }
+    out += '\'';
+    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
+  }
+  return out;
+}
+
+// A shell command as a task argv.
+inline std::vector<std::string> shell_argv(const std::string& command) {
+  return {"/bin/sh", "-c", command};
+}
+
+namespace detail {
+
+inline void check_request(const submit_request& r) {
+  if (r.argv.empty()) throw error("submit: empty command");
+  if (r.gpus < 0 || r.gpus > 4096) throw error("submit: gpus must be between 0 and 4096");
+  if (r.node) check_node(*r.node);
+  if (r.key) check_key(*r.key);
+  if (r.retry_of) check_task_id(*r.retry_of);
+  for (const auto& [k, v] : r.env)
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
+      throw error("submit: invalid environment variable name " + quote_for_message(k));
+}
+
+inline task_spec make_spec(const submit_request& r, const std::string& lease_id, std::int64_t seq,
+                           double now) {
+  task_spec t;
+  t.seq = seq;
+  t.id = format_task_id(seq);
+  t.lease = lease_id;
+  t.node = r.node;
+  t.argv = r.argv;
+  t.cmd = r.cmd.empty() ? display_command(r.argv) : r.cmd;
+  t.cwd = r.cwd;
+  t.env = r.env;
+  t.gpus = r.gpus;
+  t.key = r.key;
+  t.created = now;
+  t.retry_of = r.retry_of;
+  return t;
+}
+
+inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
+  return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
+}
+
+// Temp file + rename without fsync: the batch path syncs the filesystem once at the end.
+inline void write_file_unsynced(const fs::path& path, std::string_view content) {
+  fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp." + temp_suffix());
+  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot write", tmp.string(), e);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot rename onto final name", path.string(), e);
+  }
+}
+
+// The id a key names, or an error when it cannot be read.
+inline std::string read_key(const lease_paths& lease, const std::string& key) {
+  read_outcome r = read_file_tolerant(lease.key(key), 256);
+  std::string id = r.content;
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  if (!r.ok || !is_valid_task_id(id))
+    throw error("idempotency key " + quote_for_message(key) + " exists but " +
+                lease.key(key).string() +
+                " is unreadable: " + (r.ok ? std::string("not a task id") : r.reason));
+  return id;
+}
+
+// Claims the key for id; returns the earlier id when the key was taken.
+inline std::optional<std::string> claim_key(const lease_paths& lease, const std::string& key,
+                                            const std::string& id) {
+  ensure_dir(lease.keys_dir());
+  if (create_file_exclusive(lease.key(key), id + "\n")) return std::nullopt;
+  return read_key(lease, key);
+}
+
+}  // namespace detail
+
+// Enqueues the requests in order under one seq allocation. Returns one outcome per request.
+// Each task file is written atomically; the whole batch is flushed with one syncfs() before
+// returning, so a batch of 100 000 costs one flush rather than 100 000.
+inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
+                                                const std::string& lease_id,
+                                                const std::vector<submit_request>& requests,
+                                                double now = unix_now()) {
+  check_lease_id(lease_id);
+  for (const auto& r : requests) detail::check_request(r);
+  std::vector<submit_outcome> out;
+  if (requests.empty()) return out;
+  std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
+  std::map<std::string, bool> made_dirs;
+  out.reserve(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    task_spec t =
+        detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
+    if (t.key) {
+      if (auto earlier = detail::claim_key(lease, *t.key, t.id)) {
+        out.push_back({*earlier, true});
+        continue;
+      }
+    }
+    fs::path p = detail::inbox_path(lease, t);
+    std::string dir = p.parent_path().string();
+    if (!made_dirs[dir]) {
+      ensure_dir(p.parent_path());
+      made_dirs[dir] = true;
+    }
+    detail::write_file_unsynced(p, json(t).dump() + "\n");
+    out.push_back({t.id, false});
+  }
+  detail::unique_fd root(::open(lease.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (root && ::syncfs(root.get()) != 0)
+    throw io_error("cannot flush submitted tasks", lease.root().string(), errno);
+  return out;
+}
+
+// Enqueues one task (atomic, fsync'd write).
+inline submit_outcome submit_task(const lease_paths& lease, const std::string& lease_id,
+                                  const submit_request& request, double now = unix_now()) {
+  check_lease_id(lease_id);
+  detail::check_request(request);
+  if (request.key) {
+    // A key already taken answers without allocating a seq.
+    if (fs::exists(lease.key(*request.key))) return {detail::read_key(lease, *request.key), true};
+  }
+  task_spec t = detail::make_spec(request, lease_id, allocate_seq(lease, 1), now);
+  if (t.key)
+    if (auto earlier = detail::claim_key(lease, *t.key, t.id)) return {*earlier, true};
+  fs::path p = detail::inbox_path(lease, t);
+  ensure_dir(p.parent_path());
+  write_json_atomic(p, json(t));
+  return {t.id, false};
+}
+
+// A retry is a new task (new seq) with the same argv, cwd, env, gpus and lane as the old one,
+// and retry_of naming it. The old task may be in any state.
+inline submit_outcome retry_task(const lease_paths& lease, const std::string& lease_id,
+                                 const std::string& old_id,
+                                 std::optional<std::string> key = std::nullopt,
+                                 double now = unix_now()) {
+  auto loc = locate_task(lease, old_id);
+  if (!loc) throw error("task " + old_id + " not found in lease " + lease_id);
+  submit_request r;
+  r.argv = loc->spec.argv;
+  r.cmd = loc->spec.cmd;
+  r.cwd = loc->spec.cwd;
+  r.env = loc->spec.env;
+  r.gpus = loc->spec.gpus;
+  r.node = loc->spec.node;
+  r.key = std::move(key);
+  r.retry_of = old_id;
+  return submit_task(lease, lease_id, r, now);
+}
+
+}  // namespace leaseq
+// end leaseq/submit.hpp
+// begin leaseq/control.hpp
+
+// Control files: control/<node>/cancel_<task>_<uuid>.json, pause.json, resume.json.
+// Writers (CLI, dashboard) and the runner-side reader.
+//
+// Cancel routing. A task pending in inbox/_any has no node yet, and the writer cannot know
+// which runner will take it. cancel_task() therefore writes the cancel file into the control
+// dir of every node that has a heartbeat (or only into the task's node when the task sits in a
+// node lane or is claimed on a node). A runner that finds the task pending removes it from the
+// inbox by claiming it (rename into its own claimed/ dir, so no other runner can start it) and
+// writes a CANCELLED result; a runner that finds the task running stops it; a runner that finds
+// it nowhere (another runner won, or it already ended) consumes the file and logs it. Every
+// runner deletes the file once processed.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+namespace detail {
+
+inline std::string random_uuid() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   (static_cast<std::uint64_t>(::getpid()) << 32)};
+  std::uint64_t a = rng(), b = rng();
+  // RFC 4122 version 4 layout.
+  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff,
+                     b >> 48, b & 0xffffffffffffULL);
+}
+
+// "user@host" for the "by" field.
+inline std::string control_author() {
+  const char* user = std::getenv("USER");
+  if (!user || !*user) user = std::getenv("LOGNAME");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(user && *user ? user : "unknown") + "@" + host;
+}
+
+}  // namespace detail
+
+// Writes control/<node>/cancel_<task>_<uuid>.json; returns its path.
+inline fs::path write_cancel(const lease_paths& lease, const std::string& node,
+                             const std::string& task_id, double now = unix_now()) {
+  check_node(node);
+  check_task_id(task_id);
+  ensure_dir(lease.control(node));
+  fs::path p = lease.control(node) / ("cancel_" + task_id + "_" + detail::random_uuid() + ".json");
+  write_json_atomic(p, json{{"task", task_id}, {"ts", now}, {"by", detail::control_author()}});
+  return p;
+}
+
+inline fs::path write_pause(const lease_paths& lease, const std::string& node,
+                            double now = unix_now()) {
+  ensure_dir(lease.control(check_node(node)));
+  fs::path p = lease.control(node) / "pause.json";
+  write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
+  return p;
+}
+
+inline fs::path write_resume(const lease_paths& lease, const std::string& node,
+                             double now = unix_now()) {
+  ensure_dir(lease.control(check_node(node)));
+  fs::path p = lease.control(node) / "resume.json";
+  write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
+  return p;
+}
+
+// Nodes that have a heartbeat file (hb/<node>.json).
+inline std::vector<std::string> heartbeat_nodes(const lease_paths& lease) {
+  std::vector<std::string> nodes;
+  for (const std::string& f : detail::list_dir(lease.hb_dir().string()).names) {
+    if (f.size() <= 5 || f.compare(f.size() - 5, 5, ".json") != 0) continue;
+    std::string n = f.substr(0, f.size() - 5);
+    if (is_valid_node(n)) nodes.push_back(n);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
+}
+
+struct cancel_outcome {
+  task_place place = task_place::pending;
+  std::vector<std::string> nodes;  // control dirs written into
+};
+
+// Routes a cancel as described at the top of this file. Throws when the task is unknown or
+// already done, or when a pending _any task has no runner to hear it (no heartbeat at all);
+// `fallback_node` (e.g. the local host for a local lease) is used in that last case.
+inline cancel_outcome cancel_task(const lease_paths& lease, const std::string& task_id,
+                                  const std::optional<std::string>& fallback_node = std::nullopt,
+                                  double now = unix_now()) {
+  auto loc = locate_task(lease, task_id);
+  if (!loc) throw error("task " + task_id + " not found");
+  cancel_outcome out;
+  out.place = loc->place;
+  if (loc->place == task_place::done)
+    throw error("task " + task_id + " already ended (" +
+                std::string(to_string(loc->result->state)) + ")");
+  if (loc->dir != any_lane) {
+    out.nodes.push_back(loc->dir);
+  } else {
+    out.nodes = heartbeat_nodes(lease);
+    if (out.nodes.empty() && fallback_node) out.nodes.push_back(*fallback_node);
+    if (out.nodes.empty())
+      throw error("task " + task_id +
+                  " is pending in _any and no runner of this lease has a heartbeat yet");
+  }
+  for (const auto& n : out.nodes) write_cancel(lease, n, task_id, now);
+  return out;
+}
+
+// ---- runner side ----
+
+struct cancel_request {
+  std::string task;
+  fs::path path;
+};
+
+struct control_batch {
+  std::vector<cancel_request> cancels;
+  std::optional<bool> paused;      // set when pause.json or resume.json was present
+  std::vector<fs::path> consumed;  // pause/resume files to delete once applied
+  std::vector<std::pair<fs::path, std::string>> bad;  // unreadable or invalid: reason
+};
+
+// One scan of control/<node>/. Files that cannot be read yet are reported in `bad` and left
+// in place (the caller retries; it never deletes on a bad read).
+inline control_batch read_control(const lease_paths& lease, const std::string& node) {
+  control_batch b;
+  fs::path dir = lease.control(node);
+  std::optional<double> pause_ts, resume_ts;
+  for (const std::string& name : detail::list_dir(dir.string()).names) {
+    fs::path p = dir / name;
+    bool is_cancel = name.rfind("cancel_", 0) == 0 && name.size() > 12 &&
+                     name.compare(name.size() - 5, 5, ".json") == 0;
+    bool is_pause = name == "pause.json", is_resume = name == "resume.json";
+    if (!is_cancel && !is_pause && !is_resume) continue;
+    json_outcome r = read_json_tolerant(p, 1 << 16);
+    if (!r.ok()) {
+      if (r.err != ENOENT) b.bad.emplace_back(p, r.reason);
+      continue;
+    }
+    const json& j = *r.value;
+    if (is_cancel) {
+      auto it = j.is_object() ? j.find("task") : j.end();
+      if (!j.is_object() || it == j.end() || !it->is_string() ||
+          !is_valid_task_id(it->get<std::string>())) {
+        b.bad.emplace_back(p, "no valid \"task\" field");
+        continue;
+      }
+      b.cancels.push_back({it->get<std::string>(), p});
+      continue;
+    }
+    double ts = 0;
+    if (j.is_object() && j.contains("ts") && j["ts"].is_number()) ts = j["ts"].get<double>();
+    (is_pause ? pause_ts : resume_ts) = ts;
+    b.consumed.push_back(p);
+  }
+  // The newer one wins; on a tie, resume (never leave a runner stuck by accident).
+  if (pause_ts && (!resume_ts || *pause_ts > *resume_ts))
+    b.paused = true;
+  else if (resume_ts)
+    b.paused = false;
+  std::sort(b.cancels.begin(), b.cancels.end(),
+            [](const cancel_request& x, const cancel_request& y) { return x.path < y.path; });
+  return b;
+}
+
+}  // namespace leaseq
+// end leaseq/control.hpp
+// begin leaseq/runner.hpp
+
+// The per-node runner. One `runner` owns a node of a lease: it claims tasks by rename, runs up
+// to `slots` of them (each in its own session), writes their results, follows control files
+// and rewrites its heartbeat. `step(now)` does one pass without blocking, so tests drive it with
+// a fake clock and fake processes; `run_runner()` is the real loop with signals and sleeping.
+//
+// Ordering guarantees (protocol.md): a task is claimed by rename (at most once, whatever the
+// race); the result is written before the claimed file is unlinked; a result that cannot be
+// written (ENOSPC, EIO) stays queued in memory, the claimed file stays on disk, and the write is
+// retried on every pass. Tasks stopped because the runner itself was told to stop (SIGTERM,
+// SIGINT) end FAILED with reason "runner_terminated"; claimed tasks found after a crash whose
+// process is gone end FAILED with reason "runner_lost".
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+struct runner_config {
+  std::string lease_id;
+  std::string node;
+  std::string host;  // written into the heartbeat
+  int slots = 1;
+  std::vector<std::string> gpu_ids;  // devices handed out through CUDA_VISIBLE_DEVICES
+  double grace_s = 10;               // SIGTERM -> SIGKILL
+  double heartbeat_s = 2;
+  double idle_min_s = 0.05;  // idle polling backs off from this ...
+  double idle_max_s = 1.0;   // ... to this
+};
+
+namespace detail {
+
+inline bool task_file_name(const std::string& name, std::int64_t& seq) {
+  if (name.size() < 9 || name.compare(name.size() - 5, 5, ".json") != 0) return false;
+  auto s = task_seq(std::string_view(name).substr(0, name.size() - 5));
+  if (!s) return false;
+  seq = *s;
+  return true;
+}
+
+// Pending task file names of one lane, lowest seq first.
+inline std::deque<std::string> list_lane(const fs::path& dir) {
+  std::vector<std::pair<std::int64_t, std::string>> v;
+  for (auto& n : list_dir(dir.string()).names) {
+    std::int64_t seq;
+    if (task_file_name(n, seq)) v.emplace_back(seq, std::move(n));
+  }
+  std::sort(v.begin(), v.end());
+  std::deque<std::string> out;
+  for (auto& e : v) out.push_back(std::move(e.second));
+  return out;
+}
+
+}  // namespace detail
+
+class runner {
+ public:
+  using logger = std::function<void(const std::string&)>;
+
+  runner(runner_config cfg, const lease_paths& lease, process_ops& ops, logger log = {})
+      : cfg_(std::move(cfg)),
+        lease_(lease),
+        ops_(ops),
+        log_(std::move(log)),
+        free_gpus_(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end()) {
+    check_lease_id(cfg_.lease_id);
+    check_node(cfg_.node);
+    if (cfg_.slots < 1) throw error("runner: slots must be at least 1");
+    if (cfg_.host.empty()) cfg_.host = cfg_.node;
+    std::random_device rd;
+    rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+              static_cast<std::uint64_t>(::getpid()));
+  }
+
+  // Creates the node's directories, takes over claimed tasks left by a previous runner of this
+  // node, restores a paused state, and writes the first heartbeat.
+  void start(double now) {
+    for (const fs::path& d : {lease_.inbox(cfg_.node), lease_.inbox(std::string(any_lane)),
+                              lease_.claimed(cfg_.node), lease_.done(cfg_.node),
+                              lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
+      ensure_dir(d);
+    started_ = now;
+    json_outcome old = read_json_tolerant(lease_.heartbeat(cfg_.node));
+    if (old.ok() && old.value->is_object() && old.value->value("paused", false) == true) {
+      paused_ = true;
+      log("staying paused, as the previous runner of this node was");
+    }
+    recover(now);
+    write_heartbeat(now);
+  }
+
+  // One pass: reap, control, deadlines, claim, heartbeat. Returns true when something happened
+  // (the caller polls again soon) and false when idle (the caller backs off).
+  bool step(double now) {
+    bool busy = false;
+    busy |= reap(now);
+    busy |= check_orphans(now);
+    busy |= flush_results();
+    busy |= apply_control(now);
+    if (stop_requested_ && !stopping_) begin_stop(now);
+    enforce_deadlines(now);
+    if (!paused_ && !stopping_) busy |= claim(now);
+    if (stopping_) {
+      bool own_running = std::any_of(running_.begin(), running_.end(),
+                                     [](const auto& e) { return !e.second.orphan; });
+      bool give_up = now - stop_started_ > cfg_.grace_s + 30;  // results we cannot write
+      if (!own_running && (unwritten_.empty() || give_up)) {
+        finished_ = true;
+        write_heartbeat(now);
+        return true;
+      }
+    }
+    if (now - last_heartbeat_ >= cfg_.heartbeat_s || hb_dirty_) write_heartbeat(now);
+    return busy;
+  }
+
+  // Stop claiming, stop the running tasks as on cancel (results: runner_terminated), then
+  // finish with a "stopped" heartbeat.
+  void request_stop() noexcept { stop_requested_ = true; }
+  bool finished() const noexcept { return finished_; }
+  bool paused() const noexcept { return paused_; }
+  std::size_t running_count() const noexcept { return running_.size(); }
+  std::size_t unwritten_count() const noexcept { return unwritten_.size(); }
+
+  // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
+  double next_deadline(double now) const {
+    double t = last_heartbeat_ + cfg_.heartbeat_s - now;
+    for (const auto& [id, r] : running_)
+      if (r.kill_at) t = std::min(t, *r.kill_at - now);
+    return std::max(0.0, t);
+  }
+
+ private:
+  struct running_task {
+    task_spec spec;
+    pid_t pid = -1;
+    double claimed = 0;
+    std::optional<double> started;
+    std::vector<std::string> gpus;
+    std::string attempt;
+    std::optional<std::string> stop_reason;  // "cancelled" or "runner_terminated"
+    std::optional<double> kill_at;
+    bool orphan = false;  // left by a crashed runner: not our child, watched by pid
+  };
+
+  struct unwritten_result {
+    task_result result;
+  };
+
+  void log(const std::string& msg) {
+    if (log_) log_(msg);
+  }
+
+  std::string new_attempt() {
+    return fmt::format("{}-{:x}-{:012x}", cfg_.node, ::getpid(), rng_() & 0xffffffffffffULL);
+  }
+
+  // ---- recovery after a crash ----
+
+  void recover(double now) {
+    for (const std::string& name : detail::list_dir(lease_.claimed(cfg_.node).string()).names) {
+      std::int64_t seq;
+      if (!detail::task_file_name(name, seq)) continue;
+      std::string id = name.substr(0, name.size() - 5);
+      fs::path claimed = lease_.claimed(cfg_.node) / name;
+      if (fs::exists(lease_.result(cfg_.node, id))) {
+        // The result was written, the unlink was not: finish the move.
+        ::unlink(claimed.c_str());
+        continue;
+      }
+      json_outcome r = read_json_tolerant(claimed);
+      task_spec spec;
+      bool parsed = false;
+      if (r.ok()) {
+        try {
+          from_json(*r.value, spec);
+          parsed = spec.id == id;
+        } catch (const error&) {
+        }
+      }
+      if (!parsed) {
+        log("claimed/" + name + " is unreadable (" + (r.ok() ? "invalid task" : r.reason) +
+            "); left in place");
+        continue;
+      }
+      running_task t;
+      t.spec = spec;
+      t.claimed = spec.claimed.value_or(now);
+      t.orphan = true;
+      t.pid = spec.pid ? static_cast<pid_t>(*spec.pid) : -1;
+      if (t.pid > 1 && ops_.alive(t.pid)) {
+        log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
+        running_.emplace(id, std::move(t));
+      } else {
+        log(id + ": its runner died and its process is gone: runner_lost");
+        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+      }
+    }
+  }
+
+  bool check_orphans(double now) {
+    if (now - last_orphan_check_ < 0.5) return false;
+    last_orphan_check_ = now;
+    bool any = false;
+    for (auto it = running_.begin(); it != running_.end();) {
+      if (it->second.orphan && !ops_.alive(it->second.pid)) {
+        running_task t = std::move(it->second);
+        it = running_.erase(it);
+        log(t.spec.id + ": process of a previous runner ended: runner_lost");
+        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+        any = true;
+      } else {
+        ++it;
+      }
+    }
+    return any;
+  }
+
+  // ---- claiming ----
+
+  int gpus_total() const { return static_cast<int>(cfg_.gpu_ids.size()); }
+
+  bool claim(double now) {
+    bool any = false;
+    while (static_cast<int>(running_.size()) < cfg_.slots) {
+      auto next = next_candidate(now);
+      if (!next) break;
+      any = true;
+      start_task(std::move(*next), now);
+    }
+    return any;
+  }
+
+  // Lists a lane again when its cached listing is used up (a lane listing is reused while
+  // it lasts: new tasks have higher seqs, so order holds). The own lane comes first.
+  std::optional<task_spec> next_candidate(double now) {
+    (void)now;
+    for (int pass = 0; pass < 2; ++pass) {
+      bool own = pass == 0;
+      std::string lane = own ? cfg_.node : std::string(any_lane);
+      auto& cache = own ? lane_cache_ : any_cache_;
+      if (cache.empty()) cache = detail::list_lane(lease_.inbox(lane));
+      while (!cache.empty()) {
+        const std::string name = cache.front();
+        fs::path from = lease_.inbox(lane) / name;
+        json_outcome peek = read_json_tolerant(from);
+        if (!peek.ok()) {
+          cache.pop_front();
+          if (peek.err != ENOENT) log_once(from, peek.reason);
+          continue;
+        }
+        task_spec spec;
+        try {
+          from_json(*peek.value, spec);
+          if (spec.id + ".json" != name) throw format_error("id does not match the file name");
+        } catch (const error& e) {
+          cache.pop_front();
+          log_once(from, e.what());
+          continue;
+        }
+        bool impossible = spec.gpus > gpus_total();
+        if (impossible && !own) {
+          // Another node of the lease may have enough GPUs: leave it to them.
+          cache.pop_front();
+          log_once(from, fmt::format("needs {} GPUs, this node has {}", spec.gpus, gpus_total()));
+          continue;
+        }
+        if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
+        fs::path to = lease_.claimed(cfg_.node) / name;
+        if (::rename(from.c_str(), to.c_str()) != 0) {
+          int e = errno;
+          cache.pop_front();
+          if (e != ENOENT) log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
+          continue;  // ENOENT: another runner won the race
+        }
+        cache.pop_front();
+        spec.claimed = now;
+        if (impossible) {
+          running_task t;
+          t.spec = spec;
+          t.claimed = now;
+          t.attempt = new_attempt();
+          finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+                 fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
+                             gpus_total()));
+          continue;
+        }
+        return spec;
+      }
+    }
+    return std::nullopt;
+  }
+
+  void log_once(const fs::path& p, const std::string& reason) {
+    if (logged_.insert(p.string()).second) log(p.string() + ": " + reason + "; skipped");
+  }
+
+  // ---- running ----
+
+  void start_task(task_spec spec, double now) {
+    running_task t;
+    t.spec = std::move(spec);
+    t.claimed = now;
+    t.attempt = new_attempt();
+    for (int i = 0; i < t.spec.gpus; ++i) {
+      t.gpus.push_back(*free_gpus_.begin());
+      free_gpus_.erase(free_gpus_.begin());
+    }
+    std::vector<std::pair<std::string, std::string>> env(t.spec.env.begin(), t.spec.env.end());
+    env.emplace_back("LEASEQ_TASK_ID", t.spec.id);
+    env.emplace_back("LEASEQ_LEASE", cfg_.lease_id);
+    env.emplace_back("LEASEQ_NODE", cfg_.node);
+    env.emplace_back("LEASEQ_ATTEMPT", t.attempt);
+    if (t.spec.gpus > 0 || gpus_total() > 0) {
+      std::string list;
+      for (const auto& g : t.gpus) list += (list.empty() ? "" : ",") + g;
+      env.emplace_back("CUDA_VISIBLE_DEVICES", list);  // empty: a CPU task sees no GPU
+    }
+    spawn_request req;
+    req.argv = t.spec.argv;
+    req.cwd = t.spec.cwd;
+    req.env = merged_environment(env);
+    req.stdout_path = lease_.stdout_log(cfg_.node, t.spec.id).string();
+    req.stderr_path = lease_.stderr_log(cfg_.node, t.spec.id).string();
+    spawn_outcome s = ops_.spawn(req);
+    if (s.pid <= 0) {
+      log(t.spec.id + ": spawn failed: " + s.error);
+      release_gpus(t);
+      finish(t, now, std::nullopt, std::nullopt, task_state::failed, "spawn_failed: " + s.error);
+      return;
+    }
+    t.pid = s.pid;
+    t.started = now;
+    t.spec.pid = s.pid;
+    t.spec.claimed = now;
+    try {
+      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec));
+    } catch (const error& e) {
+      log(t.spec.id + ": cannot record claim: " + e.what());
+    }
+    by_pid_[s.pid] = t.spec.id;
+    running_.emplace(t.spec.id, std::move(t));
+    hb_dirty_ = true;
+  }
+
+  void release_gpus(running_task& t) {
+    for (auto& g : t.gpus) free_gpus_.insert(g);
+    t.gpus.clear();
+  }
+
+  bool reap(double now) {
+    bool any = false;
+    while (auto e = ops_.reap()) {
+      auto p = by_pid_.find(e->pid);
+      if (p == by_pid_.end()) continue;
+      auto it = running_.find(p->second);
+      by_pid_.erase(p);
+      if (it == running_.end()) continue;
+      running_task t = std::move(it->second);
+      running_.erase(it);
+      release_gpus(t);
+      task_state st =
+          e->exit_code && *e->exit_code == 0 ? task_state::finished : task_state::failed;
+      std::optional<std::string> reason;
+      if (t.stop_reason == std::string("cancelled")) {
+        st = task_state::cancelled;
+        reason = "cancelled";
+      } else if (t.stop_reason) {
+        st = task_state::failed;
+        reason = t.stop_reason;
+      }
+      finish(t, now, e->exit_code, e->signal, st, reason);
+      any = true;
+    }
+    return any;
+  }
+
+  // Builds the result and writes it, then unlinks the claimed file. On a write failure the
+  // result is kept and retried by flush_results(); the claimed file stays meanwhile.
+  void finish(const running_task& t, double now, std::optional<int> exit_code,
+              std::optional<int> signal, task_state st, std::optional<std::string> reason) {
+    task_result r;
+    r.task = t.spec;
+    r.task.claimed.reset();
+    r.task.pid.reset();
+    r.state = st;
+    r.exit_code = exit_code;
+    r.signal = signal;
+    r.reason = std::move(reason);
+    r.claimed = t.claimed;
+    r.started = t.started;
+    r.finished = now;
+    r.stdout_path = lease_paths::relative_stdout(cfg_.node, t.spec.id);
+    r.stderr_path = lease_paths::relative_stderr(cfg_.node, t.spec.id);
+    if (!t.attempt.empty()) r.attempt = t.attempt;
+    hb_dirty_ = true;
+    if (!write_result(r)) unwritten_.push_back({std::move(r)});
+  }
+
+  bool write_result(const task_result& r) {
+    try {
+      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r));
+    } catch (const error& e) {
+      log(r.task.id + ": cannot write result (will retry): " + e.what());
+      return false;
+    }
+    ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
+    return true;
+  }
+
+  bool flush_results() {
+    if (unwritten_.empty()) return false;
+    std::vector<unwritten_result> left;
+    for (auto& u : unwritten_)
+      if (!write_result(u.result)) left.push_back(std::move(u));
+    bool progress = left.size() < unwritten_.size();
+    unwritten_ = std::move(left);
+    return progress;
+  }
+
+  void stop_task(running_task& t, double now, const std::string& reason) {
+    if (t.orphan || t.pid <= 1) return;
+    if (!t.stop_reason) t.stop_reason = reason;
+    if (!t.kill_at) {
+      ops_.signal_group(t.pid, SIGTERM);
+      t.kill_at = now + cfg_.grace_s;
+    }
+  }
+
+  void enforce_deadlines(double now) {
+    for (auto& [id, t] : running_) {
+      if (t.kill_at && *t.kill_at <= now && !t.orphan) {
+        log(fmt::format("{}: still running {:.0f} s after SIGTERM: SIGKILL", id, cfg_.grace_s));
+        ops_.signal_group(t.pid, SIGKILL);
+        t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
+      }
+    }
+  }
+
+  void begin_stop(double now) {
+    stopping_ = true;
+    stop_started_ = now;
+    log("stopping: no new claims; stopping running tasks");
+    for (auto& [id, t] : running_) stop_task(t, now, "runner_terminated");
+    hb_dirty_ = true;
+  }
+
+  // ---- control ----
+
+  bool apply_control(double now) {
+    control_batch b = read_control(lease_, cfg_.node);
+    bool any = false;
+    for (auto& [p, reason] : b.bad) log_once(p, reason);
+    if (b.paused && *b.paused != paused_) {
+      paused_ = *b.paused;
+      log(paused_ ? "paused" : "resumed");
+      hb_dirty_ = true;
+    }
+    for (const auto& p : b.consumed) {
+      ::unlink(p.c_str());
+      any = true;
+    }
+    for (const auto& c : b.cancels) {
+      cancel(c.task, now);
+      ::unlink(c.path.c_str());
+      any = true;
+    }
+    return any;
+  }
+
+  void cancel(const std::string& id, double now) {
+    if (auto it = running_.find(id); it != running_.end()) {
+      if (it->second.orphan) {
+        log(id + ": cancel of a task left by a previous runner: signalling its group");
+        ops_.signal_group(it->second.pid, SIGTERM);
+        return;
+      }
+      log(id + ": cancel: SIGTERM to its process group");
+      stop_task(it->second, now, "cancelled");
+      return;
+    }
+    for (const std::string& lane : {cfg_.node, std::string(any_lane)}) {
+      fs::path from = lease_.inbox_task(lane, id);
+      fs::path to = lease_.claimed_task(cfg_.node, id);
+      json_outcome peek = read_json_tolerant(from);
+      if (::rename(from.c_str(), to.c_str()) != 0) continue;
+      task_spec spec;
+      bool ok = false;
+      if (peek.ok()) {
+        try {
+          from_json(*peek.value, spec);
+          ok = true;
+        } catch (const error&) {
+        }
+      }
+      if (!ok) {
+        json_outcome r = read_json_tolerant(to);
+        try {
+          if (r.ok()) {
+            from_json(*r.value, spec);
+            ok = true;
+          }
+        } catch (const error&) {
+        }
+      }
+      if (!ok) {
+        log(id + ": cancel: task file unreadable; left in claimed/");
+        return;
+      }
+      running_task t;
+      t.spec = spec;
+      t.claimed = now;
+      log(id + ": cancelled while pending");
+      finish(t, now, std::nullopt, std::nullopt, task_state::cancelled, "cancelled");
+      return;
+    }
+    log(id + ": cancel: not pending here nor running here; control file consumed");
+  }
+
+  // ---- heartbeat ----
+
+  void write_heartbeat(double now) {
+    heartbeat hb;
+    hb.node = cfg_.node;
+    hb.host = cfg_.host;
+    hb.pid = ::getpid();
+    hb.ts = now;
+    hb.started = started_;
+    std::vector<std::pair<std::int64_t, std::string>> ids;
+    for (const auto& [id, t] : running_) ids.emplace_back(t.spec.seq, id);
+    std::sort(ids.begin(), ids.end());
+    for (auto& e : ids) hb.running.push_back(e.second);
+    if (!hb.running.empty()) hb.running_task_id = hb.running.front();
+    std::int64_t pending = 0;
+    for (const std::string& lane : {cfg_.node, std::string(any_lane)})
+      for (const std::string& n : detail::list_dir(lease_.inbox(lane).string()).names) {
+        std::int64_t seq;
+        if (detail::task_file_name(n, seq)) ++pending;
+      }
+    hb.pending = pending;
+    hb.paused = paused_;
+    hb.slots = cfg_.slots;
+    hb.gpus = gpus_total();
+    hb.gpu_ids = cfg_.gpu_ids;
+    hb.gpus_free = static_cast<std::int64_t>(free_gpus_.size());
+    hb.version = version;
+    hb.stopped = finished_;
+    try {
+      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb));
+      last_heartbeat_ = now;
+      hb_dirty_ = false;
+    } catch (const error& e) {
+      log(std::string("cannot write heartbeat: ") + e.what());
+      last_heartbeat_ = now;  // try again at the next interval, not in a tight loop
+    }
+  }
+
+  runner_config cfg_;
+  lease_paths lease_;
+  process_ops& ops_;
+  logger log_;
+  std::set<std::string> free_gpus_;
+  std::map<std::string, running_task> running_;
+  std::map<pid_t, std::string> by_pid_;
+  std::vector<unwritten_result> unwritten_;
+  std::deque<std::string> lane_cache_, any_cache_;
+  std::set<std::string> logged_;
+  std::mt19937_64 rng_;
+  double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
+  bool paused_ = false, stopping_ = false, finished_ = false, hb_dirty_ = false;
+  bool stop_requested_ = false;
+};
+
+namespace detail {
+
+inline std::atomic<bool>& runner_stop_flag() {
+  static std::atomic<bool> f{false};
+  return f;
+}
+inline int& runner_wake_fd() {
+  static int fd = -1;
+  return fd;
+}
+inline void runner_on_signal(int sig) {
+  int saved = errno;
+  if (sig == SIGTERM || sig == SIGINT) runner_stop_flag().store(true);
+  char c = 1;
+  if (runner_wake_fd() >= 0) (void)!::write(runner_wake_fd(), &c, 1);
+  errno = saved;
+}
+
+}  // namespace detail
+
+// The real loop: SIGTERM/SIGINT stop the runner cleanly; SIGCHLD wakes it so a slot is reused
+// as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s. Returns 0.
+inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
+  posix_process_ops ops;
+  runner r(cfg, lease, ops, std::move(log));
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    throw io_error("cannot create pipe", "(self-pipe)", errno);
+  detail::unique_fd wake_r(pipe_fds[0]), wake_w(pipe_fds[1]);
+  detail::runner_wake_fd() = wake_w.get();
+  detail::runner_stop_flag().store(false);
+  struct sigaction sa {};
+  sa.sa_handler = detail::runner_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGTERM, SIGINT, SIGCHLD}) ::sigaction(s, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);  // survive the login shell going away
+
+  r.start(unix_now());
+  double backoff = cfg.idle_min_s;
+  while (!r.finished()) {
+    if (detail::runner_stop_flag().load()) r.request_stop();
+    double now = unix_now();
+    bool busy = r.step(now);
+    if (r.finished()) break;
+    backoff = busy ? cfg.idle_min_s : std::min(cfg.idle_max_s, backoff * 2);
+    double wait = std::min(backoff, r.next_deadline(now));
+    pollfd p{wake_r.get(), POLLIN, 0};
+    int ms = static_cast<int>(wait * 1000) + 1;
+    if (::poll(&p, 1, ms) > 0) {
+      char buf[64];
+      while (::read(wake_r.get(), buf, sizeof buf) > 0) {
+      }
+    }
+  }
+  detail::runner_wake_fd() = -1;
+  return 0;
+}
+
+}  // namespace leaseq
+// end leaseq/runner.hpp
 // begin leaseq/slurm_parse.hpp
 
 // Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show

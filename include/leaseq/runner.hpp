@@ -1,0 +1,660 @@
+#pragma once
+
+// The per-node runner. One `runner` owns a node of a lease: it claims tasks by rename, runs up
+// to `slots` of them (each in its own session), writes their results, follows control files
+// and rewrites its heartbeat. `step(now)` does one pass without blocking, so tests drive it with
+// a fake clock and fake processes; `run_runner()` is the real loop with signals and sleeping.
+//
+// Ordering guarantees (protocol.md): a task is claimed by rename (at most once, whatever the
+// race); the result is written before the claimed file is unlinked; a result that cannot be
+// written (ENOSPC, EIO) stays queued in memory, the claimed file stays on disk, and the write is
+// retried on every pass. Tasks stopped because the runner itself was told to stop (SIGTERM,
+// SIGINT) end FAILED with reason "runner_terminated"; claimed tasks found after a crash whose
+// process is gone end FAILED with reason "runner_lost".
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "leaseq/clock.hpp"
+#include "leaseq/control.hpp"
+#include "leaseq/detail/dir.hpp"
+#include "leaseq/file_io.hpp"
+#include "leaseq/model.hpp"
+#include "leaseq/names.hpp"
+#include "leaseq/paths.hpp"
+#include "leaseq/spawn.hpp"
+#include "leaseq/version.hpp"
+
+namespace leaseq {
+
+struct runner_config {
+  std::string lease_id;
+  std::string node;
+  std::string host;  // written into the heartbeat
+  int slots = 1;
+  std::vector<std::string> gpu_ids;  // devices handed out through CUDA_VISIBLE_DEVICES
+  double grace_s = 10;               // SIGTERM -> SIGKILL
+  double heartbeat_s = 2;
+  double idle_min_s = 0.05;  // idle polling backs off from this ...
+  double idle_max_s = 1.0;   // ... to this
+};
+
+namespace detail {
+
+inline bool task_file_name(const std::string& name, std::int64_t& seq) {
+  if (name.size() < 9 || name.compare(name.size() - 5, 5, ".json") != 0) return false;
+  auto s = task_seq(std::string_view(name).substr(0, name.size() - 5));
+  if (!s) return false;
+  seq = *s;
+  return true;
+}
+
+// Pending task file names of one lane, lowest seq first.
+inline std::deque<std::string> list_lane(const fs::path& dir) {
+  std::vector<std::pair<std::int64_t, std::string>> v;
+  for (auto& n : list_dir(dir.string()).names) {
+    std::int64_t seq;
+    if (task_file_name(n, seq)) v.emplace_back(seq, std::move(n));
+  }
+  std::sort(v.begin(), v.end());
+  std::deque<std::string> out;
+  for (auto& e : v) out.push_back(std::move(e.second));
+  return out;
+}
+
+}  // namespace detail
+
+class runner {
+ public:
+  using logger = std::function<void(const std::string&)>;
+
+  runner(runner_config cfg, const lease_paths& lease, process_ops& ops, logger log = {})
+      : cfg_(std::move(cfg)),
+        lease_(lease),
+        ops_(ops),
+        log_(std::move(log)),
+        free_gpus_(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end()) {
+    check_lease_id(cfg_.lease_id);
+    check_node(cfg_.node);
+    if (cfg_.slots < 1) throw error("runner: slots must be at least 1");
+    if (cfg_.host.empty()) cfg_.host = cfg_.node;
+    std::random_device rd;
+    rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+              static_cast<std::uint64_t>(::getpid()));
+  }
+
+  // Creates the node's directories, takes over claimed tasks left by a previous runner of this
+  // node, restores a paused state, and writes the first heartbeat.
+  void start(double now) {
+    for (const fs::path& d : {lease_.inbox(cfg_.node), lease_.inbox(std::string(any_lane)),
+                              lease_.claimed(cfg_.node), lease_.done(cfg_.node),
+                              lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
+      ensure_dir(d);
+    started_ = now;
+    json_outcome old = read_json_tolerant(lease_.heartbeat(cfg_.node));
+    if (old.ok() && old.value->is_object() && old.value->value("paused", false) == true) {
+      paused_ = true;
+      log("staying paused, as the previous runner of this node was");
+    }
+    recover(now);
+    write_heartbeat(now);
+  }
+
+  // One pass: reap, control, deadlines, claim, heartbeat. Returns true when something happened
+  // (the caller polls again soon) and false when idle (the caller backs off).
+  bool step(double now) {
+    bool busy = false;
+    busy |= reap(now);
+    busy |= check_orphans(now);
+    busy |= flush_results();
+    busy |= apply_control(now);
+    if (stop_requested_ && !stopping_) begin_stop(now);
+    enforce_deadlines(now);
+    if (!paused_ && !stopping_) busy |= claim(now);
+    if (stopping_) {
+      bool own_running = std::any_of(running_.begin(), running_.end(),
+                                     [](const auto& e) { return !e.second.orphan; });
+      bool give_up = now - stop_started_ > cfg_.grace_s + 30;  // results we cannot write
+      if (!own_running && (unwritten_.empty() || give_up)) {
+        finished_ = true;
+        write_heartbeat(now);
+        return true;
+      }
+    }
+    if (now - last_heartbeat_ >= cfg_.heartbeat_s || hb_dirty_) write_heartbeat(now);
+    return busy;
+  }
+
+  // Stop claiming, stop the running tasks as on cancel (results: runner_terminated), then
+  // finish with a "stopped" heartbeat.
+  void request_stop() noexcept { stop_requested_ = true; }
+  bool finished() const noexcept { return finished_; }
+  bool paused() const noexcept { return paused_; }
+  std::size_t running_count() const noexcept { return running_.size(); }
+  std::size_t unwritten_count() const noexcept { return unwritten_.size(); }
+
+  // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
+  double next_deadline(double now) const {
+    double t = last_heartbeat_ + cfg_.heartbeat_s - now;
+    for (const auto& [id, r] : running_)
+      if (r.kill_at) t = std::min(t, *r.kill_at - now);
+    return std::max(0.0, t);
+  }
+
+ private:
+  struct running_task {
+    task_spec spec;
+    pid_t pid = -1;
+    double claimed = 0;
+    std::optional<double> started;
+    std::vector<std::string> gpus;
+    std::string attempt;
+    std::optional<std::string> stop_reason;  // "cancelled" or "runner_terminated"
+    std::optional<double> kill_at;
+    bool orphan = false;  // left by a crashed runner: not our child, watched by pid
+  };
+
+  struct unwritten_result {
+    task_result result;
+  };
+
+  void log(const std::string& msg) {
+    if (log_) log_(msg);
+  }
+
+  std::string new_attempt() {
+    return fmt::format("{}-{:x}-{:012x}", cfg_.node, ::getpid(), rng_() & 0xffffffffffffULL);
+  }
+
+  // ---- recovery after a crash ----
+
+  void recover(double now) {
+    for (const std::string& name : detail::list_dir(lease_.claimed(cfg_.node).string()).names) {
+      std::int64_t seq;
+      if (!detail::task_file_name(name, seq)) continue;
+      std::string id = name.substr(0, name.size() - 5);
+      fs::path claimed = lease_.claimed(cfg_.node) / name;
+      if (fs::exists(lease_.result(cfg_.node, id))) {
+        // The result was written, the unlink was not: finish the move.
+        ::unlink(claimed.c_str());
+        continue;
+      }
+      json_outcome r = read_json_tolerant(claimed);
+      task_spec spec;
+      bool parsed = false;
+      if (r.ok()) {
+        try {
+          from_json(*r.value, spec);
+          parsed = spec.id == id;
+        } catch (const error&) {
+        }
+      }
+      if (!parsed) {
+        log("claimed/" + name + " is unreadable (" + (r.ok() ? "invalid task" : r.reason) +
+            "); left in place");
+        continue;
+      }
+      running_task t;
+      t.spec = spec;
+      t.claimed = spec.claimed.value_or(now);
+      t.orphan = true;
+      t.pid = spec.pid ? static_cast<pid_t>(*spec.pid) : -1;
+      if (t.pid > 1 && ops_.alive(t.pid)) {
+        log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
+        running_.emplace(id, std::move(t));
+      } else {
+        log(id + ": its runner died and its process is gone: runner_lost");
+        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+      }
+    }
+  }
+
+  bool check_orphans(double now) {
+    if (now - last_orphan_check_ < 0.5) return false;
+    last_orphan_check_ = now;
+    bool any = false;
+    for (auto it = running_.begin(); it != running_.end();) {
+      if (it->second.orphan && !ops_.alive(it->second.pid)) {
+        running_task t = std::move(it->second);
+        it = running_.erase(it);
+        log(t.spec.id + ": process of a previous runner ended: runner_lost");
+        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+        any = true;
+      } else {
+        ++it;
+      }
+    }
+    return any;
+  }
+
+  // ---- claiming ----
+
+  int gpus_total() const { return static_cast<int>(cfg_.gpu_ids.size()); }
+
+  bool claim(double now) {
+    bool any = false;
+    while (static_cast<int>(running_.size()) < cfg_.slots) {
+      auto next = next_candidate(now);
+      if (!next) break;
+      any = true;
+      start_task(std::move(*next), now);
+    }
+    return any;
+  }
+
+  // Lists a lane again when its cached listing is used up (a lane listing is reused while
+  // it lasts: new tasks have higher seqs, so order holds). The own lane comes first.
+  std::optional<task_spec> next_candidate(double now) {
+    (void)now;
+    for (int pass = 0; pass < 2; ++pass) {
+      bool own = pass == 0;
+      std::string lane = own ? cfg_.node : std::string(any_lane);
+      auto& cache = own ? lane_cache_ : any_cache_;
+      if (cache.empty()) cache = detail::list_lane(lease_.inbox(lane));
+      while (!cache.empty()) {
+        const std::string name = cache.front();
+        fs::path from = lease_.inbox(lane) / name;
+        json_outcome peek = read_json_tolerant(from);
+        if (!peek.ok()) {
+          cache.pop_front();
+          if (peek.err != ENOENT) log_once(from, peek.reason);
+          continue;
+        }
+        task_spec spec;
+        try {
+          from_json(*peek.value, spec);
+          if (spec.id + ".json" != name) throw format_error("id does not match the file name");
+        } catch (const error& e) {
+          cache.pop_front();
+          log_once(from, e.what());
+          continue;
+        }
+        bool impossible = spec.gpus > gpus_total();
+        if (impossible && !own) {
+          // Another node of the lease may have enough GPUs: leave it to them.
+          cache.pop_front();
+          log_once(from, fmt::format("needs {} GPUs, this node has {}", spec.gpus, gpus_total()));
+          continue;
+        }
+        if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
+        fs::path to = lease_.claimed(cfg_.node) / name;
+        if (::rename(from.c_str(), to.c_str()) != 0) {
+          int e = errno;
+          cache.pop_front();
+          if (e != ENOENT) log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
+          continue;  // ENOENT: another runner won the race
+        }
+        cache.pop_front();
+        spec.claimed = now;
+        if (impossible) {
+          running_task t;
+          t.spec = spec;
+          t.claimed = now;
+          t.attempt = new_attempt();
+          finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+                 fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
+                             gpus_total()));
+          continue;
+        }
+        return spec;
+      }
+    }
+    return std::nullopt;
+  }
+
+  void log_once(const fs::path& p, const std::string& reason) {
+    if (logged_.insert(p.string()).second) log(p.string() + ": " + reason + "; skipped");
+  }
+
+  // ---- running ----
+
+  void start_task(task_spec spec, double now) {
+    running_task t;
+    t.spec = std::move(spec);
+    t.claimed = now;
+    t.attempt = new_attempt();
+    for (int i = 0; i < t.spec.gpus; ++i) {
+      t.gpus.push_back(*free_gpus_.begin());
+      free_gpus_.erase(free_gpus_.begin());
+    }
+    std::vector<std::pair<std::string, std::string>> env(t.spec.env.begin(), t.spec.env.end());
+    env.emplace_back("LEASEQ_TASK_ID", t.spec.id);
+    env.emplace_back("LEASEQ_LEASE", cfg_.lease_id);
+    env.emplace_back("LEASEQ_NODE", cfg_.node);
+    env.emplace_back("LEASEQ_ATTEMPT", t.attempt);
+    if (t.spec.gpus > 0 || gpus_total() > 0) {
+      std::string list;
+      for (const auto& g : t.gpus) list += (list.empty() ? "" : ",") + g;
+      env.emplace_back("CUDA_VISIBLE_DEVICES", list);  // empty: a CPU task sees no GPU
+    }
+    spawn_request req;
+    req.argv = t.spec.argv;
+    req.cwd = t.spec.cwd;
+    req.env = merged_environment(env);
+    req.stdout_path = lease_.stdout_log(cfg_.node, t.spec.id).string();
+    req.stderr_path = lease_.stderr_log(cfg_.node, t.spec.id).string();
+    spawn_outcome s = ops_.spawn(req);
+    if (s.pid <= 0) {
+      log(t.spec.id + ": spawn failed: " + s.error);
+      release_gpus(t);
+      finish(t, now, std::nullopt, std::nullopt, task_state::failed, "spawn_failed: " + s.error);
+      return;
+    }
+    t.pid = s.pid;
+    t.started = now;
+    t.spec.pid = s.pid;
+    t.spec.claimed = now;
+    try {
+      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec));
+    } catch (const error& e) {
+      log(t.spec.id + ": cannot record claim: " + e.what());
+    }
+    by_pid_[s.pid] = t.spec.id;
+    running_.emplace(t.spec.id, std::move(t));
+    hb_dirty_ = true;
+  }
+
+  void release_gpus(running_task& t) {
+    for (auto& g : t.gpus) free_gpus_.insert(g);
+    t.gpus.clear();
+  }
+
+  bool reap(double now) {
+    bool any = false;
+    while (auto e = ops_.reap()) {
+      auto p = by_pid_.find(e->pid);
+      if (p == by_pid_.end()) continue;
+      auto it = running_.find(p->second);
+      by_pid_.erase(p);
+      if (it == running_.end()) continue;
+      running_task t = std::move(it->second);
+      running_.erase(it);
+      release_gpus(t);
+      task_state st =
+          e->exit_code && *e->exit_code == 0 ? task_state::finished : task_state::failed;
+      std::optional<std::string> reason;
+      if (t.stop_reason == std::string("cancelled")) {
+        st = task_state::cancelled;
+        reason = "cancelled";
+      } else if (t.stop_reason) {
+        st = task_state::failed;
+        reason = t.stop_reason;
+      }
+      finish(t, now, e->exit_code, e->signal, st, reason);
+      any = true;
+    }
+    return any;
+  }
+
+  // Builds the result and writes it, then unlinks the claimed file. On a write failure the
+  // result is kept and retried by flush_results(); the claimed file stays meanwhile.
+  void finish(const running_task& t, double now, std::optional<int> exit_code,
+              std::optional<int> signal, task_state st, std::optional<std::string> reason) {
+    task_result r;
+    r.task = t.spec;
+    r.task.claimed.reset();
+    r.task.pid.reset();
+    r.state = st;
+    r.exit_code = exit_code;
+    r.signal = signal;
+    r.reason = std::move(reason);
+    r.claimed = t.claimed;
+    r.started = t.started;
+    r.finished = now;
+    r.stdout_path = lease_paths::relative_stdout(cfg_.node, t.spec.id);
+    r.stderr_path = lease_paths::relative_stderr(cfg_.node, t.spec.id);
+    if (!t.attempt.empty()) r.attempt = t.attempt;
+    hb_dirty_ = true;
+    if (!write_result(r)) unwritten_.push_back({std::move(r)});
+  }
+
+  bool write_result(const task_result& r) {
+    try {
+      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r));
+    } catch (const error& e) {
+      log(r.task.id + ": cannot write result (will retry): " + e.what());
+      return false;
+    }
+    ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
+    return true;
+  }
+
+  bool flush_results() {
+    if (unwritten_.empty()) return false;
+    std::vector<unwritten_result> left;
+    for (auto& u : unwritten_)
+      if (!write_result(u.result)) left.push_back(std::move(u));
+    bool progress = left.size() < unwritten_.size();
+    unwritten_ = std::move(left);
+    return progress;
+  }
+
+  void stop_task(running_task& t, double now, const std::string& reason) {
+    if (t.orphan || t.pid <= 1) return;
+    if (!t.stop_reason) t.stop_reason = reason;
+    if (!t.kill_at) {
+      ops_.signal_group(t.pid, SIGTERM);
+      t.kill_at = now + cfg_.grace_s;
+    }
+  }
+
+  void enforce_deadlines(double now) {
+    for (auto& [id, t] : running_) {
+      if (t.kill_at && *t.kill_at <= now && !t.orphan) {
+        log(fmt::format("{}: still running {:.0f} s after SIGTERM: SIGKILL", id, cfg_.grace_s));
+        ops_.signal_group(t.pid, SIGKILL);
+        t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
+      }
+    }
+  }
+
+  void begin_stop(double now) {
+    stopping_ = true;
+    stop_started_ = now;
+    log("stopping: no new claims; stopping running tasks");
+    for (auto& [id, t] : running_) stop_task(t, now, "runner_terminated");
+    hb_dirty_ = true;
+  }
+
+  // ---- control ----
+
+  bool apply_control(double now) {
+    control_batch b = read_control(lease_, cfg_.node);
+    bool any = false;
+    for (auto& [p, reason] : b.bad) log_once(p, reason);
+    if (b.paused && *b.paused != paused_) {
+      paused_ = *b.paused;
+      log(paused_ ? "paused" : "resumed");
+      hb_dirty_ = true;
+    }
+    for (const auto& p : b.consumed) {
+      ::unlink(p.c_str());
+      any = true;
+    }
+    for (const auto& c : b.cancels) {
+      cancel(c.task, now);
+      ::unlink(c.path.c_str());
+      any = true;
+    }
+    return any;
+  }
+
+  void cancel(const std::string& id, double now) {
+    if (auto it = running_.find(id); it != running_.end()) {
+      if (it->second.orphan) {
+        log(id + ": cancel of a task left by a previous runner: signalling its group");
+        ops_.signal_group(it->second.pid, SIGTERM);
+        return;
+      }
+      log(id + ": cancel: SIGTERM to its process group");
+      stop_task(it->second, now, "cancelled");
+      return;
+    }
+    for (const std::string& lane : {cfg_.node, std::string(any_lane)}) {
+      fs::path from = lease_.inbox_task(lane, id);
+      fs::path to = lease_.claimed_task(cfg_.node, id);
+      json_outcome peek = read_json_tolerant(from);
+      if (::rename(from.c_str(), to.c_str()) != 0) continue;
+      task_spec spec;
+      bool ok = false;
+      if (peek.ok()) {
+        try {
+          from_json(*peek.value, spec);
+          ok = true;
+        } catch (const error&) {
+        }
+      }
+      if (!ok) {
+        json_outcome r = read_json_tolerant(to);
+        try {
+          if (r.ok()) {
+            from_json(*r.value, spec);
+            ok = true;
+          }
+        } catch (const error&) {
+        }
+      }
+      if (!ok) {
+        log(id + ": cancel: task file unreadable; left in claimed/");
+        return;
+      }
+      running_task t;
+      t.spec = spec;
+      t.claimed = now;
+      log(id + ": cancelled while pending");
+      finish(t, now, std::nullopt, std::nullopt, task_state::cancelled, "cancelled");
+      return;
+    }
+    log(id + ": cancel: not pending here nor running here; control file consumed");
+  }
+
+  // ---- heartbeat ----
+
+  void write_heartbeat(double now) {
+    heartbeat hb;
+    hb.node = cfg_.node;
+    hb.host = cfg_.host;
+    hb.pid = ::getpid();
+    hb.ts = now;
+    hb.started = started_;
+    std::vector<std::pair<std::int64_t, std::string>> ids;
+    for (const auto& [id, t] : running_) ids.emplace_back(t.spec.seq, id);
+    std::sort(ids.begin(), ids.end());
+    for (auto& e : ids) hb.running.push_back(e.second);
+    if (!hb.running.empty()) hb.running_task_id = hb.running.front();
+    std::int64_t pending = 0;
+    for (const std::string& lane : {cfg_.node, std::string(any_lane)})
+      for (const std::string& n : detail::list_dir(lease_.inbox(lane).string()).names) {
+        std::int64_t seq;
+        if (detail::task_file_name(n, seq)) ++pending;
+      }
+    hb.pending = pending;
+    hb.paused = paused_;
+    hb.slots = cfg_.slots;
+    hb.gpus = gpus_total();
+    hb.gpu_ids = cfg_.gpu_ids;
+    hb.gpus_free = static_cast<std::int64_t>(free_gpus_.size());
+    hb.version = version;
+    hb.stopped = finished_;
+    try {
+      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb));
+      last_heartbeat_ = now;
+      hb_dirty_ = false;
+    } catch (const error& e) {
+      log(std::string("cannot write heartbeat: ") + e.what());
+      last_heartbeat_ = now;  // try again at the next interval, not in a tight loop
+    }
+  }
+
+  runner_config cfg_;
+  lease_paths lease_;
+  process_ops& ops_;
+  logger log_;
+  std::set<std::string> free_gpus_;
+  std::map<std::string, running_task> running_;
+  std::map<pid_t, std::string> by_pid_;
+  std::vector<unwritten_result> unwritten_;
+  std::deque<std::string> lane_cache_, any_cache_;
+  std::set<std::string> logged_;
+  std::mt19937_64 rng_;
+  double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
+  bool paused_ = false, stopping_ = false, finished_ = false, hb_dirty_ = false;
+  bool stop_requested_ = false;
+};
+
+namespace detail {
+
+inline std::atomic<bool>& runner_stop_flag() {
+  static std::atomic<bool> f{false};
+  return f;
+}
+inline int& runner_wake_fd() {
+  static int fd = -1;
+  return fd;
+}
+inline void runner_on_signal(int sig) {
+  int saved = errno;
+  if (sig == SIGTERM || sig == SIGINT) runner_stop_flag().store(true);
+  char c = 1;
+  if (runner_wake_fd() >= 0) (void)!::write(runner_wake_fd(), &c, 1);
+  errno = saved;
+}
+
+}  // namespace detail
+
+// The real loop: SIGTERM/SIGINT stop the runner cleanly; SIGCHLD wakes it so a slot is reused
+// as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s. Returns 0.
+inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
+  posix_process_ops ops;
+  runner r(cfg, lease, ops, std::move(log));
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    throw io_error("cannot create pipe", "(self-pipe)", errno);
+  detail::unique_fd wake_r(pipe_fds[0]), wake_w(pipe_fds[1]);
+  detail::runner_wake_fd() = wake_w.get();
+  detail::runner_stop_flag().store(false);
+  struct sigaction sa {};
+  sa.sa_handler = detail::runner_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGTERM, SIGINT, SIGCHLD}) ::sigaction(s, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);  // survive the login shell going away
+
+  r.start(unix_now());
+  double backoff = cfg.idle_min_s;
+  while (!r.finished()) {
+    if (detail::runner_stop_flag().load()) r.request_stop();
+    double now = unix_now();
+    bool busy = r.step(now);
+    if (r.finished()) break;
+    backoff = busy ? cfg.idle_min_s : std::min(cfg.idle_max_s, backoff * 2);
+    double wait = std::min(backoff, r.next_deadline(now));
+    pollfd p{wake_r.get(), POLLIN, 0};
+    int ms = static_cast<int>(wait * 1000) + 1;
+    if (::poll(&p, 1, ms) > 0) {
+      char buf[64];
+      while (::read(wake_r.get(), buf, sizeof buf) > 0) {
+      }
+    }
+  }
+  detail::runner_wake_fd() = -1;
+  return 0;
+}
+
+}  // namespace leaseq

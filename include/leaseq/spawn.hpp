@@ -1,0 +1,177 @@
+#pragma once
+
+// The OS side of the runner: start a task in its own session, reap it, signal its group.
+// The runner talks to these operations through `process_ops`, so its loop can be driven by a
+// fake in tests and by `posix_process_ops` for real.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "leaseq/detail/posix.hpp"
+
+extern char** environ;  // NOLINT: POSIX
+
+namespace leaseq {
+
+// One task execution to start. stdout/stderr go to the two log files, opened (created,
+// truncated) before the program is exec'd; stdin is /dev/null.
+struct spawn_request {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::string cwd;                // empty: the runner's own directory
+  std::vector<std::string> env;   // the complete environment, "K=V" each
+  std::string stdout_path;
+  std::string stderr_path;
+};
+
+// pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
+struct spawn_outcome {
+  pid_t pid = -1;
+  std::string error;
+};
+
+// A child that ended: exit code or the signal that killed it.
+struct child_exit {
+  pid_t pid = -1;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+};
+
+class process_ops {
+ public:
+  virtual ~process_ops() = default;
+  virtual spawn_outcome spawn(const spawn_request& req) = 0;
+  // One child of ours that has ended, without blocking; nullopt when none.
+  virtual std::optional<child_exit> reap() = 0;
+  // Sends sig to the process group led by pgid (each task leads its own session).
+  virtual void signal_group(pid_t pgid, int sig) = 0;
+  // Whether a process that is not our child (a task left by a crashed runner) still runs.
+  virtual bool alive(pid_t pid) = 0;
+};
+
+// The environment of this process, with `overrides` applied ("K=V" entries replace K).
+inline std::vector<std::string> merged_environment(
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::vector<std::string> out;
+  auto overridden = [&](const char* entry) {
+    const char* eq = std::strchr(entry, '=');
+    std::size_t n = eq ? static_cast<std::size_t>(eq - entry) : std::strlen(entry);
+    for (const auto& [k, v] : overrides)
+      if (k.size() == n && std::strncmp(entry, k.c_str(), n) == 0) return true;
+    return false;
+  };
+  for (char** e = environ; e && *e; ++e)
+    if (!overridden(*e)) out.emplace_back(*e);
+  for (const auto& [k, v] : overrides) out.push_back(k + "=" + v);
+  return out;
+}
+
+class posix_process_ops : public process_ops {
+ public:
+  spawn_outcome spawn(const spawn_request& req) override {
+    spawn_outcome out;
+    if (req.argv.empty()) {
+      out.error = "empty argv";
+      return out;
+    }
+    if (!req.cwd.empty()) {
+      struct stat st;
+      if (::stat(req.cwd.c_str(), &st) != 0) {
+        out.error = "cwd " + req.cwd + ": " + std::strerror(errno);
+        return out;
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        out.error = "cwd " + req.cwd + ": not a directory";
+        return out;
+      }
+    }
+    auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
+      fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
+      return static_cast<bool>(fd);
+    };
+    detail::unique_fd out_fd, err_fd;
+    if (!open_log(req.stdout_path, out_fd) || !open_log(req.stderr_path, err_fd)) return out;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    ::posix_spawn_file_actions_init(&fa);
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    ::posix_spawn_file_actions_adddup2(&fa, out_fd.get(), 1);
+    ::posix_spawn_file_actions_adddup2(&fa, err_fd.get(), 2);
+    if (!req.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+      sigaddset(&defaults, s);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &defaults);
+    // Its own session (and so its own process group): cancel signals the whole tree, and a
+    // terminal hangup of the runner's session does not reach the task.
+    ::posix_spawnattr_setflags(&attr,
+                               POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    std::vector<char*> argv, envp;
+    for (const auto& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    ::posix_spawn_file_actions_destroy(&fa);
+    ::posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      out.error = req.argv[0] + ": " + std::strerror(rc);
+      return out;
+    }
+    out.pid = pid;
+    return out;
+  }
+
+  std::optional<child_exit> reap() override {
+    int status = 0;
+    pid_t pid;
+    do pid = ::waitpid(-1, &status, WNOHANG);
+    while (pid < 0 && errno == EINTR);
+    if (pid <= 0) return std::nullopt;
+    child_exit e;
+    e.pid = pid;
+    if (WIFEXITED(status))
+      e.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+      e.signal = WTERMSIG(status);
+    return e;
+  }
+
+  void signal_group(pid_t pgid, int sig) override {
+    if (pgid > 1) ::kill(-pgid, sig);
+  }
+
+  bool alive(pid_t pid) override {
+    if (pid <= 1) return false;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+    // A zombie nobody reaps (no init in a container) has ended too.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return ::kill(pid, 0) == 0 || errno == EPERM;
+    auto close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size())
+      return line[close + 2] != 'Z' && line[close + 2] != 'X';
+    return true;
+  }
+};
+
+}  // namespace leaseq

@@ -1,0 +1,118 @@
+#include <leaseq/control.hpp>
+#include <leaseq/submit.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+using namespace leaseq;
+using test_support::temp_dir;
+
+namespace {
+
+void fake_heartbeat(const lease_paths& lease, const std::string& node) {
+  ensure_dir(lease.hb_dir());
+  heartbeat hb;
+  hb.node = node;
+  hb.ts = 1;
+  write_json_atomic(lease.heartbeat(node), json(hb));
+}
+
+std::vector<std::string> control_files(const lease_paths& lease, const std::string& node) {
+  return detail::list_dir(lease.control(node).string()).names;
+}
+
+}  // namespace
+
+TEST_CASE("control: cancel file name and content", "[control]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  fs::path p = write_cancel(lease, "nodeA", "T014", 12.5);
+  std::string name = p.filename().string();
+  CHECK(name.rfind("cancel_T014_", 0) == 0);
+  CHECK(name.size() == std::string("cancel_T014_.json").size() + 36);
+  json j = *read_json_tolerant(p).value;
+  CHECK(j["task"] == "T014");
+  CHECK(j["ts"] == 12.5);
+  CHECK(j["by"].get<std::string>().find('@') != std::string::npos);
+  // Two cancels of the same task never overwrite each other.
+  CHECK(write_cancel(lease, "nodeA", "T014") != p);
+  CHECK_THROWS_AS(write_cancel(lease, "../x", "T014"), name_error);
+  CHECK_THROWS_AS(write_cancel(lease, "nodeA", "T14"), name_error);
+
+  control_batch b = read_control(lease, "nodeA");
+  REQUIRE(b.cancels.size() == 2);
+  CHECK(b.cancels[0].task == "T014");
+  CHECK_FALSE(b.paused);
+}
+
+TEST_CASE("control: pause and resume, the newer wins", "[control]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  CHECK_FALSE(read_control(lease, "n").paused);  // missing dir: nothing
+  write_pause(lease, "n", 10);
+  CHECK(read_control(lease, "n").paused == true);
+  write_resume(lease, "n", 11);
+  control_batch b = read_control(lease, "n");
+  CHECK(b.paused == false);
+  CHECK(b.consumed.size() == 2);
+  write_pause(lease, "n", 12);
+  CHECK(read_control(lease, "n").paused == true);
+}
+
+TEST_CASE("control: unreadable files are reported and left in place", "[control]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  test_support::write_text(lease.control("n") / "cancel_T001_x.json", "{\"task\": ");
+  test_support::write_text(lease.control("n") / "cancel_T002_y.json", "{\"task\": \"../x\"}");
+  test_support::write_text(lease.control("n") / ".cancel_T003_tmp.json", "{}");
+  test_support::write_text(lease.control("n") / "notes.txt", "hello");
+  control_batch b = read_control(lease, "n");
+  CHECK(b.cancels.empty());
+  CHECK(b.bad.size() == 2);
+  CHECK(control_files(lease, "n").size() == 3);
+}
+
+TEST_CASE("control: cancel_task routes by where the task is", "[control]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_request r;
+  r.argv = {"true"};
+  auto any = submit_task(lease, "1234", r).id;
+  r.node = "b";
+  auto lane = submit_task(lease, "1234", r).id;
+
+  // _any with no heartbeat and no fallback: an error, nothing written.
+  CHECK_THROWS_AS(cancel_task(lease, any), error);
+  auto fb = cancel_task(lease, any, std::string("local1"));
+  CHECK(fb.nodes == std::vector<std::string>{"local1"});
+
+  fake_heartbeat(lease, "a");
+  fake_heartbeat(lease, "b");
+  auto c1 = cancel_task(lease, any);
+  CHECK(c1.place == task_place::pending);
+  CHECK(c1.nodes == std::vector<std::string>{"a", "b"});
+  CHECK(control_files(lease, "a").size() == 1);
+  CHECK(control_files(lease, "b").size() == 1);
+
+  auto c2 = cancel_task(lease, lane);
+  CHECK(c2.nodes == std::vector<std::string>{"b"});
+  CHECK(control_files(lease, "a").size() == 1);
+  CHECK(control_files(lease, "b").size() == 2);
+
+  // Claimed on node a: only a hears it.
+  ensure_dir(lease.claimed("a"));
+  fs::rename(lease.inbox_task("_any", any), lease.claimed_task("a", any));
+  auto c3 = cancel_task(lease, any);
+  CHECK(c3.place == task_place::running);
+  CHECK(c3.nodes == std::vector<std::string>{"a"});
+
+  // Done: refused.
+  json_outcome spec = read_json_tolerant(lease.claimed_task("a", any));
+  json res = *spec.value;
+  res["state"] = "FINISHED";
+  ensure_dir(lease.done("a"));
+  write_json_atomic(lease.result("a", any), res);
+  CHECK_THROWS_WITH(cancel_task(lease, any), Catch::Contains("already ended (FINISHED)"));
+  CHECK_THROWS_AS(cancel_task(lease, "T777"), error);
+}

@@ -1,0 +1,181 @@
+#include <leaseq/submit.hpp>
+
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+using namespace leaseq;
+using test_support::temp_dir;
+
+namespace {
+
+task_spec read_task(const fs::path& p) {
+  json_outcome r = read_json_tolerant(p);
+  REQUIRE(r.ok());
+  task_spec t;
+  from_json(*r.value, t);
+  return t;
+}
+
+submit_request echo_request(const std::string& word) {
+  submit_request r;
+  r.argv = {"echo", word};
+  r.cwd = "/tmp";
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("submit: one task into _any and into a node lane", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_request r = echo_request("hi there");
+  r.env = {{"OMP_NUM_THREADS", "8"}};
+  r.gpus = 2;
+  auto a = submit_task(lease, "local:myhost", r, 100.5);
+  CHECK(a.id == "T001");
+  CHECK_FALSE(a.existing);
+  task_spec ta = read_task(lease.inbox_task("_any", "T001"));
+  CHECK(ta.seq == 1);
+  CHECK(ta.lease == "local:myhost");
+  CHECK_FALSE(ta.node);
+  CHECK(ta.argv == std::vector<std::string>{"echo", "hi there"});
+  CHECK(ta.cmd == "echo 'hi there'");
+  CHECK(ta.cwd == "/tmp");
+  CHECK(ta.env.at("OMP_NUM_THREADS") == "8");
+  CHECK(ta.gpus == 2);
+  CHECK(ta.created == 100.5);
+  CHECK_FALSE(ta.retry_of);
+  // node is written as null for _any
+  CHECK(read_json_tolerant(lease.inbox_task("_any", "T001")).value->at("node").is_null());
+
+  r.node = "nodeA";
+  auto b = submit_task(lease, "local:myhost", r);
+  CHECK(b.id == "T002");
+  CHECK(read_task(lease.inbox_task("nodeA", "T002")).node == "nodeA");
+}
+
+TEST_CASE("submit: bad input is refused and writes nothing", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_request empty;
+  CHECK_THROWS_AS(submit_task(lease, "local:h", empty), error);
+  submit_request r = echo_request("x");
+  r.node = "../evil";
+  CHECK_THROWS_AS(submit_task(lease, "local:h", r), name_error);
+  r.node.reset();
+  r.key = "bad/key";
+  CHECK_THROWS_AS(submit_task(lease, "local:h", r), name_error);
+  r.key.reset();
+  r.env = {{"A=B", "c"}};
+  CHECK_THROWS_AS(submit_task(lease, "local:h", r), error);
+  r.env.clear();
+  CHECK_THROWS_AS(submit_task(lease, "../x", r), name_error);
+  CHECK_FALSE(fs::exists(lease.inbox_root()));
+  CHECK(submit_task(lease, "local:h", r).id == "T001");
+}
+
+TEST_CASE("submit: an idempotency key enqueues once, even when racing", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_request r = echo_request("once");
+  r.key = "job-42";
+  auto a = submit_task(lease, "local:h", r);
+  auto b = submit_task(lease, "local:h", r);
+  CHECK(a.id == b.id);
+  CHECK(b.existing);
+  CHECK(test_support::read_text(lease.key("job-42")) == a.id + "\n");
+  CHECK(detail::list_dir(lease.inbox("_any").string()).names.size() == 1);
+
+  // 8 processes race with one new key: exactly one task.
+  r.key = "race";
+  int failures = test_support::run_in_children(8, [&](int) {
+    auto s = submit_task(lease, "local:h", r);
+    return is_valid_task_id(s.id) ? 0 : 1;
+  });
+  CHECK(failures == 0);
+  std::string raced = test_support::read_text(lease.key("race"));
+  int with_key = 0;
+  for (const auto& n : detail::list_dir(lease.inbox("_any").string()).names)
+    if (read_task(lease.inbox("_any") / n).key == std::string("race")) ++with_key;
+  CHECK(with_key == 1);
+}
+
+TEST_CASE("submit: a corrupt key file is reported, not overwritten", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  test_support::write_text(lease.key("k"), "garbage");
+  submit_request r = echo_request("x");
+  r.key = "k";
+  CHECK_THROWS_AS(submit_task(lease, "local:h", r), error);
+  CHECK(test_support::read_text(lease.key("k")) == "garbage");
+}
+
+TEST_CASE("submit: a batch takes one seq range and keeps order", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_task(lease, "local:h", echo_request("first"));
+  std::vector<submit_request> batch;
+  for (int i = 0; i < 500; ++i) {
+    submit_request r;
+    r.argv = shell_argv("echo " + std::to_string(i));
+    r.node = i % 2 ? std::optional<std::string>("b") : std::nullopt;
+    batch.push_back(r);
+  }
+  batch[10].key = "ten";
+  auto out = submit_batch(lease, "local:h", batch, 5.0);
+  REQUIRE(out.size() == 500);
+  for (int i = 0; i < 500; ++i) CHECK(out[i].id == format_task_id(2 + i));
+  task_spec t7 = read_task(lease.inbox_task("b", out[7].id));
+  CHECK(t7.cmd == "echo 7");
+  CHECK(t7.argv == std::vector<std::string>{"/bin/sh", "-c", "echo 7"});
+  CHECK(detail::list_dir(lease.inbox("_any").string()).names.size() == 251);
+  CHECK(detail::list_dir(lease.inbox("b").string()).names.size() == 250);
+
+  // Submitting the same keyed line again returns the earlier id and enqueues nothing new.
+  auto again = submit_batch(lease, "local:h", {batch[10]});
+  CHECK(again[0].id == out[10].id);
+  CHECK(again[0].existing);
+  CHECK(detail::list_dir(lease.inbox("_any").string()).names.size() == 251);
+  // Nothing half-written or temporary is left behind.
+  for (const auto& n : detail::list_dir(lease.inbox("b").string()).names)
+    CHECK(n.rfind(".", 0) != 0);
+}
+
+TEST_CASE("submit: retry is a new task naming the old one", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_request r = echo_request("again");
+  r.env = {{"X", "1"}};
+  r.gpus = 1;
+  r.node = "n1";
+  auto first = submit_task(lease, "local:h", r);
+  // Move it to done/ as a runner would.
+  task_result res;
+  res.task = read_task(lease.inbox_task("n1", first.id));
+  res.state = task_state::failed;
+  res.exit_code = 1;
+  ensure_dir(lease.done("n1"));
+  write_json_atomic(lease.result("n1", first.id), json(res));
+  fs::remove(lease.inbox_task("n1", first.id));
+
+  auto again = retry_task(lease, "local:h", first.id);
+  CHECK(again.id == "T002");
+  task_spec t2 = read_task(lease.inbox_task("n1", "T002"));
+  CHECK(t2.retry_of == first.id);
+  CHECK(t2.argv == r.argv);
+  CHECK(t2.cwd == r.cwd);
+  CHECK(t2.env == r.env);
+  CHECK(t2.gpus == 1);
+  CHECK_THROWS_AS(retry_task(lease, "local:h", "T999"), error);
+}
+
+TEST_CASE("submit: display form of argv", "[submit]") {
+  CHECK(display_command({"python", "train.py", "--cfg", "a.yaml"}) ==
+        "python train.py --cfg a.yaml");
+  CHECK(display_command({"echo", "it's"}) == "echo 'it'\\''s'");
+  CHECK(display_command({"echo", ""}) == "echo ''");
+  CHECK(display_command(shell_argv("ls | wc -l")) == "ls | wc -l");
+}
