@@ -1,8 +1,289 @@
 // lease create, ls, use, release.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <leaseq/leaseq.hpp>
+
 #include "commands.hpp"
 
 namespace leaseq_cli {
 
-void add_slurm_commands(CLI::App&, CLI::App&) {}
+namespace {
+
+namespace fs = std::filesystem;
+using leaseq::json;
+
+// The leaseq binary a keeper runs: $LEASEQ_BIN, else this very program.
+fs::path leaseq_binary() {
+  if (const char* b = std::getenv("LEASEQ_BIN"); b && *b) return fs::absolute(b);
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw leaseq::error("cannot find the leaseq binary (/proc/self/exe): set LEASEQ_BIN");
+  return self;
+}
+
+void print_warnings(const leaseq::config& cfg) {
+  for (const auto& w : cfg.warnings) std::fprintf(stderr, "leaseq: warning: %s\n", w.c_str());
+}
+
+// Slurm's own message, verbatim, on stderr; then the exit code.
+[[noreturn]] void fail_with(const leaseq::command_output& r, const std::string& what) {
+  if (!r.out.empty()) std::fputs(r.out.c_str(), stderr);
+  if (!r.err.empty()) std::fputs(r.err.c_str(), stderr);
+  if (r.spawn_failed || r.timed_out || r.err.empty())
+    std::fprintf(stderr, "leaseq: error: %s: %s\n", what.c_str(), r.error.c_str());
+  throw CLI::RuntimeError(r.exit_code > 0 && r.exit_code < 256 ? r.exit_code : exit_error);
+}
+
+struct create_args {
+  leaseq::lease_request req;
+  std::string name, partition, qos, account, constraint, reservation;
+  bool dry_run = false, test_only = false;
+};
+
+std::optional<std::string> opt_of(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  return s;
+}
+
+void run_create(create_args& a) {
+  leaseq::lease_request& r = a.req;
+  r.name = opt_of(a.name);
+  r.partition = opt_of(a.partition);
+  r.qos = opt_of(a.qos);
+  r.account = opt_of(a.account);
+  r.constraint = opt_of(a.constraint);
+  r.reservation = opt_of(a.reservation);
+  leaseq::validate(r);
+  if (a.dry_run && a.test_only) throw leaseq::error("--dry-run and --test-only exclude each other");
+
+  auto home = leaseq::home_paths::from_env();
+  fs::path root = fs::absolute(home.root()).lexically_normal();
+  leaseq::home_paths abs_home(root);
+  leaseq::slurm_options opt = leaseq::slurm_options::from_env();
+  fs::path keepers = root / "keepers";
+  fs::path script =
+      keepers / fmt::format("keeper-{}-{}.sh", static_cast<long long>(leaseq::unix_now() * 1000),
+                            static_cast<long>(::getpid()));
+  std::string content = leaseq::keeper_script(leaseq_binary(), root);
+  auto argv = leaseq::sbatch_argv(r, script, root, a.test_only, opt.sbatch);
+
+  if (a.dry_run) {
+    std::printf("sbatch command (not run):\n  %s\nkeeper script: %s\n",
+                leaseq::shell_join(argv).c_str(), script.c_str());
+    std::printf("----- keeper script -----\n%s", content.c_str());
+    return;
+  }
+
+  abs_home.ensure_root();
+  leaseq::ensure_dir(keepers, 0700);
+  leaseq::write_file_atomic(script, content, 0700);
+  leaseq::command_options copt;
+  copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
+  leaseq::command_output res = leaseq::run_command(argv, copt);
+
+  if (a.test_only) {
+    std::error_code ec;
+    fs::remove(script, ec);
+    // sbatch --test-only answers on stderr ("Job 5 to start at ... using 3 processors ...").
+    if (!res.ok()) fail_with(res, "sbatch --test-only");
+    std::fputs(res.out.c_str(), stdout);
+    std::fputs(res.err.c_str(), stdout);
+    return;
+  }
+  if (!res.ok()) {
+    std::error_code ec;
+    fs::remove(script, ec);
+    if (res.timed_out)
+      std::fprintf(stderr,
+                   "leaseq: warning: sbatch did not answer in time; a job may have been "
+                   "submitted anyway: check squeue --me\n");
+    fail_with(res, "sbatch");
+  }
+  auto job = leaseq::parse_sbatch_parsable(res.out);
+  if (!job) {
+    std::fputs(res.err.c_str(), stderr);
+    throw leaseq::error("sbatch printed no job id: " + leaseq::shell_quote(res.out));
+  }
+  if (!res.err.empty()) std::fputs(res.err.c_str(), stderr);  // sbatch's warnings
+
+  // Slurm has its own copy of the script: keep ours next to the lease as its record.
+  leaseq::lease_paths lease(abs_home, *job);
+  leaseq::ensure_dir(lease.root(), 0700);
+  fs::path final_script = lease.root() / "keeper.sh";
+  if (::rename(script.c_str(), final_script.c_str()) != 0) final_script = script;
+
+  leaseq::lease_record rec;
+  rec.id = *job;
+  rec.kind = "slurm";
+  rec.name = r.name;
+  rec.created = leaseq::unix_now();
+  rec.nodes = r.nodes;
+  rec.gpus_per_node = r.gpus_per_node;
+  rec.partition = r.partition;
+  rec.qos = r.qos;
+  rec.account = r.account;
+  rec.constraint = r.constraint;
+  rec.reservation = r.reservation;
+  rec.time = r.time;
+  rec.extra_args = r.extra_args;
+  rec.sbatch = argv;
+  rec.keeper = final_script.string();
+  leaseq::write_json_atomic(lease.lease_json(), json(rec));
+  leaseq::register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
+  leaseq::invalidate_slurm_cache(abs_home);
+  std::printf("%s\n", job->c_str());
+}
+
+std::string or_dash(const std::optional<std::string>& s) {
+  return s && !s->empty() ? *s : "-";
+}
+std::string or_dash(const std::optional<std::int64_t>& v) {
+  return v ? std::to_string(*v) : std::string("-");
+}
+
+void run_ls(bool as_json) {
+  auto home = leaseq::home_paths::from_env();
+  leaseq::config cfg = leaseq::load_config(home.config());
+  print_warnings(cfg);
+  leaseq::lease_listing list = leaseq::list_leases(home, cfg.ui, leaseq::slurm_options::from_env());
+  if (!list.index_error.empty())
+    std::fprintf(stderr, "leaseq: warning: %s\n", list.index_error.c_str());
+  if (as_json) {
+    json out = json::array();
+    for (const auto& r : list.rows) out.push_back(r);
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
+  if (list.rows.empty()) {
+    std::printf("no leases (create one with `leaseq lease create` or start `leaseq runner`)\n");
+    return;
+  }
+  std::vector<std::vector<std::string>> table{
+      {"ID", "KIND", "NAME", "STATE", "REASON", "LEFT", "NODES", "GPN", "DEFAULT"}};
+  for (const auto& r : list.rows) {
+    std::string reason = r.reason;
+    if (!r.error.empty()) reason = (reason.empty() ? "" : reason + "; ") + r.error;
+    table.push_back({r.id, r.kind, or_dash(r.name), r.state, reason.empty() ? "-" : reason,
+                     r.time_left.empty() ? "-" : r.time_left, or_dash(r.nodes),
+                     or_dash(r.gpus_per_node), r.is_default ? "*" : ""});
+  }
+  std::vector<std::size_t> width(table[0].size(), 0);
+  for (const auto& row : table)
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  for (const auto& row : table) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+void run_use(const std::string& id) {
+  leaseq::check_lease_id(id);
+  auto home = leaseq::home_paths::from_env();
+  leaseq::update_index(home, [&](leaseq::lease_index& idx) {
+    if (!idx.find(id))
+      throw leaseq::error("unknown lease " + leaseq::detail::quote_for_message(id) +
+                          " (see `leaseq lease ls`)");
+    idx.default_lease = id;
+  });
+  std::printf("default lease: %s\n", id.c_str());
+}
+
+void run_release(const std::string& id, bool yes) {
+  leaseq::check_lease_id(id);
+  auto home = leaseq::home_paths::from_env();
+  leaseq::index_read idx = leaseq::read_index(home);
+  if (!idx.error.empty()) throw leaseq::error(idx.error);
+  const leaseq::index_entry* e = idx.index.find(id);
+  if (!e)
+    throw leaseq::error("unknown lease " + leaseq::detail::quote_for_message(id) +
+                        " (see `leaseq lease ls`)");
+  if (e->kind != "slurm")
+    throw leaseq::error("lease " + id +
+                        " is not a Slurm lease; stop a local runner with "
+                        "`leaseq lease local stop`");
+  if (!yes) {
+    if (!::isatty(0))
+      throw leaseq::error("release cancels Slurm job " + id +
+                          "; not on a terminal, so pass --yes to confirm");
+    std::fprintf(stderr, "Release lease %s (scancel %s)? Its running tasks are stopped. [y/N] ",
+                 id.c_str(), id.c_str());
+    std::string answer;
+    if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
+      std::fprintf(stderr, "not released\n");
+      throw CLI::RuntimeError(exit_error);
+    }
+  }
+  leaseq::slurm_options opt = leaseq::slurm_options::from_env();
+  leaseq::command_options copt;
+  copt.timeout = opt.timeout;
+  leaseq::command_output r = leaseq::run_command({opt.scancel, id}, copt);
+  if (!r.ok()) fail_with(r, "scancel");
+  if (!r.err.empty()) std::fputs(r.err.c_str(), stderr);
+  leaseq::invalidate_slurm_cache(home);
+  std::printf("released %s (scancel sent; its runners stop their tasks)\n", id.c_str());
+}
+
+}  // namespace
+
+void add_slurm_commands(CLI::App&, CLI::App& lease) {
+  auto ca = std::make_shared<create_args>();
+  CLI::App* create = lease.add_subcommand(
+      "create",
+      "Submit a Slurm job (the keeper) that runs one leaseq runner per node and register it as a "
+      "lease; prints the job id");
+  create->add_option("--name", ca->name, "A name for the lease (job name leaseq-<name>)");
+  create->add_option("--nodes,-N", ca->req.nodes, "Number of nodes")->required();
+  create->add_option("--time,-t", ca->req.time, "Time limit, as sbatch --time (e.g. 2:00:00)")
+      ->required();
+  create->add_option("--partition,-p", ca->partition, "Slurm partition");
+  create->add_option("--qos", ca->qos, "Slurm QOS");
+  create->add_option("--account,-A", ca->account, "Slurm account");
+  create->add_option("--constraint,-C", ca->constraint, "Slurm node constraint");
+  create->add_option("--reservation", ca->reservation, "Slurm reservation");
+  create->add_option("--gpus-per-node", ca->req.gpus_per_node, "GPUs per node (default 0)");
+  create
+      ->add_option("--sbatch-arg", ca->req.extra_args,
+                   "One more sbatch argument, passed as one argv element (repeatable), e.g. "
+                   "--sbatch-arg=--exclusive")
+      ->allow_extra_args(false);
+  create->add_flag("--dry-run", ca->dry_run,
+                   "Print the sbatch command and the keeper script; submit nothing");
+  create->add_flag("--test-only", ca->test_only,
+                   "Ask Slurm (sbatch --test-only) whether and when the lease would start; submit "
+                   "nothing");
+  create->callback([ca] { run_create(*ca); });
+
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* ls = lease.add_subcommand(
+      "ls", "List leases: id, kind, name, state, reason, time left, nodes, GPUs per node, default");
+  ls->add_flag("--json", *as_json, "Print a JSON array");
+  ls->callback([as_json] { run_ls(*as_json); });
+
+  auto use_id = std::make_shared<std::string>();
+  CLI::App* use = lease.add_subcommand("use", "Make a lease the default one");
+  use->add_option("id", *use_id, "Lease id (a Slurm job id or local:<host>)")->required();
+  use->callback([use_id] { run_use(*use_id); });
+
+  auto rel_id = std::make_shared<std::string>();
+  auto yes = std::make_shared<bool>(false);
+  CLI::App* release = lease.add_subcommand(
+      "release", "Release a Slurm lease (scancel); its runners stop their tasks and exit");
+  release->add_option("id", *rel_id, "Slurm job id of the lease")->required();
+  release->add_flag("--yes,-y", *yes, "Do not ask for confirmation");
+  release->callback([rel_id, yes] { run_release(*rel_id, *yes); });
+}
 
 }  // namespace leaseq_cli

@@ -1,0 +1,180 @@
+#pragma once
+
+// The lease list: index.json + each runs/<id>/lease.json + the lease's state (Slurm through
+// the shared cache in slurm.hpp; the local lease from its runner's heartbeat).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "leaseq/clock.hpp"
+#include "leaseq/config.hpp"
+#include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/json_fields.hpp"
+#include "leaseq/file_io.hpp"
+#include "leaseq/health.hpp"
+#include "leaseq/index.hpp"
+#include "leaseq/model.hpp"
+#include "leaseq/paths.hpp"
+#include "leaseq/slurm.hpp"
+
+namespace leaseq {
+
+// One line of `leaseq lease ls`.
+struct lease_row {
+  std::string id;
+  std::string kind;  // "local" or "slurm"
+  std::optional<std::string> name;
+  std::string state = "UNKNOWN";
+  std::string reason;     // Slurm's pending/end reason, or why the state is what it is
+  std::string time_left;  // "10:42", "UNLIMITED", "-"
+  std::optional<std::int64_t> nodes;
+  std::optional<std::int64_t> gpus_per_node;
+  bool is_default = false;
+  bool stale = false;  // Slurm forgot the job: state is the last one seen
+  double seen = 0;     // when the state was observed (Slurm leases)
+  std::string error;   // why the state is UNKNOWN, or why lease.json could not be read
+  double created = 0;
+};
+
+inline void to_json(json& j, const lease_row& r) {
+  j = json{{"id", r.id},
+           {"kind", r.kind},
+           {"name", detail::or_null(r.name)},
+           {"state", r.state},
+           {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
+           {"time_left", r.time_left},
+           {"nodes", detail::or_null(r.nodes)},
+           {"gpus_per_node", detail::or_null(r.gpus_per_node)},
+           {"default", r.is_default},
+           {"stale", r.stale},
+           {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
+           {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+           {"created", r.created}};
+}
+
+// Every heartbeat of a lease, parsed; unreadable ones are skipped (not visible yet).
+inline std::vector<heartbeat> read_heartbeats(const lease_paths& lease) {
+  std::vector<heartbeat> out;
+  auto listing = detail::list_dir(lease.hb_dir().string());
+  for (const auto& name : listing.names) {
+    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+    json_outcome r = read_json_tolerant(lease.hb_dir() / name);
+    if (!r.ok()) continue;
+    try {
+      heartbeat hb;
+      from_json(*r.value, hb);
+      out.push_back(std::move(hb));
+    } catch (const error&) {
+    }
+  }
+  return out;
+}
+
+// The local lease is RUNNING while a runner's heartbeat is OK.
+inline void local_lease_state(lease_row& row, const lease_paths& lease, double now,
+                              double hb_stale_s) {
+  auto hbs = read_heartbeats(lease);
+  row.nodes = static_cast<std::int64_t>(hbs.size());
+  if (hbs.empty()) {
+    row.state = "STOPPED";
+    row.reason = "no runner heartbeat";
+    return;
+  }
+  std::optional<heartbeat> best;
+  for (const auto& hb : hbs)
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) best = hb;
+  if (best) {
+    row.state = "RUNNING";
+    row.gpus_per_node = best->gpus;
+    return;
+  }
+  const heartbeat& any = hbs.front();
+  node_health h = compute_health(any, now, hb_stale_s);
+  row.state = h == node_health::down ? "STOPPED" : "STALE";
+  row.reason = h == node_health::down
+                   ? "runner stopped"
+                   : fmt::format("runner heartbeat {:.0f}s old", heartbeat_age(any, now));
+}
+
+// Copies a Slurm state into a row.
+inline void apply_slurm_state(lease_row& row, const slurm_lease_state& s, double now) {
+  row.state = s.state;
+  row.reason = s.reason;
+  row.time_left = s.time_left_text(now);
+  row.stale = s.stale;
+  row.seen = s.seen;
+  if (!s.error.empty()) row.error = s.error;
+  if (s.stale) {
+    double ago = std::max(0.0, now - s.seen);
+    std::string seen = ago < 120      ? fmt::format("{:.0f}s", ago)
+                       : ago < 7200   ? fmt::format("{:.0f}m", ago / 60)
+                       : ago < 172800 ? fmt::format("{:.0f}h", ago / 3600)
+                                      : fmt::format("{:.0f}d", ago / 86400);
+    row.reason = (row.reason.empty() ? "" : row.reason + ", ") + "last seen " + seen + " ago";
+  }
+  if (!row.nodes && s.nodes) row.nodes = s.nodes;
+}
+
+struct lease_listing {
+  std::vector<lease_row> rows;
+  std::optional<std::string> default_lease;
+  std::string index_error;  // index.json exists but is unusable
+};
+
+// Lists the leases in the index (in index order) with their state. Slurm is asked through
+// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`.
+template <typename Clock = system_clock, typename Runner = default_command_runner>
+lease_listing list_leases(const home_paths& home, const ui_config& cfg,
+                          const slurm_options& opt = {}, const Clock& clock = {},
+                          Runner&& run = {}) {
+  lease_listing out;
+  index_read idx = read_index(home);
+  out.index_error = idx.error;
+  out.default_lease = idx.index.default_lease;
+  std::vector<std::string> slurm_ids;
+  for (const auto& e : idx.index.leases) {
+    lease_row row;
+    row.id = e.id;
+    row.kind = e.kind;
+    row.name = e.name;
+    row.created = e.created;
+    row.time_left = "-";
+    row.is_default = idx.index.default_lease && *idx.index.default_lease == e.id;
+    json_outcome lr = read_json_tolerant(home.lease_dir(e.id) / "lease.json");
+    if (lr.ok()) {
+      try {
+        lease_record rec;
+        from_json(*lr.value, rec);
+        if (!row.name) row.name = rec.name;
+        row.nodes = rec.nodes;
+        row.gpus_per_node = rec.gpus_per_node;
+      } catch (const error& ex) {
+        row.error = "lease.json: " + std::string(ex.what());
+      }
+    }
+    if (e.kind == "slurm") slurm_ids.push_back(e.id);
+    out.rows.push_back(std::move(row));
+  }
+  double now = clock.now();
+  std::map<std::string, slurm_lease_state> states;
+  if (!slurm_ids.empty())
+    states = slurm_lease_states(home, slurm_ids, cfg.slurm_refresh_s, opt, clock,
+                                std::forward<Runner>(run));
+  for (auto& row : out.rows) {
+    if (row.kind == "slurm") {
+      if (auto it = states.find(row.id); it != states.end())
+        apply_slurm_state(row, it->second, now);
+    } else {
+      local_lease_state(row, lease_paths(home, row.id), now, cfg.hb_stale_s);
+    }
+  }
+  return out;
+}
+
+}  // namespace leaseq
