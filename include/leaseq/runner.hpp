@@ -360,7 +360,7 @@ class runner {
     t.spec.pid = s.pid;
     t.spec.claimed = now;
     try {
-      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec));
+      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec), 0600, false);
     } catch (const error& e) {
       log(t.spec.id + ": cannot record claim: " + e.what());
     }
@@ -425,7 +425,7 @@ class runner {
 
   bool write_result(const task_result& r) {
     try {
-      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r));
+      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r), 0600, false);
     } catch (const error& e) {
       log(r.task.id + ": cannot write result (will retry): " + e.what());
       return false;
@@ -572,7 +572,7 @@ class runner {
     hb.version = version;
     hb.stopped = finished_;
     try {
-      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb));
+      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb), 0600, false);
       last_heartbeat_ = now;
       hb_dirty_ = false;
     } catch (const error& e) {
