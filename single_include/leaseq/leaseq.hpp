@@ -2654,6 +2654,13 @@ class runner {
       if (it->second.orphan && !ops_.alive(it->second.pid)) {
         running_task t = std::move(it->second);
         it = running_.erase(it);
+        const std::string& id = t.spec.id;
+        if (fs::exists(lease_.result(cfg_.node, id)) ||
+            !fs::exists(lease_.claimed_task(cfg_.node, id))) {
+          // Another runner of this node finished it after all: its result stands.
+          log(id + ": ended with a result from another runner; not marking it lost");
+          continue;
+        }
         log(t.spec.id + ": process of a previous runner ended: runner_lost");
         finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
         any = true;
