@@ -247,7 +247,7 @@ void cmd_tasks(const tasks_args& a) {
   std::printf("%-8s %-9s %-16s %4s  %s\n", "ID", "STATE", "NODE", "EXIT", "COMMAND");
   for (const task_view* t : sel.tasks) {
     auto code = t->exit_code();
-    std::string node = t->node.empty() ? (t->lane.empty() ? "-" : t->lane) : t->node;
+    std::string node(t->lane());
     std::printf("%-8s %-9s %-16s %4s  %s\n", t->id.c_str(),
                 std::string(to_string(t->state)).c_str(), node.c_str(),
                 code ? std::to_string(*code).c_str() : "-", sanitize_inline(t->command()).c_str());
@@ -323,7 +323,7 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
     s = store.refresh_all();
     t = find_task_or_throw(*s, task, ctx.lease_id);
   }
-  std::string node = t->node.empty() ? t->last_running_node : t->node;
+  std::string node = t->node;
   if (node.empty()) throw error("task " + task + " never ran on a node: no logs to follow");
   bool tty = ::isatty(STDOUT_FILENO);
   tail_options topt;
@@ -389,8 +389,7 @@ void cmd_logs(const std::string& lease_opt, const std::string& task, bool err) {
   check_task_id(task);
   auto s = scan_once(ctx);
   std::string node;
-  if (const task_view* t = s->find_task(task))
-    node = t->node.empty() ? t->last_running_node : t->node;
+  if (const task_view* t = s->find_task(task)) node = t->node;
   if (node.empty()) {
     // Not in the tree any more (or not visible): look for its log under every node.
     posix_fs pfs;
