@@ -533,10 +533,7 @@ class snapshot_store {
     }
     auto evidence = hb_running();
     bool evidence_changed = evidence_keys(evidence) != last_evidence_;
-    bool time_dependent = false;
-    for (const auto& t : prev.tasks())
-      if (t.missing_since && t.state != task_state::lost) time_dependent = true;
-    if (!changed && !evidence_changed && !time_dependent && prev.complete) return false;
+    if (!changed && !evidence_changed && !summary_.time_dependent && prev.complete) return false;
     last_evidence_ = evidence_keys(evidence);
 
     std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
@@ -579,8 +576,7 @@ class snapshot_store {
       table->insert(it, std::move(v));
     }
     next.task_table = std::move(table);
-    next.counts = {};
-    for (const auto& t : next.tasks()) ++next.counts[state_index(t.state)];
+    summarize(next);
     return true;
   }
 
@@ -678,7 +674,6 @@ class snapshot_store {
     std::set<std::string> names(node_names_.begin(), node_names_.end());
     for (const auto& [n, h] : hbs_) names.insert(n);
     names.erase(std::string(any_lane));
-    std::unordered_map<std::string, node_view*> by_name;
     s.nodes.clear();
     s.nodes.reserve(names.size());
     for (const auto& n : names) {
@@ -696,20 +691,38 @@ class snapshot_store {
       }
       s.nodes.push_back(std::move(v));
     }
-    for (auto& v : s.nodes) by_name[v.name] = &v;
-    for (const auto& t : s.tasks()) {
-      if (t.state == task_state::running || t.state == task_state::lost_maybe) {
-        if (auto it = by_name.find(t.node); it != by_name.end())
-          it->second->running.push_back(t.id);
-      } else if (t.state == task_state::pending) {
-        if (auto it = by_name.find(t.node); it != by_name.end()) ++it->second->pending;
-      }
+    for (auto& v : s.nodes) {
+      if (auto it = summary_.running.find(v.name); it != summary_.running.end())
+        v.running = it->second;
+      if (auto it = summary_.pending.find(v.name); it != summary_.pending.end())
+        v.pending = it->second;
     }
-    s.fs_lag = false;
-    for (const auto& t : s.tasks())
-      if (t.unknown || t.state == task_state::lost_maybe) s.fs_lag = true;
+    s.fs_lag = summary_.lag;
     for (const auto& n : s.nodes)
       if (n.hb_unknown) s.fs_lag = true;
+  }
+
+  // What the nodes and the status bar need from a task table, computed once per new table
+  // (a heartbeat-only refresh of a 100 000-task lease then costs nothing per task).
+  struct table_summary {
+    std::unordered_map<std::string, std::vector<std::string>> running;
+    std::unordered_map<std::string, std::size_t> pending;
+    bool lag = false;             // a task is LOST? or unknown
+    bool time_dependent = false;  // a task is out of sight: rescan even if nothing changed
+  };
+
+  void summarize(snapshot& s) {
+    s.counts = {};
+    summary_ = {};
+    for (const auto& t : s.tasks()) {
+      ++s.counts[state_index(t.state)];
+      if (t.state == task_state::running || t.state == task_state::lost_maybe)
+        summary_.running[t.node].push_back(t.id);
+      else if (t.state == task_state::pending && !t.node.empty())
+        ++summary_.pending[t.node];
+      if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
+      if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
+    }
   }
 
   lease_paths paths_;
@@ -729,6 +742,7 @@ class snapshot_store {
   std::unordered_map<std::string, cached_dir> dirs_;
   std::map<std::string, detail::cached_hb> hbs_;
   std::set<std::string> node_names_;
+  table_summary summary_;
   std::vector<std::string> last_evidence_;
   std::vector<scan_error> dir_errors_, hb_errors_;
 };
