@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "leaseq/clock.hpp"
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/file_io.hpp"
@@ -50,6 +52,7 @@ struct tail_event {
     appeared,   // the file was opened
     truncated,  // it shrank below what was read: reading restarts from offset 0
     rotated,    // the name now points at another file (new inode): following the new one
+    skipped,    // more than max_backlog was unread: jumped ahead to the newest data
     error,      // it cannot be read (text says why); retried on the next poll
   };
   kind what = kind::line;
@@ -65,6 +68,10 @@ struct tail_options {
   double partial_after_s = 1.0;
   bool sanitize = true;
   bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
+  // 0: read everything (follow, logs). Otherwise, when more than this is unread at a poll,
+  // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
+  // only shows the last lines of a log written faster than anyone can read it.
+  std::size_t max_backlog = 0;
 };
 
 template <class Clock = system_clock>
@@ -104,6 +111,15 @@ class tail_follower {
       end_content(out, true);
       offset_ = 0;
       notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
+    }
+    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
+        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
+      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
+      end_content(out, true);
+      notice(out, tail_event::kind::skipped,
+             fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
+      offset_ = target;
+      cutting_ = true;  // resume at the next line start
     }
     read_available(out, opts_.max_read_per_poll);
     if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
@@ -330,6 +346,25 @@ class line_ring {
   }
   void push_all(const std::vector<tail_event>& events) {
     for (const auto& e : events) push(e);
+  }
+  // Moves the lines in (no copy of their text).
+  void push(tail_event&& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line && (lines_.empty() || lines_.back().complete)) {
+      bool merge = false;
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        merge = !it->complete;
+        break;
+      }
+      if (!merge) {
+        add({e.stream, std::move(e.text), e.complete, e.cut, false});
+        return;
+      }
+    }
+    push(static_cast<const tail_event&>(e), max_line_bytes);
+  }
+  void push_all(std::vector<tail_event>&& events) {
+    for (auto& e : events) push(std::move(e));
   }
 
   std::size_t size() const noexcept { return lines_.size(); }

@@ -1703,7 +1703,17 @@ class stream_sanitizer {
  public:
   // Appends the safe form of chunk to out.
   void feed(std::string_view chunk, std::string& out) {
-    for (char ch : chunk) byte(static_cast<unsigned char>(ch), out);
+    const char* p = chunk.data();
+    const char* end = p + chunk.size();
+    while (p < end) {
+      if (state_ == st::ground && need_ == 0 && !cr_) {  // fast path: a run of plain text
+        const char* run = p;
+        while (p < end && plain(static_cast<unsigned char>(*p))) ++p;
+        out.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) break;
+      }
+      byte(static_cast<unsigned char>(*p++), out);
+    }
   }
 
   // End of input: an incomplete UTF-8 sequence becomes U+FFFD, a pending \r a line break, and
@@ -1726,6 +1736,9 @@ class stream_sanitizer {
   static constexpr std::size_t max_str = 4096;
 
   static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
+  static bool plain(unsigned char c) noexcept {
+    return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
+  }
 
   void flush_cr(std::string& out) {
     if (cr_) out += '\n';
@@ -3715,6 +3728,8 @@ inline task_selection select_tasks(
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 
 namespace leaseq {
 
@@ -3731,6 +3746,7 @@ struct tail_event {
     appeared,   // the file was opened
     truncated,  // it shrank below what was read: reading restarts from offset 0
     rotated,    // the name now points at another file (new inode): following the new one
+    skipped,    // more than max_backlog was unread: jumped ahead to the newest data
     error,      // it cannot be read (text says why); retried on the next poll
   };
   kind what = kind::line;
@@ -3746,6 +3762,10 @@ struct tail_options {
   double partial_after_s = 1.0;
   bool sanitize = true;
   bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
+  // 0: read everything (follow, logs). Otherwise, when more than this is unread at a poll,
+  // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
+  // only shows the last lines of a log written faster than anyone can read it.
+  std::size_t max_backlog = 0;
 };
 
 template <class Clock = system_clock>
@@ -3785,6 +3805,15 @@ class tail_follower {
       end_content(out, true);
       offset_ = 0;
       notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
+    }
+    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
+        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
+      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
+      end_content(out, true);
+      notice(out, tail_event::kind::skipped,
+             fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
+      offset_ = target;
+      cutting_ = true;  // resume at the next line start
     }
     read_available(out, opts_.max_read_per_poll);
     if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
@@ -4011,6 +4040,25 @@ class line_ring {
   }
   void push_all(const std::vector<tail_event>& events) {
     for (const auto& e : events) push(e);
+  }
+  // Moves the lines in (no copy of their text).
+  void push(tail_event&& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line && (lines_.empty() || lines_.back().complete)) {
+      bool merge = false;
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        merge = !it->complete;
+        break;
+      }
+      if (!merge) {
+        add({e.stream, std::move(e.text), e.complete, e.cut, false});
+        return;
+      }
+    }
+    push(static_cast<const tail_event&>(e), max_line_bytes);
+  }
+  void push_all(std::vector<tail_event>&& events) {
+    for (auto& e : events) push(std::move(e));
   }
 
   std::size_t size() const noexcept { return lines_.size(); }
