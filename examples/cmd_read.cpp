@@ -311,6 +311,13 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
   snapshot_store<> store(ctx.paths, ctx.lease_id, o);
   auto s = store.refresh();
   if (task.empty()) task = choose_running(*s);
+  check_task_id(task);
+  // Just submitted, or on a lagging NFS client: give it a few seconds to show up.
+  for (int i = 0; i < 20 && !s->find_task(task); ++i) {
+    if (i == 0) std::fprintf(stderr, "leaseq: waiting for %s to appear\n", task.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    s = store.refresh_all();
+  }
   const task_view* t = find_task_or_throw(*s, task, ctx.lease_id);
   // A task that is not claimed yet has no node and no logs: wait for its claim.
   bool said_waiting = false;

@@ -3,9 +3,11 @@
 // The snapshot store: scans one lease tree and publishes immutable snapshots.
 //
 // Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
-// refresh(); any thread may call latest(), due(), next_due() and request_refresh(). refresh()
-// does all the I/O and then swaps in a new shared_ptr<const snapshot>; readers keep the one
-// they hold for as long as they like.
+// refresh(); any thread may call latest(), due(), next_due(), task_interval() and
+// request_refresh(), and none of them waits for a scan in progress. refresh() does all the I/O
+// and then swaps in a new shared_ptr<const snapshot>; readers keep the one they hold for as
+// long as they like. A typical scanner loop:
+//   while (running) { if (store.due(clock.now())) publish(store.refresh()); sleep(100 ms); }
 //
 // Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
 // every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
@@ -155,7 +157,7 @@ class snapshot_store {
       if (forced || changed)
         task_interval_ = base_interval();
       else
-        task_interval_ = std::min(task_interval_ + 1.0, max_interval());
+        task_interval_ = std::min(task_interval_.load() + 1.0, max_interval());
       next_tasks_ = now + task_interval_;
     }
     build_nodes(now, *next);
@@ -194,10 +196,7 @@ class snapshot_store {
   }
   bool due(double now) const { return now >= next_due(); }
   // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
-  double task_interval() const {
-    std::lock_guard<std::mutex> lock(scan_mu_);
-    return task_interval_;
-  }
+  double task_interval() const noexcept { return task_interval_.load(); }
 
   const lease_paths& paths() const noexcept { return paths_; }
   const std::string& lease_id() const noexcept { return lease_id_; }
@@ -738,7 +737,8 @@ class snapshot_store {
   std::atomic<bool> refresh_requested_{false};
 
   std::uint64_t scans_ = 0;
-  double next_hb_ = 0, next_tasks_ = 0, task_interval_ = 2;
+  double next_hb_ = 0, next_tasks_ = 0;
+  std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
   std::unordered_map<std::string, cached_dir> dirs_;
   std::map<std::string, detail::cached_hb> hbs_;
   std::set<std::string> node_names_;

@@ -83,28 +83,41 @@ class tail_follower {
 
   // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
   void poll(std::vector<tail_event>& out) {
+    // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
+    // name is what tells a rotation from an append.
+    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    int name_err = fresh ? 0 : errno;
     struct stat by_name;
-    bool named = ::stat(path_.c_str(), &by_name) == 0;
-    int name_err = named ? 0 : errno;
-    if (fd_ && named &&
-        (static_cast<std::uint64_t>(by_name.st_ino) != ino_ ||
-         static_cast<std::uint64_t>(by_name.st_dev) != dev_)) {
+    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
+      name_err = errno;
+      fresh.reset();
+    }
+    if (fresh && !S_ISREG(by_name.st_mode)) {
+      report(out, "not a regular file");
+      fresh.reset();
+      name_err = EINVAL;
+    }
+    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
+                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
+    if (same) {
+      fd_ = std::move(fresh);
+    } else if (fresh && fd_) {
       read_available(out, SIZE_MAX);  // the old file's last words first
       end_content(out, true);
-      fd_.reset();
-      open_file(out, tail_event::kind::rotated);
+      adopt(std::move(fresh), by_name, out, tail_event::kind::rotated);
+    } else if (fresh) {
+      adopt(std::move(fresh), by_name, out, tail_event::kind::appeared);
     } else if (!fd_) {
-      if (!named) {
-        if (name_err == ENOENT) {
-          if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
-          said_waiting_ = true;
-        } else {
-          report(out, std::string("cannot stat: ") + std::strerror(name_err));
-        }
-        return;
+      if (name_err == ENOENT) {
+        if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
+        said_waiting_ = true;
+      } else if (name_err != EINVAL) {
+        report(out, std::string("cannot open: ") + std::strerror(name_err));
       }
-      open_file(out, tail_event::kind::appeared);
+      return;
     }
+    // (a name that vanished leaves the open file readable: keep reading it until a new one
+    // shows up under the name)
     if (!fd_) return;
     struct stat st;
     if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
@@ -163,17 +176,8 @@ class tail_follower {
     notice(out, tail_event::kind::error, path_.string() + ": " + why);
   }
 
-  void open_file(std::vector<tail_event>& out, tail_event::kind k) {
-    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd) {
-      if (errno != ENOENT) report(out, std::string("cannot open: ") + std::strerror(errno));
-      return;
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      report(out, "not a regular file");
-      return;
-    }
+  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
+             tail_event::kind k) {
     bool first = !opened_once_;
     fd_ = std::move(fd);
     ino_ = static_cast<std::uint64_t>(st.st_ino);

@@ -2299,9 +2299,11 @@ struct snapshot {
 // The snapshot store: scans one lease tree and publishes immutable snapshots.
 //
 // Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
-// refresh(); any thread may call latest(), due(), next_due() and request_refresh(). refresh()
-// does all the I/O and then swaps in a new shared_ptr<const snapshot>; readers keep the one
-// they hold for as long as they like.
+// refresh(); any thread may call latest(), due(), next_due(), task_interval() and
+// request_refresh(), and none of them waits for a scan in progress. refresh() does all the I/O
+// and then swaps in a new shared_ptr<const snapshot>; readers keep the one they hold for as
+// long as they like. A typical scanner loop:
+//   while (running) { if (store.due(clock.now())) publish(store.refresh()); sleep(100 ms); }
 //
 // Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
 // every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
@@ -2892,7 +2894,7 @@ class snapshot_store {
       if (forced || changed)
         task_interval_ = base_interval();
       else
-        task_interval_ = std::min(task_interval_ + 1.0, max_interval());
+        task_interval_ = std::min(task_interval_.load() + 1.0, max_interval());
       next_tasks_ = now + task_interval_;
     }
     build_nodes(now, *next);
@@ -2931,10 +2933,7 @@ class snapshot_store {
   }
   bool due(double now) const { return now >= next_due(); }
   // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
-  double task_interval() const {
-    std::lock_guard<std::mutex> lock(scan_mu_);
-    return task_interval_;
-  }
+  double task_interval() const noexcept { return task_interval_.load(); }
 
   const lease_paths& paths() const noexcept { return paths_; }
   const std::string& lease_id() const noexcept { return lease_id_; }
@@ -3475,7 +3474,8 @@ class snapshot_store {
   std::atomic<bool> refresh_requested_{false};
 
   std::uint64_t scans_ = 0;
-  double next_hb_ = 0, next_tasks_ = 0, task_interval_ = 2;
+  double next_hb_ = 0, next_tasks_ = 0;
+  std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
   std::unordered_map<std::string, cached_dir> dirs_;
   std::map<std::string, detail::cached_hb> hbs_;
   std::set<std::string> node_names_;
@@ -3777,28 +3777,41 @@ class tail_follower {
 
   // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
   void poll(std::vector<tail_event>& out) {
+    // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
+    // name is what tells a rotation from an append.
+    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    int name_err = fresh ? 0 : errno;
     struct stat by_name;
-    bool named = ::stat(path_.c_str(), &by_name) == 0;
-    int name_err = named ? 0 : errno;
-    if (fd_ && named &&
-        (static_cast<std::uint64_t>(by_name.st_ino) != ino_ ||
-         static_cast<std::uint64_t>(by_name.st_dev) != dev_)) {
+    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
+      name_err = errno;
+      fresh.reset();
+    }
+    if (fresh && !S_ISREG(by_name.st_mode)) {
+      report(out, "not a regular file");
+      fresh.reset();
+      name_err = EINVAL;
+    }
+    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
+                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
+    if (same) {
+      fd_ = std::move(fresh);
+    } else if (fresh && fd_) {
       read_available(out, SIZE_MAX);  // the old file's last words first
       end_content(out, true);
-      fd_.reset();
-      open_file(out, tail_event::kind::rotated);
+      adopt(std::move(fresh), by_name, out, tail_event::kind::rotated);
+    } else if (fresh) {
+      adopt(std::move(fresh), by_name, out, tail_event::kind::appeared);
     } else if (!fd_) {
-      if (!named) {
-        if (name_err == ENOENT) {
-          if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
-          said_waiting_ = true;
-        } else {
-          report(out, std::string("cannot stat: ") + std::strerror(name_err));
-        }
-        return;
+      if (name_err == ENOENT) {
+        if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
+        said_waiting_ = true;
+      } else if (name_err != EINVAL) {
+        report(out, std::string("cannot open: ") + std::strerror(name_err));
       }
-      open_file(out, tail_event::kind::appeared);
+      return;
     }
+    // (a name that vanished leaves the open file readable: keep reading it until a new one
+    // shows up under the name)
     if (!fd_) return;
     struct stat st;
     if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
@@ -3857,17 +3870,8 @@ class tail_follower {
     notice(out, tail_event::kind::error, path_.string() + ": " + why);
   }
 
-  void open_file(std::vector<tail_event>& out, tail_event::kind k) {
-    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd) {
-      if (errno != ENOENT) report(out, std::string("cannot open: ") + std::strerror(errno));
-      return;
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      report(out, "not a regular file");
-      return;
-    }
+  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
+             tail_event::kind k) {
     bool first = !opened_once_;
     fd_ = std::move(fd);
     ino_ = static_cast<std::uint64_t>(st.st_ino);
