@@ -247,7 +247,7 @@ void cmd_tasks(const tasks_args& a) {
   std::printf("%-8s %-9s %-16s %4s  %s\n", "ID", "STATE", "NODE", "EXIT", "COMMAND");
   for (const task_view* t : sel.tasks) {
     auto code = t->exit_code();
-    std::string node = t->node.empty() ? (t->lane.empty() ? "-" : t->lane) : t->node;
+    std::string node(t->lane());
     std::printf("%-8s %-9s %-16s %4s  %s\n", t->id.c_str(),
                 std::string(to_string(t->state)).c_str(), node.c_str(),
                 code ? std::to_string(*code).c_str() : "-", sanitize_inline(t->command()).c_str());
@@ -311,6 +311,13 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
   snapshot_store<> store(ctx.paths, ctx.lease_id, o);
   auto s = store.refresh();
   if (task.empty()) task = choose_running(*s);
+  check_task_id(task);
+  // Just submitted, or on a lagging NFS client: give it a few seconds to show up.
+  for (int i = 0; i < 20 && !s->find_task(task); ++i) {
+    if (i == 0) std::fprintf(stderr, "leaseq: waiting for %s to appear\n", task.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    s = store.refresh_all();
+  }
   const task_view* t = find_task_or_throw(*s, task, ctx.lease_id);
   // A task that is not claimed yet has no node and no logs: wait for its claim.
   bool said_waiting = false;
@@ -323,7 +330,7 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
     s = store.refresh_all();
     t = find_task_or_throw(*s, task, ctx.lease_id);
   }
-  std::string node = t->node.empty() ? t->last_running_node : t->node;
+  std::string node = t->node;
   if (node.empty()) throw error("task " + task + " never ran on a node: no logs to follow");
   bool tty = ::isatty(STDOUT_FILENO);
   tail_options topt;
@@ -389,8 +396,7 @@ void cmd_logs(const std::string& lease_opt, const std::string& task, bool err) {
   check_task_id(task);
   auto s = scan_once(ctx);
   std::string node;
-  if (const task_view* t = s->find_task(task))
-    node = t->node.empty() ? t->last_running_node : t->node;
+  if (const task_view* t = s->find_task(task)) node = t->node;
   if (node.empty()) {
     // Not in the tree any more (or not visible): look for its log under every node.
     posix_fs pfs;
