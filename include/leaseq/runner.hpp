@@ -371,7 +371,11 @@ class runner {
     t.spec.pid = s.pid;
     t.spec.claimed = now;
     try {
-      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec), 0600, false);
+      // Not fsync'd: the task is already durable (it was renamed here); this only adds
+      // "claimed" and "pid", and a runner that finds them missing after a crash reports the
+      // task runner_lost, as it would anyway.
+      write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
+                               json(t.spec).dump(2) + "\n");
     } catch (const error& e) {
       log(t.spec.id + ": cannot record claim: " + e.what());
     }

@@ -372,8 +372,8 @@ inline void fsync_dir(const fs::path& dir) {
 // sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
 // rename): for files the runner writes per task or every few seconds (claimed rewrite,
 // result, heartbeat), where one more fsync per file would halve throughput.
-inline void write_file_atomic(const fs::path& path, std::string_view content,
-                              mode_t mode = 0600, bool sync_dir = true) {
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
+                              bool sync_dir = true) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
@@ -390,6 +390,32 @@ inline void write_file_atomic(const fs::path& path, std::string_view content,
   if (::close(fd.release()) != 0) fail("cannot close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name");
   if (sync_dir) detail::fsync_dir(dir);
+}
+
+// Temp file + rename, without fsync: still never seen half-written by a reader, but not
+// durable across a power loss by itself. For files that are cheap to lose or that the caller
+// makes durable another way (a batch syncs the filesystem once at the end; the runner's
+// claimed-file rewrite only adds "claimed" and "pid" to a task that is already durable).
+// `suffix` makes the temp name unique; by default pid + counter + random.
+inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
+                                     const std::string& suffix = detail::temp_suffix(),
+                                     mode_t mode = 0600) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+  detail::unique_fd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  if (!detail::write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot write", tmp.string(), e);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot rename onto final name", path.string(), e);
+  }
 }
 
 inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
@@ -4167,7 +4193,11 @@ class runner {
     t.spec.pid = s.pid;
     t.spec.claimed = now;
     try {
-      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec), 0600, false);
+      // Not fsync'd: the task is already durable (it was renamed here); this only adds
+      // "claimed" and "pid", and a runner that finds them missing after a crash reports the
+      // task runner_lost, as it would anyway.
+      write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
+                               json(t.spec).dump(2) + "\n");
     } catch (const error& e) {
       log(t.spec.id + ": cannot record claim: " + e.what());
     }
@@ -6132,25 +6162,6 @@ inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
   return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
 }
 
-// Temp file + rename without fsync: the batch path syncs the filesystem once at the end.
-// `suffix` makes the temp name unique (the batch passes its own counter).
-inline void write_file_unsynced(const fs::path& path, std::string_view content,
-                                const std::string& suffix) {
-  fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp." + suffix);
-  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot write", tmp.string(), e);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot rename onto final name", path.string(), e);
-  }
-}
-
 // The id a key names, or an error when it cannot be read.
 inline std::string read_key(const lease_paths& lease, const std::string& key) {
   read_outcome r = read_file_tolerant(lease.key(key), 256);
@@ -6203,7 +6214,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       ensure_dir(p.parent_path());
       made_dirs[dir] = true;
     }
-    detail::write_file_unsynced(p, json(t).dump() + "\n", tmp_prefix + std::to_string(i));
+    write_file_atomic_nosync(p, json(t).dump() + "\n", tmp_prefix + std::to_string(i));
     out.push_back({t.id, false});
   }
   detail::unique_fd root(::open(lease.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
