@@ -94,37 +94,30 @@ std::string age_text(std::optional<double> age) {
   return fmt::format("{:.1f}h", a / 3600);
 }
 
-// Lease kind and state. Slurm state comes from squeue, else scontrol (10 s each at most).
-std::pair<std::string, std::string> lease_kind_state(const lease_context& ctx, const snapshot& s) {
-  std::string kind = is_local_lease(ctx.lease_id) ? "local" : "slurm";
+// Lease kind and state, the way `leaseq lease ls` shows them: a local lease from its runners'
+// heartbeats, a Slurm lease through the shared, rate-limited Slurm state cache (slurm.hpp).
+std::pair<std::string, std::string> lease_kind_state(const lease_context& ctx) {
+  lease_row row;
+  row.id = ctx.lease_id;
+  row.kind = is_local_lease(ctx.lease_id) ? "local" : "slurm";
   json_outcome rec = read_json_tolerant(ctx.paths.lease_json());
   if (rec.ok()) {
     try {
       lease_record r;
       from_json(*rec.value, r);
-      kind = r.kind;
+      row.kind = r.kind;
     } catch (const std::exception&) {
     }
   }
-  if (kind == "local") {
-    for (const auto& n : s.nodes)
-      if (n.health == node_health::ok) return {kind, "RUNNING"};
-    return {kind, "STOPPED"};
+  double now = unix_now();
+  if (row.kind == "local") {
+    local_lease_state(row, ctx.paths, now, ctx.cfg.ui.hb_stale_s);
+  } else {
+    auto states = slurm_lease_states(ctx.home, {ctx.lease_id}, ctx.cfg.ui.slurm_refresh_s);
+    if (auto it = states.find(ctx.lease_id); it != states.end())
+      apply_slurm_state(row, it->second, now);
   }
-  command_options opt;
-  opt.timeout = std::chrono::seconds(10);
-  auto q = run_command({"squeue", "-h", "-j", ctx.lease_id, "-o", "%T"}, opt);
-  std::string state = q.ok() ? q.out.substr(0, q.out.find('\n')) : "";
-  if (state.empty()) {
-    auto c = run_command({"scontrol", "show", "job", ctx.lease_id}, opt);
-    auto pos = c.ok() ? c.out.find("JobState=") : std::string::npos;
-    if (pos != std::string::npos) {
-      pos += 9;
-      state = c.out.substr(pos, c.out.find_first_of(" \n", pos) - pos);
-    }
-  }
-  state = sanitize_inline(state);
-  return {kind, state.empty() ? "UNKNOWN" : state};
+  return {row.kind, sanitize_inline(row.state)};
 }
 
 std::vector<task_state> all_states() {
@@ -136,7 +129,7 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
   lease_context ctx = open_lease(lease_opt);
   auto s = scan_once(ctx);
   print_scan_problems(*s);
-  auto [kind, state] = lease_kind_state(ctx, *s);
+  auto [kind, state] = lease_kind_state(ctx);
   if (as_json) {
     json j;
     j["lease"] = ctx.lease_id;

@@ -204,7 +204,7 @@ TEST_CASE("runner: 4 runners x 2 slots run 2000 tasks exactly once", "[runner][e
   CHECK(f.count(f.lease.inbox("_any")) == 0);
 }
 
-TEST_CASE("runner: kill -9 then restart loses nothing; only running tasks are runner_lost",
+TEST_CASE("runner: kill -9 then restart loses nothing, only running tasks are runner_lost",
           "[runner][e2e]") {
   fixture f;
   fs::path ran = f.tmp / "ran.txt";
