@@ -1,4 +1,5 @@
 // lease create, ls, use, release.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -87,6 +88,8 @@ void run_create(create_args& a) {
   leaseq::write_file_atomic(script, content, 0700);
   leaseq::command_options copt;
   copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
+  // sbatch passes its umask to the job: Slurm's own output file is then 0600 like ours.
+  ::umask(077);
   leaseq::command_output res = leaseq::run_command(argv, copt);
 
   if (a.test_only) {
