@@ -409,6 +409,11 @@ class runner {
       } else if (t.stop_reason) {
         st = task_state::failed;
         reason = t.stop_reason;
+      } else if (stop_requested_ && e->signal) {
+        // Slurm signals every process of the job step at scancel or the time limit, so a task
+        // can die of that SIGTERM before the runner stops it: still the runner's termination.
+        st = task_state::failed;
+        reason = "runner_terminated";
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
       any = true;
