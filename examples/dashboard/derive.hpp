@@ -231,7 +231,7 @@ inline std::string filters_text(const model& m) {
 
 // slurm=<state/age/error> of the status bar.
 inline std::string slurm_text(const model& m) {
-  if (!is_slurm_lease(m, m.lease_id)) return "-";
+  if (m.lease_id.empty() || !is_slurm_lease(m, m.lease_id)) return "-";
   const auto* r = current_lease(m);
   if (!r || !m.leases_loaded) return "?";
   if (!r->error.empty() && r->state == "UNKNOWN")

@@ -88,7 +88,7 @@ inline frame_layout compute_layout(const model& m) {
     return f;
   }
   if (middle.w >= 70) {
-    int nw = middle.w >= 110 ? middle.w * 2 / 5 : middle.w / 2;
+    int nw = middle.w >= 110 ? middle.w * 2 / 5 : middle.w * 9 / 20;
     f.nodes = {middle.x, middle.y, nw, middle.h};
     f.tasks = {middle.x + nw, middle.y, middle.w - nw, middle.h};
   } else if (middle.h >= 12) {

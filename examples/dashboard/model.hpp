@@ -11,6 +11,7 @@
 #include <leaseq/keeper.hpp>
 #include <leaseq/leases.hpp>
 #include <leaseq/snapshot.hpp>
+#include <leaseq/tail.hpp>
 #include <leaseq/task_filter.hpp>
 #include <leaseq/tui/widgets.hpp>
 

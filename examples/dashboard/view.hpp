@@ -75,9 +75,9 @@ inline void draw_leases(model& m, tui::buffer& buf, const tui::rect& r, bool foc
                    tui::default_theme().dim);
     return;
   }
-  std::vector<tui::table_column> cols{{"ID", 18, false},    {"TYPE", 5, false},
-                                      {"STATE", 10, false}, {"CAPACITY", 22, false},
-                                      {"LEFT", 10, false},  {"NAME", 0, false}};
+  std::vector<tui::table_column> cols{{"ID", 16, false},   {"TYPE", 5, false},
+                                      {"STATE", 9, false}, {"CAPACITY", 20, false},
+                                      {"LEFT", 9, false},  {"NAME", 0, false}};
   std::vector<std::string> cells(cols.size());
   tui::draw_table(
       buf, in, cols, static_cast<int>(rows.size()),
@@ -105,7 +105,8 @@ inline void draw_leases(model& m, tui::buffer& buf, const tui::rect& r, bool foc
             std::string extra = l.reason;
             if (!l.error.empty()) extra += (extra.empty() ? "" : "; ") + l.error;
             if (l.id == m.lease_id && m.screen == screen_kind::dashboard) name = "> " + name;
-            c = leaseq::sanitize_inline(name + (extra.empty() ? "" : "  (" + extra + ")"));
+            if (!extra.empty()) name += (name.empty() ? "(" : "  (") + extra + ")";
+            c = leaseq::sanitize_inline(name);
           }
         }
         return c;
@@ -136,11 +137,11 @@ inline void draw_nodes(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     tui::draw_line(buf, in, 0, m.snap ? "no runner yet" : "scanning...", tui::default_theme().dim);
     return;
   }
-  std::vector<tui::table_column> cols{{"NODE", 10, false},
-                                      {"HEALTH", 7, false},
-                                      {"HB", 8, false},
-                                      {"RUNNING", 0, false},
-                                      {"PEND", 6, false}};
+  std::vector<tui::table_column> cols{{"NODE", 0, false},
+                                      {"HEALTH", 6, false},
+                                      {"HB", 6, false},
+                                      {"RUNNING", 7, false},
+                                      {"PEND", 4, true}};
   std::vector<std::string> cells(cols.size());
   tui::draw_table(
       buf, in, cols, static_cast<int>(nodes.size()),
@@ -210,8 +211,8 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     tui::draw_line(buf, in, 0, why, tui::default_theme().dim);
     return;
   }
-  std::vector<tui::table_column> cols{{"", 2, false},     {"ID", 7, false},  {"STATE", 7, false},
-                                      {"NODE", 9, false}, {"EXIT", 4, true}, {"COMMAND", 0, false}};
+  std::vector<tui::table_column> cols{{"", 2, false},     {"ID", 6, false},  {"STATE", 5, false},
+                                      {"NODE", 8, false}, {"EXIT", 4, true}, {"COMMAND", 0, false}};
   std::vector<std::string> cells(cols.size());
   tui::draw_table(
       buf, in, cols, static_cast<int>(m.visible.size()),

@@ -343,8 +343,9 @@ class worker {
       for (const auto& [stream, path] : streams) {
         std::string label;
         if (multi)
-          label = it.task + (merged ? std::string(stream == leaseq::log_stream::out ? " out" : " err")
-                                    : std::string());
+          label =
+              it.task + (merged ? std::string(stream == leaseq::log_stream::out ? " out" : " err")
+                                : std::string());
         else if (merged)
           label = stream == leaseq::log_stream::out ? "out" : "err";
         if (!label.empty()) label += "│ ";
