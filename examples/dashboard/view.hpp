@@ -139,7 +139,7 @@ inline void draw_nodes(model& m, tui::buffer& buf, const tui::rect& r, bool focu
   }
   std::vector<tui::table_column> cols{{"NODE", 0, false},
                                       {"HEALTH", 6, false},
-                                      {"HB", 6, false},
+                                      {"HB", 7, false},
                                       {"RUNNING", 7, false},
                                       {"PEND", 4, true}};
   std::vector<std::string> cells(cols.size());
@@ -154,7 +154,7 @@ inline void draw_nodes(model& m, tui::buffer& buf, const tui::rect& r, bool focu
             break;
           case 1:
             c = health_text(n.health);
-            if (n.paused) c += " ⏸";
+            if (n.paused && n.health == leaseq::node_health::ok) c = "PAUSED";
             break;
           case 2:
             c = n.hb_age_s ? "hb " + age_text(*n.hb_age_s) : "hb -";
@@ -168,7 +168,6 @@ inline void draw_nodes(model& m, tui::buffer& buf, const tui::rect& r, bool focu
               c = n.running.front();
               if (n.running.size() > 1) c += fmt::format(" +{}", n.running.size() - 1);
             }
-            if (n.paused) c += " (paused)";
             break;
           default:
             c = fmt::format("{}", n.pending);
@@ -254,19 +253,20 @@ inline std::string log_title(const model& m) {
   std::string mode = m.follow.mode == log_mode::out   ? "[stdout]"
                      : m.follow.mode == log_mode::err ? "[stderr]"
                                                       : "[stdout+stderr]";
-  std::string who;
+  std::string who, cmd;
   if (m.follow.tasks.size() == 1) {
     const auto& it = m.follow.tasks[0];
     who = it.task + "  " + (it.node.empty() ? "-" : it.node);
-    if (const auto* t = find_task(m, it.task))
-      who += "  " + std::string(leaseq::to_string(t->state)) + "  " +
-             leaseq::sanitize_inline(t->command()).substr(0, 60);
+    if (const auto* t = find_task(m, it.task)) {
+      who += "  " + std::string(leaseq::to_string(t->state));
+      cmd = "  " + leaseq::sanitize_inline(t->command()).substr(0, 60);
+    }
   } else {
     who = fmt::format("{} tasks merged", m.follow.tasks.size());
   }
   std::string fresh =
       m.log_mtime ? "log updated " + age_text(m.now - *m.log_mtime) + " ago" : "no log yet";
-  return mode + " " + who + "  " + fresh + (m.log_view.follow ? "" : "  (follow paused)");
+  return mode + " " + who + "  " + fresh + (m.log_view.follow ? "" : " (follow paused)") + cmd;
 }
 
 inline void draw_log(model& m, tui::buffer& buf, const tui::rect& r, bool focused) {
@@ -291,13 +291,38 @@ inline std::string status_left(const model& m) {
 
 // ---- overlays ---------------------------------------------------------------------------
 
+// Cuts text into pieces of at most `width` cells (long paths and commands wrap in modals).
+inline std::vector<std::string> wrap_cells(const std::string& text, int width) {
+  std::vector<std::string> out;
+  width = std::max(1, width);
+  std::string cur;
+  int w = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    leaseq::detail::utf8_char c = leaseq::detail::decode_utf8(text, i);
+    int cw = std::max(0, leaseq::detail::codepoint_width(c.cp));
+    if (w + cw > width && !cur.empty()) {
+      out.push_back(std::move(cur));
+      cur = "          ";  // continuation lines are indented under the value
+      w = 10;
+    }
+    cur.append(text, i, c.len ? c.len : 1);
+    w += cw;
+    i += c.len ? c.len : 1;
+  }
+  out.push_back(std::move(cur));
+  return out;
+}
+
 inline void draw_text_modal(tui::buffer& buf, const tui::rect& area, const std::string& title,
-                            const std::vector<std::pair<std::string, tui::style>>& lines,
+                            const std::vector<std::pair<std::string, tui::style>>& raw,
                             int scroll = 0) {
   int w = leaseq::detail::display_width(title) + 6;
-  for (const auto& l : lines) w = std::max(w, leaseq::detail::display_width(l.first) + 4);
-  tui::rect in =
-      tui::draw_modal(buf, area, std::min(w, area.w), static_cast<int>(lines.size()) + 2, title);
+  for (const auto& l : raw) w = std::max(w, leaseq::detail::display_width(l.first) + 4);
+  w = std::min(w, area.w);
+  std::vector<std::pair<std::string, tui::style>> lines;
+  for (const auto& l : raw)
+    for (auto& piece : wrap_cells(l.first, std::max(12, w - 4))) lines.push_back({piece, l.second});
+  tui::rect in = tui::draw_modal(buf, area, w, static_cast<int>(lines.size()) + 2, title);
   if (in.empty()) return;
   int first = std::clamp(scroll, 0, std::max(0, static_cast<int>(lines.size()) - in.h));
   for (int i = 0; i < in.h; ++i) {
@@ -334,7 +359,7 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     if (!m.details_env) {
       add("env", fmt::format("{} variable(s)  (e: show)", t.spec->env.size()));
     } else {
-      add("env", t.spec->env.empty() ? "-" : "(e: hide)");
+      add("env", fmt::format("{} variable(s)  (e: hide)", t.spec->env.size()));
       for (const auto& [k, v] : t.spec->env) add("", k + "=" + v);
     }
     if (t.spec->gpus > 0) add("gpus", std::to_string(t.spec->gpus));
