@@ -454,6 +454,25 @@ TEST_CASE(
   CHECK(d.see("second line"));
   CHECK(d.see("lease=99887766"));  // ESC[2J did not clear the screen
   CHECK(d.tmux.clipboard().find("HACKED") == std::string::npos);
+  // L pages through a log of any size without loading it: 200 000 lines, G jumps to the end.
+  {
+    std::string big;
+    for (int i = 1; i <= 200000; ++i) big += "big line " + std::to_string(i) + "\n";
+    leaseq::ensure_dir(t.paths.logs("nodeB"));
+    write_text(t.paths.stdout_log("nodeB", "T003"), big);
+  }
+  d.key("3");  // FAILED: T003
+  d.key("L");
+  CHECK(d.see("big line 1 "));
+  CHECK(d.see("of 200000"));
+  d.key("G");
+  CHECK(d.see("big line 200000"));
+  d.key("PgUp");
+  CHECK(d.gone("big line 200000"));
+  d.key("g");
+  CHECK(d.see("big line 1 "));
+  d.key("Escape");
+  d.key("0");
   // Small terminals: panes collapse, nothing crashes.
   d.tmux.resize(40, 12);
   CHECK(d.see("lease=99887766"));
@@ -466,18 +485,22 @@ TEST_CASE(
   d.quit_and_check_restored();
 }
 
-TEST_CASE("dashboard: terminal restored after SIGTERM and across Ctrl-Z + fg", "[dashboard][e2e]") {
-  SECTION("SIGTERM") {
-    dash_env e;
-    lease_tree t;
-    hand_made_tree(t);
-    e.env["LEASEQ_HOME"] = t.home.string();
-    dash_run d(e);
-    d.start("--lease 99887766", "lease=99887766");
-    ::kill(d.pid, SIGTERM);
-    CHECK(d.wait_exit() == 128 + SIGTERM);
-    CHECK(read_text(e.dir / "before") == read_text(e.dir / "after"));
-    CHECK(d.tmux.capture().find("nodes/runners") == std::string::npos);
+TEST_CASE("dashboard: terminal restored after SIGTERM, SIGHUP, SIGINT, SIGQUIT and Ctrl-Z + fg",
+          "[dashboard][e2e]") {
+  for (int sig : {SIGTERM, SIGHUP, SIGINT, SIGQUIT}) {
+    DYNAMIC_SECTION("signal " << sig) {
+      dash_env e;
+      lease_tree t;
+      hand_made_tree(t);
+      e.env["LEASEQ_HOME"] = t.home.string();
+      dash_run d(e);
+      d.start("--lease 99887766", "lease=99887766");
+      CHECK(d.see("nodes/runners"));
+      ::kill(d.pid, sig);
+      CHECK(d.wait_exit() == 128 + sig);
+      CHECK(read_text(e.dir / "before") == read_text(e.dir / "after"));
+      CHECK(d.tmux.capture().find("nodes/runners") == std::string::npos);
+    }
   }
   SECTION("Ctrl-Z, fg, q") {
     dash_env e;
