@@ -136,9 +136,9 @@ inline std::optional<double> lease_seconds_left(const model& m) {
     if (c == std::string::npos) break;
     pos = c + 1;
   }
-  // Count down from when the row was observed.
-  double left = days * 86400 + total;
-  return left;
+  // The row's text was computed when the list was read (every ui.refresh_s), so this is at
+  // most that old.
+  return days * 86400 + total;
 }
 
 inline bool lease_ending_soon(const model& m) {

@@ -145,10 +145,9 @@ class worker {
   }
   void dispatch(req_refresh) {
     scan_.post([this] { force_scan_ = true; });
-    slurm_.post([this] {
-      force_leases_ = true;
-      leaseq::invalidate_slurm_cache(home());
-    });
+    // The lease list is read again now; Slurm itself is still asked at most every
+    // ui.slurm_refresh_s (the shared cache), however often `r` is pressed.
+    slurm_.post([this] { force_leases_ = true; });
   }
   void dispatch(req_set_paused r) {
     scan_.post([this, p = r.paused] { paused_ = p; });
