@@ -67,6 +67,7 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"g / G", "top / bottom"},
       {"o", "switch stdout <-> stderr"},
       {"m", "merge / unmerge stdout+stderr"},
+      {"/ then n", "find text in the log (n: the next match upwards)"},
       {"Esc", "collapse the log pane"},
       {"task details", ""},
       {"F / E / A / L", "follow stdout / stderr / both, open logs"},
@@ -442,9 +443,11 @@ inline void open_search(model& m, pane where, bool lease_list) {
 }
 
 // Jumps the log view to the last line holding the search text.
-inline void log_find(model& m) {
+inline void log_find(model& m, bool next = false) {
   if (m.log_search.empty()) return;
-  for (int i = static_cast<int>(m.log_lines.size()) - 1; i >= 0; --i) {
+  int from = static_cast<int>(m.log_lines.size()) - 1;
+  if (next && !m.log_view.follow) from = m.log_view.offset - 1;
+  for (int i = from; i >= 0; --i) {
     if (leaseq::detail::contains_ci(m.log_lines[static_cast<std::size_t>(i)], m.log_search)) {
       m.log_view.follow = false;
       m.log_view.offset = i;
@@ -655,7 +658,7 @@ inline void log_keys(model& m, const tui::key& k) {
   } else if (k.is('f')) {
     follow_current_running(m, log_mode::out);
   } else if (k.is('n')) {
-    log_find(m);
+    log_find(m, true);
   } else {
     m.log_view.handle_key(k, n, page);
   }

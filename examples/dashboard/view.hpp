@@ -198,6 +198,8 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     title += fmt::format(" (first {} of {} matches)", m.visible.size(), m.visible_total);
   title += m.sort == leaseq::task_sort::state_priority ? "  sort:state" : "  sort:lane";
   if (!m.marked.empty()) title += fmt::format("  marked:{}", m.marked.size());
+  if (m.snap && !m.snap->errors.empty())
+    title += fmt::format("  {} {} scan problem(s)", warn_mark, m.snap->errors.size());
   if (ending) {
     auto left = lease_seconds_left(m);
     title += fmt::format("  {} lease ends in {}", warn_mark, age_text(left.value_or(0)));

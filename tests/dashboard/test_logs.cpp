@@ -174,3 +174,23 @@ TEST_CASE("a pending task's follow waits, then re-follows once it has a node",
   CHECK(last_request<req_follow>(m)->target.tasks[0].out_path ==
         "/home/u/.leaseq/runs/99887766/logs/nodeB/T004.out");
 }
+
+TEST_CASE("/ in the log pane finds text; n finds the next match upwards", "[dashboard][logs]") {
+  model m = dashboard_model();
+  press(m, 'F');
+  std::vector<std::string> lines;
+  for (int i = 0; i < 100; ++i)
+    lines.push_back(i % 30 == 5 ? "ERROR at " + std::to_string(i) : "ok " + std::to_string(i));
+  update(m, message{msg_log{m.follow.id, lines, now}});
+  m.focus = pane::log;
+  press(m, '/');
+  CHECK(contains(screen_text(m), "search log:"));
+  type(m, "error");
+  press(m, tui::key_code::enter);
+  CHECK_FALSE(m.log_view.follow);
+  CHECK(m.log_view.offset == 95);
+  press(m, 'n');
+  CHECK(m.log_view.offset == 65);
+  press(m, 'n');
+  CHECK(m.log_view.offset == 35);
+}

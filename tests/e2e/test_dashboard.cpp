@@ -611,3 +611,16 @@ TEST_CASE("dashboard: a Slurm lease created with the form (test-only first) and 
   CHECK(d.see("CANCELLED", 90s));
   d.quit_and_check_restored();
 }
+
+TEST_CASE("dashboard: no default lease lands on the lease list", "[dashboard][e2e]") {
+  dash_env e;
+  dash_run d(e, 80, 24);
+  d.start("", "leases (all)");
+  CHECK(d.see("no leases"));
+  CHECK(d.see("lease=-  filters=none  refresh=2s  fs=ok  slurm=-  q:quit"));
+  d.key("/");
+  d.tmux.type("abc");
+  CHECK(d.see("search leases: abc"));
+  d.key("Escape");
+  d.quit_and_check_restored();
+}
