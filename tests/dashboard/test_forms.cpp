@@ -56,7 +56,7 @@ TEST_CASE("create form: every field, live preview, test-only before submit", "[d
   CHECK(last_request<req_refresh>(m));
 }
 
-TEST_CASE("create form: bad input is refused before Slurm is asked; edits re-test",
+TEST_CASE("create form: bad input is refused before Slurm is asked, edits re-test",
           "[dashboard][form]") {
   model m = lease_list_model(100, 40);
   press(m, 'n');
@@ -111,7 +111,7 @@ TEST_CASE("help lists every key of the spec", "[dashboard][form]") {
   CHECK(m.ov == overlay::none);
 }
 
-TEST_CASE("q quits; a quit signal quits", "[dashboard][form]") {
+TEST_CASE("q quits, a quit signal quits", "[dashboard][form]") {
   model m = dashboard_model();
   CHECK(update(m, tui::event{tui::key_event{tui::key::ch('q')}}) == false);
   model n = dashboard_model();

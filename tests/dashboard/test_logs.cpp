@@ -52,7 +52,7 @@ TEST_CASE("f with several RUNNING tasks opens a selector", "[dashboard][logs]") 
   CHECK(last_request<req_follow>(m)->target.tasks[0].task == "T007");
 }
 
-TEST_CASE("F / E / A follow the selected task; marked tasks follow merged", "[dashboard][logs]") {
+TEST_CASE("F / E / A follow the selected task, marked tasks follow merged", "[dashboard][logs]") {
   model m = dashboard_model();
   press(m, 'A');
   CHECK(last_request<req_follow>(m)->target.mode == log_mode::merged);
@@ -175,7 +175,7 @@ TEST_CASE("a pending task's follow waits, then re-follows once it has a node",
         "/home/u/.leaseq/runs/99887766/logs/nodeB/T004.out");
 }
 
-TEST_CASE("/ in the log pane finds text; n finds the next match upwards", "[dashboard][logs]") {
+TEST_CASE("/ in the log pane finds text, n finds the next match upwards", "[dashboard][logs]") {
   model m = dashboard_model();
   press(m, 'F');
   std::vector<std::string> lines;

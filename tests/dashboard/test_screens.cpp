@@ -69,7 +69,7 @@ TEST_CASE("lease list keys: j/k, Enter, l, x, f, n", "[dashboard][screens]") {
   CHECK(last_request<req_open_lease>(m)->lease_id == "99887766");
 }
 
-TEST_CASE("split view: leases, nodes/runners, task list, log; Tab and Shift+Tab",
+TEST_CASE("split view: leases, nodes/runners, task list, log, Tab and Shift+Tab",
           "[dashboard][screens]") {
   model m = dashboard_model();
   std::string s = screen_text(m);
@@ -153,7 +153,7 @@ TEST_CASE("layouts never overlap and stay on screen, down to 2x2", "[dashboard][
   }
 }
 
-TEST_CASE("80x24 shows every pane; 40x12 collapses to the focused one", "[dashboard][screens]") {
+TEST_CASE("80x24 shows every pane, 40x12 collapses to the focused one", "[dashboard][screens]") {
   model m = dashboard_model("99887766", 80, 24);
   m.log_open = true;
   frame_layout big = compute_layout(m);

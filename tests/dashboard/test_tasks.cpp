@@ -14,7 +14,7 @@ std::vector<std::string> visible_ids(const model& m) {
 }
 }  // namespace
 
-TEST_CASE("default sort: state priority, then start time desc; S toggles seq in lane",
+TEST_CASE("default sort: state priority, then start time desc, S toggles seq in lane",
           "[dashboard][tasks]") {
   model m = dashboard_model();
   auto ids = visible_ids(m);
@@ -57,7 +57,7 @@ TEST_CASE("quick filters 1/2/3/4/5, 0 clears, e has-stderr", "[dashboard][tasks]
   CHECK(filters_text(m) == "stderr");
 }
 
-TEST_CASE("node filter via Enter in the nodes pane; s shows node stats", "[dashboard][tasks]") {
+TEST_CASE("node filter via Enter in the nodes pane, s shows node stats", "[dashboard][tasks]") {
   model m = dashboard_model();
   press(m, tui::key_code::tab);
   press(m, tui::key_code::tab);
@@ -145,7 +145,7 @@ TEST_CASE("task details: fields, env collapsed, LOST? evidence", "[dashboard][ta
   CHECK(last_request<req_follow>(m)->target.tasks[0].task == "T002");
 }
 
-TEST_CASE("X asks, then cancels; R retries; c copies the task id", "[dashboard][tasks]") {
+TEST_CASE("X asks, then cancels, R retries, c copies the task id", "[dashboard][tasks]") {
   model m = dashboard_model();
   press(m, 'X');  // T003 RUNNING
   REQUIRE(m.ov == overlay::confirm);
@@ -166,7 +166,7 @@ TEST_CASE("X asks, then cancels; R retries; c copies the task id", "[dashboard][
   CHECK(contains(screen_text(m), "retried T003 as T007"));
 }
 
-TEST_CASE("LOST? rows carry a warning mark; Slurm lease near its end warns running tasks",
+TEST_CASE("LOST? rows carry a warning mark, Slurm lease near its end warns running tasks",
           "[dashboard][tasks]") {
   model m = dashboard_model();
   std::string s = screen_text(m);
@@ -194,7 +194,7 @@ TEST_CASE("r refreshes now, p pauses auto-refresh", "[dashboard][tasks]") {
   CHECK_FALSE(last_request<req_set_paused>(m)->paused);
 }
 
-TEST_CASE("a snapshot for another lease is ignored; the selection sticks to its task",
+TEST_CASE("a snapshot for another lease is ignored, the selection sticks to its task",
           "[dashboard][tasks]") {
   model m = dashboard_model();
   m.task_table.selected = 2;
