@@ -526,7 +526,7 @@ TEST_CASE("dashboard: terminal restored after SIGTERM, SIGHUP, SIGINT, SIGQUIT a
   }
 }
 
-TEST_CASE("dashboard: not a terminal gives a clear error, a bad --lease is refused",
+TEST_CASE("dashboard: not a terminal gives a clear error, bad --lease is refused",
           "[dashboard][e2e]") {
   temp_dir dir;
   auto r = run_command("LEASEQ_HOME=" + shell_quote(dir.path().string()) + " " + LEASEQ_BIN +

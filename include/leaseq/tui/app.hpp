@@ -30,6 +30,7 @@ struct app_options {
   terminal_options term{};
   present_options present = present_options::from_env();
   const char* program_name = "leaseq";  // prefix of the not-a-terminal message
+  int in_fd = 0, out_fd = 1;            // the terminal (tests pass a pty)
 };
 
 // What update() may ask of the terminal, applied by the loop after the next frame.
@@ -57,7 +58,7 @@ struct app_runner {
   static app_result run(Model& model, Update& update, View& view, const app_options& opt) {
     app_result result;
     try {
-      terminal term(opt.term);
+      terminal term(opt.term, opt.in_fd, opt.out_fd);
       term.enter();
       term_size ts = term.size();
       screen scr(ts, opt.present);
@@ -81,7 +82,11 @@ struct app_runner {
             break;
           }
         }
-        if (quit) break;
+        if (quit) {
+          // Bytes asked for just before quitting (e.g. copy then quit) still go out.
+          if (!io.raw_.empty()) term.write_frame(io.raw_);
+          break;
+        }
       }
     } catch (const not_a_terminal& e) {
       std::fprintf(stderr, "%s: error: %s\n", opt.program_name, e.what());
