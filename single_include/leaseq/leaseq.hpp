@@ -4079,6 +4079,7 @@ class runner {
     busy |= check_orphans(now);
     busy |= apply_control(now);
     if (stop_requested_ && !stopping_) begin_stop(now);
+    busy |= release_held_deaths(now);
     enforce_deadlines(now);
     if (!paused_ && !stopping_) busy |= claim(now);
     // Results last: the slots freed above are refilled before the results' fsyncs.
@@ -4129,6 +4130,17 @@ class runner {
   struct unwritten_result {
     task_result result;
   };
+
+  // A task killed by a signal the runner did not send, waiting a moment before its result is
+  // written: Slurm's scancel or time limit signals the runner and its tasks at about the same
+  // time, and if the runner's own SIGTERM arrives within the window the task ends
+  // runner_terminated, not as an unexplained death.
+  struct held_death {
+    running_task task;
+    std::optional<int> exit_code, signal;
+    double until = 0;
+  };
+  static constexpr double external_signal_window_s = 2.0;
 
   void log(const std::string& msg) {
     if (log_) log_(msg);
@@ -4367,9 +4379,30 @@ class runner {
         // can die of that SIGTERM before the runner stops it: still the runner's termination.
         st = task_state::failed;
         reason = "runner_terminated";
+      } else if (e->signal) {
+        held_.push_back({std::move(t), e->exit_code, e->signal, now + external_signal_window_s});
+        any = true;
+        continue;
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
       any = true;
+    }
+    return any;
+  }
+
+  // Finishes held deaths: runner_terminated once a stop was requested, else as they were.
+  bool release_held_deaths(double now) {
+    bool any = false;
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (stop_requested_ || now >= it->until) {
+        std::optional<std::string> reason;
+        if (stop_requested_) reason = "runner_terminated";
+        finish(it->task, now, it->exit_code, it->signal, task_state::failed, reason);
+        it = held_.erase(it);
+        any = true;
+      } else {
+        ++it;
+      }
     }
     return any;
   }
@@ -4568,6 +4601,7 @@ class runner {
   std::map<std::string, running_task> running_;
   std::map<pid_t, std::string> by_pid_;
   std::vector<unwritten_result> unwritten_;
+  std::vector<held_death> held_;
   std::deque<std::string> lane_cache_, any_cache_;
   std::set<std::string> logged_;
   std::mt19937_64 rng_;

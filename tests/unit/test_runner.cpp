@@ -146,6 +146,12 @@ TEST_CASE("runner: own lane first, then _any by seq, within the slots", "[runner
   b.step();
   CHECK(b.result(a1)->state == task_state::failed);
   CHECK(b.result(a1)->exit_code == 2);
+  // A signal the runner did not send: its result waits briefly for a runner stop (Slurm
+  // signals the runner and its tasks together), then is written as it was.
+  CHECK_FALSE(b.result(a2));
+  b.step(2.5);
+  REQUIRE(b.result(a2));
+  CHECK_FALSE(b.result(a2)->reason);
   CHECK(b.result(a2)->signal == 9);
   CHECK(b.result(a2)->state == task_state::failed);
   CHECK(fs::exists(b.lease.inbox_task("other", "T004")));  // another node's lane is untouched
@@ -360,4 +366,24 @@ TEST_CASE("runner: posix process ops run a real task in its own session", "[runn
   CHECK(ops.spawn(req).error.find("missing") != std::string::npos);
   CHECK_FALSE(ops.alive(999999999));
   CHECK(ops.alive(::getpid()));
+}
+
+TEST_CASE(
+    "runner: a task killed from outside just before the runner's own stop is runner_terminated",
+    "[runner]") {
+  bench b;
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  std::string id = b.submit();
+  b.step();
+  REQUIRE(b.ops.pid_of(id) > 0);
+  b.ops.exit_signal(b.ops.pid_of(id), 15);  // Slurm's SIGTERM reaches the task first
+  b.step();
+  CHECK_FALSE(b.result(id));
+  b.r->request_stop();  // then the runner's own
+  b.step();
+  REQUIRE(b.result(id));
+  CHECK(b.result(id)->state == task_state::failed);
+  CHECK(b.result(id)->reason == "runner_terminated");
+  CHECK(b.result(id)->signal == 15);
 }
