@@ -498,6 +498,8 @@ TEST_CASE("malformed, huge and deeply nested JSON is reported as unknown with th
   };
   CHECK_THAT(reason_of(10), Catch::Contains("argv"));
   CHECK_THAT(reason_of(11), Catch::Contains("gpus"));
+  CHECK_THAT(reason_of(12), Catch::Contains("invalid"));  // 1e99999 overflows: not JSON
+  CHECK_THAT(reason_of(13), Catch::Contains("seq"));
   CHECK_THAT(reason_of(14), Catch::Contains("nested deeper"));
   CHECK_THAT(reason_of(15), Catch::Contains("expected an object"));
   CHECK_THAT(reason_of(16), Catch::Contains("argv"));
