@@ -105,6 +105,11 @@ void start_runner(const runner_options& o) {
   cfg.heartbeat_s = o.heartbeat;
   gpu_spec gspec = parse_gpu_spec(o.gpus);
   ensure_dir(lease.root());
+  // Two runners of one node would take over each other's tasks: refuse a second one here.
+  if (auto other = live_local_runner(lease, cfg.node);
+      other && other->host == cfg.host && other->pid != ::getpid())
+    throw error(fmt::format("a runner for {} node {} is already running (pid {})", lease_id,
+                            cfg.node, other->pid));
 
   if (o.detach) {
     fs::path log_path = lease.runner_log(cfg.node);

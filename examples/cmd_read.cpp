@@ -108,37 +108,30 @@ std::string age_text(std::optional<double> age) {
   return fmt::format("{:.1f}h", a / 3600);
 }
 
-// Lease kind and state. Slurm state comes from squeue, else scontrol (10 s each at most).
-std::pair<std::string, std::string> lease_kind_state(const lease_context& ctx, const snapshot& s) {
-  std::string kind = is_local_lease(ctx.lease_id) ? "local" : "slurm";
+// Lease kind and state, the way `leaseq lease ls` shows them: a local lease from its runners'
+// heartbeats, a Slurm lease through the shared, rate-limited Slurm state cache (slurm.hpp).
+std::pair<std::string, std::string> lease_kind_state(const lease_context& ctx) {
+  lease_row row;
+  row.id = ctx.lease_id;
+  row.kind = is_local_lease(ctx.lease_id) ? "local" : "slurm";
   json_outcome rec = read_json_tolerant(ctx.paths.lease_json());
   if (rec.ok()) {
     try {
       lease_record r;
       from_json(*rec.value, r);
-      kind = r.kind;
+      row.kind = r.kind;
     } catch (const std::exception&) {
     }
   }
-  if (kind == "local") {
-    for (const auto& n : s.nodes)
-      if (n.health == node_health::ok) return {kind, "RUNNING"};
-    return {kind, "STOPPED"};
+  double now = unix_now();
+  if (row.kind == "local") {
+    local_lease_state(row, ctx.paths, now, ctx.cfg.ui.hb_stale_s);
+  } else {
+    auto states = slurm_lease_states(ctx.home, {ctx.lease_id}, ctx.cfg.ui.slurm_refresh_s);
+    if (auto it = states.find(ctx.lease_id); it != states.end())
+      apply_slurm_state(row, it->second, now);
   }
-  command_options opt;
-  opt.timeout = std::chrono::seconds(10);
-  auto q = run_command({"squeue", "-h", "-j", ctx.lease_id, "-o", "%T"}, opt);
-  std::string state = q.ok() ? q.out.substr(0, q.out.find('\n')) : "";
-  if (state.empty()) {
-    auto c = run_command({"scontrol", "show", "job", ctx.lease_id}, opt);
-    auto pos = c.ok() ? c.out.find("JobState=") : std::string::npos;
-    if (pos != std::string::npos) {
-      pos += 9;
-      state = c.out.substr(pos, c.out.find_first_of(" \n", pos) - pos);
-    }
-  }
-  state = sanitize_inline(state);
-  return {kind, state.empty() ? "UNKNOWN" : state};
+  return {row.kind, sanitize_inline(row.state)};
 }
 
 std::vector<task_state> all_states() {
@@ -150,7 +143,7 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
   lease_context ctx = open_lease(lease_opt);
   auto s = scan_once(ctx);
   print_scan_problems(*s);
-  auto [kind, state] = lease_kind_state(ctx, *s);
+  auto [kind, state] = lease_kind_state(ctx);
   if (as_json) {
     json j;
     j["lease"] = ctx.lease_id;
@@ -262,7 +255,7 @@ void cmd_tasks(const tasks_args& a) {
   std::printf("%-8s %-9s %-16s %4s  %s\n", "ID", "STATE", "NODE", "EXIT", "COMMAND");
   for (const task_view* t : sel.tasks) {
     auto code = t->exit_code();
-    std::string node = t->node.empty() ? (t->lane.empty() ? "-" : t->lane) : t->node;
+    std::string node(t->lane());
     std::printf("%-8s %-9s %-16s %4s  %s\n", t->id.c_str(),
                 std::string(to_string(t->state)).c_str(), node.c_str(),
                 code ? std::to_string(*code).c_str() : "-", sanitize_inline(t->command()).c_str());
@@ -326,6 +319,13 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
   snapshot_store<> store(ctx.paths, ctx.lease_id, o);
   auto s = store.refresh();
   if (task.empty()) task = choose_running(*s);
+  check_task_id(task);
+  // Just submitted, or on a lagging NFS client: give it a few seconds to show up.
+  for (int i = 0; i < 20 && !s->find_task(task); ++i) {
+    if (i == 0) std::fprintf(stderr, "leaseq: waiting for %s to appear\n", task.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    s = store.refresh_all();
+  }
   const task_view* t = find_task_or_throw(*s, task, ctx.lease_id);
   // A task that is not claimed yet has no node and no logs: wait for its claim.
   bool said_waiting = false;
@@ -338,7 +338,7 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
     s = store.refresh_all();
     t = find_task_or_throw(*s, task, ctx.lease_id);
   }
-  std::string node = t->node.empty() ? t->last_running_node : t->node;
+  std::string node = t->node;
   if (node.empty()) throw error("task " + task + " never ran on a node: no logs to follow");
   bool tty = ::isatty(STDOUT_FILENO);
   tail_options topt;
@@ -404,8 +404,7 @@ void cmd_logs(const std::string& lease_opt, const std::string& task, bool err) {
   check_task_id(task);
   auto s = scan_once(ctx);
   std::string node;
-  if (const task_view* t = s->find_task(task))
-    node = t->node.empty() ? t->last_running_node : t->node;
+  if (const task_view* t = s->find_task(task)) node = t->node;
   if (node.empty()) {
     // Not in the tree any more (or not visible): look for its log under every node.
     posix_fs pfs;

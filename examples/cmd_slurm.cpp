@@ -65,81 +65,30 @@ void run_create(create_args& a) {
   if (a.dry_run && a.test_only) throw leaseq::error("--dry-run and --test-only exclude each other");
 
   auto home = leaseq::home_paths::from_env();
-  fs::path root = fs::absolute(home.root()).lexically_normal();
-  leaseq::home_paths abs_home(root);
   leaseq::slurm_options opt = leaseq::slurm_options::from_env();
-  fs::path keepers = root / "keepers";
-  fs::path script =
-      keepers / fmt::format("keeper-{}-{}.sh", static_cast<long long>(leaseq::unix_now() * 1000),
-                            static_cast<long>(::getpid()));
-  std::string content = leaseq::keeper_script(leaseq_binary(), root);
-  auto argv = leaseq::sbatch_argv(r, script, root, a.test_only, opt.sbatch);
-
+  leaseq::lease_plan plan = leaseq::plan_slurm_lease(home, r, leaseq_binary(), a.test_only, opt);
   if (a.dry_run) {
     std::printf("sbatch command (not run):\n  %s\nkeeper script: %s\n",
-                leaseq::shell_join(argv).c_str(), script.c_str());
-    std::printf("----- keeper script -----\n%s", content.c_str());
+                leaseq::shell_join(plan.sbatch).c_str(), plan.script_path.c_str());
+    std::printf("----- keeper script -----\n%s", plan.script.c_str());
     return;
   }
-
-  abs_home.ensure_root();
-  leaseq::ensure_dir(keepers, 0700);
-  leaseq::write_file_atomic(script, content, 0700);
-  leaseq::command_options copt;
-  copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
-  leaseq::command_output res = leaseq::run_command(argv, copt);
-
+  leaseq::lease_submit res = leaseq::submit_slurm_lease(home, r, plan, a.test_only, opt);
   if (a.test_only) {
-    std::error_code ec;
-    fs::remove(script, ec);
+    if (!res.error.empty()) fail_with(res.sbatch, "sbatch --test-only");
     // sbatch --test-only answers on stderr ("Job 5 to start at ... using 3 processors ...").
-    if (!res.ok()) fail_with(res, "sbatch --test-only");
-    std::fputs(res.out.c_str(), stdout);
-    std::fputs(res.err.c_str(), stdout);
+    std::fputs(res.sbatch.out.c_str(), stdout);
+    std::fputs(res.sbatch.err.c_str(), stdout);
     return;
   }
-  if (!res.ok()) {
-    std::error_code ec;
-    fs::remove(script, ec);
-    if (res.timed_out)
-      std::fprintf(stderr,
-                   "leaseq: warning: sbatch did not answer in time; a job may have been "
-                   "submitted anyway: check squeue --me\n");
-    fail_with(res, "sbatch");
+  if (!res.job_id) {
+    if (res.sbatch.timed_out) std::fprintf(stderr, "leaseq: warning: %s\n", res.error.c_str());
+    if (!res.sbatch.ok()) fail_with(res.sbatch, "sbatch");
+    std::fputs(res.sbatch.err.c_str(), stderr);
+    throw leaseq::error(res.error);
   }
-  auto job = leaseq::parse_sbatch_parsable(res.out);
-  if (!job) {
-    std::fputs(res.err.c_str(), stderr);
-    throw leaseq::error("sbatch printed no job id: " + leaseq::shell_quote(res.out));
-  }
-  if (!res.err.empty()) std::fputs(res.err.c_str(), stderr);  // sbatch's warnings
-
-  // Slurm has its own copy of the script: keep ours next to the lease as its record.
-  leaseq::lease_paths lease(abs_home, *job);
-  leaseq::ensure_dir(lease.root(), 0700);
-  fs::path final_script = lease.root() / "keeper.sh";
-  if (::rename(script.c_str(), final_script.c_str()) != 0) final_script = script;
-
-  leaseq::lease_record rec;
-  rec.id = *job;
-  rec.kind = "slurm";
-  rec.name = r.name;
-  rec.created = leaseq::unix_now();
-  rec.nodes = r.nodes;
-  rec.gpus_per_node = r.gpus_per_node;
-  rec.partition = r.partition;
-  rec.qos = r.qos;
-  rec.account = r.account;
-  rec.constraint = r.constraint;
-  rec.reservation = r.reservation;
-  rec.time = r.time;
-  rec.extra_args = r.extra_args;
-  rec.sbatch = argv;
-  rec.keeper = final_script.string();
-  leaseq::write_json_atomic(lease.lease_json(), json(rec));
-  leaseq::register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
-  leaseq::invalidate_slurm_cache(abs_home);
-  std::printf("%s\n", job->c_str());
+  if (!res.sbatch.err.empty()) std::fputs(res.sbatch.err.c_str(), stderr);  // sbatch's warnings
+  std::printf("%s\n", res.job_id->c_str());
 }
 
 std::string or_dash(const std::optional<std::string>& s) {
@@ -204,16 +153,7 @@ void run_use(const std::string& id) {
 void run_release(const std::string& id, bool yes) {
   leaseq::check_lease_id(id);
   auto home = leaseq::home_paths::from_env();
-  leaseq::index_read idx = leaseq::read_index(home);
-  if (!idx.error.empty()) throw leaseq::error(idx.error);
-  const leaseq::index_entry* e = idx.index.find(id);
-  if (!e)
-    throw leaseq::error("unknown lease " + leaseq::detail::quote_for_message(id) +
-                        " (see `leaseq lease ls`)");
-  if (e->kind != "slurm")
-    throw leaseq::error("lease " + id +
-                        " is not a Slurm lease; stop a local runner with "
-                        "`leaseq lease local stop`");
+  leaseq::check_releasable(home, id);
   if (!yes) {
     if (!::isatty(0))
       throw leaseq::error("release cancels Slurm job " + id +
@@ -226,13 +166,10 @@ void run_release(const std::string& id, bool yes) {
       throw CLI::RuntimeError(exit_error);
     }
   }
-  leaseq::slurm_options opt = leaseq::slurm_options::from_env();
-  leaseq::command_options copt;
-  copt.timeout = opt.timeout;
-  leaseq::command_output r = leaseq::run_command({opt.scancel, id}, copt);
+  leaseq::command_output r =
+      leaseq::release_slurm_lease(home, id, leaseq::slurm_options::from_env());
   if (!r.ok()) fail_with(r, "scancel");
   if (!r.err.empty()) std::fputs(r.err.c_str(), stderr);
-  leaseq::invalidate_slurm_cache(home);
   std::printf("released %s (scancel sent; its runners stop their tasks)\n", id.c_str());
 }
 

@@ -167,7 +167,8 @@ struct posix_fs {
     std::size_t got = 0;
     for (;;) {
       if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
-      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, out.content.size() - got);
+      std::size_t want = out.content.size() - got;
+      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
       if (n < 0) {
         out.err = errno;
         out.reason = std::string("cannot read: ") + std::strerror(errno);
@@ -181,6 +182,7 @@ struct posix_fs {
         out.content.clear();
         return out;
       }
+      if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
     }
     out.content.resize(got);
     out.ok = true;

@@ -1,9 +1,14 @@
 #pragma once
 
-// The lease list: index.json + each runs/<id>/lease.json + the lease's state (Slurm through
-// the shared cache in slurm.hpp; the local lease from its runner's heartbeat).
+// Leases: the list (index.json + each runs/<id>/lease.json + the lease's state, Slurm through
+// the shared cache in slurm.hpp, the local lease from its runner's heartbeat), and the
+// effects of creating (sbatch of the keeper, registration) and releasing (scancel) a Slurm lease.
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <utility>
@@ -19,6 +24,7 @@
 #include "leaseq/file_io.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/index.hpp"
+#include "leaseq/keeper.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/paths.hpp"
 #include "leaseq/slurm.hpp"
@@ -175,6 +181,132 @@ lease_listing list_leases(const home_paths& home, const ui_config& cfg,
     }
   }
   return out;
+}
+
+// A Slurm lease about to be submitted: the keeper's content, where it is written, and the
+// sbatch argv. What `lease create --dry-run` prints and the dashboard's form previews.
+struct lease_plan {
+  fs::path script_path;
+  std::string script;
+  std::vector<std::string> sbatch;
+};
+
+// Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
+// every node; paths are made absolute, since the job runs elsewhere.
+inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& r,
+                                   const fs::path& leaseq_bin, bool test_only = false,
+                                   const slurm_options& opt = {}) {
+  validate(r);
+  fs::path root = fs::absolute(home.root()).lexically_normal();
+  lease_plan p;
+  p.script_path = root / "keepers" /
+                  fmt::format("keeper-{}-{}.sh", static_cast<long long>(unix_now() * 1000),
+                              static_cast<long>(::getpid()));
+  p.script = keeper_script(fs::absolute(leaseq_bin), root);
+  p.sbatch = sbatch_argv(r, p.script_path, root, test_only, opt.sbatch);
+  return p;
+}
+
+// What sbatch did. `job_id` is set only when the lease was submitted and registered.
+struct lease_submit {
+  std::optional<std::string> job_id;
+  command_output sbatch;  // out/err verbatim, for the user
+  std::string error;      // leaseq's own explanation when it failed
+};
+
+// Writes the keeper, runs sbatch (argv, with a timeout) and, only on success, moves the keeper
+// to runs/<jobid>/keeper.sh, writes runs/<jobid>/lease.json and registers the lease in
+// index.json. A failed or --test-only submit leaves nothing behind. Slurm errors are returned,
+// not thrown; filesystem errors throw.
+template <typename Runner = default_command_runner>
+lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
+                                const lease_plan& plan, bool test_only = false,
+                                const slurm_options& opt = {}, Runner&& run = {}) {
+  home_paths abs_home(fs::absolute(home.root()).lexically_normal());
+  abs_home.ensure_root();
+  ensure_dir(plan.script_path.parent_path(), 0700);
+  write_file_atomic(plan.script_path, plan.script, 0700);
+  command_options copt;
+  copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
+  // sbatch hands its umask to the job: Slurm's own output file is then 0600 like ours.
+  mode_t old_mask = ::umask(077);
+  lease_submit out;
+  out.sbatch = run(plan.sbatch, copt);
+  ::umask(old_mask);
+  auto drop_script = [&] {
+    std::error_code ec;
+    fs::remove(plan.script_path, ec);
+  };
+  if (test_only || !out.sbatch.ok()) {
+    drop_script();
+    if (out.sbatch.timed_out)
+      out.error =
+          "sbatch did not answer in time; a job may have been submitted anyway: check "
+          "squeue --me";
+    else if (!out.sbatch.ok())
+      out.error = out.sbatch.error;
+    return out;
+  }
+  auto job = parse_sbatch_parsable(out.sbatch.out);
+  if (!job) {
+    drop_script();
+    out.error = "sbatch printed no job id: " + shell_quote(out.sbatch.out);
+    return out;
+  }
+  // Slurm has its own copy of the script: keep ours next to the lease as its record.
+  lease_paths lease(abs_home, *job);
+  ensure_dir(lease.root(), 0700);
+  fs::path final_script = lease.root() / "keeper.sh";
+  if (std::rename(plan.script_path.c_str(), final_script.c_str()) != 0)
+    final_script = plan.script_path;
+
+  lease_record rec;
+  rec.id = *job;
+  rec.kind = "slurm";
+  rec.name = r.name;
+  rec.created = unix_now();
+  rec.nodes = r.nodes;
+  rec.gpus_per_node = r.gpus_per_node;
+  rec.partition = r.partition;
+  rec.qos = r.qos;
+  rec.account = r.account;
+  rec.constraint = r.constraint;
+  rec.reservation = r.reservation;
+  rec.time = r.time;
+  rec.extra_args = r.extra_args;
+  rec.sbatch = plan.sbatch;
+  rec.keeper = final_script.string();
+  write_json_atomic(lease.lease_json(), json(rec));
+  register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
+  invalidate_slurm_cache(abs_home);
+  out.job_id = job;
+  return out;
+}
+
+// Throws error unless `id` is a registered Slurm lease (what release needs).
+inline void check_releasable(const home_paths& home, const std::string& id) {
+  check_lease_id(id);
+  index_read idx = read_index(home);
+  if (!idx.error.empty()) throw error(idx.error);
+  const index_entry* e = idx.index.find(id);
+  if (!e)
+    throw error("unknown lease " + detail::quote_for_message(id) + " (see `leaseq lease ls`)");
+  if (e->kind != "slurm")
+    throw error("lease " + id +
+                " is not a Slurm lease; stop a local runner with `leaseq lease local stop`");
+}
+
+// scancel of a registered Slurm lease; the runners get SIGTERM from Slurm and stop their
+// tasks. Throws error for an unknown or local lease; returns scancel's output.
+template <typename Runner = default_command_runner>
+command_output release_slurm_lease(const home_paths& home, const std::string& id,
+                                   const slurm_options& opt = {}, Runner&& run = {}) {
+  check_releasable(home, id);
+  command_options copt;
+  copt.timeout = opt.timeout;
+  command_output r = run({opt.scancel, id}, copt);
+  if (r.ok()) invalidate_slurm_cache(home);
+  return r;
 }
 
 }  // namespace leaseq

@@ -107,11 +107,14 @@ class runner {
       ensure_dir(d);
     started_ = now;
     json_outcome old = read_json_tolerant(lease_.heartbeat(cfg_.node));
-    if (old.ok() && old.value->is_object() && old.value->value("paused", false) == true) {
+    const json* was_paused =
+        old.ok() && old.value->is_object() ? detail::find_field(*old.value, "paused") : nullptr;
+    if (was_paused && was_paused->is_boolean() && was_paused->get<bool>()) {
       paused_ = true;
       log("staying paused, as the previous runner of this node was");
     }
     recover(now);
+    flush_results();
     write_heartbeat(now);
   }
 
@@ -121,11 +124,12 @@ class runner {
     bool busy = false;
     busy |= reap(now);
     busy |= check_orphans(now);
-    busy |= flush_results();
     busy |= apply_control(now);
     if (stop_requested_ && !stopping_) begin_stop(now);
     enforce_deadlines(now);
     if (!paused_ && !stopping_) busy |= claim(now);
+    // Results last: the slots freed above are refilled before the results' fsyncs.
+    busy |= flush_results();
     if (stopping_) {
       bool own_running = std::any_of(running_.begin(), running_.end(),
                                      [](const auto& e) { return !e.second.orphan; });
@@ -232,6 +236,13 @@ class runner {
       if (it->second.orphan && !ops_.alive(it->second.pid)) {
         running_task t = std::move(it->second);
         it = running_.erase(it);
+        const std::string& id = t.spec.id;
+        if (fs::exists(lease_.result(cfg_.node, id)) ||
+            !fs::exists(lease_.claimed_task(cfg_.node, id))) {
+          // Another runner of this node finished it after all: its result stands.
+          log(id + ": ended with a result from another runner; not marking it lost");
+          continue;
+        }
         log(t.spec.id + ": process of a previous runner ended: runner_lost");
         finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
         any = true;
@@ -360,7 +371,11 @@ class runner {
     t.spec.pid = s.pid;
     t.spec.claimed = now;
     try {
-      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec));
+      // Not fsync'd: the task is already durable (it was renamed here); this only adds
+      // "claimed" and "pid", and a runner that finds them missing after a crash reports the
+      // task runner_lost, as it would anyway.
+      write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
+                               json(t.spec).dump(2) + "\n");
     } catch (const error& e) {
       log(t.spec.id + ": cannot record claim: " + e.what());
     }
@@ -394,6 +409,11 @@ class runner {
       } else if (t.stop_reason) {
         st = task_state::failed;
         reason = t.stop_reason;
+      } else if (stop_requested_ && e->signal) {
+        // Slurm signals every process of the job step at scancel or the time limit, so a task
+        // can die of that SIGTERM before the runner stops it: still the runner's termination.
+        st = task_state::failed;
+        reason = "runner_terminated";
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
       any = true;
@@ -401,8 +421,8 @@ class runner {
     return any;
   }
 
-  // Builds the result and writes it, then unlinks the claimed file. On a write failure the
-  // result is kept and retried by flush_results(); the claimed file stays meanwhile.
+  // Builds the result and queues it; flush_results() writes it, then unlinks the claimed
+  // file. On a write failure the result stays queued and the claimed file stays on disk.
   void finish(const running_task& t, double now, std::optional<int> exit_code,
               std::optional<int> signal, task_state st, std::optional<std::string> reason) {
     task_result r;
@@ -420,14 +440,15 @@ class runner {
     r.stderr_path = lease_paths::relative_stderr(cfg_.node, t.spec.id);
     if (!t.attempt.empty()) r.attempt = t.attempt;
     hb_dirty_ = true;
-    if (!write_result(r)) unwritten_.push_back({std::move(r)});
+    unwritten_.push_back({std::move(r)});
   }
 
   bool write_result(const task_result& r) {
     try {
-      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r));
+      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r), 0600, false);
     } catch (const error& e) {
-      log(r.task.id + ": cannot write result (will retry): " + e.what());
+      if (logged_.insert("result:" + r.task.id).second)
+        log(r.task.id + ": cannot write result (kept, retried): " + e.what());
       return false;
     }
     ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
@@ -440,6 +461,11 @@ class runner {
     for (auto& u : unwritten_)
       if (!write_result(u.result)) left.push_back(std::move(u));
     bool progress = left.size() < unwritten_.size();
+    if (!left.empty() && left.size() == unwritten_.size() && !retry_logged_) {
+      retry_logged_ = true;
+      log(fmt::format("{} result(s) not written yet; retrying on every pass", left.size()));
+    }
+    if (left.empty()) retry_logged_ = false;
     unwritten_ = std::move(left);
     return progress;
   }
@@ -572,7 +598,7 @@ class runner {
     hb.version = version;
     hb.stopped = finished_;
     try {
-      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb));
+      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb), 0600, false);
       last_heartbeat_ = now;
       hb_dirty_ = false;
     } catch (const error& e) {
@@ -594,7 +620,7 @@ class runner {
   std::mt19937_64 rng_;
   double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
   bool paused_ = false, stopping_ = false, finished_ = false, hb_dirty_ = false;
-  bool stop_requested_ = false;
+  bool stop_requested_ = false, retry_logged_ = false;
 };
 
 namespace detail {

@@ -30,7 +30,17 @@ class stream_sanitizer {
  public:
   // Appends the safe form of chunk to out.
   void feed(std::string_view chunk, std::string& out) {
-    for (char ch : chunk) byte(static_cast<unsigned char>(ch), out);
+    const char* p = chunk.data();
+    const char* end = p + chunk.size();
+    while (p < end) {
+      if (state_ == st::ground && need_ == 0 && !cr_) {  // fast path: a run of plain text
+        const char* run = p;
+        while (p < end && plain(static_cast<unsigned char>(*p))) ++p;
+        out.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) break;
+      }
+      byte(static_cast<unsigned char>(*p++), out);
+    }
   }
 
   // End of input: an incomplete UTF-8 sequence becomes U+FFFD, a pending \r a line break, and
@@ -53,6 +63,9 @@ class stream_sanitizer {
   static constexpr std::size_t max_str = 4096;
 
   static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
+  static bool plain(unsigned char c) noexcept {
+    return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
+  }
 
   void flush_cr(std::string& out) {
     if (cr_) out += '\n';

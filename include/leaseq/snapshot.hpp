@@ -28,10 +28,8 @@ inline constexpr std::size_t state_index(task_state s) noexcept {
 struct task_view {
   std::string id;
   std::int64_t seq = 0;
-  // Where the task file is or was last seen: the inbox lane (a node or "_any") while PENDING,
-  // the node's name once claimed or done.
-  std::string lane;
-  // The node it runs or ran on; empty while it waits in the shared lane.
+  // The node whose lane holds it while PENDING (empty in the shared lane _any), where it runs
+  // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
   std::string node;
   task_state state = task_state::pending;
   std::shared_ptr<const task_spec> spec;      // null when no task file was ever parsed
@@ -41,12 +39,16 @@ struct task_view {
   // the last good one.
   bool unknown = false;
   std::string unknown_reason;
-  // LOST? evidence: the last time the task was seen RUNNING (claimed file, or a heartbeat's
-  // running list) and on which node.
+  // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
+  // heartbeat's running list); `node` says where.
   std::optional<double> last_running_seen;
-  std::string last_running_node;
   // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
   std::optional<double> missing_since;
+
+  // The lane it belongs to: its node, or "_any" while it waits in the shared lane.
+  std::string_view lane() const noexcept {
+    return node.empty() ? any_lane : std::string_view(node);
+  }
 
   // The command for display: cmd, else argv joined with spaces, else "".
   std::string command() const {

@@ -3,9 +3,11 @@
 // The snapshot store: scans one lease tree and publishes immutable snapshots.
 //
 // Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
-// refresh(); any thread may call latest(), due(), next_due() and request_refresh(). refresh()
-// does all the I/O and then swaps in a new shared_ptr<const snapshot>; readers keep the one
-// they hold for as long as they like.
+// refresh(); any thread may call latest(), due(), next_due(), task_interval() and
+// request_refresh(), and none of them waits for a scan in progress. refresh() does all the I/O
+// and then swaps in a new shared_ptr<const snapshot>; readers keep the one they hold for as
+// long as they like. A typical scanner loop:
+//   while (running) { if (store.due(clock.now())) publish(store.refresh()); sleep(100 ms); }
 //
 // Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
 // every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
@@ -37,6 +39,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -46,6 +49,7 @@
 #include "leaseq/clock.hpp"
 #include "leaseq/config.hpp"
 #include "leaseq/detail/quote.hpp"
+#include "leaseq/detail/task_sax.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/fs.hpp"
 #include "leaseq/health.hpp"
@@ -61,6 +65,10 @@ struct store_options {
   // A directory modified less than this long before a scan is always re-read next time.
   double dir_settle_s = 2;
   std::size_t max_file_bytes = max_json_bytes;
+  // Threads that read and parse files when one directory has many new ones (a cold scan of a
+  // big lease): 0 = up to 8 by the hardware, 1 = only the scanning thread. With more than one,
+  // Fs::read is called from several threads at once.
+  unsigned load_threads = 0;
 };
 
 namespace detail {
@@ -69,10 +77,8 @@ enum class task_place : std::uint8_t { inbox = 0, claimed = 1, done = 2 };
 
 // One task or result file as last read.
 struct cached_file {
-  std::string name;
+  std::int64_t seq = 0;  // the id is format_task_id(seq): only canonical names are cached
   std::uint64_t ino = 0;
-  std::string id;
-  std::int64_t seq = 0;
   std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
   std::shared_ptr<const task_result> result;  // done: last good parse
   bool bad = false;                           // the current file does not parse
@@ -151,7 +157,7 @@ class snapshot_store {
       if (forced || changed)
         task_interval_ = base_interval();
       else
-        task_interval_ = std::min(task_interval_ + 1.0, max_interval());
+        task_interval_ = std::min(task_interval_.load() + 1.0, max_interval());
       next_tasks_ = now + task_interval_;
     }
     build_nodes(now, *next);
@@ -190,10 +196,7 @@ class snapshot_store {
   }
   bool due(double now) const { return now >= next_due(); }
   // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
-  double task_interval() const {
-    std::lock_guard<std::mutex> lock(scan_mu_);
-    return task_interval_;
-  }
+  double task_interval() const noexcept { return task_interval_.load(); }
 
   const lease_paths& paths() const noexcept { return paths_; }
   const std::string& lease_id() const noexcept { return lease_id_; }
@@ -254,47 +257,89 @@ class snapshot_store {
                     std::vector<dir_entry> entries) {
     bool is_done = key.compare(0, 5, "done/") == 0;
     std::string_view suffix = is_done ? ".result.json" : ".json";
-    std::unordered_map<std::string, std::size_t> old;
+    std::unordered_map<std::int64_t, std::size_t> old;
     old.reserve(d.files.size());
-    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].name, i);
+    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].seq, i);
     std::vector<cached_file> files;
     files.reserve(entries.size());
+    std::vector<std::size_t> to_load;
+    std::vector<char> was_bad;
     d.odd_names.clear();
     bool changed = entries.size() != d.files.size();
     for (auto& e : entries) {
-      std::string id;
-      if (detail::ends_with(e.name, suffix)) id = e.name.substr(0, e.name.size() - suffix.size());
-      if (!is_valid_task_id(id)) {
+      std::string_view id;
+      if (detail::ends_with(e.name, suffix))
+        id = std::string_view(e.name).substr(0, e.name.size() - suffix.size());
+      auto seq = task_seq(id);
+      if (!seq) {
         d.odd_names.push_back({dir.string(), 0,
                                fmt::format("ignoring {} in {}: not a task file name",
                                            detail::quote_for_message(e.name), dir.string())});
         continue;
       }
       cached_file f;
-      if (auto it = old.find(e.name); it != old.end())
+      if (auto it = old.find(*seq); it != old.end())
         f = std::move(d.files[it->second]);
       else
         changed = true;
-      f.name = std::move(e.name);
-      f.id = std::move(id);
-      f.seq = *task_seq(f.id);
+      f.seq = *seq;
       bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
       f.ino = e.ino;
-      if (fresh) {
-        files.push_back(std::move(f));
-        continue;
+      if (!fresh) {
+        to_load.push_back(files.size());
+        was_bad.push_back(f.bad);
       }
-      // The name was checked above, so joining it is safe.
-      bool was_bad = f.bad;
-      if (load_file(f, dir / f.name, is_done)) {
-        if (!(was_bad && f.bad)) changed = true;
-        files.push_back(std::move(f));
-      } else {
-        changed = true;
-      }
+      files.push_back(std::move(f));
     }
-    d.files = std::move(files);
+    std::vector<char> present = load_files(files, to_load, dir, suffix, is_done);
+    std::vector<cached_file> kept;
+    kept.reserve(files.size());
+    for (std::size_t k = 0, i = 0; i < files.size(); ++i) {
+      if (k < to_load.size() && to_load[k] == i) {
+        bool ok = present[k];
+        if (!ok || !(was_bad[k] && files[i].bad)) changed = true;
+        ++k;
+        if (!ok) continue;  // vanished between listing and reading
+      }
+      kept.push_back(std::move(files[i]));
+    }
+    d.files = std::move(kept);
     return changed;
+  }
+
+  // Loads files[to_load[k]] for every k, on several threads when there are many. Returns, per
+  // k, whether the file was still there.
+  std::vector<char> load_files(std::vector<cached_file>& files,
+                               const std::vector<std::size_t>& to_load, const fs::path& dir,
+                               std::string_view suffix, bool is_done) {
+    std::vector<char> present(to_load.size(), 0);
+    auto work = [&](std::size_t begin, std::size_t step) {
+      for (std::size_t k = begin; k < to_load.size(); k += step) {
+        cached_file& f = files[to_load[k]];
+        // A canonical id built from the seq: safe to join.
+        std::string name = format_task_id(f.seq);
+        name.append(suffix.data(), suffix.size());
+        try {
+          present[k] = load_file(f, dir / name, is_done);
+        } catch (const std::exception& e) {  // bad_alloc and the like: unknown, not a crash
+          f.bad = true;
+          f.reason = e.what();
+          present[k] = 1;
+        }
+      }
+    };
+    unsigned threads = opts_.load_threads;
+    if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+    threads = static_cast<unsigned>(std::min<std::size_t>(threads, to_load.size() / 32 + 1));
+    if (threads <= 1) {
+      work(0, 1);
+      return present;
+    }
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t, threads);
+    work(0, threads);
+    for (auto& t : pool) t.join();
+    return present;
   }
 
   // Reads and parses one task or result file into f. False when the file vanished between
@@ -309,19 +354,40 @@ class snapshot_store {
     };
     if (!r.ok) return fail(r.reason);
     if (r.info.ino != 0) f.ino = r.info.ino;
+    if (is_result) {  // the fast path first: no DOM for the common, well-formed file
+      auto res = std::make_shared<task_result>();
+      if (detail::task_sax::parse_result(r.content, *res)) {
+        if (task_seq(res->task.id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(res->task.id));
+        f.result = std::move(res);
+        f.bad = false;
+        f.reason.clear();
+        return true;
+      }
+    } else {
+      auto spec = std::make_shared<task_spec>();
+      if (detail::task_sax::parse_task(r.content, *spec)) {
+        if (task_seq(spec->id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(spec->id));
+        f.spec = std::move(spec);
+        f.bad = false;
+        f.reason.clear();
+        return true;
+      }
+    }
     json_outcome j = parse_json_tolerant(r.content);
     if (!j.ok()) return fail(j.reason);
     try {
       if (is_result) {
         auto res = std::make_shared<task_result>();
         from_json(*j.value, *res);
-        if (res->task.id != f.id)
+        if (task_seq(res->task.id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(res->task.id));
         f.result = std::move(res);
       } else {
         auto spec = std::make_shared<task_spec>();
         from_json(*j.value, *spec);
-        if (spec->id != f.id)
+        if (task_seq(spec->id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(spec->id));
         f.spec = std::move(spec);
       }
@@ -466,10 +532,7 @@ class snapshot_store {
     }
     auto evidence = hb_running();
     bool evidence_changed = evidence_keys(evidence) != last_evidence_;
-    bool time_dependent = false;
-    for (const auto& t : prev.tasks())
-      if (t.missing_since && t.state != task_state::lost) time_dependent = true;
-    if (!changed && !evidence_changed && !time_dependent && prev.complete) return false;
+    if (!changed && !evidence_changed && !summary_.time_dependent && prev.complete) return false;
     last_evidence_ = evidence_keys(evidence);
 
     std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
@@ -502,10 +565,9 @@ class snapshot_store {
       task_view v;
       v.id = id;
       v.seq = seq;
-      v.lane = v.node = ev.first;
+      v.node = ev.first;
       v.state = task_state::lost_maybe;
       v.last_running_seen = ev.second;
-      v.last_running_node = ev.first;
       v.missing_since = now;
       v.unknown = true;
       v.unknown_reason = "listed as running by the heartbeat of " + ev.first +
@@ -513,8 +575,7 @@ class snapshot_store {
       table->insert(it, std::move(v));
     }
     next.task_table = std::move(table);
-    next.counts = {};
-    for (const auto& t : next.tasks()) ++next.counts[state_index(t.state)];
+    summarize(next);
     return true;
   }
 
@@ -532,13 +593,15 @@ class snapshot_store {
     const cached_file& f = *s.file;
     task_view v;
     if (before) v = *before;
-    v.id = f.id;
+    v.id = format_task_id(f.seq);
     v.seq = f.seq;
-    v.lane = *s.lane;
     v.last_seen = now;
     v.missing_since.reset();
     v.unknown = f.bad;
-    v.unknown_reason = f.bad ? fmt::format("{} does not parse: {}", f.name, f.reason) : "";
+    v.unknown_reason = f.bad
+                           ? fmt::format("its {} file does not parse: {}",
+                                         s.place == task_place::done ? "result" : "task", f.reason)
+                           : "";
     switch (s.place) {
       case task_place::done:
         v.node = *s.lane;
@@ -561,7 +624,7 @@ class snapshot_store {
         v.result.reset();
         v.node = *s.lane == any_lane ? std::string() : *s.lane;
         v.state = task_state::pending;
-        auto it = ev.find(f.id);
+        auto it = ev.find(v.id);
         if (it != ev.end()) {  // claimed, the rename not visible yet
           v.state = task_state::running;
           v.node = it->second.first;
@@ -571,7 +634,6 @@ class snapshot_store {
     }
     if (v.state == task_state::running) {
       v.last_running_seen = now;
-      v.last_running_node = v.node;
     }
     return v;
   }
@@ -588,7 +650,7 @@ class snapshot_store {
     double missing_for = now - *v.missing_since;
     if (was_running) {
       if (auto it = ev.find(before.id); it != ev.end()) {
-        v.last_running_node = it->second.first;
+        v.node = it->second.first;
         v.last_running_seen = std::max(v.last_running_seen.value_or(0), it->second.second);
       }
       v.state = before.state == task_state::lost || missing_for >= opts_.ui.lost_confirm_s
@@ -611,7 +673,6 @@ class snapshot_store {
     std::set<std::string> names(node_names_.begin(), node_names_.end());
     for (const auto& [n, h] : hbs_) names.insert(n);
     names.erase(std::string(any_lane));
-    std::unordered_map<std::string, node_view*> by_name;
     s.nodes.clear();
     s.nodes.reserve(names.size());
     for (const auto& n : names) {
@@ -629,20 +690,38 @@ class snapshot_store {
       }
       s.nodes.push_back(std::move(v));
     }
-    for (auto& v : s.nodes) by_name[v.name] = &v;
-    for (const auto& t : s.tasks()) {
-      if (t.state == task_state::running || t.state == task_state::lost_maybe) {
-        if (auto it = by_name.find(t.node); it != by_name.end())
-          it->second->running.push_back(t.id);
-      } else if (t.state == task_state::pending) {
-        if (auto it = by_name.find(t.lane); it != by_name.end()) ++it->second->pending;
-      }
+    for (auto& v : s.nodes) {
+      if (auto it = summary_.running.find(v.name); it != summary_.running.end())
+        v.running = it->second;
+      if (auto it = summary_.pending.find(v.name); it != summary_.pending.end())
+        v.pending = it->second;
     }
-    s.fs_lag = false;
-    for (const auto& t : s.tasks())
-      if (t.unknown || t.state == task_state::lost_maybe) s.fs_lag = true;
+    s.fs_lag = summary_.lag;
     for (const auto& n : s.nodes)
       if (n.hb_unknown) s.fs_lag = true;
+  }
+
+  // What the nodes and the status bar need from a task table, computed once per new table
+  // (a heartbeat-only refresh of a 100 000-task lease then costs nothing per task).
+  struct table_summary {
+    std::unordered_map<std::string, std::vector<std::string>> running;
+    std::unordered_map<std::string, std::size_t> pending;
+    bool lag = false;             // a task is LOST? or unknown
+    bool time_dependent = false;  // a task is out of sight: rescan even if nothing changed
+  };
+
+  void summarize(snapshot& s) {
+    s.counts = {};
+    summary_ = {};
+    for (const auto& t : s.tasks()) {
+      ++s.counts[state_index(t.state)];
+      if (t.state == task_state::running || t.state == task_state::lost_maybe)
+        summary_.running[t.node].push_back(t.id);
+      else if (t.state == task_state::pending && !t.node.empty())
+        ++summary_.pending[t.node];
+      if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
+      if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
+    }
   }
 
   lease_paths paths_;
@@ -658,10 +737,12 @@ class snapshot_store {
   std::atomic<bool> refresh_requested_{false};
 
   std::uint64_t scans_ = 0;
-  double next_hb_ = 0, next_tasks_ = 0, task_interval_ = 2;
+  double next_hb_ = 0, next_tasks_ = 0;
+  std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
   std::unordered_map<std::string, cached_dir> dirs_;
   std::map<std::string, detail::cached_hb> hbs_;
   std::set<std::string> node_names_;
+  table_summary summary_;
   std::vector<std::string> last_evidence_;
   std::vector<scan_error> dir_errors_, hb_errors_;
 };

@@ -106,23 +106,6 @@ inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
   return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
 }
 
-// Temp file + rename without fsync: the batch path syncs the filesystem once at the end.
-inline void write_file_unsynced(const fs::path& path, std::string_view content) {
-  fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp." + temp_suffix());
-  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot write", tmp.string(), e);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot rename onto final name", path.string(), e);
-  }
-}
-
 // The id a key names, or an error when it cannot be read.
 inline std::string read_key(const lease_paths& lease, const std::string& key) {
   read_outcome r = read_file_tolerant(lease.key(key), 256);
@@ -158,6 +141,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   if (requests.empty()) return out;
   std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
   std::map<std::string, bool> made_dirs;
+  const std::string tmp_prefix = detail::temp_suffix() + ".";
   out.reserve(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
     task_spec t =
@@ -174,7 +158,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       ensure_dir(p.parent_path());
       made_dirs[dir] = true;
     }
-    detail::write_file_unsynced(p, json(t).dump() + "\n");
+    write_file_atomic_nosync(p, json(t).dump() + "\n", tmp_prefix + std::to_string(i));
     out.push_back({t.id, false});
   }
   detail::unique_fd root(::open(lease.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "leaseq/clock.hpp"
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/file_io.hpp"
@@ -63,6 +65,7 @@ struct tail_event {
     appeared,   // the file was opened
     truncated,  // it shrank below what was read: reading restarts from offset 0
     rotated,    // the name now points at another file (new inode): following the new one
+    skipped,    // more than max_backlog was unread: jumped ahead to the newest data
     error,      // it cannot be read (text says why); retried on the next poll
   };
   kind what = kind::line;
@@ -78,6 +81,10 @@ struct tail_options {
   double partial_after_s = 1.0;
   bool sanitize = true;
   bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
+  // 0: read everything (follow, logs). Otherwise, when more than this is unread at a poll,
+  // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
+  // only shows the last lines of a log written faster than anyone can read it.
+  std::size_t max_backlog = 0;
 };
 
 template <class Clock = system_clock>
@@ -89,34 +96,56 @@ class tail_follower {
 
   // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
   void poll(std::vector<tail_event>& out) {
+    // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
+    // name is what tells a rotation from an append.
+    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    int name_err = fresh ? 0 : errno;
     struct stat by_name;
-    bool named = ::stat(path_.c_str(), &by_name) == 0;
-    int name_err = named ? 0 : errno;
-    if (fd_ && named &&
-        (static_cast<std::uint64_t>(by_name.st_ino) != ino_ ||
-         static_cast<std::uint64_t>(by_name.st_dev) != dev_)) {
+    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
+      name_err = errno;
+      fresh.reset();
+    }
+    if (fresh && !S_ISREG(by_name.st_mode)) {
+      report(out, "not a regular file");
+      fresh.reset();
+      name_err = EINVAL;
+    }
+    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
+                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
+    if (same) {
+      fd_ = std::move(fresh);
+    } else if (fresh && fd_) {
       read_available(out, SIZE_MAX);  // the old file's last words first
       end_content(out, true);
-      fd_.reset();
-      open_file(out, tail_event::kind::rotated);
+      adopt(std::move(fresh), by_name, out, tail_event::kind::rotated);
+    } else if (fresh) {
+      adopt(std::move(fresh), by_name, out, tail_event::kind::appeared);
     } else if (!fd_) {
-      if (!named) {
-        if (name_err == ENOENT) {
-          if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
-          said_waiting_ = true;
-        } else {
-          report(out, std::string("cannot stat: ") + std::strerror(name_err));
-        }
-        return;
+      if (name_err == ENOENT) {
+        if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
+        said_waiting_ = true;
+      } else if (name_err != EINVAL) {
+        report(out, std::string("cannot open: ") + std::strerror(name_err));
       }
-      open_file(out, tail_event::kind::appeared);
+      return;
     }
+    // (a name that vanished leaves the open file readable: keep reading it until a new one
+    // shows up under the name)
     if (!fd_) return;
     struct stat st;
     if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
       end_content(out, true);
       offset_ = 0;
       notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
+    }
+    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
+        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
+      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
+      end_content(out, true);
+      notice(out, tail_event::kind::skipped,
+             fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
+      offset_ = target;
+      cutting_ = true;  // resume at the next line start
     }
     read_available(out, opts_.max_read_per_poll);
     if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
@@ -160,17 +189,8 @@ class tail_follower {
     notice(out, tail_event::kind::error, path_.string() + ": " + why);
   }
 
-  void open_file(std::vector<tail_event>& out, tail_event::kind k) {
-    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd) {
-      if (errno != ENOENT) report(out, std::string("cannot open: ") + std::strerror(errno));
-      return;
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      report(out, "not a regular file");
-      return;
-    }
+  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
+             tail_event::kind k) {
     bool first = !opened_once_;
     fd_ = std::move(fd);
     ino_ = static_cast<std::uint64_t>(st.st_ino);
@@ -344,6 +364,25 @@ class line_ring {
   }
   void push_all(const std::vector<tail_event>& events) {
     for (const auto& e : events) push(e);
+  }
+  // Moves the lines in (no copy of their text).
+  void push(tail_event&& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line && (lines_.empty() || lines_.back().complete)) {
+      bool merge = false;
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        merge = !it->complete;
+        break;
+      }
+      if (!merge) {
+        add({e.stream, std::move(e.text), e.complete, e.cut, false});
+        return;
+      }
+    }
+    push(static_cast<const tail_event&>(e), max_line_bytes);
+  }
+  void push_all(std::vector<tail_event>&& events) {
+    for (auto& e : events) push(std::move(e));
   }
 
   std::size_t size() const noexcept { return lines_.size(); }

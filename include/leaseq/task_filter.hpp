@@ -18,7 +18,7 @@ namespace leaseq {
 
 struct task_filter {
   std::vector<task_state> states;  // empty: any state
-  std::string node;                // empty: any node; matches where it runs/ran or its lane
+  std::string node;                // empty: any node; else task_view::node must equal it
   std::string command;             // substring of the command, ASCII case-insensitive
   bool has_stderr_output = false;  // non-empty .err, or exit code != 0
 };
@@ -70,7 +70,7 @@ inline bool matches(const task_view& t, const task_filter& f,
                     const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
   if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
     return false;
-  if (!f.node.empty() && t.node != f.node && t.lane != f.node) return false;
+  if (!f.node.empty() && t.node != f.node) return false;
   if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
   if (f.has_stderr_output) {
     auto code = t.exit_code();
@@ -96,7 +96,7 @@ inline task_selection select_tasks(
     return a->seq > b->seq;
   };
   auto by_lane = [](const task_view* a, const task_view* b) {
-    if (a->lane != b->lane) return a->lane < b->lane;
+    if (a->lane() != b->lane()) return a->lane() < b->lane();
     return a->seq < b->seq;
   };
   std::size_t keep = std::min(cap, out.tasks.size());

@@ -370,7 +370,11 @@ inline void fsync_dir(const fs::path& dir) {
 // Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
 // it onto path and fsyncs the directory: readers see the old file or the new one, never half.
 // The temp file is opened O_EXCL|O_NOFOLLOW, so a planted symlink is never written through.
-inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600) {
+// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
+// rename): for files the runner writes per task or every few seconds (claimed rewrite,
+// result, heartbeat), where one more fsync per file would halve throughput.
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
+                              bool sync_dir = true) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
@@ -386,11 +390,38 @@ inline void write_file_atomic(const fs::path& path, std::string_view content, mo
   if (::fsync(fd.get()) != 0) fail("cannot fsync");
   if (::close(fd.release()) != 0) fail("cannot close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name");
-  detail::fsync_dir(dir);
+  if (sync_dir) detail::fsync_dir(dir);
 }
 
-inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600) {
-  write_file_atomic(path, value.dump(2) + "\n", mode);
+// Temp file + rename, without fsync: still never seen half-written by a reader, but not
+// durable across a power loss by itself. For files that are cheap to lose or that the caller
+// makes durable another way (a batch syncs the filesystem once at the end; the runner's
+// claimed-file rewrite only adds "claimed" and "pid" to a task that is already durable).
+// `suffix` makes the temp name unique; by default pid + counter + random.
+inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
+                                     const std::string& suffix = detail::temp_suffix(),
+                                     mode_t mode = 0600) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+  detail::unique_fd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  if (!detail::write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot write", tmp.string(), e);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot rename onto final name", path.string(), e);
+  }
+}
+
+inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
+                              bool sync_dir = true) {
+  write_file_atomic(path, value.dump(2) + "\n", mode, sync_dir);
 }
 
 // Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
@@ -1947,10 +1978,8 @@ inline constexpr std::size_t state_index(task_state s) noexcept {
 struct task_view {
   std::string id;
   std::int64_t seq = 0;
-  // Where the task file is or was last seen: the inbox lane (a node or "_any") while PENDING,
-  // the node's name once claimed or done.
-  std::string lane;
-  // The node it runs or ran on; empty while it waits in the shared lane.
+  // The node whose lane holds it while PENDING (empty in the shared lane _any), where it runs
+  // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
   std::string node;
   task_state state = task_state::pending;
   std::shared_ptr<const task_spec> spec;      // null when no task file was ever parsed
@@ -1960,12 +1989,16 @@ struct task_view {
   // the last good one.
   bool unknown = false;
   std::string unknown_reason;
-  // LOST? evidence: the last time the task was seen RUNNING (claimed file, or a heartbeat's
-  // running list) and on which node.
+  // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
+  // heartbeat's running list); `node` says where.
   std::optional<double> last_running_seen;
-  std::string last_running_node;
   // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
   std::optional<double> missing_since;
+
+  // The lane it belongs to: its node, or "_any" while it waits in the shared lane.
+  std::string_view lane() const noexcept {
+    return node.empty() ? any_lane : std::string_view(node);
+  }
 
   // The command for display: cmd, else argv joined with spaces, else "".
   std::string command() const {
@@ -2434,7 +2467,8 @@ struct posix_fs {
     std::size_t got = 0;
     for (;;) {
       if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
-      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, out.content.size() - got);
+      std::size_t want = out.content.size() - got;
+      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
       if (n < 0) {
         out.err = errno;
         out.reason = std::string("cannot read: ") + std::strerror(errno);
@@ -2448,6 +2482,7 @@ struct posix_fs {
         out.content.clear();
         return out;
       }
+      if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
     }
     out.content.resize(got);
     out.ok = true;
@@ -2921,10 +2956,15 @@ inline std::vector<std::string> sbatch_argv(const lease_request& r, const fs::pa
 // end leaseq/keeper.hpp
 // begin leaseq/leases.hpp
 
-// The lease list: index.json + each runs/<id>/lease.json + the lease's state (Slurm through
-// the shared cache in slurm.hpp; the local lease from its runner's heartbeat).
+// Leases: the list (index.json + each runs/<id>/lease.json + the lease's state, Slurm through
+// the shared cache in slurm.hpp, the local lease from its runner's heartbeat), and the
+// effects of creating (sbatch of the keeper, registration) and releasing (scancel) a Slurm lease.
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <utility>
@@ -3793,6 +3833,132 @@ lease_listing list_leases(const home_paths& home, const ui_config& cfg,
   return out;
 }
 
+// A Slurm lease about to be submitted: the keeper's content, where it is written, and the
+// sbatch argv. What `lease create --dry-run` prints and the dashboard's form previews.
+struct lease_plan {
+  fs::path script_path;
+  std::string script;
+  std::vector<std::string> sbatch;
+};
+
+// Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
+// every node; paths are made absolute, since the job runs elsewhere.
+inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& r,
+                                   const fs::path& leaseq_bin, bool test_only = false,
+                                   const slurm_options& opt = {}) {
+  validate(r);
+  fs::path root = fs::absolute(home.root()).lexically_normal();
+  lease_plan p;
+  p.script_path = root / "keepers" /
+                  fmt::format("keeper-{}-{}.sh", static_cast<long long>(unix_now() * 1000),
+                              static_cast<long>(::getpid()));
+  p.script = keeper_script(fs::absolute(leaseq_bin), root);
+  p.sbatch = sbatch_argv(r, p.script_path, root, test_only, opt.sbatch);
+  return p;
+}
+
+// What sbatch did. `job_id` is set only when the lease was submitted and registered.
+struct lease_submit {
+  std::optional<std::string> job_id;
+  command_output sbatch;  // out/err verbatim, for the user
+  std::string error;      // leaseq's own explanation when it failed
+};
+
+// Writes the keeper, runs sbatch (argv, with a timeout) and, only on success, moves the keeper
+// to runs/<jobid>/keeper.sh, writes runs/<jobid>/lease.json and registers the lease in
+// index.json. A failed or --test-only submit leaves nothing behind. Slurm errors are returned,
+// not thrown; filesystem errors throw.
+template <typename Runner = default_command_runner>
+lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
+                                const lease_plan& plan, bool test_only = false,
+                                const slurm_options& opt = {}, Runner&& run = {}) {
+  home_paths abs_home(fs::absolute(home.root()).lexically_normal());
+  abs_home.ensure_root();
+  ensure_dir(plan.script_path.parent_path(), 0700);
+  write_file_atomic(plan.script_path, plan.script, 0700);
+  command_options copt;
+  copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
+  // sbatch hands its umask to the job: Slurm's own output file is then 0600 like ours.
+  mode_t old_mask = ::umask(077);
+  lease_submit out;
+  out.sbatch = run(plan.sbatch, copt);
+  ::umask(old_mask);
+  auto drop_script = [&] {
+    std::error_code ec;
+    fs::remove(plan.script_path, ec);
+  };
+  if (test_only || !out.sbatch.ok()) {
+    drop_script();
+    if (out.sbatch.timed_out)
+      out.error =
+          "sbatch did not answer in time; a job may have been submitted anyway: check "
+          "squeue --me";
+    else if (!out.sbatch.ok())
+      out.error = out.sbatch.error;
+    return out;
+  }
+  auto job = parse_sbatch_parsable(out.sbatch.out);
+  if (!job) {
+    drop_script();
+    out.error = "sbatch printed no job id: " + shell_quote(out.sbatch.out);
+    return out;
+  }
+  // Slurm has its own copy of the script: keep ours next to the lease as its record.
+  lease_paths lease(abs_home, *job);
+  ensure_dir(lease.root(), 0700);
+  fs::path final_script = lease.root() / "keeper.sh";
+  if (std::rename(plan.script_path.c_str(), final_script.c_str()) != 0)
+    final_script = plan.script_path;
+
+  lease_record rec;
+  rec.id = *job;
+  rec.kind = "slurm";
+  rec.name = r.name;
+  rec.created = unix_now();
+  rec.nodes = r.nodes;
+  rec.gpus_per_node = r.gpus_per_node;
+  rec.partition = r.partition;
+  rec.qos = r.qos;
+  rec.account = r.account;
+  rec.constraint = r.constraint;
+  rec.reservation = r.reservation;
+  rec.time = r.time;
+  rec.extra_args = r.extra_args;
+  rec.sbatch = plan.sbatch;
+  rec.keeper = final_script.string();
+  write_json_atomic(lease.lease_json(), json(rec));
+  register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
+  invalidate_slurm_cache(abs_home);
+  out.job_id = job;
+  return out;
+}
+
+// Throws error unless `id` is a registered Slurm lease (what release needs).
+inline void check_releasable(const home_paths& home, const std::string& id) {
+  check_lease_id(id);
+  index_read idx = read_index(home);
+  if (!idx.error.empty()) throw error(idx.error);
+  const index_entry* e = idx.index.find(id);
+  if (!e)
+    throw error("unknown lease " + detail::quote_for_message(id) + " (see `leaseq lease ls`)");
+  if (e->kind != "slurm")
+    throw error("lease " + id +
+                " is not a Slurm lease; stop a local runner with `leaseq lease local stop`");
+}
+
+// scancel of a registered Slurm lease; the runners get SIGTERM from Slurm and stop their
+// tasks. Throws error for an unknown or local lease; returns scancel's output.
+template <typename Runner = default_command_runner>
+command_output release_slurm_lease(const home_paths& home, const std::string& id,
+                                   const slurm_options& opt = {}, Runner&& run = {}) {
+  check_releasable(home, id);
+  command_options copt;
+  copt.timeout = opt.timeout;
+  command_output r = run({opt.scancel, id}, copt);
+  if (r.ok()) invalidate_slurm_cache(home);
+  return r;
+}
+
 }  // namespace leaseq
 // end leaseq/leases.hpp
 // begin leaseq/runner.hpp
@@ -4072,11 +4238,14 @@ class runner {
       ensure_dir(d);
     started_ = now;
     json_outcome old = read_json_tolerant(lease_.heartbeat(cfg_.node));
-    if (old.ok() && old.value->is_object() && old.value->value("paused", false) == true) {
+    const json* was_paused =
+        old.ok() && old.value->is_object() ? detail::find_field(*old.value, "paused") : nullptr;
+    if (was_paused && was_paused->is_boolean() && was_paused->get<bool>()) {
       paused_ = true;
       log("staying paused, as the previous runner of this node was");
     }
     recover(now);
+    flush_results();
     write_heartbeat(now);
   }
 
@@ -4086,11 +4255,12 @@ class runner {
     bool busy = false;
     busy |= reap(now);
     busy |= check_orphans(now);
-    busy |= flush_results();
     busy |= apply_control(now);
     if (stop_requested_ && !stopping_) begin_stop(now);
     enforce_deadlines(now);
     if (!paused_ && !stopping_) busy |= claim(now);
+    // Results last: the slots freed above are refilled before the results' fsyncs.
+    busy |= flush_results();
     if (stopping_) {
       bool own_running = std::any_of(running_.begin(), running_.end(),
                                      [](const auto& e) { return !e.second.orphan; });
@@ -4197,6 +4367,13 @@ class runner {
       if (it->second.orphan && !ops_.alive(it->second.pid)) {
         running_task t = std::move(it->second);
         it = running_.erase(it);
+        const std::string& id = t.spec.id;
+        if (fs::exists(lease_.result(cfg_.node, id)) ||
+            !fs::exists(lease_.claimed_task(cfg_.node, id))) {
+          // Another runner of this node finished it after all: its result stands.
+          log(id + ": ended with a result from another runner; not marking it lost");
+          continue;
+        }
         log(t.spec.id + ": process of a previous runner ended: runner_lost");
         finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
         any = true;
@@ -4325,7 +4502,11 @@ class runner {
     t.spec.pid = s.pid;
     t.spec.claimed = now;
     try {
-      write_json_atomic(lease_.claimed_task(cfg_.node, t.spec.id), json(t.spec));
+      // Not fsync'd: the task is already durable (it was renamed here); this only adds
+      // "claimed" and "pid", and a runner that finds them missing after a crash reports the
+      // task runner_lost, as it would anyway.
+      write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
+                               json(t.spec).dump(2) + "\n");
     } catch (const error& e) {
       log(t.spec.id + ": cannot record claim: " + e.what());
     }
@@ -4359,6 +4540,11 @@ class runner {
       } else if (t.stop_reason) {
         st = task_state::failed;
         reason = t.stop_reason;
+      } else if (stop_requested_ && e->signal) {
+        // Slurm signals every process of the job step at scancel or the time limit, so a task
+        // can die of that SIGTERM before the runner stops it: still the runner's termination.
+        st = task_state::failed;
+        reason = "runner_terminated";
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
       any = true;
@@ -4366,8 +4552,8 @@ class runner {
     return any;
   }
 
-  // Builds the result and writes it, then unlinks the claimed file. On a write failure the
-  // result is kept and retried by flush_results(); the claimed file stays meanwhile.
+  // Builds the result and queues it; flush_results() writes it, then unlinks the claimed
+  // file. On a write failure the result stays queued and the claimed file stays on disk.
   void finish(const running_task& t, double now, std::optional<int> exit_code,
               std::optional<int> signal, task_state st, std::optional<std::string> reason) {
     task_result r;
@@ -4385,14 +4571,15 @@ class runner {
     r.stderr_path = lease_paths::relative_stderr(cfg_.node, t.spec.id);
     if (!t.attempt.empty()) r.attempt = t.attempt;
     hb_dirty_ = true;
-    if (!write_result(r)) unwritten_.push_back({std::move(r)});
+    unwritten_.push_back({std::move(r)});
   }
 
   bool write_result(const task_result& r) {
     try {
-      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r));
+      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r), 0600, false);
     } catch (const error& e) {
-      log(r.task.id + ": cannot write result (will retry): " + e.what());
+      if (logged_.insert("result:" + r.task.id).second)
+        log(r.task.id + ": cannot write result (kept, retried): " + e.what());
       return false;
     }
     ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
@@ -4405,6 +4592,11 @@ class runner {
     for (auto& u : unwritten_)
       if (!write_result(u.result)) left.push_back(std::move(u));
     bool progress = left.size() < unwritten_.size();
+    if (!left.empty() && left.size() == unwritten_.size() && !retry_logged_) {
+      retry_logged_ = true;
+      log(fmt::format("{} result(s) not written yet; retrying on every pass", left.size()));
+    }
+    if (left.empty()) retry_logged_ = false;
     unwritten_ = std::move(left);
     return progress;
   }
@@ -4537,7 +4729,7 @@ class runner {
     hb.version = version;
     hb.stopped = finished_;
     try {
-      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb));
+      write_json_atomic(lease_.heartbeat(cfg_.node), json(hb), 0600, false);
       last_heartbeat_ = now;
       hb_dirty_ = false;
     } catch (const error& e) {
@@ -4559,7 +4751,7 @@ class runner {
   std::mt19937_64 rng_;
   double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
   bool paused_ = false, stopping_ = false, finished_ = false, hb_dirty_ = false;
-  bool stop_requested_ = false;
+  bool stop_requested_ = false, retry_logged_ = false;
 };
 
 namespace detail {
@@ -4656,7 +4848,17 @@ class stream_sanitizer {
  public:
   // Appends the safe form of chunk to out.
   void feed(std::string_view chunk, std::string& out) {
-    for (char ch : chunk) byte(static_cast<unsigned char>(ch), out);
+    const char* p = chunk.data();
+    const char* end = p + chunk.size();
+    while (p < end) {
+      if (state_ == st::ground && need_ == 0 && !cr_) {  // fast path: a run of plain text
+        const char* run = p;
+        while (p < end && plain(static_cast<unsigned char>(*p))) ++p;
+        out.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) break;
+      }
+      byte(static_cast<unsigned char>(*p++), out);
+    }
   }
 
   // End of input: an incomplete UTF-8 sequence becomes U+FFFD, a pending \r a line break, and
@@ -4679,6 +4881,9 @@ class stream_sanitizer {
   static constexpr std::size_t max_str = 4096;
 
   static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
+  static bool plain(unsigned char c) noexcept {
+    return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
+  }
 
   void flush_cr(std::string& out) {
     if (cr_) out += '\n';
@@ -4973,9 +5178,11 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 // The snapshot store: scans one lease tree and publishes immutable snapshots.
 //
 // Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
-// refresh(); any thread may call latest(), due(), next_due() and request_refresh(). refresh()
-// does all the I/O and then swaps in a new shared_ptr<const snapshot>; readers keep the one
-// they hold for as long as they like.
+// refresh(); any thread may call latest(), due(), next_due(), task_interval() and
+// request_refresh(), and none of them waits for a scan in progress. refresh() does all the I/O
+// and then swaps in a new shared_ptr<const snapshot>; readers keep the one they hold for as
+// long as they like. A typical scanner loop:
+//   while (running) { if (store.due(clock.now())) publish(store.refresh()); sleep(100 ms); }
 //
 // Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
 // every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
@@ -5007,12 +5214,465 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 
+// begin leaseq/detail/task_sax.hpp
+
+// A fast path for reading task and result files: the common, well-formed file is parsed
+// straight into task_spec / task_result by a small strict reader for flat JSON objects, without
+// building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
+// deeper nesting, a type other than the usual one, a \u escape, a non-ASCII byte, a bad name,
+// an out-of-range number) makes it give up, and the caller takes the general path
+// (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
+// the precise error. tests/unit/test_task_sax.cpp checks that the two agree.
+// Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
+// instead of an empty object (to_json treats both the same).
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq::detail {
+
+class task_sax {
+ public:
+  using json_t = nlohmann::json;
+  using number_integer_t = json_t::number_integer_t;
+  using number_unsigned_t = json_t::number_unsigned_t;
+  using number_float_t = json_t::number_float_t;
+  using string_t = json_t::string_t;
+  using binary_t = json_t::binary_t;
+
+  // A task file into t. False: take the general path.
+  static bool parse_task(std::string_view text, task_spec& t) { return run(text, t, nullptr); }
+  // A result file into r. False: take the general path.
+  static bool parse_result(std::string_view text, task_result& r) { return run(text, r.task, &r); }
+
+ private:
+  static bool run(std::string_view text, task_spec& t, task_result* r) {
+    task_sax h(t, r);
+    reader rd{text.data(), text.data() + text.size(), h, {}};
+    return rd.document() && h.finish();
+  }
+
+  // Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
+  struct reader {
+    const char* p;
+    const char* end;
+    task_sax& h;
+    std::string buf;
+
+    void ws() {
+      while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
+    }
+    bool document() {
+      ws();
+      if (!value(0)) return false;
+      ws();
+      return p == end;
+    }
+    bool lit(std::string_view w) {
+      if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
+        return false;
+      p += w.size();
+      return true;
+    }
+    bool value(int depth) {
+      if (p == end) return false;
+      switch (*p) {
+        case '"':
+          return string() && h.string(buf);
+        case 'n':
+          return lit("null") && h.null();
+        case '{':
+          return depth < 2 && object(depth);
+        case '[':
+          return depth < 2 && array(depth);
+        default:
+          return number();
+      }
+    }
+    bool object(int depth) {
+      ++p;
+      if (!h.start_object(0)) return false;
+      ws();
+      if (p < end && *p == '}') return ++p, h.end_object();
+      for (;;) {
+        ws();
+        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
+        ws();
+        if (p == end || *p++ != ':') return false;
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != '}') return false;
+        return h.end_object();
+      }
+    }
+    bool array(int depth) {
+      ++p;
+      if (!h.start_array(0)) return false;
+      ws();
+      if (p < end && *p == ']') return ++p, h.end_array();
+      for (;;) {
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != ']') return false;
+        return h.end_array();
+      }
+    }
+    bool string() {
+      ++p;
+      buf.clear();
+      for (;;) {
+        const char* run = p;
+        while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
+               static_cast<unsigned char>(*p) < 0x80)
+          ++p;
+        buf.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) return false;
+        char c = *p++;
+        if (c == '"') return true;
+        if (c != '\\' || p == end) return false;  // control or non-ASCII: general path
+        switch (*p++) {
+          case '"':
+            buf += '"';
+            break;
+          case '\\':
+            buf += '\\';
+            break;
+          case '/':
+            buf += '/';
+            break;
+          case 'b':
+            buf += '\b';
+            break;
+          case 'f':
+            buf += '\f';
+            break;
+          case 'n':
+            buf += '\n';
+            break;
+          case 'r':
+            buf += '\r';
+            break;
+          case 't':
+            buf += '\t';
+            break;
+          default:
+            return false;  // \u and invalid escapes: general path
+        }
+      }
+    }
+    static bool digit(char c) { return c >= '0' && c <= '9'; }
+    bool number() {
+      const char* start = p;
+      if (p < end && *p == '-') ++p;
+      if (p == end || !digit(*p)) return false;
+      if (*p == '0')
+        ++p;
+      else
+        while (p < end && digit(*p)) ++p;
+      bool integral = true;
+      if (p < end && *p == '.') {
+        integral = false;
+        ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (p < end && (*p == 'e' || *p == 'E')) {
+        integral = false;
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (integral) {
+        std::int64_t v = 0;
+        auto r = std::from_chars(start, p, v);
+        if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
+        return h.number_integer(v);
+      }
+      double d = 0;
+      auto r = std::from_chars(start, p, d);
+      if (r.ec != std::errc() || r.ptr != p) return false;
+      static const string_t none;
+      return h.number_float(d, none);
+    }
+  };
+
+ public:
+  bool null() {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+      case f::lease:
+      case f::node:
+      case f::argv:
+      case f::cmd:
+      case f::cwd:
+      case f::env:
+      case f::gpus:
+      case f::key:
+      case f::created:
+      case f::retry_of:
+      case f::claimed:
+      case f::pid:
+      case f::exit_code:
+      case f::signal:
+      case f::reason:
+      case f::started:
+      case f::finished:
+      case f::stdout_:
+      case f::stderr_:
+      case f::attempt:
+        return true;  // the defaults already say "absent"
+      default:
+        return false;
+    }
+  }
+  bool boolean(bool) { return false; }
+  bool number_integer(number_integer_t v) { return integer(static_cast<std::int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) {
+    if (v > static_cast<number_unsigned_t>(INT64_MAX)) return false;
+    return integer(static_cast<std::int64_t>(v));
+  }
+  bool number_float(number_float_t v, const string_t&) {
+    if (depth_ != 1) return false;
+    return real(static_cast<double>(v));
+  }
+  bool string(string_t& s) {
+    if (depth_ == 2) {
+      if (field_ == f::argv) {
+        t_.argv.push_back(std::move(s));
+        return true;
+      }
+      if (field_ == f::env) {
+        t_.env.insert_or_assign(std::move(env_key_), std::move(s));
+        return true;
+      }
+      return false;
+    }
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::id:
+        t_.id = std::move(s);
+        has_id_ = true;
+        return true;
+      case f::lease:
+        t_.lease = std::move(s);
+        return true;
+      case f::node:
+        t_.node = std::move(s);
+        return true;
+      case f::cmd:
+        t_.cmd = std::move(s);
+        return true;
+      case f::cwd:
+        t_.cwd = std::move(s);
+        return true;
+      case f::key:
+        t_.key = std::move(s);
+        return true;
+      case f::retry_of:
+        t_.retry_of = std::move(s);
+        return true;
+      case f::state:
+        state_ = std::move(s);
+        return r_ != nullptr;
+      case f::reason:
+        return r_ && (r_->reason = std::move(s), true);
+      case f::stdout_:
+        return r_ && (r_->stdout_path = std::move(s), true);
+      case f::stderr_:
+        return r_ && (r_->stderr_path = std::move(s), true);
+      case f::attempt:
+        return r_ && (r_->attempt = std::move(s), true);
+      default:
+        return false;
+    }
+  }
+  bool binary(binary_t&) { return false; }
+  bool start_object(std::size_t) {
+    if (depth_ == 0) {
+      depth_ = 1;
+      return true;
+    }
+    if (depth_ == 1 && field_ == f::env) {
+      t_.env.clear();
+      depth_ = 2;
+      return true;
+    }
+    return false;
+  }
+  bool key(string_t& k) {
+    if (depth_ == 2) {
+      env_key_ = std::move(k);
+      return true;
+    }
+    field_ = lookup(k);
+    auto bit = std::uint32_t{1} << static_cast<int>(field_);
+    if (field_ == f::unknown || (seen_ & bit)) return false;  // duplicates: general path
+    seen_ |= bit;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ != 1 || field_ != f::argv) return false;
+    t_.argv.clear();
+    depth_ = 2;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+ private:
+  enum class f {
+    unknown,
+    id,
+    seq,
+    lease,
+    node,
+    argv,
+    cmd,
+    cwd,
+    env,
+    gpus,
+    key,
+    created,
+    retry_of,
+    claimed,
+    pid,
+    state,
+    exit_code,
+    signal,
+    reason,
+    started,
+    finished,
+    stdout_,
+    stderr_,
+    attempt
+  };
+
+  task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
+
+  static f lookup(std::string_view k) {
+    static constexpr std::pair<std::string_view, f> table[] = {
+        {"id", f::id},           {"seq", f::seq},
+        {"lease", f::lease},     {"node", f::node},
+        {"argv", f::argv},       {"cmd", f::cmd},
+        {"cwd", f::cwd},         {"env", f::env},
+        {"gpus", f::gpus},       {"key", f::key},
+        {"created", f::created}, {"retry_of", f::retry_of},
+        {"claimed", f::claimed}, {"pid", f::pid},
+        {"state", f::state},     {"exit_code", f::exit_code},
+        {"signal", f::signal},   {"reason", f::reason},
+        {"started", f::started}, {"finished", f::finished},
+        {"stdout", f::stdout_},  {"stderr", f::stderr_},
+        {"attempt", f::attempt}};
+    for (const auto& [name, id] : table)
+      if (name == k) return id;
+    return f::unknown;
+  }
+
+  bool integer(std::int64_t v) {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+        seq_ = v;
+        return true;
+      case f::gpus:
+        if (v < 0 || v > 4096) return false;
+        t_.gpus = static_cast<int>(v);
+        return true;
+      case f::pid:
+        t_.pid = v;
+        return true;
+      case f::exit_code:
+      case f::signal: {
+        if (!r_ || v < INT32_MIN || v > INT32_MAX) return false;
+        (field_ == f::exit_code ? r_->exit_code : r_->signal) = static_cast<int>(v);
+        return true;
+      }
+      default:
+        return real(static_cast<double>(v));
+    }
+  }
+  bool real(double v) {
+    switch (field_) {
+      case f::created:
+        t_.created = v;
+        return true;
+      case f::claimed:
+        t_.claimed = v;
+        if (r_) r_->claimed = v;
+        return true;
+      case f::started:
+        return r_ && (r_->started = v, true);
+      case f::finished:
+        return r_ && (r_->finished = v, true);
+      default:
+        return false;  // integer fields given as floats: the general path decides
+    }
+  }
+
+  // The checks from_json makes; anything it would refuse goes to the general path.
+  bool finish() {
+    if (!has_id_ || !is_valid_task_id(t_.id) || t_.argv.empty()) return false;
+    t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
+    if (t_.node && *t_.node == any_lane) t_.node.reset();
+    if (t_.node && !is_valid_node(*t_.node)) return false;
+    t_.extra = nlohmann::json();
+    if (!r_) return true;
+    auto s = parse_task_state(state_);
+    if (!s || !is_done(*s)) return false;
+    r_->state = *s;
+    return true;
+  }
+
+  task_result* r_;  // null for a task file
+  task_spec& t_;
+  std::uint32_t seen_ = 0;
+  int depth_ = 0;
+  f field_ = f::unknown;
+  std::string env_key_;
+  std::string state_;
+  bool has_id_ = false;
+  std::optional<std::int64_t> seq_;
+};
+
+}  // namespace leaseq::detail
+// end leaseq/detail/task_sax.hpp
 
 namespace leaseq {
 
@@ -5021,6 +5681,10 @@ struct store_options {
   // A directory modified less than this long before a scan is always re-read next time.
   double dir_settle_s = 2;
   std::size_t max_file_bytes = max_json_bytes;
+  // Threads that read and parse files when one directory has many new ones (a cold scan of a
+  // big lease): 0 = up to 8 by the hardware, 1 = only the scanning thread. With more than one,
+  // Fs::read is called from several threads at once.
+  unsigned load_threads = 0;
 };
 
 namespace detail {
@@ -5029,10 +5693,8 @@ enum class task_place : std::uint8_t { inbox = 0, claimed = 1, done = 2 };
 
 // One task or result file as last read.
 struct cached_file {
-  std::string name;
+  std::int64_t seq = 0;  // the id is format_task_id(seq): only canonical names are cached
   std::uint64_t ino = 0;
-  std::string id;
-  std::int64_t seq = 0;
   std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
   std::shared_ptr<const task_result> result;  // done: last good parse
   bool bad = false;                           // the current file does not parse
@@ -5111,7 +5773,7 @@ class snapshot_store {
       if (forced || changed)
         task_interval_ = base_interval();
       else
-        task_interval_ = std::min(task_interval_ + 1.0, max_interval());
+        task_interval_ = std::min(task_interval_.load() + 1.0, max_interval());
       next_tasks_ = now + task_interval_;
     }
     build_nodes(now, *next);
@@ -5150,10 +5812,7 @@ class snapshot_store {
   }
   bool due(double now) const { return now >= next_due(); }
   // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
-  double task_interval() const {
-    std::lock_guard<std::mutex> lock(scan_mu_);
-    return task_interval_;
-  }
+  double task_interval() const noexcept { return task_interval_.load(); }
 
   const lease_paths& paths() const noexcept { return paths_; }
   const std::string& lease_id() const noexcept { return lease_id_; }
@@ -5214,47 +5873,89 @@ class snapshot_store {
                     std::vector<dir_entry> entries) {
     bool is_done = key.compare(0, 5, "done/") == 0;
     std::string_view suffix = is_done ? ".result.json" : ".json";
-    std::unordered_map<std::string, std::size_t> old;
+    std::unordered_map<std::int64_t, std::size_t> old;
     old.reserve(d.files.size());
-    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].name, i);
+    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].seq, i);
     std::vector<cached_file> files;
     files.reserve(entries.size());
+    std::vector<std::size_t> to_load;
+    std::vector<char> was_bad;
     d.odd_names.clear();
     bool changed = entries.size() != d.files.size();
     for (auto& e : entries) {
-      std::string id;
-      if (detail::ends_with(e.name, suffix)) id = e.name.substr(0, e.name.size() - suffix.size());
-      if (!is_valid_task_id(id)) {
+      std::string_view id;
+      if (detail::ends_with(e.name, suffix))
+        id = std::string_view(e.name).substr(0, e.name.size() - suffix.size());
+      auto seq = task_seq(id);
+      if (!seq) {
         d.odd_names.push_back({dir.string(), 0,
                                fmt::format("ignoring {} in {}: not a task file name",
                                            detail::quote_for_message(e.name), dir.string())});
         continue;
       }
       cached_file f;
-      if (auto it = old.find(e.name); it != old.end())
+      if (auto it = old.find(*seq); it != old.end())
         f = std::move(d.files[it->second]);
       else
         changed = true;
-      f.name = std::move(e.name);
-      f.id = std::move(id);
-      f.seq = *task_seq(f.id);
+      f.seq = *seq;
       bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
       f.ino = e.ino;
-      if (fresh) {
-        files.push_back(std::move(f));
-        continue;
+      if (!fresh) {
+        to_load.push_back(files.size());
+        was_bad.push_back(f.bad);
       }
-      // The name was checked above, so joining it is safe.
-      bool was_bad = f.bad;
-      if (load_file(f, dir / f.name, is_done)) {
-        if (!(was_bad && f.bad)) changed = true;
-        files.push_back(std::move(f));
-      } else {
-        changed = true;
-      }
+      files.push_back(std::move(f));
     }
-    d.files = std::move(files);
+    std::vector<char> present = load_files(files, to_load, dir, suffix, is_done);
+    std::vector<cached_file> kept;
+    kept.reserve(files.size());
+    for (std::size_t k = 0, i = 0; i < files.size(); ++i) {
+      if (k < to_load.size() && to_load[k] == i) {
+        bool ok = present[k];
+        if (!ok || !(was_bad[k] && files[i].bad)) changed = true;
+        ++k;
+        if (!ok) continue;  // vanished between listing and reading
+      }
+      kept.push_back(std::move(files[i]));
+    }
+    d.files = std::move(kept);
     return changed;
+  }
+
+  // Loads files[to_load[k]] for every k, on several threads when there are many. Returns, per
+  // k, whether the file was still there.
+  std::vector<char> load_files(std::vector<cached_file>& files,
+                               const std::vector<std::size_t>& to_load, const fs::path& dir,
+                               std::string_view suffix, bool is_done) {
+    std::vector<char> present(to_load.size(), 0);
+    auto work = [&](std::size_t begin, std::size_t step) {
+      for (std::size_t k = begin; k < to_load.size(); k += step) {
+        cached_file& f = files[to_load[k]];
+        // A canonical id built from the seq: safe to join.
+        std::string name = format_task_id(f.seq);
+        name.append(suffix.data(), suffix.size());
+        try {
+          present[k] = load_file(f, dir / name, is_done);
+        } catch (const std::exception& e) {  // bad_alloc and the like: unknown, not a crash
+          f.bad = true;
+          f.reason = e.what();
+          present[k] = 1;
+        }
+      }
+    };
+    unsigned threads = opts_.load_threads;
+    if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+    threads = static_cast<unsigned>(std::min<std::size_t>(threads, to_load.size() / 32 + 1));
+    if (threads <= 1) {
+      work(0, 1);
+      return present;
+    }
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t, threads);
+    work(0, threads);
+    for (auto& t : pool) t.join();
+    return present;
   }
 
   // Reads and parses one task or result file into f. False when the file vanished between
@@ -5269,19 +5970,40 @@ class snapshot_store {
     };
     if (!r.ok) return fail(r.reason);
     if (r.info.ino != 0) f.ino = r.info.ino;
+    if (is_result) {  // the fast path first: no DOM for the common, well-formed file
+      auto res = std::make_shared<task_result>();
+      if (detail::task_sax::parse_result(r.content, *res)) {
+        if (task_seq(res->task.id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(res->task.id));
+        f.result = std::move(res);
+        f.bad = false;
+        f.reason.clear();
+        return true;
+      }
+    } else {
+      auto spec = std::make_shared<task_spec>();
+      if (detail::task_sax::parse_task(r.content, *spec)) {
+        if (task_seq(spec->id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(spec->id));
+        f.spec = std::move(spec);
+        f.bad = false;
+        f.reason.clear();
+        return true;
+      }
+    }
     json_outcome j = parse_json_tolerant(r.content);
     if (!j.ok()) return fail(j.reason);
     try {
       if (is_result) {
         auto res = std::make_shared<task_result>();
         from_json(*j.value, *res);
-        if (res->task.id != f.id)
+        if (task_seq(res->task.id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(res->task.id));
         f.result = std::move(res);
       } else {
         auto spec = std::make_shared<task_spec>();
         from_json(*j.value, *spec);
-        if (spec->id != f.id)
+        if (task_seq(spec->id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(spec->id));
         f.spec = std::move(spec);
       }
@@ -5426,10 +6148,7 @@ class snapshot_store {
     }
     auto evidence = hb_running();
     bool evidence_changed = evidence_keys(evidence) != last_evidence_;
-    bool time_dependent = false;
-    for (const auto& t : prev.tasks())
-      if (t.missing_since && t.state != task_state::lost) time_dependent = true;
-    if (!changed && !evidence_changed && !time_dependent && prev.complete) return false;
+    if (!changed && !evidence_changed && !summary_.time_dependent && prev.complete) return false;
     last_evidence_ = evidence_keys(evidence);
 
     std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
@@ -5462,10 +6181,9 @@ class snapshot_store {
       task_view v;
       v.id = id;
       v.seq = seq;
-      v.lane = v.node = ev.first;
+      v.node = ev.first;
       v.state = task_state::lost_maybe;
       v.last_running_seen = ev.second;
-      v.last_running_node = ev.first;
       v.missing_since = now;
       v.unknown = true;
       v.unknown_reason = "listed as running by the heartbeat of " + ev.first +
@@ -5473,8 +6191,7 @@ class snapshot_store {
       table->insert(it, std::move(v));
     }
     next.task_table = std::move(table);
-    next.counts = {};
-    for (const auto& t : next.tasks()) ++next.counts[state_index(t.state)];
+    summarize(next);
     return true;
   }
 
@@ -5492,13 +6209,15 @@ class snapshot_store {
     const cached_file& f = *s.file;
     task_view v;
     if (before) v = *before;
-    v.id = f.id;
+    v.id = format_task_id(f.seq);
     v.seq = f.seq;
-    v.lane = *s.lane;
     v.last_seen = now;
     v.missing_since.reset();
     v.unknown = f.bad;
-    v.unknown_reason = f.bad ? fmt::format("{} does not parse: {}", f.name, f.reason) : "";
+    v.unknown_reason = f.bad
+                           ? fmt::format("its {} file does not parse: {}",
+                                         s.place == task_place::done ? "result" : "task", f.reason)
+                           : "";
     switch (s.place) {
       case task_place::done:
         v.node = *s.lane;
@@ -5521,7 +6240,7 @@ class snapshot_store {
         v.result.reset();
         v.node = *s.lane == any_lane ? std::string() : *s.lane;
         v.state = task_state::pending;
-        auto it = ev.find(f.id);
+        auto it = ev.find(v.id);
         if (it != ev.end()) {  // claimed, the rename not visible yet
           v.state = task_state::running;
           v.node = it->second.first;
@@ -5531,7 +6250,6 @@ class snapshot_store {
     }
     if (v.state == task_state::running) {
       v.last_running_seen = now;
-      v.last_running_node = v.node;
     }
     return v;
   }
@@ -5548,7 +6266,7 @@ class snapshot_store {
     double missing_for = now - *v.missing_since;
     if (was_running) {
       if (auto it = ev.find(before.id); it != ev.end()) {
-        v.last_running_node = it->second.first;
+        v.node = it->second.first;
         v.last_running_seen = std::max(v.last_running_seen.value_or(0), it->second.second);
       }
       v.state = before.state == task_state::lost || missing_for >= opts_.ui.lost_confirm_s
@@ -5571,7 +6289,6 @@ class snapshot_store {
     std::set<std::string> names(node_names_.begin(), node_names_.end());
     for (const auto& [n, h] : hbs_) names.insert(n);
     names.erase(std::string(any_lane));
-    std::unordered_map<std::string, node_view*> by_name;
     s.nodes.clear();
     s.nodes.reserve(names.size());
     for (const auto& n : names) {
@@ -5589,20 +6306,38 @@ class snapshot_store {
       }
       s.nodes.push_back(std::move(v));
     }
-    for (auto& v : s.nodes) by_name[v.name] = &v;
-    for (const auto& t : s.tasks()) {
-      if (t.state == task_state::running || t.state == task_state::lost_maybe) {
-        if (auto it = by_name.find(t.node); it != by_name.end())
-          it->second->running.push_back(t.id);
-      } else if (t.state == task_state::pending) {
-        if (auto it = by_name.find(t.lane); it != by_name.end()) ++it->second->pending;
-      }
+    for (auto& v : s.nodes) {
+      if (auto it = summary_.running.find(v.name); it != summary_.running.end())
+        v.running = it->second;
+      if (auto it = summary_.pending.find(v.name); it != summary_.pending.end())
+        v.pending = it->second;
     }
-    s.fs_lag = false;
-    for (const auto& t : s.tasks())
-      if (t.unknown || t.state == task_state::lost_maybe) s.fs_lag = true;
+    s.fs_lag = summary_.lag;
     for (const auto& n : s.nodes)
       if (n.hb_unknown) s.fs_lag = true;
+  }
+
+  // What the nodes and the status bar need from a task table, computed once per new table
+  // (a heartbeat-only refresh of a 100 000-task lease then costs nothing per task).
+  struct table_summary {
+    std::unordered_map<std::string, std::vector<std::string>> running;
+    std::unordered_map<std::string, std::size_t> pending;
+    bool lag = false;             // a task is LOST? or unknown
+    bool time_dependent = false;  // a task is out of sight: rescan even if nothing changed
+  };
+
+  void summarize(snapshot& s) {
+    s.counts = {};
+    summary_ = {};
+    for (const auto& t : s.tasks()) {
+      ++s.counts[state_index(t.state)];
+      if (t.state == task_state::running || t.state == task_state::lost_maybe)
+        summary_.running[t.node].push_back(t.id);
+      else if (t.state == task_state::pending && !t.node.empty())
+        ++summary_.pending[t.node];
+      if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
+      if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
+    }
   }
 
   lease_paths paths_;
@@ -5618,10 +6353,12 @@ class snapshot_store {
   std::atomic<bool> refresh_requested_{false};
 
   std::uint64_t scans_ = 0;
-  double next_hb_ = 0, next_tasks_ = 0, task_interval_ = 2;
+  double next_hb_ = 0, next_tasks_ = 0;
+  std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
   std::unordered_map<std::string, cached_dir> dirs_;
   std::map<std::string, detail::cached_hb> hbs_;
   std::set<std::string> node_names_;
+  table_summary summary_;
   std::vector<std::string> last_evidence_;
   std::vector<scan_error> dir_errors_, hb_errors_;
 };
@@ -5739,23 +6476,6 @@ inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
   return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
 }
 
-// Temp file + rename without fsync: the batch path syncs the filesystem once at the end.
-inline void write_file_unsynced(const fs::path& path, std::string_view content) {
-  fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp." + temp_suffix());
-  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot write", tmp.string(), e);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot rename onto final name", path.string(), e);
-  }
-}
-
 // The id a key names, or an error when it cannot be read.
 inline std::string read_key(const lease_paths& lease, const std::string& key) {
   read_outcome r = read_file_tolerant(lease.key(key), 256);
@@ -5791,6 +6511,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   if (requests.empty()) return out;
   std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
   std::map<std::string, bool> made_dirs;
+  const std::string tmp_prefix = detail::temp_suffix() + ".";
   out.reserve(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
     task_spec t =
@@ -5807,7 +6528,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       ensure_dir(p.parent_path());
       made_dirs[dir] = true;
     }
-    detail::write_file_unsynced(p, json(t).dump() + "\n");
+    write_file_atomic_nosync(p, json(t).dump() + "\n", tmp_prefix + std::to_string(i));
     out.push_back({t.id, false});
   }
   detail::unique_fd root(::open(lease.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -5889,6 +6610,8 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
+
 
 namespace leaseq {
 
@@ -5917,6 +6640,7 @@ struct tail_event {
     appeared,   // the file was opened
     truncated,  // it shrank below what was read: reading restarts from offset 0
     rotated,    // the name now points at another file (new inode): following the new one
+    skipped,    // more than max_backlog was unread: jumped ahead to the newest data
     error,      // it cannot be read (text says why); retried on the next poll
   };
   kind what = kind::line;
@@ -5932,6 +6656,10 @@ struct tail_options {
   double partial_after_s = 1.0;
   bool sanitize = true;
   bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
+  // 0: read everything (follow, logs). Otherwise, when more than this is unread at a poll,
+  // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
+  // only shows the last lines of a log written faster than anyone can read it.
+  std::size_t max_backlog = 0;
 };
 
 template <class Clock = system_clock>
@@ -5943,34 +6671,56 @@ class tail_follower {
 
   // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
   void poll(std::vector<tail_event>& out) {
+    // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
+    // name is what tells a rotation from an append.
+    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    int name_err = fresh ? 0 : errno;
     struct stat by_name;
-    bool named = ::stat(path_.c_str(), &by_name) == 0;
-    int name_err = named ? 0 : errno;
-    if (fd_ && named &&
-        (static_cast<std::uint64_t>(by_name.st_ino) != ino_ ||
-         static_cast<std::uint64_t>(by_name.st_dev) != dev_)) {
+    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
+      name_err = errno;
+      fresh.reset();
+    }
+    if (fresh && !S_ISREG(by_name.st_mode)) {
+      report(out, "not a regular file");
+      fresh.reset();
+      name_err = EINVAL;
+    }
+    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
+                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
+    if (same) {
+      fd_ = std::move(fresh);
+    } else if (fresh && fd_) {
       read_available(out, SIZE_MAX);  // the old file's last words first
       end_content(out, true);
-      fd_.reset();
-      open_file(out, tail_event::kind::rotated);
+      adopt(std::move(fresh), by_name, out, tail_event::kind::rotated);
+    } else if (fresh) {
+      adopt(std::move(fresh), by_name, out, tail_event::kind::appeared);
     } else if (!fd_) {
-      if (!named) {
-        if (name_err == ENOENT) {
-          if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
-          said_waiting_ = true;
-        } else {
-          report(out, std::string("cannot stat: ") + std::strerror(name_err));
-        }
-        return;
+      if (name_err == ENOENT) {
+        if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
+        said_waiting_ = true;
+      } else if (name_err != EINVAL) {
+        report(out, std::string("cannot open: ") + std::strerror(name_err));
       }
-      open_file(out, tail_event::kind::appeared);
+      return;
     }
+    // (a name that vanished leaves the open file readable: keep reading it until a new one
+    // shows up under the name)
     if (!fd_) return;
     struct stat st;
     if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
       end_content(out, true);
       offset_ = 0;
       notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
+    }
+    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
+        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
+      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
+      end_content(out, true);
+      notice(out, tail_event::kind::skipped,
+             fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
+      offset_ = target;
+      cutting_ = true;  // resume at the next line start
     }
     read_available(out, opts_.max_read_per_poll);
     if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
@@ -6014,17 +6764,8 @@ class tail_follower {
     notice(out, tail_event::kind::error, path_.string() + ": " + why);
   }
 
-  void open_file(std::vector<tail_event>& out, tail_event::kind k) {
-    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd) {
-      if (errno != ENOENT) report(out, std::string("cannot open: ") + std::strerror(errno));
-      return;
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      report(out, "not a regular file");
-      return;
-    }
+  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
+             tail_event::kind k) {
     bool first = !opened_once_;
     fd_ = std::move(fd);
     ino_ = static_cast<std::uint64_t>(st.st_ino);
@@ -6199,6 +6940,25 @@ class line_ring {
   void push_all(const std::vector<tail_event>& events) {
     for (const auto& e : events) push(e);
   }
+  // Moves the lines in (no copy of their text).
+  void push(tail_event&& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line && (lines_.empty() || lines_.back().complete)) {
+      bool merge = false;
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        merge = !it->complete;
+        break;
+      }
+      if (!merge) {
+        add({e.stream, std::move(e.text), e.complete, e.cut, false});
+        return;
+      }
+    }
+    push(static_cast<const tail_event&>(e), max_line_bytes);
+  }
+  void push_all(std::vector<tail_event>&& events) {
+    for (auto& e : events) push(std::move(e));
+  }
 
   std::size_t size() const noexcept { return lines_.size(); }
   std::size_t capacity() const noexcept { return capacity_; }
@@ -6352,7 +7112,7 @@ namespace leaseq {
 
 struct task_filter {
   std::vector<task_state> states;  // empty: any state
-  std::string node;                // empty: any node; matches where it runs/ran or its lane
+  std::string node;                // empty: any node; else task_view::node must equal it
   std::string command;             // substring of the command, ASCII case-insensitive
   bool has_stderr_output = false;  // non-empty .err, or exit code != 0
 };
@@ -6404,7 +7164,7 @@ inline bool matches(const task_view& t, const task_filter& f,
                     const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
   if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
     return false;
-  if (!f.node.empty() && t.node != f.node && t.lane != f.node) return false;
+  if (!f.node.empty() && t.node != f.node) return false;
   if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
   if (f.has_stderr_output) {
     auto code = t.exit_code();
@@ -6430,7 +7190,7 @@ inline task_selection select_tasks(
     return a->seq > b->seq;
   };
   auto by_lane = [](const task_view* a, const task_view* b) {
-    if (a->lane != b->lane) return a->lane < b->lane;
+    if (a->lane() != b->lane()) return a->lane() < b->lane();
     return a->seq < b->seq;
   };
   std::size_t keep = std::min(cap, out.tasks.size());

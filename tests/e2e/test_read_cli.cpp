@@ -128,7 +128,9 @@ TEST_CASE("leaseq tasks --json with filters", "[read_cli]") {
 
 TEST_CASE("leaseq tasks never prints escape sequences from task files", "[read_cli]") {
   cli_tree t;
-  t.cmds[1] = "printf '\x1b]52;c;SGk=\x07\x1b[2J' # \xc2\x9b" "31m";  // U+009B: C1 CSI
+  t.cmds[1] =
+      "printf '\x1b]52;c;SGk=\x07\x1b[2J' # \xc2\x9b"
+      "31m";  // U+009B: C1 CSI
   t.pending(1, "_any");
   auto r = t.run("tasks");
   REQUIRE(r.exit_code == 0);
@@ -138,7 +140,7 @@ TEST_CASE("leaseq tasks never prints escape sequences from task files", "[read_c
   CHECK(r.out.find("\xc2\x9b") == std::string::npos);
   auto j = t.run("tasks --json");
   REQUIRE(j.exit_code == 0);
-  CHECK(j.out.find('\x1b') == std::string::npos);  // JSON escapes control characters
+  CHECK(j.out.find('\x1b') == std::string::npos);      // JSON escapes control characters
   CHECK(j.out.find("\xc2\x9b") == std::string::npos);  // and everything past ASCII
   CHECK(parse(j.out)["tasks"][0]["cmd"].get<std::string>().find("\xc2\x9b") != std::string::npos);
 }
@@ -199,7 +201,9 @@ TEST_CASE("leaseq follow --both tags stdout and stderr", "[read_cli]") {
   CHECK(r.out.find("[stderr] to-err\n") != std::string::npos);
   r = t.run("follow T008 --stderr");
   CHECK(r.out == "to-err\n");
-  CHECK(t.run("follow T999").exit_code == 1);
+  auto missing = t.run("follow T999", true);  // waits 10 s for it to appear, then gives up
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.out.find("no task T999") != std::string::npos);
 }
 
 TEST_CASE("leaseq logs prints the whole log, raw when not a terminal", "[read_cli]") {

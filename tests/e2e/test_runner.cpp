@@ -204,7 +204,7 @@ TEST_CASE("runner: 4 runners x 2 slots run 2000 tasks exactly once", "[runner][e
   CHECK(f.count(f.lease.inbox("_any")) == 0);
 }
 
-TEST_CASE("runner: kill -9 then restart loses nothing; only running tasks are runner_lost",
+TEST_CASE("runner: kill -9 then restart loses nothing, only running tasks are runner_lost",
           "[runner][e2e]") {
   fixture f;
   fs::path ran = f.tmp / "ran.txt";
@@ -439,10 +439,29 @@ TEST_CASE("runner: lease local start, status, stop", "[runner][e2e]") {
   REQUIRE(start.exit_code == 0);
   REQUIRE(wait_until([&] { return f.leaseq("lease local status").exit_code == 0; }));
   CHECK(f.leaseq("lease local start").out.find("already running") != std::string::npos);
+  // A second runner for the same node is refused (timeout: never hang if it is not).
+  auto second =
+      test_support::run_command("LEASEQ_HOME=" + test_support::shell_quote(f.home.string()) +
+                                " timeout -s KILL 30 " + LEASEQ_BIN + " runner --gpus none 2>&1");
+  CHECK(second.exit_code == 1);
+  CHECK(second.out.find("already running") != std::string::npos);
   // The local lease is registered and is the default for submit.
   CHECK(test_support::read_text(f.home / "index.json").find("\"local\"") != std::string::npos);
   auto sub = f.leaseq("submit -- true");
   REQUIRE(sub.exit_code == 0);
+  auto batch = test_support::run_command("printf 'echo one\\n\\n  \\necho two\\n' | LEASEQ_HOME=" +
+                                         test_support::shell_quote(f.home.string()) + " " +
+                                         LEASEQ_BIN + " submit --each-line -");
+  REQUIRE(batch.exit_code == 0);
+  auto ids = lines_of(batch.out);
+  REQUIRE(ids.size() == 2);  // blank lines are skipped
+  std::string local = "local:" + lines_of(test_support::run_command("hostname -s").out).at(0);
+  for (auto& id : ids)
+    CHECK(wait_until([&] {
+      for (auto& n : detail::list_dir((f.home / "runs" / local / "done").string()).names)
+        if (fs::exists(f.home / "runs" / local / "done" / n / (id + ".result.json"))) return true;
+      return false;
+    }));
   auto stop = f.leaseq("lease local stop");
   INFO(stop.out);
   CHECK(stop.exit_code == 0);

@@ -105,7 +105,7 @@ TEST_CASE("task result round-trips with all task fields", "[model]") {
   CHECK_THROWS_AS(wrong.get<task_result>(), format_error);
 }
 
-TEST_CASE("heartbeat round-trips; stopped only when set", "[model]") {
+TEST_CASE("heartbeat round-trips, stopped only when set", "[model]") {
   heartbeat h;
   h.node = "nodeA";
   h.host = "nodeA";

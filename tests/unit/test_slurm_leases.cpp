@@ -130,3 +130,117 @@ TEST_CASE("a forgotten Slurm lease shows its last state, marked stale", "[slurm]
   CHECK_THAT(row.reason, Catch::Contains("TimeLimit"));
   CHECK_THAT(row.reason, Catch::Contains("last seen 10m ago"));
 }
+
+namespace {
+
+// A scripted sbatch/scancel that records its argv.
+struct fake_sbatch {
+  command_output answer;
+  std::vector<std::vector<std::string>>* calls;
+  command_output operator()(const std::vector<std::string>& argv, const command_options&) const {
+    calls->push_back(argv);
+    return answer;
+  }
+};
+
+command_output exited(int rc, std::string out, std::string err = "") {
+  command_output r;
+  r.exit_code = rc;
+  r.out = std::move(out);
+  r.err = std::move(err);
+  if (rc) r.error = "sbatch: exit code " + std::to_string(rc);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("lease create: a successful submit registers the lease", "[slurm][leases]") {
+  test_support::temp_dir tmp;
+  home_paths home(tmp.path());
+  lease_request r;
+  r.name = "exp";
+  r.nodes = 2;
+  r.time = "30";
+  lease_plan plan = plan_slurm_lease(home, r, "/opt/leaseq");
+  CHECK(plan.script_path.parent_path() == tmp.path() / "keepers");
+  CHECK(plan.sbatch.back() == plan.script_path.string());
+  CHECK_THAT(plan.script, Catch::Contains("/opt/leaseq"));
+  CHECK_FALSE(fs::exists(plan.script_path));  // planning writes nothing
+
+  std::vector<std::vector<std::string>> calls;
+  lease_submit s = submit_slurm_lease(home, r, plan, false, {},
+                                      fake_sbatch{exited(0, "4711;cluster\n"), &calls});
+  REQUIRE(s.job_id == "4711");
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0] == plan.sbatch);
+  lease_paths lp(home, "4711");
+  CHECK(test_support::read_text(lp.root() / "keeper.sh") == plan.script);
+  CHECK_FALSE(fs::exists(plan.script_path));
+  json rec = *read_json_tolerant(lp.lease_json()).value;
+  CHECK(rec["kind"] == "slurm");
+  CHECK(rec["name"] == "exp");
+  CHECK(rec["nodes"] == 2);
+  CHECK(rec["time"] == "30");
+  CHECK(rec["sbatch"] == json(plan.sbatch));
+  CHECK(rec["keeper"] == (lp.root() / "keeper.sh").string());
+  lease_index idx = read_index(home).index;
+  REQUIRE(idx.find("4711"));
+  CHECK(idx.find("4711")->kind == "slurm");
+  CHECK(idx.default_lease == "4711");
+}
+
+TEST_CASE("lease create: a refused or test-only submit leaves nothing", "[slurm][leases]") {
+  test_support::temp_dir tmp;
+  home_paths home(tmp.path());
+  lease_request r;
+  r.nodes = 1;
+  r.time = "5";
+  r.partition = "nosuch";
+  std::vector<std::vector<std::string>> calls;
+  lease_plan plan = plan_slurm_lease(home, r, "/opt/leaseq");
+  lease_submit s = submit_slurm_lease(
+      home, r, plan, false, {},
+      fake_sbatch{exited(1, "", "sbatch: error: invalid partition specified: nosuch\n"), &calls});
+  CHECK_FALSE(s.job_id);
+  CHECK_THAT(s.sbatch.err, Catch::Contains("invalid partition specified"));
+  CHECK_FALSE(fs::exists(home.index()));
+  CHECK(detail::list_dir(home.runs().string()).names.empty());
+  CHECK(detail::list_dir((tmp.path() / "keepers").string()).names.empty());
+
+  lease_plan t = plan_slurm_lease(home, r, "/opt/leaseq", true);
+  CHECK(t.sbatch[1] == "--test-only");
+  s = submit_slurm_lease(
+      home, r, t, true, {},
+      fake_sbatch{exited(0, "", "sbatch: Job 9 to start at 2026-01-01\n"), &calls});
+  CHECK_FALSE(s.job_id);
+  CHECK(s.error.empty());
+  CHECK_FALSE(fs::exists(home.index()));
+  CHECK(detail::list_dir((tmp.path() / "keepers").string()).names.empty());
+
+  // Output without a job id is an error, and registers nothing.
+  s = submit_slurm_lease(home, r, plan_slurm_lease(home, r, "/opt/leaseq"), false, {},
+                         fake_sbatch{exited(0, "Submitted batch job 5\n"), &calls});
+  CHECK_FALSE(s.job_id);
+  CHECK_THAT(s.error, Catch::Contains("no job id"));
+  CHECK_FALSE(fs::exists(home.index()));
+
+  r.nodes = 0;
+  CHECK_THROWS_AS(plan_slurm_lease(home, r, "/opt/leaseq"), error);
+}
+
+TEST_CASE("lease release: scancel for Slurm leases only", "[slurm][leases]") {
+  test_support::temp_dir tmp;
+  home_paths home(tmp.path());
+  register_lease(home, {"local:host", "local", std::nullopt, 1, json::object()});
+  register_lease(home, {"700", "slurm", std::nullopt, 2, json::object()});
+  std::vector<std::vector<std::string>> calls;
+  fake_sbatch scancel{exited(0, ""), &calls};
+  CHECK_THROWS_WITH(release_slurm_lease(home, "local:host", {}, scancel),
+                    Catch::Contains("not a Slurm lease"));
+  CHECK_THROWS_WITH(release_slurm_lease(home, "701", {}, scancel),
+                    Catch::Contains("unknown lease"));
+  CHECK_THROWS_AS(release_slurm_lease(home, "../x", {}, scancel), error);
+  CHECK(calls.empty());
+  CHECK(release_slurm_lease(home, "700", {}, scancel).ok());
+  CHECK(calls == std::vector<std::vector<std::string>>{{"scancel", "700"}});
+}

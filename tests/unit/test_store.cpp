@@ -125,14 +125,14 @@ TEST_CASE("store derives task states and node views from a lease tree", "[store]
   REQUIRE(s->complete);
   REQUIRE(s->tasks().size() == 5);
   CHECK(s->find_task("T001")->state == task_state::pending);
-  CHECK(s->find_task("T001")->lane == "_any");
+  CHECK(s->find_task("T001")->lane() == "_any");
   CHECK(s->find_task("T001")->node.empty());
   CHECK(s->find_task("T002")->state == task_state::pending);
   CHECK(s->find_task("T002")->node == "nodeA");
   const task_view* t3 = s->find_task("T003");
   CHECK(t3->state == task_state::running);
   CHECK(t3->claimed() == Approx(1103));
-  CHECK(t3->last_running_node == "nodeA");
+  CHECK(t3->last_running_seen == Approx(5000));
   CHECK(s->find_task("T004")->state == task_state::finished);
   CHECK(s->find_task("T004")->exit_code() == 0);
   CHECK(s->find_task("T005")->state == task_state::failed);
@@ -193,7 +193,7 @@ TEST_CASE("store: LOST? while the result is not visible, then recovery", "[store
   const task_view* v = s->find_task("T003");
   REQUIRE(v);
   CHECK(v->state == task_state::lost_maybe);
-  CHECK(v->last_running_node == "nodeA");
+  CHECK(v->node == "nodeA");
   CHECK(v->last_running_seen == Approx(5000));
   CHECK(v->missing_since == Approx(5003));
   CHECK(s->fs_lag);
@@ -249,7 +249,7 @@ TEST_CASE("store: one-shot read uses the heartbeat's running list as evidence", 
   const task_view* v = s->find_task("T010");
   REQUIRE(v);
   CHECK(v->state == task_state::lost_maybe);
-  CHECK(v->last_running_node == "nodeA");
+  CHECK(v->node == "nodeA");
   CHECK(v->last_running_seen == Approx(4999));
   CHECK_FALSE(v->spec);
   CHECK(v->unknown);

@@ -274,6 +274,49 @@ TEST_CASE("paged reader cuts long lines and reports a missing file", "[tail]") {
   CHECK(missing.line_count() == 0);
 }
 
+TEST_CASE("a follower with max_backlog skips to the newest data at a line start", "[tail]") {
+  temp_dir tmp;
+  fs::path log = tmp / "fast.out";
+  sh("i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done > " +
+     shell_quote(log.string()));
+  tail_options o;
+  o.max_backlog = 100;
+  tail_follower<> f(log, log_stream::out, o);
+  std::vector<tail_event> ev;
+  f.poll(ev);
+  CHECK(has_kind(ev, tail_event::kind::skipped));
+  auto lines = lines_of(ev);
+  REQUIRE_FALSE(lines.empty());
+  CHECK(lines.size() < 20);
+  CHECK(lines.back() == "line-1999");
+  for (const auto& l : lines) CHECK(l.rfind("line-", 0) == 0);  // whole lines only
+  sh("echo line-2000 >> " + shell_quote(log.string()));
+  ev.clear();
+  f.poll(ev);
+  CHECK(lines_of(ev) == std::vector<std::string>{"line-2000"});
+  CHECK_FALSE(has_kind(ev, tail_event::kind::skipped));
+}
+
+TEST_CASE("line ring: moving lines in keeps partial-line merging", "[tail]") {
+  line_ring ring(5);
+  auto line = [](log_stream s, std::string text, bool complete) {
+    tail_event e;
+    e.stream = s;
+    e.text = std::move(text);
+    e.complete = complete;
+    return e;
+  };
+  ring.push(line(log_stream::out, "par", false));
+  ring.push(line(log_stream::err, "err line", true));
+  ring.push(line(log_stream::out, "tial", true));
+  ring.push(line(log_stream::out, "next", true));
+  REQUIRE(ring.size() == 3);
+  CHECK(ring[0].text == "partial");
+  CHECK(ring[0].complete);
+  CHECK(ring[1].text == "err line");
+  CHECK(ring[2].text == "next");
+}
+
 // Found by fuzz_tail: invalid bytes become U+FFFD (3 bytes each), and the cut at
 // max_line_bytes fell inside one, so a "sanitized" line was not valid UTF-8.
 TEST_CASE("a sanitized line cut at its limit never ends inside a UTF-8 character",

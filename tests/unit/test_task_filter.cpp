@@ -18,7 +18,6 @@ task_view make(std::int64_t seq, task_state s, const std::string& node, const st
   v.seq = seq;
   v.state = s;
   v.node = node;
-  v.lane = node.empty() ? "_any" : node;
   auto spec = std::make_shared<task_spec>();
   spec->id = v.id;
   spec->cmd = cmd;

@@ -56,7 +56,7 @@ TEST_CASE("print never stores a control byte", "[tui][screen]") {
   CHECK(b.at(1, 0).text == "\xef\xbf\xbd");
 }
 
-TEST_CASE("print honours max_width and the clip; a wide char never splits", "[tui][screen]") {
+TEST_CASE("print honours max_width and the clip, a wide char never splits", "[tui][screen]") {
   buffer b(6, 2);
   CHECK(b.print(0, 0, "abcdef", {}, 3) == 3);
   CHECK(b.row_text(0) == "abc   ");
@@ -82,7 +82,7 @@ TEST_CASE("overwriting half of a wide character blanks the other half", "[tui][s
   CHECK(b.at(1, 0).width == 1);
 }
 
-TEST_CASE("out of range writes are ignored; empty buffers are fine", "[tui][screen]") {
+TEST_CASE("out of range writes are ignored, empty buffers are fine", "[tui][screen]") {
   buffer b(0, 0);
   CHECK(b.print(0, 0, "abc") == 0);
   b.fill({-5, -5, 100, 100});

@@ -70,7 +70,7 @@ TEST_CASE("not a terminal is refused with a clear error", "[tui][term]") {
   ::close(fds[1]);
 }
 
-TEST_CASE("enter sets raw mode and modes; restore undoes them in reverse", "[tui][term]") {
+TEST_CASE("enter sets raw mode and modes, restore undoes them in reverse", "[tui][term]") {
   pty p;
   termios before{};
   REQUIRE(::tcgetattr(p.slave, &before) == 0);

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Task engine benchmark, each figure next to a baseline measured in the same run.
+#   bench/engine.sh [path/to/leaseq]        (default: build/examples/leaseq; use a Release build)
+#   BENCH_DIR=/dev/shm/x bench/engine.sh    run on another filesystem (default: a dir in $TMPDIR)
+#   N=5000 M=100000                         task counts
+# 1. N `true` tasks through one runner with 2 slots vs `xargs -P2 -n1 true` over the same N.
+# 2. `leaseq submit --each-line` of M tasks vs creating M empty files with `xargs touch`.
+set -euo pipefail
+bin=$(realpath "${1:-build/examples/leaseq}")
+n=${N:-5000}
+m=${M:-100000}
+base=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/leaseq-bench.XXXXXX")}
+mkdir -p "$base"
+runner_pid=
+cleanup() {
+  if [ -n "$runner_pid" ]; then kill "$runner_pid" 2>/dev/null || true; wait "$runner_pid" 2>/dev/null || true; fi
+  rm -rf "$base/home" "$base/touch" "$base"/lines.*
+  rmdir "$base" 2>/dev/null || true
+}
+trap cleanup EXIT
+export LEASEQ_HOME=$base/home
+lease=local:bench
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+echo "filesystem: $(df -PT "$base" | awk 'NR==2 { print $2 }') ($base), $(nproc) cores"
+
+# 1. Throughput of trivial tasks.
+t0=$(now)
+seq "$n" | xargs -P2 -n1 true
+t1=$(now)
+xargs_rate=$(rate "$n" "$t0" "$t1")
+xargs_s=$(secs "$t0" "$t1")
+
+awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) print "true" }' > "$base/lines.n"
+"$bin" submit --lease "$lease" --each-line "$base/lines.n" > /dev/null
+done_dir=$LEASEQ_HOME/runs/$lease/done/bench
+t0=$(now)
+"$bin" runner --lease "$lease" --node bench --slots 2 --gpus none 2> "$base/home/runner.log" &
+runner_pid=$!
+while [ "$(ls "$done_dir" 2>/dev/null | wc -l)" -lt "$n" ]; do sleep 0.05; done
+t1=$(now)
+kill "$runner_pid"; wait "$runner_pid"; runner_pid=
+leaseq_rate=$(rate "$n" "$t0" "$t1")
+failed=$(grep -l '"state": "FAILED"' "$done_dir"/*.json 2>/dev/null | wc -l || true)
+echo "runner, $n x true, 2 slots: leaseq $leaseq_rate tasks/s ($(secs "$t0" "$t1") s, $failed failed)" \
+  "| xargs -P2 -n1 true: $xargs_rate tasks/s ($xargs_s s) | ratio" \
+  "$(awk -v a="$leaseq_rate" -v b="$xargs_rate" 'BEGIN { printf "%.2f", a / b }')"
+
+# 2. Batch submit.
+awk -v n="$m" 'BEGIN { for (i = 0; i < n; i++) print "echo hello" }' > "$base/lines.m"
+mkdir -p "$base/touch"
+t0=$(now)
+(cd "$base/touch" && seq -f 'f%.0f' "$m" | xargs touch)
+t1=$(now)
+touch_s=$(secs "$t0" "$t1")
+t0=$(now)
+"$bin" submit --lease "$lease" --each-line "$base/lines.m" > "$base/lines.ids"
+t1=$(now)
+got=$(wc -l < "$base/lines.ids")
+echo "submit --each-line, $m tasks: leaseq $(secs "$t0" "$t1") s ($got ids)" \
+  "| xargs touch of $m empty files: $touch_s s"

@@ -1,0 +1,453 @@
+#pragma once
+
+// A fast path for reading task and result files: the common, well-formed file is parsed
+// straight into task_spec / task_result by a small strict reader for flat JSON objects, without
+// building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
+// deeper nesting, a type other than the usual one, a \u escape, a non-ASCII byte, a bad name,
+// an out-of-range number) makes it give up, and the caller takes the general path
+// (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
+// the precise error. tests/unit/test_task_sax.cpp checks that the two agree.
+// Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
+// instead of an empty object (to_json treats both the same).
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "leaseq/model.hpp"
+#include "leaseq/names.hpp"
+
+namespace leaseq::detail {
+
+class task_sax {
+ public:
+  using json_t = nlohmann::json;
+  using number_integer_t = json_t::number_integer_t;
+  using number_unsigned_t = json_t::number_unsigned_t;
+  using number_float_t = json_t::number_float_t;
+  using string_t = json_t::string_t;
+  using binary_t = json_t::binary_t;
+
+  // A task file into t. False: take the general path.
+  static bool parse_task(std::string_view text, task_spec& t) { return run(text, t, nullptr); }
+  // A result file into r. False: take the general path.
+  static bool parse_result(std::string_view text, task_result& r) { return run(text, r.task, &r); }
+
+ private:
+  static bool run(std::string_view text, task_spec& t, task_result* r) {
+    task_sax h(t, r);
+    reader rd{text.data(), text.data() + text.size(), h, {}};
+    return rd.document() && h.finish();
+  }
+
+  // Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
+  struct reader {
+    const char* p;
+    const char* end;
+    task_sax& h;
+    std::string buf;
+
+    void ws() {
+      while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
+    }
+    bool document() {
+      ws();
+      if (!value(0)) return false;
+      ws();
+      return p == end;
+    }
+    bool lit(std::string_view w) {
+      if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
+        return false;
+      p += w.size();
+      return true;
+    }
+    bool value(int depth) {
+      if (p == end) return false;
+      switch (*p) {
+        case '"':
+          return string() && h.string(buf);
+        case 'n':
+          return lit("null") && h.null();
+        case '{':
+          return depth < 2 && object(depth);
+        case '[':
+          return depth < 2 && array(depth);
+        default:
+          return number();
+      }
+    }
+    bool object(int depth) {
+      ++p;
+      if (!h.start_object(0)) return false;
+      ws();
+      if (p < end && *p == '}') return ++p, h.end_object();
+      for (;;) {
+        ws();
+        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
+        ws();
+        if (p == end || *p++ != ':') return false;
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != '}') return false;
+        return h.end_object();
+      }
+    }
+    bool array(int depth) {
+      ++p;
+      if (!h.start_array(0)) return false;
+      ws();
+      if (p < end && *p == ']') return ++p, h.end_array();
+      for (;;) {
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != ']') return false;
+        return h.end_array();
+      }
+    }
+    bool string() {
+      ++p;
+      buf.clear();
+      for (;;) {
+        const char* run = p;
+        while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
+               static_cast<unsigned char>(*p) < 0x80)
+          ++p;
+        buf.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) return false;
+        char c = *p++;
+        if (c == '"') return true;
+        if (c != '\\' || p == end) return false;  // control or non-ASCII: general path
+        switch (*p++) {
+          case '"':
+            buf += '"';
+            break;
+          case '\\':
+            buf += '\\';
+            break;
+          case '/':
+            buf += '/';
+            break;
+          case 'b':
+            buf += '\b';
+            break;
+          case 'f':
+            buf += '\f';
+            break;
+          case 'n':
+            buf += '\n';
+            break;
+          case 'r':
+            buf += '\r';
+            break;
+          case 't':
+            buf += '\t';
+            break;
+          default:
+            return false;  // \u and invalid escapes: general path
+        }
+      }
+    }
+    static bool digit(char c) { return c >= '0' && c <= '9'; }
+    bool number() {
+      const char* start = p;
+      if (p < end && *p == '-') ++p;
+      if (p == end || !digit(*p)) return false;
+      if (*p == '0')
+        ++p;
+      else
+        while (p < end && digit(*p)) ++p;
+      bool integral = true;
+      if (p < end && *p == '.') {
+        integral = false;
+        ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (p < end && (*p == 'e' || *p == 'E')) {
+        integral = false;
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (integral) {
+        std::int64_t v = 0;
+        auto r = std::from_chars(start, p, v);
+        if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
+        return h.number_integer(v);
+      }
+      double d = 0;
+      auto r = std::from_chars(start, p, d);
+      if (r.ec != std::errc() || r.ptr != p) return false;
+      static const string_t none;
+      return h.number_float(d, none);
+    }
+  };
+
+ public:
+  bool null() {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+      case f::lease:
+      case f::node:
+      case f::argv:
+      case f::cmd:
+      case f::cwd:
+      case f::env:
+      case f::gpus:
+      case f::key:
+      case f::created:
+      case f::retry_of:
+      case f::claimed:
+      case f::pid:
+      case f::exit_code:
+      case f::signal:
+      case f::reason:
+      case f::started:
+      case f::finished:
+      case f::stdout_:
+      case f::stderr_:
+      case f::attempt:
+        return true;  // the defaults already say "absent"
+      default:
+        return false;
+    }
+  }
+  bool boolean(bool) { return false; }
+  bool number_integer(number_integer_t v) { return integer(static_cast<std::int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) {
+    if (v > static_cast<number_unsigned_t>(INT64_MAX)) return false;
+    return integer(static_cast<std::int64_t>(v));
+  }
+  bool number_float(number_float_t v, const string_t&) {
+    if (depth_ != 1) return false;
+    return real(static_cast<double>(v));
+  }
+  bool string(string_t& s) {
+    if (depth_ == 2) {
+      if (field_ == f::argv) {
+        t_.argv.push_back(std::move(s));
+        return true;
+      }
+      if (field_ == f::env) {
+        t_.env.insert_or_assign(std::move(env_key_), std::move(s));
+        return true;
+      }
+      return false;
+    }
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::id:
+        t_.id = std::move(s);
+        has_id_ = true;
+        return true;
+      case f::lease:
+        t_.lease = std::move(s);
+        return true;
+      case f::node:
+        t_.node = std::move(s);
+        return true;
+      case f::cmd:
+        t_.cmd = std::move(s);
+        return true;
+      case f::cwd:
+        t_.cwd = std::move(s);
+        return true;
+      case f::key:
+        t_.key = std::move(s);
+        return true;
+      case f::retry_of:
+        t_.retry_of = std::move(s);
+        return true;
+      case f::state:
+        state_ = std::move(s);
+        return r_ != nullptr;
+      case f::reason:
+        return r_ && (r_->reason = std::move(s), true);
+      case f::stdout_:
+        return r_ && (r_->stdout_path = std::move(s), true);
+      case f::stderr_:
+        return r_ && (r_->stderr_path = std::move(s), true);
+      case f::attempt:
+        return r_ && (r_->attempt = std::move(s), true);
+      default:
+        return false;
+    }
+  }
+  bool binary(binary_t&) { return false; }
+  bool start_object(std::size_t) {
+    if (depth_ == 0) {
+      depth_ = 1;
+      return true;
+    }
+    if (depth_ == 1 && field_ == f::env) {
+      t_.env.clear();
+      depth_ = 2;
+      return true;
+    }
+    return false;
+  }
+  bool key(string_t& k) {
+    if (depth_ == 2) {
+      env_key_ = std::move(k);
+      return true;
+    }
+    field_ = lookup(k);
+    auto bit = std::uint32_t{1} << static_cast<int>(field_);
+    if (field_ == f::unknown || (seen_ & bit)) return false;  // duplicates: general path
+    seen_ |= bit;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ != 1 || field_ != f::argv) return false;
+    t_.argv.clear();
+    depth_ = 2;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+ private:
+  enum class f {
+    unknown,
+    id,
+    seq,
+    lease,
+    node,
+    argv,
+    cmd,
+    cwd,
+    env,
+    gpus,
+    key,
+    created,
+    retry_of,
+    claimed,
+    pid,
+    state,
+    exit_code,
+    signal,
+    reason,
+    started,
+    finished,
+    stdout_,
+    stderr_,
+    attempt
+  };
+
+  task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
+
+  static f lookup(std::string_view k) {
+    static constexpr std::pair<std::string_view, f> table[] = {
+        {"id", f::id},           {"seq", f::seq},
+        {"lease", f::lease},     {"node", f::node},
+        {"argv", f::argv},       {"cmd", f::cmd},
+        {"cwd", f::cwd},         {"env", f::env},
+        {"gpus", f::gpus},       {"key", f::key},
+        {"created", f::created}, {"retry_of", f::retry_of},
+        {"claimed", f::claimed}, {"pid", f::pid},
+        {"state", f::state},     {"exit_code", f::exit_code},
+        {"signal", f::signal},   {"reason", f::reason},
+        {"started", f::started}, {"finished", f::finished},
+        {"stdout", f::stdout_},  {"stderr", f::stderr_},
+        {"attempt", f::attempt}};
+    for (const auto& [name, id] : table)
+      if (name == k) return id;
+    return f::unknown;
+  }
+
+  bool integer(std::int64_t v) {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+        seq_ = v;
+        return true;
+      case f::gpus:
+        if (v < 0 || v > 4096) return false;
+        t_.gpus = static_cast<int>(v);
+        return true;
+      case f::pid:
+        t_.pid = v;
+        return true;
+      case f::exit_code:
+      case f::signal: {
+        if (!r_ || v < INT32_MIN || v > INT32_MAX) return false;
+        (field_ == f::exit_code ? r_->exit_code : r_->signal) = static_cast<int>(v);
+        return true;
+      }
+      default:
+        return real(static_cast<double>(v));
+    }
+  }
+  bool real(double v) {
+    switch (field_) {
+      case f::created:
+        t_.created = v;
+        return true;
+      case f::claimed:
+        t_.claimed = v;
+        if (r_) r_->claimed = v;
+        return true;
+      case f::started:
+        return r_ && (r_->started = v, true);
+      case f::finished:
+        return r_ && (r_->finished = v, true);
+      default:
+        return false;  // integer fields given as floats: the general path decides
+    }
+  }
+
+  // The checks from_json makes; anything it would refuse goes to the general path.
+  bool finish() {
+    if (!has_id_ || !is_valid_task_id(t_.id) || t_.argv.empty()) return false;
+    t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
+    if (t_.node && *t_.node == any_lane) t_.node.reset();
+    if (t_.node && !is_valid_node(*t_.node)) return false;
+    t_.extra = nlohmann::json();
+    if (!r_) return true;
+    auto s = parse_task_state(state_);
+    if (!s || !is_done(*s)) return false;
+    r_->state = *s;
+    return true;
+  }
+
+  task_result* r_;  // null for a task file
+  task_spec& t_;
+  std::uint32_t seen_ = 0;
+  int depth_ = 0;
+  f field_ = f::unknown;
+  std::string env_key_;
+  std::string state_;
+  bool has_id_ = false;
+  std::optional<std::int64_t> seq_;
+};
+
+}  // namespace leaseq::detail

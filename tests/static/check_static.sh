@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the fully static leaseq (-DLEASEQ_STATIC=ON) and checks that it needs nothing from the
+# machine: `file` says statically linked, and it runs inside an empty root directory where
+# neither fmt, nlohmann-json nor even libc exists (chroot, when we are root).
+#   check_static.sh SOURCE_DIR WORK_DIR
+set -euo pipefail
+src=$1
+work=$2
+rm -rf "$work"
+mkdir -p "$work"
+cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLEASEQ_STATIC=ON \
+  -DLEASEQ_BUILD_TESTS=OFF -DLEASEQ_INSTALL=OFF >/dev/null
+cmake --build "$work/build" --target leaseq_program -j2 >/dev/null
+bin="$work/build/examples/leaseq"
+file "$bin" | grep -q 'statically linked' || { file "$bin"; echo "not static"; exit 1; }
+if ldd "$bin" >/dev/null 2>&1; then echo "ldd found dynamic dependencies"; exit 1; fi
+echo "static: $(stat -c %s "$bin") bytes"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "static: not root, skipping the empty-root run"
+  exit 0
+fi
+chroot_bin=$(command -v chroot || echo /usr/sbin/chroot)
+root="$work/emptyroot"
+mkdir -p "$root/bin" "$root/home" "$root/tmp"
+cp "$bin" "$root/bin/leaseq"
+"$chroot_bin" "$root" /bin/leaseq --version | grep -q '^leaseq '
+env -i LEASEQ_HOME=/home/.leaseq "$chroot_bin" "$root" /bin/leaseq submit --lease local:box -- /bin/true \
+  | grep -qx 'T001'
+test -f "$root/home/.leaseq/runs/local:box/inbox/_any/T001.json"
+env -i LEASEQ_HOME=/home/.leaseq "$chroot_bin" "$root" /bin/leaseq tasks --lease local:box | grep -q T001
+echo "static: runs in an empty root"

@@ -1,0 +1,363 @@
+#include <leaseq/control.hpp>
+#include <leaseq/runner.hpp>
+#include <leaseq/submit.hpp>
+
+#include <deque>
+#include <set>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+using namespace leaseq;
+using test_support::temp_dir;
+
+namespace {
+
+// Processes that exist only in memory: the test decides when each one ends.
+struct fake_ops : process_ops {
+  struct proc {
+    spawn_request req;
+    std::vector<int> signals;
+  };
+  std::map<pid_t, proc> procs;
+  std::deque<child_exit> exits;
+  std::set<pid_t> foreign_alive;
+  std::string fail_next;
+  pid_t next = 1000;
+
+  spawn_outcome spawn(const spawn_request& req) override {
+    if (!fail_next.empty()) return {-1, std::exchange(fail_next, "")};
+    pid_t pid = next++;
+    procs[pid] = {req, {}};
+    return {pid, ""};
+  }
+  std::optional<child_exit> reap() override {
+    if (exits.empty()) return std::nullopt;
+    child_exit e = exits.front();
+    exits.pop_front();
+    return e;
+  }
+  void signal_group(pid_t pgid, int sig) override { procs[pgid].signals.push_back(sig); }
+  bool alive(pid_t pid) override { return foreign_alive.count(pid) > 0; }
+
+  void exit_code(pid_t pid, int code) { exits.push_back({pid, code, std::nullopt}); }
+  void exit_signal(pid_t pid, int sig) { exits.push_back({pid, std::nullopt, sig}); }
+  pid_t pid_of(const std::string& task) const {
+    for (const auto& [pid, p] : procs)
+      for (const auto& e : p.req.env)
+        if (e == "LEASEQ_TASK_ID=" + task) return pid;
+    return -1;
+  }
+  std::string env_of(pid_t pid, const std::string& key) const {
+    for (const auto& e : procs.at(pid).req.env)
+      if (e.rfind(key + "=", 0) == 0) return e.substr(key.size() + 1);
+    return "<unset>";
+  }
+};
+
+struct bench {
+  temp_dir tmp;
+  lease_paths lease{tmp / "lease"};
+  fake_ops ops;
+  manual_clock clock;
+  std::vector<std::string> logs;
+
+  runner_config config(int slots, std::vector<std::string> gpus = {}) {
+    runner_config c;
+    c.lease_id = "local:h";
+    c.node = "n1";
+    c.slots = slots;
+    c.gpu_ids = std::move(gpus);
+    c.grace_s = 5;
+    return c;
+  }
+  std::unique_ptr<runner> make(runner_config c) {
+    return std::make_unique<runner>(c, lease, ops,
+                                    [this](const std::string& m) { logs.push_back(m); });
+  }
+  std::string submit(std::optional<std::string> node = std::nullopt, int gpus = 0) {
+    submit_request r;
+    r.argv = {"work"};
+    r.node = std::move(node);
+    r.gpus = gpus;
+    return submit_task(lease, "local:h", r).id;
+  }
+  std::optional<task_result> result(const std::string& id) {
+    json_outcome r = read_json_tolerant(lease.result("n1", id));
+    if (!r.ok()) return std::nullopt;
+    task_result res;
+    from_json(*r.value, res);
+    return res;
+  }
+  heartbeat hb() {
+    heartbeat h;
+    from_json(*read_json_tolerant(lease.heartbeat("n1")).value, h);
+    return h;
+  }
+  void step(double dt = 0.1) {
+    clock.advance(dt);
+    r->step(clock.now());
+  }
+  std::unique_ptr<runner> r;
+};
+
+}  // namespace
+
+TEST_CASE("runner: own lane first, then _any by seq, within the slots", "[runner]") {
+  bench b;
+  std::string a1 = b.submit(), a2 = b.submit(), own = b.submit(std::string("n1"));
+  b.submit(std::string("other"));
+  b.r = b.make(b.config(2));
+  b.r->start(b.clock.now());
+  b.step();
+  REQUIRE(b.ops.procs.size() == 2);
+  pid_t p_own = b.ops.pid_of(own), p_a1 = b.ops.pid_of(a1);
+  CHECK(p_own > 0);
+  CHECK(p_a1 > 0);
+  CHECK(b.ops.pid_of(a2) < 0);
+  CHECK(b.ops.env_of(p_own, "CUDA_VISIBLE_DEVICES") == "<unset>");
+  CHECK(b.ops.procs[p_own].req.stdout_path == b.lease.stdout_log("n1", own).string());
+  // The claimed file was rewritten with claimed and pid.
+  json claimed = *read_json_tolerant(b.lease.claimed_task("n1", own)).value;
+  CHECK(claimed["pid"] == p_own);
+  CHECK(claimed["claimed"].is_number());
+  b.step(2.5);
+  heartbeat h = b.hb();
+  CHECK(h.running == std::vector<std::string>{a1, own});
+  CHECK(h.pending == 1);
+  CHECK(h.slots == 2);
+
+  b.ops.exit_code(p_own, 0);
+  b.step();
+  auto res = b.result(own);
+  REQUIRE(res);
+  CHECK(res->state == task_state::finished);
+  CHECK(res->exit_code == 0);
+  CHECK(res->stdout_path == "logs/n1/" + own + ".out");
+  CHECK(res->attempt);
+  CHECK_FALSE(res->task.pid);  // the result carries task fields, not the claim's pid
+  CHECK_FALSE(fs::exists(b.lease.claimed_task("n1", own)));
+  CHECK(b.ops.pid_of(a2) > 0);  // the freed slot was refilled at once
+
+  b.ops.exit_code(p_a1, 2);
+  b.ops.exit_signal(b.ops.pid_of(a2), 9);
+  b.step();
+  CHECK(b.result(a1)->state == task_state::failed);
+  CHECK(b.result(a1)->exit_code == 2);
+  CHECK(b.result(a2)->signal == 9);
+  CHECK(b.result(a2)->state == task_state::failed);
+  CHECK(fs::exists(b.lease.inbox_task("other", "T004")));  // another node's lane is untouched
+}
+
+TEST_CASE("runner: GPUs are handed out exclusively, in FIFO order", "[runner]") {
+  bench b;
+  std::string g2 = b.submit(std::nullopt, 2), g2b = b.submit(std::nullopt, 2),
+              cpu = b.submit(std::nullopt, 0);
+  b.r = b.make(b.config(4, {"0", "1", "2"}));
+  b.r->start(b.clock.now());
+  b.step();
+  REQUIRE(b.ops.procs.size() == 1);
+  pid_t p = b.ops.pid_of(g2);
+  CHECK(b.ops.env_of(p, "CUDA_VISIBLE_DEVICES") == "0,1");
+  CHECK(fs::exists(b.lease.inbox_task("_any", g2b)));  // waits for two free GPUs
+  b.ops.exit_code(p, 0);
+  b.step();
+  CHECK(b.ops.env_of(b.ops.pid_of(g2b), "CUDA_VISIBLE_DEVICES") == "0,1");
+  CHECK(b.ops.env_of(b.ops.pid_of(cpu), "CUDA_VISIBLE_DEVICES") == "");
+  b.step(2.5);
+  CHECK(b.hb().gpus == 3);
+  CHECK(b.hb().gpus_free == 1);
+}
+
+TEST_CASE("runner: cancel of a running task escalates after the grace period", "[runner]") {
+  bench b;
+  std::string id = b.submit();
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  pid_t p = b.ops.pid_of(id);
+  write_cancel(b.lease, "n1", id);
+  b.step();
+  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM});
+  CHECK(detail::list_dir(b.lease.control("n1").string()).names.empty());
+  b.step(2);
+  CHECK(b.ops.procs[p].signals.size() == 1);
+  b.step(4);
+  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM, SIGKILL});
+  b.ops.exit_signal(p, SIGKILL);
+  b.step();
+  auto res = b.result(id);
+  REQUIRE(res);
+  CHECK(res->state == task_state::cancelled);
+  CHECK(res->reason == "cancelled");
+  CHECK(res->signal == SIGKILL);
+}
+
+TEST_CASE("runner: cancel of a pending task, and of an unknown one", "[runner]") {
+  bench b;
+  std::string busy = b.submit(), pending = b.submit();
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  write_cancel(b.lease, "n1", pending);
+  write_cancel(b.lease, "n1", "T777");
+  b.step();
+  auto res = b.result(pending);
+  REQUIRE(res);
+  CHECK(res->state == task_state::cancelled);
+  CHECK_FALSE(res->started);
+  CHECK_FALSE(fs::exists(b.lease.inbox_task("_any", pending)));
+  CHECK_FALSE(fs::exists(b.lease.claimed_task("n1", pending)));
+  CHECK(b.ops.pid_of(pending) < 0);
+  CHECK(detail::list_dir(b.lease.control("n1").string()).names.empty());
+  CHECK(std::any_of(b.logs.begin(), b.logs.end(),
+                    [](const std::string& l) { return l.find("T777") != std::string::npos; }));
+  (void)busy;
+}
+
+TEST_CASE("runner: pause stops claiming, resume starts again", "[runner]") {
+  bench b;
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  write_pause(b.lease, "n1", b.clock.now());
+  b.step();
+  CHECK(b.r->paused());
+  CHECK(b.hb().paused);
+  std::string id = b.submit();
+  b.step();
+  CHECK(b.ops.procs.empty());
+  write_resume(b.lease, "n1", b.clock.now() + 1);
+  b.step();
+  CHECK_FALSE(b.r->paused());
+  CHECK(b.ops.pid_of(id) > 0);
+}
+
+TEST_CASE("runner: a result that cannot be written is kept and retried", "[runner]") {
+  bench b;
+  std::string id = b.submit();
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  // done/n1 becomes unwritable (a file in its place: ENOTDIR, even for root).
+  fs::path done = b.lease.done("n1");
+  fs::rename(done, b.tmp / "done-away");
+  test_support::write_text(done, "not a dir");
+  b.ops.exit_code(b.ops.pid_of(id), 0);
+  b.step();
+  CHECK(b.r->unwritten_count() == 1);
+  CHECK(fs::exists(b.lease.claimed_task("n1", id)));  // the task is not lost
+  b.step();
+  CHECK(b.r->unwritten_count() == 1);
+  fs::remove(done);
+  fs::rename(b.tmp / "done-away", done);
+  b.step();
+  CHECK(b.r->unwritten_count() == 0);
+  REQUIRE(b.result(id));
+  CHECK(b.result(id)->state == task_state::finished);
+  CHECK_FALSE(fs::exists(b.lease.claimed_task("n1", id)));
+}
+
+TEST_CASE("runner: stop ends running tasks as runner_terminated", "[runner]") {
+  bench b;
+  std::string a = b.submit(), c = b.submit();
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  b.r->request_stop();
+  b.step();
+  pid_t p = b.ops.pid_of(a);
+  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM});
+  CHECK_FALSE(b.r->finished());
+  b.ops.exit_signal(p, SIGTERM);
+  b.step();
+  CHECK(b.r->finished());
+  CHECK(b.result(a)->reason == "runner_terminated");
+  CHECK(b.result(a)->state == task_state::failed);
+  CHECK(b.hb().stopped);
+  CHECK(fs::exists(b.lease.inbox_task("_any", c)));
+}
+
+TEST_CASE("runner: restart after a crash reports runner_lost", "[runner]") {
+  bench b;
+  std::string gone = b.submit(), alive = b.submit(), done = b.submit();
+  ensure_dir(b.lease.claimed("n1"));
+  ensure_dir(b.lease.done("n1"));
+  auto claim = [&](const std::string& id, std::int64_t pid) {
+    json t = *read_json_tolerant(b.lease.inbox_task("_any", id)).value;
+    t["pid"] = pid;
+    t["claimed"] = 5.0;
+    write_json_atomic(b.lease.claimed_task("n1", id), t);
+    fs::remove(b.lease.inbox_task("_any", id));
+    return t;
+  };
+  claim(gone, 4343);
+  claim(alive, 4242);
+  json d = claim(done, 4444);
+  d["state"] = "FINISHED";
+  write_json_atomic(b.lease.result("n1", done), d);
+  b.ops.foreign_alive = {4242};
+
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  CHECK(b.result(gone)->reason == "runner_lost");
+  CHECK(b.result(gone)->state == task_state::failed);
+  CHECK_FALSE(fs::exists(b.lease.claimed_task("n1", done)));  // finished the interrupted move
+  CHECK(b.result(done)->state == task_state::finished);
+  CHECK(b.hb().running == std::vector<std::string>{alive});
+  std::string next = b.submit();
+  b.step();
+  CHECK(b.ops.pid_of(next) < 0);  // the orphan holds the only slot
+  b.ops.foreign_alive.clear();
+  b.step(1);
+  CHECK(b.result(alive)->reason == "runner_lost");
+  b.step();
+  CHECK(b.ops.pid_of(next) > 0);
+}
+
+TEST_CASE("runner: a spawn failure is a FAILED result, not a dead runner", "[runner]") {
+  bench b;
+  std::string bad = b.submit(), good = b.submit();
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.ops.fail_next = "work: No such file or directory";
+  b.step();
+  auto res = b.result(bad);
+  REQUIRE(res);
+  CHECK(res->state == task_state::failed);
+  CHECK(res->reason == "spawn_failed: work: No such file or directory");
+  CHECK(b.ops.pid_of(good) > 0);
+}
+
+TEST_CASE("runner: posix process ops run a real task in its own session", "[runner]") {
+  temp_dir t;
+  posix_process_ops ops;
+  spawn_request req;
+  req.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f6 /proc/$$/stat); pwd; echo e >&2; exit 4"};
+  req.cwd = t.path().string();
+  req.env = merged_environment({{"X", "1"}});
+  req.stdout_path = (t / "o").string();
+  req.stderr_path = (t / "e").string();
+  spawn_outcome s = ops.spawn(req);
+  REQUIRE(s.pid > 0);
+  std::optional<child_exit> e;
+  REQUIRE(test_support::wait_until([&] { return (e = ops.reap()).has_value(); }));
+  CHECK(e->pid == s.pid);
+  CHECK(e->exit_code == 4);
+  std::string out = test_support::read_text(t / "o");
+  std::istringstream first(out);
+  std::string pid, sid;
+  first >> pid >> sid;
+  CHECK(pid == std::to_string(s.pid));
+  CHECK(sid == pid);  // a session (and process group) of its own
+  CHECK(out.find(fs::canonical(t.path()).string()) != std::string::npos);
+  CHECK(test_support::read_text(t / "e") == "e\n");
+  req.argv = {"/no/such/program"};
+  CHECK(ops.spawn(req).pid < 0);
+  req.argv = {"true"};
+  req.cwd = (t / "missing").string();
+  CHECK(ops.spawn(req).error.find("missing") != std::string::npos);
+  CHECK_FALSE(ops.alive(999999999));
+  CHECK(ops.alive(::getpid()));
+}
