@@ -84,6 +84,8 @@ options parse(int argc, char** argv) {
       o.kill_max_ms = std::stoi(value());
     else if (a == "--fault")
       o.fault = value();
+    else if (a == "--task-ms")
+      o.task_ms = std::stoi(value());
     else if (a == "--timeout-s")
       o.timeout_s = std::stod(value());
     else if (a == "--seed")

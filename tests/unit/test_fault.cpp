@@ -27,7 +27,7 @@ TEST_CASE("fault table: N fails the first N hits of that point only", "[fault]")
   CHECK_FALSE(t.hit(fault_point::result_write_enospc));
 }
 
-TEST_CASE("fault table: 1/K fails every K-th hit; several points at once", "[fault]") {
+TEST_CASE("fault table: 1/K fails every K-th hit, several points at once", "[fault]") {
   fault_table t;
   t.parse("claim_rename_lies=1/3,result_write_eio=1");
   std::string pattern;
