@@ -2,6 +2,7 @@
 // and that the terminal modes (`stty -g`) are identical before and after every way out.
 
 #include <test_support.hpp>
+#include <tmux.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -19,35 +20,6 @@
 using namespace test_support;
 
 namespace {
-
-class tmux_session {
- public:
-  explicit tmux_session(const fs::path& dir, int cols = 80, int rows = 24) {
-    static std::atomic<int> counter{0};
-    socket_ = "leaseq-tui-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    // A plain interactive shell, so job control (Ctrl-Z, fg) works as for a user.
-    tmux("new-session -d -x " + std::to_string(cols) + " -y " + std::to_string(rows) +
-         " 'env -i HOME=" + dir.string() + " PATH=/usr/bin:/bin TERM=tmux-256color " +
-         "PS1=\"$ \" bash --norc --noprofile -i'");
-    wait_until([&] { return capture().find('$') != std::string::npos; });
-  }
-  tmux_session(const tmux_session&) = delete;
-  tmux_session& operator=(const tmux_session&) = delete;
-  ~tmux_session() { tmux("kill-server"); }
-
-  command_result tmux(const std::string& args) {
-    return run_command("env -u TMUX tmux -L " + socket_ + " -f /dev/null " + args + " 2>&1");
-  }
-  void type(const std::string& text) { tmux("send-keys -t 0 -l " + shell_quote(text)); }
-  void keys(const std::string& names) { tmux("send-keys -t 0 " + names); }
-  std::string capture() { return tmux("capture-pane -p -t 0").out; }
-  bool wait_for(const std::string& text) {
-    return wait_until([&] { return capture().find(text) != std::string::npos; });
-  }
-
- private:
-  std::string socket_;
-};
 
 struct demo_run {
   temp_dir dir;

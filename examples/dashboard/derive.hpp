@@ -1,0 +1,269 @@
+#pragma once
+
+// Values derived from the model that both update() and view() need: the visible leases and
+// tasks, the current lease's row, short texts (ages, states), log paths. Pure.
+
+#include "dashboard/model.hpp"
+
+#include <leaseq/paths.hpp>
+#include <leaseq/sanitize.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace leaseq_dash {
+
+inline constexpr double time_left_warning_s = 600;  // "under 10 minutes left"
+
+inline std::string age_text(double seconds) {
+  double a = std::max(0.0, seconds);
+  if (a < 120) return fmt::format("{:.0f}s", std::floor(a));
+  if (a < 7200) return fmt::format("{:.0f}m", std::floor(a / 60));
+  if (a < 172800) return fmt::format("{:.0f}h", std::floor(a / 3600));
+  return fmt::format("{:.0f}d", std::floor(a / 86400));
+}
+
+inline std::string clock_text(std::optional<double> t, double now) {
+  if (!t || *t <= 0) return "-";
+  std::time_t secs = static_cast<std::time_t>(*t);
+  std::tm tm{};
+  ::localtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return fmt::format("{} ({} ago)", buf, age_text(now - *t));
+}
+
+// Short state names for narrow columns.
+inline std::string short_state(leaseq::task_state s) {
+  using leaseq::task_state;
+  switch (s) {
+    case task_state::pending:
+      return "PEND";
+    case task_state::running:
+      return "RUN";
+    case task_state::finished:
+      return "DONE";
+    case task_state::failed:
+      return "FAIL";
+    case task_state::cancelled:
+      return "CANC";
+    case task_state::lost_maybe:
+      return "LOST?";
+    case task_state::lost:
+      return "LOST";
+  }
+  return "?";
+}
+
+inline std::string health_text(leaseq::node_health h) {
+  return std::string(leaseq::to_string(h));
+}
+
+// The lease rows the lease list shows, with its filter (f) and search (/).
+inline std::vector<const leaseq::lease_row*> visible_leases(const model& m) {
+  std::vector<const leaseq::lease_row*> out;
+  for (const auto& r : m.leases.rows) {
+    switch (m.lease_filter) {
+      case 1:
+        if (r.kind != "local") continue;
+        break;
+      case 2:
+        if (r.kind != "slurm") continue;
+        break;
+      case 3:
+        if (r.state != "RUNNING") continue;
+        break;
+      case 4:
+        if (r.state != "PENDING") continue;
+        break;
+      default:
+        break;
+    }
+    if (!m.lease_search.empty() && !leaseq::detail::contains_ci(r.id, m.lease_search) &&
+        !(r.name && leaseq::detail::contains_ci(*r.name, m.lease_search)))
+      continue;
+    out.push_back(&r);
+  }
+  return out;
+}
+
+inline const char* lease_filter_name(int f) {
+  static const char* const names[] = {"all", "local", "slurm", "running", "pending"};
+  return names[std::clamp(f, 0, 4)];
+}
+
+inline const leaseq::lease_row* find_lease(const model& m, const std::string& id) {
+  for (const auto& r : m.leases.rows)
+    if (r.id == id) return &r;
+  return nullptr;
+}
+
+inline const leaseq::lease_row* current_lease(const model& m) {
+  return find_lease(m, m.lease_id);
+}
+
+inline bool is_slurm_lease(const model& m, const std::string& id) {
+  if (const auto* r = find_lease(m, id)) return r->kind == "slurm";
+  return !leaseq::is_local_lease(id);
+}
+
+// Seconds left of the current Slurm lease, when Slurm said so.
+inline std::optional<double> lease_seconds_left(const model& m) {
+  const auto* r = current_lease(m);
+  if (!r || r->kind != "slurm" || r->state != "RUNNING" || r->stale) return std::nullopt;
+  // time_left text is "D-HH:MM:SS", "HH:MM:SS", "MM:SS" or "UNLIMITED"/"-".
+  const std::string& t = r->time_left;
+  if (t.empty() || t == "-" || t == "UNLIMITED") return std::nullopt;
+  double days = 0, total = 0;
+  std::string rest = t;
+  if (auto d = rest.find('-'); d != std::string::npos) {
+    days = std::atof(rest.substr(0, d).c_str());
+    rest = rest.substr(d + 1);
+  }
+  std::size_t pos = 0;
+  while (pos <= rest.size()) {
+    auto c = rest.find(':', pos);
+    std::string part = rest.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    total = total * 60 + std::atof(part.c_str());
+    if (c == std::string::npos) break;
+    pos = c + 1;
+  }
+  // The row's text was computed when the list was read (every ui.refresh_s), so this is at
+  // most that old.
+  return days * 86400 + total;
+}
+
+inline bool lease_ending_soon(const model& m) {
+  auto left = lease_seconds_left(m);
+  return left && *left < time_left_warning_s;
+}
+
+inline std::string capacity_text(const leaseq::lease_row& r) {
+  if (r.kind == "local") {
+    std::string s = fmt::format("gpus={}", r.gpus_per_node.value_or(0));
+    s += r.state == "RUNNING" ? "  runner=OK" : "  runner=" + r.state;
+    return s;
+  }
+  return fmt::format("nodes={} gpn={}", r.nodes ? std::to_string(*r.nodes) : std::string("?"),
+                     r.gpus_per_node.value_or(0));
+}
+
+inline std::string state_text(const leaseq::lease_row& r) {
+  std::string s = r.state;
+  if (r.stale) s += "*";
+  return s;
+}
+
+// Task, node and log paths of the current lease.
+inline leaseq::lease_paths lease_paths_of(const model& m) {
+  return leaseq::lease_paths(leaseq::home_paths(m.home), m.lease_id);
+}
+
+inline std::string log_path(const model& m, const leaseq::task_view& t, leaseq::log_stream s) {
+  if (!leaseq::is_valid_node(t.node) || !leaseq::is_valid_lease_id(m.lease_id)) return {};
+  auto lp = lease_paths_of(m);
+  if (t.result) {
+    const std::string& rel =
+        s == leaseq::log_stream::out ? t.result->stdout_path : t.result->stderr_path;
+    if (!rel.empty() && rel.find("..") == std::string::npos && rel[0] != '/')
+      return (lp.root() / rel).string();
+  }
+  return (s == leaseq::log_stream::out ? lp.stdout_log(t.node, t.id) : lp.stderr_log(t.node, t.id))
+      .string();
+}
+
+inline const leaseq::task_view* find_task(const model& m, const std::string& id) {
+  return m.snap ? m.snap->find_task(id) : nullptr;
+}
+
+inline const leaseq::task_view* selected_task(const model& m) {
+  if (m.visible.empty()) return nullptr;
+  int i = std::clamp(m.task_table.selected, 0, static_cast<int>(m.visible.size()) - 1);
+  return m.visible[static_cast<std::size_t>(i)];
+}
+
+inline const leaseq::node_view* selected_node(const model& m);
+
+inline std::vector<const leaseq::node_view*> visible_nodes(const model& m) {
+  std::vector<const leaseq::node_view*> out;
+  if (!m.snap) return out;
+  for (const auto& n : m.snap->nodes)
+    if (m.node_search.empty() || leaseq::detail::contains_ci(n.name, m.node_search))
+      out.push_back(&n);
+  return out;
+}
+
+inline const leaseq::node_view* selected_node(const model& m) {
+  auto nodes = visible_nodes(m);
+  if (nodes.empty()) return nullptr;
+  return nodes[static_cast<std::size_t>(
+      std::clamp(m.node_table.selected, 0, static_cast<int>(nodes.size()) - 1))];
+}
+
+// "state:RUN,node:a,cmd:x,stderr" or "none".
+inline std::string filters_text(const model& m) {
+  std::string s;
+  auto add = [&](const std::string& part) {
+    if (!s.empty()) s += ',';
+    s += part;
+  };
+  if (!m.filter.states.empty()) {
+    std::string st;
+    for (auto x : m.filter.states) {
+      if (!st.empty()) st += '|';
+      st += short_state(x);
+    }
+    add("state:" + st);
+  }
+  if (!m.filter.node.empty()) add("node:" + m.filter.node);
+  if (!m.filter.command.empty()) add("cmd:" + leaseq::sanitize_inline(m.filter.command));
+  if (m.filter.has_stderr_output) add("stderr");
+  return s.empty() ? "none" : s;
+}
+
+// slurm=<state/age/error> of the status bar.
+inline std::string slurm_text(const model& m) {
+  if (m.lease_id.empty() || !is_slurm_lease(m, m.lease_id)) return "-";
+  const auto* r = current_lease(m);
+  if (!r || !m.leases_loaded) return "?";
+  if (!r->error.empty() && r->state == "UNKNOWN")
+    return "error:" + leaseq::sanitize_inline(r->error.substr(0, 60));
+  std::string s = r->state;
+  if (r->seen > 0) s += "/" + age_text(m.now - r->seen);
+  if (r->stale) s += "/stale";
+  return s;
+}
+
+// Re-derives the visible task list after a new snapshot or a filter change, keeping the
+// selection on the same task when it is still there.
+inline void recompute(model& m) {
+  m.visible.clear();
+  m.visible_total = 0;
+  if (!m.snap) return;
+  auto probe = [&m](const leaseq::task_view& t) { return m.stderr_ids.count(t.id) > 0; };
+  auto sel = leaseq::select_tasks(
+      *m.snap, m.filter, m.sort,
+      static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display)), probe);
+  m.visible = std::move(sel.tasks);
+  m.visible_total = sel.total;
+  if (!m.selected_task.empty()) {
+    for (std::size_t i = 0; i < m.visible.size(); ++i)
+      if (m.visible[i]->id == m.selected_task) {
+        m.task_table.selected = static_cast<int>(i);
+        return;
+      }
+  }
+  m.task_table.selected =
+      std::clamp(m.task_table.selected, 0, std::max(0, static_cast<int>(m.visible.size()) - 1));
+  if (const auto* t = selected_task(m)) m.selected_task = t->id;
+}
+
+}  // namespace leaseq_dash

@@ -1,0 +1,236 @@
+#pragma once
+
+// The dashboard's model and its closed set of messages (the Elm architecture):
+//   - `request`s are effects update() asks for (scan now, follow a log, write a cancel file,
+//     run sbatch); the loop hands them to the worker (worker.hpp), which does all the I/O;
+//   - `message`s are what the worker (and the clock) hand back: snapshots, lease listings, log
+//     lines, pages of a log file, the outcome of an action.
+// Nothing here touches the filesystem, the terminal or the clock.
+
+#include <leaseq/config.hpp>
+#include <leaseq/keeper.hpp>
+#include <leaseq/leases.hpp>
+#include <leaseq/snapshot.hpp>
+#include <leaseq/tail.hpp>
+#include <leaseq/task_filter.hpp>
+#include <leaseq/tui/widgets.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace leaseq_dash {
+
+namespace tui = leaseq::tui;
+
+enum class screen_kind { lease_list, dashboard };
+enum class pane { leases, nodes, tasks, log };
+enum class log_mode { out, err, merged };
+enum class overlay { none, help, details, confirm, selector, form, stats, search, paged };
+
+// What the log pane follows: one or more tasks (merged, each line prefixed with its task).
+struct follow_target {
+  struct item {
+    std::string task;
+    std::string node;
+    std::string out_path, err_path;  // absolute; empty while the task has no node yet
+  };
+  std::vector<item> tasks;
+  log_mode mode = log_mode::out;
+  std::uint64_t id = 0;  // lines from the worker carry it, so stale lines are dropped
+  bool empty() const { return tasks.empty(); }
+};
+
+// ---- requests: effects update() asks the worker for ------------------------------------
+
+struct req_open_lease {
+  std::string lease_id;
+};
+struct req_refresh {};  // `r`: scan the lease and ask for the lease list now
+struct req_set_paused {
+  bool paused = false;
+};
+struct req_follow {
+  follow_target target;  // empty: stop following
+};
+struct req_page {
+  std::string path;
+  std::uint64_t first = 0;
+  int count = 0;
+  std::uint64_t gen = 0;
+};
+struct req_stderr_probe {
+  bool on = false;
+};
+struct req_cancel {
+  std::string task;
+};
+struct req_retry {
+  std::string task;
+};
+struct req_lane {
+  std::string node;
+  bool pause = true;
+};
+struct req_set_default {
+  std::string lease_id;
+};
+struct req_release {
+  std::string lease_id;
+};
+struct req_create {
+  leaseq::lease_request req;
+  bool test_only = true;
+};
+
+using request = std::variant<req_open_lease, req_refresh, req_set_paused, req_follow, req_page,
+                             req_stderr_probe, req_cancel, req_retry, req_lane, req_set_default,
+                             req_release, req_create>;
+
+// ---- messages: what comes back ---------------------------------------------------------
+
+struct msg_tick {
+  double now = 0;  // the clock, read by the loop
+};
+struct msg_snapshot {
+  std::shared_ptr<const leaseq::snapshot> snap;
+};
+struct msg_leases {
+  leaseq::lease_listing listing;
+};
+struct msg_log {
+  std::uint64_t follow_id = 0;
+  std::vector<std::string> lines;
+  std::optional<double> mtime;  // newest modification time of the followed files
+};
+struct msg_page {
+  std::uint64_t gen = 0;
+  std::uint64_t first = 0;
+  std::vector<std::string> lines;
+  std::optional<std::uint64_t> total;  // line count, once indexed
+  std::string error;
+};
+struct msg_stderr {
+  std::set<std::string> ids;  // tasks whose .err log is not empty
+};
+struct msg_action {
+  bool ok = true;
+  std::string text;
+};
+struct msg_test_only {
+  bool ok = false;
+  std::string text;
+};
+struct msg_created {
+  bool ok = false;
+  std::string text;  // the job id, or the error
+};
+
+using message = std::variant<msg_tick, msg_snapshot, msg_leases, msg_log, msg_page, msg_stderr,
+                             msg_action, msg_test_only, msg_created>;
+
+// ---- the model --------------------------------------------------------------------------
+
+struct paged_view {
+  std::string task, node;
+  leaseq::log_stream stream = leaseq::log_stream::out;
+  std::string path;
+  std::uint64_t first = 0;  // top line wanted
+  std::uint64_t shown_first = 0;
+  std::vector<std::string> lines;
+  std::optional<std::uint64_t> total;
+  std::string error;
+  std::uint64_t gen = 0;
+  bool loading = true;
+};
+
+enum class form_phase { editing, testing, tested_ok, tested_fail, submitting };
+
+struct create_form {
+  tui::form_state form;
+  form_phase phase = form_phase::editing;
+  std::string status;  // the test-only answer, or the error
+  int scroll = 0;
+};
+
+struct model {
+  // Context, fixed at start.
+  leaseq::ui_config ui;
+  std::string home;    // absolute LEASEQ_HOME, for previews
+  std::string binary;  // leaseq, as keepers will run it (for the preview)
+  std::string hostname;
+
+  double now = 0;
+  int width = 80, height = 24;
+  screen_kind screen = screen_kind::lease_list;
+  bool quit = false;
+
+  // Data from the worker.
+  leaseq::lease_listing leases;
+  bool leases_loaded = false;
+  std::string lease_id;  // the lease the dashboard shows
+  std::shared_ptr<const leaseq::snapshot> snap;
+  std::set<std::string> stderr_ids;
+
+  // Lease list (screen 1, and the leases pane).
+  tui::table_state lease_table;
+  int lease_filter = 0;  // 0 all, 1 local, 2 slurm, 3 running, 4 pending
+  std::string lease_search;
+
+  // Dashboard.
+  pane focus = pane::tasks;
+  tui::table_state node_table, task_table;
+  std::string node_search;
+  leaseq::task_filter filter;
+  leaseq::task_sort sort = leaseq::task_sort::state_priority;
+  std::set<std::string> marked;                   // multi-select for merged follow
+  std::string selected_task;                      // kept across refreshes
+  std::vector<const leaseq::task_view*> visible;  // filtered, sorted, capped; into *snap
+  std::size_t visible_total = 0;
+
+  // Log viewer.
+  bool log_open = false;
+  follow_target follow;
+  std::uint64_t follow_seq = 0;
+  std::vector<std::string> log_lines;
+  tui::log_view_state log_view;
+  std::optional<double> log_mtime;
+  std::string log_search;
+
+  bool refresh_paused = false;
+
+  // Overlays.
+  overlay ov = overlay::none;
+  std::string details_task;
+  bool details_env = false;
+  int help_scroll = 0;
+  tui::confirm_state confirm;
+  std::string confirm_title, confirm_question;
+  std::optional<request> confirm_action;
+  tui::selector_state selector;
+  std::vector<std::string> selector_ids;  // RUNNING tasks offered by `f`
+  log_mode selector_mode = log_mode::out;
+  std::string stats_node;
+  std::string search_text;
+  pane search_pane = pane::tasks;
+  bool search_lease_list = false;
+  paged_view paged;
+  std::uint64_t page_seq = 0;
+  create_form create;
+
+  // A one-line notice above the status bar.
+  std::string message;
+  bool message_error = false;
+  double message_at = 0;
+
+  // Effects for the loop: requests for the worker, text for the clipboard.
+  std::vector<request> outbox;
+  std::string clipboard;
+};
+
+}  // namespace leaseq_dash

@@ -1,0 +1,658 @@
+#pragma once
+
+// view(model, buffer): draws the dashboard into a cell buffer with the renderer's widgets.
+// Pure apart from the widgets' scroll state (selection offsets) kept in the model. Every text
+// read from disk was sanitized by the worker or is sanitized here before it reaches a cell.
+
+#include "dashboard/derive.hpp"
+#include "dashboard/frame.hpp"
+#include "dashboard/model.hpp"
+#include "dashboard/update.hpp"
+
+#include <leaseq/detail/text_width.hpp>
+#include <leaseq/sanitize.hpp>
+#include <leaseq/tui/layout.hpp>
+#include <leaseq/tui/screen.hpp>
+#include <leaseq/tui/widgets.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace leaseq_dash {
+
+inline const char* warn_mark = "⚠";
+
+inline tui::style state_style(leaseq::task_state s) {
+  using leaseq::task_state;
+  tui::style st;
+  switch (s) {
+    case task_state::running:
+      st.fg = tui::colors::green;
+      break;
+    case task_state::failed:
+    case task_state::lost:
+      st.fg = tui::colors::red;
+      break;
+    case task_state::lost_maybe:
+      st.fg = tui::colors::yellow;
+      st.bold = true;
+      break;
+    case task_state::cancelled:
+      st.fg = tui::colors::magenta;
+      break;
+    case task_state::finished:
+      st.dim = true;
+      break;
+    case task_state::pending:
+      break;
+  }
+  return st;
+}
+
+inline std::string lease_title(const model& m) {
+  return fmt::format("leases ({}){}", lease_filter_name(m.lease_filter),
+                     m.lease_search.empty() ? "" : "  /" + m.lease_search);
+}
+
+inline void draw_leases(model& m, tui::buffer& buf, const tui::rect& r, bool focused) {
+  if (r.empty()) return;
+  tui::rect in = tui::draw_pane(buf, r, lease_title(m), focused);
+  auto rows = visible_leases(m);
+  if (!m.leases.index_error.empty() && in.h > 0) {
+    tui::draw_line(buf, in, 0, leaseq::sanitize_inline(m.leases.index_error),
+                   tui::default_theme().error);
+    in.y += 1;
+    in.h -= 1;
+  }
+  if (rows.empty()) {
+    tui::draw_line(buf, in, 0,
+                   m.leases_loaded ? "no leases (n: create a Slurm lease; or `leaseq lease local "
+                                     "start`)"
+                                   : "loading leases...",
+                   tui::default_theme().dim);
+    return;
+  }
+  std::vector<tui::table_column> cols{{"ID", 16, false},   {"TYPE", 5, false},
+                                      {"STATE", 9, false}, {"CAPACITY", 20, false},
+                                      {"LEFT", 9, false},  {"NAME", 0, false}};
+  std::vector<std::string> cells(cols.size());
+  tui::draw_table(
+      buf, in, cols, static_cast<int>(rows.size()),
+      [&](int row, int col) -> std::string_view {
+        const auto& l = *rows[static_cast<std::size_t>(row)];
+        std::string& c = cells[static_cast<std::size_t>(col)];
+        switch (col) {
+          case 0:
+            c = (l.is_default ? "*" : " ") + l.id;
+            break;
+          case 1:
+            c = l.kind;
+            break;
+          case 2:
+            c = state_text(l);
+            break;
+          case 3:
+            c = capacity_text(l);
+            break;
+          case 4:
+            c = l.kind == "slurm" ? (l.time_left.empty() ? "-" : l.time_left) : "-";
+            break;
+          default: {
+            std::string name = l.name ? *l.name : "";
+            std::string extra = l.reason;
+            if (!l.error.empty()) extra += (extra.empty() ? "" : "; ") + l.error;
+            if (l.id == m.lease_id && m.screen == screen_kind::dashboard) name = "> " + name;
+            if (!extra.empty()) name += (name.empty() ? "(" : "  (") + extra + ")";
+            c = leaseq::sanitize_inline(name);
+          }
+        }
+        return c;
+      },
+      m.lease_table,
+      [&](int row) {
+        const auto& l = *rows[static_cast<std::size_t>(row)];
+        tui::style st;
+        if (l.state == "RUNNING")
+          st.fg = tui::colors::green;
+        else if (l.state == "PENDING")
+          st.fg = tui::colors::yellow;
+        else if (l.state == "UNKNOWN" || l.state == "STALE")
+          st.fg = tui::colors::red;
+        else
+          st.dim = true;
+        return st;
+      });
+}
+
+inline void draw_nodes(model& m, tui::buffer& buf, const tui::rect& r, bool focused) {
+  if (r.empty()) return;
+  auto nodes = visible_nodes(m);
+  std::string title = fmt::format("nodes/runners ({})", nodes.size());
+  if (!m.node_search.empty()) title += "  /" + m.node_search;
+  tui::rect in = tui::draw_pane(buf, r, title, focused);
+  if (nodes.empty()) {
+    tui::draw_line(buf, in, 0, m.snap ? "no runner yet" : "scanning...", tui::default_theme().dim);
+    return;
+  }
+  std::vector<tui::table_column> cols{{"NODE", 0, false},
+                                      {"HEALTH", 6, false},
+                                      {"HB", 7, false},
+                                      {"RUNNING", 7, false},
+                                      {"PEND", 4, true}};
+  std::vector<std::string> cells(cols.size());
+  tui::draw_table(
+      buf, in, cols, static_cast<int>(nodes.size()),
+      [&](int row, int col) -> std::string_view {
+        const auto& n = *nodes[static_cast<std::size_t>(row)];
+        std::string& c = cells[static_cast<std::size_t>(col)];
+        switch (col) {
+          case 0:
+            c = n.name;
+            break;
+          case 1:
+            c = health_text(n.health);
+            if (n.paused && n.health == leaseq::node_health::ok) c = "PAUSED";
+            break;
+          case 2:
+            c = n.hb_age_s ? "hb " + age_text(*n.hb_age_s) : "hb -";
+            break;
+          case 3:
+            if (n.health == leaseq::node_health::stale || n.health == leaseq::node_health::unknown)
+              c = n.running.empty() ? "?" : "? " + n.running.front();
+            else if (n.running.empty())
+              c = "-";
+            else {
+              c = n.running.front();
+              if (n.running.size() > 1) c += fmt::format(" +{}", n.running.size() - 1);
+            }
+            break;
+          default:
+            c = fmt::format("{}", n.pending);
+        }
+        return c;
+      },
+      m.node_table,
+      [&](int row) {
+        const auto& n = *nodes[static_cast<std::size_t>(row)];
+        tui::style st;
+        if (n.health == leaseq::node_health::ok)
+          st.fg = tui::colors::green;
+        else if (n.health == leaseq::node_health::stale)
+          st.fg = tui::colors::yellow;
+        else if (n.health == leaseq::node_health::down)
+          st.fg = tui::colors::red;
+        if (n.name == m.filter.node) st.bold = true;
+        return st;
+      });
+}
+
+inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focused) {
+  if (r.empty()) return;
+  bool ending = lease_ending_soon(m);
+  std::string title = m.snap ? fmt::format("tasks {}/{}", m.visible.size(), m.snap->tasks().size())
+                             : std::string("tasks");
+  if (m.visible_total > m.visible.size())
+    title += fmt::format(" (first {} of {} matches)", m.visible.size(), m.visible_total);
+  title += m.sort == leaseq::task_sort::state_priority ? "  sort:state" : "  sort:lane";
+  if (!m.marked.empty()) title += fmt::format("  marked:{}", m.marked.size());
+  if (m.snap && !m.snap->errors.empty())
+    title += fmt::format("  {} {} scan problem(s)", warn_mark, m.snap->errors.size());
+  if (ending) {
+    auto left = lease_seconds_left(m);
+    title += fmt::format("  {} lease ends in {}", warn_mark, age_text(left.value_or(0)));
+  }
+  tui::rect in = tui::draw_pane(buf, r, title, focused);
+  if (m.visible.empty()) {
+    std::string why = !m.snap                   ? "scanning..."
+                      : m.snap->tasks().empty() ? "no tasks (leaseq submit -- CMD)"
+                                                : "no task matches the filters (0: clear)";
+    tui::draw_line(buf, in, 0, why, tui::default_theme().dim);
+    return;
+  }
+  std::vector<tui::table_column> cols{{"", 2, false},     {"ID", 6, false},  {"STATE", 5, false},
+                                      {"NODE", 8, false}, {"EXIT", 4, true}, {"COMMAND", 0, false}};
+  std::vector<std::string> cells(cols.size());
+  tui::draw_table(
+      buf, in, cols, static_cast<int>(m.visible.size()),
+      [&](int row, int col) -> std::string_view {
+        const auto& t = *m.visible[static_cast<std::size_t>(row)];
+        std::string& c = cells[static_cast<std::size_t>(col)];
+        switch (col) {
+          case 0:
+            c = m.marked.count(t.id) ? "+" : " ";
+            if (t.state == leaseq::task_state::lost_maybe || t.unknown ||
+                (ending && t.state == leaseq::task_state::running))
+              c = m.marked.count(t.id) ? "+⚠" : warn_mark;
+            break;
+          case 1:
+            c = t.id;
+            break;
+          case 2:
+            c = short_state(t.state);
+            break;
+          case 3:
+            c = t.node.empty() ? (t.lane.empty() ? "-" : t.lane) : t.node;
+            break;
+          case 4: {
+            auto code = t.exit_code();
+            c = code ? std::to_string(*code) : "";
+            break;
+          }
+          default:
+            c = leaseq::sanitize_inline(t.command());
+        }
+        return c;
+      },
+      m.task_table,
+      [&](int row) { return state_style(m.visible[static_cast<std::size_t>(row)]->state); });
+}
+
+inline std::string log_title(const model& m) {
+  if (m.follow.empty()) return "log";
+  std::string mode = m.follow.mode == log_mode::out   ? "[stdout]"
+                     : m.follow.mode == log_mode::err ? "[stderr]"
+                                                      : "[stdout+stderr]";
+  std::string who, cmd;
+  if (m.follow.tasks.size() == 1) {
+    const auto& it = m.follow.tasks[0];
+    who = it.task + "  " + (it.node.empty() ? "-" : it.node);
+    if (const auto* t = find_task(m, it.task)) {
+      who += "  " + std::string(leaseq::to_string(t->state));
+      cmd = "  " + leaseq::sanitize_inline(t->command()).substr(0, 60);
+    }
+  } else {
+    who = fmt::format("{} tasks merged", m.follow.tasks.size());
+  }
+  std::string fresh =
+      m.log_mtime ? "log updated " + age_text(m.now - *m.log_mtime) + " ago" : "no log yet";
+  return mode + " " + who + "  " + fresh + (m.log_view.follow ? "" : " (follow paused)") + cmd;
+}
+
+inline void draw_log(model& m, tui::buffer& buf, const tui::rect& r, bool focused) {
+  if (r.empty()) return;
+  tui::rect in = tui::draw_pane(buf, r, log_title(m), focused);
+  if (m.follow.empty()) {
+    tui::draw_line(buf, in, 0, "F/E/A on a task, or f: follow the RUNNING task",
+                   tui::default_theme().dim);
+    return;
+  }
+  tui::draw_log_view(buf, in, m.log_lines, m.log_view);
+}
+
+inline std::string status_left(const model& m) {
+  std::string refresh =
+      m.refresh_paused ? std::string("paused") : fmt::format("{:g}s", m.ui.refresh_s);
+  std::string fs = m.snap && m.snap->fs_lag ? "lag" : "ok";
+  std::string lease = m.lease_id.empty() ? "-" : m.lease_id;
+  return fmt::format("lease={}  filters={}  refresh={}  fs={}  slurm={}  q:quit", lease,
+                     filters_text(m), refresh, fs, slurm_text(m));
+}
+
+// ---- overlays ---------------------------------------------------------------------------
+
+// Cuts text into pieces of at most `width` cells (long paths and commands wrap in modals).
+inline std::vector<std::string> wrap_cells(const std::string& text, int width) {
+  std::vector<std::string> out;
+  width = std::max(1, width);
+  std::string cur;
+  int w = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    leaseq::detail::utf8_char c = leaseq::detail::decode_utf8(text, i);
+    int cw = std::max(0, leaseq::detail::codepoint_width(c.cp));
+    if (w + cw > width && !cur.empty()) {
+      out.push_back(std::move(cur));
+      cur = "          ";  // continuation lines are indented under the value
+      w = 10;
+    }
+    cur.append(text, i, c.len ? c.len : 1);
+    w += cw;
+    i += c.len ? c.len : 1;
+  }
+  out.push_back(std::move(cur));
+  return out;
+}
+
+inline void draw_text_modal(tui::buffer& buf, const tui::rect& area, const std::string& title,
+                            const std::vector<std::pair<std::string, tui::style>>& raw,
+                            int scroll = 0) {
+  int w = leaseq::detail::display_width(title) + 6;
+  for (const auto& l : raw) w = std::max(w, leaseq::detail::display_width(l.first) + 4);
+  w = std::min(w, area.w);
+  std::vector<std::pair<std::string, tui::style>> lines;
+  for (const auto& l : raw)
+    for (auto& piece : wrap_cells(l.first, std::max(12, w - 4))) lines.push_back({piece, l.second});
+  tui::rect in = tui::draw_modal(buf, area, w, static_cast<int>(lines.size()) + 2, title);
+  if (in.empty()) return;
+  int first = std::clamp(scroll, 0, std::max(0, static_cast<int>(lines.size()) - in.h));
+  for (int i = 0; i < in.h; ++i) {
+    int li = first + i;
+    if (li >= static_cast<int>(lines.size())) break;
+    const auto& l = lines[static_cast<std::size_t>(li)];
+    tui::draw_line(buf, in, i, tui::truncate_text(l.first, in.w), l.second);
+  }
+}
+
+inline std::vector<std::pair<std::string, tui::style>> details_lines(const model& m,
+                                                                     const leaseq::task_view& t) {
+  const auto& th = tui::default_theme();
+  std::vector<std::pair<std::string, tui::style>> out;
+  auto add = [&](const std::string& label, const std::string& value, tui::style st = tui::style{}) {
+    out.push_back({fmt::format("{:<10}{}", label, leaseq::sanitize_inline(value)), st});
+  };
+  add("task", t.id);
+  add("state",
+      std::string(leaseq::to_string(t.state)) +
+          (t.state == leaseq::task_state::lost_maybe
+               ? std::string("  ") + warn_mark + " not confirmed yet"
+               : ""),
+      state_style(t.state));
+  add("node", t.node.empty() ? "- (lane " + t.lane + ")" : t.node);
+  add("command", t.command());
+  if (t.spec) {
+    add("argv", [&] {
+      std::string s;
+      for (const auto& a : t.spec->argv) s += (s.empty() ? "" : " ") + leaseq::shell_quote(a);
+      return s;
+    }());
+    add("cwd", t.spec->cwd.empty() ? "-" : t.spec->cwd);
+    if (!m.details_env) {
+      add("env", fmt::format("{} variable(s)  (e: show)", t.spec->env.size()));
+    } else {
+      add("env", fmt::format("{} variable(s)  (e: hide)", t.spec->env.size()));
+      for (const auto& [k, v] : t.spec->env) add("", k + "=" + v);
+    }
+    if (t.spec->gpus > 0) add("gpus", std::to_string(t.spec->gpus));
+    if (t.spec->retry_of) add("retry of", *t.spec->retry_of);
+  }
+  add("created", clock_text(t.created(), m.now));
+  add("claimed", clock_text(t.claimed(), m.now));
+  add("started", clock_text(t.started(), m.now));
+  add("finished", clock_text(t.finished(), m.now));
+  auto code = t.exit_code();
+  add("exit code", code ? std::to_string(*code) : "-");
+  if (t.result && t.result->signal) add("signal", std::to_string(*t.result->signal));
+  if (t.result && t.result->reason) add("reason", *t.result->reason);
+  std::string out_p = log_path(m, t, leaseq::log_stream::out);
+  std::string err_p = log_path(m, t, leaseq::log_stream::err);
+  add("stdout", out_p.empty() ? "- (no node yet)" : out_p);
+  add("stderr", err_p.empty() ? "- (no node yet)" : err_p);
+  if (t.state == leaseq::task_state::lost_maybe || t.state == leaseq::task_state::lost ||
+      t.unknown) {
+    tui::style warn;
+    warn.fg = tui::colors::yellow;
+    warn.bold = true;
+    out.push_back({std::string(warn_mark) + " evidence:", warn});
+    if (!t.unknown_reason.empty()) add("  why", t.unknown_reason, warn);
+    add("  last seen",
+        t.last_running_seen
+            ? clock_text(t.last_running_seen, m.now) +
+                  (t.last_running_node.empty() ? "" : " on " + t.last_running_node)
+            : clock_text(t.last_seen > 0 ? std::optional<double>(t.last_seen) : std::nullopt,
+                         m.now),
+        warn);
+    if (t.missing_since) add("  missing", "for " + age_text(m.now - *t.missing_since), warn);
+    std::string node = !t.last_running_node.empty() ? t.last_running_node : t.node;
+    const leaseq::node_view* n = m.snap ? m.snap->find_node(node) : nullptr;
+    add("  node hb",
+        n ? (n->hb_age_s ? node + " heartbeat " + age_text(*n->hb_age_s) + " old (" +
+                               health_text(n->health) + ")"
+                         : node + " has no heartbeat")
+          : (node.empty() ? "-" : node + ": unknown node"),
+        warn);
+    const auto* l = current_lease(m);
+    add("  lease",
+        l ? l->id + " " + l->state + (l->reason.empty() ? "" : " (" + l->reason + ")")
+          : m.lease_id + " (state not known yet)",
+        warn);
+  }
+  if (lease_ending_soon(m) && t.state == leaseq::task_state::running) {
+    tui::style warn;
+    warn.fg = tui::colors::yellow;
+    out.push_back({fmt::format("{} the lease ends in {}: this task may be killed", warn_mark,
+                               age_text(lease_seconds_left(m).value_or(0))),
+                   warn});
+  }
+  out.push_back({"", th.normal});
+  out.push_back(
+      {"F/E/A follow out/err/both  L open logs  c copy command  y copy id  e env  Esc", th.dim});
+  return out;
+}
+
+inline void draw_stats(const model& m, tui::buffer& buf, const tui::rect& area) {
+  const leaseq::node_view* n = m.snap ? m.snap->find_node(m.stats_node) : nullptr;
+  std::vector<std::pair<std::string, tui::style>> lines;
+  auto add = [&](const std::string& l, const std::string& v) {
+    lines.push_back({fmt::format("{:<13}{}", l, leaseq::sanitize_inline(v)), tui::style{}});
+  };
+  if (!n) {
+    add("node", m.stats_node + " (gone)");
+  } else {
+    add("node", n->name);
+    add("health", health_text(n->health));
+    add("hb age", n->hb_age_s ? age_text(*n->hb_age_s) : "- (no heartbeat)");
+    std::string running;
+    for (const auto& r : n->running) running += (running.empty() ? "" : " ") + r;
+    add("running", running.empty() ? "-" : running);
+    add("pending", std::to_string(n->pending) + " in its lane");
+    add("paused", n->paused ? "yes" : "no");
+    if (n->hb) {
+      add("host / pid", n->hb->host + " / " + std::to_string(n->hb->pid));
+      add("slots", std::to_string(n->hb->slots));
+      add("gpus", fmt::format("{} ({} free)", n->hb->gpus, n->hb->gpus_free));
+      add("hb time", clock_text(n->hb->ts, m.now));
+      add("runner since", clock_text(n->hb->started, m.now));
+      add("version", n->hb->version);
+    }
+    if (n->hb_unknown) add("hb problem", n->hb_reason);
+  }
+  lines.push_back({"", tui::style{}});
+  lines.push_back({"any key closes", tui::default_theme().dim});
+  draw_text_modal(buf, area, "node stats", lines);
+}
+
+inline void draw_help_overlay(const model& m, tui::buffer& buf, const tui::rect& area) {
+  std::vector<std::pair<std::string, tui::style>> lines;
+  const auto& th = tui::default_theme();
+  for (const auto& [k, d] : key_help()) {
+    if (d.empty())
+      lines.push_back({"-- " + k + " --", th.title});
+    else
+      lines.push_back({fmt::format("  {:<20}{}", k, d), th.normal});
+  }
+  draw_text_modal(buf, area, "Help (j/k scroll, any other key closes)", lines, m.help_scroll);
+}
+
+inline void draw_paged(const model& m, tui::buffer& buf, const tui::rect& area) {
+  const auto& p = m.paged;
+  std::string pos = p.total ? fmt::format("lines {}-{} of {}", p.shown_first + 1,
+                                          p.shown_first + p.lines.size(), *p.total)
+                            : fmt::format("from line {} (counting...)", p.shown_first + 1);
+  std::string title = fmt::format("{} {} {}  {}", p.task, leaseq::to_string(p.stream),
+                                  p.loading ? "loading" : "", pos);
+  tui::rect box{area.x, area.y, area.w, area.h};
+  tui::rect in = tui::draw_pane(buf, box, title, true);
+  if (in.empty()) return;
+  if (!p.error.empty()) {
+    tui::draw_line(buf, in, 0, leaseq::sanitize_inline(p.path + ": " + p.error),
+                   tui::default_theme().error);
+    return;
+  }
+  for (int i = 0; i < in.h - 1; ++i)
+    tui::draw_line(
+        buf, in, i,
+        i < static_cast<int>(p.lines.size()) ? p.lines[static_cast<std::size_t>(i)] : std::string(),
+        tui::style{});
+  tui::draw_line(
+      buf, in, in.h - 1,
+      tui::truncate_text(p.path + "   PgUp/PgDn j/k g/G o:stdout<->stderr Esc:close", in.w),
+      tui::default_theme().dim);
+}
+
+inline void draw_create_form(const model& m, tui::buffer& buf, const tui::rect& area) {
+  const create_form& f = m.create;
+  const auto& th = tui::default_theme();
+  tui::rect in = tui::draw_modal(buf, area, std::min(area.w, 90), area.h, "create Slurm lease");
+  if (in.empty()) return;
+  tui::clip_scope cs(buf, in);
+  int lw = 15;
+  int n = static_cast<int>(f.form.fields.size());
+  // Preview: sbatch command, keeper path, test-only status, keys.
+  leaseq::lease_request req = form_request(f);
+  leaseq::fs::path home(m.home);
+  leaseq::fs::path script = home / "keepers" / "keeper-<time>-<pid>.sh";
+  std::string cmd = leaseq::shell_join(leaseq::sbatch_argv(req, script, home, false));
+  std::vector<std::pair<std::string, tui::style>> preview;
+  preview.push_back({"preview:", th.title});
+  // Wrap the command over lines of the box width.
+  std::string rest = cmd;
+  while (!rest.empty()) {
+    std::size_t take = std::min(rest.size(), static_cast<std::size_t>(std::max(10, in.w - 2)));
+    preview.push_back({"  " + rest.substr(0, take), th.normal});
+    rest.erase(0, take);
+  }
+  preview.push_back({"keeper script: " + script.string(), th.normal});
+  preview.push_back({"  (kept as " + (home / "runs" / "<jobid>" / "keeper.sh").string() +
+                         "; runs " + m.binary + " runner on each node)",
+                     th.dim});
+  std::string phase;
+  tui::style ps = th.normal;
+  switch (f.phase) {
+    case form_phase::editing:
+      phase = "Enter: check with sbatch --test-only";
+      break;
+    case form_phase::testing:
+      phase = "checking with sbatch --test-only...";
+      break;
+    case form_phase::tested_ok:
+      phase = "test-only OK. Enter: submit (sbatch), Esc: cancel";
+      ps.fg = tui::colors::green;
+      break;
+    case form_phase::tested_fail:
+      phase = "not submitted (fix and press Enter to check again)";
+      ps = th.error;
+      break;
+    case form_phase::submitting:
+      phase = "submitting...";
+      break;
+  }
+  preview.push_back({phase, ps});
+  if (!f.status.empty()) {
+    std::string s = leaseq::sanitize_inline(f.status);
+    while (!s.empty()) {
+      std::size_t take = std::min(s.size(), static_cast<std::size_t>(std::max(10, in.w)));
+      preview.push_back({s.substr(0, take), ps});
+      s.erase(0, take);
+    }
+  }
+  preview.push_back({"Tab/Up/Down: field  Enter: test, then submit  Esc: cancel", th.dim});
+  int prev_h = std::min(static_cast<int>(preview.size()), std::max(0, in.h - 3));
+  int fields_h = std::max(1, in.h - prev_h - 1);
+  int first = std::clamp(f.form.focused - fields_h + 1, 0, std::max(0, n - fields_h));
+  for (int i = 0; i < fields_h && first + i < n; ++i) {
+    const auto& fl = f.form.fields[static_cast<std::size_t>(first + i)];
+    bool foc = first + i == f.form.focused;
+    int y = in.y + i;
+    buf.print(in.x, y, tui::truncate_text(fl.label, lw), th.title, lw);
+    tui::style vs;
+    vs.underline = true;
+    if (foc) vs.reverse = true;
+    int fx = in.x + lw + 1, fw = std::max(0, in.right() - fx);
+    tui::draw_line(buf, {fx, y, fw, 1}, 0, "", vs);
+    std::string shown = leaseq::sanitize_inline(fl.value);
+    if (!fl.error.empty()) shown += "  <- " + fl.error;
+    buf.print(fx, y, tui::truncate_text(shown, fw), vs, fw);
+  }
+  int py = in.y + fields_h + 1;
+  for (int i = 0; i < prev_h && py + i < in.bottom(); ++i)
+    tui::draw_line(buf, in, py + i - in.y, tui::truncate_text(preview[i].first, in.w),
+                   preview[i].second);
+}
+
+inline void draw_search(const model& m, tui::buffer& buf, const frame_layout& f) {
+  tui::rect r = f.message.empty()
+                    ? tui::rect{f.status.x, std::max(0, f.status.y - 1), f.status.w, 1}
+                    : f.message;
+  if (r.empty()) return;
+  std::string where = m.search_lease_list || m.search_pane == pane::leases ? "leases"
+                      : m.search_pane == pane::nodes                       ? "nodes"
+                      : m.search_pane == pane::log                         ? "log"
+                                                                           : "task commands";
+  tui::style st;
+  st.reverse = true;
+  tui::draw_line(buf, r, 0,
+                 "search " + where + ": " + leaseq::sanitize_inline(m.search_text) +
+                     "█  (Enter: keep, Esc: clear)",
+                 st);
+}
+
+inline void view(model& m, tui::buffer& buf) {
+  buf.clear();
+  frame_layout f = compute_layout(m);
+  const auto& th = tui::default_theme();
+  if (f.too_small) {
+    tui::rect all = buf.area();
+    tui::draw_line(buf, all, 0, "leaseq: window too small", th.normal);
+    if (!f.status.empty() && f.status.y > 0)
+      tui::draw_status_bar(buf, f.status, status_left(m), "");
+    return;
+  }
+  if (m.screen == screen_kind::lease_list) {
+    draw_leases(m, buf, f.leases, true);
+  } else {
+    draw_leases(m, buf, f.leases, m.focus == pane::leases);
+    draw_nodes(m, buf, f.nodes, m.focus == pane::nodes);
+    draw_tasks(m, buf, f.tasks, m.focus == pane::tasks);
+    draw_log(m, buf, f.log, m.focus == pane::log);
+  }
+  if (!f.message.empty()) {
+    tui::style st = m.message_error ? th.error : th.normal;
+    tui::draw_line(buf, f.message, 0, tui::truncate_text(m.message, f.message.w), st);
+  }
+  tui::draw_status_bar(buf, f.status, status_left(m), "");
+  tui::rect area = f.body;
+  switch (m.ov) {
+    case overlay::none:
+      break;
+    case overlay::help:
+      draw_help_overlay(m, buf, area);
+      break;
+    case overlay::details:
+      if (const auto* t = find_task(m, m.details_task))
+        draw_text_modal(buf, area, "task " + t->id, details_lines(m, *t));
+      else
+        draw_text_modal(buf, area, "task " + m.details_task,
+                        {{m.details_task + " is no longer in the snapshot", th.error}});
+      break;
+    case overlay::confirm:
+      tui::draw_confirm(buf, area, m.confirm_title, m.confirm_question, m.confirm);
+      break;
+    case overlay::selector: {
+      std::vector<std::string> items;
+      for (const auto& id : m.selector_ids) {
+        const auto* t = find_task(m, id);
+        items.push_back(t ? fmt::format("{}  {}  {}", t->id, t->node,
+                                        leaseq::sanitize_inline(t->command()).substr(0, 50))
+                          : id);
+      }
+      tui::draw_selector(buf, area, "follow which RUNNING task?", items, m.selector);
+      break;
+    }
+    case overlay::form:
+      draw_create_form(m, buf, area);
+      break;
+    case overlay::stats:
+      draw_stats(m, buf, area);
+      break;
+    case overlay::search:
+      draw_search(m, buf, f);
+      break;
+    case overlay::paged:
+      draw_paged(m, buf, area);
+      break;
+  }
+}
+
+}  // namespace leaseq_dash

@@ -1,0 +1,500 @@
+#pragma once
+
+// The dashboard's I/O, off the UI thread. Three threads, so that no effect waits behind a
+// slower one:
+//   scan    the snapshot store (cadence from the store: 2 s heartbeats, 2-5 s task dirs), the
+//           log followers (polled every 250 ms) and paged reads of log files;
+//   slurm   the lease list (index + lease.json + Slurm state through the shared cache), every
+//           ui.refresh_s; a hanging squeue delays only this list;
+//   action  control files, retries, `lease use`, and sbatch / scancel (through this program's
+//           own `lease create` / `lease release`, so the dashboard does exactly what the CLI does).
+// Requests come in with send(); results go out as messages that take() hands to the loop.
+
+#include "dashboard/model.hpp"
+
+#include <leaseq/command.hpp>
+#include <leaseq/config.hpp>
+#include <leaseq/control.hpp>
+#include <leaseq/index.hpp>
+#include <leaseq/leases.hpp>
+#include <leaseq/paths.hpp>
+#include <leaseq/sanitize.hpp>
+#include <leaseq/slurm.hpp>
+#include <leaseq/store.hpp>
+#include <leaseq/submit.hpp>
+#include <leaseq/tail.hpp>
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace leaseq_dash {
+
+// One thread running posted jobs in order, plus an optional periodic function.
+class job_thread {
+ public:
+  explicit job_thread(std::function<void()> periodic = {},
+                      std::chrono::milliseconds period = std::chrono::milliseconds(100))
+      : periodic_(std::move(periodic)), period_(period), thread_([this] { loop(); }) {}
+  job_thread(const job_thread&) = delete;
+  job_thread& operator=(const job_thread&) = delete;
+  ~job_thread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::deque<std::function<void()>> jobs;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, period_, [this] { return stop_ || !jobs_.empty(); });
+        if (stop_) return;
+        jobs.swap(jobs_);
+      }
+      for (auto& j : jobs) run_guarded(j);
+      if (periodic_) run_guarded(periodic_);
+    }
+  }
+  static void run_guarded(const std::function<void()>& f) {
+    try {
+      f();
+    } catch (...) {
+      // Each job reports its own errors as messages; nothing may end the thread.
+    }
+  }
+
+  std::function<void()> periodic_;
+  std::chrono::milliseconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+class worker {
+ public:
+  worker(std::string home, leaseq::config cfg, std::string self_binary)
+      : home_(std::move(home)),
+        cfg_(std::move(cfg)),
+        self_(std::move(self_binary)),
+        scan_([this] { scan_tick(); }),
+        slurm_([this] { slurm_tick(); }),
+        action_() {}
+
+  void send(request r) {
+    std::visit([this](auto&& x) { dispatch(std::move(x)); }, std::move(r));
+  }
+
+  std::vector<message> take() {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    return std::exchange(out_, {});
+  }
+
+ private:
+  void emit(message m) {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    out_.push_back(std::move(m));
+  }
+  void say(bool ok, std::string text) { emit(msg_action{ok, std::move(text)}); }
+
+  leaseq::home_paths home() const { return leaseq::home_paths(home_); }
+
+  // ---- dispatch --------------------------------------------------------------------------
+
+  void dispatch(req_open_lease r) {
+    {
+      std::lock_guard<std::mutex> lock(lease_mu_);
+      requested_lease_ = r.lease_id;
+    }
+    scan_.post([this, id = r.lease_id] {
+      leaseq::store_options o;
+      o.ui = cfg_.ui;
+      if (!leaseq::is_valid_lease_id(id)) {
+        store_.reset();
+        return;
+      }
+      store_ = std::make_unique<leaseq::snapshot_store<>>(leaseq::lease_paths(home(), id), id, o);
+      lease_id_ = id;
+      last_gen_ = 0;
+      force_scan_ = true;
+    });
+  }
+  void dispatch(req_refresh) {
+    scan_.post([this] { force_scan_ = true; });
+    // The lease list is read again now; Slurm itself is still asked at most every
+    // ui.slurm_refresh_s (the shared cache), however often `r` is pressed.
+    slurm_.post([this] { force_leases_ = true; });
+  }
+  void dispatch(req_set_paused r) {
+    scan_.post([this, p = r.paused] { paused_ = p; });
+    slurm_.post([this, p = r.paused] { slurm_paused_ = p; });
+  }
+  void dispatch(req_stderr_probe r) {
+    scan_.post([this, on = r.on] {
+      stderr_probe_ = on;
+      if (on && store_) emit_stderr(*store_->latest());
+    });
+  }
+  void dispatch(req_follow r) {
+    scan_.post([this, t = std::move(r.target)] { set_follow(t); });
+  }
+  void dispatch(req_page r) {
+    scan_.post([this, r] { read_page(r); });
+  }
+  void dispatch(req_cancel r) {
+    action_.post([this, id = r.task, lease = lease_id_snapshot()] {
+      try {
+        leaseq::lease_paths lp(home(), lease);
+        std::optional<std::string> fallback;
+        if (leaseq::is_local_lease(lease)) fallback = lease.substr(6);
+        auto out = leaseq::cancel_task(lp, id, fallback);
+        std::string nodes;
+        for (const auto& n : out.nodes) nodes += (nodes.empty() ? "" : ",") + n;
+        say(true, "cancel sent for " + id + " (control/" + nodes + "/cancel_" + id + "_*.json)");
+      } catch (const std::exception& e) {
+        say(false, "cancel " + id + ": " + e.what());
+      }
+      scan_.post([this] { force_scan_ = true; });
+    });
+  }
+  void dispatch(req_retry r) {
+    action_.post([this, id = r.task, lease = lease_id_snapshot()] {
+      try {
+        leaseq::lease_paths lp(home(), lease);
+        std::string key = "retry-" + id + "-" + leaseq::detail::random_uuid();
+        auto out = leaseq::retry_task(lp, lease, id, key);
+        say(true, "retried " + id + " as " + out.id);
+      } catch (const std::exception& e) {
+        say(false, "retry " + id + ": " + e.what());
+      }
+      scan_.post([this] { force_scan_ = true; });
+    });
+  }
+  void dispatch(req_lane r) {
+    action_.post([this, r, lease = lease_id_snapshot()] {
+      try {
+        leaseq::lease_paths lp(home(), lease);
+        auto p = r.pause ? leaseq::write_pause(lp, r.node) : leaseq::write_resume(lp, r.node);
+        say(true, std::string(r.pause ? "pause" : "resume") + " sent to " + r.node + " (" +
+                      p.filename().string() + ")");
+      } catch (const std::exception& e) {
+        say(false, std::string(r.pause ? "pause " : "resume ") + r.node + ": " + e.what());
+      }
+    });
+  }
+  void dispatch(req_set_default r) {
+    action_.post([this, id = r.lease_id] {
+      try {
+        leaseq::update_index(home(), [&](leaseq::lease_index& idx) {
+          if (!idx.find(id)) throw leaseq::error("unknown lease " + id);
+          idx.default_lease = id;
+        });
+        say(true, "default lease: " + id);
+      } catch (const std::exception& e) {
+        say(false, "lease use " + id + ": " + e.what());
+      }
+      slurm_.post([this] { force_leases_ = true; });
+    });
+  }
+  void dispatch(req_release r) {
+    action_.post([this, id = r.lease_id] {
+      auto res = run_self({"lease", "release", id, "--yes"});
+      if (res.ok())
+        say(true, "released " + id + " (scancel sent)");
+      else
+        say(false, "release " + id + ": " + failure(res));
+      slurm_.post([this] { force_leases_ = true; });
+    });
+  }
+  void dispatch(req_create r) {
+    action_.post([this, r] {
+      std::vector<std::string> a{"lease",  "create",  "--nodes", std::to_string(r.req.nodes),
+                                 "--time", r.req.time};
+      auto opt = [&](const char* flag, const std::optional<std::string>& v) {
+        if (v) {
+          a.push_back(flag);
+          a.push_back(*v);
+        }
+      };
+      opt("--name", r.req.name);
+      opt("--partition", r.req.partition);
+      opt("--qos", r.req.qos);
+      opt("--account", r.req.account);
+      opt("--constraint", r.req.constraint);
+      opt("--reservation", r.req.reservation);
+      a.push_back("--gpus-per-node");
+      a.push_back(std::to_string(r.req.gpus_per_node));
+      for (const auto& x : r.req.extra_args) a.push_back("--sbatch-arg=" + x);
+      if (r.test_only) a.push_back("--test-only");
+      auto res = run_self(a);
+      if (r.test_only) {
+        std::string text = res.out + res.err;
+        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+        emit(msg_test_only{res.ok(), res.ok() ? text : failure(res)});
+        return;
+      }
+      std::string id = res.out;
+      while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+      emit(msg_created{res.ok() && !id.empty(), res.ok() ? id : failure(res)});
+      slurm_.post([this] { force_leases_ = true; });
+    });
+  }
+
+  std::string lease_id_snapshot() {
+    std::lock_guard<std::mutex> lock(lease_mu_);
+    return requested_lease_;
+  }
+
+  leaseq::command_output run_self(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{self_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    leaseq::command_options o;
+    o.timeout = std::chrono::seconds(120);
+    return leaseq::run_command(argv, o);
+  }
+  static std::string failure(const leaseq::command_output& r) {
+    std::string t = r.err.empty() ? r.out : r.err;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    if (t.empty()) t = r.error.empty() ? "exit code " + std::to_string(r.exit_code) : r.error;
+    return t;
+  }
+
+  // ---- scan thread -----------------------------------------------------------------------
+
+  void scan_tick() {
+    double now = leaseq::unix_now();
+    if (store_ && (force_scan_ || (!paused_ && store_->due(now)))) {
+      if (force_scan_) store_->request_refresh();
+      force_scan_ = false;
+      auto s = store_->refresh();
+      if (s->generation != last_gen_) {
+        last_gen_ = s->generation;
+        emit(msg_snapshot{s});
+        if (stderr_probe_) emit_stderr(*s);
+      }
+    }
+    if (!sources_.empty() && now >= next_log_poll_) {
+      next_log_poll_ = now + 0.25;
+      poll_logs();
+    }
+  }
+
+  void emit_stderr(const leaseq::snapshot& s) {
+    msg_stderr out;
+    leaseq::lease_paths lp(home(), lease_id_);
+    for (const auto& t : s.tasks()) {
+      if (!leaseq::is_valid_node(t.node)) continue;
+      struct stat st;
+      if (::stat(lp.stderr_log(t.node, t.id).c_str(), &st) == 0 && st.st_size > 0)
+        out.ids.insert(t.id);
+    }
+    emit(std::move(out));
+  }
+
+  struct source {
+    std::string label;
+    std::unique_ptr<leaseq::tail_follower<>> follower;
+    std::string path;
+  };
+  struct shown_line {
+    int src = 0;
+    std::string text;
+    bool complete = true;
+    bool notice = false;
+  };
+
+  void set_follow(const follow_target& t) {
+    sources_.clear();
+    shown_.clear();
+    follow_id_ = t.id;
+    last_mtime_.reset();
+    if (t.empty()) return;
+    bool multi = t.tasks.size() > 1, merged = t.mode == log_mode::merged;
+    leaseq::tail_options o;
+    for (const auto& it : t.tasks) {
+      std::vector<std::pair<leaseq::log_stream, std::string>> streams;
+      if (t.mode != log_mode::err) streams.push_back({leaseq::log_stream::out, it.out_path});
+      if (t.mode != log_mode::out) streams.push_back({leaseq::log_stream::err, it.err_path});
+      for (const auto& [stream, path] : streams) {
+        std::string label;
+        if (multi)
+          label =
+              it.task + (merged ? std::string(stream == leaseq::log_stream::out ? " out" : " err")
+                                : std::string());
+        else if (merged)
+          label = stream == leaseq::log_stream::out ? "out" : "err";
+        if (!label.empty()) label += "│ ";
+        source s;
+        s.label = label;
+        s.path = path;
+        if (!path.empty())
+          s.follower = std::make_unique<leaseq::tail_follower<>>(path, stream, o);
+        else
+          shown_.push_back({static_cast<int>(sources_.size()),
+                            "-- " + it.task +
+                                " has no node yet: waiting for a runner to claim it "
+                                "--",
+                            true, true});
+        sources_.push_back(std::move(s));
+      }
+    }
+    next_log_poll_ = 0;
+    poll_logs(true);
+  }
+
+  void poll_logs(bool force_emit = false) {
+    bool changed = force_emit;
+    std::optional<double> mtime;
+    std::size_t cap = static_cast<std::size_t>(std::max<std::int64_t>(1, cfg_.ui.log_tail_lines));
+    for (std::size_t i = 0; i < sources_.size(); ++i) {
+      source& s = sources_[i];
+      if (!s.follower) continue;
+      std::vector<leaseq::tail_event> evs;
+      s.follower->poll(evs);
+      for (auto& e : evs) {
+        changed = true;
+        add_event(static_cast<int>(i), e);
+      }
+      struct stat st;
+      if (::stat(s.path.c_str(), &st) == 0) {
+        double t = static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1e9;
+        if (!mtime || t > *mtime) mtime = t;
+      }
+    }
+    while (shown_.size() > cap) shown_.pop_front();
+    if (mtime != last_mtime_) changed = true;
+    last_mtime_ = mtime;
+    if (!changed) return;
+    msg_log out;
+    out.follow_id = follow_id_;
+    out.mtime = mtime;
+    out.lines.reserve(shown_.size());
+    for (const auto& l : shown_)
+      out.lines.push_back(sources_[static_cast<std::size_t>(l.src)].label + l.text);
+    emit(std::move(out));
+  }
+
+  void add_event(int src, const leaseq::tail_event& e) {
+    using kind = leaseq::tail_event::kind;
+    if (e.what == kind::appeared) return;
+    if (e.what != kind::line) {
+      shown_.push_back({src, "-- " + e.text + " --", true, true});
+      return;
+    }
+    int looked = 0;
+    for (auto it = shown_.rbegin(); it != shown_.rend() && looked < 64; ++it, ++looked) {
+      if (it->src != src || it->notice) continue;
+      if (!it->complete) {
+        it->text += e.text;
+        it->complete = e.complete;
+        return;
+      }
+      break;
+    }
+    shown_.push_back({src, e.text, e.complete, false});
+  }
+
+  void read_page(const req_page& r) {
+    msg_page out;
+    out.gen = r.gen;
+    if (!reader_ || reader_path_ != r.path) {
+      reader_ = std::make_unique<leaseq::paged_reader>(r.path);
+      reader_path_ = r.path;
+    } else {
+      reader_->reload();
+    }
+    if (!reader_->error().empty()) {
+      out.error = reader_->error();
+      emit(std::move(out));
+      return;
+    }
+    std::uint64_t first = r.first;
+    bool want_end = first >= UINT64_MAX / 4;
+    if (want_end) {
+      std::uint64_t total = reader_->line_count();
+      first = total > static_cast<std::uint64_t>(r.count) ? total - r.count : 0;
+      out.total = total;
+    }
+    auto lines = reader_->lines(first, static_cast<std::size_t>(std::max(0, r.count)));
+    if (lines.empty() && first > 0 && !want_end) {
+      std::uint64_t total = reader_->line_count();
+      first = total > static_cast<std::uint64_t>(r.count) ? total - r.count : 0;
+      lines = reader_->lines(first, static_cast<std::size_t>(std::max(0, r.count)));
+      out.total = total;
+    }
+    out.first = first;
+    for (auto& l : lines) out.lines.push_back(leaseq::sanitize_inline(l));
+    emit(out);  // the page first, so a huge file shows at once
+    if (!out.total) {
+      msg_page counted = out;
+      counted.total = reader_->line_count();
+      emit(std::move(counted));
+    }
+  }
+
+  // ---- slurm thread ----------------------------------------------------------------------
+
+  void slurm_tick() {
+    double now = leaseq::unix_now();
+    if (!force_leases_ && (slurm_paused_ || now < next_leases_)) return;
+    force_leases_ = false;
+    next_leases_ = now + cfg_.ui.refresh_s;
+    auto listing = leaseq::list_leases(home(), cfg_.ui, leaseq::slurm_options::from_env());
+    emit(msg_leases{std::move(listing)});
+  }
+
+  std::string home_;
+  leaseq::config cfg_;
+  std::string self_;
+
+  std::mutex out_mu_;
+  std::vector<message> out_;
+  std::mutex lease_mu_;
+  std::string requested_lease_;
+
+  // scan thread only
+  std::unique_ptr<leaseq::snapshot_store<>> store_;
+  std::string lease_id_;
+  std::uint64_t last_gen_ = 0;
+  bool force_scan_ = false, paused_ = false, stderr_probe_ = false;
+  std::vector<source> sources_;
+  std::deque<shown_line> shown_;
+  std::uint64_t follow_id_ = 0;
+  std::optional<double> last_mtime_;
+  double next_log_poll_ = 0;
+  std::unique_ptr<leaseq::paged_reader> reader_;
+  std::string reader_path_;
+
+  // slurm thread only
+  bool force_leases_ = true, slurm_paused_ = false;
+  double next_leases_ = 0;
+
+  // Last: the threads start once every member above exists, and stop first.
+  job_thread scan_, slurm_, action_;
+};
+
+}  // namespace leaseq_dash

@@ -1,0 +1,122 @@
+// The Slurm lease form, the help overlay, copy, quitting.
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace dash_test;
+namespace tui = leaseq::tui;
+
+TEST_CASE("create form: every field, live preview, test-only before submit", "[dashboard][form]") {
+  model m = lease_list_model(100, 40);
+  press(m, 'n');
+  REQUIRE(m.ov == overlay::form);
+  std::string s = screen_text(m);
+  for (const char* f : {"name", "nodes", "time", "partition", "qos", "account", "constraint",
+                        "reservation", "gpus-per-node", "sbatch arg 1"})
+    CHECK(contains(s, f));
+  CHECK(m.create.form.fields[8].value == "0");  // gpus-per-node defaults to 0
+  CHECK(contains(s, "sbatch --parsable --job-name=leaseq --nodes=1"));
+  CHECK(contains(s, "keeper script: /home/u/.leaseq/keepers/keeper-"));
+  type(m, "exp1");
+  press(m, tui::key_code::tab);
+  press(m, tui::key_code::backspace);
+  type(m, "3");
+  m.create.form.focused = 3;
+  type(m, "debug");
+  m.create.form.focused = 9;
+  type(m, "--exclusive");
+  CHECK(m.create.form.fields.size() == 11);  // a new empty extra arg appeared
+  CHECK(m.create.form.fields[10].label == "sbatch arg 2");
+  press(m, tui::key_code::down);
+  type(m, "--mem=0");
+  s = screen_text(m);
+  CHECK(contains(s, "--job-name=leaseq-exp1"));
+  CHECK(contains(s, "--nodes=3"));
+  CHECK(contains(s, "--partition=debug"));
+  CHECK(contains(s, "--exclusive"));
+  CHECK(contains(s, "--mem=0"));
+  press(m, tui::key_code::enter);
+  REQUIRE(last_request<req_create>(m));
+  auto req = *last_request<req_create>(m);
+  CHECK(req.test_only);
+  CHECK(req.req.nodes == 3);
+  CHECK(*req.req.name == "exp1");
+  CHECK(req.req.extra_args == std::vector<std::string>{"--exclusive", "--mem=0"});
+  CHECK(m.create.phase == form_phase::testing);
+  update(m, message{msg_test_only{true, "sbatch: Job 12 to start at 2026-01-01 using 3 CPUs"}});
+  CHECK(m.create.phase == form_phase::tested_ok);
+  CHECK(contains(screen_text(m), "Job 12 to start"));
+  m.outbox.clear();
+  press(m, tui::key_code::enter);
+  REQUIRE(last_request<req_create>(m));
+  CHECK_FALSE(last_request<req_create>(m)->test_only);
+  update(m, message{msg_created{true, "12"}});
+  CHECK(m.ov == overlay::none);
+  CHECK(contains(m.message, "created Slurm lease 12"));
+  CHECK(last_request<req_refresh>(m));
+}
+
+TEST_CASE("create form: bad input is refused before Slurm is asked, edits re-test",
+          "[dashboard][form]") {
+  model m = lease_list_model(100, 40);
+  press(m, 'n');
+  m.create.form.focused = 1;
+  press(m, tui::key::ctrl_of('u'));
+  type(m, "x");
+  press(m, tui::key_code::enter);
+  CHECK_FALSE(last_request<req_create>(m));
+  CHECK(contains(m.create.status, "nodes"));
+  press(m, tui::key_code::backspace);
+  type(m, "2");
+  press(m, tui::key_code::enter);
+  REQUIRE(last_request<req_create>(m));
+  update(m, message{msg_test_only{false, "sbatch: error: invalid partition specified: nope"}});
+  CHECK(m.create.phase == form_phase::tested_fail);
+  CHECK(contains(screen_text(m), "invalid partition"));
+  m.outbox.clear();
+  press(m, tui::key_code::enter);  // after a failure Enter tests again, never submits
+  REQUIRE(last_request<req_create>(m));
+  CHECK(last_request<req_create>(m)->test_only);
+  update(m, message{msg_test_only{true, "ok"}});
+  type(m, "3");  // an edit after the test: back to editing
+  CHECK(m.create.phase == form_phase::editing);
+  press(m, tui::key_code::escape);
+  CHECK(m.ov == overlay::none);
+}
+
+TEST_CASE("help lists every key of the spec", "[dashboard][form]") {
+  std::string all;
+  for (const auto& [k, d] : key_help()) all += k + " " + d + "\n";
+  for (const char* k : {"q",         "?",       "Tab / Shift+Tab",
+                        "/",         "r",       "p",
+                        "c",         "Enter",   "l",
+                        "n",         "x",       "f",
+                        "s",         "P",       "U",
+                        "F / E / A", "L",       "X",
+                        "R",         "1/2/3/4", "Space",
+                        "PgUp/PgDn", "g / G",   "o",
+                        "m",         "Esc",     "v / Space",
+                        "S",         "e",       "0",
+                        "5"})
+    CHECK(contains(all, k));
+  model m = dashboard_model("99887766", 100, 60);
+  press(m, '?');
+  REQUIRE(m.ov == overlay::help);
+  std::string s = screen_text(m);
+  CHECK(contains(s, "Help"));
+  CHECK(contains(s, "follow the current RUNNING task"));
+  press(m, 'j');
+  CHECK(m.ov == overlay::help);
+  press(m, tui::key_code::escape);
+  CHECK(m.ov == overlay::none);
+}
+
+TEST_CASE("q quits, a quit signal quits", "[dashboard][form]") {
+  model m = dashboard_model();
+  CHECK(update(m, tui::event{tui::key_event{tui::key::ch('q')}}) == false);
+  model n = dashboard_model();
+  CHECK(update(n, tui::event{tui::signal_event{15}}) == false);
+  model o = dashboard_model();
+  CHECK(update(o, tui::event{tui::resize_event{50, 14}}));
+  CHECK(o.width == 50);
+}

@@ -1,0 +1,210 @@
+// Task list: filters, search, sort, details, actions, marks, warnings.
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace dash_test;
+namespace tui = leaseq::tui;
+
+namespace {
+std::vector<std::string> visible_ids(const model& m) {
+  std::vector<std::string> out;
+  for (const auto* t : m.visible) out.push_back(t->id);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("default sort: state priority, then start time desc, S toggles seq in lane",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  auto ids = visible_ids(m);
+  REQUIRE(ids.size() == 6);
+  CHECK(ids[0] == "T003");  // RUNNING
+  CHECK(ids[1] == "T005");  // LOST?
+  CHECK(ids[2] == "T004");  // PENDING
+  CHECK(ids[3] == "T002");  // FAILED
+  press(m, 'S');
+  CHECK(m.sort == leaseq::task_sort::seq_in_lane);
+  ids = visible_ids(m);
+  CHECK(ids.front() == "T004");  // lane _any sorts first
+  CHECK(contains(screen_text(m), "sort:lane"));
+}
+
+TEST_CASE("quick filters 1/2/3/4/5, 0 clears, e has-stderr", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  press(m, '1');
+  CHECK(visible_ids(m) == std::vector<std::string>{"T004"});
+  press(m, '2');
+  CHECK(visible_ids(m) == std::vector<std::string>{"T003"});
+  press(m, '3');
+  CHECK(visible_ids(m) == std::vector<std::string>{"T002"});
+  press(m, '4');
+  CHECK(visible_ids(m) == std::vector<std::string>{"T001"});
+  CHECK(filters_text(m) == "state:DONE");
+  press(m, '4');  // again: off
+  CHECK(visible_ids(m).size() == 6);
+  press(m, '5');
+  CHECK(visible_ids(m) == std::vector<std::string>{"T005"});
+  press(m, '0');
+  CHECK(visible_ids(m).size() == 6);
+  press(m, 'e');
+  REQUIRE(last_request<req_stderr_probe>(m));
+  CHECK(last_request<req_stderr_probe>(m)->on);
+  CHECK(visible_ids(m) == std::vector<std::string>{"T002", "T006"});  // exit 3
+  update(m, message{msg_stderr{{"T003"}}});                           // T003's .err is not empty
+  auto ids = visible_ids(m);
+  CHECK(std::find(ids.begin(), ids.end(), "T003") != ids.end());
+  CHECK(filters_text(m) == "stderr");
+}
+
+TEST_CASE("node filter via Enter in the nodes pane, s shows node stats", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  press(m, tui::key_code::tab);
+  press(m, tui::key_code::tab);
+  REQUIRE(m.focus == pane::nodes);
+  press(m, tui::key_code::enter);  // nodeA
+  CHECK(m.filter.node == "nodeA");
+  CHECK(visible_ids(m) == std::vector<std::string>{"T003", "T001"});
+  CHECK(contains(status_left(m), "filters=node:nodeA"));
+  press(m, tui::key_code::enter);
+  CHECK(m.filter.node.empty());
+  press(m, 'j');
+  press(m, 'j');
+  press(m, 's');
+  CHECK(m.ov == overlay::stats);
+  std::string s = screen_text(m);
+  CHECK(contains(s, "node stats"));
+  CHECK(contains(s, "nodeC"));
+  CHECK(contains(s, "STALE"));
+  CHECK(contains(s, "95s"));
+  CHECK(contains(s, "T005"));
+  press(m, 'x');
+  CHECK(m.ov == overlay::none);
+  press(m, 'P');
+  REQUIRE(last_request<req_lane>(m));
+  CHECK(last_request<req_lane>(m)->node == "nodeC");
+  CHECK(last_request<req_lane>(m)->pause);
+  press(m, 'U');
+  CHECK_FALSE(last_request<req_lane>(m)->pause);
+}
+
+TEST_CASE("/ searches commands in the task list, leases in the leases pane", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  press(m, '/');
+  CHECK(m.ov == overlay::search);
+  type(m, "TRAIN");
+  CHECK(visible_ids(m) == std::vector<std::string>{"T003"});
+  CHECK(contains(screen_text(m), "search task commands: TRAIN"));
+  press(m, tui::key_code::enter);
+  CHECK(m.ov == overlay::none);
+  CHECK(filters_text(m) == "cmd:TRAIN");
+  press(m, '/');
+  press(m, tui::key_code::escape);
+  CHECK(visible_ids(m).size() == 6);
+  m.focus = pane::leases;
+  press(m, '/');
+  type(m, "train");
+  CHECK(visible_leases(m).size() == 1);
+}
+
+TEST_CASE("task details: fields, env collapsed, LOST? evidence", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  m.task_table.selected = 1;  // T005 LOST?
+  press(m, tui::key_code::enter);
+  REQUIRE(m.ov == overlay::details);
+  std::string s = screen_text(m);
+  CHECK(contains(s, "LOST?"));
+  CHECK(contains(s, "⚠ evidence"));
+  CHECK(contains(s, "last seen"));
+  CHECK(contains(s, "on nodeC"));
+  CHECK(contains(s, "nodeC heartbeat 95s old (STALE)"));
+  CHECK(contains(s, "99887766 RUNNING"));
+  CHECK(contains(s, "python lost.py"));
+  CHECK(contains(s, "/work/dir"));
+  CHECK(contains(s, "2 variable(s)"));
+  CHECK_FALSE(contains(s, "SECRET_TOKEN"));
+  press(m, 'e');
+  CHECK(contains(screen_text(m), "SECRET_TOKEN=abc"));
+  press(m, 'c');
+  CHECK(m.clipboard == "python lost.py");
+  press(m, 'y');
+  CHECK(m.clipboard == "T005");
+  press(m, tui::key_code::escape);
+  m.task_table.selected = 3;  // T002 FAILED
+  m.selected_task = "T002";
+  press(m, tui::key_code::enter);
+  s = screen_text(m);
+  CHECK(contains(s, "exit code 3"));
+  CHECK(contains(s, "/home/u/.leaseq/runs/99887766/logs/nodeB/T002.out"));
+  CHECK(contains(s, "/home/u/.leaseq/runs/99887766/logs/nodeB/T002.err"));
+  for (const char* f : {"created", "claimed", "finished"}) CHECK(contains(s, f));
+  press(m, 'E');
+  CHECK(m.ov == overlay::none);
+  REQUIRE(last_request<req_follow>(m));
+  CHECK(last_request<req_follow>(m)->target.mode == log_mode::err);
+  CHECK(last_request<req_follow>(m)->target.tasks[0].task == "T002");
+}
+
+TEST_CASE("X asks, then cancels, R retries, c copies the task id", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  press(m, 'X');  // T003 RUNNING
+  REQUIRE(m.ov == overlay::confirm);
+  CHECK(contains(screen_text(m), "Cancel T003"));
+  press(m, 'y');
+  REQUIRE(last_request<req_cancel>(m));
+  CHECK(last_request<req_cancel>(m)->task == "T003");
+  press(m, 'R');
+  REQUIRE(last_request<req_retry>(m));
+  CHECK(last_request<req_retry>(m)->task == "T003");
+  press(m, 'c');
+  CHECK(m.clipboard == "T003");
+  m.task_table.selected = 5;  // FINISHED: no cancel
+  press(m, 'X');
+  CHECK(m.ov == overlay::none);
+  CHECK(contains(m.message, "already ended"));
+  update(m, message{msg_action{true, "retried T003 as T007"}});
+  CHECK(contains(screen_text(m), "retried T003 as T007"));
+}
+
+TEST_CASE("LOST? rows carry a warning mark, Slurm lease near its end warns running tasks",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  std::string s = screen_text(m);
+  CHECK(contains(s, "⚠  T005"));
+  CHECK_FALSE(contains(s, "lease ends in"));
+  auto listing = make_leases();
+  listing.rows[1].time_left = "8:30";
+  update(m, message{msg_leases{listing}});
+  s = screen_text(m);
+  CHECK(contains(s, "lease ends in 8m"));
+  CHECK(contains(s, "⚠  T003"));
+  m.task_table.selected = 0;
+  press(m, tui::key_code::enter);
+  CHECK(contains(screen_text(m), "this task may be killed"));
+}
+
+TEST_CASE("r refreshes now, p pauses auto-refresh", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  press(m, 'r');
+  CHECK(last_request<req_refresh>(m));
+  press(m, 'p');
+  REQUIRE(last_request<req_set_paused>(m));
+  CHECK(last_request<req_set_paused>(m)->paused);
+  press(m, 'p');
+  CHECK_FALSE(last_request<req_set_paused>(m)->paused);
+}
+
+TEST_CASE("a snapshot for another lease is ignored, the selection sticks to its task",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  m.task_table.selected = 2;
+  m.selected_task = "T004";
+  update(m, message{msg_snapshot{make_snapshot("11223344")}});
+  CHECK(m.snap->lease_id == "99887766");
+  auto snap = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  auto tasks = std::make_shared<std::vector<leaseq::task_view>>(snap->tasks());
+  tasks->push_back(make_task(7, task_state::running, "nodeB", "echo new"));
+  snap->task_table = tasks;
+  update(m, message{msg_snapshot{snap}});
+  CHECK(selected_task(m)->id == "T004");
+}

@@ -1,0 +1,177 @@
+// The worker against a real lease tree on disk: snapshots, log follow with task prefixes,
+// paged reads, control files, retries, `lease use`, the lease list.
+#include <dashboard/worker.hpp>
+
+#include <catch2/catch.hpp>
+#include <leaseq/index.hpp>
+
+#include "lease_tree.hpp"
+
+using namespace leaseq_dash;
+using namespace std::chrono_literals;
+using test_support::lease_tree;
+using test_support::wait_until;
+
+namespace {
+
+// Collects the worker's messages until one of type T satisfies pred.
+template <class T>
+std::optional<T> wait_message(worker& w, std::vector<message>& seen,
+                              const std::function<bool(const T&)>& pred = {}) {
+  std::optional<T> found;
+  wait_until(
+      [&] {
+        for (auto& m : w.take()) seen.push_back(std::move(m));
+        for (const auto& m : seen)
+          if (const auto* t = std::get_if<T>(&m); t && (!pred || pred(*t))) {
+            found = *t;
+            return true;
+          }
+        return false;
+      },
+      20s);
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("worker: snapshots, merged follow with prefixes, pages", "[dashboard][worker]") {
+  lease_tree t;
+  t.register_default();
+  double now = leaseq::unix_now();
+  t.claimed(1, "nodeA");
+  t.claimed(2, "nodeB");
+  t.hb("nodeA", now, {"T001"});
+  t.hb("nodeB", now, {"T002"});
+  leaseq::ensure_dir(t.paths.logs("nodeA"));
+  leaseq::ensure_dir(t.paths.logs("nodeB"));
+  test_support::write_text(t.paths.stdout_log("nodeA", "T001"), "alpha 1\nalpha \x1b[31m2\n");
+  test_support::write_text(t.paths.stdout_log("nodeB", "T002"), "beta 1\n");
+  test_support::write_text(t.paths.stderr_log("nodeB", "T002"), "beta err\n");
+
+  leaseq::config cfg;
+  worker w(t.home.string(), cfg, "/nonexistent/leaseq");
+  std::vector<message> seen;
+  w.send(req_open_lease{t.lease});
+  auto snap = wait_message<msg_snapshot>(w, seen);
+  REQUIRE(snap);
+  CHECK(snap->snap->lease_id == t.lease);
+  CHECK(snap->snap->tasks().size() == 2);
+  auto leases = wait_message<msg_leases>(w, seen);
+  REQUIRE(leases);
+  REQUIRE(leases->listing.rows.size() == 1);
+  CHECK(leases->listing.rows[0].id == t.lease);
+
+  follow_target ft;
+  ft.id = 7;
+  ft.mode = log_mode::merged;
+  ft.tasks.push_back({"T001", "nodeA", t.paths.stdout_log("nodeA", "T001").string(),
+                      t.paths.stderr_log("nodeA", "T001").string()});
+  ft.tasks.push_back({"T002", "nodeB", t.paths.stdout_log("nodeB", "T002").string(),
+                      t.paths.stderr_log("nodeB", "T002").string()});
+  w.send(req_follow{ft});
+  auto has = [](const msg_log& l, const std::string& s) {
+    return std::find(l.lines.begin(), l.lines.end(), s) != l.lines.end();
+  };
+  auto log = wait_message<msg_log>(w, seen, [&](const msg_log& l) {
+    return l.follow_id == 7 && has(l, "T001 out│ alpha 2") && has(l, "T002 err│ beta err");
+  });
+  REQUIRE(log);
+  CHECK(has(*log, "T001 out│ alpha 1"));
+  CHECK(has(*log, "T002 out│ beta 1"));
+  CHECK(log->mtime.has_value());
+  for (const auto& l : log->lines) CHECK(l.find('\x1b') == std::string::npos);
+  // Appended lines arrive.
+  {
+    std::ofstream out(t.paths.stdout_log("nodeB", "T002"), std::ios::app);
+    out << "beta 2\n";
+  }
+  CHECK(
+      wait_message<msg_log>(w, seen, [&](const msg_log& l) { return has(l, "T002 out│ beta 2"); }));
+
+  std::string big;
+  for (int i = 0; i < 5000; ++i) big += "line " + std::to_string(i) + "\n";
+  test_support::write_text(t.paths.stdout_log("nodeA", "T009"), big);
+  w.send(req_page{t.paths.stdout_log("nodeA", "T009").string(), 100, 10, 3});
+  auto page =
+      wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 3 && p.total; });
+  REQUIRE(page);
+  CHECK(*page->total == 5000);
+  REQUIRE(page->lines.size() == 10);
+  CHECK(page->lines[0] == "line 100");
+  w.send(req_page{t.paths.stdout_log("nodeA", "T009").string(), UINT64_MAX / 2, 10, 4});
+  auto end = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 4; });
+  REQUIRE(end);
+  CHECK(end->first == 4990);
+  CHECK(end->lines.back() == "line 4999");
+  w.send(req_page{(t.home / "missing.out").string(), 0, 10, 5});
+  auto missing = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 5; });
+  REQUIRE(missing);
+  CHECK_FALSE(missing->error.empty());
+}
+
+TEST_CASE("worker: cancel, retry, pause/resume, lease use write what the CLI writes",
+          "[dashboard][worker]") {
+  lease_tree t;
+  t.register_default();
+  double now = leaseq::unix_now();
+  t.claimed(1, "nodeA");
+  t.done(2, "nodeA", "FAILED", 3);
+  t.hb("nodeA", now, {"T001"});
+  leaseq::config cfg;
+  worker w(t.home.string(), cfg, "/nonexistent/leaseq");
+  std::vector<message> seen;
+  w.send(req_open_lease{t.lease});
+  REQUIRE(wait_message<msg_snapshot>(w, seen));
+
+  w.send(req_cancel{"T001"});
+  auto a = wait_message<msg_action>(
+      w, seen, [](const msg_action& m) { return m.text.find("cancel") != std::string::npos; });
+  REQUIRE(a);
+  CHECK(a->ok);
+  bool found = false;
+  for (const auto& f : leaseq::fs::directory_iterator(t.paths.control("nodeA")))
+    if (f.path().filename().string().rfind("cancel_T001_", 0) == 0) found = true;
+  CHECK(found);
+
+  seen.clear();
+  w.send(req_retry{"T002"});
+  auto r = wait_message<msg_action>(w, seen);
+  REQUIRE(r);
+  CHECK(r->ok);
+  CHECK(r->text == "retried T002 as T003");
+  // Same lane as T002 (its node), new seq, new key.
+  auto spec = leaseq::read_json_tolerant(t.paths.inbox_task("nodeA", "T003"));
+  REQUIRE(spec.ok());
+  CHECK(spec.value->value("retry_of", "") == "T002");
+  CHECK(spec.value->value("key", "").rfind("retry-T002-", 0) == 0);
+
+  seen.clear();
+  w.send(req_lane{"nodeA", true});
+  REQUIRE(wait_message<msg_action>(w, seen));
+  CHECK(leaseq::fs::exists(t.paths.control("nodeA") / "pause.json"));
+  seen.clear();
+  w.send(req_lane{"nodeA", false});
+  REQUIRE(wait_message<msg_action>(w, seen));
+  CHECK(leaseq::fs::exists(t.paths.control("nodeA") / "resume.json"));
+
+  leaseq::register_lease(leaseq::home_paths(t.home),
+                         {"4242", "slurm", std::nullopt, now, leaseq::json::object()});
+  seen.clear();
+  w.send(req_set_default{"4242"});
+  auto u = wait_message<msg_action>(w, seen);
+  REQUIRE(u);
+  CHECK(u->ok);
+  CHECK(*leaseq::read_index(leaseq::home_paths(t.home)).index.default_lease == "4242");
+  seen.clear();
+  w.send(req_set_default{"777"});
+  auto bad = wait_message<msg_action>(w, seen);
+  REQUIRE(bad);
+  CHECK_FALSE(bad->ok);
+  seen.clear();
+  w.send(req_cancel{"T099"});
+  auto unknown = wait_message<msg_action>(w, seen);
+  REQUIRE(unknown);
+  CHECK_FALSE(unknown->ok);
+  CHECK(unknown->text.find("not found") != std::string::npos);
+}
