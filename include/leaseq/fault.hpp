@@ -11,6 +11,8 @@
 //   result_write_eio      the same with EIO
 //   claim_rename_lies     the claim rename inbox -> claimed happens, but the runner is told it
 //                         failed with EIO (as a lost NFS reply does)
+//   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
+//                         restore tests)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -29,11 +31,12 @@ enum class fault_point : int {
   result_write_enospc = 0,
   result_write_eio = 1,
   claim_rename_lies = 2,
+  dashboard_throws = 3,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 3;
+inline constexpr int fault_point_count = 4;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -43,6 +46,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "result_write_eio";
     case fault_point::claim_rename_lies:
       return "claim_rename_lies";
+    case fault_point::dashboard_throws:
+      return "dashboard_throws";
   }
   return "";
 }
@@ -83,7 +88,8 @@ struct fault_table {
       if (index < 0 || !number || (every && n == 0)) {
         problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
                            " (expected POINT=N or POINT=1/K with POINT one of "
-                           "result_write_enospc, result_write_eio, claim_rename_lies)");
+                           "result_write_enospc, result_write_eio, claim_rename_lies, "
+                           "dashboard_throws)");
         continue;
       }
       if (every)
