@@ -234,7 +234,7 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
             c = short_state(t.state);
             break;
           case 3:
-            c = t.node.empty() ? (t.lane.empty() ? "-" : t.lane) : t.node;
+            c = t.node.empty() ? std::string(t.lane()) : t.node;
             break;
           case 4: {
             auto code = t.exit_code();
@@ -349,7 +349,7 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
                ? std::string("  ") + warn_mark + " not confirmed yet"
                : ""),
       state_style(t.state));
-  add("node", t.node.empty() ? "- (lane " + t.lane + ")" : t.node);
+  add("node", t.node.empty() ? "- (lane " + std::string(t.lane()) + ")" : t.node);
   add("command", t.command());
   if (t.spec) {
     add("argv", [&] {
@@ -389,12 +389,12 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     add("  last seen",
         t.last_running_seen
             ? clock_text(t.last_running_seen, m.now) +
-                  (t.last_running_node.empty() ? "" : " on " + t.last_running_node)
+                  (t.node.empty() ? "" : " on " + t.node)
             : clock_text(t.last_seen > 0 ? std::optional<double>(t.last_seen) : std::nullopt,
                          m.now),
         warn);
     if (t.missing_since) add("  missing", "for " + age_text(m.now - *t.missing_since), warn);
-    std::string node = !t.last_running_node.empty() ? t.last_running_node : t.node;
+    const std::string& node = t.node;  // for LOST?/LOST: where it was last seen RUNNING
     const leaseq::node_view* n = m.snap ? m.snap->find_node(node) : nullptr;
     add("  node hb",
         n ? (n->hb_age_s ? node + " heartbeat " + age_text(*n->hb_age_s) + " old (" +

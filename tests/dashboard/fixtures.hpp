@@ -29,7 +29,6 @@ inline leaseq::task_view make_task(int seq, task_state st, const std::string& no
   t.id = leaseq::format_task_id(seq);
   t.seq = seq;
   t.node = node;
-  t.lane = node.empty() ? "_any" : node;
   t.state = st;
   auto spec = std::make_shared<leaseq::task_spec>();
   spec->id = t.id;
@@ -70,7 +69,7 @@ inline std::shared_ptr<const leaseq::snapshot> make_snapshot(const std::string& 
   tasks->push_back(make_task(4, task_state::pending, "", "echo waiting"));
   auto lost = make_task(5, task_state::lost_maybe, "nodeC", "python lost.py");
   lost.last_running_seen = now - 40;
-  lost.last_running_node = "nodeC";
+  lost.node = "nodeC";
   lost.missing_since = now - 10;
   lost.unknown = true;
   lost.unknown_reason = "was RUNNING, now in neither claimed/ nor done/";

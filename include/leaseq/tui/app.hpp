@@ -63,6 +63,9 @@ struct app_runner {
       term_size ts = term.size();
       screen scr(ts, opt.present);
       app_io io;
+      // The model learns the real size before its first view: a SIGWINCH sent while the
+      // program was starting (tmux sizing a new pane, say) would otherwise be lost.
+      update(model, event{resize_event{ts.width, ts.height}}, io);
       for (;;) {
         if (scr.back().width() != ts.width || scr.back().height() != ts.height)
           scr.resize(ts.width, ts.height);
