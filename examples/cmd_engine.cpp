@@ -89,6 +89,7 @@ std::optional<heartbeat> live_local_runner(const lease_paths& lease, const std::
 // Starts the runner; with detach the parent prints the runner's pid and returns at once.
 void start_runner(const runner_options& o) {
   home_paths home = home_paths::from_env();
+  if (!o.node.empty()) check_node(o.node);  // before anything is created on disk
   std::string lease_id = resolve_lease(home, o.lease, true);
   lease_paths lease(home, lease_id);
   runner_config cfg;
@@ -215,9 +216,9 @@ void do_submit(const submit_options& o) {
 
 void lease_local_status(const std::string& node_opt) {
   home_paths home = home_paths::from_env();
+  std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
   std::string id = resolve_lease(home, "", true);
   lease_paths lease(home, id);
-  std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
   json_outcome r = read_json_tolerant(lease.heartbeat(node));
   std::optional<heartbeat> hb;
   if (r.ok()) {
@@ -242,9 +243,9 @@ void lease_local_status(const std::string& node_opt) {
 
 void lease_local_stop(const std::string& node_opt, double wait_s) {
   home_paths home = home_paths::from_env();
+  std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
   std::string id = resolve_lease(home, "", true);
   lease_paths lease(home, id);
-  std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
   auto hb = live_local_runner(lease, node);
   if (!hb) {
     std::printf("no runner running for %s node %s\n", id.c_str(), node.c_str());
@@ -367,8 +368,8 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
       ->capture_default_str();
   start->callback([lo] {
     home_paths home = home_paths::from_env();
-    std::string id = resolve_lease(home, "", true);
     std::string node = lo->node.empty() ? short_hostname() : check_node(lo->node);
+    std::string id = resolve_lease(home, "", true);
     if (auto hb = live_local_runner(lease_paths(home, id), node)) {
       std::printf("runner already running for %s node %s (pid %lld)\n", id.c_str(), node.c_str(),
                   static_cast<long long>(hb->pid));

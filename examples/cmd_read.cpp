@@ -68,9 +68,23 @@ std::shared_ptr<const snapshot> scan_once(const lease_context& ctx) {
   return store.refresh();
 }
 
+// Directory errors, then files that exist but cannot be read or parsed (shown with their last
+// good view, or with no details): each with its reason, at most 20 of them.
 void print_scan_problems(const snapshot& s) {
   for (const auto& e : s.errors)
     std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.message).c_str());
+  std::vector<std::string> bad;
+  for (const auto& n : s.nodes)
+    if (n.hb_unknown) bad.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
+  for (const auto& t : s.tasks())
+    if (t.unknown && t.state != task_state::lost_maybe && t.state != task_state::lost)
+      bad.push_back(t.id + " is unknown: " + t.unknown_reason);
+  const std::size_t shown = 20;
+  for (std::size_t i = 0; i < bad.size() && i < shown; ++i)
+    std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(bad[i]).c_str());
+  if (bad.size() > shown)
+    std::fprintf(stderr, "leaseq: warning: ... and %zu more unreadable files\n",
+                 bad.size() - shown);
 }
 
 json opt_json(const std::optional<double>& v) {
@@ -228,7 +242,8 @@ void cmd_tasks(const tasks_args& a) {
                             {"cmd", t->command()},
                             {"created", opt_json(t->created())},
                             {"claimed", opt_json(t->claimed())},
-                            {"finished", opt_json(t->finished())}});
+                            {"finished", opt_json(t->finished())},
+                            {"unknown", t->unknown ? json(t->unknown_reason) : json(nullptr)}});
     }
     print_json(j);
     return;
@@ -458,9 +473,10 @@ void add_read_commands(CLI::App& app) {
     c->add_option("--sort", a->sort, "state (default: state priority, newest first) or seq")
         ->check(CLI::IsMember({"state", "seq"}));
     c->add_option("--limit", a->limit, "Show at most N tasks (default: ui.max_tasks_display)");
-    c->add_flag("--json", a->as_json,
-                "Print JSON: {lease, total, tasks: [{id, seq, node, state, exit_code, cmd, "
-                "created, claimed, finished}]}");
+    c->add_flag(
+        "--json", a->as_json,
+        "Print JSON: {lease, total, tasks: [{id, seq, node, state, exit_code, cmd, "
+        "created, claimed, finished, unknown}]}; unknown: why its file cannot be read, or null");
     c->callback([=] { cmd_tasks(*a); });
   }
   {

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -72,6 +73,8 @@ int run(const options& opt) {
   auto result = leaseq::tui::run_app(
       m,
       [&](model& mm, const leaseq::tui::event& ev, leaseq::tui::app_io& io) {
+        if (leaseq::fault_hit(leaseq::fault_point::dashboard_throws))  // LEASEQ_FAULT, tests
+          throw std::runtime_error("injected fault: dashboard_throws");
         bool go = update(mm, ev);
         update(mm, msg_tick{leaseq::unix_now()});
         for (auto& msg : w.take()) update(mm, msg);

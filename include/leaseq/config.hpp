@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,18 +38,18 @@ template <typename T>
 void config_number(const json& ui, const char* key, T& target, double min, config& out) {
   auto it = ui.find(key);
   if (it == ui.end()) return;
-  bool ok = std::is_integral_v<T> ? it->is_number_integer() ||
-                                        (it->is_number_float() &&
-                                         it->template get<double>() ==
-                                             static_cast<double>(it->template get<std::int64_t>()))
-                                  : it->is_number();
+  // A float is read as a double only: converting 2e28 to an integer is undefined behaviour.
+  double v = it->is_number() ? it->template get<double>() : 0;
+  bool ok = std::is_integral_v<T>
+                ? it->is_number_integer() ||
+                      (it->is_number_float() && std::isfinite(v) && v == std::trunc(v))
+                : it->is_number();
   if (!ok) {
     out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
                                        key, std::is_integral_v<T> ? "an integer" : "a number",
                                        it->type_name(), target));
     return;
   }
-  double v = it->template get<double>();
   if (!(v >= min) || v > 1e9) {
     out.warnings.push_back(
         fmt::format("config: ui.{}: {} is out of range (at least {}); using "
@@ -56,8 +57,7 @@ void config_number(const json& ui, const char* key, T& target, double min, confi
                     key, it->dump(), min, target));
     return;
   }
-  target = static_cast<T>(
-      std::is_integral_v<T> ? static_cast<double>(it->template get<std::int64_t>()) : v);
+  target = static_cast<T>(v);
 }
 
 }  // namespace detail

@@ -11,6 +11,23 @@
 // retried on every pass. Tasks stopped because the runner itself was told to stop (SIGTERM,
 // SIGINT) end FAILED with reason "runner_terminated"; claimed tasks found after a crash whose
 // process is gone end FAILED with reason "runner_lost".
+//
+// Claimed files nobody runs are adopted: a claim rename that reports an error although it
+// happened (a lost NFS reply; LEASEQ_FAULT=claim_rename_lies plays it) is noticed by looking
+// at the destination, and every few seconds the node's claimed/ directory is scanned for task
+// files this runner does not know: one with a live pid is watched, one whose pid is gone ends
+// runner_lost, one that never got a pid (claimed, never started) is run. A task the runner was
+// killed between spawning and recording its pid may so run twice, at most once per crash.
+//
+// The runner writes only into real directories of the lease tree: before each pass it checks
+// (detail/tree_guard.hpp) that its inbox lanes, claimed/, done/, logs/, hb/ and control/
+// directories are not symlinks; while one is, it logs why and does not claim (tasks stay
+// pending), does not write results (they stay queued, the claimed file stays), does not write
+// its heartbeat or read its control directory. Final names are replaced by rename or opened
+// O_NOFOLLOW, so a planted symlink file is never written through.
+//
+// Fault injection for tests: LEASEQ_FAULT (fault.hpp) can fail result writes with ENOSPC or
+// EIO and make claim renames report EIO although they happened.
 
 #include <poll.h>
 #include <signal.h>
@@ -33,6 +50,8 @@
 #include "leaseq/clock.hpp"
 #include "leaseq/control.hpp"
 #include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/tree_guard.hpp"
+#include "leaseq/fault.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
@@ -106,6 +125,8 @@ class runner {
                               lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
       ensure_dir(d);
     started_ = now;
+    for (const auto& problem : fault_config_problems()) log(problem);
+    check_tree();
     json_outcome old = read_json_tolerant(lease_.heartbeat(cfg_.node));
     const json* was_paused =
         old.ok() && old.value->is_object() ? detail::find_field(*old.value, "paused") : nullptr;
@@ -113,7 +134,7 @@ class runner {
       paused_ = true;
       log("staying paused, as the previous runner of this node was");
     }
-    recover(now);
+    adopt_claimed(now, true);
     flush_results();
     write_heartbeat(now);
   }
@@ -122,9 +143,14 @@ class runner {
   // (the caller polls again soon) and false when idle (the caller backs off).
   bool step(double now) {
     bool busy = false;
+    check_tree();
     busy |= reap(now);
     busy |= check_orphans(now);
-    busy |= apply_control(now);
+    if (now - last_adopt_scan_ >= 2) {
+      last_adopt_scan_ = now;
+      busy |= adopt_claimed(now, false);
+    }
+    if (tree_ok(dir_control) && tree_ok(dir_claimed)) busy |= apply_control(now);
     if (stop_requested_ && !stopping_) begin_stop(now);
     busy |= release_held_deaths(now);
     enforce_deadlines(now);
@@ -197,19 +223,32 @@ class runner {
     return fmt::format("{}-{:x}-{:012x}", cfg_.node, ::getpid(), rng_() & 0xffffffffffffULL);
   }
 
-  // ---- recovery after a crash ----
+  // ---- recovery after a crash; claimed files nobody runs ----
 
-  void recover(double now) {
-    for (const std::string& name : detail::list_dir(lease_.claimed(cfg_.node).string()).names) {
+  // Takes over the task files in claimed/<node> that this runner does not know: at start (left
+  // by a previous runner of the node) and every few seconds (a claim whose rename reported an
+  // error although it happened). A file without a pid never started: it is run. Outside
+  // startup, such a file must have sat there for a while (its ctime, which the claim rename
+  // sets), so a claim in progress by another runner of the node is left alone.
+  bool adopt_claimed(double now, bool startup) {
+    if (!tree_ok(dir_claimed)) return false;
+    bool any = false;
+    fs::path dir = lease_.claimed(cfg_.node);
+    for (const std::string& name : detail::list_dir(dir.string()).names) {
       std::int64_t seq;
       if (!detail::task_file_name(name, seq)) continue;
       std::string id = name.substr(0, name.size() - 5);
-      fs::path claimed = lease_.claimed(cfg_.node) / name;
+      if (known(id)) continue;
+      fs::path claimed = dir / name;
       if (fs::exists(lease_.result(cfg_.node, id))) {
         // The result was written, the unlink was not: finish the move.
         ::unlink(claimed.c_str());
         continue;
       }
+      struct stat st;
+      if (!startup &&
+          (::lstat(claimed.c_str(), &st) != 0 || static_cast<double>(st.st_ctim.tv_sec) > now - 5))
+        continue;
       json_outcome r = read_json_tolerant(claimed);
       task_spec spec;
       bool parsed = false;
@@ -221,15 +260,23 @@ class runner {
         }
       }
       if (!parsed) {
-        log("claimed/" + name + " is unreadable (" + (r.ok() ? "invalid task" : r.reason) +
-            "); left in place");
+        if (logged_.insert("claimed:" + name).second)
+          log("claimed/" + name + " is unreadable (" + (r.ok() ? "invalid task" : r.reason) +
+              "); left in place");
+        continue;
+      }
+      any = true;
+      if (!spec.pid) {
+        log(id + (startup ? ": claimed by a previous runner but never started: running it"
+                          : ": found in claimed/ but not running: running it"));
+        adopted_.push_back(std::move(spec));
         continue;
       }
       running_task t;
       t.spec = spec;
       t.claimed = spec.claimed.value_or(now);
       t.orphan = true;
-      t.pid = spec.pid ? static_cast<pid_t>(*spec.pid) : -1;
+      t.pid = static_cast<pid_t>(*spec.pid);
       if (t.pid > 1 && ops_.alive(t.pid)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
@@ -238,7 +285,61 @@ class runner {
         finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
       }
     }
+    return any;
   }
+
+  // Whether this runner already runs, watches, queued or finished the task.
+  bool known(const std::string& id) const {
+    if (running_.count(id)) return true;
+    for (const auto& u : unwritten_)
+      if (u.result.task.id == id) return true;
+    for (const auto& a : adopted_)
+      if (a.id == id) return true;
+    return false;
+  }
+
+  // ---- the lease tree's directories ----
+
+  enum tree_dir {
+    dir_inbox_own,
+    dir_inbox_any,
+    dir_claimed,
+    dir_done,
+    dir_logs,
+    dir_hb,
+    dir_control,
+    dir_count
+  };
+
+  // Re-checks that the directories this runner writes into are real directories of the tree.
+  void check_tree() {
+    const fs::path dirs[dir_count] = {
+        lease_.inbox(cfg_.node),   lease_.inbox(std::string(any_lane)),
+        lease_.claimed(cfg_.node), lease_.done(cfg_.node),
+        lease_.logs(cfg_.node),    lease_.hb_dir(),
+        lease_.control(cfg_.node)};
+    static const char* const what[dir_count] = {"not claiming from this lane",
+                                                "not claiming from this lane",
+                                                "not claiming, not writing results",
+                                                "results kept in memory and retried",
+                                                "not claiming",
+                                                "not writing the heartbeat",
+                                                "not reading control commands"};
+    for (int i = 0; i < dir_count; ++i) {
+      std::optional<std::string> why = detail::unsafe_dir(lease_.root(), dirs[i]);
+      if (why && *why != unsafe_[i]) log("refusing to write through " + *why + ": " + what[i]);
+      if (!why && !unsafe_[i].empty()) {
+        log(dirs[i].string() + " is no longer a symlink: resuming");
+        try {
+          ensure_dir(dirs[i]);  // the symlink may simply have been removed
+        } catch (const error& e) {
+          log(e.what());
+        }
+      }
+      unsafe_[i] = why.value_or("");
+    }
+  }
+  bool tree_ok(tree_dir d) const { return unsafe_[d].empty(); }
 
   bool check_orphans(double now) {
     if (now - last_orphan_check_ < 0.5) return false;
@@ -271,6 +372,25 @@ class runner {
 
   bool claim(double now) {
     bool any = false;
+    if (!tree_ok(dir_claimed) || !tree_ok(dir_logs) || !tree_ok(dir_done)) return false;
+    while (static_cast<int>(running_.size()) < cfg_.slots && !adopted_.empty()) {
+      task_spec& spec = adopted_.front();
+      if (spec.gpus > gpus_total()) {
+        running_task t;
+        t.spec = spec;
+        t.claimed = now;
+        t.attempt = new_attempt();
+        finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+               fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
+                           gpus_total()));
+      } else if (spec.gpus > static_cast<int>(free_gpus_.size())) {
+        return any;
+      } else {
+        start_task(std::move(spec), now);
+      }
+      adopted_.pop_front();
+      any = true;
+    }
     while (static_cast<int>(running_.size()) < cfg_.slots) {
       auto next = next_candidate(now);
       if (!next) break;
@@ -288,6 +408,10 @@ class runner {
       bool own = pass == 0;
       std::string lane = own ? cfg_.node : std::string(any_lane);
       auto& cache = own ? lane_cache_ : any_cache_;
+      if (!tree_ok(own ? dir_inbox_own : dir_inbox_any)) {
+        cache.clear();
+        continue;
+      }
       if (cache.empty()) cache = detail::list_lane(lease_.inbox(lane));
       while (!cache.empty()) {
         const std::string name = cache.front();
@@ -316,13 +440,27 @@ class runner {
         }
         if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
         fs::path to = lease_.claimed(cfg_.node) / name;
-        if (::rename(from.c_str(), to.c_str()) != 0) {
-          int e = errno;
-          cache.pop_front();
-          if (e != ENOENT) log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
-          continue;  // ENOENT: another runner won the race
+        int rc = ::rename(from.c_str(), to.c_str());
+        int e = errno;
+        if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
+          rc = -1;
+          e = EIO;
         }
         cache.pop_front();
+        if (rc != 0) {
+          // A rename can fail to report that it happened (a lost NFS reply, retried, says
+          // ENOENT): the destination tells. Otherwise ENOENT is a race another runner won.
+          struct stat st;
+          bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                          ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
+          if (!happened) {
+            if (e != ENOENT)
+              log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
+            continue;
+          }
+          log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", spec.id,
+                          std::strerror(e)));
+        }
         spec.claimed = now;
         if (impossible) {
           running_task t;
@@ -477,14 +615,20 @@ class runner {
   }
 
   bool write_result(const task_result& r) {
+    if (!tree_ok(dir_done)) return false;  // check_tree() logged why
     try {
-      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r), 0600, false);
+      fs::path path = lease_.result(cfg_.node, r.task.id);
+      if (fault_hit(fault_point::result_write_enospc)) throw io_error("cannot write", path, ENOSPC);
+      if (fault_hit(fault_point::result_write_eio)) throw io_error("cannot write", path, EIO);
+      write_json_atomic(path, json(r), 0600, false);
     } catch (const error& e) {
       if (logged_.insert("result:" + r.task.id).second)
         log(r.task.id + ": cannot write result (kept, retried): " + e.what());
       return false;
     }
-    ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
+    // With claimed/ not a real directory the claimed file stays; adopt_claimed() removes it
+    // once the directory is back (its result exists).
+    if (tree_ok(dir_claimed)) ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
     return true;
   }
 
@@ -565,6 +709,7 @@ class runner {
       return;
     }
     for (const std::string& lane : {cfg_.node, std::string(any_lane)}) {
+      if (!tree_ok(lane == cfg_.node ? dir_inbox_own : dir_inbox_any)) continue;
       fs::path from = lease_.inbox_task(lane, id);
       fs::path to = lease_.claimed_task(cfg_.node, id);
       json_outcome peek = read_json_tolerant(from);
@@ -630,6 +775,10 @@ class runner {
     hb.gpus_free = static_cast<std::int64_t>(free_gpus_.size());
     hb.version = version;
     hb.stopped = finished_;
+    if (!tree_ok(dir_hb)) {  // check_tree() logged why
+      last_heartbeat_ = now;
+      return;
+    }
     try {
       write_json_atomic(lease_.heartbeat(cfg_.node), json(hb), 0600, false);
       last_heartbeat_ = now;
@@ -650,9 +799,12 @@ class runner {
   std::vector<unwritten_result> unwritten_;
   std::vector<held_death> held_;
   std::deque<std::string> lane_cache_, any_cache_;
+  std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
+  std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
   std::set<std::string> logged_;
   std::mt19937_64 rng_;
   double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
+  double last_adopt_scan_ = 0;
   bool paused_ = false, stopping_ = false, finished_ = false, hb_dirty_ = false;
   bool stop_requested_ = false, retry_logged_ = false;
 };

@@ -193,15 +193,16 @@ inline slurm_cache read_slurm_cache(const home_paths& home) {
 
 namespace detail {
 
-// A non-blocking flock(2): the refresher holds it; everyone else reads the cache.
+// A non-blocking flock(2): the refresher holds it; everyone else reads the cache. A lock file
+// that cannot be opened (a home the reader may not write: another user's, a read-only archive)
+// leaves nothing to share through: the caller counts as holding it and asks Slurm itself.
 class try_file_lock {
  public:
   explicit try_file_lock(const fs::path& path)
-      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
-    if (!fd_) throw io_error("cannot open lock file", path.string(), errno);
-  }
+      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {}
   bool try_lock() {
     if (locked_) return true;
+    if (!fd_) return locked_ = true;
     for (;;) {
       if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
       if (errno != EINTR) return false;

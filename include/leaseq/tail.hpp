@@ -28,6 +28,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -40,6 +41,18 @@
 namespace leaseq {
 
 enum class log_stream { out, err };
+
+namespace detail {
+
+// The longest prefix of s of at most n bytes that does not end inside a UTF-8 character, so a
+// line cut at its length limit stays valid UTF-8.
+inline std::size_t utf8_prefix(std::string_view s, std::size_t n) noexcept {
+  if (n >= s.size()) return s.size();
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+}  // namespace detail
 
 inline constexpr std::string_view to_string(log_stream s) noexcept {
   return s == log_stream::out ? "stdout" : "stderr";
@@ -227,6 +240,7 @@ class tail_follower {
         if (piece.size() < room) {
           pending_.append(piece);
         } else {
+          if (opts_.sanitize) room = detail::utf8_prefix(piece, room);
           pending_.append(piece.substr(0, room));
           dropped_ += piece.size() - room;
           emit(out, true, true);
@@ -334,7 +348,7 @@ class line_ring {
         if (!it->complete) {
           std::size_t room =
               max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
-          it->text.append(e.text, 0, std::min(room, e.text.size()));
+          it->text.append(e.text, 0, detail::utf8_prefix(e.text, room));
           it->complete = e.complete;
           it->cut = it->cut || e.cut || e.text.size() > room;
           return;

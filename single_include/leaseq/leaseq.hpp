@@ -270,6 +270,7 @@ inline command_output run_command(const std::vector<std::string>& argv,
 // end leaseq/command.hpp
 // begin leaseq/config.hpp
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -607,18 +608,18 @@ template <typename T>
 void config_number(const json& ui, const char* key, T& target, double min, config& out) {
   auto it = ui.find(key);
   if (it == ui.end()) return;
-  bool ok = std::is_integral_v<T> ? it->is_number_integer() ||
-                                        (it->is_number_float() &&
-                                         it->template get<double>() ==
-                                             static_cast<double>(it->template get<std::int64_t>()))
-                                  : it->is_number();
+  // A float is read as a double only: converting 2e28 to an integer is undefined behaviour.
+  double v = it->is_number() ? it->template get<double>() : 0;
+  bool ok = std::is_integral_v<T>
+                ? it->is_number_integer() ||
+                      (it->is_number_float() && std::isfinite(v) && v == std::trunc(v))
+                : it->is_number();
   if (!ok) {
     out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
                                        key, std::is_integral_v<T> ? "an integer" : "a number",
                                        it->type_name(), target));
     return;
   }
-  double v = it->template get<double>();
   if (!(v >= min) || v > 1e9) {
     out.warnings.push_back(
         fmt::format("config: ui.{}: {} is out of range (at least {}); using "
@@ -626,8 +627,7 @@ void config_number(const json& ui, const char* key, T& target, double min, confi
                     key, it->dump(), min, target));
     return;
   }
-  target = static_cast<T>(
-      std::is_integral_v<T> ? static_cast<double>(it->template get<std::int64_t>()) : v);
+  target = static_cast<T>(v);
 }
 
 }  // namespace detail
@@ -1894,6 +1894,53 @@ inline int display_width(std::string_view s) noexcept {
 
 }  // namespace leaseq::detail
 // end leaseq/detail/text_width.hpp
+// begin leaseq/detail/tree_guard.hpp
+
+// Writers check that the directories they write into are real directories inside the lease
+// tree: a directory below the lease root replaced by a symlink (or by a file) would send a
+// rename, a log or an unlink somewhere else. The lease root itself may be a symlink (a home on
+// another filesystem is common); only what lies below it is checked. This narrows the window,
+// it cannot close it: a component swapped between the check and the write still wins, which
+// is why final names are also opened with O_NOFOLLOW or replaced by rename.
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace leaseq::detail {
+
+// Why dir cannot be written into safely, or nullopt when every existing component from below
+// root down to dir is a real directory. Components that do not exist yet are fine: ensure_dir
+// creates them as directories.
+inline std::optional<std::string> unsafe_dir(const std::filesystem::path& root,
+                                             const std::filesystem::path& dir) {
+  std::filesystem::path rel = dir.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..")
+    return dir.string() + " is not inside the lease tree " + root.string();
+  std::filesystem::path cur = root;
+  for (const auto& part : rel) {
+    if (part == ".") continue;
+    cur /= part;
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0) {
+      if (errno == ENOENT) return std::nullopt;
+      return cur.string() + ": cannot stat: " + std::strerror(errno);
+    }
+    if (S_ISLNK(st.st_mode))
+      return cur.string() +
+             " is a symbolic link; leaseq writes only into real directories of "
+             "the lease tree";
+    if (!S_ISDIR(st.st_mode)) return cur.string() + " is not a directory";
+  }
+  return std::nullopt;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/tree_guard.hpp
 // begin leaseq/diff.hpp
 
 // A pure diff of two snapshots into events, for the dashboard's notifications and for tools that
@@ -2122,6 +2169,143 @@ inline std::vector<snapshot_event> diff(const snapshot& before, const snapshot& 
 
 }  // namespace leaseq
 // end leaseq/diff.hpp
+// begin leaseq/fault.hpp
+
+// Fault injection for tests: LEASEQ_FAULT makes chosen operations of the runner fail on purpose,
+// so tests can drive the real binary through disk-full and lying-rename paths.
+//
+//   LEASEQ_FAULT="point=SPEC[,point=SPEC...]"
+//
+// SPEC is N (the first N times the point is reached, it fails) or 1/K (every K-th time fails).
+// Points:
+//   result_write_enospc   writing a result file fails with ENOSPC before anything is written
+//   result_write_eio      the same with EIO
+//   claim_rename_lies     the claim rename inbox -> claimed happens, but the runner is told it
+//                         failed with EIO (as a lost NFS reply does)
+//   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
+//                         restore tests)
+//
+// The variable is read once per process, on first use. Unset (or empty), each check is one
+// load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
+// ignored, with a message returned by fault_config_problems() for the runner to log.
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace leaseq {
+
+enum class fault_point : int {
+  result_write_enospc = 0,
+  result_write_eio = 1,
+  claim_rename_lies = 2,
+  dashboard_throws = 3,
+};
+
+namespace detail {
+
+inline constexpr int fault_point_count = 4;
+
+inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
+  switch (p) {
+    case fault_point::result_write_enospc:
+      return "result_write_enospc";
+    case fault_point::result_write_eio:
+      return "result_write_eio";
+    case fault_point::claim_rename_lies:
+      return "claim_rename_lies";
+    case fault_point::dashboard_throws:
+      return "dashboard_throws";
+  }
+  return "";
+}
+
+struct fault_rule {
+  std::uint64_t first_n = 0;  // fail the first N hits
+  std::uint64_t every_k = 0;  // or every K-th hit
+  std::atomic<std::uint64_t> hits{0};
+};
+
+struct fault_table {
+  bool any = false;
+  fault_rule rules[fault_point_count];
+  std::vector<std::string> problems;
+
+  // Parses "point=SPEC,..."; anything it does not understand goes to problems.
+  void parse(std::string_view text) {
+    while (!text.empty()) {
+      std::size_t comma = text.find(',');
+      std::string_view item = text.substr(0, comma);
+      text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+      if (item.empty()) continue;
+      std::size_t eq = item.find('=');
+      std::string_view name = item.substr(0, eq);
+      std::string_view spec =
+          eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+      int index = -1;
+      for (int i = 0; i < fault_point_count; ++i)
+        if (fault_point_name(static_cast<fault_point>(i)) == name) index = i;
+      std::uint64_t n = 0;
+      bool every = spec.size() > 2 && spec.substr(0, 2) == "1/";
+      if (every) spec.remove_prefix(2);
+      bool number = !spec.empty() && spec.size() <= 18;
+      for (char c : spec) {
+        if (c < '0' || c > '9') number = false;
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      if (index < 0 || !number || (every && n == 0)) {
+        problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
+                           " (expected POINT=N or POINT=1/K with POINT one of "
+                           "result_write_enospc, result_write_eio, claim_rename_lies, "
+                           "dashboard_throws)");
+        continue;
+      }
+      if (every)
+        rules[index].every_k = n;
+      else
+        rules[index].first_n = n;
+      any = any || n > 0;
+    }
+  }
+
+  bool hit(fault_point p) {
+    if (!any) return false;
+    fault_rule& r = rules[static_cast<int>(p)];
+    if (r.first_n == 0 && r.every_k == 0) return false;
+    std::uint64_t n = ++r.hits;
+    return n <= r.first_n || (r.every_k != 0 && n % r.every_k == 0);
+  }
+};
+
+inline fault_table& faults() {
+  static fault_table* table = [] {
+    auto* t = new fault_table;  // never destroyed: checks may run during exit
+    if (const char* v = std::getenv("LEASEQ_FAULT"); v && *v) t->parse(v);
+    return t;
+  }();
+  return *table;
+}
+
+}  // namespace detail
+
+// True when the injected fault fires at this hit of point p.
+inline bool fault_hit(fault_point p) {
+  return detail::faults().hit(p);
+}
+
+// Whether any fault is configured, and what in LEASEQ_FAULT was not understood.
+inline bool faults_enabled() {
+  return detail::faults().any;
+}
+inline const std::vector<std::string>& fault_config_problems() {
+  return detail::faults().problems;
+}
+
+}  // namespace leaseq
+// end leaseq/fault.hpp
 // begin leaseq/fs.hpp
 
 // The filesystem as the snapshot store sees it. The store is a template over this interface so
@@ -3270,15 +3454,16 @@ inline slurm_cache read_slurm_cache(const home_paths& home) {
 
 namespace detail {
 
-// A non-blocking flock(2): the refresher holds it; everyone else reads the cache.
+// A non-blocking flock(2): the refresher holds it; everyone else reads the cache. A lock file
+// that cannot be opened (a home the reader may not write: another user's, a read-only archive)
+// leaves nothing to share through: the caller counts as holding it and asks Slurm itself.
 class try_file_lock {
  public:
   explicit try_file_lock(const fs::path& path)
-      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
-    if (!fd_) throw io_error("cannot open lock file", path.string(), errno);
-  }
+      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {}
   bool try_lock() {
     if (locked_) return true;
+    if (!fd_) return locked_ = true;
     for (;;) {
       if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
       if (errno != EINTR) return false;
@@ -3796,6 +3981,23 @@ command_output release_slurm_lease(const home_paths& home, const std::string& id
 // retried on every pass. Tasks stopped because the runner itself was told to stop (SIGTERM,
 // SIGINT) end FAILED with reason "runner_terminated"; claimed tasks found after a crash whose
 // process is gone end FAILED with reason "runner_lost".
+//
+// Claimed files nobody runs are adopted: a claim rename that reports an error although it
+// happened (a lost NFS reply; LEASEQ_FAULT=claim_rename_lies plays it) is noticed by looking
+// at the destination, and every few seconds the node's claimed/ directory is scanned for task
+// files this runner does not know: one with a live pid is watched, one whose pid is gone ends
+// runner_lost, one that never got a pid (claimed, never started) is run. A task the runner was
+// killed between spawning and recording its pid may so run twice, at most once per crash.
+//
+// The runner writes only into real directories of the lease tree: before each pass it checks
+// (detail/tree_guard.hpp) that its inbox lanes, claimed/, done/, logs/, hb/ and control/
+// directories are not symlinks; while one is, it logs why and does not claim (tasks stay
+// pending), does not write results (they stay queued, the claimed file stays), does not write
+// its heartbeat or read its control directory. Final names are replaced by rename or opened
+// O_NOFOLLOW, so a planted symlink file is never written through.
+//
+// Fault injection for tests: LEASEQ_FAULT (fault.hpp) can fail result writes with ENOSPC or
+// EIO and make claim renames report EIO although they happened.
 
 #include <poll.h>
 #include <signal.h>
@@ -4059,6 +4261,8 @@ class runner {
                               lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
       ensure_dir(d);
     started_ = now;
+    for (const auto& problem : fault_config_problems()) log(problem);
+    check_tree();
     json_outcome old = read_json_tolerant(lease_.heartbeat(cfg_.node));
     const json* was_paused =
         old.ok() && old.value->is_object() ? detail::find_field(*old.value, "paused") : nullptr;
@@ -4066,7 +4270,7 @@ class runner {
       paused_ = true;
       log("staying paused, as the previous runner of this node was");
     }
-    recover(now);
+    adopt_claimed(now, true);
     flush_results();
     write_heartbeat(now);
   }
@@ -4075,9 +4279,14 @@ class runner {
   // (the caller polls again soon) and false when idle (the caller backs off).
   bool step(double now) {
     bool busy = false;
+    check_tree();
     busy |= reap(now);
     busy |= check_orphans(now);
-    busy |= apply_control(now);
+    if (now - last_adopt_scan_ >= 2) {
+      last_adopt_scan_ = now;
+      busy |= adopt_claimed(now, false);
+    }
+    if (tree_ok(dir_control) && tree_ok(dir_claimed)) busy |= apply_control(now);
     if (stop_requested_ && !stopping_) begin_stop(now);
     busy |= release_held_deaths(now);
     enforce_deadlines(now);
@@ -4150,19 +4359,32 @@ class runner {
     return fmt::format("{}-{:x}-{:012x}", cfg_.node, ::getpid(), rng_() & 0xffffffffffffULL);
   }
 
-  // ---- recovery after a crash ----
+  // ---- recovery after a crash; claimed files nobody runs ----
 
-  void recover(double now) {
-    for (const std::string& name : detail::list_dir(lease_.claimed(cfg_.node).string()).names) {
+  // Takes over the task files in claimed/<node> that this runner does not know: at start (left
+  // by a previous runner of the node) and every few seconds (a claim whose rename reported an
+  // error although it happened). A file without a pid never started: it is run. Outside
+  // startup, such a file must have sat there for a while (its ctime, which the claim rename
+  // sets), so a claim in progress by another runner of the node is left alone.
+  bool adopt_claimed(double now, bool startup) {
+    if (!tree_ok(dir_claimed)) return false;
+    bool any = false;
+    fs::path dir = lease_.claimed(cfg_.node);
+    for (const std::string& name : detail::list_dir(dir.string()).names) {
       std::int64_t seq;
       if (!detail::task_file_name(name, seq)) continue;
       std::string id = name.substr(0, name.size() - 5);
-      fs::path claimed = lease_.claimed(cfg_.node) / name;
+      if (known(id)) continue;
+      fs::path claimed = dir / name;
       if (fs::exists(lease_.result(cfg_.node, id))) {
         // The result was written, the unlink was not: finish the move.
         ::unlink(claimed.c_str());
         continue;
       }
+      struct stat st;
+      if (!startup &&
+          (::lstat(claimed.c_str(), &st) != 0 || static_cast<double>(st.st_ctim.tv_sec) > now - 5))
+        continue;
       json_outcome r = read_json_tolerant(claimed);
       task_spec spec;
       bool parsed = false;
@@ -4174,15 +4396,23 @@ class runner {
         }
       }
       if (!parsed) {
-        log("claimed/" + name + " is unreadable (" + (r.ok() ? "invalid task" : r.reason) +
-            "); left in place");
+        if (logged_.insert("claimed:" + name).second)
+          log("claimed/" + name + " is unreadable (" + (r.ok() ? "invalid task" : r.reason) +
+              "); left in place");
+        continue;
+      }
+      any = true;
+      if (!spec.pid) {
+        log(id + (startup ? ": claimed by a previous runner but never started: running it"
+                          : ": found in claimed/ but not running: running it"));
+        adopted_.push_back(std::move(spec));
         continue;
       }
       running_task t;
       t.spec = spec;
       t.claimed = spec.claimed.value_or(now);
       t.orphan = true;
-      t.pid = spec.pid ? static_cast<pid_t>(*spec.pid) : -1;
+      t.pid = static_cast<pid_t>(*spec.pid);
       if (t.pid > 1 && ops_.alive(t.pid)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
@@ -4191,7 +4421,61 @@ class runner {
         finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
       }
     }
+    return any;
   }
+
+  // Whether this runner already runs, watches, queued or finished the task.
+  bool known(const std::string& id) const {
+    if (running_.count(id)) return true;
+    for (const auto& u : unwritten_)
+      if (u.result.task.id == id) return true;
+    for (const auto& a : adopted_)
+      if (a.id == id) return true;
+    return false;
+  }
+
+  // ---- the lease tree's directories ----
+
+  enum tree_dir {
+    dir_inbox_own,
+    dir_inbox_any,
+    dir_claimed,
+    dir_done,
+    dir_logs,
+    dir_hb,
+    dir_control,
+    dir_count
+  };
+
+  // Re-checks that the directories this runner writes into are real directories of the tree.
+  void check_tree() {
+    const fs::path dirs[dir_count] = {
+        lease_.inbox(cfg_.node),   lease_.inbox(std::string(any_lane)),
+        lease_.claimed(cfg_.node), lease_.done(cfg_.node),
+        lease_.logs(cfg_.node),    lease_.hb_dir(),
+        lease_.control(cfg_.node)};
+    static const char* const what[dir_count] = {"not claiming from this lane",
+                                                "not claiming from this lane",
+                                                "not claiming, not writing results",
+                                                "results kept in memory and retried",
+                                                "not claiming",
+                                                "not writing the heartbeat",
+                                                "not reading control commands"};
+    for (int i = 0; i < dir_count; ++i) {
+      std::optional<std::string> why = detail::unsafe_dir(lease_.root(), dirs[i]);
+      if (why && *why != unsafe_[i]) log("refusing to write through " + *why + ": " + what[i]);
+      if (!why && !unsafe_[i].empty()) {
+        log(dirs[i].string() + " is no longer a symlink: resuming");
+        try {
+          ensure_dir(dirs[i]);  // the symlink may simply have been removed
+        } catch (const error& e) {
+          log(e.what());
+        }
+      }
+      unsafe_[i] = why.value_or("");
+    }
+  }
+  bool tree_ok(tree_dir d) const { return unsafe_[d].empty(); }
 
   bool check_orphans(double now) {
     if (now - last_orphan_check_ < 0.5) return false;
@@ -4224,6 +4508,25 @@ class runner {
 
   bool claim(double now) {
     bool any = false;
+    if (!tree_ok(dir_claimed) || !tree_ok(dir_logs) || !tree_ok(dir_done)) return false;
+    while (static_cast<int>(running_.size()) < cfg_.slots && !adopted_.empty()) {
+      task_spec& spec = adopted_.front();
+      if (spec.gpus > gpus_total()) {
+        running_task t;
+        t.spec = spec;
+        t.claimed = now;
+        t.attempt = new_attempt();
+        finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+               fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
+                           gpus_total()));
+      } else if (spec.gpus > static_cast<int>(free_gpus_.size())) {
+        return any;
+      } else {
+        start_task(std::move(spec), now);
+      }
+      adopted_.pop_front();
+      any = true;
+    }
     while (static_cast<int>(running_.size()) < cfg_.slots) {
       auto next = next_candidate(now);
       if (!next) break;
@@ -4241,6 +4544,10 @@ class runner {
       bool own = pass == 0;
       std::string lane = own ? cfg_.node : std::string(any_lane);
       auto& cache = own ? lane_cache_ : any_cache_;
+      if (!tree_ok(own ? dir_inbox_own : dir_inbox_any)) {
+        cache.clear();
+        continue;
+      }
       if (cache.empty()) cache = detail::list_lane(lease_.inbox(lane));
       while (!cache.empty()) {
         const std::string name = cache.front();
@@ -4269,13 +4576,27 @@ class runner {
         }
         if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
         fs::path to = lease_.claimed(cfg_.node) / name;
-        if (::rename(from.c_str(), to.c_str()) != 0) {
-          int e = errno;
-          cache.pop_front();
-          if (e != ENOENT) log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
-          continue;  // ENOENT: another runner won the race
+        int rc = ::rename(from.c_str(), to.c_str());
+        int e = errno;
+        if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
+          rc = -1;
+          e = EIO;
         }
         cache.pop_front();
+        if (rc != 0) {
+          // A rename can fail to report that it happened (a lost NFS reply, retried, says
+          // ENOENT): the destination tells. Otherwise ENOENT is a race another runner won.
+          struct stat st;
+          bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                          ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
+          if (!happened) {
+            if (e != ENOENT)
+              log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
+            continue;
+          }
+          log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", spec.id,
+                          std::strerror(e)));
+        }
         spec.claimed = now;
         if (impossible) {
           running_task t;
@@ -4430,14 +4751,20 @@ class runner {
   }
 
   bool write_result(const task_result& r) {
+    if (!tree_ok(dir_done)) return false;  // check_tree() logged why
     try {
-      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r), 0600, false);
+      fs::path path = lease_.result(cfg_.node, r.task.id);
+      if (fault_hit(fault_point::result_write_enospc)) throw io_error("cannot write", path, ENOSPC);
+      if (fault_hit(fault_point::result_write_eio)) throw io_error("cannot write", path, EIO);
+      write_json_atomic(path, json(r), 0600, false);
     } catch (const error& e) {
       if (logged_.insert("result:" + r.task.id).second)
         log(r.task.id + ": cannot write result (kept, retried): " + e.what());
       return false;
     }
-    ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
+    // With claimed/ not a real directory the claimed file stays; adopt_claimed() removes it
+    // once the directory is back (its result exists).
+    if (tree_ok(dir_claimed)) ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
     return true;
   }
 
@@ -4518,6 +4845,7 @@ class runner {
       return;
     }
     for (const std::string& lane : {cfg_.node, std::string(any_lane)}) {
+      if (!tree_ok(lane == cfg_.node ? dir_inbox_own : dir_inbox_any)) continue;
       fs::path from = lease_.inbox_task(lane, id);
       fs::path to = lease_.claimed_task(cfg_.node, id);
       json_outcome peek = read_json_tolerant(from);
@@ -4583,6 +4911,10 @@ class runner {
     hb.gpus_free = static_cast<std::int64_t>(free_gpus_.size());
     hb.version = version;
     hb.stopped = finished_;
+    if (!tree_ok(dir_hb)) {  // check_tree() logged why
+      last_heartbeat_ = now;
+      return;
+    }
     try {
       write_json_atomic(lease_.heartbeat(cfg_.node), json(hb), 0600, false);
       last_heartbeat_ = now;
@@ -4603,9 +4935,12 @@ class runner {
   std::vector<unwritten_result> unwritten_;
   std::vector<held_death> held_;
   std::deque<std::string> lane_cache_, any_cache_;
+  std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
+  std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
   std::set<std::string> logged_;
   std::mt19937_64 rng_;
   double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
+  double last_adopt_scan_ = 0;
   bool paused_ = false, stopping_ = false, finished_ = false, hb_dirty_ = false;
   bool stop_requested_ = false, retry_logged_ = false;
 };
@@ -6463,6 +6798,7 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -6471,6 +6807,18 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
 namespace leaseq {
 
 enum class log_stream { out, err };
+
+namespace detail {
+
+// The longest prefix of s of at most n bytes that does not end inside a UTF-8 character, so a
+// line cut at its length limit stays valid UTF-8.
+inline std::size_t utf8_prefix(std::string_view s, std::size_t n) noexcept {
+  if (n >= s.size()) return s.size();
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+}  // namespace detail
 
 inline constexpr std::string_view to_string(log_stream s) noexcept {
   return s == log_stream::out ? "stdout" : "stderr";
@@ -6658,6 +7006,7 @@ class tail_follower {
         if (piece.size() < room) {
           pending_.append(piece);
         } else {
+          if (opts_.sanitize) room = detail::utf8_prefix(piece, room);
           pending_.append(piece.substr(0, room));
           dropped_ += piece.size() - room;
           emit(out, true, true);
@@ -6765,7 +7114,7 @@ class line_ring {
         if (!it->complete) {
           std::size_t room =
               max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
-          it->text.append(e.text, 0, std::min(room, e.text.size()));
+          it->text.append(e.text, 0, detail::utf8_prefix(e.text, room));
           it->complete = e.complete;
           it->cut = it->cut || e.cut || e.text.size() > room;
           return;

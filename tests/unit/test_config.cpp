@@ -60,3 +60,19 @@ TEST_CASE("a corrupt config file gives defaults and a warning", "[config]") {
   CHECK(parse_config(json::parse("[1]")).warnings.size() == 1);
   CHECK(parse_config(json::parse(R"({"ui": 3})")).warnings.size() == 1);
 }
+
+// Found by fuzz_json_readers (UBSan): a float too large for an integer setting was converted
+// to int64 before its range was checked.
+TEST_CASE("a huge or fractional number for an integer setting is refused, not converted",
+          "[config]") {
+  auto c = parse_config(json::parse(
+      R"({"ui": {"log_tail_lines": 20222222222222222222222222221, "max_tasks_display": 2.5,
+                 "refresh_s": 1e308}})"));
+  CHECK(c.ui.log_tail_lines == ui_config{}.log_tail_lines);
+  CHECK(c.ui.max_tasks_display == ui_config{}.max_tasks_display);
+  CHECK(c.ui.refresh_s == ui_config{}.refresh_s);
+  CHECK(c.warnings.size() == 3);
+  auto d = parse_config(json::parse(R"({"ui": {"log_tail_lines": 300.0}})"));
+  CHECK(d.ui.log_tail_lines == 300);
+  CHECK(d.warnings.empty());
+}

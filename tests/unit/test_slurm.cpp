@@ -308,3 +308,17 @@ TEST_CASE("a corrupt cache file is ignored and replaced", "[slurm]") {
   CHECK(c.jobs.size() == 1);
   CHECK(c.jobs.count("100") == 1);
 }
+
+// Found by the hostile-input tests: `leaseq status` run by a user who may read the home but not
+// write it failed with "cannot open lock file" instead of showing the lease.
+TEST_CASE("a home where the cache lock cannot be opened still answers", "[slurm][hostile]") {
+  temp_dir tmp;
+  home_paths home(tmp.path());
+  fs::create_directories(slurm_cache_lock_path(home));  // open(O_RDWR) fails: EISDIR
+  manual_clock clock;
+  fake_slurm slurm;
+  slurm.squeue = [](const std::string&) { return answer(0, line("100", "RUNNING", "None")); };
+  auto st = slurm_lease_states(home, {"100"}, 20, {}, clock, slurm);
+  CHECK(slurm.squeue_calls == 1);
+  CHECK(st["100"].state == "RUNNING");
+}

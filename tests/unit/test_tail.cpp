@@ -316,3 +316,45 @@ TEST_CASE("line ring: moving lines in keeps partial-line merging", "[tail]") {
   CHECK(ring[1].text == "err line");
   CHECK(ring[2].text == "next");
 }
+
+// Found by fuzz_tail: invalid bytes become U+FFFD (3 bytes each), and the cut at
+// max_line_bytes fell inside one, so a "sanitized" line was not valid UTF-8.
+TEST_CASE("a sanitized line cut at its limit never ends inside a UTF-8 character",
+          "[tail][hostile]") {
+  temp_dir tmp;
+  fs::path log = tmp / "T001.out";
+  test_support::write_text(log, std::string(6, '\xff') + "\n" + "\xc3\xa9\xc3\xa9\xc3\xa9x\n");
+  tail_options o;
+  o.max_line_bytes = 16;
+  tail_follower<manual_clock> f(log, log_stream::out, o);
+  std::vector<tail_event> ev;
+  f.drain(ev);
+  auto lines = lines_of(ev);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // 15 bytes
+  CHECK(is_terminal_safe(lines[0]));
+  CHECK(lines[1] == "\xc3\xa9\xc3\xa9\xc3\xa9x");
+  CHECK(f.bytes_dropped() == 3);
+
+  o.max_line_bytes = 5;
+  tail_follower<manual_clock> g(log, log_stream::out, o);
+  std::vector<tail_event> ev2;
+  g.drain(ev2);
+  auto cut = lines_of(ev2);
+  REQUIRE(cut.size() == 2);
+  CHECK(cut[1] == "\xc3\xa9\xc3\xa9");
+  CHECK(is_terminal_safe(cut[0]));
+
+  // The ring completing a partial line cuts at a character boundary too.
+  line_ring ring(4);
+  tail_event part;
+  part.text = "ab";
+  part.complete = false;
+  ring.push(part, 4);
+  tail_event rest;
+  rest.text = "\xc3\xa9\xc3\xa9";
+  ring.push(rest, 4);
+  REQUIRE(ring.size() == 1);
+  CHECK(ring[0].text == "ab\xc3\xa9");
+  CHECK(ring[0].cut);
+}
