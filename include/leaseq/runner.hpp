@@ -39,6 +39,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -56,6 +57,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/result_writer.hpp"
 #include "leaseq/spawn.hpp"
 #include "leaseq/version.hpp"
 
@@ -69,6 +71,11 @@ struct runner_config {
   std::vector<std::string> gpu_ids;  // devices handed out through CUDA_VISIBLE_DEVICES
   double grace_s = 10;               // SIGTERM -> SIGKILL
   double heartbeat_s = 2;
+  // A change in the running set (a task started or ended) is written at most this often: the
+  // dashboard sees it within a fraction of a second, and a burst of short tasks does not
+  // rewrite (and recount the inbox for) the heartbeat once per task. Pause, resume and stop
+  // are written at once.
+  double heartbeat_min_s = 0.5;
   double idle_min_s = 0.05;  // idle polling backs off from this ...
   double idle_max_s = 1.0;   // ... to this
 };
@@ -167,9 +174,18 @@ class runner {
         return true;
       }
     }
-    if (now - last_heartbeat_ >= cfg_.heartbeat_s || hb_dirty_) write_heartbeat(now);
+    if (now - last_heartbeat_ >= (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s))
+      write_heartbeat(now);
     return busy;
   }
+
+  // Results are then written on a thread of their own (result_writer.hpp); on_done is called
+  // from that thread when some are written. Call before start().
+  void write_results_in_background(std::function<void()> on_done) {
+    writer_ = std::make_unique<result_writer>(std::move(on_done));
+  }
+  // Joins the writer thread; results it had not started stay unwritten (see ~result_writer).
+  void end_background_writes() { writer_.reset(); }
 
   // Stop claiming, stop the running tasks as on cancel (results: runner_terminated), then
   // finish with a "stopped" heartbeat.
@@ -181,7 +197,7 @@ class runner {
 
   // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
   double next_deadline(double now) const {
-    double t = last_heartbeat_ + cfg_.heartbeat_s - now;
+    double t = last_heartbeat_ + (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s) - now;
     for (const auto& [id, r] : running_)
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
     return std::max(0.0, t);
@@ -202,6 +218,7 @@ class runner {
 
   struct unwritten_result {
     task_result result;
+    bool in_flight = false;  // handed to the background writer, outcome not collected yet
   };
 
   // A task killed by a signal the runner did not send, waiting a moment before its result is
@@ -402,17 +419,23 @@ class runner {
 
   // Lists a lane again when its cached listing is used up (a lane listing is reused while
   // it lasts: new tasks have higher seqs, so order holds). The own lane comes first.
+  // A lane found empty is not listed again in the same pass (one listing per pass, not one
+  // per free slot).
   std::optional<task_spec> next_candidate(double now) {
-    (void)now;
     for (int pass = 0; pass < 2; ++pass) {
       bool own = pass == 0;
       std::string lane = own ? cfg_.node : std::string(any_lane);
       auto& cache = own ? lane_cache_ : any_cache_;
+      double& listed_empty = own ? lane_listed_empty_ : any_listed_empty_;
       if (!tree_ok(own ? dir_inbox_own : dir_inbox_any)) {
         cache.clear();
         continue;
       }
-      if (cache.empty()) cache = detail::list_lane(lease_.inbox(lane));
+      if (cache.empty()) {
+        if (listed_empty == now) continue;
+        cache = detail::list_lane(lease_.inbox(lane));
+        if (cache.empty()) listed_empty = now;
+      }
       while (!cache.empty()) {
         const std::string name = cache.front();
         fs::path from = lease_.inbox(lane) / name;
@@ -614,31 +637,93 @@ class runner {
     unwritten_.push_back({std::move(r)});
   }
 
+  // Why a result cannot be written now (the directory is unsafe, or an injected fault), or
+  // nothing. Its claimed file goes only once the result is durable.
+  std::optional<std::string> result_blocked(const task_result& r) {
+    if (!tree_ok(dir_done)) return std::string("done/ is not a safe directory");
+    fs::path path = lease_.result(cfg_.node, r.task.id);
+    if (fault_hit(fault_point::result_write_enospc))
+      return std::string(io_error("cannot write", path, ENOSPC).what());
+    if (fault_hit(fault_point::result_write_eio))
+      return std::string(io_error("cannot write", path, EIO).what());
+    return std::nullopt;
+  }
+
+  void log_unwritten(const std::string& id, const std::string& why) {
+    if (logged_.insert("result:" + id).second)
+      log(id + ": cannot write result (kept, retried): " + why);
+  }
+
+  // With claimed/ not a real directory the claimed file stays; adopt_claimed() removes it
+  // once the directory is back (its result exists).
+  std::optional<fs::path> claimed_to_remove(const std::string& id) const {
+    if (!tree_ok(dir_claimed)) return std::nullopt;
+    return lease_.claimed_task(cfg_.node, id);
+  }
+
   bool write_result(const task_result& r) {
-    if (!tree_ok(dir_done)) return false;  // check_tree() logged why
-    try {
-      fs::path path = lease_.result(cfg_.node, r.task.id);
-      if (fault_hit(fault_point::result_write_enospc)) throw io_error("cannot write", path, ENOSPC);
-      if (fault_hit(fault_point::result_write_eio)) throw io_error("cannot write", path, EIO);
-      write_json_atomic(path, json(r), 0600, false);
-    } catch (const error& e) {
-      if (logged_.insert("result:" + r.task.id).second)
-        log(r.task.id + ": cannot write result (kept, retried): " + e.what());
+    if (auto why = result_blocked(r)) {
+      if (tree_ok(dir_done)) log_unwritten(r.task.id, *why);  // check_tree() logged the other
       return false;
     }
-    // With claimed/ not a real directory the claimed file stays; adopt_claimed() removes it
-    // once the directory is back (its result exists).
-    if (tree_ok(dir_claimed)) ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
+    try {
+      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r), 0600, false);
+    } catch (const error& e) {
+      log_unwritten(r.task.id, e.what());
+      return false;
+    }
+    if (auto claimed = claimed_to_remove(r.task.id)) ::unlink(claimed->c_str());
     return true;
   }
 
   bool flush_results() {
+    if (writer_) return flush_results_in_background();
     if (unwritten_.empty()) return false;
     std::vector<unwritten_result> left;
     for (auto& u : unwritten_)
       if (!write_result(u.result)) left.push_back(std::move(u));
+    return settle_unwritten(std::move(left));
+  }
+
+  // Collects what the writer finished, then hands it every result not yet in its hands.
+  bool flush_results_in_background() {
+    std::map<std::string, std::optional<std::string>> outcomes;
+    for (auto& o : writer_->collect()) outcomes[o.id] = std::move(o.error);
+    if (unwritten_.empty()) return false;
+    std::vector<unwritten_result> left;
+    for (auto& u : unwritten_) {
+      if (u.in_flight) {
+        auto o = outcomes.find(u.result.task.id);
+        if (o == outcomes.end()) {
+          left.push_back(std::move(u));
+          continue;
+        }
+        if (!o->second) continue;  // written, claimed file gone
+        // Failed: tried again on a later pass, after the loop's back-off, not at once.
+        log_unwritten(u.result.task.id, *o->second);
+        u.in_flight = false;
+        left.push_back(std::move(u));
+        continue;
+      }
+      if (auto why = result_blocked(u.result)) {
+        if (tree_ok(dir_done)) log_unwritten(u.result.task.id, *why);
+      } else {
+        const std::string& id = u.result.task.id;
+        writer_->submit({id, lease_.result(cfg_.node, id), json(u.result).dump(2) + "\n",
+                         claimed_to_remove(id)});
+        u.in_flight = true;
+      }
+      left.push_back(std::move(u));
+    }
+    return settle_unwritten(std::move(left));
+  }
+
+  // Keeps the results still unwritten; true when some were written.
+  bool settle_unwritten(std::vector<unwritten_result> left) {
     bool progress = left.size() < unwritten_.size();
-    if (!left.empty() && left.size() == unwritten_.size() && !retry_logged_) {
+    bool none_written = std::none_of(left.begin(), left.end(),
+                                     [](const unwritten_result& u) { return u.in_flight; });
+    if (!left.empty() && !progress && none_written && !retry_logged_) {
       retry_logged_ = true;
       log(fmt::format("{} result(s) not written yet; retrying on every pass", left.size()));
     }
@@ -671,7 +756,7 @@ class runner {
     stop_started_ = now;
     log("stopping: no new claims; stopping running tasks");
     for (auto& [id, t] : running_) stop_task(t, now, "runner_terminated");
-    hb_dirty_ = true;
+    heartbeat_now();
   }
 
   // ---- control ----
@@ -683,7 +768,7 @@ class runner {
     if (b.paused && *b.paused != paused_) {
       paused_ = *b.paused;
       log(paused_ ? "paused" : "resumed");
-      hb_dirty_ = true;
+      heartbeat_now();
     }
     for (const auto& p : b.consumed) {
       ::unlink(p.c_str());
@@ -749,6 +834,12 @@ class runner {
 
   // ---- heartbeat ----
 
+  // The next pass writes the heartbeat, whatever the rate limit.
+  void heartbeat_now() {
+    hb_dirty_ = true;
+    last_heartbeat_ = -1e18;
+  }
+
   void write_heartbeat(double now) {
     heartbeat hb;
     hb.node = cfg_.node;
@@ -797,8 +888,10 @@ class runner {
   std::map<std::string, running_task> running_;
   std::map<pid_t, std::string> by_pid_;
   std::vector<unwritten_result> unwritten_;
+  std::unique_ptr<result_writer> writer_;
   std::vector<held_death> held_;
   std::deque<std::string> lane_cache_, any_cache_;
+  double lane_listed_empty_ = -1, any_listed_empty_ = -1;
   std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
   std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
   std::set<std::string> logged_;
@@ -848,6 +941,10 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGHUP, SIG_IGN);  // survive the login shell going away
 
+  r.write_results_in_background([fd = wake_w.get()] {
+    char c = 1;
+    (void)!::write(fd, &c, 1);
+  });
   r.start(unix_now());
   double backoff = cfg.idle_min_s;
   while (!r.finished()) {
@@ -866,6 +963,7 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
     }
   }
   detail::runner_wake_fd() = -1;
+  r.end_background_writes();  // before the wake pipe closes
   return 0;
 }
 

@@ -11,9 +11,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "leaseq/clock.hpp"
@@ -128,9 +133,113 @@ inline std::optional<std::string> claim_key(const lease_paths& lease, const std:
 
 }  // namespace detail
 
+namespace detail {
+
+// A batch writes every file under its temp name first, flushes them all with one syncfs(),
+// and only then renames them onto their final names: each file is durable before it becomes
+// visible, as the protocol asks, for the price of one flush rather than one per file.
+class batch_stage {
+ public:
+  explicit batch_stage(const lease_paths& lease) : lease_(lease) {}
+
+  // Index of a directory of the batch, created if needed and opened once: every file is
+  // made relative to it, so no path is walked twice.
+  std::size_t dir(const fs::path& path) {
+    for (std::size_t i = 0; i < dirs_.size(); ++i)
+      if (dirs_[i].path == path) return i;
+    ensure_dir(path);
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throw io_error("cannot open directory", path.string(), errno);
+    dirs_.push_back({path, std::move(fd)});
+    return dirs_.size() - 1;
+  }
+
+  // Writes content under a temp name starting with '.' (invisible to readers), O_EXCL and
+  // never through a symlink. Not flushed yet. Safe to call from several threads.
+  void write_temp(std::size_t dir, const std::string& temp, std::string_view content) const {
+    unique_fd fd(::openat(dirs_[dir].fd.get(), temp.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw io_error("cannot create", (dirs_[dir].path / temp).string(), errno);
+    if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
+      int e = errno;
+      ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
+      throw io_error("cannot write", (dirs_[dir].path / temp).string(), e);
+    }
+  }
+
+  // Everything written so far reaches the disk (one call covers the whole filesystem).
+  void flush() const {
+    unique_fd root(::open(lease_.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root || ::syncfs(root.get()) != 0)
+      throw io_error("cannot flush submitted tasks", lease_.root().string(), errno);
+  }
+
+  void rename(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+    int fd = dirs_[dir].fd.get();
+    if (::renameat(fd, temp.c_str(), fd, final_name.c_str()) != 0) {
+      int e = errno;
+      ::unlinkat(fd, temp.c_str(), 0);
+      throw io_error("cannot rename onto final name", (dirs_[dir].path / final_name).string(), e);
+    }
+  }
+
+  // link(2) fails with EEXIST when the name is taken: false then. The temp name goes either way.
+  bool link(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+    int fd = dirs_[dir].fd.get();
+    int rc = ::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0);
+    int e = errno;
+    ::unlinkat(fd, temp.c_str(), 0);
+    if (rc == 0) return true;
+    if (e == EEXIST) return false;
+    throw io_error("cannot create", (dirs_[dir].path / final_name).string(), e);
+  }
+
+  void remove(std::size_t dir, const std::string& temp) const noexcept {
+    ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
+  }
+
+ private:
+  struct open_dir {
+    fs::path path;
+    unique_fd fd;
+  };
+  const lease_paths& lease_;
+  std::vector<open_dir> dirs_;
+};
+
+// Runs body(i) for i in [0, n) on up to two threads (the JSON text of a task costs as much as
+// creating its file); the first exception is rethrown here.
+template <class Body>
+void for_each_index_parallel(std::size_t n, Body body) {
+  unsigned threads = n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  if (threads == 1) {
+    for (std::size_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  std::atomic<bool> failed{false};
+  std::exception_ptr first;
+  std::mutex first_mutex;
+  auto run = [&](std::size_t from, std::size_t to) {
+    try {
+      for (std::size_t i = from; i < to && !failed.load(std::memory_order_relaxed); ++i) body(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(first_mutex);
+      if (!first) first = std::current_exception();
+      failed = true;
+    }
+  };
+  std::thread helper(run, n / 2, n);
+  run(0, n / 2);
+  helper.join();
+  if (first) std::rethrow_exception(first);
+}
+
+}  // namespace detail
+
 // Enqueues the requests in order under one seq allocation. Returns one outcome per request.
-// Each task file is written atomically; the whole batch is flushed with one syncfs() before
-// returning, so a batch of 100 000 costs one flush rather than 100 000.
+// Keys first (each made durable before any task that names it), then the tasks: all written
+// under temp names, flushed once, renamed in seq order, flushed again before returning.
+// A batch that fails part-way removes the temp files it made; the tasks already renamed stay.
 inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
                                                 const std::string& lease_id,
                                                 const std::vector<submit_request>& requests,
@@ -139,31 +248,72 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   for (const auto& r : requests) detail::check_request(r);
   std::vector<submit_outcome> out;
   if (requests.empty()) return out;
-  std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
-  std::map<std::string, bool> made_dirs;
-  const std::string tmp_prefix = detail::temp_suffix() + ".";
+  const std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
+  const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
+  auto id_of = [&](std::size_t i) { return format_task_id(first + static_cast<std::int64_t>(i)); };
+  detail::batch_stage stage(lease);
   out.reserve(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    task_spec t =
-        detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
-    if (t.key) {
-      if (auto earlier = detail::claim_key(lease, *t.key, t.id)) {
-        out.push_back({*earlier, true});
-        continue;
+  for (std::size_t i = 0; i < requests.size(); ++i) out.push_back({id_of(i), false});
+
+  // Keys: written, flushed, then linked into place in request order.
+  std::vector<std::size_t> keyed;
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].key) keyed.push_back(i);
+  if (!keyed.empty()) {
+    std::size_t keys = stage.dir(lease.keys_dir());
+    auto temp_key = [&](std::size_t i) { return "." + *requests[i].key + suffix + std::to_string(i); };
+    std::size_t made = 0;
+    try {
+      for (; made < keyed.size(); ++made)
+        stage.write_temp(keys, temp_key(keyed[made]), out[keyed[made]].id + "\n");
+      stage.flush();
+    } catch (...) {
+      for (std::size_t k = 0; k < made; ++k) stage.remove(keys, temp_key(keyed[k]));
+      throw;
+    }
+    for (std::size_t k = 0; k < keyed.size(); ++k) {
+      std::size_t i = keyed[k];
+      try {
+        if (!stage.link(keys, temp_key(i), *requests[i].key))
+          out[i] = {detail::read_key(lease, *requests[i].key), true};
+      } catch (...) {
+        for (std::size_t rest = k + 1; rest < keyed.size(); ++rest)
+          stage.remove(keys, temp_key(keyed[rest]));
+        throw;
       }
     }
-    fs::path p = detail::inbox_path(lease, t);
-    std::string dir = p.parent_path().string();
-    if (!made_dirs[dir]) {
-      ensure_dir(p.parent_path());
-      made_dirs[dir] = true;
-    }
-    write_file_atomic_nosync(p, json(t).dump() + "\n", tmp_prefix + std::to_string(i));
-    out.push_back({t.id, false});
   }
-  detail::unique_fd root(::open(lease.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (root && ::syncfs(root.get()) != 0)
-    throw io_error("cannot flush submitted tasks", lease.root().string(), errno);
+
+  // Tasks: temp files written on two threads, one flush, renames in seq order, one flush.
+  std::vector<std::size_t> lane(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    if (!out[i].existing)
+      lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
+                                            : lease.inbox(std::string(any_lane)));
+  auto temp_task = [&](std::size_t i) { return "." + out[i].id + ".json" + suffix + std::to_string(i); };
+  std::vector<char> written(requests.size(), 0);
+  auto remove_temps = [&] {
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      if (written[i]) stage.remove(lane[i], temp_task(i));
+  };
+  try {
+    detail::for_each_index_parallel(requests.size(), [&](std::size_t i) {
+      if (out[i].existing) return;
+      task_spec t = detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
+      stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
+      written[i] = 1;
+    });
+    stage.flush();
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      if (!written[i]) continue;
+      stage.rename(lane[i], temp_task(i), out[i].id + ".json");
+      written[i] = 0;
+    }
+  } catch (...) {
+    remove_temps();
+    throw;
+  }
+  stage.flush();
   return out;
 }
 

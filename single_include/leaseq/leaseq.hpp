@@ -3968,6 +3968,131 @@ command_output release_slurm_lease(const home_paths& home, const std::string& id
 
 }  // namespace leaseq
 // end leaseq/leases.hpp
+// begin leaseq/result_writer.hpp
+
+// Writes task results on a thread of their own, so the runner's loop does not wait for them.
+//
+// A result must be durable before its claimed file goes (protocol: write, fsync, rename, then
+// unlink claimed/). The fsync is the slowest step of a short task on a local disk (a journal
+// commit, about a millisecond); done here, it overlaps the runner claiming and spawning the
+// next task instead of delaying it. Each job is still written in that order: result (atomic,
+// fsync'd), then the unlink, so a kill -9 at any moment leaves what the synchronous path would.
+//
+// The runner hands over jobs and collects outcomes on its own thread; `on_done` is called from
+// the writer's thread after each batch (the runner uses it to wake its poll()).
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+
+namespace leaseq {
+
+class result_writer {
+ public:
+  struct job {
+    std::string id;
+    fs::path path;                  // done/<node>/<id>.result.json
+    std::string content;            // the result's JSON text
+    std::optional<fs::path> claimed;  // unlinked once the result is durable
+  };
+  struct outcome {
+    std::string id;
+    std::optional<std::string> error;  // why the result is not written (the job is dropped)
+  };
+
+  explicit result_writer(std::function<void()> on_done = {}) : on_done_(std::move(on_done)) {
+    // Signals stay with the runner's thread: its handlers wake the runner's poll().
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    thread_ = std::thread([this] { loop(); });
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  result_writer(const result_writer&) = delete;
+  result_writer& operator=(const result_writer&) = delete;
+
+  // Finishes the job in progress and drops those not started: their claimed files stay, so a
+  // later runner of the node reports them (runner_lost) instead of losing them silently.
+  ~result_writer() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      quit_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  void submit(job j) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      todo_.push_back(std::move(j));
+    }
+    wake_.notify_one();
+  }
+
+  // Outcomes of the jobs finished since the last call.
+  std::vector<outcome> collect() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<outcome> out;
+    out.swap(finished_);
+    return out;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return quit_ || !todo_.empty(); });
+      if (quit_) return;
+      std::deque<job> batch;
+      batch.swap(todo_);
+      lock.unlock();
+      std::vector<outcome> done;
+      done.reserve(batch.size());
+      for (job& j : batch) done.push_back(write(j));
+      lock.lock();
+      for (auto& o : done) finished_.push_back(std::move(o));
+      if (on_done_) {
+        lock.unlock();
+        on_done_();
+        lock.lock();
+      }
+    }
+  }
+
+  static outcome write(const job& j) {
+    outcome o{j.id, std::nullopt};
+    try {
+      write_file_atomic(j.path, j.content, 0600, false);
+    } catch (const error& e) {
+      o.error = e.what();
+      return o;
+    }
+    if (j.claimed) ::unlink(j.claimed->c_str());
+    return o;
+  }
+
+  std::function<void()> on_done_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<job> todo_;
+  std::vector<outcome> finished_;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
+}  // namespace leaseq
+// end leaseq/result_writer.hpp
 // begin leaseq/runner.hpp
 
 // The per-node runner. One `runner` owns a node of a lease: it claims tasks by rename, runs up
@@ -4009,6 +4134,7 @@ command_output release_slurm_lease(const home_paths& home, const std::string& id
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -4205,6 +4331,11 @@ struct runner_config {
   std::vector<std::string> gpu_ids;  // devices handed out through CUDA_VISIBLE_DEVICES
   double grace_s = 10;               // SIGTERM -> SIGKILL
   double heartbeat_s = 2;
+  // A change in the running set (a task started or ended) is written at most this often: the
+  // dashboard sees it within a fraction of a second, and a burst of short tasks does not
+  // rewrite (and recount the inbox for) the heartbeat once per task. Pause, resume and stop
+  // are written at once.
+  double heartbeat_min_s = 0.5;
   double idle_min_s = 0.05;  // idle polling backs off from this ...
   double idle_max_s = 1.0;   // ... to this
 };
@@ -4303,9 +4434,18 @@ class runner {
         return true;
       }
     }
-    if (now - last_heartbeat_ >= cfg_.heartbeat_s || hb_dirty_) write_heartbeat(now);
+    if (now - last_heartbeat_ >= (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s))
+      write_heartbeat(now);
     return busy;
   }
+
+  // Results are then written on a thread of their own (result_writer.hpp); on_done is called
+  // from that thread when some are written. Call before start().
+  void write_results_in_background(std::function<void()> on_done) {
+    writer_ = std::make_unique<result_writer>(std::move(on_done));
+  }
+  // Joins the writer thread; results it had not started stay unwritten (see ~result_writer).
+  void end_background_writes() { writer_.reset(); }
 
   // Stop claiming, stop the running tasks as on cancel (results: runner_terminated), then
   // finish with a "stopped" heartbeat.
@@ -4317,7 +4457,7 @@ class runner {
 
   // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
   double next_deadline(double now) const {
-    double t = last_heartbeat_ + cfg_.heartbeat_s - now;
+    double t = last_heartbeat_ + (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s) - now;
     for (const auto& [id, r] : running_)
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
     return std::max(0.0, t);
@@ -4338,6 +4478,7 @@ class runner {
 
   struct unwritten_result {
     task_result result;
+    bool in_flight = false;  // handed to the background writer, outcome not collected yet
   };
 
   // A task killed by a signal the runner did not send, waiting a moment before its result is
@@ -4538,17 +4679,23 @@ class runner {
 
   // Lists a lane again when its cached listing is used up (a lane listing is reused while
   // it lasts: new tasks have higher seqs, so order holds). The own lane comes first.
+  // A lane found empty is not listed again in the same pass (one listing per pass, not one
+  // per free slot).
   std::optional<task_spec> next_candidate(double now) {
-    (void)now;
     for (int pass = 0; pass < 2; ++pass) {
       bool own = pass == 0;
       std::string lane = own ? cfg_.node : std::string(any_lane);
       auto& cache = own ? lane_cache_ : any_cache_;
+      double& listed_empty = own ? lane_listed_empty_ : any_listed_empty_;
       if (!tree_ok(own ? dir_inbox_own : dir_inbox_any)) {
         cache.clear();
         continue;
       }
-      if (cache.empty()) cache = detail::list_lane(lease_.inbox(lane));
+      if (cache.empty()) {
+        if (listed_empty == now) continue;
+        cache = detail::list_lane(lease_.inbox(lane));
+        if (cache.empty()) listed_empty = now;
+      }
       while (!cache.empty()) {
         const std::string name = cache.front();
         fs::path from = lease_.inbox(lane) / name;
@@ -4750,31 +4897,93 @@ class runner {
     unwritten_.push_back({std::move(r)});
   }
 
+  // Why a result cannot be written now (the directory is unsafe, or an injected fault), or
+  // nothing. Its claimed file goes only once the result is durable.
+  std::optional<std::string> result_blocked(const task_result& r) {
+    if (!tree_ok(dir_done)) return std::string("done/ is not a safe directory");
+    fs::path path = lease_.result(cfg_.node, r.task.id);
+    if (fault_hit(fault_point::result_write_enospc))
+      return std::string(io_error("cannot write", path, ENOSPC).what());
+    if (fault_hit(fault_point::result_write_eio))
+      return std::string(io_error("cannot write", path, EIO).what());
+    return std::nullopt;
+  }
+
+  void log_unwritten(const std::string& id, const std::string& why) {
+    if (logged_.insert("result:" + id).second)
+      log(id + ": cannot write result (kept, retried): " + why);
+  }
+
+  // With claimed/ not a real directory the claimed file stays; adopt_claimed() removes it
+  // once the directory is back (its result exists).
+  std::optional<fs::path> claimed_to_remove(const std::string& id) const {
+    if (!tree_ok(dir_claimed)) return std::nullopt;
+    return lease_.claimed_task(cfg_.node, id);
+  }
+
   bool write_result(const task_result& r) {
-    if (!tree_ok(dir_done)) return false;  // check_tree() logged why
-    try {
-      fs::path path = lease_.result(cfg_.node, r.task.id);
-      if (fault_hit(fault_point::result_write_enospc)) throw io_error("cannot write", path, ENOSPC);
-      if (fault_hit(fault_point::result_write_eio)) throw io_error("cannot write", path, EIO);
-      write_json_atomic(path, json(r), 0600, false);
-    } catch (const error& e) {
-      if (logged_.insert("result:" + r.task.id).second)
-        log(r.task.id + ": cannot write result (kept, retried): " + e.what());
+    if (auto why = result_blocked(r)) {
+      if (tree_ok(dir_done)) log_unwritten(r.task.id, *why);  // check_tree() logged the other
       return false;
     }
-    // With claimed/ not a real directory the claimed file stays; adopt_claimed() removes it
-    // once the directory is back (its result exists).
-    if (tree_ok(dir_claimed)) ::unlink(lease_.claimed_task(cfg_.node, r.task.id).c_str());
+    try {
+      write_json_atomic(lease_.result(cfg_.node, r.task.id), json(r), 0600, false);
+    } catch (const error& e) {
+      log_unwritten(r.task.id, e.what());
+      return false;
+    }
+    if (auto claimed = claimed_to_remove(r.task.id)) ::unlink(claimed->c_str());
     return true;
   }
 
   bool flush_results() {
+    if (writer_) return flush_results_in_background();
     if (unwritten_.empty()) return false;
     std::vector<unwritten_result> left;
     for (auto& u : unwritten_)
       if (!write_result(u.result)) left.push_back(std::move(u));
+    return settle_unwritten(std::move(left));
+  }
+
+  // Collects what the writer finished, then hands it every result not yet in its hands.
+  bool flush_results_in_background() {
+    std::map<std::string, std::optional<std::string>> outcomes;
+    for (auto& o : writer_->collect()) outcomes[o.id] = std::move(o.error);
+    if (unwritten_.empty()) return false;
+    std::vector<unwritten_result> left;
+    for (auto& u : unwritten_) {
+      if (u.in_flight) {
+        auto o = outcomes.find(u.result.task.id);
+        if (o == outcomes.end()) {
+          left.push_back(std::move(u));
+          continue;
+        }
+        if (!o->second) continue;  // written, claimed file gone
+        // Failed: tried again on a later pass, after the loop's back-off, not at once.
+        log_unwritten(u.result.task.id, *o->second);
+        u.in_flight = false;
+        left.push_back(std::move(u));
+        continue;
+      }
+      if (auto why = result_blocked(u.result)) {
+        if (tree_ok(dir_done)) log_unwritten(u.result.task.id, *why);
+      } else {
+        const std::string& id = u.result.task.id;
+        writer_->submit({id, lease_.result(cfg_.node, id), json(u.result).dump(2) + "\n",
+                         claimed_to_remove(id)});
+        u.in_flight = true;
+      }
+      left.push_back(std::move(u));
+    }
+    return settle_unwritten(std::move(left));
+  }
+
+  // Keeps the results still unwritten; true when some were written.
+  bool settle_unwritten(std::vector<unwritten_result> left) {
     bool progress = left.size() < unwritten_.size();
-    if (!left.empty() && left.size() == unwritten_.size() && !retry_logged_) {
+    bool none_written = std::none_of(left.begin(), left.end(),
+                                     [](const unwritten_result& u) { return u.in_flight; });
+    if (!left.empty() && !progress && none_written && !retry_logged_) {
       retry_logged_ = true;
       log(fmt::format("{} result(s) not written yet; retrying on every pass", left.size()));
     }
@@ -4807,7 +5016,7 @@ class runner {
     stop_started_ = now;
     log("stopping: no new claims; stopping running tasks");
     for (auto& [id, t] : running_) stop_task(t, now, "runner_terminated");
-    hb_dirty_ = true;
+    heartbeat_now();
   }
 
   // ---- control ----
@@ -4819,7 +5028,7 @@ class runner {
     if (b.paused && *b.paused != paused_) {
       paused_ = *b.paused;
       log(paused_ ? "paused" : "resumed");
-      hb_dirty_ = true;
+      heartbeat_now();
     }
     for (const auto& p : b.consumed) {
       ::unlink(p.c_str());
@@ -4885,6 +5094,12 @@ class runner {
 
   // ---- heartbeat ----
 
+  // The next pass writes the heartbeat, whatever the rate limit.
+  void heartbeat_now() {
+    hb_dirty_ = true;
+    last_heartbeat_ = -1e18;
+  }
+
   void write_heartbeat(double now) {
     heartbeat hb;
     hb.node = cfg_.node;
@@ -4933,8 +5148,10 @@ class runner {
   std::map<std::string, running_task> running_;
   std::map<pid_t, std::string> by_pid_;
   std::vector<unwritten_result> unwritten_;
+  std::unique_ptr<result_writer> writer_;
   std::vector<held_death> held_;
   std::deque<std::string> lane_cache_, any_cache_;
+  double lane_listed_empty_ = -1, any_listed_empty_ = -1;
   std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
   std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
   std::set<std::string> logged_;
@@ -4984,6 +5201,10 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGHUP, SIG_IGN);  // survive the login shell going away
 
+  r.write_results_in_background([fd = wake_w.get()] {
+    char c = 1;
+    (void)!::write(fd, &c, 1);
+  });
   r.start(unix_now());
   double backoff = cfg.idle_min_s;
   while (!r.finished()) {
@@ -5002,6 +5223,7 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
     }
   }
   detail::runner_wake_fd() = -1;
+  r.end_background_writes();  // before the wake pipe closes
   return 0;
 }
 
@@ -6580,9 +6802,14 @@ std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_pat
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 
@@ -6689,9 +6916,113 @@ inline std::optional<std::string> claim_key(const lease_paths& lease, const std:
 
 }  // namespace detail
 
+namespace detail {
+
+// A batch writes every file under its temp name first, flushes them all with one syncfs(),
+// and only then renames them onto their final names: each file is durable before it becomes
+// visible, as the protocol asks, for the price of one flush rather than one per file.
+class batch_stage {
+ public:
+  explicit batch_stage(const lease_paths& lease) : lease_(lease) {}
+
+  // Index of a directory of the batch, created if needed and opened once: every file is
+  // made relative to it, so no path is walked twice.
+  std::size_t dir(const fs::path& path) {
+    for (std::size_t i = 0; i < dirs_.size(); ++i)
+      if (dirs_[i].path == path) return i;
+    ensure_dir(path);
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throw io_error("cannot open directory", path.string(), errno);
+    dirs_.push_back({path, std::move(fd)});
+    return dirs_.size() - 1;
+  }
+
+  // Writes content under a temp name starting with '.' (invisible to readers), O_EXCL and
+  // never through a symlink. Not flushed yet. Safe to call from several threads.
+  void write_temp(std::size_t dir, const std::string& temp, std::string_view content) const {
+    unique_fd fd(::openat(dirs_[dir].fd.get(), temp.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw io_error("cannot create", (dirs_[dir].path / temp).string(), errno);
+    if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
+      int e = errno;
+      ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
+      throw io_error("cannot write", (dirs_[dir].path / temp).string(), e);
+    }
+  }
+
+  // Everything written so far reaches the disk (one call covers the whole filesystem).
+  void flush() const {
+    unique_fd root(::open(lease_.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root || ::syncfs(root.get()) != 0)
+      throw io_error("cannot flush submitted tasks", lease_.root().string(), errno);
+  }
+
+  void rename(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+    int fd = dirs_[dir].fd.get();
+    if (::renameat(fd, temp.c_str(), fd, final_name.c_str()) != 0) {
+      int e = errno;
+      ::unlinkat(fd, temp.c_str(), 0);
+      throw io_error("cannot rename onto final name", (dirs_[dir].path / final_name).string(), e);
+    }
+  }
+
+  // link(2) fails with EEXIST when the name is taken: false then. The temp name goes either way.
+  bool link(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+    int fd = dirs_[dir].fd.get();
+    int rc = ::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0);
+    int e = errno;
+    ::unlinkat(fd, temp.c_str(), 0);
+    if (rc == 0) return true;
+    if (e == EEXIST) return false;
+    throw io_error("cannot create", (dirs_[dir].path / final_name).string(), e);
+  }
+
+  void remove(std::size_t dir, const std::string& temp) const noexcept {
+    ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
+  }
+
+ private:
+  struct open_dir {
+    fs::path path;
+    unique_fd fd;
+  };
+  const lease_paths& lease_;
+  std::vector<open_dir> dirs_;
+};
+
+// Runs body(i) for i in [0, n) on up to two threads (the JSON text of a task costs as much as
+// creating its file); the first exception is rethrown here.
+template <class Body>
+void for_each_index_parallel(std::size_t n, Body body) {
+  unsigned threads = n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  if (threads == 1) {
+    for (std::size_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  std::atomic<bool> failed{false};
+  std::exception_ptr first;
+  std::mutex first_mutex;
+  auto run = [&](std::size_t from, std::size_t to) {
+    try {
+      for (std::size_t i = from; i < to && !failed.load(std::memory_order_relaxed); ++i) body(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(first_mutex);
+      if (!first) first = std::current_exception();
+      failed = true;
+    }
+  };
+  std::thread helper(run, n / 2, n);
+  run(0, n / 2);
+  helper.join();
+  if (first) std::rethrow_exception(first);
+}
+
+}  // namespace detail
+
 // Enqueues the requests in order under one seq allocation. Returns one outcome per request.
-// Each task file is written atomically; the whole batch is flushed with one syncfs() before
-// returning, so a batch of 100 000 costs one flush rather than 100 000.
+// Keys first (each made durable before any task that names it), then the tasks: all written
+// under temp names, flushed once, renamed in seq order, flushed again before returning.
+// A batch that fails part-way removes the temp files it made; the tasks already renamed stay.
 inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
                                                 const std::string& lease_id,
                                                 const std::vector<submit_request>& requests,
@@ -6700,31 +7031,72 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   for (const auto& r : requests) detail::check_request(r);
   std::vector<submit_outcome> out;
   if (requests.empty()) return out;
-  std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
-  std::map<std::string, bool> made_dirs;
-  const std::string tmp_prefix = detail::temp_suffix() + ".";
+  const std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
+  const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
+  auto id_of = [&](std::size_t i) { return format_task_id(first + static_cast<std::int64_t>(i)); };
+  detail::batch_stage stage(lease);
   out.reserve(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    task_spec t =
-        detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
-    if (t.key) {
-      if (auto earlier = detail::claim_key(lease, *t.key, t.id)) {
-        out.push_back({*earlier, true});
-        continue;
+  for (std::size_t i = 0; i < requests.size(); ++i) out.push_back({id_of(i), false});
+
+  // Keys: written, flushed, then linked into place in request order.
+  std::vector<std::size_t> keyed;
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].key) keyed.push_back(i);
+  if (!keyed.empty()) {
+    std::size_t keys = stage.dir(lease.keys_dir());
+    auto temp_key = [&](std::size_t i) { return "." + *requests[i].key + suffix + std::to_string(i); };
+    std::size_t made = 0;
+    try {
+      for (; made < keyed.size(); ++made)
+        stage.write_temp(keys, temp_key(keyed[made]), out[keyed[made]].id + "\n");
+      stage.flush();
+    } catch (...) {
+      for (std::size_t k = 0; k < made; ++k) stage.remove(keys, temp_key(keyed[k]));
+      throw;
+    }
+    for (std::size_t k = 0; k < keyed.size(); ++k) {
+      std::size_t i = keyed[k];
+      try {
+        if (!stage.link(keys, temp_key(i), *requests[i].key))
+          out[i] = {detail::read_key(lease, *requests[i].key), true};
+      } catch (...) {
+        for (std::size_t rest = k + 1; rest < keyed.size(); ++rest)
+          stage.remove(keys, temp_key(keyed[rest]));
+        throw;
       }
     }
-    fs::path p = detail::inbox_path(lease, t);
-    std::string dir = p.parent_path().string();
-    if (!made_dirs[dir]) {
-      ensure_dir(p.parent_path());
-      made_dirs[dir] = true;
-    }
-    write_file_atomic_nosync(p, json(t).dump() + "\n", tmp_prefix + std::to_string(i));
-    out.push_back({t.id, false});
   }
-  detail::unique_fd root(::open(lease.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (root && ::syncfs(root.get()) != 0)
-    throw io_error("cannot flush submitted tasks", lease.root().string(), errno);
+
+  // Tasks: temp files written on two threads, one flush, renames in seq order, one flush.
+  std::vector<std::size_t> lane(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    if (!out[i].existing)
+      lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
+                                            : lease.inbox(std::string(any_lane)));
+  auto temp_task = [&](std::size_t i) { return "." + out[i].id + ".json" + suffix + std::to_string(i); };
+  std::vector<char> written(requests.size(), 0);
+  auto remove_temps = [&] {
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      if (written[i]) stage.remove(lane[i], temp_task(i));
+  };
+  try {
+    detail::for_each_index_parallel(requests.size(), [&](std::size_t i) {
+      if (out[i].existing) return;
+      task_spec t = detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
+      stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
+      written[i] = 1;
+    });
+    stage.flush();
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      if (!written[i]) continue;
+      stage.rename(lane[i], temp_task(i), out[i].id + ".json");
+      written[i] = 0;
+    }
+  } catch (...) {
+    remove_temps();
+    throw;
+  }
+  stage.flush();
   return out;
 }
 

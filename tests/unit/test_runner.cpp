@@ -240,6 +240,35 @@ TEST_CASE("runner: pause stops claiming, resume starts again", "[runner]") {
   CHECK(b.ops.pid_of(id) > 0);
 }
 
+TEST_CASE("runner: task churn rewrites the heartbeat at most every heartbeat_min_s",
+          "[runner]") {
+  bench b;
+  runner_config c = b.config(1);
+  c.heartbeat_min_s = 0.5;
+  c.heartbeat_s = 2;
+  b.r = b.make(c);
+  b.r->start(b.clock.now());
+  double first_ts = b.hb().ts;
+  std::string a = b.submit(), second = b.submit();
+  b.step(0.1);  // a starts: the running set changed, but the heartbeat is 0.1 s old
+  REQUIRE(b.ops.pid_of(a) > 0);
+  CHECK(b.hb().ts == first_ts);
+  CHECK(b.hb().running.empty());
+  CHECK(b.r->next_deadline(b.clock.now()) == Approx(0.4));  // the loop wakes up for it
+  b.step(0.4);
+  CHECK(b.hb().running == std::vector<std::string>{a});
+  double ts = b.hb().ts;
+  b.ops.exit_code(b.ops.pid_of(a), 0);
+  b.step(0.1);  // a ends, second starts
+  CHECK(b.hb().ts == ts);
+  b.step(0.4);
+  CHECK(b.hb().running == std::vector<std::string>{second});
+  // Pause is written at once, whatever the rate limit.
+  write_pause(b.lease, "n1", b.clock.now());
+  b.step(0.01);
+  CHECK(b.hb().paused);
+}
+
 TEST_CASE("runner: a result that cannot be written is kept and retried", "[runner]") {
   bench b;
   std::string id = b.submit();

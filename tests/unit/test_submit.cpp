@@ -139,9 +139,77 @@ TEST_CASE("submit: a batch takes one seq range and keeps order", "[submit]") {
   CHECK(again[0].id == out[10].id);
   CHECK(again[0].existing);
   CHECK(detail::list_dir(lease.inbox("_any").string()).names.size() == 251);
-  // Nothing half-written or temporary is left behind.
-  for (const auto& n : detail::list_dir(lease.inbox("b").string()).names)
-    CHECK(n.rfind(".", 0) != 0);
+  // Nothing half-written or temporary is left behind (list_dir hides dot names: look at all).
+  for (const fs::path& dir : {lease.inbox("b"), lease.inbox("_any"), lease.keys_dir()})
+    for (const auto& e : fs::directory_iterator(dir))
+      CHECK(e.path().filename().string().rfind(".", 0) != 0);
+}
+
+TEST_CASE("submit: a large batch (two writer threads) with keys, repeated ones included",
+          "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_request earlier = echo_request("earlier");
+  earlier.key = "k-7";
+  std::string earlier_id = submit_task(lease, "local:h", earlier).id;
+  std::vector<submit_request> batch;
+  for (int i = 0; i < 5000; ++i) {
+    submit_request r;
+    r.argv = shell_argv("echo " + std::to_string(i));
+    r.cmd = "echo " + std::to_string(i);
+    r.node = i % 3 == 0 ? std::optional<std::string>("n" + std::to_string(i % 4)) : std::nullopt;
+    if (i % 10 == 7) r.key = "k-" + std::to_string(i);
+    batch.push_back(r);
+  }
+  batch[4000].key = "k-17";  // the same key twice in one batch: the first one wins
+  auto out = submit_batch(lease, "local:h", batch, 7.0);
+  REQUIRE(out.size() == batch.size());
+  CHECK(out[7].existing);  // k-7 was taken before the batch
+  CHECK(out[7].id == earlier_id);
+  CHECK(out[4000].existing);
+  CHECK(out[4000].id == out[17].id);
+  std::size_t files = 0, fresh = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (out[i].existing) continue;
+    ++fresh;
+    CHECK(out[i].id == format_task_id(2 + static_cast<std::int64_t>(i)));
+    if (batch[i].key) CHECK(test_support::read_text(lease.key(*batch[i].key)) == out[i].id + "\n");
+  }
+  for (const auto& lane : {"_any", "n0", "n1", "n2", "n3"}) {
+    if (!fs::exists(lease.inbox(lane))) continue;
+    for (const auto& e : fs::directory_iterator(lease.inbox(lane))) {
+      std::string name = e.path().filename().string();
+      CHECK(name.rfind(".", 0) != 0);  // no temp file left
+      ++files;
+    }
+  }
+  CHECK(files == fresh + 1);  // and the earlier task
+  CHECK(fresh == batch.size() - 2);
+  task_spec t4999 = read_task(lease.inbox_task("_any", out[4999].id));
+  CHECK(t4999.cmd == "echo 4999");
+  CHECK(t4999.created == 7.0);
+  task_spec t3 = read_task(lease.inbox_task("n3", out[3].id));
+  CHECK(t3.node == "n3");
+}
+
+TEST_CASE("submit: a batch that fails part-way leaves no temp file behind", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  CHECK(submit_task(lease, "local:h", echo_request("first")).id == "T001");
+  std::vector<submit_request> batch;
+  for (int i = 0; i < 3000; ++i) batch.push_back(echo_request(std::to_string(i)));
+  // The batch is T002..T3001; T2001's final name is taken by a directory: its rename fails.
+  fs::create_directories(lease.inbox_task("_any", "T2001"));
+  CHECK_THROWS_AS(submit_batch(lease, "local:h", batch), io_error);
+  std::size_t tasks = 0;
+  for (const auto& e : fs::directory_iterator(lease.inbox("_any"))) {
+    std::string name = e.path().filename().string();
+    CHECK(name.rfind(".", 0) != 0);
+    if (e.is_regular_file()) ++tasks;
+  }
+  CHECK(tasks == 2000);  // T001, and the batch's T002..T2000 renamed before the failure
+  // The seq range stays allocated: the next submit gets a fresh id.
+  CHECK(submit_task(lease, "local:h", echo_request("next")).id == "T3002");
 }
 
 TEST_CASE("submit: retry is a new task naming the old one", "[submit]") {

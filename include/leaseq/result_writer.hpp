@@ -1,0 +1,126 @@
+#pragma once
+
+// Writes task results on a thread of their own, so the runner's loop does not wait for them.
+//
+// A result must be durable before its claimed file goes (protocol: write, fsync, rename, then
+// unlink claimed/). The fsync is the slowest step of a short task on a local disk (a journal
+// commit, about a millisecond); done here, it overlaps the runner claiming and spawning the
+// next task instead of delaying it. Each job is still written in that order: result (atomic,
+// fsync'd), then the unlink, so a kill -9 at any moment leaves what the synchronous path would.
+//
+// The runner hands over jobs and collects outcomes on its own thread; `on_done` is called from
+// the writer's thread after each batch (the runner uses it to wake its poll()).
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "leaseq/error.hpp"
+#include "leaseq/file_io.hpp"
+
+namespace leaseq {
+
+class result_writer {
+ public:
+  struct job {
+    std::string id;
+    fs::path path;                  // done/<node>/<id>.result.json
+    std::string content;            // the result's JSON text
+    std::optional<fs::path> claimed;  // unlinked once the result is durable
+  };
+  struct outcome {
+    std::string id;
+    std::optional<std::string> error;  // why the result is not written (the job is dropped)
+  };
+
+  explicit result_writer(std::function<void()> on_done = {}) : on_done_(std::move(on_done)) {
+    // Signals stay with the runner's thread: its handlers wake the runner's poll().
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    thread_ = std::thread([this] { loop(); });
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  result_writer(const result_writer&) = delete;
+  result_writer& operator=(const result_writer&) = delete;
+
+  // Finishes the job in progress and drops those not started: their claimed files stay, so a
+  // later runner of the node reports them (runner_lost) instead of losing them silently.
+  ~result_writer() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      quit_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  void submit(job j) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      todo_.push_back(std::move(j));
+    }
+    wake_.notify_one();
+  }
+
+  // Outcomes of the jobs finished since the last call.
+  std::vector<outcome> collect() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<outcome> out;
+    out.swap(finished_);
+    return out;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return quit_ || !todo_.empty(); });
+      if (quit_) return;
+      std::deque<job> batch;
+      batch.swap(todo_);
+      lock.unlock();
+      std::vector<outcome> done;
+      done.reserve(batch.size());
+      for (job& j : batch) done.push_back(write(j));
+      lock.lock();
+      for (auto& o : done) finished_.push_back(std::move(o));
+      if (on_done_) {
+        lock.unlock();
+        on_done_();
+        lock.lock();
+      }
+    }
+  }
+
+  static outcome write(const job& j) {
+    outcome o{j.id, std::nullopt};
+    try {
+      write_file_atomic(j.path, j.content, 0600, false);
+    } catch (const error& e) {
+      o.error = e.what();
+      return o;
+    }
+    if (j.claimed) ::unlink(j.claimed->c_str());
+    return o;
+  }
+
+  std::function<void()> on_done_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<job> todo_;
+  std::vector<outcome> finished_;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
+}  // namespace leaseq
