@@ -67,6 +67,28 @@ inline constexpr std::string_view to_string(node_health h) noexcept {
   return "?";
 }
 
+// argv joined for display, each word quoted for sh only when it needs it.
+inline std::string display_command(const std::vector<std::string>& argv) {
+  if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    bool plain = !a.empty();
+    for (char c : a)
+      if (!(detail::is_alnum(c) ||
+            std::string_view("-_./=:,+@%").find(c) != std::string_view::npos))
+        plain = false;
+    if (plain) {
+      out += a;
+      continue;
+    }
+    out += '\'';
+    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
+  }
+  return out;
+}
+
 // A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
 struct task_spec {
   std::string id;

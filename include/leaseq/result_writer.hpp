@@ -32,8 +32,8 @@ class result_writer {
  public:
   struct job {
     std::string id;
-    fs::path path;                  // done/<node>/<id>.result.json
-    std::string content;            // the result's JSON text
+    fs::path path;                    // done/<node>/<id>.result.json
+    std::string content;              // the result's JSON text
     std::optional<fs::path> claimed;  // unlinked once the result is durable
   };
   struct outcome {

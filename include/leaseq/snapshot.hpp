@@ -32,12 +32,15 @@ struct task_view {
   // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
   std::string node;
   task_state state = task_state::pending;
-  std::shared_ptr<const task_spec> spec;      // null when no task file was ever parsed
+  // The file is there but stopped parsing (or the task went out of sight): the view is the
+  // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
+  bool unknown = false;
+  // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
+  // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
+  // snapshot); command() gives it back either way.
+  std::shared_ptr<const task_spec> spec;
   std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
   double last_seen = 0;                       // last scan that saw its file
-  // The file is there but stopped parsing (or the task went out of sight): the view above is
-  // the last good one.
-  bool unknown = false;
   std::string unknown_reason;
   // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
   // heartbeat's running list); `node` says where.
@@ -50,16 +53,11 @@ struct task_view {
     return node.empty() ? any_lane : std::string_view(node);
   }
 
-  // The command for display: cmd, else argv joined with spaces, else "".
+  // The command for display: cmd, else argv's display form (display_command), else "".
   std::string command() const {
     if (!spec) return {};
     if (!spec->cmd.empty()) return spec->cmd;
-    std::string out;
-    for (const auto& a : spec->argv) {
-      if (!out.empty()) out += ' ';
-      out += a;
-    }
-    return out;
+    return display_command(spec->argv);
   }
   std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
   std::optional<double> created() const {

@@ -342,6 +342,14 @@ class snapshot_store {
     return present;
   }
 
+  // What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
+  // back (task_view::command()), no spare capacity, no empty object for unknown fields.
+  static void compact(task_spec& t) {
+    if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
+    t.argv.shrink_to_fit();
+    if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
+  }
+
   // Reads and parses one task or result file into f. False when the file vanished between
   // the listing and the read (it moved on: claimed, or finished): not a sighting.
   bool load_file(cached_file& f, const fs::path& path, bool is_result) {
@@ -359,6 +367,7 @@ class snapshot_store {
       if (detail::task_sax::parse_result(r.content, *res)) {
         if (task_seq(res->task.id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(res->task.id));
+        compact(res->task);
         f.result = std::move(res);
         f.bad = false;
         f.reason.clear();
@@ -369,6 +378,7 @@ class snapshot_store {
       if (detail::task_sax::parse_task(r.content, *spec)) {
         if (task_seq(spec->id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(spec->id));
+        compact(*spec);
         f.spec = std::move(spec);
         f.bad = false;
         f.reason.clear();
@@ -383,12 +393,14 @@ class snapshot_store {
         from_json(*j.value, *res);
         if (task_seq(res->task.id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(res->task.id));
+        compact(res->task);
         f.result = std::move(res);
       } else {
         auto spec = std::make_shared<task_spec>();
         from_json(*j.value, *spec);
         if (task_seq(spec->id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(spec->id));
+        compact(*spec);
         f.spec = std::move(spec);
       }
     } catch (const std::exception& e) {

@@ -49,28 +49,6 @@ struct submit_outcome {
   bool existing = false;  // the key was already used: id is the earlier task's
 };
 
-// argv joined for display, each word quoted for sh only when it needs it.
-inline std::string display_command(const std::vector<std::string>& argv) {
-  if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty();
-    for (char c : a)
-      if (!(detail::is_alnum(c) ||
-            std::string_view("-_./=:,+@%").find(c) != std::string_view::npos))
-        plain = false;
-    if (plain) {
-      out += a;
-      continue;
-    }
-    out += '\'';
-    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    out += '\'';
-  }
-  return out;
-}
-
 // A shell command as a task argv.
 inline std::vector<std::string> shell_argv(const std::string& command) {
   return {"/bin/sh", "-c", command};
@@ -211,7 +189,8 @@ class batch_stage {
 // creating its file); the first exception is rethrown here.
 template <class Body>
 void for_each_index_parallel(std::size_t n, Body body) {
-  unsigned threads = n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  unsigned threads =
+      n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
   if (threads == 1) {
     for (std::size_t i = 0; i < n; ++i) body(i);
     return;
@@ -261,7 +240,9 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
     if (requests[i].key) keyed.push_back(i);
   if (!keyed.empty()) {
     std::size_t keys = stage.dir(lease.keys_dir());
-    auto temp_key = [&](std::size_t i) { return "." + *requests[i].key + suffix + std::to_string(i); };
+    auto temp_key = [&](std::size_t i) {
+      return "." + *requests[i].key + suffix + std::to_string(i);
+    };
     std::size_t made = 0;
     try {
       for (; made < keyed.size(); ++made)
@@ -289,8 +270,10 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   for (std::size_t i = 0; i < requests.size(); ++i)
     if (!out[i].existing)
       lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
-                                            : lease.inbox(std::string(any_lane)));
-  auto temp_task = [&](std::size_t i) { return "." + out[i].id + ".json" + suffix + std::to_string(i); };
+                                           : lease.inbox(std::string(any_lane)));
+  auto temp_task = [&](std::size_t i) {
+    return "." + out[i].id + ".json" + suffix + std::to_string(i);
+  };
   std::vector<char> written(requests.size(), 0);
   auto remove_temps = [&] {
     for (std::size_t i = 0; i < requests.size(); ++i)
@@ -299,7 +282,8 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   try {
     detail::for_each_index_parallel(requests.size(), [&](std::size_t i) {
       if (out[i].existing) return;
-      task_spec t = detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
+      task_spec t =
+          detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
       stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
       written[i] = 1;
     });

@@ -1137,6 +1137,28 @@ inline constexpr std::string_view to_string(node_health h) noexcept {
   return "?";
 }
 
+// argv joined for display, each word quoted for sh only when it needs it.
+inline std::string display_command(const std::vector<std::string>& argv) {
+  if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    bool plain = !a.empty();
+    for (char c : a)
+      if (!(detail::is_alnum(c) ||
+            std::string_view("-_./=:,+@%").find(c) != std::string_view::npos))
+        plain = false;
+    if (plain) {
+      out += a;
+      continue;
+    }
+    out += '\'';
+    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
+  }
+  return out;
+}
+
 // A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
 struct task_spec {
   std::string id;
@@ -1982,12 +2004,15 @@ struct task_view {
   // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
   std::string node;
   task_state state = task_state::pending;
-  std::shared_ptr<const task_spec> spec;      // null when no task file was ever parsed
+  // The file is there but stopped parsing (or the task went out of sight): the view is the
+  // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
+  bool unknown = false;
+  // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
+  // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
+  // snapshot); command() gives it back either way.
+  std::shared_ptr<const task_spec> spec;
   std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
   double last_seen = 0;                       // last scan that saw its file
-  // The file is there but stopped parsing (or the task went out of sight): the view above is
-  // the last good one.
-  bool unknown = false;
   std::string unknown_reason;
   // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
   // heartbeat's running list); `node` says where.
@@ -2000,16 +2025,11 @@ struct task_view {
     return node.empty() ? any_lane : std::string_view(node);
   }
 
-  // The command for display: cmd, else argv joined with spaces, else "".
+  // The command for display: cmd, else argv's display form (display_command), else "".
   std::string command() const {
     if (!spec) return {};
     if (!spec->cmd.empty()) return spec->cmd;
-    std::string out;
-    for (const auto& a : spec->argv) {
-      if (!out.empty()) out += ' ';
-      out += a;
-    }
-    return out;
+    return display_command(spec->argv);
   }
   std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
   std::optional<double> created() const {
@@ -4000,8 +4020,8 @@ class result_writer {
  public:
   struct job {
     std::string id;
-    fs::path path;                  // done/<node>/<id>.result.json
-    std::string content;            // the result's JSON text
+    fs::path path;                    // done/<node>/<id>.result.json
+    std::string content;              // the result's JSON text
     std::optional<fs::path> claimed;  // unlinked once the result is durable
   };
   struct outcome {
@@ -5875,14 +5895,17 @@ class task_sax {
     if (depth_ != 1) return false;
     return real(static_cast<double>(v));
   }
+  // Strings are copied out of the reader's buffer, not moved: the copy is allocated to its
+  // exact size (a moved buffer keeps the capacity the longest earlier string gave it), which
+  // is what a 100 000-task snapshot holds on to; the buffer is reused for the next string.
   bool string(string_t& s) {
     if (depth_ == 2) {
       if (field_ == f::argv) {
-        t_.argv.push_back(std::move(s));
+        t_.argv.push_back(std::string(s));
         return true;
       }
       if (field_ == f::env) {
-        t_.env.insert_or_assign(std::move(env_key_), std::move(s));
+        t_.env.insert_or_assign(std::string(env_key_), std::string(s));
         return true;
       }
       return false;
@@ -5890,38 +5913,38 @@ class task_sax {
     if (depth_ != 1) return false;
     switch (field_) {
       case f::id:
-        t_.id = std::move(s);
+        t_.id = std::string(s);
         has_id_ = true;
         return true;
       case f::lease:
-        t_.lease = std::move(s);
+        t_.lease = std::string(s);
         return true;
       case f::node:
-        t_.node = std::move(s);
+        t_.node = std::string(s);
         return true;
       case f::cmd:
-        t_.cmd = std::move(s);
+        t_.cmd = std::string(s);
         return true;
       case f::cwd:
-        t_.cwd = std::move(s);
+        t_.cwd = std::string(s);
         return true;
       case f::key:
-        t_.key = std::move(s);
+        t_.key = std::string(s);
         return true;
       case f::retry_of:
-        t_.retry_of = std::move(s);
+        t_.retry_of = std::string(s);
         return true;
       case f::state:
-        state_ = std::move(s);
+        state_ = std::string(s);
         return r_ != nullptr;
       case f::reason:
-        return r_ && (r_->reason = std::move(s), true);
+        return r_ && (r_->reason = std::string(s), true);
       case f::stdout_:
-        return r_ && (r_->stdout_path = std::move(s), true);
+        return r_ && (r_->stdout_path = std::string(s), true);
       case f::stderr_:
-        return r_ && (r_->stderr_path = std::move(s), true);
+        return r_ && (r_->stderr_path = std::string(s), true);
       case f::attempt:
-        return r_ && (r_->attempt = std::move(s), true);
+        return r_ && (r_->attempt = std::string(s), true);
       default:
         return false;
     }
@@ -5941,7 +5964,7 @@ class task_sax {
   }
   bool key(string_t& k) {
     if (depth_ == 2) {
-      env_key_ = std::move(k);
+      env_key_ = k;
       return true;
     }
     field_ = lookup(k);
@@ -6371,6 +6394,14 @@ class snapshot_store {
     return present;
   }
 
+  // What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
+  // back (task_view::command()), no spare capacity, no empty object for unknown fields.
+  static void compact(task_spec& t) {
+    if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
+    t.argv.shrink_to_fit();
+    if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
+  }
+
   // Reads and parses one task or result file into f. False when the file vanished between
   // the listing and the read (it moved on: claimed, or finished): not a sighting.
   bool load_file(cached_file& f, const fs::path& path, bool is_result) {
@@ -6388,6 +6419,7 @@ class snapshot_store {
       if (detail::task_sax::parse_result(r.content, *res)) {
         if (task_seq(res->task.id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(res->task.id));
+        compact(res->task);
         f.result = std::move(res);
         f.bad = false;
         f.reason.clear();
@@ -6398,6 +6430,7 @@ class snapshot_store {
       if (detail::task_sax::parse_task(r.content, *spec)) {
         if (task_seq(spec->id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(spec->id));
+        compact(*spec);
         f.spec = std::move(spec);
         f.bad = false;
         f.reason.clear();
@@ -6412,12 +6445,14 @@ class snapshot_store {
         from_json(*j.value, *res);
         if (task_seq(res->task.id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(res->task.id));
+        compact(res->task);
         f.result = std::move(res);
       } else {
         auto spec = std::make_shared<task_spec>();
         from_json(*j.value, *spec);
         if (task_seq(spec->id) != f.seq)
           return fail("its id field says " + detail::quote_for_message(spec->id));
+        compact(*spec);
         f.spec = std::move(spec);
       }
     } catch (const std::exception& e) {
@@ -6832,28 +6867,6 @@ struct submit_outcome {
   bool existing = false;  // the key was already used: id is the earlier task's
 };
 
-// argv joined for display, each word quoted for sh only when it needs it.
-inline std::string display_command(const std::vector<std::string>& argv) {
-  if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty();
-    for (char c : a)
-      if (!(detail::is_alnum(c) ||
-            std::string_view("-_./=:,+@%").find(c) != std::string_view::npos))
-        plain = false;
-    if (plain) {
-      out += a;
-      continue;
-    }
-    out += '\'';
-    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    out += '\'';
-  }
-  return out;
-}
-
 // A shell command as a task argv.
 inline std::vector<std::string> shell_argv(const std::string& command) {
   return {"/bin/sh", "-c", command};
@@ -6994,7 +7007,8 @@ class batch_stage {
 // creating its file); the first exception is rethrown here.
 template <class Body>
 void for_each_index_parallel(std::size_t n, Body body) {
-  unsigned threads = n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  unsigned threads =
+      n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
   if (threads == 1) {
     for (std::size_t i = 0; i < n; ++i) body(i);
     return;
@@ -7044,7 +7058,9 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
     if (requests[i].key) keyed.push_back(i);
   if (!keyed.empty()) {
     std::size_t keys = stage.dir(lease.keys_dir());
-    auto temp_key = [&](std::size_t i) { return "." + *requests[i].key + suffix + std::to_string(i); };
+    auto temp_key = [&](std::size_t i) {
+      return "." + *requests[i].key + suffix + std::to_string(i);
+    };
     std::size_t made = 0;
     try {
       for (; made < keyed.size(); ++made)
@@ -7072,8 +7088,10 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   for (std::size_t i = 0; i < requests.size(); ++i)
     if (!out[i].existing)
       lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
-                                            : lease.inbox(std::string(any_lane)));
-  auto temp_task = [&](std::size_t i) { return "." + out[i].id + ".json" + suffix + std::to_string(i); };
+                                           : lease.inbox(std::string(any_lane)));
+  auto temp_task = [&](std::size_t i) {
+    return "." + out[i].id + ".json" + suffix + std::to_string(i);
+  };
   std::vector<char> written(requests.size(), 0);
   auto remove_temps = [&] {
     for (std::size_t i = 0; i < requests.size(); ++i)
@@ -7082,7 +7100,8 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   try {
     detail::for_each_index_parallel(requests.size(), [&](std::size_t i) {
       if (out[i].existing) return;
-      task_spec t = detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
+      task_spec t =
+          detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
       stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
       written[i] = 1;
     });

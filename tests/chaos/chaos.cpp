@@ -148,8 +148,16 @@ struct chaos {
     int status;
     pid_t p;
     while ((p = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      for (auto& r : pids)
-        if (r == p) r = -1;
+      for (std::size_t i = 0; i < pids.size(); ++i)
+        if (pids[i] == p) {
+          pids[i] = -1;
+          if (WIFSIGNALED(status))
+            std::fprintf(stderr, "leaseq_chaos: runner n%zu (pid %d) died of signal %d\n", i + 1,
+                         static_cast<int>(p), WTERMSIG(status));
+          else
+            std::fprintf(stderr, "leaseq_chaos: runner n%zu (pid %d) exited with status %d\n",
+                         i + 1, static_cast<int>(p), WEXITSTATUS(status));
+        }
     }
   }
 

@@ -240,8 +240,7 @@ TEST_CASE("runner: pause stops claiming, resume starts again", "[runner]") {
   CHECK(b.ops.pid_of(id) > 0);
 }
 
-TEST_CASE("runner: task churn rewrites the heartbeat at most every heartbeat_min_s",
-          "[runner]") {
+TEST_CASE("runner: task churn rewrites the heartbeat at most every heartbeat_min_s", "[runner]") {
   bench b;
   runner_config c = b.config(1);
   c.heartbeat_min_s = 0.5;

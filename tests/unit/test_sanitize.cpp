@@ -54,7 +54,10 @@ TEST_CASE("sanitize removes CSI sequences, 7-bit and C1", "[sanitize]") {
 }
 
 TEST_CASE("sanitize removes OSC sequences: title, OSC 52 clipboard, OSC 8 links", "[sanitize]") {
-  check_all_splits("\x1b]0;evil title\x07" "after", "after");
+  check_all_splits(
+      "\x1b]0;evil title\x07"
+      "after",
+      "after");
   check_all_splits("\x1b]52;c;SGVsbG8gd29ybGQ=\x07x", "x");
   check_all_splits("\x1b]52;c;SGVsbG8=\x1b\\y", "y");
   check_all_splits("\x1b]8;;https://example.com\x1b\\link\x1b]8;;\x1b\\", "link");

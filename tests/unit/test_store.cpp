@@ -156,6 +156,33 @@ TEST_CASE("store derives task states and node views from a lease tree", "[store]
   CHECK_FALSE(s->find_node("nodeC")->hb_age_s);
 }
 
+TEST_CASE("store: a cmd that is argv's display form is not kept twice", "[store]") {
+  tree t;
+  t.pending(1, "_any");  // argv ["/bin/sh", "-c", "echo T001"], cmd "echo T001"
+  json custom = t.task(2, "nodeA");
+  custom["argv"] = {"python", "my script.py"};
+  custom["cmd"] = "train (custom label)";
+  json derived = t.task(3, "nodeA");
+  derived["argv"] = {"python", "my script.py", "--lr=0.1"};
+  derived["cmd"] = "python 'my script.py' --lr=0.1";
+  ensure_dir(t.paths.inbox("nodeA"));
+  write_json_atomic(t.paths.inbox_task("nodeA", "T002"), custom);
+  write_json_atomic(t.paths.inbox_task("nodeA", "T003"), derived);
+  auto store = make_store(t);
+  auto s = store.refresh();
+  REQUIRE(s->tasks().size() == 3);
+  CHECK(s->find_task("T001")->spec->cmd.empty());
+  CHECK(s->find_task("T001")->command() == "echo T001");
+  CHECK(s->find_task("T002")->spec->cmd == "train (custom label)");
+  CHECK(s->find_task("T002")->command() == "train (custom label)");
+  CHECK(s->find_task("T003")->spec->cmd.empty());
+  CHECK(s->find_task("T003")->command() == "python 'my script.py' --lr=0.1");
+  // Filters see the command either way.
+  task_filter f;
+  f.command = "LR=0.1";
+  CHECK(matches(*s->find_task("T003"), f, {}));
+}
+
 TEST_CASE("store: a task in both inbox and claimed counts once, as RUNNING", "[store]") {
   tree t;
   t.pending(7, "_any");
@@ -274,7 +301,7 @@ TEST_CASE("store: a file that stops parsing keeps its last good view, marked unk
   CHECK(v->unknown);
   CHECK(v->unknown_reason.find("does not parse") != std::string::npos);
   REQUIRE(v->spec);
-  CHECK(v->spec->cmd == "echo T003");
+  CHECK(v->command() == "echo T003");
   CHECK(s->fs_lag);
   CHECK(fs::exists(t.paths.claimed_task("nodeA", "T003")));  // never deleted by reading
   t.claimed(3, "nodeA");

@@ -241,14 +241,17 @@ class task_sax {
     if (depth_ != 1) return false;
     return real(static_cast<double>(v));
   }
+  // Strings are copied out of the reader's buffer, not moved: the copy is allocated to its
+  // exact size (a moved buffer keeps the capacity the longest earlier string gave it), which
+  // is what a 100 000-task snapshot holds on to; the buffer is reused for the next string.
   bool string(string_t& s) {
     if (depth_ == 2) {
       if (field_ == f::argv) {
-        t_.argv.push_back(std::move(s));
+        t_.argv.push_back(std::string(s));
         return true;
       }
       if (field_ == f::env) {
-        t_.env.insert_or_assign(std::move(env_key_), std::move(s));
+        t_.env.insert_or_assign(std::string(env_key_), std::string(s));
         return true;
       }
       return false;
@@ -256,38 +259,38 @@ class task_sax {
     if (depth_ != 1) return false;
     switch (field_) {
       case f::id:
-        t_.id = std::move(s);
+        t_.id = std::string(s);
         has_id_ = true;
         return true;
       case f::lease:
-        t_.lease = std::move(s);
+        t_.lease = std::string(s);
         return true;
       case f::node:
-        t_.node = std::move(s);
+        t_.node = std::string(s);
         return true;
       case f::cmd:
-        t_.cmd = std::move(s);
+        t_.cmd = std::string(s);
         return true;
       case f::cwd:
-        t_.cwd = std::move(s);
+        t_.cwd = std::string(s);
         return true;
       case f::key:
-        t_.key = std::move(s);
+        t_.key = std::string(s);
         return true;
       case f::retry_of:
-        t_.retry_of = std::move(s);
+        t_.retry_of = std::string(s);
         return true;
       case f::state:
-        state_ = std::move(s);
+        state_ = std::string(s);
         return r_ != nullptr;
       case f::reason:
-        return r_ && (r_->reason = std::move(s), true);
+        return r_ && (r_->reason = std::string(s), true);
       case f::stdout_:
-        return r_ && (r_->stdout_path = std::move(s), true);
+        return r_ && (r_->stdout_path = std::string(s), true);
       case f::stderr_:
-        return r_ && (r_->stderr_path = std::move(s), true);
+        return r_ && (r_->stderr_path = std::string(s), true);
       case f::attempt:
-        return r_ && (r_->attempt = std::move(s), true);
+        return r_ && (r_->attempt = std::string(s), true);
       default:
         return false;
     }
@@ -307,7 +310,7 @@ class task_sax {
   }
   bool key(string_t& k) {
     if (depth_ == 2) {
-      env_key_ = std::move(k);
+      env_key_ = k;
       return true;
     }
     field_ = lookup(k);
