@@ -6304,11 +6304,29 @@ class snapshot_store {
     return &d;
   }
 
+  // Whether a listing shows exactly the cached files, in the same order, with the same inodes
+  // and all parsed: the common case of a directory re-read with nothing new in it (readdir
+  // order is stable while a directory does not change). Checked without building anything.
+  static bool same_files(const cached_dir& d, const std::vector<dir_entry>& entries,
+                         std::string_view suffix) {
+    if (entries.size() != d.files.size() || !d.odd_names.empty()) return false;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const dir_entry& e = entries[i];
+      const cached_file& f = d.files[i];
+      if (f.ino == 0 || f.ino != e.ino || f.bad || !(f.spec || f.result)) return false;
+      if (!detail::ends_with(e.name, suffix)) return false;
+      auto seq = task_seq(std::string_view(e.name).substr(0, e.name.size() - suffix.size()));
+      if (!seq || *seq != f.seq) return false;
+    }
+    return true;
+  }
+
   // Re-reads the entries of a lane directory; true when its set of files or a parse changed.
   bool relist_files(cached_dir& d, const std::string& key, const fs::path& dir,
                     std::vector<dir_entry> entries) {
     bool is_done = key.compare(0, 5, "done/") == 0;
     std::string_view suffix = is_done ? ".result.json" : ".json";
+    if (same_files(d, entries, suffix)) return false;
     std::unordered_map<std::int64_t, std::size_t> old;
     old.reserve(d.files.size());
     for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].seq, i);
@@ -6519,11 +6537,18 @@ class snapshot_store {
     hbs_ = std::move(next);
   }
 
-  // Lists the lane directories under one root, appending sightings. Roots and lanes are
+  // A lane directory this scan listed (or found unchanged), with where it sits.
+  struct listed_lane {
+    task_place place;
+    const std::string* lane;
+    const cached_dir* dir;
+  };
+
+  // Lists the lane directories under one root, appending them to `out`. Roots and lanes are
   // visited in a fixed order: inbox, then claimed, then done (a rename inbox -> claimed or a
   // finish claimed -> done seen mid-scan still shows the task in one of them).
   void scan_root(task_place place, const char* root_name, const fs::path& root, double now,
-                 bool& changed, std::vector<detail::sighting>& out) {
+                 bool& changed, std::vector<listed_lane>& out) {
     cached_dir* r = list_cached(root_name, root, now, changed, true);
     if (!r) return;
     for (const std::string& lane : r->subdirs) {
@@ -6540,10 +6565,9 @@ class snapshot_store {
       cached_dir* d = list_cached(key, root / lane, now, changed, false);
       if (!d) continue;
       dir_errors_.insert(dir_errors_.end(), d->odd_names.begin(), d->odd_names.end());
-      for (const cached_file& f : d->files) {
+      for (const cached_file& f : d->files)
         if (f.bad) d->skippable = false;  // retry it next scan
-        out.push_back({f.seq, place, &lane, &f});
-      }
+      out.push_back({place, &lane, d});
     }
   }
 
@@ -6579,11 +6603,10 @@ class snapshot_store {
     dir_errors_.clear();
     node_names_.clear();
     bool changed = false;
-    std::vector<detail::sighting> seen;
-    seen.reserve(prev.tasks().size() + 16);
-    scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, seen);
-    scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, seen);
-    scan_root(task_place::done, "done", paths_.done_root(), now, changed, seen);
+    std::vector<listed_lane> lanes;
+    scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, lanes);
+    scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, lanes);
+    scan_root(task_place::done, "done", paths_.done_root(), now, changed, lanes);
     scan_node_root("logs", paths_.logs_root(), now, changed);
     scan_node_root("control", paths_.control_root(), now, changed);
     for (auto it = dirs_.begin(); it != dirs_.end();) {
@@ -6595,9 +6618,16 @@ class snapshot_store {
       }
     }
     auto evidence = hb_running();
-    bool evidence_changed = evidence_keys(evidence) != last_evidence_;
+    std::vector<std::string> keys = evidence_keys(evidence);
+    bool evidence_changed = keys != last_evidence_;
     if (!changed && !evidence_changed && !summary_.time_dependent && prev.complete) return false;
-    last_evidence_ = evidence_keys(evidence);
+    last_evidence_ = std::move(keys);
+
+    // Only now, with something to rebuild, every file of every lane becomes a sighting.
+    std::vector<detail::sighting> seen;
+    seen.reserve(prev.tasks().size() + 16);
+    for (const listed_lane& l : lanes)
+      for (const cached_file& f : l.dir->files) seen.push_back({f.seq, l.place, l.lane, &f});
 
     std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
       return a.seq != b.seq ? a.seq < b.seq : a.place > b.place;  // best sighting first

@@ -464,6 +464,31 @@ TEST_CASE("store: a directory modified within 2 s of the scan is always re-read"
   CHECK(lag.st->offers > 0);
 }
 
+TEST_CASE("store: a re-read directory with the same names reloads only a rewritten file",
+          "[store]") {
+  tree t;
+  for (int i = 1; i <= 10; ++i) t.claimed(i, "nodeA");
+  lagging_fs lag;
+  store_options o;
+  o.dir_settle_s = 1e12;  // never trust a stamp: every scan lists every directory
+  auto store = snapshot_store<lagging_fs, manual_clock>(t.paths, t.lease, o, lag, manual_clock{});
+  auto s1 = store.refresh();
+  REQUIRE(s1->tasks().size() == 10);
+  int reads = lag.st->reads;
+  auto s2 = store.refresh_all();
+  CHECK(lag.st->reads == reads);  // same names, same inodes: nothing read
+  CHECK(s2->task_table == s1->task_table);
+  // The runner's atomic rewrite of a claimed file (same name, new inode) is picked up.
+  json t4 = t.task(4, "nodeA");
+  t4["claimed"] = 1234.5;
+  t4["pid"] = 777;
+  write_json_atomic(t.paths.claimed_task("nodeA", "T004"), t4);
+  auto s3 = store.refresh_all();
+  CHECK(lag.st->reads == reads + 1);
+  CHECK(s3->find_task("T004")->spec->pid == 777);
+  CHECK(s3->find_task("T004")->claimed() == Approx(1234.5));
+}
+
 TEST_CASE("store cadence: hb every 2 s, tasks 2-5 s with backoff, refresh now", "[store]") {
   tree t;
   t.pending(1, "_any");
