@@ -57,56 +57,51 @@ inline void fsync_dir(const fs::path& dir) {
 
 }  // namespace detail
 
-// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
-// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
-// The temp file is opened O_EXCL|O_NOFOLLOW, so a planted symlink is never written through.
-// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
-// rename): for files the runner writes per task or every few seconds (claimed rewrite,
-// result, heartbeat), where one more fsync per file would halve throughput.
-inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
-                              bool sync_dir = true) {
+namespace detail {
+
+// Writes content under a temp name starting with '.' in path's directory (opened
+// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
+// and renames it onto path. On failure the temp file is removed and io_error thrown.
+inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
+                         mode_t mode, bool durable) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
-  detail::unique_fd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  auto fail = [&](const char* what) {
+  auto fail = [&](const char* what, const fs::path& about) {
     int e = errno;
     ::unlink(tmp.c_str());
-    throw io_error(what, tmp.string(), e);
+    throw io_error(what, about.string(), e);
   };
-  if (!detail::write_all(fd.get(), content.data(), content.size())) fail("cannot write");
-  if (::fsync(fd.get()) != 0) fail("cannot fsync");
-  if (::close(fd.release()) != 0) fail("cannot close");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name");
-  if (sync_dir) detail::fsync_dir(dir);
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
+  if (::close(fd.release()) != 0) fail("cannot close", tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
+}
+
+}  // namespace detail
+
+// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
+// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
+// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
+// rename): for files the runner writes per task or every few seconds (result, heartbeat),
+// where one more fsync per file would halve throughput.
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
+                              bool sync_dir = true) {
+  detail::replace_file(path, content, detail::temp_suffix(), mode, true);
+  if (sync_dir) detail::fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
 }
 
 // Temp file + rename, without fsync: still never seen half-written by a reader, but not
 // durable across a power loss by itself. For files that are cheap to lose or that the caller
-// makes durable another way (a batch syncs the filesystem once at the end; the runner's
-// claimed-file rewrite only adds "claimed" and "pid" to a task that is already durable).
-// `suffix` makes the temp name unique; by default pid + counter + random.
+// makes durable another way (the runner's claimed-file rewrite only adds "claimed" and "pid"
+// to a task that is already durable). `suffix` makes the temp name unique; by default pid +
+// counter + random.
 inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
                                      const std::string& suffix = detail::temp_suffix(),
                                      mode_t mode = 0600) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
-  detail::unique_fd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  if (!detail::write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot write", tmp.string(), e);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot rename onto final name", path.string(), e);
-  }
+  detail::replace_file(path, content, suffix, mode, false);
 }
 
 inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
@@ -159,9 +154,14 @@ struct json_outcome {
   bool ok() const noexcept { return value.has_value(); }
 };
 
-// Reads a whole regular file of at most max_bytes. Never throws for I/O problems; refuses
-// FIFOs and devices (a reader must never block on or stream from one).
-inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
+namespace detail {
+
+// The one reader of whole files (read_file_tolerant, posix_fs::read): a regular file of at most
+// max_bytes, read through a single open so a rename mid-read cannot mix two files. Never throws
+// for I/O problems; refuses FIFOs and devices (a reader must never block on or stream from
+// one). `st`, when given, receives the opened file's fstat (st->st_ino stays 0 when none).
+inline read_outcome read_regular_file(const fs::path& path, std::size_t max_bytes,
+                                      struct stat* st_out) {
   read_outcome out;
   detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
@@ -175,6 +175,7 @@ inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_byt
     out.reason = std::string("cannot stat: ") + std::strerror(errno);
     return out;
   }
+  if (st_out) *st_out = st;
   if (!S_ISREG(st.st_mode)) {
     out.reason = "not a regular file";
     return out;
@@ -183,11 +184,13 @@ inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_byt
     out.reason = fmt::format("too large ({} bytes, limit {})", st.st_size, max_bytes);
     return out;
   }
-  out.content.resize(static_cast<std::size_t>(st.st_size));
+  // One byte more than the size: a read that fills less is the end, without a second call.
+  out.content.resize(static_cast<std::size_t>(st.st_size) + 1);
   std::size_t got = 0;
   for (;;) {
-    if (got == out.content.size()) out.content.resize(got + 4096);  // the file may have grown
-    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, out.content.size() - got);
+    if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
+    std::size_t want = out.content.size() - got;
+    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
     if (n < 0) {
       out.err = errno;
       out.reason = std::string("cannot read: ") + std::strerror(errno);
@@ -201,10 +204,18 @@ inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_byt
       out.content.clear();
       return out;
     }
+    if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
   }
   out.content.resize(got);
   out.ok = true;
   return out;
+}
+
+}  // namespace detail
+
+// Reads a whole regular file of at most max_bytes (detail::read_regular_file).
+inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
+  return detail::read_regular_file(path, max_bytes, nullptr);
 }
 
 namespace detail {

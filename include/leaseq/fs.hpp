@@ -138,54 +138,16 @@ struct posix_fs {
   }
 
   // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never
-  // blocks on a FIFO or device.
+  // blocks on a FIFO or device. `info` is the fstat of the file it opened.
   file_read read(const fs::path& path, std::size_t max_bytes) const {
+    struct stat st {};
+    read_outcome r = detail::read_regular_file(path, max_bytes, &st);
     file_read out;
-    detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd) {
-      out.err = errno;
-      out.reason =
-          errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
-      return out;
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) {
-      out.err = errno;
-      out.reason = std::string("cannot stat: ") + std::strerror(errno);
-      return out;
-    }
-    out.info = detail::to_file_info(st);
-    if (!out.info.is_regular) {
-      out.reason = "not a regular file";
-      return out;
-    }
-    if (out.info.size > max_bytes) {
-      out.reason = fmt::format("too large ({} bytes, limit {})", out.info.size, max_bytes);
-      return out;
-    }
-    out.content.resize(static_cast<std::size_t>(out.info.size) + 1);
-    std::size_t got = 0;
-    for (;;) {
-      if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
-      std::size_t want = out.content.size() - got;
-      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
-      if (n < 0) {
-        out.err = errno;
-        out.reason = std::string("cannot read: ") + std::strerror(errno);
-        out.content.clear();
-        return out;
-      }
-      if (n == 0) break;
-      got += static_cast<std::size_t>(n);
-      if (got > max_bytes) {
-        out.reason = fmt::format("too large (over {} bytes)", max_bytes);
-        out.content.clear();
-        return out;
-      }
-      if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
-    }
-    out.content.resize(got);
-    out.ok = true;
+    out.ok = r.ok;
+    out.err = r.err;
+    out.reason = std::move(r.reason);
+    out.content = std::move(r.content);
+    if (st.st_ino != 0) out.info = detail::to_file_info(st);
     return out;
   }
 };

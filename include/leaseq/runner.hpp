@@ -174,8 +174,7 @@ class runner {
         return true;
       }
     }
-    if (now - last_heartbeat_ >= (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s))
-      write_heartbeat(now);
+    if (now - last_heartbeat_ >= heartbeat_interval()) write_heartbeat(now);
     return busy;
   }
 
@@ -197,7 +196,7 @@ class runner {
 
   // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
   double next_deadline(double now) const {
-    double t = last_heartbeat_ + (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s) - now;
+    double t = last_heartbeat_ + heartbeat_interval() - now;
     for (const auto& [id, r] : running_)
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
     return std::max(0.0, t);
@@ -387,19 +386,24 @@ class runner {
 
   int gpus_total() const { return static_cast<int>(cfg_.gpu_ids.size()); }
 
+  // A claimed task asking for more GPUs than this node has: FAILED at once, never started.
+  void fail_too_many_gpus(const task_spec& spec, double now) {
+    running_task t;
+    t.spec = spec;
+    t.claimed = now;
+    t.attempt = new_attempt();
+    finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+           fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
+                       gpus_total()));
+  }
+
   bool claim(double now) {
     bool any = false;
     if (!tree_ok(dir_claimed) || !tree_ok(dir_logs) || !tree_ok(dir_done)) return false;
     while (static_cast<int>(running_.size()) < cfg_.slots && !adopted_.empty()) {
       task_spec& spec = adopted_.front();
       if (spec.gpus > gpus_total()) {
-        running_task t;
-        t.spec = spec;
-        t.claimed = now;
-        t.attempt = new_attempt();
-        finish(t, now, std::nullopt, std::nullopt, task_state::failed,
-               fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
-                           gpus_total()));
+        fail_too_many_gpus(spec, now);
       } else if (spec.gpus > static_cast<int>(free_gpus_.size())) {
         return any;
       } else {
@@ -486,13 +490,7 @@ class runner {
         }
         spec.claimed = now;
         if (impossible) {
-          running_task t;
-          t.spec = spec;
-          t.claimed = now;
-          t.attempt = new_attempt();
-          finish(t, now, std::nullopt, std::nullopt, task_state::failed,
-                 fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
-                             gpus_total()));
+          fail_too_many_gpus(spec, now);
           continue;
         }
         return spec;
@@ -833,6 +831,11 @@ class runner {
   }
 
   // ---- heartbeat ----
+
+  // How long after the last heartbeat the next is due: sooner when the running set changed.
+  double heartbeat_interval() const {
+    return hb_dirty_ ? std::min(cfg_.heartbeat_min_s, cfg_.heartbeat_s) : cfg_.heartbeat_s;
+  }
 
   // The next pass writes the heartbeat, whatever the rate limit.
   void heartbeat_now() {

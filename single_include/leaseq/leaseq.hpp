@@ -367,56 +367,51 @@ inline void fsync_dir(const fs::path& dir) {
 
 }  // namespace detail
 
-// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
-// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
-// The temp file is opened O_EXCL|O_NOFOLLOW, so a planted symlink is never written through.
-// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
-// rename): for files the runner writes per task or every few seconds (claimed rewrite,
-// result, heartbeat), where one more fsync per file would halve throughput.
-inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
-                              bool sync_dir = true) {
+namespace detail {
+
+// Writes content under a temp name starting with '.' in path's directory (opened
+// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
+// and renames it onto path. On failure the temp file is removed and io_error thrown.
+inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
+                         mode_t mode, bool durable) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
-  detail::unique_fd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  auto fail = [&](const char* what) {
+  auto fail = [&](const char* what, const fs::path& about) {
     int e = errno;
     ::unlink(tmp.c_str());
-    throw io_error(what, tmp.string(), e);
+    throw io_error(what, about.string(), e);
   };
-  if (!detail::write_all(fd.get(), content.data(), content.size())) fail("cannot write");
-  if (::fsync(fd.get()) != 0) fail("cannot fsync");
-  if (::close(fd.release()) != 0) fail("cannot close");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name");
-  if (sync_dir) detail::fsync_dir(dir);
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
+  if (::close(fd.release()) != 0) fail("cannot close", tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
+}
+
+}  // namespace detail
+
+// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
+// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
+// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
+// rename): for files the runner writes per task or every few seconds (result, heartbeat),
+// where one more fsync per file would halve throughput.
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
+                              bool sync_dir = true) {
+  detail::replace_file(path, content, detail::temp_suffix(), mode, true);
+  if (sync_dir) detail::fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
 }
 
 // Temp file + rename, without fsync: still never seen half-written by a reader, but not
 // durable across a power loss by itself. For files that are cheap to lose or that the caller
-// makes durable another way (a batch syncs the filesystem once at the end; the runner's
-// claimed-file rewrite only adds "claimed" and "pid" to a task that is already durable).
-// `suffix` makes the temp name unique; by default pid + counter + random.
+// makes durable another way (the runner's claimed-file rewrite only adds "claimed" and "pid"
+// to a task that is already durable). `suffix` makes the temp name unique; by default pid +
+// counter + random.
 inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
                                      const std::string& suffix = detail::temp_suffix(),
                                      mode_t mode = 0600) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
-  detail::unique_fd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  if (!detail::write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot write", tmp.string(), e);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error("cannot rename onto final name", path.string(), e);
-  }
+  detail::replace_file(path, content, suffix, mode, false);
 }
 
 inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
@@ -469,9 +464,14 @@ struct json_outcome {
   bool ok() const noexcept { return value.has_value(); }
 };
 
-// Reads a whole regular file of at most max_bytes. Never throws for I/O problems; refuses
-// FIFOs and devices (a reader must never block on or stream from one).
-inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
+namespace detail {
+
+// The one reader of whole files (read_file_tolerant, posix_fs::read): a regular file of at most
+// max_bytes, read through a single open so a rename mid-read cannot mix two files. Never throws
+// for I/O problems; refuses FIFOs and devices (a reader must never block on or stream from
+// one). `st`, when given, receives the opened file's fstat (st->st_ino stays 0 when none).
+inline read_outcome read_regular_file(const fs::path& path, std::size_t max_bytes,
+                                      struct stat* st_out) {
   read_outcome out;
   detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
@@ -485,6 +485,7 @@ inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_byt
     out.reason = std::string("cannot stat: ") + std::strerror(errno);
     return out;
   }
+  if (st_out) *st_out = st;
   if (!S_ISREG(st.st_mode)) {
     out.reason = "not a regular file";
     return out;
@@ -493,11 +494,13 @@ inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_byt
     out.reason = fmt::format("too large ({} bytes, limit {})", st.st_size, max_bytes);
     return out;
   }
-  out.content.resize(static_cast<std::size_t>(st.st_size));
+  // One byte more than the size: a read that fills less is the end, without a second call.
+  out.content.resize(static_cast<std::size_t>(st.st_size) + 1);
   std::size_t got = 0;
   for (;;) {
-    if (got == out.content.size()) out.content.resize(got + 4096);  // the file may have grown
-    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, out.content.size() - got);
+    if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
+    std::size_t want = out.content.size() - got;
+    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
     if (n < 0) {
       out.err = errno;
       out.reason = std::string("cannot read: ") + std::strerror(errno);
@@ -511,10 +514,18 @@ inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_byt
       out.content.clear();
       return out;
     }
+    if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
   }
   out.content.resize(got);
   out.ok = true;
   return out;
+}
+
+}  // namespace detail
+
+// Reads a whole regular file of at most max_bytes (detail::read_regular_file).
+inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
+  return detail::read_regular_file(path, max_bytes, nullptr);
 }
 
 namespace detail {
@@ -2464,54 +2475,16 @@ struct posix_fs {
   }
 
   // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never
-  // blocks on a FIFO or device.
+  // blocks on a FIFO or device. `info` is the fstat of the file it opened.
   file_read read(const fs::path& path, std::size_t max_bytes) const {
+    struct stat st {};
+    read_outcome r = detail::read_regular_file(path, max_bytes, &st);
     file_read out;
-    detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd) {
-      out.err = errno;
-      out.reason =
-          errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
-      return out;
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) {
-      out.err = errno;
-      out.reason = std::string("cannot stat: ") + std::strerror(errno);
-      return out;
-    }
-    out.info = detail::to_file_info(st);
-    if (!out.info.is_regular) {
-      out.reason = "not a regular file";
-      return out;
-    }
-    if (out.info.size > max_bytes) {
-      out.reason = fmt::format("too large ({} bytes, limit {})", out.info.size, max_bytes);
-      return out;
-    }
-    out.content.resize(static_cast<std::size_t>(out.info.size) + 1);
-    std::size_t got = 0;
-    for (;;) {
-      if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
-      std::size_t want = out.content.size() - got;
-      ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
-      if (n < 0) {
-        out.err = errno;
-        out.reason = std::string("cannot read: ") + std::strerror(errno);
-        out.content.clear();
-        return out;
-      }
-      if (n == 0) break;
-      got += static_cast<std::size_t>(n);
-      if (got > max_bytes) {
-        out.reason = fmt::format("too large (over {} bytes)", max_bytes);
-        out.content.clear();
-        return out;
-      }
-      if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
-    }
-    out.content.resize(got);
-    out.ok = true;
+    out.ok = r.ok;
+    out.err = r.err;
+    out.reason = std::move(r.reason);
+    out.content = std::move(r.content);
+    if (st.st_ino != 0) out.info = detail::to_file_info(st);
     return out;
   }
 };
@@ -4454,8 +4427,7 @@ class runner {
         return true;
       }
     }
-    if (now - last_heartbeat_ >= (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s))
-      write_heartbeat(now);
+    if (now - last_heartbeat_ >= heartbeat_interval()) write_heartbeat(now);
     return busy;
   }
 
@@ -4477,7 +4449,7 @@ class runner {
 
   // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
   double next_deadline(double now) const {
-    double t = last_heartbeat_ + (hb_dirty_ ? cfg_.heartbeat_min_s : cfg_.heartbeat_s) - now;
+    double t = last_heartbeat_ + heartbeat_interval() - now;
     for (const auto& [id, r] : running_)
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
     return std::max(0.0, t);
@@ -4667,19 +4639,24 @@ class runner {
 
   int gpus_total() const { return static_cast<int>(cfg_.gpu_ids.size()); }
 
+  // A claimed task asking for more GPUs than this node has: FAILED at once, never started.
+  void fail_too_many_gpus(const task_spec& spec, double now) {
+    running_task t;
+    t.spec = spec;
+    t.claimed = now;
+    t.attempt = new_attempt();
+    finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+           fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
+                       gpus_total()));
+  }
+
   bool claim(double now) {
     bool any = false;
     if (!tree_ok(dir_claimed) || !tree_ok(dir_logs) || !tree_ok(dir_done)) return false;
     while (static_cast<int>(running_.size()) < cfg_.slots && !adopted_.empty()) {
       task_spec& spec = adopted_.front();
       if (spec.gpus > gpus_total()) {
-        running_task t;
-        t.spec = spec;
-        t.claimed = now;
-        t.attempt = new_attempt();
-        finish(t, now, std::nullopt, std::nullopt, task_state::failed,
-               fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
-                           gpus_total()));
+        fail_too_many_gpus(spec, now);
       } else if (spec.gpus > static_cast<int>(free_gpus_.size())) {
         return any;
       } else {
@@ -4766,13 +4743,7 @@ class runner {
         }
         spec.claimed = now;
         if (impossible) {
-          running_task t;
-          t.spec = spec;
-          t.claimed = now;
-          t.attempt = new_attempt();
-          finish(t, now, std::nullopt, std::nullopt, task_state::failed,
-                 fmt::format("spawn_failed: needs {} GPUs, node {} has {}", spec.gpus, cfg_.node,
-                             gpus_total()));
+          fail_too_many_gpus(spec, now);
           continue;
         }
         return spec;
@@ -5113,6 +5084,11 @@ class runner {
   }
 
   // ---- heartbeat ----
+
+  // How long after the last heartbeat the next is due: sooner when the running set changed.
+  double heartbeat_interval() const {
+    return hb_dirty_ ? std::min(cfg_.heartbeat_min_s, cfg_.heartbeat_s) : cfg_.heartbeat_s;
+  }
 
   // The next pass writes the heartbeat, whatever the rate limit.
   void heartbeat_now() {

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -312,7 +313,18 @@ TEST_CASE("dashboard: actions on a real local lease: cancel, retry, pause/resume
   CHECK(rr.value->value("retry_of", "") == b);
   CHECK(rr.value->value("key", "") != "");
 
-  // X asks, n keeps the task; X, y writes the cancel file and the runner cancels.
+  // X asks, n keeps the task; X, y writes the cancel file and the runner cancels. First the
+  // dashboard must have seen the retry end (its next scan): until then the retry is a RUNNING
+  // row sorted above a, and g would select it.
+  CHECK(wait_until(
+      [&] {
+        std::istringstream screen(d.tmux.capture());
+        for (std::string line; std::getline(screen, line);)
+          if (line.find(retry) != std::string::npos && line.find("FAIL") != std::string::npos)
+            return true;
+        return false;
+      },
+      30s));
   d.key("g");
   d.key("X");
   CHECK(d.see("Cancel " + a));
