@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -110,6 +111,9 @@ struct posix_fs {
       ::close(fd);
       return out;
     }
+    // A directory's size grows with its entries (ext4: 4 KiB blocks of ~150 names; tmpfs: 20
+    // bytes a name): reserving from it spares the vector's regrowth in a lane of thousands.
+    out.entries.reserve(static_cast<std::size_t>(std::min<std::int64_t>(st.st_size / 16, 65536)));
     DIR* d = ::fdopendir(fd);  // takes ownership of fd
     if (!d) {
       out.err = errno;
