@@ -104,9 +104,14 @@ inline void write_file_atomic_nosync(const fs::path& path, std::string_view cont
   detail::replace_file(path, content, suffix, mode, false);
 }
 
+// How every protocol JSON file is laid out on disk: indented, one trailing newline.
+inline std::string json_file_text(const json& value) {
+  return value.dump(2) + "\n";
+}
+
 inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
                               bool sync_dir = true) {
-  write_file_atomic(path, value.dump(2) + "\n", mode, sync_dir);
+  write_file_atomic(path, json_file_text(value), mode, sync_dir);
 }
 
 // Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd

@@ -546,7 +546,7 @@ class runner {
       // "claimed" and "pid", and a runner that finds them missing after a crash reports the
       // task runner_lost, as it would anyway.
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
-                               json(t.spec).dump(2) + "\n");
+                               json_file_text(json(t.spec)));
     } catch (const error& e) {
       log(t.spec.id + ": cannot record claim: " + e.what());
     }
@@ -707,7 +707,7 @@ class runner {
         if (tree_ok(dir_done)) log_unwritten(u.result.task.id, *why);
       } else {
         const std::string& id = u.result.task.id;
-        writer_->submit({id, lease_.result(cfg_.node, id), json(u.result).dump(2) + "\n",
+        writer_->submit({id, lease_.result(cfg_.node, id), json_file_text(json(u.result)),
                          claimed_to_remove(id)});
         u.in_flight = true;
       }

@@ -414,9 +414,14 @@ inline void write_file_atomic_nosync(const fs::path& path, std::string_view cont
   detail::replace_file(path, content, suffix, mode, false);
 }
 
+// How every protocol JSON file is laid out on disk: indented, one trailing newline.
+inline std::string json_file_text(const json& value) {
+  return value.dump(2) + "\n";
+}
+
 inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
                               bool sync_dir = true) {
-  write_file_atomic(path, value.dump(2) + "\n", mode, sync_dir);
+  write_file_atomic(path, json_file_text(value), mode, sync_dir);
 }
 
 // Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
@@ -4803,7 +4808,7 @@ class runner {
       // "claimed" and "pid", and a runner that finds them missing after a crash reports the
       // task runner_lost, as it would anyway.
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
-                               json(t.spec).dump(2) + "\n");
+                               json_file_text(json(t.spec)));
     } catch (const error& e) {
       log(t.spec.id + ": cannot record claim: " + e.what());
     }
@@ -4964,7 +4969,7 @@ class runner {
         if (tree_ok(dir_done)) log_unwritten(u.result.task.id, *why);
       } else {
         const std::string& id = u.result.task.id;
-        writer_->submit({id, lease_.result(cfg_.node, id), json(u.result).dump(2) + "\n",
+        writer_->submit({id, lease_.result(cfg_.node, id), json_file_text(json(u.result)),
                          claimed_to_remove(id)});
         u.in_flight = true;
       }
