@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -73,6 +74,9 @@ struct tail_event {
   std::string text;
   bool complete = true;  // false: a partial line shown early; more of it may follow
   bool cut = false;      // the line was longer than max_line_bytes; the rest was dropped
+  // (overwrite_cr) The line was rewritten with \r after a partial of it went out: this text
+  // replaces that partial's text instead of continuing it.
+  bool rewrites = false;
 };
 
 struct tail_options {
@@ -85,6 +89,10 @@ struct tail_options {
   // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
   // only shows the last lines of a log written faster than anyone can read it.
   std::size_t max_backlog = 0;
+  // A \r not followed by \n starts the line over, as on a terminal: a progress bar (tqdm)
+  // that redraws itself 1000 times is one line in its last state, not 1000 lines. Off by
+  // default: the file's exact lines (a lone \r is a line break then).
+  bool overwrite_cr = false;
 };
 
 template <class Clock = system_clock>
@@ -218,14 +226,49 @@ class tail_follower {
       if (n == 0) return;
       offset_ += static_cast<std::uint64_t>(n);
       budget -= static_cast<std::size_t>(n);
-      if (opts_.sanitize) {
-        clean.clear();
-        sanitizer_.feed(std::string_view(buf, static_cast<std::size_t>(n)), clean);
-        append_text(clean, out);
-      } else {
-        append_text(std::string_view(buf, static_cast<std::size_t>(n)), out);
+      std::string_view data(buf, static_cast<std::size_t>(n));
+      if (!opts_.overwrite_cr) {
+        pass_text(data, clean, out);
+        continue;
       }
+      // Split at each \r: the text before it goes in, and the line starts over unless a \n
+      // follows (\r\n is a line break). A \r at the end of a read waits for the next byte.
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < data.size(); ++i) {
+        if (cr_held_) {
+          cr_held_ = false;
+          if (data[i] != '\n') rewrite_line();
+        }
+        if (data[i] == '\r') {
+          pass_text(data.substr(start, i - start), clean, out);
+          start = i + 1;
+          cr_held_ = true;
+        }
+      }
+      pass_text(data.substr(start), clean, out);
     }
+  }
+
+  void pass_text(std::string_view data, std::string& clean, std::vector<tail_event>& out) {
+    if (data.empty()) return;
+    if (opts_.sanitize) {
+      clean.clear();
+      sanitizer_.feed(data, clean);
+      append_text(clean, out);
+    } else {
+      append_text(data, out);
+    }
+  }
+
+  // The held line is thrown away; if part of it was shown already, the next text of the line
+  // replaces it. The line keeps its start time, so a bar redrawn faster than partial_after_s
+  // is still shown while it runs.
+  void rewrite_line() {
+    pending_.clear();
+    sanitizer_ = stream_sanitizer{};
+    cutting_ = false;
+    keep_since_ = true;
+    if (partial_shown_) rewrites_next_ = true;
   }
 
   void append_text(std::string_view data, std::vector<tail_event>& out) {
@@ -235,7 +278,10 @@ class tail_follower {
       if (cutting_) {
         dropped_ += piece.size();
       } else {
-        if (pending_.empty() && !piece.empty()) pending_since_ = clock_.now();
+        if (pending_.empty() && !piece.empty()) {
+          if (!keep_since_) pending_since_ = clock_.now();
+          keep_since_ = false;
+        }
         std::size_t room = opts_.max_line_bytes - pending_.size();
         if (piece.size() < room) {
           pending_.append(piece);
@@ -262,6 +308,9 @@ class tail_follower {
     e.text = std::move(pending_);
     e.complete = complete;
     e.cut = cut;
+    e.rewrites = std::exchange(rewrites_next_, false);
+    partial_shown_ = !complete;
+    if (complete) keep_since_ = false;
     out.push_back(std::move(e));
     pending_.clear();
   }
@@ -294,6 +343,9 @@ class tail_follower {
   std::string pending_;
   double pending_since_ = 0;
   bool cutting_ = false, said_waiting_ = false, opened_once_ = false;
+  // overwrite_cr: a \r ended the last read; part of the line was emitted; the next emitted
+  // text replaces that part; the line's start time survives a rewrite.
+  bool cr_held_ = false, partial_shown_ = false, rewrites_next_ = false, keep_since_ = false;
   std::string last_error_;
   stream_sanitizer sanitizer_;
 };
@@ -346,6 +398,7 @@ class line_ring {
       for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
         if (it->notice || it->stream != e.stream) continue;
         if (!it->complete) {
+          if (e.rewrites) it->text.clear();
           std::size_t room =
               max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
           it->text.append(e.text, 0, detail::utf8_prefix(e.text, room));
