@@ -109,7 +109,7 @@ TEST_CASE("confirm defaults to No and answers y/n/Enter/Esc", "[tui][widgets]") 
   buffer b(30, 8);
   draw_confirm(b, b.area(), "Cancel", "Cancel task 7?", c);
   CHECK(b.row_text(2).find("Cancel task 7?") != std::string::npos);
-  CHECK(b.row_text(4).find("[ Yes ]  [ No ]") != std::string::npos);
+  CHECK(b.row_text(4).find("[ y: Yes ]  [ n: No ]") != std::string::npos);
 }
 
 TEST_CASE("a form edits, validates and submits", "[tui][widgets]") {

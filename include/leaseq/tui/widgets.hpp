@@ -168,9 +168,11 @@ inline std::vector<int> table_widths(const std::vector<table_column>& cols, int 
     cs.push_back(cols[i].width > 0 ? fixed(cols[i].width) : fill());
   }
   auto sizes = detail::split_sizes(total, cs);
-  std::vector<int> out;
-  for (std::size_t i = 0; i < sizes.size(); i += 2) out.push_back(sizes[i]);
-  return out;
+  // Every other size is a gap: keep the columns' in place (one vector, no second allocation;
+  // GCC 12 also misreads the push_back version as freeing a non-heap pointer).
+  for (std::size_t i = 0; i < cols.size(); ++i) sizes[i] = sizes[2 * i];
+  sizes.resize(cols.size());
+  return sizes;
 }
 
 // Header row, then rows from state.offset; scrolls so the selection stays visible; the
@@ -301,17 +303,18 @@ struct confirm_state {
 inline void draw_confirm(buffer& buf, const rect& area, std::string_view title,
                          std::string_view question, const confirm_state& st,
                          const theme& th = default_theme()) {
-  int w = std::max(24, leaseq::detail::display_width(question) + 4);
+  int w = std::max(28, leaseq::detail::display_width(question) + 4);
   rect in = draw_modal(buf, area, w, 6, title, th);
   if (in.empty()) return;
   clip_scope cs(buf, in);
   draw_line(buf, in, 0, truncate_text(question, in.w), th.normal);
   if (in.h >= 3) {
+    // The buttons name their keys: without a hint people reach for Enter and get the safe No.
     style yes_st = st.yes ? th.selected : th.normal, no_st = st.yes ? th.normal : th.selected;
     int x = in.x;
-    x += buf.print(x, in.y + 2, "[ Yes ]", yes_st);
+    x += buf.print(x, in.y + 2, "[ y: Yes ]", yes_st);
     x += buf.print(x, in.y + 2, "  ", th.normal);
-    buf.print(x, in.y + 2, "[ No ]", no_st);
+    buf.print(x, in.y + 2, "[ n: No ]", no_st);
   }
 }
 
