@@ -58,7 +58,15 @@ int run(const options& opt) {
     if (!idx.error.empty()) notify(m, idx.error, true);
   }
   if (opt.slurm) m.lease_filter = 2;
-  for (const auto& w : cfg.warnings) notify(m, w, true);
+  // Every bad key, not only the last one notified: the whole list is behind `!`.
+  m.config_warnings = cfg.warnings;
+  if (cfg.warnings.size() == 1)
+    notify(m, cfg.warnings.front(), true);
+  else if (cfg.warnings.size() > 1)
+    notify(m,
+           fmt::format("config.json: {} keys ignored (!: list them): {}", cfg.warnings.size(),
+                       cfg.warnings.front()),
+           true);
 
   worker w(home, cfg, self_binary());
   if (!lease.empty()) open_lease(m, lease);

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <ctime>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,8 +58,23 @@ inline std::string short_state(leaseq::task_state s) {
       return "LOST?";
     case task_state::lost:
       return "LOST";
+    case task_state::unknown:
+      return "UNKN";
   }
   return "?";
+}
+
+// The TIME column: how long a RUNNING task has run, how long an ended one ran; blank for a
+// task that never started.
+inline std::string elapsed_text(const leaseq::task_view& t, double now) {
+  using leaseq::task_state;
+  if (t.state == task_state::running) {
+    auto from = t.started();
+    return from ? age_text(now - *from) : "";
+  }
+  if (t.result && t.result->started && t.result->finished)
+    return age_text(*t.result->finished - *t.result->started);
+  return "";
 }
 
 inline std::string health_text(leaseq::node_health h) {
@@ -162,6 +178,46 @@ inline std::string state_text(const leaseq::lease_row& r) {
   return s;
 }
 
+// A Slurm lease whose job is over: nothing left to release.
+inline bool lease_ended(const leaseq::lease_row& r) {
+  static const char* const ended[] = {"COMPLETED",     "CANCELLED", "FAILED",      "TIMEOUT",
+                                      "NODE_FAIL",     "PREEMPTED", "BOOT_FAIL",   "DEADLINE",
+                                      "OUT_OF_MEMORY", "REVOKED",   "SPECIAL_EXIT"};
+  if (r.kind != "slurm") return false;
+  for (const char* s : ended)
+    if (r.state == s) return true;
+  return false;
+}
+
+// Lease states in a narrow lease pane, in the task list's words where they mean the same
+// (RUN, PEND, DONE, FAIL, CANC), so no state is cut to "COMPLETI…" or "CANCELLE…".
+inline std::string short_lease_state(const std::string& s) {
+  static const std::pair<const char*, const char*> names[] = {
+      {"RUNNING", "RUN"},       {"PENDING", "PEND"},      {"COMPLETED", "DONE"},
+      {"COMPLETING", "ENDING"}, {"CANCELLED", "CANC"},    {"FAILED", "FAIL"},
+      {"TIMEOUT", "TIMEOUT"},   {"UNKNOWN", "UNKN"},      {"STOPPED", "STOP"},
+      {"NODE_FAIL", "NFAIL"},   {"PREEMPTED", "PREEMPT"}, {"SUSPENDED", "SUSP"},
+      {"OUT_OF_MEMORY", "OOM"}, {"BOOT_FAIL", "BFAIL"},   {"DEADLINE", "DEADLN"},
+  };
+  for (const auto& [full, short_name] : names)
+    if (s == full) return short_name;
+  return s.size() > 7 ? s.substr(0, 7) : s;
+}
+
+inline std::string lease_state_text(const leaseq::lease_row& r, bool narrow) {
+  std::string s = narrow ? short_lease_state(r.state) : r.state;
+  if (r.stale) s += "*";
+  return s;
+}
+
+// A heartbeat's age now: the snapshot's age plus the time since the snapshot was taken, so
+// the age ticks every frame instead of freezing between scans ("hb 1s" for 7 s).
+inline double live_hb_age(const model& m, const leaseq::node_view& n) {
+  double age = n.hb_age_s.value_or(0);
+  if (m.snap && m.snap->taken_at > 0) age += std::max(0.0, m.now - m.snap->taken_at);
+  return age;
+}
+
 // Task, node and log paths of the current lease.
 inline leaseq::lease_paths lease_paths_of(const model& m) {
   return leaseq::lease_paths(leaseq::home_paths(m.home), m.lease_id);
@@ -208,6 +264,29 @@ inline const leaseq::node_view* selected_node(const model& m) {
       std::clamp(m.node_table.selected, 0, static_cast<int>(nodes.size()) - 1))];
 }
 
+// What `!` lists, as `leaseq status` prints it: directories and files the scan could not use
+// (which file, why), unreadable heartbeats, tasks whose files do not parse, and the lease
+// index's and config.json's problems.
+inline std::vector<std::string> problem_lines(const model& m) {
+  std::vector<std::string> out;
+  if (!m.leases.index_error.empty()) out.push_back("index: " + m.leases.index_error);
+  for (const auto& w : m.config_warnings) out.push_back(w);
+  if (m.snap) {
+    for (const auto& e : m.snap->errors)
+      out.push_back(e.message.find(e.path) == std::string::npos && !e.path.empty()
+                        ? e.path + ": " + e.message
+                        : e.message);
+    for (const auto& n : m.snap->nodes)
+      if (n.hb_unknown) out.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
+    for (const auto& t : m.snap->tasks())
+      if (t.unknown && t.state != leaseq::task_state::lost_maybe &&
+          t.state != leaseq::task_state::lost)
+        out.push_back(t.id + " is unknown: " + t.unknown_reason);
+  }
+  for (auto& l : out) l = leaseq::sanitize_inline(l);
+  return out;
+}
+
 // "state:RUN,node:a,cmd:x,stderr" or "none".
 inline std::string filters_text(const model& m) {
   std::string s;
@@ -234,6 +313,7 @@ inline std::string slurm_text(const model& m) {
   if (m.lease_id.empty() || !is_slurm_lease(m, m.lease_id)) return "-";
   const auto* r = current_lease(m);
   if (!r || !m.leases_loaded) return "?";
+  if (!m.slurm_answered && r->state == "UNKNOWN" && r->error.empty()) return "asking";
   if (!r->error.empty() && r->state == "UNKNOWN")
     return "error:" + leaseq::sanitize_inline(r->error.substr(0, 60));
   std::string s = r->state;
@@ -242,19 +322,57 @@ inline std::string slurm_text(const model& m) {
   return s;
 }
 
-// Re-derives the visible task list after a new snapshot or a filter change, keeping the
-// selection on the same task when it is still there.
-inline void recompute(model& m) {
+// The task list's rows: leaseq::select_tasks, with two differences that are the dashboard's.
+//  - State order puts the next task to run on top of the PEND block (seq ascending, as runners
+//    claim), where "start time descending" put it at the bottom; the cap keeps those next ones.
+//  - "has stderr output or a bad exit" (e) counts a task that failed before it could run (a
+//    spawn failure: FAILED, no exit code) as a bad exit.
+inline leaseq::task_selection dashboard_tasks(const leaseq::snapshot& snap,
+                                              const leaseq::task_filter& filter,
+                                              leaseq::task_sort order, std::size_t cap,
+                                              const std::set<std::string>& stderr_ids) {
+  auto probe = [&stderr_ids](const leaseq::task_view& t) {
+    return stderr_ids.count(t.id) > 0 || (t.state == leaseq::task_state::failed && !t.exit_code());
+  };
+  if (order != leaseq::task_sort::state_priority)
+    return leaseq::select_tasks(snap, filter, order, cap, probe);
+  leaseq::task_selection out;
+  for (const auto& t : snap.tasks())
+    if (leaseq::matches(t, filter, probe)) out.tasks.push_back(&t);
+  out.total = out.tasks.size();
+  auto before = [](const leaseq::task_view* a, const leaseq::task_view* b) {
+    int pa = leaseq::state_priority(a->state), pb = leaseq::state_priority(b->state);
+    if (pa != pb) return pa < pb;
+    if (a->state == leaseq::task_state::pending) return a->seq < b->seq;
+    double sa = a->started().value_or(a->created().value_or(0));
+    double sb = b->started().value_or(b->created().value_or(0));
+    if (sa != sb) return sa > sb;
+    return a->seq > b->seq;
+  };
+  std::size_t keep = std::min(cap, out.tasks.size());
+  std::partial_sort(out.tasks.begin(), out.tasks.begin() + static_cast<std::ptrdiff_t>(keep),
+                    out.tasks.end(), before);
+  out.tasks.resize(keep);
+  return out;
+}
+
+// Where recompute() puts the selection. After a filter or sort change (the user's doing) it
+// stays on the same task; when new data arrives it stays at the same row, because a task that
+// ends moves down the state-sorted list and a selection that followed it would drag the view
+// away from the running work with no key pressed.
+enum class keep_selection { task, row };
+
+// Re-derives the visible task list after a new snapshot or a filter change.
+inline void recompute(model& m, keep_selection keep = keep_selection::task) {
   m.visible.clear();
   m.visible_total = 0;
   if (!m.snap) return;
-  auto probe = [&m](const leaseq::task_view& t) { return m.stderr_ids.count(t.id) > 0; };
-  auto sel = leaseq::select_tasks(
+  auto sel = dashboard_tasks(
       *m.snap, m.filter, m.sort,
-      static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display)), probe);
+      static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display)), m.stderr_ids);
   m.visible = std::move(sel.tasks);
   m.visible_total = sel.total;
-  if (!m.selected_task.empty()) {
+  if (keep == keep_selection::task && !m.selected_task.empty()) {
     for (std::size_t i = 0; i < m.visible.size(); ++i)
       if (m.visible[i]->id == m.selected_task) {
         m.task_table.selected = static_cast<int>(i);

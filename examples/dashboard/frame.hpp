@@ -87,11 +87,15 @@ inline frame_layout compute_layout(const model& m) {
     }
     return f;
   }
-  if (middle.w >= 70) {
+  // Side by side when the task list still gets a useful COMMAND column beside the nodes, or
+  // when the panes are too short to stack; otherwise (80 columns) the nodes go above the tasks
+  // and both get the full width.
+  bool stack = middle.w < 100 && middle.h >= 12;
+  if (!stack && middle.w >= 70) {
     int nw = middle.w >= 110 ? middle.w * 2 / 5 : middle.w * 9 / 20;
     f.nodes = {middle.x, middle.y, nw, middle.h};
     f.tasks = {middle.x + nw, middle.y, middle.w - nw, middle.h};
-  } else if (middle.h >= 12) {
+  } else if (stack) {
     int nodes = m.snap ? static_cast<int>(m.snap->nodes.size()) : 0;
     int nh = std::clamp(nodes + 3, 4, middle.h / 2);
     f.nodes = {middle.x, middle.y, middle.w, nh};

@@ -31,7 +31,7 @@ namespace tui = leaseq::tui;
 enum class screen_kind { lease_list, dashboard };
 enum class pane { leases, nodes, tasks, log };
 enum class log_mode { out, err, merged };
-enum class overlay { none, help, details, confirm, selector, form, stats, search, paged };
+enum class overlay { none, help, details, confirm, selector, form, stats, search, paged, problems };
 
 // What the log pane follows: one or more tasks (merged, each line prefixed with its task).
 struct follow_target {
@@ -102,6 +102,10 @@ struct msg_snapshot {
 };
 struct msg_leases {
   leaseq::lease_listing listing;
+  // The listing read from disk and the shared Slurm cache only, while Slurm is (still) being
+  // asked: local leases are complete, a Slurm row shows what the cache knew.
+  bool cached_only = false;
+  std::set<std::string> asking{};  // Slurm leases the cache knows nothing (usable) about
 };
 struct msg_log {
   std::uint64_t follow_id = 0;
@@ -164,6 +168,7 @@ struct model {
   std::string home;    // absolute LEASEQ_HOME, for previews
   std::string binary;  // leaseq, as keepers will run it (for the preview)
   std::string hostname;
+  std::vector<std::string> config_warnings;  // every ignored key of config.json, for `!`
 
   double now = 0;
   int width = 80, height = 24;
@@ -173,7 +178,8 @@ struct model {
   // Data from the worker.
   leaseq::lease_listing leases;
   bool leases_loaded = false;
-  std::string lease_id;  // the lease the dashboard shows
+  bool slurm_answered = false;  // a listing that asked Slurm arrived
+  std::string lease_id;         // the lease the dashboard shows
   std::shared_ptr<const leaseq::snapshot> snap;
   std::set<std::string> stderr_ids;
 
@@ -208,7 +214,7 @@ struct model {
   overlay ov = overlay::none;
   std::string details_task;
   bool details_env = false;
-  int help_scroll = 0;
+  int help_scroll = 0;  // also the problems list's
   tui::confirm_state confirm;
   std::string confirm_title, confirm_question;
   std::optional<request> confirm_action;

@@ -28,14 +28,15 @@ inline constexpr double message_lifetime_s = 8;
 inline const std::vector<std::pair<std::string, std::string>>& key_help() {
   static const std::vector<std::pair<std::string, std::string>> keys = {
       {"global", ""},
-      {"q", "quit"},
+      {"q / Ctrl-C", "quit"},
       {"?", "this help"},
       {"Tab / Shift+Tab", "next / previous pane"},
       {"/", "search (tasks: command, leases: id/name, nodes: name, log: text)"},
+      {"!", "list the problems: unreadable files and dirs (which, why), config.json keys"},
       {"r", "refresh now"},
       {"p", "pause / resume auto-refresh"},
       {"c", "copy selected value (lease id, node, task id, log path) via OSC 52"},
-      {"f", "follow the current RUNNING task (a selector if several run)"},
+      {"f", "follow the current RUNNING task (a selector if several run; not in leases)"},
       {"lease list / leases pane", ""},
       {"j/k, Up/Down", "move selection"},
       {"Enter", "open the selected lease's dashboard"},
@@ -113,6 +114,24 @@ inline void open_lease(model& m, const std::string& id) {
   m.log_open = false;
   m.focus = pane::tasks;
   post(m, req_open_lease{id});
+  post(m, req_follow{});
+}
+
+// `tui --lease 999` for a lease leaseq does not know: say so and show the list, instead of an
+// empty dashboard waiting on Slurm forever. (A local lease may be opened before its runner
+// ever started: it stays.)
+inline void check_open_lease_known(model& m) {
+  if (m.screen != screen_kind::dashboard || m.lease_id.empty() || !m.leases.index_error.empty() ||
+      leaseq::is_local_lease(m.lease_id) || find_lease(m, m.lease_id))
+    return;
+  notify(m, "unknown lease " + m.lease_id + ": not in the lease index (leaseq lease ls); pick one",
+         true);
+  m.screen = screen_kind::lease_list;
+  m.lease_id.clear();
+  m.snap.reset();
+  m.visible.clear();
+  m.visible_total = 0;
+  post(m, req_open_lease{""});
   post(m, req_follow{});
 }
 
@@ -519,6 +538,11 @@ inline void lease_keys(model& m, const tui::key& k, bool on_screen) {
       notify(m, "only Slurm leases can be released (" + sel->id + " is " + sel->kind + ")", true);
       return;
     }
+    if (lease_ended(*sel)) {
+      notify(m, "lease " + sel->id + " already ended (" + sel->state + "): nothing to release",
+             true);
+      return;
+    }
     ask(m, "Release lease",
         "Release lease " + sel->id + " (scancel " + sel->id + ")? Its running tasks are stopped.",
         req_release{sel->id});
@@ -591,7 +615,7 @@ inline void task_keys(model& m, const tui::key& k) {
     }
     ask(m, "Cancel task",
         "Cancel " + t->id + " (" + std::string(leaseq::to_string(t->state)) + ")? " +
-            leaseq::sanitize_inline(t->command()).substr(0, 40),
+            tui::truncate_text(leaseq::sanitize_inline(t->command()), 40),
         req_cancel{t->id});
   } else if (k.is('R')) {
     if (t) post(m, req_retry{t->id});
@@ -687,6 +711,12 @@ inline void details_keys(model& m, const tui::key& k) {
 }
 
 inline void handle_key(model& m, const tui::key& k) {
+  // Raw mode turns Ctrl-C into a key, and it is the first key people press to leave: it quits
+  // from anywhere (overlays, search, the form), exactly like q.
+  if (k == tui::key::ctrl_of('c')) {
+    m.quit = true;
+    return;
+  }
   switch (m.ov) {
     case overlay::help:
       if (k.is(tui::key_code::down) || k.is('j'))
@@ -739,6 +769,20 @@ inline void handle_key(model& m, const tui::key& k) {
     case overlay::stats:
       m.ov = overlay::none;
       return;
+    case overlay::problems:
+      if (k.is(tui::key_code::down) || k.is('j'))
+        ++m.help_scroll;
+      else if (k.is(tui::key_code::up) || k.is('k'))
+        m.help_scroll = std::max(0, m.help_scroll - 1);
+      else if (k.is(tui::key_code::page_down) || k.is(' '))
+        m.help_scroll += std::max(1, m.height - 6);
+      else if (k.is(tui::key_code::page_up))
+        m.help_scroll = std::max(0, m.help_scroll - std::max(1, m.height - 6));
+      else
+        m.ov = overlay::none;
+      m.help_scroll =
+          std::clamp(m.help_scroll, 0, std::max(0, static_cast<int>(problem_lines(m).size()) - 1));
+      return;
     case overlay::search:
       search_key(m, k);
       return;
@@ -755,6 +799,11 @@ inline void handle_key(model& m, const tui::key& k) {
   }
   if (k.is('?')) {
     m.ov = overlay::help;
+    m.help_scroll = 0;
+    return;
+  }
+  if (k.is('!')) {
+    m.ov = overlay::problems;
     m.help_scroll = 0;
     return;
   }
@@ -814,15 +863,32 @@ struct message_visitor {
   void operator()(const msg_snapshot& s) {
     if (!s.snap || s.snap->lease_id != m.lease_id) return;
     m.snap = s.snap;
-    recompute(m);
+    recompute(m, keep_selection::row);
     for (auto it = m.marked.begin(); it != m.marked.end();)
       it = m.snap->find_task(*it) ? std::next(it) : m.marked.erase(it);
     refresh_follow_paths(m);
     auto_follow_latest(m);
   }
   void operator()(const msg_leases& l) {
+    std::vector<leaseq::lease_row> before = std::move(m.leases.rows);
     m.leases = l.listing;
+    // A listing from the cache alone does not undo what Slurm itself said (an error, say)
+    // about a lease the cache has nothing on.
+    for (auto& row : m.leases.rows) {
+      if (!l.asking.count(row.id)) continue;
+      for (const auto& old : before)
+        if (old.id == row.id && old.reason != row.reason && m.slurm_answered) {
+          row.state = old.state;
+          row.reason = old.reason;
+          row.time_left = old.time_left;
+          row.stale = old.stale;
+          row.seen = old.seen;
+          row.error = old.error;
+        }
+    }
     m.leases_loaded = true;
+    if (!l.cached_only) m.slurm_answered = true;
+    check_open_lease_known(m);
   }
   void operator()(const msg_log& l) {
     if (l.follow_id != m.follow.id) return;
@@ -840,7 +906,7 @@ struct message_visitor {
   }
   void operator()(const msg_stderr& s) {
     m.stderr_ids = s.ids;
-    recompute(m);
+    recompute(m, keep_selection::row);
   }
   void operator()(const msg_action& a) { notify(m, a.text, !a.ok); }
   void operator()(const msg_test_only& t) {

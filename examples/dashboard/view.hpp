@@ -37,6 +37,7 @@ inline tui::style state_style(leaseq::task_state s) {
       st.fg = tui::colors::red;
       break;
     case task_state::lost_maybe:
+    case task_state::unknown:
       st.fg = tui::colors::yellow;
       st.bold = true;
       break;
@@ -50,6 +51,36 @@ inline tui::style state_style(leaseq::task_state s) {
       break;
   }
   return st;
+}
+
+// Column widths from their content: each column is as wide as its widest cell (or title),
+// the `fill` column takes what is left. When the content does not fit, the widest columns
+// give up cells first, down to their minimum, so that the fill column keeps `fill_min`.
+// `natural` holds the widest cell of each column (titles are counted here).
+inline void size_columns(std::vector<tui::table_column>& cols, std::vector<int> natural,
+                         const std::vector<int>& min_w, std::size_t fill, int total, int fill_min) {
+  int n = static_cast<int>(cols.size());
+  int room = total - (n - 1) - fill_min;
+  int used = 0;
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    natural[i] = std::max(natural[i], leaseq::detail::display_width(cols[i].title));
+    if (i != fill) used += natural[i];
+  }
+  while (used > room) {
+    std::size_t widest = cols.size();
+    for (std::size_t i = 0; i < cols.size(); ++i)
+      if (i != fill && natural[i] > min_w[i] &&
+          (widest == cols.size() || natural[i] - min_w[i] > natural[widest] - min_w[widest]))
+        widest = i;
+    if (widest == cols.size()) break;
+    --natural[widest];
+    --used;
+  }
+  for (std::size_t i = 0; i < cols.size(); ++i) cols[i].width = i == fill ? 0 : natural[i];
+}
+
+inline int cells_of(const std::string& s) {
+  return leaseq::detail::display_width(s);
 }
 
 inline std::string lease_title(const model& m) {
@@ -75,41 +106,46 @@ inline void draw_leases(model& m, tui::buffer& buf, const tui::rect& r, bool foc
                    tui::default_theme().dim);
     return;
   }
-  std::vector<tui::table_column> cols{{"ID", 16, false},   {"TYPE", 5, false},
-                                      {"STATE", 9, false}, {"CAPACITY", 20, false},
-                                      {"LEFT", 9, false},  {"NAME", 0, false}};
+  bool narrow = in.w < 100;
+  auto cell = [&](const leaseq::lease_row& l, int col) -> std::string {
+    switch (col) {
+      case 0:
+        return (l.is_default ? "*" : " ") + l.id;
+      case 1:
+        return l.kind;
+      case 2:
+        return lease_state_text(l, narrow);
+      case 3:
+        return capacity_text(l);
+      case 4:
+        return l.kind == "slurm" ? (l.time_left.empty() ? "-" : l.time_left) : "-";
+      default: {
+        std::string name = l.name ? *l.name : "";
+        std::string extra = l.reason;
+        if (!l.error.empty()) extra += (extra.empty() ? "" : "; ") + l.error;
+        if (!extra.empty()) name += (name.empty() ? "(" : "  (") + extra + ")";
+        // Labelled: a lone ">" read as part of the name.
+        if (l.id == m.lease_id && m.screen == screen_kind::dashboard)
+          name = name.empty() ? "[open]" : "[open] " + name;
+        return leaseq::sanitize_inline(name);
+      }
+    }
+  };
+  std::vector<tui::table_column> cols{{"ID", 0, false},    {"TYPE", 0, false},
+                                      {"STATE", 0, false}, {"CAPACITY", 0, false},
+                                      {"LEFT", 0, false},  {"NAME", 0, false}};
+  std::vector<int> natural(cols.size(), 0);
+  for (const auto* l : rows)
+    for (int c = 0; c < 5; ++c)
+      natural[static_cast<std::size_t>(c)] =
+          std::max(natural[static_cast<std::size_t>(c)], cells_of(cell(*l, c)));
+  size_columns(cols, natural, {8, 5, 4, 8, 4, 4}, 5, in.w, 8);
   std::vector<std::string> cells(cols.size());
   tui::draw_table(
       buf, in, cols, static_cast<int>(rows.size()),
       [&](int row, int col) -> std::string_view {
-        const auto& l = *rows[static_cast<std::size_t>(row)];
-        std::string& c = cells[static_cast<std::size_t>(col)];
-        switch (col) {
-          case 0:
-            c = (l.is_default ? "*" : " ") + l.id;
-            break;
-          case 1:
-            c = l.kind;
-            break;
-          case 2:
-            c = state_text(l);
-            break;
-          case 3:
-            c = capacity_text(l);
-            break;
-          case 4:
-            c = l.kind == "slurm" ? (l.time_left.empty() ? "-" : l.time_left) : "-";
-            break;
-          default: {
-            std::string name = l.name ? *l.name : "";
-            std::string extra = l.reason;
-            if (!l.error.empty()) extra += (extra.empty() ? "" : "; ") + l.error;
-            if (l.id == m.lease_id && m.screen == screen_kind::dashboard) name = "> " + name;
-            if (!extra.empty()) name += (name.empty() ? "(" : "  (") + extra + ")";
-            c = leaseq::sanitize_inline(name);
-          }
-        }
-        return c;
+        return cells[static_cast<std::size_t>(col)] =
+                   cell(*rows[static_cast<std::size_t>(row)], col);
       },
       m.lease_table,
       [&](int row) {
@@ -137,42 +173,44 @@ inline void draw_nodes(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     tui::draw_line(buf, in, 0, m.snap ? "no runner yet" : "scanning...", tui::default_theme().dim);
     return;
   }
+  auto cell = [&](const leaseq::node_view& n, int col) -> std::string {
+    switch (col) {
+      case 0:
+        return n.name;
+      case 1:
+        if (n.paused && n.health == leaseq::node_health::ok) return "PAUSED";
+        return health_text(n.health);
+      case 2:
+        return n.hb_age_s ? "hb " + age_text(live_hb_age(m, n)) : "hb -";
+      case 3:
+        if (n.health == leaseq::node_health::stale || n.health == leaseq::node_health::unknown)
+          return n.running.empty() ? "?" : "? " + n.running.front();
+        if (n.running.empty()) return "-";
+        return n.running.front() +
+               (n.running.size() > 1 ? fmt::format(" +{}", n.running.size() - 1) : "");
+      default:
+        return fmt::format("{}", n.pending);
+    }
+  };
   std::vector<tui::table_column> cols{{"NODE", 0, false},
-                                      {"HEALTH", 6, false},
-                                      {"HB", 7, false},
-                                      {"RUNNING", 7, false},
-                                      {"PEND", 4, true}};
+                                      {"HEALTH", 0, false},
+                                      {"HB", 0, false},
+                                      {"RUNNING", 0, false},
+                                      {"PEND", 0, true}};
+  std::vector<int> natural(cols.size(), 0);
+  for (const auto* n : nodes)
+    for (int c = 0; c < 5; ++c)
+      if (c != 3)
+        natural[static_cast<std::size_t>(c)] =
+            std::max(natural[static_cast<std::size_t>(c)], cells_of(cell(*n, c)));
+  natural[2] = std::max(natural[2], 7);  // "hb 119s": the age ticks, the column stays put
+  size_columns(cols, natural, {6, 6, 5, 4, 4}, 3, in.w, 7);
   std::vector<std::string> cells(cols.size());
   tui::draw_table(
       buf, in, cols, static_cast<int>(nodes.size()),
       [&](int row, int col) -> std::string_view {
-        const auto& n = *nodes[static_cast<std::size_t>(row)];
-        std::string& c = cells[static_cast<std::size_t>(col)];
-        switch (col) {
-          case 0:
-            c = n.name;
-            break;
-          case 1:
-            c = health_text(n.health);
-            if (n.paused && n.health == leaseq::node_health::ok) c = "PAUSED";
-            break;
-          case 2:
-            c = n.hb_age_s ? "hb " + age_text(*n.hb_age_s) : "hb -";
-            break;
-          case 3:
-            if (n.health == leaseq::node_health::stale || n.health == leaseq::node_health::unknown)
-              c = n.running.empty() ? "?" : "? " + n.running.front();
-            else if (n.running.empty())
-              c = "-";
-            else {
-              c = n.running.front();
-              if (n.running.size() > 1) c += fmt::format(" +{}", n.running.size() - 1);
-            }
-            break;
-          default:
-            c = fmt::format("{}", n.pending);
-        }
-        return c;
+        return cells[static_cast<std::size_t>(col)] =
+                   cell(*nodes[static_cast<std::size_t>(row)], col);
       },
       m.node_table,
       [&](int row) {
@@ -198,8 +236,8 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     title += fmt::format(" (first {} of {} matches)", m.visible.size(), m.visible_total);
   title += m.sort == leaseq::task_sort::state_priority ? "  sort:state" : "  sort:lane";
   if (!m.marked.empty()) title += fmt::format("  marked:{}", m.marked.size());
-  if (m.snap && !m.snap->errors.empty())
-    title += fmt::format("  {} {} scan problem(s)", warn_mark, m.snap->errors.size());
+  if (std::size_t problems = problem_lines(m).size(); problems > 0)
+    title += fmt::format("  {} {} problem(s) (!: list)", warn_mark, problems);
   if (ending) {
     auto left = lease_seconds_left(m);
     title += fmt::format("  {} lease ends in {}", warn_mark, age_text(left.value_or(0)));
@@ -212,39 +250,51 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     tui::draw_line(buf, in, 0, why, tui::default_theme().dim);
     return;
   }
-  std::vector<tui::table_column> cols{{"", 2, false},     {"ID", 6, false},  {"STATE", 5, false},
-                                      {"NODE", 8, false}, {"EXIT", 4, true}, {"COMMAND", 0, false}};
+  auto cell = [&](const leaseq::task_view& t, int col) -> std::string {
+    switch (col) {
+      case 0: {
+        bool warn = t.state == leaseq::task_state::lost_maybe || t.unknown ||
+                    (ending && t.state == leaseq::task_state::running);
+        if (m.marked.count(t.id)) return warn ? "+⚠" : "+";
+        return warn ? warn_mark : " ";
+      }
+      case 1:
+        return t.id;
+      case 2:
+        return t.unknown && t.state == leaseq::task_state::running ? "UNKN" : short_state(t.state);
+      case 3:
+        return t.node.empty() ? std::string(t.lane()) : t.node;
+      case 4: {
+        auto code = t.exit_code();
+        return code ? std::to_string(*code) : "";
+      }
+      case 5:
+        return elapsed_text(t, m.now);
+      default:
+        // A task whose file does not parse has no command to show: show why instead.
+        if (!t.spec && t.unknown && !t.unknown_reason.empty())
+          return "(" + leaseq::sanitize_inline(t.unknown_reason) + ")";
+        return leaseq::sanitize_inline(t.command());
+    }
+  };
+  std::vector<tui::table_column> cols{{"", 0, false},       {"ID", 0, false},  {"STATE", 0, false},
+                                      {"NODE", 0, false},   {"EXIT", 0, true}, {"TIME", 0, true},
+                                      {"COMMAND", 0, false}};
+  // Sized from every listed row, not only the rows on screen, so columns do not jump while
+  // scrolling; ids are never cut (T100000 is 7 wide).
+  std::vector<int> natural(cols.size(), 0);
+  natural[0] = 2;
+  for (const auto* t : m.visible)
+    for (int c = 1; c < 6; ++c)
+      natural[static_cast<std::size_t>(c)] =
+          std::max(natural[static_cast<std::size_t>(c)], cells_of(cell(*t, c)));
+  size_columns(cols, natural, {2, natural[1], 4, 4, 4, 3, 0}, 6, in.w, 12);
   std::vector<std::string> cells(cols.size());
   tui::draw_table(
       buf, in, cols, static_cast<int>(m.visible.size()),
       [&](int row, int col) -> std::string_view {
-        const auto& t = *m.visible[static_cast<std::size_t>(row)];
-        std::string& c = cells[static_cast<std::size_t>(col)];
-        switch (col) {
-          case 0:
-            c = m.marked.count(t.id) ? "+" : " ";
-            if (t.state == leaseq::task_state::lost_maybe || t.unknown ||
-                (ending && t.state == leaseq::task_state::running))
-              c = m.marked.count(t.id) ? "+⚠" : warn_mark;
-            break;
-          case 1:
-            c = t.id;
-            break;
-          case 2:
-            c = short_state(t.state);
-            break;
-          case 3:
-            c = t.node.empty() ? std::string(t.lane()) : t.node;
-            break;
-          case 4: {
-            auto code = t.exit_code();
-            c = code ? std::to_string(*code) : "";
-            break;
-          }
-          default:
-            c = leaseq::sanitize_inline(t.command());
-        }
-        return c;
+        return cells[static_cast<std::size_t>(col)] =
+                   cell(*m.visible[static_cast<std::size_t>(row)], col);
       },
       m.task_table,
       [&](int row) { return state_style(m.visible[static_cast<std::size_t>(row)]->state); });
@@ -261,7 +311,7 @@ inline std::string log_title(const model& m) {
     who = it.task + "  " + (it.node.empty() ? "-" : it.node);
     if (const auto* t = find_task(m, it.task)) {
       who += "  " + std::string(leaseq::to_string(t->state));
-      cmd = "  " + leaseq::sanitize_inline(t->command()).substr(0, 60);
+      cmd = "  " + tui::truncate_text(leaseq::sanitize_inline(t->command()), 60);
     }
   } else {
     who = fmt::format("{} tasks merged", m.follow.tasks.size());
@@ -287,29 +337,59 @@ inline std::string status_left(const model& m) {
       m.refresh_paused ? std::string("paused") : fmt::format("{:g}s", m.ui.refresh_s);
   std::string fs = m.snap && m.snap->fs_lag ? "lag" : "ok";
   std::string lease = m.lease_id.empty() ? "-" : m.lease_id;
-  return fmt::format("lease={}  filters={}  refresh={}  fs={}  slurm={}  q:quit", lease,
-                     filters_text(m), refresh, fs, slurm_text(m));
+  // f means two things (filter leases, follow a task): the bar says which one it is here.
+  bool leases = m.screen == screen_kind::lease_list || m.focus == pane::leases;
+  return fmt::format("lease={}  filters={}  refresh={}  fs={}  slurm={}  q:quit  ?:help  {}", lease,
+                     filters_text(m), refresh, fs, slurm_text(m), leases ? "f:filter" : "f:follow");
 }
 
 // ---- overlays ---------------------------------------------------------------------------
 
-// Cuts text into pieces of at most `width` cells (long paths and commands wrap in modals).
-inline std::vector<std::string> wrap_cells(const std::string& text, int width) {
+// Cuts text into lines of at most `width` cells, at spaces where there are any (a long path
+// or command without one is cut where it must). Continuation lines are indented under the
+// value of a "label     value" line.
+inline std::vector<std::string> wrap_cells(const std::string& text, int width, int indent = 10) {
   std::vector<std::string> out;
   width = std::max(1, width);
+  indent = std::clamp(indent, 0, width / 2);
   std::string cur;
   int w = 0;
+  std::size_t space_at = std::string::npos;  // byte offset in cur after the last space
+  int space_w = 0;                           // cells of cur up to there
   for (std::size_t i = 0; i < text.size();) {
     leaseq::detail::utf8_char c = leaseq::detail::decode_utf8(text, i);
+    std::size_t len = c.len ? c.len : 1;
     int cw = std::max(0, leaseq::detail::codepoint_width(c.cp));
-    if (w + cw > width && !cur.empty()) {
+    if (w + cw > width && !cur.empty() && !(c.cp == ' ')) {
+      std::string rest;
+      int rest_w = 0;
+      if (space_at != std::string::npos && space_at > static_cast<std::size_t>(indent)) {
+        rest = cur.substr(space_at);
+        rest_w = w - space_w;
+        cur.erase(space_at);
+      }
+      while (!cur.empty() && cur.back() == ' ') cur.pop_back();
       out.push_back(std::move(cur));
-      cur = "          ";  // continuation lines are indented under the value
-      w = 10;
+      cur = std::string(indent, ' ') + rest;
+      w = indent + rest_w;
+      space_at = std::string::npos;
     }
-    cur.append(text, i, c.len ? c.len : 1);
+    if (c.cp == ' ' && w + cw > width) {  // a space at the edge ends the line
+      while (!cur.empty() && cur.back() == ' ') cur.pop_back();
+      out.push_back(std::move(cur));
+      cur = std::string(indent, ' ');
+      w = indent;
+      space_at = std::string::npos;
+      i += len;
+      continue;
+    }
+    cur.append(text, i, len);
     w += cw;
-    i += c.len ? c.len : 1;
+    i += len;
+    if (c.cp == ' ' && w > indent) {
+      space_at = cur.size();
+      space_w = w;
+    }
   }
   out.push_back(std::move(cur));
   return out;
@@ -317,13 +397,14 @@ inline std::vector<std::string> wrap_cells(const std::string& text, int width) {
 
 inline void draw_text_modal(tui::buffer& buf, const tui::rect& area, const std::string& title,
                             const std::vector<std::pair<std::string, tui::style>>& raw,
-                            int scroll = 0) {
+                            int scroll = 0, int indent = 10) {
   int w = leaseq::detail::display_width(title) + 6;
   for (const auto& l : raw) w = std::max(w, leaseq::detail::display_width(l.first) + 4);
   w = std::min(w, area.w);
   std::vector<std::pair<std::string, tui::style>> lines;
   for (const auto& l : raw)
-    for (auto& piece : wrap_cells(l.first, std::max(12, w - 4))) lines.push_back({piece, l.second});
+    for (auto& piece : wrap_cells(l.first, std::max(12, w - 4), indent))
+      lines.push_back({piece, l.second});
   tui::rect in = tui::draw_modal(buf, area, w, static_cast<int>(lines.size()) + 2, title);
   if (in.empty()) return;
   int first = std::clamp(scroll, 0, std::max(0, static_cast<int>(lines.size()) - in.h));
@@ -340,7 +421,9 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
   const auto& th = tui::default_theme();
   std::vector<std::pair<std::string, tui::style>> out;
   auto add = [&](const std::string& label, const std::string& value, tui::style st = tui::style{}) {
-    out.push_back({fmt::format("{:<10}{}", label, leaseq::sanitize_inline(value)), st});
+    // A label as long as the column still gets its space ("  last seen 2026-...").
+    std::string l = label.size() >= 10 ? label + " " : fmt::format("{:<10}", label);
+    out.push_back({l + leaseq::sanitize_inline(value), st});
   };
   add("task", t.id);
   add("state",
@@ -369,7 +452,14 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
   }
   add("created", clock_text(t.created(), m.now));
   add("claimed", clock_text(t.claimed(), m.now));
-  add("started", clock_text(t.started(), m.now));
+  // Only the result knows whether the task started (a spawn failure never did); a RUNNING
+  // task started about when it was claimed.
+  if (t.result)
+    add("started", t.result->started ? clock_text(t.result->started, m.now) : "- (never started)");
+  else if (t.state == leaseq::task_state::running)
+    add("started", clock_text(t.claimed(), m.now));
+  else
+    add("started", "-");
   add("finished", clock_text(t.finished(), m.now));
   auto code = t.exit_code();
   add("exit code", code ? std::to_string(*code) : "-");
@@ -385,11 +475,20 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     warn.fg = tui::colors::yellow;
     warn.bold = true;
     out.push_back({std::string(warn_mark) + " evidence:", warn});
-    if (!t.unknown_reason.empty()) add("  why", t.unknown_reason, warn);
+    // A task only ever listed by a heartbeat never had a file in claimed/ or done/ to lose.
+    bool hb_only = !t.spec && !t.result;
+    if (hb_only &&
+        (t.state == leaseq::task_state::lost_maybe || t.state == leaseq::task_state::lost))
+      add("  why",
+          "only ever seen in a heartbeat" + (t.node.empty() ? "" : " (of " + t.node + ")") +
+              "; no task file of it was read" +
+              (t.state == leaseq::task_state::lost ? ", and it is gone from the heartbeat" : ""),
+          warn);
+    else if (!t.unknown_reason.empty())
+      add("  why", t.unknown_reason, warn);
     add("  last seen",
         t.last_running_seen
-            ? clock_text(t.last_running_seen, m.now) +
-                  (t.node.empty() ? "" : " on " + t.node)
+            ? clock_text(t.last_running_seen, m.now) + (t.node.empty() ? "" : " on " + t.node)
             : clock_text(t.last_seen > 0 ? std::optional<double>(t.last_seen) : std::nullopt,
                          m.now),
         warn);
@@ -397,7 +496,7 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     const std::string& node = t.node;  // for LOST?/LOST: where it was last seen RUNNING
     const leaseq::node_view* n = m.snap ? m.snap->find_node(node) : nullptr;
     add("  node hb",
-        n ? (n->hb_age_s ? node + " heartbeat " + age_text(*n->hb_age_s) + " old (" +
+        n ? (n->hb_age_s ? node + " heartbeat " + age_text(live_hb_age(m, *n)) + " old (" +
                                health_text(n->health) + ")"
                          : node + " has no heartbeat")
           : (node.empty() ? "-" : node + ": unknown node"),
@@ -432,7 +531,7 @@ inline void draw_stats(const model& m, tui::buffer& buf, const tui::rect& area) 
   } else {
     add("node", n->name);
     add("health", health_text(n->health));
-    add("hb age", n->hb_age_s ? age_text(*n->hb_age_s) : "- (no heartbeat)");
+    add("hb age", n->hb_age_s ? age_text(live_hb_age(m, *n)) : "- (no heartbeat)");
     std::string running;
     for (const auto& r : n->running) running += (running.empty() ? "" : " ") + r;
     add("running", running.empty() ? "-" : running);
@@ -462,14 +561,25 @@ inline void draw_help_overlay(const model& m, tui::buffer& buf, const tui::rect&
     else
       lines.push_back({fmt::format("  {:<20}{}", k, d), th.normal});
   }
-  draw_text_modal(buf, area, "Help (j/k scroll, any other key closes)", lines, m.help_scroll);
+  draw_text_modal(buf, area, "Help (j/k scroll, any other key closes)", lines, m.help_scroll, 22);
+}
+
+inline void draw_problems(const model& m, tui::buffer& buf, const tui::rect& area) {
+  std::vector<std::pair<std::string, tui::style>> lines;
+  auto all = problem_lines(m);
+  if (all.empty()) lines.push_back({"no problems: every file read and parsed", tui::style{}});
+  for (const auto& p : all) lines.push_back({"- " + p, tui::style{}});
+  draw_text_modal(buf, area,
+                  fmt::format("{} problem(s) (j/k scroll, any other key closes)", all.size()),
+                  lines, m.help_scroll, 2);
 }
 
 inline void draw_paged(const model& m, tui::buffer& buf, const tui::rect& area) {
   const auto& p = m.paged;
-  std::string pos = p.total ? fmt::format("lines {}-{} of {}", p.shown_first + 1,
-                                          p.shown_first + p.lines.size(), *p.total)
-                            : fmt::format("from line {} (counting...)", p.shown_first + 1);
+  std::string pos = !p.total        ? fmt::format("from line {} (counting...)", p.shown_first + 1)
+                    : *p.total == 0 ? std::string("empty log (0 lines)")  // not "lines 1-0 of 0"
+                                    : fmt::format("lines {}-{} of {}", p.shown_first + 1,
+                                                  p.shown_first + p.lines.size(), *p.total);
   std::string title = fmt::format("{} {} {}  {}", p.task, leaseq::to_string(p.stream),
                                   p.loading ? "loading" : "", pos);
   tui::rect box{area.x, area.y, area.w, area.h};
@@ -633,8 +743,10 @@ inline void view(model& m, tui::buffer& buf) {
       std::vector<std::string> items;
       for (const auto& id : m.selector_ids) {
         const auto* t = find_task(m, id);
+        // Cut by cells, not bytes: a CJK command was cut 11 columns early.
         items.push_back(t ? fmt::format("{}  {}  {}", t->id, t->node,
-                                        leaseq::sanitize_inline(t->command()).substr(0, 50))
+                                        tui::truncate_text(leaseq::sanitize_inline(t->command()),
+                                                           std::max(10, area.w - 30)))
                           : id);
       }
       tui::draw_selector(buf, area, "follow which RUNNING task?", items, m.selector);
@@ -651,6 +763,9 @@ inline void view(model& m, tui::buffer& buf) {
       break;
     case overlay::paged:
       draw_paged(m, buf, area);
+      break;
+    case overlay::problems:
+      draw_problems(m, buf, area);
       break;
   }
 }

@@ -30,8 +30,10 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -95,6 +97,14 @@ class job_thread {
   std::thread thread_;  // last: starts once everything above exists
 };
 
+// What a terminal shows of a line rewritten with \r (a progress bar): the text after the last
+// \r; a \r that ends the line is the first half of a \r\n.
+inline std::string last_cr_state(std::string line) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  auto cr = line.rfind('\r');
+  return cr == std::string::npos ? line : line.substr(cr + 1);
+}
+
 class worker {
  public:
   worker(std::string home, leaseq::config cfg, std::string self_binary)
@@ -144,7 +154,11 @@ class worker {
     });
   }
   void dispatch(req_refresh) {
-    scan_.post([this] { force_scan_ = true; });
+    scan_.post([this] {
+      force_scan_ = true;
+      force_quick_ = true;
+      next_quick_ = 0;
+    });
     // The lease list is read again now; Slurm itself is still asked at most every
     // ui.slurm_refresh_s (the shared cache), however often `r` is pressed.
     slurm_.post([this] { force_leases_ = true; });
@@ -297,6 +311,7 @@ class worker {
         if (stderr_probe_) emit_stderr(*s);
       }
     }
+    quick_leases_tick(now);
     if (!sources_.empty() && now >= next_log_poll_) {
       next_log_poll_ = now + 0.25;
       poll_logs();
@@ -335,6 +350,7 @@ class worker {
     if (t.empty()) return;
     bool multi = t.tasks.size() > 1, merged = t.mode == log_mode::merged;
     leaseq::tail_options o;
+    o.overwrite_cr = true;  // a progress bar is one line in its last state, not hundreds
     for (const auto& it : t.tasks) {
       std::vector<std::pair<leaseq::log_stream, std::string>> streams;
       if (t.mode != log_mode::err) streams.push_back({leaseq::log_stream::out, it.out_path});
@@ -409,7 +425,10 @@ class worker {
     for (auto it = shown_.rbegin(); it != shown_.rend() && looked < 64; ++it, ++looked) {
       if (it->src != src || it->notice) continue;
       if (!it->complete) {
-        it->text += e.text;
+        if (e.rewrites)
+          it->text = e.text;
+        else
+          it->text += e.text;
         it->complete = e.complete;
         return;
       }
@@ -447,7 +466,7 @@ class worker {
       out.total = total;
     }
     out.first = first;
-    for (auto& l : lines) out.lines.push_back(leaseq::sanitize_inline(l));
+    for (auto& l : lines) out.lines.push_back(leaseq::sanitize_inline(last_cr_state(l)));
     emit(out);  // the page first, so a huge file shows at once
     if (!out.total) {
       msg_page counted = out;
@@ -464,7 +483,67 @@ class worker {
     force_leases_ = false;
     next_leases_ = now + cfg_.ui.refresh_s;
     auto listing = leaseq::list_leases(home(), cfg_.ui, leaseq::slurm_options::from_env());
-    emit(msg_leases{std::move(listing)});
+    emit(msg_leases{std::move(listing), false});
+  }
+
+  // On the scan thread, which never waits on Slurm: the lease list as the disk and the shared
+  // Slurm cache have it. A hanging squeue holds up only the slurm thread's listing; until it
+  // answers, local leases and the last Slurm states seen are on screen. (list_leases without
+  // its Slurm call: the same index, lease.json and heartbeat reads.)
+  void quick_leases_tick(double now) {
+    if (now < next_quick_ || (paused_ && !force_quick_)) return;
+    force_quick_ = false;
+    next_quick_ = now + cfg_.ui.refresh_s;
+    leaseq::lease_listing out;
+    auto h = home();
+    leaseq::index_read idx = leaseq::read_index(h);
+    out.index_error = idx.error;
+    out.default_lease = idx.index.default_lease;
+    std::vector<std::string> slurm_ids;
+    for (const auto& e : idx.index.leases) {
+      leaseq::lease_row row;
+      row.id = e.id;
+      row.kind = e.kind;
+      row.name = e.name;
+      row.created = e.created;
+      row.time_left = "-";
+      row.is_default = idx.index.default_lease && *idx.index.default_lease == e.id;
+      leaseq::json_outcome lr = leaseq::read_json_tolerant(h.lease_dir(e.id) / "lease.json");
+      if (lr.ok()) {
+        try {
+          leaseq::lease_record rec;
+          from_json(*lr.value, rec);
+          if (!row.name) row.name = rec.name;
+          row.nodes = rec.nodes;
+          row.gpus_per_node = rec.gpus_per_node;
+        } catch (const leaseq::error& ex) {
+          row.error = "lease.json: " + std::string(ex.what());
+        }
+      }
+      if (e.kind == "slurm") slurm_ids.push_back(e.id);
+      out.rows.push_back(std::move(row));
+    }
+    std::set<std::string> asking;
+    std::map<std::string, leaseq::slurm_lease_state> states;
+    if (!slurm_ids.empty())
+      states = leaseq::slurm_states_from_cache(leaseq::read_slurm_cache(h), slurm_ids);
+    for (auto& row : out.rows) {
+      if (row.kind != "slurm") {
+        leaseq::local_lease_state(row, leaseq::lease_paths(h, row.id), now, cfg_.ui.hb_stale_s);
+        continue;
+      }
+      auto it = states.find(row.id);
+      if (it == states.end() || (it->second.state.empty() || it->second.state == "UNKNOWN")) {
+        asking.insert(row.id);
+        row.state = "UNKNOWN";
+        row.reason = "asking Slurm...";
+        if (it != states.end() && !it->second.last_state.empty())
+          row.reason = "last seen " + it->second.last_state + "; asking Slurm...";
+        continue;
+      }
+      leaseq::apply_slurm_state(row, it->second, now);
+    }
+    emit(msg_leases{std::move(out), true, std::move(asking)});
   }
 
   std::string home_;
@@ -480,7 +559,8 @@ class worker {
   std::unique_ptr<leaseq::snapshot_store<>> store_;
   std::string lease_id_;
   std::uint64_t last_gen_ = 0;
-  bool force_scan_ = false, paused_ = false, stderr_probe_ = false;
+  bool force_scan_ = false, paused_ = false, stderr_probe_ = false, force_quick_ = true;
+  double next_quick_ = 0;
   std::vector<source> sources_;
   std::deque<shown_line> shown_;
   std::uint64_t follow_id_ = 0;

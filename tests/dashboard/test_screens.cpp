@@ -17,8 +17,10 @@ TEST_CASE("lease list shows the spec's columns and each lease", "[dashboard][scr
   CHECK(contains(s, "nodes=4 gpn=8"));
   CHECK(contains(s, "10:42"));
   CHECK(contains(s, "train"));
-  CHECK(contains(s, "PENDING"));
+  CHECK(contains(s, "PEND "));  // abbreviated at 80 columns, like the task states
   CHECK(contains(s, "Resources"));
+  model wide = lease_list_model(120, 24);
+  CHECK(contains(screen_text(wide), "PENDING"));
 }
 
 TEST_CASE("lease list keys: j/k, Enter, l, x, f, n", "[dashboard][screens]") {
@@ -95,13 +97,16 @@ TEST_CASE("split view: leases, nodes/runners, task list, log, Tab and Shift+Tab"
 TEST_CASE("status bar has the exact fields", "[dashboard][screens]") {
   model m = dashboard_model();
   CHECK(status_left(m) ==
-        "lease=99887766  filters=none  refresh=2s  fs=lag  slurm=RUNNING/12s  q:quit");
+        "lease=99887766  filters=none  refresh=2s  fs=lag  slurm=RUNNING/12s  q:quit  ?:help  "
+        "f:follow");
   press(m, '2');
   press(m, 'p');
   CHECK(status_left(m) ==
-        "lease=99887766  filters=state:RUN  refresh=paused  fs=lag  slurm=RUNNING/12s  q:quit");
+        "lease=99887766  filters=state:RUN  refresh=paused  fs=lag  slurm=RUNNING/12s  q:quit  "
+        "?:help  f:follow");
   model l = dashboard_model("local:myhost");
-  CHECK(status_left(l) == "lease=local:myhost  filters=none  refresh=2s  fs=lag  slurm=-  q:quit");
+  CHECK(status_left(l) ==
+        "lease=local:myhost  filters=none  refresh=2s  fs=lag  slurm=-  q:quit  ?:help  f:follow");
   auto listing = make_leases();
   listing.rows[1].state = "UNKNOWN";
   listing.rows[1].error = "squeue: timed out after 10 s";

@@ -194,7 +194,7 @@ TEST_CASE("r refreshes now, p pauses auto-refresh", "[dashboard][tasks]") {
   CHECK_FALSE(last_request<req_set_paused>(m)->paused);
 }
 
-TEST_CASE("a snapshot for another lease is ignored, the selection sticks to its task",
+TEST_CASE("a snapshot for another lease is ignored, the selection keeps its row",
           "[dashboard][tasks]") {
   model m = dashboard_model();
   m.task_table.selected = 2;
@@ -206,5 +206,8 @@ TEST_CASE("a snapshot for another lease is ignored, the selection sticks to its 
   tasks->push_back(make_task(7, task_state::running, "nodeB", "echo new"));
   snap->task_table = tasks;
   update(m, message{msg_snapshot{snap}});
-  CHECK(selected_task(m)->id == "T004");
+  // T007 runs and sorts above T004; the selection stays on the third row (issue 16, item 2).
+  CHECK(m.task_table.selected == 2);
+  CHECK(selected_task(m)->id != "T004");
+  CHECK(m.selected_task == selected_task(m)->id);
 }

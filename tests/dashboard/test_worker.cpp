@@ -2,6 +2,8 @@
 // paged reads, control files, retries, `lease use`, the lease list.
 #include <dashboard/worker.hpp>
 
+#include <fstream>
+
 #include <catch2/catch.hpp>
 #include <leaseq/index.hpp>
 
@@ -174,4 +176,45 @@ TEST_CASE("worker: cancel, retry, pause/resume, lease use write what the CLI wri
   REQUIRE(unknown);
   CHECK_FALSE(unknown->ok);
   CHECK(unknown->text.find("not found") != std::string::npos);
+}
+
+TEST_CASE("worker: a line rewritten with \\r keeps its last state, in the pane and the pages",
+          "[dashboard][worker][daily]") {
+  lease_tree t;
+  t.register_default();
+  t.claimed(1, "nodeA");
+  t.hb("nodeA", leaseq::unix_now(), {"T001"});
+  leaseq::ensure_dir(t.paths.logs("nodeA"));
+  auto log_path = t.paths.stdout_log("nodeA", "T001");
+  // A tqdm-style bar, a CRLF line, and a bar still drawing (no newline yet).
+  std::string content = "start\n 10%\r 50%\r100% done\nwindows line\r\nepoch 2  5%\repoch 2 40%";
+  test_support::write_text(log_path, content);
+
+  leaseq::config cfg;
+  worker w(t.home.string(), cfg, "/nonexistent/leaseq");
+  std::vector<message> seen;
+  w.send(req_open_lease{t.lease});
+  follow_target ft;
+  ft.id = 3;
+  ft.tasks.push_back({"T001", "nodeA", log_path.string(), ""});
+  w.send(req_follow{ft});
+  auto want = std::vector<std::string>{"start", "100% done", "windows line", "epoch 2 40%"};
+  auto log = wait_message<msg_log>(w, seen, [&](const msg_log& l) { return l.lines == want; });
+  REQUIRE(log);
+  // The bar moves on: the partial line already shown is replaced, not continued.
+  {
+    std::ofstream f(log_path, std::ios::app);
+    f << "\repoch 2 90%\repoch 2 100%\nafter\n";
+  }
+  want = {"start", "100% done", "windows line", "epoch 2 100%", "after"};
+  seen.clear();
+  log = wait_message<msg_log>(w, seen, [&](const msg_log& l) { return l.lines == want; });
+  CHECK(log);
+  CHECK(test_support::read_text(log_path).find(" 10%\r 50%\r") != std::string::npos);
+
+  w.send(req_page{log_path.string(), 0, 10, 5});
+  auto page = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 5; });
+  REQUIRE(page);
+  CHECK(page->lines ==
+        std::vector<std::string>{"start", "100% done", "windows line", "epoch 2 100%", "after"});
 }

@@ -420,6 +420,9 @@ TEST_CASE(
   hand_made_tree(t);
   e.home = t.home;
   e.env["LEASEQ_HOME"] = t.home.string();
+  // A local lease next to the Slurm one: a hanging squeue must not hide it.
+  leaseq::register_lease(leaseq::home_paths(t.home), {e.local_id(), "local", std::nullopt,
+                                                      leaseq::unix_now(), leaseq::json::object()});
   // squeue that hangs: the dashboard must still answer every key at once.
   fs::path bin = e.dir / "bin";
   leaseq::ensure_dir(bin);
@@ -439,7 +442,12 @@ TEST_CASE(
   CHECK(d.see("⚠  T004"));
   CHECK(d.see("⚠  T005"));  // the corrupt file: unknown, shown with a warning
   CHECK(d.see("fs=lag"));
-  CHECK(d.see("slurm=?"));  // squeue has not answered (it hangs)
+  CHECK(d.see("slurm=asking"));  // squeue has not answered (it hangs)
+  // ... and the lease list is there all the same: the local lease in full, the Slurm lease
+  // from what the shared cache knows (nothing yet).
+  CHECK(d.see("local:" + e.host));
+  CHECK(d.see("asking Slurm..."));
+  CHECK(d.tmux.capture().find("loading leases") == std::string::npos);
   // Keys answer while squeue hangs.
   d.key("?");
   CHECK(d.see("Help (j/k scroll", 5s));
@@ -536,6 +544,45 @@ TEST_CASE("dashboard: terminal restored after SIGTERM, SIGHUP, SIGINT, SIGQUIT a
     CHECK(d.see("nodes/runners"));
     d.quit_and_check_restored();
   }
+}
+
+TEST_CASE("dashboard: Ctrl-C quits exactly like q, also from the search prompt",
+          "[dashboard][e2e]") {
+  dash_env e;
+  lease_tree t;
+  hand_made_tree(t);
+  e.env["LEASEQ_HOME"] = t.home.string();
+  dash_run d(e);
+  d.start("--lease 99887766", "lease=99887766");
+  CHECK(d.see("nodes/runners"));
+  d.key("/");
+  CHECK(d.see("search task commands"));
+  d.key("C-c");
+  CHECK(d.wait_exit() == 0);
+  CHECK(read_text(e.dir / "before") == read_text(e.dir / "after"));
+  CHECK(d.gone("nodes/runners"));
+}
+
+TEST_CASE("dashboard: the view stays on the running work while tasks end under it",
+          "[dashboard][e2e]") {
+  dash_env e;
+  e.start_runner(1);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i) ids.push_back(e.submit("sleep 0.3; echo step-" + std::to_string(i)));
+  dash_run d(e, 100, 30);
+  d.start("--local", "lease=" + e.local_id());
+  CHECK(d.see(" RUN "));
+  // No key pressed. Before, the selection followed the first task down into the DONE block
+  // and the view scrolled with it: half-way through, no RUN row was on screen.
+  REQUIRE(wait_until(
+      [&] {
+        int done = 0;
+        for (const auto& id : ids) done += result_state_is(e.local(), e.host, id, "FINISHED");
+        return done >= 15;
+      },
+      60s));
+  CHECK(d.see(" RUN "));
+  d.quit_and_check_restored();
 }
 
 TEST_CASE("dashboard: not a terminal gives a clear error, bad --lease is refused",
