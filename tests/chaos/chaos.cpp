@@ -3,6 +3,7 @@
 //
 //   leaseq_chaos [--tasks N] [--runners R] [--slots S] [--kill-min-ms A] [--kill-max-ms B]
 //                [--fault SPEC] [--task-ms M] [--timeout-s T] [--seed X] [--leaseq PATH] [--keep]
+//                [--views V1:V2:...|auto]
 //
 // It submits N tasks in one batch (each appends "<task id> <attempt id> <pid>" to a shared file
 // as it starts, then sleeps M/5 .. M ms, default 500), starts R runners with S slots each and
@@ -12,6 +13,12 @@
 //   results by state, results of tasks that never started
 // and exits 0 only when nothing is lost, duplicates <= kills, and every execution carried an
 // attempt id of its own.
+//
+// --views puts the lease home on a shared filesystem seen through several mounts (the test bed
+// of tools/sharedfs: `auto` takes its views from LEASEQ_SHAREDFS_VIEWS or its default layout):
+// runner i uses view i mod (V-1), the submit and the final count the last view, all at the same
+// relative directory, so runners claim through caches that lag and locks that exclude nothing
+// across views. With `auto` and no bed running it prints "skipped: ..." and exits 77.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -39,6 +46,8 @@
 #include <leaseq/names.hpp>
 #include <leaseq/paths.hpp>
 
+#include "sharedfs.hpp"
+
 namespace {
 
 using namespace leaseq;
@@ -56,6 +65,7 @@ struct options {
   std::uint64_t seed = 0;
   std::string leaseq = LEASEQ_BIN;
   bool keep = false;
+  std::string views;  // colon-separated mount points of one shared directory, or "auto"
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -94,6 +104,8 @@ options parse(int argc, char** argv) {
       o.leaseq = value();
     else if (a == "--keep")
       o.keep = true;
+    else if (a == "--views")
+      o.views = value();
     else
       usage(("unknown argument " + a).c_str());
   }
@@ -114,20 +126,23 @@ struct chaos {
   fs::path home;
   std::string lease = "local:chaos";
   lease_paths paths{fs::path()};
+  fs::path local_base;                 // executions log, runner output: never shared
+  std::vector<fs::path> runner_homes;  // one per view; empty: every runner uses `home`
   fs::path exec_log;
   std::vector<pid_t> pids;
   int kills = 0, self_exits = 0;
 
   pid_t start_runner(int i) {
     std::string node = "n" + std::to_string(i + 1);
-    fs::path log = home.parent_path() / ("runner-" + node + ".out");
+    fs::path log = local_base / ("runner-" + node + ".out");
     pid_t pid = ::fork();
     if (pid < 0) {
       std::perror("fork");
       std::exit(1);
     }
     if (pid == 0) {
-      ::setenv("LEASEQ_HOME", home.c_str(), 1);
+      const fs::path& h = runner_homes.empty() ? home : runner_homes[i % runner_homes.size()];
+      ::setenv("LEASEQ_HOME", h.c_str(), 1);
       if (!opt.fault.empty()) ::setenv("LEASEQ_FAULT", opt.fault.c_str(), 1);
       int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       int in = ::open("/dev/null", O_RDONLY);
@@ -177,7 +192,30 @@ struct chaos {
       return 1;
     }
     fs::path base = tmpl;
+    local_base = base;
     home = base / "home";
+    fs::path shared;  // the run's directory on the shared filesystem, through the last view
+    if (!opt.views.empty()) {
+      std::vector<fs::path> views;
+      if (opt.views == "auto") {
+        std::string why;
+        auto bed = test_support::find_sharedfs(why, 2);
+        if (!bed) {
+          std::printf("chaos: %s (%s)\n", test_support::sharedfs_skip_message, why.c_str());
+          fs::remove_all(base);
+          return 77;
+        }
+        views = bed->views;
+      } else {
+        views = test_support::detail::split_colon(opt.views);
+      }
+      if (views.size() < 2) usage("--views needs at least two mount points");
+      std::string rel = "chaos-" + base.filename().string();
+      for (std::size_t v = 0; v + 1 < views.size(); ++v)
+        runner_homes.push_back(views[v] / rel / "home");
+      shared = views.back() / rel;
+      home = shared / "home";
+    }
     paths = lease_paths(home / "runs" / lease);
     exec_log = base / "executions.log";
     ensure_dir(home);
@@ -237,10 +275,11 @@ struct chaos {
     for (pid_t p : pids)
       if (p > 0) ::waitpid(p, nullptr, 0);
     reap_orphans();
-    return report(results, secs, timed_out, base);
+    return report(results, secs, timed_out, base, shared);
   }
 
-  int report(std::size_t results, double secs, bool timed_out, const fs::path& base) {
+  int report(std::size_t results, double secs, bool timed_out, const fs::path& base,
+             const fs::path& shared) {
     // Executions: one line per task process start.
     std::map<std::string, std::vector<std::string>> runs;
     std::set<std::string> attempts;
@@ -294,6 +333,9 @@ struct chaos {
     std::printf("chaos: %d tasks, %d runners x %d slots, fault %s, %.1f s%s\n", opt.tasks,
                 opt.runners, opt.slots, opt.fault.empty() ? "(none)" : opt.fault.c_str(), secs,
                 timed_out ? " (TIMED OUT)" : "");
+    if (!runner_homes.empty())
+      std::printf("  shared filesystem          runners on %zu views, submit and count on %s\n",
+                  runner_homes.size(), shared.c_str());
     std::printf("  tasks                      %d\n", opt.tasks);
     std::printf("  kills (SIGKILL + restart)  %d\n", kills);
     std::printf("  results                    %zu\n", results);
@@ -310,10 +352,12 @@ struct chaos {
               attempts_unique && self_exits == 0;
     std::printf("chaos: %s\n", ok ? "PASS" : "FAIL");
     if (opt.keep || !ok) {
-      std::printf("chaos: tree kept in %s\n", base.c_str());
+      std::printf("chaos: tree kept in %s%s%s\n", base.c_str(), shared.empty() ? "" : " and ",
+                  shared.c_str());
     } else {
       std::error_code ec;
       fs::remove_all(base, ec);
+      if (!shared.empty()) fs::remove_all(shared, ec);
     }
     return ok ? 0 : 1;
   }
