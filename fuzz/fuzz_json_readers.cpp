@@ -1,6 +1,7 @@
 // Every JSON reader of a protocol file: task, result, heartbeat, lease, index, config.
 // Property: parse + from_json either succeeds or throws leaseq::error; nothing else escapes,
-// and whatever parsed writes back and parses again to the same value.
+// and whatever parsed writes back as valid UTF-8 JSON (bytes that are not UTF-8 go to the
+// *_b64 fields) and parses again to the same value.
 #include <leaseq/config.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/index.hpp>
@@ -15,6 +16,11 @@ static void round_trip(const leaseq::json& j) {
   try {
     T value = j.get<T>();
     leaseq::json again = value;
+    try {
+      (void)again.dump();  // strict: throws on text that is not UTF-8
+    } catch (const leaseq::json::exception&) {
+      std::abort();
+    }
     T back = again.get<T>();
     if (leaseq::json(back) != again) std::abort();
   } catch (const leaseq::error&) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "leaseq/detail/exact_bytes.hpp"
 #include "leaseq/detail/json_fields.hpp"
 #include "leaseq/names.hpp"
 
@@ -95,6 +97,8 @@ struct task_spec {
   std::int64_t seq = 0;
   std::string lease;
   std::optional<std::string> node;  // nullopt: the shared lane _any
+  // argv, cwd and env are the exact bytes, not always UTF-8 (on disk: argv_b64, cwd_b64,
+  // env_b64 beside a readable form).
   std::vector<std::string> argv;
   std::string cmd;  // for display only; argv is what runs
   std::string cwd;
@@ -109,8 +113,88 @@ struct task_spec {
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id",  "seq",  "lease", "node",    "argv",     "cmd",     "cwd",
-    "env", "gpus", "key",   "created", "retry_of", "claimed", "pid"};
+    "id",  "seq",     "lease", "node", "argv",    "argv_b64", "cmd",     "cwd", "cwd_b64",
+    "env", "env_b64", "gpus",  "key",  "created", "retry_of", "claimed", "pid"};
+
+// A process id read from a file is only ever used as a pid_t. Anything outside pid_t's
+// positive range would be truncated by the cast (4294967295 becomes -1: kill(-1) signals every
+// process), so it is refused where the file is parsed, before any caller sees it.
+inline constexpr std::int64_t max_pid = std::numeric_limits<std::int32_t>::max();
+
+// True for a pid that may be signalled, or whose group may be: never 0 (our own group), 1
+// (init, and kill(-1) is everyone) or a negative value (a process group).
+inline constexpr bool is_signallable_pid(std::int64_t pid) noexcept {
+  return pid > 1 && pid <= max_pid;
+}
+
+namespace detail {
+
+// The pid field of a file, or nullopt when absent. `lowest`: 2 for a task's process (a child
+// of its runner and its own process group, so never 0 or 1); 0 for a runner's heartbeat, where
+// 0 has always meant "not known" and 1 is a runner started as a container's first process:
+// both are read, and is_signallable_pid() keeps every caller from signalling them.
+inline std::optional<std::int64_t> opt_pid(const json& obj, const char* name, std::int64_t lowest) {
+  auto v = opt_int(obj, name);
+  if (v && (*v < lowest || *v > max_pid))
+    throw format_error("field '" + std::string(name) + "': " + std::to_string(*v) +
+                       " is not a process id (" + std::to_string(lowest) + " to " +
+                       std::to_string(max_pid) + ")");
+  return v;
+}
+
+// The exact bytes of argv, cwd and env as the base64 fields hold them (docs/protocol.md, "Task
+// file"); each is present only when a value is not valid UTF-8, and then holds the whole value.
+struct exact_bytes_fields {
+  std::optional<std::vector<std::string>> argv_b64;
+  std::optional<std::string> cwd_b64;
+  std::optional<std::vector<std::pair<std::string, std::string>>> env_b64;
+};
+
+inline std::string decode_b64_field(const std::string& field, const std::string& text) {
+  auto bytes = base64_decode(text);
+  if (!bytes) throw format_error("field '" + field + "': not canonical base64");
+  return std::move(*bytes);
+}
+
+// Replaces t's display forms by the exact bytes. The display form must still be what the
+// bytes show as, so a tool that edited one field and not the other is caught, not obeyed.
+inline void apply_exact_bytes(task_spec& t, const exact_bytes_fields& f) {
+  if (f.argv_b64) {
+    if (f.argv_b64->size() != t.argv.size())
+      throw format_error("field 'argv_b64': " + std::to_string(f.argv_b64->size()) +
+                         " entries, but 'argv' has " + std::to_string(t.argv.size()));
+    for (std::size_t i = 0; i < t.argv.size(); ++i) {
+      std::string exact = decode_b64_field("argv_b64", (*f.argv_b64)[i]);
+      if (to_valid_utf8(exact) != t.argv[i])
+        throw format_error("field 'argv_b64': entry " + std::to_string(i) +
+                           " does not match 'argv'");
+      t.argv[i] = std::move(exact);
+    }
+  }
+  if (f.cwd_b64) {
+    std::string exact = decode_b64_field("cwd_b64", *f.cwd_b64);
+    if (to_valid_utf8(exact) != t.cwd) throw format_error("field 'cwd_b64': does not match 'cwd'");
+    t.cwd = std::move(exact);
+  }
+  if (f.env_b64) {
+    std::map<std::string, std::string> env;
+    for (const auto& [k, v] : *f.env_b64) {
+      std::string name = decode_b64_field("env_b64", k);
+      if (!t.env.count(to_valid_utf8(name)))
+        throw format_error("field 'env_b64': holds a variable that 'env' lacks");
+      env.insert_or_assign(std::move(name), decode_b64_field("env_b64", v));
+    }
+    for (const auto& kv : t.env) {
+      bool shown = false;
+      for (const auto& e : env) shown = shown || to_valid_utf8(e.first) == kv.first;
+      if (!shown)
+        throw format_error("field 'env_b64': lacks variable " + quote_for_message(kv.first));
+    }
+    t.env = std::move(env);
+  }
+}
+
+}  // namespace detail
 
 inline void to_json(json& j, const task_spec& t) {
   j = t.extra.is_object() ? t.extra : json::object();
@@ -118,10 +202,41 @@ inline void to_json(json& j, const task_spec& t) {
   j["seq"] = t.seq;
   j["lease"] = t.lease;
   j["node"] = detail::or_null(t.node);
-  j["argv"] = t.argv;
-  j["cmd"] = t.cmd;
-  j["cwd"] = t.cwd;
-  j["env"] = t.env;
+  // JSON text is UTF-8: bytes that are not go in base64 beside a readable form.
+  bool argv_exact = true;
+  for (const auto& a : t.argv) argv_exact = argv_exact && detail::is_valid_utf8(a);
+  if (argv_exact) {
+    j["argv"] = t.argv;
+  } else {
+    json shown = json::array(), exact = json::array();
+    for (const auto& a : t.argv) {
+      shown.push_back(detail::to_valid_utf8(a));
+      exact.push_back(detail::base64_encode(a));
+    }
+    j["argv"] = std::move(shown);
+    j["argv_b64"] = std::move(exact);
+  }
+  j["cmd"] = detail::to_valid_utf8(t.cmd);
+  if (detail::is_valid_utf8(t.cwd)) {
+    j["cwd"] = t.cwd;
+  } else {
+    j["cwd"] = detail::to_valid_utf8(t.cwd);
+    j["cwd_b64"] = detail::base64_encode(t.cwd);
+  }
+  bool env_exact = true;
+  for (const auto& [k, v] : t.env)
+    env_exact = env_exact && detail::is_valid_utf8(k) && detail::is_valid_utf8(v);
+  if (env_exact) {
+    j["env"] = t.env;
+  } else {
+    json shown = json::object(), exact = json::object();
+    for (const auto& [k, v] : t.env) {
+      shown[detail::to_valid_utf8(k)] = detail::to_valid_utf8(v);
+      exact[detail::base64_encode(k)] = detail::base64_encode(v);
+    }
+    j["env"] = std::move(shown);
+    j["env_b64"] = std::move(exact);
+  }
   j["gpus"] = t.gpus;
   j["key"] = detail::or_null(t.key);
   j["created"] = t.created;
@@ -144,6 +259,18 @@ inline void from_json(const json& j, task_spec& t) {
   t.cmd = detail::opt_string(j, "cmd").value_or("");
   t.cwd = detail::opt_string(j, "cwd").value_or("");
   t.env = detail::string_map(j, "env");
+  detail::exact_bytes_fields exact;
+  auto given = [&](const char* name) {
+    const json* v = detail::find_field(j, name);
+    return v && !v->is_null();
+  };
+  if (given("argv_b64")) exact.argv_b64 = detail::string_list(j, "argv_b64");
+  exact.cwd_b64 = detail::opt_string(j, "cwd_b64");
+  if (given("env_b64")) {
+    auto m = detail::string_map(j, "env_b64");
+    exact.env_b64.emplace(m.begin(), m.end());
+  }
+  detail::apply_exact_bytes(t, exact);
   std::int64_t gpus = detail::int_or(j, "gpus", 0);
   if (gpus < 0 || gpus > 4096) throw format_error("field 'gpus': out of range");
   t.gpus = static_cast<int>(gpus);
@@ -151,7 +278,7 @@ inline void from_json(const json& j, task_spec& t) {
   t.created = detail::opt_number(j, "created").value_or(0);
   t.retry_of = detail::opt_string(j, "retry_of");
   t.claimed = detail::opt_number(j, "claimed");
-  t.pid = detail::opt_int(j, "pid");
+  t.pid = detail::opt_pid(j, "pid", 2);
   t.extra = detail::unknown_fields(j, task_spec_fields);
 }
 
@@ -179,7 +306,7 @@ inline void to_json(json& j, const task_result& r) {
   j["state"] = std::string(to_string(r.state));
   j["exit_code"] = detail::or_null(r.exit_code);
   j["signal"] = detail::or_null(r.signal);
-  j["reason"] = detail::or_null(r.reason);
+  j["reason"] = r.reason ? json(detail::to_valid_utf8(*r.reason)) : json(nullptr);
   j["claimed"] = detail::or_null(r.claimed);
   j["started"] = detail::or_null(r.started);
   j["finished"] = detail::or_null(r.finished);
@@ -240,7 +367,7 @@ inline constexpr std::initializer_list<const char*> heartbeat_fields = {
 inline void to_json(json& j, const heartbeat& h) {
   j = h.extra.is_object() ? h.extra : json::object();
   j["node"] = h.node;
-  j["host"] = h.host;
+  j["host"] = detail::to_valid_utf8(h.host);
   j["pid"] = h.pid;
   j["ts"] = h.ts;
   j["started"] = h.started;
@@ -260,7 +387,7 @@ inline void from_json(const json& j, heartbeat& h) {
   if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
   h.node = check_node(detail::req_string(j, "node"));
   h.host = detail::opt_string(j, "host").value_or("");
-  h.pid = detail::int_or(j, "pid", 0);
+  h.pid = detail::opt_pid(j, "pid", 0).value_or(0);
   h.ts = detail::req_number(j, "ts");
   h.started = detail::opt_number(j, "started").value_or(0);
   h.running = detail::string_list(j, "running");

@@ -2,6 +2,10 @@
 
 // Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show
 // job` records, and time strings. No I/O here; the adapter (slurm.hpp) runs the commands.
+// Every text field that comes out is valid UTF-8 (invalid bytes become U+FFFD): job names and
+// reasons are whatever bytes a user put there, and they end up in JSON (the state cache,
+// `--json` outputs), which only holds UTF-8. Control characters are kept: the display
+// sanitizes them.
 
 #include <algorithm>
 #include <cstdint>
@@ -12,6 +16,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "leaseq/detail/exact_bytes.hpp"
 
 namespace leaseq {
 
@@ -180,18 +186,18 @@ inline squeue_parse parse_squeue(std::string_view text) {
     slurm_job j;
     if (f.size() != 9 || !detail::parse_uint(detail::trim(f[0])) ||
         !is_slurm_state_word(detail::trim(f[1]))) {
-      out.bad_lines.emplace_back(line);
+      out.bad_lines.push_back(detail::to_valid_utf8(line));
       continue;
     }
     j.id = std::string(detail::trim(f[0]));
     j.state = std::string(detail::trim(f[1]));
-    j.reason = std::string(detail::trim(f[2]));
+    j.reason = detail::to_valid_utf8(detail::trim(f[2]));
     j.time_left = parse_slurm_duration(f[3]);
     j.time_limit = parse_slurm_duration(f[4]);
     j.nodes = detail::parse_uint(detail::trim(f[5]));
-    j.nodelist = std::string(detail::trim(f[6]));
-    j.start_time = std::string(detail::trim(f[7]));
-    j.name = std::string(f[8]);
+    j.nodelist = detail::to_valid_utf8(detail::trim(f[6]));
+    j.start_time = detail::to_valid_utf8(detail::trim(f[7]));
+    j.name = detail::to_valid_utf8(f[8]);
     out.jobs.push_back(std::move(j));
   }
   return out;
@@ -243,7 +249,7 @@ inline std::optional<slurm_job> parse_scontrol_job(std::string_view text) {
   auto kv = parse_scontrol_pairs(text);
   auto get = [&](const char* k) -> std::string {
     auto it = kv.find(k);
-    return it == kv.end() ? std::string() : it->second;
+    return it == kv.end() ? std::string() : detail::to_valid_utf8(it->second);
   };
   slurm_job j;
   j.id = get("JobId");

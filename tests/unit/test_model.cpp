@@ -148,3 +148,121 @@ TEST_CASE("lease record round-trips for local and slurm", "[model]") {
   CHECK_FALSE(json(local).contains("nodes"));
   CHECK_THROWS_AS(json::parse(R"({"id": "x/y"})").get<lease_record>(), name_error);
 }
+
+// Issue 14.9: a shell can pass any bytes; the task file keeps them exactly.
+TEST_CASE("task spec keeps argv, cwd and env bytes that are not UTF-8, exactly", "[model]") {
+  task_spec t = sample_task();
+  t.argv = {"printf", "caf\xe9", std::string("\xff\x00\xfe", 3), "ok"};
+  t.cmd = "printf caf\xe9";
+  t.cwd = "/tmp/d\xff";
+  t.env = {{"LATIN", "caf\xe9"}, {"K\xfe", "v"}, {"PLAIN", "x"}};
+  json j = t;
+  // JSON text is UTF-8: a strict dump must not throw (it did: type_error.316).
+  std::string text = j.dump();
+  const std::string r = "\xef\xbf\xbd";
+  CHECK(j["argv"] == json({"printf", "caf" + r, r + std::string(1, '\0') + r, "ok"}));
+  CHECK(j["argv_b64"] == json({"cHJpbnRm", "Y2Fm6Q==", "/wD+", "b2s="}));
+  CHECK(j["cmd"] == "printf caf" + r);
+  CHECK(j["cwd"] == "/tmp/d" + r);
+  CHECK(j["cwd_b64"] == "L3RtcC9k/w==");
+  CHECK(j["env"] == json({{"LATIN", "caf" + r}, {"K" + r, "v"}, {"PLAIN", "x"}}));
+  CHECK(j["env_b64"].size() == 3);
+  task_spec back = json::parse(text).get<task_spec>();
+  CHECK(back.argv == t.argv);
+  CHECK(back.cwd == t.cwd);
+  CHECK(back.env == t.env);
+  CHECK(back.extra.empty());  // the b64 fields are not "unknown": a rewrite regenerates them
+  CHECK(json(back) == j);
+}
+
+TEST_CASE("task spec writes no exact-bytes field for UTF-8 text (older readers agree)", "[model]") {
+  task_spec t = sample_task();
+  t.argv = {"echo", "caf\xc3\xa9", "\xe2\x80\xae"};
+  t.cwd = "/tmp/\xc3\xa9";
+  t.env = {{"A", "\xc3\xa9"}};
+  json j = t;
+  CHECK_FALSE(j.contains("argv_b64"));
+  CHECK_FALSE(j.contains("cwd_b64"));
+  CHECK_FALSE(j.contains("env_b64"));
+  CHECK(j.get<task_spec>().argv == t.argv);
+  // null means absent.
+  j["argv_b64"] = nullptr;
+  j["cwd_b64"] = nullptr;
+  j["env_b64"] = nullptr;
+  CHECK(j.get<task_spec>().cwd == t.cwd);
+}
+
+TEST_CASE("task spec refuses exact-bytes fields that disagree with their display form", "[model]") {
+  task_spec t = sample_task();
+  t.argv = {"a\xff", "b"};
+  t.cwd = "/\xff";
+  t.env = {{"A", "\xff"}};
+  const json good = t;
+  auto refused = [](const json& j, const char* field) {
+    try {
+      j.get<task_spec>();
+    } catch (const format_error& e) {
+      return std::string(e.what()).find(field) != std::string::npos;
+    }
+    return false;
+  };
+  json j = good;
+  j["argv"][1] = "c";  // edited by hand, argv_b64 left alone: which one runs?
+  CHECK(refused(j, "argv_b64"));
+  j = good;
+  j["argv_b64"].push_back("Yg==");
+  CHECK(refused(j, "argv_b64"));
+  j = good;
+  j["argv_b64"][0] = "not base64!";
+  CHECK(refused(j, "argv_b64"));
+  j = good;
+  j["cwd"] = "/elsewhere";
+  CHECK(refused(j, "cwd_b64"));
+  j = good;
+  j["env"]["B"] = "x";
+  CHECK(refused(j, "env_b64"));
+  j = good;
+  j["env_b64"] = "QQ==";
+  CHECK(refused(j, "env_b64"));
+}
+
+TEST_CASE("a result's reason is written as UTF-8 whatever bytes it quotes", "[model]") {
+  task_result r;
+  r.task = sample_task();
+  r.state = task_state::failed;
+  r.reason = "spawn_failed: cannot chdir to /tmp/d\xff";
+  json j = r;
+  CHECK_NOTHROW(j.dump());
+  CHECK(j["reason"] == "spawn_failed: cannot chdir to /tmp/d\xef\xbf\xbd");
+}
+
+// Issue 15.1: a pid read from a file is cast to pid_t and signalled; 4294967295 became -1.
+TEST_CASE("pids read from files are refused outside pid_t's positive range", "[model]") {
+  json task = sample_task();
+  for (const char* bad : {"4294967295", "2147483648", "-1", "0", "1", "-2147483648"}) {
+    INFO(bad);
+    task["pid"] = json::parse(bad);
+    CHECK_THROWS_WITH(task.get<task_spec>(), Catch::Contains("'pid'"));
+  }
+  task["pid"] = 2147483647;
+  CHECK(task.get<task_spec>().pid == 2147483647);
+  task["pid"] = nullptr;
+  CHECK_FALSE(task.get<task_spec>().pid);
+
+  json hb = json::parse(R"({"node": "a", "ts": 1})");
+  for (const char* bad : {"4294967295", "2147483648", "-1", "-4294967295"}) {
+    INFO(bad);
+    hb["pid"] = json::parse(bad);
+    CHECK_THROWS_WITH(hb.get<heartbeat>(), Catch::Contains("'pid'"));
+  }
+  // 0 (not known) and 1 (a container's first process) are read, but never signalled.
+  for (std::int64_t pid : {0, 1}) {
+    hb["pid"] = pid;
+    CHECK(hb.get<heartbeat>().pid == pid);
+    CHECK_FALSE(is_signallable_pid(pid));
+  }
+  CHECK(is_signallable_pid(2));
+  CHECK(is_signallable_pid(2147483647));
+  CHECK_FALSE(is_signallable_pid(2147483648LL));
+  CHECK_FALSE(is_signallable_pid(-1));
+}

@@ -195,3 +195,22 @@ TEST_CASE("sbatch --parsable output", "[slurm][slurm_parse]") {
   CHECK_FALSE(parse_sbatch_parsable(""));
   CHECK_FALSE(parse_sbatch_parsable("Submitted batch job 5\n"));
 }
+
+// Issue 14.9: a reason or job name that is not UTF-8 stopped `lease ls`, `status` and the
+// dashboard's lease pane (the state cache is JSON).
+TEST_CASE("squeue and scontrol text that is not UTF-8 comes out as UTF-8", "[slurm][slurm_parse]") {
+  const std::string r = "\xef\xbf\xbd";
+  auto q = parse_squeue(
+      "42|PENDING|Res\xff\x1b]0;x\x07|1:00|1:00|1|n\xfe|N/A|leaseq-caf\xe9\n"
+      "bad\xff line\n");
+  REQUIRE(q.jobs.size() == 1);
+  CHECK(q.jobs[0].reason == "Res" + r + "\x1b]0;x\x07");  // controls stay: displays sanitize
+  CHECK(q.jobs[0].nodelist == "n" + r);
+  CHECK(q.jobs[0].name == "leaseq-caf" + r);
+  REQUIRE(q.bad_lines.size() == 1);
+  CHECK(q.bad_lines[0] == "bad" + r + " line");
+  auto j = parse_scontrol_job("JobId=42 JobName=x\xff JobState=PENDING Reason=R\xfe");
+  REQUIRE(j);
+  CHECK(j->name == "x" + r);
+  CHECK(j->reason == "R" + r);
+}

@@ -71,7 +71,8 @@ TEST_CASE("task_sax reads well-formed task and result files like from_json", "[t
 TEST_CASE("task_sax gives up on what it does not handle", "[task_sax]") {
   CHECK(fast(R"({"id": "T001", "argv": ["a"], "extra": 1})", false).is_null());  // unknown field
   CHECK(fast(R"({"id": "T001", "argv": ["a"], "cmd": "\u00e9"})", false).is_null());
-  CHECK(fast("{\"id\": \"T001\", \"argv\": [\"\xc3\xa9\"]}", false).is_null());  // non-ASCII
+  CHECK(fast("{\"id\": \"T001\", \"argv\": [\"\xe9\"]}", false).is_null());  // not UTF-8
+  CHECK(fast("{\"id\": \"T001\", \"argv\": [\"\xc3\"]}", false).is_null());  // truncated
   CHECK(fast(R"({"id": "T001", "argv": ["a"], "gpus": 1.0})", false).is_null());
   CHECK(fast(R"({"id": "T001", "argv": ["a"], "id": "T002"})", false).is_null());  // duplicate
   CHECK(fast(R"({"id": "T001", "argv": []})", false).is_null());
@@ -89,7 +90,8 @@ TEST_CASE("task_sax gives up on what it does not handle", "[task_sax]") {
 
 TEST_CASE("task_sax never accepts what the general path refuses, and agrees on values",
           "[task_sax]") {
-  const std::string alphabet = "{}[]\":,0123456789.-+eE \\nTtrufalsex\x01\x80";
+  // \xc3 and \xa9 make "é" or invalid UTF-8, depending on where they land.
+  const std::string alphabet = "{}[]\":,0123456789.-+eE \\nTtrufalsex\x01\x80\xc3\xa9";
   std::mt19937 rng(7);
   int accepted = 0;
   for (int round = 0; round < 20000; ++round) {
@@ -118,4 +120,49 @@ TEST_CASE("task_sax never accepts what the general path refuses, and agrees on v
     REQUIRE(f == general(text, is_result));
   }
   CHECK(accepted > 100);  // the mutations do exercise the accepting side
+}
+
+TEST_CASE("task_sax reads UTF-8 text and the exact-bytes fields like from_json", "[task_sax]") {
+  task_spec t;
+  t.id = "T007";
+  t.argv = {"echo", "caf\xc3\xa9", "a\xff", "\xfe\xfd"};  // no control: \u is the general path's
+  t.cmd = "echo caf\xc3\xa9 \xe2\x80\xae";
+  t.cwd = "/tmp/d\xff";
+  t.env = {{"K\xfe", "v\xfd"}, {"OK", "\xc3\xa9"}};
+  std::string text = json(t).dump();
+  task_spec f;
+  REQUIRE(detail::task_sax::parse_task(text, f));
+  CHECK(f.argv == t.argv);
+  CHECK(f.cwd == t.cwd);
+  CHECK(f.env == t.env);
+  CHECK(json(f) == general(text, false));
+
+  task_result r;
+  r.task = t;
+  r.state = task_state::failed;
+  r.reason = "spawn_failed: cannot chdir to /tmp/d\xff";
+  text = json(r).dump();
+  task_result fr;
+  REQUIRE(detail::task_sax::parse_result(text, fr));
+  CHECK(fr.task.argv == t.argv);
+  CHECK(json(fr) == general(text, true));
+
+  // What from_json refuses, the fast path gives up on.
+  json bad = t;
+  bad["argv"][0] = "edited";
+  CHECK(fast(bad.dump(), false).is_null());
+  CHECK(general(bad.dump(), false).is_null());
+  bad = t;
+  bad["cwd_b64"] = "L3Rt";
+  CHECK(fast(bad.dump(), false).is_null());
+}
+
+TEST_CASE("task_sax gives up on a pid outside pid_t's positive range", "[task_sax]") {
+  for (const char* pid : {"4294967295", "2147483648", "-1", "0", "1"}) {
+    std::string text = R"({"id": "T001", "argv": ["a"], "pid": )" + std::string(pid) + "}";
+    INFO(text);
+    CHECK(fast(text, false).is_null());
+    CHECK(general(text, false).is_null());
+  }
+  CHECK_FALSE(fast(R"({"id": "T001", "argv": ["a"], "pid": 2147483647})", false).is_null());
 }

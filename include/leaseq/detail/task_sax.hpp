@@ -3,10 +3,13 @@
 // A fast path for reading task and result files: the common, well-formed file is parsed
 // straight into task_spec / task_result by a small strict reader for flat JSON objects, without
 // building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
-// deeper nesting, a type other than the usual one, a \u escape, a non-ASCII byte, a bad name,
+// deeper nesting, a type other than the usual one, a \u escape, invalid UTF-8, a bad name,
 // an out-of-range number) makes it give up, and the caller takes the general path
 // (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
-// the precise error. tests/unit/test_task_sax.cpp checks that the two agree.
+// the precise error. Non-ASCII text is taken when it is valid UTF-8 (a command with "café" is
+// common), and the exact-bytes fields (argv_b64, cwd_b64, env_b64) are decoded by the same
+// rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
+// two agree.
 // Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
 // instead of an empty object (to_json treats both the same).
 
@@ -18,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "leaseq/detail/exact_bytes.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 
@@ -131,9 +135,18 @@ class task_sax {
           ++p;
         buf.append(run, static_cast<std::size_t>(p - run));
         if (p == end) return false;
+        if (static_cast<unsigned char>(*p) >= 0x80) {
+          // nlohmann refuses invalid UTF-8 too, but only the general path words why.
+          std::size_t n =
+              utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
+          if (n == 0) return false;
+          buf.append(p, n);
+          p += n;
+          continue;
+        }
         char c = *p++;
         if (c == '"') return true;
-        if (c != '\\' || p == end) return false;  // control or non-ASCII: general path
+        if (c != '\\' || p == end) return false;  // a control byte: general path
         switch (*p++) {
           case '"':
             buf += '"';
@@ -226,6 +239,9 @@ class task_sax {
       case f::stdout_:
       case f::stderr_:
       case f::attempt:
+      case f::argv_b64:
+      case f::cwd_b64:
+      case f::env_b64:
         return true;  // the defaults already say "absent"
       default:
         return false;
@@ -254,6 +270,14 @@ class task_sax {
         t_.env.insert_or_assign(std::string(env_key_), std::string(s));
         return true;
       }
+      if (field_ == f::argv_b64) {
+        exact_.argv_b64->push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::env_b64) {
+        exact_.env_b64->emplace_back(env_key_, std::string(s));
+        return true;
+      }
       return false;
     }
     if (depth_ != 1) return false;
@@ -273,6 +297,9 @@ class task_sax {
         return true;
       case f::cwd:
         t_.cwd = std::string(s);
+        return true;
+      case f::cwd_b64:
+        exact_.cwd_b64 = std::string(s);
         return true;
       case f::key:
         t_.key = std::string(s);
@@ -306,6 +333,11 @@ class task_sax {
       depth_ = 2;
       return true;
     }
+    if (depth_ == 1 && field_ == f::env_b64) {
+      exact_.env_b64.emplace();
+      depth_ = 2;
+      return true;
+    }
     return false;
   }
   bool key(string_t& k) {
@@ -324,8 +356,13 @@ class task_sax {
     return true;
   }
   bool start_array(std::size_t) {
-    if (depth_ != 1 || field_ != f::argv) return false;
-    t_.argv.clear();
+    if (depth_ != 1) return false;
+    if (field_ == f::argv)
+      t_.argv.clear();
+    else if (field_ == f::argv_b64)
+      exact_.argv_b64.emplace();
+    else
+      return false;
     depth_ = 2;
     return true;
   }
@@ -346,9 +383,12 @@ class task_sax {
     lease,
     node,
     argv,
+    argv_b64,
     cmd,
     cwd,
+    cwd_b64,
     env,
+    env_b64,
     gpus,
     key,
     created,
@@ -381,7 +421,8 @@ class task_sax {
         {"signal", f::signal},   {"reason", f::reason},
         {"started", f::started}, {"finished", f::finished},
         {"stdout", f::stdout_},  {"stderr", f::stderr_},
-        {"attempt", f::attempt}};
+        {"attempt", f::attempt}, {"argv_b64", f::argv_b64},
+        {"cwd_b64", f::cwd_b64}, {"env_b64", f::env_b64}};
     for (const auto& [name, id] : table)
       if (name == k) return id;
     return f::unknown;
@@ -398,6 +439,7 @@ class task_sax {
         t_.gpus = static_cast<int>(v);
         return true;
       case f::pid:
+        if (v < 2 || v > max_pid) return false;  // from_json words the refusal
         t_.pid = v;
         return true;
       case f::exit_code:
@@ -434,6 +476,13 @@ class task_sax {
     t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
     if (t_.node && *t_.node == any_lane) t_.node.reset();
     if (t_.node && !is_valid_node(*t_.node)) return false;
+    if (exact_.argv_b64 || exact_.cwd_b64 || exact_.env_b64) {
+      try {
+        apply_exact_bytes(t_, exact_);
+      } catch (const format_error&) {
+        return false;
+      }
+    }
     t_.extra = nlohmann::json();
     if (!r_) return true;
     auto s = parse_task_state(state_);
@@ -451,6 +500,7 @@ class task_sax {
   std::string state_;
   bool has_id_ = false;
   std::optional<std::int64_t> seq_;
+  exact_bytes_fields exact_;
 };
 
 }  // namespace leaseq::detail
