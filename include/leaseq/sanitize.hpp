@@ -14,6 +14,10 @@
 //   - other C1 controls are dropped;
 //   - invalid UTF-8 (stray continuation bytes such as a raw 0x9B, overlong forms, surrogates,
 //     code points past U+10FFFF, truncated sequences) becomes U+FFFD, one per maximal subpart;
+//   - bidi controls and invisible characters (U+061C, U+200B..U+200F, U+2028, U+2029,
+//     U+202A..U+202E, U+2066..U+2069, U+FEFF) are shown as text, `<U+202E>`: they reorder or
+//     hide what follows them (Trojan Source, CVE-2021-42574), so a command or a log line could
+//     show something other than what it is, and a table row could lose its border;
 //   - \r never overwrites: \r\n becomes \n, and a lone \r is a line break (\n), so progress
 //     bars show as successive lines instead of repainting one.
 // stream_sanitizer keeps its state across chunks, so a sequence split anywhere gives exactly
@@ -25,6 +29,14 @@
 #include <string_view>
 
 namespace leaseq {
+
+// Characters that change the order or the visibility of the text around them without showing
+// themselves: bidi embeddings, overrides and isolates, the implicit marks, zero-width spaces and
+// joiners, the line and paragraph separators, and the byte order mark.
+inline constexpr bool is_hidden_format_char(char32_t cp) noexcept {
+  return cp == 0x061C || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF;
+}
 
 class stream_sanitizer {
  public:
@@ -63,6 +75,12 @@ class stream_sanitizer {
   static constexpr std::size_t max_str = 4096;
 
   static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
+  static void shown_as_text(char32_t cp, std::string& out) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    out += "<U+";
+    for (int shift = 12; shift >= 0; shift -= 4) out += hex[(cp >> shift) & 0xF];
+    out += '>';
+  }
   static bool plain(unsigned char c) noexcept {
     return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
   }
@@ -173,6 +191,10 @@ class stream_sanitizer {
           if (len_ == 2 && static_cast<unsigned char>(buf_[0]) == 0xC2 &&
               static_cast<unsigned char>(buf_[1]) <= 0x9F)
             return c1(static_cast<unsigned char>(buf_[1]));
+          if (len_ < 4) {  // every hidden format character is 2 or 3 bytes long
+            char32_t cp = decoded();
+            if (is_hidden_format_char(cp)) return shown_as_text(cp, out);
+          }
           out.append(buf_, len_);
         }
         return;
@@ -217,6 +239,12 @@ class stream_sanitizer {
     buf_[len_++] = static_cast<char>(c);
   }
 
+  char32_t decoded() const noexcept {
+    auto b = [&](int i) { return static_cast<char32_t>(static_cast<unsigned char>(buf_[i])); };
+    if (len_ == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+    return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  }
+
   st state_ = st::ground;
   std::size_t seq_len_ = 0;
   bool str_c2_ = false;
@@ -254,8 +282,8 @@ inline std::string sanitize_inline(std::string_view text) {
   return out;
 }
 
-// True when text is valid UTF-8 holding no ESC, no C0 control but \t and \n, no DEL and no C1
-// control: the property every sanitize() output has.
+// True when text is valid UTF-8 holding no ESC, no C0 control but \t and \n, no DEL, no C1
+// control and no hidden format character: the property every sanitize() output has.
 inline bool is_terminal_safe(std::string_view text) noexcept {
   std::size_t i = 0, n = text.size();
   while (i < n) {
@@ -285,6 +313,14 @@ inline bool is_terminal_safe(std::string_view text) noexcept {
       if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return false;
     }
     if (c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) return false;  // C1
+    if (need <= 2) {
+      auto b = [&](std::size_t k) {
+        return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]));
+      };
+      char32_t cp = need == 1 ? ((b(0) & 0x1F) << 6) | (b(1) & 0x3F)
+                              : ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+      if (is_hidden_format_char(cp)) return false;
+    }
     i += static_cast<std::size_t>(need) + 1;
   }
   return true;

@@ -165,10 +165,44 @@ TEST_CASE("is_terminal_safe", "[sanitize]") {
 }
 
 TEST_CASE("sanitize: random hostile bytes always come out safe, whatever the split", "[sanitize]") {
-  const std::vector<std::string> parts = {
-      "\x1b", "[",    "]",    "P",    "_",    "^",    "X",    "\\",   "\x07",     "\x18", "\r",
-      "\n",   "\t",   "\x9b", "\xc2", "\x9c", "\x9d", "\xe2", "\x82", "\xac",     "\xf0", "\x9f",
-      "\xff", "\x7f", "\x00", "m",    "0",    ";",    "52",   "a",    "\xc3\xa9", "8;;",  "\x1b\\"};
+  const std::vector<std::string> parts = {"\x1b",
+                                          "[",
+                                          "]",
+                                          "P",
+                                          "_",
+                                          "^",
+                                          "X",
+                                          "\\",
+                                          "\x07",
+                                          "\x18",
+                                          "\r",
+                                          "\n",
+                                          "\t",
+                                          "\x9b",
+                                          "\xc2",
+                                          "\x9c",
+                                          "\x9d",
+                                          "\xe2",
+                                          "\x82",
+                                          "\xac",
+                                          "\xf0",
+                                          "\x9f",
+                                          "\xff",
+                                          "\x7f",
+                                          "\x00",
+                                          "m",
+                                          "0",
+                                          ";",
+                                          "52",
+                                          "a",
+                                          "\xc3\xa9",
+                                          "8;;",
+                                          "\x1b\\",
+                                          "\xe2\x80\xae",
+                                          "\xe2\x81\xa6",
+                                          "\x80",
+                                          "\xbb",
+                                          "\xef"};
   std::mt19937 rng(42);
   for (int round = 0; round < 400; ++round) {
     std::string text;
@@ -182,4 +216,28 @@ TEST_CASE("sanitize: random hostile bytes always come out safe, whatever the spl
     for (std::size_t at = 0; at <= text.size(); ++at) REQUIRE(streamed(text, at) == whole);
     REQUIRE(streamed(text, std::string::npos) == whole);
   }
+}
+
+// Issue 15.6: Trojan Source (CVE-2021-42574) reorders a line with these; a zero-width space
+// hides a difference; U+2028 breaks a line the table does not know about.
+TEST_CASE("sanitize shows bidi controls and invisible characters as text", "[sanitize]") {
+  check_all_splits("admin\xe2\x80\xaenimda", "admin<U+202E>nimda");
+  check_all_splits("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad",
+                   "<U+202A><U+202B><U+202C><U+202D>");
+  check_all_splits("\xe2\x81\xa6x\xe2\x81\xa7y\xe2\x81\xa8z\xe2\x81\xa9",
+                   "<U+2066>x<U+2067>y<U+2068>z<U+2069>");
+  check_all_splits("a\xe2\x80\x8b\xe2\x80\x8c\xe2\x80\x8d\xe2\x80\x8e\xe2\x80\x8f",
+                   "a<U+200B><U+200C><U+200D><U+200E><U+200F>");
+  check_all_splits("l1\xe2\x80\xa8l2\xe2\x80\xa9", "l1<U+2028>l2<U+2029>");
+  check_all_splits("\xef\xbb\xbftext", "<U+FEFF>text");
+  check_all_splits("\xd8\x9c", "<U+061C>");  // ARABIC LETTER MARK
+  // Their neighbours are ordinary text.
+  check_all_splits("\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xef\xbb\xbe",
+                   "\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xef\xbb\xbe");
+  CHECK(sanitize_inline("a\xe2\x80\xae"
+                        "b\n") == "a<U+202E>b\\n");
+  CHECK_FALSE(is_terminal_safe("\xe2\x80\xae"));
+  CHECK_FALSE(is_terminal_safe("\xef\xbb\xbf"));
+  CHECK_FALSE(is_terminal_safe("\xd8\x9c"));
+  CHECK(is_terminal_safe("\xe2\x80\x90"));
 }
