@@ -1,5 +1,6 @@
 // Name validation. Property: whatever passes contains no '/', no "..", no control byte, and
-// task ids round-trip through their seq.
+// task ids round-trip through their seq; a valid lease name is printable ASCII (so it can hold
+// no escape, C1 control or bidi override).
 #include <leaseq/names.hpp>
 #include <leaseq/paths.hpp>
 
@@ -20,6 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (leaseq::is_valid_lane(s) && !path_safe(s)) std::abort();
   if (leaseq::is_valid_key(s) && !path_safe(s)) std::abort();
   if (leaseq::is_valid_lease_id(s) && !path_safe(s)) std::abort();
+  if (leaseq::is_valid_lease_name(s))
+    for (unsigned char c : s)
+      if (c < 0x20 || c >= 0x7f) std::abort();
   if (leaseq::is_valid_task_id(s)) {
     auto seq = leaseq::task_seq(s);
     if (!seq || leaseq::format_task_id(*seq) != s) std::abort();

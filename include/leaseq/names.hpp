@@ -43,6 +43,9 @@ inline constexpr std::string_view task_id_rule =
     "T1000)";
 inline constexpr std::string_view lease_id_rule =
     "a lease id is a Slurm job id (digits) or local:<hostname>";
+inline constexpr std::string_view lease_name_rule =
+    "a lease name is 1-64 characters of [A-Za-z0-9._-] or spaces, starting with a letter or "
+    "digit";
 inline constexpr std::string_view key_rule =
     "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
 
@@ -74,6 +77,17 @@ inline bool is_valid_lease_id(std::string_view s) noexcept {
   return s.size() <= 20 && detail::all_digits(s) && s[0] != '0';
 }
 
+// A lease's display name, also its Slurm job name (leaseq-<name>). ASCII only, so no name can
+// carry a terminal escape, a C1 control or a bidi override into `lease ls` or squeue's output;
+// spaces stay allowed ("my run"). Names read from index.json are not refused (that would hide
+// the lease): every display sanitizes them.
+inline bool is_valid_lease_name(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-' && c != ' ') return false;
+  return true;
+}
+
 inline bool is_valid_key(std::string_view s) noexcept {
   if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
   for (char c : s) {
@@ -98,6 +112,10 @@ inline const std::string& check_task_id(const std::string& s) {
 }
 inline const std::string& check_lease_id(const std::string& s) {
   if (!is_valid_lease_id(s)) throw name_error("lease id", s, lease_id_rule);
+  return s;
+}
+inline const std::string& check_lease_name(const std::string& s) {
+  if (!is_valid_lease_name(s)) throw name_error("lease name", s, lease_name_rule);
   return s;
 }
 inline const std::string& check_key(const std::string& s) {

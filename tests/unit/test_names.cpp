@@ -87,3 +87,20 @@ TEST_CASE("paths refuse hostile names before joining them", "[names][paths]") {
   CHECK(home.lease_dir("local:myhost") == "/h/runs/local:myhost");
   CHECK_THROWS_AS(home.lease_dir(".."), name_error);
 }
+
+// Issue 15.5: a lease name reaches `lease ls`, the dashboard and squeue (job name leaseq-NAME).
+TEST_CASE("lease names are ASCII words and spaces, like node names", "[names]") {
+  for (const char* good : {"train", "my run", "sweep-3.v2", "A_b", "9"})
+    CHECK(is_valid_lease_name(good));
+  CHECK(is_valid_lease_name(std::string(64, 'a')));
+  CHECK_FALSE(is_valid_lease_name(std::string(65, 'a')));
+  for (const char* bad :
+       {"", " lead", "-x", "_x",
+        "x\xc2\x9b"
+        "31m",
+        "a\x1b[31m", "a\xe2\x80\xae", "caf\xc3\xa9", "a|b", "a/b", "a\tb", "a\nb"})
+    CHECK_FALSE(is_valid_lease_name(bad));
+  CHECK_THROWS_WITH(check_lease_name("x\xc2\x9b"
+                                     "31m"),
+                    Catch::Contains("invalid lease name \"x\\xc2\\x9b31m\""));
+}
