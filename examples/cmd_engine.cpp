@@ -33,7 +33,11 @@ std::string resolve_lease(const home_paths& home, const std::string& given,
   std::string id = given;
   if (id.empty() && !local_only_default) {
     index_read idx = read_index(home);
-    if (idx.error.empty() && idx.index.default_lease) id = *idx.index.default_lease;
+    // An unreadable index hides which lease is the default: never guess (the local lease
+    // would silently receive work meant for a Slurm lease).
+    if (!idx.error.empty())
+      throw error(idx.error + "; cannot tell the default lease: pass --lease ID");
+    if (idx.index.default_lease) id = *idx.index.default_lease;
   }
   if (id.empty()) id = local_lease_id(short_hostname());
   check_lease_id(id);
@@ -71,19 +75,41 @@ struct runner_options {
   double grace = 10, heartbeat = 2;
 };
 
-// A heartbeat whose runner still lives (fresh, not stopped, pid alive on this host).
-std::optional<heartbeat> live_local_runner(const lease_paths& lease, const std::string& node) {
+// A node's heartbeat as this host's runner would have written it, or why it cannot be one.
+struct local_heartbeat {
+  std::optional<heartbeat> hb;
+  std::string problem;  // set when the file exists but names no runner we may signal
+};
+
+// The heartbeat of a runner that still lives: fresh, not stopped, written on this host, and
+// naming a pid that may be signalled and is alive. Anything read from the file is untrusted:
+// a pid is only used once it has passed is_signallable_pid().
+local_heartbeat live_local_runner(const lease_paths& lease, const std::string& node) {
+  local_heartbeat out;
   json_outcome r = read_json_tolerant(lease.heartbeat(node));
-  if (!r.ok()) return std::nullopt;
+  if (!r.ok()) return out;
   heartbeat hb;
   try {
     from_json(*r.value, hb);
-  } catch (const error&) {
-    return std::nullopt;
+  } catch (const error& e) {
+    out.problem = lease.heartbeat(node).string() + " is unreadable: " + e.what();
+    return out;
   }
-  if (hb.stopped || hb.pid <= 1 || unix_now() - hb.ts > 60) return std::nullopt;
-  if (::kill(static_cast<pid_t>(hb.pid), 0) != 0 && errno == ESRCH) return std::nullopt;
-  return hb;
+  if (hb.stopped || unix_now() - hb.ts > 60) return out;
+  if (!hb.host.empty() && hb.host != short_hostname()) {
+    out.problem =
+        fmt::format("{} was written on host {}, not this one ({})", lease.heartbeat(node).string(),
+                    detail::quote_for_message(hb.host), short_hostname());
+    return out;
+  }
+  if (!is_signallable_pid(hb.pid)) {
+    out.problem = fmt::format("{} names pid {}, which no runner can have",
+                              lease.heartbeat(node).string(), hb.pid);
+    return out;
+  }
+  if (::kill(static_cast<pid_t>(hb.pid), 0) != 0 && errno == ESRCH) return out;
+  out.hb = hb;
+  return out;
 }
 
 // Starts the runner; with detach the parent prints the runner's pid and returns at once.
@@ -106,7 +132,7 @@ void start_runner(const runner_options& o) {
   gpu_spec gspec = parse_gpu_spec(o.gpus);
   ensure_dir(lease.root());
   // Two runners of one node would take over each other's tasks: refuse a second one here.
-  if (auto other = live_local_runner(lease, cfg.node);
+  if (auto other = live_local_runner(lease, cfg.node).hb;
       other && other->host == cfg.host && other->pid != ::getpid())
     throw error(fmt::format("a runner for {} node {} is already running (pid {})", lease_id,
                             cfg.node, other->pid));
@@ -200,6 +226,10 @@ void do_submit(const submit_options& o) {
     return;
   }
   if (o.command.empty()) throw error("submit: no command given (leaseq submit -- CMD ARGS...)");
+  // An empty program name can only fail at exec time, on the runner, long after this returns.
+  if (o.command[0].empty() ||
+      (o.shell && join_words(o.command).find_first_not_of(" \t") == std::string::npos))
+    throw error("submit: the command is empty (leaseq submit -- CMD ARGS...)");
   submit_request r = base;
   if (o.shell) {
     r.argv = shell_argv(join_words(o.command));
@@ -246,12 +276,15 @@ void lease_local_stop(const std::string& node_opt, double wait_s) {
   std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
   std::string id = resolve_lease(home, "", true);
   lease_paths lease(home, id);
-  auto hb = live_local_runner(lease, node);
-  if (!hb) {
+  local_heartbeat live = live_local_runner(lease, node);
+  if (!live.problem.empty())
+    throw error(sanitize_inline(live.problem) +
+                "; nothing was signalled (stop the runner by hand)");
+  if (!live.hb) {
     std::printf("no runner running for %s node %s\n", id.c_str(), node.c_str());
     return;
   }
-  pid_t pid = static_cast<pid_t>(hb->pid);
+  pid_t pid = static_cast<pid_t>(live.hb->pid);  // in range: is_signallable_pid()
   if (::kill(pid, SIGTERM) != 0) throw io_error("cannot signal runner", std::to_string(pid), errno);
   auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
   while (std::chrono::steady_clock::now() < end) {
@@ -370,7 +403,7 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
     home_paths home = home_paths::from_env();
     std::string node = lo->node.empty() ? short_hostname() : check_node(lo->node);
     std::string id = resolve_lease(home, "", true);
-    if (auto hb = live_local_runner(lease_paths(home, id), node)) {
+    if (auto hb = live_local_runner(lease_paths(home, id), node).hb) {
       std::printf("runner already running for %s node %s (pid %lld)\n", id.c_str(), node.c_str(),
                   static_cast<long long>(hb->pid));
       return;

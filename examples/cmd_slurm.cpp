@@ -30,15 +30,23 @@ fs::path leaseq_binary() {
 }
 
 void print_warnings(const leaseq::config& cfg) {
-  for (const auto& w : cfg.warnings) std::fprintf(stderr, "leaseq: warning: %s\n", w.c_str());
+  for (const auto& w : cfg.warnings)
+    std::fprintf(stderr, "leaseq: warning: %s\n", leaseq::sanitize_inline(w).c_str());
 }
 
-// Slurm's own message, verbatim, on stderr; then the exit code.
+// Text from Slurm's commands or from the user's own arguments, on its way to a terminal.
+void put_text(const std::string& text, std::FILE* to) {
+  std::string safe = leaseq::sanitize(text);
+  std::fwrite(safe.data(), 1, safe.size(), to);
+}
+
+// Slurm's own message on stderr (sanitized, otherwise verbatim); then the exit code.
 [[noreturn]] void fail_with(const leaseq::command_output& r, const std::string& what) {
-  if (!r.out.empty()) std::fputs(r.out.c_str(), stderr);
-  if (!r.err.empty()) std::fputs(r.err.c_str(), stderr);
+  if (!r.out.empty()) put_text(r.out, stderr);
+  if (!r.err.empty()) put_text(r.err, stderr);
   if (r.spawn_failed || r.timed_out || r.err.empty())
-    std::fprintf(stderr, "leaseq: error: %s: %s\n", what.c_str(), r.error.c_str());
+    std::fprintf(stderr, "leaseq: error: %s: %s\n", what.c_str(),
+                 leaseq::sanitize_inline(r.error).c_str());
   throw CLI::RuntimeError(r.exit_code > 0 && r.exit_code < 256 ? r.exit_code : exit_error);
 }
 
@@ -55,6 +63,7 @@ std::optional<std::string> opt_of(const std::string& s) {
 
 void run_create(create_args& a) {
   leaseq::lease_request& r = a.req;
+  if (!a.name.empty()) leaseq::check_lease_name(a.name);
   r.name = opt_of(a.name);
   r.partition = opt_of(a.partition);
   r.qos = opt_of(a.qos);
@@ -68,26 +77,28 @@ void run_create(create_args& a) {
   leaseq::slurm_options opt = leaseq::slurm_options::from_env();
   leaseq::lease_plan plan = leaseq::plan_slurm_lease(home, r, leaseq_binary(), a.test_only, opt);
   if (a.dry_run) {
-    std::printf("sbatch command (not run):\n  %s\nkeeper script: %s\n",
-                leaseq::shell_join(plan.sbatch).c_str(), plan.script_path.c_str());
-    std::printf("----- keeper script -----\n%s", plan.script.c_str());
+    put_text(fmt::format("sbatch command (not run):\n  {}\nkeeper script: {}\n",
+                         leaseq::shell_join(plan.sbatch), plan.script_path.string()),
+             stdout);
+    put_text("----- keeper script -----\n" + plan.script, stdout);
     return;
   }
   leaseq::lease_submit res = leaseq::submit_slurm_lease(home, r, plan, a.test_only, opt);
   if (a.test_only) {
     if (!res.error.empty()) fail_with(res.sbatch, "sbatch --test-only");
     // sbatch --test-only answers on stderr ("Job 5 to start at ... using 3 processors ...").
-    std::fputs(res.sbatch.out.c_str(), stdout);
-    std::fputs(res.sbatch.err.c_str(), stdout);
+    put_text(res.sbatch.out, stdout);
+    put_text(res.sbatch.err, stdout);
     return;
   }
   if (!res.job_id) {
-    if (res.sbatch.timed_out) std::fprintf(stderr, "leaseq: warning: %s\n", res.error.c_str());
+    if (res.sbatch.timed_out)
+      std::fprintf(stderr, "leaseq: warning: %s\n", leaseq::sanitize_inline(res.error).c_str());
     if (!res.sbatch.ok()) fail_with(res.sbatch, "sbatch");
-    std::fputs(res.sbatch.err.c_str(), stderr);
-    throw leaseq::error(res.error);
+    put_text(res.sbatch.err, stderr);
+    throw leaseq::error(leaseq::sanitize_inline(res.error));
   }
-  if (!res.sbatch.err.empty()) std::fputs(res.sbatch.err.c_str(), stderr);  // sbatch's warnings
+  if (!res.sbatch.err.empty()) put_text(res.sbatch.err, stderr);  // sbatch's warnings
   std::printf("%s\n", res.job_id->c_str());
 }
 
@@ -104,11 +115,15 @@ void run_ls(bool as_json) {
   print_warnings(cfg);
   leaseq::lease_listing list = leaseq::list_leases(home, cfg.ui, leaseq::slurm_options::from_env());
   if (!list.index_error.empty())
-    std::fprintf(stderr, "leaseq: warning: %s\n", list.index_error.c_str());
+    std::fprintf(stderr, "leaseq: warning: %s\n",
+                 leaseq::sanitize_inline(list.index_error).c_str());
   if (as_json) {
     json out = json::array();
     for (const auto& r : list.rows) out.push_back(r);
-    std::printf("%s\n", out.dump(2).c_str());
+    // As `status --json`: ASCII only (\u escapes), so no byte of a name or a Slurm reason can
+    // reach a terminal raw, and bytes that are not UTF-8 cannot stop the listing.
+    std::string text = out.dump(2, ' ', true, json::error_handler_t::replace);
+    std::printf("%s\n", text.c_str());
     return;
   }
   if (list.rows.empty()) {
@@ -120,18 +135,30 @@ void run_ls(bool as_json) {
   for (const auto& r : list.rows) {
     std::string reason = r.reason;
     if (!r.error.empty()) reason = (reason.empty() ? "" : reason + "; ") + r.error;
-    table.push_back({r.id, r.kind, or_dash(r.name), r.state, reason.empty() ? "-" : reason,
-                     r.time_left.empty() ? "-" : r.time_left, or_dash(r.nodes),
-                     or_dash(r.gpus_per_node), r.is_default ? "*" : ""});
+    // Names come from index.json and reasons from squeue: anyone's bytes.
+    std::vector<std::string> row{r.id,
+                                 r.kind,
+                                 or_dash(r.name),
+                                 r.state,
+                                 reason.empty() ? "-" : reason,
+                                 r.time_left.empty() ? "-" : r.time_left,
+                                 or_dash(r.nodes),
+                                 or_dash(r.gpus_per_node),
+                                 r.is_default ? "*" : ""};
+    for (auto& cell : row) cell = leaseq::sanitize_inline(cell);
+    table.push_back(std::move(row));
   }
+  auto cells = [](const std::string& s) {
+    return static_cast<std::size_t>(std::max(0, leaseq::detail::display_width(s)));
+  };
   std::vector<std::size_t> width(table[0].size(), 0);
   for (const auto& row : table)
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], cells(row[i]));
   for (const auto& row : table) {
     std::string line;
     for (std::size_t i = 0; i < row.size(); ++i) {
       line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size()) line += std::string(width[i] - cells(row[i]) + 2, ' ');
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::printf("%s\n", line.c_str());
@@ -169,7 +196,7 @@ void run_release(const std::string& id, bool yes) {
   leaseq::command_output r =
       leaseq::release_slurm_lease(home, id, leaseq::slurm_options::from_env());
   if (!r.ok()) fail_with(r, "scancel");
-  if (!r.err.empty()) std::fputs(r.err.c_str(), stderr);
+  if (!r.err.empty()) put_text(r.err, stderr);
   std::printf("released %s (scancel sent; its runners stop their tasks)\n", id.c_str());
 }
 

@@ -6,6 +6,30 @@
 
 #include "commands.hpp"
 
+namespace {
+
+// Rules for every option of every command, applied once all commands are registered so that
+// no command can miss them:
+//  - a repeatable option takes exactly one value per use (`--env A=1 --env B=2`). CLI11 lets a
+//    list option take every following word and then swallow a `--`, so in
+//    `submit --env OMP=8 -- ./train --node gpu7` the command's own `--node` became leaseq's.
+//    Everything after `--` is the command, verbatim;
+//  - an empty value is refused: no option gives "" a meaning, and taking it as "not given"
+//    turned `--key ''` into "no idempotency" and `--lease ''` into "the default lease".
+void harden_options(CLI::App& app) {
+  static const CLI::Validator non_empty(
+      [](std::string& value) { return value.empty() ? std::string("must not be empty") : ""; }, "",
+      "non_empty");  // no description: --help stays as it was
+  for (CLI::Option* o : app.get_options()) {
+    if (o->get_positional() || o->get_items_expected_max() == 0) continue;  // flags
+    if (o->get_items_expected_max() > 1) o->allow_extra_args(false);
+    o->check(non_empty);
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) harden_options(*sub);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"leaseq: a file-based task queue over leases (local host or Slurm jobs)", "leaseq"};
   app.set_version_flag("--version", std::string("leaseq ") + leaseq::version);
@@ -19,16 +43,18 @@ int main(int argc, char** argv) {
   leaseq_cli::add_slurm_commands(app, lease);
   leaseq_cli::add_tui_command(app);
   leaseq_cli::add_complete_command(app);
+  harden_options(app);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const leaseq::error& e) {
-    std::fprintf(stderr, "leaseq: error: %s\n", e.what());
+    // Messages quote paths and file contents: anyone's bytes.
+    std::fprintf(stderr, "leaseq: error: %s\n", leaseq::sanitize_inline(e.what()).c_str());
     return leaseq_cli::exit_error;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "leaseq: internal error: %s\n", e.what());
+    std::fprintf(stderr, "leaseq: internal error: %s\n", leaseq::sanitize_inline(e.what()).c_str());
     return leaseq_cli::exit_error;
   }
   return leaseq_cli::exit_ok;
