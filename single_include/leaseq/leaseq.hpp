@@ -788,6 +788,7 @@ inline dir_listing list_dir(const std::string& path) {
 // begin leaseq/model.hpp
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -796,6 +797,159 @@ inline dir_listing list_dir(const std::string& path) {
 
 #include <nlohmann/json.hpp>
 
+// begin leaseq/detail/exact_bytes.hpp
+
+// Byte strings that are not UTF-8, carried through JSON. A shell can pass any bytes in argv,
+// the working directory and the environment, but JSON strings are Unicode: a task file keeps a
+// readable UTF-8 form (invalid bytes become U+FFFD) for every other tool, and the exact bytes
+// in base64 beside it, only when the two differ (docs/protocol.md, "Task file").
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace leaseq::detail {
+
+// The length of the valid UTF-8 sequence at the start of s, or 0 when s does not start with one
+// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). s must not be empty.
+inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
+  auto c = static_cast<unsigned char>(s[0]);
+  if (c < 0x80) return 1;
+  std::size_t need;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    need = 1;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    need = 2;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 3;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() <= need) return 0;
+  for (std::size_t k = 1; k <= need; ++k) {
+    auto d = static_cast<unsigned char>(s[k]);
+    if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return 0;
+  }
+  return need + 1;
+}
+
+inline bool is_valid_utf8(std::string_view s) noexcept {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t n = utf8_sequence_length(s.substr(i));
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// s with each maximal invalid subpart replaced by U+FFFD (the Unicode "best practice", as
+// sanitize() and browsers do); s itself when it is valid.
+inline std::string to_valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t n = utf8_sequence_length(s.substr(i));
+    if (n > 0) {
+      out.append(s.data() + i, n);
+      i += n;
+      continue;
+    }
+    // Skip the lead byte and the continuation bytes that were still acceptable after it.
+    std::size_t j = i + 1;
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t need = c >= 0xC2 && c <= 0xDF   ? 1
+                       : c >= 0xE0 && c <= 0xEF ? 2
+                       : c >= 0xF0 && c <= 0xF4 ? 3
+                                                : 0;
+    for (std::size_t k = 1; k <= need && j < s.size(); ++k, ++j) {
+      auto d = static_cast<unsigned char>(s[j]);
+      unsigned char lo = 0x80, hi = 0xBF;
+      if (k == 1 && c == 0xE0) lo = 0xA0;
+      if (k == 1 && c == 0xED) hi = 0x9F;
+      if (k == 1 && c == 0xF0) lo = 0x90;
+      if (k == 1 && c == 0xF4) hi = 0x8F;
+      if (d < lo || d > hi) break;
+    }
+    out += "\xEF\xBF\xBD";
+    i = j;
+  }
+  return out;
+}
+
+// RFC 4648 base64, standard alphabet, with padding.
+inline std::string base64_encode(std::string_view bytes) {
+  static constexpr char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    unsigned v = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  if (std::size_t rest = bytes.size() - i; rest > 0) {
+    unsigned v = at(i) << 16;
+    if (rest == 2) v |= at(i + 1) << 8;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += rest == 2 ? alphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// The bytes of canonical base64 text (padded, no whitespace, unused bits zero), or nullopt:
+// one spelling per byte string, so a file cannot say two things at once.
+inline std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    bool last = i + 4 == text.size();
+    int pad = 0;
+    if (last && text[i + 3] == '=') pad = text[i + 2] == '=' ? 2 : 1;
+    int v[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 4 - pad; ++k)
+      if ((v[k] = value(text[i + static_cast<std::size_t>(k)])) < 0) return std::nullopt;
+    unsigned bits = (static_cast<unsigned>(v[0]) << 18) | (static_cast<unsigned>(v[1]) << 12) |
+                    (static_cast<unsigned>(v[2]) << 6) | static_cast<unsigned>(v[3]);
+    out += static_cast<char>((bits >> 16) & 0xFF);
+    if (pad == 2) {
+      if (bits & 0xFFFF) return std::nullopt;
+      break;
+    }
+    out += static_cast<char>((bits >> 8) & 0xFF);
+    if (pad == 1) {
+      if (bits & 0xFF) return std::nullopt;
+      break;
+    }
+    out += static_cast<char>(bits & 0xFF);
+  }
+  return out;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/exact_bytes.hpp
 // begin leaseq/detail/json_fields.hpp
 
 #include <cstdint>
@@ -1009,6 +1163,9 @@ inline constexpr std::string_view task_id_rule =
     "T1000)";
 inline constexpr std::string_view lease_id_rule =
     "a lease id is a Slurm job id (digits) or local:<hostname>";
+inline constexpr std::string_view lease_name_rule =
+    "a lease name is 1-64 characters of [A-Za-z0-9._-] or spaces, starting with a letter or "
+    "digit";
 inline constexpr std::string_view key_rule =
     "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
 
@@ -1040,6 +1197,17 @@ inline bool is_valid_lease_id(std::string_view s) noexcept {
   return s.size() <= 20 && detail::all_digits(s) && s[0] != '0';
 }
 
+// A lease's display name, also its Slurm job name (leaseq-<name>). ASCII only, so no name can
+// carry a terminal escape, a C1 control or a bidi override into `lease ls` or squeue's output;
+// spaces stay allowed ("my run"). Names read from index.json are not refused (that would hide
+// the lease): every display sanitizes them.
+inline bool is_valid_lease_name(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-' && c != ' ') return false;
+  return true;
+}
+
 inline bool is_valid_key(std::string_view s) noexcept {
   if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
   for (char c : s) {
@@ -1064,6 +1232,10 @@ inline const std::string& check_task_id(const std::string& s) {
 }
 inline const std::string& check_lease_id(const std::string& s) {
   if (!is_valid_lease_id(s)) throw name_error("lease id", s, lease_id_rule);
+  return s;
+}
+inline const std::string& check_lease_name(const std::string& s) {
+  if (!is_valid_lease_name(s)) throw name_error("lease name", s, lease_name_rule);
   return s;
 }
 inline const std::string& check_key(const std::string& s) {
@@ -1181,6 +1353,8 @@ struct task_spec {
   std::int64_t seq = 0;
   std::string lease;
   std::optional<std::string> node;  // nullopt: the shared lane _any
+  // argv, cwd and env are the exact bytes, not always UTF-8 (on disk: argv_b64, cwd_b64,
+  // env_b64 beside a readable form).
   std::vector<std::string> argv;
   std::string cmd;  // for display only; argv is what runs
   std::string cwd;
@@ -1195,8 +1369,88 @@ struct task_spec {
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id",  "seq",  "lease", "node",    "argv",     "cmd",     "cwd",
-    "env", "gpus", "key",   "created", "retry_of", "claimed", "pid"};
+    "id",  "seq",     "lease", "node", "argv",    "argv_b64", "cmd",     "cwd", "cwd_b64",
+    "env", "env_b64", "gpus",  "key",  "created", "retry_of", "claimed", "pid"};
+
+// A process id read from a file is only ever used as a pid_t. Anything outside pid_t's
+// positive range would be truncated by the cast (4294967295 becomes -1: kill(-1) signals every
+// process), so it is refused where the file is parsed, before any caller sees it.
+inline constexpr std::int64_t max_pid = std::numeric_limits<std::int32_t>::max();
+
+// True for a pid that may be signalled, or whose group may be: never 0 (our own group), 1
+// (init, and kill(-1) is everyone) or a negative value (a process group).
+inline constexpr bool is_signallable_pid(std::int64_t pid) noexcept {
+  return pid > 1 && pid <= max_pid;
+}
+
+namespace detail {
+
+// The pid field of a file, or nullopt when absent. `lowest`: 2 for a task's process (a child
+// of its runner and its own process group, so never 0 or 1); 0 for a runner's heartbeat, where
+// 0 has always meant "not known" and 1 is a runner started as a container's first process:
+// both are read, and is_signallable_pid() keeps every caller from signalling them.
+inline std::optional<std::int64_t> opt_pid(const json& obj, const char* name, std::int64_t lowest) {
+  auto v = opt_int(obj, name);
+  if (v && (*v < lowest || *v > max_pid))
+    throw format_error("field '" + std::string(name) + "': " + std::to_string(*v) +
+                       " is not a process id (" + std::to_string(lowest) + " to " +
+                       std::to_string(max_pid) + ")");
+  return v;
+}
+
+// The exact bytes of argv, cwd and env as the base64 fields hold them (docs/protocol.md, "Task
+// file"); each is present only when a value is not valid UTF-8, and then holds the whole value.
+struct exact_bytes_fields {
+  std::optional<std::vector<std::string>> argv_b64;
+  std::optional<std::string> cwd_b64;
+  std::optional<std::vector<std::pair<std::string, std::string>>> env_b64;
+};
+
+inline std::string decode_b64_field(const std::string& field, const std::string& text) {
+  auto bytes = base64_decode(text);
+  if (!bytes) throw format_error("field '" + field + "': not canonical base64");
+  return std::move(*bytes);
+}
+
+// Replaces t's display forms by the exact bytes. The display form must still be what the
+// bytes show as, so a tool that edited one field and not the other is caught, not obeyed.
+inline void apply_exact_bytes(task_spec& t, const exact_bytes_fields& f) {
+  if (f.argv_b64) {
+    if (f.argv_b64->size() != t.argv.size())
+      throw format_error("field 'argv_b64': " + std::to_string(f.argv_b64->size()) +
+                         " entries, but 'argv' has " + std::to_string(t.argv.size()));
+    for (std::size_t i = 0; i < t.argv.size(); ++i) {
+      std::string exact = decode_b64_field("argv_b64", (*f.argv_b64)[i]);
+      if (to_valid_utf8(exact) != t.argv[i])
+        throw format_error("field 'argv_b64': entry " + std::to_string(i) +
+                           " does not match 'argv'");
+      t.argv[i] = std::move(exact);
+    }
+  }
+  if (f.cwd_b64) {
+    std::string exact = decode_b64_field("cwd_b64", *f.cwd_b64);
+    if (to_valid_utf8(exact) != t.cwd) throw format_error("field 'cwd_b64': does not match 'cwd'");
+    t.cwd = std::move(exact);
+  }
+  if (f.env_b64) {
+    std::map<std::string, std::string> env;
+    for (const auto& [k, v] : *f.env_b64) {
+      std::string name = decode_b64_field("env_b64", k);
+      if (!t.env.count(to_valid_utf8(name)))
+        throw format_error("field 'env_b64': holds a variable that 'env' lacks");
+      env.insert_or_assign(std::move(name), decode_b64_field("env_b64", v));
+    }
+    for (const auto& kv : t.env) {
+      bool shown = false;
+      for (const auto& e : env) shown = shown || to_valid_utf8(e.first) == kv.first;
+      if (!shown)
+        throw format_error("field 'env_b64': lacks variable " + quote_for_message(kv.first));
+    }
+    t.env = std::move(env);
+  }
+}
+
+}  // namespace detail
 
 inline void to_json(json& j, const task_spec& t) {
   j = t.extra.is_object() ? t.extra : json::object();
@@ -1204,10 +1458,41 @@ inline void to_json(json& j, const task_spec& t) {
   j["seq"] = t.seq;
   j["lease"] = t.lease;
   j["node"] = detail::or_null(t.node);
-  j["argv"] = t.argv;
-  j["cmd"] = t.cmd;
-  j["cwd"] = t.cwd;
-  j["env"] = t.env;
+  // JSON text is UTF-8: bytes that are not go in base64 beside a readable form.
+  bool argv_exact = true;
+  for (const auto& a : t.argv) argv_exact = argv_exact && detail::is_valid_utf8(a);
+  if (argv_exact) {
+    j["argv"] = t.argv;
+  } else {
+    json shown = json::array(), exact = json::array();
+    for (const auto& a : t.argv) {
+      shown.push_back(detail::to_valid_utf8(a));
+      exact.push_back(detail::base64_encode(a));
+    }
+    j["argv"] = std::move(shown);
+    j["argv_b64"] = std::move(exact);
+  }
+  j["cmd"] = detail::to_valid_utf8(t.cmd);
+  if (detail::is_valid_utf8(t.cwd)) {
+    j["cwd"] = t.cwd;
+  } else {
+    j["cwd"] = detail::to_valid_utf8(t.cwd);
+    j["cwd_b64"] = detail::base64_encode(t.cwd);
+  }
+  bool env_exact = true;
+  for (const auto& [k, v] : t.env)
+    env_exact = env_exact && detail::is_valid_utf8(k) && detail::is_valid_utf8(v);
+  if (env_exact) {
+    j["env"] = t.env;
+  } else {
+    json shown = json::object(), exact = json::object();
+    for (const auto& [k, v] : t.env) {
+      shown[detail::to_valid_utf8(k)] = detail::to_valid_utf8(v);
+      exact[detail::base64_encode(k)] = detail::base64_encode(v);
+    }
+    j["env"] = std::move(shown);
+    j["env_b64"] = std::move(exact);
+  }
   j["gpus"] = t.gpus;
   j["key"] = detail::or_null(t.key);
   j["created"] = t.created;
@@ -1230,6 +1515,18 @@ inline void from_json(const json& j, task_spec& t) {
   t.cmd = detail::opt_string(j, "cmd").value_or("");
   t.cwd = detail::opt_string(j, "cwd").value_or("");
   t.env = detail::string_map(j, "env");
+  detail::exact_bytes_fields exact;
+  auto given = [&](const char* name) {
+    const json* v = detail::find_field(j, name);
+    return v && !v->is_null();
+  };
+  if (given("argv_b64")) exact.argv_b64 = detail::string_list(j, "argv_b64");
+  exact.cwd_b64 = detail::opt_string(j, "cwd_b64");
+  if (given("env_b64")) {
+    auto m = detail::string_map(j, "env_b64");
+    exact.env_b64.emplace(m.begin(), m.end());
+  }
+  detail::apply_exact_bytes(t, exact);
   std::int64_t gpus = detail::int_or(j, "gpus", 0);
   if (gpus < 0 || gpus > 4096) throw format_error("field 'gpus': out of range");
   t.gpus = static_cast<int>(gpus);
@@ -1237,7 +1534,7 @@ inline void from_json(const json& j, task_spec& t) {
   t.created = detail::opt_number(j, "created").value_or(0);
   t.retry_of = detail::opt_string(j, "retry_of");
   t.claimed = detail::opt_number(j, "claimed");
-  t.pid = detail::opt_int(j, "pid");
+  t.pid = detail::opt_pid(j, "pid", 2);
   t.extra = detail::unknown_fields(j, task_spec_fields);
 }
 
@@ -1265,7 +1562,7 @@ inline void to_json(json& j, const task_result& r) {
   j["state"] = std::string(to_string(r.state));
   j["exit_code"] = detail::or_null(r.exit_code);
   j["signal"] = detail::or_null(r.signal);
-  j["reason"] = detail::or_null(r.reason);
+  j["reason"] = r.reason ? json(detail::to_valid_utf8(*r.reason)) : json(nullptr);
   j["claimed"] = detail::or_null(r.claimed);
   j["started"] = detail::or_null(r.started);
   j["finished"] = detail::or_null(r.finished);
@@ -1326,7 +1623,7 @@ inline constexpr std::initializer_list<const char*> heartbeat_fields = {
 inline void to_json(json& j, const heartbeat& h) {
   j = h.extra.is_object() ? h.extra : json::object();
   j["node"] = h.node;
-  j["host"] = h.host;
+  j["host"] = detail::to_valid_utf8(h.host);
   j["pid"] = h.pid;
   j["ts"] = h.ts;
   j["started"] = h.started;
@@ -1346,7 +1643,7 @@ inline void from_json(const json& j, heartbeat& h) {
   if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
   h.node = check_node(detail::req_string(j, "node"));
   h.host = detail::opt_string(j, "host").value_or("");
-  h.pid = detail::int_or(j, "pid", 0);
+  h.pid = detail::opt_pid(j, "pid", 0).value_or(0);
   h.ts = detail::req_number(j, "ts");
   h.started = detail::opt_number(j, "started").value_or(0);
   h.running = detail::string_list(j, "running");
@@ -3014,6 +3311,10 @@ inline std::vector<std::string> sbatch_argv(const lease_request& r, const fs::pa
 
 // Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show
 // job` records, and time strings. No I/O here; the adapter (slurm.hpp) runs the commands.
+// Every text field that comes out is valid UTF-8 (invalid bytes become U+FFFD): job names and
+// reasons are whatever bytes a user put there, and they end up in JSON (the state cache,
+// `--json` outputs), which only holds UTF-8. Control characters are kept: the display
+// sanitizes them.
 
 #include <algorithm>
 #include <cstdint>
@@ -3024,6 +3325,7 @@ inline std::vector<std::string> sbatch_argv(const lease_request& r, const fs::pa
 #include <vector>
 
 #include <fmt/format.h>
+
 
 namespace leaseq {
 
@@ -3192,18 +3494,18 @@ inline squeue_parse parse_squeue(std::string_view text) {
     slurm_job j;
     if (f.size() != 9 || !detail::parse_uint(detail::trim(f[0])) ||
         !is_slurm_state_word(detail::trim(f[1]))) {
-      out.bad_lines.emplace_back(line);
+      out.bad_lines.push_back(detail::to_valid_utf8(line));
       continue;
     }
     j.id = std::string(detail::trim(f[0]));
     j.state = std::string(detail::trim(f[1]));
-    j.reason = std::string(detail::trim(f[2]));
+    j.reason = detail::to_valid_utf8(detail::trim(f[2]));
     j.time_left = parse_slurm_duration(f[3]);
     j.time_limit = parse_slurm_duration(f[4]);
     j.nodes = detail::parse_uint(detail::trim(f[5]));
-    j.nodelist = std::string(detail::trim(f[6]));
-    j.start_time = std::string(detail::trim(f[7]));
-    j.name = std::string(f[8]);
+    j.nodelist = detail::to_valid_utf8(detail::trim(f[6]));
+    j.start_time = detail::to_valid_utf8(detail::trim(f[7]));
+    j.name = detail::to_valid_utf8(f[8]);
     out.jobs.push_back(std::move(j));
   }
   return out;
@@ -3255,7 +3557,7 @@ inline std::optional<slurm_job> parse_scontrol_job(std::string_view text) {
   auto kv = parse_scontrol_pairs(text);
   auto get = [&](const char* k) -> std::string {
     auto it = kv.find(k);
-    return it == kv.end() ? std::string() : it->second;
+    return it == kv.end() ? std::string() : detail::to_valid_utf8(it->second);
   };
   slurm_job j;
   j.id = get("JobId");
@@ -5250,6 +5552,10 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
 //   - other C1 controls are dropped;
 //   - invalid UTF-8 (stray continuation bytes such as a raw 0x9B, overlong forms, surrogates,
 //     code points past U+10FFFF, truncated sequences) becomes U+FFFD, one per maximal subpart;
+//   - bidi controls and invisible characters (U+061C, U+200B..U+200F, U+2028, U+2029,
+//     U+202A..U+202E, U+2066..U+2069, U+FEFF) are shown as text, `<U+202E>`: they reorder or
+//     hide what follows them (Trojan Source, CVE-2021-42574), so a command or a log line could
+//     show something other than what it is, and a table row could lose its border;
 //   - \r never overwrites: \r\n becomes \n, and a lone \r is a line break (\n), so progress
 //     bars show as successive lines instead of repainting one.
 // stream_sanitizer keeps its state across chunks, so a sequence split anywhere gives exactly
@@ -5261,6 +5567,14 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
 #include <string_view>
 
 namespace leaseq {
+
+// Characters that change the order or the visibility of the text around them without showing
+// themselves: bidi embeddings, overrides and isolates, the implicit marks, zero-width spaces and
+// joiners, the line and paragraph separators, and the byte order mark.
+inline constexpr bool is_hidden_format_char(char32_t cp) noexcept {
+  return cp == 0x061C || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF;
+}
 
 class stream_sanitizer {
  public:
@@ -5299,6 +5613,12 @@ class stream_sanitizer {
   static constexpr std::size_t max_str = 4096;
 
   static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
+  static void shown_as_text(char32_t cp, std::string& out) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    out += "<U+";
+    for (int shift = 12; shift >= 0; shift -= 4) out += hex[(cp >> shift) & 0xF];
+    out += '>';
+  }
   static bool plain(unsigned char c) noexcept {
     return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
   }
@@ -5409,6 +5729,10 @@ class stream_sanitizer {
           if (len_ == 2 && static_cast<unsigned char>(buf_[0]) == 0xC2 &&
               static_cast<unsigned char>(buf_[1]) <= 0x9F)
             return c1(static_cast<unsigned char>(buf_[1]));
+          if (len_ < 4) {  // every hidden format character is 2 or 3 bytes long
+            char32_t cp = decoded();
+            if (is_hidden_format_char(cp)) return shown_as_text(cp, out);
+          }
           out.append(buf_, len_);
         }
         return;
@@ -5453,6 +5777,12 @@ class stream_sanitizer {
     buf_[len_++] = static_cast<char>(c);
   }
 
+  char32_t decoded() const noexcept {
+    auto b = [&](int i) { return static_cast<char32_t>(static_cast<unsigned char>(buf_[i])); };
+    if (len_ == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+    return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  }
+
   st state_ = st::ground;
   std::size_t seq_len_ = 0;
   bool str_c2_ = false;
@@ -5490,8 +5820,8 @@ inline std::string sanitize_inline(std::string_view text) {
   return out;
 }
 
-// True when text is valid UTF-8 holding no ESC, no C0 control but \t and \n, no DEL and no C1
-// control: the property every sanitize() output has.
+// True when text is valid UTF-8 holding no ESC, no C0 control but \t and \n, no DEL, no C1
+// control and no hidden format character: the property every sanitize() output has.
 inline bool is_terminal_safe(std::string_view text) noexcept {
   std::size_t i = 0, n = text.size();
   while (i < n) {
@@ -5521,6 +5851,14 @@ inline bool is_terminal_safe(std::string_view text) noexcept {
       if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return false;
     }
     if (c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) return false;  // C1
+    if (need <= 2) {
+      auto b = [&](std::size_t k) {
+        return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]));
+      };
+      char32_t cp = need == 1 ? ((b(0) & 0x1F) << 6) | (b(1) & 0x3F)
+                              : ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+      if (is_hidden_format_char(cp)) return false;
+    }
     i += static_cast<std::size_t>(need) + 1;
   }
   return true;
@@ -5644,10 +5982,13 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 // A fast path for reading task and result files: the common, well-formed file is parsed
 // straight into task_spec / task_result by a small strict reader for flat JSON objects, without
 // building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
-// deeper nesting, a type other than the usual one, a \u escape, a non-ASCII byte, a bad name,
+// deeper nesting, a type other than the usual one, a \u escape, invalid UTF-8, a bad name,
 // an out-of-range number) makes it give up, and the caller takes the general path
 // (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
-// the precise error. tests/unit/test_task_sax.cpp checks that the two agree.
+// the precise error. Non-ASCII text is taken when it is valid UTF-8 (a command with "café" is
+// common), and the exact-bytes fields (argv_b64, cwd_b64, env_b64) are decoded by the same
+// rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
+// two agree.
 // Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
 // instead of an empty object (to_json treats both the same).
 
@@ -5770,9 +6111,18 @@ class task_sax {
           ++p;
         buf.append(run, static_cast<std::size_t>(p - run));
         if (p == end) return false;
+        if (static_cast<unsigned char>(*p) >= 0x80) {
+          // nlohmann refuses invalid UTF-8 too, but only the general path words why.
+          std::size_t n =
+              utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
+          if (n == 0) return false;
+          buf.append(p, n);
+          p += n;
+          continue;
+        }
         char c = *p++;
         if (c == '"') return true;
-        if (c != '\\' || p == end) return false;  // control or non-ASCII: general path
+        if (c != '\\' || p == end) return false;  // a control byte: general path
         switch (*p++) {
           case '"':
             buf += '"';
@@ -5865,6 +6215,9 @@ class task_sax {
       case f::stdout_:
       case f::stderr_:
       case f::attempt:
+      case f::argv_b64:
+      case f::cwd_b64:
+      case f::env_b64:
         return true;  // the defaults already say "absent"
       default:
         return false;
@@ -5893,6 +6246,14 @@ class task_sax {
         t_.env.insert_or_assign(std::string(env_key_), std::string(s));
         return true;
       }
+      if (field_ == f::argv_b64) {
+        exact_.argv_b64->push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::env_b64) {
+        exact_.env_b64->emplace_back(env_key_, std::string(s));
+        return true;
+      }
       return false;
     }
     if (depth_ != 1) return false;
@@ -5912,6 +6273,9 @@ class task_sax {
         return true;
       case f::cwd:
         t_.cwd = std::string(s);
+        return true;
+      case f::cwd_b64:
+        exact_.cwd_b64 = std::string(s);
         return true;
       case f::key:
         t_.key = std::string(s);
@@ -5945,6 +6309,11 @@ class task_sax {
       depth_ = 2;
       return true;
     }
+    if (depth_ == 1 && field_ == f::env_b64) {
+      exact_.env_b64.emplace();
+      depth_ = 2;
+      return true;
+    }
     return false;
   }
   bool key(string_t& k) {
@@ -5963,8 +6332,13 @@ class task_sax {
     return true;
   }
   bool start_array(std::size_t) {
-    if (depth_ != 1 || field_ != f::argv) return false;
-    t_.argv.clear();
+    if (depth_ != 1) return false;
+    if (field_ == f::argv)
+      t_.argv.clear();
+    else if (field_ == f::argv_b64)
+      exact_.argv_b64.emplace();
+    else
+      return false;
     depth_ = 2;
     return true;
   }
@@ -5985,9 +6359,12 @@ class task_sax {
     lease,
     node,
     argv,
+    argv_b64,
     cmd,
     cwd,
+    cwd_b64,
     env,
+    env_b64,
     gpus,
     key,
     created,
@@ -6020,7 +6397,8 @@ class task_sax {
         {"signal", f::signal},   {"reason", f::reason},
         {"started", f::started}, {"finished", f::finished},
         {"stdout", f::stdout_},  {"stderr", f::stderr_},
-        {"attempt", f::attempt}};
+        {"attempt", f::attempt}, {"argv_b64", f::argv_b64},
+        {"cwd_b64", f::cwd_b64}, {"env_b64", f::env_b64}};
     for (const auto& [name, id] : table)
       if (name == k) return id;
     return f::unknown;
@@ -6037,6 +6415,7 @@ class task_sax {
         t_.gpus = static_cast<int>(v);
         return true;
       case f::pid:
+        if (v < 2 || v > max_pid) return false;  // from_json words the refusal
         t_.pid = v;
         return true;
       case f::exit_code:
@@ -6073,6 +6452,13 @@ class task_sax {
     t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
     if (t_.node && *t_.node == any_lane) t_.node.reset();
     if (t_.node && !is_valid_node(*t_.node)) return false;
+    if (exact_.argv_b64 || exact_.cwd_b64 || exact_.env_b64) {
+      try {
+        apply_exact_bytes(t_, exact_);
+      } catch (const format_error&) {
+        return false;
+      }
+    }
     t_.extra = nlohmann::json();
     if (!r_) return true;
     auto s = parse_task_state(state_);
@@ -6090,6 +6476,7 @@ class task_sax {
   std::string state_;
   bool has_id_ = false;
   std::optional<std::int64_t> seq_;
+  exact_bytes_fields exact_;
 };
 
 }  // namespace leaseq::detail
@@ -7205,6 +7592,7 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -7245,6 +7633,9 @@ struct tail_event {
   std::string text;
   bool complete = true;  // false: a partial line shown early; more of it may follow
   bool cut = false;      // the line was longer than max_line_bytes; the rest was dropped
+  // (overwrite_cr) The line was rewritten with \r after a partial of it went out: this text
+  // replaces that partial's text instead of continuing it.
+  bool rewrites = false;
 };
 
 struct tail_options {
@@ -7257,6 +7648,10 @@ struct tail_options {
   // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
   // only shows the last lines of a log written faster than anyone can read it.
   std::size_t max_backlog = 0;
+  // A \r not followed by \n starts the line over, as on a terminal: a progress bar (tqdm)
+  // that redraws itself 1000 times is one line in its last state, not 1000 lines. Off by
+  // default: the file's exact lines (a lone \r is a line break then).
+  bool overwrite_cr = false;
 };
 
 template <class Clock = system_clock>
@@ -7390,14 +7785,49 @@ class tail_follower {
       if (n == 0) return;
       offset_ += static_cast<std::uint64_t>(n);
       budget -= static_cast<std::size_t>(n);
-      if (opts_.sanitize) {
-        clean.clear();
-        sanitizer_.feed(std::string_view(buf, static_cast<std::size_t>(n)), clean);
-        append_text(clean, out);
-      } else {
-        append_text(std::string_view(buf, static_cast<std::size_t>(n)), out);
+      std::string_view data(buf, static_cast<std::size_t>(n));
+      if (!opts_.overwrite_cr) {
+        pass_text(data, clean, out);
+        continue;
       }
+      // Split at each \r: the text before it goes in, and the line starts over unless a \n
+      // follows (\r\n is a line break). A \r at the end of a read waits for the next byte.
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < data.size(); ++i) {
+        if (cr_held_) {
+          cr_held_ = false;
+          if (data[i] != '\n') rewrite_line();
+        }
+        if (data[i] == '\r') {
+          pass_text(data.substr(start, i - start), clean, out);
+          start = i + 1;
+          cr_held_ = true;
+        }
+      }
+      pass_text(data.substr(start), clean, out);
     }
+  }
+
+  void pass_text(std::string_view data, std::string& clean, std::vector<tail_event>& out) {
+    if (data.empty()) return;
+    if (opts_.sanitize) {
+      clean.clear();
+      sanitizer_.feed(data, clean);
+      append_text(clean, out);
+    } else {
+      append_text(data, out);
+    }
+  }
+
+  // The held line is thrown away; if part of it was shown already, the next text of the line
+  // replaces it. The line keeps its start time, so a bar redrawn faster than partial_after_s
+  // is still shown while it runs.
+  void rewrite_line() {
+    pending_.clear();
+    sanitizer_ = stream_sanitizer{};
+    cutting_ = false;
+    keep_since_ = true;
+    if (partial_shown_) rewrites_next_ = true;
   }
 
   void append_text(std::string_view data, std::vector<tail_event>& out) {
@@ -7407,7 +7837,10 @@ class tail_follower {
       if (cutting_) {
         dropped_ += piece.size();
       } else {
-        if (pending_.empty() && !piece.empty()) pending_since_ = clock_.now();
+        if (pending_.empty() && !piece.empty()) {
+          if (!keep_since_) pending_since_ = clock_.now();
+          keep_since_ = false;
+        }
         std::size_t room = opts_.max_line_bytes - pending_.size();
         if (piece.size() < room) {
           pending_.append(piece);
@@ -7434,6 +7867,9 @@ class tail_follower {
     e.text = std::move(pending_);
     e.complete = complete;
     e.cut = cut;
+    e.rewrites = std::exchange(rewrites_next_, false);
+    partial_shown_ = !complete;
+    if (complete) keep_since_ = false;
     out.push_back(std::move(e));
     pending_.clear();
   }
@@ -7466,6 +7902,9 @@ class tail_follower {
   std::string pending_;
   double pending_since_ = 0;
   bool cutting_ = false, said_waiting_ = false, opened_once_ = false;
+  // overwrite_cr: a \r ended the last read; part of the line was emitted; the next emitted
+  // text replaces that part; the line's start time survives a rewrite.
+  bool cr_held_ = false, partial_shown_ = false, rewrites_next_ = false, keep_since_ = false;
   std::string last_error_;
   stream_sanitizer sanitizer_;
 };
@@ -7518,6 +7957,7 @@ class line_ring {
       for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
         if (it->notice || it->stream != e.stream) continue;
         if (!it->complete) {
+          if (e.rewrites) it->text.clear();
           std::size_t room =
               max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
           it->text.append(e.text, 0, detail::utf8_prefix(e.text, room));
@@ -9467,9 +9907,11 @@ inline std::vector<int> table_widths(const std::vector<table_column>& cols, int 
     cs.push_back(cols[i].width > 0 ? fixed(cols[i].width) : fill());
   }
   auto sizes = detail::split_sizes(total, cs);
-  std::vector<int> out;
-  for (std::size_t i = 0; i < sizes.size(); i += 2) out.push_back(sizes[i]);
-  return out;
+  // Every other size is a gap: keep the columns' in place (one vector, no second allocation;
+  // GCC 12 also misreads the push_back version as freeing a non-heap pointer).
+  for (std::size_t i = 0; i < cols.size(); ++i) sizes[i] = sizes[2 * i];
+  sizes.resize(cols.size());
+  return sizes;
 }
 
 // Header row, then rows from state.offset; scrolls so the selection stays visible; the
@@ -9600,17 +10042,18 @@ struct confirm_state {
 inline void draw_confirm(buffer& buf, const rect& area, std::string_view title,
                          std::string_view question, const confirm_state& st,
                          const theme& th = default_theme()) {
-  int w = std::max(24, leaseq::detail::display_width(question) + 4);
+  int w = std::max(28, leaseq::detail::display_width(question) + 4);
   rect in = draw_modal(buf, area, w, 6, title, th);
   if (in.empty()) return;
   clip_scope cs(buf, in);
   draw_line(buf, in, 0, truncate_text(question, in.w), th.normal);
   if (in.h >= 3) {
+    // The buttons name their keys: without a hint people reach for Enter and get the safe No.
     style yes_st = st.yes ? th.selected : th.normal, no_st = st.yes ? th.normal : th.selected;
     int x = in.x;
-    x += buf.print(x, in.y + 2, "[ Yes ]", yes_st);
+    x += buf.print(x, in.y + 2, "[ y: Yes ]", yes_st);
     x += buf.print(x, in.y + 2, "  ", th.normal);
-    buf.print(x, in.y + 2, "[ No ]", no_st);
+    buf.print(x, in.y + 2, "[ n: No ]", no_st);
   }
 }
 
