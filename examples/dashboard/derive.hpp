@@ -70,9 +70,9 @@ inline std::string elapsed_text(const leaseq::task_view& t, double now) {
   using leaseq::task_state;
   if (t.state == task_state::running) {
     auto from = t.started();
-    return from ? age_text(now - *from) : "";
+    return from && *from > 0 ? age_text(now - *from) : "";
   }
-  if (t.result && t.result->started && t.result->finished)
+  if (t.result && t.result->started && t.result->finished && *t.result->started > 0)
     return age_text(*t.result->finished - *t.result->started);
   return "";
 }

@@ -477,8 +477,7 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     out.push_back({std::string(warn_mark) + " evidence:", warn});
     // A task only ever listed by a heartbeat never had a file in claimed/ or done/ to lose.
     bool hb_only = !t.spec && !t.result;
-    if (hb_only &&
-        (t.state == leaseq::task_state::lost_maybe || t.state == leaseq::task_state::lost))
+    if (hb_only && t.state == leaseq::task_state::lost)
       add("  why",
           "only ever seen in a heartbeat" + (t.node.empty() ? "" : " (of " + t.node + ")") +
               "; no task file of it was read" +
