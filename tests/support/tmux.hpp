@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "test_support.hpp"
@@ -40,7 +41,14 @@ class tmux_session {
     return run_command("env -u TMUX tmux -L " + socket_ + " -f /dev/null " + args + " 2>&1");
   }
   void type(const std::string& text) { tmux("send-keys -t 0 -l " + shell_quote(text)); }
-  void keys(const std::string& names) { tmux("send-keys -t 0 " + names); }
+  // Key names separated by spaces; each is quoted, or the shell would glob "?" into a
+  // one-letter file name of the current directory.
+  void keys(const std::string& names) {
+    std::string args;
+    std::istringstream in(names);
+    for (std::string name; in >> name;) args += " " + shell_quote(name);
+    tmux("send-keys -t 0" + args);
+  }
   std::string capture() { return tmux("capture-pane -p -t 0").out; }
   bool wait_for(const std::string& text,
                 std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
