@@ -1,9 +1,11 @@
 // runner, submit, cancel, retry, pause, resume, lease local.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -186,8 +188,43 @@ struct submit_options {
   std::string lease, node, key, cwd, each_line;
   std::vector<std::string> env, command;
   int gpus = 0;
-  bool shell = false;
+  bool shell = false, force = false;
 };
+
+// What the lease itself says beside its files: its kind and runner count from lease.json, and
+// for a Slurm lease the job's state (shared, rate-limited Slurm cache; never throws for Slurm).
+lease_condition lease_condition_of(const home_paths& home, const std::string& lease_id,
+                                   const lease_paths& lease, const ui_config& ui) {
+  std::string kind = is_local_lease(lease_id) ? "local" : "slurm";
+  std::optional<std::int64_t> nodes;
+  json_outcome rec = read_json_tolerant(lease.lease_json());
+  if (rec.ok()) {
+    try {
+      lease_record r;
+      from_json(*rec.value, r);
+      kind = r.kind;
+      nodes = r.nodes;
+    } catch (const error&) {
+    }
+  }
+  if (kind == "local") return lease_condition::local();
+  auto states = slurm_lease_states(home, {lease_id}, ui.slurm_refresh_s);
+  auto it = states.find(lease_id);
+  return lease_condition::slurm(it != states.end() ? it->second.state : std::string(), nodes);
+}
+
+// Refuses a task that can certainly never run (submit_refusal in waiting.hpp): it would wait
+// in the inbox forever, silently. --force queues it anyway (a runner may be started later).
+void refuse_impossible(const home_paths& home, const std::string& lease_id,
+                       const lease_paths& lease, const submit_request& r) {
+  ui_config ui = load_config(home.config()).ui;
+  lease_condition cond = lease_condition_of(home, lease_id, lease, ui);
+  auto why =
+      submit_refusal(r.gpus, r.node, read_heartbeats(lease), cond, unix_now(), ui.hb_stale_s);
+  if (why)
+    throw error("lease " + lease_id + ": " + *why +
+                "; nothing was enqueued (--force queues it anyway)");
+}
 
 void do_submit(const submit_options& o) {
   home_paths home = home_paths::from_env();
@@ -199,6 +236,7 @@ void do_submit(const submit_options& o) {
   base.gpus = o.gpus;
   if (!o.node.empty()) base.node = check_node(o.node);
   if (!o.key.empty()) check_key(o.key);
+  if (!o.force) refuse_impossible(home, lease_id, lease, base);
 
   if (!o.each_line.empty()) {
     if (!o.command.empty()) throw error("--each-line takes no command");
@@ -242,6 +280,73 @@ void do_submit(const submit_options& o) {
   std::printf("%s\n", s.id.c_str());
   if (s.existing)
     std::fprintf(stderr, "leaseq: key %s was already used: nothing enqueued\n", o.key.c_str());
+}
+
+// A PENDING task in a lane no live runner serves would wait for its cancel control file
+// forever. The CLI then takes it out itself, as a runner does (runner.hpp, cancel()): the claim
+// rename into claimed/<node> (so no runner can start it), a CANCELLED result in done/<node>,
+// then the claimed file goes. It holds the node's runner lock meanwhile, so no runner of that
+// node can start on this host and adopt the claimed file half-way. Returns false, having
+// touched nothing, when a runner may serve the lane: the caller writes the control file.
+bool cancel_unserved(const home_paths& home, const std::string& lease_id, const lease_paths& lease,
+                     const task_location& loc) {
+  const std::string& id = loc.spec.id;
+  double stale_s = load_config(home.config()).ui.hb_stale_s;
+  double now = unix_now();
+  std::vector<heartbeat> hbs = read_heartbeats(lease);
+  auto live = [&](const heartbeat& hb) {
+    return compute_health(hb, now, stale_s) == node_health::ok &&
+           (loc.dir == any_lane || hb.node == loc.dir);
+  };
+  if (std::any_of(hbs.begin(), hbs.end(), live)) return false;
+  // The node whose directories take the task: its lane's, or for _any one that had a runner
+  // (the local host for a local lease that never had one).
+  std::string node = loc.dir;
+  if (node == any_lane) {
+    if (!hbs.empty())
+      node = hbs.front().node;
+    else if (is_local_lease(lease_id))
+      node = lease_id.substr(6);
+    else
+      return false;  // a Slurm lease whose runners never came: no node to file it under
+  }
+  check_node(node);
+  detail::unique_fd lock(
+      ::open(lease.runner_lock(node).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (lock) {
+    while (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK) return false;  // its runner lives, heartbeat or not
+      break;  // flock refused by the filesystem: the heartbeats alone decide
+    }
+  }
+  ensure_dir(lease.claimed(node));
+  ensure_dir(lease.done(node));
+  fs::path from = lease.inbox_task(loc.dir, id);
+  fs::path claimed = lease.claimed_task(node, id);
+  if (::rename(from.c_str(), claimed.c_str()) != 0) {
+    if (errno == ENOENT) return false;  // claimed meanwhile: it is a runner's now
+    throw io_error("cannot take the task out of its inbox", from.string(), errno);
+  }
+  task_result r;
+  r.task = loc.spec;
+  r.task.claimed.reset();
+  r.task.pid.reset();
+  r.state = task_state::cancelled;
+  r.reason = "cancelled";
+  r.claimed = now;
+  r.finished = now;
+  r.stdout_path = lease_paths::relative_stdout(node, id);
+  r.stderr_path = lease_paths::relative_stderr(node, id);
+  try {
+    write_json_atomic(lease.result(node, id), json(r));
+  } catch (const error&) {
+    // Without its result the claimed file would read as a task to run: give it back.
+    ::rename(claimed.c_str(), from.c_str());
+    throw;
+  }
+  ::unlink(claimed.c_str());
+  return true;
 }
 
 void lease_local_status(const std::string& node_opt) {
@@ -329,6 +434,9 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
   sub->add_option("--env", so->env, "Environment variable K=V for the task (repeatable)");
   sub->add_option("--gpus", so->gpus, "GPUs the task needs")->capture_default_str();
   sub->add_flag("--shell", so->shell, "Run the command words as one /bin/sh -c line");
+  sub->add_flag("--force", so->force,
+                "Queue even what cannot run: --gpus above every live runner's, --node no runner "
+                "serves, a lease that ended");
   sub->add_option("--each-line", so->each_line,
                   "Submit one shell-command task per line of FILE (- for stdin), in one batch");
   sub->add_option("command", so->command, "The command and its arguments (after --)");
@@ -345,9 +453,16 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
     home_paths home = home_paths::from_env();
     std::string id = resolve_lease(home, *lease_opt);
     lease_paths lease(home, id);
+    check_task_id(*task_arg);
+    if (auto loc = locate_task(lease, *task_arg);
+        loc && loc->place == task_place::pending && cancel_unserved(home, id, lease, *loc)) {
+      std::printf("cancelled %s (pending in lane %s, which no live runner serves)\n",
+                  task_arg->c_str(), loc->dir.c_str());
+      return;
+    }
     std::optional<std::string> fallback;
     if (is_local_lease(id)) fallback = id.substr(6);
-    cancel_outcome c = cancel_task(lease, check_task_id(*task_arg), fallback);
+    cancel_outcome c = cancel_task(lease, *task_arg, fallback);
     std::printf("cancel of %s sent to %s\n", task_arg->c_str(), join_words(c.nodes).c_str());
   });
 

@@ -76,9 +76,21 @@ void print_scan_problems(const snapshot& s) {
   std::vector<std::string> bad;
   for (const auto& n : s.nodes)
     if (n.hb_unknown) bad.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
-  for (const auto& t : s.tasks())
+  std::string invisible;  // handed out, visible nowhere: lag, not a broken file
+  std::size_t invisible_count = 0;
+  for (const auto& t : s.tasks()) {
+    if (t.state == task_state::unknown && !t.spec) {
+      if (++invisible_count <= 10) invisible += " " + t.id;
+      continue;
+    }
     if (t.unknown && t.state != task_state::lost_maybe && t.state != task_state::lost)
       bad.push_back(t.id + " is unknown: " + t.unknown_reason);
+  }
+  if (invisible_count > 0)
+    std::fprintf(stderr,
+                 "leaseq: note: %zu task(s) not visible yet (shared filesystem lag, or a submit "
+                 "in progress), counted as UNKNOWN:%s%s\n",
+                 invisible_count, invisible.c_str(), invisible_count > 10 ? " ..." : "");
   const std::size_t shown = 20;
   for (std::size_t i = 0; i < bad.size() && i < shown; ++i)
     std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(bad[i]).c_str());
@@ -110,40 +122,57 @@ std::string age_text(std::optional<double> age) {
 
 // Lease kind and state, the way `leaseq lease ls` shows them: a local lease from its runners'
 // heartbeats, a Slurm lease through the shared, rate-limited Slurm state cache (slurm.hpp).
-std::pair<std::string, std::string> lease_kind_state(const lease_context& ctx) {
+// `condition` is what waiting_reason() needs of the lease.
+struct lease_facts {
+  std::string kind;
+  std::string state;  // sanitized, for display
+  lease_condition condition;
+};
+
+lease_facts read_lease_facts(const lease_context& ctx) {
   lease_row row;
   row.id = ctx.lease_id;
   row.kind = is_local_lease(ctx.lease_id) ? "local" : "slurm";
+  std::optional<std::int64_t> nodes;
   json_outcome rec = read_json_tolerant(ctx.paths.lease_json());
   if (rec.ok()) {
     try {
       lease_record r;
       from_json(*rec.value, r);
       row.kind = r.kind;
+      nodes = r.nodes;
     } catch (const std::exception&) {
     }
   }
   double now = unix_now();
+  lease_condition cond;
   if (row.kind == "local") {
     local_lease_state(row, ctx.paths, now, ctx.cfg.ui.hb_stale_s);
+    cond = lease_condition::local();
   } else {
     auto states = slurm_lease_states(ctx.home, {ctx.lease_id}, ctx.cfg.ui.slurm_refresh_s);
-    if (auto it = states.find(ctx.lease_id); it != states.end())
+    std::string slurm_state;
+    if (auto it = states.find(ctx.lease_id); it != states.end()) {
       apply_slurm_state(row, it->second, now);
+      slurm_state = it->second.state;
+    }
+    cond = lease_condition::slurm(slurm_state, nodes);
   }
-  return {row.kind, sanitize_inline(row.state)};
+  return {row.kind, sanitize_inline(row.state), cond};
 }
 
 std::vector<task_state> all_states() {
   return {task_state::pending,   task_state::running,    task_state::finished, task_state::failed,
-          task_state::cancelled, task_state::lost_maybe, task_state::lost};
+          task_state::cancelled, task_state::lost_maybe, task_state::lost,     task_state::unknown};
 }
 
 void cmd_status(const std::string& lease_opt, bool as_json) {
   lease_context ctx = open_lease(lease_opt);
   auto s = scan_once(ctx);
   print_scan_problems(*s);
-  auto [kind, state] = lease_kind_state(ctx);
+  auto facts = read_lease_facts(ctx);
+  const std::string& kind = facts.kind;
+  const std::string& state = facts.state;
   if (as_json) {
     json j;
     j["lease"] = ctx.lease_id;
@@ -184,6 +213,17 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
     if (s->count(st) > 0 || st == task_state::pending || st == task_state::running)
       counts += fmt::format("{}{}={}", counts.empty() ? "" : "  ", to_string(st), s->count(st));
   std::printf("tasks: %s\n", counts.c_str());
+  // Work that can never run must not wait silently: one line, the first task and its reason.
+  std::size_t blocked = 0;
+  std::string first;
+  for (const auto& t : s->tasks()) {
+    auto why = waiting_reason(t, *s, facts.condition);
+    if (!why) continue;
+    if (blocked++ == 0) first = t.id + ": " + *why;
+  }
+  if (blocked > 0)
+    std::printf("cannot run now: %zu PENDING task(s), e.g. %s\n", blocked,
+                sanitize_inline(first).c_str());
 }
 
 std::optional<task_state> parse_state_arg(std::string s) {
@@ -228,12 +268,21 @@ void cmd_tasks(const tasks_args& a) {
   std::size_t cap = static_cast<std::size_t>(a.limit > 0 ? a.limit : ctx.cfg.ui.max_tasks_display);
   auto sel = select_tasks(
       *s, f, a.sort == "seq" ? task_sort::seq_in_lane : task_sort::state_priority, cap, probe);
+  // Reasons are worked out here, never stored: the lease's state is only asked for (Slurm,
+  // through its shared cache) when some PENDING task is listed.
+  std::optional<lease_condition> cond;
+  auto reason_of = [&](const task_view& t) -> std::optional<std::string> {
+    if (t.state != task_state::pending) return std::nullopt;
+    if (!cond) cond = read_lease_facts(ctx).condition;
+    return waiting_reason(t, *s, *cond);
+  };
   if (a.as_json) {
     json j;
     j["lease"] = ctx.lease_id;
     j["total"] = sel.total;
     j["tasks"] = json::array();
     for (const task_view* t : sel.tasks) {
+      auto reason = reason_of(*t);
       j["tasks"].push_back({{"id", t->id},
                             {"seq", t->seq},
                             {"node", t->node.empty() ? json(nullptr) : json(t->node)},
@@ -243,7 +292,8 @@ void cmd_tasks(const tasks_args& a) {
                             {"created", opt_json(t->created())},
                             {"claimed", opt_json(t->claimed())},
                             {"finished", opt_json(t->finished())},
-                            {"unknown", t->unknown ? json(t->unknown_reason) : json(nullptr)}});
+                            {"unknown", t->unknown ? json(t->unknown_reason) : json(nullptr)},
+                            {"reason", reason ? json(*reason) : json(nullptr)}});
     }
     print_json(j);
     return;
@@ -253,13 +303,24 @@ void cmd_tasks(const tasks_args& a) {
     return;
   }
   std::printf("%-8s %-9s %-16s %4s  %s\n", "ID", "STATE", "NODE", "EXIT", "COMMAND");
+  std::size_t marked = 0;
   for (const task_view* t : sel.tasks) {
     auto code = t->exit_code();
     std::string node(t->lane());
+    // A task that cannot run now says why ahead of its command, on its own row: still one
+    // line per task for grep and awk.
+    std::string command;
+    if (auto why = reason_of(*t)) {
+      command = "! (" + *why + ") ";
+      ++marked;
+    }
+    command += t->command();
     std::printf("%-8s %-9s %-16s %4s  %s\n", t->id.c_str(),
                 std::string(to_string(t->state)).c_str(), node.c_str(),
-                code ? std::to_string(*code).c_str() : "-", sanitize_inline(t->command()).c_str());
+                code ? std::to_string(*code).c_str() : "-", sanitize_inline(command).c_str());
   }
+  if (marked > 0)
+    std::printf("! %zu PENDING task(s) cannot run now: the reason is in parentheses\n", marked);
   if (sel.tasks.size() < sel.total)
     std::printf("showing %zu of %zu tasks (--limit N to see more)\n", sel.tasks.size(), sel.total);
 }
@@ -476,7 +537,8 @@ void add_read_commands(CLI::App& app) {
     c->add_flag(
         "--json", a->as_json,
         "Print JSON: {lease, total, tasks: [{id, seq, node, state, exit_code, cmd, "
-        "created, claimed, finished, unknown}]}; unknown: why its file cannot be read, or null");
+        "created, claimed, finished, unknown, reason}]}; unknown: why its file cannot be read, "
+        "or null; reason: why a PENDING task cannot run now, or null");
     c->callback([=] { cmd_tasks(*a); });
   }
   {

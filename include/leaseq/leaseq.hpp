@@ -44,3 +44,4 @@
 #include "leaseq/tui/term.hpp"
 #include "leaseq/tui/widgets.hpp"
 #include "leaseq/version.hpp"
+#include "leaseq/waiting.hpp"
