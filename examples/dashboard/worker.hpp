@@ -24,6 +24,7 @@
 #include <leaseq/submit.hpp>
 #include <leaseq/tail.hpp>
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -103,6 +104,29 @@ inline std::string last_cr_state(std::string line) {
   if (!line.empty() && line.back() == '\r') line.pop_back();
   auto cr = line.rfind('\r');
   return cr == std::string::npos ? line : line.substr(cr + 1);
+}
+
+// Slurm's word for a lease can be a refresh old (the shared cache asks at most every
+// ui.slurm_refresh_s): right after `lease create` it still says PENDING while the lease's
+// runners already heartbeat. Fresh heartbeats are evidence on disk that the lease runs: show
+// RUNNING, marked as inferred, until Slurm is asked again.
+inline void reconcile_with_heartbeats(leaseq::lease_listing& listing,
+                                      const leaseq::home_paths& home, double now,
+                                      double hb_stale_s) {
+  for (auto& row : listing.rows) {
+    if (row.kind != "slurm" ||
+        (row.state != "PENDING" && row.state != "UNKNOWN" && row.state != "CONFIGURING"))
+      continue;
+    if (!leaseq::is_valid_lease_id(row.id)) continue;
+    int fresh = 0;
+    for (const auto& hb : leaseq::read_heartbeats(leaseq::lease_paths(home, row.id)))
+      if (leaseq::compute_health(hb, now, hb_stale_s) == leaseq::node_health::ok) ++fresh;
+    if (fresh == 0) continue;
+    row.reason =
+        fmt::format("inferred from {} fresh runner heartbeat(s); Slurm said {}", fresh, row.state);
+    row.state = "RUNNING";
+    row.error.clear();
+  }
 }
 
 class worker {
@@ -483,6 +507,7 @@ class worker {
     force_leases_ = false;
     next_leases_ = now + cfg_.ui.refresh_s;
     auto listing = leaseq::list_leases(home(), cfg_.ui, leaseq::slurm_options::from_env());
+    reconcile_with_heartbeats(listing, home(), leaseq::unix_now(), cfg_.ui.hb_stale_s);
     emit(msg_leases{std::move(listing), false});
   }
 
@@ -543,6 +568,9 @@ class worker {
       }
       leaseq::apply_slurm_state(row, it->second, now);
     }
+    reconcile_with_heartbeats(out, h, now, cfg_.ui.hb_stale_s);
+    for (const auto& row : out.rows)
+      if (row.state == "RUNNING") asking.erase(row.id);
     emit(msg_leases{std::move(out), true, std::move(asking)});
   }
 

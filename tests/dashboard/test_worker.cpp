@@ -218,3 +218,30 @@ TEST_CASE("worker: a line rewritten with \\r keeps its last state, in the pane a
   CHECK(page->lines ==
         std::vector<std::string>{"start", "100% done", "windows line", "epoch 2 100%", "after"});
 }
+
+TEST_CASE("worker: fresh heartbeats of a lease Slurm still calls PENDING show it RUNNING, inferred",
+          "[dashboard][worker][daily]") {
+  lease_tree t;
+  t.register_default();
+  double now = leaseq::unix_now();
+  t.hb("nodeA", now - 1);
+  leaseq::lease_listing l;
+  leaseq::lease_row row;
+  row.id = t.lease;
+  row.kind = "slurm";
+  row.state = "PENDING";
+  row.reason = "Resources";
+  l.rows.push_back(row);
+  leaseq::lease_row other = row;
+  other.id = "424242";  // no heartbeat at all: Slurm's word stands
+  l.rows.push_back(other);
+  reconcile_with_heartbeats(l, leaseq::home_paths(t.home), now, 60);
+  CHECK(l.rows[0].state == "RUNNING");
+  CHECK(l.rows[0].reason.find("inferred from 1 fresh runner heartbeat(s); Slurm said PENDING") !=
+        std::string::npos);
+  CHECK(l.rows[1].state == "PENDING");
+  // A stale heartbeat is no evidence.
+  l.rows[0].state = "PENDING";
+  reconcile_with_heartbeats(l, leaseq::home_paths(t.home), now + 600, 60);
+  CHECK(l.rows[0].state == "PENDING");
+}
