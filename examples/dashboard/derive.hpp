@@ -330,17 +330,16 @@ inline std::string slurm_text(const model& m) {
 inline leaseq::task_selection dashboard_tasks(const leaseq::snapshot& snap,
                                               const leaseq::task_filter& filter,
                                               leaseq::task_sort order, std::size_t cap,
-                                              const std::set<std::string>& stderr_ids) {
+                                              const std::set<std::string>& stderr_ids,
+                                              std::size_t page = 0) {
   auto probe = [&stderr_ids](const leaseq::task_view& t) {
     return stderr_ids.count(t.id) > 0 || (t.state == leaseq::task_state::failed && !t.exit_code());
   };
-  if (order != leaseq::task_sort::state_priority)
-    return leaseq::select_tasks(snap, filter, order, cap, probe);
   leaseq::task_selection out;
   for (const auto& t : snap.tasks())
     if (leaseq::matches(t, filter, probe)) out.tasks.push_back(&t);
   out.total = out.tasks.size();
-  auto before = [](const leaseq::task_view* a, const leaseq::task_view* b) {
+  auto by_state = [](const leaseq::task_view* a, const leaseq::task_view* b) {
     int pa = leaseq::state_priority(a->state), pb = leaseq::state_priority(b->state);
     if (pa != pb) return pa < pb;
     if (a->state == leaseq::task_state::pending) return a->seq < b->seq;
@@ -349,10 +348,21 @@ inline leaseq::task_selection dashboard_tasks(const leaseq::snapshot& snap,
     if (sa != sb) return sa > sb;
     return a->seq > b->seq;
   };
-  std::size_t keep = std::min(cap, out.tasks.size());
-  std::partial_sort(out.tasks.begin(), out.tasks.begin() + static_cast<std::ptrdiff_t>(keep),
-                    out.tasks.end(), before);
-  out.tasks.resize(keep);
+  auto by_lane = [](const leaseq::task_view* a, const leaseq::task_view* b) {
+    if (a->lane() != b->lane()) return a->lane() < b->lane();
+    return a->seq < b->seq;
+  };
+  // Page p shows rows [p*cap, (p+1)*cap): only that much of the order is sorted.
+  cap = std::max<std::size_t>(1, cap);
+  std::size_t first = std::min(page * cap, out.tasks.size());
+  std::size_t end = std::min(first + cap, out.tasks.size());
+  auto mid = out.tasks.begin() + static_cast<std::ptrdiff_t>(end);
+  if (order == leaseq::task_sort::state_priority)
+    std::partial_sort(out.tasks.begin(), mid, out.tasks.end(), by_state);
+  else
+    std::partial_sort(out.tasks.begin(), mid, out.tasks.end(), by_lane);
+  out.tasks.erase(mid, out.tasks.end());
+  out.tasks.erase(out.tasks.begin(), out.tasks.begin() + static_cast<std::ptrdiff_t>(first));
   return out;
 }
 
@@ -367,9 +377,12 @@ inline void recompute(model& m, keep_selection keep = keep_selection::task) {
   m.visible.clear();
   m.visible_total = 0;
   if (!m.snap) return;
-  auto sel = dashboard_tasks(
-      *m.snap, m.filter, m.sort,
-      static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display)), m.stderr_ids);
+  auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
+  auto sel = dashboard_tasks(*m.snap, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
+  if (sel.tasks.empty() && m.task_page > 0) {  // the list shrank under the page shown
+    m.task_page = sel.total == 0 ? 0 : (sel.total - 1) / cap;
+    sel = dashboard_tasks(*m.snap, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
+  }
   m.visible = std::move(sel.tasks);
   m.visible_total = sel.total;
   if (keep == keep_selection::task && !m.selected_task.empty()) {

@@ -198,6 +198,7 @@ struct model {
   std::string selected_task;                      // kept across refreshes
   std::vector<const leaseq::task_view*> visible;  // filtered, sorted, capped; into *snap
   std::size_t visible_total = 0;
+  std::size_t task_page = 0;  // which ui.max_tasks_display rows of the matches ([ and ])
 
   // Log viewer.
   bool log_open = false;

@@ -61,6 +61,7 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"e", "filter tasks with stderr output or a bad exit"},
       {"0", "clear all filters"},
       {"S", "sort: state priority, then start desc <-> seq within lane"},
+      {"[ / ]", "previous / next page of tasks (ui.max_tasks_display rows each)"},
       {"v / Space", "mark task for a merged follow (F/E/A follow all marked)"},
       {"log viewer", ""},
       {"Space", "toggle follow (tail -f)"},
@@ -655,6 +656,20 @@ inline void task_keys(model& m, const tui::key& k) {
     if (t) copy_text(m, t->id, "task id");
   } else if (k.is('f')) {
     follow_current_running(m, log_mode::out);
+  } else if (k.is(']') || k.is('[')) {
+    auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
+    std::size_t pages = m.visible_total == 0 ? 1 : (m.visible_total - 1) / cap + 1;
+    std::size_t next =
+        k.is(']') ? std::min(m.task_page + 1, pages - 1) : (m.task_page > 0 ? m.task_page - 1 : 0);
+    if (next == m.task_page) {
+      notify(m, k.is(']') ? "last page of tasks" : "first page of tasks");
+      return;
+    }
+    m.task_page = next;
+    m.task_table = {};
+    m.selected_task.clear();
+    recompute(m);
+    notify(m, fmt::format("tasks page {}/{}", m.task_page + 1, pages));
   }
 }
 

@@ -346,3 +346,26 @@ TEST_CASE("the lease list from the cache comes first, Slurm fills in", "[dashboa
   update(m, message{msg_leases{quick, true, {"99887766"}}});
   CHECK(find_lease(m, "99887766")->state == "RUNNING");
 }
+
+TEST_CASE("[ and ] page through tasks past ui.max_tasks_display", "[dashboard][daily]") {
+  model m = dashboard_model("99887766", 120, 30);
+  m.ui.max_tasks_display = 4;
+  recompute(m);
+  REQUIRE(m.visible.size() == 4);
+  CHECK(m.visible_total == 6);
+  CHECK(contains(screen_text(m), "(rows 1-4 of 6 matches, [/]: page)"));
+  std::vector<std::string> seen;
+  for (const auto* t : m.visible) seen.push_back(t->id);
+  press(m, ']');
+  CHECK(m.task_page == 1);
+  REQUIRE(m.visible.size() == 2);
+  CHECK(contains(screen_text(m), "(rows 5-6 of 6 matches"));
+  for (const auto* t : m.visible) seen.push_back(t->id);
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<std::string>{"T001", "T002", "T003", "T004", "T005", "T006"});
+  press(m, ']');  // no page past the last
+  CHECK(m.task_page == 1);
+  press(m, '[');
+  CHECK(m.task_page == 0);
+  CHECK(m.visible.front()->id == "T003");
+}
