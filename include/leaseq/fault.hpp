@@ -13,6 +13,10 @@
 //                         failed with EIO (as a lost NFS reply does)
 //   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
 //                         restore tests)
+//   claim_record_enospc   recording "starting" in the claimed file, before the task is
+//                         spawned, fails with ENOSPC (the claim must be given back)
+//   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
+//                         be killed at once)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -32,11 +36,13 @@ enum class fault_point : int {
   result_write_eio = 1,
   claim_rename_lies = 2,
   dashboard_throws = 3,
+  claim_record_enospc = 4,
+  pid_record_enospc = 5,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 4;
+inline constexpr int fault_point_count = 6;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -48,6 +54,10 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "claim_rename_lies";
     case fault_point::dashboard_throws:
       return "dashboard_throws";
+    case fault_point::claim_record_enospc:
+      return "claim_record_enospc";
+    case fault_point::pid_record_enospc:
+      return "pid_record_enospc";
   }
   return "";
 }
@@ -89,7 +99,7 @@ struct fault_table {
         problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
                            " (expected POINT=N or POINT=1/K with POINT one of "
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
-                           "dashboard_throws)");
+                           "dashboard_throws, claim_record_enospc, pid_record_enospc)");
         continue;
       }
       if (every)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,6 +115,14 @@ inline void write_json_atomic(const fs::path& path, const json& value, mode_t mo
   write_file_atomic(path, json_file_text(value), mode, sync_dir);
 }
 
+// Whether an exclusive create (link, O_EXCL, RENAME_NOREPLACE) failed because the name exists.
+// sshfs speaks SFTP v3, which has no "file exists" status: a name this client's cache does not
+// know but the server has comes back as EPERM. In a lease tree (one owner, mode 0700) EPERM
+// has no other cause for these calls.
+inline bool name_taken(int err) noexcept {
+  return err == EEXIST || err == EPERM;
+}
+
 // Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
 // under a temp name first and then link()ed, so it is never seen half-written.
 // Returns false when the path already existed.
@@ -136,10 +145,31 @@ inline bool create_file_exclusive(const fs::path& path, std::string_view content
   e = errno;
   ::unlink(tmp.c_str());
   if (rc != 0) {
-    if (e == EEXIST) return false;
+    if (name_taken(e)) return false;
     throw io_error("cannot create", path.string(), e);
   }
   detail::fsync_dir(dir);
+  return true;
+}
+
+// Moves the complete file `temp` onto `final_name` (both relative to dir_fd) only if no file
+// of that name exists: renameat2(RENAME_NOREPLACE), or link + unlink where the filesystem has
+// no such rename. Either way the server decides, so two clients can never both publish one
+// name, whatever their caches show. Returns false (temp left in place) when the name is taken.
+inline bool publish_exclusive(int dir_fd, const std::string& temp, const std::string& final_name,
+                              const fs::path& dir_for_errors) {
+  if (::renameat2(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), RENAME_NOREPLACE) == 0)
+    return true;
+  int e = errno;
+  if (name_taken(e)) return false;
+  if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  if (::linkat(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), 0) != 0) {
+    e = errno;
+    if (name_taken(e)) return false;
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  }
+  ::unlinkat(dir_fd, temp.c_str(), 0);
   return true;
 }
 

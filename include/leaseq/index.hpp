@@ -106,16 +106,19 @@ inline index_read read_index(const home_paths& home) {
   return out;
 }
 
-// Read-modify-write of index.json under flock(index.lock). A corrupt index is never
+// Read-modify-write of index.json under flock(index.lock) and the link(2) lock
+// index.json.lock (lock.hpp: holds where flock is local to one client). A corrupt index is never
 // overwritten: the update is refused with the reason, so no lease record is lost.
 template <typename Fn>
 auto update_index(const home_paths& home, Fn&& fn) {
   home.ensure_root();
-  file_lock lock(home.index_lock());
+  file_lock lock(home.index_lock());  // cheap exclusion on one client
+  dot_lock across_clients(home.root() / "index.json.lock");
   index_read current = read_index(home);
   if (!current.error.empty())
     throw error("refusing to rewrite " + home.index().string() + ": " + current.error +
                 " (fix or move the file away)");
+  current.index.version = std::max(current.index.version, protocol_version);
   if constexpr (std::is_void_v<decltype(fn(current.index))>) {
     fn(current.index);
     write_json_atomic(home.index(), json(current.index));

@@ -19,7 +19,9 @@ namespace leaseq {
 using json = nlohmann::json;
 
 // Task state as a reader derives it (protocol: "Task state as a reader derives it").
-enum class task_state { pending, running, finished, failed, cancelled, lost_maybe, lost };
+// `unknown`: the task exists (its id was handed out, protocol 2 ids/) but no reader can see its
+// file right now: a shared filesystem's cache lags a move inbox -> claimed -> done.
+enum class task_state { pending, running, finished, failed, cancelled, lost_maybe, lost, unknown };
 
 inline constexpr std::string_view to_string(task_state s) noexcept {
   switch (s) {
@@ -37,6 +39,8 @@ inline constexpr std::string_view to_string(task_state s) noexcept {
       return "LOST?";
     case task_state::lost:
       return "LOST";
+    case task_state::unknown:
+      return "UNKNOWN";
   }
   return "?";
 }
@@ -44,7 +48,7 @@ inline constexpr std::string_view to_string(task_state s) noexcept {
 inline std::optional<task_state> parse_task_state(std::string_view s) noexcept {
   for (task_state t :
        {task_state::pending, task_state::running, task_state::finished, task_state::failed,
-        task_state::cancelled, task_state::lost_maybe, task_state::lost})
+        task_state::cancelled, task_state::lost_maybe, task_state::lost, task_state::unknown})
     if (to_string(t) == s) return t;
   return std::nullopt;
 }

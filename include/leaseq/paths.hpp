@@ -61,6 +61,9 @@ class lease_paths {
   fs::path hb_dir() const { return root_ / "hb"; }
   fs::path control_root() const { return root_ / "control"; }
   fs::path keys_dir() const { return root_ / "keys"; }
+  // Protocol 2: one entry per task id handed out (seq.hpp), and the protocol 1 floor.
+  fs::path ids_dir() const { return root_ / "ids"; }
+  fs::path ids_floor() const { return ids_dir() / "floor"; }
 
   fs::path inbox(const std::string& lane) const { return inbox_root() / check_lane(lane); }
   fs::path claimed(const std::string& node) const { return claimed_root() / check_node(node); }
@@ -94,6 +97,10 @@ class lease_paths {
     return hb_dir() / (check_node(node) + ".json");
   }
   fs::path key(const std::string& key) const { return keys_dir() / check_key(key); }
+  // flock'd by the node's runner for its whole life: one runner per node per lease.
+  fs::path runner_lock(const std::string& node) const {
+    return root_ / ("runner-" + check_node(node) + ".lock");
+  }
   fs::path runner_log(const std::string& node) const {
     return root_ / ("runner-" + check_node(node) + ".log");
   }

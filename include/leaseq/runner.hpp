@@ -31,11 +31,14 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -51,9 +54,11 @@
 #include "leaseq/clock.hpp"
 #include "leaseq/control.hpp"
 #include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/process_identity.hpp"
 #include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/fault.hpp"
 #include "leaseq/file_io.hpp"
+#include "leaseq/lock.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
@@ -117,7 +122,13 @@ class runner {
         free_gpus_(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end()) {
     check_lease_id(cfg_.lease_id);
     check_node(cfg_.node);
-    if (cfg_.slots < 1) throw error("runner: slots must be at least 1");
+    if (cfg_.slots < 1 || cfg_.slots > 4096) throw error("runner: slots must be 1 to 4096");
+    // A heartbeat of 1e-300 s would rewrite hb/ in a loop; one of days would read as dead.
+    if (!(cfg_.heartbeat_s >= 0.1 && cfg_.heartbeat_s <= 600))
+      throw error(
+          fmt::format("runner: heartbeat must be 0.1 to 600 seconds (got {})", cfg_.heartbeat_s));
+    if (!(cfg_.grace_s >= 0 && cfg_.grace_s <= 86400))
+      throw error(fmt::format("runner: grace must be 0 to 86400 seconds (got {})", cfg_.grace_s));
     if (cfg_.host.empty()) cfg_.host = cfg_.node;
     std::random_device rd;
     rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
@@ -131,6 +142,7 @@ class runner {
                               lease_.claimed(cfg_.node), lease_.done(cfg_.node),
                               lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
       ensure_dir(d);
+    take_node_lock();
     started_ = now;
     for (const auto& problem : fault_config_problems()) log(problem);
     check_tree();
@@ -150,6 +162,7 @@ class runner {
   // (the caller polls again soon) and false when idle (the caller backs off).
   bool step(double now) {
     bool busy = false;
+    pass_now_ = now;
     check_tree();
     busy |= reap(now);
     busy |= check_orphans(now);
@@ -212,12 +225,71 @@ class runner {
     std::string attempt;
     std::optional<std::string> stop_reason;  // "cancelled" or "runner_terminated"
     std::optional<double> kill_at;
-    bool orphan = false;  // left by a crashed runner: not our child, watched by pid
+    bool orphan = false;          // left by a crashed runner: not our child, watched by pid
+    std::uint64_t pid_start = 0;  // start time of pid (/proc/PID/stat): pids are reused
   };
+
+  // One runner per node per lease, for the runner's whole life: a second one (four `lease
+  // local start` at once) refuses to start instead of consuming the first one's control
+  // files. Runners of one node run on one host, where flock is coherent; a filesystem that
+  // refuses flock leaves only the heartbeat check the CLI makes.
+  void take_node_lock() {
+    fs::path p = lease_.runner_lock(cfg_.node);
+    node_lock_.reset(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!node_lock_) throw io_error("cannot open runner lock", p.string(), errno);
+    while (::flock(node_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK)
+        throw error(fmt::format("another runner already serves node {} of lease {} (it holds {})",
+                                cfg_.node, cfg_.lease_id, p.string()));
+      if (file_lock::unsupported(errno)) {
+        log("this filesystem refuses flock: cannot make sure no other runner serves this node");
+        node_lock_.reset();
+        return;
+      }
+      throw io_error("cannot lock", p.string(), errno);
+    }
+  }
+
+  // Gives a claimed task back to its lane (rename claimed -> inbox): it waits for the next
+  // claim instead of running without a record. Left in claimed/ when even that fails; the
+  // adoption scan then retries it.
+  void give_back(const task_spec& spec) {
+    fs::path from = lease_.claimed_task(cfg_.node, spec.id);
+    std::string lane = spec.node ? *spec.node : std::string(any_lane);
+    if (::rename(from.c_str(), lease_.inbox_task(lane, spec.id).c_str()) != 0)
+      log(fmt::format("{}: cannot give it back either ({}); left in claimed/", spec.id,
+                      std::strerror(errno)));
+  }
+
+  // Whether pid is still the process that was recorded (pid + start time), for a task left
+  // by an earlier runner. Without a recorded start time (protocol 1 claims): pid alone.
+  bool same_process(pid_t pid, std::uint64_t start) {
+    if (!ops_.alive(pid)) return false;
+    if (start == 0) return true;
+    auto now_start = detail::process_start_ticks(pid);
+    return now_start && *now_start == start;
+  }
+
+  // The process of an attempt a crashed runner was starting, found by the LEASEQ_ATTEMPT
+  // it put in the task's environment (same node, same user: /proc/PID/environ is readable).
+  static std::optional<pid_t> find_attempt_process(const std::string& attempt) {
+    std::string needle = "LEASEQ_ATTEMPT=" + attempt;
+    needle.push_back('\0');
+    for (const std::string& name : detail::list_dir("/proc").names) {
+      if (name.empty() || name[0] < '1' || name[0] > '9') continue;
+      std::string env = detail::read_proc_file(("/proc/" + name + "/environ").c_str(), 1 << 20);
+      if (env.find(needle) != std::string::npos)
+        if (auto pid = detail::checked_pid(std::atoll(name.c_str()))) return pid;
+    }
+    return std::nullopt;
+  }
 
   struct unwritten_result {
     task_result result;
     bool in_flight = false;  // handed to the background writer, outcome not collected yet
+    double retry_at = 0;     // after a failed write: not before then (a full disk backs off)
+    double backoff_s = 0;
   };
 
   // A task killed by a signal the runner did not send, waiting a moment before its result is
@@ -282,9 +354,38 @@ class runner {
         continue;
       }
       any = true;
-      if (!spec.pid) {
+      std::string starting;
+      if (spec.extra.is_object())
+        if (auto it = spec.extra.find("starting"); it != spec.extra.end() && it->is_string())
+          starting = it->get<std::string>();
+      std::optional<pid_t> recorded =
+          spec.pid ? detail::checked_pid(*spec.pid) : std::optional<pid_t>{};
+      std::uint64_t recorded_start = 0;
+      if (spec.extra.is_object())
+        if (auto it = spec.extra.find("pid_start");
+            it != spec.extra.end() && it->is_number_unsigned())
+          recorded_start = it->get<std::uint64_t>();
+      if (!spec.pid && !starting.empty()) {
+        // A previous runner was starting it and died before recording the pid: its process,
+        // if any, carries the attempt id in its environment.
+        recorded = find_attempt_process(starting);
+        if (recorded) {
+          recorded_start = detail::process_start_ticks(*recorded).value_or(0);
+        } else {
+          log(id +
+              ": a previous runner was starting it and died; no process of that attempt "
+              "runs: runner_lost (it may have run)");
+          running_task t;
+          t.spec = spec;
+          t.claimed = spec.claimed.value_or(now);
+          t.attempt = starting;
+          finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+          continue;
+        }
+      } else if (!spec.pid) {
         log(id + (startup ? ": claimed by a previous runner but never started: running it"
                           : ": found in claimed/ but not running: running it"));
+        spec.extra.erase("starting");
         adopted_.push_back(std::move(spec));
         continue;
       }
@@ -292,8 +393,10 @@ class runner {
       t.spec = spec;
       t.claimed = spec.claimed.value_or(now);
       t.orphan = true;
-      t.pid = static_cast<pid_t>(*spec.pid);
-      if (t.pid > 1 && ops_.alive(t.pid)) {
+      t.pid = recorded.value_or(-1);
+      t.pid_start = recorded_start;
+      if (!starting.empty()) t.attempt = starting;
+      if (t.pid > 1 && same_process(t.pid, t.pid_start)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
       } else {
@@ -362,7 +465,7 @@ class runner {
     last_orphan_check_ = now;
     bool any = false;
     for (auto it = running_.begin(); it != running_.end();) {
-      if (it->second.orphan && !ops_.alive(it->second.pid)) {
+      if (it->second.orphan && !same_process(it->second.pid, it->second.pid_start)) {
         running_task t = std::move(it->second);
         it = running_.erase(it);
         const std::string& id = t.spec.id;
@@ -524,6 +627,23 @@ class runner {
       for (const auto& g : t.gpus) list += (list.empty() ? "" : ",") + g;
       env.emplace_back("CUDA_VISIBLE_DEVICES", list);  // empty: a CPU task sees no GPU
     }
+    // Before anything runs, the claimed file says an attempt is starting: a runner that finds
+    // it after a crash looks for that attempt's process instead of starting the task again.
+    // A claim that cannot be recorded (ENOSPC, EIO) is given back to its lane, never run.
+    t.spec.claimed = now;
+    t.spec.extra = t.spec.extra.is_object() ? t.spec.extra : json::object();
+    t.spec.extra["starting"] = t.attempt;
+    try {
+      if (fault_hit(fault_point::claim_record_enospc))
+        throw io_error("cannot write", "claimed file", ENOSPC);
+      write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
+                               json_file_text(json(t.spec)));
+    } catch (const error& e) {
+      log(t.spec.id + ": cannot record claim (" + e.what() + "): giving it back to its lane");
+      release_gpus(t);
+      give_back(t.spec);
+      return;
+    }
     spawn_request req;
     req.argv = t.spec.argv;
     req.cwd = t.spec.cwd;
@@ -540,15 +660,21 @@ class runner {
     t.pid = s.pid;
     t.started = now;
     t.spec.pid = s.pid;
-    t.spec.claimed = now;
+    t.pid_start = detail::process_start_ticks(s.pid).value_or(0);
+    t.spec.extra["pid_start"] = t.pid_start;
+    t.spec.extra["boot_id"] = detail::boot_id();
     try {
-      // Not fsync'd: the task is already durable (it was renamed here); this only adds
-      // "claimed" and "pid", and a runner that finds them missing after a crash reports the
-      // task runner_lost, as it would anyway.
+      // Not fsync'd: the task is already durable (it was renamed here); this only adds the
+      // process's identity. One that cannot be written kills the task at once: a runner
+      // after a crash must never guess whether it still runs.
+      if (fault_hit(fault_point::pid_record_enospc))
+        throw io_error("cannot write", "claimed file", ENOSPC);
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
                                json_file_text(json(t.spec)));
     } catch (const error& e) {
-      log(t.spec.id + ": cannot record claim: " + e.what());
+      log(t.spec.id + ": cannot record its pid (" + e.what() + "): killing it");
+      ops_.signal_group(s.pid, SIGKILL);
+      t.stop_reason = "claim_unrecorded";
     }
     by_pid_[s.pid] = t.spec.id;
     running_.emplace(t.spec.id, std::move(t));
@@ -621,6 +747,8 @@ class runner {
     r.task = t.spec;
     r.task.claimed.reset();
     r.task.pid.reset();
+    if (r.task.extra.is_object())  // claim bookkeeping, not part of the result
+      for (const char* k : {"starting", "pid_start", "boot_id"}) r.task.extra.erase(k);
     r.state = st;
     r.exit_code = exit_code;
     r.signal = signal;
@@ -678,8 +806,14 @@ class runner {
     if (writer_) return flush_results_in_background();
     if (unwritten_.empty()) return false;
     std::vector<unwritten_result> left;
-    for (auto& u : unwritten_)
-      if (!write_result(u.result)) left.push_back(std::move(u));
+    for (auto& u : unwritten_) {
+      if (u.retry_at > pass_now_) {
+        left.push_back(std::move(u));
+      } else if (!write_result(u.result)) {
+        back_off(u);
+        left.push_back(std::move(u));
+      }
+    }
     return settle_unwritten(std::move(left));
   }
 
@@ -700,6 +834,11 @@ class runner {
         // Failed: tried again on a later pass, after the loop's back-off, not at once.
         log_unwritten(u.result.task.id, *o->second);
         u.in_flight = false;
+        back_off(u);
+        left.push_back(std::move(u));
+        continue;
+      }
+      if (u.retry_at > pass_now_) {
         left.push_back(std::move(u));
         continue;
       }
@@ -716,6 +855,13 @@ class runner {
     return settle_unwritten(std::move(left));
   }
 
+  // A result that failed to write waits 0.1 s, doubling to 5 s, before the next try: a full
+  // disk must not turn the runner into a loop creating temp files.
+  void back_off(unwritten_result& u) const {
+    u.backoff_s = std::min(5.0, u.backoff_s == 0 ? 0.1 : u.backoff_s * 2);
+    u.retry_at = pass_now_ + u.backoff_s;
+  }
+
   // Keeps the results still unwritten; true when some were written.
   bool settle_unwritten(std::vector<unwritten_result> left) {
     bool progress = left.size() < unwritten_.size();
@@ -723,7 +869,8 @@ class runner {
                                      [](const unwritten_result& u) { return u.in_flight; });
     if (!left.empty() && !progress && none_written && !retry_logged_) {
       retry_logged_ = true;
-      log(fmt::format("{} result(s) not written yet; retrying on every pass", left.size()));
+      log(fmt::format("{} result(s) not written yet; retrying, backing off up to 5 s",
+                      left.size()));
     }
     if (left.empty()) retry_logged_ = false;
     unwritten_ = std::move(left);
@@ -885,6 +1032,8 @@ class runner {
 
   runner_config cfg_;
   lease_paths lease_;
+  detail::unique_fd node_lock_;  // flock held while this runner lives (take_node_lock)
+  double pass_now_ = 0;          // the current pass's clock, for result retry back-off
   process_ops& ops_;
   logger log_;
   std::set<std::string> free_gpus_;

@@ -1,10 +1,30 @@
 #pragma once
 
+// Task sequence numbers, unique across clients whose locks do not see each other.
+//
+// Protocol 2 (docs/protocol.md "Sequence numbers"): a seq is taken by creating ids/<seq>
+// exclusively (link(2) of a small ticket naming the owner, or O_EXCL where links are refused).
+// The server decides who wins, so two submitters on two NFS clients, on sshfs mounts, or on
+// Lustre without flock, never get the same id. The `seq` file is only a hint of where to start
+// looking, and flock(seq.lock) only keeps local contenders from tripping over each other.
+// ids/floor (written once, exclusively) says below which seq the tree was numbered by protocol
+// 1 rules (the seq file alone); no allocation ever goes below it, so a stale or edited seq
+// file cannot hand out an id an older task holds.
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/posix.hpp"
+#include "leaseq/detail/process_identity.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/lock.hpp"
 #include "leaseq/names.hpp"
@@ -12,12 +32,27 @@
 
 namespace leaseq {
 
+// The largest seq leaseq hands out: far beyond any real lease, and small enough that a seq
+// file holding nonsense is recognised as such instead of overflowing.
+inline constexpr std::int64_t max_task_seq = 999'999'999'999;
+
 namespace detail {
 
 // The seq of "T014.json" / "T014.result.json", or 0.
 inline std::int64_t seq_of_file_name(const std::string& name) {
   auto dot = name.find('.');
   return task_seq(std::string_view(name).substr(0, dot)).value_or(0);
+}
+
+// The seq an ids/ entry names ("14"), or 0 for anything else (floor, temp names).
+inline std::int64_t seq_of_reservation_name(std::string_view name) {
+  if (name.empty() || name.size() > 18 || name[0] == '0') return 0;
+  std::int64_t v = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v;
 }
 
 // Highest task seq anywhere in the tree: used only when the seq file is missing or corrupt,
@@ -32,12 +67,19 @@ inline std::int64_t highest_seq_in_tree(const lease_paths& lease) {
   return best;
 }
 
+inline std::int64_t highest_reservation(const lease_paths& lease) {
+  std::int64_t best = 0;
+  for (const std::string& n : list_dir(lease.ids_dir().string()).names)
+    best = std::max(best, seq_of_reservation_name(n));
+  return best;
+}
+
 inline std::int64_t parse_seq_text(const std::string& text) {
   std::int64_t v = 0;
   bool any = false;
   for (char c : text) {
     if (c >= '0' && c <= '9') {
-      if (v > (INT64_MAX - 9) / 10) return 0;
+      if (v > (INT64_MAX - 9) / 10) return -1;
       v = v * 10 + (c - '0');
       any = true;
     } else if (c == '\n' || c == ' ' || c == '\r' || c == '\t') {
@@ -49,19 +91,201 @@ inline std::int64_t parse_seq_text(const std::string& text) {
   return any ? v : 0;
 }
 
+// The seq below which the tree was numbered by protocol 1 (no ids/ entries there), or 0 when
+// ids/floor is missing or unreadable.
+inline std::int64_t read_floor(const lease_paths& lease) {
+  read_outcome r = read_file_tolerant(lease.ids_floor(), 64);
+  if (!r.ok) return 0;
+  std::int64_t v = parse_seq_text(r.content);
+  return v > 0 ? v : 0;
+}
+
+// Reads ids/floor, writing it first when this is the first allocation of protocol 2 in this
+// tree: one past everything protocol 1 may have numbered (the seq file, the highest task).
+inline std::int64_t ensure_floor(const lease_paths& lease) {
+  if (std::int64_t f = read_floor(lease)) return f;
+  ensure_dir(lease.ids_dir());
+  read_outcome raw = read_file_tolerant(lease.seq(), 64);
+  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
+  if (hint < 0 || hint > max_task_seq) hint = 0;
+  std::int64_t floor = std::max(hint, highest_seq_in_tree(lease) + 1);
+  if (create_file_exclusive(lease.ids_floor(), std::to_string(floor) + "\n")) return floor;
+  // Another client wrote it first; this client's cache may not show it for a while.
+  for (int i = 0; i < 600; ++i) {
+    if (std::int64_t f = read_floor(lease)) return f;
+    ::usleep(50 * 1000);
+  }
+  throw error(lease.ids_floor().string() + " exists but does not hold a number (fix or remove it)");
+}
+
+// Creates ids/<seq> entries: hard links of one ticket file naming this process (readers use it
+// to tell a submit in progress from one that died), or O_EXCL files where links are refused.
+class reservation_maker {
+ public:
+  explicit reservation_maker(const lease_paths& lease)
+      : dir_path_(prepared_ids_dir(lease)),
+        dir_(::open(dir_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)),
+        ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
+    if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
+  }
+  reservation_maker(const reservation_maker&) = delete;
+  reservation_maker& operator=(const reservation_maker&) = delete;
+  ~reservation_maker() { drop_ticket(); }
+
+  // True when this call created ids/<seq>; false when the seq was already taken.
+  bool reserve(std::int64_t seq) {
+    std::string name = std::to_string(seq);
+    if (links_work_) {
+      if (ticket_.empty() || links_ >= 30000) new_ticket();  // ext4 caps links per inode
+      if (::linkat(dir_.get(), ticket_.c_str(), dir_.get(), name.c_str(), 0) == 0) {
+        ++links_;
+        return true;
+      }
+      if (errno == EEXIST) return false;
+      if (errno == EMLINK) {
+        links_ = 30000;
+        return reserve(seq);
+      }
+      if (errno != EPERM && errno != ENOTSUP && errno != ENOSYS && errno != EOPNOTSUPP)
+        throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
+      // EPERM: no hard links here, or (sshfs) the name exists. O_EXCL tells them apart.
+    }
+    unique_fd fd(::openat(dir_.get(), name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) {
+      if (name_taken(errno)) return false;
+      throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
+    }
+    links_work_ = false;  // the name was free, so links are refused here: O_EXCL from now on
+    write_all(fd.get(), ticket_content_.data(), ticket_content_.size());
+    excl_reservations_.push_back(std::move(fd));
+    return true;
+  }
+
+  // Marks every reservation this maker made as published ('R' -> 'P', one byte in place, on
+  // the ticket inode all of them link to): a reader that cannot see such a task knows it
+  // exists, instead of taking it for the leftover of a submit that died.
+  void mark_published() noexcept {
+    for (const auto& fd : tickets_) (void)!::pwrite(fd.get(), "P", 1, 0);
+    for (const auto& fd : excl_reservations_) (void)!::pwrite(fd.get(), "P", 1, 0);
+  }
+
+  // Gives a reservation back (a submit that failed before publishing the task).
+  void release(std::int64_t seq) const noexcept {
+    ::unlinkat(dir_.get(), std::to_string(seq).c_str(), 0);
+  }
+
+ private:
+  static fs::path prepared_ids_dir(const lease_paths& lease) {
+    ensure_dir(lease.ids_dir());
+    ensure_floor(lease);
+    return lease.ids_dir();
+  }
+  void new_ticket() {
+    drop_ticket();
+    std::string name = ".ticket." + temp_suffix();
+    unique_fd fd(::openat(dir_.get(), name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw io_error("cannot create", (dir_path_ / name).string(), errno);
+    if (!write_all(fd.get(), ticket_content_.data(), ticket_content_.size())) {
+      int e = errno;
+      ::unlinkat(dir_.get(), name.c_str(), 0);
+      throw io_error("cannot write", (dir_path_ / name).string(), e);
+    }
+    ticket_ = std::move(name);
+    tickets_.push_back(std::move(fd));
+    links_ = 0;
+  }
+  void drop_ticket() noexcept {
+    if (!ticket_.empty()) ::unlinkat(dir_.get(), ticket_.c_str(), 0);
+    ticket_.clear();
+  }
+
+  fs::path dir_path_;
+  unique_fd dir_;
+  std::string ticket_content_;
+  std::string ticket_;
+  std::vector<unique_fd> tickets_;            // every ticket inode made, kept open for marking
+  std::vector<unique_fd> excl_reservations_;  // O_EXCL reservations (no hard links), open
+  int links_ = 0;
+  bool links_work_ = true;
+};
+
+// What a reader learns from ids/<seq>.
+struct reservation_ticket {
+  bool published = false;
+  std::optional<process_identity> owner;
+};
+
+inline std::optional<reservation_ticket> parse_ticket(std::string_view text) {
+  if (text.size() < 2 || (text[0] != 'R' && text[0] != 'P') || text[1] != ' ') return std::nullopt;
+  reservation_ticket t;
+  t.published = text[0] == 'P';
+  t.owner = process_identity::from_line(text.substr(2));
+  return t;
+}
+
+inline std::int64_t seq_hint(const lease_paths& lease) {
+  read_outcome raw = read_file_tolerant(lease.seq(), 64);
+  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
+  if (hint < 0 || hint > max_task_seq)
+    throw error(fmt::format(
+        "{} holds {}, beyond the largest task id (T{}): the file was edited or damaged; "
+        "remove it and leaseq recounts from the tree",
+        lease.seq().string(), raw.content.substr(0, raw.content.find('\n')), max_task_seq));
+  if (hint <= 0) hint = std::max(highest_seq_in_tree(lease), highest_reservation(lease)) + 1;
+  return hint;
+}
+
 }  // namespace detail
 
-// Reserves `count` consecutive seqs under flock(seq.lock) and returns the first. The seq file
-// holds the next seq to hand out (text). Gap-free and distinct across processes.
+// Reserves `count` seqs, each one taken exclusively in ids/, and returns them ascending. Ids
+// are distinct across every process and client; consecutive unless another client reserved
+// in between (then the batch skips the ids it took). `maker` gives them back on failure.
+// `take_lock` false plays a filesystem whose flock excludes nothing (tests).
+inline std::vector<std::int64_t> reserve_seqs(const lease_paths& lease, std::size_t count,
+                                              detail::reservation_maker& maker,
+                                              bool take_lock = true) {
+  std::vector<std::int64_t> out;
+  if (count == 0) return out;
+  out.reserve(count);
+  std::optional<file_lock> lock;
+  if (take_lock) lock.emplace(lease.seq_lock());
+  std::int64_t s = std::max(detail::seq_hint(lease), detail::read_floor(lease));
+  int taken_in_a_row = 0;
+  while (out.size() < count) {
+    if (s > max_task_seq)
+      throw error(fmt::format("lease {} has no task ids left (T{} reached)", lease.root().string(),
+                              max_task_seq));
+    if (maker.reserve(s)) {
+      out.push_back(s);
+      taken_in_a_row = 0;
+    } else if (++taken_in_a_row == 64) {
+      // The hint is far behind (an old seq file, another client's stale view): jump past
+      // every reservation this client can see instead of probing one id at a time.
+      s = std::max(s, detail::highest_reservation(lease));
+      taken_in_a_row = 0;
+    }
+    ++s;
+  }
+  try {
+    write_file_atomic(lease.seq(), std::to_string(out.back() + 1) + "\n");
+  } catch (...) {
+    for (std::int64_t seq : out) maker.release(seq);
+    throw;
+  }
+  return out;
+}
+
+// One seq, or `count` consecutive ones (the first is returned). Reserved in ids/ as above.
 inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 1) {
   if (count < 1) throw error("allocate_seq: count must be positive");
-  ensure_dir(lease.root());
-  file_lock lock(lease.seq_lock());
-  read_outcome raw = read_file_tolerant(lease.seq(), 64);
-  std::int64_t next = raw.ok ? detail::parse_seq_text(raw.content) : 0;
-  if (next <= 0) next = detail::highest_seq_in_tree(lease) + 1;
-  write_file_atomic(lease.seq(), std::to_string(next + count) + "\n");
-  return next;
+  detail::reservation_maker maker(lease);
+  for (;;) {
+    auto seqs = reserve_seqs(lease, static_cast<std::size_t>(count), maker);
+    if (seqs.back() - seqs.front() == count - 1) return seqs.front();
+    for (std::int64_t s : seqs) maker.release(s);  // not consecutive: try again past them
+  }
 }
 
 }  // namespace leaseq

@@ -18,7 +18,7 @@
 
 namespace leaseq {
 
-inline constexpr std::size_t task_state_count = 7;
+inline constexpr std::size_t task_state_count = 8;
 
 inline constexpr std::size_t state_index(task_state s) noexcept {
   return static_cast<std::size_t>(s);

@@ -28,11 +28,17 @@
 // heartbeat's `running`) that is now in neither claimed/ nor done/ is LOST? until its result
 // shows up or ui.lost_confirm_s passes, then LOST. Heartbeats are read before the task
 // directories, so a heartbeat never names a task the listing could not have seen yet.
-// A task that was PENDING or done and drops out of sight keeps its last view (marked unknown)
-// for ui.lost_confirm_s, then it is removed.
+// A task whose id was handed out (ids/, protocol 2; below ids/floor, or below the seq file in a
+// protocol 1 tree) but whose file no listing shows is UNKNOWN ("not visible yet"): views never
+// shrink while a shared filesystem's cache lags a move. A task this store saw before and that
+// drops out of sight keeps its last view, marked unknown (a one-shot reader, with nothing
+// seen before, lists it as UNKNOWN). Only
+// an id no reservation vouches for is removed after ui.lost_confirm_s; a reservation whose
+// submit died before publishing (ticket still 'R', owner gone) vouches for nothing.
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,6 +62,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/seq.hpp"
 #include "leaseq/snapshot.hpp"
 
 namespace leaseq {
@@ -458,10 +465,20 @@ class snapshot_store {
       if (!same) {
         file_read fr = fs_.read(path, opts_.max_file_bytes);
         if (!fr.ok && fr.err == ENOENT) continue;
+        json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
+        // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
+        // client, or a writer that rewrites in place) reads torn: read it again before
+        // calling it unreadable.
+        for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          fr = fs_.read(path, opts_.max_file_bytes);
+          if (fr.ok) j = parse_json_tolerant(fr.content);
+        }
+        if (!fr.ok && fr.err == ENOENT) continue;
         std::string reason;
         if (!fr.ok) {
           reason = fr.reason;
-        } else if (json_outcome j = parse_json_tolerant(fr.content); !j.ok()) {
+        } else if (!j.ok()) {
           reason = j.reason;
         } else {
           try {
@@ -557,6 +574,7 @@ class snapshot_store {
     scan_root(task_place::done, "done", paths_.done_root(), now, changed, lanes);
     scan_node_root("logs", paths_.logs_root(), now, changed);
     scan_node_root("control", paths_.control_root(), now, changed);
+    scan_allocations(now, changed);
     for (auto it = dirs_.begin(); it != dirs_.end();) {
       if (it->second.visited != scans_) {
         it = dirs_.erase(it);
@@ -598,6 +616,7 @@ class snapshot_store {
       i = j;
     }
     flush_old_before(INT64_MAX);
+    add_invisible(now, *table);
     // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
     for (const auto& [id, ev] : evidence) {
       auto seq = *task_seq(id);
@@ -705,10 +724,141 @@ class snapshot_store {
       out.push_back(std::move(v));
       return;
     }
-    if (missing_for >= opts_.ui.lost_confirm_s) return;  // gone for good: removed
-    v.unknown = true;
-    v.unknown_reason = "its file is no longer visible";
+    bool vouched = allocated(before.seq, now);
+    if (missing_for >= opts_.ui.lost_confirm_s && !vouched) return;  // gone for good: removed
+    v.unknown = true;  // its last state, marked unknown: the dashboard holds what it saw
+    v.unknown_reason = vouched ? "not visible yet (shared filesystem lag?): its file is in none "
+                                 "of inbox/, claimed/, done/ right now"
+                               : "its file is no longer visible";
     out.push_back(std::move(v));
+  }
+
+  // ---- ids handed out (seq.hpp): which tasks exist even when no listing shows them ----
+
+  void scan_allocations(double now, bool& changed) {
+    bool c = false;
+    cached_dir* d = list_cached("ids", paths_.ids_dir(), now, c, true);
+    if (!d) {
+      has_ids_ = false;
+      reserved_.clear();
+      floor_ = 0;
+    } else if (c || !has_ids_) {
+      has_ids_ = true;
+      reserved_.clear();
+      reserved_.reserve(d->subdirs.size());
+      for (const std::string& n : d->subdirs)
+        if (std::int64_t seq = detail::seq_of_reservation_name(n)) reserved_.push_back(seq);
+      std::sort(reserved_.begin(), reserved_.end());
+    }
+    if (has_ids_ && (c || floor_ == 0)) {
+      file_read r = fs_.read(paths_.ids_floor(), 64);
+      floor_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+    }
+    legacy_next_ = 0;
+    // The seq file is small but read on every scan of a 1M-task lease: only when it changed.
+    file_info si = fs_.stat(paths_.seq());
+    if (si.err != 0) {
+      seq_hint_ = 0;
+      seq_stamp_ = {};
+    } else if (si.ino != seq_stamp_.ino || si.mtime != seq_stamp_.mtime ||
+               si.size != seq_stamp_.size) {
+      file_read r = fs_.read(paths_.seq(), 64);
+      seq_hint_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+      seq_stamp_ = si;
+    }
+    if (!has_ids_) legacy_next_ = seq_hint_;  // a protocol 1 tree: the seq file counts the ids
+    changed |= c;
+  }
+
+  // Whether seq names a task that exists, per the reservations (not per any listing).
+  bool allocated(std::int64_t seq, double now) {
+    if (seq < floor_ || (!has_ids_ && seq < legacy_next_)) return true;
+    if (!std::binary_search(reserved_.begin(), reserved_.end(), seq)) return false;
+    return ticket_vouches(seq, now);
+  }
+
+  // A reservation vouches for a task unless its submit died before publishing: ticket 'R',
+  // its owner gone (this host) or silent for long (another host), past a grace period longer
+  // than any attribute cache (a stale 'R' is then re-read as 'P').
+  bool ticket_vouches(std::int64_t seq, double now) {
+    auto it = tickets_.find(seq);
+    if (it != tickets_.end() && it->second.final) return it->second.vouches;
+    file_read r = fs_.read(paths_.ids_dir() / std::to_string(seq), 512);
+    ticket_verdict v;
+    if (!r.ok) {
+      v.vouches = r.err != ENOENT;  // released (a failed submit gave it back): no task
+      v.final = false;
+    } else if (auto t = detail::parse_ticket(r.content); !t) {
+      v.vouches = true;  // not a ticket leaseq wrote: trust it
+      v.final = true;
+    } else if (t->published) {
+      v.vouches = true;
+      v.final = true;
+    } else {
+      auto live = t->owner ? detail::check_liveness(*t->owner) : detail::liveness::unknown;
+      double age = now - r.info.mtime;
+      double grace = live == detail::liveness::dead ? 60.0 : 600.0;
+      v.vouches = live == detail::liveness::alive || age < grace;
+      v.final = !v.vouches;
+    }
+    tickets_[seq] = v;
+    return v.vouches;
+  }
+
+  // Adds an UNKNOWN view for every id handed out that the table does not hold.
+  void add_invisible(double now, std::vector<task_view>& table) {
+    if (!has_ids_ && legacy_next_ <= 1) return;
+    std::int64_t legacy_end = std::max(floor_, has_ids_ ? 0 : legacy_next_);
+    std::int64_t highest_seen = table.empty() ? 0 : table.back().seq;
+    // A seq file far beyond anything seen was edited or damaged: it vouches for nothing.
+    if (legacy_end > highest_seen + 1'000'000) legacy_end = 0;
+    std::vector<task_view> extra;
+    std::size_t ti = 0;
+    auto missing = [&](std::int64_t seq) {
+      while (ti < table.size() && table[ti].seq < seq) ++ti;
+      return ti == table.size() || table[ti].seq != seq;
+    };
+    auto add = [&](std::int64_t seq, const char* why) {
+      task_view v;
+      v.seq = seq;
+      v.id = format_task_id(seq);
+      v.state = task_state::unknown;
+      v.unknown = true;
+      v.missing_since = now;
+      v.unknown_reason = why;
+      extra.push_back(std::move(v));
+    };
+    for (std::int64_t seq = 1; seq < legacy_end; ++seq)
+      if (missing(seq)) add(seq, "not visible yet (shared filesystem lag?): the id was handed out");
+    for (std::int64_t seq : reserved_) {
+      if (seq < legacy_end || !missing(seq)) continue;
+      if (ticket_vouches(seq, now))
+        add(seq, "not visible yet (shared filesystem lag, or a submit in progress): ids/ holds it");
+    }
+    // A cached listing of ids/ (NFS, sshfs) can be older than the listings of the lanes: ids
+    // reserved since it was taken are looked up one by one, from the highest listed up to the
+    // highest the seq file or any task shows. A name never looked up before is asked of the
+    // server, past the directory cache.
+    if (has_ids_) {
+      std::int64_t listed = reserved_.empty() ? floor_ - 1 : reserved_.back();
+      std::int64_t upper = std::max(seq_hint_ - 1, highest_seen);
+      upper = std::min(upper, listed + 4096);
+      for (std::int64_t seq = std::max(listed, legacy_end - 1) + 1; seq <= upper; ++seq) {
+        while (ti < table.size() && table[ti].seq < seq) ++ti;
+        if (ti < table.size() && table[ti].seq == seq) continue;
+        file_info f = fs_.stat(paths_.ids_dir() / std::to_string(seq));
+        if (f.err == 0 && ticket_vouches(seq, now))
+          add(seq, "not visible yet (shared filesystem lag): ids/ holds it");
+      }
+    }
+    if (extra.empty()) return;
+    std::vector<task_view> merged;
+    merged.reserve(table.size() + extra.size());
+    std::merge(std::make_move_iterator(table.begin()), std::make_move_iterator(table.end()),
+               std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()),
+               std::back_inserter(merged),
+               [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
+    table = std::move(merged);
   }
 
   void build_nodes(double now, snapshot& s) {
@@ -786,6 +936,15 @@ class snapshot_store {
   std::set<std::string> node_names_;
   table_summary summary_;
   std::vector<std::string> last_evidence_;
+  struct ticket_verdict {
+    bool vouches = true;
+    bool final = false;  // never read again
+  };
+  bool has_ids_ = false;
+  std::int64_t floor_ = 0, legacy_next_ = 0, seq_hint_ = 0;
+  file_info seq_stamp_;
+  std::vector<std::int64_t> reserved_;  // sorted
+  std::unordered_map<std::int64_t, ticket_verdict> tickets_;
   std::vector<scan_error> dir_errors_, hb_errors_;
 };
 

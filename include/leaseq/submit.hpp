@@ -1,14 +1,21 @@
 #pragma once
 
-// Enqueueing tasks: one, a batch under one seq allocation, idempotency keys, retries.
+// Enqueueing tasks: one, or a batch; idempotency keys; retries.
+//
+// Ids come from seq.hpp (ids/<seq> taken exclusively), and every task file is published with
+// an exclusive rename (publish_exclusive): nothing a submit writes can replace another task,
+// whatever the filesystem's locks and caches do.
 //
 // Idempotency: keys/<key> is created exclusively (link(2) of a complete temp file) holding the
-// task id, BEFORE the task file is written. Whoever creates the key owns the id; a second
-// submit with the same key reads the id back and enqueues nothing. A crash between the two
-// writes leaves a key naming a task that never appears (reported as such on the next submit
-// with that key), never a duplicate task.
+// task id and the submitting process's identity, after the task's own file is written and
+// flushed under its temp name and before that file is published. A submit that fails removes
+// the keys it made; one killed between the key and the publish leaves a key naming a task that
+// never appears: the next submit with that key sees the owner is gone (same host: pid + start
+// time; another host: the key is older than key_orphan_s) and enqueues the task itself. So a
+// key never points at nothing for longer than its owner lives.
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +29,9 @@
 #include <vector>
 
 #include "leaseq/clock.hpp"
+#include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/process_identity.hpp"
+#include "leaseq/detail/quote.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/locate.hpp"
@@ -89,36 +99,102 @@ inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
   return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
 }
 
-// The id a key names, or an error when it cannot be read.
-inline std::string read_key(const lease_paths& lease, const std::string& key) {
-  read_outcome r = read_file_tolerant(lease.key(key), 256);
-  std::string id = r.content;
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  if (!r.ok || !is_valid_task_id(id))
+// A key older than this whose task is visible nowhere and whose owner cannot be checked (it
+// ran on another host) is taken over by the next submit with that key.
+inline constexpr double key_orphan_s = 600;
+
+struct key_record {
+  std::string id;
+  std::optional<process_identity> owner;  // protocol 1 keys hold only the id
+  double age_s = 0;
+};
+
+// What a key names, or an error when it exists but cannot be read.
+inline std::optional<key_record> read_key_record(const lease_paths& lease, const std::string& key) {
+  read_outcome r = read_file_tolerant(lease.key(key), 1024);
+  if (!r.ok && r.err == ENOENT) return std::nullopt;
+  key_record k;
+  std::string_view text = r.content;
+  std::size_t nl = text.find('\n');
+  std::string_view first = text.substr(0, nl);
+  while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.remove_suffix(1);
+  k.id = std::string(first);
+  if (!r.ok || !is_valid_task_id(k.id))
     throw error("idempotency key " + quote_for_message(key) + " exists but " +
                 lease.key(key).string() +
                 " is unreadable: " + (r.ok ? std::string("not a task id") : r.reason));
-  return id;
+  if (nl != std::string_view::npos) k.owner = process_identity::from_line(text.substr(nl + 1));
+  struct stat st;
+  if (::stat(lease.key(key).c_str(), &st) == 0)
+    k.age_s = std::max(0.0, unix_now() - static_cast<double>(st.st_mtim.tv_sec));
+  return k;
 }
 
-// Claims the key for id; returns the earlier id when the key was taken.
-inline std::optional<std::string> claim_key(const lease_paths& lease, const std::string& key,
-                                            const std::string& id) {
-  ensure_dir(lease.keys_dir());
-  if (create_file_exclusive(lease.key(key), id + "\n")) return std::nullopt;
-  return read_key(lease, key);
+inline std::string read_key(const lease_paths& lease, const std::string& key) {
+  auto k = read_key_record(lease, key);
+  if (!k) throw error("idempotency key " + quote_for_message(key) + " vanished while read");
+  return k->id;
+}
+
+// Whether a task file of this id is visible anywhere in the tree (any lane, any node).
+inline bool task_file_exists(const lease_paths& lease, const std::string& id) {
+  struct stat st;
+  auto in = [&](const fs::path& root, const std::string& name) {
+    for (const std::string& d : list_dir(root.string()).names)
+      if (is_valid_lane(d) && ::lstat((root / d / name).c_str(), &st) == 0) return true;
+    return false;
+  };
+  return in(lease.done_root(), id + ".result.json") || in(lease.claimed_root(), id + ".json") ||
+         in(lease.inbox_root(), id + ".json");
+}
+
+// The id an existing key binds, or nullopt when the key is free (never made, or orphaned and
+// now moved aside by this call: the caller creates it afresh). Waits while the key's owner is
+// alive on this host and its task is not published yet.
+inline std::optional<std::string> bound_key(const lease_paths& lease, const std::string& key) {
+  for (int attempt = 0;; ++attempt) {
+    auto k = read_key_record(lease, key);
+    if (!k) return std::nullopt;
+    if (task_file_exists(lease, k->id)) return k->id;
+    // Its task is not visible here. Lag (another client published it, this client's cache
+    // has not caught up) or a submit that died before publishing? The id's reservation
+    // tells: its ticket turns 'P' once the submit has published everything.
+    liveness owner = k->owner ? check_liveness(*k->owner) : liveness::unknown;
+    read_outcome t = read_file_tolerant(lease.ids_dir() / std::to_string(*task_seq(k->id)), 512);
+    auto ticket = t.ok ? parse_ticket(t.content) : std::nullopt;
+    bool unpublished = ticket && !ticket->published;
+    bool orphaned =
+        (unpublished && owner == liveness::dead) ||
+        (owner != liveness::alive && (!ticket || unpublished) && k->age_s > key_orphan_s);
+    if (!orphaned) {
+      if (owner == liveness::alive && attempt < 100) {  // its submit is publishing: wait
+        ::usleep(50 * 1000);
+        continue;
+      }
+      return k->id;  // in flight on another client, or a protocol 1 key: trust it
+    }
+    // Exactly one taker wins the rename; a loser reads the key again.
+    fs::path aside = lease.keys_dir() / ("." + key + ".orphan." + temp_suffix());
+    if (::rename(lease.key(key).c_str(), aside.c_str()) == 0) {
+      ::unlink(aside.c_str());
+      return std::nullopt;
+    }
+    if (errno != ENOENT)
+      throw io_error("cannot take over idempotency key", lease.key(key).string(), errno);
+  }
 }
 
 }  // namespace detail
 
 namespace detail {
 
-// A batch writes every file under its temp name first, flushes them all with one syncfs(),
-// and only then renames them onto their final names: each file is durable before it becomes
-// visible, as the protocol asks, for the price of one flush rather than one per file.
+// A batch writes every file under its temp name first, flushes them (one syncfs for a large
+// batch, an fsync per file for a small one), and only then publishes them onto their final
+// names: each file is durable before it becomes visible, as the protocol asks.
 class batch_stage {
  public:
-  explicit batch_stage(const lease_paths& lease) : lease_(lease) {}
+  batch_stage(const lease_paths& lease, bool per_file_sync)
+      : lease_(lease), per_file_sync_(per_file_sync) {}
 
   // Index of a directory of the batch, created if needed and opened once: every file is
   // made relative to it, so no path is walked twice.
@@ -126,54 +202,53 @@ class batch_stage {
     for (std::size_t i = 0; i < dirs_.size(); ++i)
       if (dirs_[i].path == path) return i;
     ensure_dir(path);
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) throw io_error("cannot open directory", path.string(), errno);
     dirs_.push_back({path, std::move(fd)});
     return dirs_.size() - 1;
   }
+  const fs::path& path(std::size_t dir) const { return dirs_[dir].path; }
 
   // Writes content under a temp name starting with '.' (invisible to readers), O_EXCL and
-  // never through a symlink. Not flushed yet. Safe to call from several threads.
+  // never through a symlink. Safe to call from several threads.
   void write_temp(std::size_t dir, const std::string& temp, std::string_view content) const {
     unique_fd fd(::openat(dirs_[dir].fd.get(), temp.c_str(),
                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) throw io_error("cannot create", (dirs_[dir].path / temp).string(), errno);
-    if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
+    if (!write_all(fd.get(), content.data(), content.size()) ||
+        (per_file_sync_ && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
       int e = errno;
       ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
       throw io_error("cannot write", (dirs_[dir].path / temp).string(), e);
     }
   }
 
-  // Everything written so far reaches the disk (one call covers the whole filesystem).
+  // Everything written so far reaches the disk.
   void flush() const {
+    if (per_file_sync_) {
+      for (const auto& d : dirs_) ::fsync(d.fd.get());  // best effort, as fsync_dir
+      return;
+    }
     unique_fd root(::open(lease_.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root || ::syncfs(root.get()) != 0)
       throw io_error("cannot flush submitted tasks", lease_.root().string(), errno);
   }
 
-  void rename(std::size_t dir, const std::string& temp, const std::string& final_name) const {
-    int fd = dirs_[dir].fd.get();
-    if (::renameat(fd, temp.c_str(), fd, final_name.c_str()) != 0) {
-      int e = errno;
-      ::unlinkat(fd, temp.c_str(), 0);
-      throw io_error("cannot rename onto final name", (dirs_[dir].path / final_name).string(), e);
-    }
+  // Exclusive: false (temp kept) when the final name exists.
+  bool publish(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+    return publish_exclusive(dirs_[dir].fd.get(), temp, final_name, dirs_[dir].path);
   }
 
-  // link(2) fails with EEXIST when the name is taken: false then. The temp name goes either way.
+  // link(2): false when the final name exists. The temp name stays either way.
   bool link(std::size_t dir, const std::string& temp, const std::string& final_name) const {
     int fd = dirs_[dir].fd.get();
-    int rc = ::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0);
-    int e = errno;
-    ::unlinkat(fd, temp.c_str(), 0);
-    if (rc == 0) return true;
-    if (e == EEXIST) return false;
-    throw io_error("cannot create", (dirs_[dir].path / final_name).string(), e);
+    if (::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0) == 0) return true;
+    if (name_taken(errno)) return false;
+    throw io_error("cannot create", (dirs_[dir].path / final_name).string(), errno);
   }
 
-  void remove(std::size_t dir, const std::string& temp) const noexcept {
-    ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
+  void remove(std::size_t dir, const std::string& name) const noexcept {
+    ::unlinkat(dirs_[dir].fd.get(), name.c_str(), 0);
   }
 
  private:
@@ -182,6 +257,7 @@ class batch_stage {
     unique_fd fd;
   };
   const lease_paths& lease_;
+  bool per_file_sync_;
   std::vector<open_dir> dirs_;
 };
 
@@ -213,12 +289,38 @@ void for_each_index_parallel(std::size_t n, Body body) {
   if (first) std::rethrow_exception(first);
 }
 
+// Everything one batch has made so far, so that a failure undoes exactly that: temp files,
+// keys it created, ids it reserved and did not publish. Published tasks stay.
+struct batch_undo {
+  const batch_stage& stage;
+  reservation_maker& maker;
+  std::vector<std::pair<std::size_t, std::string>> temps;  // (dir, name) still on disk
+  std::vector<std::int64_t> reserved;                      // seqs not yet published
+  std::size_t keys_dir = 0;
+  std::vector<std::string> keys;  // keys this batch created whose task is not published yet
+  bool armed = true;
+
+  ~batch_undo() {
+    if (!armed) return;
+    for (const auto& [d, n] : temps) stage.remove(d, n);
+    for (const auto& k : keys) stage.remove(keys_dir, k);
+    for (std::int64_t s : reserved) maker.release(s);
+  }
+  void published(std::int64_t seq, const std::optional<std::string>& key) {
+    reserved.erase(std::remove(reserved.begin(), reserved.end(), seq), reserved.end());
+    if (key) keys.erase(std::remove(keys.begin(), keys.end(), *key), keys.end());
+  }
+};
+
 }  // namespace detail
 
-// Enqueues the requests in order under one seq allocation. Returns one outcome per request.
-// Keys first (each made durable before any task that names it), then the tasks: all written
-// under temp names, flushed once, renamed in seq order, flushed again before returning.
-// A batch that fails part-way removes the temp files it made; the tasks already renamed stay.
+// Enqueues the requests in order. Returns one outcome per request. Ids are reserved
+// exclusively (seq.hpp); task files and keys are written under temp names and flushed; keys
+// are linked into place (a key already bound answers with its task, and that request writes
+// nothing); tasks are published exclusively in seq order and flushed again before returning.
+// A batch that fails part-way removes its temp files and the keys it made and gives back the
+// ids it did not publish; the tasks already published stay (their ids were returned to no one,
+// so the caller reports the failure; a retry with keys enqueues only what is missing).
 inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
                                                 const std::string& lease_id,
                                                 const std::vector<submit_request>& requests,
@@ -227,96 +329,135 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   for (const auto& r : requests) detail::check_request(r);
   std::vector<submit_outcome> out;
   if (requests.empty()) return out;
-  const std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
+  const std::size_t n = requests.size();
+  detail::reservation_maker maker(lease);
+  std::vector<std::int64_t> seqs = reserve_seqs(lease, n, maker);
+  detail::batch_stage stage(lease, n <= 8);
+  detail::batch_undo undo{stage, maker, {}, seqs, 0, {}, true};
   const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
-  auto id_of = [&](std::size_t i) { return format_task_id(first + static_cast<std::int64_t>(i)); };
-  detail::batch_stage stage(lease);
-  out.reserve(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) out.push_back({id_of(i), false});
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
 
-  // Keys: written, flushed, then linked into place in request order.
-  std::vector<std::size_t> keyed;
-  for (std::size_t i = 0; i < requests.size(); ++i)
-    if (requests[i].key) keyed.push_back(i);
-  if (!keyed.empty()) {
-    std::size_t keys = stage.dir(lease.keys_dir());
-    auto temp_key = [&](std::size_t i) {
-      return "." + *requests[i].key + suffix + std::to_string(i);
-    };
-    std::size_t made = 0;
-    try {
-      for (; made < keyed.size(); ++made)
-        stage.write_temp(keys, temp_key(keyed[made]), out[keyed[made]].id + "\n");
-      stage.flush();
-    } catch (...) {
-      for (std::size_t k = 0; k < made; ++k) stage.remove(keys, temp_key(keyed[k]));
-      throw;
-    }
-    for (std::size_t k = 0; k < keyed.size(); ++k) {
-      std::size_t i = keyed[k];
-      try {
-        if (!stage.link(keys, temp_key(i), *requests[i].key))
-          out[i] = {detail::read_key(lease, *requests[i].key), true};
-      } catch (...) {
-        for (std::size_t rest = k + 1; rest < keyed.size(); ++rest)
-          stage.remove(keys, temp_key(keyed[rest]));
-        throw;
+  // A key already bound (before this batch) answers at once; that request makes nothing.
+  std::vector<char> skip(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!requests[i].key) continue;
+    for (std::size_t j = 0; j < i; ++j)
+      if (requests[j].key == requests[i].key && !skip[j]) {
+        out[i] = {out[j].id, true};  // the same key twice in one batch: one task
+        skip[i] = 1;
       }
-    }
   }
 
-  // Tasks: temp files written on two threads, one flush, renames in seq order, one flush.
-  std::vector<std::size_t> lane(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i)
-    if (!out[i].existing)
+  std::vector<std::size_t> lane(n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (!skip[i])
       lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
                                            : lease.inbox(std::string(any_lane)));
+  std::size_t keys_dir = 0;
+  bool any_key = false;
+  for (std::size_t i = 0; i < n; ++i) any_key |= requests[i].key && !skip[i];
+  if (any_key) keys_dir = undo.keys_dir = stage.dir(lease.keys_dir());
   auto temp_task = [&](std::size_t i) {
     return "." + out[i].id + ".json" + suffix + std::to_string(i);
   };
-  std::vector<char> written(requests.size(), 0);
-  auto remove_temps = [&] {
-    for (std::size_t i = 0; i < requests.size(); ++i)
-      if (written[i]) stage.remove(lane[i], temp_task(i));
+  auto temp_key = [&](std::size_t i) {
+    return "." + *requests[i].key + suffix + std::to_string(i);
   };
+  const std::string owner = detail::process_identity::of_self().to_line() + "\n";
+
+  // Temp files on two threads, then one flush.
+  std::vector<char> written(n, 0), key_written(n, 0);
   try {
-    detail::for_each_index_parallel(requests.size(), [&](std::size_t i) {
-      if (out[i].existing) return;
-      task_spec t =
-          detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
+    detail::for_each_index_parallel(n, [&](std::size_t i) {
+      if (skip[i]) return;
+      task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now);
       stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
       written[i] = 1;
+      if (requests[i].key) {
+        stage.write_temp(keys_dir, temp_key(i), out[i].id + "\n" + owner);
+        key_written[i] = 1;
+      }
     });
-    stage.flush();
-    for (std::size_t i = 0; i < requests.size(); ++i) {
-      if (!written[i]) continue;
-      stage.rename(lane[i], temp_task(i), out[i].id + ".json");
-      written[i] = 0;
-    }
   } catch (...) {
-    remove_temps();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (written[i]) stage.remove(lane[i], temp_task(i));
+      if (key_written[i]) stage.remove(keys_dir, temp_key(i));
+    }
     throw;
   }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (written[i]) undo.temps.emplace_back(lane[i], temp_task(i));
+    if (key_written[i]) undo.temps.emplace_back(keys_dir, temp_key(i));
+  }
   stage.flush();
+
+  // Keys: linked in request order. A bound key answers with its task; an orphaned one (its
+  // submit died before publishing) was moved aside by bound_key and is made afresh here.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (skip[i] || !requests[i].key) continue;
+    const std::string& key = *requests[i].key;
+    for (int tries = 0;; ++tries) {
+      if (tries > 0) {
+        // The key exists on the server but this client cannot read it yet (sshfs, NFS
+        // negative lookup cache): wait for the cache, up to 30 s.
+        if (tries > 600)
+          throw error("idempotency key " + detail::quote_for_message(key) +
+                      " exists but stays unreadable from this client: " + lease.key(key).string());
+        ::usleep(50 * 1000);
+      }
+      if (auto earlier = detail::bound_key(lease, key)) {
+        stage.remove(lane[i], temp_task(i));  // named after out[i].id: before it changes
+        out[i] = {*earlier, true};
+        skip[i] = 1;
+        break;
+      }
+      if (stage.link(keys_dir, temp_key(i), key)) {
+        undo.keys.push_back(key);
+        break;
+      }
+    }
+    stage.remove(keys_dir, temp_key(i));
+  }
+
+  // Publish in seq order. A name already taken can only be a task another program numbered
+  // by the old rules: this request takes a fresh id (and its key is re-pointed).
+  for (std::size_t i = 0; i < n; ++i) {
+    if (skip[i]) continue;
+    std::string temp = temp_task(i);
+    for (int taken = 0; !stage.publish(lane[i], temp, out[i].id + ".json"); ++taken) {
+      if (taken > 1000)
+        throw error("cannot publish a task in " + stage.path(lane[i]).string() +
+                    ": every id tried is taken (is the directory writable?)");
+      stage.remove(lane[i], temp);
+      std::int64_t fresh = reserve_seqs(lease, 1, maker).front();
+      undo.reserved.push_back(fresh);
+      out[i].id = format_task_id(fresh);
+      temp = temp_task(i);
+      task_spec t = detail::make_spec(requests[i], lease_id, fresh, now);
+      stage.write_temp(lane[i], temp, json(t).dump() + "\n");
+      if (requests[i].key) write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
+    }
+    undo.published(*task_seq(out[i].id), requests[i].key);
+  }
+  stage.flush();
+  // Ids reserved for requests answered by an earlier key are given back.
+  for (std::size_t i = 0; i < n; ++i)
+    if (skip[i]) maker.release(seqs[i]);
+  undo.armed = false;
+  maker.mark_published();
   return out;
 }
 
-// Enqueues one task (atomic, fsync'd write).
+// Enqueues one task (durable before it is visible).
 inline submit_outcome submit_task(const lease_paths& lease, const std::string& lease_id,
                                   const submit_request& request, double now = unix_now()) {
   check_lease_id(lease_id);
   detail::check_request(request);
-  if (request.key) {
-    // A key already taken answers without allocating a seq.
-    if (fs::exists(lease.key(*request.key))) return {detail::read_key(lease, *request.key), true};
-  }
-  task_spec t = detail::make_spec(request, lease_id, allocate_seq(lease, 1), now);
-  if (t.key)
-    if (auto earlier = detail::claim_key(lease, *t.key, t.id)) return {*earlier, true};
-  fs::path p = detail::inbox_path(lease, t);
-  ensure_dir(p.parent_path());
-  write_json_atomic(p, json(t));
-  return {t.id, false};
+  // A key already bound answers without reserving an id.
+  if (request.key)
+    if (auto earlier = detail::bound_key(lease, *request.key)) return {*earlier, true};
+  return submit_batch(lease, lease_id, {request}, now).front();
 }
 
 // A retry is a new task (new seq) with the same argv, cwd, env, gpus and lane as the old one,

@@ -40,6 +40,7 @@ inline int state_priority(task_state s) noexcept {
     case task_state::running:
       return 0;
     case task_state::lost_maybe:
+    case task_state::unknown:
       return 1;
     case task_state::pending:
       return 2;

@@ -281,6 +281,7 @@ inline command_output run_command(const std::vector<std::string>& argv,
 // begin leaseq/file_io.hpp
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -424,6 +425,14 @@ inline void write_json_atomic(const fs::path& path, const json& value, mode_t mo
   write_file_atomic(path, json_file_text(value), mode, sync_dir);
 }
 
+// Whether an exclusive create (link, O_EXCL, RENAME_NOREPLACE) failed because the name exists.
+// sshfs speaks SFTP v3, which has no "file exists" status: a name this client's cache does not
+// know but the server has comes back as EPERM. In a lease tree (one owner, mode 0700) EPERM
+// has no other cause for these calls.
+inline bool name_taken(int err) noexcept {
+  return err == EEXIST || err == EPERM;
+}
+
 // Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
 // under a temp name first and then link()ed, so it is never seen half-written.
 // Returns false when the path already existed.
@@ -446,10 +455,31 @@ inline bool create_file_exclusive(const fs::path& path, std::string_view content
   e = errno;
   ::unlink(tmp.c_str());
   if (rc != 0) {
-    if (e == EEXIST) return false;
+    if (name_taken(e)) return false;
     throw io_error("cannot create", path.string(), e);
   }
   detail::fsync_dir(dir);
+  return true;
+}
+
+// Moves the complete file `temp` onto `final_name` (both relative to dir_fd) only if no file
+// of that name exists: renameat2(RENAME_NOREPLACE), or link + unlink where the filesystem has
+// no such rename. Either way the server decides, so two clients can never both publish one
+// name, whatever their caches show. Returns false (temp left in place) when the name is taken.
+inline bool publish_exclusive(int dir_fd, const std::string& temp, const std::string& final_name,
+                              const fs::path& dir_for_errors) {
+  if (::renameat2(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), RENAME_NOREPLACE) == 0)
+    return true;
+  int e = errno;
+  if (name_taken(e)) return false;
+  if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  if (::linkat(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), 0) != 0) {
+    e = errno;
+    if (name_taken(e)) return false;
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  }
+  ::unlinkat(dir_fd, temp.c_str(), 0);
   return true;
 }
 
@@ -1275,7 +1305,9 @@ namespace leaseq {
 using json = nlohmann::json;
 
 // Task state as a reader derives it (protocol: "Task state as a reader derives it").
-enum class task_state { pending, running, finished, failed, cancelled, lost_maybe, lost };
+// `unknown`: the task exists (its id was handed out, protocol 2 ids/) but no reader can see its
+// file right now: a shared filesystem's cache lags a move inbox -> claimed -> done.
+enum class task_state { pending, running, finished, failed, cancelled, lost_maybe, lost, unknown };
 
 inline constexpr std::string_view to_string(task_state s) noexcept {
   switch (s) {
@@ -1293,6 +1325,8 @@ inline constexpr std::string_view to_string(task_state s) noexcept {
       return "LOST?";
     case task_state::lost:
       return "LOST";
+    case task_state::unknown:
+      return "UNKNOWN";
   }
   return "?";
 }
@@ -1300,7 +1334,7 @@ inline constexpr std::string_view to_string(task_state s) noexcept {
 inline std::optional<task_state> parse_task_state(std::string_view s) noexcept {
   for (task_state t :
        {task_state::pending, task_state::running, task_state::finished, task_state::failed,
-        task_state::cancelled, task_state::lost_maybe, task_state::lost})
+        task_state::cancelled, task_state::lost_maybe, task_state::lost, task_state::unknown})
     if (to_string(t) == s) return t;
   return std::nullopt;
 }
@@ -1794,6 +1828,9 @@ class lease_paths {
   fs::path hb_dir() const { return root_ / "hb"; }
   fs::path control_root() const { return root_ / "control"; }
   fs::path keys_dir() const { return root_ / "keys"; }
+  // Protocol 2: one entry per task id handed out (seq.hpp), and the protocol 1 floor.
+  fs::path ids_dir() const { return root_ / "ids"; }
+  fs::path ids_floor() const { return ids_dir() / "floor"; }
 
   fs::path inbox(const std::string& lane) const { return inbox_root() / check_lane(lane); }
   fs::path claimed(const std::string& node) const { return claimed_root() / check_node(node); }
@@ -1827,6 +1864,10 @@ class lease_paths {
     return hb_dir() / (check_node(node) + ".json");
   }
   fs::path key(const std::string& key) const { return keys_dir() / check_key(key); }
+  // flock'd by the node's runner for its whole life: one runner per node per lease.
+  fs::path runner_lock(const std::string& node) const {
+    return root_ / ("runner-" + check_node(node) + ".lock");
+  }
   fs::path runner_log(const std::string& node) const {
     return root_ / ("runner-" + check_node(node) + ".log");
   }
@@ -2303,7 +2344,7 @@ inline std::optional<std::string> unsafe_dir(const std::filesystem::path& root,
 
 namespace leaseq {
 
-inline constexpr std::size_t task_state_count = 7;
+inline constexpr std::size_t task_state_count = 8;
 
 inline constexpr std::size_t state_index(task_state s) noexcept {
   return static_cast<std::size_t>(s);
@@ -2517,6 +2558,10 @@ inline std::vector<snapshot_event> diff(const snapshot& before, const snapshot& 
 //                         failed with EIO (as a lost NFS reply does)
 //   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
 //                         restore tests)
+//   claim_record_enospc   recording "starting" in the claimed file, before the task is
+//                         spawned, fails with ENOSPC (the claim must be given back)
+//   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
+//                         be killed at once)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -2536,11 +2581,13 @@ enum class fault_point : int {
   result_write_eio = 1,
   claim_rename_lies = 2,
   dashboard_throws = 3,
+  claim_record_enospc = 4,
+  pid_record_enospc = 5,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 4;
+inline constexpr int fault_point_count = 6;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -2552,6 +2599,10 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "claim_rename_lies";
     case fault_point::dashboard_throws:
       return "dashboard_throws";
+    case fault_point::claim_record_enospc:
+      return "claim_record_enospc";
+    case fault_point::pid_record_enospc:
+      return "pid_record_enospc";
   }
   return "";
 }
@@ -2593,7 +2644,7 @@ struct fault_table {
         problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
                            " (expected POINT=N or POINT=1/K with POINT one of "
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
-                           "dashboard_throws)");
+                           "dashboard_throws, claim_record_enospc, pid_record_enospc)");
         continue;
       }
       if (every)
@@ -2948,29 +2999,280 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 #include <fcntl.h>
 #include <sys/file.h>
 
-#include <cerrno>
-#include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+// begin leaseq/detail/process_identity.hpp
+
+// Who a process is, beyond its pid: pids are reused, so a pid read from disk names the process
+// that wrote it only while the start time (/proc/PID/stat field 22) and the boot id match too.
+// Used to tell whether the writer of a reservation or key is still alive before taking over.
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+
+namespace leaseq::detail {
+
+// A pid as read from disk, checked: 2 .. the largest pid_t. Never 0, 1 or negative, so it can
+// never name a process group, init or "every process" when passed to kill().
+inline std::optional<pid_t> checked_pid(long long value) noexcept {
+  if (value <= 1 || value > 0x3fffffff) return std::nullopt;  // PID_MAX_LIMIT is 2^22
+  return static_cast<pid_t>(value);
+}
+
+// A /proc file (its size is 0 to stat: read until EOF), at most max_bytes.
+inline std::string read_proc_file(const char* path, std::size_t max_bytes = 4096) {
+  unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  std::string out;
+  if (!fd) return out;
+  char buf[4096];
+  while (out.size() < max_bytes) {
+    ssize_t n = read_retry(fd.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+// Clock ticks since boot at which pid started; nullopt when there is no such process.
+inline std::optional<std::uint64_t> process_start_ticks(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  std::string stat = read_proc_file(path.c_str());
+  auto close_paren = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (close_paren == std::string::npos) return std::nullopt;
+  std::string_view rest = std::string_view(stat).substr(close_paren + 1);
+  // Fields after the name start at 3 (state); starttime is field 22.
+  int field = 2;
+  std::size_t i = 0;
+  while (i < rest.size()) {
+    while (i < rest.size() && rest[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < rest.size() && rest[j] != ' ') ++j;
+    if (j == i) break;
+    if (++field == 22) {
+      std::uint64_t v = 0;
+      for (char c : rest.substr(i, j - i)) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      return v;
+    }
+    i = j;
+  }
+  return std::nullopt;
+}
+
+inline const std::string& boot_id() {
+  static const std::string id = [] {
+    std::string s = read_proc_file("/proc/sys/kernel/random/boot_id");
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  }();
+  return id;
+}
+
+inline std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+struct process_identity {
+  std::string host;
+  long long pid = 0;
+  std::uint64_t start_ticks = 0;
+  std::string boot_id;
+
+  static process_identity of_self() {
+    process_identity me;
+    me.host = host_name();
+    me.pid = ::getpid();
+    me.start_ticks = process_start_ticks(::getpid()).value_or(0);
+    me.boot_id = detail::boot_id();
+    return me;
+  }
+
+  // One line, space-separated: "host pid start_ticks boot_id" (host names hold no spaces).
+  std::string to_line() const {
+    return host + " " + std::to_string(pid) + " " + std::to_string(start_ticks) + " " +
+           (boot_id.empty() ? "-" : boot_id);
+  }
+  static std::optional<process_identity> from_line(std::string_view line) {
+    process_identity p;
+    std::string_view parts[4];
+    std::size_t n = 0, i = 0;
+    while (i < line.size() && n < 4) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\n')) ++i;
+      std::size_t j = i;
+      while (j < line.size() && line[j] != ' ' && line[j] != '\n') ++j;
+      if (j > i) parts[n++] = line.substr(i, j - i);
+      i = j;
+    }
+    if (n != 4) return std::nullopt;
+    p.host = std::string(parts[0]);
+    long long pid = 0;
+    std::uint64_t ticks = 0;
+    for (char c : parts[1]) {
+      if (c < '0' || c > '9' || pid > 1'000'000'000) return std::nullopt;
+      pid = pid * 10 + (c - '0');
+    }
+    for (char c : parts[2]) {
+      if (c < '0' || c > '9' || ticks > UINT64_MAX / 20) return std::nullopt;
+      ticks = ticks * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    p.pid = pid;
+    p.start_ticks = ticks;
+    p.boot_id = parts[3] == "-" ? std::string() : std::string(parts[3]);
+    return p;
+  }
+};
+
+enum class liveness { alive, dead, unknown };
+
+// Alive only when the same process (pid + start time) runs on this boot of this host; dead
+// when it is this host and boot and that process is gone; unknown otherwise (another host).
+inline liveness check_liveness(const process_identity& who) {
+  if (who.host != host_name() || who.boot_id.empty() || who.boot_id != boot_id())
+    return who.host == host_name() && !who.boot_id.empty() && !boot_id().empty()
+               ? liveness::dead  // this host rebooted since: the process is gone
+               : liveness::unknown;
+  auto pid = checked_pid(who.pid);
+  if (!pid) return liveness::dead;
+  auto ticks = process_start_ticks(*pid);
+  if (!ticks || *ticks != who.start_ticks) return liveness::dead;
+  return liveness::alive;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/process_identity.hpp
 
 namespace leaseq {
 
 // An exclusive flock(2) on a lock file, held for the object's lifetime. The lock file is
 // created (0600) if missing and never deleted, so every process locks the same inode.
+//
+// A flock only makes contention cheap; it is never what keeps leaseq correct. On shared
+// filesystems it may be local to one client (NFS local_lock=all, BeeGFS, Lustre localflock,
+// sshfs) and so exclude nothing, or be refused outright (Lustre noflock: ENOSYS). Where the
+// filesystem refuses it (ENOSYS, ENOLCK, EOPNOTSUPP, EINVAL) the object holds nothing and the
+// caller goes on: every guarded operation is safe without it (exclusive creates, see seq.hpp).
 class file_lock {
  public:
   explicit file_lock(const std::filesystem::path& path)
       : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
-    if (!fd_) throw io_error("cannot open lock file", path.string(), errno);
-    while (::flock(fd_.get(), LOCK_EX) != 0) {
-      if (errno != EINTR) throw io_error("cannot lock", path.string(), errno);
+    if (!fd_) {
+      // A read-only or lock-hostile directory: go on unlocked, as for ENOSYS below.
+      if (errno == EACCES || errno == EROFS || errno == EPERM) return;
+      throw io_error("cannot open lock file", path.string(), errno);
     }
+    while (::flock(fd_.get(), LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      if (unsupported(errno)) {
+        fd_.reset();
+        return;
+      }
+      throw io_error("cannot lock", path.string(), errno);
+    }
+    held_ = true;
   }
   file_lock(const file_lock&) = delete;
   file_lock& operator=(const file_lock&) = delete;
   ~file_lock() = default;  // closing the descriptor releases the lock
 
+  // False when the filesystem refused locks: the caller runs unguarded (and is still correct).
+  bool held() const noexcept { return held_; }
+
+  static bool unsupported(int err) noexcept {
+    return err == ENOSYS || err == ENOLCK || err == EOPNOTSUPP || err == EINVAL;
+  }
+
  private:
   detail::unique_fd fd_;
+  bool held_ = false;
+};
+
+// A lock that holds across clients whose flock does not (NFS local_lock, Lustre localflock,
+// BeeGFS, sshfs), for the rare read-modify-write of a shared file (index.json): the lock is a
+// file created by link(2) of a complete temp file naming its owner, which the server grants to
+// one client only (procmail's lockfile, Maildir's delivery). An owner that died on this host,
+// or a lock older than stale_s whose owner cannot be checked (another host), is broken: moved
+// aside by rename, which only one breaker wins.
+class dot_lock {
+ public:
+  explicit dot_lock(std::filesystem::path path, double timeout_s = 60, double stale_s = 30)
+      : path_(std::move(path)) {
+    std::filesystem::path dir = path_.parent_path();
+    std::string self = detail::process_identity::of_self().to_line() + "\n";
+    std::filesystem::path tmp =
+        dir / ("." + path_.filename().string() + "." + std::to_string(::getpid()) + "." +
+               std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+    {
+      detail::unique_fd fd(
+          ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!fd || !detail::write_all(fd.get(), self.data(), self.size()))
+        throw io_error("cannot create lock", tmp.string(), errno);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    int pause_ms = 2;
+    for (;;) {
+      if (::link(tmp.c_str(), path_.c_str()) == 0) break;
+      int e = errno;
+      // A lost reply to a link that happened (NFS) still shows as ours: two links on tmp.
+      struct stat st;
+      if (::stat(tmp.c_str(), &st) == 0 && st.st_nlink == 2) break;
+      if (e != EEXIST && e != EPERM) {  // EPERM: sshfs's "exists" (see file_io.hpp name_taken)
+        ::unlink(tmp.c_str());
+        throw io_error("cannot take lock", path_.string(), e);
+      }
+      break_if_stale(stale_s);
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::unlink(tmp.c_str());
+        throw error("timed out waiting for " + path_.string() +
+                    " (held by another process; remove it if no leaseq command runs)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+      pause_ms = std::min(pause_ms * 2, 200);
+    }
+    ::unlink(tmp.c_str());
+    held_ = true;
+  }
+  dot_lock(const dot_lock&) = delete;
+  dot_lock& operator=(const dot_lock&) = delete;
+  ~dot_lock() {
+    if (held_) ::unlink(path_.c_str());
+  }
+
+ private:
+  void break_if_stale(double stale_s) {
+    std::string text = detail::read_proc_file(path_.c_str(), 512);  // any small file
+    auto owner = detail::process_identity::from_line(text);
+    struct stat st;
+    if (::stat(path_.c_str(), &st) != 0) return;  // released meanwhile
+    double age = static_cast<double>(::time(nullptr) - st.st_mtim.tv_sec);
+    detail::liveness l = owner ? detail::check_liveness(*owner) : detail::liveness::unknown;
+    if (l == detail::liveness::alive) return;
+    if (l == detail::liveness::unknown && age < stale_s) return;
+    std::filesystem::path aside = path_;
+    aside += ".stale." + std::to_string(::getpid());
+    if (::rename(path_.c_str(), aside.c_str()) == 0) ::unlink(aside.c_str());
+  }
+
+  std::filesystem::path path_;
+  bool held_ = false;
 };
 
 }  // namespace leaseq
@@ -2984,8 +3286,10 @@ class file_lock {
 namespace leaseq {
 
 inline constexpr const char* version = "0.1.0";
-// The on-disk protocol version written into index.json (docs/protocol.md).
-inline constexpr int protocol_version = 1;
+// The on-disk protocol version written into index.json (docs/protocol.md). 2: task ids are
+// reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
+// version 1 are read and upgraded in place (ids/floor).
+inline constexpr int protocol_version = 2;
 
 }  // namespace leaseq
 // end leaseq/version.hpp
@@ -3082,16 +3386,19 @@ inline index_read read_index(const home_paths& home) {
   return out;
 }
 
-// Read-modify-write of index.json under flock(index.lock). A corrupt index is never
+// Read-modify-write of index.json under flock(index.lock) and the link(2) lock
+// index.json.lock (lock.hpp: holds where flock is local to one client). A corrupt index is never
 // overwritten: the update is refused with the reason, so no lease record is lost.
 template <typename Fn>
 auto update_index(const home_paths& home, Fn&& fn) {
   home.ensure_root();
-  file_lock lock(home.index_lock());
+  file_lock lock(home.index_lock());  // cheap exclusion on one client
+  dot_lock across_clients(home.root() / "index.json.lock");
   index_read current = read_index(home);
   if (!current.error.empty())
     throw error("refusing to rewrite " + home.index().string() + ": " + current.error +
                 " (fix or move the file away)");
+  current.index.version = std::max(current.index.version, protocol_version);
   if constexpr (std::is_void_v<decltype(fn(current.index))>) {
     fn(current.index);
     write_json_atomic(home.index(), json(current.index));
@@ -4430,11 +4737,14 @@ class result_writer {
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -4681,7 +4991,13 @@ class runner {
         free_gpus_(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end()) {
     check_lease_id(cfg_.lease_id);
     check_node(cfg_.node);
-    if (cfg_.slots < 1) throw error("runner: slots must be at least 1");
+    if (cfg_.slots < 1 || cfg_.slots > 4096) throw error("runner: slots must be 1 to 4096");
+    // A heartbeat of 1e-300 s would rewrite hb/ in a loop; one of days would read as dead.
+    if (!(cfg_.heartbeat_s >= 0.1 && cfg_.heartbeat_s <= 600))
+      throw error(
+          fmt::format("runner: heartbeat must be 0.1 to 600 seconds (got {})", cfg_.heartbeat_s));
+    if (!(cfg_.grace_s >= 0 && cfg_.grace_s <= 86400))
+      throw error(fmt::format("runner: grace must be 0 to 86400 seconds (got {})", cfg_.grace_s));
     if (cfg_.host.empty()) cfg_.host = cfg_.node;
     std::random_device rd;
     rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
@@ -4695,6 +5011,7 @@ class runner {
                               lease_.claimed(cfg_.node), lease_.done(cfg_.node),
                               lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
       ensure_dir(d);
+    take_node_lock();
     started_ = now;
     for (const auto& problem : fault_config_problems()) log(problem);
     check_tree();
@@ -4714,6 +5031,7 @@ class runner {
   // (the caller polls again soon) and false when idle (the caller backs off).
   bool step(double now) {
     bool busy = false;
+    pass_now_ = now;
     check_tree();
     busy |= reap(now);
     busy |= check_orphans(now);
@@ -4776,12 +5094,71 @@ class runner {
     std::string attempt;
     std::optional<std::string> stop_reason;  // "cancelled" or "runner_terminated"
     std::optional<double> kill_at;
-    bool orphan = false;  // left by a crashed runner: not our child, watched by pid
+    bool orphan = false;          // left by a crashed runner: not our child, watched by pid
+    std::uint64_t pid_start = 0;  // start time of pid (/proc/PID/stat): pids are reused
   };
+
+  // One runner per node per lease, for the runner's whole life: a second one (four `lease
+  // local start` at once) refuses to start instead of consuming the first one's control
+  // files. Runners of one node run on one host, where flock is coherent; a filesystem that
+  // refuses flock leaves only the heartbeat check the CLI makes.
+  void take_node_lock() {
+    fs::path p = lease_.runner_lock(cfg_.node);
+    node_lock_.reset(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!node_lock_) throw io_error("cannot open runner lock", p.string(), errno);
+    while (::flock(node_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK)
+        throw error(fmt::format("another runner already serves node {} of lease {} (it holds {})",
+                                cfg_.node, cfg_.lease_id, p.string()));
+      if (file_lock::unsupported(errno)) {
+        log("this filesystem refuses flock: cannot make sure no other runner serves this node");
+        node_lock_.reset();
+        return;
+      }
+      throw io_error("cannot lock", p.string(), errno);
+    }
+  }
+
+  // Gives a claimed task back to its lane (rename claimed -> inbox): it waits for the next
+  // claim instead of running without a record. Left in claimed/ when even that fails; the
+  // adoption scan then retries it.
+  void give_back(const task_spec& spec) {
+    fs::path from = lease_.claimed_task(cfg_.node, spec.id);
+    std::string lane = spec.node ? *spec.node : std::string(any_lane);
+    if (::rename(from.c_str(), lease_.inbox_task(lane, spec.id).c_str()) != 0)
+      log(fmt::format("{}: cannot give it back either ({}); left in claimed/", spec.id,
+                      std::strerror(errno)));
+  }
+
+  // Whether pid is still the process that was recorded (pid + start time), for a task left
+  // by an earlier runner. Without a recorded start time (protocol 1 claims): pid alone.
+  bool same_process(pid_t pid, std::uint64_t start) {
+    if (!ops_.alive(pid)) return false;
+    if (start == 0) return true;
+    auto now_start = detail::process_start_ticks(pid);
+    return now_start && *now_start == start;
+  }
+
+  // The process of an attempt a crashed runner was starting, found by the LEASEQ_ATTEMPT
+  // it put in the task's environment (same node, same user: /proc/PID/environ is readable).
+  static std::optional<pid_t> find_attempt_process(const std::string& attempt) {
+    std::string needle = "LEASEQ_ATTEMPT=" + attempt;
+    needle.push_back('\0');
+    for (const std::string& name : detail::list_dir("/proc").names) {
+      if (name.empty() || name[0] < '1' || name[0] > '9') continue;
+      std::string env = detail::read_proc_file(("/proc/" + name + "/environ").c_str(), 1 << 20);
+      if (env.find(needle) != std::string::npos)
+        if (auto pid = detail::checked_pid(std::atoll(name.c_str()))) return pid;
+    }
+    return std::nullopt;
+  }
 
   struct unwritten_result {
     task_result result;
     bool in_flight = false;  // handed to the background writer, outcome not collected yet
+    double retry_at = 0;     // after a failed write: not before then (a full disk backs off)
+    double backoff_s = 0;
   };
 
   // A task killed by a signal the runner did not send, waiting a moment before its result is
@@ -4846,9 +5223,38 @@ class runner {
         continue;
       }
       any = true;
-      if (!spec.pid) {
+      std::string starting;
+      if (spec.extra.is_object())
+        if (auto it = spec.extra.find("starting"); it != spec.extra.end() && it->is_string())
+          starting = it->get<std::string>();
+      std::optional<pid_t> recorded =
+          spec.pid ? detail::checked_pid(*spec.pid) : std::optional<pid_t>{};
+      std::uint64_t recorded_start = 0;
+      if (spec.extra.is_object())
+        if (auto it = spec.extra.find("pid_start");
+            it != spec.extra.end() && it->is_number_unsigned())
+          recorded_start = it->get<std::uint64_t>();
+      if (!spec.pid && !starting.empty()) {
+        // A previous runner was starting it and died before recording the pid: its process,
+        // if any, carries the attempt id in its environment.
+        recorded = find_attempt_process(starting);
+        if (recorded) {
+          recorded_start = detail::process_start_ticks(*recorded).value_or(0);
+        } else {
+          log(id +
+              ": a previous runner was starting it and died; no process of that attempt "
+              "runs: runner_lost (it may have run)");
+          running_task t;
+          t.spec = spec;
+          t.claimed = spec.claimed.value_or(now);
+          t.attempt = starting;
+          finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+          continue;
+        }
+      } else if (!spec.pid) {
         log(id + (startup ? ": claimed by a previous runner but never started: running it"
                           : ": found in claimed/ but not running: running it"));
+        spec.extra.erase("starting");
         adopted_.push_back(std::move(spec));
         continue;
       }
@@ -4856,8 +5262,10 @@ class runner {
       t.spec = spec;
       t.claimed = spec.claimed.value_or(now);
       t.orphan = true;
-      t.pid = static_cast<pid_t>(*spec.pid);
-      if (t.pid > 1 && ops_.alive(t.pid)) {
+      t.pid = recorded.value_or(-1);
+      t.pid_start = recorded_start;
+      if (!starting.empty()) t.attempt = starting;
+      if (t.pid > 1 && same_process(t.pid, t.pid_start)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
       } else {
@@ -4926,7 +5334,7 @@ class runner {
     last_orphan_check_ = now;
     bool any = false;
     for (auto it = running_.begin(); it != running_.end();) {
-      if (it->second.orphan && !ops_.alive(it->second.pid)) {
+      if (it->second.orphan && !same_process(it->second.pid, it->second.pid_start)) {
         running_task t = std::move(it->second);
         it = running_.erase(it);
         const std::string& id = t.spec.id;
@@ -5088,6 +5496,23 @@ class runner {
       for (const auto& g : t.gpus) list += (list.empty() ? "" : ",") + g;
       env.emplace_back("CUDA_VISIBLE_DEVICES", list);  // empty: a CPU task sees no GPU
     }
+    // Before anything runs, the claimed file says an attempt is starting: a runner that finds
+    // it after a crash looks for that attempt's process instead of starting the task again.
+    // A claim that cannot be recorded (ENOSPC, EIO) is given back to its lane, never run.
+    t.spec.claimed = now;
+    t.spec.extra = t.spec.extra.is_object() ? t.spec.extra : json::object();
+    t.spec.extra["starting"] = t.attempt;
+    try {
+      if (fault_hit(fault_point::claim_record_enospc))
+        throw io_error("cannot write", "claimed file", ENOSPC);
+      write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
+                               json_file_text(json(t.spec)));
+    } catch (const error& e) {
+      log(t.spec.id + ": cannot record claim (" + e.what() + "): giving it back to its lane");
+      release_gpus(t);
+      give_back(t.spec);
+      return;
+    }
     spawn_request req;
     req.argv = t.spec.argv;
     req.cwd = t.spec.cwd;
@@ -5104,15 +5529,21 @@ class runner {
     t.pid = s.pid;
     t.started = now;
     t.spec.pid = s.pid;
-    t.spec.claimed = now;
+    t.pid_start = detail::process_start_ticks(s.pid).value_or(0);
+    t.spec.extra["pid_start"] = t.pid_start;
+    t.spec.extra["boot_id"] = detail::boot_id();
     try {
-      // Not fsync'd: the task is already durable (it was renamed here); this only adds
-      // "claimed" and "pid", and a runner that finds them missing after a crash reports the
-      // task runner_lost, as it would anyway.
+      // Not fsync'd: the task is already durable (it was renamed here); this only adds the
+      // process's identity. One that cannot be written kills the task at once: a runner
+      // after a crash must never guess whether it still runs.
+      if (fault_hit(fault_point::pid_record_enospc))
+        throw io_error("cannot write", "claimed file", ENOSPC);
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
                                json_file_text(json(t.spec)));
     } catch (const error& e) {
-      log(t.spec.id + ": cannot record claim: " + e.what());
+      log(t.spec.id + ": cannot record its pid (" + e.what() + "): killing it");
+      ops_.signal_group(s.pid, SIGKILL);
+      t.stop_reason = "claim_unrecorded";
     }
     by_pid_[s.pid] = t.spec.id;
     running_.emplace(t.spec.id, std::move(t));
@@ -5185,6 +5616,8 @@ class runner {
     r.task = t.spec;
     r.task.claimed.reset();
     r.task.pid.reset();
+    if (r.task.extra.is_object())  // claim bookkeeping, not part of the result
+      for (const char* k : {"starting", "pid_start", "boot_id"}) r.task.extra.erase(k);
     r.state = st;
     r.exit_code = exit_code;
     r.signal = signal;
@@ -5242,8 +5675,14 @@ class runner {
     if (writer_) return flush_results_in_background();
     if (unwritten_.empty()) return false;
     std::vector<unwritten_result> left;
-    for (auto& u : unwritten_)
-      if (!write_result(u.result)) left.push_back(std::move(u));
+    for (auto& u : unwritten_) {
+      if (u.retry_at > pass_now_) {
+        left.push_back(std::move(u));
+      } else if (!write_result(u.result)) {
+        back_off(u);
+        left.push_back(std::move(u));
+      }
+    }
     return settle_unwritten(std::move(left));
   }
 
@@ -5264,6 +5703,11 @@ class runner {
         // Failed: tried again on a later pass, after the loop's back-off, not at once.
         log_unwritten(u.result.task.id, *o->second);
         u.in_flight = false;
+        back_off(u);
+        left.push_back(std::move(u));
+        continue;
+      }
+      if (u.retry_at > pass_now_) {
         left.push_back(std::move(u));
         continue;
       }
@@ -5280,6 +5724,13 @@ class runner {
     return settle_unwritten(std::move(left));
   }
 
+  // A result that failed to write waits 0.1 s, doubling to 5 s, before the next try: a full
+  // disk must not turn the runner into a loop creating temp files.
+  void back_off(unwritten_result& u) const {
+    u.backoff_s = std::min(5.0, u.backoff_s == 0 ? 0.1 : u.backoff_s * 2);
+    u.retry_at = pass_now_ + u.backoff_s;
+  }
+
   // Keeps the results still unwritten; true when some were written.
   bool settle_unwritten(std::vector<unwritten_result> left) {
     bool progress = left.size() < unwritten_.size();
@@ -5287,7 +5738,8 @@ class runner {
                                      [](const unwritten_result& u) { return u.in_flight; });
     if (!left.empty() && !progress && none_written && !retry_logged_) {
       retry_logged_ = true;
-      log(fmt::format("{} result(s) not written yet; retrying on every pass", left.size()));
+      log(fmt::format("{} result(s) not written yet; retrying, backing off up to 5 s",
+                      left.size()));
     }
     if (left.empty()) retry_logged_ = false;
     unwritten_ = std::move(left);
@@ -5449,6 +5901,8 @@ class runner {
 
   runner_config cfg_;
   lease_paths lease_;
+  detail::unique_fd node_lock_;  // flock held while this runner lives (take_node_lock)
+  double pass_now_ = 0;          // the current pass's clock, for result retry back-off
   process_ops& ops_;
   logger log_;
   std::set<std::string> free_gpus_;
@@ -5868,12 +6322,34 @@ inline bool is_terminal_safe(std::string_view text) noexcept {
 // end leaseq/sanitize.hpp
 // begin leaseq/seq.hpp
 
+// Task sequence numbers, unique across clients whose locks do not see each other.
+//
+// Protocol 2 (docs/protocol.md "Sequence numbers"): a seq is taken by creating ids/<seq>
+// exclusively (link(2) of a small ticket naming the owner, or O_EXCL where links are refused).
+// The server decides who wins, so two submitters on two NFS clients, on sshfs mounts, or on
+// Lustre without flock, never get the same id. The `seq` file is only a hint of where to start
+// looking, and flock(seq.lock) only keeps local contenders from tripping over each other.
+// ids/floor (written once, exclusively) says below which seq the tree was numbered by protocol
+// 1 rules (the seq file alone); no allocation ever goes below it, so a stale or edited seq
+// file cannot hand out an id an older task holds.
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include <fmt/format.h>
 
 
 namespace leaseq {
+
+// The largest seq leaseq hands out: far beyond any real lease, and small enough that a seq
+// file holding nonsense is recognised as such instead of overflowing.
+inline constexpr std::int64_t max_task_seq = 999'999'999'999;
 
 namespace detail {
 
@@ -5881,6 +6357,17 @@ namespace detail {
 inline std::int64_t seq_of_file_name(const std::string& name) {
   auto dot = name.find('.');
   return task_seq(std::string_view(name).substr(0, dot)).value_or(0);
+}
+
+// The seq an ids/ entry names ("14"), or 0 for anything else (floor, temp names).
+inline std::int64_t seq_of_reservation_name(std::string_view name) {
+  if (name.empty() || name.size() > 18 || name[0] == '0') return 0;
+  std::int64_t v = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v;
 }
 
 // Highest task seq anywhere in the tree: used only when the seq file is missing or corrupt,
@@ -5895,12 +6382,19 @@ inline std::int64_t highest_seq_in_tree(const lease_paths& lease) {
   return best;
 }
 
+inline std::int64_t highest_reservation(const lease_paths& lease) {
+  std::int64_t best = 0;
+  for (const std::string& n : list_dir(lease.ids_dir().string()).names)
+    best = std::max(best, seq_of_reservation_name(n));
+  return best;
+}
+
 inline std::int64_t parse_seq_text(const std::string& text) {
   std::int64_t v = 0;
   bool any = false;
   for (char c : text) {
     if (c >= '0' && c <= '9') {
-      if (v > (INT64_MAX - 9) / 10) return 0;
+      if (v > (INT64_MAX - 9) / 10) return -1;
       v = v * 10 + (c - '0');
       any = true;
     } else if (c == '\n' || c == ' ' || c == '\r' || c == '\t') {
@@ -5912,19 +6406,201 @@ inline std::int64_t parse_seq_text(const std::string& text) {
   return any ? v : 0;
 }
 
+// The seq below which the tree was numbered by protocol 1 (no ids/ entries there), or 0 when
+// ids/floor is missing or unreadable.
+inline std::int64_t read_floor(const lease_paths& lease) {
+  read_outcome r = read_file_tolerant(lease.ids_floor(), 64);
+  if (!r.ok) return 0;
+  std::int64_t v = parse_seq_text(r.content);
+  return v > 0 ? v : 0;
+}
+
+// Reads ids/floor, writing it first when this is the first allocation of protocol 2 in this
+// tree: one past everything protocol 1 may have numbered (the seq file, the highest task).
+inline std::int64_t ensure_floor(const lease_paths& lease) {
+  if (std::int64_t f = read_floor(lease)) return f;
+  ensure_dir(lease.ids_dir());
+  read_outcome raw = read_file_tolerant(lease.seq(), 64);
+  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
+  if (hint < 0 || hint > max_task_seq) hint = 0;
+  std::int64_t floor = std::max(hint, highest_seq_in_tree(lease) + 1);
+  if (create_file_exclusive(lease.ids_floor(), std::to_string(floor) + "\n")) return floor;
+  // Another client wrote it first; this client's cache may not show it for a while.
+  for (int i = 0; i < 600; ++i) {
+    if (std::int64_t f = read_floor(lease)) return f;
+    ::usleep(50 * 1000);
+  }
+  throw error(lease.ids_floor().string() + " exists but does not hold a number (fix or remove it)");
+}
+
+// Creates ids/<seq> entries: hard links of one ticket file naming this process (readers use it
+// to tell a submit in progress from one that died), or O_EXCL files where links are refused.
+class reservation_maker {
+ public:
+  explicit reservation_maker(const lease_paths& lease)
+      : dir_path_(prepared_ids_dir(lease)),
+        dir_(::open(dir_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)),
+        ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
+    if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
+  }
+  reservation_maker(const reservation_maker&) = delete;
+  reservation_maker& operator=(const reservation_maker&) = delete;
+  ~reservation_maker() { drop_ticket(); }
+
+  // True when this call created ids/<seq>; false when the seq was already taken.
+  bool reserve(std::int64_t seq) {
+    std::string name = std::to_string(seq);
+    if (links_work_) {
+      if (ticket_.empty() || links_ >= 30000) new_ticket();  // ext4 caps links per inode
+      if (::linkat(dir_.get(), ticket_.c_str(), dir_.get(), name.c_str(), 0) == 0) {
+        ++links_;
+        return true;
+      }
+      if (errno == EEXIST) return false;
+      if (errno == EMLINK) {
+        links_ = 30000;
+        return reserve(seq);
+      }
+      if (errno != EPERM && errno != ENOTSUP && errno != ENOSYS && errno != EOPNOTSUPP)
+        throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
+      // EPERM: no hard links here, or (sshfs) the name exists. O_EXCL tells them apart.
+    }
+    unique_fd fd(::openat(dir_.get(), name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) {
+      if (name_taken(errno)) return false;
+      throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
+    }
+    links_work_ = false;  // the name was free, so links are refused here: O_EXCL from now on
+    write_all(fd.get(), ticket_content_.data(), ticket_content_.size());
+    excl_reservations_.push_back(std::move(fd));
+    return true;
+  }
+
+  // Marks every reservation this maker made as published ('R' -> 'P', one byte in place, on
+  // the ticket inode all of them link to): a reader that cannot see such a task knows it
+  // exists, instead of taking it for the leftover of a submit that died.
+  void mark_published() noexcept {
+    for (const auto& fd : tickets_) (void)!::pwrite(fd.get(), "P", 1, 0);
+    for (const auto& fd : excl_reservations_) (void)!::pwrite(fd.get(), "P", 1, 0);
+  }
+
+  // Gives a reservation back (a submit that failed before publishing the task).
+  void release(std::int64_t seq) const noexcept {
+    ::unlinkat(dir_.get(), std::to_string(seq).c_str(), 0);
+  }
+
+ private:
+  static fs::path prepared_ids_dir(const lease_paths& lease) {
+    ensure_dir(lease.ids_dir());
+    ensure_floor(lease);
+    return lease.ids_dir();
+  }
+  void new_ticket() {
+    drop_ticket();
+    std::string name = ".ticket." + temp_suffix();
+    unique_fd fd(::openat(dir_.get(), name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw io_error("cannot create", (dir_path_ / name).string(), errno);
+    if (!write_all(fd.get(), ticket_content_.data(), ticket_content_.size())) {
+      int e = errno;
+      ::unlinkat(dir_.get(), name.c_str(), 0);
+      throw io_error("cannot write", (dir_path_ / name).string(), e);
+    }
+    ticket_ = std::move(name);
+    tickets_.push_back(std::move(fd));
+    links_ = 0;
+  }
+  void drop_ticket() noexcept {
+    if (!ticket_.empty()) ::unlinkat(dir_.get(), ticket_.c_str(), 0);
+    ticket_.clear();
+  }
+
+  fs::path dir_path_;
+  unique_fd dir_;
+  std::string ticket_content_;
+  std::string ticket_;
+  std::vector<unique_fd> tickets_;            // every ticket inode made, kept open for marking
+  std::vector<unique_fd> excl_reservations_;  // O_EXCL reservations (no hard links), open
+  int links_ = 0;
+  bool links_work_ = true;
+};
+
+// What a reader learns from ids/<seq>.
+struct reservation_ticket {
+  bool published = false;
+  std::optional<process_identity> owner;
+};
+
+inline std::optional<reservation_ticket> parse_ticket(std::string_view text) {
+  if (text.size() < 2 || (text[0] != 'R' && text[0] != 'P') || text[1] != ' ') return std::nullopt;
+  reservation_ticket t;
+  t.published = text[0] == 'P';
+  t.owner = process_identity::from_line(text.substr(2));
+  return t;
+}
+
+inline std::int64_t seq_hint(const lease_paths& lease) {
+  read_outcome raw = read_file_tolerant(lease.seq(), 64);
+  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
+  if (hint < 0 || hint > max_task_seq)
+    throw error(fmt::format(
+        "{} holds {}, beyond the largest task id (T{}): the file was edited or damaged; "
+        "remove it and leaseq recounts from the tree",
+        lease.seq().string(), raw.content.substr(0, raw.content.find('\n')), max_task_seq));
+  if (hint <= 0) hint = std::max(highest_seq_in_tree(lease), highest_reservation(lease)) + 1;
+  return hint;
+}
+
 }  // namespace detail
 
-// Reserves `count` consecutive seqs under flock(seq.lock) and returns the first. The seq file
-// holds the next seq to hand out (text). Gap-free and distinct across processes.
+// Reserves `count` seqs, each one taken exclusively in ids/, and returns them ascending. Ids
+// are distinct across every process and client; consecutive unless another client reserved
+// in between (then the batch skips the ids it took). `maker` gives them back on failure.
+// `take_lock` false plays a filesystem whose flock excludes nothing (tests).
+inline std::vector<std::int64_t> reserve_seqs(const lease_paths& lease, std::size_t count,
+                                              detail::reservation_maker& maker,
+                                              bool take_lock = true) {
+  std::vector<std::int64_t> out;
+  if (count == 0) return out;
+  out.reserve(count);
+  std::optional<file_lock> lock;
+  if (take_lock) lock.emplace(lease.seq_lock());
+  std::int64_t s = std::max(detail::seq_hint(lease), detail::read_floor(lease));
+  int taken_in_a_row = 0;
+  while (out.size() < count) {
+    if (s > max_task_seq)
+      throw error(fmt::format("lease {} has no task ids left (T{} reached)", lease.root().string(),
+                              max_task_seq));
+    if (maker.reserve(s)) {
+      out.push_back(s);
+      taken_in_a_row = 0;
+    } else if (++taken_in_a_row == 64) {
+      // The hint is far behind (an old seq file, another client's stale view): jump past
+      // every reservation this client can see instead of probing one id at a time.
+      s = std::max(s, detail::highest_reservation(lease));
+      taken_in_a_row = 0;
+    }
+    ++s;
+  }
+  try {
+    write_file_atomic(lease.seq(), std::to_string(out.back() + 1) + "\n");
+  } catch (...) {
+    for (std::int64_t seq : out) maker.release(seq);
+    throw;
+  }
+  return out;
+}
+
+// One seq, or `count` consecutive ones (the first is returned). Reserved in ids/ as above.
 inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 1) {
   if (count < 1) throw error("allocate_seq: count must be positive");
-  ensure_dir(lease.root());
-  file_lock lock(lease.seq_lock());
-  read_outcome raw = read_file_tolerant(lease.seq(), 64);
-  std::int64_t next = raw.ok ? detail::parse_seq_text(raw.content) : 0;
-  if (next <= 0) next = detail::highest_seq_in_tree(lease) + 1;
-  write_file_atomic(lease.seq(), std::to_string(next + count) + "\n");
-  return next;
+  detail::reservation_maker maker(lease);
+  for (;;) {
+    auto seqs = reserve_seqs(lease, static_cast<std::size_t>(count), maker);
+    if (seqs.back() - seqs.front() == count - 1) return seqs.front();
+    for (std::int64_t s : seqs) maker.release(s);  // not consecutive: try again past them
+  }
 }
 
 }  // namespace leaseq
@@ -5959,11 +6635,17 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 // heartbeat's `running`) that is now in neither claimed/ nor done/ is LOST? until its result
 // shows up or ui.lost_confirm_s passes, then LOST. Heartbeats are read before the task
 // directories, so a heartbeat never names a task the listing could not have seen yet.
-// A task that was PENDING or done and drops out of sight keeps its last view (marked unknown)
-// for ui.lost_confirm_s, then it is removed.
+// A task whose id was handed out (ids/, protocol 2; below ids/floor, or below the seq file in a
+// protocol 1 tree) but whose file no listing shows is UNKNOWN ("not visible yet"): views never
+// shrink while a shared filesystem's cache lags a move. A task this store saw before and that
+// drops out of sight keeps its last view, marked unknown (a one-shot reader, with nothing
+// seen before, lists it as UNKNOWN). Only
+// an id no reservation vouches for is removed after ui.lost_confirm_s; a reservation whose
+// submit died before publishing (ticket still 'R', owner gone) vouches for nothing.
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -6882,10 +7564,20 @@ class snapshot_store {
       if (!same) {
         file_read fr = fs_.read(path, opts_.max_file_bytes);
         if (!fr.ok && fr.err == ENOENT) continue;
+        json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
+        // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
+        // client, or a writer that rewrites in place) reads torn: read it again before
+        // calling it unreadable.
+        for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          fr = fs_.read(path, opts_.max_file_bytes);
+          if (fr.ok) j = parse_json_tolerant(fr.content);
+        }
+        if (!fr.ok && fr.err == ENOENT) continue;
         std::string reason;
         if (!fr.ok) {
           reason = fr.reason;
-        } else if (json_outcome j = parse_json_tolerant(fr.content); !j.ok()) {
+        } else if (!j.ok()) {
           reason = j.reason;
         } else {
           try {
@@ -6981,6 +7673,7 @@ class snapshot_store {
     scan_root(task_place::done, "done", paths_.done_root(), now, changed, lanes);
     scan_node_root("logs", paths_.logs_root(), now, changed);
     scan_node_root("control", paths_.control_root(), now, changed);
+    scan_allocations(now, changed);
     for (auto it = dirs_.begin(); it != dirs_.end();) {
       if (it->second.visited != scans_) {
         it = dirs_.erase(it);
@@ -7022,6 +7715,7 @@ class snapshot_store {
       i = j;
     }
     flush_old_before(INT64_MAX);
+    add_invisible(now, *table);
     // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
     for (const auto& [id, ev] : evidence) {
       auto seq = *task_seq(id);
@@ -7129,10 +7823,141 @@ class snapshot_store {
       out.push_back(std::move(v));
       return;
     }
-    if (missing_for >= opts_.ui.lost_confirm_s) return;  // gone for good: removed
-    v.unknown = true;
-    v.unknown_reason = "its file is no longer visible";
+    bool vouched = allocated(before.seq, now);
+    if (missing_for >= opts_.ui.lost_confirm_s && !vouched) return;  // gone for good: removed
+    v.unknown = true;  // its last state, marked unknown: the dashboard holds what it saw
+    v.unknown_reason = vouched ? "not visible yet (shared filesystem lag?): its file is in none "
+                                 "of inbox/, claimed/, done/ right now"
+                               : "its file is no longer visible";
     out.push_back(std::move(v));
+  }
+
+  // ---- ids handed out (seq.hpp): which tasks exist even when no listing shows them ----
+
+  void scan_allocations(double now, bool& changed) {
+    bool c = false;
+    cached_dir* d = list_cached("ids", paths_.ids_dir(), now, c, true);
+    if (!d) {
+      has_ids_ = false;
+      reserved_.clear();
+      floor_ = 0;
+    } else if (c || !has_ids_) {
+      has_ids_ = true;
+      reserved_.clear();
+      reserved_.reserve(d->subdirs.size());
+      for (const std::string& n : d->subdirs)
+        if (std::int64_t seq = detail::seq_of_reservation_name(n)) reserved_.push_back(seq);
+      std::sort(reserved_.begin(), reserved_.end());
+    }
+    if (has_ids_ && (c || floor_ == 0)) {
+      file_read r = fs_.read(paths_.ids_floor(), 64);
+      floor_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+    }
+    legacy_next_ = 0;
+    // The seq file is small but read on every scan of a 1M-task lease: only when it changed.
+    file_info si = fs_.stat(paths_.seq());
+    if (si.err != 0) {
+      seq_hint_ = 0;
+      seq_stamp_ = {};
+    } else if (si.ino != seq_stamp_.ino || si.mtime != seq_stamp_.mtime ||
+               si.size != seq_stamp_.size) {
+      file_read r = fs_.read(paths_.seq(), 64);
+      seq_hint_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+      seq_stamp_ = si;
+    }
+    if (!has_ids_) legacy_next_ = seq_hint_;  // a protocol 1 tree: the seq file counts the ids
+    changed |= c;
+  }
+
+  // Whether seq names a task that exists, per the reservations (not per any listing).
+  bool allocated(std::int64_t seq, double now) {
+    if (seq < floor_ || (!has_ids_ && seq < legacy_next_)) return true;
+    if (!std::binary_search(reserved_.begin(), reserved_.end(), seq)) return false;
+    return ticket_vouches(seq, now);
+  }
+
+  // A reservation vouches for a task unless its submit died before publishing: ticket 'R',
+  // its owner gone (this host) or silent for long (another host), past a grace period longer
+  // than any attribute cache (a stale 'R' is then re-read as 'P').
+  bool ticket_vouches(std::int64_t seq, double now) {
+    auto it = tickets_.find(seq);
+    if (it != tickets_.end() && it->second.final) return it->second.vouches;
+    file_read r = fs_.read(paths_.ids_dir() / std::to_string(seq), 512);
+    ticket_verdict v;
+    if (!r.ok) {
+      v.vouches = r.err != ENOENT;  // released (a failed submit gave it back): no task
+      v.final = false;
+    } else if (auto t = detail::parse_ticket(r.content); !t) {
+      v.vouches = true;  // not a ticket leaseq wrote: trust it
+      v.final = true;
+    } else if (t->published) {
+      v.vouches = true;
+      v.final = true;
+    } else {
+      auto live = t->owner ? detail::check_liveness(*t->owner) : detail::liveness::unknown;
+      double age = now - r.info.mtime;
+      double grace = live == detail::liveness::dead ? 60.0 : 600.0;
+      v.vouches = live == detail::liveness::alive || age < grace;
+      v.final = !v.vouches;
+    }
+    tickets_[seq] = v;
+    return v.vouches;
+  }
+
+  // Adds an UNKNOWN view for every id handed out that the table does not hold.
+  void add_invisible(double now, std::vector<task_view>& table) {
+    if (!has_ids_ && legacy_next_ <= 1) return;
+    std::int64_t legacy_end = std::max(floor_, has_ids_ ? 0 : legacy_next_);
+    std::int64_t highest_seen = table.empty() ? 0 : table.back().seq;
+    // A seq file far beyond anything seen was edited or damaged: it vouches for nothing.
+    if (legacy_end > highest_seen + 1'000'000) legacy_end = 0;
+    std::vector<task_view> extra;
+    std::size_t ti = 0;
+    auto missing = [&](std::int64_t seq) {
+      while (ti < table.size() && table[ti].seq < seq) ++ti;
+      return ti == table.size() || table[ti].seq != seq;
+    };
+    auto add = [&](std::int64_t seq, const char* why) {
+      task_view v;
+      v.seq = seq;
+      v.id = format_task_id(seq);
+      v.state = task_state::unknown;
+      v.unknown = true;
+      v.missing_since = now;
+      v.unknown_reason = why;
+      extra.push_back(std::move(v));
+    };
+    for (std::int64_t seq = 1; seq < legacy_end; ++seq)
+      if (missing(seq)) add(seq, "not visible yet (shared filesystem lag?): the id was handed out");
+    for (std::int64_t seq : reserved_) {
+      if (seq < legacy_end || !missing(seq)) continue;
+      if (ticket_vouches(seq, now))
+        add(seq, "not visible yet (shared filesystem lag, or a submit in progress): ids/ holds it");
+    }
+    // A cached listing of ids/ (NFS, sshfs) can be older than the listings of the lanes: ids
+    // reserved since it was taken are looked up one by one, from the highest listed up to the
+    // highest the seq file or any task shows. A name never looked up before is asked of the
+    // server, past the directory cache.
+    if (has_ids_) {
+      std::int64_t listed = reserved_.empty() ? floor_ - 1 : reserved_.back();
+      std::int64_t upper = std::max(seq_hint_ - 1, highest_seen);
+      upper = std::min(upper, listed + 4096);
+      for (std::int64_t seq = std::max(listed, legacy_end - 1) + 1; seq <= upper; ++seq) {
+        while (ti < table.size() && table[ti].seq < seq) ++ti;
+        if (ti < table.size() && table[ti].seq == seq) continue;
+        file_info f = fs_.stat(paths_.ids_dir() / std::to_string(seq));
+        if (f.err == 0 && ticket_vouches(seq, now))
+          add(seq, "not visible yet (shared filesystem lag): ids/ holds it");
+      }
+    }
+    if (extra.empty()) return;
+    std::vector<task_view> merged;
+    merged.reserve(table.size() + extra.size());
+    std::merge(std::make_move_iterator(table.begin()), std::make_move_iterator(table.end()),
+               std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()),
+               std::back_inserter(merged),
+               [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
+    table = std::move(merged);
   }
 
   void build_nodes(double now, snapshot& s) {
@@ -7210,6 +8035,15 @@ class snapshot_store {
   std::set<std::string> node_names_;
   table_summary summary_;
   std::vector<std::string> last_evidence_;
+  struct ticket_verdict {
+    bool vouches = true;
+    bool final = false;  // never read again
+  };
+  bool has_ids_ = false;
+  std::int64_t floor_ = 0, legacy_next_ = 0, seq_hint_ = 0;
+  file_info seq_stamp_;
+  std::vector<std::int64_t> reserved_;  // sorted
+  std::unordered_map<std::int64_t, ticket_verdict> tickets_;
   std::vector<scan_error> dir_errors_, hb_errors_;
 };
 
@@ -7228,15 +8062,22 @@ std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_pat
 // end leaseq/store.hpp
 // begin leaseq/submit.hpp
 
-// Enqueueing tasks: one, a batch under one seq allocation, idempotency keys, retries.
+// Enqueueing tasks: one, or a batch; idempotency keys; retries.
+//
+// Ids come from seq.hpp (ids/<seq> taken exclusively), and every task file is published with
+// an exclusive rename (publish_exclusive): nothing a submit writes can replace another task,
+// whatever the filesystem's locks and caches do.
 //
 // Idempotency: keys/<key> is created exclusively (link(2) of a complete temp file) holding the
-// task id, BEFORE the task file is written. Whoever creates the key owns the id; a second
-// submit with the same key reads the id back and enqueues nothing. A crash between the two
-// writes leaves a key naming a task that never appears (reported as such on the next submit
-// with that key), never a duplicate task.
+// task id and the submitting process's identity, after the task's own file is written and
+// flushed under its temp name and before that file is published. A submit that fails removes
+// the keys it made; one killed between the key and the publish leaves a key naming a task that
+// never appears: the next submit with that key sees the owner is gone (same host: pid + start
+// time; another host: the key is older than key_orphan_s) and enqueues the task itself. So a
+// key never points at nothing for longer than its owner lives.
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7309,36 +8150,102 @@ inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
   return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
 }
 
-// The id a key names, or an error when it cannot be read.
-inline std::string read_key(const lease_paths& lease, const std::string& key) {
-  read_outcome r = read_file_tolerant(lease.key(key), 256);
-  std::string id = r.content;
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  if (!r.ok || !is_valid_task_id(id))
+// A key older than this whose task is visible nowhere and whose owner cannot be checked (it
+// ran on another host) is taken over by the next submit with that key.
+inline constexpr double key_orphan_s = 600;
+
+struct key_record {
+  std::string id;
+  std::optional<process_identity> owner;  // protocol 1 keys hold only the id
+  double age_s = 0;
+};
+
+// What a key names, or an error when it exists but cannot be read.
+inline std::optional<key_record> read_key_record(const lease_paths& lease, const std::string& key) {
+  read_outcome r = read_file_tolerant(lease.key(key), 1024);
+  if (!r.ok && r.err == ENOENT) return std::nullopt;
+  key_record k;
+  std::string_view text = r.content;
+  std::size_t nl = text.find('\n');
+  std::string_view first = text.substr(0, nl);
+  while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.remove_suffix(1);
+  k.id = std::string(first);
+  if (!r.ok || !is_valid_task_id(k.id))
     throw error("idempotency key " + quote_for_message(key) + " exists but " +
                 lease.key(key).string() +
                 " is unreadable: " + (r.ok ? std::string("not a task id") : r.reason));
-  return id;
+  if (nl != std::string_view::npos) k.owner = process_identity::from_line(text.substr(nl + 1));
+  struct stat st;
+  if (::stat(lease.key(key).c_str(), &st) == 0)
+    k.age_s = std::max(0.0, unix_now() - static_cast<double>(st.st_mtim.tv_sec));
+  return k;
 }
 
-// Claims the key for id; returns the earlier id when the key was taken.
-inline std::optional<std::string> claim_key(const lease_paths& lease, const std::string& key,
-                                            const std::string& id) {
-  ensure_dir(lease.keys_dir());
-  if (create_file_exclusive(lease.key(key), id + "\n")) return std::nullopt;
-  return read_key(lease, key);
+inline std::string read_key(const lease_paths& lease, const std::string& key) {
+  auto k = read_key_record(lease, key);
+  if (!k) throw error("idempotency key " + quote_for_message(key) + " vanished while read");
+  return k->id;
+}
+
+// Whether a task file of this id is visible anywhere in the tree (any lane, any node).
+inline bool task_file_exists(const lease_paths& lease, const std::string& id) {
+  struct stat st;
+  auto in = [&](const fs::path& root, const std::string& name) {
+    for (const std::string& d : list_dir(root.string()).names)
+      if (is_valid_lane(d) && ::lstat((root / d / name).c_str(), &st) == 0) return true;
+    return false;
+  };
+  return in(lease.done_root(), id + ".result.json") || in(lease.claimed_root(), id + ".json") ||
+         in(lease.inbox_root(), id + ".json");
+}
+
+// The id an existing key binds, or nullopt when the key is free (never made, or orphaned and
+// now moved aside by this call: the caller creates it afresh). Waits while the key's owner is
+// alive on this host and its task is not published yet.
+inline std::optional<std::string> bound_key(const lease_paths& lease, const std::string& key) {
+  for (int attempt = 0;; ++attempt) {
+    auto k = read_key_record(lease, key);
+    if (!k) return std::nullopt;
+    if (task_file_exists(lease, k->id)) return k->id;
+    // Its task is not visible here. Lag (another client published it, this client's cache
+    // has not caught up) or a submit that died before publishing? The id's reservation
+    // tells: its ticket turns 'P' once the submit has published everything.
+    liveness owner = k->owner ? check_liveness(*k->owner) : liveness::unknown;
+    read_outcome t = read_file_tolerant(lease.ids_dir() / std::to_string(*task_seq(k->id)), 512);
+    auto ticket = t.ok ? parse_ticket(t.content) : std::nullopt;
+    bool unpublished = ticket && !ticket->published;
+    bool orphaned =
+        (unpublished && owner == liveness::dead) ||
+        (owner != liveness::alive && (!ticket || unpublished) && k->age_s > key_orphan_s);
+    if (!orphaned) {
+      if (owner == liveness::alive && attempt < 100) {  // its submit is publishing: wait
+        ::usleep(50 * 1000);
+        continue;
+      }
+      return k->id;  // in flight on another client, or a protocol 1 key: trust it
+    }
+    // Exactly one taker wins the rename; a loser reads the key again.
+    fs::path aside = lease.keys_dir() / ("." + key + ".orphan." + temp_suffix());
+    if (::rename(lease.key(key).c_str(), aside.c_str()) == 0) {
+      ::unlink(aside.c_str());
+      return std::nullopt;
+    }
+    if (errno != ENOENT)
+      throw io_error("cannot take over idempotency key", lease.key(key).string(), errno);
+  }
 }
 
 }  // namespace detail
 
 namespace detail {
 
-// A batch writes every file under its temp name first, flushes them all with one syncfs(),
-// and only then renames them onto their final names: each file is durable before it becomes
-// visible, as the protocol asks, for the price of one flush rather than one per file.
+// A batch writes every file under its temp name first, flushes them (one syncfs for a large
+// batch, an fsync per file for a small one), and only then publishes them onto their final
+// names: each file is durable before it becomes visible, as the protocol asks.
 class batch_stage {
  public:
-  explicit batch_stage(const lease_paths& lease) : lease_(lease) {}
+  batch_stage(const lease_paths& lease, bool per_file_sync)
+      : lease_(lease), per_file_sync_(per_file_sync) {}
 
   // Index of a directory of the batch, created if needed and opened once: every file is
   // made relative to it, so no path is walked twice.
@@ -7346,54 +8253,53 @@ class batch_stage {
     for (std::size_t i = 0; i < dirs_.size(); ++i)
       if (dirs_[i].path == path) return i;
     ensure_dir(path);
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) throw io_error("cannot open directory", path.string(), errno);
     dirs_.push_back({path, std::move(fd)});
     return dirs_.size() - 1;
   }
+  const fs::path& path(std::size_t dir) const { return dirs_[dir].path; }
 
   // Writes content under a temp name starting with '.' (invisible to readers), O_EXCL and
-  // never through a symlink. Not flushed yet. Safe to call from several threads.
+  // never through a symlink. Safe to call from several threads.
   void write_temp(std::size_t dir, const std::string& temp, std::string_view content) const {
     unique_fd fd(::openat(dirs_[dir].fd.get(), temp.c_str(),
                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) throw io_error("cannot create", (dirs_[dir].path / temp).string(), errno);
-    if (!write_all(fd.get(), content.data(), content.size()) || ::close(fd.release()) != 0) {
+    if (!write_all(fd.get(), content.data(), content.size()) ||
+        (per_file_sync_ && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
       int e = errno;
       ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
       throw io_error("cannot write", (dirs_[dir].path / temp).string(), e);
     }
   }
 
-  // Everything written so far reaches the disk (one call covers the whole filesystem).
+  // Everything written so far reaches the disk.
   void flush() const {
+    if (per_file_sync_) {
+      for (const auto& d : dirs_) ::fsync(d.fd.get());  // best effort, as fsync_dir
+      return;
+    }
     unique_fd root(::open(lease_.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root || ::syncfs(root.get()) != 0)
       throw io_error("cannot flush submitted tasks", lease_.root().string(), errno);
   }
 
-  void rename(std::size_t dir, const std::string& temp, const std::string& final_name) const {
-    int fd = dirs_[dir].fd.get();
-    if (::renameat(fd, temp.c_str(), fd, final_name.c_str()) != 0) {
-      int e = errno;
-      ::unlinkat(fd, temp.c_str(), 0);
-      throw io_error("cannot rename onto final name", (dirs_[dir].path / final_name).string(), e);
-    }
+  // Exclusive: false (temp kept) when the final name exists.
+  bool publish(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+    return publish_exclusive(dirs_[dir].fd.get(), temp, final_name, dirs_[dir].path);
   }
 
-  // link(2) fails with EEXIST when the name is taken: false then. The temp name goes either way.
+  // link(2): false when the final name exists. The temp name stays either way.
   bool link(std::size_t dir, const std::string& temp, const std::string& final_name) const {
     int fd = dirs_[dir].fd.get();
-    int rc = ::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0);
-    int e = errno;
-    ::unlinkat(fd, temp.c_str(), 0);
-    if (rc == 0) return true;
-    if (e == EEXIST) return false;
-    throw io_error("cannot create", (dirs_[dir].path / final_name).string(), e);
+    if (::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0) == 0) return true;
+    if (name_taken(errno)) return false;
+    throw io_error("cannot create", (dirs_[dir].path / final_name).string(), errno);
   }
 
-  void remove(std::size_t dir, const std::string& temp) const noexcept {
-    ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
+  void remove(std::size_t dir, const std::string& name) const noexcept {
+    ::unlinkat(dirs_[dir].fd.get(), name.c_str(), 0);
   }
 
  private:
@@ -7402,6 +8308,7 @@ class batch_stage {
     unique_fd fd;
   };
   const lease_paths& lease_;
+  bool per_file_sync_;
   std::vector<open_dir> dirs_;
 };
 
@@ -7433,12 +8340,38 @@ void for_each_index_parallel(std::size_t n, Body body) {
   if (first) std::rethrow_exception(first);
 }
 
+// Everything one batch has made so far, so that a failure undoes exactly that: temp files,
+// keys it created, ids it reserved and did not publish. Published tasks stay.
+struct batch_undo {
+  const batch_stage& stage;
+  reservation_maker& maker;
+  std::vector<std::pair<std::size_t, std::string>> temps;  // (dir, name) still on disk
+  std::vector<std::int64_t> reserved;                      // seqs not yet published
+  std::size_t keys_dir = 0;
+  std::vector<std::string> keys;  // keys this batch created whose task is not published yet
+  bool armed = true;
+
+  ~batch_undo() {
+    if (!armed) return;
+    for (const auto& [d, n] : temps) stage.remove(d, n);
+    for (const auto& k : keys) stage.remove(keys_dir, k);
+    for (std::int64_t s : reserved) maker.release(s);
+  }
+  void published(std::int64_t seq, const std::optional<std::string>& key) {
+    reserved.erase(std::remove(reserved.begin(), reserved.end(), seq), reserved.end());
+    if (key) keys.erase(std::remove(keys.begin(), keys.end(), *key), keys.end());
+  }
+};
+
 }  // namespace detail
 
-// Enqueues the requests in order under one seq allocation. Returns one outcome per request.
-// Keys first (each made durable before any task that names it), then the tasks: all written
-// under temp names, flushed once, renamed in seq order, flushed again before returning.
-// A batch that fails part-way removes the temp files it made; the tasks already renamed stay.
+// Enqueues the requests in order. Returns one outcome per request. Ids are reserved
+// exclusively (seq.hpp); task files and keys are written under temp names and flushed; keys
+// are linked into place (a key already bound answers with its task, and that request writes
+// nothing); tasks are published exclusively in seq order and flushed again before returning.
+// A batch that fails part-way removes its temp files and the keys it made and gives back the
+// ids it did not publish; the tasks already published stay (their ids were returned to no one,
+// so the caller reports the failure; a retry with keys enqueues only what is missing).
 inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
                                                 const std::string& lease_id,
                                                 const std::vector<submit_request>& requests,
@@ -7447,96 +8380,135 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   for (const auto& r : requests) detail::check_request(r);
   std::vector<submit_outcome> out;
   if (requests.empty()) return out;
-  const std::int64_t first = allocate_seq(lease, static_cast<std::int64_t>(requests.size()));
+  const std::size_t n = requests.size();
+  detail::reservation_maker maker(lease);
+  std::vector<std::int64_t> seqs = reserve_seqs(lease, n, maker);
+  detail::batch_stage stage(lease, n <= 8);
+  detail::batch_undo undo{stage, maker, {}, seqs, 0, {}, true};
   const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
-  auto id_of = [&](std::size_t i) { return format_task_id(first + static_cast<std::int64_t>(i)); };
-  detail::batch_stage stage(lease);
-  out.reserve(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) out.push_back({id_of(i), false});
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
 
-  // Keys: written, flushed, then linked into place in request order.
-  std::vector<std::size_t> keyed;
-  for (std::size_t i = 0; i < requests.size(); ++i)
-    if (requests[i].key) keyed.push_back(i);
-  if (!keyed.empty()) {
-    std::size_t keys = stage.dir(lease.keys_dir());
-    auto temp_key = [&](std::size_t i) {
-      return "." + *requests[i].key + suffix + std::to_string(i);
-    };
-    std::size_t made = 0;
-    try {
-      for (; made < keyed.size(); ++made)
-        stage.write_temp(keys, temp_key(keyed[made]), out[keyed[made]].id + "\n");
-      stage.flush();
-    } catch (...) {
-      for (std::size_t k = 0; k < made; ++k) stage.remove(keys, temp_key(keyed[k]));
-      throw;
-    }
-    for (std::size_t k = 0; k < keyed.size(); ++k) {
-      std::size_t i = keyed[k];
-      try {
-        if (!stage.link(keys, temp_key(i), *requests[i].key))
-          out[i] = {detail::read_key(lease, *requests[i].key), true};
-      } catch (...) {
-        for (std::size_t rest = k + 1; rest < keyed.size(); ++rest)
-          stage.remove(keys, temp_key(keyed[rest]));
-        throw;
+  // A key already bound (before this batch) answers at once; that request makes nothing.
+  std::vector<char> skip(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!requests[i].key) continue;
+    for (std::size_t j = 0; j < i; ++j)
+      if (requests[j].key == requests[i].key && !skip[j]) {
+        out[i] = {out[j].id, true};  // the same key twice in one batch: one task
+        skip[i] = 1;
       }
-    }
   }
 
-  // Tasks: temp files written on two threads, one flush, renames in seq order, one flush.
-  std::vector<std::size_t> lane(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i)
-    if (!out[i].existing)
+  std::vector<std::size_t> lane(n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (!skip[i])
       lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
                                            : lease.inbox(std::string(any_lane)));
+  std::size_t keys_dir = 0;
+  bool any_key = false;
+  for (std::size_t i = 0; i < n; ++i) any_key |= requests[i].key && !skip[i];
+  if (any_key) keys_dir = undo.keys_dir = stage.dir(lease.keys_dir());
   auto temp_task = [&](std::size_t i) {
     return "." + out[i].id + ".json" + suffix + std::to_string(i);
   };
-  std::vector<char> written(requests.size(), 0);
-  auto remove_temps = [&] {
-    for (std::size_t i = 0; i < requests.size(); ++i)
-      if (written[i]) stage.remove(lane[i], temp_task(i));
+  auto temp_key = [&](std::size_t i) {
+    return "." + *requests[i].key + suffix + std::to_string(i);
   };
+  const std::string owner = detail::process_identity::of_self().to_line() + "\n";
+
+  // Temp files on two threads, then one flush.
+  std::vector<char> written(n, 0), key_written(n, 0);
   try {
-    detail::for_each_index_parallel(requests.size(), [&](std::size_t i) {
-      if (out[i].existing) return;
-      task_spec t =
-          detail::make_spec(requests[i], lease_id, first + static_cast<std::int64_t>(i), now);
+    detail::for_each_index_parallel(n, [&](std::size_t i) {
+      if (skip[i]) return;
+      task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now);
       stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
       written[i] = 1;
+      if (requests[i].key) {
+        stage.write_temp(keys_dir, temp_key(i), out[i].id + "\n" + owner);
+        key_written[i] = 1;
+      }
     });
-    stage.flush();
-    for (std::size_t i = 0; i < requests.size(); ++i) {
-      if (!written[i]) continue;
-      stage.rename(lane[i], temp_task(i), out[i].id + ".json");
-      written[i] = 0;
-    }
   } catch (...) {
-    remove_temps();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (written[i]) stage.remove(lane[i], temp_task(i));
+      if (key_written[i]) stage.remove(keys_dir, temp_key(i));
+    }
     throw;
   }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (written[i]) undo.temps.emplace_back(lane[i], temp_task(i));
+    if (key_written[i]) undo.temps.emplace_back(keys_dir, temp_key(i));
+  }
   stage.flush();
+
+  // Keys: linked in request order. A bound key answers with its task; an orphaned one (its
+  // submit died before publishing) was moved aside by bound_key and is made afresh here.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (skip[i] || !requests[i].key) continue;
+    const std::string& key = *requests[i].key;
+    for (int tries = 0;; ++tries) {
+      if (tries > 0) {
+        // The key exists on the server but this client cannot read it yet (sshfs, NFS
+        // negative lookup cache): wait for the cache, up to 30 s.
+        if (tries > 600)
+          throw error("idempotency key " + detail::quote_for_message(key) +
+                      " exists but stays unreadable from this client: " + lease.key(key).string());
+        ::usleep(50 * 1000);
+      }
+      if (auto earlier = detail::bound_key(lease, key)) {
+        stage.remove(lane[i], temp_task(i));  // named after out[i].id: before it changes
+        out[i] = {*earlier, true};
+        skip[i] = 1;
+        break;
+      }
+      if (stage.link(keys_dir, temp_key(i), key)) {
+        undo.keys.push_back(key);
+        break;
+      }
+    }
+    stage.remove(keys_dir, temp_key(i));
+  }
+
+  // Publish in seq order. A name already taken can only be a task another program numbered
+  // by the old rules: this request takes a fresh id (and its key is re-pointed).
+  for (std::size_t i = 0; i < n; ++i) {
+    if (skip[i]) continue;
+    std::string temp = temp_task(i);
+    for (int taken = 0; !stage.publish(lane[i], temp, out[i].id + ".json"); ++taken) {
+      if (taken > 1000)
+        throw error("cannot publish a task in " + stage.path(lane[i]).string() +
+                    ": every id tried is taken (is the directory writable?)");
+      stage.remove(lane[i], temp);
+      std::int64_t fresh = reserve_seqs(lease, 1, maker).front();
+      undo.reserved.push_back(fresh);
+      out[i].id = format_task_id(fresh);
+      temp = temp_task(i);
+      task_spec t = detail::make_spec(requests[i], lease_id, fresh, now);
+      stage.write_temp(lane[i], temp, json(t).dump() + "\n");
+      if (requests[i].key) write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
+    }
+    undo.published(*task_seq(out[i].id), requests[i].key);
+  }
+  stage.flush();
+  // Ids reserved for requests answered by an earlier key are given back.
+  for (std::size_t i = 0; i < n; ++i)
+    if (skip[i]) maker.release(seqs[i]);
+  undo.armed = false;
+  maker.mark_published();
   return out;
 }
 
-// Enqueues one task (atomic, fsync'd write).
+// Enqueues one task (durable before it is visible).
 inline submit_outcome submit_task(const lease_paths& lease, const std::string& lease_id,
                                   const submit_request& request, double now = unix_now()) {
   check_lease_id(lease_id);
   detail::check_request(request);
-  if (request.key) {
-    // A key already taken answers without allocating a seq.
-    if (fs::exists(lease.key(*request.key))) return {detail::read_key(lease, *request.key), true};
-  }
-  task_spec t = detail::make_spec(request, lease_id, allocate_seq(lease, 1), now);
-  if (t.key)
-    if (auto earlier = detail::claim_key(lease, *t.key, t.id)) return {*earlier, true};
-  fs::path p = detail::inbox_path(lease, t);
-  ensure_dir(p.parent_path());
-  write_json_atomic(p, json(t));
-  return {t.id, false};
+  // A key already bound answers without reserving an id.
+  if (request.key)
+    if (auto earlier = detail::bound_key(lease, *request.key)) return {*earlier, true};
+  return submit_batch(lease, lease_id, {request}, now).front();
 }
 
 // A retry is a new task (new seq) with the same argv, cwd, env, gpus and lane as the old one,
@@ -8171,6 +9143,7 @@ inline int state_priority(task_state s) noexcept {
     case task_state::running:
       return 0;
     case task_state::lost_maybe:
+    case task_state::unknown:
       return 1;
     case task_state::pending:
       return 2;
@@ -10211,4 +11184,173 @@ inline void draw_form(buffer& buf, const rect& area, std::string_view title, con
 
 }  // namespace leaseq::tui
 // end leaseq/tui/widgets.hpp
+// begin leaseq/waiting.hpp
+
+// Why a PENDING task waits, and which submits can never run. Pure: a reader derives both from
+// what it already holds (a snapshot, the heartbeats, the lease's state); nothing is stored, so
+// a reason is always as fresh as the scan it comes from.
+//
+// A reason is given only when nothing in sight will take the task: no runner serves its lane,
+// none has the GPUs it asks for, every runner that could take it is paused or silent, or the
+// lease itself ended. A task that simply waits its turn (or whose runners are still to come,
+// a Slurm job not started yet) has no reason: "waiting" is then the whole story.
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// What a reader knows of the lease beside its files. The default (kind unknown) makes no
+// claim a lease's kind would decide: a lease no runner ever served gets no reason.
+struct lease_condition {
+  enum class lease_kind { unknown, local, slurm };
+  lease_kind kind = lease_kind::unknown;
+  // Slurm's word for the job (PENDING, RUNNING, CANCELLED, TIMEOUT, ...); empty when unknown.
+  std::string state;
+  // How many runners the lease will have (lease.json `nodes`), when known: until that many
+  // have written a heartbeat, a node lane without one may still get its runner.
+  std::optional<std::int64_t> nodes;
+
+  static lease_condition local() { return {lease_kind::local, {}, std::nullopt}; }
+  static lease_condition slurm(std::string state, std::optional<std::int64_t> nodes = {}) {
+    return {lease_kind::slurm, std::move(state), nodes};
+  }
+};
+
+// Slurm ended the lease's job: its runners are gone for good.
+inline bool lease_ended(const lease_condition& l) noexcept {
+  return l.kind == lease_condition::lease_kind::slurm && slurm_state_is_final(l.state);
+}
+
+namespace detail {
+
+// A runner that may still claim: it wrote a heartbeat and did not stop. A STALE one counts:
+// on a lagging filesystem its heartbeat may only be late.
+inline bool may_serve(const node_view& n) noexcept {
+  return n.hb && n.health != node_health::down && n.health != node_health::unknown;
+}
+
+// Runners still to come: a Slurm lease whose job has not ended and has fewer runners in
+// sight than it will have (or an unknown number). A local lease's runner is started by hand,
+// so it never "comes" by itself; a lease of unknown kind is given the benefit of the doubt.
+inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcept {
+  switch (l.kind) {
+    case lease_condition::lease_kind::local:
+      return false;
+    case lease_condition::lease_kind::unknown:
+      return seen == 0;
+    case lease_condition::lease_kind::slurm:
+      return !lease_ended(l) && (!l.nodes || static_cast<std::int64_t>(seen) < *l.nodes);
+  }
+  return false;
+}
+
+}  // namespace detail
+
+// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
+// has no waiting reason.
+inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
+                                                 const lease_condition& lease = {}) {
+  if (t.state != task_state::pending) return std::nullopt;
+  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+  const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
+  std::size_t seen = 0;  // runners that ever wrote a heartbeat
+  for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
+
+  if (!t.node.empty()) {
+    const node_view* n = s.find_node(t.node);
+    if (!n || !detail::may_serve(*n)) {
+      // Its runner is still to come, unless it already came and stopped.
+      if ((!n || !n->hb) && detail::runners_may_come(lease, seen)) return std::nullopt;
+      return "no runner serves lane " + t.node;
+    }
+    if (gpus > n->hb->gpus)
+      return fmt::format("needs {} GPUs, node {} has {}", gpus, t.node, n->hb->gpus);
+    if (n->paused) return "the runner of " + t.node + " is paused";
+    if (n->health == node_health::stale)
+      return "the runner of " + t.node + " is not responding (heartbeat STALE)";
+    return std::nullopt;
+  }
+
+  std::vector<const node_view*> serving;
+  for (const auto& n : s.nodes)
+    if (detail::may_serve(n)) serving.push_back(&n);
+  if (serving.empty()) {
+    if (detail::runners_may_come(lease, seen)) return std::nullopt;
+    return std::string("no runner serves this lease");
+  }
+  std::int64_t most = 0;
+  std::vector<const node_view*> able;  // runners with enough GPUs
+  for (const node_view* n : serving) {
+    most = std::max(most, n->hb->gpus);
+    if (n->hb->gpus >= gpus) able.push_back(n);
+  }
+  // A runner still to come may have the GPUs: only the runners in sight are compared.
+  if (able.empty()) {
+    if (detail::runners_may_come(lease, seen)) return std::nullopt;
+    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
+  }
+  // Who could take it, for the message: one runner by name, else every runner (with enough
+  // GPUs, when only some have them).
+  std::string whom = able.size() == 1 ? "the runner of " + able.front()->name
+                     : able.size() == serving.size()
+                         ? std::string("every runner of this lease")
+                         : fmt::format("every runner with {} GPUs or more", gpus);
+  std::size_t paused = 0, silent = 0;
+  for (const node_view* n : able) {
+    paused += n->paused ? 1 : 0;
+    silent += !n->paused && n->health == node_health::stale ? 1 : 0;
+  }
+  if (paused == able.size()) return whom + " is paused";
+  if (paused + silent == able.size())
+    return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
+  return std::nullopt;
+}
+
+// Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never
+// run, or nothing. Certain answers only: the lease ended, or its runners are all in sight
+// (fresh heartbeats, and for a Slurm lease as many as it will have) and none can take it.
+// `hbs` is every heartbeat of the lease; a runner is live when its heartbeat is OK at `now`.
+inline std::optional<std::string> submit_refusal(int gpus, const std::optional<std::string>& node,
+                                                 const std::vector<heartbeat>& hbs,
+                                                 const lease_condition& lease, double now,
+                                                 double hb_stale_s) {
+  if (lease_ended(lease)) return "the lease ended (" + lease.state + "): no runner will come";
+  std::vector<const heartbeat*> live;
+  for (const auto& hb : hbs)
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) live.push_back(&hb);
+  if (live.empty()) return std::nullopt;  // runners unknown: anything may come
+  if (lease.kind == lease_condition::lease_kind::slurm &&
+      (!lease.nodes || static_cast<std::int64_t>(live.size()) < *lease.nodes))
+    return std::nullopt;  // some of its runners are not in sight yet
+  if (node) {
+    auto known =
+        std::find_if(hbs.begin(), hbs.end(), [&](const heartbeat& hb) { return hb.node == *node; });
+    if (known == hbs.end()) {
+      std::string names;
+      for (const heartbeat* hb : live) names += (names.empty() ? "" : ", ") + hb->node;
+      return fmt::format("no runner of this lease serves node {} (its runners: {})", *node, names);
+    }
+    auto it = std::find_if(live.begin(), live.end(),
+                           [&](const heartbeat* hb) { return hb->node == *node; });
+    if (it != live.end() && gpus > (*it)->gpus)
+      return fmt::format("needs {} GPUs, node {} has {}", gpus, *node, (*it)->gpus);
+    return std::nullopt;
+  }
+  std::int64_t most = 0;
+  for (const heartbeat* hb : live) most = std::max(most, hb->gpus);
+  if (gpus > most)
+    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
+  return std::nullopt;
+}
+
+}  // namespace leaseq
+// end leaseq/waiting.hpp
 // end leaseq/leaseq.hpp

@@ -154,7 +154,7 @@ TEST_CASE("claimed files the runner does not know about are adopted and run", "[
   f.start();
   // A task file dropped straight into claimed/ (as a claim whose reply was lost would leave it),
   // with no pid: it never started, so the runner runs it.
-  std::string id = f.submit("--node other -- /bin/echo adopted");
+  std::string id = f.submit("--node other --force -- /bin/echo adopted");
   fs::rename(f.lp.inbox_task("other", id), f.lp.claimed_task("n1", id));
   INFO(f.log());
   REQUIRE(wait_until([&] { return f.result("n1", id).has_value(); }, 60s));
@@ -234,7 +234,7 @@ TEST_CASE("a result or log file replaced by a symlink is never written through",
   f.start();
   write_text(f.outside / "victim", "precious\n");
   // The next task ids are predictable: plant symlinks at its result and log paths first.
-  std::string a = f.submit("--node n9 -- /bin/true");  // not run here: only takes an id
+  std::string a = f.submit("--node n9 --force -- /bin/true");  // not run here: only takes an id
   std::string next = format_task_id(*task_seq(a) + 1);
   std::string after = format_task_id(*task_seq(a) + 2);
   ensure_dir(f.lp.done("n1"));

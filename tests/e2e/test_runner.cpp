@@ -15,6 +15,7 @@
 #include <leaseq/model.hpp>
 #include <leaseq/paths.hpp>
 
+#include "runner_fixture.hpp"
 #include "test_support.hpp"
 
 using namespace leaseq;
@@ -23,123 +24,7 @@ using test_support::wait_until;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-namespace {
-
-const std::string lease_id = "local:e2e";
-
-// A lease home in a temp dir plus helpers to drive the leaseq program against it.
-struct fixture {
-  temp_dir tmp;
-  fs::path home = tmp / "home";
-  lease_paths lease{home / "runs" / lease_id};
-  std::string path_prefix;  // prepended to PATH for runners (fake nvidia-smi)
-
-  test_support::command_result leaseq(const std::string& args, bool with_stderr = true) const {
-    return test_support::run_command("LEASEQ_HOME=" + test_support::shell_quote(home.string()) +
-                                     " " + LEASEQ_BIN + " " + args +
-                                     (with_stderr ? " 2>&1" : " 2>/dev/null"));
-  }
-  std::string submit(const std::string& args) const {
-    auto r = leaseq("submit --lease " + lease_id + " " + args, false);
-    INFO(r.out);
-    REQUIRE(r.exit_code == 0);
-    std::string id = r.out.substr(0, r.out.find('\n'));
-    REQUIRE(is_valid_task_id(id));
-    return id;
-  }
-  std::optional<json> result_of(const std::string& id) const {
-    for (const auto& n : detail::list_dir(lease.done_root().string()).names) {
-      json_outcome r = read_json_tolerant(lease.result(n, id));
-      if (r.ok()) return r.value;
-    }
-    return std::nullopt;
-  }
-  json wait_result(const std::string& id, std::chrono::milliseconds timeout = 60s) const {
-    std::optional<json> r;
-    bool ok = wait_until([&] { return (r = result_of(id)).has_value(); }, timeout);
-    INFO("waiting for the result of " << id);
-    REQUIRE(ok);
-    return *r;
-  }
-  std::size_t count(const fs::path& dir) const {
-    return detail::list_dir(dir.string()).names.size();
-  }
-  std::size_t count_results() const {
-    std::size_t n = 0;
-    for (const auto& d : detail::list_dir(lease.done_root().string()).names)
-      n += count(lease.done_root() / d);
-    return n;
-  }
-  std::optional<json> hb(const std::string& node) const {
-    return read_json_tolerant(lease.heartbeat(node)).value;
-  }
-  std::string log_of(const std::string& node, const std::string& id) const {
-    return test_support::read_text(lease.stdout_log(node, id));
-  }
-};
-
-// One `leaseq runner` child process.
-class runner_proc {
- public:
-  runner_proc(const fixture& f, const std::string& node, const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {LEASEQ_BIN, "runner", "--lease", lease_id, "--node", node};
-    args.insert(args.end(), extra.begin(), extra.end());
-    log_ = (f.tmp / ("runner-" + node + ".stderr")).string();
-    std::string home = f.home.string();
-    std::string path = f.path_prefix.empty() ? std::string(std::getenv("PATH"))
-                                             : f.path_prefix + ":" + std::getenv("PATH");
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::setenv("LEASEQ_HOME", home.c_str(), 1);
-      ::setenv("PATH", path.c_str(), 1);
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  runner_proc(const runner_proc&) = delete;
-  runner_proc& operator=(const runner_proc&) = delete;
-  ~runner_proc() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  void signal(int sig) const { ::kill(pid_, sig); }
-  // Waits for the exit; returns the exit code (128+signal when killed).
-  int wait() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  std::string log() const { return test_support::read_text(log_); }
-
- private:
-  pid_t pid_ = -1;
-  std::string log_;
-};
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
-
-bool hb_says(const fixture& f, const std::string& node, const char* key, const json& value) {
-  auto h = f.hb(node);
-  return h && h->contains(key) && (*h)[key] == value;
-}
-
-}  // namespace
+using namespace e2e;
 
 TEST_CASE("runner: 4 runners x 2 slots run 2000 tasks exactly once", "[runner][e2e]") {
   fixture f;
@@ -404,7 +289,7 @@ TEST_CASE("runner: GPUs from a fake nvidia-smi are handed out exclusively", "[ru
   std::string b = f.submit("--gpus 2 --shell -- 'echo $CUDA_VISIBLE_DEVICES; " + wait_gate + "'");
   std::string c = f.submit("--gpus 1 --shell -- 'echo $CUDA_VISIBLE_DEVICES'");
   std::string cpu = f.submit("--node gpu --shell -- 'echo \"[$CUDA_VISIBLE_DEVICES]\"'");
-  std::string huge = f.submit("--node gpu --gpus 8 -- true");
+  std::string huge = f.submit("--node gpu --gpus 8 --force -- true");
   REQUIRE(wait_until([&] { return !f.log_of("gpu", a).empty() && !f.log_of("gpu", b).empty(); }));
   REQUIRE(wait_until([&] { return hb_says(f, "gpu", "gpus_free", 0); }));
   CHECK(fs::exists(f.lease.inbox_task("_any", c)));  // waits for a free GPU

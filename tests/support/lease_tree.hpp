@@ -3,6 +3,9 @@
 // Builds lease trees by hand, exactly as protocol.md describes them, for reader tests (the
 // store, the read-only CLI) that must not depend on the engine.
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -95,6 +98,20 @@ struct lease_tree {
   void finish(int seq, const std::string& node, const char* state = "FINISHED", int code = 0) {
     done(seq, node, state, code);
     fs::remove(paths.claimed_task(node, format_task_id(seq)));
+  }
+  // ids/<seq> as a protocol 2 submit leaves it: 'P' published, or 'R' with `owner` (a
+  // process_identity line) for one whose submit has not finished. mtime: the file's age.
+  void reserve(int seq, bool published, const std::string& owner = "host 2 1 -", double mtime = 0) {
+    ensure_dir(paths.ids_dir());
+    if (!fs::exists(paths.ids_floor())) leaseq::write_file_atomic(paths.ids_floor(), "1\n");
+    fs::path p = paths.ids_dir() / std::to_string(seq);
+    leaseq::write_file_atomic(p, std::string(published ? "P " : "R ") + owner + "\n");
+    if (mtime > 0) {
+      struct timespec ts[2];
+      ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(mtime);
+      ts[0].tv_nsec = ts[1].tv_nsec = 0;
+      ::utimensat(AT_FDCWD, p.c_str(), ts, 0);
+    }
   }
   void hb(const std::string& node, double ts, std::vector<std::string> running = {},
           bool paused = false, bool stopped = false) {

@@ -1,8 +1,10 @@
 #include <leaseq/index.hpp>
+#include <leaseq/lock.hpp>
 #include <leaseq/seq.hpp>
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include <catch2/catch.hpp>
 
@@ -87,7 +89,83 @@ TEST_CASE("seq: starts at 1, allocates ranges, survives a lost counter", "[seq]"
   test_support::write_text(lease.inbox_task("_any", "T007"), "{}");
   CHECK(allocate_seq(lease) == 21);
   test_support::write_text(lease.seq(), "garbage");
-  CHECK(allocate_seq(lease) == 21);
+  CHECK(allocate_seq(lease) == 22);  // 21 stays reserved in ids/ although no task names it
+}
+
+TEST_CASE("seq: every id is reserved exclusively in ids/, a stale seq file skips taken ones",
+          "[seq]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  for (int i = 1; i <= 5; ++i) CHECK(allocate_seq(lease) == i);
+  for (int i = 1; i <= 5; ++i) CHECK(fs::exists(lease.ids_dir() / std::to_string(i)));
+  CHECK(test_support::read_text(lease.ids_floor()) == "1\n");
+  test_support::write_text(lease.seq(), "2\n");  // edited, or another client's stale view
+  CHECK(allocate_seq(lease) == 6);
+  test_support::write_text(lease.seq(), "0\n");
+  CHECK(allocate_seq(lease) == 7);
+  // A hint 100 ids behind jumps past the reservations instead of probing each.
+  for (int i = 0; i < 100; ++i) allocate_seq(lease);
+  test_support::write_text(lease.seq(), "1\n");
+  CHECK(allocate_seq(lease) == 108);
+}
+
+TEST_CASE("seq: a protocol 1 tree gets a floor above every task it holds", "[seq]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  test_support::write_text(lease.inbox_task("_any", "T001"), "{}");
+  test_support::write_text(lease.inbox_task("nodeA", "T004"), "{}");
+  test_support::write_text(lease.result("nodeB", "T003"), "{}");
+  test_support::write_text(lease.seq(), "2\n");  // wrong: T004 exists
+  CHECK(allocate_seq(lease) == 5);
+  CHECK(test_support::read_text(lease.ids_floor()) == "5\n");
+  test_support::write_text(lease.seq(), "3\n");
+  CHECK(allocate_seq(lease) == 6);  // never below the floor, whatever the seq file says
+}
+
+TEST_CASE("seq: a seq file beyond the largest id is named as the cause", "[seq]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  allocate_seq(lease);
+  test_support::write_text(lease.seq(), "1000000000000000000\n");
+  try {
+    allocate_seq(lease);
+    FAIL("accepted a seq of 10^18");
+  } catch (const error& e) {
+    CHECK_THAT(e.what(), Catch::Contains(lease.seq().string()));
+    CHECK_THAT(e.what(), Catch::Contains("remove it"));
+  }
+}
+
+TEST_CASE("seq: batches reserve distinct ids even when flock excludes nothing",
+          "[seq][processes]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  fs::create_directories(t / "out");
+  int failures = test_support::run_in_children(6, [&](int child) {
+    std::string got;
+    detail::reservation_maker maker(lease);
+    for (int i = 0; i < 60; ++i)
+      for (std::int64_t s : reserve_seqs(lease, 1 + (i % 5), maker, /*take_lock=*/false))
+        got += std::to_string(s) + "\n";
+    maker.mark_published();
+    test_support::write_text(t / "out" / std::to_string(child), got);
+    return 0;
+  });
+  REQUIRE(failures == 0);
+  std::vector<std::int64_t> all;
+  for (int c = 0; c < 6; ++c) {
+    std::istringstream in(test_support::read_text(t / "out" / std::to_string(c)));
+    std::int64_t v;
+    while (in >> v) all.push_back(v);
+  }
+  REQUIRE(all.size() == 6u * (12 * (1 + 2 + 3 + 4 + 5)));
+  std::set<std::int64_t> distinct(all.begin(), all.end());
+  CHECK(distinct.size() == all.size());
+  // Every reservation is marked published by its maker, and names its owner.
+  auto ticket = detail::parse_ticket(test_support::read_text(lease.ids_dir() / "1"));
+  REQUIRE(ticket);
+  CHECK(ticket->published);
+  CHECK(ticket->owner);
 }
 
 TEST_CASE("seq: 8 processes x 1000 allocations are distinct and gap-free", "[seq][processes]") {
@@ -110,4 +188,34 @@ TEST_CASE("seq: 8 processes x 1000 allocations are distinct and gap-free", "[seq
   REQUIRE(all.size() == 8000);
   std::sort(all.begin(), all.end());
   for (std::size_t i = 0; i < all.size(); ++i) REQUIRE(all[i] == static_cast<std::int64_t>(i + 1));
+}
+
+TEST_CASE("dot_lock: 6 processes incrementing one counter without flock lose nothing",
+          "[index][processes]") {
+  temp_dir t;
+  fs::path counter = t / "counter";
+  test_support::write_text(counter, "0");
+  int failures = test_support::run_in_children(6, [&](int) {
+    for (int i = 0; i < 40; ++i) {
+      dot_lock lock(t / "counter.lock");
+      int v = std::stoi(test_support::read_text(counter));
+      write_file_atomic_nosync(counter, std::to_string(v + 1));
+    }
+    return 0;
+  });
+  REQUIRE(failures == 0);
+  CHECK(test_support::read_text(counter) == "240");
+  CHECK_FALSE(fs::exists(t / "counter.lock"));
+}
+
+TEST_CASE("dot_lock: a lock left by a dead process on this host is broken", "[index]") {
+  temp_dir t;
+  detail::process_identity dead = detail::process_identity::of_self();
+  dead.start_ticks += 1;
+  test_support::write_text(t / "x.lock", dead.to_line() + "\n");
+  { dot_lock lock(t / "x.lock", 5); }
+  CHECK_FALSE(fs::exists(t / "x.lock"));
+  // One whose owner lives is waited for, up to the timeout.
+  test_support::write_text(t / "y.lock", detail::process_identity::of_self().to_line() + "\n");
+  CHECK_THROWS_WITH(dot_lock(t / "y.lock", 0.2), Catch::Contains("timed out"));
 }

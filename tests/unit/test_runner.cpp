@@ -2,6 +2,9 @@
 #include <leaseq/runner.hpp>
 #include <leaseq/submit.hpp>
 
+#include <sys/wait.h>
+
+#include <csignal>
 #include <deque>
 #include <set>
 #include <sstream>
@@ -286,7 +289,7 @@ TEST_CASE("runner: a result that cannot be written is kept and retried", "[runne
   CHECK(b.r->unwritten_count() == 1);
   fs::remove(done);
   fs::rename(b.tmp / "done-away", done);
-  b.step();
+  b.step(6);  // failed writes back off (0.1 s doubling to 5 s): never a busy loop
   CHECK(b.r->unwritten_count() == 0);
   REQUIRE(b.result(id));
   CHECK(b.result(id)->state == task_state::finished);
@@ -414,4 +417,79 @@ TEST_CASE(
   CHECK(b.result(id)->state == task_state::failed);
   CHECK(b.result(id)->reason == "runner_terminated");
   CHECK(b.result(id)->signal == 15);
+}
+
+TEST_CASE("runner: a second runner for the same node refuses to start", "[runner]") {
+  bench b;
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  auto second = b.make(b.config(1));
+  CHECK_THROWS_WITH(second->start(b.clock.now()), Catch::Contains("another runner already serves"));
+  b.r.reset();  // the first one ends: the node is free again
+  auto third = b.make(b.config(1));
+  CHECK_NOTHROW(third->start(b.clock.now()));
+}
+
+TEST_CASE("runner: a reused pid is not the task a crashed runner left", "[runner]") {
+  bench b;
+  std::string id = b.submit();
+  ensure_dir(b.lease.claimed("n1"));
+  json t = *read_json_tolerant(b.lease.inbox_task("_any", id)).value;
+  t["pid"] = ::getpid();  // alive, but not the process that was started for the task
+  t["claimed"] = 5.0;
+  t["pid_start"] = detail::process_start_ticks(::getpid()).value_or(0) + 1;
+  write_json_atomic(b.lease.claimed_task("n1", id), t);
+  fs::remove(b.lease.inbox_task("_any", id));
+  b.ops.foreign_alive = {::getpid()};
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  REQUIRE(b.result(id));
+  CHECK(b.result(id)->reason == "runner_lost");
+  CHECK(b.ops.procs.empty());
+}
+
+TEST_CASE("runner: a task a crashed runner was starting is found by its attempt, not rerun",
+          "[runner]") {
+  bench b;
+  std::string id = b.submit();
+  ensure_dir(b.lease.claimed("n1"));
+  // The crashed runner wrote "starting", spawned the task, and died before recording its pid.
+  posix_process_ops real;
+  spawn_request req;
+  req.argv = {"sleep", "30"};
+  req.env = merged_environment({{"LEASEQ_ATTEMPT", "n1-dead-" + id}});
+  req.stdout_path = (b.tmp / "o").string();
+  req.stderr_path = (b.tmp / "e").string();
+  spawn_outcome s = real.spawn(req);
+  REQUIRE(s.pid > 0);
+  json t = *read_json_tolerant(b.lease.inbox_task("_any", id)).value;
+  t["claimed"] = 5.0;
+  t["starting"] = "n1-dead-" + id;
+  write_json_atomic(b.lease.claimed_task("n1", id), t);
+  fs::remove(b.lease.inbox_task("_any", id));
+  b.ops.foreign_alive = {s.pid};
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  CHECK(b.ops.procs.empty());  // not started a second time
+  CHECK_FALSE(b.result(id));
+  CHECK(b.hb().running == std::vector<std::string>{id});
+  ::kill(s.pid, SIGKILL);
+  ::waitpid(s.pid, nullptr, 0);
+  b.ops.foreign_alive.clear();
+  b.step(1);
+  REQUIRE(b.result(id));
+  CHECK(b.result(id)->reason == "runner_lost");
+
+  // Without such a process, a task that was being started may have run: never rerun it.
+  std::string other = b.submit();
+  b.r.reset();
+  json u = *read_json_tolerant(b.lease.inbox_task("_any", other)).value;
+  u["starting"] = "n1-gone-" + other;
+  write_json_atomic(b.lease.claimed_task("n1", other), u);
+  fs::remove(b.lease.inbox_task("_any", other));
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  CHECK(b.ops.procs.empty());
+  REQUIRE(b.result(other));
+  CHECK(b.result(other)->reason == "runner_lost");
 }

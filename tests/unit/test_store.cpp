@@ -593,3 +593,71 @@ TEST_CASE("stderr_probe looks at the .err log's size", "[store]") {
   REQUIRE(sel.total == 1);
   CHECK(sel.tasks[0]->id == "T001");
 }
+
+TEST_CASE("store: a task whose id was handed out but is visible nowhere is UNKNOWN, for good",
+          "[store][lag]") {
+  tree t;
+  for (int i = 1; i <= 3; ++i) {
+    t.reserve(i, true);
+    t.pending(i, "_any");
+  }
+  t.reserve(4, true);  // published, but this client's cache shows it nowhere yet
+  auto store = make_store(t);
+  auto s = store.refresh();
+  CHECK(s->count(task_state::pending) == 3);
+  CHECK(s->count(task_state::unknown) == 1);
+  REQUIRE(s->find_task("T004"));
+  CHECK(s->find_task("T004")->unknown);
+  CHECK_THAT(s->find_task("T004")->unknown_reason, Catch::Contains("not visible yet"));
+  // T002 moves inbox -> claimed -> done while this client sees neither: the total holds.
+  fs::remove(t.paths.inbox_task("_any", "T002"));
+  for (int k = 0; k < 3; ++k) {
+    store.clock().advance(40);  // longer than lost_confirm_s: never removed, ids/ vouches
+    s = store.refresh_all();
+    CHECK(s->tasks().size() == 4);
+    CHECK(s->find_task("T002")->state == task_state::pending);  // its last view ...
+    CHECK(s->find_task("T002")->unknown);                       // ... marked unknown
+  }
+  // A one-shot reader, which saw nothing before, lists it as UNKNOWN.
+  auto once = make_store(t);
+  CHECK(once.refresh()->find_task("T002")->state == task_state::unknown);
+  CHECK(s->fs_lag);
+  t.done(2, "nodeA");
+  s = store.refresh_all();
+  CHECK(s->find_task("T002")->state == task_state::finished);
+  CHECK_FALSE(s->find_task("T002")->unknown);
+}
+
+TEST_CASE("store: a reservation whose submit died before publishing vouches for nothing",
+          "[store][lag]") {
+  tree t;
+  t.reserve(1, true);
+  t.pending(1, "_any");
+  detail::process_identity dead = detail::process_identity::of_self();
+  dead.start_ticks += 1;
+  t.reserve(2, false, dead.to_line(), 4800);  // 200 s old at the store's clock (5000)
+  t.reserve(3, false, dead.to_line(), 4990);  // 10 s old: its submit may have just ended
+  detail::process_identity alive = detail::process_identity::of_self();
+  t.reserve(4, false, alive.to_line(), 1000);  // its submit still runs
+  auto store = make_store(t);
+  auto s = store.refresh();
+  CHECK_FALSE(s->find_task("T002"));
+  CHECK(s->find_task("T003"));
+  CHECK(s->find_task("T004"));
+  CHECK(s->count(task_state::unknown) == 2);
+}
+
+TEST_CASE("store: a protocol 1 tree's seq file vouches for the ids below it", "[store]") {
+  tree t;
+  t.pending(1, "_any");
+  t.done(3, "nodeA");
+  test_support::write_text(t.paths.seq(), "4\n");
+  auto store = make_store(t);
+  auto s = store.refresh();
+  REQUIRE(s->find_task("T002"));
+  CHECK(s->find_task("T002")->state == task_state::unknown);
+  // An edited seq file far beyond every task vouches for nothing (no million UNKNOWN rows).
+  test_support::write_text(t.paths.seq(), "99999999\n");
+  auto fresh = make_store(t);
+  CHECK(fresh.refresh()->tasks().size() == 2);
+}

@@ -86,7 +86,7 @@ TEST_CASE("submit: an idempotency key enqueues once, even when racing", "[submit
   auto b = submit_task(lease, "local:h", r);
   CHECK(a.id == b.id);
   CHECK(b.existing);
-  CHECK(test_support::read_text(lease.key("job-42")) == a.id + "\n");
+  CHECK(test_support::read_text(lease.key("job-42")).rfind(a.id + "\n", 0) == 0);
   CHECK(detail::list_dir(lease.inbox("_any").string()).names.size() == 1);
 
   // 8 processes race with one new key: exactly one task.
@@ -173,7 +173,8 @@ TEST_CASE("submit: a large batch (two writer threads) with keys, repeated ones i
     if (out[i].existing) continue;
     ++fresh;
     CHECK(out[i].id == format_task_id(2 + static_cast<std::int64_t>(i)));
-    if (batch[i].key) CHECK(test_support::read_text(lease.key(*batch[i].key)) == out[i].id + "\n");
+    if (batch[i].key)
+      CHECK(test_support::read_text(lease.key(*batch[i].key)).rfind(out[i].id + "\n", 0) == 0);
   }
   for (const auto& lane : {"_any", "n0", "n1", "n2", "n3"}) {
     if (!fs::exists(lease.inbox(lane))) continue;
@@ -192,24 +193,29 @@ TEST_CASE("submit: a large batch (two writer threads) with keys, repeated ones i
   CHECK(t3.node == "n3");
 }
 
-TEST_CASE("submit: a batch that fails part-way leaves no temp file behind", "[submit]") {
+TEST_CASE("submit: a final name already taken is never replaced: that task gets a fresh id",
+          "[submit]") {
   temp_dir t;
   lease_paths lease(t / "lease");
   CHECK(submit_task(lease, "local:h", echo_request("first")).id == "T001");
   std::vector<submit_request> batch;
   for (int i = 0; i < 3000; ++i) batch.push_back(echo_request(std::to_string(i)));
-  // The batch is T002..T3001; T2001's final name is taken by a directory: its rename fails.
+  // The batch is T002..T3001; T2001's final name is taken (by a directory, here).
   fs::create_directories(lease.inbox_task("_any", "T2001"));
-  CHECK_THROWS_AS(submit_batch(lease, "local:h", batch), io_error);
+  auto out = submit_batch(lease, "local:h", batch);
+  CHECK(out[1998].id == "T2000");
+  CHECK(out[1999].id == "T3002");  // T2001 was taken
+  CHECK(out[2000].id == "T2002");
+  CHECK(fs::is_directory(lease.inbox_task("_any", "T2001")));
+  CHECK(read_task(lease.inbox_task("_any", "T3002")).argv[1] == "1999");
   std::size_t tasks = 0;
   for (const auto& e : fs::directory_iterator(lease.inbox("_any"))) {
     std::string name = e.path().filename().string();
     CHECK(name.rfind(".", 0) != 0);
     if (e.is_regular_file()) ++tasks;
   }
-  CHECK(tasks == 2000);  // T001, and the batch's T002..T2000 renamed before the failure
-  // The seq range stays allocated: the next submit gets a fresh id.
-  CHECK(submit_task(lease, "local:h", echo_request("next")).id == "T3002");
+  CHECK(tasks == 3001);
+  CHECK(submit_task(lease, "local:h", echo_request("next")).id == "T3003");
 }
 
 TEST_CASE("submit: retry is a new task naming the old one", "[submit]") {
@@ -246,4 +252,76 @@ TEST_CASE("submit: display form of argv", "[submit]") {
   CHECK(display_command({"echo", "it's"}) == "echo 'it'\\''s'");
   CHECK(display_command({"echo", ""}) == "echo ''");
   CHECK(display_command(shell_argv("ls | wc -l")) == "ls | wc -l");
+}
+
+TEST_CASE("submit: a key whose submit died before publishing is taken over", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  // A dead owner on this host: a child that has exited (its pid and start time name nobody).
+  detail::process_identity dead = detail::process_identity::of_self();
+  dead.start_ticks += 1;  // this pid, another start: not this process
+  test_support::write_text(lease.key("orphan"), "T077\n" + dead.to_line() + "\n");
+  test_support::write_text(lease.ids_dir() / "77", "R " + dead.to_line() + "\n");  // unpublished
+  submit_request r = echo_request("again");
+  r.key = "orphan";
+  auto s = submit_task(lease, "local:h", r);
+  CHECK_FALSE(s.existing);
+  CHECK(s.id != "T077");
+  CHECK(fs::exists(lease.inbox_task("_any", s.id)));
+  CHECK(test_support::read_text(lease.key("orphan")).rfind(s.id + "\n", 0) == 0);
+  // Now bound to a task that exists: answered, nothing new.
+  auto again = submit_task(lease, "local:h", r);
+  CHECK(again.existing);
+  CHECK(again.id == s.id);
+
+  // A key of another host, young, whose task is not visible: trusted (its submit may still
+  // be publishing, or this client's cache lags).
+  detail::process_identity elsewhere = dead;
+  elsewhere.host = "some-other-host";
+  test_support::write_text(lease.key("far"), "T078\n" + elsewhere.to_line() + "\n");
+  test_support::write_text(lease.ids_dir() / "78", "R " + elsewhere.to_line() + "\n");
+  // And a key whose submit ended after publishing (ticket 'P'), its task not visible here:
+  // lag, never an orphan, even with its owner gone.
+  test_support::write_text(lease.key("lag"), "T079\n" + dead.to_line() + "\n");
+  test_support::write_text(lease.ids_dir() / "79", "P " + dead.to_line() + "\n");
+  r.key = "lag";
+  auto lag = submit_task(lease, "local:h", r);
+  CHECK(lag.existing);
+  CHECK(lag.id == "T079");
+  r.key = "far";
+  auto far = submit_task(lease, "local:h", r);
+  CHECK(far.existing);
+  CHECK(far.id == "T078");
+}
+
+TEST_CASE("submit: a batch that fails leaves no key and gives its ids back", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_task(lease, "local:h", echo_request("first"));
+  // inbox/nodeZ is a file: the batch cannot write that request's task.
+  test_support::write_text(lease.inbox_root() / "nodeZ", "not a directory");
+  std::vector<submit_request> batch(3, echo_request("x"));
+  batch[0].key = "b0";
+  batch[1].key = "b1";
+  batch[2].node = "nodeZ";
+  CHECK_THROWS_AS(submit_batch(lease, "local:h", batch), error);
+  CHECK_FALSE(fs::exists(lease.key("b0")));
+  CHECK_FALSE(fs::exists(lease.key("b1")));
+  for (const auto& n : detail::list_dir(lease.ids_dir().string()).names)
+    CHECK((n == "1" || n == "floor"));
+  for (const auto& n : detail::list_dir(lease.inbox("_any").string()).names)
+    CHECK(n == "T001.json");
+}
+
+TEST_CASE("submit: a task file is never replaced, even with a stale seq file", "[submit]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  for (int i = 0; i < 5; ++i) submit_task(lease, "local:h", echo_request("old"));
+  // A protocol 1 writer put T006 in a lane without reserving it; the seq file lags.
+  test_support::write_text(lease.inbox_task("_any", "T006"), "{\"id\":\"T006\"}");
+  test_support::write_text(lease.seq(), "2\n");
+  auto s = submit_task(lease, "local:h", echo_request("NEW"));
+  CHECK(s.id == "T007");
+  CHECK(test_support::read_text(lease.inbox_task("_any", "T006")) == "{\"id\":\"T006\"}");
+  CHECK(read_task(lease.inbox_task("_any", "T002")).argv[1] == "old");
 }
