@@ -151,6 +151,7 @@ struct paged_view {
   std::string error;
   std::uint64_t gen = 0;
   bool loading = true;
+  int hscroll = 0;  // cells cut off the left of every line (Left/Right)
 };
 
 enum class form_phase { editing, testing, tested_ok, tested_fail, submitting };

@@ -70,6 +70,8 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"o", "switch stdout <-> stderr"},
       {"m", "merge / unmerge stdout+stderr"},
       {"/ then n", "find text in the log (n: the next match upwards)"},
+      {"Left / Right", "scroll long lines sideways (a cut line ends with ›)"},
+      {"w", "wrap long lines / cut them"},
       {"Esc", "collapse the log pane"},
       {"task details", ""},
       {"F / E / A / L", "follow stdout / stderr / both, open logs"},
@@ -77,6 +79,7 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"e", "show / hide the environment"},
       {"paged logs (L)", ""},
       {"PgUp/PgDn, j/k, g/G", "scroll, top, bottom"},
+      {"Left / Right", "scroll long lines sideways"},
       {"o", "switch stdout <-> stderr"},
       {"Esc / q", "close"},
       {"Slurm lease form (n)", ""},
@@ -283,6 +286,8 @@ inline void paged_key(model& m, const tui::key& k) {
     p.first += page;
   else if (k.is(tui::key_code::page_up))
     p.first = p.first > page ? p.first - page : 0;
+  else if (k.is(tui::key_code::right) || k.is(tui::key_code::left))
+    p.hscroll = std::max(0, p.hscroll + (k.is(tui::key_code::right) ? 8 : -8));
   else if (k.is('g') || k.is(tui::key_code::home))
     p.first = 0;
   else if (k.is('G') || k.is(tui::key_code::end))

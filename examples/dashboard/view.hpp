@@ -594,14 +594,14 @@ inline void draw_paged(const model& m, tui::buffer& buf, const tui::rect& area) 
     return;
   }
   for (int i = 0; i < in.h - 1; ++i)
-    tui::draw_line(
+    tui::draw_cut_line(
         buf, in, i,
         i < static_cast<int>(p.lines.size()) ? p.lines[static_cast<std::size_t>(i)] : std::string(),
-        tui::style{});
-  tui::draw_line(
-      buf, in, in.h - 1,
-      tui::truncate_text(p.path + "   PgUp/PgDn j/k g/G o:stdout<->stderr Esc:close", in.w),
-      tui::default_theme().dim);
+        p.hscroll, tui::style{});
+  tui::draw_line(buf, in, in.h - 1,
+                 tui::truncate_text(
+                     p.path + "   PgUp/PgDn j/k g/G Left/Right o:stdout<->stderr Esc:close", in.w),
+                 tui::default_theme().dim);
 }
 
 inline void draw_create_form(const model& m, tui::buffer& buf, const tui::rect& area) {

@@ -369,3 +369,32 @@ TEST_CASE("[ and ] page through tasks past ui.max_tasks_display", "[dashboard][d
   CHECK(m.task_page == 0);
   CHECK(m.visible.front()->id == "T003");
 }
+
+TEST_CASE("long log lines: cut with a marker, Left/Right scroll, w wraps, also in the pages",
+          "[dashboard][daily]") {
+  model m = dashboard_model("99887766", 80, 24);
+  press(m, 'F');  // T003
+  std::string longline(120, 'x');
+  longline += "TAIL";
+  update(m, message{msg_log{m.follow.id, {"short line", longline}, now}});
+  std::string s = screen_text(m);
+  CHECK(contains(s, "x›"));
+  CHECK_FALSE(contains(s, "TAIL"));
+  while (m.focus != pane::log) press(m, tui::key_code::tab);
+  for (int i = 0; i < 8; ++i) press(m, tui::key_code::right);
+  s = screen_text(m);
+  CHECK(contains(s, "‹"));
+  CHECK(contains(s, "TAIL"));
+  press(m, 'w');
+  s = screen_text(m);
+  CHECK(contains(s, "TAIL"));
+  CHECK(contains(s, "short line"));
+
+  press(m, tui::key_code::escape);  // the log pane closes, the task list has focus
+  press(m, 'L');
+  REQUIRE(m.ov == overlay::paged);
+  update(m, message{msg_page{m.paged.gen, 0, {longline}, std::uint64_t{1}, ""}});
+  CHECK(contains(screen_text(m), "x›"));
+  for (int i = 0; i < 8; ++i) press(m, tui::key_code::right);
+  CHECK(contains(screen_text(m), "TAIL"));
+}

@@ -73,6 +73,30 @@ TEST_CASE("a table shows a header, rows, and scrolls to the selection", "[tui][w
   CHECK(b.row_text(1) == std::string(16, ' '));
 }
 
+TEST_CASE("a log view marks cut lines, scrolls sideways and wraps", "[tui][widgets]") {
+  buffer b(12, 3);
+  std::vector<std::string> lines{"short", "0123456789abcdefghij", "end"};
+  log_view_state st;
+  st.follow = false;
+  draw_log_view(b, b.area(), lines, st);
+  CHECK(b.row_text(0) == "short       ");
+  CHECK(b.row_text(1) == "0123456789a›");
+  CHECK(st.handle_key(key::of(key_code::right), 3, 3));
+  draw_log_view(b, b.area(), lines, st);
+  CHECK(b.row_text(1) == "‹9abcdefghij");
+  CHECK(b.row_text(0) == "‹           ");  // all of "short" is to the left
+  CHECK(st.handle_key(key::ch('w'), 3, 3));
+  CHECK(st.hscroll == 0);
+  draw_log_view(b, b.area(), lines, st);
+  CHECK(b.row_text(0) == "short       ");
+  CHECK(b.row_text(1) == "0123456789ab");
+  CHECK(b.row_text(2) == "cdefghi[3/3]");  // the position marker sits on the last row
+  st.follow = true;  // following: the rows that end with the last line
+  draw_log_view(b, b.area(), lines, st);
+  CHECK(b.row_text(0) == "0123456789ab");
+  CHECK(b.row_text(1) == "cdefghij    ");
+}
+
 TEST_CASE("a log view follows the end and shows where it is", "[tui][widgets]") {
   buffer b(12, 3);
   std::vector<std::string> lines;
