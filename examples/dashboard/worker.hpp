@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -410,7 +411,21 @@ class worker {
     bool changed = force_emit;
     std::optional<double> mtime;
     std::size_t cap = static_cast<std::size_t>(std::max<std::int64_t>(1, cfg_.ui.log_tail_lines));
+    // Lines carry no time, but files do: the file written to least recently goes first, so a
+    // merged follow shows each task's backlog in the order they were written, and the new
+    // lines of one poll in about the order they came.
+    std::vector<std::pair<double, std::size_t>> order;
     for (std::size_t i = 0; i < sources_.size(); ++i) {
+      struct stat st;
+      double t = 0;
+      if (::stat(sources_[i].path.c_str(), &st) == 0) {
+        t = static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1e9;
+        if (!mtime || t > *mtime) mtime = t;
+      }
+      order.push_back({t, i});
+    }
+    std::stable_sort(order.begin(), order.end());
+    for (const auto& [t, i] : order) {
       source& s = sources_[i];
       if (!s.follower) continue;
       std::vector<leaseq::tail_event> evs;
@@ -419,13 +434,8 @@ class worker {
         changed = true;
         add_event(static_cast<int>(i), e);
       }
-      struct stat st;
-      if (::stat(s.path.c_str(), &st) == 0) {
-        double t = static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1e9;
-        if (!mtime || t > *mtime) mtime = t;
-      }
     }
-    while (shown_.size() > cap) shown_.pop_front();
+    trim_fairly(cap);
     if (mtime != last_mtime_) changed = true;
     last_mtime_ = mtime;
     if (!changed) return;
@@ -436,6 +446,42 @@ class worker {
     for (const auto& l : shown_)
       out.lines.push_back(sources_[static_cast<std::size_t>(l.src)].label + l.text);
     emit(std::move(out));
+  }
+
+  // Keeps `cap` lines, taking the oldest lines of the sources that hold the most: a chatty
+  // task's backlog must not push out every line of a quiet one.
+  void trim_fairly(std::size_t cap) {
+    if (shown_.size() <= cap) return;
+    std::vector<std::size_t> count(sources_.size() + 1, 0);
+    for (const auto& l : shown_) ++count[static_cast<std::size_t>(l.src)];
+    // Water-filling: lower a common ceiling until the lines under it fit in cap.
+    std::size_t ceiling = *std::max_element(count.begin(), count.end());
+    auto kept = [&](std::size_t c) {
+      std::size_t sum = 0;
+      for (std::size_t n : count) sum += std::min(n, c);
+      return sum;
+    };
+    while (ceiling > 0 && kept(ceiling) > cap) --ceiling;
+    std::vector<std::size_t> drop(count.size(), 0);
+    std::size_t extra = cap - kept(ceiling);  // room left under the ceiling: one more line
+    for (std::size_t i = 0; i < count.size(); ++i) {
+      std::size_t keep = std::min(count[i], ceiling);
+      if (count[i] > ceiling && extra > 0) {
+        ++keep;
+        --extra;
+      }
+      drop[i] = count[i] - keep;
+    }
+    std::deque<shown_line> out;
+    for (auto& l : shown_) {
+      auto& d = drop[static_cast<std::size_t>(l.src)];
+      if (d > 0) {
+        --d;
+        continue;
+      }
+      out.push_back(std::move(l));
+    }
+    shown_ = std::move(out);
   }
 
   void add_event(int src, const leaseq::tail_event& e) {

@@ -2,6 +2,9 @@
 // paged reads, control files, retries, `lease use`, the lease list.
 #include <dashboard/worker.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include <catch2/catch.hpp>
@@ -244,4 +247,42 @@ TEST_CASE("worker: fresh heartbeats of a lease Slurm still calls PENDING show it
   l.rows[0].state = "PENDING";
   reconcile_with_heartbeats(l, leaseq::home_paths(t.home), now + 600, 60);
   CHECK(l.rows[0].state == "PENDING");
+}
+
+TEST_CASE(
+    "worker: a merged follow puts backlogs in write order, the ring keeps every task's newest",
+    "[dashboard][worker][daily]") {
+  lease_tree t;
+  t.register_default();
+  double now = leaseq::unix_now();
+  t.claimed(1, "nodeA");
+  t.claimed(2, "nodeB");
+  leaseq::ensure_dir(t.paths.logs("nodeA"));
+  leaseq::ensure_dir(t.paths.logs("nodeB"));
+  std::string chatty;
+  for (int i = 1; i <= 300; ++i) chatty += "a" + std::to_string(i) + "\n";
+  test_support::write_text(t.paths.stdout_log("nodeA", "T001"), chatty);
+  test_support::write_text(t.paths.stdout_log("nodeB", "T002"), "b1\nb2\nb3\nb4\nb5\n");
+  // T002 wrote its lines a minute before T001's.
+  struct timespec ts[2];
+  ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(now - 60);
+  ts[0].tv_nsec = ts[1].tv_nsec = 0;
+  REQUIRE(::utimensat(AT_FDCWD, t.paths.stdout_log("nodeB", "T002").c_str(), ts, 0) == 0);
+
+  leaseq::config cfg;  // ui.log_tail_lines: 200
+  worker w(t.home.string(), cfg, "/nonexistent/leaseq");
+  std::vector<message> seen;
+  follow_target ft;
+  ft.id = 9;
+  ft.tasks.push_back({"T001", "nodeA", t.paths.stdout_log("nodeA", "T001").string(), ""});
+  ft.tasks.push_back({"T002", "nodeB", t.paths.stdout_log("nodeB", "T002").string(), ""});
+  w.send(req_follow{ft});
+  auto log = wait_message<msg_log>(w, seen, [](const msg_log& l) {
+    return l.follow_id == 9 && !l.lines.empty() && l.lines.back() == "T001│ a300";
+  });
+  REQUIRE(log);
+  REQUIRE(log->lines.size() == 200);
+  CHECK(log->lines[0] == "T002│ b1");  // the older backlog first
+  CHECK(log->lines[4] == "T002│ b5");
+  CHECK(log->lines[5] == "T001│ a106");  // T001 gave up its oldest lines, T002 none
 }
