@@ -10936,6 +10936,8 @@ inline void draw_table(buffer& buf, const rect& r, const std::vector<table_colum
 struct log_view_state {
   int offset = 0;      // first visible line when not following
   bool follow = true;  // stick to the end as lines arrive
+  int hscroll = 0;     // cells cut off the left of every line (Left/Right)
+  bool wrap = false;   // long lines go on over the next rows instead (w)
 
   bool handle_key(const key& k, int lines, int page) {
     page = std::max(1, page);
@@ -10956,6 +10958,13 @@ struct log_view_state {
     else if (k.is('f')) {
       follow = !follow;
       return true;
+    } else if (k.is(key_code::right) || k.is(key_code::left)) {
+      hscroll = std::max(0, hscroll + (k.is(key_code::right) ? 8 : -8));
+      return true;
+    } else if (k.is('w')) {
+      wrap = !wrap;
+      hscroll = 0;
+      return true;
     } else
       return false;
     offset = std::clamp(offset, 0, max_off);
@@ -10964,7 +10973,53 @@ struct log_view_state {
   }
 };
 
-// Lines top to bottom; the bottom-right corner shows "[follow]" or the position.
+// The cells [from, from + width) of s. Wide characters that straddle an edge are left out.
+inline std::string slice_cells(std::string_view s, int from, int width) {
+  std::string out;
+  int x = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    leaseq::detail::utf8_char c = leaseq::detail::decode_utf8(s, i);
+    std::size_t len = c.len ? c.len : 1;
+    int cw = std::max(0, leaseq::detail::codepoint_width(c.cp));
+    if (x >= from && x + cw <= from + width) out.append(s.substr(i, len));
+    x += cw;
+    i += len;
+    if (x >= from + width) break;
+  }
+  return out;
+}
+
+// One log line in a row: cut at the pane's edges with a dim marker where text goes on
+// ("‹" left, "›" right), so a cut line never passes for a whole one.
+inline void draw_cut_line(buffer& buf, const rect& r, int row, std::string_view text, int hscroll,
+                          const style& st, const theme& th = default_theme()) {
+  int total = leaseq::detail::display_width(text);
+  bool left = hscroll > 0 && total > 0, right = total - hscroll > r.w;
+  int from = hscroll + (left ? 1 : 0);
+  int width = r.w - (left ? 1 : 0) - (right ? 1 : 0);
+  draw_line(buf, r, row, "", st);
+  if (width <= 0) return;
+  clip_scope cs(buf, r);
+  int x = r.x;
+  if (left) x += buf.print(x, r.y + row, "‹", th.dim, 1);
+  buf.print(x, r.y + row, slice_cells(text, from, width), st, width);
+  if (right) buf.print(r.right() - 1, r.y + row, "›", th.dim, 1);
+}
+
+// A line as rows of at most `width` cells (wrap mode).
+inline std::vector<std::string> wrap_rows(std::string_view s, int width) {
+  std::vector<std::string> rows;
+  width = std::max(1, width);
+  int total = leaseq::detail::display_width(s);
+  for (int from = 0; from < total || rows.empty(); from += width) {
+    rows.push_back(slice_cells(s, from, width));
+    if (total == 0) break;
+  }
+  return rows;
+}
+
+// Lines top to bottom; the bottom-right corner shows "[follow]" or the position. Long lines
+// are cut with a marker (scrolled with hscroll), or wrapped when state.wrap.
 inline void draw_log_view(buffer& buf, const rect& r, const std::vector<std::string>& lines,
                           log_view_state& state, const theme& th = default_theme()) {
   if (r.empty()) return;
@@ -10973,10 +11028,31 @@ inline void draw_log_view(buffer& buf, const rect& r, const std::vector<std::str
   int max_off = std::max(0, n - r.h);
   if (state.follow) state.offset = max_off;
   state.offset = std::clamp(state.offset, 0, max_off);
-  for (int i = 0; i < r.h; ++i) {
-    int li = state.offset + i;
-    draw_line(buf, r, i, li < n ? std::string_view(lines[static_cast<std::size_t>(li)]) : "",
-              th.normal);
+  if (state.wrap) {
+    // Rows from offset down; following, the rows that end at the last line.
+    std::vector<std::string> rows;
+    if (state.follow) {
+      for (int li = n - 1; li >= 0 && static_cast<int>(rows.size()) < r.h; --li) {
+        auto piece = wrap_rows(lines[static_cast<std::size_t>(li)], r.w);
+        rows.insert(rows.begin(), piece.begin(), piece.end());
+      }
+      while (static_cast<int>(rows.size()) > r.h) rows.erase(rows.begin());
+    } else {
+      for (int li = state.offset; li < n && static_cast<int>(rows.size()) < r.h; ++li) {
+        auto piece = wrap_rows(lines[static_cast<std::size_t>(li)], r.w);
+        rows.insert(rows.end(), piece.begin(), piece.end());
+      }
+    }
+    for (int i = 0; i < r.h; ++i)
+      draw_line(buf, r, i,
+                i < static_cast<int>(rows.size()) ? rows[static_cast<std::size_t>(i)] : "",
+                th.normal);
+  } else {
+    for (int i = 0; i < r.h; ++i) {
+      int li = state.offset + i;
+      draw_cut_line(buf, r, i, li < n ? std::string_view(lines[static_cast<std::size_t>(li)]) : "",
+                    state.hscroll, th.normal, th);
+    }
   }
   std::string marker = state.follow ? "[follow]"
                                     : "[" + std::to_string(std::min(n, state.offset + r.h)) + "/" +
