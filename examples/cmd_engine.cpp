@@ -114,6 +114,20 @@ local_heartbeat live_local_runner(const lease_paths& lease, const std::string& n
   return out;
 }
 
+// This program's own file, to run each task under `leaseq __supervise`: by /proc/self/exe, not
+// argv[0], which may be a relative path or a name looked up in PATH. Resolved once, at start:
+// a binary replaced on disk (an upgrade) later still leaves a runnable path, the new binary.
+// Empty when /proc is not mounted: tasks then run without a supervisor, as before.
+std::string own_executable() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec || !self.is_absolute()) return {};
+  std::string s = self.string();
+  // A binary deleted or replaced since it started shows as "path (deleted)": not runnable.
+  if (s.size() > 10 && s.compare(s.size() - 10, 10, " (deleted)") == 0) return {};
+  return s;
+}
+
 // Starts the runner; with detach the parent prints the runner's pid and returns at once.
 void start_runner(const runner_options& o) {
   home_paths home = home_paths::from_env();
@@ -131,6 +145,7 @@ void start_runner(const runner_options& o) {
   cfg.slots = o.slots;
   cfg.grace_s = o.grace;
   cfg.heartbeat_s = o.heartbeat;
+  cfg.supervisor = own_executable();
   gpu_spec gspec = parse_gpu_spec(o.gpus);
   ensure_dir(lease.root());
   // Two runners of one node would take over each other's tasks: refuse a second one here.

@@ -1,5 +1,6 @@
 // The leaseq program: a thin CLI over the header-only library, plus the dashboard.
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 #include <leaseq/leaseq.hpp>
@@ -31,6 +32,10 @@ void harden_options(CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runner starts every task under `leaseq __supervise ...` (supervise.hpp). It is not a
+  // command for people: it never reaches the CLI parser, so --help does not list it.
+  if (argc > 1 && std::strcmp(argv[1], leaseq::supervise_verb) == 0)
+    return leaseq::run_supervisor(argc, argv);
   CLI::App app{"leaseq: a file-based task queue over leases (local host or Slurm jobs)", "leaseq"};
   app.set_version_flag("--version", std::string("leaseq ") + leaseq::version);
   app.require_subcommand(1);

@@ -34,6 +34,7 @@
 #include "leaseq/spawn.hpp"
 #include "leaseq/store.hpp"
 #include "leaseq/submit.hpp"
+#include "leaseq/supervise.hpp"
 #include "leaseq/tail.hpp"
 #include "leaseq/task_filter.hpp"
 #include "leaseq/tui/app.hpp"

@@ -16,8 +16,10 @@
 // happened (a lost NFS reply; LEASEQ_FAULT=claim_rename_lies plays it) is noticed by looking
 // at the destination, and every few seconds the node's claimed/ directory is scanned for task
 // files this runner does not know: one with a live pid is watched, one whose pid is gone ends
-// runner_lost, one that never got a pid (claimed, never started) is run. A task the runner was
-// killed between spawning and recording its pid may so run twice, at most once per crash.
+// with what its supervisor recorded in logs/<node>/<id>.exit (its real exit status, or
+// CANCELLED when cancelled meanwhile) or, without that file, runner_lost; one that never got a
+// pid (claimed, never started) is run. A task the runner was killed between spawning and
+// recording its pid may so run twice, at most once per crash.
 //
 // The runner writes only into real directories of the lease tree: before each pass it checks
 // (detail/tree_guard.hpp) that its inbox lanes, claimed/, done/, logs/, hb/ and control/
@@ -64,6 +66,7 @@
 #include "leaseq/paths.hpp"
 #include "leaseq/result_writer.hpp"
 #include "leaseq/spawn.hpp"
+#include "leaseq/supervise.hpp"
 #include "leaseq/version.hpp"
 
 namespace leaseq {
@@ -83,6 +86,11 @@ struct runner_config {
   double heartbeat_min_s = 0.5;
   double idle_min_s = 0.05;  // idle polling backs off from this ...
   double idle_max_s = 1.0;   // ... to this
+  // An executable implementing `__supervise` (supervise.hpp; the leaseq program does): each
+  // task then runs under it, and a task that outlives a crashed runner still has its real
+  // exit status recorded (logs/<node>/<id>.exit). Empty: tasks are exec'd directly, and such
+  // a task can only end runner_lost.
+  std::string supervisor;
 };
 
 namespace detail {
@@ -273,16 +281,23 @@ class runner {
 
   // The process of an attempt a crashed runner was starting, found by the LEASEQ_ATTEMPT
   // it put in the task's environment (same node, same user: /proc/PID/environ is readable).
+  // Every process of the attempt has it (the supervisor, the task, the task's children): the
+  // one leading the process group is the one that was spawned, whose group a cancel signals
+  // and whose end is the task's end.
   static std::optional<pid_t> find_attempt_process(const std::string& attempt) {
     std::string needle = "LEASEQ_ATTEMPT=" + attempt;
     needle.push_back('\0');
+    std::optional<pid_t> any;
     for (const std::string& name : detail::list_dir("/proc").names) {
       if (name.empty() || name[0] < '1' || name[0] > '9') continue;
       std::string env = detail::read_proc_file(("/proc/" + name + "/environ").c_str(), 1 << 20);
-      if (env.find(needle) != std::string::npos)
-        if (auto pid = detail::checked_pid(std::atoll(name.c_str()))) return pid;
+      if (env.find(needle) == std::string::npos) continue;
+      auto pid = detail::checked_pid(std::atoll(name.c_str()));
+      if (!pid) continue;
+      if (::getpgid(*pid) == *pid) return pid;
+      if (!any) any = pid;
     }
-    return std::nullopt;
+    return any;
   }
 
   struct unwritten_result {
@@ -372,14 +387,13 @@ class runner {
         if (recorded) {
           recorded_start = detail::process_start_ticks(*recorded).value_or(0);
         } else {
-          log(id +
-              ": a previous runner was starting it and died; no process of that attempt "
-              "runs: runner_lost (it may have run)");
           running_task t;
           t.spec = spec;
           t.claimed = spec.claimed.value_or(now);
           t.attempt = starting;
-          finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+          finish_orphan(t, now,
+                        ": a previous runner was starting it and died; no process of that "
+                        "attempt runs");
           continue;
         }
       } else if (!spec.pid) {
@@ -400,8 +414,7 @@ class runner {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
       } else {
-        log(id + ": its runner died and its process is gone: runner_lost");
-        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+        finish_orphan(t, now, ": its runner died and its process is gone");
       }
     }
     return any;
@@ -460,6 +473,38 @@ class runner {
   }
   bool tree_ok(tree_dir d) const { return unsafe_[d].empty(); }
 
+  fs::path exit_status_path(const std::string& id) const {
+    return lease_.logs(cfg_.node) / (id + ".exit");
+  }
+
+  // Ends a task whose process a previous runner started and nobody can reap: with what its
+  // supervisor recorded for this attempt, CANCELLED when this runner cancelled it, and
+  // runner_lost only when nothing tells how it ended (it died with its runner, or ran without
+  // a supervisor).
+  void finish_orphan(const running_task& t, double now, const std::string& why) {
+    std::optional<exit_status> s = read_exit_status(exit_status_path(t.spec.id), t.attempt);
+    double ended = s && s->finished && *s->finished > 0 && *s->finished <= now ? *s->finished : now;
+    const std::string& id = t.spec.id;
+    if (t.stop_reason == std::string("cancelled")) {
+      log(id + why + ": cancelled");
+      finish(t, ended, s ? s->exit_code : std::nullopt, s ? s->signal : std::nullopt,
+             task_state::cancelled, "cancelled");
+    } else if (s && s->spawn_failed) {
+      log(id + why + "; its supervisor could not start it: " + *s->spawn_failed);
+      finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+             "spawn_failed: " + *s->spawn_failed);
+    } else if (s) {
+      log(fmt::format("{}{}; its supervisor recorded {}", id, why,
+                      s->signal ? fmt::format("signal {}", *s->signal)
+                                : fmt::format("exit {}", s->exit_code.value_or(-1))));
+      finish(t, ended, s->exit_code, s->signal,
+             s->exit_code == 0 ? task_state::finished : task_state::failed, std::nullopt);
+    } else {
+      log(id + why + ", with no exit status recorded: runner_lost");
+      finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+    }
+  }
+
   bool check_orphans(double now) {
     if (now - last_orphan_check_ < 0.5) return false;
     last_orphan_check_ = now;
@@ -475,8 +520,7 @@ class runner {
           log(id + ": ended with a result from another runner; not marking it lost");
           continue;
         }
-        log(t.spec.id + ": process of a previous runner ended: runner_lost");
-        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+        finish_orphan(t, now, ": process of a previous runner ended");
         any = true;
       } else {
         ++it;
@@ -650,6 +694,9 @@ class runner {
     req.env = merged_environment(env);
     req.stdout_path = lease_.stdout_log(cfg_.node, t.spec.id).string();
     req.stderr_path = lease_.stderr_log(cfg_.node, t.spec.id).string();
+    req.supervisor = cfg_.supervisor;
+    req.status_path = exit_status_path(t.spec.id).string();
+    req.attempt = t.attempt;
     spawn_outcome s = ops_.spawn(req);
     if (s.pid <= 0) {
       log(t.spec.id + ": spawn failed: " + s.error);
@@ -715,6 +762,17 @@ class runner {
         held_.push_back({std::move(t), e->exit_code, e->signal, now + external_signal_window_s});
         any = true;
         continue;
+      } else if (e->exit_code == 127 && !cfg_.supervisor.empty()) {
+        // The supervisor started, the program did not (missing, not executable): the same
+        // spawn_failed result as when the runner execs the program itself.
+        if (auto s = read_exit_status(exit_status_path(t.spec.id), t.attempt);
+            s && s->spawn_failed) {
+          log(t.spec.id + ": spawn failed: " + *s->spawn_failed);
+          finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+                 "spawn_failed: " + *s->spawn_failed);
+          any = true;
+          continue;
+        }
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
       any = true;
@@ -888,12 +946,30 @@ class runner {
 
   void enforce_deadlines(double now) {
     for (auto& [id, t] : running_) {
-      if (t.kill_at && *t.kill_at <= now && !t.orphan) {
+      if (t.kill_at && *t.kill_at <= now) {
+        t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
+        // An orphan's pid is not ours to reap: it may have been reused by now.
+        if (t.orphan && !same_process(t.pid, t.pid_start)) continue;
         log(fmt::format("{}: still running {:.0f} s after SIGTERM: SIGKILL", id, cfg_.grace_s));
         ops_.signal_group(t.pid, SIGKILL);
-        t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
       }
     }
+  }
+
+  // Cancels a task left running by a previous runner. Its pid is not our child, so it is
+  // signalled only while it is still the recorded process; one already gone ended on its own
+  // before the cancel, and check_orphans() records how.
+  void cancel_orphan(running_task& t, double now) {
+    const std::string& id = t.spec.id;
+    if (t.stop_reason) return;
+    if (t.pid <= 1 || !same_process(t.pid, t.pid_start)) {
+      log(id + ": cancel of a task left by a previous runner: its process already ended");
+      return;
+    }
+    log(id + ": cancel of a task left by a previous runner: SIGTERM to its process group");
+    t.stop_reason = "cancelled";
+    ops_.signal_group(t.pid, SIGTERM);
+    t.kill_at = now + cfg_.grace_s;
   }
 
   void begin_stop(double now) {
@@ -930,8 +1006,7 @@ class runner {
   void cancel(const std::string& id, double now) {
     if (auto it = running_.find(id); it != running_.end()) {
       if (it->second.orphan) {
-        log(id + ": cancel of a task left by a previous runner: signalling its group");
-        ops_.signal_group(it->second.pid, SIGTERM);
+        cancel_orphan(it->second, now);
         return;
       }
       log(id + ": cancel: SIGTERM to its process group");

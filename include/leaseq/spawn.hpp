@@ -1,6 +1,7 @@
 #pragma once
 
-// The OS side of the runner: start a task in its own session, reap it, signal its group.
+// The OS side of the runner: start a task in its own session (directly, or under a supervisor
+// that records its exit status), reap it, signal its group.
 // The runner talks to these operations through `process_ops`, so its loop can be driven by a
 // fake in tests and by `posix_process_ops` for real.
 
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "leaseq/detail/posix.hpp"
+#include "leaseq/supervise.hpp"
 
 extern char** environ;  // NOLINT: POSIX
 
@@ -33,6 +35,12 @@ struct spawn_request {
   std::vector<std::string> env;   // the complete environment, "K=V" each
   std::string stdout_path;
   std::string stderr_path;
+  // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
+  // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
+  // the runner is gone by then. Empty: argv is exec'd directly.
+  std::string supervisor;
+  std::string status_path;
+  std::string attempt;
 };
 
 // pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
@@ -124,17 +132,25 @@ class posix_process_ops : public process_ops {
     ::posix_spawnattr_setflags(&attr,
                                POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
+    // A supervisor removed since the runner started (a package uninstalled under it) must not
+    // make every task fail: the task then runs as it would without one.
+    bool supervised = !req.supervisor.empty() && ::access(req.supervisor.c_str(), X_OK) == 0;
+    std::vector<std::string> words;
+    if (supervised) words = {req.supervisor, supervise_verb, req.status_path, req.attempt, "--"};
+    words.insert(words.end(), req.argv.begin(), req.argv.end());
     std::vector<char*> argv, envp;
-    for (const auto& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : words) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     for (const auto& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    // The supervisor is a path, never looked up; it looks up the task's program itself.
+    int rc = supervised ? ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
+                        : ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
     ::posix_spawn_file_actions_destroy(&fa);
     ::posix_spawnattr_destroy(&attr);
     if (rc != 0) {
-      out.error = req.argv[0] + ": " + std::strerror(rc);
+      out.error = words[0] + ": " + std::strerror(rc);
       return out;
     }
     out.pid = pid;

@@ -493,3 +493,256 @@ TEST_CASE("runner: a task a crashed runner was starting is found by its attempt,
   REQUIRE(b.result(other));
   CHECK(b.result(other)->reason == "runner_lost");
 }
+
+// ---- the supervisor and orphans (issue 14.7) ----
+
+namespace {
+
+// Runs run_supervisor() in a forked child, as `leaseq __supervise` would; returns its wait
+// status.
+int supervise_in_child(const fs::path& status, const std::string& attempt,
+                       std::vector<std::string> cmd) {
+  std::vector<std::string> words = {"leaseq", supervise_verb, status.string(), attempt, "--"};
+  words.insert(words.end(), cmd.begin(), cmd.end());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    ::_exit(run_supervisor(static_cast<int>(words.size()), argv.data()));
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return st;
+}
+
+// A claimed file as a crashed runner leaves it: pid and attempt recorded, task still running.
+void leave_orphan(bench& b, const std::string& id, std::int64_t pid, const std::string& attempt) {
+  ensure_dir(b.lease.claimed("n1"));
+  json t = *read_json_tolerant(b.lease.inbox_task("_any", id)).value;
+  t["pid"] = pid;
+  t["claimed"] = 5.0;
+  t["starting"] = attempt;
+  write_json_atomic(b.lease.claimed_task("n1", id), t);
+  fs::remove(b.lease.inbox_task("_any", id));
+}
+
+void write_exit_file(bench& b, const std::string& id, const json& status) {
+  ensure_dir(b.lease.logs("n1"));
+  write_json_atomic(b.lease.logs("n1") / (id + ".exit"), status);
+}
+
+}  // namespace
+
+TEST_CASE("runner: the supervisor records the task's end and ends as the task did", "[runner]") {
+  temp_dir t;
+  fs::path st = t / "T001.exit";
+  int ws = supervise_in_child(st, "a1", {"/bin/sh", "-c", "exit 3"});
+  CHECK(WIFEXITED(ws));
+  CHECK(WEXITSTATUS(ws) == 3);
+  auto s = read_exit_status(st, "a1");
+  REQUIRE(s);
+  CHECK(s->exit_code == 3);
+  CHECK_FALSE(s->signal);
+  CHECK(s->finished.value_or(0) > 0);
+  CHECK_FALSE(read_exit_status(st, "a2"));  // another attempt's file says nothing
+
+  ws = supervise_in_child(st, "a2", {"/bin/sh", "-c", "kill -TERM $$"});
+  CHECK(WIFSIGNALED(ws));
+  CHECK(WTERMSIG(ws) == SIGTERM);
+  s = read_exit_status(st, "a2");
+  REQUIRE(s);
+  CHECK(s->signal == SIGTERM);
+  CHECK_FALSE(s->exit_code);
+
+  ws = supervise_in_child(st, "a3", {"no-such-program-leaseq"});
+  CHECK(WIFEXITED(ws));
+  CHECK(WEXITSTATUS(ws) == 127);
+  s = read_exit_status(st, "a3");
+  REQUIRE(s);
+  CHECK(s->spawn_failed == "no-such-program-leaseq: No such file or directory");
+
+  // No temp file is left beside the status file.
+  CHECK(detail::list_dir(t.path().string()).names == std::vector<std::string>{"T001.exit"});
+}
+
+TEST_CASE("runner: the supervisor outlives SIGTERM to the group; the task does not", "[runner]") {
+  temp_dir t;
+  fs::path st = t / "s.exit";
+  fs::path ready = t / "ready";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    std::string ready_s = ready.string(), st_s = st.string();
+    std::string script = "touch " + ready_s + "; exec sleep 30";
+    std::vector<std::string> words = {"leaseq", supervise_verb, st_s, "a1",
+                                      "--",     "/bin/sh",      "-c", script};
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    ::_exit(run_supervisor(static_cast<int>(words.size()), argv.data()));
+  }
+  REQUIRE(test_support::wait_until([&] { return fs::exists(ready); }));
+  ::kill(-pid, SIGTERM);  // what a cancel sends
+  int ws = 0;
+  ::waitpid(pid, &ws, 0);
+  CHECK(WIFSIGNALED(ws));
+  CHECK(WTERMSIG(ws) == SIGTERM);
+  auto s = read_exit_status(st, "a1");
+  REQUIRE(s);
+  CHECK(s->signal == SIGTERM);
+}
+
+TEST_CASE("runner: an orphan's end is what its supervisor recorded, runner_lost only without it",
+          "[runner]") {
+  bench b;
+  std::string ok = b.submit(), three = b.submit(), sig = b.submit(), none = b.submit(),
+              stale = b.submit(), early = b.submit();
+  leave_orphan(b, ok, 5001, "n1-old-1");
+  leave_orphan(b, three, 5002, "n1-old-2");
+  leave_orphan(b, sig, 5003, "n1-old-3");
+  leave_orphan(b, none, 5004, "n1-old-4");
+  leave_orphan(b, stale, 5005, "n1-old-5");
+  leave_orphan(b, early, 5006, "n1-old-6");
+  // Ended while no runner watched: its status is already there at start.
+  write_exit_file(b, early, {{"attempt", "n1-old-6"}, {"exit_code", 0}, {"finished", 7.0}});
+  b.ops.foreign_alive = {5001, 5002, 5003, 5004, 5005};
+  auto cfg = b.config(8);
+  b.r = b.make(cfg);
+  b.r->start(b.clock.now());
+  REQUIRE(b.result(early));
+  CHECK(b.result(early)->state == task_state::finished);
+  CHECK(b.result(early)->exit_code == 0);
+  CHECK_FALSE(b.result(early)->reason);
+  CHECK(b.result(early)->finished == 7.0);  // when it ended, not when it was noticed
+  CHECK(b.result(early)->attempt == "n1-old-6");
+  CHECK(b.hb().running.size() == 5);
+
+  write_exit_file(b, ok, {{"attempt", "n1-old-1"}, {"exit_code", 0}, {"signal", nullptr}});
+  write_exit_file(b, three, {{"attempt", "n1-old-2"}, {"exit_code", 3}, {"signal", nullptr}});
+  write_exit_file(b, sig, {{"attempt", "n1-old-3"}, {"exit_code", nullptr}, {"signal", 9}});
+  write_exit_file(b, stale, {{"attempt", "n1-earlier"}, {"exit_code", 0}});
+  b.ops.foreign_alive.clear();
+  b.step(1);
+  REQUIRE(b.result(ok));
+  CHECK(b.result(ok)->state == task_state::finished);
+  CHECK(b.result(ok)->exit_code == 0);
+  CHECK_FALSE(b.result(ok)->reason);
+  REQUIRE(b.result(three));
+  CHECK(b.result(three)->state == task_state::failed);
+  CHECK(b.result(three)->exit_code == 3);
+  CHECK_FALSE(b.result(three)->reason);
+  REQUIRE(b.result(sig));
+  CHECK(b.result(sig)->state == task_state::failed);
+  CHECK(b.result(sig)->signal == 9);
+  CHECK(b.result(none)->reason == "runner_lost");
+  CHECK(b.result(stale)->reason == "runner_lost");  // another attempt's status is no evidence
+  for (const auto& id : {ok, three, sig, none, stale, early})
+    CHECK_FALSE(fs::exists(b.lease.claimed_task("n1", id)));
+}
+
+TEST_CASE("runner: cancel of an orphan signals its group and ends CANCELLED", "[runner]") {
+  bench b;
+  std::string id = b.submit(), stubborn = b.submit(), reused = b.submit();
+  leave_orphan(b, id, 6001, "n1-old-1");
+  leave_orphan(b, stubborn, 6002, "n1-old-2");
+  // Its recorded pid now runs another program (this test): never signalled.
+  leave_orphan(b, reused, ::getpid(), "n1-old-3");
+  json r = *read_json_tolerant(b.lease.claimed_task("n1", reused)).value;
+  r["pid_start"] = detail::process_start_ticks(::getpid()).value_or(0) + 1;
+  write_json_atomic(b.lease.claimed_task("n1", reused), r);
+  b.ops.foreign_alive = {6001, 6002, ::getpid()};
+  b.r = b.make(b.config(4));
+  b.r->start(b.clock.now());
+  REQUIRE(b.result(reused));
+  CHECK(b.result(reused)->reason == "runner_lost");  // not the same process: it ended
+  write_cancel(b.lease, "n1", id);
+  write_cancel(b.lease, "n1", stubborn);
+  b.step();
+  CHECK(b.ops.procs[6001].signals == std::vector<int>{SIGTERM});
+  CHECK(b.ops.procs[6002].signals == std::vector<int>{SIGTERM});
+  CHECK(b.ops.procs[::getpid()].signals.empty());
+
+  // The first dies of the SIGTERM; its supervisor records that.
+  b.ops.foreign_alive.erase(6001);
+  write_exit_file(b, id, {{"attempt", "n1-old-1"}, {"exit_code", nullptr}, {"signal", SIGTERM}});
+  b.step(1);
+  REQUIRE(b.result(id));
+  CHECK(b.result(id)->state == task_state::cancelled);
+  CHECK(b.result(id)->reason == "cancelled");
+  CHECK(b.result(id)->signal == SIGTERM);
+
+  // The second ignores it: SIGKILL after the grace period kills it with its supervisor.
+  b.step(5);
+  CHECK(b.ops.procs[6002].signals == std::vector<int>{SIGTERM, SIGKILL});
+  b.ops.foreign_alive.erase(6002);
+  b.step(1);
+  REQUIRE(b.result(stubborn));
+  CHECK(b.result(stubborn)->state == task_state::cancelled);
+  CHECK(b.result(stubborn)->reason == "cancelled");
+}
+
+TEST_CASE("runner: an orphan that ended before its cancel keeps its own outcome", "[runner]") {
+  bench b;
+  std::string id = b.submit();
+  leave_orphan(b, id, 7001, "n1-old-1");
+  b.ops.foreign_alive = {7001};
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  b.ops.foreign_alive.clear();
+  write_exit_file(b, id, {{"attempt", "n1-old-1"}, {"exit_code", 0}});
+  write_cancel(b.lease, "n1", id);
+  b.step(0.1);  // the cancel is read before the orphan check (every 0.5 s) notices the end
+  CHECK(b.ops.procs[7001].signals.empty());
+  b.step(1);
+  REQUIRE(b.result(id));
+  CHECK(b.result(id)->state == task_state::finished);
+}
+
+#ifdef LEASEQ_BIN
+TEST_CASE("runner: tasks under the leaseq supervisor, through posix process ops", "[runner]") {
+  temp_dir t;
+  posix_process_ops ops;
+  spawn_request req;
+  req.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat) $LEASEQ_ATTEMPT; exit 4"};
+  req.cwd = t.path().string();
+  req.env = merged_environment({{"LEASEQ_ATTEMPT", "a1"}});
+  req.stdout_path = (t / "o").string();
+  req.stderr_path = (t / "e").string();
+  req.supervisor = LEASEQ_BIN;
+  req.status_path = (t / "s.exit").string();
+  req.attempt = "a1";
+  spawn_outcome s = ops.spawn(req);
+  REQUIRE(s.pid > 0);
+  std::optional<child_exit> e;
+  REQUIRE(test_support::wait_until([&] { return (e = ops.reap()).has_value(); }));
+  CHECK(e->pid == s.pid);
+  CHECK(e->exit_code == 4);  // the supervisor exits as its task did
+  std::istringstream out(test_support::read_text(t / "o"));
+  std::string task_pid, pgid, attempt;
+  out >> task_pid >> pgid >> attempt;
+  CHECK(task_pid != std::to_string(s.pid));  // the task is the supervisor's child ...
+  CHECK(pgid == std::to_string(s.pid));      // ... in the group a cancel signals
+  CHECK(attempt == "a1");
+  auto st = read_exit_status(t / "s.exit", "a1");
+  REQUIRE(st);
+  CHECK(st->exit_code == 4);
+
+  // A missing program: the supervisor starts, the program does not.
+  bench b;
+  std::string missing = b.submit();
+  auto cfg = b.config(1);
+  cfg.supervisor = LEASEQ_BIN;
+  b.r = std::make_unique<runner>(cfg, b.lease, ops);
+  b.r->start(b.clock.now());
+  b.step();
+  REQUIRE(test_support::wait_until([&] {
+    b.step();
+    return b.result(missing).has_value();
+  }));
+  CHECK(b.result(missing)->state == task_state::failed);
+  CHECK(b.result(missing)->reason == "spawn_failed: work: No such file or directory");
+  CHECK_FALSE(b.result(missing)->exit_code);
+}
+#endif
