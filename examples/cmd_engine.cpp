@@ -54,7 +54,13 @@ std::string resolve_lease(const home_paths& home, const std::string& given,
       rec.kind = "local";
       rec.created = now;
       write_json_atomic(lease.lease_json(), json(rec));
-      register_lease(home, index_entry{id, "local", std::nullopt, now, json::object()});
+      try {
+        register_lease(home, index_entry{id, "local", std::nullopt, now, json::object()});
+      } catch (const error& e) {
+        // The user named the lease: an index that cannot be rewritten only keeps it out of
+        // `lease ls` for now (the next command registers it), it never blocks the work.
+        std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.what()).c_str());
+      }
     }
   }
   return id;

@@ -35,9 +35,10 @@ int runners_alive(const fixture& f) {
     std::string env = test_support::read_text("/proc/" + pid + "/environ");
     std::string stat = test_support::read_text("/proc/" + pid + "/stat");
     bool zombie = stat.find(") Z") != std::string::npos;
-    if (!zombie && cmd.find(std::string("runner") + '\0') != std::string::npos &&
-        env.find(needle) != std::string::npos)
-      ++n;
+    // `leaseq runner`, or the child `lease local start` forked (no exec: same cmdline).
+    bool runner = cmd.find(std::string("runner") + '\0') != std::string::npos ||
+                  cmd.find(std::string("local") + '\0' + "start" + '\0') != std::string::npos;
+    if (!zombie && runner && env.find(needle) != std::string::npos) ++n;
   }
   return n;
 }
