@@ -566,7 +566,7 @@ TEST_CASE("runner: the supervisor records the task's end and ends as the task di
   CHECK(detail::list_dir(t.path().string()).names == std::vector<std::string>{"T001.exit"});
 }
 
-TEST_CASE("runner: the supervisor outlives SIGTERM to the group; the task does not", "[runner]") {
+TEST_CASE("runner: the supervisor outlives SIGTERM to the group, the task does not", "[runner]") {
   temp_dir t;
   fs::path st = t / "s.exit";
   fs::path ready = t / "ready";
