@@ -4722,8 +4722,10 @@ class result_writer {
 // happened (a lost NFS reply; LEASEQ_FAULT=claim_rename_lies plays it) is noticed by looking
 // at the destination, and every few seconds the node's claimed/ directory is scanned for task
 // files this runner does not know: one with a live pid is watched, one whose pid is gone ends
-// runner_lost, one that never got a pid (claimed, never started) is run. A task the runner was
-// killed between spawning and recording its pid may so run twice, at most once per crash.
+// with what its supervisor recorded in logs/<node>/<id>.exit (its real exit status, or
+// CANCELLED when cancelled meanwhile) or, without that file, runner_lost; one that never got a
+// pid (claimed, never started) is run. A task the runner was killed between spawning and
+// recording its pid may so run twice, at most once per crash.
 //
 // The runner writes only into real directories of the lease tree: before each pass it checks
 // (detail/tree_guard.hpp) that its inbox lanes, claimed/, done/, logs/, hb/ and control/
@@ -4759,7 +4761,8 @@ class result_writer {
 
 // begin leaseq/spawn.hpp
 
-// The OS side of the runner: start a task in its own session, reap it, signal its group.
+// The OS side of the runner: start a task in its own session (directly, or under a supervisor
+// that records its exit status), reap it, signal its group.
 // The runner talks to these operations through `process_ops`, so its loop can be driven by a
 // fake in tests and by `posix_process_ops` for real.
 
@@ -4778,6 +4781,180 @@ class result_writer {
 #include <string>
 #include <vector>
 
+// begin leaseq/supervise.hpp
+
+// The task supervisor: `leaseq __supervise <status file> <attempt> -- argv...`. The runner
+// starts each task under it (as Slurm's slurmstepd does), so that a task's true end is known
+// even when the runner that started it is gone: the supervisor outlives a crashed runner,
+// waits for the task and writes its exit status to a file the next runner reads
+// (`logs/<node>/<id>.exit`, protocol.md "Result file").
+//
+// It is invisible to the runner that started it: it leads the task's session, forks the task
+// into the same process group (so a cancel's signal to the group reaches the task), ignores
+// the signals meant for the task, and exits exactly as the task did (same exit code, or the
+// same signal re-raised), so reaping it tells what reaping the task would have told.
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+// The word that makes the leaseq program a supervisor; not a command of its CLI.
+inline constexpr const char* supervise_verb = "__supervise";
+
+// What a supervisor wrote about one attempt of a task.
+struct exit_status {
+  std::string attempt;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::optional<double> finished;
+  std::optional<std::string> spawn_failed;  // the program could not be started: why
+};
+
+// The status file at path, when it is readable and belongs to `attempt` (a file left by an
+// earlier attempt of the task says nothing about this one).
+inline std::optional<exit_status> read_exit_status(const fs::path& path,
+                                                   const std::string& attempt) {
+  if (attempt.empty()) return std::nullopt;
+  json_outcome r = read_json_tolerant(path);
+  if (!r.ok() || !r.value->is_object()) return std::nullopt;
+  const json& j = *r.value;
+  auto a = j.find("attempt");
+  if (a == j.end() || !a->is_string() || a->get<std::string>() != attempt) return std::nullopt;
+  exit_status s;
+  s.attempt = attempt;
+  auto small_int = [&](const char* key) -> std::optional<int> {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+    auto v = it->get<long long>();
+    if (v < 0 || v > 255) return std::nullopt;
+    return static_cast<int>(v);
+  };
+  s.exit_code = small_int("exit_code");
+  s.signal = small_int("signal");
+  if (auto f = j.find("finished"); f != j.end() && f->is_number()) s.finished = f->get<double>();
+  if (auto f = j.find("spawn_failed"); f != j.end() && f->is_string())
+    s.spawn_failed = f->get<std::string>();
+  // A file that tells nothing (a hand-edited one) is no evidence of how the task ended.
+  if (!s.exit_code && !s.signal && !s.spawn_failed) return std::nullopt;
+  return s;
+}
+
+namespace detail {
+
+// The signals a supervisor must survive: everything sent to the task's group that would end
+// it by default (cancel's SIGTERM, Slurm's scancel --signal, a hangup). Faults (SEGV, ...)
+// stay fatal: they would be a bug of the supervisor itself. SIGCHLD stays as it is: ignoring
+// it would reap the task behind waitpid's back.
+inline std::vector<int> supervisor_shielded_signals() {
+  std::vector<int> v = {SIGHUP,  SIGINT,  SIGQUIT,   SIGPIPE, SIGALRM, SIGTERM, SIGUSR1,
+                        SIGUSR2, SIGPOLL, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGPWR};
+#ifdef SIGSTKFLT
+  v.push_back(SIGSTKFLT);
+#endif
+  for (int s = SIGRTMIN; s <= SIGRTMAX; ++s) v.push_back(s);
+  return v;
+}
+
+inline void write_supervisor_status(const char* path, const json& status) {
+  try {
+    // fsync'd before the rename: the file is the only record if the runner is gone.
+    write_file_atomic(path, json_file_text(status), 0600, false);
+  } catch (const std::exception& e) {
+    // The supervisor's stderr is the task's stderr log: the only place anyone will look.
+    std::fprintf(stderr, "leaseq supervisor: cannot write the exit status: %s\n", e.what());
+  }
+}
+
+// Ends this process the way the task ended, so the runner reaping it sees the task's end.
+[[noreturn]] inline void die_by_signal(int sig) {
+  struct rlimit no_core {};
+  ::setrlimit(RLIMIT_CORE, &no_core);  // the task may have dumped core; its supervisor must not
+  ::signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  ::raise(sig);
+  ::_exit(128 + sig);  // a signal whose default is not to terminate
+}
+
+}  // namespace detail
+
+// The supervisor's main: argv is `<program> __supervise <status file> <attempt> -- cmd...`.
+// Returns the task's exit code (127 when it could not be started, 2 on a usage error) or does
+// not return at all (the task died by a signal, re-raised here).
+inline int run_supervisor(int argc, char** argv) {
+  if (argc < 6 || std::strcmp(argv[1], supervise_verb) != 0 || std::strcmp(argv[4], "--") != 0) {
+    std::fprintf(stderr,
+                 "usage: leaseq %s STATUS_FILE ATTEMPT -- COMMAND [ARG...] (used by the runner)\n",
+                 supervise_verb);
+    return 2;
+  }
+  const char* status_path = argv[2];
+  const std::string attempt = argv[3];
+  char** cmd = argv + 5;
+
+  std::vector<int> shielded = detail::supervisor_shielded_signals();
+  std::vector<struct sigaction> saved(shielded.size());
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
+
+  auto spawn_failed = [&](const std::string& why) {
+    detail::write_supervisor_status(status_path, json{{"attempt", attempt}, {"spawn_failed", why}});
+    return 127;
+  };
+  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
+  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The task gets the dispositions the supervisor was started with (ignored ones are
+    // inherited through exec, so each must be put back).
+    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
+    ::execvp(cmd[0], cmd);
+    int e = errno;
+    (void)!::write(err_w.get(), &e, sizeof e);
+    ::_exit(127);
+  }
+  err_w.reset();
+  int exec_errno = 0;
+  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
+  int status = 0;
+  pid_t waited;
+  do waited = ::waitpid(pid, &status, 0);
+  while (waited < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof exec_errno))
+    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
+
+  json out{
+      {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
+  if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
+  if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
+  detail::write_supervisor_status(status_path, out);
+  if (waited != pid) return 127;  // cannot happen: the task is our only child
+  if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
+  return WEXITSTATUS(status);
+}
+
+}  // namespace leaseq
+// end leaseq/supervise.hpp
 
 extern char** environ;  // NOLINT: POSIX
 
@@ -4791,6 +4968,12 @@ struct spawn_request {
   std::vector<std::string> env;   // the complete environment, "K=V" each
   std::string stdout_path;
   std::string stderr_path;
+  // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
+  // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
+  // the runner is gone by then. Empty: argv is exec'd directly.
+  std::string supervisor;
+  std::string status_path;
+  std::string attempt;
 };
 
 // pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
@@ -4882,17 +5065,25 @@ class posix_process_ops : public process_ops {
     ::posix_spawnattr_setflags(&attr,
                                POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
+    // A supervisor removed since the runner started (a package uninstalled under it) must not
+    // make every task fail: the task then runs as it would without one.
+    bool supervised = !req.supervisor.empty() && ::access(req.supervisor.c_str(), X_OK) == 0;
+    std::vector<std::string> words;
+    if (supervised) words = {req.supervisor, supervise_verb, req.status_path, req.attempt, "--"};
+    words.insert(words.end(), req.argv.begin(), req.argv.end());
     std::vector<char*> argv, envp;
-    for (const auto& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : words) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     for (const auto& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    // The supervisor is a path, never looked up; it looks up the task's program itself.
+    int rc = supervised ? ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
+                        : ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
     ::posix_spawn_file_actions_destroy(&fa);
     ::posix_spawnattr_destroy(&attr);
     if (rc != 0) {
-      out.error = req.argv[0] + ": " + std::strerror(rc);
+      out.error = words[0] + ": " + std::strerror(rc);
       return out;
     }
     out.pid = pid;
@@ -4952,6 +5143,11 @@ struct runner_config {
   double heartbeat_min_s = 0.5;
   double idle_min_s = 0.05;  // idle polling backs off from this ...
   double idle_max_s = 1.0;   // ... to this
+  // An executable implementing `__supervise` (supervise.hpp; the leaseq program does): each
+  // task then runs under it, and a task that outlives a crashed runner still has its real
+  // exit status recorded (logs/<node>/<id>.exit). Empty: tasks are exec'd directly, and such
+  // a task can only end runner_lost.
+  std::string supervisor;
 };
 
 namespace detail {
@@ -5142,16 +5338,23 @@ class runner {
 
   // The process of an attempt a crashed runner was starting, found by the LEASEQ_ATTEMPT
   // it put in the task's environment (same node, same user: /proc/PID/environ is readable).
+  // Every process of the attempt has it (the supervisor, the task, the task's children): the
+  // one leading the process group is the one that was spawned, whose group a cancel signals
+  // and whose end is the task's end.
   static std::optional<pid_t> find_attempt_process(const std::string& attempt) {
     std::string needle = "LEASEQ_ATTEMPT=" + attempt;
     needle.push_back('\0');
+    std::optional<pid_t> any;
     for (const std::string& name : detail::list_dir("/proc").names) {
       if (name.empty() || name[0] < '1' || name[0] > '9') continue;
       std::string env = detail::read_proc_file(("/proc/" + name + "/environ").c_str(), 1 << 20);
-      if (env.find(needle) != std::string::npos)
-        if (auto pid = detail::checked_pid(std::atoll(name.c_str()))) return pid;
+      if (env.find(needle) == std::string::npos) continue;
+      auto pid = detail::checked_pid(std::atoll(name.c_str()));
+      if (!pid) continue;
+      if (::getpgid(*pid) == *pid) return pid;
+      if (!any) any = pid;
     }
-    return std::nullopt;
+    return any;
   }
 
   struct unwritten_result {
@@ -5241,14 +5444,13 @@ class runner {
         if (recorded) {
           recorded_start = detail::process_start_ticks(*recorded).value_or(0);
         } else {
-          log(id +
-              ": a previous runner was starting it and died; no process of that attempt "
-              "runs: runner_lost (it may have run)");
           running_task t;
           t.spec = spec;
           t.claimed = spec.claimed.value_or(now);
           t.attempt = starting;
-          finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+          finish_orphan(t, now,
+                        ": a previous runner was starting it and died; no process of that "
+                        "attempt runs");
           continue;
         }
       } else if (!spec.pid) {
@@ -5269,8 +5471,7 @@ class runner {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
       } else {
-        log(id + ": its runner died and its process is gone: runner_lost");
-        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+        finish_orphan(t, now, ": its runner died and its process is gone");
       }
     }
     return any;
@@ -5329,6 +5530,38 @@ class runner {
   }
   bool tree_ok(tree_dir d) const { return unsafe_[d].empty(); }
 
+  fs::path exit_status_path(const std::string& id) const {
+    return lease_.logs(cfg_.node) / (id + ".exit");
+  }
+
+  // Ends a task whose process a previous runner started and nobody can reap: with what its
+  // supervisor recorded for this attempt, CANCELLED when this runner cancelled it, and
+  // runner_lost only when nothing tells how it ended (it died with its runner, or ran without
+  // a supervisor).
+  void finish_orphan(const running_task& t, double now, const std::string& why) {
+    std::optional<exit_status> s = read_exit_status(exit_status_path(t.spec.id), t.attempt);
+    double ended = s && s->finished && *s->finished > 0 && *s->finished <= now ? *s->finished : now;
+    const std::string& id = t.spec.id;
+    if (t.stop_reason == std::string("cancelled")) {
+      log(id + why + ": cancelled");
+      finish(t, ended, s ? s->exit_code : std::nullopt, s ? s->signal : std::nullopt,
+             task_state::cancelled, "cancelled");
+    } else if (s && s->spawn_failed) {
+      log(id + why + "; its supervisor could not start it: " + *s->spawn_failed);
+      finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+             "spawn_failed: " + *s->spawn_failed);
+    } else if (s) {
+      log(fmt::format("{}{}; its supervisor recorded {}", id, why,
+                      s->signal ? fmt::format("signal {}", *s->signal)
+                                : fmt::format("exit {}", s->exit_code.value_or(-1))));
+      finish(t, ended, s->exit_code, s->signal,
+             s->exit_code == 0 ? task_state::finished : task_state::failed, std::nullopt);
+    } else {
+      log(id + why + ", with no exit status recorded: runner_lost");
+      finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+    }
+  }
+
   bool check_orphans(double now) {
     if (now - last_orphan_check_ < 0.5) return false;
     last_orphan_check_ = now;
@@ -5344,8 +5577,7 @@ class runner {
           log(id + ": ended with a result from another runner; not marking it lost");
           continue;
         }
-        log(t.spec.id + ": process of a previous runner ended: runner_lost");
-        finish(t, now, std::nullopt, std::nullopt, task_state::failed, "runner_lost");
+        finish_orphan(t, now, ": process of a previous runner ended");
         any = true;
       } else {
         ++it;
@@ -5519,6 +5751,9 @@ class runner {
     req.env = merged_environment(env);
     req.stdout_path = lease_.stdout_log(cfg_.node, t.spec.id).string();
     req.stderr_path = lease_.stderr_log(cfg_.node, t.spec.id).string();
+    req.supervisor = cfg_.supervisor;
+    req.status_path = exit_status_path(t.spec.id).string();
+    req.attempt = t.attempt;
     spawn_outcome s = ops_.spawn(req);
     if (s.pid <= 0) {
       log(t.spec.id + ": spawn failed: " + s.error);
@@ -5584,6 +5819,17 @@ class runner {
         held_.push_back({std::move(t), e->exit_code, e->signal, now + external_signal_window_s});
         any = true;
         continue;
+      } else if (e->exit_code == 127 && !cfg_.supervisor.empty()) {
+        // The supervisor started, the program did not (missing, not executable): the same
+        // spawn_failed result as when the runner execs the program itself.
+        if (auto s = read_exit_status(exit_status_path(t.spec.id), t.attempt);
+            s && s->spawn_failed) {
+          log(t.spec.id + ": spawn failed: " + *s->spawn_failed);
+          finish(t, now, std::nullopt, std::nullopt, task_state::failed,
+                 "spawn_failed: " + *s->spawn_failed);
+          any = true;
+          continue;
+        }
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
       any = true;
@@ -5757,12 +6003,30 @@ class runner {
 
   void enforce_deadlines(double now) {
     for (auto& [id, t] : running_) {
-      if (t.kill_at && *t.kill_at <= now && !t.orphan) {
+      if (t.kill_at && *t.kill_at <= now) {
+        t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
+        // An orphan's pid is not ours to reap: it may have been reused by now.
+        if (t.orphan && !same_process(t.pid, t.pid_start)) continue;
         log(fmt::format("{}: still running {:.0f} s after SIGTERM: SIGKILL", id, cfg_.grace_s));
         ops_.signal_group(t.pid, SIGKILL);
-        t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
       }
     }
+  }
+
+  // Cancels a task left running by a previous runner. Its pid is not our child, so it is
+  // signalled only while it is still the recorded process; one already gone ended on its own
+  // before the cancel, and check_orphans() records how.
+  void cancel_orphan(running_task& t, double now) {
+    const std::string& id = t.spec.id;
+    if (t.stop_reason) return;
+    if (t.pid <= 1 || !same_process(t.pid, t.pid_start)) {
+      log(id + ": cancel of a task left by a previous runner: its process already ended");
+      return;
+    }
+    log(id + ": cancel of a task left by a previous runner: SIGTERM to its process group");
+    t.stop_reason = "cancelled";
+    ops_.signal_group(t.pid, SIGTERM);
+    t.kill_at = now + cfg_.grace_s;
   }
 
   void begin_stop(double now) {
@@ -5799,8 +6063,7 @@ class runner {
   void cancel(const std::string& id, double now) {
     if (auto it = running_.find(id); it != running_.end()) {
       if (it->second.orphan) {
-        log(id + ": cancel of a task left by a previous runner: signalling its group");
-        ops_.signal_group(it->second.pid, SIGTERM);
+        cancel_orphan(it->second, now);
         return;
       }
       log(id + ": cancel: SIGTERM to its process group");
