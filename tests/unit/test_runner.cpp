@@ -746,3 +746,52 @@ TEST_CASE("runner: tasks under the leaseq supervisor, through posix process ops"
   CHECK_FALSE(b.result(missing)->exit_code);
 }
 #endif
+
+#ifdef LEASEQ_BIN
+TEST_CASE("runner: a starting attempt is found by LEASEQ_ATTEMPT under its supervisor",
+          "[runner]") {
+  bench b;
+  std::string id = b.submit();
+  ensure_dir(b.lease.claimed("n1"));
+  ensure_dir(b.lease.logs("n1"));
+  // A crashed runner wrote "starting", spawned the supervisor, and died before the pid.
+  std::string attempt = "n1-dead-" + id;
+  posix_process_ops real;
+  spawn_request req;
+  req.argv = {"sleep", "30"};
+  req.env = merged_environment({{"LEASEQ_ATTEMPT", attempt}});
+  req.stdout_path = (b.tmp / "o").string();
+  req.stderr_path = (b.tmp / "e").string();
+  req.supervisor = LEASEQ_BIN;
+  req.status_path = (b.lease.logs("n1") / (id + ".exit")).string();
+  req.attempt = attempt;
+  spawn_outcome s = real.spawn(req);
+  REQUIRE(s.pid > 0);
+  // Both the supervisor and its task carry the attempt: wait until the task runs too.
+  REQUIRE(test_support::wait_until([&] {
+    std::string kids = test_support::read_text("/proc/" + std::to_string(s.pid) + "/task/" +
+                                               std::to_string(s.pid) + "/children");
+    return !kids.empty();
+  }));
+  json t = *read_json_tolerant(b.lease.inbox_task("_any", id)).value;
+  t["claimed"] = 5.0;
+  t["starting"] = attempt;
+  write_json_atomic(b.lease.claimed_task("n1", id), t);
+  fs::remove(b.lease.inbox_task("_any", id));
+  b.ops.foreign_alive = {s.pid};  // only the supervisor, the group's leader, counts
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  CHECK(b.ops.procs.empty());
+  CHECK(b.hb().running == std::vector<std::string>{id});
+  ::kill(-s.pid, SIGTERM);  // the task dies of it; its supervisor records that and follows
+  int ws = 0;
+  ::waitpid(s.pid, &ws, 0);
+  CHECK(WIFSIGNALED(ws));
+  b.ops.foreign_alive.clear();
+  b.step(1);
+  REQUIRE(b.result(id));
+  CHECK(b.result(id)->state == task_state::failed);
+  CHECK(b.result(id)->signal == SIGTERM);
+  CHECK_FALSE(b.result(id)->reason);  // not runner_lost: its end is known
+}
+#endif
