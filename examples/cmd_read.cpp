@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 #include <leaseq/leaseq.hpp>
+#include <leaseq/trust.hpp>
 
 #include "commands.hpp"
 
@@ -39,6 +40,7 @@ void print_warnings(const config& cfg) {
 // --lease, else the index's default lease, else this host's local lease if it has a tree.
 lease_context open_lease(const std::string& lease_opt) {
   home_paths home = home_paths::from_env();
+  check_home_trust(home, home_use::read);  // anyone's home may be read; one's own must be safe
   std::string id = lease_opt;
   if (id.empty()) {
     index_read idx = read_index(home);

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <leaseq/leaseq.hpp>
+#include <leaseq/trust.hpp>
 
 #include "commands.hpp"
 
@@ -74,6 +75,7 @@ void run_create(create_args& a) {
   if (a.dry_run && a.test_only) throw leaseq::error("--dry-run and --test-only exclude each other");
 
   auto home = leaseq::home_paths::from_env();
+  leaseq::check_home_trust(home, leaseq::home_use::write);
   leaseq::slurm_options opt = leaseq::slurm_options::from_env();
   leaseq::lease_plan plan = leaseq::plan_slurm_lease(home, r, leaseq_binary(), a.test_only, opt);
   if (a.dry_run) {
@@ -111,6 +113,7 @@ std::string or_dash(const std::optional<std::int64_t>& v) {
 
 void run_ls(bool as_json) {
   auto home = leaseq::home_paths::from_env();
+  leaseq::check_home_trust(home, leaseq::home_use::read);
   leaseq::config cfg = leaseq::load_config(home.config());
   print_warnings(cfg);
   leaseq::lease_listing list = leaseq::list_leases(home, cfg.ui, leaseq::slurm_options::from_env());
@@ -168,6 +171,7 @@ void run_ls(bool as_json) {
 void run_use(const std::string& id) {
   leaseq::check_lease_id(id);
   auto home = leaseq::home_paths::from_env();
+  leaseq::check_home_trust(home, leaseq::home_use::write);
   leaseq::update_index(home, [&](leaseq::lease_index& idx) {
     if (!idx.find(id))
       throw leaseq::error("unknown lease " + leaseq::detail::quote_for_message(id) +
@@ -180,6 +184,7 @@ void run_use(const std::string& id) {
 void run_release(const std::string& id, bool yes) {
   leaseq::check_lease_id(id);
   auto home = leaseq::home_paths::from_env();
+  leaseq::check_home_trust(home, leaseq::home_use::write);
   leaseq::check_releasable(home, id);
   if (!yes) {
     if (!::isatty(0))

@@ -2,6 +2,9 @@
 // model/update/view).
 #include <memory>
 
+#include <leaseq/paths.hpp>
+#include <leaseq/trust.hpp>
+
 #include "commands.hpp"
 #include "dashboard/entry.hpp"
 
@@ -19,6 +22,8 @@ void add_tui_command(CLI::App& app) {
   lease->excludes(local)->excludes(slurm);
   local->excludes(slurm);
   tui->callback([opt] {
+    // The dashboard cancels, retries, pauses and creates leases: a writer.
+    leaseq::check_home_trust(leaseq::home_paths::from_env(), leaseq::home_use::write);
     int rc = leaseq_dash::run(*opt);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -62,7 +62,7 @@ inline fs::path write_cancel(const lease_paths& lease, const std::string& node,
                              const std::string& task_id, double now = unix_now()) {
   check_node(node);
   check_task_id(task_id);
-  ensure_dir(lease.control(node));
+  ensure_lease_dir(lease, lease.control(node));
   fs::path p = lease.control(node) / ("cancel_" + task_id + "_" + detail::random_uuid() + ".json");
   write_json_atomic(p, json{{"task", task_id}, {"ts", now}, {"by", detail::control_author()}});
   return p;
@@ -70,7 +70,7 @@ inline fs::path write_cancel(const lease_paths& lease, const std::string& node,
 
 inline fs::path write_pause(const lease_paths& lease, const std::string& node,
                             double now = unix_now()) {
-  ensure_dir(lease.control(check_node(node)));
+  ensure_lease_dir(lease, lease.control(check_node(node)));
   fs::path p = lease.control(node) / "pause.json";
   write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
   return p;
@@ -78,7 +78,7 @@ inline fs::path write_pause(const lease_paths& lease, const std::string& node,
 
 inline fs::path write_resume(const lease_paths& lease, const std::string& node,
                              double now = unix_now()) {
-  ensure_dir(lease.control(check_node(node)));
+  ensure_lease_dir(lease, lease.control(check_node(node)));
   fs::path p = lease.control(node) / "resume.json";
   write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
   return p;

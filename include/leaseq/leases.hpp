@@ -21,6 +21,7 @@
 #include "leaseq/config.hpp"
 #include "leaseq/detail/dir.hpp"
 #include "leaseq/detail/json_fields.hpp"
+#include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/index.hpp"
@@ -191,6 +192,14 @@ struct lease_plan {
   std::vector<std::string> sbatch;
 };
 
+// Writes runs/<lease>/lease.json (creating the tree), refusing a symlinked runs/ or runs/<lease>
+// (tree_guard.hpp): a planted link must not receive the record. Every lease.json writer calls
+// this, the local lease's as well as the Slurm lease's.
+inline void write_lease_json(const lease_paths& lease, const json& record) {
+  ensure_lease_dir(lease, lease.root());
+  write_json_atomic(lease.lease_json(), record);
+}
+
 // Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
 // every node; paths are made absolute, since the job runs elsewhere.
 inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& r,
@@ -224,7 +233,8 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
                                 const slurm_options& opt = {}, Runner&& run = {}) {
   home_paths abs_home(fs::absolute(home.root()).lexically_normal());
   abs_home.ensure_root();
-  ensure_dir(plan.script_path.parent_path(), 0700);
+  // The keeper runs on every node of the job: never let a planted keepers/ link place it.
+  (void)detail::open_tree_dir(abs_home.root(), plan.script_path.parent_path());
   write_file_atomic(plan.script_path, plan.script, 0700);
   command_options copt;
   copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
@@ -255,7 +265,7 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
   }
   // Slurm has its own copy of the script: keep ours next to the lease as its record.
   lease_paths lease(abs_home, *job);
-  ensure_dir(lease.root(), 0700);
+  ensure_lease_dir(lease, lease.root());
   fs::path final_script = lease.root() / "keeper.sh";
   if (std::rename(plan.script_path.c_str(), final_script.c_str()) != 0)
     final_script = plan.script_path;
@@ -276,7 +286,7 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
   rec.extra_args = r.extra_args;
   rec.sbatch = plan.sbatch;
   rec.keeper = final_script.string();
-  write_json_atomic(lease.lease_json(), json(rec));
+  write_lease_json(lease, json(rec));
   register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
   invalidate_slurm_cache(abs_home);
   out.job_id = job;

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include "leaseq/detail/posix.hpp"
+#include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/names.hpp"
@@ -18,7 +20,8 @@ class home_paths {
  public:
   explicit home_paths(fs::path root) : root_(std::move(root)) {}
 
-  // $LEASEQ_HOME, else ~/.leaseq.
+  // $LEASEQ_HOME, else ~/.leaseq. Checks nothing about who owns it: the program calls
+  // check_home_trust() (trust.hpp) once per command; a library that embeds leaseq decides.
   static home_paths from_env() {
     if (const char* h = std::getenv("LEASEQ_HOME"); h && *h) return home_paths(h);
     const char* home = std::getenv("HOME");
@@ -45,11 +48,15 @@ class home_paths {
 // Paths inside one lease tree, runs/<lease_id>/.
 class lease_paths {
  public:
-  explicit lease_paths(fs::path root) : root_(std::move(root)) {}
+  // A bare root is its own anchor: only what lies below it is guarded against symlinks.
+  explicit lease_paths(fs::path root) : root_(std::move(root)), anchor_(root_) {}
   lease_paths(const home_paths& home, const std::string& lease_id)
-      : root_(home.lease_dir(lease_id)) {}
+      : root_(home.lease_dir(lease_id)), anchor_(home.root()) {}
 
   const fs::path& root() const noexcept { return root_; }
+  // Where writers start their walk without following symlinks (open_lease_dir): the home when
+  // the tree was reached through it, so a symlinked runs/ or runs/<lease> is refused too.
+  const fs::path& anchor() const noexcept { return anchor_; }
   fs::path lease_json() const { return root_ / "lease.json"; }
   fs::path seq() const { return root_ / "seq"; }
   fs::path seq_lock() const { return root_ / "seq.lock"; }
@@ -107,7 +114,22 @@ class lease_paths {
 
  private:
   fs::path root_;
+  fs::path anchor_;
 };
+
+// A directory of the lease tree that a writer is about to write into, created (0700) when
+// missing, opened without following a symlink anywhere from the anchor down: a planted link
+// (inbox/_any, control/<node>, keys, runs/<lease>) is refused with an error naming it instead
+// of receiving the write. Every writer of the library goes through here.
+inline detail::unique_fd open_lease_dir(const lease_paths& lease, const fs::path& dir) {
+  return detail::open_tree_dir(lease.anchor(), dir);
+}
+
+// open_lease_dir for writers that then write by path (write_json_atomic): the walk refuses a
+// planted link; the final name is still replaced by rename, never written through.
+inline void ensure_lease_dir(const lease_paths& lease, const fs::path& dir) {
+  (void)open_lease_dir(lease, dir);
+}
 
 // The short host name (up to the first dot), as used for the local lease and default node.
 inline std::string short_hostname() {

@@ -104,7 +104,7 @@ inline std::int64_t read_floor(const lease_paths& lease) {
 // tree: one past everything protocol 1 may have numbered (the seq file, the highest task).
 inline std::int64_t ensure_floor(const lease_paths& lease) {
   if (std::int64_t f = read_floor(lease)) return f;
-  ensure_dir(lease.ids_dir());
+  ensure_lease_dir(lease, lease.ids_dir());
   read_outcome raw = read_file_tolerant(lease.seq(), 64);
   std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
   if (hint < 0 || hint > max_task_seq) hint = 0;
@@ -124,7 +124,7 @@ class reservation_maker {
  public:
   explicit reservation_maker(const lease_paths& lease)
       : dir_path_(prepared_ids_dir(lease)),
-        dir_(::open(dir_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)),
+        dir_(open_lease_dir(lease, dir_path_)),
         ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
     if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
   }
@@ -177,7 +177,7 @@ class reservation_maker {
 
  private:
   static fs::path prepared_ids_dir(const lease_paths& lease) {
-    ensure_dir(lease.ids_dir());
+    ensure_lease_dir(lease, lease.ids_dir());  // refuses a symlinked runs/<lease> or ids/
     ensure_floor(lease);
     return lease.ids_dir();
   }

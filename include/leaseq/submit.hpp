@@ -197,14 +197,12 @@ class batch_stage {
       : lease_(lease), per_file_sync_(per_file_sync) {}
 
   // Index of a directory of the batch, created if needed and opened once: every file is
-  // made relative to it, so no path is walked twice.
+  // made relative to it, so no path is walked twice. Opened from the home down without
+  // following a symlink (a planted inbox/_any or keys link is refused, never written into).
   std::size_t dir(const fs::path& path) {
     for (std::size_t i = 0; i < dirs_.size(); ++i)
       if (dirs_[i].path == path) return i;
-    ensure_dir(path);
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd) throw io_error("cannot open directory", path.string(), errno);
-    dirs_.push_back({path, std::move(fd)});
+    dirs_.push_back({path, open_lease_dir(lease_, path)});
     return dirs_.size() - 1;
   }
   const fs::path& path(std::size_t dir) const { return dirs_[dir].path; }

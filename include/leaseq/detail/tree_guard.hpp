@@ -6,14 +6,26 @@
 // another filesystem is common); only what lies below it is checked. This narrows the window,
 // it cannot close it: a component swapped between the check and the write still wins, which
 // is why final names are also opened with O_NOFOLLOW or replaced by rename.
+//
+// open_tree_dir() is the writers' side of the same rule, and it does close the window for the
+// directories themselves: it walks from the anchor (the home) one component at a time with
+// openat(O_NOFOLLOW|O_DIRECTORY), so the descriptor it returns is the real directory whatever
+// is swapped afterwards. Every writer of the CLI and the library (submit, id reservations,
+// keys, control files, lease.json) gets its directory from it.
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string>
+
+#include "leaseq/detail/posix.hpp"
+#include "leaseq/error.hpp"
+#include "leaseq/file_io.hpp"
 
 namespace leaseq::detail {
 
@@ -41,6 +53,61 @@ inline std::optional<std::string> unsafe_dir(const std::filesystem::path& root,
     if (!S_ISDIR(st.st_mode)) return cur.string() + " is not a directory";
   }
   return std::nullopt;
+}
+
+// The message for a component that openat(O_NOFOLLOW|O_DIRECTORY) refused: names the symlink
+// and where it points, so the user knows what was planted and what to remove.
+inline std::string refused_component(int parent, const std::string& name,
+                                     const std::filesystem::path& path) {
+  struct stat st;
+  if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    char target[4096];
+    ssize_t n = ::readlinkat(parent, name.c_str(), target, sizeof target - 1);
+    std::string to = n >= 0 ? " -> " + std::string(target, static_cast<std::size_t>(n)) : "";
+    return "refusing to write through the symbolic link " + path.string() + to +
+           ": leaseq writes only into real directories of its tree (remove the link)";
+  }
+  return "refusing to write into " + path.string() + ": not a directory";
+}
+
+// Opens dir, which must be anchor or below it, walking from anchor one component at a time
+// without following symlinks; missing components are created with `mode` when `create` is
+// set. The anchor itself is opened normally: a home that is a symlink to another filesystem
+// is the user's own choice (trust.hpp checks who owns it). Throws error naming the first
+// component that is a symlink or not a directory, io_error for anything else.
+inline unique_fd open_tree_dir(const std::filesystem::path& anchor,
+                               const std::filesystem::path& dir, bool create = true,
+                               mode_t mode = 0700) {
+  std::filesystem::path rel = dir.lexically_relative(anchor);
+  bool inside = !rel.empty();
+  for (const auto& part : rel) inside = inside && part != "..";
+  if (!inside)
+    throw error("refusing to write into " + dir.string() + ": not inside " + anchor.string());
+  if (create) ensure_dir(anchor, mode);
+  unique_fd cur(::open(anchor.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cur) throw io_error("cannot open directory", anchor.string(), errno);
+  std::filesystem::path walked = anchor;
+  for (const auto& part : rel) {
+    if (part == "." || part.empty()) continue;
+    const std::string name = part.string();
+    walked /= part;
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    unique_fd next(::openat(cur.get(), name.c_str(), flags));
+    if (!next && errno == ENOENT && create) {
+      if (::mkdirat(cur.get(), name.c_str(), mode) != 0 && errno != EEXIST)
+        throw io_error("cannot create directory", walked.string(), errno);
+      next.reset(::openat(cur.get(), name.c_str(), flags));
+    }
+    if (!next) {
+      // O_NOFOLLOW gives ELOOP for a symlink; O_DIRECTORY gives ENOTDIR for a file (and, on
+      // some systems, for a symlink too).
+      if (errno == ELOOP || errno == ENOTDIR)
+        throw error(refused_component(cur.get(), name, walked));
+      throw io_error("cannot open directory", walked.string(), errno);
+    }
+    cur = std::move(next);
+  }
+  return cur;
 }
 
 }  // namespace leaseq::detail
