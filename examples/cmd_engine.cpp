@@ -32,6 +32,7 @@ using namespace leaseq;
 // `local_only_default`: the runner defaults to the local lease whatever the index says.
 std::string resolve_lease(const home_paths& home, const std::string& given,
                           bool local_only_default = false) {
+  check_home_trust(home, home_use::write);  // every engine command writes, or runs tasks
   std::string id = given;
   if (id.empty() && !local_only_default) {
     index_read idx = read_index(home);
@@ -48,12 +49,11 @@ std::string resolve_lease(const home_paths& home, const std::string& given,
     lease_paths lease(home, id);
     if (!fs::exists(lease.lease_json())) {
       double now = unix_now();
-      ensure_dir(lease.root());
       lease_record rec;
       rec.id = id;
       rec.kind = "local";
       rec.created = now;
-      write_json_atomic(lease.lease_json(), json(rec));
+      write_lease_json(lease, json(rec));
       try {
         register_lease(home, index_entry{id, "local", std::nullopt, now, json::object()});
       } catch (const error& e) {
@@ -153,7 +153,7 @@ void start_runner(const runner_options& o) {
   cfg.heartbeat_s = o.heartbeat;
   cfg.supervisor = own_executable();
   gpu_spec gspec = parse_gpu_spec(o.gpus);
-  ensure_dir(lease.root());
+  ensure_lease_dir(lease, lease.root());
   // Two runners of one node would take over each other's tasks: refuse a second one here.
   if (auto other = live_local_runner(lease, cfg.node).hb;
       other && other->host == cfg.host && other->pid != ::getpid())

@@ -37,6 +37,7 @@
 #include "leaseq/supervise.hpp"
 #include "leaseq/tail.hpp"
 #include "leaseq/task_filter.hpp"
+#include "leaseq/trust.hpp"
 #include "leaseq/tui/app.hpp"
 #include "leaseq/tui/clipboard.hpp"
 #include "leaseq/tui/input.hpp"

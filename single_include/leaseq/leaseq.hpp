@@ -1776,6 +1776,117 @@ inline void from_json(const json& j, lease_record& l) {
 #include <filesystem>
 #include <string>
 
+// begin leaseq/detail/tree_guard.hpp
+
+// Writers check that the directories they write into are real directories inside the lease
+// tree: a directory below the lease root replaced by a symlink (or by a file) would send a
+// rename, a log or an unlink somewhere else. The lease root itself may be a symlink (a home on
+// another filesystem is common); only what lies below it is checked. This narrows the window,
+// it cannot close it: a component swapped between the check and the write still wins, which
+// is why final names are also opened with O_NOFOLLOW or replaced by rename.
+//
+// open_tree_dir() is the writers' side of the same rule, and it does close the window for the
+// directories themselves: it walks from the anchor (the home) one component at a time with
+// openat(O_NOFOLLOW|O_DIRECTORY), so the descriptor it returns is the real directory whatever
+// is swapped afterwards. Every writer of the CLI and the library (submit, id reservations,
+// keys, control files, lease.json) gets its directory from it.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+
+namespace leaseq::detail {
+
+// Why dir cannot be written into safely, or nullopt when every existing component from below
+// root down to dir is a real directory. Components that do not exist yet are fine: ensure_dir
+// creates them as directories.
+inline std::optional<std::string> unsafe_dir(const std::filesystem::path& root,
+                                             const std::filesystem::path& dir) {
+  std::filesystem::path rel = dir.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..")
+    return dir.string() + " is not inside the lease tree " + root.string();
+  std::filesystem::path cur = root;
+  for (const auto& part : rel) {
+    if (part == ".") continue;
+    cur /= part;
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0) {
+      if (errno == ENOENT) return std::nullopt;
+      return cur.string() + ": cannot stat: " + std::strerror(errno);
+    }
+    if (S_ISLNK(st.st_mode))
+      return cur.string() +
+             " is a symbolic link; leaseq writes only into real directories of "
+             "the lease tree";
+    if (!S_ISDIR(st.st_mode)) return cur.string() + " is not a directory";
+  }
+  return std::nullopt;
+}
+
+// The message for a component that openat(O_NOFOLLOW|O_DIRECTORY) refused: names the symlink
+// and where it points, so the user knows what was planted and what to remove.
+inline std::string refused_component(int parent, const std::string& name,
+                                     const std::filesystem::path& path) {
+  struct stat st;
+  if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    char target[4096];
+    ssize_t n = ::readlinkat(parent, name.c_str(), target, sizeof target - 1);
+    std::string to = n >= 0 ? " -> " + std::string(target, static_cast<std::size_t>(n)) : "";
+    return "refusing to write through the symbolic link " + path.string() + to +
+           ": leaseq writes only into real directories of its tree (remove the link)";
+  }
+  return "refusing to write into " + path.string() + ": not a directory";
+}
+
+// Opens dir, which must be anchor or below it, walking from anchor one component at a time
+// without following symlinks; missing components are created with `mode` when `create` is
+// set. The anchor itself is opened normally: a home that is a symlink to another filesystem
+// is the user's own choice (trust.hpp checks who owns it). Throws error naming the first
+// component that is a symlink or not a directory, io_error for anything else.
+inline unique_fd open_tree_dir(const std::filesystem::path& anchor,
+                               const std::filesystem::path& dir, bool create = true,
+                               mode_t mode = 0700) {
+  std::filesystem::path rel = dir.lexically_relative(anchor);
+  bool inside = !rel.empty();
+  for (const auto& part : rel) inside = inside && part != "..";
+  if (!inside)
+    throw error("refusing to write into " + dir.string() + ": not inside " + anchor.string());
+  if (create) ensure_dir(anchor, mode);
+  unique_fd cur(::open(anchor.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cur) throw io_error("cannot open directory", anchor.string(), errno);
+  std::filesystem::path walked = anchor;
+  for (const auto& part : rel) {
+    if (part == "." || part.empty()) continue;
+    const std::string name = part.string();
+    walked /= part;
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    unique_fd next(::openat(cur.get(), name.c_str(), flags));
+    if (!next && errno == ENOENT && create) {
+      if (::mkdirat(cur.get(), name.c_str(), mode) != 0 && errno != EEXIST)
+        throw io_error("cannot create directory", walked.string(), errno);
+      next.reset(::openat(cur.get(), name.c_str(), flags));
+    }
+    if (!next) {
+      // O_NOFOLLOW gives ELOOP for a symlink; O_DIRECTORY gives ENOTDIR for a file (and, on
+      // some systems, for a symlink too).
+      if (errno == ELOOP || errno == ENOTDIR)
+        throw error(refused_component(cur.get(), name, walked));
+      throw io_error("cannot open directory", walked.string(), errno);
+    }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/tree_guard.hpp
 
 namespace leaseq {
 
@@ -1785,7 +1896,8 @@ class home_paths {
  public:
   explicit home_paths(fs::path root) : root_(std::move(root)) {}
 
-  // $LEASEQ_HOME, else ~/.leaseq.
+  // $LEASEQ_HOME, else ~/.leaseq. Checks nothing about who owns it: the program calls
+  // check_home_trust() (trust.hpp) once per command; a library that embeds leaseq decides.
   static home_paths from_env() {
     if (const char* h = std::getenv("LEASEQ_HOME"); h && *h) return home_paths(h);
     const char* home = std::getenv("HOME");
@@ -1812,11 +1924,15 @@ class home_paths {
 // Paths inside one lease tree, runs/<lease_id>/.
 class lease_paths {
  public:
-  explicit lease_paths(fs::path root) : root_(std::move(root)) {}
+  // A bare root is its own anchor: only what lies below it is guarded against symlinks.
+  explicit lease_paths(fs::path root) : root_(std::move(root)), anchor_(root_) {}
   lease_paths(const home_paths& home, const std::string& lease_id)
-      : root_(home.lease_dir(lease_id)) {}
+      : root_(home.lease_dir(lease_id)), anchor_(home.root()) {}
 
   const fs::path& root() const noexcept { return root_; }
+  // Where writers start their walk without following symlinks (open_lease_dir): the home when
+  // the tree was reached through it, so a symlinked runs/ or runs/<lease> is refused too.
+  const fs::path& anchor() const noexcept { return anchor_; }
   fs::path lease_json() const { return root_ / "lease.json"; }
   fs::path seq() const { return root_ / "seq"; }
   fs::path seq_lock() const { return root_ / "seq.lock"; }
@@ -1874,7 +1990,22 @@ class lease_paths {
 
  private:
   fs::path root_;
+  fs::path anchor_;
 };
+
+// A directory of the lease tree that a writer is about to write into, created (0700) when
+// missing, opened without following a symlink anywhere from the anchor down: a planted link
+// (inbox/_any, control/<node>, keys, runs/<lease>) is refused with an error naming it instead
+// of receiving the write. Every writer of the library goes through here.
+inline detail::unique_fd open_lease_dir(const lease_paths& lease, const fs::path& dir) {
+  return detail::open_tree_dir(lease.anchor(), dir);
+}
+
+// open_lease_dir for writers that then write by path (write_json_atomic): the walk refuses a
+// planted link; the final name is still replaced by rename, never written through.
+inline void ensure_lease_dir(const lease_paths& lease, const fs::path& dir) {
+  (void)open_lease_dir(lease, dir);
+}
 
 // The short host name (up to the first dot), as used for the local lease and default node.
 inline std::string short_hostname() {
@@ -1970,7 +2101,7 @@ inline fs::path write_cancel(const lease_paths& lease, const std::string& node,
                              const std::string& task_id, double now = unix_now()) {
   check_node(node);
   check_task_id(task_id);
-  ensure_dir(lease.control(node));
+  ensure_lease_dir(lease, lease.control(node));
   fs::path p = lease.control(node) / ("cancel_" + task_id + "_" + detail::random_uuid() + ".json");
   write_json_atomic(p, json{{"task", task_id}, {"ts", now}, {"by", detail::control_author()}});
   return p;
@@ -1978,7 +2109,7 @@ inline fs::path write_cancel(const lease_paths& lease, const std::string& node,
 
 inline fs::path write_pause(const lease_paths& lease, const std::string& node,
                             double now = unix_now()) {
-  ensure_dir(lease.control(check_node(node)));
+  ensure_lease_dir(lease, lease.control(check_node(node)));
   fs::path p = lease.control(node) / "pause.json";
   write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
   return p;
@@ -1986,7 +2117,7 @@ inline fs::path write_pause(const lease_paths& lease, const std::string& node,
 
 inline fs::path write_resume(const lease_paths& lease, const std::string& node,
                              double now = unix_now()) {
-  ensure_dir(lease.control(check_node(node)));
+  ensure_lease_dir(lease, lease.control(check_node(node)));
   fs::path p = lease.control(node) / "resume.json";
   write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
   return p;
@@ -2270,53 +2401,6 @@ inline int display_width(std::string_view s) noexcept {
 
 }  // namespace leaseq::detail
 // end leaseq/detail/text_width.hpp
-// begin leaseq/detail/tree_guard.hpp
-
-// Writers check that the directories they write into are real directories inside the lease
-// tree: a directory below the lease root replaced by a symlink (or by a file) would send a
-// rename, a log or an unlink somewhere else. The lease root itself may be a symlink (a home on
-// another filesystem is common); only what lies below it is checked. This narrows the window,
-// it cannot close it: a component swapped between the check and the write still wins, which
-// is why final names are also opened with O_NOFOLLOW or replaced by rename.
-
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <optional>
-#include <string>
-
-namespace leaseq::detail {
-
-// Why dir cannot be written into safely, or nullopt when every existing component from below
-// root down to dir is a real directory. Components that do not exist yet are fine: ensure_dir
-// creates them as directories.
-inline std::optional<std::string> unsafe_dir(const std::filesystem::path& root,
-                                             const std::filesystem::path& dir) {
-  std::filesystem::path rel = dir.lexically_relative(root);
-  if (rel.empty() || *rel.begin() == "..")
-    return dir.string() + " is not inside the lease tree " + root.string();
-  std::filesystem::path cur = root;
-  for (const auto& part : rel) {
-    if (part == ".") continue;
-    cur /= part;
-    struct stat st;
-    if (::lstat(cur.c_str(), &st) != 0) {
-      if (errno == ENOENT) return std::nullopt;
-      return cur.string() + ": cannot stat: " + std::strerror(errno);
-    }
-    if (S_ISLNK(st.st_mode))
-      return cur.string() +
-             " is a symbolic link; leaseq writes only into real directories of "
-             "the lease tree";
-    if (!S_ISDIR(st.st_mode)) return cur.string() + " is not a directory";
-  }
-  return std::nullopt;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/tree_guard.hpp
 // begin leaseq/diff.hpp
 
 // A pure diff of two snapshots into events, for the dashboard's notifications and for tools that
@@ -4459,6 +4543,14 @@ struct lease_plan {
   std::vector<std::string> sbatch;
 };
 
+// Writes runs/<lease>/lease.json (creating the tree), refusing a symlinked runs/ or runs/<lease>
+// (tree_guard.hpp): a planted link must not receive the record. Every lease.json writer calls
+// this, the local lease's as well as the Slurm lease's.
+inline void write_lease_json(const lease_paths& lease, const json& record) {
+  ensure_lease_dir(lease, lease.root());
+  write_json_atomic(lease.lease_json(), record);
+}
+
 // Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
 // every node; paths are made absolute, since the job runs elsewhere.
 inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& r,
@@ -4492,7 +4584,8 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
                                 const slurm_options& opt = {}, Runner&& run = {}) {
   home_paths abs_home(fs::absolute(home.root()).lexically_normal());
   abs_home.ensure_root();
-  ensure_dir(plan.script_path.parent_path(), 0700);
+  // The keeper runs on every node of the job: never let a planted keepers/ link place it.
+  (void)detail::open_tree_dir(abs_home.root(), plan.script_path.parent_path());
   write_file_atomic(plan.script_path, plan.script, 0700);
   command_options copt;
   copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
@@ -4523,7 +4616,7 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
   }
   // Slurm has its own copy of the script: keep ours next to the lease as its record.
   lease_paths lease(abs_home, *job);
-  ensure_dir(lease.root(), 0700);
+  ensure_lease_dir(lease, lease.root());
   fs::path final_script = lease.root() / "keeper.sh";
   if (std::rename(plan.script_path.c_str(), final_script.c_str()) != 0)
     final_script = plan.script_path;
@@ -4544,7 +4637,7 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
   rec.extra_args = r.extra_args;
   rec.sbatch = plan.sbatch;
   rec.keeper = final_script.string();
-  write_json_atomic(lease.lease_json(), json(rec));
+  write_lease_json(lease, json(rec));
   register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
   invalidate_slurm_cache(abs_home);
   out.job_id = job;
@@ -6682,7 +6775,7 @@ inline std::int64_t read_floor(const lease_paths& lease) {
 // tree: one past everything protocol 1 may have numbered (the seq file, the highest task).
 inline std::int64_t ensure_floor(const lease_paths& lease) {
   if (std::int64_t f = read_floor(lease)) return f;
-  ensure_dir(lease.ids_dir());
+  ensure_lease_dir(lease, lease.ids_dir());
   read_outcome raw = read_file_tolerant(lease.seq(), 64);
   std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
   if (hint < 0 || hint > max_task_seq) hint = 0;
@@ -6702,7 +6795,7 @@ class reservation_maker {
  public:
   explicit reservation_maker(const lease_paths& lease)
       : dir_path_(prepared_ids_dir(lease)),
-        dir_(::open(dir_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)),
+        dir_(open_lease_dir(lease, dir_path_)),
         ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
     if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
   }
@@ -6755,7 +6848,7 @@ class reservation_maker {
 
  private:
   static fs::path prepared_ids_dir(const lease_paths& lease) {
-    ensure_dir(lease.ids_dir());
+    ensure_lease_dir(lease, lease.ids_dir());  // refuses a symlinked runs/<lease> or ids/
     ensure_floor(lease);
     return lease.ids_dir();
   }
@@ -8511,14 +8604,12 @@ class batch_stage {
       : lease_(lease), per_file_sync_(per_file_sync) {}
 
   // Index of a directory of the batch, created if needed and opened once: every file is
-  // made relative to it, so no path is walked twice.
+  // made relative to it, so no path is walked twice. Opened from the home down without
+  // following a symlink (a planted inbox/_any or keys link is refused, never written into).
   std::size_t dir(const fs::path& path) {
     for (std::size_t i = 0; i < dirs_.size(); ++i)
       if (dirs_[i].path == path) return i;
-    ensure_dir(path);
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd) throw io_error("cannot open directory", path.string(), errno);
-    dirs_.push_back({path, std::move(fd)});
+    dirs_.push_back({path, open_lease_dir(lease_, path)});
     return dirs_.size() - 1;
   }
   const fs::path& path(std::size_t dir) const { return dirs_[dir].path; }
@@ -9477,6 +9568,270 @@ inline task_selection select_tasks(
 
 }  // namespace leaseq
 // end leaseq/task_filter.hpp
+// begin leaseq/trust.hpp
+
+// Who may be trusted with a LEASEQ_HOME, the way ssh's StrictModes decides whether to trust
+// ~/.ssh. A home is one user's: whoever can write into it can submit tasks that run as that
+// user, pause their runners, or plant links; whoever can read its task files reads the tasks'
+// environment (tokens, keys). So a command refuses a home (or runs/, or a lease tree
+// runs/<lease>) that is not owned by the caller or that group or others may write, and says
+// exactly what to run to fix it; it warns, once, when task files are readable by others.
+//
+// Reading someone else's home (an administrator looking at a user's queue) is allowed: a
+// reader changes nothing there and every byte it shows goes through the sanitizer. Writing
+// into it, or running its tasks, is not. Shared project homes are not supported.
+//
+// The library never checks on its own (a program that embeds leaseq decides); the leaseq
+// program calls check_home_trust() once per command, and its runner calls owned_by_me() on
+// every task file before running it.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// What a command is about to do with a home. A reader may look at anyone's home it can read;
+// a writer (submit, control, lease create, the runner, the dashboard) only at its own.
+enum class home_use { read, write };
+
+// Whether the open file belongs to this process's effective user. The runner asks this of
+// every task file it claimed, on the descriptor it parses, before running anything: a task
+// someone else wrote must never run as us.
+inline bool owned_by_me(int fd) noexcept {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid();
+}
+
+// The same by path, for callers that hold no descriptor. A symlink is never "mine" (what it
+// points at can change after this answer); prefer owned_by_me(int) on the descriptor read.
+inline bool owned_by_me(const fs::path& path) noexcept {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && !S_ISLNK(st.st_mode) && st.st_uid == ::geteuid();
+}
+
+// What inspect_home() found: problems that refuse the command, and the first task file others
+// can read (a warning).
+struct home_trust {
+  std::vector<std::string> refusals;
+  std::optional<std::string> exposed;
+  bool ok() const noexcept { return refusals.empty(); }
+};
+
+namespace detail {
+
+// A user's name from /etc/passwd, else the number: no NSS, so the static binary gives the
+// same answer (only uids from LDAP show as numbers).
+inline std::string user_name(uid_t uid) {
+  std::ifstream in("/etc/passwd");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    std::size_t c = b == std::string::npos ? b : line.find(':', b + 1);
+    if (c == std::string::npos) continue;
+    if (line.compare(b + 1, c - b - 1, std::to_string(uid)) == 0) return line.substr(0, a);
+  }
+  return std::to_string(uid);
+}
+
+// "nobody (uid 65534)", or "uid 1234" for a user /etc/passwd does not name.
+inline std::string who(uid_t uid) {
+  std::string name = user_name(uid);
+  return name == std::to_string(uid) ? "uid " + name : name + " (uid " + std::to_string(uid) + ")";
+}
+
+// A path as a shell word for a fix the user copies: bare when it needs no quoting.
+inline std::string shell_word(const std::string& s) {
+  bool plain = !s.empty();
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("/._-+:@,=%", c)))
+      plain = false;
+  if (plain) return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+inline std::string write_bits_text(mode_t mode) {
+  bool g = mode & S_IWGRP, o = mode & S_IWOTH;
+  return g && o ? "group and others" : g ? "its group" : "others";
+}
+
+// Why a directory of the home cannot be trusted, or nullopt: it must be ours and writable by
+// us alone (a sticky bit does not help: others could still add files, i.e. tasks).
+inline std::optional<std::string> dir_distrust(const fs::path& path, const struct stat& st,
+                                               const std::string& what) {
+  const std::string p = shell_word(path.string());
+  if (st.st_uid != ::geteuid())
+    return fmt::format(
+        "{} {} is owned by {}, not by you ({}, uid {}): anyone who can write there can run "
+        "commands as you. Use a home of your own (LEASEQ_HOME), or if the tree is yours: chown "
+        "-R {} {}",
+        what, path.string(), who(st.st_uid), user_name(::geteuid()), ::geteuid(),
+        user_name(::geteuid()), p);
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return fmt::format(
+        "{} {} is writable by {} (mode {:04o}): they could submit tasks that run as you. Fix: "
+        "chmod 700 {}",
+        what, path.string(), write_bits_text(st.st_mode), st.st_mode & 07777, p);
+  return std::nullopt;
+}
+
+// Which of group (1) and others (2) can still reach below a directory they could reach.
+inline unsigned narrow_reach(unsigned reach, mode_t mode) noexcept {
+  if (!(mode & S_IXGRP)) reach &= ~1u;
+  if (!(mode & S_IXOTH)) reach &= ~2u;
+  return reach;
+}
+
+inline bool readable_by(unsigned reach, mode_t mode) noexcept {
+  return ((reach & 1u) && (mode & S_IRGRP)) || ((reach & 2u) && (mode & S_IROTH));
+}
+
+// The first task file of one lane directory that group or others can read. Looks at a few
+// entries only: leaseq writes task files 0600, so exposed files come from a `chmod -R`, which
+// leaves none of them out; a tree with thousands of results costs no more than a small one.
+inline std::optional<fs::path> exposed_in_lane(const fs::path& lane, unsigned reach) {
+  unique_fd fd(::open(lane.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  DIR* d = ::fdopendir(fd.get());
+  if (!d) return std::nullopt;
+  fd.release();
+  std::optional<fs::path> found;
+  int looked = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    if (++looked > 16) break;
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    if (readable_by(reach, st.st_mode)) {
+      found = lane / e->d_name;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+// The first task file (inbox, claimed, done: they hold the env) of one lease that group or
+// others can reach and read. Only walks where they can search, so a 0700 tree costs one stat.
+inline std::optional<fs::path> exposed_task_file(const fs::path& lease_root, unsigned reach) {
+  for (const char* part : {"inbox", "claimed", "done"}) {
+    fs::path top = lease_root / part;
+    struct stat st;
+    if (::lstat(top.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    unsigned r = narrow_reach(reach, st.st_mode);
+    if (!r) continue;
+    for (const std::string& lane : list_dir(top.string()).names) {
+      fs::path dir = top / lane;
+      if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      unsigned rl = narrow_reach(r, st.st_mode);
+      if (!rl) continue;
+      if (auto f = exposed_in_lane(dir, rl)) return f;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+// Inspects a home for `use`, without printing: its root, runs/ and every lease tree
+// runs/<lease> must be real directories owned by the caller and writable by the caller alone.
+// A home that does not exist yet is fine (leaseq creates it 0700). Symlinks under runs/ are
+// refused for writers only (a reader never writes through them; open_lease_dir refuses them
+// again at the write). The exposure warning is only looked for in a home of the caller's own.
+inline home_trust inspect_home(const fs::path& home, home_use use) {
+  home_trust out;
+  struct stat st;
+  // The home itself may be a symlink (to a bigger filesystem): what counts is where it leads.
+  if (::stat(home.c_str(), &st) != 0) return out;
+  if (!S_ISDIR(st.st_mode)) {
+    out.refusals.push_back("LEASEQ_HOME " + home.string() + " is not a directory");
+    return out;
+  }
+  if (st.st_uid != ::geteuid() && use == home_use::read) return out;  // someone else's: look only
+  if (auto why = detail::dir_distrust(home, st, "LEASEQ_HOME")) {
+    out.refusals.push_back(*why);
+    return out;  // nothing below it can be trusted either: one fix at a time
+  }
+  unsigned reach = detail::narrow_reach(3u, st.st_mode);
+  fs::path runs = home / "runs";
+  if (::lstat(runs.c_str(), &st) != 0) return out;
+  if (S_ISLNK(st.st_mode)) {
+    if (use == home_use::write)
+      out.refusals.push_back("refusing to write through the symbolic link " + runs.string() +
+                             ": leaseq writes only into real directories of its tree (remove "
+                             "the link, move the directory in its place)");
+    return out;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    out.refusals.push_back(runs.string() + " is not a directory");
+    return out;
+  }
+  if (auto why = detail::dir_distrust(runs, st, "the lease directory")) {
+    out.refusals.push_back(*why);
+    return out;
+  }
+  reach = detail::narrow_reach(reach, st.st_mode);
+  for (const std::string& name : detail::list_dir(runs.string()).names) {
+    if (!is_valid_lease_id(name)) continue;  // never used, so never trusted or distrusted
+    fs::path tree = runs / name;
+    if (::lstat(tree.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      if (use == home_use::write)
+        out.refusals.push_back("refusing to write through the symbolic link " + tree.string() +
+                               ": a lease tree must be a real directory under runs/ (remove "
+                               "the link, move the directory in its place)");
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) continue;
+    if (auto why = detail::dir_distrust(tree, st, "the lease tree")) {
+      out.refusals.push_back(*why);
+      continue;
+    }
+    if (unsigned r = detail::narrow_reach(reach, st.st_mode); r && !out.exposed) {
+      if (auto f = detail::exposed_task_file(tree, r))
+        out.exposed = f->string() + " (and likely every task file under " + home.string() +
+                      ") can be read by other users, and task files hold the tasks' environment "
+                      "(tokens, keys). Fix: chmod -R go-rwx " +
+                      detail::shell_word(home.string());
+    }
+  }
+  return out;
+}
+
+// The leaseq program's check, once per command: throws error listing every problem (each with
+// its fix) when the home cannot be trusted for `use`; prints the exposure warning to stderr,
+// once per process.
+inline void check_home_trust(const home_paths& home, home_use use = home_use::write) {
+  home_trust t = inspect_home(home.root(), use);
+  if (t.exposed) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(*t.exposed).c_str());
+  }
+  if (t.ok()) return;
+  std::string msg = t.refusals.front();
+  for (std::size_t i = 1; i < t.refusals.size(); ++i) msg += "; " + t.refusals[i];
+  throw error(msg);
+}
+
+}  // namespace leaseq
+// end leaseq/trust.hpp
 // begin leaseq/tui/app.hpp
 
 // The Elm-style loop (the Bubble Tea model) over a terminal: view(model) into the back
