@@ -585,6 +585,44 @@ TEST_CASE("dashboard: the view stays on the running work while tasks end under i
   d.quit_and_check_restored();
 }
 
+TEST_CASE("dashboard: progress bars, the problems list, bad config keys, an unknown lease",
+          "[dashboard][e2e]") {
+  dash_env e;
+  lease_tree t;
+  hand_made_tree(t);
+  e.env["LEASEQ_HOME"] = t.home.string();
+  write_text(t.home / "config.json",
+             R"({"ui": {"refresh_s": "fast", "hb_stale_s": -3, "log_tail_lines": 50}})");
+  // A tqdm-style bar rewritten with \r: the pane shows its last state only.
+  write_text(t.paths.stdout_log("nodeA", "T002"),
+             "loading\nepoch 1   5%\repoch 1  50%\repoch 1 100%\nsaved\n");
+  {
+    dash_run d(e);
+    d.start("--lease 99887766", "lease=99887766");
+    CHECK(d.see("config.json: 2 keys ignored (!: list them)"));
+    d.key("f");  // T002 is the one RUNNING task
+    CHECK(d.see("epoch 1 100%"));
+    CHECK(d.see("saved"));
+    CHECK(d.tmux.capture().find("epoch 1  50%") == std::string::npos);
+    CHECK(read_text(t.paths.stdout_log("nodeA", "T002")).find("\r") != std::string::npos);
+    d.key("!");
+    CHECK(d.see("problem(s) (j/k scroll"));
+    CHECK(d.see_wrapped("T005 is unknown: its task file does not parse"));
+    CHECK(d.see("ui.refresh_s"));
+    CHECK(d.see("ui.hb_stale_s"));
+    d.key("Escape");
+    CHECK(d.gone("(j/k scroll"));
+    d.quit_and_check_restored();
+  }
+  fs::remove(e.dir / "rc");
+  fs::remove(e.dir / "pid");
+  dash_run u(e);
+  u.start("--lease 31337", "unknown lease 31337");
+  CHECK(u.see("leases (all)"));
+  CHECK(u.see("99887766"));
+  u.quit_and_check_restored();
+}
+
 TEST_CASE("dashboard: not a terminal gives a clear error, bad --lease is refused",
           "[dashboard][e2e]") {
   temp_dir dir;
