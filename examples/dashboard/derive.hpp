@@ -313,7 +313,8 @@ inline std::string slurm_text(const model& m) {
   if (m.lease_id.empty() || !is_slurm_lease(m, m.lease_id)) return "-";
   const auto* r = current_lease(m);
   if (!r || !m.leases_loaded) return "?";
-  if (!m.slurm_answered && r->state == "UNKNOWN" && r->error.empty()) return "asking";
+  // Until squeue answers, whatever the row shows comes from the cache or the heartbeats.
+  if (!m.slurm_answered && r->error.empty()) return "asking";
   if (!r->error.empty() && r->state == "UNKNOWN")
     return "error:" + leaseq::sanitize_inline(r->error.substr(0, 60));
   std::string s = r->state;

@@ -484,8 +484,7 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     if (hb_only && t.state == leaseq::task_state::lost)
       add("  why",
           "only ever seen in a heartbeat" + (t.node.empty() ? "" : " (of " + t.node + ")") +
-              "; no task file of it was read" +
-              (t.state == leaseq::task_state::lost ? ", and it is gone from the heartbeat" : ""),
+              ", never in claimed/ or done/, for longer than ui.lost_confirm_s",
           warn);
     else if (!t.unknown_reason.empty())
       add("  why", t.unknown_reason, warn);
