@@ -67,6 +67,7 @@
 #include "leaseq/result_writer.hpp"
 #include "leaseq/spawn.hpp"
 #include "leaseq/supervise.hpp"
+#include "leaseq/trust.hpp"
 #include "leaseq/version.hpp"
 
 namespace leaseq {
@@ -353,6 +354,11 @@ class runner {
           (::lstat(claimed.c_str(), &st) != 0 || static_cast<double>(st.st_ctim.tv_sec) > now - 5))
         continue;
       json_outcome r = read_json_tolerant(claimed);
+      if (!owned_by_me(claimed)) {
+        if (logged_.insert("owner:" + name).second)
+          log("claimed/" + name + " is not owned by this runner's user: never run");
+        continue;
+      }
       task_spec spec;
       bool parsed = false;
       if (r.ok()) {
@@ -458,7 +464,7 @@ class runner {
                                                 "not writing the heartbeat",
                                                 "not reading control commands"};
     for (int i = 0; i < dir_count; ++i) {
-      std::optional<std::string> why = detail::unsafe_dir(lease_.root(), dirs[i]);
+      std::optional<std::string> why = detail::unsafe_dir(lease_.anchor(), dirs[i]);
       if (why && *why != unsafe_[i]) log("refusing to write through " + *why + ": " + what[i]);
       if (!why && !unsafe_[i].empty()) {
         log(dirs[i].string() + " is no longer a symlink: resuming");
@@ -594,6 +600,11 @@ class runner {
         if (!peek.ok()) {
           cache.pop_front();
           if (peek.err != ENOENT) log_once(from, peek.reason);
+          continue;
+        }
+        if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
+          cache.pop_front();
+          log_once(from, "not owned by this runner's user: never run (left pending)");
           continue;
         }
         task_spec spec;

@@ -4962,8 +4962,10 @@ inline std::vector<int> supervisor_shielded_signals() {
 
 inline void write_supervisor_status(const char* path, const json& status) {
   try {
-    // fsync'd before the rename: the file is the only record if the runner is gone.
-    write_file_atomic(path, json_file_text(status), 0600, false);
+    // Temp + rename, not fsync'd: it matters only when the runner died while the machine
+    // stayed up (a power loss takes the running task with it), and an fsync per task
+    // halved the runner's throughput.
+    write_file_atomic_nosync(path, json_file_text(status));
   } catch (const std::exception& e) {
     // The supervisor's stderr is the task's stderr log: the only place anyone will look.
     std::fprintf(stderr, "leaseq supervisor: cannot write the exit status: %s\n", e.what());
@@ -5218,6 +5220,600 @@ class posix_process_ops : public process_ops {
 
 }  // namespace leaseq
 // end leaseq/spawn.hpp
+// begin leaseq/trust.hpp
+
+// Who may be trusted with a LEASEQ_HOME, the way ssh's StrictModes decides whether to trust
+// ~/.ssh. A home is one user's: whoever can write into it can submit tasks that run as that
+// user, pause their runners, or plant links; whoever can read its task files reads the tasks'
+// environment (tokens, keys). So a command refuses a home (or runs/, or a lease tree
+// runs/<lease>) that is not owned by the caller or that group or others may write, and says
+// exactly what to run to fix it; it warns, once, when task files are readable by others.
+//
+// Reading someone else's home (an administrator looking at a user's queue) is allowed: a
+// reader changes nothing there and every byte it shows goes through the sanitizer. Writing
+// into it, or running its tasks, is not. Shared project homes are not supported.
+//
+// The library never checks on its own (a program that embeds leaseq decides); the leaseq
+// program calls check_home_trust() once per command, and its runner calls owned_by_me() on
+// every task file before running it.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/sanitize.hpp
+
+// The one text sanitizer: every path from file content (logs, commands, env, names read from
+// disk) to the terminal goes through it.
+//
+// What comes out holds no ESC, no C0 control other than \t and \n, no DEL, no C1 control
+// (U+0080..U+009F), no stray 0x9B byte, and is valid UTF-8:
+//   - escape sequences are removed whole: CSI (ESC [ or U+009B), OSC (ESC ] or U+009D, ended by
+//     BEL or ST, so OSC 52 and OSC 8 too), DCS, SOS, PM, APC (ESC P X ^ _ or their C1 forms,
+//     ended by ST), and two-byte / charset escapes (ESC ( B ...). An unterminated string
+//     sequence ends at the next newline (or after 4096 bytes), so a stray ESC ] cannot swallow
+//     the rest of a log; CAN and SUB cancel a sequence as terminals do;
+//   - other C0 controls and DEL become caret notation (^G, ^H, ^?), so the reader sees them;
+//   - other C1 controls are dropped;
+//   - invalid UTF-8 (stray continuation bytes such as a raw 0x9B, overlong forms, surrogates,
+//     code points past U+10FFFF, truncated sequences) becomes U+FFFD, one per maximal subpart;
+//   - bidi controls and invisible characters (U+061C, U+200B..U+200F, U+2028, U+2029,
+//     U+202A..U+202E, U+2066..U+2069, U+FEFF) are shown as text, `<U+202E>`: they reorder or
+//     hide what follows them (Trojan Source, CVE-2021-42574), so a command or a log line could
+//     show something other than what it is, and a table row could lose its border;
+//   - \r never overwrites: \r\n becomes \n, and a lone \r is a line break (\n), so progress
+//     bars show as successive lines instead of repainting one.
+// stream_sanitizer keeps its state across chunks, so a sequence split anywhere gives exactly
+// what sanitize() gives for the whole text.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace leaseq {
+
+// Characters that change the order or the visibility of the text around them without showing
+// themselves: bidi embeddings, overrides and isolates, the implicit marks, zero-width spaces and
+// joiners, the line and paragraph separators, and the byte order mark.
+inline constexpr bool is_hidden_format_char(char32_t cp) noexcept {
+  return cp == 0x061C || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF;
+}
+
+class stream_sanitizer {
+ public:
+  // Appends the safe form of chunk to out.
+  void feed(std::string_view chunk, std::string& out) {
+    const char* p = chunk.data();
+    const char* end = p + chunk.size();
+    while (p < end) {
+      if (state_ == st::ground && need_ == 0 && !cr_) {  // fast path: a run of plain text
+        const char* run = p;
+        while (p < end && plain(static_cast<unsigned char>(*p))) ++p;
+        out.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) break;
+      }
+      byte(static_cast<unsigned char>(*p++), out);
+    }
+  }
+
+  // End of input: an incomplete UTF-8 sequence becomes U+FFFD, a pending \r a line break, and
+  // an unterminated escape sequence is dropped.
+  void finish(std::string& out) {
+    if (need_ > 0) replacement(out);
+    need_ = 0;
+    flush_cr(out);
+    state_ = st::ground;
+    seq_len_ = 0;
+    str_c2_ = false;
+  }
+
+  // True while a \r, a partial UTF-8 character or an escape sequence is held back.
+  bool holding() const noexcept { return cr_ || need_ > 0 || state_ != st::ground; }
+
+ private:
+  enum class st : std::uint8_t { ground, esc, esc_inter, csi, str, str_esc };
+  static constexpr std::size_t max_csi = 256;
+  static constexpr std::size_t max_str = 4096;
+
+  static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
+  static void shown_as_text(char32_t cp, std::string& out) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    out += "<U+";
+    for (int shift = 12; shift >= 0; shift -= 4) out += hex[(cp >> shift) & 0xF];
+    out += '>';
+  }
+  static bool plain(unsigned char c) noexcept {
+    return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
+  }
+
+  void flush_cr(std::string& out) {
+    if (cr_) out += '\n';
+    cr_ = false;
+  }
+
+  void to_ground() {
+    state_ = st::ground;
+    seq_len_ = 0;
+    str_c2_ = false;
+  }
+
+  void byte(unsigned char c, std::string& out) {
+    switch (state_) {
+      case st::ground:
+        return ground(c, out);
+      case st::esc:
+        return esc(c, out);
+      case st::esc_inter:
+        if (c >= 0x20 && c <= 0x2F) return;
+        to_ground();
+        if (c >= 0x30 && c <= 0x7E) return;
+        return ground(c, out);
+      case st::csi:
+        if (c >= 0x20 && c <= 0x3F && ++seq_len_ <= max_csi) return;
+        if (c >= 0x40 && c <= 0x7E) return to_ground();
+        to_ground();
+        if (c == 0x1B) {
+          state_ = st::esc;
+          return;
+        }
+        return ground(c, out);
+      case st::str:
+        return in_string(c, out);
+      case st::str_esc:
+        if (c == '\\') return to_ground();  // ST
+        to_ground();
+        state_ = st::esc;  // ESC inside a string ends it and starts a new sequence
+        return esc(c, out);
+    }
+  }
+
+  void esc(unsigned char c, std::string& out) {
+    seq_len_ = 0;
+    if (c == '[') {
+      state_ = st::csi;
+    } else if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
+      state_ = st::str;
+    } else if (c >= 0x20 && c <= 0x2F) {
+      state_ = st::esc_inter;
+    } else if (c >= 0x30 && c <= 0x7E) {
+      to_ground();
+    } else if (c == 0x1B) {
+      state_ = st::esc;
+    } else {
+      to_ground();
+      ground(c, out);
+    }
+  }
+
+  void in_string(unsigned char c, std::string& out) {
+    if (str_c2_) {
+      str_c2_ = false;
+      if (c == 0x9C) return to_ground();  // C1 ST
+    }
+    if (c == 0x07 || c == 0x18 || c == 0x1A) return to_ground();  // BEL ends OSC; CAN, SUB
+    if (c == 0x1B) {
+      state_ = st::str_esc;
+      return;
+    }
+    if (c == '\n' || ++seq_len_ > max_str) {  // unterminated: give the line back
+      to_ground();
+      return ground(c, out);
+    }
+    if (c == 0xC2) str_c2_ = true;
+  }
+
+  // A decoded C1 control U+0080..U+009F: the sequence introducers start a sequence, the rest
+  // are dropped.
+  void c1(unsigned char code) {
+    seq_len_ = 0;
+    switch (code) {
+      case 0x9B:
+        state_ = st::csi;
+        break;
+      case 0x9D:
+      case 0x90:
+      case 0x98:
+      case 0x9E:
+      case 0x9F:
+        state_ = st::str;
+        break;
+      default:
+        break;
+    }
+  }
+
+  void ground(unsigned char c, std::string& out) {
+    if (need_ > 0) {
+      if (c >= lo_ && c <= hi_) {
+        buf_[len_++] = static_cast<char>(c);
+        lo_ = 0x80;
+        hi_ = 0xBF;
+        if (--need_ == 0) {
+          if (len_ == 2 && static_cast<unsigned char>(buf_[0]) == 0xC2 &&
+              static_cast<unsigned char>(buf_[1]) <= 0x9F)
+            return c1(static_cast<unsigned char>(buf_[1]));
+          if (len_ < 4) {  // every hidden format character is 2 or 3 bytes long
+            char32_t cp = decoded();
+            if (is_hidden_format_char(cp)) return shown_as_text(cp, out);
+          }
+          out.append(buf_, len_);
+        }
+        return;
+      }
+      need_ = 0;
+      replacement(out);  // the maximal subpart so far; c starts afresh
+    }
+    if (cr_) {
+      out += '\n';
+      cr_ = false;
+      if (c == '\n') return;  // \r\n is one line break
+    }
+    if (c < 0x80) {
+      if (c == 0x1B) {
+        state_ = st::esc;
+      } else if (c == '\r') {
+        cr_ = true;
+      } else if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7F)) {
+        out += static_cast<char>(c);
+      } else {
+        out += '^';
+        out += c == 0x7F ? '?' : static_cast<char>(c + 0x40);
+      }
+      return;
+    }
+    len_ = 0;
+    lo_ = 0x80;
+    hi_ = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need_ = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need_ = 2;
+      if (c == 0xE0) lo_ = 0xA0;  // no overlong forms
+      if (c == 0xED) hi_ = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need_ = 3;
+      if (c == 0xF0) lo_ = 0x90;
+      if (c == 0xF4) hi_ = 0x8F;  // nothing past U+10FFFF
+    } else {
+      return replacement(out);  // stray continuation byte (0x9B too), C0/C1 leads, F5..FF
+    }
+    buf_[len_++] = static_cast<char>(c);
+  }
+
+  char32_t decoded() const noexcept {
+    auto b = [&](int i) { return static_cast<char32_t>(static_cast<unsigned char>(buf_[i])); };
+    if (len_ == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+    return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  }
+
+  st state_ = st::ground;
+  std::size_t seq_len_ = 0;
+  bool str_c2_ = false;
+  bool cr_ = false;
+  char buf_[4] = {};
+  int len_ = 0;
+  int need_ = 0;
+  unsigned char lo_ = 0x80, hi_ = 0xBF;
+};
+
+// The safe form of a whole text.
+inline std::string sanitize(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  stream_sanitizer s;
+  s.feed(text, out);
+  s.finish(out);
+  return out;
+}
+
+// For one-line places (a table cell, a status line): sanitize(), then a newline shows as the
+// two characters \n and a tab as a space.
+inline std::string sanitize_inline(std::string_view text) {
+  std::string safe = sanitize(text);
+  std::string out;
+  out.reserve(safe.size());
+  for (char c : safe) {
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += ' ';
+    else
+      out += c;
+  }
+  return out;
+}
+
+// True when text is valid UTF-8 holding no ESC, no C0 control but \t and \n, no DEL, no C1
+// control and no hidden format character: the property every sanitize() output has.
+inline bool is_terminal_safe(std::string_view text) noexcept {
+  std::size_t i = 0, n = text.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) return false;
+      ++i;
+      continue;
+    }
+    int need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+      need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else
+      return false;
+    if (i + static_cast<std::size_t>(need) >= n) return false;  // truncated
+    for (int k = 1; k <= need; ++k) {
+      auto d = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
+      if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return false;
+    }
+    if (c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) return false;  // C1
+    if (need <= 2) {
+      auto b = [&](std::size_t k) {
+        return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]));
+      };
+      char32_t cp = need == 1 ? ((b(0) & 0x1F) << 6) | (b(1) & 0x3F)
+                              : ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+      if (is_hidden_format_char(cp)) return false;
+    }
+    i += static_cast<std::size_t>(need) + 1;
+  }
+  return true;
+}
+
+}  // namespace leaseq
+// end leaseq/sanitize.hpp
+
+namespace leaseq {
+
+// What a command is about to do with a home. A reader may look at anyone's home it can read;
+// a writer (submit, control, lease create, the runner, the dashboard) only at its own.
+enum class home_use { read, write };
+
+// Whether the open file belongs to this process's effective user. The runner asks this of
+// every task file it claimed, on the descriptor it parses, before running anything: a task
+// someone else wrote must never run as us.
+inline bool owned_by_me(int fd) noexcept {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid();
+}
+
+// The same by path, for callers that hold no descriptor. A symlink is never "mine" (what it
+// points at can change after this answer); prefer owned_by_me(int) on the descriptor read.
+inline bool owned_by_me(const fs::path& path) noexcept {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && !S_ISLNK(st.st_mode) && st.st_uid == ::geteuid();
+}
+
+// What inspect_home() found: problems that refuse the command, and the first task file others
+// can read (a warning).
+struct home_trust {
+  std::vector<std::string> refusals;
+  std::optional<std::string> exposed;
+  bool ok() const noexcept { return refusals.empty(); }
+};
+
+namespace detail {
+
+// A user's name from /etc/passwd, else the number: no NSS, so the static binary gives the
+// same answer (only uids from LDAP show as numbers).
+inline std::string user_name(uid_t uid) {
+  std::ifstream in("/etc/passwd");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    std::size_t c = b == std::string::npos ? b : line.find(':', b + 1);
+    if (c == std::string::npos) continue;
+    if (line.compare(b + 1, c - b - 1, std::to_string(uid)) == 0) return line.substr(0, a);
+  }
+  return std::to_string(uid);
+}
+
+// "nobody (uid 65534)", or "uid 1234" for a user /etc/passwd does not name.
+inline std::string who(uid_t uid) {
+  std::string name = user_name(uid);
+  return name == std::to_string(uid) ? "uid " + name : name + " (uid " + std::to_string(uid) + ")";
+}
+
+// A path as a shell word for a fix the user copies: bare when it needs no quoting.
+inline std::string shell_word(const std::string& s) {
+  bool plain = !s.empty();
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("/._-+:@,=%", c)))
+      plain = false;
+  if (plain) return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+inline std::string write_bits_text(mode_t mode) {
+  bool g = mode & S_IWGRP, o = mode & S_IWOTH;
+  return g && o ? "group and others" : g ? "its group" : "others";
+}
+
+// Why a directory of the home cannot be trusted, or nullopt: it must be ours and writable by
+// us alone (a sticky bit does not help: others could still add files, i.e. tasks).
+inline std::optional<std::string> dir_distrust(const fs::path& path, const struct stat& st,
+                                               const std::string& what) {
+  const std::string p = shell_word(path.string());
+  if (st.st_uid != ::geteuid())
+    return fmt::format(
+        "{} {} is owned by {}, not by you ({}, uid {}): anyone who can write there can run "
+        "commands as you. Use a home of your own (LEASEQ_HOME), or if the tree is yours: chown "
+        "-R {} {}",
+        what, path.string(), who(st.st_uid), user_name(::geteuid()), ::geteuid(),
+        user_name(::geteuid()), p);
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return fmt::format(
+        "{} {} is writable by {} (mode {:04o}): they could submit tasks that run as you. Fix: "
+        "chmod 700 {}",
+        what, path.string(), write_bits_text(st.st_mode), st.st_mode & 07777, p);
+  return std::nullopt;
+}
+
+// Which of group (1) and others (2) can still reach below a directory they could reach.
+inline unsigned narrow_reach(unsigned reach, mode_t mode) noexcept {
+  if (!(mode & S_IXGRP)) reach &= ~1u;
+  if (!(mode & S_IXOTH)) reach &= ~2u;
+  return reach;
+}
+
+inline bool readable_by(unsigned reach, mode_t mode) noexcept {
+  return ((reach & 1u) && (mode & S_IRGRP)) || ((reach & 2u) && (mode & S_IROTH));
+}
+
+// The first task file of one lane directory that group or others can read. Looks at a few
+// entries only: leaseq writes task files 0600, so exposed files come from a `chmod -R`, which
+// leaves none of them out; a tree with thousands of results costs no more than a small one.
+inline std::optional<fs::path> exposed_in_lane(const fs::path& lane, unsigned reach) {
+  unique_fd fd(::open(lane.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  DIR* d = ::fdopendir(fd.get());
+  if (!d) return std::nullopt;
+  fd.release();
+  std::optional<fs::path> found;
+  int looked = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    if (++looked > 16) break;
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    if (readable_by(reach, st.st_mode)) {
+      found = lane / e->d_name;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+// The first task file (inbox, claimed, done: they hold the env) of one lease that group or
+// others can reach and read. Only walks where they can search, so a 0700 tree costs one stat.
+inline std::optional<fs::path> exposed_task_file(const fs::path& lease_root, unsigned reach) {
+  for (const char* part : {"inbox", "claimed", "done"}) {
+    fs::path top = lease_root / part;
+    struct stat st;
+    if (::lstat(top.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    unsigned r = narrow_reach(reach, st.st_mode);
+    if (!r) continue;
+    for (const std::string& lane : list_dir(top.string()).names) {
+      fs::path dir = top / lane;
+      if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      unsigned rl = narrow_reach(r, st.st_mode);
+      if (!rl) continue;
+      if (auto f = exposed_in_lane(dir, rl)) return f;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+// Inspects a home for `use`, without printing: its root, runs/ and every lease tree
+// runs/<lease> must be real directories owned by the caller and writable by the caller alone.
+// A home that does not exist yet is fine (leaseq creates it 0700). Symlinks under runs/ are
+// refused for writers only (a reader never writes through them; open_lease_dir refuses them
+// again at the write). The exposure warning is only looked for in a home of the caller's own.
+inline home_trust inspect_home(const fs::path& home, home_use use) {
+  home_trust out;
+  struct stat st;
+  // The home itself may be a symlink (to a bigger filesystem): what counts is where it leads.
+  if (::stat(home.c_str(), &st) != 0) return out;
+  if (!S_ISDIR(st.st_mode)) {
+    out.refusals.push_back("LEASEQ_HOME " + home.string() + " is not a directory");
+    return out;
+  }
+  if (st.st_uid != ::geteuid() && use == home_use::read) return out;  // someone else's: look only
+  if (auto why = detail::dir_distrust(home, st, "LEASEQ_HOME")) {
+    out.refusals.push_back(*why);
+    return out;  // nothing below it can be trusted either: one fix at a time
+  }
+  unsigned reach = detail::narrow_reach(3u, st.st_mode);
+  fs::path runs = home / "runs";
+  if (::lstat(runs.c_str(), &st) != 0) return out;
+  if (S_ISLNK(st.st_mode)) {
+    if (use == home_use::write)
+      out.refusals.push_back("refusing to write through the symbolic link " + runs.string() +
+                             ": leaseq writes only into real directories of its tree (remove "
+                             "the link, move the directory in its place)");
+    return out;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    out.refusals.push_back(runs.string() + " is not a directory");
+    return out;
+  }
+  if (auto why = detail::dir_distrust(runs, st, "the lease directory")) {
+    out.refusals.push_back(*why);
+    return out;
+  }
+  reach = detail::narrow_reach(reach, st.st_mode);
+  for (const std::string& name : detail::list_dir(runs.string()).names) {
+    if (!is_valid_lease_id(name)) continue;  // never used, so never trusted or distrusted
+    fs::path tree = runs / name;
+    if (::lstat(tree.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      if (use == home_use::write)
+        out.refusals.push_back("refusing to write through the symbolic link " + tree.string() +
+                               ": a lease tree must be a real directory under runs/ (remove "
+                               "the link, move the directory in its place)");
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) continue;
+    if (auto why = detail::dir_distrust(tree, st, "the lease tree")) {
+      out.refusals.push_back(*why);
+      continue;
+    }
+    if (unsigned r = detail::narrow_reach(reach, st.st_mode); r && !out.exposed) {
+      if (auto f = detail::exposed_task_file(tree, r))
+        out.exposed = f->string() + " (and likely every task file under " + home.string() +
+                      ") can be read by other users, and task files hold the tasks' environment "
+                      "(tokens, keys). Fix: chmod -R go-rwx " +
+                      detail::shell_word(home.string());
+    }
+  }
+  return out;
+}
+
+// The leaseq program's check, once per command: throws error listing every problem (each with
+// its fix) when the home cannot be trusted for `use`; prints the exposure warning to stderr,
+// once per process.
+inline void check_home_trust(const home_paths& home, home_use use = home_use::write) {
+  home_trust t = inspect_home(home.root(), use);
+  if (t.exposed) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(*t.exposed).c_str());
+  }
+  if (t.ok()) return;
+  std::string msg = t.refusals.front();
+  for (std::size_t i = 1; i < t.refusals.size(); ++i) msg += "; " + t.refusals[i];
+  throw error(msg);
+}
+
+}  // namespace leaseq
+// end leaseq/trust.hpp
 
 namespace leaseq {
 
@@ -5503,6 +6099,11 @@ class runner {
           (::lstat(claimed.c_str(), &st) != 0 || static_cast<double>(st.st_ctim.tv_sec) > now - 5))
         continue;
       json_outcome r = read_json_tolerant(claimed);
+      if (!owned_by_me(claimed)) {
+        if (logged_.insert("owner:" + name).second)
+          log("claimed/" + name + " is not owned by this runner's user: never run");
+        continue;
+      }
       task_spec spec;
       bool parsed = false;
       if (r.ok()) {
@@ -5608,7 +6209,7 @@ class runner {
                                                 "not writing the heartbeat",
                                                 "not reading control commands"};
     for (int i = 0; i < dir_count; ++i) {
-      std::optional<std::string> why = detail::unsafe_dir(lease_.root(), dirs[i]);
+      std::optional<std::string> why = detail::unsafe_dir(lease_.anchor(), dirs[i]);
       if (why && *why != unsafe_[i]) log("refusing to write through " + *why + ": " + what[i]);
       if (!why && !unsafe_[i].empty()) {
         log(dirs[i].string() + " is no longer a symlink: resuming");
@@ -5744,6 +6345,11 @@ class runner {
         if (!peek.ok()) {
           cache.pop_front();
           if (peek.err != ENOENT) log_once(from, peek.reason);
+          continue;
+        }
+        if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
+          cache.pop_front();
+          log_once(from, "not owned by this runner's user: never run (left pending)");
           continue;
         }
         task_spec spec;
@@ -6346,336 +6952,6 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
 
 }  // namespace leaseq
 // end leaseq/runner.hpp
-// begin leaseq/sanitize.hpp
-
-// The one text sanitizer: every path from file content (logs, commands, env, names read from
-// disk) to the terminal goes through it.
-//
-// What comes out holds no ESC, no C0 control other than \t and \n, no DEL, no C1 control
-// (U+0080..U+009F), no stray 0x9B byte, and is valid UTF-8:
-//   - escape sequences are removed whole: CSI (ESC [ or U+009B), OSC (ESC ] or U+009D, ended by
-//     BEL or ST, so OSC 52 and OSC 8 too), DCS, SOS, PM, APC (ESC P X ^ _ or their C1 forms,
-//     ended by ST), and two-byte / charset escapes (ESC ( B ...). An unterminated string
-//     sequence ends at the next newline (or after 4096 bytes), so a stray ESC ] cannot swallow
-//     the rest of a log; CAN and SUB cancel a sequence as terminals do;
-//   - other C0 controls and DEL become caret notation (^G, ^H, ^?), so the reader sees them;
-//   - other C1 controls are dropped;
-//   - invalid UTF-8 (stray continuation bytes such as a raw 0x9B, overlong forms, surrogates,
-//     code points past U+10FFFF, truncated sequences) becomes U+FFFD, one per maximal subpart;
-//   - bidi controls and invisible characters (U+061C, U+200B..U+200F, U+2028, U+2029,
-//     U+202A..U+202E, U+2066..U+2069, U+FEFF) are shown as text, `<U+202E>`: they reorder or
-//     hide what follows them (Trojan Source, CVE-2021-42574), so a command or a log line could
-//     show something other than what it is, and a table row could lose its border;
-//   - \r never overwrites: \r\n becomes \n, and a lone \r is a line break (\n), so progress
-//     bars show as successive lines instead of repainting one.
-// stream_sanitizer keeps its state across chunks, so a sequence split anywhere gives exactly
-// what sanitize() gives for the whole text.
-
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-namespace leaseq {
-
-// Characters that change the order or the visibility of the text around them without showing
-// themselves: bidi embeddings, overrides and isolates, the implicit marks, zero-width spaces and
-// joiners, the line and paragraph separators, and the byte order mark.
-inline constexpr bool is_hidden_format_char(char32_t cp) noexcept {
-  return cp == 0x061C || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
-         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF;
-}
-
-class stream_sanitizer {
- public:
-  // Appends the safe form of chunk to out.
-  void feed(std::string_view chunk, std::string& out) {
-    const char* p = chunk.data();
-    const char* end = p + chunk.size();
-    while (p < end) {
-      if (state_ == st::ground && need_ == 0 && !cr_) {  // fast path: a run of plain text
-        const char* run = p;
-        while (p < end && plain(static_cast<unsigned char>(*p))) ++p;
-        out.append(run, static_cast<std::size_t>(p - run));
-        if (p == end) break;
-      }
-      byte(static_cast<unsigned char>(*p++), out);
-    }
-  }
-
-  // End of input: an incomplete UTF-8 sequence becomes U+FFFD, a pending \r a line break, and
-  // an unterminated escape sequence is dropped.
-  void finish(std::string& out) {
-    if (need_ > 0) replacement(out);
-    need_ = 0;
-    flush_cr(out);
-    state_ = st::ground;
-    seq_len_ = 0;
-    str_c2_ = false;
-  }
-
-  // True while a \r, a partial UTF-8 character or an escape sequence is held back.
-  bool holding() const noexcept { return cr_ || need_ > 0 || state_ != st::ground; }
-
- private:
-  enum class st : std::uint8_t { ground, esc, esc_inter, csi, str, str_esc };
-  static constexpr std::size_t max_csi = 256;
-  static constexpr std::size_t max_str = 4096;
-
-  static void replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
-  static void shown_as_text(char32_t cp, std::string& out) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    out += "<U+";
-    for (int shift = 12; shift >= 0; shift -= 4) out += hex[(cp >> shift) & 0xF];
-    out += '>';
-  }
-  static bool plain(unsigned char c) noexcept {
-    return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
-  }
-
-  void flush_cr(std::string& out) {
-    if (cr_) out += '\n';
-    cr_ = false;
-  }
-
-  void to_ground() {
-    state_ = st::ground;
-    seq_len_ = 0;
-    str_c2_ = false;
-  }
-
-  void byte(unsigned char c, std::string& out) {
-    switch (state_) {
-      case st::ground:
-        return ground(c, out);
-      case st::esc:
-        return esc(c, out);
-      case st::esc_inter:
-        if (c >= 0x20 && c <= 0x2F) return;
-        to_ground();
-        if (c >= 0x30 && c <= 0x7E) return;
-        return ground(c, out);
-      case st::csi:
-        if (c >= 0x20 && c <= 0x3F && ++seq_len_ <= max_csi) return;
-        if (c >= 0x40 && c <= 0x7E) return to_ground();
-        to_ground();
-        if (c == 0x1B) {
-          state_ = st::esc;
-          return;
-        }
-        return ground(c, out);
-      case st::str:
-        return in_string(c, out);
-      case st::str_esc:
-        if (c == '\\') return to_ground();  // ST
-        to_ground();
-        state_ = st::esc;  // ESC inside a string ends it and starts a new sequence
-        return esc(c, out);
-    }
-  }
-
-  void esc(unsigned char c, std::string& out) {
-    seq_len_ = 0;
-    if (c == '[') {
-      state_ = st::csi;
-    } else if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
-      state_ = st::str;
-    } else if (c >= 0x20 && c <= 0x2F) {
-      state_ = st::esc_inter;
-    } else if (c >= 0x30 && c <= 0x7E) {
-      to_ground();
-    } else if (c == 0x1B) {
-      state_ = st::esc;
-    } else {
-      to_ground();
-      ground(c, out);
-    }
-  }
-
-  void in_string(unsigned char c, std::string& out) {
-    if (str_c2_) {
-      str_c2_ = false;
-      if (c == 0x9C) return to_ground();  // C1 ST
-    }
-    if (c == 0x07 || c == 0x18 || c == 0x1A) return to_ground();  // BEL ends OSC; CAN, SUB
-    if (c == 0x1B) {
-      state_ = st::str_esc;
-      return;
-    }
-    if (c == '\n' || ++seq_len_ > max_str) {  // unterminated: give the line back
-      to_ground();
-      return ground(c, out);
-    }
-    if (c == 0xC2) str_c2_ = true;
-  }
-
-  // A decoded C1 control U+0080..U+009F: the sequence introducers start a sequence, the rest
-  // are dropped.
-  void c1(unsigned char code) {
-    seq_len_ = 0;
-    switch (code) {
-      case 0x9B:
-        state_ = st::csi;
-        break;
-      case 0x9D:
-      case 0x90:
-      case 0x98:
-      case 0x9E:
-      case 0x9F:
-        state_ = st::str;
-        break;
-      default:
-        break;
-    }
-  }
-
-  void ground(unsigned char c, std::string& out) {
-    if (need_ > 0) {
-      if (c >= lo_ && c <= hi_) {
-        buf_[len_++] = static_cast<char>(c);
-        lo_ = 0x80;
-        hi_ = 0xBF;
-        if (--need_ == 0) {
-          if (len_ == 2 && static_cast<unsigned char>(buf_[0]) == 0xC2 &&
-              static_cast<unsigned char>(buf_[1]) <= 0x9F)
-            return c1(static_cast<unsigned char>(buf_[1]));
-          if (len_ < 4) {  // every hidden format character is 2 or 3 bytes long
-            char32_t cp = decoded();
-            if (is_hidden_format_char(cp)) return shown_as_text(cp, out);
-          }
-          out.append(buf_, len_);
-        }
-        return;
-      }
-      need_ = 0;
-      replacement(out);  // the maximal subpart so far; c starts afresh
-    }
-    if (cr_) {
-      out += '\n';
-      cr_ = false;
-      if (c == '\n') return;  // \r\n is one line break
-    }
-    if (c < 0x80) {
-      if (c == 0x1B) {
-        state_ = st::esc;
-      } else if (c == '\r') {
-        cr_ = true;
-      } else if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7F)) {
-        out += static_cast<char>(c);
-      } else {
-        out += '^';
-        out += c == 0x7F ? '?' : static_cast<char>(c + 0x40);
-      }
-      return;
-    }
-    len_ = 0;
-    lo_ = 0x80;
-    hi_ = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      need_ = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      need_ = 2;
-      if (c == 0xE0) lo_ = 0xA0;  // no overlong forms
-      if (c == 0xED) hi_ = 0x9F;  // no surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need_ = 3;
-      if (c == 0xF0) lo_ = 0x90;
-      if (c == 0xF4) hi_ = 0x8F;  // nothing past U+10FFFF
-    } else {
-      return replacement(out);  // stray continuation byte (0x9B too), C0/C1 leads, F5..FF
-    }
-    buf_[len_++] = static_cast<char>(c);
-  }
-
-  char32_t decoded() const noexcept {
-    auto b = [&](int i) { return static_cast<char32_t>(static_cast<unsigned char>(buf_[i])); };
-    if (len_ == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
-    return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
-  }
-
-  st state_ = st::ground;
-  std::size_t seq_len_ = 0;
-  bool str_c2_ = false;
-  bool cr_ = false;
-  char buf_[4] = {};
-  int len_ = 0;
-  int need_ = 0;
-  unsigned char lo_ = 0x80, hi_ = 0xBF;
-};
-
-// The safe form of a whole text.
-inline std::string sanitize(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  stream_sanitizer s;
-  s.feed(text, out);
-  s.finish(out);
-  return out;
-}
-
-// For one-line places (a table cell, a status line): sanitize(), then a newline shows as the
-// two characters \n and a tab as a space.
-inline std::string sanitize_inline(std::string_view text) {
-  std::string safe = sanitize(text);
-  std::string out;
-  out.reserve(safe.size());
-  for (char c : safe) {
-    if (c == '\n')
-      out += "\\n";
-    else if (c == '\t')
-      out += ' ';
-    else
-      out += c;
-  }
-  return out;
-}
-
-// True when text is valid UTF-8 holding no ESC, no C0 control but \t and \n, no DEL, no C1
-// control and no hidden format character: the property every sanitize() output has.
-inline bool is_terminal_safe(std::string_view text) noexcept {
-  std::size_t i = 0, n = text.size();
-  while (i < n) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) return false;
-      ++i;
-      continue;
-    }
-    int need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-      need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else
-      return false;
-    if (i + static_cast<std::size_t>(need) >= n) return false;  // truncated
-    for (int k = 1; k <= need; ++k) {
-      auto d = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
-      if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return false;
-    }
-    if (c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) return false;  // C1
-    if (need <= 2) {
-      auto b = [&](std::size_t k) {
-        return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]));
-      };
-      char32_t cp = need == 1 ? ((b(0) & 0x1F) << 6) | (b(1) & 0x3F)
-                              : ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
-      if (is_hidden_format_char(cp)) return false;
-    }
-    i += static_cast<std::size_t>(need) + 1;
-  }
-  return true;
-}
-
-}  // namespace leaseq
-// end leaseq/sanitize.hpp
 // begin leaseq/seq.hpp
 
 // Task sequence numbers, unique across clients whose locks do not see each other.
@@ -9568,270 +9844,6 @@ inline task_selection select_tasks(
 
 }  // namespace leaseq
 // end leaseq/task_filter.hpp
-// begin leaseq/trust.hpp
-
-// Who may be trusted with a LEASEQ_HOME, the way ssh's StrictModes decides whether to trust
-// ~/.ssh. A home is one user's: whoever can write into it can submit tasks that run as that
-// user, pause their runners, or plant links; whoever can read its task files reads the tasks'
-// environment (tokens, keys). So a command refuses a home (or runs/, or a lease tree
-// runs/<lease>) that is not owned by the caller or that group or others may write, and says
-// exactly what to run to fix it; it warns, once, when task files are readable by others.
-//
-// Reading someone else's home (an administrator looking at a user's queue) is allowed: a
-// reader changes nothing there and every byte it shows goes through the sanitizer. Writing
-// into it, or running its tasks, is not. Shared project homes are not supported.
-//
-// The library never checks on its own (a program that embeds leaseq decides); the leaseq
-// program calls check_home_trust() once per command, and its runner calls owned_by_me() on
-// every task file before running it.
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cctype>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-// What a command is about to do with a home. A reader may look at anyone's home it can read;
-// a writer (submit, control, lease create, the runner, the dashboard) only at its own.
-enum class home_use { read, write };
-
-// Whether the open file belongs to this process's effective user. The runner asks this of
-// every task file it claimed, on the descriptor it parses, before running anything: a task
-// someone else wrote must never run as us.
-inline bool owned_by_me(int fd) noexcept {
-  struct stat st;
-  return ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid();
-}
-
-// The same by path, for callers that hold no descriptor. A symlink is never "mine" (what it
-// points at can change after this answer); prefer owned_by_me(int) on the descriptor read.
-inline bool owned_by_me(const fs::path& path) noexcept {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0 && !S_ISLNK(st.st_mode) && st.st_uid == ::geteuid();
-}
-
-// What inspect_home() found: problems that refuse the command, and the first task file others
-// can read (a warning).
-struct home_trust {
-  std::vector<std::string> refusals;
-  std::optional<std::string> exposed;
-  bool ok() const noexcept { return refusals.empty(); }
-};
-
-namespace detail {
-
-// A user's name from /etc/passwd, else the number: no NSS, so the static binary gives the
-// same answer (only uids from LDAP show as numbers).
-inline std::string user_name(uid_t uid) {
-  std::ifstream in("/etc/passwd");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
-    std::size_t c = b == std::string::npos ? b : line.find(':', b + 1);
-    if (c == std::string::npos) continue;
-    if (line.compare(b + 1, c - b - 1, std::to_string(uid)) == 0) return line.substr(0, a);
-  }
-  return std::to_string(uid);
-}
-
-// "nobody (uid 65534)", or "uid 1234" for a user /etc/passwd does not name.
-inline std::string who(uid_t uid) {
-  std::string name = user_name(uid);
-  return name == std::to_string(uid) ? "uid " + name : name + " (uid " + std::to_string(uid) + ")";
-}
-
-// A path as a shell word for a fix the user copies: bare when it needs no quoting.
-inline std::string shell_word(const std::string& s) {
-  bool plain = !s.empty();
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("/._-+:@,=%", c)))
-      plain = false;
-  if (plain) return s;
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-inline std::string write_bits_text(mode_t mode) {
-  bool g = mode & S_IWGRP, o = mode & S_IWOTH;
-  return g && o ? "group and others" : g ? "its group" : "others";
-}
-
-// Why a directory of the home cannot be trusted, or nullopt: it must be ours and writable by
-// us alone (a sticky bit does not help: others could still add files, i.e. tasks).
-inline std::optional<std::string> dir_distrust(const fs::path& path, const struct stat& st,
-                                               const std::string& what) {
-  const std::string p = shell_word(path.string());
-  if (st.st_uid != ::geteuid())
-    return fmt::format(
-        "{} {} is owned by {}, not by you ({}, uid {}): anyone who can write there can run "
-        "commands as you. Use a home of your own (LEASEQ_HOME), or if the tree is yours: chown "
-        "-R {} {}",
-        what, path.string(), who(st.st_uid), user_name(::geteuid()), ::geteuid(),
-        user_name(::geteuid()), p);
-  if (st.st_mode & (S_IWGRP | S_IWOTH))
-    return fmt::format(
-        "{} {} is writable by {} (mode {:04o}): they could submit tasks that run as you. Fix: "
-        "chmod 700 {}",
-        what, path.string(), write_bits_text(st.st_mode), st.st_mode & 07777, p);
-  return std::nullopt;
-}
-
-// Which of group (1) and others (2) can still reach below a directory they could reach.
-inline unsigned narrow_reach(unsigned reach, mode_t mode) noexcept {
-  if (!(mode & S_IXGRP)) reach &= ~1u;
-  if (!(mode & S_IXOTH)) reach &= ~2u;
-  return reach;
-}
-
-inline bool readable_by(unsigned reach, mode_t mode) noexcept {
-  return ((reach & 1u) && (mode & S_IRGRP)) || ((reach & 2u) && (mode & S_IROTH));
-}
-
-// The first task file of one lane directory that group or others can read. Looks at a few
-// entries only: leaseq writes task files 0600, so exposed files come from a `chmod -R`, which
-// leaves none of them out; a tree with thousands of results costs no more than a small one.
-inline std::optional<fs::path> exposed_in_lane(const fs::path& lane, unsigned reach) {
-  unique_fd fd(::open(lane.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  DIR* d = ::fdopendir(fd.get());
-  if (!d) return std::nullopt;
-  fd.release();
-  std::optional<fs::path> found;
-  int looked = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    if (++looked > 16) break;
-    struct stat st;
-    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-      continue;
-    if (readable_by(reach, st.st_mode)) {
-      found = lane / e->d_name;
-      break;
-    }
-  }
-  ::closedir(d);
-  return found;
-}
-
-// The first task file (inbox, claimed, done: they hold the env) of one lease that group or
-// others can reach and read. Only walks where they can search, so a 0700 tree costs one stat.
-inline std::optional<fs::path> exposed_task_file(const fs::path& lease_root, unsigned reach) {
-  for (const char* part : {"inbox", "claimed", "done"}) {
-    fs::path top = lease_root / part;
-    struct stat st;
-    if (::lstat(top.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    unsigned r = narrow_reach(reach, st.st_mode);
-    if (!r) continue;
-    for (const std::string& lane : list_dir(top.string()).names) {
-      fs::path dir = top / lane;
-      if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-      unsigned rl = narrow_reach(r, st.st_mode);
-      if (!rl) continue;
-      if (auto f = exposed_in_lane(dir, rl)) return f;
-    }
-  }
-  return std::nullopt;
-}
-
-}  // namespace detail
-
-// Inspects a home for `use`, without printing: its root, runs/ and every lease tree
-// runs/<lease> must be real directories owned by the caller and writable by the caller alone.
-// A home that does not exist yet is fine (leaseq creates it 0700). Symlinks under runs/ are
-// refused for writers only (a reader never writes through them; open_lease_dir refuses them
-// again at the write). The exposure warning is only looked for in a home of the caller's own.
-inline home_trust inspect_home(const fs::path& home, home_use use) {
-  home_trust out;
-  struct stat st;
-  // The home itself may be a symlink (to a bigger filesystem): what counts is where it leads.
-  if (::stat(home.c_str(), &st) != 0) return out;
-  if (!S_ISDIR(st.st_mode)) {
-    out.refusals.push_back("LEASEQ_HOME " + home.string() + " is not a directory");
-    return out;
-  }
-  if (st.st_uid != ::geteuid() && use == home_use::read) return out;  // someone else's: look only
-  if (auto why = detail::dir_distrust(home, st, "LEASEQ_HOME")) {
-    out.refusals.push_back(*why);
-    return out;  // nothing below it can be trusted either: one fix at a time
-  }
-  unsigned reach = detail::narrow_reach(3u, st.st_mode);
-  fs::path runs = home / "runs";
-  if (::lstat(runs.c_str(), &st) != 0) return out;
-  if (S_ISLNK(st.st_mode)) {
-    if (use == home_use::write)
-      out.refusals.push_back("refusing to write through the symbolic link " + runs.string() +
-                             ": leaseq writes only into real directories of its tree (remove "
-                             "the link, move the directory in its place)");
-    return out;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    out.refusals.push_back(runs.string() + " is not a directory");
-    return out;
-  }
-  if (auto why = detail::dir_distrust(runs, st, "the lease directory")) {
-    out.refusals.push_back(*why);
-    return out;
-  }
-  reach = detail::narrow_reach(reach, st.st_mode);
-  for (const std::string& name : detail::list_dir(runs.string()).names) {
-    if (!is_valid_lease_id(name)) continue;  // never used, so never trusted or distrusted
-    fs::path tree = runs / name;
-    if (::lstat(tree.c_str(), &st) != 0) continue;
-    if (S_ISLNK(st.st_mode)) {
-      if (use == home_use::write)
-        out.refusals.push_back("refusing to write through the symbolic link " + tree.string() +
-                               ": a lease tree must be a real directory under runs/ (remove "
-                               "the link, move the directory in its place)");
-      continue;
-    }
-    if (!S_ISDIR(st.st_mode)) continue;
-    if (auto why = detail::dir_distrust(tree, st, "the lease tree")) {
-      out.refusals.push_back(*why);
-      continue;
-    }
-    if (unsigned r = detail::narrow_reach(reach, st.st_mode); r && !out.exposed) {
-      if (auto f = detail::exposed_task_file(tree, r))
-        out.exposed = f->string() + " (and likely every task file under " + home.string() +
-                      ") can be read by other users, and task files hold the tasks' environment "
-                      "(tokens, keys). Fix: chmod -R go-rwx " +
-                      detail::shell_word(home.string());
-    }
-  }
-  return out;
-}
-
-// The leaseq program's check, once per command: throws error listing every problem (each with
-// its fix) when the home cannot be trusted for `use`; prints the exposure warning to stderr,
-// once per process.
-inline void check_home_trust(const home_paths& home, home_use use = home_use::write) {
-  home_trust t = inspect_home(home.root(), use);
-  if (t.exposed) {
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true))
-      std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(*t.exposed).c_str());
-  }
-  if (t.ok()) return;
-  std::string msg = t.refusals.front();
-  for (std::size_t i = 1; i < t.refusals.size(); ++i) msg += "; " + t.refusals[i];
-  throw error(msg);
-}
-
-}  // namespace leaseq
-// end leaseq/trust.hpp
 // begin leaseq/tui/app.hpp
 
 // The Elm-style loop (the Bubble Tea model) over a terminal: view(model) into the back
