@@ -14,6 +14,7 @@
 #include <leaseq/tui/layout.hpp>
 #include <leaseq/tui/screen.hpp>
 #include <leaseq/tui/widgets.hpp>
+#include <leaseq/waiting.hpp>
 
 #include <fmt/format.h>
 
@@ -81,6 +82,22 @@ inline void size_columns(std::vector<tui::table_column>& cols, std::vector<int> 
 
 inline int cells_of(const std::string& s) {
   return leaseq::detail::display_width(s);
+}
+
+// What the dashboard knows of the open lease, for waiting_reason(): its kind and Slurm state.
+inline leaseq::lease_condition open_lease_condition(const model& m) {
+  for (const auto& r : m.leases.rows)
+    if (r.id == m.lease_id)
+      return r.kind == "local" ? leaseq::lease_condition::local()
+                               : leaseq::lease_condition::slurm(r.state, r.nodes);
+  return {};
+}
+
+// Why a PENDING task cannot run now (needs more GPUs than any runner has, no runner serves
+// its lane, every runner paused, the lease ended), or nothing when it simply waits its turn.
+inline std::optional<std::string> waiting_reason(const model& m, const leaseq::task_view& t) {
+  if (!m.snap || t.state != leaseq::task_state::pending) return std::nullopt;
+  return leaseq::waiting_reason(t, *m.snap, open_lease_condition(m));
 }
 
 inline std::string lease_title(const model& m) {
@@ -258,7 +275,8 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     switch (col) {
       case 0: {
         bool warn = t.state == leaseq::task_state::lost_maybe || t.unknown ||
-                    (ending && t.state == leaseq::task_state::running);
+                    (ending && t.state == leaseq::task_state::running) ||
+                    waiting_reason(m, t).has_value();
         if (m.marked.count(t.id)) return warn ? "+⚠" : "+";
         return warn ? warn_mark : " ";
       }
@@ -278,6 +296,8 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
         // A task whose file does not parse has no command to show: show why instead.
         if (!t.spec && t.unknown && !t.unknown_reason.empty())
           return "(" + leaseq::sanitize_inline(t.unknown_reason) + ")";
+        if (auto why = waiting_reason(m, t))
+          return "[" + leaseq::sanitize_inline(*why) + "] " + leaseq::sanitize_inline(t.command());
         return leaseq::sanitize_inline(t.command());
     }
   };
@@ -437,6 +457,12 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
                : ""),
       state_style(t.state));
   add("node", t.node.empty() ? "- (lane " + std::string(t.lane()) + ")" : t.node);
+  if (auto why = waiting_reason(m, t)) {
+    tui::style warn;
+    warn.fg = tui::colors::yellow;
+    warn.bold = true;
+    add("waiting", std::string(warn_mark) + " " + *why, warn);
+  }
   add("command", t.command());
   if (t.spec) {
     add("argv", [&] {

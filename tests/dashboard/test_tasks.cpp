@@ -211,3 +211,28 @@ TEST_CASE("a snapshot for another lease is ignored, the selection keeps its row"
   CHECK(selected_task(m)->id != "T004");
   CHECK(m.selected_task == selected_task(m)->id);
 }
+
+TEST_CASE("a PENDING task that cannot run shows why, in its row and its details",
+          "[dashboard][tasks]") {
+  model m = dashboard_model("99887766", 140, 30);
+  auto snap = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  auto tasks = std::make_shared<std::vector<leaseq::task_view>>(snap->tasks());
+  for (auto& t : *tasks)
+    if (t.id == "T004") {
+      auto spec = std::make_shared<leaseq::task_spec>(*t.spec);
+      spec->gpus = 2;  // no runner of the lease has a GPU
+      t.spec = spec;
+    }
+  snap->task_table = tasks;
+  snap->generation = 2;
+  update(m, message{msg_snapshot{snap}});
+  std::string screen = screen_text(m);
+  INFO(screen);
+  CHECK(contains(screen, "[needs 2 GPUs"));
+  press(m, '1');  // PENDING only: T004 selected
+  press(m, leaseq::tui::key_code::enter);
+  screen = screen_text(m);
+  INFO(screen);
+  CHECK(contains(screen, "waiting"));
+  CHECK(contains(screen, "needs 2 GPUs"));
+}
