@@ -29,8 +29,8 @@ task_view pending(const std::string& lane_node, int gpus = 0) {
 }
 
 // A runner as the store shows it: `health` decides, the heartbeat carries gpus and paused.
-node_view runner(const std::string& name, std::int64_t gpus, node_health health = node_health::ok,
-                 bool paused = false) {
+node_view runner_node(const std::string& name, std::int64_t gpus,
+                      node_health health = node_health::ok, bool paused = false) {
   node_view n;
   n.name = name;
   heartbeat hb;
@@ -68,7 +68,7 @@ const auto local = lease_condition::local();
 }  // namespace
 
 TEST_CASE("waiting: a task any runner can take has no reason", "[waiting]") {
-  auto s = with({runner("a", 0), runner("b", 2)});
+  auto s = with({runner_node("a", 0), runner_node("b", 2)});
   CHECK_FALSE(waiting_reason(pending(""), s, local));
   CHECK_FALSE(waiting_reason(pending("", 2), s, local));
   CHECK_FALSE(waiting_reason(pending("a"), s, local));
@@ -80,61 +80,63 @@ TEST_CASE("waiting: a task any runner can take has no reason", "[waiting]") {
 }
 
 TEST_CASE("waiting: more GPUs than any runner has", "[waiting]") {
-  auto s = with({runner("a", 0), runner("b", 1)});
+  auto s = with({runner_node("a", 0), runner_node("b", 1)});
   CHECK(waiting_reason(pending("", 3), s, local) ==
         "needs 3 GPUs, the most any runner of this lease has is 1");
   CHECK(waiting_reason(pending("a", 1), s, local) == "needs 1 GPUs, node a has 0");
   // A stopped runner's GPUs do not count.
-  auto down = with({runner("a", 0), runner("big", 8, node_health::down)});
+  auto down = with({runner_node("a", 0), runner_node("big", 8, node_health::down)});
   CHECK(waiting_reason(pending("", 2), down, local) ==
         "needs 2 GPUs, the most any runner of this lease has is 0");
 }
 
 TEST_CASE("waiting: a lane no runner serves", "[waiting]") {
-  auto s = with({runner("a", 0)});
+  auto s = with({runner_node("a", 0)});
   CHECK(waiting_reason(pending("nosuchnode"), s, local) == "no runner serves lane nosuchnode");
   // Only a stopped runner: nobody serves it either.
-  auto down = with({runner("a", 0), runner("b", 0, node_health::down)});
+  auto down = with({runner_node("a", 0), runner_node("b", 0, node_health::down)});
   CHECK(waiting_reason(pending("b"), down, local) == "no runner serves lane b");
   // A local lease whose runner never started, or stopped.
   CHECK(waiting_reason(pending(""), with({}), local) == "no runner serves this lease");
-  CHECK(waiting_reason(pending(""), with({runner("a", 0, node_health::down)}), local) ==
+  CHECK(waiting_reason(pending(""), with({runner_node("a", 0, node_health::down)}), local) ==
         "no runner serves this lease");
   CHECK(waiting_reason(pending("a"), with({}), local) == "no runner serves lane a");
 }
 
 TEST_CASE("waiting: paused runners", "[waiting]") {
-  auto one = with({runner("nodeA", 0, node_health::ok, true)});
+  auto one = with({runner_node("nodeA", 0, node_health::ok, true)});
   CHECK(waiting_reason(pending("nodeA"), one, local) == "the runner of nodeA is paused");
   CHECK(waiting_reason(pending(""), one, local) == "the runner of nodeA is paused");
-  auto all = with({runner("a", 0, node_health::ok, true), runner("b", 0, node_health::ok, true)});
+  auto all = with(
+      {runner_node("a", 0, node_health::ok, true), runner_node("b", 0, node_health::ok, true)});
   CHECK(waiting_reason(pending(""), all, local) == "every runner of this lease is paused");
   // One runner still claims: the task is only queued.
-  auto some = with({runner("a", 0, node_health::ok, true), runner("b", 0)});
+  auto some = with({runner_node("a", 0, node_health::ok, true), runner_node("b", 0)});
   CHECK_FALSE(waiting_reason(pending(""), some, local));
   // The only runners with the GPUs are paused.
-  auto gpu = with({runner("a", 0), runner("b", 4, node_health::ok, true),
-                   runner("c", 4, node_health::ok, true)});
+  auto gpu = with({runner_node("a", 0), runner_node("b", 4, node_health::ok, true),
+                   runner_node("c", 4, node_health::ok, true)});
   CHECK(waiting_reason(pending("", 2), gpu, local) == "every runner with 2 GPUs or more is paused");
 }
 
 TEST_CASE("waiting: runners whose heartbeat is STALE", "[waiting]") {
-  auto s = with({runner("a", 0, node_health::stale)});
+  auto s = with({runner_node("a", 0, node_health::stale)});
   CHECK(waiting_reason(pending("a"), s, local) ==
         "the runner of a is not responding (heartbeat STALE)");
   CHECK(waiting_reason(pending(""), s, local) ==
         "the runner of a is not responding (heartbeat STALE)");
-  auto mixed = with({runner("a", 0, node_health::stale), runner("b", 0, node_health::ok, true)});
+  auto mixed =
+      with({runner_node("a", 0, node_health::stale), runner_node("b", 0, node_health::ok, true)});
   CHECK(waiting_reason(pending(""), mixed, local) ==
         "every runner of this lease is paused or not responding (heartbeat STALE)");
   // A STALE runner's GPUs still count: it may only be late on a lagging filesystem.
-  auto big = with({runner("a", 0), runner("b", 4, node_health::stale)});
+  auto big = with({runner_node("a", 0), runner_node("b", 4, node_health::stale)});
   CHECK(waiting_reason(pending("", 4), big, local) ==
         "the runner of b is not responding (heartbeat STALE)");
 }
 
 TEST_CASE("waiting: an ended lease says so first", "[waiting]") {
-  auto s = with({runner("a", 8)});
+  auto s = with({runner_node("a", 8)});
   for (const char* st : {"CANCELLED", "TIMEOUT", "COMPLETED", "FAILED"}) {
     auto l = lease_condition::slurm(st, 1);
     CHECK(waiting_reason(pending(""), s, l) == "lease ended (" + std::string(st) + ")");
@@ -152,11 +154,11 @@ TEST_CASE("waiting: a Slurm lease whose runners are still to come", "[waiting]")
   CHECK_FALSE(waiting_reason(pending("gpu7"), none, lease_condition::slurm("PENDING", 2)));
   CHECK_FALSE(waiting_reason(pending(""), none, lease_condition::slurm("", std::nullopt)));
   // One of two runners is up: the other may be gpu7, and may have the GPUs.
-  auto half = with({runner("gpu1", 1)});
+  auto half = with({runner_node("gpu1", 1)});
   CHECK_FALSE(waiting_reason(pending("gpu7"), half, lease_condition::slurm("RUNNING", 2)));
   CHECK_FALSE(waiting_reason(pending("", 4), half, lease_condition::slurm("RUNNING", 2)));
   // Both are up: now the lease's runners are known.
-  auto both = with({runner("gpu1", 1), runner("gpu2", 1)});
+  auto both = with({runner_node("gpu1", 1), runner_node("gpu2", 1)});
   CHECK(waiting_reason(pending("gpu7"), both, lease_condition::slurm("RUNNING", 2)) ==
         "no runner serves lane gpu7");
   CHECK(waiting_reason(pending("", 4), both, lease_condition::slurm("RUNNING", 2)) ==
@@ -169,7 +171,7 @@ TEST_CASE("waiting: a Slurm lease whose runners are still to come", "[waiting]")
 TEST_CASE("waiting: a lease of unknown kind gets no reason until a runner showed up", "[waiting]") {
   CHECK_FALSE(waiting_reason(pending(""), with({})));
   CHECK_FALSE(waiting_reason(pending("x"), with({})));
-  CHECK(waiting_reason(pending("x"), with({runner("a", 0)})) == "no runner serves lane x");
+  CHECK(waiting_reason(pending("x"), with({runner_node("a", 0)})) == "no runner serves lane x");
 }
 
 TEST_CASE("submit_refusal: only what is certainly impossible", "[waiting]") {
