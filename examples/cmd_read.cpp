@@ -81,7 +81,7 @@ void print_scan_problems(const snapshot& s) {
   std::string invisible;  // handed out, visible nowhere: lag, not a broken file
   std::size_t invisible_count = 0;
   for (const auto& t : s.tasks()) {
-    if (t.state == task_state::unknown && !t.spec) {
+    if ((t.state == task_state::unknown && !t.spec) || t.settling) {
       if (++invisible_count <= 10) invisible += " " + t.id;
       continue;
     }
@@ -90,8 +90,8 @@ void print_scan_problems(const snapshot& s) {
   }
   if (invisible_count > 0)
     std::fprintf(stderr,
-                 "leaseq: note: %zu task(s) not visible yet (shared filesystem lag, or a submit "
-                 "in progress), counted as UNKNOWN:%s%s\n",
+                 "leaseq: note: %zu task(s) not visible or not readable yet (shared filesystem "
+                 "lag, or a submit in progress):%s%s\n",
                  invisible_count, invisible.c_str(), invisible_count > 10 ? " ..." : "");
   const std::size_t shown = 20;
   for (std::size_t i = 0; i < bad.size() && i < shown; ++i)

@@ -35,6 +35,9 @@ struct task_view {
   // The file is there but stopped parsing (or the task went out of sight): the view is the
   // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
   bool unknown = false;
+  // Unknown because its file, modified moments ago, did not parse: a read through a lagging
+  // cache mid-replace, reported as lag (not as a broken file) until ui.hb_stale_s passes.
+  bool settling = false;
   // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
   // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
   // snapshot); command() gives it back either way.

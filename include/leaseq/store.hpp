@@ -89,6 +89,9 @@ struct cached_file {
   std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
   std::shared_ptr<const task_result> result;  // done: last good parse
   bool bad = false;                           // the current file does not parse
+  // ... and was modified less than ui.hb_stale_s ago: most likely read mid-replace through a
+  // cache that lags (sshfs, NFS attribute caches give a stale size): lag, not a broken file.
+  bool settling = false;
   std::string reason;
 };
 
@@ -382,6 +385,7 @@ class snapshot_store {
     if (!r.ok && r.err == ENOENT) return false;
     auto fail = [&](std::string reason) {
       f.bad = true;
+      f.settling = r.ok && clock_.now() - r.info.mtime < opts_.ui.hb_stale_s;
       f.reason = std::move(reason);
       return true;
     };
@@ -659,6 +663,7 @@ class snapshot_store {
     v.last_seen = now;
     v.missing_since.reset();
     v.unknown = f.bad;
+    v.settling = f.bad && f.settling;
     v.unknown_reason = f.bad
                            ? fmt::format("its {} file does not parse: {}",
                                          s.place == task_place::done ? "result" : "task", f.reason)

@@ -2445,6 +2445,9 @@ struct task_view {
   // The file is there but stopped parsing (or the task went out of sight): the view is the
   // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
   bool unknown = false;
+  // Unknown because its file, modified moments ago, did not parse: a read through a lagging
+  // cache mid-replace, reported as lag (not as a broken file) until ui.hb_stale_s passes.
+  bool settling = false;
   // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
   // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
   // snapshot); command() gives it back either way.
@@ -7820,6 +7823,9 @@ struct cached_file {
   std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
   std::shared_ptr<const task_result> result;  // done: last good parse
   bool bad = false;                           // the current file does not parse
+  // ... and was modified less than ui.hb_stale_s ago: most likely read mid-replace through a
+  // cache that lags (sshfs, NFS attribute caches give a stale size): lag, not a broken file.
+  bool settling = false;
   std::string reason;
 };
 
@@ -8113,6 +8119,7 @@ class snapshot_store {
     if (!r.ok && r.err == ENOENT) return false;
     auto fail = [&](std::string reason) {
       f.bad = true;
+      f.settling = r.ok && clock_.now() - r.info.mtime < opts_.ui.hb_stale_s;
       f.reason = std::move(reason);
       return true;
     };
@@ -8390,6 +8397,7 @@ class snapshot_store {
     v.last_seen = now;
     v.missing_since.reset();
     v.unknown = f.bad;
+    v.settling = f.bad && f.settling;
     v.unknown_reason = f.bad
                            ? fmt::format("its {} file does not parse: {}",
                                          s.place == task_place::done ? "result" : "task", f.reason)
