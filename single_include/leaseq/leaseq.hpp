@@ -7823,7 +7823,8 @@ struct cached_file {
   std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
   std::shared_ptr<const task_result> result;  // done: last good parse
   bool bad = false;                           // the current file does not parse
-  // ... and was modified less than ui.hb_stale_s ago: most likely read mid-replace through a
+  // ... a claimed file (the runner replaces those) modified less than ui.hb_stale_s ago: most
+  // likely read mid-replace through a
   // cache that lags (sshfs, NFS attribute caches give a stale size): lag, not a broken file.
   bool settling = false;
   std::string reason;
@@ -8017,6 +8018,9 @@ class snapshot_store {
   bool relist_files(cached_dir& d, const std::string& key, const fs::path& dir,
                     std::vector<dir_entry> entries) {
     bool is_done = key.compare(0, 5, "done/") == 0;
+    // The runner rewrites a claimed file (claimed, starting, pid): the only task files that
+    // are ever replaced, and so the only ones a lagging cache can show half-read.
+    bool rewritten = key.compare(0, 8, "claimed/") == 0;
     std::string_view suffix = is_done ? ".result.json" : ".json";
     if (same_files(d, entries, suffix)) return false;
     std::unordered_map<std::int64_t, std::size_t> old;
@@ -8053,7 +8057,7 @@ class snapshot_store {
       }
       files.push_back(std::move(f));
     }
-    std::vector<char> present = load_files(files, to_load, dir, suffix, is_done);
+    std::vector<char> present = load_files(files, to_load, dir, suffix, is_done, rewritten);
     std::vector<cached_file> kept;
     kept.reserve(files.size());
     for (std::size_t k = 0, i = 0; i < files.size(); ++i) {
@@ -8073,7 +8077,7 @@ class snapshot_store {
   // k, whether the file was still there.
   std::vector<char> load_files(std::vector<cached_file>& files,
                                const std::vector<std::size_t>& to_load, const fs::path& dir,
-                               std::string_view suffix, bool is_done) {
+                               std::string_view suffix, bool is_done, bool rewritten) {
     std::vector<char> present(to_load.size(), 0);
     auto work = [&](std::size_t begin, std::size_t step) {
       for (std::size_t k = begin; k < to_load.size(); k += step) {
@@ -8082,7 +8086,7 @@ class snapshot_store {
         std::string name = format_task_id(f.seq);
         name.append(suffix.data(), suffix.size());
         try {
-          present[k] = load_file(f, dir / name, is_done);
+          present[k] = load_file(f, dir / name, is_done, rewritten);
         } catch (const std::exception& e) {  // bad_alloc and the like: unknown, not a crash
           f.bad = true;
           f.reason = e.what();
@@ -8114,12 +8118,12 @@ class snapshot_store {
 
   // Reads and parses one task or result file into f. False when the file vanished between
   // the listing and the read (it moved on: claimed, or finished): not a sighting.
-  bool load_file(cached_file& f, const fs::path& path, bool is_result) {
+  bool load_file(cached_file& f, const fs::path& path, bool is_result, bool rewritten) {
     file_read r = fs_.read(path, opts_.max_file_bytes);
     if (!r.ok && r.err == ENOENT) return false;
     auto fail = [&](std::string reason) {
       f.bad = true;
-      f.settling = r.ok && clock_.now() - r.info.mtime < opts_.ui.hb_stale_s;
+      f.settling = rewritten && r.ok && clock_.now() - r.info.mtime < opts_.ui.hb_stale_s;
       f.reason = std::move(reason);
       return true;
     };
