@@ -644,17 +644,15 @@ inline void draw_create_form(const model& m, tui::buffer& buf, const tui::rect& 
   std::string cmd = leaseq::shell_join(leaseq::sbatch_argv(req, script, home, false));
   std::vector<std::pair<std::string, tui::style>> preview;
   preview.push_back({"preview:", th.title});
-  // Wrap the command over lines of the box width.
-  std::string rest = cmd;
-  while (!rest.empty()) {
-    std::size_t take = std::min(rest.size(), static_cast<std::size_t>(std::max(10, in.w - 2)));
-    preview.push_back({"  " + rest.substr(0, take), th.normal});
-    rest.erase(0, take);
-  }
-  preview.push_back({"keeper script: " + script.string(), th.normal});
-  preview.push_back({"  (kept as " + (home / "runs" / "<jobid>" / "keeper.sh").string() +
-                         "; runs " + m.binary + " runner on each node)",
-                     th.dim});
+  // Every preview line wraps at the box width: a path or command cut short is no preview.
+  auto add_wrapped = [&](const std::string& text, tui::style st, int indent) {
+    for (auto& row : wrap_cells(text, std::max(10, in.w), indent)) preview.push_back({row, st});
+  };
+  add_wrapped("  " + cmd, th.normal, 2);
+  add_wrapped("keeper script: " + script.string(), th.normal, 2);
+  add_wrapped("  (kept as " + (home / "runs" / "<jobid>" / "keeper.sh").string() + "; runs " +
+                  m.binary + " runner on each node)",
+              th.dim, 2);
   std::string phase;
   tui::style ps = th.normal;
   switch (f.phase) {
@@ -677,14 +675,7 @@ inline void draw_create_form(const model& m, tui::buffer& buf, const tui::rect& 
       break;
   }
   preview.push_back({phase, ps});
-  if (!f.status.empty()) {
-    std::string s = leaseq::sanitize_inline(f.status);
-    while (!s.empty()) {
-      std::size_t take = std::min(s.size(), static_cast<std::size_t>(std::max(10, in.w)));
-      preview.push_back({s.substr(0, take), ps});
-      s.erase(0, take);
-    }
-  }
+  if (!f.status.empty()) add_wrapped(leaseq::sanitize_inline(f.status), ps, 0);
   preview.push_back({"Tab/Up/Down: field  Enter: test, then submit  Esc: cancel", th.dim});
   int prev_h = std::min(static_cast<int>(preview.size()), std::max(0, in.h - 3));
   int fields_h = std::max(1, in.h - prev_h - 1);
