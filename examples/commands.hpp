@@ -6,10 +6,17 @@
 
 namespace leaseq_cli {
 
-// Exit codes shared by every command.
+// Exit codes shared by every command (exit_status_help is the table --help and the man page show).
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_error = 1;
 inline constexpr int exit_usage = 2;
+inline constexpr const char* exit_status_help =
+    "Exit status:\n"
+    "  0    success\n"
+    "  1    the command failed (refused, not found, I/O error); the message says why\n"
+    "  2    usage error: unknown command or option, missing or invalid value\n"
+    "  follow exits with the followed task's own code (128+N when signal N ended it,\n"
+    "  1 when it was lost); other codes are documented by the command's --help.";
 
 // runner, submit, cancel, retry, pause, resume, lease local start|stop|status
 void add_engine_commands(CLI::App& app, CLI::App& lease);

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
     return leaseq::run_supervisor(argc, argv);
   CLI::App app{"leaseq: a file-based task queue over leases (local host or Slurm jobs)", "leaseq"};
   app.set_version_flag("--version", std::string("leaseq ") + leaseq::version);
+  app.footer(leaseq_cli::exit_status_help);
   app.require_subcommand(1);
   app.fallthrough(false);
   CLI::App& lease = *app.add_subcommand("lease", "Create, list, use and release leases");
@@ -52,8 +53,12 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return app.exit(e);  // a command's own status (follow: the task's code)
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11's own codes (105-114) mean "usage error": one code for all of them, as getopt
+    // tools do. --help and --version are ParseErrors with status 0.
+    return app.exit(e) == 0 ? leaseq_cli::exit_ok : leaseq_cli::exit_usage;
   } catch (const leaseq::error& e) {
     // Messages quote paths and file contents: anyone's bytes.
     std::fprintf(stderr, "leaseq: error: %s\n", leaseq::sanitize_inline(e.what()).c_str());

@@ -4,9 +4,15 @@
 #define LEASEQ_VERSION_MINOR 1
 #define LEASEQ_VERSION_PATCH 0
 
+#define LEASEQ_DETAIL_STRINGIFY(x) #x
+#define LEASEQ_DETAIL_VERSION_STRING(a, b, c) \
+  LEASEQ_DETAIL_STRINGIFY(a) "." LEASEQ_DETAIL_STRINGIFY(b) "." LEASEQ_DETAIL_STRINGIFY(c)
+
 namespace leaseq {
 
-inline constexpr const char* version = "0.1.0";
+// The numbers above are the only copy: CMakeLists.txt reads them for project(VERSION).
+inline constexpr const char* version =
+    LEASEQ_DETAIL_VERSION_STRING(LEASEQ_VERSION_MAJOR, LEASEQ_VERSION_MINOR, LEASEQ_VERSION_PATCH);
 // The on-disk protocol version written into index.json (docs/protocol.md). 2: task ids are
 // reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
 // version 1 are read and upgraded in place (ids/floor).

@@ -42,6 +42,26 @@ std::string complete(const fs::path& home, const std::string& words) {
   return r.out;
 }
 
+// The zsh and fish completions, run the way each shell runs them, with `leaseq` on PATH. zsh:
+// the function with a stub compadd that prints the candidates; fish: `complete -C`.
+std::string complete_in(const std::string& shell, const fs::path& home, const std::string& line) {
+  temp_dir bindir;
+  fs::create_symlink(bin, bindir / "leaseq");
+  std::string env = "PATH=" + shell_quote(bindir.path().string()) +
+                    ":\"$PATH\" LEASEQ_HOME=" + shell_quote(home.string()) + " ";
+  std::string src = std::string(LEASEQ_SOURCE_DIR) + "/share/";
+  std::string script;
+  if (shell == "zsh") {
+    script = "compadd() { [[ $1 == -a ]] && print -l -- ${(P)2} }; source <(sed '$d' " +
+             shell_quote(src + "zsh/_leaseq") + "); words=(" + line +
+             " ''); CURRENT=${#words}; _leaseq | sort";
+  } else {
+    script = "source " + shell_quote(src + "fish/leaseq.fish") + "; complete -C " +
+             shell_quote(line + " ") + " | sort";
+  }
+  return run_command(env + shell + " -c " + shell_quote(script) + " 2>&1").out;
+}
+
 }  // namespace
 
 TEST_CASE("leaseq --version and --help", "[cli][packaging]") {
@@ -52,8 +72,14 @@ TEST_CASE("leaseq --version and --help", "[cli][packaging]") {
   CHECK(h.exit_code == 0);
   CHECK(h.out.find("Usage: leaseq") != std::string::npos);
   CHECK(h.out.find("__complete") == std::string::npos);  // hidden
-  auto bad = run_command(shell_quote(bin) + " no-such-command 2>&1");
-  CHECK(bad.exit_code != 0);
+  CHECK(h.out.find("Exit status:") != std::string::npos);
+  // Every usage error exits 2 (CLI11's own codes are 105-114).
+  for (const char* args : {"no-such-command", "tasks --no-such-option", "tasks --limit x",
+                           "submit --key '' -- true", "lease"}) {
+    auto bad = run_command(shell_quote(bin) + " " + args + " 2>&1");
+    INFO(args << ": " << bad.out);
+    CHECK(bad.exit_code == 2);
+  }
 }
 
 TEST_CASE("every subcommand answers --help", "[cli][packaging]") {
@@ -85,6 +111,8 @@ TEST_CASE("the man page is generated from --help and covers every subcommand", "
   REQUIRE(r.exit_code == 0);
   std::string page = read_text(t / "leaseq.1");
   CHECK(page.rfind(".TH LEASEQ 1", 0) == 0);
+  for (const char* section : {".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH EXAMPLES"})
+    CHECK(page.find(section) != std::string::npos);
   for (auto& s : subcommands_of(run_command(shell_quote(bin) + " --help").out))
     CHECK(page.find(".SS leaseq " + s) != std::string::npos);
   // The page renders without warnings where man is installed.
@@ -119,4 +147,27 @@ TEST_CASE("bash completion offers subcommands, leases, tasks and nodes", "[cli][
                                   shell_quote(bin) + " __complete nodes --lease local:box")
                           .out;
   CHECK(nodes == "nodeA\nnodeB\nnodeC\n");
+}
+
+TEST_CASE("zsh and fish completions offer what bash offers", "[cli][packaging]") {
+  temp_dir t;
+  fs::path home = t / "home";
+  leaseq::home_paths hp(home);
+  leaseq::register_lease(hp, {"local:box", "local", std::nullopt, 1.0, leaseq::json::object()});
+  leaseq::register_lease(hp, {"4242", "slurm", std::nullopt, 2.0, leaseq::json::object()});
+  leaseq::lease_paths lease(hp, "local:box");
+  write_text(lease.inbox_task("_any", "T001"), "{}");
+  write_text(lease.claimed_task("nodeA", "T002"), "{}");
+  write_text(lease.heartbeat("nodeC"), "{}");
+  for (const std::string shell : {"zsh", "fish"}) {
+    INFO(shell);
+    // tools/install-deps test installs both: a missing shell is a failure, not a skip.
+    REQUIRE(run_command("command -v " + shell).exit_code == 0);
+    CHECK(complete_in(shell, home, "leaseq lease").find("create\n") != std::string::npos);
+    CHECK(complete_in(shell, home, "leaseq").find("submit\n") != std::string::npos);
+    CHECK(complete_in(shell, home, "leaseq --lease") == "4242\nlocal:box\n");
+    CHECK(complete_in(shell, home, "leaseq lease use") == "4242\nlocal:box\n");
+    CHECK(complete_in(shell, home, "leaseq --lease local:box cancel") == "T001\nT002\n");
+    CHECK(complete_in(shell, home, "leaseq pause --lease local:box") == "nodeA\nnodeC\n");
+  }
 }

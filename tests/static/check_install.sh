@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `cmake --install` puts the program, its man page, the bash completion, the headers and the
+# `cmake --install` puts the program, its man page, the bash, zsh and fish completions, the headers and the
 # CMake package into the prefix, and the installed program runs.
 #   check_install.sh SOURCE_DIR WORK_DIR
 set -euo pipefail
@@ -13,6 +13,7 @@ cmake --build "$work/build" --target leaseq_program leaseq_man -j2 >/dev/null
 cmake --install "$work/build" --prefix "$work/prefix" >/dev/null
 p=$work/prefix
 for f in bin/leaseq share/man/man1/leaseq.1 share/bash-completion/completions/leaseq \
+  share/zsh/site-functions/_leaseq share/fish/vendor_completions.d/leaseq.fish \
   include/leaseq/leaseq.hpp include/leaseq/tui/screen.hpp lib/cmake/leaseq/leaseqConfig.cmake \
   lib/cmake/leaseq/leaseqConfigVersion.cmake lib/cmake/leaseq/leaseqTargets.cmake; do
   [ -e "$p/$f" ] || { echo "install: missing $f"; exit 1; }
