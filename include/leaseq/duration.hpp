@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "leaseq/detail/quote.hpp"
 #include "leaseq/error.hpp"
