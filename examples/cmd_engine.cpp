@@ -144,7 +144,8 @@ int host_cpus() {
 // Starts the runner; with detach the parent prints the runner's pid and returns at once.
 void start_runner(const runner_options& o) {
   home_paths home = home_paths::from_env();
-  if (!o.node.empty()) check_node(o.node);  // before anything is created on disk
+  if (!o.node.empty()) check_node(o.node);          // before anything is created on disk
+  std::optional<int> slots = parse_slots(o.slots);  // nullopt: auto, once the GPUs are known
   std::string lease_id = resolve_lease(home, o.lease, true);
   lease_paths lease(home, lease_id);
   runner_config cfg;
@@ -152,7 +153,6 @@ void start_runner(const runner_options& o) {
   cfg.host = short_hostname();
   cfg.node = o.node.empty() ? cfg.host : o.node;
   check_node(cfg.node);
-  std::optional<int> slots = parse_slots(o.slots);  // nullopt: auto, once the GPUs are known
   if (o.grace < 0) throw error("--grace must not be negative");
   if (o.heartbeat <= 0) throw error("--heartbeat must be positive");
   cfg.grace_s = o.grace;

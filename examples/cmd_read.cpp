@@ -258,6 +258,12 @@ json task_json(const task_view& t, const std::optional<std::string>& waiting) {
   else if (t.spec && t.spec->extra.is_object() && t.spec->extra.contains("starting") &&
            t.spec->extra["starting"].is_string())
     attempt = t.spec->extra["starting"];
+  // A running task started when its runner recorded its pid (at the claim's time).
+  json started = nullptr;
+  if (t.result && t.result->started)
+    started = *t.result->started;
+  else if (!t.result && t.state == task_state::running && t.spec && t.spec->pid && t.spec->claimed)
+    started = *t.spec->claimed;
   json labels = json::array(), priority = nullptr, array_id = nullptr, array_index = nullptr;
   if (t.spec && t.spec->extra.is_object()) {
     const json& x = t.spec->extra;
@@ -280,7 +286,7 @@ json task_json(const task_view& t, const std::optional<std::string>& waiting) {
           {"cmd", t.command()},
           {"created", opt_json(t.created())},
           {"claimed", opt_json(t.claimed())},
-          {"started", opt_json(t.result ? t.result->started : std::nullopt)},
+          {"started", started},
           {"finished", opt_json(t.finished())},
           {"attempt", attempt},
           {"unknown", t.unknown ? json(t.unknown_reason) : json(nullptr)},

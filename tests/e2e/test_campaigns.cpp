@@ -157,6 +157,13 @@ TEST_CASE("wait: exit codes, summary and --json", "[wait][e2e]") {
   r = test_support::run_command(cmd);
   CHECK_THAT(r.out, Catch::Contains("rc=130"));
 
+  // A running task says when it started and which attempt runs.
+  json list = tasks_json(f);
+  const json& running = task_in(list, slow);
+  CHECK(running["state"] == "RUNNING");
+  CHECK(running["started"].is_number());
+  CHECK(running["attempt"].is_string());
+
   // --all: every task of the lease, once the slow one is cancelled.
   REQUIRE(f.leaseq("cancel --lease " + lease_id + " " + slow).exit_code == 0);
   r = f.leaseq("wait --lease " + lease_id + " --all", false);
@@ -253,9 +260,11 @@ TEST_CASE("runner --slots auto: one per CPU Slurm gave the node", "[slots][e2e]"
     ::unsetenv("SLURM_CPUS_ON_NODE");
     CHECK(wait_until([&] { return hb_says(f, "n1", "slots", 3); }, 30s));
   }
-  auto r = f.leaseq("runner --lease " + lease_id + " --node n2 --slots 0 --gpus none");
+  fixture fresh;
+  auto r = fresh.leaseq("runner --lease " + lease_id + " --node n2 --slots 0 --gpus none");
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.out, Catch::Contains("expected auto or a number"));
+  CHECK_FALSE(fs::exists(fresh.home / "runs"));  // refused before anything is written
 }
 
 TEST_CASE("lease create --dry-run shows the slots each runner gets", "[slots][e2e]") {
