@@ -396,10 +396,15 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
-  // An array is named after its first task: the id reserved for it here.
+  // An array is named after its first task: the id reserved for it here, or, when its key is
+  // already bound (the same keyed array submitted again), the task that key names.
   std::string array_id;
   for (std::size_t i = 0; i < n && array_id.empty(); ++i)
-    if (requests[i].array_index && !requests[i].array_id) array_id = out[i].id;
+    if (requests[i].array_index && !requests[i].array_id) {
+      array_id = out[i].id;
+      if (requests[i].key)
+        if (auto earlier = detail::bound_key(lease, *requests[i].key)) array_id = *earlier;
+    }
 
   // A key already bound (before this batch) answers at once; that request makes nothing.
   std::vector<char> skip(n, 0);

@@ -377,3 +377,32 @@ TEST_CASE("submit: an array batch names every task after its first", "[submit][a
   CHECK(a->id == "T002");
   CHECK(a->index == 6);
 }
+
+TEST_CASE("submit: a keyed array submitted again keeps its name", "[submit][array]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  auto array = [](int n) {
+    std::vector<submit_request> batch;
+    for (int i = 0; i < n; ++i) {
+      submit_request r = echo_request("x");
+      r.array_index = i;
+      r.key = "sweep." + std::to_string(i);
+      batch.push_back(r);
+    }
+    return batch;
+  };
+  auto first = submit_batch(lease, "local:myhost", array(2));
+  REQUIRE(first.size() == 2);
+  // Again, larger: the two keyed tasks answer with their ids, the new ones join the array.
+  auto again = submit_batch(lease, "local:myhost", array(4));
+  REQUIRE(again.size() == 4);
+  CHECK(again[0].existing);
+  CHECK(again[0].id == first[0].id);
+  CHECK_FALSE(again[3].existing);
+  for (std::size_t i : {2, 3}) {
+    auto a = array_member_of(read_task(lease.inbox_task("_any", again[i].id)));
+    REQUIRE(a);
+    CHECK(a->id == first[0].id);
+    CHECK(a->index == static_cast<std::int64_t>(i));
+  }
+}
