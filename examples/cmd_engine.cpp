@@ -1,5 +1,6 @@
 // runner, submit, cancel, retry, pause, resume, lease local.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -77,8 +78,7 @@ void stamp_log(const std::string& node, const std::string& msg) {
 }
 
 struct runner_options {
-  std::string lease, node, gpus = "auto";
-  int slots = 1;
+  std::string lease, node, gpus = "auto", slots = "1";
   bool detach = false;
   double grace = 10, heartbeat = 2;
 };
@@ -134,10 +134,18 @@ std::string own_executable() {
   return s;
 }
 
+// CPUs this process may run on (its affinity mask: a Slurm step's cgroup, taskset).
+int host_cpus() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::thread::hardware_concurrency());
+}
+
 // Starts the runner; with detach the parent prints the runner's pid and returns at once.
 void start_runner(const runner_options& o) {
   home_paths home = home_paths::from_env();
-  if (!o.node.empty()) check_node(o.node);  // before anything is created on disk
+  if (!o.node.empty()) check_node(o.node);          // before anything is created on disk
+  std::optional<int> slots = parse_slots(o.slots);  // nullopt: auto, once the GPUs are known
   std::string lease_id = resolve_lease(home, o.lease, true);
   lease_paths lease(home, lease_id);
   runner_config cfg;
@@ -145,10 +153,8 @@ void start_runner(const runner_options& o) {
   cfg.host = short_hostname();
   cfg.node = o.node.empty() ? cfg.host : o.node;
   check_node(cfg.node);
-  if (o.slots < 1 || o.slots > 4096) throw error("--slots must be between 1 and 4096");
   if (o.grace < 0) throw error("--grace must not be negative");
   if (o.heartbeat <= 0) throw error("--heartbeat must be positive");
-  cfg.slots = o.slots;
   cfg.grace_s = o.grace;
   cfg.heartbeat_s = o.heartbeat;
   cfg.supervisor = own_executable();
@@ -182,6 +188,7 @@ void start_runner(const runner_options& o) {
     ::dup2(log_fd, 2);
   }
   cfg.gpu_ids = resolve_gpus(gspec);
+  cfg.slots = slots ? *slots : auto_slots(cfg.gpu_ids.size(), std::getenv, host_cpus());
   stamp_log(cfg.node, fmt::format("starting: lease {}, pid {}, {} slot(s), gpus [{}]", lease_id,
                                   ::getpid(), cfg.slots, fmt::join(cfg.gpu_ids, ",")));
   run_runner(cfg, lease, [node = cfg.node](const std::string& m) { stamp_log(node, m); });
@@ -206,7 +213,7 @@ std::string join_words(const std::vector<std::string>& words) {
 }
 
 struct submit_options {
-  std::string lease, node, key, cwd, each_line;
+  std::string lease, node, key, cwd, each_line, array;
   std::vector<std::string> env, command;
   int gpus = 0;
   bool shell = false, force = false;
@@ -247,7 +254,32 @@ void refuse_impossible(const home_paths& home, const std::string& lease_id,
                 "; nothing was enqueued (--force queues it anyway)");
 }
 
+// Ids one per line (for scripts); on a terminal, a large batch as runs of consecutive ids.
+void print_ids(const std::vector<submit_outcome>& ids) {
+  std::string out;
+  if (ids.size() > 10 && ::isatty(1)) {
+    for (std::size_t i = 0; i < ids.size();) {
+      std::size_t j = i;
+      while (j + 1 < ids.size() && task_seq(ids[j + 1].id) && task_seq(ids[j].id) &&
+             *task_seq(ids[j + 1].id) == *task_seq(ids[j].id) + 1)
+        ++j;
+      out += j == i ? ids[i].id + "\n"
+                    : fmt::format("{}..{} ({} tasks)\n", ids[i].id, ids[j].id, j - i + 1);
+      i = j + 1;
+    }
+  } else {
+    for (const auto& s : ids) out += s.id + "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
 void do_submit(const submit_options& o) {
+  // Checked before anything is written (resolve_lease may register the local lease).
+  std::optional<array_range> array;
+  if (!o.array.empty()) {
+    array = parse_array_range(o.array);
+    if (!o.each_line.empty()) throw error("--array and --each-line exclude each other");
+  }
   home_paths home = home_paths::from_env();
   std::string lease_id = resolve_lease(home, o.lease);
   lease_paths lease(home, lease_id);
@@ -270,18 +302,19 @@ void do_submit(const submit_options& o) {
     }
     std::vector<submit_request> batch;
     std::string line;
+    std::int64_t line_no = 0;
     while (std::getline(*in, line)) {
+      ++line_no;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
       submit_request r = base;
       r.argv = shell_argv(line);
       r.cmd = line;
+      r.array_index = line_no;  // LEASEQ_ARRAY_INDEX: the line's number in the file
       if (!o.key.empty()) r.key = o.key + "." + std::to_string(batch.size() + 1);
       batch.push_back(std::move(r));
     }
-    std::string out;
-    for (const auto& s : submit_batch(lease, lease_id, batch)) out += s.id + "\n";
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    print_ids(submit_batch(lease, lease_id, batch));
     return;
   }
   if (o.command.empty()) throw error("submit: no command given (leaseq submit -- CMD ARGS...)");
@@ -295,6 +328,15 @@ void do_submit(const submit_options& o) {
     r.cmd = join_words(o.command);
   } else {
     r.argv = o.command;
+  }
+  if (array) {  // one task per index, in one batch; keys KEY.INDEX
+    std::vector<submit_request> batch(static_cast<std::size_t>(array->count()), r);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i].array_index = array->at(static_cast<std::int64_t>(i));
+      if (!o.key.empty()) batch[i].key = o.key + "." + std::to_string(*batch[i].array_index);
+    }
+    print_ids(submit_batch(lease, lease_id, batch));
+    return;
   }
   if (!o.key.empty()) r.key = o.key;
   submit_outcome s = submit_task(lease, lease_id, r);
@@ -431,7 +473,10 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
       "runner", "Run tasks of a lease on this node (claims from its lane, then from _any)");
   run->add_option("--lease", ro->lease, "Lease id (default: the local lease local:<host>)");
   run->add_option("--node", ro->node, "Node name (default: the short host name)");
-  run->add_option("--slots", ro->slots, "Tasks run at once")->capture_default_str();
+  run->add_option("--slots", ro->slots,
+                  "Tasks run at once: a number, or auto (one per GPU handed out; without GPUs "
+                  "one per CPU Slurm gave this node, else per CPU)")
+      ->capture_default_str();
   run->add_option("--gpus", ro->gpus, "GPUs to hand out: auto, none, or indices 0,1,...")
       ->capture_default_str();
   run->add_option("--grace", ro->grace, "Seconds between SIGTERM and SIGKILL on cancel/stop")
@@ -460,6 +505,9 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
                 "serves, a lease that ended");
   sub->add_option("--each-line", so->each_line,
                   "Submit one shell-command task per line of FILE (- for stdin), in one batch");
+  sub->add_option("--array", so->array,
+                  "START-END[:STEP]: one task per index, in one batch (at most 1000000); each "
+                  "sees LEASEQ_ARRAY_INDEX and LEASEQ_ARRAY_ID (the first task's id)");
   sub->add_option("command", so->command, "The command and its arguments (after --)");
   sub->callback([so] { do_submit(*so); });
 
@@ -531,7 +579,8 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
   lo->detach = true;
   CLI::App* start = local->add_subcommand("start", "Start a detached runner for local:<host>");
   start->add_option("--node", lo->node, "Node name (default: the short host name)");
-  start->add_option("--slots", lo->slots, "Tasks run at once")->capture_default_str();
+  start->add_option("--slots", lo->slots, "Tasks run at once: a number, or auto (as runner)")
+      ->capture_default_str();
   start->add_option("--gpus", lo->gpus, "GPUs: auto, none, or 0,1,...")->capture_default_str();
   start->add_option("--grace", lo->grace, "Seconds between SIGTERM and SIGKILL")
       ->capture_default_str();

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -241,12 +242,124 @@ std::optional<task_state> parse_state_arg(std::string s) {
 struct tasks_args {
   std::string lease;
   std::vector<std::string> states;
-  std::string node, grep, sort = "state";
+  std::string node, grep, sort = "state", format;
   bool as_json = false, has_stderr = false;
   std::int64_t limit = 0;
 };
 
+// One task as `tasks --json` prints it; `tasks --format` takes its fields from the same object.
+// `waiting`: why a PENDING task cannot run now (the reader works it out, never stored).
+json task_json(const task_view& t, const std::optional<std::string>& waiting) {
+  std::optional<std::string> reason = waiting;
+  if (t.result && t.result->reason) reason = t.result->reason;
+  json attempt = nullptr;
+  if (t.result && t.result->attempt)
+    attempt = *t.result->attempt;
+  else if (t.spec && t.spec->extra.is_object() && t.spec->extra.contains("starting") &&
+           t.spec->extra["starting"].is_string())
+    attempt = t.spec->extra["starting"];
+  // A running task started when its runner recorded its pid (at the claim's time).
+  json started = nullptr;
+  if (t.result && t.result->started)
+    started = *t.result->started;
+  else if (!t.result && t.state == task_state::running && t.spec && t.spec->pid && t.spec->claimed)
+    started = *t.spec->claimed;
+  json labels = json::array(), priority = nullptr, array_id = nullptr, array_index = nullptr;
+  if (t.spec && t.spec->extra.is_object()) {
+    const json& x = t.spec->extra;
+    if (auto l = x.find("labels"); l != x.end() && l->is_array())
+      for (const auto& v : *l)
+        if (v.is_string()) labels.push_back(v);
+    if (auto p = x.find("priority"); p != x.end() && p->is_number_integer()) priority = *p;
+  }
+  if (t.spec)
+    if (auto a = array_member_of(*t.spec)) {
+      array_id = a->id;
+      array_index = a->index;
+    }
+  return {{"id", t.id},
+          {"seq", t.seq},
+          {"node", t.node.empty() ? json(nullptr) : json(t.node)},
+          {"state", std::string(to_string(t.state))},
+          {"exit_code", opt_json(t.exit_code())},
+          {"signal", opt_json(t.result ? t.result->signal : std::nullopt)},
+          {"cmd", t.command()},
+          {"created", opt_json(t.created())},
+          {"claimed", opt_json(t.claimed())},
+          {"started", started},
+          {"finished", opt_json(t.finished())},
+          {"attempt", attempt},
+          {"unknown", t.unknown ? json(t.unknown_reason) : json(nullptr)},
+          {"reason", reason ? json(*reason) : json(nullptr)},
+          {"labels", labels},
+          {"priority", priority},
+          {"array_id", array_id},
+          {"array_index", array_index}};
+}
+
+// `tasks --format`: literal text and {field} placeholders; {{ and }} are literal braces.
+struct format_piece {
+  std::string text;
+  std::string field;  // empty: text only
+};
+
+std::vector<format_piece> parse_task_format(const std::string& f) {
+  static const char* const fields[] = {"id",        "seq",      "node",     "lane",       "state",
+                                       "exit_code", "signal",   "cmd",      "created",    "claimed",
+                                       "started",   "finished", "attempt",  "unknown",    "reason",
+                                       "labels",    "priority", "array_id", "array_index"};
+  auto usage = [&](const std::string& why) {
+    std::string known;
+    for (const char* k : fields) known += std::string(known.empty() ? "" : " ") + k;
+    std::fprintf(stderr, "leaseq: error: --format %s: %s (fields: %s)\n",
+                 detail::quote_for_message(f).c_str(), why.c_str(), known.c_str());
+    return CLI::RuntimeError(exit_usage);
+  };
+  std::vector<format_piece> out{{}};
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    char c = f[i];
+    if ((c == '{' || c == '}') && i + 1 < f.size() && f[i + 1] == c) {
+      out.back().text += c;
+      ++i;
+    } else if (c == '}') {
+      throw usage("a lone '}' (write }} for a literal brace)");
+    } else if (c == '{') {
+      std::size_t close = f.find('}', i);
+      if (close == std::string::npos)
+        throw usage("a '{' is never closed (write {{ for a literal brace)");
+      std::string name = f.substr(i + 1, close - i - 1);
+      if (std::find(std::begin(fields), std::end(fields), name) == std::end(fields))
+        throw usage("unknown field " + detail::quote_for_message("{" + name + "}"));
+      out.back().field = name;
+      out.push_back({});
+      i = close;
+    } else {
+      out.back().text += c;
+    }
+  }
+  return out;
+}
+
+// A field's value as text: "-" for none, times as Unix seconds, labels comma-separated; every
+// value sanitized (a command's control bytes never reach the terminal).
+std::string format_value(const json& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return sanitize_inline(v.get<std::string>());
+  if (v.is_number_float()) return fmt::format("{:.3f}", v.get<double>());
+  if (v.is_array()) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + format_value(x);
+    return s.empty() ? "-" : s;
+  }
+  return v.dump();
+}
+
 void cmd_tasks(const tasks_args& a) {
+  std::vector<format_piece> format;
+  if (!a.format.empty()) {
+    if (a.as_json) throw error("--format and --json exclude each other");
+    format = parse_task_format(a.format);
+  }
   lease_context ctx = open_lease(a.lease);
   task_filter f;
   for (const auto& st : a.states) {
@@ -283,21 +396,22 @@ void cmd_tasks(const tasks_args& a) {
     j["lease"] = ctx.lease_id;
     j["total"] = sel.total;
     j["tasks"] = json::array();
-    for (const task_view* t : sel.tasks) {
-      auto reason = reason_of(*t);
-      j["tasks"].push_back({{"id", t->id},
-                            {"seq", t->seq},
-                            {"node", t->node.empty() ? json(nullptr) : json(t->node)},
-                            {"state", std::string(to_string(t->state))},
-                            {"exit_code", opt_json(t->exit_code())},
-                            {"cmd", t->command()},
-                            {"created", opt_json(t->created())},
-                            {"claimed", opt_json(t->claimed())},
-                            {"finished", opt_json(t->finished())},
-                            {"unknown", t->unknown ? json(t->unknown_reason) : json(nullptr)},
-                            {"reason", reason ? json(*reason) : json(nullptr)}});
-    }
+    for (const task_view* t : sel.tasks) j["tasks"].push_back(task_json(*t, reason_of(*t)));
     print_json(j);
+    return;
+  }
+  if (!format.empty()) {
+    std::string out;
+    for (const task_view* t : sel.tasks) {
+      json j = task_json(*t, reason_of(*t));
+      j["lane"] = std::string(t->lane());
+      for (const auto& p : format) {
+        out += p.text;
+        if (!p.field.empty()) out += format_value(j[p.field]);
+      }
+      out += '\n';
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
     return;
   }
   if (sel.tasks.empty()) {
@@ -508,6 +622,10 @@ void cmd_logs(const std::string& lease_opt, const std::string& task, bool err) {
 
 }  // namespace
 
+std::string resolve_read_lease(const std::string& lease_opt) {
+  return open_lease(lease_opt).lease_id;
+}
+
 void add_read_commands(CLI::App& app) {
   {
     auto json_flag = std::make_shared<bool>(false);
@@ -538,9 +656,15 @@ void add_read_commands(CLI::App& app) {
     c->add_option("--limit", a->limit, "Show at most N tasks (default: ui.max_tasks_display)");
     c->add_flag(
         "--json", a->as_json,
-        "Print JSON: {lease, total, tasks: [{id, seq, node, state, exit_code, cmd, "
-        "created, claimed, finished, unknown, reason}]}; unknown: why its file cannot be read, "
-        "or null; reason: why a PENDING task cannot run now, or null");
+        "Print JSON: {lease, total, tasks: [{id, seq, node, state, exit_code, signal, cmd, "
+        "created, claimed, started, finished, attempt, unknown, reason, labels, priority, "
+        "array_id, array_index}]}; unknown: why its file cannot be read, or null; reason: why "
+        "a PENDING task cannot run now, or why an ended one ended so, or null");
+    c->add_option("--format", a->format,
+                  "One line per task from a template: '{id} {state} {exit_code}'. Fields: id "
+                  "seq node lane state exit_code signal cmd created claimed started finished "
+                  "attempt unknown reason labels priority array_id array_index; none is '-'; "
+                  "{{ and }} are literal braces");
     c->callback([=] { cmd_tasks(*a); });
   }
   {

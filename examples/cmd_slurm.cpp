@@ -62,6 +62,14 @@ std::optional<std::string> opt_of(const std::string& s) {
   return s;
 }
 
+// What --slots gives each runner, in words, for the --dry-run preview.
+std::string slots_preview(const leaseq::lease_request& r) {
+  if (r.slots.empty()) return "1 (the default; --slots N|auto)";
+  if (auto n = leaseq::parse_slots(r.slots)) return std::to_string(*n);
+  if (r.gpus_per_node > 0) return fmt::format("{} (auto: one per GPU)", r.gpus_per_node);
+  return "auto (one per CPU Slurm gives the job on each node)";
+}
+
 void run_create(create_args& a) {
   leaseq::lease_request& r = a.req;
   if (!a.name.empty()) leaseq::check_lease_name(a.name);
@@ -79,9 +87,10 @@ void run_create(create_args& a) {
   leaseq::slurm_options opt = leaseq::slurm_options::from_env();
   leaseq::lease_plan plan = leaseq::plan_slurm_lease(home, r, leaseq_binary(), a.test_only, opt);
   if (a.dry_run) {
-    put_text(fmt::format("sbatch command (not run):\n  {}\nkeeper script: {}\n",
-                         leaseq::shell_join(plan.sbatch), plan.script_path.string()),
-             stdout);
+    put_text(
+        fmt::format("sbatch command (not run):\n  {}\nkeeper script: {}\nslots per node: {}\n",
+                    leaseq::shell_join(plan.sbatch), plan.script_path.string(), slots_preview(r)),
+        stdout);
     put_text("----- keeper script -----\n" + plan.script, stdout);
     return;
   }
@@ -134,7 +143,7 @@ void run_ls(bool as_json) {
     return;
   }
   std::vector<std::vector<std::string>> table{
-      {"ID", "KIND", "NAME", "STATE", "REASON", "LEFT", "NODES", "GPN", "DEFAULT"}};
+      {"ID", "KIND", "NAME", "STATE", "REASON", "LEFT", "NODES", "GPN", "SLOTS", "DEFAULT"}};
   for (const auto& r : list.rows) {
     std::string reason = r.reason;
     if (!r.error.empty()) reason = (reason.empty() ? "" : reason + "; ") + r.error;
@@ -147,6 +156,9 @@ void run_ls(bool as_json) {
                                  r.time_left.empty() ? "-" : r.time_left,
                                  or_dash(r.nodes),
                                  or_dash(r.gpus_per_node),
+                                 r.slots.empty()         ? "-"
+                                 : r.slots == "\"auto\"" ? "auto"
+                                                         : r.slots,
                                  r.is_default ? "*" : ""};
     for (auto& cell : row) cell = leaseq::sanitize_inline(cell);
     table.push_back(std::move(row));
@@ -223,6 +235,10 @@ void add_slurm_commands(CLI::App&, CLI::App& lease) {
   create->add_option("--constraint,-C", ca->constraint, "Slurm node constraint");
   create->add_option("--reservation", ca->reservation, "Slurm reservation");
   create->add_option("--gpus-per-node", ca->req.gpus_per_node, "GPUs per node (default 0)");
+  create->add_option("--slots", ca->req.slots,
+                     "Tasks each node's runner runs at once: a number, or auto (one per GPU when "
+                     "--gpus-per-node is given, else one per CPU Slurm gives the job on the "
+                     "node); default 1");
   create
       ->add_option("--sbatch-arg", ca->req.extra_args,
                    "One more sbatch argument, passed as one argv element (repeatable), e.g. "
@@ -237,7 +253,9 @@ void add_slurm_commands(CLI::App&, CLI::App& lease) {
 
   auto as_json = std::make_shared<bool>(false);
   CLI::App* ls = lease.add_subcommand(
-      "ls", "List leases: id, kind, name, state, reason, time left, nodes, GPUs per node, default");
+      "ls",
+      "List leases: id, kind, name, state, reason, time left, nodes, GPUs per node, slots, "
+      "default");
   ls->add_flag("--json", *as_json, "Print a JSON array");
   ls->callback([as_json] { run_ls(*as_json); });
 

@@ -2,6 +2,8 @@
 
 // The leaseq program's command groups. Each cmd_*.cpp registers one group on the CLI11 app.
 
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace leaseq_cli {
@@ -22,6 +24,11 @@ inline constexpr const char* exit_status_help =
 void add_engine_commands(CLI::App& app, CLI::App& lease);
 // status, tasks, follow, logs
 void add_read_commands(CLI::App& app);
+// wait
+void add_wait_command(CLI::App& app);
+// The lease a read-only command looks at (--lease, else the default, else the local lease's
+// tree), its home checked for reading; throws leaseq::error when there is none.
+std::string resolve_read_lease(const std::string& lease_opt);
 // lease create|ls|use|release
 void add_slurm_commands(CLI::App& app, CLI::App& lease);
 // tui

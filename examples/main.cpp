@@ -46,10 +46,17 @@ int main(int argc, char** argv) {
 
   leaseq_cli::add_engine_commands(app, lease);
   leaseq_cli::add_read_commands(app);
+  leaseq_cli::add_wait_command(app);
   leaseq_cli::add_slurm_commands(app, lease);
   leaseq_cli::add_tui_command(app);
   leaseq_cli::add_complete_command(app);
   harden_options(app);
+  // No arguments at all: the help, on stdout, exit 0 (as cargo does; git exits 1). A person
+  // typing `leaseq` asks what it does; it is not a mistake to report.
+  if (argc <= 1) {
+    std::fputs(app.help().c_str(), stdout);
+    return leaseq_cli::exit_ok;
+  }
 
   try {
     app.parse(argc, argv);

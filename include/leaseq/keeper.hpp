@@ -4,6 +4,7 @@
 // and holds the allocation until the job ends, and the sbatch argv that submits it.
 // Pure: builds text and argv; the CLI writes the script and runs sbatch.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "leaseq/detail/quote.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/version.hpp"
@@ -26,7 +28,92 @@ struct lease_request {
   std::optional<std::string> partition, qos, account, constraint, reservation;
   std::int64_t gpus_per_node = 0;
   std::vector<std::string> extra_args;  // more sbatch arguments, each one argv element
+  // Tasks each node's runner runs at once: "" (the runner's default, 1), "auto" or a count.
+  std::string slots;
 };
+
+// The most slots a runner has.
+inline constexpr int max_slots = 4096;
+
+// `--slots N|auto`: N, or nullopt for auto. Throws error, quoting the text, for anything else.
+inline std::optional<int> parse_slots(std::string_view text) {
+  if (text == "auto") return std::nullopt;
+  int v = 0;
+  bool ok = !text.empty() && text.size() <= 5;
+  for (char c : text) {
+    if (c < '0' || c > '9') ok = false;
+    if (ok) v = v * 10 + (c - '0');
+  }
+  if (!ok || v < 1 || v > max_slots)
+    throw error(fmt::format("--slots {}: expected auto or a number from 1 to {}",
+                            detail::quote_for_message(std::string(text)), max_slots));
+  return v;
+}
+
+namespace detail {
+
+// A positive count from an environment variable's text, or 0.
+inline int cpu_count_text(std::string_view s) {
+  if (s.empty() || s.size() > 6) return 0;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// SLURM_JOB_CPUS_PER_NODE ("72(x2),36": 72 on the first two nodes, 36 on the third) at the
+// node with index `node_id` (SLURM_NODEID); 0 when it cannot tell.
+inline int cpus_of_node(std::string_view per_node, int node_id) {
+  while (!per_node.empty() && node_id >= 0) {
+    std::size_t comma = per_node.find(',');
+    std::string_view item = per_node.substr(0, comma);
+    int repeat = 1;
+    if (auto paren = item.find("(x"); paren != std::string_view::npos) {
+      if (item.back() != ')') return 0;
+      repeat = cpu_count_text(item.substr(paren + 2, item.size() - paren - 3));
+      item = item.substr(0, paren);
+      if (repeat < 1) return 0;
+    }
+    if (node_id < repeat) return cpu_count_text(item);
+    node_id -= repeat;
+    if (comma == std::string_view::npos) break;
+    per_node.remove_prefix(comma + 1);
+  }
+  return 0;
+}
+
+}  // namespace detail
+
+// What `--slots auto` means for a runner: one slot per GPU it hands out; without GPUs, one per
+// CPU Slurm gave the job on this node (SLURM_CPUS_ON_NODE, else SLURM_JOB_CPUS_PER_NODE at
+// SLURM_NODEID), else one per CPU this process may run on (`host_cpus`). `env` looks up a
+// variable (nullptr when unset).
+template <typename Env>
+int auto_slots(std::size_t gpus, Env&& env, int host_cpus) {
+  auto cap = [](long long n) { return static_cast<int>(std::min<long long>(n, max_slots)); };
+  if (gpus > 0) return cap(static_cast<long long>(gpus));
+  if (const char* c = env("SLURM_CPUS_ON_NODE"))
+    if (int n = detail::cpu_count_text(c); n > 0) return cap(n);
+  if (const char* per_node = env("SLURM_JOB_CPUS_PER_NODE")) {
+    const char* id = env("SLURM_NODEID");
+    int node_id = id ? detail::cpu_count_text(id) : 0;
+    if (id && std::string_view(id) != "0" && node_id == 0) node_id = -1;
+    if (int n = detail::cpus_of_node(per_node, node_id); n > 0) return cap(n);
+  }
+  return cap(std::max(1, host_cpus));
+}
+
+// The `--slots` words the keeper passes to each runner: none by default; the count; for auto,
+// the GPUs per node when the lease asks for GPUs (known here, whatever the node shows), else
+// `auto` (the runner counts the CPUs Slurm gave it).
+inline std::string keeper_slots_arg(const lease_request& r) {
+  if (r.slots.empty()) return {};
+  if (auto n = parse_slots(r.slots)) return " --slots " + std::to_string(*n);
+  if (r.gpus_per_node > 0) return " --slots " + std::to_string(r.gpus_per_node);
+  return " --slots auto";
+}
 
 // Single-quotes a word for a POSIX shell, only when needed; for scripts and for display.
 inline std::string shell_quote(std::string_view s) {
@@ -88,6 +175,7 @@ inline void validate(const lease_request& r) {
       {"reservation", &r.reservation}};
   for (const auto& [what, v] : opts)
     if (*v) detail::check_request_text(what, **v);
+  if (!r.slots.empty()) (void)parse_slots(r.slots);
   for (const auto& a : r.extra_args) {
     detail::check_request_text("sbatch-arg", a);
     if (a.empty() || a[0] != '-')
@@ -99,8 +187,9 @@ inline void validate(const lease_request& r) {
 // The keeper script. LEASEQ_HOME and the leaseq binary are absolute paths fixed at creation,
 // so the lease works whatever the job's environment. The runner's node name comes from
 // SLURMD_NODENAME on each node, which is why srun runs a tiny sh: the variable must be read
-// there, not in the keeper.
-inline std::string keeper_script(const fs::path& leaseq_bin, const fs::path& leaseq_home) {
+// there, not in the keeper. `slots_arg` is keeper_slots_arg(): digits or `auto`, nothing to quote.
+inline std::string keeper_script(const fs::path& leaseq_bin, const fs::path& leaseq_home,
+                                 const std::string& slots_arg = {}) {
   std::string bin = shell_quote(leaseq_bin.string());
   std::string home = shell_quote(leaseq_home.string());
   return fmt::format(
@@ -114,12 +203,13 @@ mkdir -p "$lease_dir" || exit 1
 exec >>"$lease_dir/keeper.log" 2>&1
 echo "keeper: job $SLURM_JOB_ID on ${{SLURM_JOB_NODELIST:-?}} started $(date -u +%FT%TZ)"
 srun --ntasks-per-node=1 --kill-on-bad-exit=0 \
-  /bin/sh -c 'exec "$0" runner --lease "$SLURM_JOB_ID" --node "$SLURMD_NODENAME"' {bin}
+  /bin/sh -c 'exec "$0" runner --lease "$SLURM_JOB_ID" --node "$SLURMD_NODENAME"{slots}' {bin}
 rc=$?
 echo "keeper: srun exited with $rc at $(date -u +%FT%TZ)"
 exit $rc
 )keeper",
-      fmt::arg("version", version), fmt::arg("home", home), fmt::arg("bin", bin));
+      fmt::arg("version", version), fmt::arg("home", home), fmt::arg("bin", bin),
+      fmt::arg("slots", slots_arg));
 }
 
 // The sbatch argv for a lease (never a shell string). `test_only` swaps --parsable for

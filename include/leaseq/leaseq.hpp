@@ -10,6 +10,7 @@
 #include "leaseq/detail/text_width.hpp"
 #include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/diff.hpp"
+#include "leaseq/duration.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/fault.hpp"
 #include "leaseq/file_io.hpp"

@@ -42,6 +42,8 @@ struct lease_row {
   std::string time_left;  // "10:42", "UNLIMITED", "-"
   std::optional<std::int64_t> nodes;
   std::optional<std::int64_t> gpus_per_node;
+  // A Slurm lease's `--slots`: a count or "auto", as JSON text; "" when not given.
+  std::string slots;
   bool is_default = false;
   bool stale = false;  // Slurm forgot the job: state is the last one seen
   double seen = 0;     // when the state was observed (Slurm leases)
@@ -58,6 +60,7 @@ inline void to_json(json& j, const lease_row& r) {
            {"time_left", r.time_left},
            {"nodes", detail::or_null(r.nodes)},
            {"gpus_per_node", detail::or_null(r.gpus_per_node)},
+           {"slots", r.slots.empty() ? json(nullptr) : json::parse(r.slots)},
            {"default", r.is_default},
            {"stale", r.stale},
            {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
@@ -161,6 +164,9 @@ lease_listing list_leases(const home_paths& home, const ui_config& cfg,
         if (!row.name) row.name = rec.name;
         row.nodes = rec.nodes;
         row.gpus_per_node = rec.gpus_per_node;
+        if (auto sl = rec.extra.find("slots"); sl != rec.extra.end())
+          if ((sl->is_string() && *sl == "auto") || sl->is_number_unsigned())
+            row.slots = sl->dump();
       } catch (const error& ex) {
         row.error = "lease.json: " + std::string(ex.what());
       }
@@ -211,7 +217,7 @@ inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& 
   p.script_path = root / "keepers" /
                   fmt::format("keeper-{}-{}.sh", static_cast<long long>(unix_now() * 1000),
                               static_cast<long>(::getpid()));
-  p.script = keeper_script(fs::absolute(leaseq_bin), root);
+  p.script = keeper_script(fs::absolute(leaseq_bin), root, keeper_slots_arg(r));
   p.sbatch = sbatch_argv(r, p.script_path, root, test_only, opt.sbatch);
   return p;
 }
@@ -286,6 +292,10 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
   rec.extra_args = r.extra_args;
   rec.sbatch = plan.sbatch;
   rec.keeper = final_script.string();
+  if (!r.slots.empty()) {  // "slots": a count, or "auto" (protocol version 3)
+    auto n = parse_slots(r.slots);
+    rec.extra["slots"] = n ? json(*n) : json("auto");
+  }
   write_lease_json(lease, json(rec));
   register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
   invalidate_slurm_cache(abs_home);

@@ -677,6 +677,7 @@ class runner {
     env.emplace_back("LEASEQ_LEASE", cfg_.lease_id);
     env.emplace_back("LEASEQ_NODE", cfg_.node);
     env.emplace_back("LEASEQ_ATTEMPT", t.attempt);
+    for (auto& kv : array_environment(t.spec)) env.push_back(std::move(kv));
     if (t.spec.gpus > 0 || gpus_total() > 0) {
       std::string list;
       for (const auto& g : t.gpus) list += (list.empty() ? "" : ",") + g;

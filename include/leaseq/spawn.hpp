@@ -13,14 +13,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "leaseq/detail/posix.hpp"
+#include "leaseq/model.hpp"
 #include "leaseq/supervise.hpp"
 
 extern char** environ;  // NOLINT: POSIX
@@ -55,6 +58,33 @@ struct child_exit {
   std::optional<int> exit_code;
   std::optional<int> signal;
 };
+
+// A task of an array (`submit --array`, or a line of `submit --each-line`): the array's id (the
+// id of its first task) and this task's index. Kept in the task file as `array_id` and
+// `array_index` (protocol version 3); tasks without them are no array's.
+struct array_member {
+  std::string id;
+  std::int64_t index = 0;
+};
+
+inline std::optional<array_member> array_member_of(const task_spec& t) {
+  if (!t.extra.is_object()) return std::nullopt;
+  auto id = t.extra.find("array_id");
+  auto index = t.extra.find("array_index");
+  if (id == t.extra.end() || index == t.extra.end() || !id->is_string() ||
+      !index->is_number_integer())
+    return std::nullopt;
+  return array_member{id->get<std::string>(), index->get<std::int64_t>()};
+}
+
+// LEASEQ_ARRAY_ID and LEASEQ_ARRAY_INDEX for an array's task; nothing for any other task. The
+// runner adds these to LEASEQ_TASK_ID, LEASEQ_LEASE, LEASEQ_NODE, LEASEQ_ATTEMPT and
+// CUDA_VISIBLE_DEVICES (README: "What a task sees").
+inline std::vector<std::pair<std::string, std::string>> array_environment(const task_spec& t) {
+  auto a = array_member_of(t);
+  if (!a) return {};
+  return {{"LEASEQ_ARRAY_ID", a->id}, {"LEASEQ_ARRAY_INDEX", std::to_string(a->index)}};
+}
 
 class process_ops {
  public:

@@ -25,8 +25,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "leaseq/clock.hpp"
 #include "leaseq/detail/dir.hpp"
@@ -39,6 +42,7 @@
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
 #include "leaseq/seq.hpp"
+#include "leaseq/spawn.hpp"
 
 namespace leaseq {
 
@@ -52,12 +56,62 @@ struct submit_request {
   std::optional<std::string> node;  // nullopt: the shared lane _any
   std::optional<std::string> key;
   std::optional<std::string> retry_of;
+  // A task of an array: its index, and the array's id. An array_index without an array_id
+  // takes the id of the first such task of its batch (`submit --array`, `--each-line`).
+  std::optional<std::int64_t> array_index;
+  std::optional<std::string> array_id;
 };
 
 struct submit_outcome {
   std::string id;
   bool existing = false;  // the key was already used: id is the earlier task's
 };
+
+// The most tasks one `submit --array` makes: a typo (0-10000000000) is refused, not written.
+inline constexpr std::int64_t max_array_size = 1000000;
+
+// `submit --array START-END[:STEP]`: indices START, START+STEP, ... up to END (inclusive).
+struct array_range {
+  std::int64_t start = 0, end = 0, step = 1;
+  std::int64_t count() const { return (end - start) / step + 1; }
+  std::int64_t at(std::int64_t i) const { return start + i * step; }
+};
+
+// Parses START-END[:STEP] (non-negative decimal integers, START <= END, STEP >= 1), refusing
+// anything else, and arrays of more than max_array_size tasks, with a message that quotes it.
+inline array_range parse_array_range(const std::string& text) {
+  auto fail = [&](const std::string& why) -> error {
+    return error("--array " + detail::quote_for_message(text) + ": " + why);
+  };
+  auto number = [&](std::string_view s, const char* what) {
+    if (s.empty())
+      throw fail(std::string("no ") + what + " (expected START-END[:STEP], e.g. 0-99 or 1-100:2)");
+    std::int64_t v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9')
+        throw fail(std::string(what) +
+                   " is not a non-negative integer (expected START-END[:STEP])");
+      if (v > 999999999999) throw fail(std::string(what) + " is larger than 999999999999");
+      v = v * 10 + (c - '0');
+    }
+    if (v > 999999999999) throw fail(std::string(what) + " is larger than 999999999999");
+    return v;
+  };
+  std::string_view s = text;
+  std::size_t colon = s.find(':');
+  std::string_view range = s.substr(0, colon);
+  std::size_t dash = range.find('-');
+  if (dash == std::string_view::npos) throw fail("expected START-END[:STEP], e.g. 0-99 or 1-100:2");
+  array_range r;
+  r.start = number(range.substr(0, dash), "START");
+  r.end = number(range.substr(dash + 1), "END");
+  if (colon != std::string_view::npos) r.step = number(s.substr(colon + 1), "STEP");
+  if (r.step < 1) throw fail("STEP must be at least 1");
+  if (r.end < r.start) throw fail("END is below START");
+  if (r.count() > max_array_size)
+    throw fail(fmt::format("{} tasks; an array has at most {}", r.count(), max_array_size));
+  return r;
+}
 
 // A shell command as a task argv.
 inline std::vector<std::string> shell_argv(const std::string& command) {
@@ -72,13 +126,16 @@ inline void check_request(const submit_request& r) {
   if (r.node) check_node(*r.node);
   if (r.key) check_key(*r.key);
   if (r.retry_of) check_task_id(*r.retry_of);
+  if (r.array_id) check_task_id(*r.array_id);
+  if (r.array_index && *r.array_index < 0) throw error("submit: array index must not be negative");
   for (const auto& [k, v] : r.env)
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       throw error("submit: invalid environment variable name " + quote_for_message(k));
 }
 
+// `batch_array_id`: the id of the batch's first array task, for those that name no array.
 inline task_spec make_spec(const submit_request& r, const std::string& lease_id, std::int64_t seq,
-                           double now) {
+                           double now, const std::string& batch_array_id = {}) {
   task_spec t;
   t.seq = seq;
   t.id = format_task_id(seq);
@@ -92,6 +149,10 @@ inline task_spec make_spec(const submit_request& r, const std::string& lease_id,
   t.key = r.key;
   t.created = now;
   t.retry_of = r.retry_of;
+  if (r.array_index) {
+    t.extra["array_id"] = r.array_id ? *r.array_id : batch_array_id;
+    t.extra["array_index"] = *r.array_index;
+  }
   return t;
 }
 
@@ -335,6 +396,15 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
+  // An array is named after its first task: the id reserved for it here, or, when its key is
+  // already bound (the same keyed array submitted again), the task that key names.
+  std::string array_id;
+  for (std::size_t i = 0; i < n && array_id.empty(); ++i)
+    if (requests[i].array_index && !requests[i].array_id) {
+      array_id = out[i].id;
+      if (requests[i].key)
+        if (auto earlier = detail::bound_key(lease, *requests[i].key)) array_id = *earlier;
+    }
 
   // A key already bound (before this batch) answers at once; that request makes nothing.
   std::vector<char> skip(n, 0);
@@ -369,7 +439,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   try {
     detail::for_each_index_parallel(n, [&](std::size_t i) {
       if (skip[i]) return;
-      task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now);
+      task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now, array_id);
       stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
       written[i] = 1;
       if (requests[i].key) {
@@ -432,7 +502,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       undo.reserved.push_back(fresh);
       out[i].id = format_task_id(fresh);
       temp = temp_task(i);
-      task_spec t = detail::make_spec(requests[i], lease_id, fresh, now);
+      task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
       stage.write_temp(lane[i], temp, json(t).dump() + "\n");
       if (requests[i].key) write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
     }
@@ -475,6 +545,10 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
   r.node = loc->spec.node;
   r.key = std::move(key);
   r.retry_of = old_id;
+  if (auto a = array_member_of(loc->spec)) {  // a retried array task keeps its place
+    r.array_id = a->id;
+    r.array_index = a->index;
+  }
   return submit_task(lease, lease_id, r, now);
 }
 

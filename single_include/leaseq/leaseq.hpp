@@ -2630,6 +2630,133 @@ inline std::vector<snapshot_event> diff(const snapshot& before, const snapshot& 
 
 }  // namespace leaseq
 // end leaseq/diff.hpp
+// begin leaseq/duration.hpp
+
+// Durations typed by people: `30s`, `5m`, `1h30m`, `2d`, `90` (seconds), and Slurm's clock
+// forms `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`. One parser for every option that takes a time
+// (`wait --timeout`, a task's time limit, ...). Pure.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+
+namespace leaseq {
+
+// The longest duration accepted: 1000 days. Anything longer is a typo, and keeps every sum far
+// from overflow.
+inline constexpr std::int64_t max_duration_s = 1000LL * 86400;
+
+namespace detail {
+
+// Digits only, at most 12 of them; nullopt-like -1 otherwise.
+inline std::int64_t duration_number(std::string_view s) {
+  if (s.empty() || s.size() > 12) return -1;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+inline std::int64_t parse_clock_duration(std::string_view s) {
+  std::int64_t days = 0;
+  if (auto dash = s.find('-'); dash != std::string_view::npos) {
+    days = duration_number(s.substr(0, dash));
+    if (days < 0) return -1;
+    s.remove_prefix(dash + 1);
+  }
+  std::int64_t parts[3] = {0, 0, 0};
+  int n = 0;
+  while (true) {
+    if (n == 3) return -1;
+    std::size_t colon = s.find(':');
+    std::string_view part = s.substr(0, colon);
+    // Every field after the first has two digits (2:00:00, not 2:0:0).
+    if (n > 0 && part.size() != 2) return -1;
+    parts[n++] = duration_number(part);
+    if (parts[n - 1] < 0) return -1;
+    if (colon == std::string_view::npos) break;
+    s.remove_prefix(colon + 1);
+  }
+  if (n == 1) return -1;  // a plain number is handled by the unit form
+  std::int64_t h = 0, m = 0, sec = 0;
+  if (n == 2) {
+    m = parts[0];
+    sec = parts[1];
+  } else {
+    h = parts[0];
+    m = parts[1];
+    sec = parts[2];
+  }
+  if (sec > 59 || (n == 3 && m > 59)) return -1;
+  if (h > max_duration_s || m > max_duration_s || days > max_duration_s) return -2;
+  return days * 86400 + h * 3600 + m * 60 + sec;
+}
+
+// "1h30m", "45s", "2d", "90" (seconds): numbers each followed by a unit, in any order, once.
+inline std::int64_t parse_unit_duration(std::string_view s) {
+  std::int64_t total = 0;
+  std::string seen;
+  while (!s.empty()) {
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+    if (digits == 0) return -1;
+    std::int64_t v = duration_number(s.substr(0, digits));
+    if (v < 0) return -2;
+    if (v > max_duration_s) return -2;
+    s.remove_prefix(digits);
+    char unit = s.empty() ? 's' : s.front();
+    if (!s.empty()) s.remove_prefix(1);
+    if (seen.find(unit) != std::string::npos) return -1;
+    seen += unit;
+    std::int64_t mult = unit == 's'   ? 1
+                        : unit == 'm' ? 60
+                        : unit == 'h' ? 3600
+                        : unit == 'd' ? 86400
+                                      : 0;
+    if (mult == 0) return -1;
+    total += v * mult;
+    if (total > max_duration_s) return -2;
+  }
+  return total;
+}
+
+}  // namespace detail
+
+// Seconds in `text`, or an error that quotes it and lists the accepted forms. Zero is allowed
+// (`--timeout 0`: look once); negative, empty, fractional and longer-than-1000-day durations
+// are refused.
+inline std::int64_t parse_duration(std::string_view text) {
+  std::int64_t v = text.find(':') != std::string_view::npos ? detail::parse_clock_duration(text)
+                                                            : detail::parse_unit_duration(text);
+  if (text.empty()) v = -1;
+  if (v == -2 || v > max_duration_s)
+    throw error("duration " + detail::quote_for_message(std::string(text)) +
+                ": longer than 1000 days");
+  if (v < 0)
+    throw error("duration " + detail::quote_for_message(std::string(text)) +
+                ": expected e.g. 30s, 5m, 1h30m, 2d, 90 (seconds), 5:00, 2:00:00 or 1-00:00:00");
+  return v;
+}
+
+// The short form for messages: "45s", "5m", "1h30m", "2d3h".
+inline std::string format_duration(std::int64_t s) {
+  if (s <= 0) return "0s";
+  std::string out;
+  const std::pair<std::int64_t, char> units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+  for (const auto& [size, unit] : units)
+    if (s >= size) {
+      out += std::to_string(s / size) + unit;
+      s %= size;
+    }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/duration.hpp
 // begin leaseq/fault.hpp
 
 // Fault injection for tests: LEASEQ_FAULT makes chosen operations of the runner fail on purpose,
@@ -3517,6 +3644,7 @@ inline void register_lease(const home_paths& home, index_entry entry) {
 // and holds the allocation until the job ends, and the sbatch argv that submits it.
 // Pure: builds text and argv; the CLI writes the script and runs sbatch.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -3536,7 +3664,92 @@ struct lease_request {
   std::optional<std::string> partition, qos, account, constraint, reservation;
   std::int64_t gpus_per_node = 0;
   std::vector<std::string> extra_args;  // more sbatch arguments, each one argv element
+  // Tasks each node's runner runs at once: "" (the runner's default, 1), "auto" or a count.
+  std::string slots;
 };
+
+// The most slots a runner has.
+inline constexpr int max_slots = 4096;
+
+// `--slots N|auto`: N, or nullopt for auto. Throws error, quoting the text, for anything else.
+inline std::optional<int> parse_slots(std::string_view text) {
+  if (text == "auto") return std::nullopt;
+  int v = 0;
+  bool ok = !text.empty() && text.size() <= 5;
+  for (char c : text) {
+    if (c < '0' || c > '9') ok = false;
+    if (ok) v = v * 10 + (c - '0');
+  }
+  if (!ok || v < 1 || v > max_slots)
+    throw error(fmt::format("--slots {}: expected auto or a number from 1 to {}",
+                            detail::quote_for_message(std::string(text)), max_slots));
+  return v;
+}
+
+namespace detail {
+
+// A positive count from an environment variable's text, or 0.
+inline int cpu_count_text(std::string_view s) {
+  if (s.empty() || s.size() > 6) return 0;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// SLURM_JOB_CPUS_PER_NODE ("72(x2),36": 72 on the first two nodes, 36 on the third) at the
+// node with index `node_id` (SLURM_NODEID); 0 when it cannot tell.
+inline int cpus_of_node(std::string_view per_node, int node_id) {
+  while (!per_node.empty() && node_id >= 0) {
+    std::size_t comma = per_node.find(',');
+    std::string_view item = per_node.substr(0, comma);
+    int repeat = 1;
+    if (auto paren = item.find("(x"); paren != std::string_view::npos) {
+      if (item.back() != ')') return 0;
+      repeat = cpu_count_text(item.substr(paren + 2, item.size() - paren - 3));
+      item = item.substr(0, paren);
+      if (repeat < 1) return 0;
+    }
+    if (node_id < repeat) return cpu_count_text(item);
+    node_id -= repeat;
+    if (comma == std::string_view::npos) break;
+    per_node.remove_prefix(comma + 1);
+  }
+  return 0;
+}
+
+}  // namespace detail
+
+// What `--slots auto` means for a runner: one slot per GPU it hands out; without GPUs, one per
+// CPU Slurm gave the job on this node (SLURM_CPUS_ON_NODE, else SLURM_JOB_CPUS_PER_NODE at
+// SLURM_NODEID), else one per CPU this process may run on (`host_cpus`). `env` looks up a
+// variable (nullptr when unset).
+template <typename Env>
+int auto_slots(std::size_t gpus, Env&& env, int host_cpus) {
+  auto cap = [](long long n) { return static_cast<int>(std::min<long long>(n, max_slots)); };
+  if (gpus > 0) return cap(static_cast<long long>(gpus));
+  if (const char* c = env("SLURM_CPUS_ON_NODE"))
+    if (int n = detail::cpu_count_text(c); n > 0) return cap(n);
+  if (const char* per_node = env("SLURM_JOB_CPUS_PER_NODE")) {
+    const char* id = env("SLURM_NODEID");
+    int node_id = id ? detail::cpu_count_text(id) : 0;
+    if (id && std::string_view(id) != "0" && node_id == 0) node_id = -1;
+    if (int n = detail::cpus_of_node(per_node, node_id); n > 0) return cap(n);
+  }
+  return cap(std::max(1, host_cpus));
+}
+
+// The `--slots` words the keeper passes to each runner: none by default; the count; for auto,
+// the GPUs per node when the lease asks for GPUs (known here, whatever the node shows), else
+// `auto` (the runner counts the CPUs Slurm gave it).
+inline std::string keeper_slots_arg(const lease_request& r) {
+  if (r.slots.empty()) return {};
+  if (auto n = parse_slots(r.slots)) return " --slots " + std::to_string(*n);
+  if (r.gpus_per_node > 0) return " --slots " + std::to_string(r.gpus_per_node);
+  return " --slots auto";
+}
 
 // Single-quotes a word for a POSIX shell, only when needed; for scripts and for display.
 inline std::string shell_quote(std::string_view s) {
@@ -3598,6 +3811,7 @@ inline void validate(const lease_request& r) {
       {"reservation", &r.reservation}};
   for (const auto& [what, v] : opts)
     if (*v) detail::check_request_text(what, **v);
+  if (!r.slots.empty()) (void)parse_slots(r.slots);
   for (const auto& a : r.extra_args) {
     detail::check_request_text("sbatch-arg", a);
     if (a.empty() || a[0] != '-')
@@ -3609,8 +3823,9 @@ inline void validate(const lease_request& r) {
 // The keeper script. LEASEQ_HOME and the leaseq binary are absolute paths fixed at creation,
 // so the lease works whatever the job's environment. The runner's node name comes from
 // SLURMD_NODENAME on each node, which is why srun runs a tiny sh: the variable must be read
-// there, not in the keeper.
-inline std::string keeper_script(const fs::path& leaseq_bin, const fs::path& leaseq_home) {
+// there, not in the keeper. `slots_arg` is keeper_slots_arg(): digits or `auto`, nothing to quote.
+inline std::string keeper_script(const fs::path& leaseq_bin, const fs::path& leaseq_home,
+                                 const std::string& slots_arg = {}) {
   std::string bin = shell_quote(leaseq_bin.string());
   std::string home = shell_quote(leaseq_home.string());
   return fmt::format(
@@ -3624,12 +3839,13 @@ mkdir -p "$lease_dir" || exit 1
 exec >>"$lease_dir/keeper.log" 2>&1
 echo "keeper: job $SLURM_JOB_ID on ${{SLURM_JOB_NODELIST:-?}} started $(date -u +%FT%TZ)"
 srun --ntasks-per-node=1 --kill-on-bad-exit=0 \
-  /bin/sh -c 'exec "$0" runner --lease "$SLURM_JOB_ID" --node "$SLURMD_NODENAME"' {bin}
+  /bin/sh -c 'exec "$0" runner --lease "$SLURM_JOB_ID" --node "$SLURMD_NODENAME"{slots}' {bin}
 rc=$?
 echo "keeper: srun exited with $rc at $(date -u +%FT%TZ)"
 exit $rc
 )keeper",
-      fmt::arg("version", version), fmt::arg("home", home), fmt::arg("bin", bin));
+      fmt::arg("version", version), fmt::arg("home", home), fmt::arg("bin", bin),
+      fmt::arg("slots", slots_arg));
 }
 
 // The sbatch argv for a lease (never a shell string). `test_only` swaps --parsable for
@@ -4402,6 +4618,8 @@ struct lease_row {
   std::string time_left;  // "10:42", "UNLIMITED", "-"
   std::optional<std::int64_t> nodes;
   std::optional<std::int64_t> gpus_per_node;
+  // A Slurm lease's `--slots`: a count or "auto", as JSON text; "" when not given.
+  std::string slots;
   bool is_default = false;
   bool stale = false;  // Slurm forgot the job: state is the last one seen
   double seen = 0;     // when the state was observed (Slurm leases)
@@ -4418,6 +4636,7 @@ inline void to_json(json& j, const lease_row& r) {
            {"time_left", r.time_left},
            {"nodes", detail::or_null(r.nodes)},
            {"gpus_per_node", detail::or_null(r.gpus_per_node)},
+           {"slots", r.slots.empty() ? json(nullptr) : json::parse(r.slots)},
            {"default", r.is_default},
            {"stale", r.stale},
            {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
@@ -4521,6 +4740,9 @@ lease_listing list_leases(const home_paths& home, const ui_config& cfg,
         if (!row.name) row.name = rec.name;
         row.nodes = rec.nodes;
         row.gpus_per_node = rec.gpus_per_node;
+        if (auto sl = rec.extra.find("slots"); sl != rec.extra.end())
+          if ((sl->is_string() && *sl == "auto") || sl->is_number_unsigned())
+            row.slots = sl->dump();
       } catch (const error& ex) {
         row.error = "lease.json: " + std::string(ex.what());
       }
@@ -4571,7 +4793,7 @@ inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& 
   p.script_path = root / "keepers" /
                   fmt::format("keeper-{}-{}.sh", static_cast<long long>(unix_now() * 1000),
                               static_cast<long>(::getpid()));
-  p.script = keeper_script(fs::absolute(leaseq_bin), root);
+  p.script = keeper_script(fs::absolute(leaseq_bin), root, keeper_slots_arg(r));
   p.sbatch = sbatch_argv(r, p.script_path, root, test_only, opt.sbatch);
   return p;
 }
@@ -4646,6 +4868,10 @@ lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
   rec.extra_args = r.extra_args;
   rec.sbatch = plan.sbatch;
   rec.keeper = final_script.string();
+  if (!r.slots.empty()) {  // "slots": a count, or "auto" (protocol version 3)
+    auto n = parse_slots(r.slots);
+    rec.extra["slots"] = n ? json(*n) : json("auto");
+  }
   write_lease_json(lease, json(rec));
   register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
   invalidate_slurm_cache(abs_home);
@@ -4876,11 +5102,13 @@ class result_writer {
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 // begin leaseq/supervise.hpp
@@ -5092,6 +5320,33 @@ struct child_exit {
   std::optional<int> exit_code;
   std::optional<int> signal;
 };
+
+// A task of an array (`submit --array`, or a line of `submit --each-line`): the array's id (the
+// id of its first task) and this task's index. Kept in the task file as `array_id` and
+// `array_index` (protocol version 3); tasks without them are no array's.
+struct array_member {
+  std::string id;
+  std::int64_t index = 0;
+};
+
+inline std::optional<array_member> array_member_of(const task_spec& t) {
+  if (!t.extra.is_object()) return std::nullopt;
+  auto id = t.extra.find("array_id");
+  auto index = t.extra.find("array_index");
+  if (id == t.extra.end() || index == t.extra.end() || !id->is_string() ||
+      !index->is_number_integer())
+    return std::nullopt;
+  return array_member{id->get<std::string>(), index->get<std::int64_t>()};
+}
+
+// LEASEQ_ARRAY_ID and LEASEQ_ARRAY_INDEX for an array's task; nothing for any other task. The
+// runner adds these to LEASEQ_TASK_ID, LEASEQ_LEASE, LEASEQ_NODE, LEASEQ_ATTEMPT and
+// CUDA_VISIBLE_DEVICES (README: "What a task sees").
+inline std::vector<std::pair<std::string, std::string>> array_environment(const task_spec& t) {
+  auto a = array_member_of(t);
+  if (!a) return {};
+  return {{"LEASEQ_ARRAY_ID", a->id}, {"LEASEQ_ARRAY_INDEX", std::to_string(a->index)}};
+}
 
 class process_ops {
  public:
@@ -6431,6 +6686,7 @@ class runner {
     env.emplace_back("LEASEQ_LEASE", cfg_.lease_id);
     env.emplace_back("LEASEQ_NODE", cfg_.node);
     env.emplace_back("LEASEQ_ATTEMPT", t.attempt);
+    for (auto& kv : array_environment(t.spec)) env.push_back(std::move(kv));
     if (t.spec.gpus > 0 || gpus_total() > 0) {
       std::string list;
       for (const auto& g : t.gpus) list += (list.empty() ? "" : ",") + g;
@@ -7313,7 +7569,8 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 // rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
 // two agree.
 // Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
-// instead of an empty object (to_json treats both the same).
+// instead of an empty object (to_json treats both the same); an array's task (`array_id`,
+// `array_index`, protocol version 3) gets them in `extra`, where from_json keeps them too.
 
 #include <charconv>
 #include <cstdint>
@@ -7606,6 +7863,9 @@ class task_sax {
       case f::retry_of:
         t_.retry_of = std::string(s);
         return true;
+      case f::array_id:
+        array_id_ = std::string(s);
+        return true;
       case f::state:
         state_ = std::string(s);
         return r_ != nullptr;
@@ -7702,26 +7962,42 @@ class task_sax {
     finished,
     stdout_,
     stderr_,
-    attempt
+    attempt,
+    array_id,
+    array_index
   };
 
   task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
 
   static f lookup(std::string_view k) {
-    static constexpr std::pair<std::string_view, f> table[] = {
-        {"id", f::id},           {"seq", f::seq},
-        {"lease", f::lease},     {"node", f::node},
-        {"argv", f::argv},       {"cmd", f::cmd},
-        {"cwd", f::cwd},         {"env", f::env},
-        {"gpus", f::gpus},       {"key", f::key},
-        {"created", f::created}, {"retry_of", f::retry_of},
-        {"claimed", f::claimed}, {"pid", f::pid},
-        {"state", f::state},     {"exit_code", f::exit_code},
-        {"signal", f::signal},   {"reason", f::reason},
-        {"started", f::started}, {"finished", f::finished},
-        {"stdout", f::stdout_},  {"stderr", f::stderr_},
-        {"attempt", f::attempt}, {"argv_b64", f::argv_b64},
-        {"cwd_b64", f::cwd_b64}, {"env_b64", f::env_b64}};
+    static constexpr std::pair<std::string_view, f> table[] = {{"id", f::id},
+                                                               {"seq", f::seq},
+                                                               {"lease", f::lease},
+                                                               {"node", f::node},
+                                                               {"argv", f::argv},
+                                                               {"cmd", f::cmd},
+                                                               {"cwd", f::cwd},
+                                                               {"env", f::env},
+                                                               {"gpus", f::gpus},
+                                                               {"key", f::key},
+                                                               {"created", f::created},
+                                                               {"retry_of", f::retry_of},
+                                                               {"claimed", f::claimed},
+                                                               {"pid", f::pid},
+                                                               {"state", f::state},
+                                                               {"exit_code", f::exit_code},
+                                                               {"signal", f::signal},
+                                                               {"reason", f::reason},
+                                                               {"started", f::started},
+                                                               {"finished", f::finished},
+                                                               {"stdout", f::stdout_},
+                                                               {"stderr", f::stderr_},
+                                                               {"attempt", f::attempt},
+                                                               {"argv_b64", f::argv_b64},
+                                                               {"cwd_b64", f::cwd_b64},
+                                                               {"env_b64", f::env_b64},
+                                                               {"array_id", f::array_id},
+                                                               {"array_index", f::array_index}};
     for (const auto& [name, id] : table)
       if (name == k) return id;
     return f::unknown;
@@ -7740,6 +8016,9 @@ class task_sax {
       case f::pid:
         if (v < 2 || v > max_pid) return false;  // from_json words the refusal
         t_.pid = v;
+        return true;
+      case f::array_index:  // an array's task (protocol version 3): kept in extra
+        array_index_ = v;
         return true;
       case f::exit_code:
       case f::signal: {
@@ -7783,6 +8062,8 @@ class task_sax {
       }
     }
     t_.extra = nlohmann::json();
+    if (array_id_) t_.extra["array_id"] = *array_id_;
+    if (array_index_) t_.extra["array_index"] = *array_index_;
     if (!r_) return true;
     auto s = parse_task_state(state_);
     if (!s || !is_done(*s)) return false;
@@ -7797,6 +8078,8 @@ class task_sax {
   f field_ = f::unknown;
   std::string env_key_;
   std::string state_;
+  std::optional<std::string> array_id_;
+  std::optional<std::int64_t> array_index_;
   bool has_id_ = false;
   std::optional<std::int64_t> seq_;
   exact_bytes_fields exact_;
@@ -8737,8 +9020,11 @@ std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_pat
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 
 namespace leaseq {
@@ -8753,12 +9039,62 @@ struct submit_request {
   std::optional<std::string> node;  // nullopt: the shared lane _any
   std::optional<std::string> key;
   std::optional<std::string> retry_of;
+  // A task of an array: its index, and the array's id. An array_index without an array_id
+  // takes the id of the first such task of its batch (`submit --array`, `--each-line`).
+  std::optional<std::int64_t> array_index;
+  std::optional<std::string> array_id;
 };
 
 struct submit_outcome {
   std::string id;
   bool existing = false;  // the key was already used: id is the earlier task's
 };
+
+// The most tasks one `submit --array` makes: a typo (0-10000000000) is refused, not written.
+inline constexpr std::int64_t max_array_size = 1000000;
+
+// `submit --array START-END[:STEP]`: indices START, START+STEP, ... up to END (inclusive).
+struct array_range {
+  std::int64_t start = 0, end = 0, step = 1;
+  std::int64_t count() const { return (end - start) / step + 1; }
+  std::int64_t at(std::int64_t i) const { return start + i * step; }
+};
+
+// Parses START-END[:STEP] (non-negative decimal integers, START <= END, STEP >= 1), refusing
+// anything else, and arrays of more than max_array_size tasks, with a message that quotes it.
+inline array_range parse_array_range(const std::string& text) {
+  auto fail = [&](const std::string& why) -> error {
+    return error("--array " + detail::quote_for_message(text) + ": " + why);
+  };
+  auto number = [&](std::string_view s, const char* what) {
+    if (s.empty())
+      throw fail(std::string("no ") + what + " (expected START-END[:STEP], e.g. 0-99 or 1-100:2)");
+    std::int64_t v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9')
+        throw fail(std::string(what) +
+                   " is not a non-negative integer (expected START-END[:STEP])");
+      if (v > 999999999999) throw fail(std::string(what) + " is larger than 999999999999");
+      v = v * 10 + (c - '0');
+    }
+    if (v > 999999999999) throw fail(std::string(what) + " is larger than 999999999999");
+    return v;
+  };
+  std::string_view s = text;
+  std::size_t colon = s.find(':');
+  std::string_view range = s.substr(0, colon);
+  std::size_t dash = range.find('-');
+  if (dash == std::string_view::npos) throw fail("expected START-END[:STEP], e.g. 0-99 or 1-100:2");
+  array_range r;
+  r.start = number(range.substr(0, dash), "START");
+  r.end = number(range.substr(dash + 1), "END");
+  if (colon != std::string_view::npos) r.step = number(s.substr(colon + 1), "STEP");
+  if (r.step < 1) throw fail("STEP must be at least 1");
+  if (r.end < r.start) throw fail("END is below START");
+  if (r.count() > max_array_size)
+    throw fail(fmt::format("{} tasks; an array has at most {}", r.count(), max_array_size));
+  return r;
+}
 
 // A shell command as a task argv.
 inline std::vector<std::string> shell_argv(const std::string& command) {
@@ -8773,13 +9109,16 @@ inline void check_request(const submit_request& r) {
   if (r.node) check_node(*r.node);
   if (r.key) check_key(*r.key);
   if (r.retry_of) check_task_id(*r.retry_of);
+  if (r.array_id) check_task_id(*r.array_id);
+  if (r.array_index && *r.array_index < 0) throw error("submit: array index must not be negative");
   for (const auto& [k, v] : r.env)
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       throw error("submit: invalid environment variable name " + quote_for_message(k));
 }
 
+// `batch_array_id`: the id of the batch's first array task, for those that name no array.
 inline task_spec make_spec(const submit_request& r, const std::string& lease_id, std::int64_t seq,
-                           double now) {
+                           double now, const std::string& batch_array_id = {}) {
   task_spec t;
   t.seq = seq;
   t.id = format_task_id(seq);
@@ -8793,6 +9132,10 @@ inline task_spec make_spec(const submit_request& r, const std::string& lease_id,
   t.key = r.key;
   t.created = now;
   t.retry_of = r.retry_of;
+  if (r.array_index) {
+    t.extra["array_id"] = r.array_id ? *r.array_id : batch_array_id;
+    t.extra["array_index"] = *r.array_index;
+  }
   return t;
 }
 
@@ -9036,6 +9379,15 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
+  // An array is named after its first task: the id reserved for it here, or, when its key is
+  // already bound (the same keyed array submitted again), the task that key names.
+  std::string array_id;
+  for (std::size_t i = 0; i < n && array_id.empty(); ++i)
+    if (requests[i].array_index && !requests[i].array_id) {
+      array_id = out[i].id;
+      if (requests[i].key)
+        if (auto earlier = detail::bound_key(lease, *requests[i].key)) array_id = *earlier;
+    }
 
   // A key already bound (before this batch) answers at once; that request makes nothing.
   std::vector<char> skip(n, 0);
@@ -9070,7 +9422,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   try {
     detail::for_each_index_parallel(n, [&](std::size_t i) {
       if (skip[i]) return;
-      task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now);
+      task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now, array_id);
       stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
       written[i] = 1;
       if (requests[i].key) {
@@ -9133,7 +9485,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       undo.reserved.push_back(fresh);
       out[i].id = format_task_id(fresh);
       temp = temp_task(i);
-      task_spec t = detail::make_spec(requests[i], lease_id, fresh, now);
+      task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
       stage.write_temp(lane[i], temp, json(t).dump() + "\n");
       if (requests[i].key) write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
     }
@@ -9176,6 +9528,10 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
   r.node = loc->spec.node;
   r.key = std::move(key);
   r.retry_of = old_id;
+  if (auto a = array_member_of(loc->spec)) {  // a retried array task keeps its place
+    r.array_id = a->id;
+    r.array_index = a->index;
+  }
   return submit_task(lease, lease_id, r, now);
 }
 

@@ -442,3 +442,44 @@ TEST_CASE("slurm: lease use and ls without Slurm - a missing squeue shows UNKNOW
   CHECK_THAT(table.out, Catch::Contains("UNKNOWN"));
   CHECK_THAT(table.out, Catch::Contains("squeue"));
 }
+
+TEST_CASE("slurm: a --slots 2 lease runs 2 tasks at once on its node", "[slurm][e2e]") {
+  LEASEQ_REQUIRE_SLURM();
+  cluster_fixture f;
+  std::string id = f.create("--nodes 1 --time 10 --slots 2 --name slots2");
+  json rec = *read_json_tolerant(f.lease(id).lease_json()).value;
+  CHECK(rec["slots"] == 2);
+  CHECK_THAT(test_support::read_text(f.lease(id).root() / "keeper.sh"),
+             Catch::Contains("--slots 2'"));
+  REQUIRE(wait_until([&] { return f.state_is(id, "RUNNING"); }, 120s));
+  std::string node;
+  REQUIRE(wait_until(
+      [&] {
+        for (const auto& n : three)
+          if (f.health(id, n, 60) == node_health::ok) node = n;
+        return !node.empty();
+      },
+      30s));
+  json hb = *read_json_tolerant(f.lease(id).heartbeat(node)).value;
+  CHECK(hb["slots"] == 2);
+  CHECK(f.row(id)["slots"] == 2);
+
+  // Each task marks itself, then waits for the other's mark: both FINISH only if they ran at
+  // the same time (one slot would leave the first waiting until it gave up).
+  fs::path marks = f.tmp / "marks";
+  ensure_dir(marks);
+  std::string q = test_support::shell_quote(marks.string());
+  std::string task = "--shell -- 'touch " + q + "/$LEASEQ_TASK_ID; for i in $(seq 1 600); do [ " +
+                     "$(ls " + q + " | wc -l) -ge 2 ] && exit 0; sleep 0.1; done; exit 1'";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto r = f.leaseq("submit --lease " + id + " " + task, false);
+    REQUIRE(r.exit_code == 0);
+    ids.push_back(lines_of(r.out).at(0));
+  }
+  auto w = f.leaseq("wait --lease " + id + " --timeout 5m " + ids[0] + " " + ids[1], false);
+  INFO(w.out);
+  CHECK(w.exit_code == 0);
+  CHECK(w.out == "2 tasks: 2 FINISHED\n");
+  CHECK(f.leaseq("lease release " + id + " --yes").exit_code == 0);
+}

@@ -325,3 +325,84 @@ TEST_CASE("submit: a task file is never replaced, even with a stale seq file", "
   CHECK(test_support::read_text(lease.inbox_task("_any", "T006")) == "{\"id\":\"T006\"}");
   CHECK(read_task(lease.inbox_task("_any", "T002")).argv[1] == "old");
 }
+
+TEST_CASE("submit: array ranges parse and bad ones are refused", "[submit][array]") {
+  array_range r = parse_array_range("0-9");
+  CHECK(r.count() == 10);
+  CHECK(r.at(9) == 9);
+  r = parse_array_range("1-10:3");
+  CHECK(r.count() == 4);  // 1 4 7 10
+  CHECK(r.at(3) == 10);
+  r = parse_array_range("5-5");
+  CHECK(r.count() == 1);
+  CHECK(parse_array_range("0-999999").count() == max_array_size);
+  for (const char* bad : {"", "-", "0-", "-5", "5-3", "a-b", "1-5:0", "1-5:", "1:5", "5", "1-2-3",
+                          "1 -5", "0x1-5", "0-1000000", "0-99999999999999999"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(parse_array_range(bad), Catch::StartsWith("--array "));
+  }
+  CHECK_THROWS_WITH(parse_array_range("0-1000000"), Catch::Contains("at most 1000000"));
+  CHECK_THROWS_WITH(parse_array_range("5-3"), Catch::Contains("END is below START"));
+}
+
+TEST_CASE("submit: an array batch names every task after its first", "[submit][array]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  submit_task(lease, "local:myhost", echo_request("before"));
+  std::vector<submit_request> batch;
+  for (std::int64_t i : {4, 6, 8}) {
+    submit_request r = echo_request("x");
+    r.array_index = i;
+    batch.push_back(r);
+  }
+  auto out = submit_batch(lease, "local:myhost", batch);
+  REQUIRE(out.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    task_spec s = read_task(lease.inbox_task("_any", out[i].id));
+    auto a = array_member_of(s);
+    REQUIRE(a);
+    CHECK(a->id == "T002");
+    CHECK(a->index == 4 + 2 * static_cast<std::int64_t>(i));
+    auto env = array_environment(s);
+    CHECK(env ==
+          std::vector<std::pair<std::string, std::string>>{
+              {"LEASEQ_ARRAY_ID", "T002"}, {"LEASEQ_ARRAY_INDEX", std::to_string(a->index)}});
+  }
+  // A plain task is no array's; a retry of an array task keeps its place.
+  CHECK_FALSE(array_member_of(read_task(lease.inbox_task("_any", "T001"))));
+  CHECK(array_environment(read_task(lease.inbox_task("_any", "T001"))).empty());
+  auto re = retry_task(lease, "local:myhost", "T003");
+  auto a = array_member_of(read_task(lease.inbox_task("_any", re.id)));
+  REQUIRE(a);
+  CHECK(a->id == "T002");
+  CHECK(a->index == 6);
+}
+
+TEST_CASE("submit: a keyed array submitted again keeps its name", "[submit][array]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  auto array = [](int n) {
+    std::vector<submit_request> batch;
+    for (int i = 0; i < n; ++i) {
+      submit_request r = echo_request("x");
+      r.array_index = i;
+      r.key = "sweep." + std::to_string(i);
+      batch.push_back(r);
+    }
+    return batch;
+  };
+  auto first = submit_batch(lease, "local:myhost", array(2));
+  REQUIRE(first.size() == 2);
+  // Again, larger: the two keyed tasks answer with their ids, the new ones join the array.
+  auto again = submit_batch(lease, "local:myhost", array(4));
+  REQUIRE(again.size() == 4);
+  CHECK(again[0].existing);
+  CHECK(again[0].id == first[0].id);
+  CHECK_FALSE(again[3].existing);
+  for (std::size_t i : {2, 3}) {
+    auto a = array_member_of(read_task(lease.inbox_task("_any", again[i].id)));
+    REQUIRE(a);
+    CHECK(a->id == first[0].id);
+    CHECK(a->index == static_cast<std::int64_t>(i));
+  }
+}

@@ -166,3 +166,19 @@ TEST_CASE("task_sax gives up on a pid outside pid_t's positive range", "[task_sa
   }
   CHECK_FALSE(fast(R"({"id": "T001", "argv": ["a"], "pid": 2147483647})", false).is_null());
 }
+
+TEST_CASE("task_sax reads an array's task like from_json", "[task_sax]") {
+  std::string text = task_text;
+  text.insert(text.size() - 1, R"(, "array_id": "T010", "array_index": 4)");
+  json f = fast(text, false);
+  REQUIRE_FALSE(f.is_null());
+  CHECK(f == general(text, false));
+  CHECK(f["array_id"] == "T010");
+  CHECK(f["array_index"] == 4);
+  std::string res = result_text;
+  res.insert(res.size() - 1, R"(, "array_index": 0, "array_id": "T014")");
+  json r = fast(res, true);
+  REQUIRE_FALSE(r.is_null());
+  CHECK(r == general(res, true));
+  CHECK(r["array_index"] == 0);
+}

@@ -11,7 +11,8 @@
 // rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
 // two agree.
 // Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
-// instead of an empty object (to_json treats both the same).
+// instead of an empty object (to_json treats both the same); an array's task (`array_id`,
+// `array_index`, protocol version 3) gets them in `extra`, where from_json keeps them too.
 
 #include <charconv>
 #include <cstdint>
@@ -307,6 +308,9 @@ class task_sax {
       case f::retry_of:
         t_.retry_of = std::string(s);
         return true;
+      case f::array_id:
+        array_id_ = std::string(s);
+        return true;
       case f::state:
         state_ = std::string(s);
         return r_ != nullptr;
@@ -403,26 +407,42 @@ class task_sax {
     finished,
     stdout_,
     stderr_,
-    attempt
+    attempt,
+    array_id,
+    array_index
   };
 
   task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
 
   static f lookup(std::string_view k) {
-    static constexpr std::pair<std::string_view, f> table[] = {
-        {"id", f::id},           {"seq", f::seq},
-        {"lease", f::lease},     {"node", f::node},
-        {"argv", f::argv},       {"cmd", f::cmd},
-        {"cwd", f::cwd},         {"env", f::env},
-        {"gpus", f::gpus},       {"key", f::key},
-        {"created", f::created}, {"retry_of", f::retry_of},
-        {"claimed", f::claimed}, {"pid", f::pid},
-        {"state", f::state},     {"exit_code", f::exit_code},
-        {"signal", f::signal},   {"reason", f::reason},
-        {"started", f::started}, {"finished", f::finished},
-        {"stdout", f::stdout_},  {"stderr", f::stderr_},
-        {"attempt", f::attempt}, {"argv_b64", f::argv_b64},
-        {"cwd_b64", f::cwd_b64}, {"env_b64", f::env_b64}};
+    static constexpr std::pair<std::string_view, f> table[] = {{"id", f::id},
+                                                               {"seq", f::seq},
+                                                               {"lease", f::lease},
+                                                               {"node", f::node},
+                                                               {"argv", f::argv},
+                                                               {"cmd", f::cmd},
+                                                               {"cwd", f::cwd},
+                                                               {"env", f::env},
+                                                               {"gpus", f::gpus},
+                                                               {"key", f::key},
+                                                               {"created", f::created},
+                                                               {"retry_of", f::retry_of},
+                                                               {"claimed", f::claimed},
+                                                               {"pid", f::pid},
+                                                               {"state", f::state},
+                                                               {"exit_code", f::exit_code},
+                                                               {"signal", f::signal},
+                                                               {"reason", f::reason},
+                                                               {"started", f::started},
+                                                               {"finished", f::finished},
+                                                               {"stdout", f::stdout_},
+                                                               {"stderr", f::stderr_},
+                                                               {"attempt", f::attempt},
+                                                               {"argv_b64", f::argv_b64},
+                                                               {"cwd_b64", f::cwd_b64},
+                                                               {"env_b64", f::env_b64},
+                                                               {"array_id", f::array_id},
+                                                               {"array_index", f::array_index}};
     for (const auto& [name, id] : table)
       if (name == k) return id;
     return f::unknown;
@@ -441,6 +461,9 @@ class task_sax {
       case f::pid:
         if (v < 2 || v > max_pid) return false;  // from_json words the refusal
         t_.pid = v;
+        return true;
+      case f::array_index:  // an array's task (protocol version 3): kept in extra
+        array_index_ = v;
         return true;
       case f::exit_code:
       case f::signal: {
@@ -484,6 +507,8 @@ class task_sax {
       }
     }
     t_.extra = nlohmann::json();
+    if (array_id_) t_.extra["array_id"] = *array_id_;
+    if (array_index_) t_.extra["array_index"] = *array_index_;
     if (!r_) return true;
     auto s = parse_task_state(state_);
     if (!s || !is_done(*s)) return false;
@@ -498,6 +523,8 @@ class task_sax {
   f field_ = f::unknown;
   std::string env_key_;
   std::string state_;
+  std::optional<std::string> array_id_;
+  std::optional<std::int64_t> array_index_;
   bool has_id_ = false;
   std::optional<std::int64_t> seq_;
   exact_bytes_fields exact_;
