@@ -206,9 +206,9 @@ std::string join_words(const std::vector<std::string>& words) {
 }
 
 struct submit_options {
-  std::string lease, node, key, cwd, each_line;
-  std::vector<std::string> env, command;
-  int gpus = 0;
+  std::string lease, node, key, cwd, each_line, time_limit, retry_delay;
+  std::vector<std::string> env, command, after;
+  int gpus = 0, retries = 0;
   bool shell = false, force = false;
 };
 
@@ -255,6 +255,23 @@ void do_submit(const submit_options& o) {
   base.cwd = o.cwd.empty() ? fs::current_path().string() : fs::absolute(o.cwd).string();
   base.env = parse_env(o.env);
   base.gpus = o.gpus;
+  for (const std::string& list : o.after)  // --after T1,T2 --after T3
+    for (std::size_t at = 0; at <= list.size();) {
+      std::size_t comma = std::min(list.find(',', at), list.size());
+      base.after.push_back(check_task_id(list.substr(at, comma - at)));
+      at = comma + 1;
+    }
+  if (!o.time_limit.empty()) {
+    base.time_limit = parse_submit_duration(o.time_limit, "--time-limit");
+    if (*base.time_limit <= 0) throw error("--time-limit: must be above 0");
+  }
+  if (o.retries < 0 || o.retries > max_task_retries)
+    throw error(fmt::format("--retries: must be 0 to {}", max_task_retries));
+  base.retries = o.retries;
+  if (!o.retry_delay.empty()) {
+    if (o.retries == 0) throw error("--retry-delay needs --retries N");
+    base.retry_delay = parse_submit_duration(o.retry_delay, "--retry-delay");
+  }
   if (!o.node.empty()) base.node = check_node(o.node);
   if (!o.key.empty()) check_key(o.key);
   if (!o.force) refuse_impossible(home, lease_id, lease, base);
@@ -460,6 +477,15 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
                 "serves, a lease that ended");
   sub->add_option("--each-line", so->each_line,
                   "Submit one shell-command task per line of FILE (- for stdin), in one batch");
+  sub->add_option("--after", so->after,
+                  "Run once these tasks FINISHED (ID[,ID...], repeatable); cancelled when one "
+                  "ends otherwise");
+  sub->add_option("--time-limit", so->time_limit,
+                  "Stop the task after this long (30s, 5m, 2h, 2:00:00): FAILED time_limit");
+  sub->add_option("--retries", so->retries,
+                  "Run a FAILED attempt again, up to N more times (not after a cancel or a time "
+                  "limit)");
+  sub->add_option("--retry-delay", so->retry_delay, "Wait this long before each retry (30s, 5m)");
   sub->add_option("command", so->command, "The command and its arguments (after --)");
   sub->callback([so] { do_submit(*so); });
 

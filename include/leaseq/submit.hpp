@@ -24,7 +24,9 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -52,12 +54,96 @@ struct submit_request {
   std::optional<std::string> node;  // nullopt: the shared lane _any
   std::optional<std::string> key;
   std::optional<std::string> retry_of;
+  std::vector<std::string> after;    // task ids that must all FINISH first; each must exist
+  std::optional<double> time_limit;  // seconds
+  int retries = 0;
+  double retry_delay = 0;  // seconds
 };
 
 struct submit_outcome {
   std::string id;
   bool existing = false;  // the key was already used: id is the earlier task's
 };
+
+// A duration given to submit (--time-limit, --retry-delay), in seconds: units `30s`, `5m`,
+// `2h`, `1d`, combined (`1h30m`, decimals allowed: `1.5h`), or Slurm's clock forms `M:SS`,
+// `H:MM:SS`, `D-H:MM:SS`. A bare number is refused: Slurm reads `--time 30` as minutes, most
+// tools as seconds, and a wrong guess kills a task 60 times too early. `option` names the
+// flag in the error.
+inline double parse_submit_duration(std::string_view text, std::string_view option) {
+  auto refuse = [&]() -> double {
+    throw error(std::string(option) + ": " + detail::quote_for_message(text) +
+                " is not a duration (30s, 5m, 2h, 1h30m, 2:00:00, 1-00:00:00)");
+  };
+  auto number = [&](std::string_view s, bool fraction) -> double {
+    if (s.empty() || s.size() > 12) refuse();
+    bool dot = false;
+    for (char c : s) {
+      if (c == '.' && fraction && !dot) {
+        dot = true;
+        continue;
+      }
+      if (c < '0' || c > '9') refuse();
+    }
+    if (s == ".") refuse();
+    return std::stod(std::string(s));
+  };
+  double total = 0;
+  if (text.find(':') != std::string_view::npos) {
+    std::string_view rest = text;
+    double days = 0;
+    if (auto dash = rest.find('-'); dash != std::string_view::npos) {
+      days = number(rest.substr(0, dash), false);
+      rest = rest.substr(dash + 1);
+    }
+    std::vector<double> parts;
+    for (std::size_t start = 0;;) {
+      std::size_t colon = rest.find(':', start);
+      std::string_view part =
+          rest.substr(start, colon == std::string_view::npos ? colon : colon - start);
+      if (!parts.empty() && part.size() != 2) refuse();  // minutes and seconds: two digits
+      parts.push_back(number(part, false));
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+    if (parts.size() > 3 || (parts.size() == 2 && days > 0)) refuse();
+    for (std::size_t i = 1; i < parts.size(); ++i)
+      if (parts[i] >= 60) refuse();
+    if (parts.size() == 2)
+      total = parts[0] * 60 + parts[1];
+    else
+      total = parts[0] * 3600 + parts[1] * 60 + parts[2];
+    total += days * 86400;
+  } else {
+    std::size_t i = 0;
+    if (text.empty()) refuse();
+    while (i < text.size()) {
+      std::size_t j = i;
+      while (j < text.size() && ((text[j] >= '0' && text[j] <= '9') || text[j] == '.')) ++j;
+      if (j == i || j == text.size()) refuse();  // no number, or a number without its unit
+      double v = number(text.substr(i, j - i), true);
+      switch (text[j]) {
+        case 's':
+          total += v;
+          break;
+        case 'm':
+          total += v * 60;
+          break;
+        case 'h':
+          total += v * 3600;
+          break;
+        case 'd':
+          total += v * 86400;
+          break;
+        default:
+          refuse();
+      }
+      i = j + 1;
+    }
+  }
+  if (!(total <= 366 * 86400.0)) throw error(std::string(option) + ": longer than a year");
+  return total;
+}
 
 // A shell command as a task argv.
 inline std::vector<std::string> shell_argv(const std::string& command) {
@@ -72,6 +158,13 @@ inline void check_request(const submit_request& r) {
   if (r.node) check_node(*r.node);
   if (r.key) check_key(*r.key);
   if (r.retry_of) check_task_id(*r.retry_of);
+  for (const auto& dep : r.after) check_task_id(dep);
+  if (r.time_limit && !(*r.time_limit > 0 && *r.time_limit <= 366 * 86400.0))
+    throw error("submit: the time limit must be above 0 and at most a year");
+  if (r.retries < 0 || r.retries > max_task_retries)
+    throw error("submit: retries must be between 0 and " + std::to_string(max_task_retries));
+  if (!(r.retry_delay >= 0 && r.retry_delay <= 366 * 86400.0))
+    throw error("submit: the retry delay must be 0 to a year");
   for (const auto& [k, v] : r.env)
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       throw error("submit: invalid environment variable name " + quote_for_message(k));
@@ -92,6 +185,11 @@ inline task_spec make_spec(const submit_request& r, const std::string& lease_id,
   t.key = r.key;
   t.created = now;
   t.retry_of = r.retry_of;
+  for (const auto& dep : r.after)
+    if (std::find(t.after.begin(), t.after.end(), dep) == t.after.end()) t.after.push_back(dep);
+  t.time_limit = r.time_limit;
+  t.retries = r.retries;
+  t.retry_delay = r.retry_delay;
   return t;
 }
 
@@ -146,6 +244,19 @@ inline bool task_file_exists(const lease_paths& lease, const std::string& id) {
   };
   return in(lease.done_root(), id + ".result.json") || in(lease.claimed_root(), id + ".json") ||
          in(lease.inbox_root(), id + ".json");
+}
+
+// Refuses a dependency on a task the lease does not have. Only tasks that exist can be named,
+// so every dependency points at an earlier task and no cycle can form.
+inline void check_dependencies_exist(const lease_paths& lease, const std::string& lease_id,
+                                     const std::vector<submit_request>& requests) {
+  std::set<std::string> checked;
+  for (const auto& r : requests)
+    for (const auto& dep : r.after)
+      if (checked.insert(dep).second && !task_file_exists(lease, dep))
+        throw error("--after " + dep + ": lease " + lease_id +
+                    " has no such task (or this client does not see it yet); nothing was "
+                    "enqueued");
 }
 
 // The id an existing key binds, or nullopt when the key is free (never made, or orphaned and
@@ -325,6 +436,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
                                                 double now = unix_now()) {
   check_lease_id(lease_id);
   for (const auto& r : requests) detail::check_request(r);
+  detail::check_dependencies_exist(lease, lease_id, requests);
   std::vector<submit_outcome> out;
   if (requests.empty()) return out;
   const std::size_t n = requests.size();
@@ -475,6 +587,10 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
   r.node = loc->spec.node;
   r.key = std::move(key);
   r.retry_of = old_id;
+  // Its limits, not its dependencies: a retry is asked for by hand, whatever they did.
+  r.time_limit = loc->spec.time_limit;
+  r.retries = loc->spec.retries;
+  r.retry_delay = loc->spec.retry_delay;
   return submit_task(lease, lease_id, r, now);
 }
 

@@ -1381,6 +1381,21 @@ inline std::string display_command(const std::vector<std::string>& argv) {
   return out;
 }
 
+// One execution of a task that ended (protocol version 3, "attempts"): a task with retries
+// keeps every attempt's outcome, the earlier ones in its task file, all of them in its result.
+struct task_attempt {
+  std::string attempt;  // the attempt id (LEASEQ_ATTEMPT)
+  std::string node;     // where it ran
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::optional<std::string> reason;
+  std::optional<double> started;
+  std::optional<double> finished;
+};
+
+// The most retries a task may ask for: each attempt is kept in its task file.
+inline constexpr int max_task_retries = 100;
+
 // A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
 struct task_spec {
   std::string id;
@@ -1399,12 +1414,28 @@ struct task_spec {
   std::optional<std::string> retry_of;
   std::optional<double> claimed;  // written by the runner when it claims
   std::optional<std::int64_t> pid;
-  json extra = json::object();  // fields other tools wrote; kept on rewrite
+  // Version 3 (written only when set, so other tasks stay exactly what version 2 wrote).
+  std::vector<std::string> after;      // runs once every one of these tasks FINISHED
+  std::optional<double> time_limit;    // seconds an attempt may run; then FAILED time_limit
+  int retries = 0;                     // attempts after a FAILED one, at most
+  double retry_delay = 0;              // seconds between a FAILED attempt and the next
+  std::optional<double> not_before;    // a requeued attempt is not claimed before this time
+  std::vector<task_attempt> attempts;  // the task file: earlier attempts; a result: all
+  json extra = json::object();         // fields other tools wrote; kept on rewrite
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id",  "seq",     "lease", "node", "argv",    "argv_b64", "cmd",     "cwd", "cwd_b64",
-    "env", "env_b64", "gpus",  "key",  "created", "retry_of", "claimed", "pid"};
+    "id",      "seq",   "lease",      "node",    "argv",        "argv_b64",   "cmd",      "cwd",
+    "cwd_b64", "env",   "env_b64",    "gpus",    "key",         "created",    "retry_of", "claimed",
+    "pid",     "after", "time_limit", "retries", "retry_delay", "not_before", "attempts"};
+
+// Which attempt of its task an execution is, counting from 1, and how many it may have.
+inline int attempt_number(const task_spec& t) noexcept {
+  return static_cast<int>(t.attempts.size()) + 1;
+}
+inline int attempts_allowed(const task_spec& t) noexcept {
+  return t.retries + 1;
+}
 
 // A process id read from a file is only ever used as a pid_t. Anything outside pid_t's
 // positive range would be truncated by the cast (4294967295 becomes -1: kill(-1) signals every
@@ -1533,7 +1564,70 @@ inline void to_json(json& j, const task_spec& t) {
   if (t.retry_of) j["retry_of"] = *t.retry_of;
   if (t.claimed) j["claimed"] = *t.claimed;
   if (t.pid) j["pid"] = *t.pid;
+  if (!t.after.empty()) j["after"] = t.after;
+  if (t.time_limit) j["time_limit"] = *t.time_limit;
+  if (t.retries > 0) j["retries"] = t.retries;
+  if (t.retry_delay > 0) j["retry_delay"] = t.retry_delay;
+  if (t.not_before) j["not_before"] = *t.not_before;
+  if (!t.attempts.empty()) {
+    json list = json::array();
+    for (const task_attempt& a : t.attempts) {
+      json e = {{"attempt", a.attempt},
+                {"node", a.node},
+                {"exit_code", detail::or_null(a.exit_code)},
+                {"signal", detail::or_null(a.signal)},
+                {"reason", a.reason ? json(detail::to_valid_utf8(*a.reason)) : json(nullptr)},
+                {"started", detail::or_null(a.started)},
+                {"finished", detail::or_null(a.finished)}};
+      list.push_back(std::move(e));
+    }
+    j["attempts"] = std::move(list);
+  }
 }
+
+namespace detail {
+
+// A duration field of a task file: a positive (or, with zero_ok, non-negative) finite number
+// of seconds, at most a year.
+inline std::optional<double> opt_seconds(const json& j, const char* name, bool zero_ok) {
+  auto v = opt_number(j, name);
+  if (v && !((zero_ok ? *v >= 0 : *v > 0) && *v <= 366 * 86400.0))
+    throw format_error("field '" + std::string(name) + "': " + std::to_string(*v) +
+                       " is not a duration in seconds (" + (zero_ok ? "0" : "above 0") +
+                       " to a year)");
+  return v;
+}
+
+inline std::vector<task_attempt> attempt_list(const json& j) {
+  std::vector<task_attempt> out;
+  const json* list = find_field(j, "attempts");
+  if (!list || list->is_null()) return out;
+  if (!list->is_array()) bad_field("attempts", "an array", *list);
+  if (list->size() > static_cast<std::size_t>(max_task_retries) + 1)
+    throw format_error("field 'attempts': more than " + std::to_string(max_task_retries + 1) +
+                       " entries");
+  for (const json& e : *list) {
+    if (!e.is_object()) bad_field("attempts", "an array of objects", e);
+    task_attempt a;
+    a.attempt = opt_string(e, "attempt").value_or("");
+    a.node = opt_string(e, "node").value_or("");
+    auto small = [&](const char* name) -> std::optional<int> {
+      auto v = opt_int(e, name);
+      if (v && (*v < INT32_MIN || *v > INT32_MAX))
+        throw format_error("field 'attempts': " + std::string(name) + " out of range");
+      return v ? std::optional<int>(static_cast<int>(*v)) : std::nullopt;
+    };
+    a.exit_code = small("exit_code");
+    a.signal = small("signal");
+    a.reason = opt_string(e, "reason");
+    a.started = opt_number(e, "started");
+    a.finished = opt_number(e, "finished");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace detail
 
 // Throws format_error (or name_error) naming the bad field.
 inline void from_json(const json& j, task_spec& t) {
@@ -1569,6 +1663,21 @@ inline void from_json(const json& j, task_spec& t) {
   t.retry_of = detail::opt_string(j, "retry_of");
   t.claimed = detail::opt_number(j, "claimed");
   t.pid = detail::opt_pid(j, "pid", 2);
+  t.after = detail::string_list(j, "after");
+  for (const std::string& dep : t.after) {
+    if (!is_valid_task_id(dep))
+      throw format_error("field 'after': " + detail::quote_for_message(dep) + " is not a task id");
+    if (dep == t.id) throw format_error("field 'after': the task names itself");
+  }
+  t.time_limit = detail::opt_seconds(j, "time_limit", false);
+  std::int64_t retries = detail::int_or(j, "retries", 0);
+  if (retries < 0 || retries > max_task_retries)
+    throw format_error("field 'retries': " + std::to_string(retries) + " is not 0 to " +
+                       std::to_string(max_task_retries));
+  t.retries = static_cast<int>(retries);
+  t.retry_delay = detail::opt_seconds(j, "retry_delay", true).value_or(0);
+  t.not_before = detail::opt_number(j, "not_before");
+  t.attempts = detail::attempt_list(j);
   t.extra = detail::unknown_fields(j, task_spec_fields);
 }
 
@@ -4889,15 +4998,22 @@ class result_writer {
 // into the same process group (so a cancel's signal to the group reaches the task), ignores
 // the signals meant for the task, and exits exactly as the task did (same exit code, or the
 // same signal re-raised), so reaping it tells what reaping the task would have told.
+//
+// With `--time-limit S` (protocol version 3) it also enforces the task's time limit, since it
+// outlives the runner: S seconds after it started the task, SIGTERM to the process group, and
+// `--grace G` seconds later SIGKILL; the status file then says `"time_limit": true`.
 
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <optional>
 #include <string>
@@ -4916,6 +5032,7 @@ struct exit_status {
   std::optional<int> signal;
   std::optional<double> finished;
   std::optional<std::string> spawn_failed;  // the program could not be started: why
+  bool time_limit = false;                  // the supervisor stopped it at its time limit
 };
 
 // The status file at path, when it is readable and belongs to `attempt` (a file left by an
@@ -4942,6 +5059,7 @@ inline std::optional<exit_status> read_exit_status(const fs::path& path,
   if (auto f = j.find("finished"); f != j.end() && f->is_number()) s.finished = f->get<double>();
   if (auto f = j.find("spawn_failed"); f != j.end() && f->is_string())
     s.spawn_failed = f->get<std::string>();
+  if (auto f = j.find("time_limit"); f != j.end() && f->is_boolean()) s.time_limit = f->get<bool>();
   // A file that tells nothing (a hand-edited one) is no evidence of how the task ended.
   if (!s.exit_code && !s.signal && !s.spawn_failed) return std::nullopt;
   return s;
@@ -4988,21 +5106,79 @@ inline void write_supervisor_status(const char* path, const json& status) {
   ::_exit(128 + sig);  // a signal whose default is not to terminate
 }
 
+inline double monotonic_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Waits for the task; past `limit` seconds (measured from `start`) it sends SIGTERM to the
+// process group (the supervisor ignores it), `grace` seconds later SIGKILL to the task.
+// SIGCHLD is blocked by the caller, so it is waited for with a timeout instead of polled.
+// Returns waitpid's answer; `stopped` tells whether the limit was reached.
+inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit, double grace,
+                             bool& stopped) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  double kill_at = -1;
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w != 0 && !(w < 0 && errno == EINTR)) return w;
+    double now = monotonic_s();
+    if (!stopped && now >= start + limit) {
+      stopped = true;
+      ::kill(0, SIGTERM);  // the whole group: the task and its children
+      kill_at = now + grace;
+    } else if (stopped && kill_at >= 0 && now >= kill_at) {
+      ::kill(pid, SIGKILL);  // the rest of the group goes when the supervisor dies the same way
+      kill_at = -1;
+    }
+    double next = !stopped ? start + limit : kill_at >= 0 ? kill_at : now + 3600;
+    double wait = std::min(std::max(next - now, 0.001), 3600.0);
+    timespec ts{static_cast<time_t>(wait),
+                static_cast<long>((wait - static_cast<double>(static_cast<time_t>(wait))) * 1e9)};
+    ::sigtimedwait(&chld, nullptr, &ts);
+  }
+}
+
 }  // namespace detail
 
-// The supervisor's main: argv is `<program> __supervise <status file> <attempt> -- cmd...`.
-// Returns the task's exit code (127 when it could not be started, 2 on a usage error) or does
-// not return at all (the task died by a signal, re-raised here).
+// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
+// S [--grace G]] -- cmd...`. Returns the task's exit code (127 when it could not be started,
+// 2 on a usage error) or does not return at all (the task died by a signal, re-raised here).
 inline int run_supervisor(int argc, char** argv) {
-  if (argc < 6 || std::strcmp(argv[1], supervise_verb) != 0 || std::strcmp(argv[4], "--") != 0) {
+  const double start = detail::monotonic_s();
+  std::optional<double> limit;
+  double grace = 10;
+  int dashes = 4;
+  auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
+    char* end = nullptr;
+    double v = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(zero_ok ? v >= 0 : v > 0) || v > 366 * 86400.0)
+      return std::nullopt;
+    return v;
+  };
+  bool usage_ok = argc >= 6 && std::strcmp(argv[1], supervise_verb) == 0;
+  while (usage_ok && dashes + 1 < argc && std::strcmp(argv[dashes], "--") != 0) {
+    bool is_limit = std::strcmp(argv[dashes], "--time-limit") == 0;
+    bool is_grace = std::strcmp(argv[dashes], "--grace") == 0;
+    auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
+    if (!v) usage_ok = false;
+    if (is_limit) limit = v;
+    if (is_grace && v) grace = *v;
+    dashes += 2;
+  }
+  if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
     std::fprintf(stderr,
-                 "usage: leaseq %s STATUS_FILE ATTEMPT -- COMMAND [ARG...] (used by the runner)\n",
+                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] -- COMMAND "
+                 "[ARG...] (used by the runner)\n",
                  supervise_verb);
     return 2;
   }
   const char* status_path = argv[2];
   const std::string attempt = argv[3];
-  char** cmd = argv + 5;
+  char** cmd = argv + dashes + 1;
 
   std::vector<int> shielded = detail::supervisor_shielded_signals();
   std::vector<struct sigaction> saved(shielded.size());
@@ -5020,12 +5196,18 @@ inline int run_supervisor(int argc, char** argv) {
   if (::pipe2(fds, O_CLOEXEC) != 0)
     return spawn_failed(std::string("pipe: ") + std::strerror(errno));
   detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
+  sigset_t chld, old_mask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
   pid_t pid = ::fork();
   if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     // The task gets the dispositions the supervisor was started with (ignored ones are
-    // inherited through exec, so each must be put back).
+    // inherited through exec, so each must be put back), and its signal mask.
     for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
+    if (limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     ::execvp(cmd[0], cmd);
     int e = errno;
     (void)!::write(err_w.get(), &e, sizeof e);
@@ -5036,8 +5218,13 @@ inline int run_supervisor(int argc, char** argv) {
   ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
   int status = 0;
   pid_t waited;
-  do waited = ::waitpid(pid, &status, 0);
-  while (waited < 0 && errno == EINTR);
+  bool stopped = false;
+  if (limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
+    waited = detail::wait_with_limit(pid, status, start, *limit, grace, stopped);
+  } else {
+    do waited = ::waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+  }
   if (n == static_cast<ssize_t>(sizeof exec_errno))
     return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
 
@@ -5045,8 +5232,11 @@ inline int run_supervisor(int argc, char** argv) {
       {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
   if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
   if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
+  if (stopped) out["time_limit"] = true;
   detail::write_supervisor_status(status_path, out);
   if (waited != pid) return 127;  // cannot happen: the task is our only child
+  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
   if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
   return WEXITSTATUS(status);
 }
@@ -5072,6 +5262,10 @@ struct spawn_request {
   std::string supervisor;
   std::string status_path;
   std::string attempt;
+  // Under a supervisor: it stops the task after this many seconds (SIGTERM, then SIGKILL
+  // grace_s later), even when the runner is gone by then.
+  std::optional<double> time_limit_s;
+  double grace_s = 10;
 };
 
 // pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
@@ -5167,7 +5361,13 @@ class posix_process_ops : public process_ops {
     // make every task fail: the task then runs as it would without one.
     bool supervised = !req.supervisor.empty() && ::access(req.supervisor.c_str(), X_OK) == 0;
     std::vector<std::string> words;
-    if (supervised) words = {req.supervisor, supervise_verb, req.status_path, req.attempt, "--"};
+    if (supervised) {
+      words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
+      if (req.time_limit_s)
+        words.insert(words.end(), {"--time-limit", std::to_string(*req.time_limit_s), "--grace",
+                                   std::to_string(req.grace_s)});
+      words.push_back("--");
+    }
     words.insert(words.end(), req.argv.begin(), req.argv.end());
     std::vector<char*> argv, envp;
     for (const auto& a : words) argv.push_back(const_cast<char*>(a.c_str()));
@@ -5967,8 +6167,10 @@ class runner {
   // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
   double next_deadline(double now) const {
     double t = last_heartbeat_ + heartbeat_interval() - now;
-    for (const auto& [id, r] : running_)
+    for (const auto& [id, r] : running_) {
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
+      if (auto limit = runner_time_limit(r)) t = std::min(t, *limit - now);
+    }
     return std::max(0.0, t);
   }
 
@@ -6243,6 +6445,9 @@ class runner {
       log(id + why + ": cancelled");
       finish(t, ended, s ? s->exit_code : std::nullopt, s ? s->signal : std::nullopt,
              task_state::cancelled, "cancelled");
+    } else if (s && s->time_limit) {
+      log(id + why + "; its supervisor stopped it at its time limit");
+      finish(t, ended, s->exit_code, s->signal, task_state::failed, "time_limit");
     } else if (s && s->spawn_failed) {
       log(id + why + "; its supervisor could not start it: " + *s->spawn_failed);
       finish(t, now, std::nullopt, std::nullopt, task_state::failed,
@@ -6303,7 +6508,15 @@ class runner {
     if (!tree_ok(dir_claimed) || !tree_ok(dir_logs) || !tree_ok(dir_done)) return false;
     while (static_cast<int>(running_.size()) < cfg_.slots && !adopted_.empty()) {
       task_spec& spec = adopted_.front();
-      if (spec.gpus > gpus_total()) {
+      // Claimed but never started (a crash right after the claim): its dependencies decide
+      // as they would have. One still waiting goes back to its lane.
+      std::optional<std::pair<std::string, task_state>> failed_dep;
+      bool waits = !spec.after.empty() && !ready(spec, now, failed_dep) && !failed_dep;
+      if (failed_dep) {
+        cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
+      } else if (waits) {
+        give_back(spec);
+      } else if (spec.gpus > gpus_total()) {
         fail_too_many_gpus(spec, now);
       } else if (spec.gpus > static_cast<int>(free_gpus_.size())) {
         return any;
@@ -6340,28 +6553,51 @@ class runner {
         if (listed_empty == now) continue;
         cache = detail::list_lane(lease_.inbox(lane));
         if (cache.empty()) listed_empty = now;
+        forget_waiting_missing(lane, cache);
       }
       while (!cache.empty()) {
         const std::string name = cache.front();
         fs::path from = lease_.inbox(lane) / name;
-        json_outcome peek = read_json_tolerant(from);
-        if (!peek.ok()) {
-          cache.pop_front();
-          if (peek.err != ENOENT) log_once(from, peek.reason);
-          continue;
-        }
-        if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
-          cache.pop_front();
-          log_once(from, "not owned by this runner's user: never run (left pending)");
-          continue;
-        }
         task_spec spec;
-        try {
-          from_json(*peek.value, spec);
-          if (spec.id + ".json" != name) throw format_error("id does not match the file name");
-        } catch (const error& e) {
+        bool remembered = false;
+        if (auto h = waiting_.find(lane + "/" + name); h != waiting_.end()) {
+          spec = h->second;  // read once: only a retry puts a file of that name there again
+          remembered = true;
+        } else {
+          json_outcome peek = read_json_tolerant(from);
+          if (!peek.ok()) {
+            cache.pop_front();
+            if (peek.err != ENOENT) log_once(from, peek.reason);
+            continue;
+          }
+          if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
+            cache.pop_front();
+            log_once(from, "not owned by this runner's user: never run (left pending)");
+            continue;
+          }
+          try {
+            from_json(*peek.value, spec);
+            if (spec.id + ".json" != name) throw format_error("id does not match the file name");
+          } catch (const error& e) {
+            cache.pop_front();
+            log_once(from, e.what());
+            continue;
+          }
+        }
+        // A task that waits (for its dependencies, or its retry delay) is passed over, never
+        // blocking the tasks behind it; one whose dependency failed is claimed and cancelled.
+        std::optional<std::pair<std::string, task_state>> failed_dep;
+        if (!ready(spec, now, failed_dep)) {
           cache.pop_front();
-          log_once(from, e.what());
+          waiting_.emplace(lane + "/" + name, std::move(spec));
+          continue;
+        }
+        waiting_.erase(lane + "/" + name);
+        if (failed_dep) {
+          cache.pop_front();
+          if (!take(from, lease_.claimed(cfg_.node) / name, spec.id)) continue;
+          spec.claimed = now;
+          cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
           continue;
         }
         bool impossible = spec.gpus > gpus_total();
@@ -6372,28 +6608,12 @@ class runner {
           continue;
         }
         if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
-        fs::path to = lease_.claimed(cfg_.node) / name;
-        int rc = ::rename(from.c_str(), to.c_str());
-        int e = errno;
-        if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
-          rc = -1;
-          e = EIO;
-        }
         cache.pop_front();
-        if (rc != 0) {
-          // A rename can fail to report that it happened (a lost NFS reply, retried, says
-          // ENOENT): the destination tells. Otherwise ENOENT is a race another runner won.
-          struct stat st;
-          bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-                          ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
-          if (!happened) {
-            if (e != ENOENT)
-              log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
-            continue;
-          }
-          log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", spec.id,
-                          std::strerror(e)));
-        }
+        fs::path to = lease_.claimed(cfg_.node) / name;
+        if (!take(from, to, spec.id)) continue;
+        // A task with retries may have run and come back (another runner, a later attempt)
+        // since it was read: the claimed file is the truth.
+        if ((remembered || spec.retries > 0) && !reread_claimed(to, spec, now)) continue;
         spec.claimed = now;
         if (impossible) {
           fail_too_many_gpus(spec, now);
@@ -6403,6 +6623,112 @@ class runner {
       }
     }
     return std::nullopt;
+  }
+
+  // The claim: rename inbox -> claimed. True when this runner now holds the task file.
+  bool take(const fs::path& from, const fs::path& to, const std::string& id) {
+    int rc = ::rename(from.c_str(), to.c_str());
+    int e = errno;
+    if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
+      rc = -1;
+      e = EIO;
+    }
+    if (rc == 0) return true;
+    // A rename can fail to report that it happened (a lost NFS reply, retried, says ENOENT):
+    // the destination tells. Otherwise ENOENT is a race another runner won.
+    struct stat st;
+    bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                    ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
+    if (!happened) {
+      if (e != ENOENT) log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
+      return false;
+    }
+    log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", id,
+                    std::strerror(e)));
+    return true;
+  }
+
+  // ---- dependencies and retry delays (protocol version 3) ----
+
+  // Reads a task just claimed again. False when it must not run now: given back to its lane
+  // (a newer attempt's retry delay has not passed) or left for the adoption scan (unreadable).
+  bool reread_claimed(const fs::path& claimed, task_spec& spec, double now) {
+    json_outcome r = read_json_tolerant(claimed);
+    try {
+      if (!r.ok()) throw format_error(r.reason);
+      task_spec fresh;
+      from_json(*r.value, fresh);
+      spec = std::move(fresh);
+    } catch (const error& e) {
+      log(spec.id + ": claimed, but its file does not read (" + e.what() + "); left in claimed/");
+      return false;
+    }
+    if (!spec.not_before || *spec.not_before <= now) return true;
+    give_back(spec);
+    return false;
+  }
+
+  // Whether a pending task may be claimed now: its retry delay passed and every dependency
+  // ended. `failed` names a dependency that ended other than FINISHED (the task is then
+  // claimed only to be cancelled).
+  bool ready(const task_spec& spec, double now,
+             std::optional<std::pair<std::string, task_state>>& failed) {
+    for (const std::string& dep : spec.after) {
+      auto end = dependency_end(dep, now);
+      if (!end) return false;
+      if (*end != task_state::finished) {
+        failed.emplace(dep, *end);
+        return true;
+      }
+    }
+    return !spec.not_before || *spec.not_before <= now;
+  }
+
+  // How a dependency ended (its result, on whichever node it ran), or nothing while it has no
+  // result. An ended one is remembered for good (a result is final: a task with retries left
+  // writes none); one that has not ended is looked at again at most every second, however many
+  // tasks wait for it.
+  std::optional<task_state> dependency_end(const std::string& id, double now) {
+    dependency& d = dependencies_[id];
+    if (d.ended || now - d.checked < dependency_recheck_s) return d.ended;
+    d.checked = now;
+    if (now - done_nodes_listed_ >= dependency_recheck_s) {
+      done_nodes_listed_ = now;
+      done_nodes_ = detail::list_dir(lease_.done_root().string()).names;
+    }
+    for (const std::string& node : done_nodes_) {
+      if (!is_valid_node(node)) continue;
+      json_outcome r = read_json_tolerant(lease_.result(node, id));
+      if (!r.ok()) continue;
+      try {
+        task_result res;
+        from_json(*r.value, res);
+        if (res.task.id == id) return d.ended = res.state;
+      } catch (const error&) {
+      }
+    }
+    return std::nullopt;
+  }
+
+  // A task whose dependency ended FAILED, CANCELLED (or LOST): claimed, never run, CANCELLED.
+  void cancel_for_dependency(const task_spec& spec, const std::string& dep, task_state end,
+                             double now) {
+    running_task t;
+    t.spec = spec;
+    t.claimed = now;
+    log(fmt::format("{}: dependency {} ended {}: cancelled", spec.id, dep, to_string(end)));
+    finish(t, now, std::nullopt, std::nullopt, task_state::cancelled,
+           fmt::format("dependency_failed: {} {}", dep, to_string(end)));
+  }
+
+  // Drops the waiting tasks of a lane that its new listing no longer shows (claimed elsewhere,
+  // cancelled).
+  void forget_waiting_missing(const std::string& lane, const std::deque<std::string>& listing) {
+    std::string prefix = lane + "/";
+    std::set<std::string> present(listing.begin(), listing.end());
+    for (auto it = waiting_.lower_bound(prefix);
+         it != waiting_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
+      it = present.count(it->first.substr(prefix.size())) ? std::next(it) : waiting_.erase(it);
   }
 
   void log_once(const fs::path& p, const std::string& reason) {
@@ -6456,6 +6782,8 @@ class runner {
     req.supervisor = cfg_.supervisor;
     req.status_path = exit_status_path(t.spec.id).string();
     req.attempt = t.attempt;
+    req.time_limit_s = t.spec.time_limit;  // the supervisor enforces it, runner or no runner
+    req.grace_s = cfg_.grace_s;
     spawn_outcome s = ops_.spawn(req);
     if (s.pid <= 0) {
       log(t.spec.id + ": spawn failed: " + s.error);
@@ -6509,6 +6837,9 @@ class runner {
       if (t.stop_reason == std::string("cancelled")) {
         st = task_state::cancelled;
         reason = "cancelled";
+      } else if (stopped_at_time_limit(t)) {
+        st = task_state::failed;
+        reason = "time_limit";
       } else if (t.stop_reason) {
         st = task_state::failed;
         reason = t.stop_reason;
@@ -6558,12 +6889,20 @@ class runner {
 
   // Builds the result and queues it; flush_results() writes it, then unlinks the claimed
   // file. On a write failure the result stays queued and the claimed file stays on disk.
+  // A FAILED attempt of a task with retries left runs again instead (requeue()).
   void finish(const running_task& t, double now, std::optional<int> exit_code,
               std::optional<int> signal, task_state st, std::optional<std::string> reason) {
+    task_attempt ended{t.attempt, cfg_.node, exit_code, signal, reason, t.started, now};
+    if (st == task_state::failed && retried_after(reason) &&
+        attempt_number(t.spec) < attempts_allowed(t.spec) && requeue(t, ended, now))
+      return;
     task_result r;
     r.task = t.spec;
     r.task.claimed.reset();
     r.task.pid.reset();
+    r.task.not_before.reset();
+    if (!t.attempt.empty() && (t.spec.retries > 0 || !t.spec.attempts.empty()))
+      r.task.attempts.push_back(std::move(ended));
     if (r.task.extra.is_object())  // claim bookkeeping, not part of the result
       for (const char* k : {"starting", "pid_start", "boot_id"}) r.task.extra.erase(k);
     r.state = st;
@@ -6578,6 +6917,50 @@ class runner {
     if (!t.attempt.empty()) r.attempt = t.attempt;
     hb_dirty_ = true;
     unwritten_.push_back({std::move(r)});
+  }
+
+  // Which FAILED attempts are run again (protocol.md, "Retries"): a non-zero exit, a death by
+  // a signal the runner did not send, a runner that died under it (runner_lost). Not a
+  // cancel, a time limit, a program that cannot start, nor a runner told to stop.
+  static bool retried_after(const std::optional<std::string>& reason) {
+    return !reason || *reason == "runner_lost";
+  }
+
+  // Puts a task whose attempt failed back into its lane with that attempt recorded, to be
+  // claimed again (by any runner of the lane) once its retry delay passed. The claimed file is
+  // rewritten first, without the attempt's pid: if the rename below does not happen, a runner
+  // adopting it runs it as never started. False (the caller writes the FAILED result) when
+  // nothing could be written.
+  bool requeue(const running_task& t, task_attempt ended, double now) {
+    const std::string& id = t.spec.id;
+    std::string lane = t.spec.node ? *t.spec.node : std::string(any_lane);
+    if (!tree_ok(dir_claimed) || !tree_ok(lane == cfg_.node ? dir_inbox_own : dir_inbox_any))
+      return false;
+    task_spec next = t.spec;
+    next.claimed.reset();
+    next.pid.reset();
+    if (next.extra.is_object())
+      for (const char* k : {"starting", "pid_start", "boot_id"}) next.extra.erase(k);
+    next.attempts.push_back(std::move(ended));
+    next.not_before.reset();
+    if (next.retry_delay > 0) next.not_before = now + next.retry_delay;
+    fs::path claimed = lease_.claimed_task(cfg_.node, id);
+    try {
+      write_file_atomic_nosync(claimed, json_file_text(json(next)));
+    } catch (const error& e) {
+      log(id + ": cannot record the failed attempt (" + e.what() + "): no retry");
+      return false;
+    }
+    if (::rename(claimed.c_str(), lease_.inbox_task(lane, id).c_str()) != 0)
+      log(
+          fmt::format("{}: cannot put it back into lane {} ({}); left in claimed/, to be run "
+                      "again from there",
+                      id, lane, std::strerror(errno)));
+    log(fmt::format("{}: attempt {}/{} failed; runs again{}", id, attempt_number(t.spec),
+                    attempts_allowed(t.spec),
+                    next.retry_delay > 0 ? fmt::format(" in {:g} s", next.retry_delay) : ""));
+    hb_dirty_ = true;
+    return true;
   }
 
   // Why a result cannot be written now (the directory is unsafe, or an injected fault), or
@@ -6703,8 +7086,27 @@ class runner {
     }
   }
 
+  // A time limit the runner enforces itself: only for tasks run without a supervisor (the
+  // supervisor enforces it otherwise, also while no runner lives). When it is due, or nothing.
+  std::optional<double> runner_time_limit(const running_task& t) const {
+    if (!cfg_.supervisor.empty() || t.orphan || !t.spec.time_limit || !t.started || t.stop_reason)
+      return std::nullopt;
+    return *t.started + *t.spec.time_limit;
+  }
+
+  // Whether the task's supervisor stopped it at its time limit (its .exit file says so).
+  bool stopped_at_time_limit(const running_task& t) const {
+    if (!t.spec.time_limit || cfg_.supervisor.empty()) return false;
+    auto s = read_exit_status(exit_status_path(t.spec.id), t.attempt);
+    return s && s->time_limit;
+  }
+
   void enforce_deadlines(double now) {
     for (auto& [id, t] : running_) {
+      if (auto limit = runner_time_limit(t); limit && *limit <= now) {
+        log(fmt::format("{}: ran past its time limit ({:g} s): SIGTERM", id, *t.spec.time_limit));
+        stop_task(t, now, "time_limit");
+      }
       if (t.kill_at && *t.kill_at <= now) {
         t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
         // An orphan's pid is not ours to reap: it may have been reused by now.
@@ -6879,6 +7281,16 @@ class runner {
   std::deque<std::string> lane_cache_, any_cache_;
   double lane_listed_empty_ = -1, any_listed_empty_ = -1;
   std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
+  // Pending tasks passed over (dependencies, retry delay), by "<lane>/<file name>", parsed.
+  std::map<std::string, task_spec> waiting_;
+  struct dependency {
+    std::optional<task_state> ended;
+    double checked = -1e18;
+  };
+  static constexpr double dependency_recheck_s = 1.0;
+  std::map<std::string, dependency> dependencies_;
+  std::vector<std::string> done_nodes_;
+  double done_nodes_listed_ = -1e18;
   std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
   std::set<std::string> logged_;
   std::mt19937_64 rng_;
@@ -8730,7 +9142,9 @@ std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_pat
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -8747,12 +9161,96 @@ struct submit_request {
   std::optional<std::string> node;  // nullopt: the shared lane _any
   std::optional<std::string> key;
   std::optional<std::string> retry_of;
+  std::vector<std::string> after;    // task ids that must all FINISH first; each must exist
+  std::optional<double> time_limit;  // seconds
+  int retries = 0;
+  double retry_delay = 0;  // seconds
 };
 
 struct submit_outcome {
   std::string id;
   bool existing = false;  // the key was already used: id is the earlier task's
 };
+
+// A duration given to submit (--time-limit, --retry-delay), in seconds: units `30s`, `5m`,
+// `2h`, `1d`, combined (`1h30m`, decimals allowed: `1.5h`), or Slurm's clock forms `M:SS`,
+// `H:MM:SS`, `D-H:MM:SS`. A bare number is refused: Slurm reads `--time 30` as minutes, most
+// tools as seconds, and a wrong guess kills a task 60 times too early. `option` names the
+// flag in the error.
+inline double parse_submit_duration(std::string_view text, std::string_view option) {
+  auto refuse = [&]() -> double {
+    throw error(std::string(option) + ": " + detail::quote_for_message(text) +
+                " is not a duration (30s, 5m, 2h, 1h30m, 2:00:00, 1-00:00:00)");
+  };
+  auto number = [&](std::string_view s, bool fraction) -> double {
+    if (s.empty() || s.size() > 12) refuse();
+    bool dot = false;
+    for (char c : s) {
+      if (c == '.' && fraction && !dot) {
+        dot = true;
+        continue;
+      }
+      if (c < '0' || c > '9') refuse();
+    }
+    if (s == ".") refuse();
+    return std::stod(std::string(s));
+  };
+  double total = 0;
+  if (text.find(':') != std::string_view::npos) {
+    std::string_view rest = text;
+    double days = 0;
+    if (auto dash = rest.find('-'); dash != std::string_view::npos) {
+      days = number(rest.substr(0, dash), false);
+      rest = rest.substr(dash + 1);
+    }
+    std::vector<double> parts;
+    for (std::size_t start = 0;;) {
+      std::size_t colon = rest.find(':', start);
+      std::string_view part =
+          rest.substr(start, colon == std::string_view::npos ? colon : colon - start);
+      if (!parts.empty() && part.size() != 2) refuse();  // minutes and seconds: two digits
+      parts.push_back(number(part, false));
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+    if (parts.size() > 3 || (parts.size() == 2 && days > 0)) refuse();
+    for (std::size_t i = 1; i < parts.size(); ++i)
+      if (parts[i] >= 60) refuse();
+    if (parts.size() == 2)
+      total = parts[0] * 60 + parts[1];
+    else
+      total = parts[0] * 3600 + parts[1] * 60 + parts[2];
+    total += days * 86400;
+  } else {
+    std::size_t i = 0;
+    if (text.empty()) refuse();
+    while (i < text.size()) {
+      std::size_t j = i;
+      while (j < text.size() && ((text[j] >= '0' && text[j] <= '9') || text[j] == '.')) ++j;
+      if (j == i || j == text.size()) refuse();  // no number, or a number without its unit
+      double v = number(text.substr(i, j - i), true);
+      switch (text[j]) {
+        case 's':
+          total += v;
+          break;
+        case 'm':
+          total += v * 60;
+          break;
+        case 'h':
+          total += v * 3600;
+          break;
+        case 'd':
+          total += v * 86400;
+          break;
+        default:
+          refuse();
+      }
+      i = j + 1;
+    }
+  }
+  if (!(total <= 366 * 86400.0)) throw error(std::string(option) + ": longer than a year");
+  return total;
+}
 
 // A shell command as a task argv.
 inline std::vector<std::string> shell_argv(const std::string& command) {
@@ -8767,6 +9265,13 @@ inline void check_request(const submit_request& r) {
   if (r.node) check_node(*r.node);
   if (r.key) check_key(*r.key);
   if (r.retry_of) check_task_id(*r.retry_of);
+  for (const auto& dep : r.after) check_task_id(dep);
+  if (r.time_limit && !(*r.time_limit > 0 && *r.time_limit <= 366 * 86400.0))
+    throw error("submit: the time limit must be above 0 and at most a year");
+  if (r.retries < 0 || r.retries > max_task_retries)
+    throw error("submit: retries must be between 0 and " + std::to_string(max_task_retries));
+  if (!(r.retry_delay >= 0 && r.retry_delay <= 366 * 86400.0))
+    throw error("submit: the retry delay must be 0 to a year");
   for (const auto& [k, v] : r.env)
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       throw error("submit: invalid environment variable name " + quote_for_message(k));
@@ -8787,6 +9292,11 @@ inline task_spec make_spec(const submit_request& r, const std::string& lease_id,
   t.key = r.key;
   t.created = now;
   t.retry_of = r.retry_of;
+  for (const auto& dep : r.after)
+    if (std::find(t.after.begin(), t.after.end(), dep) == t.after.end()) t.after.push_back(dep);
+  t.time_limit = r.time_limit;
+  t.retries = r.retries;
+  t.retry_delay = r.retry_delay;
   return t;
 }
 
@@ -8841,6 +9351,19 @@ inline bool task_file_exists(const lease_paths& lease, const std::string& id) {
   };
   return in(lease.done_root(), id + ".result.json") || in(lease.claimed_root(), id + ".json") ||
          in(lease.inbox_root(), id + ".json");
+}
+
+// Refuses a dependency on a task the lease does not have. Only tasks that exist can be named,
+// so every dependency points at an earlier task and no cycle can form.
+inline void check_dependencies_exist(const lease_paths& lease, const std::string& lease_id,
+                                     const std::vector<submit_request>& requests) {
+  std::set<std::string> checked;
+  for (const auto& r : requests)
+    for (const auto& dep : r.after)
+      if (checked.insert(dep).second && !task_file_exists(lease, dep))
+        throw error("--after " + dep + ": lease " + lease_id +
+                    " has no such task (or this client does not see it yet); nothing was "
+                    "enqueued");
 }
 
 // The id an existing key binds, or nullopt when the key is free (never made, or orphaned and
@@ -9020,6 +9543,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
                                                 double now = unix_now()) {
   check_lease_id(lease_id);
   for (const auto& r : requests) detail::check_request(r);
+  detail::check_dependencies_exist(lease, lease_id, requests);
   std::vector<submit_outcome> out;
   if (requests.empty()) return out;
   const std::size_t n = requests.size();
@@ -9170,6 +9694,10 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
   r.node = loc->spec.node;
   r.key = std::move(key);
   r.retry_of = old_id;
+  // Its limits, not its dependencies: a retry is asked for by hand, whatever they did.
+  r.time_limit = loc->spec.time_limit;
+  r.retries = loc->spec.retries;
+  r.retry_delay = loc->spec.retry_delay;
   return submit_task(lease, lease_id, r, now);
 }
 
@@ -11910,8 +12438,10 @@ inline void draw_form(buffer& buf, const rect& area, std::string_view title, con
 //
 // A reason is given only when nothing in sight will take the task: no runner serves its lane,
 // none has the GPUs it asks for, every runner that could take it is paused or silent, or the
-// lease itself ended. A task that simply waits its turn (or whose runners are still to come,
-// a Slurm job not started yet) has no reason: "waiting" is then the whole story.
+// lease itself ended; or (protocol version 3) its dependencies have not all FINISHED ("after
+// T012 (RUNNING)"), or its retry delay has not passed. A task that simply waits its turn (or whose
+// runners are still to come, a Slurm job not started yet) has no reason: "waiting" is then the
+// whole story.
 
 #include <algorithm>
 #include <cstdint>
@@ -11970,14 +12500,30 @@ inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcep
   return false;
 }
 
-}  // namespace detail
+// What a pending task of protocol version 3 waits for besides a runner: its dependencies
+// (each one not FINISHED, with its state; the first that ended otherwise makes the task's
+// runner cancel it) or its retry delay.
+inline std::optional<std::string> own_wait(const task_view& t, const snapshot& s) {
+  if (!t.spec) return std::nullopt;
+  std::string waits;
+  for (const std::string& dep : t.spec->after) {
+    const task_view* d = s.find_task(dep);
+    if (d && d->state == task_state::finished) continue;
+    std::string state = d ? std::string(to_string(d->state)) : std::string("not visible");
+    if (d && is_done(d->state))
+      return "dependency " + dep + " ended " + state + ": a runner will cancel it";
+    waits += (waits.empty() ? "" : ", ") + dep + " (" + state + ")";
+  }
+  if (!waits.empty()) return "after " + waits;
+  if (t.spec->not_before && *t.spec->not_before > s.taken_at)
+    return fmt::format("attempt {}/{} starts in {:.0f} s (retry delay)", attempt_number(*t.spec),
+                       attempts_allowed(*t.spec), *t.spec->not_before - s.taken_at);
+  return std::nullopt;
+}
 
-// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
-// has no waiting reason.
-inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
-                                                 const lease_condition& lease = {}) {
-  if (t.state != task_state::pending) return std::nullopt;
-  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+// Why no runner will take `t` now, or nothing.
+inline std::optional<std::string> runner_wait(const task_view& t, const snapshot& s,
+                                              const lease_condition& lease) {
   const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
   std::size_t seen = 0;  // runners that ever wrote a heartbeat
   for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
@@ -12030,6 +12576,29 @@ inline std::optional<std::string> waiting_reason(const task_view& t, const snaps
   if (paused + silent == able.size())
     return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
   return std::nullopt;
+}
+
+}  // namespace detail
+
+// "attempt 2/3" for a task with retries (or that was retried): the attempt it is on, or for an
+// ended task the attempts it took, of those it may have. Nothing for any other task.
+inline std::optional<std::string> attempt_text(const task_view& t) {
+  const task_spec* spec = t.result ? &t.result->task : t.spec.get();
+  if (!spec || (spec->retries == 0 && spec->attempts.empty())) return std::nullopt;
+  int n =
+      t.result ? std::max<int>(1, static_cast<int>(spec->attempts.size())) : attempt_number(*spec);
+  return fmt::format("attempt {}/{}", n, std::max(n, attempts_allowed(*spec)));
+}
+
+// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
+// has no waiting reason. What keeps every runner away comes first, then what the task itself
+// waits for (dependencies, a retry delay).
+inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
+                                                 const lease_condition& lease = {}) {
+  if (t.state != task_state::pending) return std::nullopt;
+  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+  if (auto why = detail::runner_wait(t, s, lease)) return why;
+  return detail::own_wait(t, s);
 }
 
 // Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never
