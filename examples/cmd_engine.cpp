@@ -247,31 +247,36 @@ void refuse_impossible(const home_paths& home, const std::string& lease_id,
                 "; nothing was enqueued (--force queues it anyway)");
 }
 
-void do_submit(const submit_options& o) {
-  home_paths home = home_paths::from_env();
-  std::string lease_id = resolve_lease(home, o.lease);
-  lease_paths lease(home, lease_id);
-  submit_request base;
-  base.cwd = o.cwd.empty() ? fs::current_path().string() : fs::absolute(o.cwd).string();
-  base.env = parse_env(o.env);
-  base.gpus = o.gpus;
+// --after, --time-limit, --retries and --retry-delay into r; a bad one throws, naming it.
+void set_submit_limits(const submit_options& o, submit_request& r) {
   for (const std::string& list : o.after)  // --after T1,T2 --after T3
     for (std::size_t at = 0; at <= list.size();) {
       std::size_t comma = std::min(list.find(',', at), list.size());
-      base.after.push_back(check_task_id(list.substr(at, comma - at)));
+      r.after.push_back(check_task_id(list.substr(at, comma - at)));
       at = comma + 1;
     }
   if (!o.time_limit.empty()) {
-    base.time_limit = parse_submit_duration(o.time_limit, "--time-limit");
-    if (*base.time_limit <= 0) throw error("--time-limit: must be above 0");
+    r.time_limit = parse_submit_duration(o.time_limit, "--time-limit");
+    if (*r.time_limit <= 0) throw error("--time-limit: must be above 0");
   }
   if (o.retries < 0 || o.retries > max_task_retries)
     throw error(fmt::format("--retries: must be 0 to {}", max_task_retries));
-  base.retries = o.retries;
+  r.retries = o.retries;
   if (!o.retry_delay.empty()) {
     if (o.retries == 0) throw error("--retry-delay needs --retries N");
-    base.retry_delay = parse_submit_duration(o.retry_delay, "--retry-delay");
+    r.retry_delay = parse_submit_duration(o.retry_delay, "--retry-delay");
   }
+}
+
+void do_submit(const submit_options& o) {
+  submit_request base;
+  set_submit_limits(o, base);  // before anything is written
+  home_paths home = home_paths::from_env();
+  std::string lease_id = resolve_lease(home, o.lease);
+  lease_paths lease(home, lease_id);
+  base.cwd = o.cwd.empty() ? fs::current_path().string() : fs::absolute(o.cwd).string();
+  base.env = parse_env(o.env);
+  base.gpus = o.gpus;
   if (!o.node.empty()) base.node = check_node(o.node);
   if (!o.key.empty()) check_key(o.key);
   if (!o.force) refuse_impossible(home, lease_id, lease, base);

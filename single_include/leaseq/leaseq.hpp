@@ -6560,7 +6560,8 @@ class runner {
         fs::path from = lease_.inbox(lane) / name;
         task_spec spec;
         bool remembered = false;
-        if (auto h = waiting_.find(lane + "/" + name); h != waiting_.end()) {
+        if (auto h = waiting_.empty() ? waiting_.end() : waiting_.find(lane + "/" + name);
+            h != waiting_.end()) {
           spec = h->second;  // read once: only a retry puts a file of that name there again
           remembered = true;
         } else {
@@ -6592,7 +6593,7 @@ class runner {
           waiting_.emplace(lane + "/" + name, std::move(spec));
           continue;
         }
-        waiting_.erase(lane + "/" + name);
+        if (remembered) waiting_.erase(lane + "/" + name);
         if (failed_dep) {
           cache.pop_front();
           if (!take(from, lease_.claimed(cfg_.node) / name, spec.id)) continue;
