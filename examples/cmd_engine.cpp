@@ -392,6 +392,91 @@ bool cancel_unserved(const home_paths& home, const std::string& lease_id, const 
   return true;
 }
 
+struct cancel_options {
+  std::string lease, state, node;
+  std::vector<std::string> tasks;
+  bool yes = false;
+};
+
+// The tasks `cancel --state S [--node N]` hits, from one scan of the lease.
+std::vector<std::string> tasks_to_cancel(const home_paths& home, const std::string& lease_id,
+                                         const lease_paths& lease, const cancel_options& o) {
+  std::string word = o.state;
+  for (auto& c : word)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  auto st = parse_task_state(word);
+  if (!st || (*st != task_state::pending && *st != task_state::running))
+    throw error("--state " + detail::quote_for_message(o.state) +
+                ": only PENDING or RUNNING tasks can be cancelled");
+  store_options so;
+  so.ui = load_config(home.config()).ui;
+  snapshot_store<> store(lease, lease_id, so);
+  std::vector<std::string> ids;
+  for (const task_view& t : store.refresh()->tasks())
+    if (t.state == *st && (o.node.empty() || t.node == o.node)) ids.push_back(t.id);
+  return ids;
+}
+
+// Asks before a cancel that hits more than one task, unless --yes; off a terminal it refuses.
+void confirm_cancel(const std::vector<std::string>& ids, bool yes) {
+  if (ids.size() <= 1 || yes) return;
+  std::string shown;
+  for (std::size_t i = 0; i < ids.size() && i < 5; ++i) shown += (i ? " " : "") + ids[i];
+  if (ids.size() > 5) shown += " ...";
+  std::string what = fmt::format("{} tasks would be cancelled ({})", ids.size(), shown);
+  if (!::isatty(STDIN_FILENO)) throw error(what + "; not on a terminal, so pass --yes to confirm");
+  std::fprintf(stderr, "%s. Cancel them? [y/N] ", what.c_str());
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "y" && answer != "Y" && answer != "yes") throw error("nothing was cancelled");
+}
+
+// One task: taken out of a lane no runner serves at once, else a control file to its runner.
+void cancel_one(const home_paths& home, const std::string& lease_id, const lease_paths& lease,
+                const std::string& id) {
+  if (auto loc = locate_task(lease, id);
+      loc && loc->place == task_place::pending && cancel_unserved(home, lease_id, lease, *loc)) {
+    std::printf("cancelled %s (pending in lane %s, which no live runner serves)\n", id.c_str(),
+                loc->dir.c_str());
+    return;
+  }
+  std::optional<std::string> fallback;
+  if (is_local_lease(lease_id)) fallback = lease_id.substr(6);
+  cancel_outcome c = cancel_task(lease, id, fallback);
+  std::printf("cancel of %s sent to %s\n", id.c_str(), join_words(c.nodes).c_str());
+}
+
+void do_cancel(const cancel_options& o) {
+  if (o.state.empty() == o.tasks.empty())
+    throw error("cancel: give task ids, or --state PENDING|RUNNING (not both)");
+  if (!o.node.empty() && o.state.empty()) throw error("cancel: --node goes with --state");
+  if (!o.node.empty()) check_node(o.node);
+  for (const auto& id : o.tasks) check_task_id(id);
+  home_paths home = home_paths::from_env();
+  std::string lease_id = resolve_lease(home, o.lease);
+  lease_paths lease(home, lease_id);
+  std::vector<std::string> ids = o.tasks;
+  if (!o.state.empty()) {
+    ids = tasks_to_cancel(home, lease_id, lease, o);
+    if (ids.empty()) {
+      std::printf("no %s task to cancel\n", o.state.c_str());
+      return;
+    }
+  }
+  confirm_cancel(ids, o.yes);
+  std::size_t failed = 0;
+  for (const auto& id : ids) {
+    try {
+      cancel_one(home, lease_id, lease, id);
+    } catch (const error& e) {  // one task that ended meanwhile does not stop the others
+      if (ids.size() == 1) throw;
+      std::fprintf(stderr, "leaseq: %s\n", sanitize_inline(e.what()).c_str());
+      ++failed;
+    }
+  }
+  if (failed > 0) throw error(fmt::format("{} of {} cancels failed", failed, ids.size()));
+}
+
 void lease_local_status(const std::string& node_opt) {
   home_paths home = home_paths::from_env();
   std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
@@ -497,27 +582,17 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
   // ---- cancel / retry / pause / resume ----
   auto lease_opt = std::make_shared<std::string>();
   auto task_arg = std::make_shared<std::string>();
+  auto co = std::make_shared<cancel_options>();
   CLI::App* can = app.add_subcommand(
-      "cancel", "Cancel a task: a pending one never starts, a running one gets SIGTERM");
-  can->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
-  can->add_option("task", *task_arg, "Task id (T014)")->required();
-  can->callback([lease_opt, task_arg] {
-    home_paths home = home_paths::from_env();
-    std::string id = resolve_lease(home, *lease_opt);
-    lease_paths lease(home, id);
-    check_task_id(*task_arg);
-    if (auto loc = locate_task(lease, *task_arg);
-        loc && loc->place == task_place::pending && cancel_unserved(home, id, lease, *loc)) {
-      std::printf("cancelled %s (pending in lane %s, which no live runner serves)\n",
-                  task_arg->c_str(), loc->dir.c_str());
-      return;
-    }
-    std::optional<std::string> fallback;
-    if (is_local_lease(id)) fallback = id.substr(6);
-    cancel_outcome c = cancel_task(lease, *task_arg, fallback);
-    std::printf("cancel of %s sent to %s\n", task_arg->c_str(), join_words(c.nodes).c_str());
-  });
-
+      "cancel",
+      "Cancel tasks: a pending one never starts, a running one gets SIGTERM (cancel ID... or "
+      "cancel --state PENDING|RUNNING [--node N])");
+  can->add_option("--lease", co->lease, "Lease id (default: the default lease)");
+  can->add_option("--state", co->state, "Cancel every task in this state: PENDING or RUNNING");
+  can->add_option("--node", co->node, "With --state: only tasks of this node (lane or runner)");
+  can->add_flag("--yes,-y", co->yes, "Do not ask when more than one task is hit");
+  can->add_option("task", co->tasks, "Task ids (T014 ...)");
+  can->callback([co] { do_cancel(*co); });
   auto retry_key = std::make_shared<std::string>();
   CLI::App* ret = app.add_subcommand(
       "retry", "Enqueue a task again as a new task (new id, retry_of names the old one)");

@@ -63,6 +63,14 @@ std::size_t results_of(const fixture& f, const std::string& id) {
   return n;
 }
 
+// A submit that must be refused, with `why` in its message.
+void check_refused(const fixture& f, const std::string& args, const std::string& why) {
+  auto r = f.leaseq("submit --lease " + lease_id + " " + args);
+  INFO(r.out);
+  CHECK(r.exit_code != 0);
+  CHECK(r.out.find(why) != std::string::npos);
+}
+
 std::string tasks_text(const fixture& f) {
   return f.leaseq("tasks --lease " + lease_id, false).out;
 }
@@ -99,12 +107,9 @@ TEST_CASE("dependencies: a failed dependency cancels its dependants once, whoeve
           "[runner][e2e]") {
   fixture f;
   // Unknown ids are refused and nothing is written.
-  auto refused = f.leaseq("submit --lease " + lease_id + " --after T404 -- true");
-  CHECK(refused.exit_code != 0);
-  CHECK(refused.out.find("T404") != std::string::npos);
+  check_refused(f, "--after T404 -- true", "T404");
   CHECK(f.count(f.lease.inbox("_any")) == 0);
-  refused = f.leaseq("submit --lease " + lease_id + " --after T1 -- true");
-  CHECK(refused.exit_code != 0);
+  check_refused(f, "--after T1 -- true", "T1");
 
   std::string bad = f.submit(gated(f, "gate", 3));
   std::string child = f.submit("--after " + bad + " -- echo never");
@@ -133,9 +138,8 @@ TEST_CASE("dependencies: a failed dependency cancels its dependants once, whoeve
 TEST_CASE("time limit: the supervisor stops a task past its limit, even with its runner killed",
           "[runner][e2e]") {
   fixture f;
-  auto refused = f.leaseq("submit --lease " + lease_id + " --time-limit 30 -- true");
-  CHECK(refused.exit_code != 0);
-  CHECK(refused.out.find("not a duration") != std::string::npos);
+  check_refused(f, "--time-limit 30 -- true", "not a duration");
+  check_refused(f, "--retry-delay 5s -- true", "needs --retries");
   CHECK_FALSE(fs::exists(f.home / "runs"));  // bad input writes nothing, not even the lease
 
   std::string watched = f.submit("--time-limit 1s -- sleep 60");
@@ -215,4 +219,35 @@ TEST_CASE("retries: a task lost with its kill -9'd runner runs again on another 
   CHECK(fs::exists(f.lease.result(other, id)));
   CHECK(results_of(f, id) == 1);
   CHECK(f.log_of(other, id) == "second\n");
+}
+
+TEST_CASE("cancel: --state PENDING cancels every pending task (of a node), asking first",
+          "[runner][e2e]") {
+  fixture f;
+  auto r = start_runner(f, "n1");
+  REQUIRE(f.leaseq("pause --lease " + lease_id + " n1").exit_code == 0);
+  REQUIRE(wait_until([&] { return hb_says(f, "n1", "paused", true); }));
+  std::string a = f.submit("-- true"), b = f.submit("-- true");
+  std::string elsewhere = f.submit("--node n2 --force -- true");
+  auto cancel = [&](const std::string& args) {
+    return f.leaseq("cancel --lease " + lease_id + " " + args + " < /dev/null");
+  };
+  auto asked = cancel("--state PENDING");
+  CHECK(asked.exit_code != 0);
+  CHECK(asked.out.find("3 tasks would be cancelled") != std::string::npos);
+  CHECK(asked.out.find("--yes") != std::string::npos);
+  CHECK(cancel("--state FINISHED --yes").exit_code != 0);
+  CHECK(cancel("").exit_code != 0);
+  CHECK(cancel("--node n2 " + a).exit_code != 0);
+  CHECK(f.count_results() == 0);  // nothing was cancelled by the refused ones
+
+  auto one = cancel("--state pending --node n2");  // one task: no question
+  INFO(one.out);
+  CHECK(one.exit_code == 0);
+  CHECK(f.wait_result(elsewhere)["state"] == "CANCELLED");
+  CHECK_FALSE(f.result_of(a));
+  CHECK(cancel("--state PENDING --yes").exit_code == 0);
+  CHECK(f.wait_result(a)["state"] == "CANCELLED");
+  CHECK(f.wait_result(b)["state"] == "CANCELLED");
+  CHECK(cancel("--state PENDING").out.find("no PENDING task") != std::string::npos);
 }

@@ -500,12 +500,17 @@ namespace {
 
 // Runs run_supervisor() in a forked child, as `leaseq __supervise` would; returns its wait
 // status.
+// `options` (--time-limit, --grace) put the supervisor in a session of its own: a time limit
+// signals its whole process group.
 int supervise_in_child(const fs::path& status, const std::string& attempt,
-                       std::vector<std::string> cmd) {
-  std::vector<std::string> words = {"leaseq", supervise_verb, status.string(), attempt, "--"};
+                       std::vector<std::string> cmd, std::vector<std::string> options = {}) {
+  std::vector<std::string> words = {"leaseq", supervise_verb, status.string(), attempt};
+  words.insert(words.end(), options.begin(), options.end());
+  words.push_back("--");
   words.insert(words.end(), cmd.begin(), cmd.end());
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (!options.empty()) ::setsid();
     std::vector<char*> argv;
     for (auto& w : words) argv.push_back(w.data());
     argv.push_back(nullptr);
@@ -807,6 +812,18 @@ std::string submit_v3(bench& b, const std::function<void(submit_request&)>& set)
   return submit_task(b.lease, "local:h", r).id;
 }
 
+// A task told SIGTERM gets SIGKILL once the grace (5 s) is over, and dies of it.
+task_result killed_after_grace(bench& b, pid_t p, const std::string& id) {
+  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM});
+  b.step(5.5);
+  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM, SIGKILL});
+  b.ops.exit_signal(p, SIGKILL);
+  b.step();
+  auto res = b.result(id);
+  REQUIRE(res);
+  return *res;
+}
+
 bool logged(const bench& b, const std::string& text) {
   return std::any_of(b.logs.begin(), b.logs.end(),
                      [&](const std::string& l) { return l.find(text) != std::string::npos; });
@@ -979,15 +996,9 @@ TEST_CASE("runner: without a supervisor the runner enforces the time limit itsel
   CHECK(b.ops.procs[p].signals.empty());
   CHECK(b.r->next_deadline(b.clock.now()) <= 1.01);
   b.step(1.5);
-  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM});
-  b.step(5.5);
-  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM, SIGKILL});
-  b.ops.exit_signal(p, SIGKILL);
-  b.step();
-  auto res = b.result(id);
-  REQUIRE(res);
-  CHECK(res->state == task_state::failed);
-  CHECK(res->reason == "time_limit");
+  task_result res = killed_after_grace(b, p, id);
+  CHECK(res.state == task_state::failed);
+  CHECK(res.reason == "time_limit");
   CHECK(b.ops.procs.size() == 1);
 }
 
@@ -1036,23 +1047,10 @@ TEST_CASE("runner: an orphan its supervisor stopped at the time limit ends time_
 
 namespace {
 
-// The supervisor in a session of its own (its time limit signals its whole process group).
 int supervise_with_limit(const fs::path& status, const std::string& limit, const std::string& grace,
                          const std::string& script) {
-  std::vector<std::string> words = {"leaseq", supervise_verb, status.string(), "a1", "--time-limit",
-                                    limit,    "--grace",      grace,           "--", "/bin/sh",
-                                    "-c",     script};
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setsid();
-    std::vector<char*> argv;
-    for (auto& w : words) argv.push_back(w.data());
-    argv.push_back(nullptr);
-    ::_exit(run_supervisor(static_cast<int>(words.size()), argv.data()));
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return st;
+  return supervise_in_child(status, "a1", {"/bin/sh", "-c", script},
+                            {"--time-limit", limit, "--grace", grace});
 }
 
 }  // namespace
