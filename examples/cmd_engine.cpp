@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -392,22 +393,25 @@ bool cancel_unserved(const home_paths& home, const std::string& lease_id, const 
   return true;
 }
 
-struct cancel_options {
-  std::string lease, state, node;
+// cancel and retry: task ids, or every task in a state (of a node).
+struct bulk_options {
+  std::string lease, state, node, key;
   std::vector<std::string> tasks;
   bool yes = false;
 };
 
-// The tasks `cancel --state S [--node N]` hits, from one scan of the lease.
-std::vector<std::string> tasks_to_cancel(const home_paths& home, const std::string& lease_id,
-                                         const lease_paths& lease, const cancel_options& o) {
+// The tasks `--state S [--node N]` hits, from one scan of the lease; `allowed` are the states
+// the command acts on, `what` says so in the refusal.
+std::vector<std::string> tasks_in_state(const home_paths& home, const std::string& lease_id,
+                                        const lease_paths& lease, const bulk_options& o,
+                                        std::initializer_list<task_state> allowed,
+                                        const char* what) {
   std::string word = o.state;
   for (auto& c : word)
     if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
   auto st = parse_task_state(word);
-  if (!st || (*st != task_state::pending && *st != task_state::running))
-    throw error("--state " + detail::quote_for_message(o.state) +
-                ": only PENDING or RUNNING tasks can be cancelled");
+  if (!st || std::find(allowed.begin(), allowed.end(), *st) == allowed.end())
+    throw error("--state " + detail::quote_for_message(o.state) + ": " + what);
   store_options so;
   so.ui = load_config(home.config()).ui;
   snapshot_store<> store(lease, lease_id, so);
@@ -417,18 +421,19 @@ std::vector<std::string> tasks_to_cancel(const home_paths& home, const std::stri
   return ids;
 }
 
-// Asks before a cancel that hits more than one task, unless --yes; off a terminal it refuses.
-void confirm_cancel(const std::vector<std::string>& ids, bool yes) {
+// Asks before `verb` hits more than one task, unless --yes; off a terminal it refuses.
+void confirm_bulk(const char* verb, const std::vector<std::string>& ids, bool yes) {
   if (ids.size() <= 1 || yes) return;
   std::string shown;
   for (std::size_t i = 0; i < ids.size() && i < 5; ++i) shown += (i ? " " : "") + ids[i];
   if (ids.size() > 5) shown += " ...";
-  std::string what = fmt::format("{} tasks would be cancelled ({})", ids.size(), shown);
+  std::string what = fmt::format("{} tasks would be {} ({})", ids.size(), verb, shown);
   if (!::isatty(STDIN_FILENO)) throw error(what + "; not on a terminal, so pass --yes to confirm");
-  std::fprintf(stderr, "%s. Cancel them? [y/N] ", what.c_str());
+  std::fprintf(stderr, "%s. Go on? [y/N] ", what.c_str());
   std::string answer;
   std::getline(std::cin, answer);
-  if (answer != "y" && answer != "Y" && answer != "yes") throw error("nothing was cancelled");
+  if (answer != "y" && answer != "Y" && answer != "yes")
+    throw error(std::string("nothing was ") + verb);
 }
 
 // One task: taken out of a lane no runner serves at once, else a control file to its runner.
@@ -446,10 +451,15 @@ void cancel_one(const home_paths& home, const std::string& lease_id, const lease
   std::printf("cancel of %s sent to %s\n", id.c_str(), join_words(c.nodes).c_str());
 }
 
-void do_cancel(const cancel_options& o) {
+// Checks the ids and options of a bulk command, lists the tasks it hits (nothing: says so and
+// returns none) and asks first; then `act` each, one failure not stopping the others.
+void run_bulk(const bulk_options& o, const char* verb, std::initializer_list<task_state> states,
+              const char* states_text,
+              const std::function<void(const home_paths&, const std::string&, const lease_paths&,
+                                       const std::string&)>& act) {
   if (o.state.empty() == o.tasks.empty())
-    throw error("cancel: give task ids, or --state PENDING|RUNNING (not both)");
-  if (!o.node.empty() && o.state.empty()) throw error("cancel: --node goes with --state");
+    throw error(fmt::format("give task ids, or --state {} (not both)", states_text));
+  if (!o.node.empty() && o.state.empty()) throw error("--node goes with --state");
   if (!o.node.empty()) check_node(o.node);
   for (const auto& id : o.tasks) check_task_id(id);
   home_paths home = home_paths::from_env();
@@ -457,24 +467,42 @@ void do_cancel(const cancel_options& o) {
   lease_paths lease(home, lease_id);
   std::vector<std::string> ids = o.tasks;
   if (!o.state.empty()) {
-    ids = tasks_to_cancel(home, lease_id, lease, o);
+    ids = tasks_in_state(home, lease_id, lease, o, states,
+                         fmt::format("only {} tasks can be {}", states_text, verb).c_str());
     if (ids.empty()) {
-      std::printf("no %s task to cancel\n", o.state.c_str());
+      std::printf("no %s task\n", o.state.c_str());
       return;
     }
   }
-  confirm_cancel(ids, o.yes);
+  if (!o.key.empty() && ids.size() > 1) throw error("--key names one new task: give one task id");
+  confirm_bulk(verb, ids, o.yes);
   std::size_t failed = 0;
   for (const auto& id : ids) {
     try {
-      cancel_one(home, lease_id, lease, id);
+      act(home, lease_id, lease, id);
     } catch (const error& e) {  // one task that ended meanwhile does not stop the others
       if (ids.size() == 1) throw;
       std::fprintf(stderr, "leaseq: %s\n", sanitize_inline(e.what()).c_str());
       ++failed;
     }
   }
-  if (failed > 0) throw error(fmt::format("{} of {} cancels failed", failed, ids.size()));
+  if (failed > 0) throw error(fmt::format("{} of {} tasks failed", failed, ids.size()));
+}
+
+void do_cancel(const bulk_options& o) {
+  run_bulk(o, "cancelled", {task_state::pending, task_state::running}, "PENDING or RUNNING",
+           cancel_one);
+}
+
+void do_retry(const bulk_options& o) {
+  std::optional<std::string> key;
+  if (!o.key.empty()) key = check_key(o.key);
+  run_bulk(o, "retried", {task_state::failed, task_state::cancelled, task_state::lost},
+           "FAILED, CANCELLED or LOST",
+           [&](const home_paths&, const std::string& lease_id, const lease_paths& lease,
+               const std::string& id) {
+             std::printf("%s\n", retry_task(lease, lease_id, id, key).id.c_str());
+           });
 }
 
 void lease_local_status(const std::string& node_opt) {
@@ -581,33 +609,29 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
 
   // ---- cancel / retry / pause / resume ----
   auto lease_opt = std::make_shared<std::string>();
-  auto task_arg = std::make_shared<std::string>();
-  auto co = std::make_shared<cancel_options>();
-  CLI::App* can = app.add_subcommand(
-      "cancel",
-      "Cancel tasks: a pending one never starts, a running one gets SIGTERM (cancel ID... or "
-      "cancel --state PENDING|RUNNING [--node N])");
-  can->add_option("--lease", co->lease, "Lease id (default: the default lease)");
-  can->add_option("--state", co->state, "Cancel every task in this state: PENDING or RUNNING");
-  can->add_option("--node", co->node, "With --state: only tasks of this node (lane or runner)");
-  can->add_flag("--yes,-y", co->yes, "Do not ask when more than one task is hit");
-  can->add_option("task", co->tasks, "Task ids (T014 ...)");
-  can->callback([co] { do_cancel(*co); });
-  auto retry_key = std::make_shared<std::string>();
-  CLI::App* ret = app.add_subcommand(
-      "retry", "Enqueue a task again as a new task (new id, retry_of names the old one)");
-  ret->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
-  ret->add_option("--key", *retry_key, "Idempotency key for the new task");
-  ret->add_option("task", *task_arg, "Task id to retry")->required();
-  ret->callback([lease_opt, task_arg, retry_key] {
-    home_paths home = home_paths::from_env();
-    std::string id = resolve_lease(home, *lease_opt);
-    lease_paths lease(home, id);
-    std::optional<std::string> key;
-    if (!retry_key->empty()) key = check_key(*retry_key);
-    submit_outcome s = retry_task(lease, id, check_task_id(*task_arg), key);
-    std::printf("%s\n", s.id.c_str());
-  });
+  // cancel and retry act on task ids or on every task in a state (of a node).
+  auto add_bulk = [&app](const char* name, const char* help, const char* states,
+                         void (*run)(const bulk_options&)) {
+    auto o = std::make_shared<bulk_options>();
+    CLI::App* c = app.add_subcommand(name, help);
+    c->add_option("--lease", o->lease, "Lease id (default: the default lease)");
+    c->add_option("--state", o->state, std::string("Every task in this state: ") + states);
+    c->add_option("--node", o->node, "With --state: only tasks of this node (lane or runner)");
+    c->add_flag("--yes,-y", o->yes, "Do not ask when more than one task is hit");
+    c->add_option("task", o->tasks, "Task ids (T014 ...)");
+    c->callback([o, run] { run(*o); });
+    return std::make_pair(c, o);
+  };
+  add_bulk("cancel",
+           "Cancel tasks: a pending one never starts, a running one gets SIGTERM (cancel ID... or "
+           "cancel --state PENDING|RUNNING [--node N])",
+           "PENDING or RUNNING", do_cancel);
+  auto [ret, retry_opts] = add_bulk(
+      "retry",
+      "Enqueue tasks again as new tasks (new ids, retry_of names the old one): retry ID... or "
+      "retry --state FAILED|CANCELLED|LOST [--node N]",
+      "FAILED, CANCELLED or LOST", do_retry);
+  ret->add_option("--key", retry_opts->key, "Idempotency key for the new task (one task only)");
 
   auto node_arg = std::make_shared<std::string>();
   for (bool pause : {true, false}) {

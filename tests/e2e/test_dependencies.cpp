@@ -251,3 +251,27 @@ TEST_CASE("cancel: --state PENDING cancels every pending task (of a node), askin
   CHECK(f.wait_result(b)["state"] == "CANCELLED");
   CHECK(cancel("--state PENDING").out.find("no PENDING task") != std::string::npos);
 }
+
+TEST_CASE("retry: --state FAILED enqueues every failed task again, asking first", "[runner][e2e]") {
+  fixture f;
+  auto r = start_runner(f, "n1");
+  std::string a = f.submit("-- false"), b = f.submit("-- false"), ok = f.submit("-- true");
+  for (const auto& id : {a, b, ok}) f.wait_result(id);
+  auto retry = [&](const std::string& args) {
+    return f.leaseq("retry --lease " + lease_id + " " + args + " < /dev/null");
+  };
+  auto asked = retry("--state FAILED");
+  CHECK(asked.exit_code != 0);
+  CHECK(asked.out.find("2 tasks would be retried") != std::string::npos);
+  CHECK(retry("--state RUNNING --yes").exit_code != 0);
+  CHECK(retry("--state FAILED --key k1 --yes").exit_code != 0);
+  CHECK(f.count_results() == 3);
+  auto done = retry("--state FAILED --yes");
+  INFO(done.out);
+  REQUIRE(done.exit_code == 0);
+  auto ids = lines_of(done.out);
+  REQUIRE(ids.size() == 2);
+  for (const auto& id : ids) CHECK(f.wait_result(id)["retry_of"].is_string());
+  CHECK(f.wait_result(ids[0])["retry_of"] == a);
+  CHECK(f.wait_result(ids[1])["retry_of"] == b);
+}
