@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/supervise.hpp"
 
@@ -143,8 +145,9 @@ class posix_process_ops : public process_ops {
     if (supervised) {
       words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
       if (req.time_limit_s)
-        words.insert(words.end(), {"--time-limit", std::to_string(*req.time_limit_s), "--grace",
-                                   std::to_string(req.grace_s)});
+        // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
+        words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
+                                   fmt::format("{}", req.grace_s)});
       words.push_back("--");
     }
     words.insert(words.end(), req.argv.begin(), req.argv.end());

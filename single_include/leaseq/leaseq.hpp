@@ -4986,6 +4986,8 @@ class result_writer {
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 // begin leaseq/supervise.hpp
 
 // The task supervisor: `leaseq __supervise <status file> <attempt> -- argv...`. The runner
@@ -5364,8 +5366,9 @@ class posix_process_ops : public process_ops {
     if (supervised) {
       words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
       if (req.time_limit_s)
-        words.insert(words.end(), {"--time-limit", std::to_string(*req.time_limit_s), "--grace",
-                                   std::to_string(req.grace_s)});
+        // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
+        words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
+                                   fmt::format("{}", req.grace_s)});
       words.push_back("--");
     }
     words.insert(words.end(), req.argv.begin(), req.argv.end());

@@ -750,6 +750,31 @@ TEST_CASE("runner: tasks under the leaseq supervisor, through posix process ops"
   CHECK(b.result(missing)->reason == "spawn_failed: work: No such file or directory");
   CHECK_FALSE(b.result(missing)->exit_code);
 }
+
+TEST_CASE("runner: a time limit reaches the leaseq supervisor through posix process ops",
+          "[runner]") {
+  temp_dir t;
+  posix_process_ops ops;
+  spawn_request req;
+  req.argv = {"sleep", "30"};
+  req.cwd = t.path().string();
+  req.env = merged_environment({});
+  req.stdout_path = (t / "o").string();
+  req.stderr_path = (t / "e").string();
+  req.supervisor = LEASEQ_BIN;
+  req.status_path = (t / "s.exit").string();
+  req.attempt = "a1";
+  req.time_limit_s = 1e-7;  // written exactly, never rounded to 0
+  req.grace_s = 5;
+  spawn_outcome s = ops.spawn(req);
+  REQUIRE(s.pid > 0);
+  std::optional<child_exit> e;
+  REQUIRE(test_support::wait_until([&] { return (e = ops.reap()).has_value(); }));
+  CHECK(e->signal == SIGTERM);
+  auto st = read_exit_status(t / "s.exit", "a1");
+  REQUIRE(st);
+  CHECK(st->time_limit);
+}
 #endif
 
 #ifdef LEASEQ_BIN
