@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -213,9 +214,9 @@ std::string join_words(const std::vector<std::string>& words) {
 }
 
 struct submit_options {
-  std::string lease, node, key, cwd, each_line, array;
-  std::vector<std::string> env, command;
-  int gpus = 0;
+  std::string lease, node, key, cwd, each_line, array, time_limit, retry_delay;
+  std::vector<std::string> env, command, after;
+  int gpus = 0, retries = 0;
   bool shell = false, force = false;
 };
 
@@ -273,6 +274,27 @@ void print_ids(const std::vector<submit_outcome>& ids) {
   std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
+// --after, --time-limit, --retries and --retry-delay into r; a bad one throws, naming it.
+void set_submit_limits(const submit_options& o, submit_request& r) {
+  for (const std::string& list : o.after)  // --after T1,T2 --after T3
+    for (std::size_t at = 0; at <= list.size();) {
+      std::size_t comma = std::min(list.find(',', at), list.size());
+      r.after.push_back(check_task_id(list.substr(at, comma - at)));
+      at = comma + 1;
+    }
+  if (!o.time_limit.empty()) {
+    r.time_limit = parse_submit_duration(o.time_limit, "--time-limit");
+    if (*r.time_limit <= 0) throw error("--time-limit: must be above 0");
+  }
+  if (o.retries < 0 || o.retries > max_task_retries)
+    throw error(fmt::format("--retries: must be 0 to {}", max_task_retries));
+  r.retries = o.retries;
+  if (!o.retry_delay.empty()) {
+    if (o.retries == 0) throw error("--retry-delay needs --retries N");
+    r.retry_delay = parse_submit_duration(o.retry_delay, "--retry-delay");
+  }
+}
+
 void do_submit(const submit_options& o) {
   // Checked before anything is written (resolve_lease may register the local lease).
   std::optional<array_range> array;
@@ -280,10 +302,11 @@ void do_submit(const submit_options& o) {
     array = parse_array_range(o.array);
     if (!o.each_line.empty()) throw error("--array and --each-line exclude each other");
   }
+  submit_request base;
+  set_submit_limits(o, base);  // before anything is written
   home_paths home = home_paths::from_env();
   std::string lease_id = resolve_lease(home, o.lease);
   lease_paths lease(home, lease_id);
-  submit_request base;
   base.cwd = o.cwd.empty() ? fs::current_path().string() : fs::absolute(o.cwd).string();
   base.env = parse_env(o.env);
   base.gpus = o.gpus;
@@ -412,6 +435,118 @@ bool cancel_unserved(const home_paths& home, const std::string& lease_id, const 
   return true;
 }
 
+// cancel and retry: task ids, or every task in a state (of a node).
+struct bulk_options {
+  std::string lease, state, node, key;
+  std::vector<std::string> tasks;
+  bool yes = false;
+};
+
+// The tasks `--state S [--node N]` hits, from one scan of the lease; `allowed` are the states
+// the command acts on, `what` says so in the refusal.
+std::vector<std::string> tasks_in_state(const home_paths& home, const std::string& lease_id,
+                                        const lease_paths& lease, const bulk_options& o,
+                                        std::initializer_list<task_state> allowed,
+                                        const char* what) {
+  std::string word = o.state;
+  for (auto& c : word)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  auto st = parse_task_state(word);
+  if (!st || std::find(allowed.begin(), allowed.end(), *st) == allowed.end())
+    throw error("--state " + detail::quote_for_message(o.state) + ": " + what);
+  store_options so;
+  so.ui = load_config(home.config()).ui;
+  snapshot_store<> store(lease, lease_id, so);
+  std::vector<std::string> ids;
+  for (const task_view& t : store.refresh()->tasks())
+    if (t.state == *st && (o.node.empty() || t.node == o.node)) ids.push_back(t.id);
+  return ids;
+}
+
+// Asks before `verb` hits more than one task, unless --yes; off a terminal it refuses.
+void confirm_bulk(const char* verb, const std::vector<std::string>& ids, bool yes) {
+  if (ids.size() <= 1 || yes) return;
+  std::string shown;
+  for (std::size_t i = 0; i < ids.size() && i < 5; ++i) shown += (i ? " " : "") + ids[i];
+  if (ids.size() > 5) shown += " ...";
+  std::string what = fmt::format("{} tasks would be {} ({})", ids.size(), verb, shown);
+  if (!::isatty(STDIN_FILENO)) throw error(what + "; not on a terminal, so pass --yes to confirm");
+  std::fprintf(stderr, "%s. Go on? [y/N] ", what.c_str());
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "y" && answer != "Y" && answer != "yes")
+    throw error(std::string("nothing was ") + verb);
+}
+
+// One task: taken out of a lane no runner serves at once, else a control file to its runner.
+void cancel_one(const home_paths& home, const std::string& lease_id, const lease_paths& lease,
+                const std::string& id) {
+  if (auto loc = locate_task(lease, id);
+      loc && loc->place == task_place::pending && cancel_unserved(home, lease_id, lease, *loc)) {
+    std::printf("cancelled %s (pending in lane %s, which no live runner serves)\n", id.c_str(),
+                loc->dir.c_str());
+    return;
+  }
+  std::optional<std::string> fallback;
+  if (is_local_lease(lease_id)) fallback = lease_id.substr(6);
+  cancel_outcome c = cancel_task(lease, id, fallback);
+  std::printf("cancel of %s sent to %s\n", id.c_str(), join_words(c.nodes).c_str());
+}
+
+// Checks the ids and options of a bulk command, lists the tasks it hits (nothing: says so and
+// returns none) and asks first; then `act` each, one failure not stopping the others.
+void run_bulk(const bulk_options& o, const char* verb, std::initializer_list<task_state> states,
+              const char* states_text,
+              const std::function<void(const home_paths&, const std::string&, const lease_paths&,
+                                       const std::string&)>& act) {
+  if (o.state.empty() == o.tasks.empty())
+    throw error(fmt::format("give task ids, or --state {} (not both)", states_text));
+  if (!o.node.empty() && o.state.empty()) throw error("--node goes with --state");
+  if (!o.node.empty()) check_node(o.node);
+  for (const auto& id : o.tasks) check_task_id(id);
+  home_paths home = home_paths::from_env();
+  std::string lease_id = resolve_lease(home, o.lease);
+  lease_paths lease(home, lease_id);
+  std::vector<std::string> ids = o.tasks;
+  if (!o.state.empty()) {
+    ids = tasks_in_state(home, lease_id, lease, o, states,
+                         fmt::format("only {} tasks can be {}", states_text, verb).c_str());
+    if (ids.empty()) {
+      std::printf("no %s task\n", o.state.c_str());
+      return;
+    }
+  }
+  if (!o.key.empty() && ids.size() > 1) throw error("--key names one new task: give one task id");
+  confirm_bulk(verb, ids, o.yes);
+  std::size_t failed = 0;
+  for (const auto& id : ids) {
+    try {
+      act(home, lease_id, lease, id);
+    } catch (const error& e) {  // one task that ended meanwhile does not stop the others
+      if (ids.size() == 1) throw;
+      std::fprintf(stderr, "leaseq: %s\n", sanitize_inline(e.what()).c_str());
+      ++failed;
+    }
+  }
+  if (failed > 0) throw error(fmt::format("{} of {} tasks failed", failed, ids.size()));
+}
+
+void do_cancel(const bulk_options& o) {
+  run_bulk(o, "cancelled", {task_state::pending, task_state::running}, "PENDING or RUNNING",
+           cancel_one);
+}
+
+void do_retry(const bulk_options& o) {
+  std::optional<std::string> key;
+  if (!o.key.empty()) key = check_key(o.key);
+  run_bulk(o, "retried", {task_state::failed, task_state::cancelled, task_state::lost},
+           "FAILED, CANCELLED or LOST",
+           [&](const home_paths&, const std::string& lease_id, const lease_paths& lease,
+               const std::string& id) {
+             std::printf("%s\n", retry_task(lease, lease_id, id, key).id.c_str());
+           });
+}
+
 void lease_local_status(const std::string& node_opt) {
   home_paths home = home_paths::from_env();
   std::string node = node_opt.empty() ? short_hostname() : check_node(node_opt);
@@ -508,48 +643,43 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
   sub->add_option("--array", so->array,
                   "START-END[:STEP]: one task per index, in one batch (at most 1000000); each "
                   "sees LEASEQ_ARRAY_INDEX and LEASEQ_ARRAY_ID (the first task's id)");
+  sub->add_option("--after", so->after,
+                  "Run once these tasks FINISHED (ID[,ID...], repeatable); cancelled when one "
+                  "ends otherwise");
+  sub->add_option("--time-limit", so->time_limit,
+                  "Stop the task after this long (30s, 5m, 2h, 2:00:00): FAILED time_limit");
+  sub->add_option("--retries", so->retries,
+                  "Run a FAILED attempt again, up to N more times (not after a cancel or a time "
+                  "limit)");
+  sub->add_option("--retry-delay", so->retry_delay, "Wait this long before each retry (30s, 5m)");
   sub->add_option("command", so->command, "The command and its arguments (after --)");
   sub->callback([so] { do_submit(*so); });
 
   // ---- cancel / retry / pause / resume ----
   auto lease_opt = std::make_shared<std::string>();
-  auto task_arg = std::make_shared<std::string>();
-  CLI::App* can = app.add_subcommand(
-      "cancel", "Cancel a task: a pending one never starts, a running one gets SIGTERM");
-  can->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
-  can->add_option("task", *task_arg, "Task id (T014)")->required();
-  can->callback([lease_opt, task_arg] {
-    home_paths home = home_paths::from_env();
-    std::string id = resolve_lease(home, *lease_opt);
-    lease_paths lease(home, id);
-    check_task_id(*task_arg);
-    if (auto loc = locate_task(lease, *task_arg);
-        loc && loc->place == task_place::pending && cancel_unserved(home, id, lease, *loc)) {
-      std::printf("cancelled %s (pending in lane %s, which no live runner serves)\n",
-                  task_arg->c_str(), loc->dir.c_str());
-      return;
-    }
-    std::optional<std::string> fallback;
-    if (is_local_lease(id)) fallback = id.substr(6);
-    cancel_outcome c = cancel_task(lease, *task_arg, fallback);
-    std::printf("cancel of %s sent to %s\n", task_arg->c_str(), join_words(c.nodes).c_str());
-  });
-
-  auto retry_key = std::make_shared<std::string>();
-  CLI::App* ret = app.add_subcommand(
-      "retry", "Enqueue a task again as a new task (new id, retry_of names the old one)");
-  ret->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
-  ret->add_option("--key", *retry_key, "Idempotency key for the new task");
-  ret->add_option("task", *task_arg, "Task id to retry")->required();
-  ret->callback([lease_opt, task_arg, retry_key] {
-    home_paths home = home_paths::from_env();
-    std::string id = resolve_lease(home, *lease_opt);
-    lease_paths lease(home, id);
-    std::optional<std::string> key;
-    if (!retry_key->empty()) key = check_key(*retry_key);
-    submit_outcome s = retry_task(lease, id, check_task_id(*task_arg), key);
-    std::printf("%s\n", s.id.c_str());
-  });
+  // cancel and retry act on task ids or on every task in a state (of a node).
+  auto add_bulk = [&app](const char* name, const char* help, const char* states,
+                         void (*run)(const bulk_options&)) {
+    auto o = std::make_shared<bulk_options>();
+    CLI::App* c = app.add_subcommand(name, help);
+    c->add_option("--lease", o->lease, "Lease id (default: the default lease)");
+    c->add_option("--state", o->state, std::string("Every task in this state: ") + states);
+    c->add_option("--node", o->node, "With --state: only tasks of this node (lane or runner)");
+    c->add_flag("--yes,-y", o->yes, "Do not ask when more than one task is hit");
+    c->add_option("task", o->tasks, "Task ids (T014 ...)");
+    c->callback([o, run] { run(*o); });
+    return std::make_pair(c, o);
+  };
+  add_bulk("cancel",
+           "Cancel tasks: a pending one never starts, a running one gets SIGTERM (cancel ID... or "
+           "cancel --state PENDING|RUNNING [--node N])",
+           "PENDING or RUNNING", do_cancel);
+  auto [ret, retry_opts] = add_bulk(
+      "retry",
+      "Enqueue tasks again as new tasks (new ids, retry_of names the old one): retry ID... or "
+      "retry --state FAILED|CANCELLED|LOST [--node N]",
+      "FAILED, CANCELLED or LOST", do_retry);
+  ret->add_option("--key", retry_opts->key, "Idempotency key for the new task (one task only)");
 
   auto node_arg = std::make_shared<std::string>();
   for (bool pause : {true, false}) {

@@ -430,6 +430,7 @@ void cmd_tasks(const tasks_args& a) {
       command = "! (" + *why + ") ";
       ++marked;
     }
+    if (auto attempt = attempt_text(*t)) command += "[" + *attempt + "] ";
     command += t->command();
     std::printf("%-8s %-9s %-16s %4s  %s\n", t->id.c_str(),
                 std::string(to_string(t->state)).c_str(), node.c_str(),

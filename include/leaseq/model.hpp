@@ -95,6 +95,21 @@ inline std::string display_command(const std::vector<std::string>& argv) {
   return out;
 }
 
+// One execution of a task that ended (protocol version 3, "attempts"): a task with retries
+// keeps every attempt's outcome, the earlier ones in its task file, all of them in its result.
+struct task_attempt {
+  std::string attempt;  // the attempt id (LEASEQ_ATTEMPT)
+  std::string node;     // where it ran
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::optional<std::string> reason;
+  std::optional<double> started;
+  std::optional<double> finished;
+};
+
+// The most retries a task may ask for: each attempt is kept in its task file.
+inline constexpr int max_task_retries = 100;
+
 // A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
 struct task_spec {
   std::string id;
@@ -113,12 +128,28 @@ struct task_spec {
   std::optional<std::string> retry_of;
   std::optional<double> claimed;  // written by the runner when it claims
   std::optional<std::int64_t> pid;
-  json extra = json::object();  // fields other tools wrote; kept on rewrite
+  // Version 3 (written only when set, so other tasks stay exactly what version 2 wrote).
+  std::vector<std::string> after;      // runs once every one of these tasks FINISHED
+  std::optional<double> time_limit;    // seconds an attempt may run; then FAILED time_limit
+  int retries = 0;                     // attempts after a FAILED one, at most
+  double retry_delay = 0;              // seconds between a FAILED attempt and the next
+  std::optional<double> not_before;    // a requeued attempt is not claimed before this time
+  std::vector<task_attempt> attempts;  // the task file: earlier attempts; a result: all
+  json extra = json::object();         // fields other tools wrote; kept on rewrite
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id",  "seq",     "lease", "node", "argv",    "argv_b64", "cmd",     "cwd", "cwd_b64",
-    "env", "env_b64", "gpus",  "key",  "created", "retry_of", "claimed", "pid"};
+    "id",      "seq",   "lease",      "node",    "argv",        "argv_b64",   "cmd",      "cwd",
+    "cwd_b64", "env",   "env_b64",    "gpus",    "key",         "created",    "retry_of", "claimed",
+    "pid",     "after", "time_limit", "retries", "retry_delay", "not_before", "attempts"};
+
+// Which attempt of its task an execution is, counting from 1, and how many it may have.
+inline int attempt_number(const task_spec& t) noexcept {
+  return static_cast<int>(t.attempts.size()) + 1;
+}
+inline int attempts_allowed(const task_spec& t) noexcept {
+  return t.retries + 1;
+}
 
 // A process id read from a file is only ever used as a pid_t. Anything outside pid_t's
 // positive range would be truncated by the cast (4294967295 becomes -1: kill(-1) signals every
@@ -247,7 +278,70 @@ inline void to_json(json& j, const task_spec& t) {
   if (t.retry_of) j["retry_of"] = *t.retry_of;
   if (t.claimed) j["claimed"] = *t.claimed;
   if (t.pid) j["pid"] = *t.pid;
+  if (!t.after.empty()) j["after"] = t.after;
+  if (t.time_limit) j["time_limit"] = *t.time_limit;
+  if (t.retries > 0) j["retries"] = t.retries;
+  if (t.retry_delay > 0) j["retry_delay"] = t.retry_delay;
+  if (t.not_before) j["not_before"] = *t.not_before;
+  if (!t.attempts.empty()) {
+    json list = json::array();
+    for (const task_attempt& a : t.attempts) {
+      json e = {{"attempt", a.attempt},
+                {"node", a.node},
+                {"exit_code", detail::or_null(a.exit_code)},
+                {"signal", detail::or_null(a.signal)},
+                {"reason", a.reason ? json(detail::to_valid_utf8(*a.reason)) : json(nullptr)},
+                {"started", detail::or_null(a.started)},
+                {"finished", detail::or_null(a.finished)}};
+      list.push_back(std::move(e));
+    }
+    j["attempts"] = std::move(list);
+  }
 }
+
+namespace detail {
+
+// A duration field of a task file: a positive (or, with zero_ok, non-negative) finite number
+// of seconds, at most a year.
+inline std::optional<double> opt_seconds(const json& j, const char* name, bool zero_ok) {
+  auto v = opt_number(j, name);
+  if (v && !((zero_ok ? *v >= 0 : *v > 0) && *v <= 366 * 86400.0))
+    throw format_error("field '" + std::string(name) + "': " + std::to_string(*v) +
+                       " is not a duration in seconds (" + (zero_ok ? "0" : "above 0") +
+                       " to a year)");
+  return v;
+}
+
+inline std::vector<task_attempt> attempt_list(const json& j) {
+  std::vector<task_attempt> out;
+  const json* list = find_field(j, "attempts");
+  if (!list || list->is_null()) return out;
+  if (!list->is_array()) bad_field("attempts", "an array", *list);
+  if (list->size() > static_cast<std::size_t>(max_task_retries) + 1)
+    throw format_error("field 'attempts': more than " + std::to_string(max_task_retries + 1) +
+                       " entries");
+  for (const json& e : *list) {
+    if (!e.is_object()) bad_field("attempts", "an array of objects", e);
+    task_attempt a;
+    a.attempt = opt_string(e, "attempt").value_or("");
+    a.node = opt_string(e, "node").value_or("");
+    auto small = [&](const char* name) -> std::optional<int> {
+      auto v = opt_int(e, name);
+      if (v && (*v < INT32_MIN || *v > INT32_MAX))
+        throw format_error("field 'attempts': " + std::string(name) + " out of range");
+      return v ? std::optional<int>(static_cast<int>(*v)) : std::nullopt;
+    };
+    a.exit_code = small("exit_code");
+    a.signal = small("signal");
+    a.reason = opt_string(e, "reason");
+    a.started = opt_number(e, "started");
+    a.finished = opt_number(e, "finished");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace detail
 
 // Throws format_error (or name_error) naming the bad field.
 inline void from_json(const json& j, task_spec& t) {
@@ -283,6 +377,21 @@ inline void from_json(const json& j, task_spec& t) {
   t.retry_of = detail::opt_string(j, "retry_of");
   t.claimed = detail::opt_number(j, "claimed");
   t.pid = detail::opt_pid(j, "pid", 2);
+  t.after = detail::string_list(j, "after");
+  for (const std::string& dep : t.after) {
+    if (!is_valid_task_id(dep))
+      throw format_error("field 'after': " + detail::quote_for_message(dep) + " is not a task id");
+    if (dep == t.id) throw format_error("field 'after': the task names itself");
+  }
+  t.time_limit = detail::opt_seconds(j, "time_limit", false);
+  std::int64_t retries = detail::int_or(j, "retries", 0);
+  if (retries < 0 || retries > max_task_retries)
+    throw format_error("field 'retries': " + std::to_string(retries) + " is not 0 to " +
+                       std::to_string(max_task_retries));
+  t.retries = static_cast<int>(retries);
+  t.retry_delay = detail::opt_seconds(j, "retry_delay", true).value_or(0);
+  t.not_before = detail::opt_number(j, "not_before");
+  t.attempts = detail::attempt_list(j);
   t.extra = detail::unknown_fields(j, task_spec_fields);
 }
 

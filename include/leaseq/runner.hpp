@@ -219,8 +219,10 @@ class runner {
   // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
   double next_deadline(double now) const {
     double t = last_heartbeat_ + heartbeat_interval() - now;
-    for (const auto& [id, r] : running_)
+    for (const auto& [id, r] : running_) {
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
+      if (auto limit = runner_time_limit(r)) t = std::min(t, *limit - now);
+    }
     return std::max(0.0, t);
   }
 
@@ -495,6 +497,9 @@ class runner {
       log(id + why + ": cancelled");
       finish(t, ended, s ? s->exit_code : std::nullopt, s ? s->signal : std::nullopt,
              task_state::cancelled, "cancelled");
+    } else if (s && s->time_limit) {
+      log(id + why + "; its supervisor stopped it at its time limit");
+      finish(t, ended, s->exit_code, s->signal, task_state::failed, "time_limit");
     } else if (s && s->spawn_failed) {
       log(id + why + "; its supervisor could not start it: " + *s->spawn_failed);
       finish(t, now, std::nullopt, std::nullopt, task_state::failed,
@@ -555,7 +560,15 @@ class runner {
     if (!tree_ok(dir_claimed) || !tree_ok(dir_logs) || !tree_ok(dir_done)) return false;
     while (static_cast<int>(running_.size()) < cfg_.slots && !adopted_.empty()) {
       task_spec& spec = adopted_.front();
-      if (spec.gpus > gpus_total()) {
+      // Claimed but never started (a crash right after the claim): its dependencies decide
+      // as they would have. One still waiting goes back to its lane.
+      std::optional<std::pair<std::string, task_state>> failed_dep;
+      bool waits = !spec.after.empty() && !ready(spec, now, failed_dep) && !failed_dep;
+      if (failed_dep) {
+        cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
+      } else if (waits) {
+        give_back(spec);
+      } else if (spec.gpus > gpus_total()) {
         fail_too_many_gpus(spec, now);
       } else if (spec.gpus > static_cast<int>(free_gpus_.size())) {
         return any;
@@ -592,28 +605,52 @@ class runner {
         if (listed_empty == now) continue;
         cache = detail::list_lane(lease_.inbox(lane));
         if (cache.empty()) listed_empty = now;
+        forget_waiting_missing(lane, cache);
       }
       while (!cache.empty()) {
         const std::string name = cache.front();
         fs::path from = lease_.inbox(lane) / name;
-        json_outcome peek = read_json_tolerant(from);
-        if (!peek.ok()) {
-          cache.pop_front();
-          if (peek.err != ENOENT) log_once(from, peek.reason);
-          continue;
-        }
-        if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
-          cache.pop_front();
-          log_once(from, "not owned by this runner's user: never run (left pending)");
-          continue;
-        }
         task_spec spec;
-        try {
-          from_json(*peek.value, spec);
-          if (spec.id + ".json" != name) throw format_error("id does not match the file name");
-        } catch (const error& e) {
+        bool remembered = false;
+        if (auto h = waiting_.empty() ? waiting_.end() : waiting_.find(lane + "/" + name);
+            h != waiting_.end()) {
+          spec = h->second;  // read once: only a retry puts a file of that name there again
+          remembered = true;
+        } else {
+          json_outcome peek = read_json_tolerant(from);
+          if (!peek.ok()) {
+            cache.pop_front();
+            if (peek.err != ENOENT) log_once(from, peek.reason);
+            continue;
+          }
+          if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
+            cache.pop_front();
+            log_once(from, "not owned by this runner's user: never run (left pending)");
+            continue;
+          }
+          try {
+            from_json(*peek.value, spec);
+            if (spec.id + ".json" != name) throw format_error("id does not match the file name");
+          } catch (const error& e) {
+            cache.pop_front();
+            log_once(from, e.what());
+            continue;
+          }
+        }
+        // A task that waits (for its dependencies, or its retry delay) is passed over, never
+        // blocking the tasks behind it; one whose dependency failed is claimed and cancelled.
+        std::optional<std::pair<std::string, task_state>> failed_dep;
+        if (!ready(spec, now, failed_dep)) {
           cache.pop_front();
-          log_once(from, e.what());
+          waiting_.emplace(lane + "/" + name, std::move(spec));
+          continue;
+        }
+        if (remembered) waiting_.erase(lane + "/" + name);
+        if (failed_dep) {
+          cache.pop_front();
+          if (!take(from, lease_.claimed(cfg_.node) / name, spec.id)) continue;
+          spec.claimed = now;
+          cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
           continue;
         }
         bool impossible = spec.gpus > gpus_total();
@@ -624,28 +661,12 @@ class runner {
           continue;
         }
         if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
-        fs::path to = lease_.claimed(cfg_.node) / name;
-        int rc = ::rename(from.c_str(), to.c_str());
-        int e = errno;
-        if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
-          rc = -1;
-          e = EIO;
-        }
         cache.pop_front();
-        if (rc != 0) {
-          // A rename can fail to report that it happened (a lost NFS reply, retried, says
-          // ENOENT): the destination tells. Otherwise ENOENT is a race another runner won.
-          struct stat st;
-          bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-                          ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
-          if (!happened) {
-            if (e != ENOENT)
-              log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
-            continue;
-          }
-          log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", spec.id,
-                          std::strerror(e)));
-        }
+        fs::path to = lease_.claimed(cfg_.node) / name;
+        if (!take(from, to, spec.id)) continue;
+        // A task with retries may have run and come back (another runner, a later attempt)
+        // since it was read: the claimed file is the truth.
+        if ((remembered || spec.retries > 0) && !reread_claimed(to, spec, now)) continue;
         spec.claimed = now;
         if (impossible) {
           fail_too_many_gpus(spec, now);
@@ -655,6 +676,112 @@ class runner {
       }
     }
     return std::nullopt;
+  }
+
+  // The claim: rename inbox -> claimed. True when this runner now holds the task file.
+  bool take(const fs::path& from, const fs::path& to, const std::string& id) {
+    int rc = ::rename(from.c_str(), to.c_str());
+    int e = errno;
+    if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
+      rc = -1;
+      e = EIO;
+    }
+    if (rc == 0) return true;
+    // A rename can fail to report that it happened (a lost NFS reply, retried, says ENOENT):
+    // the destination tells. Otherwise ENOENT is a race another runner won.
+    struct stat st;
+    bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                    ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
+    if (!happened) {
+      if (e != ENOENT) log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
+      return false;
+    }
+    log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", id,
+                    std::strerror(e)));
+    return true;
+  }
+
+  // ---- dependencies and retry delays (protocol version 3) ----
+
+  // Reads a task just claimed again. False when it must not run now: given back to its lane
+  // (a newer attempt's retry delay has not passed) or left for the adoption scan (unreadable).
+  bool reread_claimed(const fs::path& claimed, task_spec& spec, double now) {
+    json_outcome r = read_json_tolerant(claimed);
+    try {
+      if (!r.ok()) throw format_error(r.reason);
+      task_spec fresh;
+      from_json(*r.value, fresh);
+      spec = std::move(fresh);
+    } catch (const error& e) {
+      log(spec.id + ": claimed, but its file does not read (" + e.what() + "); left in claimed/");
+      return false;
+    }
+    if (!spec.not_before || *spec.not_before <= now) return true;
+    give_back(spec);
+    return false;
+  }
+
+  // Whether a pending task may be claimed now: its retry delay passed and every dependency
+  // ended. `failed` names a dependency that ended other than FINISHED (the task is then
+  // claimed only to be cancelled).
+  bool ready(const task_spec& spec, double now,
+             std::optional<std::pair<std::string, task_state>>& failed) {
+    for (const std::string& dep : spec.after) {
+      auto end = dependency_end(dep, now);
+      if (!end) return false;
+      if (*end != task_state::finished) {
+        failed.emplace(dep, *end);
+        return true;
+      }
+    }
+    return !spec.not_before || *spec.not_before <= now;
+  }
+
+  // How a dependency ended (its result, on whichever node it ran), or nothing while it has no
+  // result. An ended one is remembered for good (a result is final: a task with retries left
+  // writes none); one that has not ended is looked at again at most every second, however many
+  // tasks wait for it.
+  std::optional<task_state> dependency_end(const std::string& id, double now) {
+    dependency& d = dependencies_[id];
+    if (d.ended || now - d.checked < dependency_recheck_s) return d.ended;
+    d.checked = now;
+    if (now - done_nodes_listed_ >= dependency_recheck_s) {
+      done_nodes_listed_ = now;
+      done_nodes_ = detail::list_dir(lease_.done_root().string()).names;
+    }
+    for (const std::string& node : done_nodes_) {
+      if (!is_valid_node(node)) continue;
+      json_outcome r = read_json_tolerant(lease_.result(node, id));
+      if (!r.ok()) continue;
+      try {
+        task_result res;
+        from_json(*r.value, res);
+        if (res.task.id == id) return d.ended = res.state;
+      } catch (const error&) {
+      }
+    }
+    return std::nullopt;
+  }
+
+  // A task whose dependency ended FAILED, CANCELLED (or LOST): claimed, never run, CANCELLED.
+  void cancel_for_dependency(const task_spec& spec, const std::string& dep, task_state end,
+                             double now) {
+    running_task t;
+    t.spec = spec;
+    t.claimed = now;
+    log(fmt::format("{}: dependency {} ended {}: cancelled", spec.id, dep, to_string(end)));
+    finish(t, now, std::nullopt, std::nullopt, task_state::cancelled,
+           fmt::format("dependency_failed: {} {}", dep, to_string(end)));
+  }
+
+  // Drops the waiting tasks of a lane that its new listing no longer shows (claimed elsewhere,
+  // cancelled).
+  void forget_waiting_missing(const std::string& lane, const std::deque<std::string>& listing) {
+    std::string prefix = lane + "/";
+    std::set<std::string> present(listing.begin(), listing.end());
+    for (auto it = waiting_.lower_bound(prefix);
+         it != waiting_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
+      it = present.count(it->first.substr(prefix.size())) ? std::next(it) : waiting_.erase(it);
   }
 
   void log_once(const fs::path& p, const std::string& reason) {
@@ -709,6 +836,8 @@ class runner {
     req.supervisor = cfg_.supervisor;
     req.status_path = exit_status_path(t.spec.id).string();
     req.attempt = t.attempt;
+    req.time_limit_s = t.spec.time_limit;  // the supervisor enforces it, runner or no runner
+    req.grace_s = cfg_.grace_s;
     spawn_outcome s = ops_.spawn(req);
     if (s.pid <= 0) {
       log(t.spec.id + ": spawn failed: " + s.error);
@@ -762,6 +891,9 @@ class runner {
       if (t.stop_reason == std::string("cancelled")) {
         st = task_state::cancelled;
         reason = "cancelled";
+      } else if (stopped_at_time_limit(t)) {
+        st = task_state::failed;
+        reason = "time_limit";
       } else if (t.stop_reason) {
         st = task_state::failed;
         reason = t.stop_reason;
@@ -811,12 +943,20 @@ class runner {
 
   // Builds the result and queues it; flush_results() writes it, then unlinks the claimed
   // file. On a write failure the result stays queued and the claimed file stays on disk.
+  // A FAILED attempt of a task with retries left runs again instead (requeue()).
   void finish(const running_task& t, double now, std::optional<int> exit_code,
               std::optional<int> signal, task_state st, std::optional<std::string> reason) {
+    task_attempt ended{t.attempt, cfg_.node, exit_code, signal, reason, t.started, now};
+    if (st == task_state::failed && retried_after(reason) &&
+        attempt_number(t.spec) < attempts_allowed(t.spec) && requeue(t, ended, now))
+      return;
     task_result r;
     r.task = t.spec;
     r.task.claimed.reset();
     r.task.pid.reset();
+    r.task.not_before.reset();
+    if (!t.attempt.empty() && (t.spec.retries > 0 || !t.spec.attempts.empty()))
+      r.task.attempts.push_back(std::move(ended));
     if (r.task.extra.is_object())  // claim bookkeeping, not part of the result
       for (const char* k : {"starting", "pid_start", "boot_id"}) r.task.extra.erase(k);
     r.state = st;
@@ -831,6 +971,50 @@ class runner {
     if (!t.attempt.empty()) r.attempt = t.attempt;
     hb_dirty_ = true;
     unwritten_.push_back({std::move(r)});
+  }
+
+  // Which FAILED attempts are run again (protocol.md, "Retries"): a non-zero exit, a death by
+  // a signal the runner did not send, a runner that died under it (runner_lost). Not a
+  // cancel, a time limit, a program that cannot start, nor a runner told to stop.
+  static bool retried_after(const std::optional<std::string>& reason) {
+    return !reason || *reason == "runner_lost";
+  }
+
+  // Puts a task whose attempt failed back into its lane with that attempt recorded, to be
+  // claimed again (by any runner of the lane) once its retry delay passed. The claimed file is
+  // rewritten first, without the attempt's pid: if the rename below does not happen, a runner
+  // adopting it runs it as never started. False (the caller writes the FAILED result) when
+  // nothing could be written.
+  bool requeue(const running_task& t, task_attempt ended, double now) {
+    const std::string& id = t.spec.id;
+    std::string lane = t.spec.node ? *t.spec.node : std::string(any_lane);
+    if (!tree_ok(dir_claimed) || !tree_ok(lane == cfg_.node ? dir_inbox_own : dir_inbox_any))
+      return false;
+    task_spec next = t.spec;
+    next.claimed.reset();
+    next.pid.reset();
+    if (next.extra.is_object())
+      for (const char* k : {"starting", "pid_start", "boot_id"}) next.extra.erase(k);
+    next.attempts.push_back(std::move(ended));
+    next.not_before.reset();
+    if (next.retry_delay > 0) next.not_before = now + next.retry_delay;
+    fs::path claimed = lease_.claimed_task(cfg_.node, id);
+    try {
+      write_file_atomic_nosync(claimed, json_file_text(json(next)));
+    } catch (const error& e) {
+      log(id + ": cannot record the failed attempt (" + e.what() + "): no retry");
+      return false;
+    }
+    if (::rename(claimed.c_str(), lease_.inbox_task(lane, id).c_str()) != 0)
+      log(
+          fmt::format("{}: cannot put it back into lane {} ({}); left in claimed/, to be run "
+                      "again from there",
+                      id, lane, std::strerror(errno)));
+    log(fmt::format("{}: attempt {}/{} failed; runs again{}", id, attempt_number(t.spec),
+                    attempts_allowed(t.spec),
+                    next.retry_delay > 0 ? fmt::format(" in {:g} s", next.retry_delay) : ""));
+    hb_dirty_ = true;
+    return true;
   }
 
   // Why a result cannot be written now (the directory is unsafe, or an injected fault), or
@@ -956,8 +1140,27 @@ class runner {
     }
   }
 
+  // A time limit the runner enforces itself: only for tasks run without a supervisor (the
+  // supervisor enforces it otherwise, also while no runner lives). When it is due, or nothing.
+  std::optional<double> runner_time_limit(const running_task& t) const {
+    if (!cfg_.supervisor.empty() || t.orphan || !t.spec.time_limit || !t.started || t.stop_reason)
+      return std::nullopt;
+    return *t.started + *t.spec.time_limit;
+  }
+
+  // Whether the task's supervisor stopped it at its time limit (its .exit file says so).
+  bool stopped_at_time_limit(const running_task& t) const {
+    if (!t.spec.time_limit || cfg_.supervisor.empty()) return false;
+    auto s = read_exit_status(exit_status_path(t.spec.id), t.attempt);
+    return s && s->time_limit;
+  }
+
   void enforce_deadlines(double now) {
     for (auto& [id, t] : running_) {
+      if (auto limit = runner_time_limit(t); limit && *limit <= now) {
+        log(fmt::format("{}: ran past its time limit ({:g} s): SIGTERM", id, *t.spec.time_limit));
+        stop_task(t, now, "time_limit");
+      }
       if (t.kill_at && *t.kill_at <= now) {
         t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
         // An orphan's pid is not ours to reap: it may have been reused by now.
@@ -1132,6 +1335,16 @@ class runner {
   std::deque<std::string> lane_cache_, any_cache_;
   double lane_listed_empty_ = -1, any_listed_empty_ = -1;
   std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
+  // Pending tasks passed over (dependencies, retry delay), by "<lane>/<file name>", parsed.
+  std::map<std::string, task_spec> waiting_;
+  struct dependency {
+    std::optional<task_state> ended;
+    double checked = -1e18;
+  };
+  static constexpr double dependency_recheck_s = 1.0;
+  std::map<std::string, dependency> dependencies_;
+  std::vector<std::string> done_nodes_;
+  double done_nodes_listed_ = -1e18;
   std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
   std::set<std::string> logged_;
   std::mt19937_64 rng_;

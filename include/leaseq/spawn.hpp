@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/supervise.hpp"
@@ -44,6 +46,10 @@ struct spawn_request {
   std::string supervisor;
   std::string status_path;
   std::string attempt;
+  // Under a supervisor: it stops the task after this many seconds (SIGTERM, then SIGKILL
+  // grace_s later), even when the runner is gone by then.
+  std::optional<double> time_limit_s;
+  double grace_s = 10;
 };
 
 // pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
@@ -166,7 +172,14 @@ class posix_process_ops : public process_ops {
     // make every task fail: the task then runs as it would without one.
     bool supervised = !req.supervisor.empty() && ::access(req.supervisor.c_str(), X_OK) == 0;
     std::vector<std::string> words;
-    if (supervised) words = {req.supervisor, supervise_verb, req.status_path, req.attempt, "--"};
+    if (supervised) {
+      words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
+      if (req.time_limit_s)
+        // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
+        words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
+                                   fmt::format("{}", req.grace_s)});
+      words.push_back("--");
+    }
     words.insert(words.end(), req.argv.begin(), req.argv.end());
     std::vector<char*> argv, envp;
     for (const auto& a : words) argv.push_back(const_cast<char*>(a.c_str()));

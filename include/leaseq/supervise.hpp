@@ -10,15 +10,22 @@
 // into the same process group (so a cancel's signal to the group reaches the task), ignores
 // the signals meant for the task, and exits exactly as the task did (same exit code, or the
 // same signal re-raised), so reaping it tells what reaping the task would have told.
+//
+// With `--time-limit S` (protocol version 3) it also enforces the task's time limit, since it
+// outlives the runner: S seconds after it started the task, SIGTERM to the process group, and
+// `--grace G` seconds later SIGKILL; the status file then says `"time_limit": true`.
 
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <optional>
 #include <string>
@@ -40,6 +47,7 @@ struct exit_status {
   std::optional<int> signal;
   std::optional<double> finished;
   std::optional<std::string> spawn_failed;  // the program could not be started: why
+  bool time_limit = false;                  // the supervisor stopped it at its time limit
 };
 
 // The status file at path, when it is readable and belongs to `attempt` (a file left by an
@@ -66,6 +74,7 @@ inline std::optional<exit_status> read_exit_status(const fs::path& path,
   if (auto f = j.find("finished"); f != j.end() && f->is_number()) s.finished = f->get<double>();
   if (auto f = j.find("spawn_failed"); f != j.end() && f->is_string())
     s.spawn_failed = f->get<std::string>();
+  if (auto f = j.find("time_limit"); f != j.end() && f->is_boolean()) s.time_limit = f->get<bool>();
   // A file that tells nothing (a hand-edited one) is no evidence of how the task ended.
   if (!s.exit_code && !s.signal && !s.spawn_failed) return std::nullopt;
   return s;
@@ -112,21 +121,79 @@ inline void write_supervisor_status(const char* path, const json& status) {
   ::_exit(128 + sig);  // a signal whose default is not to terminate
 }
 
+inline double monotonic_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Waits for the task; past `limit` seconds (measured from `start`) it sends SIGTERM to the
+// process group (the supervisor ignores it), `grace` seconds later SIGKILL to the task.
+// SIGCHLD is blocked by the caller, so it is waited for with a timeout instead of polled.
+// Returns waitpid's answer; `stopped` tells whether the limit was reached.
+inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit, double grace,
+                             bool& stopped) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  double kill_at = -1;
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w != 0 && !(w < 0 && errno == EINTR)) return w;
+    double now = monotonic_s();
+    if (!stopped && now >= start + limit) {
+      stopped = true;
+      ::kill(0, SIGTERM);  // the whole group: the task and its children
+      kill_at = now + grace;
+    } else if (stopped && kill_at >= 0 && now >= kill_at) {
+      ::kill(pid, SIGKILL);  // the rest of the group goes when the supervisor dies the same way
+      kill_at = -1;
+    }
+    double next = !stopped ? start + limit : kill_at >= 0 ? kill_at : now + 3600;
+    double wait = std::min(std::max(next - now, 0.001), 3600.0);
+    timespec ts{static_cast<time_t>(wait),
+                static_cast<long>((wait - static_cast<double>(static_cast<time_t>(wait))) * 1e9)};
+    ::sigtimedwait(&chld, nullptr, &ts);
+  }
+}
+
 }  // namespace detail
 
-// The supervisor's main: argv is `<program> __supervise <status file> <attempt> -- cmd...`.
-// Returns the task's exit code (127 when it could not be started, 2 on a usage error) or does
-// not return at all (the task died by a signal, re-raised here).
+// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
+// S [--grace G]] -- cmd...`. Returns the task's exit code (127 when it could not be started,
+// 2 on a usage error) or does not return at all (the task died by a signal, re-raised here).
 inline int run_supervisor(int argc, char** argv) {
-  if (argc < 6 || std::strcmp(argv[1], supervise_verb) != 0 || std::strcmp(argv[4], "--") != 0) {
+  const double start = detail::monotonic_s();
+  std::optional<double> limit;
+  double grace = 10;
+  int dashes = 4;
+  auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
+    char* end = nullptr;
+    double v = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(zero_ok ? v >= 0 : v > 0) || v > 366 * 86400.0)
+      return std::nullopt;
+    return v;
+  };
+  bool usage_ok = argc >= 6 && std::strcmp(argv[1], supervise_verb) == 0;
+  while (usage_ok && dashes + 1 < argc && std::strcmp(argv[dashes], "--") != 0) {
+    bool is_limit = std::strcmp(argv[dashes], "--time-limit") == 0;
+    bool is_grace = std::strcmp(argv[dashes], "--grace") == 0;
+    auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
+    if (!v) usage_ok = false;
+    if (is_limit) limit = v;
+    if (is_grace && v) grace = *v;
+    dashes += 2;
+  }
+  if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
     std::fprintf(stderr,
-                 "usage: leaseq %s STATUS_FILE ATTEMPT -- COMMAND [ARG...] (used by the runner)\n",
+                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] -- COMMAND "
+                 "[ARG...] (used by the runner)\n",
                  supervise_verb);
     return 2;
   }
   const char* status_path = argv[2];
   const std::string attempt = argv[3];
-  char** cmd = argv + 5;
+  char** cmd = argv + dashes + 1;
 
   std::vector<int> shielded = detail::supervisor_shielded_signals();
   std::vector<struct sigaction> saved(shielded.size());
@@ -144,12 +211,18 @@ inline int run_supervisor(int argc, char** argv) {
   if (::pipe2(fds, O_CLOEXEC) != 0)
     return spawn_failed(std::string("pipe: ") + std::strerror(errno));
   detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
+  sigset_t chld, old_mask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
   pid_t pid = ::fork();
   if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     // The task gets the dispositions the supervisor was started with (ignored ones are
-    // inherited through exec, so each must be put back).
+    // inherited through exec, so each must be put back), and its signal mask.
     for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
+    if (limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     ::execvp(cmd[0], cmd);
     int e = errno;
     (void)!::write(err_w.get(), &e, sizeof e);
@@ -160,8 +233,13 @@ inline int run_supervisor(int argc, char** argv) {
   ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
   int status = 0;
   pid_t waited;
-  do waited = ::waitpid(pid, &status, 0);
-  while (waited < 0 && errno == EINTR);
+  bool stopped = false;
+  if (limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
+    waited = detail::wait_with_limit(pid, status, start, *limit, grace, stopped);
+  } else {
+    do waited = ::waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+  }
   if (n == static_cast<ssize_t>(sizeof exec_errno))
     return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
 
@@ -169,8 +247,11 @@ inline int run_supervisor(int argc, char** argv) {
       {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
   if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
   if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
+  if (stopped) out["time_limit"] = true;
   detail::write_supervisor_status(status_path, out);
   if (waited != pid) return 127;  // cannot happen: the task is our only child
+  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
   if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
   return WEXITSTATUS(status);
 }

@@ -6,8 +6,10 @@
 //
 // A reason is given only when nothing in sight will take the task: no runner serves its lane,
 // none has the GPUs it asks for, every runner that could take it is paused or silent, or the
-// lease itself ended. A task that simply waits its turn (or whose runners are still to come,
-// a Slurm job not started yet) has no reason: "waiting" is then the whole story.
+// lease itself ended; or (protocol version 3) its dependencies have not all FINISHED ("after
+// T012 (RUNNING)"), or its retry delay has not passed. A task that simply waits its turn (or whose
+// runners are still to come, a Slurm job not started yet) has no reason: "waiting" is then the
+// whole story.
 
 #include <algorithm>
 #include <cstdint>
@@ -71,14 +73,30 @@ inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcep
   return false;
 }
 
-}  // namespace detail
+// What a pending task of protocol version 3 waits for besides a runner: its dependencies
+// (each one not FINISHED, with its state; the first that ended otherwise makes the task's
+// runner cancel it) or its retry delay.
+inline std::optional<std::string> own_wait(const task_view& t, const snapshot& s) {
+  if (!t.spec) return std::nullopt;
+  std::string waits;
+  for (const std::string& dep : t.spec->after) {
+    const task_view* d = s.find_task(dep);
+    if (d && d->state == task_state::finished) continue;
+    std::string state = d ? std::string(to_string(d->state)) : std::string("not visible");
+    if (d && is_done(d->state))
+      return "dependency " + dep + " ended " + state + ": a runner will cancel it";
+    waits += (waits.empty() ? "" : ", ") + dep + " (" + state + ")";
+  }
+  if (!waits.empty()) return "after " + waits;
+  if (t.spec->not_before && *t.spec->not_before > s.taken_at)
+    return fmt::format("attempt {}/{} starts in {:.0f} s (retry delay)", attempt_number(*t.spec),
+                       attempts_allowed(*t.spec), *t.spec->not_before - s.taken_at);
+  return std::nullopt;
+}
 
-// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
-// has no waiting reason.
-inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
-                                                 const lease_condition& lease = {}) {
-  if (t.state != task_state::pending) return std::nullopt;
-  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+// Why no runner will take `t` now, or nothing.
+inline std::optional<std::string> runner_wait(const task_view& t, const snapshot& s,
+                                              const lease_condition& lease) {
   const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
   std::size_t seen = 0;  // runners that ever wrote a heartbeat
   for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
@@ -131,6 +149,29 @@ inline std::optional<std::string> waiting_reason(const task_view& t, const snaps
   if (paused + silent == able.size())
     return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
   return std::nullopt;
+}
+
+}  // namespace detail
+
+// "attempt 2/3" for a task with retries (or that was retried): the attempt it is on, or for an
+// ended task the attempts it took, of those it may have. Nothing for any other task.
+inline std::optional<std::string> attempt_text(const task_view& t) {
+  const task_spec* spec = t.result ? &t.result->task : t.spec.get();
+  if (!spec || (spec->retries == 0 && spec->attempts.empty())) return std::nullopt;
+  int n =
+      t.result ? std::max<int>(1, static_cast<int>(spec->attempts.size())) : attempt_number(*spec);
+  return fmt::format("attempt {}/{}", n, std::max(n, attempts_allowed(*spec)));
+}
+
+// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
+// has no waiting reason. What keeps every runner away comes first, then what the task itself
+// waits for (dependencies, a retry delay).
+inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
+                                                 const lease_condition& lease = {}) {
+  if (t.state != task_state::pending) return std::nullopt;
+  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+  if (auto why = detail::runner_wait(t, s, lease)) return why;
+  return detail::own_wait(t, s);
 }
 
 // Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never

@@ -1381,6 +1381,21 @@ inline std::string display_command(const std::vector<std::string>& argv) {
   return out;
 }
 
+// One execution of a task that ended (protocol version 3, "attempts"): a task with retries
+// keeps every attempt's outcome, the earlier ones in its task file, all of them in its result.
+struct task_attempt {
+  std::string attempt;  // the attempt id (LEASEQ_ATTEMPT)
+  std::string node;     // where it ran
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::optional<std::string> reason;
+  std::optional<double> started;
+  std::optional<double> finished;
+};
+
+// The most retries a task may ask for: each attempt is kept in its task file.
+inline constexpr int max_task_retries = 100;
+
 // A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
 struct task_spec {
   std::string id;
@@ -1399,12 +1414,28 @@ struct task_spec {
   std::optional<std::string> retry_of;
   std::optional<double> claimed;  // written by the runner when it claims
   std::optional<std::int64_t> pid;
-  json extra = json::object();  // fields other tools wrote; kept on rewrite
+  // Version 3 (written only when set, so other tasks stay exactly what version 2 wrote).
+  std::vector<std::string> after;      // runs once every one of these tasks FINISHED
+  std::optional<double> time_limit;    // seconds an attempt may run; then FAILED time_limit
+  int retries = 0;                     // attempts after a FAILED one, at most
+  double retry_delay = 0;              // seconds between a FAILED attempt and the next
+  std::optional<double> not_before;    // a requeued attempt is not claimed before this time
+  std::vector<task_attempt> attempts;  // the task file: earlier attempts; a result: all
+  json extra = json::object();         // fields other tools wrote; kept on rewrite
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id",  "seq",     "lease", "node", "argv",    "argv_b64", "cmd",     "cwd", "cwd_b64",
-    "env", "env_b64", "gpus",  "key",  "created", "retry_of", "claimed", "pid"};
+    "id",      "seq",   "lease",      "node",    "argv",        "argv_b64",   "cmd",      "cwd",
+    "cwd_b64", "env",   "env_b64",    "gpus",    "key",         "created",    "retry_of", "claimed",
+    "pid",     "after", "time_limit", "retries", "retry_delay", "not_before", "attempts"};
+
+// Which attempt of its task an execution is, counting from 1, and how many it may have.
+inline int attempt_number(const task_spec& t) noexcept {
+  return static_cast<int>(t.attempts.size()) + 1;
+}
+inline int attempts_allowed(const task_spec& t) noexcept {
+  return t.retries + 1;
+}
 
 // A process id read from a file is only ever used as a pid_t. Anything outside pid_t's
 // positive range would be truncated by the cast (4294967295 becomes -1: kill(-1) signals every
@@ -1533,7 +1564,70 @@ inline void to_json(json& j, const task_spec& t) {
   if (t.retry_of) j["retry_of"] = *t.retry_of;
   if (t.claimed) j["claimed"] = *t.claimed;
   if (t.pid) j["pid"] = *t.pid;
+  if (!t.after.empty()) j["after"] = t.after;
+  if (t.time_limit) j["time_limit"] = *t.time_limit;
+  if (t.retries > 0) j["retries"] = t.retries;
+  if (t.retry_delay > 0) j["retry_delay"] = t.retry_delay;
+  if (t.not_before) j["not_before"] = *t.not_before;
+  if (!t.attempts.empty()) {
+    json list = json::array();
+    for (const task_attempt& a : t.attempts) {
+      json e = {{"attempt", a.attempt},
+                {"node", a.node},
+                {"exit_code", detail::or_null(a.exit_code)},
+                {"signal", detail::or_null(a.signal)},
+                {"reason", a.reason ? json(detail::to_valid_utf8(*a.reason)) : json(nullptr)},
+                {"started", detail::or_null(a.started)},
+                {"finished", detail::or_null(a.finished)}};
+      list.push_back(std::move(e));
+    }
+    j["attempts"] = std::move(list);
+  }
 }
+
+namespace detail {
+
+// A duration field of a task file: a positive (or, with zero_ok, non-negative) finite number
+// of seconds, at most a year.
+inline std::optional<double> opt_seconds(const json& j, const char* name, bool zero_ok) {
+  auto v = opt_number(j, name);
+  if (v && !((zero_ok ? *v >= 0 : *v > 0) && *v <= 366 * 86400.0))
+    throw format_error("field '" + std::string(name) + "': " + std::to_string(*v) +
+                       " is not a duration in seconds (" + (zero_ok ? "0" : "above 0") +
+                       " to a year)");
+  return v;
+}
+
+inline std::vector<task_attempt> attempt_list(const json& j) {
+  std::vector<task_attempt> out;
+  const json* list = find_field(j, "attempts");
+  if (!list || list->is_null()) return out;
+  if (!list->is_array()) bad_field("attempts", "an array", *list);
+  if (list->size() > static_cast<std::size_t>(max_task_retries) + 1)
+    throw format_error("field 'attempts': more than " + std::to_string(max_task_retries + 1) +
+                       " entries");
+  for (const json& e : *list) {
+    if (!e.is_object()) bad_field("attempts", "an array of objects", e);
+    task_attempt a;
+    a.attempt = opt_string(e, "attempt").value_or("");
+    a.node = opt_string(e, "node").value_or("");
+    auto small = [&](const char* name) -> std::optional<int> {
+      auto v = opt_int(e, name);
+      if (v && (*v < INT32_MIN || *v > INT32_MAX))
+        throw format_error("field 'attempts': " + std::string(name) + " out of range");
+      return v ? std::optional<int>(static_cast<int>(*v)) : std::nullopt;
+    };
+    a.exit_code = small("exit_code");
+    a.signal = small("signal");
+    a.reason = opt_string(e, "reason");
+    a.started = opt_number(e, "started");
+    a.finished = opt_number(e, "finished");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace detail
 
 // Throws format_error (or name_error) naming the bad field.
 inline void from_json(const json& j, task_spec& t) {
@@ -1569,6 +1663,21 @@ inline void from_json(const json& j, task_spec& t) {
   t.retry_of = detail::opt_string(j, "retry_of");
   t.claimed = detail::opt_number(j, "claimed");
   t.pid = detail::opt_pid(j, "pid", 2);
+  t.after = detail::string_list(j, "after");
+  for (const std::string& dep : t.after) {
+    if (!is_valid_task_id(dep))
+      throw format_error("field 'after': " + detail::quote_for_message(dep) + " is not a task id");
+    if (dep == t.id) throw format_error("field 'after': the task names itself");
+  }
+  t.time_limit = detail::opt_seconds(j, "time_limit", false);
+  std::int64_t retries = detail::int_or(j, "retries", 0);
+  if (retries < 0 || retries > max_task_retries)
+    throw format_error("field 'retries': " + std::to_string(retries) + " is not 0 to " +
+                       std::to_string(max_task_retries));
+  t.retries = static_cast<int>(retries);
+  t.retry_delay = detail::opt_seconds(j, "retry_delay", true).value_or(0);
+  t.not_before = detail::opt_number(j, "not_before");
+  t.attempts = detail::attempt_list(j);
   t.extra = detail::unknown_fields(j, task_spec_fields);
 }
 
@@ -3508,8 +3617,9 @@ inline constexpr const char* version =
     LEASEQ_DETAIL_VERSION_STRING(LEASEQ_VERSION_MAJOR, LEASEQ_VERSION_MINOR, LEASEQ_VERSION_PATCH);
 // The on-disk protocol version written into index.json (docs/protocol.md). 2: task ids are
 // reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
-// version 1 are read and upgraded in place (ids/floor).
-inline constexpr int protocol_version = 2;
+// version 1 are read and upgraded in place (ids/floor). 3: tasks may carry after, time_limit,
+// retries, retry_delay and array_id/array_index; lease.json may carry slots.
+inline constexpr int protocol_version = 3;
 
 }  // namespace leaseq
 // end leaseq/version.hpp
@@ -5111,6 +5221,8 @@ class result_writer {
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 // begin leaseq/supervise.hpp
 
 // The task supervisor: `leaseq __supervise <status file> <attempt> -- argv...`. The runner
@@ -5123,15 +5235,22 @@ class result_writer {
 // into the same process group (so a cancel's signal to the group reaches the task), ignores
 // the signals meant for the task, and exits exactly as the task did (same exit code, or the
 // same signal re-raised), so reaping it tells what reaping the task would have told.
+//
+// With `--time-limit S` (protocol version 3) it also enforces the task's time limit, since it
+// outlives the runner: S seconds after it started the task, SIGTERM to the process group, and
+// `--grace G` seconds later SIGKILL; the status file then says `"time_limit": true`.
 
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <optional>
 #include <string>
@@ -5150,6 +5269,7 @@ struct exit_status {
   std::optional<int> signal;
   std::optional<double> finished;
   std::optional<std::string> spawn_failed;  // the program could not be started: why
+  bool time_limit = false;                  // the supervisor stopped it at its time limit
 };
 
 // The status file at path, when it is readable and belongs to `attempt` (a file left by an
@@ -5176,6 +5296,7 @@ inline std::optional<exit_status> read_exit_status(const fs::path& path,
   if (auto f = j.find("finished"); f != j.end() && f->is_number()) s.finished = f->get<double>();
   if (auto f = j.find("spawn_failed"); f != j.end() && f->is_string())
     s.spawn_failed = f->get<std::string>();
+  if (auto f = j.find("time_limit"); f != j.end() && f->is_boolean()) s.time_limit = f->get<bool>();
   // A file that tells nothing (a hand-edited one) is no evidence of how the task ended.
   if (!s.exit_code && !s.signal && !s.spawn_failed) return std::nullopt;
   return s;
@@ -5222,21 +5343,79 @@ inline void write_supervisor_status(const char* path, const json& status) {
   ::_exit(128 + sig);  // a signal whose default is not to terminate
 }
 
+inline double monotonic_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Waits for the task; past `limit` seconds (measured from `start`) it sends SIGTERM to the
+// process group (the supervisor ignores it), `grace` seconds later SIGKILL to the task.
+// SIGCHLD is blocked by the caller, so it is waited for with a timeout instead of polled.
+// Returns waitpid's answer; `stopped` tells whether the limit was reached.
+inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit, double grace,
+                             bool& stopped) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  double kill_at = -1;
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w != 0 && !(w < 0 && errno == EINTR)) return w;
+    double now = monotonic_s();
+    if (!stopped && now >= start + limit) {
+      stopped = true;
+      ::kill(0, SIGTERM);  // the whole group: the task and its children
+      kill_at = now + grace;
+    } else if (stopped && kill_at >= 0 && now >= kill_at) {
+      ::kill(pid, SIGKILL);  // the rest of the group goes when the supervisor dies the same way
+      kill_at = -1;
+    }
+    double next = !stopped ? start + limit : kill_at >= 0 ? kill_at : now + 3600;
+    double wait = std::min(std::max(next - now, 0.001), 3600.0);
+    timespec ts{static_cast<time_t>(wait),
+                static_cast<long>((wait - static_cast<double>(static_cast<time_t>(wait))) * 1e9)};
+    ::sigtimedwait(&chld, nullptr, &ts);
+  }
+}
+
 }  // namespace detail
 
-// The supervisor's main: argv is `<program> __supervise <status file> <attempt> -- cmd...`.
-// Returns the task's exit code (127 when it could not be started, 2 on a usage error) or does
-// not return at all (the task died by a signal, re-raised here).
+// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
+// S [--grace G]] -- cmd...`. Returns the task's exit code (127 when it could not be started,
+// 2 on a usage error) or does not return at all (the task died by a signal, re-raised here).
 inline int run_supervisor(int argc, char** argv) {
-  if (argc < 6 || std::strcmp(argv[1], supervise_verb) != 0 || std::strcmp(argv[4], "--") != 0) {
+  const double start = detail::monotonic_s();
+  std::optional<double> limit;
+  double grace = 10;
+  int dashes = 4;
+  auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
+    char* end = nullptr;
+    double v = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(zero_ok ? v >= 0 : v > 0) || v > 366 * 86400.0)
+      return std::nullopt;
+    return v;
+  };
+  bool usage_ok = argc >= 6 && std::strcmp(argv[1], supervise_verb) == 0;
+  while (usage_ok && dashes + 1 < argc && std::strcmp(argv[dashes], "--") != 0) {
+    bool is_limit = std::strcmp(argv[dashes], "--time-limit") == 0;
+    bool is_grace = std::strcmp(argv[dashes], "--grace") == 0;
+    auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
+    if (!v) usage_ok = false;
+    if (is_limit) limit = v;
+    if (is_grace && v) grace = *v;
+    dashes += 2;
+  }
+  if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
     std::fprintf(stderr,
-                 "usage: leaseq %s STATUS_FILE ATTEMPT -- COMMAND [ARG...] (used by the runner)\n",
+                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] -- COMMAND "
+                 "[ARG...] (used by the runner)\n",
                  supervise_verb);
     return 2;
   }
   const char* status_path = argv[2];
   const std::string attempt = argv[3];
-  char** cmd = argv + 5;
+  char** cmd = argv + dashes + 1;
 
   std::vector<int> shielded = detail::supervisor_shielded_signals();
   std::vector<struct sigaction> saved(shielded.size());
@@ -5254,12 +5433,18 @@ inline int run_supervisor(int argc, char** argv) {
   if (::pipe2(fds, O_CLOEXEC) != 0)
     return spawn_failed(std::string("pipe: ") + std::strerror(errno));
   detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
+  sigset_t chld, old_mask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
   pid_t pid = ::fork();
   if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     // The task gets the dispositions the supervisor was started with (ignored ones are
-    // inherited through exec, so each must be put back).
+    // inherited through exec, so each must be put back), and its signal mask.
     for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
+    if (limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     ::execvp(cmd[0], cmd);
     int e = errno;
     (void)!::write(err_w.get(), &e, sizeof e);
@@ -5270,8 +5455,13 @@ inline int run_supervisor(int argc, char** argv) {
   ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
   int status = 0;
   pid_t waited;
-  do waited = ::waitpid(pid, &status, 0);
-  while (waited < 0 && errno == EINTR);
+  bool stopped = false;
+  if (limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
+    waited = detail::wait_with_limit(pid, status, start, *limit, grace, stopped);
+  } else {
+    do waited = ::waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+  }
   if (n == static_cast<ssize_t>(sizeof exec_errno))
     return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
 
@@ -5279,8 +5469,11 @@ inline int run_supervisor(int argc, char** argv) {
       {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
   if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
   if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
+  if (stopped) out["time_limit"] = true;
   detail::write_supervisor_status(status_path, out);
   if (waited != pid) return 127;  // cannot happen: the task is our only child
+  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
   if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
   return WEXITSTATUS(status);
 }
@@ -5306,6 +5499,10 @@ struct spawn_request {
   std::string supervisor;
   std::string status_path;
   std::string attempt;
+  // Under a supervisor: it stops the task after this many seconds (SIGTERM, then SIGKILL
+  // grace_s later), even when the runner is gone by then.
+  std::optional<double> time_limit_s;
+  double grace_s = 10;
 };
 
 // pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
@@ -5428,7 +5625,14 @@ class posix_process_ops : public process_ops {
     // make every task fail: the task then runs as it would without one.
     bool supervised = !req.supervisor.empty() && ::access(req.supervisor.c_str(), X_OK) == 0;
     std::vector<std::string> words;
-    if (supervised) words = {req.supervisor, supervise_verb, req.status_path, req.attempt, "--"};
+    if (supervised) {
+      words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
+      if (req.time_limit_s)
+        // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
+        words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
+                                   fmt::format("{}", req.grace_s)});
+      words.push_back("--");
+    }
     words.insert(words.end(), req.argv.begin(), req.argv.end());
     std::vector<char*> argv, envp;
     for (const auto& a : words) argv.push_back(const_cast<char*>(a.c_str()));
@@ -6228,8 +6432,10 @@ class runner {
   // Seconds until the next deadline that needs a pass (SIGKILL after grace, heartbeat).
   double next_deadline(double now) const {
     double t = last_heartbeat_ + heartbeat_interval() - now;
-    for (const auto& [id, r] : running_)
+    for (const auto& [id, r] : running_) {
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
+      if (auto limit = runner_time_limit(r)) t = std::min(t, *limit - now);
+    }
     return std::max(0.0, t);
   }
 
@@ -6504,6 +6710,9 @@ class runner {
       log(id + why + ": cancelled");
       finish(t, ended, s ? s->exit_code : std::nullopt, s ? s->signal : std::nullopt,
              task_state::cancelled, "cancelled");
+    } else if (s && s->time_limit) {
+      log(id + why + "; its supervisor stopped it at its time limit");
+      finish(t, ended, s->exit_code, s->signal, task_state::failed, "time_limit");
     } else if (s && s->spawn_failed) {
       log(id + why + "; its supervisor could not start it: " + *s->spawn_failed);
       finish(t, now, std::nullopt, std::nullopt, task_state::failed,
@@ -6564,7 +6773,15 @@ class runner {
     if (!tree_ok(dir_claimed) || !tree_ok(dir_logs) || !tree_ok(dir_done)) return false;
     while (static_cast<int>(running_.size()) < cfg_.slots && !adopted_.empty()) {
       task_spec& spec = adopted_.front();
-      if (spec.gpus > gpus_total()) {
+      // Claimed but never started (a crash right after the claim): its dependencies decide
+      // as they would have. One still waiting goes back to its lane.
+      std::optional<std::pair<std::string, task_state>> failed_dep;
+      bool waits = !spec.after.empty() && !ready(spec, now, failed_dep) && !failed_dep;
+      if (failed_dep) {
+        cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
+      } else if (waits) {
+        give_back(spec);
+      } else if (spec.gpus > gpus_total()) {
         fail_too_many_gpus(spec, now);
       } else if (spec.gpus > static_cast<int>(free_gpus_.size())) {
         return any;
@@ -6601,28 +6818,52 @@ class runner {
         if (listed_empty == now) continue;
         cache = detail::list_lane(lease_.inbox(lane));
         if (cache.empty()) listed_empty = now;
+        forget_waiting_missing(lane, cache);
       }
       while (!cache.empty()) {
         const std::string name = cache.front();
         fs::path from = lease_.inbox(lane) / name;
-        json_outcome peek = read_json_tolerant(from);
-        if (!peek.ok()) {
-          cache.pop_front();
-          if (peek.err != ENOENT) log_once(from, peek.reason);
-          continue;
-        }
-        if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
-          cache.pop_front();
-          log_once(from, "not owned by this runner's user: never run (left pending)");
-          continue;
-        }
         task_spec spec;
-        try {
-          from_json(*peek.value, spec);
-          if (spec.id + ".json" != name) throw format_error("id does not match the file name");
-        } catch (const error& e) {
+        bool remembered = false;
+        if (auto h = waiting_.empty() ? waiting_.end() : waiting_.find(lane + "/" + name);
+            h != waiting_.end()) {
+          spec = h->second;  // read once: only a retry puts a file of that name there again
+          remembered = true;
+        } else {
+          json_outcome peek = read_json_tolerant(from);
+          if (!peek.ok()) {
+            cache.pop_front();
+            if (peek.err != ENOENT) log_once(from, peek.reason);
+            continue;
+          }
+          if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
+            cache.pop_front();
+            log_once(from, "not owned by this runner's user: never run (left pending)");
+            continue;
+          }
+          try {
+            from_json(*peek.value, spec);
+            if (spec.id + ".json" != name) throw format_error("id does not match the file name");
+          } catch (const error& e) {
+            cache.pop_front();
+            log_once(from, e.what());
+            continue;
+          }
+        }
+        // A task that waits (for its dependencies, or its retry delay) is passed over, never
+        // blocking the tasks behind it; one whose dependency failed is claimed and cancelled.
+        std::optional<std::pair<std::string, task_state>> failed_dep;
+        if (!ready(spec, now, failed_dep)) {
           cache.pop_front();
-          log_once(from, e.what());
+          waiting_.emplace(lane + "/" + name, std::move(spec));
+          continue;
+        }
+        if (remembered) waiting_.erase(lane + "/" + name);
+        if (failed_dep) {
+          cache.pop_front();
+          if (!take(from, lease_.claimed(cfg_.node) / name, spec.id)) continue;
+          spec.claimed = now;
+          cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
           continue;
         }
         bool impossible = spec.gpus > gpus_total();
@@ -6633,28 +6874,12 @@ class runner {
           continue;
         }
         if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
-        fs::path to = lease_.claimed(cfg_.node) / name;
-        int rc = ::rename(from.c_str(), to.c_str());
-        int e = errno;
-        if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
-          rc = -1;
-          e = EIO;
-        }
         cache.pop_front();
-        if (rc != 0) {
-          // A rename can fail to report that it happened (a lost NFS reply, retried, says
-          // ENOENT): the destination tells. Otherwise ENOENT is a race another runner won.
-          struct stat st;
-          bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-                          ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
-          if (!happened) {
-            if (e != ENOENT)
-              log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
-            continue;
-          }
-          log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", spec.id,
-                          std::strerror(e)));
-        }
+        fs::path to = lease_.claimed(cfg_.node) / name;
+        if (!take(from, to, spec.id)) continue;
+        // A task with retries may have run and come back (another runner, a later attempt)
+        // since it was read: the claimed file is the truth.
+        if ((remembered || spec.retries > 0) && !reread_claimed(to, spec, now)) continue;
         spec.claimed = now;
         if (impossible) {
           fail_too_many_gpus(spec, now);
@@ -6664,6 +6889,112 @@ class runner {
       }
     }
     return std::nullopt;
+  }
+
+  // The claim: rename inbox -> claimed. True when this runner now holds the task file.
+  bool take(const fs::path& from, const fs::path& to, const std::string& id) {
+    int rc = ::rename(from.c_str(), to.c_str());
+    int e = errno;
+    if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
+      rc = -1;
+      e = EIO;
+    }
+    if (rc == 0) return true;
+    // A rename can fail to report that it happened (a lost NFS reply, retried, says ENOENT):
+    // the destination tells. Otherwise ENOENT is a race another runner won.
+    struct stat st;
+    bool happened = ::lstat(to.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                    ::lstat(from.c_str(), &st) != 0 && errno == ENOENT;
+    if (!happened) {
+      if (e != ENOENT) log(fmt::format("cannot claim {}: {}", from.string(), std::strerror(e)));
+      return false;
+    }
+    log(fmt::format("{}: the claim rename reported \"{}\" but happened: running it", id,
+                    std::strerror(e)));
+    return true;
+  }
+
+  // ---- dependencies and retry delays (protocol version 3) ----
+
+  // Reads a task just claimed again. False when it must not run now: given back to its lane
+  // (a newer attempt's retry delay has not passed) or left for the adoption scan (unreadable).
+  bool reread_claimed(const fs::path& claimed, task_spec& spec, double now) {
+    json_outcome r = read_json_tolerant(claimed);
+    try {
+      if (!r.ok()) throw format_error(r.reason);
+      task_spec fresh;
+      from_json(*r.value, fresh);
+      spec = std::move(fresh);
+    } catch (const error& e) {
+      log(spec.id + ": claimed, but its file does not read (" + e.what() + "); left in claimed/");
+      return false;
+    }
+    if (!spec.not_before || *spec.not_before <= now) return true;
+    give_back(spec);
+    return false;
+  }
+
+  // Whether a pending task may be claimed now: its retry delay passed and every dependency
+  // ended. `failed` names a dependency that ended other than FINISHED (the task is then
+  // claimed only to be cancelled).
+  bool ready(const task_spec& spec, double now,
+             std::optional<std::pair<std::string, task_state>>& failed) {
+    for (const std::string& dep : spec.after) {
+      auto end = dependency_end(dep, now);
+      if (!end) return false;
+      if (*end != task_state::finished) {
+        failed.emplace(dep, *end);
+        return true;
+      }
+    }
+    return !spec.not_before || *spec.not_before <= now;
+  }
+
+  // How a dependency ended (its result, on whichever node it ran), or nothing while it has no
+  // result. An ended one is remembered for good (a result is final: a task with retries left
+  // writes none); one that has not ended is looked at again at most every second, however many
+  // tasks wait for it.
+  std::optional<task_state> dependency_end(const std::string& id, double now) {
+    dependency& d = dependencies_[id];
+    if (d.ended || now - d.checked < dependency_recheck_s) return d.ended;
+    d.checked = now;
+    if (now - done_nodes_listed_ >= dependency_recheck_s) {
+      done_nodes_listed_ = now;
+      done_nodes_ = detail::list_dir(lease_.done_root().string()).names;
+    }
+    for (const std::string& node : done_nodes_) {
+      if (!is_valid_node(node)) continue;
+      json_outcome r = read_json_tolerant(lease_.result(node, id));
+      if (!r.ok()) continue;
+      try {
+        task_result res;
+        from_json(*r.value, res);
+        if (res.task.id == id) return d.ended = res.state;
+      } catch (const error&) {
+      }
+    }
+    return std::nullopt;
+  }
+
+  // A task whose dependency ended FAILED, CANCELLED (or LOST): claimed, never run, CANCELLED.
+  void cancel_for_dependency(const task_spec& spec, const std::string& dep, task_state end,
+                             double now) {
+    running_task t;
+    t.spec = spec;
+    t.claimed = now;
+    log(fmt::format("{}: dependency {} ended {}: cancelled", spec.id, dep, to_string(end)));
+    finish(t, now, std::nullopt, std::nullopt, task_state::cancelled,
+           fmt::format("dependency_failed: {} {}", dep, to_string(end)));
+  }
+
+  // Drops the waiting tasks of a lane that its new listing no longer shows (claimed elsewhere,
+  // cancelled).
+  void forget_waiting_missing(const std::string& lane, const std::deque<std::string>& listing) {
+    std::string prefix = lane + "/";
+    std::set<std::string> present(listing.begin(), listing.end());
+    for (auto it = waiting_.lower_bound(prefix);
+         it != waiting_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
+      it = present.count(it->first.substr(prefix.size())) ? std::next(it) : waiting_.erase(it);
   }
 
   void log_once(const fs::path& p, const std::string& reason) {
@@ -6718,6 +7049,8 @@ class runner {
     req.supervisor = cfg_.supervisor;
     req.status_path = exit_status_path(t.spec.id).string();
     req.attempt = t.attempt;
+    req.time_limit_s = t.spec.time_limit;  // the supervisor enforces it, runner or no runner
+    req.grace_s = cfg_.grace_s;
     spawn_outcome s = ops_.spawn(req);
     if (s.pid <= 0) {
       log(t.spec.id + ": spawn failed: " + s.error);
@@ -6771,6 +7104,9 @@ class runner {
       if (t.stop_reason == std::string("cancelled")) {
         st = task_state::cancelled;
         reason = "cancelled";
+      } else if (stopped_at_time_limit(t)) {
+        st = task_state::failed;
+        reason = "time_limit";
       } else if (t.stop_reason) {
         st = task_state::failed;
         reason = t.stop_reason;
@@ -6820,12 +7156,20 @@ class runner {
 
   // Builds the result and queues it; flush_results() writes it, then unlinks the claimed
   // file. On a write failure the result stays queued and the claimed file stays on disk.
+  // A FAILED attempt of a task with retries left runs again instead (requeue()).
   void finish(const running_task& t, double now, std::optional<int> exit_code,
               std::optional<int> signal, task_state st, std::optional<std::string> reason) {
+    task_attempt ended{t.attempt, cfg_.node, exit_code, signal, reason, t.started, now};
+    if (st == task_state::failed && retried_after(reason) &&
+        attempt_number(t.spec) < attempts_allowed(t.spec) && requeue(t, ended, now))
+      return;
     task_result r;
     r.task = t.spec;
     r.task.claimed.reset();
     r.task.pid.reset();
+    r.task.not_before.reset();
+    if (!t.attempt.empty() && (t.spec.retries > 0 || !t.spec.attempts.empty()))
+      r.task.attempts.push_back(std::move(ended));
     if (r.task.extra.is_object())  // claim bookkeeping, not part of the result
       for (const char* k : {"starting", "pid_start", "boot_id"}) r.task.extra.erase(k);
     r.state = st;
@@ -6840,6 +7184,50 @@ class runner {
     if (!t.attempt.empty()) r.attempt = t.attempt;
     hb_dirty_ = true;
     unwritten_.push_back({std::move(r)});
+  }
+
+  // Which FAILED attempts are run again (protocol.md, "Retries"): a non-zero exit, a death by
+  // a signal the runner did not send, a runner that died under it (runner_lost). Not a
+  // cancel, a time limit, a program that cannot start, nor a runner told to stop.
+  static bool retried_after(const std::optional<std::string>& reason) {
+    return !reason || *reason == "runner_lost";
+  }
+
+  // Puts a task whose attempt failed back into its lane with that attempt recorded, to be
+  // claimed again (by any runner of the lane) once its retry delay passed. The claimed file is
+  // rewritten first, without the attempt's pid: if the rename below does not happen, a runner
+  // adopting it runs it as never started. False (the caller writes the FAILED result) when
+  // nothing could be written.
+  bool requeue(const running_task& t, task_attempt ended, double now) {
+    const std::string& id = t.spec.id;
+    std::string lane = t.spec.node ? *t.spec.node : std::string(any_lane);
+    if (!tree_ok(dir_claimed) || !tree_ok(lane == cfg_.node ? dir_inbox_own : dir_inbox_any))
+      return false;
+    task_spec next = t.spec;
+    next.claimed.reset();
+    next.pid.reset();
+    if (next.extra.is_object())
+      for (const char* k : {"starting", "pid_start", "boot_id"}) next.extra.erase(k);
+    next.attempts.push_back(std::move(ended));
+    next.not_before.reset();
+    if (next.retry_delay > 0) next.not_before = now + next.retry_delay;
+    fs::path claimed = lease_.claimed_task(cfg_.node, id);
+    try {
+      write_file_atomic_nosync(claimed, json_file_text(json(next)));
+    } catch (const error& e) {
+      log(id + ": cannot record the failed attempt (" + e.what() + "): no retry");
+      return false;
+    }
+    if (::rename(claimed.c_str(), lease_.inbox_task(lane, id).c_str()) != 0)
+      log(
+          fmt::format("{}: cannot put it back into lane {} ({}); left in claimed/, to be run "
+                      "again from there",
+                      id, lane, std::strerror(errno)));
+    log(fmt::format("{}: attempt {}/{} failed; runs again{}", id, attempt_number(t.spec),
+                    attempts_allowed(t.spec),
+                    next.retry_delay > 0 ? fmt::format(" in {:g} s", next.retry_delay) : ""));
+    hb_dirty_ = true;
+    return true;
   }
 
   // Why a result cannot be written now (the directory is unsafe, or an injected fault), or
@@ -6965,8 +7353,27 @@ class runner {
     }
   }
 
+  // A time limit the runner enforces itself: only for tasks run without a supervisor (the
+  // supervisor enforces it otherwise, also while no runner lives). When it is due, or nothing.
+  std::optional<double> runner_time_limit(const running_task& t) const {
+    if (!cfg_.supervisor.empty() || t.orphan || !t.spec.time_limit || !t.started || t.stop_reason)
+      return std::nullopt;
+    return *t.started + *t.spec.time_limit;
+  }
+
+  // Whether the task's supervisor stopped it at its time limit (its .exit file says so).
+  bool stopped_at_time_limit(const running_task& t) const {
+    if (!t.spec.time_limit || cfg_.supervisor.empty()) return false;
+    auto s = read_exit_status(exit_status_path(t.spec.id), t.attempt);
+    return s && s->time_limit;
+  }
+
   void enforce_deadlines(double now) {
     for (auto& [id, t] : running_) {
+      if (auto limit = runner_time_limit(t); limit && *limit <= now) {
+        log(fmt::format("{}: ran past its time limit ({:g} s): SIGTERM", id, *t.spec.time_limit));
+        stop_task(t, now, "time_limit");
+      }
       if (t.kill_at && *t.kill_at <= now) {
         t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
         // An orphan's pid is not ours to reap: it may have been reused by now.
@@ -7141,6 +7548,16 @@ class runner {
   std::deque<std::string> lane_cache_, any_cache_;
   double lane_listed_empty_ = -1, any_listed_empty_ = -1;
   std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
+  // Pending tasks passed over (dependencies, retry delay), by "<lane>/<file name>", parsed.
+  std::map<std::string, task_spec> waiting_;
+  struct dependency {
+    std::optional<task_state> ended;
+    double checked = -1e18;
+  };
+  static constexpr double dependency_recheck_s = 1.0;
+  std::map<std::string, dependency> dependencies_;
+  std::vector<std::string> done_nodes_;
+  double done_nodes_listed_ = -1e18;
   std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
   std::set<std::string> logged_;
   std::mt19937_64 rng_;
@@ -9019,6 +9436,7 @@ std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_pat
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -9043,6 +9461,10 @@ struct submit_request {
   // takes the id of the first such task of its batch (`submit --array`, `--each-line`).
   std::optional<std::int64_t> array_index;
   std::optional<std::string> array_id;
+  std::vector<std::string> after;    // task ids that must all FINISH first; each must exist
+  std::optional<double> time_limit;  // seconds
+  int retries = 0;
+  double retry_delay = 0;  // seconds
 };
 
 struct submit_outcome {
@@ -9094,446 +9516,492 @@ inline array_range parse_array_range(const std::string& text) {
   if (r.count() > max_array_size)
     throw fail(fmt::format("{} tasks; an array has at most {}", r.count(), max_array_size));
   return r;
-}
-
-// A shell command as a task argv.
-inline std::vector<std::string> shell_argv(const std::string& command) {
-  return {"/bin/sh", "-c", command};
-}
-
-namespace detail {
-
-inline void check_request(const submit_request& r) {
-  if (r.argv.empty()) throw error("submit: empty command");
-  if (r.gpus < 0 || r.gpus > 4096) throw error("submit: gpus must be between 0 and 4096");
-  if (r.node) check_node(*r.node);
-  if (r.key) check_key(*r.key);
-  if (r.retry_of) check_task_id(*r.retry_of);
-  if (r.array_id) check_task_id(*r.array_id);
-  if (r.array_index && *r.array_index < 0) throw error("submit: array index must not be negative");
-  for (const auto& [k, v] : r.env)
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
-      throw error("submit: invalid environment variable name " + quote_for_message(k));
-}
-
-// `batch_array_id`: the id of the batch's first array task, for those that name no array.
-inline task_spec make_spec(const submit_request& r, const std::string& lease_id, std::int64_t seq,
-                           double now, const std::string& batch_array_id = {}) {
-  task_spec t;
-  t.seq = seq;
-  t.id = format_task_id(seq);
-  t.lease = lease_id;
-  t.node = r.node;
-  t.argv = r.argv;
-  t.cmd = r.cmd.empty() ? display_command(r.argv) : r.cmd;
-  t.cwd = r.cwd;
-  t.env = r.env;
-  t.gpus = r.gpus;
-  t.key = r.key;
-  t.created = now;
-  t.retry_of = r.retry_of;
-  if (r.array_index) {
-    t.extra["array_id"] = r.array_id ? *r.array_id : batch_array_id;
-    t.extra["array_index"] = *r.array_index;
+  // A duration given to submit (--time-limit, --retry-delay), in seconds: parse_duration's forms
+  // (`30s`, `5m`, `1h30m`, `2:00:00`, `1-00:00:00`) except a bare number. Slurm reads
+  // `--time 30` as minutes, most tools as seconds, and a wrong guess kills a task 60 times too
+  // early. `option` names the flag in the error.
+  inline double parse_submit_duration(std::string_view text, std::string_view option) {
+    bool bare = !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+    if (bare)
+      throw error(std::string(option) + ": " + detail::quote_for_message(std::string(text)) +
+                  " has no unit (30s, 5m, 2h, 1h30m, 2:00:00, 1-00:00:00)");
+    try {
+      return static_cast<double>(parse_duration(text));
+    } catch (const error& e) {
+      throw error(std::string(option) + ": " + e.what());
+    }
   }
-  return t;
-}
 
-inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
-  return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
-}
+  // A shell command as a task argv.
+  inline std::vector<std::string> shell_argv(const std::string& command) {
+    return {"/bin/sh", "-c", command};
+  }
 
-// A key older than this whose task is visible nowhere and whose owner cannot be checked (it
-// ran on another host) is taken over by the next submit with that key.
-inline constexpr double key_orphan_s = 600;
+  namespace detail {
 
-struct key_record {
-  std::string id;
-  std::optional<process_identity> owner;  // protocol 1 keys hold only the id
-  double age_s = 0;
-};
+  inline void check_request(const submit_request& r) {
+    if (r.argv.empty()) throw error("submit: empty command");
+    if (r.gpus < 0 || r.gpus > 4096) throw error("submit: gpus must be between 0 and 4096");
+    if (r.node) check_node(*r.node);
+    if (r.key) check_key(*r.key);
+    if (r.retry_of) check_task_id(*r.retry_of);
+    if (r.array_id) check_task_id(*r.array_id);
+    if (r.array_index && *r.array_index < 0)
+      throw error("submit: array index must not be negative");
+    for (const auto& dep : r.after) check_task_id(dep);
+    if (r.time_limit && !(*r.time_limit > 0 && *r.time_limit <= 366 * 86400.0))
+      throw error("submit: the time limit must be above 0 and at most a year");
+    if (r.retries < 0 || r.retries > max_task_retries)
+      throw error("submit: retries must be between 0 and " + std::to_string(max_task_retries));
+    if (!(r.retry_delay >= 0 && r.retry_delay <= 366 * 86400.0))
+      throw error("submit: the retry delay must be 0 to a year");
+    for (const auto& [k, v] : r.env)
+      if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
+        throw error("submit: invalid environment variable name " + quote_for_message(k));
+  }
 
-// What a key names, or an error when it exists but cannot be read.
-inline std::optional<key_record> read_key_record(const lease_paths& lease, const std::string& key) {
-  read_outcome r = read_file_tolerant(lease.key(key), 1024);
-  if (!r.ok && r.err == ENOENT) return std::nullopt;
-  key_record k;
-  std::string_view text = r.content;
-  std::size_t nl = text.find('\n');
-  std::string_view first = text.substr(0, nl);
-  while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.remove_suffix(1);
-  k.id = std::string(first);
-  if (!r.ok || !is_valid_task_id(k.id))
-    throw error("idempotency key " + quote_for_message(key) + " exists but " +
-                lease.key(key).string() +
-                " is unreadable: " + (r.ok ? std::string("not a task id") : r.reason));
-  if (nl != std::string_view::npos) k.owner = process_identity::from_line(text.substr(nl + 1));
-  struct stat st;
-  if (::stat(lease.key(key).c_str(), &st) == 0)
-    k.age_s = std::max(0.0, unix_now() - static_cast<double>(st.st_mtim.tv_sec));
-  return k;
-}
+  // `batch_array_id`: the id of the batch's first array task, for those that name no array.
+  inline task_spec make_spec(const submit_request& r, const std::string& lease_id, std::int64_t seq,
+                             double now, const std::string& batch_array_id = {}) {
+    task_spec t;
+    t.seq = seq;
+    t.id = format_task_id(seq);
+    t.lease = lease_id;
+    t.node = r.node;
+    t.argv = r.argv;
+    t.cmd = r.cmd.empty() ? display_command(r.argv) : r.cmd;
+    t.cwd = r.cwd;
+    t.env = r.env;
+    t.gpus = r.gpus;
+    t.key = r.key;
+    t.created = now;
+    t.retry_of = r.retry_of;
+    if (r.array_index) {
+      t.extra["array_id"] = r.array_id ? *r.array_id : batch_array_id;
+      t.extra["array_index"] = *r.array_index;
+    }
+    for (const auto& dep : r.after)
+      if (std::find(t.after.begin(), t.after.end(), dep) == t.after.end()) t.after.push_back(dep);
+    t.time_limit = r.time_limit;
+    t.retries = r.retries;
+    t.retry_delay = r.retry_delay;
+    return t;
+  }
 
-inline std::string read_key(const lease_paths& lease, const std::string& key) {
-  auto k = read_key_record(lease, key);
-  if (!k) throw error("idempotency key " + quote_for_message(key) + " vanished while read");
-  return k->id;
-}
+  inline fs::path inbox_path(const lease_paths& lease, const task_spec& t) {
+    return lease.inbox_task(t.node ? *t.node : std::string(any_lane), t.id);
+  }
 
-// Whether a task file of this id is visible anywhere in the tree (any lane, any node).
-inline bool task_file_exists(const lease_paths& lease, const std::string& id) {
-  struct stat st;
-  auto in = [&](const fs::path& root, const std::string& name) {
-    for (const std::string& d : list_dir(root.string()).names)
-      if (is_valid_lane(d) && ::lstat((root / d / name).c_str(), &st) == 0) return true;
-    return false;
+  // A key older than this whose task is visible nowhere and whose owner cannot be checked (it
+  // ran on another host) is taken over by the next submit with that key.
+  inline constexpr double key_orphan_s = 600;
+
+  struct key_record {
+    std::string id;
+    std::optional<process_identity> owner;  // protocol 1 keys hold only the id
+    double age_s = 0;
   };
-  return in(lease.done_root(), id + ".result.json") || in(lease.claimed_root(), id + ".json") ||
-         in(lease.inbox_root(), id + ".json");
-}
 
-// The id an existing key binds, or nullopt when the key is free (never made, or orphaned and
-// now moved aside by this call: the caller creates it afresh). Waits while the key's owner is
-// alive on this host and its task is not published yet.
-inline std::optional<std::string> bound_key(const lease_paths& lease, const std::string& key) {
-  for (int attempt = 0;; ++attempt) {
+  // What a key names, or an error when it exists but cannot be read.
+  inline std::optional<key_record> read_key_record(const lease_paths& lease,
+                                                   const std::string& key) {
+    read_outcome r = read_file_tolerant(lease.key(key), 1024);
+    if (!r.ok && r.err == ENOENT) return std::nullopt;
+    key_record k;
+    std::string_view text = r.content;
+    std::size_t nl = text.find('\n');
+    std::string_view first = text.substr(0, nl);
+    while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.remove_suffix(1);
+    k.id = std::string(first);
+    if (!r.ok || !is_valid_task_id(k.id))
+      throw error("idempotency key " + quote_for_message(key) + " exists but " +
+                  lease.key(key).string() +
+                  " is unreadable: " + (r.ok ? std::string("not a task id") : r.reason));
+    if (nl != std::string_view::npos) k.owner = process_identity::from_line(text.substr(nl + 1));
+    struct stat st;
+    if (::stat(lease.key(key).c_str(), &st) == 0)
+      k.age_s = std::max(0.0, unix_now() - static_cast<double>(st.st_mtim.tv_sec));
+    return k;
+  }
+
+  inline std::string read_key(const lease_paths& lease, const std::string& key) {
     auto k = read_key_record(lease, key);
-    if (!k) return std::nullopt;
-    if (task_file_exists(lease, k->id)) return k->id;
-    // Its task is not visible here. Lag (another client published it, this client's cache
-    // has not caught up) or a submit that died before publishing? The id's reservation
-    // tells: its ticket turns 'P' once the submit has published everything.
-    liveness owner = k->owner ? check_liveness(*k->owner) : liveness::unknown;
-    read_outcome t = read_file_tolerant(lease.ids_dir() / std::to_string(*task_seq(k->id)), 512);
-    auto ticket = t.ok ? parse_ticket(t.content) : std::nullopt;
-    bool unpublished = ticket && !ticket->published;
-    bool orphaned =
-        (unpublished && owner == liveness::dead) ||
-        (owner != liveness::alive && (!ticket || unpublished) && k->age_s > key_orphan_s);
-    if (!orphaned) {
-      if (owner == liveness::alive && attempt < 100) {  // its submit is publishing: wait
-        ::usleep(50 * 1000);
-        continue;
+    if (!k) throw error("idempotency key " + quote_for_message(key) + " vanished while read");
+    return k->id;
+  }
+
+  // Whether a task file of this id is visible anywhere in the tree (any lane, any node).
+  inline bool task_file_exists(const lease_paths& lease, const std::string& id) {
+    struct stat st;
+    auto in = [&](const fs::path& root, const std::string& name) {
+      for (const std::string& d : list_dir(root.string()).names)
+        if (is_valid_lane(d) && ::lstat((root / d / name).c_str(), &st) == 0) return true;
+      return false;
+    };
+    return in(lease.done_root(), id + ".result.json") || in(lease.claimed_root(), id + ".json") ||
+           in(lease.inbox_root(), id + ".json");
+  }
+
+  // Refuses a dependency on a task the lease does not have. Only tasks that exist can be named,
+  // so every dependency points at an earlier task and no cycle can form.
+  inline void check_dependencies_exist(const lease_paths& lease, const std::string& lease_id,
+                                       const std::vector<submit_request>& requests) {
+    std::set<std::string> checked;
+    for (const auto& r : requests)
+      for (const auto& dep : r.after)
+        if (checked.insert(dep).second && !task_file_exists(lease, dep))
+          throw error("--after " + dep + ": lease " + lease_id +
+                      " has no such task (or this client does not see it yet); nothing was "
+                      "enqueued");
+  }
+
+  // The id an existing key binds, or nullopt when the key is free (never made, or orphaned and
+  // now moved aside by this call: the caller creates it afresh). Waits while the key's owner is
+  // alive on this host and its task is not published yet.
+  inline std::optional<std::string> bound_key(const lease_paths& lease, const std::string& key) {
+    for (int attempt = 0;; ++attempt) {
+      auto k = read_key_record(lease, key);
+      if (!k) return std::nullopt;
+      if (task_file_exists(lease, k->id)) return k->id;
+      // Its task is not visible here. Lag (another client published it, this client's cache
+      // has not caught up) or a submit that died before publishing? The id's reservation
+      // tells: its ticket turns 'P' once the submit has published everything.
+      liveness owner = k->owner ? check_liveness(*k->owner) : liveness::unknown;
+      read_outcome t = read_file_tolerant(lease.ids_dir() / std::to_string(*task_seq(k->id)), 512);
+      auto ticket = t.ok ? parse_ticket(t.content) : std::nullopt;
+      bool unpublished = ticket && !ticket->published;
+      bool orphaned =
+          (unpublished && owner == liveness::dead) ||
+          (owner != liveness::alive && (!ticket || unpublished) && k->age_s > key_orphan_s);
+      if (!orphaned) {
+        if (owner == liveness::alive && attempt < 100) {  // its submit is publishing: wait
+          ::usleep(50 * 1000);
+          continue;
+        }
+        return k->id;  // in flight on another client, or a protocol 1 key: trust it
       }
-      return k->id;  // in flight on another client, or a protocol 1 key: trust it
-    }
-    // Exactly one taker wins the rename; a loser reads the key again.
-    fs::path aside = lease.keys_dir() / ("." + key + ".orphan." + temp_suffix());
-    if (::rename(lease.key(key).c_str(), aside.c_str()) == 0) {
-      ::unlink(aside.c_str());
-      return std::nullopt;
-    }
-    if (errno != ENOENT)
-      throw io_error("cannot take over idempotency key", lease.key(key).string(), errno);
-  }
-}
-
-}  // namespace detail
-
-namespace detail {
-
-// A batch writes every file under its temp name first, flushes them (one syncfs for a large
-// batch, an fsync per file for a small one), and only then publishes them onto their final
-// names: each file is durable before it becomes visible, as the protocol asks.
-class batch_stage {
- public:
-  batch_stage(const lease_paths& lease, bool per_file_sync)
-      : lease_(lease), per_file_sync_(per_file_sync) {}
-
-  // Index of a directory of the batch, created if needed and opened once: every file is
-  // made relative to it, so no path is walked twice. Opened from the home down without
-  // following a symlink (a planted inbox/_any or keys link is refused, never written into).
-  std::size_t dir(const fs::path& path) {
-    for (std::size_t i = 0; i < dirs_.size(); ++i)
-      if (dirs_[i].path == path) return i;
-    dirs_.push_back({path, open_lease_dir(lease_, path)});
-    return dirs_.size() - 1;
-  }
-  const fs::path& path(std::size_t dir) const { return dirs_[dir].path; }
-
-  // Writes content under a temp name starting with '.' (invisible to readers), O_EXCL and
-  // never through a symlink. Safe to call from several threads.
-  void write_temp(std::size_t dir, const std::string& temp, std::string_view content) const {
-    unique_fd fd(::openat(dirs_[dir].fd.get(), temp.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) throw io_error("cannot create", (dirs_[dir].path / temp).string(), errno);
-    if (!write_all(fd.get(), content.data(), content.size()) ||
-        (per_file_sync_ && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
-      int e = errno;
-      ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
-      throw io_error("cannot write", (dirs_[dir].path / temp).string(), e);
+      // Exactly one taker wins the rename; a loser reads the key again.
+      fs::path aside = lease.keys_dir() / ("." + key + ".orphan." + temp_suffix());
+      if (::rename(lease.key(key).c_str(), aside.c_str()) == 0) {
+        ::unlink(aside.c_str());
+        return std::nullopt;
+      }
+      if (errno != ENOENT)
+        throw io_error("cannot take over idempotency key", lease.key(key).string(), errno);
     }
   }
 
-  // Everything written so far reaches the disk.
-  void flush() const {
-    if (per_file_sync_) {
-      for (const auto& d : dirs_) ::fsync(d.fd.get());  // best effort, as fsync_dir
+  }  // namespace detail
+
+  namespace detail {
+
+  // A batch writes every file under its temp name first, flushes them (one syncfs for a large
+  // batch, an fsync per file for a small one), and only then publishes them onto their final
+  // names: each file is durable before it becomes visible, as the protocol asks.
+  class batch_stage {
+   public:
+    batch_stage(const lease_paths& lease, bool per_file_sync)
+        : lease_(lease), per_file_sync_(per_file_sync) {}
+
+    // Index of a directory of the batch, created if needed and opened once: every file is
+    // made relative to it, so no path is walked twice. Opened from the home down without
+    // following a symlink (a planted inbox/_any or keys link is refused, never written into).
+    std::size_t dir(const fs::path& path) {
+      for (std::size_t i = 0; i < dirs_.size(); ++i)
+        if (dirs_[i].path == path) return i;
+      dirs_.push_back({path, open_lease_dir(lease_, path)});
+      return dirs_.size() - 1;
+    }
+    const fs::path& path(std::size_t dir) const { return dirs_[dir].path; }
+
+    // Writes content under a temp name starting with '.' (invisible to readers), O_EXCL and
+    // never through a symlink. Safe to call from several threads.
+    void write_temp(std::size_t dir, const std::string& temp, std::string_view content) const {
+      unique_fd fd(::openat(dirs_[dir].fd.get(), temp.c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!fd) throw io_error("cannot create", (dirs_[dir].path / temp).string(), errno);
+      if (!write_all(fd.get(), content.data(), content.size()) ||
+          (per_file_sync_ && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
+        int e = errno;
+        ::unlinkat(dirs_[dir].fd.get(), temp.c_str(), 0);
+        throw io_error("cannot write", (dirs_[dir].path / temp).string(), e);
+      }
+    }
+
+    // Everything written so far reaches the disk.
+    void flush() const {
+      if (per_file_sync_) {
+        for (const auto& d : dirs_) ::fsync(d.fd.get());  // best effort, as fsync_dir
+        return;
+      }
+      unique_fd root(::open(lease_.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!root || ::syncfs(root.get()) != 0)
+        throw io_error("cannot flush submitted tasks", lease_.root().string(), errno);
+    }
+
+    // Exclusive: false (temp kept) when the final name exists.
+    bool publish(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+      return publish_exclusive(dirs_[dir].fd.get(), temp, final_name, dirs_[dir].path);
+    }
+
+    // link(2): false when the final name exists. The temp name stays either way.
+    bool link(std::size_t dir, const std::string& temp, const std::string& final_name) const {
+      int fd = dirs_[dir].fd.get();
+      if (::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0) == 0) return true;
+      if (name_taken(errno)) return false;
+      throw io_error("cannot create", (dirs_[dir].path / final_name).string(), errno);
+    }
+
+    void remove(std::size_t dir, const std::string& name) const noexcept {
+      ::unlinkat(dirs_[dir].fd.get(), name.c_str(), 0);
+    }
+
+   private:
+    struct open_dir {
+      fs::path path;
+      unique_fd fd;
+    };
+    const lease_paths& lease_;
+    bool per_file_sync_;
+    std::vector<open_dir> dirs_;
+  };
+
+  // Runs body(i) for i in [0, n) on up to two threads (the JSON text of a task costs as much as
+  // creating its file); the first exception is rethrown here.
+  template <class Body>
+  void for_each_index_parallel(std::size_t n, Body body) {
+    unsigned threads =
+        n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
+    if (threads == 1) {
+      for (std::size_t i = 0; i < n; ++i) body(i);
       return;
     }
-    unique_fd root(::open(lease_.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!root || ::syncfs(root.get()) != 0)
-      throw io_error("cannot flush submitted tasks", lease_.root().string(), errno);
+    std::atomic<bool> failed{false};
+    std::exception_ptr first;
+    std::mutex first_mutex;
+    auto run = [&](std::size_t from, std::size_t to) {
+      try {
+        for (std::size_t i = from; i < to && !failed.load(std::memory_order_relaxed); ++i) body(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(first_mutex);
+        if (!first) first = std::current_exception();
+        failed = true;
+      }
+    };
+    std::thread helper(run, n / 2, n);
+    run(0, n / 2);
+    helper.join();
+    if (first) std::rethrow_exception(first);
   }
 
-  // Exclusive: false (temp kept) when the final name exists.
-  bool publish(std::size_t dir, const std::string& temp, const std::string& final_name) const {
-    return publish_exclusive(dirs_[dir].fd.get(), temp, final_name, dirs_[dir].path);
-  }
+  // Everything one batch has made so far, so that a failure undoes exactly that: temp files,
+  // keys it created, ids it reserved and did not publish. Published tasks stay.
+  struct batch_undo {
+    const batch_stage& stage;
+    reservation_maker& maker;
+    std::vector<std::pair<std::size_t, std::string>> temps;  // (dir, name) still on disk
+    std::vector<std::int64_t> reserved;                      // seqs not yet published
+    std::size_t keys_dir = 0;
+    std::vector<std::string> keys;  // keys this batch created whose task is not published yet
+    bool armed = true;
 
-  // link(2): false when the final name exists. The temp name stays either way.
-  bool link(std::size_t dir, const std::string& temp, const std::string& final_name) const {
-    int fd = dirs_[dir].fd.get();
-    if (::linkat(fd, temp.c_str(), fd, final_name.c_str(), 0) == 0) return true;
-    if (name_taken(errno)) return false;
-    throw io_error("cannot create", (dirs_[dir].path / final_name).string(), errno);
-  }
-
-  void remove(std::size_t dir, const std::string& name) const noexcept {
-    ::unlinkat(dirs_[dir].fd.get(), name.c_str(), 0);
-  }
-
- private:
-  struct open_dir {
-    fs::path path;
-    unique_fd fd;
-  };
-  const lease_paths& lease_;
-  bool per_file_sync_;
-  std::vector<open_dir> dirs_;
-};
-
-// Runs body(i) for i in [0, n) on up to two threads (the JSON text of a task costs as much as
-// creating its file); the first exception is rethrown here.
-template <class Body>
-void for_each_index_parallel(std::size_t n, Body body) {
-  unsigned threads =
-      n >= 2048 ? std::min(2u, std::max(1u, std::thread::hardware_concurrency())) : 1;
-  if (threads == 1) {
-    for (std::size_t i = 0; i < n; ++i) body(i);
-    return;
-  }
-  std::atomic<bool> failed{false};
-  std::exception_ptr first;
-  std::mutex first_mutex;
-  auto run = [&](std::size_t from, std::size_t to) {
-    try {
-      for (std::size_t i = from; i < to && !failed.load(std::memory_order_relaxed); ++i) body(i);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(first_mutex);
-      if (!first) first = std::current_exception();
-      failed = true;
+    ~batch_undo() {
+      if (!armed) return;
+      for (const auto& [d, n] : temps) stage.remove(d, n);
+      for (const auto& k : keys) stage.remove(keys_dir, k);
+      for (std::int64_t s : reserved) maker.release(s);
+    }
+    void published(std::int64_t seq, const std::optional<std::string>& key) {
+      reserved.erase(std::remove(reserved.begin(), reserved.end(), seq), reserved.end());
+      if (key) keys.erase(std::remove(keys.begin(), keys.end(), *key), keys.end());
     }
   };
-  std::thread helper(run, n / 2, n);
-  run(0, n / 2);
-  helper.join();
-  if (first) std::rethrow_exception(first);
-}
 
-// Everything one batch has made so far, so that a failure undoes exactly that: temp files,
-// keys it created, ids it reserved and did not publish. Published tasks stay.
-struct batch_undo {
-  const batch_stage& stage;
-  reservation_maker& maker;
-  std::vector<std::pair<std::size_t, std::string>> temps;  // (dir, name) still on disk
-  std::vector<std::int64_t> reserved;                      // seqs not yet published
-  std::size_t keys_dir = 0;
-  std::vector<std::string> keys;  // keys this batch created whose task is not published yet
-  bool armed = true;
+  }  // namespace detail
 
-  ~batch_undo() {
-    if (!armed) return;
-    for (const auto& [d, n] : temps) stage.remove(d, n);
-    for (const auto& k : keys) stage.remove(keys_dir, k);
-    for (std::int64_t s : reserved) maker.release(s);
-  }
-  void published(std::int64_t seq, const std::optional<std::string>& key) {
-    reserved.erase(std::remove(reserved.begin(), reserved.end(), seq), reserved.end());
-    if (key) keys.erase(std::remove(keys.begin(), keys.end(), *key), keys.end());
-  }
-};
-
-}  // namespace detail
-
-// Enqueues the requests in order. Returns one outcome per request. Ids are reserved
-// exclusively (seq.hpp); task files and keys are written under temp names and flushed; keys
-// are linked into place (a key already bound answers with its task, and that request writes
-// nothing); tasks are published exclusively in seq order and flushed again before returning.
-// A batch that fails part-way removes its temp files and the keys it made and gives back the
-// ids it did not publish; the tasks already published stay (their ids were returned to no one,
-// so the caller reports the failure; a retry with keys enqueues only what is missing).
-inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
-                                                const std::string& lease_id,
-                                                const std::vector<submit_request>& requests,
-                                                double now = unix_now()) {
-  check_lease_id(lease_id);
-  for (const auto& r : requests) detail::check_request(r);
-  std::vector<submit_outcome> out;
-  if (requests.empty()) return out;
-  const std::size_t n = requests.size();
-  detail::reservation_maker maker(lease);
-  std::vector<std::int64_t> seqs = reserve_seqs(lease, n, maker);
-  detail::batch_stage stage(lease, n <= 8);
-  detail::batch_undo undo{stage, maker, {}, seqs, 0, {}, true};
-  const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
-  // An array is named after its first task: the id reserved for it here, or, when its key is
-  // already bound (the same keyed array submitted again), the task that key names.
-  std::string array_id;
-  for (std::size_t i = 0; i < n && array_id.empty(); ++i)
-    if (requests[i].array_index && !requests[i].array_id) {
-      array_id = out[i].id;
-      if (requests[i].key)
-        if (auto earlier = detail::bound_key(lease, *requests[i].key)) array_id = *earlier;
-    }
-
-  // A key already bound (before this batch) answers at once; that request makes nothing.
-  std::vector<char> skip(n, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!requests[i].key) continue;
-    for (std::size_t j = 0; j < i; ++j)
-      if (requests[j].key == requests[i].key && !skip[j]) {
-        out[i] = {out[j].id, true};  // the same key twice in one batch: one task
-        skip[i] = 1;
+  // Enqueues the requests in order. Returns one outcome per request. Ids are reserved
+  // exclusively (seq.hpp); task files and keys are written under temp names and flushed; keys
+  // are linked into place (a key already bound answers with its task, and that request writes
+  // nothing); tasks are published exclusively in seq order and flushed again before returning.
+  // A batch that fails part-way removes its temp files and the keys it made and gives back the
+  // ids it did not publish; the tasks already published stay (their ids were returned to no one,
+  // so the caller reports the failure; a retry with keys enqueues only what is missing).
+  inline std::vector<submit_outcome> submit_batch(
+      const lease_paths& lease, const std::string& lease_id,
+      const std::vector<submit_request>& requests, double now = unix_now()) {
+    check_lease_id(lease_id);
+    for (const auto& r : requests) detail::check_request(r);
+    detail::check_dependencies_exist(lease, lease_id, requests);
+    std::vector<submit_outcome> out;
+    if (requests.empty()) return out;
+    const std::size_t n = requests.size();
+    detail::reservation_maker maker(lease);
+    std::vector<std::int64_t> seqs = reserve_seqs(lease, n, maker);
+    detail::batch_stage stage(lease, n <= 8);
+    detail::batch_undo undo{stage, maker, {}, seqs, 0, {}, true};
+    const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
+    // An array is named after its first task: the id reserved for it here, or, when its key is
+    // already bound (the same keyed array submitted again), the task that key names.
+    std::string array_id;
+    for (std::size_t i = 0; i < n && array_id.empty(); ++i)
+      if (requests[i].array_index && !requests[i].array_id) {
+        array_id = out[i].id;
+        if (requests[i].key)
+          if (auto earlier = detail::bound_key(lease, *requests[i].key)) array_id = *earlier;
       }
-  }
 
-  std::vector<std::size_t> lane(n);
-  for (std::size_t i = 0; i < n; ++i)
-    if (!skip[i])
-      lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
-                                           : lease.inbox(std::string(any_lane)));
-  std::size_t keys_dir = 0;
-  bool any_key = false;
-  for (std::size_t i = 0; i < n; ++i) any_key |= requests[i].key && !skip[i];
-  if (any_key) keys_dir = undo.keys_dir = stage.dir(lease.keys_dir());
-  auto temp_task = [&](std::size_t i) {
-    return "." + out[i].id + ".json" + suffix + std::to_string(i);
-  };
-  auto temp_key = [&](std::size_t i) {
-    return "." + *requests[i].key + suffix + std::to_string(i);
-  };
-  const std::string owner = detail::process_identity::of_self().to_line() + "\n";
-
-  // Temp files on two threads, then one flush.
-  std::vector<char> written(n, 0), key_written(n, 0);
-  try {
-    detail::for_each_index_parallel(n, [&](std::size_t i) {
-      if (skip[i]) return;
-      task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now, array_id);
-      stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
-      written[i] = 1;
-      if (requests[i].key) {
-        stage.write_temp(keys_dir, temp_key(i), out[i].id + "\n" + owner);
-        key_written[i] = 1;
-      }
-    });
-  } catch (...) {
+    // A key already bound (before this batch) answers at once; that request makes nothing.
+    std::vector<char> skip(n, 0);
     for (std::size_t i = 0; i < n; ++i) {
-      if (written[i]) stage.remove(lane[i], temp_task(i));
-      if (key_written[i]) stage.remove(keys_dir, temp_key(i));
+      if (!requests[i].key) continue;
+      for (std::size_t j = 0; j < i; ++j)
+        if (requests[j].key == requests[i].key && !skip[j]) {
+          out[i] = {out[j].id, true};  // the same key twice in one batch: one task
+          skip[i] = 1;
+        }
     }
-    throw;
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (written[i]) undo.temps.emplace_back(lane[i], temp_task(i));
-    if (key_written[i]) undo.temps.emplace_back(keys_dir, temp_key(i));
-  }
-  stage.flush();
 
-  // Keys: linked in request order. A bound key answers with its task; an orphaned one (its
-  // submit died before publishing) was moved aside by bound_key and is made afresh here.
-  for (std::size_t i = 0; i < n; ++i) {
-    if (skip[i] || !requests[i].key) continue;
-    const std::string& key = *requests[i].key;
-    for (int tries = 0;; ++tries) {
-      if (tries > 0) {
-        // The key exists on the server but this client cannot read it yet (sshfs, NFS
-        // negative lookup cache): wait for the cache, up to 30 s.
-        if (tries > 600)
-          throw error("idempotency key " + detail::quote_for_message(key) +
-                      " exists but stays unreadable from this client: " + lease.key(key).string());
-        ::usleep(50 * 1000);
+    std::vector<std::size_t> lane(n);
+    for (std::size_t i = 0; i < n; ++i)
+      if (!skip[i])
+        lane[i] = stage.dir(requests[i].node ? lease.inbox(*requests[i].node)
+                                             : lease.inbox(std::string(any_lane)));
+    std::size_t keys_dir = 0;
+    bool any_key = false;
+    for (std::size_t i = 0; i < n; ++i) any_key |= requests[i].key && !skip[i];
+    if (any_key) keys_dir = undo.keys_dir = stage.dir(lease.keys_dir());
+    auto temp_task = [&](std::size_t i) {
+      return "." + out[i].id + ".json" + suffix + std::to_string(i);
+    };
+    auto temp_key = [&](std::size_t i) {
+      return "." + *requests[i].key + suffix + std::to_string(i);
+    };
+    const std::string owner = detail::process_identity::of_self().to_line() + "\n";
+
+    // Temp files on two threads, then one flush.
+    std::vector<char> written(n, 0), key_written(n, 0);
+    try {
+      detail::for_each_index_parallel(n, [&](std::size_t i) {
+        if (skip[i]) return;
+        task_spec t = detail::make_spec(requests[i], lease_id, seqs[i], now, array_id);
+        stage.write_temp(lane[i], temp_task(i), json(t).dump() + "\n");
+        written[i] = 1;
+        if (requests[i].key) {
+          stage.write_temp(keys_dir, temp_key(i), out[i].id + "\n" + owner);
+          key_written[i] = 1;
+        }
+      });
+    } catch (...) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (written[i]) stage.remove(lane[i], temp_task(i));
+        if (key_written[i]) stage.remove(keys_dir, temp_key(i));
       }
-      if (auto earlier = detail::bound_key(lease, key)) {
-        stage.remove(lane[i], temp_task(i));  // named after out[i].id: before it changes
-        out[i] = {*earlier, true};
-        skip[i] = 1;
-        break;
-      }
-      if (stage.link(keys_dir, temp_key(i), key)) {
-        undo.keys.push_back(key);
-        break;
-      }
+      throw;
     }
-    stage.remove(keys_dir, temp_key(i));
-  }
-
-  // Publish in seq order. A name already taken can only be a task another program numbered
-  // by the old rules: this request takes a fresh id (and its key is re-pointed).
-  for (std::size_t i = 0; i < n; ++i) {
-    if (skip[i]) continue;
-    std::string temp = temp_task(i);
-    for (int taken = 0; !stage.publish(lane[i], temp, out[i].id + ".json"); ++taken) {
-      if (taken > 1000)
-        throw error("cannot publish a task in " + stage.path(lane[i]).string() +
-                    ": every id tried is taken (is the directory writable?)");
-      stage.remove(lane[i], temp);
-      std::int64_t fresh = reserve_seqs(lease, 1, maker).front();
-      undo.reserved.push_back(fresh);
-      out[i].id = format_task_id(fresh);
-      temp = temp_task(i);
-      task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
-      stage.write_temp(lane[i], temp, json(t).dump() + "\n");
-      if (requests[i].key) write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (written[i]) undo.temps.emplace_back(lane[i], temp_task(i));
+      if (key_written[i]) undo.temps.emplace_back(keys_dir, temp_key(i));
     }
-    undo.published(*task_seq(out[i].id), requests[i].key);
-  }
-  stage.flush();
-  // Ids reserved for requests answered by an earlier key are given back.
-  for (std::size_t i = 0; i < n; ++i)
-    if (skip[i]) maker.release(seqs[i]);
-  undo.armed = false;
-  maker.mark_published();
-  return out;
-}
+    stage.flush();
 
-// Enqueues one task (durable before it is visible).
-inline submit_outcome submit_task(const lease_paths& lease, const std::string& lease_id,
-                                  const submit_request& request, double now = unix_now()) {
-  check_lease_id(lease_id);
-  detail::check_request(request);
-  // A key already bound answers without reserving an id.
-  if (request.key)
-    if (auto earlier = detail::bound_key(lease, *request.key)) return {*earlier, true};
-  return submit_batch(lease, lease_id, {request}, now).front();
-}
+    // Keys: linked in request order. A bound key answers with its task; an orphaned one (its
+    // submit died before publishing) was moved aside by bound_key and is made afresh here.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (skip[i] || !requests[i].key) continue;
+      const std::string& key = *requests[i].key;
+      for (int tries = 0;; ++tries) {
+        if (tries > 0) {
+          // The key exists on the server but this client cannot read it yet (sshfs, NFS
+          // negative lookup cache): wait for the cache, up to 30 s.
+          if (tries > 600)
+            throw error(
+                "idempotency key " + detail::quote_for_message(key) +
+                " exists but stays unreadable from this client: " + lease.key(key).string());
+          ::usleep(50 * 1000);
+        }
+        if (auto earlier = detail::bound_key(lease, key)) {
+          stage.remove(lane[i], temp_task(i));  // named after out[i].id: before it changes
+          out[i] = {*earlier, true};
+          skip[i] = 1;
+          break;
+        }
+        if (stage.link(keys_dir, temp_key(i), key)) {
+          undo.keys.push_back(key);
+          break;
+        }
+      }
+      stage.remove(keys_dir, temp_key(i));
+    }
 
-// A retry is a new task (new seq) with the same argv, cwd, env, gpus and lane as the old one,
-// and retry_of naming it. The old task may be in any state.
-inline submit_outcome retry_task(const lease_paths& lease, const std::string& lease_id,
-                                 const std::string& old_id,
-                                 std::optional<std::string> key = std::nullopt,
-                                 double now = unix_now()) {
-  auto loc = locate_task(lease, old_id);
-  if (!loc) throw error("task " + old_id + " not found in lease " + lease_id);
-  submit_request r;
-  r.argv = loc->spec.argv;
-  r.cmd = loc->spec.cmd;
-  r.cwd = loc->spec.cwd;
-  r.env = loc->spec.env;
-  r.gpus = loc->spec.gpus;
-  r.node = loc->spec.node;
-  r.key = std::move(key);
-  r.retry_of = old_id;
-  if (auto a = array_member_of(loc->spec)) {  // a retried array task keeps its place
-    r.array_id = a->id;
-    r.array_index = a->index;
+    // Publish in seq order. A name already taken can only be a task another program numbered
+    // by the old rules: this request takes a fresh id (and its key is re-pointed).
+    for (std::size_t i = 0; i < n; ++i) {
+      if (skip[i]) continue;
+      std::string temp = temp_task(i);
+      for (int taken = 0; !stage.publish(lane[i], temp, out[i].id + ".json"); ++taken) {
+        if (taken > 1000)
+          throw error("cannot publish a task in " + stage.path(lane[i]).string() +
+                      ": every id tried is taken (is the directory writable?)");
+        stage.remove(lane[i], temp);
+        std::int64_t fresh = reserve_seqs(lease, 1, maker).front();
+        undo.reserved.push_back(fresh);
+        out[i].id = format_task_id(fresh);
+        temp = temp_task(i);
+        task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
+        stage.write_temp(lane[i], temp, json(t).dump() + "\n");
+        if (requests[i].key)
+          write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
+      }
+      undo.published(*task_seq(out[i].id), requests[i].key);
+    }
+    stage.flush();
+    // Ids reserved for requests answered by an earlier key are given back.
+    for (std::size_t i = 0; i < n; ++i)
+      if (skip[i]) maker.release(seqs[i]);
+    undo.armed = false;
+    maker.mark_published();
+    return out;
   }
-  return submit_task(lease, lease_id, r, now);
-}
+
+  // Enqueues one task (durable before it is visible).
+  inline submit_outcome submit_task(const lease_paths& lease, const std::string& lease_id,
+                                    const submit_request& request, double now = unix_now()) {
+    check_lease_id(lease_id);
+    detail::check_request(request);
+    // A key already bound answers without reserving an id.
+    if (request.key)
+      if (auto earlier = detail::bound_key(lease, *request.key)) return {*earlier, true};
+    return submit_batch(lease, lease_id, {request}, now).front();
+  }
+
+  // A retry is a new task (new seq) with the same argv, cwd, env, gpus and lane as the old one,
+  // and retry_of naming it. The old task may be in any state.
+  inline submit_outcome retry_task(
+      const lease_paths& lease, const std::string& lease_id, const std::string& old_id,
+      std::optional<std::string> key = std::nullopt, double now = unix_now()) {
+    auto loc = locate_task(lease, old_id);
+    if (!loc) throw error("task " + old_id + " not found in lease " + lease_id);
+    submit_request r;
+    r.argv = loc->spec.argv;
+    r.cmd = loc->spec.cmd;
+    r.cwd = loc->spec.cwd;
+    r.env = loc->spec.env;
+    r.gpus = loc->spec.gpus;
+    r.node = loc->spec.node;
+    r.key = std::move(key);
+    r.retry_of = old_id;
+    if (auto a = array_member_of(loc->spec)) {  // a retried array task keeps its place
+      r.array_id = a->id;
+      r.array_index = a->index;
+    }
+    // Its limits, not its dependencies: a retry is asked for by hand, whatever they did.
+    r.time_limit = loc->spec.time_limit;
+    r.retries = loc->spec.retries;
+    r.retry_delay = loc->spec.retry_delay;
+    return submit_task(lease, lease_id, r, now);
+  }
 
 }  // namespace leaseq
 // end leaseq/submit.hpp
@@ -12272,8 +12740,10 @@ inline void draw_form(buffer& buf, const rect& area, std::string_view title, con
 //
 // A reason is given only when nothing in sight will take the task: no runner serves its lane,
 // none has the GPUs it asks for, every runner that could take it is paused or silent, or the
-// lease itself ended. A task that simply waits its turn (or whose runners are still to come,
-// a Slurm job not started yet) has no reason: "waiting" is then the whole story.
+// lease itself ended; or (protocol version 3) its dependencies have not all FINISHED ("after
+// T012 (RUNNING)"), or its retry delay has not passed. A task that simply waits its turn (or whose
+// runners are still to come, a Slurm job not started yet) has no reason: "waiting" is then the
+// whole story.
 
 #include <algorithm>
 #include <cstdint>
@@ -12332,14 +12802,30 @@ inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcep
   return false;
 }
 
-}  // namespace detail
+// What a pending task of protocol version 3 waits for besides a runner: its dependencies
+// (each one not FINISHED, with its state; the first that ended otherwise makes the task's
+// runner cancel it) or its retry delay.
+inline std::optional<std::string> own_wait(const task_view& t, const snapshot& s) {
+  if (!t.spec) return std::nullopt;
+  std::string waits;
+  for (const std::string& dep : t.spec->after) {
+    const task_view* d = s.find_task(dep);
+    if (d && d->state == task_state::finished) continue;
+    std::string state = d ? std::string(to_string(d->state)) : std::string("not visible");
+    if (d && is_done(d->state))
+      return "dependency " + dep + " ended " + state + ": a runner will cancel it";
+    waits += (waits.empty() ? "" : ", ") + dep + " (" + state + ")";
+  }
+  if (!waits.empty()) return "after " + waits;
+  if (t.spec->not_before && *t.spec->not_before > s.taken_at)
+    return fmt::format("attempt {}/{} starts in {:.0f} s (retry delay)", attempt_number(*t.spec),
+                       attempts_allowed(*t.spec), *t.spec->not_before - s.taken_at);
+  return std::nullopt;
+}
 
-// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
-// has no waiting reason.
-inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
-                                                 const lease_condition& lease = {}) {
-  if (t.state != task_state::pending) return std::nullopt;
-  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+// Why no runner will take `t` now, or nothing.
+inline std::optional<std::string> runner_wait(const task_view& t, const snapshot& s,
+                                              const lease_condition& lease) {
   const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
   std::size_t seen = 0;  // runners that ever wrote a heartbeat
   for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
@@ -12392,6 +12878,29 @@ inline std::optional<std::string> waiting_reason(const task_view& t, const snaps
   if (paused + silent == able.size())
     return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
   return std::nullopt;
+}
+
+}  // namespace detail
+
+// "attempt 2/3" for a task with retries (or that was retried): the attempt it is on, or for an
+// ended task the attempts it took, of those it may have. Nothing for any other task.
+inline std::optional<std::string> attempt_text(const task_view& t) {
+  const task_spec* spec = t.result ? &t.result->task : t.spec.get();
+  if (!spec || (spec->retries == 0 && spec->attempts.empty())) return std::nullopt;
+  int n =
+      t.result ? std::max<int>(1, static_cast<int>(spec->attempts.size())) : attempt_number(*spec);
+  return fmt::format("attempt {}/{}", n, std::max(n, attempts_allowed(*spec)));
+}
+
+// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
+// has no waiting reason. What keeps every runner away comes first, then what the task itself
+// waits for (dependencies, a retry delay).
+inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
+                                                 const lease_condition& lease = {}) {
+  if (t.state != task_state::pending) return std::nullopt;
+  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+  if (auto why = detail::runner_wait(t, s, lease)) return why;
+  return detail::own_wait(t, s);
 }
 
 // Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never

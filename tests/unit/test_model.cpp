@@ -266,3 +266,67 @@ TEST_CASE("pids read from files are refused outside pid_t's positive range", "[m
   CHECK_FALSE(is_signallable_pid(2147483648LL));
   CHECK_FALSE(is_signallable_pid(-1));
 }
+
+TEST_CASE("version 3 task fields round-trip and are written only when set", "[model]") {
+  task_spec plain = sample_task();
+  json j = plain;
+  for (const char* k : {"after", "time_limit", "retries", "retry_delay", "not_before", "attempts"})
+    CHECK_FALSE(j.contains(k));  // a task without them is exactly what version 2 wrote
+
+  task_spec t = sample_task();
+  t.after = {"T003", "T011"};
+  t.time_limit = 90;
+  t.retries = 2;
+  t.retry_delay = 30;
+  t.not_before = 1764365100.5;
+  t.attempts.push_back({"nodeA-1-abc", "nodeA", 3, std::nullopt, std::nullopt, 1.0, 2.0});
+  t.attempts.push_back(
+      {"nodeB-2-def", "nodeB", std::nullopt, 9, std::string("runner_lost"), std::nullopt, 4.0});
+  j = t;
+  CHECK(j["after"] == json({"T003", "T011"}));
+  CHECK(j["attempts"][1]["reason"] == "runner_lost");
+  task_spec back = j.get<task_spec>();
+  CHECK(back.after == t.after);
+  CHECK(back.time_limit == 90);
+  CHECK(back.retries == 2);
+  CHECK(back.retry_delay == 30);
+  CHECK(back.not_before == Approx(1764365100.5));
+  REQUIRE(back.attempts.size() == 2);
+  CHECK(back.attempts[0].exit_code == 3);
+  CHECK(back.attempts[1].signal == 9);
+  CHECK(back.attempts[1].node == "nodeB");
+  CHECK_FALSE(back.attempts[1].started);
+  CHECK(back.extra.empty());
+  CHECK(json(back) == j);
+  CHECK(attempt_number(back) == 3);
+  CHECK(attempts_allowed(back) == 3);
+
+  // A result keeps them too (every attempt's exit code).
+  task_result r;
+  r.task = back;
+  r.state = task_state::failed;
+  task_result rback = json(r).get<task_result>();
+  CHECK(rback.task.attempts.size() == 2);
+  CHECK(rback.task.after == t.after);
+}
+
+TEST_CASE("version 3 task fields refuse what a runner cannot obey, naming the field", "[model]") {
+  auto bad = [](const std::string& fields) {
+    try {
+      json::parse(R"({"id": "T005", "argv": ["x"], )" + fields + "}").get<task_spec>();
+    } catch (const error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(bad(R"("after": ["T005"])").find("names itself") != std::string::npos);
+  CHECK(bad(R"("after": ["../T001"])").find("'after'") != std::string::npos);
+  CHECK(bad(R"("after": "T001")").find("'after'") != std::string::npos);
+  CHECK(bad(R"("time_limit": 0)").find("'time_limit'") != std::string::npos);
+  CHECK(bad(R"("time_limit": -5)").find("'time_limit'") != std::string::npos);
+  CHECK(bad(R"("retries": -1)").find("'retries'") != std::string::npos);
+  CHECK(bad(R"("retries": 1000000)").find("'retries'") != std::string::npos);
+  CHECK(bad(R"("retry_delay": -1)").find("'retry_delay'") != std::string::npos);
+  CHECK(bad(R"("attempts": [1])").find("'attempts'") != std::string::npos);
+  CHECK(bad(R"("retries": 1, "retry_delay": 0, "after": [])").empty());
+}

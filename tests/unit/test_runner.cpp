@@ -500,12 +500,17 @@ namespace {
 
 // Runs run_supervisor() in a forked child, as `leaseq __supervise` would; returns its wait
 // status.
+// `options` (--time-limit, --grace) put the supervisor in a session of its own: a time limit
+// signals its whole process group.
 int supervise_in_child(const fs::path& status, const std::string& attempt,
-                       std::vector<std::string> cmd) {
-  std::vector<std::string> words = {"leaseq", supervise_verb, status.string(), attempt, "--"};
+                       std::vector<std::string> cmd, std::vector<std::string> options = {}) {
+  std::vector<std::string> words = {"leaseq", supervise_verb, status.string(), attempt};
+  words.insert(words.end(), options.begin(), options.end());
+  words.push_back("--");
   words.insert(words.end(), cmd.begin(), cmd.end());
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (!options.empty()) ::setsid();
     std::vector<char*> argv;
     for (auto& w : words) argv.push_back(w.data());
     argv.push_back(nullptr);
@@ -745,6 +750,31 @@ TEST_CASE("runner: tasks under the leaseq supervisor, through posix process ops"
   CHECK(b.result(missing)->reason == "spawn_failed: work: No such file or directory");
   CHECK_FALSE(b.result(missing)->exit_code);
 }
+
+TEST_CASE("runner: a time limit reaches the leaseq supervisor through posix process ops",
+          "[runner]") {
+  temp_dir t;
+  posix_process_ops ops;
+  spawn_request req;
+  req.argv = {"sleep", "30"};
+  req.cwd = t.path().string();
+  req.env = merged_environment({});
+  req.stdout_path = (t / "o").string();
+  req.stderr_path = (t / "e").string();
+  req.supervisor = LEASEQ_BIN;
+  req.status_path = (t / "s.exit").string();
+  req.attempt = "a1";
+  req.time_limit_s = 1e-7;  // written exactly, never rounded to 0
+  req.grace_s = 5;
+  spawn_outcome s = ops.spawn(req);
+  REQUIRE(s.pid > 0);
+  std::optional<child_exit> e;
+  REQUIRE(test_support::wait_until([&] { return (e = ops.reap()).has_value(); }));
+  CHECK(e->signal == SIGTERM);
+  auto st = read_exit_status(t / "s.exit", "a1");
+  REQUIRE(st);
+  CHECK(st->time_limit);
+}
 #endif
 
 #ifdef LEASEQ_BIN
@@ -795,3 +825,295 @@ TEST_CASE("runner: a starting attempt is found by LEASEQ_ATTEMPT under its super
   CHECK_FALSE(b.result(id)->reason);  // not runner_lost: its end is known
 }
 #endif
+
+// ---- protocol version 3: dependencies, time limits, retries ----
+
+namespace {
+
+std::string submit_v3(bench& b, const std::function<void(submit_request&)>& set) {
+  submit_request r;
+  r.argv = {"work"};
+  set(r);
+  return submit_task(b.lease, "local:h", r).id;
+}
+
+// A task told SIGTERM gets SIGKILL once the grace (5 s) is over, and dies of it.
+task_result killed_after_grace(bench& b, pid_t p, const std::string& id) {
+  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM});
+  b.step(5.5);
+  CHECK(b.ops.procs[p].signals == std::vector<int>{SIGTERM, SIGKILL});
+  b.ops.exit_signal(p, SIGKILL);
+  b.step();
+  auto res = b.result(id);
+  REQUIRE(res);
+  return *res;
+}
+
+bool logged(const bench& b, const std::string& text) {
+  return std::any_of(b.logs.begin(), b.logs.end(),
+                     [&](const std::string& l) { return l.find(text) != std::string::npos; });
+}
+
+}  // namespace
+
+TEST_CASE("runner: a task waits for its dependencies without blocking the lane", "[runner]") {
+  bench b;
+  std::string first = b.submit();
+  std::string second = submit_v3(b, [&](submit_request& r) { r.after = {first}; });
+  std::string free = b.submit();
+  b.r = b.make(b.config(2));
+  b.r->start(b.clock.now());
+  b.step();
+  CHECK(b.ops.pid_of(first) > 0);
+  CHECK(b.ops.pid_of(second) < 0);  // waits, and the task behind it runs
+  CHECK(b.ops.pid_of(free) > 0);
+  b.ops.exit_code(b.ops.pid_of(free), 0);
+  b.step(2);
+  CHECK(b.ops.pid_of(second) < 0);  // a free slot, but its dependency still runs
+  CHECK(fs::exists(b.lease.inbox_task("_any", second)));
+  b.ops.exit_code(b.ops.pid_of(first), 0);
+  b.step();
+  b.step(1.1);  // the dependency's end is looked at again within a second
+  REQUIRE(b.ops.pid_of(second) > 0);
+  b.ops.exit_code(b.ops.pid_of(second), 0);
+  b.step();
+  CHECK(b.result(second)->state == task_state::finished);
+  CHECK(b.result(second)->task.after == std::vector<std::string>{first});
+}
+
+TEST_CASE("runner: a dependency that failed cancels its dependants, never runs them", "[runner]") {
+  bench b;
+  std::string bad = b.submit();
+  std::string child = submit_v3(b, [&](submit_request& r) { r.after = {bad}; });
+  std::string grandchild = submit_v3(b, [&](submit_request& r) { r.after = {child, bad}; });
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  b.ops.exit_code(b.ops.pid_of(bad), 3);
+  for (int i = 0; i < 6; ++i) b.step(0.5);
+  auto c = b.result(child);
+  REQUIRE(c);
+  CHECK(c->state == task_state::cancelled);
+  CHECK(c->reason == "dependency_failed: " + bad + " FAILED");
+  CHECK_FALSE(c->attempt);
+  CHECK(logged(b, child + ": dependency " + bad + " ended FAILED: cancelled"));
+  auto g = b.result(grandchild);
+  REQUIRE(g);
+  CHECK(g->state == task_state::cancelled);
+  CHECK(b.ops.pid_of(child) < 0);
+  CHECK(b.ops.pid_of(grandchild) < 0);
+  CHECK(detail::list_dir(b.lease.claimed("n1").string()).names.empty());
+}
+
+TEST_CASE("runner: a task of another lane's dependency is seen in any node's done/", "[runner]") {
+  bench b;
+  std::string elsewhere = b.submit(std::string("n2"));
+  std::string mine = submit_v3(b, [&](submit_request& r) { r.after = {elsewhere}; });
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  CHECK(b.ops.pid_of(mine) < 0);
+  // The runner of n2 ran it: its result sits in done/n2.
+  json t = *read_json_tolerant(b.lease.inbox_task("n2", elsewhere)).value;
+  t["state"] = "FINISHED";
+  t["exit_code"] = 0;
+  ensure_dir(b.lease.done("n2"));
+  write_json_atomic(b.lease.result("n2", elsewhere), t);
+  fs::remove(b.lease.inbox_task("n2", elsewhere));
+  b.step(1.1);
+  CHECK(b.ops.pid_of(mine) > 0);
+}
+
+TEST_CASE("runner: a FAILED attempt runs again after its delay, every attempt kept", "[runner]") {
+  bench b;
+  std::string id = submit_v3(b, [](submit_request& r) {
+    r.retries = 2;
+    r.retry_delay = 10;
+  });
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  pid_t p1 = b.ops.pid_of(id);
+  std::string attempt1 = b.ops.env_of(p1, "LEASEQ_ATTEMPT");
+  b.ops.exit_code(p1, 3);
+  b.step();
+  CHECK_FALSE(b.result(id));
+  json queued = *read_json_tolerant(b.lease.inbox_task("_any", id)).value;
+  CHECK(queued["attempts"].size() == 1);
+  CHECK(queued["attempts"][0]["exit_code"] == 3);
+  CHECK(queued["attempts"][0]["attempt"] == attempt1);
+  CHECK(queued["not_before"].get<double>() > b.clock.now());
+  CHECK_FALSE(queued.contains("pid"));
+  CHECK_FALSE(queued.contains("starting"));
+  std::string other = b.submit();
+  b.step(1);
+  CHECK(b.ops.pid_of(other) > 0);  // the delayed retry does not block the lane
+  b.ops.exit_code(b.ops.pid_of(other), 0);
+  b.step(1);
+  CHECK(b.ops.procs.size() == 2);
+  b.step(9);
+  b.step();
+  REQUIRE(b.ops.procs.size() == 3);
+  pid_t p2 = b.ops.procs.rbegin()->first;
+  CHECK(b.ops.env_of(p2, "LEASEQ_TASK_ID") == id);
+  CHECK(b.ops.env_of(p2, "LEASEQ_ATTEMPT") != attempt1);
+  b.ops.exit_signal(p2, SIGSEGV);  // a signal the runner did not send: retried too
+  for (int i = 0; i < 4; ++i) b.step(1);
+  b.step(10);
+  b.step();
+  REQUIRE(b.ops.procs.size() == 4);
+  b.ops.exit_code(b.ops.procs.rbegin()->first, 0);
+  b.step();
+  auto res = b.result(id);
+  REQUIRE(res);
+  CHECK(res->state == task_state::finished);
+  REQUIRE(res->task.attempts.size() == 3);
+  CHECK(res->task.attempts[0].exit_code == 3);
+  CHECK(res->task.attempts[1].signal == SIGSEGV);
+  CHECK(res->task.attempts[2].exit_code == 0);
+  CHECK(res->task.attempts[2].attempt == res->attempt.value_or(""));
+  CHECK(res->task.attempts[2].node == "n1");
+  CHECK_FALSE(res->task.not_before);
+}
+
+TEST_CASE("runner: the last attempt's failure is the result, and a cancel is never retried",
+          "[runner]") {
+  bench b;
+  std::string once = submit_v3(b, [](submit_request& r) { r.retries = 1; });
+  std::string cancelled = submit_v3(b, [](submit_request& r) { r.retries = 3; });
+  b.r = b.make(b.config(2));
+  b.r->start(b.clock.now());
+  b.step();
+  b.ops.exit_code(b.ops.pid_of(once), 1);
+  write_cancel(b.lease, "n1", cancelled);
+  b.step();
+  b.ops.exit_signal(b.ops.pid_of(cancelled), SIGTERM);
+  b.step();
+  auto c = b.result(cancelled);
+  REQUIRE(c);
+  CHECK(c->state == task_state::cancelled);
+  CHECK(c->task.attempts.size() == 1);
+  b.step();
+  pid_t again = -1;
+  for (const auto& [pid, p] : b.ops.procs)
+    if (b.ops.env_of(pid, "LEASEQ_TASK_ID") == once) again = pid;
+  REQUIRE(again != b.ops.pid_of(once));
+  b.ops.exit_code(again, 2);
+  b.step();
+  auto r = b.result(once);
+  REQUIRE(r);
+  CHECK(r->state == task_state::failed);
+  CHECK(r->exit_code == 2);
+  CHECK(r->task.attempts.size() == 2);
+}
+
+TEST_CASE("runner: without a supervisor the runner enforces the time limit itself", "[runner]") {
+  bench b;
+  std::string id = submit_v3(b, [](submit_request& r) {
+    r.time_limit = 30;
+    r.retries = 2;  // a time limit is not retried
+  });
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  pid_t p = b.ops.pid_of(id);
+  b.step(29);
+  CHECK(b.ops.procs[p].signals.empty());
+  CHECK(b.r->next_deadline(b.clock.now()) <= 1.01);
+  b.step(1.5);
+  task_result res = killed_after_grace(b, p, id);
+  CHECK(res.state == task_state::failed);
+  CHECK(res.reason == "time_limit");
+  CHECK(b.ops.procs.size() == 1);
+}
+
+TEST_CASE("runner: a task lost with its runner runs again when retries are left", "[runner]") {
+  bench b;
+  std::string id = submit_v3(b, [](submit_request& r) { r.retries = 1; });
+  leave_orphan(b, id, 4343, "n1-1-aaaaaaaaaaaa");  // its process is gone, no .exit file
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  CHECK_FALSE(b.result(id));
+  b.step();
+  pid_t p = b.ops.pid_of(id);
+  REQUIRE(p > 0);
+  b.ops.exit_code(p, 0);
+  b.step();
+  auto res = b.result(id);
+  REQUIRE(res);
+  CHECK(res->state == task_state::finished);
+  REQUIRE(res->task.attempts.size() == 2);
+  CHECK(res->task.attempts[0].reason == "runner_lost");
+  CHECK(res->task.attempts[0].attempt == "n1-1-aaaaaaaaaaaa");
+}
+
+TEST_CASE("runner: an orphan its supervisor stopped at the time limit ends time_limit",
+          "[runner]") {
+  bench b;
+  std::string id = submit_v3(b, [](submit_request& r) {
+    r.time_limit = 5;
+    r.retries = 1;
+  });
+  leave_orphan(b, id, 4343, "n1-1-bbbbbbbbbbbb");
+  write_exit_file(b, id,
+                  {{"attempt", "n1-1-bbbbbbbbbbbb"},
+                   {"exit_code", nullptr},
+                   {"signal", SIGTERM},
+                   {"finished", 6.0},
+                   {"time_limit", true}});
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  auto res = b.result(id);
+  REQUIRE(res);
+  CHECK(res->state == task_state::failed);
+  CHECK(res->reason == "time_limit");
+  CHECK(res->signal == SIGTERM);
+}
+
+namespace {
+
+int supervise_with_limit(const fs::path& status, const std::string& limit, const std::string& grace,
+                         const std::string& script) {
+  return supervise_in_child(status, "a1", {"/bin/sh", "-c", script},
+                            {"--time-limit", limit, "--grace", grace});
+}
+
+}  // namespace
+
+TEST_CASE("runner: the supervisor stops a task at its time limit, SIGKILL after the grace",
+          "[runner]") {
+  temp_dir t;
+  fs::path st = t / "T001.exit";
+  int ws = supervise_with_limit(st, "0.2", "5", "exec sleep 30");
+  CHECK(WIFSIGNALED(ws));
+  CHECK(WTERMSIG(ws) == SIGTERM);
+  auto s = read_exit_status(st, "a1");
+  REQUIRE(s);
+  CHECK(s->time_limit);
+  CHECK(s->signal == SIGTERM);
+
+  // A task that ignores SIGTERM is killed once the grace is over, its children with it.
+  fs::path child_pid = t / "child.pid";
+  ws = supervise_with_limit(st, "0.2", "0.2",
+                            "trap '' TERM; sleep 30 & echo $! > " + child_pid.string() + "; wait");
+  CHECK(WIFSIGNALED(ws));
+  CHECK(WTERMSIG(ws) == SIGKILL);
+  s = read_exit_status(st, "a1");
+  REQUIRE(s);
+  CHECK(s->time_limit);
+  CHECK(s->signal == SIGKILL);
+  pid_t sleeper = std::stoi(test_support::read_text(child_pid));
+  auto gone = [&] {  // dead, or a zombie its new parent has not reaped yet
+    std::string stat = test_support::read_text("/proc/" + std::to_string(sleeper) + "/stat");
+    auto paren = stat.rfind(')');
+    return stat.empty() || (paren != std::string::npos && stat.compare(paren, 3, ") Z") == 0);
+  };
+  CHECK(test_support::wait_until(gone));
+
+  // A task that ends in time says nothing of a limit; bad options are a usage error.
+  ws = supervise_with_limit(st, "30", "1", "exit 4");
+  CHECK(WEXITSTATUS(ws) == 4);
+  CHECK_FALSE(read_exit_status(st, "a1")->time_limit);
+  ws = supervise_with_limit(st, "-1", "1", "exit 0");
+  CHECK(WEXITSTATUS(ws) == 2);
+}

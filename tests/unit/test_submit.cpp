@@ -406,3 +406,56 @@ TEST_CASE("submit: a keyed array submitted again keeps its name", "[submit][arra
     CHECK(a->index == static_cast<std::int64_t>(i));
   }
 }
+
+TEST_CASE("submit: durations for --time-limit and --retry-delay", "[submit]") {
+  CHECK(parse_submit_duration("30s", "--x") == 30);
+  CHECK(parse_submit_duration("5m", "--x") == 300);
+  CHECK(parse_submit_duration("1h", "--x") == 3600);
+  CHECK(parse_submit_duration("1h30m", "--x") == 5400);
+  CHECK(parse_submit_duration("2d", "--x") == 172800);
+  CHECK(parse_submit_duration("2:00:00", "--x") == 7200);
+  CHECK(parse_submit_duration("1:30", "--x") == 90);
+  CHECK(parse_submit_duration("1-02:00:00", "--x") == 93600);
+  CHECK(parse_submit_duration("0s", "--x") == 0);
+  for (const char* bad : {"", "30", "5 m", "m", "5x", "1:3", "1:60:00", "1:2:3:4", "-5s", "1..5s",
+                          ".s", "1.5h", "1-2", "3.5:00", "99999999999999999h"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(parse_submit_duration(bad, "--time-limit"), Catch::Contains("--time-limit"));
+  }
+}
+
+TEST_CASE("submit: --after names only tasks that exist, and limits are checked", "[submit]") {
+  temp_dir tmp;
+  lease_paths lease(tmp / "lease");
+  submit_request first;
+  first.argv = {"true"};
+  std::string id = submit_task(lease, "local:h", first).id;
+  submit_request r = first;
+  r.after = {id, id};
+  std::string dep = submit_task(lease, "local:h", r).id;
+  CHECK(read_task(lease.inbox_task("_any", dep)).after == std::vector<std::string>{id});
+  r.after = {id, "T777"};
+  CHECK_THROWS_WITH(submit_task(lease, "local:h", r), Catch::Contains("T777"));
+  r.after = {"T7"};
+  CHECK_THROWS(submit_task(lease, "local:h", r));
+  r.after.clear();
+  r.time_limit = 0;
+  CHECK_THROWS(submit_task(lease, "local:h", r));
+  r.time_limit.reset();
+  r.retries = -1;
+  CHECK_THROWS(submit_task(lease, "local:h", r));
+  // Nothing was enqueued by the refused submits.
+  CHECK(detail::list_dir(lease.inbox("_any").string()).names.size() == 2);
+
+  // A manual retry keeps the limits, not the dependencies.
+  r = first;
+  r.after = {id};
+  r.time_limit = 60;
+  r.retries = 2;
+  std::string limited = submit_task(lease, "local:h", r).id;
+  std::string again = retry_task(lease, "local:h", limited).id;
+  task_spec t = read_task(lease.inbox_task("_any", again));
+  CHECK(t.after.empty());
+  CHECK(t.time_limit == 60);
+  CHECK(t.retries == 2);
+}

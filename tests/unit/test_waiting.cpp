@@ -205,3 +205,81 @@ TEST_CASE("submit_refusal: only what is certainly impossible", "[waiting]") {
   CHECK(submit_refusal(0, std::nullopt, {}, lease_condition::slurm("CANCELLED", 2), now, 60) ==
         "the lease ended (CANCELLED): no runner will come");
 }
+
+namespace {
+
+task_view other(const std::string& id, task_state state) {
+  task_view v;
+  v.id = id;
+  v.seq = *task_seq(id);
+  v.state = state;
+  return v;
+}
+
+// A pending T009 waiting for `after`, in a snapshot that holds `others` (ids below T009).
+std::optional<std::string> reason_after(std::vector<std::string> after,
+                                        std::vector<task_view> others) {
+  auto s = with({runner_node("a", 0)});
+  task_view t = pending("");
+  t.id = "T009";
+  t.seq = 9;
+  auto spec = std::make_shared<task_spec>(*t.spec);
+  spec->id = t.id;
+  spec->after = std::move(after);
+  t.spec = spec;
+  others.push_back(t);
+  s.task_table = std::make_shared<const std::vector<task_view>>(others);
+  return waiting_reason(s.tasks().back(), s, local);
+}
+
+}  // namespace
+
+TEST_CASE("waiting: a task says which dependencies it waits for", "[waiting]") {
+  CHECK(reason_after({"T002"}, {other("T002", task_state::running)}) == "after T002 (RUNNING)");
+  CHECK(reason_after({"T001", "T002", "T003"},
+                     {other("T001", task_state::finished), other("T002", task_state::pending)}) ==
+        "after T002 (PENDING), T003 (not visible)");
+  CHECK_FALSE(reason_after({"T001"}, {other("T001", task_state::finished)}));
+  CHECK(reason_after({"T001", "T002"},
+                     {other("T001", task_state::running), other("T002", task_state::failed)}) ==
+        "dependency T002 ended FAILED: a runner will cancel it");
+}
+
+TEST_CASE("waiting: a runner problem is named before the dependencies", "[waiting]") {
+  auto s = with({runner_node("a", 0, node_health::ok, true)});
+  task_view t = pending("");
+  auto spec = std::make_shared<task_spec>(*t.spec);
+  spec->after = {"T000"};
+  t.spec = spec;
+  CHECK(waiting_reason(t, s, local) == "the runner of a is paused");
+}
+
+TEST_CASE("waiting: a retried task says when its next attempt starts", "[waiting]") {
+  auto s = with({runner_node("a", 0)});
+  task_view t = pending("");
+  auto spec = std::make_shared<task_spec>(*t.spec);
+  spec->retries = 2;
+  spec->attempts.push_back({"a-1-1", "a", 3, std::nullopt, std::nullopt, 1.0, 2.0});
+  spec->not_before = now + 30;
+  t.spec = spec;
+  CHECK(waiting_reason(t, s, local) == "attempt 2/3 starts in 30 s (retry delay)");
+  spec->not_before = now - 1;
+  CHECK_FALSE(waiting_reason(t, s, local));
+}
+
+TEST_CASE("waiting: attempt_text counts attempts only for tasks with retries", "[waiting]") {
+  task_view t = pending("");
+  CHECK_FALSE(attempt_text(t));
+  auto spec = std::make_shared<task_spec>(*t.spec);
+  spec->retries = 2;
+  t.spec = spec;
+  CHECK(attempt_text(t) == "attempt 1/3");
+  spec->attempts.push_back({"a-1-1", "a", 3, std::nullopt, std::nullopt, 1.0, 2.0});
+  CHECK(attempt_text(t) == "attempt 2/3");
+  auto r = std::make_shared<task_result>();
+  r->task = *spec;
+  r->task.attempts.push_back({"a-1-2", "a", 0, std::nullopt, std::nullopt, 3.0, 4.0});
+  t.result = r;
+  t.state = task_state::finished;
+  CHECK(attempt_text(t) == "attempt 2/3");
+}
