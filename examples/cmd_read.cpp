@@ -130,6 +130,8 @@ struct lease_facts {
   std::string kind;
   std::string state;  // sanitized, for display
   lease_condition condition;
+  std::string state_inferred;  // "heartbeats": RUNNING on the runners' word, not Slurm's yet
+  std::string reason;          // why, then (sanitized)
 };
 
 lease_facts read_lease_facts(const lease_context& ctx) {
@@ -159,9 +161,13 @@ lease_facts read_lease_facts(const lease_context& ctx) {
       apply_slurm_state(row, it->second, now);
       slurm_state = it->second.state;
     }
+    // The cache may still hold the state seen at submit while the runners already heartbeat.
+    if (reconcile_with_heartbeats(row, ctx.paths, now, ctx.cfg.ui.hb_stale_s))
+      slurm_state = row.state;
     cond = lease_condition::slurm(slurm_state, nodes);
   }
-  return {row.kind, sanitize_inline(row.state), cond};
+  return {row.kind, sanitize_inline(row.state), cond, row.state_inferred,
+          row.state_inferred.empty() ? std::string() : sanitize_inline(row.reason)};
 }
 
 std::vector<task_state> all_states() {
@@ -181,6 +187,7 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
     j["lease"] = ctx.lease_id;
     j["kind"] = kind;
     j["state"] = state;
+    j["state_inferred"] = facts.state_inferred.empty() ? json(nullptr) : json(facts.state_inferred);
     j["nodes"] = json::array();
     for (const auto& n : s->nodes) {
       j["nodes"].push_back({{"node", n.name},
@@ -196,8 +203,9 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
     print_json(j);
     return;
   }
-  std::printf("lease %s  %s  %s%s\n", ctx.lease_id.c_str(), kind.c_str(), state.c_str(),
-              s->fs_lag ? "  (fs lag: some files not visible yet)" : "");
+  std::string why = facts.reason.empty() ? std::string() : " (" + facts.reason + ")";
+  std::printf("lease %s  %s  %s%s%s\n", ctx.lease_id.c_str(), kind.c_str(), state.c_str(),
+              why.c_str(), s->fs_lag ? "  (fs lag: some files not visible yet)" : "");
   if (s->nodes.empty()) {
     std::printf("no nodes yet (no runner has written a heartbeat)\n");
   } else {
@@ -521,6 +529,9 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
   bool tty = ::isatty(STDOUT_FILENO);
   tail_options topt;
   topt.sanitize = tty;
+  // A terminal shows a progress bar redrawn with \r in its last state (redrawn in place while
+  // it runs); a pipe or a file gets the bytes as they are.
+  topt.overwrite_cr = tty;
   std::vector<std::unique_ptr<tail_follower<>>> followers;
   if (!err_only || both)
     followers.push_back(
@@ -529,6 +540,7 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
     followers.push_back(
         std::make_unique<tail_follower<>>(ctx.paths.stderr_log(node, task), log_stream::err, topt));
   bool mid_line[2] = {false, false};
+  int cursor_on = -1;  // the stream whose partial line the cursor ends (a terminal only)
   auto print = [&](const std::vector<tail_event>& events) {
     for (const auto& e : events) {
       int si = e.stream == log_stream::out ? 0 : 1;
@@ -539,10 +551,20 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
                      std::string(to_string(e.stream)).c_str(), sanitize_inline(e.text).c_str());
         continue;
       }
+      if (e.rewrites && mid_line[si]) {
+        // The partial line shown is replaced: redrawn where the cursor is on it, else the new
+        // state goes on a line of its own.
+        write_out(cursor_on == si ? "\r\x1b[K" : "\n");
+        mid_line[si] = false;
+      } else if (tty && cursor_on >= 0 && cursor_on != si) {
+        write_out("\n");  // the other stream's partial line keeps its own line
+        mid_line[cursor_on] = false;
+      }
       if (both && !mid_line[si]) write_out(si == 0 ? "[stdout] " : "[stderr] ");
       write_out(e.text);
       if (e.complete) write_out("\n");
       mid_line[si] = !e.complete;
+      cursor_on = e.complete ? -1 : si;
     }
     std::fflush(stdout);
   };
@@ -598,23 +620,31 @@ void cmd_logs(const std::string& lease_opt, const std::string& task, bool err) {
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
     throw error(path.string() + " is not a regular file");
   bool tty = ::isatty(STDOUT_FILENO);
+  // A terminal gets each line as it would have shown it: a progress bar redrawn with \r in
+  // its last state, then sanitized. Anything else gets the file's bytes.
+  cr_folder fold;
   stream_sanitizer san;
-  std::string clean;
+  std::string folded, clean;
   char buf[1 << 16];
   for (;;) {
     ssize_t n = detail::read_retry(fd.get(), buf, sizeof buf);
     if (n < 0) throw io_error("cannot read log", path.string(), errno);
     if (n == 0) break;
     if (tty) {
+      folded.clear();
       clean.clear();
-      san.feed(std::string_view(buf, static_cast<std::size_t>(n)), clean);
+      fold.feed(std::string_view(buf, static_cast<std::size_t>(n)), folded);
+      san.feed(folded, clean);
       write_out(clean);
     } else {
       std::fwrite(buf, 1, static_cast<std::size_t>(n), stdout);
     }
   }
   if (tty) {
+    folded.clear();
     clean.clear();
+    fold.finish(folded);
+    san.feed(folded, clean);
     san.finish(clean);
     write_out(clean);
   }
@@ -636,8 +666,10 @@ void add_read_commands(CLI::App& app) {
         "Show a lease: its nodes with health and heartbeat age, and task counts by state");
     c->add_option("--lease", *lease, "Lease id (default: the default lease, see `lease use`)");
     c->add_flag("--json", *json_flag,
-                "Print JSON: {lease, kind, state, nodes: [{node, health, hb_age_s, running, "
-                "pending, paused}], counts}");
+                "Print JSON: {lease, kind, state, state_inferred, nodes: [{node, health, "
+                "hb_age_s, running, pending, paused}], counts}; state_inferred: \"heartbeats\" "
+                "when fresh runner heartbeats show RUNNING a lease Slurm's cached state still "
+                "calls PENDING, else null");
     c->callback([=] { cmd_status(*lease, *json_flag); });
   }
   {
@@ -676,7 +708,9 @@ void add_read_commands(CLI::App& app) {
     CLI::App* c = app.add_subcommand(
         "follow",
         "Follow a task's output until it ends, then exit with its exit code. Without TASK: the "
-        "only RUNNING task; with several, choose one (exit 2 without a terminal)");
+        "only RUNNING task; with several, choose one (exit 2 without a terminal). On a "
+        "terminal the output is sanitized and a line redrawn with \\r (a progress bar) shows "
+        "its last state; otherwise the bytes are passed as they are");
     c->add_option("task", *task, "Task id (T014)");
     c->add_option("--lease", *lease, "Lease id (default: the default lease)");
     auto* e = c->add_flag("--stderr", *err, "Follow stderr instead of stdout");
@@ -688,7 +722,9 @@ void add_read_commands(CLI::App& app) {
     auto task = std::make_shared<std::string>();
     auto err = std::make_shared<bool>(false);
     CLI::App* c = app.add_subcommand(
-        "logs", "Print a task's whole stdout (or stderr) log; sanitized when stdout is a terminal");
+        "logs",
+        "Print a task's whole stdout (or stderr) log. On a terminal it is sanitized and a line "
+        "redrawn with \\r (a progress bar) shows its last state; otherwise byte-exact");
     c->add_option("task", *task, "Task id (T014)")->required();
     c->add_option("--lease", *lease, "Lease id (default: the default lease)");
     c->add_flag("--stderr", *err, "Print the stderr log");

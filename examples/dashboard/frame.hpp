@@ -18,6 +18,9 @@ struct frame_layout {
   bool too_small = false;
 };
 
+// The nodes pane beside the task list under 100 columns: NODE, HEALTH and HB fit in it.
+inline constexpr int narrow_nodes_w = 24;
+
 inline frame_layout compute_layout(const model& m) {
   frame_layout f;
   int w = std::max(0, m.width), h = std::max(0, m.height);
@@ -92,7 +95,11 @@ inline frame_layout compute_layout(const model& m) {
   // and both get the full width.
   bool stack = middle.w < 100 && middle.h >= 12;
   if (!stack && middle.w >= 70) {
-    int nw = middle.w >= 110 ? middle.w * 2 / 5 : middle.w * 9 / 20;
+    // Under 100 columns the nodes pane is narrow (name, health, heartbeat: draw_nodes drops
+    // the rest), so the task list keeps a useful COMMAND column.
+    int nw = middle.w >= 110   ? middle.w * 2 / 5
+             : middle.w >= 100 ? middle.w * 9 / 20
+                               : std::max(narrow_nodes_w, middle.w * 3 / 10);
     f.nodes = {middle.x, middle.y, nw, middle.h};
     f.tasks = {middle.x + nw, middle.y, middle.w - nw, middle.h};
   } else if (stack) {

@@ -58,11 +58,19 @@ struct req_set_paused {
 struct req_follow {
   follow_target target;  // empty: stop following
 };
+// A search in a paged log: the line at or after (forward) / at or before `from` that holds
+// `text` (case ignored), as it is shown (last \r state, sanitized).
+struct page_find {
+  std::string text;
+  std::uint64_t from = 0;
+  bool forward = true;
+};
 struct req_page {
   std::string path;
   std::uint64_t first = 0;
   int count = 0;
   std::uint64_t gen = 0;
+  std::optional<page_find> find{};  // the page then shows the match (unless it is on this one)
 };
 struct req_stderr_probe {
   bool on = false;
@@ -118,6 +126,12 @@ struct msg_page {
   std::vector<std::string> lines;
   std::optional<std::uint64_t> total;  // line count, once indexed
   std::string error;
+  // For a req_page with a find: the matching line, or where the search stopped without one
+  // (`searched_all` false: the step's line budget ran out there; n searches on).
+  bool searched = false;
+  std::optional<std::uint64_t> match{};
+  std::uint64_t find_next = 0;
+  bool searched_all = true;
 };
 struct msg_stderr {
   std::set<std::string> ids;  // tasks whose .err log is not empty
@@ -151,7 +165,18 @@ struct paged_view {
   std::string error;
   std::uint64_t gen = 0;
   bool loading = true;
-  int hscroll = 0;  // cells cut off the left of every line (Left/Right)
+  int hscroll = 0;    // cells cut off the left of every line (Left/Right)
+  bool wrap = false;  // long lines go on over the next rows instead (w)
+  // `/` search: the prompt while typing, the text found (highlighted), the line of the
+  // current match, and what the last search said ("no match for ...").
+  bool typing = false;
+  std::string typed;
+  std::string find;
+  std::optional<std::uint64_t> match;
+  std::optional<page_find> searching;  // asked, not answered yet
+  std::optional<page_find> resume;     // where a search the line budget stopped goes on
+  std::string note;
+  bool note_error = false;
 };
 
 enum class form_phase { editing, testing, tested_ok, tested_fail, submitting };

@@ -69,7 +69,7 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"g / G", "top / bottom"},
       {"o", "switch stdout <-> stderr"},
       {"m", "merge / unmerge stdout+stderr"},
-      {"/ then n", "find text in the log (n: the next match upwards)"},
+      {"/ then n / N", "find text in the log (n: next match up, N: down; matches marked)"},
       {"Left / Right", "scroll long lines sideways (a cut line ends with ›)"},
       {"w", "wrap long lines / cut them"},
       {"Esc", "collapse the log pane"},
@@ -77,9 +77,13 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"F / E / A / L", "follow stdout / stderr / both, open logs"},
       {"c / y", "copy command / copy task id"},
       {"e", "show / hide the environment"},
+      {"j/k", "scroll when it does not fit"},
       {"paged logs (L)", ""},
       {"PgUp/PgDn, j/k, g/G", "scroll, top, bottom"},
-      {"Left / Right", "scroll long lines sideways"},
+      {"/ then Enter", "find text in the whole file (from the top line down; matches marked)"},
+      {"n / N", "next / previous match"},
+      {"Left / Right", "scroll long lines sideways (a cut line ends with ›)"},
+      {"w", "wrap long lines / cut them"},
       {"o", "switch stdout <-> stderr"},
       {"Esc / q", "close"},
       {"Slurm lease form (n)", ""},
@@ -98,6 +102,24 @@ inline void notify(model& m, std::string text, bool error = false) {
   m.message = leaseq::sanitize_inline(text);
   m.message_error = error;
   m.message_at = m.now;
+}
+
+// Backspace (a whole UTF-8 character), Ctrl-U and printable keys edit a one-line input;
+// false for any other key.
+inline bool edit_input(std::string& text, const tui::key& k) {
+  if (k.is(tui::key_code::backspace)) {
+    while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80)
+      text.pop_back();
+    if (!text.empty()) text.pop_back();
+  } else if (k.ctrl && k.rune == 'u') {
+    text.clear();
+  } else if (k.code == tui::key_code::rune && !k.ctrl && !k.alt &&
+             !leaseq::detail::is_control(k.rune)) {
+    leaseq::detail::append_utf8(text, k.rune);
+  } else {
+    return false;
+  }
+  return true;
 }
 
 inline void open_lease(model& m, const std::string& id) {
@@ -244,14 +266,38 @@ inline void refresh_follow_paths(model& m) {
 
 // ---- paged logs --------------------------------------------------------------------------
 
-inline int paged_rows(const model& m) {
-  return std::max(1, m.height - 4);
+// The paged view fills the body: a border, then the lines, a note line and a key line.
+inline tui::rect paged_text_area(const model& m) {
+  tui::rect body = compute_layout(m).body;
+  return {body.x + 1, body.y + 1, std::max(1, body.w - 2), std::max(1, body.h - 4)};
 }
 
-inline void request_page(model& m) {
+inline int paged_rows(const model& m) {
+  return paged_text_area(m).h;
+}
+
+// How many of the page's lines are on screen (fewer than its rows when long lines wrap):
+// what PgDn moves by, so wrapping never skips a line.
+inline int paged_lines_shown(const model& m) {
+  const auto& p = m.paged;
+  tui::rect r = paged_text_area(m);
+  int n = static_cast<int>(p.lines.size());
+  if (!p.wrap) return std::min(n, r.h);
+  int rows = 0, whole = 0;
+  for (const auto& l : p.lines) {
+    rows += tui::wrapped_height(l, r.w);
+    if (rows > r.h) break;
+    ++whole;
+  }
+  return std::min(n, std::max(1, whole));
+}
+
+inline void request_page(model& m, std::optional<page_find> find = std::nullopt) {
   m.paged.gen = ++m.page_seq;
   m.paged.loading = true;
-  post(m, req_page{m.paged.path, m.paged.first, paged_rows(m), m.paged.gen});
+  if (!find && m.paged.searching) m.paged.note.clear();  // that search's answer is dropped
+  m.paged.searching = find;
+  post(m, req_page{m.paged.path, m.paged.first, paged_rows(m), m.paged.gen, std::move(find)});
 }
 
 inline void open_paged(model& m, const leaseq::task_view& t, leaseq::log_stream s) {
@@ -260,22 +306,94 @@ inline void open_paged(model& m, const leaseq::task_view& t, leaseq::log_stream 
     notify(m, t.id + " has no log yet (" + std::string(leaseq::to_string(t.state)) + ")", true);
     return;
   }
+  std::string find = m.ov == overlay::paged ? m.paged.find : std::string();  // o keeps it
+  bool wrap = m.ov == overlay::paged && m.paged.wrap;
   m.paged = {};
   m.paged.task = t.id;
   m.paged.node = t.node;
   m.paged.stream = s;
   m.paged.path = path;
+  m.paged.find = find;
+  m.paged.wrap = wrap;
   m.ov = overlay::paged;
   request_page(m);
 }
 
+inline void paged_note(model& m, std::string text, bool error) {
+  m.paged.note = leaseq::sanitize_inline(text);
+  m.paged.note_error = error;
+}
+
+// n / N (and Enter after /): the next match below the current one (or the top line), or the
+// previous one above it; a search the line budget stopped goes on from where it stopped.
+inline void paged_search(model& m, bool forward) {
+  auto& p = m.paged;
+  if (p.find.empty()) {
+    paged_note(m, "no search yet: / then the text, Enter", true);
+    return;
+  }
+  std::uint64_t from;
+  if (p.resume && p.resume->forward == forward && p.resume->text == p.find)
+    from = p.resume->from;
+  else if (forward)
+    from = p.match ? *p.match + 1 : p.shown_first;
+  else {
+    std::uint64_t here = p.match ? *p.match : p.shown_first;
+    if (here == 0) {
+      paged_note(m, "no match for \"" + p.find + "\" above line 1 (the top)", true);
+      return;
+    }
+    from = here - 1;
+  }
+  p.resume.reset();
+  paged_note(m, "searching for \"" + p.find + "\"...", false);
+  request_page(m, page_find{p.find, from, forward});
+}
+
+// The / prompt of the paged view: typing, Enter finds, Esc leaves the old search as it was.
+inline void paged_prompt_key(model& m, const tui::key& k) {
+  auto& p = m.paged;
+  if (k.is(tui::key_code::escape)) {
+    p.typing = false;
+  } else if (k.is(tui::key_code::enter)) {
+    p.typing = false;
+    if (!p.typed.empty()) {
+      p.find = p.typed;
+      p.match.reset();
+      p.resume.reset();
+    }
+    paged_search(m, true);
+  } else {
+    edit_input(p.typed, k);
+  }
+}
+
 inline void paged_key(model& m, const tui::key& k) {
   auto& p = m.paged;
-  std::uint64_t page = static_cast<std::uint64_t>(paged_rows(m));
-  std::uint64_t last = p.total && *p.total > page ? *p.total - page : 0;
+  if (p.typing) {
+    paged_prompt_key(m, k);
+    return;
+  }
+  std::uint64_t page = static_cast<std::uint64_t>(std::max(1, paged_lines_shown(m)));
+  std::uint64_t rows = static_cast<std::uint64_t>(paged_rows(m));
+  std::uint64_t last = p.total && *p.total > rows ? *p.total - rows : 0;
   std::uint64_t before = p.first;
   if (k.is(tui::key_code::escape) || k.is('q') || k.is('L')) {
     m.ov = overlay::none;
+    return;
+  }
+  if (k.is('/')) {
+    p.typing = true;
+    p.typed.clear();
+    return;
+  }
+  if (k.is('n') || k.is('N')) {
+    paged_search(m, k.is('n'));
+    return;
+  }
+  if (k.is('w')) {
+    p.wrap = !p.wrap;
+    p.hscroll = 0;
     return;
   }
   if (k.is(tui::key_code::down) || k.is('j'))
@@ -285,10 +403,10 @@ inline void paged_key(model& m, const tui::key& k) {
   else if (k.is(tui::key_code::page_down) || k.is(' '))
     p.first += page;
   else if (k.is(tui::key_code::page_up))
-    p.first = p.first > page ? p.first - page : 0;
-  else if (k.is(tui::key_code::right) || k.is(tui::key_code::left))
-    p.hscroll = std::max(0, p.hscroll + (k.is(tui::key_code::right) ? 8 : -8));
-  else if (k.is('g') || k.is(tui::key_code::home))
+    p.first = p.first > rows ? p.first - rows : 0;
+  else if (k.is(tui::key_code::right) || k.is(tui::key_code::left)) {
+    if (!p.wrap) p.hscroll = std::max(0, p.hscroll + (k.is(tui::key_code::right) ? 8 : -8));
+  } else if (k.is('g') || k.is(tui::key_code::home))
     p.first = 0;
   else if (k.is('G') || k.is(tui::key_code::end))
     p.first = p.total ? last : UINT64_MAX / 2;  // unknown length: the worker clamps
@@ -300,8 +418,13 @@ inline void paged_key(model& m, const tui::key& k) {
           p.stream == leaseq::log_stream::out ? leaseq::log_stream::err : leaseq::log_stream::out);
     return;
   }
-  if (p.total && p.first > last) p.first = last;
-  if (p.first != before) request_page(m);
+  if (p.total && p.first > last) p.first = std::max(last, std::min(before, p.first));
+  if (p.first != before) {
+    // Moved by hand: n and N search from what is on screen now, as in less.
+    p.match.reset();
+    p.resume.reset();
+    request_page(m);
+  }
 }
 
 // ---- the create form -----------------------------------------------------------------
@@ -467,18 +590,29 @@ inline void open_search(model& m, pane where, bool lease_list) {
   m.ov = overlay::search;
 }
 
-// Jumps the log view to the last line holding the search text.
-inline void log_find(model& m, bool next = false) {
-  if (m.log_search.empty()) return;
-  int from = static_cast<int>(m.log_lines.size()) - 1;
-  if (next && !m.log_view.follow) from = m.log_view.offset - 1;
-  for (int i = from; i >= 0; --i) {
+// Jumps the log view to a line holding the search text: the newest one as it is typed, then
+// (n) the next one up or (N) back down; says so when there is none.
+inline void log_find(model& m, int dir = 0) {
+  if (m.log_search.empty()) {
+    if (dir != 0) notify(m, "no search yet: / then the text", true);
+    return;
+  }
+  int n = static_cast<int>(m.log_lines.size());
+  int step = dir > 0 ? 1 : -1;
+  int from = dir == 0 || m.log_view.follow ? (dir > 0 ? n : n - 1) : m.log_view.offset + step;
+  for (int i = from; i >= 0 && i < n; i += step) {
     if (leaseq::detail::contains_ci(m.log_lines[static_cast<std::size_t>(i)], m.log_search)) {
       m.log_view.follow = false;
       m.log_view.offset = i;
       return;
     }
   }
+  notify(m,
+         "no match for \"" + m.log_search + "\"" +
+             (dir == 0  ? " in the log"
+              : dir > 0 ? " further down"
+                        : " further up"),
+         true);
 }
 
 inline void apply_search(model& m) {
@@ -510,20 +644,7 @@ inline void search_key(model& m, const tui::key& k) {
     m.ov = overlay::none;
     return;
   }
-  if (k.is(tui::key_code::backspace)) {
-    while (!m.search_text.empty() &&
-           (static_cast<unsigned char>(m.search_text.back()) & 0xC0) == 0x80)
-      m.search_text.pop_back();
-    if (!m.search_text.empty()) m.search_text.pop_back();
-  } else if (k.ctrl && k.rune == 'u') {
-    m.search_text.clear();
-  } else if (k.code == tui::key_code::rune && !k.ctrl && !k.alt &&
-             !leaseq::detail::is_control(k.rune)) {
-    leaseq::detail::append_utf8(m.search_text, k.rune);
-  } else {
-    return;
-  }
-  apply_search(m);
+  if (edit_input(m.search_text, k)) apply_search(m);
 }
 
 inline void lease_keys(model& m, const tui::key& k, bool on_screen) {
@@ -604,6 +725,7 @@ inline void task_keys(model& m, const tui::key& k) {
     if (!t) return;
     m.details_task = t->id;
     m.details_env = false;
+    m.help_scroll = 0;
     m.ov = overlay::details;
   } else if (k.is('F')) {
     follow_selected(m, log_mode::out);
@@ -701,8 +823,8 @@ inline void log_keys(model& m, const tui::key& k) {
           "log path");
   } else if (k.is('f')) {
     follow_current_running(m, log_mode::out);
-  } else if (k.is('n')) {
-    log_find(m, true);
+  } else if (k.is('n') || k.is('N')) {
+    log_find(m, k.is('n') ? -1 : 1);
   } else {
     m.log_view.handle_key(k, n, page);
   }
@@ -715,7 +837,12 @@ inline void details_keys(model& m, const tui::key& k) {
     return;
   }
   if (!t) return;
-  if (k.is('F') || k.is('E') || k.is('A')) {
+  // A long command or env does not fit 24 rows: the modal scrolls (draw_text_modal clamps).
+  if (k.is(tui::key_code::down) || k.is('j')) {
+    ++m.help_scroll;
+  } else if (k.is(tui::key_code::up) || k.is('k')) {
+    m.help_scroll = std::max(0, m.help_scroll - 1);
+  } else if (k.is('F') || k.is('E') || k.is('A')) {
     m.ov = overlay::none;
     start_follow(m, {t}, k.is('F') ? log_mode::out : k.is('E') ? log_mode::err : log_mode::merged);
     notify(m, "following " + t->id);
@@ -923,6 +1050,28 @@ struct message_visitor {
     m.paged.shown_first = p.first;
     m.paged.first = p.first;
     if (p.total) m.paged.total = p.total;
+    if (p.searched && m.paged.searching) found(*m.paged.searching, p);
+  }
+  void found(const page_find f, const msg_page& p) {
+    auto& pv = m.paged;
+    pv.searching.reset();
+    if (p.match) {
+      pv.match = p.match;
+      paged_note(m, fmt::format("\"{}\" at line {}", f.text, *p.match + 1), false);
+    } else if (!p.searched_all) {
+      pv.resume = page_find{f.text, p.find_next, f.forward};
+      paged_note(m,
+                 fmt::format("no match for \"{}\" in lines {}-{} yet ({}: search on)", f.text,
+                             std::min(f.from, p.find_next) + 1, std::max(f.from, p.find_next) + 1,
+                             f.forward ? "n" : "N"),
+                 false);
+    } else {
+      paged_note(
+          m,
+          f.forward ? fmt::format("no match for \"{}\" from line {} to the end", f.text, f.from + 1)
+                    : fmt::format("no match for \"{}\" from line 1 to line {}", f.text, f.from + 1),
+          true);
+    }
   }
   void operator()(const msg_stderr& s) {
     m.stderr_ids = s.ids;

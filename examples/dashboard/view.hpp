@@ -214,14 +214,21 @@ inline void draw_nodes(model& m, tui::buffer& buf, const tui::rect& r, bool focu
                                       {"HB", 0, false},
                                       {"RUNNING", 0, false},
                                       {"PEND", 0, true}};
+  // Beside the task list under 100 columns: name, health and heartbeat only (the rest is in
+  // `s` and in the task list), each whole, the name taking what is left.
+  bool narrow = in.w < narrow_nodes_w + 10;
+  if (narrow) cols.resize(3);
   std::vector<int> natural(cols.size(), 0);
   for (const auto* n : nodes)
-    for (int c = 0; c < 5; ++c)
+    for (int c = 0; c < static_cast<int>(cols.size()); ++c)
       if (c != 3)
         natural[static_cast<std::size_t>(c)] =
             std::max(natural[static_cast<std::size_t>(c)], cells_of(cell(*n, c)));
   natural[2] = std::max(natural[2], 7);  // "hb 119s": the age ticks, the column stays put
-  size_columns(cols, natural, {6, 6, 5, 4, 4}, 3, in.w, 7);
+  if (narrow)
+    size_columns(cols, natural, {4, 6, 5}, 0, in.w, 4);
+  else
+    size_columns(cols, natural, {6, 6, 5, 4, 4}, 3, in.w, 7);
   std::vector<std::string> cells(cols.size());
   tui::draw_table(
       buf, in, cols, static_cast<int>(nodes.size()),
@@ -353,18 +360,44 @@ inline void draw_log(model& m, tui::buffer& buf, const tui::rect& r, bool focuse
                    tui::default_theme().dim);
     return;
   }
-  tui::draw_log_view(buf, in, m.log_lines, m.log_view);
+  tui::draw_log_view(buf, in, m.log_lines, m.log_view, tui::default_theme(), m.log_search);
 }
 
-inline std::string status_left(const model& m) {
-  std::string refresh =
-      m.refresh_paused ? std::string("paused") : fmt::format("{:g}s", m.ui.refresh_s);
+// The status bar's text. Given the bar's `width`, a text that does not fit is made to: single
+// spaces first, then the refresh period goes (unless paused), then the facts are cut, so that
+// the key hints (what f does here) stay on screen at 80 columns.
+inline std::string status_left(const model& m, int width = 0) {
   std::string fs = m.snap && m.snap->fs_lag ? "lag" : "ok";
   std::string lease = m.lease_id.empty() ? "-" : m.lease_id;
   // f means two things (filter leases, follow a task): the bar says which one it is here.
   bool leases = m.screen == screen_kind::lease_list || m.focus == pane::leases;
-  return fmt::format("lease={}  filters={}  refresh={}  fs={}  slurm={}  q:quit  ?:help  {}", lease,
-                     filters_text(m), refresh, fs, slurm_text(m), leases ? "f:filter" : "f:follow");
+  std::vector<std::string> parts{
+      "lease=" + lease,
+      "filters=" + filters_text(m),
+      "refresh=" +
+          (m.refresh_paused ? std::string("paused") : fmt::format("{:g}s", m.ui.refresh_s)),
+      "fs=" + fs,
+      "slurm=" + slurm_text(m),
+      "q:quit",
+      "?:help",
+      leases ? "f:filter" : "f:follow"};
+  auto join = [&](const char* gap) {
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : gap) + p;
+    return out;
+  };
+  std::string text = join("  ");
+  if (width <= 0 || cells_of(text) <= width) return text;
+  text = join(" ");
+  if (cells_of(text) <= width) return text;
+  if (!m.refresh_paused) parts.erase(parts.begin() + 2);
+  // Still too long (a Slurm error, many filters): the facts are cut, never the key hints.
+  std::string hints = parts[parts.size() - 3] + " " + parts[parts.size() - 2] + " " + parts.back();
+  parts.resize(parts.size() - 3);
+  text = join(" ");
+  int room = width - cells_of(hints) - 1;
+  if (cells_of(text) > room) text = tui::truncate_text(text, std::max(1, room));
+  return text + " " + hints;
 }
 
 // ---- overlays ---------------------------------------------------------------------------
@@ -419,9 +452,10 @@ inline std::vector<std::string> wrap_cells(const std::string& text, int width, i
   return out;
 }
 
-inline void draw_text_modal(tui::buffer& buf, const tui::rect& area, const std::string& title,
-                            const std::vector<std::pair<std::string, tui::style>>& raw,
-                            int scroll = 0, int indent = 10) {
+// Returns the first line shown (the scroll, clamped to the text).
+inline int draw_text_modal(tui::buffer& buf, const tui::rect& area, const std::string& title,
+                           const std::vector<std::pair<std::string, tui::style>>& raw,
+                           int scroll = 0, int indent = 10) {
   int w = leaseq::detail::display_width(title) + 6;
   for (const auto& l : raw) w = std::max(w, leaseq::detail::display_width(l.first) + 4);
   w = std::min(w, area.w);
@@ -430,14 +464,22 @@ inline void draw_text_modal(tui::buffer& buf, const tui::rect& area, const std::
     for (auto& piece : wrap_cells(l.first, std::max(12, w - 4), indent))
       lines.push_back({piece, l.second});
   tui::rect in = tui::draw_modal(buf, area, w, static_cast<int>(lines.size()) + 2, title);
-  if (in.empty()) return;
-  int first = std::clamp(scroll, 0, std::max(0, static_cast<int>(lines.size()) - in.h));
+  if (in.empty()) return 0;
+  int n = static_cast<int>(lines.size());
+  int first = std::clamp(scroll, 0, std::max(0, n - in.h));
+  // More than fits: the bottom border says where the view is and how to see the rest.
+  if (n > in.h && in.w >= 20) {
+    std::string more = fmt::format(" {}-{}/{} j/k ", first + 1, first + in.h, n);
+    buf.print(in.right() - cells_of(more), in.bottom(), more, tui::default_theme().border_focused,
+              cells_of(more));
+  }
   for (int i = 0; i < in.h; ++i) {
     int li = first + i;
     if (li >= static_cast<int>(lines.size())) break;
     const auto& l = lines[static_cast<std::size_t>(li)];
     tui::draw_line(buf, in, i, tui::truncate_text(l.first, in.w), l.second);
   }
+  return first;
 }
 
 inline std::vector<std::pair<std::string, tui::style>> details_lines(const model& m,
@@ -602,31 +644,55 @@ inline void draw_problems(const model& m, tui::buffer& buf, const tui::rect& are
                   lines, m.help_scroll, 2);
 }
 
+// What the paged view's keys are, on its last line.
+inline constexpr const char* paged_keys =
+    "/ find  n/N next/prev  PgUp/PgDn j/k g/G  Left/Right  w wrap  o out/err  Esc";
+
 inline void draw_paged(const model& m, tui::buffer& buf, const tui::rect& area) {
   const auto& p = m.paged;
+  const auto& th = tui::default_theme();
+  std::uint64_t shown = static_cast<std::uint64_t>(paged_lines_shown(m));
   std::string pos = !p.total        ? fmt::format("from line {} (counting...)", p.shown_first + 1)
                     : *p.total == 0 ? std::string("empty log (0 lines)")  // not "lines 1-0 of 0"
                                     : fmt::format("lines {}-{} of {}", p.shown_first + 1,
-                                                  p.shown_first + p.lines.size(), *p.total);
-  std::string title = fmt::format("{} {} {}  {}", p.task, leaseq::to_string(p.stream),
-                                  p.loading ? "loading" : "", pos);
+                                                  p.shown_first + shown, *p.total);
+  std::string title = fmt::format("{} {} {}  {}{}{}", p.task, leaseq::to_string(p.stream),
+                                  p.loading ? "loading" : "", pos, p.wrap ? "  wrap" : "",
+                                  p.find.empty() ? "" : "  /" + leaseq::sanitize_inline(p.find));
   tui::rect box{area.x, area.y, area.w, area.h};
   tui::rect in = tui::draw_pane(buf, box, title, true);
   if (in.empty()) return;
   if (!p.error.empty()) {
-    tui::draw_line(buf, in, 0, leaseq::sanitize_inline(p.path + ": " + p.error),
-                   tui::default_theme().error);
+    tui::draw_line(buf, in, 0, leaseq::sanitize_inline(p.path + ": " + p.error), th.error);
     return;
   }
-  for (int i = 0; i < in.h - 1; ++i)
-    tui::draw_cut_line(
-        buf, in, i,
-        i < static_cast<int>(p.lines.size()) ? p.lines[static_cast<std::size_t>(i)] : std::string(),
-        p.hscroll, tui::style{});
-  tui::draw_line(buf, in, in.h - 1,
-                 tui::truncate_text(
-                     p.path + "   PgUp/PgDn j/k g/G Left/Right o:stdout<->stderr Esc:close", in.w),
-                 tui::default_theme().dim);
+  tui::rect text{in.x, in.y, in.w, std::max(0, in.h - 2)};
+  if (p.wrap) {
+    tui::draw_wrapped_lines(buf, text, p.lines, 0, 0, tui::style{}, p.find);
+  } else {
+    for (int i = 0; i < text.h; ++i)
+      tui::draw_cut_line(buf, text, i,
+                         i < static_cast<int>(p.lines.size()) ? p.lines[static_cast<std::size_t>(i)]
+                                                              : std::string(),
+                         p.hscroll, tui::style{}, th, p.find);
+  }
+  // The note line: the prompt while typing, else what the last search said, else the path.
+  if (p.typing) {
+    tui::style st;
+    st.reverse = true;
+    tui::draw_line(
+        buf, in, in.h - 2,
+        tui::truncate_text("/" + leaseq::sanitize_inline(p.typed) + "█  (Enter: find, Esc: cancel)",
+                           in.w),
+        st);
+  } else if (!p.note.empty()) {
+    tui::draw_line(buf, in, in.h - 2, tui::truncate_text(p.note, in.w),
+                   p.note_error ? th.error : th.normal);
+  } else {
+    tui::draw_line(buf, in, in.h - 2, tui::truncate_text(leaseq::sanitize_inline(p.path), in.w),
+                   th.dim);
+  }
+  tui::draw_line(buf, in, in.h - 1, tui::truncate_text(paged_keys, in.w), th.dim);
 }
 
 inline void draw_create_form(const model& m, tui::buffer& buf, const tui::rect& area) {
@@ -725,7 +791,7 @@ inline void view(model& m, tui::buffer& buf) {
     tui::rect all = buf.area();
     tui::draw_line(buf, all, 0, "leaseq: window too small", th.normal);
     if (!f.status.empty() && f.status.y > 0)
-      tui::draw_status_bar(buf, f.status, status_left(m), "");
+      tui::draw_status_bar(buf, f.status, status_left(m, f.status.w), "");
     return;
   }
   if (m.screen == screen_kind::lease_list) {
@@ -740,7 +806,7 @@ inline void view(model& m, tui::buffer& buf) {
     tui::style st = m.message_error ? th.error : th.normal;
     tui::draw_line(buf, f.message, 0, tui::truncate_text(m.message, f.message.w), st);
   }
-  tui::draw_status_bar(buf, f.status, status_left(m), "");
+  tui::draw_status_bar(buf, f.status, status_left(m, f.status.w), "");
   tui::rect area = f.body;
   switch (m.ov) {
     case overlay::none:
@@ -750,7 +816,8 @@ inline void view(model& m, tui::buffer& buf) {
       break;
     case overlay::details:
       if (const auto* t = find_task(m, m.details_task))
-        draw_text_modal(buf, area, "task " + t->id, details_lines(m, *t));
+        m.help_scroll =
+            draw_text_modal(buf, area, "task " + t->id, details_lines(m, *t), m.help_scroll);
       else
         draw_text_modal(buf, area, "task " + m.details_task,
                         {{m.details_task + " is no longer in the snapshot", th.error}});

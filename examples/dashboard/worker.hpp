@@ -23,6 +23,7 @@
 #include <leaseq/store.hpp>
 #include <leaseq/submit.hpp>
 #include <leaseq/tail.hpp>
+#include <leaseq/task_filter.hpp>
 
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -100,34 +101,11 @@ class job_thread {
 };
 
 // What a terminal shows of a line rewritten with \r (a progress bar): the text after the last
-// \r; a \r that ends the line is the first half of a \r\n.
+// \r; the \r that end the line are the first half of a \r\n.
 inline std::string last_cr_state(std::string line) {
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  while (!line.empty() && line.back() == '\r') line.pop_back();
   auto cr = line.rfind('\r');
   return cr == std::string::npos ? line : line.substr(cr + 1);
-}
-
-// Slurm's word for a lease can be a refresh old (the shared cache asks at most every
-// ui.slurm_refresh_s): right after `lease create` it still says PENDING while the lease's
-// runners already heartbeat. Fresh heartbeats are evidence on disk that the lease runs: show
-// RUNNING, marked as inferred, until Slurm is asked again.
-inline void reconcile_with_heartbeats(leaseq::lease_listing& listing,
-                                      const leaseq::home_paths& home, double now,
-                                      double hb_stale_s) {
-  for (auto& row : listing.rows) {
-    if (row.kind != "slurm" ||
-        (row.state != "PENDING" && row.state != "UNKNOWN" && row.state != "CONFIGURING"))
-      continue;
-    if (!leaseq::is_valid_lease_id(row.id)) continue;
-    int fresh = 0;
-    for (const auto& hb : leaseq::read_heartbeats(leaseq::lease_paths(home, row.id)))
-      if (leaseq::compute_health(hb, now, hb_stale_s) == leaseq::node_health::ok) ++fresh;
-    if (fresh == 0) continue;
-    row.reason =
-        fmt::format("inferred from {} fresh runner heartbeat(s); Slurm said {}", fresh, row.state);
-    row.state = "RUNNING";
-    row.error.clear();
-  }
 }
 
 class worker {
@@ -522,6 +500,26 @@ class worker {
       return;
     }
     std::uint64_t first = r.first;
+    if (r.find) {
+      // Matched as the page shows the line: its last \r state, sanitized.
+      auto shown = [&](std::string_view l) {
+        return leaseq::detail::contains_ci(leaseq::sanitize_inline(last_cr_state(std::string(l))),
+                                           r.find->text);
+      };
+      auto res = reader_->find(shown, r.find->from, r.find->forward);
+      out.searched = true;
+      out.match = res.line;
+      out.find_next = res.next;
+      out.searched_all = res.searched_all;
+      // A match off this page goes to the top of the page shown; near the end of the file,
+      // the page is the last full one (the match further down on it).
+      auto count = static_cast<std::uint64_t>(std::max(1, r.count));
+      if (res.line && (*res.line < first || *res.line >= first + count)) {
+        first = *res.line;
+        std::uint64_t got = reader_->lines(first, static_cast<std::size_t>(count)).size();
+        if (got < count) first = first + got > count ? first + got - count : 0;
+      }
+    }
     bool want_end = first >= UINT64_MAX / 4;
     if (want_end) {
       std::uint64_t total = reader_->line_count();
@@ -553,7 +551,6 @@ class worker {
     force_leases_ = false;
     next_leases_ = now + cfg_.ui.refresh_s;
     auto listing = leaseq::list_leases(home(), cfg_.ui, leaseq::slurm_options::from_env());
-    reconcile_with_heartbeats(listing, home(), leaseq::unix_now(), cfg_.ui.hb_stale_s);
     emit(msg_leases{std::move(listing), false});
   }
 
@@ -614,7 +611,7 @@ class worker {
       }
       leaseq::apply_slurm_state(row, it->second, now);
     }
-    reconcile_with_heartbeats(out, h, now, cfg_.ui.hb_stale_s);
+    leaseq::reconcile_with_heartbeats(out, h, now, cfg_.ui.hb_stale_s);
     for (const auto& row : out.rows)
       if (row.state == "RUNNING") asking.erase(row.id);
     emit(msg_leases{std::move(out), true, std::move(asking)});

@@ -49,6 +49,9 @@ struct lease_row {
   double seen = 0;     // when the state was observed (Slurm leases)
   std::string error;   // why the state is UNKNOWN, or why lease.json could not be read
   double created = 0;
+  // Not Slurm's word but leaseq's reading of the evidence on disk: "heartbeats" when fresh
+  // runner heartbeats made a lease Slurm (still) calls PENDING show RUNNING.
+  std::string state_inferred;
 };
 
 inline void to_json(json& j, const lease_row& r) {
@@ -65,7 +68,8 @@ inline void to_json(json& j, const lease_row& r) {
            {"stale", r.stale},
            {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
            {"error", r.error.empty() ? json(nullptr) : json(r.error)},
-           {"created", r.created}};
+           {"created", r.created},
+           {"state_inferred", r.state_inferred.empty() ? json(nullptr) : json(r.state_inferred)}};
 }
 
 // Every heartbeat of a lease, parsed; unreadable ones are skipped (not visible yet).
@@ -131,14 +135,47 @@ inline void apply_slurm_state(lease_row& row, const slurm_lease_state& s, double
   if (!row.nodes && s.nodes) row.nodes = s.nodes;
 }
 
+// Slurm's word for a lease can be a refresh old (the shared cache asks at most every
+// ui.slurm_refresh_s): right after `lease create` it still says PENDING while the lease's
+// runners already heartbeat. Fresh heartbeats are evidence on disk that the lease runs: the
+// row says RUNNING, with state_inferred = "heartbeats" and Slurm's word in the reason, until
+// Slurm is asked again. Returns whether it did.
+inline bool reconcile_with_heartbeats(lease_row& row, const lease_paths& lease, double now,
+                                      double hb_stale_s) {
+  if (row.kind != "slurm" ||
+      (row.state != "PENDING" && row.state != "UNKNOWN" && row.state != "CONFIGURING"))
+    return false;
+  int fresh = 0;
+  for (const auto& hb : read_heartbeats(lease))
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) ++fresh;
+  if (fresh == 0) return false;
+  row.reason =
+      fmt::format("inferred from {} fresh runner heartbeat(s); Slurm said {}", fresh, row.state);
+  row.state = "RUNNING";
+  row.state_inferred = "heartbeats";
+  row.error.clear();
+  return true;
+}
+
 struct lease_listing {
   std::vector<lease_row> rows;
   std::optional<std::string> default_lease;
   std::string index_error;  // index.json exists but is unusable
 };
 
+// Every row of a listing, as above (a row whose id is not a valid lease id has no tree to
+// look at).
+inline void reconcile_with_heartbeats(lease_listing& listing, const home_paths& home, double now,
+                                      double hb_stale_s) {
+  for (auto& row : listing.rows)
+    if (is_valid_lease_id(row.id))
+      reconcile_with_heartbeats(row, lease_paths(home, row.id), now, hb_stale_s);
+}
+
 // Lists the leases in the index (in index order) with their state. Slurm is asked through
-// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`.
+// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`. A
+// Slurm lease whose runners heartbeat shows RUNNING even while the cache still says PENDING
+// (reconcile_with_heartbeats).
 template <typename Clock = system_clock, typename Runner = default_command_runner>
 lease_listing list_leases(const home_paths& home, const ui_config& cfg,
                           const slurm_options& opt = {}, const Clock& clock = {},
@@ -187,6 +224,7 @@ lease_listing list_leases(const home_paths& home, const ui_config& cfg,
       local_lease_state(row, lease_paths(home, row.id), now, cfg.hb_stale_s);
     }
   }
+  reconcile_with_heartbeats(out, home, now, cfg.hb_stale_s);
   return out;
 }
 

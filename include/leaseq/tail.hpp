@@ -12,7 +12,9 @@
 //   line_ring       the last N lines (ui.log_tail_lines) for a log pane; a partial line is
 //                   completed in place when the rest arrives.
 //   paged_reader    random access to the lines of a file of any size: line starts are indexed
-//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file.
+//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file;
+//                   finds the next or previous line that matches, in bounded steps.
+//   cr_folder       a byte stream with each \r-rewritten line reduced to its last state.
 //
 // The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
 // through unchanged (for a pipe or a file, not a terminal).
@@ -235,7 +237,7 @@ class tail_follower {
       // follows (\r\n is a line break). A \r at the end of a read waits for the next byte.
       std::size_t start = 0;
       for (std::size_t i = 0; i < data.size(); ++i) {
-        if (cr_held_) {
+        if (cr_held_ && data[i] != '\r') {  // \r\r\n is still one line break
           cr_held_ = false;
           if (data[i] != '\n') rewrite_line();
         }
@@ -460,6 +462,57 @@ class line_ring {
   std::uint64_t evicted_ = 0;
 };
 
+// A log's bytes as a terminal leaves them, for `leaseq logs` on a terminal: a line rewritten
+// with \r (a progress bar) keeps only its last state; \r\n is a line break. Memory stays
+// bounded: a line part longer than max_hold bytes goes out as it is, and a \r after it starts a
+// new line rather than rewriting text already written.
+class cr_folder {
+ public:
+  explicit cr_folder(std::size_t max_hold = 1u << 20)
+      : max_hold_(std::max<std::size_t>(1, max_hold)) {}
+
+  void feed(std::string_view data, std::string& out) {
+    for (char c : data) {
+      if (cr_held_ && c == '\r') continue;  // \r\r\n is still one line break
+      if (cr_held_) {
+        cr_held_ = false;
+        if (c != '\n') {
+          held_.clear();
+          if (spilled_) out += '\n';
+          spilled_ = false;
+        }
+      }
+      if (c == '\r') {
+        cr_held_ = true;
+      } else if (c == '\n') {
+        out += held_;
+        out += '\n';
+        held_.clear();
+        spilled_ = false;
+      } else {
+        held_ += c;
+        if (held_.size() >= max_hold_) {
+          out += held_;
+          held_.clear();
+          spilled_ = true;
+        }
+      }
+    }
+  }
+
+  // End of input: the last line's last state (a \r at the very end rewrites nothing).
+  void finish(std::string& out) {
+    out += held_;
+    held_.clear();
+    cr_held_ = spilled_ = false;
+  }
+
+ private:
+  std::size_t max_hold_;
+  std::string held_;
+  bool cr_held_ = false, spilled_ = false;
+};
+
 // Lines of a file of any size by number, without loading it: line starts are found by reading
 // forward in chunks, keeping one checkpoint offset every `every` lines (8 bytes per 1024 lines).
 // Lines come back raw (run them through sanitize() for a terminal), cut at max_line_bytes.
@@ -499,6 +552,65 @@ class paged_reader {
   std::uint64_t line_count() {
     index_until(UINT64_MAX);
     return newlines_ + (size_ > 0 && !last_is_newline_ ? 1 : 0);
+  }
+
+  // Where find() stopped: the first line matching (if any), and the line it would look at
+  // next. `searched_all` is false when max_lines ran out first (search on from `next`).
+  struct find_result {
+    std::optional<std::uint64_t> line;
+    std::uint64_t next = 0;
+    bool searched_all = true;
+  };
+
+  // The first line at or after `from` (forward) or at or before it (backward) for which
+  // `match` is true, looking at no more than max_lines lines, so a search through a huge log
+  // answers in bounded time and can be taken up again.
+  template <typename Match>
+  find_result find(const Match& match, std::uint64_t from, bool forward,
+                   std::uint64_t max_lines = 4'000'000) {
+    find_result r;
+    std::uint64_t looked = 0;
+    const std::size_t batch = every_;
+    if (forward) {
+      for (std::uint64_t first = from;; first += batch) {
+        auto got = lines(first, batch);
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          if (match(std::string_view(got[i]))) {
+            r.line = first + i;
+            r.next = first + i + 1;
+            return r;
+          }
+        }
+        looked += got.size();
+        r.next = first + got.size();
+        if (got.size() < batch) return r;
+        if (looked >= max_lines) {
+          r.searched_all = false;
+          return r;
+        }
+      }
+    }
+    // Backward: batches that end at `from`, each read forward and looked at from its end.
+    std::uint64_t end = from + 1;  // one past the last line to look at
+    while (end > 0) {
+      std::uint64_t first = end > batch ? end - batch : 0;
+      auto got = lines(first, static_cast<std::size_t>(end - first));
+      for (std::size_t i = got.size(); i-- > 0;) {
+        if (match(std::string_view(got[i]))) {
+          r.line = first + i;
+          r.next = first + i > 0 ? first + i - 1 : 0;
+          return r;
+        }
+      }
+      looked += end - first;
+      end = first;
+      r.next = end > 0 ? end - 1 : 0;
+      if (end > 0 && looked >= max_lines) {
+        r.searched_all = false;
+        return r;
+      }
+    }
+    return r;
   }
 
   // Lines [first, first + count); fewer at the end of the file.

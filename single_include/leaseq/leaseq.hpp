@@ -4735,6 +4735,9 @@ struct lease_row {
   double seen = 0;     // when the state was observed (Slurm leases)
   std::string error;   // why the state is UNKNOWN, or why lease.json could not be read
   double created = 0;
+  // Not Slurm's word but leaseq's reading of the evidence on disk: "heartbeats" when fresh
+  // runner heartbeats made a lease Slurm (still) calls PENDING show RUNNING.
+  std::string state_inferred;
 };
 
 inline void to_json(json& j, const lease_row& r) {
@@ -4751,7 +4754,8 @@ inline void to_json(json& j, const lease_row& r) {
            {"stale", r.stale},
            {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
            {"error", r.error.empty() ? json(nullptr) : json(r.error)},
-           {"created", r.created}};
+           {"created", r.created},
+           {"state_inferred", r.state_inferred.empty() ? json(nullptr) : json(r.state_inferred)}};
 }
 
 // Every heartbeat of a lease, parsed; unreadable ones are skipped (not visible yet).
@@ -4817,14 +4821,47 @@ inline void apply_slurm_state(lease_row& row, const slurm_lease_state& s, double
   if (!row.nodes && s.nodes) row.nodes = s.nodes;
 }
 
+// Slurm's word for a lease can be a refresh old (the shared cache asks at most every
+// ui.slurm_refresh_s): right after `lease create` it still says PENDING while the lease's
+// runners already heartbeat. Fresh heartbeats are evidence on disk that the lease runs: the
+// row says RUNNING, with state_inferred = "heartbeats" and Slurm's word in the reason, until
+// Slurm is asked again. Returns whether it did.
+inline bool reconcile_with_heartbeats(lease_row& row, const lease_paths& lease, double now,
+                                      double hb_stale_s) {
+  if (row.kind != "slurm" ||
+      (row.state != "PENDING" && row.state != "UNKNOWN" && row.state != "CONFIGURING"))
+    return false;
+  int fresh = 0;
+  for (const auto& hb : read_heartbeats(lease))
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) ++fresh;
+  if (fresh == 0) return false;
+  row.reason =
+      fmt::format("inferred from {} fresh runner heartbeat(s); Slurm said {}", fresh, row.state);
+  row.state = "RUNNING";
+  row.state_inferred = "heartbeats";
+  row.error.clear();
+  return true;
+}
+
 struct lease_listing {
   std::vector<lease_row> rows;
   std::optional<std::string> default_lease;
   std::string index_error;  // index.json exists but is unusable
 };
 
+// Every row of a listing, as above (a row whose id is not a valid lease id has no tree to
+// look at).
+inline void reconcile_with_heartbeats(lease_listing& listing, const home_paths& home, double now,
+                                      double hb_stale_s) {
+  for (auto& row : listing.rows)
+    if (is_valid_lease_id(row.id))
+      reconcile_with_heartbeats(row, lease_paths(home, row.id), now, hb_stale_s);
+}
+
 // Lists the leases in the index (in index order) with their state. Slurm is asked through
-// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`.
+// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`. A
+// Slurm lease whose runners heartbeat shows RUNNING even while the cache still says PENDING
+// (reconcile_with_heartbeats).
 template <typename Clock = system_clock, typename Runner = default_command_runner>
 lease_listing list_leases(const home_paths& home, const ui_config& cfg,
                           const slurm_options& opt = {}, const Clock& clock = {},
@@ -4873,6 +4910,7 @@ lease_listing list_leases(const home_paths& home, const ui_config& cfg,
       local_lease_state(row, lease_paths(home, row.id), now, cfg.hb_stale_s);
     }
   }
+  reconcile_with_heartbeats(out, home, now, cfg.hb_stale_s);
   return out;
 }
 
@@ -10019,7 +10057,9 @@ inline array_range parse_array_range(const std::string& text) {
 //   line_ring       the last N lines (ui.log_tail_lines) for a log pane; a partial line is
 //                   completed in place when the rest arrives.
 //   paged_reader    random access to the lines of a file of any size: line starts are indexed
-//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file.
+//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file;
+//                   finds the next or previous line that matches, in bounded steps.
+//   cr_folder       a byte stream with each \r-rewritten line reduced to its last state.
 //
 // The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
 // through unchanged (for a pipe or a file, not a terminal).
@@ -10238,7 +10278,7 @@ class tail_follower {
       // follows (\r\n is a line break). A \r at the end of a read waits for the next byte.
       std::size_t start = 0;
       for (std::size_t i = 0; i < data.size(); ++i) {
-        if (cr_held_) {
+        if (cr_held_ && data[i] != '\r') {  // \r\r\n is still one line break
           cr_held_ = false;
           if (data[i] != '\n') rewrite_line();
         }
@@ -10463,6 +10503,57 @@ class line_ring {
   std::uint64_t evicted_ = 0;
 };
 
+// A log's bytes as a terminal leaves them, for `leaseq logs` on a terminal: a line rewritten
+// with \r (a progress bar) keeps only its last state; \r\n is a line break. Memory stays
+// bounded: a line part longer than max_hold bytes goes out as it is, and a \r after it starts a
+// new line rather than rewriting text already written.
+class cr_folder {
+ public:
+  explicit cr_folder(std::size_t max_hold = 1u << 20)
+      : max_hold_(std::max<std::size_t>(1, max_hold)) {}
+
+  void feed(std::string_view data, std::string& out) {
+    for (char c : data) {
+      if (cr_held_ && c == '\r') continue;  // \r\r\n is still one line break
+      if (cr_held_) {
+        cr_held_ = false;
+        if (c != '\n') {
+          held_.clear();
+          if (spilled_) out += '\n';
+          spilled_ = false;
+        }
+      }
+      if (c == '\r') {
+        cr_held_ = true;
+      } else if (c == '\n') {
+        out += held_;
+        out += '\n';
+        held_.clear();
+        spilled_ = false;
+      } else {
+        held_ += c;
+        if (held_.size() >= max_hold_) {
+          out += held_;
+          held_.clear();
+          spilled_ = true;
+        }
+      }
+    }
+  }
+
+  // End of input: the last line's last state (a \r at the very end rewrites nothing).
+  void finish(std::string& out) {
+    out += held_;
+    held_.clear();
+    cr_held_ = spilled_ = false;
+  }
+
+ private:
+  std::size_t max_hold_;
+  std::string held_;
+  bool cr_held_ = false, spilled_ = false;
+};
+
 // Lines of a file of any size by number, without loading it: line starts are found by reading
 // forward in chunks, keeping one checkpoint offset every `every` lines (8 bytes per 1024 lines).
 // Lines come back raw (run them through sanitize() for a terminal), cut at max_line_bytes.
@@ -10502,6 +10593,65 @@ class paged_reader {
   std::uint64_t line_count() {
     index_until(UINT64_MAX);
     return newlines_ + (size_ > 0 && !last_is_newline_ ? 1 : 0);
+  }
+
+  // Where find() stopped: the first line matching (if any), and the line it would look at
+  // next. `searched_all` is false when max_lines ran out first (search on from `next`).
+  struct find_result {
+    std::optional<std::uint64_t> line;
+    std::uint64_t next = 0;
+    bool searched_all = true;
+  };
+
+  // The first line at or after `from` (forward) or at or before it (backward) for which
+  // `match` is true, looking at no more than max_lines lines, so a search through a huge log
+  // answers in bounded time and can be taken up again.
+  template <typename Match>
+  find_result find(const Match& match, std::uint64_t from, bool forward,
+                   std::uint64_t max_lines = 4'000'000) {
+    find_result r;
+    std::uint64_t looked = 0;
+    const std::size_t batch = every_;
+    if (forward) {
+      for (std::uint64_t first = from;; first += batch) {
+        auto got = lines(first, batch);
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          if (match(std::string_view(got[i]))) {
+            r.line = first + i;
+            r.next = first + i + 1;
+            return r;
+          }
+        }
+        looked += got.size();
+        r.next = first + got.size();
+        if (got.size() < batch) return r;
+        if (looked >= max_lines) {
+          r.searched_all = false;
+          return r;
+        }
+      }
+    }
+    // Backward: batches that end at `from`, each read forward and looked at from its end.
+    std::uint64_t end = from + 1;  // one past the last line to look at
+    while (end > 0) {
+      std::uint64_t first = end > batch ? end - batch : 0;
+      auto got = lines(first, static_cast<std::size_t>(end - first));
+      for (std::size_t i = got.size(); i-- > 0;) {
+        if (match(std::string_view(got[i]))) {
+          r.line = first + i;
+          r.next = first + i > 0 ? first + i - 1 : 0;
+          return r;
+        }
+      }
+      looked += end - first;
+      end = first;
+      r.next = end > 0 ? end - 1 : 0;
+      if (end > 0 && looked >= max_lines) {
+        r.searched_all = false;
+        return r;
+      }
+    }
+    return r;
   }
 
   // Lines [first, first + count); fewer at the end of the file.
@@ -12216,6 +12366,7 @@ struct theme {
   style dim{{}, {}, false, true, false, false};
   style error{colors::red, {}, true, false, false, false};
   style status{{}, {}, false, false, false, true};
+  style match{colors::black, colors::yellow, false, false, false, false};  // search hits
 };
 
 inline const theme& default_theme() {
@@ -12461,10 +12612,52 @@ inline std::string slice_cells(std::string_view s, int from, int width) {
   return out;
 }
 
+// Where `pattern` occurs in `text`, ASCII case ignored, as cell ranges [first, last) of the
+// text; matches do not overlap.
+inline std::vector<std::pair<int, int>> match_cells(std::string_view text,
+                                                    std::string_view pattern) {
+  std::vector<std::pair<int, int>> out;
+  if (pattern.empty() || pattern.size() > text.size()) return out;
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  int cells = 0;
+  std::size_t counted = 0;  // bytes of text counted into `cells`
+  for (std::size_t i = 0; i + pattern.size() <= text.size();) {
+    std::size_t k = 0;
+    while (k < pattern.size() && lower(text[i + k]) == lower(pattern[k])) ++k;
+    if (k < pattern.size()) {
+      ++i;
+      continue;
+    }
+    cells += leaseq::detail::display_width(text.substr(counted, i - counted));
+    int w = leaseq::detail::display_width(text.substr(i, pattern.size()));
+    out.push_back({cells, cells + w});
+    cells += w;
+    i += pattern.size();
+    counted = i;
+  }
+  return out;
+}
+
+// The cells [from, from + width) of text at (x, y), and the parts of it inside `marks` (cell
+// ranges of the whole text) in mark_st.
+inline void print_marked_slice(buffer& buf, int x, int y, std::string_view text, int from,
+                               int width, const style& st,
+                               const std::vector<std::pair<int, int>>& marks,
+                               const style& mark_st) {
+  buf.print(x, y, slice_cells(text, from, width), st, width);
+  for (const auto& [a, b] : marks) {
+    int lo = std::max(a, from), hi = std::min(b, from + width);
+    if (lo >= hi) continue;
+    buf.print(x + lo - from, y, slice_cells(text, lo, hi - lo), mark_st, hi - lo);
+  }
+}
+
 // One log line in a row: cut at the pane's edges with a dim marker where text goes on
-// ("‹" left, "›" right), so a cut line never passes for a whole one.
+// ("‹" left, "›" right), so a cut line never passes for a whole one. Occurrences of
+// `highlight` are drawn in the theme's match style.
 inline void draw_cut_line(buffer& buf, const rect& r, int row, std::string_view text, int hscroll,
-                          const style& st, const theme& th = default_theme()) {
+                          const style& st, const theme& th = default_theme(),
+                          std::string_view highlight = {}) {
   int total = leaseq::detail::display_width(text);
   bool left = hscroll > 0 && total > 0, right = total - hscroll > r.w;
   int from = hscroll + (left ? 1 : 0);
@@ -12474,26 +12667,46 @@ inline void draw_cut_line(buffer& buf, const rect& r, int row, std::string_view 
   clip_scope cs(buf, r);
   int x = r.x;
   if (left) x += buf.print(x, r.y + row, "‹", th.dim, 1);
-  buf.print(x, r.y + row, slice_cells(text, from, width), st, width);
+  print_marked_slice(buf, x, r.y + row, text, from, width, st, match_cells(text, highlight),
+                     th.match);
   if (right) buf.print(r.right() - 1, r.y + row, "›", th.dim, 1);
 }
 
-// A line as rows of at most `width` cells (wrap mode).
-inline std::vector<std::string> wrap_rows(std::string_view s, int width) {
-  std::vector<std::string> rows;
-  width = std::max(1, width);
+// How many rows a line takes when wrapped at `width` cells (at least one).
+inline int wrapped_height(std::string_view s, int width) {
   int total = leaseq::detail::display_width(s);
-  for (int from = 0; from < total || rows.empty(); from += width) {
-    rows.push_back(slice_cells(s, from, width));
-    if (total == 0) break;
+  width = std::max(1, width);
+  return std::max(1, (total + width - 1) / width);
+}
+
+// Lines from r's top, each wrapped over as many rows as it needs (the first one from its row
+// `skip`), matches of `highlight` marked. Returns how many lines were shown to their end.
+inline int draw_wrapped_lines(buffer& buf, const rect& r, const std::vector<std::string>& lines,
+                              std::size_t first, int skip, const style& st,
+                              std::string_view highlight = {}, const theme& th = default_theme()) {
+  clip_scope cs(buf, r);
+  int y = 0, whole = 0;
+  for (std::size_t li = first; li < lines.size() && y < r.h; ++li) {
+    const std::string& text = lines[li];
+    auto marks = match_cells(text, highlight);
+    int rows = wrapped_height(text, r.w);
+    int k = li == first ? std::clamp(skip, 0, rows - 1) : 0;
+    for (; k < rows && y < r.h; ++k, ++y) {
+      draw_line(buf, r, y, "", st);
+      print_marked_slice(buf, r.x, r.y + y, text, k * r.w, r.w, st, marks, th.match);
+    }
+    if (k == rows) ++whole;
   }
-  return rows;
+  for (; y < r.h; ++y) draw_line(buf, r, y, "", st);
+  return whole;
 }
 
 // Lines top to bottom; the bottom-right corner shows "[follow]" or the position. Long lines
-// are cut with a marker (scrolled with hscroll), or wrapped when state.wrap.
+// are cut with a marker (scrolled with hscroll), or wrapped when state.wrap; occurrences of
+// `highlight` are marked.
 inline void draw_log_view(buffer& buf, const rect& r, const std::vector<std::string>& lines,
-                          log_view_state& state, const theme& th = default_theme()) {
+                          log_view_state& state, const theme& th = default_theme(),
+                          std::string_view highlight = {}) {
   if (r.empty()) return;
   clip_scope cs(buf, r);
   int n = static_cast<int>(lines.size());
@@ -12501,36 +12714,34 @@ inline void draw_log_view(buffer& buf, const rect& r, const std::vector<std::str
   if (state.follow) state.offset = max_off;
   state.offset = std::clamp(state.offset, 0, max_off);
   if (state.wrap) {
-    // Rows from offset down; following, the rows that end at the last line.
-    std::vector<std::string> rows;
+    // Rows from offset down; following, the rows that end at the last line (the first of
+    // them may start inside a line).
+    int first = state.offset, skip = 0;
     if (state.follow) {
-      for (int li = n - 1; li >= 0 && static_cast<int>(rows.size()) < r.h; --li) {
-        auto piece = wrap_rows(lines[static_cast<std::size_t>(li)], r.w);
-        rows.insert(rows.begin(), piece.begin(), piece.end());
-      }
-      while (static_cast<int>(rows.size()) > r.h) rows.erase(rows.begin());
-    } else {
-      for (int li = state.offset; li < n && static_cast<int>(rows.size()) < r.h; ++li) {
-        auto piece = wrap_rows(lines[static_cast<std::size_t>(li)], r.w);
-        rows.insert(rows.end(), piece.begin(), piece.end());
-      }
+      int rows = 0;
+      for (first = n; first > 0 && rows < r.h;)
+        rows += wrapped_height(lines[static_cast<std::size_t>(--first)], r.w);
+      skip = std::max(0, rows - r.h);
     }
-    for (int i = 0; i < r.h; ++i)
-      draw_line(buf, r, i,
-                i < static_cast<int>(rows.size()) ? rows[static_cast<std::size_t>(i)] : "",
-                th.normal);
-  } else {
-    for (int i = 0; i < r.h; ++i) {
-      int li = state.offset + i;
-      draw_cut_line(buf, r, i, li < n ? std::string_view(lines[static_cast<std::size_t>(li)]) : "",
-                    state.hscroll, th.normal, th);
-    }
+    draw_wrapped_lines(buf, r, lines, static_cast<std::size_t>(first), skip, th.normal, highlight,
+                       th);
   }
   std::string marker = state.follow ? "[follow]"
                                     : "[" + std::to_string(std::min(n, state.offset + r.h)) + "/" +
                                           std::to_string(n) + "]";
   int mw = leaseq::detail::display_width(marker);
-  if (mw <= r.w) buf.print(r.right() - mw, r.bottom() - 1, marker, th.dim, mw);
+  if (mw > r.w) mw = 0;
+  if (!state.wrap) {
+    // The last row ends where the marker starts, so its cut mark is not hidden under it.
+    for (int i = 0; i < r.h; ++i) {
+      int li = state.offset + i;
+      rect row = i == r.h - 1 ? rect{r.x, r.y, r.w - mw, r.h} : r;
+      draw_cut_line(buf, row, i,
+                    li < n ? std::string_view(lines[static_cast<std::size_t>(li)]) : "",
+                    state.hscroll, th.normal, th, highlight);
+    }
+  }
+  if (mw > 0) buf.print(r.right() - mw, r.bottom() - 1, marker, th.dim, mw);
 }
 
 // ---- modal, confirm, selector, help ----------------------------------------------------

@@ -117,6 +117,52 @@ TEST_CASE("the ID column is as wide as the widest id, columns from content", "[d
   CHECK_FALSE(contains(s, "UNKNO…"));
 }
 
+TEST_CASE("80x24 with the log pane open: COMMAND keeps its width, the bar keeps its key hints",
+          "[dashboard][daily]") {
+  model m = dashboard_model("99887766", 80, 24);
+  press(m, 'F');  // T003: the log pane opens, the nodes go beside the tasks
+  update(m, message{msg_log{m.follow.id, {"epoch 1"}, now}});
+  m.message.clear();
+  auto snap = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  snap->nodes[1].health = leaseq::node_health::unknown;
+  update(m, message{msg_snapshot{snap}});
+  frame_layout f = compute_layout(m);
+  REQUIRE(f.nodes.y == f.tasks.y);  // side by side
+  CHECK(f.tasks.w >= 55);
+  std::string s = screen_text(m);
+  CHECK(contains(s, "python train.py --cfg"));  // not "python trai…"
+  CHECK(contains(s, "UNKNOWN"));                // health and heartbeat whole
+  CHECK(contains(s, "hb 95s"));
+  CHECK_FALSE(contains(s, "UNKNO…"));
+  CHECK(contains(s, "LOST?"));
+  // The status bar fits 80 columns, with what f does here.
+  CHECK(contains(s, "q:quit ?:help f:follow"));
+  CHECK(status_left(m, 80).size() <= 80);
+  CHECK(status_left(m, 200) == status_left(m));
+  press(m, 'p');  // paused: the refresh field stays, as it says something
+  CHECK(contains(status_left(m, 80), "refresh=paused"));
+}
+
+TEST_CASE("details taller than the screen scroll with j/k and say so", "[dashboard][daily]") {
+  model m = dashboard_model("99887766", 80, 24);
+  std::string cmd;
+  for (int i = 0; i < 40; ++i) cmd += "--option-" + std::to_string(i) + " value ";
+  update(m, message{msg_snapshot{with_tasks({make_task(3, task_state::running, "nodeA", cmd)})}});
+  m.task_table.selected = 0;
+  press(m, tui::key_code::enter);
+  REQUIRE(m.ov == overlay::details);
+  std::string s = screen_text(m);
+  CHECK(contains(s, " j/k ┛"));  // the bottom border: which lines, how to see the rest
+  CHECK_FALSE(contains(s, "F/E/A follow out/err/both"));
+  for (int i = 0; i < 60; ++i) press(m, 'j');
+  s = screen_text(m);
+  CHECK(contains(s, "F/E/A follow out/err/both"));
+  press(m, 'k');  // the scroll was clamped to the text: one k moves it at once
+  CHECK(screen_text(m) != s);
+  press(m, tui::key_code::escape);
+  CHECK(m.ov == overlay::none);
+}
+
 TEST_CASE("lease states at 80 columns: abbreviated the same way, never cut", "[dashboard][daily]") {
   model m = lease_list_model(80, 24);
   auto l = make_leases();

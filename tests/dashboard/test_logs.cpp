@@ -15,6 +15,29 @@ std::shared_ptr<const leaseq::snapshot> with_second_runner(const std::string& le
   snap->generation = 5;
   return snap;
 }
+
+// The page the worker would send for `req`: lines first..first+count of a 1000-line log with
+// "ERROR at N" every 100 lines from 42.
+msg_page fake_page(const req_page& req, std::uint64_t first) {
+  msg_page p;
+  p.gen = req.gen;
+  p.first = first;
+  for (std::uint64_t i = first; i < first + static_cast<std::uint64_t>(req.count) && i < 1000; ++i)
+    p.lines.push_back(i % 100 == 42 ? "x ERROR at " + std::to_string(i)
+                                    : "ok " + std::to_string(i));
+  p.total = 1000;
+  return p;
+}
+
+// Where `text` starts on screen (column, row), or (-1, -1).
+std::pair<int, int> find_on_screen(const tui::buffer& b, const std::string& text) {
+  for (int y = 0; y < b.height(); ++y) {
+    std::string row = b.row_text(y);
+    if (auto at = row.find(text); at != std::string::npos)
+      return {leaseq::detail::display_width(row.substr(0, at)), y};
+  }
+  return {-1, -1};
+}
 }  // namespace
 
 TEST_CASE("f follows the only RUNNING task", "[dashboard][logs]") {
@@ -175,7 +198,8 @@ TEST_CASE("a pending task's follow waits, then re-follows once it has a node",
         "/home/u/.leaseq/runs/99887766/logs/nodeB/T004.out");
 }
 
-TEST_CASE("/ in the log pane finds text, n finds the next match upwards", "[dashboard][logs]") {
+TEST_CASE("/ in the log pane finds text, n and N step up and down, matches marked",
+          "[dashboard][logs]") {
   model m = dashboard_model();
   press(m, 'F');
   std::vector<std::string> lines;
@@ -193,4 +217,131 @@ TEST_CASE("/ in the log pane finds text, n finds the next match upwards", "[dash
   CHECK(m.log_view.offset == 65);
   press(m, 'n');
   CHECK(m.log_view.offset == 35);
+  // N goes back down; matches are marked; a text that is not there is said.
+  press(m, 'N');
+  CHECK(m.log_view.offset == 65);
+  tui::buffer b(m.width, m.height);
+  view(m, b);
+  auto [x, y] = find_on_screen(b, "ERROR at 65");
+  REQUIRE(x >= 0);
+  CHECK(b.at(x, y).st == tui::default_theme().match);
+  press(m, 'N');
+  press(m, 'N');
+  CHECK(m.log_view.offset == 95);
+  press(m, 'N');
+  CHECK(m.log_view.offset == 95);
+  CHECK(contains(screen_text(m), "no match for \"error\" further down"));
+  press(m, '/');  // the prompt starts with the last search: Ctrl-U clears it
+  press(m, tui::key::ctrl_of('u'));
+  type(m, "nothing-like-this");
+  press(m, tui::key_code::enter);
+  CHECK(contains(screen_text(m), "no match for \"nothing-like-this\" in the log"));
+}
+
+TEST_CASE("paged view: / finds in the whole file, n and N step, matches marked, no match said",
+          "[dashboard][logs]") {
+  model m = dashboard_model("99887766", 80, 24);
+  press(m, 'L');
+  REQUIRE(m.ov == overlay::paged);
+  update(m, message{fake_page(*last_request<req_page>(m), 0)});
+  std::string s = screen_text(m);
+  CHECK(contains(s, "/ find  n/N next/prev"));  // the key line
+  CHECK(contains(s, "T003.out"));
+
+  press(m, '/');
+  type(m, "error");
+  CHECK(contains(screen_text(m), "/error█  (Enter: find, Esc: cancel)"));
+  m.outbox.clear();
+  press(m, tui::key_code::enter);
+  const req_page* req = last_request<req_page>(m);
+  REQUIRE(req);
+  REQUIRE(req->find);
+  CHECK(req->find->text == "error");
+  CHECK(req->find->from == 0);
+  CHECK(req->find->forward);
+  // 24 rows: the status bar, the box's borders, the note and key lines leave 19 lines, so
+  // line 42 is off the first page and the worker puts it on top.
+  CHECK(req->count == 19);
+  msg_page p = fake_page(*req, 42);
+  p.searched = true;
+  p.match = 42;
+  update(m, message{p});
+  CHECK(m.paged.match == std::uint64_t{42});
+  tui::buffer b(m.width, m.height);
+  view(m, b);
+  s = b.to_text();
+  CHECK(contains(s, "\"error\" at line 43"));
+  CHECK(contains(s, "/error"));  // in the title
+  auto [x, y] = find_on_screen(b, "ERROR at 42");
+  REQUIRE(x >= 0);
+  CHECK(b.at(x, y).st == tui::default_theme().match);
+  CHECK(b.at(x + 4, y).st == tui::default_theme().match);
+  CHECK(b.at(x + 5, y).st != tui::default_theme().match);
+
+  m.outbox.clear();
+  press(m, 'n');
+  req = last_request<req_page>(m);
+  REQUIRE((req && req->find));
+  CHECK(req->find->from == 43);
+  CHECK(req->find->forward);
+  p = fake_page(*req, 42);
+  p.searched = true;  // searched to the end: nothing
+  update(m, message{p});
+  view(m, b);
+  s = b.to_text();
+  CHECK(contains(s, "no match for \"error\" from line 44 to the end"));
+  auto [nx, ny] = find_on_screen(b, "no match for");
+  CHECK(b.at(nx, ny).st == tui::default_theme().error);
+
+  m.outbox.clear();
+  press(m, 'N');
+  req = last_request<req_page>(m);
+  REQUIRE((req && req->find));
+  CHECK(req->find->from == 41);
+  CHECK_FALSE(req->find->forward);
+  // The budget ran out before a match: the note says so and N goes on from there.
+  p = fake_page(*req, 42);
+  p.searched = true;
+  p.searched_all = false;
+  p.find_next = 20;
+  update(m, message{p});
+  CHECK(contains(screen_text(m), "no match for \"error\" in lines 21-42 yet (N: search on)"));
+  m.outbox.clear();
+  press(m, 'N');
+  CHECK(last_request<req_page>(m)->find->from == 20);
+
+  // Esc at the prompt leaves the search as it was; w wraps; Esc closes.
+  press(m, '/');
+  type(m, "zzz");
+  press(m, tui::key_code::escape);
+  CHECK(m.ov == overlay::paged);
+  CHECK(m.paged.find == "error");
+  press(m, 'w');
+  CHECK(contains(screen_text(m), " wrap"));
+  press(m, tui::key_code::escape);
+  CHECK(m.ov == overlay::none);
+}
+
+TEST_CASE("paged view: wrapped long lines page without skipping a line", "[dashboard][logs]") {
+  model m = dashboard_model("99887766", 40, 12);
+  m.focus = pane::tasks;
+  press(m, 'L');
+  REQUIRE(m.ov == overlay::paged);
+  const req_page* req = last_request<req_page>(m);
+  REQUIRE(req);
+  msg_page p;
+  p.gen = req->gen;
+  p.total = 100;
+  for (int i = 0; i < req->count; ++i)
+    p.lines.push_back(i == 1 ? std::string(100, 'w') + "END" : "line " + std::to_string(i));
+  update(m, message{p});
+  CHECK(contains(screen_text(m), "w›"));
+  press(m, 'w');
+  std::string s = screen_text(m);
+  CHECK(contains(s, "END"));
+  int shown = paged_lines_shown(m);
+  CHECK(shown < req->count);  // the long line takes 3 rows
+  m.outbox.clear();
+  press(m, tui::key_code::page_down);
+  CHECK(last_request<req_page>(m)->first == static_cast<std::uint64_t>(shown));
 }

@@ -113,7 +113,9 @@ TEST_CASE("status bar has the exact fields", "[dashboard][screens]") {
   update(m, message{msg_leases{listing}});
   CHECK(contains(status_left(m), "slurm=error:squeue: timed out after 10 s"));
   std::string s = screen_text(m);
-  CHECK(contains(s, "lease=99887766  filters=state:RUN  refresh=paused"));
+  // Too long for 100 columns with the Slurm error: single spaces, every field kept.
+  CHECK(contains(s, "lease=99887766 filters=state:RUN refresh=paused fs=lag slurm=error:"));
+  CHECK(contains(s, "q:quit ?:help f:follow"));
 }
 
 TEST_CASE("layouts never overlap and stay on screen, down to 2x2", "[dashboard][screens]") {

@@ -220,33 +220,36 @@ TEST_CASE("worker: a line rewritten with \\r keeps its last state, in the pane a
   REQUIRE(page);
   CHECK(page->lines ==
         std::vector<std::string>{"start", "100% done", "windows line", "epoch 2 100%", "after"});
-}
 
-TEST_CASE("worker: fresh heartbeats of a lease Slurm still calls PENDING show it RUNNING, inferred",
-          "[dashboard][worker][daily]") {
-  lease_tree t;
-  t.register_default();
-  double now = leaseq::unix_now();
-  t.hb("nodeA", now - 1);
-  leaseq::lease_listing l;
-  leaseq::lease_row row;
-  row.id = t.lease;
-  row.kind = "slurm";
-  row.state = "PENDING";
-  row.reason = "Resources";
-  l.rows.push_back(row);
-  leaseq::lease_row other = row;
-  other.id = "424242";  // no heartbeat at all: Slurm's word stands
-  l.rows.push_back(other);
-  reconcile_with_heartbeats(l, leaseq::home_paths(t.home), now, 60);
-  CHECK(l.rows[0].state == "RUNNING");
-  CHECK(l.rows[0].reason.find("inferred from 1 fresh runner heartbeat(s); Slurm said PENDING") !=
-        std::string::npos);
-  CHECK(l.rows[1].state == "PENDING");
-  // A stale heartbeat is no evidence.
-  l.rows[0].state = "PENDING";
-  reconcile_with_heartbeats(l, leaseq::home_paths(t.home), now + 600, 60);
-  CHECK(l.rows[0].state == "PENDING");
+  // A search matches the text as shown: " 50%" was rewritten away, "EPOCH 2 100" is there.
+  w.send(req_page{log_path.string(), 0, 2, 6, page_find{"50%", 0, true}});
+  page = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 6; });
+  REQUIRE(page);
+  CHECK(page->searched);
+  CHECK_FALSE(page->match);
+  CHECK(page->searched_all);
+  CHECK(page->first == 0);  // no match: the page stays
+  w.send(req_page{log_path.string(), 0, 2, 7, page_find{"EPOCH 2 100", 0, true}});
+  page = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 7; });
+  REQUIRE(page);
+  REQUIRE(page->match);
+  CHECK(*page->match == 3);
+  CHECK(page->first == 3);  // off the 2-line page: the match goes to the top
+  CHECK(page->lines == std::vector<std::string>{"epoch 2 100%", "after"});
+  // Near the end of the file the page is the last full one, the match on it.
+  w.send(req_page{log_path.string(), 0, 3, 9, page_find{"after", 0, true}});
+  page = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 9; });
+  REQUIRE(page);
+  REQUIRE(page->match);
+  CHECK(*page->match == 4);
+  CHECK(page->first == 2);
+  CHECK(page->lines == std::vector<std::string>{"windows line", "epoch 2 100%", "after"});
+  w.send(req_page{log_path.string(), 2, 2, 8, page_find{"start", 1, false}});
+  page = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 8; });
+  REQUIRE(page);
+  REQUIRE(page->match);
+  CHECK(*page->match == 0);
+  CHECK(page->first == 0);
 }
 
 TEST_CASE(

@@ -494,6 +494,20 @@ TEST_CASE(
   CHECK(d.gone("big line 200000"));
   d.key("g");
   CHECK(d.see("big line 1 "));
+  // / finds in the whole file: the match goes on top, marked; n and N say when there is none.
+  d.key("/");
+  CHECK(d.see("(Enter: find, Esc: cancel)"));
+  d.tmux.type("line 150000");
+  d.key("Enter");
+  CHECK(d.see("\"line 150000\" at line 150000"));
+  CHECK(d.see("big line 150000"));
+  CHECK(d.tmux.tmux("capture-pane -e -p -t 0").out.find("\x1b[43mline 150000") !=
+        std::string::npos);
+  d.key("n");
+  CHECK(d.see("no match for \"line 150000\" from line 150001 to the end"));
+  d.key("N");
+  CHECK(d.see("no match for \"line 150000\" from line 1 to line 149999"));
+  CHECK(d.see("big line 150000"));  // the page stays where the last match was
   d.key("Escape");
   d.key("0");
   // Small terminals: panes collapse, nothing crashes.
@@ -502,7 +516,7 @@ TEST_CASE(
   d.tmux.resize(2, 2);
   std::this_thread::sleep_for(500ms);
   d.tmux.resize(80, 24);
-  CHECK(d.see("lease=99887766  filters=none  refresh=2s  fs=lag"));
+  CHECK(d.see("lease=99887766 filters=none fs=lag"));  // compact at 80 columns
   CHECK(d.see("nodes/runners"));
   CHECK(::kill(d.pid, 0) == 0);
   d.quit_and_check_restored();

@@ -131,6 +131,55 @@ TEST_CASE("a forgotten Slurm lease shows its last state, marked stale", "[slurm]
   CHECK_THAT(row.reason, Catch::Contains("last seen 10m ago"));
 }
 
+TEST_CASE("fresh runner heartbeats show a lease Slurm still calls PENDING as RUNNING, inferred",
+          "[slurm][leases]") {
+  test_support::temp_dir tmp;
+  home_paths home(tmp.path());
+  manual_clock clock;
+  ui_config ui;
+  ui.hb_stale_s = 60;
+  register_lease(home, {"700", "slurm", std::nullopt, 1, json::object()});
+  register_lease(home, {"701", "slurm", std::nullopt, 2, json::object()});
+  register_lease(home, {"702", "slurm", std::nullopt, 3, json::object()});
+  write_hb(home, "700", "n1", clock.now() - 1);
+  write_hb(home, "700", "n2", clock.now() - 2);
+  write_hb(home, "700", "n3", clock.now() - 500);  // stale: no evidence
+  write_hb(home, "702", "n1", clock.now() - 1);
+  int calls = 0;
+  // The cache as it was at submit: both still PENDING; 702 already ended.
+  fake_squeue sq{
+      "700|PENDING|None|1:00:00|1:00:00|3||N/A|leaseq\n"
+      "701|PENDING|Priority|1:00:00|1:00:00|1||N/A|leaseq\n"
+      "702|CANCELLED|None|INVALID|1:00:00|1|n1|N/A|leaseq\n",
+      &calls};
+  lease_listing l = list_leases(home, ui, {}, clock, sq);
+  REQUIRE(l.rows.size() == 3);
+  CHECK(l.rows[0].state == "RUNNING");
+  CHECK(l.rows[0].state_inferred == "heartbeats");
+  CHECK(l.rows[0].reason == "inferred from 2 fresh runner heartbeat(s); Slurm said PENDING");
+  CHECK(l.rows[1].state == "PENDING");  // no heartbeat: Slurm's word stands
+  CHECK(l.rows[1].state_inferred.empty());
+  CHECK(l.rows[2].state == "CANCELLED");  // an ended job stays ended, heartbeat or not
+  json j = l.rows[0];
+  CHECK(j["state"] == "RUNNING");
+  CHECK(j["state_inferred"] == "heartbeats");
+  CHECK(json(l.rows[1])["state_inferred"].is_null());
+
+  // Once the heartbeats are old, Slurm's word is all there is.
+  clock.advance(600);
+  lease_row row;
+  row.id = "700";
+  row.kind = "slurm";
+  row.state = "PENDING";
+  CHECK_FALSE(reconcile_with_heartbeats(row, lease_paths(home, "700"), clock.now(), 60));
+  CHECK(row.state == "PENDING");
+  // Only Slurm rows: a local lease has its own rule (local_lease_state).
+  row.kind = "local";
+  CHECK_FALSE(reconcile_with_heartbeats(row, lease_paths(home, "700"), clock.now() - 600, 60));
+  row.kind = "slurm";
+  CHECK(reconcile_with_heartbeats(row, lease_paths(home, "700"), clock.now() - 600, 60));
+}
+
 namespace {
 
 // A scripted sbatch/scancel that records its argv.

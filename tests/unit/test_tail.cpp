@@ -45,6 +45,12 @@ bool has_kind(const std::vector<tail_event>& ev, tail_event::kind k) {
   return false;
 }
 
+// A clock the test moves by hand, shared with the follower.
+struct ref_clock {
+  manual_clock* c;
+  double now() const { return c->now(); }
+};
+
 void sh(const std::string& script) {
   auto r = run_command("/bin/sh -c " + shell_quote(script) + " 2>&1");
   INFO(r.out);
@@ -130,10 +136,6 @@ TEST_CASE("tail holds a partial line until its newline, or shows it after 1 s", 
   fs::path log = tmp / "p.out";
   sh("printf 'done\\nhalf' > " + shell_quote(log.string()));
   manual_clock clock;
-  struct ref_clock {
-    manual_clock* c;
-    double now() const { return c->now(); }
-  };
   tail_follower<ref_clock> f(log, log_stream::out, {}, ref_clock{&clock});
   std::vector<tail_event> ev;
   f.poll(ev);
@@ -357,4 +359,100 @@ TEST_CASE("a sanitized line cut at its limit never ends inside a UTF-8 character
   REQUIRE(ring.size() == 1);
   CHECK(ring[0].text == "ab\xc3\xa9");
   CHECK(ring[0].cut);
+}
+
+TEST_CASE("overwrite_cr: a progress bar is one line in its last state, \\r\\r\\n a line break",
+          "[tail]") {
+  temp_dir tmp;
+  fs::path log = tmp / "bar.out";
+  sh("printf 'start\\n 10%%' > " + shell_quote(log.string()));
+  manual_clock clock;
+  tail_options o;
+  o.overwrite_cr = true;
+  tail_follower<ref_clock> f(log, log_stream::out, o, ref_clock{&clock});
+  std::vector<tail_event> ev;
+  f.poll(ev);
+  clock.advance(1.1);
+  f.poll(ev);  // the bar so far, shown early
+  REQUIRE(lines_of(ev) == std::vector<std::string>{"start", " 10%"});
+  CHECK_FALSE(ev.back().complete);
+  sh("printf '\\r 50%%\\r 90%%\\r100%%\\r\\r\\nnext\\r\\n' >> " + shell_quote(log.string()));
+  ev.clear();
+  f.poll(ev);
+  REQUIRE(lines_of(ev) == std::vector<std::string>{"100%", "next"});
+  CHECK(ev[0].rewrites);  // replaces " 10%", does not continue it
+  CHECK(ev[0].complete);
+  CHECK_FALSE(ev[1].rewrites);
+
+  line_ring ring(10);
+  tail_event first;
+  first.text = " 10%";
+  first.complete = false;
+  ring.push(first);
+  ring.push_all(ev);
+  REQUIRE(ring.size() == 2);
+  CHECK(ring[0].text == "100%");
+  CHECK(ring[1].text == "next");
+}
+
+TEST_CASE("cr_folder keeps each rewritten line's last state, in any chunking", "[tail]") {
+  const std::string in = "a\r\nbar 1%\rbar 50%\rbar 100%\ndone\r\r\nx\ry";
+  const std::string want = "a\nbar 100%\ndone\ny";
+  for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, std::size_t{5}, in.size()}) {
+    cr_folder f;
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); i += chunk)
+      f.feed(std::string_view(in).substr(i, chunk), out);
+    f.finish(out);
+    CHECK(out == want);
+  }
+  // A part longer than the hold limit goes out as it is; a rewrite after it starts a new line.
+  cr_folder small(4);
+  std::string out;
+  small.feed("abcdefg\rxy\n", out);
+  small.finish(out);
+  CHECK(out == "abcd\nxy\n");
+}
+
+TEST_CASE("paged reader finds the next and the previous matching line, in bounded steps",
+          "[tail]") {
+  temp_dir tmp;
+  fs::path log = tmp / "find.out";
+  sh("i=0; while [ $i -lt 3000 ]; do if [ $((i % 1000)) -eq 7 ]; then echo ERROR $i; else echo "
+     "ok $i; fi; i=$((i+1)); done > " +
+     shell_quote(log.string()));
+  paged_reader p(log, 64 * 1024, 100);
+  auto is_error = [](std::string_view l) { return l.substr(0, 5) == "ERROR"; };
+  auto r = p.find(is_error, 0, true);
+  REQUIRE(r.line);
+  CHECK(*r.line == 7);
+  r = p.find(is_error, 8, true);
+  REQUIRE(r.line);
+  CHECK(*r.line == 1007);
+  r = p.find(is_error, 2008, true);
+  CHECK_FALSE(r.line);
+  CHECK(r.searched_all);
+  r = p.find(is_error, 2006, false);  // backward, from 2006 inclusive
+  REQUIRE(r.line);
+  CHECK(*r.line == 1007);
+  r = p.find(is_error, 6, false);
+  CHECK_FALSE(r.line);
+  CHECK(r.searched_all);
+  r = p.find(is_error, 1007, false);  // the line itself counts
+  REQUIRE(r.line);
+  CHECK(*r.line == 1007);
+  // A budget of 500 lines stops short of the next match, and the search goes on from there.
+  r = p.find(is_error, 1008, true, 500);
+  CHECK_FALSE(r.line);
+  CHECK_FALSE(r.searched_all);
+  REQUIRE(r.next > 1008);
+  r = p.find(is_error, r.next, true);
+  REQUIRE(r.line);
+  CHECK(*r.line == 2007);
+  r = p.find(is_error, 2999, false, 300);
+  CHECK_FALSE(r.line);
+  CHECK_FALSE(r.searched_all);
+  r = p.find(is_error, r.next, false);
+  REQUIRE(r.line);
+  CHECK(*r.line == 2007);
 }

@@ -91,10 +91,58 @@ TEST_CASE("a log view marks cut lines, scrolls sideways and wraps", "[tui][widge
   CHECK(b.row_text(0) == "short       ");
   CHECK(b.row_text(1) == "0123456789ab");
   CHECK(b.row_text(2) == "cdefghi[3/3]");  // the position marker sits on the last row
-  st.follow = true;  // following: the rows that end with the last line
+  st.follow = true;                        // following: the rows that end with the last line
   draw_log_view(b, b.area(), lines, st);
   CHECK(b.row_text(0) == "0123456789ab");
   CHECK(b.row_text(1) == "cdefghij    ");
+}
+
+TEST_CASE("search matches are marked in cut, scrolled and wrapped lines", "[tui][widgets]") {
+  CHECK(match_cells("an Error, another error", "error") ==
+        std::vector<std::pair<int, int>>{{3, 8}, {18, 23}});
+  CHECK(match_cells("日本 err", "err") == std::vector<std::pair<int, int>>{{5, 8}});  // cells
+  CHECK(match_cells("abc", "").empty());
+  CHECK(match_cells("aaaa", "aa") == std::vector<std::pair<int, int>>{{0, 2}, {2, 4}});
+
+  const style mark = default_theme().match;
+  buffer b(12, 3);
+  std::vector<std::string> lines{"ok", "x ERROR y error z", "end"};
+  log_view_state st;
+  st.follow = false;
+  draw_log_view(b, b.area(), lines, st, default_theme(), "error");
+  CHECK(b.row_text(1) == "x ERROR y e›");
+  CHECK(b.at(1, 1).st == style{});
+  for (int x = 2; x < 7; ++x) CHECK(b.at(x, 1).st == mark);
+  CHECK(b.at(7, 1).st == style{});
+  CHECK(b.at(10, 1).st == mark);  // the part of the second match before the cut
+  st.hscroll = 8;
+  draw_log_view(b, b.area(), lines, st, default_theme(), "error");
+  CHECK(b.row_text(1) == "‹ error z   ");
+  CHECK(b.at(0, 1).st != mark);  // the marker is not part of a match
+  for (int x = 2; x < 7; ++x) CHECK(b.at(x, 1).st == mark);
+  st.wrap = true;
+  st.hscroll = 0;
+  draw_log_view(b, b.area(), lines, st, default_theme(), "error");
+  CHECK(b.row_text(1) == "x ERROR y er");
+  CHECK(b.row_text(2) == "ror z  [3/3]");
+  CHECK(b.at(10, 1).st == mark);
+  CHECK(b.at(0, 2).st == mark);  // a match cut by the wrap is marked on both rows
+  CHECK(b.at(2, 2).st == mark);
+  CHECK(b.at(3, 2).st == style{});
+}
+
+TEST_CASE("wrapped lines: how many rows each takes, how many were shown whole", "[tui][widgets]") {
+  CHECK(wrapped_height("", 5) == 1);
+  CHECK(wrapped_height("12345", 5) == 1);
+  CHECK(wrapped_height("123456", 5) == 2);
+  buffer b(5, 3);
+  std::vector<std::string> lines{"abcdefgh", "ij", "klmno"};
+  CHECK(draw_wrapped_lines(b, b.area(), lines, 0, 0, style{}) == 2);
+  CHECK(b.to_text() == "abcde\nfgh  \nij   \n");
+  CHECK(draw_wrapped_lines(b, b.area(), lines, 0, 1, style{}) == 3);  // from its second row
+  CHECK(b.to_text() == "fgh  \nij   \nklmno\n");
+  CHECK(draw_wrapped_lines(b, b.area(), lines, 2, 0, style{}) == 1);
+  CHECK(b.to_text() == "klmno\n     \n     \n");
 }
 
 TEST_CASE("a log view follows the end and shows where it is", "[tui][widgets]") {
@@ -104,7 +152,7 @@ TEST_CASE("a log view follows the end and shows where it is", "[tui][widgets]") 
   log_view_state st;
   draw_log_view(b, b.area(), lines, st);
   CHECK(b.row_text(0) == "line 8      ");
-  CHECK(b.row_text(2) == "line[follow]");
+  CHECK(b.row_text(2) == "lin›[follow]");  // "line 10" goes on under the marker: cut
   st.handle_key(key::of(key_code::home), 10, 3);
   CHECK_FALSE(st.follow);
   draw_log_view(b, b.area(), lines, st);

@@ -32,6 +32,7 @@ struct theme {
   style dim{{}, {}, false, true, false, false};
   style error{colors::red, {}, true, false, false, false};
   style status{{}, {}, false, false, false, true};
+  style match{colors::black, colors::yellow, false, false, false, false};  // search hits
 };
 
 inline const theme& default_theme() {
@@ -277,10 +278,52 @@ inline std::string slice_cells(std::string_view s, int from, int width) {
   return out;
 }
 
+// Where `pattern` occurs in `text`, ASCII case ignored, as cell ranges [first, last) of the
+// text; matches do not overlap.
+inline std::vector<std::pair<int, int>> match_cells(std::string_view text,
+                                                    std::string_view pattern) {
+  std::vector<std::pair<int, int>> out;
+  if (pattern.empty() || pattern.size() > text.size()) return out;
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  int cells = 0;
+  std::size_t counted = 0;  // bytes of text counted into `cells`
+  for (std::size_t i = 0; i + pattern.size() <= text.size();) {
+    std::size_t k = 0;
+    while (k < pattern.size() && lower(text[i + k]) == lower(pattern[k])) ++k;
+    if (k < pattern.size()) {
+      ++i;
+      continue;
+    }
+    cells += leaseq::detail::display_width(text.substr(counted, i - counted));
+    int w = leaseq::detail::display_width(text.substr(i, pattern.size()));
+    out.push_back({cells, cells + w});
+    cells += w;
+    i += pattern.size();
+    counted = i;
+  }
+  return out;
+}
+
+// The cells [from, from + width) of text at (x, y), and the parts of it inside `marks` (cell
+// ranges of the whole text) in mark_st.
+inline void print_marked_slice(buffer& buf, int x, int y, std::string_view text, int from,
+                               int width, const style& st,
+                               const std::vector<std::pair<int, int>>& marks,
+                               const style& mark_st) {
+  buf.print(x, y, slice_cells(text, from, width), st, width);
+  for (const auto& [a, b] : marks) {
+    int lo = std::max(a, from), hi = std::min(b, from + width);
+    if (lo >= hi) continue;
+    buf.print(x + lo - from, y, slice_cells(text, lo, hi - lo), mark_st, hi - lo);
+  }
+}
+
 // One log line in a row: cut at the pane's edges with a dim marker where text goes on
-// ("‹" left, "›" right), so a cut line never passes for a whole one.
+// ("‹" left, "›" right), so a cut line never passes for a whole one. Occurrences of
+// `highlight` are drawn in the theme's match style.
 inline void draw_cut_line(buffer& buf, const rect& r, int row, std::string_view text, int hscroll,
-                          const style& st, const theme& th = default_theme()) {
+                          const style& st, const theme& th = default_theme(),
+                          std::string_view highlight = {}) {
   int total = leaseq::detail::display_width(text);
   bool left = hscroll > 0 && total > 0, right = total - hscroll > r.w;
   int from = hscroll + (left ? 1 : 0);
@@ -290,26 +333,46 @@ inline void draw_cut_line(buffer& buf, const rect& r, int row, std::string_view 
   clip_scope cs(buf, r);
   int x = r.x;
   if (left) x += buf.print(x, r.y + row, "‹", th.dim, 1);
-  buf.print(x, r.y + row, slice_cells(text, from, width), st, width);
+  print_marked_slice(buf, x, r.y + row, text, from, width, st, match_cells(text, highlight),
+                     th.match);
   if (right) buf.print(r.right() - 1, r.y + row, "›", th.dim, 1);
 }
 
-// A line as rows of at most `width` cells (wrap mode).
-inline std::vector<std::string> wrap_rows(std::string_view s, int width) {
-  std::vector<std::string> rows;
-  width = std::max(1, width);
+// How many rows a line takes when wrapped at `width` cells (at least one).
+inline int wrapped_height(std::string_view s, int width) {
   int total = leaseq::detail::display_width(s);
-  for (int from = 0; from < total || rows.empty(); from += width) {
-    rows.push_back(slice_cells(s, from, width));
-    if (total == 0) break;
+  width = std::max(1, width);
+  return std::max(1, (total + width - 1) / width);
+}
+
+// Lines from r's top, each wrapped over as many rows as it needs (the first one from its row
+// `skip`), matches of `highlight` marked. Returns how many lines were shown to their end.
+inline int draw_wrapped_lines(buffer& buf, const rect& r, const std::vector<std::string>& lines,
+                              std::size_t first, int skip, const style& st,
+                              std::string_view highlight = {}, const theme& th = default_theme()) {
+  clip_scope cs(buf, r);
+  int y = 0, whole = 0;
+  for (std::size_t li = first; li < lines.size() && y < r.h; ++li) {
+    const std::string& text = lines[li];
+    auto marks = match_cells(text, highlight);
+    int rows = wrapped_height(text, r.w);
+    int k = li == first ? std::clamp(skip, 0, rows - 1) : 0;
+    for (; k < rows && y < r.h; ++k, ++y) {
+      draw_line(buf, r, y, "", st);
+      print_marked_slice(buf, r.x, r.y + y, text, k * r.w, r.w, st, marks, th.match);
+    }
+    if (k == rows) ++whole;
   }
-  return rows;
+  for (; y < r.h; ++y) draw_line(buf, r, y, "", st);
+  return whole;
 }
 
 // Lines top to bottom; the bottom-right corner shows "[follow]" or the position. Long lines
-// are cut with a marker (scrolled with hscroll), or wrapped when state.wrap.
+// are cut with a marker (scrolled with hscroll), or wrapped when state.wrap; occurrences of
+// `highlight` are marked.
 inline void draw_log_view(buffer& buf, const rect& r, const std::vector<std::string>& lines,
-                          log_view_state& state, const theme& th = default_theme()) {
+                          log_view_state& state, const theme& th = default_theme(),
+                          std::string_view highlight = {}) {
   if (r.empty()) return;
   clip_scope cs(buf, r);
   int n = static_cast<int>(lines.size());
@@ -317,36 +380,34 @@ inline void draw_log_view(buffer& buf, const rect& r, const std::vector<std::str
   if (state.follow) state.offset = max_off;
   state.offset = std::clamp(state.offset, 0, max_off);
   if (state.wrap) {
-    // Rows from offset down; following, the rows that end at the last line.
-    std::vector<std::string> rows;
+    // Rows from offset down; following, the rows that end at the last line (the first of
+    // them may start inside a line).
+    int first = state.offset, skip = 0;
     if (state.follow) {
-      for (int li = n - 1; li >= 0 && static_cast<int>(rows.size()) < r.h; --li) {
-        auto piece = wrap_rows(lines[static_cast<std::size_t>(li)], r.w);
-        rows.insert(rows.begin(), piece.begin(), piece.end());
-      }
-      while (static_cast<int>(rows.size()) > r.h) rows.erase(rows.begin());
-    } else {
-      for (int li = state.offset; li < n && static_cast<int>(rows.size()) < r.h; ++li) {
-        auto piece = wrap_rows(lines[static_cast<std::size_t>(li)], r.w);
-        rows.insert(rows.end(), piece.begin(), piece.end());
-      }
+      int rows = 0;
+      for (first = n; first > 0 && rows < r.h;)
+        rows += wrapped_height(lines[static_cast<std::size_t>(--first)], r.w);
+      skip = std::max(0, rows - r.h);
     }
-    for (int i = 0; i < r.h; ++i)
-      draw_line(buf, r, i,
-                i < static_cast<int>(rows.size()) ? rows[static_cast<std::size_t>(i)] : "",
-                th.normal);
-  } else {
-    for (int i = 0; i < r.h; ++i) {
-      int li = state.offset + i;
-      draw_cut_line(buf, r, i, li < n ? std::string_view(lines[static_cast<std::size_t>(li)]) : "",
-                    state.hscroll, th.normal, th);
-    }
+    draw_wrapped_lines(buf, r, lines, static_cast<std::size_t>(first), skip, th.normal, highlight,
+                       th);
   }
   std::string marker = state.follow ? "[follow]"
                                     : "[" + std::to_string(std::min(n, state.offset + r.h)) + "/" +
                                           std::to_string(n) + "]";
   int mw = leaseq::detail::display_width(marker);
-  if (mw <= r.w) buf.print(r.right() - mw, r.bottom() - 1, marker, th.dim, mw);
+  if (mw > r.w) mw = 0;
+  if (!state.wrap) {
+    // The last row ends where the marker starts, so its cut mark is not hidden under it.
+    for (int i = 0; i < r.h; ++i) {
+      int li = state.offset + i;
+      rect row = i == r.h - 1 ? rect{r.x, r.y, r.w - mw, r.h} : r;
+      draw_cut_line(buf, row, i,
+                    li < n ? std::string_view(lines[static_cast<std::size_t>(li)]) : "",
+                    state.hscroll, th.normal, th, highlight);
+    }
+  }
+  if (mw > 0) buf.print(r.right() - mw, r.bottom() - 1, marker, th.dim, mw);
 }
 
 // ---- modal, confirm, selector, help ----------------------------------------------------
