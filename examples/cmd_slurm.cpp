@@ -63,13 +63,6 @@ std::optional<std::string> opt_of(const std::string& s) {
 }
 
 // What --slots gives each runner, in words, for the --dry-run preview.
-std::string slots_preview(const leaseq::lease_request& r) {
-  if (r.slots.empty()) return "1 (the default; --slots N|auto)";
-  if (auto n = leaseq::parse_slots(r.slots)) return std::to_string(*n);
-  if (r.gpus_per_node > 0) return fmt::format("{} (auto: one per GPU)", r.gpus_per_node);
-  return "auto (one per CPU Slurm gives the job on each node)";
-}
-
 void run_create(create_args& a) {
   leaseq::lease_request& r = a.req;
   if (!a.name.empty()) leaseq::check_lease_name(a.name);
@@ -87,10 +80,10 @@ void run_create(create_args& a) {
   leaseq::slurm_options opt = leaseq::slurm_options::from_env();
   leaseq::lease_plan plan = leaseq::plan_slurm_lease(home, r, leaseq_binary(), a.test_only, opt);
   if (a.dry_run) {
-    put_text(
-        fmt::format("sbatch command (not run):\n  {}\nkeeper script: {}\nslots per node: {}\n",
-                    leaseq::shell_join(plan.sbatch), plan.script_path.string(), slots_preview(r)),
-        stdout);
+    put_text(fmt::format("sbatch command (not run):\n  {}\nkeeper script: {}\nslots per node: {}\n",
+                         leaseq::shell_join(plan.sbatch), plan.script_path.string(),
+                         leaseq::slots_preview(r)),
+             stdout);
     put_text("----- keeper script -----\n" + plan.script, stdout);
     return;
   }

@@ -436,7 +436,18 @@ inline std::string check_count(const std::string& v, long long min) {
   return {};
 }
 
-inline constexpr int form_extra_first = 9;  // index of the first "sbatch arg" field
+inline constexpr int form_extra_first = 10;  // index of the first "sbatch arg" field
+
+// The slots field: empty (the runner's default, 1), auto, or a count (leaseq::parse_slots).
+inline std::string check_slots(const std::string& v) {
+  if (v.empty()) return {};
+  try {
+    leaseq::parse_slots(v);
+    return {};
+  } catch (const std::exception&) {
+    return fmt::format("auto or 1 to {}", leaseq::max_slots);
+  }
+}
 
 inline void open_create_form(model& m) {
   create_form f;
@@ -449,6 +460,7 @@ inline void open_create_form(model& m) {
   for (const char* l : {"partition", "qos", "account", "constraint", "reservation"})
     fs.push_back({l, "", none, ""});
   fs.push_back({"gpus-per-node", "0", [](const std::string& v) { return check_count(v, 0); }, ""});
+  fs.push_back({"slots", "", check_slots, ""});
   fs.push_back({"sbatch arg 1", "", none, ""});
   m.create = std::move(f);
   m.ov = overlay::form;
@@ -473,6 +485,7 @@ inline leaseq::lease_request form_request(const create_form& f) {
   r.constraint = opt_field(val(6));
   r.reservation = opt_field(val(7));
   r.gpus_per_node = check_count(val(8), 0).empty() ? std::stoll(val(8)) : 0;
+  if (check_slots(val(9)).empty()) r.slots = val(9);
   for (std::size_t i = form_extra_first; i < fs.size(); ++i)
     if (!fs[i].value.empty()) r.extra_args.push_back(fs[i].value);
   return r;

@@ -10,7 +10,9 @@
 #include "dashboard/update.hpp"
 
 #include <leaseq/detail/text_width.hpp>
+#include <leaseq/duration.hpp>
 #include <leaseq/sanitize.hpp>
+#include <leaseq/spawn.hpp>
 #include <leaseq/tui/layout.hpp>
 #include <leaseq/tui/screen.hpp>
 #include <leaseq/tui/widgets.hpp>
@@ -522,6 +524,25 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     if (t.spec->gpus > 0) add("gpus", std::to_string(t.spec->gpus));
     if (t.spec->retry_of) add("retry of", *t.spec->retry_of);
   }
+  // What the task asked for about how it runs (format version 3), from its file or its result.
+  if (const leaseq::task_spec* spec = t.result ? &t.result->task : t.spec.get()) {
+    if (auto a = leaseq::array_member_of(*spec))
+      add("array", fmt::format("{} index {}", a->id, a->index));
+    if (!spec->after.empty()) {
+      std::string deps;
+      for (const auto& d : spec->after) deps += (deps.empty() ? "" : ", ") + d;
+      add("after", deps);
+    }
+    if (spec->time_limit)
+      add("time limit", leaseq::format_duration(static_cast<std::int64_t>(*spec->time_limit)));
+    if (auto attempt = leaseq::attempt_text(t)) add("attempts", *attempt);
+    for (const auto& a : spec->attempts)
+      add("", fmt::format("{} on {}: {}{}", a.attempt, a.node.empty() ? "-" : a.node,
+                          a.exit_code ? "exit " + std::to_string(*a.exit_code)
+                          : a.signal  ? "signal " + std::to_string(*a.signal)
+                                      : std::string("no exit code"),
+                          a.reason ? " (" + *a.reason + ")" : ""));
+  }
   add("created", clock_text(t.created(), m.now));
   add("claimed", clock_text(t.claimed(), m.now));
   // Only the result knows whether the task started (a spawn failure never did); a RUNNING
@@ -716,6 +737,7 @@ inline void draw_create_form(const model& m, tui::buffer& buf, const tui::rect& 
   };
   add_wrapped("  " + cmd, th.normal, 2);
   add_wrapped("keeper script: " + script.string(), th.normal, 2);
+  add_wrapped("slots per node: " + leaseq::slots_preview(req), th.normal, 2);
   add_wrapped("  (kept as " + (home / "runs" / "<jobid>" / "keeper.sh").string() + "; runs " +
                   m.binary + " runner on each node)",
               th.dim, 2);

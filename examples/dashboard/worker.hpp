@@ -265,6 +265,7 @@ class worker {
       opt("--reservation", r.req.reservation);
       a.push_back("--gpus-per-node");
       a.push_back(std::to_string(r.req.gpus_per_node));
+      if (!r.req.slots.empty()) a.push_back("--slots=" + r.req.slots);
       for (const auto& x : r.req.extra_args) a.push_back("--sbatch-arg=" + x);
       if (r.test_only) a.push_back("--test-only");
       auto res = run_self(a);

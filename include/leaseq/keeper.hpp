@@ -50,6 +50,15 @@ inline std::optional<int> parse_slots(std::string_view text) {
   return v;
 }
 
+// What each node's runner will run at once, in words (`lease create --dry-run`, the dashboard's
+// form). Assumes parse_slots accepted r.slots (or it is empty).
+inline std::string slots_preview(const lease_request& r) {
+  if (r.slots.empty()) return "1 (the default; --slots N|auto)";
+  if (auto n = parse_slots(r.slots)) return std::to_string(*n);
+  if (r.gpus_per_node > 0) return fmt::format("{} (auto: one per GPU)", r.gpus_per_node);
+  return "auto (one per CPU Slurm gives the job on each node)";
+}
+
 namespace detail {
 
 // A positive count from an environment variable's text, or 0.

@@ -12,9 +12,10 @@ TEST_CASE("create form: every field, live preview, test-only before submit", "[d
   REQUIRE(m.ov == overlay::form);
   std::string s = screen_text(m);
   for (const char* f : {"name", "nodes", "time", "partition", "qos", "account", "constraint",
-                        "reservation", "gpus-per-node", "sbatch arg 1"})
+                        "reservation", "gpus-per-node", "slots", "sbatch arg 1"})
     CHECK(contains(s, f));
   CHECK(m.create.form.fields[8].value == "0");  // gpus-per-node defaults to 0
+  CHECK(contains(s, "slots per node: 1 (the default"));
   CHECK(contains(s, "sbatch --parsable --job-name=leaseq --nodes=1"));
   CHECK(contains(s, "keeper script: /home/u/.leaseq/keepers/keeper-"));
   type(m, "exp1");
@@ -23,10 +24,13 @@ TEST_CASE("create form: every field, live preview, test-only before submit", "[d
   type(m, "3");
   m.create.form.focused = 3;
   type(m, "debug");
-  m.create.form.focused = 9;
+  m.create.form.focused = 9;  // slots
+  type(m, "auto");
+  CHECK(contains(screen_text(m), "slots per node: auto (one per CPU"));
+  m.create.form.focused = 10;
   type(m, "--exclusive");
-  CHECK(m.create.form.fields.size() == 11);  // a new empty extra arg appeared
-  CHECK(m.create.form.fields[10].label == "sbatch arg 2");
+  CHECK(m.create.form.fields.size() == 12);  // a new empty extra arg appeared
+  CHECK(m.create.form.fields[11].label == "sbatch arg 2");
   press(m, tui::key_code::down);
   type(m, "--mem=0");
   s = screen_text(m);
@@ -42,6 +46,7 @@ TEST_CASE("create form: every field, live preview, test-only before submit", "[d
   CHECK(req.req.nodes == 3);
   CHECK(*req.req.name == "exp1");
   CHECK(req.req.extra_args == std::vector<std::string>{"--exclusive", "--mem=0"});
+  CHECK(req.req.slots == "auto");
   CHECK(m.create.phase == form_phase::testing);
   update(m, message{msg_test_only{true, "sbatch: Job 12 to start at 2026-01-01 using 3 CPUs"}});
   CHECK(m.create.phase == form_phase::tested_ok);
@@ -119,4 +124,25 @@ TEST_CASE("q quits, a quit signal quits", "[dashboard][form]") {
   model o = dashboard_model();
   CHECK(update(o, tui::event{tui::resize_event{50, 14}}));
   CHECK(o.width == 50);
+}
+
+TEST_CASE("create form: slots take auto or a count, anything else is refused before Slurm",
+          "[dashboard][form]") {
+  model m = lease_list_model(100, 40);
+  press(m, 'n');
+  m.create.form.focused = 9;
+  type(m, "0");
+  press(m, tui::key_code::enter);
+  CHECK_FALSE(last_request<req_create>(m));
+  CHECK(contains(m.create.status, "slots"));
+  press(m, tui::key_code::backspace);
+  type(m, "4");
+  m.create.form.focused = 8;
+  press(m, tui::key_code::backspace);
+  type(m, "2");
+  CHECK(contains(screen_text(m), "slots per node: 4"));
+  press(m, tui::key_code::enter);
+  REQUIRE(last_request<req_create>(m));
+  CHECK(last_request<req_create>(m)->req.slots == "4");
+  CHECK(last_request<req_create>(m)->req.gpus_per_node == 2);
 }

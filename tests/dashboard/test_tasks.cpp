@@ -238,3 +238,41 @@ TEST_CASE("a PENDING task that cannot run shows why, in its row and its details"
   CHECK(contains(screen, "waiting"));
   CHECK(contains(screen, "needs 2 GPUs"));
 }
+
+TEST_CASE("task details: array, dependencies, time limit and every attempt", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  auto t = make_task(7, task_state::failed, "nodeB", "./flaky");
+  auto spec = std::const_pointer_cast<leaseq::task_spec>(t.spec);
+  spec->after = {"T001", "T002"};
+  spec->time_limit = 5400;
+  spec->retries = 2;
+  spec->extra["array_id"] = "T005";
+  spec->extra["array_index"] = 3;
+  leaseq::task_attempt first;
+  first.attempt = "a1";
+  first.node = "nodeA";
+  first.exit_code = 3;
+  leaseq::task_attempt second;
+  second.attempt = "a2";
+  second.node = "nodeB";
+  second.signal = 9;
+  second.reason = "runner_lost";
+  auto r = std::const_pointer_cast<leaseq::task_result>(t.result);
+  r->task = *spec;
+  r->task.attempts = {first, second};
+  std::string s;
+  for (const auto& line : details_lines(m, t)) s += line.first + "\n";
+  INFO(s);
+  CHECK(contains(s, "array     T005 index 3"));
+  CHECK(contains(s, "after     T001, T002"));
+  CHECK(contains(s, "time limit 1h30m"));
+  CHECK(contains(s, "attempts  attempt 2/3"));
+  CHECK(contains(s, "a1 on nodeA: exit 3"));
+  CHECK(contains(s, "a2 on nodeB: signal 9 (runner_lost)"));
+  // A task that asked for none of it shows none of it.
+  std::string plain;
+  for (const auto& line : details_lines(m, make_task(8, task_state::finished, "nodeA", "true")))
+    plain += line.first + "\n";
+  CHECK_FALSE(contains(plain, "attempts"));
+  CHECK_FALSE(contains(plain, "after"));
+}

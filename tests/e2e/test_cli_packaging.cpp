@@ -46,7 +46,8 @@ std::string complete(const fs::path& home, const std::string& words) {
 // the function with a stub compadd that prints the candidates; fish: `complete -C`.
 std::string complete_in(const std::string& shell, const fs::path& home, const std::string& line) {
   temp_dir bindir;
-  fs::create_symlink(bin, bindir / "leaseq");
+  write_text(bindir / "leaseq", "#!/bin/sh\nexec " + shell_quote(bin) + " \"$@\"\n");
+  ::chmod((bindir / "leaseq").c_str(), 0755);
   std::string env = "PATH=" + shell_quote(bindir.path().string()) +
                     ":\"$PATH\" LEASEQ_HOME=" + shell_quote(home.string()) + " ";
   std::string src = std::string(LEASEQ_SOURCE_DIR) + "/share/";

@@ -138,7 +138,7 @@ TEST_CASE("dependencies: a failed dependency cancels its dependants once, whoeve
 TEST_CASE("time limit: the supervisor stops a task past its limit, even with its runner killed",
           "[runner][e2e]") {
   fixture f;
-  check_refused(f, "--time-limit 30 -- true", "not a duration");
+  check_refused(f, "--time-limit 30 -- true", "has no unit");
   check_refused(f, "--retry-delay 5s -- true", "needs --retries");
   CHECK_FALSE(fs::exists(f.home / "runs"));  // bad input writes nothing, not even the lease
 

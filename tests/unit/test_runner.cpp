@@ -797,11 +797,15 @@ TEST_CASE("runner: a starting attempt is found by LEASEQ_ATTEMPT under its super
   req.attempt = attempt;
   spawn_outcome s = real.spawn(req);
   REQUIRE(s.pid > 0);
-  // Both the supervisor and its task carry the attempt: wait until the task runs too.
+  // Both the supervisor and its task carry the attempt: wait until the task runs too, exec'd
+  // (a forked child still ignores SIGTERM, as its supervisor does, until it has put the
+  // dispositions back just before exec: a SIGTERM then would be lost).
   REQUIRE(test_support::wait_until([&] {
     std::string kids = test_support::read_text("/proc/" + std::to_string(s.pid) + "/task/" +
                                                std::to_string(s.pid) + "/children");
-    return !kids.empty();
+    if (kids.empty()) return false;
+    std::string kid = kids.substr(0, kids.find(' '));
+    return test_support::read_text("/proc/" + kid + "/comm") == "sleep\n";
   }));
   json t = *read_json_tolerant(b.lease.inbox_task("_any", id)).value;
   t["claimed"] = 5.0;
