@@ -63,6 +63,17 @@ std::string complete_in(const std::string& shell, const fs::path& home, const st
   return run_command(env + shell + " -c " + shell_quote(script) + " 2>&1").out;
 }
 
+// A home with two leases; local:box holds T001 pending on _any and T002 claimed on nodeA.
+leaseq::lease_paths completion_home(const fs::path& home) {
+  leaseq::home_paths hp(home);
+  leaseq::register_lease(hp, {"local:box", "local", std::nullopt, 1.0, leaseq::json::object()});
+  leaseq::register_lease(hp, {"4242", "slurm", std::nullopt, 2.0, leaseq::json::object()});
+  leaseq::lease_paths lease(hp, "local:box");
+  write_text(lease.inbox_task("_any", "T001"), "{}");
+  write_text(lease.claimed_task("nodeA", "T002"), "{}");
+  return lease;
+}
+
 }  // namespace
 
 TEST_CASE("leaseq --version and --help", "[cli][packaging]") {
@@ -128,12 +139,7 @@ TEST_CASE("bash completion offers subcommands, leases, tasks and nodes", "[cli][
   if (run_command("command -v bash").exit_code != 0) return;
   temp_dir t;
   fs::path home = t / "home";
-  leaseq::home_paths hp(home);
-  leaseq::register_lease(hp, {"local:box", "local", std::nullopt, 1.0, leaseq::json::object()});
-  leaseq::register_lease(hp, {"4242", "slurm", std::nullopt, 2.0, leaseq::json::object()});
-  leaseq::lease_paths lease(hp, "local:box");
-  write_text(lease.inbox_task("_any", "T001"), "{}");
-  write_text(lease.claimed_task("nodeA", "T002"), "{}");
+  leaseq::lease_paths lease = completion_home(home);
   write_text(lease.result("nodeB", "T003"), "{}");
   write_text(lease.heartbeat("nodeC"), "{}");
   write_text(lease.inbox_root() / "bad name" / "T009.json", "{}");  // never offered
@@ -153,12 +159,7 @@ TEST_CASE("bash completion offers subcommands, leases, tasks and nodes", "[cli][
 TEST_CASE("zsh and fish completions offer what bash offers", "[cli][packaging]") {
   temp_dir t;
   fs::path home = t / "home";
-  leaseq::home_paths hp(home);
-  leaseq::register_lease(hp, {"local:box", "local", std::nullopt, 1.0, leaseq::json::object()});
-  leaseq::register_lease(hp, {"4242", "slurm", std::nullopt, 2.0, leaseq::json::object()});
-  leaseq::lease_paths lease(hp, "local:box");
-  write_text(lease.inbox_task("_any", "T001"), "{}");
-  write_text(lease.claimed_task("nodeA", "T002"), "{}");
+  leaseq::lease_paths lease = completion_home(home);
   write_text(lease.heartbeat("nodeC"), "{}");
   for (const std::string shell : {"zsh", "fish"}) {
     INFO(shell);
