@@ -215,8 +215,8 @@ std::string join_words(const std::vector<std::string>& words) {
 
 struct submit_options {
   std::string lease, node, key, cwd, each_line, array, time_limit, retry_delay;
-  std::vector<std::string> env, command, after;
-  int gpus = 0, retries = 0;
+  std::vector<std::string> env, command, after, labels;
+  int gpus = 0, retries = 0, priority = 0;
   bool shell = false, force = false;
 };
 
@@ -293,6 +293,21 @@ void set_submit_limits(const submit_options& o, submit_request& r) {
     if (o.retries == 0) throw error("--retry-delay needs --retries N");
     r.retry_delay = parse_submit_duration(o.retry_delay, "--retry-delay");
   }
+  for (const std::string& list : o.labels)  // --label a,b --label c
+    for (std::size_t at = 0; at <= list.size();) {
+      std::size_t comma = std::min(list.find(',', at), list.size());
+      std::string label = list.substr(at, comma - at);
+      if (!is_valid_label(label))
+        throw error("--label " + detail::quote_for_message(label) + ": " + std::string(label_rule));
+      if (std::find(r.labels.begin(), r.labels.end(), label) == r.labels.end())
+        r.labels.push_back(label);
+      at = comma + 1;
+    }
+  if (r.labels.size() > max_task_labels)
+    throw error(fmt::format("--label: at most {} labels", max_task_labels));
+  if (o.priority < -max_task_priority || o.priority > max_task_priority)
+    throw error(fmt::format("--priority: must be {} to {}", -max_task_priority, max_task_priority));
+  r.priority = o.priority;
 }
 
 void do_submit(const submit_options& o) {
@@ -437,29 +452,37 @@ bool cancel_unserved(const home_paths& home, const std::string& lease_id, const 
 
 // cancel and retry: task ids, or every task in a state (of a node).
 struct bulk_options {
-  std::string lease, state, node, key;
+  std::string lease, state, node, key, label;
   std::vector<std::string> tasks;
   bool yes = false;
 };
 
-// The tasks `--state S [--node N]` hits, from one scan of the lease; `allowed` are the states
-// the command acts on, `what` says so in the refusal.
-std::vector<std::string> tasks_in_state(const home_paths& home, const std::string& lease_id,
+// The tasks `--state S [--label L] [--node N]` hits, from one scan of the lease: without
+// --state, every task in a state the command acts on (`allowed`; `what` says so in the refusal).
+std::vector<std::string> tasks_selected(const home_paths& home, const std::string& lease_id,
                                         const lease_paths& lease, const bulk_options& o,
                                         std::initializer_list<task_state> allowed,
                                         const char* what) {
-  std::string word = o.state;
-  for (auto& c : word)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  auto st = parse_task_state(word);
-  if (!st || std::find(allowed.begin(), allowed.end(), *st) == allowed.end())
-    throw error("--state " + detail::quote_for_message(o.state) + ": " + what);
+  std::vector<task_state> states(allowed);
+  if (!o.state.empty()) {
+    std::string word = o.state;
+    for (auto& c : word)
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    auto st = parse_task_state(word);
+    if (!st || std::find(allowed.begin(), allowed.end(), *st) == allowed.end())
+      throw error("--state " + detail::quote_for_message(o.state) + ": " + what);
+    states = {*st};
+  }
+  task_filter f;
+  f.states = states;
+  f.node = o.node;
+  if (!o.label.empty()) f.labels = {o.label};
   store_options so;
   so.ui = load_config(home.config()).ui;
   snapshot_store<> store(lease, lease_id, so);
   std::vector<std::string> ids;
   for (const task_view& t : store.refresh()->tasks())
-    if (t.state == *st && (o.node.empty() || t.node == o.node)) ids.push_back(t.id);
+    if (matches(t, f)) ids.push_back(t.id);
   return ids;
 }
 
@@ -499,20 +522,25 @@ void run_bulk(const bulk_options& o, const char* verb, std::initializer_list<tas
               const char* states_text,
               const std::function<void(const home_paths&, const std::string&, const lease_paths&,
                                        const std::string&)>& act) {
-  if (o.state.empty() == o.tasks.empty())
-    throw error(fmt::format("give task ids, or --state {} (not both)", states_text));
-  if (!o.node.empty() && o.state.empty()) throw error("--node goes with --state");
+  const bool select = !o.state.empty() || !o.label.empty();
+  if (select == !o.tasks.empty())
+    throw error(
+        fmt::format("give task ids, or --state {} and/or --label L (not both)", states_text));
+  if (!o.node.empty() && !select) throw error("--node goes with --state or --label");
   if (!o.node.empty()) check_node(o.node);
+  if (!o.label.empty()) check_label(o.label);
   for (const auto& id : o.tasks) check_task_id(id);
   home_paths home = home_paths::from_env();
   std::string lease_id = resolve_lease(home, o.lease);
   lease_paths lease(home, lease_id);
   std::vector<std::string> ids = o.tasks;
-  if (!o.state.empty()) {
-    ids = tasks_in_state(home, lease_id, lease, o, states,
+  if (select) {
+    ids = tasks_selected(home, lease_id, lease, o, states,
                          fmt::format("only {} tasks can be {}", states_text, verb).c_str());
     if (ids.empty()) {
-      std::printf("no %s task\n", o.state.c_str());
+      std::string what = (o.state.empty() ? std::string(states_text) : o.state) + " task";
+      if (!o.label.empty()) what += " labelled " + o.label;
+      std::printf("no %s\n", what.c_str());
       return;
     }
   }
@@ -652,6 +680,11 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
                   "Run a FAILED attempt again, up to N more times (not after a cancel or a time "
                   "limit)");
   sub->add_option("--retry-delay", so->retry_delay, "Wait this long before each retry (30s, 5m)");
+  sub->add_option("--label", so->labels,
+                  "Tag the task (repeatable, or a,b): tasks/cancel/retry --label select by it");
+  sub->add_option("--priority", so->priority,
+                  "Higher runs first within its lane (default 0; ties by submit order)")
+      ->capture_default_str();
   sub->add_option("command", so->command, "The command and its arguments (after --)");
   sub->callback([so] { do_submit(*so); });
 
@@ -664,7 +697,10 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
     CLI::App* c = app.add_subcommand(name, help);
     c->add_option("--lease", o->lease, "Lease id (default: the default lease)");
     c->add_option("--state", o->state, std::string("Every task in this state: ") + states);
-    c->add_option("--node", o->node, "With --state: only tasks of this node (lane or runner)");
+    c->add_option("--label", o->label,
+                  std::string("Every task with this label (in a state: ") + states + ")");
+    c->add_option("--node", o->node,
+                  "With --state or --label: only tasks of this node (lane or runner)");
     c->add_flag("--yes,-y", o->yes, "Do not ask when more than one task is hit");
     c->add_option("task", o->tasks, "Task ids (T014 ...)");
     c->callback([o, run] { run(*o); });
@@ -672,12 +708,12 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
   };
   add_bulk("cancel",
            "Cancel tasks: a pending one never starts, a running one gets SIGTERM (cancel ID... or "
-           "cancel --state PENDING|RUNNING [--node N])",
+           "cancel --state PENDING|RUNNING [--label L] [--node N])",
            "PENDING or RUNNING", do_cancel);
   auto [ret, retry_opts] = add_bulk(
       "retry",
       "Enqueue tasks again as new tasks (new ids, retry_of names the old one): retry ID... or "
-      "retry --state FAILED|CANCELLED|LOST [--node N]",
+      "retry --state FAILED|CANCELLED|LOST [--label L] [--node N]",
       "FAILED, CANCELLED or LOST", do_retry);
   ret->add_option("--key", retry_opts->key, "Idempotency key for the new task (one task only)");
 

@@ -249,7 +249,7 @@ std::optional<task_state> parse_state_arg(std::string s) {
 
 struct tasks_args {
   std::string lease;
-  std::vector<std::string> states;
+  std::vector<std::string> states, labels;
   std::string node, grep, sort = "state", format;
   bool as_json = false, has_stderr = false;
   std::int64_t limit = 0;
@@ -272,14 +272,8 @@ json task_json(const task_view& t, const std::optional<std::string>& waiting) {
     started = *t.result->started;
   else if (!t.result && t.state == task_state::running && t.spec && t.spec->pid && t.spec->claimed)
     started = *t.spec->claimed;
-  json labels = json::array(), priority = nullptr, array_id = nullptr, array_index = nullptr;
-  if (t.spec && t.spec->extra.is_object()) {
-    const json& x = t.spec->extra;
-    if (auto l = x.find("labels"); l != x.end() && l->is_array())
-      for (const auto& v : *l)
-        if (v.is_string()) labels.push_back(v);
-    if (auto p = x.find("priority"); p != x.end() && p->is_number_integer()) priority = *p;
-  }
+  json labels = json::array(), array_id = nullptr, array_index = nullptr;
+  if (t.spec) labels = t.spec->labels;
   if (t.spec)
     if (auto a = array_member_of(*t.spec)) {
       array_id = a->id;
@@ -300,7 +294,7 @@ json task_json(const task_view& t, const std::optional<std::string>& waiting) {
           {"unknown", t.unknown ? json(t.unknown_reason) : json(nullptr)},
           {"reason", reason ? json(*reason) : json(nullptr)},
           {"labels", labels},
-          {"priority", priority},
+          {"priority", t.spec ? t.spec->priority : 0},
           {"array_id", array_id},
           {"array_index", array_index}};
 }
@@ -382,6 +376,7 @@ void cmd_tasks(const tasks_args& a) {
     f.states.push_back(*parsed);
   }
   if (!a.node.empty()) f.node = check_node(a.node);
+  for (const auto& l : a.labels) f.labels.push_back(check_label(l));
   f.command = a.grep;
   f.has_stderr_output = a.has_stderr;
   auto s = scan_once(ctx);
@@ -681,6 +676,7 @@ void add_read_commands(CLI::App& app) {
                   "Only tasks in this state (PENDING, RUNNING, FINISHED, FAILED, CANCELLED, "
                   "LOST?, LOST); repeatable");
     c->add_option("--node", a->node, "Only tasks that run or ran on this node");
+    c->add_option("--label", a->labels, "Only tasks with this label (repeatable: all of them)");
     c->add_option("--grep", a->grep, "Only tasks whose command contains TEXT (case-insensitive)");
     c->add_flag("--has-stderr", a->has_stderr,
                 "Only tasks with stderr output (a non-empty .err log) or a non-zero exit");

@@ -303,6 +303,7 @@ inline std::string filters_text(const model& m) {
     add("state:" + st);
   }
   if (!m.filter.node.empty()) add("node:" + m.filter.node);
+  for (const auto& l : m.filter.labels) add("label:" + leaseq::sanitize_inline(l));
   if (!m.filter.command.empty()) add("cmd:" + leaseq::sanitize_inline(m.filter.command));
   if (m.filter.has_stderr_output) add("stderr");
   return s.empty() ? "none" : s;

@@ -31,7 +31,7 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"q / Ctrl-C", "quit"},
       {"?", "this help"},
       {"Tab / Shift+Tab", "next / previous pane"},
-      {"/", "search (tasks: command, leases: id/name, nodes: name, log: text)"},
+      {"/", "search (tasks: command, label:NAME; leases: id/name; nodes: name; log: text)"},
       {"!", "list the problems: unreadable files and dirs (which, why), config.json keys"},
       {"r", "refresh now"},
       {"p", "pause / resume auto-refresh"},
@@ -599,7 +599,7 @@ inline void open_search(model& m, pane where, bool lease_list) {
   else if (where == pane::log)
     m.search_text = m.log_search;
   else
-    m.search_text = m.filter.command;
+    m.search_text = leaseq::task_search_text(m.filter);
   m.ov = overlay::search;
 }
 
@@ -639,7 +639,7 @@ inline void apply_search(model& m) {
     m.log_search = m.search_text;
     log_find(m);
   } else {
-    m.filter.command = m.search_text;
+    leaseq::set_task_search(m.filter, m.search_text);
     m.task_table.selected = 0;
     m.selected_task.clear();
     recompute(m);

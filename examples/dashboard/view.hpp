@@ -524,7 +524,8 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     if (t.spec->gpus > 0) add("gpus", std::to_string(t.spec->gpus));
     if (t.spec->retry_of) add("retry of", *t.spec->retry_of);
   }
-  // What the task asked for about how it runs (format version 3), from its file or its result.
+  // What the task asked for about how it runs (format versions 3 and 4), from its file or its
+  // result.
   if (const leaseq::task_spec* spec = t.result ? &t.result->task : t.spec.get()) {
     if (auto a = leaseq::array_member_of(*spec))
       add("array", fmt::format("{} index {}", a->id, a->index));
@@ -535,6 +536,12 @@ inline std::vector<std::pair<std::string, tui::style>> details_lines(const model
     }
     if (spec->time_limit)
       add("time limit", leaseq::format_duration(static_cast<std::int64_t>(*spec->time_limit)));
+    if (!spec->labels.empty()) {
+      std::string labels;
+      for (const auto& l : spec->labels) labels += (labels.empty() ? "" : ", ") + l;
+      add("labels", labels);
+    }
+    if (spec->priority != 0) add("priority", std::to_string(spec->priority));
     if (auto attempt = leaseq::attempt_text(t)) add("attempts", *attempt);
     for (const auto& a : spec->attempts)
       add("", fmt::format("{} on {}: {}{}", a.attempt, a.node.empty() ? "-" : a.node,

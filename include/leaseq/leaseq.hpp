@@ -25,6 +25,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/priority.hpp"
 #include "leaseq/result_writer.hpp"
 #include "leaseq/runner.hpp"
 #include "leaseq/sanitize.hpp"

@@ -110,6 +110,11 @@ struct task_attempt {
 // The most retries a task may ask for: each attempt is kept in its task file.
 inline constexpr int max_task_retries = 100;
 
+// Priorities run from -max_task_priority to max_task_priority.
+inline constexpr int max_task_priority = 1000000;
+// The most labels one task may carry.
+inline constexpr std::size_t max_task_labels = 32;
+
 // A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
 struct task_spec {
   std::string id;
@@ -135,13 +140,17 @@ struct task_spec {
   double retry_delay = 0;              // seconds between a FAILED attempt and the next
   std::optional<double> not_before;    // a requeued attempt is not claimed before this time
   std::vector<task_attempt> attempts;  // the task file: earlier attempts; a result: all
-  json extra = json::object();         // fields other tools wrote; kept on rewrite
+  // Version 4.
+  std::vector<std::string> labels;  // free tags for selecting tasks (tasks/cancel --label)
+  int priority = 0;                 // higher is claimed first within a lane; ties by seq
+  json extra = json::object();      // fields other tools wrote; kept on rewrite
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id",      "seq",   "lease",      "node",    "argv",        "argv_b64",   "cmd",      "cwd",
-    "cwd_b64", "env",   "env_b64",    "gpus",    "key",         "created",    "retry_of", "claimed",
-    "pid",     "after", "time_limit", "retries", "retry_delay", "not_before", "attempts"};
+    "id",         "seq",      "lease",  "node",    "argv",       "argv_b64", "cmd",
+    "cwd",        "cwd_b64",  "env",    "env_b64", "gpus",       "key",      "created",
+    "retry_of",   "claimed",  "pid",    "after",   "time_limit", "retries",  "retry_delay",
+    "not_before", "attempts", "labels", "priority"};
 
 // Which attempt of its task an execution is, counting from 1, and how many it may have.
 inline int attempt_number(const task_spec& t) noexcept {
@@ -297,6 +306,8 @@ inline void to_json(json& j, const task_spec& t) {
     }
     j["attempts"] = std::move(list);
   }
+  if (!t.labels.empty()) j["labels"] = t.labels;
+  if (t.priority != 0) j["priority"] = t.priority;
 }
 
 namespace detail {
@@ -392,6 +403,18 @@ inline void from_json(const json& j, task_spec& t) {
   t.retry_delay = detail::opt_seconds(j, "retry_delay", true).value_or(0);
   t.not_before = detail::opt_number(j, "not_before");
   t.attempts = detail::attempt_list(j);
+  t.labels = detail::string_list(j, "labels");
+  if (t.labels.size() > max_task_labels)
+    throw format_error("field 'labels': more than " + std::to_string(max_task_labels));
+  for (const std::string& l : t.labels)
+    if (!is_valid_label(l))
+      throw format_error("field 'labels': " + detail::quote_for_message(l) + " is not a label");
+  std::int64_t priority = detail::int_or(j, "priority", 0);
+  if (priority < -max_task_priority || priority > max_task_priority)
+    throw format_error("field 'priority': " + std::to_string(priority) + " is not " +
+                       std::to_string(-max_task_priority) + " to " +
+                       std::to_string(max_task_priority));
+  t.priority = static_cast<int>(priority);
   t.extra = detail::unknown_fields(j, task_spec_fields);
 }
 

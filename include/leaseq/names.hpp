@@ -46,6 +46,8 @@ inline constexpr std::string_view lease_id_rule =
 inline constexpr std::string_view lease_name_rule =
     "a lease name is 1-64 characters of [A-Za-z0-9._-] or spaces, starting with a letter or "
     "digit";
+inline constexpr std::string_view label_rule =
+    "a label is 1-64 characters of [A-Za-z0-9._:-] starting with a letter or digit";
 inline constexpr std::string_view key_rule =
     "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
 
@@ -88,6 +90,13 @@ inline bool is_valid_lease_name(std::string_view s) noexcept {
   return true;
 }
 
+inline bool is_valid_label(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != ':' && c != '-') return false;
+  return true;
+}
+
 inline bool is_valid_key(std::string_view s) noexcept {
   if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
   for (char c : s) {
@@ -116,6 +125,10 @@ inline const std::string& check_lease_id(const std::string& s) {
 }
 inline const std::string& check_lease_name(const std::string& s) {
   if (!is_valid_lease_name(s)) throw name_error("lease name", s, lease_name_rule);
+  return s;
+}
+inline const std::string& check_label(const std::string& s) {
+  if (!is_valid_label(s)) throw name_error("label", s, label_rule);
   return s;
 }
 inline const std::string& check_key(const std::string& s) {

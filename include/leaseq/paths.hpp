@@ -72,7 +72,11 @@ class lease_paths {
   fs::path ids_dir() const { return root_ / "ids"; }
   fs::path ids_floor() const { return ids_dir() / "floor"; }
 
+  // Protocol 4: priority/<lane>/<id>.p<N>, markers of tasks with a priority above 0.
+  fs::path priority_root() const { return root_ / "priority"; }
+
   fs::path inbox(const std::string& lane) const { return inbox_root() / check_lane(lane); }
+  fs::path priority(const std::string& lane) const { return priority_root() / check_lane(lane); }
   fs::path claimed(const std::string& node) const { return claimed_root() / check_node(node); }
   fs::path done(const std::string& node) const { return done_root() / check_node(node); }
   fs::path logs(const std::string& node) const { return logs_root() / check_node(node); }

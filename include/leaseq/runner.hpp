@@ -64,6 +64,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/priority.hpp"
 #include "leaseq/result_writer.hpp"
 #include "leaseq/spawn.hpp"
 #include "leaseq/supervise.hpp"
@@ -271,6 +272,17 @@ class runner {
     if (::rename(from.c_str(), lease_.inbox_task(lane, spec.id).c_str()) != 0)
       log(fmt::format("{}: cannot give it back either ({}); left in claimed/", spec.id,
                       std::strerror(errno)));
+    else
+      remark_priority(spec);
+  }
+
+  // A task back in its lane gets its priority marker again (the claim removed it).
+  void remark_priority(const task_spec& spec) {
+    try {
+      mark_priority(lease_, spec);
+    } catch (const error& e) {
+      log(spec.id + ": " + e.what() + "; it runs in seq order");
+    }
   }
 
   // Whether pid is still the process that was recorded (pid + start time), for a task left
@@ -587,99 +599,206 @@ class runner {
     return any;
   }
 
-  // Lists a lane again when its cached listing is used up (a lane listing is reused while
-  // it lasts: new tasks have higher seqs, so order holds). The own lane comes first.
-  // A lane found empty is not listed again in the same pass (one listing per pass, not one
-  // per free slot).
+  // The next task to start, or nothing. Within each lane (the own lane first, then _any):
+  // marked tasks of priority above 0, highest first; then the lane in seq order, passing over
+  // tasks below priority 0; then those, highest first, when nothing else can run.
   std::optional<task_spec> next_candidate(double now) {
     for (int pass = 0; pass < 2; ++pass) {
       bool own = pass == 0;
       std::string lane = own ? cfg_.node : std::string(any_lane);
-      auto& cache = own ? lane_cache_ : any_cache_;
-      double& listed_empty = own ? lane_listed_empty_ : any_listed_empty_;
       if (!tree_ok(own ? dir_inbox_own : dir_inbox_any)) {
-        cache.clear();
+        (own ? lane_cache_ : any_cache_).clear();
         continue;
       }
-      if (cache.empty()) {
-        if (listed_empty == now) continue;
-        cache = detail::list_lane(lease_.inbox(lane));
-        if (cache.empty()) listed_empty = now;
-        forget_waiting_missing(lane, cache);
-      }
-      while (!cache.empty()) {
-        const std::string name = cache.front();
-        fs::path from = lease_.inbox(lane) / name;
-        task_spec spec;
-        bool remembered = false;
-        if (auto h = waiting_.empty() ? waiting_.end() : waiting_.find(lane + "/" + name);
-            h != waiting_.end()) {
-          spec = h->second;  // read once: only a retry puts a file of that name there again
-          remembered = true;
-        } else {
-          json_outcome peek = read_json_tolerant(from);
-          if (!peek.ok()) {
-            cache.pop_front();
-            if (peek.err != ENOENT) log_once(from, peek.reason);
-            continue;
-          }
-          if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
-            cache.pop_front();
-            log_once(from, "not owned by this runner's user: never run (left pending)");
-            continue;
-          }
-          try {
-            from_json(*peek.value, spec);
-            if (spec.id + ".json" != name) throw format_error("id does not match the file name");
-          } catch (const error& e) {
-            cache.pop_front();
-            log_once(from, e.what());
-            continue;
-          }
-        }
-        // A task that waits (for its dependencies, or its retry delay) is passed over, never
-        // blocking the tasks behind it; one whose dependency failed is claimed and cancelled.
-        std::optional<std::pair<std::string, task_state>> failed_dep;
-        if (!ready(spec, now, failed_dep)) {
-          cache.pop_front();
-          waiting_.emplace(lane + "/" + name, std::move(spec));
-          continue;
-        }
-        if (remembered) waiting_.erase(lane + "/" + name);
-        if (failed_dep) {
-          cache.pop_front();
-          if (!take(from, lease_.claimed(cfg_.node) / name, spec.id)) continue;
-          spec.claimed = now;
-          cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
-          continue;
-        }
-        bool impossible = spec.gpus > gpus_total();
-        if (impossible && !own) {
-          // Another node of the lease may have enough GPUs: leave it to them.
-          cache.pop_front();
-          log_once(from, fmt::format("needs {} GPUs, this node has {}", spec.gpus, gpus_total()));
-          continue;
-        }
-        if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
-        cache.pop_front();
-        fs::path to = lease_.claimed(cfg_.node) / name;
-        if (!take(from, to, spec.id)) continue;
-        // A task with retries may have run and come back (another runner, a later attempt)
-        // since it was read: the claimed file is the truth.
-        if ((remembered || spec.retries > 0) && !reread_claimed(to, spec, now)) continue;
-        spec.claimed = now;
-        if (impossible) {
-          fail_too_many_gpus(spec, now);
-          continue;
-        }
-        return spec;
-      }
+      look l = next_marked(lane, own, now);
+      if (l.what == look::passed) l = next_in_seq_order(lane, own, now);
+      if (l.what == look::passed) l = next_low_priority(lane, own, now);
+      if (l.what == look::claimed) return std::move(l.spec);
+      if (l.what == look::blocked) return std::nullopt;
     }
     return std::nullopt;
   }
 
-  // The claim: rename inbox -> claimed. True when this runner now holds the task file.
-  bool take(const fs::path& from, const fs::path& to, const std::string& id) {
+  // What became of the pending tasks looked at: none to claim here (passed), one claimed, or
+  // the lane must wait (blocked: the task at its head needs GPUs that are busy).
+  struct look {
+    enum { passed, blocked, claimed } what = passed;
+    task_spec spec;
+  };
+
+  // Lists a lane again when its cached listing is used up (a lane listing is reused while
+  // it lasts: new tasks have higher seqs, so order holds). A lane found empty is not listed
+  // again in the same pass (one listing per pass, not one per free slot).
+  look next_in_seq_order(const std::string& lane, bool own, double now) {
+    auto& cache = own ? lane_cache_ : any_cache_;
+    double& listed_empty = own ? lane_listed_empty_ : any_listed_empty_;
+    if (cache.empty()) {
+      if (listed_empty == now) return {};
+      cache = detail::list_lane(lease_.inbox(lane));
+      if (cache.empty()) listed_empty = now;
+      forget_missing(waiting_, lane, cache);
+      forget_missing(low_priority_, lane, cache);
+    }
+    while (!cache.empty()) {
+      look l = consider(lane, cache.front(), own, now, true);
+      if (l.what == look::blocked) return l;
+      cache.pop_front();
+      if (l.what == look::claimed) return l;
+    }
+    return {};
+  }
+
+  // The lane's markers (priority above 0), listed again when the directory changed or a
+  // second has passed (a marked task may have been waiting for its dependencies).
+  look next_marked(const std::string& lane, bool own, double now) {
+    marked_lane& m = own ? marked_own_ : marked_any_;
+    struct stat st;
+    fs::path dir = lease_.priority(lane);
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      m = {};
+      return {};
+    }
+    bool changed = st.st_mtim.tv_sec != m.mtime.tv_sec || st.st_mtim.tv_nsec != m.mtime.tv_nsec ||
+                   st.st_ino != m.ino;
+    if (changed || now - m.listed >= dependency_recheck_s) {
+      m.markers = list_priority_markers(lease_, lane);
+      m.next = 0;
+      m.listed = now;
+      m.mtime = st.st_mtim;
+      m.ino = st.st_ino;
+    }
+    while (m.next < m.markers.size()) {
+      const priority_marker& pm = m.markers[m.next];
+      look l = consider(lane, pm.id + ".json", own, now, false);
+      if (l.what == look::blocked) return l;
+      ++m.next;
+      if (l.what == look::claimed) return l;
+      forget_stale_marker(lane, pm, now);
+    }
+    return {};
+  }
+
+  // A marker whose task is no longer in its lane (claimed by a runner that died before removing
+  // it) is removed once it is old enough that lag cannot explain the absence.
+  void forget_stale_marker(const std::string& lane, const priority_marker& pm, double now) {
+    struct stat st;
+    if (::lstat(lease_.inbox_task(lane, pm.id).c_str(), &st) == 0 || errno != ENOENT) return;
+    fs::path marker = lease_.priority(lane) / priority_marker_name(pm.id, pm.priority);
+    if (::lstat(marker.c_str(), &st) != 0 || static_cast<double>(st.st_mtim.tv_sec) > now - 60)
+      return;
+    task_spec t;
+    t.id = pm.id;
+    if (lane != any_lane) t.node = lane;
+    t.priority = pm.priority;
+    unmark_priority(lease_, t);
+  }
+
+  // Tasks below priority 0, highest first, once nothing else of the lane can be claimed.
+  look next_low_priority(const std::string& lane, bool own, double now) {
+    std::string prefix = lane + "/";
+    std::vector<std::pair<std::string, const task_spec*>> order;
+    for (auto it = low_priority_.lower_bound(prefix);
+         it != low_priority_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+      order.emplace_back(it->first.substr(prefix.size()), &it->second);
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+      return a.second->priority != b.second->priority ? a.second->priority > b.second->priority
+                                                      : a.second->seq < b.second->seq;
+    });
+    for (const auto& entry : order) {
+      std::string name = entry.first;
+      look l = consider(lane, name, own, now, false);
+      if (l.what != look::passed) return l;
+    }
+    return {};
+  }
+
+  // Looks at one pending task file of a lane and claims it when it can run here now.
+  // `defer_low`: a task below priority 0 is set aside (next_low_priority takes it later).
+  look consider(const std::string& lane, const std::string& name, bool own, double now,
+                bool defer_low) {
+    fs::path from = lease_.inbox(lane) / name;
+    const std::string slot = lane + "/" + name;
+    task_spec spec;
+    bool remembered = false;
+    if (auto h = waiting_.empty() ? waiting_.end() : waiting_.find(slot); h != waiting_.end()) {
+      spec = h->second;  // read once: only a retry puts a file of that name there again
+      remembered = true;
+    } else if (auto lp = low_priority_.empty() ? low_priority_.end() : low_priority_.find(slot);
+               lp != low_priority_.end()) {
+      if (defer_low) return {};
+      spec = lp->second;
+      remembered = true;
+    } else {
+      json_outcome peek = read_json_tolerant(from);
+      if (!peek.ok()) {
+        if (peek.err != ENOENT) log_once(from, peek.reason);
+        return {};
+      }
+      if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
+        log_once(from, "not owned by this runner's user: never run (left pending)");
+        return {};
+      }
+      try {
+        from_json(*peek.value, spec);
+        if (spec.id + ".json" != name) throw format_error("id does not match the file name");
+      } catch (const error& e) {
+        log_once(from, e.what());
+        return {};
+      }
+    }
+    // A task that waits (for its dependencies, or its retry delay) is passed over, never
+    // blocking the tasks behind it; one whose dependency failed is claimed and cancelled.
+    std::optional<std::pair<std::string, task_state>> failed_dep;
+    if (!ready(spec, now, failed_dep)) {
+      low_priority_.erase(slot);
+      waiting_.insert_or_assign(slot, std::move(spec));
+      return {};
+    }
+    waiting_.erase(slot);
+    if (spec.priority < 0 && defer_low) {
+      low_priority_.insert_or_assign(slot, std::move(spec));
+      return {};
+    }
+    low_priority_.erase(slot);
+    fs::path to = lease_.claimed(cfg_.node) / name;
+    if (failed_dep) {
+      if (!take(from, to, spec)) return {};
+      spec.claimed = now;
+      cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
+      return {};
+    }
+    bool impossible = spec.gpus > gpus_total();
+    if (impossible && !own) {
+      // Another node of the lease may have enough GPUs: leave it to them.
+      log_once(from, fmt::format("needs {} GPUs, this node has {}", spec.gpus, gpus_total()));
+      return {};
+    }
+    if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) {
+      // Remembered, so that the lane's head is not read again on every pass.
+      if (spec.priority < 0) low_priority_.insert_or_assign(slot, spec);
+      return {look::blocked, {}};
+    }
+    if (!take(from, to, spec)) return {};
+    // A task with retries may have run and come back (another runner, a later attempt)
+    // since it was read: the claimed file is the truth.
+    if ((remembered || spec.retries > 0) && !reread_claimed(to, spec, now)) return {};
+    spec.claimed = now;
+    if (impossible) {
+      fail_too_many_gpus(spec, now);
+      return {};
+    }
+    return {look::claimed, std::move(spec)};
+  }
+
+  // The claim: rename inbox -> claimed. True when this runner now holds the task file; its
+  // priority marker, if any, goes then.
+  bool take(const fs::path& from, const fs::path& to, const task_spec& spec) {
+    if (!take_file(from, to, spec.id)) return false;
+    unmark_priority(lease_, spec);
+    return true;
+  }
+
+  bool take_file(const fs::path& from, const fs::path& to, const std::string& id) {
     int rc = ::rename(from.c_str(), to.c_str());
     int e = errno;
     if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
@@ -776,12 +895,15 @@ class runner {
 
   // Drops the waiting tasks of a lane that its new listing no longer shows (claimed elsewhere,
   // cancelled).
-  void forget_waiting_missing(const std::string& lane, const std::deque<std::string>& listing) {
+  // Drops the remembered tasks of a lane that its new listing no longer holds.
+  static void forget_missing(std::map<std::string, task_spec>& remembered, const std::string& lane,
+                             const std::deque<std::string>& listing) {
     std::string prefix = lane + "/";
+    auto it = remembered.lower_bound(prefix);
+    if (it == remembered.end() || it->first.compare(0, prefix.size(), prefix) != 0) return;
     std::set<std::string> present(listing.begin(), listing.end());
-    for (auto it = waiting_.lower_bound(prefix);
-         it != waiting_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
-      it = present.count(it->first.substr(prefix.size())) ? std::next(it) : waiting_.erase(it);
+    while (it != remembered.end() && it->first.compare(0, prefix.size(), prefix) == 0)
+      it = present.count(it->first.substr(prefix.size())) ? std::next(it) : remembered.erase(it);
   }
 
   void log_once(const fs::path& p, const std::string& reason) {
@@ -1010,6 +1132,8 @@ class runner {
           fmt::format("{}: cannot put it back into lane {} ({}); left in claimed/, to be run "
                       "again from there",
                       id, lane, std::strerror(errno)));
+    else
+      remark_priority(next);
     log(fmt::format("{}: attempt {}/{} failed; runs again{}", id, attempt_number(t.spec),
                     attempts_allowed(t.spec),
                     next.retry_delay > 0 ? fmt::format(" in {:g} s", next.retry_delay) : ""));
@@ -1337,6 +1461,17 @@ class runner {
   std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
   // Pending tasks passed over (dependencies, retry delay), by "<lane>/<file name>", parsed.
   std::map<std::string, task_spec> waiting_;
+  // Pending tasks below priority 0, passed over while anything else can run; same keys.
+  std::map<std::string, task_spec> low_priority_;
+  // A lane's priority markers as last listed, and how far the claims have got through them.
+  struct marked_lane {
+    std::vector<priority_marker> markers;
+    std::size_t next = 0;
+    double listed = -1e18;
+    timespec mtime{};
+    ino_t ino = 0;
+  };
+  marked_lane marked_own_, marked_any_;
   struct dependency {
     std::optional<task_state> ended;
     double checked = -1e18;

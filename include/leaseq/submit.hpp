@@ -43,6 +43,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/priority.hpp"
 #include "leaseq/seq.hpp"
 #include "leaseq/spawn.hpp"
 
@@ -66,6 +67,8 @@ struct submit_request {
   std::optional<double> time_limit;  // seconds
   int retries = 0;
   double retry_delay = 0;  // seconds
+  std::vector<std::string> labels;
+  int priority = 0;  // higher is claimed first within its lane
 };
 
 struct submit_outcome {
@@ -157,6 +160,12 @@ inline void check_request(const submit_request& r) {
     throw error("submit: retries must be between 0 and " + std::to_string(max_task_retries));
   if (!(r.retry_delay >= 0 && r.retry_delay <= 366 * 86400.0))
     throw error("submit: the retry delay must be 0 to a year");
+  if (r.labels.size() > max_task_labels)
+    throw error("submit: at most " + std::to_string(max_task_labels) + " labels");
+  for (const auto& l : r.labels) check_label(l);
+  if (r.priority < -max_task_priority || r.priority > max_task_priority)
+    throw error("submit: priority must be between " + std::to_string(-max_task_priority) + " and " +
+                std::to_string(max_task_priority));
   for (const auto& [k, v] : r.env)
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       throw error("submit: invalid environment variable name " + quote_for_message(k));
@@ -187,6 +196,9 @@ inline task_spec make_spec(const submit_request& r, const std::string& lease_id,
   t.time_limit = r.time_limit;
   t.retries = r.retries;
   t.retry_delay = r.retry_delay;
+  for (const auto& l : r.labels)
+    if (std::find(t.labels.begin(), t.labels.end(), l) == t.labels.end()) t.labels.push_back(l);
+  t.priority = r.priority;
   return t;
 }
 
@@ -557,6 +569,19 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
     undo.published(*task_seq(out[i].id), requests[i].key);
   }
   stage.flush();
+  // Priority markers, once their tasks are visible. One that cannot be made leaves its task
+  // in seq order: it still runs, only later than asked.
+  for (std::size_t i = 0; i < n; ++i)
+    if (!skip[i] && requests[i].priority > 0) {
+      task_spec t;
+      t.id = out[i].id;
+      t.node = requests[i].node;
+      t.priority = requests[i].priority;
+      try {
+        mark_priority(lease, t);
+      } catch (const error&) {
+      }
+    }
   // Ids reserved for requests answered by an earlier key are given back.
   for (std::size_t i = 0; i < n; ++i)
     if (skip[i]) maker.release(seqs[i]);
@@ -601,6 +626,8 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
   r.time_limit = loc->spec.time_limit;
   r.retries = loc->spec.retries;
   r.retry_delay = loc->spec.retry_delay;
+  r.labels = loc->spec.labels;
+  r.priority = loc->spec.priority;
   return submit_task(lease, lease_id, r, now);
 }
 

@@ -17,10 +17,11 @@
 namespace leaseq {
 
 struct task_filter {
-  std::vector<task_state> states;  // empty: any state
-  std::string node;                // empty: any node; else task_view::node must equal it
-  std::string command;             // substring of the command, ASCII case-insensitive
-  bool has_stderr_output = false;  // non-empty .err, or exit code != 0
+  std::vector<task_state> states;   // empty: any state
+  std::string node;                 // empty: any node; else task_view::node must equal it
+  std::string command;              // substring of the command, ASCII case-insensitive
+  std::vector<std::string> labels;  // the task carries every one of these labels
+  bool has_stderr_output = false;   // non-empty .err, or exit code != 0
 };
 
 enum class task_sort {
@@ -56,6 +57,32 @@ inline int state_priority(task_state s) noexcept {
   return 7;
 }
 
+// A search as typed in the dashboard's `/`: words `label:NAME` select by label, the rest (joined
+// by single spaces) is the command substring.
+inline void set_task_search(task_filter& f, const std::string& text) {
+  f.labels.clear();
+  std::string rest;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = std::min(text.find(' ', at), text.size());
+    std::string word = text.substr(at, end - at);
+    if (word.size() > 6 && word.compare(0, 6, "label:") == 0)
+      f.labels.push_back(word.substr(6));
+    else if (!word.empty())
+      rest += (rest.empty() ? "" : " ") + word;
+    at = end + 1;
+  }
+  f.command = rest;
+}
+
+// The search text that set_task_search reads back into the same filter.
+inline std::string task_search_text(const task_filter& f) {
+  std::string out;
+  for (const std::string& l : f.labels) out += (out.empty() ? "" : " ") + ("label:" + l);
+  if (!f.command.empty()) out += (out.empty() ? "" : " ") + f.command;
+  return out;
+}
+
 namespace detail {
 inline bool contains_ci(const std::string& hay, const std::string& needle) {
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
@@ -73,6 +100,10 @@ inline bool matches(const task_view& t, const task_filter& f,
     return false;
   if (!f.node.empty() && t.node != f.node) return false;
   if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
+  for (const std::string& l : f.labels)
+    if (!t.spec ||
+        std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())
+      return false;
   if (f.has_stderr_output) {
     auto code = t.exit_code();
     bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);

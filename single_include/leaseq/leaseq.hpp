@@ -1196,6 +1196,8 @@ inline constexpr std::string_view lease_id_rule =
 inline constexpr std::string_view lease_name_rule =
     "a lease name is 1-64 characters of [A-Za-z0-9._-] or spaces, starting with a letter or "
     "digit";
+inline constexpr std::string_view label_rule =
+    "a label is 1-64 characters of [A-Za-z0-9._:-] starting with a letter or digit";
 inline constexpr std::string_view key_rule =
     "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
 
@@ -1238,6 +1240,13 @@ inline bool is_valid_lease_name(std::string_view s) noexcept {
   return true;
 }
 
+inline bool is_valid_label(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != ':' && c != '-') return false;
+  return true;
+}
+
 inline bool is_valid_key(std::string_view s) noexcept {
   if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
   for (char c : s) {
@@ -1266,6 +1275,10 @@ inline const std::string& check_lease_id(const std::string& s) {
 }
 inline const std::string& check_lease_name(const std::string& s) {
   if (!is_valid_lease_name(s)) throw name_error("lease name", s, lease_name_rule);
+  return s;
+}
+inline const std::string& check_label(const std::string& s) {
+  if (!is_valid_label(s)) throw name_error("label", s, label_rule);
   return s;
 }
 inline const std::string& check_key(const std::string& s) {
@@ -1396,6 +1409,11 @@ struct task_attempt {
 // The most retries a task may ask for: each attempt is kept in its task file.
 inline constexpr int max_task_retries = 100;
 
+// Priorities run from -max_task_priority to max_task_priority.
+inline constexpr int max_task_priority = 1000000;
+// The most labels one task may carry.
+inline constexpr std::size_t max_task_labels = 32;
+
 // A task file: inbox/<lane>/<id>.json, and claimed/<node>/<id>.json after a claim.
 struct task_spec {
   std::string id;
@@ -1421,13 +1439,17 @@ struct task_spec {
   double retry_delay = 0;              // seconds between a FAILED attempt and the next
   std::optional<double> not_before;    // a requeued attempt is not claimed before this time
   std::vector<task_attempt> attempts;  // the task file: earlier attempts; a result: all
-  json extra = json::object();         // fields other tools wrote; kept on rewrite
+  // Version 4.
+  std::vector<std::string> labels;  // free tags for selecting tasks (tasks/cancel --label)
+  int priority = 0;                 // higher is claimed first within a lane; ties by seq
+  json extra = json::object();      // fields other tools wrote; kept on rewrite
 };
 
 inline constexpr std::initializer_list<const char*> task_spec_fields = {
-    "id",      "seq",   "lease",      "node",    "argv",        "argv_b64",   "cmd",      "cwd",
-    "cwd_b64", "env",   "env_b64",    "gpus",    "key",         "created",    "retry_of", "claimed",
-    "pid",     "after", "time_limit", "retries", "retry_delay", "not_before", "attempts"};
+    "id",         "seq",      "lease",  "node",    "argv",       "argv_b64", "cmd",
+    "cwd",        "cwd_b64",  "env",    "env_b64", "gpus",       "key",      "created",
+    "retry_of",   "claimed",  "pid",    "after",   "time_limit", "retries",  "retry_delay",
+    "not_before", "attempts", "labels", "priority"};
 
 // Which attempt of its task an execution is, counting from 1, and how many it may have.
 inline int attempt_number(const task_spec& t) noexcept {
@@ -1583,6 +1605,8 @@ inline void to_json(json& j, const task_spec& t) {
     }
     j["attempts"] = std::move(list);
   }
+  if (!t.labels.empty()) j["labels"] = t.labels;
+  if (t.priority != 0) j["priority"] = t.priority;
 }
 
 namespace detail {
@@ -1678,6 +1702,18 @@ inline void from_json(const json& j, task_spec& t) {
   t.retry_delay = detail::opt_seconds(j, "retry_delay", true).value_or(0);
   t.not_before = detail::opt_number(j, "not_before");
   t.attempts = detail::attempt_list(j);
+  t.labels = detail::string_list(j, "labels");
+  if (t.labels.size() > max_task_labels)
+    throw format_error("field 'labels': more than " + std::to_string(max_task_labels));
+  for (const std::string& l : t.labels)
+    if (!is_valid_label(l))
+      throw format_error("field 'labels': " + detail::quote_for_message(l) + " is not a label");
+  std::int64_t priority = detail::int_or(j, "priority", 0);
+  if (priority < -max_task_priority || priority > max_task_priority)
+    throw format_error("field 'priority': " + std::to_string(priority) + " is not " +
+                       std::to_string(-max_task_priority) + " to " +
+                       std::to_string(max_task_priority));
+  t.priority = static_cast<int>(priority);
   t.extra = detail::unknown_fields(j, task_spec_fields);
 }
 
@@ -2057,7 +2093,11 @@ class lease_paths {
   fs::path ids_dir() const { return root_ / "ids"; }
   fs::path ids_floor() const { return ids_dir() / "floor"; }
 
+  // Protocol 4: priority/<lane>/<id>.p<N>, markers of tasks with a priority above 0.
+  fs::path priority_root() const { return root_ / "priority"; }
+
   fs::path inbox(const std::string& lane) const { return inbox_root() / check_lane(lane); }
+  fs::path priority(const std::string& lane) const { return priority_root() / check_lane(lane); }
   fs::path claimed(const std::string& node) const { return claimed_root() / check_node(node); }
   fs::path done(const std::string& node) const { return done_root() / check_node(node); }
   fs::path logs(const std::string& node) const { return logs_root() / check_node(node); }
@@ -3618,8 +3658,9 @@ inline constexpr const char* version =
 // The on-disk protocol version written into index.json (docs/protocol.md). 2: task ids are
 // reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
 // version 1 are read and upgraded in place (ids/floor). 3: tasks may carry after, time_limit,
-// retries, retry_delay and array_id/array_index; lease.json may carry slots.
-inline constexpr int protocol_version = 3;
+// retries, retry_delay and array_id/array_index; lease.json may carry slots. 4: tasks may
+// carry labels and priority (with markers in priority/<lane>/).
+inline constexpr int protocol_version = 4;
 
 }  // namespace leaseq
 // end leaseq/version.hpp
@@ -5064,6 +5105,101 @@ command_output release_slurm_lease(const home_paths& home, const std::string& id
 
 }  // namespace leaseq
 // end leaseq/leases.hpp
+// begin leaseq/priority.hpp
+
+// Claim order by priority (protocol version 4). A lane is claimed in seq order. A task with a
+// priority above 0 also gets a marker, priority/<lane>/<id>.p<N>: an empty file that runners
+// list before their lane, so they take the highest priority first without reading every task
+// file of a long lane. The task file's `priority` is the truth and the marker only a hint: a
+// lost or stale marker changes the order, never what runs. A task below 0 has no marker; a
+// runner passes it over while anything else in its lane can run.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace leaseq {
+
+struct priority_marker {
+  std::string id;
+  std::int64_t seq = 0;
+  int priority = 0;
+};
+
+// The lane a task waits in: its node, or the shared lane.
+inline std::string task_lane(const task_spec& t) {
+  return t.node ? *t.node : std::string(any_lane);
+}
+
+inline std::string priority_marker_name(const std::string& id, int priority) {
+  return check_task_id(id) + ".p" + std::to_string(priority);
+}
+
+// "T012.p5" -> {T012, 12, 5}; anything else (temp names, other files) -> nullopt.
+inline std::optional<priority_marker> parse_priority_marker(std::string_view name) {
+  std::size_t dot = name.rfind(".p");
+  if (dot == std::string_view::npos) return std::nullopt;
+  std::string_view id = name.substr(0, dot), number = name.substr(dot + 2);
+  priority_marker m;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), m.priority);
+  if (ec != std::errc() || end != number.data() + number.size() || m.priority <= 0 ||
+      m.priority > max_task_priority || !is_valid_task_id(id))
+    return std::nullopt;
+  m.id = std::string(id);
+  m.seq = task_seq(id).value_or(0);
+  return m;
+}
+
+// The markers of a lane, highest priority first, then lowest seq.
+inline std::vector<priority_marker> list_priority_markers(const lease_paths& lease,
+                                                          const std::string& lane) {
+  std::vector<priority_marker> out;
+  for (const std::string& name : detail::list_dir(lease.priority(lane).string()).names)
+    if (auto m = parse_priority_marker(name)) out.push_back(std::move(*m));
+  std::sort(out.begin(), out.end(), [](const priority_marker& a, const priority_marker& b) {
+    return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
+  });
+  return out;
+}
+
+// Marks a task with a priority above 0 (nothing for the others). Made through the tree guard;
+// an existing marker is fine. Throws when it cannot be made: the task then runs in seq order.
+inline void mark_priority(const lease_paths& lease, const task_spec& t) {
+  if (t.priority <= 0) return;
+  detail::unique_fd dir = open_lease_dir(lease, lease.priority(task_lane(t)));
+  const std::string name = priority_marker_name(t.id, t.priority);
+  int fd =
+      ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && errno != EEXIST)
+    throw io_error("cannot mark the priority of " + t.id,
+                   (lease.priority(task_lane(t)) / name).string(), errno);
+  if (fd >= 0) ::close(fd);
+}
+
+// Removes a task's marker once it is claimed; a missing one is fine. Never through a link:
+// the lane's marker directory is opened from the home down without following one.
+inline void unmark_priority(const lease_paths& lease, const task_spec& t) noexcept {
+  if (t.priority <= 0) return;
+  try {
+    detail::unique_fd dir = detail::open_tree_dir(lease.anchor(), lease.priority(task_lane(t)),
+                                                  /*create=*/false);
+    ::unlinkat(dir.get(), priority_marker_name(t.id, t.priority).c_str(), 0);
+  } catch (const std::exception&) {
+    // No marker directory (or an unsafe one): nothing of ours to remove.
+  }
+}
+
+}  // namespace leaseq
+// end leaseq/priority.hpp
 // begin leaseq/result_writer.hpp
 
 // Writes task results on a thread of their own, so the runner's loop does not wait for them.
@@ -6531,6 +6667,17 @@ class runner {
     if (::rename(from.c_str(), lease_.inbox_task(lane, spec.id).c_str()) != 0)
       log(fmt::format("{}: cannot give it back either ({}); left in claimed/", spec.id,
                       std::strerror(errno)));
+    else
+      remark_priority(spec);
+  }
+
+  // A task back in its lane gets its priority marker again (the claim removed it).
+  void remark_priority(const task_spec& spec) {
+    try {
+      mark_priority(lease_, spec);
+    } catch (const error& e) {
+      log(spec.id + ": " + e.what() + "; it runs in seq order");
+    }
   }
 
   // Whether pid is still the process that was recorded (pid + start time), for a task left
@@ -6847,99 +6994,206 @@ class runner {
     return any;
   }
 
-  // Lists a lane again when its cached listing is used up (a lane listing is reused while
-  // it lasts: new tasks have higher seqs, so order holds). The own lane comes first.
-  // A lane found empty is not listed again in the same pass (one listing per pass, not one
-  // per free slot).
+  // The next task to start, or nothing. Within each lane (the own lane first, then _any):
+  // marked tasks of priority above 0, highest first; then the lane in seq order, passing over
+  // tasks below priority 0; then those, highest first, when nothing else can run.
   std::optional<task_spec> next_candidate(double now) {
     for (int pass = 0; pass < 2; ++pass) {
       bool own = pass == 0;
       std::string lane = own ? cfg_.node : std::string(any_lane);
-      auto& cache = own ? lane_cache_ : any_cache_;
-      double& listed_empty = own ? lane_listed_empty_ : any_listed_empty_;
       if (!tree_ok(own ? dir_inbox_own : dir_inbox_any)) {
-        cache.clear();
+        (own ? lane_cache_ : any_cache_).clear();
         continue;
       }
-      if (cache.empty()) {
-        if (listed_empty == now) continue;
-        cache = detail::list_lane(lease_.inbox(lane));
-        if (cache.empty()) listed_empty = now;
-        forget_waiting_missing(lane, cache);
-      }
-      while (!cache.empty()) {
-        const std::string name = cache.front();
-        fs::path from = lease_.inbox(lane) / name;
-        task_spec spec;
-        bool remembered = false;
-        if (auto h = waiting_.empty() ? waiting_.end() : waiting_.find(lane + "/" + name);
-            h != waiting_.end()) {
-          spec = h->second;  // read once: only a retry puts a file of that name there again
-          remembered = true;
-        } else {
-          json_outcome peek = read_json_tolerant(from);
-          if (!peek.ok()) {
-            cache.pop_front();
-            if (peek.err != ENOENT) log_once(from, peek.reason);
-            continue;
-          }
-          if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
-            cache.pop_front();
-            log_once(from, "not owned by this runner's user: never run (left pending)");
-            continue;
-          }
-          try {
-            from_json(*peek.value, spec);
-            if (spec.id + ".json" != name) throw format_error("id does not match the file name");
-          } catch (const error& e) {
-            cache.pop_front();
-            log_once(from, e.what());
-            continue;
-          }
-        }
-        // A task that waits (for its dependencies, or its retry delay) is passed over, never
-        // blocking the tasks behind it; one whose dependency failed is claimed and cancelled.
-        std::optional<std::pair<std::string, task_state>> failed_dep;
-        if (!ready(spec, now, failed_dep)) {
-          cache.pop_front();
-          waiting_.emplace(lane + "/" + name, std::move(spec));
-          continue;
-        }
-        if (remembered) waiting_.erase(lane + "/" + name);
-        if (failed_dep) {
-          cache.pop_front();
-          if (!take(from, lease_.claimed(cfg_.node) / name, spec.id)) continue;
-          spec.claimed = now;
-          cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
-          continue;
-        }
-        bool impossible = spec.gpus > gpus_total();
-        if (impossible && !own) {
-          // Another node of the lease may have enough GPUs: leave it to them.
-          cache.pop_front();
-          log_once(from, fmt::format("needs {} GPUs, this node has {}", spec.gpus, gpus_total()));
-          continue;
-        }
-        if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) return std::nullopt;
-        cache.pop_front();
-        fs::path to = lease_.claimed(cfg_.node) / name;
-        if (!take(from, to, spec.id)) continue;
-        // A task with retries may have run and come back (another runner, a later attempt)
-        // since it was read: the claimed file is the truth.
-        if ((remembered || spec.retries > 0) && !reread_claimed(to, spec, now)) continue;
-        spec.claimed = now;
-        if (impossible) {
-          fail_too_many_gpus(spec, now);
-          continue;
-        }
-        return spec;
-      }
+      look l = next_marked(lane, own, now);
+      if (l.what == look::passed) l = next_in_seq_order(lane, own, now);
+      if (l.what == look::passed) l = next_low_priority(lane, own, now);
+      if (l.what == look::claimed) return std::move(l.spec);
+      if (l.what == look::blocked) return std::nullopt;
     }
     return std::nullopt;
   }
 
-  // The claim: rename inbox -> claimed. True when this runner now holds the task file.
-  bool take(const fs::path& from, const fs::path& to, const std::string& id) {
+  // What became of the pending tasks looked at: none to claim here (passed), one claimed, or
+  // the lane must wait (blocked: the task at its head needs GPUs that are busy).
+  struct look {
+    enum { passed, blocked, claimed } what = passed;
+    task_spec spec;
+  };
+
+  // Lists a lane again when its cached listing is used up (a lane listing is reused while
+  // it lasts: new tasks have higher seqs, so order holds). A lane found empty is not listed
+  // again in the same pass (one listing per pass, not one per free slot).
+  look next_in_seq_order(const std::string& lane, bool own, double now) {
+    auto& cache = own ? lane_cache_ : any_cache_;
+    double& listed_empty = own ? lane_listed_empty_ : any_listed_empty_;
+    if (cache.empty()) {
+      if (listed_empty == now) return {};
+      cache = detail::list_lane(lease_.inbox(lane));
+      if (cache.empty()) listed_empty = now;
+      forget_missing(waiting_, lane, cache);
+      forget_missing(low_priority_, lane, cache);
+    }
+    while (!cache.empty()) {
+      look l = consider(lane, cache.front(), own, now, true);
+      if (l.what == look::blocked) return l;
+      cache.pop_front();
+      if (l.what == look::claimed) return l;
+    }
+    return {};
+  }
+
+  // The lane's markers (priority above 0), listed again when the directory changed or a
+  // second has passed (a marked task may have been waiting for its dependencies).
+  look next_marked(const std::string& lane, bool own, double now) {
+    marked_lane& m = own ? marked_own_ : marked_any_;
+    struct stat st;
+    fs::path dir = lease_.priority(lane);
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      m = {};
+      return {};
+    }
+    bool changed = st.st_mtim.tv_sec != m.mtime.tv_sec || st.st_mtim.tv_nsec != m.mtime.tv_nsec ||
+                   st.st_ino != m.ino;
+    if (changed || now - m.listed >= dependency_recheck_s) {
+      m.markers = list_priority_markers(lease_, lane);
+      m.next = 0;
+      m.listed = now;
+      m.mtime = st.st_mtim;
+      m.ino = st.st_ino;
+    }
+    while (m.next < m.markers.size()) {
+      const priority_marker& pm = m.markers[m.next];
+      look l = consider(lane, pm.id + ".json", own, now, false);
+      if (l.what == look::blocked) return l;
+      ++m.next;
+      if (l.what == look::claimed) return l;
+      forget_stale_marker(lane, pm, now);
+    }
+    return {};
+  }
+
+  // A marker whose task is no longer in its lane (claimed by a runner that died before removing
+  // it) is removed once it is old enough that lag cannot explain the absence.
+  void forget_stale_marker(const std::string& lane, const priority_marker& pm, double now) {
+    struct stat st;
+    if (::lstat(lease_.inbox_task(lane, pm.id).c_str(), &st) == 0 || errno != ENOENT) return;
+    fs::path marker = lease_.priority(lane) / priority_marker_name(pm.id, pm.priority);
+    if (::lstat(marker.c_str(), &st) != 0 || static_cast<double>(st.st_mtim.tv_sec) > now - 60)
+      return;
+    task_spec t;
+    t.id = pm.id;
+    if (lane != any_lane) t.node = lane;
+    t.priority = pm.priority;
+    unmark_priority(lease_, t);
+  }
+
+  // Tasks below priority 0, highest first, once nothing else of the lane can be claimed.
+  look next_low_priority(const std::string& lane, bool own, double now) {
+    std::string prefix = lane + "/";
+    std::vector<std::pair<std::string, const task_spec*>> order;
+    for (auto it = low_priority_.lower_bound(prefix);
+         it != low_priority_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+      order.emplace_back(it->first.substr(prefix.size()), &it->second);
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+      return a.second->priority != b.second->priority ? a.second->priority > b.second->priority
+                                                      : a.second->seq < b.second->seq;
+    });
+    for (const auto& entry : order) {
+      std::string name = entry.first;
+      look l = consider(lane, name, own, now, false);
+      if (l.what != look::passed) return l;
+    }
+    return {};
+  }
+
+  // Looks at one pending task file of a lane and claims it when it can run here now.
+  // `defer_low`: a task below priority 0 is set aside (next_low_priority takes it later).
+  look consider(const std::string& lane, const std::string& name, bool own, double now,
+                bool defer_low) {
+    fs::path from = lease_.inbox(lane) / name;
+    const std::string slot = lane + "/" + name;
+    task_spec spec;
+    bool remembered = false;
+    if (auto h = waiting_.empty() ? waiting_.end() : waiting_.find(slot); h != waiting_.end()) {
+      spec = h->second;  // read once: only a retry puts a file of that name there again
+      remembered = true;
+    } else if (auto lp = low_priority_.empty() ? low_priority_.end() : low_priority_.find(slot);
+               lp != low_priority_.end()) {
+      if (defer_low) return {};
+      spec = lp->second;
+      remembered = true;
+    } else {
+      json_outcome peek = read_json_tolerant(from);
+      if (!peek.ok()) {
+        if (peek.err != ENOENT) log_once(from, peek.reason);
+        return {};
+      }
+      if (!owned_by_me(from)) {  // another user's task never runs as this runner's user
+        log_once(from, "not owned by this runner's user: never run (left pending)");
+        return {};
+      }
+      try {
+        from_json(*peek.value, spec);
+        if (spec.id + ".json" != name) throw format_error("id does not match the file name");
+      } catch (const error& e) {
+        log_once(from, e.what());
+        return {};
+      }
+    }
+    // A task that waits (for its dependencies, or its retry delay) is passed over, never
+    // blocking the tasks behind it; one whose dependency failed is claimed and cancelled.
+    std::optional<std::pair<std::string, task_state>> failed_dep;
+    if (!ready(spec, now, failed_dep)) {
+      low_priority_.erase(slot);
+      waiting_.insert_or_assign(slot, std::move(spec));
+      return {};
+    }
+    waiting_.erase(slot);
+    if (spec.priority < 0 && defer_low) {
+      low_priority_.insert_or_assign(slot, std::move(spec));
+      return {};
+    }
+    low_priority_.erase(slot);
+    fs::path to = lease_.claimed(cfg_.node) / name;
+    if (failed_dep) {
+      if (!take(from, to, spec)) return {};
+      spec.claimed = now;
+      cancel_for_dependency(spec, failed_dep->first, failed_dep->second, now);
+      return {};
+    }
+    bool impossible = spec.gpus > gpus_total();
+    if (impossible && !own) {
+      // Another node of the lease may have enough GPUs: leave it to them.
+      log_once(from, fmt::format("needs {} GPUs, this node has {}", spec.gpus, gpus_total()));
+      return {};
+    }
+    if (!impossible && spec.gpus > static_cast<int>(free_gpus_.size())) {
+      // Remembered, so that the lane's head is not read again on every pass.
+      if (spec.priority < 0) low_priority_.insert_or_assign(slot, spec);
+      return {look::blocked, {}};
+    }
+    if (!take(from, to, spec)) return {};
+    // A task with retries may have run and come back (another runner, a later attempt)
+    // since it was read: the claimed file is the truth.
+    if ((remembered || spec.retries > 0) && !reread_claimed(to, spec, now)) return {};
+    spec.claimed = now;
+    if (impossible) {
+      fail_too_many_gpus(spec, now);
+      return {};
+    }
+    return {look::claimed, std::move(spec)};
+  }
+
+  // The claim: rename inbox -> claimed. True when this runner now holds the task file; its
+  // priority marker, if any, goes then.
+  bool take(const fs::path& from, const fs::path& to, const task_spec& spec) {
+    if (!take_file(from, to, spec.id)) return false;
+    unmark_priority(lease_, spec);
+    return true;
+  }
+
+  bool take_file(const fs::path& from, const fs::path& to, const std::string& id) {
     int rc = ::rename(from.c_str(), to.c_str());
     int e = errno;
     if (rc == 0 && fault_hit(fault_point::claim_rename_lies)) {
@@ -7036,12 +7290,15 @@ class runner {
 
   // Drops the waiting tasks of a lane that its new listing no longer shows (claimed elsewhere,
   // cancelled).
-  void forget_waiting_missing(const std::string& lane, const std::deque<std::string>& listing) {
+  // Drops the remembered tasks of a lane that its new listing no longer holds.
+  static void forget_missing(std::map<std::string, task_spec>& remembered, const std::string& lane,
+                             const std::deque<std::string>& listing) {
     std::string prefix = lane + "/";
+    auto it = remembered.lower_bound(prefix);
+    if (it == remembered.end() || it->first.compare(0, prefix.size(), prefix) != 0) return;
     std::set<std::string> present(listing.begin(), listing.end());
-    for (auto it = waiting_.lower_bound(prefix);
-         it != waiting_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
-      it = present.count(it->first.substr(prefix.size())) ? std::next(it) : waiting_.erase(it);
+    while (it != remembered.end() && it->first.compare(0, prefix.size(), prefix) == 0)
+      it = present.count(it->first.substr(prefix.size())) ? std::next(it) : remembered.erase(it);
   }
 
   void log_once(const fs::path& p, const std::string& reason) {
@@ -7270,6 +7527,8 @@ class runner {
           fmt::format("{}: cannot put it back into lane {} ({}); left in claimed/, to be run "
                       "again from there",
                       id, lane, std::strerror(errno)));
+    else
+      remark_priority(next);
     log(fmt::format("{}: attempt {}/{} failed; runs again{}", id, attempt_number(t.spec),
                     attempts_allowed(t.spec),
                     next.retry_delay > 0 ? fmt::format(" in {:g} s", next.retry_delay) : ""));
@@ -7597,6 +7856,17 @@ class runner {
   std::deque<task_spec> adopted_;  // found in claimed/ without a pid: to be run
   // Pending tasks passed over (dependencies, retry delay), by "<lane>/<file name>", parsed.
   std::map<std::string, task_spec> waiting_;
+  // Pending tasks below priority 0, passed over while anything else can run; same keys.
+  std::map<std::string, task_spec> low_priority_;
+  // A lane's priority markers as last listed, and how far the claims have got through them.
+  struct marked_lane {
+    std::vector<priority_marker> markers;
+    std::size_t next = 0;
+    double listed = -1e18;
+    timespec mtime{};
+    ino_t ino = 0;
+  };
+  marked_lane marked_own_, marked_any_;
   struct dependency {
     std::optional<task_state> ended;
     double checked = -1e18;
@@ -8294,6 +8564,11 @@ class task_sax {
         exact_.argv_b64->push_back(std::string(s));
         return true;
       }
+      if (field_ == f::labels) {
+        if (!is_valid_label(s) || t_.labels.size() >= max_task_labels) return false;
+        t_.labels.push_back(std::string(s));
+        return true;
+      }
       if (field_ == f::env_b64) {
         exact_.env_b64->emplace_back(env_key_, std::string(s));
         return true;
@@ -8384,6 +8659,8 @@ class task_sax {
       t_.argv.clear();
     else if (field_ == f::argv_b64)
       exact_.argv_b64.emplace();
+    else if (field_ == f::labels)
+      t_.labels.clear();
     else
       return false;
     depth_ = 2;
@@ -8428,8 +8705,11 @@ class task_sax {
     stderr_,
     attempt,
     array_id,
-    array_index
+    array_index,
+    labels,
+    priority
   };
+  static_assert(static_cast<int>(f::priority) < 32, "seen_ has one bit per field");
 
   task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
 
@@ -8461,7 +8741,9 @@ class task_sax {
                                                                {"cwd_b64", f::cwd_b64},
                                                                {"env_b64", f::env_b64},
                                                                {"array_id", f::array_id},
-                                                               {"array_index", f::array_index}};
+                                                               {"array_index", f::array_index},
+                                                               {"labels", f::labels},
+                                                               {"priority", f::priority}};
     for (const auto& [name, id] : table)
       if (name == k) return id;
     return f::unknown;
@@ -8483,6 +8765,10 @@ class task_sax {
         return true;
       case f::array_index:  // an array's task (protocol version 3): kept in extra
         array_index_ = v;
+        return true;
+      case f::priority:
+        if (v < -max_task_priority || v > max_task_priority) return false;
+        t_.priority = static_cast<int>(v);
         return true;
       case f::exit_code:
       case f::signal: {
@@ -9512,6 +9798,8 @@ struct submit_request {
   std::optional<double> time_limit;  // seconds
   int retries = 0;
   double retry_delay = 0;  // seconds
+  std::vector<std::string> labels;
+  int priority = 0;  // higher is claimed first within its lane
 };
 
 struct submit_outcome {
@@ -9603,6 +9891,12 @@ inline void check_request(const submit_request& r) {
     throw error("submit: retries must be between 0 and " + std::to_string(max_task_retries));
   if (!(r.retry_delay >= 0 && r.retry_delay <= 366 * 86400.0))
     throw error("submit: the retry delay must be 0 to a year");
+  if (r.labels.size() > max_task_labels)
+    throw error("submit: at most " + std::to_string(max_task_labels) + " labels");
+  for (const auto& l : r.labels) check_label(l);
+  if (r.priority < -max_task_priority || r.priority > max_task_priority)
+    throw error("submit: priority must be between " + std::to_string(-max_task_priority) + " and " +
+                std::to_string(max_task_priority));
   for (const auto& [k, v] : r.env)
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       throw error("submit: invalid environment variable name " + quote_for_message(k));
@@ -9633,6 +9927,9 @@ inline task_spec make_spec(const submit_request& r, const std::string& lease_id,
   t.time_limit = r.time_limit;
   t.retries = r.retries;
   t.retry_delay = r.retry_delay;
+  for (const auto& l : r.labels)
+    if (std::find(t.labels.begin(), t.labels.end(), l) == t.labels.end()) t.labels.push_back(l);
+  t.priority = r.priority;
   return t;
 }
 
@@ -10003,6 +10300,19 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
     undo.published(*task_seq(out[i].id), requests[i].key);
   }
   stage.flush();
+  // Priority markers, once their tasks are visible. One that cannot be made leaves its task
+  // in seq order: it still runs, only later than asked.
+  for (std::size_t i = 0; i < n; ++i)
+    if (!skip[i] && requests[i].priority > 0) {
+      task_spec t;
+      t.id = out[i].id;
+      t.node = requests[i].node;
+      t.priority = requests[i].priority;
+      try {
+        mark_priority(lease, t);
+      } catch (const error&) {
+      }
+    }
   // Ids reserved for requests answered by an earlier key are given back.
   for (std::size_t i = 0; i < n; ++i)
     if (skip[i]) maker.release(seqs[i]);
@@ -10047,6 +10357,8 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
   r.time_limit = loc->spec.time_limit;
   r.retries = loc->spec.retries;
   r.retry_delay = loc->spec.retry_delay;
+  r.labels = loc->spec.labels;
+  r.priority = loc->spec.priority;
   return submit_task(lease, lease_id, r, now);
 }
 
@@ -10751,10 +11063,11 @@ class paged_reader {
 namespace leaseq {
 
 struct task_filter {
-  std::vector<task_state> states;  // empty: any state
-  std::string node;                // empty: any node; else task_view::node must equal it
-  std::string command;             // substring of the command, ASCII case-insensitive
-  bool has_stderr_output = false;  // non-empty .err, or exit code != 0
+  std::vector<task_state> states;   // empty: any state
+  std::string node;                 // empty: any node; else task_view::node must equal it
+  std::string command;              // substring of the command, ASCII case-insensitive
+  std::vector<std::string> labels;  // the task carries every one of these labels
+  bool has_stderr_output = false;   // non-empty .err, or exit code != 0
 };
 
 enum class task_sort {
@@ -10790,6 +11103,32 @@ inline int state_priority(task_state s) noexcept {
   return 7;
 }
 
+// A search as typed in the dashboard's `/`: words `label:NAME` select by label, the rest (joined
+// by single spaces) is the command substring.
+inline void set_task_search(task_filter& f, const std::string& text) {
+  f.labels.clear();
+  std::string rest;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = std::min(text.find(' ', at), text.size());
+    std::string word = text.substr(at, end - at);
+    if (word.size() > 6 && word.compare(0, 6, "label:") == 0)
+      f.labels.push_back(word.substr(6));
+    else if (!word.empty())
+      rest += (rest.empty() ? "" : " ") + word;
+    at = end + 1;
+  }
+  f.command = rest;
+}
+
+// The search text that set_task_search reads back into the same filter.
+inline std::string task_search_text(const task_filter& f) {
+  std::string out;
+  for (const std::string& l : f.labels) out += (out.empty() ? "" : " ") + ("label:" + l);
+  if (!f.command.empty()) out += (out.empty() ? "" : " ") + f.command;
+  return out;
+}
+
 namespace detail {
 inline bool contains_ci(const std::string& hay, const std::string& needle) {
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
@@ -10807,6 +11146,10 @@ inline bool matches(const task_view& t, const task_filter& f,
     return false;
   if (!f.node.empty() && t.node != f.node) return false;
   if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
+  for (const std::string& l : f.labels)
+    if (!t.spec ||
+        std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())
+      return false;
   if (f.has_stderr_output) {
     auto code = t.exit_code();
     bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);

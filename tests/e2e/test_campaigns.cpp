@@ -215,7 +215,7 @@ TEST_CASE("tasks --json and --format for scripts", "[tasks][e2e]") {
   CHECK(t_ok["started"].is_number());
   CHECK(t_ok["attempt"].is_string());
   CHECK(t_ok["labels"] == json::array());
-  CHECK(t_ok["priority"].is_null());
+  CHECK(t_ok["priority"] == 0);
   const json& t_bad = task_in(list, bad);
   CHECK(t_bad["state"] == "FAILED");
   CHECK(t_bad["signal"] == 9);
@@ -284,4 +284,89 @@ TEST_CASE("lease create --dry-run shows the slots each runner gets", "[slots][e2
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.out, Catch::Contains("--slots"));
   CHECK_FALSE(fs::exists(f.home / "keepers"));
+}
+
+TEST_CASE("priority: a runner claims its lane highest first, ties by seq", "[priority][e2e]") {
+  fixture f;
+  runner_proc run(f, "n1", {"--slots", "1", "--gpus", "none"});
+  f.leaseq("pause --lease " + lease_id + " n1");
+  REQUIRE(wait_until([&] { return hb_says(f, "n1", "paused", true); }, 30s));
+  std::string plain1 = f.submit("-- true");
+  std::string low = f.submit("--priority -1 -- true");
+  std::string high = f.submit("--priority 10 -- true");
+  std::string plain2 = f.submit("-- true");
+  std::string mid = f.submit("--node n1 --priority 3 -- true");  // own lane before _any
+  std::string high2 = f.submit("--priority 10 -- true");
+  f.leaseq("resume --lease " + lease_id + " n1");
+  std::vector<std::pair<double, std::string>> order;
+  for (const auto& id : {plain1, low, high, plain2, mid, high2}) {
+    json res = f.wait_result(id);
+    CHECK(res["state"] == "FINISHED");
+    order.emplace_back(res["claimed"].get<double>(), id);
+  }
+  std::sort(order.begin(), order.end());
+  std::vector<std::string> ids;
+  for (const auto& o : order) ids.push_back(o.second);
+  CHECK(ids == std::vector<std::string>{mid, high, high2, plain1, plain2, low});
+  // Every marker went with its claim.
+  CHECK(detail::list_dir(f.lease.priority_root().string() + "/_any").names.empty());
+  CHECK(detail::list_dir(f.lease.priority_root().string() + "/n1").names.empty());
+  json list = tasks_json(f);
+  CHECK(task_in(list, high)["priority"] == 10);
+  CHECK(task_in(list, low)["priority"] == -1);
+  CHECK(task_in(list, plain1)["priority"] == 0);
+
+  for (const char* bad : {"--priority 1000001", "--priority x", "--priority ''"}) {
+    INFO(bad);
+    auto r = f.leaseq("submit --lease " + lease_id + " " + bad + " -- true");
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.out, Catch::Contains("--priority"));
+  }
+}
+
+TEST_CASE("labels: tasks, cancel and retry select by label", "[labels][e2e]") {
+  fixture f;
+  std::string a = f.submit("--label sweep --label lr:0.1 -- false");
+  std::string b = f.submit("--label sweep,lr:0.2 -- true");
+  std::string c = f.submit("-- true");
+  auto r = f.leaseq(
+      "tasks --lease " + lease_id + " --label sweep --sort seq --format '{id} {labels}'", false);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == a + " sweep,lr:0.1\n" + b + " sweep,lr:0.2\n");
+  r = f.leaseq("tasks --lease " + lease_id + " --label sweep --label lr:0.1 --format '{id}'",
+               false);
+  CHECK(r.out == a + "\n");
+  CHECK(task_in(tasks_json(f), a)["labels"] == json({"sweep", "lr:0.1"}));
+
+  // Bulk cancel by label asks first off a terminal: refused without --yes, nothing touched.
+  r = f.leaseq("cancel --lease " + lease_id + " --label sweep </dev/null");
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.out, Catch::Contains("--yes"));
+  r = f.leaseq("cancel --lease " + lease_id + " --label lr:0.2");
+  CHECK(r.exit_code == 0);
+  runner_proc run(f, "n1", {"--gpus", "none"});
+  CHECK(f.wait_result(b)["state"] == "CANCELLED");
+  CHECK(f.wait_result(a)["state"] == "FAILED");
+  CHECK(f.wait_result(c)["state"] == "FINISHED");
+  // retry --label: only the ended tasks with that label, as new tasks that keep the labels.
+  r = f.leaseq("retry --lease " + lease_id + " --label sweep --yes", false);
+  CHECK(r.exit_code == 0);
+  auto retried = lines_of(r.out);
+  CHECK(retried.size() == 2);
+  r = f.leaseq("tasks --lease " + lease_id + " --label sweep --format '{id}'", false);
+  CHECK(lines_of(r.out).size() == 4);
+  r = f.leaseq("cancel --lease " + lease_id + " --label nosuch");
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("no PENDING or RUNNING task labelled nosuch"));
+
+  for (const char* bad :
+       {"--label 'a b'", "--label ''", "--label \"$(printf '\\033]0;x\\007')\"", "--label ,"}) {
+    INFO(bad);
+    r = f.leaseq("submit --lease " + lease_id + " " + bad + " -- true");
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.out, Catch::Contains("label"));
+    CHECK(r.out.find('\x1b') == std::string::npos);
+  }
+  r = f.leaseq("tasks --lease " + lease_id + " --label 'a/b'");
+  CHECK(r.exit_code != 0);
 }

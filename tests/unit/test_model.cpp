@@ -1,4 +1,5 @@
 #include <leaseq/model.hpp>
+#include <leaseq/priority.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -329,4 +330,53 @@ TEST_CASE("version 3 task fields refuse what a runner cannot obey, naming the fi
   CHECK(bad(R"("retry_delay": -1)").find("'retry_delay'") != std::string::npos);
   CHECK(bad(R"("attempts": [1])").find("'attempts'") != std::string::npos);
   CHECK(bad(R"("retries": 1, "retry_delay": 0, "after": [])").empty());
+}
+
+TEST_CASE("version 4 labels and priority round-trip, are written only when set, and are checked",
+          "[model]") {
+  task_spec plain = sample_task();
+  json j = plain;
+  CHECK_FALSE(j.contains("labels"));  // a task without them is exactly what version 3 wrote
+  CHECK_FALSE(j.contains("priority"));
+  task_spec t = sample_task();
+  t.labels = {"sweep", "lr:0.1"};
+  t.priority = -7;
+  j = t;
+  CHECK(j["labels"] == json({"sweep", "lr:0.1"}));
+  CHECK(j["priority"] == -7);
+  task_spec back = j.get<task_spec>();
+  CHECK(back.labels == t.labels);
+  CHECK(back.priority == -7);
+  CHECK(back.extra.empty());
+  CHECK(json(back) == j);
+
+  auto bad = [](const std::string& fields) {
+    try {
+      json::parse(R"({"id": "T005", "argv": ["x"], )" + fields + "}").get<task_spec>();
+    } catch (const error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(bad(R"("labels": ["a b"])").find("'labels'") != std::string::npos);
+  CHECK(bad(R"("labels": ["\u001b]0;x\u0007"])").find("'labels'") != std::string::npos);
+  CHECK(bad(R"("labels": "sweep")").find("'labels'") != std::string::npos);
+  CHECK(bad(R"("priority": 1000001)").find("'priority'") != std::string::npos);
+  CHECK(bad(R"("priority": "high")").find("'priority'") != std::string::npos);
+  std::string many = R"("labels": [)";
+  for (int i = 0; i < 33; ++i) many += (i ? ", " : "") + ("\"l" + std::to_string(i) + "\"");
+  CHECK(bad(many + "]").find("'labels'") != std::string::npos);
+  CHECK(bad(R"("labels": ["ok"], "priority": -1000000)").empty());
+}
+
+TEST_CASE("priority markers: names read back, anything else is not one", "[model]") {
+  CHECK(priority_marker_name("T012", 5) == "T012.p5");
+  auto m = parse_priority_marker("T012.p5");
+  REQUIRE(m);
+  CHECK(m->id == "T012");
+  CHECK(m->seq == 12);
+  CHECK(m->priority == 5);
+  for (const char* bad : {"T012.p0", "T012.p-1", "T012.p", "T012", "x.p3", ".T012.p3.tmp",
+                          "T012.p3x", "T012.p99999999999", "../T012.p3"})
+    CHECK_FALSE(parse_priority_marker(bad));
 }

@@ -1121,3 +1121,118 @@ TEST_CASE("runner: the supervisor stops a task at its time limit, SIGKILL after 
   ws = supervise_with_limit(st, "-1", "1", "exit 0");
   CHECK(WEXITSTATUS(ws) == 2);
 }
+
+// ---- protocol version 4: priority ----
+
+TEST_CASE("runner: a lane is claimed by priority, highest first, then by seq", "[runner]") {
+  bench b;
+  std::string plain1 = b.submit();
+  std::string low = submit_v3(b, [](submit_request& r) { r.priority = -5; });
+  std::string plain2 = b.submit();
+  std::string mid = submit_v3(b, [](submit_request& r) { r.priority = 2; });
+  std::string high = submit_v3(b, [](submit_request& r) { r.priority = 9; });
+  std::string mid2 = submit_v3(b, [](submit_request& r) { r.priority = 2; });
+  // Markers only for priorities above 0, named after the task and its priority.
+  CHECK(fs::exists(b.lease.priority("_any") / (high + ".p9")));
+  CHECK(fs::exists(b.lease.priority("_any") / (mid + ".p2")));
+  CHECK(detail::list_dir(b.lease.priority("_any").string()).names.size() == 3);
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  std::vector<std::string> order;
+  for (int i = 0; i < 6; ++i) {
+    b.step();
+    REQUIRE(b.ops.procs.size() == static_cast<std::size_t>(i + 1));
+    pid_t pid = b.ops.procs.rbegin()->first;
+    order.push_back(b.ops.env_of(pid, "LEASEQ_TASK_ID"));
+    b.ops.exit_code(pid, 0);
+    b.step();
+  }
+  CHECK(order == std::vector<std::string>{high, mid, mid2, plain1, plain2, low});
+  // The claims removed the markers.
+  CHECK(detail::list_dir(b.lease.priority("_any").string()).names.empty());
+  CHECK(b.result(high)->task.priority == 9);
+}
+
+TEST_CASE("runner: a task submitted later with a higher priority overtakes the queue", "[runner]") {
+  bench b;
+  std::vector<std::string> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(b.submit(std::string("n1")));
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  pid_t first = b.ops.pid_of(queued[0]);
+  REQUIRE(first > 0);
+  std::string urgent = submit_v3(b, [](submit_request& r) {
+    r.node = "n1";
+    r.priority = 1;
+  });
+  b.ops.exit_code(first, 0);
+  b.step();
+  CHECK(b.ops.pid_of(urgent) > 0);  // before queued[1], whose listing was cached already
+  CHECK(b.ops.pid_of(queued[1]) < 0);
+}
+
+TEST_CASE("runner: a retried attempt gets its priority marker back, a stale marker goes",
+          "[runner]") {
+  bench b;
+  std::string id = submit_v3(b, [](submit_request& r) {
+    r.priority = 3;
+    r.retries = 1;
+    r.retry_delay = 30;
+  });
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  pid_t p1 = b.ops.pid_of(id);
+  REQUIRE(p1 > 0);
+  CHECK_FALSE(fs::exists(b.lease.priority("_any") / (id + ".p3")));
+  b.ops.exit_code(p1, 1);
+  b.step();
+  CHECK(fs::exists(b.lease.inbox_task("_any", id)));
+  CHECK(fs::exists(b.lease.priority("_any") / (id + ".p3")));  // queued again, marked again
+  b.step(31);
+  b.step();
+  REQUIRE(b.ops.procs.size() == 2);
+  CHECK_FALSE(fs::exists(b.lease.priority("_any") / (id + ".p3")));
+  b.ops.exit_code(b.ops.procs.rbegin()->first, 0);
+  b.step();
+  CHECK(b.result(id)->state == task_state::finished);
+
+  // A marker whose task is nowhere in the lane (a claim by a runner that died before removing
+  // it) is removed once older than lag explains; a young one stays.
+  fs::path stale = b.lease.priority("_any") / "T077.p4";
+  write_file_atomic(stale, "");
+  b.step(1.1);
+  CHECK(fs::exists(stale));
+  struct timespec old[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(b.clock.now()) - 120, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, stale.c_str(), old, 0) == 0);
+  b.step(1.1);
+  CHECK_FALSE(fs::exists(stale));
+}
+
+TEST_CASE("runner: priority markers are hints, the task file decides what runs", "[runner]") {
+  bench b;
+  std::string plain = b.submit();
+  // A marker naming a priority the file does not have, and one for a task that waits on a
+  // dependency: neither runs a task out of turn wrongly or twice.
+  std::string dep = b.submit();
+  std::string waits = submit_v3(b, [&](submit_request& r) {
+    r.after = {dep};
+    r.priority = 7;
+  });
+  write_file_atomic(b.lease.priority("_any") / (plain + ".p100"), "");
+  write_file_atomic(b.lease.priority("_any") / "garbage", "");
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  CHECK(b.ops.pid_of(plain) > 0);  // by its marker: the file's priority 0 is only shown
+  b.ops.exit_code(b.ops.pid_of(plain), 0);
+  b.step();
+  CHECK(b.ops.pid_of(dep) > 0);
+  CHECK(b.ops.pid_of(waits) < 0);
+  b.ops.exit_code(b.ops.pid_of(dep), 0);
+  b.step();
+  b.step(1.1);
+  CHECK(b.ops.pid_of(waits) > 0);
+  CHECK(b.ops.procs.size() == 3);
+}

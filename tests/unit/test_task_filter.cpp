@@ -107,3 +107,41 @@ TEST_CASE("the cap keeps the first N and the total", "[task_filter]") {
   CHECK(ids(sel) == std::vector<std::string>{"T006", "T003", "T008"});
   CHECK(select_tasks(s, {}, task_sort::state_priority, 0).tasks.empty());
 }
+
+TEST_CASE("filters by labels: the task carries every one asked for", "[task_filter]") {
+  std::vector<task_view> t;
+  auto labelled = [](std::int64_t seq, std::vector<std::string> labels) {
+    task_view v = make(seq, task_state::pending, "", "echo " + std::to_string(seq), 1);
+    auto spec = std::make_shared<task_spec>(*v.spec);
+    spec->labels = std::move(labels);
+    v.spec = spec;
+    return v;
+  };
+  t.push_back(labelled(1, {"sweep", "lr:0.1"}));
+  t.push_back(labelled(2, {"sweep"}));
+  t.push_back(labelled(3, {}));
+  snapshot s;
+  s.task_table = std::make_shared<const std::vector<task_view>>(std::move(t));
+  task_filter f;
+  f.labels = {"sweep"};
+  CHECK(ids(select_tasks(s, f, task_sort::seq_in_lane, 100)) ==
+        std::vector<std::string>{"T001", "T002"});
+  f.labels = {"sweep", "lr:0.1"};
+  CHECK(ids(select_tasks(s, f, task_sort::seq_in_lane, 100)) == std::vector<std::string>{"T001"});
+  f.labels = {"Sweep"};  // labels are exact
+  CHECK(select_tasks(s, f, task_sort::seq_in_lane, 100).total == 0);
+}
+
+TEST_CASE("a dashboard search reads label:NAME words as label filters", "[task_filter]") {
+  task_filter f;
+  set_task_search(f, "label:sweep  train.py label:lr:0.1 --cfg");
+  CHECK(f.labels == std::vector<std::string>{"sweep", "lr:0.1"});
+  CHECK(f.command == "train.py --cfg");
+  CHECK(task_search_text(f) == "label:sweep label:lr:0.1 train.py --cfg");
+  set_task_search(f, "label:");  // no name: searched for as text
+  CHECK(f.labels.empty());
+  CHECK(f.command == "label:");
+  set_task_search(f, "");
+  CHECK(f.labels.empty());
+  CHECK(f.command.empty());
+}

@@ -182,3 +182,20 @@ TEST_CASE("task_sax reads an array's task like from_json", "[task_sax]") {
   CHECK(r == general(res, true));
   CHECK(r["array_index"] == 0);
 }
+
+TEST_CASE("task_sax reads labels and priority like from_json", "[task_sax]") {
+  std::string text = task_text;
+  text.insert(text.size() - 1, R"(, "labels": ["sweep", "lr:0.1"], "priority": -4)");
+  json f = fast(text, false);
+  REQUIRE_FALSE(f.is_null());
+  CHECK(f == general(text, false));
+  CHECK(f["labels"] == json({"sweep", "lr:0.1"}));
+  CHECK(f["priority"] == -4);
+  // What from_json refuses, the fast path leaves to it.
+  for (const char* bad : {R"(, "labels": ["a b"])", R"(, "labels": [""])",
+                          R"(, "priority": 1000001)", R"(, "labels": "sweep")"}) {
+    std::string t = task_text;
+    t.insert(t.size() - 1, bad);
+    CHECK(fast(t, false).is_null());
+  }
+}

@@ -275,6 +275,11 @@ class task_sax {
         exact_.argv_b64->push_back(std::string(s));
         return true;
       }
+      if (field_ == f::labels) {
+        if (!is_valid_label(s) || t_.labels.size() >= max_task_labels) return false;
+        t_.labels.push_back(std::string(s));
+        return true;
+      }
       if (field_ == f::env_b64) {
         exact_.env_b64->emplace_back(env_key_, std::string(s));
         return true;
@@ -365,6 +370,8 @@ class task_sax {
       t_.argv.clear();
     else if (field_ == f::argv_b64)
       exact_.argv_b64.emplace();
+    else if (field_ == f::labels)
+      t_.labels.clear();
     else
       return false;
     depth_ = 2;
@@ -409,8 +416,11 @@ class task_sax {
     stderr_,
     attempt,
     array_id,
-    array_index
+    array_index,
+    labels,
+    priority
   };
+  static_assert(static_cast<int>(f::priority) < 32, "seen_ has one bit per field");
 
   task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
 
@@ -442,7 +452,9 @@ class task_sax {
                                                                {"cwd_b64", f::cwd_b64},
                                                                {"env_b64", f::env_b64},
                                                                {"array_id", f::array_id},
-                                                               {"array_index", f::array_index}};
+                                                               {"array_index", f::array_index},
+                                                               {"labels", f::labels},
+                                                               {"priority", f::priority}};
     for (const auto& [name, id] : table)
       if (name == k) return id;
     return f::unknown;
@@ -464,6 +476,10 @@ class task_sax {
         return true;
       case f::array_index:  // an array's task (protocol version 3): kept in extra
         array_index_ = v;
+        return true;
+      case f::priority:
+        if (v < -max_task_priority || v > max_task_priority) return false;
+        t_.priority = static_cast<int>(v);
         return true;
       case f::exit_code:
       case f::signal: {
