@@ -61,11 +61,13 @@ void sort_by_seq(std::vector<outcome>& v) {
   });
 }
 
-// Listed tasks: only their own result files are looked at (done/<node>/<id>.result.json in
-// each node directory), never the whole lease.
+// Listed tasks: only their own files are looked at (done/<node>/<id>.result.json in each node
+// directory, then where the task is), never the whole lease. As in the snapshot store, a task
+// seen RUNNING that then is in neither claimed/ nor done/ for ui.lost_confirm_s is LOST.
 class listed_tasks {
  public:
-  listed_tasks(const lease_paths& lease, std::vector<std::string> ids) : lease_(lease) {
+  listed_tasks(const lease_paths& lease, std::vector<std::string> ids, double lost_confirm_s)
+      : lease_(lease), lost_confirm_s_(lost_confirm_s) {
     for (auto& id : ids) outcomes_[id].id = id;
   }
 
@@ -77,12 +79,13 @@ class listed_tasks {
     return out;
   }
 
-  void poll() {
+  void poll(double now = unix_now()) {
     std::vector<std::string> nodes;
     for (const std::string& d : detail::list_dir(lease_.done_root().string()).names)
       if (is_valid_lane(d)) nodes.push_back(d);
     for (auto& [id, o] : outcomes_) {
       if (ended(o.state)) continue;
+      bool read = false;
       for (const auto& node : nodes) {
         json_outcome r = read_json_tolerant(lease_.result(node, id));
         if (!r.ok()) continue;
@@ -91,11 +94,13 @@ class listed_tasks {
           from_json(*r.value, res);
           o = outcome_of(res);
           o.id = id;
+          read = true;
           break;
         } catch (const error&) {
           // Half-visible through a lagging cache: look again next time.
         }
       }
+      if (!read) watch_running(id, o, now);
     }
   }
 
@@ -116,8 +121,28 @@ class listed_tasks {
   }
 
  private:
+  // A task without a result: RUNNING while it is in claimed/, LOST once it was seen RUNNING
+  // and has been in neither claimed/ nor done/ (a result may still be on its way) for longer
+  // than ui.lost_confirm_s.
+  void watch_running(const std::string& id, outcome& o, double now) {
+    if (auto loc = locate_task(lease_, id)) {
+      if (loc->place != task_place::done)  // a result there but unreadable: keep what it was
+        o.state = loc->place == task_place::running ? task_state::running : task_state::pending;
+      missing_since_.erase(id);
+      return;
+    }
+    if (o.state != task_state::running) return;
+    double since = missing_since_.emplace(id, now).first->second;
+    if (now - since >= lost_confirm_s_) {
+      o.state = task_state::lost;
+      o.reason = "not in claimed/ or done/ for longer than ui.lost_confirm_s";
+    }
+  }
+
   const lease_paths& lease_;
+  double lost_confirm_s_;
   std::map<std::string, outcome> outcomes_;
+  std::map<std::string, double> missing_since_;
 };
 
 // --all: every task of the lease, those submitted while waiting included, through the snapshot
@@ -211,11 +236,12 @@ void cmd_wait(const wait_args& a) {
   home_paths home = home_paths::from_env();
   lease_paths lease(home, lease_id);
 
-  listed_tasks listed(lease, std::vector<std::string>(ids.begin(), ids.end()));
-  if (auto unknown = listed.unknown(); !unknown.empty())
-    usage_error(fmt::format("lease {} has no task {}", lease_id, fmt::join(unknown, ", ")));
   store_options so;
   so.ui = load_config(home.config()).ui;
+  listed_tasks listed(lease, std::vector<std::string>(ids.begin(), ids.end()),
+                      so.ui.lost_confirm_s);
+  if (auto unknown = listed.unknown(); !unknown.empty())
+    usage_error(fmt::format("lease {} has no task {}", lease_id, fmt::join(unknown, ", ")));
   snapshot_store<> store(lease, lease_id, so);
 
   struct sigaction sa {};

@@ -56,6 +56,7 @@
 #include "leaseq/clock.hpp"
 #include "leaseq/control.hpp"
 #include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/dir_watch.hpp"
 #include "leaseq/detail/process_identity.hpp"
 #include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/fault.hpp"
@@ -1510,7 +1511,10 @@ inline void runner_on_signal(int sig) {
 }  // namespace detail
 
 // The real loop: SIGTERM/SIGINT stop the runner cleanly; SIGCHLD wakes it so a slot is reused
-// as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s. Returns 0.
+// as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s; a name
+// appearing in its lanes or control directory wakes it at once where inotify sees it (a
+// local filesystem; on a network filesystem another client's submit waits for the poll).
+// Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
   runner r(cfg, lease, ops, std::move(log));
@@ -1533,6 +1537,9 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
     (void)!::write(fd, &c, 1);
   });
   r.start(unix_now());
+  detail::dir_watch lanes({lease.inbox(cfg.node), lease.inbox(std::string(any_lane)),
+                           lease.control(cfg.node), lease.priority(cfg.node),
+                           lease.priority(std::string(any_lane))});
   double backoff = cfg.idle_min_s;
   while (!r.finished()) {
     if (detail::runner_stop_flag().load()) r.request_stop();
@@ -1541,12 +1548,14 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
     if (r.finished()) break;
     backoff = busy ? cfg.idle_min_s : std::min(cfg.idle_max_s, backoff * 2);
     double wait = std::min(backoff, r.next_deadline(now));
-    pollfd p{wake_r.get(), POLLIN, 0};
+    lanes.add_missing();
+    pollfd p[2] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}};
     int ms = static_cast<int>(wait * 1000) + 1;
-    if (::poll(&p, 1, ms) > 0) {
+    if (::poll(p, lanes.fd() >= 0 ? 2 : 1, ms) > 0) {
       char buf[64];
       while (::read(wake_r.get(), buf, sizeof buf) > 0) {
       }
+      if (lanes.drain()) backoff = cfg.idle_min_s;
     }
   }
   detail::runner_wake_fd() = -1;

@@ -5380,6 +5380,85 @@ class result_writer {
 
 #include <fmt/format.h>
 
+// begin leaseq/detail/dir_watch.hpp
+
+// Wakes a waiting loop when a name appears in one of a few directories (a task submitted into
+// a runner's lane, a control file for it), by inotify. Only a hint: inotify says nothing of
+// what other clients of a network filesystem do, may be unavailable or out of watches, and a
+// directory may not exist yet, so the caller still polls; this only makes the common local
+// case prompt instead of waiting out the idle back-off.
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+
+namespace leaseq::detail {
+
+class dir_watch {
+ public:
+  // LEASEQ_NO_INOTIFY=1 turns it off (benchmarks compare; a filesystem where it misbehaves).
+  explicit dir_watch(std::vector<std::filesystem::path> dirs) : dirs_(std::move(dirs)) {
+    const char* off = std::getenv("LEASEQ_NO_INOTIFY");
+    if (off && *off && std::string(off) != "0") return;
+    fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    watched_.assign(dirs_.size(), false);
+    add_missing();
+  }
+
+  // The descriptor to poll for POLLIN, or -1 when there is none.
+  int fd() const noexcept { return fd_ ? fd_.get() : -1; }
+
+  // Watches the directories that could not be watched before (not there yet). Cheap when all
+  // are watched.
+  void add_missing() {
+    if (!fd_) return;
+    for (std::size_t i = 0; i < dirs_.size(); ++i) {
+      if (watched_[i]) continue;
+      int wd = ::inotify_add_watch(
+          fd_.get(), dirs_[i].c_str(),
+          IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK);
+      watched_[i] = wd >= 0;
+    }
+  }
+
+  // Reads every pending event; true when there was one. A watched directory that went away
+  // (IN_IGNORED) is watched again by the next add_missing().
+  bool drain() {
+    if (!fd_) return false;
+    bool any = false;
+    alignas(inotify_event) char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      any = true;
+      for (ssize_t at = 0; at < n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
+        if (e->mask & IN_IGNORED) std::fill(watched_.begin(), watched_.end(), false);
+        at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
+    }
+    if (std::find(watched_.begin(), watched_.end(), false) != watched_.end()) {
+      // Re-adding an existing watch returns its old descriptor: harmless.
+      add_missing();
+    }
+    return any;
+  }
+
+ private:
+  std::vector<std::filesystem::path> dirs_;
+  std::vector<bool> watched_;
+  unique_fd fd_;
+};
+
+}  // namespace leaseq::detail
+// end leaseq/detail/dir_watch.hpp
 // begin leaseq/spawn.hpp
 
 // The OS side of the runner: start a task in its own session (directly, or under a supervisor
@@ -7905,7 +7984,10 @@ inline void runner_on_signal(int sig) {
 }  // namespace detail
 
 // The real loop: SIGTERM/SIGINT stop the runner cleanly; SIGCHLD wakes it so a slot is reused
-// as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s. Returns 0.
+// as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s; a name
+// appearing in its lanes or control directory wakes it at once where inotify sees it (a
+// local filesystem; on a network filesystem another client's submit waits for the poll).
+// Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
   runner r(cfg, lease, ops, std::move(log));
@@ -7928,6 +8010,9 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
     (void)!::write(fd, &c, 1);
   });
   r.start(unix_now());
+  detail::dir_watch lanes({lease.inbox(cfg.node), lease.inbox(std::string(any_lane)),
+                           lease.control(cfg.node), lease.priority(cfg.node),
+                           lease.priority(std::string(any_lane))});
   double backoff = cfg.idle_min_s;
   while (!r.finished()) {
     if (detail::runner_stop_flag().load()) r.request_stop();
@@ -7936,12 +8021,14 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
     if (r.finished()) break;
     backoff = busy ? cfg.idle_min_s : std::min(cfg.idle_max_s, backoff * 2);
     double wait = std::min(backoff, r.next_deadline(now));
-    pollfd p{wake_r.get(), POLLIN, 0};
+    lanes.add_missing();
+    pollfd p[2] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}};
     int ms = static_cast<int>(wait * 1000) + 1;
-    if (::poll(&p, 1, ms) > 0) {
+    if (::poll(p, lanes.fd() >= 0 ? 2 : 1, ms) > 0) {
       char buf[64];
       while (::read(wake_r.get(), buf, sizeof buf) > 0) {
       }
+      if (lanes.drain()) backoff = cfg.idle_min_s;
     }
   }
   detail::runner_wake_fd() = -1;

@@ -171,6 +171,31 @@ TEST_CASE("wait: exit codes, summary and --json", "[wait][e2e]") {
   CHECK(r.out == "3 tasks: 1 FINISHED, 1 FAILED, 1 CANCELLED (" + bad + " " + slow + ")\n");
 }
 
+TEST_CASE("wait ID: a RUNNING task that vanishes without a result ends LOST", "[wait][e2e]") {
+  fixture f;
+  std::string slow = f.submit("-- sleep 3");
+  std::string other = f.submit("-- true");
+  test_support::write_text(f.home / "config.json", R"({"ui": {"lost_confirm_s": 1}})");
+  {
+    runner_proc run(f, "n1", {"--slots", "1", "--gpus", "none"});
+    REQUIRE(wait_until([&] { return fs::exists(f.lease.claimed_task("n1", slow)); }, 30s));
+    run.signal(SIGKILL);  // its runner dies; the task is left to run out
+    run.wait();
+  }
+  // The claimed file goes (a hand, or a filesystem that lost it) while wait watches.
+  std::string cmd =
+      "LEASEQ_HOME=" + shell_quote(f.home.string()) + " " + LEASEQ_BIN + " wait --lease " +
+      lease_id + " --timeout 60s " + slow + " & p=$!; sleep 1; rm -f " +
+      shell_quote(f.lease.claimed_task("n1", slow).string()) + "; wait $p; echo rc=$?";
+  auto r = test_support::run_command(cmd);
+  CHECK_THAT(r.out, Catch::Contains("1 task: 1 LOST (" + slow + ")"));
+  CHECK_THAT(r.out, Catch::Contains("rc=1"));
+  // A pending task is never LOST: waiting for it times out.
+  r = f.leaseq("wait --lease " + lease_id + " --timeout 2s " + other, false);
+  CHECK(r.exit_code == 124);
+  CHECK_THAT(r.out, Catch::Contains("1 PENDING"));
+}
+
 TEST_CASE("wait: bad input exits 2", "[wait][e2e]") {
   fixture f;
   std::string id = f.submit("-- true");
