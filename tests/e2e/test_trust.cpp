@@ -324,3 +324,22 @@ TEST_CASE("a task file owned by another user is never run by the runner", "[trus
   CHECK_FALSE(fs::exists(h.lp.result("n3", "T001")));
   CHECK_FALSE(fs::exists(h.outside / "ran"));
 }
+
+// Audit of issue 15: the task logs (and the supervisor's .exit file) were opened by path. The
+// runner refuses a symlinked logs/<node> and creates them relative to a directory descriptor
+// walked from the home (the swap after its check: the [runner] unit test on posix_process_ops).
+TEST_CASE("a symlinked logs directory never receives a task's log", "[trust]") {
+  trust_home h;
+  REQUIRE(h.submit().exit_code == 0);
+  fs::create_directories(h.lp.logs_root());
+  fs::create_directory_symlink(h.outside, h.lp.logs("n3"));
+  detached_runner r(h);
+  REQUIRE(test_support::wait_until([&] {
+    return r.log().find("refusing to write through " + h.lp.logs("n3").string()) !=
+           std::string::npos;
+  }));
+  r.two_more_heartbeats();
+  CHECK(h.outside_empty());
+  CHECK(fs::exists(h.lp.inbox_task("_any", "T001")));  // not claimed, not run
+  CHECK_FALSE(fs::exists(h.lp.result("n3", "T001")));
+}
