@@ -90,6 +90,22 @@ struct local_heartbeat {
   std::string problem;  // set when the file exists but names no runner we may signal
 };
 
+// Whether some process holds runner-<node>.lock (a live runner holds it for its whole life).
+// True as well when the filesystem refuses flock: then only the pid can tell.
+bool runner_lock_held(const lease_paths& lease, const std::string& node) {
+  detail::unique_fd fd(
+      ::open(lease.runner_lock(node).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) return false;  // no lock file: no runner of this version or later ever ran here
+  for (;;) {
+    if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
+      ::flock(fd.get(), LOCK_UN);
+      return false;
+    }
+    if (errno == EINTR) continue;
+    return errno == EWOULDBLOCK || file_lock::unsupported(errno);
+  }
+}
+
 // The heartbeat of a runner that still lives: fresh, not stopped, written on this host, and
 // naming a pid that may be signalled and is alive. Anything read from the file is untrusted:
 // a pid is only used once it has passed is_signallable_pid().
@@ -116,7 +132,15 @@ local_heartbeat live_local_runner(const lease_paths& lease, const std::string& n
                               lease.heartbeat(node).string(), hb.pid);
     return out;
   }
-  if (::kill(static_cast<pid_t>(hb.pid), 0) != 0 && errno == ESRCH) return out;
+  pid_t pid = static_cast<pid_t>(hb.pid);
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return out;
+  if (hb.pid_start != 0 && !hb.boot_id.empty()) {
+    // Protocol 4: the runner wrote who it is. A pid now held by another process (pids are
+    // reused), or a heartbeat from an earlier boot, names no runner.
+    if (!detail::is_same_process(pid, hb.pid_start, hb.boot_id)) return out;
+  } else if (!runner_lock_held(lease, node)) {
+    return out;  // an older runner's heartbeat tells only its pid: a live runner holds its lock
+  }
   out.hb = hb;
   return out;
 }
@@ -421,11 +445,14 @@ bool cancel_unserved(const home_paths& home, const std::string& lease_id, const 
       break;  // flock refused by the filesystem: the heartbeats alone decide
     }
   }
-  ensure_dir(lease.claimed(node));
-  ensure_dir(lease.done(node));
+  // Every directory through a descriptor walked from the home without following a link: a
+  // symlinked claimed/<node> or done/<node> is refused, never written through.
+  detail::unique_fd inbox_dir = detail::open_tree_dir(lease.anchor(), lease.inbox(loc.dir), false);
+  detail::unique_fd claimed_dir = open_lease_dir(lease, lease.claimed(node));
+  detail::unique_fd done_dir = open_lease_dir(lease, lease.done(node));
+  const std::string name = id + ".json";
   fs::path from = lease.inbox_task(loc.dir, id);
-  fs::path claimed = lease.claimed_task(node, id);
-  if (::rename(from.c_str(), claimed.c_str()) != 0) {
+  if (::renameat(inbox_dir.get(), name.c_str(), claimed_dir.get(), name.c_str()) != 0) {
     if (errno == ENOENT) return false;  // claimed meanwhile: it is a runner's now
     throw io_error("cannot take the task out of its inbox", from.string(), errno);
   }
@@ -440,13 +467,14 @@ bool cancel_unserved(const home_paths& home, const std::string& lease_id, const 
   r.stdout_path = lease_paths::relative_stdout(node, id);
   r.stderr_path = lease_paths::relative_stderr(node, id);
   try {
-    write_json_atomic(lease.result(node, id), json(r));
+    detail::replace_file_at(done_dir.get(), id + ".result.json", json_file_text(json(r)),
+                            lease.done(node));
   } catch (const error&) {
     // Without its result the claimed file would read as a task to run: give it back.
-    ::rename(claimed.c_str(), from.c_str());
+    ::renameat(claimed_dir.get(), name.c_str(), inbox_dir.get(), name.c_str());
     throw;
   }
-  ::unlink(claimed.c_str());
+  ::unlinkat(claimed_dir.get(), name.c_str(), 0);
   return true;
 }
 
@@ -592,6 +620,15 @@ void lease_local_status(const std::string& node_opt) {
   }
   double stale = load_config(home.config()).ui.hb_stale_s;
   node_health h = compute_health(hb, unix_now(), stale);
+  if (h == node_health::ok && hb && !hb->stopped && !live_local_runner(lease, node).hb) {
+    // Fresh, but the process it names is not that runner (it died; its pid may be reused).
+    std::printf(
+        "%s node %s: %s (its heartbeat names pid %lld, which is not the runner that "
+        "wrote it)\n",
+        id.c_str(), node.c_str(), std::string(to_string(node_health::down)).c_str(),
+        static_cast<long long>(hb->pid));
+    throw CLI::RuntimeError(3);
+  }
   std::printf("%s node %s: %s", id.c_str(), node.c_str(), std::string(to_string(h)).c_str());
   if (hb)
     std::printf(" (pid %lld, %zu running, %lld pending, %s, %lld slot(s), %lld GPU(s))",
@@ -616,14 +653,26 @@ void lease_local_stop(const std::string& node_opt, double wait_s) {
     return;
   }
   pid_t pid = static_cast<pid_t>(live.hb->pid);  // in range: is_signallable_pid()
-  if (::kill(pid, SIGTERM) != 0) throw io_error("cannot signal runner", std::to_string(pid), errno);
+  // Still the runner that wrote the heartbeat when signalled (through a pidfd where the kernel
+  // has them): the pid may have been reused since it was checked.
+  std::uint64_t start = live.hb->pid_start;
+  const std::string& boot = live.hb->boot_id;
+  if (int err = detail::signal_recorded_process(pid, start, boot, SIGTERM); err == ESRCH) {
+    std::printf("no runner running for %s node %s\n", id.c_str(), node.c_str());
+    return;
+  } else if (err != 0) {
+    throw io_error("cannot signal runner", std::to_string(pid), err);
+  }
+  auto gone = [&] {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    return start != 0 && !detail::is_same_process(pid, start, boot);  // ended, pid reused
+  };
   auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
   while (std::chrono::steady_clock::now() < end) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH) break;
+    if (gone()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (::kill(pid, 0) == 0)
-    throw error(fmt::format("runner pid {} still running after {:.0f} s", pid, wait_s));
+  if (!gone()) throw error(fmt::format("runner pid {} still running after {:.0f} s", pid, wait_s));
   std::printf("stopped runner pid %d for %s node %s\n", pid, id.c_str(), node.c_str());
 }
 

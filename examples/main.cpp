@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <sstream>
 
 #include <leaseq/leaseq.hpp>
 
@@ -65,7 +66,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // CLI11's own codes (105-114) mean "usage error": one code for all of them, as getopt
     // tools do. --help and --version are ParseErrors with status 0.
-    return app.exit(e) == 0 ? leaseq_cli::exit_ok : leaseq_cli::exit_usage;
+    // CLI11 quotes the arguments it rejects: anyone's bytes (a pasted escape sequence, a bidi
+    // override), so its message goes through the sanitizer like every other one.
+    std::ostringstream out, err;
+    int code = app.exit(e, out, err);
+    std::fputs(leaseq::sanitize(out.str()).c_str(), stdout);
+    std::fputs(leaseq::sanitize(err.str()).c_str(), stderr);
+    return code == 0 ? leaseq_cli::exit_ok : leaseq_cli::exit_usage;
   } catch (const leaseq::error& e) {
     // Messages quote paths and file contents: anyone's bytes.
     std::fprintf(stderr, "leaseq: error: %s\n", leaseq::sanitize_inline(e.what()).c_str());

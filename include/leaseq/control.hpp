@@ -12,6 +12,7 @@
 // it nowhere (another runner won, or it already ended) consumes the file and logs it. Every
 // runner deletes the file once processed.
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -153,11 +154,24 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
                      name.compare(name.size() - 5, 5, ".json") == 0;
     bool is_pause = name == "pause.json", is_resume = name == "resume.json";
     if (!is_cancel && !is_pause && !is_resume) continue;
+    // Only the caller's own commands are obeyed: a file another user put there (a control
+    // directory others may write) is reported and left alone, never read. Checked before and
+    // after the read, on the same inode, so a swap in between is not obeyed either.
+    struct stat before, after;
+    if (::lstat(p.c_str(), &before) != 0) continue;
+    if (!S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
+      b.bad.emplace_back(p, fmt::format("not a file of yours (owner uid {}): ignored",
+                                        static_cast<unsigned long>(before.st_uid)));
+      continue;
+    }
     json_outcome r = read_json_tolerant(p, 1 << 16);
     if (!r.ok()) {
       if (r.err != ENOENT) b.bad.emplace_back(p, r.reason);
       continue;
     }
+    if (::lstat(p.c_str(), &after) != 0 || after.st_ino != before.st_ino ||
+        after.st_dev != before.st_dev || after.st_uid != ::geteuid())
+      continue;  // replaced while read: looked at again at the next scan
     const json& j = *r.value;
     if (is_cancel) {
       auto it = j.is_object() ? j.find("task") : j.end();

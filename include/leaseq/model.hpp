@@ -493,12 +493,17 @@ struct heartbeat {
   std::int64_t gpus_free = 0;        // extension
   std::string version;
   bool stopped = false;
+  // Protocol 4: who the runner is beyond its pid (pids are reused): its start time
+  // (/proc/PID/stat field 22) and the boot it started in. 0 and empty in older heartbeats.
+  std::uint64_t pid_start = 0;
+  std::string boot_id;
   json extra = json::object();
 };
 
 inline constexpr std::initializer_list<const char*> heartbeat_fields = {
-    "node",   "host",  "pid",  "ts",      "started",   "running", "running_task_id", "pending",
-    "paused", "slots", "gpus", "gpu_ids", "gpus_free", "version", "stopped"};
+    "node",    "host",      "pid",    "ts",   "started", "running",   "running_task_id",
+    "pending", "paused",    "slots",  "gpus", "gpu_ids", "gpus_free", "version",
+    "stopped", "pid_start", "boot_id"};
 
 inline void to_json(json& j, const heartbeat& h) {
   j = h.extra.is_object() ? h.extra : json::object();
@@ -517,6 +522,8 @@ inline void to_json(json& j, const heartbeat& h) {
   j["gpus_free"] = h.gpus_free;
   j["version"] = h.version;
   if (h.stopped) j["stopped"] = true;
+  if (h.pid_start != 0) j["pid_start"] = h.pid_start;
+  if (!h.boot_id.empty()) j["boot_id"] = detail::to_valid_utf8(h.boot_id);
 }
 
 inline void from_json(const json& j, heartbeat& h) {
@@ -545,6 +552,9 @@ inline void from_json(const json& j, heartbeat& h) {
   h.gpus_free = detail::int_or(j, "gpus_free", 0);
   h.version = detail::opt_string(j, "version").value_or("");
   h.stopped = detail::bool_or(j, "stopped", false);
+  const json* start = detail::find_field(j, "pid_start");
+  h.pid_start = start && start->is_number_unsigned() ? start->get<std::uint64_t>() : 0;
+  h.boot_id = detail::opt_string(j, "boot_id").value_or("");
   h.extra = detail::unknown_fields(j, heartbeat_fields);
 }
 

@@ -240,6 +240,7 @@ class runner {
     std::optional<double> kill_at;
     bool orphan = false;          // left by a crashed runner: not our child, watched by pid
     std::uint64_t pid_start = 0;  // start time of pid (/proc/PID/stat): pids are reused
+    std::string boot_id;          // the boot pid_start counts from; empty: unknown (protocol 1)
   };
 
   // One runner per node per lease, for the runner's whole life: a second one (four `lease
@@ -286,14 +287,18 @@ class runner {
     }
   }
 
-  // Whether pid is still the process that was recorded (pid + start time), for a task left
-  // by an earlier runner. Without a recorded start time (protocol 1 claims): pid alone.
-  bool same_process(pid_t pid, std::uint64_t start) {
+  // Whether pid is still the process that was recorded (pid + start time + boot id), for a
+  // task left by an earlier runner: a claim written in another boot names a process that is
+  // gone, whatever now holds its pid. Without a recorded start time (protocol 1 claims): pid
+  // alone, as nothing else was written.
+  bool same_process(pid_t pid, std::uint64_t start, const std::string& boot = std::string()) {
+    if (!boot.empty() && !detail::boot_id().empty() && boot != detail::boot_id()) return false;
     if (!ops_.alive(pid)) return false;
     if (start == 0) return true;
     auto now_start = detail::process_start_ticks(pid);
     return now_start && *now_start == start;
   }
+  bool same_process(const running_task& t) { return same_process(t.pid, t.pid_start, t.boot_id); }
 
   // The process of an attempt a crashed runner was starting, found by the LEASEQ_ATTEMPT
   // it put in the task's environment (same node, same user: /proc/PID/environ is readable).
@@ -397,16 +402,21 @@ class runner {
       std::optional<pid_t> recorded =
           spec.pid ? detail::checked_pid(*spec.pid) : std::optional<pid_t>{};
       std::uint64_t recorded_start = 0;
-      if (spec.extra.is_object())
+      std::string recorded_boot;
+      if (spec.extra.is_object()) {
         if (auto it = spec.extra.find("pid_start");
             it != spec.extra.end() && it->is_number_unsigned())
           recorded_start = it->get<std::uint64_t>();
+        if (auto it = spec.extra.find("boot_id"); it != spec.extra.end() && it->is_string())
+          recorded_boot = it->get<std::string>();
+      }
       if (!spec.pid && !starting.empty()) {
         // A previous runner was starting it and died before recording the pid: its process,
         // if any, carries the attempt id in its environment.
         recorded = find_attempt_process(starting);
         if (recorded) {
           recorded_start = detail::process_start_ticks(*recorded).value_or(0);
+          recorded_boot = detail::boot_id();
         } else {
           running_task t;
           t.spec = spec;
@@ -430,8 +440,9 @@ class runner {
       t.orphan = true;
       t.pid = recorded.value_or(-1);
       t.pid_start = recorded_start;
+      t.boot_id = recorded_boot;
       if (!starting.empty()) t.attempt = starting;
-      if (t.pid > 1 && same_process(t.pid, t.pid_start)) {
+      if (t.pid > 1 && same_process(t)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
       } else {
@@ -480,9 +491,14 @@ class runner {
                                                 "not reading control commands"};
     for (int i = 0; i < dir_count; ++i) {
       std::optional<std::string> why = detail::unsafe_dir(lease_.anchor(), dirs[i]);
-      if (why && *why != unsafe_[i]) log("refusing to write through " + *why + ": " + what[i]);
+      bool link = why.has_value();
+      // A directory others may write (or that is not ours) is not used either: whatever they
+      // put there (a task, a pause, a link in place of a lane) is not ours to obey.
+      if (!why) why = detail::subdir_distrust(lease_.root(), dirs[i]);
+      if (why && *why != unsafe_[i])
+        log((link ? "refusing to write through " : "refusing to use ") + *why + ": " + what[i]);
       if (!why && !unsafe_[i].empty()) {
-        log(dirs[i].string() + " is no longer a symlink: resuming");
+        log(dirs[i].string() + " is safe again: resuming");
         try {
           ensure_dir(dirs[i]);  // the symlink may simply have been removed
         } catch (const error& e) {
@@ -534,7 +550,7 @@ class runner {
     last_orphan_check_ = now;
     bool any = false;
     for (auto it = running_.begin(); it != running_.end();) {
-      if (it->second.orphan && !same_process(it->second.pid, it->second.pid_start)) {
+      if (it->second.orphan && !same_process(it->second)) {
         running_task t = std::move(it->second);
         it = running_.erase(it);
         const std::string& id = t.spec.id;
@@ -956,6 +972,7 @@ class runner {
     req.env = merged_environment(env);
     req.stdout_path = lease_.stdout_log(cfg_.node, t.spec.id).string();
     req.stderr_path = lease_.stderr_log(cfg_.node, t.spec.id).string();
+    req.anchor = lease_.anchor().string();
     req.supervisor = cfg_.supervisor;
     req.status_path = exit_status_path(t.spec.id).string();
     req.attempt = t.attempt;
@@ -1289,9 +1306,12 @@ class runner {
       if (t.kill_at && *t.kill_at <= now) {
         t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
         // An orphan's pid is not ours to reap: it may have been reused by now.
-        if (t.orphan && !same_process(t.pid, t.pid_start)) continue;
+        if (t.orphan && !same_process(t)) continue;
         log(fmt::format("{}: still running {:.0f} s after SIGTERM: SIGKILL", id, cfg_.grace_s));
-        ops_.signal_group(t.pid, SIGKILL);
+        if (t.orphan)
+          ops_.signal_recorded_group(t.pid, t.pid_start, t.boot_id, SIGKILL);
+        else
+          ops_.signal_group(t.pid, SIGKILL);
       }
     }
   }
@@ -1302,13 +1322,15 @@ class runner {
   void cancel_orphan(running_task& t, double now) {
     const std::string& id = t.spec.id;
     if (t.stop_reason) return;
-    if (t.pid <= 1 || !same_process(t.pid, t.pid_start)) {
+    if (t.pid <= 1 || !same_process(t)) {
       log(id + ": cancel of a task left by a previous runner: its process already ended");
       return;
     }
     log(id + ": cancel of a task left by a previous runner: SIGTERM to its process group");
     t.stop_reason = "cancelled";
-    ops_.signal_group(t.pid, SIGTERM);
+    // Signalled only while it is still the recorded process and leads its group.
+    if (!ops_.signal_recorded_group(t.pid, t.pid_start, t.boot_id, SIGTERM))
+      log(id + ": its process is no longer the recorded one, or leads no group: not signalled");
     t.kill_at = now + cfg_.grace_s;
   }
 
@@ -1410,6 +1432,8 @@ class runner {
     hb.node = cfg_.node;
     hb.host = cfg_.host;
     hb.pid = ::getpid();
+    hb.pid_start = detail::process_start_ticks(::getpid()).value_or(0);
+    hb.boot_id = detail::boot_id();
     hb.ts = now;
     hb.started = started_;
     std::vector<std::pair<std::int64_t, std::string>> ids;

@@ -25,6 +25,8 @@
 #include <fmt/format.h>
 
 #include "leaseq/detail/posix.hpp"
+#include "leaseq/detail/process_identity.hpp"
+#include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/supervise.hpp"
 
@@ -40,6 +42,11 @@ struct spawn_request {
   std::vector<std::string> env;   // the complete environment, "K=V" each
   std::string stdout_path;
   std::string stderr_path;
+  // When set (the runner sets its LEASEQ_HOME), the logs' directory is opened by walking from
+  // here without following a symlink (open_tree_dir) and the logs are created relative to it,
+  // so a directory swapped for a link after the runner's check is never written through; the
+  // supervisor gets it too (`--anchor`) for the status file.
+  std::string anchor;
   // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
   // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
   // the runner is gone by then. Empty: argv is exec'd directly.
@@ -102,6 +109,17 @@ class process_ops {
   virtual void signal_group(pid_t pgid, int sig) = 0;
   // Whether a process that is not our child (a task left by a crashed runner) still runs.
   virtual bool alive(pid_t pid) = 0;
+  // Sends sig to the process group of a task left by a crashed runner, whose pid was read
+  // from disk: only while pid still is that process (start time `start`, boot `boot`; start
+  // 0: a protocol 1 claim, pid alone) and leads its own group. Returns whether it was sent.
+  virtual bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
+                                     int sig) {
+    (void)start;
+    (void)boot;
+    if (pgid <= 1) return false;
+    signal_group(pgid, sig);
+    return true;
+  }
 };
 
 // The environment of this process, with `overrides` applied ("K=V" entries replace K).
@@ -141,7 +159,19 @@ class posix_process_ops : public process_ops {
       }
     }
     auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
-      fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+      const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+      if (req.anchor.empty()) {
+        fd.reset(::open(path.c_str(), flags, 0600));
+      } else {
+        fs::path p(path);
+        try {
+          detail::unique_fd dir = detail::open_tree_dir(req.anchor, p.parent_path(), false);
+          fd.reset(::openat(dir.get(), p.filename().c_str(), flags, 0600));
+        } catch (const std::exception& e) {
+          out.error = e.what();
+          return false;
+        }
+      }
       if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
       return static_cast<bool>(fd);
     };
@@ -174,6 +204,7 @@ class posix_process_ops : public process_ops {
     std::vector<std::string> words;
     if (supervised) {
       words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
+      if (!req.anchor.empty()) words.insert(words.end(), {"--anchor", req.anchor});
       if (req.time_limit_s)
         // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
         words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
@@ -217,6 +248,13 @@ class posix_process_ops : public process_ops {
 
   void signal_group(pid_t pgid, int sig) override {
     if (pgid > 1) ::kill(-pgid, sig);
+  }
+
+  // Through a pidfd where the kernel has them (detail::signal_recorded_process): the identity
+  // check and the signal cannot be split by a reuse of the pid.
+  bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
+                             int sig) override {
+    return detail::signal_recorded_process(pgid, start, boot, sig, true) == 0;
   }
 
   bool alive(pid_t pid) override {

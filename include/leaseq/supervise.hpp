@@ -14,6 +14,12 @@
 // With `--time-limit S` (protocol version 3) it also enforces the task's time limit, since it
 // outlives the runner: S seconds after it started the task, SIGTERM to the process group, and
 // `--grace G` seconds later SIGKILL; the status file then says `"time_limit": true`.
+//
+// With `--anchor DIR` (the runner passes its LEASEQ_HOME) the status file's directory is
+// opened once, before the task starts, by walking from DIR without following a symlink
+// (open_tree_dir), and the file is written relative to that descriptor: a logs/<node> swapped
+// for a link later is never written through. Without it, the directory itself must not be a
+// link (O_NOFOLLOW on its last component).
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -33,6 +39,7 @@
 
 #include "leaseq/clock.hpp"
 #include "leaseq/detail/posix.hpp"
+#include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/file_io.hpp"
 
 namespace leaseq {
@@ -96,12 +103,33 @@ inline std::vector<int> supervisor_shielded_signals() {
   return v;
 }
 
-inline void write_supervisor_status(const char* path, const json& status) {
+// The status file's directory, held from the supervisor's start (see the top of this file);
+// invalid when it cannot be opened safely (then no status is written: the runner reports the
+// task as lost rather than trusting a file outside the tree).
+inline unique_fd open_status_dir(const char* status_path, const char* anchor) {
+  fs::path dir = fs::path(status_path).parent_path();
+  try {
+    if (anchor && *anchor) return open_tree_dir(anchor, dir, false);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "leaseq supervisor: %s\n", e.what());
+    return unique_fd();
+  }
+  unique_fd fd(
+      ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd)
+    std::fprintf(stderr, "leaseq supervisor: cannot open %s: %s\n", dir.c_str(),
+                 std::strerror(errno));
+  return fd;
+}
+
+inline void write_supervisor_status(int dir_fd, const char* path, const json& status) {
+  if (dir_fd < 0) return;  // open_status_dir() said why
   try {
     // Temp + rename, not fsync'd: it matters only when the runner died while the machine
     // stayed up (a power loss takes the running task with it), and an fsync per task
     // halved the runner's throughput.
-    write_file_atomic_nosync(path, json_file_text(status));
+    replace_file_at(dir_fd, fs::path(path).filename().string(), json_file_text(status),
+                    fs::path(path).parent_path(), false);
   } catch (const std::exception& e) {
     // The supervisor's stderr is the task's stderr log: the only place anyone will look.
     std::fprintf(stderr, "leaseq supervisor: cannot write the exit status: %s\n", e.what());
@@ -167,6 +195,7 @@ inline int run_supervisor(int argc, char** argv) {
   std::optional<double> limit;
   double grace = 10;
   int dashes = 4;
+  const char* anchor = nullptr;
   auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
     char* end = nullptr;
     double v = std::strtod(text, &end);
@@ -178,6 +207,11 @@ inline int run_supervisor(int argc, char** argv) {
   while (usage_ok && dashes + 1 < argc && std::strcmp(argv[dashes], "--") != 0) {
     bool is_limit = std::strcmp(argv[dashes], "--time-limit") == 0;
     bool is_grace = std::strcmp(argv[dashes], "--grace") == 0;
+    if (std::strcmp(argv[dashes], "--anchor") == 0) {
+      anchor = argv[dashes + 1];
+      dashes += 2;
+      continue;
+    }
     auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
     if (!v) usage_ok = false;
     if (is_limit) limit = v;
@@ -186,7 +220,8 @@ inline int run_supervisor(int argc, char** argv) {
   }
   if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
     std::fprintf(stderr,
-                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] -- COMMAND "
+                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] [--anchor "
+                 "DIR] -- COMMAND "
                  "[ARG...] (used by the runner)\n",
                  supervise_verb);
     return 2;
@@ -194,6 +229,7 @@ inline int run_supervisor(int argc, char** argv) {
   const char* status_path = argv[2];
   const std::string attempt = argv[3];
   char** cmd = argv + dashes + 1;
+  detail::unique_fd status_dir = detail::open_status_dir(status_path, anchor);
 
   std::vector<int> shielded = detail::supervisor_shielded_signals();
   std::vector<struct sigaction> saved(shielded.size());
@@ -203,7 +239,8 @@ inline int run_supervisor(int argc, char** argv) {
   for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
 
   auto spawn_failed = [&](const std::string& why) {
-    detail::write_supervisor_status(status_path, json{{"attempt", attempt}, {"spawn_failed", why}});
+    detail::write_supervisor_status(status_dir.get(), status_path,
+                                    json{{"attempt", attempt}, {"spawn_failed", why}});
     return 127;
   };
   // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
@@ -248,7 +285,7 @@ inline int run_supervisor(int argc, char** argv) {
   if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
   if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
   if (stopped) out["time_limit"] = true;
-  detail::write_supervisor_status(status_path, out);
+  detail::write_supervisor_status(status_dir.get(), status_path, out);
   if (waited != pid) return 127;  // cannot happen: the task is our only child
   if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
     ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)

@@ -183,10 +183,52 @@ inline std::optional<fs::path> exposed_task_file(const fs::path& lease_root, uns
   return std::nullopt;
 }
 
+// Why a directory below a lease tree the runner reads from (an inbox lane, control/<node>,
+// claimed/<node>, ...) cannot be trusted, or nullopt: every existing component from below
+// `root` down to `dir` must be ours and writable by us alone, like the tree itself. One that
+// others may write lets them put files there (a task, a pause) or swap what lies below.
+inline std::optional<std::string> subdir_distrust(const fs::path& root, const fs::path& dir) {
+  fs::path rel = dir.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") return std::nullopt;  // unsafe_dir() says why
+  fs::path cur = root;
+  for (const auto& part : rel) {
+    if (part == ".") continue;
+    cur /= part;
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
+    if (auto why = dir_distrust(cur, st, "the directory")) return why;
+  }
+  return std::nullopt;
+}
+
+// The directories of a lease tree leaseq reads commands and tasks from or writes into: each
+// must be ours and private to us (subdir_distrust). Refusals are appended to `out`.
+inline void inspect_tree_dirs(const fs::path& tree, std::vector<std::string>& out) {
+  auto check = [&](const fs::path& dir, bool lanes) {
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    if (auto why = dir_distrust(dir, st, "the directory")) {
+      out.push_back(*why);
+      return;
+    }
+    if (!lanes) return;
+    for (const std::string& name : list_dir(dir.string()).names) {
+      fs::path sub = dir / name;
+      if (::lstat(sub.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      if (auto why = dir_distrust(sub, st, "the directory")) out.push_back(*why);
+    }
+  };
+  for (const char* part : {"inbox", "control", "claimed", "done", "logs", "priority"})
+    check(tree / part, true);
+  for (const char* part : {"keys", "ids", "hb"}) check(tree / part, false);
+}
+
 }  // namespace detail
 
-// Inspects a home for `use`, without printing: its root, runs/ and every lease tree
-// runs/<lease> must be real directories owned by the caller and writable by the caller alone.
+// Inspects a home for `use`, without printing: its root, runs/, every lease tree runs/<lease>
+// and the directories below each tree that hold tasks, commands and records (inbox/*,
+// control/*, claimed/*, done/*, logs/*, priority/*, keys, ids, hb) must be real directories
+// owned by the caller and writable by the caller alone.
 // A home that does not exist yet is fine (leaseq creates it 0700). Symlinks under runs/ are
 // refused for writers only (a reader never writes through them; open_lease_dir refuses them
 // again at the write). The exposure warning is only looked for in a home of the caller's own.
@@ -239,6 +281,7 @@ inline home_trust inspect_home(const fs::path& home, home_use use) {
       out.refusals.push_back(*why);
       continue;
     }
+    detail::inspect_tree_dirs(tree, out.refusals);
     if (unsigned r = detail::narrow_reach(reach, st.st_mode); r && !out.exposed) {
       if (auto f = detail::exposed_task_file(tree, r))
         out.exposed = f->string() + " (and likely every task file under " + home.string() +

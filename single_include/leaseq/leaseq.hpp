@@ -760,6 +760,7 @@ inline json to_json(const ui_config& ui) {
 // it nowhere (another runner won, or it already ended) consumes the file and logs it. Every
 // runner deletes the file once processed.
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1792,12 +1793,17 @@ struct heartbeat {
   std::int64_t gpus_free = 0;        // extension
   std::string version;
   bool stopped = false;
+  // Protocol 4: who the runner is beyond its pid (pids are reused): its start time
+  // (/proc/PID/stat field 22) and the boot it started in. 0 and empty in older heartbeats.
+  std::uint64_t pid_start = 0;
+  std::string boot_id;
   json extra = json::object();
 };
 
 inline constexpr std::initializer_list<const char*> heartbeat_fields = {
-    "node",   "host",  "pid",  "ts",      "started",   "running", "running_task_id", "pending",
-    "paused", "slots", "gpus", "gpu_ids", "gpus_free", "version", "stopped"};
+    "node",    "host",      "pid",    "ts",   "started", "running",   "running_task_id",
+    "pending", "paused",    "slots",  "gpus", "gpu_ids", "gpus_free", "version",
+    "stopped", "pid_start", "boot_id"};
 
 inline void to_json(json& j, const heartbeat& h) {
   j = h.extra.is_object() ? h.extra : json::object();
@@ -1816,6 +1822,8 @@ inline void to_json(json& j, const heartbeat& h) {
   j["gpus_free"] = h.gpus_free;
   j["version"] = h.version;
   if (h.stopped) j["stopped"] = true;
+  if (h.pid_start != 0) j["pid_start"] = h.pid_start;
+  if (!h.boot_id.empty()) j["boot_id"] = detail::to_valid_utf8(h.boot_id);
 }
 
 inline void from_json(const json& j, heartbeat& h) {
@@ -1844,6 +1852,9 @@ inline void from_json(const json& j, heartbeat& h) {
   h.gpus_free = detail::int_or(j, "gpus_free", 0);
   h.version = detail::opt_string(j, "version").value_or("");
   h.stopped = detail::bool_or(j, "stopped", false);
+  const json* start = detail::find_field(j, "pid_start");
+  h.pid_start = start && start->is_number_unsigned() ? start->get<std::uint64_t>() : 0;
+  h.boot_id = detail::opt_string(j, "boot_id").value_or("");
   h.extra = detail::unknown_fields(j, heartbeat_fields);
 }
 
@@ -1945,6 +1956,7 @@ inline void from_json(const json& j, lease_record& l) {
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 
 namespace leaseq::detail {
@@ -2028,6 +2040,31 @@ inline unique_fd open_tree_dir(const std::filesystem::path& anchor,
     cur = std::move(next);
   }
   return cur;
+}
+
+// Replaces dir_fd/name with content (temp name starting with '.' opened O_EXCL|O_NOFOLLOW in
+// the same directory, fsync'd when `durable`, then renameat): for writers that hold the
+// directory as a descriptor from open_tree_dir(), so nothing swapped in after the walk (a
+// symlinked directory, a planted final name) is ever written through. `shown` names the
+// directory in errors.
+inline void replace_file_at(int dir_fd, const std::string& name, std::string_view content,
+                            const std::filesystem::path& shown, bool durable = true,
+                            mode_t mode = 0600) {
+  std::string tmp = "." + name + ".tmp." + temp_suffix();
+  unique_fd fd(
+      ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", (shown / tmp).string(), errno);
+  auto fail = [&](const char* what, const std::string& about) {
+    int e = errno;
+    ::unlinkat(dir_fd, tmp.c_str(), 0);
+    throw io_error(what, (shown / about).string(), e);
+  };
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
+  if (::close(fd.release()) != 0) fail("cannot close", tmp);
+  if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0)
+    fail("cannot rename onto final name", name);
+  if (durable) ::fsync(dir_fd);  // best effort, as fsync_dir()
 }
 
 }  // namespace leaseq::detail
@@ -2341,11 +2378,24 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
                      name.compare(name.size() - 5, 5, ".json") == 0;
     bool is_pause = name == "pause.json", is_resume = name == "resume.json";
     if (!is_cancel && !is_pause && !is_resume) continue;
+    // Only the caller's own commands are obeyed: a file another user put there (a control
+    // directory others may write) is reported and left alone, never read. Checked before and
+    // after the read, on the same inode, so a swap in between is not obeyed either.
+    struct stat before, after;
+    if (::lstat(p.c_str(), &before) != 0) continue;
+    if (!S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
+      b.bad.emplace_back(p, fmt::format("not a file of yours (owner uid {}): ignored",
+                                        static_cast<unsigned long>(before.st_uid)));
+      continue;
+    }
     json_outcome r = read_json_tolerant(p, 1 << 16);
     if (!r.ok()) {
       if (r.err != ENOENT) b.bad.emplace_back(p, r.reason);
       continue;
     }
+    if (::lstat(p.c_str(), &after) != 0 || after.st_ino != before.st_ino ||
+        after.st_dev != before.st_dev || after.st_uid != ::geteuid())
+      continue;  // replaced while read: looked at again at the next scan
     const json& j = *r.value;
     if (is_cancel) {
       auto it = j.is_object() ? j.find("task") : j.end();
@@ -3379,8 +3429,13 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 // that wrote it only while the start time (/proc/PID/stat field 22) and the boot id match too.
 // Used to tell whether the writer of a reservation or key is still alive before taking over.
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdint>
 #include <optional>
@@ -3518,6 +3573,66 @@ inline liveness check_liveness(const process_identity& who) {
   auto ticks = process_start_ticks(*pid);
   if (!ticks || *ticks != who.start_ticks) return liveness::dead;
   return liveness::alive;
+}
+
+// Whether pid is, right now, the process that started at start_ticks in this boot: its start
+// time matches, and the boot it was recorded in (`boot`, empty when unknown) is this one.
+inline bool is_same_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot) {
+  if (pid <= 1) return false;
+  if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;  // rebooted since
+  auto ticks = process_start_ticks(pid);
+  return ticks && *ticks == start_ticks;
+}
+
+// A pidfd for pid (Linux 5.3 and later): it names that one process whatever happens to the
+// number afterwards. Invalid with errno ENOSYS on an older kernel, ESRCH when pid is gone.
+inline unique_fd open_pidfd(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+  return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return unique_fd();
+#endif
+}
+
+inline int pidfd_signal(int pidfd, int sig) noexcept {
+#ifdef SYS_pidfd_send_signal
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+#else
+  (void)pidfd;
+  (void)sig;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// Sends sig to the process pid read from disk, only while it still is the process recorded
+// there (start_ticks, boot; start_ticks 0: a record without one, pid alone). Where the kernel
+// has pidfds the check cannot be split from the signal by a reuse of the number: the pidfd is
+// opened first, the identity checked after (so the pidfd names the recorded process), and the
+// signal goes through the pidfd. With `group`, the signal goes to the process group that pid
+// leads, and only when pid does lead one (getpgid(pid) == pid). Returns 0 when sent, else an
+// errno: ESRCH when the process is not the recorded one (or gone).
+inline int signal_recorded_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot,
+                                   int sig, bool group = false) {
+  if (pid <= 1) return ESRCH;
+  auto same = [&] {
+    if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;
+    return start_ticks == 0 || is_same_process(pid, start_ticks, boot);
+  };
+  unique_fd pidfd = open_pidfd(pid);
+  if (!pidfd && errno == ESRCH) return ESRCH;
+  if (!same()) return ESRCH;
+  if (group) {
+    if (::getpgid(pid) != pid) return ESRCH;  // not a group leader: -pid names another group
+    return ::kill(-pid, sig) == 0 ? 0 : errno;
+  }
+  if (pidfd) {
+    if (pidfd_signal(pidfd.get(), sig) == 0) return 0;
+    if (errno != ENOSYS) return errno;
+  }
+  return ::kill(pid, sig) == 0 ? 0 : errno;
 }
 
 }  // namespace leaseq::detail
@@ -5501,6 +5616,12 @@ class dir_watch {
 // With `--time-limit S` (protocol version 3) it also enforces the task's time limit, since it
 // outlives the runner: S seconds after it started the task, SIGTERM to the process group, and
 // `--grace G` seconds later SIGKILL; the status file then says `"time_limit": true`.
+//
+// With `--anchor DIR` (the runner passes its LEASEQ_HOME) the status file's directory is
+// opened once, before the task starts, by walking from DIR without following a symlink
+// (open_tree_dir), and the file is written relative to that descriptor: a logs/<node> swapped
+// for a link later is never written through. Without it, the directory itself must not be a
+// link (O_NOFOLLOW on its last component).
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -5580,12 +5701,33 @@ inline std::vector<int> supervisor_shielded_signals() {
   return v;
 }
 
-inline void write_supervisor_status(const char* path, const json& status) {
+// The status file's directory, held from the supervisor's start (see the top of this file);
+// invalid when it cannot be opened safely (then no status is written: the runner reports the
+// task as lost rather than trusting a file outside the tree).
+inline unique_fd open_status_dir(const char* status_path, const char* anchor) {
+  fs::path dir = fs::path(status_path).parent_path();
+  try {
+    if (anchor && *anchor) return open_tree_dir(anchor, dir, false);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "leaseq supervisor: %s\n", e.what());
+    return unique_fd();
+  }
+  unique_fd fd(
+      ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd)
+    std::fprintf(stderr, "leaseq supervisor: cannot open %s: %s\n", dir.c_str(),
+                 std::strerror(errno));
+  return fd;
+}
+
+inline void write_supervisor_status(int dir_fd, const char* path, const json& status) {
+  if (dir_fd < 0) return;  // open_status_dir() said why
   try {
     // Temp + rename, not fsync'd: it matters only when the runner died while the machine
     // stayed up (a power loss takes the running task with it), and an fsync per task
     // halved the runner's throughput.
-    write_file_atomic_nosync(path, json_file_text(status));
+    replace_file_at(dir_fd, fs::path(path).filename().string(), json_file_text(status),
+                    fs::path(path).parent_path(), false);
   } catch (const std::exception& e) {
     // The supervisor's stderr is the task's stderr log: the only place anyone will look.
     std::fprintf(stderr, "leaseq supervisor: cannot write the exit status: %s\n", e.what());
@@ -5651,6 +5793,7 @@ inline int run_supervisor(int argc, char** argv) {
   std::optional<double> limit;
   double grace = 10;
   int dashes = 4;
+  const char* anchor = nullptr;
   auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
     char* end = nullptr;
     double v = std::strtod(text, &end);
@@ -5662,6 +5805,11 @@ inline int run_supervisor(int argc, char** argv) {
   while (usage_ok && dashes + 1 < argc && std::strcmp(argv[dashes], "--") != 0) {
     bool is_limit = std::strcmp(argv[dashes], "--time-limit") == 0;
     bool is_grace = std::strcmp(argv[dashes], "--grace") == 0;
+    if (std::strcmp(argv[dashes], "--anchor") == 0) {
+      anchor = argv[dashes + 1];
+      dashes += 2;
+      continue;
+    }
     auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
     if (!v) usage_ok = false;
     if (is_limit) limit = v;
@@ -5670,7 +5818,8 @@ inline int run_supervisor(int argc, char** argv) {
   }
   if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
     std::fprintf(stderr,
-                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] -- COMMAND "
+                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] [--anchor "
+                 "DIR] -- COMMAND "
                  "[ARG...] (used by the runner)\n",
                  supervise_verb);
     return 2;
@@ -5678,6 +5827,7 @@ inline int run_supervisor(int argc, char** argv) {
   const char* status_path = argv[2];
   const std::string attempt = argv[3];
   char** cmd = argv + dashes + 1;
+  detail::unique_fd status_dir = detail::open_status_dir(status_path, anchor);
 
   std::vector<int> shielded = detail::supervisor_shielded_signals();
   std::vector<struct sigaction> saved(shielded.size());
@@ -5687,7 +5837,8 @@ inline int run_supervisor(int argc, char** argv) {
   for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
 
   auto spawn_failed = [&](const std::string& why) {
-    detail::write_supervisor_status(status_path, json{{"attempt", attempt}, {"spawn_failed", why}});
+    detail::write_supervisor_status(status_dir.get(), status_path,
+                                    json{{"attempt", attempt}, {"spawn_failed", why}});
     return 127;
   };
   // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
@@ -5732,7 +5883,7 @@ inline int run_supervisor(int argc, char** argv) {
   if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
   if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
   if (stopped) out["time_limit"] = true;
-  detail::write_supervisor_status(status_path, out);
+  detail::write_supervisor_status(status_dir.get(), status_path, out);
   if (waited != pid) return 127;  // cannot happen: the task is our only child
   if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
     ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
@@ -5755,6 +5906,11 @@ struct spawn_request {
   std::vector<std::string> env;   // the complete environment, "K=V" each
   std::string stdout_path;
   std::string stderr_path;
+  // When set (the runner sets its LEASEQ_HOME), the logs' directory is opened by walking from
+  // here without following a symlink (open_tree_dir) and the logs are created relative to it,
+  // so a directory swapped for a link after the runner's check is never written through; the
+  // supervisor gets it too (`--anchor`) for the status file.
+  std::string anchor;
   // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
   // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
   // the runner is gone by then. Empty: argv is exec'd directly.
@@ -5817,6 +5973,17 @@ class process_ops {
   virtual void signal_group(pid_t pgid, int sig) = 0;
   // Whether a process that is not our child (a task left by a crashed runner) still runs.
   virtual bool alive(pid_t pid) = 0;
+  // Sends sig to the process group of a task left by a crashed runner, whose pid was read
+  // from disk: only while pid still is that process (start time `start`, boot `boot`; start
+  // 0: a protocol 1 claim, pid alone) and leads its own group. Returns whether it was sent.
+  virtual bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
+                                     int sig) {
+    (void)start;
+    (void)boot;
+    if (pgid <= 1) return false;
+    signal_group(pgid, sig);
+    return true;
+  }
 };
 
 // The environment of this process, with `overrides` applied ("K=V" entries replace K).
@@ -5856,7 +6023,19 @@ class posix_process_ops : public process_ops {
       }
     }
     auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
-      fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+      const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+      if (req.anchor.empty()) {
+        fd.reset(::open(path.c_str(), flags, 0600));
+      } else {
+        fs::path p(path);
+        try {
+          detail::unique_fd dir = detail::open_tree_dir(req.anchor, p.parent_path(), false);
+          fd.reset(::openat(dir.get(), p.filename().c_str(), flags, 0600));
+        } catch (const std::exception& e) {
+          out.error = e.what();
+          return false;
+        }
+      }
       if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
       return static_cast<bool>(fd);
     };
@@ -5889,6 +6068,7 @@ class posix_process_ops : public process_ops {
     std::vector<std::string> words;
     if (supervised) {
       words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
+      if (!req.anchor.empty()) words.insert(words.end(), {"--anchor", req.anchor});
       if (req.time_limit_s)
         // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
         words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
@@ -5932,6 +6112,13 @@ class posix_process_ops : public process_ops {
 
   void signal_group(pid_t pgid, int sig) override {
     if (pgid > 1) ::kill(-pgid, sig);
+  }
+
+  // Through a pidfd where the kernel has them (detail::signal_recorded_process): the identity
+  // check and the signal cannot be split by a reuse of the pid.
+  bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
+                             int sig) override {
+    return detail::signal_recorded_process(pgid, start, boot, sig, true) == 0;
   }
 
   bool alive(pid_t pid) override {
@@ -6459,10 +6646,52 @@ inline std::optional<fs::path> exposed_task_file(const fs::path& lease_root, uns
   return std::nullopt;
 }
 
+// Why a directory below a lease tree the runner reads from (an inbox lane, control/<node>,
+// claimed/<node>, ...) cannot be trusted, or nullopt: every existing component from below
+// `root` down to `dir` must be ours and writable by us alone, like the tree itself. One that
+// others may write lets them put files there (a task, a pause) or swap what lies below.
+inline std::optional<std::string> subdir_distrust(const fs::path& root, const fs::path& dir) {
+  fs::path rel = dir.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") return std::nullopt;  // unsafe_dir() says why
+  fs::path cur = root;
+  for (const auto& part : rel) {
+    if (part == ".") continue;
+    cur /= part;
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
+    if (auto why = dir_distrust(cur, st, "the directory")) return why;
+  }
+  return std::nullopt;
+}
+
+// The directories of a lease tree leaseq reads commands and tasks from or writes into: each
+// must be ours and private to us (subdir_distrust). Refusals are appended to `out`.
+inline void inspect_tree_dirs(const fs::path& tree, std::vector<std::string>& out) {
+  auto check = [&](const fs::path& dir, bool lanes) {
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    if (auto why = dir_distrust(dir, st, "the directory")) {
+      out.push_back(*why);
+      return;
+    }
+    if (!lanes) return;
+    for (const std::string& name : list_dir(dir.string()).names) {
+      fs::path sub = dir / name;
+      if (::lstat(sub.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      if (auto why = dir_distrust(sub, st, "the directory")) out.push_back(*why);
+    }
+  };
+  for (const char* part : {"inbox", "control", "claimed", "done", "logs", "priority"})
+    check(tree / part, true);
+  for (const char* part : {"keys", "ids", "hb"}) check(tree / part, false);
+}
+
 }  // namespace detail
 
-// Inspects a home for `use`, without printing: its root, runs/ and every lease tree
-// runs/<lease> must be real directories owned by the caller and writable by the caller alone.
+// Inspects a home for `use`, without printing: its root, runs/, every lease tree runs/<lease>
+// and the directories below each tree that hold tasks, commands and records (inbox/*,
+// control/*, claimed/*, done/*, logs/*, priority/*, keys, ids, hb) must be real directories
+// owned by the caller and writable by the caller alone.
 // A home that does not exist yet is fine (leaseq creates it 0700). Symlinks under runs/ are
 // refused for writers only (a reader never writes through them; open_lease_dir refuses them
 // again at the write). The exposure warning is only looked for in a home of the caller's own.
@@ -6515,6 +6744,7 @@ inline home_trust inspect_home(const fs::path& home, home_use use) {
       out.refusals.push_back(*why);
       continue;
     }
+    detail::inspect_tree_dirs(tree, out.refusals);
     if (unsigned r = detail::narrow_reach(reach, st.st_mode); r && !out.exposed) {
       if (auto f = detail::exposed_task_file(tree, r))
         out.exposed = f->string() + " (and likely every task file under " + home.string() +
@@ -6713,6 +6943,7 @@ class runner {
     std::optional<double> kill_at;
     bool orphan = false;          // left by a crashed runner: not our child, watched by pid
     std::uint64_t pid_start = 0;  // start time of pid (/proc/PID/stat): pids are reused
+    std::string boot_id;          // the boot pid_start counts from; empty: unknown (protocol 1)
   };
 
   // One runner per node per lease, for the runner's whole life: a second one (four `lease
@@ -6759,14 +6990,18 @@ class runner {
     }
   }
 
-  // Whether pid is still the process that was recorded (pid + start time), for a task left
-  // by an earlier runner. Without a recorded start time (protocol 1 claims): pid alone.
-  bool same_process(pid_t pid, std::uint64_t start) {
+  // Whether pid is still the process that was recorded (pid + start time + boot id), for a
+  // task left by an earlier runner: a claim written in another boot names a process that is
+  // gone, whatever now holds its pid. Without a recorded start time (protocol 1 claims): pid
+  // alone, as nothing else was written.
+  bool same_process(pid_t pid, std::uint64_t start, const std::string& boot = std::string()) {
+    if (!boot.empty() && !detail::boot_id().empty() && boot != detail::boot_id()) return false;
     if (!ops_.alive(pid)) return false;
     if (start == 0) return true;
     auto now_start = detail::process_start_ticks(pid);
     return now_start && *now_start == start;
   }
+  bool same_process(const running_task& t) { return same_process(t.pid, t.pid_start, t.boot_id); }
 
   // The process of an attempt a crashed runner was starting, found by the LEASEQ_ATTEMPT
   // it put in the task's environment (same node, same user: /proc/PID/environ is readable).
@@ -6870,16 +7105,21 @@ class runner {
       std::optional<pid_t> recorded =
           spec.pid ? detail::checked_pid(*spec.pid) : std::optional<pid_t>{};
       std::uint64_t recorded_start = 0;
-      if (spec.extra.is_object())
+      std::string recorded_boot;
+      if (spec.extra.is_object()) {
         if (auto it = spec.extra.find("pid_start");
             it != spec.extra.end() && it->is_number_unsigned())
           recorded_start = it->get<std::uint64_t>();
+        if (auto it = spec.extra.find("boot_id"); it != spec.extra.end() && it->is_string())
+          recorded_boot = it->get<std::string>();
+      }
       if (!spec.pid && !starting.empty()) {
         // A previous runner was starting it and died before recording the pid: its process,
         // if any, carries the attempt id in its environment.
         recorded = find_attempt_process(starting);
         if (recorded) {
           recorded_start = detail::process_start_ticks(*recorded).value_or(0);
+          recorded_boot = detail::boot_id();
         } else {
           running_task t;
           t.spec = spec;
@@ -6903,8 +7143,9 @@ class runner {
       t.orphan = true;
       t.pid = recorded.value_or(-1);
       t.pid_start = recorded_start;
+      t.boot_id = recorded_boot;
       if (!starting.empty()) t.attempt = starting;
-      if (t.pid > 1 && same_process(t.pid, t.pid_start)) {
+      if (t.pid > 1 && same_process(t)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
         running_.emplace(id, std::move(t));
       } else {
@@ -6953,9 +7194,14 @@ class runner {
                                                 "not reading control commands"};
     for (int i = 0; i < dir_count; ++i) {
       std::optional<std::string> why = detail::unsafe_dir(lease_.anchor(), dirs[i]);
-      if (why && *why != unsafe_[i]) log("refusing to write through " + *why + ": " + what[i]);
+      bool link = why.has_value();
+      // A directory others may write (or that is not ours) is not used either: whatever they
+      // put there (a task, a pause, a link in place of a lane) is not ours to obey.
+      if (!why) why = detail::subdir_distrust(lease_.root(), dirs[i]);
+      if (why && *why != unsafe_[i])
+        log((link ? "refusing to write through " : "refusing to use ") + *why + ": " + what[i]);
       if (!why && !unsafe_[i].empty()) {
-        log(dirs[i].string() + " is no longer a symlink: resuming");
+        log(dirs[i].string() + " is safe again: resuming");
         try {
           ensure_dir(dirs[i]);  // the symlink may simply have been removed
         } catch (const error& e) {
@@ -7007,7 +7253,7 @@ class runner {
     last_orphan_check_ = now;
     bool any = false;
     for (auto it = running_.begin(); it != running_.end();) {
-      if (it->second.orphan && !same_process(it->second.pid, it->second.pid_start)) {
+      if (it->second.orphan && !same_process(it->second)) {
         running_task t = std::move(it->second);
         it = running_.erase(it);
         const std::string& id = t.spec.id;
@@ -7429,6 +7675,7 @@ class runner {
     req.env = merged_environment(env);
     req.stdout_path = lease_.stdout_log(cfg_.node, t.spec.id).string();
     req.stderr_path = lease_.stderr_log(cfg_.node, t.spec.id).string();
+    req.anchor = lease_.anchor().string();
     req.supervisor = cfg_.supervisor;
     req.status_path = exit_status_path(t.spec.id).string();
     req.attempt = t.attempt;
@@ -7762,9 +8009,12 @@ class runner {
       if (t.kill_at && *t.kill_at <= now) {
         t.kill_at = now + 3600 * 24 * 365.0;  // signalled; nothing more to do but reap
         // An orphan's pid is not ours to reap: it may have been reused by now.
-        if (t.orphan && !same_process(t.pid, t.pid_start)) continue;
+        if (t.orphan && !same_process(t)) continue;
         log(fmt::format("{}: still running {:.0f} s after SIGTERM: SIGKILL", id, cfg_.grace_s));
-        ops_.signal_group(t.pid, SIGKILL);
+        if (t.orphan)
+          ops_.signal_recorded_group(t.pid, t.pid_start, t.boot_id, SIGKILL);
+        else
+          ops_.signal_group(t.pid, SIGKILL);
       }
     }
   }
@@ -7775,13 +8025,15 @@ class runner {
   void cancel_orphan(running_task& t, double now) {
     const std::string& id = t.spec.id;
     if (t.stop_reason) return;
-    if (t.pid <= 1 || !same_process(t.pid, t.pid_start)) {
+    if (t.pid <= 1 || !same_process(t)) {
       log(id + ": cancel of a task left by a previous runner: its process already ended");
       return;
     }
     log(id + ": cancel of a task left by a previous runner: SIGTERM to its process group");
     t.stop_reason = "cancelled";
-    ops_.signal_group(t.pid, SIGTERM);
+    // Signalled only while it is still the recorded process and leads its group.
+    if (!ops_.signal_recorded_group(t.pid, t.pid_start, t.boot_id, SIGTERM))
+      log(id + ": its process is no longer the recorded one, or leads no group: not signalled");
     t.kill_at = now + cfg_.grace_s;
   }
 
@@ -7883,6 +8135,8 @@ class runner {
     hb.node = cfg_.node;
     hb.host = cfg_.host;
     hb.pid = ::getpid();
+    hb.pid_start = detail::process_start_ticks(::getpid()).value_or(0);
+    hb.boot_id = detail::boot_id();
     hb.ts = now;
     hb.started = started_;
     std::vector<std::pair<std::int64_t, std::string>> ids;
@@ -11756,7 +12010,8 @@ class key_decoder {
 //
 // Text is UTF-8; wide characters take two cells (the second is a continuation cell with
 // width 0), zero-width code points attach to the previous cell, control bytes never reach a
-// cell (they become U+FFFD).
+// cell (they become U+FFFD), and neither do bidi controls and invisible characters
+// (is_hidden_format_char: they would reorder or hide the rest of the row on the terminal).
 
 
 #include <algorithm>
@@ -11900,8 +12155,8 @@ class buffer {
   }
 
   // Prints UTF-8 text from (x, y) on one row, at most max_width cells (-1 = up to the clip's
-  // right edge). Returns the cells used (counted even where clipped). Controls become U+FFFD;
-  // a wide character that does not fit is not drawn.
+  // right edge). Returns the cells used (counted even where clipped). Controls, bidi controls
+  // and invisible characters become U+FFFD; a wide character that does not fit is not drawn.
   int print(int x, int y, std::string_view text, const style& st = {}, int max_width = -1) {
     int limit = max_width < 0 ? std::max(0, clip_.right() - x) : max_width;
     int used = 0;
@@ -11911,7 +12166,7 @@ class buffer {
       i += ch.len;
       char32_t cp = ch.cp;
       int w = leaseq::detail::codepoint_width(cp);
-      if (w < 0) {
+      if (w < 0 || leaseq::is_hidden_format_char(cp)) {
         cp = leaseq::detail::replacement_char;
         w = 1;
       }

@@ -197,3 +197,26 @@ TEST_CASE("escape sequences in commands never reach the screen", "[dashboard][sc
   CHECK(s.find('\x07') == std::string::npos);
   CHECK(contains(s, "pwn"));
 }
+
+// Audit of issue 15: the screen buffer passed bidi controls and invisible characters (U+2066
+// and U+202E have width 1 to it) into its cells, so a row holding them lost its right border.
+TEST_CASE("bidi controls and invisible characters in commands never reach the screen",
+          "[dashboard][screens]") {
+  const std::string rlo = "\xe2\x80\xae", lri = "\xe2\x81\xa6", zwsp = "\xe2\x80\x8b";
+  model m = dashboard_model();
+  auto snap = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  auto tasks = std::make_shared<std::vector<leaseq::task_view>>(snap->tasks());
+  (*tasks)[2] = make_task(3, task_state::running, "nodeA", "echo " + rlo + "gnp.exe" + lri + "x");
+  snap->task_table = tasks;
+  snap->generation = 2;
+  update(m, message{msg_snapshot{snap}});
+  leaseq::tui::buffer buf(m.width, m.height);
+  view(m, buf);
+  // Printed straight into the buffer too, as any widget might.
+  buf.print(0, m.height - 1, "raw" + rlo + lri + zwsp + "end");
+  leaseq::tui::buffer empty(m.width, m.height);
+  for (const std::string& out : {buf.to_text(), leaseq::tui::present(empty, buf)})
+    for (const std::string& hidden : {rlo, lri, zwsp}) CHECK_FALSE(contains(out, hidden));
+  CHECK(contains(buf.row_text(m.height - 1), "raw"));
+  CHECK(contains(buf.row_text(m.height - 1), "end"));
+}

@@ -3,13 +3,16 @@
 // forged runner pid, and names, Slurm reasons and commands holding terminal escapes, bidi
 // overrides and invisible characters. Each case failed before its fix.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <leaseq/detail/process_identity.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/paths.hpp>
 
@@ -340,4 +343,70 @@ TEST_CASE("hostile input: bidi and invisible characters are shown, never obeyed"
     CHECK_THAT(r.out, Catch::Contains("admin<U+202E>nimda<U+2066>x<U+200B>y"));
     check_terminal_safe(r.out);
   }
+}
+
+// Audit of issue 15: CLI11 quotes the argument it rejects, and that quote went to stderr raw.
+TEST_CASE("hostile input: a usage error quoting the arguments reaches the terminal sanitized",
+          "[e2e][hostile_input]") {
+  cli c;
+  std::string arg = "\x1b]52;c;ZXZpbA==\x07" + rlo + "x" + lri + csi8 + "\xff";
+  auto r = c.run("tasks --lease " + c.lease + " " + shell_quote(arg));
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("<U+202E>"));  // shown, not obeyed
+  check_terminal_safe(r.out);
+  // --help stays a success and still prints the usage.
+  auto h = c.run("tasks --help");
+  CHECK(h.exit_code == 0);
+  CHECK_THAT(h.out, Catch::Contains("--lease"));
+}
+
+// Audit of issue 15: a fresh heartbeat naming a live but unrelated process (a reused pid, or a
+// forged file) made `lease local stop` SIGTERM it and `lease local status` call it OK. The
+// runner writes its start time and boot id (protocol 4); a heartbeat without them counts only
+// while the node's runner lock is held.
+TEST_CASE("hostile input: a fresh heartbeat naming an unrelated process is no runner",
+          "[e2e][hostile_input]") {
+  cli c;
+  std::string host = leaseq::short_hostname();
+  fs::path tree = c.home / "runs" / ("local:" + host);
+  fs::path hb = tree / "hb" / "n1.json";
+  REQUIRE(c.run("submit --lease local:" + host + " -- true").exit_code == 0);
+  fs::create_directories(hb.parent_path());
+  pid_t sleeper = ::fork();
+  REQUIRE(sleeper >= 0);
+  if (sleeper == 0) {
+    ::setsid();
+    ::execlp("sleep", "sleep", "60", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  auto alive = [&] { return ::waitpid(sleeper, nullptr, WNOHANG) == 0; };
+  std::string boot = leaseq::detail::boot_id();
+  // With an identity that is not the sleeper's (its start time differs), and with none at all.
+  for (const std::string& identity :
+       {",\"pid_start\":1,\"boot_id\":\"" + boot + "\"", std::string()}) {
+    json j = json::parse("{\"node\":\"n1\",\"host\":\"" + host + "\",\"pid\":" +
+                         std::to_string(sleeper) + ",\"started\":1,\"running\":[],\"pending\":0," +
+                         "\"paused\":false,\"slots\":1,\"gpus\":0" + identity + "}");
+    j["ts"] = static_cast<double>(::time(nullptr));
+    write_text(hb, j.dump());
+    auto stop = c.run("lease local stop --node n1 --wait 1");
+    INFO(identity << ": " << stop.out);
+    CHECK(stop.exit_code == 0);
+    CHECK_THAT(stop.out, Catch::Contains("no runner running"));
+    CHECK(alive());
+    auto status = c.run("lease local status --node n1");
+    INFO(status.out);
+    CHECK(status.exit_code == 3);
+    CHECK_THAT(status.out, !Catch::Contains(": OK"));
+    auto start = c.run("lease local start --node n1 --gpus none");
+    INFO(start.out);
+    CHECK_THAT(start.out, !Catch::Contains("already running"));
+    if (start.exit_code == 0) {
+      REQUIRE(wait_until([&] { return c.run("lease local status --node n1").exit_code == 0; }));
+      CHECK(c.run("lease local stop --node n1 --wait 20").exit_code == 0);
+    }
+  }
+  ::kill(sleeper, SIGKILL);
+  ::waitpid(sleeper, nullptr, 0);
 }

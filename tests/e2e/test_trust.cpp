@@ -3,12 +3,15 @@
 // about once, and no command writes through a symlink planted anywhere from the home down
 // (inbox/_any, keys, control/<node>, runs/<lease>).
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
+#include <leaseq/file_io.hpp>
 #include <leaseq/paths.hpp>
 
 #include "test_support.hpp"
@@ -171,4 +174,172 @@ TEST_CASE("submit, submit --key, pause and resume never write through a planted 
     }
   }
   CHECK(h.outside_empty());
+}
+
+// Audit of issue 15: cancelling a pending task of a lane no live runner serves moves it into
+// claimed/<node> and writes its result into done/<node> itself; it wrote T002.result.json
+// through a symlinked done/n1.
+TEST_CASE("cancel of an unserved pending task never writes through a symlinked claimed or done",
+          "[trust]") {
+  trust_home h;
+  REQUIRE(h.submit("--node n1 --force -- /bin/true").exit_code == 0);
+  std::string planted = GENERATE(std::string("claimed"), std::string("done"));
+  fs::path link = h.lp.root() / planted / "n1";
+  fs::create_directories(link.parent_path());
+  fs::create_directory_symlink(h.outside, link);
+  auto r = h.leaseq("cancel --lease " + shell_quote(h.lease) + " T001");
+  INFO(planted << "\n" << r.out);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("symbolic link " + link.string()) != std::string::npos);
+  CHECK(h.outside_empty());
+  CHECK(fs::exists(h.lp.inbox_task("n1", "T001")));  // still pending, untouched
+  // Once the link is gone the same cancel works.
+  fs::remove(link);
+  auto ok = h.leaseq("cancel --lease " + shell_quote(h.lease) + " T001");
+  INFO(ok.out);
+  CHECK(ok.exit_code == 0);
+  CHECK(fs::exists(h.lp.result("n1", "T001")));
+}
+
+namespace {
+
+// A detached runner of h.lease for node n3, stopped (SIGTERM) when the test ends.
+struct detached_runner {
+  const trust_home& h;
+  pid_t pid = -1;
+  explicit detached_runner(const trust_home& home) : h(home) {
+    auto r = h.leaseq("runner --detach --lease " + shell_quote(h.lease) +
+                      " --node n3 --gpus none --heartbeat 0.2");
+    INFO(r.out);
+    REQUIRE(r.exit_code == 0);
+    std::istringstream lines(r.out);  // the pid on stdout, a note on stderr
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty() && line.find_first_not_of("0123456789") == std::string::npos)
+        pid = std::stoi(line);
+    REQUIRE(pid > 1);
+  }
+  ~detached_runner() {
+    if (pid > 1) ::kill(pid, SIGTERM);
+  }
+  std::string log() const { return test_support::read_text(h.lp.runner_log("n3")); }
+  json heartbeat() const {
+    try {
+      return json::parse(test_support::read_text(h.lp.heartbeat("n3")));
+    } catch (const std::exception&) {
+      return json::object();
+    }
+  }
+  // Until the runner has written two more heartbeats: it has had passes to act in since.
+  void two_more_heartbeats() const {
+    for (int i = 0; i < 2; ++i) {
+      double ts = heartbeat().value("ts", 0.0);
+      REQUIRE(test_support::wait_until([&] { return heartbeat().value("ts", 0.0) > ts; }));
+    }
+  }
+};
+
+// `sh -c script` as nobody.
+test_support::command_result as_nobody(const std::string& script) {
+  return test_support::run_command("setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c " +
+                                   shell_quote(script) + " 2>&1");
+}
+
+bool can_act_as_nobody() {
+  return ::geteuid() == 0 && ::getpwnam("nobody") &&
+         test_support::run_command("setpriv --reuid=nobody --regid=nogroup --clear-groups true")
+                 .exit_code == 0;
+}
+
+}  // namespace
+
+// Audit of issue 15: only the home, runs/ and runs/<lease> were checked. With the tree 0755 and
+// control/n3 chmod 0777, `nobody` wrote control/n3/pause.json and root's runner paused.
+TEST_CASE("a pause written by another user into a control directory others may write is ignored",
+          "[trust]") {
+  if (!can_act_as_nobody()) {
+    WARN("needs root, a `nobody` user and setpriv; skipped");
+    return;
+  }
+  trust_home h;
+  REQUIRE(h.submit().exit_code == 0);
+  detached_runner r(h);
+  REQUIRE(test_support::wait_until([&] { return fs::exists(h.lp.heartbeat("n3")); }));
+  for (const fs::path& d :
+       {h.tmp.path(), h.home, h.home / "runs", h.lp.root(), h.lp.control_root()})
+    REQUIRE(::chmod(d.c_str(), 0755) == 0);
+  REQUIRE(::chmod(h.lp.control("n3").c_str(), 0777) == 0);
+  fs::path pause = h.lp.control("n3") / "pause.json";
+  auto wrote =
+      as_nobody("printf '{\"ts\":1e12,\"by\":\"nobody\"}' > " + shell_quote(pause.string()));
+  INFO(wrote.out);
+  REQUIRE(wrote.exit_code == 0);
+  REQUIRE(test_support::wait_until([&] {
+    return r.log().find("refusing to use the directory " + h.lp.control("n3").string()) !=
+           std::string::npos;
+  }));
+  r.two_more_heartbeats();
+  CHECK(r.heartbeat().value("paused", true) == false);
+  CHECK(fs::exists(pause));  // never consumed
+  // The CLI says what to fix.
+  auto cli = h.submit();
+  INFO(cli.out);
+  CHECK(cli.exit_code == 1);
+  CHECK(cli.out.find("chmod 700 " + h.lp.control("n3").string()) != std::string::npos);
+
+  // A private control directory holding a file of another user's (left from before it was
+  // tightened): the file is not obeyed either.
+  REQUIRE(::chmod(h.lp.control("n3").c_str(), 0700) == 0);
+  REQUIRE(::chown(pause.c_str(), ::getpwnam("nobody")->pw_uid, ::getpwnam("nobody")->pw_gid) == 0);
+  REQUIRE(test_support::wait_until(
+      [&] { return r.log().find(pause.string() + ": not a file of yours") != std::string::npos; }));
+  r.two_more_heartbeats();
+  CHECK(r.heartbeat().value("paused", true) == false);
+  // The runner's own pause still works.
+  REQUIRE(::unlink(pause.c_str()) == 0);
+  auto own = h.leaseq("pause --lease " + shell_quote(h.lease) + " n3");
+  INFO(own.out);
+  REQUIRE(own.exit_code == 0);
+  CHECK(test_support::wait_until([&] { return r.heartbeat().value("paused", false); }));
+}
+
+// The runner's owner check on inbox files, against the real program: a task file another user
+// owns (nobody's, in root's inbox) is never run; root's own task after it runs.
+TEST_CASE("a task file owned by another user is never run by the runner", "[trust]") {
+  const passwd* nobody = ::geteuid() == 0 ? ::getpwnam("nobody") : nullptr;
+  if (!nobody) {
+    WARN("needs root and a `nobody` user; skipped");
+    return;
+  }
+  trust_home h;
+  REQUIRE(h.submit("-- touch " + shell_quote((h.outside / "ran").string())).exit_code == 0);
+  fs::path foreign = h.lp.inbox_task("_any", "T001");
+  REQUIRE(::chown(foreign.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  REQUIRE(h.submit("-- /bin/true").exit_code == 0);
+  detached_runner r(h);
+  REQUIRE(test_support::wait_until([&] { return fs::exists(h.lp.result("n3", "T002")); }));
+  CHECK(test_support::wait_until(
+      [&] { return r.log().find("not owned by this runner's user") != std::string::npos; }));
+  r.two_more_heartbeats();
+  CHECK(fs::exists(foreign));
+  CHECK_FALSE(fs::exists(h.lp.result("n3", "T001")));
+  CHECK_FALSE(fs::exists(h.outside / "ran"));
+}
+
+// Audit of issue 15: the task logs (and the supervisor's .exit file) were opened by path. The
+// runner refuses a symlinked logs/<node> and creates them relative to a directory descriptor
+// walked from the home (the swap after its check: the [runner] unit test on posix_process_ops).
+TEST_CASE("a symlinked logs directory never receives a task's log", "[trust]") {
+  trust_home h;
+  REQUIRE(h.submit().exit_code == 0);
+  fs::create_directories(h.lp.logs_root());
+  fs::create_directory_symlink(h.outside, h.lp.logs("n3"));
+  detached_runner r(h);
+  REQUIRE(test_support::wait_until([&] {
+    return r.log().find("refusing to write through " + h.lp.logs("n3").string()) !=
+           std::string::npos;
+  }));
+  r.two_more_heartbeats();
+  CHECK(h.outside_empty());
+  CHECK(fs::exists(h.lp.inbox_task("_any", "T001")));  // not claimed, not run
+  CHECK_FALSE(fs::exists(h.lp.result("n3", "T001")));
 }

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <leaseq/control.hpp>
 #include <leaseq/submit.hpp>
 
@@ -115,4 +117,26 @@ TEST_CASE("control: cancel_task routes by where the task is", "[control]") {
   write_json_atomic(lease.result("a", any), res);
   CHECK_THROWS_WITH(cancel_task(lease, any), Catch::Contains("already ended (FINISHED)"));
   CHECK_THROWS_AS(cancel_task(lease, "T777"), error);
+}
+
+// Audit of issue 15: a control directory others could write let them pause the runner. Only the
+// caller's own files are obeyed; another user's is reported (the runner logs it) and left.
+TEST_CASE("control: a file owned by another user is reported, never obeyed", "[control]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to hand a file to another user; skipped");
+    return;
+  }
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  fs::path p = write_pause(lease, "n", 10);
+  write_cancel(lease, "n", "T001", 10);
+  REQUIRE(::chown(p.c_str(), 65534, 65534) == 0);
+  control_batch b = read_control(lease, "n");
+  CHECK_FALSE(b.paused);
+  CHECK(b.consumed.empty());
+  CHECK(b.cancels.size() == 1);  // the caller's own file still counts
+  REQUIRE(b.bad.size() == 1);
+  CHECK(b.bad[0].first == p);
+  CHECK(b.bad[0].second.find("not a file of yours") != std::string::npos);
+  CHECK(fs::exists(p));
 }

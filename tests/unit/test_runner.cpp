@@ -1236,3 +1236,51 @@ TEST_CASE("runner: priority markers are hints, the task file decides what runs",
   CHECK(b.ops.pid_of(waits) > 0);
   CHECK(b.ops.procs.size() == 3);
 }
+
+// Audit of issue 15: the task logs were opened by path, so a logs/<node> swapped for a link
+// after the runner's check received them. With an anchor they are opened from a directory
+// walked without following links.
+TEST_CASE("runner: posix process ops refuse a symlinked log directory under the anchor",
+          "[runner]") {
+  temp_dir t;
+  fs::create_directories(t / "home" / "logs");
+  fs::create_directories(t / "outside");
+  fs::create_directory_symlink(t / "outside", t / "home" / "logs" / "n1");
+  posix_process_ops ops;
+  spawn_request req;
+  req.argv = {"true"};
+  req.env = merged_environment({});
+  req.anchor = (t / "home").string();
+  req.stdout_path = (t / "home" / "logs" / "n1" / "T001.out").string();
+  req.stderr_path = (t / "home" / "logs" / "n1" / "T001.err").string();
+  spawn_outcome s = ops.spawn(req);
+  CHECK(s.pid < 0);
+  CHECK(s.error.find("symbolic link") != std::string::npos);
+  CHECK(fs::directory_iterator(t / "outside") == fs::directory_iterator());
+}
+
+// Audit of issue 15: signals to a pid read from disk go only to the recorded process.
+TEST_CASE("runner: a recorded process is signalled only while it is the same one", "[runner]") {
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::setpgid(0, 0);
+    ::execlp("sleep", "sleep", "60", static_cast<char*>(nullptr));  // not Catch's handlers
+    ::_exit(127);
+  }
+  REQUIRE(test_support::wait_until([&] { return ::getpgid(child) == child; }));
+  auto start = detail::process_start_ticks(child);
+  REQUIRE(start);
+  // Another start time, another boot: not the recorded process, nothing sent.
+  CHECK(detail::signal_recorded_process(child, *start + 1, detail::boot_id(), SIGTERM) == ESRCH);
+  CHECK(detail::signal_recorded_process(child, *start, "another-boot", SIGTERM) == ESRCH);
+  // Not a group leader: its group is not signalled.
+  CHECK(detail::signal_recorded_process(::getpid(), *detail::process_start_ticks(::getpid()),
+                                        detail::boot_id(), 0,
+                                        true) == (::getpgid(0) == ::getpid() ? 0 : ESRCH));
+  CHECK(::waitpid(child, nullptr, WNOHANG) == 0);
+  CHECK(detail::signal_recorded_process(child, *start, detail::boot_id(), SIGTERM, true) == 0);
+  int status = 0;
+  CHECK(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+}

@@ -4,8 +4,13 @@
 // that wrote it only while the start time (/proc/PID/stat field 22) and the boot id match too.
 // Used to tell whether the writer of a reservation or key is still alive before taking over.
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdint>
 #include <optional>
@@ -144,6 +149,66 @@ inline liveness check_liveness(const process_identity& who) {
   auto ticks = process_start_ticks(*pid);
   if (!ticks || *ticks != who.start_ticks) return liveness::dead;
   return liveness::alive;
+}
+
+// Whether pid is, right now, the process that started at start_ticks in this boot: its start
+// time matches, and the boot it was recorded in (`boot`, empty when unknown) is this one.
+inline bool is_same_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot) {
+  if (pid <= 1) return false;
+  if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;  // rebooted since
+  auto ticks = process_start_ticks(pid);
+  return ticks && *ticks == start_ticks;
+}
+
+// A pidfd for pid (Linux 5.3 and later): it names that one process whatever happens to the
+// number afterwards. Invalid with errno ENOSYS on an older kernel, ESRCH when pid is gone.
+inline unique_fd open_pidfd(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+  return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return unique_fd();
+#endif
+}
+
+inline int pidfd_signal(int pidfd, int sig) noexcept {
+#ifdef SYS_pidfd_send_signal
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+#else
+  (void)pidfd;
+  (void)sig;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// Sends sig to the process pid read from disk, only while it still is the process recorded
+// there (start_ticks, boot; start_ticks 0: a record without one, pid alone). Where the kernel
+// has pidfds the check cannot be split from the signal by a reuse of the number: the pidfd is
+// opened first, the identity checked after (so the pidfd names the recorded process), and the
+// signal goes through the pidfd. With `group`, the signal goes to the process group that pid
+// leads, and only when pid does lead one (getpgid(pid) == pid). Returns 0 when sent, else an
+// errno: ESRCH when the process is not the recorded one (or gone).
+inline int signal_recorded_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot,
+                                   int sig, bool group = false) {
+  if (pid <= 1) return ESRCH;
+  auto same = [&] {
+    if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;
+    return start_ticks == 0 || is_same_process(pid, start_ticks, boot);
+  };
+  unique_fd pidfd = open_pidfd(pid);
+  if (!pidfd && errno == ESRCH) return ESRCH;
+  if (!same()) return ESRCH;
+  if (group) {
+    if (::getpgid(pid) != pid) return ESRCH;  // not a group leader: -pid names another group
+    return ::kill(-pid, sig) == 0 ? 0 : errno;
+  }
+  if (pidfd) {
+    if (pidfd_signal(pidfd.get(), sig) == 0) return 0;
+    if (errno != ENOSYS) return errno;
+  }
+  return ::kill(pid, sig) == 0 ? 0 : errno;
 }
 
 }  // namespace leaseq::detail

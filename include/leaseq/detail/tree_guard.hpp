@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/error.hpp"
@@ -108,6 +109,31 @@ inline unique_fd open_tree_dir(const std::filesystem::path& anchor,
     cur = std::move(next);
   }
   return cur;
+}
+
+// Replaces dir_fd/name with content (temp name starting with '.' opened O_EXCL|O_NOFOLLOW in
+// the same directory, fsync'd when `durable`, then renameat): for writers that hold the
+// directory as a descriptor from open_tree_dir(), so nothing swapped in after the walk (a
+// symlinked directory, a planted final name) is ever written through. `shown` names the
+// directory in errors.
+inline void replace_file_at(int dir_fd, const std::string& name, std::string_view content,
+                            const std::filesystem::path& shown, bool durable = true,
+                            mode_t mode = 0600) {
+  std::string tmp = "." + name + ".tmp." + temp_suffix();
+  unique_fd fd(
+      ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", (shown / tmp).string(), errno);
+  auto fail = [&](const char* what, const std::string& about) {
+    int e = errno;
+    ::unlinkat(dir_fd, tmp.c_str(), 0);
+    throw io_error(what, (shown / about).string(), e);
+  };
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
+  if (::close(fd.release()) != 0) fail("cannot close", tmp);
+  if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0)
+    fail("cannot rename onto final name", name);
+  if (durable) ::fsync(dir_fd);  // best effort, as fsync_dir()
 }
 
 }  // namespace leaseq::detail

@@ -16,9 +16,11 @@
 //
 // Text is UTF-8; wide characters take two cells (the second is a continuation cell with
 // width 0), zero-width code points attach to the previous cell, control bytes never reach a
-// cell (they become U+FFFD).
+// cell (they become U+FFFD), and neither do bidi controls and invisible characters
+// (is_hidden_format_char: they would reorder or hide the rest of the row on the terminal).
 
 #include <leaseq/detail/text_width.hpp>
+#include <leaseq/sanitize.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -161,8 +163,8 @@ class buffer {
   }
 
   // Prints UTF-8 text from (x, y) on one row, at most max_width cells (-1 = up to the clip's
-  // right edge). Returns the cells used (counted even where clipped). Controls become U+FFFD;
-  // a wide character that does not fit is not drawn.
+  // right edge). Returns the cells used (counted even where clipped). Controls, bidi controls
+  // and invisible characters become U+FFFD; a wide character that does not fit is not drawn.
   int print(int x, int y, std::string_view text, const style& st = {}, int max_width = -1) {
     int limit = max_width < 0 ? std::max(0, clip_.right() - x) : max_width;
     int used = 0;
@@ -172,7 +174,7 @@ class buffer {
       i += ch.len;
       char32_t cp = ch.cp;
       int w = leaseq::detail::codepoint_width(cp);
-      if (w < 0) {
+      if (w < 0 || leaseq::is_hidden_format_char(cp)) {
         cp = leaseq::detail::replacement_char;
         w = 1;
       }
