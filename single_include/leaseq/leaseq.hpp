@@ -2635,6 +2635,9 @@ struct node_view {
   std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
   bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
   std::string hb_reason;
+  // hb_unknown, but the file was modified less than ui.hb_stale_s ago: most likely read while
+  // its runner replaced it through a lagging cache. Lag (fs_lag), not yet worth a warning.
+  bool hb_settling = false;
   bool paused = false;
   std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
   std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
@@ -8680,6 +8683,7 @@ struct cached_hb {
   file_info info;
   std::optional<heartbeat> hb;
   bool bad = false;
+  bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
   std::string reason;
 };
 
@@ -9072,6 +9076,9 @@ class snapshot_store {
           }
         }
         h.bad = !reason.empty();
+        double age = clock_.now() - info.mtime;
+        h.settling =
+            h.bad && info.err == 0 && age < opts_.ui.hb_stale_s && age > -opts_.ui.hb_stale_s;
         h.reason = std::move(reason);
       }
       next.emplace(node, std::move(h));
@@ -9451,6 +9458,7 @@ class snapshot_store {
       if (auto it = hbs_.find(n); it != hbs_.end()) {
         v.hb = it->second.hb;
         v.hb_unknown = it->second.bad;
+        v.hb_settling = it->second.settling;
         v.hb_reason = it->second.reason;
       }
       v.health = compute_health(v.hb, now, opts_.ui.hb_stale_s);
