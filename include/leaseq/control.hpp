@@ -197,7 +197,9 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
     }
     double ts = 0;
     if (j.is_object() && j.contains("ts") && j["ts"].is_number()) ts = j["ts"].get<double>();
-    (is_pause ? pause_ts : resume_ts) = ts;
+    // Several of a kind (taken files left by a runner that died): the newest counts.
+    std::optional<double>& kind_ts = is_pause ? pause_ts : resume_ts;
+    kind_ts = kind_ts ? std::max(*kind_ts, ts) : ts;
     b.consumed.push_back(p);
   }
   // The newer one wins; on a tie, resume (never leave a runner stuck by accident).

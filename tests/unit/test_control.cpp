@@ -58,6 +58,15 @@ TEST_CASE("control: pause and resume, the newer wins", "[control]") {
   CHECK(b.consumed.size() == 2);
   write_pause(lease, "n", 12);
   CHECK(read_control(lease, "n").paused == true);
+  // Taken files that were never deleted (a runner died): the newest of each kind counts,
+  // whatever order the directory lists them in.
+  for (int i = 0; i < 20; ++i) {
+    write_pause(lease, "n", 1 + i % 3);
+    read_control(lease, "n");
+  }
+  CHECK(read_control(lease, "n").paused == true);  // pause 12 > resume 11
+  write_resume(lease, "n", 13);
+  CHECK(read_control(lease, "n").paused == false);
 }
 
 TEST_CASE("control: pause and resume from another process are never deleted unread",
