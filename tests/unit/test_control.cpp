@@ -1,6 +1,9 @@
 #include <leaseq/control.hpp>
 #include <leaseq/submit.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "test_support.hpp"
@@ -100,9 +103,12 @@ TEST_CASE("control: pause and resume from another process are never deleted unre
       ::_exit(rc);
     }
     bool paused = !last_is_pause;
+    // A runner does other work between reading its requests and deleting them (it rewrites
+    // its heartbeat): the pause below stands for that.
     auto apply = [&] {
       control_batch b = read_control(lease, "n");
       if (b.paused) paused = *b.paused;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
       for (const auto& p : b.consumed) ::unlink(p.c_str());
     };
     int status = 0;
