@@ -49,19 +49,22 @@ std::string resolve_lease(const home_paths& home, const std::string& given,
   if (is_local_lease(id)) {
     // First use of the local lease: register it and write its lease.json.
     lease_paths lease(home, id);
+    // The exists() check only saves work: the file is created exclusively, so a lease.json
+    // another process wrote meanwhile (or that a lagging cache hid) is never replaced.
     if (!fs::exists(lease.lease_json())) {
       double now = unix_now();
       lease_record rec;
       rec.id = id;
       rec.kind = "local";
       rec.created = now;
-      write_lease_json(lease, json(rec));
-      try {
-        register_lease(home, index_entry{id, "local", std::nullopt, now, json::object()});
-      } catch (const error& e) {
-        // The user named the lease: an index that cannot be rewritten only keeps it out of
-        // `lease ls` for now (the next command registers it), it never blocks the work.
-        std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.what()).c_str());
+      if (create_lease_json(lease, json(rec))) {
+        try {
+          register_lease(home, index_entry{id, "local", std::nullopt, now, json::object()});
+        } catch (const error& e) {
+          // The user named the lease: an index that cannot be rewritten only keeps it out of
+          // `lease ls` for now (the next command registers it), it never blocks the work.
+          std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.what()).c_str());
+        }
       }
     }
   }

@@ -78,7 +78,8 @@ void print_scan_problems(const snapshot& s) {
     std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.message).c_str());
   std::vector<std::string> bad;
   for (const auto& n : s.nodes)
-    if (n.hb_unknown) bad.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
+    if (n.hb_unknown && !n.hb_settling)  // settling: being replaced, lag (store.hpp)
+      bad.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
   std::string invisible;  // handed out, visible nowhere: lag, not a broken file
   std::size_t invisible_count = 0;
   for (const auto& t : s.tasks()) {
@@ -369,7 +370,7 @@ void cmd_tasks(const tasks_args& a) {
     if (!parsed) {
       std::fprintf(stderr,
                    "leaseq: error: unknown state %s (PENDING, RUNNING, FINISHED, FAILED, "
-                   "CANCELLED, LOST?, LOST)\n",
+                   "CANCELLED, LOST?, LOST, UNKNOWN)\n",
                    detail::quote_for_message(st).c_str());
       throw CLI::RuntimeError(exit_usage);
     }

@@ -277,7 +277,8 @@ inline std::vector<std::string> problem_lines(const model& m) {
                         ? e.path + ": " + e.message
                         : e.message);
     for (const auto& n : m.snap->nodes)
-      if (n.hb_unknown) out.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
+      if (n.hb_unknown && !n.hb_settling)  // settling: being replaced, lag (store.hpp)
+        out.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
     for (const auto& t : m.snap->tasks())
       if (t.unknown && t.state != leaseq::task_state::lost_maybe &&
           t.state != leaseq::task_state::lost)

@@ -17,9 +17,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -138,21 +140,45 @@ struct cancel_request {
 struct control_batch {
   std::vector<cancel_request> cancels;
   std::optional<bool> paused;      // set when pause.json or resume.json was present
-  std::vector<fs::path> consumed;  // pause/resume files to delete once applied
+  std::vector<fs::path> consumed;  // pause/resume files (as taken) to delete once applied
   std::vector<std::pair<fs::path, std::string>> bad;  // unreadable or invalid: reason
 };
 
+namespace detail {
+
+// A pause or resume request the runner took: `.taken.<uuid>.pause.json` (or resume).
+inline bool is_taken_control(const std::string& name, std::string_view what) {
+  const std::string_view prefix = ".taken.";
+  return name.size() > prefix.size() + what.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+         name.compare(name.size() - what.size(), what.size(), what) == 0;
+}
+
+}  // namespace detail
+
 // One scan of control/<node>/. Files that cannot be read yet are reported in `bad` and left
 // in place (the caller retries; it never deletes on a bad read).
+//
+// pause.json and resume.json have fixed names that any client may write again at any moment,
+// so the scan first takes each one: renames it to `.taken.<uuid>.<name>`, and reads and (the
+// caller) deletes only that name. A request written after the rename is a new file that the
+// next scan takes; deleting by the fixed name could remove it unread. Taken files left by a
+// runner that died before deleting them are read again by the next scan.
 inline control_batch read_control(const lease_paths& lease, const std::string& node) {
   control_batch b;
   fs::path dir = lease.control(node);
   std::optional<double> pause_ts, resume_ts;
-  for (const std::string& name : detail::list_dir(dir.string()).names) {
+  std::vector<std::string> names = detail::list_dir(dir.string(), true).names;
+  for (std::string& name : names) {
+    if (name != "pause.json" && name != "resume.json") continue;
+    std::string taken = ".taken." + detail::random_uuid() + "." + name;
+    if (::rename((dir / name).c_str(), (dir / taken).c_str()) == 0) name = taken;
+  }
+  for (const std::string& name : names) {
     fs::path p = dir / name;
     bool is_cancel = name.rfind("cancel_", 0) == 0 && name.size() > 12 &&
                      name.compare(name.size() - 5, 5, ".json") == 0;
-    bool is_pause = name == "pause.json", is_resume = name == "resume.json";
+    bool is_pause = detail::is_taken_control(name, ".pause.json");
+    bool is_resume = detail::is_taken_control(name, ".resume.json");
     if (!is_cancel && !is_pause && !is_resume) continue;
     // Only the caller's own commands are obeyed: a file another user put there (a control
     // directory others may write) is reported and left alone, never read. Checked before and
@@ -185,7 +211,9 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
     }
     double ts = 0;
     if (j.is_object() && j.contains("ts") && j["ts"].is_number()) ts = j["ts"].get<double>();
-    (is_pause ? pause_ts : resume_ts) = ts;
+    // Several of a kind (taken files left by a runner that died): the newest counts.
+    std::optional<double>& kind_ts = is_pause ? pause_ts : resume_ts;
+    kind_ts = kind_ts ? std::max(*kind_ts, ts) : ts;
     b.consumed.push_back(p);
   }
   // The newer one wins; on a tie, resume (never leave a runner stuck by accident).

@@ -244,6 +244,13 @@ inline void write_lease_json(const lease_paths& lease, const json& record) {
   write_json_atomic(lease.lease_json(), record);
 }
 
+// Writes lease.json only if there is none (link of a complete temp file: never replaces one,
+// whatever a lagging cache told the caller about its existence). False: one existed.
+inline bool create_lease_json(const lease_paths& lease, const json& record) {
+  ensure_lease_dir(lease, lease.root());
+  return create_file_exclusive(lease.lease_json(), json_file_text(record));
+}
+
 // Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
 // every node; paths are made absolute, since the job runs elsewhere.
 inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& r,

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -19,6 +20,17 @@
 #include "leaseq/error.hpp"
 
 namespace leaseq {
+
+namespace detail {
+
+// Test seams. flock_call: what file_lock and try_file_lock call instead of flock(2) (a unit test
+// makes it fail with ENOSYS, ENOLCK or EOPNOTSUPP). dot_lock_break_hook: called by a breaker
+// with stage 0 once it judged a lock stale, before moving it aside (a test lets another process
+// go first), and with stage 1 once that break is over.
+inline int (*flock_call)(int, int) = ::flock;
+inline void (*dot_lock_break_hook)(const std::filesystem::path&, int stage) = nullptr;
+
+}  // namespace detail
 
 // An exclusive flock(2) on a lock file, held for the object's lifetime. The lock file is
 // created (0600) if missing and never deleted, so every process locks the same inode.
@@ -37,7 +49,7 @@ class file_lock {
       if (errno == EACCES || errno == EROFS || errno == EPERM) return;
       throw io_error("cannot open lock file", path.string(), errno);
     }
-    while (::flock(fd_.get(), LOCK_EX) != 0) {
+    while (detail::flock_call(fd_.get(), LOCK_EX) != 0) {
       if (errno == EINTR) continue;
       if (unsupported(errno)) {
         fd_.reset();
@@ -115,18 +127,49 @@ class dot_lock {
   }
 
  private:
-  void break_if_stale(double stale_s) {
-    std::string text = detail::read_proc_file(path_.c_str(), 512);  // any small file
-    auto owner = detail::process_identity::from_line(text);
+  // What a breaker judged: the lock file's owner line and mtime, read through one open.
+  struct seen_lock {
+    std::string text;
+    std::int64_t mtime_s = 0, mtime_ns = 0;
+    bool operator==(const seen_lock& o) const {
+      return text == o.text && mtime_s == o.mtime_s && mtime_ns == o.mtime_ns;
+    }
+  };
+  static std::optional<seen_lock> look(const std::filesystem::path& p) {
+    detail::unique_fd fd(::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st;
-    if (::stat(path_.c_str(), &st) != 0) return;  // released meanwhile
-    double age = static_cast<double>(::time(nullptr) - st.st_mtim.tv_sec);
+    if (!fd || ::fstat(fd.get(), &st) != 0) return std::nullopt;
+    seen_lock s;
+    s.mtime_s = static_cast<std::int64_t>(st.st_mtim.tv_sec);
+    s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_nsec);
+    char buf[512];
+    ssize_t n = detail::read_retry(fd.get(), buf, sizeof buf);
+    if (n > 0) s.text.assign(buf, static_cast<std::size_t>(n));
+    return s;
+  }
+
+  // Two breakers can judge the same stale lock: one moves it aside, a third process takes the
+  // lock anew, and the slower breaker would then move that live lock aside. So the file moved
+  // aside is compared with the one judged (owner line and mtime); a different one is linked
+  // back (link never replaces: a lock taken meanwhile stays) before the aside name goes.
+  void break_if_stale(double stale_s) {
+    std::optional<seen_lock> judged = look(path_);
+    if (!judged) return;  // released meanwhile
+    auto owner = detail::process_identity::from_line(judged->text);
+    double age = static_cast<double>(::time(nullptr) - judged->mtime_s);
     detail::liveness l = owner ? detail::check_liveness(*owner) : detail::liveness::unknown;
     if (l == detail::liveness::alive) return;
     if (l == detail::liveness::unknown && age < stale_s) return;
+    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 0);
     std::filesystem::path aside = path_;
-    aside += ".stale." + std::to_string(::getpid());
-    if (::rename(path_.c_str(), aside.c_str()) == 0) ::unlink(aside.c_str());
+    aside += ".stale." + std::to_string(::getpid()) + "." +
+             std::to_string(reinterpret_cast<std::uintptr_t>(this));
+    if (::rename(path_.c_str(), aside.c_str()) == 0) {
+      std::optional<seen_lock> moved = look(aside);
+      if (!moved || !(*moved == *judged)) ::link(aside.c_str(), path_.c_str());
+      ::unlink(aside.c_str());
+    }
+    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 1);
   }
 
   std::filesystem::path path_;

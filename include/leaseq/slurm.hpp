@@ -195,7 +195,9 @@ namespace detail {
 
 // A non-blocking flock(2): the refresher holds it; everyone else reads the cache. A lock file
 // that cannot be opened (a home the reader may not write: another user's, a read-only archive)
-// leaves nothing to share through: the caller counts as holding it and asks Slurm itself.
+// leaves nothing to share through: the caller counts as holding it and asks Slurm itself, and
+// so does a filesystem that refuses locks (file_lock::unsupported: Lustre noflock, NFS without
+// lockd), which would otherwise leave every caller waiting for a holder that does not exist.
 class try_file_lock {
  public:
   explicit try_file_lock(const fs::path& path)
@@ -204,7 +206,8 @@ class try_file_lock {
     if (locked_) return true;
     if (!fd_) return locked_ = true;
     for (;;) {
-      if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
+      if (detail::flock_call(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
+      if (file_lock::unsupported(errno)) return locked_ = true;
       if (errno != EINTR) return false;
     }
   }

@@ -87,6 +87,9 @@ struct node_view {
   std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
   bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
   std::string hb_reason;
+  // hb_unknown, but the file was modified less than ui.hb_stale_s ago: most likely read while
+  // its runner replaced it through a lagging cache. Lag (fs_lag), not yet worth a warning.
+  bool hb_settling = false;
   bool paused = false;
   std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
   std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)

@@ -111,6 +111,7 @@ struct cached_hb {
   file_info info;
   std::optional<heartbeat> hb;
   bool bad = false;
+  bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
   std::string reason;
 };
 
@@ -503,6 +504,9 @@ class snapshot_store {
           }
         }
         h.bad = !reason.empty();
+        double age = clock_.now() - info.mtime;
+        h.settling =
+            h.bad && info.err == 0 && age < opts_.ui.hb_stale_s && age > -opts_.ui.hb_stale_s;
         h.reason = std::move(reason);
       }
       next.emplace(node, std::move(h));
@@ -882,6 +886,7 @@ class snapshot_store {
       if (auto it = hbs_.find(n); it != hbs_.end()) {
         v.hb = it->second.hb;
         v.hb_unknown = it->second.bad;
+        v.hb_settling = it->second.settling;
         v.hb_reason = it->second.reason;
       }
       v.health = compute_health(v.hb, now, opts_.ui.hb_stale_s);

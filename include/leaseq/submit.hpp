@@ -564,6 +564,10 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       temp = temp_task(i);
       task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
       stage.write_temp(lane[i], temp, json(t).dump() + "\n");
+      // A replacing write on purpose: this request made the key file itself (the exclusive
+      // link above), so it replaces only its own binding. Creating it exclusively again would
+      // need an unlink first, and in that gap another submit of the same key could bind it to
+      // a second task.
       if (requests[i].key) write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
     }
     undo.published(*task_seq(out[i].id), requests[i].key);

@@ -765,9 +765,11 @@ inline json to_json(const ui_config& ui) {
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -778,18 +780,20 @@ inline json to_json(const ui_config& ui) {
 
 #include <cerrno>
 #include <string>
+#include <string_view>
 #include <vector>
 
 
 namespace leaseq::detail {
 
 struct dir_listing {
-  std::vector<std::string> names;  // entries not starting with '.'
+  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
   int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
 };
 
-// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped.
-inline dir_listing list_dir(const std::string& path) {
+// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
+// `hidden_too` (then only "." and ".." are).
+inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
   dir_listing out;
   DIR* d = ::opendir(path.c_str());
   if (!d) {
@@ -798,7 +802,8 @@ inline dir_listing list_dir(const std::string& path) {
   }
   errno = 0;
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') out.names.emplace_back(e->d_name);
+    std::string_view n(e->d_name);
+    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
     errno = 0;
   }
   if (errno != 0) out.err = errno;
@@ -2362,21 +2367,45 @@ struct cancel_request {
 struct control_batch {
   std::vector<cancel_request> cancels;
   std::optional<bool> paused;      // set when pause.json or resume.json was present
-  std::vector<fs::path> consumed;  // pause/resume files to delete once applied
+  std::vector<fs::path> consumed;  // pause/resume files (as taken) to delete once applied
   std::vector<std::pair<fs::path, std::string>> bad;  // unreadable or invalid: reason
 };
 
+namespace detail {
+
+// A pause or resume request the runner took: `.taken.<uuid>.pause.json` (or resume).
+inline bool is_taken_control(const std::string& name, std::string_view what) {
+  const std::string_view prefix = ".taken.";
+  return name.size() > prefix.size() + what.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+         name.compare(name.size() - what.size(), what.size(), what) == 0;
+}
+
+}  // namespace detail
+
 // One scan of control/<node>/. Files that cannot be read yet are reported in `bad` and left
 // in place (the caller retries; it never deletes on a bad read).
+//
+// pause.json and resume.json have fixed names that any client may write again at any moment,
+// so the scan first takes each one: renames it to `.taken.<uuid>.<name>`, and reads and (the
+// caller) deletes only that name. A request written after the rename is a new file that the
+// next scan takes; deleting by the fixed name could remove it unread. Taken files left by a
+// runner that died before deleting them are read again by the next scan.
 inline control_batch read_control(const lease_paths& lease, const std::string& node) {
   control_batch b;
   fs::path dir = lease.control(node);
   std::optional<double> pause_ts, resume_ts;
-  for (const std::string& name : detail::list_dir(dir.string()).names) {
+  std::vector<std::string> names = detail::list_dir(dir.string(), true).names;
+  for (std::string& name : names) {
+    if (name != "pause.json" && name != "resume.json") continue;
+    std::string taken = ".taken." + detail::random_uuid() + "." + name;
+    if (::rename((dir / name).c_str(), (dir / taken).c_str()) == 0) name = taken;
+  }
+  for (const std::string& name : names) {
     fs::path p = dir / name;
     bool is_cancel = name.rfind("cancel_", 0) == 0 && name.size() > 12 &&
                      name.compare(name.size() - 5, 5, ".json") == 0;
-    bool is_pause = name == "pause.json", is_resume = name == "resume.json";
+    bool is_pause = detail::is_taken_control(name, ".pause.json");
+    bool is_resume = detail::is_taken_control(name, ".resume.json");
     if (!is_cancel && !is_pause && !is_resume) continue;
     // Only the caller's own commands are obeyed: a file another user put there (a control
     // directory others may write) is reported and left alone, never read. Checked before and
@@ -2409,7 +2438,9 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
     }
     double ts = 0;
     if (j.is_object() && j.contains("ts") && j["ts"].is_number()) ts = j["ts"].get<double>();
-    (is_pause ? pause_ts : resume_ts) = ts;
+    // Several of a kind (taken files left by a runner that died): the newest counts.
+    std::optional<double>& kind_ts = is_pause ? pause_ts : resume_ts;
+    kind_ts = kind_ts ? std::max(*kind_ts, ts) : ts;
     b.consumed.push_back(p);
   }
   // The newer one wins; on a tie, resume (never leave a runner stuck by accident).
@@ -2696,6 +2727,9 @@ struct node_view {
   std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
   bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
   std::string hb_reason;
+  // hb_unknown, but the file was modified less than ui.hb_stale_s ago: most likely read while
+  // its runner replaced it through a lagging cache. Lag (fs_lag), not yet worth a warning.
+  bool hb_settling = false;
   bool paused = false;
   std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
   std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
@@ -3420,6 +3454,7 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -3640,6 +3675,17 @@ inline int signal_recorded_process(pid_t pid, std::uint64_t start_ticks, const s
 
 namespace leaseq {
 
+namespace detail {
+
+// Test seams. flock_call: what file_lock and try_file_lock call instead of flock(2) (a unit test
+// makes it fail with ENOSYS, ENOLCK or EOPNOTSUPP). dot_lock_break_hook: called by a breaker
+// with stage 0 once it judged a lock stale, before moving it aside (a test lets another process
+// go first), and with stage 1 once that break is over.
+inline int (*flock_call)(int, int) = ::flock;
+inline void (*dot_lock_break_hook)(const std::filesystem::path&, int stage) = nullptr;
+
+}  // namespace detail
+
 // An exclusive flock(2) on a lock file, held for the object's lifetime. The lock file is
 // created (0600) if missing and never deleted, so every process locks the same inode.
 //
@@ -3657,7 +3703,7 @@ class file_lock {
       if (errno == EACCES || errno == EROFS || errno == EPERM) return;
       throw io_error("cannot open lock file", path.string(), errno);
     }
-    while (::flock(fd_.get(), LOCK_EX) != 0) {
+    while (detail::flock_call(fd_.get(), LOCK_EX) != 0) {
       if (errno == EINTR) continue;
       if (unsupported(errno)) {
         fd_.reset();
@@ -3735,18 +3781,49 @@ class dot_lock {
   }
 
  private:
-  void break_if_stale(double stale_s) {
-    std::string text = detail::read_proc_file(path_.c_str(), 512);  // any small file
-    auto owner = detail::process_identity::from_line(text);
+  // What a breaker judged: the lock file's owner line and mtime, read through one open.
+  struct seen_lock {
+    std::string text;
+    std::int64_t mtime_s = 0, mtime_ns = 0;
+    bool operator==(const seen_lock& o) const {
+      return text == o.text && mtime_s == o.mtime_s && mtime_ns == o.mtime_ns;
+    }
+  };
+  static std::optional<seen_lock> look(const std::filesystem::path& p) {
+    detail::unique_fd fd(::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st;
-    if (::stat(path_.c_str(), &st) != 0) return;  // released meanwhile
-    double age = static_cast<double>(::time(nullptr) - st.st_mtim.tv_sec);
+    if (!fd || ::fstat(fd.get(), &st) != 0) return std::nullopt;
+    seen_lock s;
+    s.mtime_s = static_cast<std::int64_t>(st.st_mtim.tv_sec);
+    s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_nsec);
+    char buf[512];
+    ssize_t n = detail::read_retry(fd.get(), buf, sizeof buf);
+    if (n > 0) s.text.assign(buf, static_cast<std::size_t>(n));
+    return s;
+  }
+
+  // Two breakers can judge the same stale lock: one moves it aside, a third process takes the
+  // lock anew, and the slower breaker would then move that live lock aside. So the file moved
+  // aside is compared with the one judged (owner line and mtime); a different one is linked
+  // back (link never replaces: a lock taken meanwhile stays) before the aside name goes.
+  void break_if_stale(double stale_s) {
+    std::optional<seen_lock> judged = look(path_);
+    if (!judged) return;  // released meanwhile
+    auto owner = detail::process_identity::from_line(judged->text);
+    double age = static_cast<double>(::time(nullptr) - judged->mtime_s);
     detail::liveness l = owner ? detail::check_liveness(*owner) : detail::liveness::unknown;
     if (l == detail::liveness::alive) return;
     if (l == detail::liveness::unknown && age < stale_s) return;
+    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 0);
     std::filesystem::path aside = path_;
-    aside += ".stale." + std::to_string(::getpid());
-    if (::rename(path_.c_str(), aside.c_str()) == 0) ::unlink(aside.c_str());
+    aside += ".stale." + std::to_string(::getpid()) + "." +
+             std::to_string(reinterpret_cast<std::uintptr_t>(this));
+    if (::rename(path_.c_str(), aside.c_str()) == 0) {
+      std::optional<seen_lock> moved = look(aside);
+      if (!moved || !(*moved == *judged)) ::link(aside.c_str(), path_.c_str());
+      ::unlink(aside.c_str());
+    }
+    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 1);
   }
 
   std::filesystem::path path_;
@@ -4651,7 +4728,9 @@ namespace detail {
 
 // A non-blocking flock(2): the refresher holds it; everyone else reads the cache. A lock file
 // that cannot be opened (a home the reader may not write: another user's, a read-only archive)
-// leaves nothing to share through: the caller counts as holding it and asks Slurm itself.
+// leaves nothing to share through: the caller counts as holding it and asks Slurm itself, and
+// so does a filesystem that refuses locks (file_lock::unsupported: Lustre noflock, NFS without
+// lockd), which would otherwise leave every caller waiting for a holder that does not exist.
 class try_file_lock {
  public:
   explicit try_file_lock(const fs::path& path)
@@ -4660,7 +4739,8 @@ class try_file_lock {
     if (locked_) return true;
     if (!fd_) return locked_ = true;
     for (;;) {
-      if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
+      if (detail::flock_call(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
+      if (file_lock::unsupported(errno)) return locked_ = true;
       if (errno != EINTR) return false;
     }
   }
@@ -5093,6 +5173,13 @@ struct lease_plan {
 inline void write_lease_json(const lease_paths& lease, const json& record) {
   ensure_lease_dir(lease, lease.root());
   write_json_atomic(lease.lease_json(), record);
+}
+
+// Writes lease.json only if there is none (link of a complete temp file: never replaces one,
+// whatever a lagging cache told the caller about its existence). False: one existed.
+inline bool create_lease_json(const lease_paths& lease, const json& record) {
+  ensure_lease_dir(lease, lease.root());
+  return create_file_exclusive(lease.lease_json(), json_file_text(record));
 }
 
 // Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
@@ -9225,6 +9312,7 @@ struct cached_hb {
   file_info info;
   std::optional<heartbeat> hb;
   bool bad = false;
+  bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
   std::string reason;
 };
 
@@ -9617,6 +9705,9 @@ class snapshot_store {
           }
         }
         h.bad = !reason.empty();
+        double age = clock_.now() - info.mtime;
+        h.settling =
+            h.bad && info.err == 0 && age < opts_.ui.hb_stale_s && age > -opts_.ui.hb_stale_s;
         h.reason = std::move(reason);
       }
       next.emplace(node, std::move(h));
@@ -9996,6 +10087,7 @@ class snapshot_store {
       if (auto it = hbs_.find(n); it != hbs_.end()) {
         v.hb = it->second.hb;
         v.hb_unknown = it->second.bad;
+        v.hb_settling = it->second.settling;
         v.hb_reason = it->second.reason;
       }
       v.health = compute_health(v.hb, now, opts_.ui.hb_stale_s);
@@ -10636,6 +10728,10 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       temp = temp_task(i);
       task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
       stage.write_temp(lane[i], temp, json(t).dump() + "\n");
+      // A replacing write on purpose: this request made the key file itself (the exclusive
+      // link above), so it replaces only its own binding. Creating it exclusively again would
+      // need an unlink first, and in that gap another submit of the same key could bind it to
+      // a second task.
       if (requests[i].key) write_file_atomic(lease.key(*requests[i].key), out[i].id + "\n" + owner);
     }
     undo.published(*task_seq(out[i].id), requests[i].key);

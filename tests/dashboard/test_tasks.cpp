@@ -1,6 +1,9 @@
 // Task list: filters, search, sort, details, actions, marks, warnings.
 #include "fixtures.hpp"
 
+#include <algorithm>
+#include <sstream>
+
 #include <catch2/catch.hpp>
 
 using namespace dash_test;
@@ -275,4 +278,58 @@ TEST_CASE("task details: array, dependencies, time limit and every attempt", "[d
     plain += line.first + "\n";
   CHECK_FALSE(contains(plain, "attempts"));
   CHECK_FALSE(contains(plain, "after"));
+}
+
+TEST_CASE("an UNKNOWN task (id handed out, visible nowhere) has its row, with why in details",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  auto snap = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  auto tasks = std::make_shared<std::vector<leaseq::task_view>>(snap->tasks());
+  leaseq::task_view u;
+  u.id = "T007";
+  u.seq = 7;
+  u.state = task_state::unknown;
+  u.unknown = true;
+  u.unknown_reason = "not visible yet (shared filesystem lag?): the id was handed out";
+  u.last_seen = now;
+  tasks->push_back(u);
+  snap->task_table = tasks;
+  ++snap->counts[leaseq::state_index(task_state::unknown)];
+  snap->generation = 2;
+  update(m, message{msg_snapshot{snap}});
+  std::string s = screen_text(m);
+  INFO(s);
+  bool row = false;
+  std::istringstream lines(s);
+  for (std::string l; std::getline(lines, l);)
+    if (contains(l, "T007") && contains(l, "UNKN")) row = true;  // the state column: UNKN
+  CHECK(row);
+  auto ids = visible_ids(m);
+  auto at = std::find(ids.begin(), ids.end(), "T007");
+  REQUIRE(at != ids.end());
+  m.task_table.selected = static_cast<int>(at - ids.begin());
+  press(m, tui::key_code::enter);
+  CHECK(contains(screen_text(m), "not visible yet"));
+}
+
+TEST_CASE("a heartbeat read torn while it is replaced is no problem until ui.hb_stale_s",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  auto snap = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  snap->nodes[1].hb_unknown = true;
+  snap->nodes[1].hb_settling = true;
+  snap->nodes[1].hb_reason = "invalid or truncated JSON";
+  snap->generation = 2;
+  update(m, message{msg_snapshot{snap}});
+  auto has_hb_problem = [&] {
+    for (const auto& l : problem_lines(m))
+      if (contains(l, "heartbeat of nodeB")) return true;
+    return false;
+  };
+  CHECK_FALSE(has_hb_problem());
+  auto old = std::make_shared<leaseq::snapshot>(*snap);
+  old->nodes[1].hb_settling = false;
+  old->generation = 3;
+  update(m, message{msg_snapshot{old}});
+  CHECK(has_hb_problem());
 }

@@ -3,6 +3,7 @@
 #include <leaseq/file_io.hpp>
 #include <leaseq/paths.hpp>
 
+#include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -238,4 +239,102 @@ TEST_CASE("leaseq logs sanitizes when stdout is a terminal", "[read_cli]") {
   auto r = test_support::run_command("script -qec " + shell_quote(inner) + " /dev/null");
   CHECK(r.out.find("ab") != std::string::npos);
   CHECK(r.out.find("title") == std::string::npos);
+}
+
+TEST_CASE(
+    "leaseq status and tasks: a task whose id was handed out but is visible nowhere is UNKNOWN",
+    "[read_cli]") {
+  test_support::temp_dir tmp;
+  fs::path home = tmp / "home";
+  auto leaseq = [&](const std::string& args) {
+    return test_support::run_command("LEASEQ_HOME=" + shell_quote(home.string()) + " " +
+                                     shell_quote(LEASEQ_BIN) + " " + args + " </dev/null");
+  };
+  // Two tasks on a lease with no runner; then T002's file leaves the tree (as a lagging cache
+  // would hide it from this client).
+  REQUIRE(leaseq("submit --lease local:uq -- true").out == "T001\n");
+  REQUIRE(leaseq("submit --lease local:uq -- true").out == "T002\n");
+  lease_paths lease(home_paths(home), "local:uq");
+  fs::path t2 = lease.inbox_task("_any", "T002");
+  REQUIRE(fs::exists(t2));
+  fs::rename(t2, tmp / "T002.json");
+
+  auto st = leaseq("status --lease local:uq 2>&1");
+  INFO(st.out);
+  CHECK(st.exit_code == 0);
+  CHECK_THAT(st.out, Catch::Contains("UNKNOWN"));
+  CHECK_THAT(st.out, Catch::Contains("T002"));  // the note names it
+
+  auto sj = leaseq("status --lease local:uq --json 2>/dev/null");
+  REQUIRE(sj.exit_code == 0);
+  json s = parse(sj.out);
+  CHECK(s["counts"]["UNKNOWN"] == 1);
+  CHECK(s["counts"]["PENDING"] == 1);
+
+  auto tt = leaseq("tasks --lease local:uq 2>/dev/null");
+  INFO(tt.out);
+  REQUIRE(tt.exit_code == 0);
+  bool row = false;
+  std::istringstream lines(tt.out);
+  for (std::string l; std::getline(lines, l);)
+    if (l.rfind("T002", 0) == 0) {
+      std::istringstream cols(l);
+      std::string id, state;
+      cols >> id >> state;
+      row = state == "UNKNOWN";
+    }
+  CHECK(row);
+
+  auto tj = leaseq("tasks --lease local:uq --json 2>/dev/null");
+  REQUIRE(tj.exit_code == 0);
+  json tasks = parse(tj.out);
+  if (tasks.is_object() && tasks.contains("tasks")) tasks = tasks["tasks"];
+  REQUIRE(tasks.is_array());
+  bool found = false;
+  for (const auto& t : tasks)
+    if (t["id"] == "T002") {
+      found = true;
+      CHECK(t["state"] == "UNKNOWN");
+      REQUIRE(t["unknown"].is_string());
+      CHECK_THAT(t["unknown"].get<std::string>(), Catch::Contains("not visible yet"));
+    }
+  CHECK(found);
+
+  // --state takes it, and a wrong state's message lists it.
+  auto only = leaseq("tasks --lease local:uq --state UNKNOWN --json 2>/dev/null");
+  REQUIRE(only.exit_code == 0);
+  json o = parse(only.out);
+  if (o.is_object() && o.contains("tasks")) o = o["tasks"];
+  REQUIRE(o.size() == 1);
+  CHECK(o[0]["id"] == "T002");
+  auto bad = leaseq("tasks --lease local:uq --state BOGUS 2>&1");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("LOST, UNKNOWN)"));
+
+  // Back in place: PENDING again.
+  fs::rename(tmp / "T002.json", t2);
+  json back = parse(leaseq("status --lease local:uq --json 2>/dev/null").out);
+  CHECK(back["counts"]["UNKNOWN"] == 0);
+  CHECK(back["counts"]["PENDING"] == 2);
+}
+
+TEST_CASE("leaseq status: a torn heartbeat warns only once it is older than ui.hb_stale_s",
+          "[read_cli]") {
+  cli_tree t;
+  t.standard();
+  // Caught while its runner replaces it: lag, no warning, the node still listed.
+  write_text(t.paths.heartbeat("nodeA"), "{");
+  auto fresh = t.run("status", true);
+  INFO(fresh.out);
+  CHECK(fresh.exit_code == 0);
+  CHECK(fresh.out.find("heartbeat of nodeA is unreadable") == std::string::npos);
+  CHECK(fresh.out.find("nodeA") != std::string::npos);
+  // Unreadable and last modified long ago (past ui.hb_stale_s, 60 s): a warning.
+  REQUIRE(test_support::run_command("touch -d '2 hours ago' " +
+                                    shell_quote(t.paths.heartbeat("nodeA").string()))
+              .exit_code == 0);
+  auto old = t.run("status", true);
+  INFO(old.out);
+  CHECK(old.exit_code == 0);
+  CHECK(old.out.find("heartbeat of nodeA is unreadable") != std::string::npos);
 }

@@ -57,8 +57,15 @@ inline bool is_fuse_mount(const fs::path& p) {
 
 // The running bed: LEASEQ_SHAREDFS_VIEWS / LEASEQ_SHAREDFS_EXPORT (tools/sharedfs env), else
 // tools/sharedfs's default layout under LEASEQ_SHAREDFS_DIR or /tmp/leaseq-sharedfs. Nothing
-// (and `why` says why) when fewer than `min_views` views are mounted and answering.
-inline std::optional<sharedfs_bed> find_sharedfs(std::string& why, std::size_t min_views = 6) {
+// (and `why` says why) when fewer than `min_views` views are mounted and answering, or when
+// there is no FUSE device at all (`fuse_device`: a test names another path).
+inline std::optional<sharedfs_bed> find_sharedfs(std::string& why, std::size_t min_views = 6,
+                                                 const fs::path& fuse_device = "/dev/fuse") {
+  std::error_code fec;
+  if (!fs::exists(fuse_device, fec)) {
+    why = "no " + fuse_device.string() + ": FUSE is missing";
+    return std::nullopt;
+  }
   sharedfs_bed bed;
   const char* views = std::getenv("LEASEQ_SHAREDFS_VIEWS");
   const char* exp = std::getenv("LEASEQ_SHAREDFS_EXPORT");
@@ -192,6 +199,7 @@ class child_process {
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return exit_code_;
   }
+  pid_t pid() const noexcept { return pid_; }
   // Reaps it when it has exited (its code is then what wait() returns).
   bool running() {
     if (pid_ <= 0) return false;

@@ -3,6 +3,9 @@
 #include <leaseq/control.hpp>
 #include <leaseq/submit.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "test_support.hpp"
@@ -60,6 +63,65 @@ TEST_CASE("control: pause and resume, the newer wins", "[control]") {
   CHECK(b.consumed.size() == 2);
   write_pause(lease, "n", 12);
   CHECK(read_control(lease, "n").paused == true);
+  // Taken files that were never deleted (a runner died): the newest of each kind counts,
+  // whatever order the directory lists them in.
+  for (int i = 0; i < 20; ++i) {
+    write_pause(lease, "n", 1 + i % 3);
+    read_control(lease, "n");
+  }
+  CHECK(read_control(lease, "n").paused == true);  // pause 12 > resume 11
+  write_resume(lease, "n", 13);
+  CHECK(read_control(lease, "n").paused == false);
+}
+
+TEST_CASE("control: pause and resume from another process are never deleted unread",
+          "[control][processes]") {
+  // A client process writes pause/resume pairs as fast as it can and ends with one last
+  // request; this process plays the runner (scan, apply, delete what it consumed). Whatever
+  // the interleaving, the last request written is the state the runner ends in.
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  ensure_lease_dir(lease, lease.control("n"));
+  for (int round = 0; round < 30; ++round) {
+    const bool last_is_pause = round % 2 == 0;
+    const int pairs = 5 + round * 3;
+    pid_t client = ::fork();
+    REQUIRE(client >= 0);
+    if (client == 0) {
+      int rc = 0;
+      try {
+        double ts = 1000.0 * round;
+        for (int i = 0; i < pairs; ++i) {
+          write_pause(lease, "n", ++ts);
+          write_resume(lease, "n", ++ts);
+        }
+        if (last_is_pause)
+          write_pause(lease, "n", ts + 1);
+        else
+          write_resume(lease, "n", ts + 1);
+      } catch (...) {
+        rc = 1;
+      }
+      ::_exit(rc);
+    }
+    bool paused = !last_is_pause;
+    // A runner does other work between reading its requests and deleting them (it rewrites
+    // its heartbeat): the pause below stands for that.
+    auto apply = [&] {
+      control_batch b = read_control(lease, "n");
+      if (b.paused) paused = *b.paused;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      for (const auto& p : b.consumed) ::unlink(p.c_str());
+    };
+    int status = 0;
+    while (::waitpid(client, &status, WNOHANG) == 0) apply();
+    apply();
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    INFO("round " << round);
+    CHECK(paused == last_is_pause);
+    CHECK(detail::list_dir(lease.control("n").string(), true).names.empty());
+  }
 }
 
 TEST_CASE("control: unreadable files are reported and left in place", "[control]") {

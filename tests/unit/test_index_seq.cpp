@@ -219,3 +219,68 @@ TEST_CASE("dot_lock: a lock left by a dead process on this host is broken", "[in
   test_support::write_text(t / "y.lock", detail::process_identity::of_self().to_line() + "\n");
   CHECK_THROWS_WITH(dot_lock(t / "y.lock", 0.2), Catch::Contains("timed out"));
 }
+
+namespace {
+// The slow breaker's side of the test below: stage 0 (judged stale, about to move it aside)
+// waits for the test's "go"; stage 1 (moved aside and checked) says so.
+fs::path slow_breaker_dir;
+void slow_breaker_hook(const fs::path&, int stage) {
+  if (stage == 0) {
+    test_support::write_text(slow_breaker_dir / "judged", "");
+    test_support::wait_until([] { return fs::exists(slow_breaker_dir / "go"); },
+                             std::chrono::seconds(60));
+  } else {
+    test_support::write_text(slow_breaker_dir / "broke", "");
+  }
+}
+}  // namespace
+
+TEST_CASE("dot_lock: a slow breaker of a stale lock never removes the lock taken meanwhile",
+          "[index][processes]") {
+  temp_dir t;
+  fs::path lock_path = t / "z.lock";
+  detail::process_identity dead = detail::process_identity::of_self();
+  dead.start_ticks += 1;
+  test_support::write_text(lock_path, dead.to_line() + "\n");
+  slow_breaker_dir = t.path();
+  pid_t slow = ::fork();
+  REQUIRE(slow >= 0);
+  if (slow == 0) {
+    int rc = 1;
+    try {
+      detail::dot_lock_break_hook = slow_breaker_hook;
+      dot_lock lock(lock_path, 60);
+      test_support::write_text(t / "slow_held", "");
+      rc = 0;
+    } catch (...) {
+    }
+    ::_exit(rc);
+  }
+  // The slow breaker judged the lock stale; this process breaks it first and takes the lock.
+  REQUIRE(
+      test_support::wait_until([&] { return fs::exists(t / "judged"); }, std::chrono::seconds(60)));
+  std::string mine;
+  {
+    dot_lock lock(lock_path, 60);
+    mine = test_support::read_text(lock_path);
+    CHECK(mine.find(detail::process_identity::of_self().to_line()) == 0);
+    test_support::write_text(t / "go", "");
+    // The slow breaker moved our live lock aside, saw it was not the one it judged, and put
+    // it back: the lock is still ours while we hold it.
+    REQUIRE(test_support::wait_until([&] { return fs::exists(t / "broke"); },
+                                     std::chrono::seconds(60)));
+    CHECK(fs::exists(lock_path));
+    CHECK(test_support::read_text(lock_path) == mine);
+    CHECK_FALSE(fs::exists(t / "slow_held"));
+  }
+  int status = 0;
+  ::waitpid(slow, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(fs::exists(t / "slow_held"));  // it took the lock once we let go
+  CHECK_FALSE(fs::exists(lock_path));
+  std::size_t left = 0;  // no ".stale." names left behind
+  for (const auto& e : fs::directory_iterator(t.path()))
+    left += e.path().filename().string().find(".stale.") != std::string::npos;
+  CHECK(left == 0);
+}

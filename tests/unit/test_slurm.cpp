@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <catch2/catch.hpp>
 
 #include "test_support.hpp"
@@ -321,4 +324,51 @@ TEST_CASE("a home where the cache lock cannot be opened still answers", "[slurm]
   auto st = slurm_lease_states(home, {"100"}, 20, {}, clock, slurm);
   CHECK(slurm.squeue_calls == 1);
   CHECK(st["100"].state == "RUNNING");
+}
+
+namespace {
+int refused_flock_errno = ENOSYS;
+int refusing_flock(int, int) {
+  errno = refused_flock_errno;
+  return -1;
+}
+// Makes every flock of this process fail with `err` for its lifetime.
+struct flock_refused {
+  explicit flock_refused(int err) {
+    refused_flock_errno = err;
+    detail::flock_call = refusing_flock;
+  }
+  flock_refused(const flock_refused&) = delete;
+  flock_refused& operator=(const flock_refused&) = delete;
+  ~flock_refused() { detail::flock_call = ::flock; }
+};
+}  // namespace
+
+TEST_CASE("a filesystem that refuses locks: the Slurm refresh lock counts as held", "[slurm]") {
+  temp_dir tmp;
+  home_paths home(tmp.path());
+  home.ensure_root();
+  for (int err : {ENOSYS, ENOLCK, EOPNOTSUPP}) {
+    INFO("flock fails with " << std::strerror(err));
+    flock_refused refused(err);
+    detail::try_file_lock lock(slurm_cache_lock_path(home));
+    CHECK(lock.try_lock());
+    CHECK(lock.locked());
+    file_lock blocking(slurm_cache_lock_path(home));
+    CHECK_FALSE(blocking.held());  // goes on unguarded, no throw
+    // And a reader with no cache asks Slurm itself instead of waiting for a holder.
+    fs::remove(slurm_cache_path(home));
+    fake_slurm f;
+    f.squeue = [](const std::string&) { return answer(0, line("100", "RUNNING", "None")); };
+    manual_clock clock;
+    auto st = slurm_lease_states(home, {"100"}, 20, {}, clock, f);
+    CHECK(f.squeue_calls == 1);
+    CHECK(st["100"].state == "RUNNING");
+  }
+  // Contention is not refusal: a lock really held elsewhere is not taken.
+  {
+    flock_refused refused(EWOULDBLOCK);
+    detail::try_file_lock lock(slurm_cache_lock_path(home));
+    CHECK_FALSE(lock.try_lock());
+  }
 }

@@ -293,3 +293,24 @@ TEST_CASE("lease release: scancel for Slurm leases only", "[slurm][leases]") {
   CHECK(release_slurm_lease(home, "700", {}, scancel).ok());
   CHECK(calls == std::vector<std::vector<std::string>>{{"scancel", "700"}});
 }
+
+TEST_CASE("create_lease_json: one creator among racing processes, never a replace",
+          "[leases][processes]") {
+  test_support::temp_dir t;
+  lease_paths lease(home_paths(t.path()), "local:racer");
+  int failures = test_support::run_in_children(8, [&](int i) {
+    if (create_lease_json(lease, json{{"id", "local:racer"}, {"created", i}}))
+      test_support::write_text(t / ("creator" + std::to_string(i)), "");
+    return 0;
+  });
+  REQUIRE(failures == 0);
+  int creators = 0, creator = -1;
+  for (int i = 0; i < 8; ++i)
+    if (fs::exists(t / ("creator" + std::to_string(i)))) ++creators, creator = i;
+  CHECK(creators == 1);
+  json j = *read_json_tolerant(lease.lease_json()).value;
+  CHECK(j["created"] == creator);
+  // One that exists (whatever the caller believed) is left as it is.
+  CHECK_FALSE(create_lease_json(lease, json{{"id", "local:racer"}, {"created", 99}}));
+  CHECK((*read_json_tolerant(lease.lease_json()).value)["created"] == creator);
+}

@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <leaseq/clock.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/fs.hpp>
@@ -549,6 +552,44 @@ TEST_CASE("store: heartbeats from the future, paused, stopped, and unparseable",
   REQUIRE(b->hb);  // last good one
   CHECK(b->hb->ts == 4990);
   CHECK(s->fs_lag);
+}
+
+TEST_CASE("store: a torn heartbeat is lag while it is fresh, a problem past ui.hb_stale_s",
+          "[store]") {
+  tree t;
+  double now = unix_now();
+  t.hb("nodeA", now - 1);
+  auto store = make_store(t, posix_fs{}, now);
+  auto s = store.refresh();
+  REQUIRE(s->find_node("nodeA")->hb);
+  // Its runner is replacing it and this client reads it torn: the last good value is kept,
+  // shown as lag, not as an unreadable heartbeat.
+  write_file_atomic(t.paths.heartbeat("nodeA"), "{");
+  store.clock().advance(2);
+  s = store.refresh();
+  const node_view* a = s->find_node("nodeA");
+  CHECK(a->hb_unknown);
+  CHECK(a->hb_settling);
+  REQUIRE(a->hb);
+  CHECK(a->hb->ts == now - 1);
+  CHECK(s->fs_lag);
+  // Still unreadable past ui.hb_stale_s (60 s here): a problem.
+  store.clock().advance(61);
+  s = store.refresh();
+  a = s->find_node("nodeA");
+  CHECK(a->hb_unknown);
+  CHECK_FALSE(a->hb_settling);
+  REQUIRE(a->hb);
+  CHECK(a->hb->ts == now - 1);
+  // A one-shot reader (no last good value) that finds it torn and old: a problem at once.
+  fs::path hb = t.paths.heartbeat("nodeA");
+  struct timespec old[2] = {{static_cast<time_t>(now) - 3600, 0},
+                            {static_cast<time_t>(now) - 3600, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, hb.c_str(), old, 0) == 0);
+  auto fresh_reader = make_store(t, posix_fs{}, now);
+  s = fresh_reader.refresh();
+  CHECK(s->find_node("nodeA")->hb_unknown);
+  CHECK_FALSE(s->find_node("nodeA")->hb_settling);
 }
 
 TEST_CASE("store: refresh on a background thread while readers take snapshots", "[store]") {

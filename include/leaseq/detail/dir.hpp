@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "leaseq/error.hpp"
@@ -11,12 +12,13 @@
 namespace leaseq::detail {
 
 struct dir_listing {
-  std::vector<std::string> names;  // entries not starting with '.'
+  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
   int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
 };
 
-// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped.
-inline dir_listing list_dir(const std::string& path) {
+// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
+// `hidden_too` (then only "." and ".." are).
+inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
   dir_listing out;
   DIR* d = ::opendir(path.c_str());
   if (!d) {
@@ -25,7 +27,8 @@ inline dir_listing list_dir(const std::string& path) {
   }
   errno = 0;
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') out.names.emplace_back(e->d_name);
+    std::string_view n(e->d_name);
+    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
     errno = 0;
   }
   if (errno != 0) out.err = errno;
