@@ -31,9 +31,11 @@
 // Fault injection for tests: LEASEQ_FAULT (fault.hpp) can fail result writes with ENOSPC or
 // EIO and make claim renames report EIO although they happened.
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,6 +94,12 @@ struct runner_config {
   // exit status recorded (logs/<node>/<id>.exit). Empty: tasks are exec'd directly, and such
   // a task can only end runner_lost.
   std::string supervisor;
+  // An open file description of lease.runner_lock(node) on which the caller already holds
+  // flock LOCK_EX (`leaseq lease local start` takes it before forking the runner, so a start
+  // that reports success has a runner that holds the lock). The runner keeps a duplicate of it
+  // instead of opening the file again (a second open file description would conflict with the
+  // first). -1: the runner takes the lock itself.
+  int node_lock_fd = -1;
 };
 
 namespace detail {
@@ -246,8 +254,19 @@ class runner {
   // refuses flock leaves only the heartbeat check the CLI makes.
   void take_node_lock() {
     fs::path p = lease_.runner_lock(cfg_.node);
-    node_lock_.reset(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!node_lock_) throw io_error("cannot open runner lock", p.string(), errno);
+    if (cfg_.node_lock_fd >= 0) {
+      // Inherited: it must be this node's lock file; re-locking the same open file description
+      // is a no-op when the caller holds the lock, and fails (below) when someone else does.
+      node_lock_.reset(::fcntl(cfg_.node_lock_fd, F_DUPFD_CLOEXEC, 0));
+      if (!node_lock_) throw io_error("cannot use the inherited runner lock", p.string(), errno);
+      struct stat held, named;
+      if (::fstat(node_lock_.get(), &held) != 0 || ::lstat(p.c_str(), &named) != 0 ||
+          held.st_dev != named.st_dev || held.st_ino != named.st_ino)
+        throw error("the runner lock handed to this runner is not " + p.string());
+    } else {
+      node_lock_.reset(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!node_lock_) throw io_error("cannot open runner lock", p.string(), errno);
+    }
     while (::flock(node_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno == EINTR) continue;
       if (errno == EWOULDBLOCK)
