@@ -5231,6 +5231,7 @@ class result_writer {
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -6678,6 +6679,7 @@ class runner {
           t.spec = spec;
           t.claimed = spec.claimed.value_or(now);
           t.attempt = starting;
+          t.started = recorded_started(spec);
           finish_orphan(t, now,
                         ": a previous runner was starting it and died; no process of that "
                         "attempt runs");
@@ -6696,6 +6698,7 @@ class runner {
       t.orphan = true;
       t.pid = recorded.value_or(-1);
       t.pid_start = recorded_start;
+      t.started = recorded_started(spec);
       if (!starting.empty()) t.attempt = starting;
       if (t.pid > 1 && same_process(t.pid, t.pid_start)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
@@ -6705,6 +6708,17 @@ class runner {
       }
     }
     return any;
+  }
+
+  // When a previous runner started the task, as it recorded in the claimed file after the
+  // spawn; nullopt when it never recorded one (it died before, or wrote protocol 2 claims).
+  static std::optional<double> recorded_started(const task_spec& spec) {
+    if (!spec.extra.is_object()) return std::nullopt;
+    auto it = spec.extra.find("started");
+    if (it == spec.extra.end() || !it->is_number()) return std::nullopt;
+    double v = it->get<double>();
+    if (!std::isfinite(v) || v <= 0) return std::nullopt;
+    return v;
   }
 
   // Whether this runner already runs, watches, queued or finished the task.
@@ -7130,6 +7144,7 @@ class runner {
     t.pid_start = detail::process_start_ticks(s.pid).value_or(0);
     t.spec.extra["pid_start"] = t.pid_start;
     t.spec.extra["boot_id"] = detail::boot_id();
+    t.spec.extra["started"] = now;  // a runner adopting the task after a crash reports it
     try {
       // Not fsync'd: the task is already durable (it was renamed here); this only adds the
       // process's identity. One that cannot be written kills the task at once: a runner
@@ -7237,7 +7252,7 @@ class runner {
     if (!t.attempt.empty() && (t.spec.retries > 0 || !t.spec.attempts.empty()))
       r.task.attempts.push_back(std::move(ended));
     if (r.task.extra.is_object())  // claim bookkeeping, not part of the result
-      for (const char* k : {"starting", "pid_start", "boot_id"}) r.task.extra.erase(k);
+      for (const char* k : {"starting", "pid_start", "boot_id", "started"}) r.task.extra.erase(k);
     r.state = st;
     r.exit_code = exit_code;
     r.signal = signal;
@@ -7273,7 +7288,7 @@ class runner {
     next.claimed.reset();
     next.pid.reset();
     if (next.extra.is_object())
-      for (const char* k : {"starting", "pid_start", "boot_id"}) next.extra.erase(k);
+      for (const char* k : {"starting", "pid_start", "boot_id", "started"}) next.extra.erase(k);
     next.attempts.push_back(std::move(ended));
     next.not_before.reset();
     if (next.retry_delay > 0) next.not_before = now + next.retry_delay;
