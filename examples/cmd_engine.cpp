@@ -170,6 +170,12 @@ detail::unique_fd take_runner_lock(const lease_paths& lease, const runner_config
 
 // Starts the runner; with detach the parent prints the runner's pid and returns at once.
 void start_runner(const runner_options& o) {
+  // Bounded before anything is created, started or logged (the runner checks the same bounds).
+  if (!(o.grace >= 0 && o.grace <= 86400))
+    throw error(fmt::format("--grace must be 0 to 86400 seconds (got {})", o.grace));
+  // 1e-300 would rewrite hb/ in a loop; days would make the runner read as dead.
+  if (!(o.heartbeat >= 0.1 && o.heartbeat <= 600))
+    throw error(fmt::format("--heartbeat must be 0.1 to 600 seconds (got {})", o.heartbeat));
   home_paths home = home_paths::from_env();
   if (!o.node.empty()) check_node(o.node);          // before anything is created on disk
   std::optional<int> slots = parse_slots(o.slots);  // nullopt: auto, once the GPUs are known
@@ -180,8 +186,6 @@ void start_runner(const runner_options& o) {
   cfg.host = short_hostname();
   cfg.node = o.node.empty() ? cfg.host : o.node;
   check_node(cfg.node);
-  if (o.grace < 0) throw error("--grace must not be negative");
-  if (o.heartbeat <= 0) throw error("--heartbeat must be positive");
   cfg.grace_s = o.grace;
   cfg.heartbeat_s = o.heartbeat;
   cfg.supervisor = own_executable();
