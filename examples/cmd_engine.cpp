@@ -169,8 +169,40 @@ int host_cpus() {
   return static_cast<int>(std::thread::hardware_concurrency());
 }
 
+// Another runner holds the node's lock: `lease local start` says so and succeeds.
+struct runner_already_running : error {
+  using error::error;
+};
+
+// Takes the node's runner lock (runner-<node>.lock, flock LOCK_EX | LOCK_NB) for the runner
+// about to start, before anything reports that it started: a detached runner inherits it
+// across fork (the same open file description), so of four concurrent starts exactly one
+// reports "started" and its runner holds the lock for its whole life. An invalid fd (-1) when
+// the filesystem refuses flock: the runner then warns as it does without this.
+detail::unique_fd take_runner_lock(const lease_paths& lease, const runner_config& cfg) {
+  fs::path p = lease.runner_lock(cfg.node);
+  detail::unique_fd fd(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) throw io_error("cannot open runner lock", p.string(), errno);
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK)
+      throw runner_already_running(
+          fmt::format("a runner for {} node {} is already running (it holds {})", cfg.lease_id,
+                      cfg.node, p.string()));
+    if (file_lock::unsupported(errno)) return detail::unique_fd();
+    throw io_error("cannot lock", p.string(), errno);
+  }
+  return fd;
+}
+
 // Starts the runner; with detach the parent prints the runner's pid and returns at once.
 void start_runner(const runner_options& o) {
+  // Bounded before anything is created, started or logged (the runner checks the same bounds).
+  if (!(o.grace >= 0 && o.grace <= 86400))
+    throw error(fmt::format("--grace must be 0 to 86400 seconds (got {})", o.grace));
+  // 1e-300 would rewrite hb/ in a loop; days would make the runner read as dead.
+  if (!(o.heartbeat >= 0.1 && o.heartbeat <= 600))
+    throw error(fmt::format("--heartbeat must be 0.1 to 600 seconds (got {})", o.heartbeat));
   home_paths home = home_paths::from_env();
   if (!o.node.empty()) check_node(o.node);          // before anything is created on disk
   std::optional<int> slots = parse_slots(o.slots);  // nullopt: auto, once the GPUs are known
@@ -181,8 +213,6 @@ void start_runner(const runner_options& o) {
   cfg.host = short_hostname();
   cfg.node = o.node.empty() ? cfg.host : o.node;
   check_node(cfg.node);
-  if (o.grace < 0) throw error("--grace must not be negative");
-  if (o.heartbeat <= 0) throw error("--heartbeat must be positive");
   cfg.grace_s = o.grace;
   cfg.heartbeat_s = o.heartbeat;
   cfg.supervisor = own_executable();
@@ -191,8 +221,11 @@ void start_runner(const runner_options& o) {
   // Two runners of one node would take over each other's tasks: refuse a second one here.
   if (auto other = live_local_runner(lease, cfg.node).hb;
       other && other->host == cfg.host && other->pid != ::getpid())
-    throw error(fmt::format("a runner for {} node {} is already running (pid {})", lease_id,
-                            cfg.node, other->pid));
+    throw runner_already_running(fmt::format("a runner for {} node {} is already running (pid {})",
+                                             lease_id, cfg.node, other->pid));
+  // Held from here on: inherited by the detached child, kept by the runner (cfg.node_lock_fd).
+  detail::unique_fd node_lock = take_runner_lock(lease, cfg);
+  cfg.node_lock_fd = node_lock.get();
 
   if (o.detach) {
     fs::path log_path = lease.runner_log(cfg.node);
@@ -811,7 +844,12 @@ void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
                   static_cast<long long>(hb->pid));
       return;
     }
-    start_runner(*lo);
+    try {
+      start_runner(*lo);
+    } catch (const runner_already_running& e) {
+      // Another start won the race for the node's lock: its runner serves the node.
+      std::printf("%s\n", sanitize_inline(e.what()).c_str());
+    }
   });
   auto stop_node = std::make_shared<std::string>();
   auto stop_wait = std::make_shared<double>(30);

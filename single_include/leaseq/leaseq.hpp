@@ -5560,13 +5560,16 @@ class result_writer {
 // Fault injection for tests: LEASEQ_FAULT (fault.hpp) can fail result writes with ENOSPC or
 // EIO and make claim renames report EIO although they happened.
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -6884,6 +6887,12 @@ struct runner_config {
   // exit status recorded (logs/<node>/<id>.exit). Empty: tasks are exec'd directly, and such
   // a task can only end runner_lost.
   std::string supervisor;
+  // An open file description of lease.runner_lock(node) on which the caller already holds
+  // flock LOCK_EX (`leaseq lease local start` takes it before forking the runner, so a start
+  // that reports success has a runner that holds the lock). The runner keeps a duplicate of it
+  // instead of opening the file again (a second open file description would conflict with the
+  // first). -1: the runner takes the lock itself.
+  int node_lock_fd = -1;
 };
 
 namespace detail {
@@ -7039,8 +7048,19 @@ class runner {
   // refuses flock leaves only the heartbeat check the CLI makes.
   void take_node_lock() {
     fs::path p = lease_.runner_lock(cfg_.node);
-    node_lock_.reset(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!node_lock_) throw io_error("cannot open runner lock", p.string(), errno);
+    if (cfg_.node_lock_fd >= 0) {
+      // Inherited: it must be this node's lock file; re-locking the same open file description
+      // is a no-op when the caller holds the lock, and fails (below) when someone else does.
+      node_lock_.reset(::fcntl(cfg_.node_lock_fd, F_DUPFD_CLOEXEC, 0));
+      if (!node_lock_) throw io_error("cannot use the inherited runner lock", p.string(), errno);
+      struct stat held, named;
+      if (::fstat(node_lock_.get(), &held) != 0 || ::lstat(p.c_str(), &named) != 0 ||
+          held.st_dev != named.st_dev || held.st_ino != named.st_ino)
+        throw error("the runner lock handed to this runner is not " + p.string());
+    } else {
+      node_lock_.reset(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!node_lock_) throw io_error("cannot open runner lock", p.string(), errno);
+    }
     while (::flock(node_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno == EINTR) continue;
       if (errno == EWOULDBLOCK)
@@ -7212,6 +7232,7 @@ class runner {
           t.spec = spec;
           t.claimed = spec.claimed.value_or(now);
           t.attempt = starting;
+          t.started = recorded_started(spec);
           finish_orphan(t, now,
                         ": a previous runner was starting it and died; no process of that "
                         "attempt runs");
@@ -7231,6 +7252,7 @@ class runner {
       t.pid = recorded.value_or(-1);
       t.pid_start = recorded_start;
       t.boot_id = recorded_boot;
+      t.started = recorded_started(spec);
       if (!starting.empty()) t.attempt = starting;
       if (t.pid > 1 && same_process(t)) {
         log(fmt::format("{}: left running by a previous runner (pid {}); watching it", id, t.pid));
@@ -7240,6 +7262,17 @@ class runner {
       }
     }
     return any;
+  }
+
+  // When a previous runner started the task, as it recorded in the claimed file after the
+  // spawn; nullopt when it never recorded one (it died before, or wrote protocol 2 claims).
+  static std::optional<double> recorded_started(const task_spec& spec) {
+    if (!spec.extra.is_object()) return std::nullopt;
+    auto it = spec.extra.find("started");
+    if (it == spec.extra.end() || !it->is_number()) return std::nullopt;
+    double v = it->get<double>();
+    if (!std::isfinite(v) || v <= 0) return std::nullopt;
+    return v;
   }
 
   // Whether this runner already runs, watches, queued or finished the task.
@@ -7781,6 +7814,7 @@ class runner {
     t.pid_start = detail::process_start_ticks(s.pid).value_or(0);
     t.spec.extra["pid_start"] = t.pid_start;
     t.spec.extra["boot_id"] = detail::boot_id();
+    t.spec.extra["started"] = now;  // a runner adopting the task after a crash reports it
     try {
       // Not fsync'd: the task is already durable (it was renamed here); this only adds the
       // process's identity. One that cannot be written kills the task at once: a runner
@@ -7888,7 +7922,7 @@ class runner {
     if (!t.attempt.empty() && (t.spec.retries > 0 || !t.spec.attempts.empty()))
       r.task.attempts.push_back(std::move(ended));
     if (r.task.extra.is_object())  // claim bookkeeping, not part of the result
-      for (const char* k : {"starting", "pid_start", "boot_id"}) r.task.extra.erase(k);
+      for (const char* k : {"starting", "pid_start", "boot_id", "started"}) r.task.extra.erase(k);
     r.state = st;
     r.exit_code = exit_code;
     r.signal = signal;
@@ -7924,7 +7958,7 @@ class runner {
     next.claimed.reset();
     next.pid.reset();
     if (next.extra.is_object())
-      for (const char* k : {"starting", "pid_start", "boot_id"}) next.extra.erase(k);
+      for (const char* k : {"starting", "pid_start", "boot_id", "started"}) next.extra.erase(k);
     next.attempts.push_back(std::move(ended));
     next.not_before.reset();
     if (next.retry_delay > 0) next.not_before = now + next.retry_delay;

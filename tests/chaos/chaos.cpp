@@ -3,16 +3,18 @@
 //
 //   leaseq_chaos [--tasks N] [--runners R] [--slots S] [--kill-min-ms A] [--kill-max-ms B]
 //                [--fault SPEC] [--task-ms M] [--timeout-s T] [--seed X] [--leaseq PATH] [--keep]
-//                [--views V1:V2:...|auto]
+//                [--views V1:V2:...|auto] [--max-duplicates D]
 //
-// It submits N tasks in one batch (each appends "<task id> <attempt id> <pid>" to a shared file
-// as it starts, then sleeps M/5 .. M ms, default 500), starts R runners with S slots each and
-// LEASEQ_FAULT=SPEC (default claim_rename_lies=1/5), kills a random runner every A..B ms and
-// self_exits it, until every task has a result. Then it prints
-//   tasks, kills, lost (no result), duplicate executions, executions, distinct attempt ids,
-//   results by state, results of tasks that never started
-// and exits 0 only when nothing is lost, duplicates <= kills, and every execution carried an
-// attempt id of its own.
+// It submits N tasks in one batch (each appends "start <task id> <attempt id> <pid> <time>" to
+// a shared file as it starts, sleeps M/5 .. M ms, default 500, then appends "end ..." the same
+// way), starts R runners with S slots each and LEASEQ_FAULT=SPEC (default
+// claim_rename_lies=1/5), kills a random runner every A..B ms and restarts it, until every task
+// has a result. Then it prints
+//   tasks, kills, lost (no result), duplicate executions, concurrent double executions,
+//   executions, distinct attempt ids, results by state, results of tasks that never started
+// and exits 0 only when nothing is lost, no two executions of one task overlapped in time (an
+// execution without an "end" line counts as lasting to the end of the run), duplicates <= D
+// (default: the number of kills), and every execution carried an attempt id of its own.
 //
 // --views puts the lease home on a shared filesystem seen through several mounts (the test bed
 // of tools/sharedfs: `auto` takes its views from LEASEQ_SHAREDFS_VIEWS or its default layout):
@@ -26,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -65,7 +68,8 @@ struct options {
   std::uint64_t seed = 0;
   std::string leaseq = LEASEQ_BIN;
   bool keep = false;
-  std::string views;  // colon-separated mount points of one shared directory, or "auto"
+  std::string views;        // colon-separated mount points of one shared directory, or "auto"
+  int max_duplicates = -1;  // -1: as many as there were kills
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -106,11 +110,13 @@ options parse(int argc, char** argv) {
       o.keep = true;
     else if (a == "--views")
       o.views = value();
+    else if (a == "--max-duplicates")
+      o.max_duplicates = std::stoi(value());
     else
       usage(("unknown argument " + a).c_str());
   }
   if (o.tasks < 1 || o.runners < 1 || o.slots < 1 || o.kill_min_ms < 1 || o.task_ms < 0 ||
-      o.kill_max_ms < o.kill_min_ms)
+      o.kill_max_ms < o.kill_min_ms || o.max_duplicates < -1)
     usage("bad numbers");
   return o;
 }
@@ -221,13 +227,19 @@ struct chaos {
     ensure_dir(home);
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-    // One batch of N tasks: each records its execution first, then runs for a little while.
+    // One batch of N tasks: each records its start, runs for a little while, records its end
+    // (one short O_APPEND write per line: lines of concurrent tasks never interleave).
     fs::path lines = base / "tasks.txt";
     {
       std::ofstream f(lines);
+      std::string log = shell_quote(exec_log.string());
+      auto record = [&](const char* what) {
+        return std::string("echo \"") + what +
+               " $LEASEQ_TASK_ID $LEASEQ_ATTEMPT $$ $(date +%s.%N)\" >> " + log;
+      };
       for (int i = 0; i < opt.tasks; ++i)
-        f << "echo \"$LEASEQ_TASK_ID $LEASEQ_ATTEMPT $$\" >> " << shell_quote(exec_log.string())
-          << "; sleep " << (opt.task_ms * (1 + i % 5) / 5) / 1000.0 << "\n";
+        f << record("start") << "; sleep " << (opt.task_ms * (1 + i % 5) / 5) / 1000.0 << "; "
+          << record("end") << "\n";
     }
     for (int i = 0; i < opt.runners; ++i) pids.push_back(start_runner(i));
     std::string submit = "LEASEQ_HOME=" + shell_quote(home.string()) + " " +
@@ -280,25 +292,52 @@ struct chaos {
 
   int report(std::size_t results, double secs, bool timed_out, const fs::path& base,
              const fs::path& shared) {
-    // Executions: one line per task process start.
+    // Executions: a "start" line per task process start, an "end" line when it ended.
     std::map<std::string, std::vector<std::string>> runs;
     std::set<std::string> attempts;
-    std::size_t executions = 0, no_attempt = 0;
+    std::map<std::string, std::pair<double, double>> spans;  // attempt -> [start, end]
+    std::size_t executions = 0, no_attempt = 0, unended = 0;
+    const double open_end = 1e300;  // no "end" line (killed): it may still have been running
     {
       std::ifstream f(exec_log);
       std::string line;
       while (std::getline(f, line)) {
         std::istringstream ss(line);
-        std::string id, attempt;
-        ss >> id >> attempt;
+        std::string what, id, attempt, pid;
+        double t = 0;
+        ss >> what >> id >> attempt >> pid >> t;
+        if (what == "end") {
+          if (auto it = spans.find(attempt); it != spans.end()) it->second.second = t;
+          continue;
+        }
         ++executions;
-        if (attempt.empty() || !is_valid_task_id(id))
+        if (attempt.empty() || !is_valid_task_id(id) || what != "start" || t <= 0 ||
+            spans.count(attempt))
           ++no_attempt;
         else
           attempts.insert(attempt);
         runs[id].push_back(attempt);
+        spans.emplace(attempt, std::make_pair(t, open_end));
       }
     }
+    // Two executions of one task whose [start, end] intervals overlap ran at the same time.
+    std::size_t concurrent = 0;
+    std::vector<std::string> concurrent_ids;
+    for (const auto& [id, list] : runs) {
+      std::vector<std::pair<double, double>> iv;
+      for (const auto& a : list)
+        if (auto it = spans.find(a); it != spans.end()) iv.push_back(it->second);
+      std::sort(iv.begin(), iv.end());
+      double last_end = -1;
+      for (const auto& [start, end] : iv) {
+        if (start < last_end) {
+          ++concurrent;
+          if (concurrent_ids.size() < 20) concurrent_ids.push_back(id);
+        }
+        last_end = std::max(last_end, end);
+      }
+    }
+    for (const auto& [a, span] : spans) unended += span.second == open_end;
     std::size_t lost = 0, duplicates = 0, never_ran = 0;
     std::map<std::string, std::size_t> by_state;
     std::vector<std::string> lost_ids;
@@ -341,14 +380,19 @@ struct chaos {
     std::printf("  results                    %zu\n", results);
     std::printf("  lost tasks (no result)     %zu\n", lost);
     std::printf("  duplicate executions       %zu\n", duplicates);
+    std::printf("  concurrent double executions: %zu\n", concurrent);
     std::printf("  executions                 %zu\n", executions);
     std::printf("  distinct attempt ids       %zu%s\n", attempts.size(),
                 attempts_unique ? " (one per execution)" : " (NOT one per execution)");
+    std::printf("  executions without an end  %zu\n", unended);
     std::printf("  results without a run      %zu\n", never_ran);
     for (const auto& [state, n] : by_state) std::printf("  result %-19s %zu\n", state.c_str(), n);
     if (self_exits) std::printf("  runners that exited by themselves: %d\n", self_exits);
     for (const auto& id : lost_ids) std::printf("  lost: %s\n", id.c_str());
-    bool ok = !timed_out && lost == 0 && duplicates <= static_cast<std::size_t>(kills) &&
+    for (const auto& id : concurrent_ids) std::printf("  run twice at once: %s\n", id.c_str());
+    std::size_t max_dup =
+        static_cast<std::size_t>(opt.max_duplicates < 0 ? kills : opt.max_duplicates);
+    bool ok = !timed_out && lost == 0 && concurrent == 0 && duplicates <= max_dup &&
               attempts_unique && self_exits == 0;
     std::printf("chaos: %s\n", ok ? "PASS" : "FAIL");
     if (opt.keep || !ok) {

@@ -738,3 +738,30 @@ TEST_CASE("dashboard: no default lease lands on the lease list", "[dashboard][e2
   d.key("Escape");
   d.quit_and_check_restored();
 }
+
+// Issue 14.9: a Slurm reason that is not UTF-8 (\377) must not stop the lease pane loading.
+TEST_CASE("dashboard: squeue printing a reason with byte 377 still lists the lease",
+          "[dashboard][e2e]") {
+  dash_env e;
+  leaseq::ensure_dir(e.home / "runs" / "424242");
+  write_text(e.home / "index.json",
+             R"({"version":1,"leases":[{"id":"424242","kind":"slurm","created":1}]})");
+  fs::path bin = e.dir / "bin";
+  leaseq::ensure_dir(bin);
+  write_text(bin / "squeue",
+             "#!/bin/sh\nprintf '424242|PENDING|Resources\\377x|1:00:00|1:00:00|1|(null)|N/A|"
+             "leaseq-x\\n'\n");
+  write_text(bin / "scontrol", "#!/bin/sh\nexit 1\n");
+  fs::permissions(bin / "squeue", fs::perms::owner_all);
+  fs::permissions(bin / "scontrol", fs::perms::owner_all);
+  e.env["PATH"] = bin.string() + ":/usr/bin:/bin";
+  dash_run d(e, 120, 30);
+  d.tmux.type("export PATH=" + bin.string() + ":/usr/bin:/bin");
+  d.tmux.keys("Enter");
+  d.start("", "leases (all)");
+  CHECK(d.see("424242"));
+  CHECK(d.see("PENDING"));  // squeue's answer, \377 and all, reached the row
+  CHECK(d.gone("loading leases"));
+  CHECK(d.tmux.capture().find("loading leases") == std::string::npos);
+  d.quit_and_check_restored();
+}

@@ -154,13 +154,52 @@ TEST_CASE("integrity: a task whose pid cannot be recorded is killed at once", "[
   CHECK_FALSE(fs::exists(ran));
 }
 
-TEST_CASE("integrity: four `lease local start` at once leave one runner per node",
+TEST_CASE("integrity: four `lease local start` at once: one started, one runner, its cancels",
           "[integrity][e2e]") {
   fixture f;
-  std::string start = shell_home(f) + LEASEQ_BIN + " lease local start --slots 1 --gpus none";
-  test_support::run_command("for i in 1 2 3 4; do " + start + " >/dev/null 2>&1 & done; wait");
-  // Extra runners refuse at start-up; wait until only the one that holds the node is left.
-  CHECK(wait_until([&] { return runners_alive(f) == 1; }, 20s));
+  std::string start = shell_home(f) + LEASEQ_BIN + " lease local start --slots 2 --gpus none";
+  std::string outs = (f.tmp / "start").string();
+  test_support::run_command("for i in 1 2 3 4; do " + start + " >" + outs +
+                            "$i.out 2>&1 & done; wait");
+  int started = 0, already = 0;
+  for (int i = 1; i <= 4; ++i) {
+    std::string out = test_support::read_text(outs + std::to_string(i) + ".out");
+    INFO("start " << i << ": " << out);
+    started += out.find(" started (pid ") != std::string::npos;
+    already += out.find("already running") != std::string::npos;
+  }
+  CHECK(started == 1);
+  CHECK(already == 3);
+  // The start that said "started" forked its runner holding the node's lock: no runner that
+  // lost the race is ever forked, so there is one right away, not eventually.
+  CHECK(runners_alive(f) == 1);
+  // Every cancel is consumed by that runner: a running task ends CANCELLED, not FINISHED.
+  std::string local = local_lease_id(short_hostname());
+  lease_paths lease(f.home / "runs" / local);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto sub = f.leaseq("submit --lease " + local + " -- sleep 60", false);
+    REQUIRE(sub.exit_code == 0);
+    ids.push_back(lines_of(sub.out).at(0));
+  }
+  std::string node = short_hostname();
+  REQUIRE(wait_until([&] {
+    for (const auto& id : ids)
+      if (!fs::exists(lease.stdout_log(node, id))) return false;
+    return true;
+  }));
+  for (const auto& id : ids) {
+    auto c = f.leaseq("cancel --lease " + local + " " + id);
+    INFO(c.out);
+    CHECK(c.exit_code == 0);
+  }
+  for (const auto& id : ids) {
+    std::optional<json> res;
+    CHECK(wait_until(
+        [&] { return (res = read_json_tolerant(lease.result(node, id)).value).has_value(); }));
+    if (res) CHECK((*res)["state"] == "CANCELLED");
+  }
+  CHECK(runners_alive(f) == 1);
   auto stop = f.leaseq("lease local stop --wait 10");
   INFO(stop.out);
   CHECK(stop.exit_code == 0);

@@ -67,6 +67,10 @@ TEST_CASE("orphans: a task outliving its kill -9'd runner keeps its exit status"
   CHECK(a["state"] == "FINISHED");
   CHECK(a["exit_code"] == 0);
   CHECK(a["reason"].is_null());
+  // When it started, as its first runner recorded it: the orphan's result keeps it.
+  CHECK(a["started"].is_number());
+  if (a["started"].is_number() && a["finished"].is_number())
+    CHECK(a["started"].get<double>() <= a["finished"].get<double>());
   REQUIRE(wait_until([&] {
     return hb_says(f, "o", "running", json::array({ends_watched, fails}));
   }));
@@ -76,11 +80,13 @@ TEST_CASE("orphans: a task outliving its kill -9'd runner keeps its exit status"
   CHECK(b["state"] == "FINISHED");
   CHECK(b["exit_code"] == 0);
   CHECK(b["reason"].is_null());
+  CHECK(b["started"].is_number());
   CHECK(f.log_of("o", ends_watched) == "started\nfinished-ok\n");
   json c = f.wait_result(fails);
   CHECK(c["state"] == "FAILED");
   CHECK(c["exit_code"] == 3);
   CHECK(c["reason"].is_null());
+  CHECK(c["started"].is_number());
   CHECK(f.count(f.lease.claimed("o")) == 0);
   r2.signal(SIGTERM);
   CHECK(r2.wait() == 0);
@@ -104,6 +110,7 @@ TEST_CASE("orphans: cancel of a task left by a kill -9'd runner is CANCELLED", "
   CHECK(res["state"] == "CANCELLED");
   CHECK(res["reason"] == "cancelled");
   CHECK(res["signal"] == SIGTERM);  // as its supervisor saw it die
+  CHECK(res["started"].is_number());
   r2.signal(SIGTERM);
   CHECK(r2.wait() == 0);
 }

@@ -358,3 +358,26 @@ TEST_CASE("runner: lease local start, status, stop", "[runner][e2e]") {
   CHECK(after.exit_code == 3);
   CHECK(after.out.find("DOWN") != std::string::npos);
 }
+
+TEST_CASE("runner: --heartbeat out of bounds is refused before anything starts", "[runner][e2e]") {
+  fixture f;
+  for (const char* hb : {"1e-300", "0.05", "nan", "1e300", "0", "-1"}) {
+    // timeout: a runner that accepted it would never exit by itself.
+    auto r = test_support::run_command("LEASEQ_HOME=" + test_support::shell_quote(f.home.string()) +
+                                       " timeout -s KILL 30 " + LEASEQ_BIN + " runner --lease " +
+                                       lease_id + " --gpus none --heartbeat " + hb + " 2>&1");
+    INFO("--heartbeat " << hb << ": " << r.out);
+    CHECK(r.exit_code != 0);
+    CHECK(r.exit_code != 137);
+    CHECK(r.out.find("--heartbeat") != std::string::npos);
+    CHECK(r.out.find("starting:") == std::string::npos);
+    CHECK_FALSE(fs::exists(f.lease.heartbeat(short_hostname())));
+    CHECK_FALSE(fs::exists(f.lease.runner_lock(short_hostname())));
+  }
+  // In bounds: accepted (the runner starts; SIGTERM by timeout stops it).
+  auto ok = test_support::run_command("LEASEQ_HOME=" + test_support::shell_quote(f.home.string()) +
+                                      " timeout -s TERM 2 " + LEASEQ_BIN + " runner --lease " +
+                                      lease_id + " --gpus none --heartbeat 0.1 2>&1");
+  INFO(ok.out);
+  CHECK(ok.out.find("starting:") != std::string::npos);
+}

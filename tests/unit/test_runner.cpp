@@ -296,6 +296,67 @@ TEST_CASE("runner: a result that cannot be written is kept and retried", "[runne
   CHECK_FALSE(fs::exists(b.lease.claimed_task("n1", id)));
 }
 
+namespace {
+
+// Makes every result write fail with ENOSPC (LEASEQ_FAULT=result_write_enospc, set in-process)
+// while it lives, and counts the write attempts by the fault point's hits.
+struct result_enospc_for_test {
+  detail::fault_rule& rule =
+      detail::faults().rules[static_cast<int>(fault_point::result_write_enospc)];
+  bool any_was = detail::faults().any;
+  std::uint64_t first_n_was = rule.first_n, every_k_was = rule.every_k;
+  result_enospc_for_test() {
+    rule.first_n = std::uint64_t(1) << 62;
+    rule.every_k = 0;
+    detail::faults().any = true;
+  }
+  ~result_enospc_for_test() {
+    rule.first_n = first_n_was;
+    rule.every_k = every_k_was;
+    detail::faults().any = any_was;
+  }
+  std::uint64_t attempts() const { return rule.hits.load(); }
+};
+
+}  // namespace
+
+TEST_CASE("runner: result writes failing on a full disk back off to one try every 5 s",
+          "[runner]") {
+  bench b;
+  std::string id = b.submit();
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  b.step();
+  result_enospc_for_test full;
+  std::uint64_t before = full.attempts();
+  b.ops.exit_code(b.ops.pid_of(id), 0);
+  // 60 s of fake time in passes 0.05 s apart, as a busy runner loop would make them.
+  std::vector<double> tries;
+  std::uint64_t seen = before;
+  double t0 = b.clock.now();
+  for (int i = 0; i < 1200; ++i) {
+    b.step(0.05);
+    if (full.attempts() != seen) {
+      seen = full.attempts();
+      tries.push_back(b.clock.now() - t0);
+    }
+  }
+  std::uint64_t attempts = full.attempts() - before;
+  INFO("attempts: " << attempts);
+  CHECK(attempts >= 10);  // still retried all along ...
+  CHECK(attempts <= 20);  // ... but not 1200 times (nor 15 000 a second)
+  CHECK(b.r->unwritten_count() == 1);
+  CHECK(fs::exists(b.lease.claimed_task("n1", id)));
+  REQUIRE(tries.size() >= 8);
+  // The interval grows (0.1 s doubling) and then stays at the 5 s cap.
+  std::vector<double> gaps;
+  for (std::size_t i = 1; i < tries.size(); ++i) gaps.push_back(tries[i] - tries[i - 1]);
+  for (std::size_t i = 1; i < gaps.size(); ++i) CHECK(gaps[i] >= gaps[i - 1] - 0.051);
+  CHECK(gaps.front() < 1);
+  CHECK(gaps.back() >= 5 - 1e-6);
+  CHECK(gaps.back() <= 5 + 0.051);
+}
+
 TEST_CASE("runner: stop ends running tasks as runner_terminated", "[runner]") {
   bench b;
   std::string a = b.submit(), c = b.submit();
