@@ -16,7 +16,8 @@ inline constexpr const char* version =
 // The on-disk protocol version written into index.json (docs/protocol.md). 2: task ids are
 // reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
 // version 1 are read and upgraded in place (ids/floor). 3: tasks may carry after, time_limit,
-// retries, retry_delay and array_id/array_index; lease.json may carry slots.
-inline constexpr int protocol_version = 3;
+// retries, retry_delay and array_id/array_index; lease.json may carry slots. 4: a lease may have
+// archive/ (`leaseq clean`, archive.hpp), whose tasks readers count.
+inline constexpr int protocol_version = 4;
 
 }  // namespace leaseq
