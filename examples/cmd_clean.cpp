@@ -243,8 +243,9 @@ void add_clean_commands(CLI::App& app, CLI::App& lease) {
   CLI::App* c = app.add_subcommand(
       "clean",
       "Move ended tasks (FINISHED, FAILED, CANCELLED) out of the live tree into the lease's "
-      "archive (runs/<lease>/archive/), so scans stay fast; status, tasks --archived and the "
-      "dashboard still count and list them. Their logs are deleted unless --keep-logs");
+      "archive (runs/<lease>/archive/), so scans stay fast; status and the dashboard still count "
+      "them, tasks --archived "
+      "lists them. Their logs are deleted unless --keep-logs");
   c->add_option("--lease", o->lease, "Lease id (default: the default lease)");
   c->add_option("--state", o->states,
                 "Only tasks in these states (FINISHED, FAILED, CANCELLED; comma list or "

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <cstring>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -35,6 +36,7 @@
 #include <fmt/format.h>
 
 #include "leaseq/clock.hpp"
+#include "leaseq/detail/dir.hpp"
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/detail/task_sax.hpp"
 #include "leaseq/error.hpp"
@@ -317,6 +319,21 @@ std::size_t read_archive_records(const fs::path& path, Fn&& fn) {
   }
   if (!pending.empty()) line(pending);
   return bad;
+}
+
+// Whether any archive file of the lease holds task `id` (its header says so). For writers
+// that must not take an archived task for a missing one (an idempotency key's task).
+inline bool task_archived(const lease_paths& lease, const std::string& id) {
+  auto seq = task_seq(id);
+  if (!seq) return false;
+  for (const std::string& n : detail::list_dir(lease.archive_dir().string()).names) {
+    if (!is_archive_file_name(n)) continue;
+    read_outcome r = detail::read_first_line(lease.archive_dir() / n, max_json_bytes);
+    std::string why;
+    auto h = r.ok ? parse_archive_header(r.content, why) : std::nullopt;
+    if (h && merge_archive_files({*h}).contains(*seq)) return true;
+  }
+  return false;
 }
 
 // ---- writer ----

@@ -957,11 +957,14 @@ class snapshot_store {
       archive_files_.clear();
       return;
     }
-    if (!c && archive_) {
+    // A published archive file never changes: an unchanged listing means nothing new, unless a
+    // header did not read last time (it is read again, like any file that did not parse).
+    if (!c && archive_ && !archive_retry_) {
       dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
       return;
     }
     archive_errors_.clear();
+    archive_retry_ = false;
     std::unordered_map<std::string, archive_file_summary> next;
     std::vector<archive_file_summary> files;
     for (const std::string& n : d->subdirs) {
@@ -982,7 +985,7 @@ class snapshot_store {
           if (r.err != ENOENT)
             add_error(archive_errors_, p, r.err,
                       fmt::format("ignoring archive file {}: {}", p.string(), why));
-          d->skippable = false;  // look again next scan
+          archive_retry_ = true;  // look again next scan
           continue;
         }
         f->name = n;
@@ -992,9 +995,15 @@ class snapshot_store {
       next.emplace(n, std::move(it->second));
     }
     archive_files_ = std::move(next);
-    archive_ = std::make_shared<const archive_index>(merge_archive_files(std::move(files)));
+    bool same = archive_ && archive_->files.size() == files.size();
+    auto merged = merge_archive_files(std::move(files));
+    for (std::size_t i = 0; same && i < merged.files.size(); ++i)
+      same = merged.files[i].name == archive_->files[i].name;
+    if (!same) {
+      archive_ = std::make_shared<const archive_index>(std::move(merged));
+      changed = true;
+    }
     dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
-    changed = true;
   }
 
   lease_paths paths_;
@@ -1030,6 +1039,7 @@ class snapshot_store {
   std::shared_ptr<const archive_index> archive_;
   std::unordered_map<std::string, archive_file_summary> archive_files_;  // by name: never change
   std::vector<scan_error> archive_errors_;
+  bool archive_retry_ = false;  // a header did not read: read it again next scan
 };
 
 // For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,

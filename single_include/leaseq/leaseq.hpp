@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <cstring>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -67,6 +68,74 @@ struct manual_clock {
 
 }  // namespace leaseq
 // end leaseq/clock.hpp
+// begin leaseq/detail/dir.hpp
+
+#include <dirent.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+// begin leaseq/error.hpp
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace leaseq {
+
+// Every error leaseq raises derives from this, so a caller can catch one type.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An OS call failed: carries the path and errno so the message can name both.
+class io_error : public error {
+ public:
+  io_error(const std::string& what, std::string path, int err)
+      : error(what + " '" + path + "': " + std::strerror(err)),
+        path_(std::move(path)),
+        errno_(err) {}
+  const std::string& path() const noexcept { return path_; }
+  int code() const noexcept { return errno_; }
+
+ private:
+  std::string path_;
+  int errno_;
+};
+
+}  // namespace leaseq
+// end leaseq/error.hpp
+
+namespace leaseq::detail {
+
+struct dir_listing {
+  std::vector<std::string> names;  // entries not starting with '.'
+  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
+};
+
+// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped.
+inline dir_listing list_dir(const std::string& path) {
+  dir_listing out;
+  DIR* d = ::opendir(path.c_str());
+  if (!d) {
+    out.err = errno;
+    return out;
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.names.emplace_back(e->d_name);
+    errno = 0;
+  }
+  if (errno != 0) out.err = errno;
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/dir.hpp
 // begin leaseq/detail/posix.hpp
 
 #include <fcntl.h>
@@ -329,38 +398,6 @@ inline std::optional<std::string> base64_decode(std::string_view text) {
 
 #include <nlohmann/json.hpp>
 
-// begin leaseq/error.hpp
-
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
-#include <string>
-
-namespace leaseq {
-
-// Every error leaseq raises derives from this, so a caller can catch one type.
-class error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// An OS call failed: carries the path and errno so the message can name both.
-class io_error : public error {
- public:
-  io_error(const std::string& what, std::string path, int err)
-      : error(what + " '" + path + "': " + std::strerror(err)),
-        path_(std::move(path)),
-        errno_(err) {}
-  const std::string& path() const noexcept { return path_; }
-  int code() const noexcept { return errno_; }
-
- private:
-  std::string path_;
-  int errno_;
-};
-
-}  // namespace leaseq
-// end leaseq/error.hpp
 
 namespace leaseq {
 
@@ -2896,6 +2933,21 @@ std::size_t read_archive_records(const fs::path& path, Fn&& fn) {
   return bad;
 }
 
+// Whether any archive file of the lease holds task `id` (its header says so). For writers
+// that must not take an archived task for a missing one (an idempotency key's task).
+inline bool task_archived(const lease_paths& lease, const std::string& id) {
+  auto seq = task_seq(id);
+  if (!seq) return false;
+  for (const std::string& n : detail::list_dir(lease.archive_dir().string()).names) {
+    if (!is_archive_file_name(n)) continue;
+    read_outcome r = detail::read_first_line(lease.archive_dir() / n, max_json_bytes);
+    std::string why;
+    auto h = r.ok ? parse_archive_header(r.content, why) : std::nullopt;
+    if (h && merge_archive_files({*h}).contains(*seq)) return true;
+  }
+  return false;
+}
+
 // ---- writer ----
 
 // One result file to archive: where it lies and what it says.
@@ -3372,42 +3424,6 @@ inline json to_json(const ui_config& ui) {
 
 #include <fmt/format.h>
 
-// begin leaseq/detail/dir.hpp
-
-#include <dirent.h>
-
-#include <cerrno>
-#include <string>
-#include <vector>
-
-
-namespace leaseq::detail {
-
-struct dir_listing {
-  std::vector<std::string> names;  // entries not starting with '.'
-  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
-};
-
-// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped.
-inline dir_listing list_dir(const std::string& path) {
-  dir_listing out;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) {
-    out.err = errno;
-    return out;
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') out.names.emplace_back(e->d_name);
-    errno = 0;
-  }
-  if (errno != 0) out.err = errno;
-  ::closedir(d);
-  return out;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/dir.hpp
 // begin leaseq/locate.hpp
 
 // Where one task is in a lease tree right now: done, claimed (running) or pending. Used by
@@ -9915,11 +9931,14 @@ class snapshot_store {
       archive_files_.clear();
       return;
     }
-    if (!c && archive_) {
+    // A published archive file never changes: an unchanged listing means nothing new, unless a
+    // header did not read last time (it is read again, like any file that did not parse).
+    if (!c && archive_ && !archive_retry_) {
       dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
       return;
     }
     archive_errors_.clear();
+    archive_retry_ = false;
     std::unordered_map<std::string, archive_file_summary> next;
     std::vector<archive_file_summary> files;
     for (const std::string& n : d->subdirs) {
@@ -9940,7 +9959,7 @@ class snapshot_store {
           if (r.err != ENOENT)
             add_error(archive_errors_, p, r.err,
                       fmt::format("ignoring archive file {}: {}", p.string(), why));
-          d->skippable = false;  // look again next scan
+          archive_retry_ = true;  // look again next scan
           continue;
         }
         f->name = n;
@@ -9950,9 +9969,15 @@ class snapshot_store {
       next.emplace(n, std::move(it->second));
     }
     archive_files_ = std::move(next);
-    archive_ = std::make_shared<const archive_index>(merge_archive_files(std::move(files)));
+    bool same = archive_ && archive_->files.size() == files.size();
+    auto merged = merge_archive_files(std::move(files));
+    for (std::size_t i = 0; same && i < merged.files.size(); ++i)
+      same = merged.files[i].name == archive_->files[i].name;
+    if (!same) {
+      archive_ = std::make_shared<const archive_index>(std::move(merged));
+      changed = true;
+    }
     dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
-    changed = true;
   }
 
   lease_paths paths_;
@@ -9988,6 +10013,7 @@ class snapshot_store {
   std::shared_ptr<const archive_index> archive_;
   std::unordered_map<std::string, archive_file_summary> archive_files_;  // by name: never change
   std::vector<scan_error> archive_errors_;
+  bool archive_retry_ = false;  // a header did not read: read it again next scan
 };
 
 // For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,
@@ -10255,7 +10281,8 @@ inline std::optional<std::string> bound_key(const lease_paths& lease, const std:
   for (int attempt = 0;; ++attempt) {
     auto k = read_key_record(lease, key);
     if (!k) return std::nullopt;
-    if (task_file_exists(lease, k->id)) return k->id;
+    // An archived task (`leaseq clean`) still exists: its key stays bound.
+    if (task_file_exists(lease, k->id) || task_archived(lease, k->id)) return k->id;
     // Its task is not visible here. Lag (another client published it, this client's cache
     // has not caught up) or a submit that died before publishing? The id's reservation
     // tells: its ticket turns 'P' once the submit has published everything.

@@ -208,7 +208,7 @@ TEST_CASE("clean refuses a symlinked archive directory", "[cli][clean][hostile]"
 
 TEST_CASE("lease forget drops an ended lease only, and asks first", "[cli][clean]") {
   fixture f;
-  f.submit("-- true");  // registers local:e2e
+  std::string id = f.submit("--key kclean -- true");  // registers local:e2e
   auto index_has = [&] {
     return leaseq::read_index(leaseq::home_paths(f.home)).index.find(lease_id) != nullptr;
   };
@@ -216,6 +216,7 @@ TEST_CASE("lease forget drops an ended lease only, and asks first", "[cli][clean
   {
     runner_proc r(f, "nodeA", {"--heartbeat", "0.2"});
     REQUIRE(wait_until([&] { return f.hb("nodeA").has_value(); }, 20s));
+    f.wait_result(id);
     auto live = f.leaseq("lease forget " + lease_id + " --yes");
     CHECK(live.exit_code == 1);
     CHECK_THAT(live.out, Catch::Contains("only an ended lease"));
@@ -223,6 +224,12 @@ TEST_CASE("lease forget drops an ended lease only, and asks first", "[cli][clean
     r.signal(SIGTERM);
     r.wait();
   }
+  // An idempotency key stays bound to its task once the task is archived.
+  REQUIRE(f.leaseq("clean --lease " + lease_id + " --yes").exit_code == 0);
+  CHECK(f.submit("--key kclean -- true") == id);
+  json st = clean_e2e_status(f);
+  CHECK(st["archived"] == 1);
+  CHECK(clean_e2e_total(st) == 1);
   auto notty = f.leaseq("lease forget " + lease_id + " </dev/null");
   CHECK(notty.exit_code == 1);
   CHECK_THAT(notty.out, Catch::Contains("--yes"));

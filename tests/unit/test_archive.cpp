@@ -3,6 +3,7 @@
 #include <leaseq/paths.hpp>
 #include <leaseq/store.hpp>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,9 @@ TEST_CASE("archive: results move out of done/, counts stay, nothing UNKNOWN", "[
   CHECK(rec[2].exit_code() == 2);
   CHECK(rec[2].node == "nodeA");
   CHECK(rec[0].command() == "echo T001");
+  // A writer asking about one id (an idempotency key's task) finds it in the archive.
+  CHECK(task_archived(t.paths, "T003"));
+  CHECK_FALSE(task_archived(t.paths, "T007"));
 }
 
 TEST_CASE("archive: a live copy of an archived task counts once", "[archive]") {
@@ -184,4 +188,27 @@ TEST_CASE("archive: a tree without archive/ reads as before, junk is reported", 
   CHECK(s2->archived == 0);
   CHECK(s2->errors.size() == 2);
   CHECK(s2->count(task_state::finished) == 1);
+}
+
+TEST_CASE("archive: a header that did not read is read again by the same store", "[archive]") {
+  lease_tree t;
+  for (int s = 1; s <= 3; ++s) t.done(s, "nodeA");
+  archive_results(t.paths, t.lease, archive_test_candidates(1, 3, "nodeA"), {}, true);
+  snapshot_store<> store(t.paths, t.lease);
+  fs::path late = t.paths.archive_dir() / "2026-01-late.jsonl";
+  std::string header = archive_header_line(t.lease, 1, "h", {{7, 8, task_state::cancelled}}, 2);
+  test_support::write_text(late, header.substr(0, 10));  // caught half-written
+  auto s = store.refresh_all();
+  CHECK(s->archived == 3);
+  CHECK_FALSE(s->errors.empty());
+  {
+    std::ofstream out(late, std::ios::app);  // in place: the directory's stamp does not move
+    out << header.substr(10);
+  }
+  auto s2 = store.refresh_all();
+  CHECK(s2->archived == 5);
+  CHECK(s2->archived_counts[state_index(task_state::cancelled)] == 2);
+  CHECK(s2->errors.empty());
+  auto s3 = store.refresh_all();  // unchanged: nothing read, same counts
+  CHECK(s3->archived == 5);
 }
