@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -200,6 +201,10 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
     }
     j["counts"] = json::object();
     for (auto st : all_states()) j["counts"][std::string(to_string(st))] = s->count(st);
+    j["archived"] = s->archived;  // included in counts (leaseq clean, protocol 4)
+    j["archived_counts"] = json::object();
+    for (auto st : {task_state::finished, task_state::failed, task_state::cancelled})
+      j["archived_counts"][std::string(to_string(st))] = s->archived_counts[state_index(st)];
     j["fs_lag"] = s->fs_lag;
     print_json(j);
     return;
@@ -224,6 +229,7 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
   for (auto st : all_states())
     if (s->count(st) > 0 || st == task_state::pending || st == task_state::running)
       counts += fmt::format("{}{}={}", counts.empty() ? "" : "  ", to_string(st), s->count(st));
+  if (s->archived > 0) counts += fmt::format("  (archived {})", s->archived);
   std::printf("tasks: %s\n", counts.c_str());
   // Work that can never run must not wait silently: one line, the first task and its reason.
   std::size_t blocked = 0;
@@ -252,9 +258,32 @@ struct tasks_args {
   std::string lease;
   std::vector<std::string> states, labels;
   std::string node, grep, sort = "state", format;
-  bool as_json = false, has_stderr = false;
+  bool as_json = false, has_stderr = false, archived = false;
   std::int64_t limit = 0;
 };
+
+// `tasks --archived`: the archived tasks as a snapshot of their own (records read in full only
+// here); a task also still live, or in two archive files, is listed once.
+std::shared_ptr<const snapshot> archived_snapshot(const lease_context& ctx, const snapshot& live) {
+  auto out = std::make_shared<snapshot>(live);
+  auto table = std::make_shared<std::vector<task_view>>();
+  if (live.archive) {
+    std::unordered_set<std::int64_t> seen;
+    for (const auto& f : live.archive->files) {
+      std::size_t bad = read_archive_records(ctx.paths.archive_dir() / f.name, [&](task_view&& v) {
+        if (live.find_task(v.id) || !seen.insert(v.seq).second) return;
+        table->push_back(std::move(v));
+      });
+      if (bad > 0)
+        std::fprintf(stderr, "leaseq: warning: %zu unreadable record(s) in %s\n", bad,
+                     (ctx.paths.archive_dir() / f.name).c_str());
+    }
+  }
+  std::sort(table->begin(), table->end(),
+            [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
+  out->task_table = std::move(table);
+  return out;
+}
 
 // One task as `tasks --json` prints it; `tasks --format` takes its fields from the same object.
 // `waiting`: why a PENDING task cannot run now (the reader works it out, never stored).
@@ -382,6 +411,7 @@ void cmd_tasks(const tasks_args& a) {
   f.has_stderr_output = a.has_stderr;
   auto s = scan_once(ctx);
   print_scan_problems(*s);
+  if (a.archived) s = archived_snapshot(ctx, *s);
   posix_fs pfs;
   auto probe = stderr_probe(pfs, ctx.paths);
   std::size_t cap = static_cast<std::size_t>(a.limit > 0 ? a.limit : ctx.cfg.ui.max_tasks_display);
@@ -418,8 +448,12 @@ void cmd_tasks(const tasks_args& a) {
     std::fwrite(out.data(), 1, out.size(), stdout);
     return;
   }
+  std::size_t archived = a.archived ? 0 : s->archived;
   if (sel.tasks.empty()) {
-    std::printf("no tasks%s\n", sel.total == 0 && s->tasks().empty() ? " in this lease" : " match");
+    std::printf(
+        "no %stasks%s\n", a.archived ? "archived " : "",
+        sel.total == 0 && s->tasks().empty() && archived == 0 ? " in this lease" : " match");
+    if (archived > 0) std::printf("%zu archived (leaseq tasks --archived)\n", archived);
     return;
   }
   std::printf("%-8s %-9s %-16s %4s  %s\n", "ID", "STATE", "NODE", "EXIT", "COMMAND");
@@ -444,6 +478,7 @@ void cmd_tasks(const tasks_args& a) {
     std::printf("! %zu PENDING task(s) cannot run now: the reason is in parentheses\n", marked);
   if (sel.tasks.size() < sel.total)
     std::printf("showing %zu of %zu tasks (--limit N to see more)\n", sel.tasks.size(), sel.total);
+  if (archived > 0) std::printf("%zu more archived (leaseq tasks --archived)\n", archived);
 }
 
 // The exit code `follow` ends with: the task's own, 128 + signal, 1 for LOST or no code.
@@ -663,7 +698,9 @@ void add_read_commands(CLI::App& app) {
     c->add_option("--lease", *lease, "Lease id (default: the default lease, see `lease use`)");
     c->add_flag("--json", *json_flag,
                 "Print JSON: {lease, kind, state, state_inferred, nodes: [{node, health, "
-                "hb_age_s, running, pending, paused}], counts}; state_inferred: \"heartbeats\" "
+                "hb_age_s, running, pending, paused}], counts, archived, archived_counts}; counts "
+                "include the tasks `leaseq clean` archived (archived: how many); "
+                "state_inferred: \"heartbeats\" "
                 "when fresh runner heartbeats show RUNNING a lease Slurm's cached state still "
                 "calls PENDING, else null");
     c->callback([=] { cmd_status(*lease, *json_flag); });
@@ -684,6 +721,9 @@ void add_read_commands(CLI::App& app) {
     c->add_option("--sort", a->sort, "state (default: state priority, newest first) or seq")
         ->check(CLI::IsMember({"state", "seq"}));
     c->add_option("--limit", a->limit, "Show at most N tasks (default: ui.max_tasks_display)");
+    c->add_flag("--archived", a->archived,
+                "List the tasks `leaseq clean` archived instead of the live ones (the same "
+                "filters and output)");
     c->add_flag(
         "--json", a->as_json,
         "Print JSON: {lease, total, tasks: [{id, seq, node, state, exit_code, signal, cmd, "

@@ -31,6 +31,8 @@ void add_wait_command(CLI::App& app);
 std::string resolve_read_lease(const std::string& lease_opt);
 // lease create|ls|use|release
 void add_slurm_commands(CLI::App& app, CLI::App& lease);
+// clean, lease forget
+void add_clean_commands(CLI::App& app, CLI::App& lease);
 // tui
 void add_tui_command(CLI::App& app);
 // __complete (hidden): candidates for the bash completion script

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   leaseq_cli::add_read_commands(app);
   leaseq_cli::add_wait_command(app);
   leaseq_cli::add_slurm_commands(app, lease);
+  leaseq_cli::add_clean_commands(app, lease);
   leaseq_cli::add_tui_command(app);
   leaseq_cli::add_complete_command(app);
   harden_options(app);

@@ -264,6 +264,7 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     title += fmt::format(" (rows {}-{} of {} matches, [/]: page)", first,
                          first + m.visible.size() - 1, m.visible_total);
   }
+  if (m.snap && m.snap->archived > 0) title += fmt::format(" +{} archived", m.snap->archived);
   title += m.sort == leaseq::task_sort::state_priority ? "  sort:state" : "  sort:lane";
   if (!m.marked.empty()) title += fmt::format("  marked:{}", m.marked.size());
   if (std::size_t problems = problem_lines(m).size(); problems > 0)
@@ -388,6 +389,9 @@ inline std::string status_left(const model& m, int width = 0) {
     for (const auto& p : parts) out += (out.empty() ? "" : gap) + p;
     return out;
   };
+  // Tasks `leaseq clean` moved to archive/: counted, not listed (`leaseq tasks --archived`).
+  if (m.snap && m.snap->archived > 0)
+    parts.insert(parts.begin() + 4, fmt::format("archived={}", m.snap->archived));
   std::string text = join("  ");
   if (width <= 0 || cells_of(text) <= width) return text;
   text = join(" ");

@@ -17,6 +17,8 @@
 //                         spawned, fails with ENOSPC (the claim must be given back)
 //   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
 //                         be killed at once)
+//   clean_kill_mid_unlink `leaseq clean` kills itself (SIGKILL) before unlinking a live result
+//                         it has archived (crash tests)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -38,11 +40,12 @@ enum class fault_point : int {
   dashboard_throws = 3,
   claim_record_enospc = 4,
   pid_record_enospc = 5,
+  clean_kill_mid_unlink = 6,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 6;
+inline constexpr int fault_point_count = 7;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -58,6 +61,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "claim_record_enospc";
     case fault_point::pid_record_enospc:
       return "pid_record_enospc";
+    case fault_point::clean_kill_mid_unlink:
+      return "clean_kill_mid_unlink";
   }
   return "";
 }
@@ -99,7 +104,8 @@ struct fault_table {
         problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
                            " (expected POINT=N or POINT=1/K with POINT one of "
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
-                           "dashboard_throws, claim_record_enospc, pid_record_enospc)");
+                           "dashboard_throws, claim_record_enospc, pid_record_enospc, "
+                           "clean_kill_mid_unlink)");
         continue;
       }
       if (every)

@@ -3,6 +3,7 @@
 // leaseq: a file-based task queue over leases. This umbrella header includes the whole
 // library; each header below can also be included on its own.
 
+#include "leaseq/archive.hpp"
 #include "leaseq/clock.hpp"
 #include "leaseq/command.hpp"
 #include "leaseq/config.hpp"

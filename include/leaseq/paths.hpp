@@ -71,6 +71,7 @@ class lease_paths {
   // Protocol 2: one entry per task id handed out (seq.hpp), and the protocol 1 floor.
   fs::path ids_dir() const { return root_ / "ids"; }
   fs::path ids_floor() const { return ids_dir() / "floor"; }
+  fs::path archive_dir() const { return root_ / "archive"; }  // protocol 4: `leaseq clean`
 
   // Protocol 4: priority/<lane>/<id>.p<N>, markers of tasks with a priority above 0.
   fs::path priority_root() const { return root_ / "priority"; }

@@ -20,6 +20,8 @@ namespace leaseq {
 
 inline constexpr std::size_t task_state_count = 8;
 
+struct archive_index;  // archive.hpp
+
 inline constexpr std::size_t state_index(task_state s) noexcept {
   return static_cast<std::size_t>(s);
 }
@@ -111,7 +113,12 @@ struct snapshot {
   std::shared_ptr<const std::vector<task_view>> task_table =
       std::make_shared<const std::vector<task_view>>();  // sorted by seq
   std::vector<node_view> nodes;                          // sorted by name
-  std::array<std::size_t, task_state_count> counts{};    // per task_state
+  std::array<std::size_t, task_state_count> counts{};    // per task_state, archived included
+  // Ended tasks `leaseq clean` moved to archive/ (protocol 4): counted in `counts` (and here),
+  // never in tasks(); a task both archived and live counts once, as the live one.
+  std::size_t archived = 0;
+  std::array<std::size_t, task_state_count> archived_counts{};
+  std::shared_ptr<const archive_index> archive;  // null while the lease has no archive/
   std::vector<scan_error> errors;
   // True while some task is LOST? or unknown: what the disk shows lags what happened.
   bool fs_lag = false;

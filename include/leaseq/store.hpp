@@ -52,6 +52,7 @@
 
 #include <fmt/format.h>
 
+#include "leaseq/archive.hpp"
 #include "leaseq/clock.hpp"
 #include "leaseq/config.hpp"
 #include "leaseq/detail/quote.hpp"
@@ -587,6 +588,7 @@ class snapshot_store {
     scan_node_root("logs", paths_.logs_root(), now, changed);
     scan_node_root("control", paths_.control_root(), now, changed);
     scan_allocations(now, changed);
+    scan_archive(changed);
     for (auto it = dirs_.begin(); it != dirs_.end();) {
       if (it->second.visited != scans_) {
         it = dirs_.erase(it);
@@ -632,6 +634,7 @@ class snapshot_store {
     // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
     for (const auto& [id, ev] : evidence) {
       auto seq = *task_seq(id);
+      if (archived(seq)) continue;
       auto it = std::lower_bound(table->begin(), table->end(), seq,
                                  [](const task_view& v, std::int64_t s) { return v.seq < s; });
       if (it != table->end() && it->seq == seq) continue;
@@ -716,6 +719,7 @@ class snapshot_store {
   void carry_unseen(const task_view& before, double now,
                     const std::unordered_map<std::string, std::pair<std::string, double>>& ev,
                     std::vector<task_view>& out) {
+    if (archived(before.seq)) return;  // moved to archive/: counted there
     task_view v = before;
     bool was_running = before.state == task_state::running ||
                        before.state == task_state::lost_maybe || before.state == task_state::lost ||
@@ -829,7 +833,7 @@ class snapshot_store {
     std::size_t ti = 0;
     auto missing = [&](std::int64_t seq) {
       while (ti < table.size() && table[ti].seq < seq) ++ti;
-      return ti == table.size() || table[ti].seq != seq;
+      return (ti == table.size() || table[ti].seq != seq) && !archived(seq);
     };
     auto add = [&](std::int64_t seq, const char* why) {
       task_view v;
@@ -858,7 +862,7 @@ class snapshot_store {
       upper = std::min(upper, listed + 4096);
       for (std::int64_t seq = std::max(listed, legacy_end - 1) + 1; seq <= upper; ++seq) {
         while (ti < table.size() && table[ti].seq < seq) ++ti;
-        if (ti < table.size() && table[ti].seq == seq) continue;
+        if ((ti < table.size() && table[ti].seq == seq) || archived(seq)) continue;
         file_info f = fs_.stat(paths_.ids_dir() / std::to_string(seq));
         if (f.err == 0 && ticket_vouches(seq, now))
           add(seq, "not visible yet (shared filesystem lag): ids/ holds it");
@@ -928,6 +932,83 @@ class snapshot_store {
       if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
       if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
     }
+    s.archive = archive_;
+    s.archived = 0;
+    s.archived_counts = {};
+    if (!archive_) return;
+    s.archived_counts = archive_->counts;
+    // A task archived and still live (a clean killed before its unlinks) counts as the live one.
+    for (const auto& t : s.tasks())
+      if (const archive_range* r = archive_->find(t.seq);
+          r && s.archived_counts[state_index(r->state)] > 0)
+        --s.archived_counts[state_index(r->state)];
+    for (std::size_t i = 0; i < task_state_count; ++i) {
+      s.counts[i] += s.archived_counts[i];
+      s.archived += s.archived_counts[i];
+    }
+  }
+
+  // ---- archive/ (protocol 4): one header read per archive file, when it first shows up ----
+
+  bool archived(std::int64_t seq) const { return archive_ && archive_->contains(seq); }
+
+  void scan_archive(bool& changed) {
+    bool c = false;
+    double now = clock_.now();
+    cached_dir* d = list_cached("archive", paths_.archive_dir(), now, c, true);
+    if (!d) {
+      if (archive_) changed = true;
+      archive_.reset();
+      archive_files_.clear();
+      return;
+    }
+    // A published archive file never changes: an unchanged listing means nothing new, unless a
+    // header did not read last time (it is read again, like any file that did not parse).
+    if (!c && archive_ && !archive_retry_) {
+      dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
+      return;
+    }
+    archive_errors_.clear();
+    archive_retry_ = false;
+    std::unordered_map<std::string, archive_file_summary> next;
+    std::vector<archive_file_summary> files;
+    for (const std::string& n : d->subdirs) {
+      if (!is_archive_file_name(n)) {
+        add_error(archive_errors_, paths_.archive_dir(), 0,
+                  fmt::format("ignoring {} in {}: not an archive file name",
+                              detail::quote_for_message(n), paths_.archive_dir().string()));
+        continue;
+      }
+      auto it = archive_files_.find(n);
+      if (it == archive_files_.end()) {
+        fs::path p = paths_.archive_dir() / n;
+        read_outcome r = detail::read_first_line(p, opts_.max_file_bytes);
+        std::string why = r.reason;
+        std::optional<archive_file_summary> f;
+        if (r.ok) f = parse_archive_header(r.content, why);
+        if (!f) {
+          if (r.err != ENOENT)
+            add_error(archive_errors_, p, r.err,
+                      fmt::format("ignoring archive file {}: {}", p.string(), why));
+          archive_retry_ = true;  // look again next scan
+          continue;
+        }
+        f->name = n;
+        it = archive_files_.emplace(n, std::move(*f)).first;
+      }
+      files.push_back(it->second);
+      next.emplace(n, std::move(it->second));
+    }
+    archive_files_ = std::move(next);
+    bool same = archive_ && archive_->files.size() == files.size();
+    auto merged = merge_archive_files(std::move(files));
+    for (std::size_t i = 0; same && i < merged.files.size(); ++i)
+      same = merged.files[i].name == archive_->files[i].name;
+    if (!same) {
+      archive_ = std::make_shared<const archive_index>(std::move(merged));
+      changed = true;
+    }
+    dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
   }
 
   lease_paths paths_;
@@ -960,6 +1041,10 @@ class snapshot_store {
   std::vector<std::int64_t> reserved_;  // sorted
   std::unordered_map<std::int64_t, ticket_verdict> tickets_;
   std::vector<scan_error> dir_errors_, hb_errors_;
+  std::shared_ptr<const archive_index> archive_;
+  std::unordered_map<std::string, archive_file_summary> archive_files_;  // by name: never change
+  std::vector<scan_error> archive_errors_;
+  bool archive_retry_ = false;  // a header did not read: read it again next scan
 };
 
 // For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,

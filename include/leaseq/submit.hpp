@@ -32,6 +32,7 @@
 
 #include <fmt/format.h>
 
+#include "leaseq/archive.hpp"
 #include "leaseq/clock.hpp"
 #include "leaseq/detail/dir.hpp"
 #include "leaseq/detail/process_identity.hpp"
@@ -275,7 +276,8 @@ inline std::optional<std::string> bound_key(const lease_paths& lease, const std:
   for (int attempt = 0;; ++attempt) {
     auto k = read_key_record(lease, key);
     if (!k) return std::nullopt;
-    if (task_file_exists(lease, k->id)) return k->id;
+    // An archived task (`leaseq clean`) still exists: its key stays bound.
+    if (task_file_exists(lease, k->id) || task_archived(lease, k->id)) return k->id;
     // Its task is not visible here. Lag (another client published it, this client's cache
     // has not caught up) or a submit that died before publishing? The id's reservation
     // tells: its ticket turns 'P' once the submit has published everything.

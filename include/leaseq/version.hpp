@@ -17,7 +17,9 @@ inline constexpr const char* version =
 // reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
 // version 1 are read and upgraded in place (ids/floor). 3: tasks may carry after, time_limit,
 // retries, retry_delay and array_id/array_index; lease.json may carry slots. 4: tasks may
-// carry labels and priority (with markers in priority/<lane>/).
+// carry labels and priority (with markers in priority/<lane>/); a lease may have archive/
+// (`leaseq clean`, archive.hpp), whose tasks readers count; heartbeats carry the runner's
+// identity (pid_start, boot_id).
 inline constexpr int protocol_version = 4;
 
 }  // namespace leaseq

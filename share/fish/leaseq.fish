@@ -39,7 +39,7 @@ function __leaseq_candidates
                     set kind tasks
                 case pause resume
                     set kind nodes
-                case 'lease use' 'lease release'
+                case 'lease use' 'lease release' 'lease forget'
                     set kind leases
             end
     end

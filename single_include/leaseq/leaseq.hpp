@@ -5,6 +5,43 @@
 // leaseq: a file-based task queue over leases. This umbrella header includes the whole
 // library; each header below can also be included on its own.
 
+// begin leaseq/archive.hpp
+
+// The archive of ended tasks (protocol version 4): `leaseq clean` moves results out of done/
+// into runs/<lease>/archive/, so a lease with a million finished tasks lists few files again.
+//
+// One file per clean run, archive/<YYYY-MM>-<host>-<pid>-<random>.jsonl, published complete
+// with a no-replace rename (or link) and never written again: two cleans, even on clients whose
+// locks do not see each other, each publish their own file. Its first line is a header (counts
+// and id ranges per state): a reader's scan reads only that line, and only for files it has
+// not seen (a file never changes, so the directory's stamp says when to look). Each further
+// line is one result file's JSON on one line with `"ran_on": "<node>"` added.
+//
+// Crash safety: the archive file is fsync'd and published, and the directory fsync'd, before
+// any live result is unlinked. A task both archived and live (a clean killed in between, or
+// two cleans racing) is counted once, as the live one; a task in two archive files is counted
+// once.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <csignal>
+#include <cstring>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
 // begin leaseq/clock.hpp
 
 #include <chrono>
@@ -31,20 +68,77 @@ struct manual_clock {
 
 }  // namespace leaseq
 // end leaseq/clock.hpp
-// begin leaseq/command.hpp
+// begin leaseq/detail/dir.hpp
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <dirent.h>
 
 #include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
+// begin leaseq/error.hpp
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace leaseq {
+
+// Every error leaseq raises derives from this, so a caller can catch one type.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An OS call failed: carries the path and errno so the message can name both.
+class io_error : public error {
+ public:
+  io_error(const std::string& what, std::string path, int err)
+      : error(what + " '" + path + "': " + std::strerror(err)),
+        path_(std::move(path)),
+        errno_(err) {}
+  const std::string& path() const noexcept { return path_; }
+  int code() const noexcept { return errno_; }
+
+ private:
+  std::string path_;
+  int errno_;
+};
+
+}  // namespace leaseq
+// end leaseq/error.hpp
+
+namespace leaseq::detail {
+
+struct dir_listing {
+  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
+  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
+};
+
+// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
+// `hidden_too` (then only "." and ".." are).
+inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
+  dir_listing out;
+  DIR* d = ::opendir(path.c_str());
+  if (!d) {
+    out.err = errno;
+    return out;
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n(e->d_name);
+    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
+    errno = 0;
+  }
+  if (errno != 0) out.err = errno;
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/dir.hpp
 // begin leaseq/detail/posix.hpp
 
 #include <fcntl.h>
@@ -108,728 +202,27 @@ inline ssize_t read_retry(int fd, void* buf, std::size_t size) noexcept {
 
 }  // namespace leaseq::detail
 // end leaseq/detail/posix.hpp
+// begin leaseq/detail/task_sax.hpp
 
-namespace leaseq {
+// A fast path for reading task and result files: the common, well-formed file is parsed
+// straight into task_spec / task_result by a small strict reader for flat JSON objects, without
+// building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
+// deeper nesting, a type other than the usual one, a \u escape, invalid UTF-8, a bad name,
+// an out-of-range number) makes it give up, and the caller takes the general path
+// (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
+// the precise error. Non-ASCII text is taken when it is valid UTF-8 (a command with "café" is
+// common), and the exact-bytes fields (argv_b64, cwd_b64, env_b64) are decoded by the same
+// rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
+// two agree.
+// Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
+// instead of an empty object (to_json treats both the same); an array's task (`array_id`,
+// `array_index`, protocol version 3) gets them in `extra`, where from_json keeps them too.
 
-// What an external command (squeue, sbatch, nvidia-smi, ...) did.
-struct command_output {
-  int exit_code = -1;      // -1 when it did not exit normally
-  int signal = 0;          // the signal that ended it, 0 if none
-  bool timed_out = false;  // killed by us after the timeout
-  bool spawn_failed = false;
-  std::string out, err;  // captured, each capped at max_output bytes
-  std::string error;     // why it failed to run or finish, for display
-  bool ok() const noexcept { return exit_code == 0 && !timed_out && !spawn_failed; }
-};
-
-struct command_options {
-  std::chrono::milliseconds timeout{10000};
-  std::size_t max_output = 4u << 20;
-  std::string stdin_data;  // written to the command's stdin, then closed
-};
-
-// Runs argv (PATH lookup, never a shell) with stdin from stdin_data (else /dev/null), captures
-// stdout and stderr, and kills its whole process group once the timeout passes, so a hanging
-// squeue can never freeze the caller.
-inline command_output run_command(const std::vector<std::string>& argv,
-                                  const command_options& opt = {}) {
-  command_output r;
-  if (argv.empty()) {
-    r.spawn_failed = true;
-    r.error = "empty command";
-    return r;
-  }
-  int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC) ||
-      ::pipe2(exec_pipe, O_CLOEXEC)) {
-    r.spawn_failed = true;
-    r.error = std::string("pipe: ") + std::strerror(errno);
-    return r;
-  }
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::execvp(cargv[0], cargv.data());
-    int e = errno;
-    (void)!::write(exec_pipe[1], &e, sizeof e);
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  ::close(in_pipe[0]);
-  ::close(exec_pipe[1]);
-  detail::unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]), in_fd(in_pipe[1]),
-      exec_fd(exec_pipe[0]);
-  if (pid < 0) {
-    r.spawn_failed = true;
-    r.error = std::string("fork: ") + std::strerror(errno);
-    return r;
-  }
-  ::setpgid(pid, pid);  // also from the parent, so the group exists before we may kill it
-  int exec_errno = 0;
-  if (detail::read_retry(exec_fd.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
-    int status;
-    ::waitpid(pid, &status, 0);
-    r.spawn_failed = true;
-    r.exit_code = 127;
-    r.error = argv[0] + ": " + std::strerror(exec_errno);
-    return r;
-  }
-  ::fcntl(in_fd.get(), F_SETFL, O_NONBLOCK);
-  std::size_t in_off = 0;
-  if (opt.stdin_data.empty()) in_fd.reset();
-
-  auto deadline = std::chrono::steady_clock::now() + opt.timeout;
-  char buf[65536];
-  while (out_fd || err_fd) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) {
-      r.timed_out = true;
-      break;
-    }
-    pollfd fds[3];
-    int n = 0;
-    int out_i = -1, err_i = -1, in_i = -1;
-    if (out_fd) {
-      out_i = n;
-      fds[n++] = {out_fd.get(), POLLIN, 0};
-    }
-    if (err_fd) {
-      err_i = n;
-      fds[n++] = {err_fd.get(), POLLIN, 0};
-    }
-    if (in_fd) {
-      in_i = n;
-      fds[n++] = {in_fd.get(), POLLOUT, 0};
-    }
-    int rc = ::poll(fds, n, static_cast<int>(left));
-    if (rc < 0 && errno != EINTR) break;
-    if (rc <= 0) continue;
-    auto drain = [&](int idx, detail::unique_fd& fd, std::string& sink) {
-      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
-      ssize_t got = detail::read_retry(fd.get(), buf, sizeof buf);
-      if (got <= 0) {
-        fd.reset();
-        return;
-      }
-      std::size_t room = opt.max_output > sink.size() ? opt.max_output - sink.size() : 0;
-      sink.append(buf, std::min(room, static_cast<std::size_t>(got)));
-    };
-    drain(out_i, out_fd, r.out);
-    drain(err_i, err_fd, r.err);
-    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w =
-          ::write(in_fd.get(), opt.stdin_data.data() + in_off, opt.stdin_data.size() - in_off);
-      if (w > 0) in_off += static_cast<std::size_t>(w);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) in_fd.reset();
-      if (in_off >= opt.stdin_data.size()) in_fd.reset();
-    }
-  }
-  int status = 0;
-  if (r.timed_out) {
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
-    return r;
-  }
-  // Output closed; the command may still be running (a daemon child kept no pipe): wait for it
-  // within what is left of the timeout.
-  for (;;) {
-    pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      r.timed_out = true;
-      r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
-      return r;
-    }
-    ::usleep(2000);
-  }
-  if (WIFEXITED(status)) {
-    r.exit_code = WEXITSTATUS(status);
-    if (r.exit_code != 0) r.error = argv[0] + ": exit code " + std::to_string(r.exit_code);
-  } else if (WIFSIGNALED(status)) {
-    r.signal = WTERMSIG(status);
-    r.error = argv[0] + ": killed by signal " + std::to_string(r.signal);
-  }
-  return r;
-}
-
-}  // namespace leaseq
-// end leaseq/command.hpp
-// begin leaseq/config.hpp
-
-#include <cmath>
+#include <charconv>
 #include <cstdint>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-// begin leaseq/file_io.hpp
-
-#include <fcntl.h>
-#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cerrno>
-#include <cstdint>
-#include <filesystem>
-#include <optional>
-#include <random>
-#include <string>
-#include <string_view>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-// begin leaseq/error.hpp
-
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
-#include <string>
-
-namespace leaseq {
-
-// Every error leaseq raises derives from this, so a caller can catch one type.
-class error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// An OS call failed: carries the path and errno so the message can name both.
-class io_error : public error {
- public:
-  io_error(const std::string& what, std::string path, int err)
-      : error(what + " '" + path + "': " + std::strerror(err)),
-        path_(std::move(path)),
-        errno_(err) {}
-  const std::string& path() const noexcept { return path_; }
-  int code() const noexcept { return errno_; }
-
- private:
-  std::string path_;
-  int errno_;
-};
-
-}  // namespace leaseq
-// end leaseq/error.hpp
-
-namespace leaseq {
-
-namespace fs = std::filesystem;
-using json = nlohmann::json;
-
-// Largest JSON file a reader accepts; a bigger one is reported, never loaded.
-inline constexpr std::size_t max_json_bytes = 16u << 20;
-// Deepest nesting a reader accepts (no protocol file nests more than 3).
-inline constexpr int max_json_depth = 64;
-
-// mkdir -p with the given mode for the directories it creates.
-inline void ensure_dir(const fs::path& dir, mode_t mode = 0700) {
-  if (dir.empty()) return;
-  struct stat st;
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return;
-    throw io_error("not a directory", dir.string(), ENOTDIR);
-  }
-  if (dir.has_parent_path() && dir.parent_path() != dir) ensure_dir(dir.parent_path(), mode);
-  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
-    throw io_error("cannot create directory", dir.string(), errno);
-}
-
-namespace detail {
-
-inline std::string temp_suffix() {
-  static std::atomic<std::uint64_t> counter{0};
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{}.{}.{:x}", ::getpid(), counter++, rng() & 0xffffffu);
-}
-
-inline void fsync_dir(const fs::path& dir) {
-  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd) ::fsync(fd.get());  // best effort: some filesystems refuse fsync on directories
-}
-
-}  // namespace detail
-
-namespace detail {
-
-// Writes content under a temp name starting with '.' in path's directory (opened
-// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
-// and renames it onto path. On failure the temp file is removed and io_error thrown.
-inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
-                         mode_t mode, bool durable) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
-  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  auto fail = [&](const char* what, const fs::path& about) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error(what, about.string(), e);
-  };
-  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
-  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
-  if (::close(fd.release()) != 0) fail("cannot close", tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
-}
-
-}  // namespace detail
-
-// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
-// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
-// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
-// rename): for files the runner writes per task or every few seconds (result, heartbeat),
-// where one more fsync per file would halve throughput.
-inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
-                              bool sync_dir = true) {
-  detail::replace_file(path, content, detail::temp_suffix(), mode, true);
-  if (sync_dir) detail::fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
-}
-
-// Temp file + rename, without fsync: still never seen half-written by a reader, but not
-// durable across a power loss by itself. For files that are cheap to lose or that the caller
-// makes durable another way (the runner's claimed-file rewrite only adds "claimed" and "pid"
-// to a task that is already durable). `suffix` makes the temp name unique; by default pid +
-// counter + random.
-inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
-                                     const std::string& suffix = detail::temp_suffix(),
-                                     mode_t mode = 0600) {
-  detail::replace_file(path, content, suffix, mode, false);
-}
-
-// How every protocol JSON file is laid out on disk: indented, one trailing newline.
-inline std::string json_file_text(const json& value) {
-  return value.dump(2) + "\n";
-}
-
-inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
-                              bool sync_dir = true) {
-  write_file_atomic(path, json_file_text(value), mode, sync_dir);
-}
-
-// Whether an exclusive create (link, O_EXCL, RENAME_NOREPLACE) failed because the name exists.
-// sshfs speaks SFTP v3, which has no "file exists" status: a name this client's cache does not
-// know but the server has comes back as EPERM. In a lease tree (one owner, mode 0700) EPERM
-// has no other cause for these calls.
-inline bool name_taken(int err) noexcept {
-  return err == EEXIST || err == EPERM;
-}
-
-// Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
-// under a temp name first and then link()ed, so it is never seen half-written.
-// Returns false when the path already existed.
-inline bool create_file_exclusive(const fs::path& path, std::string_view content,
-                                  mode_t mode = 0600) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
-  detail::unique_fd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  bool ok = detail::write_all(fd.get(), content.data(), content.size()) && ::fsync(fd.get()) == 0;
-  int e = errno;
-  fd.reset();
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    throw io_error("cannot write", tmp.string(), e);
-  }
-  int rc = ::link(tmp.c_str(), path.c_str());
-  e = errno;
-  ::unlink(tmp.c_str());
-  if (rc != 0) {
-    if (name_taken(e)) return false;
-    throw io_error("cannot create", path.string(), e);
-  }
-  detail::fsync_dir(dir);
-  return true;
-}
-
-// Moves the complete file `temp` onto `final_name` (both relative to dir_fd) only if no file
-// of that name exists: renameat2(RENAME_NOREPLACE), or link + unlink where the filesystem has
-// no such rename. Either way the server decides, so two clients can never both publish one
-// name, whatever their caches show. Returns false (temp left in place) when the name is taken.
-inline bool publish_exclusive(int dir_fd, const std::string& temp, const std::string& final_name,
-                              const fs::path& dir_for_errors) {
-  if (::renameat2(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), RENAME_NOREPLACE) == 0)
-    return true;
-  int e = errno;
-  if (name_taken(e)) return false;
-  if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
-    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
-  if (::linkat(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), 0) != 0) {
-    e = errno;
-    if (name_taken(e)) return false;
-    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
-  }
-  ::unlinkat(dir_fd, temp.c_str(), 0);
-  return true;
-}
-
-// What a tolerant read saw. `ok` false means "not visible yet": the reason says why
-// (missing, permission, too large, truncated or invalid JSON), the caller keeps its last view.
-struct read_outcome {
-  bool ok = false;
-  int err = 0;  // errno when the OS refused, 0 otherwise
-  std::string reason;
-  std::string content;
-};
-
-struct json_outcome {
-  std::optional<json> value;
-  int err = 0;
-  std::string reason;
-  bool ok() const noexcept { return value.has_value(); }
-};
-
-namespace detail {
-
-// The one reader of whole files (read_file_tolerant, posix_fs::read): a regular file of at most
-// max_bytes, read through a single open so a rename mid-read cannot mix two files. Never throws
-// for I/O problems; refuses FIFOs and devices (a reader must never block on or stream from
-// one). `st`, when given, receives the opened file's fstat (st->st_ino stays 0 when none).
-inline read_outcome read_regular_file(const fs::path& path, std::size_t max_bytes,
-                                      struct stat* st_out) {
-  read_outcome out;
-  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd) {
-    out.err = errno;
-    out.reason = errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
-    return out;
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) {
-    out.err = errno;
-    out.reason = std::string("cannot stat: ") + std::strerror(errno);
-    return out;
-  }
-  if (st_out) *st_out = st;
-  if (!S_ISREG(st.st_mode)) {
-    out.reason = "not a regular file";
-    return out;
-  }
-  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-    out.reason = fmt::format("too large ({} bytes, limit {})", st.st_size, max_bytes);
-    return out;
-  }
-  // One byte more than the size: a read that fills less is the end, without a second call.
-  out.content.resize(static_cast<std::size_t>(st.st_size) + 1);
-  std::size_t got = 0;
-  for (;;) {
-    if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
-    std::size_t want = out.content.size() - got;
-    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
-    if (n < 0) {
-      out.err = errno;
-      out.reason = std::string("cannot read: ") + std::strerror(errno);
-      out.content.clear();
-      return out;
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-    if (got > max_bytes) {
-      out.reason = fmt::format("too large (over {} bytes)", max_bytes);
-      out.content.clear();
-      return out;
-    }
-    if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
-  }
-  out.content.resize(got);
-  out.ok = true;
-  return out;
-}
-
-}  // namespace detail
-
-// Reads a whole regular file of at most max_bytes (detail::read_regular_file).
-inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
-  return detail::read_regular_file(path, max_bytes, nullptr);
-}
-
-namespace detail {
-
-// Deepest bracket nesting outside strings; stops counting past limit.
-inline int json_depth(std::string_view text, int limit) noexcept {
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"')
-      in_string = true;
-    else if (c == '[' || c == '{') {
-      if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
-    } else if (c == ']' || c == '}')
-      --depth;
-  }
-  return max_depth;
-}
-
-}  // namespace detail
-
-// Parses JSON text with the reader's limits; never throws.
-inline json_outcome parse_json_tolerant(std::string_view text) {
-  json_outcome out;
-  if (text.empty()) {
-    out.reason = "empty file (being written?)";
-    return out;
-  }
-  if (detail::json_depth(text, max_json_depth) > max_json_depth) {
-    out.reason = fmt::format("nested deeper than {} levels", max_json_depth);
-    return out;
-  }
-  json v = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (v.is_discarded()) {
-    out.reason = "invalid or truncated JSON";
-    return out;
-  }
-  out.value = std::move(v);
-  return out;
-}
-
-inline json_outcome read_json_tolerant(const fs::path& path,
-                                       std::size_t max_bytes = max_json_bytes) {
-  read_outcome raw = read_file_tolerant(path, max_bytes);
-  if (!raw.ok) {
-    json_outcome out;
-    out.err = raw.err;
-    out.reason = raw.reason;
-    return out;
-  }
-  return parse_json_tolerant(raw.content);
-}
-
-}  // namespace leaseq
-// end leaseq/file_io.hpp
-
-namespace leaseq {
-
-// The ui.* settings of config.json, with the spec's defaults.
-struct ui_config {
-  double refresh_s = 2;
-  double slurm_refresh_s = 20;
-  double hb_stale_s = 60;
-  double lost_confirm_s = 30;
-  bool follow_auto_latest = false;
-  std::int64_t max_tasks_display = 5000;
-  std::int64_t log_tail_lines = 200;
-};
-
-// Squeue is never asked more often than this, whatever the config says.
-inline constexpr double min_slurm_refresh_s = 10;
-
-struct config {
-  ui_config ui;
-  json raw = json::object();          // the whole file, unknown keys included
-  std::vector<std::string> warnings;  // one per key that was ignored, naming its path
-};
-
-namespace detail {
-
-template <typename T>
-void config_number(const json& ui, const char* key, T& target, double min, config& out) {
-  auto it = ui.find(key);
-  if (it == ui.end()) return;
-  // A float is read as a double only: converting 2e28 to an integer is undefined behaviour.
-  double v = it->is_number() ? it->template get<double>() : 0;
-  bool ok = std::is_integral_v<T>
-                ? it->is_number_integer() ||
-                      (it->is_number_float() && std::isfinite(v) && v == std::trunc(v))
-                : it->is_number();
-  if (!ok) {
-    out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
-                                       key, std::is_integral_v<T> ? "an integer" : "a number",
-                                       it->type_name(), target));
-    return;
-  }
-  if (!(v >= min) || v > 1e9) {
-    out.warnings.push_back(
-        fmt::format("config: ui.{}: {} is out of range (at least {}); using "
-                    "the default {}",
-                    key, it->dump(), min, target));
-    return;
-  }
-  target = static_cast<T>(v);
-}
-
-}  // namespace detail
-
-// Reads the config object; never throws. Wrong types and out-of-range values are reported
-// in warnings (with their key path) and replaced by the default.
-inline config parse_config(const json& doc) {
-  config out;
-  if (!doc.is_object()) {
-    out.warnings.push_back(
-        fmt::format("config: expected an object, got {}; using defaults", doc.type_name()));
-    return out;
-  }
-  out.raw = doc;
-  auto it = doc.find("ui");
-  if (it == doc.end()) return out;
-  if (!it->is_object()) {
-    out.warnings.push_back(
-        fmt::format("config: ui: expected an object, got {}; using defaults", it->type_name()));
-    return out;
-  }
-  const json& ui = *it;
-  detail::config_number(ui, "refresh_s", out.ui.refresh_s, 0.1, out);
-  detail::config_number(ui, "slurm_refresh_s", out.ui.slurm_refresh_s, 0, out);
-  detail::config_number(ui, "hb_stale_s", out.ui.hb_stale_s, 0.1, out);
-  detail::config_number(ui, "lost_confirm_s", out.ui.lost_confirm_s, 0, out);
-  detail::config_number(ui, "max_tasks_display", out.ui.max_tasks_display, 1, out);
-  detail::config_number(ui, "log_tail_lines", out.ui.log_tail_lines, 1, out);
-  if (auto f = ui.find("follow_auto_latest"); f != ui.end()) {
-    if (f->is_boolean())
-      out.ui.follow_auto_latest = f->get<bool>();
-    else
-      out.warnings.push_back(fmt::format(
-          "config: ui.follow_auto_latest: expected a boolean, got {}; using the default false",
-          f->type_name()));
-  }
-  if (out.ui.slurm_refresh_s < min_slurm_refresh_s) {
-    out.warnings.push_back(
-        fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
-                    "using {}",
-                    out.ui.slurm_refresh_s, min_slurm_refresh_s, min_slurm_refresh_s));
-    out.ui.slurm_refresh_s = min_slurm_refresh_s;
-  }
-  return out;
-}
-
-// A missing file gives the defaults silently; an unreadable or corrupt one gives the defaults
-// and a warning. The file is never rewritten by reading it.
-inline config load_config(const fs::path& path) {
-  json_outcome r = read_json_tolerant(path);
-  if (!r.ok()) {
-    config out;
-    if (r.err != ENOENT)
-      out.warnings.push_back(
-          fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
-    return out;
-  }
-  return parse_config(*r.value);
-}
-
-inline json to_json(const ui_config& ui) {
-  return json{{"refresh_s", ui.refresh_s},
-              {"slurm_refresh_s", ui.slurm_refresh_s},
-              {"hb_stale_s", ui.hb_stale_s},
-              {"lost_confirm_s", ui.lost_confirm_s},
-              {"follow_auto_latest", ui.follow_auto_latest},
-              {"max_tasks_display", ui.max_tasks_display},
-              {"log_tail_lines", ui.log_tail_lines}};
-}
-
-}  // namespace leaseq
-// end leaseq/config.hpp
-// begin leaseq/control.hpp
-
-// Control files: control/<node>/cancel_<task>_<uuid>.json, pause.json, resume.json.
-// Writers (CLI, dashboard) and the runner-side reader.
-//
-// Cancel routing. A task pending in inbox/_any has no node yet, and the writer cannot know
-// which runner will take it. cancel_task() therefore writes the cancel file into the control
-// dir of every node that has a heartbeat (or only into the task's node when the task sits in a
-// node lane or is claimed on a node). A runner that finds the task pending removes it from the
-// inbox by claiming it (rename into its own claimed/ dir, so no other runner can start it) and
-// writes a CANCELLED result; a runner that finds the task running stops it; a runner that finds
-// it nowhere (another runner won, or it already ended) consumes the file and logs it. Every
-// runner deletes the file once processed.
-
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <optional>
-#include <random>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <fmt/format.h>
-
-// begin leaseq/detail/dir.hpp
-
-#include <dirent.h>
-
-#include <cerrno>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace leaseq::detail {
-
-struct dir_listing {
-  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
-  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
-};
-
-// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
-// `hidden_too` (then only "." and ".." are).
-inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
-  dir_listing out;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) {
-    out.err = errno;
-    return out;
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n(e->d_name);
-    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
-    errno = 0;
-  }
-  if (errno != 0) out.err = errno;
-  ::closedir(d);
-  return out;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/dir.hpp
-// begin leaseq/locate.hpp
-
-// Where one task is in a lease tree right now: done, claimed (running) or pending. Used by
-// cancel and retry, which act on a single task id.
-
-#include <optional>
-#include <string>
-
-// begin leaseq/model.hpp
-
-#include <cstdint>
-#include <limits>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -986,6 +379,18 @@ inline std::optional<std::string> base64_decode(std::string_view text) {
 
 }  // namespace leaseq::detail
 // end leaseq/detail/exact_bytes.hpp
+// begin leaseq/model.hpp
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 // begin leaseq/detail/json_fields.hpp
 
 #include <cstdint>
@@ -1929,6 +1334,997 @@ inline void from_json(const json& j, lease_record& l) {
 
 }  // namespace leaseq
 // end leaseq/model.hpp
+
+namespace leaseq::detail {
+
+class task_sax {
+ public:
+  using json_t = nlohmann::json;
+  using number_integer_t = json_t::number_integer_t;
+  using number_unsigned_t = json_t::number_unsigned_t;
+  using number_float_t = json_t::number_float_t;
+  using string_t = json_t::string_t;
+  using binary_t = json_t::binary_t;
+
+  // A task file into t. False: take the general path.
+  static bool parse_task(std::string_view text, task_spec& t) { return run(text, t, nullptr); }
+  // A result file into r. False: take the general path.
+  static bool parse_result(std::string_view text, task_result& r) { return run(text, r.task, &r); }
+
+ private:
+  static bool run(std::string_view text, task_spec& t, task_result* r) {
+    task_sax h(t, r);
+    reader rd{text.data(), text.data() + text.size(), h, {}};
+    return rd.document() && h.finish();
+  }
+
+  // Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
+  struct reader {
+    const char* p;
+    const char* end;
+    task_sax& h;
+    std::string buf;
+
+    void ws() {
+      while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
+    }
+    bool document() {
+      ws();
+      if (!value(0)) return false;
+      ws();
+      return p == end;
+    }
+    bool lit(std::string_view w) {
+      if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
+        return false;
+      p += w.size();
+      return true;
+    }
+    bool value(int depth) {
+      if (p == end) return false;
+      switch (*p) {
+        case '"':
+          return string() && h.string(buf);
+        case 'n':
+          return lit("null") && h.null();
+        case '{':
+          return depth < 2 && object(depth);
+        case '[':
+          return depth < 2 && array(depth);
+        default:
+          return number();
+      }
+    }
+    bool object(int depth) {
+      ++p;
+      if (!h.start_object(0)) return false;
+      ws();
+      if (p < end && *p == '}') return ++p, h.end_object();
+      for (;;) {
+        ws();
+        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
+        ws();
+        if (p == end || *p++ != ':') return false;
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != '}') return false;
+        return h.end_object();
+      }
+    }
+    bool array(int depth) {
+      ++p;
+      if (!h.start_array(0)) return false;
+      ws();
+      if (p < end && *p == ']') return ++p, h.end_array();
+      for (;;) {
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != ']') return false;
+        return h.end_array();
+      }
+    }
+    bool string() {
+      ++p;
+      buf.clear();
+      for (;;) {
+        const char* run = p;
+        while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
+               static_cast<unsigned char>(*p) < 0x80)
+          ++p;
+        buf.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) return false;
+        if (static_cast<unsigned char>(*p) >= 0x80) {
+          // nlohmann refuses invalid UTF-8 too, but only the general path words why.
+          std::size_t n =
+              utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
+          if (n == 0) return false;
+          buf.append(p, n);
+          p += n;
+          continue;
+        }
+        char c = *p++;
+        if (c == '"') return true;
+        if (c != '\\' || p == end) return false;  // a control byte: general path
+        switch (*p++) {
+          case '"':
+            buf += '"';
+            break;
+          case '\\':
+            buf += '\\';
+            break;
+          case '/':
+            buf += '/';
+            break;
+          case 'b':
+            buf += '\b';
+            break;
+          case 'f':
+            buf += '\f';
+            break;
+          case 'n':
+            buf += '\n';
+            break;
+          case 'r':
+            buf += '\r';
+            break;
+          case 't':
+            buf += '\t';
+            break;
+          default:
+            return false;  // \u and invalid escapes: general path
+        }
+      }
+    }
+    static bool digit(char c) { return c >= '0' && c <= '9'; }
+    bool number() {
+      const char* start = p;
+      if (p < end && *p == '-') ++p;
+      if (p == end || !digit(*p)) return false;
+      if (*p == '0')
+        ++p;
+      else
+        while (p < end && digit(*p)) ++p;
+      bool integral = true;
+      if (p < end && *p == '.') {
+        integral = false;
+        ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (p < end && (*p == 'e' || *p == 'E')) {
+        integral = false;
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (integral) {
+        std::int64_t v = 0;
+        auto r = std::from_chars(start, p, v);
+        if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
+        return h.number_integer(v);
+      }
+      double d = 0;
+      auto r = std::from_chars(start, p, d);
+      if (r.ec != std::errc() || r.ptr != p) return false;
+      static const string_t none;
+      return h.number_float(d, none);
+    }
+  };
+
+ public:
+  bool null() {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+      case f::lease:
+      case f::node:
+      case f::argv:
+      case f::cmd:
+      case f::cwd:
+      case f::env:
+      case f::gpus:
+      case f::key:
+      case f::created:
+      case f::retry_of:
+      case f::claimed:
+      case f::pid:
+      case f::exit_code:
+      case f::signal:
+      case f::reason:
+      case f::started:
+      case f::finished:
+      case f::stdout_:
+      case f::stderr_:
+      case f::attempt:
+      case f::argv_b64:
+      case f::cwd_b64:
+      case f::env_b64:
+        return true;  // the defaults already say "absent"
+      default:
+        return false;
+    }
+  }
+  bool boolean(bool) { return false; }
+  bool number_integer(number_integer_t v) { return integer(static_cast<std::int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) {
+    if (v > static_cast<number_unsigned_t>(INT64_MAX)) return false;
+    return integer(static_cast<std::int64_t>(v));
+  }
+  bool number_float(number_float_t v, const string_t&) {
+    if (depth_ != 1) return false;
+    return real(static_cast<double>(v));
+  }
+  // Strings are copied out of the reader's buffer, not moved: the copy is allocated to its
+  // exact size (a moved buffer keeps the capacity the longest earlier string gave it), which
+  // is what a 100 000-task snapshot holds on to; the buffer is reused for the next string.
+  bool string(string_t& s) {
+    if (depth_ == 2) {
+      if (field_ == f::argv) {
+        t_.argv.push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::env) {
+        t_.env.insert_or_assign(std::string(env_key_), std::string(s));
+        return true;
+      }
+      if (field_ == f::argv_b64) {
+        exact_.argv_b64->push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::labels) {
+        if (!is_valid_label(s) || t_.labels.size() >= max_task_labels) return false;
+        t_.labels.push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::env_b64) {
+        exact_.env_b64->emplace_back(env_key_, std::string(s));
+        return true;
+      }
+      return false;
+    }
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::id:
+        t_.id = std::string(s);
+        has_id_ = true;
+        return true;
+      case f::lease:
+        t_.lease = std::string(s);
+        return true;
+      case f::node:
+        t_.node = std::string(s);
+        return true;
+      case f::cmd:
+        t_.cmd = std::string(s);
+        return true;
+      case f::cwd:
+        t_.cwd = std::string(s);
+        return true;
+      case f::cwd_b64:
+        exact_.cwd_b64 = std::string(s);
+        return true;
+      case f::key:
+        t_.key = std::string(s);
+        return true;
+      case f::retry_of:
+        t_.retry_of = std::string(s);
+        return true;
+      case f::array_id:
+        array_id_ = std::string(s);
+        return true;
+      case f::state:
+        state_ = std::string(s);
+        return r_ != nullptr;
+      case f::reason:
+        return r_ && (r_->reason = std::string(s), true);
+      case f::stdout_:
+        return r_ && (r_->stdout_path = std::string(s), true);
+      case f::stderr_:
+        return r_ && (r_->stderr_path = std::string(s), true);
+      case f::attempt:
+        return r_ && (r_->attempt = std::string(s), true);
+      default:
+        return false;
+    }
+  }
+  bool binary(binary_t&) { return false; }
+  bool start_object(std::size_t) {
+    if (depth_ == 0) {
+      depth_ = 1;
+      return true;
+    }
+    if (depth_ == 1 && field_ == f::env) {
+      t_.env.clear();
+      depth_ = 2;
+      return true;
+    }
+    if (depth_ == 1 && field_ == f::env_b64) {
+      exact_.env_b64.emplace();
+      depth_ = 2;
+      return true;
+    }
+    return false;
+  }
+  bool key(string_t& k) {
+    if (depth_ == 2) {
+      env_key_ = k;
+      return true;
+    }
+    field_ = lookup(k);
+    auto bit = std::uint32_t{1} << static_cast<int>(field_);
+    if (field_ == f::unknown || (seen_ & bit)) return false;  // duplicates: general path
+    seen_ |= bit;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ != 1) return false;
+    if (field_ == f::argv)
+      t_.argv.clear();
+    else if (field_ == f::argv_b64)
+      exact_.argv_b64.emplace();
+    else if (field_ == f::labels)
+      t_.labels.clear();
+    else
+      return false;
+    depth_ = 2;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+ private:
+  enum class f {
+    unknown,
+    id,
+    seq,
+    lease,
+    node,
+    argv,
+    argv_b64,
+    cmd,
+    cwd,
+    cwd_b64,
+    env,
+    env_b64,
+    gpus,
+    key,
+    created,
+    retry_of,
+    claimed,
+    pid,
+    state,
+    exit_code,
+    signal,
+    reason,
+    started,
+    finished,
+    stdout_,
+    stderr_,
+    attempt,
+    array_id,
+    array_index,
+    labels,
+    priority
+  };
+  static_assert(static_cast<int>(f::priority) < 32, "seen_ has one bit per field");
+
+  task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
+
+  static f lookup(std::string_view k) {
+    static constexpr std::pair<std::string_view, f> table[] = {{"id", f::id},
+                                                               {"seq", f::seq},
+                                                               {"lease", f::lease},
+                                                               {"node", f::node},
+                                                               {"argv", f::argv},
+                                                               {"cmd", f::cmd},
+                                                               {"cwd", f::cwd},
+                                                               {"env", f::env},
+                                                               {"gpus", f::gpus},
+                                                               {"key", f::key},
+                                                               {"created", f::created},
+                                                               {"retry_of", f::retry_of},
+                                                               {"claimed", f::claimed},
+                                                               {"pid", f::pid},
+                                                               {"state", f::state},
+                                                               {"exit_code", f::exit_code},
+                                                               {"signal", f::signal},
+                                                               {"reason", f::reason},
+                                                               {"started", f::started},
+                                                               {"finished", f::finished},
+                                                               {"stdout", f::stdout_},
+                                                               {"stderr", f::stderr_},
+                                                               {"attempt", f::attempt},
+                                                               {"argv_b64", f::argv_b64},
+                                                               {"cwd_b64", f::cwd_b64},
+                                                               {"env_b64", f::env_b64},
+                                                               {"array_id", f::array_id},
+                                                               {"array_index", f::array_index},
+                                                               {"labels", f::labels},
+                                                               {"priority", f::priority}};
+    for (const auto& [name, id] : table)
+      if (name == k) return id;
+    return f::unknown;
+  }
+
+  bool integer(std::int64_t v) {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+        seq_ = v;
+        return true;
+      case f::gpus:
+        if (v < 0 || v > 4096) return false;
+        t_.gpus = static_cast<int>(v);
+        return true;
+      case f::pid:
+        if (v < 2 || v > max_pid) return false;  // from_json words the refusal
+        t_.pid = v;
+        return true;
+      case f::array_index:  // an array's task (protocol version 3): kept in extra
+        array_index_ = v;
+        return true;
+      case f::priority:
+        if (v < -max_task_priority || v > max_task_priority) return false;
+        t_.priority = static_cast<int>(v);
+        return true;
+      case f::exit_code:
+      case f::signal: {
+        if (!r_ || v < INT32_MIN || v > INT32_MAX) return false;
+        (field_ == f::exit_code ? r_->exit_code : r_->signal) = static_cast<int>(v);
+        return true;
+      }
+      default:
+        return real(static_cast<double>(v));
+    }
+  }
+  bool real(double v) {
+    switch (field_) {
+      case f::created:
+        t_.created = v;
+        return true;
+      case f::claimed:
+        t_.claimed = v;
+        if (r_) r_->claimed = v;
+        return true;
+      case f::started:
+        return r_ && (r_->started = v, true);
+      case f::finished:
+        return r_ && (r_->finished = v, true);
+      default:
+        return false;  // integer fields given as floats: the general path decides
+    }
+  }
+
+  // The checks from_json makes; anything it would refuse goes to the general path.
+  bool finish() {
+    if (!has_id_ || !is_valid_task_id(t_.id) || t_.argv.empty()) return false;
+    t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
+    if (t_.node && *t_.node == any_lane) t_.node.reset();
+    if (t_.node && !is_valid_node(*t_.node)) return false;
+    if (exact_.argv_b64 || exact_.cwd_b64 || exact_.env_b64) {
+      try {
+        apply_exact_bytes(t_, exact_);
+      } catch (const format_error&) {
+        return false;
+      }
+    }
+    t_.extra = nlohmann::json();
+    if (array_id_) t_.extra["array_id"] = *array_id_;
+    if (array_index_) t_.extra["array_index"] = *array_index_;
+    if (!r_) return true;
+    auto s = parse_task_state(state_);
+    if (!s || !is_done(*s)) return false;
+    r_->state = *s;
+    return true;
+  }
+
+  task_result* r_;  // null for a task file
+  task_spec& t_;
+  std::uint32_t seen_ = 0;
+  int depth_ = 0;
+  f field_ = f::unknown;
+  std::string env_key_;
+  std::string state_;
+  std::optional<std::string> array_id_;
+  std::optional<std::int64_t> array_index_;
+  bool has_id_ = false;
+  std::optional<std::int64_t> seq_;
+  exact_bytes_fields exact_;
+};
+
+}  // namespace leaseq::detail
+// end leaseq/detail/task_sax.hpp
+// begin leaseq/fault.hpp
+
+// Fault injection for tests: LEASEQ_FAULT makes chosen operations of the runner fail on purpose,
+// so tests can drive the real binary through disk-full and lying-rename paths.
+//
+//   LEASEQ_FAULT="point=SPEC[,point=SPEC...]"
+//
+// SPEC is N (the first N times the point is reached, it fails) or 1/K (every K-th time fails).
+// Points:
+//   result_write_enospc   writing a result file fails with ENOSPC before anything is written
+//   result_write_eio      the same with EIO
+//   claim_rename_lies     the claim rename inbox -> claimed happens, but the runner is told it
+//                         failed with EIO (as a lost NFS reply does)
+//   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
+//                         restore tests)
+//   claim_record_enospc   recording "starting" in the claimed file, before the task is
+//                         spawned, fails with ENOSPC (the claim must be given back)
+//   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
+//                         be killed at once)
+//   clean_kill_mid_unlink `leaseq clean` kills itself (SIGKILL) before unlinking a live result
+//                         it has archived (crash tests)
+//
+// The variable is read once per process, on first use. Unset (or empty), each check is one
+// load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
+// ignored, with a message returned by fault_config_problems() for the runner to log.
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace leaseq {
+
+enum class fault_point : int {
+  result_write_enospc = 0,
+  result_write_eio = 1,
+  claim_rename_lies = 2,
+  dashboard_throws = 3,
+  claim_record_enospc = 4,
+  pid_record_enospc = 5,
+  clean_kill_mid_unlink = 6,
+};
+
+namespace detail {
+
+inline constexpr int fault_point_count = 7;
+
+inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
+  switch (p) {
+    case fault_point::result_write_enospc:
+      return "result_write_enospc";
+    case fault_point::result_write_eio:
+      return "result_write_eio";
+    case fault_point::claim_rename_lies:
+      return "claim_rename_lies";
+    case fault_point::dashboard_throws:
+      return "dashboard_throws";
+    case fault_point::claim_record_enospc:
+      return "claim_record_enospc";
+    case fault_point::pid_record_enospc:
+      return "pid_record_enospc";
+    case fault_point::clean_kill_mid_unlink:
+      return "clean_kill_mid_unlink";
+  }
+  return "";
+}
+
+struct fault_rule {
+  std::uint64_t first_n = 0;  // fail the first N hits
+  std::uint64_t every_k = 0;  // or every K-th hit
+  std::atomic<std::uint64_t> hits{0};
+};
+
+struct fault_table {
+  bool any = false;
+  fault_rule rules[fault_point_count];
+  std::vector<std::string> problems;
+
+  // Parses "point=SPEC,..."; anything it does not understand goes to problems.
+  void parse(std::string_view text) {
+    while (!text.empty()) {
+      std::size_t comma = text.find(',');
+      std::string_view item = text.substr(0, comma);
+      text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+      if (item.empty()) continue;
+      std::size_t eq = item.find('=');
+      std::string_view name = item.substr(0, eq);
+      std::string_view spec =
+          eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+      int index = -1;
+      for (int i = 0; i < fault_point_count; ++i)
+        if (fault_point_name(static_cast<fault_point>(i)) == name) index = i;
+      std::uint64_t n = 0;
+      bool every = spec.size() > 2 && spec.substr(0, 2) == "1/";
+      if (every) spec.remove_prefix(2);
+      bool number = !spec.empty() && spec.size() <= 18;
+      for (char c : spec) {
+        if (c < '0' || c > '9') number = false;
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      if (index < 0 || !number || (every && n == 0)) {
+        problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
+                           " (expected POINT=N or POINT=1/K with POINT one of "
+                           "result_write_enospc, result_write_eio, claim_rename_lies, "
+                           "dashboard_throws, claim_record_enospc, pid_record_enospc, "
+                           "clean_kill_mid_unlink)");
+        continue;
+      }
+      if (every)
+        rules[index].every_k = n;
+      else
+        rules[index].first_n = n;
+      any = any || n > 0;
+    }
+  }
+
+  bool hit(fault_point p) {
+    if (!any) return false;
+    fault_rule& r = rules[static_cast<int>(p)];
+    if (r.first_n == 0 && r.every_k == 0) return false;
+    std::uint64_t n = ++r.hits;
+    return n <= r.first_n || (r.every_k != 0 && n % r.every_k == 0);
+  }
+};
+
+inline fault_table& faults() {
+  static fault_table* table = [] {
+    auto* t = new fault_table;  // never destroyed: checks may run during exit
+    if (const char* v = std::getenv("LEASEQ_FAULT"); v && *v) t->parse(v);
+    return t;
+  }();
+  return *table;
+}
+
+}  // namespace detail
+
+// True when the injected fault fires at this hit of point p.
+inline bool fault_hit(fault_point p) {
+  return detail::faults().hit(p);
+}
+
+// Whether any fault is configured, and what in LEASEQ_FAULT was not understood.
+inline bool faults_enabled() {
+  return detail::faults().any;
+}
+inline const std::vector<std::string>& fault_config_problems() {
+  return detail::faults().problems;
+}
+
+}  // namespace leaseq
+// end leaseq/fault.hpp
+// begin leaseq/file_io.hpp
+
+#include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Largest JSON file a reader accepts; a bigger one is reported, never loaded.
+inline constexpr std::size_t max_json_bytes = 16u << 20;
+// Deepest nesting a reader accepts (no protocol file nests more than 3).
+inline constexpr int max_json_depth = 64;
+
+// mkdir -p with the given mode for the directories it creates.
+inline void ensure_dir(const fs::path& dir, mode_t mode = 0700) {
+  if (dir.empty()) return;
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return;
+    throw io_error("not a directory", dir.string(), ENOTDIR);
+  }
+  if (dir.has_parent_path() && dir.parent_path() != dir) ensure_dir(dir.parent_path(), mode);
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
+    throw io_error("cannot create directory", dir.string(), errno);
+}
+
+namespace detail {
+
+inline std::string temp_suffix() {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{}.{}.{:x}", ::getpid(), counter++, rng() & 0xffffffu);
+}
+
+inline void fsync_dir(const fs::path& dir) {
+  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd) ::fsync(fd.get());  // best effort: some filesystems refuse fsync on directories
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// Writes content under a temp name starting with '.' in path's directory (opened
+// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
+// and renames it onto path. On failure the temp file is removed and io_error thrown.
+inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
+                         mode_t mode, bool durable) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  auto fail = [&](const char* what, const fs::path& about) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error(what, about.string(), e);
+  };
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
+  if (::close(fd.release()) != 0) fail("cannot close", tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
+}
+
+}  // namespace detail
+
+// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
+// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
+// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
+// rename): for files the runner writes per task or every few seconds (result, heartbeat),
+// where one more fsync per file would halve throughput.
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
+                              bool sync_dir = true) {
+  detail::replace_file(path, content, detail::temp_suffix(), mode, true);
+  if (sync_dir) detail::fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
+}
+
+// Temp file + rename, without fsync: still never seen half-written by a reader, but not
+// durable across a power loss by itself. For files that are cheap to lose or that the caller
+// makes durable another way (the runner's claimed-file rewrite only adds "claimed" and "pid"
+// to a task that is already durable). `suffix` makes the temp name unique; by default pid +
+// counter + random.
+inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
+                                     const std::string& suffix = detail::temp_suffix(),
+                                     mode_t mode = 0600) {
+  detail::replace_file(path, content, suffix, mode, false);
+}
+
+// How every protocol JSON file is laid out on disk: indented, one trailing newline.
+inline std::string json_file_text(const json& value) {
+  return value.dump(2) + "\n";
+}
+
+inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
+                              bool sync_dir = true) {
+  write_file_atomic(path, json_file_text(value), mode, sync_dir);
+}
+
+// Whether an exclusive create (link, O_EXCL, RENAME_NOREPLACE) failed because the name exists.
+// sshfs speaks SFTP v3, which has no "file exists" status: a name this client's cache does not
+// know but the server has comes back as EPERM. In a lease tree (one owner, mode 0700) EPERM
+// has no other cause for these calls.
+inline bool name_taken(int err) noexcept {
+  return err == EEXIST || err == EPERM;
+}
+
+// Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
+// under a temp name first and then link()ed, so it is never seen half-written.
+// Returns false when the path already existed.
+inline bool create_file_exclusive(const fs::path& path, std::string_view content,
+                                  mode_t mode = 0600) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
+  detail::unique_fd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  bool ok = detail::write_all(fd.get(), content.data(), content.size()) && ::fsync(fd.get()) == 0;
+  int e = errno;
+  fd.reset();
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    throw io_error("cannot write", tmp.string(), e);
+  }
+  int rc = ::link(tmp.c_str(), path.c_str());
+  e = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0) {
+    if (name_taken(e)) return false;
+    throw io_error("cannot create", path.string(), e);
+  }
+  detail::fsync_dir(dir);
+  return true;
+}
+
+// Moves the complete file `temp` onto `final_name` (both relative to dir_fd) only if no file
+// of that name exists: renameat2(RENAME_NOREPLACE), or link + unlink where the filesystem has
+// no such rename. Either way the server decides, so two clients can never both publish one
+// name, whatever their caches show. Returns false (temp left in place) when the name is taken.
+inline bool publish_exclusive(int dir_fd, const std::string& temp, const std::string& final_name,
+                              const fs::path& dir_for_errors) {
+  if (::renameat2(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), RENAME_NOREPLACE) == 0)
+    return true;
+  int e = errno;
+  if (name_taken(e)) return false;
+  if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  if (::linkat(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), 0) != 0) {
+    e = errno;
+    if (name_taken(e)) return false;
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  }
+  ::unlinkat(dir_fd, temp.c_str(), 0);
+  return true;
+}
+
+// What a tolerant read saw. `ok` false means "not visible yet": the reason says why
+// (missing, permission, too large, truncated or invalid JSON), the caller keeps its last view.
+struct read_outcome {
+  bool ok = false;
+  int err = 0;  // errno when the OS refused, 0 otherwise
+  std::string reason;
+  std::string content;
+};
+
+struct json_outcome {
+  std::optional<json> value;
+  int err = 0;
+  std::string reason;
+  bool ok() const noexcept { return value.has_value(); }
+};
+
+namespace detail {
+
+// The one reader of whole files (read_file_tolerant, posix_fs::read): a regular file of at most
+// max_bytes, read through a single open so a rename mid-read cannot mix two files. Never throws
+// for I/O problems; refuses FIFOs and devices (a reader must never block on or stream from
+// one). `st`, when given, receives the opened file's fstat (st->st_ino stays 0 when none).
+inline read_outcome read_regular_file(const fs::path& path, std::size_t max_bytes,
+                                      struct stat* st_out) {
+  read_outcome out;
+  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    out.err = errno;
+    out.reason = errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
+    return out;
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    out.err = errno;
+    out.reason = std::string("cannot stat: ") + std::strerror(errno);
+    return out;
+  }
+  if (st_out) *st_out = st;
+  if (!S_ISREG(st.st_mode)) {
+    out.reason = "not a regular file";
+    return out;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    out.reason = fmt::format("too large ({} bytes, limit {})", st.st_size, max_bytes);
+    return out;
+  }
+  // One byte more than the size: a read that fills less is the end, without a second call.
+  out.content.resize(static_cast<std::size_t>(st.st_size) + 1);
+  std::size_t got = 0;
+  for (;;) {
+    if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
+    std::size_t want = out.content.size() - got;
+    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
+    if (n < 0) {
+      out.err = errno;
+      out.reason = std::string("cannot read: ") + std::strerror(errno);
+      out.content.clear();
+      return out;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+    if (got > max_bytes) {
+      out.reason = fmt::format("too large (over {} bytes)", max_bytes);
+      out.content.clear();
+      return out;
+    }
+    if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
+  }
+  out.content.resize(got);
+  out.ok = true;
+  return out;
+}
+
+}  // namespace detail
+
+// Reads a whole regular file of at most max_bytes (detail::read_regular_file).
+inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
+  return detail::read_regular_file(path, max_bytes, nullptr);
+}
+
+namespace detail {
+
+// Deepest bracket nesting outside strings; stops counting past limit.
+inline int json_depth(std::string_view text, int limit) noexcept {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{') {
+      if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
+    } else if (c == ']' || c == '}')
+      --depth;
+  }
+  return max_depth;
+}
+
+}  // namespace detail
+
+// Parses JSON text with the reader's limits; never throws.
+inline json_outcome parse_json_tolerant(std::string_view text) {
+  json_outcome out;
+  if (text.empty()) {
+    out.reason = "empty file (being written?)";
+    return out;
+  }
+  if (detail::json_depth(text, max_json_depth) > max_json_depth) {
+    out.reason = fmt::format("nested deeper than {} levels", max_json_depth);
+    return out;
+  }
+  json v = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded()) {
+    out.reason = "invalid or truncated JSON";
+    return out;
+  }
+  out.value = std::move(v);
+  return out;
+}
+
+inline json_outcome read_json_tolerant(const fs::path& path,
+                                       std::size_t max_bytes = max_json_bytes) {
+  read_outcome raw = read_file_tolerant(path, max_bytes);
+  if (!raw.ok) {
+    json_outcome out;
+    out.err = raw.err;
+    out.reason = raw.reason;
+    return out;
+  }
+  return parse_json_tolerant(raw.content);
+}
+
+}  // namespace leaseq
+// end leaseq/file_io.hpp
 // begin leaseq/paths.hpp
 
 #include <unistd.h>
@@ -2134,6 +2530,7 @@ class lease_paths {
   // Protocol 2: one entry per task id handed out (seq.hpp), and the protocol 1 floor.
   fs::path ids_dir() const { return root_ / "ids"; }
   fs::path ids_floor() const { return ids_dir() / "floor"; }
+  fs::path archive_dir() const { return root_ / "archive"; }  // protocol 4: `leaseq clean`
 
   // Protocol 4: priority/<lane>/<id>.p<N>, markers of tasks with a priority above 0.
   fs::path priority_root() const { return root_ / "priority"; }
@@ -2209,6 +2606,933 @@ inline std::string short_hostname() {
 
 }  // namespace leaseq
 // end leaseq/paths.hpp
+// begin leaseq/snapshot.hpp
+
+// What a reader knows about one lease at one moment: immutable values the store publishes and
+// the dashboard, the CLI and diff() read. A snapshot is shared as shared_ptr<const snapshot>;
+// copying one is cheap (the task table is shared between snapshots that did not rescan tasks).
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+inline constexpr std::size_t task_state_count = 8;
+
+struct archive_index;  // archive.hpp
+
+inline constexpr std::size_t state_index(task_state s) noexcept {
+  return static_cast<std::size_t>(s);
+}
+
+// One task as the reader derives it (protocol: "Task state as a reader derives it").
+struct task_view {
+  std::string id;
+  std::int64_t seq = 0;
+  // The node whose lane holds it while PENDING (empty in the shared lane _any), where it runs
+  // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
+  std::string node;
+  task_state state = task_state::pending;
+  // The file is there but stopped parsing (or the task went out of sight): the view is the
+  // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
+  bool unknown = false;
+  // Unknown because its file, modified moments ago, did not parse: a read through a lagging
+  // cache mid-replace, reported as lag (not as a broken file) until ui.hb_stale_s passes.
+  bool settling = false;
+  // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
+  // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
+  // snapshot); command() gives it back either way.
+  std::shared_ptr<const task_spec> spec;
+  std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
+  double last_seen = 0;                       // last scan that saw its file
+  std::string unknown_reason;
+  // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
+  // heartbeat's running list); `node` says where.
+  std::optional<double> last_running_seen;
+  // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
+  std::optional<double> missing_since;
+
+  // The lane it belongs to: its node, or "_any" while it waits in the shared lane.
+  std::string_view lane() const noexcept {
+    return node.empty() ? any_lane : std::string_view(node);
+  }
+
+  // The command for display: cmd, else argv's display form (display_command), else "".
+  std::string command() const {
+    if (!spec) return {};
+    if (!spec->cmd.empty()) return spec->cmd;
+    return display_command(spec->argv);
+  }
+  std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
+  std::optional<double> created() const {
+    return spec && spec->created > 0 ? std::optional<double>(spec->created) : std::nullopt;
+  }
+  std::optional<double> claimed() const {
+    if (result && result->claimed) return result->claimed;
+    return spec ? spec->claimed : std::nullopt;
+  }
+  std::optional<double> started() const {
+    if (result && result->started) return result->started;
+    return claimed();
+  }
+  std::optional<double> finished() const {
+    return result ? result->finished : std::optional<double>{};
+  }
+};
+
+// One node (runner) of the lease.
+struct node_view {
+  std::string name;
+  std::optional<heartbeat> hb;  // last good heartbeat
+  node_health health = node_health::unknown;
+  std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
+  bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
+  std::string hb_reason;
+  // hb_unknown, but the file was modified less than ui.hb_stale_s ago: most likely read while
+  // its runner replaced it through a lagging cache. Lag (fs_lag), not yet worth a warning.
+  bool hb_settling = false;
+  bool paused = false;
+  std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
+  std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
+};
+
+// A directory or file the scan could not use, or a name it refused (never joined into a path).
+struct scan_error {
+  std::string path;  // as far as it is safe to show: the parent and the (unsanitized) name
+  int err = 0;       // errno, 0 when not an OS error
+  std::string message;
+};
+
+struct snapshot {
+  std::string lease_id;
+  double taken_at = 0;           // clock time of the scan that produced it
+  std::uint64_t generation = 0;  // grows with each published snapshot
+  bool complete = false;         // false until the first full scan (tasks + heartbeats) ran
+
+  std::shared_ptr<const std::vector<task_view>> task_table =
+      std::make_shared<const std::vector<task_view>>();  // sorted by seq
+  std::vector<node_view> nodes;                          // sorted by name
+  std::array<std::size_t, task_state_count> counts{};    // per task_state, archived included
+  // Ended tasks `leaseq clean` moved to archive/ (protocol 4): counted in `counts` (and here),
+  // never in tasks(); a task both archived and live counts once, as the live one.
+  std::size_t archived = 0;
+  std::array<std::size_t, task_state_count> archived_counts{};
+  std::shared_ptr<const archive_index> archive;  // null while the lease has no archive/
+  std::vector<scan_error> errors;
+  // True while some task is LOST? or unknown: what the disk shows lags what happened.
+  bool fs_lag = false;
+
+  const std::vector<task_view>& tasks() const noexcept { return *task_table; }
+  std::size_t count(task_state s) const noexcept { return counts[state_index(s)]; }
+
+  const task_view* find_task(const std::string& id) const {
+    auto seq = task_seq(id);
+    if (!seq) return nullptr;
+    const auto& t = tasks();
+    auto it = std::lower_bound(t.begin(), t.end(), *seq,
+                               [](const task_view& v, std::int64_t s) { return v.seq < s; });
+    return it != t.end() && it->id == id ? &*it : nullptr;
+  }
+  const node_view* find_node(const std::string& name) const {
+    auto it = std::lower_bound(nodes.begin(), nodes.end(), name,
+                               [](const node_view& n, const std::string& s) { return n.name < s; });
+    return it != nodes.end() && it->name == name ? &*it : nullptr;
+  }
+  // Tasks whose state is RUNNING, in seq order.
+  std::vector<const task_view*> running_tasks() const {
+    std::vector<const task_view*> out;
+    for (const auto& t : tasks())
+      if (t.state == task_state::running) out.push_back(&t);
+    return out;
+  }
+};
+
+}  // namespace leaseq
+// end leaseq/snapshot.hpp
+
+namespace leaseq {
+
+inline constexpr int archive_format_version = 1;
+
+// Consecutive sequence numbers archived with one state.
+struct archive_range {
+  std::int64_t lo = 0, hi = 0;  // inclusive
+  task_state state = task_state::finished;
+};
+
+// What a scan keeps of one archive file: its header.
+struct archive_file_summary {
+  std::string name;
+  std::size_t count = 0;
+  double created = 0;
+  std::vector<archive_range> ranges;  // sorted by lo, disjoint
+};
+
+// Every archive file of a lease, merged: a task archived twice counts once.
+struct archive_index {
+  std::vector<archive_file_summary> files;  // by name
+  std::vector<archive_range> ranges;        // sorted, disjoint, across files
+  std::array<std::size_t, task_state_count> counts{};
+  std::size_t total = 0;
+
+  const archive_range* find(std::int64_t seq) const {
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), seq,
+                               [](std::int64_t s, const archive_range& r) { return s < r.lo; });
+    if (it == ranges.begin()) return nullptr;
+    --it;
+    return seq <= it->hi ? &*it : nullptr;
+  }
+  bool contains(std::int64_t seq) const { return find(seq) != nullptr; }
+};
+
+// <YYYY-MM>-<host>-<pid>-<hex>.jsonl, or any name a reader may safely join: not a dot name,
+// only A-Z a-z 0-9 . _ -, ending in .jsonl, at most 200 characters.
+inline bool is_archive_file_name(std::string_view n) noexcept {
+  constexpr std::string_view ext = ".jsonl";
+  if (n.size() <= ext.size() || n.size() > 200 || n.front() == '.') return false;
+  if (n.substr(n.size() - ext.size()) != ext) return false;
+  for (char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+// Ranges of (seq, state) pairs sorted by seq, one pair per seq.
+inline std::vector<archive_range> make_archive_ranges(
+    const std::vector<std::pair<std::int64_t, task_state>>& sorted) {
+  std::vector<archive_range> out;
+  for (const auto& [seq, st] : sorted) {
+    if (!out.empty() && out.back().state == st && out.back().hi + 1 == seq)
+      out.back().hi = seq;
+    else
+      out.push_back({seq, seq, st});
+  }
+  return out;
+}
+
+inline std::string archive_header_line(const std::string& lease_id, double created,
+                                       const std::string& host,
+                                       const std::vector<archive_range>& ranges,
+                                       std::size_t count) {
+  json by_state = json::object();
+  for (const auto& r : ranges) {
+    json& a = by_state[std::string(to_string(r.state))];
+    if (a.is_null()) a = json::array();
+    a.push_back(json::array({r.lo, r.hi}));
+  }
+  json h = {{"leaseq_archive", archive_format_version},
+            {"lease", lease_id},
+            {"created", created},
+            {"host", host},
+            {"count", count},
+            {"ranges", by_state}};
+  return h.dump() + "\n";
+}
+
+// The header of an archive file; nullopt (with why) when it is not one.
+inline std::optional<archive_file_summary> parse_archive_header(std::string_view line,
+                                                                std::string& why) {
+  json_outcome j = parse_json_tolerant(line);
+  if (!j.ok()) {
+    why = j.reason;
+    return std::nullopt;
+  }
+  const json& h = *j.value;
+  if (!h.is_object() || !h.contains("leaseq_archive") || !h["leaseq_archive"].is_number_integer()) {
+    why = "its first line is not an archive header";
+    return std::nullopt;
+  }
+  if (h["leaseq_archive"].get<std::int64_t>() > archive_format_version) {
+    why = "archive format newer than this leaseq knows";
+    return std::nullopt;
+  }
+  archive_file_summary s;
+  if (auto c = h.find("created"); c != h.end() && c->is_number()) s.created = c->get<double>();
+  auto rs = h.find("ranges");
+  if (rs == h.end() || !rs->is_object()) {
+    why = "its header has no ranges";
+    return std::nullopt;
+  }
+  for (const auto& [state, list] : rs->items()) {
+    auto st = parse_task_state(state);
+    if (!st || !is_done(*st) || !list.is_array()) {
+      why = "its header names state " + detail::quote_for_message(state);
+      return std::nullopt;
+    }
+    for (const auto& p : list) {
+      if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() ||
+          !p[1].is_number_integer() || p[0].get<std::int64_t>() < 1 ||
+          p[1].get<std::int64_t>() < p[0].get<std::int64_t>()) {
+        why = "its header has a bad range";
+        return std::nullopt;
+      }
+      s.ranges.push_back({p[0].get<std::int64_t>(), p[1].get<std::int64_t>(), *st});
+    }
+  }
+  std::sort(s.ranges.begin(), s.ranges.end(),
+            [](const archive_range& a, const archive_range& b) { return a.lo < b.lo; });
+  for (std::size_t i = 1; i < s.ranges.size(); ++i)
+    if (s.ranges[i].lo <= s.ranges[i - 1].hi) {
+      why = "its header has overlapping ranges";
+      return std::nullopt;
+    }
+  for (const auto& r : s.ranges) s.count += static_cast<std::size_t>(r.hi - r.lo + 1);
+  return s;
+}
+
+// Merges the files' ranges; where files overlap (two cleans of the same task) the first file
+// in name order gives the state.
+inline archive_index merge_archive_files(std::vector<archive_file_summary> files) {
+  archive_index idx;
+  std::sort(
+      files.begin(), files.end(),
+      [](const archive_file_summary& a, const archive_file_summary& b) { return a.name < b.name; });
+  std::vector<archive_range> all;
+  for (const auto& f : files) all.insert(all.end(), f.ranges.begin(), f.ranges.end());
+  std::stable_sort(all.begin(), all.end(),
+                   [](const archive_range& a, const archive_range& b) { return a.lo < b.lo; });
+  for (archive_range r : all) {
+    if (!idx.ranges.empty()) {
+      archive_range& last = idx.ranges.back();
+      if (r.lo <= last.hi) r.lo = last.hi + 1;  // already covered up to last.hi
+      if (r.lo > r.hi) continue;
+      if (last.state == r.state && last.hi + 1 == r.lo) {
+        last.hi = r.hi;
+        continue;
+      }
+    }
+    idx.ranges.push_back(r);
+  }
+  for (const auto& r : idx.ranges) {
+    auto n = static_cast<std::size_t>(r.hi - r.lo + 1);
+    idx.counts[state_index(r.state)] += n;
+    idx.total += n;
+  }
+  idx.files = std::move(files);
+  return idx;
+}
+
+namespace detail {
+
+// The first line of a file (without the newline), read through one open without following a
+// link and refusing anything but a regular file; at most max_bytes.
+inline read_outcome read_first_line(const fs::path& path, std::size_t max_bytes) {
+  read_outcome out;
+  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    out.err = errno;
+    out.reason = std::strerror(errno);
+    return out;
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    out.reason = "not a regular file";
+    return out;
+  }
+  char buf[65536];
+  while (out.content.size() < max_bytes) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      out.err = errno;
+      out.reason = std::strerror(errno);
+      return out;
+    }
+    if (n == 0) break;
+    std::string_view chunk(buf, static_cast<std::size_t>(n));
+    if (auto nl = chunk.find('\n'); nl != std::string_view::npos) {
+      out.content.append(chunk.substr(0, nl));
+      out.ok = true;
+      return out;
+    }
+    out.content.append(chunk);
+  }
+  out.reason = "no complete header line";
+  return out;
+}
+
+}  // namespace detail
+
+// Reads every record of one archive file, calling fn(task_view&&) per record that parses;
+// returns the number of lines that did not.
+template <typename Fn>
+std::size_t read_archive_records(const fs::path& path, Fn&& fn) {
+  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) throw io_error("cannot open", path.string(), errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw error(path.string() + " is not a regular file");
+  std::string pending;
+  std::size_t bad = 0;
+  bool header = true;
+  auto line = [&](std::string_view l) {
+    if (header) {
+      header = false;
+      return;
+    }
+    if (l.empty()) return;
+    auto res = std::make_shared<task_result>();
+    if (!detail::task_sax::parse_result(l, *res)) {
+      json_outcome j = parse_json_tolerant(l);
+      try {
+        if (!j.ok()) throw format_error(j.reason);
+        from_json(*j.value, *res);
+      } catch (const std::exception&) {
+        ++bad;
+        return;
+      }
+    }
+    auto seq = task_seq(res->task.id);
+    if (!seq) {
+      ++bad;
+      return;
+    }
+    task_view v;
+    v.id = res->task.id;
+    v.seq = *seq;
+    v.state = res->state;
+    if (auto it = res->task.extra.find("ran_on"); res->task.extra.is_object() &&
+                                                  it != res->task.extra.end() && it->is_string() &&
+                                                  is_valid_node(it->get<std::string>()))
+      v.node = it->get<std::string>();
+    v.spec = std::shared_ptr<const task_spec>(res, &res->task);
+    v.result = std::move(res);
+    fn(std::move(v));
+  };
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw io_error("cannot read", path.string(), errno);
+    if (n == 0) break;
+    std::string_view chunk(buf, static_cast<std::size_t>(n));
+    std::size_t at = 0;
+    for (std::size_t nl; (nl = chunk.find('\n', at)) != std::string_view::npos; at = nl + 1) {
+      if (pending.empty()) {
+        line(chunk.substr(at, nl - at));
+      } else {
+        pending.append(chunk.substr(at, nl - at));
+        line(pending);
+        pending.clear();
+      }
+    }
+    pending.append(chunk.substr(at));
+    if (pending.size() > max_json_bytes) throw error(path.string() + ": a record is too long");
+  }
+  if (!pending.empty()) line(pending);
+  return bad;
+}
+
+// Whether any archive file of the lease holds task `id` (its header says so). For writers
+// that must not take an archived task for a missing one (an idempotency key's task).
+inline bool task_archived(const lease_paths& lease, const std::string& id) {
+  auto seq = task_seq(id);
+  if (!seq) return false;
+  for (const std::string& n : detail::list_dir(lease.archive_dir().string()).names) {
+    if (!is_archive_file_name(n)) continue;
+    read_outcome r = detail::read_first_line(lease.archive_dir() / n, max_json_bytes);
+    std::string why;
+    auto h = r.ok ? parse_archive_header(r.content, why) : std::nullopt;
+    if (h && merge_archive_files({*h}).contains(*seq)) return true;
+  }
+  return false;
+}
+
+// ---- writer ----
+
+// One result file to archive: where it lies and what it says.
+struct archive_candidate {
+  std::string node;
+  std::string id;
+  std::int64_t seq = 0;
+  task_state state = task_state::finished;
+};
+
+struct archive_outcome {
+  std::string file;  // name in archive/, empty when nothing was written
+  std::size_t archived = 0;
+  std::size_t skipped = 0;          // results that vanished or changed before they were read
+  std::uint64_t bytes_freed = 0;    // of results (and logs, unless kept) unlinked
+  std::vector<std::string> errors;  // unlinks that failed (the task stays live: counted once)
+};
+
+namespace detail {
+
+// A result file's bytes on one line: JSON keeps newlines only as whitespace (never inside a
+// string), so they become spaces; "ran_on" is put first.
+inline std::string archive_record_line(std::string_view raw, const std::string& node) {
+  std::string out;
+  out.reserve(raw.size() + node.size() + 16);
+  std::size_t brace = raw.find('{');
+  out += "{\"ran_on\":\"" + node + "\",";
+  for (std::size_t i = brace + 1; i < raw.size(); ++i) {
+    char c = raw[i];
+    out += (c == '\n' || c == '\r') ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  out += '\n';
+  return out;
+}
+
+inline std::string archive_file_name(double now) {
+  std::time_t t = static_cast<std::time_t>(now);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char month[16];
+  std::strftime(month, sizeof month, "%Y-%m", &tm);
+  std::string host = short_hostname();
+  if (!is_valid_node(host)) host = "host";
+  return fmt::format("{}-{}-{}.jsonl", month, host, temp_suffix());
+}
+
+inline std::uint64_t unlink_counted(int dir_fd, const std::string& name, int& err) {
+  struct stat st;
+  std::uint64_t size = 0;
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+    size = static_cast<std::uint64_t>(st.st_size);
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0) {
+    err = errno;
+    return 0;
+  }
+  err = 0;
+  return size;
+}
+
+}  // namespace detail
+
+// Archives the given results: reads each, writes one archive file (fsync'd, published without
+// replacing anything, directory fsync'd), then unlinks the results and, unless keep_logs, the
+// tasks' logs. `already_archived` are live duplicates of archived tasks (a clean killed
+// before its unlinks): their live files are only unlinked. Every directory is opened from the
+// home without following a link (tree_guard.hpp). Fault point clean_kill_mid_unlink kills the
+// process (SIGKILL) before an unlink, for the crash tests.
+inline archive_outcome archive_results(const lease_paths& lease, const std::string& lease_id,
+                                       std::vector<archive_candidate> tasks,
+                                       const std::vector<archive_candidate>& already_archived,
+                                       bool keep_logs, double now = unix_now()) {
+  archive_outcome out;
+  std::sort(tasks.begin(), tasks.end(),
+            [](const archive_candidate& a, const archive_candidate& b) { return a.seq < b.seq; });
+  std::string body;
+  std::vector<std::pair<std::int64_t, task_state>> kept;
+  std::vector<archive_candidate> to_unlink;
+  for (const auto& t : tasks) {
+    fs::path p = lease.result(t.node, t.id);
+    read_outcome r = detail::read_regular_file(p, max_json_bytes, nullptr);
+    task_result res;
+    if (!r.ok || !detail::task_sax::parse_result(r.content, res) || res.task.id != t.id ||
+        !is_done(res.state) || r.content.find('{') == std::string::npos) {
+      ++out.skipped;
+      continue;
+    }
+    body += detail::archive_record_line(r.content, t.node);
+    kept.emplace_back(t.seq, res.state);
+    to_unlink.push_back(t);
+  }
+  if (!kept.empty()) {
+    std::string header = archive_header_line(lease_id, now, short_hostname(),
+                                             make_archive_ranges(kept), kept.size());
+    detail::unique_fd dir = open_lease_dir(lease, lease.archive_dir());
+    std::string name = detail::archive_file_name(now);
+    std::string tmp = "." + name + ".tmp";
+    detail::unique_fd fd(::openat(dir.get(), tmp.c_str(),
+                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw io_error("cannot create", (lease.archive_dir() / tmp).string(), errno);
+    bool ok = detail::write_all(fd.get(), header.data(), header.size()) &&
+              detail::write_all(fd.get(), body.data(), body.size()) && ::fsync(fd.get()) == 0;
+    int e = errno;
+    fd.reset();
+    if (!ok) {
+      ::unlinkat(dir.get(), tmp.c_str(), 0);
+      throw io_error("cannot write", (lease.archive_dir() / tmp).string(), e);
+    }
+    if (!publish_exclusive(dir.get(), tmp, name, lease.archive_dir())) {
+      ::unlinkat(dir.get(), tmp.c_str(), 0);
+      throw error("archive file " + (lease.archive_dir() / name).string() + " exists already");
+    }
+    ::fsync(dir.get());  // the archive is durable before any live file goes
+    out.file = name;
+    out.archived = kept.size();
+  }
+  to_unlink.insert(to_unlink.end(), already_archived.begin(), already_archived.end());
+  std::vector<std::string> nodes;
+  for (const auto& t : to_unlink) nodes.push_back(t.node);
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  for (const std::string& node : nodes) {
+    detail::unique_fd done = open_lease_dir(lease, lease.done(node));
+    detail::unique_fd logs;
+    if (!keep_logs && fs::is_directory(lease.logs(node)))
+      logs = open_lease_dir(lease, lease.logs(node));
+    for (const auto& t : to_unlink) {
+      if (t.node != node) continue;
+      if (fault_hit(fault_point::clean_kill_mid_unlink)) ::kill(::getpid(), SIGKILL);
+      int err = 0;
+      out.bytes_freed += detail::unlink_counted(done.get(), t.id + ".result.json", err);
+      if (err != 0 && err != ENOENT)
+        out.errors.push_back(fmt::format("cannot remove {}: {}", lease.result(node, t.id).string(),
+                                         std::strerror(err)));
+      if (logs && err == 0)
+        for (const char* ext : {".out", ".err", ".exit"})
+          out.bytes_freed += detail::unlink_counted(logs.get(), t.id + ext, err);
+    }
+    ::fsync(done.get());
+    if (logs) ::fsync(logs.get());
+  }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/archive.hpp
+// begin leaseq/command.hpp
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+// What an external command (squeue, sbatch, nvidia-smi, ...) did.
+struct command_output {
+  int exit_code = -1;      // -1 when it did not exit normally
+  int signal = 0;          // the signal that ended it, 0 if none
+  bool timed_out = false;  // killed by us after the timeout
+  bool spawn_failed = false;
+  std::string out, err;  // captured, each capped at max_output bytes
+  std::string error;     // why it failed to run or finish, for display
+  bool ok() const noexcept { return exit_code == 0 && !timed_out && !spawn_failed; }
+};
+
+struct command_options {
+  std::chrono::milliseconds timeout{10000};
+  std::size_t max_output = 4u << 20;
+  std::string stdin_data;  // written to the command's stdin, then closed
+};
+
+// Runs argv (PATH lookup, never a shell) with stdin from stdin_data (else /dev/null), captures
+// stdout and stderr, and kills its whole process group once the timeout passes, so a hanging
+// squeue can never freeze the caller.
+inline command_output run_command(const std::vector<std::string>& argv,
+                                  const command_options& opt = {}) {
+  command_output r;
+  if (argv.empty()) {
+    r.spawn_failed = true;
+    r.error = "empty command";
+    return r;
+  }
+  int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC) ||
+      ::pipe2(exec_pipe, O_CLOEXEC)) {
+    r.spawn_failed = true;
+    r.error = std::string("pipe: ") + std::strerror(errno);
+    return r;
+  }
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(in_pipe[0], 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execvp(cargv[0], cargv.data());
+    int e = errno;
+    (void)!::write(exec_pipe[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  ::close(in_pipe[0]);
+  ::close(exec_pipe[1]);
+  detail::unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]), in_fd(in_pipe[1]),
+      exec_fd(exec_pipe[0]);
+  if (pid < 0) {
+    r.spawn_failed = true;
+    r.error = std::string("fork: ") + std::strerror(errno);
+    return r;
+  }
+  ::setpgid(pid, pid);  // also from the parent, so the group exists before we may kill it
+  int exec_errno = 0;
+  if (detail::read_retry(exec_fd.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
+    int status;
+    ::waitpid(pid, &status, 0);
+    r.spawn_failed = true;
+    r.exit_code = 127;
+    r.error = argv[0] + ": " + std::strerror(exec_errno);
+    return r;
+  }
+  ::fcntl(in_fd.get(), F_SETFL, O_NONBLOCK);
+  std::size_t in_off = 0;
+  if (opt.stdin_data.empty()) in_fd.reset();
+
+  auto deadline = std::chrono::steady_clock::now() + opt.timeout;
+  char buf[65536];
+  while (out_fd || err_fd) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) {
+      r.timed_out = true;
+      break;
+    }
+    pollfd fds[3];
+    int n = 0;
+    int out_i = -1, err_i = -1, in_i = -1;
+    if (out_fd) {
+      out_i = n;
+      fds[n++] = {out_fd.get(), POLLIN, 0};
+    }
+    if (err_fd) {
+      err_i = n;
+      fds[n++] = {err_fd.get(), POLLIN, 0};
+    }
+    if (in_fd) {
+      in_i = n;
+      fds[n++] = {in_fd.get(), POLLOUT, 0};
+    }
+    int rc = ::poll(fds, n, static_cast<int>(left));
+    if (rc < 0 && errno != EINTR) break;
+    if (rc <= 0) continue;
+    auto drain = [&](int idx, detail::unique_fd& fd, std::string& sink) {
+      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
+      ssize_t got = detail::read_retry(fd.get(), buf, sizeof buf);
+      if (got <= 0) {
+        fd.reset();
+        return;
+      }
+      std::size_t room = opt.max_output > sink.size() ? opt.max_output - sink.size() : 0;
+      sink.append(buf, std::min(room, static_cast<std::size_t>(got)));
+    };
+    drain(out_i, out_fd, r.out);
+    drain(err_i, err_fd, r.err);
+    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w =
+          ::write(in_fd.get(), opt.stdin_data.data() + in_off, opt.stdin_data.size() - in_off);
+      if (w > 0) in_off += static_cast<std::size_t>(w);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) in_fd.reset();
+      if (in_off >= opt.stdin_data.size()) in_fd.reset();
+    }
+  }
+  int status = 0;
+  if (r.timed_out) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
+    return r;
+  }
+  // Output closed; the command may still be running (a daemon child kept no pipe): wait for it
+  // within what is left of the timeout.
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      r.timed_out = true;
+      r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
+      return r;
+    }
+    ::usleep(2000);
+  }
+  if (WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+    if (r.exit_code != 0) r.error = argv[0] + ": exit code " + std::to_string(r.exit_code);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+    r.error = argv[0] + ": killed by signal " + std::to_string(r.signal);
+  }
+  return r;
+}
+
+}  // namespace leaseq
+// end leaseq/command.hpp
+// begin leaseq/config.hpp
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq {
+
+// The ui.* settings of config.json, with the spec's defaults.
+struct ui_config {
+  double refresh_s = 2;
+  double slurm_refresh_s = 20;
+  double hb_stale_s = 60;
+  double lost_confirm_s = 30;
+  bool follow_auto_latest = false;
+  std::int64_t max_tasks_display = 5000;
+  std::int64_t log_tail_lines = 200;
+};
+
+// Squeue is never asked more often than this, whatever the config says.
+inline constexpr double min_slurm_refresh_s = 10;
+
+struct config {
+  ui_config ui;
+  json raw = json::object();          // the whole file, unknown keys included
+  std::vector<std::string> warnings;  // one per key that was ignored, naming its path
+};
+
+namespace detail {
+
+template <typename T>
+void config_number(const json& ui, const char* key, T& target, double min, config& out) {
+  auto it = ui.find(key);
+  if (it == ui.end()) return;
+  // A float is read as a double only: converting 2e28 to an integer is undefined behaviour.
+  double v = it->is_number() ? it->template get<double>() : 0;
+  bool ok = std::is_integral_v<T>
+                ? it->is_number_integer() ||
+                      (it->is_number_float() && std::isfinite(v) && v == std::trunc(v))
+                : it->is_number();
+  if (!ok) {
+    out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
+                                       key, std::is_integral_v<T> ? "an integer" : "a number",
+                                       it->type_name(), target));
+    return;
+  }
+  if (!(v >= min) || v > 1e9) {
+    out.warnings.push_back(
+        fmt::format("config: ui.{}: {} is out of range (at least {}); using "
+                    "the default {}",
+                    key, it->dump(), min, target));
+    return;
+  }
+  target = static_cast<T>(v);
+}
+
+}  // namespace detail
+
+// Reads the config object; never throws. Wrong types and out-of-range values are reported
+// in warnings (with their key path) and replaced by the default.
+inline config parse_config(const json& doc) {
+  config out;
+  if (!doc.is_object()) {
+    out.warnings.push_back(
+        fmt::format("config: expected an object, got {}; using defaults", doc.type_name()));
+    return out;
+  }
+  out.raw = doc;
+  auto it = doc.find("ui");
+  if (it == doc.end()) return out;
+  if (!it->is_object()) {
+    out.warnings.push_back(
+        fmt::format("config: ui: expected an object, got {}; using defaults", it->type_name()));
+    return out;
+  }
+  const json& ui = *it;
+  detail::config_number(ui, "refresh_s", out.ui.refresh_s, 0.1, out);
+  detail::config_number(ui, "slurm_refresh_s", out.ui.slurm_refresh_s, 0, out);
+  detail::config_number(ui, "hb_stale_s", out.ui.hb_stale_s, 0.1, out);
+  detail::config_number(ui, "lost_confirm_s", out.ui.lost_confirm_s, 0, out);
+  detail::config_number(ui, "max_tasks_display", out.ui.max_tasks_display, 1, out);
+  detail::config_number(ui, "log_tail_lines", out.ui.log_tail_lines, 1, out);
+  if (auto f = ui.find("follow_auto_latest"); f != ui.end()) {
+    if (f->is_boolean())
+      out.ui.follow_auto_latest = f->get<bool>();
+    else
+      out.warnings.push_back(fmt::format(
+          "config: ui.follow_auto_latest: expected a boolean, got {}; using the default false",
+          f->type_name()));
+  }
+  if (out.ui.slurm_refresh_s < min_slurm_refresh_s) {
+    out.warnings.push_back(
+        fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
+                    "using {}",
+                    out.ui.slurm_refresh_s, min_slurm_refresh_s, min_slurm_refresh_s));
+    out.ui.slurm_refresh_s = min_slurm_refresh_s;
+  }
+  return out;
+}
+
+// A missing file gives the defaults silently; an unreadable or corrupt one gives the defaults
+// and a warning. The file is never rewritten by reading it.
+inline config load_config(const fs::path& path) {
+  json_outcome r = read_json_tolerant(path);
+  if (!r.ok()) {
+    config out;
+    if (r.err != ENOENT)
+      out.warnings.push_back(
+          fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
+    return out;
+  }
+  return parse_config(*r.value);
+}
+
+inline json to_json(const ui_config& ui) {
+  return json{{"refresh_s", ui.refresh_s},
+              {"slurm_refresh_s", ui.slurm_refresh_s},
+              {"hb_stale_s", ui.hb_stale_s},
+              {"lost_confirm_s", ui.lost_confirm_s},
+              {"follow_auto_latest", ui.follow_auto_latest},
+              {"max_tasks_display", ui.max_tasks_display},
+              {"log_tail_lines", ui.log_tail_lines}};
+}
+
+}  // namespace leaseq
+// end leaseq/config.hpp
+// begin leaseq/control.hpp
+
+// Control files: control/<node>/cancel_<task>_<uuid>.json, pause.json, resume.json.
+// Writers (CLI, dashboard) and the runner-side reader.
+//
+// Cancel routing. A task pending in inbox/_any has no node yet, and the writer cannot know
+// which runner will take it. cancel_task() therefore writes the cancel file into the control
+// dir of every node that has a heartbeat (or only into the task's node when the task sits in a
+// node lane or is claimed on a node). A runner that finds the task pending removes it from the
+// inbox by claiming it (rename into its own claimed/ dir, so no other runner can start it) and
+// writes a CANCELLED result; a runner that finds the task running stops it; a runner that finds
+// it nowhere (another runner won, or it already ended) consumes the file and logs it. Every
+// runner deletes the file once processed.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/locate.hpp
+
+// Where one task is in a lease tree right now: done, claimed (running) or pending. Used by
+// cancel and retry, which act on a single task id.
+
+#include <optional>
+#include <string>
+
 
 namespace leaseq {
 
@@ -2640,149 +3964,6 @@ inline int display_width(std::string_view s) noexcept {
 #include <string>
 #include <vector>
 
-// begin leaseq/snapshot.hpp
-
-// What a reader knows about one lease at one moment: immutable values the store publishes and
-// the dashboard, the CLI and diff() read. A snapshot is shared as shared_ptr<const snapshot>;
-// copying one is cheap (the task table is shared between snapshots that did not rescan tasks).
-
-#include <algorithm>
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <string>
-#include <vector>
-
-
-namespace leaseq {
-
-inline constexpr std::size_t task_state_count = 8;
-
-inline constexpr std::size_t state_index(task_state s) noexcept {
-  return static_cast<std::size_t>(s);
-}
-
-// One task as the reader derives it (protocol: "Task state as a reader derives it").
-struct task_view {
-  std::string id;
-  std::int64_t seq = 0;
-  // The node whose lane holds it while PENDING (empty in the shared lane _any), where it runs
-  // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
-  std::string node;
-  task_state state = task_state::pending;
-  // The file is there but stopped parsing (or the task went out of sight): the view is the
-  // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
-  bool unknown = false;
-  // Unknown because its file, modified moments ago, did not parse: a read through a lagging
-  // cache mid-replace, reported as lag (not as a broken file) until ui.hb_stale_s passes.
-  bool settling = false;
-  // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
-  // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
-  // snapshot); command() gives it back either way.
-  std::shared_ptr<const task_spec> spec;
-  std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
-  double last_seen = 0;                       // last scan that saw its file
-  std::string unknown_reason;
-  // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
-  // heartbeat's running list); `node` says where.
-  std::optional<double> last_running_seen;
-  // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
-  std::optional<double> missing_since;
-
-  // The lane it belongs to: its node, or "_any" while it waits in the shared lane.
-  std::string_view lane() const noexcept {
-    return node.empty() ? any_lane : std::string_view(node);
-  }
-
-  // The command for display: cmd, else argv's display form (display_command), else "".
-  std::string command() const {
-    if (!spec) return {};
-    if (!spec->cmd.empty()) return spec->cmd;
-    return display_command(spec->argv);
-  }
-  std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
-  std::optional<double> created() const {
-    return spec && spec->created > 0 ? std::optional<double>(spec->created) : std::nullopt;
-  }
-  std::optional<double> claimed() const {
-    if (result && result->claimed) return result->claimed;
-    return spec ? spec->claimed : std::nullopt;
-  }
-  std::optional<double> started() const {
-    if (result && result->started) return result->started;
-    return claimed();
-  }
-  std::optional<double> finished() const {
-    return result ? result->finished : std::optional<double>{};
-  }
-};
-
-// One node (runner) of the lease.
-struct node_view {
-  std::string name;
-  std::optional<heartbeat> hb;  // last good heartbeat
-  node_health health = node_health::unknown;
-  std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
-  bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
-  std::string hb_reason;
-  // hb_unknown, but the file was modified less than ui.hb_stale_s ago: most likely read while
-  // its runner replaced it through a lagging cache. Lag (fs_lag), not yet worth a warning.
-  bool hb_settling = false;
-  bool paused = false;
-  std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
-  std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
-};
-
-// A directory or file the scan could not use, or a name it refused (never joined into a path).
-struct scan_error {
-  std::string path;  // as far as it is safe to show: the parent and the (unsanitized) name
-  int err = 0;       // errno, 0 when not an OS error
-  std::string message;
-};
-
-struct snapshot {
-  std::string lease_id;
-  double taken_at = 0;           // clock time of the scan that produced it
-  std::uint64_t generation = 0;  // grows with each published snapshot
-  bool complete = false;         // false until the first full scan (tasks + heartbeats) ran
-
-  std::shared_ptr<const std::vector<task_view>> task_table =
-      std::make_shared<const std::vector<task_view>>();  // sorted by seq
-  std::vector<node_view> nodes;                          // sorted by name
-  std::array<std::size_t, task_state_count> counts{};    // per task_state
-  std::vector<scan_error> errors;
-  // True while some task is LOST? or unknown: what the disk shows lags what happened.
-  bool fs_lag = false;
-
-  const std::vector<task_view>& tasks() const noexcept { return *task_table; }
-  std::size_t count(task_state s) const noexcept { return counts[state_index(s)]; }
-
-  const task_view* find_task(const std::string& id) const {
-    auto seq = task_seq(id);
-    if (!seq) return nullptr;
-    const auto& t = tasks();
-    auto it = std::lower_bound(t.begin(), t.end(), *seq,
-                               [](const task_view& v, std::int64_t s) { return v.seq < s; });
-    return it != t.end() && it->id == id ? &*it : nullptr;
-  }
-  const node_view* find_node(const std::string& name) const {
-    auto it = std::lower_bound(nodes.begin(), nodes.end(), name,
-                               [](const node_view& n, const std::string& s) { return n.name < s; });
-    return it != nodes.end() && it->name == name ? &*it : nullptr;
-  }
-  // Tasks whose state is RUNNING, in seq order.
-  std::vector<const task_view*> running_tasks() const {
-    std::vector<const task_view*> out;
-    for (const auto& t : tasks())
-      if (t.state == task_state::running) out.push_back(&t);
-    return out;
-  }
-};
-
-}  // namespace leaseq
-// end leaseq/snapshot.hpp
 
 namespace leaseq {
 
@@ -2990,153 +4171,6 @@ inline std::string format_duration(std::int64_t s) {
 
 }  // namespace leaseq
 // end leaseq/duration.hpp
-// begin leaseq/fault.hpp
-
-// Fault injection for tests: LEASEQ_FAULT makes chosen operations of the runner fail on purpose,
-// so tests can drive the real binary through disk-full and lying-rename paths.
-//
-//   LEASEQ_FAULT="point=SPEC[,point=SPEC...]"
-//
-// SPEC is N (the first N times the point is reached, it fails) or 1/K (every K-th time fails).
-// Points:
-//   result_write_enospc   writing a result file fails with ENOSPC before anything is written
-//   result_write_eio      the same with EIO
-//   claim_rename_lies     the claim rename inbox -> claimed happens, but the runner is told it
-//                         failed with EIO (as a lost NFS reply does)
-//   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
-//                         restore tests)
-//   claim_record_enospc   recording "starting" in the claimed file, before the task is
-//                         spawned, fails with ENOSPC (the claim must be given back)
-//   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
-//                         be killed at once)
-//
-// The variable is read once per process, on first use. Unset (or empty), each check is one
-// load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
-// ignored, with a message returned by fault_config_problems() for the runner to log.
-
-#include <atomic>
-#include <cstdint>
-#include <cstdlib>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace leaseq {
-
-enum class fault_point : int {
-  result_write_enospc = 0,
-  result_write_eio = 1,
-  claim_rename_lies = 2,
-  dashboard_throws = 3,
-  claim_record_enospc = 4,
-  pid_record_enospc = 5,
-};
-
-namespace detail {
-
-inline constexpr int fault_point_count = 6;
-
-inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
-  switch (p) {
-    case fault_point::result_write_enospc:
-      return "result_write_enospc";
-    case fault_point::result_write_eio:
-      return "result_write_eio";
-    case fault_point::claim_rename_lies:
-      return "claim_rename_lies";
-    case fault_point::dashboard_throws:
-      return "dashboard_throws";
-    case fault_point::claim_record_enospc:
-      return "claim_record_enospc";
-    case fault_point::pid_record_enospc:
-      return "pid_record_enospc";
-  }
-  return "";
-}
-
-struct fault_rule {
-  std::uint64_t first_n = 0;  // fail the first N hits
-  std::uint64_t every_k = 0;  // or every K-th hit
-  std::atomic<std::uint64_t> hits{0};
-};
-
-struct fault_table {
-  bool any = false;
-  fault_rule rules[fault_point_count];
-  std::vector<std::string> problems;
-
-  // Parses "point=SPEC,..."; anything it does not understand goes to problems.
-  void parse(std::string_view text) {
-    while (!text.empty()) {
-      std::size_t comma = text.find(',');
-      std::string_view item = text.substr(0, comma);
-      text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-      if (item.empty()) continue;
-      std::size_t eq = item.find('=');
-      std::string_view name = item.substr(0, eq);
-      std::string_view spec =
-          eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
-      int index = -1;
-      for (int i = 0; i < fault_point_count; ++i)
-        if (fault_point_name(static_cast<fault_point>(i)) == name) index = i;
-      std::uint64_t n = 0;
-      bool every = spec.size() > 2 && spec.substr(0, 2) == "1/";
-      if (every) spec.remove_prefix(2);
-      bool number = !spec.empty() && spec.size() <= 18;
-      for (char c : spec) {
-        if (c < '0' || c > '9') number = false;
-        n = n * 10 + static_cast<std::uint64_t>(c - '0');
-      }
-      if (index < 0 || !number || (every && n == 0)) {
-        problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
-                           " (expected POINT=N or POINT=1/K with POINT one of "
-                           "result_write_enospc, result_write_eio, claim_rename_lies, "
-                           "dashboard_throws, claim_record_enospc, pid_record_enospc)");
-        continue;
-      }
-      if (every)
-        rules[index].every_k = n;
-      else
-        rules[index].first_n = n;
-      any = any || n > 0;
-    }
-  }
-
-  bool hit(fault_point p) {
-    if (!any) return false;
-    fault_rule& r = rules[static_cast<int>(p)];
-    if (r.first_n == 0 && r.every_k == 0) return false;
-    std::uint64_t n = ++r.hits;
-    return n <= r.first_n || (r.every_k != 0 && n % r.every_k == 0);
-  }
-};
-
-inline fault_table& faults() {
-  static fault_table* table = [] {
-    auto* t = new fault_table;  // never destroyed: checks may run during exit
-    if (const char* v = std::getenv("LEASEQ_FAULT"); v && *v) t->parse(v);
-    return t;
-  }();
-  return *table;
-}
-
-}  // namespace detail
-
-// True when the injected fault fires at this hit of point p.
-inline bool fault_hit(fault_point p) {
-  return detail::faults().hit(p);
-}
-
-// Whether any fault is configured, and what in LEASEQ_FAULT was not understood.
-inline bool faults_enabled() {
-  return detail::faults().any;
-}
-inline const std::vector<std::string>& fault_config_problems() {
-  return detail::faults().problems;
-}
-
-}  // namespace leaseq
-// end leaseq/fault.hpp
 // begin leaseq/fs.hpp
 
 // The filesystem as the snapshot store sees it. The store is a template over this interface so
@@ -3851,7 +4885,9 @@ inline constexpr const char* version =
 // reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
 // version 1 are read and upgraded in place (ids/floor). 3: tasks may carry after, time_limit,
 // retries, retry_delay and array_id/array_index; lease.json may carry slots. 4: tasks may
-// carry labels and priority (with markers in priority/<lane>/).
+// carry labels and priority (with markers in priority/<lane>/); a lease may have archive/
+// (`leaseq clean`, archive.hpp), whose tasks readers count; heartbeats carry the runner's
+// identity (pid_start, boot_id).
 inline constexpr int protocol_version = 4;
 
 }  // namespace leaseq
@@ -8752,553 +9788,6 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 
 #include <fmt/format.h>
 
-// begin leaseq/detail/task_sax.hpp
-
-// A fast path for reading task and result files: the common, well-formed file is parsed
-// straight into task_spec / task_result by a small strict reader for flat JSON objects, without
-// building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
-// deeper nesting, a type other than the usual one, a \u escape, invalid UTF-8, a bad name,
-// an out-of-range number) makes it give up, and the caller takes the general path
-// (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
-// the precise error. Non-ASCII text is taken when it is valid UTF-8 (a command with "café" is
-// common), and the exact-bytes fields (argv_b64, cwd_b64, env_b64) are decoded by the same
-// rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
-// two agree.
-// Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
-// instead of an empty object (to_json treats both the same); an array's task (`array_id`,
-// `array_index`, protocol version 3) gets them in `extra`, where from_json keeps them too.
-
-#include <charconv>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-#include <nlohmann/json.hpp>
-
-
-namespace leaseq::detail {
-
-class task_sax {
- public:
-  using json_t = nlohmann::json;
-  using number_integer_t = json_t::number_integer_t;
-  using number_unsigned_t = json_t::number_unsigned_t;
-  using number_float_t = json_t::number_float_t;
-  using string_t = json_t::string_t;
-  using binary_t = json_t::binary_t;
-
-  // A task file into t. False: take the general path.
-  static bool parse_task(std::string_view text, task_spec& t) { return run(text, t, nullptr); }
-  // A result file into r. False: take the general path.
-  static bool parse_result(std::string_view text, task_result& r) { return run(text, r.task, &r); }
-
- private:
-  static bool run(std::string_view text, task_spec& t, task_result* r) {
-    task_sax h(t, r);
-    reader rd{text.data(), text.data() + text.size(), h, {}};
-    return rd.document() && h.finish();
-  }
-
-  // Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
-  struct reader {
-    const char* p;
-    const char* end;
-    task_sax& h;
-    std::string buf;
-
-    void ws() {
-      while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
-    }
-    bool document() {
-      ws();
-      if (!value(0)) return false;
-      ws();
-      return p == end;
-    }
-    bool lit(std::string_view w) {
-      if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
-        return false;
-      p += w.size();
-      return true;
-    }
-    bool value(int depth) {
-      if (p == end) return false;
-      switch (*p) {
-        case '"':
-          return string() && h.string(buf);
-        case 'n':
-          return lit("null") && h.null();
-        case '{':
-          return depth < 2 && object(depth);
-        case '[':
-          return depth < 2 && array(depth);
-        default:
-          return number();
-      }
-    }
-    bool object(int depth) {
-      ++p;
-      if (!h.start_object(0)) return false;
-      ws();
-      if (p < end && *p == '}') return ++p, h.end_object();
-      for (;;) {
-        ws();
-        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
-        ws();
-        if (p == end || *p++ != ':') return false;
-        ws();
-        if (!value(depth + 1)) return false;
-        ws();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          continue;
-        }
-        if (*p++ != '}') return false;
-        return h.end_object();
-      }
-    }
-    bool array(int depth) {
-      ++p;
-      if (!h.start_array(0)) return false;
-      ws();
-      if (p < end && *p == ']') return ++p, h.end_array();
-      for (;;) {
-        ws();
-        if (!value(depth + 1)) return false;
-        ws();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          continue;
-        }
-        if (*p++ != ']') return false;
-        return h.end_array();
-      }
-    }
-    bool string() {
-      ++p;
-      buf.clear();
-      for (;;) {
-        const char* run = p;
-        while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
-               static_cast<unsigned char>(*p) < 0x80)
-          ++p;
-        buf.append(run, static_cast<std::size_t>(p - run));
-        if (p == end) return false;
-        if (static_cast<unsigned char>(*p) >= 0x80) {
-          // nlohmann refuses invalid UTF-8 too, but only the general path words why.
-          std::size_t n =
-              utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
-          if (n == 0) return false;
-          buf.append(p, n);
-          p += n;
-          continue;
-        }
-        char c = *p++;
-        if (c == '"') return true;
-        if (c != '\\' || p == end) return false;  // a control byte: general path
-        switch (*p++) {
-          case '"':
-            buf += '"';
-            break;
-          case '\\':
-            buf += '\\';
-            break;
-          case '/':
-            buf += '/';
-            break;
-          case 'b':
-            buf += '\b';
-            break;
-          case 'f':
-            buf += '\f';
-            break;
-          case 'n':
-            buf += '\n';
-            break;
-          case 'r':
-            buf += '\r';
-            break;
-          case 't':
-            buf += '\t';
-            break;
-          default:
-            return false;  // \u and invalid escapes: general path
-        }
-      }
-    }
-    static bool digit(char c) { return c >= '0' && c <= '9'; }
-    bool number() {
-      const char* start = p;
-      if (p < end && *p == '-') ++p;
-      if (p == end || !digit(*p)) return false;
-      if (*p == '0')
-        ++p;
-      else
-        while (p < end && digit(*p)) ++p;
-      bool integral = true;
-      if (p < end && *p == '.') {
-        integral = false;
-        ++p;
-        if (p == end || !digit(*p)) return false;
-        while (p < end && digit(*p)) ++p;
-      }
-      if (p < end && (*p == 'e' || *p == 'E')) {
-        integral = false;
-        ++p;
-        if (p < end && (*p == '+' || *p == '-')) ++p;
-        if (p == end || !digit(*p)) return false;
-        while (p < end && digit(*p)) ++p;
-      }
-      if (integral) {
-        std::int64_t v = 0;
-        auto r = std::from_chars(start, p, v);
-        if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
-        return h.number_integer(v);
-      }
-      double d = 0;
-      auto r = std::from_chars(start, p, d);
-      if (r.ec != std::errc() || r.ptr != p) return false;
-      static const string_t none;
-      return h.number_float(d, none);
-    }
-  };
-
- public:
-  bool null() {
-    if (depth_ != 1) return false;
-    switch (field_) {
-      case f::seq:
-      case f::lease:
-      case f::node:
-      case f::argv:
-      case f::cmd:
-      case f::cwd:
-      case f::env:
-      case f::gpus:
-      case f::key:
-      case f::created:
-      case f::retry_of:
-      case f::claimed:
-      case f::pid:
-      case f::exit_code:
-      case f::signal:
-      case f::reason:
-      case f::started:
-      case f::finished:
-      case f::stdout_:
-      case f::stderr_:
-      case f::attempt:
-      case f::argv_b64:
-      case f::cwd_b64:
-      case f::env_b64:
-        return true;  // the defaults already say "absent"
-      default:
-        return false;
-    }
-  }
-  bool boolean(bool) { return false; }
-  bool number_integer(number_integer_t v) { return integer(static_cast<std::int64_t>(v)); }
-  bool number_unsigned(number_unsigned_t v) {
-    if (v > static_cast<number_unsigned_t>(INT64_MAX)) return false;
-    return integer(static_cast<std::int64_t>(v));
-  }
-  bool number_float(number_float_t v, const string_t&) {
-    if (depth_ != 1) return false;
-    return real(static_cast<double>(v));
-  }
-  // Strings are copied out of the reader's buffer, not moved: the copy is allocated to its
-  // exact size (a moved buffer keeps the capacity the longest earlier string gave it), which
-  // is what a 100 000-task snapshot holds on to; the buffer is reused for the next string.
-  bool string(string_t& s) {
-    if (depth_ == 2) {
-      if (field_ == f::argv) {
-        t_.argv.push_back(std::string(s));
-        return true;
-      }
-      if (field_ == f::env) {
-        t_.env.insert_or_assign(std::string(env_key_), std::string(s));
-        return true;
-      }
-      if (field_ == f::argv_b64) {
-        exact_.argv_b64->push_back(std::string(s));
-        return true;
-      }
-      if (field_ == f::labels) {
-        if (!is_valid_label(s) || t_.labels.size() >= max_task_labels) return false;
-        t_.labels.push_back(std::string(s));
-        return true;
-      }
-      if (field_ == f::env_b64) {
-        exact_.env_b64->emplace_back(env_key_, std::string(s));
-        return true;
-      }
-      return false;
-    }
-    if (depth_ != 1) return false;
-    switch (field_) {
-      case f::id:
-        t_.id = std::string(s);
-        has_id_ = true;
-        return true;
-      case f::lease:
-        t_.lease = std::string(s);
-        return true;
-      case f::node:
-        t_.node = std::string(s);
-        return true;
-      case f::cmd:
-        t_.cmd = std::string(s);
-        return true;
-      case f::cwd:
-        t_.cwd = std::string(s);
-        return true;
-      case f::cwd_b64:
-        exact_.cwd_b64 = std::string(s);
-        return true;
-      case f::key:
-        t_.key = std::string(s);
-        return true;
-      case f::retry_of:
-        t_.retry_of = std::string(s);
-        return true;
-      case f::array_id:
-        array_id_ = std::string(s);
-        return true;
-      case f::state:
-        state_ = std::string(s);
-        return r_ != nullptr;
-      case f::reason:
-        return r_ && (r_->reason = std::string(s), true);
-      case f::stdout_:
-        return r_ && (r_->stdout_path = std::string(s), true);
-      case f::stderr_:
-        return r_ && (r_->stderr_path = std::string(s), true);
-      case f::attempt:
-        return r_ && (r_->attempt = std::string(s), true);
-      default:
-        return false;
-    }
-  }
-  bool binary(binary_t&) { return false; }
-  bool start_object(std::size_t) {
-    if (depth_ == 0) {
-      depth_ = 1;
-      return true;
-    }
-    if (depth_ == 1 && field_ == f::env) {
-      t_.env.clear();
-      depth_ = 2;
-      return true;
-    }
-    if (depth_ == 1 && field_ == f::env_b64) {
-      exact_.env_b64.emplace();
-      depth_ = 2;
-      return true;
-    }
-    return false;
-  }
-  bool key(string_t& k) {
-    if (depth_ == 2) {
-      env_key_ = k;
-      return true;
-    }
-    field_ = lookup(k);
-    auto bit = std::uint32_t{1} << static_cast<int>(field_);
-    if (field_ == f::unknown || (seen_ & bit)) return false;  // duplicates: general path
-    seen_ |= bit;
-    return true;
-  }
-  bool end_object() {
-    --depth_;
-    return true;
-  }
-  bool start_array(std::size_t) {
-    if (depth_ != 1) return false;
-    if (field_ == f::argv)
-      t_.argv.clear();
-    else if (field_ == f::argv_b64)
-      exact_.argv_b64.emplace();
-    else if (field_ == f::labels)
-      t_.labels.clear();
-    else
-      return false;
-    depth_ = 2;
-    return true;
-  }
-  bool end_array() {
-    --depth_;
-    return true;
-  }
-  template <class Exception>
-  bool parse_error(std::size_t, const std::string&, const Exception&) {
-    return false;
-  }
-
- private:
-  enum class f {
-    unknown,
-    id,
-    seq,
-    lease,
-    node,
-    argv,
-    argv_b64,
-    cmd,
-    cwd,
-    cwd_b64,
-    env,
-    env_b64,
-    gpus,
-    key,
-    created,
-    retry_of,
-    claimed,
-    pid,
-    state,
-    exit_code,
-    signal,
-    reason,
-    started,
-    finished,
-    stdout_,
-    stderr_,
-    attempt,
-    array_id,
-    array_index,
-    labels,
-    priority
-  };
-  static_assert(static_cast<int>(f::priority) < 32, "seen_ has one bit per field");
-
-  task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
-
-  static f lookup(std::string_view k) {
-    static constexpr std::pair<std::string_view, f> table[] = {{"id", f::id},
-                                                               {"seq", f::seq},
-                                                               {"lease", f::lease},
-                                                               {"node", f::node},
-                                                               {"argv", f::argv},
-                                                               {"cmd", f::cmd},
-                                                               {"cwd", f::cwd},
-                                                               {"env", f::env},
-                                                               {"gpus", f::gpus},
-                                                               {"key", f::key},
-                                                               {"created", f::created},
-                                                               {"retry_of", f::retry_of},
-                                                               {"claimed", f::claimed},
-                                                               {"pid", f::pid},
-                                                               {"state", f::state},
-                                                               {"exit_code", f::exit_code},
-                                                               {"signal", f::signal},
-                                                               {"reason", f::reason},
-                                                               {"started", f::started},
-                                                               {"finished", f::finished},
-                                                               {"stdout", f::stdout_},
-                                                               {"stderr", f::stderr_},
-                                                               {"attempt", f::attempt},
-                                                               {"argv_b64", f::argv_b64},
-                                                               {"cwd_b64", f::cwd_b64},
-                                                               {"env_b64", f::env_b64},
-                                                               {"array_id", f::array_id},
-                                                               {"array_index", f::array_index},
-                                                               {"labels", f::labels},
-                                                               {"priority", f::priority}};
-    for (const auto& [name, id] : table)
-      if (name == k) return id;
-    return f::unknown;
-  }
-
-  bool integer(std::int64_t v) {
-    if (depth_ != 1) return false;
-    switch (field_) {
-      case f::seq:
-        seq_ = v;
-        return true;
-      case f::gpus:
-        if (v < 0 || v > 4096) return false;
-        t_.gpus = static_cast<int>(v);
-        return true;
-      case f::pid:
-        if (v < 2 || v > max_pid) return false;  // from_json words the refusal
-        t_.pid = v;
-        return true;
-      case f::array_index:  // an array's task (protocol version 3): kept in extra
-        array_index_ = v;
-        return true;
-      case f::priority:
-        if (v < -max_task_priority || v > max_task_priority) return false;
-        t_.priority = static_cast<int>(v);
-        return true;
-      case f::exit_code:
-      case f::signal: {
-        if (!r_ || v < INT32_MIN || v > INT32_MAX) return false;
-        (field_ == f::exit_code ? r_->exit_code : r_->signal) = static_cast<int>(v);
-        return true;
-      }
-      default:
-        return real(static_cast<double>(v));
-    }
-  }
-  bool real(double v) {
-    switch (field_) {
-      case f::created:
-        t_.created = v;
-        return true;
-      case f::claimed:
-        t_.claimed = v;
-        if (r_) r_->claimed = v;
-        return true;
-      case f::started:
-        return r_ && (r_->started = v, true);
-      case f::finished:
-        return r_ && (r_->finished = v, true);
-      default:
-        return false;  // integer fields given as floats: the general path decides
-    }
-  }
-
-  // The checks from_json makes; anything it would refuse goes to the general path.
-  bool finish() {
-    if (!has_id_ || !is_valid_task_id(t_.id) || t_.argv.empty()) return false;
-    t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
-    if (t_.node && *t_.node == any_lane) t_.node.reset();
-    if (t_.node && !is_valid_node(*t_.node)) return false;
-    if (exact_.argv_b64 || exact_.cwd_b64 || exact_.env_b64) {
-      try {
-        apply_exact_bytes(t_, exact_);
-      } catch (const format_error&) {
-        return false;
-      }
-    }
-    t_.extra = nlohmann::json();
-    if (array_id_) t_.extra["array_id"] = *array_id_;
-    if (array_index_) t_.extra["array_index"] = *array_index_;
-    if (!r_) return true;
-    auto s = parse_task_state(state_);
-    if (!s || !is_done(*s)) return false;
-    r_->state = *s;
-    return true;
-  }
-
-  task_result* r_;  // null for a task file
-  task_spec& t_;
-  std::uint32_t seen_ = 0;
-  int depth_ = 0;
-  f field_ = f::unknown;
-  std::string env_key_;
-  std::string state_;
-  std::optional<std::string> array_id_;
-  std::optional<std::int64_t> array_index_;
-  bool has_id_ = false;
-  std::optional<std::int64_t> seq_;
-  exact_bytes_fields exact_;
-};
-
-}  // namespace leaseq::detail
-// end leaseq/detail/task_sax.hpp
 
 namespace leaseq {
 
@@ -9822,6 +10311,7 @@ class snapshot_store {
     scan_node_root("logs", paths_.logs_root(), now, changed);
     scan_node_root("control", paths_.control_root(), now, changed);
     scan_allocations(now, changed);
+    scan_archive(changed);
     for (auto it = dirs_.begin(); it != dirs_.end();) {
       if (it->second.visited != scans_) {
         it = dirs_.erase(it);
@@ -9867,6 +10357,7 @@ class snapshot_store {
     // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
     for (const auto& [id, ev] : evidence) {
       auto seq = *task_seq(id);
+      if (archived(seq)) continue;
       auto it = std::lower_bound(table->begin(), table->end(), seq,
                                  [](const task_view& v, std::int64_t s) { return v.seq < s; });
       if (it != table->end() && it->seq == seq) continue;
@@ -9951,6 +10442,7 @@ class snapshot_store {
   void carry_unseen(const task_view& before, double now,
                     const std::unordered_map<std::string, std::pair<std::string, double>>& ev,
                     std::vector<task_view>& out) {
+    if (archived(before.seq)) return;  // moved to archive/: counted there
     task_view v = before;
     bool was_running = before.state == task_state::running ||
                        before.state == task_state::lost_maybe || before.state == task_state::lost ||
@@ -10064,7 +10556,7 @@ class snapshot_store {
     std::size_t ti = 0;
     auto missing = [&](std::int64_t seq) {
       while (ti < table.size() && table[ti].seq < seq) ++ti;
-      return ti == table.size() || table[ti].seq != seq;
+      return (ti == table.size() || table[ti].seq != seq) && !archived(seq);
     };
     auto add = [&](std::int64_t seq, const char* why) {
       task_view v;
@@ -10093,7 +10585,7 @@ class snapshot_store {
       upper = std::min(upper, listed + 4096);
       for (std::int64_t seq = std::max(listed, legacy_end - 1) + 1; seq <= upper; ++seq) {
         while (ti < table.size() && table[ti].seq < seq) ++ti;
-        if (ti < table.size() && table[ti].seq == seq) continue;
+        if ((ti < table.size() && table[ti].seq == seq) || archived(seq)) continue;
         file_info f = fs_.stat(paths_.ids_dir() / std::to_string(seq));
         if (f.err == 0 && ticket_vouches(seq, now))
           add(seq, "not visible yet (shared filesystem lag): ids/ holds it");
@@ -10163,6 +10655,83 @@ class snapshot_store {
       if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
       if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
     }
+    s.archive = archive_;
+    s.archived = 0;
+    s.archived_counts = {};
+    if (!archive_) return;
+    s.archived_counts = archive_->counts;
+    // A task archived and still live (a clean killed before its unlinks) counts as the live one.
+    for (const auto& t : s.tasks())
+      if (const archive_range* r = archive_->find(t.seq);
+          r && s.archived_counts[state_index(r->state)] > 0)
+        --s.archived_counts[state_index(r->state)];
+    for (std::size_t i = 0; i < task_state_count; ++i) {
+      s.counts[i] += s.archived_counts[i];
+      s.archived += s.archived_counts[i];
+    }
+  }
+
+  // ---- archive/ (protocol 4): one header read per archive file, when it first shows up ----
+
+  bool archived(std::int64_t seq) const { return archive_ && archive_->contains(seq); }
+
+  void scan_archive(bool& changed) {
+    bool c = false;
+    double now = clock_.now();
+    cached_dir* d = list_cached("archive", paths_.archive_dir(), now, c, true);
+    if (!d) {
+      if (archive_) changed = true;
+      archive_.reset();
+      archive_files_.clear();
+      return;
+    }
+    // A published archive file never changes: an unchanged listing means nothing new, unless a
+    // header did not read last time (it is read again, like any file that did not parse).
+    if (!c && archive_ && !archive_retry_) {
+      dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
+      return;
+    }
+    archive_errors_.clear();
+    archive_retry_ = false;
+    std::unordered_map<std::string, archive_file_summary> next;
+    std::vector<archive_file_summary> files;
+    for (const std::string& n : d->subdirs) {
+      if (!is_archive_file_name(n)) {
+        add_error(archive_errors_, paths_.archive_dir(), 0,
+                  fmt::format("ignoring {} in {}: not an archive file name",
+                              detail::quote_for_message(n), paths_.archive_dir().string()));
+        continue;
+      }
+      auto it = archive_files_.find(n);
+      if (it == archive_files_.end()) {
+        fs::path p = paths_.archive_dir() / n;
+        read_outcome r = detail::read_first_line(p, opts_.max_file_bytes);
+        std::string why = r.reason;
+        std::optional<archive_file_summary> f;
+        if (r.ok) f = parse_archive_header(r.content, why);
+        if (!f) {
+          if (r.err != ENOENT)
+            add_error(archive_errors_, p, r.err,
+                      fmt::format("ignoring archive file {}: {}", p.string(), why));
+          archive_retry_ = true;  // look again next scan
+          continue;
+        }
+        f->name = n;
+        it = archive_files_.emplace(n, std::move(*f)).first;
+      }
+      files.push_back(it->second);
+      next.emplace(n, std::move(it->second));
+    }
+    archive_files_ = std::move(next);
+    bool same = archive_ && archive_->files.size() == files.size();
+    auto merged = merge_archive_files(std::move(files));
+    for (std::size_t i = 0; same && i < merged.files.size(); ++i)
+      same = merged.files[i].name == archive_->files[i].name;
+    if (!same) {
+      archive_ = std::make_shared<const archive_index>(std::move(merged));
+      changed = true;
+    }
+    dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
   }
 
   lease_paths paths_;
@@ -10195,6 +10764,10 @@ class snapshot_store {
   std::vector<std::int64_t> reserved_;  // sorted
   std::unordered_map<std::int64_t, ticket_verdict> tickets_;
   std::vector<scan_error> dir_errors_, hb_errors_;
+  std::shared_ptr<const archive_index> archive_;
+  std::unordered_map<std::string, archive_file_summary> archive_files_;  // by name: never change
+  std::vector<scan_error> archive_errors_;
+  bool archive_retry_ = false;  // a header did not read: read it again next scan
 };
 
 // For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,
@@ -10473,7 +11046,8 @@ inline std::optional<std::string> bound_key(const lease_paths& lease, const std:
   for (int attempt = 0;; ++attempt) {
     auto k = read_key_record(lease, key);
     if (!k) return std::nullopt;
-    if (task_file_exists(lease, k->id)) return k->id;
+    // An archived task (`leaseq clean`) still exists: its key stays bound.
+    if (task_file_exists(lease, k->id) || task_archived(lease, k->id)) return k->id;
     // Its task is not visible here. Lag (another client published it, this client's cache
     // has not caught up) or a submit that died before publishing? The id's reservation
     // tells: its ticket turns 'P' once the submit has published everything.
