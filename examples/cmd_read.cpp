@@ -262,29 +262,6 @@ struct tasks_args {
   std::int64_t limit = 0;
 };
 
-// `tasks --archived`: the archived tasks as a snapshot of their own (records read in full only
-// here); a task also still live, or in two archive files, is listed once.
-std::shared_ptr<const snapshot> archived_snapshot(const lease_context& ctx, const snapshot& live) {
-  auto out = std::make_shared<snapshot>(live);
-  auto table = std::make_shared<std::vector<task_view>>();
-  if (live.archive) {
-    std::unordered_set<std::int64_t> seen;
-    for (const auto& f : live.archive->files) {
-      std::size_t bad = read_archive_records(ctx.paths.archive_dir() / f.name, [&](task_view&& v) {
-        if (live.find_task(v.id) || !seen.insert(v.seq).second) return;
-        table->push_back(std::move(v));
-      });
-      if (bad > 0)
-        std::fprintf(stderr, "leaseq: warning: %zu unreadable record(s) in %s\n", bad,
-                     (ctx.paths.archive_dir() / f.name).c_str());
-    }
-  }
-  std::sort(table->begin(), table->end(),
-            [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
-  out->task_table = std::move(table);
-  return out;
-}
-
 // One task as `tasks --json` prints it; `tasks --format` takes its fields from the same object.
 // `waiting`: why a PENDING task cannot run now (the reader works it out, never stored).
 json task_json(const task_view& t, const std::optional<std::string>& waiting) {
@@ -411,7 +388,11 @@ void cmd_tasks(const tasks_args& a) {
   f.has_stderr_output = a.has_stderr;
   auto s = scan_once(ctx);
   print_scan_problems(*s);
-  if (a.archived) s = archived_snapshot(ctx, *s);
+  if (a.archived)
+    s = archived_snapshot(ctx.paths, *s, [](const fs::path& file, std::size_t n) {
+      std::fprintf(stderr, "leaseq: warning: %zu unreadable record(s) in %s\n", n,
+                   sanitize_inline(file.string()).c_str());
+    });
   posix_fs pfs;
   auto probe = stderr_probe(pfs, ctx.paths);
   std::size_t cap = static_cast<std::size_t>(a.limit > 0 ? a.limit : ctx.cfg.ui.max_tasks_display);

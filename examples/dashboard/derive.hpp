@@ -236,8 +236,18 @@ inline std::string log_path(const model& m, const leaseq::task_view& t, leaseq::
       .string();
 }
 
+// The snapshot the task list shows: the live one, or the archived tasks (`a`).
+inline const leaseq::snapshot* listed_snapshot(const model& m) {
+  if (m.show_archived) return m.archived.get();
+  return m.snap.get();
+}
+
+// A task by id: in the list shown first, then live (a followed log), then archived.
 inline const leaseq::task_view* find_task(const model& m, const std::string& id) {
-  return m.snap ? m.snap->find_task(id) : nullptr;
+  for (const leaseq::snapshot* s : {listed_snapshot(m), m.snap.get(), m.archived.get()})
+    if (s)
+      if (const auto* t = s->find_task(id)) return t;
+  return nullptr;
 }
 
 inline const leaseq::task_view* selected_task(const model& m) {
@@ -379,12 +389,13 @@ enum class keep_selection { task, row };
 inline void recompute(model& m, keep_selection keep = keep_selection::task) {
   m.visible.clear();
   m.visible_total = 0;
-  if (!m.snap) return;
+  const leaseq::snapshot* src = listed_snapshot(m);
+  if (!src) return;
   auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
-  auto sel = dashboard_tasks(*m.snap, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
+  auto sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
   if (sel.tasks.empty() && m.task_page > 0) {  // the list shrank under the page shown
     m.task_page = sel.total == 0 ? 0 : (sel.total - 1) / cap;
-    sel = dashboard_tasks(*m.snap, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
+    sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
   }
   m.visible = std::move(sel.tasks);
   m.visible_total = sel.total;

@@ -75,6 +75,8 @@ struct req_page {
 struct req_stderr_probe {
   bool on = false;
 };
+// The tasks `leaseq clean` archived, read in full (on the scan thread) for the archived list.
+struct req_archived {};
 struct req_cancel {
   std::string task;
 };
@@ -98,7 +100,7 @@ struct req_create {
 
 using request = std::variant<req_open_lease, req_refresh, req_set_paused, req_follow, req_page,
                              req_stderr_probe, req_cancel, req_retry, req_lane, req_set_default,
-                             req_release, req_create>;
+                             req_release, req_create, req_archived>;
 
 // ---- messages: what comes back ---------------------------------------------------------
 
@@ -149,8 +151,12 @@ struct msg_created {
   std::string text;  // the job id, or the error
 };
 
+struct msg_archived {
+  std::shared_ptr<const leaseq::snapshot> snap;  // the archived tasks (archived_snapshot)
+};
+
 using message = std::variant<msg_tick, msg_snapshot, msg_leases, msg_log, msg_page, msg_stderr,
-                             msg_action, msg_test_only, msg_created>;
+                             msg_action, msg_test_only, msg_created, msg_archived>;
 
 // ---- the model --------------------------------------------------------------------------
 
@@ -207,6 +213,10 @@ struct model {
   bool slurm_answered = false;  // a listing that asked Slurm arrived
   std::string lease_id;         // the lease the dashboard shows
   std::shared_ptr<const leaseq::snapshot> snap;
+  // `a`: the task list shows the archived tasks (leaseq clean) instead of the live ones; they
+  // are read when asked for, and again when the live snapshot counts a different number.
+  bool show_archived = false;
+  std::shared_ptr<const leaseq::snapshot> archived;
   std::set<std::string> stderr_ids;
 
   // Lease list (screen 1, and the leases pane).

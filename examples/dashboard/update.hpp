@@ -61,6 +61,7 @@ inline const std::vector<std::pair<std::string, std::string>>& key_help() {
       {"e", "filter tasks with stderr output or a bad exit"},
       {"0", "clear all filters"},
       {"S", "sort: state priority, then start desc <-> seq within lane"},
+      {"a", "list the archived tasks (leaseq clean) <-> the live ones"},
       {"[ / ]", "previous / next page of tasks (ui.max_tasks_display rows each)"},
       {"v / Space", "mark task for a merged follow (F/E/A follow all marked)"},
       {"log viewer", ""},
@@ -781,6 +782,19 @@ inline void task_keys(model& m, const tui::key& k) {
     post(m, req_stderr_probe{m.filter.has_stderr_output});
     m.task_table.selected = 0;
     recompute(m);
+  } else if (k.is('a')) {
+    m.show_archived = !m.show_archived;
+    m.task_table.selected = 0;
+    m.task_page = 0;
+    m.selected_task.clear();
+    if (m.show_archived) {
+      m.archived.reset();  // read afresh: a clean may have run since
+      post(m, req_archived{});
+      notify(m, "archived tasks (leaseq clean): reading...  a: back to the live ones");
+    } else {
+      notify(m, "live tasks");
+    }
+    recompute(m);
   } else if (k.is('S')) {
     m.sort = m.sort == leaseq::task_sort::state_priority ? leaseq::task_sort::seq_in_lane
                                                          : leaseq::task_sort::state_priority;
@@ -1023,6 +1037,9 @@ struct message_visitor {
   void operator()(const msg_snapshot& s) {
     if (!s.snap || s.snap->lease_id != m.lease_id) return;
     m.snap = s.snap;
+    // The archived list is read again when a clean changed what is archived.
+    if (m.show_archived && m.archived && m.archived->archived != m.snap->archived)
+      post(m, req_archived{});
     recompute(m, keep_selection::row);
     for (auto it = m.marked.begin(); it != m.marked.end();)
       it = m.snap->find_task(*it) ? std::next(it) : m.marked.erase(it);
@@ -1085,6 +1102,11 @@ struct message_visitor {
                     : fmt::format("no match for \"{}\" from line 1 to line {}", f.text, f.from + 1),
           true);
     }
+  }
+  void operator()(const msg_archived& a) {
+    if (!a.snap || a.snap->lease_id != m.lease_id) return;
+    m.archived = a.snap;
+    if (m.show_archived) recompute(m, keep_selection::row);
   }
   void operator()(const msg_stderr& s) {
     m.stderr_ids = s.ids;

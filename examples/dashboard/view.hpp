@@ -258,13 +258,18 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
   bool ending = lease_ending_soon(m);
   std::string title = m.snap ? fmt::format("tasks {}/{}", m.visible.size(), m.snap->tasks().size())
                              : std::string("tasks");
+  if (m.show_archived)
+    title = m.archived ? fmt::format("ARCHIVED tasks {}/{} (a: live)", m.visible.size(),
+                                     m.archived->tasks().size())
+                       : std::string("ARCHIVED tasks: reading... (a: live)");
   if (m.visible_total > m.visible.size()) {
     auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
     std::size_t first = m.task_page * cap + 1;
     title += fmt::format(" (rows {}-{} of {} matches, [/]: page)", first,
                          first + m.visible.size() - 1, m.visible_total);
   }
-  if (m.snap && m.snap->archived > 0) title += fmt::format(" +{} archived", m.snap->archived);
+  if (m.snap && m.snap->archived > 0 && !m.show_archived)
+    title += fmt::format(" +{} archived (a: list)", m.snap->archived);
   title += m.sort == leaseq::task_sort::state_priority ? "  sort:state" : "  sort:lane";
   if (!m.marked.empty()) title += fmt::format("  marked:{}", m.marked.size());
   if (std::size_t problems = problem_lines(m).size(); problems > 0)

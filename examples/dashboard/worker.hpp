@@ -176,6 +176,17 @@ class worker {
       if (on && store_) emit_stderr(*store_->latest());
     });
   }
+  void dispatch(req_archived) {
+    scan_.post([this] {
+      if (!store_) return;
+      try {
+        emit(msg_archived{
+            leaseq::archived_snapshot(leaseq::lease_paths(home(), lease_id_), *store_->latest())});
+      } catch (const std::exception& e) {
+        say(false, std::string("archived tasks: ") + e.what());
+      }
+    });
+  }
   void dispatch(req_follow r) {
     scan_.post([this, t = std::move(r.target)] { set_follow(t); });
   }

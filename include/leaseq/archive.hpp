@@ -22,9 +22,10 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -319,6 +320,32 @@ std::size_t read_archive_records(const fs::path& path, Fn&& fn) {
   }
   if (!pending.empty()) line(pending);
   return bad;
+}
+
+// The archived tasks of a lease as a snapshot of their own (`tasks --archived`, the dashboard's
+// archived list): every record of every archive file `live` knows, read in full only here; a
+// task also still live, or in two archive files, is listed once, by seq. `bad` counts the
+// records that did not read, per file.
+inline std::shared_ptr<const snapshot> archived_snapshot(
+    const lease_paths& lease, const snapshot& live,
+    const std::function<void(const fs::path&, std::size_t)>& bad = {}) {
+  auto out = std::make_shared<snapshot>(live);
+  auto table = std::make_shared<std::vector<task_view>>();
+  if (live.archive) {
+    std::unordered_set<std::int64_t> seen;
+    for (const auto& f : live.archive->files) {
+      fs::path path = lease.archive_dir() / f.name;
+      std::size_t n = read_archive_records(path, [&](task_view&& v) {
+        if (live.find_task(v.id) || !seen.insert(v.seq).second) return;
+        table->push_back(std::move(v));
+      });
+      if (n > 0 && bad) bad(path, n);
+    }
+  }
+  std::sort(table->begin(), table->end(),
+            [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
+  out->task_table = std::move(table);
+  return out;
 }
 
 // Whether any archive file of the lease holds task `id` (its header says so). For writers

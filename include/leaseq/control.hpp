@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -168,8 +169,16 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
   fs::path dir = lease.control(node);
   std::optional<double> pause_ts, resume_ts;
   std::vector<std::string> names = detail::list_dir(dir.string(), true).names;
+  std::set<std::string> is_foreign;
   for (std::string& name : names) {
     if (name != "pause.json" && name != "resume.json") continue;
+    // Another user's request is never taken: it stays under its own name, reported below.
+    struct stat st;
+    if (::lstat((dir / name).c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != ::geteuid()) {
+      is_foreign.insert(name);
+      continue;
+    }
     std::string taken = ".taken." + detail::random_uuid() + "." + name;
     if (::rename((dir / name).c_str(), (dir / taken).c_str()) == 0) name = taken;
   }
@@ -179,13 +188,14 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
                      name.compare(name.size() - 5, 5, ".json") == 0;
     bool is_pause = detail::is_taken_control(name, ".pause.json");
     bool is_resume = detail::is_taken_control(name, ".resume.json");
-    if (!is_cancel && !is_pause && !is_resume) continue;
+    bool foreign = is_foreign.count(name) > 0;
+    if (!is_cancel && !is_pause && !is_resume && !foreign) continue;
     // Only the caller's own commands are obeyed: a file another user put there (a control
     // directory others may write) is reported and left alone, never read. Checked before and
     // after the read, on the same inode, so a swap in between is not obeyed either.
     struct stat before, after;
     if (::lstat(p.c_str(), &before) != 0) continue;
-    if (!S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
+    if (foreign || !S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
       b.bad.emplace_back(p, fmt::format("not a file of yours (owner uid {}): ignored",
                                         static_cast<unsigned long>(before.st_uid)));
       continue;

@@ -29,9 +29,10 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -3031,6 +3032,32 @@ std::size_t read_archive_records(const fs::path& path, Fn&& fn) {
   return bad;
 }
 
+// The archived tasks of a lease as a snapshot of their own (`tasks --archived`, the dashboard's
+// archived list): every record of every archive file `live` knows, read in full only here; a
+// task also still live, or in two archive files, is listed once, by seq. `bad` counts the
+// records that did not read, per file.
+inline std::shared_ptr<const snapshot> archived_snapshot(
+    const lease_paths& lease, const snapshot& live,
+    const std::function<void(const fs::path&, std::size_t)>& bad = {}) {
+  auto out = std::make_shared<snapshot>(live);
+  auto table = std::make_shared<std::vector<task_view>>();
+  if (live.archive) {
+    std::unordered_set<std::int64_t> seen;
+    for (const auto& f : live.archive->files) {
+      fs::path path = lease.archive_dir() / f.name;
+      std::size_t n = read_archive_records(path, [&](task_view&& v) {
+        if (live.find_task(v.id) || !seen.insert(v.seq).second) return;
+        table->push_back(std::move(v));
+      });
+      if (n > 0 && bad) bad(path, n);
+    }
+  }
+  std::sort(table->begin(), table->end(),
+            [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
+  out->task_table = std::move(table);
+  return out;
+}
+
 // Whether any archive file of the lease holds task `id` (its header says so). For writers
 // that must not take an archived task for a missing one (an idempotency key's task).
 inline bool task_archived(const lease_paths& lease, const std::string& id) {
@@ -3519,6 +3546,7 @@ inline json to_json(const ui_config& ui) {
 #include <cstdio>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -3719,8 +3747,16 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
   fs::path dir = lease.control(node);
   std::optional<double> pause_ts, resume_ts;
   std::vector<std::string> names = detail::list_dir(dir.string(), true).names;
+  std::set<std::string> is_foreign;
   for (std::string& name : names) {
     if (name != "pause.json" && name != "resume.json") continue;
+    // Another user's request is never taken: it stays under its own name, reported below.
+    struct stat st;
+    if (::lstat((dir / name).c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != ::geteuid()) {
+      is_foreign.insert(name);
+      continue;
+    }
     std::string taken = ".taken." + detail::random_uuid() + "." + name;
     if (::rename((dir / name).c_str(), (dir / taken).c_str()) == 0) name = taken;
   }
@@ -3730,13 +3766,14 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
                      name.compare(name.size() - 5, 5, ".json") == 0;
     bool is_pause = detail::is_taken_control(name, ".pause.json");
     bool is_resume = detail::is_taken_control(name, ".resume.json");
-    if (!is_cancel && !is_pause && !is_resume) continue;
+    bool foreign = is_foreign.count(name) > 0;
+    if (!is_cancel && !is_pause && !is_resume && !foreign) continue;
     // Only the caller's own commands are obeyed: a file another user put there (a control
     // directory others may write) is reported and left alone, never read. Checked before and
     // after the read, on the same inode, so a swap in between is not obeyed either.
     struct stat before, after;
     if (::lstat(p.c_str(), &before) != 0) continue;
-    if (!S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
+    if (foreign || !S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
       b.bad.emplace_back(p, fmt::format("not a file of yours (owner uid {}): ignored",
                                         static_cast<unsigned long>(before.st_uid)));
       continue;

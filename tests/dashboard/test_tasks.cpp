@@ -333,3 +333,50 @@ TEST_CASE("a heartbeat read torn while it is replaced is no problem until ui.hb_
   update(m, message{msg_snapshot{old}});
   CHECK(has_hb_problem());
 }
+
+TEST_CASE("a lists the archived tasks instead of the live ones, and back", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  auto snap = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  snap->archived = 1;
+  snap->generation = 2;
+  update(m, message{msg_snapshot{snap}});
+  CHECK(contains(screen_text(m), "+1 archived (a: list)"));
+  auto live = visible_ids(m);
+  m.outbox.clear();
+  press(m, U'a');
+  REQUIRE(m.outbox.size() == 1);
+  CHECK(std::holds_alternative<req_archived>(m.outbox[0]));
+  CHECK(contains(screen_text(m), "ARCHIVED tasks: reading"));
+  CHECK(visible_ids(m).empty());
+
+  // What the worker reads: an archived snapshot of its own.
+  auto archived = std::make_shared<leaseq::snapshot>(*snap);
+  auto table = std::make_shared<std::vector<leaseq::task_view>>();
+  leaseq::task_view old;
+  old.id = "T001";
+  old.seq = 1;
+  old.node = "nodeA";
+  old.state = task_state::finished;
+  auto res = std::make_shared<leaseq::task_result>();
+  res->task.id = "T001";
+  res->task.argv = {"echo", "archived-one"};
+  res->task.labels = {"sweep"};
+  res->state = task_state::finished;
+  res->exit_code = 0;
+  old.spec = std::shared_ptr<const leaseq::task_spec>(res, &res->task);
+  old.result = res;
+  table->push_back(old);
+  archived->task_table = table;
+  update(m, message{msg_archived{archived}});
+  CHECK(visible_ids(m) == std::vector<std::string>{"T001"});
+  std::string s = screen_text(m);
+  INFO(s);
+  CHECK(contains(s, "ARCHIVED tasks 1/1"));
+  CHECK(contains(s, "archived-one"));
+  press(m, tui::key_code::enter);  // details of an archived task
+  CHECK(contains(screen_text(m), "sweep"));
+  press(m, tui::key_code::escape);
+  // Filters apply to the archived list too; a again: the live tasks.
+  press(m, U'a');
+  CHECK(visible_ids(m) == live);
+}

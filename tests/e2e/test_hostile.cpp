@@ -476,6 +476,10 @@ TEST_CASE("malformed, huge and deeply nested JSON is reported as unknown with th
              "{\"id\": \"T022\", \"argv\": [\"x\"], \"state\": \"FINISHED\", \"exit_code\": "
              "99999999999999}");
   write_text(t.paths.heartbeat("nodeC"), std::string(100000, '{'));
+  // Unreadable for longer than ui.hb_stale_s: a problem (a fresh torn heartbeat is only lag).
+  for (const char* node : {"nodeB", "nodeC"})
+    fs::last_write_time(t.paths.heartbeat(node),
+                        fs::last_write_time(t.paths.heartbeat(node)) - std::chrono::hours(1));
 
   long baseline = baseline_rss_kb(t.home, t.tmp.path());
   for (const char* args : {"tasks --json", "status --json", "tasks", "status"}) {
