@@ -335,13 +335,21 @@ void print_ids(const std::vector<submit_outcome>& ids) {
 }
 
 // --after, --time-limit, --retries and --retry-delay into r; a bad one throws, naming it.
-void set_submit_limits(const submit_options& o, submit_request& r) {
-  for (const std::string& list : o.after)  // --after T1,T2 --after T3
+// The items of a repeatable option that also takes comma lists (--after T1,T2 --after T3);
+// an empty item stays, for its check to refuse.
+std::vector<std::string> comma_items(const std::vector<std::string>& uses) {
+  std::vector<std::string> out;
+  for (const std::string& list : uses)
     for (std::size_t at = 0; at <= list.size();) {
       std::size_t comma = std::min(list.find(',', at), list.size());
-      r.after.push_back(check_task_id(list.substr(at, comma - at)));
+      out.push_back(list.substr(at, comma - at));
       at = comma + 1;
     }
+  return out;
+}
+
+void set_submit_limits(const submit_options& o, submit_request& r) {
+  for (const std::string& id : comma_items(o.after)) r.after.push_back(check_task_id(id));
   if (!o.time_limit.empty()) {
     r.time_limit = parse_submit_duration(o.time_limit, "--time-limit");
     if (*r.time_limit <= 0) throw error("--time-limit: must be above 0");
@@ -353,16 +361,12 @@ void set_submit_limits(const submit_options& o, submit_request& r) {
     if (o.retries == 0) throw error("--retry-delay needs --retries N");
     r.retry_delay = parse_submit_duration(o.retry_delay, "--retry-delay");
   }
-  for (const std::string& list : o.labels)  // --label a,b --label c
-    for (std::size_t at = 0; at <= list.size();) {
-      std::size_t comma = std::min(list.find(',', at), list.size());
-      std::string label = list.substr(at, comma - at);
-      if (!is_valid_label(label))
-        throw error("--label " + detail::quote_for_message(label) + ": " + std::string(label_rule));
-      if (std::find(r.labels.begin(), r.labels.end(), label) == r.labels.end())
-        r.labels.push_back(label);
-      at = comma + 1;
-    }
+  for (const std::string& label : comma_items(o.labels)) {
+    if (!is_valid_label(label))
+      throw error("--label " + detail::quote_for_message(label) + ": " + std::string(label_rule));
+    if (std::find(r.labels.begin(), r.labels.end(), label) == r.labels.end())
+      r.labels.push_back(label);
+  }
   if (r.labels.size() > max_task_labels)
     throw error(fmt::format("--label: at most {} labels", max_task_labels));
   if (o.priority < -max_task_priority || o.priority > max_task_priority)
