@@ -14,7 +14,7 @@
 
 #include <leaseq/clock.hpp>
 #include <leaseq/command.hpp>
-#include <leaseq/slurm.hpp>
+#include <leaseq/slurm/slurm.hpp>
 
 using namespace leaseq;
 using steady = std::chrono::steady_clock;

@@ -2,7 +2,7 @@
 // or hostile squeue) is parsed or rejected without crashing; every text field of a parsed job
 // is valid UTF-8 (it goes into JSON: the state cache, --json outputs); a parsed duration
 // formats and parses back to the same number of seconds.
-#include <leaseq/slurm_parse.hpp>
+#include <leaseq/slurm/slurm_parse.hpp>
 
 #include <cstdint>
 #include <cstdlib>

@@ -8,8 +8,8 @@
 // Nothing here touches the filesystem, the terminal or the clock.
 
 #include <leaseq/config.hpp>
-#include <leaseq/keeper.hpp>
-#include <leaseq/leases.hpp>
+#include <leaseq/slurm/keeper.hpp>
+#include <leaseq/slurm/leases.hpp>
 #include <leaseq/snapshot.hpp>
 #include <leaseq/tail.hpp>
 #include <leaseq/task_filter.hpp>

@@ -7,7 +7,7 @@
 #include "dashboard/frame.hpp"
 #include "dashboard/model.hpp"
 
-#include <leaseq/keeper.hpp>
+#include <leaseq/slurm/keeper.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/sanitize.hpp>
 #include <leaseq/tui/input.hpp>

@@ -12,7 +12,7 @@
 #include <leaseq/detail/text_width.hpp>
 #include <leaseq/duration.hpp>
 #include <leaseq/sanitize.hpp>
-#include <leaseq/spawn.hpp>
+#include <leaseq/engine/spawn.hpp>
 #include <leaseq/tui/layout.hpp>
 #include <leaseq/tui/screen.hpp>
 #include <leaseq/tui/widgets.hpp>

@@ -14,14 +14,14 @@
 
 #include <leaseq/command.hpp>
 #include <leaseq/config.hpp>
-#include <leaseq/control.hpp>
+#include <leaseq/engine/control.hpp>
 #include <leaseq/index.hpp>
-#include <leaseq/leases.hpp>
+#include <leaseq/slurm/leases.hpp>
 #include <leaseq/paths.hpp>
 #include <leaseq/sanitize.hpp>
-#include <leaseq/slurm.hpp>
+#include <leaseq/slurm/slurm.hpp>
 #include <leaseq/store.hpp>
-#include <leaseq/submit.hpp>
+#include <leaseq/engine/submit.hpp>
 #include <leaseq/tail.hpp>
 #include <leaseq/task_filter.hpp>
 

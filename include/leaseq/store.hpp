@@ -63,7 +63,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
-#include "leaseq/seq.hpp"
+#include "leaseq/engine/seq.hpp"
 #include "leaseq/snapshot.hpp"
 
 namespace leaseq {

@@ -23,7 +23,7 @@
 #include "leaseq/health.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
-#include "leaseq/slurm_parse.hpp"
+#include "leaseq/slurm/slurm_parse.hpp"
 #include "leaseq/snapshot.hpp"
 
 namespace leaseq {

@@ -3,46 +3,10 @@
 // begin leaseq/leaseq.hpp
 
 // leaseq: a file-based task queue over leases. This umbrella header includes the whole
-// library; each header below can also be included on its own.
+// library; each header below can also be included on its own. Headers under leaseq/detail/
+// are the library's internals and come in through the headers that use them.
 
-// begin leaseq/archive.hpp
-
-// The archive of ended tasks (protocol version 4): `leaseq clean` moves results out of done/
-// into runs/<lease>/archive/, so a lease with a million finished tasks lists few files again.
-//
-// One file per clean run, archive/<YYYY-MM>-<host>-<pid>-<random>.jsonl, published complete
-// with a no-replace rename (or link) and never written again: two cleans, even on clients whose
-// locks do not see each other, each publish their own file. Its first line is a header (counts
-// and id ranges per state): a reader's scan reads only that line, and only for files it has
-// not seen (a file never changes, so the directory's stamp says when to look). Each further
-// line is one result file's JSON on one line with `"ran_on": "<node>"` added.
-//
-// Crash safety: the archive file is fsync'd and published, and the directory fsync'd, before
-// any live result is unlinked. A task both archived and live (a clean killed in between, or
-// two cleans racing) is counted once, as the live one; a task in two archive files is counted
-// once.
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <array>
-#include <csignal>
-#include <cstdint>
-#include <cstring>
-#include <ctime>
-#include <functional>
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <unordered_set>
-#include <utility>
-#include <vector>
-
-#include <fmt/format.h>
-
+// Basics: errors, time, names, durations, configuration.
 // begin leaseq/clock.hpp
 
 #include <chrono>
@@ -69,77 +33,35 @@ struct manual_clock {
 
 }  // namespace leaseq
 // end leaseq/clock.hpp
-// begin leaseq/detail/dir.hpp
+// begin leaseq/config.hpp
 
-#include <dirent.h>
-
-#include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <string>
-#include <string_view>
 #include <vector>
 
-// begin leaseq/error.hpp
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+// begin leaseq/file_io.hpp
+
+#include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cerrno>
-#include <cstring>
-#include <stdexcept>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <random>
 #include <string>
+#include <string_view>
 
-namespace leaseq {
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
-// Every error leaseq raises derives from this, so a caller can catch one type.
-class error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// An OS call failed: carries the path and errno so the message can name both.
-class io_error : public error {
- public:
-  io_error(const std::string& what, std::string path, int err)
-      : error(what + " '" + path + "': " + std::strerror(err)),
-        path_(std::move(path)),
-        errno_(err) {}
-  const std::string& path() const noexcept { return path_; }
-  int code() const noexcept { return errno_; }
-
- private:
-  std::string path_;
-  int errno_;
-};
-
-}  // namespace leaseq
-// end leaseq/error.hpp
-
-namespace leaseq::detail {
-
-struct dir_listing {
-  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
-  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
-};
-
-// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
-// `hidden_too` (then only "." and ".." are).
-inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
-  dir_listing out;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) {
-    out.err = errno;
-    return out;
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n(e->d_name);
-    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
-    errno = 0;
-  }
-  if (errno != 0) out.err = errno;
-  ::closedir(d);
-  return out;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/dir.hpp
 // begin leaseq/detail/posix.hpp
 
 #include <fcntl.h>
@@ -203,27 +125,1961 @@ inline ssize_t read_retry(int fd, void* buf, std::size_t size) noexcept {
 
 }  // namespace leaseq::detail
 // end leaseq/detail/posix.hpp
-// begin leaseq/detail/task_sax.hpp
+// begin leaseq/error.hpp
 
-// A fast path for reading task and result files: the common, well-formed file is parsed
-// straight into task_spec / task_result by a small strict reader for flat JSON objects, without
-// building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
-// deeper nesting, a type other than the usual one, a \u escape, invalid UTF-8, a bad name,
-// an out-of-range number) makes it give up, and the caller takes the general path
-// (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
-// the precise error. Non-ASCII text is taken when it is valid UTF-8 (a command with "café" is
-// common), and the exact-bytes fields (argv_b64, cwd_b64, env_b64) are decoded by the same
-// rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
-// two agree.
-// Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
-// instead of an empty object (to_json treats both the same); an array's task (`array_id`,
-// `array_index`, protocol version 3) gets them in `extra`, where from_json keeps them too.
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 
-#include <charconv>
+namespace leaseq {
+
+// Every error leaseq raises derives from this, so a caller can catch one type.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An OS call failed: carries the path and errno so the message can name both.
+class io_error : public error {
+ public:
+  io_error(const std::string& what, std::string path, int err)
+      : error(what + " '" + path + "': " + std::strerror(err)),
+        path_(std::move(path)),
+        errno_(err) {}
+  const std::string& path() const noexcept { return path_; }
+  int code() const noexcept { return errno_; }
+
+ private:
+  std::string path_;
+  int errno_;
+};
+
+}  // namespace leaseq
+// end leaseq/error.hpp
+
+namespace leaseq {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Largest JSON file a reader accepts; a bigger one is reported, never loaded.
+inline constexpr std::size_t max_json_bytes = 16u << 20;
+// Deepest nesting a reader accepts (no protocol file nests more than 3).
+inline constexpr int max_json_depth = 64;
+
+// mkdir -p with the given mode for the directories it creates.
+inline void ensure_dir(const fs::path& dir, mode_t mode = 0700) {
+  if (dir.empty()) return;
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return;
+    throw io_error("not a directory", dir.string(), ENOTDIR);
+  }
+  if (dir.has_parent_path() && dir.parent_path() != dir) ensure_dir(dir.parent_path(), mode);
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
+    throw io_error("cannot create directory", dir.string(), errno);
+}
+
+namespace detail {
+
+inline std::string temp_suffix() {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{}.{}.{:x}", ::getpid(), counter++, rng() & 0xffffffu);
+}
+
+inline void fsync_dir(const fs::path& dir) {
+  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd) ::fsync(fd.get());  // best effort: some filesystems refuse fsync on directories
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// Writes content under a temp name starting with '.' in path's directory (opened
+// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
+// and renames it onto path. On failure the temp file is removed and io_error thrown.
+inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
+                         mode_t mode, bool durable) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  auto fail = [&](const char* what, const fs::path& about) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error(what, about.string(), e);
+  };
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
+  if (::close(fd.release()) != 0) fail("cannot close", tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
+}
+
+}  // namespace detail
+
+// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
+// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
+// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
+// rename): for files the runner writes per task or every few seconds (result, heartbeat),
+// where one more fsync per file would halve throughput.
+inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
+                              bool sync_dir = true) {
+  detail::replace_file(path, content, detail::temp_suffix(), mode, true);
+  if (sync_dir) detail::fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
+}
+
+// Temp file + rename, without fsync: still never seen half-written by a reader, but not
+// durable across a power loss by itself. For files that are cheap to lose or that the caller
+// makes durable another way (the runner's claimed-file rewrite only adds "claimed" and "pid"
+// to a task that is already durable). `suffix` makes the temp name unique; by default pid +
+// counter + random.
+inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
+                                     const std::string& suffix = detail::temp_suffix(),
+                                     mode_t mode = 0600) {
+  detail::replace_file(path, content, suffix, mode, false);
+}
+
+// How every protocol JSON file is laid out on disk: indented, one trailing newline.
+inline std::string json_file_text(const json& value) {
+  return value.dump(2) + "\n";
+}
+
+inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
+                              bool sync_dir = true) {
+  write_file_atomic(path, json_file_text(value), mode, sync_dir);
+}
+
+// Whether an exclusive create (link, O_EXCL, RENAME_NOREPLACE) failed because the name exists.
+// sshfs speaks SFTP v3, which has no "file exists" status: a name this client's cache does not
+// know but the server has comes back as EPERM. In a lease tree (one owner, mode 0700) EPERM
+// has no other cause for these calls.
+inline bool name_taken(int err) noexcept {
+  return err == EEXIST || err == EPERM;
+}
+
+// Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
+// under a temp name first and then link()ed, so it is never seen half-written.
+// Returns false when the path already existed.
+inline bool create_file_exclusive(const fs::path& path, std::string_view content,
+                                  mode_t mode = 0600) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
+  detail::unique_fd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", tmp.string(), errno);
+  bool ok = detail::write_all(fd.get(), content.data(), content.size()) && ::fsync(fd.get()) == 0;
+  int e = errno;
+  fd.reset();
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    throw io_error("cannot write", tmp.string(), e);
+  }
+  int rc = ::link(tmp.c_str(), path.c_str());
+  e = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0) {
+    if (name_taken(e)) return false;
+    throw io_error("cannot create", path.string(), e);
+  }
+  detail::fsync_dir(dir);
+  return true;
+}
+
+// Moves the complete file `temp` onto `final_name` (both relative to dir_fd) only if no file
+// of that name exists: renameat2(RENAME_NOREPLACE), or link + unlink where the filesystem has
+// no such rename. Either way the server decides, so two clients can never both publish one
+// name, whatever their caches show. Returns false (temp left in place) when the name is taken.
+inline bool publish_exclusive(int dir_fd, const std::string& temp, const std::string& final_name,
+                              const fs::path& dir_for_errors) {
+  if (::renameat2(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), RENAME_NOREPLACE) == 0)
+    return true;
+  int e = errno;
+  if (name_taken(e)) return false;
+  if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  if (::linkat(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), 0) != 0) {
+    e = errno;
+    if (name_taken(e)) return false;
+    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
+  }
+  ::unlinkat(dir_fd, temp.c_str(), 0);
+  return true;
+}
+
+// What a tolerant read saw. `ok` false means "not visible yet": the reason says why
+// (missing, permission, too large, truncated or invalid JSON), the caller keeps its last view.
+struct read_outcome {
+  bool ok = false;
+  int err = 0;  // errno when the OS refused, 0 otherwise
+  std::string reason;
+  std::string content;
+};
+
+struct json_outcome {
+  std::optional<json> value;
+  int err = 0;
+  std::string reason;
+  bool ok() const noexcept { return value.has_value(); }
+};
+
+namespace detail {
+
+// The one reader of whole files (read_file_tolerant, posix_fs::read): a regular file of at most
+// max_bytes, read through a single open so a rename mid-read cannot mix two files. Never throws
+// for I/O problems; refuses FIFOs and devices (a reader must never block on or stream from
+// one). `st`, when given, receives the opened file's fstat (st->st_ino stays 0 when none).
+inline read_outcome read_regular_file(const fs::path& path, std::size_t max_bytes,
+                                      struct stat* st_out) {
+  read_outcome out;
+  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    out.err = errno;
+    out.reason = errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
+    return out;
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    out.err = errno;
+    out.reason = std::string("cannot stat: ") + std::strerror(errno);
+    return out;
+  }
+  if (st_out) *st_out = st;
+  if (!S_ISREG(st.st_mode)) {
+    out.reason = "not a regular file";
+    return out;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    out.reason = fmt::format("too large ({} bytes, limit {})", st.st_size, max_bytes);
+    return out;
+  }
+  // One byte more than the size: a read that fills less is the end, without a second call.
+  out.content.resize(static_cast<std::size_t>(st.st_size) + 1);
+  std::size_t got = 0;
+  for (;;) {
+    if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
+    std::size_t want = out.content.size() - got;
+    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
+    if (n < 0) {
+      out.err = errno;
+      out.reason = std::string("cannot read: ") + std::strerror(errno);
+      out.content.clear();
+      return out;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+    if (got > max_bytes) {
+      out.reason = fmt::format("too large (over {} bytes)", max_bytes);
+      out.content.clear();
+      return out;
+    }
+    if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
+  }
+  out.content.resize(got);
+  out.ok = true;
+  return out;
+}
+
+}  // namespace detail
+
+// Reads a whole regular file of at most max_bytes (detail::read_regular_file).
+inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
+  return detail::read_regular_file(path, max_bytes, nullptr);
+}
+
+namespace detail {
+
+// Deepest bracket nesting outside strings; stops counting past limit.
+inline int json_depth(std::string_view text, int limit) noexcept {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{') {
+      if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
+    } else if (c == ']' || c == '}')
+      --depth;
+  }
+  return max_depth;
+}
+
+}  // namespace detail
+
+// Parses JSON text with the reader's limits; never throws.
+inline json_outcome parse_json_tolerant(std::string_view text) {
+  json_outcome out;
+  if (text.empty()) {
+    out.reason = "empty file (being written?)";
+    return out;
+  }
+  if (detail::json_depth(text, max_json_depth) > max_json_depth) {
+    out.reason = fmt::format("nested deeper than {} levels", max_json_depth);
+    return out;
+  }
+  json v = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded()) {
+    out.reason = "invalid or truncated JSON";
+    return out;
+  }
+  out.value = std::move(v);
+  return out;
+}
+
+inline json_outcome read_json_tolerant(const fs::path& path,
+                                       std::size_t max_bytes = max_json_bytes) {
+  read_outcome raw = read_file_tolerant(path, max_bytes);
+  if (!raw.ok) {
+    json_outcome out;
+    out.err = raw.err;
+    out.reason = raw.reason;
+    return out;
+  }
+  return parse_json_tolerant(raw.content);
+}
+
+}  // namespace leaseq
+// end leaseq/file_io.hpp
+
+namespace leaseq {
+
+// The ui.* settings of config.json, with the spec's defaults.
+struct ui_config {
+  double refresh_s = 2;
+  double slurm_refresh_s = 20;
+  double hb_stale_s = 60;
+  double lost_confirm_s = 30;
+  bool follow_auto_latest = false;
+  std::int64_t max_tasks_display = 5000;
+  std::int64_t log_tail_lines = 200;
+};
+
+// Squeue is never asked more often than this, whatever the config says.
+inline constexpr double min_slurm_refresh_s = 10;
+
+struct config {
+  ui_config ui;
+  json raw = json::object();          // the whole file, unknown keys included
+  std::vector<std::string> warnings;  // one per key that was ignored, naming its path
+};
+
+namespace detail {
+
+template <typename T>
+void config_number(const json& ui, const char* key, T& target, double min, config& out) {
+  auto it = ui.find(key);
+  if (it == ui.end()) return;
+  // A float is read as a double only: converting 2e28 to an integer is undefined behaviour.
+  double v = it->is_number() ? it->template get<double>() : 0;
+  bool ok = std::is_integral_v<T>
+                ? it->is_number_integer() ||
+                      (it->is_number_float() && std::isfinite(v) && v == std::trunc(v))
+                : it->is_number();
+  if (!ok) {
+    out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
+                                       key, std::is_integral_v<T> ? "an integer" : "a number",
+                                       it->type_name(), target));
+    return;
+  }
+  if (!(v >= min) || v > 1e9) {
+    out.warnings.push_back(
+        fmt::format("config: ui.{}: {} is out of range (at least {}); using "
+                    "the default {}",
+                    key, it->dump(), min, target));
+    return;
+  }
+  target = static_cast<T>(v);
+}
+
+}  // namespace detail
+
+// Reads the config object; never throws. Wrong types and out-of-range values are reported
+// in warnings (with their key path) and replaced by the default.
+inline config parse_config(const json& doc) {
+  config out;
+  if (!doc.is_object()) {
+    out.warnings.push_back(
+        fmt::format("config: expected an object, got {}; using defaults", doc.type_name()));
+    return out;
+  }
+  out.raw = doc;
+  auto it = doc.find("ui");
+  if (it == doc.end()) return out;
+  if (!it->is_object()) {
+    out.warnings.push_back(
+        fmt::format("config: ui: expected an object, got {}; using defaults", it->type_name()));
+    return out;
+  }
+  const json& ui = *it;
+  detail::config_number(ui, "refresh_s", out.ui.refresh_s, 0.1, out);
+  detail::config_number(ui, "slurm_refresh_s", out.ui.slurm_refresh_s, 0, out);
+  detail::config_number(ui, "hb_stale_s", out.ui.hb_stale_s, 0.1, out);
+  detail::config_number(ui, "lost_confirm_s", out.ui.lost_confirm_s, 0, out);
+  detail::config_number(ui, "max_tasks_display", out.ui.max_tasks_display, 1, out);
+  detail::config_number(ui, "log_tail_lines", out.ui.log_tail_lines, 1, out);
+  if (auto f = ui.find("follow_auto_latest"); f != ui.end()) {
+    if (f->is_boolean())
+      out.ui.follow_auto_latest = f->get<bool>();
+    else
+      out.warnings.push_back(fmt::format(
+          "config: ui.follow_auto_latest: expected a boolean, got {}; using the default false",
+          f->type_name()));
+  }
+  if (out.ui.slurm_refresh_s < min_slurm_refresh_s) {
+    out.warnings.push_back(
+        fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
+                    "using {}",
+                    out.ui.slurm_refresh_s, min_slurm_refresh_s, min_slurm_refresh_s));
+    out.ui.slurm_refresh_s = min_slurm_refresh_s;
+  }
+  return out;
+}
+
+// A missing file gives the defaults silently; an unreadable or corrupt one gives the defaults
+// and a warning. The file is never rewritten by reading it.
+inline config load_config(const fs::path& path) {
+  json_outcome r = read_json_tolerant(path);
+  if (!r.ok()) {
+    config out;
+    if (r.err != ENOENT)
+      out.warnings.push_back(
+          fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
+    return out;
+  }
+  return parse_config(*r.value);
+}
+
+inline json to_json(const ui_config& ui) {
+  return json{{"refresh_s", ui.refresh_s},
+              {"slurm_refresh_s", ui.slurm_refresh_s},
+              {"hb_stale_s", ui.hb_stale_s},
+              {"lost_confirm_s", ui.lost_confirm_s},
+              {"follow_auto_latest", ui.follow_auto_latest},
+              {"max_tasks_display", ui.max_tasks_display},
+              {"log_tail_lines", ui.log_tail_lines}};
+}
+
+}  // namespace leaseq
+// end leaseq/config.hpp
+// begin leaseq/duration.hpp
+
+// Durations typed by people: `30s`, `5m`, `1h30m`, `2d`, `90` (seconds), and Slurm's clock
+// forms `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`. One parser for every option that takes a time
+// (`wait --timeout`, a task's time limit, ...). Pure.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+// begin leaseq/detail/quote.hpp
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace leaseq::detail {
+
+// Renders an untrusted value for an error message: quoted, control bytes and non-ASCII shown
+// as escapes, cut at max_len, so a hostile name can never drive the terminal.
+inline std::string quote_for_message(std::string_view s, std::size_t max_len = 80) {
+  std::string out = "\"";
+  std::size_t n = 0;
+  for (unsigned char c : s) {
+    if (n++ == max_len) {
+      out += "...";
+      break;
+    }
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/quote.hpp
+
+namespace leaseq {
+
+// The longest duration accepted: 1000 days. Anything longer is a typo, and keeps every sum far
+// from overflow.
+inline constexpr std::int64_t max_duration_s = 1000LL * 86400;
+
+namespace detail {
+
+// Digits only, at most 12 of them; nullopt-like -1 otherwise.
+inline std::int64_t duration_number(std::string_view s) {
+  if (s.empty() || s.size() > 12) return -1;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+inline std::int64_t parse_clock_duration(std::string_view s) {
+  std::int64_t days = 0;
+  if (auto dash = s.find('-'); dash != std::string_view::npos) {
+    days = duration_number(s.substr(0, dash));
+    if (days < 0) return -1;
+    s.remove_prefix(dash + 1);
+  }
+  std::int64_t parts[3] = {0, 0, 0};
+  int n = 0;
+  while (true) {
+    if (n == 3) return -1;
+    std::size_t colon = s.find(':');
+    std::string_view part = s.substr(0, colon);
+    // Every field after the first has two digits (2:00:00, not 2:0:0).
+    if (n > 0 && part.size() != 2) return -1;
+    parts[n++] = duration_number(part);
+    if (parts[n - 1] < 0) return -1;
+    if (colon == std::string_view::npos) break;
+    s.remove_prefix(colon + 1);
+  }
+  if (n == 1) return -1;  // a plain number is handled by the unit form
+  std::int64_t h = 0, m = 0, sec = 0;
+  if (n == 2) {
+    m = parts[0];
+    sec = parts[1];
+  } else {
+    h = parts[0];
+    m = parts[1];
+    sec = parts[2];
+  }
+  if (sec > 59 || (n == 3 && m > 59)) return -1;
+  if (h > max_duration_s || m > max_duration_s || days > max_duration_s) return -2;
+  return days * 86400 + h * 3600 + m * 60 + sec;
+}
+
+// "1h30m", "45s", "2d", "90" (seconds): numbers each followed by a unit, in any order, once.
+inline std::int64_t parse_unit_duration(std::string_view s) {
+  std::int64_t total = 0;
+  std::string seen;
+  while (!s.empty()) {
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+    if (digits == 0) return -1;
+    std::int64_t v = duration_number(s.substr(0, digits));
+    if (v < 0) return -2;
+    if (v > max_duration_s) return -2;
+    s.remove_prefix(digits);
+    char unit = s.empty() ? 's' : s.front();
+    if (!s.empty()) s.remove_prefix(1);
+    if (seen.find(unit) != std::string::npos) return -1;
+    seen += unit;
+    std::int64_t mult = unit == 's'   ? 1
+                        : unit == 'm' ? 60
+                        : unit == 'h' ? 3600
+                        : unit == 'd' ? 86400
+                                      : 0;
+    if (mult == 0) return -1;
+    total += v * mult;
+    if (total > max_duration_s) return -2;
+  }
+  return total;
+}
+
+}  // namespace detail
+
+// Seconds in `text`, or an error that quotes it and lists the accepted forms. Zero is allowed
+// (`--timeout 0`: look once); negative, empty, fractional and longer-than-1000-day durations
+// are refused.
+inline std::int64_t parse_duration(std::string_view text) {
+  std::int64_t v = text.find(':') != std::string_view::npos ? detail::parse_clock_duration(text)
+                                                            : detail::parse_unit_duration(text);
+  if (text.empty()) v = -1;
+  if (v == -2 || v > max_duration_s)
+    throw error("duration " + detail::quote_for_message(std::string(text)) +
+                ": longer than 1000 days");
+  if (v < 0)
+    throw error("duration " + detail::quote_for_message(std::string(text)) +
+                ": expected e.g. 30s, 5m, 1h30m, 2d, 90 (seconds), 5:00, 2:00:00 or 1-00:00:00");
+  return v;
+}
+
+// The short form for messages: "45s", "5m", "1h30m", "2d3h".
+inline std::string format_duration(std::int64_t s) {
+  if (s <= 0) return "0s";
+  std::string out;
+  const std::pair<std::int64_t, char> units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+  for (const auto& [size, unit] : units)
+    if (s >= size) {
+      out += std::to_string(s / size) + unit;
+      s %= size;
+    }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/duration.hpp
+// begin leaseq/names.hpp
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+
+namespace leaseq {
+
+// A name from disk, argv or the keyboard that breaks its rule. The message names the value
+// (escaped) and the rule, so the user sees exactly what was refused and why.
+class name_error : public error {
+ public:
+  name_error(std::string_view kind, std::string_view value, std::string_view rule)
+      : error("invalid " + std::string(kind) + " " + detail::quote_for_message(value) + ": " +
+              std::string(rule)) {}
+};
+
+// The lane every runner of a lease may claim from.
+inline constexpr std::string_view any_lane = "_any";
+
+namespace detail {
+inline bool is_alnum(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+inline bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+inline bool all_digits(std::string_view s) noexcept {
+  for (char c : s)
+    if (!is_digit(c)) return false;
+  return !s.empty();
+}
+}  // namespace detail
+
+inline constexpr std::string_view node_rule =
+    "a node name is 1-63 characters of [A-Za-z0-9._-] starting with a letter or digit";
+inline constexpr std::string_view task_id_rule =
+    "a task id is T followed by its sequence number, zero-padded to at least 3 digits (T001, "
+    "T1000)";
+inline constexpr std::string_view lease_id_rule =
+    "a lease id is a Slurm job id (digits) or local:<hostname>";
+inline constexpr std::string_view lease_name_rule =
+    "a lease name is 1-64 characters of [A-Za-z0-9._-] or spaces, starting with a letter or "
+    "digit";
+inline constexpr std::string_view label_rule =
+    "a label is 1-64 characters of [A-Za-z0-9._:-] starting with a letter or digit";
+inline constexpr std::string_view key_rule =
+    "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
+
+// [A-Za-z0-9][A-Za-z0-9._-]{0,62}. `_any` does not match (it starts with '_').
+inline bool is_valid_node(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 63 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-') return false;
+  return true;
+}
+
+// A node name or the shared lane `_any`.
+inline bool is_valid_lane(std::string_view s) noexcept {
+  return s == any_lane || is_valid_node(s);
+}
+
+// Canonical form only: "T" + digits, at least 3, no extra leading zeros beyond the padding.
+inline bool is_valid_task_id(std::string_view s) noexcept {
+  if (s.size() < 4 || s.size() > 19 || s[0] != 'T') return false;
+  std::string_view digits = s.substr(1);
+  if (!detail::all_digits(digits)) return false;
+  return digits.size() == 3 || digits[0] != '0';
+}
+
+inline bool is_valid_lease_id(std::string_view s) noexcept {
+  constexpr std::string_view local_prefix = "local:";
+  if (s.substr(0, local_prefix.size()) == local_prefix)
+    return is_valid_node(s.substr(local_prefix.size()));
+  return s.size() <= 20 && detail::all_digits(s) && s[0] != '0';
+}
+
+// A lease's display name, also its Slurm job name (leaseq-<name>). ASCII only, so no name can
+// carry a terminal escape, a C1 control or a bidi override into `lease ls` or squeue's output;
+// spaces stay allowed ("my run"). Names read from index.json are not refused (that would hide
+// the lease): every display sanitizes them.
+inline bool is_valid_lease_name(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-' && c != ' ') return false;
+  return true;
+}
+
+inline bool is_valid_label(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
+  for (char c : s)
+    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != ':' && c != '-') return false;
+  return true;
+}
+
+inline bool is_valid_key(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
+  for (char c : s) {
+    bool ok = detail::is_alnum(c) || c == '.' || c == '_' || c == ':' || c == '@' || c == '+' ||
+              c == '=' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+inline const std::string& check_node(const std::string& s) {
+  if (!is_valid_node(s)) throw name_error("node name", s, node_rule);
+  return s;
+}
+inline const std::string& check_lane(const std::string& s) {
+  if (!is_valid_lane(s)) throw name_error("lane", s, std::string(node_rule) + ", or _any");
+  return s;
+}
+inline const std::string& check_task_id(const std::string& s) {
+  if (!is_valid_task_id(s)) throw name_error("task id", s, task_id_rule);
+  return s;
+}
+inline const std::string& check_lease_id(const std::string& s) {
+  if (!is_valid_lease_id(s)) throw name_error("lease id", s, lease_id_rule);
+  return s;
+}
+inline const std::string& check_lease_name(const std::string& s) {
+  if (!is_valid_lease_name(s)) throw name_error("lease name", s, lease_name_rule);
+  return s;
+}
+inline const std::string& check_label(const std::string& s) {
+  if (!is_valid_label(s)) throw name_error("label", s, label_rule);
+  return s;
+}
+inline const std::string& check_key(const std::string& s) {
+  if (!is_valid_key(s)) throw name_error("idempotency key", s, key_rule);
+  return s;
+}
+
+inline std::string format_task_id(std::int64_t seq) {
+  std::string digits = std::to_string(seq);
+  if (digits.size() < 3) digits.insert(0, 3 - digits.size(), '0');
+  return "T" + digits;
+}
+
+// The seq of a valid task id, or nullopt.
+inline std::optional<std::int64_t> task_seq(std::string_view id) noexcept {
+  if (!is_valid_task_id(id)) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : id.substr(1)) {
+    if (v > (INT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+inline std::string local_lease_id(std::string_view hostname) {
+  return "local:" + std::string(hostname);
+}
+inline bool is_local_lease(std::string_view lease_id) noexcept {
+  return lease_id.substr(0, 6) == "local:";
+}
+
+}  // namespace leaseq
+// end leaseq/names.hpp
+// begin leaseq/version.hpp
+
+#define LEASEQ_VERSION_MAJOR 0
+#define LEASEQ_VERSION_MINOR 1
+#define LEASEQ_VERSION_PATCH 0
+
+#define LEASEQ_DETAIL_STRINGIFY(x) #x
+#define LEASEQ_DETAIL_VERSION_STRING(a, b, c) \
+  LEASEQ_DETAIL_STRINGIFY(a) "." LEASEQ_DETAIL_STRINGIFY(b) "." LEASEQ_DETAIL_STRINGIFY(c)
+
+namespace leaseq {
+
+// The numbers above are the only copy: CMakeLists.txt reads them for project(VERSION).
+inline constexpr const char* version =
+    LEASEQ_DETAIL_VERSION_STRING(LEASEQ_VERSION_MAJOR, LEASEQ_VERSION_MINOR, LEASEQ_VERSION_PATCH);
+// The on-disk protocol version written into index.json (docs/protocol.md). 2: task ids are
+// reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
+// version 1 are read and upgraded in place (ids/floor). 3: tasks may carry after, time_limit,
+// retries, retry_delay and array_id/array_index; lease.json may carry slots. 4: tasks may
+// carry labels and priority (with markers in priority/<lane>/); a lease may have archive/
+// (`leaseq clean`, archive.hpp), whose tasks readers count; heartbeats carry the runner's
+// identity (pid_start, boot_id).
+inline constexpr int protocol_version = 4;
+
+}  // namespace leaseq
+// end leaseq/version.hpp
+
+// The on-disk tree: paths, atomic files, locks, trust checks, the lease index.
+// begin leaseq/fs.hpp
+
+// The filesystem as the snapshot store sees it. The store is a template over this interface so
+// tests can play NFS lag (a file that is not visible yet, a rename seen late) and exact time.
+//
+// An Fs type provides:
+//   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
+//   file_info          stat(const fs::path& path) const;
+//   file_read          read(const fs::path& path, std::size_t max_bytes) const;
+// posix_fs below is the real one.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// A directory's own mtime and size: when both are unchanged, its entries are unchanged too
+// (every protocol writer adds, renames or unlinks entries, which bumps the directory's mtime).
+struct dir_stamp {
+  double mtime = 0;
+  std::uint64_t size = 0;
+  std::uint64_t ino = 0;
+  bool operator==(const dir_stamp& o) const noexcept {
+    return mtime == o.mtime && size == o.size && ino == o.ino;
+  }
+  bool operator!=(const dir_stamp& o) const noexcept { return !(*this == o); }
+};
+
+struct dir_entry {
+  std::string name;
+  std::uint64_t ino = 0;  // readdir's d_ino: an atomic rewrite (temp + rename) changes it
+};
+
+struct dir_listing_result {
+  int err = 0;                     // errno of open/fstat/readdir; ENOENT is "no such directory yet"
+  dir_stamp stamp;                 // fstat of the opened directory (valid when err == 0)
+  bool unchanged = false;          // skip_if matched: entries were not read and are empty
+  std::vector<dir_entry> entries;  // names starting with '.' are never listed
+};
+
+struct file_info {
+  int err = 0;  // errno of stat; ENOENT when missing
+  bool is_regular = false;
+  bool is_dir = false;
+  std::uint64_t size = 0;
+  double mtime = 0;
+  std::uint64_t ino = 0;
+  std::uint64_t dev = 0;
+};
+
+struct file_read {
+  bool ok = false;
+  int err = 0;
+  std::string reason;  // why not ok: "missing", "permission denied", "too large", ...
+  std::string content;
+  file_info info;  // fstat of the opened file
+};
+
+namespace detail {
+inline double stat_mtime(const struct stat& st) noexcept {
+  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) * 1e-9;
+}
+inline file_info to_file_info(const struct stat& st) noexcept {
+  file_info f;
+  f.is_regular = S_ISREG(st.st_mode);
+  f.is_dir = S_ISDIR(st.st_mode);
+  f.size = static_cast<std::uint64_t>(st.st_size);
+  f.mtime = stat_mtime(st);
+  f.ino = static_cast<std::uint64_t>(st.st_ino);
+  f.dev = static_cast<std::uint64_t>(st.st_dev);
+  return f;
+}
+}  // namespace detail
+
+// The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
+// cache, which is what makes new entries and new contents visible).
+struct posix_fs {
+  // Opens the directory, fstats the open descriptor and, unless skip_if equals that stamp,
+  // reads its entries with one readdir pass (no stat per entry).
+  dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
+    dir_listing_result out;
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      out.err = errno;
+      return out;
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      out.err = errno;
+      ::close(fd);
+      return out;
+    }
+    out.stamp = {detail::stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
+                 static_cast<std::uint64_t>(st.st_ino)};
+    if (skip_if && *skip_if == out.stamp) {
+      out.unchanged = true;
+      ::close(fd);
+      return out;
+    }
+    // A directory's size grows with its entries (ext4: 4 KiB blocks of ~150 names; tmpfs: 20
+    // bytes a name): reserving from it spares the vector's regrowth in a lane of thousands.
+    out.entries.reserve(static_cast<std::size_t>(std::min<std::int64_t>(st.st_size / 16, 65536)));
+    DIR* d = ::fdopendir(fd);  // takes ownership of fd
+    if (!d) {
+      out.err = errno;
+      ::close(fd);
+      return out;
+    }
+    errno = 0;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.')
+        out.entries.push_back({e->d_name, static_cast<std::uint64_t>(e->d_ino)});
+      errno = 0;
+    }
+    if (errno != 0) out.err = errno;
+    ::closedir(d);
+    return out;
+  }
+
+  file_info stat(const fs::path& path) const {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      file_info f;
+      f.err = errno;
+      return f;
+    }
+    return detail::to_file_info(st);
+  }
+
+  // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never
+  // blocks on a FIFO or device. `info` is the fstat of the file it opened.
+  file_read read(const fs::path& path, std::size_t max_bytes) const {
+    struct stat st {};
+    read_outcome r = detail::read_regular_file(path, max_bytes, &st);
+    file_read out;
+    out.ok = r.ok;
+    out.err = r.err;
+    out.reason = std::move(r.reason);
+    out.content = std::move(r.content);
+    if (st.st_ino != 0) out.info = detail::to_file_info(st);
+    return out;
+  }
+};
+
+}  // namespace leaseq
+// end leaseq/fs.hpp
+// begin leaseq/index.hpp
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+// begin leaseq/detail/json_fields.hpp
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq {
+
+// A JSON document whose fields have the wrong type or are missing.
+class format_error : public error {
+ public:
+  using error::error;
+};
+
+namespace detail {
+
+using json = nlohmann::json;
+
+inline const char* json_type_name(const json& v) noexcept {
+  return v.type_name();
+}
+
+[[noreturn]] inline void bad_field(const std::string& field, const char* expected, const json& v) {
+  throw format_error("field '" + field + "': expected " + expected + ", got " + json_type_name(v));
+}
+
+inline const json* find_field(const json& obj, const char* name) {
+  auto it = obj.find(name);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+inline std::string req_string(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v) throw format_error(std::string("missing field '") + name + "'");
+  if (!v->is_string()) bad_field(name, "a string", *v);
+  return v->get<std::string>();
+}
+
+inline std::optional<std::string> opt_string(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return std::nullopt;
+  if (!v->is_string()) bad_field(name, "a string or null", *v);
+  return v->get<std::string>();
+}
+
+inline std::optional<double> opt_number(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return std::nullopt;
+  if (!v->is_number()) bad_field(name, "a number or null", *v);
+  return v->get<double>();
+}
+
+inline double req_number(const json& obj, const char* name) {
+  auto v = opt_number(obj, name);
+  if (!v) throw format_error(std::string("missing field '") + name + "'");
+  return *v;
+}
+
+inline std::optional<std::int64_t> opt_int(const json& obj, const char* name) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return std::nullopt;
+  if (v->is_number_integer()) return v->get<std::int64_t>();
+  if (v->is_number_float()) {
+    double d = v->get<double>();
+    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<std::int64_t>(d)))
+      return static_cast<std::int64_t>(d);
+  }
+  bad_field(name, "an integer or null", *v);
+}
+
+inline std::int64_t int_or(const json& obj, const char* name, std::int64_t fallback) {
+  return opt_int(obj, name).value_or(fallback);
+}
+
+inline bool bool_or(const json& obj, const char* name, bool fallback) {
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return fallback;
+  if (!v->is_boolean()) bad_field(name, "a boolean", *v);
+  return v->get<bool>();
+}
+
+inline std::vector<std::string> string_list(const json& obj, const char* name) {
+  std::vector<std::string> out;
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return out;
+  if (!v->is_array()) bad_field(name, "an array of strings", *v);
+  for (const json& e : *v) {
+    if (!e.is_string()) bad_field(name, "an array of strings", e);
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+inline std::map<std::string, std::string> string_map(const json& obj, const char* name) {
+  std::map<std::string, std::string> out;
+  const json* v = find_field(obj, name);
+  if (!v || v->is_null()) return out;
+  if (!v->is_object()) bad_field(name, "an object of strings", *v);
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    if (!it.value().is_string())
+      bad_field(std::string(name) + "." + it.key(), "a string", it.value());
+    out.emplace(it.key(), it.value().get<std::string>());
+  }
+  return out;
+}
+
+template <typename T>
+json or_null(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+// Fields of obj that are not in known: kept so a rewrite never drops what another tool wrote.
+inline json unknown_fields(const json& obj, std::initializer_list<const char*> known) {
+  json extra = json::object();
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool is_known = false;
+    for (const char* k : known)
+      if (it.key() == k) is_known = true;
+    if (!is_known) extra[it.key()] = it.value();
+  }
+  return extra;
+}
+
+}  // namespace detail
+}  // namespace leaseq
+// end leaseq/detail/json_fields.hpp
+// begin leaseq/lock.hpp
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <thread>
+
+// begin leaseq/detail/process_identity.hpp
+
+// Who a process is, beyond its pid: pids are reused, so a pid read from disk names the process
+// that wrote it only while the start time (/proc/PID/stat field 22) and the boot id match too.
+// Used to tell whether the writer of a reservation or key is still alive before taking over.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+
+namespace leaseq::detail {
+
+// A pid as read from disk, checked: 2 .. the largest pid_t. Never 0, 1 or negative, so it can
+// never name a process group, init or "every process" when passed to kill().
+inline std::optional<pid_t> checked_pid(long long value) noexcept {
+  if (value <= 1 || value > 0x3fffffff) return std::nullopt;  // PID_MAX_LIMIT is 2^22
+  return static_cast<pid_t>(value);
+}
+
+// A /proc file (its size is 0 to stat: read until EOF), at most max_bytes.
+inline std::string read_proc_file(const char* path, std::size_t max_bytes = 4096) {
+  unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  std::string out;
+  if (!fd) return out;
+  char buf[4096];
+  while (out.size() < max_bytes) {
+    ssize_t n = read_retry(fd.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+// Clock ticks since boot at which pid started; nullopt when there is no such process.
+inline std::optional<std::uint64_t> process_start_ticks(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  std::string stat = read_proc_file(path.c_str());
+  auto close_paren = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (close_paren == std::string::npos) return std::nullopt;
+  std::string_view rest = std::string_view(stat).substr(close_paren + 1);
+  // Fields after the name start at 3 (state); starttime is field 22.
+  int field = 2;
+  std::size_t i = 0;
+  while (i < rest.size()) {
+    while (i < rest.size() && rest[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < rest.size() && rest[j] != ' ') ++j;
+    if (j == i) break;
+    if (++field == 22) {
+      std::uint64_t v = 0;
+      for (char c : rest.substr(i, j - i)) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      return v;
+    }
+    i = j;
+  }
+  return std::nullopt;
+}
+
+inline const std::string& boot_id() {
+  static const std::string id = [] {
+    std::string s = read_proc_file("/proc/sys/kernel/random/boot_id");
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  }();
+  return id;
+}
+
+inline std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+struct process_identity {
+  std::string host;
+  long long pid = 0;
+  std::uint64_t start_ticks = 0;
+  std::string boot_id;
+
+  static process_identity of_self() {
+    process_identity me;
+    me.host = host_name();
+    me.pid = ::getpid();
+    me.start_ticks = process_start_ticks(::getpid()).value_or(0);
+    me.boot_id = detail::boot_id();
+    return me;
+  }
+
+  // One line, space-separated: "host pid start_ticks boot_id" (host names hold no spaces).
+  std::string to_line() const {
+    return host + " " + std::to_string(pid) + " " + std::to_string(start_ticks) + " " +
+           (boot_id.empty() ? "-" : boot_id);
+  }
+  static std::optional<process_identity> from_line(std::string_view line) {
+    process_identity p;
+    std::string_view parts[4];
+    std::size_t n = 0, i = 0;
+    while (i < line.size() && n < 4) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\n')) ++i;
+      std::size_t j = i;
+      while (j < line.size() && line[j] != ' ' && line[j] != '\n') ++j;
+      if (j > i) parts[n++] = line.substr(i, j - i);
+      i = j;
+    }
+    if (n != 4) return std::nullopt;
+    p.host = std::string(parts[0]);
+    long long pid = 0;
+    std::uint64_t ticks = 0;
+    for (char c : parts[1]) {
+      if (c < '0' || c > '9' || pid > 1'000'000'000) return std::nullopt;
+      pid = pid * 10 + (c - '0');
+    }
+    for (char c : parts[2]) {
+      if (c < '0' || c > '9' || ticks > UINT64_MAX / 20) return std::nullopt;
+      ticks = ticks * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    p.pid = pid;
+    p.start_ticks = ticks;
+    p.boot_id = parts[3] == "-" ? std::string() : std::string(parts[3]);
+    return p;
+  }
+};
+
+enum class liveness { alive, dead, unknown };
+
+// Alive only when the same process (pid + start time) runs on this boot of this host; dead
+// when it is this host and boot and that process is gone; unknown otherwise (another host).
+inline liveness check_liveness(const process_identity& who) {
+  if (who.host != host_name() || who.boot_id.empty() || who.boot_id != boot_id())
+    return who.host == host_name() && !who.boot_id.empty() && !boot_id().empty()
+               ? liveness::dead  // this host rebooted since: the process is gone
+               : liveness::unknown;
+  auto pid = checked_pid(who.pid);
+  if (!pid) return liveness::dead;
+  auto ticks = process_start_ticks(*pid);
+  if (!ticks || *ticks != who.start_ticks) return liveness::dead;
+  return liveness::alive;
+}
+
+// Whether pid is, right now, the process that started at start_ticks in this boot: its start
+// time matches, and the boot it was recorded in (`boot`, empty when unknown) is this one.
+inline bool is_same_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot) {
+  if (pid <= 1) return false;
+  if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;  // rebooted since
+  auto ticks = process_start_ticks(pid);
+  return ticks && *ticks == start_ticks;
+}
+
+// A pidfd for pid (Linux 5.3 and later): it names that one process whatever happens to the
+// number afterwards. Invalid with errno ENOSYS on an older kernel, ESRCH when pid is gone.
+inline unique_fd open_pidfd(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+  return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return unique_fd();
+#endif
+}
+
+inline int pidfd_signal(int pidfd, int sig) noexcept {
+#ifdef SYS_pidfd_send_signal
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+#else
+  (void)pidfd;
+  (void)sig;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// Sends sig to the process pid read from disk, only while it still is the process recorded
+// there (start_ticks, boot; start_ticks 0: a record without one, pid alone). Where the kernel
+// has pidfds the check cannot be split from the signal by a reuse of the number: the pidfd is
+// opened first, the identity checked after (so the pidfd names the recorded process), and the
+// signal goes through the pidfd. With `group`, the signal goes to the process group that pid
+// leads, and only when pid does lead one (getpgid(pid) == pid). Returns 0 when sent, else an
+// errno: ESRCH when the process is not the recorded one (or gone).
+inline int signal_recorded_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot,
+                                   int sig, bool group = false) {
+  if (pid <= 1) return ESRCH;
+  auto same = [&] {
+    if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;
+    return start_ticks == 0 || is_same_process(pid, start_ticks, boot);
+  };
+  unique_fd pidfd = open_pidfd(pid);
+  if (!pidfd && errno == ESRCH) return ESRCH;
+  if (!same()) return ESRCH;
+  if (group) {
+    if (::getpgid(pid) != pid) return ESRCH;  // not a group leader: -pid names another group
+    return ::kill(-pid, sig) == 0 ? 0 : errno;
+  }
+  if (pidfd) {
+    if (pidfd_signal(pidfd.get(), sig) == 0) return 0;
+    if (errno != ENOSYS) return errno;
+  }
+  return ::kill(pid, sig) == 0 ? 0 : errno;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/process_identity.hpp
+
+namespace leaseq {
+
+namespace detail {
+
+// Test seams. flock_call: what file_lock and try_file_lock call instead of flock(2) (a unit test
+// makes it fail with ENOSYS, ENOLCK or EOPNOTSUPP). dot_lock_break_hook: called by a breaker
+// with stage 0 once it judged a lock stale, before moving it aside (a test lets another process
+// go first), and with stage 1 once that break is over.
+inline int (*flock_call)(int, int) = ::flock;
+inline void (*dot_lock_break_hook)(const std::filesystem::path&, int stage) = nullptr;
+
+}  // namespace detail
+
+// An exclusive flock(2) on a lock file, held for the object's lifetime. The lock file is
+// created (0600) if missing and never deleted, so every process locks the same inode.
+//
+// A flock only makes contention cheap; it is never what keeps leaseq correct. On shared
+// filesystems it may be local to one client (NFS local_lock=all, BeeGFS, Lustre localflock,
+// sshfs) and so exclude nothing, or be refused outright (Lustre noflock: ENOSYS). Where the
+// filesystem refuses it (ENOSYS, ENOLCK, EOPNOTSUPP, EINVAL) the object holds nothing and the
+// caller goes on: every guarded operation is safe without it (exclusive creates, see seq.hpp).
+class file_lock {
+ public:
+  explicit file_lock(const std::filesystem::path& path)
+      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
+    if (!fd_) {
+      // A read-only or lock-hostile directory: go on unlocked, as for ENOSYS below.
+      if (errno == EACCES || errno == EROFS || errno == EPERM) return;
+      throw io_error("cannot open lock file", path.string(), errno);
+    }
+    while (detail::flock_call(fd_.get(), LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      if (unsupported(errno)) {
+        fd_.reset();
+        return;
+      }
+      throw io_error("cannot lock", path.string(), errno);
+    }
+    held_ = true;
+  }
+  file_lock(const file_lock&) = delete;
+  file_lock& operator=(const file_lock&) = delete;
+  ~file_lock() = default;  // closing the descriptor releases the lock
+
+  // False when the filesystem refused locks: the caller runs unguarded (and is still correct).
+  bool held() const noexcept { return held_; }
+
+  static bool unsupported(int err) noexcept {
+    return err == ENOSYS || err == ENOLCK || err == EOPNOTSUPP || err == EINVAL;
+  }
+
+ private:
+  detail::unique_fd fd_;
+  bool held_ = false;
+};
+
+// A lock that holds across clients whose flock does not (NFS local_lock, Lustre localflock,
+// BeeGFS, sshfs), for the rare read-modify-write of a shared file (index.json): the lock is a
+// file created by link(2) of a complete temp file naming its owner, which the server grants to
+// one client only (procmail's lockfile, Maildir's delivery). An owner that died on this host,
+// or a lock older than stale_s whose owner cannot be checked (another host), is broken: moved
+// aside by rename, which only one breaker wins.
+class dot_lock {
+ public:
+  explicit dot_lock(std::filesystem::path path, double timeout_s = 60, double stale_s = 30)
+      : path_(std::move(path)) {
+    std::filesystem::path dir = path_.parent_path();
+    std::string self = detail::process_identity::of_self().to_line() + "\n";
+    std::filesystem::path tmp =
+        dir / ("." + path_.filename().string() + "." + std::to_string(::getpid()) + "." +
+               std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+    {
+      detail::unique_fd fd(
+          ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!fd || !detail::write_all(fd.get(), self.data(), self.size()))
+        throw io_error("cannot create lock", tmp.string(), errno);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    int pause_ms = 2;
+    for (;;) {
+      if (::link(tmp.c_str(), path_.c_str()) == 0) break;
+      int e = errno;
+      // A lost reply to a link that happened (NFS) still shows as ours: two links on tmp.
+      struct stat st;
+      if (::stat(tmp.c_str(), &st) == 0 && st.st_nlink == 2) break;
+      if (e != EEXIST && e != EPERM) {  // EPERM: sshfs's "exists" (see file_io.hpp name_taken)
+        ::unlink(tmp.c_str());
+        throw io_error("cannot take lock", path_.string(), e);
+      }
+      break_if_stale(stale_s);
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::unlink(tmp.c_str());
+        throw error("timed out waiting for " + path_.string() +
+                    " (held by another process; remove it if no leaseq command runs)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+      pause_ms = std::min(pause_ms * 2, 200);
+    }
+    ::unlink(tmp.c_str());
+    held_ = true;
+  }
+  dot_lock(const dot_lock&) = delete;
+  dot_lock& operator=(const dot_lock&) = delete;
+  ~dot_lock() {
+    if (held_) ::unlink(path_.c_str());
+  }
+
+ private:
+  // What a breaker judged: the lock file's owner line and mtime, read through one open.
+  struct seen_lock {
+    std::string text;
+    std::int64_t mtime_s = 0, mtime_ns = 0;
+    bool operator==(const seen_lock& o) const {
+      return text == o.text && mtime_s == o.mtime_s && mtime_ns == o.mtime_ns;
+    }
+  };
+  static std::optional<seen_lock> look(const std::filesystem::path& p) {
+    detail::unique_fd fd(::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0) return std::nullopt;
+    seen_lock s;
+    s.mtime_s = static_cast<std::int64_t>(st.st_mtim.tv_sec);
+    s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_nsec);
+    char buf[512];
+    ssize_t n = detail::read_retry(fd.get(), buf, sizeof buf);
+    if (n > 0) s.text.assign(buf, static_cast<std::size_t>(n));
+    return s;
+  }
+
+  // Two breakers can judge the same stale lock: one moves it aside, a third process takes the
+  // lock anew, and the slower breaker would then move that live lock aside. So the file moved
+  // aside is compared with the one judged (owner line and mtime); a different one is linked
+  // back (link never replaces: a lock taken meanwhile stays) before the aside name goes.
+  void break_if_stale(double stale_s) {
+    std::optional<seen_lock> judged = look(path_);
+    if (!judged) return;  // released meanwhile
+    auto owner = detail::process_identity::from_line(judged->text);
+    double age = static_cast<double>(::time(nullptr) - judged->mtime_s);
+    detail::liveness l = owner ? detail::check_liveness(*owner) : detail::liveness::unknown;
+    if (l == detail::liveness::alive) return;
+    if (l == detail::liveness::unknown && age < stale_s) return;
+    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 0);
+    std::filesystem::path aside = path_;
+    aside += ".stale." + std::to_string(::getpid()) + "." +
+             std::to_string(reinterpret_cast<std::uintptr_t>(this));
+    if (::rename(path_.c_str(), aside.c_str()) == 0) {
+      std::optional<seen_lock> moved = look(aside);
+      if (!moved || !(*moved == *judged)) ::link(aside.c_str(), path_.c_str());
+      ::unlink(aside.c_str());
+    }
+    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 1);
+  }
+
+  std::filesystem::path path_;
+  bool held_ = false;
+};
+
+}  // namespace leaseq
+// end leaseq/lock.hpp
+// begin leaseq/paths.hpp
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+// begin leaseq/detail/tree_guard.hpp
+
+// Writers check that the directories they write into are real directories inside the lease
+// tree: a directory below the lease root replaced by a symlink (or by a file) would send a
+// rename, a log or an unlink somewhere else. The lease root itself may be a symlink (a home on
+// another filesystem is common); only what lies below it is checked. This narrows the window,
+// it cannot close it: a component swapped between the check and the write still wins, which
+// is why final names are also opened with O_NOFOLLOW or replaced by rename.
+//
+// open_tree_dir() is the writers' side of the same rule, and it does close the window for the
+// directories themselves: it walks from the anchor (the home) one component at a time with
+// openat(O_NOFOLLOW|O_DIRECTORY), so the descriptor it returns is the real directory whatever
+// is swapped afterwards. Every writer of the CLI and the library (submit, id reservations,
+// keys, control files, lease.json) gets its directory from it.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+
+namespace leaseq::detail {
+
+// Why dir cannot be written into safely, or nullopt when every existing component from below
+// root down to dir is a real directory. Components that do not exist yet are fine: ensure_dir
+// creates them as directories.
+inline std::optional<std::string> unsafe_dir(const std::filesystem::path& root,
+                                             const std::filesystem::path& dir) {
+  std::filesystem::path rel = dir.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..")
+    return dir.string() + " is not inside the lease tree " + root.string();
+  std::filesystem::path cur = root;
+  for (const auto& part : rel) {
+    if (part == ".") continue;
+    cur /= part;
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0) {
+      if (errno == ENOENT) return std::nullopt;
+      return cur.string() + ": cannot stat: " + std::strerror(errno);
+    }
+    if (S_ISLNK(st.st_mode))
+      return cur.string() +
+             " is a symbolic link; leaseq writes only into real directories of "
+             "the lease tree";
+    if (!S_ISDIR(st.st_mode)) return cur.string() + " is not a directory";
+  }
+  return std::nullopt;
+}
+
+// The message for a component that openat(O_NOFOLLOW|O_DIRECTORY) refused: names the symlink
+// and where it points, so the user knows what was planted and what to remove.
+inline std::string refused_component(int parent, const std::string& name,
+                                     const std::filesystem::path& path) {
+  struct stat st;
+  if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    char target[4096];
+    ssize_t n = ::readlinkat(parent, name.c_str(), target, sizeof target - 1);
+    std::string to = n >= 0 ? " -> " + std::string(target, static_cast<std::size_t>(n)) : "";
+    return "refusing to write through the symbolic link " + path.string() + to +
+           ": leaseq writes only into real directories of its tree (remove the link)";
+  }
+  return "refusing to write into " + path.string() + ": not a directory";
+}
+
+// Opens dir, which must be anchor or below it, walking from anchor one component at a time
+// without following symlinks; missing components are created with `mode` when `create` is
+// set. The anchor itself is opened normally: a home that is a symlink to another filesystem
+// is the user's own choice (trust.hpp checks who owns it). Throws error naming the first
+// component that is a symlink or not a directory, io_error for anything else.
+inline unique_fd open_tree_dir(const std::filesystem::path& anchor,
+                               const std::filesystem::path& dir, bool create = true,
+                               mode_t mode = 0700) {
+  std::filesystem::path rel = dir.lexically_relative(anchor);
+  bool inside = !rel.empty();
+  for (const auto& part : rel) inside = inside && part != "..";
+  if (!inside)
+    throw error("refusing to write into " + dir.string() + ": not inside " + anchor.string());
+  if (create) ensure_dir(anchor, mode);
+  unique_fd cur(::open(anchor.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cur) throw io_error("cannot open directory", anchor.string(), errno);
+  std::filesystem::path walked = anchor;
+  for (const auto& part : rel) {
+    if (part == "." || part.empty()) continue;
+    const std::string name = part.string();
+    walked /= part;
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    unique_fd next(::openat(cur.get(), name.c_str(), flags));
+    if (!next && errno == ENOENT && create) {
+      if (::mkdirat(cur.get(), name.c_str(), mode) != 0 && errno != EEXIST)
+        throw io_error("cannot create directory", walked.string(), errno);
+      next.reset(::openat(cur.get(), name.c_str(), flags));
+    }
+    if (!next) {
+      // O_NOFOLLOW gives ELOOP for a symlink; O_DIRECTORY gives ENOTDIR for a file (and, on
+      // some systems, for a symlink too).
+      if (errno == ELOOP || errno == ENOTDIR)
+        throw error(refused_component(cur.get(), name, walked));
+      throw io_error("cannot open directory", walked.string(), errno);
+    }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+// Replaces dir_fd/name with content (temp name starting with '.' opened O_EXCL|O_NOFOLLOW in
+// the same directory, fsync'd when `durable`, then renameat): for writers that hold the
+// directory as a descriptor from open_tree_dir(), so nothing swapped in after the walk (a
+// symlinked directory, a planted final name) is ever written through. `shown` names the
+// directory in errors.
+inline void replace_file_at(int dir_fd, const std::string& name, std::string_view content,
+                            const std::filesystem::path& shown, bool durable = true,
+                            mode_t mode = 0600) {
+  std::string tmp = "." + name + ".tmp." + temp_suffix();
+  unique_fd fd(
+      ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) throw io_error("cannot create", (shown / tmp).string(), errno);
+  auto fail = [&](const char* what, const std::string& about) {
+    int e = errno;
+    ::unlinkat(dir_fd, tmp.c_str(), 0);
+    throw io_error(what, (shown / about).string(), e);
+  };
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
+  if (::close(fd.release()) != 0) fail("cannot close", tmp);
+  if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0)
+    fail("cannot rename onto final name", name);
+  if (durable) ::fsync(dir_fd);  // best effort, as fsync_dir()
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/tree_guard.hpp
+
+namespace leaseq {
+
+// The one place that knows where things live under $LEASEQ_HOME. Every name is checked
+// before it is joined into a path, so a hostile name never reaches the filesystem.
+class home_paths {
+ public:
+  explicit home_paths(fs::path root) : root_(std::move(root)) {}
+
+  // $LEASEQ_HOME, else ~/.leaseq. Checks nothing about who owns it: the program calls
+  // check_home_trust() (trust.hpp) once per command; a library that embeds leaseq decides.
+  static home_paths from_env() {
+    if (const char* h = std::getenv("LEASEQ_HOME"); h && *h) return home_paths(h);
+    const char* home = std::getenv("HOME");
+    if (!home || !*home) throw error("neither LEASEQ_HOME nor HOME is set");
+    return home_paths(fs::path(home) / ".leaseq");
+  }
+
+  const fs::path& root() const noexcept { return root_; }
+  fs::path config() const { return root_ / "config.json"; }
+  fs::path index() const { return root_ / "index.json"; }
+  fs::path index_lock() const { return root_ / "index.lock"; }
+  fs::path runs() const { return root_ / "runs"; }
+  fs::path lease_dir(const std::string& lease_id) const {
+    return runs() / check_lease_id(lease_id);
+  }
+
+  // Creates the root with mode 0700 if missing.
+  void ensure_root() const { ensure_dir(root_, 0700); }
+
+ private:
+  fs::path root_;
+};
+
+// Paths inside one lease tree, runs/<lease_id>/.
+class lease_paths {
+ public:
+  // A bare root is its own anchor: only what lies below it is guarded against symlinks.
+  explicit lease_paths(fs::path root) : root_(std::move(root)), anchor_(root_) {}
+  lease_paths(const home_paths& home, const std::string& lease_id)
+      : root_(home.lease_dir(lease_id)), anchor_(home.root()) {}
+
+  const fs::path& root() const noexcept { return root_; }
+  // Where writers start their walk without following symlinks (open_lease_dir): the home when
+  // the tree was reached through it, so a symlinked runs/ or runs/<lease> is refused too.
+  const fs::path& anchor() const noexcept { return anchor_; }
+  fs::path lease_json() const { return root_ / "lease.json"; }
+  fs::path seq() const { return root_ / "seq"; }
+  fs::path seq_lock() const { return root_ / "seq.lock"; }
+
+  fs::path inbox_root() const { return root_ / "inbox"; }
+  fs::path claimed_root() const { return root_ / "claimed"; }
+  fs::path done_root() const { return root_ / "done"; }
+  fs::path logs_root() const { return root_ / "logs"; }
+  fs::path hb_dir() const { return root_ / "hb"; }
+  fs::path control_root() const { return root_ / "control"; }
+  fs::path keys_dir() const { return root_ / "keys"; }
+  // Protocol 2: one entry per task id handed out (seq.hpp), and the protocol 1 floor.
+  fs::path ids_dir() const { return root_ / "ids"; }
+  fs::path ids_floor() const { return ids_dir() / "floor"; }
+  fs::path archive_dir() const { return root_ / "archive"; }  // protocol 4: `leaseq clean`
+
+  // Protocol 4: priority/<lane>/<id>.p<N>, markers of tasks with a priority above 0.
+  fs::path priority_root() const { return root_ / "priority"; }
+
+  fs::path inbox(const std::string& lane) const { return inbox_root() / check_lane(lane); }
+  fs::path priority(const std::string& lane) const { return priority_root() / check_lane(lane); }
+  fs::path claimed(const std::string& node) const { return claimed_root() / check_node(node); }
+  fs::path done(const std::string& node) const { return done_root() / check_node(node); }
+  fs::path logs(const std::string& node) const { return logs_root() / check_node(node); }
+  fs::path control(const std::string& node) const { return control_root() / check_node(node); }
+
+  fs::path inbox_task(const std::string& lane, const std::string& id) const {
+    return inbox(lane) / (check_task_id(id) + ".json");
+  }
+  fs::path claimed_task(const std::string& node, const std::string& id) const {
+    return claimed(node) / (check_task_id(id) + ".json");
+  }
+  fs::path result(const std::string& node, const std::string& id) const {
+    return done(node) / (check_task_id(id) + ".result.json");
+  }
+  fs::path stdout_log(const std::string& node, const std::string& id) const {
+    return logs(node) / (check_task_id(id) + ".out");
+  }
+  fs::path stderr_log(const std::string& node, const std::string& id) const {
+    return logs(node) / (check_task_id(id) + ".err");
+  }
+  // Log paths as written into results: relative to the lease root.
+  static std::string relative_stdout(const std::string& node, const std::string& id) {
+    return "logs/" + check_node(node) + "/" + check_task_id(id) + ".out";
+  }
+  static std::string relative_stderr(const std::string& node, const std::string& id) {
+    return "logs/" + check_node(node) + "/" + check_task_id(id) + ".err";
+  }
+  fs::path heartbeat(const std::string& node) const {
+    return hb_dir() / (check_node(node) + ".json");
+  }
+  fs::path key(const std::string& key) const { return keys_dir() / check_key(key); }
+  // flock'd by the node's runner for its whole life: one runner per node per lease.
+  fs::path runner_lock(const std::string& node) const {
+    return root_ / ("runner-" + check_node(node) + ".lock");
+  }
+  fs::path runner_log(const std::string& node) const {
+    return root_ / ("runner-" + check_node(node) + ".log");
+  }
+
+ private:
+  fs::path root_;
+  fs::path anchor_;
+};
+
+// A directory of the lease tree that a writer is about to write into, created (0700) when
+// missing, opened without following a symlink anywhere from the anchor down: a planted link
+// (inbox/_any, control/<node>, keys, runs/<lease>) is refused with an error naming it instead
+// of receiving the write. Every writer of the library goes through here.
+inline detail::unique_fd open_lease_dir(const lease_paths& lease, const fs::path& dir) {
+  return detail::open_tree_dir(lease.anchor(), dir);
+}
+
+// open_lease_dir for writers that then write by path (write_json_atomic): the walk refuses a
+// planted link; the final name is still replaced by rename, never written through.
+inline void ensure_lease_dir(const lease_paths& lease, const fs::path& dir) {
+  (void)open_lease_dir(lease, dir);
+}
+
+// The short host name (up to the first dot), as used for the local lease and default node.
+inline std::string short_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  std::string h(buf);
+  if (auto dot = h.find('.'); dot != std::string::npos) h.resize(dot);
+  return h.empty() ? "localhost" : h;
+}
+
+}  // namespace leaseq
+// end leaseq/paths.hpp
+
+namespace leaseq {
+
+struct index_entry {
+  std::string id;
+  std::string kind;  // "local" or "slurm"
+  std::optional<std::string> name;
+  double created = 0;
+  json extra = json::object();
+};
+
+// index.json: the known leases and the default one.
+struct lease_index {
+  int version = protocol_version;
+  std::optional<std::string> default_lease;
+  std::vector<index_entry> leases;
+  json extra = json::object();
+
+  const index_entry* find(const std::string& id) const {
+    for (const auto& e : leases)
+      if (e.id == id) return &e;
+    return nullptr;
+  }
+  // Adds the lease unless it is known; true when it was added.
+  bool add(index_entry e) {
+    if (find(e.id)) return false;
+    leases.push_back(std::move(e));
+    return true;
+  }
+};
+
+inline void to_json(json& j, const index_entry& e) {
+  j = e.extra.is_object() ? e.extra : json::object();
+  j["id"] = e.id;
+  j["kind"] = e.kind;
+  j["name"] = detail::or_null(e.name);
+  j["created"] = e.created;
+}
+
+inline void to_json(json& j, const lease_index& idx) {
+  j = idx.extra.is_object() ? idx.extra : json::object();
+  j["version"] = idx.version;
+  j["default"] = detail::or_null(idx.default_lease);
+  j["leases"] = json::array();
+  for (const auto& e : idx.leases) j["leases"].push_back(e);
+}
+
+// Throws format_error naming the field. Entries with an invalid id are refused, not skipped,
+// so a writer never silently drops them on rewrite.
+inline void from_json(const json& j, lease_index& idx) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  idx.version = static_cast<int>(detail::int_or(j, "version", protocol_version));
+  idx.default_lease = detail::opt_string(j, "default");
+  idx.leases.clear();
+  if (auto it = j.find("leases"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) detail::bad_field("leases", "an array", *it);
+    for (const json& e : *it) {
+      if (!e.is_object()) detail::bad_field("leases[]", "an object", e);
+      index_entry entry;
+      entry.id = check_lease_id(detail::req_string(e, "id"));
+      entry.kind =
+          detail::opt_string(e, "kind").value_or(is_local_lease(entry.id) ? "local" : "slurm");
+      entry.name = detail::opt_string(e, "name");
+      entry.created = detail::opt_number(e, "created").value_or(0);
+      entry.extra = detail::unknown_fields(e, {"id", "kind", "name", "created"});
+      idx.leases.push_back(std::move(entry));
+    }
+  }
+  idx.extra = detail::unknown_fields(j, {"version", "default", "leases"});
+}
+
+struct index_read {
+  lease_index index;
+  std::string error;  // non-empty: the file exists but cannot be used; index is empty
+};
+
+// A missing index is an empty one.
+inline index_read read_index(const home_paths& home) {
+  index_read out;
+  json_outcome r = read_json_tolerant(home.index());
+  if (!r.ok()) {
+    if (r.err != ENOENT) out.error = home.index().string() + ": " + r.reason;
+    return out;
+  }
+  try {
+    from_json(*r.value, out.index);
+  } catch (const error& e) {
+    out.error = home.index().string() + ": " + e.what();
+    out.index = lease_index{};
+  }
+  return out;
+}
+
+// Read-modify-write of index.json under flock(index.lock) and the link(2) lock
+// index.json.lock (lock.hpp: holds where flock is local to one client). A corrupt index is never
+// overwritten: the update is refused with the reason, so no lease record is lost.
+template <typename Fn>
+auto update_index(const home_paths& home, Fn&& fn) {
+  home.ensure_root();
+  file_lock lock(home.index_lock());  // cheap exclusion on one client
+  dot_lock across_clients(home.root() / "index.json.lock");
+  index_read current = read_index(home);
+  if (!current.error.empty())
+    throw error("refusing to rewrite " + home.index().string() + ": " + current.error +
+                " (fix or move the file away)");
+  current.index.version = std::max(current.index.version, protocol_version);
+  if constexpr (std::is_void_v<decltype(fn(current.index))>) {
+    fn(current.index);
+    write_json_atomic(home.index(), json(current.index));
+  } else {
+    auto result = fn(current.index);
+    write_json_atomic(home.index(), json(current.index));
+    return result;
+  }
+}
+
+// Adds a lease to the index unless it is known; a first lease becomes the default.
+inline void register_lease(const home_paths& home, index_entry entry) {
+  update_index(home, [&](lease_index& idx) {
+    if (idx.add(std::move(entry)) && !idx.default_lease) idx.default_lease = idx.leases.back().id;
+  });
+}
+
+}  // namespace leaseq
+// end leaseq/index.hpp
+// begin leaseq/locate.hpp
+
+// Where one task is in a lease tree right now: done, claimed (running) or pending. Used by
+// cancel and retry, which act on a single task id.
+
+#include <optional>
+#include <string>
+
+// begin leaseq/detail/dir.hpp
+
+#include <dirent.h>
+
+#include <cerrno>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace leaseq::detail {
+
+struct dir_listing {
+  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
+  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
+};
+
+// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
+// `hidden_too` (then only "." and ".." are).
+inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
+  dir_listing out;
+  DIR* d = ::opendir(path.c_str());
+  if (!d) {
+    out.err = errno;
+    return out;
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n(e->d_name);
+    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
+    errno = 0;
+  }
+  if (errno != 0) out.err = errno;
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/dir.hpp
+// begin leaseq/model.hpp
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -380,350 +2236,6 @@ inline std::optional<std::string> base64_decode(std::string_view text) {
 
 }  // namespace leaseq::detail
 // end leaseq/detail/exact_bytes.hpp
-// begin leaseq/model.hpp
-
-#include <cstdint>
-#include <limits>
-#include <map>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-// begin leaseq/detail/json_fields.hpp
-
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-
-namespace leaseq {
-
-// A JSON document whose fields have the wrong type or are missing.
-class format_error : public error {
- public:
-  using error::error;
-};
-
-namespace detail {
-
-using json = nlohmann::json;
-
-inline const char* json_type_name(const json& v) noexcept {
-  return v.type_name();
-}
-
-[[noreturn]] inline void bad_field(const std::string& field, const char* expected, const json& v) {
-  throw format_error("field '" + field + "': expected " + expected + ", got " + json_type_name(v));
-}
-
-inline const json* find_field(const json& obj, const char* name) {
-  auto it = obj.find(name);
-  return it == obj.end() ? nullptr : &*it;
-}
-
-inline std::string req_string(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v) throw format_error(std::string("missing field '") + name + "'");
-  if (!v->is_string()) bad_field(name, "a string", *v);
-  return v->get<std::string>();
-}
-
-inline std::optional<std::string> opt_string(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return std::nullopt;
-  if (!v->is_string()) bad_field(name, "a string or null", *v);
-  return v->get<std::string>();
-}
-
-inline std::optional<double> opt_number(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return std::nullopt;
-  if (!v->is_number()) bad_field(name, "a number or null", *v);
-  return v->get<double>();
-}
-
-inline double req_number(const json& obj, const char* name) {
-  auto v = opt_number(obj, name);
-  if (!v) throw format_error(std::string("missing field '") + name + "'");
-  return *v;
-}
-
-inline std::optional<std::int64_t> opt_int(const json& obj, const char* name) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return std::nullopt;
-  if (v->is_number_integer()) return v->get<std::int64_t>();
-  if (v->is_number_float()) {
-    double d = v->get<double>();
-    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<std::int64_t>(d)))
-      return static_cast<std::int64_t>(d);
-  }
-  bad_field(name, "an integer or null", *v);
-}
-
-inline std::int64_t int_or(const json& obj, const char* name, std::int64_t fallback) {
-  return opt_int(obj, name).value_or(fallback);
-}
-
-inline bool bool_or(const json& obj, const char* name, bool fallback) {
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return fallback;
-  if (!v->is_boolean()) bad_field(name, "a boolean", *v);
-  return v->get<bool>();
-}
-
-inline std::vector<std::string> string_list(const json& obj, const char* name) {
-  std::vector<std::string> out;
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return out;
-  if (!v->is_array()) bad_field(name, "an array of strings", *v);
-  for (const json& e : *v) {
-    if (!e.is_string()) bad_field(name, "an array of strings", e);
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
-
-inline std::map<std::string, std::string> string_map(const json& obj, const char* name) {
-  std::map<std::string, std::string> out;
-  const json* v = find_field(obj, name);
-  if (!v || v->is_null()) return out;
-  if (!v->is_object()) bad_field(name, "an object of strings", *v);
-  for (auto it = v->begin(); it != v->end(); ++it) {
-    if (!it.value().is_string())
-      bad_field(std::string(name) + "." + it.key(), "a string", it.value());
-    out.emplace(it.key(), it.value().get<std::string>());
-  }
-  return out;
-}
-
-template <typename T>
-json or_null(const std::optional<T>& v) {
-  return v ? json(*v) : json(nullptr);
-}
-
-// Fields of obj that are not in known: kept so a rewrite never drops what another tool wrote.
-inline json unknown_fields(const json& obj, std::initializer_list<const char*> known) {
-  json extra = json::object();
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    bool is_known = false;
-    for (const char* k : known)
-      if (it.key() == k) is_known = true;
-    if (!is_known) extra[it.key()] = it.value();
-  }
-  return extra;
-}
-
-}  // namespace detail
-}  // namespace leaseq
-// end leaseq/detail/json_fields.hpp
-// begin leaseq/names.hpp
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-// begin leaseq/detail/quote.hpp
-
-#include <cstdio>
-#include <string>
-#include <string_view>
-
-namespace leaseq::detail {
-
-// Renders an untrusted value for an error message: quoted, control bytes and non-ASCII shown
-// as escapes, cut at max_len, so a hostile name can never drive the terminal.
-inline std::string quote_for_message(std::string_view s, std::size_t max_len = 80) {
-  std::string out = "\"";
-  std::size_t n = 0;
-  for (unsigned char c : s) {
-    if (n++ == max_len) {
-      out += "...";
-      break;
-    }
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  return out;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/quote.hpp
-
-namespace leaseq {
-
-// A name from disk, argv or the keyboard that breaks its rule. The message names the value
-// (escaped) and the rule, so the user sees exactly what was refused and why.
-class name_error : public error {
- public:
-  name_error(std::string_view kind, std::string_view value, std::string_view rule)
-      : error("invalid " + std::string(kind) + " " + detail::quote_for_message(value) + ": " +
-              std::string(rule)) {}
-};
-
-// The lane every runner of a lease may claim from.
-inline constexpr std::string_view any_lane = "_any";
-
-namespace detail {
-inline bool is_alnum(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-inline bool is_digit(char c) noexcept {
-  return c >= '0' && c <= '9';
-}
-inline bool all_digits(std::string_view s) noexcept {
-  for (char c : s)
-    if (!is_digit(c)) return false;
-  return !s.empty();
-}
-}  // namespace detail
-
-inline constexpr std::string_view node_rule =
-    "a node name is 1-63 characters of [A-Za-z0-9._-] starting with a letter or digit";
-inline constexpr std::string_view task_id_rule =
-    "a task id is T followed by its sequence number, zero-padded to at least 3 digits (T001, "
-    "T1000)";
-inline constexpr std::string_view lease_id_rule =
-    "a lease id is a Slurm job id (digits) or local:<hostname>";
-inline constexpr std::string_view lease_name_rule =
-    "a lease name is 1-64 characters of [A-Za-z0-9._-] or spaces, starting with a letter or "
-    "digit";
-inline constexpr std::string_view label_rule =
-    "a label is 1-64 characters of [A-Za-z0-9._:-] starting with a letter or digit";
-inline constexpr std::string_view key_rule =
-    "an idempotency key is 1-128 characters of [A-Za-z0-9._:@+=-] starting with a letter or digit";
-
-// [A-Za-z0-9][A-Za-z0-9._-]{0,62}. `_any` does not match (it starts with '_').
-inline bool is_valid_node(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 63 || !detail::is_alnum(s[0])) return false;
-  for (char c : s)
-    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-') return false;
-  return true;
-}
-
-// A node name or the shared lane `_any`.
-inline bool is_valid_lane(std::string_view s) noexcept {
-  return s == any_lane || is_valid_node(s);
-}
-
-// Canonical form only: "T" + digits, at least 3, no extra leading zeros beyond the padding.
-inline bool is_valid_task_id(std::string_view s) noexcept {
-  if (s.size() < 4 || s.size() > 19 || s[0] != 'T') return false;
-  std::string_view digits = s.substr(1);
-  if (!detail::all_digits(digits)) return false;
-  return digits.size() == 3 || digits[0] != '0';
-}
-
-inline bool is_valid_lease_id(std::string_view s) noexcept {
-  constexpr std::string_view local_prefix = "local:";
-  if (s.substr(0, local_prefix.size()) == local_prefix)
-    return is_valid_node(s.substr(local_prefix.size()));
-  return s.size() <= 20 && detail::all_digits(s) && s[0] != '0';
-}
-
-// A lease's display name, also its Slurm job name (leaseq-<name>). ASCII only, so no name can
-// carry a terminal escape, a C1 control or a bidi override into `lease ls` or squeue's output;
-// spaces stay allowed ("my run"). Names read from index.json are not refused (that would hide
-// the lease): every display sanitizes them.
-inline bool is_valid_lease_name(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
-  for (char c : s)
-    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != '-' && c != ' ') return false;
-  return true;
-}
-
-inline bool is_valid_label(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 64 || !detail::is_alnum(s[0])) return false;
-  for (char c : s)
-    if (!detail::is_alnum(c) && c != '.' && c != '_' && c != ':' && c != '-') return false;
-  return true;
-}
-
-inline bool is_valid_key(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 128 || !detail::is_alnum(s[0])) return false;
-  for (char c : s) {
-    bool ok = detail::is_alnum(c) || c == '.' || c == '_' || c == ':' || c == '@' || c == '+' ||
-              c == '=' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-inline const std::string& check_node(const std::string& s) {
-  if (!is_valid_node(s)) throw name_error("node name", s, node_rule);
-  return s;
-}
-inline const std::string& check_lane(const std::string& s) {
-  if (!is_valid_lane(s)) throw name_error("lane", s, std::string(node_rule) + ", or _any");
-  return s;
-}
-inline const std::string& check_task_id(const std::string& s) {
-  if (!is_valid_task_id(s)) throw name_error("task id", s, task_id_rule);
-  return s;
-}
-inline const std::string& check_lease_id(const std::string& s) {
-  if (!is_valid_lease_id(s)) throw name_error("lease id", s, lease_id_rule);
-  return s;
-}
-inline const std::string& check_lease_name(const std::string& s) {
-  if (!is_valid_lease_name(s)) throw name_error("lease name", s, lease_name_rule);
-  return s;
-}
-inline const std::string& check_label(const std::string& s) {
-  if (!is_valid_label(s)) throw name_error("label", s, label_rule);
-  return s;
-}
-inline const std::string& check_key(const std::string& s) {
-  if (!is_valid_key(s)) throw name_error("idempotency key", s, key_rule);
-  return s;
-}
-
-inline std::string format_task_id(std::int64_t seq) {
-  std::string digits = std::to_string(seq);
-  if (digits.size() < 3) digits.insert(0, 3 - digits.size(), '0');
-  return "T" + digits;
-}
-
-// The seq of a valid task id, or nullopt.
-inline std::optional<std::int64_t> task_seq(std::string_view id) noexcept {
-  if (!is_valid_task_id(id)) return std::nullopt;
-  std::int64_t v = 0;
-  for (char c : id.substr(1)) {
-    if (v > (INT64_MAX - 9) / 10) return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-inline std::string local_lease_id(std::string_view hostname) {
-  return "local:" + std::string(hostname);
-}
-inline bool is_local_lease(std::string_view lease_id) noexcept {
-  return lease_id.substr(0, 6) == "local:";
-}
-
-}  // namespace leaseq
-// end leaseq/names.hpp
 
 namespace leaseq {
 
@@ -1336,2232 +2848,6 @@ inline void from_json(const json& j, lease_record& l) {
 }  // namespace leaseq
 // end leaseq/model.hpp
 
-namespace leaseq::detail {
-
-class task_sax {
- public:
-  using json_t = nlohmann::json;
-  using number_integer_t = json_t::number_integer_t;
-  using number_unsigned_t = json_t::number_unsigned_t;
-  using number_float_t = json_t::number_float_t;
-  using string_t = json_t::string_t;
-  using binary_t = json_t::binary_t;
-
-  // A task file into t. False: take the general path.
-  static bool parse_task(std::string_view text, task_spec& t) { return run(text, t, nullptr); }
-  // A result file into r. False: take the general path.
-  static bool parse_result(std::string_view text, task_result& r) { return run(text, r.task, &r); }
-
- private:
-  static bool run(std::string_view text, task_spec& t, task_result* r) {
-    task_sax h(t, r);
-    reader rd{text.data(), text.data() + text.size(), h, {}};
-    return rd.document() && h.finish();
-  }
-
-  // Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
-  struct reader {
-    const char* p;
-    const char* end;
-    task_sax& h;
-    std::string buf;
-
-    void ws() {
-      while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
-    }
-    bool document() {
-      ws();
-      if (!value(0)) return false;
-      ws();
-      return p == end;
-    }
-    bool lit(std::string_view w) {
-      if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
-        return false;
-      p += w.size();
-      return true;
-    }
-    bool value(int depth) {
-      if (p == end) return false;
-      switch (*p) {
-        case '"':
-          return string() && h.string(buf);
-        case 'n':
-          return lit("null") && h.null();
-        case '{':
-          return depth < 2 && object(depth);
-        case '[':
-          return depth < 2 && array(depth);
-        default:
-          return number();
-      }
-    }
-    bool object(int depth) {
-      ++p;
-      if (!h.start_object(0)) return false;
-      ws();
-      if (p < end && *p == '}') return ++p, h.end_object();
-      for (;;) {
-        ws();
-        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
-        ws();
-        if (p == end || *p++ != ':') return false;
-        ws();
-        if (!value(depth + 1)) return false;
-        ws();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          continue;
-        }
-        if (*p++ != '}') return false;
-        return h.end_object();
-      }
-    }
-    bool array(int depth) {
-      ++p;
-      if (!h.start_array(0)) return false;
-      ws();
-      if (p < end && *p == ']') return ++p, h.end_array();
-      for (;;) {
-        ws();
-        if (!value(depth + 1)) return false;
-        ws();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          continue;
-        }
-        if (*p++ != ']') return false;
-        return h.end_array();
-      }
-    }
-    bool string() {
-      ++p;
-      buf.clear();
-      for (;;) {
-        const char* run = p;
-        while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
-               static_cast<unsigned char>(*p) < 0x80)
-          ++p;
-        buf.append(run, static_cast<std::size_t>(p - run));
-        if (p == end) return false;
-        if (static_cast<unsigned char>(*p) >= 0x80) {
-          // nlohmann refuses invalid UTF-8 too, but only the general path words why.
-          std::size_t n =
-              utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
-          if (n == 0) return false;
-          buf.append(p, n);
-          p += n;
-          continue;
-        }
-        char c = *p++;
-        if (c == '"') return true;
-        if (c != '\\' || p == end) return false;  // a control byte: general path
-        switch (*p++) {
-          case '"':
-            buf += '"';
-            break;
-          case '\\':
-            buf += '\\';
-            break;
-          case '/':
-            buf += '/';
-            break;
-          case 'b':
-            buf += '\b';
-            break;
-          case 'f':
-            buf += '\f';
-            break;
-          case 'n':
-            buf += '\n';
-            break;
-          case 'r':
-            buf += '\r';
-            break;
-          case 't':
-            buf += '\t';
-            break;
-          default:
-            return false;  // \u and invalid escapes: general path
-        }
-      }
-    }
-    static bool digit(char c) { return c >= '0' && c <= '9'; }
-    bool number() {
-      const char* start = p;
-      if (p < end && *p == '-') ++p;
-      if (p == end || !digit(*p)) return false;
-      if (*p == '0')
-        ++p;
-      else
-        while (p < end && digit(*p)) ++p;
-      bool integral = true;
-      if (p < end && *p == '.') {
-        integral = false;
-        ++p;
-        if (p == end || !digit(*p)) return false;
-        while (p < end && digit(*p)) ++p;
-      }
-      if (p < end && (*p == 'e' || *p == 'E')) {
-        integral = false;
-        ++p;
-        if (p < end && (*p == '+' || *p == '-')) ++p;
-        if (p == end || !digit(*p)) return false;
-        while (p < end && digit(*p)) ++p;
-      }
-      if (integral) {
-        std::int64_t v = 0;
-        auto r = std::from_chars(start, p, v);
-        if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
-        return h.number_integer(v);
-      }
-      double d = 0;
-      auto r = std::from_chars(start, p, d);
-      if (r.ec != std::errc() || r.ptr != p) return false;
-      static const string_t none;
-      return h.number_float(d, none);
-    }
-  };
-
- public:
-  bool null() {
-    if (depth_ != 1) return false;
-    switch (field_) {
-      case f::seq:
-      case f::lease:
-      case f::node:
-      case f::argv:
-      case f::cmd:
-      case f::cwd:
-      case f::env:
-      case f::gpus:
-      case f::key:
-      case f::created:
-      case f::retry_of:
-      case f::claimed:
-      case f::pid:
-      case f::exit_code:
-      case f::signal:
-      case f::reason:
-      case f::started:
-      case f::finished:
-      case f::stdout_:
-      case f::stderr_:
-      case f::attempt:
-      case f::argv_b64:
-      case f::cwd_b64:
-      case f::env_b64:
-        return true;  // the defaults already say "absent"
-      default:
-        return false;
-    }
-  }
-  bool boolean(bool) { return false; }
-  bool number_integer(number_integer_t v) { return integer(static_cast<std::int64_t>(v)); }
-  bool number_unsigned(number_unsigned_t v) {
-    if (v > static_cast<number_unsigned_t>(INT64_MAX)) return false;
-    return integer(static_cast<std::int64_t>(v));
-  }
-  bool number_float(number_float_t v, const string_t&) {
-    if (depth_ != 1) return false;
-    return real(static_cast<double>(v));
-  }
-  // Strings are copied out of the reader's buffer, not moved: the copy is allocated to its
-  // exact size (a moved buffer keeps the capacity the longest earlier string gave it), which
-  // is what a 100 000-task snapshot holds on to; the buffer is reused for the next string.
-  bool string(string_t& s) {
-    if (depth_ == 2) {
-      if (field_ == f::argv) {
-        t_.argv.push_back(std::string(s));
-        return true;
-      }
-      if (field_ == f::env) {
-        t_.env.insert_or_assign(std::string(env_key_), std::string(s));
-        return true;
-      }
-      if (field_ == f::argv_b64) {
-        exact_.argv_b64->push_back(std::string(s));
-        return true;
-      }
-      if (field_ == f::labels) {
-        if (!is_valid_label(s) || t_.labels.size() >= max_task_labels) return false;
-        t_.labels.push_back(std::string(s));
-        return true;
-      }
-      if (field_ == f::env_b64) {
-        exact_.env_b64->emplace_back(env_key_, std::string(s));
-        return true;
-      }
-      return false;
-    }
-    if (depth_ != 1) return false;
-    switch (field_) {
-      case f::id:
-        t_.id = std::string(s);
-        has_id_ = true;
-        return true;
-      case f::lease:
-        t_.lease = std::string(s);
-        return true;
-      case f::node:
-        t_.node = std::string(s);
-        return true;
-      case f::cmd:
-        t_.cmd = std::string(s);
-        return true;
-      case f::cwd:
-        t_.cwd = std::string(s);
-        return true;
-      case f::cwd_b64:
-        exact_.cwd_b64 = std::string(s);
-        return true;
-      case f::key:
-        t_.key = std::string(s);
-        return true;
-      case f::retry_of:
-        t_.retry_of = std::string(s);
-        return true;
-      case f::array_id:
-        array_id_ = std::string(s);
-        return true;
-      case f::state:
-        state_ = std::string(s);
-        return r_ != nullptr;
-      case f::reason:
-        return r_ && (r_->reason = std::string(s), true);
-      case f::stdout_:
-        return r_ && (r_->stdout_path = std::string(s), true);
-      case f::stderr_:
-        return r_ && (r_->stderr_path = std::string(s), true);
-      case f::attempt:
-        return r_ && (r_->attempt = std::string(s), true);
-      default:
-        return false;
-    }
-  }
-  bool binary(binary_t&) { return false; }
-  bool start_object(std::size_t) {
-    if (depth_ == 0) {
-      depth_ = 1;
-      return true;
-    }
-    if (depth_ == 1 && field_ == f::env) {
-      t_.env.clear();
-      depth_ = 2;
-      return true;
-    }
-    if (depth_ == 1 && field_ == f::env_b64) {
-      exact_.env_b64.emplace();
-      depth_ = 2;
-      return true;
-    }
-    return false;
-  }
-  bool key(string_t& k) {
-    if (depth_ == 2) {
-      env_key_ = k;
-      return true;
-    }
-    field_ = lookup(k);
-    auto bit = std::uint32_t{1} << static_cast<int>(field_);
-    if (field_ == f::unknown || (seen_ & bit)) return false;  // duplicates: general path
-    seen_ |= bit;
-    return true;
-  }
-  bool end_object() {
-    --depth_;
-    return true;
-  }
-  bool start_array(std::size_t) {
-    if (depth_ != 1) return false;
-    if (field_ == f::argv)
-      t_.argv.clear();
-    else if (field_ == f::argv_b64)
-      exact_.argv_b64.emplace();
-    else if (field_ == f::labels)
-      t_.labels.clear();
-    else
-      return false;
-    depth_ = 2;
-    return true;
-  }
-  bool end_array() {
-    --depth_;
-    return true;
-  }
-  template <class Exception>
-  bool parse_error(std::size_t, const std::string&, const Exception&) {
-    return false;
-  }
-
- private:
-  enum class f {
-    unknown,
-    id,
-    seq,
-    lease,
-    node,
-    argv,
-    argv_b64,
-    cmd,
-    cwd,
-    cwd_b64,
-    env,
-    env_b64,
-    gpus,
-    key,
-    created,
-    retry_of,
-    claimed,
-    pid,
-    state,
-    exit_code,
-    signal,
-    reason,
-    started,
-    finished,
-    stdout_,
-    stderr_,
-    attempt,
-    array_id,
-    array_index,
-    labels,
-    priority
-  };
-  static_assert(static_cast<int>(f::priority) < 32, "seen_ has one bit per field");
-
-  task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
-
-  static f lookup(std::string_view k) {
-    static constexpr std::pair<std::string_view, f> table[] = {{"id", f::id},
-                                                               {"seq", f::seq},
-                                                               {"lease", f::lease},
-                                                               {"node", f::node},
-                                                               {"argv", f::argv},
-                                                               {"cmd", f::cmd},
-                                                               {"cwd", f::cwd},
-                                                               {"env", f::env},
-                                                               {"gpus", f::gpus},
-                                                               {"key", f::key},
-                                                               {"created", f::created},
-                                                               {"retry_of", f::retry_of},
-                                                               {"claimed", f::claimed},
-                                                               {"pid", f::pid},
-                                                               {"state", f::state},
-                                                               {"exit_code", f::exit_code},
-                                                               {"signal", f::signal},
-                                                               {"reason", f::reason},
-                                                               {"started", f::started},
-                                                               {"finished", f::finished},
-                                                               {"stdout", f::stdout_},
-                                                               {"stderr", f::stderr_},
-                                                               {"attempt", f::attempt},
-                                                               {"argv_b64", f::argv_b64},
-                                                               {"cwd_b64", f::cwd_b64},
-                                                               {"env_b64", f::env_b64},
-                                                               {"array_id", f::array_id},
-                                                               {"array_index", f::array_index},
-                                                               {"labels", f::labels},
-                                                               {"priority", f::priority}};
-    for (const auto& [name, id] : table)
-      if (name == k) return id;
-    return f::unknown;
-  }
-
-  bool integer(std::int64_t v) {
-    if (depth_ != 1) return false;
-    switch (field_) {
-      case f::seq:
-        seq_ = v;
-        return true;
-      case f::gpus:
-        if (v < 0 || v > 4096) return false;
-        t_.gpus = static_cast<int>(v);
-        return true;
-      case f::pid:
-        if (v < 2 || v > max_pid) return false;  // from_json words the refusal
-        t_.pid = v;
-        return true;
-      case f::array_index:  // an array's task (protocol version 3): kept in extra
-        array_index_ = v;
-        return true;
-      case f::priority:
-        if (v < -max_task_priority || v > max_task_priority) return false;
-        t_.priority = static_cast<int>(v);
-        return true;
-      case f::exit_code:
-      case f::signal: {
-        if (!r_ || v < INT32_MIN || v > INT32_MAX) return false;
-        (field_ == f::exit_code ? r_->exit_code : r_->signal) = static_cast<int>(v);
-        return true;
-      }
-      default:
-        return real(static_cast<double>(v));
-    }
-  }
-  bool real(double v) {
-    switch (field_) {
-      case f::created:
-        t_.created = v;
-        return true;
-      case f::claimed:
-        t_.claimed = v;
-        if (r_) r_->claimed = v;
-        return true;
-      case f::started:
-        return r_ && (r_->started = v, true);
-      case f::finished:
-        return r_ && (r_->finished = v, true);
-      default:
-        return false;  // integer fields given as floats: the general path decides
-    }
-  }
-
-  // The checks from_json makes; anything it would refuse goes to the general path.
-  bool finish() {
-    if (!has_id_ || !is_valid_task_id(t_.id) || t_.argv.empty()) return false;
-    t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
-    if (t_.node && *t_.node == any_lane) t_.node.reset();
-    if (t_.node && !is_valid_node(*t_.node)) return false;
-    if (exact_.argv_b64 || exact_.cwd_b64 || exact_.env_b64) {
-      try {
-        apply_exact_bytes(t_, exact_);
-      } catch (const format_error&) {
-        return false;
-      }
-    }
-    t_.extra = nlohmann::json();
-    if (array_id_) t_.extra["array_id"] = *array_id_;
-    if (array_index_) t_.extra["array_index"] = *array_index_;
-    if (!r_) return true;
-    auto s = parse_task_state(state_);
-    if (!s || !is_done(*s)) return false;
-    r_->state = *s;
-    return true;
-  }
-
-  task_result* r_;  // null for a task file
-  task_spec& t_;
-  std::uint32_t seen_ = 0;
-  int depth_ = 0;
-  f field_ = f::unknown;
-  std::string env_key_;
-  std::string state_;
-  std::optional<std::string> array_id_;
-  std::optional<std::int64_t> array_index_;
-  bool has_id_ = false;
-  std::optional<std::int64_t> seq_;
-  exact_bytes_fields exact_;
-};
-
-}  // namespace leaseq::detail
-// end leaseq/detail/task_sax.hpp
-// begin leaseq/fault.hpp
-
-// Fault injection for tests: LEASEQ_FAULT makes chosen operations of the runner fail on purpose,
-// so tests can drive the real binary through disk-full and lying-rename paths.
-//
-//   LEASEQ_FAULT="point=SPEC[,point=SPEC...]"
-//
-// SPEC is N (the first N times the point is reached, it fails) or 1/K (every K-th time fails).
-// Points:
-//   result_write_enospc   writing a result file fails with ENOSPC before anything is written
-//   result_write_eio      the same with EIO
-//   claim_rename_lies     the claim rename inbox -> claimed happens, but the runner is told it
-//                         failed with EIO (as a lost NFS reply does)
-//   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
-//                         restore tests)
-//   claim_record_enospc   recording "starting" in the claimed file, before the task is
-//                         spawned, fails with ENOSPC (the claim must be given back)
-//   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
-//                         be killed at once)
-//   clean_kill_mid_unlink `leaseq clean` kills itself (SIGKILL) before unlinking a live result
-//                         it has archived (crash tests)
-//
-// The variable is read once per process, on first use. Unset (or empty), each check is one
-// load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
-// ignored, with a message returned by fault_config_problems() for the runner to log.
-
-#include <atomic>
-#include <cstdint>
-#include <cstdlib>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace leaseq {
-
-enum class fault_point : int {
-  result_write_enospc = 0,
-  result_write_eio = 1,
-  claim_rename_lies = 2,
-  dashboard_throws = 3,
-  claim_record_enospc = 4,
-  pid_record_enospc = 5,
-  clean_kill_mid_unlink = 6,
-};
-
-namespace detail {
-
-inline constexpr int fault_point_count = 7;
-
-inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
-  switch (p) {
-    case fault_point::result_write_enospc:
-      return "result_write_enospc";
-    case fault_point::result_write_eio:
-      return "result_write_eio";
-    case fault_point::claim_rename_lies:
-      return "claim_rename_lies";
-    case fault_point::dashboard_throws:
-      return "dashboard_throws";
-    case fault_point::claim_record_enospc:
-      return "claim_record_enospc";
-    case fault_point::pid_record_enospc:
-      return "pid_record_enospc";
-    case fault_point::clean_kill_mid_unlink:
-      return "clean_kill_mid_unlink";
-  }
-  return "";
-}
-
-struct fault_rule {
-  std::uint64_t first_n = 0;  // fail the first N hits
-  std::uint64_t every_k = 0;  // or every K-th hit
-  std::atomic<std::uint64_t> hits{0};
-};
-
-struct fault_table {
-  bool any = false;
-  fault_rule rules[fault_point_count];
-  std::vector<std::string> problems;
-
-  // Parses "point=SPEC,..."; anything it does not understand goes to problems.
-  void parse(std::string_view text) {
-    while (!text.empty()) {
-      std::size_t comma = text.find(',');
-      std::string_view item = text.substr(0, comma);
-      text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-      if (item.empty()) continue;
-      std::size_t eq = item.find('=');
-      std::string_view name = item.substr(0, eq);
-      std::string_view spec =
-          eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
-      int index = -1;
-      for (int i = 0; i < fault_point_count; ++i)
-        if (fault_point_name(static_cast<fault_point>(i)) == name) index = i;
-      std::uint64_t n = 0;
-      bool every = spec.size() > 2 && spec.substr(0, 2) == "1/";
-      if (every) spec.remove_prefix(2);
-      bool number = !spec.empty() && spec.size() <= 18;
-      for (char c : spec) {
-        if (c < '0' || c > '9') number = false;
-        n = n * 10 + static_cast<std::uint64_t>(c - '0');
-      }
-      if (index < 0 || !number || (every && n == 0)) {
-        problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
-                           " (expected POINT=N or POINT=1/K with POINT one of "
-                           "result_write_enospc, result_write_eio, claim_rename_lies, "
-                           "dashboard_throws, claim_record_enospc, pid_record_enospc, "
-                           "clean_kill_mid_unlink)");
-        continue;
-      }
-      if (every)
-        rules[index].every_k = n;
-      else
-        rules[index].first_n = n;
-      any = any || n > 0;
-    }
-  }
-
-  bool hit(fault_point p) {
-    if (!any) return false;
-    fault_rule& r = rules[static_cast<int>(p)];
-    if (r.first_n == 0 && r.every_k == 0) return false;
-    std::uint64_t n = ++r.hits;
-    return n <= r.first_n || (r.every_k != 0 && n % r.every_k == 0);
-  }
-};
-
-inline fault_table& faults() {
-  static fault_table* table = [] {
-    auto* t = new fault_table;  // never destroyed: checks may run during exit
-    if (const char* v = std::getenv("LEASEQ_FAULT"); v && *v) t->parse(v);
-    return t;
-  }();
-  return *table;
-}
-
-}  // namespace detail
-
-// True when the injected fault fires at this hit of point p.
-inline bool fault_hit(fault_point p) {
-  return detail::faults().hit(p);
-}
-
-// Whether any fault is configured, and what in LEASEQ_FAULT was not understood.
-inline bool faults_enabled() {
-  return detail::faults().any;
-}
-inline const std::vector<std::string>& fault_config_problems() {
-  return detail::faults().problems;
-}
-
-}  // namespace leaseq
-// end leaseq/fault.hpp
-// begin leaseq/file_io.hpp
-
-#include <fcntl.h>
-#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cerrno>
-#include <cstdint>
-#include <filesystem>
-#include <optional>
-#include <random>
-#include <string>
-#include <string_view>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-
-namespace leaseq {
-
-namespace fs = std::filesystem;
-using json = nlohmann::json;
-
-// Largest JSON file a reader accepts; a bigger one is reported, never loaded.
-inline constexpr std::size_t max_json_bytes = 16u << 20;
-// Deepest nesting a reader accepts (no protocol file nests more than 3).
-inline constexpr int max_json_depth = 64;
-
-// mkdir -p with the given mode for the directories it creates.
-inline void ensure_dir(const fs::path& dir, mode_t mode = 0700) {
-  if (dir.empty()) return;
-  struct stat st;
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return;
-    throw io_error("not a directory", dir.string(), ENOTDIR);
-  }
-  if (dir.has_parent_path() && dir.parent_path() != dir) ensure_dir(dir.parent_path(), mode);
-  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
-    throw io_error("cannot create directory", dir.string(), errno);
-}
-
-namespace detail {
-
-inline std::string temp_suffix() {
-  static std::atomic<std::uint64_t> counter{0};
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{}.{}.{:x}", ::getpid(), counter++, rng() & 0xffffffu);
-}
-
-inline void fsync_dir(const fs::path& dir) {
-  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd) ::fsync(fd.get());  // best effort: some filesystems refuse fsync on directories
-}
-
-}  // namespace detail
-
-namespace detail {
-
-// Writes content under a temp name starting with '.' in path's directory (opened
-// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
-// and renames it onto path. On failure the temp file is removed and io_error thrown.
-inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
-                         mode_t mode, bool durable) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
-  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  auto fail = [&](const char* what, const fs::path& about) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw io_error(what, about.string(), e);
-  };
-  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
-  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
-  if (::close(fd.release()) != 0) fail("cannot close", tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
-}
-
-}  // namespace detail
-
-// Writes content to a temp name starting with '.' in the same directory, fsyncs it, renames
-// it onto path and fsyncs the directory: readers see the old file or the new one, never half.
-// sync_dir=false skips the directory fsync (the file itself is still fsync'd before the
-// rename): for files the runner writes per task or every few seconds (result, heartbeat),
-// where one more fsync per file would halve throughput.
-inline void write_file_atomic(const fs::path& path, std::string_view content, mode_t mode = 0600,
-                              bool sync_dir = true) {
-  detail::replace_file(path, content, detail::temp_suffix(), mode, true);
-  if (sync_dir) detail::fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
-}
-
-// Temp file + rename, without fsync: still never seen half-written by a reader, but not
-// durable across a power loss by itself. For files that are cheap to lose or that the caller
-// makes durable another way (the runner's claimed-file rewrite only adds "claimed" and "pid"
-// to a task that is already durable). `suffix` makes the temp name unique; by default pid +
-// counter + random.
-inline void write_file_atomic_nosync(const fs::path& path, std::string_view content,
-                                     const std::string& suffix = detail::temp_suffix(),
-                                     mode_t mode = 0600) {
-  detail::replace_file(path, content, suffix, mode, false);
-}
-
-// How every protocol JSON file is laid out on disk: indented, one trailing newline.
-inline std::string json_file_text(const json& value) {
-  return value.dump(2) + "\n";
-}
-
-inline void write_json_atomic(const fs::path& path, const json& value, mode_t mode = 0600,
-                              bool sync_dir = true) {
-  write_file_atomic(path, json_file_text(value), mode, sync_dir);
-}
-
-// Whether an exclusive create (link, O_EXCL, RENAME_NOREPLACE) failed because the name exists.
-// sshfs speaks SFTP v3, which has no "file exists" status: a name this client's cache does not
-// know but the server has comes back as EPERM. In a lease tree (one owner, mode 0700) EPERM
-// has no other cause for these calls.
-inline bool name_taken(int err) noexcept {
-  return err == EEXIST || err == EPERM;
-}
-
-// Creates path only if it does not exist yet (O_EXCL), with the content written and fsync'd
-// under a temp name first and then link()ed, so it is never seen half-written.
-// Returns false when the path already existed.
-inline bool create_file_exclusive(const fs::path& path, std::string_view content,
-                                  mode_t mode = 0600) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + detail::temp_suffix());
-  detail::unique_fd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  bool ok = detail::write_all(fd.get(), content.data(), content.size()) && ::fsync(fd.get()) == 0;
-  int e = errno;
-  fd.reset();
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    throw io_error("cannot write", tmp.string(), e);
-  }
-  int rc = ::link(tmp.c_str(), path.c_str());
-  e = errno;
-  ::unlink(tmp.c_str());
-  if (rc != 0) {
-    if (name_taken(e)) return false;
-    throw io_error("cannot create", path.string(), e);
-  }
-  detail::fsync_dir(dir);
-  return true;
-}
-
-// Moves the complete file `temp` onto `final_name` (both relative to dir_fd) only if no file
-// of that name exists: renameat2(RENAME_NOREPLACE), or link + unlink where the filesystem has
-// no such rename. Either way the server decides, so two clients can never both publish one
-// name, whatever their caches show. Returns false (temp left in place) when the name is taken.
-inline bool publish_exclusive(int dir_fd, const std::string& temp, const std::string& final_name,
-                              const fs::path& dir_for_errors) {
-  if (::renameat2(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), RENAME_NOREPLACE) == 0)
-    return true;
-  int e = errno;
-  if (name_taken(e)) return false;
-  if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
-    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
-  if (::linkat(dir_fd, temp.c_str(), dir_fd, final_name.c_str(), 0) != 0) {
-    e = errno;
-    if (name_taken(e)) return false;
-    throw io_error("cannot publish", (dir_for_errors / final_name).string(), e);
-  }
-  ::unlinkat(dir_fd, temp.c_str(), 0);
-  return true;
-}
-
-// What a tolerant read saw. `ok` false means "not visible yet": the reason says why
-// (missing, permission, too large, truncated or invalid JSON), the caller keeps its last view.
-struct read_outcome {
-  bool ok = false;
-  int err = 0;  // errno when the OS refused, 0 otherwise
-  std::string reason;
-  std::string content;
-};
-
-struct json_outcome {
-  std::optional<json> value;
-  int err = 0;
-  std::string reason;
-  bool ok() const noexcept { return value.has_value(); }
-};
-
-namespace detail {
-
-// The one reader of whole files (read_file_tolerant, posix_fs::read): a regular file of at most
-// max_bytes, read through a single open so a rename mid-read cannot mix two files. Never throws
-// for I/O problems; refuses FIFOs and devices (a reader must never block on or stream from
-// one). `st`, when given, receives the opened file's fstat (st->st_ino stays 0 when none).
-inline read_outcome read_regular_file(const fs::path& path, std::size_t max_bytes,
-                                      struct stat* st_out) {
-  read_outcome out;
-  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd) {
-    out.err = errno;
-    out.reason = errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
-    return out;
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) {
-    out.err = errno;
-    out.reason = std::string("cannot stat: ") + std::strerror(errno);
-    return out;
-  }
-  if (st_out) *st_out = st;
-  if (!S_ISREG(st.st_mode)) {
-    out.reason = "not a regular file";
-    return out;
-  }
-  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-    out.reason = fmt::format("too large ({} bytes, limit {})", st.st_size, max_bytes);
-    return out;
-  }
-  // One byte more than the size: a read that fills less is the end, without a second call.
-  out.content.resize(static_cast<std::size_t>(st.st_size) + 1);
-  std::size_t got = 0;
-  for (;;) {
-    if (got == out.content.size()) out.content.resize(got + 4096);  // it grew meanwhile
-    std::size_t want = out.content.size() - got;
-    ssize_t n = detail::read_retry(fd.get(), out.content.data() + got, want);
-    if (n < 0) {
-      out.err = errno;
-      out.reason = std::string("cannot read: ") + std::strerror(errno);
-      out.content.clear();
-      return out;
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-    if (got > max_bytes) {
-      out.reason = fmt::format("too large (over {} bytes)", max_bytes);
-      out.content.clear();
-      return out;
-    }
-    if (static_cast<std::size_t>(n) < want) break;  // a short read of a regular file: EOF
-  }
-  out.content.resize(got);
-  out.ok = true;
-  return out;
-}
-
-}  // namespace detail
-
-// Reads a whole regular file of at most max_bytes (detail::read_regular_file).
-inline read_outcome read_file_tolerant(const fs::path& path, std::size_t max_bytes) {
-  return detail::read_regular_file(path, max_bytes, nullptr);
-}
-
-namespace detail {
-
-// Deepest bracket nesting outside strings; stops counting past limit.
-inline int json_depth(std::string_view text, int limit) noexcept {
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"')
-      in_string = true;
-    else if (c == '[' || c == '{') {
-      if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
-    } else if (c == ']' || c == '}')
-      --depth;
-  }
-  return max_depth;
-}
-
-}  // namespace detail
-
-// Parses JSON text with the reader's limits; never throws.
-inline json_outcome parse_json_tolerant(std::string_view text) {
-  json_outcome out;
-  if (text.empty()) {
-    out.reason = "empty file (being written?)";
-    return out;
-  }
-  if (detail::json_depth(text, max_json_depth) > max_json_depth) {
-    out.reason = fmt::format("nested deeper than {} levels", max_json_depth);
-    return out;
-  }
-  json v = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (v.is_discarded()) {
-    out.reason = "invalid or truncated JSON";
-    return out;
-  }
-  out.value = std::move(v);
-  return out;
-}
-
-inline json_outcome read_json_tolerant(const fs::path& path,
-                                       std::size_t max_bytes = max_json_bytes) {
-  read_outcome raw = read_file_tolerant(path, max_bytes);
-  if (!raw.ok) {
-    json_outcome out;
-    out.err = raw.err;
-    out.reason = raw.reason;
-    return out;
-  }
-  return parse_json_tolerant(raw.content);
-}
-
-}  // namespace leaseq
-// end leaseq/file_io.hpp
-// begin leaseq/paths.hpp
-
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <string>
-
-// begin leaseq/detail/tree_guard.hpp
-
-// Writers check that the directories they write into are real directories inside the lease
-// tree: a directory below the lease root replaced by a symlink (or by a file) would send a
-// rename, a log or an unlink somewhere else. The lease root itself may be a symlink (a home on
-// another filesystem is common); only what lies below it is checked. This narrows the window,
-// it cannot close it: a component swapped between the check and the write still wins, which
-// is why final names are also opened with O_NOFOLLOW or replaced by rename.
-//
-// open_tree_dir() is the writers' side of the same rule, and it does close the window for the
-// directories themselves: it walks from the anchor (the home) one component at a time with
-// openat(O_NOFOLLOW|O_DIRECTORY), so the descriptor it returns is the real directory whatever
-// is swapped afterwards. Every writer of the CLI and the library (submit, id reservations,
-// keys, control files, lease.json) gets its directory from it.
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <optional>
-#include <string>
-#include <string_view>
-
-
-namespace leaseq::detail {
-
-// Why dir cannot be written into safely, or nullopt when every existing component from below
-// root down to dir is a real directory. Components that do not exist yet are fine: ensure_dir
-// creates them as directories.
-inline std::optional<std::string> unsafe_dir(const std::filesystem::path& root,
-                                             const std::filesystem::path& dir) {
-  std::filesystem::path rel = dir.lexically_relative(root);
-  if (rel.empty() || *rel.begin() == "..")
-    return dir.string() + " is not inside the lease tree " + root.string();
-  std::filesystem::path cur = root;
-  for (const auto& part : rel) {
-    if (part == ".") continue;
-    cur /= part;
-    struct stat st;
-    if (::lstat(cur.c_str(), &st) != 0) {
-      if (errno == ENOENT) return std::nullopt;
-      return cur.string() + ": cannot stat: " + std::strerror(errno);
-    }
-    if (S_ISLNK(st.st_mode))
-      return cur.string() +
-             " is a symbolic link; leaseq writes only into real directories of "
-             "the lease tree";
-    if (!S_ISDIR(st.st_mode)) return cur.string() + " is not a directory";
-  }
-  return std::nullopt;
-}
-
-// The message for a component that openat(O_NOFOLLOW|O_DIRECTORY) refused: names the symlink
-// and where it points, so the user knows what was planted and what to remove.
-inline std::string refused_component(int parent, const std::string& name,
-                                     const std::filesystem::path& path) {
-  struct stat st;
-  if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-    char target[4096];
-    ssize_t n = ::readlinkat(parent, name.c_str(), target, sizeof target - 1);
-    std::string to = n >= 0 ? " -> " + std::string(target, static_cast<std::size_t>(n)) : "";
-    return "refusing to write through the symbolic link " + path.string() + to +
-           ": leaseq writes only into real directories of its tree (remove the link)";
-  }
-  return "refusing to write into " + path.string() + ": not a directory";
-}
-
-// Opens dir, which must be anchor or below it, walking from anchor one component at a time
-// without following symlinks; missing components are created with `mode` when `create` is
-// set. The anchor itself is opened normally: a home that is a symlink to another filesystem
-// is the user's own choice (trust.hpp checks who owns it). Throws error naming the first
-// component that is a symlink or not a directory, io_error for anything else.
-inline unique_fd open_tree_dir(const std::filesystem::path& anchor,
-                               const std::filesystem::path& dir, bool create = true,
-                               mode_t mode = 0700) {
-  std::filesystem::path rel = dir.lexically_relative(anchor);
-  bool inside = !rel.empty();
-  for (const auto& part : rel) inside = inside && part != "..";
-  if (!inside)
-    throw error("refusing to write into " + dir.string() + ": not inside " + anchor.string());
-  if (create) ensure_dir(anchor, mode);
-  unique_fd cur(::open(anchor.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!cur) throw io_error("cannot open directory", anchor.string(), errno);
-  std::filesystem::path walked = anchor;
-  for (const auto& part : rel) {
-    if (part == "." || part.empty()) continue;
-    const std::string name = part.string();
-    walked /= part;
-    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-    unique_fd next(::openat(cur.get(), name.c_str(), flags));
-    if (!next && errno == ENOENT && create) {
-      if (::mkdirat(cur.get(), name.c_str(), mode) != 0 && errno != EEXIST)
-        throw io_error("cannot create directory", walked.string(), errno);
-      next.reset(::openat(cur.get(), name.c_str(), flags));
-    }
-    if (!next) {
-      // O_NOFOLLOW gives ELOOP for a symlink; O_DIRECTORY gives ENOTDIR for a file (and, on
-      // some systems, for a symlink too).
-      if (errno == ELOOP || errno == ENOTDIR)
-        throw error(refused_component(cur.get(), name, walked));
-      throw io_error("cannot open directory", walked.string(), errno);
-    }
-    cur = std::move(next);
-  }
-  return cur;
-}
-
-// Replaces dir_fd/name with content (temp name starting with '.' opened O_EXCL|O_NOFOLLOW in
-// the same directory, fsync'd when `durable`, then renameat): for writers that hold the
-// directory as a descriptor from open_tree_dir(), so nothing swapped in after the walk (a
-// symlinked directory, a planted final name) is ever written through. `shown` names the
-// directory in errors.
-inline void replace_file_at(int dir_fd, const std::string& name, std::string_view content,
-                            const std::filesystem::path& shown, bool durable = true,
-                            mode_t mode = 0600) {
-  std::string tmp = "." + name + ".tmp." + temp_suffix();
-  unique_fd fd(
-      ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) throw io_error("cannot create", (shown / tmp).string(), errno);
-  auto fail = [&](const char* what, const std::string& about) {
-    int e = errno;
-    ::unlinkat(dir_fd, tmp.c_str(), 0);
-    throw io_error(what, (shown / about).string(), e);
-  };
-  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
-  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
-  if (::close(fd.release()) != 0) fail("cannot close", tmp);
-  if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0)
-    fail("cannot rename onto final name", name);
-  if (durable) ::fsync(dir_fd);  // best effort, as fsync_dir()
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/tree_guard.hpp
-
-namespace leaseq {
-
-// The one place that knows where things live under $LEASEQ_HOME. Every name is checked
-// before it is joined into a path, so a hostile name never reaches the filesystem.
-class home_paths {
- public:
-  explicit home_paths(fs::path root) : root_(std::move(root)) {}
-
-  // $LEASEQ_HOME, else ~/.leaseq. Checks nothing about who owns it: the program calls
-  // check_home_trust() (trust.hpp) once per command; a library that embeds leaseq decides.
-  static home_paths from_env() {
-    if (const char* h = std::getenv("LEASEQ_HOME"); h && *h) return home_paths(h);
-    const char* home = std::getenv("HOME");
-    if (!home || !*home) throw error("neither LEASEQ_HOME nor HOME is set");
-    return home_paths(fs::path(home) / ".leaseq");
-  }
-
-  const fs::path& root() const noexcept { return root_; }
-  fs::path config() const { return root_ / "config.json"; }
-  fs::path index() const { return root_ / "index.json"; }
-  fs::path index_lock() const { return root_ / "index.lock"; }
-  fs::path runs() const { return root_ / "runs"; }
-  fs::path lease_dir(const std::string& lease_id) const {
-    return runs() / check_lease_id(lease_id);
-  }
-
-  // Creates the root with mode 0700 if missing.
-  void ensure_root() const { ensure_dir(root_, 0700); }
-
- private:
-  fs::path root_;
-};
-
-// Paths inside one lease tree, runs/<lease_id>/.
-class lease_paths {
- public:
-  // A bare root is its own anchor: only what lies below it is guarded against symlinks.
-  explicit lease_paths(fs::path root) : root_(std::move(root)), anchor_(root_) {}
-  lease_paths(const home_paths& home, const std::string& lease_id)
-      : root_(home.lease_dir(lease_id)), anchor_(home.root()) {}
-
-  const fs::path& root() const noexcept { return root_; }
-  // Where writers start their walk without following symlinks (open_lease_dir): the home when
-  // the tree was reached through it, so a symlinked runs/ or runs/<lease> is refused too.
-  const fs::path& anchor() const noexcept { return anchor_; }
-  fs::path lease_json() const { return root_ / "lease.json"; }
-  fs::path seq() const { return root_ / "seq"; }
-  fs::path seq_lock() const { return root_ / "seq.lock"; }
-
-  fs::path inbox_root() const { return root_ / "inbox"; }
-  fs::path claimed_root() const { return root_ / "claimed"; }
-  fs::path done_root() const { return root_ / "done"; }
-  fs::path logs_root() const { return root_ / "logs"; }
-  fs::path hb_dir() const { return root_ / "hb"; }
-  fs::path control_root() const { return root_ / "control"; }
-  fs::path keys_dir() const { return root_ / "keys"; }
-  // Protocol 2: one entry per task id handed out (seq.hpp), and the protocol 1 floor.
-  fs::path ids_dir() const { return root_ / "ids"; }
-  fs::path ids_floor() const { return ids_dir() / "floor"; }
-  fs::path archive_dir() const { return root_ / "archive"; }  // protocol 4: `leaseq clean`
-
-  // Protocol 4: priority/<lane>/<id>.p<N>, markers of tasks with a priority above 0.
-  fs::path priority_root() const { return root_ / "priority"; }
-
-  fs::path inbox(const std::string& lane) const { return inbox_root() / check_lane(lane); }
-  fs::path priority(const std::string& lane) const { return priority_root() / check_lane(lane); }
-  fs::path claimed(const std::string& node) const { return claimed_root() / check_node(node); }
-  fs::path done(const std::string& node) const { return done_root() / check_node(node); }
-  fs::path logs(const std::string& node) const { return logs_root() / check_node(node); }
-  fs::path control(const std::string& node) const { return control_root() / check_node(node); }
-
-  fs::path inbox_task(const std::string& lane, const std::string& id) const {
-    return inbox(lane) / (check_task_id(id) + ".json");
-  }
-  fs::path claimed_task(const std::string& node, const std::string& id) const {
-    return claimed(node) / (check_task_id(id) + ".json");
-  }
-  fs::path result(const std::string& node, const std::string& id) const {
-    return done(node) / (check_task_id(id) + ".result.json");
-  }
-  fs::path stdout_log(const std::string& node, const std::string& id) const {
-    return logs(node) / (check_task_id(id) + ".out");
-  }
-  fs::path stderr_log(const std::string& node, const std::string& id) const {
-    return logs(node) / (check_task_id(id) + ".err");
-  }
-  // Log paths as written into results: relative to the lease root.
-  static std::string relative_stdout(const std::string& node, const std::string& id) {
-    return "logs/" + check_node(node) + "/" + check_task_id(id) + ".out";
-  }
-  static std::string relative_stderr(const std::string& node, const std::string& id) {
-    return "logs/" + check_node(node) + "/" + check_task_id(id) + ".err";
-  }
-  fs::path heartbeat(const std::string& node) const {
-    return hb_dir() / (check_node(node) + ".json");
-  }
-  fs::path key(const std::string& key) const { return keys_dir() / check_key(key); }
-  // flock'd by the node's runner for its whole life: one runner per node per lease.
-  fs::path runner_lock(const std::string& node) const {
-    return root_ / ("runner-" + check_node(node) + ".lock");
-  }
-  fs::path runner_log(const std::string& node) const {
-    return root_ / ("runner-" + check_node(node) + ".log");
-  }
-
- private:
-  fs::path root_;
-  fs::path anchor_;
-};
-
-// A directory of the lease tree that a writer is about to write into, created (0700) when
-// missing, opened without following a symlink anywhere from the anchor down: a planted link
-// (inbox/_any, control/<node>, keys, runs/<lease>) is refused with an error naming it instead
-// of receiving the write. Every writer of the library goes through here.
-inline detail::unique_fd open_lease_dir(const lease_paths& lease, const fs::path& dir) {
-  return detail::open_tree_dir(lease.anchor(), dir);
-}
-
-// open_lease_dir for writers that then write by path (write_json_atomic): the walk refuses a
-// planted link; the final name is still replaced by rename, never written through.
-inline void ensure_lease_dir(const lease_paths& lease, const fs::path& dir) {
-  (void)open_lease_dir(lease, dir);
-}
-
-// The short host name (up to the first dot), as used for the local lease and default node.
-inline std::string short_hostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  std::string h(buf);
-  if (auto dot = h.find('.'); dot != std::string::npos) h.resize(dot);
-  return h.empty() ? "localhost" : h;
-}
-
-}  // namespace leaseq
-// end leaseq/paths.hpp
-// begin leaseq/snapshot.hpp
-
-// What a reader knows about one lease at one moment: immutable values the store publishes and
-// the dashboard, the CLI and diff() read. A snapshot is shared as shared_ptr<const snapshot>;
-// copying one is cheap (the task table is shared between snapshots that did not rescan tasks).
-
-#include <algorithm>
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <string>
-#include <vector>
-
-
-namespace leaseq {
-
-inline constexpr std::size_t task_state_count = 8;
-
-struct archive_index;  // archive.hpp
-
-inline constexpr std::size_t state_index(task_state s) noexcept {
-  return static_cast<std::size_t>(s);
-}
-
-// One task as the reader derives it (protocol: "Task state as a reader derives it").
-struct task_view {
-  std::string id;
-  std::int64_t seq = 0;
-  // The node whose lane holds it while PENDING (empty in the shared lane _any), where it runs
-  // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
-  std::string node;
-  task_state state = task_state::pending;
-  // The file is there but stopped parsing (or the task went out of sight): the view is the
-  // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
-  bool unknown = false;
-  // Unknown because its file, modified moments ago, did not parse: a read through a lagging
-  // cache mid-replace, reported as lag (not as a broken file) until ui.hb_stale_s passes.
-  bool settling = false;
-  // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
-  // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
-  // snapshot); command() gives it back either way.
-  std::shared_ptr<const task_spec> spec;
-  std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
-  double last_seen = 0;                       // last scan that saw its file
-  std::string unknown_reason;
-  // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
-  // heartbeat's running list); `node` says where.
-  std::optional<double> last_running_seen;
-  // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
-  std::optional<double> missing_since;
-
-  // The lane it belongs to: its node, or "_any" while it waits in the shared lane.
-  std::string_view lane() const noexcept {
-    return node.empty() ? any_lane : std::string_view(node);
-  }
-
-  // The command for display: cmd, else argv's display form (display_command), else "".
-  std::string command() const {
-    if (!spec) return {};
-    if (!spec->cmd.empty()) return spec->cmd;
-    return display_command(spec->argv);
-  }
-  std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
-  std::optional<double> created() const {
-    return spec && spec->created > 0 ? std::optional<double>(spec->created) : std::nullopt;
-  }
-  std::optional<double> claimed() const {
-    if (result && result->claimed) return result->claimed;
-    return spec ? spec->claimed : std::nullopt;
-  }
-  std::optional<double> started() const {
-    if (result && result->started) return result->started;
-    return claimed();
-  }
-  std::optional<double> finished() const {
-    return result ? result->finished : std::optional<double>{};
-  }
-};
-
-// One node (runner) of the lease.
-struct node_view {
-  std::string name;
-  std::optional<heartbeat> hb;  // last good heartbeat
-  node_health health = node_health::unknown;
-  std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
-  bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
-  std::string hb_reason;
-  // hb_unknown, but the file was modified less than ui.hb_stale_s ago: most likely read while
-  // its runner replaced it through a lagging cache. Lag (fs_lag), not yet worth a warning.
-  bool hb_settling = false;
-  bool paused = false;
-  std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
-  std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
-};
-
-// A directory or file the scan could not use, or a name it refused (never joined into a path).
-struct scan_error {
-  std::string path;  // as far as it is safe to show: the parent and the (unsanitized) name
-  int err = 0;       // errno, 0 when not an OS error
-  std::string message;
-};
-
-struct snapshot {
-  std::string lease_id;
-  double taken_at = 0;           // clock time of the scan that produced it
-  std::uint64_t generation = 0;  // grows with each published snapshot
-  bool complete = false;         // false until the first full scan (tasks + heartbeats) ran
-
-  std::shared_ptr<const std::vector<task_view>> task_table =
-      std::make_shared<const std::vector<task_view>>();  // sorted by seq
-  std::vector<node_view> nodes;                          // sorted by name
-  std::array<std::size_t, task_state_count> counts{};    // per task_state, archived included
-  // Ended tasks `leaseq clean` moved to archive/ (protocol 4): counted in `counts` (and here),
-  // never in tasks(); a task both archived and live counts once, as the live one.
-  std::size_t archived = 0;
-  std::array<std::size_t, task_state_count> archived_counts{};
-  std::shared_ptr<const archive_index> archive;  // null while the lease has no archive/
-  std::vector<scan_error> errors;
-  // True while some task is LOST? or unknown: what the disk shows lags what happened.
-  bool fs_lag = false;
-
-  const std::vector<task_view>& tasks() const noexcept { return *task_table; }
-  std::size_t count(task_state s) const noexcept { return counts[state_index(s)]; }
-
-  const task_view* find_task(const std::string& id) const {
-    auto seq = task_seq(id);
-    if (!seq) return nullptr;
-    const auto& t = tasks();
-    auto it = std::lower_bound(t.begin(), t.end(), *seq,
-                               [](const task_view& v, std::int64_t s) { return v.seq < s; });
-    return it != t.end() && it->id == id ? &*it : nullptr;
-  }
-  const node_view* find_node(const std::string& name) const {
-    auto it = std::lower_bound(nodes.begin(), nodes.end(), name,
-                               [](const node_view& n, const std::string& s) { return n.name < s; });
-    return it != nodes.end() && it->name == name ? &*it : nullptr;
-  }
-  // Tasks whose state is RUNNING, in seq order.
-  std::vector<const task_view*> running_tasks() const {
-    std::vector<const task_view*> out;
-    for (const auto& t : tasks())
-      if (t.state == task_state::running) out.push_back(&t);
-    return out;
-  }
-};
-
-}  // namespace leaseq
-// end leaseq/snapshot.hpp
-
-namespace leaseq {
-
-inline constexpr int archive_format_version = 1;
-
-// Consecutive sequence numbers archived with one state.
-struct archive_range {
-  std::int64_t lo = 0, hi = 0;  // inclusive
-  task_state state = task_state::finished;
-};
-
-// What a scan keeps of one archive file: its header.
-struct archive_file_summary {
-  std::string name;
-  std::size_t count = 0;
-  double created = 0;
-  std::vector<archive_range> ranges;  // sorted by lo, disjoint
-};
-
-// Every archive file of a lease, merged: a task archived twice counts once.
-struct archive_index {
-  std::vector<archive_file_summary> files;  // by name
-  std::vector<archive_range> ranges;        // sorted, disjoint, across files
-  std::array<std::size_t, task_state_count> counts{};
-  std::size_t total = 0;
-
-  const archive_range* find(std::int64_t seq) const {
-    auto it = std::upper_bound(ranges.begin(), ranges.end(), seq,
-                               [](std::int64_t s, const archive_range& r) { return s < r.lo; });
-    if (it == ranges.begin()) return nullptr;
-    --it;
-    return seq <= it->hi ? &*it : nullptr;
-  }
-  bool contains(std::int64_t seq) const { return find(seq) != nullptr; }
-};
-
-// <YYYY-MM>-<host>-<pid>-<hex>.jsonl, or any name a reader may safely join: not a dot name,
-// only A-Z a-z 0-9 . _ -, ending in .jsonl, at most 200 characters.
-inline bool is_archive_file_name(std::string_view n) noexcept {
-  constexpr std::string_view ext = ".jsonl";
-  if (n.size() <= ext.size() || n.size() > 200 || n.front() == '.') return false;
-  if (n.substr(n.size() - ext.size()) != ext) return false;
-  for (char c : n)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return false;
-  return true;
-}
-
-// Ranges of (seq, state) pairs sorted by seq, one pair per seq.
-inline std::vector<archive_range> make_archive_ranges(
-    const std::vector<std::pair<std::int64_t, task_state>>& sorted) {
-  std::vector<archive_range> out;
-  for (const auto& [seq, st] : sorted) {
-    if (!out.empty() && out.back().state == st && out.back().hi + 1 == seq)
-      out.back().hi = seq;
-    else
-      out.push_back({seq, seq, st});
-  }
-  return out;
-}
-
-inline std::string archive_header_line(const std::string& lease_id, double created,
-                                       const std::string& host,
-                                       const std::vector<archive_range>& ranges,
-                                       std::size_t count) {
-  json by_state = json::object();
-  for (const auto& r : ranges) {
-    json& a = by_state[std::string(to_string(r.state))];
-    if (a.is_null()) a = json::array();
-    a.push_back(json::array({r.lo, r.hi}));
-  }
-  json h = {{"leaseq_archive", archive_format_version},
-            {"lease", lease_id},
-            {"created", created},
-            {"host", host},
-            {"count", count},
-            {"ranges", by_state}};
-  return h.dump() + "\n";
-}
-
-// The header of an archive file; nullopt (with why) when it is not one.
-inline std::optional<archive_file_summary> parse_archive_header(std::string_view line,
-                                                                std::string& why) {
-  json_outcome j = parse_json_tolerant(line);
-  if (!j.ok()) {
-    why = j.reason;
-    return std::nullopt;
-  }
-  const json& h = *j.value;
-  if (!h.is_object() || !h.contains("leaseq_archive") || !h["leaseq_archive"].is_number_integer()) {
-    why = "its first line is not an archive header";
-    return std::nullopt;
-  }
-  if (h["leaseq_archive"].get<std::int64_t>() > archive_format_version) {
-    why = "archive format newer than this leaseq knows";
-    return std::nullopt;
-  }
-  archive_file_summary s;
-  if (auto c = h.find("created"); c != h.end() && c->is_number()) s.created = c->get<double>();
-  auto rs = h.find("ranges");
-  if (rs == h.end() || !rs->is_object()) {
-    why = "its header has no ranges";
-    return std::nullopt;
-  }
-  for (const auto& [state, list] : rs->items()) {
-    auto st = parse_task_state(state);
-    if (!st || !is_done(*st) || !list.is_array()) {
-      why = "its header names state " + detail::quote_for_message(state);
-      return std::nullopt;
-    }
-    for (const auto& p : list) {
-      if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() ||
-          !p[1].is_number_integer() || p[0].get<std::int64_t>() < 1 ||
-          p[1].get<std::int64_t>() < p[0].get<std::int64_t>()) {
-        why = "its header has a bad range";
-        return std::nullopt;
-      }
-      s.ranges.push_back({p[0].get<std::int64_t>(), p[1].get<std::int64_t>(), *st});
-    }
-  }
-  std::sort(s.ranges.begin(), s.ranges.end(),
-            [](const archive_range& a, const archive_range& b) { return a.lo < b.lo; });
-  for (std::size_t i = 1; i < s.ranges.size(); ++i)
-    if (s.ranges[i].lo <= s.ranges[i - 1].hi) {
-      why = "its header has overlapping ranges";
-      return std::nullopt;
-    }
-  for (const auto& r : s.ranges) s.count += static_cast<std::size_t>(r.hi - r.lo + 1);
-  return s;
-}
-
-// Merges the files' ranges; where files overlap (two cleans of the same task) the first file
-// in name order gives the state.
-inline archive_index merge_archive_files(std::vector<archive_file_summary> files) {
-  archive_index idx;
-  std::sort(
-      files.begin(), files.end(),
-      [](const archive_file_summary& a, const archive_file_summary& b) { return a.name < b.name; });
-  std::vector<archive_range> all;
-  for (const auto& f : files) all.insert(all.end(), f.ranges.begin(), f.ranges.end());
-  std::stable_sort(all.begin(), all.end(),
-                   [](const archive_range& a, const archive_range& b) { return a.lo < b.lo; });
-  for (archive_range r : all) {
-    if (!idx.ranges.empty()) {
-      archive_range& last = idx.ranges.back();
-      if (r.lo <= last.hi) r.lo = last.hi + 1;  // already covered up to last.hi
-      if (r.lo > r.hi) continue;
-      if (last.state == r.state && last.hi + 1 == r.lo) {
-        last.hi = r.hi;
-        continue;
-      }
-    }
-    idx.ranges.push_back(r);
-  }
-  for (const auto& r : idx.ranges) {
-    auto n = static_cast<std::size_t>(r.hi - r.lo + 1);
-    idx.counts[state_index(r.state)] += n;
-    idx.total += n;
-  }
-  idx.files = std::move(files);
-  return idx;
-}
-
-namespace detail {
-
-// The first line of a file (without the newline), read through one open without following a
-// link and refusing anything but a regular file; at most max_bytes.
-inline read_outcome read_first_line(const fs::path& path, std::size_t max_bytes) {
-  read_outcome out;
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  if (!fd) {
-    out.err = errno;
-    out.reason = std::strerror(errno);
-    return out;
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    out.reason = "not a regular file";
-    return out;
-  }
-  char buf[65536];
-  while (out.content.size() < max_bytes) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      out.err = errno;
-      out.reason = std::strerror(errno);
-      return out;
-    }
-    if (n == 0) break;
-    std::string_view chunk(buf, static_cast<std::size_t>(n));
-    if (auto nl = chunk.find('\n'); nl != std::string_view::npos) {
-      out.content.append(chunk.substr(0, nl));
-      out.ok = true;
-      return out;
-    }
-    out.content.append(chunk);
-  }
-  out.reason = "no complete header line";
-  return out;
-}
-
-}  // namespace detail
-
-// Reads every record of one archive file, calling fn(task_view&&) per record that parses;
-// returns the number of lines that did not.
-template <typename Fn>
-std::size_t read_archive_records(const fs::path& path, Fn&& fn) {
-  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  if (!fd) throw io_error("cannot open", path.string(), errno);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-    throw error(path.string() + " is not a regular file");
-  std::string pending;
-  std::size_t bad = 0;
-  bool header = true;
-  auto line = [&](std::string_view l) {
-    if (header) {
-      header = false;
-      return;
-    }
-    if (l.empty()) return;
-    auto res = std::make_shared<task_result>();
-    if (!detail::task_sax::parse_result(l, *res)) {
-      json_outcome j = parse_json_tolerant(l);
-      try {
-        if (!j.ok()) throw format_error(j.reason);
-        from_json(*j.value, *res);
-      } catch (const std::exception&) {
-        ++bad;
-        return;
-      }
-    }
-    auto seq = task_seq(res->task.id);
-    if (!seq) {
-      ++bad;
-      return;
-    }
-    task_view v;
-    v.id = res->task.id;
-    v.seq = *seq;
-    v.state = res->state;
-    if (auto it = res->task.extra.find("ran_on"); res->task.extra.is_object() &&
-                                                  it != res->task.extra.end() && it->is_string() &&
-                                                  is_valid_node(it->get<std::string>()))
-      v.node = it->get<std::string>();
-    v.spec = std::shared_ptr<const task_spec>(res, &res->task);
-    v.result = std::move(res);
-    fn(std::move(v));
-  };
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw io_error("cannot read", path.string(), errno);
-    if (n == 0) break;
-    std::string_view chunk(buf, static_cast<std::size_t>(n));
-    std::size_t at = 0;
-    for (std::size_t nl; (nl = chunk.find('\n', at)) != std::string_view::npos; at = nl + 1) {
-      if (pending.empty()) {
-        line(chunk.substr(at, nl - at));
-      } else {
-        pending.append(chunk.substr(at, nl - at));
-        line(pending);
-        pending.clear();
-      }
-    }
-    pending.append(chunk.substr(at));
-    if (pending.size() > max_json_bytes) throw error(path.string() + ": a record is too long");
-  }
-  if (!pending.empty()) line(pending);
-  return bad;
-}
-
-// The archived tasks of a lease as a snapshot of their own (`tasks --archived`, the dashboard's
-// archived list): every record of every archive file `live` knows, read in full only here; a
-// task also still live, or in two archive files, is listed once, by seq. `bad` counts the
-// records that did not read, per file.
-inline std::shared_ptr<const snapshot> archived_snapshot(
-    const lease_paths& lease, const snapshot& live,
-    const std::function<void(const fs::path&, std::size_t)>& bad = {}) {
-  auto out = std::make_shared<snapshot>(live);
-  auto table = std::make_shared<std::vector<task_view>>();
-  if (live.archive) {
-    std::unordered_set<std::int64_t> seen;
-    for (const auto& f : live.archive->files) {
-      fs::path path = lease.archive_dir() / f.name;
-      std::size_t n = read_archive_records(path, [&](task_view&& v) {
-        if (live.find_task(v.id) || !seen.insert(v.seq).second) return;
-        table->push_back(std::move(v));
-      });
-      if (n > 0 && bad) bad(path, n);
-    }
-  }
-  std::sort(table->begin(), table->end(),
-            [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
-  out->task_table = std::move(table);
-  return out;
-}
-
-// Whether any archive file of the lease holds task `id` (its header says so). For writers
-// that must not take an archived task for a missing one (an idempotency key's task).
-inline bool task_archived(const lease_paths& lease, const std::string& id) {
-  auto seq = task_seq(id);
-  if (!seq) return false;
-  for (const std::string& n : detail::list_dir(lease.archive_dir().string()).names) {
-    if (!is_archive_file_name(n)) continue;
-    read_outcome r = detail::read_first_line(lease.archive_dir() / n, max_json_bytes);
-    std::string why;
-    auto h = r.ok ? parse_archive_header(r.content, why) : std::nullopt;
-    if (h && merge_archive_files({*h}).contains(*seq)) return true;
-  }
-  return false;
-}
-
-// ---- writer ----
-
-// One result file to archive: where it lies and what it says.
-struct archive_candidate {
-  std::string node;
-  std::string id;
-  std::int64_t seq = 0;
-  task_state state = task_state::finished;
-};
-
-struct archive_outcome {
-  std::string file;  // name in archive/, empty when nothing was written
-  std::size_t archived = 0;
-  std::size_t skipped = 0;          // results that vanished or changed before they were read
-  std::uint64_t bytes_freed = 0;    // of results (and logs, unless kept) unlinked
-  std::vector<std::string> errors;  // unlinks that failed (the task stays live: counted once)
-};
-
-namespace detail {
-
-// A result file's bytes on one line: JSON keeps newlines only as whitespace (never inside a
-// string), so they become spaces; "ran_on" is put first.
-inline std::string archive_record_line(std::string_view raw, const std::string& node) {
-  std::string out;
-  out.reserve(raw.size() + node.size() + 16);
-  std::size_t brace = raw.find('{');
-  out += "{\"ran_on\":\"" + node + "\",";
-  for (std::size_t i = brace + 1; i < raw.size(); ++i) {
-    char c = raw[i];
-    out += (c == '\n' || c == '\r') ? ' ' : c;
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  out += '\n';
-  return out;
-}
-
-inline std::string archive_file_name(double now) {
-  std::time_t t = static_cast<std::time_t>(now);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char month[16];
-  std::strftime(month, sizeof month, "%Y-%m", &tm);
-  std::string host = short_hostname();
-  if (!is_valid_node(host)) host = "host";
-  return fmt::format("{}-{}-{}.jsonl", month, host, temp_suffix());
-}
-
-inline std::uint64_t unlink_counted(int dir_fd, const std::string& name, int& err) {
-  struct stat st;
-  std::uint64_t size = 0;
-  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
-    size = static_cast<std::uint64_t>(st.st_size);
-  if (::unlinkat(dir_fd, name.c_str(), 0) != 0) {
-    err = errno;
-    return 0;
-  }
-  err = 0;
-  return size;
-}
-
-}  // namespace detail
-
-// Archives the given results: reads each, writes one archive file (fsync'd, published without
-// replacing anything, directory fsync'd), then unlinks the results and, unless keep_logs, the
-// tasks' logs. `already_archived` are live duplicates of archived tasks (a clean killed
-// before its unlinks): their live files are only unlinked. Every directory is opened from the
-// home without following a link (tree_guard.hpp). Fault point clean_kill_mid_unlink kills the
-// process (SIGKILL) before an unlink, for the crash tests.
-inline archive_outcome archive_results(const lease_paths& lease, const std::string& lease_id,
-                                       std::vector<archive_candidate> tasks,
-                                       const std::vector<archive_candidate>& already_archived,
-                                       bool keep_logs, double now = unix_now()) {
-  archive_outcome out;
-  std::sort(tasks.begin(), tasks.end(),
-            [](const archive_candidate& a, const archive_candidate& b) { return a.seq < b.seq; });
-  std::string body;
-  std::vector<std::pair<std::int64_t, task_state>> kept;
-  std::vector<archive_candidate> to_unlink;
-  for (const auto& t : tasks) {
-    fs::path p = lease.result(t.node, t.id);
-    read_outcome r = detail::read_regular_file(p, max_json_bytes, nullptr);
-    task_result res;
-    if (!r.ok || !detail::task_sax::parse_result(r.content, res) || res.task.id != t.id ||
-        !is_done(res.state) || r.content.find('{') == std::string::npos) {
-      ++out.skipped;
-      continue;
-    }
-    body += detail::archive_record_line(r.content, t.node);
-    kept.emplace_back(t.seq, res.state);
-    to_unlink.push_back(t);
-  }
-  if (!kept.empty()) {
-    std::string header = archive_header_line(lease_id, now, short_hostname(),
-                                             make_archive_ranges(kept), kept.size());
-    detail::unique_fd dir = open_lease_dir(lease, lease.archive_dir());
-    std::string name = detail::archive_file_name(now);
-    std::string tmp = "." + name + ".tmp";
-    detail::unique_fd fd(::openat(dir.get(), tmp.c_str(),
-                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) throw io_error("cannot create", (lease.archive_dir() / tmp).string(), errno);
-    bool ok = detail::write_all(fd.get(), header.data(), header.size()) &&
-              detail::write_all(fd.get(), body.data(), body.size()) && ::fsync(fd.get()) == 0;
-    int e = errno;
-    fd.reset();
-    if (!ok) {
-      ::unlinkat(dir.get(), tmp.c_str(), 0);
-      throw io_error("cannot write", (lease.archive_dir() / tmp).string(), e);
-    }
-    if (!publish_exclusive(dir.get(), tmp, name, lease.archive_dir())) {
-      ::unlinkat(dir.get(), tmp.c_str(), 0);
-      throw error("archive file " + (lease.archive_dir() / name).string() + " exists already");
-    }
-    ::fsync(dir.get());  // the archive is durable before any live file goes
-    out.file = name;
-    out.archived = kept.size();
-  }
-  to_unlink.insert(to_unlink.end(), already_archived.begin(), already_archived.end());
-  std::vector<std::string> nodes;
-  for (const auto& t : to_unlink) nodes.push_back(t.node);
-  std::sort(nodes.begin(), nodes.end());
-  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
-  for (const std::string& node : nodes) {
-    detail::unique_fd done = open_lease_dir(lease, lease.done(node));
-    detail::unique_fd logs;
-    if (!keep_logs && fs::is_directory(lease.logs(node)))
-      logs = open_lease_dir(lease, lease.logs(node));
-    for (const auto& t : to_unlink) {
-      if (t.node != node) continue;
-      if (fault_hit(fault_point::clean_kill_mid_unlink)) ::kill(::getpid(), SIGKILL);
-      int err = 0;
-      out.bytes_freed += detail::unlink_counted(done.get(), t.id + ".result.json", err);
-      if (err != 0 && err != ENOENT)
-        out.errors.push_back(fmt::format("cannot remove {}: {}", lease.result(node, t.id).string(),
-                                         std::strerror(err)));
-      if (logs && err == 0)
-        for (const char* ext : {".out", ".err", ".exit"})
-          out.bytes_freed += detail::unlink_counted(logs.get(), t.id + ext, err);
-    }
-    ::fsync(done.get());
-    if (logs) ::fsync(logs.get());
-  }
-  return out;
-}
-
-}  // namespace leaseq
-// end leaseq/archive.hpp
-// begin leaseq/command.hpp
-
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <string>
-#include <vector>
-
-
-namespace leaseq {
-
-// What an external command (squeue, sbatch, nvidia-smi, ...) did.
-struct command_output {
-  int exit_code = -1;      // -1 when it did not exit normally
-  int signal = 0;          // the signal that ended it, 0 if none
-  bool timed_out = false;  // killed by us after the timeout
-  bool spawn_failed = false;
-  std::string out, err;  // captured, each capped at max_output bytes
-  std::string error;     // why it failed to run or finish, for display
-  bool ok() const noexcept { return exit_code == 0 && !timed_out && !spawn_failed; }
-};
-
-struct command_options {
-  std::chrono::milliseconds timeout{10000};
-  std::size_t max_output = 4u << 20;
-  std::string stdin_data;  // written to the command's stdin, then closed
-};
-
-// Runs argv (PATH lookup, never a shell) with stdin from stdin_data (else /dev/null), captures
-// stdout and stderr, and kills its whole process group once the timeout passes, so a hanging
-// squeue can never freeze the caller.
-inline command_output run_command(const std::vector<std::string>& argv,
-                                  const command_options& opt = {}) {
-  command_output r;
-  if (argv.empty()) {
-    r.spawn_failed = true;
-    r.error = "empty command";
-    return r;
-  }
-  int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC) ||
-      ::pipe2(exec_pipe, O_CLOEXEC)) {
-    r.spawn_failed = true;
-    r.error = std::string("pipe: ") + std::strerror(errno);
-    return r;
-  }
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::execvp(cargv[0], cargv.data());
-    int e = errno;
-    (void)!::write(exec_pipe[1], &e, sizeof e);
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  ::close(in_pipe[0]);
-  ::close(exec_pipe[1]);
-  detail::unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]), in_fd(in_pipe[1]),
-      exec_fd(exec_pipe[0]);
-  if (pid < 0) {
-    r.spawn_failed = true;
-    r.error = std::string("fork: ") + std::strerror(errno);
-    return r;
-  }
-  ::setpgid(pid, pid);  // also from the parent, so the group exists before we may kill it
-  int exec_errno = 0;
-  if (detail::read_retry(exec_fd.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
-    int status;
-    ::waitpid(pid, &status, 0);
-    r.spawn_failed = true;
-    r.exit_code = 127;
-    r.error = argv[0] + ": " + std::strerror(exec_errno);
-    return r;
-  }
-  ::fcntl(in_fd.get(), F_SETFL, O_NONBLOCK);
-  std::size_t in_off = 0;
-  if (opt.stdin_data.empty()) in_fd.reset();
-
-  auto deadline = std::chrono::steady_clock::now() + opt.timeout;
-  char buf[65536];
-  while (out_fd || err_fd) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) {
-      r.timed_out = true;
-      break;
-    }
-    pollfd fds[3];
-    int n = 0;
-    int out_i = -1, err_i = -1, in_i = -1;
-    if (out_fd) {
-      out_i = n;
-      fds[n++] = {out_fd.get(), POLLIN, 0};
-    }
-    if (err_fd) {
-      err_i = n;
-      fds[n++] = {err_fd.get(), POLLIN, 0};
-    }
-    if (in_fd) {
-      in_i = n;
-      fds[n++] = {in_fd.get(), POLLOUT, 0};
-    }
-    int rc = ::poll(fds, n, static_cast<int>(left));
-    if (rc < 0 && errno != EINTR) break;
-    if (rc <= 0) continue;
-    auto drain = [&](int idx, detail::unique_fd& fd, std::string& sink) {
-      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
-      ssize_t got = detail::read_retry(fd.get(), buf, sizeof buf);
-      if (got <= 0) {
-        fd.reset();
-        return;
-      }
-      std::size_t room = opt.max_output > sink.size() ? opt.max_output - sink.size() : 0;
-      sink.append(buf, std::min(room, static_cast<std::size_t>(got)));
-    };
-    drain(out_i, out_fd, r.out);
-    drain(err_i, err_fd, r.err);
-    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w =
-          ::write(in_fd.get(), opt.stdin_data.data() + in_off, opt.stdin_data.size() - in_off);
-      if (w > 0) in_off += static_cast<std::size_t>(w);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) in_fd.reset();
-      if (in_off >= opt.stdin_data.size()) in_fd.reset();
-    }
-  }
-  int status = 0;
-  if (r.timed_out) {
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
-    return r;
-  }
-  // Output closed; the command may still be running (a daemon child kept no pipe): wait for it
-  // within what is left of the timeout.
-  for (;;) {
-    pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      r.timed_out = true;
-      r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
-      return r;
-    }
-    ::usleep(2000);
-  }
-  if (WIFEXITED(status)) {
-    r.exit_code = WEXITSTATUS(status);
-    if (r.exit_code != 0) r.error = argv[0] + ": exit code " + std::to_string(r.exit_code);
-  } else if (WIFSIGNALED(status)) {
-    r.signal = WTERMSIG(status);
-    r.error = argv[0] + ": killed by signal " + std::to_string(r.signal);
-  }
-  return r;
-}
-
-}  // namespace leaseq
-// end leaseq/command.hpp
-// begin leaseq/config.hpp
-
-#include <cmath>
-#include <cstdint>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-
-namespace leaseq {
-
-// The ui.* settings of config.json, with the spec's defaults.
-struct ui_config {
-  double refresh_s = 2;
-  double slurm_refresh_s = 20;
-  double hb_stale_s = 60;
-  double lost_confirm_s = 30;
-  bool follow_auto_latest = false;
-  std::int64_t max_tasks_display = 5000;
-  std::int64_t log_tail_lines = 200;
-};
-
-// Squeue is never asked more often than this, whatever the config says.
-inline constexpr double min_slurm_refresh_s = 10;
-
-struct config {
-  ui_config ui;
-  json raw = json::object();          // the whole file, unknown keys included
-  std::vector<std::string> warnings;  // one per key that was ignored, naming its path
-};
-
-namespace detail {
-
-template <typename T>
-void config_number(const json& ui, const char* key, T& target, double min, config& out) {
-  auto it = ui.find(key);
-  if (it == ui.end()) return;
-  // A float is read as a double only: converting 2e28 to an integer is undefined behaviour.
-  double v = it->is_number() ? it->template get<double>() : 0;
-  bool ok = std::is_integral_v<T>
-                ? it->is_number_integer() ||
-                      (it->is_number_float() && std::isfinite(v) && v == std::trunc(v))
-                : it->is_number();
-  if (!ok) {
-    out.warnings.push_back(fmt::format("config: ui.{}: expected {}, got {}; using the default {}",
-                                       key, std::is_integral_v<T> ? "an integer" : "a number",
-                                       it->type_name(), target));
-    return;
-  }
-  if (!(v >= min) || v > 1e9) {
-    out.warnings.push_back(
-        fmt::format("config: ui.{}: {} is out of range (at least {}); using "
-                    "the default {}",
-                    key, it->dump(), min, target));
-    return;
-  }
-  target = static_cast<T>(v);
-}
-
-}  // namespace detail
-
-// Reads the config object; never throws. Wrong types and out-of-range values are reported
-// in warnings (with their key path) and replaced by the default.
-inline config parse_config(const json& doc) {
-  config out;
-  if (!doc.is_object()) {
-    out.warnings.push_back(
-        fmt::format("config: expected an object, got {}; using defaults", doc.type_name()));
-    return out;
-  }
-  out.raw = doc;
-  auto it = doc.find("ui");
-  if (it == doc.end()) return out;
-  if (!it->is_object()) {
-    out.warnings.push_back(
-        fmt::format("config: ui: expected an object, got {}; using defaults", it->type_name()));
-    return out;
-  }
-  const json& ui = *it;
-  detail::config_number(ui, "refresh_s", out.ui.refresh_s, 0.1, out);
-  detail::config_number(ui, "slurm_refresh_s", out.ui.slurm_refresh_s, 0, out);
-  detail::config_number(ui, "hb_stale_s", out.ui.hb_stale_s, 0.1, out);
-  detail::config_number(ui, "lost_confirm_s", out.ui.lost_confirm_s, 0, out);
-  detail::config_number(ui, "max_tasks_display", out.ui.max_tasks_display, 1, out);
-  detail::config_number(ui, "log_tail_lines", out.ui.log_tail_lines, 1, out);
-  if (auto f = ui.find("follow_auto_latest"); f != ui.end()) {
-    if (f->is_boolean())
-      out.ui.follow_auto_latest = f->get<bool>();
-    else
-      out.warnings.push_back(fmt::format(
-          "config: ui.follow_auto_latest: expected a boolean, got {}; using the default false",
-          f->type_name()));
-  }
-  if (out.ui.slurm_refresh_s < min_slurm_refresh_s) {
-    out.warnings.push_back(
-        fmt::format("config: ui.slurm_refresh_s: {} is below the floor of {}s; "
-                    "using {}",
-                    out.ui.slurm_refresh_s, min_slurm_refresh_s, min_slurm_refresh_s));
-    out.ui.slurm_refresh_s = min_slurm_refresh_s;
-  }
-  return out;
-}
-
-// A missing file gives the defaults silently; an unreadable or corrupt one gives the defaults
-// and a warning. The file is never rewritten by reading it.
-inline config load_config(const fs::path& path) {
-  json_outcome r = read_json_tolerant(path);
-  if (!r.ok()) {
-    config out;
-    if (r.err != ENOENT)
-      out.warnings.push_back(
-          fmt::format("config: {}: {}; using defaults", path.string(), r.reason));
-    return out;
-  }
-  return parse_config(*r.value);
-}
-
-inline json to_json(const ui_config& ui) {
-  return json{{"refresh_s", ui.refresh_s},
-              {"slurm_refresh_s", ui.slurm_refresh_s},
-              {"hb_stale_s", ui.hb_stale_s},
-              {"lost_confirm_s", ui.lost_confirm_s},
-              {"follow_auto_latest", ui.follow_auto_latest},
-              {"max_tasks_display", ui.max_tasks_display},
-              {"log_tail_lines", ui.log_tail_lines}};
-}
-
-}  // namespace leaseq
-// end leaseq/config.hpp
-// begin leaseq/control.hpp
-
-// Control files: control/<node>/cancel_<task>_<uuid>.json, pause.json, resume.json.
-// Writers (CLI, dashboard) and the runner-side reader.
-//
-// Cancel routing. A task pending in inbox/_any has no node yet, and the writer cannot know
-// which runner will take it. cancel_task() therefore writes the cancel file into the control
-// dir of every node that has a heartbeat (or only into the task's node when the task sits in a
-// node lane or is claimed on a node). A runner that finds the task pending removes it from the
-// inbox by claiming it (rename into its own claimed/ dir, so no other runner can start it) and
-// writes a CANCELLED result; a runner that finds the task running stops it; a runner that finds
-// it nowhere (another runner won, or it already ended) consumes the file and logs it. Every
-// runner deletes the file once processed.
-
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <optional>
-#include <random>
-#include <set>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <fmt/format.h>
-
-// begin leaseq/locate.hpp
-
-// Where one task is in a lease tree right now: done, claimed (running) or pending. Used by
-// cancel and retry, which act on a single task id.
-
-#include <optional>
-#include <string>
-
-
 namespace leaseq {
 
 enum class task_place { pending, running, done };
@@ -3612,3694 +2898,6 @@ inline std::optional<task_location> locate_task(const lease_paths& lease, const 
 
 }  // namespace leaseq
 // end leaseq/locate.hpp
-
-namespace leaseq {
-
-namespace detail {
-
-inline std::string random_uuid() {
-  thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                   (static_cast<std::uint64_t>(::getpid()) << 32)};
-  std::uint64_t a = rng(), b = rng();
-  // RFC 4122 version 4 layout.
-  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff,
-                     b >> 48, b & 0xffffffffffffULL);
-}
-
-// "user@host" for the "by" field.
-inline std::string control_author() {
-  const char* user = std::getenv("USER");
-  if (!user || !*user) user = std::getenv("LOGNAME");
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return std::string(user && *user ? user : "unknown") + "@" + host;
-}
-
-}  // namespace detail
-
-// Writes control/<node>/cancel_<task>_<uuid>.json; returns its path.
-inline fs::path write_cancel(const lease_paths& lease, const std::string& node,
-                             const std::string& task_id, double now = unix_now()) {
-  check_node(node);
-  check_task_id(task_id);
-  ensure_lease_dir(lease, lease.control(node));
-  fs::path p = lease.control(node) / ("cancel_" + task_id + "_" + detail::random_uuid() + ".json");
-  write_json_atomic(p, json{{"task", task_id}, {"ts", now}, {"by", detail::control_author()}});
-  return p;
-}
-
-inline fs::path write_pause(const lease_paths& lease, const std::string& node,
-                            double now = unix_now()) {
-  ensure_lease_dir(lease, lease.control(check_node(node)));
-  fs::path p = lease.control(node) / "pause.json";
-  write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
-  return p;
-}
-
-inline fs::path write_resume(const lease_paths& lease, const std::string& node,
-                             double now = unix_now()) {
-  ensure_lease_dir(lease, lease.control(check_node(node)));
-  fs::path p = lease.control(node) / "resume.json";
-  write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
-  return p;
-}
-
-// Nodes that have a heartbeat file (hb/<node>.json).
-inline std::vector<std::string> heartbeat_nodes(const lease_paths& lease) {
-  std::vector<std::string> nodes;
-  for (const std::string& f : detail::list_dir(lease.hb_dir().string()).names) {
-    if (f.size() <= 5 || f.compare(f.size() - 5, 5, ".json") != 0) continue;
-    std::string n = f.substr(0, f.size() - 5);
-    if (is_valid_node(n)) nodes.push_back(n);
-  }
-  std::sort(nodes.begin(), nodes.end());
-  return nodes;
-}
-
-struct cancel_outcome {
-  task_place place = task_place::pending;
-  std::vector<std::string> nodes;  // control dirs written into
-};
-
-// Routes a cancel as described at the top of this file. Throws when the task is unknown or
-// already done, or when a pending _any task has no runner to hear it (no heartbeat at all);
-// `fallback_node` (e.g. the local host for a local lease) is used in that last case.
-inline cancel_outcome cancel_task(const lease_paths& lease, const std::string& task_id,
-                                  const std::optional<std::string>& fallback_node = std::nullopt,
-                                  double now = unix_now()) {
-  auto loc = locate_task(lease, task_id);
-  if (!loc) throw error("task " + task_id + " not found");
-  cancel_outcome out;
-  out.place = loc->place;
-  if (loc->place == task_place::done)
-    throw error("task " + task_id + " already ended (" +
-                std::string(to_string(loc->result->state)) + ")");
-  if (loc->dir != any_lane) {
-    out.nodes.push_back(loc->dir);
-  } else {
-    out.nodes = heartbeat_nodes(lease);
-    if (out.nodes.empty() && fallback_node) out.nodes.push_back(*fallback_node);
-    if (out.nodes.empty())
-      throw error("task " + task_id +
-                  " is pending in _any and no runner of this lease has a heartbeat yet");
-  }
-  for (const auto& n : out.nodes) write_cancel(lease, n, task_id, now);
-  return out;
-}
-
-// ---- runner side ----
-
-struct cancel_request {
-  std::string task;
-  fs::path path;
-};
-
-struct control_batch {
-  std::vector<cancel_request> cancels;
-  std::optional<bool> paused;      // set when pause.json or resume.json was present
-  std::vector<fs::path> consumed;  // pause/resume files (as taken) to delete once applied
-  std::vector<std::pair<fs::path, std::string>> bad;  // unreadable or invalid: reason
-};
-
-namespace detail {
-
-// A pause or resume request the runner took: `.taken.<uuid>.pause.json` (or resume).
-inline bool is_taken_control(const std::string& name, std::string_view what) {
-  const std::string_view prefix = ".taken.";
-  return name.size() > prefix.size() + what.size() && name.compare(0, prefix.size(), prefix) == 0 &&
-         name.compare(name.size() - what.size(), what.size(), what) == 0;
-}
-
-}  // namespace detail
-
-// One scan of control/<node>/. Files that cannot be read yet are reported in `bad` and left
-// in place (the caller retries; it never deletes on a bad read).
-//
-// pause.json and resume.json have fixed names that any client may write again at any moment,
-// so the scan first takes each one: renames it to `.taken.<uuid>.<name>`, and reads and (the
-// caller) deletes only that name. A request written after the rename is a new file that the
-// next scan takes; deleting by the fixed name could remove it unread. Taken files left by a
-// runner that died before deleting them are read again by the next scan.
-inline control_batch read_control(const lease_paths& lease, const std::string& node) {
-  control_batch b;
-  fs::path dir = lease.control(node);
-  std::optional<double> pause_ts, resume_ts;
-  std::vector<std::string> names = detail::list_dir(dir.string(), true).names;
-  std::set<std::string> is_foreign;
-  for (std::string& name : names) {
-    if (name != "pause.json" && name != "resume.json") continue;
-    // Another user's request is never taken: it stays under its own name, reported below.
-    struct stat st;
-    if (::lstat((dir / name).c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_uid != ::geteuid()) {
-      is_foreign.insert(name);
-      continue;
-    }
-    std::string taken = ".taken." + detail::random_uuid() + "." + name;
-    if (::rename((dir / name).c_str(), (dir / taken).c_str()) == 0) name = taken;
-  }
-  for (const std::string& name : names) {
-    fs::path p = dir / name;
-    bool is_cancel = name.rfind("cancel_", 0) == 0 && name.size() > 12 &&
-                     name.compare(name.size() - 5, 5, ".json") == 0;
-    bool is_pause = detail::is_taken_control(name, ".pause.json");
-    bool is_resume = detail::is_taken_control(name, ".resume.json");
-    bool foreign = is_foreign.count(name) > 0;
-    if (!is_cancel && !is_pause && !is_resume && !foreign) continue;
-    // Only the caller's own commands are obeyed: a file another user put there (a control
-    // directory others may write) is reported and left alone, never read. Checked before and
-    // after the read, on the same inode, so a swap in between is not obeyed either.
-    struct stat before, after;
-    if (::lstat(p.c_str(), &before) != 0) continue;
-    if (foreign || !S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
-      b.bad.emplace_back(p, fmt::format("not a file of yours (owner uid {}): ignored",
-                                        static_cast<unsigned long>(before.st_uid)));
-      continue;
-    }
-    json_outcome r = read_json_tolerant(p, 1 << 16);
-    if (!r.ok()) {
-      if (r.err != ENOENT) b.bad.emplace_back(p, r.reason);
-      continue;
-    }
-    if (::lstat(p.c_str(), &after) != 0 || after.st_ino != before.st_ino ||
-        after.st_dev != before.st_dev || after.st_uid != ::geteuid())
-      continue;  // replaced while read: looked at again at the next scan
-    const json& j = *r.value;
-    if (is_cancel) {
-      auto it = j.is_object() ? j.find("task") : j.end();
-      if (!j.is_object() || it == j.end() || !it->is_string() ||
-          !is_valid_task_id(it->get<std::string>())) {
-        b.bad.emplace_back(p, "no valid \"task\" field");
-        continue;
-      }
-      b.cancels.push_back({it->get<std::string>(), p});
-      continue;
-    }
-    double ts = 0;
-    if (j.is_object() && j.contains("ts") && j["ts"].is_number()) ts = j["ts"].get<double>();
-    // Several of a kind (taken files left by a runner that died): the newest counts.
-    std::optional<double>& kind_ts = is_pause ? pause_ts : resume_ts;
-    kind_ts = kind_ts ? std::max(*kind_ts, ts) : ts;
-    b.consumed.push_back(p);
-  }
-  // The newer one wins; on a tie, resume (never leave a runner stuck by accident).
-  if (pause_ts && (!resume_ts || *pause_ts > *resume_ts))
-    b.paused = true;
-  else if (resume_ts)
-    b.paused = false;
-  std::sort(b.cancels.begin(), b.cancels.end(),
-            [](const cancel_request& x, const cancel_request& y) { return x.path < y.path; });
-  return b;
-}
-
-}  // namespace leaseq
-// end leaseq/control.hpp
-// begin leaseq/detail/text_width.hpp
-
-// UTF-8 decoding and terminal display width, without locale or wcwidth(): the renderer must
-// agree with itself on every machine. Wide (East Asian Wide/Fullwidth, emoji) = 2 cells,
-// combining marks and zero-width joiners = 0 (they attach to the previous cell), controls = -1.
-
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-namespace leaseq::detail {
-
-struct utf8_char {
-  char32_t cp = 0;      // U+FFFD when the bytes are not valid UTF-8
-  std::size_t len = 0;  // bytes consumed (at least 1 unless at end)
-};
-
-inline constexpr char32_t replacement_char = 0xFFFD;
-
-// Decodes one code point at `pos`. Invalid, overlong, surrogate or truncated sequences give
-// U+FFFD and consume one byte, so decoding always makes progress.
-inline utf8_char decode_utf8(std::string_view s, std::size_t pos) noexcept {
-  if (pos >= s.size()) return {0, 0};
-  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[pos + i]); };
-  unsigned char c = b(0);
-  if (c < 0x80) return {c, 1};
-  std::size_t n;
-  char32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return {replacement_char, 1};
-  }
-  if (pos + n > s.size()) return {replacement_char, 1};
-  for (std::size_t i = 1; i < n; ++i) {
-    if ((b(i) & 0xC0) != 0x80) return {replacement_char, 1};
-    cp = (cp << 6) | (b(i) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return {replacement_char, 1};
-  return {cp, n};
-}
-
-inline void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-struct codepoint_range {
-  char32_t first, last;
-};
-
-template <std::size_t N>
-constexpr bool in_ranges(const codepoint_range (&table)[N], char32_t cp) noexcept {
-  std::size_t lo = 0, hi = N;
-  while (lo < hi) {
-    std::size_t mid = (lo + hi) / 2;
-    if (cp < table[mid].first)
-      hi = mid;
-    else if (cp > table[mid].last)
-      lo = mid + 1;
-    else
-      return true;
-  }
-  return false;
-}
-
-// Combining marks and other zero-width code points (compact: the blocks that matter in
-// practice, not every Mn code point of the UCD). Sorted, non-overlapping.
-inline constexpr codepoint_range zero_width_ranges[] = {
-    {0x0300, 0x036F},   {0x0483, 0x0489},   {0x0591, 0x05BD},   {0x05BF, 0x05BF},
-    {0x05C1, 0x05C2},   {0x05C4, 0x05C5},   {0x05C7, 0x05C7},   {0x0610, 0x061A},
-    {0x064B, 0x065F},   {0x0670, 0x0670},   {0x06D6, 0x06DC},   {0x06DF, 0x06E4},
-    {0x06E7, 0x06E8},   {0x06EA, 0x06ED},   {0x0711, 0x0711},   {0x0730, 0x074A},
-    {0x07A6, 0x07B0},   {0x07EB, 0x07F3},   {0x0816, 0x082D},   {0x0859, 0x085B},
-    {0x08D3, 0x0902},   {0x093A, 0x093A},   {0x093C, 0x093C},   {0x0941, 0x0948},
-    {0x094D, 0x094D},   {0x0951, 0x0957},   {0x0962, 0x0963},   {0x0981, 0x0981},
-    {0x09BC, 0x09BC},   {0x09C1, 0x09C4},   {0x09CD, 0x09CD},   {0x09E2, 0x09E3},
-    {0x0A01, 0x0A02},   {0x0A3C, 0x0A3C},   {0x0A41, 0x0A51},   {0x0A70, 0x0A71},
-    {0x0A75, 0x0A75},   {0x0A81, 0x0A82},   {0x0ABC, 0x0ABC},   {0x0AC1, 0x0AC8},
-    {0x0ACD, 0x0ACD},   {0x0B01, 0x0B01},   {0x0B3C, 0x0B3C},   {0x0B3F, 0x0B3F},
-    {0x0B41, 0x0B44},   {0x0B4D, 0x0B4D},   {0x0BC0, 0x0BC0},   {0x0BCD, 0x0BCD},
-    {0x0C3E, 0x0C40},   {0x0C46, 0x0C56},   {0x0CBC, 0x0CBC},   {0x0CCC, 0x0CCD},
-    {0x0D41, 0x0D44},   {0x0D4D, 0x0D4D},   {0x0DCA, 0x0DCA},   {0x0DD2, 0x0DD6},
-    {0x0E31, 0x0E31},   {0x0E34, 0x0E3A},   {0x0E47, 0x0E4E},   {0x0EB1, 0x0EB1},
-    {0x0EB4, 0x0EBC},   {0x0EC8, 0x0ECD},   {0x0F18, 0x0F19},   {0x0F35, 0x0F35},
-    {0x0F37, 0x0F37},   {0x0F39, 0x0F39},   {0x0F71, 0x0F7E},   {0x0F80, 0x0F84},
-    {0x0F86, 0x0F87},   {0x0F8D, 0x0FBC},   {0x102D, 0x1030},   {0x1032, 0x1037},
-    {0x1039, 0x103A},   {0x1160, 0x11FF},   {0x135D, 0x135F},   {0x1712, 0x1714},
-    {0x17B4, 0x17B5},   {0x17B7, 0x17BD},   {0x17C6, 0x17C6},   {0x17C9, 0x17D3},
-    {0x180B, 0x180F},   {0x1AB0, 0x1AFF},   {0x1DC0, 0x1DFF},   {0x200B, 0x200F},
-    {0x202A, 0x202E},   {0x2060, 0x2064},   {0x20D0, 0x20F0},   {0x2CEF, 0x2CF1},
-    {0x2DE0, 0x2DFF},   {0x302A, 0x302D},   {0x3099, 0x309A},   {0xA66F, 0xA672},
-    {0xA674, 0xA67D},   {0xA69E, 0xA69F},   {0xA6F0, 0xA6F1},   {0xA8E0, 0xA8F1},
-    {0xFE00, 0xFE0F},   {0xFE20, 0xFE2F},   {0xFEFF, 0xFEFF},   {0x1D167, 0x1D169},
-    {0x1D17B, 0x1D182}, {0x1F3FB, 0x1F3FF}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F},
-    {0xE0100, 0xE01EF},
-};
-
-// East Asian Wide and Fullwidth, plus emoji presentation blocks. Sorted, non-overlapping.
-inline constexpr codepoint_range wide_ranges[] = {
-    {0x1100, 0x115F},   {0x231A, 0x231B},   {0x2329, 0x232A},   {0x23E9, 0x23EC},
-    {0x23F0, 0x23F0},   {0x23F3, 0x23F3},   {0x25FD, 0x25FE},   {0x2614, 0x2615},
-    {0x2648, 0x2653},   {0x267F, 0x267F},   {0x2693, 0x2693},   {0x26A1, 0x26A1},
-    {0x26AA, 0x26AB},   {0x26BD, 0x26BE},   {0x26C4, 0x26C5},   {0x26CE, 0x26CE},
-    {0x26D4, 0x26D4},   {0x26EA, 0x26EA},   {0x26F2, 0x26F3},   {0x26F5, 0x26F5},
-    {0x26FA, 0x26FA},   {0x26FD, 0x26FD},   {0x2705, 0x2705},   {0x270A, 0x270B},
-    {0x2728, 0x2728},   {0x274C, 0x274C},   {0x274E, 0x274E},   {0x2753, 0x2755},
-    {0x2757, 0x2757},   {0x2795, 0x2797},   {0x27B0, 0x27B0},   {0x27BF, 0x27BF},
-    {0x2B1B, 0x2B1C},   {0x2B50, 0x2B50},   {0x2B55, 0x2B55},   {0x2E80, 0x303E},
-    {0x3041, 0x33FF},   {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},
-    {0xA960, 0xA97F},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},   {0xFE10, 0xFE19},
-    {0xFE30, 0xFE6F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x16FE0, 0x16FE4},
-    {0x17000, 0x18CFF}, {0x1B000, 0x1B2FF}, {0x1F004, 0x1F004}, {0x1F0CF, 0x1F0CF},
-    {0x1F18E, 0x1F18E}, {0x1F191, 0x1F19A}, {0x1F200, 0x1F202}, {0x1F210, 0x1F23B},
-    {0x1F240, 0x1F248}, {0x1F250, 0x1F251}, {0x1F260, 0x1F265}, {0x1F300, 0x1F320},
-    {0x1F32D, 0x1F335}, {0x1F337, 0x1F37C}, {0x1F37E, 0x1F393}, {0x1F3A0, 0x1F3CA},
-    {0x1F3CF, 0x1F3D3}, {0x1F3E0, 0x1F3F0}, {0x1F3F4, 0x1F3F4}, {0x1F3F8, 0x1F3FA},
-    {0x1F400, 0x1F43E}, {0x1F440, 0x1F440}, {0x1F442, 0x1F4FC}, {0x1F4FF, 0x1F53D},
-    {0x1F54B, 0x1F54E}, {0x1F550, 0x1F567}, {0x1F57A, 0x1F57A}, {0x1F595, 0x1F596},
-    {0x1F5A4, 0x1F5A4}, {0x1F5FB, 0x1F64F}, {0x1F680, 0x1F6C5}, {0x1F6CC, 0x1F6CC},
-    {0x1F6D0, 0x1F6D2}, {0x1F6D5, 0x1F6D7}, {0x1F6EB, 0x1F6EC}, {0x1F6F4, 0x1F6FC},
-    {0x1F7E0, 0x1F7EB}, {0x1F90C, 0x1F93A}, {0x1F93C, 0x1F945}, {0x1F947, 0x1F9FF},
-    {0x1FA70, 0x1FAFF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD},
-};
-
-inline constexpr bool is_control(char32_t cp) noexcept {
-  return cp < 0x20 || (cp >= 0x7F && cp < 0xA0);
-}
-
-// Cells a code point occupies: -1 control, 0 zero-width (attaches), 1 or 2.
-inline int codepoint_width(char32_t cp) noexcept {
-  if (cp >= 0x20 && cp < 0x7F) return 1;
-  if (is_control(cp)) return -1;
-  if (cp == 0x00AD) return 1;
-  if (in_ranges(zero_width_ranges, cp)) return 0;
-  if (cp >= 0x1100 && in_ranges(wide_ranges, cp)) return 2;
-  return 1;
-}
-
-// Display width of a UTF-8 string; controls count as one cell (they are drawn as U+FFFD).
-inline int display_width(std::string_view s) noexcept {
-  int w = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    utf8_char c = decode_utf8(s, i);
-    i += c.len;
-    int cw = codepoint_width(c.cp);
-    w += cw < 0 ? 1 : cw;
-  }
-  return w;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/text_width.hpp
-// begin leaseq/diff.hpp
-
-// A pure diff of two snapshots into events, for the dashboard's notifications and for tools that
-// react to changes (a finished task, a node going STALE) without comparing tables themselves.
-
-#include <optional>
-#include <string>
-#include <vector>
-
-
-namespace leaseq {
-
-enum class event_kind {
-  task_added,          // a task the older snapshot did not have
-  task_state_changed,  // from -> to
-  task_removed,        // gone from the newer snapshot
-  node_added,
-  node_health_changed,  // from_health -> to_health
-  node_removed,
-};
-
-inline constexpr std::string_view to_string(event_kind k) noexcept {
-  switch (k) {
-    case event_kind::task_added:
-      return "task_added";
-    case event_kind::task_state_changed:
-      return "task_state_changed";
-    case event_kind::task_removed:
-      return "task_removed";
-    case event_kind::node_added:
-      return "node_added";
-    case event_kind::node_health_changed:
-      return "node_health_changed";
-    case event_kind::node_removed:
-      return "node_removed";
-  }
-  return "?";
-}
-
-struct snapshot_event {
-  event_kind kind;
-  std::string name;  // task id or node name
-  std::optional<task_state> from_state, to_state;
-  std::optional<node_health> from_health, to_health;
-};
-
-// Events that turn `before` into `after`: tasks in seq order, then nodes in name order.
-inline std::vector<snapshot_event> diff(const snapshot& before, const snapshot& after) {
-  std::vector<snapshot_event> out;
-  const auto& a = before.tasks();
-  const auto& b = after.tasks();
-  std::size_t i = 0, j = 0;
-  while (i < a.size() || j < b.size()) {
-    if (j == b.size() || (i < a.size() && a[i].seq < b[j].seq)) {
-      out.push_back({event_kind::task_removed, a[i].id, a[i].state, std::nullopt, {}, {}});
-      ++i;
-    } else if (i == a.size() || b[j].seq < a[i].seq) {
-      out.push_back({event_kind::task_added, b[j].id, std::nullopt, b[j].state, {}, {}});
-      ++j;
-    } else {
-      if (a[i].state != b[j].state)
-        out.push_back({event_kind::task_state_changed, b[j].id, a[i].state, b[j].state, {}, {}});
-      ++i;
-      ++j;
-    }
-  }
-  const auto& na = before.nodes;
-  const auto& nb = after.nodes;
-  i = j = 0;
-  while (i < na.size() || j < nb.size()) {
-    if (j == nb.size() || (i < na.size() && na[i].name < nb[j].name)) {
-      out.push_back({event_kind::node_removed, na[i].name, {}, {}, na[i].health, std::nullopt});
-      ++i;
-    } else if (i == na.size() || nb[j].name < na[i].name) {
-      out.push_back({event_kind::node_added, nb[j].name, {}, {}, std::nullopt, nb[j].health});
-      ++j;
-    } else {
-      if (na[i].health != nb[j].health)
-        out.push_back(
-            {event_kind::node_health_changed, nb[j].name, {}, {}, na[i].health, nb[j].health});
-      ++i;
-      ++j;
-    }
-  }
-  return out;
-}
-
-}  // namespace leaseq
-// end leaseq/diff.hpp
-// begin leaseq/duration.hpp
-
-// Durations typed by people: `30s`, `5m`, `1h30m`, `2d`, `90` (seconds), and Slurm's clock
-// forms `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`. One parser for every option that takes a time
-// (`wait --timeout`, a task's time limit, ...). Pure.
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <utility>
-
-
-namespace leaseq {
-
-// The longest duration accepted: 1000 days. Anything longer is a typo, and keeps every sum far
-// from overflow.
-inline constexpr std::int64_t max_duration_s = 1000LL * 86400;
-
-namespace detail {
-
-// Digits only, at most 12 of them; nullopt-like -1 otherwise.
-inline std::int64_t duration_number(std::string_view s) {
-  if (s.empty() || s.size() > 12) return -1;
-  std::int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return -1;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-inline std::int64_t parse_clock_duration(std::string_view s) {
-  std::int64_t days = 0;
-  if (auto dash = s.find('-'); dash != std::string_view::npos) {
-    days = duration_number(s.substr(0, dash));
-    if (days < 0) return -1;
-    s.remove_prefix(dash + 1);
-  }
-  std::int64_t parts[3] = {0, 0, 0};
-  int n = 0;
-  while (true) {
-    if (n == 3) return -1;
-    std::size_t colon = s.find(':');
-    std::string_view part = s.substr(0, colon);
-    // Every field after the first has two digits (2:00:00, not 2:0:0).
-    if (n > 0 && part.size() != 2) return -1;
-    parts[n++] = duration_number(part);
-    if (parts[n - 1] < 0) return -1;
-    if (colon == std::string_view::npos) break;
-    s.remove_prefix(colon + 1);
-  }
-  if (n == 1) return -1;  // a plain number is handled by the unit form
-  std::int64_t h = 0, m = 0, sec = 0;
-  if (n == 2) {
-    m = parts[0];
-    sec = parts[1];
-  } else {
-    h = parts[0];
-    m = parts[1];
-    sec = parts[2];
-  }
-  if (sec > 59 || (n == 3 && m > 59)) return -1;
-  if (h > max_duration_s || m > max_duration_s || days > max_duration_s) return -2;
-  return days * 86400 + h * 3600 + m * 60 + sec;
-}
-
-// "1h30m", "45s", "2d", "90" (seconds): numbers each followed by a unit, in any order, once.
-inline std::int64_t parse_unit_duration(std::string_view s) {
-  std::int64_t total = 0;
-  std::string seen;
-  while (!s.empty()) {
-    std::size_t digits = 0;
-    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
-    if (digits == 0) return -1;
-    std::int64_t v = duration_number(s.substr(0, digits));
-    if (v < 0) return -2;
-    if (v > max_duration_s) return -2;
-    s.remove_prefix(digits);
-    char unit = s.empty() ? 's' : s.front();
-    if (!s.empty()) s.remove_prefix(1);
-    if (seen.find(unit) != std::string::npos) return -1;
-    seen += unit;
-    std::int64_t mult = unit == 's'   ? 1
-                        : unit == 'm' ? 60
-                        : unit == 'h' ? 3600
-                        : unit == 'd' ? 86400
-                                      : 0;
-    if (mult == 0) return -1;
-    total += v * mult;
-    if (total > max_duration_s) return -2;
-  }
-  return total;
-}
-
-}  // namespace detail
-
-// Seconds in `text`, or an error that quotes it and lists the accepted forms. Zero is allowed
-// (`--timeout 0`: look once); negative, empty, fractional and longer-than-1000-day durations
-// are refused.
-inline std::int64_t parse_duration(std::string_view text) {
-  std::int64_t v = text.find(':') != std::string_view::npos ? detail::parse_clock_duration(text)
-                                                            : detail::parse_unit_duration(text);
-  if (text.empty()) v = -1;
-  if (v == -2 || v > max_duration_s)
-    throw error("duration " + detail::quote_for_message(std::string(text)) +
-                ": longer than 1000 days");
-  if (v < 0)
-    throw error("duration " + detail::quote_for_message(std::string(text)) +
-                ": expected e.g. 30s, 5m, 1h30m, 2d, 90 (seconds), 5:00, 2:00:00 or 1-00:00:00");
-  return v;
-}
-
-// The short form for messages: "45s", "5m", "1h30m", "2d3h".
-inline std::string format_duration(std::int64_t s) {
-  if (s <= 0) return "0s";
-  std::string out;
-  const std::pair<std::int64_t, char> units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
-  for (const auto& [size, unit] : units)
-    if (s >= size) {
-      out += std::to_string(s / size) + unit;
-      s %= size;
-    }
-  return out;
-}
-
-}  // namespace leaseq
-// end leaseq/duration.hpp
-// begin leaseq/fs.hpp
-
-// The filesystem as the snapshot store sees it. The store is a template over this interface so
-// tests can play NFS lag (a file that is not visible yet, a rename seen late) and exact time.
-//
-// An Fs type provides:
-//   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
-//   file_info          stat(const fs::path& path) const;
-//   file_read          read(const fs::path& path, std::size_t max_bytes) const;
-// posix_fs below is the real one.
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-// A directory's own mtime and size: when both are unchanged, its entries are unchanged too
-// (every protocol writer adds, renames or unlinks entries, which bumps the directory's mtime).
-struct dir_stamp {
-  double mtime = 0;
-  std::uint64_t size = 0;
-  std::uint64_t ino = 0;
-  bool operator==(const dir_stamp& o) const noexcept {
-    return mtime == o.mtime && size == o.size && ino == o.ino;
-  }
-  bool operator!=(const dir_stamp& o) const noexcept { return !(*this == o); }
-};
-
-struct dir_entry {
-  std::string name;
-  std::uint64_t ino = 0;  // readdir's d_ino: an atomic rewrite (temp + rename) changes it
-};
-
-struct dir_listing_result {
-  int err = 0;                     // errno of open/fstat/readdir; ENOENT is "no such directory yet"
-  dir_stamp stamp;                 // fstat of the opened directory (valid when err == 0)
-  bool unchanged = false;          // skip_if matched: entries were not read and are empty
-  std::vector<dir_entry> entries;  // names starting with '.' are never listed
-};
-
-struct file_info {
-  int err = 0;  // errno of stat; ENOENT when missing
-  bool is_regular = false;
-  bool is_dir = false;
-  std::uint64_t size = 0;
-  double mtime = 0;
-  std::uint64_t ino = 0;
-  std::uint64_t dev = 0;
-};
-
-struct file_read {
-  bool ok = false;
-  int err = 0;
-  std::string reason;  // why not ok: "missing", "permission denied", "too large", ...
-  std::string content;
-  file_info info;  // fstat of the opened file
-};
-
-namespace detail {
-inline double stat_mtime(const struct stat& st) noexcept {
-  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) * 1e-9;
-}
-inline file_info to_file_info(const struct stat& st) noexcept {
-  file_info f;
-  f.is_regular = S_ISREG(st.st_mode);
-  f.is_dir = S_ISDIR(st.st_mode);
-  f.size = static_cast<std::uint64_t>(st.st_size);
-  f.mtime = stat_mtime(st);
-  f.ino = static_cast<std::uint64_t>(st.st_ino);
-  f.dev = static_cast<std::uint64_t>(st.st_dev);
-  return f;
-}
-}  // namespace detail
-
-// The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
-// cache, which is what makes new entries and new contents visible).
-struct posix_fs {
-  // Opens the directory, fstats the open descriptor and, unless skip_if equals that stamp,
-  // reads its entries with one readdir pass (no stat per entry).
-  dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
-    dir_listing_result out;
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      out.err = errno;
-      return out;
-    }
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      out.err = errno;
-      ::close(fd);
-      return out;
-    }
-    out.stamp = {detail::stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
-                 static_cast<std::uint64_t>(st.st_ino)};
-    if (skip_if && *skip_if == out.stamp) {
-      out.unchanged = true;
-      ::close(fd);
-      return out;
-    }
-    // A directory's size grows with its entries (ext4: 4 KiB blocks of ~150 names; tmpfs: 20
-    // bytes a name): reserving from it spares the vector's regrowth in a lane of thousands.
-    out.entries.reserve(static_cast<std::size_t>(std::min<std::int64_t>(st.st_size / 16, 65536)));
-    DIR* d = ::fdopendir(fd);  // takes ownership of fd
-    if (!d) {
-      out.err = errno;
-      ::close(fd);
-      return out;
-    }
-    errno = 0;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.')
-        out.entries.push_back({e->d_name, static_cast<std::uint64_t>(e->d_ino)});
-      errno = 0;
-    }
-    if (errno != 0) out.err = errno;
-    ::closedir(d);
-    return out;
-  }
-
-  file_info stat(const fs::path& path) const {
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) {
-      file_info f;
-      f.err = errno;
-      return f;
-    }
-    return detail::to_file_info(st);
-  }
-
-  // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never
-  // blocks on a FIFO or device. `info` is the fstat of the file it opened.
-  file_read read(const fs::path& path, std::size_t max_bytes) const {
-    struct stat st {};
-    read_outcome r = detail::read_regular_file(path, max_bytes, &st);
-    file_read out;
-    out.ok = r.ok;
-    out.err = r.err;
-    out.reason = std::move(r.reason);
-    out.content = std::move(r.content);
-    if (st.st_ino != 0) out.info = detail::to_file_info(st);
-    return out;
-  }
-};
-
-}  // namespace leaseq
-// end leaseq/fs.hpp
-// begin leaseq/gpu.hpp
-
-// GPU detection and the runner's --gpus option.
-
-#include <algorithm>
-#include <chrono>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace leaseq {
-
-// --gpus auto | none | 0,1,... (explicit device indices).
-struct gpu_spec {
-  enum class kind { automatic, none, list } mode = kind::automatic;
-  std::vector<std::string> ids;  // for kind::list
-};
-
-inline gpu_spec parse_gpu_spec(std::string_view text) {
-  gpu_spec s;
-  if (text == "auto") return s;
-  if (text == "none" || text.empty()) {
-    s.mode = gpu_spec::kind::none;
-    return s;
-  }
-  s.mode = gpu_spec::kind::list;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    std::size_t comma = text.find(',', start);
-    std::string_view item = text.substr(
-        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-    bool digits =
-        !item.empty() && item.size() <= 4 &&
-        std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits)
-      throw error("invalid --gpus value '" + std::string(text) +
-                  "': expected auto, none, or a comma-separated list of device indices (0,1,3)");
-    std::string id(item);
-    if (std::find(s.ids.begin(), s.ids.end(), id) != s.ids.end())
-      throw error("invalid --gpus value '" + std::string(text) + "': device " + id + " twice");
-    s.ids.push_back(id);
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
-  }
-  return s;
-}
-
-// Device indices from `nvidia-smi -L` output ("GPU 0: NVIDIA H200 (UUID: GPU-...)").
-inline std::vector<std::string> parse_nvidia_smi_list(std::string_view out) {
-  std::vector<std::string> ids;
-  std::size_t pos = 0;
-  while (pos < out.size()) {
-    std::size_t eol = out.find('\n', pos);
-    std::string_view line =
-        out.substr(pos, eol == std::string_view::npos ? out.size() - pos : eol - pos);
-    pos = eol == std::string_view::npos ? out.size() : eol + 1;
-    if (line.substr(0, 4) != "GPU ") continue;
-    std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 4) continue;
-    std::string_view idx = line.substr(4, colon - 4);
-    if (std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      ids.emplace_back(idx);
-  }
-  return ids;
-}
-
-struct gpu_detection {
-  std::vector<std::string> ids;
-  std::string source;  // "nvidia-smi", "/proc/driver/nvidia/gpus", "none"
-};
-
-// nvidia-smi -L (with a timeout, so a wedged driver cannot hang the runner), else one device
-// per entry of /proc/driver/nvidia/gpus, else none.
-inline gpu_detection detect_gpus(const std::string& proc_dir = "/proc/driver/nvidia/gpus",
-                                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  gpu_detection d;
-  command_options opt;
-  opt.timeout = timeout;
-  opt.max_output = 1 << 20;
-  command_output r = run_command({"nvidia-smi", "-L"}, opt);
-  if (r.ok()) {
-    d.ids = parse_nvidia_smi_list(r.out);
-    if (!d.ids.empty()) {
-      d.source = "nvidia-smi";
-      return d;
-    }
-  }
-  auto listing = detail::list_dir(proc_dir);
-  if (listing.err == 0 && !listing.names.empty()) {
-    for (std::size_t i = 0; i < listing.names.size(); ++i) d.ids.push_back(std::to_string(i));
-    d.source = proc_dir;
-    return d;
-  }
-  d.source = "none";
-  return d;
-}
-
-// The devices a runner hands out for a --gpus value.
-inline std::vector<std::string> resolve_gpus(const gpu_spec& spec) {
-  switch (spec.mode) {
-    case gpu_spec::kind::none:
-      return {};
-    case gpu_spec::kind::list:
-      return spec.ids;
-    case gpu_spec::kind::automatic:
-      return detect_gpus().ids;
-  }
-  return {};
-}
-
-}  // namespace leaseq
-// end leaseq/gpu.hpp
-// begin leaseq/health.hpp
-
-#include <algorithm>
-#include <optional>
-
-
-namespace leaseq {
-
-// Age of a heartbeat at `now`. A heartbeat stamped in the future (clock skew between nodes)
-// counts as written just now: it never looks fresher than "now".
-inline double heartbeat_age(const heartbeat& hb, double now) noexcept {
-  return std::max(0.0, now - hb.ts);
-}
-
-// OK if the heartbeat is at most hb_stale_s old, STALE otherwise, DOWN after a clean stop,
-// UNKNOWN when there is no heartbeat yet.
-inline node_health compute_health(const std::optional<heartbeat>& hb, double now,
-                                  double hb_stale_s) noexcept {
-  if (!hb) return node_health::unknown;
-  if (hb->stopped) return node_health::down;
-  return heartbeat_age(*hb, now) <= hb_stale_s ? node_health::ok : node_health::stale;
-}
-
-}  // namespace leaseq
-// end leaseq/health.hpp
-// begin leaseq/index.hpp
-
-#include <algorithm>
-#include <functional>
-#include <optional>
-#include <string>
-#include <vector>
-
-// begin leaseq/lock.hpp
-
-#include <fcntl.h>
-#include <sys/file.h>
-
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstdint>
-#include <ctime>
-#include <filesystem>
-#include <optional>
-#include <string>
-#include <thread>
-
-// begin leaseq/detail/process_identity.hpp
-
-// Who a process is, beyond its pid: pids are reused, so a pid read from disk names the process
-// that wrote it only while the start time (/proc/PID/stat field 22) and the boot id match too.
-// Used to tell whether the writer of a reservation or key is still alive before taking over.
-
-#include <poll.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <unistd.h>
-
-#include <cerrno>
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-
-namespace leaseq::detail {
-
-// A pid as read from disk, checked: 2 .. the largest pid_t. Never 0, 1 or negative, so it can
-// never name a process group, init or "every process" when passed to kill().
-inline std::optional<pid_t> checked_pid(long long value) noexcept {
-  if (value <= 1 || value > 0x3fffffff) return std::nullopt;  // PID_MAX_LIMIT is 2^22
-  return static_cast<pid_t>(value);
-}
-
-// A /proc file (its size is 0 to stat: read until EOF), at most max_bytes.
-inline std::string read_proc_file(const char* path, std::size_t max_bytes = 4096) {
-  unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  std::string out;
-  if (!fd) return out;
-  char buf[4096];
-  while (out.size() < max_bytes) {
-    ssize_t n = read_retry(fd.get(), buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
-// Clock ticks since boot at which pid started; nullopt when there is no such process.
-inline std::optional<std::uint64_t> process_start_ticks(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  std::string stat = read_proc_file(path.c_str());
-  auto close_paren = stat.rfind(')');  // the command name may hold spaces and parentheses
-  if (close_paren == std::string::npos) return std::nullopt;
-  std::string_view rest = std::string_view(stat).substr(close_paren + 1);
-  // Fields after the name start at 3 (state); starttime is field 22.
-  int field = 2;
-  std::size_t i = 0;
-  while (i < rest.size()) {
-    while (i < rest.size() && rest[i] == ' ') ++i;
-    std::size_t j = i;
-    while (j < rest.size() && rest[j] != ' ') ++j;
-    if (j == i) break;
-    if (++field == 22) {
-      std::uint64_t v = 0;
-      for (char c : rest.substr(i, j - i)) {
-        if (c < '0' || c > '9') return std::nullopt;
-        v = v * 10 + static_cast<std::uint64_t>(c - '0');
-      }
-      return v;
-    }
-    i = j;
-  }
-  return std::nullopt;
-}
-
-inline const std::string& boot_id() {
-  static const std::string id = [] {
-    std::string s = read_proc_file("/proc/sys/kernel/random/boot_id");
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-  }();
-  return id;
-}
-
-inline std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
-struct process_identity {
-  std::string host;
-  long long pid = 0;
-  std::uint64_t start_ticks = 0;
-  std::string boot_id;
-
-  static process_identity of_self() {
-    process_identity me;
-    me.host = host_name();
-    me.pid = ::getpid();
-    me.start_ticks = process_start_ticks(::getpid()).value_or(0);
-    me.boot_id = detail::boot_id();
-    return me;
-  }
-
-  // One line, space-separated: "host pid start_ticks boot_id" (host names hold no spaces).
-  std::string to_line() const {
-    return host + " " + std::to_string(pid) + " " + std::to_string(start_ticks) + " " +
-           (boot_id.empty() ? "-" : boot_id);
-  }
-  static std::optional<process_identity> from_line(std::string_view line) {
-    process_identity p;
-    std::string_view parts[4];
-    std::size_t n = 0, i = 0;
-    while (i < line.size() && n < 4) {
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\n')) ++i;
-      std::size_t j = i;
-      while (j < line.size() && line[j] != ' ' && line[j] != '\n') ++j;
-      if (j > i) parts[n++] = line.substr(i, j - i);
-      i = j;
-    }
-    if (n != 4) return std::nullopt;
-    p.host = std::string(parts[0]);
-    long long pid = 0;
-    std::uint64_t ticks = 0;
-    for (char c : parts[1]) {
-      if (c < '0' || c > '9' || pid > 1'000'000'000) return std::nullopt;
-      pid = pid * 10 + (c - '0');
-    }
-    for (char c : parts[2]) {
-      if (c < '0' || c > '9' || ticks > UINT64_MAX / 20) return std::nullopt;
-      ticks = ticks * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    p.pid = pid;
-    p.start_ticks = ticks;
-    p.boot_id = parts[3] == "-" ? std::string() : std::string(parts[3]);
-    return p;
-  }
-};
-
-enum class liveness { alive, dead, unknown };
-
-// Alive only when the same process (pid + start time) runs on this boot of this host; dead
-// when it is this host and boot and that process is gone; unknown otherwise (another host).
-inline liveness check_liveness(const process_identity& who) {
-  if (who.host != host_name() || who.boot_id.empty() || who.boot_id != boot_id())
-    return who.host == host_name() && !who.boot_id.empty() && !boot_id().empty()
-               ? liveness::dead  // this host rebooted since: the process is gone
-               : liveness::unknown;
-  auto pid = checked_pid(who.pid);
-  if (!pid) return liveness::dead;
-  auto ticks = process_start_ticks(*pid);
-  if (!ticks || *ticks != who.start_ticks) return liveness::dead;
-  return liveness::alive;
-}
-
-// Whether pid is, right now, the process that started at start_ticks in this boot: its start
-// time matches, and the boot it was recorded in (`boot`, empty when unknown) is this one.
-inline bool is_same_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot) {
-  if (pid <= 1) return false;
-  if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;  // rebooted since
-  auto ticks = process_start_ticks(pid);
-  return ticks && *ticks == start_ticks;
-}
-
-// A pidfd for pid (Linux 5.3 and later): it names that one process whatever happens to the
-// number afterwards. Invalid with errno ENOSYS on an older kernel, ESRCH when pid is gone.
-inline unique_fd open_pidfd(pid_t pid) noexcept {
-#ifdef SYS_pidfd_open
-  return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-#else
-  (void)pid;
-  errno = ENOSYS;
-  return unique_fd();
-#endif
-}
-
-inline int pidfd_signal(int pidfd, int sig) noexcept {
-#ifdef SYS_pidfd_send_signal
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
-#else
-  (void)pidfd;
-  (void)sig;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
-// Sends sig to the process pid read from disk, only while it still is the process recorded
-// there (start_ticks, boot; start_ticks 0: a record without one, pid alone). Where the kernel
-// has pidfds the check cannot be split from the signal by a reuse of the number: the pidfd is
-// opened first, the identity checked after (so the pidfd names the recorded process), and the
-// signal goes through the pidfd. With `group`, the signal goes to the process group that pid
-// leads, and only when pid does lead one (getpgid(pid) == pid). Returns 0 when sent, else an
-// errno: ESRCH when the process is not the recorded one (or gone).
-inline int signal_recorded_process(pid_t pid, std::uint64_t start_ticks, const std::string& boot,
-                                   int sig, bool group = false) {
-  if (pid <= 1) return ESRCH;
-  auto same = [&] {
-    if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return false;
-    return start_ticks == 0 || is_same_process(pid, start_ticks, boot);
-  };
-  unique_fd pidfd = open_pidfd(pid);
-  if (!pidfd && errno == ESRCH) return ESRCH;
-  if (!same()) return ESRCH;
-  if (group) {
-    if (::getpgid(pid) != pid) return ESRCH;  // not a group leader: -pid names another group
-    return ::kill(-pid, sig) == 0 ? 0 : errno;
-  }
-  if (pidfd) {
-    if (pidfd_signal(pidfd.get(), sig) == 0) return 0;
-    if (errno != ENOSYS) return errno;
-  }
-  return ::kill(pid, sig) == 0 ? 0 : errno;
-}
-
-}  // namespace leaseq::detail
-// end leaseq/detail/process_identity.hpp
-
-namespace leaseq {
-
-namespace detail {
-
-// Test seams. flock_call: what file_lock and try_file_lock call instead of flock(2) (a unit test
-// makes it fail with ENOSYS, ENOLCK or EOPNOTSUPP). dot_lock_break_hook: called by a breaker
-// with stage 0 once it judged a lock stale, before moving it aside (a test lets another process
-// go first), and with stage 1 once that break is over.
-inline int (*flock_call)(int, int) = ::flock;
-inline void (*dot_lock_break_hook)(const std::filesystem::path&, int stage) = nullptr;
-
-}  // namespace detail
-
-// An exclusive flock(2) on a lock file, held for the object's lifetime. The lock file is
-// created (0600) if missing and never deleted, so every process locks the same inode.
-//
-// A flock only makes contention cheap; it is never what keeps leaseq correct. On shared
-// filesystems it may be local to one client (NFS local_lock=all, BeeGFS, Lustre localflock,
-// sshfs) and so exclude nothing, or be refused outright (Lustre noflock: ENOSYS). Where the
-// filesystem refuses it (ENOSYS, ENOLCK, EOPNOTSUPP, EINVAL) the object holds nothing and the
-// caller goes on: every guarded operation is safe without it (exclusive creates, see seq.hpp).
-class file_lock {
- public:
-  explicit file_lock(const std::filesystem::path& path)
-      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
-    if (!fd_) {
-      // A read-only or lock-hostile directory: go on unlocked, as for ENOSYS below.
-      if (errno == EACCES || errno == EROFS || errno == EPERM) return;
-      throw io_error("cannot open lock file", path.string(), errno);
-    }
-    while (detail::flock_call(fd_.get(), LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      if (unsupported(errno)) {
-        fd_.reset();
-        return;
-      }
-      throw io_error("cannot lock", path.string(), errno);
-    }
-    held_ = true;
-  }
-  file_lock(const file_lock&) = delete;
-  file_lock& operator=(const file_lock&) = delete;
-  ~file_lock() = default;  // closing the descriptor releases the lock
-
-  // False when the filesystem refused locks: the caller runs unguarded (and is still correct).
-  bool held() const noexcept { return held_; }
-
-  static bool unsupported(int err) noexcept {
-    return err == ENOSYS || err == ENOLCK || err == EOPNOTSUPP || err == EINVAL;
-  }
-
- private:
-  detail::unique_fd fd_;
-  bool held_ = false;
-};
-
-// A lock that holds across clients whose flock does not (NFS local_lock, Lustre localflock,
-// BeeGFS, sshfs), for the rare read-modify-write of a shared file (index.json): the lock is a
-// file created by link(2) of a complete temp file naming its owner, which the server grants to
-// one client only (procmail's lockfile, Maildir's delivery). An owner that died on this host,
-// or a lock older than stale_s whose owner cannot be checked (another host), is broken: moved
-// aside by rename, which only one breaker wins.
-class dot_lock {
- public:
-  explicit dot_lock(std::filesystem::path path, double timeout_s = 60, double stale_s = 30)
-      : path_(std::move(path)) {
-    std::filesystem::path dir = path_.parent_path();
-    std::string self = detail::process_identity::of_self().to_line() + "\n";
-    std::filesystem::path tmp =
-        dir / ("." + path_.filename().string() + "." + std::to_string(::getpid()) + "." +
-               std::to_string(reinterpret_cast<std::uintptr_t>(this)));
-    {
-      detail::unique_fd fd(
-          ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-      if (!fd || !detail::write_all(fd.get(), self.data(), self.size()))
-        throw io_error("cannot create lock", tmp.string(), errno);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    int pause_ms = 2;
-    for (;;) {
-      if (::link(tmp.c_str(), path_.c_str()) == 0) break;
-      int e = errno;
-      // A lost reply to a link that happened (NFS) still shows as ours: two links on tmp.
-      struct stat st;
-      if (::stat(tmp.c_str(), &st) == 0 && st.st_nlink == 2) break;
-      if (e != EEXIST && e != EPERM) {  // EPERM: sshfs's "exists" (see file_io.hpp name_taken)
-        ::unlink(tmp.c_str());
-        throw io_error("cannot take lock", path_.string(), e);
-      }
-      break_if_stale(stale_s);
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::unlink(tmp.c_str());
-        throw error("timed out waiting for " + path_.string() +
-                    " (held by another process; remove it if no leaseq command runs)");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-      pause_ms = std::min(pause_ms * 2, 200);
-    }
-    ::unlink(tmp.c_str());
-    held_ = true;
-  }
-  dot_lock(const dot_lock&) = delete;
-  dot_lock& operator=(const dot_lock&) = delete;
-  ~dot_lock() {
-    if (held_) ::unlink(path_.c_str());
-  }
-
- private:
-  // What a breaker judged: the lock file's owner line and mtime, read through one open.
-  struct seen_lock {
-    std::string text;
-    std::int64_t mtime_s = 0, mtime_ns = 0;
-    bool operator==(const seen_lock& o) const {
-      return text == o.text && mtime_s == o.mtime_s && mtime_ns == o.mtime_ns;
-    }
-  };
-  static std::optional<seen_lock> look(const std::filesystem::path& p) {
-    detail::unique_fd fd(::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat st;
-    if (!fd || ::fstat(fd.get(), &st) != 0) return std::nullopt;
-    seen_lock s;
-    s.mtime_s = static_cast<std::int64_t>(st.st_mtim.tv_sec);
-    s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_nsec);
-    char buf[512];
-    ssize_t n = detail::read_retry(fd.get(), buf, sizeof buf);
-    if (n > 0) s.text.assign(buf, static_cast<std::size_t>(n));
-    return s;
-  }
-
-  // Two breakers can judge the same stale lock: one moves it aside, a third process takes the
-  // lock anew, and the slower breaker would then move that live lock aside. So the file moved
-  // aside is compared with the one judged (owner line and mtime); a different one is linked
-  // back (link never replaces: a lock taken meanwhile stays) before the aside name goes.
-  void break_if_stale(double stale_s) {
-    std::optional<seen_lock> judged = look(path_);
-    if (!judged) return;  // released meanwhile
-    auto owner = detail::process_identity::from_line(judged->text);
-    double age = static_cast<double>(::time(nullptr) - judged->mtime_s);
-    detail::liveness l = owner ? detail::check_liveness(*owner) : detail::liveness::unknown;
-    if (l == detail::liveness::alive) return;
-    if (l == detail::liveness::unknown && age < stale_s) return;
-    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 0);
-    std::filesystem::path aside = path_;
-    aside += ".stale." + std::to_string(::getpid()) + "." +
-             std::to_string(reinterpret_cast<std::uintptr_t>(this));
-    if (::rename(path_.c_str(), aside.c_str()) == 0) {
-      std::optional<seen_lock> moved = look(aside);
-      if (!moved || !(*moved == *judged)) ::link(aside.c_str(), path_.c_str());
-      ::unlink(aside.c_str());
-    }
-    if (detail::dot_lock_break_hook) detail::dot_lock_break_hook(path_, 1);
-  }
-
-  std::filesystem::path path_;
-  bool held_ = false;
-};
-
-}  // namespace leaseq
-// end leaseq/lock.hpp
-// begin leaseq/version.hpp
-
-#define LEASEQ_VERSION_MAJOR 0
-#define LEASEQ_VERSION_MINOR 1
-#define LEASEQ_VERSION_PATCH 0
-
-#define LEASEQ_DETAIL_STRINGIFY(x) #x
-#define LEASEQ_DETAIL_VERSION_STRING(a, b, c) \
-  LEASEQ_DETAIL_STRINGIFY(a) "." LEASEQ_DETAIL_STRINGIFY(b) "." LEASEQ_DETAIL_STRINGIFY(c)
-
-namespace leaseq {
-
-// The numbers above are the only copy: CMakeLists.txt reads them for project(VERSION).
-inline constexpr const char* version =
-    LEASEQ_DETAIL_VERSION_STRING(LEASEQ_VERSION_MAJOR, LEASEQ_VERSION_MINOR, LEASEQ_VERSION_PATCH);
-// The on-disk protocol version written into index.json (docs/protocol.md). 2: task ids are
-// reserved in ids/ and task files published exclusively (seq.hpp, submit.hpp); trees of
-// version 1 are read and upgraded in place (ids/floor). 3: tasks may carry after, time_limit,
-// retries, retry_delay and array_id/array_index; lease.json may carry slots. 4: tasks may
-// carry labels and priority (with markers in priority/<lane>/); a lease may have archive/
-// (`leaseq clean`, archive.hpp), whose tasks readers count; heartbeats carry the runner's
-// identity (pid_start, boot_id).
-inline constexpr int protocol_version = 4;
-
-}  // namespace leaseq
-// end leaseq/version.hpp
-
-namespace leaseq {
-
-struct index_entry {
-  std::string id;
-  std::string kind;  // "local" or "slurm"
-  std::optional<std::string> name;
-  double created = 0;
-  json extra = json::object();
-};
-
-// index.json: the known leases and the default one.
-struct lease_index {
-  int version = protocol_version;
-  std::optional<std::string> default_lease;
-  std::vector<index_entry> leases;
-  json extra = json::object();
-
-  const index_entry* find(const std::string& id) const {
-    for (const auto& e : leases)
-      if (e.id == id) return &e;
-    return nullptr;
-  }
-  // Adds the lease unless it is known; true when it was added.
-  bool add(index_entry e) {
-    if (find(e.id)) return false;
-    leases.push_back(std::move(e));
-    return true;
-  }
-};
-
-inline void to_json(json& j, const index_entry& e) {
-  j = e.extra.is_object() ? e.extra : json::object();
-  j["id"] = e.id;
-  j["kind"] = e.kind;
-  j["name"] = detail::or_null(e.name);
-  j["created"] = e.created;
-}
-
-inline void to_json(json& j, const lease_index& idx) {
-  j = idx.extra.is_object() ? idx.extra : json::object();
-  j["version"] = idx.version;
-  j["default"] = detail::or_null(idx.default_lease);
-  j["leases"] = json::array();
-  for (const auto& e : idx.leases) j["leases"].push_back(e);
-}
-
-// Throws format_error naming the field. Entries with an invalid id are refused, not skipped,
-// so a writer never silently drops them on rewrite.
-inline void from_json(const json& j, lease_index& idx) {
-  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
-  idx.version = static_cast<int>(detail::int_or(j, "version", protocol_version));
-  idx.default_lease = detail::opt_string(j, "default");
-  idx.leases.clear();
-  if (auto it = j.find("leases"); it != j.end() && !it->is_null()) {
-    if (!it->is_array()) detail::bad_field("leases", "an array", *it);
-    for (const json& e : *it) {
-      if (!e.is_object()) detail::bad_field("leases[]", "an object", e);
-      index_entry entry;
-      entry.id = check_lease_id(detail::req_string(e, "id"));
-      entry.kind =
-          detail::opt_string(e, "kind").value_or(is_local_lease(entry.id) ? "local" : "slurm");
-      entry.name = detail::opt_string(e, "name");
-      entry.created = detail::opt_number(e, "created").value_or(0);
-      entry.extra = detail::unknown_fields(e, {"id", "kind", "name", "created"});
-      idx.leases.push_back(std::move(entry));
-    }
-  }
-  idx.extra = detail::unknown_fields(j, {"version", "default", "leases"});
-}
-
-struct index_read {
-  lease_index index;
-  std::string error;  // non-empty: the file exists but cannot be used; index is empty
-};
-
-// A missing index is an empty one.
-inline index_read read_index(const home_paths& home) {
-  index_read out;
-  json_outcome r = read_json_tolerant(home.index());
-  if (!r.ok()) {
-    if (r.err != ENOENT) out.error = home.index().string() + ": " + r.reason;
-    return out;
-  }
-  try {
-    from_json(*r.value, out.index);
-  } catch (const error& e) {
-    out.error = home.index().string() + ": " + e.what();
-    out.index = lease_index{};
-  }
-  return out;
-}
-
-// Read-modify-write of index.json under flock(index.lock) and the link(2) lock
-// index.json.lock (lock.hpp: holds where flock is local to one client). A corrupt index is never
-// overwritten: the update is refused with the reason, so no lease record is lost.
-template <typename Fn>
-auto update_index(const home_paths& home, Fn&& fn) {
-  home.ensure_root();
-  file_lock lock(home.index_lock());  // cheap exclusion on one client
-  dot_lock across_clients(home.root() / "index.json.lock");
-  index_read current = read_index(home);
-  if (!current.error.empty())
-    throw error("refusing to rewrite " + home.index().string() + ": " + current.error +
-                " (fix or move the file away)");
-  current.index.version = std::max(current.index.version, protocol_version);
-  if constexpr (std::is_void_v<decltype(fn(current.index))>) {
-    fn(current.index);
-    write_json_atomic(home.index(), json(current.index));
-  } else {
-    auto result = fn(current.index);
-    write_json_atomic(home.index(), json(current.index));
-    return result;
-  }
-}
-
-// Adds a lease to the index unless it is known; a first lease becomes the default.
-inline void register_lease(const home_paths& home, index_entry entry) {
-  update_index(home, [&](lease_index& idx) {
-    if (idx.add(std::move(entry)) && !idx.default_lease) idx.default_lease = idx.leases.back().id;
-  });
-}
-
-}  // namespace leaseq
-// end leaseq/index.hpp
-// begin leaseq/keeper.hpp
-
-// A Slurm lease's keeper: the batch script that starts one `leaseq runner` per node with srun
-// and holds the allocation until the job ends, and the sbatch argv that submits it.
-// Pure: builds text and argv; the CLI writes the script and runs sbatch.
-
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-// What `leaseq lease create` asks Slurm for.
-struct lease_request {
-  std::optional<std::string> name;
-  std::int64_t nodes = 1;
-  std::string time;  // Slurm's --time, passed as given ("30", "2:00:00", "1-00:00:00")
-  std::optional<std::string> partition, qos, account, constraint, reservation;
-  std::int64_t gpus_per_node = 0;
-  std::vector<std::string> extra_args;  // more sbatch arguments, each one argv element
-  // Tasks each node's runner runs at once: "" (the runner's default, 1), "auto" or a count.
-  std::string slots;
-};
-
-// The most slots a runner has.
-inline constexpr int max_slots = 4096;
-
-// `--slots N|auto`: N, or nullopt for auto. Throws error, quoting the text, for anything else.
-inline std::optional<int> parse_slots(std::string_view text) {
-  if (text == "auto") return std::nullopt;
-  int v = 0;
-  bool ok = !text.empty() && text.size() <= 5;
-  for (char c : text) {
-    if (c < '0' || c > '9') ok = false;
-    if (ok) v = v * 10 + (c - '0');
-  }
-  if (!ok || v < 1 || v > max_slots)
-    throw error(fmt::format("--slots {}: expected auto or a number from 1 to {}",
-                            detail::quote_for_message(std::string(text)), max_slots));
-  return v;
-}
-
-// What each node's runner will run at once, in words (`lease create --dry-run`, the dashboard's
-// form). Assumes parse_slots accepted r.slots (or it is empty).
-inline std::string slots_preview(const lease_request& r) {
-  if (r.slots.empty()) return "1 (the default; --slots N|auto)";
-  if (auto n = parse_slots(r.slots)) return std::to_string(*n);
-  if (r.gpus_per_node > 0) return fmt::format("{} (auto: one per GPU)", r.gpus_per_node);
-  return "auto (one per CPU Slurm gives the job on each node)";
-}
-
-namespace detail {
-
-// A positive count from an environment variable's text, or 0.
-inline int cpu_count_text(std::string_view s) {
-  if (s.empty() || s.size() > 6) return 0;
-  int v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return 0;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-// SLURM_JOB_CPUS_PER_NODE ("72(x2),36": 72 on the first two nodes, 36 on the third) at the
-// node with index `node_id` (SLURM_NODEID); 0 when it cannot tell.
-inline int cpus_of_node(std::string_view per_node, int node_id) {
-  while (!per_node.empty() && node_id >= 0) {
-    std::size_t comma = per_node.find(',');
-    std::string_view item = per_node.substr(0, comma);
-    int repeat = 1;
-    if (auto paren = item.find("(x"); paren != std::string_view::npos) {
-      if (item.back() != ')') return 0;
-      repeat = cpu_count_text(item.substr(paren + 2, item.size() - paren - 3));
-      item = item.substr(0, paren);
-      if (repeat < 1) return 0;
-    }
-    if (node_id < repeat) return cpu_count_text(item);
-    node_id -= repeat;
-    if (comma == std::string_view::npos) break;
-    per_node.remove_prefix(comma + 1);
-  }
-  return 0;
-}
-
-}  // namespace detail
-
-// What `--slots auto` means for a runner: one slot per GPU it hands out; without GPUs, one per
-// CPU Slurm gave the job on this node (SLURM_CPUS_ON_NODE, else SLURM_JOB_CPUS_PER_NODE at
-// SLURM_NODEID), else one per CPU this process may run on (`host_cpus`). `env` looks up a
-// variable (nullptr when unset).
-template <typename Env>
-int auto_slots(std::size_t gpus, Env&& env, int host_cpus) {
-  auto cap = [](long long n) { return static_cast<int>(std::min<long long>(n, max_slots)); };
-  if (gpus > 0) return cap(static_cast<long long>(gpus));
-  if (const char* c = env("SLURM_CPUS_ON_NODE"))
-    if (int n = detail::cpu_count_text(c); n > 0) return cap(n);
-  if (const char* per_node = env("SLURM_JOB_CPUS_PER_NODE")) {
-    const char* id = env("SLURM_NODEID");
-    int node_id = id ? detail::cpu_count_text(id) : 0;
-    if (id && std::string_view(id) != "0" && node_id == 0) node_id = -1;
-    if (int n = detail::cpus_of_node(per_node, node_id); n > 0) return cap(n);
-  }
-  return cap(std::max(1, host_cpus));
-}
-
-// The `--slots` words the keeper passes to each runner: none by default; the count; for auto,
-// the GPUs per node when the lease asks for GPUs (known here, whatever the node shows), else
-// `auto` (the runner counts the CPUs Slurm gave it).
-inline std::string keeper_slots_arg(const lease_request& r) {
-  if (r.slots.empty()) return {};
-  if (auto n = parse_slots(r.slots)) return " --slots " + std::to_string(*n);
-  if (r.gpus_per_node > 0) return " --slots " + std::to_string(r.gpus_per_node);
-  return " --slots auto";
-}
-
-// Single-quotes a word for a POSIX shell, only when needed; for scripts and for display.
-inline std::string shell_quote(std::string_view s) {
-  bool plain = !s.empty();
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == '/' || c == ':' || c == '=' || c == ',' ||
-              c == '+' || c == '%' || c == '@';
-    if (!ok) plain = false;
-  }
-  if (plain) return std::string(s);
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
-inline std::string shell_join(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    out += shell_quote(a);
-  }
-  return out;
-}
-
-namespace detail {
-
-inline void check_request_text(const char* what, const std::string& v) {
-  if (v.empty()) throw error(fmt::format("--{}: must not be empty", what));
-  if (v.size() > 256) throw error(fmt::format("--{}: longer than 256 characters", what));
-  for (unsigned char c : v)
-    if (c < 0x20 || c == 0x7f)
-      throw error(fmt::format("--{}: control characters are not allowed", what));
-}
-
-}  // namespace detail
-
-// Refuses requests sbatch would misread; the rest (a bad partition, a bad time) is Slurm's to
-// judge and its error reaches the user verbatim.
-inline void validate(const lease_request& r) {
-  if (r.nodes < 1 || r.nodes > 100000) throw error("--nodes: must be between 1 and 100000");
-  if (r.gpus_per_node < 0 || r.gpus_per_node > 4096)
-    throw error("--gpus-per-node: must be between 0 and 4096");
-  detail::check_request_text("time", r.time);
-  if (r.name) {
-    detail::check_request_text("name", *r.name);
-    if (r.name->size() > 64) throw error("--name: longer than 64 characters");
-  }
-  const std::pair<const char*, const std::optional<std::string>*> opts[] = {
-      {"partition", &r.partition},
-      {"qos", &r.qos},
-      {"account", &r.account},
-      {"constraint", &r.constraint},
-      {"reservation", &r.reservation}};
-  for (const auto& [what, v] : opts)
-    if (*v) detail::check_request_text(what, **v);
-  if (!r.slots.empty()) (void)parse_slots(r.slots);
-  for (const auto& a : r.extra_args) {
-    detail::check_request_text("sbatch-arg", a);
-    if (a.empty() || a[0] != '-')
-      throw error("--sbatch-arg " + shell_quote(a) +
-                  ": must be an option (start with '-'); a stray word would become the script");
-  }
-}
-
-// The keeper script. LEASEQ_HOME and the leaseq binary are absolute paths fixed at creation,
-// so the lease works whatever the job's environment. The runner's node name comes from
-// SLURMD_NODENAME on each node, which is why srun runs a tiny sh: the variable must be read
-// there, not in the keeper. `slots_arg` is keeper_slots_arg(): digits or `auto`, nothing to quote.
-inline std::string keeper_script(const fs::path& leaseq_bin, const fs::path& leaseq_home,
-                                 const std::string& slots_arg = {}) {
-  std::string bin = shell_quote(leaseq_bin.string());
-  std::string home = shell_quote(leaseq_home.string());
-  return fmt::format(
-      R"keeper(#!/bin/bash
-# leaseq keeper (leaseq {version}): holds this Slurm allocation and runs one leaseq runner per
-# node until the job ends (scancel, time limit). Generated by `leaseq lease create`.
-umask 077
-export LEASEQ_HOME={home}
-lease_dir="$LEASEQ_HOME/runs/$SLURM_JOB_ID"
-mkdir -p "$lease_dir" || exit 1
-exec >>"$lease_dir/keeper.log" 2>&1
-echo "keeper: job $SLURM_JOB_ID on ${{SLURM_JOB_NODELIST:-?}} started $(date -u +%FT%TZ)"
-srun --ntasks-per-node=1 --kill-on-bad-exit=0 \
-  /bin/sh -c 'exec "$0" runner --lease "$SLURM_JOB_ID" --node "$SLURMD_NODENAME"{slots}' {bin}
-rc=$?
-echo "keeper: srun exited with $rc at $(date -u +%FT%TZ)"
-exit $rc
-)keeper",
-      fmt::arg("version", version), fmt::arg("home", home), fmt::arg("bin", bin),
-      fmt::arg("slots", slots_arg));
-}
-
-// The sbatch argv for a lease (never a shell string). `test_only` swaps --parsable for
-// --test-only: Slurm then says whether and when the job would start, and submits nothing.
-inline std::vector<std::string> sbatch_argv(const lease_request& r, const fs::path& script,
-                                            const fs::path& leaseq_home, bool test_only = false,
-                                            const std::string& sbatch = "sbatch") {
-  std::vector<std::string> a{sbatch, test_only ? "--test-only" : "--parsable"};
-  a.push_back("--job-name=" + (r.name ? "leaseq-" + *r.name : std::string("leaseq")));
-  a.push_back("--nodes=" + std::to_string(r.nodes));
-  a.push_back("--ntasks-per-node=1");
-  a.push_back("--time=" + r.time);
-  if (r.partition) a.push_back("--partition=" + *r.partition);
-  if (r.qos) a.push_back("--qos=" + *r.qos);
-  if (r.account) a.push_back("--account=" + *r.account);
-  if (r.constraint) a.push_back("--constraint=" + *r.constraint);
-  if (r.reservation) a.push_back("--reservation=" + *r.reservation);
-  if (r.gpus_per_node > 0) a.push_back("--gpus-per-node=" + std::to_string(r.gpus_per_node));
-  // Slurm's own messages (before the keeper redirects, and "CANCELLED ... DUE TO TIME LIMIT")
-  // go next to the keeper scripts; the keeper's output goes to runs/<jobid>/keeper.log.
-  a.push_back("--output=" + (leaseq_home / "keepers" / "slurm-%j.out").string());
-  a.push_back("--open-mode=append");
-  for (const auto& x : r.extra_args) a.push_back(x);
-  a.push_back(script.string());
-  return a;
-}
-
-}  // namespace leaseq
-// end leaseq/keeper.hpp
-// begin leaseq/leases.hpp
-
-// Leases: the list (index.json + each runs/<id>/lease.json + the lease's state, Slurm through
-// the shared cache in slurm.hpp, the local lease from its runner's heartbeat), and the
-// effects of creating (sbatch of the keeper, registration) and releasing (scancel) a Slurm lease.
-
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cstdint>
-#include <cstdio>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-// begin leaseq/slurm.hpp
-
-// The Slurm adapter: lease state from squeue/scontrol, shared by every leaseq process of the
-// user through a rate-limited cache file, so a dozen dashboards cost one squeue per interval.
-//
-//   <LEASEQ_HOME>/slurm_state.json   the cache (format below), written atomically
-//   <LEASEQ_HOME>/slurm_state.lock   flock(2): held by the one process that refreshes
-//
-// One refresh = one batched `squeue -h -t all -j ID1,ID2,... -o <squeue_format>`, then
-// `scontrol show job ID` for each id squeue no longer lists, then, for a job Slurm has
-// forgotten (MinJobAge), the last state we saw, marked stale. Every command runs through
-// run_command with a timeout, so a hanging Slurm never freezes the caller; its error and
-// stderr are kept for display and the state is UNKNOWN.
-
-#include <fcntl.h>
-#include <sys/file.h>
-
-#include <algorithm>
-#include <chrono>
-#include <cstdint>
-#include <cstdlib>
-#include <map>
-#include <optional>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-// begin leaseq/slurm_parse.hpp
-
-// Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show
-// job` records, and time strings. No I/O here; the adapter (slurm.hpp) runs the commands.
-// Every text field that comes out is valid UTF-8 (invalid bytes become U+FFFD): job names and
-// reasons are whatever bytes a user put there, and they end up in JSON (the state cache,
-// `--json` outputs), which only holds UTF-8. Control characters are kept: the display
-// sanitizes them.
-
-#include <algorithm>
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-// The squeue format leaseq asks for: id, state, reason, time left, time limit, node count,
-// node list, start time, then the job name last, because only the name may contain '|'.
-inline constexpr std::string_view squeue_format = "%i|%T|%r|%L|%l|%D|%N|%S|%j";
-
-// What Slurm prints when it has forgotten a job (after MinJobAge) or never knew it.
-inline constexpr std::string_view slurm_invalid_job_id = "Invalid job id specified";
-
-// A duration as Slurm prints it: UNLIMITED, NOT_SET, INVALID, or a number of seconds.
-struct slurm_duration {
-  enum class kind { seconds, unlimited, not_set, invalid };
-  kind k = kind::invalid;
-  std::int64_t seconds = 0;
-  bool has_seconds() const noexcept { return k == kind::seconds; }
-  friend bool operator==(const slurm_duration& a, const slurm_duration& b) noexcept {
-    return a.k == b.k && (a.k != kind::seconds || a.seconds == b.seconds);
-  }
-};
-
-namespace detail {
-
-inline std::optional<std::int64_t> parse_uint(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 12) return std::nullopt;
-  std::int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-inline std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-
-inline std::vector<std::string_view> split(std::string_view s, char sep, std::size_t max_parts) {
-  std::vector<std::string_view> parts;
-  while (parts.size() + 1 < max_parts) {
-    auto p = s.find(sep);
-    if (p == std::string_view::npos) break;
-    parts.push_back(s.substr(0, p));
-    s.remove_prefix(p + 1);
-  }
-  parts.push_back(s);
-  return parts;
-}
-
-}  // namespace detail
-
-// Parses Slurm's time forms: "UNLIMITED", "NOT_SET", "INVALID", "MM:SS", "H:MM:SS",
-// "D-HH:MM:SS", and the input forms "D-HH", "D-HH:MM" and plain minutes. Anything else is
-// INVALID.
-inline slurm_duration parse_slurm_duration(std::string_view text) noexcept {
-  using k = slurm_duration::kind;
-  std::string_view s = detail::trim(text);
-  if (s == "UNLIMITED" || s == "Partition_Limit") return {k::unlimited, 0};
-  if (s == "NOT_SET" || s == "N/A" || s == "NONE") return {k::not_set, 0};
-  if (s.empty() || s == "INVALID") return {k::invalid, 0};
-  std::int64_t days = 0;
-  bool has_days = false;
-  if (auto dash = s.find('-'); dash != std::string_view::npos) {
-    auto d = detail::parse_uint(s.substr(0, dash));
-    if (!d) return {k::invalid, 0};
-    days = *d;
-    has_days = true;
-    s.remove_prefix(dash + 1);
-  }
-  auto parts = detail::split(s, ':', 4);
-  if (parts.size() > 3) return {k::invalid, 0};
-  std::int64_t v[3] = {0, 0, 0};
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    auto n = detail::parse_uint(parts[i]);
-    if (!n) return {k::invalid, 0};
-    v[i] = *n;
-  }
-  std::int64_t secs = 0;
-  if (has_days) {  // D-HH, D-HH:MM, D-HH:MM:SS
-    secs = days * 86400 + v[0] * 3600 + v[1] * 60 + v[2];
-  } else if (parts.size() == 3) {  // H:MM:SS
-    secs = v[0] * 3600 + v[1] * 60 + v[2];
-  } else if (parts.size() == 2) {  // MM:SS
-    secs = v[0] * 60 + v[1];
-  } else {  // minutes
-    secs = v[0] * 60;
-  }
-  return {k::seconds, secs};
-}
-
-// Seconds as squeue prints them: M:SS, H:MM:SS or D-HH:MM:SS. Negative counts as 0.
-inline std::string format_slurm_duration(std::int64_t secs) {
-  if (secs < 0) secs = 0;
-  std::int64_t d = secs / 86400, h = secs / 3600 % 24, m = secs / 60 % 60, s = secs % 60;
-  if (d > 0) return fmt::format("{}-{:02}:{:02}:{:02}", d, h, m, s);
-  if (h > 0) return fmt::format("{}:{:02}:{:02}", h, m, s);
-  return fmt::format("{}:{:02}", m, s);
-}
-
-inline std::string format_slurm_duration(const slurm_duration& d) {
-  switch (d.k) {
-    case slurm_duration::kind::seconds:
-      return format_slurm_duration(d.seconds);
-    case slurm_duration::kind::unlimited:
-      return "UNLIMITED";
-    case slurm_duration::kind::not_set:
-      return "NOT_SET";
-    case slurm_duration::kind::invalid:
-      return "INVALID";
-  }
-  return "INVALID";
-}
-
-// One job as squeue or scontrol describes it.
-struct slurm_job {
-  std::string id;
-  std::string state;   // Slurm's word: RUNNING, PENDING, COMPLETED, ... kept verbatim
-  std::string reason;  // "None" when Slurm gives none
-  slurm_duration time_left;
-  slurm_duration time_limit;
-  std::optional<std::int64_t> nodes;
-  std::string nodelist;
-  std::string start_time;  // as Slurm prints it; "N/A" or "Unknown" when not known
-  std::string name;
-  std::string exit_code;  // scontrol only, "3:0"
-};
-
-// Slurm's job states that end a job. Anything else (PENDING, RUNNING, COMPLETING,
-// CONFIGURING, SUSPENDED, REQUEUED, RESIZING, ...) may still change.
-inline bool slurm_state_is_final(std::string_view state) noexcept {
-  for (std::string_view s :
-       {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-        "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
-    if (state == s) return true;
-  return false;
-}
-
-inline bool is_slurm_state_word(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 32) return false;
-  for (char c : s)
-    if (!((c >= 'A' && c <= 'Z') || c == '_')) return false;
-  return true;
-}
-
-struct squeue_parse {
-  std::vector<slurm_job> jobs;
-  std::vector<std::string> bad_lines;  // lines that are not in squeue_format
-};
-
-// Parses `squeue -h -o <squeue_format>` output.
-inline squeue_parse parse_squeue(std::string_view text) {
-  squeue_parse out;
-  while (!text.empty()) {
-    auto nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (detail::trim(line).empty()) continue;
-    auto f = detail::split(line, '|', 9);
-    slurm_job j;
-    if (f.size() != 9 || !detail::parse_uint(detail::trim(f[0])) ||
-        !is_slurm_state_word(detail::trim(f[1]))) {
-      out.bad_lines.push_back(detail::to_valid_utf8(line));
-      continue;
-    }
-    j.id = std::string(detail::trim(f[0]));
-    j.state = std::string(detail::trim(f[1]));
-    j.reason = detail::to_valid_utf8(detail::trim(f[2]));
-    j.time_left = parse_slurm_duration(f[3]);
-    j.time_limit = parse_slurm_duration(f[4]);
-    j.nodes = detail::parse_uint(detail::trim(f[5]));
-    j.nodelist = detail::to_valid_utf8(detail::trim(f[6]));
-    j.start_time = detail::to_valid_utf8(detail::trim(f[7]));
-    j.name = detail::to_valid_utf8(f[8]);
-    out.jobs.push_back(std::move(j));
-  }
-  return out;
-}
-
-// `scontrol show job` prints Key=Value pairs separated by blanks, several per line; a value may
-// itself contain blanks (JobName, WorkDir), so a word without '=' continues the value before it.
-inline std::map<std::string, std::string> parse_scontrol_pairs(std::string_view text) {
-  std::map<std::string, std::string> kv;
-  std::string* last = nullptr;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() &&
-           (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
-      ++i;
-    std::size_t start = i;
-    while (i < text.size() && text[i] != ' ' && text[i] != '\t' && text[i] != '\n' &&
-           text[i] != '\r')
-      ++i;
-    if (start == i) break;
-    std::string_view word = text.substr(start, i - start);
-    auto eq = word.find('=');
-    bool is_key = eq != std::string_view::npos && eq > 0 &&
-                  ((word[0] >= 'A' && word[0] <= 'Z') || (word[0] >= 'a' && word[0] <= 'z'));
-    for (std::size_t c = 0; is_key && c < eq; ++c) {
-      char ch = word[c];
-      if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            ch == '_' || ch == ':' || ch == '/'))
-        is_key = false;
-    }
-    if (is_key) {
-      std::string key(word.substr(0, eq));
-      if (kv.count(key)) {  // a repeated key (heterogeneous job records): keep the first
-        last = nullptr;
-        continue;
-      }
-      last = &(kv[key] = std::string(word.substr(eq + 1)));
-    } else if (last) {
-      // Blanks inside a value are single spaces in every field we read.
-      *last += ' ';
-      *last += word;
-    }
-  }
-  return kv;
-}
-
-// Parses one `scontrol show job ID` record. nullopt when it holds no JobId or JobState.
-inline std::optional<slurm_job> parse_scontrol_job(std::string_view text) {
-  auto kv = parse_scontrol_pairs(text);
-  auto get = [&](const char* k) -> std::string {
-    auto it = kv.find(k);
-    return it == kv.end() ? std::string() : detail::to_valid_utf8(it->second);
-  };
-  slurm_job j;
-  j.id = get("JobId");
-  j.state = get("JobState");
-  if (!detail::parse_uint(j.id) || !is_slurm_state_word(j.state)) return std::nullopt;
-  j.reason = get("Reason");
-  if (j.reason.empty()) j.reason = "None";
-  j.time_limit = parse_slurm_duration(get("TimeLimit"));
-  // Time left is only meaningful while it runs: the limit minus the run time so far.
-  auto run = parse_slurm_duration(get("RunTime"));
-  if (j.state == "RUNNING" && j.time_limit.has_seconds() && run.has_seconds())
-    j.time_left = {slurm_duration::kind::seconds,
-                   std::max<std::int64_t>(0, j.time_limit.seconds - run.seconds)};
-  else if (j.state == "RUNNING" || j.state == "PENDING")
-    j.time_left = j.time_limit;
-  else
-    j.time_left = {slurm_duration::kind::not_set, 0};
-  j.nodes = detail::parse_uint(get("NumNodes"));
-  j.nodelist = get("NodeList");
-  if (j.nodelist == "(null)") j.nodelist.clear();
-  j.start_time = get("StartTime");
-  j.name = get("JobName");
-  j.exit_code = get("ExitCode");
-  return j;
-}
-
-// True when a command's stderr (or stdout) says the job id is unknown to Slurm.
-inline bool says_invalid_job_id(std::string_view text) noexcept {
-  return text.find(slurm_invalid_job_id) != std::string_view::npos;
-}
-
-// The job id from `sbatch --parsable` output: "123" or "123;cluster".
-inline std::optional<std::string> parse_sbatch_parsable(std::string_view out) {
-  std::string_view s = detail::trim(out);
-  // sbatch may print warnings before the id; the id is on the last line.
-  if (auto nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
-  s = s.substr(0, s.find(';'));
-  s = detail::trim(s);
-  if (!detail::parse_uint(s)) return std::nullopt;
-  return std::string(s);
-}
-
-}  // namespace leaseq
-// end leaseq/slurm_parse.hpp
-
-namespace leaseq {
-
-// Which Slurm commands to run and how long to wait for each.
-struct slurm_options {
-  std::string squeue = "squeue";
-  std::string scontrol = "scontrol";
-  std::string sbatch = "sbatch";
-  std::string scancel = "scancel";
-  std::chrono::milliseconds timeout{10000};
-
-  // Defaults, with LEASEQ_SLURM_TIMEOUT_S (seconds) overriding the timeout.
-  static slurm_options from_env() {
-    slurm_options o;
-    if (const char* t = std::getenv("LEASEQ_SLURM_TIMEOUT_S"); t && *t) {
-      char* end = nullptr;
-      double s = std::strtod(t, &end);
-      if (end && *end == '\0' && s > 0 && s <= 3600)
-        o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
-    }
-    return o;
-  }
-};
-
-// The state of one Slurm lease as leaseq shows it.
-struct slurm_lease_state {
-  std::string id;
-  std::string state = "UNKNOWN";  // Slurm's word, or UNKNOWN
-  std::string reason;             // Slurm's reason ("Resources", "TimeLimit"); "" for None
-  slurm_duration time_left;       // as of `seen`
-  std::optional<std::int64_t> nodes;
-  std::string nodelist;
-  std::string source;      // "squeue", "scontrol", "last_seen", or "" when never seen
-  double seen = 0;         // when Slurm last described the job
-  bool stale = false;      // Slurm has forgotten the job: this is the last state seen
-  std::string error;       // why the state is UNKNOWN: the command's error and its stderr
-  std::string last_state;  // with an error: the last state seen before it, if any
-
-  // Time left at `now`, counting down from what Slurm said at `seen` (the cache may be up to
-  // slurm_refresh_s old). nullopt unless the job runs with a time limit.
-  std::optional<std::int64_t> time_left_at(double now) const {
-    if (state != "RUNNING" || stale || !time_left.has_seconds()) return std::nullopt;
-    double left = static_cast<double>(time_left.seconds) - std::max(0.0, now - seen);
-    return static_cast<std::int64_t>(std::max(0.0, left));
-  }
-  // The time-left column: "10:42", "UNLIMITED", or "-" when it does not apply.
-  std::string time_left_text(double now) const {
-    if (auto s = time_left_at(now)) return format_slurm_duration(*s);
-    if (state == "RUNNING" && !stale && time_left.k == slurm_duration::kind::unlimited)
-      return "UNLIMITED";
-    return "-";
-  }
-};
-
-inline json to_json(const slurm_duration& d) {
-  if (d.has_seconds()) return d.seconds;
-  return format_slurm_duration(d);
-}
-
-inline slurm_duration slurm_duration_from_json(const json& j) {
-  if (j.is_number_integer()) return {slurm_duration::kind::seconds, j.get<std::int64_t>()};
-  if (j.is_string()) return parse_slurm_duration(j.get<std::string>());
-  return {};
-}
-
-inline void to_json(json& j, const slurm_lease_state& s) {
-  j = json{{"id", s.id},
-           {"state", s.state},
-           {"reason", s.reason},
-           {"time_left", to_json(s.time_left)},
-           {"nodes", detail::or_null(s.nodes)},
-           {"nodelist", s.nodelist},
-           {"source", s.source},
-           {"seen", s.seen},
-           {"stale", s.stale}};
-  if (!s.error.empty()) j["error"] = s.error;
-  if (!s.last_state.empty()) j["last_state"] = s.last_state;
-}
-
-inline void from_json(const json& j, slurm_lease_state& s) {
-  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
-  s.id = check_lease_id(detail::req_string(j, "id"));
-  s.state = detail::opt_string(j, "state").value_or("UNKNOWN");
-  if (!is_slurm_state_word(s.state)) throw format_error("field 'state': not a Slurm state");
-  s.reason = detail::opt_string(j, "reason").value_or("");
-  if (auto it = j.find("time_left"); it != j.end()) s.time_left = slurm_duration_from_json(*it);
-  s.nodes = detail::opt_int(j, "nodes");
-  s.nodelist = detail::opt_string(j, "nodelist").value_or("");
-  s.source = detail::opt_string(j, "source").value_or("");
-  s.seen = detail::opt_number(j, "seen").value_or(0);
-  s.stale = detail::bool_or(j, "stale", false);
-  s.error = detail::opt_string(j, "error").value_or("");
-  s.last_state = detail::opt_string(j, "last_state").value_or("");
-}
-
-// The cache file. `jobs` holds the last good observation of each job (kept across failed
-// refreshes, so the last seen state survives); `error` is the last refresh's batch failure
-// and `errors` the per-job ones.
-struct slurm_cache {
-  double refreshed = 0;            // when the last refresh finished; 0 forces the next one
-  std::vector<std::string> asked;  // the ids that refresh covered
-  std::string error;
-  std::map<std::string, std::string> errors;
-  std::map<std::string, slurm_lease_state> jobs;
-};
-
-inline void to_json(json& j, const slurm_cache& c) {
-  j = json{{"version", 1}, {"refreshed", c.refreshed}, {"asked", c.asked}};
-  j["error"] = c.error.empty() ? json(nullptr) : json(c.error);
-  j["errors"] = c.errors;
-  j["jobs"] = json::object();
-  for (const auto& [id, s] : c.jobs) j["jobs"][id] = s;
-}
-
-// Never throws: entries that do not parse are dropped from the in-memory view (the file is
-// rewritten only by a refresh, which then has fresher data for them anyway).
-inline slurm_cache slurm_cache_from_json(const json& j) {
-  slurm_cache c;
-  if (!j.is_object()) return c;
-  if (auto it = j.find("refreshed"); it != j.end() && it->is_number())
-    c.refreshed = it->get<double>();
-  if (auto it = j.find("asked"); it != j.end() && it->is_array())
-    for (const auto& e : *it)
-      if (e.is_string() && is_valid_lease_id(e.get<std::string>()))
-        c.asked.push_back(e.get<std::string>());
-  if (auto it = j.find("error"); it != j.end() && it->is_string()) c.error = it->get<std::string>();
-  if (auto it = j.find("errors"); it != j.end() && it->is_object())
-    for (const auto& [k, v] : it->items())
-      if (v.is_string() && is_valid_lease_id(k)) c.errors[k] = v.get<std::string>();
-  if (auto it = j.find("jobs"); it != j.end() && it->is_object())
-    for (const auto& [k, v] : it->items()) {
-      try {
-        slurm_lease_state s;
-        from_json(v, s);
-        if (s.id == k) c.jobs[k] = std::move(s);
-      } catch (const error&) {
-      }
-    }
-  return c;
-}
-
-inline fs::path slurm_cache_path(const home_paths& home) {
-  return home.root() / "slurm_state.json";
-}
-inline fs::path slurm_cache_lock_path(const home_paths& home) {
-  return home.root() / "slurm_state.lock";
-}
-
-inline slurm_cache read_slurm_cache(const home_paths& home) {
-  json_outcome r = read_json_tolerant(slurm_cache_path(home));
-  if (!r.ok()) return {};
-  return slurm_cache_from_json(*r.value);
-}
-
-namespace detail {
-
-// A non-blocking flock(2): the refresher holds it; everyone else reads the cache. A lock file
-// that cannot be opened (a home the reader may not write: another user's, a read-only archive)
-// leaves nothing to share through: the caller counts as holding it and asks Slurm itself, and
-// so does a filesystem that refuses locks (file_lock::unsupported: Lustre noflock, NFS without
-// lockd), which would otherwise leave every caller waiting for a holder that does not exist.
-class try_file_lock {
- public:
-  explicit try_file_lock(const fs::path& path)
-      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {}
-  bool try_lock() {
-    if (locked_) return true;
-    if (!fd_) return locked_ = true;
-    for (;;) {
-      if (detail::flock_call(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
-      if (file_lock::unsupported(errno)) return locked_ = true;
-      if (errno != EINTR) return false;
-    }
-  }
-  bool locked() const noexcept { return locked_; }
-
- private:
-  unique_fd fd_;
-  bool locked_ = false;
-};
-
-inline std::string join_ids(const std::vector<std::string>& ids) {
-  std::string s;
-  for (const auto& id : ids) {
-    if (!s.empty()) s += ',';
-    s += id;
-  }
-  return s;
-}
-
-// "squeue: exit code 1: <first lines of stderr>", for display.
-inline std::string command_failure(const command_output& r) {
-  std::string msg = r.error.empty() ? std::string("failed") : r.error;
-  std::string err(trim(r.err));
-  if (err.size() > 400) err = err.substr(0, 400) + "...";
-  if (!err.empty()) msg += ": " + err;
-  return msg;
-}
-
-inline slurm_lease_state from_job(const slurm_job& j, const char* source, double now) {
-  slurm_lease_state s;
-  s.id = j.id;
-  s.state = j.state;
-  s.reason = j.reason == "None" ? "" : j.reason;
-  s.time_left = j.time_left;
-  s.nodes = j.nodes;
-  s.nodelist = j.nodelist;
-  s.source = source;
-  s.seen = now;
-  return s;
-}
-
-}  // namespace detail
-
-// The production command runner; tests pass their own callable with the same signature.
-struct default_command_runner {
-  command_output operator()(const std::vector<std::string>& argv,
-                            const command_options& opt) const {
-    return run_command(argv, opt);
-  }
-};
-
-// One refresh against Slurm, applied to `cache` (pure apart from `run`). Ids squeue does not
-// list are asked of scontrol, except those already known to be forgotten.
-template <typename Runner>
-void refresh_slurm_cache(slurm_cache& cache, const std::vector<std::string>& ids, double now,
-                         const slurm_options& opt, Runner&& run) {
-  command_options copt;
-  copt.timeout = opt.timeout;
-  cache.asked = ids;
-  cache.error.clear();
-  cache.errors.clear();
-  cache.refreshed = now;
-  if (ids.empty()) return;
-
-  command_output q = run({opt.squeue, "-h", "-t", "all", "-o", std::string(squeue_format), "-j",
-                          detail::join_ids(ids)},
-                         copt);
-  // One unknown id alone makes squeue exit 1 with "Invalid job id specified"; that is an
-  // answer (the job is gone), not a failure.
-  bool answered = q.ok() || (!q.timed_out && !q.spawn_failed && says_invalid_job_id(q.err));
-  if (!answered) {
-    cache.error = detail::command_failure(q);
-    return;
-  }
-  squeue_parse parsed = parse_squeue(q.out);
-  std::vector<std::string> listed;
-  for (const slurm_job& j : parsed.jobs) {
-    if (std::find(ids.begin(), ids.end(), j.id) == ids.end()) continue;
-    cache.jobs[j.id] = detail::from_job(j, "squeue", now);
-    listed.push_back(j.id);
-  }
-  for (const std::string& id : ids) {
-    if (std::find(listed.begin(), listed.end(), id) != listed.end()) continue;
-    auto known = cache.jobs.find(id);
-    if (known != cache.jobs.end() && known->second.stale) continue;  // Slurm will not remember
-    command_output sc = run({opt.scontrol, "show", "job", id}, copt);
-    if (sc.ok()) {
-      if (auto j = parse_scontrol_job(sc.out); j && j->id == id) {
-        cache.jobs[id] = detail::from_job(*j, "scontrol", now);
-        continue;
-      }
-      cache.errors[id] = "scontrol show job " + id +
-                         ": unexpected output: " + std::string(detail::trim(sc.out)).substr(0, 200);
-      continue;
-    }
-    if (!sc.timed_out && !sc.spawn_failed && says_invalid_job_id(sc.err + sc.out)) {
-      if (known != cache.jobs.end()) {
-        known->second.stale = true;
-        known->second.source = "last_seen";
-      } else {
-        cache.errors[id] = "Slurm does not know job " + id + " (" +
-                           std::string(slurm_invalid_job_id) + ") and leaseq never saw it";
-      }
-      continue;
-    }
-    cache.errors[id] = detail::command_failure(sc);
-  }
-}
-
-// What the cache says about each id (UNKNOWN with the error where it has none).
-inline std::map<std::string, slurm_lease_state> slurm_states_from_cache(
-    const slurm_cache& cache, const std::vector<std::string>& ids) {
-  std::map<std::string, slurm_lease_state> out;
-  for (const std::string& id : ids) {
-    slurm_lease_state s;
-    s.id = id;
-    auto job = cache.jobs.find(id);
-    bool asked = std::find(cache.asked.begin(), cache.asked.end(), id) != cache.asked.end();
-    if (!cache.error.empty() && asked) {
-      s.error = cache.error;
-    } else if (auto e = cache.errors.find(id); e != cache.errors.end()) {
-      s.error = e->second;
-    } else if (job != cache.jobs.end()) {
-      out[id] = job->second;
-      continue;
-    } else {
-      s.error = "not queried yet";
-    }
-    if (job != cache.jobs.end()) {
-      s.last_state = job->second.state;
-      s.seen = job->second.seen;
-    }
-    out[id] = std::move(s);
-  }
-  return out;
-}
-
-// Lease states for these Slurm job ids, at most one Slurm refresh per `refresh_s` (floored at
-// min_slurm_refresh_s) across every process sharing LEASEQ_HOME. Never throws for Slurm
-// problems; waits at most about one command timeout for another process's refresh.
-template <typename Clock = system_clock, typename Runner = default_command_runner>
-std::map<std::string, slurm_lease_state> slurm_lease_states(
-    const home_paths& home, std::vector<std::string> ids, double refresh_s,
-    const slurm_options& opt = {}, const Clock& clock = {}, Runner&& run = {}) {
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  ids.erase(std::remove_if(
-                ids.begin(), ids.end(),
-                [](const std::string& id) { return !is_valid_lease_id(id) || is_local_lease(id); }),
-            ids.end());
-  if (ids.empty()) return {};
-  refresh_s = std::max(refresh_s, min_slurm_refresh_s);
-  home.ensure_root();
-
-  auto covers = [&](const slurm_cache& c) {
-    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
-      return std::find(c.asked.begin(), c.asked.end(), id) != c.asked.end();
-    });
-  };
-  auto fresh = [&](const slurm_cache& c, double now) {
-    return c.refreshed > 0 && c.refreshed <= now + 1 && now - c.refreshed < refresh_s && covers(c);
-  };
-
-  slurm_cache cache = read_slurm_cache(home);
-  if (fresh(cache, clock.now())) return slurm_states_from_cache(cache, ids);
-
-  detail::try_file_lock lock(slurm_cache_lock_path(home));
-  if (!lock.try_lock()) {
-    // Another process is asking Slurm right now. If the cache already knows these leases,
-    // show that at once; otherwise wait (bounded) for its answer.
-    if (covers(cache)) return slurm_states_from_cache(cache, ids);
-    auto deadline = std::chrono::steady_clock::now() + opt.timeout * 2 + std::chrono::seconds(1);
-    while (!lock.try_lock() && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (!lock.locked()) {
-      auto out = slurm_states_from_cache(cache, ids);
-      for (auto& [id, s] : out)
-        if (s.error == "not queried yet") s.error = "another leaseq process is querying Slurm";
-      return out;
-    }
-  }
-  // Re-read under the lock: the previous holder may have just refreshed.
-  cache = read_slurm_cache(home);
-  if (fresh(cache, clock.now())) return slurm_states_from_cache(cache, ids);
-
-  // Ask about every id the cache tracks, not only ours, so processes that list different
-  // leases share one batched squeue instead of evicting each other's answers.
-  // Only live jobs: a forgotten or never-seen id costs nothing once we stop asking.
-  std::vector<std::string> all = ids;
-  for (const auto& id : cache.asked) {
-    auto job = cache.jobs.find(id);
-    if (job != cache.jobs.end() && !job->second.stale &&
-        std::find(all.begin(), all.end(), id) == all.end())
-      all.push_back(id);
-  }
-  std::sort(all.begin(), all.end());
-  refresh_slurm_cache(cache, all, clock.now(), opt, run);
-  try {
-    write_json_atomic(slurm_cache_path(home), json(cache));
-  } catch (const error&) {
-    // A read-only or full home: the answer is still good for this caller.
-  }
-  return slurm_states_from_cache(cache, ids);
-}
-
-// Forces the next slurm_lease_states call to ask Slurm (after sbatch or scancel), keeping the
-// last seen states.
-inline void invalidate_slurm_cache(const home_paths& home) {
-  home.ensure_root();
-  file_lock lock(slurm_cache_lock_path(home));
-  json_outcome r = read_json_tolerant(slurm_cache_path(home));
-  if (!r.ok()) return;
-  slurm_cache c = slurm_cache_from_json(*r.value);
-  c.refreshed = 0;
-  write_json_atomic(slurm_cache_path(home), json(c));
-}
-
-}  // namespace leaseq
-// end leaseq/slurm.hpp
-
-namespace leaseq {
-
-// One line of `leaseq lease ls`.
-struct lease_row {
-  std::string id;
-  std::string kind;  // "local" or "slurm"
-  std::optional<std::string> name;
-  std::string state = "UNKNOWN";
-  std::string reason;     // Slurm's pending/end reason, or why the state is what it is
-  std::string time_left;  // "10:42", "UNLIMITED", "-"
-  std::optional<std::int64_t> nodes;
-  std::optional<std::int64_t> gpus_per_node;
-  // A Slurm lease's `--slots`: a count or "auto", as JSON text; "" when not given.
-  std::string slots;
-  bool is_default = false;
-  bool stale = false;  // Slurm forgot the job: state is the last one seen
-  double seen = 0;     // when the state was observed (Slurm leases)
-  std::string error;   // why the state is UNKNOWN, or why lease.json could not be read
-  double created = 0;
-  // Not Slurm's word but leaseq's reading of the evidence on disk: "heartbeats" when fresh
-  // runner heartbeats made a lease Slurm (still) calls PENDING show RUNNING.
-  std::string state_inferred;
-};
-
-inline void to_json(json& j, const lease_row& r) {
-  j = json{{"id", r.id},
-           {"kind", r.kind},
-           {"name", detail::or_null(r.name)},
-           {"state", r.state},
-           {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
-           {"time_left", r.time_left},
-           {"nodes", detail::or_null(r.nodes)},
-           {"gpus_per_node", detail::or_null(r.gpus_per_node)},
-           {"slots", r.slots.empty() ? json(nullptr) : json::parse(r.slots)},
-           {"default", r.is_default},
-           {"stale", r.stale},
-           {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
-           {"error", r.error.empty() ? json(nullptr) : json(r.error)},
-           {"created", r.created},
-           {"state_inferred", r.state_inferred.empty() ? json(nullptr) : json(r.state_inferred)}};
-}
-
-// Every heartbeat of a lease, parsed; unreadable ones are skipped (not visible yet).
-inline std::vector<heartbeat> read_heartbeats(const lease_paths& lease) {
-  std::vector<heartbeat> out;
-  auto listing = detail::list_dir(lease.hb_dir().string());
-  for (const auto& name : listing.names) {
-    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
-    json_outcome r = read_json_tolerant(lease.hb_dir() / name);
-    if (!r.ok()) continue;
-    try {
-      heartbeat hb;
-      from_json(*r.value, hb);
-      out.push_back(std::move(hb));
-    } catch (const error&) {
-    }
-  }
-  return out;
-}
-
-// The local lease is RUNNING while a runner's heartbeat is OK.
-inline void local_lease_state(lease_row& row, const lease_paths& lease, double now,
-                              double hb_stale_s) {
-  auto hbs = read_heartbeats(lease);
-  row.nodes = static_cast<std::int64_t>(hbs.size());
-  if (hbs.empty()) {
-    row.state = "STOPPED";
-    row.reason = "no runner heartbeat";
-    return;
-  }
-  std::optional<heartbeat> best;
-  for (const auto& hb : hbs)
-    if (compute_health(hb, now, hb_stale_s) == node_health::ok) best = hb;
-  if (best) {
-    row.state = "RUNNING";
-    row.gpus_per_node = best->gpus;
-    return;
-  }
-  const heartbeat& any = hbs.front();
-  node_health h = compute_health(any, now, hb_stale_s);
-  row.state = h == node_health::down ? "STOPPED" : "STALE";
-  row.reason = h == node_health::down
-                   ? "runner stopped"
-                   : fmt::format("runner heartbeat {:.0f}s old", heartbeat_age(any, now));
-}
-
-// Copies a Slurm state into a row.
-inline void apply_slurm_state(lease_row& row, const slurm_lease_state& s, double now) {
-  row.state = s.state;
-  row.reason = s.reason;
-  row.time_left = s.time_left_text(now);
-  row.stale = s.stale;
-  row.seen = s.seen;
-  if (!s.error.empty()) row.error = s.error;
-  if (s.stale) {
-    double ago = std::max(0.0, now - s.seen);
-    std::string seen = ago < 120      ? fmt::format("{:.0f}s", ago)
-                       : ago < 7200   ? fmt::format("{:.0f}m", ago / 60)
-                       : ago < 172800 ? fmt::format("{:.0f}h", ago / 3600)
-                                      : fmt::format("{:.0f}d", ago / 86400);
-    row.reason = (row.reason.empty() ? "" : row.reason + ", ") + "last seen " + seen + " ago";
-  }
-  if (!row.nodes && s.nodes) row.nodes = s.nodes;
-}
-
-// Slurm's word for a lease can be a refresh old (the shared cache asks at most every
-// ui.slurm_refresh_s): right after `lease create` it still says PENDING while the lease's
-// runners already heartbeat. Fresh heartbeats are evidence on disk that the lease runs: the
-// row says RUNNING, with state_inferred = "heartbeats" and Slurm's word in the reason, until
-// Slurm is asked again. Returns whether it did.
-inline bool reconcile_with_heartbeats(lease_row& row, const lease_paths& lease, double now,
-                                      double hb_stale_s) {
-  if (row.kind != "slurm" ||
-      (row.state != "PENDING" && row.state != "UNKNOWN" && row.state != "CONFIGURING"))
-    return false;
-  int fresh = 0;
-  for (const auto& hb : read_heartbeats(lease))
-    if (compute_health(hb, now, hb_stale_s) == node_health::ok) ++fresh;
-  if (fresh == 0) return false;
-  row.reason =
-      fmt::format("inferred from {} fresh runner heartbeat(s); Slurm said {}", fresh, row.state);
-  row.state = "RUNNING";
-  row.state_inferred = "heartbeats";
-  row.error.clear();
-  return true;
-}
-
-struct lease_listing {
-  std::vector<lease_row> rows;
-  std::optional<std::string> default_lease;
-  std::string index_error;  // index.json exists but is unusable
-};
-
-// Every row of a listing, as above (a row whose id is not a valid lease id has no tree to
-// look at).
-inline void reconcile_with_heartbeats(lease_listing& listing, const home_paths& home, double now,
-                                      double hb_stale_s) {
-  for (auto& row : listing.rows)
-    if (is_valid_lease_id(row.id))
-      reconcile_with_heartbeats(row, lease_paths(home, row.id), now, hb_stale_s);
-}
-
-// Lists the leases in the index (in index order) with their state. Slurm is asked through
-// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`. A
-// Slurm lease whose runners heartbeat shows RUNNING even while the cache still says PENDING
-// (reconcile_with_heartbeats).
-template <typename Clock = system_clock, typename Runner = default_command_runner>
-lease_listing list_leases(const home_paths& home, const ui_config& cfg,
-                          const slurm_options& opt = {}, const Clock& clock = {},
-                          Runner&& run = {}) {
-  lease_listing out;
-  index_read idx = read_index(home);
-  out.index_error = idx.error;
-  out.default_lease = idx.index.default_lease;
-  std::vector<std::string> slurm_ids;
-  for (const auto& e : idx.index.leases) {
-    lease_row row;
-    row.id = e.id;
-    row.kind = e.kind;
-    row.name = e.name;
-    row.created = e.created;
-    row.time_left = "-";
-    row.is_default = idx.index.default_lease && *idx.index.default_lease == e.id;
-    json_outcome lr = read_json_tolerant(home.lease_dir(e.id) / "lease.json");
-    if (lr.ok()) {
-      try {
-        lease_record rec;
-        from_json(*lr.value, rec);
-        if (!row.name) row.name = rec.name;
-        row.nodes = rec.nodes;
-        row.gpus_per_node = rec.gpus_per_node;
-        if (auto sl = rec.extra.find("slots"); sl != rec.extra.end())
-          if ((sl->is_string() && *sl == "auto") || sl->is_number_unsigned())
-            row.slots = sl->dump();
-      } catch (const error& ex) {
-        row.error = "lease.json: " + std::string(ex.what());
-      }
-    }
-    if (e.kind == "slurm") slurm_ids.push_back(e.id);
-    out.rows.push_back(std::move(row));
-  }
-  double now = clock.now();
-  std::map<std::string, slurm_lease_state> states;
-  if (!slurm_ids.empty())
-    states = slurm_lease_states(home, slurm_ids, cfg.slurm_refresh_s, opt, clock,
-                                std::forward<Runner>(run));
-  for (auto& row : out.rows) {
-    if (row.kind == "slurm") {
-      if (auto it = states.find(row.id); it != states.end())
-        apply_slurm_state(row, it->second, now);
-    } else {
-      local_lease_state(row, lease_paths(home, row.id), now, cfg.hb_stale_s);
-    }
-  }
-  reconcile_with_heartbeats(out, home, now, cfg.hb_stale_s);
-  return out;
-}
-
-// A Slurm lease about to be submitted: the keeper's content, where it is written, and the
-// sbatch argv. What `lease create --dry-run` prints and the dashboard's form previews.
-struct lease_plan {
-  fs::path script_path;
-  std::string script;
-  std::vector<std::string> sbatch;
-};
-
-// Writes runs/<lease>/lease.json (creating the tree), refusing a symlinked runs/ or runs/<lease>
-// (tree_guard.hpp): a planted link must not receive the record. Every lease.json writer calls
-// this, the local lease's as well as the Slurm lease's.
-inline void write_lease_json(const lease_paths& lease, const json& record) {
-  ensure_lease_dir(lease, lease.root());
-  write_json_atomic(lease.lease_json(), record);
-}
-
-// Writes lease.json only if there is none (link of a complete temp file: never replaces one,
-// whatever a lagging cache told the caller about its existence). False: one existed.
-inline bool create_lease_json(const lease_paths& lease, const json& record) {
-  ensure_lease_dir(lease, lease.root());
-  return create_file_exclusive(lease.lease_json(), json_file_text(record));
-}
-
-// Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
-// every node; paths are made absolute, since the job runs elsewhere.
-inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& r,
-                                   const fs::path& leaseq_bin, bool test_only = false,
-                                   const slurm_options& opt = {}) {
-  validate(r);
-  fs::path root = fs::absolute(home.root()).lexically_normal();
-  lease_plan p;
-  p.script_path = root / "keepers" /
-                  fmt::format("keeper-{}-{}.sh", static_cast<long long>(unix_now() * 1000),
-                              static_cast<long>(::getpid()));
-  p.script = keeper_script(fs::absolute(leaseq_bin), root, keeper_slots_arg(r));
-  p.sbatch = sbatch_argv(r, p.script_path, root, test_only, opt.sbatch);
-  return p;
-}
-
-// What sbatch did. `job_id` is set only when the lease was submitted and registered.
-struct lease_submit {
-  std::optional<std::string> job_id;
-  command_output sbatch;  // out/err verbatim, for the user
-  std::string error;      // leaseq's own explanation when it failed
-};
-
-// Writes the keeper, runs sbatch (argv, with a timeout) and, only on success, moves the keeper
-// to runs/<jobid>/keeper.sh, writes runs/<jobid>/lease.json and registers the lease in
-// index.json. A failed or --test-only submit leaves nothing behind. Slurm errors are returned,
-// not thrown; filesystem errors throw.
-template <typename Runner = default_command_runner>
-lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
-                                const lease_plan& plan, bool test_only = false,
-                                const slurm_options& opt = {}, Runner&& run = {}) {
-  home_paths abs_home(fs::absolute(home.root()).lexically_normal());
-  abs_home.ensure_root();
-  // The keeper runs on every node of the job: never let a planted keepers/ link place it.
-  (void)detail::open_tree_dir(abs_home.root(), plan.script_path.parent_path());
-  write_file_atomic(plan.script_path, plan.script, 0700);
-  command_options copt;
-  copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
-  // sbatch hands its umask to the job: Slurm's own output file is then 0600 like ours.
-  mode_t old_mask = ::umask(077);
-  lease_submit out;
-  out.sbatch = run(plan.sbatch, copt);
-  ::umask(old_mask);
-  auto drop_script = [&] {
-    std::error_code ec;
-    fs::remove(plan.script_path, ec);
-  };
-  if (test_only || !out.sbatch.ok()) {
-    drop_script();
-    if (out.sbatch.timed_out)
-      out.error =
-          "sbatch did not answer in time; a job may have been submitted anyway: check "
-          "squeue --me";
-    else if (!out.sbatch.ok())
-      out.error = out.sbatch.error;
-    return out;
-  }
-  auto job = parse_sbatch_parsable(out.sbatch.out);
-  if (!job) {
-    drop_script();
-    out.error = "sbatch printed no job id: " + shell_quote(out.sbatch.out);
-    return out;
-  }
-  // Slurm has its own copy of the script: keep ours next to the lease as its record.
-  lease_paths lease(abs_home, *job);
-  ensure_lease_dir(lease, lease.root());
-  fs::path final_script = lease.root() / "keeper.sh";
-  if (std::rename(plan.script_path.c_str(), final_script.c_str()) != 0)
-    final_script = plan.script_path;
-
-  lease_record rec;
-  rec.id = *job;
-  rec.kind = "slurm";
-  rec.name = r.name;
-  rec.created = unix_now();
-  rec.nodes = r.nodes;
-  rec.gpus_per_node = r.gpus_per_node;
-  rec.partition = r.partition;
-  rec.qos = r.qos;
-  rec.account = r.account;
-  rec.constraint = r.constraint;
-  rec.reservation = r.reservation;
-  rec.time = r.time;
-  rec.extra_args = r.extra_args;
-  rec.sbatch = plan.sbatch;
-  rec.keeper = final_script.string();
-  if (!r.slots.empty()) {  // "slots": a count, or "auto" (protocol version 3)
-    auto n = parse_slots(r.slots);
-    rec.extra["slots"] = n ? json(*n) : json("auto");
-  }
-  write_lease_json(lease, json(rec));
-  register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
-  invalidate_slurm_cache(abs_home);
-  out.job_id = job;
-  return out;
-}
-
-// Throws error unless `id` is a registered Slurm lease (what release needs).
-inline void check_releasable(const home_paths& home, const std::string& id) {
-  check_lease_id(id);
-  index_read idx = read_index(home);
-  if (!idx.error.empty()) throw error(idx.error);
-  const index_entry* e = idx.index.find(id);
-  if (!e)
-    throw error("unknown lease " + detail::quote_for_message(id) + " (see `leaseq lease ls`)");
-  if (e->kind != "slurm")
-    throw error("lease " + id +
-                " is not a Slurm lease; stop a local runner with `leaseq lease local stop`");
-}
-
-// scancel of a registered Slurm lease; the runners get SIGTERM from Slurm and stop their
-// tasks. Throws error for an unknown or local lease; returns scancel's output.
-template <typename Runner = default_command_runner>
-command_output release_slurm_lease(const home_paths& home, const std::string& id,
-                                   const slurm_options& opt = {}, Runner&& run = {}) {
-  check_releasable(home, id);
-  command_options copt;
-  copt.timeout = opt.timeout;
-  command_output r = run({opt.scancel, id}, copt);
-  if (r.ok()) invalidate_slurm_cache(home);
-  return r;
-}
-
-}  // namespace leaseq
-// end leaseq/leases.hpp
-// begin leaseq/priority.hpp
-
-// Claim order by priority (protocol version 4). A lane is claimed in seq order. A task with a
-// priority above 0 also gets a marker, priority/<lane>/<id>.p<N>: an empty file that runners
-// list before their lane, so they take the highest priority first without reading every task
-// file of a long lane. The task file's `priority` is the truth and the marker only a hint: a
-// lost or stale marker changes the order, never what runs. A task below 0 has no marker; a
-// runner passes it over while anything else in its lane can run.
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <charconv>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace leaseq {
-
-struct priority_marker {
-  std::string id;
-  std::int64_t seq = 0;
-  int priority = 0;
-};
-
-// The lane a task waits in: its node, or the shared lane.
-inline std::string task_lane(const task_spec& t) {
-  return t.node ? *t.node : std::string(any_lane);
-}
-
-inline std::string priority_marker_name(const std::string& id, int priority) {
-  return check_task_id(id) + ".p" + std::to_string(priority);
-}
-
-// "T012.p5" -> {T012, 12, 5}; anything else (temp names, other files) -> nullopt.
-inline std::optional<priority_marker> parse_priority_marker(std::string_view name) {
-  std::size_t dot = name.rfind(".p");
-  if (dot == std::string_view::npos) return std::nullopt;
-  std::string_view id = name.substr(0, dot), number = name.substr(dot + 2);
-  priority_marker m;
-  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), m.priority);
-  if (ec != std::errc() || end != number.data() + number.size() || m.priority <= 0 ||
-      m.priority > max_task_priority || !is_valid_task_id(id))
-    return std::nullopt;
-  m.id = std::string(id);
-  m.seq = task_seq(id).value_or(0);
-  return m;
-}
-
-// The markers of a lane, highest priority first, then lowest seq.
-inline std::vector<priority_marker> list_priority_markers(const lease_paths& lease,
-                                                          const std::string& lane) {
-  std::vector<priority_marker> out;
-  for (const std::string& name : detail::list_dir(lease.priority(lane).string()).names)
-    if (auto m = parse_priority_marker(name)) out.push_back(std::move(*m));
-  std::sort(out.begin(), out.end(), [](const priority_marker& a, const priority_marker& b) {
-    return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
-  });
-  return out;
-}
-
-// Marks a task with a priority above 0 (nothing for the others). Made through the tree guard;
-// an existing marker is fine. Throws when it cannot be made: the task then runs in seq order.
-inline void mark_priority(const lease_paths& lease, const task_spec& t) {
-  if (t.priority <= 0) return;
-  detail::unique_fd dir = open_lease_dir(lease, lease.priority(task_lane(t)));
-  const std::string name = priority_marker_name(t.id, t.priority);
-  int fd =
-      ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0 && errno != EEXIST)
-    throw io_error("cannot mark the priority of " + t.id,
-                   (lease.priority(task_lane(t)) / name).string(), errno);
-  if (fd >= 0) ::close(fd);
-}
-
-// Removes a task's marker once it is claimed; a missing one is fine. Never through a link:
-// the lane's marker directory is opened from the home down without following one.
-inline void unmark_priority(const lease_paths& lease, const task_spec& t) noexcept {
-  if (t.priority <= 0) return;
-  try {
-    detail::unique_fd dir = detail::open_tree_dir(lease.anchor(), lease.priority(task_lane(t)),
-                                                  /*create=*/false);
-    ::unlinkat(dir.get(), priority_marker_name(t.id, t.priority).c_str(), 0);
-  } catch (const std::exception&) {
-    // No marker directory (or an unsafe one): nothing of ours to remove.
-  }
-}
-
-}  // namespace leaseq
-// end leaseq/priority.hpp
-// begin leaseq/result_writer.hpp
-
-// Writes task results on a thread of their own, so the runner's loop does not wait for them.
-//
-// A result must be durable before its claimed file goes (protocol: write, fsync, rename, then
-// unlink claimed/). The fsync is the slowest step of a short task on a local disk (a journal
-// commit, about a millisecond); done here, it overlaps the runner claiming and spawning the
-// next task instead of delaying it. Each job is still written in that order: result (atomic,
-// fsync'd), then the unlink, so a kill -9 at any moment leaves what the synchronous path would.
-//
-// The runner hands over jobs and collects outcomes on its own thread; `on_done` is called from
-// the writer's thread after each batch (the runner uses it to wake its poll()).
-
-#include <signal.h>
-#include <unistd.h>
-
-#include <condition_variable>
-#include <deque>
-#include <functional>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <thread>
-#include <vector>
-
-
-namespace leaseq {
-
-class result_writer {
- public:
-  struct job {
-    std::string id;
-    fs::path path;                    // done/<node>/<id>.result.json
-    std::string content;              // the result's JSON text
-    std::optional<fs::path> claimed;  // unlinked once the result is durable
-  };
-  struct outcome {
-    std::string id;
-    std::optional<std::string> error;  // why the result is not written (the job is dropped)
-  };
-
-  explicit result_writer(std::function<void()> on_done = {}) : on_done_(std::move(on_done)) {
-    // Signals stay with the runner's thread: its handlers wake the runner's poll().
-    sigset_t all, old;
-    sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &old);
-    thread_ = std::thread([this] { loop(); });
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  }
-
-  result_writer(const result_writer&) = delete;
-  result_writer& operator=(const result_writer&) = delete;
-
-  // Finishes the job in progress and drops those not started: their claimed files stay, so a
-  // later runner of the node reports them (runner_lost) instead of losing them silently.
-  ~result_writer() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      quit_ = true;
-    }
-    wake_.notify_one();
-    thread_.join();
-  }
-
-  void submit(job j) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      todo_.push_back(std::move(j));
-    }
-    wake_.notify_one();
-  }
-
-  // Outcomes of the jobs finished since the last call.
-  std::vector<outcome> collect() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<outcome> out;
-    out.swap(finished_);
-    return out;
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    for (;;) {
-      wake_.wait(lock, [this] { return quit_ || !todo_.empty(); });
-      if (quit_) return;
-      std::deque<job> batch;
-      batch.swap(todo_);
-      lock.unlock();
-      std::vector<outcome> done;
-      done.reserve(batch.size());
-      for (job& j : batch) done.push_back(write(j));
-      lock.lock();
-      for (auto& o : done) finished_.push_back(std::move(o));
-      if (on_done_) {
-        lock.unlock();
-        on_done_();
-        lock.lock();
-      }
-    }
-  }
-
-  static outcome write(const job& j) {
-    outcome o{j.id, std::nullopt};
-    try {
-      write_file_atomic(j.path, j.content, 0600, false);
-    } catch (const error& e) {
-      o.error = e.what();
-      return o;
-    }
-    if (j.claimed) ::unlink(j.claimed->c_str());
-    return o;
-  }
-
-  std::function<void()> on_done_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<job> todo_;
-  std::vector<outcome> finished_;
-  bool quit_ = false;
-  std::thread thread_;
-};
-
-}  // namespace leaseq
-// end leaseq/result_writer.hpp
-// begin leaseq/runner.hpp
-
-// The per-node runner. One `runner` owns a node of a lease: it claims tasks by rename, runs up
-// to `slots` of them (each in its own session), writes their results, follows control files
-// and rewrites its heartbeat. `step(now)` does one pass without blocking, so tests drive it with
-// a fake clock and fake processes; `run_runner()` is the real loop with signals and sleeping.
-//
-// Ordering guarantees (protocol.md): a task is claimed by rename (at most once, whatever the
-// race); the result is written before the claimed file is unlinked; a result that cannot be
-// written (ENOSPC, EIO) stays queued in memory, the claimed file stays on disk, and the write is
-// retried on every pass. Tasks stopped because the runner itself was told to stop (SIGTERM,
-// SIGINT) end FAILED with reason "runner_terminated"; claimed tasks found after a crash whose
-// process is gone end FAILED with reason "runner_lost".
-//
-// Claimed files nobody runs are adopted: a claim rename that reports an error although it
-// happened (a lost NFS reply; LEASEQ_FAULT=claim_rename_lies plays it) is noticed by looking
-// at the destination, and every few seconds the node's claimed/ directory is scanned for task
-// files this runner does not know: one with a live pid is watched, one whose pid is gone ends
-// with what its supervisor recorded in logs/<node>/<id>.exit (its real exit status, or
-// CANCELLED when cancelled meanwhile) or, without that file, runner_lost; one that never got a
-// pid (claimed, never started) is run. A task the runner was killed between spawning and
-// recording its pid may so run twice, at most once per crash.
-//
-// The runner writes only into real directories of the lease tree: before each pass it checks
-// (detail/tree_guard.hpp) that its inbox lanes, claimed/, done/, logs/, hb/ and control/
-// directories are not symlinks; while one is, it logs why and does not claim (tasks stay
-// pending), does not write results (they stay queued, the claimed file stays), does not write
-// its heartbeat or read its control directory. Final names are replaced by rename or opened
-// O_NOFOLLOW, so a planted symlink file is never written through.
-//
-// Fault injection for tests: LEASEQ_FAULT (fault.hpp) can fail result writes with ENOSPC or
-// EIO and make claim renames report EIO although they happened.
-
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <deque>
-#include <functional>
-#include <map>
-#include <memory>
-#include <optional>
-#include <random>
-#include <set>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-
-// begin leaseq/detail/dir_watch.hpp
-
-// Wakes a waiting loop when a name appears in one of a few directories (a task submitted into
-// a runner's lane, a control file for it), by inotify. Only a hint: inotify says nothing of
-// what other clients of a network filesystem do, may be unavailable or out of watches, and a
-// directory may not exist yet, so the caller still polls; this only makes the common local
-// case prompt instead of waiting out the idle back-off.
-
-#include <sys/inotify.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdlib>
-#include <filesystem>
-#include <string>
-#include <vector>
-
-
-namespace leaseq::detail {
-
-class dir_watch {
- public:
-  // LEASEQ_NO_INOTIFY=1 turns it off (benchmarks compare; a filesystem where it misbehaves).
-  explicit dir_watch(std::vector<std::filesystem::path> dirs) : dirs_(std::move(dirs)) {
-    const char* off = std::getenv("LEASEQ_NO_INOTIFY");
-    if (off && *off && std::string(off) != "0") return;
-    fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    watched_.assign(dirs_.size(), false);
-    add_missing();
-  }
-
-  // The descriptor to poll for POLLIN, or -1 when there is none.
-  int fd() const noexcept { return fd_ ? fd_.get() : -1; }
-
-  // Watches the directories that could not be watched before (not there yet). Cheap when all
-  // are watched.
-  void add_missing() {
-    if (!fd_) return;
-    for (std::size_t i = 0; i < dirs_.size(); ++i) {
-      if (watched_[i]) continue;
-      int wd = ::inotify_add_watch(
-          fd_.get(), dirs_[i].c_str(),
-          IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK);
-      watched_[i] = wd >= 0;
-    }
-  }
-
-  // Reads every pending event; true when there was one. A watched directory that went away
-  // (IN_IGNORED) is watched again by the next add_missing().
-  bool drain() {
-    if (!fd_) return false;
-    bool any = false;
-    alignas(inotify_event) char buf[4096];
-    for (;;) {
-      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      any = true;
-      for (ssize_t at = 0; at < n;) {
-        const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
-        if (e->mask & IN_IGNORED) std::fill(watched_.begin(), watched_.end(), false);
-        at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
-      }
-    }
-    if (std::find(watched_.begin(), watched_.end(), false) != watched_.end()) {
-      // Re-adding an existing watch returns its old descriptor: harmless.
-      add_missing();
-    }
-    return any;
-  }
-
- private:
-  std::vector<std::filesystem::path> dirs_;
-  std::vector<bool> watched_;
-  unique_fd fd_;
-};
-
-}  // namespace leaseq::detail
-// end leaseq/detail/dir_watch.hpp
-// begin leaseq/spawn.hpp
-
-// The OS side of the runner: start a task in its own session (directly, or under a supervisor
-// that records its exit status), reap it, signal its group.
-// The runner talks to these operations through `process_ops`, so its loop can be driven by a
-// fake in tests and by `posix_process_ops` for real.
-
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
-
-#include <fmt/format.h>
-
-// begin leaseq/supervise.hpp
-
-// The task supervisor: `leaseq __supervise <status file> <attempt> -- argv...`. The runner
-// starts each task under it (as Slurm's slurmstepd does), so that a task's true end is known
-// even when the runner that started it is gone: the supervisor outlives a crashed runner,
-// waits for the task and writes its exit status to a file the next runner reads
-// (`logs/<node>/<id>.exit`, protocol.md "Result file").
-//
-// It is invisible to the runner that started it: it leads the task's session, forks the task
-// into the same process group (so a cancel's signal to the group reaches the task), ignores
-// the signals meant for the task, and exits exactly as the task did (same exit code, or the
-// same signal re-raised), so reaping it tells what reaping the task would have told.
-//
-// With `--time-limit S` (protocol version 3) it also enforces the task's time limit, since it
-// outlives the runner: S seconds after it started the task, SIGTERM to the process group, and
-// `--grace G` seconds later SIGKILL; the status file then says `"time_limit": true`.
-//
-// With `--anchor DIR` (the runner passes its LEASEQ_HOME) the status file's directory is
-// opened once, before the task starts, by walking from DIR without following a symlink
-// (open_tree_dir), and the file is written relative to that descriptor: a logs/<node> swapped
-// for a link later is never written through. Without it, the directory itself must not be a
-// link (O_NOFOLLOW on its last component).
-
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <ctime>
-#include <exception>
-#include <optional>
-#include <string>
-#include <vector>
-
-
-namespace leaseq {
-
-// The word that makes the leaseq program a supervisor; not a command of its CLI.
-inline constexpr const char* supervise_verb = "__supervise";
-
-// What a supervisor wrote about one attempt of a task.
-struct exit_status {
-  std::string attempt;
-  std::optional<int> exit_code;
-  std::optional<int> signal;
-  std::optional<double> finished;
-  std::optional<std::string> spawn_failed;  // the program could not be started: why
-  bool time_limit = false;                  // the supervisor stopped it at its time limit
-};
-
-// The status file at path, when it is readable and belongs to `attempt` (a file left by an
-// earlier attempt of the task says nothing about this one).
-inline std::optional<exit_status> read_exit_status(const fs::path& path,
-                                                   const std::string& attempt) {
-  if (attempt.empty()) return std::nullopt;
-  json_outcome r = read_json_tolerant(path);
-  if (!r.ok() || !r.value->is_object()) return std::nullopt;
-  const json& j = *r.value;
-  auto a = j.find("attempt");
-  if (a == j.end() || !a->is_string() || a->get<std::string>() != attempt) return std::nullopt;
-  exit_status s;
-  s.attempt = attempt;
-  auto small_int = [&](const char* key) -> std::optional<int> {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_number_integer()) return std::nullopt;
-    auto v = it->get<long long>();
-    if (v < 0 || v > 255) return std::nullopt;
-    return static_cast<int>(v);
-  };
-  s.exit_code = small_int("exit_code");
-  s.signal = small_int("signal");
-  if (auto f = j.find("finished"); f != j.end() && f->is_number()) s.finished = f->get<double>();
-  if (auto f = j.find("spawn_failed"); f != j.end() && f->is_string())
-    s.spawn_failed = f->get<std::string>();
-  if (auto f = j.find("time_limit"); f != j.end() && f->is_boolean()) s.time_limit = f->get<bool>();
-  // A file that tells nothing (a hand-edited one) is no evidence of how the task ended.
-  if (!s.exit_code && !s.signal && !s.spawn_failed) return std::nullopt;
-  return s;
-}
-
-namespace detail {
-
-// The signals a supervisor must survive: everything sent to the task's group that would end
-// it by default (cancel's SIGTERM, Slurm's scancel --signal, a hangup). Faults (SEGV, ...)
-// stay fatal: they would be a bug of the supervisor itself. SIGCHLD stays as it is: ignoring
-// it would reap the task behind waitpid's back.
-inline std::vector<int> supervisor_shielded_signals() {
-  std::vector<int> v = {SIGHUP,  SIGINT,  SIGQUIT,   SIGPIPE, SIGALRM, SIGTERM, SIGUSR1,
-                        SIGUSR2, SIGPOLL, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGPWR};
-#ifdef SIGSTKFLT
-  v.push_back(SIGSTKFLT);
-#endif
-  for (int s = SIGRTMIN; s <= SIGRTMAX; ++s) v.push_back(s);
-  return v;
-}
-
-// The status file's directory, held from the supervisor's start (see the top of this file);
-// invalid when it cannot be opened safely (then no status is written: the runner reports the
-// task as lost rather than trusting a file outside the tree).
-inline unique_fd open_status_dir(const char* status_path, const char* anchor) {
-  fs::path dir = fs::path(status_path).parent_path();
-  try {
-    if (anchor && *anchor) return open_tree_dir(anchor, dir, false);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "leaseq supervisor: %s\n", e.what());
-    return unique_fd();
-  }
-  unique_fd fd(
-      ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd)
-    std::fprintf(stderr, "leaseq supervisor: cannot open %s: %s\n", dir.c_str(),
-                 std::strerror(errno));
-  return fd;
-}
-
-inline void write_supervisor_status(int dir_fd, const char* path, const json& status) {
-  if (dir_fd < 0) return;  // open_status_dir() said why
-  try {
-    // Temp + rename, not fsync'd: it matters only when the runner died while the machine
-    // stayed up (a power loss takes the running task with it), and an fsync per task
-    // halved the runner's throughput.
-    replace_file_at(dir_fd, fs::path(path).filename().string(), json_file_text(status),
-                    fs::path(path).parent_path(), false);
-  } catch (const std::exception& e) {
-    // The supervisor's stderr is the task's stderr log: the only place anyone will look.
-    std::fprintf(stderr, "leaseq supervisor: cannot write the exit status: %s\n", e.what());
-  }
-}
-
-// Ends this process the way the task ended, so the runner reaping it sees the task's end.
-[[noreturn]] inline void die_by_signal(int sig) {
-  struct rlimit no_core {};
-  ::setrlimit(RLIMIT_CORE, &no_core);  // the task may have dumped core; its supervisor must not
-  ::signal(sig, SIG_DFL);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, sig);
-  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  ::raise(sig);
-  ::_exit(128 + sig);  // a signal whose default is not to terminate
-}
-
-inline double monotonic_s() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-// Waits for the task; past `limit` seconds (measured from `start`) it sends SIGTERM to the
-// process group (the supervisor ignores it), `grace` seconds later SIGKILL to the task.
-// SIGCHLD is blocked by the caller, so it is waited for with a timeout instead of polled.
-// Returns waitpid's answer; `stopped` tells whether the limit was reached.
-inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit, double grace,
-                             bool& stopped) {
-  sigset_t chld;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  double kill_at = -1;
-  for (;;) {
-    pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w != 0 && !(w < 0 && errno == EINTR)) return w;
-    double now = monotonic_s();
-    if (!stopped && now >= start + limit) {
-      stopped = true;
-      ::kill(0, SIGTERM);  // the whole group: the task and its children
-      kill_at = now + grace;
-    } else if (stopped && kill_at >= 0 && now >= kill_at) {
-      ::kill(pid, SIGKILL);  // the rest of the group goes when the supervisor dies the same way
-      kill_at = -1;
-    }
-    double next = !stopped ? start + limit : kill_at >= 0 ? kill_at : now + 3600;
-    double wait = std::min(std::max(next - now, 0.001), 3600.0);
-    timespec ts{static_cast<time_t>(wait),
-                static_cast<long>((wait - static_cast<double>(static_cast<time_t>(wait))) * 1e9)};
-    ::sigtimedwait(&chld, nullptr, &ts);
-  }
-}
-
-}  // namespace detail
-
-// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
-// S [--grace G]] -- cmd...`. Returns the task's exit code (127 when it could not be started,
-// 2 on a usage error) or does not return at all (the task died by a signal, re-raised here).
-inline int run_supervisor(int argc, char** argv) {
-  const double start = detail::monotonic_s();
-  std::optional<double> limit;
-  double grace = 10;
-  int dashes = 4;
-  const char* anchor = nullptr;
-  auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
-    char* end = nullptr;
-    double v = std::strtod(text, &end);
-    if (end == text || *end != '\0' || !(zero_ok ? v >= 0 : v > 0) || v > 366 * 86400.0)
-      return std::nullopt;
-    return v;
-  };
-  bool usage_ok = argc >= 6 && std::strcmp(argv[1], supervise_verb) == 0;
-  while (usage_ok && dashes + 1 < argc && std::strcmp(argv[dashes], "--") != 0) {
-    bool is_limit = std::strcmp(argv[dashes], "--time-limit") == 0;
-    bool is_grace = std::strcmp(argv[dashes], "--grace") == 0;
-    if (std::strcmp(argv[dashes], "--anchor") == 0) {
-      anchor = argv[dashes + 1];
-      dashes += 2;
-      continue;
-    }
-    auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
-    if (!v) usage_ok = false;
-    if (is_limit) limit = v;
-    if (is_grace && v) grace = *v;
-    dashes += 2;
-  }
-  if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
-    std::fprintf(stderr,
-                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] [--anchor "
-                 "DIR] -- COMMAND "
-                 "[ARG...] (used by the runner)\n",
-                 supervise_verb);
-    return 2;
-  }
-  const char* status_path = argv[2];
-  const std::string attempt = argv[3];
-  char** cmd = argv + dashes + 1;
-  detail::unique_fd status_dir = detail::open_status_dir(status_path, anchor);
-
-  std::vector<int> shielded = detail::supervisor_shielded_signals();
-  std::vector<struct sigaction> saved(shielded.size());
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  sigemptyset(&ignore.sa_mask);
-  for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
-
-  auto spawn_failed = [&](const std::string& why) {
-    detail::write_supervisor_status(status_dir.get(), status_path,
-                                    json{{"attempt", attempt}, {"spawn_failed", why}});
-    return 127;
-  };
-  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
-  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
-  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
-  sigset_t chld, old_mask;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  if (limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
-  pid_t pid = ::fork();
-  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // The task gets the dispositions the supervisor was started with (ignored ones are
-    // inherited through exec, so each must be put back), and its signal mask.
-    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
-    if (limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-    ::execvp(cmd[0], cmd);
-    int e = errno;
-    (void)!::write(err_w.get(), &e, sizeof e);
-    ::_exit(127);
-  }
-  err_w.reset();
-  int exec_errno = 0;
-  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
-  int status = 0;
-  pid_t waited;
-  bool stopped = false;
-  if (limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
-    waited = detail::wait_with_limit(pid, status, start, *limit, grace, stopped);
-  } else {
-    do waited = ::waitpid(pid, &status, 0);
-    while (waited < 0 && errno == EINTR);
-  }
-  if (n == static_cast<ssize_t>(sizeof exec_errno))
-    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
-
-  json out{
-      {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
-  if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
-  if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
-  if (stopped) out["time_limit"] = true;
-  detail::write_supervisor_status(status_dir.get(), status_path, out);
-  if (waited != pid) return 127;  // cannot happen: the task is our only child
-  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
-  if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
-  return WEXITSTATUS(status);
-}
-
-}  // namespace leaseq
-// end leaseq/supervise.hpp
-
-extern char** environ;  // NOLINT: POSIX
-
-namespace leaseq {
-
-// One task execution to start. stdout/stderr go to the two log files, opened (created,
-// truncated) before the program is exec'd; stdin is /dev/null.
-struct spawn_request {
-  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
-  std::string cwd;                // empty: the runner's own directory
-  std::vector<std::string> env;   // the complete environment, "K=V" each
-  std::string stdout_path;
-  std::string stderr_path;
-  // When set (the runner sets its LEASEQ_HOME), the logs' directory is opened by walking from
-  // here without following a symlink (open_tree_dir) and the logs are created relative to it,
-  // so a directory swapped for a link after the runner's check is never written through; the
-  // supervisor gets it too (`--anchor`) for the status file.
-  std::string anchor;
-  // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
-  // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
-  // the runner is gone by then. Empty: argv is exec'd directly.
-  std::string supervisor;
-  std::string status_path;
-  std::string attempt;
-  // Under a supervisor: it stops the task after this many seconds (SIGTERM, then SIGKILL
-  // grace_s later), even when the runner is gone by then.
-  std::optional<double> time_limit_s;
-  double grace_s = 10;
-};
-
-// pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
-struct spawn_outcome {
-  pid_t pid = -1;
-  std::string error;
-};
-
-// A child that ended: exit code or the signal that killed it.
-struct child_exit {
-  pid_t pid = -1;
-  std::optional<int> exit_code;
-  std::optional<int> signal;
-};
-
-// A task of an array (`submit --array`, or a line of `submit --each-line`): the array's id (the
-// id of its first task) and this task's index. Kept in the task file as `array_id` and
-// `array_index` (protocol version 3); tasks without them are no array's.
-struct array_member {
-  std::string id;
-  std::int64_t index = 0;
-};
-
-inline std::optional<array_member> array_member_of(const task_spec& t) {
-  if (!t.extra.is_object()) return std::nullopt;
-  auto id = t.extra.find("array_id");
-  auto index = t.extra.find("array_index");
-  if (id == t.extra.end() || index == t.extra.end() || !id->is_string() ||
-      !index->is_number_integer())
-    return std::nullopt;
-  return array_member{id->get<std::string>(), index->get<std::int64_t>()};
-}
-
-// LEASEQ_ARRAY_ID and LEASEQ_ARRAY_INDEX for an array's task; nothing for any other task. The
-// runner adds these to LEASEQ_TASK_ID, LEASEQ_LEASE, LEASEQ_NODE, LEASEQ_ATTEMPT and
-// CUDA_VISIBLE_DEVICES (README: "What a task sees").
-inline std::vector<std::pair<std::string, std::string>> array_environment(const task_spec& t) {
-  auto a = array_member_of(t);
-  if (!a) return {};
-  return {{"LEASEQ_ARRAY_ID", a->id}, {"LEASEQ_ARRAY_INDEX", std::to_string(a->index)}};
-}
-
-class process_ops {
- public:
-  virtual ~process_ops() = default;
-  virtual spawn_outcome spawn(const spawn_request& req) = 0;
-  // One child of ours that has ended, without blocking; nullopt when none.
-  virtual std::optional<child_exit> reap() = 0;
-  // Sends sig to the process group led by pgid (each task leads its own session).
-  virtual void signal_group(pid_t pgid, int sig) = 0;
-  // Whether a process that is not our child (a task left by a crashed runner) still runs.
-  virtual bool alive(pid_t pid) = 0;
-  // Sends sig to the process group of a task left by a crashed runner, whose pid was read
-  // from disk: only while pid still is that process (start time `start`, boot `boot`; start
-  // 0: a protocol 1 claim, pid alone) and leads its own group. Returns whether it was sent.
-  virtual bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
-                                     int sig) {
-    (void)start;
-    (void)boot;
-    if (pgid <= 1) return false;
-    signal_group(pgid, sig);
-    return true;
-  }
-};
-
-// The environment of this process, with `overrides` applied ("K=V" entries replace K).
-inline std::vector<std::string> merged_environment(
-    const std::vector<std::pair<std::string, std::string>>& overrides) {
-  std::vector<std::string> out;
-  auto overridden = [&](const char* entry) {
-    const char* eq = std::strchr(entry, '=');
-    std::size_t n = eq ? static_cast<std::size_t>(eq - entry) : std::strlen(entry);
-    for (const auto& [k, v] : overrides)
-      if (k.size() == n && std::strncmp(entry, k.c_str(), n) == 0) return true;
-    return false;
-  };
-  for (char** e = environ; e && *e; ++e)
-    if (!overridden(*e)) out.emplace_back(*e);
-  for (const auto& [k, v] : overrides) out.push_back(k + "=" + v);
-  return out;
-}
-
-class posix_process_ops : public process_ops {
- public:
-  spawn_outcome spawn(const spawn_request& req) override {
-    spawn_outcome out;
-    if (req.argv.empty()) {
-      out.error = "empty argv";
-      return out;
-    }
-    if (!req.cwd.empty()) {
-      struct stat st;
-      if (::stat(req.cwd.c_str(), &st) != 0) {
-        out.error = "cwd " + req.cwd + ": " + std::strerror(errno);
-        return out;
-      }
-      if (!S_ISDIR(st.st_mode)) {
-        out.error = "cwd " + req.cwd + ": not a directory";
-        return out;
-      }
-    }
-    auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
-      const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-      if (req.anchor.empty()) {
-        fd.reset(::open(path.c_str(), flags, 0600));
-      } else {
-        fs::path p(path);
-        try {
-          detail::unique_fd dir = detail::open_tree_dir(req.anchor, p.parent_path(), false);
-          fd.reset(::openat(dir.get(), p.filename().c_str(), flags, 0600));
-        } catch (const std::exception& e) {
-          out.error = e.what();
-          return false;
-        }
-      }
-      if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
-      return static_cast<bool>(fd);
-    };
-    detail::unique_fd out_fd, err_fd;
-    if (!open_log(req.stdout_path, out_fd) || !open_log(req.stderr_path, err_fd)) return out;
-
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    ::posix_spawn_file_actions_init(&fa);
-    ::posix_spawnattr_init(&attr);
-    ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    ::posix_spawn_file_actions_adddup2(&fa, out_fd.get(), 1);
-    ::posix_spawn_file_actions_adddup2(&fa, err_fd.get(), 2);
-    if (!req.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
-      sigaddset(&defaults, s);
-    ::posix_spawnattr_setsigmask(&attr, &none);
-    ::posix_spawnattr_setsigdefault(&attr, &defaults);
-    // Its own session (and so its own process group): cancel signals the whole tree, and a
-    // terminal hangup of the runner's session does not reach the task.
-    ::posix_spawnattr_setflags(&attr,
-                               POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    // A supervisor removed since the runner started (a package uninstalled under it) must not
-    // make every task fail: the task then runs as it would without one.
-    bool supervised = !req.supervisor.empty() && ::access(req.supervisor.c_str(), X_OK) == 0;
-    std::vector<std::string> words;
-    if (supervised) {
-      words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
-      if (!req.anchor.empty()) words.insert(words.end(), {"--anchor", req.anchor});
-      if (req.time_limit_s)
-        // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
-        words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
-                                   fmt::format("{}", req.grace_s)});
-      words.push_back("--");
-    }
-    words.insert(words.end(), req.argv.begin(), req.argv.end());
-    std::vector<char*> argv, envp;
-    for (const auto& a : words) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    for (const auto& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    pid_t pid = -1;
-    // The supervisor is a path, never looked up; it looks up the task's program itself.
-    int rc = supervised ? ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
-                        : ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-    ::posix_spawn_file_actions_destroy(&fa);
-    ::posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-      out.error = words[0] + ": " + std::strerror(rc);
-      return out;
-    }
-    out.pid = pid;
-    return out;
-  }
-
-  std::optional<child_exit> reap() override {
-    int status = 0;
-    pid_t pid;
-    do pid = ::waitpid(-1, &status, WNOHANG);
-    while (pid < 0 && errno == EINTR);
-    if (pid <= 0) return std::nullopt;
-    child_exit e;
-    e.pid = pid;
-    if (WIFEXITED(status))
-      e.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status))
-      e.signal = WTERMSIG(status);
-    return e;
-  }
-
-  void signal_group(pid_t pgid, int sig) override {
-    if (pgid > 1) ::kill(-pgid, sig);
-  }
-
-  // Through a pidfd where the kernel has them (detail::signal_recorded_process): the identity
-  // check and the signal cannot be split by a reuse of the pid.
-  bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
-                             int sig) override {
-    return detail::signal_recorded_process(pgid, start, boot, sig, true) == 0;
-  }
-
-  bool alive(pid_t pid) override {
-    if (pid <= 1) return false;
-    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-    // A zombie nobody reaps (no init in a container) has ended too.
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) return ::kill(pid, 0) == 0 || errno == EPERM;
-    auto close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size())
-      return line[close + 2] != 'Z' && line[close + 2] != 'X';
-    return true;
-  }
-};
-
-}  // namespace leaseq
-// end leaseq/spawn.hpp
 // begin leaseq/trust.hpp
 
 // Who may be trusted with a LEASEQ_HOME, the way ssh's StrictModes decides whether to trust
@@ -7937,6 +3535,5578 @@ inline void check_home_trust(const home_paths& home, home_use use = home_use::wr
 
 }  // namespace leaseq
 // end leaseq/trust.hpp
+
+// Reading a lease: the task model, snapshots and their store, diffs, health, filters, the
+// archive, why a task waits, log tails.
+// begin leaseq/archive.hpp
+
+// The archive of ended tasks (protocol version 4): `leaseq clean` moves results out of done/
+// into runs/<lease>/archive/, so a lease with a million finished tasks lists few files again.
+//
+// One file per clean run, archive/<YYYY-MM>-<host>-<pid>-<random>.jsonl, published complete
+// with a no-replace rename (or link) and never written again: two cleans, even on clients whose
+// locks do not see each other, each publish their own file. Its first line is a header (counts
+// and id ranges per state): a reader's scan reads only that line, and only for files it has
+// not seen (a file never changes, so the directory's stamp says when to look). Each further
+// line is one result file's JSON on one line with `"ran_on": "<node>"` added.
+//
+// Crash safety: the archive file is fsync'd and published, and the directory fsync'd, before
+// any live result is unlinked. A task both archived and live (a clean killed in between, or
+// two cleans racing) is counted once, as the live one; a task in two archive files is counted
+// once.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/detail/task_sax.hpp
+
+// A fast path for reading task and result files: the common, well-formed file is parsed
+// straight into task_spec / task_result by a small strict reader for flat JSON objects, without
+// building a DOM (a 100 000-task lease is read at startup). Anything unusual (an unknown field,
+// deeper nesting, a type other than the usual one, a \u escape, invalid UTF-8, a bad name,
+// an out-of-range number) makes it give up, and the caller takes the general path
+// (parse_json_tolerant + from_json), which validates everything, keeps unknown fields and words
+// the precise error. Non-ASCII text is taken when it is valid UTF-8 (a command with "café" is
+// common), and the exact-bytes fields (argv_b64, cwd_b64, env_b64) are decoded by the same
+// rule as from_json's (detail::apply_exact_bytes). tests/unit/test_task_sax.cpp checks that the
+// two agree.
+// Whatever it accepts, it reads exactly as from_json would, except that `extra` stays null
+// instead of an empty object (to_json treats both the same); an array's task (`array_id`,
+// `array_index`, protocol version 3) gets them in `extra`, where from_json keeps them too.
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq::detail {
+
+class task_sax {
+ public:
+  using json_t = nlohmann::json;
+  using number_integer_t = json_t::number_integer_t;
+  using number_unsigned_t = json_t::number_unsigned_t;
+  using number_float_t = json_t::number_float_t;
+  using string_t = json_t::string_t;
+  using binary_t = json_t::binary_t;
+
+  // A task file into t. False: take the general path.
+  static bool parse_task(std::string_view text, task_spec& t) { return run(text, t, nullptr); }
+  // A result file into r. False: take the general path.
+  static bool parse_result(std::string_view text, task_result& r) { return run(text, r.task, &r); }
+
+ private:
+  static bool run(std::string_view text, task_spec& t, task_result* r) {
+    task_sax h(t, r);
+    reader rd{text.data(), text.data() + text.size(), h, {}};
+    return rd.document() && h.finish();
+  }
+
+  // Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
+  struct reader {
+    const char* p;
+    const char* end;
+    task_sax& h;
+    std::string buf;
+
+    void ws() {
+      while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
+    }
+    bool document() {
+      ws();
+      if (!value(0)) return false;
+      ws();
+      return p == end;
+    }
+    bool lit(std::string_view w) {
+      if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
+        return false;
+      p += w.size();
+      return true;
+    }
+    bool value(int depth) {
+      if (p == end) return false;
+      switch (*p) {
+        case '"':
+          return string() && h.string(buf);
+        case 'n':
+          return lit("null") && h.null();
+        case '{':
+          return depth < 2 && object(depth);
+        case '[':
+          return depth < 2 && array(depth);
+        default:
+          return number();
+      }
+    }
+    bool object(int depth) {
+      ++p;
+      if (!h.start_object(0)) return false;
+      ws();
+      if (p < end && *p == '}') return ++p, h.end_object();
+      for (;;) {
+        ws();
+        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
+        ws();
+        if (p == end || *p++ != ':') return false;
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != '}') return false;
+        return h.end_object();
+      }
+    }
+    bool array(int depth) {
+      ++p;
+      if (!h.start_array(0)) return false;
+      ws();
+      if (p < end && *p == ']') return ++p, h.end_array();
+      for (;;) {
+        ws();
+        if (!value(depth + 1)) return false;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          continue;
+        }
+        if (*p++ != ']') return false;
+        return h.end_array();
+      }
+    }
+    bool string() {
+      ++p;
+      buf.clear();
+      for (;;) {
+        const char* run = p;
+        while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
+               static_cast<unsigned char>(*p) < 0x80)
+          ++p;
+        buf.append(run, static_cast<std::size_t>(p - run));
+        if (p == end) return false;
+        if (static_cast<unsigned char>(*p) >= 0x80) {
+          // nlohmann refuses invalid UTF-8 too, but only the general path words why.
+          std::size_t n =
+              utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
+          if (n == 0) return false;
+          buf.append(p, n);
+          p += n;
+          continue;
+        }
+        char c = *p++;
+        if (c == '"') return true;
+        if (c != '\\' || p == end) return false;  // a control byte: general path
+        switch (*p++) {
+          case '"':
+            buf += '"';
+            break;
+          case '\\':
+            buf += '\\';
+            break;
+          case '/':
+            buf += '/';
+            break;
+          case 'b':
+            buf += '\b';
+            break;
+          case 'f':
+            buf += '\f';
+            break;
+          case 'n':
+            buf += '\n';
+            break;
+          case 'r':
+            buf += '\r';
+            break;
+          case 't':
+            buf += '\t';
+            break;
+          default:
+            return false;  // \u and invalid escapes: general path
+        }
+      }
+    }
+    static bool digit(char c) { return c >= '0' && c <= '9'; }
+    bool number() {
+      const char* start = p;
+      if (p < end && *p == '-') ++p;
+      if (p == end || !digit(*p)) return false;
+      if (*p == '0')
+        ++p;
+      else
+        while (p < end && digit(*p)) ++p;
+      bool integral = true;
+      if (p < end && *p == '.') {
+        integral = false;
+        ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (p < end && (*p == 'e' || *p == 'E')) {
+        integral = false;
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        if (p == end || !digit(*p)) return false;
+        while (p < end && digit(*p)) ++p;
+      }
+      if (integral) {
+        std::int64_t v = 0;
+        auto r = std::from_chars(start, p, v);
+        if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
+        return h.number_integer(v);
+      }
+      double d = 0;
+      auto r = std::from_chars(start, p, d);
+      if (r.ec != std::errc() || r.ptr != p) return false;
+      static const string_t none;
+      return h.number_float(d, none);
+    }
+  };
+
+ public:
+  bool null() {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+      case f::lease:
+      case f::node:
+      case f::argv:
+      case f::cmd:
+      case f::cwd:
+      case f::env:
+      case f::gpus:
+      case f::key:
+      case f::created:
+      case f::retry_of:
+      case f::claimed:
+      case f::pid:
+      case f::exit_code:
+      case f::signal:
+      case f::reason:
+      case f::started:
+      case f::finished:
+      case f::stdout_:
+      case f::stderr_:
+      case f::attempt:
+      case f::argv_b64:
+      case f::cwd_b64:
+      case f::env_b64:
+        return true;  // the defaults already say "absent"
+      default:
+        return false;
+    }
+  }
+  bool boolean(bool) { return false; }
+  bool number_integer(number_integer_t v) { return integer(static_cast<std::int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) {
+    if (v > static_cast<number_unsigned_t>(INT64_MAX)) return false;
+    return integer(static_cast<std::int64_t>(v));
+  }
+  bool number_float(number_float_t v, const string_t&) {
+    if (depth_ != 1) return false;
+    return real(static_cast<double>(v));
+  }
+  // Strings are copied out of the reader's buffer, not moved: the copy is allocated to its
+  // exact size (a moved buffer keeps the capacity the longest earlier string gave it), which
+  // is what a 100 000-task snapshot holds on to; the buffer is reused for the next string.
+  bool string(string_t& s) {
+    if (depth_ == 2) {
+      if (field_ == f::argv) {
+        t_.argv.push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::env) {
+        t_.env.insert_or_assign(std::string(env_key_), std::string(s));
+        return true;
+      }
+      if (field_ == f::argv_b64) {
+        exact_.argv_b64->push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::labels) {
+        if (!is_valid_label(s) || t_.labels.size() >= max_task_labels) return false;
+        t_.labels.push_back(std::string(s));
+        return true;
+      }
+      if (field_ == f::env_b64) {
+        exact_.env_b64->emplace_back(env_key_, std::string(s));
+        return true;
+      }
+      return false;
+    }
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::id:
+        t_.id = std::string(s);
+        has_id_ = true;
+        return true;
+      case f::lease:
+        t_.lease = std::string(s);
+        return true;
+      case f::node:
+        t_.node = std::string(s);
+        return true;
+      case f::cmd:
+        t_.cmd = std::string(s);
+        return true;
+      case f::cwd:
+        t_.cwd = std::string(s);
+        return true;
+      case f::cwd_b64:
+        exact_.cwd_b64 = std::string(s);
+        return true;
+      case f::key:
+        t_.key = std::string(s);
+        return true;
+      case f::retry_of:
+        t_.retry_of = std::string(s);
+        return true;
+      case f::array_id:
+        array_id_ = std::string(s);
+        return true;
+      case f::state:
+        state_ = std::string(s);
+        return r_ != nullptr;
+      case f::reason:
+        return r_ && (r_->reason = std::string(s), true);
+      case f::stdout_:
+        return r_ && (r_->stdout_path = std::string(s), true);
+      case f::stderr_:
+        return r_ && (r_->stderr_path = std::string(s), true);
+      case f::attempt:
+        return r_ && (r_->attempt = std::string(s), true);
+      default:
+        return false;
+    }
+  }
+  bool binary(binary_t&) { return false; }
+  bool start_object(std::size_t) {
+    if (depth_ == 0) {
+      depth_ = 1;
+      return true;
+    }
+    if (depth_ == 1 && field_ == f::env) {
+      t_.env.clear();
+      depth_ = 2;
+      return true;
+    }
+    if (depth_ == 1 && field_ == f::env_b64) {
+      exact_.env_b64.emplace();
+      depth_ = 2;
+      return true;
+    }
+    return false;
+  }
+  bool key(string_t& k) {
+    if (depth_ == 2) {
+      env_key_ = k;
+      return true;
+    }
+    field_ = lookup(k);
+    auto bit = std::uint32_t{1} << static_cast<int>(field_);
+    if (field_ == f::unknown || (seen_ & bit)) return false;  // duplicates: general path
+    seen_ |= bit;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ != 1) return false;
+    if (field_ == f::argv)
+      t_.argv.clear();
+    else if (field_ == f::argv_b64)
+      exact_.argv_b64.emplace();
+    else if (field_ == f::labels)
+      t_.labels.clear();
+    else
+      return false;
+    depth_ = 2;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+ private:
+  enum class f {
+    unknown,
+    id,
+    seq,
+    lease,
+    node,
+    argv,
+    argv_b64,
+    cmd,
+    cwd,
+    cwd_b64,
+    env,
+    env_b64,
+    gpus,
+    key,
+    created,
+    retry_of,
+    claimed,
+    pid,
+    state,
+    exit_code,
+    signal,
+    reason,
+    started,
+    finished,
+    stdout_,
+    stderr_,
+    attempt,
+    array_id,
+    array_index,
+    labels,
+    priority
+  };
+  static_assert(static_cast<int>(f::priority) < 32, "seen_ has one bit per field");
+
+  task_sax(task_spec& t, task_result* r) : r_(r), t_(t) {}
+
+  static f lookup(std::string_view k) {
+    static constexpr std::pair<std::string_view, f> table[] = {{"id", f::id},
+                                                               {"seq", f::seq},
+                                                               {"lease", f::lease},
+                                                               {"node", f::node},
+                                                               {"argv", f::argv},
+                                                               {"cmd", f::cmd},
+                                                               {"cwd", f::cwd},
+                                                               {"env", f::env},
+                                                               {"gpus", f::gpus},
+                                                               {"key", f::key},
+                                                               {"created", f::created},
+                                                               {"retry_of", f::retry_of},
+                                                               {"claimed", f::claimed},
+                                                               {"pid", f::pid},
+                                                               {"state", f::state},
+                                                               {"exit_code", f::exit_code},
+                                                               {"signal", f::signal},
+                                                               {"reason", f::reason},
+                                                               {"started", f::started},
+                                                               {"finished", f::finished},
+                                                               {"stdout", f::stdout_},
+                                                               {"stderr", f::stderr_},
+                                                               {"attempt", f::attempt},
+                                                               {"argv_b64", f::argv_b64},
+                                                               {"cwd_b64", f::cwd_b64},
+                                                               {"env_b64", f::env_b64},
+                                                               {"array_id", f::array_id},
+                                                               {"array_index", f::array_index},
+                                                               {"labels", f::labels},
+                                                               {"priority", f::priority}};
+    for (const auto& [name, id] : table)
+      if (name == k) return id;
+    return f::unknown;
+  }
+
+  bool integer(std::int64_t v) {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::seq:
+        seq_ = v;
+        return true;
+      case f::gpus:
+        if (v < 0 || v > 4096) return false;
+        t_.gpus = static_cast<int>(v);
+        return true;
+      case f::pid:
+        if (v < 2 || v > max_pid) return false;  // from_json words the refusal
+        t_.pid = v;
+        return true;
+      case f::array_index:  // an array's task (protocol version 3): kept in extra
+        array_index_ = v;
+        return true;
+      case f::priority:
+        if (v < -max_task_priority || v > max_task_priority) return false;
+        t_.priority = static_cast<int>(v);
+        return true;
+      case f::exit_code:
+      case f::signal: {
+        if (!r_ || v < INT32_MIN || v > INT32_MAX) return false;
+        (field_ == f::exit_code ? r_->exit_code : r_->signal) = static_cast<int>(v);
+        return true;
+      }
+      default:
+        return real(static_cast<double>(v));
+    }
+  }
+  bool real(double v) {
+    switch (field_) {
+      case f::created:
+        t_.created = v;
+        return true;
+      case f::claimed:
+        t_.claimed = v;
+        if (r_) r_->claimed = v;
+        return true;
+      case f::started:
+        return r_ && (r_->started = v, true);
+      case f::finished:
+        return r_ && (r_->finished = v, true);
+      default:
+        return false;  // integer fields given as floats: the general path decides
+    }
+  }
+
+  // The checks from_json makes; anything it would refuse goes to the general path.
+  bool finish() {
+    if (!has_id_ || !is_valid_task_id(t_.id) || t_.argv.empty()) return false;
+    t_.seq = seq_ ? *seq_ : task_seq(t_.id).value_or(0);
+    if (t_.node && *t_.node == any_lane) t_.node.reset();
+    if (t_.node && !is_valid_node(*t_.node)) return false;
+    if (exact_.argv_b64 || exact_.cwd_b64 || exact_.env_b64) {
+      try {
+        apply_exact_bytes(t_, exact_);
+      } catch (const format_error&) {
+        return false;
+      }
+    }
+    t_.extra = nlohmann::json();
+    if (array_id_) t_.extra["array_id"] = *array_id_;
+    if (array_index_) t_.extra["array_index"] = *array_index_;
+    if (!r_) return true;
+    auto s = parse_task_state(state_);
+    if (!s || !is_done(*s)) return false;
+    r_->state = *s;
+    return true;
+  }
+
+  task_result* r_;  // null for a task file
+  task_spec& t_;
+  std::uint32_t seen_ = 0;
+  int depth_ = 0;
+  f field_ = f::unknown;
+  std::string env_key_;
+  std::string state_;
+  std::optional<std::string> array_id_;
+  std::optional<std::int64_t> array_index_;
+  bool has_id_ = false;
+  std::optional<std::int64_t> seq_;
+  exact_bytes_fields exact_;
+};
+
+}  // namespace leaseq::detail
+// end leaseq/detail/task_sax.hpp
+// begin leaseq/detail/fault.hpp
+
+// Fault injection for tests: LEASEQ_FAULT makes chosen operations of the runner fail on purpose,
+// so tests can drive the real binary through disk-full and lying-rename paths.
+//
+//   LEASEQ_FAULT="point=SPEC[,point=SPEC...]"
+//
+// SPEC is N (the first N times the point is reached, it fails) or 1/K (every K-th time fails).
+// Points:
+//   result_write_enospc   writing a result file fails with ENOSPC before anything is written
+//   result_write_eio      the same with EIO
+//   claim_rename_lies     the claim rename inbox -> claimed happens, but the runner is told it
+//                         failed with EIO (as a lost NFS reply does)
+//   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
+//                         restore tests)
+//   claim_record_enospc   recording "starting" in the claimed file, before the task is
+//                         spawned, fails with ENOSPC (the claim must be given back)
+//   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
+//                         be killed at once)
+//   clean_kill_mid_unlink `leaseq clean` kills itself (SIGKILL) before unlinking a live result
+//                         it has archived (crash tests)
+//
+// The variable is read once per process, on first use. Unset (or empty), each check is one
+// load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
+// ignored, with a message returned by fault_config_problems() for the runner to log.
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace leaseq {
+
+enum class fault_point : int {
+  result_write_enospc = 0,
+  result_write_eio = 1,
+  claim_rename_lies = 2,
+  dashboard_throws = 3,
+  claim_record_enospc = 4,
+  pid_record_enospc = 5,
+  clean_kill_mid_unlink = 6,
+};
+
+namespace detail {
+
+inline constexpr int fault_point_count = 7;
+
+inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
+  switch (p) {
+    case fault_point::result_write_enospc:
+      return "result_write_enospc";
+    case fault_point::result_write_eio:
+      return "result_write_eio";
+    case fault_point::claim_rename_lies:
+      return "claim_rename_lies";
+    case fault_point::dashboard_throws:
+      return "dashboard_throws";
+    case fault_point::claim_record_enospc:
+      return "claim_record_enospc";
+    case fault_point::pid_record_enospc:
+      return "pid_record_enospc";
+    case fault_point::clean_kill_mid_unlink:
+      return "clean_kill_mid_unlink";
+  }
+  return "";
+}
+
+struct fault_rule {
+  std::uint64_t first_n = 0;  // fail the first N hits
+  std::uint64_t every_k = 0;  // or every K-th hit
+  std::atomic<std::uint64_t> hits{0};
+};
+
+struct fault_table {
+  bool any = false;
+  fault_rule rules[fault_point_count];
+  std::vector<std::string> problems;
+
+  // Parses "point=SPEC,..."; anything it does not understand goes to problems.
+  void parse(std::string_view text) {
+    while (!text.empty()) {
+      std::size_t comma = text.find(',');
+      std::string_view item = text.substr(0, comma);
+      text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+      if (item.empty()) continue;
+      std::size_t eq = item.find('=');
+      std::string_view name = item.substr(0, eq);
+      std::string_view spec =
+          eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+      int index = -1;
+      for (int i = 0; i < fault_point_count; ++i)
+        if (fault_point_name(static_cast<fault_point>(i)) == name) index = i;
+      std::uint64_t n = 0;
+      bool every = spec.size() > 2 && spec.substr(0, 2) == "1/";
+      if (every) spec.remove_prefix(2);
+      bool number = !spec.empty() && spec.size() <= 18;
+      for (char c : spec) {
+        if (c < '0' || c > '9') number = false;
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      if (index < 0 || !number || (every && n == 0)) {
+        problems.push_back("LEASEQ_FAULT: ignoring " + std::string(item) +
+                           " (expected POINT=N or POINT=1/K with POINT one of "
+                           "result_write_enospc, result_write_eio, claim_rename_lies, "
+                           "dashboard_throws, claim_record_enospc, pid_record_enospc, "
+                           "clean_kill_mid_unlink)");
+        continue;
+      }
+      if (every)
+        rules[index].every_k = n;
+      else
+        rules[index].first_n = n;
+      any = any || n > 0;
+    }
+  }
+
+  bool hit(fault_point p) {
+    if (!any) return false;
+    fault_rule& r = rules[static_cast<int>(p)];
+    if (r.first_n == 0 && r.every_k == 0) return false;
+    std::uint64_t n = ++r.hits;
+    return n <= r.first_n || (r.every_k != 0 && n % r.every_k == 0);
+  }
+};
+
+inline fault_table& faults() {
+  static fault_table* table = [] {
+    auto* t = new fault_table;  // never destroyed: checks may run during exit
+    if (const char* v = std::getenv("LEASEQ_FAULT"); v && *v) t->parse(v);
+    return t;
+  }();
+  return *table;
+}
+
+}  // namespace detail
+
+// True when the injected fault fires at this hit of point p.
+inline bool fault_hit(fault_point p) {
+  return detail::faults().hit(p);
+}
+
+// Whether any fault is configured, and what in LEASEQ_FAULT was not understood.
+inline bool faults_enabled() {
+  return detail::faults().any;
+}
+inline const std::vector<std::string>& fault_config_problems() {
+  return detail::faults().problems;
+}
+
+}  // namespace leaseq
+// end leaseq/detail/fault.hpp
+// begin leaseq/snapshot.hpp
+
+// What a reader knows about one lease at one moment: immutable values the store publishes and
+// the dashboard, the CLI and diff() read. A snapshot is shared as shared_ptr<const snapshot>;
+// copying one is cheap (the task table is shared between snapshots that did not rescan tasks).
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+inline constexpr std::size_t task_state_count = 8;
+
+struct archive_index;  // archive.hpp
+
+inline constexpr std::size_t state_index(task_state s) noexcept {
+  return static_cast<std::size_t>(s);
+}
+
+// One task as the reader derives it (protocol: "Task state as a reader derives it").
+struct task_view {
+  std::string id;
+  std::int64_t seq = 0;
+  // The node whose lane holds it while PENDING (empty in the shared lane _any), where it runs
+  // or ran once claimed, and for LOST? / LOST the node it was last seen RUNNING on.
+  std::string node;
+  task_state state = task_state::pending;
+  // The file is there but stopped parsing (or the task went out of sight): the view is the
+  // last good one. (Next to `state`, so the two share one word of the table's 100 000 rows.)
+  bool unknown = false;
+  // Unknown because its file, modified moments ago, did not parse: a read through a lagging
+  // cache mid-replace, reported as lag (not as a broken file) until ui.hb_stale_s passes.
+  bool settling = false;
+  // Null when no task file was ever parsed. The store leaves spec->cmd empty when it is only
+  // argv's display form (most tasks: a copy of every command is 5% of a 100 000-task
+  // snapshot); command() gives it back either way.
+  std::shared_ptr<const task_spec> spec;
+  std::shared_ptr<const task_result> result;  // set when done/ holds a parsed result
+  double last_seen = 0;                       // last scan that saw its file
+  std::string unknown_reason;
+  // LOST? evidence: the last time the task was seen RUNNING (its claimed file, or a
+  // heartbeat's running list); `node` says where.
+  std::optional<double> last_running_seen;
+  // When a RUNNING task went out of sight (LOST? since then; LOST after ui.lost_confirm_s).
+  std::optional<double> missing_since;
+
+  // The lane it belongs to: its node, or "_any" while it waits in the shared lane.
+  std::string_view lane() const noexcept {
+    return node.empty() ? any_lane : std::string_view(node);
+  }
+
+  // The command for display: cmd, else argv's display form (display_command), else "".
+  std::string command() const {
+    if (!spec) return {};
+    if (!spec->cmd.empty()) return spec->cmd;
+    return display_command(spec->argv);
+  }
+  std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
+  std::optional<double> created() const {
+    return spec && spec->created > 0 ? std::optional<double>(spec->created) : std::nullopt;
+  }
+  std::optional<double> claimed() const {
+    if (result && result->claimed) return result->claimed;
+    return spec ? spec->claimed : std::nullopt;
+  }
+  std::optional<double> started() const {
+    if (result && result->started) return result->started;
+    return claimed();
+  }
+  std::optional<double> finished() const {
+    return result ? result->finished : std::optional<double>{};
+  }
+};
+
+// One node (runner) of the lease.
+struct node_view {
+  std::string name;
+  std::optional<heartbeat> hb;  // last good heartbeat
+  node_health health = node_health::unknown;
+  std::optional<double> hb_age_s;  // at the snapshot's taken_at; never negative
+  bool hb_unknown = false;         // hb file exists but stopped parsing: hb is the last good one
+  std::string hb_reason;
+  // hb_unknown, but the file was modified less than ui.hb_stale_s ago: most likely read while
+  // its runner replaced it through a lagging cache. Lag (fs_lag), not yet worth a warning.
+  bool hb_settling = false;
+  bool paused = false;
+  std::vector<std::string> running;  // RUNNING (and LOST?) tasks whose files put them here
+  std::size_t pending = 0;           // tasks in inbox/<node>/ (the shared lane not counted)
+};
+
+// A directory or file the scan could not use, or a name it refused (never joined into a path).
+struct scan_error {
+  std::string path;  // as far as it is safe to show: the parent and the (unsanitized) name
+  int err = 0;       // errno, 0 when not an OS error
+  std::string message;
+};
+
+struct snapshot {
+  std::string lease_id;
+  double taken_at = 0;           // clock time of the scan that produced it
+  std::uint64_t generation = 0;  // grows with each published snapshot
+  bool complete = false;         // false until the first full scan (tasks + heartbeats) ran
+
+  std::shared_ptr<const std::vector<task_view>> task_table =
+      std::make_shared<const std::vector<task_view>>();  // sorted by seq
+  std::vector<node_view> nodes;                          // sorted by name
+  std::array<std::size_t, task_state_count> counts{};    // per task_state, archived included
+  // Ended tasks `leaseq clean` moved to archive/ (protocol 4): counted in `counts` (and here),
+  // never in tasks(); a task both archived and live counts once, as the live one.
+  std::size_t archived = 0;
+  std::array<std::size_t, task_state_count> archived_counts{};
+  std::shared_ptr<const archive_index> archive;  // null while the lease has no archive/
+  std::vector<scan_error> errors;
+  // True while some task is LOST? or unknown: what the disk shows lags what happened.
+  bool fs_lag = false;
+
+  const std::vector<task_view>& tasks() const noexcept { return *task_table; }
+  std::size_t count(task_state s) const noexcept { return counts[state_index(s)]; }
+
+  const task_view* find_task(const std::string& id) const {
+    auto seq = task_seq(id);
+    if (!seq) return nullptr;
+    const auto& t = tasks();
+    auto it = std::lower_bound(t.begin(), t.end(), *seq,
+                               [](const task_view& v, std::int64_t s) { return v.seq < s; });
+    return it != t.end() && it->id == id ? &*it : nullptr;
+  }
+  const node_view* find_node(const std::string& name) const {
+    auto it = std::lower_bound(nodes.begin(), nodes.end(), name,
+                               [](const node_view& n, const std::string& s) { return n.name < s; });
+    return it != nodes.end() && it->name == name ? &*it : nullptr;
+  }
+  // Tasks whose state is RUNNING, in seq order.
+  std::vector<const task_view*> running_tasks() const {
+    std::vector<const task_view*> out;
+    for (const auto& t : tasks())
+      if (t.state == task_state::running) out.push_back(&t);
+    return out;
+  }
+};
+
+}  // namespace leaseq
+// end leaseq/snapshot.hpp
+
+namespace leaseq {
+
+inline constexpr int archive_format_version = 1;
+
+// Consecutive sequence numbers archived with one state.
+struct archive_range {
+  std::int64_t lo = 0, hi = 0;  // inclusive
+  task_state state = task_state::finished;
+};
+
+// What a scan keeps of one archive file: its header.
+struct archive_file_summary {
+  std::string name;
+  std::size_t count = 0;
+  double created = 0;
+  std::vector<archive_range> ranges;  // sorted by lo, disjoint
+};
+
+// Every archive file of a lease, merged: a task archived twice counts once.
+struct archive_index {
+  std::vector<archive_file_summary> files;  // by name
+  std::vector<archive_range> ranges;        // sorted, disjoint, across files
+  std::array<std::size_t, task_state_count> counts{};
+  std::size_t total = 0;
+
+  const archive_range* find(std::int64_t seq) const {
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), seq,
+                               [](std::int64_t s, const archive_range& r) { return s < r.lo; });
+    if (it == ranges.begin()) return nullptr;
+    --it;
+    return seq <= it->hi ? &*it : nullptr;
+  }
+  bool contains(std::int64_t seq) const { return find(seq) != nullptr; }
+};
+
+// <YYYY-MM>-<host>-<pid>-<hex>.jsonl, or any name a reader may safely join: not a dot name,
+// only A-Z a-z 0-9 . _ -, ending in .jsonl, at most 200 characters.
+inline bool is_archive_file_name(std::string_view n) noexcept {
+  constexpr std::string_view ext = ".jsonl";
+  if (n.size() <= ext.size() || n.size() > 200 || n.front() == '.') return false;
+  if (n.substr(n.size() - ext.size()) != ext) return false;
+  for (char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+// Ranges of (seq, state) pairs sorted by seq, one pair per seq.
+inline std::vector<archive_range> make_archive_ranges(
+    const std::vector<std::pair<std::int64_t, task_state>>& sorted) {
+  std::vector<archive_range> out;
+  for (const auto& [seq, st] : sorted) {
+    if (!out.empty() && out.back().state == st && out.back().hi + 1 == seq)
+      out.back().hi = seq;
+    else
+      out.push_back({seq, seq, st});
+  }
+  return out;
+}
+
+inline std::string archive_header_line(const std::string& lease_id, double created,
+                                       const std::string& host,
+                                       const std::vector<archive_range>& ranges,
+                                       std::size_t count) {
+  json by_state = json::object();
+  for (const auto& r : ranges) {
+    json& a = by_state[std::string(to_string(r.state))];
+    if (a.is_null()) a = json::array();
+    a.push_back(json::array({r.lo, r.hi}));
+  }
+  json h = {{"leaseq_archive", archive_format_version},
+            {"lease", lease_id},
+            {"created", created},
+            {"host", host},
+            {"count", count},
+            {"ranges", by_state}};
+  return h.dump() + "\n";
+}
+
+// The header of an archive file; nullopt (with why) when it is not one.
+inline std::optional<archive_file_summary> parse_archive_header(std::string_view line,
+                                                                std::string& why) {
+  json_outcome j = parse_json_tolerant(line);
+  if (!j.ok()) {
+    why = j.reason;
+    return std::nullopt;
+  }
+  const json& h = *j.value;
+  if (!h.is_object() || !h.contains("leaseq_archive") || !h["leaseq_archive"].is_number_integer()) {
+    why = "its first line is not an archive header";
+    return std::nullopt;
+  }
+  if (h["leaseq_archive"].get<std::int64_t>() > archive_format_version) {
+    why = "archive format newer than this leaseq knows";
+    return std::nullopt;
+  }
+  archive_file_summary s;
+  if (auto c = h.find("created"); c != h.end() && c->is_number()) s.created = c->get<double>();
+  auto rs = h.find("ranges");
+  if (rs == h.end() || !rs->is_object()) {
+    why = "its header has no ranges";
+    return std::nullopt;
+  }
+  for (const auto& [state, list] : rs->items()) {
+    auto st = parse_task_state(state);
+    if (!st || !is_done(*st) || !list.is_array()) {
+      why = "its header names state " + detail::quote_for_message(state);
+      return std::nullopt;
+    }
+    for (const auto& p : list) {
+      if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() ||
+          !p[1].is_number_integer() || p[0].get<std::int64_t>() < 1 ||
+          p[1].get<std::int64_t>() < p[0].get<std::int64_t>()) {
+        why = "its header has a bad range";
+        return std::nullopt;
+      }
+      s.ranges.push_back({p[0].get<std::int64_t>(), p[1].get<std::int64_t>(), *st});
+    }
+  }
+  std::sort(s.ranges.begin(), s.ranges.end(),
+            [](const archive_range& a, const archive_range& b) { return a.lo < b.lo; });
+  for (std::size_t i = 1; i < s.ranges.size(); ++i)
+    if (s.ranges[i].lo <= s.ranges[i - 1].hi) {
+      why = "its header has overlapping ranges";
+      return std::nullopt;
+    }
+  for (const auto& r : s.ranges) s.count += static_cast<std::size_t>(r.hi - r.lo + 1);
+  return s;
+}
+
+// Merges the files' ranges; where files overlap (two cleans of the same task) the first file
+// in name order gives the state.
+inline archive_index merge_archive_files(std::vector<archive_file_summary> files) {
+  archive_index idx;
+  std::sort(
+      files.begin(), files.end(),
+      [](const archive_file_summary& a, const archive_file_summary& b) { return a.name < b.name; });
+  std::vector<archive_range> all;
+  for (const auto& f : files) all.insert(all.end(), f.ranges.begin(), f.ranges.end());
+  std::stable_sort(all.begin(), all.end(),
+                   [](const archive_range& a, const archive_range& b) { return a.lo < b.lo; });
+  for (archive_range r : all) {
+    if (!idx.ranges.empty()) {
+      archive_range& last = idx.ranges.back();
+      if (r.lo <= last.hi) r.lo = last.hi + 1;  // already covered up to last.hi
+      if (r.lo > r.hi) continue;
+      if (last.state == r.state && last.hi + 1 == r.lo) {
+        last.hi = r.hi;
+        continue;
+      }
+    }
+    idx.ranges.push_back(r);
+  }
+  for (const auto& r : idx.ranges) {
+    auto n = static_cast<std::size_t>(r.hi - r.lo + 1);
+    idx.counts[state_index(r.state)] += n;
+    idx.total += n;
+  }
+  idx.files = std::move(files);
+  return idx;
+}
+
+namespace detail {
+
+// The first line of a file (without the newline), read through one open without following a
+// link and refusing anything but a regular file; at most max_bytes.
+inline read_outcome read_first_line(const fs::path& path, std::size_t max_bytes) {
+  read_outcome out;
+  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    out.err = errno;
+    out.reason = std::strerror(errno);
+    return out;
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    out.reason = "not a regular file";
+    return out;
+  }
+  char buf[65536];
+  while (out.content.size() < max_bytes) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      out.err = errno;
+      out.reason = std::strerror(errno);
+      return out;
+    }
+    if (n == 0) break;
+    std::string_view chunk(buf, static_cast<std::size_t>(n));
+    if (auto nl = chunk.find('\n'); nl != std::string_view::npos) {
+      out.content.append(chunk.substr(0, nl));
+      out.ok = true;
+      return out;
+    }
+    out.content.append(chunk);
+  }
+  out.reason = "no complete header line";
+  return out;
+}
+
+}  // namespace detail
+
+// Reads every record of one archive file, calling fn(task_view&&) per record that parses;
+// returns the number of lines that did not.
+template <typename Fn>
+std::size_t read_archive_records(const fs::path& path, Fn&& fn) {
+  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) throw io_error("cannot open", path.string(), errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw error(path.string() + " is not a regular file");
+  std::string pending;
+  std::size_t bad = 0;
+  bool header = true;
+  auto line = [&](std::string_view l) {
+    if (header) {
+      header = false;
+      return;
+    }
+    if (l.empty()) return;
+    auto res = std::make_shared<task_result>();
+    if (!detail::task_sax::parse_result(l, *res)) {
+      json_outcome j = parse_json_tolerant(l);
+      try {
+        if (!j.ok()) throw format_error(j.reason);
+        from_json(*j.value, *res);
+      } catch (const std::exception&) {
+        ++bad;
+        return;
+      }
+    }
+    auto seq = task_seq(res->task.id);
+    if (!seq) {
+      ++bad;
+      return;
+    }
+    task_view v;
+    v.id = res->task.id;
+    v.seq = *seq;
+    v.state = res->state;
+    if (auto it = res->task.extra.find("ran_on"); res->task.extra.is_object() &&
+                                                  it != res->task.extra.end() && it->is_string() &&
+                                                  is_valid_node(it->get<std::string>()))
+      v.node = it->get<std::string>();
+    v.spec = std::shared_ptr<const task_spec>(res, &res->task);
+    v.result = std::move(res);
+    fn(std::move(v));
+  };
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw io_error("cannot read", path.string(), errno);
+    if (n == 0) break;
+    std::string_view chunk(buf, static_cast<std::size_t>(n));
+    std::size_t at = 0;
+    for (std::size_t nl; (nl = chunk.find('\n', at)) != std::string_view::npos; at = nl + 1) {
+      if (pending.empty()) {
+        line(chunk.substr(at, nl - at));
+      } else {
+        pending.append(chunk.substr(at, nl - at));
+        line(pending);
+        pending.clear();
+      }
+    }
+    pending.append(chunk.substr(at));
+    if (pending.size() > max_json_bytes) throw error(path.string() + ": a record is too long");
+  }
+  if (!pending.empty()) line(pending);
+  return bad;
+}
+
+// The archived tasks of a lease as a snapshot of their own (`tasks --archived`, the dashboard's
+// archived list): every record of every archive file `live` knows, read in full only here; a
+// task also still live, or in two archive files, is listed once, by seq. `bad` counts the
+// records that did not read, per file.
+inline std::shared_ptr<const snapshot> archived_snapshot(
+    const lease_paths& lease, const snapshot& live,
+    const std::function<void(const fs::path&, std::size_t)>& bad = {}) {
+  auto out = std::make_shared<snapshot>(live);
+  auto table = std::make_shared<std::vector<task_view>>();
+  if (live.archive) {
+    std::unordered_set<std::int64_t> seen;
+    for (const auto& f : live.archive->files) {
+      fs::path path = lease.archive_dir() / f.name;
+      std::size_t n = read_archive_records(path, [&](task_view&& v) {
+        if (live.find_task(v.id) || !seen.insert(v.seq).second) return;
+        table->push_back(std::move(v));
+      });
+      if (n > 0 && bad) bad(path, n);
+    }
+  }
+  std::sort(table->begin(), table->end(),
+            [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
+  out->task_table = std::move(table);
+  return out;
+}
+
+// Whether any archive file of the lease holds task `id` (its header says so). For writers
+// that must not take an archived task for a missing one (an idempotency key's task).
+inline bool task_archived(const lease_paths& lease, const std::string& id) {
+  auto seq = task_seq(id);
+  if (!seq) return false;
+  for (const std::string& n : detail::list_dir(lease.archive_dir().string()).names) {
+    if (!is_archive_file_name(n)) continue;
+    read_outcome r = detail::read_first_line(lease.archive_dir() / n, max_json_bytes);
+    std::string why;
+    auto h = r.ok ? parse_archive_header(r.content, why) : std::nullopt;
+    if (h && merge_archive_files({*h}).contains(*seq)) return true;
+  }
+  return false;
+}
+
+// ---- writer ----
+
+// One result file to archive: where it lies and what it says.
+struct archive_candidate {
+  std::string node;
+  std::string id;
+  std::int64_t seq = 0;
+  task_state state = task_state::finished;
+};
+
+struct archive_outcome {
+  std::string file;  // name in archive/, empty when nothing was written
+  std::size_t archived = 0;
+  std::size_t skipped = 0;          // results that vanished or changed before they were read
+  std::uint64_t bytes_freed = 0;    // of results (and logs, unless kept) unlinked
+  std::vector<std::string> errors;  // unlinks that failed (the task stays live: counted once)
+};
+
+namespace detail {
+
+// A result file's bytes on one line: JSON keeps newlines only as whitespace (never inside a
+// string), so they become spaces; "ran_on" is put first.
+inline std::string archive_record_line(std::string_view raw, const std::string& node) {
+  std::string out;
+  out.reserve(raw.size() + node.size() + 16);
+  std::size_t brace = raw.find('{');
+  out += "{\"ran_on\":\"" + node + "\",";
+  for (std::size_t i = brace + 1; i < raw.size(); ++i) {
+    char c = raw[i];
+    out += (c == '\n' || c == '\r') ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  out += '\n';
+  return out;
+}
+
+inline std::string archive_file_name(double now) {
+  std::time_t t = static_cast<std::time_t>(now);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char month[16];
+  std::strftime(month, sizeof month, "%Y-%m", &tm);
+  std::string host = short_hostname();
+  if (!is_valid_node(host)) host = "host";
+  return fmt::format("{}-{}-{}.jsonl", month, host, temp_suffix());
+}
+
+inline std::uint64_t unlink_counted(int dir_fd, const std::string& name, int& err) {
+  struct stat st;
+  std::uint64_t size = 0;
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+    size = static_cast<std::uint64_t>(st.st_size);
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0) {
+    err = errno;
+    return 0;
+  }
+  err = 0;
+  return size;
+}
+
+}  // namespace detail
+
+// Archives the given results: reads each, writes one archive file (fsync'd, published without
+// replacing anything, directory fsync'd), then unlinks the results and, unless keep_logs, the
+// tasks' logs. `already_archived` are live duplicates of archived tasks (a clean killed
+// before its unlinks): their live files are only unlinked. Every directory is opened from the
+// home without following a link (tree_guard.hpp). Fault point clean_kill_mid_unlink kills the
+// process (SIGKILL) before an unlink, for the crash tests.
+inline archive_outcome archive_results(const lease_paths& lease, const std::string& lease_id,
+                                       std::vector<archive_candidate> tasks,
+                                       const std::vector<archive_candidate>& already_archived,
+                                       bool keep_logs, double now = unix_now()) {
+  archive_outcome out;
+  std::sort(tasks.begin(), tasks.end(),
+            [](const archive_candidate& a, const archive_candidate& b) { return a.seq < b.seq; });
+  std::string body;
+  std::vector<std::pair<std::int64_t, task_state>> kept;
+  std::vector<archive_candidate> to_unlink;
+  for (const auto& t : tasks) {
+    fs::path p = lease.result(t.node, t.id);
+    read_outcome r = detail::read_regular_file(p, max_json_bytes, nullptr);
+    task_result res;
+    if (!r.ok || !detail::task_sax::parse_result(r.content, res) || res.task.id != t.id ||
+        !is_done(res.state) || r.content.find('{') == std::string::npos) {
+      ++out.skipped;
+      continue;
+    }
+    body += detail::archive_record_line(r.content, t.node);
+    kept.emplace_back(t.seq, res.state);
+    to_unlink.push_back(t);
+  }
+  if (!kept.empty()) {
+    std::string header = archive_header_line(lease_id, now, short_hostname(),
+                                             make_archive_ranges(kept), kept.size());
+    detail::unique_fd dir = open_lease_dir(lease, lease.archive_dir());
+    std::string name = detail::archive_file_name(now);
+    std::string tmp = "." + name + ".tmp";
+    detail::unique_fd fd(::openat(dir.get(), tmp.c_str(),
+                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw io_error("cannot create", (lease.archive_dir() / tmp).string(), errno);
+    bool ok = detail::write_all(fd.get(), header.data(), header.size()) &&
+              detail::write_all(fd.get(), body.data(), body.size()) && ::fsync(fd.get()) == 0;
+    int e = errno;
+    fd.reset();
+    if (!ok) {
+      ::unlinkat(dir.get(), tmp.c_str(), 0);
+      throw io_error("cannot write", (lease.archive_dir() / tmp).string(), e);
+    }
+    if (!publish_exclusive(dir.get(), tmp, name, lease.archive_dir())) {
+      ::unlinkat(dir.get(), tmp.c_str(), 0);
+      throw error("archive file " + (lease.archive_dir() / name).string() + " exists already");
+    }
+    ::fsync(dir.get());  // the archive is durable before any live file goes
+    out.file = name;
+    out.archived = kept.size();
+  }
+  to_unlink.insert(to_unlink.end(), already_archived.begin(), already_archived.end());
+  std::vector<std::string> nodes;
+  for (const auto& t : to_unlink) nodes.push_back(t.node);
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  for (const std::string& node : nodes) {
+    detail::unique_fd done = open_lease_dir(lease, lease.done(node));
+    detail::unique_fd logs;
+    if (!keep_logs && fs::is_directory(lease.logs(node)))
+      logs = open_lease_dir(lease, lease.logs(node));
+    for (const auto& t : to_unlink) {
+      if (t.node != node) continue;
+      if (fault_hit(fault_point::clean_kill_mid_unlink)) ::kill(::getpid(), SIGKILL);
+      int err = 0;
+      out.bytes_freed += detail::unlink_counted(done.get(), t.id + ".result.json", err);
+      if (err != 0 && err != ENOENT)
+        out.errors.push_back(fmt::format("cannot remove {}: {}", lease.result(node, t.id).string(),
+                                         std::strerror(err)));
+      if (logs && err == 0)
+        for (const char* ext : {".out", ".err", ".exit"})
+          out.bytes_freed += detail::unlink_counted(logs.get(), t.id + ext, err);
+    }
+    ::fsync(done.get());
+    if (logs) ::fsync(logs.get());
+  }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/archive.hpp
+// begin leaseq/diff.hpp
+
+// A pure diff of two snapshots into events, for the dashboard's notifications and for tools that
+// react to changes (a finished task, a node going STALE) without comparing tables themselves.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+enum class event_kind {
+  task_added,          // a task the older snapshot did not have
+  task_state_changed,  // from -> to
+  task_removed,        // gone from the newer snapshot
+  node_added,
+  node_health_changed,  // from_health -> to_health
+  node_removed,
+};
+
+inline constexpr std::string_view to_string(event_kind k) noexcept {
+  switch (k) {
+    case event_kind::task_added:
+      return "task_added";
+    case event_kind::task_state_changed:
+      return "task_state_changed";
+    case event_kind::task_removed:
+      return "task_removed";
+    case event_kind::node_added:
+      return "node_added";
+    case event_kind::node_health_changed:
+      return "node_health_changed";
+    case event_kind::node_removed:
+      return "node_removed";
+  }
+  return "?";
+}
+
+struct snapshot_event {
+  event_kind kind;
+  std::string name;  // task id or node name
+  std::optional<task_state> from_state, to_state;
+  std::optional<node_health> from_health, to_health;
+};
+
+// Events that turn `before` into `after`: tasks in seq order, then nodes in name order.
+inline std::vector<snapshot_event> diff(const snapshot& before, const snapshot& after) {
+  std::vector<snapshot_event> out;
+  const auto& a = before.tasks();
+  const auto& b = after.tasks();
+  std::size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].seq < b[j].seq)) {
+      out.push_back({event_kind::task_removed, a[i].id, a[i].state, std::nullopt, {}, {}});
+      ++i;
+    } else if (i == a.size() || b[j].seq < a[i].seq) {
+      out.push_back({event_kind::task_added, b[j].id, std::nullopt, b[j].state, {}, {}});
+      ++j;
+    } else {
+      if (a[i].state != b[j].state)
+        out.push_back({event_kind::task_state_changed, b[j].id, a[i].state, b[j].state, {}, {}});
+      ++i;
+      ++j;
+    }
+  }
+  const auto& na = before.nodes;
+  const auto& nb = after.nodes;
+  i = j = 0;
+  while (i < na.size() || j < nb.size()) {
+    if (j == nb.size() || (i < na.size() && na[i].name < nb[j].name)) {
+      out.push_back({event_kind::node_removed, na[i].name, {}, {}, na[i].health, std::nullopt});
+      ++i;
+    } else if (i == na.size() || nb[j].name < na[i].name) {
+      out.push_back({event_kind::node_added, nb[j].name, {}, {}, std::nullopt, nb[j].health});
+      ++j;
+    } else {
+      if (na[i].health != nb[j].health)
+        out.push_back(
+            {event_kind::node_health_changed, nb[j].name, {}, {}, na[i].health, nb[j].health});
+      ++i;
+      ++j;
+    }
+  }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/diff.hpp
+// begin leaseq/health.hpp
+
+#include <algorithm>
+#include <optional>
+
+
+namespace leaseq {
+
+// Age of a heartbeat at `now`. A heartbeat stamped in the future (clock skew between nodes)
+// counts as written just now: it never looks fresher than "now".
+inline double heartbeat_age(const heartbeat& hb, double now) noexcept {
+  return std::max(0.0, now - hb.ts);
+}
+
+// OK if the heartbeat is at most hb_stale_s old, STALE otherwise, DOWN after a clean stop,
+// UNKNOWN when there is no heartbeat yet.
+inline node_health compute_health(const std::optional<heartbeat>& hb, double now,
+                                  double hb_stale_s) noexcept {
+  if (!hb) return node_health::unknown;
+  if (hb->stopped) return node_health::down;
+  return heartbeat_age(*hb, now) <= hb_stale_s ? node_health::ok : node_health::stale;
+}
+
+}  // namespace leaseq
+// end leaseq/health.hpp
+// begin leaseq/store.hpp
+
+// The snapshot store: scans one lease tree and publishes immutable snapshots.
+//
+// Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
+// refresh(); any thread may call latest(), due(), next_due(), task_interval() and
+// request_refresh(), and none of them waits for a scan in progress. refresh() does all the I/O
+// and then swaps in a new shared_ptr<const snapshot>; readers keep the one they hold for as
+// long as they like. A typical scanner loop:
+//   while (running) { if (store.due(clock.now())) publish(store.refresh()); sleep(100 ms); }
+//
+// Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
+// every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
+// request_refresh() ("refresh now"), brings it back to 2 s. The first refresh() scans all.
+//
+// Scanning (issue 4): one readdir per directory, no recursive walk, no stat per task file,
+// dot-names skipped, each directory re-opened every scan. A directory whose own mtime and size
+// are unchanged since the last scan is not re-read, unless its mtime was within
+// dir_settle_s (2 s) of that scan, so a change inside the timestamp's granularity is never
+// missed. Task and result files are parsed once and cached by name + inode (every protocol
+// writer replaces a file by rename, which gives it a new inode; results never change);
+// heartbeats are cached by name + inode + size + mtime (they are rewritten every 2 s, and a
+// freed inode can come back). A file that stops parsing keeps its last good view, is marked
+// unknown and is retried on every scan; nothing is ever deleted by reading.
+//
+// Derived state: done/ wins over claimed/, claimed/ over inbox/ (a task in both inbox and
+// claimed counts once, as RUNNING). A task seen RUNNING (claimed file, or listed in a
+// heartbeat's `running`) that is now in neither claimed/ nor done/ is LOST? until its result
+// shows up or ui.lost_confirm_s passes, then LOST. Heartbeats are read before the task
+// directories, so a heartbeat never names a task the listing could not have seen yet.
+// A task whose id was handed out (ids/, protocol 2; below ids/floor, or below the seq file in a
+// protocol 1 tree) but whose file no listing shows is UNKNOWN ("not visible yet"): views never
+// shrink while a shared filesystem's cache lags a move. A task this store saw before and that
+// drops out of sight keeps its last view, marked unknown (a one-shot reader, with nothing
+// seen before, lists it as UNKNOWN). Only
+// an id no reservation vouches for is removed after ui.lost_confirm_s; a reservation whose
+// submit died before publishing (ticket still 'R', owner gone) vouches for nothing.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/engine/seq.hpp
+
+// Task sequence numbers, unique across clients whose locks do not see each other.
+//
+// Protocol 2 (docs/protocol.md "Sequence numbers"): a seq is taken by creating ids/<seq>
+// exclusively (link(2) of a small ticket naming the owner, or O_EXCL where links are refused).
+// The server decides who wins, so two submitters on two NFS clients, on sshfs mounts, or on
+// Lustre without flock, never get the same id. The `seq` file is only a hint of where to start
+// looking, and flock(seq.lock) only keeps local contenders from tripping over each other.
+// ids/floor (written once, exclusively) says below which seq the tree was numbered by protocol
+// 1 rules (the seq file alone); no allocation ever goes below it, so a stale or edited seq
+// file cannot hand out an id an older task holds.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// The largest seq leaseq hands out: far beyond any real lease, and small enough that a seq
+// file holding nonsense is recognised as such instead of overflowing.
+inline constexpr std::int64_t max_task_seq = 999'999'999'999;
+
+namespace detail {
+
+// The seq of "T014.json" / "T014.result.json", or 0.
+inline std::int64_t seq_of_file_name(const std::string& name) {
+  auto dot = name.find('.');
+  return task_seq(std::string_view(name).substr(0, dot)).value_or(0);
+}
+
+// The seq an ids/ entry names ("14"), or 0 for anything else (floor, temp names).
+inline std::int64_t seq_of_reservation_name(std::string_view name) {
+  if (name.empty() || name.size() > 18 || name[0] == '0') return 0;
+  std::int64_t v = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// Highest task seq anywhere in the tree: used only when the seq file is missing or corrupt,
+// so a lost counter never hands out an id that is already taken.
+inline std::int64_t highest_seq_in_tree(const lease_paths& lease) {
+  std::int64_t best = 0;
+  for (const fs::path& root : {lease.inbox_root(), lease.claimed_root(), lease.done_root()}) {
+    for (const std::string& lane : list_dir(root.string()).names)
+      for (const std::string& f : list_dir((root / lane).string()).names)
+        best = std::max(best, seq_of_file_name(f));
+  }
+  return best;
+}
+
+inline std::int64_t highest_reservation(const lease_paths& lease) {
+  std::int64_t best = 0;
+  for (const std::string& n : list_dir(lease.ids_dir().string()).names)
+    best = std::max(best, seq_of_reservation_name(n));
+  return best;
+}
+
+inline std::int64_t parse_seq_text(const std::string& text) {
+  std::int64_t v = 0;
+  bool any = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      if (v > (INT64_MAX - 9) / 10) return -1;
+      v = v * 10 + (c - '0');
+      any = true;
+    } else if (c == '\n' || c == ' ' || c == '\r' || c == '\t') {
+      if (any) break;
+    } else {
+      return 0;
+    }
+  }
+  return any ? v : 0;
+}
+
+// The seq below which the tree was numbered by protocol 1 (no ids/ entries there), or 0 when
+// ids/floor is missing or unreadable.
+inline std::int64_t read_floor(const lease_paths& lease) {
+  read_outcome r = read_file_tolerant(lease.ids_floor(), 64);
+  if (!r.ok) return 0;
+  std::int64_t v = parse_seq_text(r.content);
+  return v > 0 ? v : 0;
+}
+
+// Reads ids/floor, writing it first when this is the first allocation of protocol 2 in this
+// tree: one past everything protocol 1 may have numbered (the seq file, the highest task).
+inline std::int64_t ensure_floor(const lease_paths& lease) {
+  if (std::int64_t f = read_floor(lease)) return f;
+  ensure_lease_dir(lease, lease.ids_dir());
+  read_outcome raw = read_file_tolerant(lease.seq(), 64);
+  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
+  if (hint < 0 || hint > max_task_seq) hint = 0;
+  std::int64_t floor = std::max(hint, highest_seq_in_tree(lease) + 1);
+  if (create_file_exclusive(lease.ids_floor(), std::to_string(floor) + "\n")) return floor;
+  // Another client wrote it first; this client's cache may not show it for a while.
+  for (int i = 0; i < 600; ++i) {
+    if (std::int64_t f = read_floor(lease)) return f;
+    ::usleep(50 * 1000);
+  }
+  throw error(lease.ids_floor().string() + " exists but does not hold a number (fix or remove it)");
+}
+
+// Creates ids/<seq> entries: hard links of one ticket file naming this process (readers use it
+// to tell a submit in progress from one that died), or O_EXCL files where links are refused.
+class reservation_maker {
+ public:
+  explicit reservation_maker(const lease_paths& lease)
+      : dir_path_(prepared_ids_dir(lease)),
+        dir_(open_lease_dir(lease, dir_path_)),
+        ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
+    if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
+  }
+  reservation_maker(const reservation_maker&) = delete;
+  reservation_maker& operator=(const reservation_maker&) = delete;
+  ~reservation_maker() { drop_ticket(); }
+
+  // True when this call created ids/<seq>; false when the seq was already taken.
+  bool reserve(std::int64_t seq) {
+    std::string name = std::to_string(seq);
+    if (links_work_) {
+      if (ticket_.empty() || links_ >= 30000) new_ticket();  // ext4 caps links per inode
+      if (::linkat(dir_.get(), ticket_.c_str(), dir_.get(), name.c_str(), 0) == 0) {
+        ++links_;
+        return true;
+      }
+      if (errno == EEXIST) return false;
+      if (errno == EMLINK) {
+        links_ = 30000;
+        return reserve(seq);
+      }
+      if (errno != EPERM && errno != ENOTSUP && errno != ENOSYS && errno != EOPNOTSUPP)
+        throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
+      // EPERM: no hard links here, or (sshfs) the name exists. O_EXCL tells them apart.
+    }
+    unique_fd fd(::openat(dir_.get(), name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) {
+      if (name_taken(errno)) return false;
+      throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
+    }
+    links_work_ = false;  // the name was free, so links are refused here: O_EXCL from now on
+    write_all(fd.get(), ticket_content_.data(), ticket_content_.size());
+    excl_reservations_.push_back(std::move(fd));
+    return true;
+  }
+
+  // Marks every reservation this maker made as published ('R' -> 'P', one byte in place, on
+  // the ticket inode all of them link to): a reader that cannot see such a task knows it
+  // exists, instead of taking it for the leftover of a submit that died.
+  void mark_published() noexcept {
+    for (const auto& fd : tickets_) (void)!::pwrite(fd.get(), "P", 1, 0);
+    for (const auto& fd : excl_reservations_) (void)!::pwrite(fd.get(), "P", 1, 0);
+  }
+
+  // Gives a reservation back (a submit that failed before publishing the task).
+  void release(std::int64_t seq) const noexcept {
+    ::unlinkat(dir_.get(), std::to_string(seq).c_str(), 0);
+  }
+
+ private:
+  static fs::path prepared_ids_dir(const lease_paths& lease) {
+    ensure_lease_dir(lease, lease.ids_dir());  // refuses a symlinked runs/<lease> or ids/
+    ensure_floor(lease);
+    return lease.ids_dir();
+  }
+  void new_ticket() {
+    drop_ticket();
+    std::string name = ".ticket." + temp_suffix();
+    unique_fd fd(::openat(dir_.get(), name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw io_error("cannot create", (dir_path_ / name).string(), errno);
+    if (!write_all(fd.get(), ticket_content_.data(), ticket_content_.size())) {
+      int e = errno;
+      ::unlinkat(dir_.get(), name.c_str(), 0);
+      throw io_error("cannot write", (dir_path_ / name).string(), e);
+    }
+    ticket_ = std::move(name);
+    tickets_.push_back(std::move(fd));
+    links_ = 0;
+  }
+  void drop_ticket() noexcept {
+    if (!ticket_.empty()) ::unlinkat(dir_.get(), ticket_.c_str(), 0);
+    ticket_.clear();
+  }
+
+  fs::path dir_path_;
+  unique_fd dir_;
+  std::string ticket_content_;
+  std::string ticket_;
+  std::vector<unique_fd> tickets_;            // every ticket inode made, kept open for marking
+  std::vector<unique_fd> excl_reservations_;  // O_EXCL reservations (no hard links), open
+  int links_ = 0;
+  bool links_work_ = true;
+};
+
+// What a reader learns from ids/<seq>.
+struct reservation_ticket {
+  bool published = false;
+  std::optional<process_identity> owner;
+};
+
+inline std::optional<reservation_ticket> parse_ticket(std::string_view text) {
+  if (text.size() < 2 || (text[0] != 'R' && text[0] != 'P') || text[1] != ' ') return std::nullopt;
+  reservation_ticket t;
+  t.published = text[0] == 'P';
+  t.owner = process_identity::from_line(text.substr(2));
+  return t;
+}
+
+inline std::int64_t seq_hint(const lease_paths& lease) {
+  read_outcome raw = read_file_tolerant(lease.seq(), 64);
+  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
+  if (hint < 0 || hint > max_task_seq)
+    throw error(fmt::format(
+        "{} holds {}, beyond the largest task id (T{}): the file was edited or damaged; "
+        "remove it and leaseq recounts from the tree",
+        lease.seq().string(), raw.content.substr(0, raw.content.find('\n')), max_task_seq));
+  if (hint <= 0) hint = std::max(highest_seq_in_tree(lease), highest_reservation(lease)) + 1;
+  return hint;
+}
+
+}  // namespace detail
+
+// Reserves `count` seqs, each one taken exclusively in ids/, and returns them ascending. Ids
+// are distinct across every process and client; consecutive unless another client reserved
+// in between (then the batch skips the ids it took). `maker` gives them back on failure.
+// `take_lock` false plays a filesystem whose flock excludes nothing (tests).
+inline std::vector<std::int64_t> reserve_seqs(const lease_paths& lease, std::size_t count,
+                                              detail::reservation_maker& maker,
+                                              bool take_lock = true) {
+  std::vector<std::int64_t> out;
+  if (count == 0) return out;
+  out.reserve(count);
+  std::optional<file_lock> lock;
+  if (take_lock) lock.emplace(lease.seq_lock());
+  std::int64_t s = std::max(detail::seq_hint(lease), detail::read_floor(lease));
+  int taken_in_a_row = 0;
+  while (out.size() < count) {
+    if (s > max_task_seq)
+      throw error(fmt::format("lease {} has no task ids left (T{} reached)", lease.root().string(),
+                              max_task_seq));
+    if (maker.reserve(s)) {
+      out.push_back(s);
+      taken_in_a_row = 0;
+    } else if (++taken_in_a_row == 64) {
+      // The hint is far behind (an old seq file, another client's stale view): jump past
+      // every reservation this client can see instead of probing one id at a time.
+      s = std::max(s, detail::highest_reservation(lease));
+      taken_in_a_row = 0;
+    }
+    ++s;
+  }
+  try {
+    write_file_atomic(lease.seq(), std::to_string(out.back() + 1) + "\n");
+  } catch (...) {
+    for (std::int64_t seq : out) maker.release(seq);
+    throw;
+  }
+  return out;
+}
+
+// One seq, or `count` consecutive ones (the first is returned). Reserved in ids/ as above.
+inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 1) {
+  if (count < 1) throw error("allocate_seq: count must be positive");
+  detail::reservation_maker maker(lease);
+  for (;;) {
+    auto seqs = reserve_seqs(lease, static_cast<std::size_t>(count), maker);
+    if (seqs.back() - seqs.front() == count - 1) return seqs.front();
+    for (std::int64_t s : seqs) maker.release(s);  // not consecutive: try again past them
+  }
+}
+
+}  // namespace leaseq
+// end leaseq/engine/seq.hpp
+
+namespace leaseq {
+
+struct store_options {
+  ui_config ui;
+  // A directory modified less than this long before a scan is always re-read next time.
+  double dir_settle_s = 2;
+  std::size_t max_file_bytes = max_json_bytes;
+  // Threads that read and parse files when one directory has many new ones (a cold scan of a
+  // big lease): 0 = up to 8 by the hardware, 1 = only the scanning thread. With more than one,
+  // Fs::read is called from several threads at once.
+  unsigned load_threads = 0;
+};
+
+namespace detail {
+
+enum class task_place : std::uint8_t { inbox = 0, claimed = 1, done = 2 };
+
+// One task or result file as last read.
+struct cached_file {
+  std::int64_t seq = 0;  // the id is format_task_id(seq): only canonical names are cached
+  std::uint64_t ino = 0;
+  std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
+  std::shared_ptr<const task_result> result;  // done: last good parse
+  bool bad = false;                           // the current file does not parse
+  // ... a claimed file (the runner replaces those) modified less than ui.hb_stale_s ago: most
+  // likely read mid-replace through a
+  // cache that lags (sshfs, NFS attribute caches give a stale size): lag, not a broken file.
+  bool settling = false;
+  std::string reason;
+};
+
+// One directory as last listed.
+struct cached_dir {
+  dir_stamp stamp;
+  bool listed = false;                // entries below reflect a successful listing
+  bool skippable = false;             // stamp is old enough to trust an unchanged stamp
+  std::vector<std::string> subdirs;   // for roots: valid lane/node names, sorted
+  std::vector<cached_file> files;     // for lanes: task files, any order
+  std::vector<scan_error> odd_names;  // for lanes: entries that are not task files
+  std::uint64_t visited = 0;          // scan number that last used it
+};
+
+struct cached_hb {
+  file_info info;
+  std::optional<heartbeat> hb;
+  bool bad = false;
+  bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
+  std::string reason;
+};
+
+inline bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
+}
+
+// Priority among sightings of the same task: done > claimed > inbox.
+struct sighting {
+  std::int64_t seq;
+  task_place place;
+  const std::string* lane;
+  const cached_file* file;
+};
+
+}  // namespace detail
+
+template <class Fs = posix_fs, class Clock = system_clock>
+class snapshot_store {
+ public:
+  snapshot_store(lease_paths paths, std::string lease_id, store_options opts = {}, Fs fs = Fs{},
+                 Clock clock = Clock{})
+      : paths_(std::move(paths)),
+        lease_id_(std::move(lease_id)),
+        opts_(opts),
+        fs_(std::move(fs)),
+        clock_(std::move(clock)) {
+    auto s = std::make_shared<snapshot>();
+    s->lease_id = lease_id_;
+    latest_ = std::move(s);
+    task_interval_ = base_interval();
+  }
+
+  // Runs the scans that are due (all of them on the first call or after request_refresh())
+  // and publishes the resulting snapshot. Returns the latest snapshot either way.
+  std::shared_ptr<const snapshot> refresh() {
+    std::lock_guard<std::mutex> scan_lock(scan_mu_);
+    double now = clock_.now();
+    bool forced = refresh_requested_.exchange(false) || scans_ == 0;
+    bool do_hb = forced || now >= next_hb_;
+    bool do_tasks = forced || now >= next_tasks_;
+    if (!do_hb && !do_tasks) return latest();
+    ++scans_;
+    std::shared_ptr<const snapshot> prev = latest();
+    auto next = std::make_shared<snapshot>(*prev);
+    next->taken_at = now;
+    next->generation = prev->generation + 1;
+    if (do_hb) {
+      scan_heartbeats();
+      next_hb_ = now + opts_.ui.refresh_s;
+    }
+    if (do_tasks) {
+      bool changed = scan_tasks(now, *prev, *next);
+      if (forced || changed)
+        task_interval_ = base_interval();
+      else
+        task_interval_ = std::min(task_interval_.load() + 1.0, max_interval());
+      next_tasks_ = now + task_interval_;
+    }
+    build_nodes(now, *next);
+    next->errors = dir_errors_;
+    next->errors.insert(next->errors.end(), hb_errors_.begin(), hb_errors_.end());
+    next->complete = true;
+    std::shared_ptr<const snapshot> published = std::move(next);
+    {
+      std::lock_guard<std::mutex> lock(pub_mu_);
+      latest_ = published;
+      next_due_ = std::min(next_hb_, next_tasks_);
+    }
+    return published;
+  }
+
+  // request_refresh() + refresh(): a full scan now.
+  std::shared_ptr<const snapshot> refresh_all() {
+    request_refresh();
+    return refresh();
+  }
+
+  // The last published snapshot (never null; empty and !complete before the first refresh).
+  std::shared_ptr<const snapshot> latest() const {
+    std::lock_guard<std::mutex> lock(pub_mu_);
+    return latest_;
+  }
+
+  // "Refresh now": the next refresh() scans everything and the task cadence restarts at 2 s.
+  void request_refresh() noexcept { refresh_requested_ = true; }
+
+  // Clock time at which refresh() has work to do.
+  double next_due() const {
+    if (refresh_requested_) return 0;
+    std::lock_guard<std::mutex> lock(pub_mu_);
+    return next_due_;
+  }
+  bool due(double now) const { return now >= next_due(); }
+  // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
+  double task_interval() const noexcept { return task_interval_.load(); }
+
+  const lease_paths& paths() const noexcept { return paths_; }
+  const std::string& lease_id() const noexcept { return lease_id_; }
+  const store_options& options() const noexcept { return opts_; }
+  Fs& filesystem() noexcept { return fs_; }
+  Clock& clock() noexcept { return clock_; }
+
+ private:
+  using cached_file = detail::cached_file;
+  using cached_dir = detail::cached_dir;
+  using task_place = detail::task_place;
+
+  double base_interval() const { return opts_.ui.refresh_s; }
+  double max_interval() const { return std::max(5.0, opts_.ui.refresh_s); }
+
+  void add_error(std::vector<scan_error>& errs, const fs::path& path, int err, std::string msg) {
+    errs.push_back({path.string(), err, std::move(msg)});
+  }
+
+  // Lists a directory through the cache. Returns nullptr when it does not exist (a reader
+  // treats a missing directory as empty). On an OS error the last good listing is kept.
+  cached_dir* list_cached(const std::string& key, const fs::path& path, double now, bool& changed,
+                          bool is_root) {
+    cached_dir& d = dirs_[key];
+    d.visited = scans_;
+    const dir_stamp* skip = d.listed && d.skippable ? &d.stamp : nullptr;
+    dir_listing_result r = fs_.list_dir(path, skip);
+    if (r.err == ENOENT) {
+      if (d.listed) changed = true;
+      dirs_.erase(key);
+      return nullptr;
+    }
+    if (r.err != 0) {
+      add_error(dir_errors_, path, r.err,
+                fmt::format("cannot list {}: {} (showing its last good listing)", path.string(),
+                            std::strerror(r.err)));
+      d.skippable = false;
+      return &d;
+    }
+    if (r.unchanged) return &d;
+    d.stamp = r.stamp;
+    d.listed = true;
+    d.skippable = r.stamp.mtime < now - opts_.dir_settle_s;
+    if (is_root) {
+      std::vector<std::string> names;
+      for (auto& e : r.entries) names.push_back(std::move(e.name));
+      std::sort(names.begin(), names.end());
+      if (names != d.subdirs) changed = true;
+      d.subdirs = std::move(names);
+    } else if (relist_files(d, key, path, std::move(r.entries))) {
+      changed = true;
+    }
+    return &d;
+  }
+
+  // Whether a listing shows exactly the cached files, in the same order, with the same inodes
+  // and all parsed: the common case of a directory re-read with nothing new in it (readdir
+  // order is stable while a directory does not change). Checked without building anything.
+  static bool same_files(const cached_dir& d, const std::vector<dir_entry>& entries,
+                         std::string_view suffix) {
+    if (entries.size() != d.files.size() || !d.odd_names.empty()) return false;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const dir_entry& e = entries[i];
+      const cached_file& f = d.files[i];
+      if (f.ino == 0 || f.ino != e.ino || f.bad || !(f.spec || f.result)) return false;
+      if (!detail::ends_with(e.name, suffix)) return false;
+      auto seq = task_seq(std::string_view(e.name).substr(0, e.name.size() - suffix.size()));
+      if (!seq || *seq != f.seq) return false;
+    }
+    return true;
+  }
+
+  // Re-reads the entries of a lane directory; true when its set of files or a parse changed.
+  bool relist_files(cached_dir& d, const std::string& key, const fs::path& dir,
+                    std::vector<dir_entry> entries) {
+    bool is_done = key.compare(0, 5, "done/") == 0;
+    // The runner rewrites a claimed file (claimed, starting, pid): the only task files that
+    // are ever replaced, and so the only ones a lagging cache can show half-read.
+    bool rewritten = key.compare(0, 8, "claimed/") == 0;
+    std::string_view suffix = is_done ? ".result.json" : ".json";
+    if (same_files(d, entries, suffix)) return false;
+    std::unordered_map<std::int64_t, std::size_t> old;
+    old.reserve(d.files.size());
+    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].seq, i);
+    std::vector<cached_file> files;
+    files.reserve(entries.size());
+    std::vector<std::size_t> to_load;
+    std::vector<char> was_bad;
+    d.odd_names.clear();
+    bool changed = entries.size() != d.files.size();
+    for (auto& e : entries) {
+      std::string_view id;
+      if (detail::ends_with(e.name, suffix))
+        id = std::string_view(e.name).substr(0, e.name.size() - suffix.size());
+      auto seq = task_seq(id);
+      if (!seq) {
+        d.odd_names.push_back({dir.string(), 0,
+                               fmt::format("ignoring {} in {}: not a task file name",
+                                           detail::quote_for_message(e.name), dir.string())});
+        continue;
+      }
+      cached_file f;
+      if (auto it = old.find(*seq); it != old.end())
+        f = std::move(d.files[it->second]);
+      else
+        changed = true;
+      f.seq = *seq;
+      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
+      f.ino = e.ino;
+      if (!fresh) {
+        to_load.push_back(files.size());
+        was_bad.push_back(f.bad);
+      }
+      files.push_back(std::move(f));
+    }
+    std::vector<char> present = load_files(files, to_load, dir, suffix, is_done, rewritten);
+    std::vector<cached_file> kept;
+    kept.reserve(files.size());
+    for (std::size_t k = 0, i = 0; i < files.size(); ++i) {
+      if (k < to_load.size() && to_load[k] == i) {
+        bool ok = present[k];
+        if (!ok || !(was_bad[k] && files[i].bad)) changed = true;
+        ++k;
+        if (!ok) continue;  // vanished between listing and reading
+      }
+      kept.push_back(std::move(files[i]));
+    }
+    d.files = std::move(kept);
+    return changed;
+  }
+
+  // Loads files[to_load[k]] for every k, on several threads when there are many. Returns, per
+  // k, whether the file was still there.
+  std::vector<char> load_files(std::vector<cached_file>& files,
+                               const std::vector<std::size_t>& to_load, const fs::path& dir,
+                               std::string_view suffix, bool is_done, bool rewritten) {
+    std::vector<char> present(to_load.size(), 0);
+    auto work = [&](std::size_t begin, std::size_t step) {
+      for (std::size_t k = begin; k < to_load.size(); k += step) {
+        cached_file& f = files[to_load[k]];
+        // A canonical id built from the seq: safe to join.
+        std::string name = format_task_id(f.seq);
+        name.append(suffix.data(), suffix.size());
+        try {
+          present[k] = load_file(f, dir / name, is_done, rewritten);
+        } catch (const std::exception& e) {  // bad_alloc and the like: unknown, not a crash
+          f.bad = true;
+          f.reason = e.what();
+          present[k] = 1;
+        }
+      }
+    };
+    unsigned threads = opts_.load_threads;
+    if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+    threads = static_cast<unsigned>(std::min<std::size_t>(threads, to_load.size() / 32 + 1));
+    if (threads <= 1) {
+      work(0, 1);
+      return present;
+    }
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t, threads);
+    work(0, threads);
+    for (auto& t : pool) t.join();
+    return present;
+  }
+
+  // What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
+  // back (task_view::command()), no spare capacity, no empty object for unknown fields.
+  static void compact(task_spec& t) {
+    if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
+    t.argv.shrink_to_fit();
+    if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
+  }
+
+  // Reads and parses one task or result file into f. False when the file vanished between
+  // the listing and the read (it moved on: claimed, or finished): not a sighting.
+  bool load_file(cached_file& f, const fs::path& path, bool is_result, bool rewritten) {
+    file_read r = fs_.read(path, opts_.max_file_bytes);
+    if (!r.ok && r.err == ENOENT) return false;
+    auto fail = [&](std::string reason) {
+      f.bad = true;
+      f.settling = rewritten && r.ok && clock_.now() - r.info.mtime < opts_.ui.hb_stale_s;
+      f.reason = std::move(reason);
+      return true;
+    };
+    if (!r.ok) return fail(r.reason);
+    if (r.info.ino != 0) f.ino = r.info.ino;
+    if (is_result) {  // the fast path first: no DOM for the common, well-formed file
+      auto res = std::make_shared<task_result>();
+      if (detail::task_sax::parse_result(r.content, *res)) {
+        if (task_seq(res->task.id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(res->task.id));
+        compact(res->task);
+        f.result = std::move(res);
+        f.bad = false;
+        f.reason.clear();
+        return true;
+      }
+    } else {
+      auto spec = std::make_shared<task_spec>();
+      if (detail::task_sax::parse_task(r.content, *spec)) {
+        if (task_seq(spec->id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(spec->id));
+        compact(*spec);
+        f.spec = std::move(spec);
+        f.bad = false;
+        f.reason.clear();
+        return true;
+      }
+    }
+    json_outcome j = parse_json_tolerant(r.content);
+    if (!j.ok()) return fail(j.reason);
+    try {
+      if (is_result) {
+        auto res = std::make_shared<task_result>();
+        from_json(*j.value, *res);
+        if (task_seq(res->task.id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(res->task.id));
+        compact(res->task);
+        f.result = std::move(res);
+      } else {
+        auto spec = std::make_shared<task_spec>();
+        from_json(*j.value, *spec);
+        if (task_seq(spec->id) != f.seq)
+          return fail("its id field says " + detail::quote_for_message(spec->id));
+        compact(*spec);
+        f.spec = std::move(spec);
+      }
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+    f.bad = false;
+    f.reason.clear();
+    return true;
+  }
+
+  void scan_heartbeats() {
+    hb_errors_.clear();
+    dir_listing_result r = fs_.list_dir(paths_.hb_dir(), nullptr);
+    if (r.err != 0 && r.err != ENOENT) {
+      add_error(hb_errors_, paths_.hb_dir(), r.err,
+                fmt::format("cannot list {}: {} (showing the last heartbeats)",
+                            paths_.hb_dir().string(), std::strerror(r.err)));
+      return;
+    }
+    std::map<std::string, detail::cached_hb> next;
+    for (const auto& e : r.entries) {
+      std::string node;
+      if (detail::ends_with(e.name, ".json")) node = e.name.substr(0, e.name.size() - 5);
+      if (!is_valid_node(node)) {
+        add_error(hb_errors_, paths_.hb_dir(), 0,
+                  fmt::format("ignoring {} in {}: not <node>.json with a valid node name",
+                              detail::quote_for_message(e.name), paths_.hb_dir().string()));
+        continue;
+      }
+      fs::path path = paths_.heartbeat(node);
+      detail::cached_hb h;
+      if (auto it = hbs_.find(node); it != hbs_.end()) h = std::move(it->second);
+      file_info info = fs_.stat(path);
+      if (info.err == ENOENT) continue;
+      bool same = !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
+                  info.size == h.info.size && info.mtime == h.info.mtime;
+      if (!same) {
+        file_read fr = fs_.read(path, opts_.max_file_bytes);
+        if (!fr.ok && fr.err == ENOENT) continue;
+        json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
+        // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
+        // client, or a writer that rewrites in place) reads torn: read it again before
+        // calling it unreadable.
+        for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          fr = fs_.read(path, opts_.max_file_bytes);
+          if (fr.ok) j = parse_json_tolerant(fr.content);
+        }
+        if (!fr.ok && fr.err == ENOENT) continue;
+        std::string reason;
+        if (!fr.ok) {
+          reason = fr.reason;
+        } else if (!j.ok()) {
+          reason = j.reason;
+        } else {
+          try {
+            heartbeat hb;
+            from_json(*j.value, hb);
+            if (hb.node != node)
+              add_error(hb_errors_, path, 0,
+                        fmt::format("heartbeat {} says node {}", path.string(),
+                                    detail::quote_for_message(hb.node)));
+            h.hb = std::move(hb);
+            h.info = fr.info;
+          } catch (const std::exception& ex) {
+            reason = ex.what();
+          }
+        }
+        h.bad = !reason.empty();
+        double age = clock_.now() - info.mtime;
+        h.settling =
+            h.bad && info.err == 0 && age < opts_.ui.hb_stale_s && age > -opts_.ui.hb_stale_s;
+        h.reason = std::move(reason);
+      }
+      next.emplace(node, std::move(h));
+    }
+    hbs_ = std::move(next);
+  }
+
+  // A lane directory this scan listed (or found unchanged), with where it sits.
+  struct listed_lane {
+    task_place place;
+    const std::string* lane;
+    const cached_dir* dir;
+  };
+
+  // Lists the lane directories under one root, appending them to `out`. Roots and lanes are
+  // visited in a fixed order: inbox, then claimed, then done (a rename inbox -> claimed or a
+  // finish claimed -> done seen mid-scan still shows the task in one of them).
+  void scan_root(task_place place, const char* root_name, const fs::path& root, double now,
+                 bool& changed, std::vector<listed_lane>& out) {
+    cached_dir* r = list_cached(root_name, root, now, changed, true);
+    if (!r) return;
+    for (const std::string& lane : r->subdirs) {
+      bool ok = place == task_place::inbox ? is_valid_lane(lane) : is_valid_node(lane);
+      if (!ok) {
+        add_error(dir_errors_, root, 0,
+                  fmt::format("ignoring directory {} in {}: not a valid {} name",
+                              detail::quote_for_message(lane), root.string(),
+                              place == task_place::inbox ? "lane" : "node"));
+        continue;
+      }
+      node_names_.insert(lane);
+      std::string key = std::string(root_name) + "/" + lane;
+      cached_dir* d = list_cached(key, root / lane, now, changed, false);
+      if (!d) continue;
+      dir_errors_.insert(dir_errors_.end(), d->odd_names.begin(), d->odd_names.end());
+      for (const cached_file& f : d->files)
+        if (f.bad) d->skippable = false;  // retry it next scan
+      out.push_back({place, &lane, d});
+    }
+  }
+
+  // Names of nodes that only show up under logs/ or control/.
+  void scan_node_root(const char* root_name, const fs::path& root, double now, bool& changed) {
+    cached_dir* r = list_cached(root_name, root, now, changed, true);
+    if (!r) return;
+    for (const std::string& n : r->subdirs) {
+      if (is_valid_node(n))
+        node_names_.insert(n);
+      else
+        add_error(dir_errors_, root, 0,
+                  fmt::format("ignoring directory {} in {}: not a valid node name",
+                              detail::quote_for_message(n), root.string()));
+    }
+  }
+
+  // Heartbeat evidence: task id -> (node, hb ts) for every task a heartbeat lists as running.
+  std::unordered_map<std::string, std::pair<std::string, double>> hb_running() const {
+    std::unordered_map<std::string, std::pair<std::string, double>> out;
+    for (const auto& [node, h] : hbs_) {
+      if (!h.hb || h.hb->stopped) continue;
+      for (const auto& id : h.hb->running)
+        if (is_valid_task_id(id)) out[id] = {node, h.hb->ts};
+      if (h.hb->running_task_id && is_valid_task_id(*h.hb->running_task_id))
+        out.emplace(*h.hb->running_task_id, std::make_pair(node, h.hb->ts));
+    }
+    return out;
+  }
+
+  // Returns true when anything visible changed.
+  bool scan_tasks(double now, const snapshot& prev, snapshot& next) {
+    dir_errors_.clear();
+    node_names_.clear();
+    bool changed = false;
+    std::vector<listed_lane> lanes;
+    scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, lanes);
+    scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, lanes);
+    scan_root(task_place::done, "done", paths_.done_root(), now, changed, lanes);
+    scan_node_root("logs", paths_.logs_root(), now, changed);
+    scan_node_root("control", paths_.control_root(), now, changed);
+    scan_allocations(now, changed);
+    scan_archive(changed);
+    for (auto it = dirs_.begin(); it != dirs_.end();) {
+      if (it->second.visited != scans_) {
+        it = dirs_.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    auto evidence = hb_running();
+    std::vector<std::string> keys = evidence_keys(evidence);
+    bool evidence_changed = keys != last_evidence_;
+    if (!changed && !evidence_changed && !summary_.time_dependent && prev.complete) return false;
+    last_evidence_ = std::move(keys);
+
+    // Only now, with something to rebuild, every file of every lane becomes a sighting.
+    std::vector<detail::sighting> seen;
+    seen.reserve(prev.tasks().size() + 16);
+    for (const listed_lane& l : lanes)
+      for (const cached_file& f : l.dir->files) seen.push_back({f.seq, l.place, l.lane, &f});
+
+    std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
+      return a.seq != b.seq ? a.seq < b.seq : a.place > b.place;  // best sighting first
+    });
+    auto table = std::make_shared<std::vector<task_view>>();
+    table->reserve(seen.size() + 8);
+    const auto& old = prev.tasks();
+    std::size_t oi = 0;
+    auto flush_old_before = [&](std::int64_t seq) {
+      for (; oi < old.size() && old[oi].seq < seq; ++oi)
+        carry_unseen(old[oi], now, evidence, *table);
+    };
+    for (std::size_t i = 0; i < seen.size();) {
+      std::size_t j = i;
+      while (j < seen.size() && seen[j].seq == seen[i].seq) ++j;
+      flush_old_before(seen[i].seq);
+      const task_view* before = oi < old.size() && old[oi].seq == seen[i].seq ? &old[oi] : nullptr;
+      if (before) ++oi;
+      table->push_back(make_view(seen[i], before, now, evidence));
+      i = j;
+    }
+    flush_old_before(INT64_MAX);
+    add_invisible(now, *table);
+    // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
+    for (const auto& [id, ev] : evidence) {
+      auto seq = *task_seq(id);
+      if (archived(seq)) continue;
+      auto it = std::lower_bound(table->begin(), table->end(), seq,
+                                 [](const task_view& v, std::int64_t s) { return v.seq < s; });
+      if (it != table->end() && it->seq == seq) continue;
+      task_view v;
+      v.id = id;
+      v.seq = seq;
+      v.node = ev.first;
+      v.state = task_state::lost_maybe;
+      v.last_running_seen = ev.second;
+      v.missing_since = now;
+      v.unknown = true;
+      v.unknown_reason = "listed as running by the heartbeat of " + ev.first +
+                         ", but in neither claimed/ nor done/";
+      table->insert(it, std::move(v));
+    }
+    next.task_table = std::move(table);
+    summarize(next);
+    return true;
+  }
+
+  static std::vector<std::string> evidence_keys(
+      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
+    std::vector<std::string> keys;
+    keys.reserve(ev.size());
+    for (const auto& [id, e] : ev) keys.push_back(id + "@" + e.first);
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
+  task_view make_view(const detail::sighting& s, const task_view* before, double now,
+                      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
+    const cached_file& f = *s.file;
+    task_view v;
+    if (before) v = *before;
+    v.id = format_task_id(f.seq);
+    v.seq = f.seq;
+    v.last_seen = now;
+    v.missing_since.reset();
+    v.unknown = f.bad;
+    v.settling = f.bad && f.settling;
+    v.unknown_reason = f.bad
+                           ? fmt::format("its {} file does not parse: {}",
+                                         s.place == task_place::done ? "result" : "task", f.reason)
+                           : "";
+    switch (s.place) {
+      case task_place::done:
+        v.node = *s.lane;
+        if (f.result) {
+          v.result = f.result;
+          v.spec = std::shared_ptr<const task_spec>(f.result, &f.result->task);
+          v.state = f.result->state;
+        } else if (!before) {
+          v.state = task_state::running;  // a result is there, its outcome not readable yet
+        }
+        break;
+      case task_place::claimed:
+        v.node = *s.lane;
+        if (f.spec) v.spec = f.spec;
+        v.result.reset();
+        v.state = task_state::running;
+        break;
+      case task_place::inbox: {
+        if (f.spec) v.spec = f.spec;
+        v.result.reset();
+        v.node = *s.lane == any_lane ? std::string() : *s.lane;
+        v.state = task_state::pending;
+        auto it = ev.find(v.id);
+        if (it != ev.end()) {  // claimed, the rename not visible yet
+          v.state = task_state::running;
+          v.node = it->second.first;
+        }
+        break;
+      }
+    }
+    if (v.state == task_state::running) {
+      v.last_running_seen = now;
+    }
+    return v;
+  }
+
+  // A task of the previous snapshot that this scan did not see.
+  void carry_unseen(const task_view& before, double now,
+                    const std::unordered_map<std::string, std::pair<std::string, double>>& ev,
+                    std::vector<task_view>& out) {
+    if (archived(before.seq)) return;  // moved to archive/: counted there
+    task_view v = before;
+    bool was_running = before.state == task_state::running ||
+                       before.state == task_state::lost_maybe || before.state == task_state::lost ||
+                       ev.count(before.id) > 0;
+    if (!v.missing_since) v.missing_since = now;
+    double missing_for = now - *v.missing_since;
+    if (was_running) {
+      if (auto it = ev.find(before.id); it != ev.end()) {
+        v.node = it->second.first;
+        v.last_running_seen = std::max(v.last_running_seen.value_or(0), it->second.second);
+      }
+      v.state = before.state == task_state::lost || missing_for >= opts_.ui.lost_confirm_s
+                    ? task_state::lost
+                    : task_state::lost_maybe;
+      v.unknown = v.state == task_state::lost_maybe;
+      v.unknown_reason = v.state == task_state::lost
+                             ? "not in claimed/ or done/ for longer than ui.lost_confirm_s"
+                             : "was RUNNING, now in neither claimed/ nor done/";
+      out.push_back(std::move(v));
+      return;
+    }
+    bool vouched = allocated(before.seq, now);
+    if (missing_for >= opts_.ui.lost_confirm_s && !vouched) return;  // gone for good: removed
+    v.unknown = true;  // its last state, marked unknown: the dashboard holds what it saw
+    v.unknown_reason = vouched ? "not visible yet (shared filesystem lag?): its file is in none "
+                                 "of inbox/, claimed/, done/ right now"
+                               : "its file is no longer visible";
+    out.push_back(std::move(v));
+  }
+
+  // ---- ids handed out (seq.hpp): which tasks exist even when no listing shows them ----
+
+  void scan_allocations(double now, bool& changed) {
+    bool c = false;
+    cached_dir* d = list_cached("ids", paths_.ids_dir(), now, c, true);
+    if (!d) {
+      has_ids_ = false;
+      reserved_.clear();
+      floor_ = 0;
+    } else if (c || !has_ids_) {
+      has_ids_ = true;
+      reserved_.clear();
+      reserved_.reserve(d->subdirs.size());
+      for (const std::string& n : d->subdirs)
+        if (std::int64_t seq = detail::seq_of_reservation_name(n)) reserved_.push_back(seq);
+      std::sort(reserved_.begin(), reserved_.end());
+    }
+    if (has_ids_ && (c || floor_ == 0)) {
+      file_read r = fs_.read(paths_.ids_floor(), 64);
+      floor_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+    }
+    legacy_next_ = 0;
+    // The seq file is small but read on every scan of a 1M-task lease: only when it changed.
+    file_info si = fs_.stat(paths_.seq());
+    if (si.err != 0) {
+      seq_hint_ = 0;
+      seq_stamp_ = {};
+    } else if (si.ino != seq_stamp_.ino || si.mtime != seq_stamp_.mtime ||
+               si.size != seq_stamp_.size) {
+      file_read r = fs_.read(paths_.seq(), 64);
+      seq_hint_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+      seq_stamp_ = si;
+    }
+    if (!has_ids_) legacy_next_ = seq_hint_;  // a protocol 1 tree: the seq file counts the ids
+    changed |= c;
+  }
+
+  // Whether seq names a task that exists, per the reservations (not per any listing).
+  bool allocated(std::int64_t seq, double now) {
+    if (seq < floor_ || (!has_ids_ && seq < legacy_next_)) return true;
+    if (!std::binary_search(reserved_.begin(), reserved_.end(), seq)) return false;
+    return ticket_vouches(seq, now);
+  }
+
+  // A reservation vouches for a task unless its submit died before publishing: ticket 'R',
+  // its owner gone (this host) or silent for long (another host), past a grace period longer
+  // than any attribute cache (a stale 'R' is then re-read as 'P').
+  bool ticket_vouches(std::int64_t seq, double now) {
+    auto it = tickets_.find(seq);
+    if (it != tickets_.end() && it->second.final) return it->second.vouches;
+    file_read r = fs_.read(paths_.ids_dir() / std::to_string(seq), 512);
+    ticket_verdict v;
+    if (!r.ok) {
+      v.vouches = r.err != ENOENT;  // released (a failed submit gave it back): no task
+      v.final = false;
+    } else if (auto t = detail::parse_ticket(r.content); !t) {
+      v.vouches = true;  // not a ticket leaseq wrote: trust it
+      v.final = true;
+    } else if (t->published) {
+      v.vouches = true;
+      v.final = true;
+    } else {
+      auto live = t->owner ? detail::check_liveness(*t->owner) : detail::liveness::unknown;
+      double age = now - r.info.mtime;
+      double grace = live == detail::liveness::dead ? 60.0 : 600.0;
+      v.vouches = live == detail::liveness::alive || age < grace;
+      v.final = !v.vouches;
+    }
+    tickets_[seq] = v;
+    return v.vouches;
+  }
+
+  // Adds an UNKNOWN view for every id handed out that the table does not hold.
+  void add_invisible(double now, std::vector<task_view>& table) {
+    if (!has_ids_ && legacy_next_ <= 1) return;
+    std::int64_t legacy_end = std::max(floor_, has_ids_ ? 0 : legacy_next_);
+    std::int64_t highest_seen = table.empty() ? 0 : table.back().seq;
+    // A seq file far beyond anything seen was edited or damaged: it vouches for nothing.
+    if (legacy_end > highest_seen + 1'000'000) legacy_end = 0;
+    std::vector<task_view> extra;
+    std::size_t ti = 0;
+    auto missing = [&](std::int64_t seq) {
+      while (ti < table.size() && table[ti].seq < seq) ++ti;
+      return (ti == table.size() || table[ti].seq != seq) && !archived(seq);
+    };
+    auto add = [&](std::int64_t seq, const char* why) {
+      task_view v;
+      v.seq = seq;
+      v.id = format_task_id(seq);
+      v.state = task_state::unknown;
+      v.unknown = true;
+      v.missing_since = now;
+      v.unknown_reason = why;
+      extra.push_back(std::move(v));
+    };
+    for (std::int64_t seq = 1; seq < legacy_end; ++seq)
+      if (missing(seq)) add(seq, "not visible yet (shared filesystem lag?): the id was handed out");
+    for (std::int64_t seq : reserved_) {
+      if (seq < legacy_end || !missing(seq)) continue;
+      if (ticket_vouches(seq, now))
+        add(seq, "not visible yet (shared filesystem lag, or a submit in progress): ids/ holds it");
+    }
+    // A cached listing of ids/ (NFS, sshfs) can be older than the listings of the lanes: ids
+    // reserved since it was taken are looked up one by one, from the highest listed up to the
+    // highest the seq file or any task shows. A name never looked up before is asked of the
+    // server, past the directory cache.
+    if (has_ids_) {
+      std::int64_t listed = reserved_.empty() ? floor_ - 1 : reserved_.back();
+      std::int64_t upper = std::max(seq_hint_ - 1, highest_seen);
+      upper = std::min(upper, listed + 4096);
+      for (std::int64_t seq = std::max(listed, legacy_end - 1) + 1; seq <= upper; ++seq) {
+        while (ti < table.size() && table[ti].seq < seq) ++ti;
+        if ((ti < table.size() && table[ti].seq == seq) || archived(seq)) continue;
+        file_info f = fs_.stat(paths_.ids_dir() / std::to_string(seq));
+        if (f.err == 0 && ticket_vouches(seq, now))
+          add(seq, "not visible yet (shared filesystem lag): ids/ holds it");
+      }
+    }
+    if (extra.empty()) return;
+    std::vector<task_view> merged;
+    merged.reserve(table.size() + extra.size());
+    std::merge(std::make_move_iterator(table.begin()), std::make_move_iterator(table.end()),
+               std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()),
+               std::back_inserter(merged),
+               [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
+    table = std::move(merged);
+  }
+
+  void build_nodes(double now, snapshot& s) {
+    std::set<std::string> names(node_names_.begin(), node_names_.end());
+    for (const auto& [n, h] : hbs_) names.insert(n);
+    names.erase(std::string(any_lane));
+    s.nodes.clear();
+    s.nodes.reserve(names.size());
+    for (const auto& n : names) {
+      node_view v;
+      v.name = n;
+      if (auto it = hbs_.find(n); it != hbs_.end()) {
+        v.hb = it->second.hb;
+        v.hb_unknown = it->second.bad;
+        v.hb_settling = it->second.settling;
+        v.hb_reason = it->second.reason;
+      }
+      v.health = compute_health(v.hb, now, opts_.ui.hb_stale_s);
+      if (v.hb) {
+        v.hb_age_s = heartbeat_age(*v.hb, now);
+        v.paused = v.hb->paused;
+      }
+      s.nodes.push_back(std::move(v));
+    }
+    for (auto& v : s.nodes) {
+      if (auto it = summary_.running.find(v.name); it != summary_.running.end())
+        v.running = it->second;
+      if (auto it = summary_.pending.find(v.name); it != summary_.pending.end())
+        v.pending = it->second;
+    }
+    s.fs_lag = summary_.lag;
+    for (const auto& n : s.nodes)
+      if (n.hb_unknown) s.fs_lag = true;
+  }
+
+  // What the nodes and the status bar need from a task table, computed once per new table
+  // (a heartbeat-only refresh of a 100 000-task lease then costs nothing per task).
+  struct table_summary {
+    std::unordered_map<std::string, std::vector<std::string>> running;
+    std::unordered_map<std::string, std::size_t> pending;
+    bool lag = false;             // a task is LOST? or unknown
+    bool time_dependent = false;  // a task is out of sight: rescan even if nothing changed
+  };
+
+  void summarize(snapshot& s) {
+    s.counts = {};
+    summary_ = {};
+    for (const auto& t : s.tasks()) {
+      ++s.counts[state_index(t.state)];
+      if (t.state == task_state::running || t.state == task_state::lost_maybe)
+        summary_.running[t.node].push_back(t.id);
+      else if (t.state == task_state::pending && !t.node.empty())
+        ++summary_.pending[t.node];
+      if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
+      if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
+    }
+    s.archive = archive_;
+    s.archived = 0;
+    s.archived_counts = {};
+    if (!archive_) return;
+    s.archived_counts = archive_->counts;
+    // A task archived and still live (a clean killed before its unlinks) counts as the live one.
+    for (const auto& t : s.tasks())
+      if (const archive_range* r = archive_->find(t.seq);
+          r && s.archived_counts[state_index(r->state)] > 0)
+        --s.archived_counts[state_index(r->state)];
+    for (std::size_t i = 0; i < task_state_count; ++i) {
+      s.counts[i] += s.archived_counts[i];
+      s.archived += s.archived_counts[i];
+    }
+  }
+
+  // ---- archive/ (protocol 4): one header read per archive file, when it first shows up ----
+
+  bool archived(std::int64_t seq) const { return archive_ && archive_->contains(seq); }
+
+  void scan_archive(bool& changed) {
+    bool c = false;
+    double now = clock_.now();
+    cached_dir* d = list_cached("archive", paths_.archive_dir(), now, c, true);
+    if (!d) {
+      if (archive_) changed = true;
+      archive_.reset();
+      archive_files_.clear();
+      return;
+    }
+    // A published archive file never changes: an unchanged listing means nothing new, unless a
+    // header did not read last time (it is read again, like any file that did not parse).
+    if (!c && archive_ && !archive_retry_) {
+      dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
+      return;
+    }
+    archive_errors_.clear();
+    archive_retry_ = false;
+    std::unordered_map<std::string, archive_file_summary> next;
+    std::vector<archive_file_summary> files;
+    for (const std::string& n : d->subdirs) {
+      if (!is_archive_file_name(n)) {
+        add_error(archive_errors_, paths_.archive_dir(), 0,
+                  fmt::format("ignoring {} in {}: not an archive file name",
+                              detail::quote_for_message(n), paths_.archive_dir().string()));
+        continue;
+      }
+      auto it = archive_files_.find(n);
+      if (it == archive_files_.end()) {
+        fs::path p = paths_.archive_dir() / n;
+        read_outcome r = detail::read_first_line(p, opts_.max_file_bytes);
+        std::string why = r.reason;
+        std::optional<archive_file_summary> f;
+        if (r.ok) f = parse_archive_header(r.content, why);
+        if (!f) {
+          if (r.err != ENOENT)
+            add_error(archive_errors_, p, r.err,
+                      fmt::format("ignoring archive file {}: {}", p.string(), why));
+          archive_retry_ = true;  // look again next scan
+          continue;
+        }
+        f->name = n;
+        it = archive_files_.emplace(n, std::move(*f)).first;
+      }
+      files.push_back(it->second);
+      next.emplace(n, std::move(it->second));
+    }
+    archive_files_ = std::move(next);
+    bool same = archive_ && archive_->files.size() == files.size();
+    auto merged = merge_archive_files(std::move(files));
+    for (std::size_t i = 0; same && i < merged.files.size(); ++i)
+      same = merged.files[i].name == archive_->files[i].name;
+    if (!same) {
+      archive_ = std::make_shared<const archive_index>(std::move(merged));
+      changed = true;
+    }
+    dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
+  }
+
+  lease_paths paths_;
+  std::string lease_id_;
+  store_options opts_;
+  Fs fs_;
+  Clock clock_;
+
+  mutable std::mutex scan_mu_;  // one refresh() at a time
+  mutable std::mutex pub_mu_;   // guards latest_ and next_due_
+  std::shared_ptr<const snapshot> latest_;
+  double next_due_ = 0;
+  std::atomic<bool> refresh_requested_{false};
+
+  std::uint64_t scans_ = 0;
+  double next_hb_ = 0, next_tasks_ = 0;
+  std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
+  std::unordered_map<std::string, cached_dir> dirs_;
+  std::map<std::string, detail::cached_hb> hbs_;
+  std::set<std::string> node_names_;
+  table_summary summary_;
+  std::vector<std::string> last_evidence_;
+  struct ticket_verdict {
+    bool vouches = true;
+    bool final = false;  // never read again
+  };
+  bool has_ids_ = false;
+  std::int64_t floor_ = 0, legacy_next_ = 0, seq_hint_ = 0;
+  file_info seq_stamp_;
+  std::vector<std::int64_t> reserved_;  // sorted
+  std::unordered_map<std::int64_t, ticket_verdict> tickets_;
+  std::vector<scan_error> dir_errors_, hb_errors_;
+  std::shared_ptr<const archive_index> archive_;
+  std::unordered_map<std::string, archive_file_summary> archive_files_;  // by name: never change
+  std::vector<scan_error> archive_errors_;
+  bool archive_retry_ = false;  // a header did not read: read it again next scan
+};
+
+// For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,
+// the filesystem and the paths must outlive the returned function.
+template <class Fs>
+std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_paths& paths) {
+  return [&fs, &paths](const task_view& t) {
+    if (!is_valid_node(t.node) || !is_valid_task_id(t.id)) return false;
+    file_info info = fs.stat(paths.stderr_log(t.node, t.id));
+    return info.err == 0 && info.size > 0;
+  };
+}
+
+}  // namespace leaseq
+// end leaseq/store.hpp
+// begin leaseq/tail.hpp
+
+// Following and paging log files by polling (no inotify: it must work on NFS).
+//
+//   tail_follower   one file: polls by offset, re-opens by name, waits for a file that does not
+//                   exist yet, restarts from 0 on truncation (and says so), follows a rotation
+//                   (inode change) to the new file, holds a partial last line until its newline
+//                   or until it is partial_after_s (1 s) old, cuts a line longer than
+//                   max_line_bytes and drops the rest of it, so memory stays bounded.
+//   merged_follower stdout + stderr of one task, in the order the polls saw them, each line
+//                   tagged with its stream.
+//   line_ring       the last N lines (ui.log_tail_lines) for a log pane; a partial line is
+//                   completed in place when the rest arrives.
+//   paged_reader    random access to the lines of a file of any size: line starts are indexed
+//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file;
+//                   finds the next or previous line that matches, in bounded steps.
+//   cr_folder       a byte stream with each \r-rewritten line reduced to its last state.
+//
+// The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
+// through unchanged (for a pipe or a file, not a terminal).
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+enum class log_stream { out, err };
+
+namespace detail {
+
+// The longest prefix of s of at most n bytes that does not end inside a UTF-8 character, so a
+// line cut at its length limit stays valid UTF-8.
+inline std::size_t utf8_prefix(std::string_view s, std::size_t n) noexcept {
+  if (n >= s.size()) return s.size();
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+}  // namespace detail
+
+inline constexpr std::string_view to_string(log_stream s) noexcept {
+  return s == log_stream::out ? "stdout" : "stderr";
+}
+
+struct tail_event {
+  enum class kind {
+    line,       // text holds one line, without its newline
+    waiting,    // the file does not exist (yet); said once until it appears
+    appeared,   // the file was opened
+    truncated,  // it shrank below what was read: reading restarts from offset 0
+    rotated,    // the name now points at another file (new inode): following the new one
+    skipped,    // more than max_backlog was unread: jumped ahead to the newest data
+    error,      // it cannot be read (text says why); retried on the next poll
+  };
+  kind what = kind::line;
+  log_stream stream = log_stream::out;
+  std::string text;
+  bool complete = true;  // false: a partial line shown early; more of it may follow
+  bool cut = false;      // the line was longer than max_line_bytes; the rest was dropped
+  // (overwrite_cr) The line was rewritten with \r after a partial of it went out: this text
+  // replaces that partial's text instead of continuing it.
+  bool rewrites = false;
+};
+
+struct tail_options {
+  std::size_t max_line_bytes = 64 * 1024;
+  std::size_t max_read_per_poll = 8u << 20;  // bounds one poll's work and memory
+  double partial_after_s = 1.0;
+  bool sanitize = true;
+  bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
+  // 0: read everything (follow, logs). Otherwise, when more than this is unread at a poll,
+  // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
+  // only shows the last lines of a log written faster than anyone can read it.
+  std::size_t max_backlog = 0;
+  // A \r not followed by \n starts the line over, as on a terminal: a progress bar (tqdm)
+  // that redraws itself 1000 times is one line in its last state, not 1000 lines. Off by
+  // default: the file's exact lines (a lone \r is a line break then).
+  bool overwrite_cr = false;
+};
+
+template <class Clock = system_clock>
+class tail_follower {
+ public:
+  explicit tail_follower(fs::path path, log_stream stream = log_stream::out, tail_options opts = {},
+                         Clock clock = Clock{})
+      : path_(std::move(path)), stream_(stream), opts_(opts), clock_(std::move(clock)) {}
+
+  // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
+  void poll(std::vector<tail_event>& out) {
+    // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
+    // name is what tells a rotation from an append.
+    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    int name_err = fresh ? 0 : errno;
+    struct stat by_name;
+    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
+      name_err = errno;
+      fresh.reset();
+    }
+    if (fresh && !S_ISREG(by_name.st_mode)) {
+      report(out, "not a regular file");
+      fresh.reset();
+      name_err = EINVAL;
+    }
+    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
+                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
+    if (same) {
+      fd_ = std::move(fresh);
+    } else if (fresh && fd_) {
+      read_available(out, SIZE_MAX);  // the old file's last words first
+      end_content(out, true);
+      adopt(std::move(fresh), by_name, out, tail_event::kind::rotated);
+    } else if (fresh) {
+      adopt(std::move(fresh), by_name, out, tail_event::kind::appeared);
+    } else if (!fd_) {
+      if (name_err == ENOENT) {
+        if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
+        said_waiting_ = true;
+      } else if (name_err != EINVAL) {
+        report(out, std::string("cannot open: ") + std::strerror(name_err));
+      }
+      return;
+    }
+    // (a name that vanished leaves the open file readable: keep reading it until a new one
+    // shows up under the name)
+    if (!fd_) return;
+    struct stat st;
+    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
+      end_content(out, true);
+      offset_ = 0;
+      notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
+    }
+    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
+        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
+      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
+      end_content(out, true);
+      notice(out, tail_event::kind::skipped,
+             fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
+      offset_ = target;
+      cutting_ = true;  // resume at the next line start
+    }
+    read_available(out, opts_.max_read_per_poll);
+    if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
+      flush_partial(out, false);
+  }
+
+  std::vector<tail_event> poll() {
+    std::vector<tail_event> out;
+    poll(out);
+    return out;
+  }
+
+  // Reads to the end and emits a held partial line (complete = false: the file has no newline
+  // there): call once the writer is known to be done.
+  void drain(std::vector<tail_event>& out) {
+    poll(out);
+    if (fd_) read_available(out, SIZE_MAX);
+    end_content(out, false);
+  }
+
+  const fs::path& path() const noexcept { return path_; }
+  log_stream stream() const noexcept { return stream_; }
+  std::uint64_t offset() const noexcept { return offset_; }
+  bool is_open() const noexcept { return static_cast<bool>(fd_); }
+  // Bytes of over-long lines that were dropped.
+  std::uint64_t bytes_dropped() const noexcept { return dropped_; }
+  // Bytes currently held back (a partial line); never more than max_line_bytes.
+  std::size_t bytes_held() const noexcept { return pending_.size(); }
+
+ private:
+  void notice(std::vector<tail_event>& out, tail_event::kind k, std::string text) {
+    tail_event e;
+    e.what = k;
+    e.stream = stream_;
+    e.text = std::move(text);
+    out.push_back(std::move(e));
+  }
+  void report(std::vector<tail_event>& out, std::string why) {
+    if (why == last_error_) return;  // once per distinct problem
+    last_error_ = why;
+    notice(out, tail_event::kind::error, path_.string() + ": " + why);
+  }
+
+  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
+             tail_event::kind k) {
+    bool first = !opened_once_;
+    fd_ = std::move(fd);
+    ino_ = static_cast<std::uint64_t>(st.st_ino);
+    dev_ = static_cast<std::uint64_t>(st.st_dev);
+    offset_ = first && !opts_.from_start ? static_cast<std::uint64_t>(st.st_size) : 0;
+    opened_once_ = true;
+    said_waiting_ = false;
+    last_error_.clear();
+    sanitizer_ = stream_sanitizer{};
+    notice(out, k,
+           k == tail_event::kind::rotated ? "file rotated: following the new file" : "file opened");
+  }
+
+  void read_available(std::vector<tail_event>& out, std::size_t budget) {
+    char buf[64 * 1024];
+    std::string clean;
+    while (budget > 0) {
+      std::size_t want = std::min(sizeof buf, budget);
+      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(offset_));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        report(out, std::string("cannot read: ") + std::strerror(errno));
+        return;
+      }
+      if (n == 0) return;
+      offset_ += static_cast<std::uint64_t>(n);
+      budget -= static_cast<std::size_t>(n);
+      std::string_view data(buf, static_cast<std::size_t>(n));
+      if (!opts_.overwrite_cr) {
+        pass_text(data, clean, out);
+        continue;
+      }
+      // Split at each \r: the text before it goes in, and the line starts over unless a \n
+      // follows (\r\n is a line break). A \r at the end of a read waits for the next byte.
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < data.size(); ++i) {
+        if (cr_held_ && data[i] != '\r') {  // \r\r\n is still one line break
+          cr_held_ = false;
+          if (data[i] != '\n') rewrite_line();
+        }
+        if (data[i] == '\r') {
+          pass_text(data.substr(start, i - start), clean, out);
+          start = i + 1;
+          cr_held_ = true;
+        }
+      }
+      pass_text(data.substr(start), clean, out);
+    }
+  }
+
+  void pass_text(std::string_view data, std::string& clean, std::vector<tail_event>& out) {
+    if (data.empty()) return;
+    if (opts_.sanitize) {
+      clean.clear();
+      sanitizer_.feed(data, clean);
+      append_text(clean, out);
+    } else {
+      append_text(data, out);
+    }
+  }
+
+  // The held line is thrown away; if part of it was shown already, the next text of the line
+  // replaces it. The line keeps its start time, so a bar redrawn faster than partial_after_s
+  // is still shown while it runs.
+  void rewrite_line() {
+    pending_.clear();
+    sanitizer_ = stream_sanitizer{};
+    cutting_ = false;
+    keep_since_ = true;
+    if (partial_shown_) rewrites_next_ = true;
+  }
+
+  void append_text(std::string_view data, std::vector<tail_event>& out) {
+    while (!data.empty()) {
+      std::size_t nl = data.find('\n');
+      std::string_view piece = data.substr(0, nl);
+      if (cutting_) {
+        dropped_ += piece.size();
+      } else {
+        if (pending_.empty() && !piece.empty()) {
+          if (!keep_since_) pending_since_ = clock_.now();
+          keep_since_ = false;
+        }
+        std::size_t room = opts_.max_line_bytes - pending_.size();
+        if (piece.size() < room) {
+          pending_.append(piece);
+        } else {
+          if (opts_.sanitize) room = detail::utf8_prefix(piece, room);
+          pending_.append(piece.substr(0, room));
+          dropped_ += piece.size() - room;
+          emit(out, true, true);
+          cutting_ = true;
+        }
+      }
+      if (nl == std::string_view::npos) return;
+      if (cutting_)
+        cutting_ = false;
+      else
+        emit(out, true, false);
+      data.remove_prefix(nl + 1);
+    }
+  }
+
+  void emit(std::vector<tail_event>& out, bool complete, bool cut) {
+    tail_event e;
+    e.stream = stream_;
+    e.text = std::move(pending_);
+    e.complete = complete;
+    e.cut = cut;
+    e.rewrites = std::exchange(rewrites_next_, false);
+    partial_shown_ = !complete;
+    if (complete) keep_since_ = false;
+    out.push_back(std::move(e));
+    pending_.clear();
+  }
+
+  // The content read so far has ended (end of input, truncation, rotation): whatever the
+  // sanitizer and the line buffer hold comes out, and both start afresh. `complete` says
+  // whether a held partial line counts as ended (true when the file moved on).
+  void end_content(std::vector<tail_event>& out, bool complete) {
+    if (opts_.sanitize) {
+      std::string rest;
+      sanitizer_.finish(rest);
+      append_text(rest, out);
+      sanitizer_ = stream_sanitizer{};
+    }
+    flush_partial(out, complete);
+    cutting_ = false;
+  }
+
+  // A held partial line: shown as the newest data (complete = false), or ended for good.
+  void flush_partial(std::vector<tail_event>& out, bool complete) {
+    if (!pending_.empty()) emit(out, complete, false);
+  }
+
+  fs::path path_;
+  log_stream stream_;
+  tail_options opts_;
+  Clock clock_;
+  detail::unique_fd fd_;
+  std::uint64_t ino_ = 0, dev_ = 0, offset_ = 0, dropped_ = 0;
+  std::string pending_;
+  double pending_since_ = 0;
+  bool cutting_ = false, said_waiting_ = false, opened_once_ = false;
+  // overwrite_cr: a \r ended the last read; part of the line was emitted; the next emitted
+  // text replaces that part; the line's start time survives a rewrite.
+  bool cr_held_ = false, partial_shown_ = false, rewrites_next_ = false, keep_since_ = false;
+  std::string last_error_;
+  stream_sanitizer sanitizer_;
+};
+
+// stdout and stderr of one task, merged in the order the polls saw their lines.
+template <class Clock = system_clock>
+class merged_follower {
+ public:
+  merged_follower(fs::path out_path, fs::path err_path, tail_options opts = {},
+                  Clock clock = Clock{})
+      : out_(std::move(out_path), log_stream::out, opts, clock),
+        err_(std::move(err_path), log_stream::err, opts, clock) {}
+
+  void poll(std::vector<tail_event>& out) {
+    out_.poll(out);
+    err_.poll(out);
+  }
+  std::vector<tail_event> poll() {
+    std::vector<tail_event> out;
+    poll(out);
+    return out;
+  }
+  void drain(std::vector<tail_event>& out) {
+    out_.drain(out);
+    err_.drain(out);
+  }
+  tail_follower<Clock>& stdout_follower() noexcept { return out_; }
+  tail_follower<Clock>& stderr_follower() noexcept { return err_; }
+
+ private:
+  tail_follower<Clock> out_, err_;
+};
+
+// One line of a log pane.
+struct log_line {
+  log_stream stream = log_stream::out;
+  std::string text;
+  bool complete = true;
+  bool cut = false;
+  bool notice = false;  // a follower's notice (truncated, rotated, ...), not file content
+};
+
+// The last `capacity` lines. A partial line is completed in place when the rest of it arrives.
+class line_ring {
+ public:
+  explicit line_ring(std::size_t capacity = 200) : capacity_(std::max<std::size_t>(1, capacity)) {}
+
+  void push(const tail_event& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line) {
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        if (!it->complete) {
+          if (e.rewrites) it->text.clear();
+          std::size_t room =
+              max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
+          it->text.append(e.text, 0, detail::utf8_prefix(e.text, room));
+          it->complete = e.complete;
+          it->cut = it->cut || e.cut || e.text.size() > room;
+          return;
+        }
+        break;
+      }
+      add({e.stream, e.text, e.complete, e.cut, false});
+    } else if (e.what != tail_event::kind::appeared &&
+               (e.what != tail_event::kind::waiting || lines_.empty())) {
+      add({e.stream, "-- " + std::string(to_string(e.stream)) + ": " + e.text + " --", true, false,
+           true});
+    }
+  }
+  void push_all(const std::vector<tail_event>& events) {
+    for (const auto& e : events) push(e);
+  }
+  // Moves the lines in (no copy of their text).
+  void push(tail_event&& e, std::size_t max_line_bytes = 64 * 1024) {
+    if (e.what == tail_event::kind::line && (lines_.empty() || lines_.back().complete)) {
+      bool merge = false;
+      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
+        if (it->notice || it->stream != e.stream) continue;
+        merge = !it->complete;
+        break;
+      }
+      if (!merge) {
+        add({e.stream, std::move(e.text), e.complete, e.cut, false});
+        return;
+      }
+    }
+    push(static_cast<const tail_event&>(e), max_line_bytes);
+  }
+  void push_all(std::vector<tail_event>&& events) {
+    for (auto& e : events) push(std::move(e));
+  }
+
+  std::size_t size() const noexcept { return lines_.size(); }
+  std::size_t capacity() const noexcept { return capacity_; }
+  const log_line& operator[](std::size_t i) const { return lines_[i]; }
+  // Lines pushed out of the ring so far.
+  std::uint64_t evicted() const noexcept { return evicted_; }
+  auto begin() const { return lines_.begin(); }
+  auto end() const { return lines_.end(); }
+  void clear() { lines_.clear(); }
+
+ private:
+  void add(log_line l) {
+    lines_.push_back(std::move(l));
+    while (lines_.size() > capacity_) {
+      lines_.pop_front();
+      ++evicted_;
+    }
+  }
+  std::size_t capacity_;
+  std::deque<log_line> lines_;
+  std::uint64_t evicted_ = 0;
+};
+
+// A log's bytes as a terminal leaves them, for `leaseq logs` on a terminal: a line rewritten
+// with \r (a progress bar) keeps only its last state; \r\n is a line break. Memory stays
+// bounded: a line part longer than max_hold bytes goes out as it is, and a \r after it starts a
+// new line rather than rewriting text already written.
+class cr_folder {
+ public:
+  explicit cr_folder(std::size_t max_hold = 1u << 20)
+      : max_hold_(std::max<std::size_t>(1, max_hold)) {}
+
+  void feed(std::string_view data, std::string& out) {
+    for (char c : data) {
+      if (cr_held_ && c == '\r') continue;  // \r\r\n is still one line break
+      if (cr_held_) {
+        cr_held_ = false;
+        if (c != '\n') {
+          held_.clear();
+          if (spilled_) out += '\n';
+          spilled_ = false;
+        }
+      }
+      if (c == '\r') {
+        cr_held_ = true;
+      } else if (c == '\n') {
+        out += held_;
+        out += '\n';
+        held_.clear();
+        spilled_ = false;
+      } else {
+        held_ += c;
+        if (held_.size() >= max_hold_) {
+          out += held_;
+          held_.clear();
+          spilled_ = true;
+        }
+      }
+    }
+  }
+
+  // End of input: the last line's last state (a \r at the very end rewrites nothing).
+  void finish(std::string& out) {
+    out += held_;
+    held_.clear();
+    cr_held_ = spilled_ = false;
+  }
+
+ private:
+  std::size_t max_hold_;
+  std::string held_;
+  bool cr_held_ = false, spilled_ = false;
+};
+
+// Lines of a file of any size by number, without loading it: line starts are found by reading
+// forward in chunks, keeping one checkpoint offset every `every` lines (8 bytes per 1024 lines).
+// Lines come back raw (run them through sanitize() for a terminal), cut at max_line_bytes.
+class paged_reader {
+ public:
+  explicit paged_reader(fs::path path, std::size_t max_line_bytes = 64 * 1024,
+                        std::size_t every = 1024)
+      : path_(std::move(path)), max_line_(max_line_bytes), every_(std::max<std::size_t>(1, every)) {
+    reload();
+  }
+
+  // Re-opens the file by name: a file that grew is indexed further on demand, one that shrank
+  // or was replaced is indexed again from the start. False when it cannot be opened.
+  bool reload() {
+    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      error_ = fd ? "not a regular file" : std::strerror(errno);
+      fd_.reset();
+      size_ = 0;
+      reset_index();
+      return false;
+    }
+    error_.clear();
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    if (static_cast<std::uint64_t>(st.st_ino) != ino_ || size < scanned_) reset_index();
+    ino_ = static_cast<std::uint64_t>(st.st_ino);
+    size_ = size;
+    fd_ = std::move(fd);
+    return true;
+  }
+
+  const std::string& error() const noexcept { return error_; }
+  std::uint64_t size_bytes() const noexcept { return size_; }
+
+  // Number of lines (a last line without newline counts). Indexes the rest of the file.
+  std::uint64_t line_count() {
+    index_until(UINT64_MAX);
+    return newlines_ + (size_ > 0 && !last_is_newline_ ? 1 : 0);
+  }
+
+  // Where find() stopped: the first line matching (if any), and the line it would look at
+  // next. `searched_all` is false when max_lines ran out first (search on from `next`).
+  struct find_result {
+    std::optional<std::uint64_t> line;
+    std::uint64_t next = 0;
+    bool searched_all = true;
+  };
+
+  // The first line at or after `from` (forward) or at or before it (backward) for which
+  // `match` is true, looking at no more than max_lines lines, so a search through a huge log
+  // answers in bounded time and can be taken up again.
+  template <typename Match>
+  find_result find(const Match& match, std::uint64_t from, bool forward,
+                   std::uint64_t max_lines = 4'000'000) {
+    find_result r;
+    std::uint64_t looked = 0;
+    const std::size_t batch = every_;
+    if (forward) {
+      for (std::uint64_t first = from;; first += batch) {
+        auto got = lines(first, batch);
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          if (match(std::string_view(got[i]))) {
+            r.line = first + i;
+            r.next = first + i + 1;
+            return r;
+          }
+        }
+        looked += got.size();
+        r.next = first + got.size();
+        if (got.size() < batch) return r;
+        if (looked >= max_lines) {
+          r.searched_all = false;
+          return r;
+        }
+      }
+    }
+    // Backward: batches that end at `from`, each read forward and looked at from its end.
+    std::uint64_t end = from + 1;  // one past the last line to look at
+    while (end > 0) {
+      std::uint64_t first = end > batch ? end - batch : 0;
+      auto got = lines(first, static_cast<std::size_t>(end - first));
+      for (std::size_t i = got.size(); i-- > 0;) {
+        if (match(std::string_view(got[i]))) {
+          r.line = first + i;
+          r.next = first + i > 0 ? first + i - 1 : 0;
+          return r;
+        }
+      }
+      looked += end - first;
+      end = first;
+      r.next = end > 0 ? end - 1 : 0;
+      if (end > 0 && looked >= max_lines) {
+        r.searched_all = false;
+        return r;
+      }
+    }
+    return r;
+  }
+
+  // Lines [first, first + count); fewer at the end of the file.
+  std::vector<std::string> lines(std::uint64_t first, std::size_t count) {
+    std::vector<std::string> out;
+    if (!fd_ || count == 0) return out;
+    index_until(first);
+    std::uint64_t k = std::min<std::uint64_t>(first / every_, checkpoints_.size() - 1);
+    std::uint64_t line = k * every_, off = checkpoints_[k];
+    char buf[64 * 1024];
+    std::string cur;
+    while (off < size_ && out.size() < count) {
+      ssize_t n = ::pread(fd_.get(), buf, sizeof buf, static_cast<off_t>(off));
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n && out.size() < count; ++i) {
+        if (buf[i] == '\n') {
+          if (line >= first) out.push_back(std::move(cur));
+          cur.clear();
+          ++line;
+        } else if (line >= first) {
+          if (cur.size() < max_line_) cur += buf[i];
+        }
+      }
+      off += static_cast<std::uint64_t>(n);
+    }
+    if (off >= size_ && !cur.empty() && line >= first && out.size() < count)
+      out.push_back(std::move(cur));
+    return out;
+  }
+
+ private:
+  void reset_index() {
+    checkpoints_.assign(1, 0);
+    scanned_ = 0;
+    newlines_ = 0;
+    last_is_newline_ = false;
+  }
+
+  // Scans forward until the checkpoint at or before `line` is known (or the end of file).
+  void index_until(std::uint64_t line) {
+    if (!fd_) return;
+    char buf[256 * 1024];
+    while (scanned_ < size_ && (line == UINT64_MAX || newlines_ < line)) {
+      std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(sizeof buf, size_ - scanned_));
+      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(scanned_));
+      if (n <= 0) {
+        size_ = scanned_;  // it shrank under us; reload() notices
+        break;
+      }
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] != '\n') continue;
+        ++newlines_;
+        if (newlines_ % every_ == 0)
+          checkpoints_.push_back(scanned_ + static_cast<std::uint64_t>(i) + 1);
+      }
+      last_is_newline_ = buf[n - 1] == '\n';
+      scanned_ += static_cast<std::uint64_t>(n);
+    }
+  }
+
+  fs::path path_;
+  std::size_t max_line_, every_;
+  detail::unique_fd fd_;
+  std::uint64_t ino_ = 0, size_ = 0;
+  std::string error_;
+  std::vector<std::uint64_t> checkpoints_{0};  // offset of line k * every_
+  std::uint64_t scanned_ = 0, newlines_ = 0;
+  bool last_is_newline_ = false;
+};
+
+}  // namespace leaseq
+// end leaseq/tail.hpp
+// begin leaseq/task_filter.hpp
+
+// Filters and sorts of a snapshot's tasks (tui-spec "filtering and sorting"), capped at
+// ui.max_tasks_display with the total count kept. Pure: the only input that needs I/O (is the
+// stderr log empty?) comes in as a callable.
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+struct task_filter {
+  std::vector<task_state> states;   // empty: any state
+  std::string node;                 // empty: any node; else task_view::node must equal it
+  std::string command;              // substring of the command, ASCII case-insensitive
+  std::vector<std::string> labels;  // the task carries every one of these labels
+  bool has_stderr_output = false;   // non-empty .err, or exit code != 0
+};
+
+enum class task_sort {
+  state_priority,  // RUNNING > LOST? > PENDING > FAILED > LOST > CANCELLED > FINISHED, then
+                   // start time (started, else claimed, else created) descending
+  seq_in_lane,     // by lane (node, or _any), then seq ascending
+};
+
+struct task_selection {
+  std::vector<const task_view*> tasks;  // at most the cap; point into the snapshot
+  std::size_t total = 0;                // how many matched before the cap
+};
+
+// Sort rank of a state; lower comes first.
+inline int state_priority(task_state s) noexcept {
+  switch (s) {
+    case task_state::running:
+      return 0;
+    case task_state::lost_maybe:
+    case task_state::unknown:
+      return 1;
+    case task_state::pending:
+      return 2;
+    case task_state::failed:
+      return 3;
+    case task_state::lost:
+      return 4;
+    case task_state::cancelled:
+      return 5;
+    case task_state::finished:
+      return 6;
+  }
+  return 7;
+}
+
+// A search as typed in the dashboard's `/`: words `label:NAME` select by label, the rest (joined
+// by single spaces) is the command substring.
+inline void set_task_search(task_filter& f, const std::string& text) {
+  f.labels.clear();
+  std::string rest;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = std::min(text.find(' ', at), text.size());
+    std::string word = text.substr(at, end - at);
+    if (word.size() > 6 && word.compare(0, 6, "label:") == 0)
+      f.labels.push_back(word.substr(6));
+    else if (!word.empty())
+      rest += (rest.empty() ? "" : " ") + word;
+    at = end + 1;
+  }
+  f.command = rest;
+}
+
+// The search text that set_task_search reads back into the same filter.
+inline std::string task_search_text(const task_filter& f) {
+  std::string out;
+  for (const std::string& l : f.labels) out += (out.empty() ? "" : " ") + ("label:" + l);
+  if (!f.command.empty()) out += (out.empty() ? "" : " ") + f.command;
+  return out;
+}
+
+namespace detail {
+inline bool contains_ci(const std::string& hay, const std::string& needle) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                        [&](char a, char b) { return lower(a) == lower(b); });
+  return it != hay.end();
+}
+}  // namespace detail
+
+// stderr_nonempty answers "does this task's .err log hold anything?"; without it the
+// has_stderr_output filter looks at the exit code only.
+inline bool matches(const task_view& t, const task_filter& f,
+                    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
+    return false;
+  if (!f.node.empty() && t.node != f.node) return false;
+  if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
+  for (const std::string& l : f.labels)
+    if (!t.spec ||
+        std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())
+      return false;
+  if (f.has_stderr_output) {
+    auto code = t.exit_code();
+    bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);
+    if (!bad_exit && !(stderr_nonempty && stderr_nonempty(t))) return false;
+  }
+  return true;
+}
+
+inline task_selection select_tasks(
+    const snapshot& snap, const task_filter& filter, task_sort order, std::size_t cap,
+    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  task_selection out;
+  for (const auto& t : snap.tasks())
+    if (matches(t, filter, stderr_nonempty)) out.tasks.push_back(&t);
+  out.total = out.tasks.size();
+  auto by_priority = [](const task_view* a, const task_view* b) {
+    int pa = state_priority(a->state), pb = state_priority(b->state);
+    if (pa != pb) return pa < pb;
+    double sa = a->started().value_or(a->created().value_or(0));
+    double sb = b->started().value_or(b->created().value_or(0));
+    if (sa != sb) return sa > sb;
+    return a->seq > b->seq;
+  };
+  auto by_lane = [](const task_view* a, const task_view* b) {
+    if (a->lane() != b->lane()) return a->lane() < b->lane();
+    return a->seq < b->seq;
+  };
+  std::size_t keep = std::min(cap, out.tasks.size());
+  if (order == task_sort::state_priority)
+    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_priority);
+  else
+    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_lane);
+  out.tasks.resize(keep);
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/task_filter.hpp
+// begin leaseq/waiting.hpp
+
+// Why a PENDING task waits, and which submits can never run. Pure: a reader derives both from
+// what it already holds (a snapshot, the heartbeats, the lease's state); nothing is stored, so
+// a reason is always as fresh as the scan it comes from.
+//
+// A reason is given only when nothing in sight will take the task: no runner serves its lane,
+// none has the GPUs it asks for, every runner that could take it is paused or silent, or the
+// lease itself ended; or (protocol version 3) its dependencies have not all FINISHED ("after
+// T012 (RUNNING)"), or its retry delay has not passed. A task that simply waits its turn (or whose
+// runners are still to come, a Slurm job not started yet) has no reason: "waiting" is then the
+// whole story.
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/slurm/slurm_parse.hpp
+
+// Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show
+// job` records, and time strings. No I/O here; the adapter (slurm.hpp) runs the commands.
+// Every text field that comes out is valid UTF-8 (invalid bytes become U+FFFD): job names and
+// reasons are whatever bytes a user put there, and they end up in JSON (the state cache,
+// `--json` outputs), which only holds UTF-8. Control characters are kept: the display
+// sanitizes them.
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// The squeue format leaseq asks for: id, state, reason, time left, time limit, node count,
+// node list, start time, then the job name last, because only the name may contain '|'.
+inline constexpr std::string_view squeue_format = "%i|%T|%r|%L|%l|%D|%N|%S|%j";
+
+// What Slurm prints when it has forgotten a job (after MinJobAge) or never knew it.
+inline constexpr std::string_view slurm_invalid_job_id = "Invalid job id specified";
+
+// A duration as Slurm prints it: UNLIMITED, NOT_SET, INVALID, or a number of seconds.
+struct slurm_duration {
+  enum class kind { seconds, unlimited, not_set, invalid };
+  kind k = kind::invalid;
+  std::int64_t seconds = 0;
+  bool has_seconds() const noexcept { return k == kind::seconds; }
+  friend bool operator==(const slurm_duration& a, const slurm_duration& b) noexcept {
+    return a.k == b.k && (a.k != kind::seconds || a.seconds == b.seconds);
+  }
+};
+
+namespace detail {
+
+inline std::optional<std::int64_t> parse_uint(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 12) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+inline std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+inline std::vector<std::string_view> split(std::string_view s, char sep, std::size_t max_parts) {
+  std::vector<std::string_view> parts;
+  while (parts.size() + 1 < max_parts) {
+    auto p = s.find(sep);
+    if (p == std::string_view::npos) break;
+    parts.push_back(s.substr(0, p));
+    s.remove_prefix(p + 1);
+  }
+  parts.push_back(s);
+  return parts;
+}
+
+}  // namespace detail
+
+// Parses Slurm's time forms: "UNLIMITED", "NOT_SET", "INVALID", "MM:SS", "H:MM:SS",
+// "D-HH:MM:SS", and the input forms "D-HH", "D-HH:MM" and plain minutes. Anything else is
+// INVALID.
+inline slurm_duration parse_slurm_duration(std::string_view text) noexcept {
+  using k = slurm_duration::kind;
+  std::string_view s = detail::trim(text);
+  if (s == "UNLIMITED" || s == "Partition_Limit") return {k::unlimited, 0};
+  if (s == "NOT_SET" || s == "N/A" || s == "NONE") return {k::not_set, 0};
+  if (s.empty() || s == "INVALID") return {k::invalid, 0};
+  std::int64_t days = 0;
+  bool has_days = false;
+  if (auto dash = s.find('-'); dash != std::string_view::npos) {
+    auto d = detail::parse_uint(s.substr(0, dash));
+    if (!d) return {k::invalid, 0};
+    days = *d;
+    has_days = true;
+    s.remove_prefix(dash + 1);
+  }
+  auto parts = detail::split(s, ':', 4);
+  if (parts.size() > 3) return {k::invalid, 0};
+  std::int64_t v[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    auto n = detail::parse_uint(parts[i]);
+    if (!n) return {k::invalid, 0};
+    v[i] = *n;
+  }
+  std::int64_t secs = 0;
+  if (has_days) {  // D-HH, D-HH:MM, D-HH:MM:SS
+    secs = days * 86400 + v[0] * 3600 + v[1] * 60 + v[2];
+  } else if (parts.size() == 3) {  // H:MM:SS
+    secs = v[0] * 3600 + v[1] * 60 + v[2];
+  } else if (parts.size() == 2) {  // MM:SS
+    secs = v[0] * 60 + v[1];
+  } else {  // minutes
+    secs = v[0] * 60;
+  }
+  return {k::seconds, secs};
+}
+
+// Seconds as squeue prints them: M:SS, H:MM:SS or D-HH:MM:SS. Negative counts as 0.
+inline std::string format_slurm_duration(std::int64_t secs) {
+  if (secs < 0) secs = 0;
+  std::int64_t d = secs / 86400, h = secs / 3600 % 24, m = secs / 60 % 60, s = secs % 60;
+  if (d > 0) return fmt::format("{}-{:02}:{:02}:{:02}", d, h, m, s);
+  if (h > 0) return fmt::format("{}:{:02}:{:02}", h, m, s);
+  return fmt::format("{}:{:02}", m, s);
+}
+
+inline std::string format_slurm_duration(const slurm_duration& d) {
+  switch (d.k) {
+    case slurm_duration::kind::seconds:
+      return format_slurm_duration(d.seconds);
+    case slurm_duration::kind::unlimited:
+      return "UNLIMITED";
+    case slurm_duration::kind::not_set:
+      return "NOT_SET";
+    case slurm_duration::kind::invalid:
+      return "INVALID";
+  }
+  return "INVALID";
+}
+
+// One job as squeue or scontrol describes it.
+struct slurm_job {
+  std::string id;
+  std::string state;   // Slurm's word: RUNNING, PENDING, COMPLETED, ... kept verbatim
+  std::string reason;  // "None" when Slurm gives none
+  slurm_duration time_left;
+  slurm_duration time_limit;
+  std::optional<std::int64_t> nodes;
+  std::string nodelist;
+  std::string start_time;  // as Slurm prints it; "N/A" or "Unknown" when not known
+  std::string name;
+  std::string exit_code;  // scontrol only, "3:0"
+};
+
+// Slurm's job states that end a job. Anything else (PENDING, RUNNING, COMPLETING,
+// CONFIGURING, SUSPENDED, REQUEUED, RESIZING, ...) may still change.
+inline bool slurm_state_is_final(std::string_view state) noexcept {
+  for (std::string_view s :
+       {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+        "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
+    if (state == s) return true;
+  return false;
+}
+
+inline bool is_slurm_state_word(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 32) return false;
+  for (char c : s)
+    if (!((c >= 'A' && c <= 'Z') || c == '_')) return false;
+  return true;
+}
+
+struct squeue_parse {
+  std::vector<slurm_job> jobs;
+  std::vector<std::string> bad_lines;  // lines that are not in squeue_format
+};
+
+// Parses `squeue -h -o <squeue_format>` output.
+inline squeue_parse parse_squeue(std::string_view text) {
+  squeue_parse out;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (detail::trim(line).empty()) continue;
+    auto f = detail::split(line, '|', 9);
+    slurm_job j;
+    if (f.size() != 9 || !detail::parse_uint(detail::trim(f[0])) ||
+        !is_slurm_state_word(detail::trim(f[1]))) {
+      out.bad_lines.push_back(detail::to_valid_utf8(line));
+      continue;
+    }
+    j.id = std::string(detail::trim(f[0]));
+    j.state = std::string(detail::trim(f[1]));
+    j.reason = detail::to_valid_utf8(detail::trim(f[2]));
+    j.time_left = parse_slurm_duration(f[3]);
+    j.time_limit = parse_slurm_duration(f[4]);
+    j.nodes = detail::parse_uint(detail::trim(f[5]));
+    j.nodelist = detail::to_valid_utf8(detail::trim(f[6]));
+    j.start_time = detail::to_valid_utf8(detail::trim(f[7]));
+    j.name = detail::to_valid_utf8(f[8]);
+    out.jobs.push_back(std::move(j));
+  }
+  return out;
+}
+
+// `scontrol show job` prints Key=Value pairs separated by blanks, several per line; a value may
+// itself contain blanks (JobName, WorkDir), so a word without '=' continues the value before it.
+inline std::map<std::string, std::string> parse_scontrol_pairs(std::string_view text) {
+  std::map<std::string, std::string> kv;
+  std::string* last = nullptr;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+      ++i;
+    std::size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\t' && text[i] != '\n' &&
+           text[i] != '\r')
+      ++i;
+    if (start == i) break;
+    std::string_view word = text.substr(start, i - start);
+    auto eq = word.find('=');
+    bool is_key = eq != std::string_view::npos && eq > 0 &&
+                  ((word[0] >= 'A' && word[0] <= 'Z') || (word[0] >= 'a' && word[0] <= 'z'));
+    for (std::size_t c = 0; is_key && c < eq; ++c) {
+      char ch = word[c];
+      if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '_' || ch == ':' || ch == '/'))
+        is_key = false;
+    }
+    if (is_key) {
+      std::string key(word.substr(0, eq));
+      if (kv.count(key)) {  // a repeated key (heterogeneous job records): keep the first
+        last = nullptr;
+        continue;
+      }
+      last = &(kv[key] = std::string(word.substr(eq + 1)));
+    } else if (last) {
+      // Blanks inside a value are single spaces in every field we read.
+      *last += ' ';
+      *last += word;
+    }
+  }
+  return kv;
+}
+
+// Parses one `scontrol show job ID` record. nullopt when it holds no JobId or JobState.
+inline std::optional<slurm_job> parse_scontrol_job(std::string_view text) {
+  auto kv = parse_scontrol_pairs(text);
+  auto get = [&](const char* k) -> std::string {
+    auto it = kv.find(k);
+    return it == kv.end() ? std::string() : detail::to_valid_utf8(it->second);
+  };
+  slurm_job j;
+  j.id = get("JobId");
+  j.state = get("JobState");
+  if (!detail::parse_uint(j.id) || !is_slurm_state_word(j.state)) return std::nullopt;
+  j.reason = get("Reason");
+  if (j.reason.empty()) j.reason = "None";
+  j.time_limit = parse_slurm_duration(get("TimeLimit"));
+  // Time left is only meaningful while it runs: the limit minus the run time so far.
+  auto run = parse_slurm_duration(get("RunTime"));
+  if (j.state == "RUNNING" && j.time_limit.has_seconds() && run.has_seconds())
+    j.time_left = {slurm_duration::kind::seconds,
+                   std::max<std::int64_t>(0, j.time_limit.seconds - run.seconds)};
+  else if (j.state == "RUNNING" || j.state == "PENDING")
+    j.time_left = j.time_limit;
+  else
+    j.time_left = {slurm_duration::kind::not_set, 0};
+  j.nodes = detail::parse_uint(get("NumNodes"));
+  j.nodelist = get("NodeList");
+  if (j.nodelist == "(null)") j.nodelist.clear();
+  j.start_time = get("StartTime");
+  j.name = get("JobName");
+  j.exit_code = get("ExitCode");
+  return j;
+}
+
+// True when a command's stderr (or stdout) says the job id is unknown to Slurm.
+inline bool says_invalid_job_id(std::string_view text) noexcept {
+  return text.find(slurm_invalid_job_id) != std::string_view::npos;
+}
+
+// The job id from `sbatch --parsable` output: "123" or "123;cluster".
+inline std::optional<std::string> parse_sbatch_parsable(std::string_view out) {
+  std::string_view s = detail::trim(out);
+  // sbatch may print warnings before the id; the id is on the last line.
+  if (auto nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
+  s = s.substr(0, s.find(';'));
+  s = detail::trim(s);
+  if (!detail::parse_uint(s)) return std::nullopt;
+  return std::string(s);
+}
+
+}  // namespace leaseq
+// end leaseq/slurm/slurm_parse.hpp
+
+namespace leaseq {
+
+// What a reader knows of the lease beside its files. The default (kind unknown) makes no
+// claim a lease's kind would decide: a lease no runner ever served gets no reason.
+struct lease_condition {
+  enum class lease_kind { unknown, local, slurm };
+  lease_kind kind = lease_kind::unknown;
+  // Slurm's word for the job (PENDING, RUNNING, CANCELLED, TIMEOUT, ...); empty when unknown.
+  std::string state;
+  // How many runners the lease will have (lease.json `nodes`), when known: until that many
+  // have written a heartbeat, a node lane without one may still get its runner.
+  std::optional<std::int64_t> nodes;
+
+  static lease_condition local() { return {lease_kind::local, {}, std::nullopt}; }
+  static lease_condition slurm(std::string state, std::optional<std::int64_t> nodes = {}) {
+    return {lease_kind::slurm, std::move(state), nodes};
+  }
+};
+
+// Slurm ended the lease's job: its runners are gone for good.
+inline bool lease_ended(const lease_condition& l) noexcept {
+  return l.kind == lease_condition::lease_kind::slurm && slurm_state_is_final(l.state);
+}
+
+namespace detail {
+
+// A runner that may still claim: it wrote a heartbeat and did not stop. A STALE one counts:
+// on a lagging filesystem its heartbeat may only be late.
+inline bool may_serve(const node_view& n) noexcept {
+  return n.hb && n.health != node_health::down && n.health != node_health::unknown;
+}
+
+// Runners still to come: a Slurm lease whose job has not ended and has fewer runners in
+// sight than it will have (or an unknown number). A local lease's runner is started by hand,
+// so it never "comes" by itself; a lease of unknown kind is given the benefit of the doubt.
+inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcept {
+  switch (l.kind) {
+    case lease_condition::lease_kind::local:
+      return false;
+    case lease_condition::lease_kind::unknown:
+      return seen == 0;
+    case lease_condition::lease_kind::slurm:
+      return !lease_ended(l) && (!l.nodes || static_cast<std::int64_t>(seen) < *l.nodes);
+  }
+  return false;
+}
+
+// What a pending task of protocol version 3 waits for besides a runner: its dependencies
+// (each one not FINISHED, with its state; the first that ended otherwise makes the task's
+// runner cancel it) or its retry delay.
+inline std::optional<std::string> own_wait(const task_view& t, const snapshot& s) {
+  if (!t.spec) return std::nullopt;
+  std::string waits;
+  for (const std::string& dep : t.spec->after) {
+    const task_view* d = s.find_task(dep);
+    if (d && d->state == task_state::finished) continue;
+    std::string state = d ? std::string(to_string(d->state)) : std::string("not visible");
+    if (d && is_done(d->state))
+      return "dependency " + dep + " ended " + state + ": a runner will cancel it";
+    waits += (waits.empty() ? "" : ", ") + dep + " (" + state + ")";
+  }
+  if (!waits.empty()) return "after " + waits;
+  if (t.spec->not_before && *t.spec->not_before > s.taken_at)
+    return fmt::format("attempt {}/{} starts in {:.0f} s (retry delay)", attempt_number(*t.spec),
+                       attempts_allowed(*t.spec), *t.spec->not_before - s.taken_at);
+  return std::nullopt;
+}
+
+// Why no runner will take `t` now, or nothing.
+inline std::optional<std::string> runner_wait(const task_view& t, const snapshot& s,
+                                              const lease_condition& lease) {
+  const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
+  std::size_t seen = 0;  // runners that ever wrote a heartbeat
+  for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
+
+  if (!t.node.empty()) {
+    const node_view* n = s.find_node(t.node);
+    if (!n || !detail::may_serve(*n)) {
+      // Its runner is still to come, unless it already came and stopped.
+      if ((!n || !n->hb) && detail::runners_may_come(lease, seen)) return std::nullopt;
+      return "no runner serves lane " + t.node;
+    }
+    if (gpus > n->hb->gpus)
+      return fmt::format("needs {} GPUs, node {} has {}", gpus, t.node, n->hb->gpus);
+    if (n->paused) return "the runner of " + t.node + " is paused";
+    if (n->health == node_health::stale)
+      return "the runner of " + t.node + " is not responding (heartbeat STALE)";
+    return std::nullopt;
+  }
+
+  std::vector<const node_view*> serving;
+  for (const auto& n : s.nodes)
+    if (detail::may_serve(n)) serving.push_back(&n);
+  if (serving.empty()) {
+    if (detail::runners_may_come(lease, seen)) return std::nullopt;
+    return std::string("no runner serves this lease");
+  }
+  std::int64_t most = 0;
+  std::vector<const node_view*> able;  // runners with enough GPUs
+  for (const node_view* n : serving) {
+    most = std::max(most, n->hb->gpus);
+    if (n->hb->gpus >= gpus) able.push_back(n);
+  }
+  // A runner still to come may have the GPUs: only the runners in sight are compared.
+  if (able.empty()) {
+    if (detail::runners_may_come(lease, seen)) return std::nullopt;
+    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
+  }
+  // Who could take it, for the message: one runner by name, else every runner (with enough
+  // GPUs, when only some have them).
+  std::string whom = able.size() == 1 ? "the runner of " + able.front()->name
+                     : able.size() == serving.size()
+                         ? std::string("every runner of this lease")
+                         : fmt::format("every runner with {} GPUs or more", gpus);
+  std::size_t paused = 0, silent = 0;
+  for (const node_view* n : able) {
+    paused += n->paused ? 1 : 0;
+    silent += !n->paused && n->health == node_health::stale ? 1 : 0;
+  }
+  if (paused == able.size()) return whom + " is paused";
+  if (paused + silent == able.size())
+    return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+// "attempt 2/3" for a task with retries (or that was retried): the attempt it is on, or for an
+// ended task the attempts it took, of those it may have. Nothing for any other task.
+inline std::optional<std::string> attempt_text(const task_view& t) {
+  const task_spec* spec = t.result ? &t.result->task : t.spec.get();
+  if (!spec || (spec->retries == 0 && spec->attempts.empty())) return std::nullopt;
+  int n =
+      t.result ? std::max<int>(1, static_cast<int>(spec->attempts.size())) : attempt_number(*spec);
+  return fmt::format("attempt {}/{}", n, std::max(n, attempts_allowed(*spec)));
+}
+
+// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
+// has no waiting reason. What keeps every runner away comes first, then what the task itself
+// waits for (dependencies, a retry delay).
+inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
+                                                 const lease_condition& lease = {}) {
+  if (t.state != task_state::pending) return std::nullopt;
+  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+  if (auto why = detail::runner_wait(t, s, lease)) return why;
+  return detail::own_wait(t, s);
+}
+
+// Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never
+// run, or nothing. Certain answers only: the lease ended, or its runners are all in sight
+// (fresh heartbeats, and for a Slurm lease as many as it will have) and none can take it.
+// `hbs` is every heartbeat of the lease; a runner is live when its heartbeat is OK at `now`.
+inline std::optional<std::string> submit_refusal(int gpus, const std::optional<std::string>& node,
+                                                 const std::vector<heartbeat>& hbs,
+                                                 const lease_condition& lease, double now,
+                                                 double hb_stale_s) {
+  if (lease_ended(lease)) return "the lease ended (" + lease.state + "): no runner will come";
+  std::vector<const heartbeat*> live;
+  for (const auto& hb : hbs)
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) live.push_back(&hb);
+  if (live.empty()) return std::nullopt;  // runners unknown: anything may come
+  if (lease.kind == lease_condition::lease_kind::slurm &&
+      (!lease.nodes || static_cast<std::int64_t>(live.size()) < *lease.nodes))
+    return std::nullopt;  // some of its runners are not in sight yet
+  if (node) {
+    auto known =
+        std::find_if(hbs.begin(), hbs.end(), [&](const heartbeat& hb) { return hb.node == *node; });
+    if (known == hbs.end()) {
+      std::string names;
+      for (const heartbeat* hb : live) names += (names.empty() ? "" : ", ") + hb->node;
+      return fmt::format("no runner of this lease serves node {} (its runners: {})", *node, names);
+    }
+    auto it = std::find_if(live.begin(), live.end(),
+                           [&](const heartbeat* hb) { return hb->node == *node; });
+    if (it != live.end() && gpus > (*it)->gpus)
+      return fmt::format("needs {} GPUs, node {} has {}", gpus, *node, (*it)->gpus);
+    return std::nullopt;
+  }
+  std::int64_t most = 0;
+  for (const heartbeat* hb : live) most = std::max(most, hb->gpus);
+  if (gpus > most)
+    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
+  return std::nullopt;
+}
+
+}  // namespace leaseq
+// end leaseq/waiting.hpp
+
+// Running tasks: submit, the runner and its supervisor, control files, GPUs.
+// begin leaseq/command.hpp
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+// What an external command (squeue, sbatch, nvidia-smi, ...) did.
+struct command_output {
+  int exit_code = -1;      // -1 when it did not exit normally
+  int signal = 0;          // the signal that ended it, 0 if none
+  bool timed_out = false;  // killed by us after the timeout
+  bool spawn_failed = false;
+  std::string out, err;  // captured, each capped at max_output bytes
+  std::string error;     // why it failed to run or finish, for display
+  bool ok() const noexcept { return exit_code == 0 && !timed_out && !spawn_failed; }
+};
+
+struct command_options {
+  std::chrono::milliseconds timeout{10000};
+  std::size_t max_output = 4u << 20;
+  std::string stdin_data;  // written to the command's stdin, then closed
+};
+
+// Runs argv (PATH lookup, never a shell) with stdin from stdin_data (else /dev/null), captures
+// stdout and stderr, and kills its whole process group once the timeout passes, so a hanging
+// squeue can never freeze the caller.
+inline command_output run_command(const std::vector<std::string>& argv,
+                                  const command_options& opt = {}) {
+  command_output r;
+  if (argv.empty()) {
+    r.spawn_failed = true;
+    r.error = "empty command";
+    return r;
+  }
+  int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC) ||
+      ::pipe2(exec_pipe, O_CLOEXEC)) {
+    r.spawn_failed = true;
+    r.error = std::string("pipe: ") + std::strerror(errno);
+    return r;
+  }
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(in_pipe[0], 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execvp(cargv[0], cargv.data());
+    int e = errno;
+    (void)!::write(exec_pipe[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  ::close(in_pipe[0]);
+  ::close(exec_pipe[1]);
+  detail::unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]), in_fd(in_pipe[1]),
+      exec_fd(exec_pipe[0]);
+  if (pid < 0) {
+    r.spawn_failed = true;
+    r.error = std::string("fork: ") + std::strerror(errno);
+    return r;
+  }
+  ::setpgid(pid, pid);  // also from the parent, so the group exists before we may kill it
+  int exec_errno = 0;
+  if (detail::read_retry(exec_fd.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
+    int status;
+    ::waitpid(pid, &status, 0);
+    r.spawn_failed = true;
+    r.exit_code = 127;
+    r.error = argv[0] + ": " + std::strerror(exec_errno);
+    return r;
+  }
+  ::fcntl(in_fd.get(), F_SETFL, O_NONBLOCK);
+  std::size_t in_off = 0;
+  if (opt.stdin_data.empty()) in_fd.reset();
+
+  auto deadline = std::chrono::steady_clock::now() + opt.timeout;
+  char buf[65536];
+  while (out_fd || err_fd) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) {
+      r.timed_out = true;
+      break;
+    }
+    pollfd fds[3];
+    int n = 0;
+    int out_i = -1, err_i = -1, in_i = -1;
+    if (out_fd) {
+      out_i = n;
+      fds[n++] = {out_fd.get(), POLLIN, 0};
+    }
+    if (err_fd) {
+      err_i = n;
+      fds[n++] = {err_fd.get(), POLLIN, 0};
+    }
+    if (in_fd) {
+      in_i = n;
+      fds[n++] = {in_fd.get(), POLLOUT, 0};
+    }
+    int rc = ::poll(fds, n, static_cast<int>(left));
+    if (rc < 0 && errno != EINTR) break;
+    if (rc <= 0) continue;
+    auto drain = [&](int idx, detail::unique_fd& fd, std::string& sink) {
+      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
+      ssize_t got = detail::read_retry(fd.get(), buf, sizeof buf);
+      if (got <= 0) {
+        fd.reset();
+        return;
+      }
+      std::size_t room = opt.max_output > sink.size() ? opt.max_output - sink.size() : 0;
+      sink.append(buf, std::min(room, static_cast<std::size_t>(got)));
+    };
+    drain(out_i, out_fd, r.out);
+    drain(err_i, err_fd, r.err);
+    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w =
+          ::write(in_fd.get(), opt.stdin_data.data() + in_off, opt.stdin_data.size() - in_off);
+      if (w > 0) in_off += static_cast<std::size_t>(w);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) in_fd.reset();
+      if (in_off >= opt.stdin_data.size()) in_fd.reset();
+    }
+  }
+  int status = 0;
+  if (r.timed_out) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
+    return r;
+  }
+  // Output closed; the command may still be running (a daemon child kept no pipe): wait for it
+  // within what is left of the timeout.
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      r.timed_out = true;
+      r.error = argv[0] + ": timed out after " + std::to_string(opt.timeout.count()) + " ms";
+      return r;
+    }
+    ::usleep(2000);
+  }
+  if (WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+    if (r.exit_code != 0) r.error = argv[0] + ": exit code " + std::to_string(r.exit_code);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+    r.error = argv[0] + ": killed by signal " + std::to_string(r.signal);
+  }
+  return r;
+}
+
+}  // namespace leaseq
+// end leaseq/command.hpp
+// begin leaseq/engine/control.hpp
+
+// Control files: control/<node>/cancel_<task>_<uuid>.json, pause.json, resume.json.
+// Writers (CLI, dashboard) and the runner-side reader.
+//
+// Cancel routing. A task pending in inbox/_any has no node yet, and the writer cannot know
+// which runner will take it. cancel_task() therefore writes the cancel file into the control
+// dir of every node that has a heartbeat (or only into the task's node when the task sits in a
+// node lane or is claimed on a node). A runner that finds the task pending removes it from the
+// inbox by claiming it (rename into its own claimed/ dir, so no other runner can start it) and
+// writes a CANCELLED result; a runner that finds the task running stops it; a runner that finds
+// it nowhere (another runner won, or it already ended) consumes the file and logs it. Every
+// runner deletes the file once processed.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+namespace detail {
+
+inline std::string random_uuid() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   (static_cast<std::uint64_t>(::getpid()) << 32)};
+  std::uint64_t a = rng(), b = rng();
+  // RFC 4122 version 4 layout.
+  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff,
+                     b >> 48, b & 0xffffffffffffULL);
+}
+
+// "user@host" for the "by" field.
+inline std::string control_author() {
+  const char* user = std::getenv("USER");
+  if (!user || !*user) user = std::getenv("LOGNAME");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(user && *user ? user : "unknown") + "@" + host;
+}
+
+}  // namespace detail
+
+// Writes control/<node>/cancel_<task>_<uuid>.json; returns its path.
+inline fs::path write_cancel(const lease_paths& lease, const std::string& node,
+                             const std::string& task_id, double now = unix_now()) {
+  check_node(node);
+  check_task_id(task_id);
+  ensure_lease_dir(lease, lease.control(node));
+  fs::path p = lease.control(node) / ("cancel_" + task_id + "_" + detail::random_uuid() + ".json");
+  write_json_atomic(p, json{{"task", task_id}, {"ts", now}, {"by", detail::control_author()}});
+  return p;
+}
+
+inline fs::path write_pause(const lease_paths& lease, const std::string& node,
+                            double now = unix_now()) {
+  ensure_lease_dir(lease, lease.control(check_node(node)));
+  fs::path p = lease.control(node) / "pause.json";
+  write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
+  return p;
+}
+
+inline fs::path write_resume(const lease_paths& lease, const std::string& node,
+                             double now = unix_now()) {
+  ensure_lease_dir(lease, lease.control(check_node(node)));
+  fs::path p = lease.control(node) / "resume.json";
+  write_json_atomic(p, json{{"ts", now}, {"by", detail::control_author()}});
+  return p;
+}
+
+// Nodes that have a heartbeat file (hb/<node>.json).
+inline std::vector<std::string> heartbeat_nodes(const lease_paths& lease) {
+  std::vector<std::string> nodes;
+  for (const std::string& f : detail::list_dir(lease.hb_dir().string()).names) {
+    if (f.size() <= 5 || f.compare(f.size() - 5, 5, ".json") != 0) continue;
+    std::string n = f.substr(0, f.size() - 5);
+    if (is_valid_node(n)) nodes.push_back(n);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
+}
+
+struct cancel_outcome {
+  task_place place = task_place::pending;
+  std::vector<std::string> nodes;  // control dirs written into
+};
+
+// Routes a cancel as described at the top of this file. Throws when the task is unknown or
+// already done, or when a pending _any task has no runner to hear it (no heartbeat at all);
+// `fallback_node` (e.g. the local host for a local lease) is used in that last case.
+inline cancel_outcome cancel_task(const lease_paths& lease, const std::string& task_id,
+                                  const std::optional<std::string>& fallback_node = std::nullopt,
+                                  double now = unix_now()) {
+  auto loc = locate_task(lease, task_id);
+  if (!loc) throw error("task " + task_id + " not found");
+  cancel_outcome out;
+  out.place = loc->place;
+  if (loc->place == task_place::done)
+    throw error("task " + task_id + " already ended (" +
+                std::string(to_string(loc->result->state)) + ")");
+  if (loc->dir != any_lane) {
+    out.nodes.push_back(loc->dir);
+  } else {
+    out.nodes = heartbeat_nodes(lease);
+    if (out.nodes.empty() && fallback_node) out.nodes.push_back(*fallback_node);
+    if (out.nodes.empty())
+      throw error("task " + task_id +
+                  " is pending in _any and no runner of this lease has a heartbeat yet");
+  }
+  for (const auto& n : out.nodes) write_cancel(lease, n, task_id, now);
+  return out;
+}
+
+// ---- runner side ----
+
+struct cancel_request {
+  std::string task;
+  fs::path path;
+};
+
+struct control_batch {
+  std::vector<cancel_request> cancels;
+  std::optional<bool> paused;      // set when pause.json or resume.json was present
+  std::vector<fs::path> consumed;  // pause/resume files (as taken) to delete once applied
+  std::vector<std::pair<fs::path, std::string>> bad;  // unreadable or invalid: reason
+};
+
+namespace detail {
+
+// A pause or resume request the runner took: `.taken.<uuid>.pause.json` (or resume).
+inline bool is_taken_control(const std::string& name, std::string_view what) {
+  const std::string_view prefix = ".taken.";
+  return name.size() > prefix.size() + what.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+         name.compare(name.size() - what.size(), what.size(), what) == 0;
+}
+
+}  // namespace detail
+
+// One scan of control/<node>/. Files that cannot be read yet are reported in `bad` and left
+// in place (the caller retries; it never deletes on a bad read).
+//
+// pause.json and resume.json have fixed names that any client may write again at any moment,
+// so the scan first takes each one: renames it to `.taken.<uuid>.<name>`, and reads and (the
+// caller) deletes only that name. A request written after the rename is a new file that the
+// next scan takes; deleting by the fixed name could remove it unread. Taken files left by a
+// runner that died before deleting them are read again by the next scan.
+inline control_batch read_control(const lease_paths& lease, const std::string& node) {
+  control_batch b;
+  fs::path dir = lease.control(node);
+  std::optional<double> pause_ts, resume_ts;
+  std::vector<std::string> names = detail::list_dir(dir.string(), true).names;
+  std::set<std::string> is_foreign;
+  for (std::string& name : names) {
+    if (name != "pause.json" && name != "resume.json") continue;
+    // Another user's request is never taken: it stays under its own name, reported below.
+    struct stat st;
+    if (::lstat((dir / name).c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != ::geteuid()) {
+      is_foreign.insert(name);
+      continue;
+    }
+    std::string taken = ".taken." + detail::random_uuid() + "." + name;
+    if (::rename((dir / name).c_str(), (dir / taken).c_str()) == 0) name = taken;
+  }
+  for (const std::string& name : names) {
+    fs::path p = dir / name;
+    bool is_cancel = name.rfind("cancel_", 0) == 0 && name.size() > 12 &&
+                     name.compare(name.size() - 5, 5, ".json") == 0;
+    bool is_pause = detail::is_taken_control(name, ".pause.json");
+    bool is_resume = detail::is_taken_control(name, ".resume.json");
+    bool foreign = is_foreign.count(name) > 0;
+    if (!is_cancel && !is_pause && !is_resume && !foreign) continue;
+    // Only the caller's own commands are obeyed: a file another user put there (a control
+    // directory others may write) is reported and left alone, never read. Checked before and
+    // after the read, on the same inode, so a swap in between is not obeyed either.
+    struct stat before, after;
+    if (::lstat(p.c_str(), &before) != 0) continue;
+    if (foreign || !S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) {
+      b.bad.emplace_back(p, fmt::format("not a file of yours (owner uid {}): ignored",
+                                        static_cast<unsigned long>(before.st_uid)));
+      continue;
+    }
+    json_outcome r = read_json_tolerant(p, 1 << 16);
+    if (!r.ok()) {
+      if (r.err != ENOENT) b.bad.emplace_back(p, r.reason);
+      continue;
+    }
+    if (::lstat(p.c_str(), &after) != 0 || after.st_ino != before.st_ino ||
+        after.st_dev != before.st_dev || after.st_uid != ::geteuid())
+      continue;  // replaced while read: looked at again at the next scan
+    const json& j = *r.value;
+    if (is_cancel) {
+      auto it = j.is_object() ? j.find("task") : j.end();
+      if (!j.is_object() || it == j.end() || !it->is_string() ||
+          !is_valid_task_id(it->get<std::string>())) {
+        b.bad.emplace_back(p, "no valid \"task\" field");
+        continue;
+      }
+      b.cancels.push_back({it->get<std::string>(), p});
+      continue;
+    }
+    double ts = 0;
+    if (j.is_object() && j.contains("ts") && j["ts"].is_number()) ts = j["ts"].get<double>();
+    // Several of a kind (taken files left by a runner that died): the newest counts.
+    std::optional<double>& kind_ts = is_pause ? pause_ts : resume_ts;
+    kind_ts = kind_ts ? std::max(*kind_ts, ts) : ts;
+    b.consumed.push_back(p);
+  }
+  // The newer one wins; on a tie, resume (never leave a runner stuck by accident).
+  if (pause_ts && (!resume_ts || *pause_ts > *resume_ts))
+    b.paused = true;
+  else if (resume_ts)
+    b.paused = false;
+  std::sort(b.cancels.begin(), b.cancels.end(),
+            [](const cancel_request& x, const cancel_request& y) { return x.path < y.path; });
+  return b;
+}
+
+}  // namespace leaseq
+// end leaseq/engine/control.hpp
+// begin leaseq/engine/gpu.hpp
+
+// GPU detection and the runner's --gpus option.
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace leaseq {
+
+// --gpus auto | none | 0,1,... (explicit device indices).
+struct gpu_spec {
+  enum class kind { automatic, none, list } mode = kind::automatic;
+  std::vector<std::string> ids;  // for kind::list
+};
+
+inline gpu_spec parse_gpu_spec(std::string_view text) {
+  gpu_spec s;
+  if (text == "auto") return s;
+  if (text == "none" || text.empty()) {
+    s.mode = gpu_spec::kind::none;
+    return s;
+  }
+  s.mode = gpu_spec::kind::list;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t comma = text.find(',', start);
+    std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    bool digits =
+        !item.empty() && item.size() <= 4 &&
+        std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits)
+      throw error("invalid --gpus value '" + std::string(text) +
+                  "': expected auto, none, or a comma-separated list of device indices (0,1,3)");
+    std::string id(item);
+    if (std::find(s.ids.begin(), s.ids.end(), id) != s.ids.end())
+      throw error("invalid --gpus value '" + std::string(text) + "': device " + id + " twice");
+    s.ids.push_back(id);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return s;
+}
+
+// Device indices from `nvidia-smi -L` output ("GPU 0: NVIDIA H200 (UUID: GPU-...)").
+inline std::vector<std::string> parse_nvidia_smi_list(std::string_view out) {
+  std::vector<std::string> ids;
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    std::size_t eol = out.find('\n', pos);
+    std::string_view line =
+        out.substr(pos, eol == std::string_view::npos ? out.size() - pos : eol - pos);
+    pos = eol == std::string_view::npos ? out.size() : eol + 1;
+    if (line.substr(0, 4) != "GPU ") continue;
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 4) continue;
+    std::string_view idx = line.substr(4, colon - 4);
+    if (std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      ids.emplace_back(idx);
+  }
+  return ids;
+}
+
+struct gpu_detection {
+  std::vector<std::string> ids;
+  std::string source;  // "nvidia-smi", "/proc/driver/nvidia/gpus", "none"
+};
+
+// nvidia-smi -L (with a timeout, so a wedged driver cannot hang the runner), else one device
+// per entry of /proc/driver/nvidia/gpus, else none.
+inline gpu_detection detect_gpus(const std::string& proc_dir = "/proc/driver/nvidia/gpus",
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  gpu_detection d;
+  command_options opt;
+  opt.timeout = timeout;
+  opt.max_output = 1 << 20;
+  command_output r = run_command({"nvidia-smi", "-L"}, opt);
+  if (r.ok()) {
+    d.ids = parse_nvidia_smi_list(r.out);
+    if (!d.ids.empty()) {
+      d.source = "nvidia-smi";
+      return d;
+    }
+  }
+  auto listing = detail::list_dir(proc_dir);
+  if (listing.err == 0 && !listing.names.empty()) {
+    for (std::size_t i = 0; i < listing.names.size(); ++i) d.ids.push_back(std::to_string(i));
+    d.source = proc_dir;
+    return d;
+  }
+  d.source = "none";
+  return d;
+}
+
+// The devices a runner hands out for a --gpus value.
+inline std::vector<std::string> resolve_gpus(const gpu_spec& spec) {
+  switch (spec.mode) {
+    case gpu_spec::kind::none:
+      return {};
+    case gpu_spec::kind::list:
+      return spec.ids;
+    case gpu_spec::kind::automatic:
+      return detect_gpus().ids;
+  }
+  return {};
+}
+
+}  // namespace leaseq
+// end leaseq/engine/gpu.hpp
+// begin leaseq/engine/priority.hpp
+
+// Claim order by priority (protocol version 4). A lane is claimed in seq order. A task with a
+// priority above 0 also gets a marker, priority/<lane>/<id>.p<N>: an empty file that runners
+// list before their lane, so they take the highest priority first without reading every task
+// file of a long lane. The task file's `priority` is the truth and the marker only a hint: a
+// lost or stale marker changes the order, never what runs. A task below 0 has no marker; a
+// runner passes it over while anything else in its lane can run.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace leaseq {
+
+struct priority_marker {
+  std::string id;
+  std::int64_t seq = 0;
+  int priority = 0;
+};
+
+// The lane a task waits in: its node, or the shared lane.
+inline std::string task_lane(const task_spec& t) {
+  return t.node ? *t.node : std::string(any_lane);
+}
+
+inline std::string priority_marker_name(const std::string& id, int priority) {
+  return check_task_id(id) + ".p" + std::to_string(priority);
+}
+
+// "T012.p5" -> {T012, 12, 5}; anything else (temp names, other files) -> nullopt.
+inline std::optional<priority_marker> parse_priority_marker(std::string_view name) {
+  std::size_t dot = name.rfind(".p");
+  if (dot == std::string_view::npos) return std::nullopt;
+  std::string_view id = name.substr(0, dot), number = name.substr(dot + 2);
+  priority_marker m;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), m.priority);
+  if (ec != std::errc() || end != number.data() + number.size() || m.priority <= 0 ||
+      m.priority > max_task_priority || !is_valid_task_id(id))
+    return std::nullopt;
+  m.id = std::string(id);
+  m.seq = task_seq(id).value_or(0);
+  return m;
+}
+
+// The markers of a lane, highest priority first, then lowest seq.
+inline std::vector<priority_marker> list_priority_markers(const lease_paths& lease,
+                                                          const std::string& lane) {
+  std::vector<priority_marker> out;
+  for (const std::string& name : detail::list_dir(lease.priority(lane).string()).names)
+    if (auto m = parse_priority_marker(name)) out.push_back(std::move(*m));
+  std::sort(out.begin(), out.end(), [](const priority_marker& a, const priority_marker& b) {
+    return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
+  });
+  return out;
+}
+
+// Marks a task with a priority above 0 (nothing for the others). Made through the tree guard;
+// an existing marker is fine. Throws when it cannot be made: the task then runs in seq order.
+inline void mark_priority(const lease_paths& lease, const task_spec& t) {
+  if (t.priority <= 0) return;
+  detail::unique_fd dir = open_lease_dir(lease, lease.priority(task_lane(t)));
+  const std::string name = priority_marker_name(t.id, t.priority);
+  int fd =
+      ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && errno != EEXIST)
+    throw io_error("cannot mark the priority of " + t.id,
+                   (lease.priority(task_lane(t)) / name).string(), errno);
+  if (fd >= 0) ::close(fd);
+}
+
+// Removes a task's marker once it is claimed; a missing one is fine. Never through a link:
+// the lane's marker directory is opened from the home down without following one.
+inline void unmark_priority(const lease_paths& lease, const task_spec& t) noexcept {
+  if (t.priority <= 0) return;
+  try {
+    detail::unique_fd dir = detail::open_tree_dir(lease.anchor(), lease.priority(task_lane(t)),
+                                                  /*create=*/false);
+    ::unlinkat(dir.get(), priority_marker_name(t.id, t.priority).c_str(), 0);
+  } catch (const std::exception&) {
+    // No marker directory (or an unsafe one): nothing of ours to remove.
+  }
+}
+
+}  // namespace leaseq
+// end leaseq/engine/priority.hpp
+// begin leaseq/engine/result_writer.hpp
+
+// Writes task results on a thread of their own, so the runner's loop does not wait for them.
+//
+// A result must be durable before its claimed file goes (protocol: write, fsync, rename, then
+// unlink claimed/). The fsync is the slowest step of a short task on a local disk (a journal
+// commit, about a millisecond); done here, it overlaps the runner claiming and spawning the
+// next task instead of delaying it. Each job is still written in that order: result (atomic,
+// fsync'd), then the unlink, so a kill -9 at any moment leaves what the synchronous path would.
+//
+// The runner hands over jobs and collects outcomes on its own thread; `on_done` is called from
+// the writer's thread after each batch (the runner uses it to wake its poll()).
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+
+namespace leaseq {
+
+class result_writer {
+ public:
+  struct job {
+    std::string id;
+    fs::path path;                    // done/<node>/<id>.result.json
+    std::string content;              // the result's JSON text
+    std::optional<fs::path> claimed;  // unlinked once the result is durable
+  };
+  struct outcome {
+    std::string id;
+    std::optional<std::string> error;  // why the result is not written (the job is dropped)
+  };
+
+  explicit result_writer(std::function<void()> on_done = {}) : on_done_(std::move(on_done)) {
+    // Signals stay with the runner's thread: its handlers wake the runner's poll().
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    thread_ = std::thread([this] { loop(); });
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  result_writer(const result_writer&) = delete;
+  result_writer& operator=(const result_writer&) = delete;
+
+  // Finishes the job in progress and drops those not started: their claimed files stay, so a
+  // later runner of the node reports them (runner_lost) instead of losing them silently.
+  ~result_writer() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      quit_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  void submit(job j) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      todo_.push_back(std::move(j));
+    }
+    wake_.notify_one();
+  }
+
+  // Outcomes of the jobs finished since the last call.
+  std::vector<outcome> collect() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<outcome> out;
+    out.swap(finished_);
+    return out;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return quit_ || !todo_.empty(); });
+      if (quit_) return;
+      std::deque<job> batch;
+      batch.swap(todo_);
+      lock.unlock();
+      std::vector<outcome> done;
+      done.reserve(batch.size());
+      for (job& j : batch) done.push_back(write(j));
+      lock.lock();
+      for (auto& o : done) finished_.push_back(std::move(o));
+      if (on_done_) {
+        lock.unlock();
+        on_done_();
+        lock.lock();
+      }
+    }
+  }
+
+  static outcome write(const job& j) {
+    outcome o{j.id, std::nullopt};
+    try {
+      write_file_atomic(j.path, j.content, 0600, false);
+    } catch (const error& e) {
+      o.error = e.what();
+      return o;
+    }
+    if (j.claimed) ::unlink(j.claimed->c_str());
+    return o;
+  }
+
+  std::function<void()> on_done_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<job> todo_;
+  std::vector<outcome> finished_;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
+}  // namespace leaseq
+// end leaseq/engine/result_writer.hpp
+// begin leaseq/engine/runner.hpp
+
+// The per-node runner. One `runner` owns a node of a lease: it claims tasks by rename, runs up
+// to `slots` of them (each in its own session), writes their results, follows control files
+// and rewrites its heartbeat. `step(now)` does one pass without blocking, so tests drive it with
+// a fake clock and fake processes; `run_runner()` is the real loop with signals and sleeping.
+//
+// Ordering guarantees (protocol.md): a task is claimed by rename (at most once, whatever the
+// race); the result is written before the claimed file is unlinked; a result that cannot be
+// written (ENOSPC, EIO) stays queued in memory, the claimed file stays on disk, and the write is
+// retried on every pass. Tasks stopped because the runner itself was told to stop (SIGTERM,
+// SIGINT) end FAILED with reason "runner_terminated"; claimed tasks found after a crash whose
+// process is gone end FAILED with reason "runner_lost".
+//
+// Claimed files nobody runs are adopted: a claim rename that reports an error although it
+// happened (a lost NFS reply; LEASEQ_FAULT=claim_rename_lies plays it) is noticed by looking
+// at the destination, and every few seconds the node's claimed/ directory is scanned for task
+// files this runner does not know: one with a live pid is watched, one whose pid is gone ends
+// with what its supervisor recorded in logs/<node>/<id>.exit (its real exit status, or
+// CANCELLED when cancelled meanwhile) or, without that file, runner_lost; one that never got a
+// pid (claimed, never started) is run. A task the runner was killed between spawning and
+// recording its pid may so run twice, at most once per crash.
+//
+// The runner writes only into real directories of the lease tree: before each pass it checks
+// (detail/tree_guard.hpp) that its inbox lanes, claimed/, done/, logs/, hb/ and control/
+// directories are not symlinks; while one is, it logs why and does not claim (tasks stay
+// pending), does not write results (they stay queued, the claimed file stays), does not write
+// its heartbeat or read its control directory. Final names are replaced by rename or opened
+// O_NOFOLLOW, so a planted symlink file is never written through.
+//
+// Fault injection for tests: LEASEQ_FAULT (fault.hpp) can fail result writes with ENOSPC or
+// EIO and make claim renames report EIO although they happened.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/detail/dir_watch.hpp
+
+// Wakes a waiting loop when a name appears in one of a few directories (a task submitted into
+// a runner's lane, a control file for it), by inotify. Only a hint: inotify says nothing of
+// what other clients of a network filesystem do, may be unavailable or out of watches, and a
+// directory may not exist yet, so the caller still polls; this only makes the common local
+// case prompt instead of waiting out the idle back-off.
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+
+namespace leaseq::detail {
+
+class dir_watch {
+ public:
+  // LEASEQ_NO_INOTIFY=1 turns it off (benchmarks compare; a filesystem where it misbehaves).
+  explicit dir_watch(std::vector<std::filesystem::path> dirs) : dirs_(std::move(dirs)) {
+    const char* off = std::getenv("LEASEQ_NO_INOTIFY");
+    if (off && *off && std::string(off) != "0") return;
+    fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    watched_.assign(dirs_.size(), false);
+    add_missing();
+  }
+
+  // The descriptor to poll for POLLIN, or -1 when there is none.
+  int fd() const noexcept { return fd_ ? fd_.get() : -1; }
+
+  // Watches the directories that could not be watched before (not there yet). Cheap when all
+  // are watched.
+  void add_missing() {
+    if (!fd_) return;
+    for (std::size_t i = 0; i < dirs_.size(); ++i) {
+      if (watched_[i]) continue;
+      int wd = ::inotify_add_watch(
+          fd_.get(), dirs_[i].c_str(),
+          IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK);
+      watched_[i] = wd >= 0;
+    }
+  }
+
+  // Reads every pending event; true when there was one. A watched directory that went away
+  // (IN_IGNORED) is watched again by the next add_missing().
+  bool drain() {
+    if (!fd_) return false;
+    bool any = false;
+    alignas(inotify_event) char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      any = true;
+      for (ssize_t at = 0; at < n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
+        if (e->mask & IN_IGNORED) std::fill(watched_.begin(), watched_.end(), false);
+        at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
+    }
+    if (std::find(watched_.begin(), watched_.end(), false) != watched_.end()) {
+      // Re-adding an existing watch returns its old descriptor: harmless.
+      add_missing();
+    }
+    return any;
+  }
+
+ private:
+  std::vector<std::filesystem::path> dirs_;
+  std::vector<bool> watched_;
+  unique_fd fd_;
+};
+
+}  // namespace leaseq::detail
+// end leaseq/detail/dir_watch.hpp
+// begin leaseq/engine/spawn.hpp
+
+// The OS side of the runner: start a task in its own session (directly, or under a supervisor
+// that records its exit status), reap it, signal its group.
+// The runner talks to these operations through `process_ops`, so its loop can be driven by a
+// fake in tests and by `posix_process_ops` for real.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/engine/supervise.hpp
+
+// The task supervisor: `leaseq __supervise <status file> <attempt> -- argv...`. The runner
+// starts each task under it (as Slurm's slurmstepd does), so that a task's true end is known
+// even when the runner that started it is gone: the supervisor outlives a crashed runner,
+// waits for the task and writes its exit status to a file the next runner reads
+// (`logs/<node>/<id>.exit`, protocol.md "Result file").
+//
+// It is invisible to the runner that started it: it leads the task's session, forks the task
+// into the same process group (so a cancel's signal to the group reaches the task), ignores
+// the signals meant for the task, and exits exactly as the task did (same exit code, or the
+// same signal re-raised), so reaping it tells what reaping the task would have told.
+//
+// With `--time-limit S` (protocol version 3) it also enforces the task's time limit, since it
+// outlives the runner: S seconds after it started the task, SIGTERM to the process group, and
+// `--grace G` seconds later SIGKILL; the status file then says `"time_limit": true`.
+//
+// With `--anchor DIR` (the runner passes its LEASEQ_HOME) the status file's directory is
+// opened once, before the task starts, by walking from DIR without following a symlink
+// (open_tree_dir), and the file is written relative to that descriptor: a logs/<node> swapped
+// for a link later is never written through. Without it, the directory itself must not be a
+// link (O_NOFOLLOW on its last component).
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace leaseq {
+
+// The word that makes the leaseq program a supervisor; not a command of its CLI.
+inline constexpr const char* supervise_verb = "__supervise";
+
+// What a supervisor wrote about one attempt of a task.
+struct exit_status {
+  std::string attempt;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::optional<double> finished;
+  std::optional<std::string> spawn_failed;  // the program could not be started: why
+  bool time_limit = false;                  // the supervisor stopped it at its time limit
+};
+
+// The status file at path, when it is readable and belongs to `attempt` (a file left by an
+// earlier attempt of the task says nothing about this one).
+inline std::optional<exit_status> read_exit_status(const fs::path& path,
+                                                   const std::string& attempt) {
+  if (attempt.empty()) return std::nullopt;
+  json_outcome r = read_json_tolerant(path);
+  if (!r.ok() || !r.value->is_object()) return std::nullopt;
+  const json& j = *r.value;
+  auto a = j.find("attempt");
+  if (a == j.end() || !a->is_string() || a->get<std::string>() != attempt) return std::nullopt;
+  exit_status s;
+  s.attempt = attempt;
+  auto small_int = [&](const char* key) -> std::optional<int> {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+    auto v = it->get<long long>();
+    if (v < 0 || v > 255) return std::nullopt;
+    return static_cast<int>(v);
+  };
+  s.exit_code = small_int("exit_code");
+  s.signal = small_int("signal");
+  if (auto f = j.find("finished"); f != j.end() && f->is_number()) s.finished = f->get<double>();
+  if (auto f = j.find("spawn_failed"); f != j.end() && f->is_string())
+    s.spawn_failed = f->get<std::string>();
+  if (auto f = j.find("time_limit"); f != j.end() && f->is_boolean()) s.time_limit = f->get<bool>();
+  // A file that tells nothing (a hand-edited one) is no evidence of how the task ended.
+  if (!s.exit_code && !s.signal && !s.spawn_failed) return std::nullopt;
+  return s;
+}
+
+namespace detail {
+
+// The signals a supervisor must survive: everything sent to the task's group that would end
+// it by default (cancel's SIGTERM, Slurm's scancel --signal, a hangup). Faults (SEGV, ...)
+// stay fatal: they would be a bug of the supervisor itself. SIGCHLD stays as it is: ignoring
+// it would reap the task behind waitpid's back.
+inline std::vector<int> supervisor_shielded_signals() {
+  std::vector<int> v = {SIGHUP,  SIGINT,  SIGQUIT,   SIGPIPE, SIGALRM, SIGTERM, SIGUSR1,
+                        SIGUSR2, SIGPOLL, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGPWR};
+#ifdef SIGSTKFLT
+  v.push_back(SIGSTKFLT);
+#endif
+  for (int s = SIGRTMIN; s <= SIGRTMAX; ++s) v.push_back(s);
+  return v;
+}
+
+// The status file's directory, held from the supervisor's start (see the top of this file);
+// invalid when it cannot be opened safely (then no status is written: the runner reports the
+// task as lost rather than trusting a file outside the tree).
+inline unique_fd open_status_dir(const char* status_path, const char* anchor) {
+  fs::path dir = fs::path(status_path).parent_path();
+  try {
+    if (anchor && *anchor) return open_tree_dir(anchor, dir, false);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "leaseq supervisor: %s\n", e.what());
+    return unique_fd();
+  }
+  unique_fd fd(
+      ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd)
+    std::fprintf(stderr, "leaseq supervisor: cannot open %s: %s\n", dir.c_str(),
+                 std::strerror(errno));
+  return fd;
+}
+
+inline void write_supervisor_status(int dir_fd, const char* path, const json& status) {
+  if (dir_fd < 0) return;  // open_status_dir() said why
+  try {
+    // Temp + rename, not fsync'd: it matters only when the runner died while the machine
+    // stayed up (a power loss takes the running task with it), and an fsync per task
+    // halved the runner's throughput.
+    replace_file_at(dir_fd, fs::path(path).filename().string(), json_file_text(status),
+                    fs::path(path).parent_path(), false);
+  } catch (const std::exception& e) {
+    // The supervisor's stderr is the task's stderr log: the only place anyone will look.
+    std::fprintf(stderr, "leaseq supervisor: cannot write the exit status: %s\n", e.what());
+  }
+}
+
+// Ends this process the way the task ended, so the runner reaping it sees the task's end.
+[[noreturn]] inline void die_by_signal(int sig) {
+  struct rlimit no_core {};
+  ::setrlimit(RLIMIT_CORE, &no_core);  // the task may have dumped core; its supervisor must not
+  ::signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  ::raise(sig);
+  ::_exit(128 + sig);  // a signal whose default is not to terminate
+}
+
+inline double monotonic_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Waits for the task; past `limit` seconds (measured from `start`) it sends SIGTERM to the
+// process group (the supervisor ignores it), `grace` seconds later SIGKILL to the task.
+// SIGCHLD is blocked by the caller, so it is waited for with a timeout instead of polled.
+// Returns waitpid's answer; `stopped` tells whether the limit was reached.
+inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit, double grace,
+                             bool& stopped) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  double kill_at = -1;
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w != 0 && !(w < 0 && errno == EINTR)) return w;
+    double now = monotonic_s();
+    if (!stopped && now >= start + limit) {
+      stopped = true;
+      ::kill(0, SIGTERM);  // the whole group: the task and its children
+      kill_at = now + grace;
+    } else if (stopped && kill_at >= 0 && now >= kill_at) {
+      ::kill(pid, SIGKILL);  // the rest of the group goes when the supervisor dies the same way
+      kill_at = -1;
+    }
+    double next = !stopped ? start + limit : kill_at >= 0 ? kill_at : now + 3600;
+    double wait = std::min(std::max(next - now, 0.001), 3600.0);
+    timespec ts{static_cast<time_t>(wait),
+                static_cast<long>((wait - static_cast<double>(static_cast<time_t>(wait))) * 1e9)};
+    ::sigtimedwait(&chld, nullptr, &ts);
+  }
+}
+
+}  // namespace detail
+
+// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
+// S [--grace G]] -- cmd...`. Returns the task's exit code (127 when it could not be started,
+// 2 on a usage error) or does not return at all (the task died by a signal, re-raised here).
+inline int run_supervisor(int argc, char** argv) {
+  const double start = detail::monotonic_s();
+  std::optional<double> limit;
+  double grace = 10;
+  int dashes = 4;
+  const char* anchor = nullptr;
+  auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
+    char* end = nullptr;
+    double v = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(zero_ok ? v >= 0 : v > 0) || v > 366 * 86400.0)
+      return std::nullopt;
+    return v;
+  };
+  bool usage_ok = argc >= 6 && std::strcmp(argv[1], supervise_verb) == 0;
+  while (usage_ok && dashes + 1 < argc && std::strcmp(argv[dashes], "--") != 0) {
+    bool is_limit = std::strcmp(argv[dashes], "--time-limit") == 0;
+    bool is_grace = std::strcmp(argv[dashes], "--grace") == 0;
+    if (std::strcmp(argv[dashes], "--anchor") == 0) {
+      anchor = argv[dashes + 1];
+      dashes += 2;
+      continue;
+    }
+    auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
+    if (!v) usage_ok = false;
+    if (is_limit) limit = v;
+    if (is_grace && v) grace = *v;
+    dashes += 2;
+  }
+  if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
+    std::fprintf(stderr,
+                 "usage: leaseq %s STATUS_FILE ATTEMPT [--time-limit S [--grace G]] [--anchor "
+                 "DIR] -- COMMAND "
+                 "[ARG...] (used by the runner)\n",
+                 supervise_verb);
+    return 2;
+  }
+  const char* status_path = argv[2];
+  const std::string attempt = argv[3];
+  char** cmd = argv + dashes + 1;
+  detail::unique_fd status_dir = detail::open_status_dir(status_path, anchor);
+
+  std::vector<int> shielded = detail::supervisor_shielded_signals();
+  std::vector<struct sigaction> saved(shielded.size());
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
+
+  auto spawn_failed = [&](const std::string& why) {
+    detail::write_supervisor_status(status_dir.get(), status_path,
+                                    json{{"attempt", attempt}, {"spawn_failed", why}});
+    return 127;
+  };
+  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
+  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
+  sigset_t chld, old_mask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
+  pid_t pid = ::fork();
+  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The task gets the dispositions the supervisor was started with (ignored ones are
+    // inherited through exec, so each must be put back), and its signal mask.
+    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
+    if (limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+    ::execvp(cmd[0], cmd);
+    int e = errno;
+    (void)!::write(err_w.get(), &e, sizeof e);
+    ::_exit(127);
+  }
+  err_w.reset();
+  int exec_errno = 0;
+  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
+  int status = 0;
+  pid_t waited;
+  bool stopped = false;
+  if (limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
+    waited = detail::wait_with_limit(pid, status, start, *limit, grace, stopped);
+  } else {
+    do waited = ::waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+  }
+  if (n == static_cast<ssize_t>(sizeof exec_errno))
+    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
+
+  json out{
+      {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
+  if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
+  if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
+  if (stopped) out["time_limit"] = true;
+  detail::write_supervisor_status(status_dir.get(), status_path, out);
+  if (waited != pid) return 127;  // cannot happen: the task is our only child
+  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
+  if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
+  return WEXITSTATUS(status);
+}
+
+}  // namespace leaseq
+// end leaseq/engine/supervise.hpp
+
+extern char** environ;  // NOLINT: POSIX
+
+namespace leaseq {
+
+// One task execution to start. stdout/stderr go to the two log files, opened (created,
+// truncated) before the program is exec'd; stdin is /dev/null.
+struct spawn_request {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::string cwd;                // empty: the runner's own directory
+  std::vector<std::string> env;   // the complete environment, "K=V" each
+  std::string stdout_path;
+  std::string stderr_path;
+  // When set (the runner sets its LEASEQ_HOME), the logs' directory is opened by walking from
+  // here without following a symlink (open_tree_dir) and the logs are created relative to it,
+  // so a directory swapped for a link after the runner's check is never written through; the
+  // supervisor gets it too (`--anchor`) for the status file.
+  std::string anchor;
+  // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
+  // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
+  // the runner is gone by then. Empty: argv is exec'd directly.
+  std::string supervisor;
+  std::string status_path;
+  std::string attempt;
+  // Under a supervisor: it stops the task after this many seconds (SIGTERM, then SIGKILL
+  // grace_s later), even when the runner is gone by then.
+  std::optional<double> time_limit_s;
+  double grace_s = 10;
+};
+
+// pid > 0 on success; otherwise error says why (missing binary, bad cwd, log not writable).
+struct spawn_outcome {
+  pid_t pid = -1;
+  std::string error;
+};
+
+// A child that ended: exit code or the signal that killed it.
+struct child_exit {
+  pid_t pid = -1;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+};
+
+// A task of an array (`submit --array`, or a line of `submit --each-line`): the array's id (the
+// id of its first task) and this task's index. Kept in the task file as `array_id` and
+// `array_index` (protocol version 3); tasks without them are no array's.
+struct array_member {
+  std::string id;
+  std::int64_t index = 0;
+};
+
+inline std::optional<array_member> array_member_of(const task_spec& t) {
+  if (!t.extra.is_object()) return std::nullopt;
+  auto id = t.extra.find("array_id");
+  auto index = t.extra.find("array_index");
+  if (id == t.extra.end() || index == t.extra.end() || !id->is_string() ||
+      !index->is_number_integer())
+    return std::nullopt;
+  return array_member{id->get<std::string>(), index->get<std::int64_t>()};
+}
+
+// LEASEQ_ARRAY_ID and LEASEQ_ARRAY_INDEX for an array's task; nothing for any other task. The
+// runner adds these to LEASEQ_TASK_ID, LEASEQ_LEASE, LEASEQ_NODE, LEASEQ_ATTEMPT and
+// CUDA_VISIBLE_DEVICES (README: "What a task sees").
+inline std::vector<std::pair<std::string, std::string>> array_environment(const task_spec& t) {
+  auto a = array_member_of(t);
+  if (!a) return {};
+  return {{"LEASEQ_ARRAY_ID", a->id}, {"LEASEQ_ARRAY_INDEX", std::to_string(a->index)}};
+}
+
+class process_ops {
+ public:
+  virtual ~process_ops() = default;
+  virtual spawn_outcome spawn(const spawn_request& req) = 0;
+  // One child of ours that has ended, without blocking; nullopt when none.
+  virtual std::optional<child_exit> reap() = 0;
+  // Sends sig to the process group led by pgid (each task leads its own session).
+  virtual void signal_group(pid_t pgid, int sig) = 0;
+  // Whether a process that is not our child (a task left by a crashed runner) still runs.
+  virtual bool alive(pid_t pid) = 0;
+  // Sends sig to the process group of a task left by a crashed runner, whose pid was read
+  // from disk: only while pid still is that process (start time `start`, boot `boot`; start
+  // 0: a protocol 1 claim, pid alone) and leads its own group. Returns whether it was sent.
+  virtual bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
+                                     int sig) {
+    (void)start;
+    (void)boot;
+    if (pgid <= 1) return false;
+    signal_group(pgid, sig);
+    return true;
+  }
+};
+
+// The environment of this process, with `overrides` applied ("K=V" entries replace K).
+inline std::vector<std::string> merged_environment(
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::vector<std::string> out;
+  auto overridden = [&](const char* entry) {
+    const char* eq = std::strchr(entry, '=');
+    std::size_t n = eq ? static_cast<std::size_t>(eq - entry) : std::strlen(entry);
+    for (const auto& [k, v] : overrides)
+      if (k.size() == n && std::strncmp(entry, k.c_str(), n) == 0) return true;
+    return false;
+  };
+  for (char** e = environ; e && *e; ++e)
+    if (!overridden(*e)) out.emplace_back(*e);
+  for (const auto& [k, v] : overrides) out.push_back(k + "=" + v);
+  return out;
+}
+
+class posix_process_ops : public process_ops {
+ public:
+  spawn_outcome spawn(const spawn_request& req) override {
+    spawn_outcome out;
+    if (req.argv.empty()) {
+      out.error = "empty argv";
+      return out;
+    }
+    if (!req.cwd.empty()) {
+      struct stat st;
+      if (::stat(req.cwd.c_str(), &st) != 0) {
+        out.error = "cwd " + req.cwd + ": " + std::strerror(errno);
+        return out;
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        out.error = "cwd " + req.cwd + ": not a directory";
+        return out;
+      }
+    }
+    auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
+      const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+      if (req.anchor.empty()) {
+        fd.reset(::open(path.c_str(), flags, 0600));
+      } else {
+        fs::path p(path);
+        try {
+          detail::unique_fd dir = detail::open_tree_dir(req.anchor, p.parent_path(), false);
+          fd.reset(::openat(dir.get(), p.filename().c_str(), flags, 0600));
+        } catch (const std::exception& e) {
+          out.error = e.what();
+          return false;
+        }
+      }
+      if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
+      return static_cast<bool>(fd);
+    };
+    detail::unique_fd out_fd, err_fd;
+    if (!open_log(req.stdout_path, out_fd) || !open_log(req.stderr_path, err_fd)) return out;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    ::posix_spawn_file_actions_init(&fa);
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    ::posix_spawn_file_actions_adddup2(&fa, out_fd.get(), 1);
+    ::posix_spawn_file_actions_adddup2(&fa, err_fd.get(), 2);
+    if (!req.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+      sigaddset(&defaults, s);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &defaults);
+    // Its own session (and so its own process group): cancel signals the whole tree, and a
+    // terminal hangup of the runner's session does not reach the task.
+    ::posix_spawnattr_setflags(&attr,
+                               POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    // A supervisor removed since the runner started (a package uninstalled under it) must not
+    // make every task fail: the task then runs as it would without one.
+    bool supervised = !req.supervisor.empty() && ::access(req.supervisor.c_str(), X_OK) == 0;
+    std::vector<std::string> words;
+    if (supervised) {
+      words = {req.supervisor, supervise_verb, req.status_path, req.attempt};
+      if (!req.anchor.empty()) words.insert(words.end(), {"--anchor", req.anchor});
+      if (req.time_limit_s)
+        // Shortest exact form, whatever the locale: 1e-07 stays a limit, never "0.000000".
+        words.insert(words.end(), {"--time-limit", fmt::format("{}", *req.time_limit_s), "--grace",
+                                   fmt::format("{}", req.grace_s)});
+      words.push_back("--");
+    }
+    words.insert(words.end(), req.argv.begin(), req.argv.end());
+    std::vector<char*> argv, envp;
+    for (const auto& a : words) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    pid_t pid = -1;
+    // The supervisor is a path, never looked up; it looks up the task's program itself.
+    int rc = supervised ? ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
+                        : ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    ::posix_spawn_file_actions_destroy(&fa);
+    ::posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      out.error = words[0] + ": " + std::strerror(rc);
+      return out;
+    }
+    out.pid = pid;
+    return out;
+  }
+
+  std::optional<child_exit> reap() override {
+    int status = 0;
+    pid_t pid;
+    do pid = ::waitpid(-1, &status, WNOHANG);
+    while (pid < 0 && errno == EINTR);
+    if (pid <= 0) return std::nullopt;
+    child_exit e;
+    e.pid = pid;
+    if (WIFEXITED(status))
+      e.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+      e.signal = WTERMSIG(status);
+    return e;
+  }
+
+  void signal_group(pid_t pgid, int sig) override {
+    if (pgid > 1) ::kill(-pgid, sig);
+  }
+
+  // Through a pidfd where the kernel has them (detail::signal_recorded_process): the identity
+  // check and the signal cannot be split by a reuse of the pid.
+  bool signal_recorded_group(pid_t pgid, std::uint64_t start, const std::string& boot,
+                             int sig) override {
+    return detail::signal_recorded_process(pgid, start, boot, sig, true) == 0;
+  }
+
+  bool alive(pid_t pid) override {
+    if (pid <= 1) return false;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+    // A zombie nobody reaps (no init in a container) has ended too.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return ::kill(pid, 0) == 0 || errno == EPERM;
+    auto close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size())
+      return line[close + 2] != 'Z' && line[close + 2] != 'X';
+    return true;
+  }
+};
+
+}  // namespace leaseq
+// end leaseq/engine/spawn.hpp
 
 namespace leaseq {
 
@@ -9485,1342 +10655,8 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
 }
 
 }  // namespace leaseq
-// end leaseq/runner.hpp
-// begin leaseq/seq.hpp
-
-// Task sequence numbers, unique across clients whose locks do not see each other.
-//
-// Protocol 2 (docs/protocol.md "Sequence numbers"): a seq is taken by creating ids/<seq>
-// exclusively (link(2) of a small ticket naming the owner, or O_EXCL where links are refused).
-// The server decides who wins, so two submitters on two NFS clients, on sshfs mounts, or on
-// Lustre without flock, never get the same id. The `seq` file is only a hint of where to start
-// looking, and flock(seq.lock) only keeps local contenders from tripping over each other.
-// ids/floor (written once, exclusively) says below which seq the tree was numbered by protocol
-// 1 rules (the seq file alone); no allocation ever goes below it, so a stale or edited seq
-// file cannot hand out an id an older task holds.
-
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-// The largest seq leaseq hands out: far beyond any real lease, and small enough that a seq
-// file holding nonsense is recognised as such instead of overflowing.
-inline constexpr std::int64_t max_task_seq = 999'999'999'999;
-
-namespace detail {
-
-// The seq of "T014.json" / "T014.result.json", or 0.
-inline std::int64_t seq_of_file_name(const std::string& name) {
-  auto dot = name.find('.');
-  return task_seq(std::string_view(name).substr(0, dot)).value_or(0);
-}
-
-// The seq an ids/ entry names ("14"), or 0 for anything else (floor, temp names).
-inline std::int64_t seq_of_reservation_name(std::string_view name) {
-  if (name.empty() || name.size() > 18 || name[0] == '0') return 0;
-  std::int64_t v = 0;
-  for (char c : name) {
-    if (c < '0' || c > '9') return 0;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-// Highest task seq anywhere in the tree: used only when the seq file is missing or corrupt,
-// so a lost counter never hands out an id that is already taken.
-inline std::int64_t highest_seq_in_tree(const lease_paths& lease) {
-  std::int64_t best = 0;
-  for (const fs::path& root : {lease.inbox_root(), lease.claimed_root(), lease.done_root()}) {
-    for (const std::string& lane : list_dir(root.string()).names)
-      for (const std::string& f : list_dir((root / lane).string()).names)
-        best = std::max(best, seq_of_file_name(f));
-  }
-  return best;
-}
-
-inline std::int64_t highest_reservation(const lease_paths& lease) {
-  std::int64_t best = 0;
-  for (const std::string& n : list_dir(lease.ids_dir().string()).names)
-    best = std::max(best, seq_of_reservation_name(n));
-  return best;
-}
-
-inline std::int64_t parse_seq_text(const std::string& text) {
-  std::int64_t v = 0;
-  bool any = false;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      if (v > (INT64_MAX - 9) / 10) return -1;
-      v = v * 10 + (c - '0');
-      any = true;
-    } else if (c == '\n' || c == ' ' || c == '\r' || c == '\t') {
-      if (any) break;
-    } else {
-      return 0;
-    }
-  }
-  return any ? v : 0;
-}
-
-// The seq below which the tree was numbered by protocol 1 (no ids/ entries there), or 0 when
-// ids/floor is missing or unreadable.
-inline std::int64_t read_floor(const lease_paths& lease) {
-  read_outcome r = read_file_tolerant(lease.ids_floor(), 64);
-  if (!r.ok) return 0;
-  std::int64_t v = parse_seq_text(r.content);
-  return v > 0 ? v : 0;
-}
-
-// Reads ids/floor, writing it first when this is the first allocation of protocol 2 in this
-// tree: one past everything protocol 1 may have numbered (the seq file, the highest task).
-inline std::int64_t ensure_floor(const lease_paths& lease) {
-  if (std::int64_t f = read_floor(lease)) return f;
-  ensure_lease_dir(lease, lease.ids_dir());
-  read_outcome raw = read_file_tolerant(lease.seq(), 64);
-  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
-  if (hint < 0 || hint > max_task_seq) hint = 0;
-  std::int64_t floor = std::max(hint, highest_seq_in_tree(lease) + 1);
-  if (create_file_exclusive(lease.ids_floor(), std::to_string(floor) + "\n")) return floor;
-  // Another client wrote it first; this client's cache may not show it for a while.
-  for (int i = 0; i < 600; ++i) {
-    if (std::int64_t f = read_floor(lease)) return f;
-    ::usleep(50 * 1000);
-  }
-  throw error(lease.ids_floor().string() + " exists but does not hold a number (fix or remove it)");
-}
-
-// Creates ids/<seq> entries: hard links of one ticket file naming this process (readers use it
-// to tell a submit in progress from one that died), or O_EXCL files where links are refused.
-class reservation_maker {
- public:
-  explicit reservation_maker(const lease_paths& lease)
-      : dir_path_(prepared_ids_dir(lease)),
-        dir_(open_lease_dir(lease, dir_path_)),
-        ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
-    if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
-  }
-  reservation_maker(const reservation_maker&) = delete;
-  reservation_maker& operator=(const reservation_maker&) = delete;
-  ~reservation_maker() { drop_ticket(); }
-
-  // True when this call created ids/<seq>; false when the seq was already taken.
-  bool reserve(std::int64_t seq) {
-    std::string name = std::to_string(seq);
-    if (links_work_) {
-      if (ticket_.empty() || links_ >= 30000) new_ticket();  // ext4 caps links per inode
-      if (::linkat(dir_.get(), ticket_.c_str(), dir_.get(), name.c_str(), 0) == 0) {
-        ++links_;
-        return true;
-      }
-      if (errno == EEXIST) return false;
-      if (errno == EMLINK) {
-        links_ = 30000;
-        return reserve(seq);
-      }
-      if (errno != EPERM && errno != ENOTSUP && errno != ENOSYS && errno != EOPNOTSUPP)
-        throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
-      // EPERM: no hard links here, or (sshfs) the name exists. O_EXCL tells them apart.
-    }
-    unique_fd fd(::openat(dir_.get(), name.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) {
-      if (name_taken(errno)) return false;
-      throw io_error("cannot reserve task id", (dir_path_ / name).string(), errno);
-    }
-    links_work_ = false;  // the name was free, so links are refused here: O_EXCL from now on
-    write_all(fd.get(), ticket_content_.data(), ticket_content_.size());
-    excl_reservations_.push_back(std::move(fd));
-    return true;
-  }
-
-  // Marks every reservation this maker made as published ('R' -> 'P', one byte in place, on
-  // the ticket inode all of them link to): a reader that cannot see such a task knows it
-  // exists, instead of taking it for the leftover of a submit that died.
-  void mark_published() noexcept {
-    for (const auto& fd : tickets_) (void)!::pwrite(fd.get(), "P", 1, 0);
-    for (const auto& fd : excl_reservations_) (void)!::pwrite(fd.get(), "P", 1, 0);
-  }
-
-  // Gives a reservation back (a submit that failed before publishing the task).
-  void release(std::int64_t seq) const noexcept {
-    ::unlinkat(dir_.get(), std::to_string(seq).c_str(), 0);
-  }
-
- private:
-  static fs::path prepared_ids_dir(const lease_paths& lease) {
-    ensure_lease_dir(lease, lease.ids_dir());  // refuses a symlinked runs/<lease> or ids/
-    ensure_floor(lease);
-    return lease.ids_dir();
-  }
-  void new_ticket() {
-    drop_ticket();
-    std::string name = ".ticket." + temp_suffix();
-    unique_fd fd(::openat(dir_.get(), name.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) throw io_error("cannot create", (dir_path_ / name).string(), errno);
-    if (!write_all(fd.get(), ticket_content_.data(), ticket_content_.size())) {
-      int e = errno;
-      ::unlinkat(dir_.get(), name.c_str(), 0);
-      throw io_error("cannot write", (dir_path_ / name).string(), e);
-    }
-    ticket_ = std::move(name);
-    tickets_.push_back(std::move(fd));
-    links_ = 0;
-  }
-  void drop_ticket() noexcept {
-    if (!ticket_.empty()) ::unlinkat(dir_.get(), ticket_.c_str(), 0);
-    ticket_.clear();
-  }
-
-  fs::path dir_path_;
-  unique_fd dir_;
-  std::string ticket_content_;
-  std::string ticket_;
-  std::vector<unique_fd> tickets_;            // every ticket inode made, kept open for marking
-  std::vector<unique_fd> excl_reservations_;  // O_EXCL reservations (no hard links), open
-  int links_ = 0;
-  bool links_work_ = true;
-};
-
-// What a reader learns from ids/<seq>.
-struct reservation_ticket {
-  bool published = false;
-  std::optional<process_identity> owner;
-};
-
-inline std::optional<reservation_ticket> parse_ticket(std::string_view text) {
-  if (text.size() < 2 || (text[0] != 'R' && text[0] != 'P') || text[1] != ' ') return std::nullopt;
-  reservation_ticket t;
-  t.published = text[0] == 'P';
-  t.owner = process_identity::from_line(text.substr(2));
-  return t;
-}
-
-inline std::int64_t seq_hint(const lease_paths& lease) {
-  read_outcome raw = read_file_tolerant(lease.seq(), 64);
-  std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
-  if (hint < 0 || hint > max_task_seq)
-    throw error(fmt::format(
-        "{} holds {}, beyond the largest task id (T{}): the file was edited or damaged; "
-        "remove it and leaseq recounts from the tree",
-        lease.seq().string(), raw.content.substr(0, raw.content.find('\n')), max_task_seq));
-  if (hint <= 0) hint = std::max(highest_seq_in_tree(lease), highest_reservation(lease)) + 1;
-  return hint;
-}
-
-}  // namespace detail
-
-// Reserves `count` seqs, each one taken exclusively in ids/, and returns them ascending. Ids
-// are distinct across every process and client; consecutive unless another client reserved
-// in between (then the batch skips the ids it took). `maker` gives them back on failure.
-// `take_lock` false plays a filesystem whose flock excludes nothing (tests).
-inline std::vector<std::int64_t> reserve_seqs(const lease_paths& lease, std::size_t count,
-                                              detail::reservation_maker& maker,
-                                              bool take_lock = true) {
-  std::vector<std::int64_t> out;
-  if (count == 0) return out;
-  out.reserve(count);
-  std::optional<file_lock> lock;
-  if (take_lock) lock.emplace(lease.seq_lock());
-  std::int64_t s = std::max(detail::seq_hint(lease), detail::read_floor(lease));
-  int taken_in_a_row = 0;
-  while (out.size() < count) {
-    if (s > max_task_seq)
-      throw error(fmt::format("lease {} has no task ids left (T{} reached)", lease.root().string(),
-                              max_task_seq));
-    if (maker.reserve(s)) {
-      out.push_back(s);
-      taken_in_a_row = 0;
-    } else if (++taken_in_a_row == 64) {
-      // The hint is far behind (an old seq file, another client's stale view): jump past
-      // every reservation this client can see instead of probing one id at a time.
-      s = std::max(s, detail::highest_reservation(lease));
-      taken_in_a_row = 0;
-    }
-    ++s;
-  }
-  try {
-    write_file_atomic(lease.seq(), std::to_string(out.back() + 1) + "\n");
-  } catch (...) {
-    for (std::int64_t seq : out) maker.release(seq);
-    throw;
-  }
-  return out;
-}
-
-// One seq, or `count` consecutive ones (the first is returned). Reserved in ids/ as above.
-inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 1) {
-  if (count < 1) throw error("allocate_seq: count must be positive");
-  detail::reservation_maker maker(lease);
-  for (;;) {
-    auto seqs = reserve_seqs(lease, static_cast<std::size_t>(count), maker);
-    if (seqs.back() - seqs.front() == count - 1) return seqs.front();
-    for (std::int64_t s : seqs) maker.release(s);  // not consecutive: try again past them
-  }
-}
-
-}  // namespace leaseq
-// end leaseq/seq.hpp
-// begin leaseq/store.hpp
-
-// The snapshot store: scans one lease tree and publishes immutable snapshots.
-//
-// Threading: one thread (the dashboard's background scanner, or the CLI itself) calls
-// refresh(); any thread may call latest(), due(), next_due(), task_interval() and
-// request_refresh(), and none of them waits for a scan in progress. refresh() does all the I/O
-// and then swaps in a new shared_ptr<const snapshot>; readers keep the one they hold for as
-// long as they like. A typical scanner loop:
-//   while (running) { if (store.due(clock.now())) publish(store.refresh()); sleep(100 ms); }
-//
-// Cadence (tui-spec "refresh cadence"): heartbeats every ui.refresh_s (2 s); inbox/claimed/done
-// every 2 s, backing off by 1 s per scan that found nothing new, up to 5 s; any change, or
-// request_refresh() ("refresh now"), brings it back to 2 s. The first refresh() scans all.
-//
-// Scanning (issue 4): one readdir per directory, no recursive walk, no stat per task file,
-// dot-names skipped, each directory re-opened every scan. A directory whose own mtime and size
-// are unchanged since the last scan is not re-read, unless its mtime was within
-// dir_settle_s (2 s) of that scan, so a change inside the timestamp's granularity is never
-// missed. Task and result files are parsed once and cached by name + inode (every protocol
-// writer replaces a file by rename, which gives it a new inode; results never change);
-// heartbeats are cached by name + inode + size + mtime (they are rewritten every 2 s, and a
-// freed inode can come back). A file that stops parsing keeps its last good view, is marked
-// unknown and is retried on every scan; nothing is ever deleted by reading.
-//
-// Derived state: done/ wins over claimed/, claimed/ over inbox/ (a task in both inbox and
-// claimed counts once, as RUNNING). A task seen RUNNING (claimed file, or listed in a
-// heartbeat's `running`) that is now in neither claimed/ nor done/ is LOST? until its result
-// shows up or ui.lost_confirm_s passes, then LOST. Heartbeats are read before the task
-// directories, so a heartbeat never names a task the listing could not have seen yet.
-// A task whose id was handed out (ids/, protocol 2; below ids/floor, or below the seq file in a
-// protocol 1 tree) but whose file no listing shows is UNKNOWN ("not visible yet"): views never
-// shrink while a shared filesystem's cache lags a move. A task this store saw before and that
-// drops out of sight keeps its last view, marked unknown (a one-shot reader, with nothing
-// seen before, lists it as UNKNOWN). Only
-// an id no reservation vouches for is removed after ui.lost_confirm_s; a reservation whose
-// submit died before publishing (ticket still 'R', owner gone) vouches for nothing.
-
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <functional>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <set>
-#include <string>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-struct store_options {
-  ui_config ui;
-  // A directory modified less than this long before a scan is always re-read next time.
-  double dir_settle_s = 2;
-  std::size_t max_file_bytes = max_json_bytes;
-  // Threads that read and parse files when one directory has many new ones (a cold scan of a
-  // big lease): 0 = up to 8 by the hardware, 1 = only the scanning thread. With more than one,
-  // Fs::read is called from several threads at once.
-  unsigned load_threads = 0;
-};
-
-namespace detail {
-
-enum class task_place : std::uint8_t { inbox = 0, claimed = 1, done = 2 };
-
-// One task or result file as last read.
-struct cached_file {
-  std::int64_t seq = 0;  // the id is format_task_id(seq): only canonical names are cached
-  std::uint64_t ino = 0;
-  std::shared_ptr<const task_spec> spec;      // inbox/claimed: last good parse
-  std::shared_ptr<const task_result> result;  // done: last good parse
-  bool bad = false;                           // the current file does not parse
-  // ... a claimed file (the runner replaces those) modified less than ui.hb_stale_s ago: most
-  // likely read mid-replace through a
-  // cache that lags (sshfs, NFS attribute caches give a stale size): lag, not a broken file.
-  bool settling = false;
-  std::string reason;
-};
-
-// One directory as last listed.
-struct cached_dir {
-  dir_stamp stamp;
-  bool listed = false;                // entries below reflect a successful listing
-  bool skippable = false;             // stamp is old enough to trust an unchanged stamp
-  std::vector<std::string> subdirs;   // for roots: valid lane/node names, sorted
-  std::vector<cached_file> files;     // for lanes: task files, any order
-  std::vector<scan_error> odd_names;  // for lanes: entries that are not task files
-  std::uint64_t visited = 0;          // scan number that last used it
-};
-
-struct cached_hb {
-  file_info info;
-  std::optional<heartbeat> hb;
-  bool bad = false;
-  bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
-  std::string reason;
-};
-
-inline bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
-}
-
-// Priority among sightings of the same task: done > claimed > inbox.
-struct sighting {
-  std::int64_t seq;
-  task_place place;
-  const std::string* lane;
-  const cached_file* file;
-};
-
-}  // namespace detail
-
-template <class Fs = posix_fs, class Clock = system_clock>
-class snapshot_store {
- public:
-  snapshot_store(lease_paths paths, std::string lease_id, store_options opts = {}, Fs fs = Fs{},
-                 Clock clock = Clock{})
-      : paths_(std::move(paths)),
-        lease_id_(std::move(lease_id)),
-        opts_(opts),
-        fs_(std::move(fs)),
-        clock_(std::move(clock)) {
-    auto s = std::make_shared<snapshot>();
-    s->lease_id = lease_id_;
-    latest_ = std::move(s);
-    task_interval_ = base_interval();
-  }
-
-  // Runs the scans that are due (all of them on the first call or after request_refresh())
-  // and publishes the resulting snapshot. Returns the latest snapshot either way.
-  std::shared_ptr<const snapshot> refresh() {
-    std::lock_guard<std::mutex> scan_lock(scan_mu_);
-    double now = clock_.now();
-    bool forced = refresh_requested_.exchange(false) || scans_ == 0;
-    bool do_hb = forced || now >= next_hb_;
-    bool do_tasks = forced || now >= next_tasks_;
-    if (!do_hb && !do_tasks) return latest();
-    ++scans_;
-    std::shared_ptr<const snapshot> prev = latest();
-    auto next = std::make_shared<snapshot>(*prev);
-    next->taken_at = now;
-    next->generation = prev->generation + 1;
-    if (do_hb) {
-      scan_heartbeats();
-      next_hb_ = now + opts_.ui.refresh_s;
-    }
-    if (do_tasks) {
-      bool changed = scan_tasks(now, *prev, *next);
-      if (forced || changed)
-        task_interval_ = base_interval();
-      else
-        task_interval_ = std::min(task_interval_.load() + 1.0, max_interval());
-      next_tasks_ = now + task_interval_;
-    }
-    build_nodes(now, *next);
-    next->errors = dir_errors_;
-    next->errors.insert(next->errors.end(), hb_errors_.begin(), hb_errors_.end());
-    next->complete = true;
-    std::shared_ptr<const snapshot> published = std::move(next);
-    {
-      std::lock_guard<std::mutex> lock(pub_mu_);
-      latest_ = published;
-      next_due_ = std::min(next_hb_, next_tasks_);
-    }
-    return published;
-  }
-
-  // request_refresh() + refresh(): a full scan now.
-  std::shared_ptr<const snapshot> refresh_all() {
-    request_refresh();
-    return refresh();
-  }
-
-  // The last published snapshot (never null; empty and !complete before the first refresh).
-  std::shared_ptr<const snapshot> latest() const {
-    std::lock_guard<std::mutex> lock(pub_mu_);
-    return latest_;
-  }
-
-  // "Refresh now": the next refresh() scans everything and the task cadence restarts at 2 s.
-  void request_refresh() noexcept { refresh_requested_ = true; }
-
-  // Clock time at which refresh() has work to do.
-  double next_due() const {
-    if (refresh_requested_) return 0;
-    std::lock_guard<std::mutex> lock(pub_mu_);
-    return next_due_;
-  }
-  bool due(double now) const { return now >= next_due(); }
-  // Current interval of the inbox/claimed/done scans (2..5 s with the defaults).
-  double task_interval() const noexcept { return task_interval_.load(); }
-
-  const lease_paths& paths() const noexcept { return paths_; }
-  const std::string& lease_id() const noexcept { return lease_id_; }
-  const store_options& options() const noexcept { return opts_; }
-  Fs& filesystem() noexcept { return fs_; }
-  Clock& clock() noexcept { return clock_; }
-
- private:
-  using cached_file = detail::cached_file;
-  using cached_dir = detail::cached_dir;
-  using task_place = detail::task_place;
-
-  double base_interval() const { return opts_.ui.refresh_s; }
-  double max_interval() const { return std::max(5.0, opts_.ui.refresh_s); }
-
-  void add_error(std::vector<scan_error>& errs, const fs::path& path, int err, std::string msg) {
-    errs.push_back({path.string(), err, std::move(msg)});
-  }
-
-  // Lists a directory through the cache. Returns nullptr when it does not exist (a reader
-  // treats a missing directory as empty). On an OS error the last good listing is kept.
-  cached_dir* list_cached(const std::string& key, const fs::path& path, double now, bool& changed,
-                          bool is_root) {
-    cached_dir& d = dirs_[key];
-    d.visited = scans_;
-    const dir_stamp* skip = d.listed && d.skippable ? &d.stamp : nullptr;
-    dir_listing_result r = fs_.list_dir(path, skip);
-    if (r.err == ENOENT) {
-      if (d.listed) changed = true;
-      dirs_.erase(key);
-      return nullptr;
-    }
-    if (r.err != 0) {
-      add_error(dir_errors_, path, r.err,
-                fmt::format("cannot list {}: {} (showing its last good listing)", path.string(),
-                            std::strerror(r.err)));
-      d.skippable = false;
-      return &d;
-    }
-    if (r.unchanged) return &d;
-    d.stamp = r.stamp;
-    d.listed = true;
-    d.skippable = r.stamp.mtime < now - opts_.dir_settle_s;
-    if (is_root) {
-      std::vector<std::string> names;
-      for (auto& e : r.entries) names.push_back(std::move(e.name));
-      std::sort(names.begin(), names.end());
-      if (names != d.subdirs) changed = true;
-      d.subdirs = std::move(names);
-    } else if (relist_files(d, key, path, std::move(r.entries))) {
-      changed = true;
-    }
-    return &d;
-  }
-
-  // Whether a listing shows exactly the cached files, in the same order, with the same inodes
-  // and all parsed: the common case of a directory re-read with nothing new in it (readdir
-  // order is stable while a directory does not change). Checked without building anything.
-  static bool same_files(const cached_dir& d, const std::vector<dir_entry>& entries,
-                         std::string_view suffix) {
-    if (entries.size() != d.files.size() || !d.odd_names.empty()) return false;
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      const dir_entry& e = entries[i];
-      const cached_file& f = d.files[i];
-      if (f.ino == 0 || f.ino != e.ino || f.bad || !(f.spec || f.result)) return false;
-      if (!detail::ends_with(e.name, suffix)) return false;
-      auto seq = task_seq(std::string_view(e.name).substr(0, e.name.size() - suffix.size()));
-      if (!seq || *seq != f.seq) return false;
-    }
-    return true;
-  }
-
-  // Re-reads the entries of a lane directory; true when its set of files or a parse changed.
-  bool relist_files(cached_dir& d, const std::string& key, const fs::path& dir,
-                    std::vector<dir_entry> entries) {
-    bool is_done = key.compare(0, 5, "done/") == 0;
-    // The runner rewrites a claimed file (claimed, starting, pid): the only task files that
-    // are ever replaced, and so the only ones a lagging cache can show half-read.
-    bool rewritten = key.compare(0, 8, "claimed/") == 0;
-    std::string_view suffix = is_done ? ".result.json" : ".json";
-    if (same_files(d, entries, suffix)) return false;
-    std::unordered_map<std::int64_t, std::size_t> old;
-    old.reserve(d.files.size());
-    for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].seq, i);
-    std::vector<cached_file> files;
-    files.reserve(entries.size());
-    std::vector<std::size_t> to_load;
-    std::vector<char> was_bad;
-    d.odd_names.clear();
-    bool changed = entries.size() != d.files.size();
-    for (auto& e : entries) {
-      std::string_view id;
-      if (detail::ends_with(e.name, suffix))
-        id = std::string_view(e.name).substr(0, e.name.size() - suffix.size());
-      auto seq = task_seq(id);
-      if (!seq) {
-        d.odd_names.push_back({dir.string(), 0,
-                               fmt::format("ignoring {} in {}: not a task file name",
-                                           detail::quote_for_message(e.name), dir.string())});
-        continue;
-      }
-      cached_file f;
-      if (auto it = old.find(*seq); it != old.end())
-        f = std::move(d.files[it->second]);
-      else
-        changed = true;
-      f.seq = *seq;
-      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
-      f.ino = e.ino;
-      if (!fresh) {
-        to_load.push_back(files.size());
-        was_bad.push_back(f.bad);
-      }
-      files.push_back(std::move(f));
-    }
-    std::vector<char> present = load_files(files, to_load, dir, suffix, is_done, rewritten);
-    std::vector<cached_file> kept;
-    kept.reserve(files.size());
-    for (std::size_t k = 0, i = 0; i < files.size(); ++i) {
-      if (k < to_load.size() && to_load[k] == i) {
-        bool ok = present[k];
-        if (!ok || !(was_bad[k] && files[i].bad)) changed = true;
-        ++k;
-        if (!ok) continue;  // vanished between listing and reading
-      }
-      kept.push_back(std::move(files[i]));
-    }
-    d.files = std::move(kept);
-    return changed;
-  }
-
-  // Loads files[to_load[k]] for every k, on several threads when there are many. Returns, per
-  // k, whether the file was still there.
-  std::vector<char> load_files(std::vector<cached_file>& files,
-                               const std::vector<std::size_t>& to_load, const fs::path& dir,
-                               std::string_view suffix, bool is_done, bool rewritten) {
-    std::vector<char> present(to_load.size(), 0);
-    auto work = [&](std::size_t begin, std::size_t step) {
-      for (std::size_t k = begin; k < to_load.size(); k += step) {
-        cached_file& f = files[to_load[k]];
-        // A canonical id built from the seq: safe to join.
-        std::string name = format_task_id(f.seq);
-        name.append(suffix.data(), suffix.size());
-        try {
-          present[k] = load_file(f, dir / name, is_done, rewritten);
-        } catch (const std::exception& e) {  // bad_alloc and the like: unknown, not a crash
-          f.bad = true;
-          f.reason = e.what();
-          present[k] = 1;
-        }
-      }
-    };
-    unsigned threads = opts_.load_threads;
-    if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
-    threads = static_cast<unsigned>(std::min<std::size_t>(threads, to_load.size() / 32 + 1));
-    if (threads <= 1) {
-      work(0, 1);
-      return present;
-    }
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t, threads);
-    work(0, threads);
-    for (auto& t : pool) t.join();
-    return present;
-  }
-
-  // What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
-  // back (task_view::command()), no spare capacity, no empty object for unknown fields.
-  static void compact(task_spec& t) {
-    if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
-    t.argv.shrink_to_fit();
-    if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
-  }
-
-  // Reads and parses one task or result file into f. False when the file vanished between
-  // the listing and the read (it moved on: claimed, or finished): not a sighting.
-  bool load_file(cached_file& f, const fs::path& path, bool is_result, bool rewritten) {
-    file_read r = fs_.read(path, opts_.max_file_bytes);
-    if (!r.ok && r.err == ENOENT) return false;
-    auto fail = [&](std::string reason) {
-      f.bad = true;
-      f.settling = rewritten && r.ok && clock_.now() - r.info.mtime < opts_.ui.hb_stale_s;
-      f.reason = std::move(reason);
-      return true;
-    };
-    if (!r.ok) return fail(r.reason);
-    if (r.info.ino != 0) f.ino = r.info.ino;
-    if (is_result) {  // the fast path first: no DOM for the common, well-formed file
-      auto res = std::make_shared<task_result>();
-      if (detail::task_sax::parse_result(r.content, *res)) {
-        if (task_seq(res->task.id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(res->task.id));
-        compact(res->task);
-        f.result = std::move(res);
-        f.bad = false;
-        f.reason.clear();
-        return true;
-      }
-    } else {
-      auto spec = std::make_shared<task_spec>();
-      if (detail::task_sax::parse_task(r.content, *spec)) {
-        if (task_seq(spec->id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(spec->id));
-        compact(*spec);
-        f.spec = std::move(spec);
-        f.bad = false;
-        f.reason.clear();
-        return true;
-      }
-    }
-    json_outcome j = parse_json_tolerant(r.content);
-    if (!j.ok()) return fail(j.reason);
-    try {
-      if (is_result) {
-        auto res = std::make_shared<task_result>();
-        from_json(*j.value, *res);
-        if (task_seq(res->task.id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(res->task.id));
-        compact(res->task);
-        f.result = std::move(res);
-      } else {
-        auto spec = std::make_shared<task_spec>();
-        from_json(*j.value, *spec);
-        if (task_seq(spec->id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(spec->id));
-        compact(*spec);
-        f.spec = std::move(spec);
-      }
-    } catch (const std::exception& e) {
-      return fail(e.what());
-    }
-    f.bad = false;
-    f.reason.clear();
-    return true;
-  }
-
-  void scan_heartbeats() {
-    hb_errors_.clear();
-    dir_listing_result r = fs_.list_dir(paths_.hb_dir(), nullptr);
-    if (r.err != 0 && r.err != ENOENT) {
-      add_error(hb_errors_, paths_.hb_dir(), r.err,
-                fmt::format("cannot list {}: {} (showing the last heartbeats)",
-                            paths_.hb_dir().string(), std::strerror(r.err)));
-      return;
-    }
-    std::map<std::string, detail::cached_hb> next;
-    for (const auto& e : r.entries) {
-      std::string node;
-      if (detail::ends_with(e.name, ".json")) node = e.name.substr(0, e.name.size() - 5);
-      if (!is_valid_node(node)) {
-        add_error(hb_errors_, paths_.hb_dir(), 0,
-                  fmt::format("ignoring {} in {}: not <node>.json with a valid node name",
-                              detail::quote_for_message(e.name), paths_.hb_dir().string()));
-        continue;
-      }
-      fs::path path = paths_.heartbeat(node);
-      detail::cached_hb h;
-      if (auto it = hbs_.find(node); it != hbs_.end()) h = std::move(it->second);
-      file_info info = fs_.stat(path);
-      if (info.err == ENOENT) continue;
-      bool same = !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
-                  info.size == h.info.size && info.mtime == h.info.mtime;
-      if (!same) {
-        file_read fr = fs_.read(path, opts_.max_file_bytes);
-        if (!fr.ok && fr.err == ENOENT) continue;
-        json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
-        // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
-        // client, or a writer that rewrites in place) reads torn: read it again before
-        // calling it unreadable.
-        for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          fr = fs_.read(path, opts_.max_file_bytes);
-          if (fr.ok) j = parse_json_tolerant(fr.content);
-        }
-        if (!fr.ok && fr.err == ENOENT) continue;
-        std::string reason;
-        if (!fr.ok) {
-          reason = fr.reason;
-        } else if (!j.ok()) {
-          reason = j.reason;
-        } else {
-          try {
-            heartbeat hb;
-            from_json(*j.value, hb);
-            if (hb.node != node)
-              add_error(hb_errors_, path, 0,
-                        fmt::format("heartbeat {} says node {}", path.string(),
-                                    detail::quote_for_message(hb.node)));
-            h.hb = std::move(hb);
-            h.info = fr.info;
-          } catch (const std::exception& ex) {
-            reason = ex.what();
-          }
-        }
-        h.bad = !reason.empty();
-        double age = clock_.now() - info.mtime;
-        h.settling =
-            h.bad && info.err == 0 && age < opts_.ui.hb_stale_s && age > -opts_.ui.hb_stale_s;
-        h.reason = std::move(reason);
-      }
-      next.emplace(node, std::move(h));
-    }
-    hbs_ = std::move(next);
-  }
-
-  // A lane directory this scan listed (or found unchanged), with where it sits.
-  struct listed_lane {
-    task_place place;
-    const std::string* lane;
-    const cached_dir* dir;
-  };
-
-  // Lists the lane directories under one root, appending them to `out`. Roots and lanes are
-  // visited in a fixed order: inbox, then claimed, then done (a rename inbox -> claimed or a
-  // finish claimed -> done seen mid-scan still shows the task in one of them).
-  void scan_root(task_place place, const char* root_name, const fs::path& root, double now,
-                 bool& changed, std::vector<listed_lane>& out) {
-    cached_dir* r = list_cached(root_name, root, now, changed, true);
-    if (!r) return;
-    for (const std::string& lane : r->subdirs) {
-      bool ok = place == task_place::inbox ? is_valid_lane(lane) : is_valid_node(lane);
-      if (!ok) {
-        add_error(dir_errors_, root, 0,
-                  fmt::format("ignoring directory {} in {}: not a valid {} name",
-                              detail::quote_for_message(lane), root.string(),
-                              place == task_place::inbox ? "lane" : "node"));
-        continue;
-      }
-      node_names_.insert(lane);
-      std::string key = std::string(root_name) + "/" + lane;
-      cached_dir* d = list_cached(key, root / lane, now, changed, false);
-      if (!d) continue;
-      dir_errors_.insert(dir_errors_.end(), d->odd_names.begin(), d->odd_names.end());
-      for (const cached_file& f : d->files)
-        if (f.bad) d->skippable = false;  // retry it next scan
-      out.push_back({place, &lane, d});
-    }
-  }
-
-  // Names of nodes that only show up under logs/ or control/.
-  void scan_node_root(const char* root_name, const fs::path& root, double now, bool& changed) {
-    cached_dir* r = list_cached(root_name, root, now, changed, true);
-    if (!r) return;
-    for (const std::string& n : r->subdirs) {
-      if (is_valid_node(n))
-        node_names_.insert(n);
-      else
-        add_error(dir_errors_, root, 0,
-                  fmt::format("ignoring directory {} in {}: not a valid node name",
-                              detail::quote_for_message(n), root.string()));
-    }
-  }
-
-  // Heartbeat evidence: task id -> (node, hb ts) for every task a heartbeat lists as running.
-  std::unordered_map<std::string, std::pair<std::string, double>> hb_running() const {
-    std::unordered_map<std::string, std::pair<std::string, double>> out;
-    for (const auto& [node, h] : hbs_) {
-      if (!h.hb || h.hb->stopped) continue;
-      for (const auto& id : h.hb->running)
-        if (is_valid_task_id(id)) out[id] = {node, h.hb->ts};
-      if (h.hb->running_task_id && is_valid_task_id(*h.hb->running_task_id))
-        out.emplace(*h.hb->running_task_id, std::make_pair(node, h.hb->ts));
-    }
-    return out;
-  }
-
-  // Returns true when anything visible changed.
-  bool scan_tasks(double now, const snapshot& prev, snapshot& next) {
-    dir_errors_.clear();
-    node_names_.clear();
-    bool changed = false;
-    std::vector<listed_lane> lanes;
-    scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, lanes);
-    scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, lanes);
-    scan_root(task_place::done, "done", paths_.done_root(), now, changed, lanes);
-    scan_node_root("logs", paths_.logs_root(), now, changed);
-    scan_node_root("control", paths_.control_root(), now, changed);
-    scan_allocations(now, changed);
-    scan_archive(changed);
-    for (auto it = dirs_.begin(); it != dirs_.end();) {
-      if (it->second.visited != scans_) {
-        it = dirs_.erase(it);
-        changed = true;
-      } else {
-        ++it;
-      }
-    }
-    auto evidence = hb_running();
-    std::vector<std::string> keys = evidence_keys(evidence);
-    bool evidence_changed = keys != last_evidence_;
-    if (!changed && !evidence_changed && !summary_.time_dependent && prev.complete) return false;
-    last_evidence_ = std::move(keys);
-
-    // Only now, with something to rebuild, every file of every lane becomes a sighting.
-    std::vector<detail::sighting> seen;
-    seen.reserve(prev.tasks().size() + 16);
-    for (const listed_lane& l : lanes)
-      for (const cached_file& f : l.dir->files) seen.push_back({f.seq, l.place, l.lane, &f});
-
-    std::sort(seen.begin(), seen.end(), [](const detail::sighting& a, const detail::sighting& b) {
-      return a.seq != b.seq ? a.seq < b.seq : a.place > b.place;  // best sighting first
-    });
-    auto table = std::make_shared<std::vector<task_view>>();
-    table->reserve(seen.size() + 8);
-    const auto& old = prev.tasks();
-    std::size_t oi = 0;
-    auto flush_old_before = [&](std::int64_t seq) {
-      for (; oi < old.size() && old[oi].seq < seq; ++oi)
-        carry_unseen(old[oi], now, evidence, *table);
-    };
-    for (std::size_t i = 0; i < seen.size();) {
-      std::size_t j = i;
-      while (j < seen.size() && seen[j].seq == seen[i].seq) ++j;
-      flush_old_before(seen[i].seq);
-      const task_view* before = oi < old.size() && old[oi].seq == seen[i].seq ? &old[oi] : nullptr;
-      if (before) ++oi;
-      table->push_back(make_view(seen[i], before, now, evidence));
-      i = j;
-    }
-    flush_old_before(INT64_MAX);
-    add_invisible(now, *table);
-    // Tasks known only from a heartbeat (one-shot reader, or the claimed file not visible).
-    for (const auto& [id, ev] : evidence) {
-      auto seq = *task_seq(id);
-      if (archived(seq)) continue;
-      auto it = std::lower_bound(table->begin(), table->end(), seq,
-                                 [](const task_view& v, std::int64_t s) { return v.seq < s; });
-      if (it != table->end() && it->seq == seq) continue;
-      task_view v;
-      v.id = id;
-      v.seq = seq;
-      v.node = ev.first;
-      v.state = task_state::lost_maybe;
-      v.last_running_seen = ev.second;
-      v.missing_since = now;
-      v.unknown = true;
-      v.unknown_reason = "listed as running by the heartbeat of " + ev.first +
-                         ", but in neither claimed/ nor done/";
-      table->insert(it, std::move(v));
-    }
-    next.task_table = std::move(table);
-    summarize(next);
-    return true;
-  }
-
-  static std::vector<std::string> evidence_keys(
-      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
-    std::vector<std::string> keys;
-    keys.reserve(ev.size());
-    for (const auto& [id, e] : ev) keys.push_back(id + "@" + e.first);
-    std::sort(keys.begin(), keys.end());
-    return keys;
-  }
-
-  task_view make_view(const detail::sighting& s, const task_view* before, double now,
-                      const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
-    const cached_file& f = *s.file;
-    task_view v;
-    if (before) v = *before;
-    v.id = format_task_id(f.seq);
-    v.seq = f.seq;
-    v.last_seen = now;
-    v.missing_since.reset();
-    v.unknown = f.bad;
-    v.settling = f.bad && f.settling;
-    v.unknown_reason = f.bad
-                           ? fmt::format("its {} file does not parse: {}",
-                                         s.place == task_place::done ? "result" : "task", f.reason)
-                           : "";
-    switch (s.place) {
-      case task_place::done:
-        v.node = *s.lane;
-        if (f.result) {
-          v.result = f.result;
-          v.spec = std::shared_ptr<const task_spec>(f.result, &f.result->task);
-          v.state = f.result->state;
-        } else if (!before) {
-          v.state = task_state::running;  // a result is there, its outcome not readable yet
-        }
-        break;
-      case task_place::claimed:
-        v.node = *s.lane;
-        if (f.spec) v.spec = f.spec;
-        v.result.reset();
-        v.state = task_state::running;
-        break;
-      case task_place::inbox: {
-        if (f.spec) v.spec = f.spec;
-        v.result.reset();
-        v.node = *s.lane == any_lane ? std::string() : *s.lane;
-        v.state = task_state::pending;
-        auto it = ev.find(v.id);
-        if (it != ev.end()) {  // claimed, the rename not visible yet
-          v.state = task_state::running;
-          v.node = it->second.first;
-        }
-        break;
-      }
-    }
-    if (v.state == task_state::running) {
-      v.last_running_seen = now;
-    }
-    return v;
-  }
-
-  // A task of the previous snapshot that this scan did not see.
-  void carry_unseen(const task_view& before, double now,
-                    const std::unordered_map<std::string, std::pair<std::string, double>>& ev,
-                    std::vector<task_view>& out) {
-    if (archived(before.seq)) return;  // moved to archive/: counted there
-    task_view v = before;
-    bool was_running = before.state == task_state::running ||
-                       before.state == task_state::lost_maybe || before.state == task_state::lost ||
-                       ev.count(before.id) > 0;
-    if (!v.missing_since) v.missing_since = now;
-    double missing_for = now - *v.missing_since;
-    if (was_running) {
-      if (auto it = ev.find(before.id); it != ev.end()) {
-        v.node = it->second.first;
-        v.last_running_seen = std::max(v.last_running_seen.value_or(0), it->second.second);
-      }
-      v.state = before.state == task_state::lost || missing_for >= opts_.ui.lost_confirm_s
-                    ? task_state::lost
-                    : task_state::lost_maybe;
-      v.unknown = v.state == task_state::lost_maybe;
-      v.unknown_reason = v.state == task_state::lost
-                             ? "not in claimed/ or done/ for longer than ui.lost_confirm_s"
-                             : "was RUNNING, now in neither claimed/ nor done/";
-      out.push_back(std::move(v));
-      return;
-    }
-    bool vouched = allocated(before.seq, now);
-    if (missing_for >= opts_.ui.lost_confirm_s && !vouched) return;  // gone for good: removed
-    v.unknown = true;  // its last state, marked unknown: the dashboard holds what it saw
-    v.unknown_reason = vouched ? "not visible yet (shared filesystem lag?): its file is in none "
-                                 "of inbox/, claimed/, done/ right now"
-                               : "its file is no longer visible";
-    out.push_back(std::move(v));
-  }
-
-  // ---- ids handed out (seq.hpp): which tasks exist even when no listing shows them ----
-
-  void scan_allocations(double now, bool& changed) {
-    bool c = false;
-    cached_dir* d = list_cached("ids", paths_.ids_dir(), now, c, true);
-    if (!d) {
-      has_ids_ = false;
-      reserved_.clear();
-      floor_ = 0;
-    } else if (c || !has_ids_) {
-      has_ids_ = true;
-      reserved_.clear();
-      reserved_.reserve(d->subdirs.size());
-      for (const std::string& n : d->subdirs)
-        if (std::int64_t seq = detail::seq_of_reservation_name(n)) reserved_.push_back(seq);
-      std::sort(reserved_.begin(), reserved_.end());
-    }
-    if (has_ids_ && (c || floor_ == 0)) {
-      file_read r = fs_.read(paths_.ids_floor(), 64);
-      floor_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
-    }
-    legacy_next_ = 0;
-    // The seq file is small but read on every scan of a 1M-task lease: only when it changed.
-    file_info si = fs_.stat(paths_.seq());
-    if (si.err != 0) {
-      seq_hint_ = 0;
-      seq_stamp_ = {};
-    } else if (si.ino != seq_stamp_.ino || si.mtime != seq_stamp_.mtime ||
-               si.size != seq_stamp_.size) {
-      file_read r = fs_.read(paths_.seq(), 64);
-      seq_hint_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
-      seq_stamp_ = si;
-    }
-    if (!has_ids_) legacy_next_ = seq_hint_;  // a protocol 1 tree: the seq file counts the ids
-    changed |= c;
-  }
-
-  // Whether seq names a task that exists, per the reservations (not per any listing).
-  bool allocated(std::int64_t seq, double now) {
-    if (seq < floor_ || (!has_ids_ && seq < legacy_next_)) return true;
-    if (!std::binary_search(reserved_.begin(), reserved_.end(), seq)) return false;
-    return ticket_vouches(seq, now);
-  }
-
-  // A reservation vouches for a task unless its submit died before publishing: ticket 'R',
-  // its owner gone (this host) or silent for long (another host), past a grace period longer
-  // than any attribute cache (a stale 'R' is then re-read as 'P').
-  bool ticket_vouches(std::int64_t seq, double now) {
-    auto it = tickets_.find(seq);
-    if (it != tickets_.end() && it->second.final) return it->second.vouches;
-    file_read r = fs_.read(paths_.ids_dir() / std::to_string(seq), 512);
-    ticket_verdict v;
-    if (!r.ok) {
-      v.vouches = r.err != ENOENT;  // released (a failed submit gave it back): no task
-      v.final = false;
-    } else if (auto t = detail::parse_ticket(r.content); !t) {
-      v.vouches = true;  // not a ticket leaseq wrote: trust it
-      v.final = true;
-    } else if (t->published) {
-      v.vouches = true;
-      v.final = true;
-    } else {
-      auto live = t->owner ? detail::check_liveness(*t->owner) : detail::liveness::unknown;
-      double age = now - r.info.mtime;
-      double grace = live == detail::liveness::dead ? 60.0 : 600.0;
-      v.vouches = live == detail::liveness::alive || age < grace;
-      v.final = !v.vouches;
-    }
-    tickets_[seq] = v;
-    return v.vouches;
-  }
-
-  // Adds an UNKNOWN view for every id handed out that the table does not hold.
-  void add_invisible(double now, std::vector<task_view>& table) {
-    if (!has_ids_ && legacy_next_ <= 1) return;
-    std::int64_t legacy_end = std::max(floor_, has_ids_ ? 0 : legacy_next_);
-    std::int64_t highest_seen = table.empty() ? 0 : table.back().seq;
-    // A seq file far beyond anything seen was edited or damaged: it vouches for nothing.
-    if (legacy_end > highest_seen + 1'000'000) legacy_end = 0;
-    std::vector<task_view> extra;
-    std::size_t ti = 0;
-    auto missing = [&](std::int64_t seq) {
-      while (ti < table.size() && table[ti].seq < seq) ++ti;
-      return (ti == table.size() || table[ti].seq != seq) && !archived(seq);
-    };
-    auto add = [&](std::int64_t seq, const char* why) {
-      task_view v;
-      v.seq = seq;
-      v.id = format_task_id(seq);
-      v.state = task_state::unknown;
-      v.unknown = true;
-      v.missing_since = now;
-      v.unknown_reason = why;
-      extra.push_back(std::move(v));
-    };
-    for (std::int64_t seq = 1; seq < legacy_end; ++seq)
-      if (missing(seq)) add(seq, "not visible yet (shared filesystem lag?): the id was handed out");
-    for (std::int64_t seq : reserved_) {
-      if (seq < legacy_end || !missing(seq)) continue;
-      if (ticket_vouches(seq, now))
-        add(seq, "not visible yet (shared filesystem lag, or a submit in progress): ids/ holds it");
-    }
-    // A cached listing of ids/ (NFS, sshfs) can be older than the listings of the lanes: ids
-    // reserved since it was taken are looked up one by one, from the highest listed up to the
-    // highest the seq file or any task shows. A name never looked up before is asked of the
-    // server, past the directory cache.
-    if (has_ids_) {
-      std::int64_t listed = reserved_.empty() ? floor_ - 1 : reserved_.back();
-      std::int64_t upper = std::max(seq_hint_ - 1, highest_seen);
-      upper = std::min(upper, listed + 4096);
-      for (std::int64_t seq = std::max(listed, legacy_end - 1) + 1; seq <= upper; ++seq) {
-        while (ti < table.size() && table[ti].seq < seq) ++ti;
-        if ((ti < table.size() && table[ti].seq == seq) || archived(seq)) continue;
-        file_info f = fs_.stat(paths_.ids_dir() / std::to_string(seq));
-        if (f.err == 0 && ticket_vouches(seq, now))
-          add(seq, "not visible yet (shared filesystem lag): ids/ holds it");
-      }
-    }
-    if (extra.empty()) return;
-    std::vector<task_view> merged;
-    merged.reserve(table.size() + extra.size());
-    std::merge(std::make_move_iterator(table.begin()), std::make_move_iterator(table.end()),
-               std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()),
-               std::back_inserter(merged),
-               [](const task_view& a, const task_view& b) { return a.seq < b.seq; });
-    table = std::move(merged);
-  }
-
-  void build_nodes(double now, snapshot& s) {
-    std::set<std::string> names(node_names_.begin(), node_names_.end());
-    for (const auto& [n, h] : hbs_) names.insert(n);
-    names.erase(std::string(any_lane));
-    s.nodes.clear();
-    s.nodes.reserve(names.size());
-    for (const auto& n : names) {
-      node_view v;
-      v.name = n;
-      if (auto it = hbs_.find(n); it != hbs_.end()) {
-        v.hb = it->second.hb;
-        v.hb_unknown = it->second.bad;
-        v.hb_settling = it->second.settling;
-        v.hb_reason = it->second.reason;
-      }
-      v.health = compute_health(v.hb, now, opts_.ui.hb_stale_s);
-      if (v.hb) {
-        v.hb_age_s = heartbeat_age(*v.hb, now);
-        v.paused = v.hb->paused;
-      }
-      s.nodes.push_back(std::move(v));
-    }
-    for (auto& v : s.nodes) {
-      if (auto it = summary_.running.find(v.name); it != summary_.running.end())
-        v.running = it->second;
-      if (auto it = summary_.pending.find(v.name); it != summary_.pending.end())
-        v.pending = it->second;
-    }
-    s.fs_lag = summary_.lag;
-    for (const auto& n : s.nodes)
-      if (n.hb_unknown) s.fs_lag = true;
-  }
-
-  // What the nodes and the status bar need from a task table, computed once per new table
-  // (a heartbeat-only refresh of a 100 000-task lease then costs nothing per task).
-  struct table_summary {
-    std::unordered_map<std::string, std::vector<std::string>> running;
-    std::unordered_map<std::string, std::size_t> pending;
-    bool lag = false;             // a task is LOST? or unknown
-    bool time_dependent = false;  // a task is out of sight: rescan even if nothing changed
-  };
-
-  void summarize(snapshot& s) {
-    s.counts = {};
-    summary_ = {};
-    for (const auto& t : s.tasks()) {
-      ++s.counts[state_index(t.state)];
-      if (t.state == task_state::running || t.state == task_state::lost_maybe)
-        summary_.running[t.node].push_back(t.id);
-      else if (t.state == task_state::pending && !t.node.empty())
-        ++summary_.pending[t.node];
-      if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
-      if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
-    }
-    s.archive = archive_;
-    s.archived = 0;
-    s.archived_counts = {};
-    if (!archive_) return;
-    s.archived_counts = archive_->counts;
-    // A task archived and still live (a clean killed before its unlinks) counts as the live one.
-    for (const auto& t : s.tasks())
-      if (const archive_range* r = archive_->find(t.seq);
-          r && s.archived_counts[state_index(r->state)] > 0)
-        --s.archived_counts[state_index(r->state)];
-    for (std::size_t i = 0; i < task_state_count; ++i) {
-      s.counts[i] += s.archived_counts[i];
-      s.archived += s.archived_counts[i];
-    }
-  }
-
-  // ---- archive/ (protocol 4): one header read per archive file, when it first shows up ----
-
-  bool archived(std::int64_t seq) const { return archive_ && archive_->contains(seq); }
-
-  void scan_archive(bool& changed) {
-    bool c = false;
-    double now = clock_.now();
-    cached_dir* d = list_cached("archive", paths_.archive_dir(), now, c, true);
-    if (!d) {
-      if (archive_) changed = true;
-      archive_.reset();
-      archive_files_.clear();
-      return;
-    }
-    // A published archive file never changes: an unchanged listing means nothing new, unless a
-    // header did not read last time (it is read again, like any file that did not parse).
-    if (!c && archive_ && !archive_retry_) {
-      dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
-      return;
-    }
-    archive_errors_.clear();
-    archive_retry_ = false;
-    std::unordered_map<std::string, archive_file_summary> next;
-    std::vector<archive_file_summary> files;
-    for (const std::string& n : d->subdirs) {
-      if (!is_archive_file_name(n)) {
-        add_error(archive_errors_, paths_.archive_dir(), 0,
-                  fmt::format("ignoring {} in {}: not an archive file name",
-                              detail::quote_for_message(n), paths_.archive_dir().string()));
-        continue;
-      }
-      auto it = archive_files_.find(n);
-      if (it == archive_files_.end()) {
-        fs::path p = paths_.archive_dir() / n;
-        read_outcome r = detail::read_first_line(p, opts_.max_file_bytes);
-        std::string why = r.reason;
-        std::optional<archive_file_summary> f;
-        if (r.ok) f = parse_archive_header(r.content, why);
-        if (!f) {
-          if (r.err != ENOENT)
-            add_error(archive_errors_, p, r.err,
-                      fmt::format("ignoring archive file {}: {}", p.string(), why));
-          archive_retry_ = true;  // look again next scan
-          continue;
-        }
-        f->name = n;
-        it = archive_files_.emplace(n, std::move(*f)).first;
-      }
-      files.push_back(it->second);
-      next.emplace(n, std::move(it->second));
-    }
-    archive_files_ = std::move(next);
-    bool same = archive_ && archive_->files.size() == files.size();
-    auto merged = merge_archive_files(std::move(files));
-    for (std::size_t i = 0; same && i < merged.files.size(); ++i)
-      same = merged.files[i].name == archive_->files[i].name;
-    if (!same) {
-      archive_ = std::make_shared<const archive_index>(std::move(merged));
-      changed = true;
-    }
-    dir_errors_.insert(dir_errors_.end(), archive_errors_.begin(), archive_errors_.end());
-  }
-
-  lease_paths paths_;
-  std::string lease_id_;
-  store_options opts_;
-  Fs fs_;
-  Clock clock_;
-
-  mutable std::mutex scan_mu_;  // one refresh() at a time
-  mutable std::mutex pub_mu_;   // guards latest_ and next_due_
-  std::shared_ptr<const snapshot> latest_;
-  double next_due_ = 0;
-  std::atomic<bool> refresh_requested_{false};
-
-  std::uint64_t scans_ = 0;
-  double next_hb_ = 0, next_tasks_ = 0;
-  std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
-  std::unordered_map<std::string, cached_dir> dirs_;
-  std::map<std::string, detail::cached_hb> hbs_;
-  std::set<std::string> node_names_;
-  table_summary summary_;
-  std::vector<std::string> last_evidence_;
-  struct ticket_verdict {
-    bool vouches = true;
-    bool final = false;  // never read again
-  };
-  bool has_ids_ = false;
-  std::int64_t floor_ = 0, legacy_next_ = 0, seq_hint_ = 0;
-  file_info seq_stamp_;
-  std::vector<std::int64_t> reserved_;  // sorted
-  std::unordered_map<std::int64_t, ticket_verdict> tickets_;
-  std::vector<scan_error> dir_errors_, hb_errors_;
-  std::shared_ptr<const archive_index> archive_;
-  std::unordered_map<std::string, archive_file_summary> archive_files_;  // by name: never change
-  std::vector<scan_error> archive_errors_;
-  bool archive_retry_ = false;  // a header did not read: read it again next scan
-};
-
-// For select_tasks(): whether a task's .err log holds anything (one stat per call). The store,
-// the filesystem and the paths must outlive the returned function.
-template <class Fs>
-std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_paths& paths) {
-  return [&fs, &paths](const task_view& t) {
-    if (!is_valid_node(t.node) || !is_valid_task_id(t.id)) return false;
-    file_info info = fs.stat(paths.stderr_log(t.node, t.id));
-    return info.err == 0 && info.size > 0;
-  };
-}
-
-}  // namespace leaseq
-// end leaseq/store.hpp
-// begin leaseq/submit.hpp
+// end leaseq/engine/runner.hpp
+// begin leaseq/engine/submit.hpp
 
 // Enqueueing tasks: one, or a batch; idempotency keys; retries.
 //
@@ -11445,41 +11281,20 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
 }
 
 }  // namespace leaseq
-// end leaseq/submit.hpp
-// begin leaseq/tail.hpp
+// end leaseq/engine/submit.hpp
 
-// Following and paging log files by polling (no inotify: it must work on NFS).
-//
-//   tail_follower   one file: polls by offset, re-opens by name, waits for a file that does not
-//                   exist yet, restarts from 0 on truncation (and says so), follows a rotation
-//                   (inode change) to the new file, holds a partial last line until its newline
-//                   or until it is partial_after_s (1 s) old, cuts a line longer than
-//                   max_line_bytes and drops the rest of it, so memory stays bounded.
-//   merged_follower stdout + stderr of one task, in the order the polls saw them, each line
-//                   tagged with its stream.
-//   line_ring       the last N lines (ui.log_tail_lines) for a log pane; a partial line is
-//                   completed in place when the rest arrives.
-//   paged_reader    random access to the lines of a file of any size: line starts are indexed
-//                   lazily in chunks (one checkpoint every 1024 lines); never loads the file;
-//                   finds the next or previous line that matches, in bounded steps.
-//   cr_folder       a byte stream with each \r-rewritten line reduced to its last state.
-//
-// The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
-// through unchanged (for a pipe or a file, not a terminal).
+// Slurm leases: squeue/scontrol parsing and caching, the keeper job script, the lease list.
+// begin leaseq/slurm/keeper.hpp
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// A Slurm lease's keeper: the batch script that starts one `leaseq runner` per node with srun
+// and holds the allocation until the job ends, and the sbatch argv that submits it.
+// Pure: builds text and argv; the CLI writes the script and runs sbatch.
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -11487,789 +11302,1021 @@ inline submit_outcome retry_task(const lease_paths& lease, const std::string& le
 
 namespace leaseq {
 
-enum class log_stream { out, err };
+// What `leaseq lease create` asks Slurm for.
+struct lease_request {
+  std::optional<std::string> name;
+  std::int64_t nodes = 1;
+  std::string time;  // Slurm's --time, passed as given ("30", "2:00:00", "1-00:00:00")
+  std::optional<std::string> partition, qos, account, constraint, reservation;
+  std::int64_t gpus_per_node = 0;
+  std::vector<std::string> extra_args;  // more sbatch arguments, each one argv element
+  // Tasks each node's runner runs at once: "" (the runner's default, 1), "auto" or a count.
+  std::string slots;
+};
+
+// The most slots a runner has.
+inline constexpr int max_slots = 4096;
+
+// `--slots N|auto`: N, or nullopt for auto. Throws error, quoting the text, for anything else.
+inline std::optional<int> parse_slots(std::string_view text) {
+  if (text == "auto") return std::nullopt;
+  int v = 0;
+  bool ok = !text.empty() && text.size() <= 5;
+  for (char c : text) {
+    if (c < '0' || c > '9') ok = false;
+    if (ok) v = v * 10 + (c - '0');
+  }
+  if (!ok || v < 1 || v > max_slots)
+    throw error(fmt::format("--slots {}: expected auto or a number from 1 to {}",
+                            detail::quote_for_message(std::string(text)), max_slots));
+  return v;
+}
+
+// What each node's runner will run at once, in words (`lease create --dry-run`, the dashboard's
+// form). Assumes parse_slots accepted r.slots (or it is empty).
+inline std::string slots_preview(const lease_request& r) {
+  if (r.slots.empty()) return "1 (the default; --slots N|auto)";
+  if (auto n = parse_slots(r.slots)) return std::to_string(*n);
+  if (r.gpus_per_node > 0) return fmt::format("{} (auto: one per GPU)", r.gpus_per_node);
+  return "auto (one per CPU Slurm gives the job on each node)";
+}
 
 namespace detail {
 
-// The longest prefix of s of at most n bytes that does not end inside a UTF-8 character, so a
-// line cut at its length limit stays valid UTF-8.
-inline std::size_t utf8_prefix(std::string_view s, std::size_t n) noexcept {
-  if (n >= s.size()) return s.size();
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return n;
+// A positive count from an environment variable's text, or 0.
+inline int cpu_count_text(std::string_view s) {
+  if (s.empty() || s.size() > 6) return 0;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// SLURM_JOB_CPUS_PER_NODE ("72(x2),36": 72 on the first two nodes, 36 on the third) at the
+// node with index `node_id` (SLURM_NODEID); 0 when it cannot tell.
+inline int cpus_of_node(std::string_view per_node, int node_id) {
+  while (!per_node.empty() && node_id >= 0) {
+    std::size_t comma = per_node.find(',');
+    std::string_view item = per_node.substr(0, comma);
+    int repeat = 1;
+    if (auto paren = item.find("(x"); paren != std::string_view::npos) {
+      if (item.back() != ')') return 0;
+      repeat = cpu_count_text(item.substr(paren + 2, item.size() - paren - 3));
+      item = item.substr(0, paren);
+      if (repeat < 1) return 0;
+    }
+    if (node_id < repeat) return cpu_count_text(item);
+    node_id -= repeat;
+    if (comma == std::string_view::npos) break;
+    per_node.remove_prefix(comma + 1);
+  }
+  return 0;
 }
 
 }  // namespace detail
 
-inline constexpr std::string_view to_string(log_stream s) noexcept {
-  return s == log_stream::out ? "stdout" : "stderr";
+// What `--slots auto` means for a runner: one slot per GPU it hands out; without GPUs, one per
+// CPU Slurm gave the job on this node (SLURM_CPUS_ON_NODE, else SLURM_JOB_CPUS_PER_NODE at
+// SLURM_NODEID), else one per CPU this process may run on (`host_cpus`). `env` looks up a
+// variable (nullptr when unset).
+template <typename Env>
+int auto_slots(std::size_t gpus, Env&& env, int host_cpus) {
+  auto cap = [](long long n) { return static_cast<int>(std::min<long long>(n, max_slots)); };
+  if (gpus > 0) return cap(static_cast<long long>(gpus));
+  if (const char* c = env("SLURM_CPUS_ON_NODE"))
+    if (int n = detail::cpu_count_text(c); n > 0) return cap(n);
+  if (const char* per_node = env("SLURM_JOB_CPUS_PER_NODE")) {
+    const char* id = env("SLURM_NODEID");
+    int node_id = id ? detail::cpu_count_text(id) : 0;
+    if (id && std::string_view(id) != "0" && node_id == 0) node_id = -1;
+    if (int n = detail::cpus_of_node(per_node, node_id); n > 0) return cap(n);
+  }
+  return cap(std::max(1, host_cpus));
 }
 
-struct tail_event {
-  enum class kind {
-    line,       // text holds one line, without its newline
-    waiting,    // the file does not exist (yet); said once until it appears
-    appeared,   // the file was opened
-    truncated,  // it shrank below what was read: reading restarts from offset 0
-    rotated,    // the name now points at another file (new inode): following the new one
-    skipped,    // more than max_backlog was unread: jumped ahead to the newest data
-    error,      // it cannot be read (text says why); retried on the next poll
-  };
-  kind what = kind::line;
-  log_stream stream = log_stream::out;
-  std::string text;
-  bool complete = true;  // false: a partial line shown early; more of it may follow
-  bool cut = false;      // the line was longer than max_line_bytes; the rest was dropped
-  // (overwrite_cr) The line was rewritten with \r after a partial of it went out: this text
-  // replaces that partial's text instead of continuing it.
-  bool rewrites = false;
-};
+// The `--slots` words the keeper passes to each runner: none by default; the count; for auto,
+// the GPUs per node when the lease asks for GPUs (known here, whatever the node shows), else
+// `auto` (the runner counts the CPUs Slurm gave it).
+inline std::string keeper_slots_arg(const lease_request& r) {
+  if (r.slots.empty()) return {};
+  if (auto n = parse_slots(r.slots)) return " --slots " + std::to_string(*n);
+  if (r.gpus_per_node > 0) return " --slots " + std::to_string(r.gpus_per_node);
+  return " --slots auto";
+}
 
-struct tail_options {
-  std::size_t max_line_bytes = 64 * 1024;
-  std::size_t max_read_per_poll = 8u << 20;  // bounds one poll's work and memory
-  double partial_after_s = 1.0;
-  bool sanitize = true;
-  bool from_start = true;  // false: start at the end of an existing file (like tail -f -n0)
-  // 0: read everything (follow, logs). Otherwise, when more than this is unread at a poll,
-  // skip to the last max_backlog bytes (from the next line start) and say so: for a pane that
-  // only shows the last lines of a log written faster than anyone can read it.
-  std::size_t max_backlog = 0;
-  // A \r not followed by \n starts the line over, as on a terminal: a progress bar (tqdm)
-  // that redraws itself 1000 times is one line in its last state, not 1000 lines. Off by
-  // default: the file's exact lines (a lone \r is a line break then).
-  bool overwrite_cr = false;
-};
-
-template <class Clock = system_clock>
-class tail_follower {
- public:
-  explicit tail_follower(fs::path path, log_stream stream = log_stream::out, tail_options opts = {},
-                         Clock clock = Clock{})
-      : path_(std::move(path)), stream_(stream), opts_(opts), clock_(std::move(clock)) {}
-
-  // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
-  void poll(std::vector<tail_event>& out) {
-    // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
-    // name is what tells a rotation from an append.
-    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    int name_err = fresh ? 0 : errno;
-    struct stat by_name;
-    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
-      name_err = errno;
-      fresh.reset();
-    }
-    if (fresh && !S_ISREG(by_name.st_mode)) {
-      report(out, "not a regular file");
-      fresh.reset();
-      name_err = EINVAL;
-    }
-    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
-                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
-    if (same) {
-      fd_ = std::move(fresh);
-    } else if (fresh && fd_) {
-      read_available(out, SIZE_MAX);  // the old file's last words first
-      end_content(out, true);
-      adopt(std::move(fresh), by_name, out, tail_event::kind::rotated);
-    } else if (fresh) {
-      adopt(std::move(fresh), by_name, out, tail_event::kind::appeared);
-    } else if (!fd_) {
-      if (name_err == ENOENT) {
-        if (!said_waiting_) notice(out, tail_event::kind::waiting, "waiting for the file");
-        said_waiting_ = true;
-      } else if (name_err != EINVAL) {
-        report(out, std::string("cannot open: ") + std::strerror(name_err));
-      }
-      return;
-    }
-    // (a name that vanished leaves the open file readable: keep reading it until a new one
-    // shows up under the name)
-    if (!fd_) return;
-    struct stat st;
-    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
-      end_content(out, true);
-      offset_ = 0;
-      notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
-    }
-    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
-        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
-      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
-      end_content(out, true);
-      notice(out, tail_event::kind::skipped,
-             fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
-      offset_ = target;
-      cutting_ = true;  // resume at the next line start
-    }
-    read_available(out, opts_.max_read_per_poll);
-    if (!pending_.empty() && clock_.now() - pending_since_ >= opts_.partial_after_s)
-      flush_partial(out, false);
+// Single-quotes a word for a POSIX shell, only when needed; for scripts and for display.
+inline std::string shell_quote(std::string_view s) {
+  bool plain = !s.empty();
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == '/' || c == ':' || c == '=' || c == ',' ||
+              c == '+' || c == '%' || c == '@';
+    if (!ok) plain = false;
   }
-
-  std::vector<tail_event> poll() {
-    std::vector<tail_event> out;
-    poll(out);
-    return out;
+  if (plain) return std::string(s);
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
+  return out + "'";
+}
 
-  // Reads to the end and emits a held partial line (complete = false: the file has no newline
-  // there): call once the writer is known to be done.
-  void drain(std::vector<tail_event>& out) {
-    poll(out);
-    if (fd_) read_available(out, SIZE_MAX);
-    end_content(out, false);
+inline std::string shell_join(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += shell_quote(a);
   }
+  return out;
+}
 
-  const fs::path& path() const noexcept { return path_; }
-  log_stream stream() const noexcept { return stream_; }
-  std::uint64_t offset() const noexcept { return offset_; }
-  bool is_open() const noexcept { return static_cast<bool>(fd_); }
-  // Bytes of over-long lines that were dropped.
-  std::uint64_t bytes_dropped() const noexcept { return dropped_; }
-  // Bytes currently held back (a partial line); never more than max_line_bytes.
-  std::size_t bytes_held() const noexcept { return pending_.size(); }
+namespace detail {
 
- private:
-  void notice(std::vector<tail_event>& out, tail_event::kind k, std::string text) {
-    tail_event e;
-    e.what = k;
-    e.stream = stream_;
-    e.text = std::move(text);
-    out.push_back(std::move(e));
+inline void check_request_text(const char* what, const std::string& v) {
+  if (v.empty()) throw error(fmt::format("--{}: must not be empty", what));
+  if (v.size() > 256) throw error(fmt::format("--{}: longer than 256 characters", what));
+  for (unsigned char c : v)
+    if (c < 0x20 || c == 0x7f)
+      throw error(fmt::format("--{}: control characters are not allowed", what));
+}
+
+}  // namespace detail
+
+// Refuses requests sbatch would misread; the rest (a bad partition, a bad time) is Slurm's to
+// judge and its error reaches the user verbatim.
+inline void validate(const lease_request& r) {
+  if (r.nodes < 1 || r.nodes > 100000) throw error("--nodes: must be between 1 and 100000");
+  if (r.gpus_per_node < 0 || r.gpus_per_node > 4096)
+    throw error("--gpus-per-node: must be between 0 and 4096");
+  detail::check_request_text("time", r.time);
+  if (r.name) {
+    detail::check_request_text("name", *r.name);
+    if (r.name->size() > 64) throw error("--name: longer than 64 characters");
   }
-  void report(std::vector<tail_event>& out, std::string why) {
-    if (why == last_error_) return;  // once per distinct problem
-    last_error_ = why;
-    notice(out, tail_event::kind::error, path_.string() + ": " + why);
+  const std::pair<const char*, const std::optional<std::string>*> opts[] = {
+      {"partition", &r.partition},
+      {"qos", &r.qos},
+      {"account", &r.account},
+      {"constraint", &r.constraint},
+      {"reservation", &r.reservation}};
+  for (const auto& [what, v] : opts)
+    if (*v) detail::check_request_text(what, **v);
+  if (!r.slots.empty()) (void)parse_slots(r.slots);
+  for (const auto& a : r.extra_args) {
+    detail::check_request_text("sbatch-arg", a);
+    if (a.empty() || a[0] != '-')
+      throw error("--sbatch-arg " + shell_quote(a) +
+                  ": must be an option (start with '-'); a stray word would become the script");
   }
+}
 
-  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
-             tail_event::kind k) {
-    bool first = !opened_once_;
-    fd_ = std::move(fd);
-    ino_ = static_cast<std::uint64_t>(st.st_ino);
-    dev_ = static_cast<std::uint64_t>(st.st_dev);
-    offset_ = first && !opts_.from_start ? static_cast<std::uint64_t>(st.st_size) : 0;
-    opened_once_ = true;
-    said_waiting_ = false;
-    last_error_.clear();
-    sanitizer_ = stream_sanitizer{};
-    notice(out, k,
-           k == tail_event::kind::rotated ? "file rotated: following the new file" : "file opened");
-  }
+// The keeper script. LEASEQ_HOME and the leaseq binary are absolute paths fixed at creation,
+// so the lease works whatever the job's environment. The runner's node name comes from
+// SLURMD_NODENAME on each node, which is why srun runs a tiny sh: the variable must be read
+// there, not in the keeper. `slots_arg` is keeper_slots_arg(): digits or `auto`, nothing to quote.
+inline std::string keeper_script(const fs::path& leaseq_bin, const fs::path& leaseq_home,
+                                 const std::string& slots_arg = {}) {
+  std::string bin = shell_quote(leaseq_bin.string());
+  std::string home = shell_quote(leaseq_home.string());
+  return fmt::format(
+      R"keeper(#!/bin/bash
+# leaseq keeper (leaseq {version}): holds this Slurm allocation and runs one leaseq runner per
+# node until the job ends (scancel, time limit). Generated by `leaseq lease create`.
+umask 077
+export LEASEQ_HOME={home}
+lease_dir="$LEASEQ_HOME/runs/$SLURM_JOB_ID"
+mkdir -p "$lease_dir" || exit 1
+exec >>"$lease_dir/keeper.log" 2>&1
+echo "keeper: job $SLURM_JOB_ID on ${{SLURM_JOB_NODELIST:-?}} started $(date -u +%FT%TZ)"
+srun --ntasks-per-node=1 --kill-on-bad-exit=0 \
+  /bin/sh -c 'exec "$0" runner --lease "$SLURM_JOB_ID" --node "$SLURMD_NODENAME"{slots}' {bin}
+rc=$?
+echo "keeper: srun exited with $rc at $(date -u +%FT%TZ)"
+exit $rc
+)keeper",
+      fmt::arg("version", version), fmt::arg("home", home), fmt::arg("bin", bin),
+      fmt::arg("slots", slots_arg));
+}
 
-  void read_available(std::vector<tail_event>& out, std::size_t budget) {
-    char buf[64 * 1024];
-    std::string clean;
-    while (budget > 0) {
-      std::size_t want = std::min(sizeof buf, budget);
-      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(offset_));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        report(out, std::string("cannot read: ") + std::strerror(errno));
-        return;
-      }
-      if (n == 0) return;
-      offset_ += static_cast<std::uint64_t>(n);
-      budget -= static_cast<std::size_t>(n);
-      std::string_view data(buf, static_cast<std::size_t>(n));
-      if (!opts_.overwrite_cr) {
-        pass_text(data, clean, out);
-        continue;
-      }
-      // Split at each \r: the text before it goes in, and the line starts over unless a \n
-      // follows (\r\n is a line break). A \r at the end of a read waits for the next byte.
-      std::size_t start = 0;
-      for (std::size_t i = 0; i < data.size(); ++i) {
-        if (cr_held_ && data[i] != '\r') {  // \r\r\n is still one line break
-          cr_held_ = false;
-          if (data[i] != '\n') rewrite_line();
-        }
-        if (data[i] == '\r') {
-          pass_text(data.substr(start, i - start), clean, out);
-          start = i + 1;
-          cr_held_ = true;
-        }
-      }
-      pass_text(data.substr(start), clean, out);
-    }
-  }
-
-  void pass_text(std::string_view data, std::string& clean, std::vector<tail_event>& out) {
-    if (data.empty()) return;
-    if (opts_.sanitize) {
-      clean.clear();
-      sanitizer_.feed(data, clean);
-      append_text(clean, out);
-    } else {
-      append_text(data, out);
-    }
-  }
-
-  // The held line is thrown away; if part of it was shown already, the next text of the line
-  // replaces it. The line keeps its start time, so a bar redrawn faster than partial_after_s
-  // is still shown while it runs.
-  void rewrite_line() {
-    pending_.clear();
-    sanitizer_ = stream_sanitizer{};
-    cutting_ = false;
-    keep_since_ = true;
-    if (partial_shown_) rewrites_next_ = true;
-  }
-
-  void append_text(std::string_view data, std::vector<tail_event>& out) {
-    while (!data.empty()) {
-      std::size_t nl = data.find('\n');
-      std::string_view piece = data.substr(0, nl);
-      if (cutting_) {
-        dropped_ += piece.size();
-      } else {
-        if (pending_.empty() && !piece.empty()) {
-          if (!keep_since_) pending_since_ = clock_.now();
-          keep_since_ = false;
-        }
-        std::size_t room = opts_.max_line_bytes - pending_.size();
-        if (piece.size() < room) {
-          pending_.append(piece);
-        } else {
-          if (opts_.sanitize) room = detail::utf8_prefix(piece, room);
-          pending_.append(piece.substr(0, room));
-          dropped_ += piece.size() - room;
-          emit(out, true, true);
-          cutting_ = true;
-        }
-      }
-      if (nl == std::string_view::npos) return;
-      if (cutting_)
-        cutting_ = false;
-      else
-        emit(out, true, false);
-      data.remove_prefix(nl + 1);
-    }
-  }
-
-  void emit(std::vector<tail_event>& out, bool complete, bool cut) {
-    tail_event e;
-    e.stream = stream_;
-    e.text = std::move(pending_);
-    e.complete = complete;
-    e.cut = cut;
-    e.rewrites = std::exchange(rewrites_next_, false);
-    partial_shown_ = !complete;
-    if (complete) keep_since_ = false;
-    out.push_back(std::move(e));
-    pending_.clear();
-  }
-
-  // The content read so far has ended (end of input, truncation, rotation): whatever the
-  // sanitizer and the line buffer hold comes out, and both start afresh. `complete` says
-  // whether a held partial line counts as ended (true when the file moved on).
-  void end_content(std::vector<tail_event>& out, bool complete) {
-    if (opts_.sanitize) {
-      std::string rest;
-      sanitizer_.finish(rest);
-      append_text(rest, out);
-      sanitizer_ = stream_sanitizer{};
-    }
-    flush_partial(out, complete);
-    cutting_ = false;
-  }
-
-  // A held partial line: shown as the newest data (complete = false), or ended for good.
-  void flush_partial(std::vector<tail_event>& out, bool complete) {
-    if (!pending_.empty()) emit(out, complete, false);
-  }
-
-  fs::path path_;
-  log_stream stream_;
-  tail_options opts_;
-  Clock clock_;
-  detail::unique_fd fd_;
-  std::uint64_t ino_ = 0, dev_ = 0, offset_ = 0, dropped_ = 0;
-  std::string pending_;
-  double pending_since_ = 0;
-  bool cutting_ = false, said_waiting_ = false, opened_once_ = false;
-  // overwrite_cr: a \r ended the last read; part of the line was emitted; the next emitted
-  // text replaces that part; the line's start time survives a rewrite.
-  bool cr_held_ = false, partial_shown_ = false, rewrites_next_ = false, keep_since_ = false;
-  std::string last_error_;
-  stream_sanitizer sanitizer_;
-};
-
-// stdout and stderr of one task, merged in the order the polls saw their lines.
-template <class Clock = system_clock>
-class merged_follower {
- public:
-  merged_follower(fs::path out_path, fs::path err_path, tail_options opts = {},
-                  Clock clock = Clock{})
-      : out_(std::move(out_path), log_stream::out, opts, clock),
-        err_(std::move(err_path), log_stream::err, opts, clock) {}
-
-  void poll(std::vector<tail_event>& out) {
-    out_.poll(out);
-    err_.poll(out);
-  }
-  std::vector<tail_event> poll() {
-    std::vector<tail_event> out;
-    poll(out);
-    return out;
-  }
-  void drain(std::vector<tail_event>& out) {
-    out_.drain(out);
-    err_.drain(out);
-  }
-  tail_follower<Clock>& stdout_follower() noexcept { return out_; }
-  tail_follower<Clock>& stderr_follower() noexcept { return err_; }
-
- private:
-  tail_follower<Clock> out_, err_;
-};
-
-// One line of a log pane.
-struct log_line {
-  log_stream stream = log_stream::out;
-  std::string text;
-  bool complete = true;
-  bool cut = false;
-  bool notice = false;  // a follower's notice (truncated, rotated, ...), not file content
-};
-
-// The last `capacity` lines. A partial line is completed in place when the rest of it arrives.
-class line_ring {
- public:
-  explicit line_ring(std::size_t capacity = 200) : capacity_(std::max<std::size_t>(1, capacity)) {}
-
-  void push(const tail_event& e, std::size_t max_line_bytes = 64 * 1024) {
-    if (e.what == tail_event::kind::line) {
-      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
-        if (it->notice || it->stream != e.stream) continue;
-        if (!it->complete) {
-          if (e.rewrites) it->text.clear();
-          std::size_t room =
-              max_line_bytes > it->text.size() ? max_line_bytes - it->text.size() : 0;
-          it->text.append(e.text, 0, detail::utf8_prefix(e.text, room));
-          it->complete = e.complete;
-          it->cut = it->cut || e.cut || e.text.size() > room;
-          return;
-        }
-        break;
-      }
-      add({e.stream, e.text, e.complete, e.cut, false});
-    } else if (e.what != tail_event::kind::appeared &&
-               (e.what != tail_event::kind::waiting || lines_.empty())) {
-      add({e.stream, "-- " + std::string(to_string(e.stream)) + ": " + e.text + " --", true, false,
-           true});
-    }
-  }
-  void push_all(const std::vector<tail_event>& events) {
-    for (const auto& e : events) push(e);
-  }
-  // Moves the lines in (no copy of their text).
-  void push(tail_event&& e, std::size_t max_line_bytes = 64 * 1024) {
-    if (e.what == tail_event::kind::line && (lines_.empty() || lines_.back().complete)) {
-      bool merge = false;
-      for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
-        if (it->notice || it->stream != e.stream) continue;
-        merge = !it->complete;
-        break;
-      }
-      if (!merge) {
-        add({e.stream, std::move(e.text), e.complete, e.cut, false});
-        return;
-      }
-    }
-    push(static_cast<const tail_event&>(e), max_line_bytes);
-  }
-  void push_all(std::vector<tail_event>&& events) {
-    for (auto& e : events) push(std::move(e));
-  }
-
-  std::size_t size() const noexcept { return lines_.size(); }
-  std::size_t capacity() const noexcept { return capacity_; }
-  const log_line& operator[](std::size_t i) const { return lines_[i]; }
-  // Lines pushed out of the ring so far.
-  std::uint64_t evicted() const noexcept { return evicted_; }
-  auto begin() const { return lines_.begin(); }
-  auto end() const { return lines_.end(); }
-  void clear() { lines_.clear(); }
-
- private:
-  void add(log_line l) {
-    lines_.push_back(std::move(l));
-    while (lines_.size() > capacity_) {
-      lines_.pop_front();
-      ++evicted_;
-    }
-  }
-  std::size_t capacity_;
-  std::deque<log_line> lines_;
-  std::uint64_t evicted_ = 0;
-};
-
-// A log's bytes as a terminal leaves them, for `leaseq logs` on a terminal: a line rewritten
-// with \r (a progress bar) keeps only its last state; \r\n is a line break. Memory stays
-// bounded: a line part longer than max_hold bytes goes out as it is, and a \r after it starts a
-// new line rather than rewriting text already written.
-class cr_folder {
- public:
-  explicit cr_folder(std::size_t max_hold = 1u << 20)
-      : max_hold_(std::max<std::size_t>(1, max_hold)) {}
-
-  void feed(std::string_view data, std::string& out) {
-    for (char c : data) {
-      if (cr_held_ && c == '\r') continue;  // \r\r\n is still one line break
-      if (cr_held_) {
-        cr_held_ = false;
-        if (c != '\n') {
-          held_.clear();
-          if (spilled_) out += '\n';
-          spilled_ = false;
-        }
-      }
-      if (c == '\r') {
-        cr_held_ = true;
-      } else if (c == '\n') {
-        out += held_;
-        out += '\n';
-        held_.clear();
-        spilled_ = false;
-      } else {
-        held_ += c;
-        if (held_.size() >= max_hold_) {
-          out += held_;
-          held_.clear();
-          spilled_ = true;
-        }
-      }
-    }
-  }
-
-  // End of input: the last line's last state (a \r at the very end rewrites nothing).
-  void finish(std::string& out) {
-    out += held_;
-    held_.clear();
-    cr_held_ = spilled_ = false;
-  }
-
- private:
-  std::size_t max_hold_;
-  std::string held_;
-  bool cr_held_ = false, spilled_ = false;
-};
-
-// Lines of a file of any size by number, without loading it: line starts are found by reading
-// forward in chunks, keeping one checkpoint offset every `every` lines (8 bytes per 1024 lines).
-// Lines come back raw (run them through sanitize() for a terminal), cut at max_line_bytes.
-class paged_reader {
- public:
-  explicit paged_reader(fs::path path, std::size_t max_line_bytes = 64 * 1024,
-                        std::size_t every = 1024)
-      : path_(std::move(path)), max_line_(max_line_bytes), every_(std::max<std::size_t>(1, every)) {
-    reload();
-  }
-
-  // Re-opens the file by name: a file that grew is indexed further on demand, one that shrank
-  // or was replaced is indexed again from the start. False when it cannot be opened.
-  bool reload() {
-    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    struct stat st;
-    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      error_ = fd ? "not a regular file" : std::strerror(errno);
-      fd_.reset();
-      size_ = 0;
-      reset_index();
-      return false;
-    }
-    error_.clear();
-    auto size = static_cast<std::uint64_t>(st.st_size);
-    if (static_cast<std::uint64_t>(st.st_ino) != ino_ || size < scanned_) reset_index();
-    ino_ = static_cast<std::uint64_t>(st.st_ino);
-    size_ = size;
-    fd_ = std::move(fd);
-    return true;
-  }
-
-  const std::string& error() const noexcept { return error_; }
-  std::uint64_t size_bytes() const noexcept { return size_; }
-
-  // Number of lines (a last line without newline counts). Indexes the rest of the file.
-  std::uint64_t line_count() {
-    index_until(UINT64_MAX);
-    return newlines_ + (size_ > 0 && !last_is_newline_ ? 1 : 0);
-  }
-
-  // Where find() stopped: the first line matching (if any), and the line it would look at
-  // next. `searched_all` is false when max_lines ran out first (search on from `next`).
-  struct find_result {
-    std::optional<std::uint64_t> line;
-    std::uint64_t next = 0;
-    bool searched_all = true;
-  };
-
-  // The first line at or after `from` (forward) or at or before it (backward) for which
-  // `match` is true, looking at no more than max_lines lines, so a search through a huge log
-  // answers in bounded time and can be taken up again.
-  template <typename Match>
-  find_result find(const Match& match, std::uint64_t from, bool forward,
-                   std::uint64_t max_lines = 4'000'000) {
-    find_result r;
-    std::uint64_t looked = 0;
-    const std::size_t batch = every_;
-    if (forward) {
-      for (std::uint64_t first = from;; first += batch) {
-        auto got = lines(first, batch);
-        for (std::size_t i = 0; i < got.size(); ++i) {
-          if (match(std::string_view(got[i]))) {
-            r.line = first + i;
-            r.next = first + i + 1;
-            return r;
-          }
-        }
-        looked += got.size();
-        r.next = first + got.size();
-        if (got.size() < batch) return r;
-        if (looked >= max_lines) {
-          r.searched_all = false;
-          return r;
-        }
-      }
-    }
-    // Backward: batches that end at `from`, each read forward and looked at from its end.
-    std::uint64_t end = from + 1;  // one past the last line to look at
-    while (end > 0) {
-      std::uint64_t first = end > batch ? end - batch : 0;
-      auto got = lines(first, static_cast<std::size_t>(end - first));
-      for (std::size_t i = got.size(); i-- > 0;) {
-        if (match(std::string_view(got[i]))) {
-          r.line = first + i;
-          r.next = first + i > 0 ? first + i - 1 : 0;
-          return r;
-        }
-      }
-      looked += end - first;
-      end = first;
-      r.next = end > 0 ? end - 1 : 0;
-      if (end > 0 && looked >= max_lines) {
-        r.searched_all = false;
-        return r;
-      }
-    }
-    return r;
-  }
-
-  // Lines [first, first + count); fewer at the end of the file.
-  std::vector<std::string> lines(std::uint64_t first, std::size_t count) {
-    std::vector<std::string> out;
-    if (!fd_ || count == 0) return out;
-    index_until(first);
-    std::uint64_t k = std::min<std::uint64_t>(first / every_, checkpoints_.size() - 1);
-    std::uint64_t line = k * every_, off = checkpoints_[k];
-    char buf[64 * 1024];
-    std::string cur;
-    while (off < size_ && out.size() < count) {
-      ssize_t n = ::pread(fd_.get(), buf, sizeof buf, static_cast<off_t>(off));
-      if (n <= 0) break;
-      for (ssize_t i = 0; i < n && out.size() < count; ++i) {
-        if (buf[i] == '\n') {
-          if (line >= first) out.push_back(std::move(cur));
-          cur.clear();
-          ++line;
-        } else if (line >= first) {
-          if (cur.size() < max_line_) cur += buf[i];
-        }
-      }
-      off += static_cast<std::uint64_t>(n);
-    }
-    if (off >= size_ && !cur.empty() && line >= first && out.size() < count)
-      out.push_back(std::move(cur));
-    return out;
-  }
-
- private:
-  void reset_index() {
-    checkpoints_.assign(1, 0);
-    scanned_ = 0;
-    newlines_ = 0;
-    last_is_newline_ = false;
-  }
-
-  // Scans forward until the checkpoint at or before `line` is known (or the end of file).
-  void index_until(std::uint64_t line) {
-    if (!fd_) return;
-    char buf[256 * 1024];
-    while (scanned_ < size_ && (line == UINT64_MAX || newlines_ < line)) {
-      std::size_t want =
-          static_cast<std::size_t>(std::min<std::uint64_t>(sizeof buf, size_ - scanned_));
-      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(scanned_));
-      if (n <= 0) {
-        size_ = scanned_;  // it shrank under us; reload() notices
-        break;
-      }
-      for (ssize_t i = 0; i < n; ++i) {
-        if (buf[i] != '\n') continue;
-        ++newlines_;
-        if (newlines_ % every_ == 0)
-          checkpoints_.push_back(scanned_ + static_cast<std::uint64_t>(i) + 1);
-      }
-      last_is_newline_ = buf[n - 1] == '\n';
-      scanned_ += static_cast<std::uint64_t>(n);
-    }
-  }
-
-  fs::path path_;
-  std::size_t max_line_, every_;
-  detail::unique_fd fd_;
-  std::uint64_t ino_ = 0, size_ = 0;
-  std::string error_;
-  std::vector<std::uint64_t> checkpoints_{0};  // offset of line k * every_
-  std::uint64_t scanned_ = 0, newlines_ = 0;
-  bool last_is_newline_ = false;
-};
+// The sbatch argv for a lease (never a shell string). `test_only` swaps --parsable for
+// --test-only: Slurm then says whether and when the job would start, and submits nothing.
+inline std::vector<std::string> sbatch_argv(const lease_request& r, const fs::path& script,
+                                            const fs::path& leaseq_home, bool test_only = false,
+                                            const std::string& sbatch = "sbatch") {
+  std::vector<std::string> a{sbatch, test_only ? "--test-only" : "--parsable"};
+  a.push_back("--job-name=" + (r.name ? "leaseq-" + *r.name : std::string("leaseq")));
+  a.push_back("--nodes=" + std::to_string(r.nodes));
+  a.push_back("--ntasks-per-node=1");
+  a.push_back("--time=" + r.time);
+  if (r.partition) a.push_back("--partition=" + *r.partition);
+  if (r.qos) a.push_back("--qos=" + *r.qos);
+  if (r.account) a.push_back("--account=" + *r.account);
+  if (r.constraint) a.push_back("--constraint=" + *r.constraint);
+  if (r.reservation) a.push_back("--reservation=" + *r.reservation);
+  if (r.gpus_per_node > 0) a.push_back("--gpus-per-node=" + std::to_string(r.gpus_per_node));
+  // Slurm's own messages (before the keeper redirects, and "CANCELLED ... DUE TO TIME LIMIT")
+  // go next to the keeper scripts; the keeper's output goes to runs/<jobid>/keeper.log.
+  a.push_back("--output=" + (leaseq_home / "keepers" / "slurm-%j.out").string());
+  a.push_back("--open-mode=append");
+  for (const auto& x : r.extra_args) a.push_back(x);
+  a.push_back(script.string());
+  return a;
+}
 
 }  // namespace leaseq
-// end leaseq/tail.hpp
-// begin leaseq/task_filter.hpp
+// end leaseq/slurm/keeper.hpp
+// begin leaseq/slurm/leases.hpp
 
-// Filters and sorts of a snapshot's tasks (tui-spec "filtering and sorting"), capped at
-// ui.max_tasks_display with the total count kept. Pure: the only input that needs I/O (is the
-// stderr log empty?) comes in as a callable.
+// Leases: the list (index.json + each runs/<id>/lease.json + the lease's state, Slurm through
+// the shared cache in slurm.hpp, the local lease from its runner's heartbeat), and the
+// effects of creating (sbatch of the keeper, registration) and releasing (scancel) a Slurm lease.
 
-#include <algorithm>
-#include <cstddef>
-#include <functional>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+// begin leaseq/slurm/slurm.hpp
+
+// The Slurm adapter: lease state from squeue/scontrol, shared by every leaseq process of the
+// user through a rate-limited cache file, so a dozen dashboards cost one squeue per interval.
+//
+//   <LEASEQ_HOME>/slurm_state.json   the cache (format below), written atomically
+//   <LEASEQ_HOME>/slurm_state.lock   flock(2): held by the one process that refreshes
+//
+// One refresh = one batched `squeue -h -t all -j ID1,ID2,... -o <squeue_format>`, then
+// `scontrol show job ID` for each id squeue no longer lists, then, for a job Slurm has
+// forgotten (MinJobAge), the last state we saw, marked stale. Every command runs through
+// run_command with a timeout, so a hanging Slurm never freezes the caller; its error and
+// stderr are kept for display and the state is UNKNOWN.
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 
 namespace leaseq {
 
-struct task_filter {
-  std::vector<task_state> states;   // empty: any state
-  std::string node;                 // empty: any node; else task_view::node must equal it
-  std::string command;              // substring of the command, ASCII case-insensitive
-  std::vector<std::string> labels;  // the task carries every one of these labels
-  bool has_stderr_output = false;   // non-empty .err, or exit code != 0
-};
+// Which Slurm commands to run and how long to wait for each.
+struct slurm_options {
+  std::string squeue = "squeue";
+  std::string scontrol = "scontrol";
+  std::string sbatch = "sbatch";
+  std::string scancel = "scancel";
+  std::chrono::milliseconds timeout{10000};
 
-enum class task_sort {
-  state_priority,  // RUNNING > LOST? > PENDING > FAILED > LOST > CANCELLED > FINISHED, then
-                   // start time (started, else claimed, else created) descending
-  seq_in_lane,     // by lane (node, or _any), then seq ascending
-};
-
-struct task_selection {
-  std::vector<const task_view*> tasks;  // at most the cap; point into the snapshot
-  std::size_t total = 0;                // how many matched before the cap
-};
-
-// Sort rank of a state; lower comes first.
-inline int state_priority(task_state s) noexcept {
-  switch (s) {
-    case task_state::running:
-      return 0;
-    case task_state::lost_maybe:
-    case task_state::unknown:
-      return 1;
-    case task_state::pending:
-      return 2;
-    case task_state::failed:
-      return 3;
-    case task_state::lost:
-      return 4;
-    case task_state::cancelled:
-      return 5;
-    case task_state::finished:
-      return 6;
+  // Defaults, with LEASEQ_SLURM_TIMEOUT_S (seconds) overriding the timeout.
+  static slurm_options from_env() {
+    slurm_options o;
+    if (const char* t = std::getenv("LEASEQ_SLURM_TIMEOUT_S"); t && *t) {
+      char* end = nullptr;
+      double s = std::strtod(t, &end);
+      if (end && *end == '\0' && s > 0 && s <= 3600)
+        o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+    }
+    return o;
   }
-  return 7;
+};
+
+// The state of one Slurm lease as leaseq shows it.
+struct slurm_lease_state {
+  std::string id;
+  std::string state = "UNKNOWN";  // Slurm's word, or UNKNOWN
+  std::string reason;             // Slurm's reason ("Resources", "TimeLimit"); "" for None
+  slurm_duration time_left;       // as of `seen`
+  std::optional<std::int64_t> nodes;
+  std::string nodelist;
+  std::string source;      // "squeue", "scontrol", "last_seen", or "" when never seen
+  double seen = 0;         // when Slurm last described the job
+  bool stale = false;      // Slurm has forgotten the job: this is the last state seen
+  std::string error;       // why the state is UNKNOWN: the command's error and its stderr
+  std::string last_state;  // with an error: the last state seen before it, if any
+
+  // Time left at `now`, counting down from what Slurm said at `seen` (the cache may be up to
+  // slurm_refresh_s old). nullopt unless the job runs with a time limit.
+  std::optional<std::int64_t> time_left_at(double now) const {
+    if (state != "RUNNING" || stale || !time_left.has_seconds()) return std::nullopt;
+    double left = static_cast<double>(time_left.seconds) - std::max(0.0, now - seen);
+    return static_cast<std::int64_t>(std::max(0.0, left));
+  }
+  // The time-left column: "10:42", "UNLIMITED", or "-" when it does not apply.
+  std::string time_left_text(double now) const {
+    if (auto s = time_left_at(now)) return format_slurm_duration(*s);
+    if (state == "RUNNING" && !stale && time_left.k == slurm_duration::kind::unlimited)
+      return "UNLIMITED";
+    return "-";
+  }
+};
+
+inline json to_json(const slurm_duration& d) {
+  if (d.has_seconds()) return d.seconds;
+  return format_slurm_duration(d);
 }
 
-// A search as typed in the dashboard's `/`: words `label:NAME` select by label, the rest (joined
-// by single spaces) is the command substring.
-inline void set_task_search(task_filter& f, const std::string& text) {
-  f.labels.clear();
-  std::string rest;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = std::min(text.find(' ', at), text.size());
-    std::string word = text.substr(at, end - at);
-    if (word.size() > 6 && word.compare(0, 6, "label:") == 0)
-      f.labels.push_back(word.substr(6));
-    else if (!word.empty())
-      rest += (rest.empty() ? "" : " ") + word;
-    at = end + 1;
-  }
-  f.command = rest;
+inline slurm_duration slurm_duration_from_json(const json& j) {
+  if (j.is_number_integer()) return {slurm_duration::kind::seconds, j.get<std::int64_t>()};
+  if (j.is_string()) return parse_slurm_duration(j.get<std::string>());
+  return {};
 }
 
-// The search text that set_task_search reads back into the same filter.
-inline std::string task_search_text(const task_filter& f) {
-  std::string out;
-  for (const std::string& l : f.labels) out += (out.empty() ? "" : " ") + ("label:" + l);
-  if (!f.command.empty()) out += (out.empty() ? "" : " ") + f.command;
-  return out;
+inline void to_json(json& j, const slurm_lease_state& s) {
+  j = json{{"id", s.id},
+           {"state", s.state},
+           {"reason", s.reason},
+           {"time_left", to_json(s.time_left)},
+           {"nodes", detail::or_null(s.nodes)},
+           {"nodelist", s.nodelist},
+           {"source", s.source},
+           {"seen", s.seen},
+           {"stale", s.stale}};
+  if (!s.error.empty()) j["error"] = s.error;
+  if (!s.last_state.empty()) j["last_state"] = s.last_state;
+}
+
+inline void from_json(const json& j, slurm_lease_state& s) {
+  if (!j.is_object()) throw format_error(std::string("expected an object, got ") + j.type_name());
+  s.id = check_lease_id(detail::req_string(j, "id"));
+  s.state = detail::opt_string(j, "state").value_or("UNKNOWN");
+  if (!is_slurm_state_word(s.state)) throw format_error("field 'state': not a Slurm state");
+  s.reason = detail::opt_string(j, "reason").value_or("");
+  if (auto it = j.find("time_left"); it != j.end()) s.time_left = slurm_duration_from_json(*it);
+  s.nodes = detail::opt_int(j, "nodes");
+  s.nodelist = detail::opt_string(j, "nodelist").value_or("");
+  s.source = detail::opt_string(j, "source").value_or("");
+  s.seen = detail::opt_number(j, "seen").value_or(0);
+  s.stale = detail::bool_or(j, "stale", false);
+  s.error = detail::opt_string(j, "error").value_or("");
+  s.last_state = detail::opt_string(j, "last_state").value_or("");
+}
+
+// The cache file. `jobs` holds the last good observation of each job (kept across failed
+// refreshes, so the last seen state survives); `error` is the last refresh's batch failure
+// and `errors` the per-job ones.
+struct slurm_cache {
+  double refreshed = 0;            // when the last refresh finished; 0 forces the next one
+  std::vector<std::string> asked;  // the ids that refresh covered
+  std::string error;
+  std::map<std::string, std::string> errors;
+  std::map<std::string, slurm_lease_state> jobs;
+};
+
+inline void to_json(json& j, const slurm_cache& c) {
+  j = json{{"version", 1}, {"refreshed", c.refreshed}, {"asked", c.asked}};
+  j["error"] = c.error.empty() ? json(nullptr) : json(c.error);
+  j["errors"] = c.errors;
+  j["jobs"] = json::object();
+  for (const auto& [id, s] : c.jobs) j["jobs"][id] = s;
+}
+
+// Never throws: entries that do not parse are dropped from the in-memory view (the file is
+// rewritten only by a refresh, which then has fresher data for them anyway).
+inline slurm_cache slurm_cache_from_json(const json& j) {
+  slurm_cache c;
+  if (!j.is_object()) return c;
+  if (auto it = j.find("refreshed"); it != j.end() && it->is_number())
+    c.refreshed = it->get<double>();
+  if (auto it = j.find("asked"); it != j.end() && it->is_array())
+    for (const auto& e : *it)
+      if (e.is_string() && is_valid_lease_id(e.get<std::string>()))
+        c.asked.push_back(e.get<std::string>());
+  if (auto it = j.find("error"); it != j.end() && it->is_string()) c.error = it->get<std::string>();
+  if (auto it = j.find("errors"); it != j.end() && it->is_object())
+    for (const auto& [k, v] : it->items())
+      if (v.is_string() && is_valid_lease_id(k)) c.errors[k] = v.get<std::string>();
+  if (auto it = j.find("jobs"); it != j.end() && it->is_object())
+    for (const auto& [k, v] : it->items()) {
+      try {
+        slurm_lease_state s;
+        from_json(v, s);
+        if (s.id == k) c.jobs[k] = std::move(s);
+      } catch (const error&) {
+      }
+    }
+  return c;
+}
+
+inline fs::path slurm_cache_path(const home_paths& home) {
+  return home.root() / "slurm_state.json";
+}
+inline fs::path slurm_cache_lock_path(const home_paths& home) {
+  return home.root() / "slurm_state.lock";
+}
+
+inline slurm_cache read_slurm_cache(const home_paths& home) {
+  json_outcome r = read_json_tolerant(slurm_cache_path(home));
+  if (!r.ok()) return {};
+  return slurm_cache_from_json(*r.value);
 }
 
 namespace detail {
-inline bool contains_ci(const std::string& hay, const std::string& needle) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
-                        [&](char a, char b) { return lower(a) == lower(b); });
-  return it != hay.end();
+
+// A non-blocking flock(2): the refresher holds it; everyone else reads the cache. A lock file
+// that cannot be opened (a home the reader may not write: another user's, a read-only archive)
+// leaves nothing to share through: the caller counts as holding it and asks Slurm itself, and
+// so does a filesystem that refuses locks (file_lock::unsupported: Lustre noflock, NFS without
+// lockd), which would otherwise leave every caller waiting for a holder that does not exist.
+class try_file_lock {
+ public:
+  explicit try_file_lock(const fs::path& path)
+      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {}
+  bool try_lock() {
+    if (locked_) return true;
+    if (!fd_) return locked_ = true;
+    for (;;) {
+      if (detail::flock_call(fd_.get(), LOCK_EX | LOCK_NB) == 0) return locked_ = true;
+      if (file_lock::unsupported(errno)) return locked_ = true;
+      if (errno != EINTR) return false;
+    }
+  }
+  bool locked() const noexcept { return locked_; }
+
+ private:
+  unique_fd fd_;
+  bool locked_ = false;
+};
+
+inline std::string join_ids(const std::vector<std::string>& ids) {
+  std::string s;
+  for (const auto& id : ids) {
+    if (!s.empty()) s += ',';
+    s += id;
+  }
+  return s;
 }
+
+// "squeue: exit code 1: <first lines of stderr>", for display.
+inline std::string command_failure(const command_output& r) {
+  std::string msg = r.error.empty() ? std::string("failed") : r.error;
+  std::string err(trim(r.err));
+  if (err.size() > 400) err = err.substr(0, 400) + "...";
+  if (!err.empty()) msg += ": " + err;
+  return msg;
+}
+
+inline slurm_lease_state from_job(const slurm_job& j, const char* source, double now) {
+  slurm_lease_state s;
+  s.id = j.id;
+  s.state = j.state;
+  s.reason = j.reason == "None" ? "" : j.reason;
+  s.time_left = j.time_left;
+  s.nodes = j.nodes;
+  s.nodelist = j.nodelist;
+  s.source = source;
+  s.seen = now;
+  return s;
+}
+
 }  // namespace detail
 
-// stderr_nonempty answers "does this task's .err log hold anything?"; without it the
-// has_stderr_output filter looks at the exit code only.
-inline bool matches(const task_view& t, const task_filter& f,
-                    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
-  if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
-    return false;
-  if (!f.node.empty() && t.node != f.node) return false;
-  if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
-  for (const std::string& l : f.labels)
-    if (!t.spec ||
-        std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())
-      return false;
-  if (f.has_stderr_output) {
-    auto code = t.exit_code();
-    bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);
-    if (!bad_exit && !(stderr_nonempty && stderr_nonempty(t))) return false;
+// The production command runner; tests pass their own callable with the same signature.
+struct default_command_runner {
+  command_output operator()(const std::vector<std::string>& argv,
+                            const command_options& opt) const {
+    return run_command(argv, opt);
   }
-  return true;
+};
+
+// One refresh against Slurm, applied to `cache` (pure apart from `run`). Ids squeue does not
+// list are asked of scontrol, except those already known to be forgotten.
+template <typename Runner>
+void refresh_slurm_cache(slurm_cache& cache, const std::vector<std::string>& ids, double now,
+                         const slurm_options& opt, Runner&& run) {
+  command_options copt;
+  copt.timeout = opt.timeout;
+  cache.asked = ids;
+  cache.error.clear();
+  cache.errors.clear();
+  cache.refreshed = now;
+  if (ids.empty()) return;
+
+  command_output q = run({opt.squeue, "-h", "-t", "all", "-o", std::string(squeue_format), "-j",
+                          detail::join_ids(ids)},
+                         copt);
+  // One unknown id alone makes squeue exit 1 with "Invalid job id specified"; that is an
+  // answer (the job is gone), not a failure.
+  bool answered = q.ok() || (!q.timed_out && !q.spawn_failed && says_invalid_job_id(q.err));
+  if (!answered) {
+    cache.error = detail::command_failure(q);
+    return;
+  }
+  squeue_parse parsed = parse_squeue(q.out);
+  std::vector<std::string> listed;
+  for (const slurm_job& j : parsed.jobs) {
+    if (std::find(ids.begin(), ids.end(), j.id) == ids.end()) continue;
+    cache.jobs[j.id] = detail::from_job(j, "squeue", now);
+    listed.push_back(j.id);
+  }
+  for (const std::string& id : ids) {
+    if (std::find(listed.begin(), listed.end(), id) != listed.end()) continue;
+    auto known = cache.jobs.find(id);
+    if (known != cache.jobs.end() && known->second.stale) continue;  // Slurm will not remember
+    command_output sc = run({opt.scontrol, "show", "job", id}, copt);
+    if (sc.ok()) {
+      if (auto j = parse_scontrol_job(sc.out); j && j->id == id) {
+        cache.jobs[id] = detail::from_job(*j, "scontrol", now);
+        continue;
+      }
+      cache.errors[id] = "scontrol show job " + id +
+                         ": unexpected output: " + std::string(detail::trim(sc.out)).substr(0, 200);
+      continue;
+    }
+    if (!sc.timed_out && !sc.spawn_failed && says_invalid_job_id(sc.err + sc.out)) {
+      if (known != cache.jobs.end()) {
+        known->second.stale = true;
+        known->second.source = "last_seen";
+      } else {
+        cache.errors[id] = "Slurm does not know job " + id + " (" +
+                           std::string(slurm_invalid_job_id) + ") and leaseq never saw it";
+      }
+      continue;
+    }
+    cache.errors[id] = detail::command_failure(sc);
+  }
 }
 
-inline task_selection select_tasks(
-    const snapshot& snap, const task_filter& filter, task_sort order, std::size_t cap,
-    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
-  task_selection out;
-  for (const auto& t : snap.tasks())
-    if (matches(t, filter, stderr_nonempty)) out.tasks.push_back(&t);
-  out.total = out.tasks.size();
-  auto by_priority = [](const task_view* a, const task_view* b) {
-    int pa = state_priority(a->state), pb = state_priority(b->state);
-    if (pa != pb) return pa < pb;
-    double sa = a->started().value_or(a->created().value_or(0));
-    double sb = b->started().value_or(b->created().value_or(0));
-    if (sa != sb) return sa > sb;
-    return a->seq > b->seq;
-  };
-  auto by_lane = [](const task_view* a, const task_view* b) {
-    if (a->lane() != b->lane()) return a->lane() < b->lane();
-    return a->seq < b->seq;
-  };
-  std::size_t keep = std::min(cap, out.tasks.size());
-  if (order == task_sort::state_priority)
-    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_priority);
-  else
-    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_lane);
-  out.tasks.resize(keep);
+// What the cache says about each id (UNKNOWN with the error where it has none).
+inline std::map<std::string, slurm_lease_state> slurm_states_from_cache(
+    const slurm_cache& cache, const std::vector<std::string>& ids) {
+  std::map<std::string, slurm_lease_state> out;
+  for (const std::string& id : ids) {
+    slurm_lease_state s;
+    s.id = id;
+    auto job = cache.jobs.find(id);
+    bool asked = std::find(cache.asked.begin(), cache.asked.end(), id) != cache.asked.end();
+    if (!cache.error.empty() && asked) {
+      s.error = cache.error;
+    } else if (auto e = cache.errors.find(id); e != cache.errors.end()) {
+      s.error = e->second;
+    } else if (job != cache.jobs.end()) {
+      out[id] = job->second;
+      continue;
+    } else {
+      s.error = "not queried yet";
+    }
+    if (job != cache.jobs.end()) {
+      s.last_state = job->second.state;
+      s.seen = job->second.seen;
+    }
+    out[id] = std::move(s);
+  }
   return out;
 }
 
+// Lease states for these Slurm job ids, at most one Slurm refresh per `refresh_s` (floored at
+// min_slurm_refresh_s) across every process sharing LEASEQ_HOME. Never throws for Slurm
+// problems; waits at most about one command timeout for another process's refresh.
+template <typename Clock = system_clock, typename Runner = default_command_runner>
+std::map<std::string, slurm_lease_state> slurm_lease_states(
+    const home_paths& home, std::vector<std::string> ids, double refresh_s,
+    const slurm_options& opt = {}, const Clock& clock = {}, Runner&& run = {}) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  ids.erase(std::remove_if(
+                ids.begin(), ids.end(),
+                [](const std::string& id) { return !is_valid_lease_id(id) || is_local_lease(id); }),
+            ids.end());
+  if (ids.empty()) return {};
+  refresh_s = std::max(refresh_s, min_slurm_refresh_s);
+  home.ensure_root();
+
+  auto covers = [&](const slurm_cache& c) {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      return std::find(c.asked.begin(), c.asked.end(), id) != c.asked.end();
+    });
+  };
+  auto fresh = [&](const slurm_cache& c, double now) {
+    return c.refreshed > 0 && c.refreshed <= now + 1 && now - c.refreshed < refresh_s && covers(c);
+  };
+
+  slurm_cache cache = read_slurm_cache(home);
+  if (fresh(cache, clock.now())) return slurm_states_from_cache(cache, ids);
+
+  detail::try_file_lock lock(slurm_cache_lock_path(home));
+  if (!lock.try_lock()) {
+    // Another process is asking Slurm right now. If the cache already knows these leases,
+    // show that at once; otherwise wait (bounded) for its answer.
+    if (covers(cache)) return slurm_states_from_cache(cache, ids);
+    auto deadline = std::chrono::steady_clock::now() + opt.timeout * 2 + std::chrono::seconds(1);
+    while (!lock.try_lock() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!lock.locked()) {
+      auto out = slurm_states_from_cache(cache, ids);
+      for (auto& [id, s] : out)
+        if (s.error == "not queried yet") s.error = "another leaseq process is querying Slurm";
+      return out;
+    }
+  }
+  // Re-read under the lock: the previous holder may have just refreshed.
+  cache = read_slurm_cache(home);
+  if (fresh(cache, clock.now())) return slurm_states_from_cache(cache, ids);
+
+  // Ask about every id the cache tracks, not only ours, so processes that list different
+  // leases share one batched squeue instead of evicting each other's answers.
+  // Only live jobs: a forgotten or never-seen id costs nothing once we stop asking.
+  std::vector<std::string> all = ids;
+  for (const auto& id : cache.asked) {
+    auto job = cache.jobs.find(id);
+    if (job != cache.jobs.end() && !job->second.stale &&
+        std::find(all.begin(), all.end(), id) == all.end())
+      all.push_back(id);
+  }
+  std::sort(all.begin(), all.end());
+  refresh_slurm_cache(cache, all, clock.now(), opt, run);
+  try {
+    write_json_atomic(slurm_cache_path(home), json(cache));
+  } catch (const error&) {
+    // A read-only or full home: the answer is still good for this caller.
+  }
+  return slurm_states_from_cache(cache, ids);
+}
+
+// Forces the next slurm_lease_states call to ask Slurm (after sbatch or scancel), keeping the
+// last seen states.
+inline void invalidate_slurm_cache(const home_paths& home) {
+  home.ensure_root();
+  file_lock lock(slurm_cache_lock_path(home));
+  json_outcome r = read_json_tolerant(slurm_cache_path(home));
+  if (!r.ok()) return;
+  slurm_cache c = slurm_cache_from_json(*r.value);
+  c.refreshed = 0;
+  write_json_atomic(slurm_cache_path(home), json(c));
+}
+
 }  // namespace leaseq
-// end leaseq/task_filter.hpp
+// end leaseq/slurm/slurm.hpp
+
+namespace leaseq {
+
+// One line of `leaseq lease ls`.
+struct lease_row {
+  std::string id;
+  std::string kind;  // "local" or "slurm"
+  std::optional<std::string> name;
+  std::string state = "UNKNOWN";
+  std::string reason;     // Slurm's pending/end reason, or why the state is what it is
+  std::string time_left;  // "10:42", "UNLIMITED", "-"
+  std::optional<std::int64_t> nodes;
+  std::optional<std::int64_t> gpus_per_node;
+  // A Slurm lease's `--slots`: a count or "auto", as JSON text; "" when not given.
+  std::string slots;
+  bool is_default = false;
+  bool stale = false;  // Slurm forgot the job: state is the last one seen
+  double seen = 0;     // when the state was observed (Slurm leases)
+  std::string error;   // why the state is UNKNOWN, or why lease.json could not be read
+  double created = 0;
+  // Not Slurm's word but leaseq's reading of the evidence on disk: "heartbeats" when fresh
+  // runner heartbeats made a lease Slurm (still) calls PENDING show RUNNING.
+  std::string state_inferred;
+};
+
+inline void to_json(json& j, const lease_row& r) {
+  j = json{{"id", r.id},
+           {"kind", r.kind},
+           {"name", detail::or_null(r.name)},
+           {"state", r.state},
+           {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
+           {"time_left", r.time_left},
+           {"nodes", detail::or_null(r.nodes)},
+           {"gpus_per_node", detail::or_null(r.gpus_per_node)},
+           {"slots", r.slots.empty() ? json(nullptr) : json::parse(r.slots)},
+           {"default", r.is_default},
+           {"stale", r.stale},
+           {"seen", r.seen > 0 ? json(r.seen) : json(nullptr)},
+           {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+           {"created", r.created},
+           {"state_inferred", r.state_inferred.empty() ? json(nullptr) : json(r.state_inferred)}};
+}
+
+// Every heartbeat of a lease, parsed; unreadable ones are skipped (not visible yet).
+inline std::vector<heartbeat> read_heartbeats(const lease_paths& lease) {
+  std::vector<heartbeat> out;
+  auto listing = detail::list_dir(lease.hb_dir().string());
+  for (const auto& name : listing.names) {
+    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+    json_outcome r = read_json_tolerant(lease.hb_dir() / name);
+    if (!r.ok()) continue;
+    try {
+      heartbeat hb;
+      from_json(*r.value, hb);
+      out.push_back(std::move(hb));
+    } catch (const error&) {
+    }
+  }
+  return out;
+}
+
+// The local lease is RUNNING while a runner's heartbeat is OK.
+inline void local_lease_state(lease_row& row, const lease_paths& lease, double now,
+                              double hb_stale_s) {
+  auto hbs = read_heartbeats(lease);
+  row.nodes = static_cast<std::int64_t>(hbs.size());
+  if (hbs.empty()) {
+    row.state = "STOPPED";
+    row.reason = "no runner heartbeat";
+    return;
+  }
+  std::optional<heartbeat> best;
+  for (const auto& hb : hbs)
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) best = hb;
+  if (best) {
+    row.state = "RUNNING";
+    row.gpus_per_node = best->gpus;
+    return;
+  }
+  const heartbeat& any = hbs.front();
+  node_health h = compute_health(any, now, hb_stale_s);
+  row.state = h == node_health::down ? "STOPPED" : "STALE";
+  row.reason = h == node_health::down
+                   ? "runner stopped"
+                   : fmt::format("runner heartbeat {:.0f}s old", heartbeat_age(any, now));
+}
+
+// Copies a Slurm state into a row.
+inline void apply_slurm_state(lease_row& row, const slurm_lease_state& s, double now) {
+  row.state = s.state;
+  row.reason = s.reason;
+  row.time_left = s.time_left_text(now);
+  row.stale = s.stale;
+  row.seen = s.seen;
+  if (!s.error.empty()) row.error = s.error;
+  if (s.stale) {
+    double ago = std::max(0.0, now - s.seen);
+    std::string seen = ago < 120      ? fmt::format("{:.0f}s", ago)
+                       : ago < 7200   ? fmt::format("{:.0f}m", ago / 60)
+                       : ago < 172800 ? fmt::format("{:.0f}h", ago / 3600)
+                                      : fmt::format("{:.0f}d", ago / 86400);
+    row.reason = (row.reason.empty() ? "" : row.reason + ", ") + "last seen " + seen + " ago";
+  }
+  if (!row.nodes && s.nodes) row.nodes = s.nodes;
+}
+
+// Slurm's word for a lease can be a refresh old (the shared cache asks at most every
+// ui.slurm_refresh_s): right after `lease create` it still says PENDING while the lease's
+// runners already heartbeat. Fresh heartbeats are evidence on disk that the lease runs: the
+// row says RUNNING, with state_inferred = "heartbeats" and Slurm's word in the reason, until
+// Slurm is asked again. Returns whether it did.
+inline bool reconcile_with_heartbeats(lease_row& row, const lease_paths& lease, double now,
+                                      double hb_stale_s) {
+  if (row.kind != "slurm" ||
+      (row.state != "PENDING" && row.state != "UNKNOWN" && row.state != "CONFIGURING"))
+    return false;
+  int fresh = 0;
+  for (const auto& hb : read_heartbeats(lease))
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) ++fresh;
+  if (fresh == 0) return false;
+  row.reason =
+      fmt::format("inferred from {} fresh runner heartbeat(s); Slurm said {}", fresh, row.state);
+  row.state = "RUNNING";
+  row.state_inferred = "heartbeats";
+  row.error.clear();
+  return true;
+}
+
+struct lease_listing {
+  std::vector<lease_row> rows;
+  std::optional<std::string> default_lease;
+  std::string index_error;  // index.json exists but is unusable
+};
+
+// Every row of a listing, as above (a row whose id is not a valid lease id has no tree to
+// look at).
+inline void reconcile_with_heartbeats(lease_listing& listing, const home_paths& home, double now,
+                                      double hb_stale_s) {
+  for (auto& row : listing.rows)
+    if (is_valid_lease_id(row.id))
+      reconcile_with_heartbeats(row, lease_paths(home, row.id), now, hb_stale_s);
+}
+
+// Lists the leases in the index (in index order) with their state. Slurm is asked through
+// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`. A
+// Slurm lease whose runners heartbeat shows RUNNING even while the cache still says PENDING
+// (reconcile_with_heartbeats).
+template <typename Clock = system_clock, typename Runner = default_command_runner>
+lease_listing list_leases(const home_paths& home, const ui_config& cfg,
+                          const slurm_options& opt = {}, const Clock& clock = {},
+                          Runner&& run = {}) {
+  lease_listing out;
+  index_read idx = read_index(home);
+  out.index_error = idx.error;
+  out.default_lease = idx.index.default_lease;
+  std::vector<std::string> slurm_ids;
+  for (const auto& e : idx.index.leases) {
+    lease_row row;
+    row.id = e.id;
+    row.kind = e.kind;
+    row.name = e.name;
+    row.created = e.created;
+    row.time_left = "-";
+    row.is_default = idx.index.default_lease && *idx.index.default_lease == e.id;
+    json_outcome lr = read_json_tolerant(home.lease_dir(e.id) / "lease.json");
+    if (lr.ok()) {
+      try {
+        lease_record rec;
+        from_json(*lr.value, rec);
+        if (!row.name) row.name = rec.name;
+        row.nodes = rec.nodes;
+        row.gpus_per_node = rec.gpus_per_node;
+        if (auto sl = rec.extra.find("slots"); sl != rec.extra.end())
+          if ((sl->is_string() && *sl == "auto") || sl->is_number_unsigned())
+            row.slots = sl->dump();
+      } catch (const error& ex) {
+        row.error = "lease.json: " + std::string(ex.what());
+      }
+    }
+    if (e.kind == "slurm") slurm_ids.push_back(e.id);
+    out.rows.push_back(std::move(row));
+  }
+  double now = clock.now();
+  std::map<std::string, slurm_lease_state> states;
+  if (!slurm_ids.empty())
+    states = slurm_lease_states(home, slurm_ids, cfg.slurm_refresh_s, opt, clock,
+                                std::forward<Runner>(run));
+  for (auto& row : out.rows) {
+    if (row.kind == "slurm") {
+      if (auto it = states.find(row.id); it != states.end())
+        apply_slurm_state(row, it->second, now);
+    } else {
+      local_lease_state(row, lease_paths(home, row.id), now, cfg.hb_stale_s);
+    }
+  }
+  reconcile_with_heartbeats(out, home, now, cfg.hb_stale_s);
+  return out;
+}
+
+// A Slurm lease about to be submitted: the keeper's content, where it is written, and the
+// sbatch argv. What `lease create --dry-run` prints and the dashboard's form previews.
+struct lease_plan {
+  fs::path script_path;
+  std::string script;
+  std::vector<std::string> sbatch;
+};
+
+// Writes runs/<lease>/lease.json (creating the tree), refusing a symlinked runs/ or runs/<lease>
+// (tree_guard.hpp): a planted link must not receive the record. Every lease.json writer calls
+// this, the local lease's as well as the Slurm lease's.
+inline void write_lease_json(const lease_paths& lease, const json& record) {
+  ensure_lease_dir(lease, lease.root());
+  write_json_atomic(lease.lease_json(), record);
+}
+
+// Writes lease.json only if there is none (link of a complete temp file: never replaces one,
+// whatever a lagging cache told the caller about its existence). False: one existed.
+inline bool create_lease_json(const lease_paths& lease, const json& record) {
+  ensure_lease_dir(lease, lease.root());
+  return create_file_exclusive(lease.lease_json(), json_file_text(record));
+}
+
+// Validates the request (throws error) and plans it. `leaseq_bin` is what the keeper runs on
+// every node; paths are made absolute, since the job runs elsewhere.
+inline lease_plan plan_slurm_lease(const home_paths& home, const lease_request& r,
+                                   const fs::path& leaseq_bin, bool test_only = false,
+                                   const slurm_options& opt = {}) {
+  validate(r);
+  fs::path root = fs::absolute(home.root()).lexically_normal();
+  lease_plan p;
+  p.script_path = root / "keepers" /
+                  fmt::format("keeper-{}-{}.sh", static_cast<long long>(unix_now() * 1000),
+                              static_cast<long>(::getpid()));
+  p.script = keeper_script(fs::absolute(leaseq_bin), root, keeper_slots_arg(r));
+  p.sbatch = sbatch_argv(r, p.script_path, root, test_only, opt.sbatch);
+  return p;
+}
+
+// What sbatch did. `job_id` is set only when the lease was submitted and registered.
+struct lease_submit {
+  std::optional<std::string> job_id;
+  command_output sbatch;  // out/err verbatim, for the user
+  std::string error;      // leaseq's own explanation when it failed
+};
+
+// Writes the keeper, runs sbatch (argv, with a timeout) and, only on success, moves the keeper
+// to runs/<jobid>/keeper.sh, writes runs/<jobid>/lease.json and registers the lease in
+// index.json. A failed or --test-only submit leaves nothing behind. Slurm errors are returned,
+// not thrown; filesystem errors throw.
+template <typename Runner = default_command_runner>
+lease_submit submit_slurm_lease(const home_paths& home, const lease_request& r,
+                                const lease_plan& plan, bool test_only = false,
+                                const slurm_options& opt = {}, Runner&& run = {}) {
+  home_paths abs_home(fs::absolute(home.root()).lexically_normal());
+  abs_home.ensure_root();
+  // The keeper runs on every node of the job: never let a planted keepers/ link place it.
+  (void)detail::open_tree_dir(abs_home.root(), plan.script_path.parent_path());
+  write_file_atomic(plan.script_path, plan.script, 0700);
+  command_options copt;
+  copt.timeout = opt.timeout * 3;  // sbatch may wait on a busy slurmctld
+  // sbatch hands its umask to the job: Slurm's own output file is then 0600 like ours.
+  mode_t old_mask = ::umask(077);
+  lease_submit out;
+  out.sbatch = run(plan.sbatch, copt);
+  ::umask(old_mask);
+  auto drop_script = [&] {
+    std::error_code ec;
+    fs::remove(plan.script_path, ec);
+  };
+  if (test_only || !out.sbatch.ok()) {
+    drop_script();
+    if (out.sbatch.timed_out)
+      out.error =
+          "sbatch did not answer in time; a job may have been submitted anyway: check "
+          "squeue --me";
+    else if (!out.sbatch.ok())
+      out.error = out.sbatch.error;
+    return out;
+  }
+  auto job = parse_sbatch_parsable(out.sbatch.out);
+  if (!job) {
+    drop_script();
+    out.error = "sbatch printed no job id: " + shell_quote(out.sbatch.out);
+    return out;
+  }
+  // Slurm has its own copy of the script: keep ours next to the lease as its record.
+  lease_paths lease(abs_home, *job);
+  ensure_lease_dir(lease, lease.root());
+  fs::path final_script = lease.root() / "keeper.sh";
+  if (std::rename(plan.script_path.c_str(), final_script.c_str()) != 0)
+    final_script = plan.script_path;
+
+  lease_record rec;
+  rec.id = *job;
+  rec.kind = "slurm";
+  rec.name = r.name;
+  rec.created = unix_now();
+  rec.nodes = r.nodes;
+  rec.gpus_per_node = r.gpus_per_node;
+  rec.partition = r.partition;
+  rec.qos = r.qos;
+  rec.account = r.account;
+  rec.constraint = r.constraint;
+  rec.reservation = r.reservation;
+  rec.time = r.time;
+  rec.extra_args = r.extra_args;
+  rec.sbatch = plan.sbatch;
+  rec.keeper = final_script.string();
+  if (!r.slots.empty()) {  // "slots": a count, or "auto" (protocol version 3)
+    auto n = parse_slots(r.slots);
+    rec.extra["slots"] = n ? json(*n) : json("auto");
+  }
+  write_lease_json(lease, json(rec));
+  register_lease(abs_home, {rec.id, "slurm", rec.name, rec.created, json::object()});
+  invalidate_slurm_cache(abs_home);
+  out.job_id = job;
+  return out;
+}
+
+// Throws error unless `id` is a registered Slurm lease (what release needs).
+inline void check_releasable(const home_paths& home, const std::string& id) {
+  check_lease_id(id);
+  index_read idx = read_index(home);
+  if (!idx.error.empty()) throw error(idx.error);
+  const index_entry* e = idx.index.find(id);
+  if (!e)
+    throw error("unknown lease " + detail::quote_for_message(id) + " (see `leaseq lease ls`)");
+  if (e->kind != "slurm")
+    throw error("lease " + id +
+                " is not a Slurm lease; stop a local runner with `leaseq lease local stop`");
+}
+
+// scancel of a registered Slurm lease; the runners get SIGTERM from Slurm and stop their
+// tasks. Throws error for an unknown or local lease; returns scancel's output.
+template <typename Runner = default_command_runner>
+command_output release_slurm_lease(const home_paths& home, const std::string& id,
+                                   const slurm_options& opt = {}, Runner&& run = {}) {
+  check_releasable(home, id);
+  command_options copt;
+  copt.timeout = opt.timeout;
+  command_output r = run({opt.scancel, id}, copt);
+  if (r.ok()) invalidate_slurm_cache(home);
+  return r;
+}
+
+}  // namespace leaseq
+// end leaseq/slurm/leases.hpp
+
+// The terminal: raw-ANSI screen, input, layout, widgets, the app loop.
 // begin leaseq/tui/app.hpp
 
 // The Elm-style loop (the Bubble Tea model) over a terminal: view(model) into the back
@@ -12294,6 +12341,182 @@ inline task_selection select_tasks(
 //
 // Also here: the closed set of messages the app loop hands to `update()` (`event`).
 
+// begin leaseq/detail/text_width.hpp
+
+// UTF-8 decoding and terminal display width, without locale or wcwidth(): the renderer must
+// agree with itself on every machine. Wide (East Asian Wide/Fullwidth, emoji) = 2 cells,
+// combining marks and zero-width joiners = 0 (they attach to the previous cell), controls = -1.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace leaseq::detail {
+
+struct utf8_char {
+  char32_t cp = 0;      // U+FFFD when the bytes are not valid UTF-8
+  std::size_t len = 0;  // bytes consumed (at least 1 unless at end)
+};
+
+inline constexpr char32_t replacement_char = 0xFFFD;
+
+// Decodes one code point at `pos`. Invalid, overlong, surrogate or truncated sequences give
+// U+FFFD and consume one byte, so decoding always makes progress.
+inline utf8_char decode_utf8(std::string_view s, std::size_t pos) noexcept {
+  if (pos >= s.size()) return {0, 0};
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[pos + i]); };
+  unsigned char c = b(0);
+  if (c < 0x80) return {c, 1};
+  std::size_t n;
+  char32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return {replacement_char, 1};
+  }
+  if (pos + n > s.size()) return {replacement_char, 1};
+  for (std::size_t i = 1; i < n; ++i) {
+    if ((b(i) & 0xC0) != 0x80) return {replacement_char, 1};
+    cp = (cp << 6) | (b(i) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return {replacement_char, 1};
+  return {cp, n};
+}
+
+inline void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+struct codepoint_range {
+  char32_t first, last;
+};
+
+template <std::size_t N>
+constexpr bool in_ranges(const codepoint_range (&table)[N], char32_t cp) noexcept {
+  std::size_t lo = 0, hi = N;
+  while (lo < hi) {
+    std::size_t mid = (lo + hi) / 2;
+    if (cp < table[mid].first)
+      hi = mid;
+    else if (cp > table[mid].last)
+      lo = mid + 1;
+    else
+      return true;
+  }
+  return false;
+}
+
+// Combining marks and other zero-width code points (compact: the blocks that matter in
+// practice, not every Mn code point of the UCD). Sorted, non-overlapping.
+inline constexpr codepoint_range zero_width_ranges[] = {
+    {0x0300, 0x036F},   {0x0483, 0x0489},   {0x0591, 0x05BD},   {0x05BF, 0x05BF},
+    {0x05C1, 0x05C2},   {0x05C4, 0x05C5},   {0x05C7, 0x05C7},   {0x0610, 0x061A},
+    {0x064B, 0x065F},   {0x0670, 0x0670},   {0x06D6, 0x06DC},   {0x06DF, 0x06E4},
+    {0x06E7, 0x06E8},   {0x06EA, 0x06ED},   {0x0711, 0x0711},   {0x0730, 0x074A},
+    {0x07A6, 0x07B0},   {0x07EB, 0x07F3},   {0x0816, 0x082D},   {0x0859, 0x085B},
+    {0x08D3, 0x0902},   {0x093A, 0x093A},   {0x093C, 0x093C},   {0x0941, 0x0948},
+    {0x094D, 0x094D},   {0x0951, 0x0957},   {0x0962, 0x0963},   {0x0981, 0x0981},
+    {0x09BC, 0x09BC},   {0x09C1, 0x09C4},   {0x09CD, 0x09CD},   {0x09E2, 0x09E3},
+    {0x0A01, 0x0A02},   {0x0A3C, 0x0A3C},   {0x0A41, 0x0A51},   {0x0A70, 0x0A71},
+    {0x0A75, 0x0A75},   {0x0A81, 0x0A82},   {0x0ABC, 0x0ABC},   {0x0AC1, 0x0AC8},
+    {0x0ACD, 0x0ACD},   {0x0B01, 0x0B01},   {0x0B3C, 0x0B3C},   {0x0B3F, 0x0B3F},
+    {0x0B41, 0x0B44},   {0x0B4D, 0x0B4D},   {0x0BC0, 0x0BC0},   {0x0BCD, 0x0BCD},
+    {0x0C3E, 0x0C40},   {0x0C46, 0x0C56},   {0x0CBC, 0x0CBC},   {0x0CCC, 0x0CCD},
+    {0x0D41, 0x0D44},   {0x0D4D, 0x0D4D},   {0x0DCA, 0x0DCA},   {0x0DD2, 0x0DD6},
+    {0x0E31, 0x0E31},   {0x0E34, 0x0E3A},   {0x0E47, 0x0E4E},   {0x0EB1, 0x0EB1},
+    {0x0EB4, 0x0EBC},   {0x0EC8, 0x0ECD},   {0x0F18, 0x0F19},   {0x0F35, 0x0F35},
+    {0x0F37, 0x0F37},   {0x0F39, 0x0F39},   {0x0F71, 0x0F7E},   {0x0F80, 0x0F84},
+    {0x0F86, 0x0F87},   {0x0F8D, 0x0FBC},   {0x102D, 0x1030},   {0x1032, 0x1037},
+    {0x1039, 0x103A},   {0x1160, 0x11FF},   {0x135D, 0x135F},   {0x1712, 0x1714},
+    {0x17B4, 0x17B5},   {0x17B7, 0x17BD},   {0x17C6, 0x17C6},   {0x17C9, 0x17D3},
+    {0x180B, 0x180F},   {0x1AB0, 0x1AFF},   {0x1DC0, 0x1DFF},   {0x200B, 0x200F},
+    {0x202A, 0x202E},   {0x2060, 0x2064},   {0x20D0, 0x20F0},   {0x2CEF, 0x2CF1},
+    {0x2DE0, 0x2DFF},   {0x302A, 0x302D},   {0x3099, 0x309A},   {0xA66F, 0xA672},
+    {0xA674, 0xA67D},   {0xA69E, 0xA69F},   {0xA6F0, 0xA6F1},   {0xA8E0, 0xA8F1},
+    {0xFE00, 0xFE0F},   {0xFE20, 0xFE2F},   {0xFEFF, 0xFEFF},   {0x1D167, 0x1D169},
+    {0x1D17B, 0x1D182}, {0x1F3FB, 0x1F3FF}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F},
+    {0xE0100, 0xE01EF},
+};
+
+// East Asian Wide and Fullwidth, plus emoji presentation blocks. Sorted, non-overlapping.
+inline constexpr codepoint_range wide_ranges[] = {
+    {0x1100, 0x115F},   {0x231A, 0x231B},   {0x2329, 0x232A},   {0x23E9, 0x23EC},
+    {0x23F0, 0x23F0},   {0x23F3, 0x23F3},   {0x25FD, 0x25FE},   {0x2614, 0x2615},
+    {0x2648, 0x2653},   {0x267F, 0x267F},   {0x2693, 0x2693},   {0x26A1, 0x26A1},
+    {0x26AA, 0x26AB},   {0x26BD, 0x26BE},   {0x26C4, 0x26C5},   {0x26CE, 0x26CE},
+    {0x26D4, 0x26D4},   {0x26EA, 0x26EA},   {0x26F2, 0x26F3},   {0x26F5, 0x26F5},
+    {0x26FA, 0x26FA},   {0x26FD, 0x26FD},   {0x2705, 0x2705},   {0x270A, 0x270B},
+    {0x2728, 0x2728},   {0x274C, 0x274C},   {0x274E, 0x274E},   {0x2753, 0x2755},
+    {0x2757, 0x2757},   {0x2795, 0x2797},   {0x27B0, 0x27B0},   {0x27BF, 0x27BF},
+    {0x2B1B, 0x2B1C},   {0x2B50, 0x2B50},   {0x2B55, 0x2B55},   {0x2E80, 0x303E},
+    {0x3041, 0x33FF},   {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},
+    {0xA960, 0xA97F},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},   {0xFE10, 0xFE19},
+    {0xFE30, 0xFE6F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x16FE0, 0x16FE4},
+    {0x17000, 0x18CFF}, {0x1B000, 0x1B2FF}, {0x1F004, 0x1F004}, {0x1F0CF, 0x1F0CF},
+    {0x1F18E, 0x1F18E}, {0x1F191, 0x1F19A}, {0x1F200, 0x1F202}, {0x1F210, 0x1F23B},
+    {0x1F240, 0x1F248}, {0x1F250, 0x1F251}, {0x1F260, 0x1F265}, {0x1F300, 0x1F320},
+    {0x1F32D, 0x1F335}, {0x1F337, 0x1F37C}, {0x1F37E, 0x1F393}, {0x1F3A0, 0x1F3CA},
+    {0x1F3CF, 0x1F3D3}, {0x1F3E0, 0x1F3F0}, {0x1F3F4, 0x1F3F4}, {0x1F3F8, 0x1F3FA},
+    {0x1F400, 0x1F43E}, {0x1F440, 0x1F440}, {0x1F442, 0x1F4FC}, {0x1F4FF, 0x1F53D},
+    {0x1F54B, 0x1F54E}, {0x1F550, 0x1F567}, {0x1F57A, 0x1F57A}, {0x1F595, 0x1F596},
+    {0x1F5A4, 0x1F5A4}, {0x1F5FB, 0x1F64F}, {0x1F680, 0x1F6C5}, {0x1F6CC, 0x1F6CC},
+    {0x1F6D0, 0x1F6D2}, {0x1F6D5, 0x1F6D7}, {0x1F6EB, 0x1F6EC}, {0x1F6F4, 0x1F6FC},
+    {0x1F7E0, 0x1F7EB}, {0x1F90C, 0x1F93A}, {0x1F93C, 0x1F945}, {0x1F947, 0x1F9FF},
+    {0x1FA70, 0x1FAFF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD},
+};
+
+inline constexpr bool is_control(char32_t cp) noexcept {
+  return cp < 0x20 || (cp >= 0x7F && cp < 0xA0);
+}
+
+// Cells a code point occupies: -1 control, 0 zero-width (attaches), 1 or 2.
+inline int codepoint_width(char32_t cp) noexcept {
+  if (cp >= 0x20 && cp < 0x7F) return 1;
+  if (is_control(cp)) return -1;
+  if (cp == 0x00AD) return 1;
+  if (in_ranges(zero_width_ranges, cp)) return 0;
+  if (cp >= 0x1100 && in_ranges(wide_ranges, cp)) return 2;
+  return 1;
+}
+
+// Display width of a UTF-8 string; controls count as one cell (they are drawn as U+FFFD).
+inline int display_width(std::string_view s) noexcept {
+  int w = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    utf8_char c = decode_utf8(s, i);
+    i += c.len;
+    int cw = codepoint_width(c.cp);
+    w += cw < 0 ? 1 : cw;
+  }
+  return w;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/text_width.hpp
 
 #include <cstdint>
 #include <string>
@@ -14378,214 +14601,4 @@ inline void draw_form(buffer& buf, const rect& area, std::string_view title, con
 
 }  // namespace leaseq::tui
 // end leaseq/tui/widgets.hpp
-// begin leaseq/waiting.hpp
-
-// Why a PENDING task waits, and which submits can never run. Pure: a reader derives both from
-// what it already holds (a snapshot, the heartbeats, the lease's state); nothing is stored, so
-// a reason is always as fresh as the scan it comes from.
-//
-// A reason is given only when nothing in sight will take the task: no runner serves its lane,
-// none has the GPUs it asks for, every runner that could take it is paused or silent, or the
-// lease itself ended; or (protocol version 3) its dependencies have not all FINISHED ("after
-// T012 (RUNNING)"), or its retry delay has not passed. A task that simply waits its turn (or whose
-// runners are still to come, a Slurm job not started yet) has no reason: "waiting" is then the
-// whole story.
-
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-// What a reader knows of the lease beside its files. The default (kind unknown) makes no
-// claim a lease's kind would decide: a lease no runner ever served gets no reason.
-struct lease_condition {
-  enum class lease_kind { unknown, local, slurm };
-  lease_kind kind = lease_kind::unknown;
-  // Slurm's word for the job (PENDING, RUNNING, CANCELLED, TIMEOUT, ...); empty when unknown.
-  std::string state;
-  // How many runners the lease will have (lease.json `nodes`), when known: until that many
-  // have written a heartbeat, a node lane without one may still get its runner.
-  std::optional<std::int64_t> nodes;
-
-  static lease_condition local() { return {lease_kind::local, {}, std::nullopt}; }
-  static lease_condition slurm(std::string state, std::optional<std::int64_t> nodes = {}) {
-    return {lease_kind::slurm, std::move(state), nodes};
-  }
-};
-
-// Slurm ended the lease's job: its runners are gone for good.
-inline bool lease_ended(const lease_condition& l) noexcept {
-  return l.kind == lease_condition::lease_kind::slurm && slurm_state_is_final(l.state);
-}
-
-namespace detail {
-
-// A runner that may still claim: it wrote a heartbeat and did not stop. A STALE one counts:
-// on a lagging filesystem its heartbeat may only be late.
-inline bool may_serve(const node_view& n) noexcept {
-  return n.hb && n.health != node_health::down && n.health != node_health::unknown;
-}
-
-// Runners still to come: a Slurm lease whose job has not ended and has fewer runners in
-// sight than it will have (or an unknown number). A local lease's runner is started by hand,
-// so it never "comes" by itself; a lease of unknown kind is given the benefit of the doubt.
-inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcept {
-  switch (l.kind) {
-    case lease_condition::lease_kind::local:
-      return false;
-    case lease_condition::lease_kind::unknown:
-      return seen == 0;
-    case lease_condition::lease_kind::slurm:
-      return !lease_ended(l) && (!l.nodes || static_cast<std::int64_t>(seen) < *l.nodes);
-  }
-  return false;
-}
-
-// What a pending task of protocol version 3 waits for besides a runner: its dependencies
-// (each one not FINISHED, with its state; the first that ended otherwise makes the task's
-// runner cancel it) or its retry delay.
-inline std::optional<std::string> own_wait(const task_view& t, const snapshot& s) {
-  if (!t.spec) return std::nullopt;
-  std::string waits;
-  for (const std::string& dep : t.spec->after) {
-    const task_view* d = s.find_task(dep);
-    if (d && d->state == task_state::finished) continue;
-    std::string state = d ? std::string(to_string(d->state)) : std::string("not visible");
-    if (d && is_done(d->state))
-      return "dependency " + dep + " ended " + state + ": a runner will cancel it";
-    waits += (waits.empty() ? "" : ", ") + dep + " (" + state + ")";
-  }
-  if (!waits.empty()) return "after " + waits;
-  if (t.spec->not_before && *t.spec->not_before > s.taken_at)
-    return fmt::format("attempt {}/{} starts in {:.0f} s (retry delay)", attempt_number(*t.spec),
-                       attempts_allowed(*t.spec), *t.spec->not_before - s.taken_at);
-  return std::nullopt;
-}
-
-// Why no runner will take `t` now, or nothing.
-inline std::optional<std::string> runner_wait(const task_view& t, const snapshot& s,
-                                              const lease_condition& lease) {
-  const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
-  std::size_t seen = 0;  // runners that ever wrote a heartbeat
-  for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
-
-  if (!t.node.empty()) {
-    const node_view* n = s.find_node(t.node);
-    if (!n || !detail::may_serve(*n)) {
-      // Its runner is still to come, unless it already came and stopped.
-      if ((!n || !n->hb) && detail::runners_may_come(lease, seen)) return std::nullopt;
-      return "no runner serves lane " + t.node;
-    }
-    if (gpus > n->hb->gpus)
-      return fmt::format("needs {} GPUs, node {} has {}", gpus, t.node, n->hb->gpus);
-    if (n->paused) return "the runner of " + t.node + " is paused";
-    if (n->health == node_health::stale)
-      return "the runner of " + t.node + " is not responding (heartbeat STALE)";
-    return std::nullopt;
-  }
-
-  std::vector<const node_view*> serving;
-  for (const auto& n : s.nodes)
-    if (detail::may_serve(n)) serving.push_back(&n);
-  if (serving.empty()) {
-    if (detail::runners_may_come(lease, seen)) return std::nullopt;
-    return std::string("no runner serves this lease");
-  }
-  std::int64_t most = 0;
-  std::vector<const node_view*> able;  // runners with enough GPUs
-  for (const node_view* n : serving) {
-    most = std::max(most, n->hb->gpus);
-    if (n->hb->gpus >= gpus) able.push_back(n);
-  }
-  // A runner still to come may have the GPUs: only the runners in sight are compared.
-  if (able.empty()) {
-    if (detail::runners_may_come(lease, seen)) return std::nullopt;
-    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
-  }
-  // Who could take it, for the message: one runner by name, else every runner (with enough
-  // GPUs, when only some have them).
-  std::string whom = able.size() == 1 ? "the runner of " + able.front()->name
-                     : able.size() == serving.size()
-                         ? std::string("every runner of this lease")
-                         : fmt::format("every runner with {} GPUs or more", gpus);
-  std::size_t paused = 0, silent = 0;
-  for (const node_view* n : able) {
-    paused += n->paused ? 1 : 0;
-    silent += !n->paused && n->health == node_health::stale ? 1 : 0;
-  }
-  if (paused == able.size()) return whom + " is paused";
-  if (paused + silent == able.size())
-    return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
-  return std::nullopt;
-}
-
-}  // namespace detail
-
-// "attempt 2/3" for a task with retries (or that was retried): the attempt it is on, or for an
-// ended task the attempts it took, of those it may have. Nothing for any other task.
-inline std::optional<std::string> attempt_text(const task_view& t) {
-  const task_spec* spec = t.result ? &t.result->task : t.spec.get();
-  if (!spec || (spec->retries == 0 && spec->attempts.empty())) return std::nullopt;
-  int n =
-      t.result ? std::max<int>(1, static_cast<int>(spec->attempts.size())) : attempt_number(*spec);
-  return fmt::format("attempt {}/{}", n, std::max(n, attempts_allowed(*spec)));
-}
-
-// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
-// has no waiting reason. What keeps every runner away comes first, then what the task itself
-// waits for (dependencies, a retry delay).
-inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
-                                                 const lease_condition& lease = {}) {
-  if (t.state != task_state::pending) return std::nullopt;
-  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
-  if (auto why = detail::runner_wait(t, s, lease)) return why;
-  return detail::own_wait(t, s);
-}
-
-// Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never
-// run, or nothing. Certain answers only: the lease ended, or its runners are all in sight
-// (fresh heartbeats, and for a Slurm lease as many as it will have) and none can take it.
-// `hbs` is every heartbeat of the lease; a runner is live when its heartbeat is OK at `now`.
-inline std::optional<std::string> submit_refusal(int gpus, const std::optional<std::string>& node,
-                                                 const std::vector<heartbeat>& hbs,
-                                                 const lease_condition& lease, double now,
-                                                 double hb_stale_s) {
-  if (lease_ended(lease)) return "the lease ended (" + lease.state + "): no runner will come";
-  std::vector<const heartbeat*> live;
-  for (const auto& hb : hbs)
-    if (compute_health(hb, now, hb_stale_s) == node_health::ok) live.push_back(&hb);
-  if (live.empty()) return std::nullopt;  // runners unknown: anything may come
-  if (lease.kind == lease_condition::lease_kind::slurm &&
-      (!lease.nodes || static_cast<std::int64_t>(live.size()) < *lease.nodes))
-    return std::nullopt;  // some of its runners are not in sight yet
-  if (node) {
-    auto known =
-        std::find_if(hbs.begin(), hbs.end(), [&](const heartbeat& hb) { return hb.node == *node; });
-    if (known == hbs.end()) {
-      std::string names;
-      for (const heartbeat* hb : live) names += (names.empty() ? "" : ", ") + hb->node;
-      return fmt::format("no runner of this lease serves node {} (its runners: {})", *node, names);
-    }
-    auto it = std::find_if(live.begin(), live.end(),
-                           [&](const heartbeat* hb) { return hb->node == *node; });
-    if (it != live.end() && gpus > (*it)->gpus)
-      return fmt::format("needs {} GPUs, node {} has {}", gpus, *node, (*it)->gpus);
-    return std::nullopt;
-  }
-  std::int64_t most = 0;
-  for (const heartbeat* hb : live) most = std::max(most, hb->gpus);
-  if (gpus > most)
-    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
-  return std::nullopt;
-}
-
-}  // namespace leaseq
-// end leaseq/waiting.hpp
 // end leaseq/leaseq.hpp

@@ -1,7 +1,7 @@
 #include <unistd.h>
 
-#include <leaseq/control.hpp>
-#include <leaseq/submit.hpp>
+#include <leaseq/engine/control.hpp>
+#include <leaseq/engine/submit.hpp>
 
 #include <chrono>
 #include <thread>

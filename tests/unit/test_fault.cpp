@@ -1,4 +1,4 @@
-#include <leaseq/fault.hpp>
+#include <leaseq/detail/fault.hpp>
 
 #include <string>
 

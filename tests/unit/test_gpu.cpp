@@ -1,4 +1,4 @@
-#include <leaseq/gpu.hpp>
+#include <leaseq/engine/gpu.hpp>
 
 #include <cstdlib>
 

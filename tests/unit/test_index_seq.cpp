@@ -1,6 +1,6 @@
 #include <leaseq/index.hpp>
 #include <leaseq/lock.hpp>
-#include <leaseq/seq.hpp>
+#include <leaseq/engine/seq.hpp>
 
 #include <algorithm>
 #include <set>

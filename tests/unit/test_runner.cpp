@@ -1,6 +1,6 @@
-#include <leaseq/control.hpp>
-#include <leaseq/runner.hpp>
-#include <leaseq/submit.hpp>
+#include <leaseq/engine/control.hpp>
+#include <leaseq/engine/runner.hpp>
+#include <leaseq/engine/submit.hpp>
 
 #include <sys/wait.h>
 

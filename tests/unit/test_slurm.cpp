@@ -1,4 +1,4 @@
-#include <leaseq/slurm.hpp>
+#include <leaseq/slurm/slurm.hpp>
 
 #include <sys/stat.h>
 

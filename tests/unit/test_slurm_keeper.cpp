@@ -1,4 +1,4 @@
-#include <leaseq/keeper.hpp>
+#include <leaseq/slurm/keeper.hpp>
 
 #include <map>
 

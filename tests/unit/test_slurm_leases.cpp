@@ -1,4 +1,4 @@
-#include <leaseq/leases.hpp>
+#include <leaseq/slurm/leases.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include <leaseq/slurm_parse.hpp>
+#include <leaseq/slurm/slurm_parse.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include <leaseq/submit.hpp>
+#include <leaseq/engine/submit.hpp>
 
 #include <set>
 

@@ -25,10 +25,10 @@
 #include "leaseq/file_io.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/index.hpp"
-#include "leaseq/keeper.hpp"
+#include "leaseq/slurm/keeper.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/paths.hpp"
-#include "leaseq/slurm.hpp"
+#include "leaseq/slurm/slurm.hpp"
 
 namespace leaseq {
 

@@ -44,9 +44,9 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
-#include "leaseq/priority.hpp"
-#include "leaseq/seq.hpp"
-#include "leaseq/spawn.hpp"
+#include "leaseq/engine/priority.hpp"
+#include "leaseq/engine/seq.hpp"
+#include "leaseq/engine/spawn.hpp"
 
 namespace leaseq {
 

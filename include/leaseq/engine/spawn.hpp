@@ -28,7 +28,7 @@
 #include "leaseq/detail/process_identity.hpp"
 #include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/model.hpp"
-#include "leaseq/supervise.hpp"
+#include "leaseq/engine/supervise.hpp"
 
 extern char** environ;  // NOLINT: POSIX
 

@@ -36,7 +36,7 @@
 #include "leaseq/lock.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
-#include "leaseq/slurm_parse.hpp"
+#include "leaseq/slurm/slurm_parse.hpp"
 
 namespace leaseq {
 
