@@ -7,9 +7,9 @@
 #include "dashboard/frame.hpp"
 #include "dashboard/model.hpp"
 
-#include <leaseq/slurm/keeper.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/sanitize.hpp>
+#include <leaseq/slurm/keeper.hpp>
 #include <leaseq/tui/input.hpp>
 
 #include <fmt/format.h>

@@ -11,8 +11,8 @@
 
 #include <leaseq/detail/text_width.hpp>
 #include <leaseq/duration.hpp>
-#include <leaseq/sanitize.hpp>
 #include <leaseq/engine/spawn.hpp>
+#include <leaseq/sanitize.hpp>
 #include <leaseq/tui/layout.hpp>
 #include <leaseq/tui/screen.hpp>
 #include <leaseq/tui/widgets.hpp>

@@ -15,13 +15,13 @@
 #include <leaseq/command.hpp>
 #include <leaseq/config.hpp>
 #include <leaseq/engine/control.hpp>
+#include <leaseq/engine/submit.hpp>
 #include <leaseq/index.hpp>
-#include <leaseq/slurm/leases.hpp>
 #include <leaseq/paths.hpp>
 #include <leaseq/sanitize.hpp>
+#include <leaseq/slurm/leases.hpp>
 #include <leaseq/slurm/slurm.hpp>
 #include <leaseq/store.hpp>
-#include <leaseq/engine/submit.hpp>
 #include <leaseq/tail.hpp>
 #include <leaseq/task_filter.hpp>
 

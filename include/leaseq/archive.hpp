@@ -38,10 +38,10 @@
 
 #include "leaseq/clock.hpp"
 #include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/fault.hpp"
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/detail/task_sax.hpp"
 #include "leaseq/error.hpp"
-#include "leaseq/detail/fault.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"

@@ -57,13 +57,13 @@
 #include "leaseq/config.hpp"
 #include "leaseq/detail/quote.hpp"
 #include "leaseq/detail/task_sax.hpp"
+#include "leaseq/engine/seq.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/fs.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
-#include "leaseq/engine/seq.hpp"
 #include "leaseq/snapshot.hpp"
 
 namespace leaseq {

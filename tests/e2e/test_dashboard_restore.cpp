@@ -1,8 +1,8 @@
 // The full dashboard (`leaseq tui`) restores the terminal however it ends: `stty -g` after equals
 // `stty -g` before. test_dashboard.cpp covers q, SIGTERM, SIGHUP, SIGINT, SIGQUIT and Ctrl-Z + fg;
 // this file covers the crashes: SIGSEGV, SIGABRT, SIGBUS, SIGFPE and an exception thrown inside
-// the update loop (injected with LEASEQ_FAULT=dashboard_throws, see include/leaseq/detail/fault.hpp),
-// each over a busy lease with a real runner.
+// the update loop (injected with LEASEQ_FAULT=dashboard_throws, see
+// include/leaseq/detail/fault.hpp), each over a busy lease with a real runner.
 #include <signal.h>
 
 #include <map>

@@ -1,7 +1,7 @@
 // Faults under a real `leaseq runner`: disk full and EIO when writing results (injected with
-// LEASEQ_FAULT, see include/leaseq/detail/fault.hpp), claim renames that report an error although they
-// happened, and lease-tree directories or files replaced by symlinks pointing outside the tree.
-// Each must end with every task accounted for and nothing written outside the tree.
+// LEASEQ_FAULT, see include/leaseq/detail/fault.hpp), claim renames that report an error although
+// they happened, and lease-tree directories or files replaced by symlinks pointing outside the
+// tree. Each must end with every task accounted for and nothing written outside the tree.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>

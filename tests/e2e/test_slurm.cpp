@@ -16,10 +16,10 @@
 #include <leaseq/detail/dir.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/health.hpp>
-#include <leaseq/slurm/leases.hpp>
 #include <leaseq/lock.hpp>
 #include <leaseq/model.hpp>
 #include <leaseq/paths.hpp>
+#include <leaseq/slurm/leases.hpp>
 
 #include "test_support.hpp"
 

@@ -1,6 +1,6 @@
+#include <leaseq/engine/seq.hpp>
 #include <leaseq/index.hpp>
 #include <leaseq/lock.hpp>
-#include <leaseq/engine/seq.hpp>
 
 #include <algorithm>
 #include <set>

@@ -1,5 +1,5 @@
-#include <leaseq/model.hpp>
 #include <leaseq/engine/priority.hpp>
+#include <leaseq/model.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // The runner's background result writer: every job ends written (result durable, then the
 // claimed file gone) or reported with its error, in the order given.
-#include <leaseq/names.hpp>
 #include <leaseq/engine/result_writer.hpp>
+#include <leaseq/names.hpp>
 
 #include <atomic>
 #include <map>

@@ -11,13 +11,13 @@
 #include <string>
 
 #include <catch2/catch.hpp>
-#include <leaseq/engine/control.hpp>
 #include <leaseq/detail/tree_guard.hpp>
-#include <leaseq/index.hpp>
-#include <leaseq/slurm/leases.hpp>
-#include <leaseq/paths.hpp>
+#include <leaseq/engine/control.hpp>
 #include <leaseq/engine/seq.hpp>
 #include <leaseq/engine/submit.hpp>
+#include <leaseq/index.hpp>
+#include <leaseq/paths.hpp>
+#include <leaseq/slurm/leases.hpp>
 
 #include "test_support.hpp"
 

@@ -27,8 +27,8 @@
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/detail/process_identity.hpp"
 #include "leaseq/detail/tree_guard.hpp"
-#include "leaseq/model.hpp"
 #include "leaseq/engine/supervise.hpp"
+#include "leaseq/model.hpp"
 
 extern char** environ;  // NOLINT: POSIX
 

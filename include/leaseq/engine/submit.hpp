@@ -38,15 +38,15 @@
 #include "leaseq/detail/process_identity.hpp"
 #include "leaseq/detail/quote.hpp"
 #include "leaseq/duration.hpp"
+#include "leaseq/engine/priority.hpp"
+#include "leaseq/engine/seq.hpp"
+#include "leaseq/engine/spawn.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/locate.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
-#include "leaseq/engine/priority.hpp"
-#include "leaseq/engine/seq.hpp"
-#include "leaseq/engine/spawn.hpp"
 
 namespace leaseq {
 

@@ -25,9 +25,9 @@
 #include "leaseq/file_io.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/index.hpp"
-#include "leaseq/slurm/keeper.hpp"
 #include "leaseq/model.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/slurm/keeper.hpp"
 #include "leaseq/slurm/slurm.hpp"
 
 namespace leaseq {
