@@ -16,6 +16,7 @@
 #include <leaseq/config.hpp>
 #include <leaseq/engine/control.hpp>
 #include <leaseq/engine/submit.hpp>
+#include <leaseq/fs.hpp>
 #include <leaseq/index.hpp>
 #include <leaseq/paths.hpp>
 #include <leaseq/sanitize.hpp>
@@ -26,7 +27,6 @@
 #include <leaseq/task_filter.hpp>
 
 #include <fmt/format.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -336,12 +336,9 @@ class worker {
   void emit_stderr(const leaseq::snapshot& s) {
     msg_stderr out;
     leaseq::lease_paths lp(home(), lease_id_);
-    for (const auto& t : s.tasks()) {
-      if (!leaseq::is_valid_node(t.node)) continue;
-      struct stat st;
-      if (::stat(lp.stderr_log(t.node, t.id).c_str(), &st) == 0 && st.st_size > 0)
-        out.ids.insert(t.id);
-    }
+    auto has_stderr = leaseq::stderr_probe(fs_, lp);
+    for (const auto& t : s.tasks())
+      if (has_stderr(t)) out.ids.insert(t.id);
     emit(std::move(out));
   }
 
@@ -406,10 +403,10 @@ class worker {
     // lines of one poll in about the order they came.
     std::vector<std::pair<double, std::size_t>> order;
     for (std::size_t i = 0; i < sources_.size(); ++i) {
-      struct stat st;
       double t = 0;
-      if (::stat(sources_[i].path.c_str(), &st) == 0) {
-        t = static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1e9;
+      leaseq::file_info info = fs_.stat(sources_[i].path);
+      if (info.err == 0) {
+        t = info.mtime;
         if (!mtime || t > *mtime) mtime = t;
       }
       order.push_back({t, i});
@@ -639,6 +636,7 @@ class worker {
   std::string requested_lease_;
 
   // scan thread only
+  leaseq::posix_fs fs_;
   std::unique_ptr<leaseq::snapshot_store<>> store_;
   std::string lease_id_;
   std::uint64_t last_gen_ = 0;

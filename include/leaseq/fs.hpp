@@ -7,6 +7,13 @@
 //   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
 //   file_info          stat(const fs::path& path) const;
 //   file_read          read(const fs::path& path, std::size_t max_bytes) const;
+// and, for following a file by polling (tail.hpp),
+//   file               open(const fs::path& path) const;
+// where `file` (a nested type) is movable and default-constructible (not open), with
+//   explicit operator bool() const        the open succeeded
+//   int error() const                     errno of an open that failed
+//   file_info stat() const                of the open file (fstat), not of the name
+//   read_chunk read_at(char* buf, std::size_t n, std::uint64_t offset) const   (pread)
 // posix_fs below is the real one.
 
 #include <dirent.h>
@@ -19,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -49,7 +57,7 @@ struct dir_listing_result {
   int err = 0;                     // errno of open/fstat/readdir; ENOENT is "no such directory yet"
   dir_stamp stamp;                 // fstat of the opened directory (valid when err == 0)
   bool unchanged = false;          // skip_if matched: entries were not read and are empty
-  std::vector<dir_entry> entries;  // names starting with '.' are never listed
+  std::vector<dir_entry> entries;  // names starting with '.' are never listed (see read_dir)
 };
 
 struct file_info {
@@ -60,6 +68,11 @@ struct file_info {
   double mtime = 0;
   std::uint64_t ino = 0;
   std::uint64_t dev = 0;
+};
+
+struct read_chunk {
+  std::size_t n = 0;  // bytes read; 0 at the end of the file
+  int err = 0;        // errno of a read that failed
 };
 
 struct file_read {
@@ -84,61 +97,104 @@ inline file_info to_file_info(const struct stat& st) noexcept {
   f.dev = static_cast<std::uint64_t>(st.st_dev);
   return f;
 }
+// What a stat() or fstat() that returned rc says: st, or its errno.
+inline file_info stat_info(int rc, const struct stat& st) noexcept {
+  if (rc == 0) return to_file_info(st);
+  file_info f;
+  f.err = errno;
+  return f;
+}
+
+// The one directory reader (posix_fs::list_dir and detail::list_dir call it): opens the
+// directory, fstats the open descriptor and, unless skip_if equals that stamp, reads its
+// entries with one readdir pass (no stat per entry, d_type is not looked at). Names starting
+// with '.' (temp files, .nfsXXXX) are skipped, unless `hidden_too` (then only "." and "..").
+inline dir_listing_result read_dir(const fs::path& dir, const dir_stamp* skip_if, bool hidden_too) {
+  dir_listing_result out;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    out.err = errno;
+    return out;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    out.err = errno;
+    ::close(fd);
+    return out;
+  }
+  out.stamp = {stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
+               static_cast<std::uint64_t>(st.st_ino)};
+  if (skip_if && *skip_if == out.stamp) {
+    out.unchanged = true;
+    ::close(fd);
+    return out;
+  }
+  // A directory's size grows with its entries (ext4: 4 KiB blocks of ~150 names; tmpfs: 20
+  // bytes a name): reserving from it spares the vector's regrowth in a lane of thousands.
+  out.entries.reserve(static_cast<std::size_t>(std::min<std::int64_t>(st.st_size / 16, 65536)));
+  DIR* d = ::fdopendir(fd);  // takes ownership of fd
+  if (!d) {
+    out.err = errno;
+    ::close(fd);
+    return out;
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n(e->d_name);
+    if (n[0] != '.' || (hidden_too && n != "." && n != ".."))
+      out.entries.push_back({std::string(n), static_cast<std::uint64_t>(e->d_ino)});
+    errno = 0;
+  }
+  if (errno != 0) out.err = errno;
+  ::closedir(d);
+  return out;
+}
+
 }  // namespace detail
 
 // The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
 // cache, which is what makes new entries and new contents visible).
 struct posix_fs {
-  // Opens the directory, fstats the open descriptor and, unless skip_if equals that stamp,
-  // reads its entries with one readdir pass (no stat per entry).
+  // The directory's stamp and, unless skip_if equals it, its entries (detail::read_dir).
   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
-    dir_listing_result out;
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      out.err = errno;
-      return out;
+    return detail::read_dir(dir, skip_if, false);
+  }
+
+  // A file opened for reading by offset (tail.hpp).
+  class file {
+   public:
+    file() = default;
+    explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
+    int error() const noexcept { return err_; }
+    file_info stat() const {
+      struct stat st;
+      return detail::stat_info(::fstat(fd_.get(), &st), st);
     }
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      out.err = errno;
-      ::close(fd);
-      return out;
+    read_chunk read_at(char* buf, std::size_t n, std::uint64_t offset) const {
+      for (;;) {
+        ssize_t got = ::pread(fd_.get(), buf, n, static_cast<off_t>(offset));
+        if (got >= 0) return {static_cast<std::size_t>(got), 0};
+        if (errno != EINTR) return {0, errno};
+      }
     }
-    out.stamp = {detail::stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
-                 static_cast<std::uint64_t>(st.st_ino)};
-    if (skip_if && *skip_if == out.stamp) {
-      out.unchanged = true;
-      ::close(fd);
-      return out;
-    }
-    // A directory's size grows with its entries (ext4: 4 KiB blocks of ~150 names; tmpfs: 20
-    // bytes a name): reserving from it spares the vector's regrowth in a lane of thousands.
-    out.entries.reserve(static_cast<std::size_t>(std::min<std::int64_t>(st.st_size / 16, 65536)));
-    DIR* d = ::fdopendir(fd);  // takes ownership of fd
-    if (!d) {
-      out.err = errno;
-      ::close(fd);
-      return out;
-    }
-    errno = 0;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.')
-        out.entries.push_back({e->d_name, static_cast<std::uint64_t>(e->d_ino)});
-      errno = 0;
-    }
-    if (errno != 0) out.err = errno;
-    ::closedir(d);
-    return out;
+
+   private:
+    friend struct posix_fs;
+    detail::unique_fd fd_;
+    int err_ = 0;
+  };
+
+  // Never blocks on a FIFO or device, never becomes the controlling terminal.
+  file open(const fs::path& path) const {
+    file f;
+    f.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!f.fd_) f.err_ = errno;
+    return f;
   }
 
   file_info stat(const fs::path& path) const {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) {
-      file_info f;
-      f.err = errno;
-      return f;
-    }
-    return detail::to_file_info(st);
+    return detail::stat_info(::stat(path.c_str(), &st), st);
   }
 
   // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never

@@ -28,6 +28,8 @@
 #include <string>
 #include <string_view>
 
+#include "leaseq/detail/exact_bytes.hpp"
+
 namespace leaseq {
 
 // Characters that change the order or the visibility of the text around them without showing
@@ -293,25 +295,9 @@ inline bool is_terminal_safe(std::string_view text) noexcept {
       ++i;
       continue;
     }
-    int need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-      need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else
-      return false;
-    if (i + static_cast<std::size_t>(need) >= n) return false;  // truncated
-    for (int k = 1; k <= need; ++k) {
-      auto d = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
-      if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return false;
-    }
+    std::size_t len = detail::utf8_sequence_length(text.substr(i));  // 0: invalid or truncated
+    if (len == 0) return false;
+    std::size_t need = len - 1;
     if (c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) return false;  // C1
     if (need <= 2) {
       auto b = [&](std::size_t k) {
@@ -321,7 +307,7 @@ inline bool is_terminal_safe(std::string_view text) noexcept {
                               : ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
       if (is_hidden_format_char(cp)) return false;
     }
-    i += static_cast<std::size_t>(need) + 1;
+    i += len;
   }
   return true;
 }

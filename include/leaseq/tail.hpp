@@ -17,11 +17,9 @@
 //   cr_folder       a byte stream with each \r-rewritten line reduced to its last state.
 //
 // The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
-// through unchanged (for a pipe or a file, not a terminal).
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// through unchanged (for a pipe or a file, not a terminal). They are templates over the clock
+// and the filesystem (fs.hpp: open, and the open file's stat and read_at), so tests can play
+// truncation, rotation and partial lines in memory and move time by hand.
 
 #include <algorithm>
 #include <cerrno>
@@ -37,8 +35,8 @@
 #include <fmt/format.h>
 
 #include "leaseq/clock.hpp"
-#include "leaseq/detail/posix.hpp"
 #include "leaseq/file_io.hpp"
+#include "leaseq/fs.hpp"
 #include "leaseq/sanitize.hpp"
 
 namespace leaseq {
@@ -97,31 +95,39 @@ struct tail_options {
   bool overwrite_cr = false;
 };
 
-template <class Clock = system_clock>
+template <class Clock = system_clock, class Fs = posix_fs>
 class tail_follower {
+  using file = typename Fs::file;
+
  public:
   explicit tail_follower(fs::path path, log_stream stream = log_stream::out, tail_options opts = {},
-                         Clock clock = Clock{})
-      : path_(std::move(path)), stream_(stream), opts_(opts), clock_(std::move(clock)) {}
+                         Clock clock = Clock{}, Fs fs = Fs{})
+      : path_(std::move(path)),
+        stream_(stream),
+        opts_(opts),
+        clock_(std::move(clock)),
+        fs_(std::move(fs)) {}
 
   // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
   void poll(std::vector<tail_event>& out) {
     // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
     // name is what tells a rotation from an append.
-    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    int name_err = fresh ? 0 : errno;
-    struct stat by_name;
-    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
-      name_err = errno;
-      fresh.reset();
+    file fresh = fs_.open(path_);
+    int name_err = fresh ? 0 : fresh.error();
+    file_info by_name;
+    if (fresh) {
+      by_name = fresh.stat();
+      if (by_name.err != 0) {
+        name_err = by_name.err;
+        fresh = file{};
+      }
     }
-    if (fresh && !S_ISREG(by_name.st_mode)) {
+    if (fresh && !by_name.is_regular) {
       report(out, "not a regular file");
-      fresh.reset();
+      fresh = file{};
       name_err = EINVAL;
     }
-    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
-                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
+    bool same = fresh && fd_ && by_name.ino == ino_ && by_name.dev == dev_;
     if (same) {
       fd_ = std::move(fresh);
     } else if (fresh && fd_) {
@@ -142,15 +148,14 @@ class tail_follower {
     // (a name that vanished leaves the open file readable: keep reading it until a new one
     // shows up under the name)
     if (!fd_) return;
-    struct stat st;
-    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
+    file_info st = fd_.stat();
+    if (st.err == 0 && st.size < offset_) {
       end_content(out, true);
       offset_ = 0;
       notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
     }
-    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
-        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
-      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
+    if (opts_.max_backlog > 0 && st.err == 0 && st.size > offset_ + opts_.max_backlog) {
+      auto target = st.size - opts_.max_backlog;
       end_content(out, true);
       notice(out, tail_event::kind::skipped,
              fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
@@ -199,13 +204,12 @@ class tail_follower {
     notice(out, tail_event::kind::error, path_.string() + ": " + why);
   }
 
-  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
-             tail_event::kind k) {
+  void adopt(file fd, const file_info& st, std::vector<tail_event>& out, tail_event::kind k) {
     bool first = !opened_once_;
     fd_ = std::move(fd);
-    ino_ = static_cast<std::uint64_t>(st.st_ino);
-    dev_ = static_cast<std::uint64_t>(st.st_dev);
-    offset_ = first && !opts_.from_start ? static_cast<std::uint64_t>(st.st_size) : 0;
+    ino_ = st.ino;
+    dev_ = st.dev;
+    offset_ = first && !opts_.from_start ? st.size : 0;
     opened_once_ = true;
     said_waiting_ = false;
     last_error_.clear();
@@ -219,16 +223,15 @@ class tail_follower {
     std::string clean;
     while (budget > 0) {
       std::size_t want = std::min(sizeof buf, budget);
-      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(offset_));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        report(out, std::string("cannot read: ") + std::strerror(errno));
+      read_chunk r = fd_.read_at(buf, want, offset_);
+      if (r.err != 0) {
+        report(out, std::string("cannot read: ") + std::strerror(r.err));
         return;
       }
-      if (n == 0) return;
-      offset_ += static_cast<std::uint64_t>(n);
-      budget -= static_cast<std::size_t>(n);
-      std::string_view data(buf, static_cast<std::size_t>(n));
+      if (r.n == 0) return;
+      offset_ += r.n;
+      budget -= r.n;
+      std::string_view data(buf, r.n);
       if (!opts_.overwrite_cr) {
         pass_text(data, clean, out);
         continue;
@@ -340,7 +343,8 @@ class tail_follower {
   log_stream stream_;
   tail_options opts_;
   Clock clock_;
-  detail::unique_fd fd_;
+  Fs fs_;
+  file fd_;
   std::uint64_t ino_ = 0, dev_ = 0, offset_ = 0, dropped_ = 0;
   std::string pending_;
   double pending_since_ = 0;
@@ -353,13 +357,13 @@ class tail_follower {
 };
 
 // stdout and stderr of one task, merged in the order the polls saw their lines.
-template <class Clock = system_clock>
+template <class Clock = system_clock, class Fs = posix_fs>
 class merged_follower {
  public:
   merged_follower(fs::path out_path, fs::path err_path, tail_options opts = {},
-                  Clock clock = Clock{})
-      : out_(std::move(out_path), log_stream::out, opts, clock),
-        err_(std::move(err_path), log_stream::err, opts, clock) {}
+                  Clock clock = Clock{}, Fs fs = Fs{})
+      : out_(std::move(out_path), log_stream::out, opts, clock, fs),
+        err_(std::move(err_path), log_stream::err, opts, clock, fs) {}
 
   void poll(std::vector<tail_event>& out) {
     out_.poll(out);
@@ -374,11 +378,11 @@ class merged_follower {
     out_.drain(out);
     err_.drain(out);
   }
-  tail_follower<Clock>& stdout_follower() noexcept { return out_; }
-  tail_follower<Clock>& stderr_follower() noexcept { return err_; }
+  tail_follower<Clock, Fs>& stdout_follower() noexcept { return out_; }
+  tail_follower<Clock, Fs>& stderr_follower() noexcept { return err_; }
 
  private:
-  tail_follower<Clock> out_, err_;
+  tail_follower<Clock, Fs> out_, err_;
 };
 
 // One line of a log pane.
@@ -527,20 +531,19 @@ class paged_reader {
   // Re-opens the file by name: a file that grew is indexed further on demand, one that shrank
   // or was replaced is indexed again from the start. False when it cannot be opened.
   bool reload() {
-    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    struct stat st;
-    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      error_ = fd ? "not a regular file" : std::strerror(errno);
-      fd_.reset();
+    posix_fs::file fd = posix_fs{}.open(path_);
+    file_info st = fd ? fd.stat() : file_info{};
+    if (!fd || st.err != 0 || !st.is_regular) {
+      error_ = fd ? "not a regular file" : std::strerror(fd.error());
+      fd_ = posix_fs::file{};
       size_ = 0;
       reset_index();
       return false;
     }
     error_.clear();
-    auto size = static_cast<std::uint64_t>(st.st_size);
-    if (static_cast<std::uint64_t>(st.st_ino) != ino_ || size < scanned_) reset_index();
-    ino_ = static_cast<std::uint64_t>(st.st_ino);
-    size_ = size;
+    if (st.ino != ino_ || st.size < scanned_) reset_index();
+    ino_ = st.ino;
+    size_ = st.size;
     fd_ = std::move(fd);
     return true;
   }
@@ -623,9 +626,9 @@ class paged_reader {
     char buf[64 * 1024];
     std::string cur;
     while (off < size_ && out.size() < count) {
-      ssize_t n = ::pread(fd_.get(), buf, sizeof buf, static_cast<off_t>(off));
-      if (n <= 0) break;
-      for (ssize_t i = 0; i < n && out.size() < count; ++i) {
+      std::size_t n = fd_.read_at(buf, sizeof buf, off).n;
+      if (n == 0) break;
+      for (std::size_t i = 0; i < n && out.size() < count; ++i) {
         if (buf[i] == '\n') {
           if (line >= first) out.push_back(std::move(cur));
           cur.clear();
@@ -656,12 +659,12 @@ class paged_reader {
     while (scanned_ < size_ && (line == UINT64_MAX || newlines_ < line)) {
       std::size_t want =
           static_cast<std::size_t>(std::min<std::uint64_t>(sizeof buf, size_ - scanned_));
-      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(scanned_));
-      if (n <= 0) {
+      std::size_t n = fd_.read_at(buf, want, scanned_).n;
+      if (n == 0) {
         size_ = scanned_;  // it shrank under us; reload() notices
         break;
       }
-      for (ssize_t i = 0; i < n; ++i) {
+      for (std::size_t i = 0; i < n; ++i) {
         if (buf[i] != '\n') continue;
         ++newlines_;
         if (newlines_ % every_ == 0)
@@ -674,7 +677,7 @@ class paged_reader {
 
   fs::path path_;
   std::size_t max_line_, every_;
-  detail::unique_fd fd_;
+  posix_fs::file fd_;
   std::uint64_t ino_ = 0, size_ = 0;
   std::string error_;
   std::vector<std::uint64_t> checkpoints_{0};  // offset of line k * every_

@@ -939,6 +939,13 @@ inline constexpr int protocol_version = 4;
 //   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
 //   file_info          stat(const fs::path& path) const;
 //   file_read          read(const fs::path& path, std::size_t max_bytes) const;
+// and, for following a file by polling (tail.hpp),
+//   file               open(const fs::path& path) const;
+// where `file` (a nested type) is movable and default-constructible (not open), with
+//   explicit operator bool() const        the open succeeded
+//   int error() const                     errno of an open that failed
+//   file_info stat() const                of the open file (fstat), not of the name
+//   read_chunk read_at(char* buf, std::size_t n, std::uint64_t offset) const   (pread)
 // posix_fs below is the real one.
 
 #include <dirent.h>
@@ -951,6 +958,7 @@ inline constexpr int protocol_version = 4;
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -979,7 +987,7 @@ struct dir_listing_result {
   int err = 0;                     // errno of open/fstat/readdir; ENOENT is "no such directory yet"
   dir_stamp stamp;                 // fstat of the opened directory (valid when err == 0)
   bool unchanged = false;          // skip_if matched: entries were not read and are empty
-  std::vector<dir_entry> entries;  // names starting with '.' are never listed
+  std::vector<dir_entry> entries;  // names starting with '.' are never listed (see read_dir)
 };
 
 struct file_info {
@@ -990,6 +998,11 @@ struct file_info {
   double mtime = 0;
   std::uint64_t ino = 0;
   std::uint64_t dev = 0;
+};
+
+struct read_chunk {
+  std::size_t n = 0;  // bytes read; 0 at the end of the file
+  int err = 0;        // errno of a read that failed
 };
 
 struct file_read {
@@ -1014,61 +1027,104 @@ inline file_info to_file_info(const struct stat& st) noexcept {
   f.dev = static_cast<std::uint64_t>(st.st_dev);
   return f;
 }
+// What a stat() or fstat() that returned rc says: st, or its errno.
+inline file_info stat_info(int rc, const struct stat& st) noexcept {
+  if (rc == 0) return to_file_info(st);
+  file_info f;
+  f.err = errno;
+  return f;
+}
+
+// The one directory reader (posix_fs::list_dir and detail::list_dir call it): opens the
+// directory, fstats the open descriptor and, unless skip_if equals that stamp, reads its
+// entries with one readdir pass (no stat per entry, d_type is not looked at). Names starting
+// with '.' (temp files, .nfsXXXX) are skipped, unless `hidden_too` (then only "." and "..").
+inline dir_listing_result read_dir(const fs::path& dir, const dir_stamp* skip_if, bool hidden_too) {
+  dir_listing_result out;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    out.err = errno;
+    return out;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    out.err = errno;
+    ::close(fd);
+    return out;
+  }
+  out.stamp = {stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
+               static_cast<std::uint64_t>(st.st_ino)};
+  if (skip_if && *skip_if == out.stamp) {
+    out.unchanged = true;
+    ::close(fd);
+    return out;
+  }
+  // A directory's size grows with its entries (ext4: 4 KiB blocks of ~150 names; tmpfs: 20
+  // bytes a name): reserving from it spares the vector's regrowth in a lane of thousands.
+  out.entries.reserve(static_cast<std::size_t>(std::min<std::int64_t>(st.st_size / 16, 65536)));
+  DIR* d = ::fdopendir(fd);  // takes ownership of fd
+  if (!d) {
+    out.err = errno;
+    ::close(fd);
+    return out;
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n(e->d_name);
+    if (n[0] != '.' || (hidden_too && n != "." && n != ".."))
+      out.entries.push_back({std::string(n), static_cast<std::uint64_t>(e->d_ino)});
+    errno = 0;
+  }
+  if (errno != 0) out.err = errno;
+  ::closedir(d);
+  return out;
+}
+
 }  // namespace detail
 
 // The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
 // cache, which is what makes new entries and new contents visible).
 struct posix_fs {
-  // Opens the directory, fstats the open descriptor and, unless skip_if equals that stamp,
-  // reads its entries with one readdir pass (no stat per entry).
+  // The directory's stamp and, unless skip_if equals it, its entries (detail::read_dir).
   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
-    dir_listing_result out;
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      out.err = errno;
-      return out;
+    return detail::read_dir(dir, skip_if, false);
+  }
+
+  // A file opened for reading by offset (tail.hpp).
+  class file {
+   public:
+    file() = default;
+    explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
+    int error() const noexcept { return err_; }
+    file_info stat() const {
+      struct stat st;
+      return detail::stat_info(::fstat(fd_.get(), &st), st);
     }
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      out.err = errno;
-      ::close(fd);
-      return out;
+    read_chunk read_at(char* buf, std::size_t n, std::uint64_t offset) const {
+      for (;;) {
+        ssize_t got = ::pread(fd_.get(), buf, n, static_cast<off_t>(offset));
+        if (got >= 0) return {static_cast<std::size_t>(got), 0};
+        if (errno != EINTR) return {0, errno};
+      }
     }
-    out.stamp = {detail::stat_mtime(st), static_cast<std::uint64_t>(st.st_size),
-                 static_cast<std::uint64_t>(st.st_ino)};
-    if (skip_if && *skip_if == out.stamp) {
-      out.unchanged = true;
-      ::close(fd);
-      return out;
-    }
-    // A directory's size grows with its entries (ext4: 4 KiB blocks of ~150 names; tmpfs: 20
-    // bytes a name): reserving from it spares the vector's regrowth in a lane of thousands.
-    out.entries.reserve(static_cast<std::size_t>(std::min<std::int64_t>(st.st_size / 16, 65536)));
-    DIR* d = ::fdopendir(fd);  // takes ownership of fd
-    if (!d) {
-      out.err = errno;
-      ::close(fd);
-      return out;
-    }
-    errno = 0;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.')
-        out.entries.push_back({e->d_name, static_cast<std::uint64_t>(e->d_ino)});
-      errno = 0;
-    }
-    if (errno != 0) out.err = errno;
-    ::closedir(d);
-    return out;
+
+   private:
+    friend struct posix_fs;
+    detail::unique_fd fd_;
+    int err_ = 0;
+  };
+
+  // Never blocks on a FIFO or device, never becomes the controlling terminal.
+  file open(const fs::path& path) const {
+    file f;
+    f.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!f.fd_) f.err_ = errno;
+    return f;
   }
 
   file_info stat(const fs::path& path) const {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) {
-      file_info f;
-      f.err = errno;
-      return f;
-    }
-    return detail::to_file_info(st);
+    return detail::stat_info(::stat(path.c_str(), &st), st);
   }
 
   // Reads a whole regular file of at most max_bytes; never throws for I/O problems and never
@@ -2034,38 +2090,26 @@ inline void register_lease(const home_paths& home, index_entry entry) {
 
 // begin leaseq/detail/dir.hpp
 
-#include <dirent.h>
-
-#include <cerrno>
 #include <string>
-#include <string_view>
+#include <utility>
 #include <vector>
 
 
 namespace leaseq::detail {
 
 struct dir_listing {
-  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
-  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
+  std::vector<std::string> names;  // entries not starting with '.' (see read_dir)
+  int err = 0;                     // errno of open/fstat/readdir; ENOENT means "empty"
 };
 
-// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
-// `hidden_too` (then only "." and ".." are).
+// The names of read_dir (fs.hpp), the one directory reader: one readdir pass; names starting
+// with '.' (temp files, .nfsXXXX) are skipped, unless `hidden_too` (then only "." and "..").
 inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
+  dir_listing_result r = read_dir(path, nullptr, hidden_too);
   dir_listing out;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) {
-    out.err = errno;
-    return out;
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n(e->d_name);
-    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
-    errno = 0;
-  }
-  if (errno != 0) out.err = errno;
-  ::closedir(d);
+  out.err = r.err;
+  out.names.reserve(r.entries.size());
+  for (dir_entry& e : r.entries) out.names.push_back(std::move(e.name));
   return out;
 }
 
@@ -2097,11 +2141,17 @@ inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
 
 namespace leaseq::detail {
 
-// The length of the valid UTF-8 sequence at the start of s, or 0 when s does not start with one
-// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). s must not be empty.
-inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
+// How far the UTF-8 sequence at the start of s goes (RFC 3629: no overlong forms, no
+// surrogates, nothing past U+10FFFF): `size` bytes, a whole character when `complete`, else the
+// maximal subpart of an ill-formed or truncated one (the lead byte and the continuation bytes
+// still acceptable after it; at least 1). s must not be empty.
+struct utf8_scan {
+  std::size_t size = 0;
+  bool complete = false;
+};
+inline utf8_scan scan_utf8_sequence(std::string_view s) noexcept {
   auto c = static_cast<unsigned char>(s[0]);
-  if (c < 0x80) return 1;
+  if (c < 0x80) return {1, true};
   std::size_t need;
   unsigned char lo = 0x80, hi = 0xBF;
   if (c >= 0xC2 && c <= 0xDF) {
@@ -2115,14 +2165,21 @@ inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
     if (c == 0xF0) lo = 0x90;
     if (c == 0xF4) hi = 0x8F;
   } else {
-    return 0;
+    return {1, false};
   }
-  if (s.size() <= need) return 0;
-  for (std::size_t k = 1; k <= need; ++k) {
+  std::size_t k = 1;
+  for (; k <= need && k < s.size(); ++k) {
     auto d = static_cast<unsigned char>(s[k]);
-    if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return 0;
+    if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return {k, false};
   }
-  return need + 1;
+  return {k, k == need + 1};
+}
+
+// The length of the valid UTF-8 sequence at the start of s, or 0 when s does not start with one.
+// s must not be empty.
+inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
+  utf8_scan r = scan_utf8_sequence(s);
+  return r.complete ? r.size : 0;
 }
 
 inline bool is_valid_utf8(std::string_view s) noexcept {
@@ -2142,30 +2199,12 @@ inline std::string to_valid_utf8(std::string_view s) {
   out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
-    std::size_t n = utf8_sequence_length(s.substr(i));
-    if (n > 0) {
-      out.append(s.data() + i, n);
-      i += n;
-      continue;
-    }
-    // Skip the lead byte and the continuation bytes that were still acceptable after it.
-    std::size_t j = i + 1;
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t need = c >= 0xC2 && c <= 0xDF   ? 1
-                       : c >= 0xE0 && c <= 0xEF ? 2
-                       : c >= 0xF0 && c <= 0xF4 ? 3
-                                                : 0;
-    for (std::size_t k = 1; k <= need && j < s.size(); ++k, ++j) {
-      auto d = static_cast<unsigned char>(s[j]);
-      unsigned char lo = 0x80, hi = 0xBF;
-      if (k == 1 && c == 0xE0) lo = 0xA0;
-      if (k == 1 && c == 0xED) hi = 0x9F;
-      if (k == 1 && c == 0xF0) lo = 0x90;
-      if (k == 1 && c == 0xF4) hi = 0x8F;
-      if (d < lo || d > hi) break;
-    }
-    out += "\xEF\xBF\xBD";
-    i = j;
+    utf8_scan r = scan_utf8_sequence(s.substr(i));
+    if (r.complete)
+      out.append(s.data() + i, r.size);
+    else
+      out += "\xEF\xBF\xBD";  // for the lead byte and the continuation bytes acceptable after it
+    i += r.size;
   }
   return out;
 }
@@ -2961,6 +3000,7 @@ inline std::optional<task_location> locate_task(const lease_paths& lease, const 
 #include <string>
 #include <string_view>
 
+
 namespace leaseq {
 
 // Characters that change the order or the visibility of the text around them without showing
@@ -3226,25 +3266,9 @@ inline bool is_terminal_safe(std::string_view text) noexcept {
       ++i;
       continue;
     }
-    int need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-      need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else
-      return false;
-    if (i + static_cast<std::size_t>(need) >= n) return false;  // truncated
-    for (int k = 1; k <= need; ++k) {
-      auto d = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
-      if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return false;
-    }
+    std::size_t len = detail::utf8_sequence_length(text.substr(i));  // 0: invalid or truncated
+    if (len == 0) return false;
+    std::size_t need = len - 1;
     if (c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) return false;  // C1
     if (need <= 2) {
       auto b = [&](std::size_t k) {
@@ -3254,7 +3278,7 @@ inline bool is_terminal_safe(std::string_view text) noexcept {
                               : ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
       if (is_hidden_format_char(cp)) return false;
     }
-    i += static_cast<std::size_t>(need) + 1;
+    i += len;
   }
   return true;
 }
@@ -3807,24 +3831,31 @@ class task_sax {
         case 'n':
           return lit("null") && h.null();
         case '{':
-          return depth < 2 && object(depth);
+          return depth < 2 && container<true>(depth);
         case '[':
-          return depth < 2 && array(depth);
+          return depth < 2 && container<false>(depth);
         default:
           return number();
       }
     }
-    bool object(int depth) {
+    // An object or an array: members separated by ',' up to the closing bracket (an object's
+    // each after its key and ':').
+    template <bool Object>
+    bool container(int depth) {
+      constexpr char close = Object ? '}' : ']';
+      auto finish = [this] { return Object ? h.end_object() : h.end_array(); };
       ++p;
-      if (!h.start_object(0)) return false;
+      if (!(Object ? h.start_object(0) : h.start_array(0))) return false;
       ws();
-      if (p < end && *p == '}') return ++p, h.end_object();
+      if (p < end && *p == close) return ++p, finish();
       for (;;) {
         ws();
-        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
-        ws();
-        if (p == end || *p++ != ':') return false;
-        ws();
+        if (Object) {
+          if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
+          ws();
+          if (p == end || *p++ != ':') return false;
+          ws();
+        }
         if (!value(depth + 1)) return false;
         ws();
         if (p == end) return false;
@@ -3832,26 +3863,8 @@ class task_sax {
           ++p;
           continue;
         }
-        if (*p++ != '}') return false;
-        return h.end_object();
-      }
-    }
-    bool array(int depth) {
-      ++p;
-      if (!h.start_array(0)) return false;
-      ws();
-      if (p < end && *p == ']') return ++p, h.end_array();
-      for (;;) {
-        ws();
-        if (!value(depth + 1)) return false;
-        ws();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          continue;
-        }
-        if (*p++ != ']') return false;
-        return h.end_array();
+        if (*p++ != close) return false;
+        return finish();
       }
     }
     bool string() {
@@ -6355,11 +6368,9 @@ std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_pat
 //   cr_folder       a byte stream with each \r-rewritten line reduced to its last state.
 //
 // The followers sanitize (sanitize.hpp) by default; with sanitize = false they pass the bytes
-// through unchanged (for a pipe or a file, not a terminal).
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// through unchanged (for a pipe or a file, not a terminal). They are templates over the clock
+// and the filesystem (fs.hpp: open, and the open file's stat and read_at), so tests can play
+// truncation, rotation and partial lines in memory and move time by hand.
 
 #include <algorithm>
 #include <cerrno>
@@ -6431,31 +6442,39 @@ struct tail_options {
   bool overwrite_cr = false;
 };
 
-template <class Clock = system_clock>
+template <class Clock = system_clock, class Fs = posix_fs>
 class tail_follower {
+  using file = typename Fs::file;
+
  public:
   explicit tail_follower(fs::path path, log_stream stream = log_stream::out, tail_options opts = {},
-                         Clock clock = Clock{})
-      : path_(std::move(path)), stream_(stream), opts_(opts), clock_(std::move(clock)) {}
+                         Clock clock = Clock{}, Fs fs = Fs{})
+      : path_(std::move(path)),
+        stream_(stream),
+        opts_(opts),
+        clock_(std::move(clock)),
+        fs_(std::move(fs)) {}
 
   // Reads what was appended since the last poll; appends events to out. Never throws for I/O.
   void poll(std::vector<tail_event>& out) {
     // Re-opened by name at every poll: on NFS an open revalidates (close-to-open), and the
     // name is what tells a rotation from an append.
-    detail::unique_fd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    int name_err = fresh ? 0 : errno;
-    struct stat by_name;
-    if (fresh && ::fstat(fresh.get(), &by_name) != 0) {
-      name_err = errno;
-      fresh.reset();
+    file fresh = fs_.open(path_);
+    int name_err = fresh ? 0 : fresh.error();
+    file_info by_name;
+    if (fresh) {
+      by_name = fresh.stat();
+      if (by_name.err != 0) {
+        name_err = by_name.err;
+        fresh = file{};
+      }
     }
-    if (fresh && !S_ISREG(by_name.st_mode)) {
+    if (fresh && !by_name.is_regular) {
       report(out, "not a regular file");
-      fresh.reset();
+      fresh = file{};
       name_err = EINVAL;
     }
-    bool same = fresh && fd_ && static_cast<std::uint64_t>(by_name.st_ino) == ino_ &&
-                static_cast<std::uint64_t>(by_name.st_dev) == dev_;
+    bool same = fresh && fd_ && by_name.ino == ino_ && by_name.dev == dev_;
     if (same) {
       fd_ = std::move(fresh);
     } else if (fresh && fd_) {
@@ -6476,15 +6495,14 @@ class tail_follower {
     // (a name that vanished leaves the open file readable: keep reading it until a new one
     // shows up under the name)
     if (!fd_) return;
-    struct stat st;
-    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
+    file_info st = fd_.stat();
+    if (st.err == 0 && st.size < offset_) {
       end_content(out, true);
       offset_ = 0;
       notice(out, tail_event::kind::truncated, "file truncated: reading again from the start");
     }
-    if (opts_.max_backlog > 0 && ::fstat(fd_.get(), &st) == 0 &&
-        static_cast<std::uint64_t>(st.st_size) > offset_ + opts_.max_backlog) {
-      auto target = static_cast<std::uint64_t>(st.st_size) - opts_.max_backlog;
+    if (opts_.max_backlog > 0 && st.err == 0 && st.size > offset_ + opts_.max_backlog) {
+      auto target = st.size - opts_.max_backlog;
       end_content(out, true);
       notice(out, tail_event::kind::skipped,
              fmt::format("skipped {} bytes to keep up with the writer", target - offset_));
@@ -6533,13 +6551,12 @@ class tail_follower {
     notice(out, tail_event::kind::error, path_.string() + ": " + why);
   }
 
-  void adopt(detail::unique_fd fd, const struct stat& st, std::vector<tail_event>& out,
-             tail_event::kind k) {
+  void adopt(file fd, const file_info& st, std::vector<tail_event>& out, tail_event::kind k) {
     bool first = !opened_once_;
     fd_ = std::move(fd);
-    ino_ = static_cast<std::uint64_t>(st.st_ino);
-    dev_ = static_cast<std::uint64_t>(st.st_dev);
-    offset_ = first && !opts_.from_start ? static_cast<std::uint64_t>(st.st_size) : 0;
+    ino_ = st.ino;
+    dev_ = st.dev;
+    offset_ = first && !opts_.from_start ? st.size : 0;
     opened_once_ = true;
     said_waiting_ = false;
     last_error_.clear();
@@ -6553,16 +6570,15 @@ class tail_follower {
     std::string clean;
     while (budget > 0) {
       std::size_t want = std::min(sizeof buf, budget);
-      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(offset_));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        report(out, std::string("cannot read: ") + std::strerror(errno));
+      read_chunk r = fd_.read_at(buf, want, offset_);
+      if (r.err != 0) {
+        report(out, std::string("cannot read: ") + std::strerror(r.err));
         return;
       }
-      if (n == 0) return;
-      offset_ += static_cast<std::uint64_t>(n);
-      budget -= static_cast<std::size_t>(n);
-      std::string_view data(buf, static_cast<std::size_t>(n));
+      if (r.n == 0) return;
+      offset_ += r.n;
+      budget -= r.n;
+      std::string_view data(buf, r.n);
       if (!opts_.overwrite_cr) {
         pass_text(data, clean, out);
         continue;
@@ -6674,7 +6690,8 @@ class tail_follower {
   log_stream stream_;
   tail_options opts_;
   Clock clock_;
-  detail::unique_fd fd_;
+  Fs fs_;
+  file fd_;
   std::uint64_t ino_ = 0, dev_ = 0, offset_ = 0, dropped_ = 0;
   std::string pending_;
   double pending_since_ = 0;
@@ -6687,13 +6704,13 @@ class tail_follower {
 };
 
 // stdout and stderr of one task, merged in the order the polls saw their lines.
-template <class Clock = system_clock>
+template <class Clock = system_clock, class Fs = posix_fs>
 class merged_follower {
  public:
   merged_follower(fs::path out_path, fs::path err_path, tail_options opts = {},
-                  Clock clock = Clock{})
-      : out_(std::move(out_path), log_stream::out, opts, clock),
-        err_(std::move(err_path), log_stream::err, opts, clock) {}
+                  Clock clock = Clock{}, Fs fs = Fs{})
+      : out_(std::move(out_path), log_stream::out, opts, clock, fs),
+        err_(std::move(err_path), log_stream::err, opts, clock, fs) {}
 
   void poll(std::vector<tail_event>& out) {
     out_.poll(out);
@@ -6708,11 +6725,11 @@ class merged_follower {
     out_.drain(out);
     err_.drain(out);
   }
-  tail_follower<Clock>& stdout_follower() noexcept { return out_; }
-  tail_follower<Clock>& stderr_follower() noexcept { return err_; }
+  tail_follower<Clock, Fs>& stdout_follower() noexcept { return out_; }
+  tail_follower<Clock, Fs>& stderr_follower() noexcept { return err_; }
 
  private:
-  tail_follower<Clock> out_, err_;
+  tail_follower<Clock, Fs> out_, err_;
 };
 
 // One line of a log pane.
@@ -6861,20 +6878,19 @@ class paged_reader {
   // Re-opens the file by name: a file that grew is indexed further on demand, one that shrank
   // or was replaced is indexed again from the start. False when it cannot be opened.
   bool reload() {
-    detail::unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    struct stat st;
-    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      error_ = fd ? "not a regular file" : std::strerror(errno);
-      fd_.reset();
+    posix_fs::file fd = posix_fs{}.open(path_);
+    file_info st = fd ? fd.stat() : file_info{};
+    if (!fd || st.err != 0 || !st.is_regular) {
+      error_ = fd ? "not a regular file" : std::strerror(fd.error());
+      fd_ = posix_fs::file{};
       size_ = 0;
       reset_index();
       return false;
     }
     error_.clear();
-    auto size = static_cast<std::uint64_t>(st.st_size);
-    if (static_cast<std::uint64_t>(st.st_ino) != ino_ || size < scanned_) reset_index();
-    ino_ = static_cast<std::uint64_t>(st.st_ino);
-    size_ = size;
+    if (st.ino != ino_ || st.size < scanned_) reset_index();
+    ino_ = st.ino;
+    size_ = st.size;
     fd_ = std::move(fd);
     return true;
   }
@@ -6957,9 +6973,9 @@ class paged_reader {
     char buf[64 * 1024];
     std::string cur;
     while (off < size_ && out.size() < count) {
-      ssize_t n = ::pread(fd_.get(), buf, sizeof buf, static_cast<off_t>(off));
-      if (n <= 0) break;
-      for (ssize_t i = 0; i < n && out.size() < count; ++i) {
+      std::size_t n = fd_.read_at(buf, sizeof buf, off).n;
+      if (n == 0) break;
+      for (std::size_t i = 0; i < n && out.size() < count; ++i) {
         if (buf[i] == '\n') {
           if (line >= first) out.push_back(std::move(cur));
           cur.clear();
@@ -6990,12 +7006,12 @@ class paged_reader {
     while (scanned_ < size_ && (line == UINT64_MAX || newlines_ < line)) {
       std::size_t want =
           static_cast<std::size_t>(std::min<std::uint64_t>(sizeof buf, size_ - scanned_));
-      ssize_t n = ::pread(fd_.get(), buf, want, static_cast<off_t>(scanned_));
-      if (n <= 0) {
+      std::size_t n = fd_.read_at(buf, want, scanned_).n;
+      if (n == 0) {
         size_ = scanned_;  // it shrank under us; reload() notices
         break;
       }
-      for (ssize_t i = 0; i < n; ++i) {
+      for (std::size_t i = 0; i < n; ++i) {
         if (buf[i] != '\n') continue;
         ++newlines_;
         if (newlines_ % every_ == 0)
@@ -7008,7 +7024,7 @@ class paged_reader {
 
   fs::path path_;
   std::size_t max_line_, every_;
-  detail::unique_fd fd_;
+  posix_fs::file fd_;
   std::uint64_t ino_ = 0, size_ = 0;
   std::string error_;
   std::vector<std::uint64_t> checkpoints_{0};  // offset of line k * every_

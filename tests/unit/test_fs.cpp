@@ -1,3 +1,4 @@
+#include <leaseq/detail/dir.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/fs.hpp>
 
@@ -58,4 +59,38 @@ TEST_CASE("posix_fs reads with limits and never follows FIFOs", "[fs]") {
   CHECK(fifo.reason == "not a regular file");
   auto st = pfs.stat(tmp / "nope");
   CHECK(st.err == ENOENT);
+}
+
+TEST_CASE("detail::list_dir gives read_dir's names, dot-names only when asked", "[fs]") {
+  temp_dir tmp;
+  write_text(tmp / "d/b", "");
+  write_text(tmp / "d/a", "");
+  write_text(tmp / "d/.hidden", "");
+  auto plain = detail::list_dir((tmp / "d").string());
+  REQUIRE(plain.err == 0);
+  std::sort(plain.names.begin(), plain.names.end());
+  CHECK(plain.names == std::vector<std::string>{"a", "b"});
+  auto all = detail::list_dir((tmp / "d").string(), true);
+  std::sort(all.names.begin(), all.names.end());
+  CHECK(all.names == std::vector<std::string>{".hidden", "a", "b"});  // never "." or ".."
+  CHECK(detail::list_dir((tmp / "missing").string()).err == ENOENT);
+  CHECK(detail::list_dir((tmp / "d/a").string()).err == ENOTDIR);
+}
+
+TEST_CASE("posix_fs opens a file to read by offset", "[fs]") {
+  temp_dir tmp;
+  write_text(tmp / "f", "hello world");
+  posix_fs pfs;
+  auto f = pfs.open(tmp / "f");
+  REQUIRE(f);
+  CHECK(f.stat().size == 11);
+  CHECK(f.stat().is_regular);
+  char buf[16];
+  auto r = f.read_at(buf, 5, 6);
+  CHECK(r.err == 0);
+  CHECK(std::string(buf, r.n) == "world");
+  CHECK(f.read_at(buf, sizeof buf, 11).n == 0);
+  auto missing = pfs.open(tmp / "nope");
+  CHECK_FALSE(missing);
+  CHECK(missing.error() == ENOENT);
 }

@@ -5,16 +5,18 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "memory_fs.hpp"
 #include "test_support.hpp"
 
 using namespace leaseq;
-using test_support::run_command;
+using test_support::memory_fs;
 using test_support::shell_quote;
 using test_support::temp_dir;
 using test_support::wait_until;
@@ -51,10 +53,16 @@ struct ref_clock {
   double now() const { return c->now(); }
 };
 
-void sh(const std::string& script) {
-  auto r = run_command("/bin/sh -c " + shell_quote(script) + " 2>&1");
-  INFO(r.out);
-  REQUIRE(r.exit_code == 0);
+// A follower over the in-memory filesystem, with the test's clock.
+using mem_follower = tail_follower<ref_clock, memory_fs>;
+
+mem_follower follow(const memory_fs& mfs, const fs::path& p, manual_clock& clock,
+                    tail_options o = {}) {
+  return mem_follower(p, log_stream::out, o, ref_clock{&clock}, mfs);
+}
+
+void append_file(const fs::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary | std::ios::app) << text;
 }
 
 }  // namespace
@@ -92,28 +100,48 @@ TEST_CASE("tail waits for a missing file, then follows a real writer", "[tail]")
 }
 
 TEST_CASE("tail restarts from 0 on truncation and says so", "[tail]") {
-  temp_dir tmp;
-  fs::path log = tmp / "t.out";
-  sh("for i in 1 2 3 4 5 6 7 8 9 10; do echo old-line-$i; done > " + shell_quote(log.string()));
-  tail_follower<> f(log);
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/t.out";
+  for (int i = 1; i <= 10; ++i) mfs.append(log, "old-line-" + std::to_string(i) + "\n");
+  auto f = follow(mfs, log, clock);
   std::vector<tail_event> ev;
-  REQUIRE(poll_until(f, ev, [](const auto& e) { return lines_of(e).size() == 10; }));
-  sh(": > " + shell_quote(log.string()) + "; echo new1 >> " + shell_quote(log.string()));
-  REQUIRE(poll_until(f, ev, [](const auto& e) { return lines_of(e).size() == 11; }));
+  f.poll(ev);
+  REQUIRE(lines_of(ev).size() == 10);
+  mfs.truncate(log);
+  mfs.append(log, "new1\n");
+  f.poll(ev);
+  REQUIRE(lines_of(ev).size() == 11);
   CHECK(has_kind(ev, tail_event::kind::truncated));
   CHECK(lines_of(ev).back() == "new1");
+  CHECK(f.offset() == 5);
+  // A truncation with a partial line held ends that line before the notice.
+  mfs.append(log, "half");
+  f.poll(ev);
+  mfs.truncate(log, 2);
+  ev.clear();
+  f.poll(ev);
+  REQUIRE(ev.size() >= 2);
+  CHECK(ev[0].what == tail_event::kind::line);
+  CHECK(ev[0].text == "half");
+  CHECK(ev[1].what == tail_event::kind::truncated);
+  CHECK(f.bytes_held() == 2);  // "ne", no newline yet
 }
 
 TEST_CASE("tail follows a rotation to the new file after the old one's last lines", "[tail]") {
-  temp_dir tmp;
-  fs::path log = tmp / "t.out";
-  std::string q = shell_quote(log.string());
-  sh("echo first > " + q);
-  tail_follower<> f(log);
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/t.out";
+  mfs.append(log, "first\n");
+  auto f = follow(mfs, log, clock);
   std::vector<tail_event> ev;
-  REQUIRE(poll_until(f, ev, [](const auto& e) { return lines_of(e).size() == 1; }));
-  sh("echo last-old >> " + q + "; mv " + q + " " + q + ".1; echo new-first > " + q);
-  REQUIRE(poll_until(f, ev, [](const auto& e) { return lines_of(e).size() == 3; }));
+  f.poll(ev);
+  REQUIRE(lines_of(ev).size() == 1);
+  mfs.append(log, "last-old\n");
+  mfs.rename(log, "/logs/t.out.1");
+  mfs.append(log, "new-first\n");
+  f.poll(ev);
+  REQUIRE(lines_of(ev).size() == 3);
   auto lines = lines_of(ev);
   CHECK(lines == std::vector<std::string>{"first", "last-old", "new-first"});
   // The rotation notice sits between the old file's last line and the new file's first.
@@ -123,20 +151,82 @@ TEST_CASE("tail follows a rotation to the new file after the old one's last line
     if (ev[i].text == "last-old") last_old = i;
   }
   CHECK(rot > last_old);
-  // The name disappearing for a while is waited out.
-  sh("rm " + q);
+  // The name disappearing for a while is waited out; the open file is still read meanwhile.
+  mfs.append(log, "before-rm\n");
+  mfs.remove(log);
   f.poll(ev);
-  sh("echo after-gap > " + q);
-  REQUIRE(poll_until(f, ev, [](const auto& e) { return lines_of(e).size() == 4; }));
+  CHECK(lines_of(ev).back() == "before-rm");
+  CHECK(f.is_open());
+  mfs.append(log, "after-gap\n");
+  f.poll(ev);
+  REQUIRE(lines_of(ev).size() == 5);
   CHECK(lines_of(ev).back() == "after-gap");
+  CHECK(has_kind(ev, tail_event::kind::rotated));
+}
+
+TEST_CASE("tail reports a name that is not a file and a read error once each", "[tail]") {
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/T001.out";
+  auto f = follow(mfs, log, clock);
+  std::vector<tail_event> ev;
+  f.poll(ev);
+  f.poll(ev);
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].what == tail_event::kind::waiting);
+  mfs.make_special(log);
+  ev.clear();
+  f.poll(ev);
+  f.poll(ev);
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].what == tail_event::kind::error);
+  CHECK(ev[0].text == "/logs/T001.out: not a regular file");
+  CHECK_FALSE(f.is_open());
+
+  mfs.remove(log);
+  mfs.append(log, "one\ntwo");
+  mfs.fail_reads(log, EIO);
+  ev.clear();
+  f.poll(ev);
+  f.poll(ev);
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0].what == tail_event::kind::appeared);
+  CHECK(ev[1].what == tail_event::kind::error);
+  CHECK(ev[1].text.find("cannot read") != std::string::npos);
+  mfs.fail_reads(log, 0);
+  ev.clear();
+  f.drain(ev);
+  CHECK(lines_of(ev) == std::vector<std::string>{"one", "two"});
+  CHECK_FALSE(ev.back().complete);  // drained: the file ends without a newline
+}
+
+TEST_CASE("tail with from_start = false starts at the end of an existing file only", "[tail]") {
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/T001.out";
+  mfs.append(log, "old\n");
+  tail_options o;
+  o.from_start = false;
+  auto f = follow(mfs, log, clock, o);
+  std::vector<tail_event> ev;
+  f.poll(ev);
+  CHECK(lines_of(ev).empty());
+  mfs.append(log, "new\n");
+  f.poll(ev);
+  CHECK(lines_of(ev) == std::vector<std::string>{"new"});
+  // A rotated-in file is read from its start.
+  mfs.remove(log);
+  mfs.append(log, "rotated\n");
+  f.poll(ev);
+  CHECK(lines_of(ev) == std::vector<std::string>{"new", "rotated"});
 }
 
 TEST_CASE("tail holds a partial line until its newline, or shows it after 1 s", "[tail]") {
-  temp_dir tmp;
-  fs::path log = tmp / "p.out";
-  sh("printf 'done\\nhalf' > " + shell_quote(log.string()));
+  memory_fs mfs;
+  fs::path log = "/logs/p.out";
+  mfs.append(log, "done\nhalf");
   manual_clock clock;
-  tail_follower<ref_clock> f(log, log_stream::out, {}, ref_clock{&clock});
+  auto f = follow(mfs, log, clock);
   std::vector<tail_event> ev;
   f.poll(ev);
   CHECK(lines_of(ev) == std::vector<std::string>{"done"});
@@ -149,7 +239,7 @@ TEST_CASE("tail holds a partial line until its newline, or shows it after 1 s", 
   REQUIRE(lines_of(ev).size() == 2);
   CHECK(ev.back().text == "half");
   CHECK_FALSE(ev.back().complete);
-  sh("printf ' more\\n' >> " + shell_quote(log.string()));
+  mfs.append(log, " more\n");
   f.poll(ev);
   REQUIRE(lines_of(ev).size() == 3);
   CHECK(ev.back().text == " more");
@@ -163,13 +253,14 @@ TEST_CASE("tail holds a partial line until its newline, or shows it after 1 s", 
 }
 
 TEST_CASE("tail cuts a 10 MB line without newline and keeps memory bounded", "[tail]") {
-  temp_dir tmp;
-  fs::path log = tmp / "big.out";
-  sh("head -c 10485760 /dev/zero | tr '\\0' x > " + shell_quote(log.string()));
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/big.out";
+  mfs.append(log, std::string(10485760, 'x'));
   tail_options o;
   o.max_line_bytes = 4096;
   o.max_read_per_poll = 1 << 20;
-  tail_follower<> f(log, log_stream::out, o);
+  auto f = follow(mfs, log, clock, o);
   std::vector<tail_event> ev;
   for (int i = 0; i < 12; ++i) {
     f.poll(ev);
@@ -181,22 +272,24 @@ TEST_CASE("tail cuts a 10 MB line without newline and keeps memory bounded", "[t
   CHECK(ev.back().cut);
   CHECK(f.offset() == 10485760u);
   CHECK(f.bytes_dropped() == 10485760u - 4096u);
-  sh("printf '\\nnext\\n' >> " + shell_quote(log.string()));
+  mfs.append(log, "\nnext\n");
   f.poll(ev);
   CHECK(lines_of(ev).back() == "next");
 }
 
-TEST_CASE("merged follower tags stdout and stderr lines from a real process", "[tail]") {
-  temp_dir tmp;
-  fs::path out = tmp / "T001.out", err = tmp / "T001.err";
-  merged_follower<> m(out, err);
+TEST_CASE("merged follower tags stdout and stderr lines", "[tail]") {
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path out = "/logs/T001.out", err = "/logs/T001.err";
+  merged_follower<ref_clock, memory_fs> m(out, err, {}, ref_clock{&clock}, mfs);
   std::vector<tail_event> ev;
   m.poll(ev);
-  sh("(echo out1; echo err1 >&2; sleep 0.1; echo out2; echo err2 >&2) > " +
-     shell_quote(out.string()) + " 2> " + shell_quote(err.string()));
-  REQUIRE(poll_until(m, ev, [](const auto& e) {
-    return lines_of(e, log_stream::out).size() == 2 && lines_of(e, log_stream::err).size() == 2;
-  }));
+  mfs.append(out, "out1\n");
+  mfs.append(err, "err1\n");
+  m.poll(ev);
+  mfs.append(out, "out2\n");
+  mfs.append(err, "err2\n");
+  m.poll(ev);
   CHECK(lines_of(ev, log_stream::out) == std::vector<std::string>{"out1", "out2"});
   CHECK(lines_of(ev, log_stream::err) == std::vector<std::string>{"err1", "err2"});
   line_ring ring(3);
@@ -207,16 +300,19 @@ TEST_CASE("merged follower tags stdout and stderr lines from a real process", "[
 }
 
 TEST_CASE("followers sanitize by default and pass bytes through when asked", "[tail]") {
-  temp_dir tmp;
-  fs::path log = tmp / "esc.out";
-  sh("printf 'a\\033]52;c;SGk=\\007b\\033[31mc\\r\\n' > " + shell_quote(log.string()));
-  tail_follower<> safe(log);
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/esc.out";
+  mfs.append(log,
+             "a\x1b]52;c;SGk=\x07"
+             "b\x1b[31mc\r\n");
+  auto safe = follow(mfs, log, clock);
   std::vector<tail_event> ev;
   safe.drain(ev);
   CHECK(lines_of(ev) == std::vector<std::string>{"abc"});
   tail_options raw;
   raw.sanitize = false;
-  tail_follower<> r(log, log_stream::out, raw);
+  auto r = follow(mfs, log, clock, raw);
   ev.clear();
   r.drain(ev);
   CHECK(lines_of(ev) == std::vector<std::string>{"a\x1b]52;c;SGk=\x07"
@@ -239,8 +335,9 @@ TEST_CASE("line ring keeps the last N lines", "[tail]") {
 TEST_CASE("paged reader reads lines by number without loading the file", "[tail]") {
   temp_dir tmp;
   fs::path log = tmp / "many.out";
-  sh("i=0; while [ $i -lt 5000 ]; do echo row$i; i=$((i+1)); done > " + shell_quote(log.string()) +
-     "; printf 'tail-no-newline' >> " + shell_quote(log.string()));
+  std::string rows;
+  for (int i = 0; i < 5000; ++i) rows += "row" + std::to_string(i) + "\n";
+  test_support::write_text(log, rows + "tail-no-newline");
   paged_reader p(log, 64 * 1024, 100);
   auto page = p.lines(2500, 3);
   CHECK(page == std::vector<std::string>{"row2500", "row2501", "row2502"});
@@ -249,12 +346,12 @@ TEST_CASE("paged reader reads lines by number without loading the file", "[tail]
   CHECK(p.lines(4999, 10) == std::vector<std::string>{"row4999", "tail-no-newline"});
   CHECK(p.lines(6000, 10).empty());
   // Growth is seen after reload(); a replaced file is indexed afresh.
-  sh("printf '\\nmore\\n' >> " + shell_quote(log.string()));
+  append_file(log, "\nmore\n");
   REQUIRE(p.reload());
   CHECK(p.line_count() == 5002);
   CHECK(p.lines(5001, 1) == std::vector<std::string>{"more"});
-  sh("printf 'x\\ny\\n' > " + shell_quote(log.string()) + ".new; mv " + shell_quote(log.string()) +
-     ".new " + shell_quote(log.string()));
+  test_support::write_text(log.string() + ".new", "x\ny\n");
+  fs::rename(log.string() + ".new", log);
   REQUIRE(p.reload());
   CHECK(p.line_count() == 2);
   CHECK(p.lines(1, 5) == std::vector<std::string>{"y"});
@@ -263,8 +360,7 @@ TEST_CASE("paged reader reads lines by number without loading the file", "[tail]
 TEST_CASE("paged reader cuts long lines and reports a missing file", "[tail]") {
   temp_dir tmp;
   fs::path log = tmp / "long.out";
-  sh("head -c 300000 /dev/zero | tr '\\0' z > " + shell_quote(log.string()) + "; echo >> " +
-     shell_quote(log.string()) + "; echo short >> " + shell_quote(log.string()));
+  test_support::write_text(log, std::string(300000, 'z') + "\nshort\n");
   paged_reader p(log, 1000);
   auto l = p.lines(0, 2);
   REQUIRE(l.size() == 2);
@@ -277,13 +373,13 @@ TEST_CASE("paged reader cuts long lines and reports a missing file", "[tail]") {
 }
 
 TEST_CASE("a follower with max_backlog skips to the newest data at a line start", "[tail]") {
-  temp_dir tmp;
-  fs::path log = tmp / "fast.out";
-  sh("i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done > " +
-     shell_quote(log.string()));
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/fast.out";
+  for (int i = 0; i < 2000; ++i) mfs.append(log, "line-" + std::to_string(i) + "\n");
   tail_options o;
   o.max_backlog = 100;
-  tail_follower<> f(log, log_stream::out, o);
+  auto f = follow(mfs, log, clock, o);
   std::vector<tail_event> ev;
   f.poll(ev);
   CHECK(has_kind(ev, tail_event::kind::skipped));
@@ -292,7 +388,7 @@ TEST_CASE("a follower with max_backlog skips to the newest data at a line start"
   CHECK(lines.size() < 20);
   CHECK(lines.back() == "line-1999");
   for (const auto& l : lines) CHECK(l.rfind("line-", 0) == 0);  // whole lines only
-  sh("echo line-2000 >> " + shell_quote(log.string()));
+  mfs.append(log, "line-2000\n");
   ev.clear();
   f.poll(ev);
   CHECK(lines_of(ev) == std::vector<std::string>{"line-2000"});
@@ -323,12 +419,13 @@ TEST_CASE("line ring: moving lines in keeps partial-line merging", "[tail]") {
 // max_line_bytes fell inside one, so a "sanitized" line was not valid UTF-8.
 TEST_CASE("a sanitized line cut at its limit never ends inside a UTF-8 character",
           "[tail][hostile]") {
-  temp_dir tmp;
-  fs::path log = tmp / "T001.out";
-  test_support::write_text(log, std::string(6, '\xff') + "\n" + "\xc3\xa9\xc3\xa9\xc3\xa9x\n");
+  memory_fs mfs;
+  manual_clock clock;
+  fs::path log = "/logs/T001.out";
+  mfs.append(log, std::string(6, '\xff') + "\n" + "\xc3\xa9\xc3\xa9\xc3\xa9x\n");
   tail_options o;
   o.max_line_bytes = 16;
-  tail_follower<manual_clock> f(log, log_stream::out, o);
+  auto f = follow(mfs, log, clock, o);
   std::vector<tail_event> ev;
   f.drain(ev);
   auto lines = lines_of(ev);
@@ -339,7 +436,7 @@ TEST_CASE("a sanitized line cut at its limit never ends inside a UTF-8 character
   CHECK(f.bytes_dropped() == 3);
 
   o.max_line_bytes = 5;
-  tail_follower<manual_clock> g(log, log_stream::out, o);
+  auto g = follow(mfs, log, clock, o);
   std::vector<tail_event> ev2;
   g.drain(ev2);
   auto cut = lines_of(ev2);
@@ -363,20 +460,20 @@ TEST_CASE("a sanitized line cut at its limit never ends inside a UTF-8 character
 
 TEST_CASE("overwrite_cr: a progress bar is one line in its last state, \\r\\r\\n a line break",
           "[tail]") {
-  temp_dir tmp;
-  fs::path log = tmp / "bar.out";
-  sh("printf 'start\\n 10%%' > " + shell_quote(log.string()));
+  memory_fs mfs;
+  fs::path log = "/logs/bar.out";
+  mfs.append(log, "start\n 10%");
   manual_clock clock;
   tail_options o;
   o.overwrite_cr = true;
-  tail_follower<ref_clock> f(log, log_stream::out, o, ref_clock{&clock});
+  auto f = follow(mfs, log, clock, o);
   std::vector<tail_event> ev;
   f.poll(ev);
   clock.advance(1.1);
   f.poll(ev);  // the bar so far, shown early
   REQUIRE(lines_of(ev) == std::vector<std::string>{"start", " 10%"});
   CHECK_FALSE(ev.back().complete);
-  sh("printf '\\r 50%%\\r 90%%\\r100%%\\r\\r\\nnext\\r\\n' >> " + shell_quote(log.string()));
+  mfs.append(log, "\r 50%\r 90%\r100%\r\r\nnext\r\n");
   ev.clear();
   f.poll(ev);
   REQUIRE(lines_of(ev) == std::vector<std::string>{"100%", "next"});
@@ -418,9 +515,10 @@ TEST_CASE("paged reader finds the next and the previous matching line, in bounde
           "[tail]") {
   temp_dir tmp;
   fs::path log = tmp / "find.out";
-  sh("i=0; while [ $i -lt 3000 ]; do if [ $((i % 1000)) -eq 7 ]; then echo ERROR $i; else echo "
-     "ok $i; fi; i=$((i+1)); done > " +
-     shell_quote(log.string()));
+  std::string rows;
+  for (int i = 0; i < 3000; ++i)
+    rows += (i % 1000 == 7 ? "ERROR " : "ok ") + std::to_string(i) + "\n";
+  test_support::write_text(log, rows);
   paged_reader p(log, 64 * 1024, 100);
   auto is_error = [](std::string_view l) { return l.substr(0, 5) == "ERROR"; };
   auto r = p.find(is_error, 0, true);

@@ -1,38 +1,26 @@
 #pragma once
 
-#include <dirent.h>
-
-#include <cerrno>
 #include <string>
-#include <string_view>
+#include <utility>
 #include <vector>
 
-#include "leaseq/error.hpp"
+#include "leaseq/fs.hpp"
 
 namespace leaseq::detail {
 
 struct dir_listing {
-  std::vector<std::string> names;  // entries not starting with '.' (see list_dir)
-  int err = 0;                     // errno of opendir/readdir; ENOENT means "empty"
+  std::vector<std::string> names;  // entries not starting with '.' (see read_dir)
+  int err = 0;                     // errno of open/fstat/readdir; ENOENT means "empty"
 };
 
-// One readdir pass; names starting with '.' (temp files, .nfsXXXX) are skipped, unless
-// `hidden_too` (then only "." and ".." are).
+// The names of read_dir (fs.hpp), the one directory reader: one readdir pass; names starting
+// with '.' (temp files, .nfsXXXX) are skipped, unless `hidden_too` (then only "." and "..").
 inline dir_listing list_dir(const std::string& path, bool hidden_too = false) {
+  dir_listing_result r = read_dir(path, nullptr, hidden_too);
   dir_listing out;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) {
-    out.err = errno;
-    return out;
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n(e->d_name);
-    if (n[0] != '.' || (hidden_too && n != "." && n != "..")) out.names.emplace_back(n);
-    errno = 0;
-  }
-  if (errno != 0) out.err = errno;
-  ::closedir(d);
+  out.err = r.err;
+  out.names.reserve(r.entries.size());
+  for (dir_entry& e : r.entries) out.names.push_back(std::move(e.name));
   return out;
 }
 

@@ -12,11 +12,17 @@
 
 namespace leaseq::detail {
 
-// The length of the valid UTF-8 sequence at the start of s, or 0 when s does not start with one
-// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). s must not be empty.
-inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
+// How far the UTF-8 sequence at the start of s goes (RFC 3629: no overlong forms, no
+// surrogates, nothing past U+10FFFF): `size` bytes, a whole character when `complete`, else the
+// maximal subpart of an ill-formed or truncated one (the lead byte and the continuation bytes
+// still acceptable after it; at least 1). s must not be empty.
+struct utf8_scan {
+  std::size_t size = 0;
+  bool complete = false;
+};
+inline utf8_scan scan_utf8_sequence(std::string_view s) noexcept {
   auto c = static_cast<unsigned char>(s[0]);
-  if (c < 0x80) return 1;
+  if (c < 0x80) return {1, true};
   std::size_t need;
   unsigned char lo = 0x80, hi = 0xBF;
   if (c >= 0xC2 && c <= 0xDF) {
@@ -30,14 +36,21 @@ inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
     if (c == 0xF0) lo = 0x90;
     if (c == 0xF4) hi = 0x8F;
   } else {
-    return 0;
+    return {1, false};
   }
-  if (s.size() <= need) return 0;
-  for (std::size_t k = 1; k <= need; ++k) {
+  std::size_t k = 1;
+  for (; k <= need && k < s.size(); ++k) {
     auto d = static_cast<unsigned char>(s[k]);
-    if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return 0;
+    if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return {k, false};
   }
-  return need + 1;
+  return {k, k == need + 1};
+}
+
+// The length of the valid UTF-8 sequence at the start of s, or 0 when s does not start with one.
+// s must not be empty.
+inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
+  utf8_scan r = scan_utf8_sequence(s);
+  return r.complete ? r.size : 0;
 }
 
 inline bool is_valid_utf8(std::string_view s) noexcept {
@@ -57,30 +70,12 @@ inline std::string to_valid_utf8(std::string_view s) {
   out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
-    std::size_t n = utf8_sequence_length(s.substr(i));
-    if (n > 0) {
-      out.append(s.data() + i, n);
-      i += n;
-      continue;
-    }
-    // Skip the lead byte and the continuation bytes that were still acceptable after it.
-    std::size_t j = i + 1;
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t need = c >= 0xC2 && c <= 0xDF   ? 1
-                       : c >= 0xE0 && c <= 0xEF ? 2
-                       : c >= 0xF0 && c <= 0xF4 ? 3
-                                                : 0;
-    for (std::size_t k = 1; k <= need && j < s.size(); ++k, ++j) {
-      auto d = static_cast<unsigned char>(s[j]);
-      unsigned char lo = 0x80, hi = 0xBF;
-      if (k == 1 && c == 0xE0) lo = 0xA0;
-      if (k == 1 && c == 0xED) hi = 0x9F;
-      if (k == 1 && c == 0xF0) lo = 0x90;
-      if (k == 1 && c == 0xF4) hi = 0x8F;
-      if (d < lo || d > hi) break;
-    }
-    out += "\xEF\xBF\xBD";
-    i = j;
+    utf8_scan r = scan_utf8_sequence(s.substr(i));
+    if (r.complete)
+      out.append(s.data() + i, r.size);
+    else
+      out += "\xEF\xBF\xBD";  // for the lead byte and the continuation bytes acceptable after it
+    i += r.size;
   }
   return out;
 }

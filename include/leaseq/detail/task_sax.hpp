@@ -79,24 +79,31 @@ class task_sax {
         case 'n':
           return lit("null") && h.null();
         case '{':
-          return depth < 2 && object(depth);
+          return depth < 2 && container<true>(depth);
         case '[':
-          return depth < 2 && array(depth);
+          return depth < 2 && container<false>(depth);
         default:
           return number();
       }
     }
-    bool object(int depth) {
+    // An object or an array: members separated by ',' up to the closing bracket (an object's
+    // each after its key and ':').
+    template <bool Object>
+    bool container(int depth) {
+      constexpr char close = Object ? '}' : ']';
+      auto finish = [this] { return Object ? h.end_object() : h.end_array(); };
       ++p;
-      if (!h.start_object(0)) return false;
+      if (!(Object ? h.start_object(0) : h.start_array(0))) return false;
       ws();
-      if (p < end && *p == '}') return ++p, h.end_object();
+      if (p < end && *p == close) return ++p, finish();
       for (;;) {
         ws();
-        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
-        ws();
-        if (p == end || *p++ != ':') return false;
-        ws();
+        if (Object) {
+          if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
+          ws();
+          if (p == end || *p++ != ':') return false;
+          ws();
+        }
         if (!value(depth + 1)) return false;
         ws();
         if (p == end) return false;
@@ -104,26 +111,8 @@ class task_sax {
           ++p;
           continue;
         }
-        if (*p++ != '}') return false;
-        return h.end_object();
-      }
-    }
-    bool array(int depth) {
-      ++p;
-      if (!h.start_array(0)) return false;
-      ws();
-      if (p < end && *p == ']') return ++p, h.end_array();
-      for (;;) {
-        ws();
-        if (!value(depth + 1)) return false;
-        ws();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          continue;
-        }
-        if (*p++ != ']') return false;
-        return h.end_array();
+        if (*p++ != close) return false;
+        return finish();
       }
     }
     bool string() {
