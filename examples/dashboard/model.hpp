@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -32,6 +33,119 @@ enum class screen_kind { lease_list, dashboard };
 enum class pane { leases, nodes, tasks, log };
 enum class log_mode { out, err, merged };
 enum class overlay { none, help, details, confirm, selector, form, stats, search, paged, problems };
+
+// ---- lease words --------------------------------------------------------------------------
+// lease_row keeps the text of the index and of Slurm (shown and written as it is); the
+// dashboard decides on these enums, each read from that text by one parse and named by one
+// to_string.
+
+// A lease's kind: lease_row.kind is "local" or "slurm"; any other text is `unknown`.
+enum class lease_kind { unknown, local, slurm };
+
+inline const char* to_string(lease_kind k) {
+  switch (k) {
+    case lease_kind::local:
+      return "local";
+    case lease_kind::slurm:
+      return "slurm";
+    case lease_kind::unknown:
+      break;
+  }
+  return "unknown";
+}
+
+inline lease_kind parse_lease_kind(std::string_view s) {
+  for (lease_kind k : {lease_kind::local, lease_kind::slurm})
+    if (s == to_string(k)) return k;
+  return lease_kind::unknown;
+}
+
+inline lease_kind kind_of(const leaseq::lease_row& r) {
+  return parse_lease_kind(r.kind);
+}
+
+// The lease states the dashboard tells apart (lease_row.state: Slurm's word, or leaseq's
+// UNKNOWN / STALE); every other state (COMPLETED, TIMEOUT, ...) is `other`, shown as its text.
+enum class lease_state { other, running, pending, unknown, stale };
+
+inline const char* to_string(lease_state s) {
+  switch (s) {
+    case lease_state::running:
+      return "RUNNING";
+    case lease_state::pending:
+      return "PENDING";
+    case lease_state::unknown:
+      return "UNKNOWN";
+    case lease_state::stale:
+      return "STALE";
+    case lease_state::other:
+      break;
+  }
+  return "OTHER";
+}
+
+inline lease_state parse_lease_state(std::string_view s) {
+  for (lease_state v :
+       {lease_state::running, lease_state::pending, lease_state::unknown, lease_state::stale})
+    if (s == to_string(v)) return v;
+  return lease_state::other;
+}
+
+inline lease_state state_of(const leaseq::lease_row& r) {
+  return parse_lease_state(r.state);
+}
+
+// The lease list's filter (f cycles through them in this order).
+enum class lease_filter_mode { all, local, slurm, running, pending };
+
+inline const char* to_string(lease_filter_mode f) {
+  switch (f) {
+    case lease_filter_mode::local:
+      return "local";
+    case lease_filter_mode::slurm:
+      return "slurm";
+    case lease_filter_mode::running:
+      return "running";
+    case lease_filter_mode::pending:
+      return "pending";
+    case lease_filter_mode::all:
+      break;
+  }
+  return "all";
+}
+
+inline lease_filter_mode next(lease_filter_mode f) {
+  switch (f) {
+    case lease_filter_mode::all:
+      return lease_filter_mode::local;
+    case lease_filter_mode::local:
+      return lease_filter_mode::slurm;
+    case lease_filter_mode::slurm:
+      return lease_filter_mode::running;
+    case lease_filter_mode::running:
+      return lease_filter_mode::pending;
+    case lease_filter_mode::pending:
+      break;
+  }
+  return lease_filter_mode::all;
+}
+
+// Whether the filter shows the row.
+inline bool admits(lease_filter_mode f, const leaseq::lease_row& r) {
+  switch (f) {
+    case lease_filter_mode::local:
+      return kind_of(r) == lease_kind::local;
+    case lease_filter_mode::slurm:
+      return kind_of(r) == lease_kind::slurm;
+    case lease_filter_mode::running:
+      return state_of(r) == lease_state::running;
+    case lease_filter_mode::pending:
+      return state_of(r) == lease_state::pending;
+    case lease_filter_mode::all:
+      break;
+  }
+  return true;
+}
 
 // What the log pane follows: one or more tasks (merged, each line prefixed with its task).
 struct follow_target {
@@ -221,7 +335,7 @@ struct model {
 
   // Lease list (screen 1, and the leases pane).
   tui::table_state lease_table;
-  int lease_filter = 0;  // 0 all, 1 local, 2 slurm, 3 running, 4 pending
+  lease_filter_mode lease_filter = lease_filter_mode::all;
   std::string lease_search;
 
   // Dashboard.

@@ -7,9 +7,9 @@
 #include "dashboard/frame.hpp"
 #include "dashboard/model.hpp"
 
-#include <leaseq/slurm/keeper.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/sanitize.hpp>
+#include <leaseq/slurm/keeper.hpp>
 #include <leaseq/tui/input.hpp>
 
 #include <fmt/format.h>
@@ -675,7 +675,7 @@ inline void lease_keys(model& m, const tui::key& k, bool on_screen) {
     if (sel) post(m, req_set_default{sel->id});
   } else if (k.is('x')) {
     if (!sel) return;
-    if (sel->kind != "slurm") {
+    if (kind_of(*sel) != lease_kind::slurm) {
       notify(m, "only Slurm leases can be released (" + sel->id + " is " + sel->kind + ")", true);
       return;
     }
@@ -688,9 +688,9 @@ inline void lease_keys(model& m, const tui::key& k, bool on_screen) {
         "Release lease " + sel->id + " (scancel " + sel->id + ")? Its running tasks are stopped.",
         req_release{sel->id});
   } else if (k.is('f')) {
-    m.lease_filter = (m.lease_filter + 1) % 5;
+    m.lease_filter = next(m.lease_filter);
     m.lease_table.selected = 0;
-    notify(m, std::string("lease filter: ") + lease_filter_name(m.lease_filter));
+    notify(m, std::string("lease filter: ") + to_string(m.lease_filter));
   } else if (k.is('n')) {
     open_create_form(m);
   } else if (k.is('c')) {
