@@ -15,7 +15,9 @@
 #include <leaseq/task_filter.hpp>
 #include <leaseq/tui/widgets.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <set>
@@ -36,30 +38,37 @@ enum class overlay { none, help, details, confirm, selector, form, stats, search
 
 // ---- lease words --------------------------------------------------------------------------
 // lease_row keeps the text of the index and of Slurm (shown and written as it is); the
-// dashboard decides on these enums, each read from that text by one parse and named by one
-// to_string.
+// dashboard decides on these enums. Each has one table of names: to_string and parse read it.
+
+template <class E>
+using enum_names = std::pair<E, const char*>;
+
+template <class E, std::size_t N>
+const char* enum_name(const enum_names<E> (&names)[N], E e) {
+  for (const auto& [v, name] : names)
+    if (v == e) return name;
+  return "?";
+}
+
+// The value named s, else the table's first (its fallback).
+template <class E, std::size_t N>
+E enum_parse(const enum_names<E> (&names)[N], std::string_view s) {
+  for (const auto& [v, name] : names)
+    if (s == name) return v;
+  return names[0].first;
+}
 
 // A lease's kind: lease_row.kind is "local" or "slurm"; any other text is `unknown`.
 enum class lease_kind { unknown, local, slurm };
+inline constexpr enum_names<lease_kind> lease_kind_names[] = {
+    {lease_kind::unknown, "unknown"}, {lease_kind::local, "local"}, {lease_kind::slurm, "slurm"}};
 
 inline const char* to_string(lease_kind k) {
-  switch (k) {
-    case lease_kind::local:
-      return "local";
-    case lease_kind::slurm:
-      return "slurm";
-    case lease_kind::unknown:
-      break;
-  }
-  return "unknown";
+  return enum_name(lease_kind_names, k);
 }
-
 inline lease_kind parse_lease_kind(std::string_view s) {
-  for (lease_kind k : {lease_kind::local, lease_kind::slurm})
-    if (s == to_string(k)) return k;
-  return lease_kind::unknown;
+  return enum_parse(lease_kind_names, s);
 }
-
 inline lease_kind kind_of(const leaseq::lease_row& r) {
   return parse_lease_kind(r.kind);
 }
@@ -67,66 +76,39 @@ inline lease_kind kind_of(const leaseq::lease_row& r) {
 // The lease states the dashboard tells apart (lease_row.state: Slurm's word, or leaseq's
 // UNKNOWN / STALE); every other state (COMPLETED, TIMEOUT, ...) is `other`, shown as its text.
 enum class lease_state { other, running, pending, unknown, stale };
+inline constexpr enum_names<lease_state> lease_state_names[] = {{lease_state::other, "OTHER"},
+                                                                {lease_state::running, "RUNNING"},
+                                                                {lease_state::pending, "PENDING"},
+                                                                {lease_state::unknown, "UNKNOWN"},
+                                                                {lease_state::stale, "STALE"}};
 
 inline const char* to_string(lease_state s) {
-  switch (s) {
-    case lease_state::running:
-      return "RUNNING";
-    case lease_state::pending:
-      return "PENDING";
-    case lease_state::unknown:
-      return "UNKNOWN";
-    case lease_state::stale:
-      return "STALE";
-    case lease_state::other:
-      break;
-  }
-  return "OTHER";
+  return enum_name(lease_state_names, s);
 }
-
 inline lease_state parse_lease_state(std::string_view s) {
-  for (lease_state v :
-       {lease_state::running, lease_state::pending, lease_state::unknown, lease_state::stale})
-    if (s == to_string(v)) return v;
-  return lease_state::other;
+  return enum_parse(lease_state_names, s);
 }
-
 inline lease_state state_of(const leaseq::lease_row& r) {
   return parse_lease_state(r.state);
 }
 
-// The lease list's filter (f cycles through them in this order).
+// The lease list's filter; f goes through them in the table's order.
 enum class lease_filter_mode { all, local, slurm, running, pending };
+inline constexpr enum_names<lease_filter_mode> lease_filter_names[] = {
+    {lease_filter_mode::all, "all"},
+    {lease_filter_mode::local, "local"},
+    {lease_filter_mode::slurm, "slurm"},
+    {lease_filter_mode::running, "running"},
+    {lease_filter_mode::pending, "pending"}};
 
 inline const char* to_string(lease_filter_mode f) {
-  switch (f) {
-    case lease_filter_mode::local:
-      return "local";
-    case lease_filter_mode::slurm:
-      return "slurm";
-    case lease_filter_mode::running:
-      return "running";
-    case lease_filter_mode::pending:
-      return "pending";
-    case lease_filter_mode::all:
-      break;
-  }
-  return "all";
+  return enum_name(lease_filter_names, f);
 }
 
 inline lease_filter_mode next(lease_filter_mode f) {
-  switch (f) {
-    case lease_filter_mode::all:
-      return lease_filter_mode::local;
-    case lease_filter_mode::local:
-      return lease_filter_mode::slurm;
-    case lease_filter_mode::slurm:
-      return lease_filter_mode::running;
-    case lease_filter_mode::running:
-      return lease_filter_mode::pending;
-    case lease_filter_mode::pending:
-      break;
-  }
+  constexpr std::size_t n = std::size(lease_filter_names);
+  for (std::size_t i = 0; i < n; ++i)
+    if (lease_filter_names[i].first == f) return lease_filter_names[(i + 1) % n].first;
   return lease_filter_mode::all;
 }
 
