@@ -1015,10 +1015,6 @@ inline const std::vector<key_binding>& keymap() {
          [](model& m, const tui::key&) {
            if (const auto* n = selected_node(m)) copy_text(m, n->name, "node");
          }},
-        {kc::nodes,
-         {ch('f')},
-         "follow the current RUNNING task (a selector if several run)",
-         follow_running_key},
 
         {kc::tasks, up_down, "move selection", task_move},
         {kc::tasks, pages, "page up / down", task_move},
@@ -1119,10 +1115,6 @@ inline const std::vector<key_binding>& keymap() {
          [](model& m, const tui::key&) {
            if (const auto* t = selected_task(m)) copy_text(m, t->id, "task id");
          }},
-        {kc::tasks,
-         {ch('f')},
-         "follow the current RUNNING task (a selector if several run)",
-         follow_running_key},
 
         {kc::log, {ch(' ')}, "toggle follow (tail -f)", log_toggle_follow_key},
         {kc::log, up_down, "scroll", log_move},
@@ -1156,10 +1148,6 @@ inline const std::vector<key_binding>& keymap() {
                                                     : m.follow.tasks[0].out_path,
                      "log path");
          }},
-        {kc::log,
-         {ch('f')},
-         "follow the current RUNNING task (a selector if several run)",
-         follow_running_key},
         {kc::log,
          {code(key_code::escape)},
          "collapse the log pane",
@@ -1288,6 +1276,11 @@ inline const std::vector<key_binding>& keymap() {
 
         {kc::stats, {}, "close", close_overlay, "any key"},
     };
+    for (kc c : {kc::nodes, kc::tasks, kc::log})
+      t.push_back({c,
+                   {ch('f')},
+                   "follow the current RUNNING task (a selector if several run)",
+                   follow_running_key});
     // The help and the problems list scroll alike.
     for (kc c : {kc::help, kc::problems}) {
       t.push_back(
