@@ -57,7 +57,7 @@ int run(const options& opt) {
     if (idx.index.default_lease) lease = *idx.index.default_lease;
     if (!idx.error.empty()) notify(m, idx.error, true);
   }
-  if (opt.slurm) m.lease_filter = 2;
+  if (opt.slurm) m.lease_filter = lease_filter_mode::slurm;
   // Every bad key, not only the last one notified: the whole list is behind `!`.
   m.config_warnings = cfg.warnings;
   if (cfg.warnings.size() == 1)

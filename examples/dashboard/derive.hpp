@@ -85,33 +85,13 @@ inline std::string health_text(leaseq::node_health h) {
 inline std::vector<const leaseq::lease_row*> visible_leases(const model& m) {
   std::vector<const leaseq::lease_row*> out;
   for (const auto& r : m.leases.rows) {
-    switch (m.lease_filter) {
-      case 1:
-        if (r.kind != "local") continue;
-        break;
-      case 2:
-        if (r.kind != "slurm") continue;
-        break;
-      case 3:
-        if (r.state != "RUNNING") continue;
-        break;
-      case 4:
-        if (r.state != "PENDING") continue;
-        break;
-      default:
-        break;
-    }
+    if (!admits(m.lease_filter, r)) continue;
     if (!m.lease_search.empty() && !leaseq::detail::contains_ci(r.id, m.lease_search) &&
         !(r.name && leaseq::detail::contains_ci(*r.name, m.lease_search)))
       continue;
     out.push_back(&r);
   }
   return out;
-}
-
-inline const char* lease_filter_name(int f) {
-  static const char* const names[] = {"all", "local", "slurm", "running", "pending"};
-  return names[std::clamp(f, 0, 4)];
 }
 
 inline const leaseq::lease_row* find_lease(const model& m, const std::string& id) {
@@ -125,14 +105,15 @@ inline const leaseq::lease_row* current_lease(const model& m) {
 }
 
 inline bool is_slurm_lease(const model& m, const std::string& id) {
-  if (const auto* r = find_lease(m, id)) return r->kind == "slurm";
+  if (const auto* r = find_lease(m, id)) return kind_of(*r) == lease_kind::slurm;
   return !leaseq::is_local_lease(id);
 }
 
 // Seconds left of the current Slurm lease, when Slurm said so.
 inline std::optional<double> lease_seconds_left(const model& m) {
   const auto* r = current_lease(m);
-  if (!r || r->kind != "slurm" || r->state != "RUNNING" || r->stale) return std::nullopt;
+  if (!r || kind_of(*r) != lease_kind::slurm || state_of(*r) != lease_state::running || r->stale)
+    return std::nullopt;
   // time_left text is "D-HH:MM:SS", "HH:MM:SS", "MM:SS" or "UNLIMITED"/"-".
   const std::string& t = r->time_left;
   if (t.empty() || t == "-" || t == "UNLIMITED") return std::nullopt;
@@ -163,9 +144,9 @@ inline bool lease_ending_soon(const model& m) {
 }
 
 inline std::string capacity_text(const leaseq::lease_row& r) {
-  if (r.kind == "local") {
+  if (kind_of(r) == lease_kind::local) {
     std::string s = fmt::format("gpus={}", r.gpus_per_node.value_or(0));
-    s += r.state == "RUNNING" ? "  runner=OK" : "  runner=" + r.state;
+    s += state_of(r) == lease_state::running ? "  runner=OK" : "  runner=" + r.state;
     return s;
   }
   return fmt::format("nodes={} gpn={}", r.nodes ? std::to_string(*r.nodes) : std::string("?"),
@@ -183,7 +164,7 @@ inline bool lease_ended(const leaseq::lease_row& r) {
   static const char* const ended[] = {"COMPLETED",     "CANCELLED", "FAILED",      "TIMEOUT",
                                       "NODE_FAIL",     "PREEMPTED", "BOOT_FAIL",   "DEADLINE",
                                       "OUT_OF_MEMORY", "REVOKED",   "SPECIAL_EXIT"};
-  if (r.kind != "slurm") return false;
+  if (kind_of(r) != lease_kind::slurm) return false;
   for (const char* s : ended)
     if (r.state == s) return true;
   return false;

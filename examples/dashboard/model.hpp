@@ -15,11 +15,14 @@
 #include <leaseq/task_filter.hpp>
 #include <leaseq/tui/widgets.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -32,6 +35,99 @@ enum class screen_kind { lease_list, dashboard };
 enum class pane { leases, nodes, tasks, log };
 enum class log_mode { out, err, merged };
 enum class overlay { none, help, details, confirm, selector, form, stats, search, paged, problems };
+
+// ---- lease words --------------------------------------------------------------------------
+// lease_row keeps the text of the index and of Slurm (shown and written as it is); the
+// dashboard decides on these enums. Each has one table of names: to_string and parse read it.
+
+template <class E>
+using enum_names = std::pair<E, const char*>;
+
+template <class E, std::size_t N>
+const char* enum_name(const enum_names<E> (&names)[N], E e) {
+  for (const auto& [v, name] : names)
+    if (v == e) return name;
+  return "?";
+}
+
+// The value named s, else the table's first (its fallback).
+template <class E, std::size_t N>
+E enum_parse(const enum_names<E> (&names)[N], std::string_view s) {
+  for (const auto& [v, name] : names)
+    if (s == name) return v;
+  return names[0].first;
+}
+
+// A lease's kind: lease_row.kind is "local" or "slurm"; any other text is `unknown`.
+enum class lease_kind { unknown, local, slurm };
+inline constexpr enum_names<lease_kind> lease_kind_names[] = {
+    {lease_kind::unknown, "unknown"}, {lease_kind::local, "local"}, {lease_kind::slurm, "slurm"}};
+
+inline const char* to_string(lease_kind k) {
+  return enum_name(lease_kind_names, k);
+}
+inline lease_kind parse_lease_kind(std::string_view s) {
+  return enum_parse(lease_kind_names, s);
+}
+inline lease_kind kind_of(const leaseq::lease_row& r) {
+  return parse_lease_kind(r.kind);
+}
+
+// The lease states the dashboard tells apart (lease_row.state: Slurm's word, or leaseq's
+// UNKNOWN / STALE); every other state (COMPLETED, TIMEOUT, ...) is `other`, shown as its text.
+enum class lease_state { other, running, pending, unknown, stale };
+inline constexpr enum_names<lease_state> lease_state_names[] = {{lease_state::other, "OTHER"},
+                                                                {lease_state::running, "RUNNING"},
+                                                                {lease_state::pending, "PENDING"},
+                                                                {lease_state::unknown, "UNKNOWN"},
+                                                                {lease_state::stale, "STALE"}};
+
+inline const char* to_string(lease_state s) {
+  return enum_name(lease_state_names, s);
+}
+inline lease_state parse_lease_state(std::string_view s) {
+  return enum_parse(lease_state_names, s);
+}
+inline lease_state state_of(const leaseq::lease_row& r) {
+  return parse_lease_state(r.state);
+}
+
+// The lease list's filter; f goes through them in the table's order.
+enum class lease_filter_mode { all, local, slurm, running, pending };
+inline constexpr enum_names<lease_filter_mode> lease_filter_names[] = {
+    {lease_filter_mode::all, "all"},
+    {lease_filter_mode::local, "local"},
+    {lease_filter_mode::slurm, "slurm"},
+    {lease_filter_mode::running, "running"},
+    {lease_filter_mode::pending, "pending"}};
+
+inline const char* to_string(lease_filter_mode f) {
+  return enum_name(lease_filter_names, f);
+}
+
+inline lease_filter_mode next(lease_filter_mode f) {
+  constexpr std::size_t n = std::size(lease_filter_names);
+  for (std::size_t i = 0; i < n; ++i)
+    if (lease_filter_names[i].first == f) return lease_filter_names[(i + 1) % n].first;
+  return lease_filter_mode::all;
+}
+
+// Whether the filter shows the row.
+inline bool admits(lease_filter_mode f, const leaseq::lease_row& r) {
+  switch (f) {
+    case lease_filter_mode::local:
+      return kind_of(r) == lease_kind::local;
+    case lease_filter_mode::slurm:
+      return kind_of(r) == lease_kind::slurm;
+    case lease_filter_mode::running:
+      return state_of(r) == lease_state::running;
+    case lease_filter_mode::pending:
+      return state_of(r) == lease_state::pending;
+    case lease_filter_mode::all:
+      break;
+  }
+  return true;
+}
 
 // What the log pane follows: one or more tasks (merged, each line prefixed with its task).
 struct follow_target {
@@ -221,7 +317,7 @@ struct model {
 
   // Lease list (screen 1, and the leases pane).
   tui::table_state lease_table;
-  int lease_filter = 0;  // 0 all, 1 local, 2 slurm, 3 running, 4 pending
+  lease_filter_mode lease_filter = lease_filter_mode::all;
   std::string lease_search;
 
   // Dashboard.

@@ -1,7 +1,8 @@
 #pragma once
 
-// update(model, message) and update(model, event): the dashboard's behaviour, pure. Effects
-// are appended to m.outbox (for the worker) and m.clipboard (for the loop).
+// update(model, message) and update(model, event): the dashboard's behaviour,
+// pure. Effects are appended to m.outbox (for the worker) and m.clipboard (for
+// the loop).
 
 #include "dashboard/derive.hpp"
 #include "dashboard/frame.hpp"
@@ -24,77 +25,6 @@ namespace leaseq_dash {
 
 inline constexpr double message_lifetime_s = 8;
 
-// Every key, for the help overlay (and the test that checks each is listed).
-inline const std::vector<std::pair<std::string, std::string>>& key_help() {
-  static const std::vector<std::pair<std::string, std::string>> keys = {
-      {"global", ""},
-      {"q / Ctrl-C", "quit"},
-      {"?", "this help"},
-      {"Tab / Shift+Tab", "next / previous pane"},
-      {"/", "search (tasks: command, label:NAME; leases: id/name; nodes: name; log: text)"},
-      {"!", "list the problems: unreadable files and dirs (which, why), config.json keys"},
-      {"r", "refresh now"},
-      {"p", "pause / resume auto-refresh"},
-      {"c", "copy selected value (lease id, node, task id, log path) via OSC 52"},
-      {"f", "follow the current RUNNING task (a selector if several run; not in leases)"},
-      {"lease list / leases pane", ""},
-      {"j/k, Up/Down", "move selection"},
-      {"Enter", "open the selected lease's dashboard"},
-      {"l", "make the selected lease the default (lease use)"},
-      {"n", "create a Slurm lease (form)"},
-      {"x", "release the selected Slurm lease (asks first)"},
-      {"f", "filter leases: all/local/slurm/running/pending (in this pane)"},
-      {"Esc", "back to the lease list screen (leases pane)"},
-      {"nodes pane", ""},
-      {"Enter", "filter the task list to this node (again: clear)"},
-      {"s", "node stats (hb age, running task, pending count)"},
-      {"P", "pause this node's lane (control/<node>/pause.json)"},
-      {"U", "resume this node's lane (control/<node>/resume.json)"},
-      {"task list", ""},
-      {"Enter", "task details"},
-      {"F / E / A", "follow stdout / stderr / both merged"},
-      {"L", "open logs (paged, any size)"},
-      {"X", "cancel task (writes a cancel control file; asks first)"},
-      {"R", "retry task (new task, same command, new key)"},
-      {"1/2/3/4", "filter pending / running / failed / finished"},
-      {"5", "filter LOST? and LOST"},
-      {"e", "filter tasks with stderr output or a bad exit"},
-      {"0", "clear all filters"},
-      {"S", "sort: state priority, then start desc <-> seq within lane"},
-      {"a", "list the archived tasks (leaseq clean) <-> the live ones"},
-      {"[ / ]", "previous / next page of tasks (ui.max_tasks_display rows each)"},
-      {"v / Space", "mark task for a merged follow (F/E/A follow all marked)"},
-      {"log viewer", ""},
-      {"Space", "toggle follow (tail -f)"},
-      {"PgUp/PgDn, j/k", "scroll"},
-      {"g / G", "top / bottom"},
-      {"o", "switch stdout <-> stderr"},
-      {"m", "merge / unmerge stdout+stderr"},
-      {"/ then n / N", "find text in the log (n: next match up, N: down; matches marked)"},
-      {"Left / Right", "scroll long lines sideways (a cut line ends with ›)"},
-      {"w", "wrap long lines / cut them"},
-      {"Esc", "collapse the log pane"},
-      {"task details", ""},
-      {"F / E / A / L", "follow stdout / stderr / both, open logs"},
-      {"c / y", "copy command / copy task id"},
-      {"e", "show / hide the environment"},
-      {"j/k", "scroll when it does not fit"},
-      {"paged logs (L)", ""},
-      {"PgUp/PgDn, j/k, g/G", "scroll, top, bottom"},
-      {"/ then Enter", "find text in the whole file (from the top line down; matches marked)"},
-      {"n / N", "next / previous match"},
-      {"Left / Right", "scroll long lines sideways (a cut line ends with ›)"},
-      {"w", "wrap long lines / cut them"},
-      {"o", "switch stdout <-> stderr"},
-      {"Esc / q", "close"},
-      {"Slurm lease form (n)", ""},
-      {"Tab / Up / Down", "move between fields (a new sbatch arg appears when one is filled)"},
-      {"Enter", "check with sbatch --test-only; Enter again submits"},
-      {"Esc", "cancel"},
-  };
-  return keys;
-}
-
 inline void post(model& m, request r) {
   m.outbox.push_back(std::move(r));
 }
@@ -105,8 +35,8 @@ inline void notify(model& m, std::string text, bool error = false) {
   m.message_at = m.now;
 }
 
-// Backspace (a whole UTF-8 character), Ctrl-U and printable keys edit a one-line input;
-// false for any other key.
+// Backspace (a whole UTF-8 character), Ctrl-U and printable keys edit a
+// one-line input; false for any other key.
 inline bool edit_input(std::string& text, const tui::key& k) {
   if (k.is(tui::key_code::backspace)) {
     while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80)
@@ -144,9 +74,9 @@ inline void open_lease(model& m, const std::string& id) {
   post(m, req_follow{});
 }
 
-// `tui --lease 999` for a lease leaseq does not know: say so and show the list, instead of an
-// empty dashboard waiting on Slurm forever. (A local lease may be opened before its runner
-// ever started: it stays.)
+// `tui --lease 999` for a lease leaseq does not know: say so and show the list,
+// instead of an empty dashboard waiting on Slurm forever. (A local lease may be
+// opened before its runner ever started: it stays.)
 inline void check_open_lease_known(model& m) {
   if (m.screen != screen_kind::dashboard || m.lease_id.empty() || !m.leases.index_error.empty() ||
       leaseq::is_local_lease(m.lease_id) || find_lease(m, m.lease_id))
@@ -162,7 +92,8 @@ inline void check_open_lease_known(model& m) {
   post(m, req_follow{});
 }
 
-// ---- following ---------------------------------------------------------------------------
+// ---- following
+// ---------------------------------------------------------------------------
 
 inline void start_follow(model& m, const std::vector<const leaseq::task_view*>& tasks,
                          log_mode mode) {
@@ -197,7 +128,8 @@ inline void refollow(model& m, log_mode mode) {
   start_follow(m, tasks, mode);
 }
 
-// The spec's rule: exactly one RUNNING task -> follow it; several -> a selector; none -> say so.
+// The spec's rule: exactly one RUNNING task -> follow it; several -> a
+// selector; none -> say so.
 inline void follow_current_running(model& m, log_mode mode) {
   if (!m.snap) {
     notify(m, "no data yet for this lease", true);
@@ -220,7 +152,8 @@ inline void follow_current_running(model& m, log_mode mode) {
   m.ov = overlay::selector;
 }
 
-// F/E/A in the task list: the marked tasks, else the selected one, else the running rule.
+// F/E/A in the task list: the marked tasks, else the selected one, else the
+// running rule.
 inline void follow_selected(model& m, log_mode mode) {
   std::vector<const leaseq::task_view*> tasks;
   for (const auto& id : m.marked)
@@ -237,7 +170,8 @@ inline void follow_selected(model& m, log_mode mode) {
                               : fmt::format("following {} tasks merged", tasks.size()));
 }
 
-// Auto-follow the newest RUNNING task (ui.follow_auto_latest) when nothing runs in the pane.
+// Auto-follow the newest RUNNING task (ui.follow_auto_latest) when nothing runs
+// in the pane.
 inline void auto_follow_latest(model& m) {
   if (!m.ui.follow_auto_latest || !m.snap) return;
   bool current_running = false;
@@ -255,7 +189,8 @@ inline void auto_follow_latest(model& m) {
   start_follow(m, {newest}, m.follow.empty() ? log_mode::out : m.follow.mode);
 }
 
-// A followed task that had no node yet (PENDING) is re-followed once it has one.
+// A followed task that had no node yet (PENDING) is re-followed once it has
+// one.
 inline void refresh_follow_paths(model& m) {
   bool stale = false;
   for (const auto& it : m.follow.tasks)
@@ -265,9 +200,11 @@ inline void refresh_follow_paths(model& m) {
   if (stale) refollow(m, m.follow.mode);
 }
 
-// ---- paged logs --------------------------------------------------------------------------
+// ---- paged logs
+// --------------------------------------------------------------------------
 
-// The paged view fills the body: a border, then the lines, a note line and a key line.
+// The paged view fills the body: a border, then the lines, a note line and a
+// key line.
 inline tui::rect paged_text_area(const model& m) {
   tui::rect body = compute_layout(m).body;
   return {body.x + 1, body.y + 1, std::max(1, body.w - 2), std::max(1, body.h - 4)};
@@ -277,8 +214,8 @@ inline int paged_rows(const model& m) {
   return paged_text_area(m).h;
 }
 
-// How many of the page's lines are on screen (fewer than its rows when long lines wrap):
-// what PgDn moves by, so wrapping never skips a line.
+// How many of the page's lines are on screen (fewer than its rows when long
+// lines wrap): what PgDn moves by, so wrapping never skips a line.
 inline int paged_lines_shown(const model& m) {
   const auto& p = m.paged;
   tui::rect r = paged_text_area(m);
@@ -325,8 +262,9 @@ inline void paged_note(model& m, std::string text, bool error) {
   m.paged.note_error = error;
 }
 
-// n / N (and Enter after /): the next match below the current one (or the top line), or the
-// previous one above it; a search the line budget stopped goes on from where it stopped.
+// n / N (and Enter after /): the next match below the current one (or the top
+// line), or the previous one above it; a search the line budget stopped goes on
+// from where it stopped.
 inline void paged_search(model& m, bool forward) {
   auto& p = m.paged;
   if (p.find.empty()) {
@@ -351,7 +289,8 @@ inline void paged_search(model& m, bool forward) {
   request_page(m, page_find{p.find, from, forward});
 }
 
-// The / prompt of the paged view: typing, Enter finds, Esc leaves the old search as it was.
+// The / prompt of the paged view: typing, Enter finds, Esc leaves the old
+// search as it was.
 inline void paged_prompt_key(model& m, const tui::key& k) {
   auto& p = m.paged;
   if (k.is(tui::key_code::escape)) {
@@ -369,34 +308,14 @@ inline void paged_prompt_key(model& m, const tui::key& k) {
   }
 }
 
-inline void paged_key(model& m, const tui::key& k) {
+// The paged view's moves (lines, pages, top/bottom, sideways): a line wanted
+// off the page asks the worker for the page it is on.
+inline void paged_scroll(model& m, const tui::key& k) {
   auto& p = m.paged;
-  if (p.typing) {
-    paged_prompt_key(m, k);
-    return;
-  }
   std::uint64_t page = static_cast<std::uint64_t>(std::max(1, paged_lines_shown(m)));
   std::uint64_t rows = static_cast<std::uint64_t>(paged_rows(m));
   std::uint64_t last = p.total && *p.total > rows ? *p.total - rows : 0;
   std::uint64_t before = p.first;
-  if (k.is(tui::key_code::escape) || k.is('q') || k.is('L')) {
-    m.ov = overlay::none;
-    return;
-  }
-  if (k.is('/')) {
-    p.typing = true;
-    p.typed.clear();
-    return;
-  }
-  if (k.is('n') || k.is('N')) {
-    paged_search(m, k.is('n'));
-    return;
-  }
-  if (k.is('w')) {
-    p.wrap = !p.wrap;
-    p.hscroll = 0;
-    return;
-  }
   if (k.is(tui::key_code::down) || k.is('j'))
     p.first += 1;
   else if (k.is(tui::key_code::up) || k.is('k'))
@@ -411,14 +330,6 @@ inline void paged_key(model& m, const tui::key& k) {
     p.first = 0;
   else if (k.is('G') || k.is(tui::key_code::end))
     p.first = p.total ? last : UINT64_MAX / 2;  // unknown length: the worker clamps
-  else if (k.is('o')) {
-    const auto* t = find_task(m, p.task);
-    if (t)
-      open_paged(
-          m, *t,
-          p.stream == leaseq::log_stream::out ? leaseq::log_stream::err : leaseq::log_stream::out);
-    return;
-  }
   if (p.total && p.first > last) p.first = std::max(last, std::min(before, p.first));
   if (p.first != before) {
     // Moved by hand: n and N search from what is on screen now, as in less.
@@ -428,7 +339,17 @@ inline void paged_key(model& m, const tui::key& k) {
   }
 }
 
-// ---- the create form -----------------------------------------------------------------
+// o in the paged view: the other stream of the same task.
+inline void paged_switch_stream(model& m) {
+  const auto& p = m.paged;
+  if (const auto* t = find_task(m, p.task))
+    open_paged(
+        m, *t,
+        p.stream == leaseq::log_stream::out ? leaseq::log_stream::err : leaseq::log_stream::out);
+}
+
+// ---- the create form
+// -----------------------------------------------------------------
 
 inline std::string check_count(const std::string& v, long long min) {
   if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos)
@@ -439,7 +360,8 @@ inline std::string check_count(const std::string& v, long long min) {
 
 inline constexpr int form_extra_first = 10;  // index of the first "sbatch arg" field
 
-// The slots field: empty (the runner's default, 1), auto, or a count (leaseq::parse_slots).
+// The slots field: empty (the runner's default, 1), auto, or a count
+// (leaseq::parse_slots).
 inline std::string check_slots(const std::string& v) {
   if (v.empty()) return {};
   try {
@@ -472,7 +394,8 @@ inline std::optional<std::string> opt_field(const std::string& v) {
   return v;
 }
 
-// The request the form describes (fields not validated yet are taken as they are).
+// The request the form describes (fields not validated yet are taken as they
+// are).
 inline leaseq::lease_request form_request(const create_form& f) {
   leaseq::lease_request r;
   const auto& fs = f.form.fields;
@@ -547,7 +470,8 @@ inline void form_key(model& m, const tui::key& k) {
   }
 }
 
-// ---- key handling -------------------------------------------------------------------
+// ---- key handling
+// -------------------------------------------------------------------
 
 inline std::vector<pane> focus_order(const model& m) {
   std::vector<pane> v{pane::leases, pane::nodes, pane::tasks};
@@ -604,8 +528,8 @@ inline void open_search(model& m, pane where, bool lease_list) {
   m.ov = overlay::search;
 }
 
-// Jumps the log view to a line holding the search text: the newest one as it is typed, then
-// (n) the next one up or (N) back down; says so when there is none.
+// Jumps the log view to a line holding the search text: the newest one as it is
+// typed, then (n) the next one up or (N) back down; says so when there is none.
 inline void log_find(model& m, int dir = 0) {
   if (m.log_search.empty()) {
     if (dir != 0) notify(m, "no search yet: / then the text", true);
@@ -661,371 +585,819 @@ inline void search_key(model& m, const tui::key& k) {
   if (edit_input(m.search_text, k)) apply_search(m);
 }
 
-inline void lease_keys(model& m, const tui::key& k, bool on_screen) {
+// ---- the keymap
+// ------------------------------------------------------------------------ One
+// table: each entry is a context, its keys, its help line and its action.
+// handle_key() dispatches through it and the help overlay (key_help) is drawn
+// from it, so a key has a help line and a help line has a key.
+
+// Where a key applies: the overlay that is open, else the screen and the
+// focused pane.
+enum class key_context {
+  anywhere,
+  global,     // no overlay open
+  dashboard,  // no overlay open, the dashboard screen
+  leases,     // the lease list screen, or the leases pane
+  nodes,
+  tasks,
+  log,
+  details,
+  paged,
+  paged_find,  // the / prompt of the paged view
+  search,
+  form,
+  confirm,
+  selector,
+  help,
+  problems,
+  stats,
+};
+
+inline constexpr key_context key_contexts_in_order[] = {
+    key_context::anywhere, key_context::global,     key_context::dashboard, key_context::leases,
+    key_context::nodes,    key_context::tasks,      key_context::log,       key_context::details,
+    key_context::paged,    key_context::paged_find, key_context::search,    key_context::form,
+    key_context::confirm,  key_context::selector,   key_context::help,      key_context::problems,
+    key_context::stats};
+
+inline const char* to_string(key_context c) {
+  switch (c) {
+    case key_context::anywhere:
+      return "anywhere";
+    case key_context::global:
+      return "global";
+    case key_context::dashboard:
+      return "dashboard";
+    case key_context::leases:
+      return "lease list / leases pane";
+    case key_context::nodes:
+      return "nodes pane";
+    case key_context::tasks:
+      return "task list";
+    case key_context::log:
+      return "log viewer";
+    case key_context::details:
+      return "task details";
+    case key_context::paged:
+      return "paged logs (L)";
+    case key_context::paged_find:
+      return "paged logs: the / prompt";
+    case key_context::search:
+      return "search (/)";
+    case key_context::form:
+      return "Slurm lease form (n)";
+    case key_context::confirm:
+      return "confirmation (X, x)";
+    case key_context::selector:
+      return "RUNNING task selector (f)";
+    case key_context::help:
+      return "this help";
+    case key_context::problems:
+      return "problems (!)";
+    case key_context::stats:
+      return "node stats (s)";
+  }
+  return "?";
+}
+
+using key_action = void (*)(model&, const tui::key&);
+
+struct key_binding {
+  key_context context;
+  // The keys; none: every key no other entry of the context takes (typing,
+  // "closes").
+  std::vector<tui::key> keys;
+  std::string help;
+  key_action action;
+  std::string others_label{};  // the help's name for "every other key" (keys empty)
+};
+
+// The help's name of a key: key_name's, Space for ' '.
+inline std::string key_text(const tui::key& k) {
+  return k.is(' ') ? std::string("Space") : tui::key_name(k);
+}
+
+inline std::string key_label(const key_binding& b) {
+  if (b.keys.empty()) return b.others_label;
+  std::string s;
+  for (const auto& k : b.keys) s += (s.empty() ? "" : " / ") + key_text(k);
+  return s;
+}
+
+// A key pressed is the entry's key: the same character or key, Ctrl as written,
+// Shift (which the character already says) not compared; Shift+Tab however it
+// came.
+inline bool key_matches(const tui::key& want, const tui::key& k) {
+  if (want.ctrl) return k.ctrl && !k.alt && k.code == want.code && k.rune == want.rune;
+  if (want.code == tui::key_code::backtab) return k.code == tui::key_code::backtab;
+  return want.code == tui::key_code::rune ? k.is(want.rune) : k.is(want.code);
+}
+
+inline const std::vector<std::pair<std::string, std::string>>& key_help();
+
+inline void overlay_scroll(model& m, int delta) {
+  int lines = m.ov == overlay::problems ? static_cast<int>(problem_lines(m).size())
+                                        : static_cast<int>(key_help().size());
+  m.help_scroll = std::clamp(m.help_scroll + delta, 0, std::max(0, lines - 1));
+}
+
+inline int overlay_page(const model& m) {
+  return std::max(1, m.height - 6);
+}
+
+inline void close_overlay(model& m, const tui::key&) {
+  m.ov = overlay::none;
+}
+
+// The lease under the selection (lease list or pane), or null.
+inline const leaseq::lease_row* selected_lease(const model& m) {
   auto rows = visible_leases(m);
-  const leaseq::lease_row* sel =
-      rows.empty() ? nullptr
-                   : rows[static_cast<std::size_t>(
-                         std::clamp(m.lease_table.selected, 0, static_cast<int>(rows.size()) - 1))];
-  frame_layout f = compute_layout(m);
-  if (m.lease_table.handle_key(k, static_cast<int>(rows.size()), page_rows(f.leases))) return;
-  if (k.is(tui::key_code::enter)) {
-    if (sel) open_lease(m, sel->id);
-  } else if (k.is('l')) {
-    if (sel) post(m, req_set_default{sel->id});
-  } else if (k.is('x')) {
-    if (!sel) return;
-    if (sel->kind != "slurm") {
-      notify(m, "only Slurm leases can be released (" + sel->id + " is " + sel->kind + ")", true);
-      return;
-    }
-    if (lease_ended(*sel)) {
-      notify(m, "lease " + sel->id + " already ended (" + sel->state + "): nothing to release",
-             true);
-      return;
-    }
-    ask(m, "Release lease",
-        "Release lease " + sel->id + " (scancel " + sel->id + ")? Its running tasks are stopped.",
-        req_release{sel->id});
-  } else if (k.is('f')) {
-    m.lease_filter = (m.lease_filter + 1) % 5;
-    m.lease_table.selected = 0;
-    notify(m, std::string("lease filter: ") + lease_filter_name(m.lease_filter));
-  } else if (k.is('n')) {
-    open_create_form(m);
-  } else if (k.is('c')) {
-    if (sel) copy_text(m, sel->id, "lease id");
-  } else if (k.is(tui::key_code::escape) && !on_screen) {
-    m.screen = screen_kind::lease_list;
+  if (rows.empty()) return nullptr;
+  return rows[static_cast<std::size_t>(
+      std::clamp(m.lease_table.selected, 0, static_cast<int>(rows.size()) - 1))];
+}
+
+inline void lease_move(model& m, const tui::key& k) {
+  m.lease_table.handle_key(k, static_cast<int>(visible_leases(m).size()),
+                           page_rows(compute_layout(m).leases));
+}
+
+inline void node_move(model& m, const tui::key& k) {
+  m.node_table.handle_key(k, static_cast<int>(visible_nodes(m).size()),
+                          page_rows(compute_layout(m).nodes));
+}
+
+inline void task_move(model& m, const tui::key& k) {
+  m.task_table.handle_key(k, static_cast<int>(m.visible.size()),
+                          page_rows(compute_layout(m).tasks));
+  if (const auto* t = selected_task(m)) m.selected_task = t->id;
+}
+
+inline void log_move(model& m, const tui::key& k) {
+  m.log_view.handle_key(k, static_cast<int>(m.log_lines.size()),
+                        page_rows(compute_layout(m).log, 2));
+}
+
+inline log_mode follow_mode_of(const tui::key& k) {
+  return k.is('F') ? log_mode::out : k.is('E') ? log_mode::err : log_mode::merged;
+}
+
+inline void follow_running_key(model& m, const tui::key&) {
+  follow_current_running(m, log_mode::out);
+}
+
+inline void confirm_key(model& m, const tui::key& k) {
+  auto r = m.confirm.handle_key(k);
+  if (r == tui::confirm_state::result::accepted) {
+    if (m.confirm_action) post(m, *m.confirm_action);
+    m.confirm_action.reset();
+    m.ov = overlay::none;
+  } else if (r == tui::confirm_state::result::cancelled) {
+    m.confirm_action.reset();
+    m.ov = overlay::none;
+    notify(m, "cancelled: nothing done");
   }
 }
 
-inline void node_keys(model& m, const tui::key& k) {
-  auto nodes = visible_nodes(m);
-  frame_layout f = compute_layout(m);
-  if (m.node_table.handle_key(k, static_cast<int>(nodes.size()), page_rows(f.nodes))) return;
-  const leaseq::node_view* n = selected_node(m);
-  if (k.is(tui::key_code::enter)) {
-    if (!n) return;
-    m.filter.node = m.filter.node == n->name ? std::string() : n->name;
-    m.task_table.selected = 0;
-    m.selected_task.clear();
-    recompute(m);
-    notify(m, m.filter.node.empty() ? "node filter cleared" : "tasks of node " + n->name);
-  } else if (k.is('s')) {
-    if (!n) return;
-    m.stats_node = n->name;
-    m.ov = overlay::stats;
-  } else if (k.is('P') || k.is('U')) {
-    if (!n) return;
-    post(m, req_lane{n->name, k.is('P')});
-  } else if (k.is('c')) {
-    if (n) copy_text(m, n->name, "node");
-  } else if (k.is('f')) {
-    follow_current_running(m, log_mode::out);
+inline void selector_key(model& m, const tui::key& k) {
+  auto r = m.selector.handle_key(k, static_cast<int>(m.selector_ids.size()));
+  if (r == tui::selector_state::result::chosen) {
+    m.ov = overlay::none;
+    const auto* t =
+        find_task(m, m.selector_ids[static_cast<std::size_t>(std::clamp(
+                         m.selector.selected, 0, static_cast<int>(m.selector_ids.size()) - 1))]);
+    if (t) {
+      start_follow(m, {t}, m.selector_mode);
+      notify(m, "following " + t->id);
+    }
+  } else if (r == tui::selector_state::result::cancelled) {
+    m.ov = overlay::none;
   }
 }
 
-inline void task_keys(model& m, const tui::key& k) {
-  frame_layout f = compute_layout(m);
-  int rows = static_cast<int>(m.visible.size());
-  if (m.task_table.handle_key(k, rows, page_rows(f.tasks))) {
-    if (const auto* t = selected_task(m)) m.selected_task = t->id;
-    return;
-  }
-  const leaseq::task_view* t = selected_task(m);
+inline void task_state_filter_key(model& m, const tui::key& k) {
   using leaseq::task_state;
-  if (k.is(tui::key_code::enter)) {
-    if (!t) return;
-    m.details_task = t->id;
-    m.details_env = false;
-    m.help_scroll = 0;
-    m.ov = overlay::details;
-  } else if (k.is('F')) {
-    follow_selected(m, log_mode::out);
-  } else if (k.is('E')) {
-    follow_selected(m, log_mode::err);
-  } else if (k.is('A')) {
-    follow_selected(m, log_mode::merged);
-  } else if (k.is('L')) {
-    if (t) open_paged(m, *t, leaseq::log_stream::out);
-  } else if (k.is('X')) {
-    if (!t) return;
-    if (leaseq::is_done(t->state)) {
-      notify(m, t->id + " already ended (" + std::string(leaseq::to_string(t->state)) + ")", true);
-      return;
-    }
-    ask(m, "Cancel task",
-        "Cancel " + t->id + " (" + std::string(leaseq::to_string(t->state)) + ")? " +
-            tui::truncate_text(leaseq::sanitize_inline(t->command()), 40),
-        req_cancel{t->id});
-  } else if (k.is('R')) {
-    if (t) post(m, req_retry{t->id});
-  } else if (k.is('1')) {
+  if (k.is('1'))
     toggle_state_filter(m, {task_state::pending});
-  } else if (k.is('2')) {
+  else if (k.is('2'))
     toggle_state_filter(m, {task_state::running});
-  } else if (k.is('3')) {
+  else if (k.is('3'))
     toggle_state_filter(m, {task_state::failed});
-  } else if (k.is('4')) {
+  else
     toggle_state_filter(m, {task_state::finished});
-  } else if (k.is('5')) {
-    toggle_state_filter(m, {task_state::lost_maybe, task_state::lost});
-  } else if (k.is('0')) {
-    m.filter = {};
-    m.stderr_ids.clear();
-    post(m, req_stderr_probe{false});
-    recompute(m);
-    notify(m, "filters cleared");
-  } else if (k.is('e')) {
-    m.filter.has_stderr_output = !m.filter.has_stderr_output;
-    post(m, req_stderr_probe{m.filter.has_stderr_output});
-    m.task_table.selected = 0;
-    recompute(m);
-  } else if (k.is('a')) {
-    m.show_archived = !m.show_archived;
-    m.task_table.selected = 0;
-    m.task_page = 0;
-    m.selected_task.clear();
-    if (m.show_archived) {
-      m.archived.reset();  // read afresh: a clean may have run since
-      post(m, req_archived{});
-      notify(m, "archived tasks (leaseq clean): reading...  a: back to the live ones");
-    } else {
-      notify(m, "live tasks");
-    }
-    recompute(m);
-  } else if (k.is('S')) {
-    m.sort = m.sort == leaseq::task_sort::state_priority ? leaseq::task_sort::seq_in_lane
-                                                         : leaseq::task_sort::state_priority;
-    recompute(m);
-    notify(m, m.sort == leaseq::task_sort::state_priority ? "sort: state, then start (newest)"
-                                                          : "sort: seq within lane");
-  } else if (k.is('v') || k.is(' ')) {
-    if (!t) return;
-    if (!m.marked.erase(t->id)) m.marked.insert(t->id);
-    m.task_table.move(1, rows);
-    if (const auto* nt = selected_task(m)) m.selected_task = nt->id;
-  } else if (k.is('c')) {
-    if (t) copy_text(m, t->id, "task id");
-  } else if (k.is('f')) {
-    follow_current_running(m, log_mode::out);
-  } else if (k.is(']') || k.is('[')) {
-    auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
-    std::size_t pages = m.visible_total == 0 ? 1 : (m.visible_total - 1) / cap + 1;
-    std::size_t next =
-        k.is(']') ? std::min(m.task_page + 1, pages - 1) : (m.task_page > 0 ? m.task_page - 1 : 0);
-    if (next == m.task_page) {
-      notify(m, k.is(']') ? "last page of tasks" : "first page of tasks");
-      return;
-    }
-    m.task_page = next;
-    m.task_table = {};
-    m.selected_task.clear();
-    recompute(m);
-    notify(m, fmt::format("tasks page {}/{}", m.task_page + 1, pages));
-  }
 }
 
-inline void log_keys(model& m, const tui::key& k) {
-  frame_layout f = compute_layout(m);
-  int page = page_rows(f.log, 2);
-  int n = static_cast<int>(m.log_lines.size());
-  if (k.is(' ')) {
-    m.log_view.follow = !m.log_view.follow;
-    if (!m.log_view.follow) m.log_view.offset = std::max(0, n - page);
-    notify(m, m.log_view.follow ? "follow on" : "follow paused");
-  } else if (k.is('o')) {
-    refollow(m, m.follow.mode == log_mode::out ? log_mode::err : log_mode::out);
-  } else if (k.is('m')) {
-    refollow(m, m.follow.mode == log_mode::merged ? log_mode::out : log_mode::merged);
-  } else if (k.is(tui::key_code::escape)) {
-    m.log_open = false;
-    m.focus = pane::tasks;
-  } else if (k.is('c')) {
-    if (!m.follow.empty())
-      copy_text(
-          m,
-          m.follow.mode == log_mode::err ? m.follow.tasks[0].err_path : m.follow.tasks[0].out_path,
-          "log path");
-  } else if (k.is('f')) {
-    follow_current_running(m, log_mode::out);
-  } else if (k.is('n') || k.is('N')) {
-    log_find(m, k.is('n') ? -1 : 1);
-  } else {
-    m.log_view.handle_key(k, n, page);
-  }
-}
-
-inline void details_keys(model& m, const tui::key& k) {
-  const leaseq::task_view* t = find_task(m, m.details_task);
-  if (k.is(tui::key_code::escape) || k.is('q') || k.is(tui::key_code::enter)) {
-    m.ov = overlay::none;
+inline void task_page_key(model& m, const tui::key& k) {
+  auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
+  std::size_t pages = m.visible_total == 0 ? 1 : (m.visible_total - 1) / cap + 1;
+  std::size_t next =
+      k.is(']') ? std::min(m.task_page + 1, pages - 1) : (m.task_page > 0 ? m.task_page - 1 : 0);
+  if (next == m.task_page) {
+    notify(m, k.is(']') ? "last page of tasks" : "first page of tasks");
     return;
   }
+  m.task_page = next;
+  m.task_table = {};
+  m.selected_task.clear();
+  recompute(m);
+  notify(m, fmt::format("tasks page {}/{}", m.task_page + 1, pages));
+}
+
+inline void task_cancel_key(model& m, const tui::key&) {
+  const leaseq::task_view* t = selected_task(m);
   if (!t) return;
-  // A long command or env does not fit 24 rows: the modal scrolls (draw_text_modal clamps).
-  if (k.is(tui::key_code::down) || k.is('j')) {
-    ++m.help_scroll;
-  } else if (k.is(tui::key_code::up) || k.is('k')) {
-    m.help_scroll = std::max(0, m.help_scroll - 1);
-  } else if (k.is('F') || k.is('E') || k.is('A')) {
-    m.ov = overlay::none;
-    start_follow(m, {t}, k.is('F') ? log_mode::out : k.is('E') ? log_mode::err : log_mode::merged);
-    notify(m, "following " + t->id);
-  } else if (k.is('L')) {
-    open_paged(m, *t, leaseq::log_stream::out);
-  } else if (k.is('c')) {
-    copy_text(m, t->command(), "command");
-  } else if (k.is('y')) {
-    copy_text(m, t->id, "task id");
-  } else if (k.is('e')) {
-    m.details_env = !m.details_env;
-  }
-}
-
-inline void handle_key(model& m, const tui::key& k) {
-  // Raw mode turns Ctrl-C into a key, and it is the first key people press to leave: it quits
-  // from anywhere (overlays, search, the form), exactly like q.
-  if (k == tui::key::ctrl_of('c')) {
-    m.quit = true;
+  if (leaseq::is_done(t->state)) {
+    notify(m, t->id + " already ended (" + std::string(leaseq::to_string(t->state)) + ")", true);
     return;
   }
+  ask(m, "Cancel task",
+      "Cancel " + t->id + " (" + std::string(leaseq::to_string(t->state)) + ")? " +
+          tui::truncate_text(leaseq::sanitize_inline(t->command()), 40),
+      req_cancel{t->id});
+}
+
+inline void task_archived_key(model& m, const tui::key&) {
+  m.show_archived = !m.show_archived;
+  m.task_table.selected = 0;
+  m.task_page = 0;
+  m.selected_task.clear();
+  if (m.show_archived) {
+    m.archived.reset();  // read afresh: a clean may have run since
+    post(m, req_archived{});
+    notify(m, "archived tasks (leaseq clean): reading...  a: back to the live ones");
+  } else {
+    notify(m, "live tasks");
+  }
+  recompute(m);
+}
+
+inline void lease_release_key(model& m, const tui::key&) {
+  const auto* sel = selected_lease(m);
+  if (!sel) return;
+  if (kind_of(*sel) != lease_kind::slurm) {
+    notify(m, "only Slurm leases can be released (" + sel->id + " is " + sel->kind + ")", true);
+    return;
+  }
+  if (lease_ended(*sel)) {
+    notify(m, "lease " + sel->id + " already ended (" + sel->state + "): nothing to release", true);
+    return;
+  }
+  ask(m, "Release lease",
+      "Release lease " + sel->id + " (scancel " + sel->id + ")? Its running tasks are stopped.",
+      req_release{sel->id});
+}
+
+inline void node_filter_key(model& m, const tui::key&) {
+  const leaseq::node_view* n = selected_node(m);
+  if (!n) return;
+  m.filter.node = m.filter.node == n->name ? std::string() : n->name;
+  m.task_table.selected = 0;
+  m.selected_task.clear();
+  recompute(m);
+  notify(m, m.filter.node.empty() ? "node filter cleared" : "tasks of node " + n->name);
+}
+
+inline void log_toggle_follow_key(model& m, const tui::key&) {
+  int n = static_cast<int>(m.log_lines.size());
+  m.log_view.follow = !m.log_view.follow;
+  if (!m.log_view.follow) m.log_view.offset = std::max(0, n - page_rows(compute_layout(m).log, 2));
+  notify(m, m.log_view.follow ? "follow on" : "follow paused");
+}
+
+// Up/Down and j/k of the detail modal: a long command or env does not fit 24
+// rows (draw_text_modal clamps).
+inline void details_scroll_key(model& m, const tui::key& k) {
+  if (k.is(tui::key_code::down) || k.is('j'))
+    ++m.help_scroll;
+  else
+    m.help_scroll = std::max(0, m.help_scroll - 1);
+}
+
+inline const std::vector<key_binding>& keymap() {
+  using kc = key_context;
+  using tui::key_code;
+  auto ch = [](char32_t c) { return tui::key::ch(c); };
+  auto code = [](key_code c) { return tui::key::of(c); };
+  const std::vector<tui::key> up_down{ch('j'), ch('k'), code(key_code::up), code(key_code::down)};
+  const std::vector<tui::key> pages{code(key_code::page_up), code(key_code::page_down)};
+  const std::vector<tui::key> ends{ch('g'), ch('G'), code(key_code::home), code(key_code::end)};
+  const std::vector<tui::key> sideways{code(key_code::left), code(key_code::right)};
+  const std::vector<tui::key> editing{code(key_code::backspace), tui::key::ctrl_of('u')};
+  static const std::vector<key_binding> table = [&] {
+    std::vector<key_binding> t = {
+        {kc::anywhere,
+         {tui::key::ctrl_of('c')},
+         "quit",
+         [](model& m, const tui::key&) { m.quit = true; }},
+
+        {kc::global, {ch('q')}, "quit", [](model& m, const tui::key&) { m.quit = true; }},
+        {kc::global,
+         {ch('?')},
+         "this help",
+         [](model& m, const tui::key&) {
+           m.ov = overlay::help;
+           m.help_scroll = 0;
+         }},
+        {kc::global,
+         {ch('/')},
+         "search (tasks: command, label:NAME; leases: id/name; nodes: name; log: "
+         "text)",
+         [](model& m, const tui::key&) {
+           bool on_list = m.screen == screen_kind::lease_list;
+           open_search(m, on_list ? pane::leases : m.focus, on_list);
+         }},
+        {kc::global,
+         {ch('!')},
+         "list the problems: unreadable files and dirs (which, why), config.json "
+         "keys",
+         [](model& m, const tui::key&) {
+           m.ov = overlay::problems;
+           m.help_scroll = 0;
+         }},
+        {kc::global,
+         {ch('r')},
+         "refresh now",
+         [](model& m, const tui::key&) {
+           post(m, req_refresh{});
+           notify(m, "refreshing");
+         }},
+        {kc::global,
+         {ch('p')},
+         "pause / resume auto-refresh",
+         [](model& m, const tui::key&) {
+           m.refresh_paused = !m.refresh_paused;
+           post(m, req_set_paused{m.refresh_paused});
+           notify(m,
+                  m.refresh_paused ? "auto-refresh paused (r still refreshes)" : "auto-refresh on");
+         }},
+
+        {kc::dashboard,
+         {code(key_code::tab)},
+         "next pane",
+         [](model& m, const tui::key&) { cycle_focus(m, 1); }},
+        {kc::dashboard,
+         {code(key_code::backtab)},
+         "previous pane",
+         [](model& m, const tui::key&) { cycle_focus(m, -1); }},
+
+        {kc::leases, up_down, "move selection", lease_move},
+        {kc::leases, pages, "page up / down", lease_move},
+        {kc::leases, ends, "first / last lease", lease_move},
+        {kc::leases,
+         {code(key_code::enter)},
+         "open the selected lease's dashboard",
+         [](model& m, const tui::key&) {
+           if (const auto* sel = selected_lease(m)) open_lease(m, sel->id);
+         }},
+        {kc::leases,
+         {ch('l')},
+         "make the selected lease the default (lease use)",
+         [](model& m, const tui::key&) {
+           if (const auto* sel = selected_lease(m)) post(m, req_set_default{sel->id});
+         }},
+        {kc::leases,
+         {ch('n')},
+         "create a Slurm lease (form)",
+         [](model& m, const tui::key&) { open_create_form(m); }},
+        {kc::leases, {ch('x')}, "release the selected Slurm lease (asks first)", lease_release_key},
+        {kc::leases,
+         {ch('f')},
+         "filter leases: all/local/slurm/running/pending",
+         [](model& m, const tui::key&) {
+           m.lease_filter = next(m.lease_filter);
+           m.lease_table.selected = 0;
+           notify(m, std::string("lease filter: ") + to_string(m.lease_filter));
+         }},
+        {kc::leases,
+         {ch('c')},
+         "copy the lease id (OSC 52)",
+         [](model& m, const tui::key&) {
+           if (const auto* sel = selected_lease(m)) copy_text(m, sel->id, "lease id");
+         }},
+        {kc::leases,
+         {code(key_code::escape)},
+         "back to the lease list screen (leases pane)",
+         [](model& m, const tui::key&) {
+           if (m.screen == screen_kind::dashboard) m.screen = screen_kind::lease_list;
+         }},
+
+        {kc::nodes, up_down, "move selection", node_move},
+        {kc::nodes, pages, "page up / down", node_move},
+        {kc::nodes, ends, "first / last node", node_move},
+        {kc::nodes,
+         {code(key_code::enter)},
+         "filter the task list to this node (again: clear)",
+         node_filter_key},
+        {kc::nodes,
+         {ch('s')},
+         "node stats (hb age, running task, pending count)",
+         [](model& m, const tui::key&) {
+           if (const auto* n = selected_node(m)) {
+             m.stats_node = n->name;
+             m.ov = overlay::stats;
+           }
+         }},
+        {kc::nodes,
+         {ch('P')},
+         "pause this node's lane (control/<node>/pause.json)",
+         [](model& m, const tui::key&) {
+           if (const auto* n = selected_node(m)) post(m, req_lane{n->name, true});
+         }},
+        {kc::nodes,
+         {ch('U')},
+         "resume this node's lane (control/<node>/resume.json)",
+         [](model& m, const tui::key&) {
+           if (const auto* n = selected_node(m)) post(m, req_lane{n->name, false});
+         }},
+        {kc::nodes,
+         {ch('c')},
+         "copy the node name (OSC 52)",
+         [](model& m, const tui::key&) {
+           if (const auto* n = selected_node(m)) copy_text(m, n->name, "node");
+         }},
+
+        {kc::tasks, up_down, "move selection", task_move},
+        {kc::tasks, pages, "page up / down", task_move},
+        {kc::tasks, ends, "first / last task", task_move},
+        {kc::tasks,
+         {code(key_code::enter)},
+         "task details",
+         [](model& m, const tui::key&) {
+           const leaseq::task_view* t = selected_task(m);
+           if (!t) return;
+           m.details_task = t->id;
+           m.details_env = false;
+           m.help_scroll = 0;
+           m.ov = overlay::details;
+         }},
+        {kc::tasks,
+         {ch('F'), ch('E'), ch('A')},
+         "follow stdout / stderr / both merged (the marked tasks, else the "
+         "selected one)",
+         [](model& m, const tui::key& k) { follow_selected(m, follow_mode_of(k)); }},
+        {kc::tasks,
+         {ch('L')},
+         "open logs (paged, any size)",
+         [](model& m, const tui::key&) {
+           if (const auto* t = selected_task(m)) open_paged(m, *t, leaseq::log_stream::out);
+         }},
+        {kc::tasks,
+         {ch('X')},
+         "cancel task (writes a cancel control file; asks first)",
+         task_cancel_key},
+        {kc::tasks,
+         {ch('R')},
+         "retry task (new task, same command, new key)",
+         [](model& m, const tui::key&) {
+           if (const auto* t = selected_task(m)) post(m, req_retry{t->id});
+         }},
+        {kc::tasks,
+         {ch('1'), ch('2'), ch('3'), ch('4')},
+         "filter pending / running / failed / finished (again: clear)",
+         task_state_filter_key},
+        {kc::tasks,
+         {ch('5')},
+         "filter LOST? and LOST",
+         [](model& m, const tui::key&) {
+           toggle_state_filter(m, {leaseq::task_state::lost_maybe, leaseq::task_state::lost});
+         }},
+        {kc::tasks,
+         {ch('e')},
+         "filter tasks with stderr output or a bad exit",
+         [](model& m, const tui::key&) {
+           m.filter.has_stderr_output = !m.filter.has_stderr_output;
+           post(m, req_stderr_probe{m.filter.has_stderr_output});
+           m.task_table.selected = 0;
+           recompute(m);
+         }},
+        {kc::tasks,
+         {ch('0')},
+         "clear all filters",
+         [](model& m, const tui::key&) {
+           m.filter = {};
+           m.stderr_ids.clear();
+           post(m, req_stderr_probe{false});
+           recompute(m);
+           notify(m, "filters cleared");
+         }},
+        {kc::tasks,
+         {ch('S')},
+         "sort: state priority, then start desc <-> seq within lane",
+         [](model& m, const tui::key&) {
+           m.sort = m.sort == leaseq::task_sort::state_priority ? leaseq::task_sort::seq_in_lane
+                                                                : leaseq::task_sort::state_priority;
+           recompute(m);
+           notify(m, m.sort == leaseq::task_sort::state_priority
+                         ? "sort: state, then start (newest)"
+                         : "sort: seq within lane");
+         }},
+        {kc::tasks,
+         {ch('a')},
+         "list the archived tasks (leaseq clean) <-> the live ones",
+         task_archived_key},
+        {kc::tasks,
+         {ch('['), ch(']')},
+         "previous / next page of tasks (ui.max_tasks_display rows each)",
+         task_page_key},
+        {kc::tasks,
+         {ch('v'), ch(' ')},
+         "mark task for a merged follow (F/E/A follow all marked)",
+         [](model& m, const tui::key&) {
+           const leaseq::task_view* t = selected_task(m);
+           if (!t) return;
+           if (!m.marked.erase(t->id)) m.marked.insert(t->id);
+           m.task_table.move(1, static_cast<int>(m.visible.size()));
+           if (const auto* nt = selected_task(m)) m.selected_task = nt->id;
+         }},
+        {kc::tasks,
+         {ch('c')},
+         "copy the task id (OSC 52)",
+         [](model& m, const tui::key&) {
+           if (const auto* t = selected_task(m)) copy_text(m, t->id, "task id");
+         }},
+
+        {kc::log, {ch(' ')}, "toggle follow (tail -f)", log_toggle_follow_key},
+        {kc::log, up_down, "scroll", log_move},
+        {kc::log, pages, "scroll a page", log_move},
+        {kc::log, ends, "top / bottom", log_move},
+        {kc::log, sideways, "scroll long lines sideways (a cut line ends with ›)", log_move},
+        {kc::log, {ch('w')}, "wrap long lines / cut them", log_move},
+        {kc::log,
+         {ch('o')},
+         "switch stdout <-> stderr",
+         [](model& m, const tui::key&) {
+           refollow(m, m.follow.mode == log_mode::out ? log_mode::err : log_mode::out);
+         }},
+        {kc::log,
+         {ch('m')},
+         "merge / unmerge stdout+stderr",
+         [](model& m, const tui::key&) {
+           refollow(m, m.follow.mode == log_mode::merged ? log_mode::out : log_mode::merged);
+         }},
+        {kc::log,
+         {ch('n'), ch('N')},
+         "next match of / up / down (matches marked)",
+         [](model& m, const tui::key& k) { log_find(m, k.is('n') ? -1 : 1); }},
+        {kc::log,
+         {ch('c')},
+         "copy the log path (OSC 52)",
+         [](model& m, const tui::key&) {
+           if (m.follow.empty()) return;
+           copy_text(m,
+                     m.follow.mode == log_mode::err ? m.follow.tasks[0].err_path
+                                                    : m.follow.tasks[0].out_path,
+                     "log path");
+         }},
+        {kc::log,
+         {code(key_code::escape)},
+         "collapse the log pane",
+         [](model& m, const tui::key&) {
+           m.log_open = false;
+           m.focus = pane::tasks;
+         }},
+
+        {kc::details,
+         {ch('F'), ch('E'), ch('A')},
+         "follow stdout / stderr / both merged",
+         [](model& m, const tui::key& k) {
+           const leaseq::task_view* t = find_task(m, m.details_task);
+           if (!t) return;
+           m.ov = overlay::none;
+           start_follow(m, {t}, follow_mode_of(k));
+           notify(m, "following " + t->id);
+         }},
+        {kc::details,
+         {ch('L')},
+         "open logs (paged)",
+         [](model& m, const tui::key&) {
+           if (const auto* t = find_task(m, m.details_task))
+             open_paged(m, *t, leaseq::log_stream::out);
+         }},
+        {kc::details,
+         {ch('c')},
+         "copy the command (OSC 52)",
+         [](model& m, const tui::key&) {
+           if (const auto* t = find_task(m, m.details_task)) copy_text(m, t->command(), "command");
+         }},
+        {kc::details,
+         {ch('y')},
+         "copy the task id (OSC 52)",
+         [](model& m, const tui::key&) {
+           if (const auto* t = find_task(m, m.details_task)) copy_text(m, t->id, "task id");
+         }},
+        {kc::details,
+         {ch('e')},
+         "show / hide the environment",
+         [](model& m, const tui::key&) {
+           if (find_task(m, m.details_task)) m.details_env = !m.details_env;
+         }},
+        {kc::details, up_down, "scroll when it does not fit",
+         [](model& m, const tui::key& k) {
+           if (find_task(m, m.details_task)) details_scroll_key(m, k);
+         }},
+        {kc::details,
+         {code(key_code::escape), ch('q'), code(key_code::enter)},
+         "close",
+         close_overlay},
+
+        {kc::paged, up_down, "scroll", paged_scroll},
+        {kc::paged,
+         {code(key_code::page_up), code(key_code::page_down), ch(' ')},
+         "scroll a page",
+         paged_scroll},
+        {kc::paged, ends, "top / bottom", paged_scroll},
+        {kc::paged, sideways, "scroll long lines sideways (a cut line ends with ›)", paged_scroll},
+        {kc::paged,
+         {ch('w')},
+         "wrap long lines / cut them",
+         [](model& m, const tui::key&) {
+           m.paged.wrap = !m.paged.wrap;
+           m.paged.hscroll = 0;
+         }},
+        {kc::paged,
+         {ch('/')},
+         "find text in the whole file (type it, then Enter; matches marked)",
+         [](model& m, const tui::key&) {
+           m.paged.typing = true;
+           m.paged.typed.clear();
+         }},
+        {kc::paged,
+         {ch('n'), ch('N')},
+         "next / previous match",
+         [](model& m, const tui::key& k) { paged_search(m, k.is('n')); }},
+        {kc::paged,
+         {ch('o')},
+         "switch stdout <-> stderr",
+         [](model& m, const tui::key&) { paged_switch_stream(m); }},
+        {kc::paged, {code(key_code::escape), ch('q'), ch('L')}, "close", close_overlay},
+
+        {kc::paged_find,
+         {code(key_code::enter)},
+         "find it, from the top line down",
+         paged_prompt_key},
+        {kc::paged_find, {code(key_code::escape)}, "leave the search as it was", paged_prompt_key},
+        {kc::paged_find, editing, "delete a character / the text", paged_prompt_key},
+        {kc::paged_find, {}, "type the text to find", paged_prompt_key, "text"},
+
+        {kc::search, {code(key_code::enter)}, "keep the search, close the prompt", search_key},
+        {kc::search, {code(key_code::escape)}, "clear the search, close the prompt", search_key},
+        {kc::search, editing, "delete a character / the text", search_key},
+        {kc::search, {}, "type the text (the list follows as you type)", search_key, "text"},
+
+        {kc::form,
+         {code(key_code::tab), code(key_code::down), code(key_code::backtab), code(key_code::up)},
+         "move between fields (a new sbatch arg appears when one is filled)",
+         form_key},
+        {kc::form,
+         {code(key_code::enter)},
+         "check with sbatch --test-only; Enter again submits",
+         form_key},
+        {kc::form, {code(key_code::escape)}, "cancel", form_key},
+        {kc::form, editing, "delete a character / the field", form_key},
+        {kc::form, {}, "type into the field", form_key, "text"},
+
+        {kc::confirm, {ch('y'), ch('Y')}, "yes: do it", confirm_key},
+        {kc::confirm,
+         {ch('n'), ch('N'), code(key_code::escape)},
+         "no: nothing is done",
+         confirm_key},
+        {kc::confirm,
+         {code(key_code::left), code(key_code::right), code(key_code::tab),
+          code(key_code::backtab)},
+         "choose yes / no",
+         confirm_key},
+        {kc::confirm, {code(key_code::enter)}, "take the choice", confirm_key},
+
+        {kc::selector, up_down, "move selection", selector_key},
+        {kc::selector, pages, "page up / down", selector_key},
+        {kc::selector, ends, "first / last task", selector_key},
+        {kc::selector, {code(key_code::enter)}, "follow the selected task", selector_key},
+        {kc::selector, {code(key_code::escape), ch('q')}, "close", selector_key},
+
+        {kc::stats, {}, "close", close_overlay, "any key"},
+    };
+    for (kc c : {kc::nodes, kc::tasks, kc::log})
+      t.push_back({c,
+                   {ch('f')},
+                   "follow the current RUNNING task (a selector if several run)",
+                   follow_running_key});
+    // The help and the problems list scroll alike.
+    for (kc c : {kc::help, kc::problems}) {
+      t.push_back(
+          {c, {ch('j'), code(key_code::down)}, "scroll down", [](model& m, const tui::key&) {
+             overlay_scroll(m, 1);
+           }});
+      t.push_back({c, {ch('k'), code(key_code::up)}, "scroll up", [](model& m, const tui::key&) {
+                     overlay_scroll(m, -1);
+                   }});
+      t.push_back(
+          {c, {code(key_code::page_down), ch(' ')}, "page down", [](model& m, const tui::key&) {
+             overlay_scroll(m, overlay_page(m));
+           }});
+      t.push_back({c, {code(key_code::page_up)}, "page up", [](model& m, const tui::key&) {
+                     overlay_scroll(m, -overlay_page(m));
+                   }});
+      t.push_back({c, {}, "close", close_overlay, "any other key"});
+    }
+    return t;
+  }();
+  return table;
+}
+
+// Every key, for the help overlay: a heading per context (the description
+// empty), then its entries, all from keymap().
+inline const std::vector<std::pair<std::string, std::string>>& key_help() {
+  static const std::vector<std::pair<std::string, std::string>> lines = [] {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (key_context c : key_contexts_in_order) {
+      bool heading = false;
+      for (const auto& b : keymap()) {
+        if (b.context != c) continue;
+        if (!heading) out.emplace_back(to_string(c), "");
+        heading = true;
+        out.emplace_back(key_label(b), b.help);
+      }
+    }
+    return out;
+  }();
+  return lines;
+}
+
+// The entry of context c that takes k: the first whose keys hold it, else the
+// context's "every other key" entry; null when the context has neither.
+inline const key_binding* find_binding(key_context c, const tui::key& k) {
+  const key_binding* others = nullptr;
+  for (const auto& b : keymap()) {
+    if (b.context != c) continue;
+    if (b.keys.empty() && !others) others = &b;
+    for (const auto& want : b.keys)
+      if (key_matches(want, k)) return &b;
+  }
+  return others;
+}
+
+inline key_context pane_context(pane p) {
+  switch (p) {
+    case pane::leases:
+      return key_context::leases;
+    case pane::nodes:
+      return key_context::nodes;
+    case pane::log:
+      return key_context::log;
+    case pane::tasks:
+      break;
+  }
+  return key_context::tasks;
+}
+
+// The contexts a key is looked up in now, first to last.
+inline std::vector<key_context> active_key_contexts(const model& m) {
+  using kc = key_context;
   switch (m.ov) {
     case overlay::help:
-      if (k.is(tui::key_code::down) || k.is('j'))
-        ++m.help_scroll;
-      else if (k.is(tui::key_code::up) || k.is('k'))
-        m.help_scroll = std::max(0, m.help_scroll - 1);
-      else if (k.is(tui::key_code::page_down) || k.is(' '))
-        m.help_scroll += std::max(1, m.height - 6);
-      else if (k.is(tui::key_code::page_up))
-        m.help_scroll = std::max(0, m.help_scroll - std::max(1, m.height - 6));
-      else
-        m.ov = overlay::none;
-      m.help_scroll = std::clamp(m.help_scroll, 0, static_cast<int>(key_help().size()) - 1);
-      return;
+      return {kc::anywhere, kc::help};
     case overlay::details:
-      details_keys(m, k);
-      return;
-    case overlay::confirm: {
-      auto r = m.confirm.handle_key(k);
-      if (r == tui::confirm_state::result::accepted) {
-        if (m.confirm_action) post(m, *m.confirm_action);
-        m.confirm_action.reset();
-        m.ov = overlay::none;
-      } else if (r == tui::confirm_state::result::cancelled) {
-        m.confirm_action.reset();
-        m.ov = overlay::none;
-        notify(m, "cancelled: nothing done");
-      }
-      return;
-    }
-    case overlay::selector: {
-      auto r = m.selector.handle_key(k, static_cast<int>(m.selector_ids.size()));
-      if (r == tui::selector_state::result::chosen) {
-        m.ov = overlay::none;
-        const auto* t = find_task(
-            m, m.selector_ids[static_cast<std::size_t>(std::clamp(
-                   m.selector.selected, 0, static_cast<int>(m.selector_ids.size()) - 1))]);
-        if (t) {
-          start_follow(m, {t}, m.selector_mode);
-          notify(m, "following " + t->id);
-        }
-      } else if (r == tui::selector_state::result::cancelled) {
-        m.ov = overlay::none;
-      }
-      return;
-    }
+      return {kc::anywhere, kc::details};
+    case overlay::confirm:
+      return {kc::anywhere, kc::confirm};
+    case overlay::selector:
+      return {kc::anywhere, kc::selector};
     case overlay::form:
-      form_key(m, k);
-      return;
+      return {kc::anywhere, kc::form};
     case overlay::stats:
-      m.ov = overlay::none;
-      return;
+      return {kc::anywhere, kc::stats};
     case overlay::problems:
-      if (k.is(tui::key_code::down) || k.is('j'))
-        ++m.help_scroll;
-      else if (k.is(tui::key_code::up) || k.is('k'))
-        m.help_scroll = std::max(0, m.help_scroll - 1);
-      else if (k.is(tui::key_code::page_down) || k.is(' '))
-        m.help_scroll += std::max(1, m.height - 6);
-      else if (k.is(tui::key_code::page_up))
-        m.help_scroll = std::max(0, m.help_scroll - std::max(1, m.height - 6));
-      else
-        m.ov = overlay::none;
-      m.help_scroll =
-          std::clamp(m.help_scroll, 0, std::max(0, static_cast<int>(problem_lines(m).size()) - 1));
-      return;
+      return {kc::anywhere, kc::problems};
     case overlay::search:
-      search_key(m, k);
-      return;
+      return {kc::anywhere, kc::search};
     case overlay::paged:
-      paged_key(m, k);
-      return;
+      return {kc::anywhere, m.paged.typing ? kc::paged_find : kc::paged};
     case overlay::none:
       break;
   }
-  // Global keys.
-  if (k.is('q')) {
-    m.quit = true;
-    return;
-  }
-  if (k.is('?')) {
-    m.ov = overlay::help;
-    m.help_scroll = 0;
-    return;
-  }
-  if (k.is('!')) {
-    m.ov = overlay::problems;
-    m.help_scroll = 0;
-    return;
-  }
-  if (k.is('r')) {
-    post(m, req_refresh{});
-    notify(m, "refreshing");
-    return;
-  }
-  if (k.is('p')) {
-    m.refresh_paused = !m.refresh_paused;
-    post(m, req_set_paused{m.refresh_paused});
-    notify(m, m.refresh_paused ? "auto-refresh paused (r still refreshes)" : "auto-refresh on");
-    return;
-  }
-  bool on_list = m.screen == screen_kind::lease_list;
-  if (k.is('/')) {
-    open_search(m, on_list ? pane::leases : m.focus, on_list);
-    return;
-  }
-  if (on_list) {
-    lease_keys(m, k, true);
-    return;
-  }
-  if (k.is(tui::key_code::tab)) {
-    cycle_focus(m, 1);
-    return;
-  }
-  if (k.code == tui::key_code::backtab) {
-    cycle_focus(m, -1);
-    return;
-  }
-  switch (m.focus) {
-    case pane::leases:
-      lease_keys(m, k, false);
-      break;
-    case pane::nodes:
-      node_keys(m, k);
-      break;
-    case pane::tasks:
-      task_keys(m, k);
-      break;
-    case pane::log:
-      log_keys(m, k);
-      break;
-  }
+  if (m.screen == screen_kind::lease_list) return {kc::anywhere, kc::global, kc::leases};
+  return {kc::anywhere, kc::global, kc::dashboard, pane_context(m.focus)};
 }
 
-// ---- messages ------------------------------------------------------------------------
+// The entry a key press runs now, or null (the key does nothing here).
+inline const key_binding* binding_for(const model& m, const tui::key& k) {
+  for (key_context c : active_key_contexts(m))
+    if (const auto* b = find_binding(c, k)) return b;
+  return nullptr;
+}
+
+// Runs the key's entry; false when no entry takes it. Ctrl-C (anywhere) quits
+// from every overlay, search and form, exactly like q: raw mode turns it into a
+// key.
+inline bool handle_key(model& m, const tui::key& k) {
+  const key_binding* b = binding_for(m, k);
+  if (!b) return false;
+  b->action(m, k);
+  return true;
+}
+
+// ---- messages
+// ------------------------------------------------------------------------
 
 struct message_visitor {
   model& m;
@@ -1049,8 +1421,8 @@ struct message_visitor {
   void operator()(const msg_leases& l) {
     std::vector<leaseq::lease_row> before = std::move(m.leases.rows);
     m.leases = l.listing;
-    // A listing from the cache alone does not undo what Slurm itself said (an error, say)
-    // about a lease the cache has nothing on.
+    // A listing from the cache alone does not undo what Slurm itself said (an
+    // error, say) about a lease the cache has nothing on.
     for (auto& row : m.leases.rows) {
       if (!l.asking.count(row.id)) continue;
       for (const auto& old : before)

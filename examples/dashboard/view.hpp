@@ -90,8 +90,8 @@ inline int cells_of(const std::string& s) {
 inline leaseq::lease_condition open_lease_condition(const model& m) {
   for (const auto& r : m.leases.rows)
     if (r.id == m.lease_id)
-      return r.kind == "local" ? leaseq::lease_condition::local()
-                               : leaseq::lease_condition::slurm(r.state, r.nodes);
+      return kind_of(r) == lease_kind::local ? leaseq::lease_condition::local()
+                                             : leaseq::lease_condition::slurm(r.state, r.nodes);
   return {};
 }
 
@@ -103,7 +103,7 @@ inline std::optional<std::string> waiting_reason(const model& m, const leaseq::t
 }
 
 inline std::string lease_title(const model& m) {
-  return fmt::format("leases ({}){}", lease_filter_name(m.lease_filter),
+  return fmt::format("leases ({}){}", to_string(m.lease_filter),
                      m.lease_search.empty() ? "" : "  /" + m.lease_search);
 }
 
@@ -137,7 +137,7 @@ inline void draw_leases(model& m, tui::buffer& buf, const tui::rect& r, bool foc
       case 3:
         return capacity_text(l);
       case 4:
-        return l.kind == "slurm" ? (l.time_left.empty() ? "-" : l.time_left) : "-";
+        return kind_of(l) == lease_kind::slurm ? (l.time_left.empty() ? "-" : l.time_left) : "-";
       default: {
         std::string name = l.name ? *l.name : "";
         std::string extra = l.reason;
@@ -170,14 +170,21 @@ inline void draw_leases(model& m, tui::buffer& buf, const tui::rect& r, bool foc
       [&](int row) {
         const auto& l = *rows[static_cast<std::size_t>(row)];
         tui::style st;
-        if (l.state == "RUNNING")
-          st.fg = tui::colors::green;
-        else if (l.state == "PENDING")
-          st.fg = tui::colors::yellow;
-        else if (l.state == "UNKNOWN" || l.state == "STALE")
-          st.fg = tui::colors::red;
-        else
-          st.dim = true;
+        switch (state_of(l)) {
+          case lease_state::running:
+            st.fg = tui::colors::green;
+            break;
+          case lease_state::pending:
+            st.fg = tui::colors::yellow;
+            break;
+          case lease_state::unknown:
+          case lease_state::stale:
+            st.fg = tui::colors::red;
+            break;
+          case lease_state::other:
+            st.dim = true;
+            break;
+        }
         return st;
       });
 }

@@ -46,9 +46,9 @@ TEST_CASE("lease list keys: j/k, Enter, l, x, f, n", "[dashboard][screens]") {
   CHECK(m.message_error);
   CHECK(contains(m.message, "only Slurm leases"));
   press(m, 'f');
-  CHECK(m.lease_filter == 1);
+  CHECK(m.lease_filter == lease_filter_mode::local);
   press(m, 'f');
-  CHECK(m.lease_filter == 2);
+  CHECK(m.lease_filter == lease_filter_mode::slurm);
   std::string s = screen_text(m);
   CHECK(contains(s, "leases (slurm)"));
   CHECK_FALSE(contains(s, "local:myhost"));
@@ -58,7 +58,7 @@ TEST_CASE("lease list keys: j/k, Enter, l, x, f, n", "[dashboard][screens]") {
   CHECK(contains(s, "11223344"));
   CHECK_FALSE(contains(s, "99887766"));
   press(m, 'f');  // back to all
-  CHECK(m.lease_filter == 0);
+  CHECK(m.lease_filter == lease_filter_mode::all);
   press(m, 'n');
   CHECK(m.ov == overlay::form);
   press(m, tui::key_code::escape);
@@ -219,4 +219,36 @@ TEST_CASE("bidi controls and invisible characters in commands never reach the sc
     for (const std::string& hidden : {rlo, lri, zwsp}) CHECK_FALSE(contains(out, hidden));
   CHECK(contains(buf.row_text(m.height - 1), "raw"));
   CHECK(contains(buf.row_text(m.height - 1), "end"));
+}
+
+TEST_CASE("lease kind, state and filter are enums read from the row's text",
+          "[dashboard][leases]") {
+  for (lease_kind k : {lease_kind::local, lease_kind::slurm})
+    CHECK(parse_lease_kind(to_string(k)) == k);
+  CHECK(parse_lease_kind("cloud") == lease_kind::unknown);
+  for (lease_state s :
+       {lease_state::running, lease_state::pending, lease_state::unknown, lease_state::stale})
+    CHECK(parse_lease_state(to_string(s)) == s);
+  CHECK(parse_lease_state("COMPLETED") == lease_state::other);
+  CHECK(parse_lease_state("running") == lease_state::other);  // Slurm's words are upper case
+
+  leaseq::lease_row local, slurm;
+  local.kind = "local";
+  local.state = "RUNNING";
+  slurm.kind = "slurm";
+  slurm.state = "PENDING";
+  lease_filter_mode f = lease_filter_mode::all;
+  std::vector<std::string> names;
+  do {
+    names.push_back(to_string(f));
+    f = next(f);
+  } while (f != lease_filter_mode::all);
+  CHECK(names == std::vector<std::string>{"all", "local", "slurm", "running", "pending"});
+  CHECK(admits(lease_filter_mode::all, local));
+  CHECK(admits(lease_filter_mode::local, local));
+  CHECK_FALSE(admits(lease_filter_mode::local, slurm));
+  CHECK(admits(lease_filter_mode::slurm, slurm));
+  CHECK(admits(lease_filter_mode::running, local));
+  CHECK_FALSE(admits(lease_filter_mode::running, slurm));
+  CHECK(admits(lease_filter_mode::pending, slurm));
 }

@@ -363,10 +363,11 @@ TEST_CASE("dashboard: actions on a real local lease: cancel, retry, pause/resume
   d.key("p");
   CHECK(d.see("refresh=2s"));
 
-  // Help lists the keys.
+  // Help lists the keys, grouped by where they apply (the global ones first).
   d.key("?");
   CHECK(d.see("Help (j/k scroll"));
-  CHECK(d.see("follow the current RUNNING task"));
+  CHECK(d.see("-- global --"));
+  CHECK(d.see("refresh now"));
   d.key("j");
   d.key("Escape");
   CHECK(d.gone("Help (j/k scroll"));
