@@ -28,7 +28,8 @@ void print_subcommands(const CLI::App& app, const std::vector<std::string>& path
   for (const CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
     if (!sub->get_group().empty()) std::cout << sub->get_name() << "\n";
   for (const CLI::Option* opt : at->get_options())
-    for (const auto& l : opt->get_lnames()) std::cout << "--" << l << "\n";
+    if (!opt->get_group().empty())  // a hidden alias (runner --gpus) is not offered
+      for (const auto& l : opt->get_lnames()) std::cout << "--" << l << "\n";
 }
 
 std::string lease_or_default(const leaseq::home_paths& home, const std::string& lease) {
@@ -76,7 +77,7 @@ void add_complete_command(CLI::App& app) {
   auto lease = std::make_shared<std::string>();
   auto words = std::make_shared<std::vector<std::string>>();
   cmd->add_option("kind", *kind, "commands|leases|tasks|nodes")->required();
-  cmd->add_option("--lease", *lease, "Lease to read (default: the default lease)");
+  add_lease_option(*cmd, *lease);
   cmd->add_option("words", *words, "For commands: the subcommand path typed so far");
   cmd->callback([&app, kind, lease, words] {
     auto home = leaseq::home_paths::from_env();

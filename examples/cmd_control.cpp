@@ -237,7 +237,7 @@ void add_control_commands(CLI::App& app) {
                          void (*run)(const bulk_options&)) {
     auto o = std::make_shared<bulk_options>();
     CLI::App* c = app.add_subcommand(name, help);
-    c->add_option("--lease", o->lease, "Lease id (default: the default lease)");
+    add_lease_option(*c, o->lease);
     c->add_option("--state", o->state, std::string("Every task in this state: ") + states);
     c->add_option("--label", o->label,
                   std::string("Every task with this label (in a state: ") + states + ")");
@@ -265,7 +265,7 @@ void add_control_commands(CLI::App& app) {
         pause ? "pause" : "resume",
         pause ? "Pause a node's runner: it claims nothing new, running tasks finish"
               : "Resume a paused node's runner");
-    c->add_option("--lease", *lease_opt, "Lease id (default: the default lease)");
+    add_lease_option(*c, *lease_opt);
     c->add_option("node", *node_arg, "Node name")->required();
     c->callback([lease_opt, node_arg, pause] {
       home_paths home = home_paths::from_env();

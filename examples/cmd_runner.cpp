@@ -179,7 +179,7 @@ void lease_local_status(const std::string& node_opt) {
         "wrote it)\n",
         id.c_str(), node.c_str(), std::string(to_string(node_health::down)).c_str(),
         static_cast<long long>(hb->pid));
-    throw CLI::RuntimeError(3);
+    throw CLI::RuntimeError(exit_not_ok);
   }
   std::printf("%s node %s: %s", id.c_str(), node.c_str(), std::string(to_string(h)).c_str());
   if (hb)
@@ -188,7 +188,7 @@ void lease_local_status(const std::string& node_opt) {
                 static_cast<long long>(hb->pending), hb->paused ? "paused" : "active",
                 static_cast<long long>(hb->slots), static_cast<long long>(hb->gpus));
   std::printf("\n");
-  if (h != node_health::ok) throw CLI::RuntimeError(3);
+  if (h != node_health::ok) throw CLI::RuntimeError(exit_not_ok);
 }
 
 void lease_local_stop(const std::string& node_opt, double wait_s) {
@@ -235,14 +235,13 @@ void add_runner_commands(CLI::App& app, CLI::App& lease_cmd) {
   auto ro = std::make_shared<runner_options>();
   CLI::App* run = app.add_subcommand(
       "runner", "Run tasks of a lease on this node (claims from its lane, then from _any)");
-  run->add_option("--lease", ro->lease, "Lease id (default: the local lease local:<host>)");
+  add_lease_option(*run, ro->lease, "Lease id (default: the local lease local:<host>)");
   run->add_option("--node", ro->node, "Node name (default: the short host name)");
   run->add_option("--slots", ro->slots,
                   "Tasks run at once: a number, or auto (one per GPU handed out; without GPUs "
                   "one per CPU Slurm gave this node, else per CPU)")
       ->capture_default_str();
-  run->add_option("--gpus", ro->gpus, "GPUs to hand out: auto, none, or indices 0,1,...")
-      ->capture_default_str();
+  add_gpu_ids_option(*run, ro->gpus);
   run->add_option("--grace", ro->grace, "Seconds between SIGTERM and SIGKILL on cancel/stop")
       ->capture_default_str();
   run->add_option("--heartbeat", ro->heartbeat, "Seconds between heartbeat rewrites")
@@ -262,7 +261,7 @@ void add_runner_commands(CLI::App& app, CLI::App& lease_cmd) {
   start->add_option("--node", lo->node, "Node name (default: the short host name)");
   start->add_option("--slots", lo->slots, "Tasks run at once: a number, or auto (as runner)")
       ->capture_default_str();
-  start->add_option("--gpus", lo->gpus, "GPUs: auto, none, or 0,1,...")->capture_default_str();
+  add_gpu_ids_option(*start, lo->gpus);
   start->add_option("--grace", lo->grace, "Seconds between SIGTERM and SIGKILL")
       ->capture_default_str();
   start->callback([lo] {

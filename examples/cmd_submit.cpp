@@ -223,13 +223,15 @@ void add_submit_command(CLI::App& app) {
   auto so = std::make_shared<submit_options>();
   CLI::App* sub = app.add_subcommand(
       "submit", "Enqueue a task and print its id (leaseq submit [options] -- CMD ARGS...)");
-  sub->add_option("--lease", so->lease, "Lease id (default: the default lease)");
+  add_lease_option(*sub, so->lease);
   sub->add_option("--node", so->node, "Run on this node only (default: any runner, lane _any)");
   sub->add_option("--key", so->key,
                   "Idempotency key: submitting the same key again prints the earlier id");
   sub->add_option("--cwd", so->cwd, "Working directory (default: the current directory)");
   sub->add_option("--env", so->env, "Environment variable K=V for the task (repeatable)");
-  sub->add_option("--gpus", so->gpus, "GPUs the task needs")->capture_default_str();
+  sub->add_option("--gpus", so->gpus,
+                  "How many GPUs the task needs (a count; runner --gpu-ids lists devices)")
+      ->capture_default_str();
   sub->add_flag("--shell", so->shell, "Run the command words as one /bin/sh -c line");
   sub->add_flag("--force", so->force,
                 "Queue even what cannot run: --gpus above every live runner's, --node no runner "
