@@ -6,6 +6,7 @@
 #include <string>
 
 #include <leaseq/detail/dir.hpp>
+#include <leaseq/detail/strings.hpp>
 #include <leaseq/index.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/paths.hpp>
@@ -58,9 +59,8 @@ void print_nodes(const leaseq::home_paths& home, const std::string& lease_id) {
   leaseq::lease_paths lease(home, lease_id);
   std::set<std::string> nodes;
   for (const auto& f : leaseq::detail::list_dir(lease.hb_dir().string()).names) {
-    auto dot = f.rfind(".json");
-    if (dot != std::string::npos && leaseq::is_valid_node(f.substr(0, dot)))
-      nodes.insert(f.substr(0, dot));
+    auto node = leaseq::detail::strip_suffix(f, ".json");
+    if (node && leaseq::is_valid_node(*node)) nodes.insert(std::string(*node));
   }
   for (const auto& root : {lease.inbox_root(), lease.claimed_root(), lease.done_root()})
     for (const auto& n : leaseq::detail::list_dir(root.string()).names)

@@ -141,8 +141,9 @@ std::vector<std::string> tasks_selected(const home_paths& home, const std::strin
 // Asks before `verb` hits more than one task, unless --yes; off a terminal it refuses.
 void confirm_bulk(const char* verb, const std::vector<std::string>& ids, bool yes) {
   if (ids.size() <= 1 || yes) return;
-  std::string shown;
-  for (std::size_t i = 0; i < ids.size() && i < 5; ++i) shown += (i ? " " : "") + ids[i];
+  std::string shown = detail::join(
+      std::vector<std::string>(ids.begin(), ids.begin() + std::min<std::size_t>(ids.size(), 5)),
+      " ");
   if (ids.size() > 5) shown += " ...";
   std::string what = fmt::format("{} tasks would be {} ({})", ids.size(), verb, shown);
   if (!::isatty(STDIN_FILENO)) throw error(what + "; not on a terminal, so pass --yes to confirm");
@@ -165,7 +166,7 @@ void cancel_one(const home_paths& home, const std::string& lease_id, const lease
   std::optional<std::string> fallback;
   if (is_local_lease(lease_id)) fallback = lease_id.substr(6);
   cancel_outcome c = cancel_task(lease, id, fallback);
-  std::printf("cancel of %s sent to %s\n", id.c_str(), join_words(c.nodes).c_str());
+  std::printf("cancel of %s sent to %s\n", id.c_str(), detail::join(c.nodes, " ").c_str());
 }
 
 // Checks the ids and options of a bulk command, lists the tasks it hits (nothing: says so and

@@ -127,12 +127,6 @@ local_heartbeat live_local_runner(const lease_paths& lease, const std::string& n
   return out;
 }
 
-std::string join_words(const std::vector<std::string>& words) {
-  std::string s;
-  for (const auto& w : words) s += (s.empty() ? "" : " ") + w;
-  return s;
-}
-
 void add_engine_commands(CLI::App& app, CLI::App& lease_cmd) {
   add_runner_commands(app, lease_cmd);
   add_submit_command(app);

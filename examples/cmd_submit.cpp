@@ -191,12 +191,12 @@ void do_submit(const submit_options& o) {
   if (o.command.empty()) throw error("submit: no command given (leaseq submit -- CMD ARGS...)");
   // An empty program name can only fail at exec time, on the runner, long after this returns.
   if (o.command[0].empty() ||
-      (o.shell && join_words(o.command).find_first_not_of(" \t") == std::string::npos))
+      (o.shell && detail::join(o.command, " ").find_first_not_of(" \t") == std::string::npos))
     throw error("submit: the command is empty (leaseq submit -- CMD ARGS...)");
   submit_request r = base;
   if (o.shell) {
-    r.argv = shell_argv(join_words(o.command));
-    r.cmd = join_words(o.command);
+    r.cmd = detail::join(o.command, " ");
+    r.argv = shell_argv(r.cmd);
   } else {
     r.argv = o.command;
   }

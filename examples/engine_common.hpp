@@ -27,8 +27,6 @@ struct local_heartbeat {
 // naming a pid that may be signalled and is alive.
 local_heartbeat live_local_runner(const leaseq::lease_paths& lease, const std::string& node);
 
-std::string join_words(const std::vector<std::string>& words);
-
 // runner, lease local start|stop|status (cmd_runner.cpp)
 void add_runner_commands(CLI::App& app, CLI::App& lease_cmd);
 // submit (cmd_submit.cpp)
