@@ -23,7 +23,7 @@ measure() {  # $1: label; runs with the current environment
   export LEASEQ_HOME=$base/home
   local lease=local:bench
   "$bin" submit --lease "$lease" --force -- true > /dev/null  # creates the tree
-  "$bin" runner --lease "$lease" --node bench --slots 1 --gpus none 2> "$base/runner.log" &
+  "$bin" runner --lease "$lease" --node bench --slots 1 --gpu-ids none 2> "$base/runner.log" &
   runner_pid=$!
   local ids=() published=()
   for _ in $(seq "$k"); do

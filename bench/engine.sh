@@ -37,7 +37,7 @@ awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) print "true" }' > "$base/lines.n"
 "$bin" submit --lease "$lease" --each-line "$base/lines.n" > /dev/null
 done_dir=$LEASEQ_HOME/runs/$lease/done/bench
 t0=$(now)
-"$bin" runner --lease "$lease" --node bench --slots 2 --gpus none 2> "$base/home/runner.log" &
+"$bin" runner --lease "$lease" --node bench --slots 2 --gpu-ids none 2> "$base/home/runner.log" &
 runner_pid=$!
 while [ "$(ls "$done_dir" 2>/dev/null | wc -l)" -lt "$n" ]; do sleep 0.05; done
 t1=$(now)

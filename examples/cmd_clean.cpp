@@ -246,7 +246,7 @@ void add_clean_commands(CLI::App& app, CLI::App& lease) {
       "archive (runs/<lease>/archive/), so scans stay fast; status and the dashboard still count "
       "them, tasks --archived "
       "lists them. Their logs are deleted unless --keep-logs");
-  c->add_option("--lease", o->lease, "Lease id (default: the default lease)");
+  add_lease_option(*c, o->lease);
   c->add_option("--state", o->states,
                 "Only tasks in these states (FINISHED, FAILED, CANCELLED; comma list or "
                 "repeated; default: all three)");

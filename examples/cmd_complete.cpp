@@ -6,6 +6,7 @@
 #include <string>
 
 #include <leaseq/detail/dir.hpp>
+#include <leaseq/detail/strings.hpp>
 #include <leaseq/index.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/paths.hpp>
@@ -28,7 +29,8 @@ void print_subcommands(const CLI::App& app, const std::vector<std::string>& path
   for (const CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
     if (!sub->get_group().empty()) std::cout << sub->get_name() << "\n";
   for (const CLI::Option* opt : at->get_options())
-    for (const auto& l : opt->get_lnames()) std::cout << "--" << l << "\n";
+    if (!opt->get_group().empty())  // a hidden alias (runner --gpus) is not offered
+      for (const auto& l : opt->get_lnames()) std::cout << "--" << l << "\n";
 }
 
 std::string lease_or_default(const leaseq::home_paths& home, const std::string& lease) {
@@ -57,9 +59,8 @@ void print_nodes(const leaseq::home_paths& home, const std::string& lease_id) {
   leaseq::lease_paths lease(home, lease_id);
   std::set<std::string> nodes;
   for (const auto& f : leaseq::detail::list_dir(lease.hb_dir().string()).names) {
-    auto dot = f.rfind(".json");
-    if (dot != std::string::npos && leaseq::is_valid_node(f.substr(0, dot)))
-      nodes.insert(f.substr(0, dot));
+    auto node = leaseq::detail::strip_suffix(f, ".json");
+    if (node && leaseq::is_valid_node(*node)) nodes.insert(std::string(*node));
   }
   for (const auto& root : {lease.inbox_root(), lease.claimed_root(), lease.done_root()})
     for (const auto& n : leaseq::detail::list_dir(root.string()).names)
@@ -76,7 +77,7 @@ void add_complete_command(CLI::App& app) {
   auto lease = std::make_shared<std::string>();
   auto words = std::make_shared<std::vector<std::string>>();
   cmd->add_option("kind", *kind, "commands|leases|tasks|nodes")->required();
-  cmd->add_option("--lease", *lease, "Lease to read (default: the default lease)");
+  add_lease_option(*cmd, *lease);
   cmd->add_option("words", *words, "For commands: the subcommand path typed so far");
   cmd->callback([&app, kind, lease, words] {
     auto home = leaseq::home_paths::from_env();

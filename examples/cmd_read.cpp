@@ -676,7 +676,7 @@ void add_read_commands(CLI::App& app) {
     CLI::App* c = app.add_subcommand(
         "status",
         "Show a lease: its nodes with health and heartbeat age, and task counts by state");
-    c->add_option("--lease", *lease, "Lease id (default: the default lease, see `lease use`)");
+    add_lease_option(*c, *lease);
     c->add_flag("--json", *json_flag,
                 "Print JSON: {lease, kind, state, state_inferred, nodes: [{node, health, "
                 "hb_age_s, running, pending, paused}], counts, archived, archived_counts}; counts "
@@ -690,7 +690,7 @@ void add_read_commands(CLI::App& app) {
     auto a = std::make_shared<tasks_args>();
     CLI::App* c = app.add_subcommand(
         "tasks", "List a lease's tasks: RUNNING first, then PENDING, FAILED, FINISHED");
-    c->add_option("--lease", a->lease, "Lease id (default: the default lease)");
+    add_lease_option(*c, a->lease);
     c->add_option("--state", a->states,
                   "Only tasks in this state (PENDING, RUNNING, FINISHED, FAILED, CANCELLED, "
                   "LOST?, LOST); repeatable");
@@ -725,12 +725,13 @@ void add_read_commands(CLI::App& app) {
     auto both = std::make_shared<bool>(false);
     CLI::App* c = app.add_subcommand(
         "follow",
-        "Follow a task's output until it ends, then exit with its exit code. Without TASK: the "
+        "Follow a task's output until it ends, then exit with its own exit code (128+N when "
+        "signal N ended it, 1 when LOST). Without TASK: the "
         "only RUNNING task; with several, choose one (exit 2 without a terminal). On a "
         "terminal the output is sanitized and a line redrawn with \\r (a progress bar) shows "
         "its last state; otherwise the bytes are passed as they are");
     c->add_option("task", *task, "Task id (T014)");
-    c->add_option("--lease", *lease, "Lease id (default: the default lease)");
+    add_lease_option(*c, *lease);
     auto* e = c->add_flag("--stderr", *err, "Follow stderr instead of stdout");
     c->add_flag("--both", *both, "Follow stdout and stderr merged, each line tagged")->excludes(e);
     c->callback([=] { cmd_follow(*lease, *task, *err, *both); });
@@ -744,7 +745,7 @@ void add_read_commands(CLI::App& app) {
         "Print a task's whole stdout (or stderr) log. On a terminal it is sanitized and a line "
         "redrawn with \\r (a progress bar) shows its last state; otherwise byte-exact");
     c->add_option("task", *task, "Task id (T014)")->required();
-    c->add_option("--lease", *lease, "Lease id (default: the default lease)");
+    add_lease_option(*c, *lease);
     c->add_flag("--stderr", *err, "Print the stderr log");
     c->callback([=] { cmd_logs(*lease, *task, *err); });
   }

@@ -16,7 +16,7 @@ void add_tui_command(CLI::App& app) {
       "tui",
       "Open the dashboard: leases, nodes/runners, tasks and logs (opens the default lease, or "
       "the lease list when there is none; press ? inside for every key)");
-  auto* lease = tui->add_option("--lease", opt->lease, "Open this lease's dashboard directly");
+  auto* lease = add_lease_option(*tui, opt->lease, "Open this lease's dashboard directly");
   auto* local = tui->add_flag("--local", opt->local, "Open the local lease local:<hostname>");
   auto* slurm = tui->add_flag("--slurm", opt->slurm, "Open the lease list, filtered to Slurm");
   lease->excludes(local)->excludes(slurm);

@@ -24,9 +24,6 @@ namespace {
 
 using namespace leaseq;
 
-inline constexpr int exit_timeout = 124;    // as timeout(1)
-inline constexpr int exit_interrupt = 130;  // 128 + SIGINT
-
 std::atomic<bool> interrupted{false};
 
 extern "C" void on_interrupt(int) {
@@ -304,11 +301,12 @@ void add_wait_command(CLI::App& app) {
   auto a = std::make_shared<wait_args>();
   CLI::App* c = app.add_subcommand(
       "wait",
-      "Block until tasks have ended; exit 0 when all FINISHED, 1 when any did not, 124 on "
-      "timeout, 2 for an unknown task, 130 on Ctrl-C; prints a one-line summary");
+      "Block until tasks have ended; exit 0 when all FINISHED, 1 when any did not (not a task's "
+      "own code: follow keeps that), 124 on timeout, 2 for an unknown task, 130 on Ctrl-C; "
+      "prints a one-line summary");
   c->add_option("task", a->ids, "Task ids (T012 T013 ...)");
   c->add_flag("--all", a->all, "Every task of the lease, those submitted while waiting included");
-  c->add_option("--lease", a->lease, "Lease id (default: the default lease)");
+  add_lease_option(*c, a->lease);
   c->add_option("--timeout", a->timeout,
                 "Give up after this long (30s, 5m, 1h30m, 2:00:00, 90 = seconds): exit 124");
   c->add_flag("--json", a->as_json,

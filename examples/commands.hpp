@@ -8,17 +8,53 @@
 
 namespace leaseq_cli {
 
-// Exit codes shared by every command (exit_status_help is the table --help and the man page show).
+// Every exit code of the program. exit_status_help is the one table of them: `leaseq --help`
+// shows it and tools/gen-man renders it as the man page's EXIT STATUS section.
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_error = 1;
 inline constexpr int exit_usage = 2;
+inline constexpr int exit_not_ok = 3;       // lease local status: the runner is not OK
+inline constexpr int exit_timeout = 124;    // wait --timeout, as timeout(1)
+inline constexpr int exit_interrupt = 130;  // wait: Ctrl-C, 128 + SIGINT
 inline constexpr const char* exit_status_help =
     "Exit status:\n"
-    "  0    success\n"
-    "  1    the command failed (refused, not found, I/O error); the message says why\n"
-    "  2    usage error: unknown command or option, missing or invalid value\n"
+    "  0    success (leaseq without arguments prints this help and exits 0)\n"
+    "  1    the command failed (refused, not found, I/O error); the message says why;\n"
+    "       wait: a task ended other than FINISHED\n"
+    "  2    usage error: unknown command or option, missing or invalid value;\n"
+    "       wait: an unknown task\n"
+    "  3    lease local status: the runner is not OK\n"
+    "  124  wait: --timeout passed first\n"
+    "  130  wait: interrupted (Ctrl-C)\n"
     "  follow exits with the followed task's own code (128+N when signal N ended it,\n"
-    "  1 when it was lost); other codes are documented by the command's --help.";
+    "  1 when it was lost); lease create and release pass on a failed Slurm command's code.";
+
+// --lease, as every command declares it. Most commands act on the default lease (`lease use`)
+// without it; the few whose default differs pass their own help (the runner: the local lease).
+inline constexpr const char* lease_help = "Lease id (default: the default lease, see `lease use`)";
+inline CLI::Option* add_lease_option(CLI::App& cmd, std::string& lease,
+                                     const char* help = lease_help) {
+  return cmd.add_option("--lease", lease, help);
+}
+
+// --gpu-ids: the GPUs a runner hands out (`runner`, `lease local start`), a device list, not
+// the count `submit --gpus` asks for. `--gpus` stays a hidden alias there, for older scripts.
+inline void add_gpu_ids_option(CLI::App& cmd, std::string& gpus) {
+  CLI::Option* ids =
+      cmd.add_option("--gpu-ids", gpus,
+                     "GPUs to hand out: auto (every NVIDIA GPU found), none, or indices 0,1,...")
+          ->capture_default_str();
+  // Not ->excludes(ids): that would print "Excludes: --gpus" under --gpu-ids.
+  cmd.add_option_function<std::string>(
+         "--gpus",
+         [&gpus, ids](const std::string& value) {
+           if (ids->count() > 0)
+             throw CLI::ValidationError("--gpus", "the former name of --gpu-ids: give one of them");
+           gpus = value;
+         },
+         "Former name of --gpu-ids")
+      ->group("");
+}
 
 // runner, submit, cancel, retry, pause, resume, lease local start|stop|status
 void add_engine_commands(CLI::App& app, CLI::App& lease);

@@ -12,6 +12,7 @@
 
 #include "leaseq/detail/exact_bytes.hpp"
 #include "leaseq/detail/json_fields.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/names.hpp"
 
 namespace leaseq {
@@ -76,23 +77,7 @@ inline constexpr std::string_view to_string(node_health h) noexcept {
 // argv joined for display, each word quoted for sh only when it needs it.
 inline std::string display_command(const std::vector<std::string>& argv) {
   if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty();
-    for (char c : a)
-      if (!(detail::is_alnum(c) ||
-            std::string_view("-_./=:,+@%").find(c) != std::string_view::npos))
-        plain = false;
-    if (plain) {
-      out += a;
-      continue;
-    }
-    out += '\'';
-    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    out += '\'';
-  }
-  return out;
+  return detail::shell_join(argv);
 }
 
 // One execution of a task that ended (protocol version 3, "attempts"): a task with retries

@@ -56,6 +56,7 @@
 #include "leaseq/clock.hpp"
 #include "leaseq/config.hpp"
 #include "leaseq/detail/quote.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/detail/task_sax.hpp"
 #include "leaseq/engine/seq.hpp"
 #include "leaseq/file_io.hpp"
@@ -115,11 +116,6 @@ struct cached_hb {
   bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
   std::string reason;
 };
-
-inline bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
-}
 
 // Priority among sightings of the same task: done > claimed > inbox.
 struct sighting {

@@ -33,6 +33,7 @@
 
 #include "leaseq/detail/dir.hpp"
 #include "leaseq/detail/posix.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
@@ -89,18 +90,6 @@ inline std::string who(uid_t uid) {
   return name == std::to_string(uid) ? "uid " + name : name + " (uid " + std::to_string(uid) + ")";
 }
 
-// A path as a shell word for a fix the user copies: bare when it needs no quoting.
-inline std::string shell_word(const std::string& s) {
-  bool plain = !s.empty();
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("/._-+:@,=%", c)))
-      plain = false;
-  if (plain) return s;
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 inline std::string write_bits_text(mode_t mode) {
   bool g = mode & S_IWGRP, o = mode & S_IWOTH;
   return g && o ? "group and others" : g ? "its group" : "others";
@@ -110,7 +99,7 @@ inline std::string write_bits_text(mode_t mode) {
 // us alone (a sticky bit does not help: others could still add files, i.e. tasks).
 inline std::optional<std::string> dir_distrust(const fs::path& path, const struct stat& st,
                                                const std::string& what) {
-  const std::string p = shell_word(path.string());
+  const std::string p = shell_quote(path.string());
   if (st.st_uid != ::geteuid())
     return fmt::format(
         "{} {} is owned by {}, not by you ({}, uid {}): anyone who can write there can run "
@@ -287,7 +276,7 @@ inline home_trust inspect_home(const fs::path& home, home_use use) {
         out.exposed = f->string() + " (and likely every task file under " + home.string() +
                       ") can be read by other users, and task files hold the tasks' environment "
                       "(tokens, keys). Fix: chmod -R go-rwx " +
-                      detail::shell_word(home.string());
+                      detail::shell_quote(home.string());
     }
   }
   return out;

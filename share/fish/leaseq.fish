@@ -33,6 +33,12 @@ function __leaseq_candidates
             set kind leases
         case --node
             set kind nodes
+        case --slots
+            echo auto
+            return
+        case --gpu-ids
+            printf '%s\n' auto none
+            return
         case '*'
             switch "$cmdpath"
                 case cancel retry logs follow wait

@@ -2275,6 +2275,83 @@ inline std::optional<std::string> base64_decode(std::string_view text) {
 
 }  // namespace leaseq::detail
 // end leaseq/detail/exact_bytes.hpp
+// begin leaseq/detail/strings.hpp
+
+// Small string helpers, each written once: trimming, suffix tests and stripping (file names such
+// as T000012.json or T000012.result.json), joining with a separator, and quoting for a POSIX shell.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace leaseq::detail {
+
+// s without leading and trailing spaces, tabs, CRs and LFs.
+inline std::string_view trim(std::string_view s) noexcept {
+  constexpr std::string_view space = " \t\r\n";
+  std::size_t first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
+inline bool ends_with(std::string_view s, std::string_view suffix) noexcept {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// The part of `name` before `suffix` ("T000012" for "T000012.json", ".json"): nullopt when name
+// does not end with suffix or is nothing but the suffix (a file named ".json" names nothing).
+inline std::optional<std::string_view> strip_suffix(std::string_view name,
+                                                    std::string_view suffix) noexcept {
+  if (name.size() <= suffix.size() || !ends_with(name, suffix)) return std::nullopt;
+  return name.substr(0, name.size() - suffix.size());
+}
+
+// The items with `sep` between them ("a,b,c"); "" for none.
+template <class Range>
+std::string join(const Range& items, std::string_view sep) {
+  std::string out;
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out += sep;
+    first = false;
+    out += std::string_view(item);
+  }
+  return out;
+}
+
+// One word for a POSIX shell, for scripts and for display: as it is when it holds only
+// characters no shell treats specially, else single-quoted (a ' inside as '\''). "" is ''.
+inline std::string shell_quote(std::string_view s) {
+  constexpr std::string_view plain_punct = "_-./:=,+%@";
+  bool plain = !s.empty();
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          plain_punct.find(c) != std::string_view::npos))
+      plain = false;
+  if (plain) return std::string(s);
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+// The words quoted by shell_quote, separated by spaces: a command line sh runs as `words`.
+inline std::string shell_join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) {
+    if (!out.empty()) out += ' ';
+    out += shell_quote(w);
+  }
+  return out;
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/strings.hpp
 
 namespace leaseq {
 
@@ -2338,23 +2415,7 @@ inline constexpr std::string_view to_string(node_health h) noexcept {
 // argv joined for display, each word quoted for sh only when it needs it.
 inline std::string display_command(const std::vector<std::string>& argv) {
   if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty();
-    for (char c : a)
-      if (!(detail::is_alnum(c) ||
-            std::string_view("-_./=:,+@%").find(c) != std::string_view::npos))
-        plain = false;
-    if (plain) {
-      out += a;
-      continue;
-    }
-    out += '\'';
-    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    out += '\'';
-  }
-  return out;
+  return detail::shell_join(argv);
 }
 
 // One execution of a task that ended (protocol version 3, "attempts"): a task with retries
@@ -3337,18 +3398,6 @@ inline std::string who(uid_t uid) {
   return name == std::to_string(uid) ? "uid " + name : name + " (uid " + std::to_string(uid) + ")";
 }
 
-// A path as a shell word for a fix the user copies: bare when it needs no quoting.
-inline std::string shell_word(const std::string& s) {
-  bool plain = !s.empty();
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("/._-+:@,=%", c)))
-      plain = false;
-  if (plain) return s;
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 inline std::string write_bits_text(mode_t mode) {
   bool g = mode & S_IWGRP, o = mode & S_IWOTH;
   return g && o ? "group and others" : g ? "its group" : "others";
@@ -3358,7 +3407,7 @@ inline std::string write_bits_text(mode_t mode) {
 // us alone (a sticky bit does not help: others could still add files, i.e. tasks).
 inline std::optional<std::string> dir_distrust(const fs::path& path, const struct stat& st,
                                                const std::string& what) {
-  const std::string p = shell_word(path.string());
+  const std::string p = shell_quote(path.string());
   if (st.st_uid != ::geteuid())
     return fmt::format(
         "{} {} is owned by {}, not by you ({}, uid {}): anyone who can write there can run "
@@ -3535,7 +3584,7 @@ inline home_trust inspect_home(const fs::path& home, home_use use) {
         out.exposed = f->string() + " (and likely every task file under " + home.string() +
                       ") can be read by other users, and task files hold the tasks' environment "
                       "(tokens, keys). Fix: chmod -R go-rwx " +
-                      detail::shell_word(home.string());
+                      detail::shell_quote(home.string());
     }
   }
   return out;
@@ -5405,11 +5454,6 @@ struct cached_hb {
   std::string reason;
 };
 
-inline bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
-}
-
 // Priority among sightings of the same task: done > claimed > inbox.
 struct sighting {
   std::int64_t seq;
@@ -7250,16 +7294,6 @@ inline std::optional<std::int64_t> parse_uint(std::string_view s) noexcept {
   return v;
 }
 
-inline std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-
 inline std::vector<std::string_view> split(std::string_view s, char sep, std::size_t max_parts) {
   std::vector<std::string_view> parts;
   while (parts.size() + 1 < max_parts) {
@@ -7944,8 +7978,9 @@ inline fs::path write_resume(const lease_paths& lease, const std::string& node,
 inline std::vector<std::string> heartbeat_nodes(const lease_paths& lease) {
   std::vector<std::string> nodes;
   for (const std::string& f : detail::list_dir(lease.hb_dir().string()).names) {
-    if (f.size() <= 5 || f.compare(f.size() - 5, 5, ".json") != 0) continue;
-    std::string n = f.substr(0, f.size() - 5);
+    auto stem = detail::strip_suffix(f, ".json");
+    if (!stem) continue;
+    std::string n(*stem);
     if (is_valid_node(n)) nodes.push_back(n);
   }
   std::sort(nodes.begin(), nodes.end());
@@ -8036,8 +8071,8 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
   }
   for (const std::string& name : names) {
     fs::path p = dir / name;
-    bool is_cancel = name.rfind("cancel_", 0) == 0 && name.size() > 12 &&
-                     name.compare(name.size() - 5, 5, ".json") == 0;
+    bool is_cancel =
+        name.rfind("cancel_", 0) == 0 && name.size() > 12 && detail::ends_with(name, ".json");
     bool is_pause = detail::is_taken_control(name, ".pause.json");
     bool is_resume = detail::is_taken_control(name, ".resume.json");
     bool foreign = is_foreign.count(name) > 0;
@@ -8092,7 +8127,7 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
 // end leaseq/engine/control.hpp
 // begin leaseq/engine/gpu.hpp
 
-// GPU detection and the runner's --gpus option.
+// GPU detection and the runner's --gpu-ids option (--gpus, its former name).
 
 #include <algorithm>
 #include <chrono>
@@ -8103,7 +8138,7 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
 
 namespace leaseq {
 
-// --gpus auto | none | 0,1,... (explicit device indices).
+// --gpu-ids auto | none | 0,1,... (explicit device indices).
 struct gpu_spec {
   enum class kind { automatic, none, list } mode = kind::automatic;
   std::vector<std::string> ids;  // for kind::list
@@ -8126,11 +8161,11 @@ inline gpu_spec parse_gpu_spec(std::string_view text) {
         !item.empty() && item.size() <= 4 &&
         std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!digits)
-      throw error("invalid --gpus value '" + std::string(text) +
+      throw error("invalid --gpu-ids value '" + std::string(text) +
                   "': expected auto, none, or a comma-separated list of device indices (0,1,3)");
     std::string id(item);
     if (std::find(s.ids.begin(), s.ids.end(), id) != s.ids.end())
-      throw error("invalid --gpus value '" + std::string(text) + "': device " + id + " twice");
+      throw error("invalid --gpu-ids value '" + std::string(text) + "': device " + id + " twice");
     s.ids.push_back(id);
     if (comma == std::string_view::npos) break;
     start = comma + 1;
@@ -8188,7 +8223,7 @@ inline gpu_detection detect_gpus(const std::string& proc_dir = "/proc/driver/nvi
   return d;
 }
 
-// The devices a runner hands out for a --gpus value.
+// The devices a runner hands out for a --gpu-ids value.
 inline std::vector<std::string> resolve_gpus(const gpu_spec& spec) {
   switch (spec.mode) {
     case gpu_spec::kind::none:
@@ -9157,8 +9192,9 @@ struct runner_config {
 namespace detail {
 
 inline bool task_file_name(const std::string& name, std::int64_t& seq) {
-  if (name.size() < 9 || name.compare(name.size() - 5, 5, ".json") != 0) return false;
-  auto s = task_seq(std::string_view(name).substr(0, name.size() - 5));
+  auto stem = strip_suffix(name, ".json");
+  if (name.size() < 9 || !stem) return false;
+  auto s = task_seq(*stem);
   if (!s) return false;
   seq = *s;
   return true;
@@ -11422,34 +11458,9 @@ inline std::string keeper_slots_arg(const lease_request& r) {
   return " --slots auto";
 }
 
-// Single-quotes a word for a POSIX shell, only when needed; for scripts and for display.
-inline std::string shell_quote(std::string_view s) {
-  bool plain = !s.empty();
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == '/' || c == ':' || c == '=' || c == ',' ||
-              c == '+' || c == '%' || c == '@';
-    if (!ok) plain = false;
-  }
-  if (plain) return std::string(s);
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
-inline std::string shell_join(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    out += shell_quote(a);
-  }
-  return out;
-}
+// Words quoted for a POSIX shell (detail/strings.hpp), for the keeper script and for display.
+using detail::shell_join;
+using detail::shell_quote;
 
 namespace detail {
 
@@ -11775,15 +11786,6 @@ class try_file_lock {
   bool locked_ = false;
 };
 
-inline std::string join_ids(const std::vector<std::string>& ids) {
-  std::string s;
-  for (const auto& id : ids) {
-    if (!s.empty()) s += ',';
-    s += id;
-  }
-  return s;
-}
-
 // "squeue: exit code 1: <first lines of stderr>", for display.
 inline std::string command_failure(const command_output& r) {
   std::string msg = r.error.empty() ? std::string("failed") : r.error;
@@ -11830,7 +11832,7 @@ void refresh_slurm_cache(slurm_cache& cache, const std::vector<std::string>& ids
   if (ids.empty()) return;
 
   command_output q = run({opt.squeue, "-h", "-t", "all", "-o", std::string(squeue_format), "-j",
-                          detail::join_ids(ids)},
+                          detail::join(ids, ",")},
                          copt);
   // One unknown id alone makes squeue exit 1 with "Invalid job id specified"; that is an
   // answer (the job is gone), not a failure.
@@ -12032,7 +12034,7 @@ inline std::vector<heartbeat> read_heartbeats(const lease_paths& lease) {
   std::vector<heartbeat> out;
   auto listing = detail::list_dir(lease.hb_dir().string());
   for (const auto& name : listing.names) {
-    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+    if (!detail::strip_suffix(name, ".json")) continue;
     json_outcome r = read_json_tolerant(lease.hb_dir() / name);
     if (!r.ok()) continue;
     try {

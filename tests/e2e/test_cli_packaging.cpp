@@ -108,6 +108,16 @@ TEST_CASE("every subcommand answers --help", "[cli][packaging]") {
     INFO(cmd);
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("Usage: leaseq") != std::string::npos);
+    // A usage error exits 2 whatever the command, never CLI11's own 105-114; --lease without
+    // its value is one too where the command takes it.
+    auto bad = run_command(cmd + " --no-such-option 2>&1");
+    INFO(bad.out);
+    CHECK(bad.exit_code == 2);
+    if (r.out.find("--lease") != std::string::npos) {
+      auto no_value = run_command(cmd + " --lease 2>&1 </dev/null");
+      INFO(no_value.out);
+      CHECK(no_value.exit_code == 2);
+    }
     for (auto& s : subcommands_of(r.out)) {
       auto next = path;
       next.push_back(s);
@@ -127,6 +137,17 @@ TEST_CASE("the man page is generated from --help and covers every subcommand", "
     CHECK(page.find(section) != std::string::npos);
   for (auto& s : subcommands_of(run_command(shell_quote(bin) + " --help").out))
     CHECK(page.find(".SS leaseq " + s) != std::string::npos);
+  // The one exit status table (examples/commands.hpp), shown by --help, once in the page.
+  std::string help = run_command(shell_quote(bin) + " --help").out;
+  for (const char* row : {"  2    usage error", "  3    lease local status", "  124  wait",
+                          "  130  wait", "follow exits with the followed task's own code"}) {
+    INFO(row);
+    CHECK(help.find(row) != std::string::npos);
+    auto at = page.find(row);
+    CHECK(at != std::string::npos);
+    CHECK(at > page.find(".SH EXIT STATUS"));
+    CHECK(page.find(row, at + 1) == std::string::npos);
+  }
   // The page renders without warnings where man is installed.
   if (run_command("command -v man").exit_code == 0) {
     auto rendered = run_command("MANWIDTH=80 man -l " + shell_quote((t / "leaseq.1").string()) +

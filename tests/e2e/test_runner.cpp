@@ -318,6 +318,42 @@ TEST_CASE("runner: GPUs from a fake nvidia-smi are handed out exclusively", "[ru
   CHECK(r.wait() == 0);
 }
 
+TEST_CASE("runner: --gpu-ids lists devices, --gpus is its hidden former name, submit --gpus counts",
+          "[runner][e2e][cli]") {
+  fixture f;
+  runner_proc a(f, "a", {"--slots", "2", "--gpu-ids", "1,3"});
+  runner_proc b(f, "b", {"--slots", "1", "--gpus", "2"});  // the former spelling still works
+  REQUIRE(wait_until([&] { return hb_says(f, "a", "gpus", 2) && hb_says(f, "b", "gpus", 1); }));
+  // submit --gpus is a count: 2 takes both of a's devices, 1 takes b's one.
+  std::string two = f.submit("--node a --gpus 2 --shell -- 'echo $CUDA_VISIBLE_DEVICES'");
+  std::string one = f.submit("--node b --gpus 1 --shell -- 'echo $CUDA_VISIBLE_DEVICES'");
+  CHECK(f.wait_result(two)["state"] == "FINISHED");
+  CHECK(f.wait_result(one)["state"] == "FINISHED");
+  std::string got = f.log_of("a", two);
+  CHECK((got == "1,3\n" || got == "3,1\n"));
+  CHECK(f.log_of("b", one) == "2\n");
+  a.signal(SIGTERM);
+  b.signal(SIGTERM);
+  CHECK(a.wait() == 0);
+  CHECK(b.wait() == 0);
+  // Both spellings at once: a usage error. Help and completion show only --gpu-ids.
+  for (const char* cmd : {"runner", "lease local start"}) {
+    INFO(cmd);
+    auto both = test_support::run_command(  // timeout: a runner that accepted it would not exit
+        "LEASEQ_HOME=" + test_support::shell_quote(f.home.string()) + " timeout -s KILL 30 " +
+        LEASEQ_BIN + " " + cmd + " --gpu-ids 0 --gpus 1 2>&1");
+    INFO(both.out);
+    CHECK(both.exit_code == 2);
+    std::string help = f.leaseq(std::string(cmd) + " --help").out;
+    CHECK(help.find("--gpu-ids") != std::string::npos);
+    CHECK(help.find("--gpus ") == std::string::npos);
+    std::string words = f.leaseq(std::string("__complete commands ") + cmd).out;
+    CHECK(words.find("--gpu-ids\n") != std::string::npos);
+    CHECK(words.find("--gpus\n") == std::string::npos);
+  }
+  CHECK(f.leaseq("submit --help").out.find("--gpus") != std::string::npos);
+}
+
 TEST_CASE("runner: lease local start, status, stop", "[runner][e2e]") {
   fixture f;
   auto st = f.leaseq("lease local status");

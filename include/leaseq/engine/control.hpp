@@ -29,6 +29,7 @@
 
 #include "leaseq/clock.hpp"
 #include "leaseq/detail/dir.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/locate.hpp"
@@ -92,8 +93,9 @@ inline fs::path write_resume(const lease_paths& lease, const std::string& node,
 inline std::vector<std::string> heartbeat_nodes(const lease_paths& lease) {
   std::vector<std::string> nodes;
   for (const std::string& f : detail::list_dir(lease.hb_dir().string()).names) {
-    if (f.size() <= 5 || f.compare(f.size() - 5, 5, ".json") != 0) continue;
-    std::string n = f.substr(0, f.size() - 5);
+    auto stem = detail::strip_suffix(f, ".json");
+    if (!stem) continue;
+    std::string n(*stem);
     if (is_valid_node(n)) nodes.push_back(n);
   }
   std::sort(nodes.begin(), nodes.end());
@@ -184,8 +186,8 @@ inline control_batch read_control(const lease_paths& lease, const std::string& n
   }
   for (const std::string& name : names) {
     fs::path p = dir / name;
-    bool is_cancel = name.rfind("cancel_", 0) == 0 && name.size() > 12 &&
-                     name.compare(name.size() - 5, 5, ".json") == 0;
+    bool is_cancel =
+        name.rfind("cancel_", 0) == 0 && name.size() > 12 && detail::ends_with(name, ".json");
     bool is_pause = detail::is_taken_control(name, ".pause.json");
     bool is_resume = detail::is_taken_control(name, ".resume.json");
     bool foreign = is_foreign.count(name) > 0;

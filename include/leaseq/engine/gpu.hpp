@@ -1,6 +1,6 @@
 #pragma once
 
-// GPU detection and the runner's --gpus option.
+// GPU detection and the runner's --gpu-ids option (--gpus, its former name).
 
 #include <algorithm>
 #include <chrono>
@@ -14,7 +14,7 @@
 
 namespace leaseq {
 
-// --gpus auto | none | 0,1,... (explicit device indices).
+// --gpu-ids auto | none | 0,1,... (explicit device indices).
 struct gpu_spec {
   enum class kind { automatic, none, list } mode = kind::automatic;
   std::vector<std::string> ids;  // for kind::list
@@ -37,11 +37,11 @@ inline gpu_spec parse_gpu_spec(std::string_view text) {
         !item.empty() && item.size() <= 4 &&
         std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!digits)
-      throw error("invalid --gpus value '" + std::string(text) +
+      throw error("invalid --gpu-ids value '" + std::string(text) +
                   "': expected auto, none, or a comma-separated list of device indices (0,1,3)");
     std::string id(item);
     if (std::find(s.ids.begin(), s.ids.end(), id) != s.ids.end())
-      throw error("invalid --gpus value '" + std::string(text) + "': device " + id + " twice");
+      throw error("invalid --gpu-ids value '" + std::string(text) + "': device " + id + " twice");
     s.ids.push_back(id);
     if (comma == std::string_view::npos) break;
     start = comma + 1;
@@ -99,7 +99,7 @@ inline gpu_detection detect_gpus(const std::string& proc_dir = "/proc/driver/nvi
   return d;
 }
 
-// The devices a runner hands out for a --gpus value.
+// The devices a runner hands out for a --gpu-ids value.
 inline std::vector<std::string> resolve_gpus(const gpu_spec& spec) {
   switch (spec.mode) {
     case gpu_spec::kind::none:

@@ -61,6 +61,7 @@
 #include "leaseq/detail/dir_watch.hpp"
 #include "leaseq/detail/fault.hpp"
 #include "leaseq/detail/process_identity.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/engine/control.hpp"
 #include "leaseq/engine/priority.hpp"
@@ -108,8 +109,9 @@ struct runner_config {
 namespace detail {
 
 inline bool task_file_name(const std::string& name, std::int64_t& seq) {
-  if (name.size() < 9 || name.compare(name.size() - 5, 5, ".json") != 0) return false;
-  auto s = task_seq(std::string_view(name).substr(0, name.size() - 5));
+  auto stem = strip_suffix(name, ".json");
+  if (name.size() < 9 || !stem) return false;
+  auto s = task_seq(*stem);
   if (!s) return false;
   seq = *s;
   return true;

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "leaseq/detail/quote.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/version.hpp"
@@ -124,34 +125,9 @@ inline std::string keeper_slots_arg(const lease_request& r) {
   return " --slots auto";
 }
 
-// Single-quotes a word for a POSIX shell, only when needed; for scripts and for display.
-inline std::string shell_quote(std::string_view s) {
-  bool plain = !s.empty();
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == '/' || c == ':' || c == '=' || c == ',' ||
-              c == '+' || c == '%' || c == '@';
-    if (!ok) plain = false;
-  }
-  if (plain) return std::string(s);
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
-inline std::string shell_join(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    out += shell_quote(a);
-  }
-  return out;
-}
+// Words quoted for a POSIX shell (detail/strings.hpp), for the keeper script and for display.
+using detail::shell_join;
+using detail::shell_quote;
 
 namespace detail {
 

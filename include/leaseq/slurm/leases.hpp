@@ -21,6 +21,7 @@
 #include "leaseq/config.hpp"
 #include "leaseq/detail/dir.hpp"
 #include "leaseq/detail/json_fields.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/detail/tree_guard.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/health.hpp"
@@ -77,7 +78,7 @@ inline std::vector<heartbeat> read_heartbeats(const lease_paths& lease) {
   std::vector<heartbeat> out;
   auto listing = detail::list_dir(lease.hb_dir().string());
   for (const auto& name : listing.names) {
-    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+    if (!detail::strip_suffix(name, ".json")) continue;
     json_outcome r = read_json_tolerant(lease.hb_dir() / name);
     if (!r.ok()) continue;
     try {

@@ -32,6 +32,7 @@
 #include "leaseq/config.hpp"
 #include "leaseq/detail/json_fields.hpp"
 #include "leaseq/detail/posix.hpp"
+#include "leaseq/detail/strings.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/lock.hpp"
 #include "leaseq/names.hpp"
@@ -218,15 +219,6 @@ class try_file_lock {
   bool locked_ = false;
 };
 
-inline std::string join_ids(const std::vector<std::string>& ids) {
-  std::string s;
-  for (const auto& id : ids) {
-    if (!s.empty()) s += ',';
-    s += id;
-  }
-  return s;
-}
-
 // "squeue: exit code 1: <first lines of stderr>", for display.
 inline std::string command_failure(const command_output& r) {
   std::string msg = r.error.empty() ? std::string("failed") : r.error;
@@ -273,7 +265,7 @@ void refresh_slurm_cache(slurm_cache& cache, const std::vector<std::string>& ids
   if (ids.empty()) return;
 
   command_output q = run({opt.squeue, "-h", "-t", "all", "-o", std::string(squeue_format), "-j",
-                          detail::join_ids(ids)},
+                          detail::join(ids, ",")},
                          copt);
   // One unknown id alone makes squeue exit 1 with "Invalid job id specified"; that is an
   // answer (the job is gone), not a failure.

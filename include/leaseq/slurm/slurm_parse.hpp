@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "leaseq/detail/exact_bytes.hpp"
+#include "leaseq/detail/strings.hpp"
 
 namespace leaseq {
 
@@ -49,16 +50,6 @@ inline std::optional<std::int64_t> parse_uint(std::string_view s) noexcept {
     v = v * 10 + (c - '0');
   }
   return v;
-}
-
-inline std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
 }
 
 inline std::vector<std::string_view> split(std::string_view s, char sep, std::size_t max_parts) {
