@@ -91,10 +91,18 @@ struct dash_run {
     REQUIRE(wait_until([&] { return fs::exists(e.dir / "rc"); }));
     return std::stoi(read_text(e.dir / "rc"));
   }
-  // A lone Esc followed at once by a key reads as Alt+key (as in any terminal): let it settle.
+  // A lone Esc followed at once by a key reads as Alt+key (as in any terminal): after Escape,
+  // wait until the dashboard has drawn its effect (each Escape here closes something) before
+  // the next key, however slowly the machine schedules the dashboard.
   void key(const std::string& k) {
+    if (k != "Escape") {
+      tmux.keys(k);
+      return;
+    }
+    std::string before = tmux.capture();
     tmux.keys(k);
-    if (k == "Escape") std::this_thread::sleep_for(150ms);
+    wait_until([&] { return tmux.capture() != before; }, 5s);
+    std::this_thread::sleep_for(100ms);
   }
   bool see(const std::string& text, std::chrono::milliseconds t = 20s) {
     bool ok = tmux.wait_for(text, t);
@@ -142,7 +150,7 @@ void hand_made_tree(lease_tree& t) {
   t.claimed(2, "nodeA");
   t.done(3, "nodeB", "FAILED", 3);
   t.hb("nodeA", now, {"T002", "T004"});  // T004: running says the heartbeat, in no directory
-  t.hb("nodeB", now - 95);               // STALE
+  t.hb("nodeB", now - 9000);             // STALE, "hb 2h" for over an hour
   leaseq::ensure_dir(t.paths.inbox("_any"));
   write_text(t.paths.inbox_task("_any", "T005"), "{not json");
   leaseq::ensure_dir(t.paths.logs("nodeA"));
@@ -233,6 +241,7 @@ TEST_CASE("dashboard: real local lease: follow, log keys, filters, search, sort,
   CHECK(d.see("filters=cmd:FINE"));
   CHECK(d.gone("oops-on-stderr"));
   d.key("/");
+  CHECK(d.see("search task commands:"));
   d.key("Escape");
   CHECK(d.see("filters=none"));
   d.key("S");
@@ -440,7 +449,7 @@ TEST_CASE(
   d.tmux.keys("Enter");
   d.start("", "lease=99887766");  // the default lease
   CHECK(d.see("STALE"));
-  CHECK(d.see("hb 9"));  // 95 s and counting
+  CHECK(d.see("hb 2h"));  // 9000 s: the same text however slow the machine
   CHECK(d.see("LOST?"));
   CHECK(d.see("⚠  T004"));
   CHECK(d.see("⚠  T005"));  // the corrupt file: unknown, shown with a warning
@@ -514,9 +523,12 @@ TEST_CASE(
   // Small terminals: panes collapse, nothing crashes.
   d.tmux.resize(40, 12);
   CHECK(d.see("lease=99887766"));
+  // At 2x2 it still reads keys: the help opened there is on screen once the window grows.
   d.tmux.resize(2, 2);
-  std::this_thread::sleep_for(500ms);
+  d.key("?");
   d.tmux.resize(80, 24);
+  CHECK(d.see("Help (j/k scroll"));
+  d.key("Escape");
   CHECK(d.see("lease=99887766 filters=none fs=lag"));  // compact at 80 columns
   CHECK(d.see("nodes/runners"));
   CHECK(::kill(d.pid, 0) == 0);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <leaseq/clock.hpp>
 #include <leaseq/detail/dir.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/model.hpp>
@@ -69,6 +70,19 @@ struct fault_lease {
     runner = -1;
   }
   std::string log() const { return read_text(runner_log); }
+  // Evidence instead of sleeps: the runner logged that `dir` is a symlink it will not use...
+  bool logged_link(const fs::path& dir) const {
+    return wait_until(
+        [&] { return log().find(dir.string() + " is a symbolic link") != std::string::npos; }, 30s);
+  }
+  // ... and it went round its loop n more times (each pass rewrites the heartbeat, 0.5 s).
+  bool looped(int n, const std::string& node = "n1") const {
+    for (int i = 0; i < n; ++i) {
+      std::string before = read_text(lp.heartbeat(node));
+      if (!wait_until([&] { return read_text(lp.heartbeat(node)) != before; }, 30s)) return false;
+    }
+    return true;
+  }
 
   std::string submit(const std::string& args) const {
     auto r = test_support::run_command("LEASEQ_HOME=" + shell_quote(home.string()) + " " +
@@ -171,8 +185,8 @@ TEST_CASE("lease directories replaced by symlinks: the runner refuses to write t
   fs::create_directory_symlink(f.outside, f.lp.claimed_root() / "n1");
   std::string first = f.submit("-- /bin/echo first");
   f.start();
-  REQUIRE(wait_until([&] { return f.log().find("is a symbolic link") != std::string::npos; }, 30s));
-  std::this_thread::sleep_for(1s);
+  REQUIRE(f.logged_link(f.lp.claimed_root() / "n1"));
+  REQUIRE(f.looped(2));
   CHECK(fs::exists(f.lp.inbox_task("_any", first)));  // left pending, not lost
   CHECK(f.outside_empty());
   // Repaired: the runner goes on by itself.
@@ -188,8 +202,12 @@ TEST_CASE("lease directories replaced by symlinks: the runner refuses to write t
     fs::path real_done = f.lp.root() / "done-real";
     fs::rename(f.lp.done("n1"), real_done);
     fs::create_directory_symlink(f.outside, f.lp.done("n1"));
+    REQUIRE(f.logged_link(f.lp.done("n1")));
     write_text(gate, "");
-    std::this_thread::sleep_for(2s);
+    // The task has ended (its supervisor wrote the exit status) and the runner has been round
+    // since: it had the result to write and did not write it through the link.
+    REQUIRE(wait_until([&] { return fs::exists(f.lp.logs("n1") / (slow + ".exit")); }, 30s));
+    REQUIRE(f.looped(2));
     CHECK(f.outside_empty());
     CHECK(fs::exists(f.lp.claimed_task("n1", slow)));
     fs::remove(f.lp.done("n1"));
@@ -205,23 +223,31 @@ TEST_CASE("lease directories replaced by symlinks: the runner refuses to write t
     fs::path real_hb = f.lp.root() / "hb-real";
     fs::rename(f.lp.hb_dir(), real_hb);
     fs::create_directory_symlink(f.outside, f.lp.hb_dir());
+    // Submitted once the runner has seen both links: from then on it claims nothing.
+    REQUIRE(f.logged_link(f.lp.logs("n1")));
+    REQUIRE(f.logged_link(f.lp.hb_dir()));
     std::string next = f.submit("-- /bin/echo next");
-    std::this_thread::sleep_for(2s);
+    std::this_thread::sleep_for(1s);  // room to misbehave; the proof is `claimed` below
     CHECK(fs::exists(f.lp.inbox_task("_any", next)));
     CHECK(f.outside_empty());
+    double repaired = unix_now();
     fs::remove(f.lp.logs("n1"));
     fs::rename(real_logs, f.lp.logs("n1"));
     fs::remove(f.lp.hb_dir());
     fs::rename(real_hb, f.lp.hb_dir());
     REQUIRE(wait_until([&] { return f.result("n1", next).has_value(); }, 60s));
     CHECK(f.outside_empty());
+    // Claimed only after the repair: never while its logs/ pointed outside.
+    REQUIRE(f.result("n1", next)->claimed.has_value());
+    CHECK(*f.result("n1", next)->claimed >= repaired - 0.01);
   }
   SECTION("control/ replaced: files outside are neither read as commands nor deleted") {
     fs::path real_control = f.lp.root() / "control-real";
     fs::rename(f.lp.control("n1"), real_control);
     fs::create_directory_symlink(f.outside, f.lp.control("n1"));
     write_text(f.outside / "pause.json", "{\"ts\": 1e10}");
-    std::this_thread::sleep_for(2s);
+    REQUIRE(f.logged_link(f.lp.control("n1")));
+    REQUIRE(f.looped(2));
     CHECK(fs::exists(f.outside / "pause.json"));
     std::string after = f.submit("-- /bin/echo after");
     REQUIRE(wait_until([&] { return f.result("n1", after).has_value(); }, 60s));  // not paused

@@ -11,8 +11,8 @@
 //   result_write_eio      the same with EIO
 //   claim_rename_lies     the claim rename inbox -> claimed happens, but the runner is told it
 //                         failed with EIO (as a lost NFS reply does)
-//   dashboard_throws      the dashboard's update step throws std::runtime_error (terminal
-//                         restore tests)
+//   dashboard_throws      the dashboard's update step throws std::runtime_error; counted on
+//                         key presses only (terminal restore tests)
 //   claim_record_enospc   recording "starting" in the claimed file, before the task is
 //                         spawned, fails with ENOSPC (the claim must be given back)
 //   pid_record_enospc     recording the pid after the spawn fails with ENOSPC (the task must
