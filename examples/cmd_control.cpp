@@ -122,7 +122,7 @@ std::vector<std::string> tasks_selected(const home_paths& home, const std::strin
       if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
     auto st = parse_task_state(word);
     if (!st || std::find(allowed.begin(), allowed.end(), *st) == allowed.end())
-      throw error("--state " + detail::quote_for_message(o.state) + ": " + what);
+      throw usage_error("--state " + detail::quote_for_message(o.state) + ": " + what);
     states = {*st};
   }
   task_filter f;
@@ -177,9 +177,9 @@ void run_bulk(const bulk_options& o, const char* verb, std::initializer_list<tas
                                        const std::string&)>& act) {
   const bool select = !o.state.empty() || !o.label.empty();
   if (select == !o.tasks.empty())
-    throw error(
+    throw usage_error(
         fmt::format("give task ids, or --state {} and/or --label L (not both)", states_text));
-  if (!o.node.empty() && !select) throw error("--node goes with --state or --label");
+  if (!o.node.empty() && !select) throw usage_error("--node goes with --state or --label");
   if (!o.node.empty()) check_node(o.node);
   if (!o.label.empty()) check_label(o.label);
   for (const auto& id : o.tasks) check_task_id(id);
@@ -197,7 +197,8 @@ void run_bulk(const bulk_options& o, const char* verb, std::initializer_list<tas
       return;
     }
   }
-  if (!o.key.empty() && ids.size() > 1) throw error("--key names one new task: give one task id");
+  if (!o.key.empty() && ids.size() > 1)
+    throw usage_error("--key names one new task: give one task id");
   confirm_bulk(verb, ids, o.yes);
   std::size_t failed = 0;
   for (const auto& id : ids) {

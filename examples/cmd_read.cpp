@@ -366,7 +366,7 @@ std::string format_value(const json& v) {
 void cmd_tasks(const tasks_args& a) {
   std::vector<format_piece> format;
   if (!a.format.empty()) {
-    if (a.as_json) throw error("--format and --json exclude each other");
+    if (a.as_json) throw usage_error("--format and --json exclude each other");
     format = parse_task_format(a.format);
   }
   lease_context ctx = open_lease(a.lease);

@@ -98,10 +98,10 @@ detail::unique_fd take_runner_lock(const lease_paths& lease, const runner_config
 void start_runner(const runner_options& o) {
   // Bounded before anything is created, started or logged (the runner checks the same bounds).
   if (!(o.grace >= 0 && o.grace <= 86400))
-    throw error(fmt::format("--grace must be 0 to 86400 seconds (got {})", o.grace));
+    throw usage_error(fmt::format("--grace must be 0 to 86400 seconds (got {})", o.grace));
   // 1e-300 would rewrite hb/ in a loop; days would make the runner read as dead.
   if (!(o.heartbeat >= 0.1 && o.heartbeat <= 600))
-    throw error(fmt::format("--heartbeat must be 0.1 to 600 seconds (got {})", o.heartbeat));
+    throw usage_error(fmt::format("--heartbeat must be 0.1 to 600 seconds (got {})", o.heartbeat));
   home_paths home = home_paths::from_env();
   if (!o.node.empty()) check_node(o.node);          // before anything is created on disk
   std::optional<int> slots = parse_slots(o.slots);  // nullopt: auto, once the GPUs are known

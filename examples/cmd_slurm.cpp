@@ -73,7 +73,7 @@ void run_create(create_args& a) {
   r.constraint = opt_of(a.constraint);
   r.reservation = opt_of(a.reservation);
   leaseq::validate(r);
-  if (a.dry_run && a.test_only) throw leaseq::error("--dry-run and --test-only exclude each other");
+  if (a.dry_run && a.test_only) throw usage_error("--dry-run and --test-only exclude each other");
 
   auto home = leaseq::home_paths::from_env();
   leaseq::check_home_trust(home, leaseq::home_use::write);

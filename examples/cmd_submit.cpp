@@ -36,7 +36,7 @@ std::map<std::string, std::string> parse_env(const std::vector<std::string>& ite
   for (const auto& kv : items) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0)
-      throw error("--env expects K=V, got " + detail::quote_for_message(kv));
+      throw usage_error("--env expects K=V, got " + detail::quote_for_message(kv));
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   return env;
@@ -121,25 +121,27 @@ void set_submit_limits(const submit_options& o, submit_request& r) {
   for (const std::string& id : comma_items(o.after)) r.after.push_back(check_task_id(id));
   if (!o.time_limit.empty()) {
     r.time_limit = parse_submit_duration(o.time_limit, "--time-limit");
-    if (*r.time_limit <= 0) throw error("--time-limit: must be above 0");
+    if (*r.time_limit <= 0) throw usage_error("--time-limit: must be above 0");
   }
   if (o.retries < 0 || o.retries > max_task_retries)
-    throw error(fmt::format("--retries: must be 0 to {}", max_task_retries));
+    throw usage_error(fmt::format("--retries: must be 0 to {}", max_task_retries));
   r.retries = o.retries;
   if (!o.retry_delay.empty()) {
-    if (o.retries == 0) throw error("--retry-delay needs --retries N");
+    if (o.retries == 0) throw usage_error("--retry-delay needs --retries N");
     r.retry_delay = parse_submit_duration(o.retry_delay, "--retry-delay");
   }
   for (const std::string& label : comma_items(o.labels)) {
     if (!is_valid_label(label))
-      throw error("--label " + detail::quote_for_message(label) + ": " + std::string(label_rule));
+      throw usage_error("--label " + detail::quote_for_message(label) + ": " +
+                        std::string(label_rule));
     if (std::find(r.labels.begin(), r.labels.end(), label) == r.labels.end())
       r.labels.push_back(label);
   }
   if (r.labels.size() > max_task_labels)
-    throw error(fmt::format("--label: at most {} labels", max_task_labels));
+    throw usage_error(fmt::format("--label: at most {} labels", max_task_labels));
   if (o.priority < -max_task_priority || o.priority > max_task_priority)
-    throw error(fmt::format("--priority: must be {} to {}", -max_task_priority, max_task_priority));
+    throw usage_error(
+        fmt::format("--priority: must be {} to {}", -max_task_priority, max_task_priority));
   r.priority = o.priority;
 }
 
@@ -148,22 +150,30 @@ void do_submit(const submit_options& o) {
   std::optional<array_range> array;
   if (!o.array.empty()) {
     array = parse_array_range(o.array);
-    if (!o.each_line.empty()) throw error("--array and --each-line exclude each other");
+    if (!o.each_line.empty()) throw usage_error("--array and --each-line exclude each other");
   }
   submit_request base;
   set_submit_limits(o, base);  // before anything is written
-  home_paths home = home_paths::from_env();
-  std::string lease_id = resolve_lease(home, o.lease);
-  lease_paths lease(home, lease_id);
-  base.cwd = o.cwd.empty() ? fs::current_path().string() : fs::absolute(o.cwd).string();
   base.env = parse_env(o.env);
   base.gpus = o.gpus;
   if (!o.node.empty()) base.node = check_node(o.node);
   if (!o.key.empty()) check_key(o.key);
+  if (!o.each_line.empty() && !o.command.empty()) throw usage_error("--each-line takes no command");
+  if (o.each_line.empty()) {
+    if (o.command.empty())
+      throw usage_error("submit: no command given (leaseq submit -- CMD ARGS...)");
+    // An empty program name can only fail at exec time, on the runner, long after this returns.
+    if (o.command[0].empty() ||
+        (o.shell && detail::join(o.command, " ").find_first_not_of(" \t") == std::string::npos))
+      throw usage_error("submit: the command is empty (leaseq submit -- CMD ARGS...)");
+  }
+  home_paths home = home_paths::from_env();
+  std::string lease_id = resolve_lease(home, o.lease);
+  lease_paths lease(home, lease_id);
+  base.cwd = o.cwd.empty() ? fs::current_path().string() : fs::absolute(o.cwd).string();
   if (!o.force) refuse_impossible(home, lease_id, lease, base);
 
   if (!o.each_line.empty()) {
-    if (!o.command.empty()) throw error("--each-line takes no command");
     std::ifstream file;
     std::istream* in = &std::cin;
     if (o.each_line != "-") {
@@ -188,11 +198,6 @@ void do_submit(const submit_options& o) {
     print_ids(submit_batch(lease, lease_id, batch));
     return;
   }
-  if (o.command.empty()) throw error("submit: no command given (leaseq submit -- CMD ARGS...)");
-  // An empty program name can only fail at exec time, on the runner, long after this returns.
-  if (o.command[0].empty() ||
-      (o.shell && detail::join(o.command, " ").find_first_not_of(" \t") == std::string::npos))
-    throw error("submit: the command is empty (leaseq submit -- CMD ARGS...)");
   submit_request r = base;
   if (o.shell) {
     r.cmd = detail::join(o.command, " ");

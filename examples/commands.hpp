@@ -5,6 +5,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <leaseq/error.hpp>
 
 namespace leaseq_cli {
 
@@ -28,6 +29,12 @@ inline constexpr const char* exit_status_help =
     "  130  wait: interrupted (Ctrl-C)\n"
     "  follow exits with the followed task's own code (128+N when signal N ended it,\n"
     "  1 when it was lost); lease create and release pass on a failed Slurm command's code.";
+
+// An option value or combination a command itself refuses (a range, a pair that excludes each
+// other): a usage error like CLI11's own, so exit 2 (main.cpp), not 1.
+struct usage_error : leaseq::error {
+  using leaseq::error::error;
+};
 
 // --lease, as every command declares it. Most commands act on the default lease (`lease use`)
 // without it; the few whose default differs pass their own help (the runner: the local lease).

@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
     std::fputs(leaseq::sanitize(out.str()).c_str(), stdout);
     std::fputs(leaseq::sanitize(err.str()).c_str(), stderr);
     return code == 0 ? leaseq_cli::exit_ok : leaseq_cli::exit_usage;
+  } catch (const leaseq_cli::usage_error& e) {
+    std::fprintf(stderr, "leaseq: error: %s\n", leaseq::sanitize_inline(e.what()).c_str());
+    return leaseq_cli::exit_usage;
   } catch (const leaseq::error& e) {
     // Messages quote paths and file contents: anyone's bytes.
     std::fprintf(stderr, "leaseq: error: %s\n", leaseq::sanitize_inline(e.what()).c_str());

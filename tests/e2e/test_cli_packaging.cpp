@@ -92,6 +92,24 @@ TEST_CASE("leaseq --version and --help", "[cli][packaging]") {
     INFO(args << ": " << bad.out);
     CHECK(bad.exit_code == 2);
   }
+  // ... and so do values and combinations a command checks itself, before it touches anything.
+  temp_dir tmp;
+  std::string env = "LEASEQ_HOME=" + shell_quote((tmp / "home").string()) + " timeout 20 ";
+  for (const char* args :
+       {"runner --lease local:x --grace 1e9", "runner --lease local:x --heartbeat 0",
+        "submit --lease local:x --priority 1000001 -- true",
+        "submit --lease local:x --retry-delay 5 -- true",
+        "submit --lease local:x --env NOEQUALS -- true",
+        "submit --lease local:x --array 1-2 --each-line f",
+        "tasks --lease local:x --format '{id}' --json", "cancel --lease local:x --node n1",
+        "lease create --dry-run --test-only --nodes 1 --time 1:00",
+        "submit --lease local:x --each-line f -- true", "submit --lease local:x --shell -- ' '"}) {
+    auto bad = run_command(env + shell_quote(bin) + " " + args + " 2>&1");
+    INFO(args << ": " << bad.out);
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.out, Catch::Contains("leaseq: error: "));
+  }
+  CHECK_FALSE(fs::exists(tmp / "home" / "runs" / "local:x"));
 }
 
 TEST_CASE("every subcommand answers --help", "[cli][packaging]") {

@@ -139,7 +139,7 @@ TEST_CASE("hostile input: empty option values and an empty command are refused",
        {"submit --lease local:box -- ''", "submit --lease local:box --shell -- ' '"}) {
     auto r = c.run(cmd);
     INFO(cmd << ": " << r.out);
-    CHECK(r.exit_code == 1);
+    CHECK(r.exit_code == 2);  // a usage error, refused before anything is written
     CHECK_THAT(r.out, Catch::Contains("the command is empty"));
   }
   CHECK(c.pending().empty());
