@@ -7,6 +7,7 @@
 
 #include <leaseq/paths.hpp>
 #include <leaseq/sanitize.hpp>
+#include <leaseq/slurm/slurm_parse.hpp>
 
 #include <fmt/format.h>
 
@@ -161,13 +162,7 @@ inline std::string state_text(const leaseq::lease_row& r) {
 
 // A Slurm lease whose job is over: nothing left to release.
 inline bool lease_ended(const leaseq::lease_row& r) {
-  static const char* const ended[] = {"COMPLETED",     "CANCELLED", "FAILED",      "TIMEOUT",
-                                      "NODE_FAIL",     "PREEMPTED", "BOOT_FAIL",   "DEADLINE",
-                                      "OUT_OF_MEMORY", "REVOKED",   "SPECIAL_EXIT"};
-  if (kind_of(r) != lease_kind::slurm) return false;
-  for (const char* s : ended)
-    if (r.state == s) return true;
-  return false;
+  return kind_of(r) == lease_kind::slurm && leaseq::slurm_state_is_final(r.state);
 }
 
 // Lease states in a narrow lease pane, in the task list's words where they mean the same

@@ -571,35 +571,9 @@ class worker {
     if (now < next_quick_ || (paused_ && !force_quick_)) return;
     force_quick_ = false;
     next_quick_ = now + cfg_.ui.refresh_s;
-    leaseq::lease_listing out;
     auto h = home();
-    leaseq::index_read idx = leaseq::read_index(h);
-    out.index_error = idx.error;
-    out.default_lease = idx.index.default_lease;
-    std::vector<std::string> slurm_ids;
-    for (const auto& e : idx.index.leases) {
-      leaseq::lease_row row;
-      row.id = e.id;
-      row.kind = e.kind;
-      row.name = e.name;
-      row.created = e.created;
-      row.time_left = "-";
-      row.is_default = idx.index.default_lease && *idx.index.default_lease == e.id;
-      leaseq::json_outcome lr = leaseq::read_json_tolerant(h.lease_dir(e.id) / "lease.json");
-      if (lr.ok()) {
-        try {
-          leaseq::lease_record rec;
-          from_json(*lr.value, rec);
-          if (!row.name) row.name = rec.name;
-          row.nodes = rec.nodes;
-          row.gpus_per_node = rec.gpus_per_node;
-        } catch (const leaseq::error& ex) {
-          row.error = "lease.json: " + std::string(ex.what());
-        }
-      }
-      if (e.kind == "slurm") slurm_ids.push_back(e.id);
-      out.rows.push_back(std::move(row));
-    }
+    leaseq::lease_listing out = leaseq::index_rows(h);
+    std::vector<std::string> slurm_ids = leaseq::slurm_lease_ids(out);
     std::set<std::string> asking;
     std::map<std::string, leaseq::slurm_lease_state> states;
     if (!slurm_ids.empty())

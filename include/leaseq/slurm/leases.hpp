@@ -173,19 +173,13 @@ inline void reconcile_with_heartbeats(lease_listing& listing, const home_paths& 
       reconcile_with_heartbeats(row, lease_paths(home, row.id), now, hb_stale_s);
 }
 
-// Lists the leases in the index (in index order) with their state. Slurm is asked through
-// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`. A
-// Slurm lease whose runners heartbeat shows RUNNING even while the cache still says PENDING
-// (reconcile_with_heartbeats).
-template <typename Clock = system_clock, typename Runner = default_command_runner>
-lease_listing list_leases(const home_paths& home, const ui_config& cfg,
-                          const slurm_options& opt = {}, const Clock& clock = {},
-                          Runner&& run = {}) {
+// The index's leases as rows, in index order, with what each lease.json says (name, nodes,
+// GPUs, slots); states are left for the caller (list_leases, the dashboard's quick listing).
+inline lease_listing index_rows(const home_paths& home) {
   lease_listing out;
   index_read idx = read_index(home);
   out.index_error = idx.error;
   out.default_lease = idx.index.default_lease;
-  std::vector<std::string> slurm_ids;
   for (const auto& e : idx.index.leases) {
     lease_row row;
     row.id = e.id;
@@ -209,9 +203,29 @@ lease_listing list_leases(const home_paths& home, const ui_config& cfg,
         row.error = "lease.json: " + std::string(ex.what());
       }
     }
-    if (e.kind == "slurm") slurm_ids.push_back(e.id);
     out.rows.push_back(std::move(row));
   }
+  return out;
+}
+
+// The ids of the Slurm leases among rows.
+inline std::vector<std::string> slurm_lease_ids(const lease_listing& listing) {
+  std::vector<std::string> ids;
+  for (const auto& row : listing.rows)
+    if (row.kind == "slurm") ids.push_back(row.id);
+  return ids;
+}
+
+// Lists the leases in the index (in index order) with their state. Slurm is asked through
+// the shared, rate-limited cache; ui.slurm_refresh_s and ui.hb_stale_s come from `cfg`. A
+// Slurm lease whose runners heartbeat shows RUNNING even while the cache still says PENDING
+// (reconcile_with_heartbeats).
+template <typename Clock = system_clock, typename Runner = default_command_runner>
+lease_listing list_leases(const home_paths& home, const ui_config& cfg,
+                          const slurm_options& opt = {}, const Clock& clock = {},
+                          Runner&& run = {}) {
+  lease_listing out = index_rows(home);
+  std::vector<std::string> slurm_ids = slurm_lease_ids(out);
   double now = clock.now();
   std::map<std::string, slurm_lease_state> states;
   if (!slurm_ids.empty())
