@@ -250,10 +250,17 @@ inline const leaseq::node_view* selected_node(const model& m) {
       std::clamp(m.node_table.selected, 0, static_cast<int>(nodes.size()) - 1))];
 }
 
+// A task `!` lists: unknown (its file does not parse, or is out of sight), not LOST? or LOST
+// (those say so in their state).
+inline bool is_problem_task(const leaseq::task_view& t) {
+  return t.unknown && t.state != leaseq::task_state::lost_maybe &&
+         t.state != leaseq::task_state::lost;
+}
+
 // What `!` lists, as `leaseq status` prints it: directories and files the scan could not use
-// (which file, why), unreadable heartbeats, tasks whose files do not parse, and the lease
-// index's and config.json's problems.
-inline std::vector<std::string> problem_lines(const model& m) {
+// (which file, why), unreadable heartbeats, tasks whose files do not parse (unless
+// !with_tasks), and the lease index's and config.json's problems.
+inline std::vector<std::string> problem_lines(const model& m, bool with_tasks = true) {
   std::vector<std::string> out;
   if (!m.leases.index_error.empty()) out.push_back("index: " + m.leases.index_error);
   for (const auto& w : m.config_warnings) out.push_back(w);
@@ -265,13 +272,25 @@ inline std::vector<std::string> problem_lines(const model& m) {
     for (const auto& n : m.snap->nodes)
       if (n.hb_unknown && !n.hb_settling)  // settling: being replaced, lag (store.hpp)
         out.push_back("heartbeat of " + n.name + " is unreadable: " + n.hb_reason);
-    for (const auto& t : m.snap->tasks())
-      if (t.unknown && t.state != leaseq::task_state::lost_maybe &&
-          t.state != leaseq::task_state::lost)
-        out.push_back(t.id + " is unknown: " + t.unknown_reason);
+    if (with_tasks)
+      for (const auto& t : m.snap->tasks())
+        if (is_problem_task(t)) out.push_back(t.id + " is unknown: " + t.unknown_reason);
   }
   for (auto& l : out) l = leaseq::sanitize_inline(l);
   return out;
+}
+
+// problem_lines(m).size(), for every frame: the tasks are counted once per task table.
+inline std::size_t problem_count(model& m) {
+  std::size_t n = problem_lines(m, false).size();
+  if (!m.snap) return n;
+  if (m.problem_tasks.table != m.snap->task_table) {
+    const auto& t = m.snap->tasks();
+    m.problem_tasks.n =
+        static_cast<std::size_t>(std::count_if(t.begin(), t.end(), is_problem_task));
+    m.problem_tasks.table = m.snap->task_table;
+  }
+  return n + m.problem_tasks.n;
 }
 
 // "state:RUN,node:a,cmd:x,stderr" or "none".
@@ -361,20 +380,35 @@ inline leaseq::task_selection dashboard_tasks(const leaseq::snapshot& snap,
 // away from the running work with no key pressed.
 enum class keep_selection { task, row };
 
-// Re-derives the visible task list after a new snapshot or a filter change.
-inline void recompute(model& m, keep_selection keep = keep_selection::task) {
+// Empties the visible task list (no lease, or another one).
+inline void forget_visible(model& m) {
   m.visible.clear();
   m.visible_total = 0;
+  m.visible_from = {};
+}
+
+// Re-derives the visible task list after a new snapshot or a filter change: filters and sorts
+// only when the task table, the filter, the sort, the page or the stderr probe changed.
+inline void recompute(model& m, keep_selection keep = keep_selection::task) {
   const leaseq::snapshot* src = listed_snapshot(m);
-  if (!src) return;
-  auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
-  auto sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
-  if (sel.tasks.empty() && m.task_page > 0) {  // the list shrank under the page shown
-    m.task_page = sel.total == 0 ? 0 : (sel.total - 1) / cap;
-    sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
+  if (!src) {
+    forget_visible(m);
+    return;
   }
-  m.visible = std::move(sel.tasks);
-  m.visible_total = sel.total;
+  auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
+  visible_source from{src->task_table, m.filter, m.sort, cap, m.task_page, m.stderr_gen};
+  if (!(from == m.visible_from)) {
+    ++m.derivations;
+    auto sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
+    if (sel.tasks.empty() && m.task_page > 0) {  // the list shrank under the page shown
+      m.task_page = sel.total == 0 ? 0 : (sel.total - 1) / cap;
+      sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
+    }
+    m.visible = std::move(sel.tasks);
+    m.visible_total = sel.total;
+    from.page = m.task_page;
+    m.visible_from = std::move(from);
+  }
   if (keep == keep_selection::task && !m.selected_task.empty()) {
     for (std::size_t i = 0; i < m.visible.size(); ++i)
       if (m.visible[i]->id == m.selected_task) {

@@ -256,6 +256,27 @@ using message = std::variant<msg_tick, msg_snapshot, msg_leases, msg_log, msg_pa
 
 // ---- the model --------------------------------------------------------------------------
 
+// What the visible task list was derived from. recompute() filters and sorts again only when
+// one of these changed: a tick, or a snapshot that shares the last one's task table (the
+// store shares it when no task changed), costs nothing however many tasks the lease holds.
+struct visible_source {
+  std::shared_ptr<const std::vector<leaseq::task_view>> table;  // kept: visible points into it
+  leaseq::task_filter filter;
+  leaseq::task_sort sort = leaseq::task_sort::state_priority;
+  std::size_t cap = 0, page = 0;
+  std::uint64_t stderr_gen = 0;
+  bool operator==(const visible_source& o) const {
+    return table == o.table && filter == o.filter && sort == o.sort && cap == o.cap &&
+           page == o.page && stderr_gen == o.stderr_gen;
+  }
+};
+
+// A count over a whole task table, taken again only when the table changes.
+struct table_count {
+  std::shared_ptr<const std::vector<leaseq::task_view>> table;
+  std::size_t n = 0;
+};
+
 struct paged_view {
   std::string task, node;
   leaseq::log_stream stream = leaseq::log_stream::out;
@@ -314,6 +335,7 @@ struct model {
   bool show_archived = false;
   std::shared_ptr<const leaseq::snapshot> archived;
   std::set<std::string> stderr_ids;
+  std::uint64_t stderr_gen = 0;  // grows when stderr_ids changes
 
   // Lease list (screen 1, and the leases pane).
   tui::table_state lease_table;
@@ -331,6 +353,9 @@ struct model {
   std::vector<const leaseq::task_view*> visible;  // filtered, sorted, capped; into *snap
   std::size_t visible_total = 0;
   std::size_t task_page = 0;  // which ui.max_tasks_display rows of the matches ([ and ])
+  visible_source visible_from;
+  std::uint64_t derivations = 0;  // times the task list was filtered and sorted
+  table_count problem_tasks;      // tasks of *snap that `!` lists
 
   // Log viewer.
   bool log_open = false;

@@ -58,8 +58,7 @@ inline void open_lease(model& m, const std::string& id) {
   if (id == m.lease_id && m.snap) return;
   m.lease_id = id;
   m.snap.reset();
-  m.visible.clear();
-  m.visible_total = 0;
+  forget_visible(m);
   m.selected_task.clear();
   m.task_table = {};
   m.node_table = {};
@@ -86,8 +85,7 @@ inline void check_open_lease_known(model& m) {
   m.screen = screen_kind::lease_list;
   m.lease_id.clear();
   m.snap.reset();
-  m.visible.clear();
-  m.visible_total = 0;
+  forget_visible(m);
   post(m, req_open_lease{""});
   post(m, req_follow{});
 }
@@ -1481,7 +1479,9 @@ struct message_visitor {
     if (m.show_archived) recompute(m, keep_selection::row);
   }
   void operator()(const msg_stderr& s) {
+    if (s.ids == m.stderr_ids) return;
     m.stderr_ids = s.ids;
+    ++m.stderr_gen;
     recompute(m, keep_selection::row);
   }
   void operator()(const msg_action& a) { notify(m, a.text, !a.ok); }

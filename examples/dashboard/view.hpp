@@ -279,7 +279,7 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     title += fmt::format(" +{} archived (a: list)", m.snap->archived);
   title += m.sort == leaseq::task_sort::state_priority ? "  sort:state" : "  sort:lane";
   if (!m.marked.empty()) title += fmt::format("  marked:{}", m.marked.size());
-  if (std::size_t problems = problem_lines(m).size(); problems > 0)
+  if (std::size_t problems = problem_count(m); problems > 0)
     title += fmt::format("  {} {} problem(s) (!: list)", warn_mark, problems);
   if (ending) {
     auto left = lease_seconds_left(m);

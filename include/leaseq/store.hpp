@@ -35,6 +35,9 @@
 // seen before, lists it as UNKNOWN). Only
 // an id no reservation vouches for is removed after ui.lost_confirm_s; a reservation whose
 // submit died before publishing (ticket still 'R', owner gone) vouches for nothing.
+// Time alone changes only the tasks out of sight (LOST? -> LOST, removal): a task scan that
+// finds no listing and no heartbeat's running list changed looks at those few and rebuilds the
+// table only when one of them changes, so a lease with a LOST? task costs no more per scan.
 
 #include <algorithm>
 #include <atomic>
@@ -106,6 +109,7 @@ struct cached_dir {
   std::vector<std::string> subdirs;   // for roots: valid lane/node names, sorted
   std::vector<cached_file> files;     // for lanes: task files, any order
   std::vector<scan_error> odd_names;  // for lanes: entries that are not task files
+  std::size_t bad_files = 0;          // for lanes: files that do not parse (retried every scan)
   std::uint64_t visited = 0;          // scan number that last used it
 };
 
@@ -334,6 +338,10 @@ class snapshot_store {
       kept.push_back(std::move(files[i]));
     }
     d.files = std::move(kept);
+    // Counted here, where every file was just looked at, so that a scan of an unchanged
+    // directory does not walk its files to find the bad ones.
+    d.bad_files = static_cast<std::size_t>(
+        std::count_if(d.files.begin(), d.files.end(), [](const cached_file& f) { return f.bad; }));
     return changed;
   }
 
@@ -539,8 +547,7 @@ class snapshot_store {
       cached_dir* d = list_cached(key, root / lane, now, changed, false);
       if (!d) continue;
       dir_errors_.insert(dir_errors_.end(), d->odd_names.begin(), d->odd_names.end());
-      for (const cached_file& f : d->files)
-        if (f.bad) d->skippable = false;  // retry it next scan
+      if (d->bad_files > 0) d->skippable = false;  // retry them next scan
       out.push_back({place, &lane, d});
     }
   }
@@ -596,7 +603,8 @@ class snapshot_store {
     auto evidence = hb_running();
     std::vector<std::string> keys = evidence_keys(evidence);
     bool evidence_changed = keys != last_evidence_;
-    if (!changed && !evidence_changed && !summary_.time_dependent && prev.complete) return false;
+    if (!changed && !evidence_changed && prev.complete && !time_moved(now, prev, evidence))
+      return false;
     last_evidence_ = std::move(keys);
 
     // Only now, with something to rebuild, every file of every lane becomes a sighting.
@@ -642,13 +650,36 @@ class snapshot_store {
       v.last_running_seen = ev.second;
       v.missing_since = now;
       v.unknown = true;
-      v.unknown_reason = "listed as running by the heartbeat of " + ev.first +
-                         ", but in neither claimed/ nor done/";
+      v.unknown_reason = heartbeat_only_reason(ev.first);
       table->insert(it, std::move(v));
     }
     next.task_table = std::move(table);
     summarize(next);
     return true;
+  }
+
+  // Whether time alone changes the view of a task out of sight (LOST? becoming LOST, an id no
+  // reservation vouches for any more): with no listing and no heartbeat evidence changed, only
+  // those few tasks can change, so only they are looked at, never the whole table. What the
+  // rebuild would refresh and no state depends on (last_seen, a LOST? task's
+  // last_running_seen from a heartbeat's ts) waits for the next rebuild, as it does when no
+  // task is out of sight.
+  bool time_moved(double now, const snapshot& prev,
+                  const std::unordered_map<std::string, std::pair<std::string, double>>& ev) {
+    if (summary_.timed.empty()) return false;
+    if (summary_.table != prev.task_table.get()) return true;  // not the table summarized
+    std::vector<task_view> out;
+    for (std::size_t i : summary_.timed) {
+      const task_view& before = prev.tasks()[i];
+      out.clear();
+      carry_unseen(before, now, ev, out);
+      if (out.empty()) return true;  // removed
+      const task_view& v = out.front();
+      if (v.state != before.state || v.unknown != before.unknown || v.node != before.node ||
+          v.unknown_reason != before.unknown_reason)
+        return true;
+    }
+    return false;
   }
 
   static std::vector<std::string> evidence_keys(
@@ -711,6 +742,10 @@ class snapshot_store {
     return v;
   }
 
+  static std::string heartbeat_only_reason(const std::string& node) {
+    return "listed as running by the heartbeat of " + node + ", but in neither claimed/ nor done/";
+  }
+
   // A task of the previous snapshot that this scan did not see.
   void carry_unseen(const task_view& before, double now,
                     const std::unordered_map<std::string, std::pair<std::string, double>>& ev,
@@ -723,7 +758,8 @@ class snapshot_store {
     if (!v.missing_since) v.missing_since = now;
     double missing_for = now - *v.missing_since;
     if (was_running) {
-      if (auto it = ev.find(before.id); it != ev.end()) {
+      auto it = ev.find(before.id);
+      if (it != ev.end()) {
         v.node = it->second.first;
         v.last_running_seen = std::max(v.last_running_seen.value_or(0), it->second.second);
       }
@@ -731,9 +767,12 @@ class snapshot_store {
                     ? task_state::lost
                     : task_state::lost_maybe;
       v.unknown = v.state == task_state::lost_maybe;
-      v.unknown_reason = v.state == task_state::lost
-                             ? "not in claimed/ or done/ for longer than ui.lost_confirm_s"
-                             : "was RUNNING, now in neither claimed/ nor done/";
+      if (v.state == task_state::lost)
+        v.unknown_reason = "not in claimed/ or done/ for longer than ui.lost_confirm_s";
+      else if (it != ev.end())
+        v.unknown_reason = heartbeat_only_reason(v.node);
+      else
+        v.unknown_reason = "was RUNNING, now in neither claimed/ nor done/";
       out.push_back(std::move(v));
       return;
     }
@@ -776,7 +815,10 @@ class snapshot_store {
     } else if (si.ino != seq_stamp_.ino || si.mtime != seq_stamp_.mtime ||
                si.size != seq_stamp_.size) {
       file_read r = fs_.read(paths_.seq(), 64);
-      seq_hint_ = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+      std::int64_t hint = r.ok ? std::max<std::int64_t>(0, detail::parse_seq_text(r.content)) : 0;
+      // New ids handed out: the table is rebuilt to look for ids not visible yet.
+      if (hint != seq_hint_) c = true;
+      seq_hint_ = hint;
       seq_stamp_ = si;
     }
     if (!has_ids_) legacy_next_ = seq_hint_;  // a protocol 1 tree: the seq file counts the ids
@@ -912,13 +954,17 @@ class snapshot_store {
   struct table_summary {
     std::unordered_map<std::string, std::vector<std::string>> running;
     std::unordered_map<std::string, std::size_t> pending;
-    bool lag = false;             // a task is LOST? or unknown
-    bool time_dependent = false;  // a task is out of sight: rescan even if nothing changed
+    bool lag = false;  // a task is LOST? or unknown
+    // Tasks out of sight (indices into *table): time alone can change their views, so every
+    // task scan looks at them (time_moved) even when nothing else changed.
+    std::vector<std::size_t> timed;
+    const std::vector<task_view>* table = nullptr;
   };
 
   void summarize(snapshot& s) {
     s.counts = {};
     summary_ = {};
+    summary_.table = s.task_table.get();
     for (const auto& t : s.tasks()) {
       ++s.counts[state_index(t.state)];
       if (t.state == task_state::running || t.state == task_state::lost_maybe)
@@ -926,7 +972,8 @@ class snapshot_store {
       else if (t.state == task_state::pending && !t.node.empty())
         ++summary_.pending[t.node];
       if (t.unknown || t.state == task_state::lost_maybe) summary_.lag = true;
-      if (t.missing_since && t.state != task_state::lost) summary_.time_dependent = true;
+      if (t.missing_since && t.state != task_state::lost)
+        summary_.timed.push_back(static_cast<std::size_t>(&t - s.tasks().data()));
     }
     s.archive = archive_;
     s.archived = 0;

@@ -24,6 +24,14 @@ struct task_filter {
   bool has_stderr_output = false;   // non-empty .err, or exit code != 0
 };
 
+inline bool operator==(const task_filter& a, const task_filter& b) {
+  return a.states == b.states && a.node == b.node && a.command == b.command &&
+         a.labels == b.labels && a.has_stderr_output == b.has_stderr_output;
+}
+inline bool operator!=(const task_filter& a, const task_filter& b) {
+  return !(a == b);
+}
+
 enum class task_sort {
   state_priority,  // RUNNING > LOST? > PENDING > FAILED > LOST > CANCELLED > FINISHED, then
                    // start time (started, else claimed, else created) descending

@@ -380,3 +380,76 @@ TEST_CASE("a lists the archived tasks instead of the live ones, and back", "[das
   press(m, U'a');
   CHECK(visible_ids(m) == live);
 }
+
+TEST_CASE("the task list is filtered and sorted again only when its inputs changed",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  const std::uint64_t d0 = m.derivations;
+  REQUIRE(d0 > 0);
+  REQUIRE(m.visible.size() == 6);
+  // Ticks and frames: ages move, the list is not derived again.
+  for (int i = 1; i <= 3; ++i) {
+    update(m, message{msg_tick{now + i}});
+    screen_text(m);
+  }
+  CHECK(m.derivations == d0);
+  // A snapshot that shares the task table (a scan that found no task changed): new node ages,
+  // the same list.
+  auto same_tasks = std::make_shared<leaseq::snapshot>(*m.snap);
+  same_tasks->generation += 1;
+  same_tasks->taken_at = now + 2;
+  same_tasks->nodes[0].hb_age_s = 0;
+  update(m, message{msg_snapshot{same_tasks}});
+  CHECK(m.snap == same_tasks);
+  CHECK(m.derivations == d0);
+  CHECK(visible_ids(m).front() == "T003");
+  update(m, message{msg_stderr{m.stderr_ids}});  // the probe found nothing new
+  CHECK(m.derivations == d0);
+  // A new table: derived once; T004 now runs and sorts first.
+  auto next = std::make_shared<leaseq::snapshot>(*m.snap);
+  auto tasks = std::make_shared<std::vector<leaseq::task_view>>(m.snap->tasks());
+  (*tasks)[3].state = task_state::running;
+  (*tasks)[3].node = "nodeB";
+  next->task_table = tasks;
+  next->generation += 1;
+  update(m, message{msg_snapshot{next}});
+  CHECK(m.derivations == d0 + 1);
+  CHECK(visible_ids(m).size() == 6);
+  CHECK(m.visible[0]->state == task_state::running);
+  CHECK(m.visible[1]->state == task_state::running);
+  // The user's filter, search and sort: each derives it again.
+  press(m, '2');
+  CHECK(m.derivations == d0 + 2);
+  CHECK(visible_ids(m).size() == 2);
+  press(m, '0');
+  CHECK(m.derivations == d0 + 3);
+  press(m, 'S');
+  CHECK(m.derivations == d0 + 4);
+  CHECK(visible_ids(m).front() == "T001");  // T004 left _any for nodeB
+  press(m, '/');
+  type(m, "fail");
+  press(m, tui::key_code::enter);
+  CHECK(m.derivations > d0 + 4);
+  CHECK(visible_ids(m) == std::vector<std::string>{"T002"});
+  update(m, message{msg_tick{now + 10}});
+  CHECK(visible_ids(m) == std::vector<std::string>{"T002"});
+}
+
+TEST_CASE("the problem count of the title follows the task table", "[dashboard][tasks]") {
+  model m = dashboard_model();
+  CHECK(problem_count(m) == problem_lines(m).size());
+  auto next = std::make_shared<leaseq::snapshot>(*m.snap);
+  auto tasks = std::make_shared<std::vector<leaseq::task_view>>(m.snap->tasks());
+  (*tasks)[3].unknown = true;  // T004, PENDING: its file stopped parsing
+  (*tasks)[3].unknown_reason = "its task file does not parse";
+  next->task_table = tasks;
+  update(m, message{msg_snapshot{next}});
+  CHECK(problem_count(m) == problem_lines(m).size());
+  CHECK(contains(screen_text(m), "problem(s)"));
+  auto fixed = std::make_shared<leaseq::snapshot>(*m.snap);
+  fixed->task_table =
+      std::make_shared<std::vector<leaseq::task_view>>(*make_snapshot("x")->task_table);
+  update(m, message{msg_snapshot{fixed}});
+  CHECK(problem_count(m) == problem_lines(m).size());
+  CHECK_FALSE(contains(screen_text(m), "problem(s)"));
+}

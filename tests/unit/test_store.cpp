@@ -267,6 +267,101 @@ TEST_CASE("store: LOST? becomes LOST after ui.lost_confirm_s", "[store]") {
   CHECK(s->find_task("T003")->state == task_state::failed);
 }
 
+TEST_CASE("store: time alone turns LOST? into LOST without rebuilding the table in between",
+          "[store]") {
+  tree t;
+  t.claimed(3, "nodeA");
+  for (int i = 4; i <= 40; ++i) t.pending(i, "_any");
+  auto store = make_store(t);
+  store.refresh();
+  fs::remove(t.paths.claimed_task("nodeA", "T003"));  // vanished without a result
+  store.clock().advance(2);
+  auto lost = store.refresh_all();
+  REQUIRE(lost->find_task("T003")->state == task_state::lost_maybe);
+  // Scans with nothing changed on disk: the task is looked at, the table is not rebuilt.
+  for (double dt : {2.0, 10.0, 17.0}) {  // 29 s out of sight: not confirmed yet
+    store.clock().advance(dt);
+    auto s = store.refresh_all();
+    CHECK(s->task_table == lost->task_table);
+    CHECK(s->find_task("T003")->state == task_state::lost_maybe);
+    CHECK(s->count(task_state::lost_maybe) == 1);
+    CHECK(s->fs_lag);
+  }
+  store.clock().advance(2);  // 31 s > ui.lost_confirm_s
+  auto confirmed = store.refresh_all();
+  CHECK(confirmed->task_table != lost->task_table);
+  CHECK(confirmed->find_task("T003")->state == task_state::lost);
+  CHECK(confirmed->count(task_state::lost) == 1);
+  CHECK(confirmed->count(task_state::pending) == 37);
+  CHECK_FALSE(confirmed->fs_lag);
+  store.clock().advance(2);
+  auto later = store.refresh_all();
+  CHECK(later->task_table == confirmed->task_table);  // LOST is final: nothing to look at
+}
+
+TEST_CASE("store: a LOST? task known from a heartbeat follows the heartbeat's running list",
+          "[store]") {
+  tree t;
+  t.pending(11, "nodeA");
+  t.hb("nodeA", 4999, {"T010"});  // claimed/nodeA/T010.json visible nowhere
+  auto store = make_store(t);
+  auto s1 = store.refresh();
+  REQUIRE(s1->find_task("T010")->state == task_state::lost_maybe);
+  CHECK(s1->find_node("nodeA")->running == std::vector<std::string>{"T010"});
+  // The runner rewrites its heartbeat, still listing T010: no rebuild, still LOST?.
+  t.hb("nodeA", 5001, {"T010"});
+  store.clock().advance(2);
+  auto s2 = store.refresh_all();
+  CHECK(s2->task_table == s1->task_table);
+  CHECK(s2->find_task("T010")->state == task_state::lost_maybe);
+  CHECK(s2->find_node("nodeA")->hb->ts == Approx(5001));
+  // It moves to another node's heartbeat: the evidence changed, the table is rebuilt.
+  t.hb("nodeA", 5003, {});
+  t.hb("nodeB", 5003, {"T010"});
+  store.clock().advance(2);
+  auto s3 = store.refresh_all();
+  CHECK(s3->task_table != s1->task_table);
+  CHECK(s3->find_task("T010")->state == task_state::lost_maybe);
+  CHECK(s3->find_task("T010")->node == "nodeB");
+  CHECK(s3->find_task("T010")->last_running_seen == Approx(5003));
+  // No heartbeat lists it any more: still LOST? (it was running), LOST once confirmed.
+  t.hb("nodeB", 5005, {});
+  store.clock().advance(2);
+  auto s4 = store.refresh_all();
+  CHECK(s4->find_task("T010")->state == task_state::lost_maybe);
+  store.clock().advance(25);  // 31 s since it went out of sight
+  auto s5 = store.refresh_all();
+  CHECK(s5->find_task("T010")->state == task_state::lost);
+  CHECK(s5->count(task_state::lost_maybe) == 0);
+  // Its result shows up: FINISHED.
+  t.done(10, "nodeB");
+  store.clock().advance(2);
+  CHECK(store.refresh_all()->find_task("T010")->state == task_state::finished);
+}
+
+TEST_CASE("store: a bad file in a directory whose stamp is trusted is still retried every scan",
+          "[store]") {
+  tree t;
+  t.pending(1, "nodeA");
+  write_file_atomic(t.paths.inbox_task("nodeA", "T002"), "not json");
+  lagging_fs lag;
+  auto store = make_store(t, lag, unix_now() + 10);  // every stamp old enough to trust
+  auto s = store.refresh();
+  REQUIRE(s->find_task("T002")->unknown);
+  for (int scan = 0; scan < 2; ++scan) {
+    lag.st->read_paths.clear();
+    store.clock().advance(3);
+    s = store.refresh_all();
+    CHECK(lag.st->read_paths.count(t.paths.inbox_task("nodeA", "T002").string()) == 1);
+    CHECK(lag.st->read_paths.count(t.paths.inbox_task("nodeA", "T001").string()) == 0);
+    CHECK(s->find_task("T002")->unknown);
+  }
+  t.pending(2, "nodeA");  // fixed
+  store.clock().advance(3);
+  s = store.refresh_all();
+  CHECK_FALSE(s->find_task("T002")->unknown);
+}
+
 TEST_CASE("store: one-shot read uses the heartbeat's running list as evidence", "[store]") {
   tree t;
   t.hb("nodeA", 4999, {"T010"});  // claimed/nodeA/T010.json not visible
