@@ -30,12 +30,13 @@
 #include <leaseq/paths.hpp>
 #include <leaseq/store.hpp>
 
+#include "bench_tree.hpp"
+
 using namespace leaseq;
 using clk = std::chrono::steady_clock;
+using namespace bench_tree;
 
 namespace {
-
-constexpr int nodes = 64;
 
 // CPU time of the whole process (all threads), in ms: a fairer figure than wall time on a
 // shared, loaded machine.
@@ -80,86 +81,6 @@ struct counting_fs {
     return real.read(p, max);
   }
 };
-
-std::string node_name(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "gpu-%03d", i);
-  return buf;
-}
-
-json task_json(int seq, const std::string& node, const std::string& lease) {
-  std::string id = format_task_id(seq);
-  return json{{"id", id},
-              {"seq", seq},
-              {"lease", lease},
-              {"node", node},
-              {"argv", {"python", "train.py", "--cfg", "cfg" + std::to_string(seq) + ".yaml"}},
-              {"cmd", "python train.py --cfg cfg" + std::to_string(seq) + ".yaml"},
-              {"cwd", "/home/user/project"},
-              {"env", {{"OMP_NUM_THREADS", "8"}}},
-              {"gpus", 1},
-              {"key", "key-" + id},
-              {"created", 1764365000.0 + seq}};
-}
-
-void write_plain(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << s;
-}
-
-// A heartbeat as a runner writes it: a temporary file renamed over the old one.
-void write_heartbeat(const lease_paths& lp, const std::string& node) {
-  fs::path tmp = lp.hb_dir() / (".tmp-" + node);
-  write_plain(tmp, json{{"node", node},
-                        {"host", node},
-                        {"pid", 1},
-                        {"ts", unix_now()},
-                        {"running", json::array()},
-                        {"pending", 0},
-                        {"paused", false}}
-                       .dump());
-  fs::rename(tmp, lp.heartbeat(node));
-}
-
-// The tree the benchmark scans; written without fsync (it is only the input).
-void build_tree(const lease_paths& lp, const std::string& lease, int tasks) {
-  for (int n = 0; n < nodes; ++n) {
-    std::string node = node_name(n);
-    ensure_dir(lp.inbox(node));
-    ensure_dir(lp.claimed(node));
-    ensure_dir(lp.done(node));
-    ensure_dir(lp.logs(node));
-  }
-  ensure_dir(lp.inbox("_any"));
-  ensure_dir(lp.hb_dir());
-  for (int seq = 1; seq <= tasks; ++seq) {
-    std::string node = node_name(seq % nodes);
-    std::string id = format_task_id(seq);
-    json t = task_json(seq, node, lease);
-    if (seq <= tasks / 2) {
-      t["state"] = seq % 10 == 0 ? "FAILED" : "FINISHED";
-      t["exit_code"] = seq % 10 == 0 ? 1 : 0;
-      t["signal"] = nullptr;
-      t["reason"] = nullptr;
-      t["claimed"] = 1764366000.0 + seq;
-      t["started"] = 1764366000.1 + seq;
-      t["finished"] = 1764367000.0 + seq;
-      t["stdout"] = lease_paths::relative_stdout(node, id);
-      t["stderr"] = lease_paths::relative_stderr(node, id);
-      write_plain(lp.result(node, id), t.dump());
-    } else if (seq <= tasks / 2 + nodes) {
-      t["claimed"] = 1764366000.0 + seq;
-      t["pid"] = 1000 + seq;
-      write_plain(lp.claimed_task(node, id), t.dump());
-    } else if (seq % 16 == 0) {
-      t["node"] = nullptr;
-      write_plain(lp.inbox_task("_any", id), t.dump());
-    } else {
-      write_plain(lp.inbox_task(node, id), t.dump());
-    }
-  }
-  for (int n = 0; n < nodes; ++n) write_heartbeat(lp, node_name(n));
-}
 
 // Baseline: one opendir/readdir pass over every directory the store lists.
 long bare_readdir(const lease_paths& lp) {

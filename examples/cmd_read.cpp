@@ -1,13 +1,17 @@
 // status, tasks, follow, logs: the read-only commands. They read the lease tree through the
 // snapshot store (one scan, no history: a heartbeat's `running` list is the evidence of "was
-// RUNNING") and never write anything.
+// RUNNING"), except `follow TASK`, which reads only that task's own files, and never write
+// anything.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <leaseq/detail/dir_watch.hpp>
 #include <leaseq/leaseq.hpp>
 #include <leaseq/trust.hpp>
 
@@ -472,14 +477,6 @@ int task_exit_status(const task_view& t) {
   return 1;
 }
 
-const task_view* find_task_or_throw(const snapshot& s, const std::string& id,
-                                    const std::string& lease) {
-  check_task_id(id);
-  const task_view* t = s.find_task(id);
-  if (!t) throw error("no task " + id + " in lease " + lease);
-  return t;
-}
-
 std::string choose_running(const snapshot& s) {
   auto running = s.running_tasks();
   if (running.empty()) throw error("no RUNNING task to follow; name one: leaseq follow TASK");
@@ -510,31 +507,103 @@ void write_out(const std::string& s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
 }
 
+// follow's cadence. Logs are read as inotify reports a write to them, and at least every
+// follow_log_poll: on NFS and FUSE other clients' writes raise no event, and
+// LEASEQ_NO_INOTIFY=1 turns events off. The task's own files are looked at as they change,
+// and at least every follow_state_poll.
+constexpr std::chrono::milliseconds follow_log_poll{200};
+constexpr std::chrono::milliseconds follow_state_poll{1000};
+constexpr std::chrono::milliseconds follow_claim_poll{500};
+
+// Sleeps until one of the watches reports a change or `ms` pass (only sleeps when none has a
+// descriptor); returns a bit per watch that reported one.
+unsigned wait_for_watches(std::initializer_list<detail::dir_watch*> watches,
+                          std::chrono::milliseconds ms) {
+  std::vector<pollfd> fds;
+  for (auto* w : watches) fds.push_back({w->fd(), POLLIN, 0});  // -1 is ignored by poll
+  (void)::poll(fds.data(), fds.size(), static_cast<int>(std::max<std::int64_t>(0, ms.count())));
+  unsigned fired = 0, bit = 1;
+  for (auto* w : watches) {
+    if (w->drain()) fired |= bit;
+    bit <<= 1;
+  }
+  return fired;
+}
+
+// The task follow follows, found by its own files (task_tracker): no scan of the lease, so
+// following one task costs the same in a lease of any size. A task those files do not show
+// (an id handed out whose file is not visible yet, one that only a heartbeat lists) is looked
+// for by scans of the lease, as a snapshot shows it, until its files show it.
+class followed_task {
+ public:
+  followed_task(const lease_context& ctx, std::string id)
+      : ctx_(ctx), id_(std::move(id)), tracker_(ctx.paths, id_, ctx.cfg.ui.lost_confirm_s) {
+    tracker_.poll();
+    if (!tracker_.found()) scan();
+  }
+
+  void look() {
+    tracker_.poll();
+    if (!tracker_.found()) scan();
+  }
+
+  // Null while neither its files nor a scan show it.
+  const task_view* view() const {
+    if (tracker_.found()) return &tracker_.view();
+    return snap_ ? snap_->find_task(id_) : nullptr;
+  }
+
+  const task_view& view_or_throw() const {
+    const task_view* t = view();
+    if (!t) throw error("no task " + id_ + " in lease " + ctx_.lease_id);
+    return *t;
+  }
+
+ private:
+  void scan() {
+    if (!store_) {
+      store_options o;
+      o.ui = ctx_.cfg.ui;
+      store_ = std::make_unique<snapshot_store<>>(ctx_.paths, ctx_.lease_id, o);
+    }
+    snap_ = store_->refresh_all();
+  }
+
+  const lease_context& ctx_;
+  std::string id_;
+  task_tracker tracker_;
+  std::unique_ptr<snapshot_store<>> store_;
+  std::shared_ptr<const snapshot> snap_;
+};
+
+bool has_ended(const task_view& t) {
+  return is_done(t.state) || t.state == task_state::lost;
+}
+
 void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, bool both) {
   lease_context ctx = open_lease(lease_opt);
-  store_options o;
-  o.ui = ctx.cfg.ui;
-  snapshot_store<> store(ctx.paths, ctx.lease_id, o);
-  auto s = store.refresh();
-  if (task.empty()) task = choose_running(*s);
+  if (task.empty()) task = choose_running(*scan_once(ctx));
   check_task_id(task);
+  followed_task ft(ctx, task);
   // Just submitted, or on a lagging NFS client: give it a few seconds to show up.
-  for (int i = 0; i < 20 && !s->find_task(task); ++i) {
+  for (int i = 0; i < 20 && !ft.view(); ++i) {
     if (i == 0) std::fprintf(stderr, "leaseq: waiting for %s to appear\n", task.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    s = store.refresh_all();
+    ft.look();
   }
-  const task_view* t = find_task_or_throw(*s, task, ctx.lease_id);
-  // A task that is not claimed yet has no node and no logs: wait for its claim.
-  bool said_waiting = false;
-  while (t->node.empty() && !is_done(t->state) && t->state != task_state::lost) {
-    if (!said_waiting)
-      std::fprintf(stderr, "leaseq: %s is %s; waiting for a runner to claim it\n", task.c_str(),
-                   std::string(to_string(t->state)).c_str());
-    said_waiting = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    s = store.refresh_all();
-    t = find_task_or_throw(*s, task, ctx.lease_id);
+  const task_view* t = &ft.view_or_throw();
+  // A task that is not claimed yet has no node and no logs: wait for its claim, which renames
+  // it out of the shared lane.
+  if (t->node.empty() && !has_ended(*t)) {
+    std::fprintf(stderr, "leaseq: %s is %s; waiting for a runner to claim it\n", task.c_str(),
+                 std::string(to_string(t->state)).c_str());
+    detail::dir_watch claim({ctx.paths.inbox(std::string(any_lane))}, IN_MOVED_FROM | IN_DELETE,
+                            {task + ".json"});
+    while (t->node.empty() && !has_ended(*t)) {
+      wait_for_watches({&claim}, follow_claim_poll);
+      ft.look();
+      t = &ft.view_or_throw();
+    }
   }
   std::string node = t->node;
   if (node.empty()) throw error("task " + task + " never ran on a node: no logs to follow");
@@ -551,6 +620,14 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
   if (err_only || both)
     followers.push_back(
         std::make_unique<tail_follower<>>(ctx.paths.stderr_log(node, task), log_stream::err, topt));
+  std::vector<std::string> log_names;
+  for (const auto& f : followers) log_names.push_back(f->path().filename().string());
+  // Writes to its logs (IN_MODIFY), and its claimed file leaving or its result arriving.
+  detail::dir_watch log_watch({ctx.paths.logs(node)}, IN_MODIFY | detail::dir_watch::name_appears,
+                              log_names);
+  detail::dir_watch end_watch({ctx.paths.claimed(node), ctx.paths.done(node)},
+                              IN_DELETE | IN_MOVED_FROM | detail::dir_watch::name_appears,
+                              {task + ".json", task + ".result.json"});
   bool mid_line[2] = {false, false};
   int cursor_on = -1;  // the stream whose partial line the cursor ends (a terminal only)
   auto print = [&](const std::vector<tail_event>& events) {
@@ -581,19 +658,24 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
     std::fflush(stdout);
   };
   std::vector<tail_event> events;
-  auto last_scan = std::chrono::steady_clock::now();
+  using steady = std::chrono::steady_clock;
+  bool look_now = true;  // an ended task is known at once: no wait for the first state poll
+  auto next_look = steady::now();
   for (;;) {
     events.clear();
     for (auto& f : followers) f->poll(events);
     print(events);
-    if (std::chrono::steady_clock::now() - last_scan >= std::chrono::seconds(1)) {
-      last_scan = std::chrono::steady_clock::now();
-      s = store.refresh_all();
-      t = s->find_task(task);
+    auto now = steady::now();
+    if (look_now || now >= next_look) {
+      next_look = now + follow_state_poll;
+      ft.look();
+      t = ft.view();
       if (!t) throw error("task " + task + " is gone from lease " + ctx.lease_id);
-      if (is_done(t->state) || t->state == task_state::lost) break;
+      if (has_ended(*t)) break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto until_look = std::chrono::ceil<std::chrono::milliseconds>(next_look - steady::now());
+    look_now =
+        wait_for_watches({&log_watch, &end_watch}, std::min(follow_log_poll, until_look)) & 2u;
   }
   events.clear();
   for (auto& f : followers) f->drain(events);

@@ -58,88 +58,45 @@ void sort_by_seq(std::vector<outcome>& v) {
   });
 }
 
-// Listed tasks: only their own files are looked at (done/<node>/<id>.result.json in each node
-// directory, then where the task is), never the whole lease. As in the snapshot store, a task
-// seen RUNNING that then is in neither claimed/ nor done/ for ui.lost_confirm_s is LOST.
+// Listed tasks: only their own files are looked at (task_tracker), never the whole lease.
 class listed_tasks {
  public:
-  listed_tasks(const lease_paths& lease, std::vector<std::string> ids, double lost_confirm_s)
-      : lease_(lease), lost_confirm_s_(lost_confirm_s) {
-    for (auto& id : ids) outcomes_[id].id = id;
+  listed_tasks(const lease_paths& lease, const std::vector<std::string>& ids, double lost_confirm_s)
+      : lease_(lease) {
+    for (const auto& id : ids) tracked_.emplace(id, task_tracker(lease, id, lost_confirm_s));
   }
 
   // Ids no directory of the lease shows: unknown to it.
   std::vector<std::string> unknown() const {
     std::vector<std::string> out;
-    for (const auto& [id, o] : outcomes_)
+    for (const auto& [id, t] : tracked_)
       if (!locate_task(lease_, id)) out.push_back(id);
     return out;
   }
 
   void poll(double now = unix_now()) {
-    std::vector<std::string> nodes;
-    for (const std::string& d : detail::list_dir(lease_.done_root().string()).names)
-      if (is_valid_lane(d)) nodes.push_back(d);
-    for (auto& [id, o] : outcomes_) {
-      if (ended(o.state)) continue;
-      bool read = false;
-      for (const auto& node : nodes) {
-        json_outcome r = read_json_tolerant(lease_.result(node, id));
-        if (!r.ok()) continue;
-        try {
-          task_result res;
-          from_json(*r.value, res);
-          o = outcome_of(res);
-          o.id = id;
-          read = true;
-          break;
-        } catch (const error&) {
-          // Half-visible through a lagging cache: look again next time.
-        }
-      }
-      if (!read) watch_running(id, o, now);
-    }
-  }
-
-  // Where the tasks that have not ended are now (PENDING or RUNNING), for the last summary.
-  void place_unended() {
-    for (auto& [id, o] : outcomes_) {
-      if (ended(o.state)) continue;
-      if (auto loc = locate_task(lease_, id))
-        o.state = loc->place == task_place::running ? task_state::running : task_state::pending;
-    }
+    std::vector<std::string> nodes = done_nodes(lease_);  // once for all of them
+    for (auto& [id, t] : tracked_) t.poll(now, &nodes);
   }
 
   std::vector<outcome> outcomes() const {
     std::vector<outcome> out;
-    for (const auto& [id, o] : outcomes_) out.push_back(o);
+    for (const auto& [id, t] : tracked_) {
+      const task_view& v = t.view();
+      outcome o;
+      if (v.result) o = outcome_of(*v.result);
+      o.id = id;
+      o.state = v.state;
+      if (v.state == task_state::lost) o.reason = v.unknown_reason;
+      out.push_back(std::move(o));
+    }
     sort_by_seq(out);
     return out;
   }
 
  private:
-  // A task without a result: RUNNING while it is in claimed/, LOST once it was seen RUNNING
-  // and has been in neither claimed/ nor done/ (a result may still be on its way) for longer
-  // than ui.lost_confirm_s.
-  void watch_running(const std::string& id, outcome& o, double now) {
-    if (auto loc = locate_task(lease_, id)) {
-      if (loc->place != task_place::done)  // a result there but unreadable: keep what it was
-        o.state = loc->place == task_place::running ? task_state::running : task_state::pending;
-      missing_since_.erase(id);
-      return;
-    }
-    if (o.state != task_state::running) return;
-    double since = missing_since_.emplace(id, now).first->second;
-    if (now - since >= lost_confirm_s_) {
-      o.state = task_state::lost;
-      o.reason = "not in claimed/ or done/ for longer than ui.lost_confirm_s";
-    }
-  }
-
   const lease_paths& lease_;
-  double lost_confirm_s_;
-  std::map<std::string, outcome> outcomes_;
-  std::map<std::string, double> missing_since_;
+  std::map<std::string, task_tracker> tracked_;
 };
 
 // --all: every task of the lease, those submitted while waiting included, through the snapshot
@@ -262,10 +219,6 @@ void cmd_wait(const wait_args& a) {
     double waited = std::chrono::duration<double>(clock::now() - start).count();
     if (timeout && waited >= *timeout) {
       timed_out = true;
-      if (!a.all) {
-        listed.place_unended();
-        now = listed.outcomes();
-      }
       break;
     }
     double nap = timeout ? std::min(pause_s, *timeout - waited) : pause_s;

@@ -22,7 +22,7 @@
 #include "leaseq/trust.hpp"
 
 // Reading a lease: the task model, snapshots and their store, diffs, health, filters, the
-// archive, why a task waits, log tails.
+// archive, one task followed by its own files, why a task waits, log tails.
 #include "leaseq/archive.hpp"
 #include "leaseq/diff.hpp"
 #include "leaseq/health.hpp"
@@ -32,6 +32,7 @@
 #include "leaseq/store.hpp"
 #include "leaseq/tail.hpp"
 #include "leaseq/task_filter.hpp"
+#include "leaseq/task_tracker.hpp"
 #include "leaseq/waiting.hpp"
 
 // Running tasks: submit, the runner and its supervisor, control files, GPUs.

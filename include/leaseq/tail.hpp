@@ -1,6 +1,8 @@
 #pragma once
 
-// Following and paging log files by polling (no inotify: it must work on NFS).
+// Following and paging log files by polling (it must work on NFS, where inotify hears nothing of
+// other clients' writes). The caller decides when to poll: `leaseq follow` polls when a
+// detail::dir_watch reports a write, and on a timer.
 //
 //   tail_follower   one file: polls by offset, re-opens by name, waits for a file that does not
 //                   exist yet, restarts from 0 on truncation (and says so), follows a rotation

@@ -3610,7 +3610,7 @@ inline void check_home_trust(const home_paths& home, home_use use = home_use::wr
 // end leaseq/trust.hpp
 
 // Reading a lease: the task model, snapshots and their store, diffs, health, filters, the
-// archive, why a task waits, log tails.
+// archive, one task followed by its own files, why a task waits, log tails.
 // begin leaseq/archive.hpp
 
 // The archive of ended tasks (protocol version 4): `leaseq clean` moves results out of done/
@@ -6442,7 +6442,9 @@ std::function<bool(const task_view&)> stderr_probe(const Fs& fs, const lease_pat
 // end leaseq/store.hpp
 // begin leaseq/tail.hpp
 
-// Following and paging log files by polling (no inotify: it must work on NFS).
+// Following and paging log files by polling (it must work on NFS, where inotify hears nothing of
+// other clients' writes). The caller decides when to poll: `leaseq follow` polls when a
+// detail::dir_watch reports a write, and on a timer.
 //
 //   tail_follower   one file: polls by offset, re-opens by name, waits for a file that does not
 //                   exist yet, restarts from 0 on truncation (and says so), follows a rotation
@@ -7275,6 +7277,134 @@ inline task_selection select_tasks(
 
 }  // namespace leaseq
 // end leaseq/task_filter.hpp
+// begin leaseq/task_tracker.hpp
+
+// One task followed through the lease tree by its own files only, never a scan of the whole
+// lease: what `follow TASK` and `wait TASK...` need to learn that a task ended, at a cost that
+// does not grow with the lease. While it runs on a known node a look is two opens (its result,
+// its claimed file); otherwise a listing of done/ (one entry per node) and locate_task().
+// As in the snapshot store, a task seen RUNNING that is then in neither claimed/ nor done/ for
+// ui.lost_confirm_s is LOST; until then it keeps its last state.
+
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+
+namespace leaseq {
+
+// The node directories under done/: where a task's result may be.
+inline std::vector<std::string> done_nodes(const lease_paths& lease) {
+  std::vector<std::string> out;
+  for (const std::string& d : detail::list_dir(lease.done_root().string()).names)
+    if (is_valid_node(d)) out.push_back(d);
+  return out;
+}
+
+class task_tracker {
+ public:
+  task_tracker(lease_paths lease, const std::string& id, double lost_confirm_s)
+      : lease_(std::move(lease)), lost_confirm_s_(lost_confirm_s) {
+    view_.id = check_task_id(id);
+    view_.seq = task_seq(id).value_or(0);
+  }
+
+  // Looks again; does nothing once the task ended. `nodes`: done_nodes(), when the caller
+  // listed them once for many tasks; listed here when needed otherwise.
+  void poll(double now = unix_now(), const std::vector<std::string>* nodes = nullptr) {
+    if (ended()) return;
+    // Its runner writes the result into its own done/ directory before it removes the claimed
+    // file, so looking in this order never takes an end for a loss.
+    if (view_.state == task_state::running && !view_.node.empty()) {
+      if (read_result(view_.node, now)) return;
+      std::error_code ec;
+      if (fs::exists(lease_.claimed_task(view_.node, view_.id), ec)) {
+        running_seen(now);
+        return;
+      }
+    }
+    std::vector<std::string> listed;
+    if (!nodes) {
+      listed = done_nodes(lease_);
+      nodes = &listed;
+    }
+    for (const std::string& n : *nodes)
+      if (read_result(n, now)) return;
+    if (auto loc = locate_task(lease_, view_.id)) {
+      found_ = true;
+      view_.missing_since.reset();
+      if (loc->place == task_place::done)
+        return;  // a result there but unreadable: keep what it was
+      view_.spec = std::make_shared<const task_spec>(std::move(loc->spec));
+      if (loc->place == task_place::running) {
+        view_.node = loc->dir;
+        running_seen(now);
+      } else {
+        view_.state = task_state::pending;
+        view_.node = loc->dir == any_lane ? std::string() : loc->dir;
+      }
+      return;
+    }
+    if (view_.state != task_state::running) return;  // never seen RUNNING: nothing is lost
+    if (!view_.missing_since) view_.missing_since = now;
+    if (now - *view_.missing_since >= lost_confirm_s_) {
+      view_.state = task_state::lost;
+      view_.unknown_reason = "not in claimed/ or done/ for longer than ui.lost_confirm_s";
+    }
+  }
+
+  // Seen in inbox/, claimed/ or done/ at least once.
+  bool found() const noexcept { return found_; }
+  // FINISHED, FAILED, CANCELLED or LOST: nothing will change any more.
+  bool ended() const noexcept { return is_done(view_.state) || view_.state == task_state::lost; }
+  // The task as a snapshot would show it: id, state, node (its lane while PENDING, empty in
+  // _any), spec, result; for LOST the reason in unknown_reason.
+  const task_view& view() const noexcept { return view_; }
+
+ private:
+  // True when done/<node>/ holds its result: read, or there but not readable yet (half-visible
+  // through a lagging cache), which keeps the last state, as the snapshot store does, and is
+  // looked at again next time.
+  bool read_result(const std::string& node, double now) {
+    json_outcome r = read_json_tolerant(lease_.result(node, view_.id));
+    if (r.err == ENOENT || r.err == ENOTDIR) return false;
+    auto res = std::make_shared<task_result>();
+    try {
+      if (!r.ok()) throw error(r.reason);
+      from_json(*r.value, *res);
+    } catch (const error&) {
+      view_.node = node;
+      if (view_.state == task_state::pending) view_.state = task_state::running;
+      running_seen(now);
+      return true;
+    }
+    found_ = true;
+    view_.node = node;
+    view_.state = res->state;
+    view_.missing_since.reset();
+    view_.spec = std::shared_ptr<const task_spec>(res, &res->task);
+    view_.result = std::move(res);
+    return true;
+  }
+
+  void running_seen(double now) {
+    found_ = true;
+    view_.state = task_state::running;
+    view_.last_running_seen = now;
+    view_.missing_since.reset();
+  }
+
+  lease_paths lease_;
+  double lost_confirm_s_;
+  task_view view_;
+  bool found_ = false;
+};
+
+}  // namespace leaseq
+// end leaseq/task_tracker.hpp
 // begin leaseq/waiting.hpp
 
 // Why a PENDING task waits, and which submits can never run. Pure: a reader derives both from
@@ -8574,16 +8704,18 @@ class result_writer {
 // begin leaseq/detail/dir_watch.hpp
 
 // Wakes a waiting loop when a name appears in one of a few directories (a task submitted into
-// a runner's lane, a control file for it), by inotify. Only a hint: inotify says nothing of
-// what other clients of a network filesystem do, may be unavailable or out of watches, and a
-// directory may not exist yet, so the caller still polls; this only makes the common local
-// case prompt instead of waiting out the idle back-off.
+// a runner's lane, a control file for it), or, with another event mask, when a file there
+// changes (a log written to, a claimed file gone), by inotify. Only a hint: inotify says
+// nothing of what other clients of a network filesystem do, may be unavailable or out of
+// watches, and a directory may not exist yet, so the caller still polls; this only makes the
+// common local case prompt instead of waiting out the poll interval.
 
 #include <sys/inotify.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -8594,8 +8726,15 @@ namespace leaseq::detail {
 
 class dir_watch {
  public:
+  // A name appeared (created, renamed in, or written and closed).
+  static constexpr std::uint32_t name_appears = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE;
+
   // LEASEQ_NO_INOTIFY=1 turns it off (benchmarks compare; a filesystem where it misbehaves).
-  explicit dir_watch(std::vector<std::filesystem::path> dirs) : dirs_(std::move(dirs)) {
+  // `names`, when given, are the only entries whose events count: a log directory holds every
+  // task's logs, and a follower of one task need not wake for the others.
+  explicit dir_watch(std::vector<std::filesystem::path> dirs, std::uint32_t mask = name_appears,
+                     std::vector<std::string> names = {})
+      : dirs_(std::move(dirs)), names_(std::move(names)), mask_(mask) {
     const char* off = std::getenv("LEASEQ_NO_INOTIFY");
     if (off && *off && std::string(off) != "0") return;
     fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
@@ -8612,14 +8751,14 @@ class dir_watch {
     if (!fd_) return;
     for (std::size_t i = 0; i < dirs_.size(); ++i) {
       if (watched_[i]) continue;
-      int wd = ::inotify_add_watch(
-          fd_.get(), dirs_[i].c_str(),
-          IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK);
+      int wd = ::inotify_add_watch(fd_.get(), dirs_[i].c_str(),
+                                   mask_ | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK);
       watched_[i] = wd >= 0;
     }
   }
 
-  // Reads every pending event; true when there was one. A watched directory that went away
+  // Reads every pending event; true when there was one (about one of `names`, or a lost
+  // event queue: anything may have changed then). A watched directory that went away
   // (IN_IGNORED) is watched again by the next add_missing().
   bool drain() {
     if (!fd_) return false;
@@ -8628,10 +8767,10 @@ class dir_watch {
     for (;;) {
       ssize_t n = ::read(fd_.get(), buf, sizeof buf);
       if (n <= 0) break;
-      any = true;
       for (ssize_t at = 0; at < n;) {
         const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
         if (e->mask & IN_IGNORED) std::fill(watched_.begin(), watched_.end(), false);
+        any = any || counts(*e);
         at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
       }
     }
@@ -8643,7 +8782,16 @@ class dir_watch {
   }
 
  private:
+  bool counts(const inotify_event& e) const {
+    if (names_.empty() || (e.mask & IN_Q_OVERFLOW)) return true;
+    if (e.len == 0) return false;  // about the directory itself
+    std::string name(e.name);      // NUL-padded to len
+    return std::find(names_.begin(), names_.end(), name) != names_.end();
+  }
+
   std::vector<std::filesystem::path> dirs_;
+  std::vector<std::string> names_;
+  std::uint32_t mask_;
   std::vector<bool> watched_;
   unique_fd fd_;
 };

@@ -8,6 +8,7 @@
 #include <leaseq/paths.hpp>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -54,6 +55,42 @@ void append(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::app | std::ios::binary);
   f << text;
 }
+
+// `leaseq follow ARGS` in the background, through pipes into files: its stdout, stderr, exit
+// status and pid. `env`: assignments put before it (LEASEQ_NO_INOTIFY=1).
+struct follow_run {
+  fs::path out, err, rc, pid;
+
+  follow_run(const test_support::lease_tree& t, const std::string& args,
+             const std::string& env = "") {
+    static int n = 0;
+    std::string tag = "follow" + std::to_string(++n);
+    out = t.home / (tag + ".out");
+    err = t.home / (tag + ".err");
+    rc = t.home / (tag + ".rc");
+    pid = t.home / (tag + ".pid");
+    std::string cmd = "(" + env + " LEASEQ_HOME=" + shell_quote(t.home.string()) +
+                      " sh -c 'echo $$ > \"$0\"; exec \"$@\"' " + shell_quote(pid.string()) + " " +
+                      shell_quote(LEASEQ_BIN) + " follow " + args + " </dev/null > " +
+                      shell_quote(out.string()) + " 2> " + shell_quote(err.string()) +
+                      "; echo $? > " + shell_quote(rc.string()) + ") &";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  }
+  bool ended() const { return read_text(rc).find('\n') != std::string::npos; }
+  bool printed(const std::string& text) const {
+    return read_text(out).find(text) != std::string::npos;
+  }
+  // A counter of /proc/PID/io (syscr: read calls made so far), -1 when unreadable.
+  long io(const std::string& field) const {
+    std::string p = read_text(pid);
+    std::istringstream io(read_text("/proc/" + p.substr(0, p.find('\n')) + "/io"));
+    std::string key;
+    long value = 0;
+    while (io >> key >> value)
+      if (key == field + ":") return value;
+    return -1;
+  }
+};
 
 }  // namespace
 
@@ -159,4 +196,119 @@ TEST_CASE("lease ls and status: RUNNING inferred from heartbeats while Slurm's c
   j = json::parse(r.out.substr(r.out.find('{')));
   CHECK(j["state"] == "PENDING");
   CHECK(j["state_inferred"].is_null());
+}
+
+TEST_CASE("leaseq follow: streams a running task with inotify and with LEASEQ_NO_INOTIFY=1",
+          "[read_cli][e2e][follow]") {
+  for (const char* env : {"", "LEASEQ_NO_INOTIFY=1"}) {
+    INFO(env);
+    test_support::lease_tree t;
+    t.register_default();
+    t.claimed(7, "nodeA");
+    fs::path log = t.paths.stdout_log("nodeA", "T007");
+    ensure_dir(log.parent_path());
+    write_text(log, "first line\n");
+    follow_run f(t, "T007", env);
+    REQUIRE(wait_until([&] { return f.printed("first line\n"); }));
+    append(log, "second\n");
+    REQUIRE(wait_until([&] { return f.printed("second\n"); }));
+    append(log, "third\nlast");
+    REQUIRE(wait_until([&] { return f.printed("third\n"); }));
+    CHECK_FALSE(f.ended());
+    t.finish(7, "nodeA", "FAILED", 3);
+    REQUIRE(wait_until([&] { return f.ended(); }));
+    CHECK(read_text(f.rc) == "3\n");
+    CHECK(read_text(f.out) == "first line\nsecond\nthird\nlast");
+    CHECK(read_text(f.err) == "leaseq: T007 FAILED (exit code 3)\n");
+  }
+}
+
+TEST_CASE("leaseq follow: a task cancelled while it runs ends the follow CANCELLED",
+          "[read_cli][e2e][follow]") {
+  test_support::lease_tree t;
+  t.register_default();
+  t.claimed(4, "nodeA");
+  ensure_dir(t.paths.logs("nodeA"));
+  write_text(t.paths.stdout_log("nodeA", "T004"), "working\n");
+  follow_run f(t, "T004");
+  REQUIRE(wait_until([&] { return f.printed("working\n"); }));
+  t.finish(4, "nodeA", "CANCELLED", 143);
+  REQUIRE(wait_until([&] { return f.ended(); }));
+  CHECK(read_text(f.rc) == "143\n");
+  CHECK(read_text(f.err) == "leaseq: T004 CANCELLED (exit code 143)\n");
+}
+
+TEST_CASE("leaseq follow: a claimed file that vanishes without a result ends the follow LOST",
+          "[read_cli][e2e][follow]") {
+  for (const char* env : {"", "LEASEQ_NO_INOTIFY=1"}) {
+    INFO(env);
+    test_support::lease_tree t;
+    t.register_default();
+    write_text(t.home / "config.json", R"({"ui": {"lost_confirm_s": 0}})");
+    t.claimed(5, "nodeB");
+    ensure_dir(t.paths.logs("nodeB"));
+    write_text(t.paths.stdout_log("nodeB", "T005"), "before the crash\n");
+    follow_run f(t, "T005", env);
+    REQUIRE(wait_until([&] { return f.printed("before the crash\n"); }));
+    fs::remove(t.paths.claimed_task("nodeB", "T005"));
+    REQUIRE(wait_until([&] { return f.ended(); }));
+    CHECK(read_text(f.rc) == "1\n");
+    CHECK(read_text(f.out) == "before the crash\n");
+    CHECK(read_text(f.err) == "leaseq: T005 is LOST: its claimed file vanished without a result\n");
+  }
+}
+
+TEST_CASE("leaseq follow: a task submitted but not claimed yet is followed once a runner takes it",
+          "[read_cli][e2e][follow]") {
+  test_support::lease_tree t;
+  t.register_default();
+  t.pending(9, "_any");
+  follow_run f(t, "T009");
+  REQUIRE(wait_until(
+      [&] { return read_text(f.err).find("waiting for a runner") != std::string::npos; }));
+  CHECK(read_text(f.err) == "leaseq: T009 is PENDING; waiting for a runner to claim it\n");
+  t.claim(9, "_any", "nodeC");
+  ensure_dir(t.paths.logs("nodeC"));
+  write_text(t.paths.stdout_log("nodeC", "T009"), "claimed and running\n");
+  REQUIRE(wait_until([&] { return f.printed("claimed and running\n"); }));
+  CHECK_FALSE(f.ended());
+  t.finish(9, "nodeC");
+  REQUIRE(wait_until([&] { return f.ended(); }));
+  CHECK(read_text(f.rc) == "0\n");
+  CHECK(read_text(f.out) == "claimed and running\n");
+}
+
+TEST_CASE("leaseq follow: one task of a big lease is followed by its own files, no lease scan",
+          "[read_cli][e2e][follow]") {
+  // 3000 other tasks: a scan of the lease reads each of their files (3000 read calls at
+  // least); following T001 reads its own files and its log, a few calls per poll.
+  test_support::lease_tree t;
+  t.register_default();
+  for (int seq = 2; seq <= 3001; ++seq) {
+    if (seq % 3 == 0)
+      t.done(seq, "node" + std::to_string(seq % 8));
+    else if (seq % 3 == 1)
+      t.claimed(seq, "node" + std::to_string(seq % 8));
+    else
+      t.pending(seq, "_any");
+  }
+  t.claimed(1, "nodeA");
+  ensure_dir(t.paths.logs("nodeA"));
+  fs::path log = t.paths.stdout_log("nodeA", "T001");
+  write_text(log, "one\n");
+  follow_run f(t, "T001");
+  REQUIRE(wait_until([&] { return f.printed("one\n"); }));
+  append(log, "two\n");
+  REQUIRE(wait_until([&] { return f.printed("two\n"); }));
+  long reads = f.io("syscr");
+  if (reads < 0) {
+    WARN("/proc/PID/io not readable: read calls not counted");
+  } else {
+    INFO("read calls: " << reads);
+    CHECK(reads < 1000);
+  }
+  t.finish(1, "nodeA");
+  REQUIRE(wait_until([&] { return f.ended(); }));
+  CHECK(read_text(f.rc) == "0\n");
+  CHECK(read_text(f.out) == "one\ntwo\n");
 }

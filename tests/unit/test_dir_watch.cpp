@@ -3,6 +3,9 @@
 
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
+
+#include <fstream>
 
 #include <catch2/catch.hpp>
 
@@ -51,4 +54,26 @@ TEST_CASE("dir_watch: LEASEQ_NO_INOTIFY turns it off and the caller polls", "[di
   CHECK(w.fd() == -1);
   CHECK_FALSE(w.drain());
   w.add_missing();  // harmless
+}
+
+TEST_CASE("dir_watch: another mask, and only the names asked for count", "[dir_watch]") {
+  temp_dir tmp;
+  fs::create_directories(tmp / "logs");
+  test_support::write_text(tmp / "logs" / "T001.out", "");
+  test_support::write_text(tmp / "logs" / "T002.out", "");
+  dir_watch w({tmp / "logs"}, IN_MODIFY | IN_DELETE, {"T001.out"});
+  REQUIRE(w.fd() >= 0);
+  auto append_to = [&](const char* name) {
+    std::ofstream f(tmp / "logs" / name, std::ios::app);
+    f << "line\n";
+  };
+  append_to("T002.out");  // another task's log: read, but it does not count
+  CHECK(dir_watch_ready(w, 5000));
+  CHECK_FALSE(w.drain());
+  append_to("T001.out");
+  CHECK(dir_watch_ready(w, 5000));
+  CHECK(w.drain());
+  fs::remove(tmp / "logs" / "T001.out");
+  CHECK(dir_watch_ready(w, 5000));
+  CHECK(w.drain());
 }
