@@ -93,16 +93,15 @@ TEST_CASE("terminal modes are restored after q", "[tui][e2e]") {
   check_restored_after([](demo_run& r) { r.tmux.keys("q"); }, 0);
 }
 
-TEST_CASE("terminal modes are restored after SIGTERM", "[tui][e2e]") {
-  check_restored_after([](demo_run& r) { ::kill(r.pid, SIGTERM); }, 128 + SIGTERM);
-}
-
-TEST_CASE("terminal modes are restored after SIGHUP", "[tui][e2e]") {
-  check_restored_after([](demo_run& r) { ::kill(r.pid, SIGHUP); }, 128 + SIGHUP);
-}
-
-TEST_CASE("terminal modes are restored after SIGSEGV", "[tui][e2e]") {
-  check_restored_after([](demo_run& r) { ::kill(r.pid, SIGSEGV); }, 128 + SIGSEGV);
+// The full matrix lives here, on the renderer the dashboard is built on: every signal that
+// ends a program by default, the quit ones and the crash ones. The dashboard's own tests keep
+// one of each class (test_dashboard.cpp, test_dashboard_restore.cpp).
+TEST_CASE("terminal modes are restored after every signal that ends the program", "[tui][e2e]") {
+  for (int sig : {SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGSEGV, SIGABRT, SIGBUS, SIGFPE}) {
+    DYNAMIC_SECTION("signal " << sig) {
+      check_restored_after([sig](demo_run& r) { ::kill(r.pid, sig); }, 128 + sig);
+    }
+  }
 }
 
 TEST_CASE("terminal modes are restored after an exception escapes main", "[tui][e2e]") {
