@@ -80,31 +80,11 @@ struct counting_fs {
     ++*reads;
     return real.read(p, max);
   }
-};
-
-// Baseline: one opendir/readdir pass over every directory the store lists.
-long bare_readdir(const lease_paths& lp) {
-  long entries = 0;
-  auto walk = [&](const fs::path& dir, std::vector<std::string>* subdirs) {
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      ++entries;
-      if (subdirs) subdirs->push_back(e->d_name);
-    }
-    ::closedir(d);
-  };
-  for (const fs::path& root : {lp.inbox_root(), lp.claimed_root(), lp.done_root()}) {
-    std::vector<std::string> subs;
-    walk(root, &subs);
-    for (const auto& s : subs) walk(root / s, nullptr);
+  file_read read_tail(const fs::path& p, std::size_t max) const {
+    ++*reads;
+    return real.read_tail(p, max);
   }
-  walk(lp.logs_root(), nullptr);
-  walk(lp.control_root(), nullptr);
-  walk(lp.hb_dir(), nullptr);
-  return entries;
-}
+};
 
 template <class F>
 double best_of(int n, F&& f) {

@@ -4,13 +4,19 @@
 // done, one running per node, the rest pending (every 16th in the shared lane), and a
 // heartbeat per node. Written without fsync: it is only the input.
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <fstream>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <leaseq/clock.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/paths.hpp>
+#include <leaseq/results_index.hpp>
 
 namespace bench_tree {
 
@@ -96,6 +102,48 @@ inline void build_tree(const lease_paths& lp, const std::string& lease, int task
     }
   }
   for (int n = 0; n < nodes; ++n) write_heartbeat(lp, node_name(n));
+}
+
+// The results index (protocol 5) of every node, as the runners would have written it: one
+// line per result build_tree() wrote.
+inline void write_results_index(const lease_paths& lp, int tasks) {
+  std::vector<std::string> text(nodes);
+  for (int seq = 1; seq <= tasks / 2; ++seq) {
+    std::string node = node_name(seq % nodes);
+    std::optional<int> code = seq % 10 == 0 ? 1 : 0;
+    auto state = seq % 10 == 0 ? leaseq::task_state::failed : leaseq::task_state::finished;
+    struct stat st;
+    if (::stat(lp.result(node, leaseq::format_task_id(seq)).c_str(), &st) != 0) continue;
+    text[static_cast<std::size_t>(seq % nodes)] +=
+        leaseq::format_results_index_line(seq, state, code, static_cast<std::uint64_t>(st.st_ino));
+  }
+  for (int n = 0; n < nodes; ++n)
+    write_plain(lp.done(node_name(n)) / std::string(leaseq::results_index_name),
+                text[static_cast<std::size_t>(n)]);
+}
+
+// Baseline: one opendir/readdir pass over every directory the store lists.
+inline long bare_readdir(const lease_paths& lp) {
+  long entries = 0;
+  auto walk = [&](const leaseq::fs::path& dir, std::vector<std::string>* subdirs) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      ++entries;
+      if (subdirs) subdirs->push_back(e->d_name);
+    }
+    ::closedir(d);
+  };
+  for (const leaseq::fs::path& root : {lp.inbox_root(), lp.claimed_root(), lp.done_root()}) {
+    std::vector<std::string> subs;
+    walk(root, &subs);
+    for (const auto& s : subs) walk(root / s, nullptr);
+  }
+  walk(lp.logs_root(), nullptr);
+  walk(lp.control_root(), nullptr);
+  walk(lp.hb_dir(), nullptr);
+  return entries;
 }
 
 }  // namespace bench_tree

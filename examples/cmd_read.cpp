@@ -70,9 +70,15 @@ lease_context open_lease(const std::string& lease_opt) {
   return {home, id, paths, cfg};
 }
 
-std::shared_ptr<const snapshot> scan_once(const lease_context& ctx) {
+// What a one-shot command reads of the tasks. `need_results`: ended tasks' details (else their
+// state may come from the results index, protocol 5); `need_pending`: pending tasks' files
+// (else they are counted by name).
+std::shared_ptr<const snapshot> scan_once(const lease_context& ctx, bool need_results = true,
+                                          bool need_pending = true) {
   store_options o;
   o.ui = ctx.cfg.ui;
+  o.results_from_index = !need_results;
+  o.pending_unread = !need_pending;
   snapshot_store<> store(ctx.paths, ctx.lease_id, o);
   return store.refresh();
 }
@@ -184,7 +190,9 @@ std::vector<task_state> all_states() {
 
 void cmd_status(const std::string& lease_opt, bool as_json) {
   lease_context ctx = open_lease(lease_opt);
-  auto s = scan_once(ctx);
+  // Counts need no result parsed where the index vouches for it; the text form's "cannot run
+  // now" line needs the pending tasks' files (their GPUs, dependencies, retry delays).
+  auto s = scan_once(ctx, false, !as_json);
   print_scan_problems(*s);
   auto facts = read_lease_facts(ctx);
   const std::string& kind = facts.kind;
@@ -391,7 +399,13 @@ void cmd_tasks(const tasks_args& a) {
   for (const auto& l : a.labels) f.labels.push_back(check_label(l));
   f.command = a.grep;
   f.has_stderr_output = a.has_stderr;
-  auto s = scan_once(ctx);
+  // Listing only live states (tasks --state RUNNING) needs no ended task's result, and no
+  // pending task's file unless PENDING is listed.
+  bool only_live =
+      !a.archived && !f.states.empty() && std::none_of(f.states.begin(), f.states.end(), is_done);
+  bool no_pending = only_live && std::find(f.states.begin(), f.states.end(), task_state::pending) ==
+                                     f.states.end();
+  auto s = scan_once(ctx, !only_live, !no_pending);
   print_scan_problems(*s);
   if (a.archived)
     s = archived_snapshot(ctx.paths, *s, [](const fs::path& file, std::size_t n) {

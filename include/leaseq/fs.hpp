@@ -7,6 +7,7 @@
 //   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
 //   file_info          stat(const fs::path& path) const;
 //   file_read          read(const fs::path& path, std::size_t max_bytes) const;
+//   file_read          read_tail(const fs::path& path, std::size_t max_bytes) const;
 // and, for following a file by polling (tail.hpp),
 //   file               open(const fs::path& path) const;
 // where `file` (a nested type) is movable and default-constructible (not open), with
@@ -208,6 +209,45 @@ struct posix_fs {
     out.reason = std::move(r.reason);
     out.content = std::move(r.content);
     if (st.st_ino != 0) out.info = detail::to_file_info(st);
+    return out;
+  }
+
+  // The last max_bytes of a regular file (all of it when smaller; info.size says which), never
+  // through a symlink: for append-only hint files (results_index.hpp).
+  file_read read_tail(const fs::path& path, std::size_t max_bytes) const {
+    file_read out;
+    detail::unique_fd fd(
+        ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+      out.err = errno;
+      out.reason = std::strerror(errno);
+      return out;
+    }
+    out.info = detail::to_file_info(st);
+    if (!S_ISREG(st.st_mode)) {
+      out.reason = "not a regular file";
+      return out;
+    }
+    std::uint64_t size = out.info.size;
+    std::uint64_t from = size > max_bytes ? size - max_bytes : 0;
+    out.content.resize(static_cast<std::size_t>(size - from));
+    std::size_t got = 0;
+    while (got < out.content.size()) {
+      ssize_t n = ::pread(fd.get(), out.content.data() + got, out.content.size() - got,
+                          static_cast<off_t>(from + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        out.err = errno;
+        out.reason = std::strerror(errno);
+        out.content.clear();
+        return out;
+      }
+      if (n == 0) break;  // shrank meanwhile
+      got += static_cast<std::size_t>(n);
+    }
+    out.content.resize(got);
+    out.ok = true;
     return out;
   }
 };

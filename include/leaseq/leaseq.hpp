@@ -27,6 +27,7 @@
 #include "leaseq/diff.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/model.hpp"
+#include "leaseq/results_index.hpp"
 #include "leaseq/sanitize.hpp"
 #include "leaseq/snapshot.hpp"
 #include "leaseq/store.hpp"

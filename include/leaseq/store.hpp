@@ -68,6 +68,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/results_index.hpp"
 #include "leaseq/snapshot.hpp"
 
 namespace leaseq {
@@ -81,6 +82,13 @@ struct store_options {
   // big lease): 0 = up to 8 by the hardware, 1 = only the scanning thread. With more than one,
   // Fs::read is called from several threads at once.
   unsigned load_threads = 0;
+  // For one-shot readers that need states, not details (status, tasks of live states): a
+  // result whose line in done/<node>/.results vouches for it (results_index.hpp) gives its state
+  // without being read (its view has no result or spec) ...
+  bool results_from_index = false;
+  // ... and a pending task file is counted by its name without being read (no spec), unless a
+  // heartbeat lists it as running. A file that does not parse then goes unnoticed.
+  bool pending_unread = false;
 };
 
 namespace detail {
@@ -98,7 +106,12 @@ struct cached_file {
   // likely read mid-replace through a
   // cache that lags (sshfs, NFS attribute caches give a stale size): lag, not a broken file.
   bool settling = false;
+  // store_options::results_from_index: the state the results index gives (not read).
+  std::optional<task_state> indexed;
+  bool name_only = false;  // store_options::pending_unread: pending, not read
   std::string reason;
+
+  bool known() const noexcept { return spec || result || indexed || name_only; }
 };
 
 // One directory as last listed.
@@ -274,7 +287,7 @@ class snapshot_store {
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const dir_entry& e = entries[i];
       const cached_file& f = d.files[i];
-      if (f.ino == 0 || f.ino != e.ino || f.bad || !(f.spec || f.result)) return false;
+      if (f.ino == 0 || f.ino != e.ino || f.bad || !f.known()) return false;
       if (!detail::ends_with(e.name, suffix)) return false;
       auto seq = task_seq(std::string_view(e.name).substr(0, e.name.size() - suffix.size()));
       if (!seq || *seq != f.seq) return false;
@@ -317,7 +330,7 @@ class snapshot_store {
       else
         changed = true;
       f.seq = *seq;
-      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
+      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && f.known();
       f.ino = e.ino;
       if (!fresh) {
         to_load.push_back(files.size());
@@ -325,6 +338,10 @@ class snapshot_store {
       }
       files.push_back(std::move(f));
     }
+    if (is_done && opts_.results_from_index && !to_load.empty())
+      take_from_index(files, to_load, was_bad, dir);
+    if (opts_.pending_unread && key.compare(0, 6, "inbox/") == 0)
+      count_by_name(files, to_load, was_bad);
     std::vector<char> present = load_files(files, to_load, dir, suffix, is_done, rewritten);
     std::vector<cached_file> kept;
     kept.reserve(files.size());
@@ -343,6 +360,54 @@ class snapshot_store {
     d.bad_files = static_cast<std::size_t>(
         std::count_if(d.files.begin(), d.files.end(), [](const cached_file& f) { return f.bad; }));
     return changed;
+  }
+
+  // store_options::results_from_index: results the index vouches for leave to_load.
+  void take_from_index(std::vector<cached_file>& files, std::vector<std::size_t>& to_load,
+                       std::vector<char>& was_bad, const fs::path& dir) {
+    file_read r = fs_.read_tail(dir / std::string(results_index_name),
+                                results_index_read_limit(files.size()));
+    if (!r.ok) return;  // no index (protocol 1 to 4, another tool's results): parse them all
+    auto index = parse_results_index(r.content, r.content.size() < r.info.size);
+    keep_to_load(files, to_load, was_bad, [&](cached_file& f) {
+      const results_index_entry* e = find_results_index_entry(index, f.seq, f.ino);
+      if (!e) return true;
+      f.indexed = e->state;
+      return false;
+    });
+  }
+
+  // store_options::pending_unread: pending files leave to_load, but for those a heartbeat
+  // lists as running (claimed, the rename not visible yet: their view needs the spec).
+  void count_by_name(std::vector<cached_file>& files, std::vector<std::size_t>& to_load,
+                     std::vector<char>& was_bad) {
+    keep_to_load(files, to_load, was_bad, [&](cached_file& f) {
+      if (running_hint_ && running_hint_->count(format_task_id(f.seq)) > 0) return true;
+      f.name_only = true;
+      return false;
+    });
+  }
+
+  // Keeps the entries of to_load (and was_bad) whose file `keep` says must still be read; a
+  // file it lets go is good as it is.
+  template <class Keep>
+  static void keep_to_load(std::vector<cached_file>& files, std::vector<std::size_t>& to_load,
+                           std::vector<char>& was_bad, Keep keep) {
+    std::size_t out = 0;
+    for (std::size_t k = 0; k < to_load.size(); ++k) {
+      cached_file& f = files[to_load[k]];
+      if (!keep(f)) {
+        f.bad = false;
+        f.settling = false;
+        f.reason.clear();
+        continue;
+      }
+      to_load[out] = to_load[k];
+      was_bad[out] = was_bad[k];
+      ++out;
+    }
+    to_load.resize(out);
+    was_bad.resize(out);
   }
 
   // Loads files[to_load[k]] for every k, on several threads when there are many. Returns, per
@@ -585,9 +650,12 @@ class snapshot_store {
     node_names_.clear();
     bool changed = false;
     std::vector<listed_lane> lanes;
+    auto evidence = hb_running();
+    running_hint_ = &evidence;
     scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, lanes);
     scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, lanes);
     scan_root(task_place::done, "done", paths_.done_root(), now, changed, lanes);
+    running_hint_ = nullptr;
     scan_node_root("logs", paths_.logs_root(), now, changed);
     scan_node_root("control", paths_.control_root(), now, changed);
     scan_allocations(now, changed);
@@ -600,7 +668,6 @@ class snapshot_store {
         ++it;
       }
     }
-    auto evidence = hb_running();
     std::vector<std::string> keys = evidence_keys(evidence);
     bool evidence_changed = keys != last_evidence_;
     if (!changed && !evidence_changed && prev.complete && !time_moved(now, prev, evidence))
@@ -713,6 +780,8 @@ class snapshot_store {
           v.result = f.result;
           v.spec = std::shared_ptr<const task_spec>(f.result, &f.result->task);
           v.state = f.result->state;
+        } else if (f.indexed) {
+          v.state = *f.indexed;
         } else if (!before) {
           v.state = task_state::running;  // a result is there, its outcome not readable yet
         }
@@ -1074,6 +1143,8 @@ class snapshot_store {
   std::set<std::string> node_names_;
   table_summary summary_;
   std::vector<std::string> last_evidence_;
+  // While scan_tasks() lists the lanes: the heartbeats' running tasks (pending_unread).
+  const std::unordered_map<std::string, std::pair<std::string, double>>* running_hint_ = nullptr;
   struct ticket_verdict {
     bool vouches = true;
     bool final = false;  // never read again

@@ -924,7 +924,7 @@ inline constexpr const char* version =
 // carry labels and priority (with markers in priority/<lane>/); a lease may have archive/
 // (`leaseq clean`, archive.hpp), whose tasks readers count; heartbeats carry the runner's
 // identity (pid_start, boot_id).
-inline constexpr int protocol_version = 4;
+inline constexpr int protocol_version = 5;
 
 }  // namespace leaseq
 // end leaseq/version.hpp
@@ -939,6 +939,7 @@ inline constexpr int protocol_version = 4;
 //   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const;
 //   file_info          stat(const fs::path& path) const;
 //   file_read          read(const fs::path& path, std::size_t max_bytes) const;
+//   file_read          read_tail(const fs::path& path, std::size_t max_bytes) const;
 // and, for following a file by polling (tail.hpp),
 //   file               open(const fs::path& path) const;
 // where `file` (a nested type) is movable and default-constructible (not open), with
@@ -1138,6 +1139,45 @@ struct posix_fs {
     out.reason = std::move(r.reason);
     out.content = std::move(r.content);
     if (st.st_ino != 0) out.info = detail::to_file_info(st);
+    return out;
+  }
+
+  // The last max_bytes of a regular file (all of it when smaller; info.size says which), never
+  // through a symlink: for append-only hint files (results_index.hpp).
+  file_read read_tail(const fs::path& path, std::size_t max_bytes) const {
+    file_read out;
+    detail::unique_fd fd(
+        ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+      out.err = errno;
+      out.reason = std::strerror(errno);
+      return out;
+    }
+    out.info = detail::to_file_info(st);
+    if (!S_ISREG(st.st_mode)) {
+      out.reason = "not a regular file";
+      return out;
+    }
+    std::uint64_t size = out.info.size;
+    std::uint64_t from = size > max_bytes ? size - max_bytes : 0;
+    out.content.resize(static_cast<std::size_t>(size - from));
+    std::size_t got = 0;
+    while (got < out.content.size()) {
+      ssize_t n = ::pread(fd.get(), out.content.data() + got, out.content.size() - got,
+                          static_cast<off_t>(from + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        out.err = errno;
+        out.reason = std::strerror(errno);
+        out.content.clear();
+        return out;
+      }
+      if (n == 0) break;  // shrank meanwhile
+      got += static_cast<std::size_t>(n);
+    }
+    out.content.resize(got);
+    out.ok = true;
     return out;
   }
 };
@@ -5064,6 +5104,188 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 
 }  // namespace leaseq
 // end leaseq/health.hpp
+// begin leaseq/results_index.hpp
+
+// The results index (protocol 5): done/<node>/.results, one line per result the node's runner
+// committed, appended only once the result file is durable. A reader that counts (status)
+// takes a result's state from its line instead of opening and parsing the file.
+//
+// The file is a hint; the result files stay the truth. A line counts only when it is whole
+// (newline-terminated), well-formed, its checksum holds, and the listing of done/<node>/ shows
+// its result file with the inode the line names. Anything else (a torn or garbled line, an
+// entry whose file is gone or was replaced, a result no line names, two lines that disagree)
+// leaves that result to be parsed as before. Its name starts with '.', so readers of protocol
+// versions 1 to 4 never list it.
+//
+// A line: `<id> <state> <exit code or -> <inode> <checksum>\n`, e.g.
+// `T014 FINISHED 0 1183042 5f0e23c1`; the checksum is FNV-1a 32 of the bytes before its space,
+// as 8 lowercase hex digits (a torn write glued to the next line fails it).
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+inline constexpr std::string_view results_index_name = ".results";
+// Longer lines are garbage: the longest well-formed one is about 70 bytes.
+inline constexpr std::size_t results_index_max_line = 128;
+
+struct results_index_entry {
+  std::int64_t seq = 0;
+  std::uint64_t ino = 0;
+  task_state state = task_state::finished;
+  std::optional<int> exit_code;
+};
+
+namespace detail {
+
+inline std::uint32_t fnv1a32(std::string_view s) noexcept {
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : s) h = (h ^ c) * 16777619u;
+  return h;
+}
+
+// Digits only, no sign, no leading '+', at most `max_digits`.
+inline std::optional<std::uint64_t> parse_decimal(std::string_view s, std::size_t max_digits) {
+  if (s.empty() || s.size() > max_digits) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+}  // namespace detail
+
+inline std::string format_results_index_line(std::int64_t seq, task_state state,
+                                             std::optional<int> exit_code, std::uint64_t ino) {
+  std::string body = fmt::format("{} {} {} {}", format_task_id(seq), to_string(state),
+                                 exit_code ? std::to_string(*exit_code) : std::string("-"), ino);
+  return fmt::format("{} {:08x}\n", body, detail::fnv1a32(body));
+}
+
+// One line without its newline; nullopt unless every field is well-formed and the checksum holds.
+inline std::optional<results_index_entry> parse_results_index_line(std::string_view line) {
+  if (line.size() > results_index_max_line) return std::nullopt;
+  std::size_t last = line.rfind(' ');
+  if (last == std::string_view::npos || line.size() - last - 1 != 8) return std::nullopt;
+  std::string_view body = line.substr(0, last);
+  if (fmt::format("{:08x}", detail::fnv1a32(body)) != line.substr(last + 1)) return std::nullopt;
+  std::string_view f[4];
+  std::size_t n = 0, start = 0;
+  for (std::size_t i = 0; i <= body.size(); ++i) {
+    if (i < body.size() && body[i] != ' ') continue;
+    if (n == 4) return std::nullopt;
+    f[n++] = body.substr(start, i - start);
+    start = i + 1;
+  }
+  if (n != 4) return std::nullopt;
+  results_index_entry e;
+  auto seq = task_seq(f[0]);
+  auto state = parse_task_state(f[1]);
+  auto ino = detail::parse_decimal(f[3], 20);
+  if (!seq || !state || !is_done(*state) || !ino || *ino == 0) return std::nullopt;
+  if (f[2] != "-") {
+    bool neg = !f[2].empty() && f[2][0] == '-';
+    auto v = detail::parse_decimal(neg ? f[2].substr(1) : f[2], 10);
+    if (!v || *v > 2147483647u) return std::nullopt;
+    e.exit_code = neg ? -static_cast<int>(*v) : static_cast<int>(*v);
+  }
+  e.seq = *seq;
+  e.ino = *ino;
+  e.state = *state;
+  return e;
+}
+
+// The lines of an index a reader may use, sorted by seq, one per seq. `starts_mid_line`: the
+// text is the tail of a bigger file, so its first line is a fragment. Of several lines for one
+// seq, the last names the newest file; if lines for that file disagree, none is used.
+inline std::vector<results_index_entry> parse_results_index(std::string_view text,
+                                                            bool starts_mid_line) {
+  std::vector<results_index_entry> all;
+  all.reserve(text.size() / 40);
+  std::size_t pos = 0;
+  if (starts_mid_line) {
+    std::size_t nl = text.find('\n');
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  }
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) break;  // torn last line: not whole yet
+    if (auto e = parse_results_index_line(text.substr(pos, nl - pos))) all.push_back(*e);
+    pos = nl + 1;
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  std::vector<results_index_entry> out;
+  out.reserve(all.size());
+  for (std::size_t i = 0; i < all.size();) {
+    std::size_t j = i;
+    while (j < all.size() && all[j].seq == all[i].seq) ++j;
+    const results_index_entry& newest = all[j - 1];
+    bool agree = std::all_of(all.begin() + static_cast<std::ptrdiff_t>(i),
+                             all.begin() + static_cast<std::ptrdiff_t>(j), [&](const auto& e) {
+                               return e.ino != newest.ino ||
+                                      (e.state == newest.state && e.exit_code == newest.exit_code);
+                             });
+    if (agree) out.push_back(newest);
+    i = j;
+  }
+  return out;
+}
+
+// The entry for seq that names the inode the listing shows, or null.
+inline const results_index_entry* find_results_index_entry(
+    const std::vector<results_index_entry>& index, std::int64_t seq, std::uint64_t ino) {
+  auto it =
+      std::lower_bound(index.begin(), index.end(), seq,
+                       [](const results_index_entry& e, std::int64_t s) { return e.seq < s; });
+  return it != index.end() && it->seq == seq && it->ino == ino ? &*it : nullptr;
+}
+
+// How much of an index a reader of a directory of `results` result files reads: enough for a
+// line per result with room to spare. A bigger file (lines of tasks `leaseq clean` archived
+// since) is read from its end, where the newest lines are.
+inline std::size_t results_index_read_limit(std::size_t results) {
+  return (results + 1024) * 96;
+}
+
+// Appends the line for a result that is durable at `result_path` (done/<node>/<id>.result.json)
+// to its directory's index. Only the runner of that node calls it (one runner per node), so
+// O_APPEND alone orders the lines. A previous write torn by a crash is ended with a newline
+// first, so it costs only its own line. Never through a symlink. False when it could not be
+// written: the result is then parsed by readers, as any result without a line.
+inline bool append_results_index(const fs::path& result_path, std::int64_t seq, task_state state,
+                                 std::optional<int> exit_code) {
+  struct stat st;
+  if (::lstat(result_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  fs::path index = result_path.parent_path() / std::string(results_index_name);
+  detail::unique_fd fd(
+      ::open(index.c_str(), O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  struct stat ist;
+  if (!fd || ::fstat(fd.get(), &ist) != 0 || !S_ISREG(ist.st_mode)) return false;
+  std::string line =
+      format_results_index_line(seq, state, exit_code, static_cast<std::uint64_t>(st.st_ino));
+  char last = '\n';
+  if (ist.st_size > 0 && ::pread(fd.get(), &last, 1, ist.st_size - 1) != 1) last = '\n';
+  if (last != '\n') line.insert(line.begin(), '\n');
+  return detail::write_all(fd.get(), line.data(), line.size());
+}
+
+}  // namespace leaseq
+// end leaseq/results_index.hpp
 // begin leaseq/store.hpp
 
 // The snapshot store: scans one lease tree and publishes immutable snapshots.
@@ -5418,6 +5640,13 @@ struct store_options {
   // big lease): 0 = up to 8 by the hardware, 1 = only the scanning thread. With more than one,
   // Fs::read is called from several threads at once.
   unsigned load_threads = 0;
+  // For one-shot readers that need states, not details (status, tasks of live states): a
+  // result whose line in done/<node>/.results vouches for it (results_index.hpp) gives its state
+  // without being read (its view has no result or spec) ...
+  bool results_from_index = false;
+  // ... and a pending task file is counted by its name without being read (no spec), unless a
+  // heartbeat lists it as running. A file that does not parse then goes unnoticed.
+  bool pending_unread = false;
 };
 
 namespace detail {
@@ -5435,7 +5664,12 @@ struct cached_file {
   // likely read mid-replace through a
   // cache that lags (sshfs, NFS attribute caches give a stale size): lag, not a broken file.
   bool settling = false;
+  // store_options::results_from_index: the state the results index gives (not read).
+  std::optional<task_state> indexed;
+  bool name_only = false;  // store_options::pending_unread: pending, not read
   std::string reason;
+
+  bool known() const noexcept { return spec || result || indexed || name_only; }
 };
 
 // One directory as last listed.
@@ -5611,7 +5845,7 @@ class snapshot_store {
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const dir_entry& e = entries[i];
       const cached_file& f = d.files[i];
-      if (f.ino == 0 || f.ino != e.ino || f.bad || !(f.spec || f.result)) return false;
+      if (f.ino == 0 || f.ino != e.ino || f.bad || !f.known()) return false;
       if (!detail::ends_with(e.name, suffix)) return false;
       auto seq = task_seq(std::string_view(e.name).substr(0, e.name.size() - suffix.size()));
       if (!seq || *seq != f.seq) return false;
@@ -5654,7 +5888,7 @@ class snapshot_store {
       else
         changed = true;
       f.seq = *seq;
-      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && (f.spec || f.result);
+      bool fresh = f.ino != 0 && f.ino == e.ino && !f.bad && f.known();
       f.ino = e.ino;
       if (!fresh) {
         to_load.push_back(files.size());
@@ -5662,6 +5896,10 @@ class snapshot_store {
       }
       files.push_back(std::move(f));
     }
+    if (is_done && opts_.results_from_index && !to_load.empty())
+      take_from_index(files, to_load, was_bad, dir);
+    if (opts_.pending_unread && key.compare(0, 6, "inbox/") == 0)
+      count_by_name(files, to_load, was_bad);
     std::vector<char> present = load_files(files, to_load, dir, suffix, is_done, rewritten);
     std::vector<cached_file> kept;
     kept.reserve(files.size());
@@ -5680,6 +5918,54 @@ class snapshot_store {
     d.bad_files = static_cast<std::size_t>(
         std::count_if(d.files.begin(), d.files.end(), [](const cached_file& f) { return f.bad; }));
     return changed;
+  }
+
+  // store_options::results_from_index: results the index vouches for leave to_load.
+  void take_from_index(std::vector<cached_file>& files, std::vector<std::size_t>& to_load,
+                       std::vector<char>& was_bad, const fs::path& dir) {
+    file_read r = fs_.read_tail(dir / std::string(results_index_name),
+                                results_index_read_limit(files.size()));
+    if (!r.ok) return;  // no index (protocol 1 to 4, another tool's results): parse them all
+    auto index = parse_results_index(r.content, r.content.size() < r.info.size);
+    keep_to_load(files, to_load, was_bad, [&](cached_file& f) {
+      const results_index_entry* e = find_results_index_entry(index, f.seq, f.ino);
+      if (!e) return true;
+      f.indexed = e->state;
+      return false;
+    });
+  }
+
+  // store_options::pending_unread: pending files leave to_load, but for those a heartbeat
+  // lists as running (claimed, the rename not visible yet: their view needs the spec).
+  void count_by_name(std::vector<cached_file>& files, std::vector<std::size_t>& to_load,
+                     std::vector<char>& was_bad) {
+    keep_to_load(files, to_load, was_bad, [&](cached_file& f) {
+      if (running_hint_ && running_hint_->count(format_task_id(f.seq)) > 0) return true;
+      f.name_only = true;
+      return false;
+    });
+  }
+
+  // Keeps the entries of to_load (and was_bad) whose file `keep` says must still be read; a
+  // file it lets go is good as it is.
+  template <class Keep>
+  static void keep_to_load(std::vector<cached_file>& files, std::vector<std::size_t>& to_load,
+                           std::vector<char>& was_bad, Keep keep) {
+    std::size_t out = 0;
+    for (std::size_t k = 0; k < to_load.size(); ++k) {
+      cached_file& f = files[to_load[k]];
+      if (!keep(f)) {
+        f.bad = false;
+        f.settling = false;
+        f.reason.clear();
+        continue;
+      }
+      to_load[out] = to_load[k];
+      was_bad[out] = was_bad[k];
+      ++out;
+    }
+    to_load.resize(out);
+    was_bad.resize(out);
   }
 
   // Loads files[to_load[k]] for every k, on several threads when there are many. Returns, per
@@ -5922,9 +6208,12 @@ class snapshot_store {
     node_names_.clear();
     bool changed = false;
     std::vector<listed_lane> lanes;
+    auto evidence = hb_running();
+    running_hint_ = &evidence;
     scan_root(task_place::inbox, "inbox", paths_.inbox_root(), now, changed, lanes);
     scan_root(task_place::claimed, "claimed", paths_.claimed_root(), now, changed, lanes);
     scan_root(task_place::done, "done", paths_.done_root(), now, changed, lanes);
+    running_hint_ = nullptr;
     scan_node_root("logs", paths_.logs_root(), now, changed);
     scan_node_root("control", paths_.control_root(), now, changed);
     scan_allocations(now, changed);
@@ -5937,7 +6226,6 @@ class snapshot_store {
         ++it;
       }
     }
-    auto evidence = hb_running();
     std::vector<std::string> keys = evidence_keys(evidence);
     bool evidence_changed = keys != last_evidence_;
     if (!changed && !evidence_changed && prev.complete && !time_moved(now, prev, evidence))
@@ -6050,6 +6338,8 @@ class snapshot_store {
           v.result = f.result;
           v.spec = std::shared_ptr<const task_spec>(f.result, &f.result->task);
           v.state = f.result->state;
+        } else if (f.indexed) {
+          v.state = *f.indexed;
         } else if (!before) {
           v.state = task_state::running;  // a result is there, its outcome not readable yet
         }
@@ -6411,6 +6701,8 @@ class snapshot_store {
   std::set<std::string> node_names_;
   table_summary summary_;
   std::vector<std::string> last_evidence_;
+  // While scan_tasks() lists the lanes: the heartbeats' running tasks (pending_unread).
+  const std::unordered_map<std::string, std::pair<std::string, double>>* running_hint_ = nullptr;
   struct ticket_verdict {
     bool vouches = true;
     bool final = false;  // never read again
@@ -10516,8 +10808,16 @@ class runner {
       log_unwritten(r.task.id, e.what());
       return false;
     }
+    index_result(r);
     if (auto claimed = claimed_to_remove(r.task.id)) ::unlink(claimed->c_str());
     return true;
+  }
+
+  // Protocol 5: a line in done/<node>/.results once the result is durable, so readers that
+  // count need not parse it (results_index.hpp). A line that cannot be written costs only that.
+  void index_result(const task_result& r) const {
+    if (auto seq = task_seq(r.task.id))
+      append_results_index(lease_.result(cfg_.node, r.task.id), *seq, r.state, r.exit_code);
   }
 
   bool flush_results() {
@@ -10548,7 +10848,10 @@ class runner {
           left.push_back(std::move(u));
           continue;
         }
-        if (!o->second) continue;  // written, claimed file gone
+        if (!o->second) {  // written, claimed file gone
+          index_result(u.result);
+          continue;
+        }
         // Failed: tried again on a later pass, after the loop's back-off, not at once.
         log_unwritten(u.result.task.id, *o->second);
         u.in_flight = false;

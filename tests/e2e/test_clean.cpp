@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -241,4 +242,64 @@ TEST_CASE("lease forget drops an ended lease only, and asks first", "[cli][clean
   CHECK(fs::is_directory(f.lease.root()));                                // the tree stays
   CHECK(f.leaseq("lease forget " + lease_id + " --yes").exit_code == 1);  // unknown now
   CHECK(f.leaseq("lease forget 'bad id' --yes").exit_code != 0);
+}
+
+namespace {
+
+// status --json without what changes from one call to the next (heartbeat ages).
+json clean_e2e_counts(const fixture& f) {
+  json st = clean_e2e_status(f);
+  for (auto& n : st["nodes"]) n.erase("hb_age_s");
+  return st;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "status counts from the runners' results index exactly as from the result files, "
+    "before and after clean",
+    "[cli][clean][results_index]") {
+  fixture f;
+  clean_e2e_run_tasks(f, 30);
+  fs::path index = f.lease.done("nodeA") / ".results";
+  fs::path aside = f.lease.done("nodeA") / ".results.aside";
+  REQUIRE(fs::is_regular_file(index));
+  auto without_index = [&] {
+    fs::rename(index, aside);
+    json st = clean_e2e_counts(f);
+    fs::rename(aside, index);
+    return st;
+  };
+  json with = clean_e2e_counts(f);
+  CHECK(with["counts"]["FINISHED"] == 24);
+  CHECK(with["counts"]["FAILED"] == 6);
+  CHECK(with == without_index());
+
+  // A torn line and garbage in the index change nothing: those results are parsed.
+  {
+    std::ofstream out(index, std::ios::app);
+    out << "garbage\nT001 CANCELLED - 1 00000000\nT002 FAI";
+  }
+  CHECK(clean_e2e_counts(f) == with);
+  auto running = f.leaseq("tasks --lease " + lease_id + " --state RUNNING --json", false);
+  REQUIRE(running.exit_code == 0);
+  CHECK(json::parse(running.out)["total"] == 0);
+
+  // After clean the archive counts the tasks; the index's lines name files no longer listed.
+  auto c = f.leaseq("clean --lease " + lease_id + " --yes");
+  INFO(c.out);
+  REQUIRE(c.exit_code == 0);
+  json after = clean_e2e_counts(f);
+  CHECK(after["counts"] == with["counts"]);
+  CHECK(after["archived"] == 30);
+  CHECK(after == without_index());
+
+  // New results after the clean: counted once, by their lines, beside the archived ones.
+  clean_e2e_run_tasks(f, 5);
+  json more = clean_e2e_counts(f);
+  CHECK(more["counts"]["FINISHED"] == 28);
+  CHECK(more["counts"]["FAILED"] == 7);
+  CHECK(more == without_index());
+  std::string text = f.leaseq("status --lease " + lease_id).out;
+  CHECK_THAT(text, Catch::Contains("FINISHED=28") && Catch::Contains("FAILED=7"));
 }

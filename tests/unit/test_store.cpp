@@ -5,10 +5,12 @@
 #include <leaseq/file_io.hpp>
 #include <leaseq/fs.hpp>
 #include <leaseq/paths.hpp>
+#include <leaseq/results_index.hpp>
 #include <leaseq/store.hpp>
 #include <leaseq/task_filter.hpp>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -90,6 +92,11 @@ struct lagging_fs {
       return r;
     }
     return real.read(p, max);
+  }
+  file_read read_tail(const fs::path& p, std::size_t max) const {
+    ++st->reads;
+    st->read_paths.insert(p.string());
+    return real.read_tail(p, max);
   }
 };
 
@@ -796,4 +803,113 @@ TEST_CASE("store: a protocol 1 tree's seq file vouches for the ids below it", "[
   test_support::write_text(t.paths.seq(), "99999999\n");
   auto fresh = make_store(t);
   CHECK(fresh.refresh()->tasks().size() == 2);
+}
+
+namespace {
+
+std::uint64_t inode_of(const fs::path& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
+}
+
+void index_line(const tree& t, const std::string& node, int seq, task_state st, int code,
+                std::uint64_t ino = 0) {
+  fs::path result = t.paths.result(node, format_task_id(seq));
+  if (ino == 0) ino = fs::exists(result) ? inode_of(result) : 77;
+  std::ofstream f(t.paths.done(node) / std::string(results_index_name),
+                  std::ios::binary | std::ios::app);
+  f << format_results_index_line(seq, st, code, ino);
+}
+
+template <class Fs>
+snapshot_store<Fs, manual_clock> make_counting_store(const tree& t, Fs fs) {
+  store_options o;
+  o.ui.lost_confirm_s = 30;
+  o.ui.hb_stale_s = 60;
+  o.results_from_index = true;
+  o.pending_unread = true;
+  manual_clock c;
+  c.t = 5000;
+  return snapshot_store<Fs, manual_clock>(t.paths, t.lease, o, fs, c);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "store: results_from_index reads the results the index does not vouch for, and only "
+    "those",
+    "[store][results_index]") {
+  tree t;
+  t.done(1, "nodeA");
+  t.done(2, "nodeA", "FAILED", 2);
+  t.done(3, "nodeA");
+  t.done(4, "nodeB", "FAILED", 1);
+  t.claimed(5, "nodeB");
+  index_line(t, "nodeA", 1, task_state::finished, 0);
+  index_line(t, "nodeA", 2, task_state::finished, 0, 12345);  // another file than the listed one
+  index_line(t, "nodeA", 9, task_state::finished, 0);         // no such result: ignored
+  index_line(t, "nodeB", 4, task_state::failed, 1);
+  lagging_fs lag;
+  auto store = make_counting_store(t, lag);
+  auto s = store.refresh();
+  auto full = make_store(t).refresh();
+  for (auto st : {task_state::finished, task_state::failed, task_state::running})
+    CHECK(s->count(st) == full->count(st));
+  CHECK(s->find_task("T001")->state == task_state::finished);
+  CHECK_FALSE(s->find_task("T001")->result);  // its state only
+  CHECK(s->find_task("T002")->state == task_state::failed);
+  CHECK(s->find_task("T002")->result);
+  CHECK(s->find_task("T004")->state == task_state::failed);
+  CHECK(s->find_task("T005")->spec);  // a running task's file is read as ever
+  CHECK_FALSE(s->find_task("T009"));
+  auto& read = lag.st->read_paths;
+  CHECK(read.count(t.paths.result("nodeA", "T001").string()) == 0);
+  CHECK(read.count(t.paths.result("nodeB", "T004").string()) == 0);
+  CHECK(read.count(t.paths.result("nodeA", "T002").string()) == 1);
+  CHECK(read.count(t.paths.result("nodeA", "T003").string()) == 1);
+  CHECK_FALSE(s->fs_lag);
+}
+
+TEST_CASE(
+    "store: a tree without an index (protocol 1 to 4) counts the same with "
+    "results_from_index",
+    "[store][results_index]") {
+  tree t;
+  t.pending(1, "_any");
+  t.done(2, "nodeA");
+  t.done(3, "nodeA", "CANCELLED", 0);
+  t.claimed(4, "nodeA");
+  t.hb("nodeA", 4990, {"T004", "T006"});
+  auto s = make_counting_store(t, posix_fs{}).refresh();
+  auto full = make_store(t).refresh();
+  CHECK(s->counts == full->counts);
+  CHECK(s->find_task("T003")->result);
+  CHECK(s->count(task_state::lost_maybe) == 1);  // T006: only its heartbeat lists it
+}
+
+TEST_CASE(
+    "store: pending_unread counts pending tasks by name, reading only those a heartbeat "
+    "runs",
+    "[store][results_index]") {
+  tree t;
+  t.pending(1, "_any");
+  t.pending(2, "nodeA");
+  t.pending(3, "nodeA");  // claimed, the rename not visible yet: its heartbeat runs it
+  t.hb("nodeA", 4990, {"T003"});
+  lagging_fs lag;
+  auto s = make_counting_store(t, lag).refresh();
+  auto full = make_store(t).refresh();
+  CHECK(s->counts == full->counts);
+  CHECK(s->count(task_state::pending) == 2);
+  CHECK_FALSE(s->find_task("T001")->spec);
+  CHECK(s->find_task("T002")->node == "nodeA");
+  const task_view* t3 = s->find_task("T003");
+  CHECK(t3->state == task_state::running);
+  CHECK(t3->spec);
+  CHECK(s->find_node("nodeA")->pending == full->find_node("nodeA")->pending);
+  CHECK(s->find_node("nodeA")->running == full->find_node("nodeA")->running);
+  auto& read = lag.st->read_paths;
+  CHECK(read.count(t.paths.inbox_task("_any", "T001").string()) == 0);
+  CHECK(read.count(t.paths.inbox_task("nodeA", "T002").string()) == 0);
+  CHECK(read.count(t.paths.inbox_task("nodeA", "T003").string()) == 1);
 }

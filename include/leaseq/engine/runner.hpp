@@ -73,6 +73,7 @@
 #include "leaseq/model.hpp"
 #include "leaseq/names.hpp"
 #include "leaseq/paths.hpp"
+#include "leaseq/results_index.hpp"
 #include "leaseq/trust.hpp"
 #include "leaseq/version.hpp"
 
@@ -1230,8 +1231,16 @@ class runner {
       log_unwritten(r.task.id, e.what());
       return false;
     }
+    index_result(r);
     if (auto claimed = claimed_to_remove(r.task.id)) ::unlink(claimed->c_str());
     return true;
+  }
+
+  // Protocol 5: a line in done/<node>/.results once the result is durable, so readers that
+  // count need not parse it (results_index.hpp). A line that cannot be written costs only that.
+  void index_result(const task_result& r) const {
+    if (auto seq = task_seq(r.task.id))
+      append_results_index(lease_.result(cfg_.node, r.task.id), *seq, r.state, r.exit_code);
   }
 
   bool flush_results() {
@@ -1262,7 +1271,10 @@ class runner {
           left.push_back(std::move(u));
           continue;
         }
-        if (!o->second) continue;  // written, claimed file gone
+        if (!o->second) {  // written, claimed file gone
+          index_result(u.result);
+          continue;
+        }
         // Failed: tried again on a later pass, after the loop's back-off, not at once.
         log_unwritten(u.result.task.id, *o->second);
         u.in_flight = false;
