@@ -596,7 +596,7 @@ bool has_ended(const task_view& t) {
 
 void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, bool both) {
   lease_context ctx = open_lease(lease_opt);
-  if (task.empty()) task = choose_running(*scan_once(ctx));
+  if (task.empty()) task = choose_running(*scan_once(ctx, false, false));  // running ones only
   check_task_id(task);
   followed_task ft(ctx, task);
   // Just submitted, or on a lagging NFS client: give it a few seconds to show up.
@@ -710,7 +710,7 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
 void cmd_logs(const std::string& lease_opt, const std::string& task, bool err) {
   lease_context ctx = open_lease(lease_opt);
   check_task_id(task);
-  auto s = scan_once(ctx);
+  auto s = scan_once(ctx, false, false);  // its node is all it needs: the lane says it
   std::string node;
   if (const task_view* t = s->find_task(task)) node = t->node;
   if (node.empty()) {
