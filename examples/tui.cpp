@@ -78,7 +78,10 @@ int run(const options& opt) {
   flush(m);
 
   leaseq::tui::app_options ao;
-  ao.tick_ms = 100;  // how often worker results are picked up when no key arrives
+  // Worker results wake the loop at once (wake_fd, read by take()); the tick keeps ages and
+  // the clock moving.
+  ao.tick_ms = 250;
+  ao.wake_fd = w.wake_fd();
   auto result = leaseq::tui::run_app(
       m,
       [&](model& mm, const leaseq::tui::event& ev, leaseq::tui::app_io& io) {

@@ -1,16 +1,19 @@
 #pragma once
 
-// The dashboard's I/O, off the UI thread. Three threads, so that no effect waits behind a
+// The dashboard's I/O, off the UI thread. Four threads, so that no effect waits behind a
 // slower one:
-//   scan    the snapshot store (cadence from the store: 2 s heartbeats, 2-5 s task dirs), the
-//           log followers (polled every 250 ms) and paged reads of log files;
+//   scan    the snapshot store (cadence from the store: 2 s heartbeats, 2-5 s task dirs) and
+//           paged reads of log files;
+//   logs    the live log pane (log_follow.hpp): woken by inotify, else polled every 250 ms;
 //   slurm   the lease list (index + lease.json + Slurm state through the shared cache), every
 //           ui.refresh_s; a hanging squeue delays only this list;
 //   action  control files, retries, `lease use`, and sbatch / scancel (through this program's
 //           own `lease create` / `lease release`, so the dashboard does exactly what the CLI does).
 // Requests come in with send(); results go out as messages that take() hands to the loop.
 
+#include "dashboard/log_follow.hpp"
 #include "dashboard/model.hpp"
+#include "dashboard/wake_signal.hpp"
 
 #include <leaseq/command.hpp>
 #include <leaseq/config.hpp>
@@ -30,26 +33,33 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace leaseq_dash {
 
-// One thread running posted jobs in order, plus an optional periodic function.
+// One thread running posted jobs in order, plus an optional periodic function run after each
+// wake-up: a job, `period` gone by, or (when given) the descriptor wait_fd() returns became
+// readable (the periodic function must then read it).
 class job_thread {
  public:
   explicit job_thread(std::function<void()> periodic = {},
-                      std::chrono::milliseconds period = std::chrono::milliseconds(100))
-      : periodic_(std::move(periodic)), period_(period), thread_([this] { loop(); }) {}
+                      std::chrono::milliseconds period = std::chrono::milliseconds(100),
+                      std::function<int()> wait_fd = {})
+      : periodic_(std::move(periodic)),
+        period_(period),
+        wait_fd_(std::move(wait_fd)),
+        thread_([this] { loop(); }) {}
   job_thread(const job_thread&) = delete;
   job_thread& operator=(const job_thread&) = delete;
   ~job_thread() {
@@ -57,7 +67,7 @@ class job_thread {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    wake_.notify();
     thread_.join();
   }
 
@@ -66,16 +76,16 @@ class job_thread {
       std::lock_guard<std::mutex> lock(mu_);
       jobs_.push_back(std::move(job));
     }
-    cv_.notify_all();
+    wake_.notify();
   }
 
  private:
   void loop() {
     for (;;) {
+      wake_.wait(wait_fd_ ? wait_fd_() : -1, static_cast<int>(period_.count()));
       std::deque<std::function<void()>> jobs;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, period_, [this] { return stop_ || !jobs_.empty(); });
+        std::lock_guard<std::mutex> lock(mu_);
         if (stop_) return;
         jobs.swap(jobs_);
       }
@@ -93,8 +103,9 @@ class job_thread {
 
   std::function<void()> periodic_;
   std::chrono::milliseconds period_;
+  std::function<int()> wait_fd_;
+  wake_signal wake_;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   bool stop_ = false;
   std::thread thread_;  // last: starts once everything above exists
@@ -110,12 +121,17 @@ inline std::string last_cr_state(std::string line) {
 
 class worker {
  public:
-  worker(std::string home, leaseq::config cfg, std::string self_binary)
+  // log_poll_s: how often followed log files are read when inotify says nothing.
+  worker(std::string home, leaseq::config cfg, std::string self_binary, double log_poll_s = 0.25)
       : home_(std::move(home)),
         cfg_(std::move(cfg)),
         self_(std::move(self_binary)),
+        follow_(static_cast<std::size_t>(std::max<std::int64_t>(1, cfg_.ui.log_tail_lines)),
+                log_poll_s),
         scan_([this] { scan_tick(); }),
         slurm_([this] { slurm_tick(); }),
+        logs_([this] { log_tick(); }, std::chrono::milliseconds(250),
+              [this] { return follow_.wake_fd(); }),
         action_() {}
 
   void send(request r) {
@@ -123,14 +139,21 @@ class worker {
   }
 
   std::vector<message> take() {
+    ui_wake_.clear();
     std::lock_guard<std::mutex> lock(out_mu_);
     return std::exchange(out_, {});
   }
 
+  // Readable while messages wait for take(): the UI loop polls it next to the terminal.
+  int wake_fd() const { return ui_wake_.fd(); }
+
  private:
   void emit(message m) {
-    std::lock_guard<std::mutex> lock(out_mu_);
-    out_.push_back(std::move(m));
+    {
+      std::lock_guard<std::mutex> lock(out_mu_);
+      out_.push_back(std::move(m));
+    }
+    ui_wake_.notify();
   }
   void say(bool ok, std::string text) { emit(msg_action{ok, std::move(text)}); }
 
@@ -151,6 +174,7 @@ class worker {
         return;
       }
       store_ = std::make_unique<leaseq::snapshot_store<>>(leaseq::lease_paths(home(), id), id, o);
+      stderr_seen_.clear();
       lease_id_ = id;
       last_gen_ = 0;
       force_scan_ = true;
@@ -188,7 +212,9 @@ class worker {
     });
   }
   void dispatch(req_follow r) {
-    scan_.post([this, t = std::move(r.target)] { set_follow(t); });
+    logs_.post([this, t = std::move(r.target)] {
+      if (auto m = follow_.set(t)) emit(std::move(*m));
+    });
   }
   void dispatch(req_page r) {
     scan_.post([this, r] { read_page(r); });
@@ -327,171 +353,36 @@ class worker {
       }
     }
     quick_leases_tick(now);
-    if (!sources_.empty() && now >= next_log_poll_) {
-      next_log_poll_ = now + 0.25;
-      poll_logs();
-    }
   }
 
+  // ---- log thread ------------------------------------------------------------------------
+
+  void log_tick() {
+    if (auto m = follow_.tick(leaseq::unix_now())) emit(std::move(*m));
+  }
+
+  // The `e` filter's set. An ended task's .err does not change until it runs again, which
+  // writes a new result: it is looked at once per result, so a snapshot costs a stat per
+  // running task, not one per task of the lease.
   void emit_stderr(const leaseq::snapshot& s) {
     msg_stderr out;
     leaseq::lease_paths lp(home(), lease_id_);
     auto has_stderr = leaseq::stderr_probe(fs_, lp);
-    for (const auto& t : s.tasks())
-      if (has_stderr(t)) out.ids.insert(t.id);
+    for (const auto& t : s.tasks()) {
+      std::optional<double> ended;
+      if (t.result && t.result->finished) ended = t.result->finished;
+      auto known = ended ? stderr_seen_.find(t.id) : stderr_seen_.end();
+      bool has = false;
+      if (known != stderr_seen_.end() && known->second.node == t.node &&
+          known->second.finished == *ended) {
+        has = known->second.has;
+      } else {
+        has = has_stderr(t);
+        if (ended) stderr_seen_[t.id] = {t.node, *ended, has};
+      }
+      if (has) out.ids.insert(t.id);
+    }
     emit(std::move(out));
-  }
-
-  struct source {
-    std::string label;
-    std::unique_ptr<leaseq::tail_follower<>> follower;
-    std::string path;
-  };
-  struct shown_line {
-    int src = 0;
-    std::string text;
-    bool complete = true;
-    bool notice = false;
-  };
-
-  void set_follow(const follow_target& t) {
-    sources_.clear();
-    shown_.clear();
-    follow_id_ = t.id;
-    last_mtime_.reset();
-    if (t.empty()) return;
-    bool multi = t.tasks.size() > 1, merged = t.mode == log_mode::merged;
-    leaseq::tail_options o;
-    o.overwrite_cr = true;  // a progress bar is one line in its last state, not hundreds
-    for (const auto& it : t.tasks) {
-      std::vector<std::pair<leaseq::log_stream, std::string>> streams;
-      if (t.mode != log_mode::err) streams.push_back({leaseq::log_stream::out, it.out_path});
-      if (t.mode != log_mode::out) streams.push_back({leaseq::log_stream::err, it.err_path});
-      for (const auto& [stream, path] : streams) {
-        std::string label;
-        if (multi)
-          label =
-              it.task + (merged ? std::string(stream == leaseq::log_stream::out ? " out" : " err")
-                                : std::string());
-        else if (merged)
-          label = stream == leaseq::log_stream::out ? "out" : "err";
-        if (!label.empty()) label += "│ ";
-        source s;
-        s.label = label;
-        s.path = path;
-        if (!path.empty())
-          s.follower = std::make_unique<leaseq::tail_follower<>>(path, stream, o);
-        else
-          shown_.push_back({static_cast<int>(sources_.size()),
-                            "-- " + it.task +
-                                " has no node yet: waiting for a runner to claim it "
-                                "--",
-                            true, true});
-        sources_.push_back(std::move(s));
-      }
-    }
-    next_log_poll_ = 0;
-    poll_logs(true);
-  }
-
-  void poll_logs(bool force_emit = false) {
-    bool changed = force_emit;
-    std::optional<double> mtime;
-    std::size_t cap = static_cast<std::size_t>(std::max<std::int64_t>(1, cfg_.ui.log_tail_lines));
-    // Lines carry no time, but files do: the file written to least recently goes first, so a
-    // merged follow shows each task's backlog in the order they were written, and the new
-    // lines of one poll in about the order they came.
-    std::vector<std::pair<double, std::size_t>> order;
-    for (std::size_t i = 0; i < sources_.size(); ++i) {
-      double t = 0;
-      leaseq::file_info info = fs_.stat(sources_[i].path);
-      if (info.err == 0) {
-        t = info.mtime;
-        if (!mtime || t > *mtime) mtime = t;
-      }
-      order.push_back({t, i});
-    }
-    std::stable_sort(order.begin(), order.end());
-    for (const auto& [t, i] : order) {
-      source& s = sources_[i];
-      if (!s.follower) continue;
-      std::vector<leaseq::tail_event> evs;
-      s.follower->poll(evs);
-      for (auto& e : evs) {
-        changed = true;
-        add_event(static_cast<int>(i), e);
-      }
-    }
-    trim_fairly(cap);
-    if (mtime != last_mtime_) changed = true;
-    last_mtime_ = mtime;
-    if (!changed) return;
-    msg_log out;
-    out.follow_id = follow_id_;
-    out.mtime = mtime;
-    out.lines.reserve(shown_.size());
-    for (const auto& l : shown_)
-      out.lines.push_back(sources_[static_cast<std::size_t>(l.src)].label + l.text);
-    emit(std::move(out));
-  }
-
-  // Keeps `cap` lines, taking the oldest lines of the sources that hold the most: a chatty
-  // task's backlog must not push out every line of a quiet one.
-  void trim_fairly(std::size_t cap) {
-    if (shown_.size() <= cap) return;
-    std::vector<std::size_t> count(sources_.size() + 1, 0);
-    for (const auto& l : shown_) ++count[static_cast<std::size_t>(l.src)];
-    // Water-filling: lower a common ceiling until the lines under it fit in cap.
-    std::size_t ceiling = *std::max_element(count.begin(), count.end());
-    auto kept = [&](std::size_t c) {
-      std::size_t sum = 0;
-      for (std::size_t n : count) sum += std::min(n, c);
-      return sum;
-    };
-    while (ceiling > 0 && kept(ceiling) > cap) --ceiling;
-    std::vector<std::size_t> drop(count.size(), 0);
-    std::size_t extra = cap - kept(ceiling);  // room left under the ceiling: one more line
-    for (std::size_t i = 0; i < count.size(); ++i) {
-      std::size_t keep = std::min(count[i], ceiling);
-      if (count[i] > ceiling && extra > 0) {
-        ++keep;
-        --extra;
-      }
-      drop[i] = count[i] - keep;
-    }
-    std::deque<shown_line> out;
-    for (auto& l : shown_) {
-      auto& d = drop[static_cast<std::size_t>(l.src)];
-      if (d > 0) {
-        --d;
-        continue;
-      }
-      out.push_back(std::move(l));
-    }
-    shown_ = std::move(out);
-  }
-
-  void add_event(int src, const leaseq::tail_event& e) {
-    using kind = leaseq::tail_event::kind;
-    if (e.what == kind::appeared) return;
-    if (e.what != kind::line) {
-      shown_.push_back({src, "-- " + e.text + " --", true, true});
-      return;
-    }
-    int looked = 0;
-    for (auto it = shown_.rbegin(); it != shown_.rend() && looked < 64; ++it, ++looked) {
-      if (it->src != src || it->notice) continue;
-      if (!it->complete) {
-        if (e.rewrites)
-          it->text = e.text;
-        else
-          it->text += e.text;
-        it->complete = e.complete;
-        return;
-      }
-      break;
-    }
-    shown_.push_back({src, e.text, e.complete, false});
   }
 
   void read_page(const req_page& r) {
@@ -606,6 +497,7 @@ class worker {
 
   std::mutex out_mu_;
   std::vector<message> out_;
+  wake_signal ui_wake_;
   std::mutex lease_mu_;
   std::string requested_lease_;
 
@@ -616,20 +508,24 @@ class worker {
   std::uint64_t last_gen_ = 0;
   bool force_scan_ = false, paused_ = false, stderr_probe_ = false, force_quick_ = true;
   double next_quick_ = 0;
-  std::vector<source> sources_;
-  std::deque<shown_line> shown_;
-  std::uint64_t follow_id_ = 0;
-  std::optional<double> last_mtime_;
-  double next_log_poll_ = 0;
   std::unique_ptr<leaseq::paged_reader> reader_;
   std::string reader_path_;
+  struct stderr_seen {
+    std::string node;
+    double finished = 0;
+    bool has = false;
+  };
+  std::unordered_map<std::string, stderr_seen> stderr_seen_;
 
   // slurm thread only
   bool force_leases_ = true, slurm_paused_ = false;
   double next_leases_ = 0;
 
+  // log thread only
+  log_follow follow_;
+
   // Last: the threads start once every member above exists, and stop first.
-  job_thread scan_, slurm_, action_;
+  job_thread scan_, slurm_, logs_, action_;
 };
 
 }  // namespace leaseq_dash

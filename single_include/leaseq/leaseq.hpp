@@ -14126,18 +14126,22 @@ class terminal {
 
   // Waits up to timeout_ms for input or a signal. Returns the events; a timeout with nothing
   // else returns one tick_event. Ctrl-Z (when enabled) suspends here and returns a resize.
-  std::vector<event> poll(int timeout_ms) {
+  // wake_fd (non-blocking; -1: none) readable also ends the wait with a tick_event: a worker
+  // thread's results are taken at once instead of at the next tick; it is left to its owner
+  // to read it (the loop would otherwise wake at once again).
+  std::vector<event> poll(int timeout_ms, int wake_fd = -1) {
     detail::term_state& s = detail::tstate();
     std::vector<event> out;
     int wait = decoder_.has_pending() ? opt_.esc_timeout_ms : timeout_ms;
-    struct pollfd fds[2] = {{s.in_fd, POLLIN, 0}, {pipe_r_.get(), POLLIN, 0}};
-    int n = ::poll(fds, 2, wait);
+    struct pollfd fds[3] = {{s.in_fd, POLLIN, 0}, {pipe_r_.get(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int n = ::poll(fds, 3, wait);
     if (n < 0 && errno != EINTR) throw std::runtime_error("poll() on the terminal failed");
     if (n <= 0) {
       if (decoder_.has_pending()) out = decoder_.flush_timeout();
       if (out.empty() && wait == timeout_ms) out.push_back(tick_event{});
       return handle_suspend(out);
     }
+    if (fds[2].revents & POLLIN) out.push_back(tick_event{});
     if (fds[1].revents & POLLIN) read_signals(out);
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       char buf[4096];
@@ -14313,6 +14317,9 @@ struct app_options {
   present_options present = present_options::from_env();
   const char* program_name = "leaseq";  // prefix of the not-a-terminal message
   int in_fd = 0, out_fd = 1;            // the terminal (tests pass a pty)
+  // Readable when the caller has news (a worker thread's results): the loop wakes at once
+  // with a tick_event, whose update must read it (e.g. an eventfd). -1: none.
+  int wake_fd = -1;
 };
 
 // What update() may ask of the terminal, applied by the loop after the next frame.
@@ -14356,7 +14363,7 @@ struct app_runner {
         term.write_frame(scr.render(full));
         if (!io.raw_.empty()) term.write_frame(std::exchange(io.raw_, std::string()));
         bool quit = false;
-        for (const event& ev : term.poll(opt.tick_ms)) {
+        for (const event& ev : term.poll(opt.tick_ms, opt.wake_fd)) {
           if (auto* r = std::get_if<resize_event>(&ev)) ts = {r->width, r->height};
           if (auto* s = std::get_if<signal_event>(&ev)) {
             result.signo = s->signo;

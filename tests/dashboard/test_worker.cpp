@@ -3,6 +3,7 @@
 #include <dashboard/worker.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -113,6 +114,49 @@ TEST_CASE("worker: snapshots, merged follow with prefixes, pages", "[dashboard][
   auto missing = wait_message<msg_page>(w, seen, [](const msg_page& p) { return p.gen == 5; });
   REQUIRE(missing);
   CHECK_FALSE(missing->error.empty());
+}
+
+TEST_CASE("worker: the log pane learns of a new line from inotify, not from its poll",
+          "[dashboard][worker]") {
+  lease_tree t;
+  t.register_default();
+  t.claimed(1, "nodeA");
+  t.hb("nodeA", leaseq::unix_now(), {"T001"});
+  leaseq::ensure_dir(t.paths.logs("nodeA"));
+  test_support::write_text(t.paths.stdout_log("nodeA", "T001"), "first\n");
+
+  leaseq::config cfg;
+  // Polled once an hour: a line that shows up within the wait below came through inotify.
+  worker w(t.home.string(), cfg, "/nonexistent/leaseq", 3600.0);
+  REQUIRE(w.wake_fd() >= 0);
+  std::vector<message> seen;
+  follow_target ft;
+  ft.id = 3;
+  ft.tasks.push_back({"T001", "nodeA", t.paths.stdout_log("nodeA", "T001").string(),
+                      t.paths.stderr_log("nodeA", "T001").string()});
+  w.send(req_follow{ft});
+  auto has = [](const msg_log& l, const std::string& s) {
+    return std::find(l.lines.begin(), l.lines.end(), s) != l.lines.end();
+  };
+  REQUIRE(wait_message<msg_log>(w, seen, [&](const msg_log& l) { return has(l, "first"); }));
+  // The UI's descriptor is readable while a message waits.
+  {
+    std::ofstream out(t.paths.stdout_log("nodeA", "T001"), std::ios::app);
+    out << "second\n";
+  }
+  struct pollfd p {
+    w.wake_fd(), POLLIN, 0
+  };
+  REQUIRE(::poll(&p, 1, 20000) == 1);
+  CHECK(wait_message<msg_log>(w, seen, [&](const msg_log& l) { return has(l, "second"); }));
+  // A file that appears after the follow began (the task's stderr) is seen the same way.
+  ft.id = 4;
+  ft.mode = log_mode::merged;
+  w.send(req_follow{ft});
+  REQUIRE(wait_message<msg_log>(w, seen, [&](const msg_log& l) { return l.follow_id == 4; }));
+  test_support::write_text(t.paths.stderr_log("nodeA", "T001"), "oops\n");
+  CHECK(wait_message<msg_log>(
+      w, seen, [&](const msg_log& l) { return l.follow_id == 4 && has(l, "err│ oops"); }));
 }
 
 TEST_CASE("worker: cancel, retry, pause/resume, lease use write what the CLI writes",

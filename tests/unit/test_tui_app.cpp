@@ -107,6 +107,43 @@ TEST_CASE("run_app ends on a quit signal with 128+signo", "[tui][app]") {
   ::close(master);
 }
 
+TEST_CASE("run_app wakes on wake_fd long before its tick", "[tui][app]") {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(master >= 0);
+  REQUIRE(::grantpt(master) == 0);
+  REQUIRE(::unlockpt(master) == 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  REQUIRE(slave >= 0);
+  int wake[2];
+  REQUIRE(::pipe2(wake, O_NONBLOCK | O_CLOEXEC) == 0);
+  app_options opt;
+  opt.in_fd = opt.out_fd = slave;
+  opt.tick_ms = 3600 * 1000;  // a tick would come in an hour: only the wake can end a wait
+  opt.wake_fd = wake[0];
+  int wakes = 0;
+  auto r = run_app(
+      wakes,
+      [&](int& n, const event& ev, app_io&) {
+        if (!std::holds_alternative<tick_event>(ev)) return true;
+        char buf[16];
+        while (::read(wake[0], buf, sizeof buf) > 0) {
+        }
+        // Three wakes, each asked for after the previous one was seen.
+        if (++n == 3) return false;
+        return ::write(wake[1], "x", 1) == 1;
+      },
+      [&](int& n, buffer&) {
+        if (n == 0) REQUIRE(::write(wake[1], "x", 1) == 1);
+      },
+      opt);
+  CHECK(r.exit_code == 0);
+  CHECK(wakes == 3);
+  ::close(wake[0]);
+  ::close(wake[1]);
+  ::close(slave);
+  ::close(master);
+}
+
 TEST_CASE("run_app without a terminal reports it and returns 2", "[tui][app]") {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);

@@ -31,6 +31,9 @@ struct app_options {
   present_options present = present_options::from_env();
   const char* program_name = "leaseq";  // prefix of the not-a-terminal message
   int in_fd = 0, out_fd = 1;            // the terminal (tests pass a pty)
+  // Readable when the caller has news (a worker thread's results): the loop wakes at once
+  // with a tick_event, whose update must read it (e.g. an eventfd). -1: none.
+  int wake_fd = -1;
 };
 
 // What update() may ask of the terminal, applied by the loop after the next frame.
@@ -74,7 +77,7 @@ struct app_runner {
         term.write_frame(scr.render(full));
         if (!io.raw_.empty()) term.write_frame(std::exchange(io.raw_, std::string()));
         bool quit = false;
-        for (const event& ev : term.poll(opt.tick_ms)) {
+        for (const event& ev : term.poll(opt.tick_ms, opt.wake_fd)) {
           if (auto* r = std::get_if<resize_event>(&ev)) ts = {r->width, r->height};
           if (auto* s = std::get_if<signal_event>(&ev)) {
             result.signo = s->signo;
