@@ -79,7 +79,7 @@ TEST_CASE("results index: garbage, control characters and bad checksums are skip
   CHECK_FALSE(parse_results_index_line(forged));
 }
 
-TEST_CASE("results index: a torn last line is not used; a tail's first fragment neither",
+TEST_CASE("results index: a torn last line is not used, nor a tail's first fragment",
           "[results_index]") {
   std::string a = line(1, task_state::finished, 0, 5), b = line(2, task_state::failed, 2, 6);
   auto idx = parse_results_index(a + b.substr(0, b.size() - 1), false);
@@ -97,7 +97,7 @@ TEST_CASE("results index: a torn last line is not used; a tail's first fragment 
   CHECK(idx[0].seq == 2);
 }
 
-TEST_CASE("results index: duplicates agree or are not used; a newer file's line wins",
+TEST_CASE("results index: duplicates agree or are not used, and a newer file's line wins",
           "[results_index]") {
   std::string t = line(1, task_state::finished, 0, 5) + line(1, task_state::finished, 0, 5) +
                   line(2, task_state::finished, 0, 6) + line(2, task_state::failed, 1, 6) +
