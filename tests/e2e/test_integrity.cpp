@@ -77,10 +77,10 @@ TEST_CASE("integrity: a keyed batch that fails leaves no key, the retry enqueues
 TEST_CASE("integrity: kill -9 of a keyed batch, then the same batch again: each line once",
           "[integrity][e2e]") {
   fixture f;
-  const int n = 20000;
+  const auto n = test_support::scaled(20000);
   fs::path lines = f.tmp / "lines.txt";
   std::string text;
-  for (int i = 0; i < n; ++i) text += "echo " + std::to_string(i) + "\n";
+  for (std::size_t i = 0; i < n; ++i) text += "echo " + std::to_string(i) + "\n";
   test_support::write_text(lines, text);
   std::string cmd = shell_home(f) + LEASEQ_BIN + " submit --lease " + lease_id +
                     " --key sweep --each-line " + lines.string();
@@ -93,16 +93,16 @@ TEST_CASE("integrity: kill -9 of a keyed batch, then the same batch again: each 
   INFO(retry.out.substr(0, 2000));
   REQUIRE(retry.exit_code == 0);
   auto ids = lines_of(retry.out);
-  REQUIRE(ids.size() == static_cast<std::size_t>(n));
+  REQUIRE(ids.size() == n);
   std::set<std::string> distinct(ids.begin(), ids.end());
   CHECK(distinct.size() == ids.size());
   auto files = task_files(f);
   for (const auto& id : ids) REQUIRE(files.count(id + ".json"));
-  CHECK(files.size() == static_cast<std::size_t>(n));  // no line enqueued twice
+  CHECK(files.size() == n);  // no line enqueued twice
   // A third run enqueues nothing and prints the same ids.
   auto again = test_support::run_command(cmd + " 2>/dev/null");
   CHECK(lines_of(again.out) == ids);
-  CHECK(task_files(f).size() == static_cast<std::size_t>(n));
+  CHECK(task_files(f).size() == n);
 }
 
 TEST_CASE("integrity: a stale seq file never replaces a pending task", "[integrity][e2e]") {

@@ -26,15 +26,17 @@ using namespace std::chrono_literals;
 
 using namespace e2e;
 
-TEST_CASE("runner: 4 runners x 2 slots run 2000 tasks exactly once", "[runner][e2e]") {
+TEST_CASE("runner: 4 runners x 2 slots run 2000 tasks exactly once (LEASEQ_TEST_SCALE of them)",
+          "[runner][e2e]") {
   fixture f;
   fs::path ran = f.tmp / "ran.txt";
   std::string line =
       "echo $LEASEQ_TASK_ID $LEASEQ_NODE >> " + test_support::shell_quote(ran.string());
   // 1000 tasks in _any, 250 in each node's lane, submitted as batches.
+  const std::size_t per_batch = test_support::scaled(250), total = 8 * per_batch;
   fs::path lines = f.tmp / "lines.txt";
   std::string text;
-  for (int i = 0; i < 250; ++i) text += line + "\n";
+  for (std::size_t i = 0; i < per_batch; ++i) text += line + "\n";
   test_support::write_text(lines, text);
   std::vector<std::string> nodes = {"a", "b", "c", "d"};
   std::map<std::string, std::string> lane_of;
@@ -47,20 +49,20 @@ TEST_CASE("runner: 4 runners x 2 slots run 2000 tasks exactly once", "[runner][e
     REQUIRE(r.exit_code == 0);
     for (auto& id : lines_of(r.out)) lane_of[id] = nodes[round];
   }
-  REQUIRE(lane_of.size() == 2000);
+  REQUIRE(lane_of.size() == total);
 
   std::vector<std::unique_ptr<runner_proc>> runners;
   for (auto& n : nodes)
     runners.push_back(std::make_unique<runner_proc>(
         f, n, std::vector<std::string>{"--slots", "2", "--gpus", "none"}));
-  bool all = wait_until([&] { return f.count_results() == 2000; }, 600s);
+  bool all = wait_until([&] { return f.count_results() == total; }, 600s);
   INFO("results: " << f.count_results());
   REQUIRE(all);
   for (auto& r : runners) r->signal(SIGTERM);
   for (auto& r : runners) CHECK(r->wait() == 0);
 
   auto ran_lines = lines_of(test_support::read_text(ran));
-  CHECK(ran_lines.size() == 2000);
+  CHECK(ran_lines.size() == total);
   std::map<std::string, std::string> ran_on;
   for (auto& l : ran_lines) {
     auto sp = l.find(' ');
@@ -85,7 +87,7 @@ TEST_CASE("runner: 4 runners x 2 slots run 2000 tasks exactly once", "[runner][e
       attempts.insert(r["attempt"].get<std::string>());
     }
   }
-  CHECK(attempts.size() == 2000);
+  CHECK(attempts.size() == total);
   CHECK(f.count(f.lease.inbox("_any")) == 0);
 }
 

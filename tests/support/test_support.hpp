@@ -19,6 +19,10 @@
 #include <thread>
 #include <vector>
 
+#include <leaseq/detail/strings.hpp>
+
+#include "programs.hpp"
+
 namespace test_support {
 
 namespace fs = std::filesystem;
@@ -132,16 +136,19 @@ inline bool wait_until(const std::function<bool()>& pred,
   return pred();
 }
 
-// Single-quotes s for /bin/sh.
-inline std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
+// How many of n items a heavy test uses: all of them, or the share LEASEQ_TEST_SCALE (0 < s <= 1)
+// asks for. tools/test runs the sanitizer programs, several times slower, at a quarter: enough
+// for memory errors, while the normal run keeps the full counts for races.
+inline std::size_t scaled(std::size_t n) {
+  const char* env = std::getenv("LEASEQ_TEST_SCALE");
+  if (env == nullptr || *env == '\0') return n;
+  double share = std::atof(env);
+  if (!(share > 0.0 && share <= 1.0)) return n;
+  auto k = static_cast<std::size_t>(static_cast<double>(n) * share);
+  return k > 0 ? k : 1;
 }
+
+// One quoting rule for the library, the program and the tests.
+using leaseq::detail::shell_quote;
 
 }  // namespace test_support
