@@ -22,15 +22,30 @@ struct counter_model {
   std::vector<std::string> seen;
 };
 
+// A pseudo-terminal for one test, closed at its end.
+struct pty {
+  int master = -1, slave = -1;
+  pty() {
+    master = ::posix_openpt(O_RDWR | O_NOCTTY);
+    REQUIRE(master >= 0);
+    REQUIRE(::grantpt(master) == 0);
+    REQUIRE(::unlockpt(master) == 0);
+    slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+    REQUIRE(slave >= 0);
+  }
+  pty(const pty&) = delete;
+  pty& operator=(const pty&) = delete;
+  ~pty() {
+    if (slave >= 0) ::close(slave);
+    if (master >= 0) ::close(master);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("run_app draws, updates on keys and quits when update says so", "[tui][app]") {
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  REQUIRE(master >= 0);
-  REQUIRE(::grantpt(master) == 0);
-  REQUIRE(::unlockpt(master) == 0);
-  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-  REQUIRE(slave >= 0);
+  pty tty;
+  int master = tty.master, slave = tty.slave;
   struct winsize ws {};
   ws.ws_col = 20;
   ws.ws_row = 3;
@@ -76,17 +91,11 @@ TEST_CASE("run_app draws, updates on keys and quits when update says so", "[tui]
   CHECK(out.find("presses=0") != std::string::npos);
   CHECK(out.find("<raw>") != std::string::npos);
   CHECK(out.find("\x1b[?1049l") != std::string::npos);  // restored at the end
-  ::close(slave);
-  ::close(master);
 }
 
 TEST_CASE("run_app ends on a quit signal with 128+signo", "[tui][app]") {
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  REQUIRE(master >= 0);
-  REQUIRE(::grantpt(master) == 0);
-  REQUIRE(::unlockpt(master) == 0);
-  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-  REQUIRE(slave >= 0);
+  pty tty;
+  int slave = tty.slave;
   int m = 0;
   app_options opt;
   opt.in_fd = opt.out_fd = slave;
@@ -103,17 +112,11 @@ TEST_CASE("run_app ends on a quit signal with 128+signo", "[tui][app]") {
   CHECK(saw_signal);
   CHECK(r.signo == SIGTERM);
   CHECK(r.exit_code == 128 + SIGTERM);
-  ::close(slave);
-  ::close(master);
 }
 
 TEST_CASE("run_app wakes on wake_fd long before its tick", "[tui][app]") {
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  REQUIRE(master >= 0);
-  REQUIRE(::grantpt(master) == 0);
-  REQUIRE(::unlockpt(master) == 0);
-  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-  REQUIRE(slave >= 0);
+  pty tty;
+  int slave = tty.slave;
   int wake[2];
   REQUIRE(::pipe2(wake, O_NONBLOCK | O_CLOEXEC) == 0);
   app_options opt;
@@ -140,8 +143,6 @@ TEST_CASE("run_app wakes on wake_fd long before its tick", "[tui][app]") {
   CHECK(wakes == 3);
   ::close(wake[0]);
   ::close(wake[1]);
-  ::close(slave);
-  ::close(master);
 }
 
 TEST_CASE("run_app without a terminal reports it and returns 2", "[tui][app]") {
