@@ -21,7 +21,8 @@ struct started {
   std::string error;
 };
 
-// Asks the server for a supervisor of `sh -c script` writing its logs and status into dir.
+// Asks the server for a supervisor of `sh -c script` writing its logs and status into dir
+// (also in the task's $MARK; the task runs in the caller's directory).
 started start(spawn_server& s, const fs::path& dir, const std::string& script) {
   supervisor_request r;
   r.argv = {"sh", "-c", script};
@@ -45,16 +46,24 @@ int wait_for(pid_t pid) {
   return status;
 }
 
+// Ends a server and reaps it, so no later test's waitpid(-1) sees it (the runner's reap()
+// takes it like any child it does not know).
+void close_server(std::optional<spawn_server>& s) {
+  pid_t pid = s->pid();
+  s.reset();
+  wait_for(pid);
+}
+
 }  // namespace
 
 TEST_CASE("spawn_server: a released supervisor runs its task as the caller's child",
           "[spawn_server]") {
   temp_dir t;
-  spawn_server s;
-  REQUIRE(s.alive());
-  auto st = start(s, t.path(), "echo \"$MARK\"; pwd >&2; exit 7");
+  std::optional<spawn_server> s(std::in_place);
+  REQUIRE(s->alive());
+  auto st = start(*s, t.path(), "echo \"$MARK\"; pwd >&2; exit 7");
   REQUIRE(st.pid);
-  s.release(*st.pid, true);
+  s->release(*st.pid, true);
   int status = wait_for(*st.pid);  // our child (CLONE_PARENT): waitpid works
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 7);
@@ -62,15 +71,16 @@ TEST_CASE("spawn_server: a released supervisor runs its task as the caller's chi
   auto recorded = read_exit_status(t / "T001.exit", "n-1-abc");
   REQUIRE(recorded);
   CHECK(recorded->exit_code == 7);
+  close_server(s);
 }
 
 TEST_CASE("spawn_server: a supervisor given up on, or whose caller is gone, never runs its task",
           "[spawn_server]") {
   temp_dir t;
-  spawn_server s;
-  auto st = start(s, t.path(), "touch ran");
+  std::optional<spawn_server> s(std::in_place);
+  auto st = start(*s, t.path(), "touch \"$MARK/ran\"");
   REQUIRE(st.pid);
-  s.release(*st.pid, false);
+  s->release(*st.pid, false);
   int status = wait_for(*st.pid);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 127);
@@ -78,12 +88,9 @@ TEST_CASE("spawn_server: a supervisor given up on, or whose caller is gone, neve
   CHECK_FALSE(fs::exists(t / "T001.exit"));
 
   // The caller gone before releasing it (its end of the gate closed with the handle).
-  std::optional<pid_t> pid;
-  {
-    spawn_server s2;
-    pid = start(s2, t.path(), "touch ran").pid;
-    REQUIRE(pid);
-  }
+  std::optional<pid_t> pid = start(*s, t.path(), "touch \"$MARK/ran\"").pid;
+  REQUIRE(pid);
+  close_server(s);
   status = wait_for(*pid);
   CHECK(WEXITSTATUS(status) == 127);
   CHECK_FALSE(fs::exists(t / "ran"));
@@ -93,7 +100,8 @@ TEST_CASE("spawn_server: a killed server is reported, and its supervisors keep r
           "[spawn_server]") {
   temp_dir t;
   spawn_server s;
-  auto st = start(s, t.path(), "while [ ! -e go ]; do sleep 0.01; done; touch ran");
+  auto st =
+      start(s, t.path(), "while [ ! -e \"$MARK/go\" ]; do sleep 0.01; done; touch \"$MARK/ran\"");
   REQUIRE(st.pid);
   s.release(*st.pid, true);
   ::kill(s.pid(), SIGKILL);
@@ -112,12 +120,13 @@ TEST_CASE("spawn_server: a killed server is reported, and its supervisors keep r
 TEST_CASE("spawn_server: a task that forks and exits ends its supervisor with its own status",
           "[spawn_server]") {
   temp_dir t;
-  spawn_server s;
-  auto st = start(s, t.path(), "sleep 30 & exit 0");
+  std::optional<spawn_server> s(std::in_place);
+  auto st = start(*s, t.path(), "sleep 30 & exit 0");
   REQUIRE(st.pid);
-  s.release(*st.pid, true);
+  s->release(*st.pid, true);
   int status = wait_for(*st.pid);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   ::kill(-*st.pid, SIGKILL);  // its background child, in the supervisor's group
+  close_server(s);
 }
