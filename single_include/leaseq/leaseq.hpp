@@ -9594,7 +9594,8 @@ struct spawn_request {
   std::string anchor;
   // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
   // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
-  // the runner is gone by then. Empty: argv is exec'd directly.
+  // the runner is gone by then; with a spawn server (start_spawn_server) the same supervisor
+  // is forked instead, and the executable is only the fallback. Empty: argv is exec'd directly.
   std::string supervisor;
   std::string status_path;
   std::string attempt;
