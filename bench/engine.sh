@@ -3,7 +3,9 @@
 #   bench/engine.sh [path/to/leaseq]        (default: build/examples/leaseq; use a Release build)
 #   BENCH_DIR=/dev/shm/x bench/engine.sh    run on another filesystem (default: a dir in $TMPDIR)
 #   N=5000 M=100000                         task counts
-# 1. N `true` tasks through one runner with 2 slots vs `xargs -P2 -n1 true` over the same N.
+# 1. N `true` tasks through one runner with 2 slots vs `xargs -P2 -n1 true`, task-spooler
+#    (`tsp -S 2`, one `tsp` call per task, submits included) and GNU parallel (`parallel -j2`) over the same N;
+#    a tool that is not installed is reported as such.
 # 2. `leaseq submit --each-line` of M tasks vs creating M empty files with `xargs touch`.
 set -euo pipefail
 bin=$(realpath "${1:-build/examples/leaseq}")
@@ -14,7 +16,8 @@ mkdir -p "$base"
 runner_pid=
 cleanup() {
   if [ -n "$runner_pid" ]; then kill "$runner_pid" 2>/dev/null || true; wait "$runner_pid" 2>/dev/null || true; fi
-  rm -rf "$base/home" "$base/touch" "$base"/lines.*
+  if [ -S "$base/tsp/socket" ]; then tspq -K 2>/dev/null || true; fi
+  rm -rf "$base/home" "$base/touch" "$base"/lines.* "$base/tsp"
   rmdir "$base" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -22,6 +25,8 @@ export LEASEQ_HOME=$base/home
 lease=local:bench
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+# task-spooler with a server of its own, kept in $base.
+tspq() { TS_SOCKET=$base/tsp/socket TMPDIR=$base/tsp tsp "$@"; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 echo "filesystem: $(df -PT "$base" | awk 'NR==2 { print $2 }') ($base), $(nproc) cores"
@@ -32,6 +37,31 @@ seq "$n" | xargs -P2 -n1 true
 t1=$(now)
 xargs_rate=$(rate "$n" "$t0" "$t1")
 xargs_s=$(secs "$t0" "$t1")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# task-spooler: its own server (TS_SOCKET), 2 slots. Timed from the first submit to the last
+# task's end: its server queues only about 1000 jobs, and each task is one `tsp` call (which
+# returns at once; the tasks run while the rest are submitted).
+tsp_line="tsp -S 2: not installed"
+if command -v tsp > /dev/null; then
+  mkdir -p "$base/tsp"
+  tspq -S 2
+  t0=$(now)
+  for _ in $(seq "$n"); do last=$(tspq -n true); done
+  tspq -w "$last" > /dev/null 2>&1 || true
+  t1=$(now)
+  tspq -K 2>/dev/null || true
+  tsp_rate=$(rate "$n" "$t0" "$t1")
+  tsp_line="tsp -S 2: $tsp_rate tasks/s ($(secs "$t0" "$t1") s, submits included)"
+fi
+parallel_line="parallel -j2: not installed"
+if command -v parallel > /dev/null; then
+  t0=$(now)
+  seq "$n" | parallel --will-cite -j2 -N0 true
+  t1=$(now)
+  parallel_rate=$(rate "$n" "$t0" "$t1")
+  parallel_line="parallel -j2: $parallel_rate tasks/s ($(secs "$t0" "$t1") s)"
+fi
 
 awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) print "true" }' > "$base/lines.n"
 "$bin" submit --lease "$lease" --each-line "$base/lines.n" > /dev/null
@@ -45,8 +75,8 @@ kill "$runner_pid"; wait "$runner_pid"; runner_pid=
 leaseq_rate=$(rate "$n" "$t0" "$t1")
 failed=$(grep -l '"state": "FAILED"' "$done_dir"/*.json 2>/dev/null | wc -l || true)
 echo "runner, $n x true, 2 slots: leaseq $leaseq_rate tasks/s ($(secs "$t0" "$t1") s, $failed failed)" \
-  "| xargs -P2 -n1 true: $xargs_rate tasks/s ($xargs_s s) | ratio" \
-  "$(awk -v a="$leaseq_rate" -v b="$xargs_rate" 'BEGIN { printf "%.2f", a / b }')"
+  "| xargs -P2 -n1 true: $xargs_rate tasks/s ($xargs_s s) | ratio $(ratio "$leaseq_rate" "$xargs_rate")"
+echo "  same $n tasks: $tsp_line | $parallel_line"
 
 # 2. Batch submit.
 awk -v n="$m" 'BEGIN { for (i = 0; i < n; i++) print "echo hello" }' > "$base/lines.m"

@@ -60,25 +60,40 @@ inline void fsync_dir(const fs::path& dir) {
 
 namespace detail {
 
-// Writes content under a temp name starting with '.' in path's directory (opened
-// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
-// and renames it onto path. On failure the temp file is removed and io_error thrown.
-inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
-                         mode_t mode, bool durable) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+// Creates tmp (O_EXCL|O_NOFOLLOW, so a planted symlink is never written through) with content,
+// fsync'd when `durable`. On failure nothing is left and io_error is thrown.
+inline void write_new_file(const fs::path& tmp, std::string_view content, mode_t mode,
+                           bool durable) {
   unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  auto fail = [&](const char* what, const fs::path& about) {
+  auto fail = [&](const char* what) {
     int e = errno;
     ::unlink(tmp.c_str());
-    throw io_error(what, about.string(), e);
+    throw io_error(what, tmp.string(), e);
   };
-  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
-  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
-  if (::close(fd.release()) != 0) fail("cannot close", tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write");
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync");
+  if (::close(fd.release()) != 0) fail("cannot close");
+}
+
+// The temp name replace_file() writes path under: starts with '.', so readers skip it.
+inline fs::path temp_name_for(const fs::path& path, const std::string& suffix) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  return dir / ("." + path.filename().string() + ".tmp." + suffix);
+}
+
+// Writes content under a temp name in path's directory (write_new_file), and renames it onto
+// path. On failure the temp file is removed and io_error thrown.
+inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
+                         mode_t mode, bool durable) {
+  fs::path tmp = temp_name_for(path, suffix);
+  write_new_file(tmp, content, mode, durable);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot rename onto final name", path.string(), e);
+  }
 }
 
 }  // namespace detail

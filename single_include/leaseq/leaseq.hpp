@@ -198,25 +198,40 @@ inline void fsync_dir(const fs::path& dir) {
 
 namespace detail {
 
-// Writes content under a temp name starting with '.' in path's directory (opened
-// O_EXCL|O_NOFOLLOW, so a planted symlink is never written through), fsyncs it when `durable`,
-// and renames it onto path. On failure the temp file is removed and io_error thrown.
-inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
-                         mode_t mode, bool durable) {
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + suffix);
+// Creates tmp (O_EXCL|O_NOFOLLOW, so a planted symlink is never written through) with content,
+// fsync'd when `durable`. On failure nothing is left and io_error is thrown.
+inline void write_new_file(const fs::path& tmp, std::string_view content, mode_t mode,
+                           bool durable) {
   unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) throw io_error("cannot create", tmp.string(), errno);
-  auto fail = [&](const char* what, const fs::path& about) {
+  auto fail = [&](const char* what) {
     int e = errno;
     ::unlink(tmp.c_str());
-    throw io_error(what, about.string(), e);
+    throw io_error(what, tmp.string(), e);
   };
-  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write", tmp);
-  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync", tmp);
-  if (::close(fd.release()) != 0) fail("cannot close", tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto final name", path);
+  if (!write_all(fd.get(), content.data(), content.size())) fail("cannot write");
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync");
+  if (::close(fd.release()) != 0) fail("cannot close");
+}
+
+// The temp name replace_file() writes path under: starts with '.', so readers skip it.
+inline fs::path temp_name_for(const fs::path& path, const std::string& suffix) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  return dir / ("." + path.filename().string() + ".tmp." + suffix);
+}
+
+// Writes content under a temp name in path's directory (write_new_file), and renames it onto
+// path. On failure the temp file is removed and io_error thrown.
+inline void replace_file(const fs::path& path, std::string_view content, const std::string& suffix,
+                         mode_t mode, bool durable) {
+  fs::path tmp = temp_name_for(path, suffix);
+  write_new_file(tmp, content, mode, durable);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw io_error("cannot rename onto final name", path.string(), e);
+  }
 }
 
 }  // namespace detail
@@ -8818,13 +8833,18 @@ inline void unmark_priority(const lease_paths& lease, const task_spec& t) noexce
 //
 // A result must be durable before its claimed file goes (protocol: write, fsync, rename, then
 // unlink claimed/). The fsync is the slowest step of a short task on a local disk (a journal
-// commit, about a millisecond); done here, it overlaps the runner claiming and spawning the
-// next task instead of delaying it. Each job is still written in that order: result (atomic,
-// fsync'd), then the unlink, so a kill -9 at any moment leaves what the synchronous path would.
+// commit, about a millisecond; 10 ms and more on a busy one); done here, it overlaps the runner
+// claiming and spawning the next task instead of delaying it. Results that finish while one is
+// being flushed are committed together (group commit): each written under its temp name, all
+// flushed by one syncfs, then each renamed onto its final name and only then its claimed file
+// unlinked. Every job keeps the order result durable -> rename -> unlink, so a kill -9 at any
+// moment leaves what the synchronous path would: a temp file (ignored, the claimed file still
+// there) or a result with or without its claimed file (a task seen in both is done).
 //
 // The runner hands over jobs and collects outcomes on its own thread; `on_done` is called from
 // the writer's thread after each batch (the runner uses it to wake its poll()).
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8901,9 +8921,7 @@ class result_writer {
       std::deque<job> batch;
       batch.swap(todo_);
       lock.unlock();
-      std::vector<outcome> done;
-      done.reserve(batch.size());
-      for (job& j : batch) done.push_back(write(j));
+      std::vector<outcome> done = write_batch(batch);
       lock.lock();
       for (auto& o : done) finished_.push_back(std::move(o));
       if (on_done_) {
@@ -8924,6 +8942,54 @@ class result_writer {
     }
     if (j.claimed) ::unlink(j.claimed->c_str());
     return o;
+  }
+
+  // One job: its own fsync. Several: temp files, one syncfs, renames, unlinks.
+  static std::vector<outcome> write_batch(const std::deque<job>& batch) {
+    std::vector<outcome> done;
+    done.reserve(batch.size());
+    if (batch.size() == 1) {
+      done.push_back(write(batch.front()));
+      return done;
+    }
+    std::vector<std::optional<fs::path>> temps;
+    const std::string suffix = detail::temp_suffix();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const job& j = batch[i];
+      done.push_back({j.id, std::nullopt});
+      fs::path tmp = detail::temp_name_for(j.path, suffix + "." + std::to_string(i));
+      try {
+        detail::write_new_file(tmp, j.content, 0600, false);
+        temps.push_back(std::move(tmp));
+      } catch (const error& e) {
+        done.back().error = e.what();
+        temps.push_back(std::nullopt);
+      }
+    }
+    std::optional<std::string> flush_error;
+    for (std::size_t i = 0; i < batch.size() && !flush_error; ++i) {
+      if (!temps[i]) continue;
+      detail::unique_fd dir(
+          ::open(batch[i].path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!dir || ::syncfs(dir.get()) != 0)
+        flush_error = io_error("cannot flush", batch[i].path.parent_path(), errno).what();
+      break;  // every result of a runner lives in its done/<node>: one filesystem
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!temps[i]) continue;
+      const job& j = batch[i];
+      if (flush_error || ::rename(temps[i]->c_str(), j.path.c_str()) != 0) {
+        done[i].error =
+            flush_error
+                ? *flush_error
+                : std::string(
+                      io_error("cannot rename onto final name", j.path.string(), errno).what());
+        ::unlink(temps[i]->c_str());
+        continue;
+      }
+      if (j.claimed) ::unlink(j.claimed->c_str());
+    }
+    return done;
   }
 
   std::function<void()> on_done_;
@@ -9111,9 +9177,50 @@ class dir_watch {
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/engine/spawn_server.hpp
+
+// The spawn server: a small process forked from the runner while it is still single-threaded
+// and small, which forks task supervisors on request, without an exec. Exec'ing `leaseq
+// __supervise` per task (dynamic loading, C++ start-up, resetting every signal) cost about
+// 2 ms, most of a short task's overhead (docs/performance.md).
+//
+// Each supervisor is created with clone(CLONE_PARENT), so it is the runner's child, as an
+// exec'd one is: the runner reaps it, signals its group, and a supervisor outlives a killed
+// runner or server. It runs supervise() (supervise.hpp) with the runner's open logs and logs
+// directory, in its own session.
+//
+// A supervisor starts its task only once the runner has recorded its pid (a "go" byte on a
+// pipe only the runner holds, see release()): a runner killed in between closes that pipe and
+// the supervisor exits without running anything, so a task never runs without a record that
+// lets a later runner find it. (An exec'd supervisor carries LEASEQ_ATTEMPT in its own
+// environment for that; a forked one has the runner's.)
+//
+// The server exits when the runner's end of its socket closes. If it dies, spawn() says so and
+// the runner goes back to exec'ing supervisors.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -9261,7 +9368,9 @@ inline void write_supervisor_status(int dir_fd, const char* path, const json& st
   sigemptyset(&set);
   sigaddset(&set, sig);
   ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  ::raise(sig);
+  // Not raise(): in a supervisor forked by the spawn server (a raw clone) glibc's cached
+  // thread id is its parent's, and raise() signals that id.
+  ::kill(::getpid(), sig);
   ::_exit(128 + sig);  // a signal whose default is not to terminate
 }
 
@@ -9303,13 +9412,91 @@ inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit,
 
 }  // namespace detail
 
-// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
-// S [--grace G]] -- cmd...`. Returns the task's exit code (127 when it could not be started,
-// 2 on a usage error) or does not return at all (the task died by a signal, re-raised here).
-inline int run_supervisor(int argc, char** argv) {
-  const double start = detail::monotonic_s();
+// What one supervisor does, however it was started (exec'd as `leaseq __supervise`, or forked
+// by the spawn server, spawn_server.hpp).
+struct supervise_plan {
+  int status_dir = -1;      // the status file's directory (open_status_dir); -1: no status
+  const char* status_name;  // the status file's path; written relative to status_dir
+  std::string attempt;
   std::optional<double> limit;
   double grace = 10;
+  char** cmd = nullptr;  // looked up in PATH of this process's environment
+  double start = 0;      // monotonic_s() when the supervisor started
+};
+
+// Runs the task as a child in this process's group and waits for it. Returns the task's exit
+// code (127 when it could not be started) or does not return at all (the task died by a
+// signal, re-raised here).
+inline int supervise(const supervise_plan& plan) {
+  std::vector<int> shielded = detail::supervisor_shielded_signals();
+  std::vector<struct sigaction> saved(shielded.size());
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
+
+  const std::string& attempt = plan.attempt;
+  auto spawn_failed = [&](const std::string& why) {
+    detail::write_supervisor_status(plan.status_dir, plan.status_name,
+                                    json{{"attempt", attempt}, {"spawn_failed", why}});
+    return 127;
+  };
+  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
+  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
+  sigset_t chld, old_mask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (plan.limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
+  char** cmd = plan.cmd;
+  pid_t pid = ::fork();
+  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The task gets the dispositions the supervisor was started with (ignored ones are
+    // inherited through exec, so each must be put back), and its signal mask.
+    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
+    if (plan.limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+    ::execvp(cmd[0], cmd);
+    int e = errno;
+    (void)!::write(err_w.get(), &e, sizeof e);
+    ::_exit(127);
+  }
+  err_w.reset();
+  int exec_errno = 0;
+  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
+  int status = 0;
+  pid_t waited;
+  bool stopped = false;
+  if (plan.limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
+    waited = detail::wait_with_limit(pid, status, plan.start, *plan.limit, plan.grace, stopped);
+  } else {
+    do waited = ::waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+  }
+  if (n == static_cast<ssize_t>(sizeof exec_errno))
+    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
+
+  json out{
+      {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
+  if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
+  if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
+  if (stopped) out["time_limit"] = true;
+  detail::write_supervisor_status(plan.status_dir, plan.status_name, out);
+  if (waited != pid) return 127;  // cannot happen: the task is our only child
+  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
+  if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
+  return WEXITSTATUS(status);
+}
+
+// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
+// S [--grace G]] -- cmd...`. Returns as supervise() does (2 on a usage error).
+inline int run_supervisor(int argc, char** argv) {
+  supervise_plan plan;
+  plan.start = detail::monotonic_s();
   int dashes = 4;
   const char* anchor = nullptr;
   auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
@@ -9330,8 +9517,8 @@ inline int run_supervisor(int argc, char** argv) {
     }
     auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
     if (!v) usage_ok = false;
-    if (is_limit) limit = v;
-    if (is_grace && v) grace = *v;
+    if (is_limit) plan.limit = v;
+    if (is_grace && v) plan.grace = *v;
     dashes += 2;
   }
   if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
@@ -9342,75 +9529,345 @@ inline int run_supervisor(int argc, char** argv) {
                  supervise_verb);
     return 2;
   }
-  const char* status_path = argv[2];
-  const std::string attempt = argv[3];
-  char** cmd = argv + dashes + 1;
-  detail::unique_fd status_dir = detail::open_status_dir(status_path, anchor);
-
-  std::vector<int> shielded = detail::supervisor_shielded_signals();
-  std::vector<struct sigaction> saved(shielded.size());
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  sigemptyset(&ignore.sa_mask);
-  for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
-
-  auto spawn_failed = [&](const std::string& why) {
-    detail::write_supervisor_status(status_dir.get(), status_path,
-                                    json{{"attempt", attempt}, {"spawn_failed", why}});
-    return 127;
-  };
-  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
-  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
-  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
-  sigset_t chld, old_mask;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  if (limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
-  pid_t pid = ::fork();
-  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // The task gets the dispositions the supervisor was started with (ignored ones are
-    // inherited through exec, so each must be put back), and its signal mask.
-    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
-    if (limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-    ::execvp(cmd[0], cmd);
-    int e = errno;
-    (void)!::write(err_w.get(), &e, sizeof e);
-    ::_exit(127);
-  }
-  err_w.reset();
-  int exec_errno = 0;
-  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
-  int status = 0;
-  pid_t waited;
-  bool stopped = false;
-  if (limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
-    waited = detail::wait_with_limit(pid, status, start, *limit, grace, stopped);
-  } else {
-    do waited = ::waitpid(pid, &status, 0);
-    while (waited < 0 && errno == EINTR);
-  }
-  if (n == static_cast<ssize_t>(sizeof exec_errno))
-    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
-
-  json out{
-      {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
-  if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
-  if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
-  if (stopped) out["time_limit"] = true;
-  detail::write_supervisor_status(status_dir.get(), status_path, out);
-  if (waited != pid) return 127;  // cannot happen: the task is our only child
-  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
-  if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
-  return WEXITSTATUS(status);
+  plan.status_name = argv[2];
+  plan.attempt = argv[3];
+  plan.cmd = argv + dashes + 1;
+  detail::unique_fd status_dir = detail::open_status_dir(plan.status_name, anchor);
+  plan.status_dir = status_dir.get();
+  return supervise(plan);
 }
 
 }  // namespace leaseq
 // end leaseq/engine/supervise.hpp
+
+extern char** environ;  // NOLINT: POSIX
+
+namespace leaseq {
+
+// What a supervisor is started with; the logs and the status file's directory travel as
+// descriptors.
+struct supervisor_request {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // the task's complete environment
+  std::string cwd;               // empty: the runner's
+  std::string status_path;       // opened relative to the directory descriptor
+  std::string attempt;
+  std::optional<double> time_limit_s;
+  double grace_s = 10;
+};
+
+namespace detail {
+
+// Length-prefixed strings: argv, env and paths are anyone's bytes (NUL excepted).
+struct wire {
+  std::string bytes;
+  std::size_t at = 0;
+
+  void put(const std::string& s) {
+    auto n = static_cast<std::uint32_t>(s.size());
+    bytes.append(reinterpret_cast<const char*>(&n), sizeof n);
+    bytes += s;
+  }
+  void put(const std::vector<std::string>& v) {
+    put(std::to_string(v.size()));
+    for (const auto& s : v) put(s);
+  }
+  bool get(std::string& s) {
+    std::uint32_t n;
+    if (bytes.size() - at < sizeof n) return false;
+    std::memcpy(&n, bytes.data() + at, sizeof n);
+    at += sizeof n;
+    if (bytes.size() - at < n) return false;
+    s.assign(bytes, at, n);
+    at += n;
+    return true;
+  }
+  bool get(std::vector<std::string>& v) {
+    std::string count;
+    if (!get(count)) return false;
+    std::size_t n = std::strtoull(count.c_str(), nullptr, 10);
+    if (n > bytes.size()) return false;
+    v.resize(n);
+    for (auto& s : v)
+      if (!get(s)) return false;
+    return true;
+  }
+};
+
+inline bool read_full(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = read_retry(fd, p, n);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+inline bool write_full(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// One message: a 4-byte length, then the payload; `fds` ride on the first byte.
+inline bool send_message(int sock, const std::string& payload, const std::vector<int>& fds) {
+  std::string frame(sizeof(std::uint32_t), '\0');
+  auto n = static_cast<std::uint32_t>(payload.size());
+  std::memcpy(frame.data(), &n, sizeof n);
+  frame += payload;
+  iovec iov{frame.data(), 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t w;
+  do w = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  return w == 1 && write_full(sock, frame.data() + 1, frame.size() - 1);
+}
+
+// False on EOF or error; received descriptors are returned close-on-exec.
+inline bool receive_message(int sock, std::string& payload, std::vector<unique_fd>& fds) {
+  char first;
+  iovec iov{&first, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t r;
+  do r = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r != 1) return false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < k; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.emplace_back(fd);
+    }
+  }
+  char rest[3];
+  if (!read_full(sock, rest, sizeof rest)) return false;
+  std::uint32_t n;
+  char len[4] = {first, rest[0], rest[1], rest[2]};
+  std::memcpy(&n, len, sizeof n);
+  payload.resize(n);
+  return read_full(sock, payload.data(), n);
+}
+
+// The supervisor, in the process the server just cloned: never returns.
+[[noreturn]] inline void forked_supervisor(int server_sock, supervisor_request& req,
+                                           std::vector<unique_fd>& fds) {
+  ::close(server_sock);  // else the runner would not see the server's end close
+  // What an exec'd supervisor gets from posix_spawn: these back to default, an empty mask.
+  for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+    ::signal(s, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::prctl(PR_SET_NAME, "leaseq-sup", 0, 0, 0);
+  ::setsid();
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ::dup2(null_fd, 0);
+  ::dup2(fds[0].get(), 1);
+  ::dup2(fds[1].get(), 2);
+  // Wait for the runner's go: its pid is on record by then.
+  char go = 0;
+  if (read_retry(fds[3].get(), &go, 1) != 1 || go != 'g') ::_exit(127);
+  fds[3].reset();
+  supervise_plan plan;
+  plan.start = monotonic_s();
+  plan.status_dir = fds[2].get();
+  plan.status_name = req.status_path.c_str();
+  plan.attempt = req.attempt;
+  plan.limit = req.time_limit_s;
+  plan.grace = req.grace_s;
+  std::vector<char*> argv, envp;
+  for (auto& a : req.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : req.env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  plan.cmd = argv.data();
+  if (!req.cwd.empty() && ::chdir(req.cwd.c_str()) != 0) {
+    std::string why = "cwd " + req.cwd + ": " + std::strerror(errno);
+    write_supervisor_status(plan.status_dir, plan.status_name,
+                            json{{"attempt", plan.attempt}, {"spawn_failed", why}});
+    ::_exit(127);
+  }
+  environ = envp.data();  // the task's: execvp looks its program up in the task's PATH
+  ::_exit(supervise(plan));
+}
+
+// The server's loop, in the forked process: never returns.
+[[noreturn]] inline void spawn_server_main(int sock, pid_t runner) {
+  // Nothing of the runner's (its node lock above all) may stay open here or in a supervisor.
+  if (sock != 3) {
+    ::dup2(sock, 3);
+    sock = 3;
+  }
+  if (::syscall(SYS_close_range, 4U, ~0U, 0U) != 0)
+    for (int fd = 4; fd < 65536; ++fd) ::close(fd);
+  ::prctl(PR_SET_NAME, "leaseq-spawner", 0, 0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (::getppid() != runner) ::_exit(0);  // the runner died before the line above
+  // Signals for the runner's process group (a terminal's Ctrl-C, Slurm's scancel) are the
+  // runner's to handle; the server ends when the runner does.
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2}) ::signal(s, SIG_IGN);
+  for (;;) {
+    std::string payload;
+    std::vector<unique_fd> fds;
+    if (!receive_message(sock, payload, fds)) ::_exit(0);
+    wire in{payload};
+    supervisor_request req;
+    std::string limit, grace;
+    bool ok = in.get(req.argv) && in.get(req.env) && in.get(req.cwd) && in.get(req.status_path) &&
+              in.get(req.attempt) && in.get(limit) && in.get(grace) && fds.size() == 4 &&
+              !req.argv.empty();
+    wire out;
+    if (!ok) {
+      out.put("bad request");
+    } else {
+      if (!limit.empty()) req.time_limit_s = std::strtod(limit.c_str(), nullptr);
+      req.grace_s = std::strtod(grace.c_str(), nullptr);
+      // CLONE_PARENT: the supervisor is the runner's child, reaped by the runner.
+      long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+      if (pid == 0) forked_supervisor(sock, req, fds);
+      out.put(pid > 0 ? std::to_string(pid) : std::string("clone: ") + std::strerror(errno));
+    }
+    fds.clear();
+    if (!send_message(sock, out.bytes, {})) ::_exit(0);
+  }
+}
+
+}  // namespace detail
+
+// The runner's handle on its spawn server.
+class spawn_server {
+ public:
+  // Forks the server. Call while the process has one thread (before the result writer
+  // starts): the server and every supervisor it forks run C++ freely after the fork.
+  // When it cannot start, alive() is false (the runner exec's supervisors then).
+  spawn_server() {
+    pid_t runner = ::getpid();
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(sv[0]);
+      ::close(sv[1]);
+      return;
+    }
+    if (pid == 0) {
+      ::close(sv[0]);
+      detail::spawn_server_main(sv[1], runner);
+    }
+    ::close(sv[1]);
+    sock_.reset(sv[0]);
+    pid_ = pid;
+  }
+  spawn_server(const spawn_server&) = delete;
+  spawn_server& operator=(const spawn_server&) = delete;
+  // The server exits on EOF; the runner's reap() reaps it like any child it does not know
+  // (waiting for its pid here could wait for a reused one).
+  ~spawn_server() = default;
+
+  bool alive() const { return static_cast<bool>(sock_); }
+  pid_t pid() const { return pid_; }
+
+  // Starts a supervisor that waits for release(). Its pid, or nullopt with `error` set; a
+  // server that does not answer is given up (alive() turns false).
+  std::optional<pid_t> spawn(const supervisor_request& req, int out_fd, int err_fd, int dir_fd,
+                             std::string& error) {
+    if (!sock_) {
+      error = "no spawn server";
+      return std::nullopt;
+    }
+    int gate[2];
+    if (::pipe2(gate, O_CLOEXEC) != 0) {
+      error = std::string("pipe: ") + std::strerror(errno);
+      return std::nullopt;
+    }
+    detail::unique_fd gate_r(gate[0]), gate_w(gate[1]);
+    detail::wire w;
+    w.put(req.argv);
+    w.put(req.env);
+    w.put(req.cwd);
+    w.put(req.status_path);
+    w.put(req.attempt);
+    w.put(req.time_limit_s ? fmt::format("{}", *req.time_limit_s) : std::string());
+    w.put(fmt::format("{}", req.grace_s));
+    std::string reply;
+    std::vector<detail::unique_fd> none;
+    if (!detail::send_message(sock_.get(), w.bytes, {out_fd, err_fd, dir_fd, gate_r.get()}) ||
+        !answered() || !detail::receive_message(sock_.get(), reply, none)) {
+      give_up();
+      error = "the spawn server is gone";
+      return std::nullopt;  // a supervisor it may have made sees gate_w close and exits
+    }
+    detail::wire in{reply};
+    std::string answer;
+    in.get(answer);
+    char* end = nullptr;
+    long pid = std::strtol(answer.c_str(), &end, 10);
+    if (answer.empty() || *end != '\0' || pid <= 1) {
+      error = answer;
+      return std::nullopt;
+    }
+    gates_.push_back({static_cast<pid_t>(pid), std::move(gate_w)});
+    return static_cast<pid_t>(pid);
+  }
+
+  // Lets the supervisor pid run its task (go), or makes it exit without running it.
+  void release(pid_t pid, bool go) {
+    for (auto it = gates_.begin(); it != gates_.end(); ++it) {
+      if (it->pid != pid) continue;
+      if (go) (void)!::write(it->fd.get(), "g", 1);
+      gates_.erase(it);
+      return;
+    }
+  }
+
+ private:
+  // The server answers at once; one that does not within 10 s (stopped, hung) is given up.
+  bool answered() {
+    pollfd p{sock_.get(), POLLIN, 0};
+    int r;
+    do r = ::poll(&p, 1, 10000);
+    while (r < 0 && errno == EINTR);
+    return r > 0;
+  }
+  // Never signalled: its pid may have been reaped and reused. Without its socket it exits.
+  void give_up() { sock_.reset(); }
+
+  struct gate {
+    pid_t pid;
+    detail::unique_fd fd;
+  };
+  detail::unique_fd sock_;
+  pid_t pid_ = -1;
+  std::vector<gate> gates_;
+};
+
+}  // namespace leaseq
+// end leaseq/engine/spawn_server.hpp
 
 extern char** environ;  // NOLINT: POSIX
 
@@ -9431,7 +9888,8 @@ struct spawn_request {
   std::string anchor;
   // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
   // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
-  // the runner is gone by then. Empty: argv is exec'd directly.
+  // the runner is gone by then; with a spawn server (start_spawn_server) the same supervisor
+  // is forked instead, and the executable is only the fallback. Empty: argv is exec'd directly.
   std::string supervisor;
   std::string status_path;
   std::string attempt;
@@ -9485,6 +9943,12 @@ class process_ops {
  public:
   virtual ~process_ops() = default;
   virtual spawn_outcome spawn(const spawn_request& req) = 0;
+  // Called once the runner has recorded a spawned pid (go), or gave up on it (!go: it is
+  // killed next). A supervisor from the spawn server starts its task only on go.
+  virtual void release(pid_t pid, bool go) {
+    (void)pid;
+    (void)go;
+  }
   // One child of ours that has ended, without blocking; nullopt when none.
   virtual std::optional<child_exit> reap() = 0;
   // Sends sig to the process group led by pgid (each task leads its own session).
@@ -9523,6 +9987,14 @@ inline std::vector<std::string> merged_environment(
 
 class posix_process_ops : public process_ops {
  public:
+  // Supervisors are then forked by a spawn server (spawn_server.hpp) instead of exec'd. Call
+  // while the process has a single thread.
+  void start_spawn_server() { server_ = std::make_unique<spawn_server>(); }
+
+  void release(pid_t pid, bool go) override {
+    if (server_) server_->release(pid, go);
+  }
+
   spawn_outcome spawn(const spawn_request& req) override {
     spawn_outcome out;
     if (req.argv.empty()) {
@@ -9540,25 +10012,44 @@ class posix_process_ops : public process_ops {
         return out;
       }
     }
+    // Both logs (and the supervisor's status file) live in one directory, opened once.
+    fs::path log_dir = fs::path(req.stdout_path).parent_path();
+    detail::unique_fd dir;
+    try {
+      dir = req.anchor.empty() ? detail::unique_fd(::open(log_dir.empty() ? "." : log_dir.c_str(),
+                                                          O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+                               : detail::open_tree_dir(req.anchor, log_dir, false);
+    } catch (const std::exception& e) {
+      out.error = e.what();
+      return out;
+    }
+    if (!dir) {
+      out.error = "cannot open log " + req.stdout_path + ": " + std::strerror(errno);
+      return out;
+    }
     auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
       const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-      if (req.anchor.empty()) {
+      if (req.anchor.empty() && fs::path(path).parent_path() != log_dir)
         fd.reset(::open(path.c_str(), flags, 0600));
-      } else {
-        fs::path p(path);
-        try {
-          detail::unique_fd dir = detail::open_tree_dir(req.anchor, p.parent_path(), false);
-          fd.reset(::openat(dir.get(), p.filename().c_str(), flags, 0600));
-        } catch (const std::exception& e) {
-          out.error = e.what();
-          return false;
-        }
-      }
+      else
+        fd.reset(::openat(dir.get(), fs::path(path).filename().c_str(), flags, 0600));
       if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
       return static_cast<bool>(fd);
     };
     detail::unique_fd out_fd, err_fd;
     if (!open_log(req.stdout_path, out_fd) || !open_log(req.stderr_path, err_fd)) return out;
+
+    if (!req.supervisor.empty() && server_ && server_->alive() &&
+        fs::path(req.status_path).parent_path() == log_dir) {
+      supervisor_request sr{req.argv,    req.env,          req.cwd,    req.status_path,
+                            req.attempt, req.time_limit_s, req.grace_s};
+      std::string why;
+      if (auto pid = server_->spawn(sr, out_fd.get(), err_fd.get(), dir.get(), why)) {
+        out.pid = *pid;
+        return out;
+      }
+      // Exec'd the usual way instead; a supervisor the server may have made exits unreleased.
+    }
 
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -9651,6 +10142,9 @@ class posix_process_ops : public process_ops {
       return line[close + 2] != 'Z' && line[close + 2] != 'X';
     return true;
   }
+
+ private:
+  std::unique_ptr<spawn_server> server_;
 };
 
 }  // namespace leaseq
@@ -10615,8 +11109,10 @@ class runner {
         throw io_error("cannot write", "claimed file", ENOSPC);
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
                                json_file_text(json(t.spec)));
+      ops_.release(s.pid, true);
     } catch (const error& e) {
       log(t.spec.id + ": cannot record its pid (" + e.what() + "): killing it");
+      ops_.release(s.pid, false);
       ops_.signal_group(s.pid, SIGKILL);
       t.stop_reason = "claim_unrecorded";
     }
@@ -11168,6 +11664,9 @@ inline void runner_on_signal(int sig) {
 // Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
+  // First, while this process has one thread and little memory: every supervisor is forked
+  // from it.
+  if (!cfg.supervisor.empty()) ops.start_spawn_server();
   runner r(cfg, lease, ops, std::move(log));
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)

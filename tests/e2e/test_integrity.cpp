@@ -35,6 +35,10 @@ int runners_alive(const fixture& f) {
     std::string env = test_support::read_text("/proc/" + pid + "/environ");
     std::string stat = test_support::read_text("/proc/" + pid + "/stat");
     bool zombie = stat.find(") Z") != std::string::npos;
+    // The runner's spawn server and the supervisors it forks share its cmdline (no exec), not
+    // its name.
+    std::string comm = test_support::read_text("/proc/" + pid + "/comm");
+    if (comm.rfind("leaseq-s", 0) == 0) continue;
     // `leaseq runner`, or the child `lease local start` forked (no exec: same cmdline).
     bool runner = cmd.find(std::string("runner") + '\0') != std::string::npos ||
                   cmd.find(std::string("local") + '\0' + "start" + '\0') != std::string::npos;

@@ -92,3 +92,33 @@ TEST_CASE("result_writer: destroyed with work queued, it stops without hanging",
     CHECK(test_support::read_text(e.path()) == "{}\n");
   }
 }
+
+TEST_CASE(
+    "result_writer: in one group commit, a result that cannot be written keeps only its "
+    "own claimed file",
+    "[result_writer]") {
+  temp_dir t;
+  fs::create_directories(t / "done");
+  fs::create_directories(t / "claimed");
+  // Jobs queued while the writer is busy with the first are committed together; every third
+  // one aims at a directory that does not exist.
+  result_writer w;
+  std::map<std::string, bool> good;
+  for (int i = 1; i <= 60; ++i) {
+    std::string id = format_task_id(i);
+    bool ok = i % 3 != 0;
+    good[id] = ok;
+    test_support::write_text(t / "claimed" / (id + ".json"), "{}");
+    fs::path dir = ok ? t / "done" : t / "missing";
+    w.submit({id, dir / (id + ".result.json"), id + "\n", t / "claimed" / (id + ".json")});
+  }
+  auto got = collect_all(w, 60);
+  REQUIRE(got.size() == 60);
+  for (const auto& [id, error] : got) {
+    CHECK(static_cast<bool>(error) == !good[id]);
+    CHECK(fs::exists(t / "claimed" / (id + ".json")) == !good[id]);
+    if (good[id]) CHECK(test_support::read_text(t / "done" / (id + ".result.json")) == id + "\n");
+  }
+  for (const auto& e : fs::directory_iterator(t / "done"))
+    CHECK(e.path().filename().string().rfind(".", 0) != 0);
+}

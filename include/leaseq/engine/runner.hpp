@@ -1036,8 +1036,10 @@ class runner {
         throw io_error("cannot write", "claimed file", ENOSPC);
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
                                json_file_text(json(t.spec)));
+      ops_.release(s.pid, true);
     } catch (const error& e) {
       log(t.spec.id + ": cannot record its pid (" + e.what() + "): killing it");
+      ops_.release(s.pid, false);
       ops_.signal_group(s.pid, SIGKILL);
       t.stop_reason = "claim_unrecorded";
     }
@@ -1589,6 +1591,9 @@ inline void runner_on_signal(int sig) {
 // Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
+  // First, while this process has one thread and little memory: every supervisor is forked
+  // from it.
+  if (!cfg.supervisor.empty()) ops.start_spawn_server();
   runner r(cfg, lease, ops, std::move(log));
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -27,6 +28,7 @@
 #include "leaseq/detail/posix.hpp"
 #include "leaseq/detail/process_identity.hpp"
 #include "leaseq/detail/tree_guard.hpp"
+#include "leaseq/engine/spawn_server.hpp"
 #include "leaseq/engine/supervise.hpp"
 #include "leaseq/model.hpp"
 
@@ -49,7 +51,8 @@ struct spawn_request {
   std::string anchor;
   // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
   // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
-  // the runner is gone by then. Empty: argv is exec'd directly.
+  // the runner is gone by then; with a spawn server (start_spawn_server) the same supervisor
+  // is forked instead, and the executable is only the fallback. Empty: argv is exec'd directly.
   std::string supervisor;
   std::string status_path;
   std::string attempt;
@@ -103,6 +106,12 @@ class process_ops {
  public:
   virtual ~process_ops() = default;
   virtual spawn_outcome spawn(const spawn_request& req) = 0;
+  // Called once the runner has recorded a spawned pid (go), or gave up on it (!go: it is
+  // killed next). A supervisor from the spawn server starts its task only on go.
+  virtual void release(pid_t pid, bool go) {
+    (void)pid;
+    (void)go;
+  }
   // One child of ours that has ended, without blocking; nullopt when none.
   virtual std::optional<child_exit> reap() = 0;
   // Sends sig to the process group led by pgid (each task leads its own session).
@@ -141,6 +150,14 @@ inline std::vector<std::string> merged_environment(
 
 class posix_process_ops : public process_ops {
  public:
+  // Supervisors are then forked by a spawn server (spawn_server.hpp) instead of exec'd. Call
+  // while the process has a single thread.
+  void start_spawn_server() { server_ = std::make_unique<spawn_server>(); }
+
+  void release(pid_t pid, bool go) override {
+    if (server_) server_->release(pid, go);
+  }
+
   spawn_outcome spawn(const spawn_request& req) override {
     spawn_outcome out;
     if (req.argv.empty()) {
@@ -158,25 +175,44 @@ class posix_process_ops : public process_ops {
         return out;
       }
     }
+    // Both logs (and the supervisor's status file) live in one directory, opened once.
+    fs::path log_dir = fs::path(req.stdout_path).parent_path();
+    detail::unique_fd dir;
+    try {
+      dir = req.anchor.empty() ? detail::unique_fd(::open(log_dir.empty() ? "." : log_dir.c_str(),
+                                                          O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+                               : detail::open_tree_dir(req.anchor, log_dir, false);
+    } catch (const std::exception& e) {
+      out.error = e.what();
+      return out;
+    }
+    if (!dir) {
+      out.error = "cannot open log " + req.stdout_path + ": " + std::strerror(errno);
+      return out;
+    }
     auto open_log = [&](const std::string& path, detail::unique_fd& fd) {
       const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-      if (req.anchor.empty()) {
+      if (req.anchor.empty() && fs::path(path).parent_path() != log_dir)
         fd.reset(::open(path.c_str(), flags, 0600));
-      } else {
-        fs::path p(path);
-        try {
-          detail::unique_fd dir = detail::open_tree_dir(req.anchor, p.parent_path(), false);
-          fd.reset(::openat(dir.get(), p.filename().c_str(), flags, 0600));
-        } catch (const std::exception& e) {
-          out.error = e.what();
-          return false;
-        }
-      }
+      else
+        fd.reset(::openat(dir.get(), fs::path(path).filename().c_str(), flags, 0600));
       if (!fd) out.error = "cannot open log " + path + ": " + std::strerror(errno);
       return static_cast<bool>(fd);
     };
     detail::unique_fd out_fd, err_fd;
     if (!open_log(req.stdout_path, out_fd) || !open_log(req.stderr_path, err_fd)) return out;
+
+    if (!req.supervisor.empty() && server_ && server_->alive() &&
+        fs::path(req.status_path).parent_path() == log_dir) {
+      supervisor_request sr{req.argv,    req.env,          req.cwd,    req.status_path,
+                            req.attempt, req.time_limit_s, req.grace_s};
+      std::string why;
+      if (auto pid = server_->spawn(sr, out_fd.get(), err_fd.get(), dir.get(), why)) {
+        out.pid = *pid;
+        return out;
+      }
+      // Exec'd the usual way instead; a supervisor the server may have made exits unreleased.
+    }
 
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -269,6 +305,9 @@ class posix_process_ops : public process_ops {
       return line[close + 2] != 'Z' && line[close + 2] != 'X';
     return true;
   }
+
+ private:
+  std::unique_ptr<spawn_server> server_;
 };
 
 }  // namespace leaseq

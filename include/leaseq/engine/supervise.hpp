@@ -145,7 +145,9 @@ inline void write_supervisor_status(int dir_fd, const char* path, const json& st
   sigemptyset(&set);
   sigaddset(&set, sig);
   ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  ::raise(sig);
+  // Not raise(): in a supervisor forked by the spawn server (a raw clone) glibc's cached
+  // thread id is its parent's, and raise() signals that id.
+  ::kill(::getpid(), sig);
   ::_exit(128 + sig);  // a signal whose default is not to terminate
 }
 
@@ -187,13 +189,91 @@ inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit,
 
 }  // namespace detail
 
-// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
-// S [--grace G]] -- cmd...`. Returns the task's exit code (127 when it could not be started,
-// 2 on a usage error) or does not return at all (the task died by a signal, re-raised here).
-inline int run_supervisor(int argc, char** argv) {
-  const double start = detail::monotonic_s();
+// What one supervisor does, however it was started (exec'd as `leaseq __supervise`, or forked
+// by the spawn server, spawn_server.hpp).
+struct supervise_plan {
+  int status_dir = -1;      // the status file's directory (open_status_dir); -1: no status
+  const char* status_name;  // the status file's path; written relative to status_dir
+  std::string attempt;
   std::optional<double> limit;
   double grace = 10;
+  char** cmd = nullptr;  // looked up in PATH of this process's environment
+  double start = 0;      // monotonic_s() when the supervisor started
+};
+
+// Runs the task as a child in this process's group and waits for it. Returns the task's exit
+// code (127 when it could not be started) or does not return at all (the task died by a
+// signal, re-raised here).
+inline int supervise(const supervise_plan& plan) {
+  std::vector<int> shielded = detail::supervisor_shielded_signals();
+  std::vector<struct sigaction> saved(shielded.size());
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
+
+  const std::string& attempt = plan.attempt;
+  auto spawn_failed = [&](const std::string& why) {
+    detail::write_supervisor_status(plan.status_dir, plan.status_name,
+                                    json{{"attempt", attempt}, {"spawn_failed", why}});
+    return 127;
+  };
+  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
+  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
+  sigset_t chld, old_mask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (plan.limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
+  char** cmd = plan.cmd;
+  pid_t pid = ::fork();
+  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The task gets the dispositions the supervisor was started with (ignored ones are
+    // inherited through exec, so each must be put back), and its signal mask.
+    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
+    if (plan.limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+    ::execvp(cmd[0], cmd);
+    int e = errno;
+    (void)!::write(err_w.get(), &e, sizeof e);
+    ::_exit(127);
+  }
+  err_w.reset();
+  int exec_errno = 0;
+  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
+  int status = 0;
+  pid_t waited;
+  bool stopped = false;
+  if (plan.limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
+    waited = detail::wait_with_limit(pid, status, plan.start, *plan.limit, plan.grace, stopped);
+  } else {
+    do waited = ::waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+  }
+  if (n == static_cast<ssize_t>(sizeof exec_errno))
+    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
+
+  json out{
+      {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
+  if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
+  if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
+  if (stopped) out["time_limit"] = true;
+  detail::write_supervisor_status(plan.status_dir, plan.status_name, out);
+  if (waited != pid) return 127;  // cannot happen: the task is our only child
+  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
+  if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
+  return WEXITSTATUS(status);
+}
+
+// The supervisor's main: argv is `<program> __supervise <status file> <attempt> [--time-limit
+// S [--grace G]] -- cmd...`. Returns as supervise() does (2 on a usage error).
+inline int run_supervisor(int argc, char** argv) {
+  supervise_plan plan;
+  plan.start = detail::monotonic_s();
   int dashes = 4;
   const char* anchor = nullptr;
   auto seconds = [](const char* text, bool zero_ok) -> std::optional<double> {
@@ -214,8 +294,8 @@ inline int run_supervisor(int argc, char** argv) {
     }
     auto v = (is_limit || is_grace) ? seconds(argv[dashes + 1], is_grace) : std::nullopt;
     if (!v) usage_ok = false;
-    if (is_limit) limit = v;
-    if (is_grace && v) grace = *v;
+    if (is_limit) plan.limit = v;
+    if (is_grace && v) plan.grace = *v;
     dashes += 2;
   }
   if (!usage_ok || dashes + 1 >= argc || std::strcmp(argv[dashes], "--") != 0) {
@@ -226,71 +306,12 @@ inline int run_supervisor(int argc, char** argv) {
                  supervise_verb);
     return 2;
   }
-  const char* status_path = argv[2];
-  const std::string attempt = argv[3];
-  char** cmd = argv + dashes + 1;
-  detail::unique_fd status_dir = detail::open_status_dir(status_path, anchor);
-
-  std::vector<int> shielded = detail::supervisor_shielded_signals();
-  std::vector<struct sigaction> saved(shielded.size());
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  sigemptyset(&ignore.sa_mask);
-  for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &ignore, &saved[i]);
-
-  auto spawn_failed = [&](const std::string& why) {
-    detail::write_supervisor_status(status_dir.get(), status_path,
-                                    json{{"attempt", attempt}, {"spawn_failed", why}});
-    return 127;
-  };
-  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
-  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
-  // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
-  sigset_t chld, old_mask;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  if (limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
-  pid_t pid = ::fork();
-  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // The task gets the dispositions the supervisor was started with (ignored ones are
-    // inherited through exec, so each must be put back), and its signal mask.
-    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
-    if (limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-    ::execvp(cmd[0], cmd);
-    int e = errno;
-    (void)!::write(err_w.get(), &e, sizeof e);
-    ::_exit(127);
-  }
-  err_w.reset();
-  int exec_errno = 0;
-  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
-  int status = 0;
-  pid_t waited;
-  bool stopped = false;
-  if (limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
-    waited = detail::wait_with_limit(pid, status, start, *limit, grace, stopped);
-  } else {
-    do waited = ::waitpid(pid, &status, 0);
-    while (waited < 0 && errno == EINTR);
-  }
-  if (n == static_cast<ssize_t>(sizeof exec_errno))
-    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
-
-  json out{
-      {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
-  if (waited == pid && WIFEXITED(status)) out["exit_code"] = WEXITSTATUS(status);
-  if (waited == pid && WIFSIGNALED(status)) out["signal"] = WTERMSIG(status);
-  if (stopped) out["time_limit"] = true;
-  detail::write_supervisor_status(status_dir.get(), status_path, out);
-  if (waited != pid) return 127;  // cannot happen: the task is our only child
-  if (stopped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-    ::kill(0, SIGKILL);  // what ignored SIGTERM past its grace goes with the task (and us)
-  if (WIFSIGNALED(status)) detail::die_by_signal(WTERMSIG(status));
-  return WEXITSTATUS(status);
+  plan.status_name = argv[2];
+  plan.attempt = argv[3];
+  plan.cmd = argv + dashes + 1;
+  detail::unique_fd status_dir = detail::open_status_dir(plan.status_name, anchor);
+  plan.status_dir = status_dir.get();
+  return supervise(plan);
 }
 
 }  // namespace leaseq
