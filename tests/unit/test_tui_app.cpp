@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "pty.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <vector>
 
 using namespace leaseq::tui;
+using test_support::pty;
 
 namespace {
 
@@ -20,25 +23,6 @@ struct counter_model {
   int frames = 0;
   int presses = 0;
   std::vector<std::string> seen;
-};
-
-// A pseudo-terminal for one test, closed at its end.
-struct pty {
-  int master = -1, slave = -1;
-  pty() {
-    master = ::posix_openpt(O_RDWR | O_NOCTTY);
-    REQUIRE(master >= 0);
-    REQUIRE(::grantpt(master) == 0);
-    REQUIRE(::unlockpt(master) == 0);
-    slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-    REQUIRE(slave >= 0);
-  }
-  pty(const pty&) = delete;
-  pty& operator=(const pty&) = delete;
-  ~pty() {
-    if (slave >= 0) ::close(slave);
-    if (master >= 0) ::close(master);
-  }
 };
 
 }  // namespace
@@ -78,16 +62,7 @@ TEST_CASE("run_app draws, updates on keys and quits when update says so", "[tui]
   CHECK(r.signo == 0);
   CHECK(m.presses == 2);
   CHECK(m.seen == std::vector<std::string>{"a", "a", "q"});
-  std::string out;
-  char buf[8192];
-  struct pollfd p {
-    master, POLLIN, 0
-  };
-  while (::poll(&p, 1, 50) > 0) {
-    ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
+  std::string out = tty.drain();
   CHECK(out.find("presses=0") != std::string::npos);
   CHECK(out.find("<raw>") != std::string::npos);
   CHECK(out.find("\x1b[?1049l") != std::string::npos);  // restored at the end

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "pty.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,45 +16,9 @@
 #include <string>
 
 using namespace leaseq::tui;
+using test_support::pty;
 
 namespace {
-
-// A pseudo-terminal pair: the terminal under test uses the slave, the test plays the user
-// and the emulator on the master.
-struct pty {
-  int master = -1, slave = -1;
-  pty() {
-    master = ::posix_openpt(O_RDWR | O_NOCTTY);
-    REQUIRE(master >= 0);
-    REQUIRE(::grantpt(master) == 0);
-    REQUIRE(::unlockpt(master) == 0);
-    slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-    REQUIRE(slave >= 0);
-    struct winsize ws {};
-    ws.ws_col = 100;
-    ws.ws_row = 40;
-    ::ioctl(master, TIOCSWINSZ, &ws);
-  }
-  ~pty() {
-    ::close(slave);
-    ::close(master);
-  }
-  // Everything the program wrote so far.
-  std::string drain() {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      struct pollfd p {
-        master, POLLIN, 0
-      };
-      if (::poll(&p, 1, 50) <= 0) break;
-      ssize_t n = ::read(master, buf, sizeof buf);
-      if (n <= 0) break;
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-  }
-};
 
 bool same_termios(const termios& a, const termios& b) {
   return a.c_iflag == b.c_iflag && a.c_oflag == b.c_oflag && a.c_cflag == b.c_cflag &&
