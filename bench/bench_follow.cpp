@@ -33,11 +33,14 @@
 #include <leaseq/paths.hpp>
 
 #include "bench_tree.hpp"
+#include "latency_stats.hpp"
 
 extern char** environ;
 
 using namespace leaseq;
 using namespace bench_tree;
+using bench_stats::latency_stats;
+using bench_stats::summarize;
 using clk = std::chrono::steady_clock;
 
 namespace {
@@ -157,27 +160,9 @@ double peak_rss_mib(pid_t pid) {
   return 0;
 }
 
-struct stats {
-  double mean = 0, p50 = 0, p99 = 0, max = 0;
-  std::size_t n = 0;
-};
-
-stats summarize(std::vector<double> v) {
-  stats s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  s.n = v.size();
-  for (double x : v) s.mean += x;
-  s.mean /= static_cast<double>(v.size());
-  s.p50 = v[v.size() / 2];
-  s.p99 = v[std::min(v.size() - 1, v.size() * 99 / 100)];
-  s.max = v.back();
-  return s;
-}
-
 // Appends `lines` numbered lines to `log`, 2 to 10 ms apart, and returns each line's
 // write-to-print latency as `c` saw it (lines it never printed are left out).
-stats latency(child& c, const fs::path& log, int lines) {
+latency_stats latency(child& c, const fs::path& log, int lines) {
   int fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) std::exit(1);
   // A first line, and the reader has caught up with what the file held.
@@ -209,7 +194,7 @@ stats latency(child& c, const fs::path& log, int lines) {
   return summarize(ms);
 }
 
-void print_latency(const char* name, const stats& s, int lines) {
+void print_latency(const char* name, const latency_stats& s, int lines) {
   std::printf("  %-34s mean %7.2f ms  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  (%zu/%d lines)\n",
               name, s.mean, s.p50, s.p99, s.max, s.n, lines);
 }

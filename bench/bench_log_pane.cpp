@@ -19,27 +19,13 @@
 #include <vector>
 
 #include "dashboard/worker.hpp"
+#include "latency_stats.hpp"
 
 using clk = std::chrono::steady_clock;
 using namespace leaseq_dash;
+using bench_stats::summarize;
 
 namespace {
-
-struct figures {
-  double mean = 0, p50 = 0, p99 = 0, max = 0;
-};
-
-figures summarize(std::vector<double> v) {
-  figures f;
-  if (v.empty()) return f;
-  std::sort(v.begin(), v.end());
-  for (double x : v) f.mean += x;
-  f.mean /= static_cast<double>(v.size());
-  f.p50 = v[v.size() / 2];
-  f.p99 = v[std::min(v.size() - 1, v.size() * 99 / 100)];
-  f.max = v.back();
-  return f;
-}
 
 bool holds(const std::vector<message>& msgs, const std::string& line) {
   for (const auto& m : msgs)
