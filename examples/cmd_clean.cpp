@@ -30,11 +30,6 @@ struct clean_options {
   bool keep_logs = false, dry_run = false, yes = false;
 };
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "leaseq: error: %s\n", sanitize_inline(msg).c_str());
-  throw CLI::RuntimeError(exit_usage);
-}
-
 // FINISHED, FAILED, CANCELLED from a comma list (repeatable); all three when none is given.
 std::vector<task_state> clean_states(const std::vector<std::string>& given) {
   std::vector<task_state> out;
@@ -51,9 +46,9 @@ std::vector<task_state> clean_states(const std::vector<std::string>& given) {
       if (word == "FAIL") word = "FAILED";
       auto st = parse_task_state(word);
       if (!st || !is_done(*st))
-        usage_error("--state " + detail::quote_for_message(word) +
-                    ": only ended tasks with a result are archived (FINISHED, FAILED, "
-                    "CANCELLED)");
+        throw usage_error("--state " + detail::quote_for_message(word) +
+                          ": only ended tasks with a result are archived (FINISHED, FAILED, "
+                          "CANCELLED)");
       out.push_back(*st);
     }
   }
@@ -97,7 +92,7 @@ void cmd_clean(const clean_options& o) {
     try {
       older = static_cast<double>(parse_duration(o.older_than));
     } catch (const error& e) {
-      usage_error(std::string("--older-than: ") + e.what());
+      throw usage_error(std::string("--older-than: ") + e.what());
     }
   }
   home_paths home = home_paths::from_env();

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -39,11 +40,6 @@ struct lease_context {
   config cfg;
 };
 
-void print_warnings(const config& cfg) {
-  for (const auto& w : cfg.warnings)
-    std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(w).c_str());
-}
-
 // --lease, else the index's default lease, else this host's local lease if it has a tree.
 lease_context open_lease(const std::string& lease_opt) {
   home_paths home = home_paths::from_env();
@@ -66,7 +62,7 @@ lease_context open_lease(const std::string& lease_opt) {
   if (!fs::is_directory(paths.root()))
     throw error("no lease " + id + " under " + home.runs().string() + " (see `leaseq lease ls`)");
   config cfg = load_config(home.config());
-  print_warnings(cfg);
+  print_config_warnings(cfg);
   return {home, id, paths, cfg};
 }
 
@@ -190,11 +186,14 @@ std::vector<task_state> all_states() {
 
 void cmd_status(const std::string& lease_opt, bool as_json) {
   lease_context ctx = open_lease(lease_opt);
+  // The lease's state (squeue, up to its timeout when the controller is slow) is asked for
+  // while the tree is scanned, not after.
+  auto facts_later = std::async(std::launch::async, [&ctx] { return read_lease_facts(ctx); });
   // Counts need no result parsed where the index vouches for it; the text form's "cannot run
   // now" line needs the pending tasks' files (their GPUs, dependencies, retry delays).
   auto s = scan_once(ctx, false, !as_json);
   print_scan_problems(*s);
-  auto facts = read_lease_facts(ctx);
+  auto facts = facts_later.get();
   const std::string& kind = facts.kind;
   const std::string& state = facts.state;
   if (as_json) {

@@ -30,11 +30,6 @@ fs::path leaseq_binary() {
   return self;
 }
 
-void print_warnings(const leaseq::config& cfg) {
-  for (const auto& w : cfg.warnings)
-    std::fprintf(stderr, "leaseq: warning: %s\n", leaseq::sanitize_inline(w).c_str());
-}
-
 // Text from Slurm's commands or from the user's own arguments, on its way to a terminal.
 void put_text(const std::string& text, std::FILE* to) {
   std::string safe = leaseq::sanitize(text);
@@ -117,7 +112,7 @@ void run_ls(bool as_json) {
   auto home = leaseq::home_paths::from_env();
   leaseq::check_home_trust(home, leaseq::home_use::read);
   leaseq::config cfg = leaseq::load_config(home.config());
-  print_warnings(cfg);
+  print_config_warnings(cfg);
   leaseq::lease_listing list = leaseq::list_leases(home, cfg.ui, leaseq::slurm_options::from_env());
   if (!list.index_error.empty())
     std::fprintf(stderr, "leaseq: warning: %s\n",

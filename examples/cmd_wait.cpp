@@ -166,26 +166,22 @@ json outcomes_json(const std::string& lease_id, const std::vector<outcome>& all,
   return j;
 }
 
-[[noreturn]] void usage_error(const std::string& why) {
-  std::fprintf(stderr, "leaseq: error: %s\n", sanitize_inline(why).c_str());
-  throw CLI::RuntimeError(exit_usage);
-}
-
 void cmd_wait(const wait_args& a) {
-  if (a.all == !a.ids.empty()) usage_error("wait: name the tasks (wait T012 T013) or pass --all");
+  if (a.all == !a.ids.empty())
+    throw usage_error("wait: name the tasks (wait T012 T013) or pass --all");
   std::optional<double> timeout;
   std::set<std::string> ids;
   try {
     if (!a.timeout.empty()) timeout = static_cast<double>(parse_duration(a.timeout));
     for (const auto& id : a.ids) ids.insert(check_task_id(id));
   } catch (const error& e) {
-    usage_error(e.what());
+    throw usage_error(e.what());
   }
   std::string lease_id;
   try {
     lease_id = resolve_read_lease(a.lease);
   } catch (const error& e) {
-    usage_error(e.what());
+    throw usage_error(e.what());
   }
   home_paths home = home_paths::from_env();
   lease_paths lease(home, lease_id);
@@ -195,7 +191,7 @@ void cmd_wait(const wait_args& a) {
   listed_tasks listed(lease, std::vector<std::string>(ids.begin(), ids.end()),
                       so.ui.lost_confirm_s);
   if (auto unknown = listed.unknown(); !unknown.empty())
-    usage_error(fmt::format("lease {} has no task {}", lease_id, fmt::join(unknown, ", ")));
+    throw usage_error(fmt::format("lease {} has no task {}", lease_id, fmt::join(unknown, ", ")));
   snapshot_store<> store(lease, lease_id, so);
 
   struct sigaction sa {};

@@ -2,10 +2,13 @@
 
 // The leaseq program's command groups. Each cmd_*.cpp registers one group on the CLI11 app.
 
+#include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <leaseq/config.hpp>
 #include <leaseq/error.hpp>
+#include <leaseq/sanitize.hpp>
 
 namespace leaseq_cli {
 
@@ -35,6 +38,12 @@ inline constexpr const char* exit_status_help =
 struct usage_error : leaseq::error {
   using leaseq::error::error;
 };
+
+// The config file's warnings (unknown keys, bad values), on stderr before a command's output.
+inline void print_config_warnings(const leaseq::config& cfg) {
+  for (const auto& w : cfg.warnings)
+    std::fprintf(stderr, "leaseq: warning: %s\n", leaseq::sanitize_inline(w).c_str());
+}
 
 // --lease, as every command declares it. Most commands act on the default lease (`lease use`)
 // without it; the few whose default differs pass their own help (the runner: the local lease).

@@ -21,7 +21,7 @@ std::string line(std::int64_t seq, task_state st, std::optional<int> code, std::
   return format_results_index_line(seq, st, code, ino);
 }
 
-std::uint64_t inode_of(const fs::path& p) {
+std::uint64_t file_inode(const fs::path& p) {
   struct stat st;
   REQUIRE(::lstat(p.c_str(), &st) == 0);
   return static_cast<std::uint64_t>(st.st_ino);
@@ -164,8 +164,8 @@ TEST_CASE("results index: the runner's append names the durable result's inode",
   REQUIRE(r.ok);
   auto idx = parse_results_index(r.content, false);
   REQUIRE(idx.size() == 2);
-  CHECK(find_results_index_entry(idx, 1, inode_of(r1)) != nullptr);
-  const results_index_entry* e = find_results_index_entry(idx, 2, inode_of(r2));
+  CHECK(find_results_index_entry(idx, 1, file_inode(r1)) != nullptr);
+  const results_index_entry* e = find_results_index_entry(idx, 2, file_inode(r2));
   REQUIRE(e);
   CHECK(e->state == task_state::failed);
   CHECK(e->exit_code == 3);

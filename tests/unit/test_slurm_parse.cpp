@@ -8,7 +8,7 @@ using namespace leaseq;
 
 namespace {
 
-std::string fixture(const std::string& name) {
+std::string parse_fixture(const std::string& name) {
   return test_support::read_text(std::string(LEASEQ_FIXTURES_DIR) + "/slurm/" + name + ".txt");
 }
 int fixture_rc(const std::string& name) {
@@ -18,7 +18,7 @@ int fixture_rc(const std::string& name) {
 
 slurm_job one_job(const std::string& name) {
   REQUIRE(fixture_rc(name) == 0);
-  squeue_parse p = parse_squeue(fixture(name));
+  squeue_parse p = parse_squeue(parse_fixture(name));
   CHECK(p.bad_lines.empty());
   REQUIRE(p.jobs.size() == 1);
   return p.jobs[0];
@@ -111,7 +111,7 @@ TEST_CASE("recorded squeue lines: ending and ended states", "[slurm][slurm_parse
 
 TEST_CASE("a batched squeue lists the known jobs and omits forgotten ones",
           "[slurm][slurm_parse]") {
-  squeue_parse p = parse_squeue(fixture("squeue_batch"));
+  squeue_parse p = parse_squeue(parse_fixture("squeue_batch"));
   CHECK(p.bad_lines.empty());
   REQUIRE(p.jobs.size() == 4);
   std::map<std::string, std::string> reasons;
@@ -136,13 +136,13 @@ TEST_CASE("squeue output that is not ours is reported, not guessed", "[slurm][sl
 
 TEST_CASE("forgotten jobs: Invalid job id specified", "[slurm][slurm_parse]") {
   CHECK(fixture_rc("squeue_invalid") == 1);
-  CHECK(says_invalid_job_id(fixture("squeue_invalid")));
+  CHECK(says_invalid_job_id(parse_fixture("squeue_invalid")));
   CHECK(fixture_rc("scontrol_invalid") == 1);
-  CHECK(says_invalid_job_id(fixture("scontrol_invalid")));
-  CHECK_FALSE(parse_scontrol_job(fixture("scontrol_invalid")));
+  CHECK(says_invalid_job_id(parse_fixture("scontrol_invalid")));
+  CHECK_FALSE(parse_scontrol_job(parse_fixture("scontrol_invalid")));
   // Several unknown ids: squeue prints nothing and succeeds.
   CHECK(fixture_rc("squeue_invalid_many") == 0);
-  CHECK(parse_squeue(fixture("squeue_invalid_many")).jobs.empty());
+  CHECK(parse_squeue(parse_fixture("squeue_invalid_many")).jobs.empty());
   CHECK_FALSE(says_invalid_job_id("slurm_load_jobs error: Unable to contact slurm controller"));
 }
 
@@ -161,20 +161,20 @@ TEST_CASE("scontrol show job records", "[slurm][slurm_parse]") {
                           expect{"scontrol_failed", "FAILED", "NonZeroExitCode"},
                           expect{"scontrol_node_fail", "NODE_FAIL", "NodeDown"}}) {
     INFO(e.fixture);
-    auto j = parse_scontrol_job(fixture(e.fixture));
+    auto j = parse_scontrol_job(parse_fixture(e.fixture));
     REQUIRE(j);
     CHECK(j->state == e.state);
     CHECK(j->reason == e.reason);
     CHECK(!j->id.empty());
   }
-  auto running = parse_scontrol_job(fixture("scontrol_running"));
+  auto running = parse_scontrol_job(parse_fixture("scontrol_running"));
   CHECK(running->name == "lease|name with spaces");  // blanks inside a value are kept
   CHECK(running->nodes == 3);
   CHECK(running->nodelist == "n[1-3]");
   CHECK(running->time_left.k == k::unlimited);
-  CHECK(parse_scontrol_job(fixture("scontrol_failed"))->exit_code == "3:0");
-  CHECK(parse_scontrol_job(fixture("scontrol_pending_resources"))->nodelist.empty());
-  CHECK(parse_scontrol_job(fixture("scontrol_timeout"))->time_left.k == k::not_set);
+  CHECK(parse_scontrol_job(parse_fixture("scontrol_failed"))->exit_code == "3:0");
+  CHECK(parse_scontrol_job(parse_fixture("scontrol_pending_resources"))->nodelist.empty());
+  CHECK(parse_scontrol_job(parse_fixture("scontrol_timeout"))->time_left.k == k::not_set);
 }
 
 TEST_CASE("scontrol time left is the limit minus the run time", "[slurm][slurm_parse]") {

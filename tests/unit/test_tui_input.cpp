@@ -44,12 +44,12 @@ std::vector<std::string> names(const std::vector<event>& evs) {
   return out;
 }
 
-struct sample {
+struct key_sample {
   std::string bytes;
   std::string name;
 };
 
-const std::vector<sample> samples = {
+const std::vector<key_sample> key_samples = {
     {"a", "a"},
     {"\xc3\xa9", "\xc3\xa9"},
     {"\xe4\xbb\xbb", "\xe4\xbb\xbb"},
@@ -91,7 +91,7 @@ const std::vector<sample> samples = {
 }  // namespace
 
 TEST_CASE("every key sequence decodes the same whatever the read split", "[tui][input]") {
-  for (const auto& s : samples) {
+  for (const auto& s : key_samples) {
     INFO("sequence for " << s.name);
     // The sequence followed by a plain key, so splits that leave it pending are covered too.
     std::string bytes = s.bytes + "z";
