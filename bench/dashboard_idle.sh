@@ -4,6 +4,9 @@
 # second of wall time, in % of one core. Baseline, same run: the same at 11 tasks.
 #   bench/dashboard_idle.sh [path/to/leaseq]     (default: build/examples/leaseq; Release build)
 #   N="11 100000 1000000" S=20 BENCH_DIR=/dev/shm/x bench/dashboard_idle.sh ...
+#   TREE=build-rel/bench/leaseq_bench_dashboard ...: the lease is written directly (bench_tree.hpp:
+#   64 nodes, half done with the results index, one running per node, the rest pending)
+#   instead of submitted, which takes too long for a million tasks.
 set -euo pipefail
 bin=$(realpath "${1:-build/examples/leaseq}")
 counts=${N:-"11 100000"}
@@ -25,13 +28,20 @@ echo "filesystem: $(df -PT "$base" | awk 'NR==2 { print $2 }') ($base), $(nproc)
 for n in $counts; do
   home=$base/home-$n
   mkdir -p "$home"
-  LEASEQ_HOME=$home "$bin" submit --lease "$lease" --array "1-$n" -- true > /dev/null
+  if [ -n "${TREE:-}" ]; then
+    "$TREE" --tree-only "$n" "$home"
+  else
+    LEASEQ_HOME=$home "$bin" submit --lease "$lease" --array "1-$n" -- true > /dev/null
+  fi
   tmux -L "$sock" new-session -d -x 200 -y 50 \
     "exec env LEASEQ_HOME=$home $bin tui --lease $lease"
   pid=$(tmux -L "$sock" list-panes -F '#{pane_pid}')
-  # Wait for the first full scan on screen (the title counts every task), then let it settle.
-  for _ in $(seq 1200); do
-    tmux -L "$sock" capture-pane -p | grep -q "tasks [0-9]*/$n " && break
+  # Wait for the first full scan on screen (the title counts every task, and no longer says
+  # it is reading task files after a quick first scan), then let it settle.
+  for _ in $(seq 6000); do
+    screen=$(tmux -L "$sock" capture-pane -p)
+    grep -q "tasks [0-9]*/$n " <<< "$screen" && ! grep -q "reading task files" <<< "$screen" &&
+      break
     sleep 0.1
   done
   sleep 3

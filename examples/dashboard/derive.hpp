@@ -5,6 +5,7 @@
 
 #include "dashboard/model.hpp"
 
+#include <leaseq/detail/text_width.hpp>
 #include <leaseq/paths.hpp>
 #include <leaseq/sanitize.hpp>
 #include <leaseq/slurm/slurm_parse.hpp>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -76,6 +78,42 @@ inline std::string elapsed_text(const leaseq::task_view& t, double now) {
   if (t.result && t.result->started && t.result->finished && *t.result->started > 0)
     return age_text(*t.result->finished - *t.result->started);
   return "";
+}
+
+// Task list cells that depend on the task alone (view.hpp's columns ID to TIME).
+inline std::string task_state_cell(const leaseq::task_view& t) {
+  return t.unknown && t.state == leaseq::task_state::running ? "UNKN" : short_state(t.state);
+}
+inline std::string task_node_cell(const leaseq::task_view& t) {
+  return t.node.empty() ? std::string(t.lane()) : t.node;
+}
+inline std::string task_exit_cell(const leaseq::task_view& t) {
+  auto code = t.exit_code();
+  return code ? std::to_string(*code) : "";
+}
+
+// The natural widths of the columns ID to TIME over the listed rows (view sizes the columns
+// from every listed row); a RUNNING row's TIME moves with the clock, so those rows are listed
+// for the frame to measure instead. Done where the rows are derived: on the derive thread
+// for a big table.
+inline task_column_widths measure_rows(const std::vector<const leaseq::task_view*>& rows) {
+  task_column_widths w;
+  w.natural.assign(7, 0);
+  w.natural[0] = 2;
+  auto grow = [&w](std::size_t c, const std::string& s) {
+    w.natural[c] = std::max(w.natural[c], leaseq::detail::display_width(s));
+  };
+  for (const auto* t : rows) {
+    grow(1, t->id);
+    grow(2, task_state_cell(*t));
+    grow(3, task_node_cell(*t));
+    grow(4, task_exit_cell(*t));
+    if (t->state == leaseq::task_state::running)
+      w.running.push_back(t);
+    else
+      grow(5, elapsed_text(*t, 0));  // an ended task's TIME is its run time
+  }
+  return w;
 }
 
 inline std::string health_text(leaseq::node_health h) {
@@ -335,17 +373,23 @@ inline std::string slurm_text(const model& m) {
 //    claim), where "start time descending" put it at the bottom; the cap keeps those next ones.
 //  - "has stderr output or a bad exit" (e) counts a task that failed before it could run (a
 //    spawn failure: FAILED, no exit code) as a bad exit.
-inline leaseq::task_selection dashboard_tasks(const leaseq::snapshot& snap,
+// `cancelled` is asked now and then while a big table is filtered (the derive thread gives
+// up on a request a newer one replaced); an empty selection is returned then.
+inline leaseq::task_selection dashboard_tasks(const std::vector<leaseq::task_view>& table,
                                               const leaseq::task_filter& filter,
                                               leaseq::task_sort order, std::size_t cap,
                                               const std::set<std::string>& stderr_ids,
-                                              std::size_t page = 0) {
+                                              std::size_t page = 0,
+                                              const std::function<bool()>& cancelled = {}) {
   auto probe = [&stderr_ids](const leaseq::task_view& t) {
     return stderr_ids.count(t.id) > 0 || (t.state == leaseq::task_state::failed && !t.exit_code());
   };
   leaseq::task_selection out;
-  for (const auto& t : snap.tasks())
-    if (leaseq::matches(t, filter, probe)) out.tasks.push_back(&t);
+  constexpr std::size_t check_every = 1 << 14;
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (cancelled && i % check_every == check_every - 1 && cancelled()) return {};
+    if (leaseq::matches(table[i], filter, probe)) out.tasks.push_back(&table[i]);
+  }
   out.total = out.tasks.size();
   auto by_state = [](const leaseq::task_view* a, const leaseq::task_view* b) {
     int pa = leaseq::state_priority(a->state), pb = leaseq::state_priority(b->state);
@@ -374,41 +418,48 @@ inline leaseq::task_selection dashboard_tasks(const leaseq::snapshot& snap,
   return out;
 }
 
-// Where recompute() puts the selection. After a filter or sort change (the user's doing) it
-// stays on the same task; when new data arrives it stays at the same row, because a task that
-// ends moves down the state-sorted list and a selection that followed it would drag the view
-// away from the running work with no key pressed.
-enum class keep_selection { task, row };
+inline leaseq::task_selection dashboard_tasks(const leaseq::snapshot& snap,
+                                              const leaseq::task_filter& filter,
+                                              leaseq::task_sort order, std::size_t cap,
+                                              const std::set<std::string>& stderr_ids,
+                                              std::size_t page = 0) {
+  return dashboard_tasks(snap.tasks(), filter, order, cap, stderr_ids, page);
+}
+
+// The rows `from` asks for. A page past the end of a list that shrank moves to its last page
+// (`page` says which was taken). Null when cancelled.
+inline std::optional<derived_rows> derive_rows(const visible_source& from,
+                                               const std::set<std::string>& stderr_ids,
+                                               const std::function<bool()>& cancelled = {}) {
+  static const std::vector<leaseq::task_view> none;
+  const auto& table = from.table ? *from.table : none;
+  derived_rows out;
+  out.from = from;
+  auto sel =
+      dashboard_tasks(table, from.filter, from.sort, from.cap, stderr_ids, from.page, cancelled);
+  if (cancelled && cancelled()) return std::nullopt;
+  if (sel.tasks.empty() && from.page > 0) {
+    out.from.page = sel.total == 0 ? 0 : (sel.total - 1) / from.cap;
+    sel = dashboard_tasks(table, from.filter, from.sort, from.cap, stderr_ids, out.from.page,
+                          cancelled);
+    if (cancelled && cancelled()) return std::nullopt;
+  }
+  out.tasks = std::move(sel.tasks);
+  out.total = sel.total;
+  out.widths = measure_rows(out.tasks);
+  return out;
+}
 
 // Empties the visible task list (no lease, or another one).
 inline void forget_visible(model& m) {
   m.visible.clear();
   m.visible_total = 0;
   m.visible_from = {};
+  m.deriving.reset();
 }
 
-// Re-derives the visible task list after a new snapshot or a filter change: filters and sorts
-// only when the task table, the filter, the sort, the page or the stderr probe changed.
-inline void recompute(model& m, keep_selection keep = keep_selection::task) {
-  const leaseq::snapshot* src = listed_snapshot(m);
-  if (!src) {
-    forget_visible(m);
-    return;
-  }
-  auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
-  visible_source from{src->task_table, m.filter, m.sort, cap, m.task_page, m.stderr_gen};
-  if (!(from == m.visible_from)) {
-    ++m.derivations;
-    auto sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
-    if (sel.tasks.empty() && m.task_page > 0) {  // the list shrank under the page shown
-      m.task_page = sel.total == 0 ? 0 : (sel.total - 1) / cap;
-      sel = dashboard_tasks(*src, m.filter, m.sort, cap, m.stderr_ids, m.task_page);
-    }
-    m.visible = std::move(sel.tasks);
-    m.visible_total = sel.total;
-    from.page = m.task_page;
-    m.visible_from = std::move(from);
-  }
+// Puts the selection back after the visible list changed (see keep_selection).
+inline void place_selection(model& m, keep_selection keep) {
   if (keep == keep_selection::task && !m.selected_task.empty()) {
     for (std::size_t i = 0; i < m.visible.size(); ++i)
       if (m.visible[i]->id == m.selected_task) {
@@ -419,6 +470,56 @@ inline void recompute(model& m, keep_selection keep = keep_selection::task) {
   m.task_table.selected =
       std::clamp(m.task_table.selected, 0, std::max(0, static_cast<int>(m.visible.size()) - 1));
   if (const auto* t = selected_task(m)) m.selected_task = t->id;
+}
+
+inline void install_rows(model& m, derived_rows rows) {
+  m.visible = std::move(rows.tasks);
+  m.visible_total = rows.total;
+  m.task_page = rows.from.page;
+  m.visible_from = std::move(rows.from);
+  m.task_widths = std::move(rows.widths);
+  m.task_widths.derivations = m.derivations;
+  m.task_widths.rows = m.visible.data();
+  m.task_widths.n = m.visible.size();
+}
+
+// Re-derives the visible task list after a new snapshot or a filter change: filters and sorts
+// only when the task table, the filter, the sort, the page or the stderr probe changed. A
+// table of more than m.derive_inline_max tasks is filtered and sorted on the worker's derive
+// thread instead (req_derive; msg_rows brings the rows back): a key never waits on a pass over
+// a million tasks, and the list shown meanwhile is the last one.
+inline void recompute(model& m, keep_selection keep = keep_selection::task) {
+  const leaseq::snapshot* src = listed_snapshot(m);
+  if (!src) {
+    forget_visible(m);
+    return;
+  }
+  auto cap = static_cast<std::size_t>(std::max<std::int64_t>(1, m.ui.max_tasks_display));
+  visible_source from{src->task_table, m.filter, m.sort, cap, m.task_page, m.stderr_gen};
+  if (from == m.visible_from) {
+    m.deriving.reset();  // back to what is shown: an answer on its way is no longer wanted
+  } else if (src->tasks().size() > m.derive_inline_max) {
+    // Task-keeping wins over row-keeping while one request answers both.
+    if (!m.deriving || keep == keep_selection::task) m.derive_keep = keep;
+    if (!m.deriving || !(*m.deriving == from)) {
+      m.deriving = from;
+      m.outbox.push_back(req_derive{std::move(from), m.stderr_ids});
+    }
+  } else {
+    ++m.derivations;
+    m.deriving.reset();
+    install_rows(m, *derive_rows(from, m.stderr_ids));
+  }
+  place_selection(m, keep);
+}
+
+// The derive thread's answer: shown when it is the list still wanted.
+inline void take_rows(model& m, derived_rows rows, const visible_source& asked) {
+  if (!m.deriving || !(*m.deriving == asked)) return;
+  m.deriving.reset();
+  ++m.derivations;
+  install_rows(m, std::move(rows));
+  place_selection(m, m.derive_keep);
 }
 
 }  // namespace leaseq_dash

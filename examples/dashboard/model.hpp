@@ -142,6 +142,39 @@ struct follow_target {
   bool empty() const { return tasks.empty(); }
 };
 
+// What the visible task list was derived from. recompute() filters and sorts again only when
+// one of these changed: a tick, or a snapshot that shares the last one's task table (the
+// store shares it when no task changed), costs nothing however many tasks the lease holds.
+struct visible_source {
+  std::shared_ptr<const std::vector<leaseq::task_view>> table;  // kept: visible points into it
+  leaseq::task_filter filter;
+  leaseq::task_sort sort = leaseq::task_sort::state_priority;
+  std::size_t cap = 0, page = 0;
+  std::uint64_t stderr_gen = 0;
+  bool operator==(const visible_source& o) const {
+    return table == o.table && filter == o.filter && sort == o.sort && cap == o.cap &&
+           page == o.page && stderr_gen == o.stderr_gen;
+  }
+};
+
+// view(): the task columns' natural widths over the listed rows, kept while the list is the
+// same one (m.derivations, and where its rows are); the RUNNING rows' TIME is measured per frame.
+struct task_column_widths {
+  std::uint64_t derivations = ~std::uint64_t{0};
+  const void* rows = nullptr;
+  std::size_t n = 0;
+  std::vector<int> natural;                       // one per column; TIME without RUNNING rows
+  std::vector<const leaseq::task_view*> running;  // listed RUNNING rows
+};
+
+// The rows of the task list as derived from a visible_source (derive.hpp derive_rows).
+struct derived_rows {
+  visible_source from;  // its page: the one taken (the last one when the list shrank)
+  std::vector<const leaseq::task_view*> tasks;  // into *from.table
+  std::size_t total = 0;
+  task_column_widths widths;  // of `tasks`
+};
+
 // ---- requests: effects update() asks the worker for ------------------------------------
 
 struct req_open_lease {
@@ -173,6 +206,11 @@ struct req_stderr_probe {
 };
 // The tasks `leaseq clean` archived, read in full (on the scan thread) for the archived list.
 struct req_archived {};
+// Filter and sort a big task table off the UI thread (recompute); a newer one cancels it.
+struct req_derive {
+  visible_source from;
+  std::set<std::string> stderr_ids;
+};
 struct req_cancel {
   std::string task;
 };
@@ -196,7 +234,7 @@ struct req_create {
 
 using request = std::variant<req_open_lease, req_refresh, req_set_paused, req_follow, req_page,
                              req_stderr_probe, req_cancel, req_retry, req_lane, req_set_default,
-                             req_release, req_create, req_archived>;
+                             req_release, req_create, req_archived, req_derive>;
 
 // ---- messages: what comes back ---------------------------------------------------------
 
@@ -205,6 +243,13 @@ struct msg_tick {
 };
 struct msg_snapshot {
   std::shared_ptr<const leaseq::snapshot> snap;
+  // From the quick first scan of a big lease: pending tasks counted by name and results by
+  // the results index, not read (no command, no exit code yet); the full scan follows.
+  bool partial = false;
+};
+struct msg_rows {
+  visible_source asked;
+  derived_rows rows;
 };
 struct msg_leases {
   leaseq::lease_listing listing;
@@ -252,24 +297,15 @@ struct msg_archived {
 };
 
 using message = std::variant<msg_tick, msg_snapshot, msg_leases, msg_log, msg_page, msg_stderr,
-                             msg_action, msg_test_only, msg_created, msg_archived>;
+                             msg_action, msg_test_only, msg_created, msg_archived, msg_rows>;
+
+// Where recompute() puts the selection. After a filter or sort change (the user's doing) it
+// stays on the same task; when new data arrives it stays at the same row, because a task that
+// ends moves down the state-sorted list and a selection that followed it would drag the view
+// away from the running work with no key pressed.
+enum class keep_selection { task, row };
 
 // ---- the model --------------------------------------------------------------------------
-
-// What the visible task list was derived from. recompute() filters and sorts again only when
-// one of these changed: a tick, or a snapshot that shares the last one's task table (the
-// store shares it when no task changed), costs nothing however many tasks the lease holds.
-struct visible_source {
-  std::shared_ptr<const std::vector<leaseq::task_view>> table;  // kept: visible points into it
-  leaseq::task_filter filter;
-  leaseq::task_sort sort = leaseq::task_sort::state_priority;
-  std::size_t cap = 0, page = 0;
-  std::uint64_t stderr_gen = 0;
-  bool operator==(const visible_source& o) const {
-    return table == o.table && filter == o.filter && sort == o.sort && cap == o.cap &&
-           page == o.page && stderr_gen == o.stderr_gen;
-  }
-};
 
 // A count over a whole task table, taken again only when the table changes.
 struct table_count {
@@ -355,7 +391,14 @@ struct model {
   std::size_t task_page = 0;  // which ui.max_tasks_display rows of the matches ([ and ])
   visible_source visible_from;
   std::uint64_t derivations = 0;  // times the task list was filtered and sorted
-  table_count problem_tasks;      // tasks of *snap that `!` lists
+  // Tables bigger than this are filtered and sorted on the worker (req_derive): the list
+  // asked for and not shown yet, and how to place the selection when it comes.
+  std::size_t derive_inline_max = 20000;
+  std::optional<visible_source> deriving;
+  keep_selection derive_keep = keep_selection::task;
+  bool snap_partial = false;  // msg_snapshot::partial
+  task_column_widths task_widths;
+  table_count problem_tasks;  // tasks of *snap that `!` lists
 
   // Log viewer.
   bool log_open = false;

@@ -58,6 +58,7 @@ inline void open_lease(model& m, const std::string& id) {
   if (id == m.lease_id && m.snap) return;
   m.lease_id = id;
   m.snap.reset();
+  m.snap_partial = false;
   forget_visible(m);
   m.selected_task.clear();
   m.task_table = {};
@@ -85,6 +86,7 @@ inline void check_open_lease_known(model& m) {
   m.screen = screen_kind::lease_list;
   m.lease_id.clear();
   m.snap.reset();
+  m.snap_partial = false;
   forget_visible(m);
   post(m, req_open_lease{""});
   post(m, req_follow{});
@@ -1407,6 +1409,7 @@ struct message_visitor {
   void operator()(const msg_snapshot& s) {
     if (!s.snap || s.snap->lease_id != m.lease_id) return;
     m.snap = s.snap;
+    m.snap_partial = s.partial;
     // The archived list is read again when a clean changed what is archived.
     if (m.show_archived && m.archived && m.archived->archived != m.snap->archived)
       post(m, req_archived{});
@@ -1478,6 +1481,7 @@ struct message_visitor {
     m.archived = a.snap;
     if (m.show_archived) recompute(m, keep_selection::row);
   }
+  void operator()(const msg_rows& r) { take_rows(m, r.rows, r.asked); }
   void operator()(const msg_stderr& s) {
     if (s.ids == m.stderr_ids) return;
     m.stderr_ids = s.ids;

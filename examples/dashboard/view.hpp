@@ -275,6 +275,10 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
     title += fmt::format(" (rows {}-{} of {} matches, [/]: page)", first,
                          first + m.visible.size() - 1, m.visible_total);
   }
+  // A big lease: the first scan counted tasks without reading them, or the worker is still
+  // filtering for the last key.
+  if (m.snap_partial && !m.show_archived) title += " (reading task files...)";
+  if (m.deriving) title += " (filtering...)";
   if (m.snap && m.snap->archived > 0 && !m.show_archived)
     title += fmt::format(" +{} archived (a: list)", m.snap->archived);
   title += m.sort == leaseq::task_sort::state_priority ? "  sort:state" : "  sort:lane";
@@ -305,13 +309,11 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
       case 1:
         return t.id;
       case 2:
-        return t.unknown && t.state == leaseq::task_state::running ? "UNKN" : short_state(t.state);
+        return task_state_cell(t);
       case 3:
-        return t.node.empty() ? std::string(t.lane()) : t.node;
-      case 4: {
-        auto code = t.exit_code();
-        return code ? std::to_string(*code) : "";
-      }
+        return task_node_cell(t);
+      case 4:
+        return task_exit_cell(t);
       case 5:
         return elapsed_text(t, m.now);
       default:
@@ -327,13 +329,18 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
                                       {"NODE", 0, false},   {"EXIT", 0, true}, {"TIME", 0, true},
                                       {"COMMAND", 0, false}};
   // Sized from every listed row, not only the rows on screen, so columns do not jump while
-  // scrolling; ids are never cut (T100000 is 7 wide).
-  std::vector<int> natural(cols.size(), 0);
-  natural[0] = 2;
-  for (const auto* t : m.visible)
-    for (int c = 1; c < 6; ++c)
-      natural[static_cast<std::size_t>(c)] =
-          std::max(natural[static_cast<std::size_t>(c)], cells_of(cell(*t, c)));
+  // scrolling; ids are never cut (T100000 is 7 wide). Measured when the rows were derived
+  // (measure_rows): a frame measures again only the TIME of RUNNING rows, the one cell that
+  // moves with the clock.
+  auto& w = m.task_widths;
+  if (w.derivations != m.derivations || w.rows != m.visible.data() || w.n != m.visible.size()) {
+    w = measure_rows(m.visible);
+    w.derivations = m.derivations;
+    w.rows = m.visible.data();
+    w.n = m.visible.size();
+  }
+  std::vector<int> natural = w.natural;
+  for (const auto* t : w.running) natural[5] = std::max(natural[5], cells_of(cell(*t, 5)));
   size_columns(cols, natural, {2, natural[1], 4, 4, 4, 3, 0}, 6, in.w, 12);
   std::vector<std::string> cells(cols.size());
   tui::draw_table(

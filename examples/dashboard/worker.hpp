@@ -1,6 +1,6 @@
 #pragma once
 
-// The dashboard's I/O, off the UI thread. Four threads, so that no effect waits behind a
+// The dashboard's I/O, off the UI thread. Six threads, so that no effect waits behind a
 // slower one:
 //   scan    the snapshot store (cadence from the store: 2 s heartbeats, 2-5 s task dirs) and
 //           paged reads of log files;
@@ -8,9 +8,13 @@
 //   slurm   the lease list (index + lease.json + Slurm state through the shared cache), every
 //           ui.refresh_s; a hanging squeue delays only this list;
 //   action  control files, retries, `lease use`, and sbatch / scancel (through this program's
-//           own `lease create` / `lease release`, so the dashboard does exactly what the CLI does).
+//           own `lease create` / `lease release`, so the dashboard does exactly what the CLI does);
+//   load    the full first scan of a big lease, while the scan thread already serves a quick
+//           one (results from the results index, pending tasks by name);
+//   derive  filtering and sorting of a big task table (req_derive), newest request only.
 // Requests come in with send(); results go out as messages that take() hands to the loop.
 
+#include "dashboard/derive.hpp"
 #include "dashboard/log_follow.hpp"
 #include "dashboard/model.hpp"
 #include "dashboard/wake_signal.hpp"
@@ -32,6 +36,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -119,20 +124,39 @@ inline std::string last_cr_state(std::string line) {
   return cr == std::string::npos ? line : line.substr(cr + 1);
 }
 
+// A lease with more tasks than this opens with a quick scan first (the full one follows).
+inline constexpr std::size_t quick_first_scan_min_tasks = 20000;
+
+// The store the dashboard scans with. quick: counts without reading what need not be read
+// (store_options::results_from_index, pending_unread): the first frame of a million-task lease
+// in about two seconds, where reading every file takes ten times that.
+inline leaseq::store_options dashboard_store_options(const leaseq::ui_config& ui, bool quick) {
+  leaseq::store_options o;
+  o.ui = ui;
+  o.results_from_index = quick;
+  o.pending_unread = quick;
+  return o;
+}
+
 class worker {
  public:
-  // log_poll_s: how often followed log files are read when inotify says nothing.
-  worker(std::string home, leaseq::config cfg, std::string self_binary, double log_poll_s = 0.25)
+  // log_poll_s: how often followed log files are read when inotify says nothing;
+  // quick_scan_min_tasks: from how many tasks a lease opens with a quick scan first.
+  worker(std::string home, leaseq::config cfg, std::string self_binary, double log_poll_s = 0.25,
+         std::size_t quick_scan_min_tasks = quick_first_scan_min_tasks)
       : home_(std::move(home)),
         cfg_(std::move(cfg)),
         self_(std::move(self_binary)),
+        quick_min_(quick_scan_min_tasks),
         follow_(static_cast<std::size_t>(std::max<std::int64_t>(1, cfg_.ui.log_tail_lines)),
                 log_poll_s),
         scan_([this] { scan_tick(); }),
         slurm_([this] { slurm_tick(); }),
         logs_([this] { log_tick(); }, std::chrono::milliseconds(250),
               [this] { return follow_.wake_fd(); }),
-        action_() {}
+        action_(),
+        load_(),
+        derive_() {}
 
   void send(request r) {
     std::visit([this](auto&& x) { dispatch(std::move(x)); }, std::move(r));
@@ -167,17 +191,53 @@ class worker {
       requested_lease_ = r.lease_id;
     }
     scan_.post([this, id = r.lease_id] {
-      leaseq::store_options o;
-      o.ui = cfg_.ui;
-      if (!leaseq::is_valid_lease_id(id)) {
-        store_.reset();
-        return;
-      }
-      store_ = std::make_unique<leaseq::snapshot_store<>>(leaseq::lease_paths(home(), id), id, o);
+      ++open_seq_;
+      store_.reset();
+      if (!leaseq::is_valid_lease_id(id)) return;
+      leaseq::lease_paths lp(home(), id);
       stderr_seen_.clear();
       lease_id_ = id;
       last_gen_ = 0;
       force_scan_ = true;
+      partial_ = false;
+      // A quick scan first; a small lease is then scanned in full at once, a big one on the
+      // load thread while the quick store serves (its snapshots marked partial).
+      auto quick = std::make_unique<leaseq::snapshot_store<>>(
+          lp, id, dashboard_store_options(cfg_.ui, true));
+      auto first = quick->refresh();
+      if (first->tasks().size() < quick_min_) {
+        store_ = std::make_unique<leaseq::snapshot_store<>>(
+            lp, id, dashboard_store_options(cfg_.ui, false));
+        return;
+      }
+      store_ = std::move(quick);
+      partial_ = true;
+      last_gen_ = first->generation;
+      force_scan_ = false;
+      emit(msg_snapshot{first, true});
+      load_.post([this, lp, id, seq = open_seq_.load()] {
+        // shared_ptr: std::function needs a copyable job.
+        auto full = std::make_shared<std::unique_ptr<leaseq::snapshot_store<>>>(
+            std::make_unique<leaseq::snapshot_store<>>(lp, id,
+                                                       dashboard_store_options(cfg_.ui, false)));
+        (*full)->refresh();
+        scan_.post([this, full, seq] {
+          if (seq != open_seq_) return;  // another lease opened meanwhile
+          store_ = std::move(*full);
+          partial_ = false;
+          last_gen_ = 0;
+          force_scan_ = true;
+        });
+      });
+    });
+  }
+  void dispatch(req_derive r) {
+    std::uint64_t seq = ++derive_seq_;
+    derive_.post([this, r = std::move(r), seq] {
+      auto cancelled = [this, seq] { return derive_seq_ != seq; };
+      if (cancelled()) return;
+      auto rows = derive_rows(r.from, r.stderr_ids, cancelled);
+      if (rows) emit(msg_rows{r.from, std::move(*rows)});
     });
   }
   void dispatch(req_refresh) {
@@ -348,7 +408,7 @@ class worker {
       auto s = store_->refresh();
       if (s->generation != last_gen_) {
         last_gen_ = s->generation;
-        emit(msg_snapshot{s});
+        emit(msg_snapshot{s, partial_});
         if (stderr_probe_) emit_stderr(*s);
       }
     }
@@ -494,6 +554,7 @@ class worker {
   std::string home_;
   leaseq::config cfg_;
   std::string self_;
+  std::size_t quick_min_;
 
   std::mutex out_mu_;
   std::vector<message> out_;
@@ -506,6 +567,8 @@ class worker {
   std::unique_ptr<leaseq::snapshot_store<>> store_;
   std::string lease_id_;
   std::uint64_t last_gen_ = 0;
+  bool partial_ = false;  // store_ is the quick one (the full first scan not done yet)
+  std::atomic<std::uint64_t> open_seq_{0};  // lease opens, so a late full store is dropped
   bool force_scan_ = false, paused_ = false, stderr_probe_ = false, force_quick_ = true;
   double next_quick_ = 0;
   std::unique_ptr<leaseq::paged_reader> reader_;
@@ -524,8 +587,11 @@ class worker {
   // log thread only
   log_follow follow_;
 
+  // derive thread: the newest req_derive (older ones see it and give up)
+  std::atomic<std::uint64_t> derive_seq_{0};
+
   // Last: the threads start once every member above exists, and stop first.
-  job_thread scan_, slurm_, logs_, action_;
+  job_thread scan_, slurm_, logs_, action_, load_, derive_;
 };
 
 }  // namespace leaseq_dash

@@ -453,3 +453,90 @@ TEST_CASE("the problem count of the title follows the task table", "[dashboard][
   CHECK(problem_count(m) == problem_lines(m).size());
   CHECK_FALSE(contains(screen_text(m), "problem(s)"));
 }
+
+namespace {
+
+// The derive requests update() left in the outbox (taken out of it).
+std::vector<req_derive> take_derives(model& m) {
+  std::vector<req_derive> out;
+  for (auto& r : std::exchange(m.outbox, {}))
+    if (auto* d = std::get_if<req_derive>(&r)) out.push_back(*d);
+  return out;
+}
+
+// The worker's answer to a derive request.
+message answer(const req_derive& d) {
+  return msg_rows{d.from, *derive_rows(d.from, d.stderr_ids)};
+}
+
+}  // namespace
+
+TEST_CASE("a big task table is filtered on the worker, the last list shown until it answers",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  m.derive_inline_max = 3;  // the fixture's 6 tasks count as a big table
+  REQUIRE(m.visible.size() == 6);
+  const std::uint64_t d0 = m.derivations;
+  press(m, '2');  // RUNNING only
+  auto asked = take_derives(m);
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0].from.filter.states == std::vector<task_state>{task_state::running});
+  CHECK(m.visible.size() == 6);  // nothing waited on: the old list stays
+  CHECK(m.derivations == d0);
+  CHECK(contains(screen_text(m), "(filtering...)"));
+  update(m, answer(asked[0]));
+  CHECK(visible_ids(m) == std::vector<std::string>{"T003"});
+  CHECK(m.derivations == d0 + 1);
+  CHECK_FALSE(contains(screen_text(m), "(filtering...)"));
+
+  // Typing on: each key asks again; an answer to a request a newer one replaced is dropped.
+  press(m, '/');
+  type(m, "p");
+  auto first = take_derives(m);
+  type(m, "y");
+  auto second = take_derives(m);
+  REQUIRE(first.size() == 1);
+  REQUIRE(second.size() == 1);
+  update(m, answer(first[0]));
+  CHECK(visible_ids(m) == std::vector<std::string>{"T003"});
+  CHECK(m.deriving);
+  update(m, answer(second[0]));
+  CHECK(visible_ids(m) == std::vector<std::string>{"T003"});
+  CHECK_FALSE(m.deriving);
+  press(m, tui::key_code::escape);  // search cleared: RUNNING only again, asked again
+  update(m, answer(take_derives(m).at(0)));
+
+  // Back to the list shown before the answer came: nothing is waited for, a late answer is
+  // dropped.
+  press(m, '2');  // filter off
+  auto off = take_derives(m);
+  REQUIRE(off.size() == 1);
+  press(m, '2');  // on again: what is shown
+  CHECK(take_derives(m).empty());
+  CHECK_FALSE(m.deriving);
+  update(m, answer(off[0]));
+  CHECK(visible_ids(m) == std::vector<std::string>{"T003"});
+}
+
+TEST_CASE("a new snapshot of a big table keeps the selected row until the rows arrive",
+          "[dashboard][tasks]") {
+  model m = dashboard_model();
+  m.derive_inline_max = 3;
+  press(m, 'j');
+  const std::string selected = m.selected_task;
+  REQUIRE_FALSE(selected.empty());
+  auto next = std::make_shared<leaseq::snapshot>(*m.snap);
+  auto tasks = std::make_shared<std::vector<leaseq::task_view>>(m.snap->tasks());
+  (*tasks)[3].state = task_state::running;
+  next->task_table = tasks;
+  next->generation += 1;
+  update(m, message{msg_snapshot{next}});
+  auto asked = take_derives(m);
+  REQUIRE(asked.size() == 1);
+  CHECK(m.selected_task == selected);
+  update(m, answer(asked[0]));
+  CHECK(m.visible.size() == 6);
+  CHECK(m.task_table.selected == 1);  // the same row (keep_selection::row)
+  CHECK(m.visible[0]->state == task_state::running);
+  CHECK(m.visible[1]->state == task_state::running);
+}

@@ -333,3 +333,68 @@ TEST_CASE(
   CHECK(log->lines[4] == "T002│ b5");
   CHECK(log->lines[5] == "T001│ a106");  // T001 gave up its oldest lines, T002 none
 }
+
+TEST_CASE("worker: a big lease opens with a quick scan, then the full one shows what it skipped",
+          "[dashboard][worker]") {
+  lease_tree t;
+  t.register_default();
+  double now = leaseq::unix_now();
+  t.hb("nodeA", now, {});
+  t.pending(1, "nodeA");
+  t.pending(2, "nodeA");
+  t.done(3, "nodeA", "FAILED", 3);
+  // A pending file that does not parse: the quick scan counts it by its name, the full scan
+  // shows it UNKNOWN.
+  test_support::write_text(t.paths.inbox_task("nodeA", "T004"), "{not json");
+
+  leaseq::config cfg;
+  worker w(t.home.string(), cfg, "/nonexistent/leaseq", 0.25, 1);  // quick from 1 task
+  std::vector<message> seen;
+  w.send(req_open_lease{t.lease});
+  auto quick = wait_message<msg_snapshot>(w, seen);
+  REQUIRE(quick);
+  CHECK(quick->partial);
+  CHECK(quick->snap->tasks().size() == 4);
+  auto full = wait_message<msg_snapshot>(w, seen, [](const msg_snapshot& s) { return !s.partial; });
+  REQUIRE(full);
+  REQUIRE(full->snap->tasks().size() == 4);
+  const auto* p = full->snap->find_task("T001");
+  REQUIRE(p);
+  REQUIRE(p->spec);
+  CHECK(p->command() == "echo T001");
+  const auto* done = full->snap->find_task("T003");
+  REQUIRE(done);
+  CHECK(done->exit_code() == 3);
+  const auto* bad = full->snap->find_task("T004");
+  REQUIRE(bad);
+  CHECK(bad->unknown);
+}
+
+TEST_CASE("worker: the task list of a big table is derived on its own thread",
+          "[dashboard][worker]") {
+  lease_tree t;
+  t.register_default();
+  leaseq::config cfg;
+  worker w(t.home.string(), cfg, "/nonexistent/leaseq");
+  auto table = std::make_shared<std::vector<leaseq::task_view>>();
+  for (int seq = 1; seq <= 3; ++seq) {
+    leaseq::task_view v;
+    v.id = leaseq::format_task_id(seq);
+    v.seq = seq;
+    v.state = seq == 2 ? leaseq::task_state::running : leaseq::task_state::pending;
+    table->push_back(v);
+  }
+  visible_source from;
+  from.table = table;
+  from.filter.states = {leaseq::task_state::pending};
+  from.cap = 10;
+  std::vector<message> seen;
+  w.send(req_derive{from, {}});
+  auto rows = wait_message<msg_rows>(w, seen);
+  REQUIRE(rows);
+  CHECK(rows->asked == from);
+  REQUIRE(rows->rows.tasks.size() == 2);
+  CHECK(rows->rows.total == 2);
+  CHECK(rows->rows.tasks[0]->id == "T001");
+  CHECK(rows->rows.tasks[1]->id == "T003");
+}
