@@ -32,11 +32,6 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 echo "filesystem: $(df -PT "$base" | awk 'NR==2 { print $2 }') ($base), $(nproc) cores"
 
 # 1. Throughput of trivial tasks.
-t0=$(now)
-seq "$n" | xargs -P2 -n1 true
-t1=$(now)
-xargs_rate=$(rate "$n" "$t0" "$t1")
-xargs_s=$(secs "$t0" "$t1")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # task-spooler: its own server (TS_SOCKET), 2 slots. Timed from the first submit to the last
@@ -65,6 +60,12 @@ fi
 
 awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) print "true" }' > "$base/lines.n"
 "$bin" submit --lease "$lease" --each-line "$base/lines.n" > /dev/null
+# xargs right before the runner: on a shared machine the load drifts within minutes.
+t0=$(now)
+seq "$n" | xargs -P2 -n1 true
+t1=$(now)
+xargs_rate=$(rate "$n" "$t0" "$t1")
+xargs_s=$(secs "$t0" "$t1")
 done_dir=$LEASEQ_HOME/runs/$lease/done/bench
 t0=$(now)
 "$bin" runner --lease "$lease" --node bench --slots 2 --gpu-ids none 2> "$base/home/runner.log" &

@@ -3725,6 +3725,9 @@ inline void check_home_trust(const home_paths& home, home_use use = home_use::wr
 //                         be killed at once)
 //   clean_kill_mid_unlink `leaseq clean` kills itself (SIGKILL) before unlinking a live result
 //                         it has archived (crash tests)
+//   batch_kill_before_rename  the runner's result writer kills the runner (SIGKILL) once a
+//                         batch of several results is written under temporary names and
+//                         flushed, before any of them is renamed (group-commit crash tests)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -3747,11 +3750,12 @@ enum class fault_point : int {
   claim_record_enospc = 4,
   pid_record_enospc = 5,
   clean_kill_mid_unlink = 6,
+  batch_kill_before_rename = 7,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 7;
+inline constexpr int fault_point_count = 8;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -3769,6 +3773,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "pid_record_enospc";
     case fault_point::clean_kill_mid_unlink:
       return "clean_kill_mid_unlink";
+    case fault_point::batch_kill_before_rename:
+      return "batch_kill_before_rename";
   }
   return "";
 }
@@ -3811,7 +3817,7 @@ struct fault_table {
                            " (expected POINT=N or POINT=1/K with POINT one of "
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
                            "dashboard_throws, claim_record_enospc, pid_record_enospc, "
-                           "clean_kill_mid_unlink)");
+                           "clean_kill_mid_unlink, batch_kill_before_rename)");
         continue;
       }
       if (every)
@@ -8975,6 +8981,7 @@ class result_writer {
         flush_error = io_error("cannot flush", batch[i].path.parent_path(), errno).what();
       break;  // every result of a runner lives in its done/<node>: one filesystem
     }
+    if (fault_hit(fault_point::batch_kill_before_rename)) ::kill(::getpid(), SIGKILL);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!temps[i]) continue;
       const job& j = batch[i];
@@ -9041,6 +9048,7 @@ class result_writer {
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9249,6 +9257,7 @@ class dir_watch {
 // link (O_NOFOLLOW on its last component).
 
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9264,6 +9273,8 @@ class dir_watch {
 #include <string>
 #include <vector>
 
+
+extern char** environ;  // NOLINT: POSIX
 
 namespace leaseq {
 
@@ -9359,6 +9370,40 @@ inline void write_supervisor_status(int dir_fd, const char* path, const json& st
   }
 }
 
+// Starts the task with posix_spawnp: a vfork-like clone that neither copies the supervisor's
+// memory nor makes it fault its pages back in, as fork did (about a third of a supervisor's
+// cost for a short task). The task gets the dispositions the supervisor was started with (the
+// shielded signals it did not inherit ignored go back to default) and, when `mask` is given,
+// that signal mask. Returns the pid; or -1 with `exec_errno` set when the program could not
+// be started; or -1 with `exec_errno` 0 when the caller must fork and execvp itself: an
+// executable without a #! line (ENOEXEC), which execvp hands to /bin/sh and posix_spawnp
+// does not, or a spawn that failed for another reason than the exec.
+inline pid_t spawn_task(char** cmd, const std::vector<int>& shielded,
+                        const std::vector<struct sigaction>& saved, const sigset_t* mask,
+                        int& exec_errno) {
+  exec_errno = 0;
+  posix_spawnattr_t attr;
+  if (::posix_spawnattr_init(&attr) != 0) return -1;
+  sigset_t to_default;
+  sigemptyset(&to_default);
+  for (std::size_t i = 0; i < shielded.size(); ++i)
+    if (saved[i].sa_handler != SIG_IGN) sigaddset(&to_default, shielded[i]);
+  short flags = POSIX_SPAWN_SETSIGDEF;
+  ::posix_spawnattr_setsigdefault(&attr, &to_default);
+  if (mask) {
+    flags |= POSIX_SPAWN_SETSIGMASK;
+    ::posix_spawnattr_setsigmask(&attr, mask);
+  }
+  ::posix_spawnattr_setflags(&attr, flags);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, cmd[0], nullptr, &attr, cmd, environ);
+  ::posix_spawnattr_destroy(&attr);
+  if (rc == 0) return pid;
+  // ENOEXEC: execvp's /bin/sh fallback. EINVAL, ENOMEM, EAGAIN: the clone itself failed.
+  if (rc != ENOEXEC && rc != EINVAL && rc != ENOMEM && rc != EAGAIN) exec_errno = rc;
+  return -1;
+}
+
 // Ends this process the way the task ended, so the runner reaping it sees the task's end.
 [[noreturn]] inline void die_by_signal(int sig) {
   struct rlimit no_core {};
@@ -9441,43 +9486,54 @@ inline int supervise(const supervise_plan& plan) {
                                     json{{"attempt", attempt}, {"spawn_failed", why}});
     return 127;
   };
-  // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    return spawn_failed(std::string("pipe: ") + std::strerror(errno));
-  detail::unique_fd err_r(fds[0]), err_w(fds[1]);
   // With a time limit, SIGCHLD is blocked so that its arrival can be waited for with a timeout.
   sigset_t chld, old_mask;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   if (plan.limit) ::sigprocmask(SIG_BLOCK, &chld, &old_mask);
   char** cmd = plan.cmd;
-  pid_t pid = ::fork();
-  if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // The task gets the dispositions the supervisor was started with (ignored ones are
-    // inherited through exec, so each must be put back), and its signal mask.
-    for (std::size_t i = 0; i < shielded.size(); ++i) ::sigaction(shielded[i], &saved[i], nullptr);
-    if (plan.limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-    ::execvp(cmd[0], cmd);
-    int e = errno;
-    (void)!::write(err_w.get(), &e, sizeof e);
-    ::_exit(127);
-  }
-  err_w.reset();
   int exec_errno = 0;
-  ssize_t n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
+  ssize_t n = 0;
+  pid_t pid =
+      detail::spawn_task(cmd, shielded, saved, plan.limit ? &old_mask : nullptr, exec_errno);
+  if (pid < 0 && exec_errno != 0) {
+    n = sizeof exec_errno;  // not started: reported below, as a failed exec
+    pid = 0;
+  } else if (pid < 0) {
+    // exec's failure comes back through a close-on-exec pipe: EOF means the exec happened.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+      return spawn_failed(std::string("pipe: ") + std::strerror(errno));
+    detail::unique_fd err_r(fds[0]), err_w(fds[1]);
+    pid = ::fork();
+    if (pid < 0) return spawn_failed(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+      // The task gets the dispositions the supervisor was started with (ignored ones are
+      // inherited through exec, so each must be put back), and its signal mask.
+      for (std::size_t i = 0; i < shielded.size(); ++i)
+        ::sigaction(shielded[i], &saved[i], nullptr);
+      if (plan.limit) ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+      ::execvp(cmd[0], cmd);
+      int e = errno;
+      (void)!::write(err_w.get(), &e, sizeof e);
+      ::_exit(127);
+    }
+    err_w.reset();
+    n = detail::read_retry(err_r.get(), &exec_errno, sizeof exec_errno);
+  }
+  if (n == static_cast<ssize_t>(sizeof exec_errno)) {
+    if (pid > 0) ::waitpid(pid, nullptr, 0);  // the child that failed to exec
+    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
+  }
   int status = 0;
   pid_t waited;
   bool stopped = false;
-  if (plan.limit && n != static_cast<ssize_t>(sizeof exec_errno)) {
+  if (plan.limit) {
     waited = detail::wait_with_limit(pid, status, plan.start, *plan.limit, plan.grace, stopped);
   } else {
     do waited = ::waitpid(pid, &status, 0);
     while (waited < 0 && errno == EINTR);
   }
-  if (n == static_cast<ssize_t>(sizeof exec_errno))
-    return spawn_failed(std::string(cmd[0]) + ": " + std::strerror(exec_errno));
 
   json out{
       {"attempt", attempt}, {"exit_code", nullptr}, {"signal", nullptr}, {"finished", unix_now()}};
@@ -10149,6 +10205,93 @@ class posix_process_ops : public process_ops {
 
 }  // namespace leaseq
 // end leaseq/engine/spawn.hpp
+// begin leaseq/engine/tree_check.hpp
+
+// The runner's per-pass check of the directories it uses (protocol.md, "Trust model"): each
+// must be a real directory of the lease tree (detail::unsafe_dir) and ours, writable by no one
+// else (detail::subdir_distrust). The runner's seven directories share most of their path
+// components and both checks walk the same ones, so asked separately they cost about 40
+// lstat a pass, several passes a task. Here each distinct component is looked at once per pass
+// (forget() starts one); the answers, messages included, are those of the two checks.
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace leaseq::detail {
+
+class tree_check {
+ public:
+  // `anchor`: where the walk for links starts (the home); `root`: the lease tree, below which
+  // every component must also be ours and private.
+  tree_check(fs::path anchor, fs::path root) : anchor_(std::move(anchor)), root_(std::move(root)) {}
+
+  // Forgets what was looked at: the next why() sees the tree as it is now.
+  void forget() { seen_.clear(); }
+
+  // unsafe_dir(anchor, dir) or, when that finds nothing, subdir_distrust(root, dir); `link`
+  // tells which one answered.
+  std::optional<std::string> why(const fs::path& dir, bool& link) {
+    link = true;
+    fs::path rel = dir.lexically_relative(anchor_);
+    if (rel.empty() || *rel.begin() == "..")
+      return dir.string() + " is not inside the lease tree " + anchor_.string();
+    fs::path cur = anchor_;
+    for (const auto& part : rel) {
+      if (part == ".") continue;
+      cur /= part;
+      const looked& l = look(cur);
+      if (l.err == ENOENT) break;  // created as a directory when needed
+      if (l.err) return cur.string() + ": cannot stat: " + std::strerror(l.err);
+      if (S_ISLNK(l.st.st_mode))
+        return cur.string() +
+               " is a symbolic link; leaseq writes only into real directories of "
+               "the lease tree";
+      if (!S_ISDIR(l.st.st_mode)) return cur.string() + " is not a directory";
+    }
+    link = false;
+    rel = dir.lexically_relative(root_);
+    if (rel.empty() || *rel.begin() == "..") return std::nullopt;
+    cur = root_;
+    for (const auto& part : rel) {
+      if (part == ".") continue;
+      cur /= part;
+      const looked& l = look(cur);
+      if (l.err || !S_ISDIR(l.st.st_mode)) return std::nullopt;
+      if (auto distrust = dir_distrust(cur, l.st, "the directory")) return distrust;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct looked {
+    std::string path;
+    int err = 0;
+    struct stat st {};
+  };
+
+  const looked& look(const fs::path& p) {
+    for (const looked& l : seen_)
+      if (l.path == p.native()) return l;
+    looked l;
+    l.path = p.native();
+    if (::lstat(l.path.c_str(), &l.st) != 0) l.err = errno;
+    seen_.push_back(std::move(l));
+    return seen_.back();
+  }
+
+  fs::path anchor_, root_;
+  std::vector<looked> seen_;  // a few dozen at most: a linear search is cheapest
+};
+
+}  // namespace leaseq::detail
+// end leaseq/engine/tree_check.hpp
 
 namespace leaseq {
 
@@ -10166,7 +10309,7 @@ struct runner_config {
   // are written at once.
   double heartbeat_min_s = 0.5;
   double idle_min_s = 0.05;  // idle polling backs off from this ...
-  double idle_max_s = 1.0;   // ... to this
+  double idle_max_s = 1.0;   // ... to this (blind_idle_max_s where inotify cannot see submits)
   // An executable implementing `__supervise` (supervise.hpp; the leaseq program does): each
   // task then runs under it, and a task that outlives a crashed runner still has its real
   // exit status recorded (logs/<node>/<id>.exit). Empty: tasks are exec'd directly, and such
@@ -10179,6 +10322,9 @@ struct runner_config {
   // first). -1: the runner takes the lock itself.
   int node_lock_fd = -1;
 };
+
+// The idle poll's ceiling where inotify cannot see a new task (run_runner).
+inline constexpr double blind_idle_max_s = 0.1;
 
 namespace detail {
 
@@ -10598,12 +10744,12 @@ class runner {
                                                 "not claiming",
                                                 "not writing the heartbeat",
                                                 "not reading control commands"};
+    tree_check_.forget();
     for (int i = 0; i < dir_count; ++i) {
-      std::optional<std::string> why = detail::unsafe_dir(lease_.anchor(), dirs[i]);
-      bool link = why.has_value();
       // A directory others may write (or that is not ours) is not used either: whatever they
       // put there (a task, a pause, a link in place of a lane) is not ours to obey.
-      if (!why) why = detail::subdir_distrust(lease_.root(), dirs[i]);
+      bool link = false;
+      std::optional<std::string> why = tree_check_.why(dirs[i], link);
       if (why && *why != unsafe_[i])
         log((link ? "refusing to write through " : "refusing to use ") + *why + ": " + what[i]);
       if (!why && !unsafe_[i].empty()) {
@@ -11629,6 +11775,7 @@ class runner {
   std::vector<std::string> done_nodes_;
   double done_nodes_listed_ = -1e18;
   std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
+  detail::tree_check tree_check_{lease_.anchor(), lease_.root()};
   std::set<std::string> logged_;
   std::mt19937_64 rng_;
   double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
@@ -11647,6 +11794,28 @@ inline int& runner_wake_fd() {
   static int fd = -1;
   return fd;
 }
+// Whether dir is on a network or FUSE filesystem, where inotify says nothing of what other
+// clients write (a submit from a login node). Unknown: no.
+inline bool remote_filesystem(const fs::path& dir) {
+  struct statfs st;
+  if (::statfs(dir.c_str(), &st) != 0) return false;
+  switch (static_cast<unsigned long>(st.f_type)) {
+    case 0x6969UL:      // NFS
+    case 0xFF534D42UL:  // CIFS
+    case 0xFE534D42UL:  // SMB2
+    case 0x65735546UL:  // FUSE (sshfs, the shared-filesystem test bed)
+    case 0x0BD00BD0UL:  // Lustre
+    case 0x47504653UL:  // GPFS
+    case 0x00C36400UL:  // Ceph
+    case 0x19830326UL:  // BeeGFS
+    case 0x6B414653UL:  // AFS
+    case 0x01021997UL:  // 9p
+      return true;
+    default:
+      return false;
+  }
+}
+
 inline void runner_on_signal(int sig) {
   int saved = errno;
   if (sig == SIGTERM || sig == SIGINT) runner_stop_flag().store(true);
@@ -11660,8 +11829,8 @@ inline void runner_on_signal(int sig) {
 // The real loop: SIGTERM/SIGINT stop the runner cleanly; SIGCHLD wakes it so a slot is reused
 // as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s; a name
 // appearing in its lanes or control directory wakes it at once where inotify sees it (a
-// local filesystem; on a network filesystem another client's submit waits for the poll).
-// Returns 0.
+// local filesystem; on a network filesystem another client's submit waits for the poll, whose
+// ceiling is then blind_idle_max_s). Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
   // First, while this process has one thread and little memory: every supervisor is forked
@@ -11690,22 +11859,36 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
   detail::dir_watch lanes({lease.inbox(cfg.node), lease.inbox(std::string(any_lane)),
                            lease.control(cfg.node), lease.priority(cfg.node),
                            lease.priority(std::string(any_lane))});
+  // Where inotify cannot see a new task (turned off, unavailable, or a network filesystem) the
+  // idle poll stays short, so a task submitted to an idle runner waits at most about 0.1 s.
+  double idle_max = cfg.idle_max_s;
+  if (lanes.fd() < 0 || detail::remote_filesystem(lease.inbox(std::string(any_lane))))
+    idle_max = std::min(idle_max, std::max(cfg.idle_min_s, blind_idle_max_s));
   double backoff = cfg.idle_min_s;
+  double watched_missing = -1e18;
   while (!r.finished()) {
     if (detail::runner_stop_flag().load()) r.request_stop();
     double now = unix_now();
     bool busy = r.step(now);
     if (r.finished()) break;
-    backoff = busy ? cfg.idle_min_s : std::min(cfg.idle_max_s, backoff * 2);
+    backoff = busy ? cfg.idle_min_s : std::min(idle_max, backoff * 2);
     double wait = std::min(backoff, r.next_deadline(now));
-    lanes.add_missing();
+    // The priority directories exist only once a task had a priority: trying to watch them on
+    // every pass was about 8 failed inotify_add_watch a task. A marker always follows its
+    // task file into a watched lane, so a second's delay in watching them costs no wake-up.
+    if (now - watched_missing >= 1) {
+      watched_missing = now;
+      lanes.add_missing();
+    }
     pollfd p[2] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}};
     int ms = static_cast<int>(wait * 1000) + 1;
     if (::poll(p, lanes.fd() >= 0 ? 2 : 1, ms) > 0) {
       char buf[64];
-      while (::read(wake_r.get(), buf, sizeof buf) > 0) {
-      }
-      if (lanes.drain()) backoff = cfg.idle_min_s;
+      if (p[0].revents & POLLIN)
+        while (::read(wake_r.get(), buf, sizeof buf) > 0) {
+        }
+      // Only when inotify has something: drain() also retries the missing watches.
+      if ((p[1].revents & POLLIN) && lanes.drain()) backoff = cfg.idle_min_s;
     }
   }
   detail::runner_wake_fd() = -1;

@@ -19,6 +19,9 @@
 //                         be killed at once)
 //   clean_kill_mid_unlink `leaseq clean` kills itself (SIGKILL) before unlinking a live result
 //                         it has archived (crash tests)
+//   batch_kill_before_rename  the runner's result writer kills the runner (SIGKILL) once a
+//                         batch of several results is written under temporary names and
+//                         flushed, before any of them is renamed (group-commit crash tests)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -41,11 +44,12 @@ enum class fault_point : int {
   claim_record_enospc = 4,
   pid_record_enospc = 5,
   clean_kill_mid_unlink = 6,
+  batch_kill_before_rename = 7,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 7;
+inline constexpr int fault_point_count = 8;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -63,6 +67,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "pid_record_enospc";
     case fault_point::clean_kill_mid_unlink:
       return "clean_kill_mid_unlink";
+    case fault_point::batch_kill_before_rename:
+      return "batch_kill_before_rename";
   }
   return "";
 }
@@ -105,7 +111,7 @@ struct fault_table {
                            " (expected POINT=N or POINT=1/K with POINT one of "
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
                            "dashboard_throws, claim_record_enospc, pid_record_enospc, "
-                           "clean_kill_mid_unlink)");
+                           "clean_kill_mid_unlink, batch_kill_before_rename)");
         continue;
       }
       if (every)

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "leaseq/detail/fault.hpp"
 #include "leaseq/error.hpp"
 #include "leaseq/file_io.hpp"
 
@@ -148,6 +149,7 @@ class result_writer {
         flush_error = io_error("cannot flush", batch[i].path.parent_path(), errno).what();
       break;  // every result of a runner lives in its done/<node>: one filesystem
     }
+    if (fault_hit(fault_point::batch_kill_before_rename)) ::kill(::getpid(), SIGKILL);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!temps[i]) continue;
       const job& j = batch[i];

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,6 +69,7 @@
 #include "leaseq/engine/result_writer.hpp"
 #include "leaseq/engine/spawn.hpp"
 #include "leaseq/engine/supervise.hpp"
+#include "leaseq/engine/tree_check.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/lock.hpp"
 #include "leaseq/model.hpp"
@@ -93,7 +95,7 @@ struct runner_config {
   // are written at once.
   double heartbeat_min_s = 0.5;
   double idle_min_s = 0.05;  // idle polling backs off from this ...
-  double idle_max_s = 1.0;   // ... to this
+  double idle_max_s = 1.0;   // ... to this (blind_idle_max_s where inotify cannot see submits)
   // An executable implementing `__supervise` (supervise.hpp; the leaseq program does): each
   // task then runs under it, and a task that outlives a crashed runner still has its real
   // exit status recorded (logs/<node>/<id>.exit). Empty: tasks are exec'd directly, and such
@@ -106,6 +108,9 @@ struct runner_config {
   // first). -1: the runner takes the lock itself.
   int node_lock_fd = -1;
 };
+
+// The idle poll's ceiling where inotify cannot see a new task (run_runner).
+inline constexpr double blind_idle_max_s = 0.1;
 
 namespace detail {
 
@@ -525,12 +530,12 @@ class runner {
                                                 "not claiming",
                                                 "not writing the heartbeat",
                                                 "not reading control commands"};
+    tree_check_.forget();
     for (int i = 0; i < dir_count; ++i) {
-      std::optional<std::string> why = detail::unsafe_dir(lease_.anchor(), dirs[i]);
-      bool link = why.has_value();
       // A directory others may write (or that is not ours) is not used either: whatever they
       // put there (a task, a pause, a link in place of a lane) is not ours to obey.
-      if (!why) why = detail::subdir_distrust(lease_.root(), dirs[i]);
+      bool link = false;
+      std::optional<std::string> why = tree_check_.why(dirs[i], link);
       if (why && *why != unsafe_[i])
         log((link ? "refusing to write through " : "refusing to use ") + *why + ": " + what[i]);
       if (!why && !unsafe_[i].empty()) {
@@ -1556,6 +1561,7 @@ class runner {
   std::vector<std::string> done_nodes_;
   double done_nodes_listed_ = -1e18;
   std::string unsafe_[dir_count];  // why each tree directory cannot be written now, or empty
+  detail::tree_check tree_check_{lease_.anchor(), lease_.root()};
   std::set<std::string> logged_;
   std::mt19937_64 rng_;
   double started_ = 0, last_heartbeat_ = -1e18, last_orphan_check_ = -1e18, stop_started_ = 0;
@@ -1574,6 +1580,28 @@ inline int& runner_wake_fd() {
   static int fd = -1;
   return fd;
 }
+// Whether dir is on a network or FUSE filesystem, where inotify says nothing of what other
+// clients write (a submit from a login node). Unknown: no.
+inline bool remote_filesystem(const fs::path& dir) {
+  struct statfs st;
+  if (::statfs(dir.c_str(), &st) != 0) return false;
+  switch (static_cast<unsigned long>(st.f_type)) {
+    case 0x6969UL:      // NFS
+    case 0xFF534D42UL:  // CIFS
+    case 0xFE534D42UL:  // SMB2
+    case 0x65735546UL:  // FUSE (sshfs, the shared-filesystem test bed)
+    case 0x0BD00BD0UL:  // Lustre
+    case 0x47504653UL:  // GPFS
+    case 0x00C36400UL:  // Ceph
+    case 0x19830326UL:  // BeeGFS
+    case 0x6B414653UL:  // AFS
+    case 0x01021997UL:  // 9p
+      return true;
+    default:
+      return false;
+  }
+}
+
 inline void runner_on_signal(int sig) {
   int saved = errno;
   if (sig == SIGTERM || sig == SIGINT) runner_stop_flag().store(true);
@@ -1587,8 +1615,8 @@ inline void runner_on_signal(int sig) {
 // The real loop: SIGTERM/SIGINT stop the runner cleanly; SIGCHLD wakes it so a slot is reused
 // as soon as a task ends. Idle, it sleeps from idle_min_s doubling to idle_max_s; a name
 // appearing in its lanes or control directory wakes it at once where inotify sees it (a
-// local filesystem; on a network filesystem another client's submit waits for the poll).
-// Returns 0.
+// local filesystem; on a network filesystem another client's submit waits for the poll, whose
+// ceiling is then blind_idle_max_s). Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
   // First, while this process has one thread and little memory: every supervisor is forked
@@ -1617,22 +1645,36 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
   detail::dir_watch lanes({lease.inbox(cfg.node), lease.inbox(std::string(any_lane)),
                            lease.control(cfg.node), lease.priority(cfg.node),
                            lease.priority(std::string(any_lane))});
+  // Where inotify cannot see a new task (turned off, unavailable, or a network filesystem) the
+  // idle poll stays short, so a task submitted to an idle runner waits at most about 0.1 s.
+  double idle_max = cfg.idle_max_s;
+  if (lanes.fd() < 0 || detail::remote_filesystem(lease.inbox(std::string(any_lane))))
+    idle_max = std::min(idle_max, std::max(cfg.idle_min_s, blind_idle_max_s));
   double backoff = cfg.idle_min_s;
+  double watched_missing = -1e18;
   while (!r.finished()) {
     if (detail::runner_stop_flag().load()) r.request_stop();
     double now = unix_now();
     bool busy = r.step(now);
     if (r.finished()) break;
-    backoff = busy ? cfg.idle_min_s : std::min(cfg.idle_max_s, backoff * 2);
+    backoff = busy ? cfg.idle_min_s : std::min(idle_max, backoff * 2);
     double wait = std::min(backoff, r.next_deadline(now));
-    lanes.add_missing();
+    // The priority directories exist only once a task had a priority: trying to watch them on
+    // every pass was about 8 failed inotify_add_watch a task. A marker always follows its
+    // task file into a watched lane, so a second's delay in watching them costs no wake-up.
+    if (now - watched_missing >= 1) {
+      watched_missing = now;
+      lanes.add_missing();
+    }
     pollfd p[2] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}};
     int ms = static_cast<int>(wait * 1000) + 1;
     if (::poll(p, lanes.fd() >= 0 ? 2 : 1, ms) > 0) {
       char buf[64];
-      while (::read(wake_r.get(), buf, sizeof buf) > 0) {
-      }
-      if (lanes.drain()) backoff = cfg.idle_min_s;
+      if (p[0].revents & POLLIN)
+        while (::read(wake_r.get(), buf, sizeof buf) > 0) {
+        }
+      // Only when inotify has something: drain() also retries the missing watches.
+      if ((p[1].revents & POLLIN) && lanes.drain()) backoff = cfg.idle_min_s;
     }
   }
   detail::runner_wake_fd() = -1;
