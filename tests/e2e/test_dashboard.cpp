@@ -19,6 +19,7 @@
 #include <leaseq/paths.hpp>
 
 #include "lease_tree.hpp"
+#include "slurm_cluster.hpp"
 #include "test_support.hpp"
 #include "tmux.hpp"
 
@@ -670,32 +671,9 @@ TEST_CASE("dashboard: not a terminal gives a clear error, bad --lease is refused
   CHECK(help.out.find("--slurm") != std::string::npos);
 }
 
-namespace {
-
-// The local Slurm cluster (tools/slurm-local), as tests/e2e/test_slurm.cpp finds it.
-std::string slurm_unreachable() {
-  const char* conf = std::getenv("SLURM_CONF");
-  if (!conf || !*conf) {
-    const char* d = std::getenv("LEASEQ_SLURM_DIR");
-    fs::path local = fs::path(d && *d ? d : "/tmp/leaseq-slurm") / "etc" / "slurm.conf";
-    if (!fs::exists(local)) return "no SLURM_CONF and no " + local.string();
-    ::setenv("SLURM_CONF", local.c_str(), 1);
-  }
-  auto r = run_command("sinfo -h -N -o %N 2>&1");
-  if (r.exit_code != 0) return "sinfo: " + r.out;
-  if (r.out.find("n1") == std::string::npos) return "the cluster has no node n1";
-  return "";
-}
-
-}  // namespace
-
 TEST_CASE("dashboard: a Slurm lease created with the form (test-only first) and released",
           "[dashboard][e2e][slurm]") {
-  std::string why = slurm_unreachable();
-  if (!why.empty()) {
-    WARN("skipped: no Slurm cluster reachable (" << why << ")");
-    return;
-  }
+  LEASEQ_REQUIRE_SLURM();
   leaseq::file_lock cluster(fs::temp_directory_path() / "leaseq-slurm-e2e.lock");
   dash_env e;
   e.env["SLURM_CONF"] = std::getenv("SLURM_CONF");

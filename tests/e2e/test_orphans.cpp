@@ -18,10 +18,11 @@ using namespace e2e;
 
 namespace {
 
-const std::vector<std::string> runner_args = {"--slots", "4", "--gpus", "none", "--grace", "2"};
+const std::vector<std::string> orphan_runner_args = {"--slots", "4",       "--gpus",
+                                                     "none",    "--grace", "2"};
 
 // A task that says it started, then waits for `gate` to exist, then exits with `code`.
-std::string gated(const fixture& f, const std::string& gate, int code) {
+std::string gated_reporting(const fixture& f, const std::string& gate, int code) {
   // The temp dir's path has no quotes or spaces (the runner tests rely on that too).
   std::string g = (f.tmp / gate).string();
   return "--shell -- 'echo started; while [ ! -e " + g +
@@ -51,18 +52,18 @@ void open_gate(const fixture& f, const std::string& gate) {
 
 TEST_CASE("orphans: a task outliving its kill -9'd runner keeps its exit status", "[runner][e2e]") {
   fixture f;
-  std::string ends_alone = f.submit(gated(f, "gate-a", 0));  // ends while no runner runs
-  std::string ends_watched = f.submit(gated(f, "gate-b", 0));
-  std::string fails = f.submit(gated(f, "gate-c", 3));
+  std::string ends_alone = f.submit(gated_reporting(f, "gate-a", 0));  // ends while no runner runs
+  std::string ends_watched = f.submit(gated_reporting(f, "gate-b", 0));
+  std::string fails = f.submit(gated_reporting(f, "gate-c", 3));
   {
-    runner_proc r(f, "o", runner_args);
+    runner_proc r(f, "o", orphan_runner_args);
     for (const auto& id : {ends_alone, ends_watched, fails}) recorded_pid(f, id);
     r.signal(SIGKILL);
     CHECK(r.wait() == 128 + SIGKILL);
   }
   open_gate(f, "gate-a");
   REQUIRE(wait_until([&] { return fs::exists(f.lease.logs("o") / (ends_alone + ".exit")); }));
-  runner_proc r2(f, "o", runner_args);
+  runner_proc r2(f, "o", orphan_runner_args);
   json a = f.wait_result(ends_alone);
   CHECK(a["state"] == "FINISHED");
   CHECK(a["exit_code"] == 0);
@@ -96,12 +97,12 @@ TEST_CASE("orphans: cancel of a task left by a kill -9'd runner is CANCELLED", "
   fixture f;
   std::string id = f.submit("--shell -- 'echo started; exec sleep 60'");
   {
-    runner_proc r(f, "o", runner_args);
+    runner_proc r(f, "o", orphan_runner_args);
     recorded_pid(f, id);
     r.signal(SIGKILL);
     r.wait();
   }
-  runner_proc r2(f, "o", runner_args);
+  runner_proc r2(f, "o", orphan_runner_args);
   REQUIRE(wait_until([&] { return hb_says(f, "o", "running", json::array({id})); }));
   auto c = f.leaseq("cancel --lease " + lease_id + " " + id);
   INFO(c.out);
@@ -117,15 +118,15 @@ TEST_CASE("orphans: cancel of a task left by a kill -9'd runner is CANCELLED", "
 
 TEST_CASE("orphans: a task killed together with its runner is runner_lost", "[runner][e2e]") {
   fixture f;
-  std::string id = f.submit(gated(f, "gate", 0));
+  std::string id = f.submit(gated_reporting(f, "gate", 0));
   {
-    runner_proc r(f, "o", runner_args);
+    runner_proc r(f, "o", orphan_runner_args);
     pid_t pid = recorded_pid(f, id);
     r.signal(SIGKILL);
     ::kill(-pid, SIGKILL);  // the task's whole group: supervisor and task die unrecorded
     r.wait();
   }
-  runner_proc r2(f, "o", runner_args);
+  runner_proc r2(f, "o", orphan_runner_args);
   json res = f.wait_result(id);
   CHECK(res["state"] == "FAILED");
   CHECK(res["reason"] == "runner_lost");

@@ -29,7 +29,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string lease_id = "local:sfs";
+const std::string sfs_lease_id = "local:sfs";
 using env_list = std::vector<std::pair<std::string, std::string>>;
 
 // Where each process of one scenario finds the lease home (the same directory seen through
@@ -76,9 +76,9 @@ std::string submitter_script(int who, const scenario_size& n, const fs::path& ex
     return "touch " + exec.string() + "/$LEASEQ_TASK_ID.$LEASEQ_ATTEMPT." + tag;
   };
   s << "L=" << shell_quote(LEASEQ_BIN) << "\n"
-    << "sub() { tag=$1; shift; if id=$(\"$L\" submit --lease " << lease_id
+    << "sub() { tag=$1; shift; if id=$(\"$L\" submit --lease " << sfs_lease_id
     << " \"$@\"); then echo \"$tag $id\"; else echo \"FAIL $tag $?\"; fi; }\n"
-    << "batch() { tags=$1; shift; if \"$L\" submit --lease " << lease_id
+    << "batch() { tags=$1; shift; if \"$L\" submit --lease " << sfs_lease_id
     << " \"$@\" > \"$tags.ids\"; then paste -d' ' \"$tags\" \"$tags.ids\"; "
     << "else echo \"FAIL $tags $?\"; fi; }\n";
   std::string p = "s" + std::to_string(who);
@@ -203,14 +203,14 @@ void run_scenario(const scenario_homes& homes, const scenario_size& n, const env
   temp_dir local;  // scripts, outputs, execution markers: local to this machine
   fs::path exec = local / "exec";
   fs::create_directories(exec);
-  lease_paths truth(homes.truth / "runs" / lease_id);
+  lease_paths truth(homes.truth / "runs" / sfs_lease_id);
 
   // Runners first: they create the lease; the reader starts once it exists.
   std::vector<std::unique_ptr<child_process>> runners;
   const char* nodes[] = {"na", "nb"};
   for (int r = 0; r < 2; ++r)
     runners.push_back(std::make_unique<child_process>(
-        std::vector<std::string>{LEASEQ_BIN, "runner", "--lease", lease_id, "--node", nodes[r],
+        std::vector<std::string>{LEASEQ_BIN, "runner", "--lease", sfs_lease_id, "--node", nodes[r],
                                  "--slots", "4", "--gpus", "none", "--heartbeat", "1"},
         with_home(homes.run[r], extra), local / ("runner-" + std::string(nodes[r]) + ".out"),
         local / ("runner-" + std::string(nodes[r]) + ".out")));
@@ -218,7 +218,7 @@ void run_scenario(const scenario_homes& homes, const scenario_size& n, const env
       [&] { return fs::exists(truth.heartbeat("na")) && fs::exists(truth.heartbeat("nb")); }, 60s));
 
   std::string reader_loop = "while :; do " + shell_quote(LEASEQ_BIN) + " status --lease " +
-                            lease_id + " --json; echo \"@@ $?\"; sleep 0.3; done";
+                            sfs_lease_id + " --json; echo \"@@ $?\"; sleep 0.3; done";
   child_process reader({"/bin/sh", "-c", reader_loop}, with_home(homes.read, extra),
                        local / "reader.out", local / "reader.err");
 
@@ -580,11 +580,11 @@ TEST_CASE(
   LEASEQ_REQUIRE_SHAREDFS(bed);
   test_support::shared_dir d(bed, "kill9");
   temp_dir local;
-  lease_paths truth(d.on_export() / "runs" / lease_id);
+  lease_paths truth(d.on_export() / "runs" / sfs_lease_id);
   fs::path gate_a = local / "gate-a", gate_b = local / "gate-b";
   auto runner = [&](const char* node, std::size_t view, const std::string& log) {
     return std::make_unique<child_process>(
-        std::vector<std::string>{LEASEQ_BIN, "runner", "--lease", lease_id, "--node", node,
+        std::vector<std::string>{LEASEQ_BIN, "runner", "--lease", sfs_lease_id, "--node", node,
                                  "--slots", "2", "--gpus", "none", "--heartbeat", "1"},
         with_home(d.on_view(view), {}), local / log, local / log);
   };
@@ -599,7 +599,7 @@ TEST_CASE(
     for (int i = 0; i < 2; ++i) {
       auto r = test_support::run_command(
           "LEASEQ_HOME=" + shell_quote(d.on_view(2).string()) + " " + shell_quote(LEASEQ_BIN) +
-          " submit --lease " + lease_id + " --node " + node + " --shell -- " +
+          " submit --lease " + sfs_lease_id + " --node " + node + " --shell -- " +
           shell_quote("while [ ! -e " + gate.string() + " ]; do sleep 0.2; done"));
       INFO(r.out);
       REQUIRE(r.exit_code == 0);
@@ -609,7 +609,7 @@ TEST_CASE(
     }
 
   std::string reader_loop = "while :; do " + shell_quote(LEASEQ_BIN) + " tasks --lease " +
-                            lease_id + " --json; echo \"@@ $?\"; sleep 0.3; done";
+                            sfs_lease_id + " --json; echo \"@@ $?\"; sleep 0.3; done";
   child_process reader({"/bin/sh", "-c", reader_loop}, with_home(d.on_view(3), {}),
                        local / "reader.out", local / "reader.err");
   auto latest = [&]() -> std::map<std::string, std::string> {

@@ -21,52 +21,18 @@
 #include <leaseq/paths.hpp>
 #include <leaseq/slurm/leases.hpp>
 
+#include "slurm_cluster.hpp"
 #include "test_support.hpp"
 
 using namespace leaseq;
+using test_support::slurm_cmd;
+using test_support::slurm_dir;
 using test_support::temp_dir;
 using test_support::wait_until;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-fs::path slurm_dir() {
-  const char* d = std::getenv("LEASEQ_SLURM_DIR");
-  return d && *d ? fs::path(d) : fs::path("/tmp/leaseq-slurm");
-}
-
-command_output slurm_cmd(const std::vector<std::string>& argv) {
-  command_options o;
-  o.timeout = 20s;
-  return run_command(argv, o);
-}
-
-// Points SLURM_CONF at the local cluster's config (unless set) and asks sinfo for 3 nodes.
-// Empty when the cluster answers; else why not.
-std::string slurm_unreachable() {
-  const char* conf = std::getenv("SLURM_CONF");
-  if (!conf || !*conf) {
-    fs::path local = slurm_dir() / "etc" / "slurm.conf";
-    if (!fs::exists(local))
-      return "no SLURM_CONF and no " + local.string() + " (run tools/slurm-local start)";
-    ::setenv("SLURM_CONF", local.c_str(), 1);
-  }
-  command_output r = slurm_cmd({"sinfo", "-h", "-N", "-o", "%N"});
-  if (!r.ok()) return "sinfo: " + r.error + ": " + r.err;
-  for (const char* n : {"n1", "n2", "n3"})
-    if (r.out.find(n) == std::string::npos) return "the cluster has no node " + std::string(n);
-  return "";
-}
-
-#define LEASEQ_REQUIRE_SLURM()                                      \
-  do {                                                              \
-    std::string why_ = slurm_unreachable();                         \
-    if (!why_.empty()) {                                            \
-      WARN("skipped: no Slurm cluster reachable (" << why_ << ")"); \
-      return;                                                       \
-    }                                                               \
-  } while (0)
 
 bool all_nodes_idle() {
   command_output r = slurm_cmd({"sinfo", "-h", "-N", "-o", "%N %t"});
@@ -81,7 +47,7 @@ bool all_nodes_idle() {
   return idle >= 3;
 }
 
-std::vector<std::string> lines_of(const std::string& s) {
+std::vector<std::string> nonempty_lines(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream in(s);
   for (std::string l; std::getline(in, l);)
@@ -169,8 +135,8 @@ struct cluster_fixture {
   }
   std::size_t count_results(const std::string& id) const {
     std::size_t n = 0;
-    for (const auto& d : detail::list_dir(lease(id).done_root().string()).names)
-      n += detail::list_dir(lease(id).done(d).string()).names.size();
+    for (const auto& d : leaseq::detail::list_dir(lease(id).done_root().string()).names)
+      n += leaseq::detail::list_dir(lease(id).done(d).string()).names.size();
     return n;
   }
 };
@@ -203,21 +169,21 @@ TEST_CASE("slurm: a 3-node lease runs 300 tasks across its 3 nodes, each once", 
   auto sub =
       f.leaseq("submit --lease " + id + " --each-line " + (f.tmp / "lines.txt").string(), false);
   REQUIRE(sub.exit_code == 0);
-  auto ids = lines_of(sub.out);
+  auto ids = nonempty_lines(sub.out);
   REQUIRE(ids.size() == 300);
 
   bool done = wait_until([&] { return f.count_results(id) == 300; }, 300s);
   INFO("results: " << f.count_results(id));
   REQUIRE(done);
   std::map<std::string, std::string> ran_on;
-  for (const auto& l : lines_of(test_support::read_text(ran))) {
+  for (const auto& l : nonempty_lines(test_support::read_text(ran))) {
     auto sp = l.find(' ');
     CHECK(ran_on.emplace(l.substr(0, sp), l.substr(sp + 1)).second);  // each task once
   }
   CHECK(ran_on.size() == 300);
   std::map<std::string, int> per_node;
   for (const auto& n : three) {
-    for (const auto& name : detail::list_dir(f.lease(id).done(n).string()).names) {
+    for (const auto& name : leaseq::detail::list_dir(f.lease(id).done(n).string()).names) {
       json res = *read_json_tolerant(f.lease(id).done(n) / name).value;
       CHECK(res["state"] == "FINISHED");
       // The runner on node n (SLURMD_NODENAME) ran it.
@@ -281,7 +247,7 @@ TEST_CASE("slurm: release cancels the job - running tasks end runner_terminated 
   for (const auto& n : three) {
     auto r = f.leaseq("submit --lease " + id + " --node " + n + " -- sleep 600", false);
     REQUIRE(r.exit_code == 0);
-    task_on[n] = lines_of(r.out).at(0);
+    task_on[n] = nonempty_lines(r.out).at(0);
   }
   bool claimed = wait_until(
       [&] {
@@ -378,9 +344,9 @@ TEST_CASE("slurm: --test-only and a refused sbatch submit nothing and register n
   CHECK(bad.exit_code != 0);
   CHECK_THAT(bad.out, Catch::Contains("invalid partition"));
   CHECK_FALSE(fs::exists(f.home / "index.json"));
-  CHECK(detail::list_dir((f.home / "runs").string()).names.empty());
+  CHECK(leaseq::detail::list_dir((f.home / "runs").string()).names.empty());
   // No keeper script is left behind either.
-  CHECK(detail::list_dir((f.home / "keepers").string()).names.empty());
+  CHECK(leaseq::detail::list_dir((f.home / "keepers").string()).names.empty());
 }
 
 // No cluster needed below.
@@ -475,7 +441,7 @@ TEST_CASE("slurm: a --slots 2 lease runs 2 tasks at once on its node", "[slurm][
   for (int i = 0; i < 2; ++i) {
     auto r = f.leaseq("submit --lease " + id + " " + task, false);
     REQUIRE(r.exit_code == 0);
-    ids.push_back(lines_of(r.out).at(0));
+    ids.push_back(nonempty_lines(r.out).at(0));
   }
   auto w = f.leaseq("wait --lease " + id + " --timeout 5m " + ids[0] + " " + ids[1], false);
   INFO(w.out);
