@@ -566,6 +566,9 @@ class followed_task {
     return snap_ ? snap_->find_task(id_) : nullptr;
   }
 
+  // Seen PENDING, then nowhere for ui.lost_confirm_s (task_tracker::gone()).
+  bool gone() const { return tracker_.found() && tracker_.gone(); }
+
   const task_view& view_or_throw() const {
     const task_view* t = view();
     if (!t) throw error("no task " + id_ + " in lease " + ctx_.lease_id);
@@ -615,6 +618,9 @@ void cmd_follow(const std::string& lease_opt, std::string task, bool err_only, b
     while (t->node.empty() && !has_ended(*t)) {
       wait_for_watches({&claim}, follow_claim_poll);
       ft.look();
+      if (ft.gone())
+        throw error("task " + task + " is gone from lease " + ctx.lease_id +
+                    ": its file left inbox/ without a claim or a result (removed?)");
       t = &ft.view_or_throw();
     }
   }

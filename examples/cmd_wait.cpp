@@ -42,14 +42,18 @@ struct outcome {
   task_state state = task_state::pending;
   std::optional<int> exit_code, signal;
   std::optional<std::string> reason;
+  bool gone = false;  // task_tracker::gone(): removed without running; nothing more will come
 };
 
 bool ended(task_state s) {
   return is_done(s) || s == task_state::lost;
 }
+bool ended(const outcome& o) {
+  return o.gone || ended(o.state);
+}
 
 outcome outcome_of(const task_result& r) {
-  return {r.task.id, r.state, r.exit_code, r.signal, r.reason};
+  return {r.task.id, r.state, r.exit_code, r.signal, r.reason, false};
 }
 
 void sort_by_seq(std::vector<outcome>& v) {
@@ -88,6 +92,12 @@ class listed_tasks {
       o.id = id;
       o.state = v.state;
       if (v.state == task_state::lost) o.reason = v.unknown_reason;
+      if (t.gone()) {
+        // Shown UNKNOWN (not FINISHED: wait exits 1), with why.
+        o.gone = true;
+        o.state = task_state::unknown;
+        o.reason = "gone: its file left inbox/ without a claim or a result (removed?)";
+      }
       out.push_back(std::move(o));
     }
     sort_by_seq(out);
@@ -211,7 +221,7 @@ void cmd_wait(const wait_args& a) {
       listed.poll();
       now = listed.outcomes();
     }
-    if (std::all_of(now.begin(), now.end(), [](const outcome& o) { return ended(o.state); })) break;
+    if (std::all_of(now.begin(), now.end(), [](const outcome& o) { return ended(o); })) break;
     double waited = std::chrono::duration<double>(clock::now() - start).count();
     if (timeout && waited >= *timeout) {
       timed_out = true;

@@ -7650,6 +7650,7 @@ class task_tracker {
       if (read_result(n, now)) return;
     if (auto loc = locate_task(lease_, view_.id)) {
       found_ = true;
+      gone_ = false;
       view_.missing_since.reset();
       if (loc->place == task_place::done)
         return;  // a result there but unreadable: keep what it was
@@ -7663,7 +7664,15 @@ class task_tracker {
       }
       return;
     }
-    if (view_.state != task_state::running) return;  // never seen RUNNING: nothing is lost
+    if (view_.state != task_state::running) {
+      // Seen PENDING, now nowhere: a claim's rename not visible yet (a lagging client), or the
+      // file was removed by hand. After ui.lost_confirm_s it is gone: never ran, never lost.
+      if (found_) {
+        if (!view_.missing_since) view_.missing_since = now;
+        gone_ = now - *view_.missing_since >= lost_confirm_s_;
+      }
+      return;
+    }
     if (!view_.missing_since) view_.missing_since = now;
     if (now - *view_.missing_since >= lost_confirm_s_) {
       view_.state = task_state::lost;
@@ -7673,6 +7682,9 @@ class task_tracker {
 
   // Seen in inbox/, claimed/ or done/ at least once.
   bool found() const noexcept { return found_; }
+  // Seen PENDING, then in none of inbox/, claimed/ and done/ for ui.lost_confirm_s: removed
+  // without running (it comes back to PENDING if its file shows up again).
+  bool gone() const noexcept { return gone_; }
   // FINISHED, FAILED, CANCELLED or LOST: nothing will change any more.
   bool ended() const noexcept { return is_done(view_.state) || view_.state == task_state::lost; }
   // The task as a snapshot would show it: id, state, node (its lane while PENDING, empty in
@@ -7716,6 +7728,7 @@ class task_tracker {
   double lost_confirm_s_;
   task_view view_;
   bool found_ = false;
+  bool gone_ = false;
 };
 
 }  // namespace leaseq

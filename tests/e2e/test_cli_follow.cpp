@@ -278,6 +278,41 @@ TEST_CASE("leaseq follow: a task submitted but not claimed yet is followed once 
   CHECK(read_text(f.out) == "claimed and running\n");
 }
 
+TEST_CASE("leaseq follow and wait: a pending task whose file is removed end, not wait forever",
+          "[read_cli][e2e][follow]") {
+  test_support::lease_tree t;
+  t.register_default();
+  write_text(t.home / "config.json", R"({"ui": {"lost_confirm_s": 1}})");
+  t.pending(9, "_any");
+  follow_run f(t, "T009");
+  REQUIRE(wait_until(
+      [&] { return read_text(f.err).find("waiting for a runner") != std::string::npos; }));
+  fs::remove(t.paths.inbox_task("_any", "T009"));
+  REQUIRE(wait_until([&] { return f.ended(); }));
+  CHECK(read_text(f.rc) == "1\n");
+  CHECK(read_text(f.out).empty());
+  CHECK(read_text(f.err).find("leaseq: error: task T009 is gone from lease") != std::string::npos);
+
+  // wait: the same task listed with another that ends; the gone one is UNKNOWN, exit 1.
+  t.pending(10, "_any");
+  t.pending(11, "_any");
+  t.claim(11, "_any", "nodeC");
+  t.finish(11, "nodeC");
+  // wait refuses a task it cannot find at its start: the file goes once it has seen it (3 s).
+  auto w = test_support::run_command(
+      "LEASEQ_HOME=" + shell_quote(t.home.string()) + " " + LEASEQ_BIN +
+      " wait T010 T011 --json 2>/dev/null & sleep 3; rm " +
+      shell_quote(t.paths.inbox_task("_any", "T010").string()) + "; wait $!");
+  CHECK(w.exit_code == 1);
+  INFO(w.out);
+  auto j = json::parse(w.out);
+  REQUIRE(j["tasks"].size() == 2);
+  CHECK(j["tasks"][0]["id"] == "T010");
+  CHECK(j["tasks"][0]["state"] == "UNKNOWN");
+  CHECK(j["tasks"][0]["reason"].get<std::string>().rfind("gone:", 0) == 0);
+  CHECK(j["tasks"][1]["state"] == "FINISHED");
+}
+
 TEST_CASE("leaseq follow: one task of a big lease is followed by its own files, no lease scan",
           "[read_cli][e2e][follow]") {
   // 3000 other tasks: a scan of the lease reads each of their files (3000 read calls at

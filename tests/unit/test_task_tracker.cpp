@@ -54,6 +54,33 @@ TEST_CASE("task_tracker: pending in a node's lane has that node", "[task_tracker
   CHECK(tr.view().state == task_state::cancelled);
 }
 
+TEST_CASE("task_tracker: PENDING then nowhere is gone after lost_confirm_s, never LOST",
+          "[task_tracker]") {
+  test_support::lease_tree t;
+  t.pending(7, "_any");
+  task_tracker tr(t.paths, "T007", 30);
+  tr.poll(1000);
+  REQUIRE(tr.view().state == task_state::pending);
+  leaseq::fs::remove(t.paths.inbox_task("_any", "T007"));
+  tr.poll(1010);  // a claim's rename may not be visible yet
+  CHECK_FALSE(tr.gone());
+  tr.poll(1039);
+  CHECK_FALSE(tr.gone());
+  tr.poll(1040);
+  CHECK(tr.gone());
+  CHECK(tr.view().state == task_state::pending);  // it never ran: not LOST
+  CHECK_FALSE(tr.ended());
+  // Its file shows up again (a lagging listing): pending, not gone.
+  t.pending(7, "_any");
+  tr.poll(1041);
+  CHECK_FALSE(tr.gone());
+  // Never seen at all: unknown, not gone.
+  task_tracker never(t.paths, "T099", 0);
+  never.poll(1000);
+  never.poll(2000);
+  CHECK_FALSE(never.gone());
+}
+
 TEST_CASE("task_tracker: RUNNING then in neither claimed/ nor done/ is LOST after lost_confirm_s",
           "[task_tracker]") {
   test_support::lease_tree t;
