@@ -34,7 +34,8 @@
 // drops out of sight keeps its last view, marked unknown (a one-shot reader, with nothing
 // seen before, lists it as UNKNOWN). Only
 // an id no reservation vouches for is removed after ui.lost_confirm_s; a reservation whose
-// submit died before publishing (ticket still 'R', owner gone) vouches for nothing.
+// submit died before publishing (ticket still 'R', owner gone), or that its submit has not
+// committed to yet (protocol 6: it may still give the id back), vouches for nothing.
 // Time alone changes only the tasks out of sight (LOST? -> LOST, removal): a task scan that
 // finds no listing and no heartbeat's running list changed looks at those few and rebuilds the
 // table only when one of them changes, so a lease with a LOST? task costs no more per scan.
@@ -924,8 +925,11 @@ class snapshot_store {
       auto live = t->owner ? detail::check_liveness(*t->owner) : detail::liveness::unknown;
       double age = now - r.info.mtime;
       double grace = live == detail::liveness::dead ? 60.0 : 600.0;
-      v.vouches = live == detail::liveness::alive || age < grace;
-      v.final = !v.vouches;
+      bool owner_may_run = live == detail::liveness::alive || age < grace;
+      // Protocol 6: an id its submit has not committed to yet may still be given back.
+      bool committed = !t->committed_through || seq <= *t->committed_through;
+      v.vouches = owner_may_run && committed;
+      v.final = !owner_may_run;
     }
     tickets_[seq] = v;
     return v.vouches;

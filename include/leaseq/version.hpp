@@ -20,6 +20,6 @@ inline constexpr const char* version =
 // carry labels and priority (with markers in priority/<lane>/); a lease may have archive/
 // (`leaseq clean`, archive.hpp), whose tasks readers count; heartbeats carry the runner's
 // identity (pid_start, boot_id).
-inline constexpr int protocol_version = 5;
+inline constexpr int protocol_version = 6;
 
 }  // namespace leaseq

@@ -65,6 +65,7 @@ struct manual_clock {
 // begin leaseq/detail/posix.hpp
 
 #include <fcntl.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -121,6 +122,36 @@ inline ssize_t read_retry(int fd, void* buf, std::size_t size) noexcept {
     if (n < 0 && errno == EINTR) continue;
     return n;
   }
+}
+
+// Whether a filesystem type (statfs f_type) is a network or FUSE one: other clients' writes
+// reach this one late, and inotify says nothing of them.
+inline bool remote_filesystem_type(unsigned long type) noexcept {
+  switch (type) {
+    case 0x6969UL:      // NFS
+    case 0xFF534D42UL:  // CIFS
+    case 0xFE534D42UL:  // SMB2
+    case 0x65735546UL:  // FUSE (sshfs, the shared-filesystem test bed)
+    case 0x0BD00BD0UL:  // Lustre
+    case 0x47504653UL:  // GPFS
+    case 0x00C36400UL:  // Ceph
+    case 0x19830326UL:  // BeeGFS
+    case 0x6B414653UL:  // AFS
+    case 0x01021997UL:  // 9p
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Whether path (or the open fd) is on such a filesystem. Unknown: no.
+inline bool remote_filesystem(const char* path) noexcept {
+  struct statfs st;
+  return ::statfs(path, &st) == 0 && remote_filesystem_type(static_cast<unsigned long>(st.f_type));
+}
+inline bool remote_filesystem(int fd) noexcept {
+  struct statfs st;
+  return ::fstatfs(fd, &st) == 0 && remote_filesystem_type(static_cast<unsigned long>(st.f_type));
 }
 
 }  // namespace leaseq::detail
@@ -939,7 +970,7 @@ inline constexpr const char* version =
 // carry labels and priority (with markers in priority/<lane>/); a lease may have archive/
 // (`leaseq clean`, archive.hpp), whose tasks readers count; heartbeats carry the runner's
 // identity (pid_start, boot_id).
-inline constexpr int protocol_version = 5;
+inline constexpr int protocol_version = 6;
 
 }  // namespace leaseq
 // end leaseq/version.hpp
@@ -5343,7 +5374,8 @@ inline bool append_results_index(const fs::path& result_path, std::int64_t seq, 
 // drops out of sight keeps its last view, marked unknown (a one-shot reader, with nothing
 // seen before, lists it as UNKNOWN). Only
 // an id no reservation vouches for is removed after ui.lost_confirm_s; a reservation whose
-// submit died before publishing (ticket still 'R', owner gone) vouches for nothing.
+// submit died before publishing (ticket still 'R', owner gone), or that its submit has not
+// committed to yet (protocol 6: it may still give the id back), vouches for nothing.
 // Time alone changes only the tasks out of sight (LOST? -> LOST, removal): a task scan that
 // finds no listing and no heartbeat's running list changed looks at those few and rebuilds the
 // table only when one of them changes, so a lease with a LOST? task costs no more per scan.
@@ -5384,6 +5416,7 @@ inline bool append_results_index(const fs::path& result_path, std::int64_t seq, 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -5477,15 +5510,30 @@ inline std::int64_t ensure_floor(const lease_paths& lease) {
   throw error(lease.ids_floor().string() + " exists but does not hold a number (fix or remove it)");
 }
 
+// The ticket's second line (protocol 6): "committed <seq>", the highest id of this ticket
+// that its submit has committed to publishing, as 12 digits so that it is rewritten in place.
+inline constexpr std::string_view ticket_commit_tag = "committed ";
+inline constexpr std::size_t ticket_commit_digits = 12;
+
 // Creates ids/<seq> entries: hard links of one ticket file naming this process (readers use it
 // to tell a submit in progress from one that died), or O_EXCL files where links are refused.
+//
+// A reservation is only a claim on a number until its submit commits to it: ids reserved for
+// requests a bound key answers, or taken out of order, are given back, and a reader that had
+// counted them would see its total shrink. So the ticket says how far the submit has
+// committed (commit_through, before each task is published), and readers count an unpublished
+// reservation only up to there.
 class reservation_maker {
  public:
   explicit reservation_maker(const lease_paths& lease)
       : dir_path_(prepared_ids_dir(lease)),
         dir_(open_lease_dir(lease, dir_path_)),
-        ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
+        ticket_content_("R " + process_identity::of_self().to_line() + "\n" +
+                        std::string(ticket_commit_tag) + std::string(ticket_commit_digits, '0') +
+                        "\n") {
     if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
+    commit_offset_ = ticket_content_.find('\n') + 1 + ticket_commit_tag.size();
+    remote_ = remote_filesystem(dir_.get());
   }
   reservation_maker(const reservation_maker&) = delete;
   reservation_maker& operator=(const reservation_maker&) = delete;
@@ -5517,19 +5565,35 @@ class reservation_maker {
     }
     links_work_ = false;  // the name was free, so links are refused here: O_EXCL from now on
     write_all(fd.get(), ticket_content_.data(), ticket_content_.size());
-    excl_reservations_.push_back(std::move(fd));
+    excl_reservations_.push_back(seq);  // reopened by name to mark: a batch may hold millions
     return true;
   }
+
+  // Commits to publishing every id of this maker up to seq (none of them is given back from
+  // now on, unless the submit fails): readers count them even where no directory shows them.
+  // Written before the tasks are published; flushed on network filesystems, where the write
+  // would otherwise wait in this client's cache while the task is already visible.
+  void commit_through(std::int64_t seq) noexcept {
+    if (seq <= committed_) return;
+    if (seq > max_task_seq) return;
+    std::string digits = fmt::format("{:0{}d}", seq, ticket_commit_digits);
+    for (const auto& fd : tickets_) mark(fd.get(), commit_offset_, digits);
+    for (std::int64_t s : excl_reservations_)
+      if (s > committed_ && s <= seq) mark_by_name(s, commit_offset_, digits);
+    committed_ = seq;
+  }
+  std::int64_t committed() const noexcept { return committed_; }
 
   // Marks every reservation this maker made as published ('R' -> 'P', one byte in place, on
   // the ticket inode all of them link to): a reader that cannot see such a task knows it
   // exists, instead of taking it for the leftover of a submit that died.
   void mark_published() noexcept {
-    for (const auto& fd : tickets_) (void)!::pwrite(fd.get(), "P", 1, 0);
-    for (const auto& fd : excl_reservations_) (void)!::pwrite(fd.get(), "P", 1, 0);
+    for (const auto& fd : tickets_) mark(fd.get(), 0, "P");
+    for (std::int64_t s : excl_reservations_) mark_by_name(s, 0, "P");
   }
 
-  // Gives a reservation back (a submit that failed before publishing the task).
+  // Gives a reservation back (a submit that failed, or a request a bound key answered). Only
+  // ids not committed yet are given back by a submit that succeeds.
   void release(std::int64_t seq) const noexcept {
     ::unlinkat(dir_.get(), std::to_string(seq).c_str(), 0);
   }
@@ -5559,13 +5623,25 @@ class reservation_maker {
     if (!ticket_.empty()) ::unlinkat(dir_.get(), ticket_.c_str(), 0);
     ticket_.clear();
   }
+  void mark(int fd, std::size_t offset, std::string_view bytes) const noexcept {
+    (void)!::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (remote_) (void)!::fdatasync(fd);
+  }
+  void mark_by_name(std::int64_t seq, std::size_t offset, std::string_view bytes) const noexcept {
+    unique_fd fd(
+        ::openat(dir_.get(), std::to_string(seq).c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd) mark(fd.get(), offset, bytes);
+  }
 
   fs::path dir_path_;
   unique_fd dir_;
   std::string ticket_content_;
+  std::size_t commit_offset_ = 0;
+  bool remote_ = false;
   std::string ticket_;
-  std::vector<unique_fd> tickets_;            // every ticket inode made, kept open for marking
-  std::vector<unique_fd> excl_reservations_;  // O_EXCL reservations (no hard links), open
+  std::vector<unique_fd> tickets_;               // every ticket inode made, kept open for marking
+  std::vector<std::int64_t> excl_reservations_;  // O_EXCL reservations (no hard links)
+  std::int64_t committed_ = 0;
   int links_ = 0;
   bool links_work_ = true;
 };
@@ -5574,13 +5650,33 @@ class reservation_maker {
 struct reservation_ticket {
   bool published = false;
   std::optional<process_identity> owner;
+  // Protocol 6: how far an unpublished submit has committed (ids above it may still be given
+  // back). Absent in tickets of protocol 2 to 5, which vouch for every id while the owner runs.
+  std::optional<std::int64_t> committed_through;
 };
 
 inline std::optional<reservation_ticket> parse_ticket(std::string_view text) {
   if (text.size() < 2 || (text[0] != 'R' && text[0] != 'P') || text[1] != ' ') return std::nullopt;
   reservation_ticket t;
   t.published = text[0] == 'P';
-  t.owner = process_identity::from_line(text.substr(2));
+  std::size_t eol = text.find('\n');
+  t.owner =
+      process_identity::from_line(text.substr(2, eol == std::string_view::npos ? eol : eol - 2));
+  if (eol != std::string_view::npos) {
+    std::string_view second = text.substr(eol + 1);
+    if (second.substr(0, ticket_commit_tag.size()) == ticket_commit_tag) {
+      std::string_view digits = second.substr(ticket_commit_tag.size(), ticket_commit_digits);
+      std::int64_t v = 0;
+      bool ok = digits.size() == ticket_commit_digits;
+      for (char c : digits) {
+        if (c < '0' || c > '9') ok = false;
+        v = v * 10 + (c - '0');
+      }
+      // A line that does not parse commits to nothing: the reader counts these ids once
+      // their tasks show, never before.
+      t.committed_through = ok ? v : 0;
+    }
+  }
   return t;
 }
 
@@ -5642,7 +5738,10 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
   detail::reservation_maker maker(lease);
   for (;;) {
     auto seqs = reserve_seqs(lease, static_cast<std::size_t>(count), maker);
-    if (seqs.back() - seqs.front() == count - 1) return seqs.front();
+    if (seqs.back() - seqs.front() == count - 1) {
+      maker.commit_through(seqs.back());  // the caller publishes them
+      return seqs.front();
+    }
     for (std::int64_t s : seqs) maker.release(s);  // not consecutive: try again past them
   }
 }
@@ -6503,8 +6602,11 @@ class snapshot_store {
       auto live = t->owner ? detail::check_liveness(*t->owner) : detail::liveness::unknown;
       double age = now - r.info.mtime;
       double grace = live == detail::liveness::dead ? 60.0 : 600.0;
-      v.vouches = live == detail::liveness::alive || age < grace;
-      v.final = !v.vouches;
+      bool owner_may_run = live == detail::liveness::alive || age < grace;
+      // Protocol 6: an id its submit has not committed to yet may still be given back.
+      bool committed = !t->committed_through || seq <= *t->committed_through;
+      v.vouches = owner_may_run && committed;
+      v.final = !owner_may_run;
     }
     tickets_[seq] = v;
     return v.vouches;
@@ -9061,7 +9163,6 @@ class result_writer {
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11807,28 +11908,6 @@ inline int& runner_wake_fd() {
   static int fd = -1;
   return fd;
 }
-// Whether dir is on a network or FUSE filesystem, where inotify says nothing of what other
-// clients write (a submit from a login node). Unknown: no.
-inline bool remote_filesystem(const fs::path& dir) {
-  struct statfs st;
-  if (::statfs(dir.c_str(), &st) != 0) return false;
-  switch (static_cast<unsigned long>(st.f_type)) {
-    case 0x6969UL:      // NFS
-    case 0xFF534D42UL:  // CIFS
-    case 0xFE534D42UL:  // SMB2
-    case 0x65735546UL:  // FUSE (sshfs, the shared-filesystem test bed)
-    case 0x0BD00BD0UL:  // Lustre
-    case 0x47504653UL:  // GPFS
-    case 0x00C36400UL:  // Ceph
-    case 0x19830326UL:  // BeeGFS
-    case 0x6B414653UL:  // AFS
-    case 0x01021997UL:  // 9p
-      return true;
-    default:
-      return false;
-  }
-}
-
 inline void runner_on_signal(int sig) {
   int saved = errno;
   if (sig == SIGTERM || sig == SIGINT) runner_stop_flag().store(true);
@@ -11875,7 +11954,7 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
   // Where inotify cannot see a new task (turned off, unavailable, or a network filesystem) the
   // idle poll stays short, so a task submitted to an idle runner waits at most about 0.1 s.
   double idle_max = cfg.idle_max_s;
-  if (lanes.fd() < 0 || detail::remote_filesystem(lease.inbox(std::string(any_lane))))
+  if (lanes.fd() < 0 || detail::remote_filesystem(lease.inbox(std::string(any_lane)).c_str()))
     idle_max = std::min(idle_max, std::max(cfg.idle_min_s, blind_idle_max_s));
   double backoff = cfg.idle_min_s;
   double watched_missing = -1e18;
@@ -12448,10 +12527,23 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
     stage.remove(keys_dir, temp_key(i));
   }
 
-  // Publish in seq order. A name already taken can only be a task another program numbered
-  // by the old rules: this request takes a fresh id (and its key is re-pointed).
+  // Ids reserved for requests answered by an earlier key are given back now, before the
+  // ticket commits past them (a reader would otherwise count them, then see them go).
+  for (std::size_t i = 0; i < n; ++i)
+    if (skip[i]) {
+      maker.release(seqs[i]);
+      undo.reserved.erase(std::remove(undo.reserved.begin(), undo.reserved.end(), seqs[i]),
+                          undo.reserved.end());
+    }
+
+  // Publish in seq order, each task committed on the ticket before it can be seen (in steps,
+  // so that a large batch rewrites its ticket a few times, not once per task). A name already
+  // taken can only be a task another program numbered by the old rules: this request takes a
+  // fresh id (and its key is re-pointed).
+  constexpr std::size_t commit_step = 256;
   for (std::size_t i = 0; i < n; ++i) {
     if (skip[i]) continue;
+    if (seqs[i] > maker.committed()) maker.commit_through(seqs[std::min(n, i + commit_step) - 1]);
     std::string temp = temp_task(i);
     for (int taken = 0; !stage.publish(lane[i], temp, out[i].id + ".json"); ++taken) {
       if (taken > 1000)
@@ -12460,6 +12552,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       stage.remove(lane[i], temp);
       std::int64_t fresh = reserve_seqs(lease, 1, maker).front();
       undo.reserved.push_back(fresh);
+      maker.commit_through(fresh);
       out[i].id = format_task_id(fresh);
       temp = temp_task(i);
       task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
@@ -12486,9 +12579,6 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       } catch (const error&) {
       }
     }
-  // Ids reserved for requests answered by an earlier key are given back.
-  for (std::size_t i = 0; i < n; ++i)
-    if (skip[i]) maker.release(seqs[i]);
   undo.armed = false;
   maker.mark_published();
   return out;

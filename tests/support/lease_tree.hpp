@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include <leaseq/file_io.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/paths.hpp>
@@ -101,11 +103,15 @@ struct lease_tree {
   }
   // ids/<seq> as a protocol 2 submit leaves it: 'P' published, or 'R' with `owner` (a
   // process_identity line) for one whose submit has not finished. mtime: the file's age.
-  void reserve(int seq, bool published, const std::string& owner = "host 2 1 -", double mtime = 0) {
+  // committed: the protocol 6 line "committed <seq>" (-1: none, as protocols 2 to 5 write).
+  void reserve(int seq, bool published, const std::string& owner = "host 2 1 -", double mtime = 0,
+               long long committed = -1) {
     ensure_dir(paths.ids_dir());
     if (!fs::exists(paths.ids_floor())) leaseq::write_file_atomic(paths.ids_floor(), "1\n");
     fs::path p = paths.ids_dir() / std::to_string(seq);
-    leaseq::write_file_atomic(p, std::string(published ? "P " : "R ") + owner + "\n");
+    std::string text = std::string(published ? "P " : "R ") + owner + "\n";
+    if (committed >= 0) text += fmt::format("committed {:012d}\n", committed);
+    leaseq::write_file_atomic(p, text);
     if (mtime > 0) {
       struct timespec ts[2];
       ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(mtime);

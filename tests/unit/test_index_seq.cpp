@@ -168,6 +168,40 @@ TEST_CASE("seq: batches reserve distinct ids even when flock excludes nothing",
   CHECK(ticket->owner);
 }
 
+TEST_CASE("seq: a ticket commits to its ids only when told, in place", "[seq]") {
+  temp_dir t;
+  lease_paths lease(t / "lease");
+  auto ticket_of = [&](std::int64_t seq) {
+    auto tk = detail::parse_ticket(test_support::read_text(lease.ids_dir() / std::to_string(seq)));
+    REQUIRE(tk);
+    return *tk;
+  };
+  {
+    detail::reservation_maker maker(lease);
+    auto seqs = reserve_seqs(lease, 3, maker);
+    REQUIRE(seqs == std::vector<std::int64_t>{1, 2, 3});
+    // Reserved, not committed: a reader does not count them yet.
+    CHECK_FALSE(ticket_of(1).published);
+    CHECK(ticket_of(1).owner);
+    CHECK(ticket_of(1).committed_through == 0);
+    maker.commit_through(2);
+    CHECK(ticket_of(3).committed_through == 2);  // one inode: every link says the same
+    maker.commit_through(1);                     // never backwards
+    CHECK(ticket_of(1).committed_through == 2);
+    maker.release(3);
+    CHECK_FALSE(fs::exists(lease.ids_dir() / "3"));
+    maker.mark_published();
+    CHECK(ticket_of(2).published);
+  }
+  // allocate_seq's caller publishes what it returns: committed at once.
+  std::int64_t first = allocate_seq(lease, 4);
+  CHECK(ticket_of(first + 3).committed_through == first + 3);
+  // A ticket of protocols 2 to 5 has no such line.
+  test_support::write_text(lease.ids_dir() / "99", "R host 2 1 -\n");
+  CHECK_FALSE(ticket_of(99).committed_through);
+  CHECK(ticket_of(99).owner);
+}
+
 TEST_CASE("seq: 8 processes x 1000 allocations are distinct and gap-free", "[seq][processes]") {
   temp_dir t;
   lease_paths lease(t / "lease");

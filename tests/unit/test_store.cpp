@@ -790,6 +790,42 @@ TEST_CASE("store: a reservation whose submit died before publishing vouches for 
   CHECK(s->count(task_state::unknown) == 2);
 }
 
+TEST_CASE(
+    "store: an id its submit has not committed to is not counted, so giving it back "
+    "shrinks nothing",
+    "[store][lag]") {
+  tree t;
+  t.pending(1, "_any");
+  t.reserve(1, true);
+  std::string alive = detail::process_identity::of_self().to_line();
+  // One submit, still running: ids 2-3 committed (about to be published), 4-5 reserved only
+  // (a bound key may answer them, and they are given back).
+  for (int seq = 2; seq <= 5; ++seq) t.reserve(seq, false, alive, 0, 3);
+  // A protocol 5 ticket (no committed line) still vouches while its owner runs.
+  t.reserve(6, false, alive);
+  auto store = make_store(t);
+  auto s = store.refresh();
+  CHECK(s->find_task("T002"));
+  CHECK(s->find_task("T003"));
+  CHECK_FALSE(s->find_task("T004"));
+  CHECK_FALSE(s->find_task("T005"));
+  CHECK(s->find_task("T006"));
+  std::size_t before = s->tasks().size();
+  // The submit gives 4 back and commits 5: the total only grows.
+  fs::remove(t.paths.ids_dir() / "4");
+  t.reserve(5, false, alive, 0, 5);
+  s = store.refresh_all();
+  CHECK_FALSE(s->find_task("T004"));
+  CHECK(s->find_task("T005"));
+  CHECK(s->tasks().size() == before + 1);
+  // A one-shot reader sees the same.
+  auto once = make_store(t);
+  CHECK(once.refresh()->tasks().size() == before + 1);
+  // A line that does not parse commits to nothing.
+  test_support::write_text(t.paths.ids_dir() / "7", "R " + alive + "\ncommitted 12x\n");
+  CHECK_FALSE(make_store(t).refresh()->find_task("T007"));
+}
+
 TEST_CASE("store: a protocol 1 tree's seq file vouches for the ids below it", "[store]") {
   tree t;
   t.pending(1, "_any");

@@ -191,6 +191,19 @@ TEST_CASE("submit: a large batch (two writer threads) with keys, repeated ones i
   CHECK(t4999.created == 7.0);
   task_spec t3 = read_task(lease.inbox_task("n3", out[3].id));
   CHECK(t3.node == "n3");
+  // The ids reserved for the two requests a key answered were given back; every id published
+  // is committed and published on its ticket (docs/protocol.md, Sequence numbers).
+  CHECK_FALSE(fs::exists(lease.ids_dir() / std::to_string(2 + 7)));
+  CHECK_FALSE(fs::exists(lease.ids_dir() / std::to_string(2 + 4000)));
+  for (std::size_t i : {std::size_t{0}, std::size_t{17}, std::size_t{4999}}) {
+    std::int64_t seq = *task_seq(out[i].id);
+    auto ticket =
+        detail::parse_ticket(test_support::read_text(lease.ids_dir() / std::to_string(seq)));
+    REQUIRE(ticket);
+    CHECK(ticket->published);
+    REQUIRE(ticket->committed_through);
+    CHECK(*ticket->committed_through >= seq);
+  }
 }
 
 TEST_CASE("submit: a final name already taken is never replaced: that task gets a fresh id",

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,6 +58,36 @@ inline ssize_t read_retry(int fd, void* buf, std::size_t size) noexcept {
     if (n < 0 && errno == EINTR) continue;
     return n;
   }
+}
+
+// Whether a filesystem type (statfs f_type) is a network or FUSE one: other clients' writes
+// reach this one late, and inotify says nothing of them.
+inline bool remote_filesystem_type(unsigned long type) noexcept {
+  switch (type) {
+    case 0x6969UL:      // NFS
+    case 0xFF534D42UL:  // CIFS
+    case 0xFE534D42UL:  // SMB2
+    case 0x65735546UL:  // FUSE (sshfs, the shared-filesystem test bed)
+    case 0x0BD00BD0UL:  // Lustre
+    case 0x47504653UL:  // GPFS
+    case 0x00C36400UL:  // Ceph
+    case 0x19830326UL:  // BeeGFS
+    case 0x6B414653UL:  // AFS
+    case 0x01021997UL:  // 9p
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Whether path (or the open fd) is on such a filesystem. Unknown: no.
+inline bool remote_filesystem(const char* path) noexcept {
+  struct statfs st;
+  return ::statfs(path, &st) == 0 && remote_filesystem_type(static_cast<unsigned long>(st.f_type));
+}
+inline bool remote_filesystem(int fd) noexcept {
+  struct statfs st;
+  return ::fstatfs(fd, &st) == 0 && remote_filesystem_type(static_cast<unsigned long>(st.f_type));
 }
 
 }  // namespace leaseq::detail

@@ -36,7 +36,6 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1580,28 +1579,6 @@ inline int& runner_wake_fd() {
   static int fd = -1;
   return fd;
 }
-// Whether dir is on a network or FUSE filesystem, where inotify says nothing of what other
-// clients write (a submit from a login node). Unknown: no.
-inline bool remote_filesystem(const fs::path& dir) {
-  struct statfs st;
-  if (::statfs(dir.c_str(), &st) != 0) return false;
-  switch (static_cast<unsigned long>(st.f_type)) {
-    case 0x6969UL:      // NFS
-    case 0xFF534D42UL:  // CIFS
-    case 0xFE534D42UL:  // SMB2
-    case 0x65735546UL:  // FUSE (sshfs, the shared-filesystem test bed)
-    case 0x0BD00BD0UL:  // Lustre
-    case 0x47504653UL:  // GPFS
-    case 0x00C36400UL:  // Ceph
-    case 0x19830326UL:  // BeeGFS
-    case 0x6B414653UL:  // AFS
-    case 0x01021997UL:  // 9p
-      return true;
-    default:
-      return false;
-  }
-}
-
 inline void runner_on_signal(int sig) {
   int saved = errno;
   if (sig == SIGTERM || sig == SIGINT) runner_stop_flag().store(true);
@@ -1648,7 +1625,7 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
   // Where inotify cannot see a new task (turned off, unavailable, or a network filesystem) the
   // idle poll stays short, so a task submitted to an idle runner waits at most about 0.1 s.
   double idle_max = cfg.idle_max_s;
-  if (lanes.fd() < 0 || detail::remote_filesystem(lease.inbox(std::string(any_lane))))
+  if (lanes.fd() < 0 || detail::remote_filesystem(lease.inbox(std::string(any_lane)).c_str()))
     idle_max = std::min(idle_max, std::max(cfg.idle_min_s, blind_idle_max_s));
   double backoff = cfg.idle_min_s;
   double watched_missing = -1e18;

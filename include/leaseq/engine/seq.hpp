@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -118,15 +119,30 @@ inline std::int64_t ensure_floor(const lease_paths& lease) {
   throw error(lease.ids_floor().string() + " exists but does not hold a number (fix or remove it)");
 }
 
+// The ticket's second line (protocol 6): "committed <seq>", the highest id of this ticket
+// that its submit has committed to publishing, as 12 digits so that it is rewritten in place.
+inline constexpr std::string_view ticket_commit_tag = "committed ";
+inline constexpr std::size_t ticket_commit_digits = 12;
+
 // Creates ids/<seq> entries: hard links of one ticket file naming this process (readers use it
 // to tell a submit in progress from one that died), or O_EXCL files where links are refused.
+//
+// A reservation is only a claim on a number until its submit commits to it: ids reserved for
+// requests a bound key answers, or taken out of order, are given back, and a reader that had
+// counted them would see its total shrink. So the ticket says how far the submit has
+// committed (commit_through, before each task is published), and readers count an unpublished
+// reservation only up to there.
 class reservation_maker {
  public:
   explicit reservation_maker(const lease_paths& lease)
       : dir_path_(prepared_ids_dir(lease)),
         dir_(open_lease_dir(lease, dir_path_)),
-        ticket_content_("R " + process_identity::of_self().to_line() + "\n") {
+        ticket_content_("R " + process_identity::of_self().to_line() + "\n" +
+                        std::string(ticket_commit_tag) + std::string(ticket_commit_digits, '0') +
+                        "\n") {
     if (!dir_) throw io_error("cannot open directory", dir_path_.string(), errno);
+    commit_offset_ = ticket_content_.find('\n') + 1 + ticket_commit_tag.size();
+    remote_ = remote_filesystem(dir_.get());
   }
   reservation_maker(const reservation_maker&) = delete;
   reservation_maker& operator=(const reservation_maker&) = delete;
@@ -158,19 +174,35 @@ class reservation_maker {
     }
     links_work_ = false;  // the name was free, so links are refused here: O_EXCL from now on
     write_all(fd.get(), ticket_content_.data(), ticket_content_.size());
-    excl_reservations_.push_back(std::move(fd));
+    excl_reservations_.push_back(seq);  // reopened by name to mark: a batch may hold millions
     return true;
   }
+
+  // Commits to publishing every id of this maker up to seq (none of them is given back from
+  // now on, unless the submit fails): readers count them even where no directory shows them.
+  // Written before the tasks are published; flushed on network filesystems, where the write
+  // would otherwise wait in this client's cache while the task is already visible.
+  void commit_through(std::int64_t seq) noexcept {
+    if (seq <= committed_) return;
+    if (seq > max_task_seq) return;
+    std::string digits = fmt::format("{:0{}d}", seq, ticket_commit_digits);
+    for (const auto& fd : tickets_) mark(fd.get(), commit_offset_, digits);
+    for (std::int64_t s : excl_reservations_)
+      if (s > committed_ && s <= seq) mark_by_name(s, commit_offset_, digits);
+    committed_ = seq;
+  }
+  std::int64_t committed() const noexcept { return committed_; }
 
   // Marks every reservation this maker made as published ('R' -> 'P', one byte in place, on
   // the ticket inode all of them link to): a reader that cannot see such a task knows it
   // exists, instead of taking it for the leftover of a submit that died.
   void mark_published() noexcept {
-    for (const auto& fd : tickets_) (void)!::pwrite(fd.get(), "P", 1, 0);
-    for (const auto& fd : excl_reservations_) (void)!::pwrite(fd.get(), "P", 1, 0);
+    for (const auto& fd : tickets_) mark(fd.get(), 0, "P");
+    for (std::int64_t s : excl_reservations_) mark_by_name(s, 0, "P");
   }
 
-  // Gives a reservation back (a submit that failed before publishing the task).
+  // Gives a reservation back (a submit that failed, or a request a bound key answered). Only
+  // ids not committed yet are given back by a submit that succeeds.
   void release(std::int64_t seq) const noexcept {
     ::unlinkat(dir_.get(), std::to_string(seq).c_str(), 0);
   }
@@ -200,13 +232,25 @@ class reservation_maker {
     if (!ticket_.empty()) ::unlinkat(dir_.get(), ticket_.c_str(), 0);
     ticket_.clear();
   }
+  void mark(int fd, std::size_t offset, std::string_view bytes) const noexcept {
+    (void)!::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (remote_) (void)!::fdatasync(fd);
+  }
+  void mark_by_name(std::int64_t seq, std::size_t offset, std::string_view bytes) const noexcept {
+    unique_fd fd(
+        ::openat(dir_.get(), std::to_string(seq).c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd) mark(fd.get(), offset, bytes);
+  }
 
   fs::path dir_path_;
   unique_fd dir_;
   std::string ticket_content_;
+  std::size_t commit_offset_ = 0;
+  bool remote_ = false;
   std::string ticket_;
-  std::vector<unique_fd> tickets_;            // every ticket inode made, kept open for marking
-  std::vector<unique_fd> excl_reservations_;  // O_EXCL reservations (no hard links), open
+  std::vector<unique_fd> tickets_;               // every ticket inode made, kept open for marking
+  std::vector<std::int64_t> excl_reservations_;  // O_EXCL reservations (no hard links)
+  std::int64_t committed_ = 0;
   int links_ = 0;
   bool links_work_ = true;
 };
@@ -215,13 +259,33 @@ class reservation_maker {
 struct reservation_ticket {
   bool published = false;
   std::optional<process_identity> owner;
+  // Protocol 6: how far an unpublished submit has committed (ids above it may still be given
+  // back). Absent in tickets of protocol 2 to 5, which vouch for every id while the owner runs.
+  std::optional<std::int64_t> committed_through;
 };
 
 inline std::optional<reservation_ticket> parse_ticket(std::string_view text) {
   if (text.size() < 2 || (text[0] != 'R' && text[0] != 'P') || text[1] != ' ') return std::nullopt;
   reservation_ticket t;
   t.published = text[0] == 'P';
-  t.owner = process_identity::from_line(text.substr(2));
+  std::size_t eol = text.find('\n');
+  t.owner =
+      process_identity::from_line(text.substr(2, eol == std::string_view::npos ? eol : eol - 2));
+  if (eol != std::string_view::npos) {
+    std::string_view second = text.substr(eol + 1);
+    if (second.substr(0, ticket_commit_tag.size()) == ticket_commit_tag) {
+      std::string_view digits = second.substr(ticket_commit_tag.size(), ticket_commit_digits);
+      std::int64_t v = 0;
+      bool ok = digits.size() == ticket_commit_digits;
+      for (char c : digits) {
+        if (c < '0' || c > '9') ok = false;
+        v = v * 10 + (c - '0');
+      }
+      // A line that does not parse commits to nothing: the reader counts these ids once
+      // their tasks show, never before.
+      t.committed_through = ok ? v : 0;
+    }
+  }
   return t;
 }
 
@@ -283,7 +347,10 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
   detail::reservation_maker maker(lease);
   for (;;) {
     auto seqs = reserve_seqs(lease, static_cast<std::size_t>(count), maker);
-    if (seqs.back() - seqs.front() == count - 1) return seqs.front();
+    if (seqs.back() - seqs.front() == count - 1) {
+      maker.commit_through(seqs.back());  // the caller publishes them
+      return seqs.front();
+    }
     for (std::int64_t s : seqs) maker.release(s);  // not consecutive: try again past them
   }
 }

@@ -550,10 +550,23 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
     stage.remove(keys_dir, temp_key(i));
   }
 
-  // Publish in seq order. A name already taken can only be a task another program numbered
-  // by the old rules: this request takes a fresh id (and its key is re-pointed).
+  // Ids reserved for requests answered by an earlier key are given back now, before the
+  // ticket commits past them (a reader would otherwise count them, then see them go).
+  for (std::size_t i = 0; i < n; ++i)
+    if (skip[i]) {
+      maker.release(seqs[i]);
+      undo.reserved.erase(std::remove(undo.reserved.begin(), undo.reserved.end(), seqs[i]),
+                          undo.reserved.end());
+    }
+
+  // Publish in seq order, each task committed on the ticket before it can be seen (in steps,
+  // so that a large batch rewrites its ticket a few times, not once per task). A name already
+  // taken can only be a task another program numbered by the old rules: this request takes a
+  // fresh id (and its key is re-pointed).
+  constexpr std::size_t commit_step = 256;
   for (std::size_t i = 0; i < n; ++i) {
     if (skip[i]) continue;
+    if (seqs[i] > maker.committed()) maker.commit_through(seqs[std::min(n, i + commit_step) - 1]);
     std::string temp = temp_task(i);
     for (int taken = 0; !stage.publish(lane[i], temp, out[i].id + ".json"); ++taken) {
       if (taken > 1000)
@@ -562,6 +575,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       stage.remove(lane[i], temp);
       std::int64_t fresh = reserve_seqs(lease, 1, maker).front();
       undo.reserved.push_back(fresh);
+      maker.commit_through(fresh);
       out[i].id = format_task_id(fresh);
       temp = temp_task(i);
       task_spec t = detail::make_spec(requests[i], lease_id, fresh, now, array_id);
@@ -588,9 +602,6 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
       } catch (const error&) {
       }
     }
-  // Ids reserved for requests answered by an earlier key are given back.
-  for (std::size_t i = 0; i < n; ++i)
-    if (skip[i]) maker.release(seqs[i]);
   undo.armed = false;
   maker.mark_published();
   return out;
