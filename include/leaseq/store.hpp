@@ -14,8 +14,9 @@
 // request_refresh() ("refresh now"), brings it back to 2 s. The first refresh() scans all.
 //
 // Scanning (issue 4): one readdir per directory, no recursive walk, no stat per task file,
-// dot-names skipped, each directory re-opened every scan. A directory whose own mtime and size
-// are unchanged since the last scan is not re-read, unless its mtime was within
+// dot-names skipped, each directory's attributes asked of the server every scan (one statx,
+// fs.hpp). A directory whose own mtime and size are unchanged since the last scan is not
+// re-read, unless its mtime was within
 // dir_settle_s (2 s) of that scan, so a change inside the timestamp's granularity is never
 // missed. Task and result files are parsed once and cached by name + inode (every protocol
 // writer replaces a file by rename, which gives it a new inode; results never change);
