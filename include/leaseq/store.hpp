@@ -14,14 +14,16 @@
 // request_refresh() ("refresh now"), brings it back to 2 s. The first refresh() scans all.
 //
 // Scanning (issue 4): one readdir per directory, no recursive walk, no stat per task file,
-// dot-names skipped, each directory re-opened every scan. A directory whose own mtime and size
-// are unchanged since the last scan is not re-read, unless its mtime was within
+// dot-names skipped, each directory's attributes asked of the server every scan (one statx,
+// fs.hpp). A directory whose own mtime and size are unchanged since the last scan is not
+// re-read, unless its mtime was within
 // dir_settle_s (2 s) of that scan, so a change inside the timestamp's granularity is never
 // missed. Task and result files are parsed once and cached by name + inode (every protocol
 // writer replaces a file by rename, which gives it a new inode; results never change);
 // heartbeats are cached by name + inode + size + mtime (they are rewritten every 2 s, and a
-// freed inode can come back). A file that stops parsing keeps its last good view, is marked
-// unknown and is retried on every scan; nothing is ever deleted by reading.
+// freed inode can come back); one the listing shows with a new inode is read without a stat,
+// and parsed without a DOM (heartbeat_sax.hpp). A file that stops parsing keeps its last good view,
+// is marked unknown and is retried on every scan; nothing is ever deleted by reading.
 //
 // Derived state: done/ wins over claimed/, claimed/ over inbox/ (a task in both inbox and
 // claimed counts once, as RUNNING). A task seen RUNNING (claimed file, or listed in a
@@ -59,6 +61,7 @@
 #include "leaseq/archive.hpp"
 #include "leaseq/clock.hpp"
 #include "leaseq/config.hpp"
+#include "leaseq/detail/heartbeat_sax.hpp"
 #include "leaseq/detail/quote.hpp"
 #include "leaseq/detail/strings.hpp"
 #include "leaseq/detail/task_sax.hpp"
@@ -135,6 +138,7 @@ struct cached_hb {
   bool bad = false;
   bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
   std::string reason;
+  std::uint64_t scan = 0;  // the heartbeat scan that last listed it
 };
 
 // Priority among sightings of the same task: done > claimed > inbox.
@@ -527,7 +531,7 @@ class snapshot_store {
                             paths_.hb_dir().string(), std::strerror(r.err)));
       return;
     }
-    std::map<std::string, detail::cached_hb> next;
+    ++hb_scans_;
     for (const auto& e : r.entries) {
       std::string node;
       if (detail::ends_with(e.name, ".json")) node = e.name.substr(0, e.name.size() - 5);
@@ -538,42 +542,57 @@ class snapshot_store {
         continue;
       }
       fs::path path = paths_.heartbeat(node);
-      detail::cached_hb h;
-      if (auto it = hbs_.find(node); it != hbs_.end()) h = std::move(it->second);
-      file_info info = fs_.stat(path);
-      if (info.err == ENOENT) continue;
-      bool same = !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
+      detail::cached_hb& h = hbs_[node];
+      // A runner replaces its heartbeat by rename: a listing that shows another inode than the
+      // one read last time says it changed, without a stat. The same inode may still have been
+      // rewritten in place (another tool): its size and mtime tell.
+      bool replaced = e.ino != 0 && h.hb && e.ino != h.info.ino;
+      file_info info;
+      if (!replaced) {
+        info = fs_.stat(path);
+        if (info.err == ENOENT) continue;
+      }
+      bool same = !replaced && !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
                   info.size == h.info.size && info.mtime == h.info.mtime;
       if (!same) {
         file_read fr = fs_.read(path, opts_.max_file_bytes);
         if (!fr.ok && fr.err == ENOENT) continue;
-        json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
-        // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
-        // client, or a writer that rewrites in place) reads torn: read it again before
-        // calling it unreadable.
-        for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          fr = fs_.read(path, opts_.max_file_bytes);
-          if (fr.ok) j = parse_json_tolerant(fr.content);
-        }
-        if (!fr.ok && fr.err == ENOENT) continue;
+        if (replaced) info = fr.ok ? fr.info : fs_.stat(path);
         std::string reason;
-        if (!fr.ok) {
-          reason = fr.reason;
-        } else if (!j.ok()) {
-          reason = j.reason;
+        auto take = [&](heartbeat hb) {
+          if (hb.node != node)
+            add_error(hb_errors_, path, 0,
+                      fmt::format("heartbeat {} says node {}", path.string(),
+                                  detail::quote_for_message(hb.node)));
+          h.hb = std::move(hb);
+          h.info = fr.info;
+        };
+        heartbeat fast;
+        if (fr.ok && detail::heartbeat_sax::parse(fr.content, fast)) {
+          take(std::move(fast));  // the common, well-formed heartbeat: no DOM
         } else {
-          try {
-            heartbeat hb;
-            from_json(*j.value, hb);
-            if (hb.node != node)
-              add_error(hb_errors_, path, 0,
-                        fmt::format("heartbeat {} says node {}", path.string(),
-                                    detail::quote_for_message(hb.node)));
-            h.hb = std::move(hb);
-            h.info = fr.info;
-          } catch (const std::exception& ex) {
-            reason = ex.what();
+          json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
+          // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
+          // client, or a writer that rewrites in place) reads torn: read it again before
+          // calling it unreadable.
+          for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            fr = fs_.read(path, opts_.max_file_bytes);
+            if (fr.ok) j = parse_json_tolerant(fr.content);
+          }
+          if (!fr.ok && fr.err == ENOENT) continue;
+          if (!fr.ok) {
+            reason = fr.reason;
+          } else if (!j.ok()) {
+            reason = j.reason;
+          } else {
+            try {
+              heartbeat hb;
+              from_json(*j.value, hb);
+              take(std::move(hb));
+            } catch (const std::exception& ex) {
+              reason = ex.what();
+            }
           }
         }
         h.bad = !reason.empty();
@@ -582,9 +601,11 @@ class snapshot_store {
             h.bad && info.err == 0 && age < opts_.ui.hb_stale_s && age > -opts_.ui.hb_stale_s;
         h.reason = std::move(reason);
       }
-      next.emplace(node, std::move(h));
+      h.scan = hb_scans_;
     }
-    hbs_ = std::move(next);
+    // Heartbeats no longer listed (or gone between the listing and the read) are dropped.
+    for (auto it = hbs_.begin(); it != hbs_.end();)
+      it = it->second.scan == hb_scans_ ? std::next(it) : hbs_.erase(it);
   }
 
   // A lane directory this scan listed (or found unchanged), with where it sits.
@@ -1146,6 +1167,7 @@ class snapshot_store {
   std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
   std::unordered_map<std::string, cached_dir> dirs_;
   std::map<std::string, detail::cached_hb> hbs_;
+  std::uint64_t hb_scans_ = 0;
   std::set<std::string> node_names_;
   table_summary summary_;
   std::vector<std::string> last_evidence_;

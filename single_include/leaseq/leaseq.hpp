@@ -375,6 +375,21 @@ struct json_outcome {
 
 namespace detail {
 
+// Opens a file to read it, with O_NOATIME where the caller owns it: a reader leaves no trace,
+// so a dashboard that reads every rewritten heartbeat each second does not dirty (and, on a
+// journalling filesystem, log) each one's inode again. A file of another owner refuses the
+// flag (EPERM): it is opened without it, and from then on so is every file.
+inline int open_for_reading(const char* path) {
+  constexpr int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  static std::atomic<bool> noatime_refused{false};
+  if (!noatime_refused.load(std::memory_order_relaxed)) {
+    int fd = ::open(path, flags | O_NOATIME);
+    if (fd >= 0 || errno != EPERM) return fd;
+    noatime_refused.store(true, std::memory_order_relaxed);
+  }
+  return ::open(path, flags);
+}
+
 // The one reader of whole files (read_file_tolerant, posix_fs::read): a regular file of at most
 // max_bytes, read through a single open so a rename mid-read cannot mix two files. Never throws
 // for I/O problems; refuses FIFOs and devices (a reader must never block on or stream from
@@ -382,7 +397,7 @@ namespace detail {
 inline read_outcome read_regular_file(const fs::path& path, std::size_t max_bytes,
                                       struct stat* st_out) {
   read_outcome out;
-  detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  detail::unique_fd fd(open_for_reading(path.c_str()));
   if (!fd) {
     out.err = errno;
     out.reason = errno == ENOENT ? "missing" : std::string("cannot open: ") + std::strerror(errno);
@@ -1001,6 +1016,7 @@ inline constexpr int protocol_version = 6;
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -1082,12 +1098,54 @@ inline file_info stat_info(int rc, const struct stat& st) noexcept {
   return f;
 }
 
+// A directory's stamp, its attributes asked of the server (AT_STATX_FORCE_SYNC: NFS and FUSE
+// revalidate past their attribute caches, as an open would; a local filesystem has nothing to
+// sync): one system call where open + fstat + close took three, for the many directories a
+// rescan finds unchanged (issue 19). 0, or the errno; ENOSYS where statx is refused (a
+// seccomp filter, an old kernel), and from then on without asking again.
+inline int synced_dir_stamp(const fs::path& dir, dir_stamp& out) {
+  static std::atomic<bool> unsupported{false};
+  if (unsupported.load(std::memory_order_relaxed)) return ENOSYS;
+  struct statx stx;
+  if (::statx(AT_FDCWD, dir.c_str(), AT_STATX_FORCE_SYNC,
+              STATX_TYPE | STATX_MTIME | STATX_SIZE | STATX_INO, &stx) != 0) {
+    int err = errno;
+    if (err == ENOSYS || err == EPERM || err == EINVAL) {
+      unsupported.store(true, std::memory_order_relaxed);
+      return ENOSYS;
+    }
+    return err;
+  }
+  constexpr unsigned need = STATX_TYPE | STATX_MTIME | STATX_SIZE | STATX_INO;
+  if ((stx.stx_mask & need) != need || !S_ISDIR(stx.stx_mode)) return ENOTDIR;
+  out.mtime =
+      static_cast<double>(stx.stx_mtime.tv_sec) + static_cast<double>(stx.stx_mtime.tv_nsec) * 1e-9;
+  out.size = stx.stx_size;
+  out.ino = stx.stx_ino;
+  return 0;
+}
+
 // The one directory reader (posix_fs::list_dir and detail::list_dir call it): opens the
 // directory, fstats the open descriptor and, unless skip_if equals that stamp, reads its
 // entries with one readdir pass (no stat per entry, d_type is not looked at). Names starting
 // with '.' (temp files, .nfsXXXX) are skipped, unless `hidden_too` (then only "." and "..").
+// With skip_if, the stamp is first asked without opening (synced_dir_stamp): an unchanged
+// directory costs one system call.
 inline dir_listing_result read_dir(const fs::path& dir, const dir_stamp* skip_if, bool hidden_too) {
   dir_listing_result out;
+  if (skip_if) {
+    dir_stamp now;
+    int err = synced_dir_stamp(dir, now);
+    if (err == ENOENT) {
+      out.err = err;
+      return out;
+    }
+    if (err == 0 && now == *skip_if) {
+      out.stamp = now;
+      out.unchanged = true;
+      return out;
+    }
+  }
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     out.err = errno;
@@ -1130,7 +1188,8 @@ inline dir_listing_result read_dir(const fs::path& dir, const dir_stamp* skip_if
 }  // namespace detail
 
 // The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
-// cache, which is what makes new entries and new contents visible).
+// cache, which is what makes new entries and new contents visible), or, for a directory that
+// may be unchanged, asks its attributes with AT_STATX_FORCE_SYNC (the same revalidation).
 struct posix_fs {
   // The directory's stamp and, unless skip_if equals it, its entries (detail::read_dir).
   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
@@ -3918,6 +3977,188 @@ inline const std::vector<std::string>& fault_config_problems() {
 
 #include <nlohmann/json.hpp>
 
+// begin leaseq/detail/flat_json.hpp
+
+// A small strict JSON reader for the fast paths (task_sax.hpp, heartbeat_sax.hpp): a flat
+// object whose members are scalars or hold one more level (an array or an object of scalars),
+// fed to a handler with nlohmann's SAX interface. It never accepts what nlohmann would refuse;
+// anything unusual (deeper nesting, a \u escape, a control byte, a number beyond int64 or
+// double) makes it return false, and the caller takes the general path (parse_json_tolerant),
+// which words the precise error. Non-ASCII text is taken when it is valid UTF-8.
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+
+namespace leaseq::detail {
+
+// Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
+// Handler: null(), boolean(bool), number_integer(int64), number_float(double, string),
+// string(std::string&), key(std::string&), start_object/start_array(size_t), end_object(),
+// end_array(), each false to give up.
+template <class Handler>
+struct flat_json_reader {
+  const char* p;
+  const char* end;
+  Handler& h;
+  std::string buf;
+
+  void ws() {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
+  }
+  bool document() {
+    ws();
+    if (!value(0)) return false;
+    ws();
+    return p == end;
+  }
+  bool lit(std::string_view w) {
+    if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
+      return false;
+    p += w.size();
+    return true;
+  }
+  bool value(int depth) {
+    if (p == end) return false;
+    switch (*p) {
+      case '"':
+        return string() && h.string(buf);
+      case 'n':
+        return lit("null") && h.null();
+      case 't':
+        return lit("true") && h.boolean(true);
+      case 'f':
+        return lit("false") && h.boolean(false);
+      case '{':
+        return depth < 2 && container<true>(depth);
+      case '[':
+        return depth < 2 && container<false>(depth);
+      default:
+        return number();
+    }
+  }
+  // An object or an array: members separated by ',' up to the closing bracket (an object's
+  // each after its key and ':').
+  template <bool Object>
+  bool container(int depth) {
+    constexpr char close = Object ? '}' : ']';
+    auto finish = [this] { return Object ? h.end_object() : h.end_array(); };
+    ++p;
+    if (!(Object ? h.start_object(0) : h.start_array(0))) return false;
+    ws();
+    if (p < end && *p == close) return ++p, finish();
+    for (;;) {
+      ws();
+      if (Object) {
+        if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
+        ws();
+        if (p == end || *p++ != ':') return false;
+        ws();
+      }
+      if (!value(depth + 1)) return false;
+      ws();
+      if (p == end) return false;
+      if (*p == ',') {
+        ++p;
+        continue;
+      }
+      if (*p++ != close) return false;
+      return finish();
+    }
+  }
+  bool string() {
+    ++p;
+    buf.clear();
+    for (;;) {
+      const char* run = p;
+      while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
+             static_cast<unsigned char>(*p) < 0x80)
+        ++p;
+      buf.append(run, static_cast<std::size_t>(p - run));
+      if (p == end) return false;
+      if (static_cast<unsigned char>(*p) >= 0x80) {
+        // nlohmann refuses invalid UTF-8 too, but only the general path words why.
+        std::size_t n =
+            utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
+        if (n == 0) return false;
+        buf.append(p, n);
+        p += n;
+        continue;
+      }
+      char c = *p++;
+      if (c == '"') return true;
+      if (c != '\\' || p == end) return false;  // a control byte: general path
+      switch (*p++) {
+        case '"':
+          buf += '"';
+          break;
+        case '\\':
+          buf += '\\';
+          break;
+        case '/':
+          buf += '/';
+          break;
+        case 'b':
+          buf += '\b';
+          break;
+        case 'f':
+          buf += '\f';
+          break;
+        case 'n':
+          buf += '\n';
+          break;
+        case 'r':
+          buf += '\r';
+          break;
+        case 't':
+          buf += '\t';
+          break;
+        default:
+          return false;  // \u and invalid escapes: general path
+      }
+    }
+  }
+  static bool digit(char c) { return c >= '0' && c <= '9'; }
+  bool number() {
+    const char* start = p;
+    if (p < end && *p == '-') ++p;
+    if (p == end || !digit(*p)) return false;
+    if (*p == '0')
+      ++p;
+    else
+      while (p < end && digit(*p)) ++p;
+    bool integral = true;
+    if (p < end && *p == '.') {
+      integral = false;
+      ++p;
+      if (p == end || !digit(*p)) return false;
+      while (p < end && digit(*p)) ++p;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+      integral = false;
+      ++p;
+      if (p < end && (*p == '+' || *p == '-')) ++p;
+      if (p == end || !digit(*p)) return false;
+      while (p < end && digit(*p)) ++p;
+    }
+    if (integral) {
+      std::int64_t v = 0;
+      auto r = std::from_chars(start, p, v);
+      if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
+      return h.number_integer(v);
+    }
+    double d = 0;
+    auto r = std::from_chars(start, p, d);
+    if (r.ec != std::errc() || r.ptr != p) return false;
+    static const std::string none;
+    return h.number_float(d, none);
+  }
+};
+
+}  // namespace leaseq::detail
+// end leaseq/detail/flat_json.hpp
 
 namespace leaseq::detail {
 
@@ -3938,164 +4179,9 @@ class task_sax {
  private:
   static bool run(std::string_view text, task_spec& t, task_result* r) {
     task_sax h(t, r);
-    reader rd{text.data(), text.data() + text.size(), h, {}};
+    flat_json_reader<task_sax> rd{text.data(), text.data() + text.size(), h, {}};
     return rd.document() && h.finish();
   }
-
-  // Strict JSON for the subset above; false means "not handled here", never "accepted wrongly".
-  struct reader {
-    const char* p;
-    const char* end;
-    task_sax& h;
-    std::string buf;
-
-    void ws() {
-      while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) ++p;
-    }
-    bool document() {
-      ws();
-      if (!value(0)) return false;
-      ws();
-      return p == end;
-    }
-    bool lit(std::string_view w) {
-      if (static_cast<std::size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w)
-        return false;
-      p += w.size();
-      return true;
-    }
-    bool value(int depth) {
-      if (p == end) return false;
-      switch (*p) {
-        case '"':
-          return string() && h.string(buf);
-        case 'n':
-          return lit("null") && h.null();
-        case '{':
-          return depth < 2 && container<true>(depth);
-        case '[':
-          return depth < 2 && container<false>(depth);
-        default:
-          return number();
-      }
-    }
-    // An object or an array: members separated by ',' up to the closing bracket (an object's
-    // each after its key and ':').
-    template <bool Object>
-    bool container(int depth) {
-      constexpr char close = Object ? '}' : ']';
-      auto finish = [this] { return Object ? h.end_object() : h.end_array(); };
-      ++p;
-      if (!(Object ? h.start_object(0) : h.start_array(0))) return false;
-      ws();
-      if (p < end && *p == close) return ++p, finish();
-      for (;;) {
-        ws();
-        if (Object) {
-          if (p == end || *p != '"' || !string() || !h.key(buf)) return false;
-          ws();
-          if (p == end || *p++ != ':') return false;
-          ws();
-        }
-        if (!value(depth + 1)) return false;
-        ws();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          continue;
-        }
-        if (*p++ != close) return false;
-        return finish();
-      }
-    }
-    bool string() {
-      ++p;
-      buf.clear();
-      for (;;) {
-        const char* run = p;
-        while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20 &&
-               static_cast<unsigned char>(*p) < 0x80)
-          ++p;
-        buf.append(run, static_cast<std::size_t>(p - run));
-        if (p == end) return false;
-        if (static_cast<unsigned char>(*p) >= 0x80) {
-          // nlohmann refuses invalid UTF-8 too, but only the general path words why.
-          std::size_t n =
-              utf8_sequence_length(std::string_view(p, static_cast<std::size_t>(end - p)));
-          if (n == 0) return false;
-          buf.append(p, n);
-          p += n;
-          continue;
-        }
-        char c = *p++;
-        if (c == '"') return true;
-        if (c != '\\' || p == end) return false;  // a control byte: general path
-        switch (*p++) {
-          case '"':
-            buf += '"';
-            break;
-          case '\\':
-            buf += '\\';
-            break;
-          case '/':
-            buf += '/';
-            break;
-          case 'b':
-            buf += '\b';
-            break;
-          case 'f':
-            buf += '\f';
-            break;
-          case 'n':
-            buf += '\n';
-            break;
-          case 'r':
-            buf += '\r';
-            break;
-          case 't':
-            buf += '\t';
-            break;
-          default:
-            return false;  // \u and invalid escapes: general path
-        }
-      }
-    }
-    static bool digit(char c) { return c >= '0' && c <= '9'; }
-    bool number() {
-      const char* start = p;
-      if (p < end && *p == '-') ++p;
-      if (p == end || !digit(*p)) return false;
-      if (*p == '0')
-        ++p;
-      else
-        while (p < end && digit(*p)) ++p;
-      bool integral = true;
-      if (p < end && *p == '.') {
-        integral = false;
-        ++p;
-        if (p == end || !digit(*p)) return false;
-        while (p < end && digit(*p)) ++p;
-      }
-      if (p < end && (*p == 'e' || *p == 'E')) {
-        integral = false;
-        ++p;
-        if (p < end && (*p == '+' || *p == '-')) ++p;
-        if (p == end || !digit(*p)) return false;
-        while (p < end && digit(*p)) ++p;
-      }
-      if (integral) {
-        std::int64_t v = 0;
-        auto r = std::from_chars(start, p, v);
-        if (r.ec != std::errc() || r.ptr != p) return false;  // beyond int64: general path
-        return h.number_integer(v);
-      }
-      double d = 0;
-      auto r = std::from_chars(start, p, d);
-      if (r.ec != std::errc() || r.ptr != p) return false;
-      static const string_t none;
-      return h.number_float(d, none);
-    }
-  };
 
  public:
   bool null() {
@@ -5354,14 +5440,16 @@ inline bool append_results_index(const fs::path& result_path, std::int64_t seq, 
 // request_refresh() ("refresh now"), brings it back to 2 s. The first refresh() scans all.
 //
 // Scanning (issue 4): one readdir per directory, no recursive walk, no stat per task file,
-// dot-names skipped, each directory re-opened every scan. A directory whose own mtime and size
-// are unchanged since the last scan is not re-read, unless its mtime was within
+// dot-names skipped, each directory's attributes asked of the server every scan (one statx,
+// fs.hpp). A directory whose own mtime and size are unchanged since the last scan is not
+// re-read, unless its mtime was within
 // dir_settle_s (2 s) of that scan, so a change inside the timestamp's granularity is never
 // missed. Task and result files are parsed once and cached by name + inode (every protocol
 // writer replaces a file by rename, which gives it a new inode; results never change);
 // heartbeats are cached by name + inode + size + mtime (they are rewritten every 2 s, and a
-// freed inode can come back). A file that stops parsing keeps its last good view, is marked
-// unknown and is retried on every scan; nothing is ever deleted by reading.
+// freed inode can come back); one the listing shows with a new inode is read without a stat,
+// and parsed without a DOM (heartbeat_sax.hpp). A file that stops parsing keeps its last good view,
+// is marked unknown and is retried on every scan; nothing is ever deleted by reading.
 //
 // Derived state: done/ wins over claimed/, claimed/ over inbox/ (a task in both inbox and
 // claimed counts once, as RUNNING). A task seen RUNNING (claimed file, or listed in a
@@ -5396,6 +5484,216 @@ inline bool append_results_index(const fs::path& result_path, std::int64_t seq, 
 
 #include <fmt/format.h>
 
+// begin leaseq/detail/heartbeat_sax.hpp
+
+// A fast path for reading heartbeats: a dashboard rescans a live lease every second or two and
+// finds every runner's heartbeat rewritten (64 of them on a 64-node lease), so the common,
+// well-formed file is read straight into `heartbeat` by the strict reader of flat_json.hpp,
+// without a DOM (issue 19). Anything unusual (an unknown field, which from_json keeps in
+// `extra`; a duplicate field; a type other than the usual one; `gpus` given as a list; a float
+// where an integer belongs) makes it give up, and the caller takes the general path
+// (parse_json_tolerant + from_json), which validates everything and words the precise error.
+// Whatever it accepts, it reads exactly as from_json would (tests/unit/test_heartbeat_sax.cpp).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+
+namespace leaseq::detail {
+
+class heartbeat_sax {
+ public:
+  // A heartbeat file into h. False: take the general path.
+  static bool parse(std::string_view text, heartbeat& h) {
+    h = heartbeat{};
+    heartbeat_sax s(h);
+    flat_json_reader<heartbeat_sax> rd{text.data(), text.data() + text.size(), s, {}};
+    return rd.document() && s.finish();
+  }
+
+  // Every field but the two required ones reads null as its default (pid_start too: from_json
+  // takes only an unsigned number there).
+  bool null() { return depth_ == 1 && field_ != f::node && field_ != f::ts; }
+  bool boolean(bool v) {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::paused:
+        h_.paused = v;
+        return true;
+      case f::stopped:
+        h_.stopped = v;
+        return true;
+      default:
+        return false;
+    }
+  }
+  bool number_integer(std::int64_t v) {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::pid:
+        if (v < 0 || v > max_pid) return false;
+        h_.pid = v;
+        return true;
+      case f::pending:
+        h_.pending = v;
+        return true;
+      case f::slots:
+        h_.slots = v;
+        return true;
+      case f::gpus:
+        h_.gpus = v;
+        return true;
+      case f::gpus_free:
+        h_.gpus_free = v;
+        return true;
+      case f::pid_start:
+        // nlohmann reads a non-negative integer as unsigned; from_json takes only those.
+        h_.pid_start = v >= 0 ? static_cast<std::uint64_t>(v) : 0;
+        return true;
+      default:
+        return number_float(static_cast<double>(v), {});
+    }
+  }
+  bool number_float(double v, const std::string&) {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::ts:
+        h_.ts = v;
+        has_ts_ = true;
+        return true;
+      case f::started:
+        h_.started = v;
+        return true;
+      default:
+        return false;  // integer fields given as floats: the general path decides
+    }
+  }
+  bool string(std::string& s) {
+    if (depth_ == 2) {
+      if (field_ == f::running) {
+        h_.running.push_back(s);
+        return true;
+      }
+      if (field_ == f::gpu_ids) {
+        h_.gpu_ids.push_back(s);
+        return true;
+      }
+      return false;
+    }
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case f::node:
+        h_.node = s;
+        return true;
+      case f::host:
+        h_.host = s;
+        return true;
+      case f::running_task_id:
+        h_.running_task_id = s;
+        return true;
+      case f::version:
+        h_.version = s;
+        return true;
+      case f::boot_id:
+        h_.boot_id = s;
+        return true;
+      default:
+        return false;
+    }
+  }
+  bool start_object(std::size_t) {
+    if (depth_ != 0) return false;
+    depth_ = 1;
+    return true;
+  }
+  bool key(std::string& k) {
+    field_ = lookup(k);
+    auto bit = std::uint32_t{1} << static_cast<int>(field_);
+    if (field_ == f::unknown || (seen_ & bit)) return false;  // kept in extra, or a duplicate
+    seen_ |= bit;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ != 1 || (field_ != f::running && field_ != f::gpu_ids)) return false;
+    depth_ = 2;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+
+ private:
+  enum class f {
+    unknown,
+    node,
+    host,
+    pid,
+    ts,
+    started,
+    running,
+    running_task_id,
+    pending,
+    paused,
+    slots,
+    gpus,
+    gpu_ids,
+    gpus_free,
+    version,
+    stopped,
+    pid_start,
+    boot_id
+  };
+
+  explicit heartbeat_sax(heartbeat& h) : h_(h) {}
+
+  static f lookup(std::string_view k) {
+    static constexpr std::pair<std::string_view, f> table[] = {
+        {"node", f::node},
+        {"host", f::host},
+        {"pid", f::pid},
+        {"ts", f::ts},
+        {"started", f::started},
+        {"running", f::running},
+        {"running_task_id", f::running_task_id},
+        {"pending", f::pending},
+        {"paused", f::paused},
+        {"slots", f::slots},
+        {"gpus", f::gpus},
+        {"gpu_ids", f::gpu_ids},
+        {"gpus_free", f::gpus_free},
+        {"version", f::version},
+        {"stopped", f::stopped},
+        {"pid_start", f::pid_start},
+        {"boot_id", f::boot_id}};
+    for (const auto& [name, id] : table)
+      if (name == k) return id;
+    return f::unknown;
+  }
+
+  // The checks from_json makes; anything it would refuse goes to the general path.
+  bool finish() {
+    if (!has_ts_ || !is_valid_node(h_.node)) return false;
+    h_.extra = nlohmann::json::object();
+    return true;
+  }
+
+  heartbeat& h_;
+  std::uint32_t seen_ = 0;
+  int depth_ = 0;
+  f field_ = f::unknown;
+  bool has_ts_ = false;
+};
+
+}  // namespace leaseq::detail
+// end leaseq/detail/heartbeat_sax.hpp
 // begin leaseq/engine/seq.hpp
 
 // Task sequence numbers, unique across clients whose locks do not see each other.
@@ -5812,6 +6110,7 @@ struct cached_hb {
   bool bad = false;
   bool settling = false;  // bad, but modified less than ui.hb_stale_s ago (node_view)
   std::string reason;
+  std::uint64_t scan = 0;  // the heartbeat scan that last listed it
 };
 
 // Priority among sightings of the same task: done > claimed > inbox.
@@ -6204,7 +6503,7 @@ class snapshot_store {
                             paths_.hb_dir().string(), std::strerror(r.err)));
       return;
     }
-    std::map<std::string, detail::cached_hb> next;
+    ++hb_scans_;
     for (const auto& e : r.entries) {
       std::string node;
       if (detail::ends_with(e.name, ".json")) node = e.name.substr(0, e.name.size() - 5);
@@ -6215,42 +6514,57 @@ class snapshot_store {
         continue;
       }
       fs::path path = paths_.heartbeat(node);
-      detail::cached_hb h;
-      if (auto it = hbs_.find(node); it != hbs_.end()) h = std::move(it->second);
-      file_info info = fs_.stat(path);
-      if (info.err == ENOENT) continue;
-      bool same = !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
+      detail::cached_hb& h = hbs_[node];
+      // A runner replaces its heartbeat by rename: a listing that shows another inode than the
+      // one read last time says it changed, without a stat. The same inode may still have been
+      // rewritten in place (another tool): its size and mtime tell.
+      bool replaced = e.ino != 0 && h.hb && e.ino != h.info.ino;
+      file_info info;
+      if (!replaced) {
+        info = fs_.stat(path);
+        if (info.err == ENOENT) continue;
+      }
+      bool same = !replaced && !h.bad && h.hb && info.err == 0 && info.ino == h.info.ino &&
                   info.size == h.info.size && info.mtime == h.info.mtime;
       if (!same) {
         file_read fr = fs_.read(path, opts_.max_file_bytes);
         if (!fr.ok && fr.err == ENOENT) continue;
-        json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
-        // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
-        // client, or a writer that rewrites in place) reads torn: read it again before
-        // calling it unreadable.
-        for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          fr = fs_.read(path, opts_.max_file_bytes);
-          if (fr.ok) j = parse_json_tolerant(fr.content);
-        }
-        if (!fr.ok && fr.err == ENOENT) continue;
+        if (replaced) info = fr.ok ? fr.info : fs_.stat(path);
         std::string reason;
-        if (!fr.ok) {
-          reason = fr.reason;
-        } else if (!j.ok()) {
-          reason = j.reason;
+        auto take = [&](heartbeat hb) {
+          if (hb.node != node)
+            add_error(hb_errors_, path, 0,
+                      fmt::format("heartbeat {} says node {}", path.string(),
+                                  detail::quote_for_message(hb.node)));
+          h.hb = std::move(hb);
+          h.info = fr.info;
+        };
+        heartbeat fast;
+        if (fr.ok && detail::heartbeat_sax::parse(fr.content, fast)) {
+          take(std::move(fast));  // the common, well-formed heartbeat: no DOM
         } else {
-          try {
-            heartbeat hb;
-            from_json(*j.value, hb);
-            if (hb.node != node)
-              add_error(hb_errors_, path, 0,
-                        fmt::format("heartbeat {} says node {}", path.string(),
-                                    detail::quote_for_message(hb.node)));
-            h.hb = std::move(hb);
-            h.info = fr.info;
-          } catch (const std::exception& ex) {
-            reason = ex.what();
+          json_outcome j = fr.ok ? parse_json_tolerant(fr.content) : json_outcome{};
+          // A heartbeat caught mid-rewrite (a filesystem whose rename is not atomic to this
+          // client, or a writer that rewrites in place) reads torn: read it again before
+          // calling it unreadable.
+          for (int retry = 0; retry < 3 && fr.ok && !j.ok(); ++retry) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            fr = fs_.read(path, opts_.max_file_bytes);
+            if (fr.ok) j = parse_json_tolerant(fr.content);
+          }
+          if (!fr.ok && fr.err == ENOENT) continue;
+          if (!fr.ok) {
+            reason = fr.reason;
+          } else if (!j.ok()) {
+            reason = j.reason;
+          } else {
+            try {
+              heartbeat hb;
+              from_json(*j.value, hb);
+              take(std::move(hb));
+            } catch (const std::exception& ex) {
+              reason = ex.what();
+            }
           }
         }
         h.bad = !reason.empty();
@@ -6259,9 +6573,11 @@ class snapshot_store {
             h.bad && info.err == 0 && age < opts_.ui.hb_stale_s && age > -opts_.ui.hb_stale_s;
         h.reason = std::move(reason);
       }
-      next.emplace(node, std::move(h));
+      h.scan = hb_scans_;
     }
-    hbs_ = std::move(next);
+    // Heartbeats no longer listed (or gone between the listing and the read) are dropped.
+    for (auto it = hbs_.begin(); it != hbs_.end();)
+      it = it->second.scan == hb_scans_ ? std::next(it) : hbs_.erase(it);
   }
 
   // A lane directory this scan listed (or found unchanged), with where it sits.
@@ -6823,6 +7139,7 @@ class snapshot_store {
   std::atomic<double> task_interval_{2};  // read by other threads while a scan runs
   std::unordered_map<std::string, cached_dir> dirs_;
   std::map<std::string, detail::cached_hb> hbs_;
+  std::uint64_t hb_scans_ = 0;
   std::set<std::string> node_names_;
   table_summary summary_;
   std::vector<std::string> last_evidence_;

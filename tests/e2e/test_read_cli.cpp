@@ -2,6 +2,7 @@
 #include <leaseq/clock.hpp>
 #include <leaseq/file_io.hpp>
 #include <leaseq/paths.hpp>
+#include <leaseq/results_index.hpp>
 
 #include <sstream>
 #include <string>
@@ -83,6 +84,62 @@ TEST_CASE("leaseq status prints a table", "[read_cli]") {
   CHECK(r.out.find("STALE") != std::string::npos);
   CHECK(r.out.find("PENDING=2") != std::string::npos);
   CHECK(r.out.find("T003") != std::string::npos);
+}
+
+TEST_CASE("leaseq status: the text form shows the counts and node columns of --json",
+          "[read_cli]") {
+  cli_tree t;
+  t.standard();
+  double now = unix_now();
+  t.pending(6, "nodeB");  // its runner is STALE: cannot run now
+  t.pending(7, "_any");
+  t.done(8, "nodeA", "CANCELLED", 1);
+  write_text(t.paths.inbox_task("nodeA", "T009"), "{\"id\": \"T0");  // does not parse
+  t.hb("nodeA", now - 1, {"T003", "T010"});  // T010: known from the heartbeat only (LOST?)
+  // The results index of nodeA vouches for its results (the JSON form reads it, protocol 5).
+  std::string index;
+  for (int seq : {4, 8}) {
+    struct stat st;
+    REQUIRE(::stat(t.paths.result("nodeA", format_task_id(seq)).c_str(), &st) == 0);
+    index += format_results_index_line(seq, seq == 4 ? task_state::finished : task_state::cancelled,
+                                       seq == 4 ? 0 : 1, static_cast<std::uint64_t>(st.st_ino));
+  }
+  write_text(t.paths.done("nodeA") / std::string(results_index_name), index);
+
+  json j = parse(t.run("status --json").out);
+  auto text = t.run("status");
+  REQUIRE(text.exit_code == 0);
+  INFO(text.out);
+  std::string counts;
+  for (const char* st :
+       {"PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "LOST?", "LOST", "UNKNOWN"}) {
+    long n = j["counts"][st].get<long>();
+    if (n > 0 || std::string(st) == "PENDING" || std::string(st) == "RUNNING")
+      counts += (counts.empty() ? "" : "  ") + std::string(st) + "=" + std::to_string(n);
+  }
+  CHECK(j["counts"]["PENDING"] == 5);
+  CHECK(j["counts"]["LOST?"] == 1);
+  CHECK(text.out.find("tasks: " + counts + "\n") != std::string::npos);
+  // Each node's row: NODE HEALTH HB PENDING RUNNING PAUSED.
+  for (const json& n : j["nodes"]) {
+    std::string running;
+    for (const json& id : n["running"])
+      running += (running.empty() ? "" : ",") + id.get<std::string>();
+    std::istringstream rows(text.out);
+    std::string line;
+    bool found = false;
+    while (std::getline(rows, line)) {
+      std::istringstream cols(line);
+      std::string name, health, age, pending, run, paused;
+      cols >> name >> health >> age >> pending >> run >> paused;
+      if (name != n["node"].get<std::string>()) continue;
+      found = true;
+      CHECK(health == n["health"].get<std::string>());
+      CHECK(pending == std::to_string(n["pending"].get<long>()));
+      CHECK(run == (running.empty() ? "-" : running));
+    }
+    CHECK(found);
+  }
 }
 
 TEST_CASE("leaseq tasks --json with filters", "[read_cli]") {

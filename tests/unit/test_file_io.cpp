@@ -1,6 +1,7 @@
 #include <leaseq/detail/dir.hpp>
 #include <leaseq/file_io.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,6 +96,18 @@ TEST_CASE("tolerant read reports, never throws", "[file_io]") {
     read_json_tolerant(t / "half.json");
     CHECK(fs::exists(t / "half.json"));
   }
+}
+
+TEST_CASE("a read leaves the file's access time alone", "[file_io]") {
+  temp_dir t;
+  test_support::write_text(t / "hb.json", "{}");
+  // An access time before the modification: relatime would move it on the next read.
+  struct timespec times[2] = {{1000000000, 0}, {0, UTIME_OMIT}};
+  REQUIRE(::utimensat(AT_FDCWD, (t / "hb.json").c_str(), times, 0) == 0);
+  REQUIRE(read_file_tolerant(t / "hb.json", 1024).ok);
+  struct stat st;
+  REQUIRE(::stat((t / "hb.json").c_str(), &st) == 0);
+  CHECK(st.st_atim.tv_sec == 1000000000);
 }
 
 TEST_CASE("create_file_exclusive creates once", "[file_io]") {

@@ -39,6 +39,35 @@ TEST_CASE("posix_fs lists names with inodes, skips dot-names, stamps the directo
   CHECK(pfs.list_dir(tmp / "d/T001.json").err == ENOTDIR);
 }
 
+TEST_CASE("posix_fs: an unchanged directory is found so without opening it", "[fs]") {
+  temp_dir tmp;
+  write_text(tmp / "d/T001.json", "{}");
+  posix_fs pfs;
+  auto r = pfs.list_dir(tmp / "d");
+  REQUIRE(r.err == 0);
+  // The stamp asked without opening (statx) is the very stamp an open + fstat gives.
+  dir_stamp synced;
+  int err = detail::synced_dir_stamp(tmp / "d", synced);
+  if (err != ENOSYS) {
+    REQUIRE(err == 0);
+    CHECK(synced == r.stamp);
+    CHECK(detail::synced_dir_stamp(tmp / "d/T001.json", synced) == ENOTDIR);
+    CHECK(detail::synced_dir_stamp(tmp / "missing", synced) == ENOENT);
+  }
+  auto same = pfs.list_dir(tmp / "d", &r.stamp);
+  CHECK(same.unchanged);
+  CHECK(same.stamp == r.stamp);
+  // Another directory in its place (same mtime and size, another inode) is listed.
+  dir_stamp other = r.stamp;
+  other.ino += 1;
+  auto relisted = pfs.list_dir(tmp / "d", &other);
+  CHECK_FALSE(relisted.unchanged);
+  CHECK(relisted.entries.size() == 1);
+  // Gone, or a file now: what an open says.
+  CHECK(pfs.list_dir(tmp / "missing", &r.stamp).err == ENOENT);
+  CHECK(pfs.list_dir(tmp / "d/T001.json", &r.stamp).err == ENOTDIR);
+}
+
 TEST_CASE("posix_fs reads with limits and never follows FIFOs", "[fs]") {
   temp_dir tmp;
   write_text(tmp / "a.json", "{\"x\": 1}");

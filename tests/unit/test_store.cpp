@@ -656,6 +656,72 @@ TEST_CASE("store: heartbeats from the future, paused, stopped, and unparseable",
   CHECK(s->fs_lag);
 }
 
+TEST_CASE("store: a replaced heartbeat is read without a stat, one rewritten in place too",
+          "[store]") {
+  // Counts the stats of heartbeats: the listing's inode tells a replaced one.
+  struct hb_stat_fs {
+    posix_fs real;
+    std::shared_ptr<int> stats = std::make_shared<int>(0);
+    std::shared_ptr<int> reads = std::make_shared<int>(0);
+    dir_listing_result list_dir(const fs::path& d, const dir_stamp* s) const {
+      return real.list_dir(d, s);
+    }
+    file_info stat(const fs::path& p) const {
+      if (p.parent_path().filename() == "hb") ++*stats;
+      return real.stat(p);
+    }
+    file_read read(const fs::path& p, std::size_t max) const {
+      if (p.parent_path().filename() == "hb") ++*reads;
+      return real.read(p, max);
+    }
+    file_read read_tail(const fs::path& p, std::size_t max) const { return real.read_tail(p, max); }
+  };
+  tree t;
+  t.hb("nodeA", 4990);
+  hb_stat_fs hfs;
+  auto store = make_store(t, hfs);
+  auto s = store.refresh();
+  REQUIRE(s->find_node("nodeA"));
+  CHECK(s->find_node("nodeA")->hb->ts == 4990);
+  CHECK(*hfs.reads == 1);
+
+  t.hb("nodeA", 4992, {"T001"});  // the runner's rename: a new inode
+  store.clock().advance(2);
+  int stats = *hfs.stats;
+  s = store.refresh();
+  CHECK(s->find_node("nodeA")->hb->ts == 4992);
+  CHECK(s->find_node("nodeA")->hb->running == std::vector<std::string>{"T001"});
+  CHECK(*hfs.stats == stats);  // known changed from the listing alone
+  CHECK(*hfs.reads == 2);
+
+  store.clock().advance(2);
+  s = store.refresh();  // unchanged: one stat, no read
+  CHECK(*hfs.stats == stats + 1);
+  CHECK(*hfs.reads == 2);
+
+  // Another tool rewrites it in place: the same inode, another size and mtime.
+  fs::path p = t.paths.heartbeat("nodeA");
+  std::uint64_t ino = hfs.real.stat(p).ino;
+  {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << R"({"node": "nodeA", "host": "nodeA", "pid": 4242, "ts": 4994.5, "paused": true})";
+  }
+  struct timespec later[2] = {{0, UTIME_OMIT}, {4994, 500000000}};
+  REQUIRE(::utimensat(AT_FDCWD, p.c_str(), later, 0) == 0);
+  REQUIRE(hfs.real.stat(p).ino == ino);
+  store.clock().advance(2);
+  s = store.refresh();
+  CHECK(s->find_node("nodeA")->hb->ts == 4994.5);
+  CHECK(s->find_node("nodeA")->paused);
+  CHECK(s->find_node("nodeA")->hb->running.empty());
+
+  // Gone: the node goes with it (nothing else names it).
+  fs::remove(p);
+  store.clock().advance(2);
+  s = store.refresh();
+  CHECK(s->find_node("nodeA") == nullptr);
+}
+
 TEST_CASE("store: a torn heartbeat is lag while it is fresh, a problem past ui.hb_stale_s",
           "[store]") {
   tree t;
