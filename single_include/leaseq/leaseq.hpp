@@ -3818,6 +3818,9 @@ inline void check_home_trust(const home_paths& home, home_use use = home_use::wr
 //   batch_kill_before_rename  the runner's result writer kills the runner (SIGKILL) once a
 //                         batch of several results is written under temporary names and
 //                         flushed, before any of them is renamed (group-commit crash tests)
+//   batch_stall_before_rename  the same moment, but the writer waits 3 s and goes on: the
+//                         batch's tasks are ended but not yet written while the runner runs
+//                         (tests of what arrives meanwhile, such as a cancel)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -3841,11 +3844,12 @@ enum class fault_point : int {
   pid_record_enospc = 5,
   clean_kill_mid_unlink = 6,
   batch_kill_before_rename = 7,
+  batch_stall_before_rename = 8,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 8;
+inline constexpr int fault_point_count = 9;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -3865,6 +3869,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "clean_kill_mid_unlink";
     case fault_point::batch_kill_before_rename:
       return "batch_kill_before_rename";
+    case fault_point::batch_stall_before_rename:
+      return "batch_stall_before_rename";
   }
   return "";
 }
@@ -3907,7 +3913,8 @@ struct fault_table {
                            " (expected POINT=N or POINT=1/K with POINT one of "
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
                            "dashboard_throws, claim_record_enospc, pid_record_enospc, "
-                           "clean_kill_mid_unlink, batch_kill_before_rename)");
+                           "clean_kill_mid_unlink, batch_kill_before_rename, "
+                           "batch_stall_before_rename)");
         continue;
       }
       if (every)
@@ -9413,7 +9420,11 @@ class result_writer {
         flush_error = io_error("cannot flush", batch[i].path.parent_path(), errno).what();
       break;  // every result of a runner lives in its done/<node>: one filesystem
     }
+    // syncfs, not an fsync per file: measured on ext4 with other programs writing (issue 19,
+    // docs/performance.md), a batch's fsyncs (each its own journal commit, writeback of all
+    // started first) made the runner slower, 45-62 tasks/s against 60-124 with syncfs.
     if (fault_hit(fault_point::batch_kill_before_rename)) ::kill(::getpid(), SIGKILL);
+    if (fault_hit(fault_point::batch_stall_before_rename)) ::sleep(3);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!temps[i]) continue;
       const job& j = batch[i];
@@ -10781,6 +10792,36 @@ inline std::deque<std::string> list_lane(const fs::path& dir) {
   return out;
 }
 
+// The pid of the writer that made `name`, when it is one of the temp names a runner writes a
+// file `<task id><final_suffix>` under (file_io.hpp temp_name_for: `.<id><final_suffix>.tmp.`
+// then `<pid>.<counter>.<hex>`, and `.<i>` in a group commit); nothing for any other name.
+inline std::optional<pid_t> runner_temp_writer(std::string_view name,
+                                               std::string_view final_suffix) {
+  if (name.empty() || name[0] != '.') return std::nullopt;
+  std::size_t tmp = name.find(final_suffix);
+  if (tmp == std::string_view::npos || !task_seq(name.substr(1, tmp - 1))) return std::nullopt;
+  std::string_view rest = name.substr(tmp + final_suffix.size());
+  if (rest.substr(0, 5) != ".tmp.") return std::nullopt;
+  rest.remove_prefix(5);
+  // Dot-separated fields: pid, counter, hex, and optionally the index in the batch.
+  std::vector<std::string_view> fields;
+  for (std::size_t at = 0;;) {
+    std::size_t dot = rest.find('.', at);
+    fields.push_back(rest.substr(at, dot == std::string_view::npos ? dot : dot - at));
+    if (dot == std::string_view::npos) break;
+    at = dot + 1;
+  }
+  auto all_of = [](std::string_view f, const char* set) {
+    return !f.empty() && f.size() <= 20 && f.find_first_not_of(set) == std::string_view::npos;
+  };
+  const char* digits = "0123456789";
+  if (fields.size() < 3 || fields.size() > 4 || !all_of(fields[0], digits) ||
+      !all_of(fields[1], digits) || !all_of(fields[2], "0123456789abcdef") ||
+      (fields.size() == 4 && !all_of(fields[3], digits)))
+    return std::nullopt;
+  return checked_pid(std::atoll(std::string(fields[0]).c_str()));
+}
+
 }  // namespace detail
 
 class runner {
@@ -10816,6 +10857,7 @@ class runner {
                               lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
       ensure_dir(d);
     take_node_lock();
+    remove_stale_temps();
     started_ = now;
     for (const auto& problem : fault_config_problems()) log(problem);
     check_tree();
@@ -10936,6 +10978,29 @@ class runner {
       }
       throw io_error("cannot lock", p.string(), errno);
     }
+  }
+
+  // A runner killed between writing a file under its temp name and renaming it (a group
+  // commit's results after their flush, a claimed file being rewritten) leaves the temp file:
+  // readers skip it and the task is still claimed, so nothing needs it. Removed at start, once
+  // this runner holds the node's lock (no other runner of the node writes here then; without
+  // the lock nothing is removed): only the names a runner writes, and only while their writer
+  // is gone (this process has written nothing yet, so its own pid counts as gone: a pid reused
+  // from the last runner); a live writer's temp file (another tool's) is left alone.
+  void remove_stale_temps() {
+    if (!node_lock_) return;
+    const std::pair<fs::path, const char*> dirs[] = {{lease_.done(cfg_.node), ".result.json"},
+                                                     {lease_.claimed(cfg_.node), ".json"}};
+    std::size_t removed = 0;
+    for (const auto& [dir, suffix] : dirs) {
+      for (const std::string& name : detail::list_dir(dir.string(), true).names) {
+        auto pid = detail::runner_temp_writer(name, suffix);
+        if (!pid || (*pid != ::getpid() && (::kill(*pid, 0) == 0 || errno != ESRCH))) continue;
+        if (::unlink((dir / name).c_str()) == 0) ++removed;
+      }
+    }
+    if (removed > 0)
+      log(fmt::format("removed {} temporary file(s) a killed runner of this node left", removed));
   }
 
   // Gives a claimed task back to its lane (rename claimed -> inbox): it waits for the next

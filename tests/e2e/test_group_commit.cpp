@@ -141,3 +141,123 @@ TEST_CASE("group commit: kill -9 between a batch's flush and its renames loses n
   }
   CHECK(f.count(f.lease.inbox("_any")) == 0);
 }
+
+TEST_CASE("group commit: a cancel arriving while an ended task's result waits in the batch",
+          "[e2e][runner][group_commit]") {
+  fixture f;
+  fs::path ran = f.tmp / "ran.txt";
+  std::string lines;
+  for (int i = 0; i < 16; ++i)
+    lines += "sleep 0.2; echo $LEASEQ_TASK_ID >> " + test_support::shell_quote(ran.string()) + "\n";
+  fs::path lines_file = f.tmp / "lines.txt";
+  test_support::write_text(lines_file, lines);
+  auto cancels_left = [&] {
+    std::size_t n = 0;
+    for (const auto& name : detail::list_dir(f.lease.control("n1").string()).names)
+      if (name.rfind("cancel_", 0) == 0) ++n;
+    return n;
+  };
+
+  std::vector<std::string> ids;
+  std::string cancelled;
+  // The writer holds the first batch of two or more for 3 s after its flush, before the
+  // renames (LEASEQ_FAULT=batch_stall_before_rename): the cancel must be handled meanwhile.
+  // A round where no batch formed, or the cancel came too late, is run again.
+  for (int round = 0; round < 5 && cancelled.empty(); ++round) {
+    auto sub =
+        f.leaseq("submit --lease " + lease_id + " --each-line " + lines_file.string(), false);
+    REQUIRE(sub.exit_code == 0);
+    for (auto& id : lines_of(sub.out)) ids.push_back(id);
+    pid_t runner = start_runner(f, "batch_stall_before_rename=1", 8);
+    std::vector<std::string> temps;
+    wait_until(
+        [&] { return !(temps = temp_results(f)).empty() || f.count_results() >= ids.size(); }, 60s);
+    if (!temps.empty()) {
+      std::string id = temps.front().substr(1, temps.front().find(".result.json") - 1);
+      auto cancel = f.leaseq("cancel --lease " + lease_id + " " + id);
+      INFO(cancel.out);
+      // Refused only when the batch was renamed before the command looked (the task ended):
+      // too late for this round.
+      REQUIRE((cancel.exit_code == 0 || fs::exists(f.lease.result("n1", id))));
+      REQUIRE(wait_until([&] { return cancels_left() == 0; }, 30s));
+      // Still in the batch when the runner took the cancel: the case this test is about.
+      if (cancel.exit_code == 0 && !fs::exists(f.lease.result("n1", id)) &&
+          fs::exists(f.lease.claimed_task("n1", id)))
+        cancelled = id;
+    }
+    bool all = wait_until(
+        [&] { return f.count_results() >= ids.size() && f.count(f.lease.claimed("n1")) == 0; },
+        60s);
+    INFO(test_support::read_text(f.tmp / "runner.log"));
+    REQUIRE(all);
+    REQUIRE_FALSE(exited(runner));  // the stall is no crash
+    ::kill(runner, SIGTERM);
+    ::waitpid(runner, nullptr, 0);
+  }
+  REQUIRE_FALSE(cancelled.empty());
+  INFO(cancelled);
+
+  // The task had ended before the cancel came: its result stands, FINISHED; the runner said
+  // it found nothing to cancel. Every task ran once and has its result; no temp file is left.
+  std::string log = test_support::read_text(f.tmp / "runner.log");
+  CHECK(log.find(cancelled + ": cancel: not pending here nor running here") != std::string::npos);
+  std::map<std::string, int> runs;
+  for (const auto& id : lines_of(test_support::read_text(ran))) ++runs[id];
+  for (const auto& id : ids) {
+    INFO(id);
+    auto r = f.result_of(id);
+    REQUIRE(r);
+    CHECK(runs[id] == 1);
+    CHECK((*r)["state"] == "FINISHED");
+  }
+  CHECK(temp_results(f).empty());
+  CHECK(f.count(f.lease.inbox("_any")) == 0);
+}
+
+TEST_CASE("group commit: a restarted runner removes the temp results a killed one left",
+          "[e2e][runner][group_commit]") {
+  fixture f;
+  std::string lines;
+  for (int i = 0; i < 16; ++i) lines += "sleep 0.2\n";
+  fs::path lines_file = f.tmp / "lines.txt";
+  test_support::write_text(lines_file, lines);
+  std::size_t submitted = 0;
+  bool killed = false;
+  for (int round = 0; round < 5 && !killed; ++round) {
+    auto sub =
+        f.leaseq("submit --lease " + lease_id + " --each-line " + lines_file.string(), false);
+    REQUIRE(sub.exit_code == 0);
+    submitted += lines_of(sub.out).size();
+    pid_t runner = start_runner(f, "batch_kill_before_rename=1", 8);
+    std::optional<int> status;
+    REQUIRE(wait_until(
+        [&] { return (status = exited(runner)).has_value() || f.count_results() >= submitted; },
+        60s));
+    if (!status) {
+      ::kill(runner, SIGTERM);
+      ::waitpid(runner, nullptr, 0);
+      continue;
+    }
+    killed = true;
+  }
+  REQUIRE(killed);
+  REQUIRE(temp_results(f).size() >= 2);
+  // Names that only look alike are not the runner's: they stay.
+  for (const char* other : {".T999.result.json.mine", ".notes", ".T998.result.json.tmp.x.1.ab"})
+    test_support::write_text(f.lease.done("n1") / other, "x");
+
+  pid_t again = start_runner(f, "", 8);
+  bool all = wait_until(
+      [&] { return f.count_results() >= submitted && f.count(f.lease.claimed("n1")) == 0; }, 60s);
+  ::kill(again, SIGTERM);
+  ::waitpid(again, nullptr, 0);
+  INFO(test_support::read_text(f.tmp / "runner.log"));
+  REQUIRE(all);
+  std::set<std::string> left;
+  for (const auto& n : temp_results(f)) left.insert(n);
+  CHECK(left == std::set<std::string>{".T999.result.json.mine", ".T998.result.json.tmp.x.1.ab"});
+  for (const char* other : {".T999.result.json.mine", ".notes", ".T998.result.json.tmp.x.1.ab"})
+    CHECK(fs::exists(f.lease.done("n1") / other));
+  CHECK(test_support::read_text(f.tmp / "runner.log").find("temporary file(s) a killed runner") !=
+        std::string::npos);
+}

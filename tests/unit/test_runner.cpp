@@ -1345,3 +1345,42 @@ TEST_CASE("runner: a recorded process is signalled only while it is the same one
   CHECK(::waitpid(child, &status, 0) == child);
   CHECK(WIFSIGNALED(status));
 }
+
+TEST_CASE("runner: the temp names a runner writes, and their writer's pid", "[runner]") {
+  using detail::runner_temp_writer;
+  CHECK(runner_temp_writer(".T001.result.json.tmp.4242.0.a1b2c3", ".result.json") == 4242);
+  CHECK(runner_temp_writer(".T1000.result.json.tmp.77.12.ff.3", ".result.json") == 77);
+  CHECK(runner_temp_writer(".T014.json.tmp.9.1.0", ".json") == 9);
+  for (const char* other :
+       {"T001.result.json", ".T001.result.json", ".T001.result.json.tmp.", ".notes",
+        ".T001.result.json.tmp.x.0.ab", ".T001.result.json.tmp.1.0.AB", ".T0001.json.tmp.1.0.a",
+        ".T001.result.json.tmp.1.0", ".T001.result.json.tmp.1.0.a.1.2", ".results",
+        ".T001.result.json.tmp.0.0.a", ".T001.result.json.tmp.1.0.ab.x", ".taken.1.pause.json"}) {
+    INFO(other);
+    CHECK_FALSE(runner_temp_writer(other, ".result.json"));
+    CHECK_FALSE(runner_temp_writer(other, ".json"));
+  }
+}
+
+TEST_CASE("runner: at start, removes the temp files of writers that are gone, only those",
+          "[runner]") {
+  bench b;
+  fs::create_directories(b.lease.done("n1"));
+  fs::create_directories(b.lease.claimed("n1"));
+  pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  std::string dead = std::to_string(gone), live = std::to_string(::getppid());
+  const std::vector<std::string> stale = {".T001.result.json.tmp." + dead + ".3.ab.0",
+                                          ".T002.result.json.tmp." + dead + ".4.9f"};
+  const std::vector<std::string> kept = {".T003.result.json.tmp." + live + ".3.ab.1", ".notes",
+                                         ".T004.result.json.mine"};
+  for (const auto& n : stale) test_support::write_text(b.lease.done("n1") / n, "{}");
+  for (const auto& n : kept) test_support::write_text(b.lease.done("n1") / n, "{}");
+  test_support::write_text(b.lease.claimed("n1") / (".T005.json.tmp." + dead + ".1.c"), "{}");
+  b.r = b.make(b.config(1));
+  b.r->start(b.clock.now());
+  for (const auto& n : stale) CHECK_FALSE(fs::exists(b.lease.done("n1") / n));
+  for (const auto& n : kept) CHECK(fs::exists(b.lease.done("n1") / n));
+  CHECK_FALSE(fs::exists(b.lease.claimed("n1") / (".T005.json.tmp." + dead + ".1.c")));
+}

@@ -22,6 +22,9 @@
 //   batch_kill_before_rename  the runner's result writer kills the runner (SIGKILL) once a
 //                         batch of several results is written under temporary names and
 //                         flushed, before any of them is renamed (group-commit crash tests)
+//   batch_stall_before_rename  the same moment, but the writer waits 3 s and goes on: the
+//                         batch's tasks are ended but not yet written while the runner runs
+//                         (tests of what arrives meanwhile, such as a cancel)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -45,11 +48,12 @@ enum class fault_point : int {
   pid_record_enospc = 5,
   clean_kill_mid_unlink = 6,
   batch_kill_before_rename = 7,
+  batch_stall_before_rename = 8,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 8;
+inline constexpr int fault_point_count = 9;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -69,6 +73,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "clean_kill_mid_unlink";
     case fault_point::batch_kill_before_rename:
       return "batch_kill_before_rename";
+    case fault_point::batch_stall_before_rename:
+      return "batch_stall_before_rename";
   }
   return "";
 }
@@ -111,7 +117,8 @@ struct fault_table {
                            " (expected POINT=N or POINT=1/K with POINT one of "
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
                            "dashboard_throws, claim_record_enospc, pid_record_enospc, "
-                           "clean_kill_mid_unlink, batch_kill_before_rename)");
+                           "clean_kill_mid_unlink, batch_kill_before_rename, "
+                           "batch_stall_before_rename)");
         continue;
       }
       if (every)

@@ -135,6 +135,36 @@ inline std::deque<std::string> list_lane(const fs::path& dir) {
   return out;
 }
 
+// The pid of the writer that made `name`, when it is one of the temp names a runner writes a
+// file `<task id><final_suffix>` under (file_io.hpp temp_name_for: `.<id><final_suffix>.tmp.`
+// then `<pid>.<counter>.<hex>`, and `.<i>` in a group commit); nothing for any other name.
+inline std::optional<pid_t> runner_temp_writer(std::string_view name,
+                                               std::string_view final_suffix) {
+  if (name.empty() || name[0] != '.') return std::nullopt;
+  std::size_t tmp = name.find(final_suffix);
+  if (tmp == std::string_view::npos || !task_seq(name.substr(1, tmp - 1))) return std::nullopt;
+  std::string_view rest = name.substr(tmp + final_suffix.size());
+  if (rest.substr(0, 5) != ".tmp.") return std::nullopt;
+  rest.remove_prefix(5);
+  // Dot-separated fields: pid, counter, hex, and optionally the index in the batch.
+  std::vector<std::string_view> fields;
+  for (std::size_t at = 0;;) {
+    std::size_t dot = rest.find('.', at);
+    fields.push_back(rest.substr(at, dot == std::string_view::npos ? dot : dot - at));
+    if (dot == std::string_view::npos) break;
+    at = dot + 1;
+  }
+  auto all_of = [](std::string_view f, const char* set) {
+    return !f.empty() && f.size() <= 20 && f.find_first_not_of(set) == std::string_view::npos;
+  };
+  const char* digits = "0123456789";
+  if (fields.size() < 3 || fields.size() > 4 || !all_of(fields[0], digits) ||
+      !all_of(fields[1], digits) || !all_of(fields[2], "0123456789abcdef") ||
+      (fields.size() == 4 && !all_of(fields[3], digits)))
+    return std::nullopt;
+  return checked_pid(std::atoll(std::string(fields[0]).c_str()));
+}
+
 }  // namespace detail
 
 class runner {
@@ -170,6 +200,7 @@ class runner {
                               lease_.logs(cfg_.node), lease_.hb_dir(), lease_.control(cfg_.node)})
       ensure_dir(d);
     take_node_lock();
+    remove_stale_temps();
     started_ = now;
     for (const auto& problem : fault_config_problems()) log(problem);
     check_tree();
@@ -290,6 +321,29 @@ class runner {
       }
       throw io_error("cannot lock", p.string(), errno);
     }
+  }
+
+  // A runner killed between writing a file under its temp name and renaming it (a group
+  // commit's results after their flush, a claimed file being rewritten) leaves the temp file:
+  // readers skip it and the task is still claimed, so nothing needs it. Removed at start, once
+  // this runner holds the node's lock (no other runner of the node writes here then; without
+  // the lock nothing is removed): only the names a runner writes, and only while their writer
+  // is gone (this process has written nothing yet, so its own pid counts as gone: a pid reused
+  // from the last runner); a live writer's temp file (another tool's) is left alone.
+  void remove_stale_temps() {
+    if (!node_lock_) return;
+    const std::pair<fs::path, const char*> dirs[] = {{lease_.done(cfg_.node), ".result.json"},
+                                                     {lease_.claimed(cfg_.node), ".json"}};
+    std::size_t removed = 0;
+    for (const auto& [dir, suffix] : dirs) {
+      for (const std::string& name : detail::list_dir(dir.string(), true).names) {
+        auto pid = detail::runner_temp_writer(name, suffix);
+        if (!pid || (*pid != ::getpid() && (::kill(*pid, 0) == 0 || errno != ESRCH))) continue;
+        if (::unlink((dir / name).c_str()) == 0) ++removed;
+      }
+    }
+    if (removed > 0)
+      log(fmt::format("removed {} temporary file(s) a killed runner of this node left", removed));
   }
 
   // Gives a claimed task back to its lane (rename claimed -> inbox): it waits for the next
