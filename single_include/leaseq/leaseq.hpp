@@ -3821,6 +3821,8 @@ inline void check_home_trust(const home_paths& home, home_use use = home_use::wr
 //   batch_stall_before_rename  the same moment, but the writer waits 3 s and goes on: the
 //                         batch's tasks are ended but not yet written while the runner runs
 //                         (tests of what arrives meanwhile, such as a cancel)
+//   reserve_links_refused  a submit's link(2) of its reservation ticket fails with EPERM, as
+//                         on a filesystem without hard links (the O_EXCL reservation path)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -3845,11 +3847,12 @@ enum class fault_point : int {
   clean_kill_mid_unlink = 6,
   batch_kill_before_rename = 7,
   batch_stall_before_rename = 8,
+  reserve_links_refused = 9,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 9;
+inline constexpr int fault_point_count = 10;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -3871,6 +3874,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "batch_kill_before_rename";
     case fault_point::batch_stall_before_rename:
       return "batch_stall_before_rename";
+    case fault_point::reserve_links_refused:
+      return "reserve_links_refused";
   }
   return "";
 }
@@ -5849,8 +5854,13 @@ class reservation_maker {
     std::string name = std::to_string(seq);
     if (links_work_) {
       if (ticket_.empty() || links_ >= 30000) new_ticket();  // ext4 caps links per inode
-      if (::linkat(dir_.get(), ticket_.c_str(), dir_.get(), name.c_str(), 0) == 0) {
+      bool refused = fault_hit(fault_point::reserve_links_refused);
+      if (refused) errno = EPERM;
+      if (!refused && ::linkat(dir_.get(), ticket_.c_str(), dir_.get(), name.c_str(), 0) == 0) {
         ++links_;
+        ticket& t = tickets_.back();
+        if (t.lowest == 0) t.lowest = seq;
+        t.highest = std::max(t.highest, seq);
         return true;
       }
       if (errno == EEXIST) return false;
@@ -5882,9 +5892,14 @@ class reservation_maker {
     if (seq <= committed_) return;
     if (seq > max_task_seq) return;
     std::string digits = fmt::format("{:0{}d}", seq, ticket_commit_digits);
-    for (const auto& fd : tickets_) mark(fd.get(), commit_offset_, digits);
-    for (std::int64_t s : excl_reservations_)
-      if (s > committed_ && s <= seq) mark_by_name(s, commit_offset_, digits);
+    for (const ticket& t : tickets_)  // only the tickets linked to ids this step commits
+      if (t.lowest != 0 && t.lowest <= seq && t.highest > committed_)
+        mark(t.fd.get(), commit_offset_, digits);
+    // O_EXCL reservations are made in ascending order: each is marked once.
+    for (;
+         excl_committed_ < excl_reservations_.size() && excl_reservations_[excl_committed_] <= seq;
+         ++excl_committed_)
+      mark_by_name(excl_reservations_[excl_committed_], commit_offset_, digits);
     committed_ = seq;
   }
   std::int64_t committed() const noexcept { return committed_; }
@@ -5893,14 +5908,21 @@ class reservation_maker {
   // the ticket inode all of them link to): a reader that cannot see such a task knows it
   // exists, instead of taking it for the leftover of a submit that died.
   void mark_published() noexcept {
-    for (const auto& fd : tickets_) mark(fd.get(), 0, "P");
+    for (const ticket& t : tickets_) mark(t.fd.get(), 0, "P");
     for (std::int64_t s : excl_reservations_) mark_by_name(s, 0, "P");
   }
 
   // Gives a reservation back (a submit that failed, or a request a bound key answered). Only
   // ids not committed yet are given back by a submit that succeeds.
-  void release(std::int64_t seq) const noexcept {
+  void release(std::int64_t seq) noexcept {
     ::unlinkat(dir_.get(), std::to_string(seq).c_str(), 0);
+    // Another submit may take the number now: never mark that name again.
+    auto it = std::lower_bound(excl_reservations_.begin(), excl_reservations_.end(), seq);
+    if (it != excl_reservations_.end() && *it == seq) {
+      if (static_cast<std::size_t>(it - excl_reservations_.begin()) < excl_committed_)
+        --excl_committed_;
+      excl_reservations_.erase(it);
+    }
   }
 
  private:
@@ -5921,7 +5943,7 @@ class reservation_maker {
       throw io_error("cannot write", (dir_path_ / name).string(), e);
     }
     ticket_ = std::move(name);
-    tickets_.push_back(std::move(fd));
+    tickets_.push_back({std::move(fd), 0, 0});
     links_ = 0;
   }
   void drop_ticket() noexcept {
@@ -5944,8 +5966,15 @@ class reservation_maker {
   std::size_t commit_offset_ = 0;
   bool remote_ = false;
   std::string ticket_;
-  std::vector<unique_fd> tickets_;               // every ticket inode made, kept open for marking
+  // Every ticket inode made, kept open for marking, with the ids linked to it (a ticket holds
+  // at most 30000 links: a batch of a million has 34, and a commit step touches one or two).
+  struct ticket {
+    unique_fd fd;
+    std::int64_t lowest = 0, highest = 0;
+  };
+  std::vector<ticket> tickets_;
   std::vector<std::int64_t> excl_reservations_;  // O_EXCL reservations (no hard links)
+  std::size_t excl_committed_ = 0;  // how many of excl_reservations_ are marked committed
   std::int64_t committed_ = 0;
   int links_ = 0;
   bool links_work_ = true;

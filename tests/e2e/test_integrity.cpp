@@ -1,12 +1,16 @@
 // End-to-end: what hostile testing found losing, duplicating or misrouting work (issue 14), on
 // the real program: keys that point at nothing, stale seq files, claims that cannot be
 // recorded, two runners for one node, a corrupt index.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
+
+#include <leaseq/engine/seq.hpp>
 
 #include "runner_fixture.hpp"
 #include "test_support.hpp"
@@ -148,6 +152,47 @@ TEST_CASE("integrity: three submits racing for each key never make a reader's to
   CHECK(decreases == 0);
   CHECK(last == static_cast<double>(keys));  // after the submits: one task per key, no more
   CHECK(task_files(f).size() == keys);
+}
+
+TEST_CASE(
+    "integrity: where hard links are refused, each id is a ticket of its own, committed "
+    "and published",
+    "[integrity][e2e]") {
+  fixture f;
+  const auto n = test_support::scaled(3000);  // more ids than a process may hold open files
+  fs::path lines = f.tmp / "lines.txt";
+  std::string text;
+  for (std::size_t i = 0; i < n; ++i) text += "echo " + std::to_string(i) + "\n";
+  test_support::write_text(lines, text);
+  std::string early = f.submit("--key early -- true");
+  std::string env = shell_home(f) + "LEASEQ_FAULT=reserve_links_refused=1 ";
+  auto r = test_support::run_command(env + LEASEQ_BIN + " submit --lease " + lease_id +
+                                     " --each-line " + lines.string() + " 2>&1");
+  INFO(r.out.substr(0, 2000));
+  REQUIRE(r.exit_code == 0);
+  auto ids = lines_of(r.out);
+  REQUIRE(ids.size() == n);
+  for (const std::string& id : {ids.front(), ids[n / 2], ids.back()}) {
+    fs::path entry = f.lease.ids_dir() / std::to_string(*task_seq(id));
+    struct stat st {};
+    REQUIRE(::stat(entry.c_str(), &st) == 0);
+    CHECK(st.st_nlink == 1);  // its own file, not a link of a shared ticket
+    auto ticket = detail::parse_ticket(test_support::read_text(entry));
+    REQUIRE(ticket);
+    CHECK(ticket->published);
+    REQUIRE(ticket->committed_through);
+    CHECK(*ticket->committed_through >= *task_seq(id));
+  }
+  // A key already bound: the id reserved for it is given back, nothing else is touched.
+  auto again = test_support::run_command(env + LEASEQ_BIN + " submit --lease " + lease_id +
+                                         " --key early -- true 2>/dev/null");
+  CHECK(again.exit_code == 0);
+  CHECK(again.out.rfind(early + "\n", 0) == 0);  // the key's task, no new one
+  std::size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(f.lease.ids_dir()))
+    entries += detail::seq_of_reservation_name(e.path().filename().string()) > 0;
+  CHECK(entries == n + 1);
+  CHECK(task_files(f).size() == n + 1);
 }
 
 TEST_CASE("integrity: a stale seq file never replaces a pending task", "[integrity][e2e]") {

@@ -25,6 +25,8 @@
 //   batch_stall_before_rename  the same moment, but the writer waits 3 s and goes on: the
 //                         batch's tasks are ended but not yet written while the runner runs
 //                         (tests of what arrives meanwhile, such as a cancel)
+//   reserve_links_refused  a submit's link(2) of its reservation ticket fails with EPERM, as
+//                         on a filesystem without hard links (the O_EXCL reservation path)
 //
 // The variable is read once per process, on first use. Unset (or empty), each check is one
 // load of a flag that is false: no cost in production. An unknown point or a bad SPEC is
@@ -49,11 +51,12 @@ enum class fault_point : int {
   clean_kill_mid_unlink = 6,
   batch_kill_before_rename = 7,
   batch_stall_before_rename = 8,
+  reserve_links_refused = 9,
 };
 
 namespace detail {
 
-inline constexpr int fault_point_count = 9;
+inline constexpr int fault_point_count = 10;
 
 inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
   switch (p) {
@@ -75,6 +78,8 @@ inline constexpr std::string_view fault_point_name(fault_point p) noexcept {
       return "batch_kill_before_rename";
     case fault_point::batch_stall_before_rename:
       return "batch_stall_before_rename";
+    case fault_point::reserve_links_refused:
+      return "reserve_links_refused";
   }
   return "";
 }
