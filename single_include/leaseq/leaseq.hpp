@@ -3919,7 +3919,7 @@ struct fault_table {
                            "result_write_enospc, result_write_eio, claim_rename_lies, "
                            "dashboard_throws, claim_record_enospc, pid_record_enospc, "
                            "clean_kill_mid_unlink, batch_kill_before_rename, "
-                           "batch_stall_before_rename)");
+                           "batch_stall_before_rename, reserve_links_refused)");
         continue;
       }
       if (every)
