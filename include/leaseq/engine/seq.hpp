@@ -158,6 +158,7 @@ class reservation_maker {
       if (refused) errno = EPERM;
       if (!refused && ::linkat(dir_.get(), ticket_.c_str(), dir_.get(), name.c_str(), 0) == 0) {
         ++links_;
+        highest_ = std::max(highest_, seq);
         ticket& t = tickets_.back();
         if (t.lowest == 0) t.lowest = seq;
         t.highest = std::max(t.highest, seq);
@@ -181,6 +182,7 @@ class reservation_maker {
     links_work_ = false;  // the name was free, so links are refused here: O_EXCL from now on
     write_all(fd.get(), ticket_content_.data(), ticket_content_.size());
     excl_reservations_.push_back(seq);  // reopened by name to mark: a batch may hold millions
+    highest_ = std::max(highest_, seq);
     return true;
   }
 
@@ -203,6 +205,9 @@ class reservation_maker {
     committed_ = seq;
   }
   std::int64_t committed() const noexcept { return committed_; }
+  // The highest id this maker reserved (0: none). reserve_seqs never goes below it, so a
+  // maker's ids ascend (its bookkeeping, and its callers', relies on that).
+  std::int64_t highest() const noexcept { return highest_; }
 
   // Marks every reservation this maker made as published ('R' -> 'P', one byte in place, on
   // the ticket inode all of them link to): a reader that cannot see such a task knows it
@@ -276,6 +281,7 @@ class reservation_maker {
   std::vector<std::int64_t> excl_reservations_;  // O_EXCL reservations (no hard links)
   std::size_t excl_committed_ = 0;  // how many of excl_reservations_ are marked committed
   std::int64_t committed_ = 0;
+  std::int64_t highest_ = 0;
   int links_ = 0;
   bool links_work_ = true;
 };
@@ -340,7 +346,8 @@ inline std::vector<std::int64_t> reserve_seqs(const lease_paths& lease, std::siz
   out.reserve(count);
   std::optional<file_lock> lock;
   if (take_lock) lock.emplace(lease.seq_lock());
-  std::int64_t s = std::max(detail::seq_hint(lease), detail::read_floor(lease));
+  std::int64_t s =
+      std::max({detail::seq_hint(lease), detail::read_floor(lease), maker.highest() + 1});
   int taken_in_a_row = 0;
   while (out.size() < count) {
     if (s > max_task_seq)

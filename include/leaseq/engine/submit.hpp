@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -410,25 +411,44 @@ void for_each_index_parallel(std::size_t n, Body body) {
 }
 
 // Everything one batch has made so far, so that a failure undoes exactly that: temp files,
-// keys it created, ids it reserved and did not publish. Published tasks stay.
+// keys it created, ids it reserved and did not publish. Published tasks stay. Every update is
+// O(log n) or O(1): a batch of a million lines publishes a million tasks.
 struct batch_undo {
+  batch_undo(const batch_stage& s, reservation_maker& m, std::vector<std::int64_t> seqs)
+      : stage(s), maker(m), reserved(std::move(seqs)), settled(reserved.size(), 0) {}
+  batch_undo(const batch_undo&) = delete;
+  batch_undo& operator=(const batch_undo&) = delete;
+
   const batch_stage& stage;
   reservation_maker& maker;
   std::vector<std::pair<std::size_t, std::string>> temps;  // (dir, name) still on disk
-  std::vector<std::int64_t> reserved;                      // seqs not yet published
+  std::vector<std::int64_t> reserved;  // every id reserved, ascending (a maker's ids ascend)
+  std::vector<char> settled;           // per reserved id: published, or given back already
   std::size_t keys_dir = 0;
-  std::vector<std::string> keys;  // keys this batch created whose task is not published yet
+  std::unordered_set<std::string> keys;  // keys created whose task is not published yet
   bool armed = true;
 
   ~batch_undo() {
     if (!armed) return;
     for (const auto& [d, n] : temps) stage.remove(d, n);
     for (const auto& k : keys) stage.remove(keys_dir, k);
-    for (std::int64_t s : reserved) maker.release(s);
+    for (std::size_t i = 0; i < reserved.size(); ++i)
+      if (!settled[i]) maker.release(reserved[i]);
+  }
+  void reserve(std::int64_t seq) {
+    auto at = std::upper_bound(reserved.begin(), reserved.end(), seq) - reserved.begin();
+    reserved.insert(reserved.begin() + at, seq);
+    settled.insert(settled.begin() + at, 0);
+  }
+  // Published, or given back: not to be released again (another submit may hold it then).
+  void settle(std::int64_t seq) {
+    auto it = std::lower_bound(reserved.begin(), reserved.end(), seq);
+    if (it != reserved.end() && *it == seq)
+      settled[static_cast<std::size_t>(it - reserved.begin())] = 1;
   }
   void published(std::int64_t seq, const std::optional<std::string>& key) {
-    reserved.erase(std::remove(reserved.begin(), reserved.end(), seq), reserved.end());
-    if (key) keys.erase(std::remove(keys.begin(), keys.end(), *key), keys.end());
+    settle(seq);
+    if (key) keys.erase(*key);
   }
 };
 
@@ -454,7 +474,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   detail::reservation_maker maker(lease);
   std::vector<std::int64_t> seqs = reserve_seqs(lease, n, maker);
   detail::batch_stage stage(lease, n <= 8);
-  detail::batch_undo undo{stage, maker, {}, seqs, 0, {}, true};
+  detail::batch_undo undo(stage, maker, seqs);
   const std::string suffix = ".tmp." + detail::temp_suffix() + ".";
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) out.push_back({format_task_id(seqs[i]), false});
@@ -543,7 +563,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
         break;
       }
       if (stage.link(keys_dir, temp_key(i), key)) {
-        undo.keys.push_back(key);
+        undo.keys.insert(key);
         break;
       }
     }
@@ -555,8 +575,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
   for (std::size_t i = 0; i < n; ++i)
     if (skip[i]) {
       maker.release(seqs[i]);
-      undo.reserved.erase(std::remove(undo.reserved.begin(), undo.reserved.end(), seqs[i]),
-                          undo.reserved.end());
+      undo.settle(seqs[i]);
     }
 
   // Publish in seq order, each task committed on the ticket before it can be seen (in steps,
@@ -574,7 +593,7 @@ inline std::vector<submit_outcome> submit_batch(const lease_paths& lease,
                     ": every id tried is taken (is the directory writable?)");
       stage.remove(lane[i], temp);
       std::int64_t fresh = reserve_seqs(lease, 1, maker).front();
-      undo.reserved.push_back(fresh);
+      undo.reserve(fresh);
       maker.commit_through(fresh);
       out[i].id = format_task_id(fresh);
       temp = temp_task(i);
