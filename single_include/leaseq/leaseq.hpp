@@ -9673,40 +9673,46 @@ class dir_watch {
 
 // begin leaseq/engine/spawn_server.hpp
 
-// The spawn server: a small process forked from the runner while it is still single-threaded
-// and small, which forks task supervisors on request, without an exec. Exec'ing `leaseq
-// __supervise` per task (dynamic loading, C++ start-up, resetting every signal) cost about
-// 2 ms, most of a short task's overhead (docs/performance.md).
+// The spawn server: the supervisor of a runner's tasks. A small process forked from the runner
+// while it is still single-threaded and small, it starts each task on the runner's request
+// (posix_spawn: no copy of its memory), waits for it, writes its exit status to the task's
+// status file (`logs/<node>/<id>.exit`) and only then tells the runner and reaps it. A process
+// per task (a supervisor forked or exec'd for each) cost more than a short task itself
+// (docs/performance.md).
 //
-// Each supervisor is created with clone(CLONE_PARENT), so it is the runner's child, as an
-// exec'd one is: the runner reaps it, signals its group, and a supervisor outlives a killed
-// runner or server. It runs supervise() (supervise.hpp) with the runner's open logs and logs
-// directory, in its own session.
+// It is what lets a task outlive a killed runner with its end known: the server is not in the
+// tasks' sessions and ignores the runner's signals, and when the runner's end of its socket
+// closes it goes on waiting for the tasks it has (writing their status files, enforcing their
+// time limits), then exits. Each task leads a session of its own, so a cancel's signal to its
+// group reaches its children; the runner sends such signals through the server, which sends
+// them only while the task is its unreaped child (its pid cannot have been reused).
 //
-// A supervisor starts its task only once the runner has recorded its pid (a "go" byte on a
-// pipe only the runner holds, see release()): a runner killed in between closes that pipe and
-// the supervisor exits without running anything, so a task never runs without a record that
-// lets a later runner find it. (An exec'd supervisor carries LEASEQ_ATTEMPT in its own
-// environment for that; a forked one has the runner's.)
-//
-// The server exits when the runner's end of its socket closes. If it dies, spawn() says so and
-// the runner goes back to exec'ing supervisors.
+// The runner records that an attempt is starting before it asks for the spawn; the task has
+// the attempt in its environment (LEASEQ_ATTEMPT), so a runner killed before recording the pid
+// leaves a task a later runner finds. If the server itself dies, the runner is told which
+// tasks it can no longer hear of (take_lost) and goes back to exec'ing `leaseq __supervise`.
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -9891,7 +9897,7 @@ inline pid_t spawn_task(char** cmd, const std::vector<int>& shielded,
   sigemptyset(&set);
   sigaddset(&set, sig);
   ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  // Not raise(): in a supervisor forked by the spawn server (a raw clone) glibc's cached
+  // Not raise(): in a process made by a raw clone glibc's cached
   // thread id is its parent's, and raise() signals that id.
   ::kill(::getpid(), sig);
   ::_exit(128 + sig);  // a signal whose default is not to terminate
@@ -9935,8 +9941,8 @@ inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit,
 
 }  // namespace detail
 
-// What one supervisor does, however it was started (exec'd as `leaseq __supervise`, or forked
-// by the spawn server, spawn_server.hpp).
+// What one supervisor does (exec'd as `leaseq __supervise` for one task; the spawn server,
+// spawn_server.hpp, supervises all of a runner's tasks itself).
 struct supervise_plan {
   int status_dir = -1;      // the status file's directory (open_status_dir); -1: no status
   const char* status_name;  // the status file's path; written relative to status_dir
@@ -10080,7 +10086,7 @@ namespace leaseq {
 
 // What a supervisor is started with; the logs and the status file's directory travel as
 // descriptors.
-struct supervisor_request {
+struct served_request {
   std::vector<std::string> argv;
   std::vector<std::string> env;  // the task's complete environment
   std::string cwd;               // empty: the runner's
@@ -10088,6 +10094,13 @@ struct supervisor_request {
   std::string attempt;
   std::optional<double> time_limit_s;
   double grace_s = 10;
+};
+
+// A child that ended: exit code or the signal that killed it.
+struct child_exit {
+  pid_t pid = -1;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
 };
 
 namespace detail {
@@ -10207,98 +10220,258 @@ inline bool receive_message(int sock, std::string& payload, std::vector<unique_f
   return read_full(sock, payload.data(), n);
 }
 
-// The supervisor, in the process the server just cloned: never returns.
-[[noreturn]] inline void forked_supervisor(int server_sock, supervisor_request& req,
-                                           std::vector<unique_fd>& fds) {
-  ::close(server_sock);  // else the runner would not see the server's end close
-  // What an exec'd supervisor gets from posix_spawn: these back to default, an empty mask.
+// One task the server started and has not reaped yet.
+struct served_task {
+  pid_t pid = -1;
+  std::string attempt;
+  std::string status_name;  // the status file's name in `dir`
+  // The status file's directory (the runner's logs/<node>), one descriptor shared by the tasks
+  // that have the same: a runner of 4096 slots must not need 4096 of them.
+  std::shared_ptr<unique_fd> dir;
+  double start = 0;  // monotonic_s() at the spawn
+  std::optional<double> limit;
+  double grace = 10;
+  bool stopped = false;  // SIGTERM sent at the time limit
+  double kill_at = -1;   // SIGKILL due then (after the grace)
+};
+
+// `dir`, or the descriptor the last task started holds for the same directory (a runner's
+// tasks all have one, its logs/<node>).
+inline std::shared_ptr<unique_fd> shared_directory(const std::vector<served_task>& tasks,
+                                                   unique_fd dir) {
+  struct stat mine, theirs;
+  if (!tasks.empty() && ::fstat(dir.get(), &mine) == 0 &&
+      ::fstat(tasks.back().dir->get(), &theirs) == 0 && theirs.st_dev == mine.st_dev &&
+      theirs.st_ino == mine.st_ino)
+    return tasks.back().dir;
+  return std::make_shared<unique_fd>(std::move(dir));
+}
+
+// The signals the server ignores or blocks, which a task gets back at their default.
+inline void task_signal_defaults(sigset_t& set) {
+  sigemptyset(&set);
   for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
-    ::signal(s, SIG_DFL);
-  sigset_t none;
+    sigaddset(&set, s);
+}
+
+// Starts req's task in a session of its own: stdin /dev/null, stdout and stderr the two logs,
+// the program looked up in the task's own PATH. Its pid, or -1 with `why` set (the spawn_failed
+// text a supervisor would have written).
+inline pid_t spawn_served_task(served_request& req, int out_fd, int err_fd, std::string& why) {
+  if (!req.cwd.empty()) {
+    struct stat st;
+    if (::stat(req.cwd.c_str(), &st) != 0) {
+      why = "cwd " + req.cwd + ": " + std::strerror(errno);
+      return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      why = "cwd " + req.cwd + ": not a directory";
+      return -1;
+    }
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  ::posix_spawn_file_actions_init(&fa);
+  ::posix_spawnattr_init(&attr);
+  ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  ::posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+  ::posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  if (!req.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
+  sigset_t none, defaults;
   sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::prctl(PR_SET_NAME, "leaseq-sup", 0, 0, 0);
-  ::setsid();
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  ::dup2(null_fd, 0);
-  ::dup2(fds[0].get(), 1);
-  ::dup2(fds[1].get(), 2);
-  // Wait for the runner's go: its pid is on record by then.
-  char go = 0;
-  if (read_retry(fds[3].get(), &go, 1) != 1 || go != 'g') ::_exit(127);
-  fds[3].reset();
-  supervise_plan plan;
-  plan.start = monotonic_s();
-  plan.status_dir = fds[2].get();
-  plan.status_name = req.status_path.c_str();
-  plan.attempt = req.attempt;
-  plan.limit = req.time_limit_s;
-  plan.grace = req.grace_s;
+  task_signal_defaults(defaults);
+  ::posix_spawnattr_setsigmask(&attr, &none);
+  ::posix_spawnattr_setsigdefault(&attr, &defaults);
+  ::posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<char*> argv, envp;
   for (auto& a : req.argv) argv.push_back(a.data());
   argv.push_back(nullptr);
   for (auto& e : req.env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  plan.cmd = argv.data();
-  if (!req.cwd.empty() && ::chdir(req.cwd.c_str()) != 0) {
-    std::string why = "cwd " + req.cwd + ": " + std::strerror(errno);
-    write_supervisor_status(plan.status_dir, plan.status_name,
-                            json{{"attempt", plan.attempt}, {"spawn_failed", why}});
-    ::_exit(127);
+  // The task's PATH, not the server's, finds its program (as execvp in the task's environment
+  // would): the lookup reads environ. The server has one thread.
+  char** saved = environ;
+  environ = envp.data();
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  if (rc == ENOEXEC) {
+    // An executable without a #! line: execvp hands it to /bin/sh, posix_spawnp does not. A
+    // shell exec'ing it does the same (its PATH lookup is the task's too).
+    std::vector<char*> via_sh = {const_cast<char*>("sh"), const_cast<char*>("-c"),
+                                 const_cast<char*>("exec \"$0\" \"$@\"")};
+    via_sh.insert(via_sh.end(), argv.begin(), argv.end());
+    rc = ::posix_spawn(&pid, "/bin/sh", &fa, &attr, via_sh.data(), envp.data());
   }
-  environ = envp.data();  // the task's: execvp looks its program up in the task's PATH
-  ::_exit(supervise(plan));
+  environ = saved;
+  ::posix_spawn_file_actions_destroy(&fa);
+  ::posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    why = req.argv[0] + ": " + std::strerror(rc);
+    return -1;
+  }
+  return pid;
 }
 
-// The server's loop, in the forked process: never returns.
+// The server's loop, in the forked process: never returns. It starts tasks on the runner's
+// requests, reports each end to the runner after writing it to the task's status file, and
+// signals a task's group on request only while the task is its unreaped child (so a pid reused
+// after the task ended is never signalled). When the runner is gone it goes on supervising
+// the tasks it has (their ends still go to their status files, their time limits still hold)
+// and exits after the last one.
 [[noreturn]] inline void spawn_server_main(int sock, pid_t runner) {
-  // Nothing of the runner's (its node lock above all) may stay open here or in a supervisor.
+  // Nothing of the runner's (its node lock above all) may stay open here or in a task.
   if (sock != 3) {
     ::dup2(sock, 3);
     sock = 3;
   }
   if (::syscall(SYS_close_range, 4U, ~0U, 0U) != 0)
     for (int fd = 4; fd < 65536; ++fd) ::close(fd);
-  ::prctl(PR_SET_NAME, "leaseq-spawner", 0, 0, 0);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  if (::getppid() != runner) ::_exit(0);  // the runner died before the line above
+  ::fcntl(sock, F_SETFD, FD_CLOEXEC);
+  ::prctl(PR_SET_NAME, "leaseq-sup", 0, 0, 0);
+  if (::getppid() != runner) ::_exit(0);  // the runner died before we started
   // Signals for the runner's process group (a terminal's Ctrl-C, Slurm's scancel) are the
-  // runner's to handle; the server ends when the runner does.
+  // runner's to handle; the server outlives the runner while tasks run.
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2}) ::signal(s, SIG_IGN);
+  ::signal(SIGCHLD, SIG_DFL);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+  int sig_fd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sig_fd < 0) ::_exit(1);  // the runner sees the socket close and exec's supervisors
+  std::vector<served_task> tasks;
+  bool runner_here = true;
+  auto report = [&](const wire& w) {
+    if (runner_here && !send_message(sock, w.bytes, {})) runner_here = false;
+  };
   for (;;) {
+    if (!runner_here && tasks.empty()) ::_exit(0);
+    // Time limits: SIGTERM to the group at the limit, SIGKILL after the grace.
+    double now = monotonic_s(), next = now + 3600;
+    for (auto& t : tasks) {
+      if (t.limit && !t.stopped && now >= t.start + *t.limit) {
+        t.stopped = true;
+        t.kill_at = now + t.grace;
+        ::kill(-t.pid, SIGTERM);
+      } else if (t.stopped && t.kill_at >= 0 && now >= t.kill_at) {
+        ::kill(-t.pid, SIGKILL);  // the task and whatever of its group ignored SIGTERM
+        t.kill_at = -1;
+      }
+      if (t.limit && !t.stopped) next = std::min(next, t.start + *t.limit);
+      if (t.kill_at >= 0) next = std::min(next, t.kill_at);
+    }
+    pollfd p[2] = {{sig_fd, POLLIN, 0}, {runner_here ? sock : -1, POLLIN, 0}};
+    int ms = static_cast<int>(std::min(std::max(next - now, 0.0), 3600.0) * 1000) + 1;
+    if (::poll(p, 2, ms) < 0 && errno != EINTR) ::_exit(1);
+    if (p[0].revents & POLLIN) {
+      signalfd_siginfo info;
+      while (::read(sig_fd, &info, sizeof info) > 0) {
+      }
+      // Each task's end: its status file first, then the runner's message, then the reap (the
+      // pid stays taken until then).
+      for (auto it = tasks.begin(); it != tasks.end();) {
+        siginfo_t si{};
+        if (::waitid(P_PID, static_cast<id_t>(it->pid), &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            si.si_pid != it->pid) {
+          ++it;
+          continue;
+        }
+        json out{{"attempt", it->attempt},
+                 {"exit_code", nullptr},
+                 {"signal", nullptr},
+                 {"finished", unix_now()}};
+        std::string code, sig;
+        if (si.si_code == CLD_EXITED) {
+          out["exit_code"] = si.si_status;
+          code = std::to_string(si.si_status);
+        } else {
+          out["signal"] = si.si_status;
+          sig = std::to_string(si.si_status);
+        }
+        if (it->stopped) out["time_limit"] = true;
+        write_supervisor_status(it->dir->get(), it->status_name.c_str(), out);
+        wire w;
+        w.put("exit");
+        w.put(std::to_string(it->pid));
+        w.put(code);
+        w.put(sig);
+        report(w);
+        ::waitpid(it->pid, nullptr, WNOHANG);
+        it = tasks.erase(it);
+      }
+    }
+    if (!runner_here || !(p[1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     std::string payload;
     std::vector<unique_fd> fds;
-    if (!receive_message(sock, payload, fds)) ::_exit(0);
+    if (!receive_message(sock, payload, fds)) {
+      runner_here = false;  // the runner is gone: supervise what is left, then exit
+      continue;
+    }
     wire in{payload};
-    supervisor_request req;
+    std::string kind;
+    in.get(kind);
+    if (kind == "signal") {
+      std::string pid_text, sig_text;
+      if (in.get(pid_text) && in.get(sig_text)) {
+        pid_t pid = static_cast<pid_t>(std::atol(pid_text.c_str()));
+        for (const auto& t : tasks)
+          if (t.pid == pid && pid > 1) ::kill(-pid, std::atoi(sig_text.c_str()));
+      }
+      continue;
+    }
+    served_request req;
     std::string limit, grace;
-    bool ok = in.get(req.argv) && in.get(req.env) && in.get(req.cwd) && in.get(req.status_path) &&
-              in.get(req.attempt) && in.get(limit) && in.get(grace) && fds.size() == 4 &&
-              !req.argv.empty();
+    bool ok = kind == "spawn" && in.get(req.argv) && in.get(req.env) && in.get(req.cwd) &&
+              in.get(req.status_path) && in.get(req.attempt) && in.get(limit) && in.get(grace) &&
+              fds.size() == 3 && !req.argv.empty();
     wire out;
     if (!ok) {
+      out.put("failed");
       out.put("bad request");
     } else {
-      if (!limit.empty()) req.time_limit_s = std::strtod(limit.c_str(), nullptr);
-      req.grace_s = std::strtod(grace.c_str(), nullptr);
-      // CLONE_PARENT: the supervisor is the runner's child, reaped by the runner.
-      long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-      if (pid == 0) forked_supervisor(sock, req, fds);
-      out.put(pid > 0 ? std::to_string(pid) : std::string("clone: ") + std::strerror(errno));
+      std::string why;
+      pid_t pid = spawn_served_task(req, fds[0].get(), fds[1].get(), why);
+      if (pid < 0) {
+        out.put("failed");
+        out.put(why);
+      } else {
+        served_task t;
+        t.pid = pid;
+        t.attempt = req.attempt;
+        t.status_name = fs::path(req.status_path).filename().string();
+        t.dir = shared_directory(tasks, std::move(fds[2]));
+        t.start = monotonic_s();
+        if (!limit.empty()) t.limit = std::strtod(limit.c_str(), nullptr);
+        t.grace = std::strtod(grace.c_str(), nullptr);
+        out.put("started");
+        out.put(std::to_string(pid));
+        // Read now, while the task cannot have been reaped: the runner records it.
+        out.put(std::to_string(process_start_ticks(pid).value_or(0)));
+        tasks.push_back(std::move(t));
+      }
     }
     fds.clear();
-    if (!send_message(sock, out.bytes, {})) ::_exit(0);
+    report(out);
   }
 }
 
 }  // namespace detail
 
+// What the server said of a spawn request.
+struct served_spawn {
+  pid_t pid = -1;                 // > 0: started
+  std::uint64_t start_ticks = 0;  // the task's start time (/proc/PID/stat), 0 when unknown
+  bool server_gone = false;       // the request was not served: start the task another way
+  std::string error;              // pid <= 0 and !server_gone: why the program did not start
+};
+
 // The runner's handle on its spawn server.
 class spawn_server {
  public:
   // Forks the server. Call while the process has one thread (before the result writer
-  // starts): the server and every supervisor it forks run C++ freely after the fork.
-  // When it cannot start, alive() is false (the runner exec's supervisors then).
+  // starts): the server runs C++ freely after the fork. When it cannot start, alive() is
+  // false (the runner exec's supervisors then).
   spawn_server() {
     pid_t runner = ::getpid();
     int sv[2];
@@ -10319,28 +10492,26 @@ class spawn_server {
   }
   spawn_server(const spawn_server&) = delete;
   spawn_server& operator=(const spawn_server&) = delete;
-  // The server exits on EOF; the runner's reap() reaps it like any child it does not know
-  // (waiting for its pid here could wait for a reused one).
+  // The server sees the socket close and exits once its tasks have ended; the runner's reap()
+  // reaps it like any child it does not know (waiting for its pid here could wait for a
+  // reused one).
   ~spawn_server() = default;
 
   bool alive() const { return static_cast<bool>(sock_); }
   pid_t pid() const { return pid_; }
+  // Readable when the server has reported something (a task's end): poll it with the rest.
+  int fd() const { return sock_.get(); }
 
-  // Starts a supervisor that waits for release(). Its pid, or nullopt with `error` set; a
-  // server that does not answer is given up (alive() turns false).
-  std::optional<pid_t> spawn(const supervisor_request& req, int out_fd, int err_fd, int dir_fd,
-                             std::string& error) {
+  // Starts a task; the server keeps its logs' descriptors only as long as the spawn, and the
+  // status directory's until the task ends. A server that does not answer is given up.
+  served_spawn spawn(const served_request& req, int out_fd, int err_fd, int dir_fd) {
+    served_spawn s;
     if (!sock_) {
-      error = "no spawn server";
-      return std::nullopt;
+      s.server_gone = true;
+      return s;
     }
-    int gate[2];
-    if (::pipe2(gate, O_CLOEXEC) != 0) {
-      error = std::string("pipe: ") + std::strerror(errno);
-      return std::nullopt;
-    }
-    detail::unique_fd gate_r(gate[0]), gate_w(gate[1]);
     detail::wire w;
+    w.put("spawn");
     w.put(req.argv);
     w.put(req.env);
     w.put(req.cwd);
@@ -10348,38 +10519,98 @@ class spawn_server {
     w.put(req.attempt);
     w.put(req.time_limit_s ? fmt::format("{}", *req.time_limit_s) : std::string());
     w.put(fmt::format("{}", req.grace_s));
-    std::string reply;
-    std::vector<detail::unique_fd> none;
-    if (!detail::send_message(sock_.get(), w.bytes, {out_fd, err_fd, dir_fd, gate_r.get()}) ||
-        !answered() || !detail::receive_message(sock_.get(), reply, none)) {
+    if (!detail::send_message(sock_.get(), w.bytes, {out_fd, err_fd, dir_fd})) {
       give_up();
-      error = "the spawn server is gone";
-      return std::nullopt;  // a supervisor it may have made sees gate_w close and exits
+      s.server_gone = true;
+      return s;
     }
-    detail::wire in{reply};
-    std::string answer;
-    in.get(answer);
-    char* end = nullptr;
-    long pid = std::strtol(answer.c_str(), &end, 10);
-    if (answer.empty() || *end != '\0' || pid <= 1) {
-      error = answer;
-      return std::nullopt;
+    // Task ends may come first; they are kept for next_exit().
+    for (;;) {
+      std::string kind;
+      detail::wire in;
+      if (!answered() || !receive(kind, in)) {
+        give_up();
+        s.server_gone = true;  // a task it may have started is on the lost list
+        return s;
+      }
+      if (kind == "exit") {
+        take_exit(in);
+        continue;
+      }
+      std::string a, b;
+      in.get(a);
+      if (kind == "started") {
+        in.get(b);
+        s.pid = static_cast<pid_t>(std::atol(a.c_str()));
+        s.start_ticks = std::strtoull(b.c_str(), nullptr, 10);
+        if (s.pid > 1) tasks_.push_back(s.pid);
+        return s;
+      }
+      s.error = a;
+      return s;
     }
-    gates_.push_back({static_cast<pid_t>(pid), std::move(gate_w)});
-    return static_cast<pid_t>(pid);
   }
 
-  // Lets the supervisor pid run its task (go), or makes it exit without running it.
-  void release(pid_t pid, bool go) {
-    for (auto it = gates_.begin(); it != gates_.end(); ++it) {
-      if (it->pid != pid) continue;
-      if (go) (void)!::write(it->fd.get(), "g", 1);
-      gates_.erase(it);
-      return;
+  // A task's end the server reported, without blocking; nullopt when there is none now.
+  std::optional<child_exit> next_exit() {
+    while (exits_.empty() && sock_) {
+      pollfd p{sock_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) break;
+      std::string kind;
+      detail::wire in;
+      if (!receive(kind, in)) {
+        give_up();
+        break;
+      }
+      if (kind == "exit") take_exit(in);
     }
+    if (exits_.empty()) return std::nullopt;
+    child_exit e = exits_.front();
+    exits_.erase(exits_.begin());
+    return e;
   }
+
+  // Whether pid is a task this server started whose end it has not reported yet.
+  bool serves(pid_t pid) const {
+    return std::find(tasks_.begin(), tasks_.end(), pid) != tasks_.end();
+  }
+
+  // Sends sig to the group of a task of this server, by the server, which still holds the
+  // task unreaped: a pid reused after the task ended is never signalled. False when the server
+  // is gone.
+  bool signal(pid_t pid, int sig) {
+    if (!sock_) return false;
+    detail::wire w;
+    w.put("signal");
+    w.put(std::to_string(pid));
+    w.put(std::to_string(sig));
+    if (detail::send_message(sock_.get(), w.bytes, {})) return true;
+    give_up();
+    return false;
+  }
+
+  // The tasks whose end a server that died can no longer report (each once): they run on,
+  // watched by pid like a crashed runner's.
+  std::vector<pid_t> take_lost() { return std::exchange(lost_, {}); }
 
  private:
+  bool receive(std::string& kind, detail::wire& in) {
+    std::vector<detail::unique_fd> none;
+    if (!detail::receive_message(sock_.get(), in.bytes, none)) return false;
+    return in.get(kind);
+  }
+  void take_exit(detail::wire& in) {
+    std::string pid, code, sig;
+    in.get(pid);
+    in.get(code);
+    in.get(sig);
+    child_exit e;
+    e.pid = static_cast<pid_t>(std::atol(pid.c_str()));
+    if (!code.empty()) e.exit_code = std::atoi(code.c_str());
+    if (!sig.empty()) e.signal = std::atoi(sig.c_str());
+    tasks_.erase(std::remove(tasks_.begin(), tasks_.end(), e.pid), tasks_.end());
+    exits_.push_back(e);
+  }
   // The server answers at once; one that does not within 10 s (stopped, hung) is given up.
   bool answered() {
     pollfd p{sock_.get(), POLLIN, 0};
@@ -10388,16 +10619,19 @@ class spawn_server {
     while (r < 0 && errno == EINTR);
     return r > 0;
   }
-  // Never signalled: its pid may have been reaped and reused. Without its socket it exits.
-  void give_up() { sock_.reset(); }
+  // Never signalled: its pid may have been reaped and reused. Without its socket it exits
+  // once its tasks end.
+  void give_up() {
+    sock_.reset();
+    lost_.insert(lost_.end(), tasks_.begin(), tasks_.end());
+    tasks_.clear();
+  }
 
-  struct gate {
-    pid_t pid;
-    detail::unique_fd fd;
-  };
   detail::unique_fd sock_;
   pid_t pid_ = -1;
-  std::vector<gate> gates_;
+  std::vector<pid_t> tasks_;  // started, end not reported
+  std::vector<child_exit> exits_;
+  std::vector<pid_t> lost_;
 };
 
 }  // namespace leaseq
@@ -10422,8 +10656,8 @@ struct spawn_request {
   std::string anchor;
   // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
   // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
-  // the runner is gone by then; with a spawn server (start_spawn_server) the same supervisor
-  // is forked instead, and the executable is only the fallback. Empty: argv is exec'd directly.
+  // the runner is gone by then; with a spawn server (start_spawn_server) the server supervises
+  // the task instead, and the executable is only the fallback. Empty: argv is exec'd directly.
   std::string supervisor;
   std::string status_path;
   std::string attempt;
@@ -10437,13 +10671,7 @@ struct spawn_request {
 struct spawn_outcome {
   pid_t pid = -1;
   std::string error;
-};
-
-// A child that ended: exit code or the signal that killed it.
-struct child_exit {
-  pid_t pid = -1;
-  std::optional<int> exit_code;
-  std::optional<int> signal;
+  std::uint64_t start_ticks = 0;  // the process's start time when the spawner read it; 0: not
 };
 
 // A task of an array (`submit --array`, or a line of `submit --each-line`): the array's id (the
@@ -10477,14 +10705,14 @@ class process_ops {
  public:
   virtual ~process_ops() = default;
   virtual spawn_outcome spawn(const spawn_request& req) = 0;
-  // Called once the runner has recorded a spawned pid (go), or gave up on it (!go: it is
-  // killed next). A supervisor from the spawn server starts its task only on go.
-  virtual void release(pid_t pid, bool go) {
-    (void)pid;
-    (void)go;
-  }
-  // One child of ours that has ended, without blocking; nullopt when none.
+  // One task of ours that has ended, without blocking; nullopt when none.
   virtual std::optional<child_exit> reap() = 0;
+  // A descriptor that turns readable when reap() may have something besides a SIGCHLD (the
+  // spawn server's reports); -1: none.
+  virtual int event_fd() const { return -1; }
+  // Tasks started by a supervisor that has died, whose end reap() will never tell (each once):
+  // the runner watches them by pid, as it does a crashed runner's.
+  virtual std::vector<pid_t> take_lost() { return {}; }
   // Sends sig to the process group led by pgid (each task leads its own session).
   virtual void signal_group(pid_t pgid, int sig) = 0;
   // Whether a process that is not our child (a task left by a crashed runner) still runs.
@@ -10521,12 +10749,14 @@ inline std::vector<std::string> merged_environment(
 
 class posix_process_ops : public process_ops {
  public:
-  // Supervisors are then forked by a spawn server (spawn_server.hpp) instead of exec'd. Call
-  // while the process has a single thread.
+  // Supervised tasks are then started and watched by a spawn server (spawn_server.hpp), not
+  // each under a supervisor exec'd for it. Call while the process has a single thread.
   void start_spawn_server() { server_ = std::make_unique<spawn_server>(); }
 
-  void release(pid_t pid, bool go) override {
-    if (server_) server_->release(pid, go);
+  int event_fd() const override { return server_ && server_->alive() ? server_->fd() : -1; }
+
+  std::vector<pid_t> take_lost() override {
+    return server_ ? server_->take_lost() : std::vector<pid_t>{};
   }
 
   spawn_outcome spawn(const spawn_request& req) override {
@@ -10575,14 +10805,16 @@ class posix_process_ops : public process_ops {
 
     if (!req.supervisor.empty() && server_ && server_->alive() &&
         fs::path(req.status_path).parent_path() == log_dir) {
-      supervisor_request sr{req.argv,    req.env,          req.cwd,    req.status_path,
-                            req.attempt, req.time_limit_s, req.grace_s};
-      std::string why;
-      if (auto pid = server_->spawn(sr, out_fd.get(), err_fd.get(), dir.get(), why)) {
-        out.pid = *pid;
+      served_request sr{req.argv,    req.env,          req.cwd,    req.status_path,
+                        req.attempt, req.time_limit_s, req.grace_s};
+      served_spawn s = server_->spawn(sr, out_fd.get(), err_fd.get(), dir.get());
+      if (!s.server_gone) {
+        out.pid = s.pid;
+        out.start_ticks = s.start_ticks;
+        out.error = s.error;
         return out;
       }
-      // Exec'd the usual way instead; a supervisor the server may have made exits unreleased.
+      // Under an exec'd supervisor instead; a task the server may have started is lost to it.
     }
 
     posix_spawn_file_actions_t fa;
@@ -10639,6 +10871,8 @@ class posix_process_ops : public process_ops {
   }
 
   std::optional<child_exit> reap() override {
+    if (server_)
+      if (auto e = server_->next_exit()) return e;
     int status = 0;
     pid_t pid;
     do pid = ::waitpid(-1, &status, WNOHANG);
@@ -10654,7 +10888,13 @@ class posix_process_ops : public process_ops {
   }
 
   void signal_group(pid_t pgid, int sig) override {
-    if (pgid > 1) ::kill(-pgid, sig);
+    if (pgid <= 1) return;
+    // A task of the server: by the server, which holds it unreaped until its end is reported.
+    if (server_ && server_->serves(pgid)) {
+      server_->signal(pgid, sig);
+      return;
+    }
+    ::kill(-pgid, sig);
   }
 
   // Through a pidfd where the kernel has them (detail::signal_recorded_process): the identity
@@ -10672,9 +10912,16 @@ class posix_process_ops : public process_ops {
     std::string line;
     if (!std::getline(stat, line)) return ::kill(pid, 0) == 0 || errno == EPERM;
     auto close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size())
-      return line[close + 2] != 'Z' && line[close + 2] != 'X';
-    return true;
+    if (close == std::string::npos || close + 2 >= line.size()) return true;
+    char state = line[close + 2];
+    if (state == 'X') return false;
+    if (state != 'Z') return true;
+    // A task a spawn server has not reaped yet: it is writing the task's .exit file and reaps
+    // the task after, so the task has not ended for a watcher that reads that file next.
+    long ppid = std::atol(line.c_str() + close + 3);
+    std::ifstream comm("/proc/" + std::to_string(ppid) + "/comm");
+    std::string name;
+    return ppid > 1 && std::getline(comm, name) && name == "leaseq-sup";
   }
 
  private:
@@ -11775,7 +12022,7 @@ class runner {
     t.pid = s.pid;
     t.started = now;
     t.spec.pid = s.pid;
-    t.pid_start = detail::process_start_ticks(s.pid).value_or(0);
+    t.pid_start = s.start_ticks ? s.start_ticks : detail::process_start_ticks(s.pid).value_or(0);
     t.spec.extra["pid_start"] = t.pid_start;
     t.spec.extra["boot_id"] = detail::boot_id();
     t.spec.extra["started"] = now;  // a runner adopting the task after a crash reports it
@@ -11787,10 +12034,8 @@ class runner {
         throw io_error("cannot write", "claimed file", ENOSPC);
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
                                json_file_text(json(t.spec)));
-      ops_.release(s.pid, true);
     } catch (const error& e) {
       log(t.spec.id + ": cannot record its pid (" + e.what() + "): killing it");
-      ops_.release(s.pid, false);
       ops_.signal_group(s.pid, SIGKILL);
       t.stop_reason = "claim_unrecorded";
     }
@@ -11849,6 +12094,19 @@ class runner {
         }
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
+      any = true;
+    }
+    // Tasks whose supervisor died (found out while reaping): nobody will report their end; watched
+    // by pid from now on.
+    for (pid_t pid : ops_.take_lost()) {
+      auto p = by_pid_.find(pid);
+      if (p == by_pid_.end()) continue;
+      auto it = running_.find(p->second);
+      by_pid_.erase(p);
+      if (it == running_.end()) continue;
+      log(fmt::format("{}: its supervisor is gone; watching pid {} until it ends", it->first, pid));
+      it->second.orphan = true;
+      it->second.boot_id = detail::boot_id();
       any = true;
     }
     return any;
@@ -12343,7 +12601,7 @@ inline void runner_on_signal(int sig) {
 // ceiling is then blind_idle_max_s). Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
-  // First, while this process has one thread and little memory: every supervisor is forked
+  // First, while this process has one thread and little memory: the spawn server is forked
   // from it.
   if (!cfg.supervisor.empty()) ops.start_spawn_server();
   runner r(cfg, lease, ops, std::move(log));
@@ -12390,9 +12648,10 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
       watched_missing = now;
       lanes.add_missing();
     }
-    pollfd p[2] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}};
+    // The spawn server's reports (a task's end) wake the loop as a SIGCHLD does.
+    pollfd p[3] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}, {ops.event_fd(), POLLIN, 0}};
     int ms = static_cast<int>(wait * 1000) + 1;
-    if (::poll(p, lanes.fd() >= 0 ? 2 : 1, ms) > 0) {
+    if (::poll(p, 3, ms) > 0) {
       char buf[64];
       if (p[0].revents & POLLIN)
         while (::read(wake_r.get(), buf, sizeof buf) > 0) {

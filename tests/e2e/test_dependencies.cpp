@@ -203,7 +203,11 @@ TEST_CASE("retries: a task lost with its kill -9'd runner runs again on another 
   auto [node, pid] = running_where(f, id);
   std::string other = node == "n1" ? "n2" : "n1";
   auto& victim = node == "n1" ? n1 : n2;
-  // The runner and the task's whole process group die: nothing records how it ended.
+  // The runner, its spawn server (the tasks' supervisor) and the task's whole process group
+  // die: nothing records how it ended.
+  pid_t supervisor = victim->spawn_server();
+  REQUIRE(supervisor > 1);
+  ::kill(supervisor, SIGKILL);
   victim->signal(SIGKILL);
   victim->wait();
   ::kill(-pid, SIGKILL);

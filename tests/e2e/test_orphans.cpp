@@ -1,6 +1,7 @@
 // End-to-end: tasks that outlive their runner (kill -9 of `leaseq runner`) keep their true
-// outcome. Each task runs under `leaseq __supervise`, which records its exit status in
-// logs/<node>/<id>.exit; the next runner of the node reads it (issue 14.7).
+// outcome. Each task runs under a supervisor (the runner's spawn server, `leaseq-sup`), which
+// outlives the runner and records the task's exit status in logs/<node>/<id>.exit; the next
+// runner of the node reads it (issue 14.7).
 #include <signal.h>
 #include <sys/types.h>
 
@@ -29,7 +30,7 @@ std::string gated_reporting(const fixture& f, const std::string& gate, int code)
          " ]; do sleep 0.05; done; echo finished-ok; exit " + std::to_string(code) + "'";
 }
 
-// The pid the runner recorded for a running task (its supervisor, leading its process group).
+// The pid the runner recorded for a running task (the task, leading its process group).
 pid_t recorded_pid(const fixture& f, const std::string& id) {
   pid_t pid = -1;
   bool ok = wait_until([&] {
@@ -122,8 +123,12 @@ TEST_CASE("orphans: a task killed together with its runner is runner_lost", "[ru
   {
     runner_proc r(f, "o", orphan_runner_args);
     pid_t pid = recorded_pid(f, id);
+    pid_t supervisor = r.spawn_server();
+    REQUIRE(supervisor > 1);
+    // Everything at once, as when the node's processes are killed: nobody records the end.
+    ::kill(supervisor, SIGKILL);
     r.signal(SIGKILL);
-    ::kill(-pid, SIGKILL);  // the task's whole group: supervisor and task die unrecorded
+    ::kill(-pid, SIGKILL);
     r.wait();
   }
   runner_proc r2(f, "o", orphan_runner_args);
@@ -134,4 +139,31 @@ TEST_CASE("orphans: a task killed together with its runner is runner_lost", "[ru
   CHECK_FALSE(fs::exists(f.lease.logs("o") / (id + ".exit")));
   r2.signal(SIGTERM);
   CHECK(r2.wait() == 0);
+}
+
+TEST_CASE("orphans: a killed spawn server: its task ends runner_lost, later tasks still run",
+          "[runner][e2e]") {
+  fixture f;
+  std::string id = f.submit(gated_reporting(f, "gate", 0));
+  runner_proc r(f, "o", orphan_runner_args);
+  recorded_pid(f, id);
+  pid_t supervisor = r.spawn_server();
+  REQUIRE(supervisor > 1);
+  ::kill(supervisor, SIGKILL);
+  REQUIRE(wait_until(
+      [&] { return r.log().find("its supervisor is gone; watching pid") != std::string::npos; }));
+  open_gate(f, "gate");
+  json res = f.wait_result(id);
+  CHECK(res["state"] == "FAILED");
+  CHECK(res["reason"] == "runner_lost");
+  CHECK(f.log_of("o", id) == "started\nfinished-ok\n");  // it ran to its end, unrecorded
+  // The runner goes on, each task under a supervisor exec'd for it.
+  std::string next = f.submit("--shell -- 'echo next; exit 3'");
+  json n = f.wait_result(next);
+  CHECK(n["state"] == "FAILED");
+  CHECK(n["exit_code"] == 3);
+  CHECK(n["reason"].is_null());
+  CHECK(fs::exists(f.lease.logs("o") / (next + ".exit")));
+  r.signal(SIGTERM);
+  CHECK(r.wait() == 0);
 }

@@ -117,6 +117,23 @@ class runner_proc {
     }
   }
   void signal(int sig) const { ::kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
+  // The runner's spawn server (its child `leaseq-sup`, the supervisor of its tasks), or -1.
+  pid_t spawn_server() const {
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      std::string name = e.path().filename().string();
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string stat = test_support::read_text(e.path() / "stat");
+      auto close = stat.rfind(')');
+      if (close == std::string::npos || stat.find("(leaseq-sup)") == std::string::npos) continue;
+      std::istringstream rest(stat.substr(close + 2));
+      std::string state;
+      pid_t ppid = -1;
+      rest >> state >> ppid;
+      if (ppid == pid_) return static_cast<pid_t>(std::stol(name));
+    }
+    return -1;
+  }
   // Waits for the exit; returns the exit code (128+signal when killed).
   int wait() {
     int status = 0;

@@ -836,7 +836,104 @@ TEST_CASE("runner: a time limit reaches the leaseq supervisor through posix proc
   REQUIRE(st);
   CHECK(st->time_limit);
 }
+
+TEST_CASE("runner: with a spawn server, the task leads its session and the server reports its end",
+          "[runner]") {
+  temp_dir t;
+  posix_process_ops ops;
+  ops.start_spawn_server();
+  REQUIRE(ops.event_fd() >= 0);
+  spawn_request req;
+  req.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat) $LEASEQ_ATTEMPT; exit 4"};
+  req.cwd = t.path().string();
+  req.env = merged_environment({{"LEASEQ_ATTEMPT", "a1"}});
+  req.stdout_path = (t / "o").string();
+  req.stderr_path = (t / "e").string();
+  req.supervisor = LEASEQ_BIN;
+  req.status_path = (t / "s.exit").string();
+  req.attempt = "a1";
+  spawn_outcome s = ops.spawn(req);
+  REQUIRE(s.pid > 0);
+  CHECK(s.start_ticks > 0);
+  std::optional<child_exit> e;
+  REQUIRE(test_support::wait_until([&] { return (e = ops.reap()).has_value(); }));
+  CHECK(e->pid == s.pid);
+  CHECK(e->exit_code == 4);
+  std::istringstream out(test_support::read_text(t / "o"));
+  std::string task_pid, pgid, attempt;
+  out >> task_pid >> pgid >> attempt;
+  CHECK(task_pid == std::to_string(s.pid));  // the recorded pid is the task's ...
+  CHECK(pgid == std::to_string(s.pid));      // ... and leads the group a cancel signals
+  CHECK(attempt == "a1");
+  auto st = read_exit_status(t / "s.exit", "a1");
+  REQUIRE(st);
+  CHECK(st->exit_code == 4);
+  // A missing program: told at once, with the supervisor's words.
+  req.argv = {"no-such-program-leaseq"};
+  spawn_outcome bad = ops.spawn(req);
+  CHECK(bad.pid <= 0);
+  CHECK(bad.error == "no-such-program-leaseq: No such file or directory");
+  // A cancel through the server reaches the task's group.
+  req.argv = {"sleep", "30"};
+  spawn_outcome slow = ops.spawn(req);
+  REQUIRE(slow.pid > 0);
+  ops.signal_group(slow.pid, SIGTERM);
+  REQUIRE(test_support::wait_until([&] { return (e = ops.reap()).has_value(); }));
+  CHECK(e->pid == slow.pid);
+  CHECK(e->signal == SIGTERM);
+}
 #endif
+
+TEST_CASE("runner: a task whose supervisor died is watched by pid, and ends with what is on file",
+          "[runner]") {
+  struct losing_ops : fake_ops {
+    std::vector<pid_t> lost;
+    std::vector<pid_t> take_lost() override { return std::exchange(lost, {}); }
+  };
+  temp_dir tmp;
+  lease_paths lease{tmp / "lease"};
+  losing_ops ops;
+  manual_clock clock;
+  runner_config c;
+  c.lease_id = "local:h";
+  c.node = "n1";
+  c.slots = 2;
+  c.grace_s = 5;
+  submit_request sr;
+  sr.argv = {"work"};
+  std::string recorded = submit_task(lease, "local:h", sr).id;
+  std::string unrecorded = submit_task(lease, "local:h", sr).id;
+  runner r(c, lease, ops);
+  r.start(clock.now());
+  clock.advance(0.1);
+  r.step(clock.now());
+  pid_t a = ops.pid_of(recorded), b = ops.pid_of(unrecorded);
+  REQUIRE(a > 0);
+  REQUIRE(b > 0);
+  ops.lost = {a, b};
+  ops.foreign_alive = {a, b};
+  clock.advance(0.1);
+  r.step(clock.now());
+  CHECK(r.running_count() == 2);  // still running, now watched by pid
+  // The end of one was recorded (by the supervisor before it died); the other's was not.
+  json_outcome claim = read_json_tolerant(lease.claimed_task("n1", recorded));
+  REQUIRE(claim.ok());
+  std::string attempt = (*claim.value)["starting"].get<std::string>();
+  write_json_atomic(lease.logs("n1") / (recorded + ".exit"),
+                    json{{"attempt", attempt}, {"exit_code", 0}, {"signal", nullptr}});
+  ops.foreign_alive.clear();
+  clock.advance(1);
+  r.step(clock.now());
+  auto result = [&](const std::string& id) {
+    task_result res;
+    from_json(*read_json_tolerant(lease.result("n1", id)).value, res);
+    return res;
+  };
+  REQUIRE(fs::exists(lease.result("n1", recorded)));
+  REQUIRE(fs::exists(lease.result("n1", unrecorded)));
+  CHECK(result(recorded).state == task_state::finished);
+  CHECK(result(unrecorded).reason == "runner_lost");
+}
 
 #ifdef LEASEQ_BIN
 TEST_CASE("runner: a starting attempt is found by LEASEQ_ATTEMPT under its supervisor",

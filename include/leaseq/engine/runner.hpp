@@ -1082,7 +1082,7 @@ class runner {
     t.pid = s.pid;
     t.started = now;
     t.spec.pid = s.pid;
-    t.pid_start = detail::process_start_ticks(s.pid).value_or(0);
+    t.pid_start = s.start_ticks ? s.start_ticks : detail::process_start_ticks(s.pid).value_or(0);
     t.spec.extra["pid_start"] = t.pid_start;
     t.spec.extra["boot_id"] = detail::boot_id();
     t.spec.extra["started"] = now;  // a runner adopting the task after a crash reports it
@@ -1094,10 +1094,8 @@ class runner {
         throw io_error("cannot write", "claimed file", ENOSPC);
       write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
                                json_file_text(json(t.spec)));
-      ops_.release(s.pid, true);
     } catch (const error& e) {
       log(t.spec.id + ": cannot record its pid (" + e.what() + "): killing it");
-      ops_.release(s.pid, false);
       ops_.signal_group(s.pid, SIGKILL);
       t.stop_reason = "claim_unrecorded";
     }
@@ -1156,6 +1154,19 @@ class runner {
         }
       }
       finish(t, now, e->exit_code, e->signal, st, reason);
+      any = true;
+    }
+    // Tasks whose supervisor died (found out while reaping): nobody will report their end; watched
+    // by pid from now on.
+    for (pid_t pid : ops_.take_lost()) {
+      auto p = by_pid_.find(pid);
+      if (p == by_pid_.end()) continue;
+      auto it = running_.find(p->second);
+      by_pid_.erase(p);
+      if (it == running_.end()) continue;
+      log(fmt::format("{}: its supervisor is gone; watching pid {} until it ends", it->first, pid));
+      it->second.orphan = true;
+      it->second.boot_id = detail::boot_id();
       any = true;
     }
     return any;
@@ -1650,7 +1661,7 @@ inline void runner_on_signal(int sig) {
 // ceiling is then blind_idle_max_s). Returns 0.
 inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner::logger log = {}) {
   posix_process_ops ops;
-  // First, while this process has one thread and little memory: every supervisor is forked
+  // First, while this process has one thread and little memory: the spawn server is forked
   // from it.
   if (!cfg.supervisor.empty()) ops.start_spawn_server();
   runner r(cfg, lease, ops, std::move(log));
@@ -1697,9 +1708,10 @@ inline int run_runner(const runner_config& cfg, const lease_paths& lease, runner
       watched_missing = now;
       lanes.add_missing();
     }
-    pollfd p[2] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}};
+    // The spawn server's reports (a task's end) wake the loop as a SIGCHLD does.
+    pollfd p[3] = {{wake_r.get(), POLLIN, 0}, {lanes.fd(), POLLIN, 0}, {ops.event_fd(), POLLIN, 0}};
     int ms = static_cast<int>(wait * 1000) + 1;
-    if (::poll(p, lanes.fd() >= 0 ? 2 : 1, ms) > 0) {
+    if (::poll(p, 3, ms) > 0) {
       char buf[64];
       if (p[0].revents & POLLIN)
         while (::read(wake_r.get(), buf, sizeof buf) > 0) {

@@ -51,8 +51,8 @@ struct spawn_request {
   std::string anchor;
   // When set, the task runs under this supervisor (supervise.hpp): `supervisor __supervise
   // <status_path> <attempt> -- argv...`, which records the task's end in status_path even if
-  // the runner is gone by then; with a spawn server (start_spawn_server) the same supervisor
-  // is forked instead, and the executable is only the fallback. Empty: argv is exec'd directly.
+  // the runner is gone by then; with a spawn server (start_spawn_server) the server supervises
+  // the task instead, and the executable is only the fallback. Empty: argv is exec'd directly.
   std::string supervisor;
   std::string status_path;
   std::string attempt;
@@ -66,13 +66,7 @@ struct spawn_request {
 struct spawn_outcome {
   pid_t pid = -1;
   std::string error;
-};
-
-// A child that ended: exit code or the signal that killed it.
-struct child_exit {
-  pid_t pid = -1;
-  std::optional<int> exit_code;
-  std::optional<int> signal;
+  std::uint64_t start_ticks = 0;  // the process's start time when the spawner read it; 0: not
 };
 
 // A task of an array (`submit --array`, or a line of `submit --each-line`): the array's id (the
@@ -106,14 +100,14 @@ class process_ops {
  public:
   virtual ~process_ops() = default;
   virtual spawn_outcome spawn(const spawn_request& req) = 0;
-  // Called once the runner has recorded a spawned pid (go), or gave up on it (!go: it is
-  // killed next). A supervisor from the spawn server starts its task only on go.
-  virtual void release(pid_t pid, bool go) {
-    (void)pid;
-    (void)go;
-  }
-  // One child of ours that has ended, without blocking; nullopt when none.
+  // One task of ours that has ended, without blocking; nullopt when none.
   virtual std::optional<child_exit> reap() = 0;
+  // A descriptor that turns readable when reap() may have something besides a SIGCHLD (the
+  // spawn server's reports); -1: none.
+  virtual int event_fd() const { return -1; }
+  // Tasks started by a supervisor that has died, whose end reap() will never tell (each once):
+  // the runner watches them by pid, as it does a crashed runner's.
+  virtual std::vector<pid_t> take_lost() { return {}; }
   // Sends sig to the process group led by pgid (each task leads its own session).
   virtual void signal_group(pid_t pgid, int sig) = 0;
   // Whether a process that is not our child (a task left by a crashed runner) still runs.
@@ -150,12 +144,14 @@ inline std::vector<std::string> merged_environment(
 
 class posix_process_ops : public process_ops {
  public:
-  // Supervisors are then forked by a spawn server (spawn_server.hpp) instead of exec'd. Call
-  // while the process has a single thread.
+  // Supervised tasks are then started and watched by a spawn server (spawn_server.hpp), not
+  // each under a supervisor exec'd for it. Call while the process has a single thread.
   void start_spawn_server() { server_ = std::make_unique<spawn_server>(); }
 
-  void release(pid_t pid, bool go) override {
-    if (server_) server_->release(pid, go);
+  int event_fd() const override { return server_ && server_->alive() ? server_->fd() : -1; }
+
+  std::vector<pid_t> take_lost() override {
+    return server_ ? server_->take_lost() : std::vector<pid_t>{};
   }
 
   spawn_outcome spawn(const spawn_request& req) override {
@@ -204,14 +200,16 @@ class posix_process_ops : public process_ops {
 
     if (!req.supervisor.empty() && server_ && server_->alive() &&
         fs::path(req.status_path).parent_path() == log_dir) {
-      supervisor_request sr{req.argv,    req.env,          req.cwd,    req.status_path,
-                            req.attempt, req.time_limit_s, req.grace_s};
-      std::string why;
-      if (auto pid = server_->spawn(sr, out_fd.get(), err_fd.get(), dir.get(), why)) {
-        out.pid = *pid;
+      served_request sr{req.argv,    req.env,          req.cwd,    req.status_path,
+                        req.attempt, req.time_limit_s, req.grace_s};
+      served_spawn s = server_->spawn(sr, out_fd.get(), err_fd.get(), dir.get());
+      if (!s.server_gone) {
+        out.pid = s.pid;
+        out.start_ticks = s.start_ticks;
+        out.error = s.error;
         return out;
       }
-      // Exec'd the usual way instead; a supervisor the server may have made exits unreleased.
+      // Under an exec'd supervisor instead; a task the server may have started is lost to it.
     }
 
     posix_spawn_file_actions_t fa;
@@ -268,6 +266,8 @@ class posix_process_ops : public process_ops {
   }
 
   std::optional<child_exit> reap() override {
+    if (server_)
+      if (auto e = server_->next_exit()) return e;
     int status = 0;
     pid_t pid;
     do pid = ::waitpid(-1, &status, WNOHANG);
@@ -283,7 +283,13 @@ class posix_process_ops : public process_ops {
   }
 
   void signal_group(pid_t pgid, int sig) override {
-    if (pgid > 1) ::kill(-pgid, sig);
+    if (pgid <= 1) return;
+    // A task of the server: by the server, which holds it unreaped until its end is reported.
+    if (server_ && server_->serves(pgid)) {
+      server_->signal(pgid, sig);
+      return;
+    }
+    ::kill(-pgid, sig);
   }
 
   // Through a pidfd where the kernel has them (detail::signal_recorded_process): the identity
@@ -301,9 +307,16 @@ class posix_process_ops : public process_ops {
     std::string line;
     if (!std::getline(stat, line)) return ::kill(pid, 0) == 0 || errno == EPERM;
     auto close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size())
-      return line[close + 2] != 'Z' && line[close + 2] != 'X';
-    return true;
+    if (close == std::string::npos || close + 2 >= line.size()) return true;
+    char state = line[close + 2];
+    if (state == 'X') return false;
+    if (state != 'Z') return true;
+    // A task a spawn server has not reaped yet: it is writing the task's .exit file and reaps
+    // the task after, so the task has not ended for a watcher that reads that file next.
+    long ppid = std::atol(line.c_str() + close + 3);
+    std::ifstream comm("/proc/" + std::to_string(ppid) + "/comm");
+    std::string name;
+    return ppid > 1 && std::getline(comm, name) && name == "leaseq-sup";
   }
 
  private:

@@ -182,7 +182,7 @@ inline pid_t spawn_task(char** cmd, const std::vector<int>& shielded,
   sigemptyset(&set);
   sigaddset(&set, sig);
   ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  // Not raise(): in a supervisor forked by the spawn server (a raw clone) glibc's cached
+  // Not raise(): in a process made by a raw clone glibc's cached
   // thread id is its parent's, and raise() signals that id.
   ::kill(::getpid(), sig);
   ::_exit(128 + sig);  // a signal whose default is not to terminate
@@ -226,8 +226,8 @@ inline pid_t wait_with_limit(pid_t pid, int& status, double start, double limit,
 
 }  // namespace detail
 
-// What one supervisor does, however it was started (exec'd as `leaseq __supervise`, or forked
-// by the spawn server, spawn_server.hpp).
+// What one supervisor does (exec'd as `leaseq __supervise` for one task; the spawn server,
+// spawn_server.hpp, supervises all of a runner's tasks itself).
 struct supervise_plan {
   int status_dir = -1;      // the status file's directory (open_status_dir); -1: no status
   const char* status_name;  // the status file's path; written relative to status_dir
