@@ -11163,6 +11163,7 @@ class runner {
     pass_now_ = now;
     check_tree();
     busy |= reap(now);
+    record_pids(now);
     busy |= check_orphans(now);
     if (now - last_adopt_scan_ >= 2) {
       last_adopt_scan_ = now;
@@ -11210,6 +11211,8 @@ class runner {
     double t = last_heartbeat_ + heartbeat_interval() - now;
     for (const auto& [id, r] : running_) {
       if (r.kill_at) t = std::min(t, *r.kill_at - now);
+      if (!r.pid_recorded && !r.orphan && r.started)
+        t = std::min(t, *r.started + pid_record_after_s - now);
       if (auto limit = runner_time_limit(r)) t = std::min(t, *limit - now);
     }
     return std::max(0.0, t);
@@ -11228,7 +11231,9 @@ class runner {
     bool orphan = false;          // left by a crashed runner: not our child, watched by pid
     std::uint64_t pid_start = 0;  // start time of pid (/proc/PID/stat): pids are reused
     std::string boot_id;          // the boot pid_start counts from; empty: unknown (protocol 1)
+    bool pid_recorded = false;    // its claimed file has its pid (record_pids)
   };
+  static constexpr double pid_record_after_s = 0.1;
 
   // One runner per node per lease, for the runner's whole life: a second one (four `lease
   // local start` at once) refuses to start instead of consuming the first one's control
@@ -12026,22 +12031,34 @@ class runner {
     t.spec.extra["pid_start"] = t.pid_start;
     t.spec.extra["boot_id"] = detail::boot_id();
     t.spec.extra["started"] = now;  // a runner adopting the task after a crash reports it
-    try {
-      // Not fsync'd: the task is already durable (it was renamed here); this only adds the
-      // process's identity. One that cannot be written kills the task at once: a runner
-      // after a crash must never guess whether it still runs.
-      if (fault_hit(fault_point::pid_record_enospc))
-        throw io_error("cannot write", "claimed file", ENOSPC);
-      write_file_atomic_nosync(lease_.claimed_task(cfg_.node, t.spec.id),
-                               json_file_text(json(t.spec)));
-    } catch (const error& e) {
-      log(t.spec.id + ": cannot record its pid (" + e.what() + "): killing it");
-      ops_.signal_group(s.pid, SIGKILL);
-      t.stop_reason = "claim_unrecorded";
-    }
     by_pid_[s.pid] = t.spec.id;
     running_.emplace(t.spec.id, std::move(t));
     hb_dirty_ = true;
+  }
+
+  // A task's pid (with its start time and boot) goes into its claimed file once the task has
+  // run pid_record_after_s: most short tasks end sooner and cost one claimed-file rewrite, not
+  // two. Until then its `starting` attempt is what a runner after a crash has, and it finds the
+  // process by the attempt in its environment (adopt_claimed). Not fsync'd: the claim is
+  // durable already; this only adds the process's identity. One that cannot be written kills
+  // the task: a runner after a crash must never guess whether it still runs.
+  void record_pids(double now) {
+    for (auto& [id, t] : running_) {
+      // (1 ms early counts: the loop wakes for it at about that time, not after)
+      if (t.orphan || t.pid_recorded || !t.started || now + 0.001 < *t.started + pid_record_after_s)
+        continue;
+      t.pid_recorded = true;
+      if (t.stop_reason) continue;  // being stopped already
+      try {
+        if (fault_hit(fault_point::pid_record_enospc))
+          throw io_error("cannot write", "claimed file", ENOSPC);
+        write_file_atomic_nosync(lease_.claimed_task(cfg_.node, id), json_file_text(json(t.spec)));
+      } catch (const error& e) {
+        log(id + ": cannot record its pid (" + e.what() + "): killing it");
+        ops_.signal_group(t.pid, SIGKILL);
+        t.stop_reason = "claim_unrecorded";
+      }
+    }
   }
 
   void release_gpus(running_task& t) {

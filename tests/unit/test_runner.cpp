@@ -122,11 +122,17 @@ TEST_CASE("runner: own lane first, then _any by seq, within the slots", "[runner
   CHECK(b.ops.pid_of(a2) < 0);
   CHECK(b.ops.env_of(p_own, "CUDA_VISIBLE_DEVICES") == "<unset>");
   CHECK(b.ops.procs[p_own].req.stdout_path == b.lease.stdout_log("n1", own).string());
-  // The claimed file was rewritten with claimed and pid.
+  // The claimed file was rewritten with claimed and starting; the pid follows once the task has
+  // run 0.1 s (a task that ends sooner costs one rewrite).
   json claimed = *read_json_tolerant(b.lease.claimed_task("n1", own)).value;
-  CHECK(claimed["pid"] == p_own);
   CHECK(claimed["claimed"].is_number());
-  b.step(2.5);
+  CHECK(claimed["starting"].is_string());
+  CHECK_FALSE(claimed.contains("pid"));
+  b.step(0.1);
+  claimed = *read_json_tolerant(b.lease.claimed_task("n1", own)).value;
+  CHECK(claimed["pid"] == p_own);
+  CHECK(claimed["started"].is_number());
+  b.step(2.4);
   heartbeat h = b.hb();
   CHECK(h.running == std::vector<std::string>{a1, own});
   CHECK(h.pending == 1);
@@ -256,8 +262,11 @@ TEST_CASE("runner: task churn rewrites the heartbeat at most every heartbeat_min
   REQUIRE(b.ops.pid_of(a) > 0);
   CHECK(b.hb().ts == first_ts);
   CHECK(b.hb().running.empty());
-  CHECK(b.r->next_deadline(b.clock.now()) == Approx(0.4));  // the loop wakes up for it
-  b.step(0.4);
+  CHECK(b.r->next_deadline(b.clock.now()) == Approx(0.1));  // its pid record is due first
+  b.step(0.1);
+  CHECK(b.hb().running.empty());
+  CHECK(b.r->next_deadline(b.clock.now()) == Approx(0.3));  // the loop wakes up for it
+  b.step(0.31);
   CHECK(b.hb().running == std::vector<std::string>{a});
   double ts = b.hb().ts;
   b.ops.exit_code(b.ops.pid_of(a), 0);

@@ -77,7 +77,7 @@ bool eventually(const std::function<bool()>& f) {
 
 }  // namespace
 
-TEST_CASE("spawn_server: a task runs in a session of its own; its end is on file before it is told",
+TEST_CASE("spawn_server: a task runs in a session of its own, its end on file before it is told",
           "[spawn_server]") {
   temp_dir t;
   std::optional<spawn_server> s(std::in_place);
@@ -210,7 +210,7 @@ TEST_CASE("spawn_server: with its caller gone it sees its tasks to the end, then
   CHECK(recorded->exit_code == 5);
 }
 
-TEST_CASE("spawn_server: a killed server is reported; its tasks run on, lost to it",
+TEST_CASE("spawn_server: a killed server is reported, its tasks run on, lost to it",
           "[spawn_server]") {
   temp_dir t;
   spawn_server s;
