@@ -225,7 +225,8 @@ TEST_CASE("integrity: a claim that cannot be recorded is given back, never run t
   CHECK(r.log().find("giving it back") != std::string::npos);
 }
 
-TEST_CASE("integrity: a task whose pid cannot be recorded is killed at once", "[integrity][e2e]") {
+TEST_CASE("integrity: a task whose pid cannot be recorded is killed when it should be recorded",
+          "[integrity][e2e]") {
   fixture f;
   fs::path ran = f.tmp / "ran.txt";
   std::string id = f.submit("-- sh -c 'sleep 5; echo late >> " + ran.string() + "'");
