@@ -776,18 +776,25 @@ TEST_CASE("runner: an orphan that ended before its cancel keeps its own outcome"
 }
 
 #ifdef LEASEQ_BIN
+// A supervised task (attempt a1, logs and status file in dir) that prints its pid, its process
+// group and its LEASEQ_ATTEMPT, then exits 4.
+static spawn_request reporting_request(const fs::path& dir) {
+  spawn_request req;
+  req.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat) $LEASEQ_ATTEMPT; exit 4"};
+  req.cwd = dir.string();
+  req.env = merged_environment({{"LEASEQ_ATTEMPT", "a1"}});
+  req.stdout_path = (dir / "o").string();
+  req.stderr_path = (dir / "e").string();
+  req.supervisor = LEASEQ_BIN;
+  req.status_path = (dir / "s.exit").string();
+  req.attempt = "a1";
+  return req;
+}
+
 TEST_CASE("runner: tasks under the leaseq supervisor, through posix process ops", "[runner]") {
   temp_dir t;
   posix_process_ops ops;
-  spawn_request req;
-  req.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat) $LEASEQ_ATTEMPT; exit 4"};
-  req.cwd = t.path().string();
-  req.env = merged_environment({{"LEASEQ_ATTEMPT", "a1"}});
-  req.stdout_path = (t / "o").string();
-  req.stderr_path = (t / "e").string();
-  req.supervisor = LEASEQ_BIN;
-  req.status_path = (t / "s.exit").string();
-  req.attempt = "a1";
+  spawn_request req = reporting_request(t.path());
   spawn_outcome s = ops.spawn(req);
   REQUIRE(s.pid > 0);
   std::optional<child_exit> e;
@@ -852,15 +859,7 @@ TEST_CASE("runner: with a spawn server, the task leads its session and the serve
   posix_process_ops ops;
   ops.start_spawn_server();
   REQUIRE(ops.event_fd() >= 0);
-  spawn_request req;
-  req.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat) $LEASEQ_ATTEMPT; exit 4"};
-  req.cwd = t.path().string();
-  req.env = merged_environment({{"LEASEQ_ATTEMPT", "a1"}});
-  req.stdout_path = (t / "o").string();
-  req.stderr_path = (t / "e").string();
-  req.supervisor = LEASEQ_BIN;
-  req.status_path = (t / "s.exit").string();
-  req.attempt = "a1";
+  spawn_request req = reporting_request(t.path());
   spawn_outcome s = ops.spawn(req);
   REQUIRE(s.pid > 0);
   CHECK(s.start_ticks > 0);
