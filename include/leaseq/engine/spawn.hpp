@@ -212,25 +212,7 @@ class posix_process_ops : public process_ops {
       // Under an exec'd supervisor instead; a task the server may have started is lost to it.
     }
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    ::posix_spawn_file_actions_init(&fa);
-    ::posix_spawnattr_init(&attr);
-    ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    ::posix_spawn_file_actions_adddup2(&fa, out_fd.get(), 1);
-    ::posix_spawn_file_actions_adddup2(&fa, err_fd.get(), 2);
-    if (!req.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
-      sigaddset(&defaults, s);
-    ::posix_spawnattr_setsigmask(&attr, &none);
-    ::posix_spawnattr_setsigdefault(&attr, &defaults);
-    // Its own session (and so its own process group): cancel signals the whole tree, and a
-    // terminal hangup of the runner's session does not reach the task.
-    ::posix_spawnattr_setflags(&attr,
-                               POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    detail::task_spawn_setup setup(out_fd.get(), err_fd.get(), req.cwd);
 
     // A supervisor removed since the runner started (a package uninstalled under it) must not
     // make every task fail: the task then runs as it would without one.
@@ -253,10 +235,10 @@ class posix_process_ops : public process_ops {
     envp.push_back(nullptr);
     pid_t pid = -1;
     // The supervisor is a path, never looked up; it looks up the task's program itself.
-    int rc = supervised ? ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
-                        : ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-    ::posix_spawn_file_actions_destroy(&fa);
-    ::posix_spawnattr_destroy(&attr);
+    int rc =
+        supervised
+            ? ::posix_spawn(&pid, argv[0], &setup.actions, &setup.attr, argv.data(), envp.data())
+            : ::posix_spawnp(&pid, argv[0], &setup.actions, &setup.attr, argv.data(), envp.data());
     if (rc != 0) {
       out.error = words[0] + ": " + std::strerror(rc);
       return out;

@@ -215,12 +215,38 @@ inline std::shared_ptr<unique_fd> shared_directory(const std::vector<served_task
   return std::make_shared<unique_fd>(std::move(dir));
 }
 
-// The signals the server ignores or blocks, which a task gets back at their default.
-inline void task_signal_defaults(sigset_t& set) {
-  sigemptyset(&set);
-  for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
-    sigaddset(&set, s);
-}
+// How every task starts, directly or under a supervisor: stdin /dev/null, stdout and stderr its
+// logs, in `cwd` (empty: the caller's), with an empty signal mask and the default disposition
+// of the signals a runner or its server catch or ignore, leading a session of its own (so a
+// cancel signals its whole tree, and a hangup of the runner's terminal does not reach it).
+struct task_spawn_setup {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+
+  task_spawn_setup(int out_fd, int err_fd, const std::string& cwd) {
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    ::posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    ::posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    if (!cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+      sigaddset(&defaults, s);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &defaults);
+    ::posix_spawnattr_setflags(&attr,
+                               POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  }
+  task_spawn_setup(const task_spawn_setup&) = delete;
+  task_spawn_setup& operator=(const task_spawn_setup&) = delete;
+  ~task_spawn_setup() {
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attr);
+  }
+};
 
 // Starts req's task in a session of its own: stdin /dev/null, stdout and stderr the two logs,
 // the program looked up in the task's own PATH. Its pid, or -1 with `why` set (the spawn_failed
@@ -237,21 +263,7 @@ inline pid_t spawn_served_task(served_request& req, int out_fd, int err_fd, std:
       return -1;
     }
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  ::posix_spawn_file_actions_init(&fa);
-  ::posix_spawnattr_init(&attr);
-  ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  ::posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-  ::posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-  if (!req.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  task_signal_defaults(defaults);
-  ::posix_spawnattr_setsigmask(&attr, &none);
-  ::posix_spawnattr_setsigdefault(&attr, &defaults);
-  ::posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  task_spawn_setup setup(out_fd, err_fd, req.cwd);
   std::vector<char*> argv, envp;
   for (auto& a : req.argv) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -262,18 +274,16 @@ inline pid_t spawn_served_task(served_request& req, int out_fd, int err_fd, std:
   char** saved = environ;
   environ = envp.data();
   pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  int rc = ::posix_spawnp(&pid, argv[0], &setup.actions, &setup.attr, argv.data(), envp.data());
   if (rc == ENOEXEC) {
     // An executable without a #! line: execvp hands it to /bin/sh, posix_spawnp does not. A
     // shell exec'ing it does the same (its PATH lookup is the task's too).
     std::vector<char*> via_sh = {const_cast<char*>("sh"), const_cast<char*>("-c"),
                                  const_cast<char*>("exec \"$0\" \"$@\"")};
     via_sh.insert(via_sh.end(), argv.begin(), argv.end());
-    rc = ::posix_spawn(&pid, "/bin/sh", &fa, &attr, via_sh.data(), envp.data());
+    rc = ::posix_spawn(&pid, "/bin/sh", &setup.actions, &setup.attr, via_sh.data(), envp.data());
   }
   environ = saved;
-  ::posix_spawn_file_actions_destroy(&fa);
-  ::posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     why = req.argv[0] + ": " + std::strerror(rc);
     return -1;
