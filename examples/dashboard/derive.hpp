@@ -391,28 +391,45 @@ inline leaseq::task_selection dashboard_tasks(const std::vector<leaseq::task_vie
     if (leaseq::matches(table[i], filter, probe)) out.tasks.push_back(&table[i]);
   }
   out.total = out.tasks.size();
-  auto by_state = [](const leaseq::task_view* a, const leaseq::task_view* b) {
-    int pa = leaseq::state_priority(a->state), pb = leaseq::state_priority(b->state);
-    if (pa != pb) return pa < pb;
-    if (a->state == leaseq::task_state::pending) return a->seq < b->seq;
-    double sa = a->started().value_or(a->created().value_or(0));
-    double sb = b->started().value_or(b->created().value_or(0));
-    if (sa != sb) return sa > sb;
-    return a->seq > b->seq;
-  };
-  auto by_lane = [](const leaseq::task_view* a, const leaseq::task_view* b) {
-    if (a->lane() != b->lane()) return a->lane() < b->lane();
-    return a->seq < b->seq;
-  };
   // Page p shows rows [p*cap, (p+1)*cap): only that much of the order is sorted.
   cap = std::max<std::size_t>(1, cap);
   std::size_t first = std::min(page * cap, out.tasks.size());
   std::size_t end = std::min(first + cap, out.tasks.size());
+  if (order == leaseq::task_sort::state_priority) {
+    // Sorted on keys taken once per task, side by side in one array: comparing through the
+    // views (a result's start time behind a pointer) misses the cache at every step of a
+    // million-row sort.
+    struct keyed {
+      int priority;
+      double start;  // started, else claimed, else created (unused for PENDING)
+      std::int64_t seq;
+      const leaseq::task_view* task;
+    };
+    std::vector<keyed> keys;
+    keys.reserve(out.tasks.size());
+    for (const auto* t : out.tasks)
+      keys.push_back({leaseq::state_priority(t->state),
+                      t->started().value_or(t->created().value_or(0)), t->seq, t});
+    const int pending = leaseq::state_priority(leaseq::task_state::pending);  // PENDING alone
+    auto by_state = [pending](const keyed& a, const keyed& b) {
+      if (a.priority != b.priority) return a.priority < b.priority;
+      if (a.priority == pending) return a.seq < b.seq;
+      if (a.start != b.start) return a.start > b.start;
+      return a.seq > b.seq;
+    };
+    auto mid = keys.begin() + static_cast<std::ptrdiff_t>(end);
+    std::partial_sort(keys.begin(), mid, keys.end(), by_state);
+    out.tasks.clear();
+    for (auto k = keys.begin() + static_cast<std::ptrdiff_t>(first); k != mid; ++k)
+      out.tasks.push_back(k->task);
+    return out;
+  }
+  auto by_lane = [](const leaseq::task_view* a, const leaseq::task_view* b) {
+    if (a->lane() != b->lane()) return a->lane() < b->lane();
+    return a->seq < b->seq;
+  };
   auto mid = out.tasks.begin() + static_cast<std::ptrdiff_t>(end);
-  if (order == leaseq::task_sort::state_priority)
-    std::partial_sort(out.tasks.begin(), mid, out.tasks.end(), by_state);
-  else
-    std::partial_sort(out.tasks.begin(), mid, out.tasks.end(), by_lane);
+  std::partial_sort(out.tasks.begin(), mid, out.tasks.end(), by_lane);
   out.tasks.erase(mid, out.tasks.end());
   out.tasks.erase(out.tasks.begin(), out.tasks.begin() + static_cast<std::ptrdiff_t>(first));
   return out;

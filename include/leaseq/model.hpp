@@ -80,6 +80,16 @@ inline std::string display_command(const std::vector<std::string>& argv) {
   return detail::shell_join(argv);
 }
 
+// display_command without a copy: the script of a `/bin/sh -c` argv as it is, anything else
+// joined into `scratch` (reused by a caller that goes through many tasks), which the view then
+// points into.
+inline std::string_view display_command_view(const std::vector<std::string>& argv,
+                                             std::string& scratch) {
+  if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
+  detail::shell_join_into(scratch, argv);
+  return scratch;
+}
+
 // One execution of a task that ended (protocol version 3, "attempts"): a task with retries
 // keeps every attempt's outcome, the earlier ones in its task file, all of them in its result.
 struct task_attempt {

@@ -64,6 +64,12 @@ struct task_view {
     if (!spec->cmd.empty()) return spec->cmd;
     return display_command(spec->argv);
   }
+  // command() without a copy; valid while the view and `scratch` are (see display_command_view).
+  std::string_view command_view(std::string& scratch) const {
+    if (!spec) return {};
+    if (!spec->cmd.empty()) return spec->cmd;
+    return display_command_view(spec->argv, scratch);
+  }
   std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
   std::optional<double> created() const {
     return spec && spec->created > 0 ? std::optional<double>(spec->created) : std::nullopt;

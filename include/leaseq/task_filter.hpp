@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "leaseq/model.hpp"
@@ -92,11 +93,26 @@ inline std::string task_search_text(const task_filter& f) {
 }
 
 namespace detail {
-inline bool contains_ci(const std::string& hay, const std::string& needle) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
-                        [&](char a, char b) { return lower(a) == lower(b); });
-  return it != hay.end();
+constexpr char ascii_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Whether `needle` occurs in `hay`, ASCII case-insensitively. A search pass runs this over
+// every command of a million-task table, so it looks for the needle's first byte (either
+// case) before comparing the rest.
+inline bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
+  if (needle.empty()) return true;
+  if (needle.size() > hay.size()) return false;
+  const char lo = ascii_lower(needle[0]);
+  const char up = lo >= 'a' && lo <= 'z' ? static_cast<char>(lo - 'a' + 'A') : lo;
+  const std::size_t last = hay.size() - needle.size();
+  for (std::size_t i = 0; i <= last; ++i) {
+    if (hay[i] != lo && hay[i] != up) continue;
+    std::size_t j = 1;
+    while (j < needle.size() && ascii_lower(hay[i + j]) == ascii_lower(needle[j])) ++j;
+    if (j == needle.size()) return true;
+  }
+  return false;
 }
 }  // namespace detail
 
@@ -107,7 +123,10 @@ inline bool matches(const task_view& t, const task_filter& f,
   if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
     return false;
   if (!f.node.empty() && t.node != f.node) return false;
-  if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
+  if (!f.command.empty()) {
+    thread_local std::string scratch;  // a pass over many tasks joins argv without allocating
+    if (!detail::contains_ci(t.command_view(scratch), f.command)) return false;
+  }
   for (const std::string& l : f.labels)
     if (!t.spec ||
         std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())

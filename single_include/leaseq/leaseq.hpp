@@ -2465,33 +2465,60 @@ std::string join(const Range& items, std::string_view sep) {
   return out;
 }
 
-// One word for a POSIX shell, for scripts and for display: as it is when it holds only
-// characters no shell treats specially, else single-quoted (a ' inside as '\''). "" is ''.
-inline std::string shell_quote(std::string_view s) {
-  constexpr std::string_view plain_punct = "_-./:=,+%@";
+// One word for a POSIX shell, for scripts and for display, appended to `out`: as it is when it
+// holds only characters no shell treats specially, else single-quoted (a ' inside as '\'').
+// "" is ''.
+struct shell_plain_bytes {
+  bool plain[256] = {};
+  constexpr shell_plain_bytes() {
+    for (int c = 0; c < 256; ++c)
+      plain[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    for (char c : std::string_view("_-./:=,+%@")) plain[static_cast<unsigned char>(c)] = true;
+  }
+};
+
+inline void shell_quote_into(std::string& out, std::string_view s) {
+  // A table: the dashboard's search joins every task's argv this way on each pass.
+  static constexpr shell_plain_bytes table;
   bool plain = !s.empty();
   for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          plain_punct.find(c) != std::string_view::npos))
+    if (!table.plain[static_cast<unsigned char>(c)]) {
       plain = false;
-  if (plain) return std::string(s);
-  std::string out = "'";
+      break;
+    }
+  if (plain) {
+    out += s;
+    return;
+  }
+  out += '\'';
   for (char c : s) {
     if (c == '\'')
       out += "'\\''";
     else
       out += c;
   }
-  return out + "'";
+  out += '\'';
 }
 
-// The words quoted by shell_quote, separated by spaces: a command line sh runs as `words`.
-inline std::string shell_join(const std::vector<std::string>& words) {
+inline std::string shell_quote(std::string_view s) {
   std::string out;
+  shell_quote_into(out, s);
+  return out;
+}
+
+// The words quoted by shell_quote, separated by spaces (a command line sh runs as `words`),
+// into `out`, whose buffer a caller joining many commands reuses.
+inline void shell_join_into(std::string& out, const std::vector<std::string>& words) {
+  out.clear();
   for (const auto& w : words) {
     if (!out.empty()) out += ' ';
-    out += shell_quote(w);
+    shell_quote_into(out, w);
   }
+}
+
+inline std::string shell_join(const std::vector<std::string>& words) {
+  std::string out;
+  shell_join_into(out, words);
   return out;
 }
 
@@ -2561,6 +2588,16 @@ inline constexpr std::string_view to_string(node_health h) noexcept {
 inline std::string display_command(const std::vector<std::string>& argv) {
   if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
   return detail::shell_join(argv);
+}
+
+// display_command without a copy: the script of a `/bin/sh -c` argv as it is, anything else
+// joined into `scratch` (reused by a caller that goes through many tasks), which the view then
+// points into.
+inline std::string_view display_command_view(const std::vector<std::string>& argv,
+                                             std::string& scratch) {
+  if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") return argv[2];
+  detail::shell_join_into(scratch, argv);
+  return scratch;
 }
 
 // One execution of a task that ended (protocol version 3, "attempts"): a task with retries
@@ -4591,6 +4628,12 @@ struct task_view {
     if (!spec) return {};
     if (!spec->cmd.empty()) return spec->cmd;
     return display_command(spec->argv);
+  }
+  // command() without a copy; valid while the view and `scratch` are (see display_command_view).
+  std::string_view command_view(std::string& scratch) const {
+    if (!spec) return {};
+    if (!spec->cmd.empty()) return spec->cmd;
+    return display_command_view(spec->argv, scratch);
   }
   std::optional<int> exit_code() const { return result ? result->exit_code : std::optional<int>{}; }
   std::optional<double> created() const {
@@ -7915,6 +7958,7 @@ class paged_reader {
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 
@@ -7996,11 +8040,26 @@ inline std::string task_search_text(const task_filter& f) {
 }
 
 namespace detail {
-inline bool contains_ci(const std::string& hay, const std::string& needle) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
-                        [&](char a, char b) { return lower(a) == lower(b); });
-  return it != hay.end();
+constexpr char ascii_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Whether `needle` occurs in `hay`, ASCII case-insensitively. A search pass runs this over
+// every command of a million-task table, so it looks for the needle's first byte (either
+// case) before comparing the rest.
+inline bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
+  if (needle.empty()) return true;
+  if (needle.size() > hay.size()) return false;
+  const char lo = ascii_lower(needle[0]);
+  const char up = lo >= 'a' && lo <= 'z' ? static_cast<char>(lo - 'a' + 'A') : lo;
+  const std::size_t last = hay.size() - needle.size();
+  for (std::size_t i = 0; i <= last; ++i) {
+    if (hay[i] != lo && hay[i] != up) continue;
+    std::size_t j = 1;
+    while (j < needle.size() && ascii_lower(hay[i + j]) == ascii_lower(needle[j])) ++j;
+    if (j == needle.size()) return true;
+  }
+  return false;
 }
 }  // namespace detail
 
@@ -8011,7 +8070,10 @@ inline bool matches(const task_view& t, const task_filter& f,
   if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
     return false;
   if (!f.node.empty() && t.node != f.node) return false;
-  if (!f.command.empty() && !detail::contains_ci(t.command(), f.command)) return false;
+  if (!f.command.empty()) {
+    thread_local std::string scratch;  // a pass over many tasks joins argv without allocating
+    if (!detail::contains_ci(t.command_view(scratch), f.command)) return false;
+  }
   for (const std::string& l : f.labels)
     if (!t.spec ||
         std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())

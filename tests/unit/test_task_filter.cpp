@@ -145,3 +145,41 @@ TEST_CASE("a dashboard search reads label:NAME words as label filters", "[task_f
   CHECK(f.labels.empty());
   CHECK(f.command.empty());
 }
+
+TEST_CASE("the command search matches the command as shown, in any case, at any place",
+          "[task_filter]") {
+  using detail::contains_ci;
+  CHECK(contains_ci("python train.py", ""));
+  CHECK(contains_ci("python train.py", "PY"));
+  CHECK(contains_ci("python train.py", "n.py"));  // at the very end
+  CHECK(contains_ci("Python", "python"));         // the whole of it
+  CHECK_FALSE(contains_ci("py", "python"));       // longer than the text
+  CHECK_FALSE(contains_ci("", "a"));
+  CHECK(contains_ci("aab", "ab"));  // a false start on the first byte
+  CHECK_FALSE(contains_ci("a_b", "a-b"));
+  CHECK(contains_ci("x[1]-Y", "[1]-y"));  // punctuation compares as itself
+
+  // A task stored with argv alone (no cmd) is searched in argv's display form, quotes and all,
+  // as the list shows it; a `/bin/sh -c` script as it is.
+  std::vector<task_view> t;
+  t.push_back(make(1, task_state::pending, "", "", 1));
+  auto quoted = std::make_shared<task_spec>(*t[0].spec);
+  quoted->argv = {"python", "train.py", "--name", "run one"};
+  t[0].spec = quoted;
+  t.push_back(make(2, task_state::pending, "", "echo 'run one'", 2));
+  auto script = std::make_shared<task_spec>(*t[1].spec);
+  script->cmd.clear();
+  t[1].spec = script;
+  snapshot s;
+  s.task_table = std::make_shared<const std::vector<task_view>>(std::move(t));
+  task_filter f;
+  f.command = "--NAME 'RUN";
+  CHECK(ids(select_tasks(s, f, task_sort::seq_in_lane, 10)) == std::vector<std::string>{"T001"});
+  f.command = "echo 'run one'";
+  CHECK(ids(select_tasks(s, f, task_sort::seq_in_lane, 10)) == std::vector<std::string>{"T002"});
+  f.command = "run one";
+  CHECK(select_tasks(s, f, task_sort::seq_in_lane, 10).total == 2);
+  std::string scratch;
+  CHECK(s.tasks()[0].command_view(scratch) == s.tasks()[0].command());
+  CHECK(s.tasks()[1].command_view(scratch) == "echo 'run one'");
+}

@@ -43,33 +43,60 @@ std::string join(const Range& items, std::string_view sep) {
   return out;
 }
 
-// One word for a POSIX shell, for scripts and for display: as it is when it holds only
-// characters no shell treats specially, else single-quoted (a ' inside as '\''). "" is ''.
-inline std::string shell_quote(std::string_view s) {
-  constexpr std::string_view plain_punct = "_-./:=,+%@";
+// One word for a POSIX shell, for scripts and for display, appended to `out`: as it is when it
+// holds only characters no shell treats specially, else single-quoted (a ' inside as '\'').
+// "" is ''.
+struct shell_plain_bytes {
+  bool plain[256] = {};
+  constexpr shell_plain_bytes() {
+    for (int c = 0; c < 256; ++c)
+      plain[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    for (char c : std::string_view("_-./:=,+%@")) plain[static_cast<unsigned char>(c)] = true;
+  }
+};
+
+inline void shell_quote_into(std::string& out, std::string_view s) {
+  // A table: the dashboard's search joins every task's argv this way on each pass.
+  static constexpr shell_plain_bytes table;
   bool plain = !s.empty();
   for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          plain_punct.find(c) != std::string_view::npos))
+    if (!table.plain[static_cast<unsigned char>(c)]) {
       plain = false;
-  if (plain) return std::string(s);
-  std::string out = "'";
+      break;
+    }
+  if (plain) {
+    out += s;
+    return;
+  }
+  out += '\'';
   for (char c : s) {
     if (c == '\'')
       out += "'\\''";
     else
       out += c;
   }
-  return out + "'";
+  out += '\'';
 }
 
-// The words quoted by shell_quote, separated by spaces: a command line sh runs as `words`.
-inline std::string shell_join(const std::vector<std::string>& words) {
+inline std::string shell_quote(std::string_view s) {
   std::string out;
+  shell_quote_into(out, s);
+  return out;
+}
+
+// The words quoted by shell_quote, separated by spaces (a command line sh runs as `words`),
+// into `out`, whose buffer a caller joining many commands reuses.
+inline void shell_join_into(std::string& out, const std::vector<std::string>& words) {
+  out.clear();
   for (const auto& w : words) {
     if (!out.empty()) out += ' ';
-    out += shell_quote(w);
+    shell_quote_into(out, w);
   }
+}
+
+inline std::string shell_join(const std::vector<std::string>& words) {
+  std::string out;
+  shell_join_into(out, words);
   return out;
 }
 
