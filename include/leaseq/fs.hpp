@@ -15,6 +15,9 @@
 //   int error() const                     errno of an open that failed
 //   file_info stat() const                of the open file (fstat), not of the name
 //   read_chunk read_at(char* buf, std::size_t n, std::uint64_t offset) const   (pread)
+// An Fs that may be listed from several threads at once says so with
+//   static constexpr bool concurrent_listing = true;
+// (the store then lists the lanes of a big lease side by side).
 // posix_fs below is the real one.
 
 #include <dirent.h>
@@ -29,6 +32,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -196,10 +200,19 @@ inline dir_listing_result read_dir(const fs::path& dir, const dir_stamp* skip_if
 
 }  // namespace detail
 
+// Fs::concurrent_listing, false where the Fs does not say.
+template <class Fs, class = void>
+struct concurrent_listing : std::false_type {};
+template <class Fs>
+struct concurrent_listing<Fs, std::void_t<decltype(Fs::concurrent_listing)>>
+    : std::bool_constant<Fs::concurrent_listing> {};
+
 // The real filesystem. Every call opens afresh (on NFS an open revalidates the attribute
 // cache, which is what makes new entries and new contents visible), or, for a directory that
 // may be unchanged, asks its attributes with AT_STATX_FORCE_SYNC (the same revalidation).
 struct posix_fs {
+  static constexpr bool concurrent_listing = true;  // no state: each call opens afresh
+
   // The directory's stamp and, unless skip_if equals it, its entries (detail::read_dir).
   dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if = nullptr) const {
     return detail::read_dir(dir, skip_if, false);

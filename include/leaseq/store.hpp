@@ -49,6 +49,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -251,12 +252,12 @@ class snapshot_store {
 
   // Lists a directory through the cache. Returns nullptr when it does not exist (a reader
   // treats a missing directory as empty). On an OS error the last good listing is kept.
+  // `listed`: the listing list_lanes took for it already.
   cached_dir* list_cached(const std::string& key, const fs::path& path, double now, bool& changed,
-                          bool is_root) {
+                          bool is_root, dir_listing_result* listed = nullptr) {
     cached_dir& d = dirs_[key];
     d.visited = scans_;
-    const dir_stamp* skip = d.listed && d.skippable ? &d.stamp : nullptr;
-    dir_listing_result r = fs_.list_dir(path, skip);
+    dir_listing_result r = listed ? std::move(*listed) : fs_.list_dir(path, skip_stamp(d));
     if (r.err == ENOENT) {
       if (d.listed) changed = true;
       dirs_.erase(key);
@@ -283,6 +284,49 @@ class snapshot_store {
       changed = true;
     }
     return &d;
+  }
+
+  static const dir_stamp* skip_stamp(const cached_dir& d) {
+    return d.listed && d.skippable ? &d.stamp : nullptr;
+  }
+
+  // The listings of a root's lanes (keys[i] at paths[i]), as list_cached would take them, on
+  // several threads when the lanes hold many files: listing a million entries is the biggest
+  // part of a first scan (the kernel's work, about half a second on tmpfs), and on NFS each
+  // lane costs round trips. Nothing is empty where the Fs does not say it may be listed from
+  // several threads at once (Fs::concurrent_listing), or where the lanes are few and small.
+  std::vector<std::optional<dir_listing_result>> list_lanes(const std::vector<std::string>& keys,
+                                                            const std::vector<fs::path>& paths) {
+    std::vector<std::optional<dir_listing_result>> out(keys.size());
+    if constexpr (!concurrent_listing<Fs>::value) {
+      return out;
+    } else {
+      std::vector<const dir_stamp*> skips(keys.size(), nullptr);
+      std::size_t expected = 0;  // entries the listings will return, by the last ones
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        auto it = dirs_.find(keys[i]);
+        if (it == dirs_.end()) {
+          expected += 1024;  // never listed: a first scan
+          continue;
+        }
+        skips[i] = skip_stamp(it->second);
+        if (!skips[i]) expected += it->second.files.size();
+      }
+      unsigned threads = opts_.load_threads;
+      if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+      threads = static_cast<unsigned>(std::min<std::size_t>(threads, keys.size()));
+      if (threads <= 1 || expected < 8192) return out;
+      std::atomic<std::size_t> next{0};
+      auto work = [&] {
+        for (std::size_t i; (i = next.fetch_add(1)) < keys.size();)
+          out[i] = fs_.list_dir(paths[i], skips[i]);
+      };
+      std::vector<std::thread> pool;
+      for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+      work();
+      for (auto& t : pool) t.join();
+      return out;
+    }
   }
 
   // Whether a listing shows exactly the cached files, in the same order, with the same inodes
@@ -622,6 +666,9 @@ class snapshot_store {
                  bool& changed, std::vector<listed_lane>& out) {
     cached_dir* r = list_cached(root_name, root, now, changed, true);
     if (!r) return;
+    std::vector<const std::string*> lanes;
+    std::vector<std::string> keys;
+    std::vector<fs::path> paths;
     for (const std::string& lane : r->subdirs) {
       bool ok = place == task_place::inbox ? is_valid_lane(lane) : is_valid_node(lane);
       if (!ok) {
@@ -632,8 +679,16 @@ class snapshot_store {
         continue;
       }
       node_names_.insert(lane);
-      std::string key = std::string(root_name) + "/" + lane;
-      cached_dir* d = list_cached(key, root / lane, now, changed, false);
+      lanes.push_back(&lane);
+      keys.push_back(std::string(root_name) + "/" + lane);
+      paths.push_back(root / lane);
+    }
+    // All of one root's lanes are listed before the next root's, as one by one.
+    auto listings = list_lanes(keys, paths);
+    for (std::size_t i = 0; i < lanes.size(); ++i) {
+      const std::string& lane = *lanes[i];
+      cached_dir* d = list_cached(keys[i], paths[i], now, changed, false,
+                                  listings[i] ? &*listings[i] : nullptr);
       if (!d) continue;
       dir_errors_.insert(dir_errors_.end(), d->odd_names.begin(), d->odd_names.end());
       if (d->bad_files > 0) d->skippable = false;  // retry them next scan

@@ -10,9 +10,11 @@
 #include <leaseq/task_filter.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -1014,4 +1016,92 @@ TEST_CASE(
   CHECK(read.count(t.paths.inbox_task("_any", "T001").string()) == 0);
   CHECK(read.count(t.paths.inbox_task("nodeA", "T002").string()) == 0);
   CHECK(read.count(t.paths.inbox_task("nodeA", "T003").string()) == 1);
+}
+
+namespace {
+
+// posix_fs that may be listed from several threads, slowly (so every thread gets lanes), and
+// says which threads listed.
+struct side_by_side_fs {
+  static constexpr bool concurrent_listing = true;
+  struct seen {
+    std::mutex mu;
+    std::set<std::thread::id> threads;
+  };
+  std::shared_ptr<seen> listers = std::make_shared<seen>();
+  posix_fs real;
+
+  dir_listing_result list_dir(const fs::path& dir, const dir_stamp* skip_if) const {
+    {
+      std::lock_guard<std::mutex> lock(listers->mu);
+      listers->threads.insert(std::this_thread::get_id());
+    }
+    if (dir.parent_path().filename() == "inbox")
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return real.list_dir(dir, skip_if);
+  }
+  file_info stat(const fs::path& p) const { return real.stat(p); }
+  file_read read(const fs::path& p, std::size_t max) const { return real.read(p, max); }
+  file_read read_tail(const fs::path& p, std::size_t max) const { return real.read_tail(p, max); }
+};
+
+std::vector<std::pair<std::string, task_state>> states_of(const snapshot& s) {
+  std::vector<std::pair<std::string, task_state>> out;
+  for (const auto& t : s.tasks()) out.emplace_back(t.id + "@" + t.node, t.state);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a big lease's lanes are listed side by side and read as one by one", "[store]") {
+  tree t;
+  const int lanes = 10, per_lane = 850;  // 8500 entries: enough to list on several threads
+  int seq = 0;
+  for (int l = 0; l < lanes; ++l) {
+    std::string node = "node" + std::to_string(l);
+    ensure_dir(t.paths.inbox(node));
+    for (int i = 0; i < per_lane; ++i) {
+      ++seq;
+      std::ofstream(t.paths.inbox_task(node, format_task_id(seq))) << t.task(seq, node.c_str());
+    }
+  }
+  t.claimed(++seq, "node3");
+  t.done(++seq, "node4");
+  t.done(++seq, "node5", "FAILED", 2);
+
+  auto make = [&](auto fs, unsigned threads) {
+    store_options o;
+    o.load_threads = threads;
+    manual_clock c;
+    c.t = 5000;
+    return snapshot_store<decltype(fs), manual_clock>(t.paths, t.lease, o, fs, c);
+  };
+  side_by_side_fs wide;
+  auto parallel = make(wide, 4);
+  auto one_by_one = make(posix_fs{}, 1);
+  auto a = parallel.refresh();
+  auto b = one_by_one.refresh();
+  CHECK(wide.listers->threads.size() > 1);
+  REQUIRE(a->tasks().size() == static_cast<std::size_t>(seq));
+  CHECK(states_of(*a) == states_of(*b));
+  CHECK(a->count(task_state::pending) == lanes * per_lane);
+  CHECK(a->find_task("T8501")->state == task_state::running);
+  CHECK(a->find_task("T8503")->state == task_state::failed);
+
+  // A rescan after tasks moved on (claimed, finished, a new submit) reads the same as a store
+  // that lists one lane at a time.
+  fs::remove(t.paths.inbox_task("node0", "T001"));
+  t.claimed(1, "node0");
+  fs::remove(t.paths.inbox_task("node9", format_task_id(lanes * per_lane)));
+  t.done(lanes * per_lane, "node9");
+  t.pending(++seq, "_any");
+  wide.listers->threads.clear();
+  a = parallel.refresh_all();
+  b = one_by_one.refresh_all();
+  CHECK(wide.listers->threads.size() > 1);
+  CHECK(states_of(*a) == states_of(*b));
+  REQUIRE(a->find_task(format_task_id(seq)));
+  CHECK(a->find_task(format_task_id(seq))->state == task_state::pending);
+  CHECK(a->find_task("T001")->state == task_state::running);
+  CHECK(a->find_task(format_task_id(lanes * per_lane))->state == task_state::finished);
 }
