@@ -755,7 +755,9 @@ class snapshot_store {
 
     // Only now, with something to rebuild, every file of every lane becomes a sighting.
     std::vector<detail::sighting> seen;
-    seen.reserve(prev.tasks().size() + 16);
+    std::size_t sightings = 0;
+    for (const listed_lane& l : lanes) sightings += l.dir->files.size();
+    seen.reserve(sightings);
     for (const listed_lane& l : lanes)
       for (const cached_file& f : l.dir->files) seen.push_back({f.seq, l.place, l.lane, &f});
 
