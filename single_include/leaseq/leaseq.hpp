@@ -6465,18 +6465,23 @@ class snapshot_store {
     if (opts_.pending_unread && key.compare(0, 6, "inbox/") == 0)
       count_by_name(files, to_load, was_bad);
     std::vector<char> present = load_files(files, to_load, dir, suffix, is_done, rewritten);
-    std::vector<cached_file> kept;
-    kept.reserve(files.size());
-    for (std::size_t k = 0, i = 0; i < files.size(); ++i) {
-      if (k < to_load.size() && to_load[k] == i) {
-        bool ok = present[k];
-        if (!ok || !(was_bad[k] && files[i].bad)) changed = true;
-        ++k;
-        if (!ok) continue;  // vanished between listing and reading
-      }
-      kept.push_back(std::move(files[i]));
+    bool all_present = true;
+    for (std::size_t k = 0; k < to_load.size(); ++k) {
+      if (!present[k] || !(was_bad[k] && files[to_load[k]].bad)) changed = true;
+      if (!present[k]) all_present = false;
     }
-    d.files = std::move(kept);
+    if (all_present) {
+      d.files = std::move(files);  // the common case: no second copy of a big lane
+    } else {
+      std::vector<cached_file> kept;
+      kept.reserve(files.size());
+      for (std::size_t k = 0, i = 0; i < files.size(); ++i) {
+        if (k < to_load.size() && to_load[k] == i && !present[k++])
+          continue;  // vanished between listing and reading
+        kept.push_back(std::move(files[i]));
+      }
+      d.files = std::move(kept);
+    }
     // Counted here, where every file was just looked at, so that a scan of an unchanged
     // directory does not walk its files to find the bad ones.
     d.bad_files = static_cast<std::size_t>(
