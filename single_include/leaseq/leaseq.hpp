@@ -6357,6 +6357,14 @@ class snapshot_store {
     return &d;
   }
 
+  // Threads for `jobs` pieces of work: store_options::load_threads (0: up to 8 by the
+  // hardware), never more than the pieces.
+  unsigned worker_threads(std::size_t jobs) const {
+    unsigned threads = opts_.load_threads;
+    if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+    return static_cast<unsigned>(std::min<std::size_t>(threads, jobs));
+  }
+
   static const dir_stamp* skip_stamp(const cached_dir& d) {
     return d.listed && d.skippable ? &d.stamp : nullptr;
   }
@@ -6383,9 +6391,7 @@ class snapshot_store {
         skips[i] = skip_stamp(it->second);
         if (!skips[i]) expected += it->second.files.size();
       }
-      unsigned threads = opts_.load_threads;
-      if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
-      threads = static_cast<unsigned>(std::min<std::size_t>(threads, keys.size()));
+      unsigned threads = worker_threads(keys.size());
       if (threads <= 1 || expected < 8192) return out;
       std::atomic<std::size_t> next{0};
       auto work = [&] {
@@ -6558,9 +6564,7 @@ class snapshot_store {
         }
       }
     };
-    unsigned threads = opts_.load_threads;
-    if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
-    threads = static_cast<unsigned>(std::min<std::size_t>(threads, to_load.size() / 32 + 1));
+    unsigned threads = worker_threads(to_load.size() / 32 + 1);
     if (threads <= 1) {
       work(0, 1);
       return present;
