@@ -117,6 +117,7 @@ void start_runner(const runner_options& o) {
   cfg.supervisor = own_executable();
   gpu_spec gspec = parse_gpu_spec(o.gpus);
   ensure_lease_dir(lease, lease.root());
+  prepare_ids(lease);
   // Two runners of one node would take over each other's tasks: refuse a second one here.
   if (auto other = live_local_runner(lease, cfg.node).hb;
       other && other->host == cfg.host && other->pid != ::getpid())

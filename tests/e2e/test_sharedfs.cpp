@@ -216,6 +216,9 @@ void run_scenario(const scenario_homes& homes, const scenario_size& n, const env
         local / ("runner-" + std::string(nodes[r]) + ".out")));
   REQUIRE(wait_until(
       [&] { return fs::exists(truth.heartbeat("na")) && fs::exists(truth.heartbeat("nb")); }, 60s));
+  // The runners made ids/ with the tree: the reader never caches "no ids/" and then takes the
+  // lease for a protocol 1 tree, counting every id below the seq file (given back ones too).
+  CHECK(fs::exists(truth.ids_floor()));
 
   std::string reader_loop = "while :; do " + shell_quote(LEASEQ_BIN) + " status --lease " +
                             sfs_lease_id + " --json; echo \"@@ $?\"; sleep 0.3; done";
@@ -366,7 +369,7 @@ void run_scenario(const scenario_homes& homes, const scenario_size& n, const env
   // The reader: always answers, its total never goes down, nothing is LOST on a healthy lease.
   std::size_t bad_samples = 0, decreases = 0, lost_samples = 0;
   double high = 0;
-  std::string first_decrease;
+  std::string first_decrease, high_sample;  // high_sample: the sample that set `high`
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];
     if (s.rc != 0 || !s.status) {
@@ -377,9 +380,11 @@ void run_scenario(const scenario_homes& homes, const scenario_size& n, const env
     if (total < high) {
       if (first_decrease.empty())
         first_decrease = "sample " + std::to_string(i) + ": total " + std::to_string(total) +
-                         " after " + std::to_string(high) + ": " + s.status->dump();
+                         " after " + std::to_string(high) + " in " + high_sample + ": " +
+                         s.status->dump();
       ++decreases;
     }
+    if (total > high) high_sample = "sample " + std::to_string(i) + " " + s.status->dump();
     high = std::max(high, total);
     if (count_of(*s.status, "LOST?") > 0 || count_of(*s.status, "LOST") > 0) ++lost_samples;
   }

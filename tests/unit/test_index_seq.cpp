@@ -1,6 +1,7 @@
 #include <leaseq/engine/seq.hpp>
 #include <leaseq/index.hpp>
 #include <leaseq/lock.hpp>
+#include <leaseq/slurm/leases.hpp>
 
 #include <algorithm>
 #include <set>
@@ -120,6 +121,40 @@ TEST_CASE("seq: a protocol 1 tree gets a floor above every task it holds", "[seq
   CHECK(test_support::read_text(lease.ids_floor()) == "5\n");
   test_support::write_text(lease.seq(), "3\n");
   CHECK(allocate_seq(lease) == 6);  // never below the floor, whatever the seq file says
+}
+
+TEST_CASE("seq: ids/ and its floor are made with the lease tree, before any submit", "[seq]") {
+  // A reader whose mount cached "no ids/" from before the first submit would otherwise read
+  // the tree by protocol 1 rules and count ids that submits gave back (sharedfs e2e).
+  temp_dir t;
+  home_paths home(t.path());
+  lease_paths fresh(home, "local:fresh");
+  REQUIRE(create_lease_json(fresh, json{{"id", "local:fresh"}}));
+  CHECK(test_support::read_text(fresh.ids_floor()) == "1\n");
+  CHECK(leaseq::detail::list_dir(fresh.ids_dir().string()).names ==
+        std::vector<std::string>{"floor"});
+  CHECK_FALSE(fs::exists(fresh.seq()));  // no id handed out yet
+
+  // A protocol 1 tree another program wrote: the floor above every task, as a submit makes it.
+  lease_paths old(home, "local:old");
+  test_support::write_text(old.inbox_task("_any", "T004"), "{}");
+  test_support::write_text(old.seq(), "2\n");
+  write_lease_json(old, json{{"id", "local:old"}});
+  CHECK(test_support::read_text(old.ids_floor()) == "5\n");
+  CHECK(allocate_seq(old) == 5);
+
+  // Best effort: a floor that is not a number, or a planted ids/ link, is left for the submit
+  // to report; nothing is written through the link.
+  lease_paths bad(home, "local:bad");
+  test_support::write_text(bad.ids_floor(), "garbage\n");
+  CHECK_NOTHROW(prepare_ids(bad));
+  CHECK(test_support::read_text(bad.ids_floor()) == "garbage\n");
+  lease_paths planted(home, "local:planted");
+  fs::create_directories(planted.root());
+  fs::create_directories(t / "outside");
+  fs::create_directory_symlink(t / "outside", planted.ids_dir());
+  CHECK_NOTHROW(prepare_ids(planted));
+  CHECK(fs::is_empty(t / "outside"));
 }
 
 TEST_CASE("seq: a seq file beyond the largest id is named as the cause", "[seq]") {

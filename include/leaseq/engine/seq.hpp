@@ -102,17 +102,23 @@ inline std::int64_t read_floor(const lease_paths& lease) {
   return v > 0 ? v : 0;
 }
 
-// Reads ids/floor, writing it first when this is the first allocation of protocol 2 in this
-// tree: one past everything protocol 1 may have numbered (the seq file, the highest task).
-inline std::int64_t ensure_floor(const lease_paths& lease) {
+// Reads ids/floor, writing it first when this tree has none yet: one past everything protocol 1
+// may have numbered (the seq file, the highest task). 0: another client wrote it first and
+// this client cannot read it yet.
+inline std::int64_t read_or_create_floor(const lease_paths& lease) {
+  ensure_lease_dir(lease, lease.ids_dir());  // refuses a symlinked runs/<lease> or ids/
   if (std::int64_t f = read_floor(lease)) return f;
-  ensure_lease_dir(lease, lease.ids_dir());
   read_outcome raw = read_file_tolerant(lease.seq(), 64);
   std::int64_t hint = raw.ok ? parse_seq_text(raw.content) : 0;
   if (hint < 0 || hint > max_task_seq) hint = 0;
   std::int64_t floor = std::max(hint, highest_seq_in_tree(lease) + 1);
-  if (create_file_exclusive(lease.ids_floor(), std::to_string(floor) + "\n")) return floor;
-  // Another client wrote it first; this client's cache may not show it for a while.
+  return create_file_exclusive(lease.ids_floor(), std::to_string(floor) + "\n") ? floor : 0;
+}
+
+// ids/floor for the first allocation of protocol 2 in this tree (read_or_create_floor), waiting
+// while another client's floor is not visible here yet.
+inline std::int64_t ensure_floor(const lease_paths& lease) {
+  if (std::int64_t f = read_or_create_floor(lease)) return f;
   for (int i = 0; i < 600; ++i) {
     if (std::int64_t f = read_floor(lease)) return f;
     ::usleep(50 * 1000);
@@ -232,8 +238,7 @@ class reservation_maker {
 
  private:
   static fs::path prepared_ids_dir(const lease_paths& lease) {
-    ensure_lease_dir(lease, lease.ids_dir());  // refuses a symlinked runs/<lease> or ids/
-    ensure_floor(lease);
+    ensure_floor(lease);  // refuses a symlinked runs/<lease> or ids/
     return lease.ids_dir();
   }
   void new_ticket() {
@@ -371,6 +376,18 @@ inline std::vector<std::int64_t> reserve_seqs(const lease_paths& lease, std::siz
     throw;
   }
   return out;
+}
+
+// Makes ids/ and ids/floor as the lease tree is made (runner start, lease.json), not at the
+// first submit. A reader on a lagging mount that looked for ids/ before it existed keeps "no
+// such directory" cached while it already sees the seq file, and reads such a tree by protocol
+// 1 rules: every number below seq counts as handed out, the ones submits gave back too, so
+// its total goes up, then down. Best effort: a submit reports what fails here.
+inline void prepare_ids(const lease_paths& lease) noexcept {
+  try {
+    detail::read_or_create_floor(lease);
+  } catch (const std::exception&) {
+  }
 }
 
 // One seq, or `count` consecutive ones (the first is returned). Reserved in ids/ as above.

@@ -23,6 +23,7 @@
 #include "leaseq/detail/json_fields.hpp"
 #include "leaseq/detail/strings.hpp"
 #include "leaseq/detail/tree_guard.hpp"
+#include "leaseq/engine/seq.hpp"
 #include "leaseq/file_io.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/index.hpp"
@@ -256,6 +257,7 @@ struct lease_plan {
 // this, the local lease's as well as the Slurm lease's.
 inline void write_lease_json(const lease_paths& lease, const json& record) {
   ensure_lease_dir(lease, lease.root());
+  prepare_ids(lease);
   write_json_atomic(lease.lease_json(), record);
 }
 
@@ -263,6 +265,7 @@ inline void write_lease_json(const lease_paths& lease, const json& record) {
 // whatever a lagging cache told the caller about its existence). False: one existed.
 inline bool create_lease_json(const lease_paths& lease, const json& record) {
   ensure_lease_dir(lease, lease.root());
+  prepare_ids(lease);
   return create_file_exclusive(lease.lease_json(), json_file_text(record));
 }
 
