@@ -63,6 +63,7 @@
 #include "leaseq/clock.hpp"
 #include "leaseq/config.hpp"
 #include "leaseq/detail/heartbeat_sax.hpp"
+#include "leaseq/detail/prefault.hpp"
 #include "leaseq/detail/quote.hpp"
 #include "leaseq/detail/strings.hpp"
 #include "leaseq/detail/task_sax.hpp"
@@ -366,6 +367,7 @@ class snapshot_store {
     for (std::size_t i = 0; i < d.files.size(); ++i) old.emplace(d.files[i].seq, i);
     std::vector<cached_file> files;
     files.reserve(entries.size());
+    detail::prefault_capacity(files);
     std::vector<std::size_t> to_load;
     std::vector<char> was_bad;
     d.odd_names.clear();
@@ -767,6 +769,7 @@ class snapshot_store {
     std::size_t sightings = 0;
     for (const listed_lane& l : lanes) sightings += l.dir->files.size();
     seen.reserve(sightings);
+    detail::prefault_capacity(seen);
     for (const listed_lane& l : lanes)
       for (const cached_file& f : l.dir->files) seen.push_back({f.seq, l.place, l.lane, &f});
 
@@ -775,6 +778,7 @@ class snapshot_store {
     });
     auto table = std::make_shared<std::vector<task_view>>();
     table->reserve(seen.size() + 8);
+    detail::prefault_capacity(*table);
     const auto& old = prev.tasks();
     std::size_t oi = 0;
     auto flush_old_before = [&](std::int64_t seq) {
