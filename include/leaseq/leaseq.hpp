@@ -22,7 +22,8 @@
 #include "leaseq/trust.hpp"
 
 // Reading a lease: the task model, snapshots and their store, diffs, health, filters, the
-// archive, one task followed by its own files, why a task waits, log tails.
+// archive, one task file read on its own or followed by its files, why a task waits, log
+// tails.
 #include "leaseq/archive.hpp"
 #include "leaseq/diff.hpp"
 #include "leaseq/health.hpp"
@@ -32,6 +33,7 @@
 #include "leaseq/snapshot.hpp"
 #include "leaseq/store.hpp"
 #include "leaseq/tail.hpp"
+#include "leaseq/task_file.hpp"
 #include "leaseq/task_filter.hpp"
 #include "leaseq/task_tracker.hpp"
 #include "leaseq/waiting.hpp"

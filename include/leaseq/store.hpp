@@ -76,6 +76,7 @@
 #include "leaseq/paths.hpp"
 #include "leaseq/results_index.hpp"
 #include "leaseq/snapshot.hpp"
+#include "leaseq/task_file.hpp"
 
 namespace leaseq {
 
@@ -507,14 +508,6 @@ class snapshot_store {
     return present;
   }
 
-  // What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
-  // back (task_view::command()), no spare capacity, no empty object for unknown fields.
-  static void compact(task_spec& t) {
-    if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
-    t.argv.shrink_to_fit();
-    if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
-  }
-
   // Reads and parses one task or result file into f. False when the file vanished between
   // the listing and the read (it moved on: claimed, or finished): not a sighting.
   bool load_file(cached_file& f, const fs::path& path, bool is_result, bool rewritten) {
@@ -528,50 +521,12 @@ class snapshot_store {
     };
     if (!r.ok) return fail(r.reason);
     if (r.info.ino != 0) f.ino = r.info.ino;
-    if (is_result) {  // the fast path first: no DOM for the common, well-formed file
-      auto res = std::make_shared<task_result>();
-      if (detail::task_sax::parse_result(r.content, *res)) {
-        if (task_seq(res->task.id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(res->task.id));
-        compact(res->task);
-        f.result = std::move(res);
-        f.bad = false;
-        f.reason.reset();
-        return true;
-      }
-    } else {
-      auto spec = std::make_shared<task_spec>();
-      if (detail::task_sax::parse_task(r.content, *spec)) {
-        if (task_seq(spec->id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(spec->id));
-        compact(*spec);
-        f.spec = std::move(spec);
-        f.bad = false;
-        f.reason.reset();
-        return true;
-      }
-    }
-    json_outcome j = parse_json_tolerant(r.content);
-    if (!j.ok()) return fail(j.reason);
-    try {
-      if (is_result) {
-        auto res = std::make_shared<task_result>();
-        from_json(*j.value, *res);
-        if (task_seq(res->task.id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(res->task.id));
-        compact(res->task);
-        f.result = std::move(res);
-      } else {
-        auto spec = std::make_shared<task_spec>();
-        from_json(*j.value, *spec);
-        if (task_seq(spec->id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(spec->id));
-        compact(*spec);
-        f.spec = std::move(spec);
-      }
-    } catch (const std::exception& e) {
-      return fail(e.what());
-    }
+    parsed_task_file p = parse_task_file(r.content, is_result, f.seq);
+    if (!p.ok()) return fail(std::move(p.error));
+    if (is_result)
+      f.result = std::move(p.result);
+    else
+      f.spec = std::move(p.spec);
     f.bad = false;
     f.reason.reset();
     return true;

@@ -3805,7 +3805,8 @@ inline void check_home_trust(const home_paths& home, home_use use = home_use::wr
 // end leaseq/trust.hpp
 
 // Reading a lease: the task model, snapshots and their store, diffs, health, filters, the
-// archive, one task followed by its own files, why a task waits, log tails.
+// archive, one task file read on its own or followed by its files, why a task waits, log
+// tails.
 // begin leaseq/archive.hpp
 
 // The archive of ended tasks (protocol version 4): `leaseq clean` moves results out of done/
@@ -6216,6 +6217,125 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 
 }  // namespace leaseq
 // end leaseq/engine/seq.hpp
+// begin leaseq/task_file.hpp
+
+// One task file (inbox/, claimed/) or result file (done/) parsed as a reader keeps it: the
+// store's scans, and a reader that wants a few tasks in full that its quick scan left unread
+// (the dashboard's rows on screen while a big lease loads).
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+
+namespace leaseq {
+
+struct parsed_task_file {
+  std::shared_ptr<const task_spec> spec;      // a task file that parsed
+  std::shared_ptr<const task_result> result;  // a result file that parsed
+  std::string error;                          // why it does not parse; empty when it did
+
+  bool ok() const noexcept { return spec || result; }
+};
+
+// What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
+// back (task_view::command()), no spare capacity, no empty object for unknown fields.
+inline void compact_task_spec(task_spec& t) {
+  if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
+  t.argv.shrink_to_fit();
+  if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
+}
+
+// Parses the text of a task file (is_result false) or a result file of the task numbered
+// `seq`: a file whose id field names another task is an error, as one that does not parse.
+inline parsed_task_file parse_task_file(std::string_view content, bool is_result,
+                                        std::int64_t seq) {
+  parsed_task_file out;
+  auto check_id = [&](const task_spec& t) {
+    if (task_seq(t.id) == seq) return true;
+    out.error = "its id field says " + detail::quote_for_message(t.id);
+    return false;
+  };
+  auto keep_spec = [&](std::shared_ptr<task_spec> t) {
+    if (!check_id(*t)) return;
+    compact_task_spec(*t);
+    out.spec = std::move(t);
+  };
+  auto keep_result = [&](std::shared_ptr<task_result> r) {
+    if (!check_id(r->task)) return;
+    compact_task_spec(r->task);
+    out.result = std::move(r);
+  };
+  // The fast path first: no DOM for the common, well-formed file.
+  if (is_result) {
+    auto res = std::make_shared<task_result>();
+    if (detail::task_sax::parse_result(content, *res)) {
+      keep_result(std::move(res));
+      return out;
+    }
+  } else {
+    auto spec = std::make_shared<task_spec>();
+    if (detail::task_sax::parse_task(content, *spec)) {
+      keep_spec(std::move(spec));
+      return out;
+    }
+  }
+  json_outcome j = parse_json_tolerant(content);
+  if (!j.ok()) {
+    out.error = j.reason;
+    return out;
+  }
+  try {
+    if (is_result) {
+      auto res = std::make_shared<task_result>();
+      from_json(*j.value, *res);
+      keep_result(std::move(res));
+    } else {
+      auto spec = std::make_shared<task_spec>();
+      from_json(*j.value, *spec);
+      keep_spec(std::move(spec));
+    }
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  return out;
+}
+
+// A view that a quick scan left unread (store_options::pending_unread and
+// results_from_index: no spec, no result), with its file read now: a PENDING task's task file
+// in its lane, an ended task's result file on its node. The view keeps its state (the list it
+// came from says where it is); only what the file holds is added. Nothing when the file is gone
+// (the task moved on: the next scan shows where), does not parse, or the view is of another
+// kind.
+inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
+  if (t.spec || t.result) return std::nullopt;
+  bool pending = t.state == task_state::pending;
+  if (!pending && (!is_done(t.state) || t.node.empty())) return std::nullopt;
+  try {
+    fs::path path =
+        pending ? lease.inbox_task(std::string(t.lane()), t.id) : lease.result(t.node, t.id);
+    read_outcome r = read_file_tolerant(path, max_json_bytes);
+    if (!r.ok) return std::nullopt;
+    parsed_task_file p = parse_task_file(r.content, !pending, t.seq);
+    if (!p.ok()) return std::nullopt;
+    task_view v = t;
+    if (p.result) {
+      v.result = p.result;
+      v.spec = std::shared_ptr<const task_spec>(p.result, &p.result->task);
+    } else {
+      v.spec = std::move(p.spec);
+    }
+    return v;
+  } catch (const std::exception&) {  // a name the paths refuse: nothing to read
+    return std::nullopt;
+  }
+}
+
+}  // namespace leaseq
+// end leaseq/task_file.hpp
 
 namespace leaseq {
 
@@ -6647,14 +6767,6 @@ class snapshot_store {
     return present;
   }
 
-  // What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
-  // back (task_view::command()), no spare capacity, no empty object for unknown fields.
-  static void compact(task_spec& t) {
-    if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
-    t.argv.shrink_to_fit();
-    if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
-  }
-
   // Reads and parses one task or result file into f. False when the file vanished between
   // the listing and the read (it moved on: claimed, or finished): not a sighting.
   bool load_file(cached_file& f, const fs::path& path, bool is_result, bool rewritten) {
@@ -6668,50 +6780,12 @@ class snapshot_store {
     };
     if (!r.ok) return fail(r.reason);
     if (r.info.ino != 0) f.ino = r.info.ino;
-    if (is_result) {  // the fast path first: no DOM for the common, well-formed file
-      auto res = std::make_shared<task_result>();
-      if (detail::task_sax::parse_result(r.content, *res)) {
-        if (task_seq(res->task.id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(res->task.id));
-        compact(res->task);
-        f.result = std::move(res);
-        f.bad = false;
-        f.reason.reset();
-        return true;
-      }
-    } else {
-      auto spec = std::make_shared<task_spec>();
-      if (detail::task_sax::parse_task(r.content, *spec)) {
-        if (task_seq(spec->id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(spec->id));
-        compact(*spec);
-        f.spec = std::move(spec);
-        f.bad = false;
-        f.reason.reset();
-        return true;
-      }
-    }
-    json_outcome j = parse_json_tolerant(r.content);
-    if (!j.ok()) return fail(j.reason);
-    try {
-      if (is_result) {
-        auto res = std::make_shared<task_result>();
-        from_json(*j.value, *res);
-        if (task_seq(res->task.id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(res->task.id));
-        compact(res->task);
-        f.result = std::move(res);
-      } else {
-        auto spec = std::make_shared<task_spec>();
-        from_json(*j.value, *spec);
-        if (task_seq(spec->id) != f.seq)
-          return fail("its id field says " + detail::quote_for_message(spec->id));
-        compact(*spec);
-        f.spec = std::move(spec);
-      }
-    } catch (const std::exception& e) {
-      return fail(e.what());
-    }
+    parsed_task_file p = parse_task_file(r.content, is_result, f.seq);
+    if (!p.ok()) return fail(std::move(p.error));
+    if (is_result)
+      f.result = std::move(p.result);
+    else
+      f.spec = std::move(p.spec);
     f.bad = false;
     f.reason.reset();
     return true;

@@ -7,6 +7,7 @@
 #include <leaseq/paths.hpp>
 #include <leaseq/results_index.hpp>
 #include <leaseq/store.hpp>
+#include <leaseq/task_file.hpp>
 #include <leaseq/task_filter.hpp>
 
 #include <atomic>
@@ -1016,6 +1017,53 @@ TEST_CASE(
   CHECK(read.count(t.paths.inbox_task("_any", "T001").string()) == 0);
   CHECK(read.count(t.paths.inbox_task("nodeA", "T002").string()) == 0);
   CHECK(read.count(t.paths.inbox_task("nodeA", "T003").string()) == 1);
+}
+
+TEST_CASE("store: a row a quick scan left unread is read in full from its own file",
+          "[store][results_index]") {
+  tree t;
+  t.cmds[1] = "printf 'a b'";
+  t.pending(1, "_any");
+  t.pending(2, "nodeA");
+  t.done(3, "nodeA", "FAILED", 7);
+  t.claimed(4, "nodeA");
+  test_support::write_text(t.paths.inbox_task("nodeA", "T005"), "{not json");
+  t.pending(6, "nodeA");
+  index_line(t, "nodeA", 3, task_state::failed, 7);
+  auto s = make_counting_store(t, posix_fs{}).refresh();
+  auto full = make_store(t).refresh();
+
+  auto filled = read_view_in_full(t.paths, *s->find_task("T001"));
+  REQUIRE(filled);
+  CHECK(filled->state == task_state::pending);
+  CHECK(filled->command() == full->find_task("T001")->command());
+  CHECK(filled->spec->argv == full->find_task("T001")->spec->argv);
+  CHECK(filled->lane() == "_any");
+  REQUIRE(read_view_in_full(t.paths, *s->find_task("T002")));
+  CHECK(read_view_in_full(t.paths, *s->find_task("T002"))->spec->node == "nodeA");
+
+  const task_view* r3 = s->find_task("T003");
+  REQUIRE_FALSE(r3->result);  // the index gave its state only
+  auto done = read_view_in_full(t.paths, *r3);
+  REQUIRE(done);
+  CHECK(done->state == task_state::failed);
+  CHECK(done->exit_code() == 7);
+  CHECK(done->command() == "echo T003");
+
+  // Read already, or nothing to read: nothing more. A file that does not parse, or one gone
+  // since the scan (claimed meanwhile), gives nothing: the next scan says what it is.
+  CHECK_FALSE(read_view_in_full(t.paths, *s->find_task("T004")));
+  CHECK_FALSE(read_view_in_full(t.paths, *s->find_task("T005")));
+  const task_view* p6 = s->find_task("T006");
+  t.claim(6, "nodeA", "nodeA");
+  CHECK_FALSE(read_view_in_full(t.paths, *p6));
+  // A file whose id field names another task is not this task's.
+  test_support::write_text(t.paths.inbox_task("nodeA", "T002"), t.task(9, "nodeA").dump());
+  CHECK_FALSE(read_view_in_full(t.paths, *s->find_task("T002")));
+  // A view that names no file it may read (a hostile lane): nothing, no throw.
+  task_view odd = *s->find_task("T001");
+  odd.node = "../../etc";
+  CHECK_FALSE(read_view_in_full(t.paths, odd));
 }
 
 namespace {
