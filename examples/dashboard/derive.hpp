@@ -256,12 +256,49 @@ inline const leaseq::snapshot* listed_snapshot(const model& m) {
   return m.snap.get();
 }
 
+// A task as the dashboard shows it: while a big lease loads (snap_partial), a row its quick
+// scan left unread shows what was read of its file since (req_read_rows), as long as the row
+// is where it was when read.
+inline const leaseq::task_view& shown_task(const model& m, const leaseq::task_view& t) {
+  if (!m.snap_partial || t.spec || t.result || m.read_in_full.empty()) return t;
+  auto it = m.read_in_full.find(t.seq);
+  if (it == m.read_in_full.end() || it->second.state != t.state || it->second.node != t.node)
+    return t;
+  return it->second;
+}
+
 // A task by id: in the list shown first, then live (a followed log), then archived.
 inline const leaseq::task_view* find_task(const model& m, const std::string& id) {
   for (const leaseq::snapshot* s : {listed_snapshot(m), m.snap.get(), m.archived.get()})
     if (s)
-      if (const auto* t = s->find_task(id)) return t;
+      if (const auto* t = s->find_task(id)) return s == m.archived.get() ? t : &shown_task(m, *t);
   return nullptr;
+}
+
+// While a big lease loads: asks for the rows its quick scan left unread around the selection,
+// each once. The list keeps the selection on screen, so a screen's height either side holds
+// every row shown: a few dozen files, and the screen shows commands and exit codes at once,
+// long before the full scan has read every file.
+inline void ask_rows_in_full(model& m) {
+  if (!m.snap_partial || m.show_archived || m.visible.empty()) return;
+  const int n = static_cast<int>(m.visible.size());
+  const int sel = std::clamp(m.task_table.selected, 0, n - 1);
+  const int top = std::max(0, sel - m.height);
+  const int end = std::min(n, sel + m.height + 1);
+  req_read_rows r{m.lease_id, {}};
+  for (int i = top; i < end; ++i) {
+    const leaseq::task_view& t = *m.visible[static_cast<std::size_t>(i)];
+    // Asked again only in another state: a pending file read as gone moved on, and ended.
+    std::int64_t key = t.seq * 8 + static_cast<std::int64_t>(leaseq::state_index(t.state));
+    if (t.spec || t.result || !m.read_asked.insert(key).second) continue;
+    r.rows.push_back(t);
+  }
+  if (!r.rows.empty()) m.outbox.push_back(std::move(r));
+}
+
+inline void forget_rows_read(model& m) {
+  m.read_in_full.clear();
+  m.read_asked.clear();
 }
 
 inline const leaseq::task_view* selected_task(const model& m) {

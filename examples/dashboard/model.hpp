@@ -23,6 +23,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -231,10 +233,16 @@ struct req_create {
   leaseq::lease_request req;
   bool test_only = true;
 };
+// While a big lease loads: rows on screen its quick scan left unread (no command, no exit
+// code), to be read in full from their files (leaseq::read_view_in_full).
+struct req_read_rows {
+  std::string lease_id;
+  std::vector<leaseq::task_view> rows;
+};
 
 using request = std::variant<req_open_lease, req_refresh, req_set_paused, req_follow, req_page,
                              req_stderr_probe, req_cancel, req_retry, req_lane, req_set_default,
-                             req_release, req_create, req_archived, req_derive>;
+                             req_release, req_create, req_archived, req_derive, req_read_rows>;
 
 // ---- messages: what comes back ---------------------------------------------------------
 
@@ -295,9 +303,14 @@ struct msg_created {
 struct msg_archived {
   std::shared_ptr<const leaseq::snapshot> snap;  // the archived tasks (archived_snapshot)
 };
+struct msg_rows_read {
+  std::string lease_id;
+  std::vector<leaseq::task_view> rows;  // those of req_read_rows whose file was read
+};
 
-using message = std::variant<msg_tick, msg_snapshot, msg_leases, msg_log, msg_page, msg_stderr,
-                             msg_action, msg_test_only, msg_created, msg_archived, msg_rows>;
+using message =
+    std::variant<msg_tick, msg_snapshot, msg_leases, msg_log, msg_page, msg_stderr, msg_action,
+                 msg_test_only, msg_created, msg_archived, msg_rows, msg_rows_read>;
 
 // Where recompute() puts the selection. After a filter or sort change (the user's doing) it
 // stays on the same task; when new data arrives it stays at the same row, because a task that
@@ -397,6 +410,10 @@ struct model {
   std::optional<visible_source> deriving;
   keep_selection derive_keep = keep_selection::task;
   bool snap_partial = false;  // msg_snapshot::partial
+  // While snap_partial: rows on screen read in full since (by seq; shown_task), and the rows
+  // asked for (req_read_rows; by seq and state), each asked once.
+  std::unordered_map<std::int64_t, leaseq::task_view> read_in_full;
+  std::unordered_set<std::int64_t> read_asked;
   task_column_widths task_widths;
   table_count problem_tasks;  // tasks of *snap that `!` lists
 

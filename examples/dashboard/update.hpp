@@ -59,6 +59,7 @@ inline void open_lease(model& m, const std::string& id) {
   m.lease_id = id;
   m.snap.reset();
   m.snap_partial = false;
+  forget_rows_read(m);
   forget_visible(m);
   m.selected_task.clear();
   m.task_table = {};
@@ -87,6 +88,7 @@ inline void check_open_lease_known(model& m) {
   m.lease_id.clear();
   m.snap.reset();
   m.snap_partial = false;
+  forget_rows_read(m);
   forget_visible(m);
   post(m, req_open_lease{""});
   post(m, req_follow{});
@@ -1410,6 +1412,7 @@ struct message_visitor {
     if (!s.snap || s.snap->lease_id != m.lease_id) return;
     m.snap = s.snap;
     m.snap_partial = s.partial;
+    if (!m.snap_partial) forget_rows_read(m);  // the full scan read every file
     // The archived list is read again when a clean changed what is archived.
     if (m.show_archived && m.archived && m.archived->archived != m.snap->archived)
       post(m, req_archived{});
@@ -1482,6 +1485,10 @@ struct message_visitor {
     if (m.show_archived) recompute(m, keep_selection::row);
   }
   void operator()(const msg_rows& r) { take_rows(m, r.rows, r.asked); }
+  void operator()(const msg_rows_read& r) {
+    if (r.lease_id != m.lease_id || !m.snap_partial) return;
+    for (const auto& t : r.rows) m.read_in_full[t.seq] = t;
+  }
   void operator()(const msg_stderr& s) {
     if (s.ids == m.stderr_ids) return;
     m.stderr_ids = s.ids;
@@ -1510,6 +1517,7 @@ struct message_visitor {
 
 inline void update(model& m, const message& msg) {
   std::visit(message_visitor{m}, msg);
+  ask_rows_in_full(m);
 }
 
 // Terminal events. Returns false when the dashboard should end.
@@ -1531,6 +1539,7 @@ inline bool update(model& m, const tui::event& ev) {
   } else if (std::get_if<tui::signal_event>(&ev)) {
     m.quit = true;
   }
+  ask_rows_in_full(m);
   return !m.quit;
 }
 

@@ -347,7 +347,7 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
       buf, in, cols, static_cast<int>(m.visible.size()),
       [&](int row, int col) -> std::string_view {
         return cells[static_cast<std::size_t>(col)] =
-                   cell(*m.visible[static_cast<std::size_t>(row)], col);
+                   cell(shown_task(m, *m.visible[static_cast<std::size_t>(row)]), col);
       },
       m.task_table,
       [&](int row) { return state_style(m.visible[static_cast<std::size_t>(row)]->state); });

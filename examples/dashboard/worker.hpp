@@ -31,6 +31,7 @@
 #include <leaseq/slurm/slurm.hpp>
 #include <leaseq/store.hpp>
 #include <leaseq/tail.hpp>
+#include <leaseq/task_file.hpp>
 #include <leaseq/task_filter.hpp>
 
 #include <fmt/format.h>
@@ -258,6 +259,17 @@ class worker {
     scan_.post([this, on = r.on] {
       stderr_probe_ = on;
       if (on && store_) emit_stderr(*store_->latest());
+    });
+  }
+  void dispatch(req_read_rows r) {
+    // On the scan thread, which reads the lease anyway: a few dozen small files.
+    scan_.post([this, r = std::move(r)] {
+      if (!leaseq::is_valid_lease_id(r.lease_id)) return;
+      leaseq::lease_paths lp(home(), r.lease_id);
+      msg_rows_read out{r.lease_id, {}};
+      for (const auto& t : r.rows)
+        if (auto v = leaseq::read_view_in_full(lp, t)) out.rows.push_back(std::move(*v));
+      if (!out.rows.empty()) emit(std::move(out));
     });
   }
   void dispatch(req_archived) {

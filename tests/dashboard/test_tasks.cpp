@@ -540,3 +540,96 @@ TEST_CASE("a new snapshot of a big table keeps the selected row until the rows a
   CHECK(m.visible[0]->state == task_state::running);
   CHECK(m.visible[1]->state == task_state::running);
 }
+
+TEST_CASE("while a big lease loads, the rows on screen are read in full, once each",
+          "[dashboard][tasks]") {
+  model m = lease_list_model(100, 12);
+  open_lease(m, "99887766");
+  m.outbox.clear();
+  // A quick first scan: 39 pending tasks counted by name, one ended task by the results
+  // index; none of their files read (no command, no exit code).
+  auto quick = std::make_shared<leaseq::snapshot>(*make_snapshot("99887766"));
+  auto table = std::make_shared<std::vector<leaseq::task_view>>();
+  for (int seq = 1; seq <= 40; ++seq) {
+    leaseq::task_view t;
+    t.id = leaseq::format_task_id(seq);
+    t.seq = seq;
+    t.node = "nodeA";
+    t.state = seq == 1 ? task_state::failed : task_state::pending;
+    table->push_back(t);
+  }
+  quick->task_table = table;
+  quick->counts = {};
+  update(m, message{msg_snapshot{quick, true}});
+  const auto* ask = last_request<req_read_rows>(m);
+  REQUIRE(ask);
+  CHECK(ask->lease_id == "99887766");
+  // The rows a screen's height around the selection, not the whole table.
+  CHECK(ask->rows.size() == 13);
+  std::set<std::string> asked;
+  for (const auto& t : ask->rows) asked.insert(t.id);
+  std::string s = screen_text(m);
+  CHECK(contains(s, "(reading task files...)"));
+  CHECK_FALSE(contains(s, "echo read-in-full"));
+
+  // The worker's answer: what their files hold.
+  auto answer = [](const std::vector<leaseq::task_view>& rows) {
+    msg_rows_read read{"99887766", {}};
+    for (const auto& t : rows)
+      read.rows.push_back(
+          make_task(static_cast<int>(t.seq), t.state, t.node, "echo read-in-full " + t.id));
+    return read;
+  };
+  msg_rows_read first = answer(ask->rows);
+  m.outbox.clear();
+  update(m, message{first});
+  CHECK_FALSE(last_request<req_read_rows>(m));  // nothing new on screen
+  CHECK(contains(screen_text(m), "echo read-in-full"));
+
+  // Moving down asks for the rows that come near, never one twice.
+  press(m, tui::key_code::end);
+  press(m, 'k');
+  std::vector<leaseq::task_view> more;
+  for (const auto& r : m.outbox)
+    if (const auto* a = std::get_if<req_read_rows>(&r))
+      for (const auto& t : a->rows) {
+        CHECK(asked.insert(t.id).second);
+        more.push_back(t);
+      }
+  CHECK(more.size() == 14);  // rows 27-39 (End), then 26 (k)
+  update(m, message{answer(more)});
+  REQUIRE(asked.count("T001"));  // first or last in the list
+
+  const auto* failed = find_task(m, "T001");
+  REQUIRE(failed);
+  CHECK(failed->exit_code() == 3);
+  CHECK(failed->command() == "echo read-in-full T001");
+  // The row, the details and `c` see the same.
+  for (std::size_t i = 0; i < m.visible.size(); ++i)
+    if (m.visible[i]->id == "T001") m.task_table.selected = static_cast<int>(i);
+  m.selected_task = "T001";
+  CHECK(contains(screen_text(m), "echo read-in-full T001"));
+  update(m, tui::event{tui::resize_event{100, 40}});  // room for the whole details modal
+  press(m, tui::key_code::enter);
+  REQUIRE(m.ov == overlay::details);
+  CHECK(contains(screen_text(m), "exit code 3"));
+  press(m, 'c');
+  CHECK(m.clipboard == "echo read-in-full T001");
+  press(m, tui::key_code::escape);
+
+  // An answer for another lease, or the rows of a row that moved on, change nothing.
+  msg_rows_read other{"11223344", {make_task(40, task_state::pending, "nodeA", "echo other")}};
+  update(m, message{other});
+  CHECK_FALSE(contains(screen_text(m), "echo other"));
+  leaseq::task_view moved = make_task(2, task_state::pending, "nodeB", "echo stale lane");
+  update(m, message{msg_rows_read{"99887766", {moved}}});
+  CHECK(find_task(m, "T002")->command() != "echo stale lane");
+
+  // The full scan's snapshot replaces what was read: nothing is kept or asked any more.
+  update(m, message{msg_snapshot{make_snapshot("99887766"), false}});
+  CHECK(m.read_in_full.empty());
+  CHECK(m.read_asked.empty());
+  m.outbox.clear();
+  press(m, 'j');
+  CHECK_FALSE(last_request<req_read_rows>(m));
+}

@@ -17,6 +17,7 @@
 #include <leaseq/lock.hpp>
 #include <leaseq/names.hpp>
 #include <leaseq/paths.hpp>
+#include <leaseq/results_index.hpp>
 
 #include "lease_tree.hpp"
 #include "slurm_cluster.hpp"
@@ -653,6 +654,41 @@ TEST_CASE("dashboard: progress bars, the problems list, bad config keys, an unkn
   CHECK(u.see("leases (all)"));
   CHECK(u.see("99887766"));
   u.quit_and_check_restored();
+}
+
+TEST_CASE("dashboard: a lease of 25 000 tasks shows its first rows' commands and exit codes",
+          "[dashboard][e2e]") {
+  // Over the dashboard's quick-scan size (20 000): it opens with the pending tasks counted by
+  // name and the results by the runner's index, reads the rows on screen at once, and the
+  // full scan takes over later. Both roads must end on the same screen.
+  dash_env e;
+  lease_tree t;
+  t.register_default();
+  t.hb("nodeA", leaseq::unix_now(), {});
+  for (int seq = 1; seq <= 20; ++seq) {
+    bool ok = seq % 2 == 1;
+    t.done(seq, "nodeA", ok ? "FINISHED" : "FAILED", ok ? 0 : 4);
+    REQUIRE(leaseq::append_results_index(
+        t.paths.result("nodeA", leaseq::format_task_id(seq)), seq,
+        ok ? leaseq::task_state::finished : leaseq::task_state::failed, ok ? 0 : 4));
+  }
+  leaseq::ensure_dir(t.paths.inbox("nodeA"));
+  for (int seq = 21; seq <= 25020; ++seq) {
+    t.cmds[seq] = "echo big-" + std::to_string(seq);
+    write_text(t.paths.inbox_task("nodeA", leaseq::format_task_id(seq)),
+               t.task(seq, "nodeA").dump());
+  }
+  e.env["LEASEQ_HOME"] = t.home.string();
+  dash_run d(e, 120, 30);
+  d.start("--lease 99887766", "lease=99887766");
+  CHECK(d.see("echo big-"));
+  d.key("3");  // FAILED only: exit codes and commands of tasks the index counted
+  CHECK(d.see("filters=state:FAIL"));
+  CHECK(d.see("echo T002"));
+  CHECK(d.see(" 4 "));
+  d.key("0");
+  CHECK(d.gone("(reading task files...)"));
+  d.quit_and_check_restored();
 }
 
 TEST_CASE("dashboard: not a terminal gives a clear error, bad --lease is refused",
