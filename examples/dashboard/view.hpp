@@ -291,9 +291,12 @@ inline void draw_tasks(model& m, tui::buffer& buf, const tui::rect& r, bool focu
   }
   tui::rect in = tui::draw_pane(buf, r, title, focused);
   if (m.visible.empty()) {
+    // While a big lease loads, most commands and results are not read yet: a search that
+    // finds nothing may find them once the full scan is done.
     std::string why = !m.snap                   ? "scanning..."
                       : m.snap->tasks().empty() ? "no tasks (leaseq submit -- CMD)"
-                                                : "no task matches the filters (0: clear)";
+                      : m.snap_partial ? "no match yet: task files still being read (0: clear)"
+                                       : "no task matches the filters (0: clear)";
     tui::draw_line(buf, in, 0, why, tui::default_theme().dim);
     return;
   }

@@ -625,10 +625,21 @@ TEST_CASE("while a big lease loads, the rows on screen are read in full, once ea
   update(m, message{msg_rows_read{"99887766", {moved}}});
   CHECK(find_task(m, "T002")->command() != "echo stale lane");
 
-  // The full scan's snapshot replaces what was read: nothing is kept or asked any more.
+  // A search that finds nothing yet says the files are still being read, not "no match".
+  press(m, '/');
+  type(m, "lost.py");
+  press(m, tui::key_code::enter);
+  CHECK(m.visible.empty());
+  CHECK(contains(screen_text(m), "no match yet: task files still being read"));
+
+  // The full scan's snapshot replaces what was read: nothing is kept or asked any more, and
+  // the search finds what it holds.
   update(m, message{msg_snapshot{make_snapshot("99887766"), false}});
   CHECK(m.read_in_full.empty());
   CHECK(m.read_asked.empty());
+  CHECK(visible_ids(m) == std::vector<std::string>{"T005"});
+  press(m, '0');
+  CHECK(visible_ids(m).size() == 6);
   m.outbox.clear();
   press(m, 'j');
   CHECK_FALSE(last_request<req_read_rows>(m));
