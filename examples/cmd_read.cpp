@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <future>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,8 +81,10 @@ std::shared_ptr<const snapshot> scan_once(const lease_context& ctx, bool need_re
 }
 
 // Directory errors, then files that exist but cannot be read or parsed (shown with their last
-// good view, or with no details): each with its reason, at most 20 of them.
-void print_scan_problems(const snapshot& s) {
+// good view, or with no details): each with its reason, at most 20 of them. `pending_unreadable`:
+// the task files of PENDING tasks a quick scan left unread that check_pending could not read.
+void print_scan_problems(const snapshot& s,
+                         const std::map<std::int64_t, std::string>& pending_unreadable = {}) {
   for (const auto& e : s.errors)
     std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.message).c_str());
   std::vector<std::string> bad;
@@ -97,6 +100,9 @@ void print_scan_problems(const snapshot& s) {
     }
     if (t.unknown && t.state != task_state::lost_maybe && t.state != task_state::lost)
       bad.push_back(t.id + " is unknown: " + t.unknown_reason);
+    else if (t.state == task_state::pending && !t.spec)
+      if (auto it = pending_unreadable.find(t.seq); it != pending_unreadable.end())
+        bad.push_back(t.id + " is unknown: " + it->second);
   }
   if (invisible_count > 0)
     std::fprintf(stderr,
@@ -189,11 +195,14 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
   // The lease's state (squeue, up to its timeout when the controller is slow) is asked for
   // while the tree is scanned, not after.
   auto facts_later = std::async(std::launch::async, [&ctx] { return read_lease_facts(ctx); });
-  // Counts need no result parsed where the index vouches for it; the text form's "cannot run
-  // now" line needs the pending tasks' files (their GPUs, dependencies, retry delays).
-  auto s = scan_once(ctx, false, !as_json);
-  print_scan_problems(*s);
+  // Counts need no result parsed where the index vouches for it, nor any pending task's file:
+  // the text form's "cannot run now" line reads those (their GPUs, dependencies, retry delays)
+  // afterwards, without keeping them.
+  auto s = scan_once(ctx, false, false);
   auto facts = facts_later.get();
+  pending_check pending;
+  if (!as_json) pending = check_pending(ctx.paths, *s, facts.condition);
+  print_scan_problems(*s, pending.unreadable);
   const std::string& kind = facts.kind;
   const std::string& state = facts.state;
   if (as_json) {
@@ -244,16 +253,9 @@ void cmd_status(const std::string& lease_opt, bool as_json) {
   if (s->archived > 0) counts += fmt::format("  (archived {})", s->archived);
   std::printf("tasks: %s\n", counts.c_str());
   // Work that can never run must not wait silently: one line, the first task and its reason.
-  std::size_t blocked = 0;
-  std::string first;
-  for (const auto& t : s->tasks()) {
-    auto why = waiting_reason(t, *s, facts.condition);
-    if (!why) continue;
-    if (blocked++ == 0) first = t.id + ": " + *why;
-  }
-  if (blocked > 0)
-    std::printf("cannot run now: %zu PENDING task(s), e.g. %s\n", blocked,
-                sanitize_inline(first).c_str());
+  if (pending.blocked > 0)
+    std::printf("cannot run now: %zu PENDING task(s), e.g. %s\n", pending.blocked,
+                sanitize_inline(pending.first_blocked).c_str());
 }
 
 std::optional<task_state> parse_state_arg(std::string s) {

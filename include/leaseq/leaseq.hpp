@@ -28,6 +28,7 @@
 #include "leaseq/diff.hpp"
 #include "leaseq/health.hpp"
 #include "leaseq/model.hpp"
+#include "leaseq/pending_check.hpp"
 #include "leaseq/results_index.hpp"
 #include "leaseq/sanitize.hpp"
 #include "leaseq/snapshot.hpp"

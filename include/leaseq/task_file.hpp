@@ -4,6 +4,7 @@
 // store's scans, and a reader that wants a few tasks in full that its quick scan left unread
 // (the dashboard's rows on screen while a big lease loads).
 
+#include <cerrno>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -92,31 +93,55 @@ inline parsed_task_file parse_task_file(std::string_view content, bool is_result
   return out;
 }
 
+// Reads and parses the task file (is_result false) or result file at `path` of the task
+// numbered `seq`. `gone` is set when the file no longer exists (the task moved on: the next scan
+// shows where); error says why any other file cannot be read or parsed.
+inline parsed_task_file read_task_file(const fs::path& path, bool is_result, std::int64_t seq,
+                                       bool& gone) {
+  gone = false;
+  read_outcome r = read_file_tolerant(path, max_json_bytes);
+  if (!r.ok) {
+    gone = r.err == ENOENT;
+    parsed_task_file out;
+    out.error = std::move(r.reason);
+    return out;
+  }
+  return parse_task_file(r.content, is_result, seq);
+}
+
+// Where the file of a view that a quick scan left unread lies: a PENDING task's task file in
+// its lane, an ended task's result file on its node. Nothing for a view of another kind.
+inline std::optional<fs::path> unread_file_of(const lease_paths& lease, const task_view& t) {
+  if (t.state == task_state::pending) return lease.inbox_task(std::string(t.lane()), t.id);
+  if (is_done(t.state) && !t.node.empty()) return lease.result(t.node, t.id);
+  return std::nullopt;
+}
+
+// The view `t` with what its parsed file holds added; it keeps its state (the list it came
+// from says where it is).
+inline task_view with_file(const task_view& t, parsed_task_file p) {
+  task_view v = t;
+  if (p.result) {
+    v.result = p.result;
+    v.spec = std::shared_ptr<const task_spec>(p.result, &p.result->task);
+  } else {
+    v.spec = std::move(p.spec);
+  }
+  return v;
+}
+
 // A view that a quick scan left unread (store_options::pending_unread and
-// results_from_index: no spec, no result), with its file read now: a PENDING task's task file
-// in its lane, an ended task's result file on its node. The view keeps its state (the list it
-// came from says where it is); only what the file holds is added. Nothing when the file is gone
-// (the task moved on: the next scan shows where), does not parse, or the view is of another
-// kind.
+// results_from_index: no spec, no result), with its file (unread_file_of) read now. Nothing
+// when the file is gone, does not parse, or the view is of another kind.
 inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
   if (t.spec || t.result) return std::nullopt;
-  bool pending = t.state == task_state::pending;
-  if (!pending && (!is_done(t.state) || t.node.empty())) return std::nullopt;
   try {
-    fs::path path =
-        pending ? lease.inbox_task(std::string(t.lane()), t.id) : lease.result(t.node, t.id);
-    read_outcome r = read_file_tolerant(path, max_json_bytes);
-    if (!r.ok) return std::nullopt;
-    parsed_task_file p = parse_task_file(r.content, !pending, t.seq);
+    std::optional<fs::path> path = unread_file_of(lease, t);
+    if (!path) return std::nullopt;
+    bool gone = false;
+    parsed_task_file p = read_task_file(*path, t.state != task_state::pending, t.seq, gone);
     if (!p.ok()) return std::nullopt;
-    task_view v = t;
-    if (p.result) {
-      v.result = p.result;
-      v.spec = std::shared_ptr<const task_spec>(p.result, &p.result->task);
-    } else {
-      v.spec = std::move(p.spec);
-    }
-    return v;
+    return with_file(t, std::move(p));
   } catch (const std::exception&) {  // a name the paths refuse: nothing to read
     return std::nullopt;
   }

@@ -5311,6 +5311,750 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 
 }  // namespace leaseq
 // end leaseq/health.hpp
+// begin leaseq/pending_check.hpp
+
+// What a one-shot reader that counted the PENDING tasks by their names (a quick scan,
+// store_options::pending_unread) learns from their files without keeping them: how many of
+// them cannot run now (waiting.hpp) and why the first one waits, and which files cannot be read.
+// The files are read on several threads and each is dropped once judged, so a text `status` of a
+// million-task lease holds its snapshot and not half a million task specs besides.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+// begin leaseq/task_file.hpp
+
+// One task file (inbox/, claimed/) or result file (done/) parsed as a reader keeps it: the
+// store's scans, and a reader that wants a few tasks in full that its quick scan left unread
+// (the dashboard's rows on screen while a big lease loads).
+
+#include <cerrno>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+
+namespace leaseq {
+
+struct parsed_task_file {
+  std::shared_ptr<const task_spec> spec;      // a task file that parsed
+  std::shared_ptr<const task_result> result;  // a result file that parsed
+  std::string error;                          // why it does not parse; empty when it did
+
+  bool ok() const noexcept { return spec || result; }
+};
+
+// What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
+// back (task_view::command()), no spare capacity, no empty object for unknown fields.
+inline void compact_task_spec(task_spec& t) {
+  if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
+  t.argv.shrink_to_fit();
+  if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
+}
+
+// Parses the text of a task file (is_result false) or a result file of the task numbered
+// `seq`: a file whose id field names another task is an error, as one that does not parse.
+inline parsed_task_file parse_task_file(std::string_view content, bool is_result,
+                                        std::int64_t seq) {
+  parsed_task_file out;
+  auto check_id = [&](const task_spec& t) {
+    if (task_seq(t.id) == seq) return true;
+    out.error = "its id field says " + detail::quote_for_message(t.id);
+    return false;
+  };
+  auto keep_spec = [&](std::shared_ptr<task_spec> t) {
+    if (!check_id(*t)) return;
+    compact_task_spec(*t);
+    out.spec = std::move(t);
+  };
+  auto keep_result = [&](std::shared_ptr<task_result> r) {
+    if (!check_id(r->task)) return;
+    compact_task_spec(r->task);
+    out.result = std::move(r);
+  };
+  // The fast path first: no DOM for the common, well-formed file.
+  if (is_result) {
+    auto res = std::make_shared<task_result>();
+    if (detail::task_sax::parse_result(content, *res)) {
+      keep_result(std::move(res));
+      return out;
+    }
+  } else {
+    auto spec = std::make_shared<task_spec>();
+    if (detail::task_sax::parse_task(content, *spec)) {
+      keep_spec(std::move(spec));
+      return out;
+    }
+  }
+  json_outcome j = parse_json_tolerant(content);
+  if (!j.ok()) {
+    out.error = j.reason;
+    return out;
+  }
+  try {
+    if (is_result) {
+      auto res = std::make_shared<task_result>();
+      from_json(*j.value, *res);
+      keep_result(std::move(res));
+    } else {
+      auto spec = std::make_shared<task_spec>();
+      from_json(*j.value, *spec);
+      keep_spec(std::move(spec));
+    }
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  return out;
+}
+
+// Reads and parses the task file (is_result false) or result file at `path` of the task
+// numbered `seq`. `gone` is set when the file no longer exists (the task moved on: the next scan
+// shows where); error says why any other file cannot be read or parsed.
+inline parsed_task_file read_task_file(const fs::path& path, bool is_result, std::int64_t seq,
+                                       bool& gone) {
+  gone = false;
+  read_outcome r = read_file_tolerant(path, max_json_bytes);
+  if (!r.ok) {
+    gone = r.err == ENOENT;
+    parsed_task_file out;
+    out.error = std::move(r.reason);
+    return out;
+  }
+  return parse_task_file(r.content, is_result, seq);
+}
+
+// Where the file of a view that a quick scan left unread lies: a PENDING task's task file in
+// its lane, an ended task's result file on its node. Nothing for a view of another kind.
+inline std::optional<fs::path> unread_file_of(const lease_paths& lease, const task_view& t) {
+  if (t.state == task_state::pending) return lease.inbox_task(std::string(t.lane()), t.id);
+  if (is_done(t.state) && !t.node.empty()) return lease.result(t.node, t.id);
+  return std::nullopt;
+}
+
+// The view `t` with what its parsed file holds added; it keeps its state (the list it came
+// from says where it is).
+inline task_view with_file(const task_view& t, parsed_task_file p) {
+  task_view v = t;
+  if (p.result) {
+    v.result = p.result;
+    v.spec = std::shared_ptr<const task_spec>(p.result, &p.result->task);
+  } else {
+    v.spec = std::move(p.spec);
+  }
+  return v;
+}
+
+// A view that a quick scan left unread (store_options::pending_unread and
+// results_from_index: no spec, no result), with its file (unread_file_of) read now. Nothing
+// when the file is gone, does not parse, or the view is of another kind.
+inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
+  if (t.spec || t.result) return std::nullopt;
+  try {
+    std::optional<fs::path> path = unread_file_of(lease, t);
+    if (!path) return std::nullopt;
+    bool gone = false;
+    parsed_task_file p = read_task_file(*path, t.state != task_state::pending, t.seq, gone);
+    if (!p.ok()) return std::nullopt;
+    return with_file(t, std::move(p));
+  } catch (const std::exception&) {  // a name the paths refuse: nothing to read
+    return std::nullopt;
+  }
+}
+
+}  // namespace leaseq
+// end leaseq/task_file.hpp
+// begin leaseq/waiting.hpp
+
+// Why a PENDING task waits, and which submits can never run. Pure: a reader derives both from
+// what it already holds (a snapshot, the heartbeats, the lease's state); nothing is stored, so
+// a reason is always as fresh as the scan it comes from.
+//
+// A reason is given only when nothing in sight will take the task: no runner serves its lane,
+// none has the GPUs it asks for, every runner that could take it is paused or silent, or the
+// lease itself ended; or (protocol version 3) its dependencies have not all FINISHED ("after
+// T012 (RUNNING)"), or its retry delay has not passed. A task that simply waits its turn (or whose
+// runners are still to come, a Slurm job not started yet) has no reason: "waiting" is then the
+// whole story.
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+// begin leaseq/slurm/slurm_parse.hpp
+
+// Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show
+// job` records, and time strings. No I/O here; the adapter (slurm.hpp) runs the commands.
+// Every text field that comes out is valid UTF-8 (invalid bytes become U+FFFD): job names and
+// reasons are whatever bytes a user put there, and they end up in JSON (the state cache,
+// `--json` outputs), which only holds UTF-8. Control characters are kept: the display
+// sanitizes them.
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+
+namespace leaseq {
+
+// The squeue format leaseq asks for: id, state, reason, time left, time limit, node count,
+// node list, start time, then the job name last, because only the name may contain '|'.
+inline constexpr std::string_view squeue_format = "%i|%T|%r|%L|%l|%D|%N|%S|%j";
+
+// What Slurm prints when it has forgotten a job (after MinJobAge) or never knew it.
+inline constexpr std::string_view slurm_invalid_job_id = "Invalid job id specified";
+
+// A duration as Slurm prints it: UNLIMITED, NOT_SET, INVALID, or a number of seconds.
+struct slurm_duration {
+  enum class kind { seconds, unlimited, not_set, invalid };
+  kind k = kind::invalid;
+  std::int64_t seconds = 0;
+  bool has_seconds() const noexcept { return k == kind::seconds; }
+  friend bool operator==(const slurm_duration& a, const slurm_duration& b) noexcept {
+    return a.k == b.k && (a.k != kind::seconds || a.seconds == b.seconds);
+  }
+};
+
+namespace detail {
+
+inline std::optional<std::int64_t> parse_uint(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 12) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+inline std::vector<std::string_view> split(std::string_view s, char sep, std::size_t max_parts) {
+  std::vector<std::string_view> parts;
+  while (parts.size() + 1 < max_parts) {
+    auto p = s.find(sep);
+    if (p == std::string_view::npos) break;
+    parts.push_back(s.substr(0, p));
+    s.remove_prefix(p + 1);
+  }
+  parts.push_back(s);
+  return parts;
+}
+
+}  // namespace detail
+
+// Parses Slurm's time forms: "UNLIMITED", "NOT_SET", "INVALID", "MM:SS", "H:MM:SS",
+// "D-HH:MM:SS", and the input forms "D-HH", "D-HH:MM" and plain minutes. Anything else is
+// INVALID.
+inline slurm_duration parse_slurm_duration(std::string_view text) noexcept {
+  using k = slurm_duration::kind;
+  std::string_view s = detail::trim(text);
+  if (s == "UNLIMITED" || s == "Partition_Limit") return {k::unlimited, 0};
+  if (s == "NOT_SET" || s == "N/A" || s == "NONE") return {k::not_set, 0};
+  if (s.empty() || s == "INVALID") return {k::invalid, 0};
+  std::int64_t days = 0;
+  bool has_days = false;
+  if (auto dash = s.find('-'); dash != std::string_view::npos) {
+    auto d = detail::parse_uint(s.substr(0, dash));
+    if (!d) return {k::invalid, 0};
+    days = *d;
+    has_days = true;
+    s.remove_prefix(dash + 1);
+  }
+  auto parts = detail::split(s, ':', 4);
+  if (parts.size() > 3) return {k::invalid, 0};
+  std::int64_t v[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    auto n = detail::parse_uint(parts[i]);
+    if (!n) return {k::invalid, 0};
+    v[i] = *n;
+  }
+  std::int64_t secs = 0;
+  if (has_days) {  // D-HH, D-HH:MM, D-HH:MM:SS
+    secs = days * 86400 + v[0] * 3600 + v[1] * 60 + v[2];
+  } else if (parts.size() == 3) {  // H:MM:SS
+    secs = v[0] * 3600 + v[1] * 60 + v[2];
+  } else if (parts.size() == 2) {  // MM:SS
+    secs = v[0] * 60 + v[1];
+  } else {  // minutes
+    secs = v[0] * 60;
+  }
+  return {k::seconds, secs};
+}
+
+// Seconds as squeue prints them: M:SS, H:MM:SS or D-HH:MM:SS. Negative counts as 0.
+inline std::string format_slurm_duration(std::int64_t secs) {
+  if (secs < 0) secs = 0;
+  std::int64_t d = secs / 86400, h = secs / 3600 % 24, m = secs / 60 % 60, s = secs % 60;
+  if (d > 0) return fmt::format("{}-{:02}:{:02}:{:02}", d, h, m, s);
+  if (h > 0) return fmt::format("{}:{:02}:{:02}", h, m, s);
+  return fmt::format("{}:{:02}", m, s);
+}
+
+inline std::string format_slurm_duration(const slurm_duration& d) {
+  switch (d.k) {
+    case slurm_duration::kind::seconds:
+      return format_slurm_duration(d.seconds);
+    case slurm_duration::kind::unlimited:
+      return "UNLIMITED";
+    case slurm_duration::kind::not_set:
+      return "NOT_SET";
+    case slurm_duration::kind::invalid:
+      return "INVALID";
+  }
+  return "INVALID";
+}
+
+// One job as squeue or scontrol describes it.
+struct slurm_job {
+  std::string id;
+  std::string state;   // Slurm's word: RUNNING, PENDING, COMPLETED, ... kept verbatim
+  std::string reason;  // "None" when Slurm gives none
+  slurm_duration time_left;
+  slurm_duration time_limit;
+  std::optional<std::int64_t> nodes;
+  std::string nodelist;
+  std::string start_time;  // as Slurm prints it; "N/A" or "Unknown" when not known
+  std::string name;
+  std::string exit_code;  // scontrol only, "3:0"
+};
+
+// Slurm's job states that end a job. Anything else (PENDING, RUNNING, COMPLETING,
+// CONFIGURING, SUSPENDED, REQUEUED, RESIZING, ...) may still change.
+inline bool slurm_state_is_final(std::string_view state) noexcept {
+  for (std::string_view s :
+       {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+        "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
+    if (state == s) return true;
+  return false;
+}
+
+inline bool is_slurm_state_word(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 32) return false;
+  for (char c : s)
+    if (!((c >= 'A' && c <= 'Z') || c == '_')) return false;
+  return true;
+}
+
+struct squeue_parse {
+  std::vector<slurm_job> jobs;
+  std::vector<std::string> bad_lines;  // lines that are not in squeue_format
+};
+
+// Parses `squeue -h -o <squeue_format>` output.
+inline squeue_parse parse_squeue(std::string_view text) {
+  squeue_parse out;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (detail::trim(line).empty()) continue;
+    auto f = detail::split(line, '|', 9);
+    slurm_job j;
+    if (f.size() != 9 || !detail::parse_uint(detail::trim(f[0])) ||
+        !is_slurm_state_word(detail::trim(f[1]))) {
+      out.bad_lines.push_back(detail::to_valid_utf8(line));
+      continue;
+    }
+    j.id = std::string(detail::trim(f[0]));
+    j.state = std::string(detail::trim(f[1]));
+    j.reason = detail::to_valid_utf8(detail::trim(f[2]));
+    j.time_left = parse_slurm_duration(f[3]);
+    j.time_limit = parse_slurm_duration(f[4]);
+    j.nodes = detail::parse_uint(detail::trim(f[5]));
+    j.nodelist = detail::to_valid_utf8(detail::trim(f[6]));
+    j.start_time = detail::to_valid_utf8(detail::trim(f[7]));
+    j.name = detail::to_valid_utf8(f[8]);
+    out.jobs.push_back(std::move(j));
+  }
+  return out;
+}
+
+// `scontrol show job` prints Key=Value pairs separated by blanks, several per line; a value may
+// itself contain blanks (JobName, WorkDir), so a word without '=' continues the value before it.
+inline std::map<std::string, std::string> parse_scontrol_pairs(std::string_view text) {
+  std::map<std::string, std::string> kv;
+  std::string* last = nullptr;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+      ++i;
+    std::size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\t' && text[i] != '\n' &&
+           text[i] != '\r')
+      ++i;
+    if (start == i) break;
+    std::string_view word = text.substr(start, i - start);
+    auto eq = word.find('=');
+    bool is_key = eq != std::string_view::npos && eq > 0 &&
+                  ((word[0] >= 'A' && word[0] <= 'Z') || (word[0] >= 'a' && word[0] <= 'z'));
+    for (std::size_t c = 0; is_key && c < eq; ++c) {
+      char ch = word[c];
+      if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '_' || ch == ':' || ch == '/'))
+        is_key = false;
+    }
+    if (is_key) {
+      std::string key(word.substr(0, eq));
+      if (kv.count(key)) {  // a repeated key (heterogeneous job records): keep the first
+        last = nullptr;
+        continue;
+      }
+      last = &(kv[key] = std::string(word.substr(eq + 1)));
+    } else if (last) {
+      // Blanks inside a value are single spaces in every field we read.
+      *last += ' ';
+      *last += word;
+    }
+  }
+  return kv;
+}
+
+// Parses one `scontrol show job ID` record. nullopt when it holds no JobId or JobState.
+inline std::optional<slurm_job> parse_scontrol_job(std::string_view text) {
+  auto kv = parse_scontrol_pairs(text);
+  auto get = [&](const char* k) -> std::string {
+    auto it = kv.find(k);
+    return it == kv.end() ? std::string() : detail::to_valid_utf8(it->second);
+  };
+  slurm_job j;
+  j.id = get("JobId");
+  j.state = get("JobState");
+  if (!detail::parse_uint(j.id) || !is_slurm_state_word(j.state)) return std::nullopt;
+  j.reason = get("Reason");
+  if (j.reason.empty()) j.reason = "None";
+  j.time_limit = parse_slurm_duration(get("TimeLimit"));
+  // Time left is only meaningful while it runs: the limit minus the run time so far.
+  auto run = parse_slurm_duration(get("RunTime"));
+  if (j.state == "RUNNING" && j.time_limit.has_seconds() && run.has_seconds())
+    j.time_left = {slurm_duration::kind::seconds,
+                   std::max<std::int64_t>(0, j.time_limit.seconds - run.seconds)};
+  else if (j.state == "RUNNING" || j.state == "PENDING")
+    j.time_left = j.time_limit;
+  else
+    j.time_left = {slurm_duration::kind::not_set, 0};
+  j.nodes = detail::parse_uint(get("NumNodes"));
+  j.nodelist = get("NodeList");
+  if (j.nodelist == "(null)") j.nodelist.clear();
+  j.start_time = get("StartTime");
+  j.name = get("JobName");
+  j.exit_code = get("ExitCode");
+  return j;
+}
+
+// True when a command's stderr (or stdout) says the job id is unknown to Slurm.
+inline bool says_invalid_job_id(std::string_view text) noexcept {
+  return text.find(slurm_invalid_job_id) != std::string_view::npos;
+}
+
+// The job id from `sbatch --parsable` output: "123" or "123;cluster".
+inline std::optional<std::string> parse_sbatch_parsable(std::string_view out) {
+  std::string_view s = detail::trim(out);
+  // sbatch may print warnings before the id; the id is on the last line.
+  if (auto nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
+  s = s.substr(0, s.find(';'));
+  s = detail::trim(s);
+  if (!detail::parse_uint(s)) return std::nullopt;
+  return std::string(s);
+}
+
+}  // namespace leaseq
+// end leaseq/slurm/slurm_parse.hpp
+
+namespace leaseq {
+
+// What a reader knows of the lease beside its files. The default (kind unknown) makes no
+// claim a lease's kind would decide: a lease no runner ever served gets no reason.
+struct lease_condition {
+  enum class lease_kind { unknown, local, slurm };
+  lease_kind kind = lease_kind::unknown;
+  // Slurm's word for the job (PENDING, RUNNING, CANCELLED, TIMEOUT, ...); empty when unknown.
+  std::string state;
+  // How many runners the lease will have (lease.json `nodes`), when known: until that many
+  // have written a heartbeat, a node lane without one may still get its runner.
+  std::optional<std::int64_t> nodes;
+
+  static lease_condition local() { return {lease_kind::local, {}, std::nullopt}; }
+  static lease_condition slurm(std::string state, std::optional<std::int64_t> nodes = {}) {
+    return {lease_kind::slurm, std::move(state), nodes};
+  }
+};
+
+// Slurm ended the lease's job: its runners are gone for good.
+inline bool lease_ended(const lease_condition& l) noexcept {
+  return l.kind == lease_condition::lease_kind::slurm && slurm_state_is_final(l.state);
+}
+
+namespace detail {
+
+// A runner that may still claim: it wrote a heartbeat and did not stop. A STALE one counts:
+// on a lagging filesystem its heartbeat may only be late.
+inline bool may_serve(const node_view& n) noexcept {
+  return n.hb && n.health != node_health::down && n.health != node_health::unknown;
+}
+
+// Runners still to come: a Slurm lease whose job has not ended and has fewer runners in
+// sight than it will have (or an unknown number). A local lease's runner is started by hand,
+// so it never "comes" by itself; a lease of unknown kind is given the benefit of the doubt.
+inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcept {
+  switch (l.kind) {
+    case lease_condition::lease_kind::local:
+      return false;
+    case lease_condition::lease_kind::unknown:
+      return seen == 0;
+    case lease_condition::lease_kind::slurm:
+      return !lease_ended(l) && (!l.nodes || static_cast<std::int64_t>(seen) < *l.nodes);
+  }
+  return false;
+}
+
+// What a pending task of protocol version 3 waits for besides a runner: its dependencies
+// (each one not FINISHED, with its state; the first that ended otherwise makes the task's
+// runner cancel it) or its retry delay.
+inline std::optional<std::string> own_wait(const task_view& t, const snapshot& s) {
+  if (!t.spec) return std::nullopt;
+  std::string waits;
+  for (const std::string& dep : t.spec->after) {
+    const task_view* d = s.find_task(dep);
+    if (d && d->state == task_state::finished) continue;
+    std::string state = d ? std::string(to_string(d->state)) : std::string("not visible");
+    if (d && is_done(d->state))
+      return "dependency " + dep + " ended " + state + ": a runner will cancel it";
+    waits += (waits.empty() ? "" : ", ") + dep + " (" + state + ")";
+  }
+  if (!waits.empty()) return "after " + waits;
+  if (t.spec->not_before && *t.spec->not_before > s.taken_at)
+    return fmt::format("attempt {}/{} starts in {:.0f} s (retry delay)", attempt_number(*t.spec),
+                       attempts_allowed(*t.spec), *t.spec->not_before - s.taken_at);
+  return std::nullopt;
+}
+
+// Why no runner will take `t` now, or nothing.
+inline std::optional<std::string> runner_wait(const task_view& t, const snapshot& s,
+                                              const lease_condition& lease) {
+  const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
+  std::size_t seen = 0;  // runners that ever wrote a heartbeat
+  for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
+
+  if (!t.node.empty()) {
+    const node_view* n = s.find_node(t.node);
+    if (!n || !detail::may_serve(*n)) {
+      // Its runner is still to come, unless it already came and stopped.
+      if ((!n || !n->hb) && detail::runners_may_come(lease, seen)) return std::nullopt;
+      return "no runner serves lane " + t.node;
+    }
+    if (gpus > n->hb->gpus)
+      return fmt::format("needs {} GPUs, node {} has {}", gpus, t.node, n->hb->gpus);
+    if (n->paused) return "the runner of " + t.node + " is paused";
+    if (n->health == node_health::stale)
+      return "the runner of " + t.node + " is not responding (heartbeat STALE)";
+    return std::nullopt;
+  }
+
+  std::vector<const node_view*> serving;
+  for (const auto& n : s.nodes)
+    if (detail::may_serve(n)) serving.push_back(&n);
+  if (serving.empty()) {
+    if (detail::runners_may_come(lease, seen)) return std::nullopt;
+    return std::string("no runner serves this lease");
+  }
+  std::int64_t most = 0;
+  std::vector<const node_view*> able;  // runners with enough GPUs
+  for (const node_view* n : serving) {
+    most = std::max(most, n->hb->gpus);
+    if (n->hb->gpus >= gpus) able.push_back(n);
+  }
+  // A runner still to come may have the GPUs: only the runners in sight are compared.
+  if (able.empty()) {
+    if (detail::runners_may_come(lease, seen)) return std::nullopt;
+    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
+  }
+  // Who could take it, for the message: one runner by name, else every runner (with enough
+  // GPUs, when only some have them).
+  std::string whom = able.size() == 1 ? "the runner of " + able.front()->name
+                     : able.size() == serving.size()
+                         ? std::string("every runner of this lease")
+                         : fmt::format("every runner with {} GPUs or more", gpus);
+  std::size_t paused = 0, silent = 0;
+  for (const node_view* n : able) {
+    paused += n->paused ? 1 : 0;
+    silent += !n->paused && n->health == node_health::stale ? 1 : 0;
+  }
+  if (paused == able.size()) return whom + " is paused";
+  if (paused + silent == able.size())
+    return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+// "attempt 2/3" for a task with retries (or that was retried): the attempt it is on, or for an
+// ended task the attempts it took, of those it may have. Nothing for any other task.
+inline std::optional<std::string> attempt_text(const task_view& t) {
+  const task_spec* spec = t.result ? &t.result->task : t.spec.get();
+  if (!spec || (spec->retries == 0 && spec->attempts.empty())) return std::nullopt;
+  int n =
+      t.result ? std::max<int>(1, static_cast<int>(spec->attempts.size())) : attempt_number(*spec);
+  return fmt::format("attempt {}/{}", n, std::max(n, attempts_allowed(*spec)));
+}
+
+// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
+// has no waiting reason. What keeps every runner away comes first, then what the task itself
+// waits for (dependencies, a retry delay).
+inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
+                                                 const lease_condition& lease = {}) {
+  if (t.state != task_state::pending) return std::nullopt;
+  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
+  if (auto why = detail::runner_wait(t, s, lease)) return why;
+  return detail::own_wait(t, s);
+}
+
+// Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never
+// run, or nothing. Certain answers only: the lease ended, or its runners are all in sight
+// (fresh heartbeats, and for a Slurm lease as many as it will have) and none can take it.
+// `hbs` is every heartbeat of the lease; a runner is live when its heartbeat is OK at `now`.
+inline std::optional<std::string> submit_refusal(int gpus, const std::optional<std::string>& node,
+                                                 const std::vector<heartbeat>& hbs,
+                                                 const lease_condition& lease, double now,
+                                                 double hb_stale_s) {
+  if (lease_ended(lease)) return "the lease ended (" + lease.state + "): no runner will come";
+  std::vector<const heartbeat*> live;
+  for (const auto& hb : hbs)
+    if (compute_health(hb, now, hb_stale_s) == node_health::ok) live.push_back(&hb);
+  if (live.empty()) return std::nullopt;  // runners unknown: anything may come
+  if (lease.kind == lease_condition::lease_kind::slurm &&
+      (!lease.nodes || static_cast<std::int64_t>(live.size()) < *lease.nodes))
+    return std::nullopt;  // some of its runners are not in sight yet
+  if (node) {
+    auto known =
+        std::find_if(hbs.begin(), hbs.end(), [&](const heartbeat& hb) { return hb.node == *node; });
+    if (known == hbs.end()) {
+      std::string names;
+      for (const heartbeat* hb : live) names += (names.empty() ? "" : ", ") + hb->node;
+      return fmt::format("no runner of this lease serves node {} (its runners: {})", *node, names);
+    }
+    auto it = std::find_if(live.begin(), live.end(),
+                           [&](const heartbeat* hb) { return hb->node == *node; });
+    if (it != live.end() && gpus > (*it)->gpus)
+      return fmt::format("needs {} GPUs, node {} has {}", gpus, *node, (*it)->gpus);
+    return std::nullopt;
+  }
+  std::int64_t most = 0;
+  for (const heartbeat* hb : live) most = std::max(most, hb->gpus);
+  if (gpus > most)
+    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
+  return std::nullopt;
+}
+
+}  // namespace leaseq
+// end leaseq/waiting.hpp
+
+namespace leaseq {
+
+struct pending_check {
+  std::size_t blocked = 0;    // PENDING tasks no runner will take now, or that wait on their own
+  std::string first_blocked;  // "<id>: <reason>" for the first of them in the snapshot's order
+  // By seq: why a task file cannot be read, as a scan that read it says (unknown_reason).
+  std::map<std::int64_t, std::string> unreadable;
+};
+
+namespace detail {
+
+struct pending_check_part {
+  std::size_t blocked = 0;
+  std::size_t first = std::numeric_limits<std::size_t>::max();  // index in s.tasks()
+  std::string first_reason;
+  std::vector<std::pair<std::int64_t, std::string>> unreadable;
+};
+
+// Judges one PENDING view: as it stands where the scan read its file, else by its file read now.
+// A file
+// that is gone (claimed since the listing) or cannot be read is judged on what its name says,
+// as a scan that reads it would judge it.
+inline std::optional<std::string> judge_pending(const lease_paths& lease, const task_view& t,
+                                                const snapshot& s, const lease_condition& cond,
+                                                pending_check_part& part) {
+  if (t.spec || t.unknown) return waiting_reason(t, s, cond);
+  try {
+    bool gone = false;
+    parsed_task_file p =
+        read_task_file(lease.inbox_task(std::string(t.lane()), t.id), false, t.seq, gone);
+    if (p.ok()) return waiting_reason(with_file(t, std::move(p)), s, cond);
+    if (!gone) part.unreadable.emplace_back(t.seq, "its task file does not parse: " + p.error);
+  } catch (const std::exception& e) {  // a name the paths refuse, or out of memory
+    part.unreadable.emplace_back(t.seq, std::string("its task file does not parse: ") + e.what());
+  }
+  return waiting_reason(t, s, cond);
+}
+
+}  // namespace detail
+
+// Reads the task file of every PENDING task of `s` that has no spec, on `threads` threads (0: up
+// to 8 by the hardware), and judges each with waiting_reason under `cond`.
+inline pending_check check_pending(const lease_paths& lease, const snapshot& s,
+                                   const lease_condition& cond, unsigned threads = 0) {
+  const std::vector<task_view>& tasks = s.tasks();
+  std::vector<std::size_t> pending;
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    if (tasks[i].state == task_state::pending) pending.push_back(i);
+  if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, pending.size() / 64 + 1));
+
+  std::vector<detail::pending_check_part> parts(threads);
+  auto work = [&](unsigned part_no) {
+    detail::pending_check_part& part = parts[part_no];
+    for (std::size_t k = part_no; k < pending.size(); k += threads) {
+      std::size_t i = pending[k];
+      std::optional<std::string> why = detail::judge_pending(lease, tasks[i], s, cond, part);
+      if (!why) continue;
+      if (part.blocked++ == 0) {  // each part walks in order: its first is its smallest
+        part.first = i;
+        part.first_reason = std::move(*why);
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& t : pool) t.join();
+
+  pending_check out;
+  std::size_t first = std::numeric_limits<std::size_t>::max();
+  for (auto& part : parts) {
+    out.blocked += part.blocked;
+    if (part.first < first) {
+      first = part.first;
+      out.first_blocked = tasks[first].id + ": " + part.first_reason;
+    }
+    for (auto& u : part.unreadable) out.unreadable.insert(std::move(u));
+  }
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/pending_check.hpp
 // begin leaseq/results_index.hpp
 
 // The results index (protocol 5): done/<node>/.results, one line per result the node's runner
@@ -6217,125 +6961,6 @@ inline std::int64_t allocate_seq(const lease_paths& lease, std::int64_t count = 
 
 }  // namespace leaseq
 // end leaseq/engine/seq.hpp
-// begin leaseq/task_file.hpp
-
-// One task file (inbox/, claimed/) or result file (done/) parsed as a reader keeps it: the
-// store's scans, and a reader that wants a few tasks in full that its quick scan left unread
-// (the dashboard's rows on screen while a big lease loads).
-
-#include <cstdint>
-#include <exception>
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-
-
-namespace leaseq {
-
-struct parsed_task_file {
-  std::shared_ptr<const task_spec> spec;      // a task file that parsed
-  std::shared_ptr<const task_result> result;  // a result file that parsed
-  std::string error;                          // why it does not parse; empty when it did
-
-  bool ok() const noexcept { return spec || result; }
-};
-
-// What a snapshot keeps of a parsed task: no copy of a cmd that argv's display form gives
-// back (task_view::command()), no spare capacity, no empty object for unknown fields.
-inline void compact_task_spec(task_spec& t) {
-  if (!t.cmd.empty() && t.cmd == display_command(t.argv)) std::string().swap(t.cmd);
-  t.argv.shrink_to_fit();
-  if (t.extra.is_object() && t.extra.empty()) t.extra = nullptr;
-}
-
-// Parses the text of a task file (is_result false) or a result file of the task numbered
-// `seq`: a file whose id field names another task is an error, as one that does not parse.
-inline parsed_task_file parse_task_file(std::string_view content, bool is_result,
-                                        std::int64_t seq) {
-  parsed_task_file out;
-  auto check_id = [&](const task_spec& t) {
-    if (task_seq(t.id) == seq) return true;
-    out.error = "its id field says " + detail::quote_for_message(t.id);
-    return false;
-  };
-  auto keep_spec = [&](std::shared_ptr<task_spec> t) {
-    if (!check_id(*t)) return;
-    compact_task_spec(*t);
-    out.spec = std::move(t);
-  };
-  auto keep_result = [&](std::shared_ptr<task_result> r) {
-    if (!check_id(r->task)) return;
-    compact_task_spec(r->task);
-    out.result = std::move(r);
-  };
-  // The fast path first: no DOM for the common, well-formed file.
-  if (is_result) {
-    auto res = std::make_shared<task_result>();
-    if (detail::task_sax::parse_result(content, *res)) {
-      keep_result(std::move(res));
-      return out;
-    }
-  } else {
-    auto spec = std::make_shared<task_spec>();
-    if (detail::task_sax::parse_task(content, *spec)) {
-      keep_spec(std::move(spec));
-      return out;
-    }
-  }
-  json_outcome j = parse_json_tolerant(content);
-  if (!j.ok()) {
-    out.error = j.reason;
-    return out;
-  }
-  try {
-    if (is_result) {
-      auto res = std::make_shared<task_result>();
-      from_json(*j.value, *res);
-      keep_result(std::move(res));
-    } else {
-      auto spec = std::make_shared<task_spec>();
-      from_json(*j.value, *spec);
-      keep_spec(std::move(spec));
-    }
-  } catch (const std::exception& e) {
-    out.error = e.what();
-  }
-  return out;
-}
-
-// A view that a quick scan left unread (store_options::pending_unread and
-// results_from_index: no spec, no result), with its file read now: a PENDING task's task file
-// in its lane, an ended task's result file on its node. The view keeps its state (the list it
-// came from says where it is); only what the file holds is added. Nothing when the file is gone
-// (the task moved on: the next scan shows where), does not parse, or the view is of another
-// kind.
-inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
-  if (t.spec || t.result) return std::nullopt;
-  bool pending = t.state == task_state::pending;
-  if (!pending && (!is_done(t.state) || t.node.empty())) return std::nullopt;
-  try {
-    fs::path path =
-        pending ? lease.inbox_task(std::string(t.lane()), t.id) : lease.result(t.node, t.id);
-    read_outcome r = read_file_tolerant(path, max_json_bytes);
-    if (!r.ok) return std::nullopt;
-    parsed_task_file p = parse_task_file(r.content, !pending, t.seq);
-    if (!p.ok()) return std::nullopt;
-    task_view v = t;
-    if (p.result) {
-      v.result = p.result;
-      v.spec = std::shared_ptr<const task_spec>(p.result, &p.result->task);
-    } else {
-      v.spec = std::move(p.spec);
-    }
-    return v;
-  } catch (const std::exception&) {  // a name the paths refuse: nothing to read
-    return std::nullopt;
-  }
-}
-
-}  // namespace leaseq
-// end leaseq/task_file.hpp
 
 namespace leaseq {
 
@@ -8483,501 +9108,6 @@ class task_tracker {
 
 }  // namespace leaseq
 // end leaseq/task_tracker.hpp
-// begin leaseq/waiting.hpp
-
-// Why a PENDING task waits, and which submits can never run. Pure: a reader derives both from
-// what it already holds (a snapshot, the heartbeats, the lease's state); nothing is stored, so
-// a reason is always as fresh as the scan it comes from.
-//
-// A reason is given only when nothing in sight will take the task: no runner serves its lane,
-// none has the GPUs it asks for, every runner that could take it is paused or silent, or the
-// lease itself ended; or (protocol version 3) its dependencies have not all FINISHED ("after
-// T012 (RUNNING)"), or its retry delay has not passed. A task that simply waits its turn (or whose
-// runners are still to come, a Slurm job not started yet) has no reason: "waiting" is then the
-// whole story.
-
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <fmt/format.h>
-
-// begin leaseq/slurm/slurm_parse.hpp
-
-// Pure parsers for what Slurm's commands print: squeue lines in leaseq's format, `scontrol show
-// job` records, and time strings. No I/O here; the adapter (slurm.hpp) runs the commands.
-// Every text field that comes out is valid UTF-8 (invalid bytes become U+FFFD): job names and
-// reasons are whatever bytes a user put there, and they end up in JSON (the state cache,
-// `--json` outputs), which only holds UTF-8. Control characters are kept: the display
-// sanitizes them.
-
-#include <algorithm>
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <fmt/format.h>
-
-
-namespace leaseq {
-
-// The squeue format leaseq asks for: id, state, reason, time left, time limit, node count,
-// node list, start time, then the job name last, because only the name may contain '|'.
-inline constexpr std::string_view squeue_format = "%i|%T|%r|%L|%l|%D|%N|%S|%j";
-
-// What Slurm prints when it has forgotten a job (after MinJobAge) or never knew it.
-inline constexpr std::string_view slurm_invalid_job_id = "Invalid job id specified";
-
-// A duration as Slurm prints it: UNLIMITED, NOT_SET, INVALID, or a number of seconds.
-struct slurm_duration {
-  enum class kind { seconds, unlimited, not_set, invalid };
-  kind k = kind::invalid;
-  std::int64_t seconds = 0;
-  bool has_seconds() const noexcept { return k == kind::seconds; }
-  friend bool operator==(const slurm_duration& a, const slurm_duration& b) noexcept {
-    return a.k == b.k && (a.k != kind::seconds || a.seconds == b.seconds);
-  }
-};
-
-namespace detail {
-
-inline std::optional<std::int64_t> parse_uint(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 12) return std::nullopt;
-  std::int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-inline std::vector<std::string_view> split(std::string_view s, char sep, std::size_t max_parts) {
-  std::vector<std::string_view> parts;
-  while (parts.size() + 1 < max_parts) {
-    auto p = s.find(sep);
-    if (p == std::string_view::npos) break;
-    parts.push_back(s.substr(0, p));
-    s.remove_prefix(p + 1);
-  }
-  parts.push_back(s);
-  return parts;
-}
-
-}  // namespace detail
-
-// Parses Slurm's time forms: "UNLIMITED", "NOT_SET", "INVALID", "MM:SS", "H:MM:SS",
-// "D-HH:MM:SS", and the input forms "D-HH", "D-HH:MM" and plain minutes. Anything else is
-// INVALID.
-inline slurm_duration parse_slurm_duration(std::string_view text) noexcept {
-  using k = slurm_duration::kind;
-  std::string_view s = detail::trim(text);
-  if (s == "UNLIMITED" || s == "Partition_Limit") return {k::unlimited, 0};
-  if (s == "NOT_SET" || s == "N/A" || s == "NONE") return {k::not_set, 0};
-  if (s.empty() || s == "INVALID") return {k::invalid, 0};
-  std::int64_t days = 0;
-  bool has_days = false;
-  if (auto dash = s.find('-'); dash != std::string_view::npos) {
-    auto d = detail::parse_uint(s.substr(0, dash));
-    if (!d) return {k::invalid, 0};
-    days = *d;
-    has_days = true;
-    s.remove_prefix(dash + 1);
-  }
-  auto parts = detail::split(s, ':', 4);
-  if (parts.size() > 3) return {k::invalid, 0};
-  std::int64_t v[3] = {0, 0, 0};
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    auto n = detail::parse_uint(parts[i]);
-    if (!n) return {k::invalid, 0};
-    v[i] = *n;
-  }
-  std::int64_t secs = 0;
-  if (has_days) {  // D-HH, D-HH:MM, D-HH:MM:SS
-    secs = days * 86400 + v[0] * 3600 + v[1] * 60 + v[2];
-  } else if (parts.size() == 3) {  // H:MM:SS
-    secs = v[0] * 3600 + v[1] * 60 + v[2];
-  } else if (parts.size() == 2) {  // MM:SS
-    secs = v[0] * 60 + v[1];
-  } else {  // minutes
-    secs = v[0] * 60;
-  }
-  return {k::seconds, secs};
-}
-
-// Seconds as squeue prints them: M:SS, H:MM:SS or D-HH:MM:SS. Negative counts as 0.
-inline std::string format_slurm_duration(std::int64_t secs) {
-  if (secs < 0) secs = 0;
-  std::int64_t d = secs / 86400, h = secs / 3600 % 24, m = secs / 60 % 60, s = secs % 60;
-  if (d > 0) return fmt::format("{}-{:02}:{:02}:{:02}", d, h, m, s);
-  if (h > 0) return fmt::format("{}:{:02}:{:02}", h, m, s);
-  return fmt::format("{}:{:02}", m, s);
-}
-
-inline std::string format_slurm_duration(const slurm_duration& d) {
-  switch (d.k) {
-    case slurm_duration::kind::seconds:
-      return format_slurm_duration(d.seconds);
-    case slurm_duration::kind::unlimited:
-      return "UNLIMITED";
-    case slurm_duration::kind::not_set:
-      return "NOT_SET";
-    case slurm_duration::kind::invalid:
-      return "INVALID";
-  }
-  return "INVALID";
-}
-
-// One job as squeue or scontrol describes it.
-struct slurm_job {
-  std::string id;
-  std::string state;   // Slurm's word: RUNNING, PENDING, COMPLETED, ... kept verbatim
-  std::string reason;  // "None" when Slurm gives none
-  slurm_duration time_left;
-  slurm_duration time_limit;
-  std::optional<std::int64_t> nodes;
-  std::string nodelist;
-  std::string start_time;  // as Slurm prints it; "N/A" or "Unknown" when not known
-  std::string name;
-  std::string exit_code;  // scontrol only, "3:0"
-};
-
-// Slurm's job states that end a job. Anything else (PENDING, RUNNING, COMPLETING,
-// CONFIGURING, SUSPENDED, REQUEUED, RESIZING, ...) may still change.
-inline bool slurm_state_is_final(std::string_view state) noexcept {
-  for (std::string_view s :
-       {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-        "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
-    if (state == s) return true;
-  return false;
-}
-
-inline bool is_slurm_state_word(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 32) return false;
-  for (char c : s)
-    if (!((c >= 'A' && c <= 'Z') || c == '_')) return false;
-  return true;
-}
-
-struct squeue_parse {
-  std::vector<slurm_job> jobs;
-  std::vector<std::string> bad_lines;  // lines that are not in squeue_format
-};
-
-// Parses `squeue -h -o <squeue_format>` output.
-inline squeue_parse parse_squeue(std::string_view text) {
-  squeue_parse out;
-  while (!text.empty()) {
-    auto nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (detail::trim(line).empty()) continue;
-    auto f = detail::split(line, '|', 9);
-    slurm_job j;
-    if (f.size() != 9 || !detail::parse_uint(detail::trim(f[0])) ||
-        !is_slurm_state_word(detail::trim(f[1]))) {
-      out.bad_lines.push_back(detail::to_valid_utf8(line));
-      continue;
-    }
-    j.id = std::string(detail::trim(f[0]));
-    j.state = std::string(detail::trim(f[1]));
-    j.reason = detail::to_valid_utf8(detail::trim(f[2]));
-    j.time_left = parse_slurm_duration(f[3]);
-    j.time_limit = parse_slurm_duration(f[4]);
-    j.nodes = detail::parse_uint(detail::trim(f[5]));
-    j.nodelist = detail::to_valid_utf8(detail::trim(f[6]));
-    j.start_time = detail::to_valid_utf8(detail::trim(f[7]));
-    j.name = detail::to_valid_utf8(f[8]);
-    out.jobs.push_back(std::move(j));
-  }
-  return out;
-}
-
-// `scontrol show job` prints Key=Value pairs separated by blanks, several per line; a value may
-// itself contain blanks (JobName, WorkDir), so a word without '=' continues the value before it.
-inline std::map<std::string, std::string> parse_scontrol_pairs(std::string_view text) {
-  std::map<std::string, std::string> kv;
-  std::string* last = nullptr;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() &&
-           (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
-      ++i;
-    std::size_t start = i;
-    while (i < text.size() && text[i] != ' ' && text[i] != '\t' && text[i] != '\n' &&
-           text[i] != '\r')
-      ++i;
-    if (start == i) break;
-    std::string_view word = text.substr(start, i - start);
-    auto eq = word.find('=');
-    bool is_key = eq != std::string_view::npos && eq > 0 &&
-                  ((word[0] >= 'A' && word[0] <= 'Z') || (word[0] >= 'a' && word[0] <= 'z'));
-    for (std::size_t c = 0; is_key && c < eq; ++c) {
-      char ch = word[c];
-      if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            ch == '_' || ch == ':' || ch == '/'))
-        is_key = false;
-    }
-    if (is_key) {
-      std::string key(word.substr(0, eq));
-      if (kv.count(key)) {  // a repeated key (heterogeneous job records): keep the first
-        last = nullptr;
-        continue;
-      }
-      last = &(kv[key] = std::string(word.substr(eq + 1)));
-    } else if (last) {
-      // Blanks inside a value are single spaces in every field we read.
-      *last += ' ';
-      *last += word;
-    }
-  }
-  return kv;
-}
-
-// Parses one `scontrol show job ID` record. nullopt when it holds no JobId or JobState.
-inline std::optional<slurm_job> parse_scontrol_job(std::string_view text) {
-  auto kv = parse_scontrol_pairs(text);
-  auto get = [&](const char* k) -> std::string {
-    auto it = kv.find(k);
-    return it == kv.end() ? std::string() : detail::to_valid_utf8(it->second);
-  };
-  slurm_job j;
-  j.id = get("JobId");
-  j.state = get("JobState");
-  if (!detail::parse_uint(j.id) || !is_slurm_state_word(j.state)) return std::nullopt;
-  j.reason = get("Reason");
-  if (j.reason.empty()) j.reason = "None";
-  j.time_limit = parse_slurm_duration(get("TimeLimit"));
-  // Time left is only meaningful while it runs: the limit minus the run time so far.
-  auto run = parse_slurm_duration(get("RunTime"));
-  if (j.state == "RUNNING" && j.time_limit.has_seconds() && run.has_seconds())
-    j.time_left = {slurm_duration::kind::seconds,
-                   std::max<std::int64_t>(0, j.time_limit.seconds - run.seconds)};
-  else if (j.state == "RUNNING" || j.state == "PENDING")
-    j.time_left = j.time_limit;
-  else
-    j.time_left = {slurm_duration::kind::not_set, 0};
-  j.nodes = detail::parse_uint(get("NumNodes"));
-  j.nodelist = get("NodeList");
-  if (j.nodelist == "(null)") j.nodelist.clear();
-  j.start_time = get("StartTime");
-  j.name = get("JobName");
-  j.exit_code = get("ExitCode");
-  return j;
-}
-
-// True when a command's stderr (or stdout) says the job id is unknown to Slurm.
-inline bool says_invalid_job_id(std::string_view text) noexcept {
-  return text.find(slurm_invalid_job_id) != std::string_view::npos;
-}
-
-// The job id from `sbatch --parsable` output: "123" or "123;cluster".
-inline std::optional<std::string> parse_sbatch_parsable(std::string_view out) {
-  std::string_view s = detail::trim(out);
-  // sbatch may print warnings before the id; the id is on the last line.
-  if (auto nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
-  s = s.substr(0, s.find(';'));
-  s = detail::trim(s);
-  if (!detail::parse_uint(s)) return std::nullopt;
-  return std::string(s);
-}
-
-}  // namespace leaseq
-// end leaseq/slurm/slurm_parse.hpp
-
-namespace leaseq {
-
-// What a reader knows of the lease beside its files. The default (kind unknown) makes no
-// claim a lease's kind would decide: a lease no runner ever served gets no reason.
-struct lease_condition {
-  enum class lease_kind { unknown, local, slurm };
-  lease_kind kind = lease_kind::unknown;
-  // Slurm's word for the job (PENDING, RUNNING, CANCELLED, TIMEOUT, ...); empty when unknown.
-  std::string state;
-  // How many runners the lease will have (lease.json `nodes`), when known: until that many
-  // have written a heartbeat, a node lane without one may still get its runner.
-  std::optional<std::int64_t> nodes;
-
-  static lease_condition local() { return {lease_kind::local, {}, std::nullopt}; }
-  static lease_condition slurm(std::string state, std::optional<std::int64_t> nodes = {}) {
-    return {lease_kind::slurm, std::move(state), nodes};
-  }
-};
-
-// Slurm ended the lease's job: its runners are gone for good.
-inline bool lease_ended(const lease_condition& l) noexcept {
-  return l.kind == lease_condition::lease_kind::slurm && slurm_state_is_final(l.state);
-}
-
-namespace detail {
-
-// A runner that may still claim: it wrote a heartbeat and did not stop. A STALE one counts:
-// on a lagging filesystem its heartbeat may only be late.
-inline bool may_serve(const node_view& n) noexcept {
-  return n.hb && n.health != node_health::down && n.health != node_health::unknown;
-}
-
-// Runners still to come: a Slurm lease whose job has not ended and has fewer runners in
-// sight than it will have (or an unknown number). A local lease's runner is started by hand,
-// so it never "comes" by itself; a lease of unknown kind is given the benefit of the doubt.
-inline bool runners_may_come(const lease_condition& l, std::size_t seen) noexcept {
-  switch (l.kind) {
-    case lease_condition::lease_kind::local:
-      return false;
-    case lease_condition::lease_kind::unknown:
-      return seen == 0;
-    case lease_condition::lease_kind::slurm:
-      return !lease_ended(l) && (!l.nodes || static_cast<std::int64_t>(seen) < *l.nodes);
-  }
-  return false;
-}
-
-// What a pending task of protocol version 3 waits for besides a runner: its dependencies
-// (each one not FINISHED, with its state; the first that ended otherwise makes the task's
-// runner cancel it) or its retry delay.
-inline std::optional<std::string> own_wait(const task_view& t, const snapshot& s) {
-  if (!t.spec) return std::nullopt;
-  std::string waits;
-  for (const std::string& dep : t.spec->after) {
-    const task_view* d = s.find_task(dep);
-    if (d && d->state == task_state::finished) continue;
-    std::string state = d ? std::string(to_string(d->state)) : std::string("not visible");
-    if (d && is_done(d->state))
-      return "dependency " + dep + " ended " + state + ": a runner will cancel it";
-    waits += (waits.empty() ? "" : ", ") + dep + " (" + state + ")";
-  }
-  if (!waits.empty()) return "after " + waits;
-  if (t.spec->not_before && *t.spec->not_before > s.taken_at)
-    return fmt::format("attempt {}/{} starts in {:.0f} s (retry delay)", attempt_number(*t.spec),
-                       attempts_allowed(*t.spec), *t.spec->not_before - s.taken_at);
-  return std::nullopt;
-}
-
-// Why no runner will take `t` now, or nothing.
-inline std::optional<std::string> runner_wait(const task_view& t, const snapshot& s,
-                                              const lease_condition& lease) {
-  const std::int64_t gpus = t.spec ? t.spec->gpus : 0;
-  std::size_t seen = 0;  // runners that ever wrote a heartbeat
-  for (const auto& n : s.nodes) seen += n.hb ? 1 : 0;
-
-  if (!t.node.empty()) {
-    const node_view* n = s.find_node(t.node);
-    if (!n || !detail::may_serve(*n)) {
-      // Its runner is still to come, unless it already came and stopped.
-      if ((!n || !n->hb) && detail::runners_may_come(lease, seen)) return std::nullopt;
-      return "no runner serves lane " + t.node;
-    }
-    if (gpus > n->hb->gpus)
-      return fmt::format("needs {} GPUs, node {} has {}", gpus, t.node, n->hb->gpus);
-    if (n->paused) return "the runner of " + t.node + " is paused";
-    if (n->health == node_health::stale)
-      return "the runner of " + t.node + " is not responding (heartbeat STALE)";
-    return std::nullopt;
-  }
-
-  std::vector<const node_view*> serving;
-  for (const auto& n : s.nodes)
-    if (detail::may_serve(n)) serving.push_back(&n);
-  if (serving.empty()) {
-    if (detail::runners_may_come(lease, seen)) return std::nullopt;
-    return std::string("no runner serves this lease");
-  }
-  std::int64_t most = 0;
-  std::vector<const node_view*> able;  // runners with enough GPUs
-  for (const node_view* n : serving) {
-    most = std::max(most, n->hb->gpus);
-    if (n->hb->gpus >= gpus) able.push_back(n);
-  }
-  // A runner still to come may have the GPUs: only the runners in sight are compared.
-  if (able.empty()) {
-    if (detail::runners_may_come(lease, seen)) return std::nullopt;
-    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
-  }
-  // Who could take it, for the message: one runner by name, else every runner (with enough
-  // GPUs, when only some have them).
-  std::string whom = able.size() == 1 ? "the runner of " + able.front()->name
-                     : able.size() == serving.size()
-                         ? std::string("every runner of this lease")
-                         : fmt::format("every runner with {} GPUs or more", gpus);
-  std::size_t paused = 0, silent = 0;
-  for (const node_view* n : able) {
-    paused += n->paused ? 1 : 0;
-    silent += !n->paused && n->health == node_health::stale ? 1 : 0;
-  }
-  if (paused == able.size()) return whom + " is paused";
-  if (paused + silent == able.size())
-    return whom + (paused ? " is paused or" : " is") + " not responding (heartbeat STALE)";
-  return std::nullopt;
-}
-
-}  // namespace detail
-
-// "attempt 2/3" for a task with retries (or that was retried): the attempt it is on, or for an
-// ended task the attempts it took, of those it may have. Nothing for any other task.
-inline std::optional<std::string> attempt_text(const task_view& t) {
-  const task_spec* spec = t.result ? &t.result->task : t.spec.get();
-  if (!spec || (spec->retries == 0 && spec->attempts.empty())) return std::nullopt;
-  int n =
-      t.result ? std::max<int>(1, static_cast<int>(spec->attempts.size())) : attempt_number(*spec);
-  return fmt::format("attempt {}/{}", n, std::max(n, attempts_allowed(*spec)));
-}
-
-// Why `t` (PENDING) waits, or nothing when it is simply queued. A task in any other state
-// has no waiting reason. What keeps every runner away comes first, then what the task itself
-// waits for (dependencies, a retry delay).
-inline std::optional<std::string> waiting_reason(const task_view& t, const snapshot& s,
-                                                 const lease_condition& lease = {}) {
-  if (t.state != task_state::pending) return std::nullopt;
-  if (lease_ended(lease)) return "lease ended (" + lease.state + ")";
-  if (auto why = detail::runner_wait(t, s, lease)) return why;
-  return detail::own_wait(t, s);
-}
-
-// Why a submit of a task asking for `gpus` GPUs into lane `node` (nullopt: _any) can never
-// run, or nothing. Certain answers only: the lease ended, or its runners are all in sight
-// (fresh heartbeats, and for a Slurm lease as many as it will have) and none can take it.
-// `hbs` is every heartbeat of the lease; a runner is live when its heartbeat is OK at `now`.
-inline std::optional<std::string> submit_refusal(int gpus, const std::optional<std::string>& node,
-                                                 const std::vector<heartbeat>& hbs,
-                                                 const lease_condition& lease, double now,
-                                                 double hb_stale_s) {
-  if (lease_ended(lease)) return "the lease ended (" + lease.state + "): no runner will come";
-  std::vector<const heartbeat*> live;
-  for (const auto& hb : hbs)
-    if (compute_health(hb, now, hb_stale_s) == node_health::ok) live.push_back(&hb);
-  if (live.empty()) return std::nullopt;  // runners unknown: anything may come
-  if (lease.kind == lease_condition::lease_kind::slurm &&
-      (!lease.nodes || static_cast<std::int64_t>(live.size()) < *lease.nodes))
-    return std::nullopt;  // some of its runners are not in sight yet
-  if (node) {
-    auto known =
-        std::find_if(hbs.begin(), hbs.end(), [&](const heartbeat& hb) { return hb.node == *node; });
-    if (known == hbs.end()) {
-      std::string names;
-      for (const heartbeat* hb : live) names += (names.empty() ? "" : ", ") + hb->node;
-      return fmt::format("no runner of this lease serves node {} (its runners: {})", *node, names);
-    }
-    auto it = std::find_if(live.begin(), live.end(),
-                           [&](const heartbeat* hb) { return hb->node == *node; });
-    if (it != live.end() && gpus > (*it)->gpus)
-      return fmt::format("needs {} GPUs, node {} has {}", gpus, *node, (*it)->gpus);
-    return std::nullopt;
-  }
-  std::int64_t most = 0;
-  for (const heartbeat* hb : live) most = std::max(most, hb->gpus);
-  if (gpus > most)
-    return fmt::format("needs {} GPUs, the most any runner of this lease has is {}", gpus, most);
-  return std::nullopt;
-}
-
-}  // namespace leaseq
-// end leaseq/waiting.hpp
 
 // Running tasks: submit, the runner and its supervisor, control files, GPUs.
 // begin leaseq/command.hpp

@@ -5,6 +5,7 @@
 #include <leaseq/file_io.hpp>
 #include <leaseq/fs.hpp>
 #include <leaseq/paths.hpp>
+#include <leaseq/pending_check.hpp>
 #include <leaseq/results_index.hpp>
 #include <leaseq/store.hpp>
 #include <leaseq/task_file.hpp>
@@ -1064,6 +1065,54 @@ TEST_CASE("store: a row a quick scan left unread is read in full from its own fi
   task_view odd = *s->find_task("T001");
   odd.node = "../../etc";
   CHECK_FALSE(read_view_in_full(t.paths, odd));
+}
+
+TEST_CASE(
+    "store: the pending files a quick scan left unread are judged as a full scan judges them, "
+    "on any number of threads",
+    "[store][waiting]") {
+  tree t;
+  t.hb("nodeA", 4990);  // 0 GPUs; no runner for nodeB
+  auto write_task = [&](int seq, const char* lane, auto&& change) {
+    json j = t.task(seq, std::string(lane) == "_any" ? nullptr : lane);
+    change(j);
+    ensure_dir(t.paths.inbox(lane));
+    test_support::write_text(t.paths.inbox_task(lane, format_task_id(seq)), j.dump());
+  };
+  t.pending(1, "_any");                                            // runs
+  write_task(2, "_any", [](json& j) { j["gpus"] = 2; });           // needs 2 GPUs
+  write_task(3, "nodeA", [](json& j) { j["after"] = {"T001"}; });  // after T001 (PENDING)
+  test_support::write_text(t.paths.inbox_task("nodeA", "T004"), "{not json");  // unreadable
+  t.pending(5, "nodeB");  // no runner serves lane nodeB
+  t.pending(6, "nodeA");  // claimed after the quick scan: judged on its name
+  t.done(7, "nodeA");
+  t.pending(8, "_any");
+  auto cond = lease_condition::local();
+  auto full = make_store(t).refresh();
+  auto quick = make_counting_store(t, posix_fs{}).refresh();
+  REQUIRE_FALSE(quick->find_task("T002")->spec);
+  t.claim(6, "nodeA", "nodeA");
+
+  std::size_t blocked = 0;
+  std::string first;
+  for (const auto& v : full->tasks())
+    if (auto why = waiting_reason(v, *full, cond))
+      if (blocked++ == 0) first = v.id + ": " + *why;
+  CHECK(blocked == 3);
+  CHECK(first == "T002: needs 2 GPUs, the most any runner of this lease has is 0");
+  for (unsigned threads : {1u, 2u, 3u, 8u}) {
+    INFO(threads << " thread(s)");
+    pending_check c = check_pending(t.paths, *quick, cond, threads);
+    CHECK(c.blocked == blocked);
+    CHECK(c.first_blocked == first);
+    REQUIRE(c.unreadable.size() == 1);
+    CHECK(c.unreadable.begin()->first == 4);
+    CHECK(c.unreadable.begin()->second == full->find_task("T004")->unknown_reason);
+  }
+  // What the scan read already is judged as it stands: no file read for it.
+  pending_check f = check_pending(t.paths, *full, cond, 2);
+  CHECK(f.blocked == blocked);
+  CHECK(f.unreadable.empty());  // the full scan read T004 itself and keeps it as unknown
 }
 
 namespace {
