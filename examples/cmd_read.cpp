@@ -81,10 +81,11 @@ std::shared_ptr<const snapshot> scan_once(const lease_context& ctx, bool need_re
 }
 
 // Directory errors, then files that exist but cannot be read or parsed (shown with their last
-// good view, or with no details): each with its reason, at most 20 of them. `pending_unreadable`:
-// the task files of PENDING tasks a quick scan left unread that check_pending could not read.
+// good view, or with no details): each with its reason, at most 20 of them. `read_later`: the
+// problems of files a quick scan left unread that were read afterwards (check_pending,
+// select_tasks_reading), by seq.
 void print_scan_problems(const snapshot& s,
-                         const std::map<std::int64_t, std::string>& pending_unreadable = {}) {
+                         const std::map<std::int64_t, std::string>& read_later = {}) {
   for (const auto& e : s.errors)
     std::fprintf(stderr, "leaseq: warning: %s\n", sanitize_inline(e.message).c_str());
   std::vector<std::string> bad;
@@ -100,8 +101,8 @@ void print_scan_problems(const snapshot& s,
     }
     if (t.unknown && t.state != task_state::lost_maybe && t.state != task_state::lost)
       bad.push_back(t.id + " is unknown: " + t.unknown_reason);
-    else if (t.state == task_state::pending && !t.spec)
-      if (auto it = pending_unreadable.find(t.seq); it != pending_unreadable.end())
+    else if (!t.spec && !t.result)
+      if (auto it = read_later.find(t.seq); it != read_later.end())
         bad.push_back(t.id + " is unknown: " + it->second);
   }
   if (invisible_count > 0)
@@ -400,24 +401,28 @@ void cmd_tasks(const tasks_args& a) {
   for (const auto& l : a.labels) f.labels.push_back(check_label(l));
   f.command = a.grep;
   f.has_stderr_output = a.has_stderr;
-  // Listing only live states (tasks --state RUNNING) needs no ended task's result, and no
-  // pending task's file unless PENDING is listed.
-  bool only_live =
-      !a.archived && !f.states.empty() && std::none_of(f.states.begin(), f.states.end(), is_done);
-  bool no_pending = only_live && std::find(f.states.begin(), f.states.end(), task_state::pending) ==
-                                     f.states.end();
-  auto s = scan_once(ctx, !only_live, !no_pending);
-  print_scan_problems(*s);
-  if (a.archived)
-    s = archived_snapshot(ctx.paths, *s, [](const fs::path& file, std::size_t n) {
-      std::fprintf(stderr, "leaseq: warning: %zu unreadable record(s) in %s\n", n,
-                   sanitize_inline(file.string()).c_str());
-    });
+  // A quick scan (pending tasks by their names, ended ones by the results index); the files of
+  // the rows shown, and of the tasks that decide which rows those are, are read afterwards.
+  auto live = scan_once(ctx, false, false);
+  std::shared_ptr<const snapshot> s = live;
   posix_fs pfs;
   auto probe = stderr_probe(pfs, ctx.paths);
   std::size_t cap = static_cast<std::size_t>(a.limit > 0 ? a.limit : ctx.cfg.ui.max_tasks_display);
-  auto sel = select_tasks(
-      *s, f, a.sort == "seq" ? task_sort::seq_in_lane : task_sort::state_priority, cap, probe);
+  task_sort order = a.sort == "seq" ? task_sort::seq_in_lane : task_sort::state_priority;
+  read_selection read;
+  task_selection sel;
+  if (a.archived) {  // the archive's records are whole: nothing more to read
+    s = archived_snapshot(ctx.paths, *live, [](const fs::path& file, std::size_t n) {
+      std::fprintf(stderr, "leaseq: warning: %zu unreadable record(s) in %s\n", n,
+                   sanitize_inline(file.string()).c_str());
+    });
+    sel = select_tasks(*s, f, order, cap, probe);
+  } else {
+    read = select_tasks_reading(ctx.paths, *live, f, order, cap, probe);
+    sel.total = read.total;
+    for (const task_view& t : read.tasks) sel.tasks.push_back(&t);
+  }
+  print_scan_problems(*live, read.unreadable);
   // Reasons are worked out here, never stored: the lease's state is only asked for (Slurm,
   // through its shared cache) when some PENDING task is listed.
   std::optional<lease_condition> cond;

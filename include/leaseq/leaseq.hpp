@@ -31,6 +31,7 @@
 #include "leaseq/pending_check.hpp"
 #include "leaseq/results_index.hpp"
 #include "leaseq/sanitize.hpp"
+#include "leaseq/select_reading.hpp"
 #include "leaseq/snapshot.hpp"
 #include "leaseq/store.hpp"
 #include "leaseq/tail.hpp"

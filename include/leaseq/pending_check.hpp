@@ -9,15 +9,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <limits>
 #include <map>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "leaseq/detail/parallel.hpp"
 #include "leaseq/paths.hpp"
 #include "leaseq/snapshot.hpp"
 #include "leaseq/task_file.hpp"
@@ -42,23 +41,14 @@ struct pending_check_part {
 };
 
 // Judges one PENDING view: as it stands where the scan read its file, else by its file read now.
-// A file
-// that is gone (claimed since the listing) or cannot be read is judged on what its name says,
-// as a scan that reads it would judge it.
+// A file that is gone (claimed since the listing) or cannot be read is judged on what its name
+// says, as a scan that reads it would judge it.
 inline std::optional<std::string> judge_pending(const lease_paths& lease, const task_view& t,
                                                 const snapshot& s, const lease_condition& cond,
                                                 pending_check_part& part) {
-  if (t.spec || t.unknown) return waiting_reason(t, s, cond);
-  try {
-    bool gone = false;
-    parsed_task_file p =
-        read_task_file(lease.inbox_task(std::string(t.lane()), t.id), false, t.seq, gone);
-    if (p.ok()) return waiting_reason(with_file(t, std::move(p)), s, cond);
-    if (!gone) part.unreadable.emplace_back(t.seq, "its task file does not parse: " + p.error);
-  } catch (const std::exception& e) {  // a name the paths refuse, or out of memory
-    part.unreadable.emplace_back(t.seq, std::string("its task file does not parse: ") + e.what());
-  }
-  return waiting_reason(t, s, cond);
+  unread_view r = read_unread_view(lease, t);
+  if (!r.problem.empty()) part.unreadable.emplace_back(t.seq, std::move(r.problem));
+  return waiting_reason(r.view ? *r.view : t, s, cond);
 }
 
 }  // namespace detail
@@ -71,11 +61,9 @@ inline pending_check check_pending(const lease_paths& lease, const snapshot& s,
   std::vector<std::size_t> pending;
   for (std::size_t i = 0; i < tasks.size(); ++i)
     if (tasks[i].state == task_state::pending) pending.push_back(i);
-  if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<unsigned>(std::min<std::size_t>(threads, pending.size() / 64 + 1));
-
+  threads = detail::reader_threads(pending.size(), threads);
   std::vector<detail::pending_check_part> parts(threads);
-  auto work = [&](unsigned part_no) {
+  detail::run_parts(threads, [&](unsigned part_no) {
     detail::pending_check_part& part = parts[part_no];
     for (std::size_t k = part_no; k < pending.size(); k += threads) {
       std::size_t i = pending[k];
@@ -86,11 +74,7 @@ inline pending_check check_pending(const lease_paths& lease, const snapshot& s,
         part.first_reason = std::move(*why);
       }
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (auto& t : pool) t.join();
+  });
 
   pending_check out;
   std::size_t first = std::numeric_limits<std::size_t>::max();

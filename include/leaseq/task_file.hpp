@@ -130,21 +130,42 @@ inline task_view with_file(const task_view& t, parsed_task_file p) {
   return v;
 }
 
-// A view that a quick scan left unread (store_options::pending_unread and
-// results_from_index: no spec, no result), with its file (unread_file_of) read now. Nothing
-// when the file is gone, does not parse, or the view is of another kind.
-inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
-  if (t.spec || t.result) return std::nullopt;
+// A view that a quick scan left unread (store_options::pending_unread and results_from_index:
+// no spec, no result), with its file (unread_file_of) read now: `view` when it parsed, else
+// `problem` says why, worded as a scan's task_view::unknown_reason. Neither when the view was read
+// already or names no file, or when its file is gone (the task moved on: the next scan shows
+// where).
+struct unread_view {
+  std::optional<task_view> view;
+  std::string problem;
+};
+
+inline unread_view read_unread_view(const lease_paths& lease, const task_view& t) {
+  unread_view out;
+  if (t.spec || t.result || t.unknown) return out;
+  const bool is_result = t.state != task_state::pending;
   try {
     std::optional<fs::path> path = unread_file_of(lease, t);
-    if (!path) return std::nullopt;
+    if (!path) return out;
     bool gone = false;
-    parsed_task_file p = read_task_file(*path, t.state != task_state::pending, t.seq, gone);
-    if (!p.ok()) return std::nullopt;
-    return with_file(t, std::move(p));
-  } catch (const std::exception&) {  // a name the paths refuse: nothing to read
-    return std::nullopt;
+    parsed_task_file p = read_task_file(*path, is_result, t.seq, gone);
+    if (p.ok())
+      out.view = with_file(t, std::move(p));
+    else if (!gone)
+      out.problem = p.error;
+  } catch (const std::exception& e) {  // a name the paths refuse, or out of memory
+    out.problem = e.what();
   }
+  if (!out.problem.empty())
+    out.problem = std::string("its ") + (is_result ? "result" : "task") +
+                  " file does not parse: " + out.problem;
+  return out;
+}
+
+// read_unread_view's view alone: nothing when the file is gone, does not parse, or the view
+// is of another kind.
+inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
+  return read_unread_view(lease, t).view;
 }
 
 }  // namespace leaseq

@@ -139,6 +139,25 @@ inline bool matches(const task_view& t, const task_filter& f,
   return true;
 }
 
+// The time a task sorts by within its state (task_sort::state_priority): started, else
+// claimed, else created; 0 when none is known.
+inline double task_sort_time(const task_view& t) {
+  return t.started().value_or(t.created().value_or(0));
+}
+
+// Whether `a` comes before `b` in `order`. Ties end on seq, so the order is total.
+inline bool sorts_before(const task_view& a, const task_view& b, task_sort order) {
+  if (order == task_sort::seq_in_lane) {
+    if (a.lane() != b.lane()) return a.lane() < b.lane();
+    return a.seq < b.seq;
+  }
+  int pa = state_priority(a.state), pb = state_priority(b.state);
+  if (pa != pb) return pa < pb;
+  double sa = task_sort_time(a), sb = task_sort_time(b);
+  if (sa != sb) return sa > sb;
+  return a.seq > b.seq;
+}
+
 inline task_selection select_tasks(
     const snapshot& snap, const task_filter& filter, task_sort order, std::size_t cap,
     const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
@@ -146,23 +165,10 @@ inline task_selection select_tasks(
   for (const auto& t : snap.tasks())
     if (matches(t, filter, stderr_nonempty)) out.tasks.push_back(&t);
   out.total = out.tasks.size();
-  auto by_priority = [](const task_view* a, const task_view* b) {
-    int pa = state_priority(a->state), pb = state_priority(b->state);
-    if (pa != pb) return pa < pb;
-    double sa = a->started().value_or(a->created().value_or(0));
-    double sb = b->started().value_or(b->created().value_or(0));
-    if (sa != sb) return sa > sb;
-    return a->seq > b->seq;
-  };
-  auto by_lane = [](const task_view* a, const task_view* b) {
-    if (a->lane() != b->lane()) return a->lane() < b->lane();
-    return a->seq < b->seq;
-  };
   std::size_t keep = std::min(cap, out.tasks.size());
-  if (order == task_sort::state_priority)
-    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_priority);
-  else
-    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_lane);
+  std::partial_sort(
+      out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(),
+      [order](const task_view* a, const task_view* b) { return sorts_before(*a, *b, order); });
   out.tasks.resize(keep);
   return out;
 }

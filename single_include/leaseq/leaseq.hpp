@@ -5322,15 +5322,50 @@ inline node_health compute_health(const std::optional<heartbeat>& hb, double now
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <limits>
 #include <map>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
+// begin leaseq/detail/parallel.hpp
+
+// Reading many small files on a few threads: how many, and running the parts. A one-shot reader
+// that reads the files a quick scan left unread spends its time in open/read/close, which
+// several threads overlap.
+
+#include <algorithm>
+#include <cstddef>
+#include <thread>
+#include <vector>
+
+namespace leaseq::detail {
+
+// Threads for `jobs` files: `wanted`, or when 0 up to 8 by the hardware and one per 64 files
+// at most, so that a handful of files is read on the calling thread alone. Never more than the
+// files, never none.
+inline unsigned reader_threads(std::size_t jobs, unsigned wanted = 0) {
+  std::size_t most = std::max<std::size_t>(1, jobs);
+  if (wanted == 0) {
+    wanted = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+    most = jobs / 64 + 1;
+  }
+  return static_cast<unsigned>(std::min<std::size_t>(wanted, most));
+}
+
+// Runs work(part) for each part in [0, parts), the first on the calling thread, and waits for
+// every one. work must not throw.
+template <class Work>
+void run_parts(unsigned parts, Work&& work) {
+  std::vector<std::thread> pool;
+  for (unsigned p = 1; p < parts; ++p) pool.emplace_back([&work, p] { work(p); });
+  work(0u);
+  for (auto& t : pool) t.join();
+}
+
+}  // namespace leaseq::detail
+// end leaseq/detail/parallel.hpp
 // begin leaseq/task_file.hpp
 
 // One task file (inbox/, claimed/) or result file (done/) parsed as a reader keeps it: the
@@ -5456,21 +5491,42 @@ inline task_view with_file(const task_view& t, parsed_task_file p) {
   return v;
 }
 
-// A view that a quick scan left unread (store_options::pending_unread and
-// results_from_index: no spec, no result), with its file (unread_file_of) read now. Nothing
-// when the file is gone, does not parse, or the view is of another kind.
-inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
-  if (t.spec || t.result) return std::nullopt;
+// A view that a quick scan left unread (store_options::pending_unread and results_from_index:
+// no spec, no result), with its file (unread_file_of) read now: `view` when it parsed, else
+// `problem` says why, worded as a scan's task_view::unknown_reason. Neither when the view was read
+// already or names no file, or when its file is gone (the task moved on: the next scan shows
+// where).
+struct unread_view {
+  std::optional<task_view> view;
+  std::string problem;
+};
+
+inline unread_view read_unread_view(const lease_paths& lease, const task_view& t) {
+  unread_view out;
+  if (t.spec || t.result || t.unknown) return out;
+  const bool is_result = t.state != task_state::pending;
   try {
     std::optional<fs::path> path = unread_file_of(lease, t);
-    if (!path) return std::nullopt;
+    if (!path) return out;
     bool gone = false;
-    parsed_task_file p = read_task_file(*path, t.state != task_state::pending, t.seq, gone);
-    if (!p.ok()) return std::nullopt;
-    return with_file(t, std::move(p));
-  } catch (const std::exception&) {  // a name the paths refuse: nothing to read
-    return std::nullopt;
+    parsed_task_file p = read_task_file(*path, is_result, t.seq, gone);
+    if (p.ok())
+      out.view = with_file(t, std::move(p));
+    else if (!gone)
+      out.problem = p.error;
+  } catch (const std::exception& e) {  // a name the paths refuse, or out of memory
+    out.problem = e.what();
   }
+  if (!out.problem.empty())
+    out.problem = std::string("its ") + (is_result ? "result" : "task") +
+                  " file does not parse: " + out.problem;
+  return out;
+}
+
+// read_unread_view's view alone: nothing when the file is gone, does not parse, or the view
+// is of another kind.
+inline std::optional<task_view> read_view_in_full(const lease_paths& lease, const task_view& t) {
+  return read_unread_view(lease, t).view;
 }
 
 }  // namespace leaseq
@@ -5990,23 +6046,14 @@ struct pending_check_part {
 };
 
 // Judges one PENDING view: as it stands where the scan read its file, else by its file read now.
-// A file
-// that is gone (claimed since the listing) or cannot be read is judged on what its name says,
-// as a scan that reads it would judge it.
+// A file that is gone (claimed since the listing) or cannot be read is judged on what its name
+// says, as a scan that reads it would judge it.
 inline std::optional<std::string> judge_pending(const lease_paths& lease, const task_view& t,
                                                 const snapshot& s, const lease_condition& cond,
                                                 pending_check_part& part) {
-  if (t.spec || t.unknown) return waiting_reason(t, s, cond);
-  try {
-    bool gone = false;
-    parsed_task_file p =
-        read_task_file(lease.inbox_task(std::string(t.lane()), t.id), false, t.seq, gone);
-    if (p.ok()) return waiting_reason(with_file(t, std::move(p)), s, cond);
-    if (!gone) part.unreadable.emplace_back(t.seq, "its task file does not parse: " + p.error);
-  } catch (const std::exception& e) {  // a name the paths refuse, or out of memory
-    part.unreadable.emplace_back(t.seq, std::string("its task file does not parse: ") + e.what());
-  }
-  return waiting_reason(t, s, cond);
+  unread_view r = read_unread_view(lease, t);
+  if (!r.problem.empty()) part.unreadable.emplace_back(t.seq, std::move(r.problem));
+  return waiting_reason(r.view ? *r.view : t, s, cond);
 }
 
 }  // namespace detail
@@ -6019,11 +6066,9 @@ inline pending_check check_pending(const lease_paths& lease, const snapshot& s,
   std::vector<std::size_t> pending;
   for (std::size_t i = 0; i < tasks.size(); ++i)
     if (tasks[i].state == task_state::pending) pending.push_back(i);
-  if (threads == 0) threads = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<unsigned>(std::min<std::size_t>(threads, pending.size() / 64 + 1));
-
+  threads = detail::reader_threads(pending.size(), threads);
   std::vector<detail::pending_check_part> parts(threads);
-  auto work = [&](unsigned part_no) {
+  detail::run_parts(threads, [&](unsigned part_no) {
     detail::pending_check_part& part = parts[part_no];
     for (std::size_t k = part_no; k < pending.size(); k += threads) {
       std::size_t i = pending[k];
@@ -6034,11 +6079,7 @@ inline pending_check check_pending(const lease_paths& lease, const snapshot& s,
         part.first_reason = std::move(*why);
       }
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (auto& t : pool) t.join();
+  });
 
   pending_check out;
   std::size_t first = std::numeric_limits<std::size_t>::max();
@@ -6237,6 +6278,362 @@ inline bool append_results_index(const fs::path& result_path, std::int64_t seq, 
 
 }  // namespace leaseq
 // end leaseq/results_index.hpp
+// begin leaseq/select_reading.hpp
+
+// select_tasks (task_filter.hpp) over a quick scan's snapshot (store_options::pending_unread and
+// results_from_index: PENDING tasks known by their names, ended ones by the results index),
+// reading only the task and result files the selection needs: those of the rows it gives, and of
+// the tasks that decide which rows those are. A filter on commands, labels or stderr reads every
+// task the states and node leave; the state order reads the one state group that the cap cuts
+// (for the times it sorts by); the lane order reads nothing else. So `leaseq tasks` over a
+// million-task lease shows its first rows without parsing a million files, and the rows are the
+// ones select_tasks gives over a full scan of the same tree.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+// begin leaseq/task_filter.hpp
+
+// Filters and sorts of a snapshot's tasks (tui-spec "filtering and sorting"), capped at
+// ui.max_tasks_display with the total count kept. Pure: the only input that needs I/O (is the
+// stderr log empty?) comes in as a callable.
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace leaseq {
+
+struct task_filter {
+  std::vector<task_state> states;   // empty: any state
+  std::string node;                 // empty: any node; else task_view::node must equal it
+  std::string command;              // substring of the command, ASCII case-insensitive
+  std::vector<std::string> labels;  // the task carries every one of these labels
+  bool has_stderr_output = false;   // non-empty .err, or exit code != 0
+};
+
+inline bool operator==(const task_filter& a, const task_filter& b) {
+  return a.states == b.states && a.node == b.node && a.command == b.command &&
+         a.labels == b.labels && a.has_stderr_output == b.has_stderr_output;
+}
+inline bool operator!=(const task_filter& a, const task_filter& b) {
+  return !(a == b);
+}
+
+enum class task_sort {
+  state_priority,  // RUNNING > LOST? > PENDING > FAILED > LOST > CANCELLED > FINISHED, then
+                   // start time (started, else claimed, else created) descending
+  seq_in_lane,     // by lane (node, or _any), then seq ascending
+};
+
+struct task_selection {
+  std::vector<const task_view*> tasks;  // at most the cap; point into the snapshot
+  std::size_t total = 0;                // how many matched before the cap
+};
+
+// Sort rank of a state; lower comes first.
+inline int state_priority(task_state s) noexcept {
+  switch (s) {
+    case task_state::running:
+      return 0;
+    case task_state::lost_maybe:
+    case task_state::unknown:
+      return 1;
+    case task_state::pending:
+      return 2;
+    case task_state::failed:
+      return 3;
+    case task_state::lost:
+      return 4;
+    case task_state::cancelled:
+      return 5;
+    case task_state::finished:
+      return 6;
+  }
+  return 7;
+}
+
+// A search as typed in the dashboard's `/`: words `label:NAME` select by label, the rest (joined
+// by single spaces) is the command substring.
+inline void set_task_search(task_filter& f, const std::string& text) {
+  f.labels.clear();
+  std::string rest;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = std::min(text.find(' ', at), text.size());
+    std::string word = text.substr(at, end - at);
+    if (word.size() > 6 && word.compare(0, 6, "label:") == 0)
+      f.labels.push_back(word.substr(6));
+    else if (!word.empty())
+      rest += (rest.empty() ? "" : " ") + word;
+    at = end + 1;
+  }
+  f.command = rest;
+}
+
+// The search text that set_task_search reads back into the same filter.
+inline std::string task_search_text(const task_filter& f) {
+  std::string out;
+  for (const std::string& l : f.labels) out += (out.empty() ? "" : " ") + ("label:" + l);
+  if (!f.command.empty()) out += (out.empty() ? "" : " ") + f.command;
+  return out;
+}
+
+namespace detail {
+constexpr char ascii_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Whether `needle` occurs in `hay`, ASCII case-insensitively. A search pass runs this over
+// every command of a million-task table, so it looks for the needle's first byte (either
+// case) before comparing the rest.
+inline bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
+  if (needle.empty()) return true;
+  if (needle.size() > hay.size()) return false;
+  const char lo = ascii_lower(needle[0]);
+  const char up = lo >= 'a' && lo <= 'z' ? static_cast<char>(lo - 'a' + 'A') : lo;
+  const std::size_t last = hay.size() - needle.size();
+  for (std::size_t i = 0; i <= last; ++i) {
+    if (hay[i] != lo && hay[i] != up) continue;
+    std::size_t j = 1;
+    while (j < needle.size() && ascii_lower(hay[i + j]) == ascii_lower(needle[j])) ++j;
+    if (j == needle.size()) return true;
+  }
+  return false;
+}
+}  // namespace detail
+
+// stderr_nonempty answers "does this task's .err log hold anything?"; without it the
+// has_stderr_output filter looks at the exit code only.
+inline bool matches(const task_view& t, const task_filter& f,
+                    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
+    return false;
+  if (!f.node.empty() && t.node != f.node) return false;
+  if (!f.command.empty()) {
+    thread_local std::string scratch;  // a pass over many tasks joins argv without allocating
+    if (!detail::contains_ci(t.command_view(scratch), f.command)) return false;
+  }
+  for (const std::string& l : f.labels)
+    if (!t.spec ||
+        std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())
+      return false;
+  if (f.has_stderr_output) {
+    auto code = t.exit_code();
+    bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);
+    if (!bad_exit && !(stderr_nonempty && stderr_nonempty(t))) return false;
+  }
+  return true;
+}
+
+// The time a task sorts by within its state (task_sort::state_priority): started, else
+// claimed, else created; 0 when none is known.
+inline double task_sort_time(const task_view& t) {
+  return t.started().value_or(t.created().value_or(0));
+}
+
+// Whether `a` comes before `b` in `order`. Ties end on seq, so the order is total.
+inline bool sorts_before(const task_view& a, const task_view& b, task_sort order) {
+  if (order == task_sort::seq_in_lane) {
+    if (a.lane() != b.lane()) return a.lane() < b.lane();
+    return a.seq < b.seq;
+  }
+  int pa = state_priority(a.state), pb = state_priority(b.state);
+  if (pa != pb) return pa < pb;
+  double sa = task_sort_time(a), sb = task_sort_time(b);
+  if (sa != sb) return sa > sb;
+  return a.seq > b.seq;
+}
+
+inline task_selection select_tasks(
+    const snapshot& snap, const task_filter& filter, task_sort order, std::size_t cap,
+    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
+  task_selection out;
+  for (const auto& t : snap.tasks())
+    if (matches(t, filter, stderr_nonempty)) out.tasks.push_back(&t);
+  out.total = out.tasks.size();
+  std::size_t keep = std::min(cap, out.tasks.size());
+  std::partial_sort(
+      out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(),
+      [order](const task_view* a, const task_view* b) { return sorts_before(*a, *b, order); });
+  out.tasks.resize(keep);
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/task_filter.hpp
+
+namespace leaseq {
+
+struct read_selection {
+  std::vector<task_view> tasks;  // at most the cap, in order, each with its file read
+  std::size_t total = 0;         // how many matched before the cap
+  // By seq: why a file read for the selection cannot be read (read_unread_view's problem).
+  std::map<std::int64_t, std::string> unreadable;
+};
+
+namespace detail {
+
+// Reads the files of tasks[i] for each i of `rows` on `threads` threads and hands each view to
+// sink(part, i, view) on the thread that read it: with its file, or marked unknown with the
+// reason when the file does not parse (the problem also goes into `unreadable`), or as it was
+// when the file is gone.
+template <class Sink>
+void read_rows(const lease_paths& lease, const std::vector<task_view>& tasks,
+               const std::vector<std::size_t>& rows, unsigned threads,
+               std::map<std::int64_t, std::string>& unreadable, Sink&& sink) {
+  threads = reader_threads(rows.size(), threads);
+  std::vector<std::vector<std::pair<std::int64_t, std::string>>> problems(threads);
+  run_parts(threads, [&](unsigned part) {
+    for (std::size_t k = part; k < rows.size(); k += threads) {
+      const task_view& t = tasks[rows[k]];
+      unread_view r = read_unread_view(lease, t);
+      if (r.view) {
+        sink(part, rows[k], std::move(*r.view));
+        continue;
+      }
+      task_view v = t;
+      if (!r.problem.empty()) {  // unknown, as a scan that read it shows it
+        v.unknown = true;
+        v.unknown_reason = r.problem;
+        problems[part].emplace_back(t.seq, std::move(r.problem));
+      }
+      sink(part, rows[k], std::move(v));
+    }
+  });
+  for (auto& part : problems)
+    for (auto& p : part) unreadable.insert(std::move(p));
+}
+
+}  // namespace detail
+
+// select_tasks(quick, filter, order, cap, stderr_nonempty) with the files read as the header
+// says; `threads` as detail::reader_threads takes it. stderr_nonempty may be called from several
+// threads at once (stderr_probe over posix_fs may).
+inline read_selection select_tasks_reading(
+    const lease_paths& lease, const snapshot& quick, const task_filter& filter, task_sort order,
+    std::size_t cap, const std::function<bool(const task_view&)>& stderr_nonempty = {},
+    unsigned threads = 0) {
+  const std::vector<task_view>& tasks = quick.tasks();
+  task_filter by_name = filter;  // what a task's place and name decide
+  by_name.command.clear();
+  by_name.labels.clear();
+  by_name.has_stderr_output = false;
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    if (matches(tasks[i], by_name)) candidates.push_back(i);
+
+  read_selection out;
+  auto before = [order](const task_view& a, const task_view& b) {
+    return sorts_before(a, b, order);
+  };
+  auto finish = [&](std::vector<task_view> rows) {
+    std::size_t keep = std::min(cap, rows.size());
+    std::partial_sort(rows.begin(), rows.begin() + keep, rows.end(), before);
+    rows.resize(keep);
+    out.tasks = std::move(rows);
+  };
+  // Rows for `chosen`, read on the threads, in any order (finish sorts them).
+  auto read_chosen = [&](const std::vector<std::size_t>& chosen) {
+    unsigned parts = detail::reader_threads(chosen.size(), threads);
+    std::vector<std::vector<task_view>> got(parts);
+    detail::read_rows(
+        lease, tasks, chosen, parts, out.unreadable,
+        [&](unsigned part, std::size_t, task_view&& v) { got[part].push_back(std::move(v)); });
+    std::vector<task_view> rows;
+    for (auto& part : got)
+      for (auto& v : part) rows.push_back(std::move(v));
+    return rows;
+  };
+
+  if (filter != by_name) {  // what the files say decides: every candidate is read
+    unsigned parts = detail::reader_threads(candidates.size(), threads);
+    std::vector<std::vector<task_view>> kept(parts);
+    std::vector<std::size_t> matched(parts, 0);
+    detail::read_rows(lease, tasks, candidates, parts, out.unreadable,
+                      [&](unsigned part, std::size_t, task_view&& v) {
+                        if (!matches(v, filter, stderr_nonempty)) return;
+                        ++matched[part];
+                        std::vector<task_view>& rows = kept[part];
+                        rows.push_back(std::move(v));
+                        if (rows.size() < 2 * cap + 64) return;
+                        // Only the first `cap` can be shown: memory stays bounded by the cap,
+                        // whatever the number of matches.
+                        std::partial_sort(rows.begin(), rows.begin() + cap, rows.end(), before);
+                        rows.resize(cap);
+                      });
+    std::vector<task_view> rows;
+    for (unsigned part = 0; part < parts; ++part) {
+      out.total += matched[part];
+      for (auto& v : kept[part]) rows.push_back(std::move(v));
+    }
+    finish(std::move(rows));
+    return out;
+  }
+
+  out.total = candidates.size();
+  std::vector<std::size_t> chosen;
+  if (order == task_sort::seq_in_lane) {  // lane and seq: both in the names
+    std::size_t keep = std::min(cap, candidates.size());
+    std::partial_sort(candidates.begin(), candidates.begin() + keep, candidates.end(),
+                      [&](std::size_t a, std::size_t b) { return before(tasks[a], tasks[b]); });
+    candidates.resize(keep);
+    finish(read_chosen(candidates));
+    return out;
+  }
+  // State order: whole state groups while they fit under the cap; of the group the cap cuts,
+  // the latest by their times, which only their files give.
+  std::stable_sort(candidates.begin(), candidates.end(), [&](std::size_t a, std::size_t b) {
+    return state_priority(tasks[a].state) < state_priority(tasks[b].state);
+  });
+  std::size_t at = 0;
+  while (at < candidates.size() && chosen.size() < cap) {
+    std::size_t end = at;
+    int rank = state_priority(tasks[candidates[at]].state);
+    while (end < candidates.size() && state_priority(tasks[candidates[end]].state) == rank) ++end;
+    std::vector<std::size_t> group(candidates.begin() + at, candidates.begin() + end);
+    at = end;
+    if (chosen.size() + group.size() <= cap) {
+      chosen.insert(chosen.end(), group.begin(), group.end());
+      continue;
+    }
+    struct sort_key {
+      double time;
+      std::int64_t seq;
+      std::size_t row;
+    };
+    unsigned parts = detail::reader_threads(group.size(), threads);
+    std::vector<std::vector<sort_key>> keys(parts);
+    detail::read_rows(lease, tasks, group, parts, out.unreadable,
+                      [&](unsigned part, std::size_t row, task_view&& v) {
+                        keys[part].push_back({task_sort_time(v), v.seq, row});
+                      });
+    std::vector<sort_key> all;
+    for (auto& part : keys) all.insert(all.end(), part.begin(), part.end());
+    std::size_t keep = cap - chosen.size();
+    std::partial_sort(all.begin(), all.begin() + keep, all.end(),
+                      [](const sort_key& a, const sort_key& b) {
+                        return a.time != b.time ? a.time > b.time : a.seq > b.seq;
+                      });
+    for (std::size_t k = 0; k < keep; ++k) chosen.push_back(all[k].row);
+  }
+  finish(read_chosen(chosen));
+  return out;
+}
+
+}  // namespace leaseq
+// end leaseq/select_reading.hpp
 // begin leaseq/store.hpp
 
 // The snapshot store: scans one lease tree and publishes immutable snapshots.
@@ -8798,175 +9195,6 @@ class paged_reader {
 
 }  // namespace leaseq
 // end leaseq/tail.hpp
-// begin leaseq/task_filter.hpp
-
-// Filters and sorts of a snapshot's tasks (tui-spec "filtering and sorting"), capped at
-// ui.max_tasks_display with the total count kept. Pure: the only input that needs I/O (is the
-// stderr log empty?) comes in as a callable.
-
-#include <algorithm>
-#include <cstddef>
-#include <functional>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace leaseq {
-
-struct task_filter {
-  std::vector<task_state> states;   // empty: any state
-  std::string node;                 // empty: any node; else task_view::node must equal it
-  std::string command;              // substring of the command, ASCII case-insensitive
-  std::vector<std::string> labels;  // the task carries every one of these labels
-  bool has_stderr_output = false;   // non-empty .err, or exit code != 0
-};
-
-inline bool operator==(const task_filter& a, const task_filter& b) {
-  return a.states == b.states && a.node == b.node && a.command == b.command &&
-         a.labels == b.labels && a.has_stderr_output == b.has_stderr_output;
-}
-inline bool operator!=(const task_filter& a, const task_filter& b) {
-  return !(a == b);
-}
-
-enum class task_sort {
-  state_priority,  // RUNNING > LOST? > PENDING > FAILED > LOST > CANCELLED > FINISHED, then
-                   // start time (started, else claimed, else created) descending
-  seq_in_lane,     // by lane (node, or _any), then seq ascending
-};
-
-struct task_selection {
-  std::vector<const task_view*> tasks;  // at most the cap; point into the snapshot
-  std::size_t total = 0;                // how many matched before the cap
-};
-
-// Sort rank of a state; lower comes first.
-inline int state_priority(task_state s) noexcept {
-  switch (s) {
-    case task_state::running:
-      return 0;
-    case task_state::lost_maybe:
-    case task_state::unknown:
-      return 1;
-    case task_state::pending:
-      return 2;
-    case task_state::failed:
-      return 3;
-    case task_state::lost:
-      return 4;
-    case task_state::cancelled:
-      return 5;
-    case task_state::finished:
-      return 6;
-  }
-  return 7;
-}
-
-// A search as typed in the dashboard's `/`: words `label:NAME` select by label, the rest (joined
-// by single spaces) is the command substring.
-inline void set_task_search(task_filter& f, const std::string& text) {
-  f.labels.clear();
-  std::string rest;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = std::min(text.find(' ', at), text.size());
-    std::string word = text.substr(at, end - at);
-    if (word.size() > 6 && word.compare(0, 6, "label:") == 0)
-      f.labels.push_back(word.substr(6));
-    else if (!word.empty())
-      rest += (rest.empty() ? "" : " ") + word;
-    at = end + 1;
-  }
-  f.command = rest;
-}
-
-// The search text that set_task_search reads back into the same filter.
-inline std::string task_search_text(const task_filter& f) {
-  std::string out;
-  for (const std::string& l : f.labels) out += (out.empty() ? "" : " ") + ("label:" + l);
-  if (!f.command.empty()) out += (out.empty() ? "" : " ") + f.command;
-  return out;
-}
-
-namespace detail {
-constexpr char ascii_lower(char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// Whether `needle` occurs in `hay`, ASCII case-insensitively. A search pass runs this over
-// every command of a million-task table, so it looks for the needle's first byte (either
-// case) before comparing the rest.
-inline bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
-  if (needle.empty()) return true;
-  if (needle.size() > hay.size()) return false;
-  const char lo = ascii_lower(needle[0]);
-  const char up = lo >= 'a' && lo <= 'z' ? static_cast<char>(lo - 'a' + 'A') : lo;
-  const std::size_t last = hay.size() - needle.size();
-  for (std::size_t i = 0; i <= last; ++i) {
-    if (hay[i] != lo && hay[i] != up) continue;
-    std::size_t j = 1;
-    while (j < needle.size() && ascii_lower(hay[i + j]) == ascii_lower(needle[j])) ++j;
-    if (j == needle.size()) return true;
-  }
-  return false;
-}
-}  // namespace detail
-
-// stderr_nonempty answers "does this task's .err log hold anything?"; without it the
-// has_stderr_output filter looks at the exit code only.
-inline bool matches(const task_view& t, const task_filter& f,
-                    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
-  if (!f.states.empty() && std::find(f.states.begin(), f.states.end(), t.state) == f.states.end())
-    return false;
-  if (!f.node.empty() && t.node != f.node) return false;
-  if (!f.command.empty()) {
-    thread_local std::string scratch;  // a pass over many tasks joins argv without allocating
-    if (!detail::contains_ci(t.command_view(scratch), f.command)) return false;
-  }
-  for (const std::string& l : f.labels)
-    if (!t.spec ||
-        std::find(t.spec->labels.begin(), t.spec->labels.end(), l) == t.spec->labels.end())
-      return false;
-  if (f.has_stderr_output) {
-    auto code = t.exit_code();
-    bool bad_exit = (code && *code != 0) || (t.result && t.result->signal);
-    if (!bad_exit && !(stderr_nonempty && stderr_nonempty(t))) return false;
-  }
-  return true;
-}
-
-inline task_selection select_tasks(
-    const snapshot& snap, const task_filter& filter, task_sort order, std::size_t cap,
-    const std::function<bool(const task_view&)>& stderr_nonempty = {}) {
-  task_selection out;
-  for (const auto& t : snap.tasks())
-    if (matches(t, filter, stderr_nonempty)) out.tasks.push_back(&t);
-  out.total = out.tasks.size();
-  auto by_priority = [](const task_view* a, const task_view* b) {
-    int pa = state_priority(a->state), pb = state_priority(b->state);
-    if (pa != pb) return pa < pb;
-    double sa = a->started().value_or(a->created().value_or(0));
-    double sb = b->started().value_or(b->created().value_or(0));
-    if (sa != sb) return sa > sb;
-    return a->seq > b->seq;
-  };
-  auto by_lane = [](const task_view* a, const task_view* b) {
-    if (a->lane() != b->lane()) return a->lane() < b->lane();
-    return a->seq < b->seq;
-  };
-  std::size_t keep = std::min(cap, out.tasks.size());
-  if (order == task_sort::state_priority)
-    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_priority);
-  else
-    std::partial_sort(out.tasks.begin(), out.tasks.begin() + keep, out.tasks.end(), by_lane);
-  out.tasks.resize(keep);
-  return out;
-}
-
-}  // namespace leaseq
-// end leaseq/task_filter.hpp
 // begin leaseq/task_tracker.hpp
 
 // One task followed through the lease tree by its own files only, never a scan of the whole

@@ -7,6 +7,7 @@
 #include <leaseq/paths.hpp>
 #include <leaseq/pending_check.hpp>
 #include <leaseq/results_index.hpp>
+#include <leaseq/select_reading.hpp>
 #include <leaseq/store.hpp>
 #include <leaseq/task_file.hpp>
 #include <leaseq/task_filter.hpp>
@@ -17,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -1113,6 +1115,105 @@ TEST_CASE(
   pending_check f = check_pending(t.paths, *full, cond, 2);
   CHECK(f.blocked == blocked);
   CHECK(f.unreadable.empty());  // the full scan read T004 itself and keeps it as unknown
+}
+
+TEST_CASE(
+    "store: tasks selected over a quick scan, their files read afterwards, are the rows a full "
+    "scan selects",
+    "[store][results_index]") {
+  tree t;
+  std::mt19937 rng(19);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  const char* nodes[] = {"nodeA", "nodeB"};
+  const char* words[] = {"alpha", "beta", "Alpha gamma", "delta"};
+  const char* ended[] = {"FINISHED", "FAILED", "CANCELLED"};
+  auto read_json_file = [](const fs::path& p) { return *read_json_tolerant(p).value; };
+  t.hb("nodeA", 4990);
+  t.hb("nodeB", 4990);
+  for (int seq = 1; seq <= 240; ++seq) {
+    std::string id = format_task_id(seq);
+    t.cmds[seq] = words[pick(4)];
+    const char* node = nodes[pick(2)];
+    // Times from a small set: ties are broken by seq.
+    auto touch = [&](json j) {
+      j["created"] = 1000.0 + pick(20);
+      if (pick(3) == 0) j["labels"] = {"x"};
+      if (j.contains("started")) j["started"] = 2000.0 + pick(20);
+      if (j.contains("claimed")) j["claimed"] = 1500.0 + pick(20);
+      return j;
+    };
+    switch (pick(4)) {
+      case 0: {  // pending in a node lane or _any
+        std::string lane = pick(2) ? node : "_any";
+        t.pending(seq, lane);
+        test_support::write_text(t.paths.inbox_task(lane, id),
+                                 touch(read_json_file(t.paths.inbox_task(lane, id))).dump());
+        break;
+      }
+      case 1:
+        t.claimed(seq, node);
+        test_support::write_text(t.paths.claimed_task(node, id),
+                                 touch(read_json_file(t.paths.claimed_task(node, id))).dump());
+        break;
+      default: {
+        const char* state = ended[pick(3)];
+        int code = std::string(state) == "FAILED" ? 1 + pick(3) : 0;
+        t.done(seq, node, state, code);
+        test_support::write_text(t.paths.result(node, id),
+                                 touch(read_json_file(t.paths.result(node, id))).dump());
+        if (pick(10) != 0)
+          index_line(t, node, seq, *parse_task_state(state), code);  // most are vouched for
+      }
+    }
+  }
+  test_support::write_text(t.paths.inbox_task("_any", "T241"), "{broken");
+  auto full = make_store(t).refresh();
+  auto quick = make_counting_store(t, posix_fs{}).refresh();
+  REQUIRE(quick->tasks().size() == full->tasks().size());
+  std::size_t unread = 0;
+  for (const auto& v : quick->tasks()) unread += !v.spec && !v.result ? 1 : 0;
+  CHECK(unread > 100);  // most rows are read only when selected
+
+  std::vector<task_filter> filters(8);
+  filters[1].states = {task_state::pending};
+  filters[2].states = {task_state::failed, task_state::running};
+  filters[3].node = "nodeB";
+  filters[4].command = "alpha";
+  filters[5].labels = {"x"};
+  filters[6].has_stderr_output = true;
+  filters[7].states = {task_state::finished};
+  filters[7].command = "a";
+  for (task_sort order : {task_sort::state_priority, task_sort::seq_in_lane})
+    for (std::size_t f = 0; f < filters.size(); ++f)
+      for (std::size_t cap : {1, 7, 40, 100, 1000})
+        for (unsigned threads : {1u, 3u}) {
+          INFO("filter " << f << ", cap " << cap << ", " << threads << " thread(s), order "
+                         << static_cast<int>(order));
+          task_selection want = select_tasks(*full, filters[f], order, cap);
+          read_selection got =
+              select_tasks_reading(t.paths, *quick, filters[f], order, cap, {}, threads);
+          CHECK(got.total == want.total);
+          std::vector<std::string> want_rows, got_rows;
+          for (const task_view* v : want.tasks)
+            want_rows.push_back(v->id + " " + std::string(to_string(v->state)) + " " +
+                                v->command() + " " + std::to_string(v->exit_code().value_or(-1)));
+          for (const task_view& v : got.tasks)
+            got_rows.push_back(v.id + " " + std::string(to_string(v.state)) + " " + v.command() +
+                               " " + std::to_string(v.exit_code().value_or(-1)));
+          CHECK(got_rows == want_rows);
+        }
+  // The broken file is named when it was read, worded as the full scan words it.
+  task_filter pending_only;
+  pending_only.states = {task_state::pending};
+  read_selection p =
+      select_tasks_reading(t.paths, *quick, pending_only, task_sort::seq_in_lane, 1000);
+  REQUIRE(p.unreadable.count(241) == 1);
+  CHECK(p.unreadable.at(241) == full->find_task("T241")->unknown_reason);
+  auto row =
+      std::find_if(p.tasks.begin(), p.tasks.end(), [](const task_view& v) { return v.seq == 241; });
+  REQUIRE(row != p.tasks.end());
+  CHECK(row->unknown);
+  CHECK(row->unknown_reason == full->find_task("T241")->unknown_reason);
 }
 
 namespace {
