@@ -6561,18 +6561,20 @@ inline read_selection select_tasks_reading(
     unsigned parts = detail::reader_threads(candidates.size(), threads);
     std::vector<std::vector<task_view>> kept(parts);
     std::vector<std::size_t> matched(parts, 0);
-    detail::read_rows(lease, tasks, candidates, parts, out.unreadable,
-                      [&](unsigned part, std::size_t, task_view&& v) {
-                        if (!matches(v, filter, stderr_nonempty)) return;
-                        ++matched[part];
-                        std::vector<task_view>& rows = kept[part];
-                        rows.push_back(std::move(v));
-                        if (rows.size() < 2 * cap + 64) return;
-                        // Only the first `cap` can be shown: memory stays bounded by the cap,
-                        // whatever the number of matches.
-                        std::partial_sort(rows.begin(), rows.begin() + cap, rows.end(), before);
-                        rows.resize(cap);
-                      });
+    detail::read_rows(
+        lease, tasks, candidates, parts, out.unreadable,
+        [&](unsigned part, std::size_t, task_view&& v) {
+          if (!matches(v, filter, stderr_nonempty)) return;
+          ++matched[part];
+          std::vector<task_view>& rows = kept[part];
+          rows.push_back(std::move(v));
+          // (No 2 * cap: a cap may be as large as size_t holds.)
+          if (rows.size() <= cap || rows.size() - cap < std::max<std::size_t>(cap, 64)) return;
+          // Only the first `cap` can be shown: memory stays bounded by the cap,
+          // whatever the number of matches.
+          std::partial_sort(rows.begin(), rows.begin() + cap, rows.end(), before);
+          rows.resize(cap);
+        });
     std::vector<task_view> rows;
     for (unsigned part = 0; part < parts; ++part) {
       out.total += matched[part];

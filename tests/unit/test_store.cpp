@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1185,7 +1186,8 @@ TEST_CASE(
   filters[7].command = "a";
   for (task_sort order : {task_sort::state_priority, task_sort::seq_in_lane})
     for (std::size_t f = 0; f < filters.size(); ++f)
-      for (std::size_t cap : {1, 7, 40, 100, 1000})
+      for (std::size_t cap : {std::size_t(1), std::size_t(7), std::size_t(40), std::size_t(100),
+                              std::size_t(1000), std::numeric_limits<std::size_t>::max()})
         for (unsigned threads : {1u, 3u}) {
           INFO("filter " << f << ", cap " << cap << ", " << threads << " thread(s), order "
                          << static_cast<int>(order));
